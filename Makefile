@@ -1,0 +1,51 @@
+# Karya — every target installs what it needs first (make install is a prerequisite of all).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+KARYA := $(BIN)/karya
+STACK_ENV := .local/stack.env
+DEMO_ARGS ?=
+BENCH_ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: install stack-up stack-down stack-status test test-unit lint demo bench schemas clean-local
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
+	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install --quiet --upgrade pip
+	@$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+stack-up: install
+	@$(KARYA) stack up
+
+stack-down: install
+	@$(KARYA) stack down
+
+stack-status: install
+	@$(KARYA) stack status
+
+test: install
+	@$(BIN)/pytest $(PYTEST_ARGS)
+
+test-unit: install
+	@$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+lint: install
+	@$(BIN)/ruff check .
+	@$(BIN)/mypy infra services karya
+
+schemas: install
+	@$(KARYA) schemas gen
+
+demo: install
+	@$(KARYA) stack up --quiet
+	@source $(STACK_ENV) && $(KARYA) demo $(DEMO_ARGS)
+
+bench: install
+	@$(KARYA) stack up --quiet
+	@source $(STACK_ENV) && $(BIN)/python -m bench $(BENCH_ARGS)

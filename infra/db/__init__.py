@@ -1,0 +1,1 @@
+"""PostgreSQL access: engines, the three roles, migrations."""

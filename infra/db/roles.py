@@ -1,0 +1,105 @@
+"""The three database roles and their privileges.
+
+- ``karya_migrator`` owns the schemas and runs Alembic (the only role with DDL rights);
+- ``karya_service`` is what the services connect as: INSERT/SELECT everywhere, UPDATE/DELETE only where a
+  migration grants it (never on journal tables), no CREATE anywhere;
+- ``karya_auditor`` reads everything and writes nothing.
+Passwords come from the environment (``KARYA_MIGRATOR_PASSWORD``, ``KARYA_SERVICE_PASSWORD``,
+``KARYA_AUDITOR_PASSWORD``); nothing here invents one.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+MIGRATOR = "karya_migrator"
+SERVICE = "karya_service"
+AUDITOR = "karya_auditor"
+ROLES = (MIGRATOR, SERVICE, AUDITOR)
+PASSWORD_ENV = {MIGRATOR: "KARYA_MIGRATOR_PASSWORD", SERVICE: "KARYA_SERVICE_PASSWORD", AUDITOR: "KARYA_AUDITOR_PASSWORD"}
+
+
+@dataclass(frozen=True)
+class RoleUrls:
+    """Connection URLs of the three roles on one database."""
+
+    migrator: str
+    service: str
+    auditor: str
+
+
+def passwords_from_env() -> dict[str, str]:
+    """The role passwords from the environment; raises naming every missing variable."""
+    missing = [env for env in PASSWORD_ENV.values() if not os.environ.get(env)]
+    if missing:
+        raise SystemExit(f"missing secrets in the environment: {', '.join(missing)}")
+    return {role: os.environ[env] for role, env in PASSWORD_ENV.items()}
+
+
+def role_urls(admin_url: str, passwords: dict[str, str], database: str | None = None) -> RoleUrls:
+    """URLs for the three roles on the admin URL's host (and ``database`` if given)."""
+    base = make_url(admin_url).set(drivername="postgresql+asyncpg")
+    if database:
+        base = base.set(database=database)
+
+    def for_role(role: str) -> str:
+        return base.set(username=role, password=passwords[role]).render_as_string(hide_password=False)
+
+    return RoleUrls(for_role(MIGRATOR), for_role(SERVICE), for_role(AUDITOR))
+
+
+def _dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def bootstrap_database(admin_url: str, passwords: dict[str, str], database: str | None = None) -> None:
+    """Create (or update) the roles and the database, idempotently, as a superuser."""
+    admin = make_url(admin_url)
+    dbname = database or admin.database or "karya"
+    conn = await asyncpg.connect(_dsn(admin.set(database="postgres").render_as_string(hide_password=False)))
+    try:
+        for role in ROLES:
+            exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
+            verb = "ALTER" if exists else "CREATE"
+            pw = passwords[role].replace("'", "''")
+            await conn.execute(f"{verb} ROLE {role} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '{pw}'")
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", dbname):
+            await conn.execute(f'CREATE DATABASE "{dbname}" OWNER {MIGRATOR}')
+    finally:
+        await conn.close()
+    conn = await asyncpg.connect(_dsn(admin.set(database=dbname).render_as_string(hide_password=False)))
+    try:
+        await conn.execute(f'ALTER DATABASE "{dbname}" OWNER TO {MIGRATOR}')
+        await conn.execute(f'REVOKE ALL ON DATABASE "{dbname}" FROM PUBLIC')
+        await conn.execute(f'GRANT CONNECT, TEMPORARY ON DATABASE "{dbname}" TO {SERVICE}, {AUDITOR}')
+        await conn.execute(f'GRANT CONNECT, CREATE ON DATABASE "{dbname}" TO {MIGRATOR}')
+        await conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+        await conn.execute(f"ALTER SCHEMA public OWNER TO {MIGRATOR}")
+        await conn.execute(f"GRANT USAGE ON SCHEMA public TO {SERVICE}, {AUDITOR}")
+        await conn.execute(
+            f"ALTER DEFAULT PRIVILEGES FOR ROLE {MIGRATOR} GRANT SELECT, INSERT ON TABLES TO {SERVICE}"
+        )
+        await conn.execute(
+            f"ALTER DEFAULT PRIVILEGES FOR ROLE {MIGRATOR} GRANT USAGE, SELECT ON SEQUENCES TO {SERVICE}"
+        )
+        await conn.execute(f"ALTER DEFAULT PRIVILEGES FOR ROLE {MIGRATOR} GRANT SELECT ON TABLES TO {AUDITOR}")
+        await conn.execute(f"ALTER DEFAULT PRIVILEGES FOR ROLE {MIGRATOR} GRANT SELECT ON SEQUENCES TO {AUDITOR}")
+        await conn.execute(
+            f"ALTER DEFAULT PRIVILEGES FOR ROLE {MIGRATOR} GRANT EXECUTE ON FUNCTIONS TO {SERVICE}, {AUDITOR}"
+        )
+    finally:
+        await conn.close()
+
+
+def schema_grants(schema: str) -> list[str]:
+    """Statements a migration runs after creating ``schema``: usage for the service and the auditor."""
+    return [f"GRANT USAGE ON SCHEMA {schema} TO {SERVICE}, {AUDITOR}"]
+
+
+def mutable_table_grants(schema: str, table: str) -> list[str]:
+    """Grant UPDATE/DELETE on a table whose rows the service legitimately changes (never the journal)."""
+    return [f"GRANT UPDATE, DELETE ON {schema}.{table} TO {SERVICE}"]

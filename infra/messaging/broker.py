@@ -1,0 +1,107 @@
+"""FastStream wiring: the idempotent broker and batch subscribers whose offsets follow the database.
+
+A subscriber here only hands the raw records of a batch to a :class:`BatchConsumer` and, once that returns (the
+PostgreSQL transaction committed), commits exactly the offsets after the last record of each partition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
+from aiokafka.structs import OffsetAndMetadata
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from faststream.kafka.subscriber.usecase import BatchSubscriber
+
+from infra.logging import get_logger
+from infra.messaging.consumer import BatchConsumer
+from infra.messaging.metrics import MessagingMetrics
+from infra.settings import KafkaSettings
+
+log = get_logger(__name__)
+
+
+def make_broker(settings: KafkaSettings, metrics: MessagingMetrics, client_id: str) -> KafkaBroker:
+    """A KafkaBroker with an idempotent producer (acks=all) and FastStream's Prometheus middleware."""
+    return KafkaBroker(
+        settings.bootstrap_servers,
+        client_id=client_id,
+        enable_idempotence=True,
+        acks="all",
+        middlewares=[KafkaPrometheusMiddleware(registry=metrics.registry, app_name=client_id)],
+        logger=None,
+    )
+
+
+async def _raw_batch(msg: KafkaMessage) -> list[bytes]:
+    """Decoder that leaves bytes alone: the consumer core decodes, so a poison record never blocks a batch."""
+    raw: Any = msg.raw_message
+    return [r.value or b"" for r in raw]
+
+
+def register_batch_consumer(
+    broker: KafkaBroker,
+    consumer: BatchConsumer,
+    *,
+    topics: Sequence[str],
+    group_id: str,
+    settings: KafkaSettings,
+    description: str,
+) -> BatchSubscriber:
+    """Subscribe ``consumer`` to ``topics`` as a batch subscriber with manual, post-commit offsets."""
+
+    subscriber = broker.subscriber(
+        *topics,
+        group_id=group_id,
+        batch=True,
+        max_records=settings.batch_max_records,
+        batch_timeout_ms=settings.batch_timeout_ms,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        ack_policy=AckPolicy.MANUAL,
+        decoder=_raw_batch,
+        title=f"{group_id}:{','.join(topics)}",
+        description=description,
+    )
+
+    @subscriber
+    async def on_batch(body: list[bytes], message: KafkaMessage) -> None:
+        records: tuple[ConsumerRecord[bytes, bytes], ...] = message.raw_message  # type: ignore[assignment]
+        await consumer.process(records)
+        await commit_offsets(message.consumer, records)  # type: ignore[arg-type]
+
+    return subscriber  # type: ignore[return-value]
+
+
+async def commit_offsets(kafka_consumer: AIOKafkaConsumer, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+    """Commit, per partition, the offset after the last applied record (only called after the DB commit)."""
+    offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+    for r in records:
+        tp = TopicPartition(r.topic, r.partition)
+        if tp not in offsets or offsets[tp].offset <= r.offset:
+            offsets[tp] = OffsetAndMetadata(r.offset + 1, "")
+    try:
+        await kafka_consumer.commit(offsets)
+    except (CommitFailedError, IllegalStateError) as exc:
+        # A rebalance took the partitions away: the new owner redelivers and the inbox absorbs the repeat.
+        log.warning("offset_commit_skipped", error=str(exc)[:200])
+
+
+async def update_lag_metrics(subscriber: BatchSubscriber, group_id: str, metrics: MessagingMetrics) -> int:
+    """Set the per-partition lag gauges of one subscriber; returns the number of assigned partitions."""
+    kafka_consumer: AIOKafkaConsumer | None = subscriber.consumer
+    if kafka_consumer is None:
+        return 0
+    assigned = kafka_consumer.assignment()
+    for tp in assigned:
+        high = kafka_consumer.highwater(tp)
+        if high is None:
+            continue
+        committed = await kafka_consumer.committed(tp)
+        lag = high - (committed or 0)
+        metrics.consumer_lag.labels(group_id, tp.topic, str(tp.partition)).set(max(lag, 0))
+    return len(assigned)

@@ -1,0 +1,231 @@
+"""The outbox relay: publishes outbox rows in id order (so in order per key) and marks them sent.
+
+Exactly once, even across a crash between publish and mark: every published record carries the header
+``karya-outbox: <schema>:<id>``. Before its first batch, and after any failed publish, the relay reads the tails
+of the partitions its pending rows go to and marks as sent every row it finds there already. One relay per
+outbox is active at a time (a PostgreSQL advisory lock), so a second replica waits as a hot standby.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from infra.logging import get_logger
+from infra.messaging.metrics import MessagingMetrics
+from infra.messaging.outbox import decode_headers
+
+log = get_logger(__name__)
+OUTBOX_HEADER = "karya-outbox"
+
+
+def make_producer(bootstrap_servers: str, client_id: str) -> AIOKafkaProducer:
+    """An idempotent producer (acks=all), batched lightly for throughput."""
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap_servers,
+        client_id=client_id,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=5,
+        max_batch_size=512 * 1024,
+        max_request_size=4 * 1024 * 1024,
+    )
+
+
+class OutboxRelay:
+    """Publishes ``<schema>.outbox`` to Kafka. Run :meth:`run` as a task; set ``stop`` to end it."""
+
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        schema: str,
+        bootstrap_servers: str,
+        metrics: MessagingMetrics,
+        batch_size: int = 2000,
+        idle_sleep_s: float = 0.01,
+    ) -> None:
+        self._engine = engine
+        self._schema = schema
+        self._bootstrap = bootstrap_servers
+        self._metrics = metrics
+        self._batch_size = batch_size
+        self._idle_sleep_s = idle_sleep_s
+        self._lock_key = f"karya-outbox:{schema}"
+        self.published = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Hold the leader lock, recover in-flight rows, then publish until ``stop`` is set."""
+        async with self._engine.connect() as lock_conn:
+            while not stop.is_set():
+                got = (
+                    await lock_conn.execute(
+                        text("SELECT pg_try_advisory_lock(hashtext(:k))"), {"k": self._lock_key}
+                    )
+                ).scalar_one()
+                await lock_conn.commit()
+                if got:
+                    break
+                await _sleep_or_stop(stop, 1.0)
+            if stop.is_set():
+                return
+            producer = make_producer(self._bootstrap, f"relay-{self._schema}")
+            await producer.start()
+            try:
+                await self._loop(producer, stop)
+            finally:
+                await producer.stop()
+                await lock_conn.execute(text("SELECT pg_advisory_unlock(hashtext(:k))"), {"k": self._lock_key})
+                await lock_conn.commit()
+
+    async def _loop(self, producer: AIOKafkaProducer, stop: asyncio.Event) -> None:
+        await self.recover_in_flight()
+        backoff = 0.1
+        while not stop.is_set():
+            try:
+                sent = await self.publish_once(producer)
+                backoff = 0.1
+            except Exception:
+                log.exception("outbox_publish_failed", schema=self._schema, retry_in_s=backoff)
+                await _sleep_or_stop(stop, backoff)
+                backoff = min(backoff * 2, 5.0)
+                await self.recover_in_flight()
+                continue
+            if sent == 0:
+                await self._update_backlog_metrics()
+                await _sleep_or_stop(stop, self._idle_sleep_s)
+
+    async def publish_once(self, producer: AIOKafkaProducer) -> int:
+        """Publish the next batch of unsent rows and mark them sent; returns how many."""
+        async with self._engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    text(
+                        f"SELECT id, topic, key, payload, headers FROM {self._schema}.outbox "
+                        "WHERE sent_at IS NULL ORDER BY id LIMIT :n"
+                    ),
+                    {"n": self._batch_size},
+                )
+            ).all()
+            await conn.rollback()
+        if not rows:
+            return 0
+        futures = []
+        for row in rows:
+            headers = [*decode_headers(row.headers), (OUTBOX_HEADER, f"{self._schema}:{row.id}".encode())]
+            futures.append(
+                await producer.send(row.topic, value=bytes(row.payload), key=_key(row.key), headers=headers)
+            )
+        await asyncio.gather(*futures)
+        await self._mark_sent([row.id for row in rows])
+        self.published += len(rows)
+        self._metrics.outbox_published.labels(self._schema).inc(len(rows))
+        return len(rows)
+
+    async def _mark_sent(self, ids: Sequence[int]) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                text(f"UPDATE {self._schema}.outbox SET sent_at = now() WHERE id = ANY(:ids)"),
+                {"ids": list(ids)},
+            )
+
+    async def recover_in_flight(self) -> int:
+        """Mark as sent the pending rows whose records already reached Kafka; returns how many."""
+        async with self._engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    text(
+                        f"SELECT id, topic FROM {self._schema}.outbox WHERE sent_at IS NULL "
+                        "ORDER BY id LIMIT :n"
+                    ),
+                    {"n": self._batch_size},
+                )
+            ).all()
+            await conn.rollback()
+        if not rows:
+            return 0
+        pending = {row.id for row in rows}
+        topics = sorted({row.topic for row in rows})
+        found = await self._published_ids(topics, min(pending))
+        already = sorted(pending & found)
+        if already:
+            await self._mark_sent(already)
+            log.warning("outbox_recovered_in_flight", schema=self._schema, rows=len(already))
+        return len(already)
+
+    async def _published_ids(self, topics: Sequence[str], min_pending: int) -> set[int]:
+        """Outbox ids of this schema found at the tails of the topics' partitions."""
+        consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        found: set[int] = set()
+        try:
+            for topic in topics:
+                parts = consumer.partitions_for_topic(topic)
+                if parts is None:
+                    await consumer._client.force_metadata_update()
+                    parts = consumer.partitions_for_topic(topic) or set()
+                for p in sorted(parts):
+                    found |= await self._scan_partition(consumer, TopicPartition(topic, p), min_pending)
+        finally:
+            await consumer.stop()
+        return found
+
+    async def _scan_partition(self, consumer: AIOKafkaConsumer, tp: TopicPartition, min_pending: int) -> set[int]:
+        """Read back from the end of one partition until before the lowest pending id (bounded)."""
+        consumer.assign([tp])
+        begin = (await consumer.beginning_offsets([tp]))[tp]
+        end = (await consumer.end_offsets([tp]))[tp]
+        prefix = f"{self._schema}:".encode()
+        found: set[int] = set()
+        window = self._batch_size
+        start = end
+        while start > begin:
+            start = max(begin, end - window)
+            consumer.seek(tp, start)
+            seen_older = False
+            while (await consumer.position(tp)) < end:
+                batch = await consumer.getmany(tp, timeout_ms=1000, max_records=5000)
+                for record in batch.get(tp, []):
+                    for k, v in record.headers or ():
+                        if k == OUTBOX_HEADER and v.startswith(prefix):
+                            oid = int(v[len(prefix) :])
+                            found.add(oid)
+                            seen_older |= oid < min_pending
+                if not batch:
+                    break
+            if seen_older or window >= 64 * self._batch_size:
+                break
+            window *= 4
+        return found
+
+    async def _update_backlog_metrics(self) -> None:
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        f"SELECT count(*) AS n, min(created_at) AS oldest FROM {self._schema}.outbox "
+                        "WHERE sent_at IS NULL"
+                    )
+                )
+            ).one()
+            await conn.rollback()
+        self._metrics.outbox_backlog.labels(self._schema).set(row.n)
+        age = 0.0 if row.oldest is None else max(0.0, time.time() - row.oldest.timestamp())
+        self._metrics.outbox_oldest_age.labels(self._schema).set(age)
+
+
+def _key(raw: Any) -> bytes | None:
+    return None if raw is None else bytes(raw)
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        pass

@@ -1,0 +1,153 @@
+"""The process shell every service shares: broker, engine, consumers, outbox relay, and the ops endpoints.
+
+``/healthz`` says the process is alive; ``/readyz`` says the broker and the database answer and every consumer
+has partitions assigned; ``/metrics`` exposes FastStream's Prometheus middleware plus consumer lag per
+partition, outbox backlog and age, and dead-letter counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+from fastapi import FastAPI, Response
+from faststream.kafka import KafkaBroker
+from faststream.kafka.subscriber.usecase import BatchSubscriber
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from infra.db.engine import database_is_ready, make_engine
+from infra.logging import get_logger
+from infra.messaging.admin import ensure_topics
+from infra.messaging.broker import make_broker, register_batch_consumer, update_lag_metrics
+from infra.messaging.consumer import BatchConsumer, BatchHandler
+from infra.messaging.metrics import MessagingMetrics
+from infra.messaging.relay import OutboxRelay
+from infra.settings import KafkaSettings
+
+log = get_logger(__name__)
+
+
+@dataclass
+class _Registered:
+    subscriber: BatchSubscriber
+    group_id: str
+
+
+class ServiceRuntime:
+    """Owns the I/O resources of one service process; services only add consumers."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        schema: str,
+        database_url: str,
+        kafka: KafkaSettings,
+        pool_size: int = 10,
+        relay: bool = True,
+    ) -> None:
+        self.name = name
+        self.schema = schema
+        self.kafka = kafka
+        self.metrics = MessagingMetrics()
+        self.broker: KafkaBroker = make_broker(kafka, self.metrics, client_id=f"karya-{name}")
+        self.engine: AsyncEngine = make_engine(database_url, pool_size=pool_size, application_name=f"karya-{name}")
+        self._consumers: list[_Registered] = []
+        self._topics: set[str] = set()
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.relay = (
+            OutboxRelay(engine=self.engine, schema=schema, bootstrap_servers=kafka.bootstrap_servers, metrics=self.metrics)
+            if relay
+            else None
+        )
+
+    def add_consumer(
+        self, *, name: str, topics: Sequence[str], handler: BatchHandler, description: str
+    ) -> BatchConsumer:
+        """Register a batch consumer; its consumer group is ``karya-<name>``."""
+        consumer = BatchConsumer(
+            name=name, schema=self.schema, engine=self.engine, handler=handler,
+            settings=self.kafka, metrics=self.metrics,
+        )
+        group_id = f"karya-{name}"
+        subscriber = register_batch_consumer(
+            self.broker, consumer, topics=topics, group_id=group_id, settings=self.kafka, description=description
+        )
+        self._consumers.append(_Registered(subscriber, group_id))
+        self._topics |= set(topics)
+        return consumer
+
+    def declare_topics(self, *topics: str) -> None:
+        """Topics this process publishes to, created at start like the consumed ones."""
+        self._topics |= set(topics)
+
+    async def start(self) -> None:
+        """Create topics, start the broker (subscribers join their groups) and the relay."""
+        await ensure_topics(self.kafka.bootstrap_servers, self._topics, self.kafka.partitions)
+        await self.broker.start()
+        if self.relay is not None:
+            self._tasks.append(asyncio.create_task(self.relay.run(self._stop), name=f"{self.name}-relay"))
+        self._tasks.append(asyncio.create_task(self._lag_loop(), name=f"{self.name}-lag"))
+        log.info("service_started", service=self.name, topics=sorted(self._topics))
+
+    async def stop(self) -> None:
+        """Stop the relay and consumers, then close the broker and the engine."""
+        self._stop.set()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(task, timeout=10)
+        await self.broker.stop()
+        await self.engine.dispose()
+        log.info("service_stopped", service=self.name)
+
+    async def readiness(self) -> dict[str, bool]:
+        """Each readiness condition by name."""
+        broker_ok = False
+        with contextlib.suppress(Exception):
+            broker_ok = bool(await self.broker.ping(timeout=2.0))
+        assigned = all(
+            r.subscriber.consumer is not None and bool(r.subscriber.consumer.assignment()) for r in self._consumers
+        )
+        return {"broker": broker_ok, "database": await database_is_ready(self.engine), "consumers_assigned": assigned}
+
+    async def _lag_loop(self) -> None:
+        while not self._stop.is_set():
+            for r in self._consumers:
+                with contextlib.suppress(Exception):
+                    await update_lag_metrics(r.subscriber, r.group_id, self.metrics)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=5)
+
+    def http_app(self) -> FastAPI:
+        """The FastAPI app with the ops endpoints; its lifespan starts and stops this runtime."""
+
+        @contextlib.asynccontextmanager
+        async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+            await self.start()
+            try:
+                yield
+            finally:
+                await self.stop()
+
+        app = FastAPI(title=f"karya-{self.name}", lifespan=lifespan)
+
+        @app.get("/healthz")
+        async def healthz() -> dict[str, str]:
+            return {"status": "alive", "service": self.name}
+
+        @app.get("/readyz")
+        async def readyz(response: Response) -> dict[str, object]:
+            checks = await self.readiness()
+            ready = all(checks.values())
+            response.status_code = 200 if ready else 503
+            return {"ready": ready, **checks}
+
+        @app.get("/metrics")
+        async def metrics() -> Response:
+            return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+        return app

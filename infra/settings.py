@@ -1,0 +1,54 @@
+"""Process settings, read only from the environment (pydantic-settings).
+
+Secrets (database passwords, webhook secrets) are never defaulted: a process that needs one and does not find it
+refuses to start with a message naming the variable.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KafkaSettings(BaseSettings):
+    """Where the broker is and how this process talks to it."""
+
+    model_config = SettingsConfigDict(env_prefix="KARYA_KAFKA_", extra="ignore")
+
+    bootstrap_servers: str = Field(
+        default="127.0.0.1:39092",
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "KARYA_KAFKA_BOOTSTRAP_SERVERS"),
+    )
+    partitions: int = Field(default=6, ge=1, description="Partitions for topics this project creates.")
+    batch_max_records: int = Field(default=2000, ge=1)
+    batch_timeout_ms: int = Field(default=50, ge=1)
+    max_attempts: int = Field(default=3, ge=1, description="Tries per event before it is dead-lettered.")
+    retry_backoff_ms: int = Field(default=100, ge=0)
+    retry_backoff_max_ms: int = Field(default=5000, ge=0)
+
+
+class DatabaseSettings(BaseSettings):
+    """The PostgreSQL connection of a service process (the service role: DML only, no DDL)."""
+
+    model_config = SettingsConfigDict(env_prefix="KARYA_DB_", extra="ignore")
+
+    url: str = Field(validation_alias=AliasChoices("DATABASE_URL", "KARYA_DB_URL"))
+    pool_size: int = Field(default=10, ge=1)
+
+
+@lru_cache(maxsize=1)
+def kafka_settings() -> KafkaSettings:
+    """The process-wide Kafka settings."""
+    return KafkaSettings()
+
+
+def database_settings() -> DatabaseSettings:
+    """The process-wide database settings; raises a clear error when DATABASE_URL is missing."""
+    try:
+        return DatabaseSettings()  # type: ignore[call-arg]
+    except Exception as exc:  # pydantic's ValidationError names the field; make the fix obvious too
+        raise SystemExit(
+            "DATABASE_URL is not set: export it (see `karya stack up`, which prints the local value)"
+        ) from exc

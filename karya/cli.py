@@ -1,0 +1,75 @@
+"""The ``karya`` command: local stack, database, services, schemas and (per service) domain commands."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+import typer
+
+from infra.db.migrate import upgrade_to_head
+from infra.db.roles import bootstrap_database, passwords_from_env
+
+app = typer.Typer(help="Karya: order fulfilment and revenue ledger for lapas workshop goods.", no_args_is_help=True)
+db_app = typer.Typer(help="Database roles and migrations.", no_args_is_help=True)
+schemas_app = typer.Typer(help="Event contracts (JSON Schema, AsyncAPI).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(schemas_app, name="schemas")
+
+
+def _require_env(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        typer.secho(f"{name} is not set (run `make stack-up` and source .local/stack.env)", fg="red", err=True)
+        raise typer.Exit(2)
+    return value
+
+
+@db_app.command("bootstrap")
+def db_bootstrap(database: str = typer.Option("karya", help="Database to create/own.")) -> None:
+    """Create the migrator, service and auditor roles and the database (as KARYA_DB_ADMIN_URL)."""
+    asyncio.run(bootstrap_database(_require_env("KARYA_DB_ADMIN_URL"), passwords_from_env(), database))
+    typer.echo(f"roles and database {database!r} ready")
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Migrate every service schema to head (as KARYA_MIGRATOR_URL)."""
+    upgrade_to_head(_require_env("KARYA_MIGRATOR_URL"))
+    typer.echo("migrated to head")
+
+
+@app.command("serve")
+def serve(
+    service: str = typer.Argument(..., help="orders | ledger | gateway"),
+    host: str = typer.Option("127.0.0.1"),
+    port: int = typer.Option(0, help="HTTP port for /healthz, /readyz, /metrics (0: the service default)."),
+) -> None:
+    """Run one service process until interrupted."""
+    import uvicorn
+
+    from karya.services import build_http_app, default_port
+
+    application = build_http_app(service)
+    uvicorn.run(application, host=host, port=port or default_port(service), log_level="warning")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    _mount_optional()
+    app(prog_name="karya")
+
+
+def _mount_optional() -> None:
+    """Sub-apps that live with their service (imported lazily so `karya --help` stays fast)."""
+    from infra.localstack.cli import stack_app
+
+    app.add_typer(stack_app, name="stack")
+    from karya import schemas_cli
+
+    schemas_cli.register(schemas_app)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

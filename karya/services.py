@@ -1,0 +1,40 @@
+"""Which services exist and how each process is built (the composition root)."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+
+from fastapi import FastAPI
+
+from infra.runtime import ServiceRuntime
+from infra.settings import KafkaSettings, database_settings, kafka_settings
+
+SERVICES: dict[str, tuple[str, int]] = {
+    "orders": ("services.orders.app", 8081),
+    "ledger": ("services.ledger.app", 8082),
+}
+
+
+def default_port(service: str) -> int:
+    """The HTTP port a service listens on by default."""
+    return SERVICES[_known(service)][1]
+
+
+def _known(service: str) -> str:
+    if service not in SERVICES:
+        raise SystemExit(f"unknown service {service!r}; choose one of {', '.join(SERVICES)}")
+    return service
+
+
+def runtime_builder(service: str) -> Callable[[str, KafkaSettings], ServiceRuntime]:
+    """The ``build_runtime(database_url, kafka)`` function of a service."""
+    module = importlib.import_module(SERVICES[_known(service)][0])
+    builder: Callable[[str, KafkaSettings], ServiceRuntime] = module.build_runtime
+    return builder
+
+
+def build_http_app(service: str) -> FastAPI:
+    """The FastAPI app of one service process, configured from the environment."""
+    runtime = runtime_builder(service)(database_settings().url, kafka_settings())
+    return runtime.http_app()

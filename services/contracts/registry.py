@@ -1,0 +1,20 @@
+"""Event type name → payload model, for validation and schema generation."""
+
+from __future__ import annotations
+
+from services.contracts import marketplace
+from services.contracts.base import Payload
+
+EVENT_TYPES: dict[str, type[Payload]] = {
+    marketplace.ORDER_STATUS_CHANGED: marketplace.OrderStatusChanged,
+    marketplace.SETTLEMENT_REPORTED: marketplace.SettlementReported,
+    marketplace.REFUND_REPORTED: marketplace.RefundReported,
+}
+
+
+def event_model(type_name: str) -> type[Payload]:
+    """The payload model of an event type; KeyError names the unknown type."""
+    try:
+        return EVENT_TYPES[type_name]
+    except KeyError:
+        raise KeyError(f"unknown event type {type_name!r}") from None
