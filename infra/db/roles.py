@@ -100,6 +100,7 @@ def schema_grants(schema: str) -> list[str]:
     return [f"GRANT USAGE ON SCHEMA {schema} TO {SERVICE}, {AUDITOR}"]
 
 
-def mutable_table_grants(schema: str, table: str) -> list[str]:
-    """Grant UPDATE/DELETE on a table whose rows the service legitimately changes (never the journal)."""
-    return [f"GRANT UPDATE, DELETE ON {schema}.{table} TO {SERVICE}"]
+def mutable_table_grants(schema: str, table: str, *, delete: bool = False) -> list[str]:
+    """Grant UPDATE (and DELETE if asked) on a table whose rows the service changes (never the journal)."""
+    privileges = "UPDATE, DELETE" if delete else "UPDATE"
+    return [f"GRANT {privileges} ON {schema}.{table} TO {SERVICE}"]

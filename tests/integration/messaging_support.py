@@ -24,8 +24,8 @@ async def create_scratch_schema(migrator_url: str, schema: str) -> None:
             statements = [
                 *schema_grants(schema),
                 *messaging_tables_ddl(schema),
-                *mutable_table_grants(schema, "outbox"),
-                *mutable_table_grants(schema, "inbox"),
+                *mutable_table_grants(schema, "outbox", delete=True),
+                *mutable_table_grants(schema, "inbox", delete=True),
                 f"CREATE TABLE {schema}.applied (event_id uuid PRIMARY KEY, subject text NOT NULL, "
                 "seq integer NOT NULL, applied_at timestamptz NOT NULL DEFAULT clock_timestamp())",
                 f"GRANT SELECT, INSERT ON {schema}.applied TO karya_service",

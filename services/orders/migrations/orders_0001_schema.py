@@ -25,7 +25,10 @@ def upgrade() -> None:
     for statement in [*schema_grants(SCHEMA), *messaging_tables_ddl(SCHEMA)]:
         op.execute(statement)
     # The relay marks outbox rows sent; retried events release their inbox claim.
-    for statement in [*mutable_table_grants(SCHEMA, "outbox"), *mutable_table_grants(SCHEMA, "inbox")]:
+    for statement in [
+        *mutable_table_grants(SCHEMA, "outbox", delete=True),
+        *mutable_table_grants(SCHEMA, "inbox", delete=True),
+    ]:
         op.execute(statement)
 
 
