@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from fastapi import FastAPI, Response
@@ -25,6 +25,7 @@ from infra.messaging.broker import make_broker, register_batch_consumer, update_
 from infra.messaging.consumer import BatchConsumer, BatchHandler
 from infra.messaging.metrics import MessagingMetrics
 from infra.messaging.relay import OutboxRelay
+from infra.messaging.topics import TOPIC_PREFIX
 from infra.settings import KafkaSettings
 
 log = get_logger(__name__)
@@ -59,6 +60,7 @@ class ServiceRuntime:
         self._topics: set[str] = set()
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._background: list[tuple[str, Callable[[asyncio.Event], Awaitable[None]]]] = []
         self.relay = (
             OutboxRelay(engine=self.engine, schema=schema, bootstrap_servers=kafka.bootstrap_servers, metrics=self.metrics)
             if relay
@@ -73,13 +75,17 @@ class ServiceRuntime:
             name=name, schema=self.schema, engine=self.engine, handler=handler,
             settings=self.kafka, metrics=self.metrics,
         )
-        group_id = f"karya-{name}"
+        group_id = f"{TOPIC_PREFIX}karya-{name}"
         subscriber = register_batch_consumer(
             self.broker, consumer, topics=topics, group_id=group_id, settings=self.kafka, description=description
         )
         self._consumers.append(_Registered(subscriber, group_id))
         self._topics |= set(topics)
         return consumer
+
+    def add_background(self, name: str, factory: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+        """A task started with the service and given the stop event (e.g. a sweeper)."""
+        self._background.append((name, factory))
 
     def declare_topics(self, *topics: str) -> None:
         """Topics this process publishes to, created at start like the consumed ones."""
@@ -92,6 +98,8 @@ class ServiceRuntime:
         if self.relay is not None:
             self._tasks.append(asyncio.create_task(self.relay.run(self._stop), name=f"{self.name}-relay"))
         self._tasks.append(asyncio.create_task(self._lag_loop(), name=f"{self.name}-lag"))
+        for name, factory in self._background:
+            self._tasks.append(asyncio.create_task(factory(self._stop), name=f"{self.name}-{name}"))
         log.info("service_started", service=self.name, topics=sorted(self._topics))
 
     async def stop(self) -> None:

@@ -48,10 +48,19 @@ class InboundEvent:
     record: ConsumerRecord[bytes, bytes]
 
 
-class BatchHandler(Protocol):
-    """Applies new (never seen before) events inside the caller's transaction."""
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """An event the domain refuses (bad data, unknown reference): dead-lettered in the same transaction as
+    whatever the handler recorded about it (e.g. a parked order), without retries."""
 
-    async def __call__(self, conn: AsyncConnection, events: Sequence[InboundEvent]) -> None: ...
+    event: InboundEvent
+    reason: str
+
+
+class BatchHandler(Protocol):
+    """Applies new (never seen before) events inside the caller's transaction; returns the rejected ones."""
+
+    async def __call__(self, conn: AsyncConnection, events: Sequence[InboundEvent]) -> Sequence[Rejection] | None: ...
 
 
 _SERIALIZATION_STATES = {"40001", "40P01"}
@@ -109,10 +118,10 @@ class BatchConsumer:
             try:
                 async with self._engine.begin() as conn:
                     fresh = await self._claim(conn, events)
-                    await self._dead_letter(conn, undecodable)
-                    if fresh:
-                        await self._handler(conn, fresh)
-                self._report_dead_letters(undecodable)
+                    rejected = _rejected(await self._handler(conn, fresh)) if fresh else []
+                    failures = [*undecodable, *rejected]
+                    await self._dead_letter(conn, failures)
+                self._report_dead_letters(failures)
                 break
             except Exception as exc:
                 if _is_connection_loss(exc):
@@ -194,6 +203,7 @@ class BatchConsumer:
             if round_no > 1:
                 await self._sleep(self._backoff(round_no - 1))
             failed: list[InboundEvent] = []
+            committed_rejections: list[tuple[ConsumerRecord[bytes, bytes], str, int]] = []
             async with self._engine.begin() as conn:
                 fresh = {e.envelope.event_id for e in await self._claim(conn, pending)}
                 for event in pending:
@@ -202,7 +212,9 @@ class BatchConsumer:
                     attempts[event.envelope.event_id] = round_no
                     try:
                         async with conn.begin_nested():
-                            await self._handler(conn, [event])
+                            rejected = _rejected(await self._handler(conn, [event]))
+                            await self._dead_letter(conn, rejected)
+                        committed_rejections += rejected
                     except PermanentError as exc:
                         errors[event.envelope.event_id] = f"{type(exc).__name__}: {exc}"
                         attempts[event.envelope.event_id] = self._settings.max_attempts
@@ -222,7 +234,7 @@ class BatchConsumer:
                 await self._release(conn, retry)
                 dead_letters = [(e.record, errors[e.envelope.event_id], attempts[e.envelope.event_id]) for e in dead]
                 await self._dead_letter(conn, dead_letters)
-            self._report_dead_letters(dead_letters)
+            self._report_dead_letters([*committed_rejections, *dead_letters])
             pending = retry
         if undecodable:
             async with self._engine.begin() as conn:
@@ -291,6 +303,10 @@ class BatchConsumer:
     def _backoff(self, attempt: int) -> float:
         ms = min(self._settings.retry_backoff_ms * 2 ** (attempt - 1), self._settings.retry_backoff_max_ms)
         return float(ms) / 1000.0
+
+
+def _rejected(rejections: Sequence[Rejection] | None) -> list[tuple[ConsumerRecord[bytes, bytes], str, int]]:
+    return [(r.event.record, f"rejected: {r.reason}", 1) for r in rejections or ()]
 
 
 def _event_id_of(record: ConsumerRecord[bytes, bytes]) -> UUID | None:

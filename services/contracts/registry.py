@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from services.contracts import marketplace
+from services.contracts import marketplace, orders
 from services.contracts.base import Payload
 
 EVENT_TYPES: dict[str, type[Payload]] = {
     marketplace.ORDER_STATUS_CHANGED: marketplace.OrderStatusChanged,
     marketplace.SETTLEMENT_REPORTED: marketplace.SettlementReported,
     marketplace.REFUND_REPORTED: marketplace.RefundReported,
+    orders.RESERVATION_CONFIRMED: orders.ReservationConfirmed,
+    orders.RESERVATION_FAILED: orders.ReservationFailed,
+    orders.RESERVATION_RELEASED: orders.ReservationEnded,
+    orders.RESERVATION_EXPIRED: orders.ReservationEnded,
+    orders.ORDER_SHIPPED: orders.OrderMoved,
+    orders.ORDER_DELIVERED: orders.OrderMoved,
+    orders.ORDER_CANCELLED: orders.OrderMoved,
+    orders.ORDER_COMPLETED: orders.OrderCompleted,
+    orders.ORDER_RETURNED: orders.OrderReturned,
+    orders.STOCK_AVAILABILITY_CHANGED: orders.StockAvailabilityChanged,
 }
 
 

@@ -1,0 +1,109 @@
+"""Events the orders service publishes (through its outbox, keyed by order key; stock events by SKU)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from services.contracts.base import Channel, OrderKey, Payload, Rupiah
+
+RESERVATION_CONFIRMED = "karya.orders.reservation_confirmed.v1"
+RESERVATION_FAILED = "karya.orders.reservation_failed.v1"
+RESERVATION_RELEASED = "karya.orders.reservation_released.v1"
+RESERVATION_EXPIRED = "karya.orders.reservation_expired.v1"
+ORDER_SHIPPED = "karya.orders.order_shipped.v1"
+ORDER_DELIVERED = "karya.orders.order_delivered.v1"
+ORDER_COMPLETED = "karya.orders.order_completed.v1"
+ORDER_CANCELLED = "karya.orders.order_cancelled.v1"
+ORDER_RETURNED = "karya.orders.order_returned.v1"
+STOCK_AVAILABILITY_CHANGED = "karya.orders.stock_availability_changed.v1"
+
+
+class WorkShareOut(Payload):
+    """One inmate (pseudonym only) and their work share in a batch."""
+
+    inmate_id: str = Field(pattern=r"^WBP-[0-9A-Z]{6}$")
+    work_share: int = Field(gt=0)
+
+
+class AllocationOut(Payload):
+    """Units of one order taken from one production batch, with what the ledger needs to split the sale."""
+
+    batch_id: str
+    sku: str
+    workshop_id: str
+    lapas_id: str
+    quantity: int = Field(gt=0)
+    unit_price: Rupiah
+    unit_material_cost: Rupiah
+    supplier_id: str
+    work_group: list[WorkShareOut]
+
+
+class OrderRef(Payload):
+    """Fields every order event carries."""
+
+    order_key: OrderKey
+    channel: Channel
+    lapas_id: str | None = None
+    raw_status: str
+    update_time: datetime
+
+
+class ReservationConfirmed(OrderRef):
+    """Stock is held for the whole order (``soft`` while unpaid, ``hard`` once paid)."""
+
+    reservation_id: int
+    hold: Literal["soft", "hard"]
+    expires_at: datetime | None = None
+    allocations: list[AllocationOut]
+
+
+class ReservationFailed(OrderRef):
+    """The order could not be covered; nothing is held."""
+
+    reason: str
+
+
+class ReservationEnded(OrderRef):
+    """A hold ended without a sale: released (cancelled) or expired (unpaid past the window)."""
+
+    reservation_id: int
+    allocations: list[AllocationOut]
+
+
+class OrderMoved(OrderRef):
+    """The order reached a lifecycle state (shipped, delivered, cancelled)."""
+
+    state: str
+
+
+class OrderCompleted(OrderRef):
+    """The buyer has the goods and the sale is final: the ledger recognises the receivable."""
+
+    gross_amount: Rupiah
+    allocations: list[AllocationOut]
+    historical: bool = False
+
+
+class OrderReturned(OrderRef):
+    """Returned units arrived and wait in quarantine for inspection."""
+
+    allocations: list[AllocationOut]
+
+
+class WorkshopAvailability(Payload):
+    """Available-to-sell units of one SKU in one workshop."""
+
+    workshop_id: str
+    available: int = Field(ge=0)
+
+
+class StockAvailabilityChanged(Payload):
+    """Available-to-sell of one SKU after a batch changed it (for channel stock sync)."""
+
+    sku: str
+    available: int = Field(ge=0)
+    workshops: list[WorkshopAvailability]

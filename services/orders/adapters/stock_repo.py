@@ -1,0 +1,132 @@
+"""Stock counters and their append-only movement log: the only code that changes ``batch_stock``.
+
+Every change is a movement row (kind, quantity, the four signed deltas, reason, reference); the counters are
+updated by the sum of the deltas per batch in the same statement batch, and the table's CHECK constraints reject
+any result below zero or reserving more than is on hand.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.orders.domain.stock import MovementKind, StockDelta, movement_delta
+
+
+@dataclass(frozen=True, slots=True)
+class Movement:
+    """One stock movement on one production batch."""
+
+    batch_id: str
+    kind: MovementKind
+    quantity: int
+    reason: str
+    order_key: str | None = None
+    event_id: UUID | None = None
+
+    @property
+    def delta(self) -> StockDelta:
+        """Signed change of the four counters."""
+        return movement_delta(self.kind, self.quantity)
+
+
+async def record_movements(conn: AsyncConnection, movements: Sequence[Movement]) -> None:
+    """Append ``movements`` and apply their summed deltas to ``batch_stock`` (two statements per call)."""
+    if not movements:
+        return
+    deltas = [m.delta for m in movements]
+    await conn.execute(
+        text(
+            "INSERT INTO orders.stock_movements (batch_id, kind, quantity, d_on_hand, d_soft_reserved, "
+            "d_allocated, d_quarantined, order_key, reason, event_id) "
+            "SELECT * FROM unnest(CAST(:batch AS text[]), CAST(:kind AS text[]), CAST(:qty AS int[]), "
+            "CAST(:d1 AS int[]), CAST(:d2 AS int[]), CAST(:d3 AS int[]), CAST(:d4 AS int[]), "
+            "CAST(:order_key AS text[]), CAST(:reason AS text[]), CAST(:event_id AS uuid[]))"
+        ),
+        {
+            "batch": [m.batch_id for m in movements],
+            "kind": [m.kind.value for m in movements],
+            "qty": [m.quantity for m in movements],
+            "d1": [d.on_hand for d in deltas],
+            "d2": [d.soft_reserved for d in deltas],
+            "d3": [d.allocated for d in deltas],
+            "d4": [d.quarantined for d in deltas],
+            "order_key": [m.order_key for m in movements],
+            "reason": [m.reason for m in movements],
+            "event_id": [m.event_id for m in movements],
+        },
+    )
+    per_batch: dict[str, StockDelta] = defaultdict(StockDelta)
+    for m, d in zip(movements, deltas, strict=True):
+        per_batch[m.batch_id] = per_batch[m.batch_id] + d
+    ids = sorted(per_batch)
+    await conn.execute(
+        text(
+            "UPDATE orders.batch_stock AS s SET on_hand = s.on_hand + u.d1, "
+            "soft_reserved = s.soft_reserved + u.d2, allocated = s.allocated + u.d3, "
+            "quarantined = s.quarantined + u.d4 "
+            "FROM unnest(CAST(:ids AS text[]), CAST(:d1 AS int[]), CAST(:d2 AS int[]), CAST(:d3 AS int[]), "
+            "CAST(:d4 AS int[])) AS u(batch_id, d1, d2, d3, d4) WHERE s.batch_id = u.batch_id"
+        ),
+        {
+            "ids": ids,
+            "d1": [per_batch[i].on_hand for i in ids],
+            "d2": [per_batch[i].soft_reserved for i in ids],
+            "d3": [per_batch[i].allocated for i in ids],
+            "d4": [per_batch[i].quarantined for i in ids],
+        },
+    )
+
+
+async def stock_by_workshop(conn: AsyncConnection, sku: str | None = None) -> list[dict[str, Any]]:
+    """Counters per SKU and workshop (sums over batches), with ``available``."""
+    rows = await conn.execute(
+        text(
+            "SELECT sku, workshop_id, sum(on_hand)::int AS on_hand, sum(soft_reserved)::int AS soft_reserved, "
+            "sum(allocated)::int AS allocated, sum(quarantined)::int AS quarantined, "
+            "sum(on_hand - soft_reserved - allocated)::int AS available "
+            "FROM orders.batch_stock WHERE (CAST(:sku AS text) IS NULL OR sku = :sku) "
+            "GROUP BY sku, workshop_id ORDER BY sku, workshop_id"
+        ),
+        {"sku": sku},
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+async def counter_drift(conn: AsyncConnection) -> list[dict[str, Any]]:
+    """Batches whose counters differ from the sum of their movements (empty when consistent)."""
+    rows = await conn.execute(
+        text(
+            "SELECT s.batch_id, s.on_hand, s.soft_reserved, s.allocated, s.quarantined, "
+            "coalesce(m.on_hand, 0) AS derived_on_hand, coalesce(m.soft_reserved, 0) AS derived_soft_reserved, "
+            "coalesce(m.allocated, 0) AS derived_allocated, coalesce(m.quarantined, 0) AS derived_quarantined "
+            "FROM orders.batch_stock s LEFT JOIN ("
+            "  SELECT batch_id, sum(d_on_hand) AS on_hand, sum(d_soft_reserved) AS soft_reserved, "
+            "  sum(d_allocated) AS allocated, sum(d_quarantined) AS quarantined "
+            "  FROM orders.stock_movements GROUP BY batch_id) m USING (batch_id) "
+            "WHERE (s.on_hand, s.soft_reserved, s.allocated, s.quarantined) IS DISTINCT FROM "
+            "(coalesce(m.on_hand, 0), coalesce(m.soft_reserved, 0), coalesce(m.allocated, 0), "
+            "coalesce(m.quarantined, 0)) ORDER BY s.batch_id"
+        )
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+async def negative_counter_rows(conn: AsyncConnection) -> int:
+    """Rows with any counter below zero (the CHECKs make this 0; reported as evidence)."""
+    return int(
+        (
+            await conn.execute(
+                text(
+                    "SELECT count(*) FROM orders.batch_stock WHERE on_hand < 0 OR soft_reserved < 0 "
+                    "OR allocated < 0 OR quarantined < 0 OR soft_reserved + allocated > on_hand"
+                )
+            )
+        ).scalar_one()
+    )

@@ -1,0 +1,25 @@
+"""The orders service process: consumes marketplace order events, holds stock, emits order events."""
+
+from __future__ import annotations
+
+from infra.messaging.topics import MARKETPLACE_ORDER_EVENTS, ORDERS_EVENTS, ORDERS_STOCK_AVAILABILITY
+from infra.runtime import ServiceRuntime
+from infra.settings import KafkaSettings
+from services.orders.fulfilment import OrderEventProcessor
+from services.orders.sweeper import run_sweeper
+
+SCHEMA = "orders"
+
+
+def build_runtime(database_url: str, kafka: KafkaSettings) -> ServiceRuntime:
+    """Wire the orders consumer, its outbox relay and the expiry sweeper."""
+    runtime = ServiceRuntime(name="orders", schema=SCHEMA, database_url=database_url, kafka=kafka)
+    runtime.add_consumer(
+        name="orders",
+        topics=[MARKETPLACE_ORDER_EVENTS],
+        handler=OrderEventProcessor(),
+        description="Canonical marketplace order events → order state, stock reservations, order events.",
+    )
+    runtime.declare_topics(ORDERS_EVENTS, ORDERS_STOCK_AVAILABILITY)
+    runtime.add_background("sweeper", lambda stop: run_sweeper(runtime.engine, stop))
+    return runtime

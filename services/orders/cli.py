@@ -1,0 +1,131 @@
+"""`karya catalogue …`, `karya stock …` and `karya orders …` (connect as DATABASE_URL, the service role)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from infra.db.engine import make_engine
+from infra.settings import database_settings
+from services.orders.adapters.catalogue_repo import load_catalogue as load_into_db
+from services.orders.adapters.stock_repo import Movement, counter_drift, record_movements, stock_by_workshop
+from services.orders.catalogue import CatalogueError, load_catalogue
+from services.orders.domain.stock import MovementKind
+from services.orders.queries import order_detail
+
+catalogue_app = typer.Typer(help="Product catalogue (lapas, workshops, products, listings, batches).", no_args_is_help=True)
+stock_app = typer.Typer(help="Workshop stock.", no_args_is_help=True)
+orders_app = typer.Typer(help="Orders.", no_args_is_help=True)
+_console = Console()
+T = TypeVar("T")
+
+
+def _run(work: Callable[[AsyncConnection], Awaitable[T]], *, write: bool = False) -> T:
+    async def main() -> T:
+        engine = make_engine(database_settings().url, pool_size=1)
+        try:
+            async with engine.begin() as conn:
+                return await work(conn)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())
+
+
+def _json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+
+
+@catalogue_app.command("load")
+def catalogue_load(path: Path = typer.Argument(..., exists=True, help="A .yaml file or a directory of CSVs.")) -> None:
+    """Validate and load a catalogue (idempotent; new batches become stock receipts)."""
+    try:
+        catalogue = load_catalogue(path)
+        report = _run(lambda conn: load_into_db(conn, catalogue, str(path)), write=True)
+    except CatalogueError as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(
+        f"loaded {path}: {report.lapas} lapas, {report.workshops} workshops, {report.products} products, "
+        f"{report.listings} listings; {len(report.new_batches)} new batches ({report.units_received} units received)"
+    )
+
+
+@stock_app.command("show")
+def stock_show(sku: str | None = typer.Argument(None), as_json: bool = typer.Option(False, "--json")) -> None:
+    """Per SKU and workshop: on_hand, soft_reserved, allocated, quarantined, available."""
+    rows = _run(lambda conn: stock_by_workshop(conn, sku))
+    if as_json:
+        _json(rows)
+        return
+    table = Table("sku", "workshop", "on_hand", "soft_reserved", "allocated", "quarantined", "available")
+    for r in rows:
+        table.add_row(r["sku"], r["workshop_id"], *(str(r[c]) for c in
+                      ("on_hand", "soft_reserved", "allocated", "quarantined", "available")))
+    _console.print(table)
+
+
+@stock_app.command("reconcile")
+def stock_reconcile(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Re-derive every counter from the movement log; exit 1 on any drift."""
+    drift = _run(counter_drift)
+    if as_json:
+        _json({"drift": drift, "clean": not drift})
+    elif drift:
+        for d in drift:
+            typer.secho(f"drift in batch {d['batch_id']}: {d}", fg="red", err=True)
+    else:
+        typer.echo("stock reconciled: every counter equals the sum of its movements")
+    if drift:
+        raise typer.Exit(1)
+
+
+@stock_app.command("inspect")
+def stock_inspect(
+    quarantine_id: int = typer.Argument(..., help="Quarantine row id (see `karya orders show`)."),
+    verdict: str = typer.Option(..., "--verdict", help="restock | write-off"),
+    note: str = typer.Option("", "--note"),
+) -> None:
+    """Inspect returned units: restock them (sellable again) or write them off."""
+    if verdict not in ("restock", "write-off"):
+        typer.secho("--verdict must be restock or write-off", fg="red", err=True)
+        raise typer.Exit(2)
+
+    async def work(conn: AsyncConnection) -> str:
+        row = (await conn.execute(
+            text("SELECT id, order_key, batch_id, quantity, status FROM orders.quarantine WHERE id = :i FOR UPDATE"),
+            {"i": quarantine_id})).one_or_none()
+        if row is None or row.status != "awaiting_inspection":
+            return "not found or already inspected"
+        kind = MovementKind.RESTOCK if verdict == "restock" else MovementKind.WRITE_OFF
+        await conn.execute(text("SELECT 1 FROM orders.batch_stock WHERE batch_id = :b FOR UPDATE"), {"b": row.batch_id})
+        await record_movements(conn, [Movement(row.batch_id, kind, row.quantity, f"inspection: {note or verdict}",
+                                               row.order_key)])
+        await conn.execute(
+            text("UPDATE orders.quarantine SET status = :s, inspected_at = now(), note = :n WHERE id = :i"),
+            {"s": "restocked" if verdict == "restock" else "written_off", "n": note, "i": quarantine_id})
+        return f"{row.quantity} unit(s) of batch {row.batch_id}: {verdict}"
+
+    result = _run(work, write=True)
+    typer.echo(result)
+    if result.startswith("not found"):
+        raise typer.Exit(1)
+
+
+@orders_app.command("show")
+def orders_show(order_key: str, as_json: bool = typer.Option(False, "--json")) -> None:
+    """State history, lines, reservations and allocations of one order."""
+    detail = _run(lambda conn: order_detail(conn, order_key))
+    if detail is None:
+        typer.secho(f"unknown order {order_key}", fg="red", err=True)
+        raise typer.Exit(1)
+    _json(detail)

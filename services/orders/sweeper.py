@@ -1,0 +1,50 @@
+"""The expiry sweeper: unpaid soft reservations past their auto-cancel window give their units back.
+
+Reservations are also expired inline whenever a batch touches their SKUs, so availability treats them as free
+at once; the sweeper covers SKUs nobody is ordering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from infra.logging import get_logger
+from services.orders.adapters.order_repo import BatchInfoCache
+from services.orders.outbound import Outbound
+from services.orders.stock_moves import StockWork
+
+log = get_logger(__name__)
+
+
+async def sweep_expired(engine: AsyncEngine, cache: BatchInfoCache, now: datetime | None = None) -> int:
+    """Expire every due soft reservation in one transaction; returns how many expired."""
+    async with engine.begin() as conn:
+        stock = StockWork(cache)
+        await stock.prepare(conn, [], now or datetime.now(UTC), sweep=True)
+        if not stock.expired:
+            return 0
+        out = Outbound()
+        for order_key, res in stock.expired:
+            out.reservation_ended(order_key, res, "expired", stock.batch_info)
+        await stock.flush(conn)
+        out.availability(await stock.availability(conn))
+        await out.flush(conn)
+    log.info("reservations_expired", count=len(stock.expired))
+    return len(stock.expired)
+
+
+async def run_sweeper(engine: AsyncEngine, stop: asyncio.Event, interval_s: float = 5.0) -> None:
+    """Sweep every ``interval_s`` seconds until ``stop`` is set."""
+    cache = BatchInfoCache()
+    while not stop.is_set():
+        try:
+            await sweep_expired(engine, cache)
+        except Exception:
+            log.exception("sweep_failed")
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=interval_s)
+        except TimeoutError:
+            pass
