@@ -1,0 +1,70 @@
+"""The race for the last units: two orders-service processes, 200 one-unit orders, 37 units."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from infra.db.engine import make_engine
+from infra.db.roles import RoleUrls
+from infra.messaging.admin import ensure_topics
+from infra.messaging.topics import topic_name
+from services.orders.adapters.stock_repo import counter_drift, negative_counter_rows
+from tests.integration.messaging_support import wait_for
+from tests.integration.orders_support import load, publish, service_processes, small_catalogue, status_event, uid
+
+pytestmark = pytest.mark.integration
+
+
+async def test_oversell_race_two_processes_exactly_37_confirmed(
+    kafka_bootstrap: str, database: RoleUrls, tmp_path: Path
+) -> None:
+    u = uid()
+    prefix = f"t{u}."
+    topic = topic_name("marketplace.order-events", prefix)
+    await ensure_topics(kafka_bootstrap, [topic], partitions=6)
+    engine = make_engine(database.service)
+    await load(engine, small_catalogue(u, [("w1", 20, date(2026, 3, 1)), ("w2", 17, date(2026, 2, 1))]))
+    events = [status_event(u, f"o{i:03d}", "220", minutes=i % 5) for i in range(200)]  # Tokopedia 220: paid
+    assert len({hash(e.subject) % 6 for e in events}) > 1
+    await publish(kafka_bootstrap, topic, events)
+    keys = [e.subject for e in events]
+
+    async def outcomes() -> tuple[int, int]:
+        async with engine.connect() as conn:
+            rows = (await conn.execute(
+                text("SELECT convert_from(payload, 'UTF8')::jsonb ->> 'type' AS t, count(*) FROM orders.outbox "
+                     "WHERE convert_from(key, 'UTF8') = ANY(:keys) GROUP BY 1"), {"keys": keys})).all()
+        by_type = {r[0]: r[1] for r in rows}
+        return by_type.get("karya.orders.reservation_confirmed.v1", 0), by_type.get("karya.orders.reservation_failed.v1", 0)
+
+    async def all_decided() -> bool:
+        confirmed, failed = await outcomes()
+        return confirmed + failed >= 200
+
+    with service_processes("orders", 2, database, kafka_bootstrap, prefix, tmp_path) as procs:
+        await wait_for(all_decided, timeout=120, what="200 reservation outcomes")
+        assert all(p.poll() is None for p in procs), "both consumer processes stayed up"
+    try:
+        assert await outcomes() == (37, 163)
+        async with engine.connect() as conn:
+            held = (await conn.execute(
+                text("SELECT coalesce(sum(a.quantity), 0) FROM orders.allocations a "
+                     "JOIN orders.reservations r USING (reservation_id) WHERE r.order_key = ANY(:keys) "
+                     "AND r.state = 'hard'"), {"keys": keys})).scalar_one()
+            stock = (await conn.execute(
+                text("SELECT sum(on_hand), sum(allocated), sum(on_hand - soft_reserved - allocated) "
+                     "FROM orders.batch_stock WHERE sku = :sku"), {"sku": f"SKU-{u}"})).one()
+            assert held == 37
+            assert tuple(stock) == (37, 37, 0)
+            assert await negative_counter_rows(conn) == 0
+            assert await counter_drift(conn) == []
+            # Both batches of the lapas are used up: the listing's workshop first, then the other workshop.
+            per_batch = dict((await conn.execute(
+                text("SELECT batch_id, allocated FROM orders.batch_stock WHERE sku = :sku"), {"sku": f"SKU-{u}"})).all())
+            assert per_batch == {f"B-{u}-1": 20, f"B-{u}-2": 17}
+    finally:
+        await engine.dispose()
