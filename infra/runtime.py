@@ -23,6 +23,7 @@ from infra.logging import get_logger
 from infra.messaging.admin import ensure_topics
 from infra.messaging.broker import make_broker, register_batch_consumer, update_lag_metrics
 from infra.messaging.consumer import BatchConsumer, BatchHandler
+from infra.messaging.envelope import Envelope
 from infra.messaging.metrics import MessagingMetrics
 from infra.messaging.relay import OutboxRelay
 from infra.messaging.topics import TOPIC_PREFIX
@@ -87,9 +88,10 @@ class ServiceRuntime:
         """A task started with the service and given the stop event (e.g. a sweeper)."""
         self._background.append((name, factory))
 
-    def declare_topics(self, *topics: str) -> None:
-        """Topics this process publishes to, created at start like the consumed ones."""
-        self._topics |= set(topics)
+    def declare_output(self, topic: str, description: str) -> None:
+        """A topic this process publishes to (through its outbox): created at start and documented in AsyncAPI."""
+        self._topics.add(topic)
+        self.broker.publisher(topic, title=f"{self.name}:{topic}", description=description, schema=Envelope)
 
     async def start(self) -> None:
         """Create topics, start the broker (subscribers join their groups) and the relay."""

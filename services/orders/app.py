@@ -20,6 +20,14 @@ def build_runtime(database_url: str, kafka: KafkaSettings) -> ServiceRuntime:
         handler=OrderEventProcessor(),
         description="Canonical marketplace order events → order state, stock reservations, order events.",
     )
-    runtime.declare_topics(ORDERS_EVENTS, ORDERS_STOCK_AVAILABILITY)
+    runtime.declare_output(
+        ORDERS_EVENTS,
+        "Order lifecycle and reservation events keyed by order key: reservation_confirmed / _failed / _released / "
+        "_expired, order_shipped / _delivered / _completed / _cancelled / _returned (schemas/events/karya.orders.*).",
+    )
+    runtime.declare_output(
+        ORDERS_STOCK_AVAILABILITY,
+        "stock_availability_changed keyed by SKU: available-to-sell per workshop, for channel stock sync.",
+    )
     runtime.add_background("sweeper", lambda stop: run_sweeper(runtime.engine, stop))
     return runtime

@@ -13,6 +13,7 @@ from infra.db.roles import RoleUrls
 from infra.messaging.admin import ensure_topics
 from infra.messaging.topics import topic_name
 from services.orders.adapters.stock_repo import counter_drift, negative_counter_rows
+from tests.contract_validation import validate_published
 from tests.integration.messaging_support import wait_for
 from tests.integration.orders_support import load, publish, service_processes, small_catalogue, status_event, uid
 
@@ -66,5 +67,11 @@ async def test_oversell_race_two_processes_exactly_37_confirmed(
             per_batch = dict((await conn.execute(
                 text("SELECT batch_id, allocated FROM orders.batch_stock WHERE sku = :sku"), {"sku": f"SKU-{u}"})).all())
             assert per_batch == {f"B-{u}-1": 20, f"B-{u}-2": 17}
+            published = (await conn.execute(
+                text("SELECT payload FROM orders.outbox WHERE convert_from(key, 'UTF8') = ANY(:keys) "
+                     "OR convert_from(key, 'UTF8') = :sku"), {"keys": keys, "sku": f"SKU-{u}"})).scalars().all()
+            assert len(published) > 200
+            for raw in published:
+                validate_published(bytes(raw))  # every event out fits its committed JSON Schema
     finally:
         await engine.dispose()
