@@ -1,0 +1,252 @@
+"""Chart of accounts: account kinds, their type and normal balance side, and account codes.
+
+Accounts are opened on demand: a code is a readable string ``<type>:<kind>[:<owner>]`` and the first
+posting to a new code opens it. Owners are pseudonymous inmate ids, lapas ids, supplier ids, channels or fee
+types (letters, digits, ``.``, ``_``, ``-``; never a colon).
+
+code                                     type       normal  meaning
+asset:bank:<account>                     asset      D       cash at the bank (default account ``main``)
+asset:marketplace_receivable:<channel>   asset      D       owed by a marketplace for completed orders
+asset:pph22_prepaid                      asset      D       PPh 22 withheld by marketplaces (a tax credit)
+asset:inmate_receivable:<wbp>            asset      D       clawed-back premi an inmate was already paid
+liability:inmate_savings:<wbp>           liability  C       premi held for an inmate until release
+liability:pnbp_payable:<lapas>           liability  C       the state's share (PNBP), owed via the lapas
+liability:supplier_payable:<supplier>    liability  C       material cost owed to a supplier
+equity:production_capital:<lapas>        equity     C       the workshop's production capital
+revenue:sales:<lapas>                    revenue    C       settled sales, net of refunds
+expense:marketplace_fee:<fee type>       expense    D       fees by marketplace fee type
+expense:material_cost:<lapas>            expense    D       material cost of goods sold
+expense:pnbp_share:<lapas>               expense    D       PNBP share of distributed proceeds
+expense:inmate_premi:<lapas>             expense    D       premi share of distributed proceeds
+expense:capital_allocation:<lapas>       expense    D       capital share of distributed proceeds
+clearing:undistributed_proceeds:<lapas>  clearing   C       completed sales not yet settled
+clearing:suspense                        clearing   D       differences awaiting reconciliation
+
+Balances in this package are "normal-side" balances: debits minus credits for debit-normal accounts,
+credits minus debits for credit-normal ones, so a healthy savings or payable balance is positive.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+from services.ledger.domain.errors import AccountCodeError
+
+__all__ = [
+    "KINDS",
+    "OWNER_PATTERN",
+    "AccountInfo",
+    "AccountKind",
+    "AccountType",
+    "Side",
+    "account_info",
+    "bank",
+    "capital_allocation_expense",
+    "fee_expense",
+    "inmate_premi_expense",
+    "inmate_receivable",
+    "inmate_savings",
+    "marketplace_receivable",
+    "material_cost_expense",
+    "normal_delta",
+    "pnbp_payable",
+    "pnbp_share_expense",
+    "pph22_prepaid",
+    "production_capital",
+    "sales_revenue",
+    "supplier_payable",
+    "suspense",
+    "undistributed_proceeds",
+]
+
+OWNER_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+class Side(StrEnum):
+    """Side of a journal line."""
+
+    DEBIT = "D"
+    CREDIT = "C"
+
+
+class AccountType(StrEnum):
+    """Account types; the code of an account starts with its type."""
+
+    ASSET = "asset"
+    LIABILITY = "liability"
+    EQUITY = "equity"
+    REVENUE = "revenue"
+    EXPENSE = "expense"
+    CLEARING = "clearing"
+
+
+@dataclass(frozen=True, slots=True)
+class AccountKind:
+    """A kind of account: ``owner`` names what it is opened per (``None``: a single account)."""
+
+    type: AccountType
+    name: str
+    normal_side: Side
+    owner: str | None
+
+
+_D, _C = Side.DEBIT, Side.CREDIT
+_KINDS: tuple[AccountKind, ...] = (
+    AccountKind(AccountType.ASSET, "bank", _D, "bank account"),
+    AccountKind(AccountType.ASSET, "marketplace_receivable", _D, "channel"),
+    AccountKind(AccountType.ASSET, "pph22_prepaid", _D, None),
+    AccountKind(AccountType.ASSET, "inmate_receivable", _D, "inmate"),
+    AccountKind(AccountType.LIABILITY, "inmate_savings", _C, "inmate"),
+    AccountKind(AccountType.LIABILITY, "pnbp_payable", _C, "lapas"),
+    AccountKind(AccountType.LIABILITY, "supplier_payable", _C, "supplier"),
+    AccountKind(AccountType.EQUITY, "production_capital", _C, "lapas"),
+    AccountKind(AccountType.REVENUE, "sales", _C, "lapas"),
+    AccountKind(AccountType.EXPENSE, "marketplace_fee", _D, "fee type"),
+    AccountKind(AccountType.EXPENSE, "material_cost", _D, "lapas"),
+    AccountKind(AccountType.EXPENSE, "pnbp_share", _D, "lapas"),
+    AccountKind(AccountType.EXPENSE, "inmate_premi", _D, "lapas"),
+    AccountKind(AccountType.EXPENSE, "capital_allocation", _D, "lapas"),
+    AccountKind(AccountType.CLEARING, "undistributed_proceeds", _C, "lapas"),
+    AccountKind(AccountType.CLEARING, "suspense", _D, None),
+)
+KINDS: dict[tuple[AccountType, str], AccountKind] = {(k.type, k.name): k for k in _KINDS}
+
+
+@dataclass(frozen=True, slots=True)
+class AccountInfo:
+    """What an account code means."""
+
+    code: str
+    kind: AccountKind
+    owner: str | None
+
+    @property
+    def type(self) -> AccountType:
+        """The account type."""
+        return self.kind.type
+
+    @property
+    def normal_side(self) -> Side:
+        """The side on which a positive balance sits."""
+        return self.kind.normal_side
+
+
+def _owner_problem(kind: AccountKind, owner: str | None) -> str | None:
+    if kind.owner is None:
+        return None if owner is None else "takes no owner"
+    if owner is None or not OWNER_PATTERN.fullmatch(owner):
+        article = "an" if kind.owner[0] in "aeiou" else "a"
+        return f"needs {article} {kind.owner} id of letters, digits, '.', '_' or '-' (no ':'), got {owner!r}"
+    return None
+
+
+def _code(account_type: AccountType, name: str, owner: str | None = None) -> str:
+    kind = KINDS[(account_type, name)]
+    if problem := _owner_problem(kind, owner):
+        raise AccountCodeError(f"{account_type}:{name} {problem}")
+    return f"{account_type}:{name}" if owner is None else f"{account_type}:{name}:{owner}"
+
+
+def account_info(code: str) -> AccountInfo:
+    """Parse an account code: its kind (type, normal side) and owner; raises :class:`AccountCodeError`."""
+    parts = code.split(":")
+    if len(parts) not in (2, 3):
+        raise AccountCodeError(f"account code {code!r} is not <type>:<kind>[:<owner>]")
+    try:
+        account_type = AccountType(parts[0])
+    except ValueError:
+        raise AccountCodeError(f"account code {code!r}: unknown account type {parts[0]!r}") from None
+    kind = KINDS.get((account_type, parts[1]))
+    if kind is None:
+        raise AccountCodeError(f"account code {code!r}: unknown {account_type} account {parts[1]!r}")
+    owner = parts[2] if len(parts) == 3 else None
+    if problem := _owner_problem(kind, owner):
+        raise AccountCodeError(f"account code {code!r}: {account_type}:{kind.name} {problem}")
+    return AccountInfo(code=code, kind=kind, owner=owner)
+
+
+def normal_delta(code: str, side: Side, amount: int) -> int:
+    """How a line of ``amount`` on ``side`` changes the normal-side balance of ``code``."""
+    return amount if account_info(code).normal_side == side else -amount
+
+
+def bank(account: str = "main") -> str:
+    """Cash at the bank (``asset:bank:main`` unless another bank account is named)."""
+    return _code(AccountType.ASSET, "bank", account)
+
+
+def marketplace_receivable(channel: str) -> str:
+    """What a marketplace owes for completed orders."""
+    return _code(AccountType.ASSET, "marketplace_receivable", channel)
+
+
+def pph22_prepaid() -> str:
+    """PPh 22 withheld by marketplaces, a prepaid tax credit."""
+    return _code(AccountType.ASSET, "pph22_prepaid")
+
+
+def inmate_receivable(inmate_id: str) -> str:
+    """Premi clawed back from an inmate after it was paid out (the inmate owes it)."""
+    return _code(AccountType.ASSET, "inmate_receivable", inmate_id)
+
+
+def inmate_savings(inmate_id: str) -> str:
+    """Premi held for an inmate (pseudonymous id) until release."""
+    return _code(AccountType.LIABILITY, "inmate_savings", inmate_id)
+
+
+def pnbp_payable(lapas_id: str) -> str:
+    """The state's share (PNBP) owed via a lapas."""
+    return _code(AccountType.LIABILITY, "pnbp_payable", lapas_id)
+
+
+def supplier_payable(supplier_id: str) -> str:
+    """Material cost owed to a supplier."""
+    return _code(AccountType.LIABILITY, "supplier_payable", supplier_id)
+
+
+def production_capital(lapas_id: str) -> str:
+    """A lapas' production capital (equity)."""
+    return _code(AccountType.EQUITY, "production_capital", lapas_id)
+
+
+def sales_revenue(lapas_id: str) -> str:
+    """Settled sales of a lapas, net of refunds."""
+    return _code(AccountType.REVENUE, "sales", lapas_id)
+
+
+def fee_expense(fee_type: str) -> str:
+    """A marketplace fee, by the marketplace's fee type (``commission_fee``, ``service_fee``, ...)."""
+    return _code(AccountType.EXPENSE, "marketplace_fee", fee_type)
+
+
+def material_cost_expense(lapas_id: str) -> str:
+    """Material cost of the goods a lapas sold (the supplier payable's counterpart)."""
+    return _code(AccountType.EXPENSE, "material_cost", lapas_id)
+
+
+def pnbp_share_expense(lapas_id: str) -> str:
+    """PNBP share of a lapas' distributed proceeds."""
+    return _code(AccountType.EXPENSE, "pnbp_share", lapas_id)
+
+
+def inmate_premi_expense(lapas_id: str) -> str:
+    """Premi share of a lapas' distributed proceeds (the savings' counterpart)."""
+    return _code(AccountType.EXPENSE, "inmate_premi", lapas_id)
+
+
+def capital_allocation_expense(lapas_id: str) -> str:
+    """Capital share of a lapas' distributed proceeds (the production capital's counterpart)."""
+    return _code(AccountType.EXPENSE, "capital_allocation", lapas_id)
+
+
+def undistributed_proceeds(lapas_id: str) -> str:
+    """Clearing: gross of a lapas' completed sales not yet settled."""
+    return _code(AccountType.CLEARING, "undistributed_proceeds", lapas_id)
+
+
+def suspense() -> str:
+    """Clearing: settlement and refund differences awaiting reconciliation."""
+    return _code(AccountType.CLEARING, "suspense")

@@ -1,0 +1,73 @@
+"""Canonical JSON: the one byte serialisation behind every hash of the ledger.
+
+Rules (stable across Python versions, so a hash computed today verifies in ten years):
+
+* objects: keys sorted, no whitespace (``separators=(",", ":")``), ASCII only (``\\uXXXX`` escapes);
+* ``int`` stays an integer; ``bool`` is ``true``/``false``; ``None`` is ``null``;
+* ``float`` is refused: money and shares are never floats;
+* ``Fraction`` becomes the string ``"numerator/denominator"`` in lowest terms (``"7/20"``, ``"1/1"``);
+* aware ``datetime`` becomes a UTC ISO string with microseconds (``2026-01-02T03:04:05.000000+00:00``);
+  naive datetimes are refused;
+* enums become their value; dataclass instances become objects of their fields; tuples become lists;
+* mapping keys must be strings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from enum import Enum
+from fractions import Fraction
+
+__all__ = ["canonical_json", "sha256_hex", "to_canonical", "utc_iso"]
+
+
+def utc_iso(moment: datetime) -> str:
+    """``moment`` in UTC as ISO 8601 with microseconds; refuses naive datetimes."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"datetime {moment.isoformat()} has no time zone")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def to_canonical(value: object) -> object:
+    """Convert ``value`` to plain JSON data following the module rules (raises ``TypeError``)."""
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, Enum):
+        return to_canonical(value.value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        raise TypeError(f"float {value!r} is not allowed in canonical data (use int rupiah or Fraction)")
+    if isinstance(value, Fraction):
+        return f"{value.numerator}/{value.denominator}"
+    if isinstance(value, datetime):
+        return utc_iso(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_canonical(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        out: dict[str, object] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"mapping key {key!r} is not a string")
+            out[key] = to_canonical(item)
+        return out
+    if isinstance(value, list | tuple):
+        return [to_canonical(item) for item in value]
+    raise TypeError(f"{type(value).__name__} is not allowed in canonical data")
+
+
+def canonical_json(value: object) -> bytes:
+    """The canonical JSON bytes of ``value`` (see the module docstring)."""
+    text = json.dumps(
+        to_canonical(value), sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+    )
+    return text.encode("ascii")
+
+
+def sha256_hex(data: bytes) -> str:
+    """Lower-case hex SHA-256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()

@@ -1,0 +1,187 @@
+"""Distribution plans: who gets which rupiah of an order's settled proceeds, and how refunds take it back.
+
+Base. The distributable base of an order is ``min(net_payout, gross_recognised − fees − PPh 22)``: only money
+that was both expected and actually received is split. A shortfall (net below expectation) is split as it
+is and stays visible in suspense; an excess (net above expectation) is *not* split until someone reconciles
+the suspense.
+
+Plan. The base is attributed to the order's batches in proportion to quantity × unit price with
+:func:`allocate`. For each batch, with the policy in force (for the batch's SKU, at completion):
+
+* supplier material cost (unit material cost × quantity) comes first; if the attributed proceeds do not
+  cover it the plan is refused (:class:`DistributionError`) so a person decides;
+* the remainder is split by the policy's exact shares (rule order breaks ties);
+* the inmate premi part is split over the batch's work group by work shares (work-group order breaks ties).
+
+Every split is a *leg*: ``(debit expense account, credit target account, amount)``.
+
+Refunds. With ``R`` the cumulative gross refunded, the cumulative base to take back is
+``allocate(R, [base, gross − base])[0]`` (so a full refund takes back exactly the base), and each leg's
+cumulative reversal is ``allocate(that, leg amounts)``. A refund posts, per leg, the cumulative reversal
+after it minus the cumulative reversal before it, so rounding never drifts, no leg is ever reversed by more
+than it gave, and a full refund reverses every leg exactly. Largest remainder is not monotone (see
+:mod:`services.ledger.domain.allocation`): a later partial refund can hand one rupiah back to a leg, which
+posts as a line on the original side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from services.ledger.domain import accounts
+from services.ledger.domain.allocation import allocate
+from services.ledger.domain.errors import DistributionError, RefundError
+from services.ledger.domain.model import CompletionRequest, OrderRef, SettlementRequest, WorkMember
+from services.ledger.domain.policy import ShareTarget, SplitPolicy, policy_hash, select_policy
+
+__all__ = [
+    "BatchPlan",
+    "DistributionPlan",
+    "Leg",
+    "cumulative_reversal",
+    "distributable_base",
+    "plan_distribution",
+    "reversal_base",
+    "split_work_group",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    """One flow of a distribution: debit ``debit`` (an expense), credit ``credit`` (who receives it)."""
+
+    debit: str
+    credit: str
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class BatchPlan:
+    """The distribution of one batch's attributed proceeds under one policy version."""
+
+    batch_id: str
+    sku: str
+    policy_ref: str
+    policy_hash: str
+    proceeds: int
+    material_cost: int
+    legs: tuple[Leg, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DistributionPlan:
+    """The whole distribution of one order: gross recognised, base split, and per-batch legs."""
+
+    order: OrderRef
+    gross: int
+    base: int
+    batches: tuple[BatchPlan, ...]
+
+    def legs(self) -> list[tuple[BatchPlan, Leg]]:
+        """Every leg with its batch, in plan order (batch order, then leg order)."""
+        return [(batch, leg) for batch in self.batches for leg in batch.legs]
+
+
+def distributable_base(gross_recognised: int, settlement: SettlementRequest) -> int:
+    """``min(net_payout, gross_recognised − fees − PPh 22)``; raises if that is negative."""
+    expected = gross_recognised - settlement.fee_total - settlement.pph22_withheld
+    base = min(settlement.net_payout, expected)
+    if base < 0:
+        raise DistributionError(
+            f"order {settlement.order.order_key}: fees {settlement.fee_total} and PPh 22 "
+            f"{settlement.pph22_withheld} exceed the recognised gross {gross_recognised}"
+        )
+    return base
+
+
+def split_work_group(amount: int, work_group: Sequence[WorkMember]) -> list[tuple[str, int]]:
+    """Divide ``amount`` over a work group by work shares (ties to the earlier member)."""
+    parts = allocate(amount, [member.share for member in work_group])
+    return [(member.inmate_id, part) for member, part in zip(work_group, parts, strict=True)]
+
+
+def plan_distribution(
+    completion: CompletionRequest, settlement: SettlementRequest, policies: Sequence[SplitPolicy]
+) -> DistributionPlan:
+    """Plan the split of a settled order (see the module docstring).
+
+    Policies are selected per batch SKU at ``completion.completed_at`` from ``policies``; pass the policy
+    versions recorded on the original distribution when re-planning for a refund.
+
+    Raises:
+        RequestError: a malformed request; NoPolicyError: no policy in force;
+        DistributionError: order mismatch, or proceeds below a batch's material cost.
+    """
+    completion.validate()
+    settlement.validate()
+    order = completion.order
+    if settlement.order != order:
+        raise DistributionError(f"settlement is for {settlement.order}, completion for {order}")
+    base = distributable_base(completion.gross, settlement)
+    weights = [a.quantity * a.unit_price for a in completion.allocations]
+    proceeds = allocate(base, weights)
+    batches: list[BatchPlan] = []
+    for allocation, batch_proceeds in zip(completion.allocations, proceeds, strict=True):
+        policy = select_policy(policies, order.lapas_id, allocation.sku, completion.completed_at)
+        remainder = batch_proceeds - allocation.material_cost
+        if remainder < 0:
+            raise DistributionError(
+                f"order {order.order_key}, batch {allocation.batch_id}: attributed proceeds {batch_proceeds} "
+                f"do not cover the material cost {allocation.material_cost}; distribute by hand"
+            )
+        lapas = order.lapas_id
+        legs = [
+            Leg(
+                accounts.material_cost_expense(lapas),
+                accounts.supplier_payable(allocation.supplier_id),
+                allocation.material_cost,
+            )
+        ]
+        for target, amount in policy.split(remainder):
+            if target is ShareTarget.PNBP:
+                legs.append(Leg(accounts.pnbp_share_expense(lapas), accounts.pnbp_payable(lapas), amount))
+            elif target is ShareTarget.PRODUCTION_CAPITAL:
+                legs.append(
+                    Leg(
+                        accounts.capital_allocation_expense(lapas), accounts.production_capital(lapas), amount
+                    )
+                )
+            else:
+                legs.extend(
+                    Leg(accounts.inmate_premi_expense(lapas), accounts.inmate_savings(inmate), part)
+                    for inmate, part in split_work_group(amount, allocation.work_group)
+                )
+        batches.append(
+            BatchPlan(
+                batch_id=allocation.batch_id,
+                sku=allocation.sku,
+                policy_ref=policy.ref,
+                policy_hash=policy_hash(policy),
+                proceeds=batch_proceeds,
+                material_cost=allocation.material_cost,
+                legs=tuple(leg for leg in legs if leg.amount > 0),
+            )
+        )
+    return DistributionPlan(order=order, gross=completion.gross, base=base, batches=tuple(batches))
+
+
+def reversal_base(plan: DistributionPlan, refunded_gross: int) -> int:
+    """Cumulative part of the base to take back once ``refunded_gross`` (cumulative) has been refunded."""
+    if not 0 <= refunded_gross <= plan.gross:
+        raise RefundError(
+            f"order {plan.order.order_key}: cumulative refunds {refunded_gross} outside 0..{plan.gross}"
+        )
+    return allocate(refunded_gross, [plan.base, plan.gross - plan.base])[0]
+
+
+def cumulative_reversal(plan: DistributionPlan, refunded_gross: int) -> list[int]:
+    """Per leg (in :meth:`DistributionPlan.legs` order), what ``refunded_gross`` in total takes back.
+
+    Each value is between 0 and the leg's amount; at ``refunded_gross == plan.gross`` it equals the leg.
+    """
+    legs = plan.legs()
+    take_back = reversal_base(plan, refunded_gross)
+    if not legs:
+        return []
+    return allocate(take_back, [leg.amount for _, leg in legs])

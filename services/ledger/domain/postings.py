@@ -1,0 +1,349 @@
+"""Posting builders: pure functions from requests (and, where needed, balances) to journal entries.
+
+Accounting (G = gross recognised at completion, F = fees, W = PPh 22 withheld, N = net payout,
+B = distributable base = min(N, G − F − W), see :mod:`services.ledger.domain.distribution`):
+
+1. **Sale completed** (``<order>:completed``)::
+
+       Dr asset:marketplace_receivable:<channel>     G
+       Cr clearing:undistributed_proceeds:<lapas>    G      (completed, not yet settled)
+
+2. **Settlement** (``<order>:settlement``): cash side and revenue recognition in one entry::
+
+       Dr asset:bank:<account>                       N
+       Dr expense:marketplace_fee:<type>             F_type   (each fee type)
+       Dr asset:pph22_prepaid                        W
+       Cr asset:marketplace_receivable:<channel>     G        (what completion recognised)
+       Dr/Cr clearing:suspense                       |N + F + W − G|   (the difference, either side)
+       Dr clearing:undistributed_proceeds:<lapas>    G
+       Cr revenue:sales:<lapas>                      G
+
+   Revenue is recognised at settlement, at the gross completion recognised, so revenue = settled − refunded.
+   The settlement's own ``gross`` field is recorded in the request (and its hash) but the receivable is
+   cleared at G; a marketplace that settles a different amount shows up in suspense.
+
+3. **Distribution** (``<order>:distribution:<batch>``, one entry per batch, with the policy version in force
+   at completion): B is attributed to batches by quantity × unit price, then per batch::
+
+       Dr expense:material_cost:<lapas>      / Cr liability:supplier_payable:<supplier>   unit cost × qty
+       Dr expense:pnbp_share:<lapas>         / Cr liability:pnbp_payable:<lapas>          PNBP share
+       Dr expense:inmate_premi:<lapas>       / Cr liability:inmate_savings:<wbp>          premi, per inmate
+       Dr expense:capital_allocation:<lapas> / Cr equity:production_capital:<lapas>      capital share
+
+   Distributions are expenses of the sale (material cost, premi as a wage share, the state's levy) and an
+   allocation to capital. Once distributed, a settled order leaves an income of exactly W (the PPh 22 credit),
+   plus any shortfall of the payout, which is undistributed and waits in suspense for reconciliation.
+
+4. **Refund** (per refund id): ``<order>:refund:<id>`` reverses the settlement's cash and revenue::
+
+       Dr revenue:sales:<lapas>                      R (refunded gross)
+       Cr asset:bank:<account>                       clawback
+       Cr expense:marketplace_fee:<type>             fees the marketplace returns
+       Cr asset:pph22_prepaid                        PPh 22 the marketplace returns
+       Dr/Cr clearing:suspense                       any difference
+
+   and ``<order>:refund:<id>:<batch>`` (one per batch with a change, ``reverses`` its distribution entry)
+   takes back the cumulative-allocation difference of each leg (Dr target / Cr expense). Savings never go
+   negative: what an inmate's savings balance cannot cover is debited to ``asset:inmate_receivable:<wbp>``
+   (the premi was already paid out). A rupiah handed back to a leg credits that receivable first.
+
+5. **Payout** (``payout:<wbp>:<payout id>``): ``Dr liability:inmate_savings:<wbp> / Cr asset:bank``,
+   refused when the savings balance is lower than the amount.
+
+Refunds require the order to be settled and distributed (the adapter parks earlier refunds). ``balances``
+arguments map account codes to normal-side balances (see :mod:`services.ledger.domain.accounts`); only the
+inmate accounts are read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from services.ledger.domain import accounts
+from services.ledger.domain.distribution import DistributionPlan, cumulative_reversal
+from services.ledger.domain.errors import InsufficientBalanceError, RefundError, RequestError
+from services.ledger.domain.journal import EntryKind, JournalEntry, Line, LineBuilder, request_hash
+from services.ledger.domain.model import CompletionRequest, PayoutRequest, RefundRequest, SettlementRequest
+
+__all__ = [
+    "EntryKind",
+    "JournalEntry",
+    "Line",
+    "build_completion",
+    "build_distribution",
+    "build_payout",
+    "build_refund",
+    "build_settlement",
+    "completion_key",
+    "distribution_key",
+    "entries_balance_changes",
+    "payout_key",
+    "refund_key",
+    "refund_reversal_key",
+    "request_hash",
+    "settlement_key",
+]
+
+
+def completion_key(order_key: str) -> str:
+    """Posting key of an order's completion entry."""
+    return f"{order_key}:completed"
+
+
+def settlement_key(order_key: str) -> str:
+    """Posting key of an order's settlement entry."""
+    return f"{order_key}:settlement"
+
+
+def distribution_key(order_key: str, batch_id: str) -> str:
+    """Posting key of the distribution of one batch of an order."""
+    return f"{order_key}:distribution:{batch_id}"
+
+
+def refund_key(order_key: str, refund_id: str) -> str:
+    """Posting key of a refund's cash and revenue entry."""
+    return f"{order_key}:refund:{refund_id}"
+
+
+def refund_reversal_key(order_key: str, refund_id: str, batch_id: str) -> str:
+    """Posting key of a refund's reversal of one batch's distribution."""
+    return f"{order_key}:refund:{refund_id}:{batch_id}"
+
+
+def payout_key(inmate_id: str, payout_id: str) -> str:
+    """Posting key of a savings payout."""
+    return f"payout:{inmate_id}:{payout_id}"
+
+
+def _finish(entry: JournalEntry) -> JournalEntry:
+    entry.validate()
+    return entry
+
+
+def build_completion(request: CompletionRequest) -> JournalEntry:
+    """Order completed: Dr marketplace receivable / Cr undistributed proceeds, at gross."""
+    request.validate()
+    order = request.order
+    lines = LineBuilder()
+    lines.debit(accounts.marketplace_receivable(order.channel), request.gross)
+    lines.credit(accounts.undistributed_proceeds(order.lapas_id), request.gross)
+    return _finish(
+        JournalEntry(
+            posting_key=completion_key(order.order_key),
+            request_hash=request_hash(EntryKind.SALE_COMPLETED, request),
+            kind=EntryKind.SALE_COMPLETED,
+            memo=f"order {order.order_key} completed on {order.channel}: gross {request.gross}",
+            effective_at=request.completed_at,
+            lines=lines.lines(),
+            order_key=order.order_key,
+        )
+    )
+
+
+def build_settlement(request: SettlementRequest, recognised_gross: int) -> JournalEntry:
+    """Settlement: bank, fees, PPh 22 prepaid against the receivable (difference to suspense), and revenue.
+
+    ``recognised_gross`` is the gross of the order's completion entry.
+    """
+    request.validate()
+    if isinstance(recognised_gross, bool) or not isinstance(recognised_gross, int) or recognised_gross <= 0:
+        raise RequestError(f"recognised gross must be a positive int, got {recognised_gross!r}")
+    order = request.order
+    lines = LineBuilder()
+    lines.debit(accounts.bank(request.bank_account), request.net_payout)
+    for fee_type, amount in sorted(request.fees.items()):
+        lines.debit(accounts.fee_expense(fee_type), amount)
+    lines.debit(accounts.pph22_prepaid(), request.pph22_withheld)
+    lines.credit(accounts.marketplace_receivable(order.channel), recognised_gross)
+    difference = request.net_payout + request.fee_total + request.pph22_withheld - recognised_gross
+    lines.credit(accounts.suspense(), difference)
+    lines.debit(accounts.undistributed_proceeds(order.lapas_id), recognised_gross)
+    lines.credit(accounts.sales_revenue(order.lapas_id), recognised_gross)
+    memo = (
+        f"order {order.order_key} settled ({request.settlement_id}): gross {request.gross}, fees "
+        f"{request.fee_total}, PPh 22 {request.pph22_withheld}, net {request.net_payout}"
+        + (f", difference {difference:+d} to suspense" if difference else "")
+    )
+    return _finish(
+        JournalEntry(
+            posting_key=settlement_key(order.order_key),
+            request_hash=request_hash(EntryKind.SETTLEMENT, request),
+            kind=EntryKind.SETTLEMENT,
+            memo=memo,
+            effective_at=request.settled_at,
+            lines=lines.lines(),
+            order_key=order.order_key,
+        )
+    )
+
+
+def build_distribution(plan: DistributionPlan, settlement: SettlementRequest) -> list[JournalEntry]:
+    """One distribution entry per batch of ``plan`` (batches whose proceeds are 0 get none)."""
+    if settlement.order != plan.order:
+        raise RequestError(f"settlement is for {settlement.order.order_key}, plan for {plan.order.order_key}")
+    entries = []
+    for batch in plan.batches:
+        lines = LineBuilder()
+        for leg in batch.legs:
+            lines.debit(leg.debit, leg.amount)
+            lines.credit(leg.credit, leg.amount)
+        built = lines.lines()
+        if not built:
+            continue
+        entries.append(
+            _finish(
+                JournalEntry(
+                    posting_key=distribution_key(plan.order.order_key, batch.batch_id),
+                    request_hash=request_hash(EntryKind.DISTRIBUTION, settlement, part=batch.batch_id),
+                    kind=EntryKind.DISTRIBUTION,
+                    memo=(
+                        f"order {plan.order.order_key}, batch {batch.batch_id} ({batch.sku}): proceeds "
+                        f"{batch.proceeds} of base {plan.base}, material {batch.material_cost}, "
+                        f"policy {batch.policy_ref}"
+                    ),
+                    effective_at=settlement.settled_at,
+                    lines=built,
+                    policy_ref=batch.policy_ref,
+                    order_key=plan.order.order_key,
+                    batch_id=batch.batch_id,
+                )
+            )
+        )
+    return entries
+
+
+def _take_back(lines: LineBuilder, credit_account: str, delta: int, balances: dict[str, int]) -> None:
+    """Reverse ``delta`` (signed) of a leg's target account, keeping savings non-negative."""
+    info = accounts.account_info(credit_account)
+    if info.kind.name != "inmate_savings" or info.owner is None:
+        lines.debit(credit_account, delta)
+        return
+    receivable = accounts.inmate_receivable(info.owner)
+    if delta > 0:
+        from_savings = min(max(balances.get(credit_account, 0), 0), delta)
+        from_receivable = delta - from_savings
+    else:
+        # Handing a rupiah back: settle what the inmate owes first, then savings.
+        from_receivable = -min(max(balances.get(receivable, 0), 0), -delta)
+        from_savings = delta - from_receivable
+    lines.debit(credit_account, from_savings)
+    lines.debit(receivable, from_receivable)
+    balances[credit_account] = balances.get(credit_account, 0) - from_savings
+    balances[receivable] = balances.get(receivable, 0) + from_receivable
+
+
+def build_refund(
+    plan: DistributionPlan, refund: RefundRequest, refunded_before: int, balances: Mapping[str, int]
+) -> list[JournalEntry]:
+    """A refund's cash/revenue entry, then one reversal entry per batch whose legs change.
+
+    ``refunded_before`` is the cumulative gross refunded by earlier refunds of the order; ``balances`` the
+    current normal-side balances (only ``inmate_savings`` / ``inmate_receivable`` accounts are read).
+    """
+    refund.validate()
+    order = plan.order
+    if refund.order != order:
+        raise RefundError(f"refund is for {refund.order.order_key}, plan for {order.order_key}")
+    if isinstance(refunded_before, bool) or not isinstance(refunded_before, int) or refunded_before < 0:
+        raise RefundError(f"refunded_before must be an int >= 0, got {refunded_before!r}")
+    refunded_after = refunded_before + refund.amount
+    if refunded_after > plan.gross:
+        raise RefundError(
+            f"order {order.order_key}: refund {refund.refund_id} of {refund.amount} brings refunds to "
+            f"{refunded_after}, more than the gross {plan.gross}"
+        )
+    cash = LineBuilder()
+    cash.debit(accounts.sales_revenue(order.lapas_id), refund.amount)
+    cash.credit(accounts.bank(refund.bank_account), refund.effective_clawback)
+    for fee_type, amount in sorted(refund.fees_returned.items()):
+        cash.credit(accounts.fee_expense(fee_type), amount)
+    cash.credit(accounts.pph22_prepaid(), refund.pph22_returned)
+    returned = refund.effective_clawback + sum(refund.fees_returned.values()) + refund.pph22_returned
+    cash.credit(accounts.suspense(), refund.amount - returned)
+    entries = [
+        _finish(
+            JournalEntry(
+                posting_key=refund_key(order.order_key, refund.refund_id),
+                request_hash=request_hash(EntryKind.REFUND, refund),
+                kind=EntryKind.REFUND,
+                memo=(
+                    f"order {order.order_key} refund {refund.refund_id}: {refund.amount} "
+                    f"(cumulative {refunded_after} of {plan.gross}), clawback {refund.effective_clawback}"
+                ),
+                effective_at=refund.refunded_at,
+                lines=cash.lines(),
+                reverses=settlement_key(order.order_key),
+                order_key=order.order_key,
+            )
+        )
+    ]
+    before = cumulative_reversal(plan, refunded_before)
+    after = cumulative_reversal(plan, refunded_after)
+    working = dict(balances)
+    position = 0
+    for batch in plan.batches:
+        lines = LineBuilder()
+        for leg in batch.legs:
+            delta = after[position] - before[position]
+            position += 1
+            lines.credit(leg.debit, delta)
+            _take_back(lines, leg.credit, delta, working)
+        built = lines.lines()
+        if not built:
+            continue
+        entries.append(
+            _finish(
+                JournalEntry(
+                    posting_key=refund_reversal_key(order.order_key, refund.refund_id, batch.batch_id),
+                    request_hash=request_hash(EntryKind.REFUND_REVERSAL, refund, part=batch.batch_id),
+                    kind=EntryKind.REFUND_REVERSAL,
+                    memo=(
+                        f"order {order.order_key} refund {refund.refund_id}, batch {batch.batch_id}: "
+                        f"reversal to cumulative {refunded_after} of {plan.gross}, policy {batch.policy_ref}"
+                    ),
+                    effective_at=refund.refunded_at,
+                    lines=built,
+                    policy_ref=batch.policy_ref,
+                    reverses=distribution_key(order.order_key, batch.batch_id),
+                    order_key=order.order_key,
+                    batch_id=batch.batch_id,
+                )
+            )
+        )
+    return entries
+
+
+def build_payout(request: PayoutRequest, balances: Mapping[str, int]) -> JournalEntry:
+    """Savings payout on release: Dr inmate savings / Cr bank; refused above the savings balance."""
+    request.validate()
+    savings = accounts.inmate_savings(request.inmate_id)
+    balance = balances.get(savings, 0)
+    if request.amount > balance:
+        raise InsufficientBalanceError(
+            f"payout {request.payout_id} of {request.amount} for {request.inmate_id} exceeds the savings "
+            f"balance {balance}"
+        )
+    lines = LineBuilder()
+    lines.debit(savings, request.amount)
+    lines.credit(accounts.bank(request.bank_account), request.amount)
+    return _finish(
+        JournalEntry(
+            posting_key=payout_key(request.inmate_id, request.payout_id),
+            request_hash=request_hash(EntryKind.PAYOUT, request),
+            kind=EntryKind.PAYOUT,
+            memo=f"savings payout {request.payout_id} to {request.inmate_id} on release: {request.amount}",
+            effective_at=request.paid_at,
+            lines=lines.lines(),
+        )
+    )
+
+
+def entries_balance_changes(entries: Sequence[JournalEntry]) -> dict[str, int]:
+    """Normal-side balance change per account over ``entries`` (for callers keeping balances in memory)."""
+    changes: dict[str, int] = {}
+    for entry in entries:
+        for line in entry.lines:
+            changes[line.account] = changes.get(line.account, 0) + accounts.normal_delta(
+                line.account, line.side, line.amount
+            )
+    return changes
