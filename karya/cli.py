@@ -67,12 +67,15 @@ def _mount_optional() -> None:
 
     app.add_typer(stack_app, name="stack")
     from karya import schemas_cli
+    from services.ledger.cli import ledger_app, policy_app
     from services.orders.cli import catalogue_app, orders_app, stock_app
 
     schemas_cli.register(schemas_app)
     app.add_typer(catalogue_app, name="catalogue")
     app.add_typer(stock_app, name="stock")
     app.add_typer(orders_app, name="orders")
+    app.add_typer(ledger_app, name="ledger")
+    app.add_typer(policy_app, name="policy")
 
 
 if __name__ == "__main__":  # pragma: no cover

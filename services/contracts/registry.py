@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.contracts import marketplace, orders
+from services.contracts import gateway, ledger, marketplace, orders
 from services.contracts.base import Payload
 
 EVENT_TYPES: dict[str, type[Payload]] = {
@@ -19,6 +19,8 @@ EVENT_TYPES: dict[str, type[Payload]] = {
     orders.ORDER_COMPLETED: orders.OrderCompleted,
     orders.ORDER_RETURNED: orders.OrderReturned,
     orders.STOCK_AVAILABILITY_CHANGED: orders.StockAvailabilityChanged,
+    gateway.DELIVERY_RECEIVED: gateway.DeliveryReceived,
+    ledger.ENTRY_POSTED: ledger.EntryPosted,
 }
 
 

@@ -1,0 +1,82 @@
+"""Order facts (the payloads already posted per order) and events parked until their order catches up."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import orjson
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from infra.messaging.envelope import Envelope
+from services.ledger.adapters.locks import lock_order_facts
+
+
+@dataclass
+class OrderFacts:
+    """What the ledger has posted for one order."""
+
+    order_key: str
+    lapas_id: str
+    completion: dict[str, Any]
+    settlement: dict[str, Any] | None = None
+    refunded_gross: int = 0
+    is_new: bool = False
+    changed: bool = False
+
+
+async def load_facts(conn: AsyncConnection, keys: Iterable[str]) -> dict[str, OrderFacts]:
+    """Lock and load the facts of ``keys``."""
+    return {
+        r.order_key: OrderFacts(r.order_key, r.lapas_id, r.completion, r.settlement, r.refunded_gross)
+        for r in await lock_order_facts(conn, keys)
+    }
+
+
+async def save_facts(conn: AsyncConnection, facts: Iterable[OrderFacts]) -> None:
+    """Insert new facts and update changed ones."""
+    rows = [f for f in facts if f.is_new or f.changed]
+    new = [_params(f) for f in rows if f.is_new]
+    old = [_params(f) for f in rows if not f.is_new]
+    if new:
+        await conn.execute(
+            text("INSERT INTO ledger.order_facts (order_key, lapas_id, completion, settlement, refunded_gross) "
+                 "VALUES (:k, :l, CAST(:c AS jsonb), CAST(:s AS jsonb), :r)"), new)
+    if old:
+        await conn.execute(
+            text("UPDATE ledger.order_facts SET settlement = CAST(:s AS jsonb), refunded_gross = :r, "
+                 "updated_at = now() WHERE order_key = :k"), old)
+
+
+def _params(f: OrderFacts) -> dict[str, Any]:
+    return {
+        "k": f.order_key, "l": f.lapas_id, "c": orjson.dumps(f.completion).decode(),
+        "s": None if f.settlement is None else orjson.dumps(f.settlement).decode(), "r": f.refunded_gross,
+    }
+
+
+async def take_pending(conn: AsyncConnection, keys: Iterable[str]) -> list[Envelope]:
+    """Remove and return the parked events of ``keys`` (they are re-evaluated with this batch)."""
+    rows = await conn.execute(
+        text("DELETE FROM ledger.pending_events WHERE order_key = ANY(:k) RETURNING envelope, received_at"),
+        {"k": sorted(set(keys))},
+    )
+    return [Envelope.model_validate(r.envelope) for r in sorted(rows, key=lambda r: r.received_at)]
+
+
+async def park(conn: AsyncConnection, parked: Sequence[tuple[Envelope, str]]) -> None:
+    """Park events until what they wait for has been posted."""
+    if parked:
+        await conn.execute(
+            text("INSERT INTO ledger.pending_events (event_id, order_key, type, envelope, waiting_for) "
+                 "VALUES (:id, :k, :t, CAST(:e AS jsonb), :w) ON CONFLICT (event_id) DO NOTHING"),
+            [{"id": e.event_id, "k": e.subject, "t": e.type, "e": e.model_dump_json(), "w": w} for e, w in parked],
+        )
+
+
+def unique_ids(envelopes: Iterable[Envelope]) -> set[UUID]:
+    """Event ids of ``envelopes``."""
+    return {e.event_id for e in envelopes}

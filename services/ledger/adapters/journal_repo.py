@@ -1,0 +1,177 @@
+"""Posting journal entries: idempotency by posting key, accounts on demand, lines then entries, the hash chain,
+and balances — all set-based for one batch, in the lock order of :mod:`services.ledger.adapters.locks`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.ledger.adapters.locks import lock_balances, lock_chain_head
+from services.ledger.domain.accounts import Side, account_info
+from services.ledger.domain.hashchain import CommittedEntry, chain_hash
+from services.ledger.domain.journal import JournalEntry
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """A posting key seen again with a different request: recorded, alerted, never posted twice."""
+
+    posting_key: str
+    existing_hash: str
+    new_hash: str
+    source_event: str | None
+
+
+@dataclass
+class PostingResult:
+    """What one call to :func:`post_entries` did."""
+
+    posted: list[CommittedEntry] = field(default_factory=list)
+    already_posted: list[str] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
+
+
+async def existing_hashes(conn: AsyncConnection, keys: Sequence[str]) -> dict[str, str]:
+    """Request hash of every posting key among ``keys`` that is already in the journal."""
+    if not keys:
+        return {}
+    rows = await conn.execute(
+        text("SELECT posting_key, request_hash FROM ledger.journal_entries WHERE posting_key = ANY(:k)"),
+        {"k": sorted(set(keys))},
+    )
+    return {r.posting_key: r.request_hash for r in rows}
+
+
+async def post_entries(
+    conn: AsyncConnection, entries: Sequence[tuple[JournalEntry, str | None]], known: dict[str, str] | None = None
+) -> PostingResult:
+    """Post ``(entry, source_event)`` pairs once each; same key + same hash is the existing answer."""
+    result = PostingResult()
+    known = dict(known) if known is not None else await existing_hashes(conn, [e.posting_key for e, _ in entries])
+    fresh: list[tuple[JournalEntry, str | None]] = []
+    for entry, source in entries:
+        entry.validate()
+        seen = known.get(entry.posting_key)
+        if seen is None:
+            known[entry.posting_key] = entry.request_hash
+            fresh.append((entry, source))
+        elif seen == entry.request_hash:
+            result.already_posted.append(entry.posting_key)
+        else:
+            result.conflicts.append(Conflict(entry.posting_key, seen, entry.request_hash, source))
+    if result.conflicts:
+        await conn.execute(
+            text("INSERT INTO ledger.posting_conflicts (posting_key, existing_hash, new_hash, source_event) "
+                 "VALUES (:posting_key, :existing_hash, :new_hash, :source_event)"),
+            [_conflict_params(c) for c in result.conflicts],
+        )
+    if not fresh:
+        return result
+    await _open_accounts(conn, {line.account for e, _ in fresh for line in e.lines})
+    head_seq, head_hash = await lock_chain_head(conn)
+    recorded_at = datetime.now(UTC)
+    committed: list[CommittedEntry] = []
+    prev_hashes: list[str] = []
+    for offset, (entry, source) in enumerate(fresh, start=1):
+        c = CommittedEntry(head_seq + offset, entry, recorded_at, source)
+        digest = chain_hash(head_hash, c)
+        committed.append(CommittedEntry(c.sequence, entry, recorded_at, source, digest))
+        prev_hashes.append(head_hash)
+        head_hash = digest
+    await _insert(conn, committed, prev_hashes)
+    await conn.execute(
+        text("UPDATE ledger.chain_head SET sequence = :s, hash = :h"), {"s": committed[-1].sequence, "h": head_hash}
+    )
+    await _apply_balances(conn, [c.entry for c in committed])
+    result.posted = committed
+    return result
+
+
+def _conflict_params(c: Conflict) -> dict[str, Any]:
+    return {"posting_key": c.posting_key, "existing_hash": c.existing_hash, "new_hash": c.new_hash,
+            "source_event": c.source_event}
+
+
+async def _open_accounts(conn: AsyncConnection, codes: set[str]) -> None:
+    ordered = sorted(codes)
+    infos = [account_info(code) for code in ordered]
+    await conn.execute(
+        text("INSERT INTO ledger.accounts (code, type, normal_side) SELECT * FROM unnest(CAST(:c AS text[]), "
+             "CAST(:t AS text[]), CAST(:s AS text[])) ON CONFLICT (code) DO NOTHING"),
+        {"c": ordered, "t": [i.type.value for i in infos], "s": [i.normal_side.value for i in infos]},
+    )
+
+
+async def _insert(conn: AsyncConnection, committed: Sequence[CommittedEntry], prev_hashes: Sequence[str]) -> None:
+    """Lines first (one statement), then entries (one statement): the triggers check both."""
+    seqs, nos, accts, sides, amounts = [], [], [], [], []
+    for c in committed:
+        for n, line in enumerate(c.entry.lines, start=1):
+            seqs.append(c.sequence)
+            nos.append(n)
+            accts.append(line.account)
+            sides.append(line.side.value)
+            amounts.append(line.amount)
+    await conn.execute(
+        text("INSERT INTO ledger.journal_lines (sequence, line_no, account, side, amount) SELECT * FROM unnest("
+             "CAST(:s AS bigint[]), CAST(:n AS int[]), CAST(:a AS text[]), CAST(:d AS char(1)[]), "
+             "CAST(:m AS bigint[]))"),
+        {"s": seqs, "n": nos, "a": accts, "d": sides, "m": amounts},
+    )
+    await conn.execute(
+        text("INSERT INTO ledger.journal_entries (sequence, posting_key, request_hash, kind, memo, effective_at, "
+             "recorded_at, source_event, policy_ref, reverses, order_key, batch_id, prev_hash, chain_hash) "
+             "SELECT * FROM unnest(CAST(:seq AS bigint[]), CAST(:key AS text[]), CAST(:rh AS text[]), "
+             "CAST(:kind AS text[]), CAST(:memo AS text[]), CAST(:eff AS timestamptz[]), CAST(:rec AS timestamptz[]), "
+             "CAST(:src AS text[]), CAST(:pol AS text[]), CAST(:rev AS text[]), CAST(:ok AS text[]), "
+             "CAST(:bid AS text[]), CAST(:prev AS text[]), CAST(:hash AS text[]))"),
+        {
+            "seq": [c.sequence for c in committed], "key": [c.entry.posting_key for c in committed],
+            "rh": [c.entry.request_hash for c in committed], "kind": [c.entry.kind.value for c in committed],
+            "memo": [c.entry.memo for c in committed], "eff": [c.entry.effective_at for c in committed],
+            "rec": [c.recorded_at for c in committed], "src": [c.source_event for c in committed],
+            "pol": [c.entry.policy_ref for c in committed], "rev": [c.entry.reverses for c in committed],
+            "ok": [c.entry.order_key for c in committed], "bid": [c.entry.batch_id for c in committed],
+            "prev": list(prev_hashes), "hash": [c.chain_hash for c in committed],
+        },
+    )
+
+
+async def _apply_balances(conn: AsyncConnection, entries: Sequence[JournalEntry]) -> None:
+    """Add the batch's debits and credits per account, rows locked in sorted account order."""
+    debit: dict[str, int] = defaultdict(int)
+    credit: dict[str, int] = defaultdict(int)
+    for entry in entries:
+        for line in entry.lines:
+            (debit if line.side is Side.DEBIT else credit)[line.account] += line.amount
+    accounts = sorted(set(debit) | set(credit))
+    await lock_balances(conn, accounts)
+    await conn.execute(
+        text("UPDATE ledger.account_balances b SET debit_total = b.debit_total + u.d, "
+             "credit_total = b.credit_total + u.c, updated_at = now() "
+             "FROM unnest(CAST(:a AS text[]), CAST(:d AS bigint[]), CAST(:c AS bigint[])) AS u(account, d, c) "
+             "WHERE b.account = u.account"),
+        {"a": accounts, "d": [debit[a] for a in accounts], "c": [credit[a] for a in accounts]},
+    )
+
+
+async def normal_balances(conn: AsyncConnection, accounts: Sequence[str]) -> dict[str, int]:
+    """Current normal-side balances of ``accounts`` (missing accounts are 0)."""
+    if not accounts:
+        return {}
+    rows = await conn.execute(
+        text("SELECT b.account, b.debit_total, b.credit_total, a.normal_side FROM ledger.account_balances b "
+             "JOIN ledger.accounts a ON a.code = b.account WHERE b.account = ANY(:a)"),
+        {"a": sorted(set(accounts))},
+    )
+    return {
+        r.account: (r.debit_total - r.credit_total) if r.normal_side == "D" else (r.credit_total - r.debit_total)
+        for r in rows
+    }

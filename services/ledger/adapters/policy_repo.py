@@ -1,0 +1,73 @@
+"""Split policies stored as data: loaded once per version, never changed, cached per process."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import orjson
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.ledger.domain.errors import LedgerDomainError
+from services.ledger.domain.policy import SplitPolicy, parse_policies, policy_hash
+
+
+class PolicyConflict(LedgerDomainError):
+    """A policy id and version already loaded with different content."""
+
+
+def _body(policy: SplitPolicy) -> dict[str, object]:
+    body: dict[str, object] = {"sku": policy.sku} if policy.sku else {}
+    return {
+        **body, "policy_id": policy.policy_id, "version": policy.version, "lapas_id": policy.lapas_id,
+        "effective_from": policy.effective_from.isoformat(),
+        "rules": [{"target": r.target.value, "share": f"{r.share.numerator}/{r.share.denominator}"}
+                  for r in policy.rules],
+    }
+
+
+async def store_policies(conn: AsyncConnection, policies: Sequence[SplitPolicy]) -> tuple[int, int]:
+    """Insert new policy versions; identical ones are skipped; changed ones raise. Returns (new, unchanged)."""
+    existing = {
+        (r.policy_id, r.version): r.policy_hash
+        for r in await conn.execute(text("SELECT policy_id, version, policy_hash FROM ledger.split_policies"))
+    }
+    new, same, conflicts = [], 0, []
+    for p in policies:
+        digest = policy_hash(p)
+        seen = existing.get((p.policy_id, p.version))
+        if seen is None:
+            new.append(p)
+        elif seen == digest:
+            same += 1
+        else:
+            conflicts.append(f"policy {p.ref} is already loaded with different content; publish a new version")
+    if conflicts:
+        raise PolicyConflict("; ".join(conflicts))
+    if new:
+        await conn.execute(
+            text("INSERT INTO ledger.split_policies (policy_id, version, lapas_id, sku, effective_from, body, "
+                 "policy_hash) VALUES (:i, :v, :l, :s, :f, CAST(:b AS jsonb), :h)"),
+            [{"i": p.policy_id, "v": p.version, "l": p.lapas_id, "s": p.sku, "f": p.effective_from,
+              "b": orjson.dumps(_body(p)).decode(), "h": policy_hash(p)} for p in new],
+        )
+    return len(new), same
+
+
+class PolicyCache:
+    """All stored policies, re-read only when a new version was loaded (checked once per batch)."""
+
+    def __init__(self) -> None:
+        self._stamp: tuple[int, object] | None = None
+        self._policies: list[SplitPolicy] = []
+
+    async def get(self, conn: AsyncConnection) -> list[SplitPolicy]:
+        """The current policy set."""
+        row = (await conn.execute(text("SELECT count(*), max(loaded_at) FROM ledger.split_policies"))).one()
+        stamp = (int(row[0]), row[1])
+        if stamp != self._stamp:
+            bodies = [r.body for r in await conn.execute(
+                text("SELECT body FROM ledger.split_policies ORDER BY policy_id, version"))]
+            self._policies = parse_policies(bodies, "ledger.split_policies") if bodies else []
+            self._stamp = stamp
+        return self._policies

@@ -1,0 +1,29 @@
+"""Entry-posted events for the ledger outbox."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from infra.messaging.envelope import make_envelope
+from infra.messaging.outbox import OutboundMessage
+from infra.messaging.topics import LEDGER_ENTRIES
+from services.contracts.ledger import ENTRY_POSTED, EntryPosted
+from services.ledger.domain.hashchain import CommittedEntry
+
+
+def entry_posted_messages(posted: Sequence[CommittedEntry]) -> list[OutboundMessage]:
+    """One ``entry_posted`` per committed entry, keyed by its order (or its posting key)."""
+    messages = []
+    for c in posted:
+        e = c.entry
+        payload = EntryPosted(
+            sequence=c.sequence, posting_key=e.posting_key, kind=e.kind.value, order_key=e.order_key,
+            batch_id=e.batch_id, policy_ref=e.policy_ref, amount=e.debit_total, effective_at=e.effective_at,
+            chain_hash=c.chain_hash,
+        )
+        envelope = make_envelope(
+            type=ENTRY_POSTED, source="karya/ledger", subject=e.order_key or e.posting_key,
+            data=payload.model_dump(mode="json"),
+        )
+        messages.append(OutboundMessage.of(LEDGER_ENTRIES, envelope))
+    return messages

@@ -1,0 +1,151 @@
+"""The ledger use case: post completions, settlements (with their distribution) and refunds for one batch.
+
+Per order, events are taken in accounting order (completion, settlement, refunds). A settlement that arrives
+before its completion, or a refund before its settlement, is parked in ``ledger.pending_events`` and posted in
+the batch that brings what it waits for. Posting keys make every posting happen once; the same key with a
+different request is a recorded conflict, an alert metric and a dead letter — never a second posting.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from prometheus_client import Counter
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from infra.messaging.consumer import InboundEvent, Rejection
+from infra.messaging.envelope import Envelope
+from infra.messaging.outbox import enqueue
+from services.contracts.marketplace import REFUND_REPORTED, SETTLEMENT_REPORTED
+from services.contracts.orders import ORDER_COMPLETED
+from services.ledger.adapters.facts_repo import OrderFacts, load_facts, park, save_facts, take_pending
+from services.ledger.adapters.journal_repo import existing_hashes, normal_balances, post_entries
+from services.ledger.adapters.policy_repo import PolicyCache
+from services.ledger.domain import accounts
+from services.ledger.domain.distribution import plan_distribution
+from services.ledger.domain.errors import LedgerDomainError
+from services.ledger.domain.journal import EntryKind, JournalEntry, request_hash
+from services.ledger.domain.policy import SplitPolicy
+from services.ledger.domain.postings import (
+    build_completion,
+    build_distribution,
+    build_refund,
+    build_settlement,
+    entries_balance_changes,
+    refund_key,
+    settlement_key,
+)
+from services.ledger.outbound import entry_posted_messages
+from services.ledger.requests import completion_request, refund_request, settlement_request
+
+_ORDER = {ORDER_COMPLETED: 0, SETTLEMENT_REPORTED: 1, REFUND_REPORTED: 2}
+
+
+@dataclass
+class _Batch:
+    """Entries planned for one batch, with the event each came from."""
+
+    entries: list[tuple[JournalEntry, str]] = field(default_factory=list)
+    parked: list[tuple[Envelope, str]] = field(default_factory=list)
+    rejections: list[tuple[Envelope, str]] = field(default_factory=list)
+
+
+class LedgerProcessor:
+    """Batch handler of ``orders.events`` and ``marketplace.settlements`` (see the module docstring)."""
+
+    def __init__(self, conflicts_metric: Counter | None = None) -> None:
+        self._policies = PolicyCache()
+        self._conflicts = conflicts_metric
+
+    async def __call__(self, conn: AsyncConnection, events: Sequence[InboundEvent]) -> list[Rejection]:
+        """Post what ``events`` (and events parked for their orders) call for; return the rejected ones."""
+        by_id = {e.envelope.event_id: e for e in events}
+        relevant = [e.envelope for e in events if e.envelope.type in _ORDER]
+        if not relevant:
+            return []
+        keys = {e.subject for e in relevant}
+        work = [*await take_pending(conn, keys), *relevant]
+        facts = await load_facts(conn, keys)
+        policies = await self._policies.get(conn)
+        grouped: dict[str, list[Envelope]] = defaultdict(list)
+        for envelope in work:
+            grouped[envelope.subject].append(envelope)
+        batch = _Batch()
+        known = await existing_hashes(conn, [settlement_key(k) for k in keys])
+        for order_key in sorted(grouped):
+            for envelope in sorted(grouped[order_key], key=lambda e: _ORDER[e.type]):
+                try:
+                    await self._plan(conn, envelope, facts, policies, batch, known)
+                except (LedgerDomainError, ValidationError) as exc:
+                    batch.rejections.append((envelope, f"{type(exc).__name__}: {exc}"))
+        result = await post_entries(conn, batch.entries)
+        for conflict in result.conflicts:
+            if self._conflicts is not None:
+                self._conflicts.inc()
+            source = next((e for e in work if str(e.event_id) == conflict.source_event), None)
+            if source is not None:
+                batch.rejections.append((source, f"posting conflict on {conflict.posting_key}: same key, different request"))
+        await save_facts(conn, facts.values())
+        await park(conn, batch.parked)
+        await enqueue(conn, "ledger", entry_posted_messages(result.posted))
+        rejected = []
+        seen: set[str] = set()
+        for envelope, reason in batch.rejections:
+            inbound = by_id.get(envelope.event_id)
+            if inbound is not None and str(envelope.event_id) not in seen:
+                seen.add(str(envelope.event_id))
+                rejected.append(Rejection(inbound, reason))
+        return rejected
+
+    async def _plan(
+        self, conn: AsyncConnection, envelope: Envelope, facts: dict[str, OrderFacts],
+        policies: list[SplitPolicy], batch: _Batch, known: dict[str, str],
+    ) -> None:
+        source = str(envelope.event_id)
+        order = facts.get(envelope.subject)
+        if envelope.type == ORDER_COMPLETED:
+            completion = completion_request(envelope.data)
+            batch.entries.append((build_completion(completion), source))
+            if order is None:
+                facts[envelope.subject] = OrderFacts(
+                    envelope.subject, completion.order.lapas_id, envelope.data, is_new=True
+                )
+            return
+        if order is None:
+            batch.parked.append((envelope, "completion"))
+            return
+        completion = completion_request(order.completion)
+        ref = completion.order
+        if envelope.type == SETTLEMENT_REPORTED:
+            settlement = settlement_request(envelope.data, ref)
+            entry = build_settlement(settlement, completion.gross)
+            batch.entries.append((entry, source))
+            if order.settlement is None and known.get(entry.posting_key) is None:
+                plan = plan_distribution(completion, settlement, policies)
+                batch.entries += [(e, source) for e in build_distribution(plan, settlement)]
+                order.settlement, order.changed = envelope.data, True
+            return
+        if order.settlement is None:
+            batch.parked.append((envelope, "settlement"))
+            return
+        refund = refund_request(envelope.data, ref)
+        stored = await existing_hashes(conn, [refund_key(envelope.subject, refund.refund_id)])
+        if stored:  # posted before: the stored hash decides between redelivery and conflict
+            mine = request_hash(EntryKind.REFUND, refund)
+            if next(iter(stored.values())) != mine:
+                batch.rejections.append((envelope, f"posting conflict on refund {refund.refund_id}"))
+            return
+        settlement = settlement_request(order.settlement, ref)
+        plan = plan_distribution(completion, settlement, policies)
+        pending = [e for e, _ in batch.entries]
+        savings = sorted({leg.credit for _, leg in plan.legs() if leg.credit.startswith("liability:inmate_savings:")})
+        receivables = [accounts.inmate_receivable(code.rsplit(":", 1)[1]) for code in savings]
+        balances = await normal_balances(conn, savings + receivables)
+        for account, change in entries_balance_changes(pending).items():
+            balances[account] = balances.get(account, 0) + change
+        built = build_refund(plan, refund, order.refunded_gross, balances)
+        batch.entries += [(e, source) for e in built]
+        order.refunded_gross, order.changed = order.refunded_gross + refund.amount, True
