@@ -33,14 +33,15 @@ ORDERS_STOCK_AVAILABILITY = topic_name("orders.stock-availability")
 LEDGER_ENTRIES = topic_name("ledger.entries")
 """Journal entries posted (keyed by posting key)."""
 
-ALL_TOPICS = (
-    MARKETPLACE_ORDER_EVENTS,
-    MARKETPLACE_SETTLEMENTS,
-    GATEWAY_RAW_DELIVERIES,
-    ORDERS_EVENTS,
-    ORDERS_STOCK_AVAILABILITY,
-    LEDGER_ENTRIES,
+BASE_NAMES = (
+    "marketplace.order-events",
+    "marketplace.settlements",
+    "gateway.raw-deliveries",
+    "orders.events",
+    "orders.stock-availability",
+    "ledger.entries",
 )
+ALL_TOPICS = tuple(topic_name(b) for b in BASE_NAMES)
 
 
 def dead_letter_topic(topic: str) -> str:

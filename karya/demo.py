@@ -1,0 +1,191 @@
+"""`karya demo`: the whole system on this machine, end to end, with a readable summary.
+
+Resets the local demo database, loads the demo catalogue and split policies, starts every service as its own
+process (recorded by pid), pushes a marketplace day of orders through, waits until every event is processed,
+prints the summary and the local URLs, and keeps running until Ctrl-C (``--once``: exits when drained and
+prints one JSON line of counters taken from the database and the broker).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from typing import Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy.engine import make_url
+
+from infra.db.engine import make_engine
+from infra.db.migrate import upgrade_to_head_async
+from infra.db.roles import bootstrap_database, passwords_from_env
+from infra.environment import ROOT, state_dir
+from infra.messaging.admin import ensure_topics
+from infra.messaging.relay import make_producer
+from infra.messaging.topics import BASE_NAMES, topic_name
+from karya.demo_report import backlog, broker_counts, database_counts, summary_tables
+from karya.processes import ServiceProcess, start_service, stop_all
+from services.ledger.adapters.policy_repo import store_policies
+from services.ledger.domain.policy import parse_policies
+from services.orders.adapters.catalogue_repo import load_catalogue as load_catalogue_db
+from services.orders.catalogue import load_catalogue
+
+console = Console(stderr=True)
+CATALOGUE = ROOT / "deploy" / "demo" / "catalogue.yaml"
+POLICIES = ROOT / "deploy" / "demo" / "policies.yaml"
+
+
+def demo(
+    orders: int = typer.Option(2000, "--orders", help="Orders in the marketplace day."),
+    once: bool = typer.Option(False, "--once", help="Exit when drained; last line is a JSON summary."),
+    seed: int = typer.Option(7, "--seed"),
+    timeout_s: float = typer.Option(900, "--timeout", help="Give up waiting for the drain after this long."),
+) -> None:
+    """Run the demo (see the module docstring)."""
+    for name in ("DATABASE_URL", "KARYA_MIGRATOR_URL", "KARYA_DB_ADMIN_URL", "KAFKA_BOOTSTRAP_SERVERS"):
+        if not os.environ.get(name):
+            console.print(f"[red]{name} is not set: run `make demo` (it starts the stack and sources .local/stack.env)")
+            raise typer.Exit(2)
+    started = time.monotonic()
+    prefix = f"demo{int(time.time())}."
+    env = {"KARYA_TOPIC_PREFIX": prefix}
+    asyncio.run(_prepare(prefix))
+    log_dir = state_dir() / "demo" / prefix.rstrip(".")
+    procs: list[ServiceProcess] = []
+    try:
+        for service in ("orders", "ledger"):
+            procs.append(start_service(service, ["karya.cli", "serve", service], env, log_dir))
+        console.print(f"services started: {', '.join(f'{p.name} (pid {p.pid}, :{p.port})' for p in procs)}; "
+                      f"logs in {log_dir}")
+        result = asyncio.run(_drive(prefix, orders, seed, procs, timeout_s))
+        result["elapsed_s"] = round(time.monotonic() - started, 1)
+        _print_summary(result, procs)
+        if once:
+            print(json.dumps(result["counters"] | {"elapsed_s": result["elapsed_s"]}), flush=True)
+            return
+        console.print("[bold]running; Ctrl-C to stop[/bold]")
+        while all(p.popen.poll() is None for p in procs):
+            time.sleep(1)
+    except KeyboardInterrupt:
+        console.print("stopping")
+    finally:
+        stop_all(procs)
+
+
+async def _prepare(prefix: str) -> None:
+    """Fresh demo database (local stack only), catalogue, policies, topics."""
+    admin = os.environ["KARYA_DB_ADMIN_URL"]
+    database = make_url(os.environ["DATABASE_URL"]).database or "karya"
+    if make_url(admin).host in ("127.0.0.1", "localhost"):  # only ever reset the local stack's database
+        await _reset_database(admin, database)
+    await bootstrap_database(admin, passwords_from_env(), database)
+    await upgrade_to_head_async(os.environ["KARYA_MIGRATOR_URL"])
+    engine = make_engine(os.environ["DATABASE_URL"], pool_size=1)
+    try:
+        async with engine.begin() as conn:
+            report = await load_catalogue_db(conn, load_catalogue(CATALOGUE), str(CATALOGUE))
+            new, _ = await store_policies(conn, parse_policies(yaml.safe_load(POLICIES.read_text()), str(POLICIES)))
+    finally:
+        await engine.dispose()
+    console.print(f"catalogue: {len(report.new_batches)} batches, {report.units_received} units; {new} split policies")
+    await ensure_topics(os.environ["KAFKA_BOOTSTRAP_SERVERS"], [topic_name(b, prefix) for b in BASE_NAMES], partitions=6)
+
+
+async def _reset_database(admin_url: str, database: str) -> None:
+    import asyncpg
+
+    dsn = make_url(admin_url).set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def _drive(prefix: str, orders: int, seed: int, procs: list[ServiceProcess], timeout_s: float) -> dict[str, Any]:
+    """Publish the day's lifecycles with a progress bar, then wait until everything is processed."""
+    from bench.loadgen import interleave, lifecycles
+
+    catalogue = load_catalogue(CATALOGUE)
+    messages = interleave(list(lifecycles(catalogue, orders, seed=seed, run_id=f"d{seed}-")))
+    producer = make_producer(os.environ["KAFKA_BOOTSTRAP_SERVERS"], "karya-demo")
+    await producer.start()
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    try:
+        with Progress(*columns, console=console) as progress:
+            task = progress.add_task("publishing marketplace events", total=len(messages))
+            futures = []
+            for m in messages:
+                topic = topic_name(m.topic, prefix)  # the loadgen names base topics (this process has no prefix)
+                futures.append(await producer.send(topic, m.envelope.to_bytes(), key=m.envelope.subject.encode()))
+                if len(futures) >= 1000:
+                    await asyncio.gather(*futures)
+                    progress.advance(task, len(futures))
+                    futures = []
+            await asyncio.gather(*futures)
+            progress.advance(task, len(futures))
+            drained = await _wait_drained(prefix, len(messages), progress, procs, timeout_s)
+    finally:
+        await producer.stop()
+    engine = make_engine(os.environ["DATABASE_URL"], pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            counters = await database_counts(conn)
+            tables = await summary_tables(conn)
+    finally:
+        await engine.dispose()
+    dlq, _ = await broker_counts(os.environ["KAFKA_BOOTSTRAP_SERVERS"], prefix, [])
+    counters = {"orders": counters["orders"], "webhooks_sent": 0, "webhooks_rejected": 0, **counters, "dlq_messages": dlq,
+                "drained": drained}
+    return {"counters": counters, "tables": tables}
+
+
+async def _wait_drained(prefix: str, published: int, progress: Progress, procs: list[ServiceProcess],
+                        timeout_s: float) -> bool:
+    """Until consumer lag and outbox backlog are zero and the inbox counts stop moving."""
+    engine = make_engine(os.environ["DATABASE_URL"], pool_size=1)
+    task = progress.add_task("processing (orders + ledger inboxes)", total=None)
+    deadline = time.monotonic() + timeout_s
+    last: tuple[int, int] | None = None
+    try:
+        while time.monotonic() < deadline:
+            dead = [p.name for p in procs if p.popen.poll() is not None]
+            if dead:
+                raise RuntimeError(f"service process(es) exited: {dead}; see their logs")
+            async with engine.connect() as conn:
+                processed = (await database_counts(conn))["events_processed"]
+                pending = await backlog(conn)
+            _, lag = await broker_counts(os.environ["KAFKA_BOOTSTRAP_SERVERS"], prefix,
+                                         [f"{prefix}karya-orders", f"{prefix}karya-ledger"])
+            progress.update(task, completed=processed, description=f"processing: {processed} events, lag {lag}, "
+                                                                    f"outbox {pending}")
+            state = (processed, lag + pending)
+            if processed >= published and lag == 0 and pending == 0 and state == last:
+                return True
+            last = state
+            await asyncio.sleep(1.0)
+    finally:
+        await engine.dispose()
+    return False
+
+
+def _print_summary(result: dict[str, Any], procs: list[ServiceProcess]) -> None:
+    for title, rows in result["tables"].items():
+        if not rows:
+            continue
+        table = Table(*rows[0].keys(), title=title.replace("_", " "), title_justify="left")
+        for row in rows:
+            table.add_row(*(f"{v:,}" if isinstance(v, int) else str(v) for v in row.values()))
+        console.print(table)
+    c = result["counters"]
+    console.print(f"journal entries {c['journal_entries']:,}; debits {c['trial_balance_debits']:,} = credits "
+                  f"{c['trial_balance_credits']:,}; unbalanced {c['unbalanced_entries']}; dead letters "
+                  f"{c['dlq_messages']}; elapsed {result['elapsed_s']} s")
+    for p in procs:
+        console.print(f"{p.name}: http://127.0.0.1:{p.port}/readyz  /metrics  (pid {p.pid})")
+    console.print("try: karya stock show --json | karya ledger trial-balance | karya ledger verify")
