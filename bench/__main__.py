@@ -1,0 +1,193 @@
+"""`make bench`: end-to-end throughput and latency of the real pipeline, against the same-run ceiling.
+
+    python -m bench [--orders N ...] [--offered 2000] [--latency-seconds 15] [--no-ceiling]
+
+For each size: a fresh bench database, orders and ledger as separate processes, N order lifecycles published
+as fast as the producer goes; events/s from first publish to the last posting committed, per-stage rates and
+CPU seconds per process. Then a paced run at the offered load for latency percentiles (publish → posting
+committed), and the ceiling. Prints a table, writes bench/results/<timestamp>.json, and prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import text
+
+from bench.ceiling import run_ceiling, table_counts
+from bench.harness import Bench, cpu_seconds, messages_for, publish, stack_pids, wait_drained
+from infra.db.engine import make_engine
+from infra.db.roles import passwords_from_env, role_urls
+from infra.environment import ROOT, state_dir
+
+console = Console(stderr=True)
+RESULTS = ROOT / "bench" / "results"
+
+
+async def _ready(bench: Bench, timeout_s: float = 90) -> None:
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient() as client:
+        while time.monotonic() < deadline:
+            try:
+                codes = [(await client.get(f"http://127.0.0.1:{p.port}/readyz")).status_code for p in bench.procs]
+                if all(c == 200 for c in codes):
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.5)
+    raise TimeoutError("services not ready")
+
+
+async def _epoch(bench: Bench, sql: str) -> float:
+    engine = make_engine(bench.service_url, pool_size=1)
+    try:
+        async with engine.connect() as c:
+            value = (await c.execute(text(sql))).scalar_one()
+    finally:
+        await engine.dispose()
+    return float(value.timestamp()) if value is not None else 0.0
+
+
+async def throughput(orders: int, seed: int, with_ceiling: bool) -> dict[str, Any]:
+    """One size: publish everything at once, wait for the drain, measure."""
+    stamp = int(time.time())
+    bench = Bench(database="karya_bench", prefix=f"bench{stamp}n{orders}.")
+    console.print(f"[bold]{orders:,} orders[/bold]: preparing database and services")
+    await bench.setup(orders)
+    bench.start(state_dir() / "bench" / bench.prefix.rstrip("."))
+    try:
+        await _ready(bench)
+        messages = messages_for(orders, seed, f"n{orders}-")
+        order_events = sum(1 for m in messages if m.topic == "marketplace.order-events")
+        pids = {"orders": [bench.procs[0].pid], "ledger": [bench.procs[1].pid], **stack_pids()}
+        cpu0 = cpu_seconds(pids)
+        t0 = time.time()
+        await publish(bench.prefix, messages)
+        t_published = time.time()
+        console.print(f"published {len(messages):,} events in {t_published - t0:.1f} s; waiting for the drain")
+        await wait_drained(bench, order_events, timeout_s=max(120, orders / 50))
+        cpu1 = cpu_seconds(pids)
+        end = await _epoch(bench, "SELECT max(recorded_at) FROM ledger.journal_entries")
+        o_first = await _epoch(bench, "SELECT min(received_at) FROM orders.inbox")
+        o_last = await _epoch(bench, "SELECT max(received_at) FROM orders.inbox")
+        l_first = await _epoch(bench, "SELECT min(received_at) FROM ledger.inbox")
+        l_last = await _epoch(bench, "SELECT max(received_at) FROM ledger.inbox")
+        engine = make_engine(bench.service_url, pool_size=1)
+        counts = await table_counts(engine)
+        await engine.dispose()
+    finally:
+        bench.stop()
+    elapsed = end - t0
+    result: dict[str, Any] = {
+        "orders": orders, "events": len(messages), "elapsed_s": round(elapsed, 2),
+        "events_per_s": round(len(messages) / elapsed, 1),
+        "publish_per_s": round(len(messages) / (t_published - t0), 1),
+        "orders_stage_events_per_s": round(counts["orders.inbox"] / max(o_last - o_first, 1e-3), 1),
+        "ledger_stage_events_per_s": round(counts["ledger.inbox"] / max(l_last - l_first, 1e-3), 1),
+        "cpu_s": {k: round(cpu1.get(k, 0) - cpu0.get(k, 0), 1) for k in cpu0},
+        "rows": counts,
+    }
+    if with_ceiling:
+        migrator = make_engine(role_urls(_admin(), passwords_from_env(), bench.database).migrator, pool_size=1)
+        try:
+            batches = max(1, len(messages) // 2000)
+            ceiling_s = await run_ceiling(migrator, counts, batches)
+        finally:
+            await migrator.dispose()
+        result["ceiling_events_per_s"] = round(len(messages) / ceiling_s, 1)
+        result["ratio"] = round(result["events_per_s"] / result["ceiling_events_per_s"], 3)
+    return result
+
+
+def _admin() -> str:
+    import os
+
+    return os.environ["KARYA_DB_ADMIN_URL"]
+
+
+async def latency(offered: float, seconds: float, seed: int) -> dict[str, Any]:
+    """Paced publishing at ``offered`` events/s; publish → posting-committed percentiles."""
+    stamp = int(time.time())
+    orders = max(50, int(offered * seconds / 4.7))
+    bench = Bench(database="karya_bench", prefix=f"bench{stamp}lat.")
+    console.print(f"[bold]latency[/bold] at {offered:,.0f} events/s offered for ~{seconds:.0f} s")
+    await bench.setup(orders)
+    bench.start(state_dir() / "bench" / bench.prefix.rstrip("."))
+    try:
+        await _ready(bench)
+        messages = messages_for(orders, seed + 1, "lat-")
+        sent = await publish(bench.prefix, messages, rate=offered)
+        order_events = sum(1 for m in messages if m.topic == "marketplace.order-events")
+        await wait_drained(bench, order_events, timeout_s=300)
+        engine = make_engine(bench.service_url, pool_size=1)
+        async with engine.connect() as c:
+            rows = (await c.execute(text(
+                "SELECT e.recorded_at, coalesce(o.causation, e.source_event) AS cause FROM ledger.journal_entries e "
+                "LEFT JOIN (SELECT convert_from(payload, 'UTF8')::jsonb ->> 'event_id' AS id, "
+                "convert_from(payload, 'UTF8')::jsonb ->> 'causation_id' AS causation FROM orders.outbox) o "
+                "ON o.id = e.source_event WHERE e.kind IN ('sale_completed', 'settlement')"))).all()
+        await engine.dispose()
+    finally:
+        bench.stop()
+    lat = sorted((r.recorded_at.timestamp() - sent[r.cause]) * 1000 for r in rows if r.cause in sent)
+    q = statistics.quantiles(lat, n=100, method="inclusive") if len(lat) >= 2 else [0.0] * 99
+    return {"offered_per_s": offered, "latency_samples": len(lat), "p50_ms": round(q[49], 1),
+            "p95_ms": round(q[94], 1), "p99_ms": round(q[98], 1)}
+
+
+def _table(runs: list[dict[str, Any]], lat: dict[str, Any] | None) -> None:
+    table = Table("orders", "events", "events/s", "orders stage/s", "ledger stage/s", "ceiling/s", "ratio",
+                  "cpu s (orders/ledger/pg/kafka)", title="karya pipeline benchmark", title_justify="left")
+    for r in runs:
+        cpu = r["cpu_s"]
+        table.add_row(f"{r['orders']:,}", f"{r['events']:,}", f"{r['events_per_s']:,.0f}",
+                      f"{r['orders_stage_events_per_s']:,.0f}", f"{r['ledger_stage_events_per_s']:,.0f}",
+                      f"{r.get('ceiling_events_per_s', 0):,.0f}", str(r.get("ratio", "-")),
+                      "/".join(str(cpu.get(k, "-")) for k in ("orders", "ledger", "postgres", "kafka")))
+    console.print(table)
+    if lat:
+        console.print(f"latency at {lat['offered_per_s']:,.0f} events/s offered: p50 {lat['p50_ms']} ms, "
+                      f"p95 {lat['p95_ms']} ms, p99 {lat['p99_ms']} ms ({lat['latency_samples']} postings)")
+
+
+def main() -> None:
+    """Parse arguments, run the sizes and the latency run, report."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--orders", type=int, nargs="*", default=[10_000, 100_000],
+                        help="sizes (order lifecycles); 1000000 is opt-in")
+    parser.add_argument("--offered", type=float, default=2000.0, help="events/s for the latency run")
+    parser.add_argument("--latency-seconds", type=float, default=15.0)
+    parser.add_argument("--no-latency", action="store_true")
+    parser.add_argument("--no-ceiling", action="store_true")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    runs = [asyncio.run(throughput(n, args.seed, not args.no_ceiling)) for n in args.orders]
+    lat = None if args.no_latency else asyncio.run(latency(args.offered, args.latency_seconds, args.seed))
+    _table(runs, lat)
+    last = runs[-1]
+    summary = {
+        "orders": last["orders"], "events": last["events"], "events_per_s": last["events_per_s"],
+        "ceiling_events_per_s": last.get("ceiling_events_per_s"), "ratio": last.get("ratio"),
+        **({k: lat[k] for k in ("p50_ms", "p95_ms", "p99_ms", "offered_per_s")} if lat else
+           {"p50_ms": None, "p95_ms": None, "p99_ms": None, "offered_per_s": None}),
+        "by_size": {str(r["orders"]): r["events_per_s"] for r in runs},
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
+    out.write_text(json.dumps({"summary": summary, "runs": runs, "latency": lat}, indent=2, default=str))
+    console.print(f"results: {out.relative_to(ROOT)}")
+    print(json.dumps(summary), flush=True)
+
+
+if __name__ == "__main__":
+    main()

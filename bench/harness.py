@@ -1,0 +1,173 @@
+"""The pipeline under test: a fresh bench database, orders and ledger as separate processes, timed runs."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import psutil
+import yaml
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from bench.loadgen import Message, interleave, lifecycles
+from infra.db.engine import make_engine
+from infra.db.migrate import upgrade_to_head_async
+from infra.db.roles import bootstrap_database, passwords_from_env, role_urls
+from infra.environment import ROOT, state_dir
+from infra.messaging.admin import ensure_topics
+from infra.messaging.relay import make_producer
+from infra.messaging.topics import BASE_NAMES, topic_name
+from karya.demo_report import backlog, broker_counts
+from karya.processes import ServiceProcess, start_service, stop_all
+from services.ledger.adapters.policy_repo import store_policies
+from services.ledger.domain.policy import parse_policies
+from services.orders.adapters.catalogue_repo import load_catalogue as load_catalogue_db
+from services.orders.catalogue import Catalogue, load_catalogue
+
+CATALOGUE = ROOT / "deploy" / "demo" / "catalogue.yaml"
+POLICIES = ROOT / "deploy" / "demo" / "policies.yaml"
+
+
+def bench_catalogue(orders: int) -> Catalogue:
+    """The demo catalogue with batches large enough that stock never runs out during the run."""
+    base = load_catalogue(CATALOGUE)
+    scale = max(1, (orders * 3) // 300 + 1)
+    return replace(base, batches=tuple(replace(b, produced_qty=b.produced_qty * scale) for b in base.batches))
+
+
+@dataclass
+class Bench:
+    """One benchmark environment: its database, topic prefix and service processes."""
+
+    database: str
+    prefix: str
+    service_url: str = ""
+    procs: list[ServiceProcess] = field(default_factory=list)
+
+    async def setup(self, orders: int) -> None:
+        """Fresh database with roles, migrations, catalogue and policies; topics with 6 partitions."""
+        admin = os.environ["KARYA_DB_ADMIN_URL"]
+        import asyncpg
+
+        dsn = make_url(admin).set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+        finally:
+            await conn.close()
+        passwords = passwords_from_env()
+        await bootstrap_database(admin, passwords, self.database)
+        urls = role_urls(admin, passwords, self.database)
+        await upgrade_to_head_async(urls.migrator)
+        self.service_url = urls.service
+        engine = make_engine(self.service_url, pool_size=1)
+        try:
+            async with engine.begin() as c:
+                await load_catalogue_db(c, bench_catalogue(orders), "bench")
+                await store_policies(c, parse_policies(yaml.safe_load(POLICIES.read_text()), str(POLICIES)))
+        finally:
+            await engine.dispose()
+        await ensure_topics(os.environ["KAFKA_BOOTSTRAP_SERVERS"], [topic_name(b, self.prefix) for b in BASE_NAMES], 6)
+
+    def start(self, log_dir: Path) -> None:
+        """Start orders and ledger, one process each."""
+        env = {"KARYA_TOPIC_PREFIX": self.prefix, "DATABASE_URL": self.service_url, "KARYA_LOG_LEVEL": "WARNING"}
+        for service in ("orders", "ledger"):
+            self.procs.append(start_service(service, ["karya.cli", "serve", service], env, log_dir))
+
+    def stop(self) -> None:
+        """Stop the service processes by pid."""
+        stop_all(self.procs)
+        self.procs = []
+
+
+def messages_for(orders: int, seed: int, run_id: str) -> list[Message]:
+    """The run's messages in publish order."""
+    return interleave(list(lifecycles(load_catalogue(CATALOGUE), orders, seed=seed, run_id=run_id)))
+
+
+async def publish(prefix: str, messages: list[Message], rate: float | None = None) -> dict[str, float]:
+    """Publish (paced at ``rate`` msgs/s if given); returns event_id → publish time (epoch seconds)."""
+    producer = make_producer(os.environ["KAFKA_BOOTSTRAP_SERVERS"], "karya-bench")
+    await producer.start()
+    sent: dict[str, float] = {}
+    try:
+        start = time.time()
+        futures = []
+        for i, m in enumerate(messages):
+            if rate is not None:
+                due = start + i / rate
+                delay = due - time.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            sent[str(m.envelope.event_id)] = time.time()
+            futures.append(await producer.send(topic_name(m.topic, prefix), m.envelope.to_bytes(),
+                                               key=m.envelope.subject.encode()))
+            if len(futures) >= 2000:
+                await asyncio.gather(*futures)
+                futures = []
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return sent
+
+
+async def wait_drained(bench: Bench, expected_inbox: int, timeout_s: float) -> None:
+    """Until both consumers saw everything, lag and outbox backlog are zero, and counts are stable."""
+    engine = make_engine(bench.service_url, pool_size=1)
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    try:
+        while time.monotonic() < deadline:
+            if any(p.popen.poll() is not None for p in bench.procs):
+                raise RuntimeError("a service process exited; see the bench logs")
+            async with engine.connect() as c:
+                inbox = int((await c.execute(text(
+                    "SELECT (SELECT count(*) FROM orders.inbox) + (SELECT count(*) FROM ledger.inbox)"))).scalar_one())
+                pending = await backlog(c)
+            _, lag = await broker_counts(os.environ["KAFKA_BOOTSTRAP_SERVERS"], bench.prefix,
+                                         [f"{bench.prefix}karya-orders", f"{bench.prefix}karya-ledger"])
+            state = (inbox, lag, pending)
+            if inbox >= expected_inbox and lag == 0 and pending == 0 and state == last:
+                return
+            last = state
+            await asyncio.sleep(0.5)
+    finally:
+        await engine.dispose()
+    raise TimeoutError(f"not drained after {timeout_s}s (last: inbox, lag, outbox = {last})")
+
+
+def cpu_seconds(pids: dict[str, list[int]]) -> dict[str, float]:
+    """user+system CPU seconds per named group of processes (children included for PostgreSQL)."""
+    out: dict[str, float] = {}
+    for name, group in pids.items():
+        total = 0.0
+        for pid in group:
+            try:
+                proc = psutil.Process(pid)
+                procs = [proc, *proc.children(recursive=True)] if name == "postgres" else [proc]
+                for p in procs:
+                    t = p.cpu_times()
+                    total += t.user + t.system
+            except psutil.Error:
+                continue
+        out[name] = total
+    return out
+
+
+def stack_pids() -> dict[str, list[int]]:
+    """Pids of the local broker and database (from the local stack's pid files)."""
+    out: dict[str, list[int]] = {}
+    for name, rel in (("kafka", "kafka/kafka.pid"), ("postgres", "postgres/data/postmaster.pid")):
+        path = state_dir() / rel
+        if path.exists():
+            try:
+                out[name] = [int(path.read_text().split()[0])]
+            except (ValueError, IndexError):
+                pass
+    return out
