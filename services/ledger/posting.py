@@ -42,6 +42,7 @@ from services.ledger.outbound import entry_posted_messages
 from services.ledger.requests import completion_request, refund_request, settlement_request
 
 _ORDER = {ORDER_COMPLETED: 0, SETTLEMENT_REPORTED: 1, REFUND_REPORTED: 2}
+_INMATE = ("liability:inmate_savings:", "asset:inmate_receivable:")
 
 
 @dataclass
@@ -51,6 +52,16 @@ class _Batch:
     entries: list[tuple[JournalEntry, str]] = field(default_factory=list)
     parked: list[tuple[Envelope, str]] = field(default_factory=list)
     rejections: list[tuple[Envelope, str]] = field(default_factory=list)
+    inmate_changes: dict[str, int] = field(default_factory=dict)
+
+    def add(self, entries: Sequence[JournalEntry], source: str) -> None:
+        """Plan ``entries``; keep the batch's running change of every inmate account (refunds read it)."""
+        self.entries += [(e, source) for e in entries]
+        for account, change in entries_balance_changes(
+            [e for e in entries if any(line.account.startswith(_INMATE) for line in e.lines)]
+        ).items():
+            if account.startswith(_INMATE):
+                self.inmate_changes[account] = self.inmate_changes.get(account, 0) + change
 
 
 class LedgerProcessor:
@@ -108,7 +119,7 @@ class LedgerProcessor:
         order = facts.get(envelope.subject)
         if envelope.type == ORDER_COMPLETED:
             completion = completion_request(envelope.data)
-            batch.entries.append((build_completion(completion), source))
+            batch.add([build_completion(completion)], source)
             if order is None:
                 facts[envelope.subject] = OrderFacts(
                     envelope.subject, completion.order.lapas_id, envelope.data, is_new=True
@@ -122,10 +133,10 @@ class LedgerProcessor:
         if envelope.type == SETTLEMENT_REPORTED:
             settlement = settlement_request(envelope.data, ref)
             entry = build_settlement(settlement, completion.gross)
-            batch.entries.append((entry, source))
+            batch.add([entry], source)
             if order.settlement is None and known.get(entry.posting_key) is None:
                 plan = plan_distribution(completion, settlement, policies)
-                batch.entries += [(e, source) for e in build_distribution(plan, settlement)]
+                batch.add(build_distribution(plan, settlement), source)
                 order.settlement, order.changed = envelope.data, True
             return
         if order.settlement is None:
@@ -140,12 +151,10 @@ class LedgerProcessor:
             return
         settlement = settlement_request(order.settlement, ref)
         plan = plan_distribution(completion, settlement, policies)
-        pending = [e for e, _ in batch.entries]
         savings = sorted({leg.credit for _, leg in plan.legs() if leg.credit.startswith("liability:inmate_savings:")})
         receivables = [accounts.inmate_receivable(code.rsplit(":", 1)[1]) for code in savings]
         balances = await normal_balances(conn, savings + receivables)
-        for account, change in entries_balance_changes(pending).items():
-            balances[account] = balances.get(account, 0) + change
-        built = build_refund(plan, refund, order.refunded_gross, balances)
-        batch.entries += [(e, source) for e in built]
+        for account in savings + receivables:
+            balances[account] = balances.get(account, 0) + batch.inmate_changes.get(account, 0)
+        batch.add(build_refund(plan, refund, order.refunded_gross, balances), source)
         order.refunded_gross, order.changed = order.refunded_gross + refund.amount, True

@@ -28,6 +28,8 @@ credits minus debits for credit-normal ones, so a healthy savings or payable bal
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -149,8 +151,12 @@ def _code(account_type: AccountType, name: str, owner: str | None = None) -> str
     return f"{account_type}:{name}" if owner is None else f"{account_type}:{name}:{owner}"
 
 
+@lru_cache(maxsize=65536)
 def account_info(code: str) -> AccountInfo:
-    """Parse an account code: its kind (type, normal side) and owner; raises :class:`AccountCodeError`."""
+    """Parse an account code: its kind (type, normal side) and owner; raises :class:`AccountCodeError`.
+
+    Cached: codes repeat on every posting and the result is immutable.
+    """
     parts = code.split(":")
     if len(parts) not in (2, 3):
         raise AccountCodeError(f"account code {code!r} is not <type>:<kind>[:<owner>]")
