@@ -15,7 +15,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from infra.logging import get_logger
 from infra.messaging.metrics import MessagingMetrics
@@ -116,17 +116,34 @@ class OutboxRelay:
             await conn.rollback()
         if not rows:
             return 0
-        futures = []
-        for row in rows:
-            headers = [*decode_headers(row.headers), (OUTBOX_HEADER, f"{self._schema}:{row.id}".encode())]
-            futures.append(
-                await producer.send(row.topic, value=bytes(row.payload), key=_key(row.key), headers=headers)
-            )
-        await asyncio.gather(*futures)
+        await self._send(producer, rows)
         await self._mark_sent([row.id for row in rows])
         self.published += len(rows)
         self._metrics.outbox_published.labels(self._schema).inc(len(rows))
         return len(rows)
+
+    async def _send(self, producer: AIOKafkaProducer, rows: Sequence[Any]) -> None:
+        """Publish rows as record batches per partition (id order kept within each), then wait for all acks."""
+        per_partition: dict[tuple[str, int], list[Any]] = {}
+        for row in rows:
+            key = _key(row.key)
+            await producer.partitions_for(row.topic)  # metadata for the default partitioner
+            partition = producer._partition(row.topic, None, key, None, key, None)
+            per_partition.setdefault((row.topic, partition), []).append(row)
+        futures = []
+        for (topic, partition), group in per_partition.items():
+            batch = producer.create_batch()
+            for row in group:
+                headers = [*decode_headers(row.headers), (OUTBOX_HEADER, f"{self._schema}:{row.id}".encode())]
+                value = bytes(row.payload)
+                if batch.append(key=_key(row.key), value=value, timestamp=None, headers=headers) is None:
+                    futures.append(await producer.send_batch(batch, topic, partition=partition))
+                    batch = producer.create_batch()
+                    if batch.append(key=_key(row.key), value=value, timestamp=None, headers=headers) is None:
+                        raise ValueError(f"outbox row {row.id} is larger than a whole record batch")
+            if batch.record_count():
+                futures.append(await producer.send_batch(batch, topic, partition=partition))
+        await asyncio.gather(*futures)
 
     async def _mark_sent(self, ids: Sequence[int]) -> None:
         async with self._engine.begin() as conn:
