@@ -1,0 +1,104 @@
+"""`karya demo --once` end to end: every service as its own process, real broker and database.
+
+The demo runs against a database of its own (created and reset by the demo), and its last stdout line is a JSON
+object of counters taken from the database and the broker; this test checks them and then recomputes every
+inmate's savings independently from the split policies and the batches sold.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import defaultdict
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+import yaml
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from infra.db.engine import make_engine
+from infra.db.roles import PASSWORD_ENV, ROLES, role_urls
+from infra.environment import local_passwords
+from services.ledger.domain.allocation import allocate
+from tests.conftest import Services
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _shares(policy: dict[str, object]) -> list[tuple[str, Fraction]]:
+    from services.ledger.domain.policy import parse_share
+
+    return [(str(r["target"]), parse_share(r["share"])) for r in policy["rules"]]  # type: ignore[index, union-attr]
+
+
+async def test_demo_once_counts_are_consistent_and_savings_recompute(services: Services, tmp_path: Path) -> None:
+    database = "karya_e2e_demo"
+    passwords = local_passwords()
+    urls = role_urls(services.admin_url, passwords, database)
+    admin = make_url(services.admin_url).set(database=database).render_as_string(hide_password=False)
+    env = {
+        **os.environ, "KAFKA_BOOTSTRAP_SERVERS": services.kafka_bootstrap, "KARYA_DB_ADMIN_URL": admin,
+        "DATABASE_URL": urls.service, "KARYA_MIGRATOR_URL": urls.migrator, "KARYA_AUDITOR_URL": urls.auditor,
+        **{PASSWORD_ENV[r]: passwords[r] for r in ROLES},
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "karya.cli", "demo", "--orders", "150", "--once", "--timeout", "300"],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    counters = json.loads(done.stdout.strip().splitlines()[-1])
+    assert counters["drained"] is True
+    assert counters["orders"] == 150
+    assert counters["journal_entries"] > 0
+    assert counters["trial_balance_debits"] == counters["trial_balance_credits"] > 0
+    for zero in ("unbalanced_entries", "duplicate_postings", "posting_conflicts", "negative_stock_rows", "dlq_messages"):
+        assert counters[zero] == 0, zero
+
+    # Independent recomputation of every inmate's savings from the policies and the batches sold.
+    policies = yaml.safe_load((ROOT / "deploy" / "demo" / "policies.yaml").read_text())["policies"]
+    engine = make_engine(urls.auditor)
+    try:
+        async with engine.connect() as conn:
+            distributions = (await conn.execute(text(
+                "SELECT e.order_key, e.batch_id, e.policy_ref, l.account, l.amount FROM ledger.journal_entries e "
+                "JOIN ledger.journal_lines l USING (sequence) WHERE e.kind = 'distribution' AND l.side = 'C' "
+                "ORDER BY e.sequence, l.line_no"))).all()
+            groups = {(r.batch_id, r.inmate_id): r.work_share for r in await conn.execute(text(
+                "SELECT batch_id, inmate_id, work_share FROM orders.batch_work_group"))}
+            balances = {r.account.rsplit(":", 1)[1]: (int(r.debit_total), int(r.credit_total)) for r in
+                        await conn.execute(text(
+                            "SELECT account, debit_total, credit_total FROM ledger.account_balances "
+                            "WHERE account LIKE 'liability:inmate\\_savings:%'"))}
+            reversed_ = {r.account.rsplit(":", 1)[1]: int(r.amount) for r in await conn.execute(text(
+                "SELECT l.account, sum(l.amount) AS amount FROM ledger.journal_lines l JOIN ledger.journal_entries e "
+                "USING (sequence) WHERE e.kind = 'refund_reversal' AND l.side = 'D' "
+                "AND l.account LIKE 'liability:inmate\\_savings:%' GROUP BY l.account"))}
+    finally:
+        await engine.dispose()
+    expected: dict[str, int] = defaultdict(int)
+    per_entry: dict[tuple[str, str, str], int] = defaultdict(int)
+    for r in distributions:
+        if r.account.startswith(("liability:pnbp_payable:", "equity:production_capital:", "liability:inmate_savings:")):
+            per_entry[(r.order_key, r.batch_id, r.policy_ref)] += r.amount
+    for (_order, batch, policy_ref), remainder in per_entry.items():
+        policy_id, version = policy_ref.rsplit("@v", 1)
+        policy = next(p for p in policies if p["policy_id"] == policy_id and p["version"] == int(version))
+        shares = _shares(policy)
+        parts = allocate(remainder, [s for _, s in shares])
+        premi = dict(zip([t for t, _ in shares], parts, strict=True))["inmate_premi"]
+        members = sorted((i, w) for (b, i), w in groups.items() if b == batch)
+        for (inmate, _), part in zip(members, allocate(premi, [w for _, w in members]), strict=True):
+            expected[inmate] += part
+    credited = defaultdict(int)
+    for r in distributions:
+        if r.account.startswith("liability:inmate_savings:"):
+            credited[r.account.rsplit(":", 1)[1]] += r.amount
+    assert {k: v for k, v in expected.items() if v} == {k: v for k, v in credited.items() if v}
+    for inmate, (debit, credit) in balances.items():
+        # savings = what distributions credited (recomputed above) − what refunds took back; never negative
+        assert credit - debit == expected[inmate] - reversed_.get(inmate, 0) >= 0, inmate
