@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from fastapi import FastAPI, Response
+from fastapi import APIRouter, FastAPI, Response
 from faststream.kafka import KafkaBroker
 from faststream.kafka.subscriber.usecase import BatchSubscriber
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -62,6 +62,9 @@ class ServiceRuntime:
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._background: list[tuple[str, Callable[[asyncio.Event], Awaitable[None]]]] = []
+        # Extra HTTP routes (e.g. the gateway's webhooks): routers, or factories called when the app is built,
+        # so a router that needs secrets reads them only when the process really serves HTTP.
+        self.http_routers: list[APIRouter | Callable[[], APIRouter]] = []
         self.relay = (
             OutboxRelay(engine=self.engine, schema=schema, bootstrap_servers=kafka.bootstrap_servers, metrics=self.metrics)
             if relay
@@ -160,4 +163,6 @@ class ServiceRuntime:
         async def metrics() -> Response:
             return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+        for router in self.http_routers:
+            app.include_router(router if isinstance(router, APIRouter) else router())
         return app

@@ -13,6 +13,7 @@ from infra.settings import KafkaSettings, database_settings, kafka_settings
 SERVICES: dict[str, tuple[str, int]] = {
     "orders": ("services.orders.app", 8081),
     "ledger": ("services.ledger.app", 8082),
+    "gateway": ("services.gateway.app", 8083),
 }
 
 

@@ -18,10 +18,10 @@ WebhookType = Literal["order_notification", "order_status", "order_cancellation"
 class DeliveryReceived(Payload):
     """A webhook delivery whose signature was verified and which was stored once (by its dedupe key)."""
 
-    delivery_id: int = Field(gt=0, description="Row id in gateway.raw_deliveries (the raw bytes are kept there).")
+    delivery_id: int = Field(gt=0, description="Row id in gateway.raw_deliveries (it keeps the bytes).")
     channel: WebhookChannel
     webhook_type: WebhookType
     dedupe_key: str = Field(min_length=1, description="The channel's dedupe key of this delivery.")
-    order_key: OrderKey | None = Field(default=None, description="marketplace:shop:order when the body names one.")
+    order_key: OrderKey | None = Field(default=None, description="marketplace:shop:order if known.")
     body: str = Field(description="The raw body as received, decoded as UTF-8.")
     received_at: datetime

@@ -1,0 +1,90 @@
+"""The gateway service process: webhooks in, raw deliveries normalised, pollers as backstop, events out.
+
+``build_runtime`` wires everything; building it reads no secret (``karya schemas gen`` builds it to document
+the topics). Serving does: :meth:`ServiceRuntime.http_app` builds the webhook router, which loads the
+settings and the marketplace clients and stops the process with a message naming any missing variable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+from fastapi import APIRouter
+
+from infra.runtime import ServiceRuntime
+from infra.settings import KafkaSettings
+from services.gateway.clients.base import MarketplaceClient
+from services.gateway.deliveries import DeliveryStore
+from services.gateway.deps import GatewayDeps
+from services.gateway.emit import SCHEMA, GatewayTopics
+from services.gateway.normaliser import Normaliser
+from services.gateway.pollers import run_backstop_poller, run_blibli_poller
+from services.gateway.settings import GatewayConfigError, GatewaySettings
+from services.gateway.webhooks import make_webhook_router
+
+__all__ = ["SCHEMA", "build_runtime", "webhook_router_factory"]
+
+
+def webhook_router_factory(deps: GatewayDeps, store: DeliveryStore) -> APIRouter:
+    """The webhook router; refuses (SystemExit naming the variables) when a secret is missing."""
+    try:
+        settings = deps.settings
+        deps.clients  # noqa: B018 - resolved now so missing client credentials also stop the process
+    except GatewayConfigError as exc:
+        raise SystemExit(str(exc)) from None
+    return make_webhook_router(settings, store)
+
+
+def build_runtime(
+    database_url: str,
+    kafka: KafkaSettings,
+    *,
+    settings: GatewaySettings | None = None,
+    clients: Mapping[str, MarketplaceClient] | None = None,
+    topics: GatewayTopics | None = None,
+    consumer_name: str = "gateway-normaliser",
+    pollers: bool = True,
+) -> ServiceRuntime:
+    """Wire the webhook routes, the normaliser consumer, the outbox relay and the pollers.
+
+    ``settings``/``clients`` default to the environment (resolved lazily); ``topics`` and ``consumer_name``
+    let tests isolate themselves on a shared cluster.
+    """
+    topics = topics or GatewayTopics()
+    deps = GatewayDeps(settings, clients)
+    runtime = ServiceRuntime(name="gateway", schema=SCHEMA, database_url=database_url, kafka=kafka)
+    runtime.add_consumer(
+        name=consumer_name,
+        topics=[topics.raw_deliveries],
+        handler=Normaliser(deps, topics),
+        description="Verified raw webhook deliveries → canonical order status and settlement events.",
+    )
+    runtime.declare_output(
+        topics.raw_deliveries,
+        "delivery_received keyed by order key: a verified webhook delivery stored once by its dedupe key "
+        "(schemas/events/karya.gateway.delivery_received.v1).",
+    )
+    runtime.declare_output(
+        topics.order_events,
+        "order_status_changed keyed by order key, from webhooks, pollers and the Bukalapak import "
+        "(schemas/events/karya.marketplace.order_status_changed.v1).",
+    )
+    runtime.declare_output(
+        topics.settlements,
+        "settlement_reported keyed by order key: payouts with fees and PPh 22 "
+        "(schemas/events/karya.marketplace.settlement_reported.v1).",
+    )
+    store = DeliveryStore(runtime.engine, topics.raw_deliveries)
+    runtime.http_routers.append(lambda: webhook_router_factory(deps, store))
+    if pollers:
+        db = runtime.engine
+        runtime.add_background("blibli-poller", lambda stop: run_blibli_poller(db, deps, stop, topics))
+        runtime.add_background("backstop-poller", lambda stop: run_backstop_poller(db, deps, stop, topics))
+    runtime.add_background("close-clients", lambda stop: _close_on_stop(deps, stop))
+    return runtime
+
+
+async def _close_on_stop(deps: GatewayDeps, stop: asyncio.Event) -> None:
+    await stop.wait()
+    await deps.aclose()

@@ -1,0 +1,179 @@
+"""Webhook bodies → :class:`Notice`: which order, which status as of when, and the lines when sent.
+
+Tokopedia's order notification carries products and amounts. Its status and cancellation webhooks, and every
+TikTok Shop and Shopee push, are triggers: the normaliser completes them from the order-detail API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from services.contracts.base import order_key
+from services.contracts.marketplace import OrderLine
+from services.gateway.normalise.amounts import NonIntegralAmount, to_quantity, to_rupiah, unix_time
+
+
+class ParseError(ValueError):
+    """A body that does not say what its channel's format promises (the message names the field)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """One channel message about one order, in the channel's own status vocabulary."""
+
+    channel: str
+    shop_id: str
+    order_id: str
+    raw_status: str
+    update_time: datetime
+    lines: tuple[OrderLine, ...] = ()
+    gross_amount: int | None = None
+
+    @property
+    def order_key(self) -> str:
+        """``channel:shop:order``."""
+        return order_key(self.channel, self.shop_id, self.order_id)
+
+
+def _field(doc: Mapping[str, Any], path: str) -> Any:
+    node: Any = doc
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node or node[part] is None:
+            raise ParseError(f"missing field {path}")
+        node = node[part]
+    return node
+
+
+def _ident(doc: Mapping[str, Any], path: str) -> str:
+    """An identifier (number or text) as text; ``:`` is refused because it separates order-key parts."""
+    value = _field(doc, path)
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ParseError(f"{path}: expected an id, got {value!r}")
+    text = str(value).strip()
+    if not text or ":" in text:
+        raise ParseError(f"{path}: invalid id {value!r}")
+    return text
+
+
+def _status(doc: Mapping[str, Any], path: str) -> str:
+    value = _field(doc, path)
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).strip():
+        raise ParseError(f"{path}: invalid status {value!r}")
+    return str(value).strip()
+
+
+def _time(doc: Mapping[str, Any], *paths: str) -> datetime:
+    for path in paths:
+        try:
+            value = _field(doc, path)
+        except ParseError:
+            continue
+        try:
+            return unix_time(value, path)
+        except ValueError as exc:
+            raise ParseError(str(exc)) from None
+    raise ParseError(f"missing field {paths[0]}")
+
+
+def _checked(parse: Any, *args: Any) -> Any:
+    """Run an amount parser, turning a plain ValueError into ParseError (NonIntegralAmount passes through)."""
+    try:
+        return parse(*args)
+    except NonIntegralAmount:
+        raise
+    except ValueError as exc:
+        raise ParseError(str(exc)) from None
+
+
+def load_json(body: str | bytes) -> dict[str, Any]:
+    """The body as a JSON object."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ParseError(f"body is not JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ParseError("body is not a JSON object")
+    return doc
+
+
+def parse_tokopedia(webhook_type: str, doc: Mapping[str, Any]) -> Notice:
+    """Tokopedia order notification (with products and ``amt``), order status or cancellation."""
+    notice = Notice(
+        channel="tokopedia",
+        shop_id=_ident(doc, "shop_id"),
+        order_id=_ident(doc, "order_id"),
+        raw_status=_status(doc, "order_status"),
+        update_time=_time(doc, "update_time", "create_time"),
+    )
+    if webhook_type != "order_notification":
+        return notice
+    products = _field(doc, "products")
+    if not isinstance(products, list) or not products:
+        raise ParseError("products: expected a non-empty list")
+    lines = []
+    for i, product in enumerate(products):
+        if not isinstance(product, Mapping):
+            raise ParseError(f"products[{i}]: expected an object")
+        lines.append(
+            OrderLine(
+                channel_product_id=_ident(product, "id"),
+                quantity=_checked(to_quantity, _field(product, "quantity"), f"products[{i}].quantity"),
+                unit_price=_checked(to_rupiah, _field(product, "price"), f"products[{i}].price"),
+            )
+        )
+    amt = _field(doc, "amt")
+    if not isinstance(amt, Mapping):
+        raise ParseError("amt: expected an object")
+    amounts = {k: _checked(to_rupiah, v, f"amt.{k}") for k, v in amt.items() if v is not None}
+    gross = amounts.get("ttl_product_price")
+    if gross is None:
+        raise ParseError("missing field amt.ttl_product_price")
+    n = notice
+    return Notice(n.channel, n.shop_id, n.order_id, n.raw_status, n.update_time, tuple(lines), gross)
+
+
+def parse_tiktok_shop(doc: Mapping[str, Any]) -> Notice:
+    """TikTok Shop type 1 (order status change) or type 11 (cancellation): a trigger."""
+    return Notice(
+        channel="tiktok_shop",
+        shop_id=_ident(doc, "shop_id"),
+        order_id=_ident(doc, "data.order_id"),
+        raw_status=_status(doc, "data.order_status"),
+        update_time=_time(doc, "data.update_time", "timestamp"),
+    )
+
+
+def parse_shopee(doc: Mapping[str, Any]) -> Notice:
+    """Shopee push code 3 (order status): a trigger."""
+    code = _field(doc, "code")
+    if code != 3:
+        raise ParseError(f"code: expected 3 (order status push), got {code!r}")
+    return Notice(
+        channel="shopee",
+        shop_id=_ident(doc, "shop_id"),
+        order_id=_ident(doc, "data.ordersn"),
+        raw_status=_status(doc, "data.status"),
+        update_time=_time(doc, "data.update_time", "timestamp"),
+    )
+
+
+def parse_delivery(channel: str, webhook_type: str, body: str | bytes) -> Notice:
+    """What a verified delivery says.
+
+    Raises:
+        ParseError: unparseable body or a field missing or malformed (named in the message).
+        NonIntegralAmount: an amount with a fractional part.
+    """
+    doc = load_json(body)
+    if channel == "tokopedia":
+        return parse_tokopedia(webhook_type, doc)
+    if channel == "tiktok_shop":
+        return parse_tiktok_shop(doc)
+    if channel == "shopee":
+        return parse_shopee(doc)
+    raise ParseError(f"no webhook parser for channel {channel!r}")

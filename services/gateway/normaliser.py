@@ -1,0 +1,179 @@
+"""The normaliser: verified raw deliveries → canonical order and settlement events (a batch consumer).
+
+For each ``delivery_received`` event, inside the consumer's transaction:
+
+1. parse the body (:mod:`services.gateway.normalise`) and classify its status with the orders service's
+   tables; an unparseable body, a non-integral amount or an unmappable status is a :class:`Rejection` (dead
+   letter with the reason);
+2. complete trigger-only deliveries (Shopee, TikTok Shop; a Tokopedia status change for an order whose lines
+   were never published) with the order-detail API — once per order, only while its lines are unknown and
+   not for cancellations;
+3. when the status reaches completion, fetch the settlement; a settled order yields ``settlement_reported``
+   (an unsettled one is picked up later by the backstop poller);
+4. publish through the gateway outbox, each fact once (:func:`services.gateway.emit.emit`).
+
+Marketplace API errors are transient: they propagate, so the consumer core retries with backoff and
+dead-letters after its maximum attempts. A non-integral amount in an API answer is a rejection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from infra.messaging.consumer import InboundEvent, Rejection
+from services.contracts.gateway import DELIVERY_RECEIVED, DeliveryReceived
+from services.contracts.marketplace import SettlementReported
+from services.gateway.canonical import (
+    UnmappableStatus,
+    Verdict,
+    api_lines,
+    classify,
+    settlement_event,
+    status_event,
+)
+from services.gateway.clients.base import ApiOrder, NonIntegralAmount
+from services.gateway.concurrency import run_bounded
+from services.gateway.deps import GatewayDeps
+from services.gateway.emit import Emission, GatewayTopics, SettlementEmission, StatusEmission, emit, load_seen
+from services.gateway.normalise import Notice, ParseError, parse_delivery
+from services.orders.domain.lifecycle import OrderState
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    event: InboundEvent
+    delivery: DeliveryReceived
+    notice: Notice
+    verdict: Verdict
+
+
+@dataclass(frozen=True, slots=True)
+class _Fetched:
+    details: dict[str, ApiOrder]
+    settlements: dict[str, SettlementReported | None]
+    refused: dict[str, str]
+
+
+class Normaliser:
+    """Batch handler of the raw-deliveries topic (see the module docstring)."""
+
+    def __init__(self, deps: GatewayDeps, topics: GatewayTopics | None = None) -> None:
+        self._deps = deps
+        self._topics = topics or GatewayTopics()
+
+    async def __call__(self, conn: AsyncConnection, events: Sequence[InboundEvent]) -> list[Rejection]:
+        """Normalise ``events`` (new to this consumer); returns the rejected ones."""
+        rejections: list[Rejection] = []
+        items: list[_Item] = []
+        for event in events:
+            parsed = parse_event(event)
+            if isinstance(parsed, str):
+                rejections.append(Rejection(event, parsed))
+            else:
+                items.append(parsed)
+        if not items:
+            return rejections
+        seen = await load_seen(conn, {i.notice.order_key for i in items})
+        with_lines = {i.notice.order_key for i in items if i.notice.lines}
+        details = {
+            i.notice.order_key: i.notice for i in items
+            if not i.notice.lines and i.notice.order_key not in with_lines
+            and i.verdict.state is not OrderState.CANCELLED
+            and not (i.notice.order_key in seen and seen[i.notice.order_key].has_lines)
+        }
+        settlements = {
+            i.notice.order_key: i.notice for i in items
+            if i.verdict.completion and not (i.notice.order_key in seen and seen[i.notice.order_key].settled)
+        }
+        fetched = await self._fetch(details, settlements)
+        emissions: list[Emission] = []
+        settled: set[str] = set()
+        for item in items:
+            key = item.notice.order_key
+            if key in fetched.refused:
+                rejections.append(Rejection(item.event, fetched.refused[key]))
+                continue
+            detail = fetched.details.get(key)
+            emissions.append(
+                StatusEmission(
+                    status_event(
+                        item.notice,
+                        lines=api_lines(detail) if detail else (),
+                        gross_amount=detail.gross_amount if detail else None,
+                    ),
+                    item.verdict.state.value,
+                    item.verdict.completion,
+                    causation=item.event.envelope,
+                )
+            )
+            settlement = fetched.settlements.get(key)
+            if item.verdict.completion and settlement is not None and key not in settled:
+                settled.add(key)
+                emissions.append(SettlementEmission(settlement, causation=item.event.envelope))
+        await emit(conn, emissions, self._topics)
+        return rejections
+
+    async def _fetch(self, details: dict[str, Notice], settlements: dict[str, Notice]) -> _Fetched:
+        """Order details and settlements, concurrently (bounded); API errors propagate."""
+        out = _Fetched({}, {}, {})
+
+        def detail_of(key: str, n: Notice) -> Callable[[], Awaitable[None]]:
+            async def call() -> None:
+                with _refusals(out, key, f"{n.channel} order detail of {key}"):
+                    out.details[key] = await self._deps.client(n.channel).order_detail(n.shop_id, n.order_id)
+            return call
+
+        def settlement_of(key: str, n: Notice) -> Callable[[], Awaitable[None]]:
+            async def call() -> None:
+                with _refusals(out, key, f"{n.channel} settlement of {key}"):
+                    found = await self._deps.client(n.channel).settlement(n.shop_id, n.order_id)
+                    event = settlement_event(found, n.channel, key) if found is not None else None
+                    out.settlements[key] = event
+            return call
+
+        calls = [detail_of(k, n) for k, n in details.items()]
+        calls += [settlement_of(k, n) for k, n in settlements.items()]
+        if calls:
+            await run_bounded(calls, self._deps.settings.api_concurrency)
+        return out
+
+
+@contextlib.contextmanager
+def _refusals(out: _Fetched, key: str, what: str) -> Iterator[None]:
+    """Bad data in an API answer rejects the order's deliveries; any other error propagates (retried)."""
+    try:
+        yield
+    except NonIntegralAmount as exc:
+        out.refused[key] = f"{what}: non-integral amount: {exc}"
+    except ValidationError as exc:
+        out.refused[key] = f"{what}: invalid: {exc}"
+
+
+def parse_event(event: InboundEvent) -> _Item | str:
+    """The delivery, what it says and its status verdict; or the reason it is rejected."""
+    envelope = event.envelope
+    if envelope.type != DELIVERY_RECEIVED:
+        return f"unexpected event type {envelope.type}"
+    try:
+        delivery = DeliveryReceived.model_validate(envelope.data)
+    except ValidationError as exc:
+        return f"invalid {DELIVERY_RECEIVED}: {exc}"
+    where = f"{delivery.channel} {delivery.webhook_type} delivery {delivery.delivery_id}"
+    try:
+        notice = parse_delivery(delivery.channel, delivery.webhook_type, delivery.body)
+    except NonIntegralAmount as exc:
+        return f"{where}: non-integral amount: {exc}"
+    except ParseError as exc:
+        return f"{where}: unparseable: {exc}"
+    except ValidationError as exc:
+        return f"{where}: invalid: {exc}"
+    try:
+        verdict = classify(notice.channel, notice.raw_status)
+    except UnmappableStatus as exc:
+        return f"{where}: {exc}"
+    return _Item(event, delivery, notice, verdict)

@@ -1,0 +1,279 @@
+"""Pollers: blibli.com's order list (it has no webhooks) and a backstop for lost webhooks.
+
+**Blibli.** Per store, read the order list for the window
+``[cursor - overlap, min(cursor - overlap + max window, now))`` (the first starts ``lookback`` ago),
+publish each (order, status) once — the emission key plays the role of blibli.com's (orderNo, orderItemNo,
+orderStatus) dedupe key, at order level because the client folds item rows into orders — fetch the
+settlement of delivered orders, and move the cursor to the window's end in the same transaction. The overlap
+re-reads recent minutes, so an update stamped late is not missed.
+
+**Backstop.** Every webhook can be lost. Orders whose latest published status is not final (cancelled,
+refunded, or completed and settled), quiet for ``backstop_min_age_s`` and first seen within
+``backstop_max_age_s``, are re-fetched (at most ``backstop_batch`` per round, least recently checked first);
+a status newer than the one published is emitted, and a completed order's settlement is fetched until it
+appears. Both pollers emit through :func:`services.gateway.emit.emit`, so a fact that also arrives by webhook
+is published once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from infra.logging import get_logger
+from services.gateway.canonical import (
+    UnmappableStatus,
+    classify,
+    merge_api_orders,
+    notice_from_api,
+    polled_status_key,
+    settlement_event,
+    status_event,
+)
+from services.gateway.clients.base import ApiOrder, MarketplaceClient
+from services.gateway.concurrency import run_bounded
+from services.gateway.deps import GatewayDeps
+from services.gateway.emit import (
+    SCHEMA,
+    Emission,
+    GatewayTopics,
+    SeenOrder,
+    SettlementEmission,
+    StatusEmission,
+    backstop_candidates,
+    emit,
+    load_seen,
+)
+from services.gateway.settings import GatewayConfigError
+
+log = get_logger(__name__)
+Clock = Callable[[], datetime]
+BACKSTOP_CHANNELS = ("tokopedia", "tiktok_shop", "shopee", "blibli")
+POLLED_CHANNELS = frozenset({"blibli"})
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def next_window(
+    cursor: datetime | None, now: datetime, *, overlap: timedelta, max_window: timedelta, lookback: timedelta
+) -> tuple[datetime, datetime] | None:
+    """The next ``[start, end)`` to read, or None when there is nothing new yet (pure)."""
+    start = cursor - overlap if cursor is not None else now - lookback
+    end = min(start + max(max_window, overlap + timedelta(seconds=1)), now)
+    return (start, end) if end > start else None
+
+
+def polled_emissions(orders: Sequence[ApiOrder]) -> tuple[list[StatusEmission], list[str]]:
+    """Status emissions of polled orders (one per order and status) and the reasons of those skipped."""
+    emissions: list[StatusEmission] = []
+    skipped: list[str] = []
+    for order in merge_api_orders(orders):
+        notice = notice_from_api(order)
+        try:
+            verdict = classify(order.channel, order.raw_status)
+        except UnmappableStatus as exc:
+            skipped.append(f"{notice.order_key}: {exc}")
+            continue
+        key = polled_status_key(order.channel, order.shop_id, order.order_id, order.raw_status)
+        emissions.append(
+            StatusEmission(status_event(notice), verdict.state.value, verdict.completion, key=key)
+        )
+    return emissions, skipped
+
+
+async def _settlements(
+    client: MarketplaceClient, wanted: Sequence[tuple[str, str, str]], concurrency: int
+) -> list[SettlementEmission]:
+    """Settlement emissions of (order key, shop, order) whose marketplace settlement exists."""
+    found: list[SettlementEmission] = []
+
+    def one(key: str, shop: str, order: str) -> Callable[[], Awaitable[None]]:
+        async def call() -> None:
+            settlement = await client.settlement(shop, order)
+            event = settlement_event(settlement, client.channel, key) if settlement is not None else None
+            if event is not None:
+                found.append(SettlementEmission(event))
+        return call
+
+    await run_bounded([one(*w) for w in wanted], concurrency)
+    return sorted(found, key=lambda e: e.event.order_key)
+
+
+async def poll_blibli_store(
+    engine: AsyncEngine, deps: GatewayDeps, store: str, topics: GatewayTopics, now: datetime
+) -> int:
+    """Read one window of one store's order list; returns the number of events published."""
+    settings = deps.settings
+    async with engine.connect() as conn:
+        cursor = (
+            await conn.execute(
+                text(f"SELECT cursor FROM {SCHEMA}.poll_cursors WHERE channel = 'blibli' AND shop_id = :s"),
+                {"s": store},
+            )
+        ).scalar_one_or_none()
+    window = next_window(
+        cursor, now,
+        overlap=timedelta(seconds=settings.blibli_poll_overlap_s),
+        max_window=timedelta(seconds=settings.blibli_poll_window_max_s),
+        lookback=timedelta(seconds=settings.blibli_initial_lookback_s),
+    )
+    if window is None:
+        return 0
+    client = deps.client("blibli")
+    statuses, skipped = polled_emissions(await client.orders_updated_between(store, *window))
+    for reason in skipped:
+        log.error("blibli_order_skipped", store=store, reason=reason)
+    async with engine.connect() as conn:
+        seen = await load_seen(conn, {s.event.order_key for s in statuses})
+    wanted = sorted(
+        {
+            (s.event.order_key, s.event.shop_id, s.event.order_id) for s in statuses
+            if s.completion and not (s.event.order_key in seen and seen[s.event.order_key].settled)
+        }
+    )
+    settlements = await _settlements(client, wanted, settings.api_concurrency)
+    async with engine.begin() as conn:
+        published = await emit(conn, [*statuses, *settlements], topics)
+        await conn.execute(
+            text(
+                f"INSERT INTO {SCHEMA}.poll_cursors AS c (channel, shop_id, cursor) "
+                "VALUES ('blibli', :s, :end) "
+                "ON CONFLICT (channel, shop_id) DO UPDATE SET cursor = GREATEST(c.cursor, EXCLUDED.cursor), "
+                "updated_at = clock_timestamp()"
+            ),
+            {"s": store, "end": window[1]},
+        )
+    return len(published)
+
+
+def backstop_status(seen: SeenOrder, detail: ApiOrder) -> StatusEmission | None:
+    """The status to publish when the marketplace is ahead of what was published, else None (pure).
+
+    Raises:
+        UnmappableStatus: the marketplace reports a status without a canonical state.
+    """
+    if detail.raw_status.strip().upper() == seen.raw_status.strip().upper():
+        return None
+    if detail.update_time < seen.update_time:
+        return None
+    verdict = classify(detail.channel, detail.raw_status)
+    # blibli.com statuses are keyed as its order-list poller keys them, so either path publishes them once.
+    key = (
+        polled_status_key(detail.channel, detail.shop_id, detail.order_id, detail.raw_status)
+        if detail.channel in POLLED_CHANNELS else ""
+    )
+    return StatusEmission(
+        status_event(notice_from_api(detail)), verdict.state.value, verdict.completion, key=key
+    )
+
+
+async def _recheck(deps: GatewayDeps, seen: SeenOrder) -> list[Emission]:
+    client = deps.client(seen.channel)
+    detail = await client.order_detail(seen.shop_id, seen.order_id)
+    emissions: list[Emission] = []
+    status = backstop_status(seen, detail)
+    if status is not None:
+        emissions.append(status)
+    if (seen.completion_reached or (status is not None and status.completion)) and not seen.settled:
+        emissions += await _settlements(client, [(seen.order_key, seen.shop_id, seen.order_id)], 1)
+    return emissions
+
+
+async def backstop_once(engine: AsyncEngine, deps: GatewayDeps, topics: GatewayTopics) -> int:
+    """One backstop round; returns the number of events published."""
+    settings = deps.settings
+    channels = [c for c in BACKSTOP_CHANNELS if c in deps.clients]
+    async with engine.begin() as conn:
+        candidates = await backstop_candidates(
+            conn, channels, settings.backstop_min_age_s, settings.backstop_max_age_s, settings.backstop_batch
+        )
+    if not candidates:
+        return 0
+    results: dict[str, list[Emission]] = {}
+
+    def one(seen: SeenOrder) -> Callable[[], Awaitable[None]]:
+        async def call() -> None:
+            try:
+                results[seen.order_key] = await _recheck(deps, seen)
+            except Exception as exc:  # one order's failure must not stop the round; it is re-checked later
+                log.warning("backstop_recheck_failed", order_key=seen.order_key, error=repr(exc)[:300])
+        return call
+
+    await run_bounded([one(c) for c in candidates], settings.api_concurrency)
+    emissions = [e for c in candidates for e in results.get(c.order_key, [])]
+    if not emissions:
+        return 0
+    async with engine.begin() as conn:
+        published = await emit(conn, emissions, topics)
+    if published:
+        log.info("backstop_published", events=len(published), checked=len(candidates))
+    return len(published)
+
+
+async def _every(
+    name: str, interval_s: float, stop: asyncio.Event, work: Callable[[], Awaitable[int]]
+) -> None:
+    while not stop.is_set():
+        try:
+            await work()
+        except GatewayConfigError as exc:
+            log.error("poller_not_configured", poller=name, error=str(exc))
+            return
+        except Exception as exc:
+            log.warning("poller_round_failed", poller=name, error=repr(exc)[:500])
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval_s)
+
+
+async def run_blibli_poller(
+    engine: AsyncEngine,
+    deps: GatewayDeps,
+    stop: asyncio.Event,
+    topics: GatewayTopics,
+    clock: Clock = _utc_now,
+) -> None:
+    """Poll every configured Blibli store until ``stop`` is set."""
+    try:
+        settings = deps.settings
+    except GatewayConfigError as exc:
+        log.error("poller_not_configured", poller="blibli", error=str(exc))
+        return
+    if not settings.pollers_enabled:
+        return
+    if not settings.blibli_stores:
+        log.info("blibli_poller_idle", reason="KARYA_BLIBLI_STORE_CODES is empty")
+        return
+
+    async def round_() -> int:
+        total = 0
+        for store in settings.blibli_stores:
+            try:
+                total += await poll_blibli_store(engine, deps, store, topics, clock())
+            except GatewayConfigError:
+                raise
+            except Exception as exc:
+                log.warning("blibli_poll_failed", store=store, error=repr(exc)[:500])
+        return total
+
+    await _every("blibli", settings.blibli_poll_interval_s, stop, round_)
+
+
+async def run_backstop_poller(
+    engine: AsyncEngine, deps: GatewayDeps, stop: asyncio.Event, topics: GatewayTopics
+) -> None:
+    """Run backstop rounds until ``stop`` is set."""
+    try:
+        settings = deps.settings
+    except GatewayConfigError as exc:
+        log.error("poller_not_configured", poller="backstop", error=str(exc))
+        return
+    if settings.pollers_enabled:
+        interval = settings.backstop_interval_s
+        await _every("backstop", interval, stop, lambda: backstop_once(engine, deps, topics))

@@ -1,0 +1,107 @@
+"""Gateway settings, read only from the environment (``KARYA_*``).
+
+Secrets are never defaulted. :func:`load_settings` refuses with one message naming every missing variable:
+``KARYA_TOKOPEDIA_WEBHOOK_SECRET``, ``KARYA_TIKTOK_APP_KEY``, ``KARYA_TIKTOK_APP_SECRET``,
+``KARYA_SHOPEE_PARTNER_ID``, ``KARYA_SHOPEE_PARTNER_KEY``, ``KARYA_BLIBLI_API_KEY``,
+``KARYA_BLIBLI_API_SECRET``.
+The ``*_PREVIOUS`` secrets are optional: set them during a rotation so deliveries signed with the old secret
+are still accepted. The marketplace API clients read their own settings (base URLs, tokens:
+:mod:`services.gateway.clients.settings`).
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "KARYA_"
+REQUIRED_SECRETS = (
+    "tokopedia_webhook_secret",
+    "tiktok_app_key",
+    "tiktok_app_secret",
+    "shopee_partner_id",
+    "shopee_partner_key",
+    "blibli_api_key",
+    "blibli_api_secret",
+)
+
+
+class GatewayConfigError(RuntimeError):
+    """The gateway cannot run with this environment (the message names what to set)."""
+
+
+class GatewaySettings(BaseSettings):
+    """Webhook secrets, marketplace API endpoints and credentials, poller intervals."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    # Webhook verification (the gateway refuses to start without these).
+    tokopedia_webhook_secret: SecretStr = Field(min_length=1)
+    tokopedia_webhook_secret_previous: SecretStr | None = None
+    tiktok_app_key: str = Field(min_length=1)
+    tiktok_app_secret: SecretStr = Field(min_length=1)
+    tiktok_app_secret_previous: SecretStr | None = None
+    shopee_partner_id: str = Field(min_length=1)
+    shopee_partner_key: SecretStr = Field(min_length=1)
+    shopee_partner_key_previous: SecretStr | None = None
+    blibli_api_key: SecretStr = Field(min_length=1)
+    blibli_api_secret: SecretStr = Field(min_length=1)
+
+    gateway_public_url: str = Field(
+        default="http://127.0.0.1:8083",
+        description="The gateway's URL as the marketplaces call it; Shopee signs callback URL + '|' + body.",
+    )
+    webhook_max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+
+    # Normaliser.
+    api_concurrency: int = Field(default=8, ge=1, description="Marketplace API calls in flight per batch.")
+
+    # Blibli poller (blibli.com has no webhooks).
+    blibli_store_codes: str = Field(default="", description="Comma-separated Blibli store codes to poll.")
+    blibli_poll_interval_s: float = Field(default=60.0, gt=0)
+    blibli_poll_overlap_s: float = Field(default=300.0, ge=0, description="Each window re-reads this much.")
+    blibli_poll_window_max_s: float = Field(default=86_400.0, gt=0)
+    blibli_initial_lookback_s: float = Field(default=3 * 86_400.0, gt=0, description="First poll of a store.")
+
+    # Backstop poller (webhooks get lost).
+    backstop_interval_s: float = Field(default=300.0, gt=0)
+    backstop_min_age_s: float = Field(default=1_800.0, ge=0, description="Re-check orders quiet this long.")
+    backstop_max_age_s: float = Field(default=7 * 86_400.0, gt=0, description="Give up on older orders.")
+    backstop_batch: int = Field(default=200, ge=1)
+
+    pollers_enabled: bool = True
+
+    @property
+    def blibli_stores(self) -> tuple[str, ...]:
+        """The Blibli store codes to poll."""
+        return tuple(code.strip() for code in self.blibli_store_codes.split(",") if code.strip())
+
+
+_ABSENT = {"missing", "string_too_short", "too_short"}
+
+
+def env_name(field: str) -> str:
+    """The environment variable of a settings field."""
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def load_settings() -> GatewaySettings:
+    """Settings from the environment.
+
+    Raises:
+        GatewayConfigError: naming every missing or invalid variable.
+    """
+    try:
+        return GatewaySettings()
+    except ValidationError as exc:
+        errors = [e for e in exc.errors() if e["loc"]]
+        missing = sorted({env_name(str(e["loc"][0])) for e in errors if e["type"] in _ABSENT})
+        invalid = sorted(
+            {f"{env_name(str(e['loc'][0]))} ({e['msg']})" for e in errors if e["type"] not in _ABSENT}
+        )
+        parts = []
+        if missing:
+            parts.append(f"missing or empty environment variables: {', '.join(missing)}")
+        if invalid:
+            parts.append(f"invalid environment variables: {', '.join(invalid)}")
+        raise GatewayConfigError("the gateway refuses to start: " + "; ".join(parts)) from None

@@ -1,0 +1,132 @@
+"""Webhook routes: read the raw body, enforce size and content type, verify, store once, answer as expected.
+
+No business logic here. Each route, in order:
+
+1. ``Content-Length`` over the limit → 413 (without reading);
+2. a content type other than ``application/json`` → 415;
+3. the body is read as a stream and cut off at the limit → 413 (also when no length was announced);
+4. a missing or wrong signature → 401, nothing stored;
+5. the delivery is stored with its outbox row (a duplicate dedupe key stores nothing) → 2xx.
+
+Answers: Shopee expects 2xx with an empty body; TikTok Shop expects 200 within 3 s (one insert, no API call);
+Tokopedia expects 200.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from infra.logging import get_logger
+from services.gateway.dedupe import delivery_keys
+from services.gateway.deliveries import DeliveryStore
+from services.gateway.settings import GatewaySettings
+from services.gateway.signatures import SignatureScheme, shopee_scheme, tiktok_shop_scheme, tokopedia_scheme
+
+log = get_logger(__name__)
+
+@dataclass(frozen=True, slots=True)
+class WebhookRoute:
+    """One webhook endpoint: its path, channel, webhook type and signature scheme."""
+
+    path: str
+    channel: str
+    webhook_type: str
+    scheme: SignatureScheme
+    empty_answer: bool = False
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _secret(value: object) -> str | None:
+    get = getattr(value, "get_secret_value", None)
+    return str(get()) if get is not None else None
+
+
+def webhook_routes(settings: GatewaySettings) -> list[WebhookRoute]:
+    """The routes of the channel contract with their signature schemes built from ``settings``."""
+    tokopedia = tokopedia_scheme(
+        settings.tokopedia_webhook_secret.get_secret_value(),
+        _secret(settings.tokopedia_webhook_secret_previous),
+    )
+    tiktok = tiktok_shop_scheme(
+        settings.tiktok_app_key, settings.tiktok_app_secret.get_secret_value(),
+        _secret(settings.tiktok_app_secret_previous),
+    )
+    shopee_path = "/webhooks/shopee/order-status"
+    shopee = shopee_scheme(
+        settings.gateway_public_url.rstrip("/") + shopee_path, settings.shopee_partner_key.get_secret_value(),
+        _secret(settings.shopee_partner_key_previous),
+    )
+    return [
+        WebhookRoute("/webhooks/tokopedia/order-notification", "tokopedia", "order_notification", tokopedia),
+        WebhookRoute("/webhooks/tokopedia/order-status", "tokopedia", "order_status", tokopedia),
+        WebhookRoute("/webhooks/tokopedia/order-cancellation", "tokopedia", "order_cancellation", tokopedia),
+        WebhookRoute("/webhooks/tiktok-shop/order-status", "tiktok_shop", "order_status", tiktok),
+        WebhookRoute("/webhooks/tiktok-shop/cancellation", "tiktok_shop", "order_cancellation", tiktok),
+        WebhookRoute(shopee_path, "shopee", "order_status", shopee, empty_answer=True),
+    ]
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _is_json(content_type: str | None) -> bool:
+    return (content_type or "").split(";", 1)[0].strip().lower() == "application/json"
+
+
+def _error(status: int, message: str) -> Response:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def make_webhook_router(settings: GatewaySettings, store: DeliveryStore) -> APIRouter:
+    """The FastAPI router with one POST route per channel and webhook type."""
+    router = APIRouter(tags=["webhooks"])
+    limit = settings.webhook_max_body_bytes
+    for route in webhook_routes(settings):
+        router.add_api_route(
+            route.path, _endpoint(route, store, limit), methods=["POST"], include_in_schema=True,
+            summary=f"{route.channel} {route.webhook_type} webhook",
+        )
+    return router
+
+
+def _endpoint(
+    route: WebhookRoute, store: DeliveryStore, limit: int
+) -> Callable[[Request], Awaitable[Response]]:
+    async def receive(request: Request) -> Response:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            return _error(413, f"body larger than {limit} bytes")
+        if not _is_json(request.headers.get("content-type")):
+            return _error(415, "content type must be application/json")
+        try:
+            body = await _read_limited(request, limit)
+        except _BodyTooLarge:
+            return _error(413, f"body larger than {limit} bytes")
+        if not route.scheme.verify(body, request.headers.get(route.scheme.header)):
+            log.warning("webhook_signature_rejected", channel=route.channel, webhook_type=route.webhook_type)
+            return _error(401, "invalid signature")
+        keys = delivery_keys(route.channel, route.webhook_type, body)
+        stored = await store.store(route.channel, route.webhook_type, keys, body, dict(request.headers))
+        if not stored.created:
+            log.info("webhook_duplicate", channel=route.channel, dedupe_key=keys.dedupe_key)
+        if route.empty_answer:
+            return Response(status_code=200)
+        return JSONResponse({"status": "ok", "duplicate": not stored.created})
+
+    receive.__name__ = f"{route.channel}_{route.webhook_type}_webhook"
+    return receive

@@ -1,0 +1,232 @@
+"""Webhook → raw delivery → Kafka → normaliser → canonical events, through the real broker and database.
+
+The marketplace API is an in-test fake (the HTTP clients are tested against the simulator elsewhere).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from infra.db.roles import RoleUrls
+from infra.runtime import ServiceRuntime
+from services.gateway.app import build_runtime
+from services.gateway.clients.base import NonIntegralAmount
+from services.gateway.emit import GatewayTopics
+from tests.contract_validation import validate_published
+from tests.integration.gateway_support import (
+    BASE_URL,
+    FakeClient,
+    api_order,
+    api_settlement,
+    body_for,
+    gateway_settings,
+    kafka,
+    outbox_events,
+    post,
+    prepare_topics,
+    scalar,
+    uid,
+)
+from tests.integration.messaging_support import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Gateway:
+    runtime: ServiceRuntime
+    client: httpx.AsyncClient
+    engine: AsyncEngine
+    topics: GatewayTopics
+    consumer: str
+    fakes: dict[str, FakeClient]
+
+    async def events(self, key: str, topic: str | None = None) -> list[dict[str, Any]]:
+        return await outbox_events(self.engine, topic or self.topics.order_events, key)
+
+    async def settlements(self, key: str) -> list[dict[str, Any]]:
+        return await outbox_events(self.engine, self.topics.settlements, key)
+
+    async def dead_letters(self, key: str) -> list[str]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                text("SELECT error FROM gateway.dead_letters WHERE consumer = :c "
+                     "AND convert_from(key, 'UTF8') = :k"),
+                {"c": self.consumer, "k": key},
+            )
+            return [r[0] for r in rows]
+
+    async def processed(self, key: str) -> bool:
+        """Every raw delivery of ``key`` has been through the normaliser (applied or dead-lettered)."""
+        async with self.engine.connect() as conn:
+            pending = (await conn.execute(
+                text("SELECT count(*) FROM gateway.outbox o WHERE o.topic = :t "
+                     "AND convert_from(o.key, 'UTF8') = :k AND NOT EXISTS (SELECT 1 FROM gateway.inbox i "
+                     "WHERE i.consumer = :c "
+                     "AND i.event_id = (convert_from(o.payload, 'UTF8')::jsonb ->> 'event_id')::uuid)"),
+                {"t": self.topics.raw_deliveries, "k": key, "c": self.consumer})).scalar_one()
+        return int(pending) == 0
+
+
+@pytest.fixture
+async def gateway(database: RoleUrls, kafka_bootstrap: str) -> AsyncIterator[Gateway]:
+    u = uid()
+    topics = GatewayTopics.with_prefix(f"tgn{u}.")
+    await prepare_topics(kafka_bootstrap, topics)
+    fakes = {c: FakeClient(c) for c in ("tokopedia", "tiktok_shop", "shopee", "blibli")}
+    consumer = f"gateway-normaliser-{u}"
+    runtime = build_runtime(
+        database.service, kafka(kafka_bootstrap, max_attempts=3), settings=gateway_settings(), clients=fakes,
+        topics=topics, consumer_name=consumer, pollers=False,
+    )
+    await runtime.start()
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=runtime.http_app()), base_url=BASE_URL)
+    try:
+        yield Gateway(runtime, client, runtime.engine, topics, consumer, fakes)
+    finally:
+        await client.aclose()
+        await runtime.stop()
+
+
+async def _settle(gw: Gateway, key: str, *, events: int = 1) -> None:
+    async def done() -> bool:
+        return await gw.processed(key) and (
+            len(await gw.events(key)) + len(await gw.dead_letters(key)) >= events
+        )
+
+    await wait_for(done, timeout=60, what=f"normalised deliveries of {key}")
+
+
+async def test_the_same_delivery_ten_times_gives_one_canonical_event(gateway: Gateway) -> None:
+    gw = gateway
+    order = "900000001"
+    body = body_for("tokopedia/order-notification", order, 220, price=25000.0)
+    for _ in range(10):
+        assert (await post(gw.client, "tokopedia/order-notification", body)).status_code == 200
+    key = f"tokopedia:77001:{order}"
+    await _settle(gw, key)
+    raw = "SELECT count(*) FROM gateway.raw_deliveries WHERE order_key = :k"
+    assert await scalar(gw.engine, raw, k=key) == 1
+    assert len(await gw.events(key, gw.topics.raw_deliveries)) == 1
+    events = await gw.events(key)
+    assert len(events) == 1
+    data = events[0]["data"]
+    assert (data["raw_status"], data["gross_amount"], data["channel"]) == ("220", 50000, "tokopedia")
+    assert data["lines"] == [
+        {"channel_product_id": "456", "channel_sku_id": None, "quantity": 2, "unit_price": 25000}
+    ]
+    validate_published(json.dumps(events[0]).encode())
+    assert gw.fakes["tokopedia"].calls == []  # the notification carries its lines: no API call
+
+
+async def test_shopee_trigger_gets_lines_from_detail_and_settlement_when_completed(gateway: Gateway) -> None:
+    gw = gateway
+    order, shop = f"SN{uid().upper()}", "77001"
+    key = f"shopee:{shop}:{order}"
+    shopee = gw.fakes["shopee"]
+    shopee.orders[order] = api_order("shopee", shop, order, "READY_TO_SHIP", price=30000, quantity=3)
+    shopee.settlements[order] = api_settlement("shopee", shop, order, gross=90000)
+    for minutes, status in [(0, "READY_TO_SHIP"), (30, "SHIPPED"), (90, "COMPLETED")]:
+        response = await post(gw.client, "shopee/order-status", body_for("shopee/order-status", order, status,
+                                                                          minutes=minutes))
+        assert response.status_code == 200 and response.content == b""
+    await _settle(gw, key, events=3)
+    events = await gw.events(key)
+    assert [e["data"]["raw_status"] for e in events] == ["READY_TO_SHIP", "SHIPPED", "COMPLETED"]
+    first = events[0]["data"]
+    assert first["lines"] == [
+        {"channel_product_id": "456", "channel_sku_id": None, "quantity": 3, "unit_price": 30000}
+    ]
+    assert first["gross_amount"] == 90000
+    await wait_for(lambda: _has(gw.settlements(key), 1), what="settlement")
+    (settlement,) = await gw.settlements(key)
+    validate_published(json.dumps(settlement).encode())
+    s = settlement["data"]
+    assert (s["gross_amount"], s["pph22_withheld"], s["net_payout"]) == (90000, 450, 90000 - 4500 - 450)
+    assert s["fees"] == [{"fee_type": "commission_fee", "amount": 4500}]
+    assert settlement["correlation_id"] == events[2]["correlation_id"]  # caused by the COMPLETED delivery
+    assert shopee.calls.count(("detail", order)) == 1  # lines are fetched once per order
+    assert shopee.calls.count(("settlement", order)) == 1
+    assert await scalar(gw.engine, "SELECT done FROM gateway.order_status_seen WHERE order_key = :k", k=key)
+
+
+async def _has(awaitable: Any, n: int) -> bool:
+    return len(await awaitable) >= n
+
+
+async def test_completed_but_unsettled_is_left_for_the_backstop(gateway: Gateway) -> None:
+    gw = gateway
+    order, shop = f"57{uid()}", "7494033665013839814"
+    key = f"tiktok_shop:{shop}:{order}"
+    gw.fakes["tiktok_shop"].orders[order] = api_order("tiktok_shop", shop, order, "COMPLETED")
+    body = body_for("tiktok-shop/order-status", order, "COMPLETED", shop=shop)
+    assert (await post(gw.client, "tiktok-shop/order-status", body)).status_code == 200
+    await _settle(gw, key)
+    assert [e["data"]["raw_status"] for e in await gw.events(key)] == ["COMPLETED"]
+    assert await gw.settlements(key) == []
+    async with gw.engine.connect() as conn:
+        row = (await conn.execute(text(
+            "SELECT completion_reached, settled, done FROM gateway.order_status_seen WHERE order_key = :k"),
+            {"k": key})).one()
+    assert tuple(row) == (True, False, False)
+
+
+async def test_unusable_deliveries_are_dead_lettered_with_the_reason(gateway: Gateway) -> None:
+    gw = gateway
+    half = str(910_000_000 + int(uid(), 16) % 1_000_000)
+    body = body_for("tokopedia/order-notification", half, 220, price=150000.5)
+    assert (await post(gw.client, "tokopedia/order-notification", body)).status_code == 200
+    unknown = f"SNX{uid().upper()}"
+    body = body_for("shopee/order-status", unknown, "TELEPORTED")
+    assert (await post(gw.client, "shopee/order-status", body)).status_code == 200
+    bad_detail = f"57{uid()}"
+    tiktok = gw.fakes["tiktok_shop"]
+    tiktok.orders[bad_detail] = api_order("tiktok_shop", "77001", bad_detail, "AWAITING_SHIPMENT")
+    gw.fakes["tiktok_shop"].failures[bad_detail] = 99
+    gw.fakes["tiktok_shop"].error = lambda what: NonIntegralAmount(f"payment.sub_total: '50000.5' ({what})")
+    body = body_for("tiktok-shop/order-status", bad_detail, "AWAITING_SHIPMENT")
+    assert (await post(gw.client, "tiktok-shop/order-status", body)).status_code == 200
+    expectations = {
+        f"tokopedia:77001:{half}": "non-integral amount",
+        f"shopee:77001:{unknown}": "unmappable order status 'TELEPORTED'",
+        f"tiktok_shop:77001:{bad_detail}": "non-integral amount",
+    }
+    for key, reason in expectations.items():
+        await _settle(gw, key)
+        errors = await gw.dead_letters(key)
+        assert len(errors) == 1 and reason in errors[0], (key, errors)
+        assert errors[0].startswith("rejected:")
+        assert await gw.events(key) == []
+    assert gw.fakes["tiktok_shop"].calls.count(("detail", bad_detail)) == 1  # a rejection is not retried
+
+
+async def test_marketplace_api_errors_are_retried_then_dead_lettered(gateway: Gateway) -> None:
+    gw = gateway
+    shopee = gw.fakes["shopee"]
+    flaky, down = f"SNF{uid().upper()}", f"SND{uid().upper()}"
+    for order in (flaky, down):
+        shopee.orders[order] = api_order("shopee", "77001", order, "READY_TO_SHIP")
+    shopee.failures[flaky] = 1  # one outage, then it answers
+    shopee.failures[down] = 99  # never answers
+    for order in (flaky, down):
+        assert (await post(gw.client, "shopee/order-status", body_for("shopee/order-status", order,
+                                                                      "READY_TO_SHIP"))).status_code == 200
+    await _settle(gw, f"shopee:77001:{flaky}")
+    assert [e["data"]["raw_status"] for e in await gw.events(f"shopee:77001:{flaky}")] == ["READY_TO_SHIP"]
+    assert shopee.calls.count(("detail", flaky)) == 2
+    await _settle(gw, f"shopee:77001:{down}")
+    (error,) = await gw.dead_letters(f"shopee:77001:{down}")
+    assert "MarketplaceApiError" in error and "simulated outage" in error
+    attempts = await scalar(gw.engine, "SELECT attempts FROM gateway.dead_letters WHERE consumer = :c "
+                            "AND convert_from(key, 'UTF8') = :k", c=gw.consumer, k=f"shopee:77001:{down}")
+    assert attempts == 3  # max_attempts, each a real call to the marketplace
+    assert shopee.calls.count(("detail", down)) >= 3
+    assert await gw.events(f"shopee:77001:{down}") == []

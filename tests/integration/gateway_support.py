@@ -1,0 +1,199 @@
+"""Helpers for gateway tests: settings with test secrets, signed requests, bodies, a fake API client."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from infra.messaging.admin import ensure_topics
+from infra.settings import KafkaSettings
+from services.gateway.clients.base import ApiOrder, ApiOrderLine, ApiSettlement, MarketplaceApiError
+from services.gateway.emit import GatewayTopics
+from services.gateway.settings import GatewaySettings
+
+BASE_URL = "http://127.0.0.1:8083"
+SECRETS = {
+    "tokopedia": ("toko-secret-now", "toko-secret-before"),
+    "tiktok_shop": ("tts-secret-now", "tts-secret-before"),
+    "shopee": ("shopee-key-now", "shopee-key-before"),
+}
+TIKTOK_APP_KEY = "tts-app-key"
+ROUTES = {
+    "tokopedia/order-notification": ("tokopedia", "order_notification"),
+    "tokopedia/order-status": ("tokopedia", "order_status"),
+    "tokopedia/order-cancellation": ("tokopedia", "order_cancellation"),
+    "tiktok-shop/order-status": ("tiktok_shop", "order_status"),
+    "tiktok-shop/cancellation": ("tiktok_shop", "order_cancellation"),
+    "shopee/order-status": ("shopee", "order_status"),
+}
+NOW = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+
+
+def uid() -> str:
+    """A short unique suffix."""
+    return uuid.uuid4().hex[:8]
+
+
+def gateway_settings(*, rotation: bool = False, **overrides: Any) -> GatewaySettings:
+    """Settings with the test secrets (and the previous ones when ``rotation``)."""
+    values: dict[str, Any] = {
+        "tokopedia_webhook_secret": SECRETS["tokopedia"][0],
+        "tiktok_app_key": TIKTOK_APP_KEY,
+        "tiktok_app_secret": SECRETS["tiktok_shop"][0],
+        "shopee_partner_id": "2001",
+        "shopee_partner_key": SECRETS["shopee"][0],
+        "blibli_api_key": "blibli-key",
+        "blibli_api_secret": "blibli-secret",
+        "gateway_public_url": BASE_URL,
+        "backstop_min_age_s": 60.0,
+    }
+    if rotation:
+        values |= {
+            "tokopedia_webhook_secret_previous": SECRETS["tokopedia"][1],
+            "tiktok_app_secret_previous": SECRETS["tiktok_shop"][1],
+            "shopee_partner_key_previous": SECRETS["shopee"][1],
+        }
+    return GatewaySettings(**(values | overrides))
+
+
+def kafka(bootstrap: str, **overrides: Any) -> KafkaSettings:
+    """Kafka settings for tests: few partitions, fast retries."""
+    return KafkaSettings(bootstrap_servers=bootstrap, partitions=3, retry_backoff_ms=10, **overrides)
+
+
+async def prepare_topics(bootstrap: str, topics: GatewayTopics) -> None:
+    """Create the gateway's topics under a test prefix (with their dead-letter topics)."""
+    await ensure_topics(bootstrap, [topics.raw_deliveries, topics.order_events, topics.settlements], 3)
+
+
+def signature(route: str, body: bytes, secret: str | None = None) -> dict[str, str]:
+    """The signature header a marketplace computes, written out from the channel contract."""
+    channel = ROUTES[route][0]
+    key = (secret or SECRETS[channel][0]).encode()
+    if channel == "tokopedia":
+        return {"Authorization-Hmac": hmac.new(key, body, hashlib.sha256).hexdigest()}
+    if channel == "tiktok_shop":
+        return {"Authorization": hmac.new(key, TIKTOK_APP_KEY.encode() + body, hashlib.sha256).hexdigest()}
+    url = f"{BASE_URL}/webhooks/{route}".encode()
+    return {"Authorization": hmac.new(key, url + b"|" + body, hashlib.sha256).hexdigest()}
+
+
+async def post(
+    client: httpx.AsyncClient, route: str, body: bytes, *, secret: str | None = None, sign: bool = True,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    """POST a (signed) JSON body to a webhook route."""
+    all_headers = {"Content-Type": "application/json", **(signature(route, body, secret) if sign else {})}
+    return await client.post(f"/webhooks/{route}", content=body, headers=all_headers | (headers or {}))
+
+
+def unix(moment: datetime) -> int:
+    """Unix seconds."""
+    return int(moment.timestamp())
+
+
+def body_for(route: str, order: str, status: str | int, *, minutes: int = 0, shop: str = "77001",
+             price: object = 25000, quantity: int = 2, notification_id: str | None = None) -> bytes:
+    """A webhook body of ``route`` for ``order`` in ``status`` at NOW + minutes."""
+    t = unix(NOW + timedelta(minutes=minutes))
+    channel, kind = ROUTES[route]
+    doc: dict[str, Any]
+    if channel == "tokopedia":
+        doc = {"fs_id": 13004, "order_id": int(order) if order.isdigit() else order, "shop_id": int(shop),
+               "order_status": int(status), "update_time": t}
+        if kind == "order_notification":
+            doc |= {"create_time": t, "invoice_ref_num": f"INV/{order}",
+                    "products": [{"id": 456, "Name": "Sarung tangan", "quantity": quantity, "price": price}],
+                    "amt": {"ttl_product_price": 25000 * quantity, "shipping_cost": 9000, "insurance_cost": 0,
+                            "ttl_amount": 25000 * quantity + 9000, "voucher_amount": 0}}
+        if kind == "order_cancellation":
+            doc["reason"] = "buyer asked"
+    elif channel == "tiktok_shop":
+        data: dict[str, Any] = {"order_id": order, "order_status": status, "update_time": t}
+        if kind == "order_cancellation":
+            data["cancel_reason"] = "buyer asked"
+        doc = {"type": 11 if kind == "order_cancellation" else 1,
+               "tts_notification_id": notification_id or f"n-{order}-{status}-{minutes}", "shop_id": shop,
+               "timestamp": t, "data": data}
+    else:
+        doc = {"data": {"ordersn": order, "status": status, "update_time": t}, "shop_id": int(shop),
+               "code": 3, "timestamp": t}
+    return json.dumps(doc).encode()
+
+
+@dataclass
+class FakeClient:
+    """An in-memory marketplace API (the real HTTP clients are tested against the simulator elsewhere)."""
+
+    channel: str
+    orders: dict[str, ApiOrder] = field(default_factory=dict)
+    settlements: dict[str, ApiSettlement] = field(default_factory=dict)
+    listed: list[ApiOrder] = field(default_factory=list)
+    failures: dict[str, int] = field(default_factory=dict)
+    error: Callable[[str], Exception] = lambda what: MarketplaceApiError(f"simulated outage on {what}")
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    windows: list[tuple[datetime, datetime]] = field(default_factory=list)
+
+    def _maybe_fail(self, what: str, order_id: str) -> None:
+        self.calls.append((what, order_id))
+        if self.failures.get(order_id, 0) > 0:
+            self.failures[order_id] -= 1
+            raise self.error(f"{what} {order_id}")
+
+    async def order_detail(self, shop_id: str, order_id: str) -> ApiOrder:
+        """The stored order."""
+        self._maybe_fail("detail", order_id)
+        if order_id not in self.orders:
+            raise MarketplaceApiError(f"order {order_id} not found")
+        return self.orders[order_id]
+
+    async def settlement(self, shop_id: str, order_id: str) -> ApiSettlement | None:
+        """The stored settlement, if any."""
+        self._maybe_fail("settlement", order_id)
+        return self.settlements.get(order_id)
+
+    async def orders_updated_between(self, shop_id: str, start: datetime, end: datetime) -> list[ApiOrder]:
+        """Listed orders updated in [start, end)."""
+        self.windows.append((start, end))
+        return [o for o in self.listed if o.shop_id == shop_id and start <= o.update_time < end]
+
+
+def api_order(channel: str, shop: str, order: str, status: str, minutes: int = 0, *, price: int = 25000,
+              quantity: int = 2, product: str = "456") -> ApiOrder:
+    """An order-detail answer with one line."""
+    return ApiOrder(channel, shop, order, status, NOW + timedelta(minutes=minutes),
+                    (ApiOrderLine(product, None, quantity, price),), price * quantity)
+
+
+def api_settlement(
+    channel: str, shop: str, order: str, *, gross: int = 50000, settled: bool = True
+) -> ApiSettlement:
+    """A settlement of ``gross`` with a commission and PPh 22 (0.5 %)."""
+    fee, tax = gross // 20, gross // 200
+    return ApiSettlement(channel, shop, order, f"st-{order}", gross, {"commission_fee": fee}, tax,
+                         gross - fee - tax, NOW + timedelta(days=1) if settled else None)
+
+
+async def scalar(engine: AsyncEngine, sql: str, **params: Any) -> Any:
+    """One value."""
+    async with engine.connect() as conn:
+        return (await conn.execute(text(sql), params)).scalar_one()
+
+
+async def outbox_events(engine: AsyncEngine, topic: str, key: str) -> list[dict[str, Any]]:
+    """Envelopes (as dicts) in the gateway outbox for ``topic`` and subject ``key``, in order."""
+    async with engine.connect() as conn:
+        rows = (await conn.execute(
+            text("SELECT payload FROM gateway.outbox WHERE topic = :t AND convert_from(key, 'UTF8') = :k "
+                 "ORDER BY id"), {"t": topic, "k": key})).scalars().all()
+    return [json.loads(bytes(r)) for r in rows]
