@@ -76,6 +76,9 @@ def _mount_optional() -> None:
     app.add_typer(orders_app, name="orders")
     app.add_typer(ledger_app, name="ledger")
     app.add_typer(policy_app, name="policy")
+    from services.gateway.cli import import_app
+
+    app.add_typer(import_app, name="import")
     from karya.demo import demo
 
     app.command("demo")(demo)

@@ -142,7 +142,9 @@ BLIBLI_STATUSES: Final[Mapping[RawStatus, OrderState]] = MappingProxyType(
     {
         "FP": _S.AWAITING_FULFILMENT,  # paid, to process
         "CX": _S.SHIPPED,
-        "D": _S.DELIVERED,
+        # Blibli's order list has no later state than D and settles D orders, so D is where the sale is final
+        # (uncertain: change to DELIVERED if Blibli turns out to report completion separately).
+        "D": _S.COMPLETED,
         "X": _S.CANCELLED,
     }
 )

@@ -66,7 +66,7 @@ S = OrderState
         # blibli
         (Channel.BLIBLI, "FP", S.AWAITING_FULFILMENT),
         (Channel.BLIBLI, "CX", S.SHIPPED),
-        (Channel.BLIBLI, "D", S.DELIVERED),
+        (Channel.BLIBLI, "D", S.COMPLETED),
         (Channel.BLIBLI, "X", S.CANCELLED),
         # Bukalapak history
         (Channel.BUKALAPAK, "pending", S.PENDING_PAYMENT),
