@@ -91,7 +91,7 @@ def lifecycles(
         out: list[Message] = []
         for step, state in enumerate(path):
             data = OrderStatusChanged(
-                order_key=key, channel=channel, shop_id=listing.shop_id, order_id=order_id,  # type: ignore[arg-type]
+                order_key=key, channel=channel, shop_id=listing.shop_id, order_id=order_id,
                 raw_status=STATUSES[channel][state], update_time=t + timedelta(hours=step),
                 lines=lines, gross_amount=gross,
             )
@@ -100,14 +100,14 @@ def lifecycles(
             fees = _fees(gross, channel)
             tax = pph22(gross)
             settled = SettlementReported(
-                order_key=key, channel=channel, settlement_id=f"S-{order_id}", gross_amount=gross,  # type: ignore[arg-type]
+                order_key=key, channel=channel, settlement_id=f"S-{order_id}", gross_amount=gross,
                 fees=fees, pph22_withheld=tax, net_payout=gross - sum(f.amount for f in fees) - tax,
                 settled_at=t + timedelta(days=3),
             )
             out.append(Message(MARKETPLACE_SETTLEMENTS, _env(SETTLEMENT_REPORTED, key, settled.model_dump(mode="json"))))
             if rng.random() < 0.05:
                 refund = RefundReported(
-                    order_key=key, channel=channel, refund_id=f"R-{order_id}", amount=max(1, gross // 4),  # type: ignore[arg-type]
+                    order_key=key, channel=channel, refund_id=f"R-{order_id}", amount=max(1, gross // 4),
                     reason="partial", refunded_at=t + timedelta(days=4),
                 )
                 out.append(Message(MARKETPLACE_SETTLEMENTS, _env(REFUND_REPORTED, key, refund.model_dump(mode="json"))))

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Response
 from faststream.kafka import KafkaBroker
@@ -61,7 +62,7 @@ class ServiceRuntime:
         self._topics: set[str] = set()
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._background: list[tuple[str, Callable[[asyncio.Event], Awaitable[None]]]] = []
+        self._background: list[tuple[str, Callable[[asyncio.Event], Coroutine[Any, Any, None]]]] = []
         # Extra HTTP routes (e.g. the gateway's webhooks): routers, or factories called when the app is built,
         # so a router that needs secrets reads them only when the process really serves HTTP.
         self.http_routers: list[APIRouter | Callable[[], APIRouter]] = []
@@ -87,7 +88,7 @@ class ServiceRuntime:
         self._topics |= set(topics)
         return consumer
 
-    def add_background(self, name: str, factory: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    def add_background(self, name: str, factory: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
         """A task started with the service and given the stop event (e.g. a sweeper)."""
         self._background.append((name, factory))
 

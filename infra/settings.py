@@ -47,7 +47,7 @@ def kafka_settings() -> KafkaSettings:
 def database_settings() -> DatabaseSettings:
     """The process-wide database settings; raises a clear error when DATABASE_URL is missing."""
     try:
-        return DatabaseSettings()  # type: ignore[call-arg]
+        return DatabaseSettings()
     except Exception as exc:  # pydantic's ValidationError names the field; make the fix obvious too
         raise SystemExit(
             "DATABASE_URL is not set: export it (see `karya stack up`, which prints the local value)"

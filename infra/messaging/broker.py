@@ -70,11 +70,11 @@ def register_batch_consumer(
 
     @subscriber
     async def on_batch(body: list[bytes], message: KafkaMessage) -> None:
-        records: tuple[ConsumerRecord[bytes, bytes], ...] = message.raw_message  # type: ignore[assignment]
+        records: tuple[ConsumerRecord[bytes, bytes], ...] = message.raw_message
         await consumer.process(records)
-        await commit_offsets(message.consumer, records)  # type: ignore[arg-type]
+        await commit_offsets(message.consumer, records)
 
-    return subscriber  # type: ignore[return-value]
+    return subscriber
 
 
 async def commit_offsets(kafka_consumer: AIOKafkaConsumer, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:

@@ -14,7 +14,7 @@ import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from uuid_utils.compat import uuid7
 
-ENVELOPE_VERSION = "1.0"
+ENVELOPE_VERSION: Literal["1.0"] = "1.0"
 
 
 def new_event_id() -> UUID:
