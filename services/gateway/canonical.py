@@ -5,8 +5,8 @@ status is dead-lettered at the gateway with the raw delivery at hand; the orders
 mapping when it folds the event.
 
 Settlement is fetched once an order reaches completion: Tokopedia 700, TikTok Shop and Shopee
-``COMPLETED``, Bukalapak ``remitted`` (all map to the canonical COMPLETED) and blibli.com ``D`` (delivered:
-blibli.com reports no later state and settles delivered items).
+``COMPLETED``, Bukalapak ``remitted`` and blibli.com ``D`` (blibli.com reports no later state and settles
+delivered items, so ``D`` completes the sale) — all map to the canonical COMPLETED.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ __all__ = [
     "status_event",
 ]
 
-# Raw statuses that settle although their canonical state is not COMPLETED.
-_SETTLES_AT: frozenset[tuple[str, str]] = frozenset({("blibli", "D")})
+# Raw statuses that settle although their canonical state is not COMPLETED (none today; kept as configuration).
+_SETTLES_AT: frozenset[tuple[str, str]] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

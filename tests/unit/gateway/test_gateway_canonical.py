@@ -44,7 +44,7 @@ def order(
         ("tiktok_shop", "CANCEL", OrderState.CANCELLED, False),
         ("shopee", "COMPLETED", OrderState.COMPLETED, True),
         ("shopee", "TO_CONFIRM_RECEIVE", OrderState.DELIVERED, False),
-        ("blibli", "D", OrderState.DELIVERED, True),  # blibli settles delivered items: nothing comes later
+        ("blibli", "D", OrderState.COMPLETED, True),  # blibli settles delivered items: nothing comes later
         ("blibli", "FP", OrderState.AWAITING_FULFILMENT, False),
         ("bukalapak", "remitted", OrderState.COMPLETED, True),
     ],

@@ -1,0 +1,100 @@
+"""One JSON request to a marketplace API, with every failure turned into :class:`MarketplaceApiError`.
+
+Each client owns an ``httpx.AsyncClient`` built here (base URL, timeout; tests pass an ASGI transport to run
+against the simulator in-process) and names how its channel reports errors inside a 2xx body.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+
+import httpx
+
+from services.gateway.clients.base import MarketplaceApiError
+
+__all__ = ["ErrorProbe", "JsonApi", "build_http_client"]
+
+#: Returns the channel's error message when a decoded body reports an error, else None.
+ErrorProbe = Callable[[Mapping[str, object]], str | None]
+
+_SNIPPET = 300
+
+
+def build_http_client(
+    base_url: str, timeout_s: float, transport: httpx.AsyncBaseTransport | None = None
+) -> httpx.AsyncClient:
+    """An HTTP client for one channel's API; redirects are not followed (a redirect is an error)."""
+    return httpx.AsyncClient(
+        base_url=base_url.rstrip("/"),
+        timeout=httpx.Timeout(timeout_s),
+        transport=transport,
+        follow_redirects=False,
+        headers={"Accept": "application/json", "User-Agent": "karya-gateway/0.1"},
+    )
+
+
+class JsonApi:
+    """Sends requests for one channel and decodes JSON object answers."""
+
+    def __init__(self, channel: str, http: httpx.AsyncClient, error_probe: ErrorProbe) -> None:
+        self.channel = channel
+        self.http = http
+        self._error_probe = error_probe
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+    ) -> Mapping[str, object]:
+        """Send one request and return the decoded JSON object.
+
+        Raises:
+            MarketplaceApiError: timeout, connection failure, non-2xx answer, a body that is not a JSON
+                object, or a body the channel marks as an error. The message names the channel, method,
+                path, and the marketplace's own error text when there is one.
+        """
+        where = f"{self.channel} API {method} {path}"
+        try:
+            response = await self.http.request(
+                method, path, params=dict(params or {}), headers=dict(headers or {}), content=content
+            )
+        except httpx.TimeoutException as exc:
+            raise MarketplaceApiError(f"{where}: timed out ({type(exc).__name__})") from exc
+        except httpx.HTTPError as exc:
+            raise MarketplaceApiError(f"{where}: request failed: {type(exc).__name__}: {exc}") from exc
+        body = _decode(response)
+        if not response.is_success:
+            detail = (self._error_probe(body) if body is not None else None) or _snippet(response.text)
+            raise MarketplaceApiError(f"{where}: HTTP {response.status_code}: {detail}")
+        if body is None:
+            raise MarketplaceApiError(f"{where}: answer is not a JSON object: {_snippet(response.text)}")
+        message = self._error_probe(body)
+        if message is not None:
+            raise MarketplaceApiError(f"{where}: marketplace error: {message}")
+        return body
+
+    async def aclose(self) -> None:
+        """Close the underlying connection pool."""
+        await self.http.aclose()
+
+
+def _decode(response: httpx.Response) -> Mapping[str, object] | None:
+    try:
+        # Decimal, not float: "25000.00000000000001" must stay non-integral instead of rounding to 25000.0.
+        body = json.loads(response.content, parse_float=Decimal)
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _snippet(text: str) -> str:
+    text = text.strip()
+    if not text:
+        return "(empty body)"
+    return text if len(text) <= _SNIPPET else text[:_SNIPPET] + "..."

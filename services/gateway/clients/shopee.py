@@ -1,0 +1,217 @@
+"""Shopee Open Platform v2 client: order detail, escrow detail and the order list (backstop polling).
+
+Every request carries ``partner_id``, ``timestamp`` (unix seconds), ``shop_id`` and
+``sign = hex(HMAC-SHA256(partner_key, f"{partner_id}{path}{timestamp}{shop_id}"))`` where ``path`` is the
+API path (``/api/v2/...``) without the base URL's own prefix. Errors arrive as
+``{"error": "...", "message": ...}``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+
+import httpx
+
+from services.gateway.clients.base import ApiOrder, ApiOrderLine, ApiSettlement, MarketplaceApiError
+from services.gateway.clients.http import JsonApi, build_http_client
+from services.gateway.clients.parsing import (
+    ceil_unix,
+    get_list,
+    get_mapping,
+    get_str,
+    objects,
+    parse_amount,
+    parse_fee,
+    parse_non_negative,
+    parse_quantity,
+    parse_unix,
+)
+from services.gateway.clients.refunds import ApiRefund, parse_refunds
+
+__all__ = ["ShopeeClient", "shopee_api_sign"]
+
+ORDER_DETAIL_PATH = "/api/v2/order/get_order_detail"
+ESCROW_DETAIL_PATH = "/api/v2/payment/get_escrow_detail"
+ORDER_LIST_PATH = "/api/v2/order/get_order_list"
+FEE_FIELDS = ("commission_fee", "service_fee", "seller_transaction_fee", "campaign_fee")
+_DETAIL_BATCH = 50  # get_order_detail takes at most 50 order_sn per call
+_LIST_PAGE = 100
+_MAX_WINDOW = timedelta(days=15)  # get_order_list refuses longer time ranges
+
+
+def shopee_api_sign(partner_key: str, partner_id: int, path: str, timestamp: int, shop_id: int) -> str:
+    """The ``sign`` query parameter of a shop-level Shopee API call."""
+    message = f"{partner_id}{path}{timestamp}{shop_id}".encode()
+    return hmac.new(partner_key.encode(), message, hashlib.sha256).hexdigest()
+
+
+def _error_probe(body: Mapping[str, object]) -> str | None:
+    error = body.get("error")
+    if isinstance(error, str) and error:
+        return f"{error}: {body.get('message', '')}".rstrip(": ")
+    return None
+
+
+class ShopeeClient:
+    """Read access to Shopee's seller API (implements ``MarketplaceClient``)."""
+
+    channel = "shopee"
+
+    def __init__(
+        self,
+        base_url: str,
+        partner_id: int,
+        partner_key: str,
+        *,
+        timeout_s: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._partner_id = partner_id
+        self._partner_key = partner_key
+        self._clock = clock
+        self._api = JsonApi(self.channel, build_http_client(base_url, timeout_s, transport), _error_probe)
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._api.aclose()
+
+    async def _get(self, path: str, shop_id: str, params: Mapping[str, str | int]) -> Mapping[str, object]:
+        shop = _shop_number(shop_id)
+        timestamp = int(self._clock())
+        signed: dict[str, str | int] = {
+            "partner_id": self._partner_id,
+            "timestamp": timestamp,
+            "sign": shopee_api_sign(self._partner_key, self._partner_id, path, timestamp, shop),
+            "shop_id": shop,
+            **params,
+        }
+        body = await self._api.request("GET", path, params=signed)
+        return get_mapping(body, "response", f"shopee {path}")
+
+    async def order_detail(self, shop_id: str, order_id: str) -> ApiOrder:
+        """The order as Shopee sees it now (lines from ``item_list``; gross = Σ quantity × unit price)."""
+        for order in await self._details(shop_id, [order_id]):
+            if order.order_id == order_id:
+                return order
+        raise MarketplaceApiError(f"shopee API {ORDER_DETAIL_PATH}: order {order_id} not in the answer")
+
+    async def _details(self, shop_id: str, order_sns: Sequence[str]) -> list[ApiOrder]:
+        response = await self._get(ORDER_DETAIL_PATH, shop_id, {"order_sn_list": ",".join(order_sns)})
+        where = f"shopee {ORDER_DETAIL_PATH}"
+        return [_order(raw, shop_id) for raw in objects(get_list(response, "order_list", where), where)]
+
+    async def settlement(self, shop_id: str, order_id: str) -> ApiSettlement | None:
+        """Escrow detail of one order; None while ``escrow_release_time`` is 0 (not released)."""
+        response = await self._get(ESCROW_DETAIL_PATH, shop_id, {"order_sn": order_id})
+        where = f"shopee escrow {order_id}"
+        income = get_mapping(response, "order_income", where)
+        release = parse_amount(income.get("escrow_release_time", 0), f"{where}.escrow_release_time")
+        if release == 0:
+            return None
+        fees: dict[str, int] = {}
+        for name in FEE_FIELDS:
+            raw = income.get(name)
+            amount = 0 if raw is None else parse_fee(raw, f"{where}.{name}")
+            if amount:
+                fees[name] = amount
+        return ApiSettlement(
+            channel=self.channel,
+            shop_id=shop_id,
+            order_id=order_id,
+            settlement_id=order_id,  # one escrow per order
+            gross_amount=parse_non_negative(
+                income.get("order_original_price"), f"{where}.order_original_price"
+            ),
+            fees=fees,
+            pph22_withheld=parse_fee(income.get("withholding_tax", 0), f"{where}.withholding_tax"),
+            net_payout=parse_non_negative(income.get("escrow_amount"), f"{where}.escrow_amount"),
+            settled_at=parse_unix(release, f"{where}.escrow_release_time"),
+        )
+
+    async def refunds(self, shop_id: str, order_id: str) -> list[ApiRefund]:
+        """Refunds of one order, from the escrow answer's ``refunds`` list (see ``refunds.py``)."""
+        response = await self._get(ESCROW_DETAIL_PATH, shop_id, {"order_sn": order_id})
+        return parse_refunds(response, self.channel, shop_id, order_id)
+
+    async def orders_updated_between(self, shop_id: str, start: datetime, end: datetime) -> list[ApiOrder]:
+        """Orders whose ``update_time`` is in [start, end): order list by update time, then order detail.
+
+        Windows longer than Shopee's 15-day limit are split.
+        """
+        order_sns: list[str] = []
+        window_start = start
+        while window_start < end:
+            window_end = min(end, window_start + _MAX_WINDOW)
+            order_sns.extend(await self._list_window(shop_id, window_start, window_end))
+            window_start = window_end
+        unique = list(dict.fromkeys(order_sns))
+        orders: list[ApiOrder] = []
+        for first in range(0, len(unique), _DETAIL_BATCH):
+            orders.extend(await self._details(shop_id, unique[first : first + _DETAIL_BATCH]))
+        return orders
+
+    async def _list_window(self, shop_id: str, start: datetime, end: datetime) -> list[str]:
+        where = f"shopee {ORDER_LIST_PATH}"
+        cursor = ""
+        found: list[str] = []
+        while True:
+            params: dict[str, str | int] = {
+                "time_range_field": "update_time",
+                "time_from": ceil_unix(start),
+                "time_to": ceil_unix(end),
+                "page_size": _LIST_PAGE,
+                "cursor": cursor,
+            }
+            response = await self._get(ORDER_LIST_PATH, shop_id, params)
+            found.extend(
+                get_str(o, "order_sn", where) for o in objects(get_list(response, "order_list", where), where)
+            )
+            next_cursor = response.get("next_cursor")
+            if response.get("more") is not True:
+                return found
+            if not isinstance(next_cursor, str) or not next_cursor or next_cursor == cursor:
+                raise MarketplaceApiError(
+                    f"{where}: 'more' is set but next_cursor {next_cursor!r} is unusable"
+                )
+            cursor = next_cursor
+
+
+def _shop_number(shop_id: str) -> int:
+    if not shop_id.isascii() or not shop_id.isdigit():
+        raise MarketplaceApiError(f"shopee: shop_id must be a number, got {shop_id!r}")
+    return int(shop_id)
+
+
+def _order(raw: Mapping[str, object], shop_id: str) -> ApiOrder:
+    order_sn = get_str(raw, "order_sn", "shopee order")
+    where = f"shopee order {order_sn}"
+    lines: list[ApiOrderLine] = []
+    for index, item in enumerate(objects(get_list(raw, "item_list", where), f"{where}.item_list")):
+        at = f"{where}.item_list[{index}]"
+        model = get_str(item, "model_id", at)
+        lines.append(
+            ApiOrderLine(
+                channel_product_id=get_str(item, "item_id", at),
+                channel_sku_id=None if model == "0" else model,
+                quantity=parse_quantity(
+                    item.get("model_quantity_purchased"), f"{at}.model_quantity_purchased"
+                ),
+                unit_price=parse_non_negative(
+                    item.get("model_discounted_price"), f"{at}.model_discounted_price"
+                ),
+            )
+        )
+    return ApiOrder(
+        channel="shopee",
+        shop_id=shop_id,
+        order_id=order_sn,
+        raw_status=get_str(raw, "order_status", where),
+        update_time=parse_unix(raw.get("update_time"), f"{where}.update_time"),
+        lines=tuple(lines),
+        gross_amount=sum(line.quantity * line.unit_price for line in lines),
+    )

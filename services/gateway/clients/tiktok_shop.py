@@ -1,0 +1,211 @@
+"""TikTok Shop Partner API (version 202309) client: order detail, statement transactions, order search.
+
+Every request carries ``app_key``, ``timestamp`` (unix seconds) and ``sign`` in the query, where
+``sign = hex(HMAC-SHA256(app_secret, app_secret + path + "app_key" + app_key + "timestamp" + timestamp
++ body + app_secret))`` (``body`` is the raw JSON body, empty for GET), plus the ``x-tts-access-token``
+header when an access token is configured. Answers are ``{"code": 0, "message": ..., "data": ...}``; a
+non-zero code is an error. Prices and amounts are decimal strings, one line item per unit, and fee
+deductions may be negative strings (their absolute value is kept).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime
+
+import httpx
+
+from services.gateway.clients.base import ApiOrder, ApiOrderLine, ApiSettlement, MarketplaceApiError
+from services.gateway.clients.http import JsonApi, build_http_client
+from services.gateway.clients.parsing import (
+    ceil_unix,
+    get_list,
+    get_mapping,
+    get_str,
+    objects,
+    parse_fee,
+    parse_non_negative,
+    parse_unix,
+)
+from services.gateway.clients.refunds import ApiRefund, parse_refunds
+
+__all__ = ["TikTokShopClient", "tiktok_api_sign"]
+
+ORDERS_PATH = "/order/202309/orders"
+SEARCH_PATH = "/order/202309/orders/search"
+STATEMENT_PATH = "/finance/202309/orders/{order_id}/statement_transactions"
+#: Statement fields → fee type names used in settlement events.
+FEE_FIELDS = {
+    "platform_commission_amount": "platform_commission",
+    "transaction_fee_amount": "transaction_fee",
+    "affiliate_commission_amount": "affiliate_commission",
+}
+_PAGE = 50
+
+
+def tiktok_api_sign(app_secret: str, app_key: str, path: str, timestamp: int, body: bytes = b"") -> str:
+    """The ``sign`` query parameter of a TikTok Shop API call (``body`` empty for GET)."""
+    message = (
+        app_secret.encode()
+        + path.encode()
+        + f"app_key{app_key}timestamp{timestamp}".encode()
+        + body
+        + app_secret.encode()
+    )
+    return hmac.new(app_secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def _error_probe(body: Mapping[str, object]) -> str | None:
+    code = body.get("code")
+    if code == 0:
+        return None
+    return f"code {code!r}: {body.get('message', '')}"
+
+
+class TikTokShopClient:
+    """Read access to TikTok Shop's seller API (implements ``MarketplaceClient``)."""
+
+    channel = "tiktok_shop"
+
+    def __init__(
+        self,
+        base_url: str,
+        app_key: str,
+        app_secret: str,
+        access_token: str | None = None,
+        *,
+        timeout_s: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._app_key = app_key
+        self._app_secret = app_secret
+        self._access_token = access_token
+        self._clock = clock
+        self._api = JsonApi(self.channel, build_http_client(base_url, timeout_s, transport), _error_probe)
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._api.aclose()
+
+    async def _call(
+        self, method: str, path: str, params: Mapping[str, str | int], body: bytes | None = None
+    ) -> Mapping[str, object]:
+        timestamp = int(self._clock())
+        signed: dict[str, str | int] = {
+            "app_key": self._app_key,
+            "timestamp": timestamp,
+            "sign": tiktok_api_sign(self._app_secret, self._app_key, path, timestamp, body or b""),
+            **params,
+        }
+        headers = {"x-tts-access-token": self._access_token} if self._access_token else {}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        answer = await self._api.request(method, path, params=signed, headers=headers, content=body)
+        return get_mapping(answer, "data", f"tiktok_shop {path}")
+
+    async def order_detail(self, shop_id: str, order_id: str) -> ApiOrder:
+        """The order now; unit line items are folded into lines with a quantity."""
+        data = await self._call("GET", ORDERS_PATH, {"ids": order_id, "shop_id": shop_id})
+        where = f"tiktok_shop {ORDERS_PATH}"
+        for raw in objects(get_list(data, "orders", where), where):
+            if get_str(raw, "id", where) == order_id:
+                return _order(raw, shop_id)
+        raise MarketplaceApiError(f"tiktok_shop API {ORDERS_PATH}: order {order_id} not found")
+
+    async def settlement(self, shop_id: str, order_id: str) -> ApiSettlement | None:
+        """The order's statement transaction(s); None while the list is empty (not settled yet).
+
+        Several transactions for one order (adjustments) are summed; the first one's id names the settlement.
+        """
+        path = STATEMENT_PATH.format(order_id=order_id)
+        data = await self._call("GET", path, {"shop_id": shop_id})
+        where = f"tiktok_shop statement of {order_id}"
+        rows = objects(get_list(data, "statement_transactions", where), where)
+        if not rows:
+            return None
+        gross = net = tax = 0
+        fees: dict[str, int] = {}
+        settled_at: datetime | None = None
+        for index, row in enumerate(rows):
+            at = f"{where}[{index}]"
+            gross += parse_non_negative(row.get("revenue_amount"), f"{at}.revenue_amount")
+            net += parse_non_negative(row.get("settlement_amount"), f"{at}.settlement_amount")
+            tax += parse_fee(row.get("withholding_tax_amount", "0"), f"{at}.withholding_tax_amount")
+            for field, fee_type in FEE_FIELDS.items():
+                raw = row.get(field)
+                amount = 0 if raw is None else parse_fee(raw, f"{at}.{field}")
+                if amount:
+                    fees[fee_type] = fees.get(fee_type, 0) + amount
+            moment = parse_unix(row.get("statement_time"), f"{at}.statement_time")
+            settled_at = moment if settled_at is None else max(settled_at, moment)
+        return ApiSettlement(
+            channel=self.channel,
+            shop_id=shop_id,
+            order_id=order_id,
+            settlement_id=get_str(rows[0], "id", where),
+            gross_amount=gross,
+            fees=fees,
+            pph22_withheld=tax,
+            net_payout=net,
+            settled_at=settled_at,
+        )
+
+    async def refunds(self, shop_id: str, order_id: str) -> list[ApiRefund]:
+        """Refunds of one order, from the statement answer's ``refunds`` list (see ``refunds.py``)."""
+        data = await self._call("GET", STATEMENT_PATH.format(order_id=order_id), {"shop_id": shop_id})
+        return parse_refunds(data, self.channel, shop_id, order_id)
+
+    async def orders_updated_between(self, shop_id: str, start: datetime, end: datetime) -> list[ApiOrder]:
+        """Orders with ``update_time`` in [start, end), via the order search API, page by page."""
+        body = json.dumps(
+            {"update_time_ge": ceil_unix(start), "update_time_lt": ceil_unix(end)}, separators=(",", ":")
+        ).encode()
+        where = f"tiktok_shop {SEARCH_PATH}"
+        orders: list[ApiOrder] = []
+        token = ""
+        while True:
+            params: dict[str, str | int] = {"shop_id": shop_id, "page_size": _PAGE}
+            if token:
+                params["page_token"] = token
+            data = await self._call("POST", SEARCH_PATH, params, body)
+            orders.extend(_order(raw, shop_id) for raw in objects(get_list(data, "orders", where), where))
+            next_token = data.get("next_page_token")
+            if not next_token:
+                return orders
+            if not isinstance(next_token, str) or next_token == token:
+                raise MarketplaceApiError(f"{where}: unusable next_page_token {next_token!r}")
+            token = next_token
+
+
+def _order(raw: Mapping[str, object], shop_id: str) -> ApiOrder:
+    order_id = get_str(raw, "id", "tiktok_shop order")
+    where = f"tiktok_shop order {order_id}"
+    counts: dict[tuple[str, str | None, int], int] = {}
+    for index, item in enumerate(objects(get_list(raw, "line_items", where), f"{where}.line_items")):
+        at = f"{where}.line_items[{index}]"
+        sku = item.get("sku_id")
+        key = (
+            get_str(item, "product_id", at),
+            get_str(item, "sku_id", at) if sku not in (None, "") else None,
+            parse_non_negative(item.get("sale_price"), f"{at}.sale_price"),
+        )
+        counts[key] = counts.get(key, 0) + 1
+    lines = tuple(
+        ApiOrderLine(channel_product_id=product, channel_sku_id=sku, quantity=quantity, unit_price=price)
+        for (product, sku, price), quantity in counts.items()
+    )
+    payment = get_mapping(raw, "payment", where)
+    return ApiOrder(
+        channel="tiktok_shop",
+        shop_id=shop_id,
+        order_id=order_id,
+        raw_status=get_str(raw, "status", where),
+        update_time=parse_unix(raw.get("update_time"), f"{where}.update_time"),
+        lines=lines,
+        gross_amount=parse_non_negative(payment.get("sub_total"), f"{where}.payment.sub_total"),
+    )

@@ -1,0 +1,221 @@
+"""Order lifecycles per channel, as data: status paths, scenario weights and which webhooks each step fires.
+
+A scenario builds the list of :class:`StatusSpec` one order goes through (virtual gaps in seconds, the
+webhooks fired, whether the step settles the order, and a refund). Every path is valid for its channel:
+each status maps to a canonical state (``services.orders.domain.channels``) and the sequence only moves
+forward or along an explicitly allowed edge (a rejected cancel request).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final
+
+from services.orders.catalogue import Channel
+
+__all__ = ["SCENARIO_WEIGHTS", "StatusSpec", "build_scenario"]
+
+_M, _H, _D = 60, 3600, 86_400
+
+#: Happy paths: (status, (min gap, max gap) after the previous status).
+PATHS: Final[Mapping[Channel, tuple[tuple[str, tuple[int, int]], ...]]] = MappingProxyType(
+    {
+        Channel.SHOPEE: (
+            ("UNPAID", (0, 0)),
+            ("READY_TO_SHIP", (1 * _M, 30 * _M)),
+            ("PROCESSED", (1 * _H, 8 * _H)),
+            ("SHIPPED", (2 * _H, 24 * _H)),
+            ("TO_CONFIRM_RECEIVE", (1 * _D, 3 * _D)),
+            ("COMPLETED", (1 * _D, 3 * _D)),
+        ),
+        Channel.TIKTOK_SHOP: (
+            ("UNPAID", (0, 0)),
+            ("ON_HOLD", (1 * _M, 30 * _M)),
+            ("AWAITING_SHIPMENT", (1 * _H, 1 * _H)),  # the buyer's one-hour free-cancellation window
+            ("AWAITING_COLLECTION", (1 * _H, 8 * _H)),
+            ("IN_TRANSIT", (2 * _H, 24 * _H)),
+            ("DELIVERED", (1 * _D, 3 * _D)),
+            ("COMPLETED", (1 * _D, 3 * _D)),
+        ),
+        Channel.TOKOPEDIA: (
+            ("220", (0, 0)),
+            ("400", (10 * _M, 4 * _H)),
+            ("450", (1 * _H, 8 * _H)),
+            ("500", (2 * _H, 24 * _H)),
+            ("600", (1 * _D, 3 * _D)),
+            ("700", (1 * _D, 3 * _D)),
+        ),
+        Channel.BLIBLI: (("FP", (0, 0)), ("CX", (4 * _H, 24 * _H)), ("D", (1 * _D, 3 * _D))),
+    }
+)
+
+#: Scenario → weight per channel (each channel's weights sum to 1).
+SCENARIO_WEIGHTS: Final[Mapping[Channel, Mapping[str, float]]] = MappingProxyType(
+    {
+        Channel.SHOPEE: {
+            "completed": 0.56,
+            "partial_refund": 0.04,
+            "in_flight": 0.08,
+            "unpaid_expired": 0.14,
+            "cancelled": 0.10,
+            "cancel_rejected": 0.02,
+            "returned": 0.06,
+        },
+        Channel.TIKTOK_SHOP: {
+            "completed": 0.58,
+            "partial_refund": 0.04,
+            "in_flight": 0.08,
+            "unpaid_expired": 0.12,
+            "cancelled": 0.12,
+            "returned": 0.06,
+        },
+        Channel.TOKOPEDIA: {
+            "completed": 0.74,
+            "partial_refund": 0.04,
+            "in_flight": 0.08,
+            "cancelled": 0.09,
+            "returned": 0.05,
+        },
+        Channel.BLIBLI: {"completed": 0.82, "in_flight": 0.08, "cancelled": 0.10},
+    }
+)
+
+_TOKOPEDIA_CANCEL = (
+    ("0", "Dibatalkan penjual"),
+    ("10", "Ditolak penjual: stok habis"),
+    ("15", "Dibatalkan pembeli"),
+    ("3", "Stok tidak tersedia"),
+)
+_TIKTOK_CANCEL_REASONS = ("Buyer changed mind", "Buyer wants to modify the order", "Found a better price")
+
+
+@dataclass(frozen=True, slots=True)
+class StatusSpec:
+    """One lifecycle step before ids and offsets are fixed.
+
+    ``refund`` is ``"full"`` (return) or ``"partial"``; a refund step whose status equals the previous one
+    changes no status, only records the refund (and re-pushes the status webhook where the channel would).
+    """
+
+    status: str
+    gap: int
+    webhooks: tuple[str, ...] = ()
+    settle: bool = False
+    refund: str = ""
+    reason: str = ""
+
+
+def _webhooks(channel: Channel, status: str, first: bool) -> tuple[str, ...]:
+    if channel is Channel.BLIBLI:
+        return ()
+    if channel is Channel.TOKOPEDIA:
+        if first:
+            return ("notification",)
+        return ("cancellation",) if status in {"0", "3", "5", "6", "10", "15"} else ("status",)
+    return ("status",)
+
+
+def _path(
+    channel: Channel, rng: random.Random, upto: int | None = None, cod: bool = False
+) -> list[StatusSpec]:
+    steps = PATHS[channel][:upto]
+    if cod and channel is Channel.SHOPEE:
+        steps = steps[1:]  # cash on delivery: Shopee creates the order ready to ship
+    specs = []
+    for index, (status, (low, high)) in enumerate(steps):
+        gap = 0 if index == 0 else rng.randint(low, high)
+        specs.append(StatusSpec(status, gap, _webhooks(channel, status, index == 0)))
+    return specs
+
+
+def _cancelled(channel: Channel, rng: random.Random) -> list[StatusSpec]:
+    gap = rng.randint(10 * _M, 6 * _H)
+    if channel is Channel.SHOPEE:
+        steps = _path(channel, rng, 2)
+        if rng.random() < 0.6:  # buyer asks, seller accepts
+            steps.append(StatusSpec("IN_CANCEL", gap, ("status",)))
+            gap = rng.randint(10 * _M, 12 * _H)
+        return [*steps, StatusSpec("CANCELLED", gap, ("status",))]
+    if channel is Channel.TIKTOK_SHOP:
+        steps = _path(channel, rng, rng.choice((2, 3)))
+        reason = rng.choice(_TIKTOK_CANCEL_REASONS)
+        return [*steps, StatusSpec("CANCELLED", gap, ("cancellation", "status"), reason=reason)]
+    if channel is Channel.TOKOPEDIA:
+        steps = _path(channel, rng, rng.choice((1, 2)))
+        code, reason = rng.choice(_TOKOPEDIA_CANCEL)
+        return [*steps, StatusSpec(code, gap, ("cancellation",), reason=reason)]
+    return [*_path(channel, rng, 1), StatusSpec("X", gap)]
+
+
+def _unpaid_expired(channel: Channel, rng: random.Random) -> list[StatusSpec]:
+    # The auto-cancel window of the unpaid order (24 h in services.orders.domain.channels).
+    return [*_path(channel, rng, 1), StatusSpec("CANCELLED", _D, ("status",), reason="Payment overdue")]
+
+
+def _completed(channel: Channel, rng: random.Random) -> list[StatusSpec]:
+    steps = _path(channel, rng, cod=rng.random() < 0.1)
+    last = steps[-1]
+    steps[-1] = StatusSpec(last.status, last.gap, last.webhooks, settle=True)
+    return steps
+
+
+def _partial_refund(channel: Channel, rng: random.Random) -> list[StatusSpec]:
+    steps = _completed(channel, rng)
+    repush = ("status",) if channel in (Channel.SHOPEE, Channel.TIKTOK_SHOP) else ()
+    refund = StatusSpec(steps[-1].status, rng.randint(1 * _D, 5 * _D), repush, refund="partial")
+    return [*steps, refund]
+
+
+def _in_flight(channel: Channel, rng: random.Random) -> list[StatusSpec]:
+    return _path(channel, rng, rng.randint(2, len(PATHS[channel]) - 1))
+
+
+def _cancel_rejected(channel: Channel, rng: random.Random) -> list[StatusSpec]:
+    steps = _completed(channel, rng)  # Shopee only: IN_CANCEL, then back to READY_TO_SHIP
+    back = [
+        StatusSpec("IN_CANCEL", rng.randint(5 * _M, 30 * _M), ("status",)),
+        StatusSpec("READY_TO_SHIP", rng.randint(1 * _H, 6 * _H), ("status",)),
+    ]
+    paid = next(i for i, s in enumerate(steps) if s.status == "READY_TO_SHIP")
+    return [*steps[: paid + 1], *back, *steps[paid + 1 :]]
+
+
+def _returned(channel: Channel, rng: random.Random) -> list[StatusSpec]:
+    delivered = {
+        Channel.SHOPEE: "TO_CONFIRM_RECEIVE",
+        Channel.TIKTOK_SHOP: "DELIVERED",
+        Channel.TOKOPEDIA: "600",
+    }
+    steps = _path(channel, rng)
+    upto = next(i for i, s in enumerate(steps) if s.status == delivered[channel])
+    gap = rng.randint(2 * _H, 2 * _D)
+    if channel is Channel.SHOPEE:
+        ret = StatusSpec("TO_RETURN", gap, ("status",), refund="full")
+    elif channel is Channel.TOKOPEDIA:
+        ret = StatusSpec("601", gap, ("status",), refund="full")
+    else:  # TikTok Shop keeps the order DELIVERED; the refund re-pushes the status
+        ret = StatusSpec("DELIVERED", gap, ("status",), refund="full")
+    return [*steps[: upto + 1], ret]
+
+
+_BUILDERS: Final[Mapping[str, Callable[[Channel, random.Random], list[StatusSpec]]]] = MappingProxyType(
+    {
+        "completed": _completed,
+        "partial_refund": _partial_refund,
+        "in_flight": _in_flight,
+        "unpaid_expired": _unpaid_expired,
+        "cancelled": _cancelled,
+        "cancel_rejected": _cancel_rejected,
+        "returned": _returned,
+    }
+)
+
+
+def build_scenario(channel: Channel, scenario: str, rng: random.Random) -> list[StatusSpec]:
+    """The steps of one order of ``scenario`` on ``channel`` (see :data:`SCENARIO_WEIGHTS`)."""
+    if scenario not in SCENARIO_WEIGHTS[channel]:
+        raise ValueError(f"scenario {scenario!r} is not simulated for {channel.value}")
+    return _BUILDERS[scenario](channel, rng)

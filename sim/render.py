@@ -1,0 +1,275 @@
+"""Channel-shaped JSON for simulated orders: webhook bodies and seller-API answers (pure, no I/O).
+
+Shapes follow the channel contract. Beyond it, settlement answers carry a ``refunds`` list (refund id,
+amount, reason, time) so that returns and partial refunds are visible to an API client; Shopee/TikTok/
+Tokopedia clients read it with ``refunds()``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sim.state import SimOrder
+
+__all__ = [
+    "blibli_rows",
+    "shopee_escrow",
+    "shopee_order",
+    "shopee_webhook",
+    "tiktok_order",
+    "tiktok_refunds",
+    "tiktok_statement",
+    "tiktok_webhook",
+    "tokopedia_income",
+    "tokopedia_order",
+    "tokopedia_webhook",
+]
+
+Json = dict[str, Any]
+
+
+def _money(order: SimOrder, amount: int) -> int | float:
+    """Tokopedia sends some orders' amounts as integral JSON floats (``25000.0``)."""
+    return float(amount) if order.float_amounts else amount
+
+
+def _refunds(order: SimOrder, *, as_text: bool = False) -> list[Json]:
+    return [
+        {
+            "refund_id": r.refund_id,
+            "amount": str(r.amount) if as_text else r.amount,
+            "reason": r.reason,
+            "refund_time": r.refunded_at,
+        }
+        for r in order.refunds
+    ]
+
+
+# ---------------------------------------------------------------- Tokopedia
+
+
+def tokopedia_order(order: SimOrder, fs_id: int) -> Json:
+    """Single-order answer (``data``) and the base of the order-notification webhook."""
+    products = [
+        {
+            "id": int(line.listing.channel_product_id),
+            "Name": line.listing.sku,
+            "quantity": line.quantity,
+            "price": _money(order, line.unit_price),
+        }
+        for line in order.lines
+    ]
+    gross = order.gross
+    return {
+        "fs_id": fs_id,
+        "order_id": int(order.order_id),
+        "invoice_ref_num": order.invoice,
+        "shop_id": int(order.shop_id),
+        "order_status": int(order.status),
+        "create_time": order.created_at,
+        "update_time": order.update_time,
+        "products": products,
+        "amt": {
+            "ttl_product_price": _money(order, gross),
+            "shipping_cost": _money(order, order.shipping_cost),
+            "insurance_cost": 0,
+            "ttl_amount": _money(order, gross + order.shipping_cost),
+            "voucher_amount": 0,
+        },
+    }
+
+
+def tokopedia_webhook(order: SimOrder, fs_id: int, kind: str, reason: str = "") -> Json:
+    """Webhook body of ``kind`` notification | status | cancellation, for the order's current status."""
+    if kind == "notification":
+        return tokopedia_order(order, fs_id)
+    body: Json = {
+        "fs_id": fs_id,
+        "order_id": int(order.order_id),
+        "shop_id": int(order.shop_id),
+        "order_status": int(order.status),
+        "update_time": order.status_time,
+    }
+    if kind == "cancellation":
+        body["reason"] = reason or "Pesanan dibatalkan"
+    return body
+
+
+def tokopedia_income(order: SimOrder) -> Json:
+    """Order income (``data``); amounts null-free, ``settled_at`` null until settled."""
+    s = order.settlement
+    return {
+        "order_id": int(order.order_id),
+        "gross_amount": s.gross if s else order.gross,
+        "fees": s.fees if s else {},
+        "pph22": s.pph22 if s else 0,
+        "net_income": s.net if s else 0,
+        "settled_at": s.settled_at if s else None,
+        "refunds": _refunds(order),
+    }
+
+
+# ---------------------------------------------------------------- TikTok Shop
+
+
+def tiktok_order(order: SimOrder) -> Json:
+    """One order of the order-detail answer: one line item per unit, prices as decimal strings."""
+    items = [
+        {
+            "id": f"{line.item_no}{unit:02d}",
+            "product_id": line.listing.channel_product_id,
+            "sku_id": line.listing.channel_sku_id or "",
+            "seller_sku": line.listing.sku,
+            "sale_price": str(line.unit_price),
+            "currency": "IDR",
+        }
+        for line in order.lines
+        for unit in range(line.quantity)
+    ]
+    return {
+        "id": order.order_id,
+        "status": order.status,
+        "create_time": order.created_at,
+        "update_time": order.update_time,
+        "payment": {
+            "currency": "IDR",
+            "sub_total": str(order.gross),
+            "shipping_fee": str(order.shipping_cost),
+            "total_amount": str(order.gross + order.shipping_cost),
+        },
+        "line_items": items,
+    }
+
+
+def tiktok_statement(order: SimOrder) -> list[Json]:
+    """Statement transactions of an order: empty until settled; fee deductions as negative strings."""
+    s = order.settlement
+    if s is None:
+        return []
+    fees = s.fees
+    return [
+        {
+            "id": s.settlement_id,
+            "order_id": order.order_id,
+            "revenue_amount": str(s.gross),
+            "platform_commission_amount": f"-{fees.get('platform_commission', 0)}",
+            "transaction_fee_amount": f"-{fees.get('transaction_fee', 0)}",
+            "affiliate_commission_amount": f"-{fees.get('affiliate_commission', 0)}",
+            "withholding_tax_amount": f"-{s.pph22}",
+            "settlement_amount": str(s.net),
+            "statement_time": s.settled_at,
+            "currency": "IDR",
+        }
+    ]
+
+
+def tiktok_refunds(order: SimOrder) -> list[Json]:
+    """Refunds of an order (simulator extension of the statement answer), amounts as decimal strings."""
+    return _refunds(order, as_text=True)
+
+
+def tiktok_webhook(
+    order: SimOrder, kind: str, notification_id: str, timestamp: int, reason: str = ""
+) -> Json:
+    """Type 1 (order status) or type 11 (cancellation, ``order_status`` CANCEL) webhook body."""
+    data: Json = {"order_id": order.order_id, "order_status": order.status, "update_time": order.update_time}
+    if kind == "cancellation":
+        data["order_status"] = "CANCEL"
+        data["cancel_reason"] = reason or "Buyer cancelled"
+    return {
+        "type": 11 if kind == "cancellation" else 1,
+        "tts_notification_id": notification_id,
+        "shop_id": order.shop_id,
+        "timestamp": timestamp,
+        "data": data,
+    }
+
+
+# ---------------------------------------------------------------- Shopee
+
+
+def shopee_order(order: SimOrder) -> Json:
+    """One order of ``get_order_detail``; ``model_id`` 0 when the listing has no variant."""
+    return {
+        "order_sn": order.order_id,
+        "order_status": order.status,
+        "create_time": order.created_at,
+        "update_time": order.update_time,
+        "currency": "IDR",
+        "total_amount": order.gross + order.shipping_cost,
+        "item_list": [
+            {
+                "item_id": int(line.listing.channel_product_id),
+                "model_id": int(line.listing.channel_sku_id or 0),
+                "item_sku": line.listing.sku,
+                "model_quantity_purchased": line.quantity,
+                "model_discounted_price": line.unit_price,
+            }
+            for line in order.lines
+        ],
+    }
+
+
+def shopee_escrow(order: SimOrder) -> Json:
+    """``get_escrow_detail`` response; ``escrow_release_time`` 0 while not released."""
+    s = order.settlement
+    fees = s.fees if s else {}
+    return {
+        "order_sn": order.order_id,
+        "order_income": {
+            "order_original_price": s.gross if s else order.gross,
+            "commission_fee": fees.get("commission_fee", 0),
+            "service_fee": fees.get("service_fee", 0),
+            "seller_transaction_fee": fees.get("seller_transaction_fee", 0),
+            "campaign_fee": fees.get("campaign_fee", 0),
+            "withholding_tax": s.pph22 if s else 0,
+            "escrow_amount": s.net if s else 0,
+            "escrow_release_time": s.settled_at if s else 0,
+        },
+        "refunds": _refunds(order),
+    }
+
+
+def shopee_webhook(order: SimOrder, timestamp: int) -> Json:
+    """Push code 3 (order status) body."""
+    return {
+        "data": {"ordersn": order.order_id, "status": order.status, "update_time": order.update_time},
+        "shop_id": int(order.shop_id),
+        "code": 3,
+        "timestamp": timestamp,
+    }
+
+
+# ---------------------------------------------------------------- Blibli
+
+
+def blibli_rows(order: SimOrder) -> list[Json]:
+    """Order-list rows, one per order item, with the item's settlement once paid out."""
+    s = order.settlement
+    rows = []
+    for index, line in enumerate(order.lines):
+        part = s.parts[index] if s is not None else None
+        rows.append(
+            {
+                "orderNo": order.order_id,
+                "orderItemNo": line.item_no,
+                "merchantSku": line.listing.channel_sku_id or line.listing.sku,
+                "productItemCode": line.listing.channel_product_id,
+                "storeCode": order.shop_id,
+                "qty": line.quantity,
+                "itemPrice": line.unit_price,
+                "orderStatus": order.status,
+                "orderStatusUpdatedDate": order.status_time * 1000,
+                "orderDate": order.created_at * 1000,
+                "settlement": None
+                if part is None or s is None
+                else {
+                    "gross": part.gross,
+                    "fees": dict(part.fees),
+                    "pph22": part.pph22,
+                    "net": part.net,
+                    "settledAt": s.settled_at * 1000,
+                },
+            }
+        )
+    return rows

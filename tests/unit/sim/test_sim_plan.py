@@ -1,0 +1,125 @@
+"""The traffic plan: deterministic, within the catalogue and its stock, and every lifecycle valid."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from services.orders.catalogue import Channel
+from sim.plan import DEFAULT_MIX, FaultRates, Plan, StepKind, plan_day
+from tests.unit.sim.sim_support import catalogue
+
+channels = pytest.importorskip("services.orders.domain.channels")
+lifecycle = pytest.importorskip("services.orders.domain.lifecycle")
+
+
+def test_same_seed_same_plan_other_seed_other_plan() -> None:
+    first = plan_day(catalogue(), 300, seed=11, faults=FaultRates(tampered=1))
+    assert first == plan_day(catalogue(), 300, seed=11, faults=FaultRates(tampered=1))
+    other = plan_day(catalogue(), 300, seed=12, faults=FaultRates(tampered=1))
+    assert [o.order_id for o in other.orders] != [o.order_id for o in first.orders]
+
+
+def test_channel_mix_is_exact() -> None:
+    plan = plan_day(catalogue(), 1000, seed=3)
+    assert plan.orders_by_channel() == {c: round(1000 * share) for c, share in DEFAULT_MIX.items()}
+    odd = plan_day(catalogue(), 7, seed=3, mix={"shopee": 1, "blibli": 1})
+    assert sum(odd.orders_by_channel().values()) == 7 and set(odd.orders_by_channel()) == {"shopee", "blibli"}
+
+
+def test_orders_use_catalogue_listings_and_stay_within_stock() -> None:
+    cat = catalogue()
+    plan = plan_day(cat, 2000, seed=5)
+    demand: Counter[str] = Counter()
+    for order in plan.orders:
+        assert {line.listing.shop_id for line in order.lines} == {order.shop_id}
+        for line in order.lines:
+            assert line.listing in cat.listings and line.listing.channel is order.channel
+            assert line.quantity > 0 and line.unit_price > 0
+            demand[line.listing.sku] += line.quantity
+    produced: Counter[str] = Counter()
+    for batch in cat.batches:
+        produced[batch.sku] += batch.produced_qty
+    assert all(demand[sku] <= produced[sku] for sku in demand)
+    assert len({(o.channel, o.order_id) for o in plan.orders}) == len(plan.orders)
+
+
+def _fold(order_statuses: list[tuple[str, int]], channel: Channel) -> None:
+    """Fold the statuses in marketplace order: each is applied, or repeats the current state."""
+    snapshot = None
+    for raw, offset in order_statuses:
+        state = channels.map_status(channel, raw)
+        update = lifecycle.StatusUpdate(state, datetime.fromtimestamp(1_700_000_000 + offset, tz=UTC))
+        transition = lifecycle.decide(snapshot, update)
+        assert transition.applied or transition.reason is lifecycle.Reason.DUPLICATE, (
+            channel,
+            order_statuses,
+        )
+        snapshot = transition.snapshot
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(min_value=0, max_value=2**32))
+def test_every_lifecycle_is_valid_for_its_channel(seed: int) -> None:
+    plan = plan_day(catalogue(), 200, seed=seed)
+    for order in plan.orders:
+        offsets = [s.offset for s in order.statuses]
+        assert offsets == sorted(offsets) and len(set(offsets)) == len(offsets)
+        _fold([(s.raw_status, s.offset) for s in order.statuses], order.channel)
+        settles = [s for s in order.statuses if s.settle]
+        assert len(settles) <= 1
+        refunded = sum(s.refund_amount for s in order.statuses)
+        assert 0 <= refunded <= order.gross
+        if order.channel is Channel.BLIBLI:
+            assert all(not s.webhooks for s in order.statuses)
+
+
+def _steps_of(plan: Plan, kind: StepKind) -> list[tuple[int, int, int]]:
+    return [(s.order, s.index, s.webhook) for s in plan.steps if s.kind is kind]
+
+
+def test_every_webhook_is_delivered_or_lost_after_its_status() -> None:
+    plan = plan_day(
+        catalogue(), 500, seed=9, faults=FaultRates(lost=0.05, duplicate=0.1, tampered=2, wrong_secret=1)
+    )
+    applied: set[tuple[int, int]] = set()
+    fired = {
+        (o.index, i, k) for o in plan.orders for i, s in enumerate(o.statuses) for k in range(len(s.webhooks))
+    }
+    outcome: Counter[tuple[int, int, int]] = Counter()
+    for step in plan.steps:
+        if step.kind is StepKind.STATUS:
+            applied.add((step.order, step.index))
+            continue
+        assert (step.order, step.index) in applied  # never sent before the change it reports
+        if step.fault not in ("duplicate", "tampered", "wrong_secret"):
+            outcome[(step.order, step.index, step.webhook)] += 1
+    assert set(outcome) == fired and set(outcome.values()) == {1}
+    faults = Counter(s.fault for s in plan.steps)
+    assert (faults["tampered"], faults["wrong_secret"]) == (2, 1)
+    assert faults["duplicate"] > 0 and len(_steps_of(plan, StepKind.LOST)) > 0
+
+
+def test_scenarios_cover_the_realistic_lifecycles() -> None:
+    plan = plan_day(catalogue(), 2000, seed=1)
+    assert set(plan.scenarios()) == {
+        "completed",
+        "partial_refund",
+        "in_flight",
+        "unpaid_expired",
+        "cancelled",
+        "cancel_rejected",
+        "returned",
+    }
+    unpaid = [o for o in plan.orders if o.scenario == "unpaid_expired"]
+    assert unpaid and {o.channel for o in unpaid} == {Channel.SHOPEE, Channel.TIKTOK_SHOP}
+    assert all([s.raw_status for s in o.statuses] == ["UNPAID", "CANCELLED"] for o in unpaid)
+
+
+def test_too_many_orders_for_the_stock_is_refused() -> None:
+    with pytest.raises(ValueError, match="stock is too small"):
+        plan_day(catalogue(), 20_000, seed=1)
