@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Mapping
 
 from fastapi import APIRouter
+from prometheus_client import Counter
 
 from infra.runtime import ServiceRuntime
 from infra.settings import KafkaSettings
@@ -26,14 +27,16 @@ from services.gateway.webhooks import make_webhook_router
 __all__ = ["SCHEMA", "build_runtime", "webhook_router_factory"]
 
 
-def webhook_router_factory(deps: GatewayDeps, store: DeliveryStore) -> APIRouter:
+def webhook_router_factory(
+    deps: GatewayDeps, store: DeliveryStore, outcomes: Counter | None = None
+) -> APIRouter:
     """The webhook router; refuses (SystemExit naming the variables) when a secret is missing."""
     try:
         settings = deps.settings
         deps.clients  # noqa: B018 - resolved now so missing client credentials also stop the process
     except GatewayConfigError as exc:
         raise SystemExit(str(exc)) from None
-    return make_webhook_router(settings, store)
+    return make_webhook_router(settings, store, outcomes)
 
 
 def build_runtime(
@@ -76,7 +79,11 @@ def build_runtime(
         "(schemas/events/karya.marketplace.settlement_reported.v1).",
     )
     store = DeliveryStore(runtime.engine, topics.raw_deliveries)
-    runtime.http_routers.append(lambda: webhook_router_factory(deps, store))
+    outcomes = Counter(
+        "karya_gateway_webhooks_total", "Webhook requests by channel and outcome", ["channel", "outcome"],
+        registry=runtime.metrics.registry,
+    )
+    runtime.http_routers.append(lambda: webhook_router_factory(deps, store, outcomes))
     if pollers:
         db = runtime.engine
         runtime.add_background("blibli-poller", lambda stop: run_blibli_poller(db, deps, stop, topics))

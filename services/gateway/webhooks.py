@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
+from prometheus_client import Counter
 
 from infra.logging import get_logger
 from services.gateway.dedupe import delivery_keys
@@ -92,36 +93,51 @@ def _error(status: int, message: str) -> Response:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def make_webhook_router(settings: GatewaySettings, store: DeliveryStore) -> APIRouter:
-    """The FastAPI router with one POST route per channel and webhook type."""
+def make_webhook_router(
+    settings: GatewaySettings, store: DeliveryStore, outcomes: Counter | None = None
+) -> APIRouter:
+    """The FastAPI router with one POST route per channel and webhook type.
+
+    ``outcomes`` (labels channel, outcome) counts every request: accepted, duplicate, bad_signature,
+    too_large, unsupported_type.
+    """
     router = APIRouter(tags=["webhooks"])
     limit = settings.webhook_max_body_bytes
     for route in webhook_routes(settings):
         router.add_api_route(
-            route.path, _endpoint(route, store, limit), methods=["POST"], include_in_schema=True,
+            route.path, _endpoint(route, store, limit, outcomes), methods=["POST"], include_in_schema=True,
             summary=f"{route.channel} {route.webhook_type} webhook",
         )
     return router
 
 
 def _endpoint(
-    route: WebhookRoute, store: DeliveryStore, limit: int
+    route: WebhookRoute, store: DeliveryStore, limit: int, outcomes: Counter | None
 ) -> Callable[[Request], Awaitable[Response]]:
+    def count(outcome: str) -> None:
+        if outcomes is not None:
+            outcomes.labels(route.channel, outcome).inc()
+
     async def receive(request: Request) -> Response:
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
+            count("too_large")
             return _error(413, f"body larger than {limit} bytes")
         if not _is_json(request.headers.get("content-type")):
+            count("unsupported_type")
             return _error(415, "content type must be application/json")
         try:
             body = await _read_limited(request, limit)
         except _BodyTooLarge:
+            count("too_large")
             return _error(413, f"body larger than {limit} bytes")
         if not route.scheme.verify(body, request.headers.get(route.scheme.header)):
             log.warning("webhook_signature_rejected", channel=route.channel, webhook_type=route.webhook_type)
+            count("bad_signature")
             return _error(401, "invalid signature")
         keys = delivery_keys(route.channel, route.webhook_type, body)
         stored = await store.store(route.channel, route.webhook_type, keys, body, dict(request.headers))
+        count("accepted" if stored.created else "duplicate")
         if not stored.created:
             log.info("webhook_duplicate", channel=route.channel, dedupe_key=keys.dedupe_key)
         if route.empty_answer:
