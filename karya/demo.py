@@ -14,8 +14,10 @@ import os
 import time
 from typing import Any
 
+import httpx
 import typer
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -29,11 +31,12 @@ from infra.messaging.admin import ensure_topics
 from infra.messaging.relay import make_producer
 from infra.messaging.topics import BASE_NAMES, topic_name
 from karya.demo_report import backlog, broker_counts, database_counts, summary_tables
-from karya.processes import ServiceProcess, start_service, stop_all
+from karya.demo_sim import apply_env, demo_secrets, marketplace_env, run_simulated_day
+from karya.processes import ServiceProcess, free_port, start_service, stop_all
 from services.ledger.adapters.policy_repo import store_policies
 from services.ledger.domain.policy import parse_policies
 from services.orders.adapters.catalogue_repo import load_catalogue as load_catalogue_db
-from services.orders.catalogue import load_catalogue
+from services.orders.catalogue import Catalogue, load_catalogue
 
 console = Console(stderr=True)
 CATALOGUE = ROOT / "deploy" / "demo" / "catalogue.yaml"
@@ -45,8 +48,16 @@ def demo(
     once: bool = typer.Option(False, "--once", help="Exit when drained; last line is a JSON summary."),
     seed: int = typer.Option(7, "--seed"),
     timeout_s: float = typer.Option(900, "--timeout", help="Give up waiting for the drain after this long."),
+    source: str = typer.Option(
+        "simulator", "--source",
+        help="simulator: signed webhooks from the marketplace simulator through the gateway; "
+        "direct: canonical events straight into Kafka (no gateway).",
+    ),
 ) -> None:
     """Run the demo (see the module docstring)."""
+    if source not in ("simulator", "direct"):
+        console.print("[red]--source must be simulator or direct")
+        raise typer.Exit(2)
     for name in ("DATABASE_URL", "KARYA_MIGRATOR_URL", "KARYA_DB_ADMIN_URL", "KAFKA_BOOTSTRAP_SERVERS"):
         if not os.environ.get(name):
             console.print(f"[red]{name} is not set: run `make demo` (it starts the stack and sources .local/stack.env)")
@@ -54,15 +65,28 @@ def demo(
     started = time.monotonic()
     prefix = f"demo{int(time.time())}."
     env = {"KARYA_TOPIC_PREFIX": prefix}
+    catalogue = load_catalogue(CATALOGUE)
+    services = ["orders", "ledger"]
+    gateway_port = sim_port = 0
+    if source == "simulator":
+        gateway_port, sim_port = free_port(), free_port()
+        env |= demo_secrets() | marketplace_env(catalogue, sim_port, gateway_port)
+        apply_env(env)
+        services.append("gateway")
     asyncio.run(_prepare(prefix))
     log_dir = state_dir() / "demo" / prefix.rstrip(".")
     procs: list[ServiceProcess] = []
     try:
-        for service in ("orders", "ledger"):
-            procs.append(start_service(service, ["karya.cli", "serve", service], env, log_dir))
+        for service in services:
+            port = gateway_port if service == "gateway" else None
+            procs.append(start_service(service, ["karya.cli", "serve", service], env, log_dir, port=port))
         console.print(f"services started: {', '.join(f'{p.name} (pid {p.pid}, :{p.port})' for p in procs)}; "
                       f"logs in {log_dir}")
-        result = asyncio.run(_drive(prefix, orders, seed, procs, timeout_s))
+        asyncio.run(_await_ready(procs))
+        if source == "simulator":
+            result = asyncio.run(_drive_simulated(prefix, catalogue, orders, seed, procs, sim_port, timeout_s))
+        else:
+            result = asyncio.run(_drive(prefix, orders, seed, procs, timeout_s))
         result["elapsed_s"] = round(time.monotonic() - started, 1)
         _print_summary(result, procs)
         if once:
@@ -111,8 +135,7 @@ async def _drive(prefix: str, orders: int, seed: int, procs: list[ServiceProcess
     """Publish the day's lifecycles with a progress bar, then wait until everything is processed."""
     from bench.loadgen import interleave, lifecycles
 
-    catalogue = load_catalogue(CATALOGUE)
-    messages = interleave(list(lifecycles(catalogue, orders, seed=seed, run_id=f"d{seed}-")))
+    messages = interleave(list(lifecycles(load_catalogue(CATALOGUE), orders, seed=seed, run_id=f"d{seed}-")))
     producer = make_producer(os.environ["KAFKA_BOOTSTRAP_SERVERS"], "karya-demo")
     await producer.start()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -129,9 +152,53 @@ async def _drive(prefix: str, orders: int, seed: int, procs: list[ServiceProcess
                     futures = []
             await asyncio.gather(*futures)
             progress.advance(task, len(futures))
-            drained = await _wait_drained(prefix, len(messages), progress, procs, timeout_s)
+            drained = await _wait_drained(prefix, progress, procs, timeout_s, min_processed=len(messages))
     finally:
         await producer.stop()
+    return await _results(prefix, drained, procs)
+
+
+async def _drive_simulated(
+    prefix: str, catalogue: Catalogue, orders: int, seed: int, procs: list[ServiceProcess], sim_port: int,
+    timeout_s: float,
+) -> dict[str, Any]:
+    """Signed webhooks from the simulator through the gateway; wait until everything is processed."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    drained = False
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("marketplace day: webhooks", total=None)
+
+        def on_progress(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        async def until_drained() -> None:
+            nonlocal drained
+            # the backstop poller re-checks quiet orders after KARYA_BACKSTOP_MIN_AGE_S: stay stable past that
+            drained = await _wait_drained(prefix, progress, procs, timeout_s, stable_s=25.0)
+
+        sim_counts = await run_simulated_day(catalogue, sim_port, orders, seed, on_progress, until_drained)
+    result = await _results(prefix, drained, procs)
+    result["counters"] |= await _webhook_counts(procs)
+    result["simulator"] = sim_counts
+    return result
+
+
+async def _webhook_counts(procs: list[ServiceProcess]) -> dict[str, int]:
+    """Webhooks as the gateway counted them (its /metrics), not as the simulator meant them."""
+    gateway = next(p for p in procs if p.name == "gateway")
+    async with httpx.AsyncClient() as client:
+        text_ = (await client.get(f"http://127.0.0.1:{gateway.port}/metrics")).text
+    sent = rejected = 0
+    for family in text_string_to_metric_families(text_):
+        for sample in family.samples:
+            if sample.name == "karya_gateway_webhooks_total":
+                sent += int(sample.value)
+                if sample.labels.get("outcome") not in ("accepted", "duplicate"):
+                    rejected += int(sample.value)
+    return {"webhooks_sent": sent, "webhooks_rejected": rejected}
+
+
+async def _results(prefix: str, drained: bool, procs: list[ServiceProcess]) -> dict[str, Any]:
     engine = make_engine(os.environ["DATABASE_URL"], pool_size=1)
     try:
         async with engine.connect() as conn:
@@ -140,18 +207,40 @@ async def _drive(prefix: str, orders: int, seed: int, procs: list[ServiceProcess
     finally:
         await engine.dispose()
     dlq, _ = await broker_counts(os.environ["KAFKA_BOOTSTRAP_SERVERS"], prefix, [])
-    counters = {"orders": counters["orders"], "webhooks_sent": 0, "webhooks_rejected": 0, **counters, "dlq_messages": dlq,
-                "drained": drained}
+    counters = {"orders": counters["orders"], "webhooks_sent": 0, "webhooks_rejected": 0, **counters,
+                "dlq_messages": dlq, "drained": drained}
     return {"counters": counters, "tables": tables}
 
 
-async def _wait_drained(prefix: str, published: int, progress: Progress, procs: list[ServiceProcess],
-                        timeout_s: float) -> bool:
-    """Until consumer lag and outbox backlog are zero and the inbox counts stop moving."""
+async def _await_ready(procs: list[ServiceProcess], timeout_s: float = 120) -> None:
+    """Until every service answers /readyz with 200."""
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient() as client:
+        while time.monotonic() < deadline:
+            dead = [p.name for p in procs if p.popen.poll() is not None]
+            if dead:
+                raise RuntimeError(f"service process(es) exited: {dead}; see their logs")
+            try:
+                codes = [(await client.get(f"http://127.0.0.1:{p.port}/readyz")).status_code for p in procs]
+                if all(c == 200 for c in codes):
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.5)
+    raise TimeoutError("services did not become ready; see their logs")
+
+
+async def _wait_drained(
+    prefix: str, progress: Progress, procs: list[ServiceProcess], timeout_s: float, *,
+    min_processed: int = 0, stable_s: float = 2.0,
+) -> bool:
+    """Until consumer lag and outbox backlog are zero and the inbox counts stopped moving for ``stable_s``."""
     engine = make_engine(os.environ["DATABASE_URL"], pool_size=1)
-    task = progress.add_task("processing (orders + ledger inboxes)", total=None)
+    task = progress.add_task("processing", total=None)
+    groups = [f"{prefix}karya-{g}" for g in ("orders", "ledger", "gateway-normaliser")]
     deadline = time.monotonic() + timeout_s
     last: tuple[int, int] | None = None
+    stable_since = time.monotonic()
     try:
         while time.monotonic() < deadline:
             dead = [p.name for p in procs if p.popen.poll() is not None]
@@ -160,12 +249,14 @@ async def _wait_drained(prefix: str, published: int, progress: Progress, procs: 
             async with engine.connect() as conn:
                 processed = (await database_counts(conn))["events_processed"]
                 pending = await backlog(conn)
-            _, lag = await broker_counts(os.environ["KAFKA_BOOTSTRAP_SERVERS"], prefix,
-                                         [f"{prefix}karya-orders", f"{prefix}karya-ledger"])
+            _, lag = await broker_counts(os.environ["KAFKA_BOOTSTRAP_SERVERS"], prefix, groups)
             progress.update(task, completed=processed, description=f"processing: {processed} events, lag {lag}, "
                                                                     f"outbox {pending}")
             state = (processed, lag + pending)
-            if processed >= published and lag == 0 and pending == 0 and state == last:
+            if state != last:
+                stable_since = time.monotonic()
+            elif (processed >= min_processed and lag == 0 and pending == 0
+                  and time.monotonic() - stable_since >= stable_s):
                 return True
             last = state
             await asyncio.sleep(1.0)
@@ -186,6 +277,9 @@ def _print_summary(result: dict[str, Any], procs: list[ServiceProcess]) -> None:
     console.print(f"journal entries {c['journal_entries']:,}; debits {c['trial_balance_debits']:,} = credits "
                   f"{c['trial_balance_credits']:,}; unbalanced {c['unbalanced_entries']}; dead letters "
                   f"{c['dlq_messages']}; elapsed {result['elapsed_s']} s")
+    if "simulator" in result:
+        console.print(f"simulator intended: {result['simulator']}; gateway counted: sent {c['webhooks_sent']}, "
+                      f"rejected {c['webhooks_rejected']}")
     for p in procs:
         console.print(f"{p.name}: http://127.0.0.1:{p.port}/readyz  /metrics  (pid {p.pid})")
     console.print("try: karya stock show --json | karya ledger trial-balance | karya ledger verify")

@@ -1,0 +1,64 @@
+"""The demo's marketplace side: generated demo secrets shared by the simulator and the gateway, and a day of
+signed webhook traffic from the in-process simulator."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from services.orders.catalogue import Catalogue
+
+
+def demo_secrets() -> dict[str, str]:
+    """Fresh credentials for one demo run (the gateway reads them from its environment, like production)."""
+    return {
+        "KARYA_TOKOPEDIA_WEBHOOK_SECRET": secrets.token_hex(16),
+        "KARYA_TOKOPEDIA_API_TOKEN": secrets.token_hex(16),
+        "KARYA_TIKTOK_APP_KEY": "demo" + secrets.token_hex(4),
+        "KARYA_TIKTOK_APP_SECRET": secrets.token_hex(16),
+        "KARYA_SHOPEE_PARTNER_ID": str(2_000_000 + secrets.randbelow(1_000_000)),
+        "KARYA_SHOPEE_PARTNER_KEY": secrets.token_hex(16),
+        "KARYA_BLIBLI_API_KEY": secrets.token_hex(8),
+        "KARYA_BLIBLI_API_SECRET": secrets.token_hex(16),
+    }
+
+
+def marketplace_env(catalogue: Catalogue, sim_port: int, gateway_port: int) -> dict[str, str]:
+    """Where the gateway finds the simulated marketplaces and how often it polls them in the demo."""
+    sim = f"http://127.0.0.1:{sim_port}"
+    stores = sorted({x.shop_id for x in catalogue.listings if x.channel.value == "blibli"})
+    return {
+        "KARYA_TOKOPEDIA_API_URL": f"{sim}/tokopedia", "KARYA_TIKTOK_API_URL": f"{sim}/tiktok_shop",
+        "KARYA_SHOPEE_API_URL": f"{sim}/shopee", "KARYA_BLIBLI_API_URL": f"{sim}/blibli",
+        "KARYA_GATEWAY_PUBLIC_URL": f"http://127.0.0.1:{gateway_port}",
+        "KARYA_SIM_GATEWAY_URL": f"http://127.0.0.1:{gateway_port}",
+        "KARYA_BLIBLI_STORE_CODES": ",".join(stores),
+        "KARYA_BLIBLI_POLL_INTERVAL_S": "2", "KARYA_BLIBLI_INITIAL_LOOKBACK_S": "3600",
+        "KARYA_BACKSTOP_INTERVAL_S": "5", "KARYA_BACKSTOP_MIN_AGE_S": "15",
+    }
+
+
+async def run_simulated_day(
+    catalogue: Catalogue, sim_port: int, orders: int, seed: int, on_progress: Callable[[int, int], None],
+    until_drained: Callable[[], Any],
+) -> dict[str, int]:
+    """Serve the marketplace APIs, replay a day of webhooks, keep serving until the pipeline drained."""
+    from sim.plan import FaultRates
+    from sim.server import Simulator
+    from sim.settings import SimSettings
+
+    simulator = Simulator(catalogue, SimSettings.from_env())
+    async with simulator.serve("127.0.0.1", sim_port):
+        summary = await simulator.run_day(
+            orders=orders, seed=seed, faults=FaultRates(tampered=1, wrong_secret=1), on_progress=on_progress
+        )
+        await until_drained()
+    return {"sim_webhooks_sent": summary.webhooks_sent, "sim_webhooks_rejected": summary.webhooks_rejected,
+            "sim_unexpected_rejections": summary.unexpected_rejections}
+
+
+def apply_env(values: dict[str, str]) -> None:
+    """Put ``values`` into this process's environment (the in-process simulator reads it)."""
+    os.environ.update(values)
