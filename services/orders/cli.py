@@ -11,15 +11,14 @@ from typing import Any, TypeVar
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from infra.db.engine import make_engine
 from infra.settings import database_settings
 from services.orders.adapters.catalogue_repo import load_catalogue as load_into_db
-from services.orders.adapters.stock_repo import Movement, counter_drift, record_movements, stock_by_workshop
+from services.orders.adapters.stock_repo import counter_drift, stock_by_workshop
 from services.orders.catalogue import CatalogueError, load_catalogue
-from services.orders.domain.stock import MovementKind
+from services.orders.inspection import Verdict, inspect_quarantine
 from services.orders.queries import order_detail
 
 catalogue_app = typer.Typer(help="Product catalogue (lapas, workshops, products, listings, batches).", no_args_is_help=True)
@@ -99,26 +98,11 @@ def stock_inspect(
     if verdict not in ("restock", "write-off"):
         typer.secho("--verdict must be restock or write-off", fg="red", err=True)
         raise typer.Exit(2)
-
-    async def work(conn: AsyncConnection) -> str:
-        row = (await conn.execute(
-            text("SELECT id, order_key, batch_id, quantity, status FROM orders.quarantine WHERE id = :i FOR UPDATE"),
-            {"i": quarantine_id})).one_or_none()
-        if row is None or row.status != "awaiting_inspection":
-            return "not found or already inspected"
-        kind = MovementKind.RESTOCK if verdict == "restock" else MovementKind.WRITE_OFF
-        await conn.execute(text("SELECT 1 FROM orders.batch_stock WHERE batch_id = :b FOR UPDATE"), {"b": row.batch_id})
-        await record_movements(conn, [Movement(row.batch_id, kind, row.quantity, f"inspection: {note or verdict}",
-                                               row.order_key)])
-        await conn.execute(
-            text("UPDATE orders.quarantine SET status = :s, inspected_at = now(), note = :n WHERE id = :i"),
-            {"s": "restocked" if verdict == "restock" else "written_off", "n": note, "i": quarantine_id})
-        return f"{row.quantity} unit(s) of batch {row.batch_id}: {verdict}"
-
-    result = _run(work, write=True)
-    typer.echo(result)
-    if result.startswith("not found"):
+    done = _run(lambda conn: inspect_quarantine(conn, quarantine_id, Verdict(verdict), note), write=True)
+    if done is None:
+        typer.echo("not found or already inspected")
         raise typer.Exit(1)
+    typer.echo(f"{done.quantity} unit(s) of batch {done.batch_id}: {verdict}")
 
 
 @orders_app.command("show")

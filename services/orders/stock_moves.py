@@ -17,7 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from infra.messaging.consumer import InboundEvent
 from services.orders.adapters.expiry_repo import claim_due_soft_reservations
 from services.orders.adapters.locks import lock_batch_stock
-from services.orders.adapters.order_repo import BatchInfo, BatchInfoCache, Held, OrderRow, Reservation, next_reservation_ids
+from services.orders.adapters.order_repo import (
+    BatchInfo,
+    BatchInfoCache,
+    Held,
+    OrderRow,
+    Reservation,
+    next_reservation_ids,
+)
 from services.orders.adapters.stock_repo import Movement, record_movements
 from services.orders.domain.allocation import (
     AllocationSuccess,

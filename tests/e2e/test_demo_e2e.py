@@ -1,4 +1,5 @@
-"""`karya demo --once` end to end: every service as its own process, real broker and database.
+"""`karya demo --once` end to end: simulator → gateway → orders → ledger, each service its own process, real
+broker and database.
 
 The demo runs against a database of its own (created and reset by the demo), and its last stdout line is a JSON
 object of counters taken from the database and the broker; this test checks them and then recomputes every
@@ -56,6 +57,8 @@ async def test_demo_once_counts_are_consistent_and_savings_recompute(services: S
     assert counters["orders"] == 150
     assert counters["journal_entries"] > 0
     assert counters["trial_balance_debits"] == counters["trial_balance_credits"] > 0
+    assert counters["webhooks_sent"] > counters["orders"]
+    assert counters["webhooks_rejected"] == 2, "exactly the tampered and the wrong-secret copies are refused"
     for zero in ("unbalanced_entries", "duplicate_postings", "posting_conflicts", "negative_stock_rows", "dlq_messages"):
         assert counters[zero] == 0, zero
 
@@ -68,6 +71,11 @@ async def test_demo_once_counts_are_consistent_and_savings_recompute(services: S
                 "SELECT e.order_key, e.batch_id, e.policy_ref, l.account, l.amount FROM ledger.journal_entries e "
                 "JOIN ledger.journal_lines l USING (sequence) WHERE e.kind = 'distribution' AND l.side = 'C' "
                 "ORDER BY e.sequence, l.line_no"))).all()
+            completed_orders = (await conn.execute(text(
+                "SELECT count(DISTINCT order_key) FROM orders.order_history WHERE to_state = 'completed' "
+                "AND decision IN ('new_order', 'forward', 'allowed_edge')"))).scalar_one()
+            completion_entries = (await conn.execute(text(
+                "SELECT count(DISTINCT order_key) FROM ledger.journal_entries WHERE kind = 'sale_completed'"))).scalar_one()
             groups = {(r.batch_id, r.inmate_id): r.work_share for r in await conn.execute(text(
                 "SELECT batch_id, inmate_id, work_share FROM orders.batch_work_group"))}
             balances = {r.account.rsplit(":", 1)[1]: (int(r.debit_total), int(r.credit_total)) for r in
@@ -80,6 +88,7 @@ async def test_demo_once_counts_are_consistent_and_savings_recompute(services: S
                 "AND l.account LIKE 'liability:inmate\\_savings:%' GROUP BY l.account"))}
     finally:
         await engine.dispose()
+    assert completed_orders == completion_entries > 0, "each completed order posted once"
     expected: dict[str, int] = defaultdict(int)
     per_entry: dict[tuple[str, str, str], int] = defaultdict(int)
     for r in distributions:

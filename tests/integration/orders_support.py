@@ -9,18 +9,30 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections import Counter, namedtuple
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import orjson
+import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from infra.db.roles import RoleUrls
+from infra.messaging.admin import ensure_topics
 from infra.messaging.envelope import Envelope, make_envelope
 from infra.messaging.relay import make_producer
+from infra.messaging.topics import topic_name
+from infra.runtime import ServiceRuntime
+from infra.settings import KafkaSettings
 from services.contracts.marketplace import ORDER_STATUS_CHANGED, OrderLine, OrderStatusChanged
+from services.orders import outbound
 from services.orders.adapters.catalogue_repo import load_catalogue
+from services.orders.adapters.stock_repo import counter_drift, negative_counter_rows
 from services.orders.catalogue import (
     Catalogue,
     Channel,
@@ -33,6 +45,12 @@ from services.orders.catalogue import (
     WorkShare,
     Workshop,
 )
+from services.orders.domain.channels import Channel as DomainChannel
+from services.orders.domain.channels import map_status
+from services.orders.domain.lifecycle import OrderState
+from services.orders.fulfilment import OrderEventProcessor
+from tests.contract_validation import validate_published
+from tests.integration.messaging_support import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
@@ -50,7 +68,10 @@ def small_catalogue(u: str, batches: Sequence[tuple[str, int, date]], price: int
     """
     lapas = f"lp{u}"
     sku = f"SKU-{u}"
-    ws = [Workshop(f"{lapas}-w1", lapas, "Bengkel satu", "bengkel"), Workshop(f"{lapas}-w2", lapas, "Bengkel dua", "bengkel")]
+    ws = [
+        Workshop(f"{lapas}-w1", lapas, "Bengkel satu", "bengkel"),
+        Workshop(f"{lapas}-w2", lapas, "Bengkel dua", "bengkel"),
+    ]
     return Catalogue(
         lapas=(Lapas(lapas, f"Lapas {u}", "Kota", "Provinsi"),),
         workshops=tuple(ws),
@@ -77,18 +98,20 @@ async def load(engine: AsyncEngine, catalogue: Catalogue) -> None:
 
 def status_event(
     u: str, order: str, raw_status: str, minutes: int, channel: str = "tokopedia", qty: int = 1,
-    lines: Sequence[tuple[str, int]] | None = None, price: int = 50_000,
+    lines: Sequence[tuple[str, int]] | None = None, price: int = 50_000, base: datetime = T0,
 ) -> Envelope:
-    """A canonical order event for order ``order`` of the small catalogue, ``minutes`` after T0."""
+    """A canonical order event for order ``order`` of the small catalogue, ``minutes`` after ``base`` (T0)."""
     shop = f"shop-{u}"
     key = f"{channel}:{shop}:{order}"
     line_specs = lines if lines is not None else [(f"p-{u}", qty)]
     data = OrderStatusChanged(
-        order_key=key, channel=channel, shop_id=shop, order_id=order, raw_status=raw_status,  # type: ignore[arg-type]
-        update_time=T0 + timedelta(minutes=minutes),
+        order_key=key, channel=channel, shop_id=shop, order_id=order, raw_status=raw_status,
+        update_time=base + timedelta(minutes=minutes),
         lines=[OrderLine(channel_product_id=p, quantity=q, unit_price=price) for p, q in line_specs],
     )
-    return make_envelope(type=ORDER_STATUS_CHANGED, source="karya/gateway", subject=key, data=data.model_dump(mode="json"))
+    return make_envelope(
+        type=ORDER_STATUS_CHANGED, source="karya/gateway", subject=key, data=data.model_dump(mode="json")
+    )
 
 
 async def publish(bootstrap: str, topic: str, envelopes: Sequence[Envelope]) -> None:
@@ -141,3 +164,170 @@ def service_processes(
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+
+
+# --- driving the processor without the broker (tests about stock invariants only) -------------------------
+
+FakeRecord = namedtuple("FakeRecord", "topic partition offset key value headers")
+"""Stands in for a Kafka ConsumerRecord when ``OrderEventProcessor`` is called directly."""
+
+# No marketplace status means "the returned parcel arrived" (the unit tests of channels.py say RETURNED comes
+# from our own return handling, which does not exist yet); tests stand in for it with this status.
+RETURNED_STATUS = "KARYA_TEST_RETURNED"
+
+
+def map_with_returns(channel: object, raw_status: object) -> OrderState:
+    """The channel tables plus :data:`RETURNED_STATUS` (patches ``services.orders.fulfilment.map_status``)."""
+    if raw_status == RETURNED_STATUS:
+        return OrderState.RETURNED
+    return map_status(channel, raw_status)  # type: ignore[arg-type]
+
+
+# --- in-process consumer and read helpers (tests other than the two-process race) ---------------------------
+
+
+def recent(hours: int = 1) -> datetime:
+    """A base update time ``hours`` ago (whole minute), so the default 24 h unpaid window is still open."""
+    return (datetime.now(UTC) - timedelta(hours=hours)).replace(second=0, microsecond=0)
+
+
+def route_outputs(monkeypatch: pytest.MonkeyPatch, prefix: str) -> None:
+    """Send the orders service's own events (made in this process) to ``prefix``-ed topics.
+
+    Topic names are read from ``KARYA_TOPIC_PREFIX`` at import time; the in-process handler would otherwise
+    write outbox rows for the unprefixed topics of the shared broker.
+    """
+    monkeypatch.setattr(outbound, "ORDERS_EVENTS", topic_name("orders.events", prefix))
+    monkeypatch.setattr(
+        outbound, "ORDERS_STOCK_AVAILABILITY", topic_name("orders.stock-availability", prefix)
+    )
+
+
+@dataclass
+class InProcessOrders:
+    """An orders consumer running in the test's event loop on its own prefixed topic and consumer name."""
+
+    runtime: ServiceRuntime
+    name: str
+    topic: str
+
+    def metric(self, name: str) -> float:
+        """Sum of all samples of metric ``name`` in this runtime's registry."""
+        families = self.runtime.metrics.registry.collect()
+        return sum(s.value for f in families for s in f.samples if s.name == name)
+
+
+@asynccontextmanager
+async def orders_consumer(
+    database: RoleUrls, bootstrap: str, prefix: str, *, windows: dict[DomainChannel, timedelta] | None = None,
+    relay: bool = False, partitions: int = 3,
+) -> AsyncIterator[InProcessOrders]:
+    """Run ``OrderEventProcessor`` behind the real batch consumer on ``<prefix>marketplace.order-events``."""
+    topic = topic_name("marketplace.order-events", prefix)
+    name = f"orders-{prefix.strip('.')}"
+    outputs = [topic_name("orders.events", prefix), topic_name("orders.stock-availability", prefix)]
+    await ensure_topics(bootstrap, [topic, *outputs], partitions=partitions)
+    settings = KafkaSettings(bootstrap_servers=bootstrap, partitions=partitions, retry_backoff_ms=10)
+    runtime = ServiceRuntime(
+        name=name, schema="orders", database_url=database.service, kafka=settings, relay=relay
+    )
+    runtime.add_consumer(name=name, topics=[topic], handler=OrderEventProcessor(windows), description="test")
+    await runtime.start()
+    try:
+        yield InProcessOrders(runtime, name, topic)
+    finally:
+        await runtime.stop()
+
+
+async def _claimed(engine: AsyncEngine, consumer: str) -> int:
+    async with engine.connect() as conn:
+        return int((await conn.execute(
+            text("SELECT count(*) FROM orders.inbox WHERE consumer = :c"), {"c": consumer})).scalar_one())
+
+
+async def wait_applied(
+    engine: AsyncEngine, orders: InProcessOrders, events: int, duplicates: int = 0
+) -> None:
+    """Wait until the consumer claimed ``events`` distinct events and skipped ``duplicates`` redeliveries."""
+
+    async def done() -> bool:
+        claimed = await _claimed(engine, orders.name)
+        return claimed >= events and orders.metric("karya_events_duplicate_total") >= duplicates
+
+    await wait_for(done, timeout=60, what=f"{events} events and {duplicates} duplicates consumed")
+    claimed = await _claimed(engine, orders.name)
+    assert claimed == events, f"consumer claimed {claimed} events, expected {events}"
+
+
+async def stock_of(engine: AsyncEngine, sku: str) -> dict[str, int]:
+    """Counters of ``sku`` summed over its batches, with ``available``."""
+    async with engine.connect() as conn:
+        row = (await conn.execute(
+            text("SELECT sum(on_hand)::int AS on_hand, sum(soft_reserved)::int AS soft_reserved, "
+                 "sum(allocated)::int AS allocated, sum(quarantined)::int AS quarantined, "
+                 "sum(on_hand - soft_reserved - allocated)::int AS available "
+                 "FROM orders.batch_stock WHERE sku = :s"),
+            {"s": sku})).one()
+    return dict(row._mapping)
+
+
+_OUTBOX_TYPE = "convert_from(payload, 'UTF8')::jsonb ->> 'type'"
+_OUTBOX_KEY = "convert_from(key, 'UTF8')"
+
+
+async def outbox_types(engine: AsyncEngine, keys: Sequence[str]) -> dict[str, Counter[str]]:
+    """Outbox event types (short names, e.g. ``reservation_confirmed``) per key.
+
+    Every event read is validated against its committed JSON Schema on the way.
+    """
+    out: dict[str, Counter[str]] = {k: Counter() for k in keys}
+    async with engine.connect() as conn:
+        for k, raw in await conn.execute(
+            text(f"SELECT {_OUTBOX_KEY}, payload FROM orders.outbox "
+                 f"WHERE {_OUTBOX_KEY} = ANY(:keys) ORDER BY id"),
+            {"keys": list(keys)},
+        ):
+            out[k][str(validate_published(bytes(raw))["type"]).split(".")[2]] += 1
+    return out
+
+
+async def last_payload(engine: AsyncEngine, key: str, type_name: str) -> dict[str, Any]:
+    """The ``data`` of the latest outbox event of ``type_name`` keyed ``key``."""
+    async with engine.connect() as conn:
+        raw = (await conn.execute(
+            text(f"SELECT convert_from(payload, 'UTF8') FROM orders.outbox "
+                 f"WHERE {_OUTBOX_KEY} = :k AND {_OUTBOX_TYPE} = :t ORDER BY id DESC LIMIT 1"),
+            {"k": key, "t": type_name})).scalar_one()
+    data: dict[str, Any] = orjson.loads(raw)["data"]
+    return data
+
+
+async def movements_of(engine: AsyncEngine, keys: Sequence[str]) -> Counter[tuple[str, str, int]]:
+    """Movement rows of the orders as (order key, kind, quantity), counted."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT order_key, kind, quantity FROM orders.stock_movements WHERE order_key = ANY(:k)"),
+            {"k": list(keys)})
+        return Counter((r.order_key, r.kind, r.quantity) for r in rows)
+
+
+async def orders_by_key(engine: AsyncEngine, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Order rows by key, each with ``reservations``: the states of its reservations in creation order."""
+    async with engine.connect() as conn:
+        orders = {r.order_key: {**r._mapping, "reservations": []} for r in await conn.execute(
+            text("SELECT order_key, state, stock_stage, parked_reason FROM orders.orders "
+                 "WHERE order_key = ANY(:k)"),
+            {"k": list(keys)})}
+        for r in await conn.execute(
+            text("SELECT order_key, state FROM orders.reservations WHERE order_key = ANY(:k) "
+                 "ORDER BY reservation_id"),
+            {"k": list(keys)}):
+            orders[r.order_key]["reservations"].append(r.state)
+    return orders
+
+
+async def assert_reconciled(engine: AsyncEngine) -> None:
+    """No counter below zero or over-reserved, and every counter equals the sum of its movements."""
+    async with engine.connect() as conn:
+        assert await negative_counter_rows(conn) == 0
+        assert await counter_drift(conn) == []

@@ -1,7 +1,8 @@
 """Every row lock the orders service takes, in the one global order that rules out deadlocks.
 
 Order: ``orders`` rows by order key, then ``batch_stock`` rows by batch id. A transaction that needs both
-takes the orders first. Nothing else in the service locks rows.
+takes the orders first. Inspection locks one ``quarantine`` row before its ``batch_stock`` row (nothing that
+locks batch stock waits on quarantine rows). Nothing else in the service locks rows.
 """
 
 from __future__ import annotations
@@ -51,3 +52,13 @@ async def lock_batches(conn: AsyncConnection, batch_ids: Iterable[str]) -> None:
             text("SELECT 1 FROM orders.batch_stock WHERE batch_id = ANY(:ids) ORDER BY batch_id FOR UPDATE"),
             {"ids": ids},
         )
+
+
+async def lock_quarantine_row(conn: AsyncConnection, quarantine_id: int) -> Row[tuple[object, ...]] | None:
+    """Lock one quarantine row (before its batch stock) and return it, or ``None`` if it does not exist."""
+    result = await conn.execute(
+        text("SELECT id, order_key, batch_id, quantity, status FROM orders.quarantine "
+             "WHERE id = :i FOR UPDATE"),
+        {"i": quarantine_id},
+    )
+    return result.one_or_none()
