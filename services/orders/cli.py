@@ -113,3 +113,41 @@ def orders_show(order_key: str, as_json: bool = typer.Option(False, "--json")) -
         typer.secho(f"unknown order {order_key}", fg="red", err=True)
         raise typer.Exit(1)
     _json(detail)
+
+
+@orders_app.command("return-received")
+def orders_return_received(
+    order_key: str = typer.Argument(..., help="marketplace:shop:order"),
+    at: str | None = typer.Option(None, "--at", help="When the parcel arrived (ISO time); default now."),
+) -> None:
+    """Record that a returned parcel is back in the workshop: its units go to quarantine for inspection."""
+    from datetime import UTC, datetime
+
+    from infra.messaging.envelope import make_envelope
+    from infra.messaging.relay import make_producer
+    from infra.messaging.topics import MARKETPLACE_ORDER_EVENTS
+    from infra.settings import kafka_settings
+    from services.contracts.marketplace import ORDER_STATUS_CHANGED, OrderStatusChanged
+
+    parts = order_key.split(":")
+    if len(parts) != 3 or not all(parts):
+        typer.secho("ORDER_KEY must be marketplace:shop:order", fg="red", err=True)
+        raise typer.Exit(2)
+    when = datetime.fromisoformat(at) if at else datetime.now(UTC)
+    data = OrderStatusChanged(
+        order_key=order_key, channel=parts[0], shop_id=parts[1], order_id=parts[2],  # type: ignore[arg-type]
+        raw_status="KARYA_RETURN_RECEIVED", update_time=when if when.tzinfo else when.replace(tzinfo=UTC),
+    )
+    envelope = make_envelope(type=ORDER_STATUS_CHANGED, source="karya/ops", subject=order_key,
+                             data=data.model_dump(mode="json"))
+
+    async def send() -> None:
+        producer = make_producer(kafka_settings().bootstrap_servers, "karya-ops")
+        await producer.start()
+        try:
+            await producer.send_and_wait(MARKETPLACE_ORDER_EVENTS, envelope.to_bytes(), key=order_key.encode())
+        finally:
+            await producer.stop()
+
+    asyncio.run(send())
+    typer.echo(f"return of {order_key} recorded (event {envelope.event_id}); inspect it with `karya stock inspect`")

@@ -171,13 +171,19 @@ BUKALAPAK_STATUSES: Final[Mapping[RawStatus, OrderState]] = MappingProxyType(
     }
 )
 
+# Statuses Karya itself records on any channel's order: no marketplace reports that a returned parcel is back
+# in the workshop, so the workshop does (`karya orders return-received`), and the units go to quarantine.
+KARYA_STATUSES: Final[Mapping[RawStatus, OrderState]] = MappingProxyType(
+    {"KARYA_RETURN_RECEIVED": _S.RETURNED}
+)
+
 STATUS_TABLES: Final[Mapping[Channel, Mapping[RawStatus, OrderState]]] = MappingProxyType(
     {
-        Channel.TOKOPEDIA: TOKOPEDIA_STATUSES,
-        Channel.TIKTOK_SHOP: TIKTOK_SHOP_STATUSES,
-        Channel.SHOPEE: SHOPEE_STATUSES,
-        Channel.BLIBLI: BLIBLI_STATUSES,
-        Channel.BUKALAPAK: BUKALAPAK_STATUSES,
+        Channel.TOKOPEDIA: {**TOKOPEDIA_STATUSES, **KARYA_STATUSES},
+        Channel.TIKTOK_SHOP: {**TIKTOK_SHOP_STATUSES, **KARYA_STATUSES},
+        Channel.SHOPEE: {**SHOPEE_STATUSES, **KARYA_STATUSES},
+        Channel.BLIBLI: {**BLIBLI_STATUSES, **KARYA_STATUSES},
+        Channel.BUKALAPAK: {**BUKALAPAK_STATUSES, **KARYA_STATUSES},
     }
 )
 

@@ -114,8 +114,8 @@ def test_unmappable_status_names_channel_and_raw_value(channel: str, raw: object
 def test_every_channel_has_a_table_and_a_window_and_every_state_but_settled_is_reachable() -> None:
     assert set(STATUS_TABLES) == set(Channel) == set(AUTO_CANCEL_WINDOWS)
     reachable = {state for table in STATUS_TABLES.values() for state in table.values()}
-    # SETTLED comes from the ledger, RETURNED from our own inspection/return handling.
-    assert set(OrderState) - reachable <= {S.SETTLED, S.RETURNED}
+    # SETTLED comes from the ledger; RETURNED only from Karya's own KARYA_RETURN_RECEIVED.
+    assert set(OrderState) - reachable <= {S.SETTLED}
 
 
 def test_custom_tables_override_the_defaults() -> None:
