@@ -135,7 +135,7 @@ def orders_return_received(
         raise typer.Exit(2)
     when = datetime.fromisoformat(at) if at else datetime.now(UTC)
     data = OrderStatusChanged(
-        order_key=order_key, channel=parts[0], shop_id=parts[1], order_id=parts[2],  # type: ignore[arg-type]
+        order_key=order_key, channel=parts[0], shop_id=parts[1], order_id=parts[2],
         raw_status="KARYA_RETURN_RECEIVED", update_time=when if when.tzinfo else when.replace(tzinfo=UTC),
     )
     envelope = make_envelope(type=ORDER_STATUS_CHANGED, source="karya/ops", subject=order_key,
