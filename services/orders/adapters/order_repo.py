@@ -200,37 +200,54 @@ async def next_reservation_ids(conn: AsyncConnection, n: int) -> list[int]:
     return [int(r[0]) for r in rows]
 
 
+_ORDER_COLUMNS = (
+    ("order_key", "text"), ("channel", "text"), ("shop_id", "text"), ("order_id", "text"), ("state", "text"),
+    ("update_time", "timestamptz"), ("stock_stage", "smallint"), ("lapas_id", "text"), ("historical", "boolean"),
+    ("gross_amount", "bigint"), ("parked", "text"),
+)
+
+
+def _arrays(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> dict[str, list[Any]]:
+    return {name: [r[name] for r in rows] for name, _ in columns}
+
+
+def _unnest(columns: Sequence[tuple[str, str]]) -> str:
+    return "unnest(" + ", ".join(f"CAST(:{n} AS {t}[])" for n, t in columns) + ")"
+
+
 async def save_orders(conn: AsyncConnection, orders: Sequence[OrderRow]) -> None:
-    """Insert new orders and update changed ones (state, stage, lapas, parking), plus new lines."""
-    new = [o for o in orders if o.is_new]
-    old = [o for o in orders if not o.is_new]
+    """Insert new orders and update changed ones (state, stage, lapas, parking), plus new lines — set-based."""
+    new = [_order_params(o) for o in orders if o.is_new]
+    old = [_order_params(o) for o in orders if not o.is_new]
     if new:
         await conn.execute(
             text(
                 "INSERT INTO orders.orders (order_key, channel, shop_id, order_id, state, update_time, stock_stage, "
-                "lapas_id, historical, gross_amount, parked_reason) VALUES (:order_key, :channel, :shop_id, "
-                ":order_id, :state, :update_time, :stock_stage, :lapas_id, :historical, :gross_amount, :parked)"
+                f"lapas_id, historical, gross_amount, parked_reason) SELECT * FROM {_unnest(_ORDER_COLUMNS)}"
             ),
-            [_order_params(o) for o in new],
+            _arrays(new, _ORDER_COLUMNS),
         )
     if old:
         await conn.execute(
             text(
-                "UPDATE orders.orders SET state = :state, update_time = :update_time, stock_stage = :stock_stage, "
-                "lapas_id = :lapas_id, gross_amount = :gross_amount, parked_reason = :parked, updated_at = now() "
-                "WHERE order_key = :order_key"
+                "UPDATE orders.orders o SET state = u.state, update_time = u.update_time, "
+                "stock_stage = u.stock_stage, lapas_id = u.lapas_id, gross_amount = u.gross_amount, "
+                f"parked_reason = u.parked, updated_at = now() FROM {_unnest(_ORDER_COLUMNS)} "
+                f"AS u({', '.join(n for n, _ in _ORDER_COLUMNS)}) WHERE o.order_key = u.order_key"
             ),
-            [_order_params(o) for o in old],
+            _arrays(old, _ORDER_COLUMNS),
         )
     lines = [(o.order_key, line) for o in orders if o.lines_new for line in o.lines]
     if lines:
         await conn.execute(
             text(
                 "INSERT INTO orders.order_lines (order_key, line_no, sku, workshop_id, quantity, unit_price_idr) "
-                "VALUES (:k, :n, :sku, :w, :q, :p)"
+                "SELECT * FROM unnest(CAST(:k AS text[]), CAST(:n AS int[]), CAST(:sku AS text[]), "
+                "CAST(:w AS text[]), CAST(:q AS int[]), CAST(:p AS bigint[]))"
             ),
-            [{"k": k, "n": ln.line_no, "sku": ln.sku, "w": ln.workshop_id, "q": ln.quantity, "p": ln.unit_price}
-             for k, ln in lines],
+            {"k": [k for k, _ in lines], "n": [ln.line_no for _, ln in lines], "sku": [ln.sku for _, ln in lines],
+             "w": [ln.workshop_id for _, ln in lines], "q": [ln.quantity for _, ln in lines],
+             "p": [ln.unit_price for _, ln in lines]},
         )
 
 
@@ -258,16 +275,21 @@ class HistoryRow:
     event_id: UUID
 
 
+_HISTORY_COLUMNS = (
+    ("order_key", "text"), ("from_state", "text"), ("to_state", "text"), ("requested_state", "text"),
+    ("raw_status", "text"), ("update_time", "timestamptz"), ("decision", "text"), ("event_id", "uuid"),
+)
+
+
 async def append_history(conn: AsyncConnection, rows: Sequence[HistoryRow]) -> None:
-    """Append state-machine decisions (applied and ignored alike, for audit)."""
+    """Append state-machine decisions (applied and ignored alike, for audit) in one statement."""
     if rows:
         await conn.execute(
             text(
                 "INSERT INTO orders.order_history (order_key, from_state, to_state, requested_state, raw_status, "
-                "update_time, decision, event_id) VALUES (:order_key, :from_state, :to_state, :requested_state, "
-                ":raw_status, :update_time, :decision, :event_id)"
+                f"update_time, decision, event_id) SELECT * FROM {_unnest(_HISTORY_COLUMNS)}"
             ),
-            [_slots(r) for r in rows],
+            _arrays([_slots(r) for r in rows], _HISTORY_COLUMNS),
         )
 
 
@@ -276,27 +298,34 @@ def _slots(obj: Any) -> dict[str, Any]:
 
 
 async def save_reservations(conn: AsyncConnection, reservations: Sequence[tuple[str, Reservation]]) -> None:
-    """Insert new reservations with their allocations; update the state of changed ones."""
+    """Insert new reservations with their allocations; update the state of changed ones — set-based."""
     new = [(k, r) for k, r in reservations if r.is_new]
-    changed = [(k, r) for k, r in reservations if r.changed and not r.is_new]
+    changed = [r for _, r in reservations if r.changed and not r.is_new]
     if new:
         await conn.execute(
             text(
-                "INSERT INTO orders.reservations (reservation_id, order_key, state, expires_at) "
-                "VALUES (:id, :k, :state, :expires_at)"
+                "INSERT INTO orders.reservations (reservation_id, order_key, state, expires_at) SELECT * FROM "
+                "unnest(CAST(:id AS bigint[]), CAST(:k AS text[]), CAST(:state AS text[]), "
+                "CAST(:exp AS timestamptz[]))"
             ),
-            [{"id": r.reservation_id, "k": k, "state": r.state, "expires_at": r.expires_at} for k, r in new],
+            {"id": [r.reservation_id for _, r in new], "k": [k for k, _ in new], "state": [r.state for _, r in new],
+             "exp": [r.expires_at for _, r in new]},
         )
+        held = [(r.reservation_id, a) for _, r in new for a in r.allocations]
         await conn.execute(
             text(
-                "INSERT INTO orders.allocations (reservation_id, batch_id, sku, workshop_id, quantity) "
-                "VALUES (:id, :b, :sku, :w, :q)"
+                "INSERT INTO orders.allocations (reservation_id, batch_id, sku, workshop_id, quantity) SELECT * FROM "
+                "unnest(CAST(:id AS bigint[]), CAST(:b AS text[]), CAST(:sku AS text[]), CAST(:w AS text[]), "
+                "CAST(:q AS int[]))"
             ),
-            [{"id": r.reservation_id, "b": a.batch_id, "sku": a.sku, "w": a.workshop_id, "q": a.quantity}
-             for _, r in new for a in r.allocations],
+            {"id": [i for i, _ in held], "b": [a.batch_id for _, a in held], "sku": [a.sku for _, a in held],
+             "w": [a.workshop_id for _, a in held], "q": [a.quantity for _, a in held]},
         )
     if changed:
         await conn.execute(
-            text("UPDATE orders.reservations SET state = :state, updated_at = now() WHERE reservation_id = :id"),
-            [{"id": r.reservation_id, "state": r.state} for _, r in changed],
+            text(
+                "UPDATE orders.reservations r SET state = u.state, updated_at = now() FROM "
+                "unnest(CAST(:id AS bigint[]), CAST(:state AS text[])) AS u(id, state) WHERE r.reservation_id = u.id"
+            ),
+            {"id": [r.reservation_id for r in changed], "state": [r.state for r in changed]},
         )

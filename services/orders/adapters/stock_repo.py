@@ -16,7 +16,12 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.orders.domain.stock import MovementKind, StockDelta, movement_delta
+from services.orders.domain.stock import MOVEMENT_UNIT_DELTAS, MovementKind, StockDelta, movement_delta
+
+# Unit deltas as plain tuples: record_movements runs for every movement of every batch.
+_UNIT: dict[MovementKind, tuple[int, int, int, int]] = {
+    kind: (d.on_hand, d.soft_reserved, d.allocated, d.quarantined) for kind, d in MOVEMENT_UNIT_DELTAS.items()
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +45,7 @@ async def record_movements(conn: AsyncConnection, movements: Sequence[Movement])
     """Append ``movements`` and apply their summed deltas to ``batch_stock`` (two statements per call)."""
     if not movements:
         return
-    deltas = [m.delta for m in movements]
+    deltas = [tuple(u * m.quantity for u in _UNIT[m.kind]) for m in movements]
     await conn.execute(
         text(
             "INSERT INTO orders.stock_movements (batch_id, kind, quantity, d_on_hand, d_soft_reserved, "
@@ -53,18 +58,20 @@ async def record_movements(conn: AsyncConnection, movements: Sequence[Movement])
             "batch": [m.batch_id for m in movements],
             "kind": [m.kind.value for m in movements],
             "qty": [m.quantity for m in movements],
-            "d1": [d.on_hand for d in deltas],
-            "d2": [d.soft_reserved for d in deltas],
-            "d3": [d.allocated for d in deltas],
-            "d4": [d.quarantined for d in deltas],
+            "d1": [d[0] for d in deltas],
+            "d2": [d[1] for d in deltas],
+            "d3": [d[2] for d in deltas],
+            "d4": [d[3] for d in deltas],
             "order_key": [m.order_key for m in movements],
             "reason": [m.reason for m in movements],
             "event_id": [m.event_id for m in movements],
         },
     )
-    per_batch: dict[str, StockDelta] = defaultdict(StockDelta)
+    per_batch: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     for m, d in zip(movements, deltas, strict=True):
-        per_batch[m.batch_id] = per_batch[m.batch_id] + d
+        acc = per_batch[m.batch_id]
+        for i in range(4):
+            acc[i] += d[i]
     ids = sorted(per_batch)
     await conn.execute(
         text(
@@ -76,10 +83,10 @@ async def record_movements(conn: AsyncConnection, movements: Sequence[Movement])
         ),
         {
             "ids": ids,
-            "d1": [per_batch[i].on_hand for i in ids],
-            "d2": [per_batch[i].soft_reserved for i in ids],
-            "d3": [per_batch[i].allocated for i in ids],
-            "d4": [per_batch[i].quarantined for i in ids],
+            "d1": [per_batch[i][0] for i in ids],
+            "d2": [per_batch[i][1] for i in ids],
+            "d3": [per_batch[i][2] for i in ids],
+            "d4": [per_batch[i][3] for i in ids],
         },
     )
 
