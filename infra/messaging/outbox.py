@@ -34,7 +34,7 @@ class OutboundMessage:
     ) -> OutboundMessage:
         """A new event's record, encoded on the fast path (no validating model; see ``encode_envelope``)."""
         _, payload = encode_envelope(type=type, source=source, subject=subject, data=data, causation=causation)
-        return cls(topic, subject.encode(), payload, (("content-type", b"application/json"), ("karya-event-type", type.encode())))
+        return cls(topic, subject.encode(), payload, _EVENT_HEADERS.get(type) or _event_headers(type))
 
     @classmethod
     def of(cls, topic: str, envelope: Envelope) -> OutboundMessage:
@@ -47,13 +47,33 @@ class OutboundMessage:
         )
 
 
+_EVENT_HEADERS: dict[str, Headers] = {}
+
+
+def _event_headers(type_name: str) -> Headers:
+    headers = (("content-type", b"application/json"), ("karya-event-type", type_name.encode()))
+    _EVENT_HEADERS[type_name] = headers
+    return headers
+
+
+_ENCODED: dict[Headers, str] = {}
+
+
 def encode_headers(headers: Headers) -> str:
     """Headers as JSON text: a list of ``[key, base64(value)]`` (values are arbitrary bytes)."""
-    return orjson.dumps([[k, base64.b64encode(v).decode()] for k, v in headers]).decode()
+    cacheable = isinstance(headers, tuple)  # the per-type event headers repeat on every event of a type
+    if cacheable and headers in _ENCODED:
+        return _ENCODED[headers]
+    encoded = orjson.dumps([[k, base64.b64encode(v).decode()] for k, v in headers]).decode()
+    if cacheable and len(_ENCODED) < 1024:
+        _ENCODED[headers] = encoded
+    return encoded
 
 
 def decode_headers(raw: object) -> list[tuple[str, bytes]]:
     """Inverse of :func:`encode_headers` (accepts the JSON text or the already-parsed list)."""
+    if raw == "[]" or raw is None:
+        return []
     items = orjson.loads(raw) if isinstance(raw, str | bytes) else raw
     assert isinstance(items, list)
     return [(str(k), base64.b64decode(v)) for k, v in items]

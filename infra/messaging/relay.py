@@ -59,6 +59,7 @@ class OutboxRelay:
         self._idle_sleep_s = idle_sleep_s
         self._lock_key = f"karya-outbox:{schema}"
         self.published = 0
+        self._metrics_at = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
         """Hold the leader lock, recover in-flight rows, then publish until ``stop`` is set."""
@@ -98,7 +99,9 @@ class OutboxRelay:
                 await self.recover_in_flight()
                 continue
             if sent == 0:
-                await self._update_backlog_metrics()
+                if time.monotonic() - self._metrics_at >= 2.0:
+                    await self._update_backlog_metrics()
+                    self._metrics_at = time.monotonic()
                 await _sleep_or_stop(stop, self._idle_sleep_s)
 
     async def publish_once(self, producer: AIOKafkaProducer) -> int:
@@ -107,7 +110,7 @@ class OutboxRelay:
             rows = (
                 await conn.execute(
                     text(
-                        f"SELECT id, topic, key, payload, headers FROM {self._schema}.outbox "
+                        f"SELECT id, topic, key, payload, headers::text AS headers FROM {self._schema}.outbox "
                         "WHERE sent_at IS NULL ORDER BY id LIMIT :n"
                     ),
                     {"n": self._batch_size},
@@ -125,10 +128,14 @@ class OutboxRelay:
     async def _send(self, producer: AIOKafkaProducer, rows: Sequence[Any]) -> None:
         """Publish rows as record batches per partition (id order kept within each), then wait for all acks."""
         per_partition: dict[tuple[str, int], list[Any]] = {}
+        known: dict[tuple[str, bytes | None], int] = {}  # the partitioner is pure Python: once per key and topic
+        for topic in {row.topic for row in rows}:
+            await producer.partitions_for(topic)  # metadata for the default partitioner
         for row in rows:
             key = _key(row.key)
-            await producer.partitions_for(row.topic)  # metadata for the default partitioner
-            partition = producer._partition(row.topic, None, key, None, key, None)
+            partition = known.get((row.topic, key))
+            if partition is None:
+                partition = known[(row.topic, key)] = producer._partition(row.topic, None, key, None, key, None)
             per_partition.setdefault((row.topic, partition), []).append(row)
         futures = []
         for (topic, partition), group in per_partition.items():
