@@ -21,13 +21,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from infra.db.engine import make_engine
 from infra.settings import database_settings
-from services.ledger.adapters.journal_repo import normal_balances, post_entries
+from services.ledger.adapters.journal_repo import normal_balances, post_entries, posted_request
 from services.ledger.adapters.policy_repo import store_policies
 from services.ledger.domain import accounts
 from services.ledger.domain.errors import LedgerDomainError
+from services.ledger.domain.journal import EntryKind, request_hash
 from services.ledger.domain.model import PayoutRequest
 from services.ledger.domain.policy import parse_policies
-from services.ledger.domain.postings import build_payout
+from services.ledger.domain.postings import build_payout, payout_key
 from services.ledger.reports import inmate_savings, statement, trial_balance, verify_chain
 
 ledger_app = typer.Typer(help="The journal: reports, verification, payouts.", no_args_is_help=True)
@@ -143,6 +144,15 @@ def payout_cmd(
 
     async def work(conn: AsyncConnection) -> str:
         account = accounts.inmate_savings(inmate_id)
+        posted = await posted_request(conn, payout_key(inmate_id, payout_id))
+        if posted is not None:
+            # A retry: the request is the same if it hashes the same at the time it was first posted (the
+            # balance has already paid for it, so it is not checked again).
+            stored_hash, paid_at = posted
+            retried = PayoutRequest(inmate_id, payout_id, amount, paid_at)
+            if request_hash(EntryKind.PAYOUT, retried) != stored_hash:
+                raise LedgerDomainError(f"payout id {payout_id} was already used for a different payout")
+            return f"payout {payout_id} was already posted"
         balances = await normal_balances(conn, [account])
         entry = build_payout(PayoutRequest(inmate_id, payout_id, amount, datetime.now(UTC)), balances)
         result = await post_entries(conn, [(entry, f"cli:payout:{payout_id}")])

@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from aiokafka.structs import ConsumerRecord
 from prometheus_client import Counter
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -19,10 +20,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from infra.messaging.consumer import InboundEvent, Rejection
 from infra.messaging.envelope import Envelope
 from infra.messaging.outbox import enqueue
+from infra.messaging.topics import MARKETPLACE_SETTLEMENTS
 from services.contracts.marketplace import REFUND_REPORTED, SETTLEMENT_REPORTED
 from services.contracts.orders import ORDER_COMPLETED
 from services.ledger.adapters.facts_repo import OrderFacts, load_facts, park, save_facts, take_pending
-from services.ledger.adapters.journal_repo import existing_hashes, normal_balances, post_entries
+from services.ledger.adapters.journal_repo import (
+    Conflict,
+    existing_hashes,
+    normal_balances,
+    post_entries,
+    record_conflicts,
+)
 from services.ledger.adapters.policy_repo import PolicyCache
 from services.ledger.domain import accounts
 from services.ledger.domain.distribution import plan_distribution
@@ -52,11 +60,15 @@ class _Batch:
     entries: list[tuple[JournalEntry, str]] = field(default_factory=list)
     parked: list[tuple[Envelope, str]] = field(default_factory=list)
     rejections: list[tuple[Envelope, str]] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
     inmate_changes: dict[str, int] = field(default_factory=dict)
+    planned: dict[str, str] = field(default_factory=dict)
 
     def add(self, entries: Sequence[JournalEntry], source: str) -> None:
         """Plan ``entries``; keep the batch's running change of every inmate account (refunds read it)."""
         self.entries += [(e, source) for e in entries]
+        for e in entries:
+            self.planned.setdefault(e.posting_key, e.request_hash)
         for account, change in entries_balance_changes(
             [e for e in entries if any(line.account.startswith(_INMATE) for line in e.lines)]
         ).items():
@@ -93,7 +105,8 @@ class LedgerProcessor:
                 except (LedgerDomainError, ValidationError) as exc:
                     batch.rejections.append((envelope, f"{type(exc).__name__}: {exc}"))
         result = await post_entries(conn, batch.entries)
-        for conflict in result.conflicts:
+        await record_conflicts(conn, batch.conflicts)
+        for conflict in [*batch.conflicts, *result.conflicts]:
             if self._conflicts is not None:
                 self._conflicts.inc()
             source = next((e for e in work if str(e.event_id) == conflict.source_event), None)
@@ -105,10 +118,9 @@ class LedgerProcessor:
         rejected = []
         seen: set[str] = set()
         for envelope, reason in batch.rejections:
-            inbound = by_id.get(envelope.event_id)
-            if inbound is not None and str(envelope.event_id) not in seen:
+            if str(envelope.event_id) not in seen:
                 seen.add(str(envelope.event_id))
-                rejected.append(Rejection(inbound, reason))
+                rejected.append(Rejection(by_id.get(envelope.event_id) or _parked_event(envelope), reason))
         return rejected
 
     async def _plan(
@@ -133,21 +145,27 @@ class LedgerProcessor:
         if envelope.type == SETTLEMENT_REPORTED:
             settlement = settlement_request(envelope.data, ref)
             entry = build_settlement(settlement, completion.gross)
-            batch.add([entry], source)
             if order.settlement is None and known.get(entry.posting_key) is None:
+                # Planned before anything is added: a settlement whose distribution is refused posts nothing
+                # (it is dead-lettered whole, and can be replayed once a person has fixed the cause).
                 plan = plan_distribution(completion, settlement, policies)
-                batch.add(build_distribution(plan, settlement), source)
+                batch.add([entry, *build_distribution(plan, settlement)], source)
                 order.settlement, order.changed = envelope.data, True
+            else:
+                batch.add([entry], source)
             return
         if order.settlement is None:
             batch.parked.append((envelope, "settlement"))
             return
         refund = refund_request(envelope.data, ref)
-        stored = await existing_hashes(conn, [refund_key(envelope.subject, refund.refund_id)])
-        if stored:  # posted before: the stored hash decides between redelivery and conflict
+        key = refund_key(envelope.subject, refund.refund_id)
+        # Posted before, or planned earlier in this batch (the same refund twice in one batch): the first
+        # request's hash decides between redelivery and conflict.
+        stored = batch.planned.get(key) or (await existing_hashes(conn, [key])).get(key)
+        if stored is not None:
             mine = request_hash(EntryKind.REFUND, refund)
-            if next(iter(stored.values())) != mine:
-                batch.rejections.append((envelope, f"posting conflict on refund {refund.refund_id}"))
+            if stored != mine:
+                batch.conflicts.append(Conflict(key, stored, mine, source))
             return
         settlement = settlement_request(order.settlement, ref)
         plan = plan_distribution(completion, settlement, policies)
@@ -158,3 +176,16 @@ class LedgerProcessor:
             balances[account] = balances.get(account, 0) + batch.inmate_changes.get(account, 0)
         batch.add(build_refund(plan, refund, order.refunded_gross, balances), source)
         order.refunded_gross, order.changed = order.refunded_gross + refund.amount, True
+
+
+def _parked_event(envelope: Envelope) -> InboundEvent:
+    """A rejected event that an earlier batch parked: its record is gone, so a stand-in carries it to the
+    dead-letter topic of the topic it came from (only settlements and refunds are parked, both from
+    ``marketplace.settlements``); partition and offset are -1."""
+    key, value = envelope.subject.encode(), envelope.to_bytes()
+    record = ConsumerRecord(
+        topic=MARKETPLACE_SETTLEMENTS, partition=-1, offset=-1, timestamp=0, timestamp_type=0, key=key,
+        value=value, checksum=None, serialized_key_size=len(key), serialized_value_size=len(value),
+        headers=[],
+    )
+    return InboundEvent(envelope, record)

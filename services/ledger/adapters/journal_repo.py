@@ -49,6 +49,15 @@ async def existing_hashes(conn: AsyncConnection, keys: Sequence[str]) -> dict[st
     return {r.posting_key: r.request_hash for r in rows}
 
 
+async def posted_request(conn: AsyncConnection, posting_key: str) -> tuple[str, datetime] | None:
+    """Request hash and effective time of the entry posted under ``posting_key``, if there is one."""
+    row = (await conn.execute(
+        text("SELECT request_hash, effective_at FROM ledger.journal_entries WHERE posting_key = :k"),
+        {"k": posting_key},
+    )).one_or_none()
+    return None if row is None else (str(row.request_hash), row.effective_at)
+
+
 async def post_entries(
     conn: AsyncConnection, entries: Sequence[tuple[JournalEntry, str | None]], known: dict[str, str] | None = None
 ) -> PostingResult:
@@ -66,12 +75,7 @@ async def post_entries(
             result.already_posted.append(entry.posting_key)
         else:
             result.conflicts.append(Conflict(entry.posting_key, seen, entry.request_hash, source))
-    if result.conflicts:
-        await conn.execute(
-            text("INSERT INTO ledger.posting_conflicts (posting_key, existing_hash, new_hash, source_event) "
-                 "VALUES (:posting_key, :existing_hash, :new_hash, :source_event)"),
-            [_conflict_params(c) for c in result.conflicts],
-        )
+    await record_conflicts(conn, result.conflicts)
     if not fresh:
         return result
     await _open_accounts(conn, {line.account for e, _ in fresh for line in e.lines})
@@ -92,6 +96,16 @@ async def post_entries(
     await _apply_balances(conn, [c.entry for c in committed])
     result.posted = committed
     return result
+
+
+async def record_conflicts(conn: AsyncConnection, conflicts: Sequence[Conflict]) -> None:
+    """Record ``conflicts`` in ``ledger.posting_conflicts`` (the caller alerts and dead-letters)."""
+    if conflicts:
+        await conn.execute(
+            text("INSERT INTO ledger.posting_conflicts (posting_key, existing_hash, new_hash, source_event) "
+                 "VALUES (:posting_key, :existing_hash, :new_hash, :source_event)"),
+            [_conflict_params(c) for c in conflicts],
+        )
 
 
 def _conflict_params(c: Conflict) -> dict[str, Any]:

@@ -1,0 +1,268 @@
+"""Idempotency through the real broker: redelivered and re-emitted settlements post once; a changed settlement
+under the same key is a recorded conflict, an alert metric and a dead letter — never a second posting."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+from prometheus_client import Counter as PromCounter
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from infra.db.engine import make_engine
+from infra.messaging.admin import ensure_topics
+from infra.messaging.envelope import Envelope, make_envelope
+from infra.messaging.topics import dead_letter_topic, topic_name
+from infra.runtime import ServiceRuntime
+from infra.settings import KafkaSettings
+from services.ledger import outbound, posting
+from services.ledger.posting import LedgerProcessor
+from tests.integration.ledger_support import (
+    Batch,
+    LedgerDatabase,
+    assert_journal_sound,
+    completed,
+    new_inmate,
+    new_order_key,
+    publish,
+    read_topic,
+    reissued,
+    settled,
+    uid,
+)
+from tests.integration.messaging_support import wait_for
+
+pytestmark = pytest.mark.integration
+
+T = datetime(2026, 6, 2, 9, tzinfo=UTC)
+
+
+@dataclass
+class Ledger:
+    """A ledger consumer (with its relay) in the test's event loop, on topics of its own."""
+
+    runtime: ServiceRuntime
+    name: str
+    orders_topic: str
+    settlements_topic: str
+    entries_topic: str
+
+    def metric(self, name: str) -> float:
+        """Sum of the samples of metric ``name``."""
+        return sum(
+            s.value for f in self.runtime.metrics.registry.collect() for s in f.samples if s.name == name
+        )
+
+
+@asynccontextmanager
+async def ledger_consumer(
+    db: LedgerDatabase, bootstrap: str, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Ledger]:
+    """Wire ``LedgerProcessor`` as ``services.ledger.app`` does, on ``t<uid>.``-prefixed topics."""
+    prefix = f"t{uid()}."
+    name = f"ledger-{prefix.strip('.')}"
+    runtime = ServiceRuntime(
+        name=name,
+        schema="ledger",
+        database_url=db.urls.service,
+        kafka=KafkaSettings(bootstrap_servers=bootstrap, partitions=3, retry_backoff_ms=10),
+    )
+    ledger = Ledger(
+        runtime,
+        name,
+        topic_name("orders.events", prefix),
+        topic_name("marketplace.settlements", prefix),
+        topic_name("ledger.entries", prefix),
+    )
+    monkeypatch.setattr(outbound, "LEDGER_ENTRIES", ledger.entries_topic)  # entry_posted to our topic too
+    monkeypatch.setattr(posting, "MARKETPLACE_SETTLEMENTS", ledger.settlements_topic)  # parked, then rejected
+    await ensure_topics(bootstrap, [ledger.orders_topic, ledger.settlements_topic, ledger.entries_topic], 3)
+    conflicts = PromCounter(
+        "karya_ledger_posting_conflicts_total", "conflicts", registry=runtime.metrics.registry
+    )
+    runtime.add_consumer(
+        name=ledger.name,
+        topics=[ledger.orders_topic, ledger.settlements_topic],
+        handler=LedgerProcessor(conflicts),
+        description="test",
+    )
+    runtime.declare_output(ledger.entries_topic, "entry_posted")
+    await runtime.start()
+    try:
+        yield ledger
+    finally:
+        await runtime.stop()
+
+
+async def _scalar(engine: AsyncEngine, sql: str, **params: object) -> int:
+    async with engine.connect() as conn:
+        return int((await conn.execute(text(sql), params)).scalar_one())
+
+
+async def _posting_keys(engine: AsyncEngine, key: str) -> Counter[str]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT posting_key FROM ledger.journal_entries WHERE order_key = :k"), {"k": key}
+        )
+        return Counter(r[0].removeprefix(f"{key}:") for r in rows)
+
+
+def _batches(key: str) -> list[Batch]:
+    a, b = new_inmate(), new_inmate()
+    return [
+        Batch(f"B-{key[-8:]}-1", "CPN-GLV-001", "cipinang", 4, 25_000, 9_000, "sup-benang", ((a, 3), (b, 2))),
+        Batch(f"B-{key[-8:]}-2", "CPN-WDW-001", "cipinang", 1, 120_000, 40_000, "sup-kayu", ((b, 1),)),
+    ]
+
+
+async def test_settlement_delivered_three_times_and_reemitted_posts_once_and_a_change_is_a_conflict(
+    own_database: LedgerDatabase, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = make_engine(own_database.urls.service, pool_size=2)
+    key = new_order_key()
+    completion = completed(key, _batches(key), T)
+    settlement = settled(key, 220_000, T)
+    one_set = Counter(
+        {
+            "completed": 1,
+            "settlement": 1,
+            f"distribution:B-{key[-8:]}-1": 1,
+            f"distribution:B-{key[-8:]}-2": 1,
+        }
+    )
+    inbox = "SELECT count(*) FROM ledger.inbox WHERE consumer = :c"
+    try:
+        async with ledger_consumer(own_database, kafka_bootstrap, monkeypatch) as ledger:
+            await publish(kafka_bootstrap, ledger.orders_topic, [completion])
+            await wait_for(
+                lambda: _is(_posting_keys(engine, key), Counter({"completed": 1})), what="completion"
+            )
+
+            # the same envelope three times, then the same payload under two new event ids
+            again = [reissued(settlement), reissued(settlement)]
+            await publish(
+                kafka_bootstrap, ledger.settlements_topic, [settlement, settlement, settlement, *again]
+            )
+
+            async def all_seen() -> bool:
+                return (
+                    await _scalar(engine, inbox, c=ledger.name) == 4
+                    and ledger.metric("karya_events_duplicate_total") >= 2
+                )
+
+            await wait_for(all_seen, what="settlement copies consumed")
+            assert await _posting_keys(engine, key) == one_set
+            assert await _scalar(engine, "SELECT count(*) FROM ledger.posting_conflicts") == 0
+            entries = await read_topic(kafka_bootstrap, ledger.entries_topic, expected=4)
+            posted = Counter(
+                orjson.loads(r.value)["data"]["posting_key"].removeprefix(f"{key}:") for r in entries
+            )
+            assert posted == one_set, "one entry_posted event per journal entry"
+
+            # a changed settlement under the same settlement id: a conflict, dead-lettered with the reason
+            changed_data = {**settlement.data, "net_payout": settlement.data["net_payout"] - 1_000}
+            changed = make_envelope(
+                type=settlement.type, source="karya/gateway", subject=key, data=changed_data
+            )
+            await publish(kafka_bootstrap, ledger.settlements_topic, [changed])
+            dlq = await read_topic(kafka_bootstrap, dead_letter_topic(ledger.settlements_topic), expected=1)
+            assert [r.value for r in dlq] == [changed.to_bytes()]
+            headers = dict(dlq[0].headers)
+            assert f"posting conflict on {key}:settlement".encode() in headers["karya-dlq-error"]
+            assert headers["karya-dlq-attempts"] == b"1"
+            assert dlq[0].key == key.encode()
+            assert ledger.metric("karya_ledger_posting_conflicts_total") == 1
+        async with engine.connect() as conn:
+            conflict = (
+                await conn.execute(
+                    text(
+                        "SELECT posting_key, existing_hash, new_hash, source_event "
+                        "FROM ledger.posting_conflicts"
+                    )
+                )
+            ).one()
+            stored = (
+                await conn.execute(
+                    text("SELECT request_hash FROM ledger.journal_entries WHERE posting_key = :k"),
+                    {"k": f"{key}:settlement"},
+                )
+            ).scalar_one()
+            assert conflict.posting_key == f"{key}:settlement"
+            assert conflict.existing_hash == stored != conflict.new_hash
+            assert conflict.source_event == str(changed.event_id)
+            dead = (await conn.execute(text("SELECT event_id, error FROM ledger.dead_letters"))).one()
+            assert dead.event_id == changed.event_id and "posting conflict" in dead.error
+            settled_facts = (
+                await conn.execute(
+                    text("SELECT settlement FROM ledger.order_facts WHERE order_key = :k"), {"k": key}
+                )
+            ).scalar_one()
+            assert settled_facts == settlement.data, "the order keeps the settlement that was posted"
+            await assert_journal_sound(conn)
+        assert await _posting_keys(engine, key) == one_set, "no posting from the changed settlement"
+    finally:
+        await engine.dispose()
+
+
+async def test_settlement_before_its_completion_waits_then_posts_once_or_is_dead_lettered(
+    own_database: LedgerDatabase, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = make_engine(own_database.urls.service, pool_size=2)
+    key, orphan = new_order_key("tokopedia"), new_order_key("tokopedia")
+    settlement = settled(key, 220_000, T)
+    # an order of a lapas without a split policy: its settlement can never be distributed
+    unplannable = settled(orphan, 100_000, T)
+    orphan_batch = Batch(f"B-{orphan[-8:]}", "X-001", "lapas-tanpa-kebijakan", 1, 100_000, 5_000, "sup-x",
+                         ((new_inmate(), 1),))  # fmt: skip
+    parked = "SELECT count(*) FROM ledger.pending_events WHERE order_key = ANY(:k)"
+    try:
+        async with ledger_consumer(own_database, kafka_bootstrap, monkeypatch) as ledger:
+            await publish(
+                kafka_bootstrap, ledger.settlements_topic, [settlement, reissued(settlement), unplannable]
+            )
+            await wait_for(
+                lambda: _is(_scalar(engine, parked, k=[key, orphan]), 3), what="settlements parked"
+            )
+            assert await _posting_keys(engine, key) == Counter()
+            await publish(
+                kafka_bootstrap,
+                ledger.orders_topic,
+                [completed(key, _batches(key), T), completed(orphan, [orphan_batch], T)],
+            )
+            await wait_for(
+                lambda: _is(_scalar(engine, parked, k=[key, orphan]), 0), what="parked events taken"
+            )
+            dlq = await read_topic(kafka_bootstrap, dead_letter_topic(ledger.settlements_topic), expected=1)
+        # not lost: the parked event goes to the dead-letter topic (re-serialised from its parked copy)
+        assert [Envelope.from_bytes(r.value) for r in dlq] == [unplannable]
+        assert b"NoPolicyError" in dict(dlq[0].headers)["karya-dlq-error"]
+        assert await _posting_keys(engine, key) == Counter(
+            {
+                "completed": 1,
+                "settlement": 1,
+                f"distribution:B-{key[-8:]}-1": 1,
+                f"distribution:B-{key[-8:]}-2": 1,
+            }
+        )
+        assert await _posting_keys(engine, orphan) == Counter({"completed": 1})
+        async with engine.connect() as conn:
+            await assert_journal_sound(conn)
+            dead = (await conn.execute(text("SELECT event_id FROM ledger.dead_letters"))).scalars().all()
+            status = (
+                await conn.execute(
+                    text("SELECT status FROM ledger.inbox WHERE event_id = :e"), {"e": unplannable.event_id}
+                )
+            ).scalar_one()
+        assert dead == [unplannable.event_id] and status == "dead_lettered"
+    finally:
+        await engine.dispose()
+
+
+async def _is(awaitable: Awaitable[object], expected: object) -> bool:
+    return bool((await awaitable) == expected)
