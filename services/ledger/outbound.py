@@ -1,13 +1,13 @@
-"""Entry-posted events for the ledger outbox."""
+"""Entry-posted events for the ledger outbox (dict payloads on the fast path; the schema is
+``services/contracts/ledger.py`` and published bytes are validated against it in the tests)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from infra.messaging.envelope import make_envelope
 from infra.messaging.outbox import OutboundMessage
 from infra.messaging.topics import LEDGER_ENTRIES
-from services.contracts.ledger import ENTRY_POSTED, EntryPosted
+from services.contracts.ledger import ENTRY_POSTED
 from services.ledger.domain.hashchain import CommittedEntry
 
 
@@ -16,14 +16,13 @@ def entry_posted_messages(posted: Sequence[CommittedEntry]) -> list[OutboundMess
     messages = []
     for c in posted:
         e = c.entry
-        payload = EntryPosted(
-            sequence=c.sequence, posting_key=e.posting_key, kind=e.kind.value, order_key=e.order_key,
-            batch_id=e.batch_id, policy_ref=e.policy_ref, amount=e.debit_total, effective_at=e.effective_at,
-            chain_hash=c.chain_hash,
-        )
-        envelope = make_envelope(
-            type=ENTRY_POSTED, source="karya/ledger", subject=e.order_key or e.posting_key,
-            data=payload.model_dump(mode="json"),
-        )
-        messages.append(OutboundMessage.of(LEDGER_ENTRIES, envelope))
+        data = {
+            "sequence": c.sequence, "posting_key": e.posting_key, "kind": e.kind.value, "order_key": e.order_key,
+            "batch_id": e.batch_id, "policy_ref": e.policy_ref, "amount": e.debit_total,
+            "effective_at": e.effective_at, "chain_hash": c.chain_hash,
+        }
+        messages.append(OutboundMessage.event(
+            LEDGER_ENTRIES, type=ENTRY_POSTED, source="karya/ledger", subject=e.order_key or e.posting_key,
+            data=data, causation=None,
+        ))
     return messages

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from enum import Enum
 from fractions import Fraction
 
-__all__ = ["canonical_json", "sha256_hex", "to_canonical", "utc_iso"]
+__all__ = ["canonical_json", "dump_canonical", "sha256_hex", "to_canonical", "utc_iso"]
 
 
 def utc_iso(moment: datetime) -> str:
@@ -78,9 +78,12 @@ def to_canonical(value: object) -> object:
 
 def canonical_json(value: object) -> bytes:
     """The canonical JSON bytes of ``value`` (see the module docstring)."""
-    text = json.dumps(
-        to_canonical(value), sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
-    )
+    return dump_canonical(to_canonical(value))
+
+
+def dump_canonical(plain: object) -> bytes:
+    """The canonical JSON bytes of data already converted by :func:`to_canonical`."""
+    text = json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
     return text.encode("ascii")
 
 

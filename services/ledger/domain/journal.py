@@ -15,7 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from services.ledger.domain.accounts import Side, account_info
-from services.ledger.domain.canonical import canonical_json, sha256_hex
+from services.ledger.domain.canonical import dump_canonical, sha256_hex, to_canonical
 from services.ledger.domain.errors import AccountCodeError, EntryValidationError
 
 __all__ = ["EntryKind", "JournalEntry", "Line", "LineBuilder", "request_hash"]
@@ -116,7 +116,24 @@ def request_hash(kind: EntryKind, request: object, part: str | None = None) -> s
     ``part`` distinguishes the several entries one request produces (a batch id for distributions and
     refund reversals). The request is any canonical-JSON-able value, usually a request dataclass.
     """
-    return sha256_hex(canonical_json({"kind": kind.value, "request": request, "part": part}))
+    plain = {"kind": kind.value, "request": _canonical_request(request), "part": to_canonical(part)}
+    return sha256_hex(dump_canonical(plain))
+
+
+_REQUEST_CACHE: dict[int, tuple[object, object]] = {}
+
+
+def _canonical_request(request: object) -> object:
+    """The canonical form of a request, computed once per request object (a settlement's several entries and
+    a completion's hash share it). Keyed by identity, holding the object so the id cannot be reused."""
+    hit = _REQUEST_CACHE.get(id(request))
+    if hit is not None and hit[0] is request:
+        return hit[1]
+    value = to_canonical(request)
+    if len(_REQUEST_CACHE) >= 4096:
+        _REQUEST_CACHE.clear()
+    _REQUEST_CACHE[id(request)] = (request, value)
+    return value
 
 
 class LineBuilder:

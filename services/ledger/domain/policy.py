@@ -31,6 +31,8 @@ scope the latest ``effective_from`` that is not after the moment wins.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -153,6 +155,7 @@ def parse_share(value: object) -> Fraction:
     raise ValueError(f"share {value!r} is not a percentage ('35%'), a ratio ('7/20') or a decimal ('0.35')")
 
 
+@lru_cache(maxsize=1024)
 def policy_hash(policy: SplitPolicy) -> str:
     """SHA-256 (hex) of the canonical JSON of the policy's meaning (description excluded)."""
     return sha256_hex(

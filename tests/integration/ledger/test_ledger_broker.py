@@ -23,6 +23,7 @@ from infra.runtime import ServiceRuntime
 from infra.settings import KafkaSettings
 from services.ledger import outbound, posting
 from services.ledger.posting import LedgerProcessor
+from tests.contract_validation import validate_published
 from tests.integration.ledger_support import (
     Batch,
     LedgerDatabase,
@@ -164,6 +165,8 @@ async def test_settlement_delivered_three_times_and_reemitted_posts_once_and_a_c
                 orjson.loads(r.value)["data"]["posting_key"].removeprefix(f"{key}:") for r in entries
             )
             assert posted == one_set, "one entry_posted event per journal entry"
+            for record in entries:
+                validate_published(record.value)  # fits schemas/events/karya.ledger.entry_posted.v1
 
             # a changed settlement under the same settlement id: a conflict, dead-lettered with the reason
             changed_data = {**settlement.data, "net_payout": settlement.data["net_payout"] - 1_000}
