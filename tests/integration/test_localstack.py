@@ -17,6 +17,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from typer.testing import CliRunner
 
@@ -159,7 +160,9 @@ def test_cli_status_prints_exportable_settings(kafka: KafkaInfo, postgres: Postg
     result = CliRunner().invoke(stack_app, ["status"])
     assert result.exit_code == 0, result.output
     assert f"KAFKA_BOOTSTRAP_SERVERS={kafka.bootstrap}" in result.stdout.splitlines()
-    assert f"DATABASE_URL={postgres.superuser_url}" in result.stdout.splitlines()
+    masked = make_url(postgres.superuser_url).render_as_string(hide_password=True)
+    assert f"KARYA_DB_ADMIN_URL={masked}" in result.stdout.splitlines()
+    assert make_url(postgres.superuser_url).password not in result.stdout, "secrets are never printed"
 
 
 # --- full lifecycle on a private state dir and ports (leaves the shared stack alone) ----------------------
