@@ -37,7 +37,8 @@ test-unit: install
 
 lint: install
 	@$(BIN)/ruff check .
-	@$(BIN)/mypy infra services karya
+	@$(BIN)/ruff format --check .
+	@$(BIN)/mypy infra karya bench services sim
 
 schemas: install
 	@$(KARYA) schemas gen

@@ -16,7 +16,6 @@ import json
 import statistics
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -89,7 +88,9 @@ async def throughput(orders: int, seed: int, with_ceiling: bool) -> dict[str, An
         bench.stop()
     elapsed = end - t0
     result: dict[str, Any] = {
-        "orders": orders, "events": len(messages), "elapsed_s": round(elapsed, 2),
+        "orders": orders,
+        "events": len(messages),
+        "elapsed_s": round(elapsed, 2),
         "events_per_s": round(len(messages) / elapsed, 1),
         "publish_per_s": round(len(messages) / (t_published - t0), 1),
         "orders_stage_events_per_s": round(counts["orders.inbox"] / max(o_last - o_first, 1e-3), 1),
@@ -131,40 +132,70 @@ async def latency(offered: float, seconds: float, seed: int) -> dict[str, Any]:
         await wait_drained(bench, order_events, timeout_s=300)
         engine = make_engine(bench.service_url, pool_size=1)
         async with engine.connect() as c:
-            rows = (await c.execute(text(
-                "SELECT e.recorded_at, coalesce(o.causation, e.source_event) AS cause FROM ledger.journal_entries e "
-                "LEFT JOIN (SELECT convert_from(payload, 'UTF8')::jsonb ->> 'event_id' AS id, "
-                "convert_from(payload, 'UTF8')::jsonb ->> 'causation_id' AS causation FROM orders.outbox) o "
-                "ON o.id = e.source_event WHERE e.kind IN ('sale_completed', 'settlement')"))).all()
+            rows = (
+                await c.execute(
+                    text(
+                        "SELECT e.recorded_at, coalesce(o.causation, e.source_event) AS cause "
+                        "FROM ledger.journal_entries e "
+                        "LEFT JOIN (SELECT convert_from(payload, 'UTF8')::jsonb ->> 'event_id' AS id, "
+                        "convert_from(payload, 'UTF8')::jsonb ->> 'causation_id' AS causation FROM orders.outbox) o "
+                        "ON o.id = e.source_event WHERE e.kind IN ('sale_completed', 'settlement')"
+                    )
+                )
+            ).all()
         await engine.dispose()
     finally:
         bench.stop()
     lat = sorted((r.recorded_at.timestamp() - sent[r.cause]) * 1000 for r in rows if r.cause in sent)
     q = statistics.quantiles(lat, n=100, method="inclusive") if len(lat) >= 2 else [0.0] * 99
-    return {"offered_per_s": offered, "latency_samples": len(lat), "p50_ms": round(q[49], 1),
-            "p95_ms": round(q[94], 1), "p99_ms": round(q[98], 1)}
+    return {
+        "offered_per_s": offered,
+        "latency_samples": len(lat),
+        "p50_ms": round(q[49], 1),
+        "p95_ms": round(q[94], 1),
+        "p99_ms": round(q[98], 1),
+    }
 
 
 def _table(runs: list[dict[str, Any]], lat: dict[str, Any] | None) -> None:
-    table = Table("orders", "events", "events/s", "orders stage/s", "ledger stage/s", "ceiling/s", "ratio",
-                  "cpu s (orders/ledger/pg/kafka)", title="karya pipeline benchmark", title_justify="left")
+    table = Table(
+        "orders",
+        "events",
+        "events/s",
+        "orders stage/s",
+        "ledger stage/s",
+        "ceiling/s",
+        "ratio",
+        "cpu s (orders/ledger/pg/kafka)",
+        title="karya pipeline benchmark",
+        title_justify="left",
+    )
     for r in runs:
         cpu = r["cpu_s"]
-        table.add_row(f"{r['orders']:,}", f"{r['events']:,}", f"{r['events_per_s']:,.0f}",
-                      f"{r['orders_stage_events_per_s']:,.0f}", f"{r['ledger_stage_events_per_s']:,.0f}",
-                      f"{r.get('ceiling_events_per_s', 0):,.0f}", str(r.get("ratio", "-")),
-                      "/".join(str(cpu.get(k, "-")) for k in ("orders", "ledger", "postgres", "kafka")))
+        table.add_row(
+            f"{r['orders']:,}",
+            f"{r['events']:,}",
+            f"{r['events_per_s']:,.0f}",
+            f"{r['orders_stage_events_per_s']:,.0f}",
+            f"{r['ledger_stage_events_per_s']:,.0f}",
+            f"{r.get('ceiling_events_per_s', 0):,.0f}",
+            str(r.get("ratio", "-")),
+            "/".join(str(cpu.get(k, "-")) for k in ("orders", "ledger", "postgres", "kafka")),
+        )
     console.print(table)
     if lat:
-        console.print(f"latency at {lat['offered_per_s']:,.0f} events/s offered: p50 {lat['p50_ms']} ms, "
-                      f"p95 {lat['p95_ms']} ms, p99 {lat['p99_ms']} ms ({lat['latency_samples']} postings)")
+        console.print(
+            f"latency at {lat['offered_per_s']:,.0f} events/s offered: p50 {lat['p50_ms']} ms, "
+            f"p95 {lat['p95_ms']} ms, p99 {lat['p99_ms']} ms ({lat['latency_samples']} postings)"
+        )
 
 
 def main() -> None:
     """Parse arguments, run the sizes and the latency run, report."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--orders", type=int, nargs="*", default=[10_000, 100_000],
-                        help="sizes (order lifecycles); 1000000 is opt-in")
+    parser.add_argument(
+        "--orders", type=int, nargs="*", default=[10_000, 100_000], help="sizes (order lifecycles); 1000000 is opt-in"
+    )
     parser.add_argument("--offered", type=float, default=2000.0, help="events/s for the latency run")
     parser.add_argument("--latency-seconds", type=float, default=15.0)
     parser.add_argument("--no-latency", action="store_true")
@@ -176,10 +207,16 @@ def main() -> None:
     _table(runs, lat)
     last = runs[-1]
     summary = {
-        "orders": last["orders"], "events": last["events"], "events_per_s": last["events_per_s"],
-        "ceiling_events_per_s": last.get("ceiling_events_per_s"), "ratio": last.get("ratio"),
-        **({k: lat[k] for k in ("p50_ms", "p95_ms", "p99_ms", "offered_per_s")} if lat else
-           {"p50_ms": None, "p95_ms": None, "p99_ms": None, "offered_per_s": None}),
+        "orders": last["orders"],
+        "events": last["events"],
+        "events_per_s": last["events_per_s"],
+        "ceiling_events_per_s": last.get("ceiling_events_per_s"),
+        "ratio": last.get("ratio"),
+        **(
+            {k: lat[k] for k in ("p50_ms", "p95_ms", "p99_ms", "offered_per_s")}
+            if lat
+            else {"p50_ms": None, "p95_ms": None, "p99_ms": None, "offered_per_s": None}
+        ),
         "by_size": {str(r["orders"]): r["events_per_s"] for r in runs},
     }
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field, replace
@@ -106,8 +107,9 @@ async def publish(prefix: str, messages: list[Message], rate: float | None = Non
                 if delay > 0:
                     await asyncio.sleep(delay)
             sent[str(m.envelope.event_id)] = time.time()
-            futures.append(await producer.send(topic_name(m.topic, prefix), m.envelope.to_bytes(),
-                                               key=m.envelope.subject.encode()))
+            futures.append(
+                await producer.send(topic_name(m.topic, prefix), m.envelope.to_bytes(), key=m.envelope.subject.encode())
+            )
             if len(futures) >= 2000:
                 await asyncio.gather(*futures)
                 futures = []
@@ -127,11 +129,19 @@ async def wait_drained(bench: Bench, expected_inbox: int, timeout_s: float) -> N
             if any(p.popen.poll() is not None for p in bench.procs):
                 raise RuntimeError("a service process exited; see the bench logs")
             async with engine.connect() as c:
-                inbox = int((await c.execute(text(
-                    "SELECT (SELECT count(*) FROM orders.inbox) + (SELECT count(*) FROM ledger.inbox)"))).scalar_one())
+                inbox = int(
+                    (
+                        await c.execute(
+                            text("SELECT (SELECT count(*) FROM orders.inbox) + (SELECT count(*) FROM ledger.inbox)")
+                        )
+                    ).scalar_one()
+                )
                 pending = await backlog(c)
-            _, lag = await broker_counts(os.environ["KAFKA_BOOTSTRAP_SERVERS"], bench.prefix,
-                                         [f"{bench.prefix}karya-orders", f"{bench.prefix}karya-ledger"])
+            _, lag = await broker_counts(
+                os.environ["KAFKA_BOOTSTRAP_SERVERS"],
+                bench.prefix,
+                [f"{bench.prefix}karya-orders", f"{bench.prefix}karya-ledger"],
+            )
             state = (inbox, lag, pending)
             if inbox >= expected_inbox and lag == 0 and pending == 0 and state == last:
                 return
@@ -166,8 +176,6 @@ def stack_pids() -> dict[str, list[int]]:
     for name, rel in (("kafka", "kafka/kafka.pid"), ("postgres", "postgres/data/postmaster.pid")):
         path = state_dir() / rel
         if path.exists():
-            try:
+            with contextlib.suppress(ValueError, IndexError):
                 out[name] = [int(path.read_text().split()[0])]
-            except (ValueError, IndexError):
-                pass
     return out

@@ -29,10 +29,22 @@ from services.orders.catalogue import Catalogue, Listing
 
 STATUSES = {
     "tokopedia": {"paid": "220", "shipped": "500", "delivered": "600", "completed": "700", "cancelled": "10"},
-    "shopee": {"unpaid": "UNPAID", "paid": "READY_TO_SHIP", "shipped": "SHIPPED", "delivered": "TO_CONFIRM_RECEIVE",
-               "completed": "COMPLETED", "cancelled": "CANCELLED"},
-    "tiktok_shop": {"unpaid": "UNPAID", "paid": "AWAITING_SHIPMENT", "shipped": "IN_TRANSIT",
-                    "delivered": "DELIVERED", "completed": "COMPLETED", "cancelled": "CANCELLED"},
+    "shopee": {
+        "unpaid": "UNPAID",
+        "paid": "READY_TO_SHIP",
+        "shipped": "SHIPPED",
+        "delivered": "TO_CONFIRM_RECEIVE",
+        "completed": "COMPLETED",
+        "cancelled": "CANCELLED",
+    },
+    "tiktok_shop": {
+        "unpaid": "UNPAID",
+        "paid": "AWAITING_SHIPMENT",
+        "shipped": "IN_TRANSIT",
+        "delivered": "DELIVERED",
+        "completed": "COMPLETED",
+        "cancelled": "CANCELLED",
+    },
 }
 CHANNEL_WEIGHTS = {"shopee": 0.4, "tiktok_shop": 0.35, "tokopedia": 0.25}
 T0 = datetime(2026, 11, 27, 0, 0, tzinfo=UTC)
@@ -78,8 +90,14 @@ def lifecycles(
         order_id = f"{run_id}{n:07d}"
         key = f"{channel}:{listing.shop_id}:{order_id}"
         t = start + timedelta(seconds=n)
-        lines = [OrderLine(channel_product_id=listing.channel_product_id, channel_sku_id=listing.channel_sku_id,
-                           quantity=qty, unit_price=price)]
+        lines = [
+            OrderLine(
+                channel_product_id=listing.channel_product_id,
+                channel_sku_id=listing.channel_sku_id,
+                quantity=qty,
+                unit_price=price,
+            )
+        ]
         gross = qty * price
         roll = rng.random()
         if roll < 0.05 and "unpaid" in STATUSES[channel]:
@@ -91,24 +109,40 @@ def lifecycles(
         out: list[Message] = []
         for step, state in enumerate(path):
             data = OrderStatusChanged(
-                order_key=key, channel=channel, shop_id=listing.shop_id, order_id=order_id,
-                raw_status=STATUSES[channel][state], update_time=t + timedelta(hours=step),
-                lines=lines, gross_amount=gross,
+                order_key=key,
+                channel=channel,
+                shop_id=listing.shop_id,
+                order_id=order_id,
+                raw_status=STATUSES[channel][state],
+                update_time=t + timedelta(hours=step),
+                lines=lines,
+                gross_amount=gross,
             )
             out.append(Message(MARKETPLACE_ORDER_EVENTS, _env(ORDER_STATUS_CHANGED, key, data.model_dump(mode="json"))))
         if path[-1] == "completed":
             fees = _fees(gross, channel)
             tax = pph22(gross)
             settled = SettlementReported(
-                order_key=key, channel=channel, settlement_id=f"S-{order_id}", gross_amount=gross,
-                fees=fees, pph22_withheld=tax, net_payout=gross - sum(f.amount for f in fees) - tax,
+                order_key=key,
+                channel=channel,
+                settlement_id=f"S-{order_id}",
+                gross_amount=gross,
+                fees=fees,
+                pph22_withheld=tax,
+                net_payout=gross - sum(f.amount for f in fees) - tax,
                 settled_at=t + timedelta(days=3),
             )
-            out.append(Message(MARKETPLACE_SETTLEMENTS, _env(SETTLEMENT_REPORTED, key, settled.model_dump(mode="json"))))
+            out.append(
+                Message(MARKETPLACE_SETTLEMENTS, _env(SETTLEMENT_REPORTED, key, settled.model_dump(mode="json")))
+            )
             if rng.random() < 0.05:
                 refund = RefundReported(
-                    order_key=key, channel=channel, refund_id=f"R-{order_id}", amount=max(1, gross // 4),
-                    reason="partial", refunded_at=t + timedelta(days=4),
+                    order_key=key,
+                    channel=channel,
+                    refund_id=f"R-{order_id}",
+                    amount=max(1, gross // 4),
+                    reason="partial",
+                    refunded_at=t + timedelta(days=4),
                 )
                 out.append(Message(MARKETPLACE_SETTLEMENTS, _env(REFUND_REPORTED, key, refund.model_dump(mode="json"))))
         yield out

@@ -67,7 +67,9 @@ class ServiceRuntime:
         # so a router that needs secrets reads them only when the process really serves HTTP.
         self.http_routers: list[APIRouter | Callable[[], APIRouter]] = []
         self.relay = (
-            OutboxRelay(engine=self.engine, schema=schema, bootstrap_servers=kafka.bootstrap_servers, metrics=self.metrics)
+            OutboxRelay(
+                engine=self.engine, schema=schema, bootstrap_servers=kafka.bootstrap_servers, metrics=self.metrics
+            )
             if relay
             else None
         )
@@ -77,8 +79,12 @@ class ServiceRuntime:
     ) -> BatchConsumer:
         """Register a batch consumer; its consumer group is ``karya-<name>``."""
         consumer = BatchConsumer(
-            name=name, schema=self.schema, engine=self.engine, handler=handler,
-            settings=self.kafka, metrics=self.metrics,
+            name=name,
+            schema=self.schema,
+            engine=self.engine,
+            handler=handler,
+            settings=self.kafka,
+            metrics=self.metrics,
         )
         group_id = f"{TOPIC_PREFIX}karya-{name}"
         subscriber = register_batch_consumer(

@@ -49,7 +49,8 @@ def demo(
     seed: int = typer.Option(7, "--seed"),
     timeout_s: float = typer.Option(900, "--timeout", help="Give up waiting for the drain after this long."),
     source: str = typer.Option(
-        "simulator", "--source",
+        "simulator",
+        "--source",
         help="simulator: signed webhooks from the marketplace simulator through the gateway; "
         "direct: canonical events straight into Kafka (no gateway).",
     ),
@@ -80,8 +81,9 @@ def demo(
         for service in services:
             port = gateway_port if service == "gateway" else None
             procs.append(start_service(service, ["karya.cli", "serve", service], env, log_dir, port=port))
-        console.print(f"services started: {', '.join(f'{p.name} (pid {p.pid}, :{p.port})' for p in procs)}; "
-                      f"logs in {log_dir}")
+        console.print(
+            f"services started: {', '.join(f'{p.name} (pid {p.pid}, :{p.port})' for p in procs)}; logs in {log_dir}"
+        )
         asyncio.run(_await_ready(procs))
         if source == "simulator":
             result = asyncio.run(_drive_simulated(prefix, catalogue, orders, seed, procs, sim_port, timeout_s))
@@ -117,7 +119,9 @@ async def _prepare(prefix: str) -> None:
     finally:
         await engine.dispose()
     console.print(f"catalogue: {len(report.new_batches)} batches, {report.units_received} units; {new} split policies")
-    await ensure_topics(os.environ["KAFKA_BOOTSTRAP_SERVERS"], [topic_name(b, prefix) for b in BASE_NAMES], partitions=6)
+    await ensure_topics(
+        os.environ["KAFKA_BOOTSTRAP_SERVERS"], [topic_name(b, prefix) for b in BASE_NAMES], partitions=6
+    )
 
 
 async def _reset_database(admin_url: str, database: str) -> None:
@@ -159,7 +163,12 @@ async def _drive(prefix: str, orders: int, seed: int, procs: list[ServiceProcess
 
 
 async def _drive_simulated(
-    prefix: str, catalogue: Catalogue, orders: int, seed: int, procs: list[ServiceProcess], sim_port: int,
+    prefix: str,
+    catalogue: Catalogue,
+    orders: int,
+    seed: int,
+    procs: list[ServiceProcess],
+    sim_port: int,
     timeout_s: float,
 ) -> dict[str, Any]:
     """Signed webhooks from the simulator through the gateway; wait until everything is processed."""
@@ -207,8 +216,14 @@ async def _results(prefix: str, drained: bool, procs: list[ServiceProcess]) -> d
     finally:
         await engine.dispose()
     dlq, _ = await broker_counts(os.environ["KAFKA_BOOTSTRAP_SERVERS"], prefix, [])
-    counters = {"orders": counters["orders"], "webhooks_sent": 0, "webhooks_rejected": 0, **counters,
-                "dlq_messages": dlq, "drained": drained}
+    counters = {
+        "orders": counters["orders"],
+        "webhooks_sent": 0,
+        "webhooks_rejected": 0,
+        **counters,
+        "dlq_messages": dlq,
+        "drained": drained,
+    }
     return {"counters": counters, "tables": tables}
 
 
@@ -231,8 +246,13 @@ async def _await_ready(procs: list[ServiceProcess], timeout_s: float = 120) -> N
 
 
 async def _wait_drained(
-    prefix: str, progress: Progress, procs: list[ServiceProcess], timeout_s: float, *,
-    min_processed: int = 0, stable_s: float = 2.0,
+    prefix: str,
+    progress: Progress,
+    procs: list[ServiceProcess],
+    timeout_s: float,
+    *,
+    min_processed: int = 0,
+    stable_s: float = 2.0,
 ) -> bool:
     """Until consumer lag and outbox backlog are zero and the inbox counts stopped moving for ``stable_s``."""
     engine = make_engine(os.environ["DATABASE_URL"], pool_size=1)
@@ -250,13 +270,15 @@ async def _wait_drained(
                 processed = (await database_counts(conn))["events_processed"]
                 pending = await backlog(conn)
             _, lag = await broker_counts(os.environ["KAFKA_BOOTSTRAP_SERVERS"], prefix, groups)
-            progress.update(task, completed=processed, description=f"processing: {processed} events, lag {lag}, "
-                                                                    f"outbox {pending}")
+            progress.update(
+                task, completed=processed, description=f"processing: {processed} events, lag {lag}, outbox {pending}"
+            )
             state = (processed, lag + pending)
             if state != last:
                 stable_since = time.monotonic()
-            elif (processed >= min_processed and lag == 0 and pending == 0
-                  and time.monotonic() - stable_since >= stable_s):
+            elif (
+                processed >= min_processed and lag == 0 and pending == 0 and time.monotonic() - stable_since >= stable_s
+            ):
                 return True
             last = state
             await asyncio.sleep(1.0)
@@ -274,12 +296,16 @@ def _print_summary(result: dict[str, Any], procs: list[ServiceProcess]) -> None:
             table.add_row(*(f"{v:,}" if isinstance(v, int) else str(v) for v in row.values()))
         console.print(table)
     c = result["counters"]
-    console.print(f"journal entries {c['journal_entries']:,}; debits {c['trial_balance_debits']:,} = credits "
-                  f"{c['trial_balance_credits']:,}; unbalanced {c['unbalanced_entries']}; dead letters "
-                  f"{c['dlq_messages']}; elapsed {result['elapsed_s']} s")
+    console.print(
+        f"journal entries {c['journal_entries']:,}; debits {c['trial_balance_debits']:,} = credits "
+        f"{c['trial_balance_credits']:,}; unbalanced {c['unbalanced_entries']}; dead letters "
+        f"{c['dlq_messages']}; elapsed {result['elapsed_s']} s"
+    )
     if "simulator" in result:
-        console.print(f"simulator intended: {result['simulator']}; gateway counted: sent {c['webhooks_sent']}, "
-                      f"rejected {c['webhooks_rejected']}")
+        console.print(
+            f"simulator intended: {result['simulator']}; gateway counted: sent {c['webhooks_sent']}, "
+            f"rejected {c['webhooks_rejected']}"
+        )
     for p in procs:
         console.print(f"{p.name}: http://127.0.0.1:{p.port}/readyz  /metrics  (pid {p.pid})")
     console.print("try: karya stock show --json | karya ledger trial-balance | karya ledger verify")

@@ -41,7 +41,9 @@ async def backlog(conn: AsyncConnection) -> int:
     """Unsent outbox rows over all services."""
     total = 0
     for schema in ("orders", "ledger", "gateway"):
-        total += int((await conn.execute(text(f"SELECT count(*) FROM {schema}.outbox WHERE sent_at IS NULL"))).scalar_one())
+        total += int(
+            (await conn.execute(text(f"SELECT count(*) FROM {schema}.outbox WHERE sent_at IS NULL"))).scalar_one()
+        )
     return total
 
 
@@ -50,40 +52,49 @@ async def database_counts(conn: AsyncConnection) -> dict[str, int]:
     q = {
         "orders": "SELECT count(*) FROM orders.orders",
         "events_processed": "SELECT (SELECT count(*) FROM orders.inbox) + (SELECT count(*) FROM ledger.inbox) "
-                            "+ (SELECT count(*) FROM gateway.inbox)",
+        "+ (SELECT count(*) FROM gateway.inbox)",
         "journal_entries": "SELECT count(*) FROM ledger.journal_entries",
         "trial_balance_debits": "SELECT coalesce(sum(amount), 0) FROM ledger.journal_lines WHERE side = 'D'",
         "trial_balance_credits": "SELECT coalesce(sum(amount), 0) FROM ledger.journal_lines WHERE side = 'C'",
         "unbalanced_entries": "SELECT count(*) FROM (SELECT sequence FROM ledger.journal_lines GROUP BY sequence "
-                              "HAVING sum(CASE side WHEN 'D' THEN amount ELSE -amount END) <> 0 OR count(*) < 2) x",
+        "HAVING sum(CASE side WHEN 'D' THEN amount ELSE -amount END) <> 0 OR count(*) < 2) x",
         "duplicate_postings": "SELECT count(*) FROM (SELECT order_key FROM ledger.journal_entries "
-                              "WHERE kind = 'sale_completed' GROUP BY order_key HAVING count(*) > 1) x",
+        "WHERE kind = 'sale_completed' GROUP BY order_key HAVING count(*) > 1) x",
         "posting_conflicts": "SELECT count(*) FROM ledger.posting_conflicts",
         "negative_stock_rows": "SELECT count(*) FROM orders.batch_stock WHERE on_hand < 0 OR soft_reserved < 0 "
-                               "OR allocated < 0 OR quarantined < 0 OR soft_reserved + allocated > on_hand",
+        "OR allocated < 0 OR quarantined < 0 OR soft_reserved + allocated > on_hand",
     }
     return {k: int((await conn.execute(text(sql))).scalar_one()) for k, sql in q.items()}
 
 
 async def summary_tables(conn: AsyncConnection) -> dict[str, list[dict[str, Any]]]:
     """Readable summary: orders by state, stock by workshop, PNBP per lapas, top savings, trial balance."""
+
     async def rows(sql: str) -> list[dict[str, Any]]:
         return [dict(r._mapping) for r in await conn.execute(text(sql))]
 
     return {
         "orders_by_state": await rows(
-            "SELECT coalesce(state, 'parked') AS state, count(*) AS orders FROM orders.orders GROUP BY 1 ORDER BY 2 DESC"),
+            "SELECT coalesce(state, 'parked') AS state, count(*) AS orders FROM orders.orders "
+            "GROUP BY 1 ORDER BY 2 DESC"
+        ),
         "stock_by_workshop": await rows(
-            "SELECT workshop_id, sum(on_hand) AS on_hand, sum(soft_reserved) AS soft_reserved, sum(allocated) AS allocated, "
+            "SELECT workshop_id, sum(on_hand) AS on_hand, sum(soft_reserved) AS soft_reserved, "
+            "sum(allocated) AS allocated, "
             "sum(quarantined) AS quarantined, sum(on_hand - soft_reserved - allocated) AS available "
-            "FROM orders.batch_stock GROUP BY workshop_id ORDER BY workshop_id"),
+            "FROM orders.batch_stock GROUP BY workshop_id ORDER BY workshop_id"
+        ),
         "pnbp_per_lapas": await rows(
             "SELECT split_part(account, ':', 3) AS lapas, credit_total - debit_total AS pnbp_payable "
-            "FROM ledger.account_balances WHERE account LIKE 'liability:pnbp\\_payable:%' ORDER BY 1"),
+            "FROM ledger.account_balances WHERE account LIKE 'liability:pnbp\\_payable:%' ORDER BY 1"
+        ),
         "top_inmate_savings": await rows(
             "SELECT split_part(account, ':', 3) AS inmate, credit_total - debit_total AS savings "
-            "FROM ledger.account_balances WHERE account LIKE 'liability:inmate\\_savings:%' ORDER BY 2 DESC LIMIT 10"),
+            "FROM ledger.account_balances WHERE account LIKE 'liability:inmate\\_savings:%' ORDER BY 2 DESC LIMIT 10"
+        ),
         "trial_balance": await rows(
-            "SELECT split_part(account, ':', 1) AS type, sum(debit_total)::bigint AS debit, sum(credit_total)::bigint AS credit "
-            "FROM ledger.account_balances GROUP BY 1 ORDER BY 1"),
+            "SELECT split_part(account, ':', 1) AS type, sum(debit_total)::bigint AS debit, "
+            "sum(credit_total)::bigint AS credit "
+            "FROM ledger.account_balances GROUP BY 1 ORDER BY 1"
+        ),
     }

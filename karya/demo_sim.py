@@ -30,18 +30,26 @@ def marketplace_env(catalogue: Catalogue, sim_port: int, gateway_port: int) -> d
     sim = f"http://127.0.0.1:{sim_port}"
     stores = sorted({x.shop_id for x in catalogue.listings if x.channel.value == "blibli"})
     return {
-        "KARYA_TOKOPEDIA_API_URL": f"{sim}/tokopedia", "KARYA_TIKTOK_API_URL": f"{sim}/tiktok_shop",
-        "KARYA_SHOPEE_API_URL": f"{sim}/shopee", "KARYA_BLIBLI_API_URL": f"{sim}/blibli",
+        "KARYA_TOKOPEDIA_API_URL": f"{sim}/tokopedia",
+        "KARYA_TIKTOK_API_URL": f"{sim}/tiktok_shop",
+        "KARYA_SHOPEE_API_URL": f"{sim}/shopee",
+        "KARYA_BLIBLI_API_URL": f"{sim}/blibli",
         "KARYA_GATEWAY_PUBLIC_URL": f"http://127.0.0.1:{gateway_port}",
         "KARYA_SIM_GATEWAY_URL": f"http://127.0.0.1:{gateway_port}",
         "KARYA_BLIBLI_STORE_CODES": ",".join(stores),
-        "KARYA_BLIBLI_POLL_INTERVAL_S": "2", "KARYA_BLIBLI_INITIAL_LOOKBACK_S": "3600",
-        "KARYA_BACKSTOP_INTERVAL_S": "5", "KARYA_BACKSTOP_MIN_AGE_S": "15",
+        "KARYA_BLIBLI_POLL_INTERVAL_S": "2",
+        "KARYA_BLIBLI_INITIAL_LOOKBACK_S": "3600",
+        "KARYA_BACKSTOP_INTERVAL_S": "5",
+        "KARYA_BACKSTOP_MIN_AGE_S": "15",
     }
 
 
 async def run_simulated_day(
-    catalogue: Catalogue, sim_port: int, orders: int, seed: int, on_progress: Callable[[int, int], None],
+    catalogue: Catalogue,
+    sim_port: int,
+    orders: int,
+    seed: int,
+    on_progress: Callable[[int, int], None],
     until_drained: Callable[[], Any],
 ) -> dict[str, int]:
     """Serve the marketplace APIs, replay a day of webhooks, keep serving until the pipeline drained."""
@@ -55,8 +63,11 @@ async def run_simulated_day(
             orders=orders, seed=seed, faults=FaultRates(tampered=1, wrong_secret=1), on_progress=on_progress
         )
         await until_drained()
-    return {"sim_webhooks_sent": summary.webhooks_sent, "sim_webhooks_rejected": summary.webhooks_rejected,
-            "sim_unexpected_rejections": summary.unexpected_rejections}
+    return {
+        "sim_webhooks_sent": summary.webhooks_sent,
+        "sim_webhooks_rejected": summary.webhooks_rejected,
+        "sim_unexpected_rejections": summary.unexpected_rejections,
+    }
 
 
 def apply_env(values: dict[str, str]) -> None:

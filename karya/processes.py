@@ -43,8 +43,13 @@ def start_service(
     port = port or free_port()
     with log.open("ab") as fh:
         popen = subprocess.Popen(
-            [sys.executable, "-m", *argv, "--port", str(port)] if "--port" not in argv else [sys.executable, "-m", *argv],
-            env={**os.environ, **env}, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
+            [sys.executable, "-m", *argv, "--port", str(port)]
+            if "--port" not in argv
+            else [sys.executable, "-m", *argv],
+            env={**os.environ, **env},
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     (log_dir / f"{name}.pid").write_text(str(popen.pid))
     return ServiceProcess(name, port, popen, log)

@@ -39,7 +39,9 @@ def render(doc: dict[str, Any]) -> str:
 def drift() -> list[str]:
     """Paths whose committed text differs from the code, plus stray event schemas."""
     files = generated_files()
-    problems = [str(p.relative_to(SCHEMAS_DIR)) for p, doc in files.items() if not p.exists() or p.read_text() != render(doc)]
+    problems = [
+        str(p.relative_to(SCHEMAS_DIR)) for p, doc in files.items() if not p.exists() or p.read_text() != render(doc)
+    ]
     events_dir = SCHEMAS_DIR / "events"
     if events_dir.is_dir():
         problems += [f"stray: {p.name}" for p in events_dir.glob("*.json") if p not in files]

@@ -67,14 +67,10 @@ def tokopedia_error(status: int, code: str, reason: str) -> ChannelError:
 
 def blibli_error(status: int, code: str, message: str) -> ChannelError:
     """Blibli: ``{"success": false, "errorCode": ..., "errorMessage": ..., "content": null}``."""
-    return ChannelError(
-        status, {"success": False, "errorCode": code, "errorMessage": message, "content": None}
-    )
+    return ChannelError(status, {"success": False, "errorCode": code, "errorMessage": message, "content": None})
 
 
-def _int_param(
-    request: Request, name: str, fail: Callable[[str], ChannelError], default: int | None = None
-) -> int:
+def _int_param(request: Request, name: str, fail: Callable[[str], ChannelError], default: int | None = None) -> int:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         if default is not None:
@@ -98,9 +94,7 @@ def _page(items: Sequence[SimOrder], offset: int, size: int) -> tuple[Sequence[S
 
 def create_app(state: SimState, settings: SimSettings, clock: Callable[[], float] = time.time) -> FastAPI:
     """The simulator's FastAPI app: the four channels' seller APIs over ``state``."""
-    app = FastAPI(
-        title="Karya marketplace simulator", docs_url="/_sim/docs", openapi_url="/_sim/openapi.json"
-    )
+    app = FastAPI(title="Karya marketplace simulator", docs_url="/_sim/docs", openapi_url="/_sim/openapi.json")
 
     @app.exception_handler(ChannelError)
     async def _channel_error(request: Request, exc: ChannelError) -> JSONResponse:
@@ -244,9 +238,7 @@ def create_app(state: SimState, settings: SimSettings, clock: Callable[[], float
 
     def tokopedia_auth(request: Request, fs_id: int) -> None:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            token.encode(), settings.tokopedia_api_token.encode()
-        ):
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), settings.tokopedia_api_token.encode()):
             raise tokopedia_error(401, "UNAUTHORIZED", "invalid or missing bearer token")
         if fs_id != settings.tokopedia_fs_id:
             raise tokopedia_error(403, "FORBIDDEN", f"fs_id {fs_id} does not belong to this token")
@@ -315,11 +307,7 @@ def create_app(state: SimState, settings: SimSettings, clock: Callable[[], float
 
         start, end = _int_param(request, "startDate", bad), _int_param(request, "endDate", bad)
         page_no, size = _int_param(request, "page", bad, 0), min(_int_param(request, "size", bad, 50), 100)
-        rows = [
-            row
-            for o in state.updated_between(Channel.BLIBLI, store, start, end)
-            for row in render.blibli_rows(o)
-        ]
+        rows = [row for o in state.updated_between(Channel.BLIBLI, store, start, end) for row in render.blibli_rows(o)]
         content = rows[page_no * size : (page_no + 1) * size]
         meta = {"page": page_no, "size": size, "totalRecords": len(rows)}
         return {"success": True, "errorMessage": None, "content": content, "pageMetaData": meta}

@@ -118,9 +118,7 @@ def _webhooks(channel: Channel, status: str, first: bool) -> tuple[str, ...]:
     return ("status",)
 
 
-def _path(
-    channel: Channel, rng: random.Random, upto: int | None = None, cod: bool = False
-) -> list[StatusSpec]:
+def _path(channel: Channel, rng: random.Random, upto: int | None = None, cod: bool = False) -> list[StatusSpec]:
     steps = PATHS[channel][:upto]
     if cod and channel is Channel.SHOPEE:
         steps = steps[1:]  # cash on delivery: Shopee creates the order ready to ship

@@ -225,9 +225,7 @@ def _pick_lines(
             for sku, n in need.items():
                 budget[sku] -= n
             return tuple(lines)
-    raise ValueError(
-        "the catalogue's stock is too small for this many orders (planned demand per SKU is capped)"
-    )
+    raise ValueError("the catalogue's stock is too small for this many orders (planned demand per SKU is capped)")
 
 
 def plan_day(
@@ -259,9 +257,7 @@ def plan_day(
     channels = _split(orders, mix or DEFAULT_MIX)
     rng.shuffle(channels)
     planned = [_plan_order(i, c, rng, ids, listings, budget, catalogue, day) for i, c in enumerate(channels)]
-    return Plan(
-        seed=seed, orders=tuple(planned), steps=tuple(sorted(_steps(planned, rng, faults), key=Step.sort_key))
-    )
+    return Plan(seed=seed, orders=tuple(planned), steps=tuple(sorted(_steps(planned, rng, faults), key=Step.sort_key)))
 
 
 def _plan_order(
@@ -350,9 +346,7 @@ def _steps(orders: list[PlannedOrder], rng: random.Random, faults: FaultRates) -
                 steps.append(Step(at, 1, o.index, i, k, kind=StepKind.DELIVER, fault=fault))
                 if rng.random() < faults.duplicate:
                     again = at + rng.randint(1, 900)
-                    steps.append(
-                        Step(again, 1, o.index, i, k, seq=1, kind=StepKind.DELIVER, fault="duplicate")
-                    )
+                    steps.append(Step(again, 1, o.index, i, k, seq=1, kind=StepKind.DELIVER, fault="duplicate"))
     bad = ["tampered"] * faults.tampered + ["wrong_secret"] * faults.wrong_secret
     if bad and not deliverable:
         raise ValueError("bad webhook copies requested but the plan has no webhooks")

@@ -168,9 +168,7 @@ def tiktok_refunds(order: SimOrder) -> list[Json]:
     return _refunds(order, as_text=True)
 
 
-def tiktok_webhook(
-    order: SimOrder, kind: str, notification_id: str, timestamp: int, reason: str = ""
-) -> Json:
+def tiktok_webhook(order: SimOrder, kind: str, notification_id: str, timestamp: int, reason: str = "") -> Json:
     """Type 1 (order status) or type 11 (cancellation, ``order_status`` CANCEL) webhook body."""
     data: Json = {"order_id": order.order_id, "order_status": order.status, "update_time": order.update_time}
     if kind == "cancellation":

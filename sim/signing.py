@@ -61,9 +61,7 @@ def shopee_api_signature(
     return hmac_hex(partner_key, f"{partner_id}{path}{timestamp}{shop_id}".encode())
 
 
-def tiktok_api_signature(
-    app_secret: str, app_key: str, path: str, timestamp: int | str, body: bytes = b""
-) -> str:
+def tiktok_api_signature(app_secret: str, app_key: str, path: str, timestamp: int | str, body: bytes = b"") -> str:
     """``sign`` query parameter of a TikTok Shop API call."""
     message = f"{app_secret}{path}app_key{app_key}timestamp{timestamp}".encode() + body + app_secret.encode()
     return hmac_hex(app_secret, message)

@@ -92,9 +92,7 @@ class TrafficSummary:
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready summary: totals first, then per channel."""
         totals = {
-            name: self.total(name)
-            for name in ChannelCounters.__dataclass_fields__
-            if name != "rejected_by_status"
+            name: self.total(name) for name in ChannelCounters.__dataclass_fields__ if name != "rejected_by_status"
         }
         return {
             "seed": self.seed,

@@ -81,9 +81,7 @@ def build_webhook(
         headers["Authorization-Hmac"] = tokopedia_webhook_signature(settings.tokopedia_webhook_secret, body)
     elif channel is Channel.TIKTOK_SHOP:
         body = _compact(render.tiktok_webhook(order, kind, notification_id, timestamp, reason))
-        headers["Authorization"] = tiktok_webhook_signature(
-            settings.tiktok_app_key, settings.tiktok_app_secret, body
-        )
+        headers["Authorization"] = tiktok_webhook_signature(settings.tiktok_app_key, settings.tiktok_app_secret, body)
     else:
         body = _compact(render.shopee_webhook(order, timestamp))
         callback = settings.shopee_callback_url(route)

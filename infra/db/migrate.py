@@ -20,9 +20,7 @@ def alembic_config(url: str) -> Config:
     """An Alembic config pointing at the shared env and the services' version folders."""
     cfg = Config()
     cfg.set_main_option("script_location", str(ROOT / "infra" / "db" / "migrations"))
-    cfg.set_main_option(
-        "version_locations", " ".join(str(p) for p in VERSION_LOCATIONS if p.is_dir())
-    )
+    cfg.set_main_option("version_locations", " ".join(str(p) for p in VERSION_LOCATIONS if p.is_dir()))
     cfg.set_main_option("path_separator", "space")
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg

@@ -20,7 +20,11 @@ MIGRATOR = "karya_migrator"
 SERVICE = "karya_service"
 AUDITOR = "karya_auditor"
 ROLES = (MIGRATOR, SERVICE, AUDITOR)
-PASSWORD_ENV = {MIGRATOR: "KARYA_MIGRATOR_PASSWORD", SERVICE: "KARYA_SERVICE_PASSWORD", AUDITOR: "KARYA_AUDITOR_PASSWORD"}
+PASSWORD_ENV = {
+    MIGRATOR: "KARYA_MIGRATOR_PASSWORD",
+    SERVICE: "KARYA_SERVICE_PASSWORD",
+    AUDITOR: "KARYA_AUDITOR_PASSWORD",
+}
 
 
 @dataclass(frozen=True)
@@ -80,9 +84,7 @@ async def bootstrap_database(admin_url: str, passwords: dict[str, str], database
         await conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
         await conn.execute(f"ALTER SCHEMA public OWNER TO {MIGRATOR}")
         await conn.execute(f"GRANT USAGE ON SCHEMA public TO {SERVICE}, {AUDITOR}")
-        await conn.execute(
-            f"ALTER DEFAULT PRIVILEGES FOR ROLE {MIGRATOR} GRANT SELECT, INSERT ON TABLES TO {SERVICE}"
-        )
+        await conn.execute(f"ALTER DEFAULT PRIVILEGES FOR ROLE {MIGRATOR} GRANT SELECT, INSERT ON TABLES TO {SERVICE}")
         await conn.execute(
             f"ALTER DEFAULT PRIVILEGES FOR ROLE {MIGRATOR} GRANT USAGE, SELECT ON SEQUENCES TO {SERVICE}"
         )

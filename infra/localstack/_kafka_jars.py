@@ -69,9 +69,7 @@ def ensure_jars(version: str, progress: Progress | None = None) -> Path:
             return libs
         mvn = shutil.which("mvn")
         if mvn is None:
-            raise LocalStackError(
-                f"`mvn` is not on PATH (needed once to fetch Kafka jars); install: {INSTALL_HINT}"
-            )
+            raise LocalStackError(f"`mvn` is not on PATH (needed once to fetch Kafka jars); install: {INSTALL_HINT}")
         staging = cache_dir / f"libs.partial-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
         build_log = cache_dir / "mvn.log"
@@ -88,9 +86,7 @@ def ensure_jars(version: str, progress: Progress | None = None) -> Path:
         jars = sorted(p.name for p in staging.glob("*.jar")) if staging.is_dir() else []
         if code != 0 or not any(j.startswith("kafka_2.13-") for j in jars):
             shutil.rmtree(staging, ignore_errors=True)
-            raise LocalStackError(
-                f"maven could not fetch Kafka {version} jars (exit {code}):\n{tail(build_log)}"
-            )
+            raise LocalStackError(f"maven could not fetch Kafka {version} jars (exit {code}):\n{tail(build_log)}")
         shutil.rmtree(libs, ignore_errors=True)
         staging.rename(libs)
         marker.write_text("\n".join(jars) + "\n")

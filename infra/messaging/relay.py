@@ -9,6 +9,7 @@ outbox is active at a time (a PostgreSQL advisory lock), so a second replica wai
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -66,9 +67,7 @@ class OutboxRelay:
         async with self._engine.connect() as lock_conn:
             while not stop.is_set():
                 got = (
-                    await lock_conn.execute(
-                        text("SELECT pg_try_advisory_lock(hashtext(:k))"), {"k": self._lock_key}
-                    )
+                    await lock_conn.execute(text("SELECT pg_try_advisory_lock(hashtext(:k))"), {"k": self._lock_key})
                 ).scalar_one()
                 await lock_conn.commit()
                 if got:
@@ -164,10 +163,7 @@ class OutboxRelay:
         async with self._engine.connect() as conn:
             rows = (
                 await conn.execute(
-                    text(
-                        f"SELECT id, topic FROM {self._schema}.outbox WHERE sent_at IS NULL "
-                        "ORDER BY id LIMIT :n"
-                    ),
+                    text(f"SELECT id, topic FROM {self._schema}.outbox WHERE sent_at IS NULL ORDER BY id LIMIT :n"),
                     {"n": self._batch_size},
                 )
             ).all()
@@ -249,7 +245,5 @@ def _key(raw: Any) -> bytes | None:
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except TimeoutError:
-        pass

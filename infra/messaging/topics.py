@@ -15,6 +15,7 @@ def topic_name(base: str, prefix: str | None = None) -> str:
     """The full name of topic ``base`` under ``prefix`` (default: this process's prefix)."""
     return f"{TOPIC_PREFIX if prefix is None else prefix}{base}"
 
+
 MARKETPLACE_ORDER_EVENTS = topic_name("marketplace.order-events")
 """Canonical marketplace order events from the gateway (keyed by order key); consumed by orders."""
 

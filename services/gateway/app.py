@@ -27,9 +27,7 @@ from services.gateway.webhooks import make_webhook_router
 __all__ = ["SCHEMA", "build_runtime", "webhook_router_factory"]
 
 
-def webhook_router_factory(
-    deps: GatewayDeps, store: DeliveryStore, outcomes: Counter | None = None
-) -> APIRouter:
+def webhook_router_factory(deps: GatewayDeps, store: DeliveryStore, outcomes: Counter | None = None) -> APIRouter:
     """The webhook router; refuses (SystemExit naming the variables) when a secret is missing."""
     try:
         settings = deps.settings
@@ -80,7 +78,9 @@ def build_runtime(
     )
     store = DeliveryStore(runtime.engine, topics.raw_deliveries)
     outcomes = Counter(
-        "karya_gateway_webhooks_total", "Webhook requests by channel and outcome", ["channel", "outcome"],
+        "karya_gateway_webhooks_total",
+        "Webhook requests by channel and outcome",
+        ["channel", "outcome"],
         registry=runtime.metrics.registry,
     )
     runtime.http_routers.append(lambda: webhook_router_factory(deps, store, outcomes))

@@ -65,8 +65,7 @@ STATUS_LABELS: Mapping[str, str] = {
 }
 _GROUPED = re.compile(r"^-?\d{1,3}(\.\d{3})+(,\d+)?$")
 _DECIMAL_COMMA = re.compile(r"^-?\d+,\d+$")
-_DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d", "%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M",
-                 "%d/%m/%Y")
+_DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d", "%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y")
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,8 +215,11 @@ def _row(
     else:
         for column in INVOICE_COLUMNS:
             if values[column] != group.invoice_values[column]:
-                bad(column, f"{values[column]!r} differs from {group.invoice_values[column]!r} "
-                            f"on row {group.first_row} of invoice {invoice}")
+                bad(
+                    column,
+                    f"{values[column]!r} differs from {group.invoice_values[column]!r} "
+                    f"on row {group.first_row} of invoice {invoice}",
+                )
     product = values["ID Produk"] or values["SKU"]
     if not product:
         bad("SKU", "a line needs an ID Produk or a SKU")
@@ -267,14 +269,35 @@ def _invoice(file: str, group: _Group, issues: list[CsvIssue]) -> Invoice | None
         return None
     lines_total = sum(line.quantity * line.unit_price for line in group.lines)
     if group.lines and total != lines_total:
-        issues.append(CsvIssue(file, row, "Total", f"{total} is not the sum of Jumlah × Harga Satuan "
-                                                   f"({lines_total}) of invoice {group.invoice}"))
+        issues.append(
+            CsvIssue(
+                file,
+                row,
+                "Total",
+                f"{total} is not the sum of Jumlah × Harga Satuan ({lines_total}) of invoice {group.invoice}",
+            )
+        )
     if verdict.completion and payout is None:
         issues.append(CsvIssue(file, row, "Dana Diterima", f"a {code} invoice needs the payout"))
     if payout is not None and payout != total - fees - tax:
-        issues.append(CsvIssue(file, row, "Dana Diterima", f"{payout} is not Total − Potongan/Biaya − Pajak "
-                                                           f"= {total - fees - tax}"))
+        issues.append(
+            CsvIssue(
+                file, row, "Dana Diterima", f"{payout} is not Total − Potongan/Biaya − Pajak = {total - fees - tax}"
+            )
+        )
     if len(issues) > before:
         return None
-    return Invoice(group.invoice, code, at, tuple(group.lines), total, shipping, fees, tax, payout, row,
-                   verdict.completion, verdict.state.value)
+    return Invoice(
+        group.invoice,
+        code,
+        at,
+        tuple(group.lines),
+        total,
+        shipping,
+        fees,
+        tax,
+        payout,
+        row,
+        verdict.completion,
+        verdict.state.value,
+    )

@@ -44,12 +44,21 @@ def invoice_emissions(invoice: Invoice, shop_id: str) -> list[Emission]:
     """The canonical events of one invoice (pure)."""
     key = order_key(CHANNEL, shop_id, invoice.invoice)
     status = OrderStatusChanged(
-        order_key=key, channel=CHANNEL, shop_id=shop_id, order_id=invoice.invoice, raw_status=invoice.status,
-        update_time=invoice.at, lines=list(invoice.lines), gross_amount=invoice.total, historical=True,
+        order_key=key,
+        channel=CHANNEL,
+        shop_id=shop_id,
+        order_id=invoice.invoice,
+        raw_status=invoice.status,
+        update_time=invoice.at,
+        lines=list(invoice.lines),
+        gross_amount=invoice.total,
+        historical=True,
     )
     emissions: list[Emission] = [
         StatusEmission(
-            status, invoice.state, invoice.completion,
+            status,
+            invoice.state,
+            invoice.completion,
             key=polled_status_key(CHANNEL, shop_id, invoice.invoice, invoice.status),
         )
     ]
@@ -58,10 +67,14 @@ def invoice_emissions(invoice: Invoice, shop_id: str) -> list[Emission]:
         emissions.append(
             SettlementEmission(
                 SettlementReported(
-                    order_key=key, channel=CHANNEL, settlement_id=f"{CHANNEL}:{invoice.invoice}",
+                    order_key=key,
+                    channel=CHANNEL,
+                    settlement_id=f"{CHANNEL}:{invoice.invoice}",
                     gross_amount=invoice.total,
                     fees=fees,
-                    pph22_withheld=invoice.tax, net_payout=invoice.payout, settled_at=invoice.at,
+                    pph22_withheld=invoice.tax,
+                    net_payout=invoice.payout,
+                    settled_at=invoice.at,
                     historical=True,
                 )
             )

@@ -95,8 +95,13 @@ def api_lines(order: ApiOrder) -> list[OrderLine]:
 def notice_from_api(order: ApiOrder) -> Notice:
     """What an order-detail (or order-list) answer says, as a notice with its lines."""
     return Notice(
-        channel=order.channel, shop_id=order.shop_id, order_id=order.order_id, raw_status=order.raw_status,
-        update_time=order.update_time, lines=tuple(api_lines(order)), gross_amount=order.gross_amount,
+        channel=order.channel,
+        shop_id=order.shop_id,
+        order_id=order.order_id,
+        raw_status=order.raw_status,
+        update_time=order.update_time,
+        lines=tuple(api_lines(order)),
+        gross_amount=order.gross_amount,
     )
 
 
@@ -117,8 +122,12 @@ def merge_api_orders(orders: Sequence[ApiOrder]) -> list[ApiOrder]:
             merged[key] = order
             continue
         merged[key] = ApiOrder(
-            channel=have.channel, shop_id=have.shop_id, order_id=have.order_id, raw_status=have.raw_status,
-            update_time=max(have.update_time, order.update_time), lines=have.lines + order.lines,
+            channel=have.channel,
+            shop_id=have.shop_id,
+            order_id=have.order_id,
+            raw_status=have.raw_status,
+            update_time=max(have.update_time, order.update_time),
+            lines=have.lines + order.lines,
             gross_amount=have.gross_amount + order.gross_amount,
         )
     return list(merged.values())

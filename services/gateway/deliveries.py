@@ -56,8 +56,11 @@ class DeliveryStore:
                         "ON CONFLICT (dedupe_key) DO NOTHING RETURNING delivery_id, received_at"
                     ),
                     {
-                        "channel": channel, "type": webhook_type, "key": keys.dedupe_key,
-                        "order_key": keys.order_key, "body": body,
+                        "channel": channel,
+                        "type": webhook_type,
+                        "key": keys.dedupe_key,
+                        "order_key": keys.order_key,
+                        "body": body,
                         "headers": orjson.dumps(storable_headers(headers)).decode(),
                     },
                 )
@@ -81,8 +84,12 @@ def delivery_event(
     """The ``delivery_received`` payload (validated against its contract)."""
     return DeliveryReceived.model_validate(
         {
-            "delivery_id": delivery_id, "channel": channel, "webhook_type": webhook_type,
-            "dedupe_key": keys.dedupe_key, "order_key": keys.order_key,
-            "body": body.decode("utf-8", errors="replace"), "received_at": received_at,
+            "delivery_id": delivery_id,
+            "channel": channel,
+            "webhook_type": webhook_type,
+            "dedupe_key": keys.dedupe_key,
+            "order_key": keys.order_key,
+            "body": body.decode("utf-8", errors="replace"),
+            "received_at": received_at,
         }
     ).model_dump(mode="json")

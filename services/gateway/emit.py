@@ -128,8 +128,11 @@ async def emit(conn: AsyncConnection, emissions: Sequence[Emission], topics: Gat
 def _envelope(emission: Emission) -> Envelope:
     event_type = ORDER_STATUS_CHANGED if isinstance(emission, StatusEmission) else SETTLEMENT_REPORTED
     return make_envelope(
-        type=event_type, source=SOURCE, subject=emission.event.order_key,
-        data=emission.event.model_dump(mode="json"), causation=emission.causation,
+        type=event_type,
+        source=SOURCE,
+        subject=emission.event.order_key,
+        data=emission.event.model_dump(mode="json"),
+        causation=emission.causation,
     )
 
 
@@ -189,10 +192,7 @@ async def mark_settled(conn: AsyncConnection, order_keys: Iterable[str]) -> None
     keys = sorted(set(order_keys))
     if keys:
         await conn.execute(
-            text(
-                f"UPDATE {SCHEMA}.order_status_seen SET settled = true "
-                "WHERE order_key = ANY(:keys) AND NOT settled"
-            ),
+            text(f"UPDATE {SCHEMA}.order_status_seen SET settled = true WHERE order_key = ANY(:keys) AND NOT settled"),
             {"keys": keys},
         )
 
@@ -214,8 +214,7 @@ class SeenOrder:
 
 
 _SEEN_COLUMNS = (
-    "order_key, channel, shop_id, order_id, raw_status, state, update_time, has_lines, "
-    "completion_reached, settled"
+    "order_key, channel, shop_id, order_id, raw_status, state, update_time, has_lines, completion_reached, settled"
 )
 
 

@@ -81,13 +81,16 @@ class Normaliser:
         seen = await load_seen(conn, {i.notice.order_key for i in items})
         with_lines = {i.notice.order_key for i in items if i.notice.lines}
         details = {
-            i.notice.order_key: i.notice for i in items
-            if not i.notice.lines and i.notice.order_key not in with_lines
+            i.notice.order_key: i.notice
+            for i in items
+            if not i.notice.lines
+            and i.notice.order_key not in with_lines
             and i.verdict.state is not OrderState.CANCELLED
             and not (i.notice.order_key in seen and seen[i.notice.order_key].has_lines)
         }
         settlements = {
-            i.notice.order_key: i.notice for i in items
+            i.notice.order_key: i.notice
+            for i in items
             if i.verdict.completion and not (i.notice.order_key in seen and seen[i.notice.order_key].settled)
         }
         fetched = await self._fetch(details, settlements)
@@ -126,6 +129,7 @@ class Normaliser:
             async def call() -> None:
                 with _refusals(out, key, f"{n.channel} order detail of {key}"):
                     out.details[key] = await self._deps.client(n.channel).order_detail(n.shop_id, n.order_id)
+
             return call
 
         def settlement_of(key: str, n: Notice) -> Callable[[], Awaitable[None]]:
@@ -134,6 +138,7 @@ class Normaliser:
                     found = await self._deps.client(n.channel).settlement(n.shop_id, n.order_id)
                     event = settlement_event(found, n.channel, key) if found is not None else None
                     out.settlements[key] = event
+
             return call
 
         calls = [detail_of(k, n) for k, n in details.items()]

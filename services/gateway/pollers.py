@@ -82,9 +82,7 @@ def polled_emissions(orders: Sequence[ApiOrder]) -> tuple[list[StatusEmission], 
             skipped.append(f"{notice.order_key}: {exc}")
             continue
         key = polled_status_key(order.channel, order.shop_id, order.order_id, order.raw_status)
-        emissions.append(
-            StatusEmission(status_event(notice), verdict.state.value, verdict.completion, key=key)
-        )
+        emissions.append(StatusEmission(status_event(notice), verdict.state.value, verdict.completion, key=key))
     return emissions, skipped
 
 
@@ -100,6 +98,7 @@ async def _settlements(
             event = settlement_event(settlement, client.channel, key) if settlement is not None else None
             if event is not None:
                 found.append(SettlementEmission(event))
+
         return call
 
     await run_bounded([one(*w) for w in wanted], concurrency)
@@ -119,7 +118,8 @@ async def poll_blibli_store(
             )
         ).scalar_one_or_none()
     window = next_window(
-        cursor, now,
+        cursor,
+        now,
         overlap=timedelta(seconds=settings.blibli_poll_overlap_s),
         max_window=timedelta(seconds=settings.blibli_poll_window_max_s),
         lookback=timedelta(seconds=settings.blibli_initial_lookback_s),
@@ -134,7 +134,8 @@ async def poll_blibli_store(
         seen = await load_seen(conn, {s.event.order_key for s in statuses})
     wanted = sorted(
         {
-            (s.event.order_key, s.event.shop_id, s.event.order_id) for s in statuses
+            (s.event.order_key, s.event.shop_id, s.event.order_id)
+            for s in statuses
             if s.completion and not (s.event.order_key in seen and seen[s.event.order_key].settled)
         }
     )
@@ -167,11 +168,10 @@ def backstop_status(seen: SeenOrder, detail: ApiOrder) -> StatusEmission | None:
     # blibli.com statuses are keyed as its order-list poller keys them, so either path publishes them once.
     key = (
         polled_status_key(detail.channel, detail.shop_id, detail.order_id, detail.raw_status)
-        if detail.channel in POLLED_CHANNELS else ""
+        if detail.channel in POLLED_CHANNELS
+        else ""
     )
-    return StatusEmission(
-        status_event(notice_from_api(detail)), verdict.state.value, verdict.completion, key=key
-    )
+    return StatusEmission(status_event(notice_from_api(detail)), verdict.state.value, verdict.completion, key=key)
 
 
 async def _recheck(deps: GatewayDeps, seen: SeenOrder) -> list[Emission]:
@@ -204,6 +204,7 @@ async def backstop_once(engine: AsyncEngine, deps: GatewayDeps, topics: GatewayT
                 results[seen.order_key] = await _recheck(deps, seen)
             except Exception as exc:  # one order's failure must not stop the round; it is re-checked later
                 log.warning("backstop_recheck_failed", order_key=seen.order_key, error=repr(exc)[:300])
+
         return call
 
     await run_bounded([one(c) for c in candidates], settings.api_concurrency)
@@ -217,9 +218,7 @@ async def backstop_once(engine: AsyncEngine, deps: GatewayDeps, topics: GatewayT
     return len(published)
 
 
-async def _every(
-    name: str, interval_s: float, stop: asyncio.Event, work: Callable[[], Awaitable[int]]
-) -> None:
+async def _every(name: str, interval_s: float, stop: asyncio.Event, work: Callable[[], Awaitable[int]]) -> None:
     while not stop.is_set():
         try:
             await work()

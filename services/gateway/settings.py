@@ -96,9 +96,7 @@ def load_settings() -> GatewaySettings:
     except ValidationError as exc:
         errors = [e for e in exc.errors() if e["loc"]]
         missing = sorted({env_name(str(e["loc"][0])) for e in errors if e["type"] in _ABSENT})
-        invalid = sorted(
-            {f"{env_name(str(e['loc'][0]))} ({e['msg']})" for e in errors if e["type"] not in _ABSENT}
-        )
+        invalid = sorted({f"{env_name(str(e['loc'][0]))} ({e['msg']})" for e in errors if e["type"] not in _ABSENT})
         parts = []
         if missing:
             parts.append(f"missing or empty environment variables: {', '.join(missing)}")

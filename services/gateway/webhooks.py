@@ -29,6 +29,7 @@ from services.gateway.signatures import SignatureScheme, shopee_scheme, tiktok_s
 
 log = get_logger(__name__)
 
+
 @dataclass(frozen=True, slots=True)
 class WebhookRoute:
     """One webhook endpoint: its path, channel, webhook type and signature scheme."""
@@ -56,12 +57,14 @@ def webhook_routes(settings: GatewaySettings) -> list[WebhookRoute]:
         _secret(settings.tokopedia_webhook_secret_previous),
     )
     tiktok = tiktok_shop_scheme(
-        settings.tiktok_app_key, settings.tiktok_app_secret.get_secret_value(),
+        settings.tiktok_app_key,
+        settings.tiktok_app_secret.get_secret_value(),
         _secret(settings.tiktok_app_secret_previous),
     )
     shopee_path = "/webhooks/shopee/order-status"
     shopee = shopee_scheme(
-        settings.gateway_public_url.rstrip("/") + shopee_path, settings.shopee_partner_key.get_secret_value(),
+        settings.gateway_public_url.rstrip("/") + shopee_path,
+        settings.shopee_partner_key.get_secret_value(),
         _secret(settings.shopee_partner_key_previous),
     )
     return [
@@ -93,9 +96,7 @@ def _error(status: int, message: str) -> Response:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def make_webhook_router(
-    settings: GatewaySettings, store: DeliveryStore, outcomes: Counter | None = None
-) -> APIRouter:
+def make_webhook_router(settings: GatewaySettings, store: DeliveryStore, outcomes: Counter | None = None) -> APIRouter:
     """The FastAPI router with one POST route per channel and webhook type.
 
     ``outcomes`` (labels channel, outcome) counts every request: accepted, duplicate, bad_signature,
@@ -105,7 +106,10 @@ def make_webhook_router(
     limit = settings.webhook_max_body_bytes
     for route in webhook_routes(settings):
         router.add_api_route(
-            route.path, _endpoint(route, store, limit, outcomes), methods=["POST"], include_in_schema=True,
+            route.path,
+            _endpoint(route, store, limit, outcomes),
+            methods=["POST"],
+            include_in_schema=True,
             summary=f"{route.channel} {route.webhook_type} webhook",
         )
     return router

@@ -113,8 +113,15 @@ def statement_cmd(
         return
     table = Table("seq", "effective", "kind", "order", "debit", "credit", "balance", title=account)
     for r in result["lines"]:
-        table.add_row(str(r["sequence"]), str(r["effective_at"])[:19], r["kind"], r["order_key"] or "",
-                      f"{r['debit']:,}", f"{r['credit']:,}", f"{r['balance']:,}")
+        table.add_row(
+            str(r["sequence"]),
+            str(r["effective_at"])[:19],
+            r["kind"],
+            r["order_key"] or "",
+            f"{r['debit']:,}",
+            f"{r['credit']:,}",
+            f"{r['balance']:,}",
+        )
     _console.print(table)
     typer.echo(f"opening {result['opening_balance']:,}  closing {result['closing_balance']:,}")
 
@@ -128,8 +135,15 @@ def inmate_cmd(inmate_id: str, as_json: bool = typer.Option(False, "--json")) ->
         return
     table = Table("seq", "effective", "kind", "order", "batch", "policy", "amount", title=inmate_id)
     for p in result["postings"]:
-        table.add_row(str(p["sequence"]), str(p["effective_at"])[:19], p["kind"], p["order_key"] or "",
-                      p["batch_id"] or "", p["policy_ref"] or "", f"{p['amount']:,}")
+        table.add_row(
+            str(p["sequence"]),
+            str(p["effective_at"])[:19],
+            p["kind"],
+            p["order_key"] or "",
+            p["batch_id"] or "",
+            p["policy_ref"] or "",
+            f"{p['amount']:,}",
+        )
     _console.print(table)
     typer.echo(f"savings balance {result['savings_balance']:,}; receivable {result['receivable_balance']:,}")
 

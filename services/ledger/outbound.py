@@ -17,12 +17,24 @@ def entry_posted_messages(posted: Sequence[CommittedEntry]) -> list[OutboundMess
     for c in posted:
         e = c.entry
         data = {
-            "sequence": c.sequence, "posting_key": e.posting_key, "kind": e.kind.value, "order_key": e.order_key,
-            "batch_id": e.batch_id, "policy_ref": e.policy_ref, "amount": e.debit_total,
-            "effective_at": e.effective_at, "chain_hash": c.chain_hash,
+            "sequence": c.sequence,
+            "posting_key": e.posting_key,
+            "kind": e.kind.value,
+            "order_key": e.order_key,
+            "batch_id": e.batch_id,
+            "policy_ref": e.policy_ref,
+            "amount": e.debit_total,
+            "effective_at": e.effective_at,
+            "chain_hash": c.chain_hash,
         }
-        messages.append(OutboundMessage.event(
-            LEDGER_ENTRIES, type=ENTRY_POSTED, source="karya/ledger", subject=e.order_key or e.posting_key,
-            data=data, causation=None,
-        ))
+        messages.append(
+            OutboundMessage.event(
+                LEDGER_ENTRIES,
+                type=ENTRY_POSTED,
+                source="karya/ledger",
+                subject=e.order_key or e.posting_key,
+                data=data,
+                causation=None,
+            )
+        )
     return messages

@@ -111,7 +111,9 @@ class LedgerProcessor:
                 self._conflicts.inc()
             source = next((e for e in work if str(e.event_id) == conflict.source_event), None)
             if source is not None:
-                batch.rejections.append((source, f"posting conflict on {conflict.posting_key}: same key, different request"))
+                batch.rejections.append(
+                    (source, f"posting conflict on {conflict.posting_key}: same key, different request")
+                )
         await save_facts(conn, facts.values())
         await park(conn, batch.parked)
         await enqueue(conn, "ledger", entry_posted_messages(result.posted))
@@ -124,8 +126,13 @@ class LedgerProcessor:
         return rejected
 
     async def _plan(
-        self, conn: AsyncConnection, envelope: Envelope, facts: dict[str, OrderFacts],
-        policies: list[SplitPolicy], batch: _Batch, known: dict[str, str],
+        self,
+        conn: AsyncConnection,
+        envelope: Envelope,
+        facts: dict[str, OrderFacts],
+        policies: list[SplitPolicy],
+        batch: _Batch,
+        known: dict[str, str],
     ) -> None:
         source = str(envelope.event_id)
         order = facts.get(envelope.subject)
@@ -184,8 +191,16 @@ def _parked_event(envelope: Envelope) -> InboundEvent:
     ``marketplace.settlements``); partition and offset are -1."""
     key, value = envelope.subject.encode(), envelope.to_bytes()
     record = ConsumerRecord(
-        topic=MARKETPLACE_SETTLEMENTS, partition=-1, offset=-1, timestamp=0, timestamp_type=0, key=key,
-        value=value, checksum=None, serialized_key_size=len(key), serialized_value_size=len(value),
+        topic=MARKETPLACE_SETTLEMENTS,
+        partition=-1,
+        offset=-1,
+        timestamp=0,
+        timestamp_type=0,
+        key=key,
+        value=value,
+        checksum=None,
+        serialized_key_size=len(key),
+        serialized_value_size=len(value),
         headers=[],
     )
     return InboundEvent(envelope, record)

@@ -22,20 +22,29 @@ def _balance(normal_side: str, debit: int, credit: int) -> int:
 async def trial_balance(conn: AsyncConnection, as_of: datetime | None = None) -> list[dict[str, Any]]:
     """Per account: debit, credit and normal-side balance — now (balances table) or as of a time (lines)."""
     if as_of is None:
-        sql = ("SELECT a.code AS account, a.type, a.normal_side, b.debit_total AS debit, b.credit_total AS credit "
-               "FROM ledger.account_balances b JOIN ledger.accounts a ON a.code = b.account ORDER BY a.code")
+        sql = (
+            "SELECT a.code AS account, a.type, a.normal_side, b.debit_total AS debit, b.credit_total AS credit "
+            "FROM ledger.account_balances b JOIN ledger.accounts a ON a.code = b.account ORDER BY a.code"
+        )
         rows = await conn.execute(text(sql))
     else:
-        sql = ("SELECT a.code AS account, a.type, a.normal_side, "
-               "coalesce(sum(l.amount) FILTER (WHERE l.side = 'D'), 0)::bigint AS debit, "
-               "coalesce(sum(l.amount) FILTER (WHERE l.side = 'C'), 0)::bigint AS credit "
-               "FROM ledger.journal_lines l JOIN ledger.journal_entries e USING (sequence) "
-               "JOIN ledger.accounts a ON a.code = l.account WHERE e.effective_at <= :t "
-               "GROUP BY a.code, a.type, a.normal_side ORDER BY a.code")
+        sql = (
+            "SELECT a.code AS account, a.type, a.normal_side, "
+            "coalesce(sum(l.amount) FILTER (WHERE l.side = 'D'), 0)::bigint AS debit, "
+            "coalesce(sum(l.amount) FILTER (WHERE l.side = 'C'), 0)::bigint AS credit "
+            "FROM ledger.journal_lines l JOIN ledger.journal_entries e USING (sequence) "
+            "JOIN ledger.accounts a ON a.code = l.account WHERE e.effective_at <= :t "
+            "GROUP BY a.code, a.type, a.normal_side ORDER BY a.code"
+        )
         rows = await conn.execute(text(sql), {"t": as_of})
     return [
-        {"account": r.account, "type": r.type, "debit": int(r.debit), "credit": int(r.credit),
-         "balance": _balance(r.normal_side, int(r.debit), int(r.credit))}
+        {
+            "account": r.account,
+            "type": r.type,
+            "debit": int(r.debit),
+            "credit": int(r.credit),
+            "balance": _balance(r.normal_side, int(r.debit), int(r.credit)),
+        }
         for r in rows
     ]
 
@@ -48,16 +57,25 @@ async def statement(
     side = info.normal_side.value
     opening = 0
     if start is not None:
-        row = (await conn.execute(
-            text("SELECT coalesce(sum(CASE l.side WHEN 'D' THEN l.amount ELSE -l.amount END), 0) FROM "
-                 "ledger.journal_lines l JOIN ledger.journal_entries e USING (sequence) "
-                 "WHERE l.account = :a AND e.effective_at < :s"), {"a": account, "s": start})).scalar_one()
+        row = (
+            await conn.execute(
+                text(
+                    "SELECT coalesce(sum(CASE l.side WHEN 'D' THEN l.amount ELSE -l.amount END), 0) FROM "
+                    "ledger.journal_lines l JOIN ledger.journal_entries e USING (sequence) "
+                    "WHERE l.account = :a AND e.effective_at < :s"
+                ),
+                {"a": account, "s": start},
+            )
+        ).scalar_one()
         opening = int(row) if side == "D" else -int(row)
     rows = await conn.execute(
-        text("SELECT e.sequence, e.effective_at, e.posting_key, e.kind, e.memo, e.order_key, e.policy_ref, l.side, "
-             "l.amount FROM ledger.journal_lines l JOIN ledger.journal_entries e USING (sequence) WHERE l.account = :a "
-             "AND (CAST(:s AS timestamptz) IS NULL OR e.effective_at >= :s) "
-             "AND (CAST(:t AS timestamptz) IS NULL OR e.effective_at < :t) ORDER BY e.effective_at, e.sequence, l.line_no"),
+        text(
+            "SELECT e.sequence, e.effective_at, e.posting_key, e.kind, e.memo, e.order_key, e.policy_ref, l.side, "
+            "l.amount FROM ledger.journal_lines l JOIN ledger.journal_entries e USING (sequence) WHERE l.account = :a "
+            "AND (CAST(:s AS timestamptz) IS NULL OR e.effective_at >= :s) "
+            "AND (CAST(:t AS timestamptz) IS NULL OR e.effective_at < :t) "
+            "ORDER BY e.effective_at, e.sequence, l.line_no"
+        ),
         {"a": account, "s": start, "t": end},
     )
     running = opening
@@ -65,30 +83,69 @@ async def statement(
     for r in rows:
         signed = r.amount if r.side == side else -r.amount
         running += signed
-        lines.append({"sequence": r.sequence, "effective_at": r.effective_at, "posting_key": r.posting_key,
-                      "kind": r.kind, "memo": r.memo, "order_key": r.order_key, "policy_ref": r.policy_ref,
-                      "debit": r.amount if r.side == "D" else 0, "credit": r.amount if r.side == "C" else 0,
-                      "balance": running})
-    return {"account": account, "normal_side": side, "opening_balance": opening, "lines": lines,
-            "closing_balance": running}
+        lines.append(
+            {
+                "sequence": r.sequence,
+                "effective_at": r.effective_at,
+                "posting_key": r.posting_key,
+                "kind": r.kind,
+                "memo": r.memo,
+                "order_key": r.order_key,
+                "policy_ref": r.policy_ref,
+                "debit": r.amount if r.side == "D" else 0,
+                "credit": r.amount if r.side == "C" else 0,
+                "balance": running,
+            }
+        )
+    return {
+        "account": account,
+        "normal_side": side,
+        "opening_balance": opening,
+        "lines": lines,
+        "closing_balance": running,
+    }
 
 
 async def inmate_savings(conn: AsyncConnection, inmate_id: str) -> dict[str, Any]:
     """Savings balance of one inmate (pseudonym) and every posting behind it: order, batch, policy version."""
     account = accounts.inmate_savings(inmate_id)
     receivable = accounts.inmate_receivable(inmate_id)
-    balances = {r.account: _balance(r.normal_side, int(r.debit_total), int(r.credit_total)) for r in await conn.execute(
-        text("SELECT b.account, a.normal_side, b.debit_total, b.credit_total FROM ledger.account_balances b "
-             "JOIN ledger.accounts a ON a.code = b.account WHERE b.account = ANY(:a)"), {"a": [account, receivable]})}
+    balances = {
+        r.account: _balance(r.normal_side, int(r.debit_total), int(r.credit_total))
+        for r in await conn.execute(
+            text(
+                "SELECT b.account, a.normal_side, b.debit_total, b.credit_total FROM ledger.account_balances b "
+                "JOIN ledger.accounts a ON a.code = b.account WHERE b.account = ANY(:a)"
+            ),
+            {"a": [account, receivable]},
+        )
+    }
     rows = await conn.execute(
-        text("SELECT e.sequence, e.effective_at, e.kind, e.order_key, e.batch_id, e.policy_ref, l.side, l.amount "
-             "FROM ledger.journal_lines l JOIN ledger.journal_entries e USING (sequence) WHERE l.account = :a "
-             "ORDER BY e.sequence, l.line_no"), {"a": account})
-    postings = [{"sequence": r.sequence, "effective_at": r.effective_at, "kind": r.kind, "order_key": r.order_key,
-                 "batch_id": r.batch_id, "policy_ref": r.policy_ref,
-                 "amount": r.amount if r.side == "C" else -r.amount} for r in rows]
-    return {"inmate_id": inmate_id, "savings_balance": balances.get(account, 0),
-            "receivable_balance": balances.get(receivable, 0), "postings": postings}
+        text(
+            "SELECT e.sequence, e.effective_at, e.kind, e.order_key, e.batch_id, e.policy_ref, l.side, l.amount "
+            "FROM ledger.journal_lines l JOIN ledger.journal_entries e USING (sequence) WHERE l.account = :a "
+            "ORDER BY e.sequence, l.line_no"
+        ),
+        {"a": account},
+    )
+    postings = [
+        {
+            "sequence": r.sequence,
+            "effective_at": r.effective_at,
+            "kind": r.kind,
+            "order_key": r.order_key,
+            "batch_id": r.batch_id,
+            "policy_ref": r.policy_ref,
+            "amount": r.amount if r.side == "C" else -r.amount,
+        }
+        for r in rows
+    ]
+    return {
+        "inmate_id": inmate_id,
+        "savings_balance": balances.get(account, 0),
+        "receivable_balance": balances.get(receivable, 0),
+        "postings": postings,
+    }
 
 
 @dataclass(frozen=True)
@@ -104,23 +161,41 @@ class Verification:
 async def _committed(conn: AsyncConnection, chunk: int = 5000) -> AsyncIterator[tuple[CommittedEntry, str, str]]:
     last = 0
     while True:
-        entries = (await conn.execute(
-            text("SELECT * FROM ledger.journal_entries WHERE sequence > :s ORDER BY sequence LIMIT :n"),
-            {"s": last, "n": chunk})).all()
+        entries = (
+            await conn.execute(
+                text("SELECT * FROM ledger.journal_entries WHERE sequence > :s ORDER BY sequence LIMIT :n"),
+                {"s": last, "n": chunk},
+            )
+        ).all()
         if not entries:
             return
         lines: dict[int, list[Line]] = {}
         for r in await conn.execute(
-            text("SELECT sequence, account, side, amount FROM ledger.journal_lines WHERE sequence BETWEEN :a AND :b "
-                 "ORDER BY sequence, line_no"), {"a": entries[0].sequence, "b": entries[-1].sequence}):
+            text(
+                "SELECT sequence, account, side, amount FROM ledger.journal_lines WHERE sequence BETWEEN :a AND :b "
+                "ORDER BY sequence, line_no"
+            ),
+            {"a": entries[0].sequence, "b": entries[-1].sequence},
+        ):
             lines.setdefault(r.sequence, []).append(Line(r.account, accounts.Side(r.side), int(r.amount)))
         for e in entries:
             entry = JournalEntry(
-                posting_key=e.posting_key, request_hash=e.request_hash, kind=EntryKind(e.kind), memo=e.memo,
-                effective_at=e.effective_at, lines=tuple(lines.get(e.sequence, ())), policy_ref=e.policy_ref,
-                reverses=e.reverses, order_key=e.order_key, batch_id=e.batch_id,
+                posting_key=e.posting_key,
+                request_hash=e.request_hash,
+                kind=EntryKind(e.kind),
+                memo=e.memo,
+                effective_at=e.effective_at,
+                lines=tuple(lines.get(e.sequence, ())),
+                policy_ref=e.policy_ref,
+                reverses=e.reverses,
+                order_key=e.order_key,
+                batch_id=e.batch_id,
             )
-            yield CommittedEntry(e.sequence, entry, e.recorded_at, e.source_event, e.chain_hash), e.prev_hash, e.chain_hash
+            yield (
+                CommittedEntry(e.sequence, entry, e.recorded_at, e.source_event, e.chain_hash),
+                e.prev_hash,
+                e.chain_hash,
+            )
         last = entries[-1].sequence
 
 
@@ -138,9 +213,13 @@ async def verify_chain(conn: AsyncConnection) -> Verification:
             return Verification(count, expected_prev, seq, f"entry {committed.entry.posting_key} does not balance")
         recomputed = chain_hash(expected_prev, committed)
         if prev_hash != expected_prev or recomputed != stored:
-            return Verification(count, expected_prev, seq,
-                                f"entry {seq} ({committed.entry.posting_key}) does not match its hash: altered "
-                                "after posting, or a link before it was")
+            return Verification(
+                count,
+                expected_prev,
+                seq,
+                f"entry {seq} ({committed.entry.posting_key}) does not match its hash: altered "
+                "after posting, or a link before it was",
+            )
         expected_prev, expected_seq = stored, seq + 1
     head = (await conn.execute(text("SELECT sequence, hash FROM ledger.chain_head"))).one()
     if head.hash != expected_prev or head.sequence != expected_seq - 1:

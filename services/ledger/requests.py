@@ -31,8 +31,12 @@ def completion_request(data: dict[str, Any]) -> CompletionRequest:
         completed_at=event.update_time,
         allocations=tuple(
             BatchAllocation(
-                batch_id=a.batch_id, sku=a.sku, quantity=a.quantity, unit_price=a.unit_price,
-                unit_material_cost=a.unit_material_cost, supplier_id=a.supplier_id,
+                batch_id=a.batch_id,
+                sku=a.sku,
+                quantity=a.quantity,
+                unit_price=a.unit_price,
+                unit_material_cost=a.unit_material_cost,
+                supplier_id=a.supplier_id,
                 work_group=tuple(WorkMember(w.inmate_id, w.work_share) for w in a.work_group),
             )
             for a in event.allocations
@@ -47,8 +51,13 @@ def settlement_request(data: dict[str, Any], ref: OrderRef) -> SettlementRequest
     for fee in event.fees:
         fees[fee.fee_type] = fees.get(fee.fee_type, 0) + fee.amount
     return SettlementRequest(
-        order=ref, settlement_id=event.settlement_id, gross=event.gross_amount, fees=fees,
-        pph22_withheld=event.pph22_withheld, net_payout=event.net_payout, settled_at=event.settled_at,
+        order=ref,
+        settlement_id=event.settlement_id,
+        gross=event.gross_amount,
+        fees=fees,
+        pph22_withheld=event.pph22_withheld,
+        net_payout=event.net_payout,
+        settled_at=event.settled_at,
     )
 
 

@@ -21,7 +21,9 @@ from services.orders.catalogue import CatalogueError, load_catalogue
 from services.orders.inspection import Verdict, inspect_quarantine
 from services.orders.queries import order_detail
 
-catalogue_app = typer.Typer(help="Product catalogue (lapas, workshops, products, listings, batches).", no_args_is_help=True)
+catalogue_app = typer.Typer(
+    help="Product catalogue (lapas, workshops, products, listings, batches).", no_args_is_help=True
+)
 stock_app = typer.Typer(help="Workshop stock.", no_args_is_help=True)
 orders_app = typer.Typer(help="Orders.", no_args_is_help=True)
 _console = Console()
@@ -68,8 +70,11 @@ def stock_show(sku: str | None = typer.Argument(None), as_json: bool = typer.Opt
         return
     table = Table("sku", "workshop", "on_hand", "soft_reserved", "allocated", "quarantined", "available")
     for r in rows:
-        table.add_row(r["sku"], r["workshop_id"], *(str(r[c]) for c in
-                      ("on_hand", "soft_reserved", "allocated", "quarantined", "available")))
+        table.add_row(
+            r["sku"],
+            r["workshop_id"],
+            *(str(r[c]) for c in ("on_hand", "soft_reserved", "allocated", "quarantined", "available")),
+        )
     _console.print(table)
 
 
@@ -135,11 +140,16 @@ def orders_return_received(
         raise typer.Exit(2)
     when = datetime.fromisoformat(at) if at else datetime.now(UTC)
     data = OrderStatusChanged(
-        order_key=order_key, channel=parts[0], shop_id=parts[1], order_id=parts[2],
-        raw_status="KARYA_RETURN_RECEIVED", update_time=when if when.tzinfo else when.replace(tzinfo=UTC),
+        order_key=order_key,
+        channel=parts[0],
+        shop_id=parts[1],
+        order_id=parts[2],
+        raw_status="KARYA_RETURN_RECEIVED",
+        update_time=when if when.tzinfo else when.replace(tzinfo=UTC),
     )
-    envelope = make_envelope(type=ORDER_STATUS_CHANGED, source="karya/ops", subject=order_key,
-                             data=data.model_dump(mode="json"))
+    envelope = make_envelope(
+        type=ORDER_STATUS_CHANGED, source="karya/ops", subject=order_key, data=data.model_dump(mode="json")
+    )
 
     async def send() -> None:
         producer = make_producer(kafka_settings().bootstrap_servers, "karya-ops")

@@ -77,7 +77,11 @@ class OrderEventProcessor:
             return rejections
         listings = await resolve_listings(
             conn,
-            {(d.channel, d.shop_id, ln.channel_product_id, ln.channel_sku_id or "") for _, d in parsed for ln in d.lines},
+            {
+                (d.channel, d.shop_id, ln.channel_product_id, ln.channel_sku_id or "")
+                for _, d in parsed
+                for ln in d.lines
+            },
         )
         orders = await load_orders(conn, {d.order_key for _, d in parsed})
         touched: dict[str, _Touched] = {}
@@ -87,7 +91,12 @@ class OrderEventProcessor:
             order = orders.get(data.order_key)
             if order is None:
                 order = orders[data.order_key] = OrderRow(
-                    data.order_key, data.channel, data.shop_id, data.order_id, None, is_new=True,
+                    data.order_key,
+                    data.channel,
+                    data.shop_id,
+                    data.order_id,
+                    None,
+                    is_new=True,
                     historical=data.historical,
                 )
             work = touched.setdefault(
@@ -112,7 +121,9 @@ class OrderEventProcessor:
         await save_orders(conn, [w.order for w in ordered])
         await append_history(conn, history)
         await stock.flush(conn)
-        await save_reservations(conn, [(w.order.order_key, w.order.reservation) for w in ordered if w.order.reservation])
+        await save_reservations(
+            conn, [(w.order.order_key, w.order.reservation) for w in ordered if w.order.reservation]
+        )
         out.availability(await stock.availability(conn))
         await out.flush(conn)
         return rejections
@@ -148,8 +159,14 @@ class OrderEventProcessor:
         transition = decide(before, StatusUpdate(state, data.update_time))
         history.append(
             HistoryRow(
-                data.order_key, before.state.value if before else None, transition.to_state.value, state.value,
-                data.raw_status, data.update_time, transition.reason.value, event.envelope.event_id,
+                data.order_key,
+                before.state.value if before else None,
+                transition.to_state.value,
+                state.value,
+                data.raw_status,
+                data.update_time,
+                transition.reason.value,
+                event.envelope.event_id,
             )
         )
         order.snapshot = transition.snapshot
@@ -161,8 +178,11 @@ class OrderEventProcessor:
     def _reserve_new(self, stock: StockWork, ordered: list[_Touched], out: Outbound) -> None:
         """Allocate, in arrival order, every order that needs units held and holds none."""
         needing = [
-            w for w in ordered
-            if w.order.snapshot is not None and not w.order.historical and w.order.reservation is None
+            w
+            for w in ordered
+            if w.order.snapshot is not None
+            and not w.order.historical
+            and w.order.reservation is None
             and StockStage.SOFT <= w.order.snapshot.stock_stage <= StockStage.QUARANTINED
         ]
         outcomes = stock.allocate([w.order for w in needing])
@@ -179,7 +199,10 @@ class OrderEventProcessor:
             if target is StockStage.SOFT:
                 expires = soft_reservation_expiry(Channel(order.channel), order.snapshot.update_time, self._windows)
             order.reservation = Reservation(
-                stock.new_reservation_id(), "soft" if target is StockStage.SOFT else "hard", expires, outcome,
+                stock.new_reservation_id(),
+                "soft" if target is StockStage.SOFT else "hard",
+                expires,
+                outcome,
                 is_new=True,
             )
             stock.move(order, StockStage.NONE, target, work.last_event, fresh=True)

@@ -58,8 +58,9 @@ async def inspect_quarantine(
         {"s": status, "n": note, "i": quarantine_id},
     )
     if verdict is Verdict.RESTOCK:
-        sku = (await conn.execute(
-            text("SELECT sku FROM orders.batch_stock WHERE batch_id = :b"), {"b": row.batch_id})).scalar_one()
+        sku = (
+            await conn.execute(text("SELECT sku FROM orders.batch_stock WHERE batch_id = :b"), {"b": row.batch_id})
+        ).scalar_one()
         out = Outbound()
         workshops = [(r["workshop_id"], r["available"]) for r in await stock_by_workshop(conn, sku)]
         out.availability({sku: workshops})

@@ -46,7 +46,9 @@ class Outbound:
     def _ref(order: OrderRow, raw_status: str | None = None, update_time: datetime | None = None) -> dict[str, Any]:
         assert order.snapshot is not None
         return {
-            "order_key": order.order_key, "channel": order.channel, "lapas_id": order.lapas_id,
+            "order_key": order.order_key,
+            "channel": order.channel,
+            "lapas_id": order.lapas_id,
             "raw_status": raw_status or order.snapshot.state.value,
             "update_time": update_time or order.snapshot.update_time,
         }
@@ -61,14 +63,20 @@ class Outbound:
             b = info[a.batch_id]
             group = self._group_cache.get(a.batch_id)
             if group is None:
-                group = self._group_cache[a.batch_id] = [
-                    {"inmate_id": i, "work_share": s} for i, s in b.work_group
-                ]
-            out.append({
-                "batch_id": a.batch_id, "sku": a.sku, "workshop_id": a.workshop_id, "lapas_id": b.lapas_id,
-                "quantity": a.quantity, "unit_price": price.get(a.sku, 0), "unit_material_cost": b.unit_material_cost,
-                "supplier_id": b.supplier_id, "work_group": group,
-            })
+                group = self._group_cache[a.batch_id] = [{"inmate_id": i, "work_share": s} for i, s in b.work_group]
+            out.append(
+                {
+                    "batch_id": a.batch_id,
+                    "sku": a.sku,
+                    "workshop_id": a.workshop_id,
+                    "lapas_id": b.lapas_id,
+                    "quantity": a.quantity,
+                    "unit_price": price.get(a.sku, 0),
+                    "unit_material_cost": b.unit_material_cost,
+                    "supplier_id": b.supplier_id,
+                    "work_group": group,
+                }
+            )
         return out
 
     def reservation_confirmed(self, order: OrderRow, info: dict[str, BatchInfo]) -> None:
@@ -76,8 +84,10 @@ class Outbound:
         res = order.reservation
         assert res is not None
         data = {
-            **self._ref(order), "reservation_id": res.reservation_id,
-            "hold": "soft" if res.state == "soft" else "hard", "expires_at": res.expires_at,
+            **self._ref(order),
+            "reservation_id": res.reservation_id,
+            "hold": "soft" if res.state == "soft" else "hard",
+            "expires_at": res.expires_at,
             "allocations": self.allocations(order, res.allocations, info),
         }
         self._emit(ORDERS_EVENTS, ev.RESERVATION_CONFIRMED, order.order_key, data, self._causes.get(order.order_key))
@@ -91,17 +101,30 @@ class Outbound:
         self, order_key: str, res: Reservation, how: str, info: dict[str, BatchInfo], order: OrderRow | None = None
     ) -> None:
         """A hold was released (cancellation) or expired (unpaid)."""
-        ref = self._ref(order) if order and order.snapshot else {
-            "order_key": order_key, "channel": order_key.split(":", 1)[0],
-            "lapas_id": next((info[a.batch_id].lapas_id for a in res.allocations if a.batch_id in info), None),
-            "raw_status": "expired", "update_time": res.expires_at,
+        ref = (
+            self._ref(order)
+            if order and order.snapshot
+            else {
+                "order_key": order_key,
+                "channel": order_key.split(":", 1)[0],
+                "lapas_id": next((info[a.batch_id].lapas_id for a in res.allocations if a.batch_id in info), None),
+                "raw_status": "expired",
+                "update_time": res.expires_at,
+            }
+        )
+        data = {
+            **ref,
+            "reservation_id": res.reservation_id,
+            "allocations": self.allocations(order, res.allocations, info),
         }
-        data = {**ref, "reservation_id": res.reservation_id, "allocations": self.allocations(order, res.allocations, info)}
         type_name = ev.RESERVATION_RELEASED if how == "released" else ev.RESERVATION_EXPIRED
         self._emit(ORDERS_EVENTS, type_name, order_key, data, self._causes.get(order_key))
 
     def lifecycle(
-        self, order: OrderRow, applied: Sequence[tuple[InboundEvent, OrderStatusChanged, str]], info: dict[str, BatchInfo]
+        self,
+        order: OrderRow,
+        applied: Sequence[tuple[InboundEvent, OrderStatusChanged, str]],
+        info: dict[str, BatchInfo],
     ) -> None:
         """One event per lifecycle state the order reached in this batch."""
         held = order.reservation.allocations if order.reservation else []
@@ -110,8 +133,12 @@ class Outbound:
             if state in _LIFECYCLE:
                 self._emit(ORDERS_EVENTS, _LIFECYCLE[state], order.order_key, {**ref, "state": state}, event.envelope)
             elif state == "completed":
-                payload = {**ref, "gross_amount": order.gross_amount or 0,
-                           "allocations": self.allocations(order, held, info), "historical": order.historical}
+                payload = {
+                    **ref,
+                    "gross_amount": order.gross_amount or 0,
+                    "allocations": self.allocations(order, held, info),
+                    "historical": order.historical,
+                }
                 self._emit(ORDERS_EVENTS, ev.ORDER_COMPLETED, order.order_key, payload, event.envelope)
             elif state == "returned":
                 payload = {**ref, "allocations": self.allocations(order, held, info)}
@@ -121,7 +148,8 @@ class Outbound:
         """Available-to-sell per SKU (keyed by SKU) for channel stock sync."""
         for sku, workshops in per_sku.items():
             data = {
-                "sku": sku, "available": sum(max(a, 0) for _, a in workshops),
+                "sku": sku,
+                "available": sum(max(a, 0) for _, a in workshops),
                 "workshops": [{"workshop_id": w, "available": max(a, 0)} for w, a in workshops],
             }
             self._emit(ORDERS_STOCK_AVAILABILITY, ev.STOCK_AVAILABILITY_CHANGED, sku, data, None)

@@ -37,8 +37,11 @@ from services.orders.domain.lifecycle import StockStage, stage_movements
 from services.orders.domain.stock import MovementKind, StockCounters, apply_movement
 
 _STATE_AT = {
-    StockStage.SOFT: "soft", StockStage.HARD: "hard", StockStage.CONSUMED: "consumed",
-    StockStage.QUARANTINED: "consumed", StockStage.RELEASED: "released",
+    StockStage.SOFT: "soft",
+    StockStage.HARD: "hard",
+    StockStage.CONSUMED: "consumed",
+    StockStage.QUARANTINED: "consumed",
+    StockStage.RELEASED: "released",
 }
 
 
@@ -66,7 +69,9 @@ class StockWork:
         skus = {ln.sku for o in orders for ln in o.lines}
         skus |= {a.sku for o in orders if o.reservation for a in o.reservation.allocations}
         mine = {o.order_key for o in orders}
-        due = [(k, r) for k, r in await claim_due_soft_reservations(conn, now, None if sweep else skus) if k not in mine]
+        due = [
+            (k, r) for k, r in await claim_due_soft_reservations(conn, now, None if sweep else skus) if k not in mine
+        ]
         skus |= {a.sku for _, r in due for a in r.allocations}
         for row in await lock_batch_stock(conn, skus):
             self._counters[row.batch_id] = StockCounters(row.on_hand, row.soft_reserved, row.allocated, row.quarantined)
@@ -127,9 +132,7 @@ class StockWork:
         for kind in stage_movements(frm, to):
             self._plan(res.allocations, kind, order.order_key, event, f"order {state}")
             if kind is MovementKind.RETURN_TO_QUARANTINE:
-                self.quarantine += [
-                    {"k": order.order_key, "b": a.batch_id, "q": a.quantity} for a in res.allocations
-                ]
+                self.quarantine += [{"k": order.order_key, "b": a.batch_id, "q": a.quantity} for a in res.allocations]
         if to in _STATE_AT:
             res.state = _STATE_AT[to]
             res.changed = res.changed or not fresh
@@ -153,21 +156,30 @@ class StockWork:
             )
         if self.expired:
             await conn.execute(
-                text("UPDATE orders.reservations SET state = 'expired', updated_at = now() "
-                     "WHERE reservation_id = ANY(:ids)"),
+                text(
+                    "UPDATE orders.reservations SET state = 'expired', updated_at = now() "
+                    "WHERE reservation_id = ANY(:ids)"
+                ),
                 {"ids": [r.reservation_id for _, r in self.expired]},
             )
 
     async def availability(self, conn: AsyncConnection) -> dict[str, list[tuple[str, int]]]:
         """Available units per workshop of every SKU whose availability this batch changed."""
-        skus = sorted({self._meta[m.batch_id].sku for m in self.movements if m.delta.on_hand or m.delta.soft_reserved
-                       or m.delta.allocated})
+        skus = sorted(
+            {
+                self._meta[m.batch_id].sku
+                for m in self.movements
+                if m.delta.on_hand or m.delta.soft_reserved or m.delta.allocated
+            }
+        )
         if not skus:
             return {}
         out: dict[str, list[tuple[str, int]]] = defaultdict(list)
         for r in await conn.execute(
-            text("SELECT sku, workshop_id, sum(on_hand - soft_reserved - allocated)::int AS available "
-                 "FROM orders.batch_stock WHERE sku = ANY(:skus) GROUP BY sku, workshop_id ORDER BY sku, workshop_id"),
+            text(
+                "SELECT sku, workshop_id, sum(on_hand - soft_reserved - allocated)::int AS available "
+                "FROM orders.batch_stock WHERE sku = ANY(:skus) GROUP BY sku, workshop_id ORDER BY sku, workshop_id"
+            ),
             {"skus": skus},
         ):
             out[r.sku].append((r.workshop_id, r.available))

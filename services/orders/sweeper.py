@@ -7,6 +7,7 @@ at once; the sweeper covers SKUs nobody is ordering.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -44,7 +45,5 @@ async def run_sweeper(engine: AsyncEngine, stop: asyncio.Event, interval_s: floa
             await sweep_expired(engine, cache)
         except Exception:
             log.exception("sweep_failed")
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval_s)
-        except TimeoutError:
-            pass

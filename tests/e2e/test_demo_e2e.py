@@ -43,13 +43,21 @@ async def test_demo_once_counts_are_consistent_and_savings_recompute(services: S
     urls = role_urls(services.admin_url, passwords, database)
     admin = make_url(services.admin_url).set(database=database).render_as_string(hide_password=False)
     env = {
-        **os.environ, "KAFKA_BOOTSTRAP_SERVERS": services.kafka_bootstrap, "KARYA_DB_ADMIN_URL": admin,
-        "DATABASE_URL": urls.service, "KARYA_MIGRATOR_URL": urls.migrator, "KARYA_AUDITOR_URL": urls.auditor,
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": services.kafka_bootstrap,
+        "KARYA_DB_ADMIN_URL": admin,
+        "DATABASE_URL": urls.service,
+        "KARYA_MIGRATOR_URL": urls.migrator,
+        "KARYA_AUDITOR_URL": urls.auditor,
         **{PASSWORD_ENV[r]: passwords[r] for r in ROLES},
     }
     done = subprocess.run(
         [sys.executable, "-m", "karya.cli", "demo", "--orders", "150", "--once", "--timeout", "300"],
-        env=env, cwd=ROOT, capture_output=True, text=True, timeout=600,
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     counters = json.loads(done.stdout.strip().splitlines()[-1])
@@ -59,7 +67,13 @@ async def test_demo_once_counts_are_consistent_and_savings_recompute(services: S
     assert counters["trial_balance_debits"] == counters["trial_balance_credits"] > 0
     assert counters["webhooks_sent"] > counters["orders"]
     assert counters["webhooks_rejected"] == 2, "exactly the tampered and the wrong-secret copies are refused"
-    for zero in ("unbalanced_entries", "duplicate_postings", "posting_conflicts", "negative_stock_rows", "dlq_messages"):
+    for zero in (
+        "unbalanced_entries",
+        "duplicate_postings",
+        "posting_conflicts",
+        "negative_stock_rows",
+        "dlq_messages",
+    ):
         assert counters[zero] == 0, zero
 
     # Independent recomputation of every inmate's savings from the policies and the batches sold.
@@ -67,25 +81,53 @@ async def test_demo_once_counts_are_consistent_and_savings_recompute(services: S
     engine = make_engine(urls.auditor)
     try:
         async with engine.connect() as conn:
-            distributions = (await conn.execute(text(
-                "SELECT e.order_key, e.batch_id, e.policy_ref, l.account, l.amount FROM ledger.journal_entries e "
-                "JOIN ledger.journal_lines l USING (sequence) WHERE e.kind = 'distribution' AND l.side = 'C' "
-                "ORDER BY e.sequence, l.line_no"))).all()
-            completed_orders = (await conn.execute(text(
-                "SELECT count(DISTINCT order_key) FROM orders.order_history WHERE to_state = 'completed' "
-                "AND decision IN ('new_order', 'forward', 'allowed_edge')"))).scalar_one()
-            completion_entries = (await conn.execute(text(
-                "SELECT count(DISTINCT order_key) FROM ledger.journal_entries WHERE kind = 'sale_completed'"))).scalar_one()
-            groups = {(r.batch_id, r.inmate_id): r.work_share for r in await conn.execute(text(
-                "SELECT batch_id, inmate_id, work_share FROM orders.batch_work_group"))}
-            balances = {r.account.rsplit(":", 1)[1]: (int(r.debit_total), int(r.credit_total)) for r in
-                        await conn.execute(text(
-                            "SELECT account, debit_total, credit_total FROM ledger.account_balances "
-                            "WHERE account LIKE 'liability:inmate\\_savings:%'"))}
-            reversed_ = {r.account.rsplit(":", 1)[1]: int(r.amount) for r in await conn.execute(text(
-                "SELECT l.account, sum(l.amount) AS amount FROM ledger.journal_lines l JOIN ledger.journal_entries e "
-                "USING (sequence) WHERE e.kind = 'refund_reversal' AND l.side = 'D' "
-                "AND l.account LIKE 'liability:inmate\\_savings:%' GROUP BY l.account"))}
+            distributions = (
+                await conn.execute(
+                    text(
+                        "SELECT e.order_key, e.batch_id, e.policy_ref, l.account, l.amount "
+                        "FROM ledger.journal_entries e "
+                        "JOIN ledger.journal_lines l USING (sequence) WHERE e.kind = 'distribution' AND l.side = 'C' "
+                        "ORDER BY e.sequence, l.line_no"
+                    )
+                )
+            ).all()
+            completed_orders = (
+                await conn.execute(
+                    text(
+                        "SELECT count(DISTINCT order_key) FROM orders.order_history WHERE to_state = 'completed' "
+                        "AND decision IN ('new_order', 'forward', 'allowed_edge')"
+                    )
+                )
+            ).scalar_one()
+            completion_entries = (
+                await conn.execute(
+                    text("SELECT count(DISTINCT order_key) FROM ledger.journal_entries WHERE kind = 'sale_completed'")
+                )
+            ).scalar_one()
+            groups = {
+                (r.batch_id, r.inmate_id): r.work_share
+                for r in await conn.execute(text("SELECT batch_id, inmate_id, work_share FROM orders.batch_work_group"))
+            }
+            balances = {
+                r.account.rsplit(":", 1)[1]: (int(r.debit_total), int(r.credit_total))
+                for r in await conn.execute(
+                    text(
+                        "SELECT account, debit_total, credit_total FROM ledger.account_balances "
+                        "WHERE account LIKE 'liability:inmate\\_savings:%'"
+                    )
+                )
+            }
+            reversed_ = {
+                r.account.rsplit(":", 1)[1]: int(r.amount)
+                for r in await conn.execute(
+                    text(
+                        "SELECT l.account, sum(l.amount) AS amount "
+                        "FROM ledger.journal_lines l JOIN ledger.journal_entries e "
+                        "USING (sequence) WHERE e.kind = 'refund_reversal' AND l.side = 'D' "
+                        "AND l.account LIKE 'liability:inmate\\_savings:%' GROUP BY l.account"
+                    )
+                )
+            }
     finally:
         await engine.dispose()
     assert completed_orders == completion_entries > 0, "each completed order posted once"

@@ -89,7 +89,12 @@ def signature(route: str, body: bytes, secret: str | None = None) -> dict[str, s
 
 
 async def post(
-    client: httpx.AsyncClient, route: str, body: bytes, *, secret: str | None = None, sign: bool = True,
+    client: httpx.AsyncClient,
+    route: str,
+    body: bytes,
+    *,
+    secret: str | None = None,
+    sign: bool = True,
     headers: dict[str, str] | None = None,
 ) -> httpx.Response:
     """POST a (signed) JSON body to a webhook route."""
@@ -102,32 +107,62 @@ def unix(moment: datetime) -> int:
     return int(moment.timestamp())
 
 
-def body_for(route: str, order: str, status: str | int, *, minutes: int = 0, shop: str = "77001",
-             price: object = 25000, quantity: int = 2, notification_id: str | None = None) -> bytes:
+def body_for(
+    route: str,
+    order: str,
+    status: str | int,
+    *,
+    minutes: int = 0,
+    shop: str = "77001",
+    price: object = 25000,
+    quantity: int = 2,
+    notification_id: str | None = None,
+) -> bytes:
     """A webhook body of ``route`` for ``order`` in ``status`` at NOW + minutes."""
     t = unix(NOW + timedelta(minutes=minutes))
     channel, kind = ROUTES[route]
     doc: dict[str, Any]
     if channel == "tokopedia":
-        doc = {"fs_id": 13004, "order_id": int(order) if order.isdigit() else order, "shop_id": int(shop),
-               "order_status": int(status), "update_time": t}
+        doc = {
+            "fs_id": 13004,
+            "order_id": int(order) if order.isdigit() else order,
+            "shop_id": int(shop),
+            "order_status": int(status),
+            "update_time": t,
+        }
         if kind == "order_notification":
-            doc |= {"create_time": t, "invoice_ref_num": f"INV/{order}",
-                    "products": [{"id": 456, "Name": "Sarung tangan", "quantity": quantity, "price": price}],
-                    "amt": {"ttl_product_price": 25000 * quantity, "shipping_cost": 9000, "insurance_cost": 0,
-                            "ttl_amount": 25000 * quantity + 9000, "voucher_amount": 0}}
+            doc |= {
+                "create_time": t,
+                "invoice_ref_num": f"INV/{order}",
+                "products": [{"id": 456, "Name": "Sarung tangan", "quantity": quantity, "price": price}],
+                "amt": {
+                    "ttl_product_price": 25000 * quantity,
+                    "shipping_cost": 9000,
+                    "insurance_cost": 0,
+                    "ttl_amount": 25000 * quantity + 9000,
+                    "voucher_amount": 0,
+                },
+            }
         if kind == "order_cancellation":
             doc["reason"] = "buyer asked"
     elif channel == "tiktok_shop":
         data: dict[str, Any] = {"order_id": order, "order_status": status, "update_time": t}
         if kind == "order_cancellation":
             data["cancel_reason"] = "buyer asked"
-        doc = {"type": 11 if kind == "order_cancellation" else 1,
-               "tts_notification_id": notification_id or f"n-{order}-{status}-{minutes}", "shop_id": shop,
-               "timestamp": t, "data": data}
+        doc = {
+            "type": 11 if kind == "order_cancellation" else 1,
+            "tts_notification_id": notification_id or f"n-{order}-{status}-{minutes}",
+            "shop_id": shop,
+            "timestamp": t,
+            "data": data,
+        }
     else:
-        doc = {"data": {"ordersn": order, "status": status, "update_time": t}, "shop_id": int(shop),
-               "code": 3, "timestamp": t}
+        doc = {
+            "data": {"ordersn": order, "status": status, "update_time": t},
+            "shop_id": int(shop),
+            "code": 3,
+            "timestamp": t,
+        }
     return json.dumps(doc).encode()
 
 
@@ -168,20 +203,43 @@ class FakeClient:
         return [o for o in self.listed if o.shop_id == shop_id and start <= o.update_time < end]
 
 
-def api_order(channel: str, shop: str, order: str, status: str, minutes: int = 0, *, price: int = 25000,
-              quantity: int = 2, product: str = "456") -> ApiOrder:
+def api_order(
+    channel: str,
+    shop: str,
+    order: str,
+    status: str,
+    minutes: int = 0,
+    *,
+    price: int = 25000,
+    quantity: int = 2,
+    product: str = "456",
+) -> ApiOrder:
     """An order-detail answer with one line."""
-    return ApiOrder(channel, shop, order, status, NOW + timedelta(minutes=minutes),
-                    (ApiOrderLine(product, None, quantity, price),), price * quantity)
+    return ApiOrder(
+        channel,
+        shop,
+        order,
+        status,
+        NOW + timedelta(minutes=minutes),
+        (ApiOrderLine(product, None, quantity, price),),
+        price * quantity,
+    )
 
 
-def api_settlement(
-    channel: str, shop: str, order: str, *, gross: int = 50000, settled: bool = True
-) -> ApiSettlement:
+def api_settlement(channel: str, shop: str, order: str, *, gross: int = 50000, settled: bool = True) -> ApiSettlement:
     """A settlement of ``gross`` with a commission and PPh 22 (0.5 %)."""
     fee, tax = gross // 20, gross // 200
-    return ApiSettlement(channel, shop, order, f"st-{order}", gross, {"commission_fee": fee}, tax,
-                         gross - fee - tax, NOW + timedelta(days=1) if settled else None)
+    return ApiSettlement(
+        channel,
+        shop,
+        order,
+        f"st-{order}",
+        gross,
+        {"commission_fee": fee},
+        tax,
+        gross - fee - tax,
+        NOW + timedelta(days=1) if settled else None,
+    )
 
 
 async def scalar(engine: AsyncEngine, sql: str, **params: Any) -> Any:
@@ -193,7 +251,17 @@ async def scalar(engine: AsyncEngine, sql: str, **params: Any) -> Any:
 async def outbox_events(engine: AsyncEngine, topic: str, key: str) -> list[dict[str, Any]]:
     """Envelopes (as dicts) in the gateway outbox for ``topic`` and subject ``key``, in order."""
     async with engine.connect() as conn:
-        rows = (await conn.execute(
-            text("SELECT payload FROM gateway.outbox WHERE topic = :t AND convert_from(key, 'UTF8') = :k "
-                 "ORDER BY id"), {"t": topic, "k": key})).scalars().all()
+        rows = (
+            (
+                await conn.execute(
+                    text(
+                        "SELECT payload FROM gateway.outbox WHERE topic = :t AND convert_from(key, 'UTF8') = :k "
+                        "ORDER BY id"
+                    ),
+                    {"t": topic, "k": key},
+                )
+            )
+            .scalars()
+            .all()
+        )
     return [json.loads(bytes(r)) for r in rows]

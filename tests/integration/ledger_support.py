@@ -83,9 +83,7 @@ class Batch:
         return self.quantity * self.unit_material_cost
 
 
-def completed_payload(
-    key: str, batches: Sequence[Batch], at: datetime, gross: int | None = None
-) -> dict[str, Any]:
+def completed_payload(key: str, batches: Sequence[Batch], at: datetime, gross: int | None = None) -> dict[str, Any]:
     """An ``order_completed`` payload (gross defaults to the batches' value)."""
     channel = key.split(":", 1)[0]
     return {
@@ -127,9 +125,7 @@ def settlement_payload(
     net: int | None = None,
 ) -> dict[str, Any]:
     """A ``settlement_reported`` payload; ``net`` defaults to gross − fees − PPh 22 (no suspense)."""
-    fee_map = (
-        fees if fees is not None else {"commission_fee": gross * 6 // 100, "service_fee": gross * 2 // 100}
-    )
+    fee_map = fees if fees is not None else {"commission_fee": gross * 6 // 100, "service_fee": gross * 2 // 100}
     withheld = pph22(gross)
     return {
         "order_key": key,
@@ -184,9 +180,7 @@ def refunded(key: str, refund_id: str, amount: int, at: datetime) -> Envelope:
 
 def reissued(envelope: Envelope) -> Envelope:
     """The same payload under a new event id (a gateway re-emitting a settlement it saw again)."""
-    return make_envelope(
-        type=envelope.type, source=envelope.source, subject=envelope.subject, data=envelope.data
-    )
+    return make_envelope(type=envelope.type, source=envelope.source, subject=envelope.subject, data=envelope.data)
 
 
 def inbound(envelope: Envelope, topic: str = "test") -> InboundEvent:
@@ -204,9 +198,7 @@ async def post(engine: AsyncEngine, processor: LedgerProcessor, envelopes: Seque
 
 async def load_demo_policies(url: str) -> None:
     """Load ``deploy/demo/policies.yaml`` as ``karya policy load`` does (identical versions are skipped)."""
-    policies = parse_policies(
-        yaml.safe_load(DEMO_POLICY_FILE.read_text(encoding="utf-8")), str(DEMO_POLICY_FILE)
-    )
+    policies = parse_policies(yaml.safe_load(DEMO_POLICY_FILE.read_text(encoding="utf-8")), str(DEMO_POLICY_FILE))
     engine = make_engine(url, pool_size=1)
     try:
         async with engine.begin() as conn:
@@ -243,9 +235,7 @@ async def fresh_database(server_admin_url: str) -> AsyncIterator[LedgerDatabase]
     try:
         await upgrade_to_head_async(urls.migrator)
         await load_demo_policies(urls.service)
-        yield LedgerDatabase(
-            urls, make_url(server_admin_url).set(database=name).render_as_string(hide_password=False)
-        )
+        yield LedgerDatabase(urls, make_url(server_admin_url).set(database=name).render_as_string(hide_password=False))
     finally:
         dsn = make_url(server_admin_url).set(drivername="postgresql", database="postgres")
         conn = await asyncpg.connect(dsn.render_as_string(hide_password=False))

@@ -77,12 +77,16 @@ def small_catalogue(u: str, batches: Sequence[tuple[str, int, date]], price: int
         workshops=tuple(ws),
         suppliers=(Supplier(f"sup-{u}", "CV Bahan Baku"),),
         products=(Product(sku, "Sarung tangan kerja", ProductKind.GLOVES, price, f"{lapas}-w1"),),
-        listings=tuple(
-            Listing(ch, f"shop-{u}", f"p-{u}", None, sku, f"{lapas}-w1") for ch in Channel
-        ),
+        listings=tuple(Listing(ch, f"shop-{u}", f"p-{u}", None, sku, f"{lapas}-w1") for ch in Channel),
         batches=tuple(
             ProductionBatch(
-                f"B-{u}-{i}", f"{lapas}-{w}", sku, qty, d, 12_000, f"sup-{u}",
+                f"B-{u}-{i}",
+                f"{lapas}-{w}",
+                sku,
+                qty,
+                d,
+                12_000,
+                f"sup-{u}",
                 (WorkShare(f"WBP-{u[:3].upper()}{i:03d}", 2), WorkShare(f"WBP-{u[3:6].upper()}{i:03d}", 1)),
             )
             for i, (w, qty, d) in enumerate(batches, start=1)
@@ -97,15 +101,26 @@ async def load(engine: AsyncEngine, catalogue: Catalogue) -> None:
 
 
 def status_event(
-    u: str, order: str, raw_status: str, minutes: int, channel: str = "tokopedia", qty: int = 1,
-    lines: Sequence[tuple[str, int]] | None = None, price: int = 50_000, base: datetime = T0,
+    u: str,
+    order: str,
+    raw_status: str,
+    minutes: int,
+    channel: str = "tokopedia",
+    qty: int = 1,
+    lines: Sequence[tuple[str, int]] | None = None,
+    price: int = 50_000,
+    base: datetime = T0,
 ) -> Envelope:
     """A canonical order event for order ``order`` of the small catalogue, ``minutes`` after ``base`` (T0)."""
     shop = f"shop-{u}"
     key = f"{channel}:{shop}:{order}"
     line_specs = lines if lines is not None else [(f"p-{u}", qty)]
     data = OrderStatusChanged(
-        order_key=key, channel=channel, shop_id=shop, order_id=order, raw_status=raw_status,
+        order_key=key,
+        channel=channel,
+        shop_id=shop,
+        order_id=order,
+        raw_status=raw_status,
         update_time=base + timedelta(minutes=minutes),
         lines=[OrderLine(channel_product_id=p, quantity=q, unit_price=price) for p, q in line_specs],
     )
@@ -140,8 +155,12 @@ def service_processes(
     """Run ``count`` processes of ``karya serve SERVICE``; stop them by pid (SIGTERM, then SIGKILL)."""
     procs: list[subprocess.Popen[bytes]] = []
     base_env = {
-        **os.environ, "DATABASE_URL": database.service, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "KARYA_TOPIC_PREFIX": prefix, "KARYA_KAFKA_PARTITIONS": "6", **env,
+        **os.environ,
+        "DATABASE_URL": database.service,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "KARYA_TOPIC_PREFIX": prefix,
+        "KARYA_KAFKA_PARTITIONS": "6",
+        **env,
     }
     try:
         for i in range(count):
@@ -149,7 +168,10 @@ def service_processes(
             procs.append(
                 subprocess.Popen(
                     [sys.executable, "-m", "karya.cli", "serve", service, "--port", str(free_port())],
-                    env=base_env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+                    env=base_env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=ROOT,
                 )
             )
         yield procs
@@ -198,9 +220,7 @@ def route_outputs(monkeypatch: pytest.MonkeyPatch, prefix: str) -> None:
     write outbox rows for the unprefixed topics of the shared broker.
     """
     monkeypatch.setattr(outbound, "ORDERS_EVENTS", topic_name("orders.events", prefix))
-    monkeypatch.setattr(
-        outbound, "ORDERS_STOCK_AVAILABILITY", topic_name("orders.stock-availability", prefix)
-    )
+    monkeypatch.setattr(outbound, "ORDERS_STOCK_AVAILABILITY", topic_name("orders.stock-availability", prefix))
 
 
 @dataclass
@@ -219,8 +239,13 @@ class InProcessOrders:
 
 @asynccontextmanager
 async def orders_consumer(
-    database: RoleUrls, bootstrap: str, prefix: str, *, windows: dict[DomainChannel, timedelta] | None = None,
-    relay: bool = False, partitions: int = 3,
+    database: RoleUrls,
+    bootstrap: str,
+    prefix: str,
+    *,
+    windows: dict[DomainChannel, timedelta] | None = None,
+    relay: bool = False,
+    partitions: int = 3,
 ) -> AsyncIterator[InProcessOrders]:
     """Run ``OrderEventProcessor`` behind the real batch consumer on ``<prefix>marketplace.order-events``."""
     topic = topic_name("marketplace.order-events", prefix)
@@ -228,9 +253,7 @@ async def orders_consumer(
     outputs = [topic_name("orders.events", prefix), topic_name("orders.stock-availability", prefix)]
     await ensure_topics(bootstrap, [topic, *outputs], partitions=partitions)
     settings = KafkaSettings(bootstrap_servers=bootstrap, partitions=partitions, retry_backoff_ms=10)
-    runtime = ServiceRuntime(
-        name=name, schema="orders", database_url=database.service, kafka=settings, relay=relay
-    )
+    runtime = ServiceRuntime(name=name, schema="orders", database_url=database.service, kafka=settings, relay=relay)
     runtime.add_consumer(name=name, topics=[topic], handler=OrderEventProcessor(windows), description="test")
     await runtime.start()
     try:
@@ -241,13 +264,14 @@ async def orders_consumer(
 
 async def _claimed(engine: AsyncEngine, consumer: str) -> int:
     async with engine.connect() as conn:
-        return int((await conn.execute(
-            text("SELECT count(*) FROM orders.inbox WHERE consumer = :c"), {"c": consumer})).scalar_one())
+        return int(
+            (
+                await conn.execute(text("SELECT count(*) FROM orders.inbox WHERE consumer = :c"), {"c": consumer})
+            ).scalar_one()
+        )
 
 
-async def wait_applied(
-    engine: AsyncEngine, orders: InProcessOrders, events: int, duplicates: int = 0
-) -> None:
+async def wait_applied(engine: AsyncEngine, orders: InProcessOrders, events: int, duplicates: int = 0) -> None:
     """Wait until the consumer claimed ``events`` distinct events and skipped ``duplicates`` redeliveries."""
 
     async def done() -> bool:
@@ -262,12 +286,17 @@ async def wait_applied(
 async def stock_of(engine: AsyncEngine, sku: str) -> dict[str, int]:
     """Counters of ``sku`` summed over its batches, with ``available``."""
     async with engine.connect() as conn:
-        row = (await conn.execute(
-            text("SELECT sum(on_hand)::int AS on_hand, sum(soft_reserved)::int AS soft_reserved, "
-                 "sum(allocated)::int AS allocated, sum(quarantined)::int AS quarantined, "
-                 "sum(on_hand - soft_reserved - allocated)::int AS available "
-                 "FROM orders.batch_stock WHERE sku = :s"),
-            {"s": sku})).one()
+        row = (
+            await conn.execute(
+                text(
+                    "SELECT sum(on_hand)::int AS on_hand, sum(soft_reserved)::int AS soft_reserved, "
+                    "sum(allocated)::int AS allocated, sum(quarantined)::int AS quarantined, "
+                    "sum(on_hand - soft_reserved - allocated)::int AS available "
+                    "FROM orders.batch_stock WHERE sku = :s"
+                ),
+                {"s": sku},
+            )
+        ).one()
     return dict(row._mapping)
 
 
@@ -283,8 +312,7 @@ async def outbox_types(engine: AsyncEngine, keys: Sequence[str]) -> dict[str, Co
     out: dict[str, Counter[str]] = {k: Counter() for k in keys}
     async with engine.connect() as conn:
         for k, raw in await conn.execute(
-            text(f"SELECT {_OUTBOX_KEY}, payload FROM orders.outbox "
-                 f"WHERE {_OUTBOX_KEY} = ANY(:keys) ORDER BY id"),
+            text(f"SELECT {_OUTBOX_KEY}, payload FROM orders.outbox WHERE {_OUTBOX_KEY} = ANY(:keys) ORDER BY id"),
             {"keys": list(keys)},
         ):
             out[k][str(validate_published(bytes(raw))["type"]).split(".")[2]] += 1
@@ -294,10 +322,15 @@ async def outbox_types(engine: AsyncEngine, keys: Sequence[str]) -> dict[str, Co
 async def last_payload(engine: AsyncEngine, key: str, type_name: str) -> dict[str, Any]:
     """The ``data`` of the latest outbox event of ``type_name`` keyed ``key``."""
     async with engine.connect() as conn:
-        raw = (await conn.execute(
-            text(f"SELECT convert_from(payload, 'UTF8') FROM orders.outbox "
-                 f"WHERE {_OUTBOX_KEY} = :k AND {_OUTBOX_TYPE} = :t ORDER BY id DESC LIMIT 1"),
-            {"k": key, "t": type_name})).scalar_one()
+        raw = (
+            await conn.execute(
+                text(
+                    f"SELECT convert_from(payload, 'UTF8') FROM orders.outbox "
+                    f"WHERE {_OUTBOX_KEY} = :k AND {_OUTBOX_TYPE} = :t ORDER BY id DESC LIMIT 1"
+                ),
+                {"k": key, "t": type_name},
+            )
+        ).scalar_one()
     data: dict[str, Any] = orjson.loads(raw)["data"]
     return data
 
@@ -307,21 +340,27 @@ async def movements_of(engine: AsyncEngine, keys: Sequence[str]) -> Counter[tupl
     async with engine.connect() as conn:
         rows = await conn.execute(
             text("SELECT order_key, kind, quantity FROM orders.stock_movements WHERE order_key = ANY(:k)"),
-            {"k": list(keys)})
+            {"k": list(keys)},
+        )
         return Counter((r.order_key, r.kind, r.quantity) for r in rows)
 
 
 async def orders_by_key(engine: AsyncEngine, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Order rows by key, each with ``reservations``: the states of its reservations in creation order."""
     async with engine.connect() as conn:
-        orders = {r.order_key: {**r._mapping, "reservations": []} for r in await conn.execute(
-            text("SELECT order_key, state, stock_stage, parked_reason FROM orders.orders "
-                 "WHERE order_key = ANY(:k)"),
-            {"k": list(keys)})}
+        orders = {
+            r.order_key: {**r._mapping, "reservations": []}
+            for r in await conn.execute(
+                text(
+                    "SELECT order_key, state, stock_stage, parked_reason FROM orders.orders WHERE order_key = ANY(:k)"
+                ),
+                {"k": list(keys)},
+            )
+        }
         for r in await conn.execute(
-            text("SELECT order_key, state FROM orders.reservations WHERE order_key = ANY(:k) "
-                 "ORDER BY reservation_id"),
-            {"k": list(keys)}):
+            text("SELECT order_key, state FROM orders.reservations WHERE order_key = ANY(:k) ORDER BY reservation_id"),
+            {"k": list(keys)},
+        ):
             orders[r.order_key]["reservations"].append(r.state)
     return orders
 

@@ -30,7 +30,9 @@ def _uid() -> str:
 
 
 def _event(subject: str, seq: int, **data: object) -> Envelope:
-    return make_envelope(type="karya.test.happened.v1", source="karya/tests", subject=subject, data={"seq": seq, **data})
+    return make_envelope(
+        type="karya.test.happened.v1", source="karya/tests", subject=subject, data={"seq": seq, **data}
+    )
 
 
 async def _publish(bootstrap: str, topic: str, values: list[tuple[bytes, bytes]]) -> None:
@@ -45,7 +47,10 @@ async def _publish(bootstrap: str, topic: str, values: list[tuple[bytes, bytes]]
 
 async def _read_all(bootstrap: str, topic: str, expected: int, timeout: float = 30.0) -> list[object]:
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False,
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
         group_id=None,
     )
     await consumer.start()
@@ -94,8 +99,11 @@ async def test_redelivered_batch_is_applied_once(kafka_bootstrap: str, database:
 
     async def run_until_consumed() -> ServiceRuntime:
         runtime = ServiceRuntime(
-            name=f"redeliver-{schema}", schema=schema, database_url=database.service,
-            kafka=_settings(kafka_bootstrap), relay=False,
+            name=f"redeliver-{schema}",
+            schema=schema,
+            database_url=database.service,
+            kafka=_settings(kafka_bootstrap),
+            relay=False,
         )
         runtime.add_consumer(name=schema, topics=[topic], handler=recording_handler(schema), description="test")
         await runtime.start()
@@ -107,7 +115,9 @@ async def test_redelivered_batch_is_applied_once(kafka_bootstrap: str, database:
         await wait_for(lambda: _eq(count(engine, f"SELECT count(*) FROM {schema}.applied"), 300), what="first pass")
         await runtime.stop()
         # Force redelivery: rewind the group's committed offsets to the start of every partition.
-        rewinder = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=f"karya-{schema}", enable_auto_commit=False)
+        rewinder = AIOKafkaConsumer(
+            bootstrap_servers=kafka_bootstrap, group_id=f"karya-{schema}", enable_auto_commit=False
+        )
         await rewinder.start()
         rewinder.assign([TopicPartition(topic, p) for p in range(3)])
         await rewinder.commit({TopicPartition(topic, p): OffsetAndMetadata(0, "") for p in range(3)})
@@ -128,11 +138,21 @@ async def test_poison_message_goes_to_dlq_and_partition_keeps_flowing(kafka_boot
     await create_scratch_schema(database.migrator, schema)
     await ensure_topics(kafka_bootstrap, [topic], partitions=1)
     key = b"tokopedia:s1:o1"
-    good1, bad, good2 = _event("tokopedia:s1:o1", 1), _event("tokopedia:s1:o1", 2, poison=True), _event("tokopedia:s1:o1", 3)
+    good1, bad, good2 = (
+        _event("tokopedia:s1:o1", 1),
+        _event("tokopedia:s1:o1", 2, poison=True),
+        _event("tokopedia:s1:o1", 3),
+    )
     garbage = b"\x00not json at all"
-    await _publish(kafka_bootstrap, topic, [(key, good1.to_bytes()), (key, bad.to_bytes()), (key, garbage), (key, good2.to_bytes())])
+    await _publish(
+        kafka_bootstrap,
+        topic,
+        [(key, good1.to_bytes()), (key, bad.to_bytes()), (key, garbage), (key, good2.to_bytes())],
+    )
     runtime = ServiceRuntime(
-        name=f"poison-{schema}", schema=schema, database_url=database.service,
+        name=f"poison-{schema}",
+        schema=schema,
+        database_url=database.service,
         kafka=_settings(kafka_bootstrap, max_attempts=3),
     )
     runtime.add_consumer(name=schema, topics=[topic], handler=recording_handler(schema), description="test")
@@ -175,7 +195,9 @@ async def test_outbox_relay_publishes_exactly_once_in_order_across_restart(
     async with engine.begin() as conn:
         await enqueue(conn, schema, messages)
     metrics = MessagingMetrics()
-    crashing = _CrashBeforeMark(engine=engine, schema=schema, bootstrap_servers=kafka_bootstrap, metrics=metrics, batch_size=200)
+    crashing = _CrashBeforeMark(
+        engine=engine, schema=schema, bootstrap_servers=kafka_bootstrap, metrics=metrics, batch_size=200
+    )
     producer = make_producer(kafka_bootstrap, "crashing-relay")
     await producer.start()
     with pytest.raises(ConnectionError):
@@ -183,7 +205,9 @@ async def test_outbox_relay_publishes_exactly_once_in_order_across_restart(
     await producer.stop()
     assert await count(engine, f"SELECT count(*) FROM {schema}.outbox WHERE sent_at IS NULL") == 500
 
-    relay = OutboxRelay(engine=engine, schema=schema, bootstrap_servers=kafka_bootstrap, metrics=metrics, batch_size=200)
+    relay = OutboxRelay(
+        engine=engine, schema=schema, bootstrap_servers=kafka_bootstrap, metrics=metrics, batch_size=200
+    )
     stop = asyncio.Event()
     task = asyncio.create_task(relay.run(stop))
     try:

@@ -7,8 +7,8 @@ session's shared server would break every other test.
 from __future__ import annotations
 
 import asyncio
-import uuid
 import shutil
+import uuid
 
 import httpx
 import pytest
@@ -40,8 +40,11 @@ async def test_readyz_turns_false_when_database_stops_and_true_when_it_returns(
         await upgrade_to_head_async(urls.migrator)
         topic = f"test.readyz.{uuid.uuid4().hex[:8]}"
         runtime = ServiceRuntime(
-            name="readyz", schema="orders", database_url=urls.service,
-            kafka=KafkaSettings(bootstrap_servers=kafka_bootstrap, partitions=1), relay=False,
+            name="readyz",
+            schema="orders",
+            database_url=urls.service,
+            kafka=KafkaSettings(bootstrap_servers=kafka_bootstrap, partitions=1),
+            relay=False,
         )
         runtime.add_consumer(name="readyz", topics=[topic], handler=recording_handler("orders"), description="test")
         app = runtime.http_app()

@@ -24,12 +24,17 @@ def test_every_event_type_has_a_committed_schema() -> None:
 
 def test_valid_order_event_passes_and_float_money_fails() -> None:
     data = {
-        "order_key": "shopee:77:2411ABC", "channel": "shopee", "shop_id": "77", "order_id": "2411ABC",
-        "raw_status": "READY_TO_SHIP", "update_time": "2026-11-01T08:00:00Z",
+        "order_key": "shopee:77:2411ABC",
+        "channel": "shopee",
+        "shop_id": "77",
+        "order_id": "2411ABC",
+        "raw_status": "READY_TO_SHIP",
+        "update_time": "2026-11-01T08:00:00Z",
         "lines": [{"channel_product_id": "123", "quantity": 2, "unit_price": 25000}],
     }
-    ok = make_envelope(type="karya.marketplace.order_status_changed.v1", source="karya/gateway",
-                       subject="shopee:77:2411ABC", data=data)
+    ok = make_envelope(
+        type="karya.marketplace.order_status_changed.v1", source="karya/gateway", subject="shopee:77:2411ABC", data=data
+    )
     assert validate_published(ok.to_bytes())["data"]["lines"][0]["unit_price"] == 25000
     bad = {**data, "lines": [{"channel_product_id": "123", "quantity": 2, "unit_price": 25000.5}]}
     with pytest.raises(jsonschema.ValidationError):

@@ -86,9 +86,7 @@ class BlibliClient:
         }
         return await self._api.request("GET", path, params=params, headers=headers)
 
-    async def _rows(
-        self, path: str, params: Mapping[str, str | int]
-    ) -> tuple[list[Row], Mapping[str, object]]:
+    async def _rows(self, path: str, params: Mapping[str, str | int]) -> tuple[list[Row], Mapping[str, object]]:
         body = await self._get(path, params)
         where = f"blibli {path}"
         return objects(get_list(body, "content", where), where), body

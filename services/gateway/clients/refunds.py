@@ -35,9 +35,7 @@ class ApiRefund:
     refunded_at: datetime
 
 
-def parse_refunds(
-    container: Mapping[str, object], channel: str, shop_id: str, order_id: str
-) -> list[ApiRefund]:
+def parse_refunds(container: Mapping[str, object], channel: str, shop_id: str, order_id: str) -> list[ApiRefund]:
     """The ``refunds`` list of a settlement answer (``[]`` when absent); amounts exact, reasons checked."""
     raw = container.get("refunds")
     if raw is None:

@@ -124,9 +124,7 @@ class ShopeeClient:
             shop_id=shop_id,
             order_id=order_id,
             settlement_id=order_id,  # one escrow per order
-            gross_amount=parse_non_negative(
-                income.get("order_original_price"), f"{where}.order_original_price"
-            ),
+            gross_amount=parse_non_negative(income.get("order_original_price"), f"{where}.order_original_price"),
             fees=fees,
             pph22_withheld=parse_fee(income.get("withholding_tax", 0), f"{where}.withholding_tax"),
             net_payout=parse_non_negative(income.get("escrow_amount"), f"{where}.escrow_amount"),
@@ -168,16 +166,12 @@ class ShopeeClient:
                 "cursor": cursor,
             }
             response = await self._get(ORDER_LIST_PATH, shop_id, params)
-            found.extend(
-                get_str(o, "order_sn", where) for o in objects(get_list(response, "order_list", where), where)
-            )
+            found.extend(get_str(o, "order_sn", where) for o in objects(get_list(response, "order_list", where), where))
             next_cursor = response.get("next_cursor")
             if response.get("more") is not True:
                 return found
             if not isinstance(next_cursor, str) or not next_cursor or next_cursor == cursor:
-                raise MarketplaceApiError(
-                    f"{where}: 'more' is set but next_cursor {next_cursor!r} is unusable"
-                )
+                raise MarketplaceApiError(f"{where}: 'more' is set but next_cursor {next_cursor!r} is unusable")
             cursor = next_cursor
 
 
@@ -198,12 +192,8 @@ def _order(raw: Mapping[str, object], shop_id: str) -> ApiOrder:
             ApiOrderLine(
                 channel_product_id=get_str(item, "item_id", at),
                 channel_sku_id=None if model == "0" else model,
-                quantity=parse_quantity(
-                    item.get("model_quantity_purchased"), f"{at}.model_quantity_purchased"
-                ),
-                unit_price=parse_non_negative(
-                    item.get("model_discounted_price"), f"{at}.model_discounted_price"
-                ),
+                quantity=parse_quantity(item.get("model_quantity_purchased"), f"{at}.model_quantity_purchased"),
+                unit_price=parse_non_negative(item.get("model_discounted_price"), f"{at}.model_discounted_price"),
             )
         )
     return ApiOrder(

@@ -4,5 +4,11 @@ from services.gateway.normalise.amounts import NonIntegralAmount, to_quantity, t
 from services.gateway.normalise.notices import Notice, ParseError, parse_delivery
 
 __all__ = [
-    "NonIntegralAmount", "Notice", "ParseError", "parse_delivery", "to_quantity", "to_rupiah", "unix_time",
+    "NonIntegralAmount",
+    "Notice",
+    "ParseError",
+    "parse_delivery",
+    "to_quantity",
+    "to_rupiah",
+    "unix_time",
 ]

@@ -43,18 +43,29 @@ async def save_facts(conn: AsyncConnection, facts: Iterable[OrderFacts]) -> None
     old = [_params(f) for f in rows if not f.is_new]
     if new:
         await conn.execute(
-            text("INSERT INTO ledger.order_facts (order_key, lapas_id, completion, settlement, refunded_gross) "
-                 "VALUES (:k, :l, CAST(:c AS jsonb), CAST(:s AS jsonb), :r)"), new)
+            text(
+                "INSERT INTO ledger.order_facts (order_key, lapas_id, completion, settlement, refunded_gross) "
+                "VALUES (:k, :l, CAST(:c AS jsonb), CAST(:s AS jsonb), :r)"
+            ),
+            new,
+        )
     if old:
         await conn.execute(
-            text("UPDATE ledger.order_facts SET settlement = CAST(:s AS jsonb), refunded_gross = :r, "
-                 "updated_at = now() WHERE order_key = :k"), old)
+            text(
+                "UPDATE ledger.order_facts SET settlement = CAST(:s AS jsonb), refunded_gross = :r, "
+                "updated_at = now() WHERE order_key = :k"
+            ),
+            old,
+        )
 
 
 def _params(f: OrderFacts) -> dict[str, Any]:
     return {
-        "k": f.order_key, "l": f.lapas_id, "c": orjson.dumps(f.completion).decode(),
-        "s": None if f.settlement is None else orjson.dumps(f.settlement).decode(), "r": f.refunded_gross,
+        "k": f.order_key,
+        "l": f.lapas_id,
+        "c": orjson.dumps(f.completion).decode(),
+        "s": None if f.settlement is None else orjson.dumps(f.settlement).decode(),
+        "r": f.refunded_gross,
     }
 
 
@@ -71,8 +82,10 @@ async def park(conn: AsyncConnection, parked: Sequence[tuple[Envelope, str]]) ->
     """Park events until what they wait for has been posted."""
     if parked:
         await conn.execute(
-            text("INSERT INTO ledger.pending_events (event_id, order_key, type, envelope, waiting_for) "
-                 "VALUES (:id, :k, :t, CAST(:e AS jsonb), :w) ON CONFLICT (event_id) DO NOTHING"),
+            text(
+                "INSERT INTO ledger.pending_events (event_id, order_key, type, envelope, waiting_for) "
+                "VALUES (:id, :k, :t, CAST(:e AS jsonb), :w) ON CONFLICT (event_id) DO NOTHING"
+            ),
             [{"id": e.event_id, "k": e.subject, "t": e.type, "e": e.model_dump_json(), "w": w} for e, w in parked],
         )
 

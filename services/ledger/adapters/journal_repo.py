@@ -51,10 +51,12 @@ async def existing_hashes(conn: AsyncConnection, keys: Sequence[str]) -> dict[st
 
 async def posted_request(conn: AsyncConnection, posting_key: str) -> tuple[str, datetime] | None:
     """Request hash and effective time of the entry posted under ``posting_key``, if there is one."""
-    row = (await conn.execute(
-        text("SELECT request_hash, effective_at FROM ledger.journal_entries WHERE posting_key = :k"),
-        {"k": posting_key},
-    )).one_or_none()
+    row = (
+        await conn.execute(
+            text("SELECT request_hash, effective_at FROM ledger.journal_entries WHERE posting_key = :k"),
+            {"k": posting_key},
+        )
+    ).one_or_none()
     return None if row is None else (str(row.request_hash), row.effective_at)
 
 
@@ -102,23 +104,31 @@ async def record_conflicts(conn: AsyncConnection, conflicts: Sequence[Conflict])
     """Record ``conflicts`` in ``ledger.posting_conflicts`` (the caller alerts and dead-letters)."""
     if conflicts:
         await conn.execute(
-            text("INSERT INTO ledger.posting_conflicts (posting_key, existing_hash, new_hash, source_event) "
-                 "VALUES (:posting_key, :existing_hash, :new_hash, :source_event)"),
+            text(
+                "INSERT INTO ledger.posting_conflicts (posting_key, existing_hash, new_hash, source_event) "
+                "VALUES (:posting_key, :existing_hash, :new_hash, :source_event)"
+            ),
             [_conflict_params(c) for c in conflicts],
         )
 
 
 def _conflict_params(c: Conflict) -> dict[str, Any]:
-    return {"posting_key": c.posting_key, "existing_hash": c.existing_hash, "new_hash": c.new_hash,
-            "source_event": c.source_event}
+    return {
+        "posting_key": c.posting_key,
+        "existing_hash": c.existing_hash,
+        "new_hash": c.new_hash,
+        "source_event": c.source_event,
+    }
 
 
 async def _open_accounts(conn: AsyncConnection, codes: set[str]) -> None:
     ordered = sorted(codes)
     infos = [account_info(code) for code in ordered]
     await conn.execute(
-        text("INSERT INTO ledger.accounts (code, type, normal_side) SELECT * FROM unnest(CAST(:c AS text[]), "
-             "CAST(:t AS text[]), CAST(:s AS text[])) ON CONFLICT (code) DO NOTHING"),
+        text(
+            "INSERT INTO ledger.accounts (code, type, normal_side) SELECT * FROM unnest(CAST(:c AS text[]), "
+            "CAST(:t AS text[]), CAST(:s AS text[])) ON CONFLICT (code) DO NOTHING"
+        ),
         {"c": ordered, "t": [i.type.value for i in infos], "s": [i.normal_side.value for i in infos]},
     )
 
@@ -134,26 +144,37 @@ async def _insert(conn: AsyncConnection, committed: Sequence[CommittedEntry], pr
             sides.append(line.side.value)
             amounts.append(line.amount)
     await conn.execute(
-        text("INSERT INTO ledger.journal_lines (sequence, line_no, account, side, amount) SELECT * FROM unnest("
-             "CAST(:s AS bigint[]), CAST(:n AS int[]), CAST(:a AS text[]), CAST(:d AS char(1)[]), "
-             "CAST(:m AS bigint[]))"),
+        text(
+            "INSERT INTO ledger.journal_lines (sequence, line_no, account, side, amount) SELECT * FROM unnest("
+            "CAST(:s AS bigint[]), CAST(:n AS int[]), CAST(:a AS text[]), CAST(:d AS char(1)[]), "
+            "CAST(:m AS bigint[]))"
+        ),
         {"s": seqs, "n": nos, "a": accts, "d": sides, "m": amounts},
     )
     await conn.execute(
-        text("INSERT INTO ledger.journal_entries (sequence, posting_key, request_hash, kind, memo, effective_at, "
-             "recorded_at, source_event, policy_ref, reverses, order_key, batch_id, prev_hash, chain_hash) "
-             "SELECT * FROM unnest(CAST(:seq AS bigint[]), CAST(:key AS text[]), CAST(:rh AS text[]), "
-             "CAST(:kind AS text[]), CAST(:memo AS text[]), CAST(:eff AS timestamptz[]), CAST(:rec AS timestamptz[]), "
-             "CAST(:src AS text[]), CAST(:pol AS text[]), CAST(:rev AS text[]), CAST(:ok AS text[]), "
-             "CAST(:bid AS text[]), CAST(:prev AS text[]), CAST(:hash AS text[]))"),
+        text(
+            "INSERT INTO ledger.journal_entries (sequence, posting_key, request_hash, kind, memo, effective_at, "
+            "recorded_at, source_event, policy_ref, reverses, order_key, batch_id, prev_hash, chain_hash) "
+            "SELECT * FROM unnest(CAST(:seq AS bigint[]), CAST(:key AS text[]), CAST(:rh AS text[]), "
+            "CAST(:kind AS text[]), CAST(:memo AS text[]), CAST(:eff AS timestamptz[]), CAST(:rec AS timestamptz[]), "
+            "CAST(:src AS text[]), CAST(:pol AS text[]), CAST(:rev AS text[]), CAST(:ok AS text[]), "
+            "CAST(:bid AS text[]), CAST(:prev AS text[]), CAST(:hash AS text[]))"
+        ),
         {
-            "seq": [c.sequence for c in committed], "key": [c.entry.posting_key for c in committed],
-            "rh": [c.entry.request_hash for c in committed], "kind": [c.entry.kind.value for c in committed],
-            "memo": [c.entry.memo for c in committed], "eff": [c.entry.effective_at for c in committed],
-            "rec": [c.recorded_at for c in committed], "src": [c.source_event for c in committed],
-            "pol": [c.entry.policy_ref for c in committed], "rev": [c.entry.reverses for c in committed],
-            "ok": [c.entry.order_key for c in committed], "bid": [c.entry.batch_id for c in committed],
-            "prev": list(prev_hashes), "hash": [c.chain_hash for c in committed],
+            "seq": [c.sequence for c in committed],
+            "key": [c.entry.posting_key for c in committed],
+            "rh": [c.entry.request_hash for c in committed],
+            "kind": [c.entry.kind.value for c in committed],
+            "memo": [c.entry.memo for c in committed],
+            "eff": [c.entry.effective_at for c in committed],
+            "rec": [c.recorded_at for c in committed],
+            "src": [c.source_event for c in committed],
+            "pol": [c.entry.policy_ref for c in committed],
+            "rev": [c.entry.reverses for c in committed],
+            "ok": [c.entry.order_key for c in committed],
+            "bid": [c.entry.batch_id for c in committed],
+            "prev": list(prev_hashes),
+            "hash": [c.chain_hash for c in committed],
         },
     )
 
@@ -168,10 +189,12 @@ async def _apply_balances(conn: AsyncConnection, entries: Sequence[JournalEntry]
     accounts = sorted(set(debit) | set(credit))
     await lock_balances(conn, accounts)
     await conn.execute(
-        text("UPDATE ledger.account_balances b SET debit_total = b.debit_total + u.d, "
-             "credit_total = b.credit_total + u.c, updated_at = now() "
-             "FROM unnest(CAST(:a AS text[]), CAST(:d AS bigint[]), CAST(:c AS bigint[])) AS u(account, d, c) "
-             "WHERE b.account = u.account"),
+        text(
+            "UPDATE ledger.account_balances b SET debit_total = b.debit_total + u.d, "
+            "credit_total = b.credit_total + u.c, updated_at = now() "
+            "FROM unnest(CAST(:a AS text[]), CAST(:d AS bigint[]), CAST(:c AS bigint[])) AS u(account, d, c) "
+            "WHERE b.account = u.account"
+        ),
         {"a": accounts, "d": [debit[a] for a in accounts], "c": [credit[a] for a in accounts]},
     )
 
@@ -181,8 +204,10 @@ async def normal_balances(conn: AsyncConnection, accounts: Sequence[str]) -> dic
     if not accounts:
         return {}
     rows = await conn.execute(
-        text("SELECT b.account, b.debit_total, b.credit_total, a.normal_side FROM ledger.account_balances b "
-             "JOIN ledger.accounts a ON a.code = b.account WHERE b.account = ANY(:a)"),
+        text(
+            "SELECT b.account, b.debit_total, b.credit_total, a.normal_side FROM ledger.account_balances b "
+            "JOIN ledger.accounts a ON a.code = b.account WHERE b.account = ANY(:a)"
+        ),
         {"a": sorted(set(accounts))},
     )
     return {

@@ -17,8 +17,10 @@ async def lock_order_facts(conn: AsyncConnection, order_keys: Iterable[str]) -> 
         return []
     return list(
         await conn.execute(
-            text("SELECT order_key, lapas_id, completion, settlement, refunded_gross FROM ledger.order_facts "
-                 "WHERE order_key = ANY(:k) ORDER BY order_key FOR UPDATE"),
+            text(
+                "SELECT order_key, lapas_id, completion, settlement, refunded_gross FROM ledger.order_facts "
+                "WHERE order_key = ANY(:k) ORDER BY order_key FOR UPDATE"
+            ),
             {"k": keys},
         )
     )
@@ -34,8 +36,10 @@ async def lock_balances(conn: AsyncConnection, accounts: Sequence[str]) -> None:
     """Create missing balance rows, then lock all of ``accounts`` in sorted order."""
     ordered = sorted(set(accounts))
     await conn.execute(
-        text("INSERT INTO ledger.account_balances (account) SELECT unnest(CAST(:a AS text[])) "
-             "ON CONFLICT (account) DO NOTHING"),
+        text(
+            "INSERT INTO ledger.account_balances (account) SELECT unnest(CAST(:a AS text[])) "
+            "ON CONFLICT (account) DO NOTHING"
+        ),
         {"a": ordered},
     )
     await conn.execute(

@@ -19,10 +19,14 @@ class PolicyConflict(LedgerDomainError):
 def _body(policy: SplitPolicy) -> dict[str, object]:
     body: dict[str, object] = {"sku": policy.sku} if policy.sku else {}
     return {
-        **body, "policy_id": policy.policy_id, "version": policy.version, "lapas_id": policy.lapas_id,
+        **body,
+        "policy_id": policy.policy_id,
+        "version": policy.version,
+        "lapas_id": policy.lapas_id,
         "effective_from": policy.effective_from.isoformat(),
-        "rules": [{"target": r.target.value, "share": f"{r.share.numerator}/{r.share.denominator}"}
-                  for r in policy.rules],
+        "rules": [
+            {"target": r.target.value, "share": f"{r.share.numerator}/{r.share.denominator}"} for r in policy.rules
+        ],
     }
 
 
@@ -46,10 +50,22 @@ async def store_policies(conn: AsyncConnection, policies: Sequence[SplitPolicy])
         raise PolicyConflict("; ".join(conflicts))
     if new:
         await conn.execute(
-            text("INSERT INTO ledger.split_policies (policy_id, version, lapas_id, sku, effective_from, body, "
-                 "policy_hash) VALUES (:i, :v, :l, :s, :f, CAST(:b AS jsonb), :h)"),
-            [{"i": p.policy_id, "v": p.version, "l": p.lapas_id, "s": p.sku, "f": p.effective_from,
-              "b": orjson.dumps(_body(p)).decode(), "h": policy_hash(p)} for p in new],
+            text(
+                "INSERT INTO ledger.split_policies (policy_id, version, lapas_id, sku, effective_from, body, "
+                "policy_hash) VALUES (:i, :v, :l, :s, :f, CAST(:b AS jsonb), :h)"
+            ),
+            [
+                {
+                    "i": p.policy_id,
+                    "v": p.version,
+                    "l": p.lapas_id,
+                    "s": p.sku,
+                    "f": p.effective_from,
+                    "b": orjson.dumps(_body(p)).decode(),
+                    "h": policy_hash(p),
+                }
+                for p in new
+            ],
         )
     return len(new), same
 
@@ -66,8 +82,10 @@ class PolicyCache:
         row = (await conn.execute(text("SELECT count(*), max(loaded_at) FROM ledger.split_policies"))).one()
         stamp = (int(row[0]), row[1])
         if stamp != self._stamp:
-            bodies = [r.body for r in await conn.execute(
-                text("SELECT body FROM ledger.split_policies ORDER BY policy_id, version"))]
+            bodies = [
+                r.body
+                for r in await conn.execute(text("SELECT body FROM ledger.split_policies ORDER BY policy_id, version"))
+            ]
             self._policies = parse_policies(bodies, "ledger.split_policies") if bodies else []
             self._stamp = stamp
         return self._policies

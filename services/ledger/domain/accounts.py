@@ -28,11 +28,10 @@ credits minus debits for credit-normal ones, so a healthy savings or payable bal
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 from services.ledger.domain.errors import AccountCodeError
 

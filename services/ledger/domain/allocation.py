@@ -39,9 +39,7 @@ __all__ = ["allocate", "split_exact"]
 
 def _ratio(index: int, weight: object) -> tuple[int, int]:
     if isinstance(weight, bool) or not isinstance(weight, int | Fraction):
-        raise AllocationError(
-            f"weight {index} is {type(weight).__name__} {weight!r}; weights must be int or Fraction"
-        )
+        raise AllocationError(f"weight {index} is {type(weight).__name__} {weight!r}; weights must be int or Fraction")
     if weight < 0:
         raise AllocationError(f"weight {index} is negative ({weight}); weights must be >= 0")
     if isinstance(weight, int):

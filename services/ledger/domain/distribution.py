@@ -142,11 +142,7 @@ def plan_distribution(
             if target is ShareTarget.PNBP:
                 legs.append(Leg(accounts.pnbp_share_expense(lapas), accounts.pnbp_payable(lapas), amount))
             elif target is ShareTarget.PRODUCTION_CAPITAL:
-                legs.append(
-                    Leg(
-                        accounts.capital_allocation_expense(lapas), accounts.production_capital(lapas), amount
-                    )
-                )
+                legs.append(Leg(accounts.capital_allocation_expense(lapas), accounts.production_capital(lapas), amount))
             else:
                 legs.extend(
                     Leg(accounts.inmate_premi_expense(lapas), accounts.inmate_savings(inmate), part)
@@ -169,9 +165,7 @@ def plan_distribution(
 def reversal_base(plan: DistributionPlan, refunded_gross: int) -> int:
     """Cumulative part of the base to take back once ``refunded_gross`` (cumulative) has been refunded."""
     if not 0 <= refunded_gross <= plan.gross:
-        raise RefundError(
-            f"order {plan.order.order_key}: cumulative refunds {refunded_gross} outside 0..{plan.gross}"
-        )
+        raise RefundError(f"order {plan.order.order_key}: cumulative refunds {refunded_gross} outside 0..{plan.gross}")
     return allocate(refunded_gross, [plan.base, plan.gross - plan.base])[0]
 
 

@@ -92,9 +92,7 @@ class JournalEntry:
         seen: set[str] = set()
         for line in self.lines:
             if isinstance(line.amount, bool) or not isinstance(line.amount, int) or line.amount <= 0:
-                raise EntryValidationError(
-                    f"{where}: line {line.account} amount {line.amount!r} is not a positive int"
-                )
+                raise EntryValidationError(f"{where}: line {line.account} amount {line.amount!r} is not a positive int")
             if not isinstance(line.side, Side):
                 raise EntryValidationError(f"{where}: line {line.account} side {line.side!r} is not D or C")
             try:
@@ -105,9 +103,7 @@ class JournalEntry:
                 raise EntryValidationError(f"{where}: account {line.account} appears on two lines")
             seen.add(line.account)
         if self.debit_total != self.credit_total:
-            raise EntryValidationError(
-                f"{where}: unbalanced, debits {self.debit_total} != credits {self.credit_total}"
-            )
+            raise EntryValidationError(f"{where}: unbalanced, debits {self.debit_total} != credits {self.credit_total}")
 
 
 def request_hash(kind: EntryKind, request: object, part: str | None = None) -> str:

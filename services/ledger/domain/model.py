@@ -113,9 +113,7 @@ class BatchAllocation:
             seen.add(member.inmate_id)
             share = member.share
             if isinstance(share, bool) or not isinstance(share, int | Fraction) or share < 0:
-                raise RequestError(
-                    f"{where}: work share of {member.inmate_id} must be an int or Fraction >= 0"
-                )
+                raise RequestError(f"{where}: work share of {member.inmate_id} must be an int or Fraction >= 0")
         if sum((m.share for m in self.work_group), Fraction(0)) == 0:
             raise RequestError(f"{where}: all work shares are zero")
 
@@ -144,9 +142,7 @@ class CompletionRequest:
             allocation.validate()
         ids = [a.batch_id for a in self.allocations]
         if len(set(ids)) != len(ids):
-            raise RequestError(
-                f"order {self.order.order_key}: a batch appears twice in the allocations {ids}"
-            )
+            raise RequestError(f"order {self.order.order_key}: a batch appears twice in the allocations {ids}")
         if all(a.quantity * a.unit_price == 0 for a in self.allocations):
             raise RequestError(f"order {self.order.order_key}: every allocation has a zero price")
 

@@ -31,14 +31,13 @@ scope the latest ``effective_from`` that is not after the moment wins.
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from fractions import Fraction
+from functools import lru_cache
 
 from services.ledger.domain.accounts import OWNER_PATTERN
 from services.ledger.domain.allocation import allocate
@@ -132,9 +131,7 @@ def parse_share(value: object) -> Fraction:
     Floats are refused (``0.35`` unquoted in YAML is a float: quote it). Raises ``ValueError``.
     """
     if isinstance(value, bool | float):
-        raise ValueError(
-            f"{value!r} is a {type(value).__name__}; write the share as a quoted string like '35%'"
-        )
+        raise ValueError(f"{value!r} is a {type(value).__name__}; write the share as a quoted string like '35%'")
     if isinstance(value, int):
         if value not in (0, 1):
             raise ValueError(f"integer share {value} is not 0 or 1; write a fraction like '35%' or '7/20'")
@@ -300,9 +297,7 @@ def _cross_check(policies: list[tuple[int, SplitPolicy]], out: _Collector) -> No
     for index, p in policies:
         where = f"policy[{index}] (id {p.policy_id!r})"
         if (p.policy_id, p.version) in by_key:
-            out.add(
-                where, f"version {p.version} is defined twice (also policy[{by_key[p.policy_id, p.version]}])"
-            )
+            out.add(where, f"version {p.version} is defined twice (also policy[{by_key[p.policy_id, p.version]}])")
         by_key.setdefault((p.policy_id, p.version), index)
         scope_time = (p.lapas_id, p.sku, p.effective_from)
         if scope_time in by_scope_time:
@@ -355,9 +350,7 @@ def parse_policies(data: object, source: str) -> list[SplitPolicy]:
     return [p for _, p in parsed]
 
 
-def select_policy(
-    policies: Iterable[SplitPolicy], lapas_id: str, sku: str | None, at: datetime
-) -> SplitPolicy:
+def select_policy(policies: Iterable[SplitPolicy], lapas_id: str, sku: str | None, at: datetime) -> SplitPolicy:
     """The policy in force for ``lapas_id`` / ``sku`` at ``at`` (aware datetime).
 
     A product-specific policy (``sku`` equal) beats a lapas-wide one (``sku`` None); within the scope the

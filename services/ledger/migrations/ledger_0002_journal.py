@@ -120,15 +120,28 @@ STATEMENTS = [
 def upgrade() -> None:
     for statement in STATEMENTS:
         op.execute(statement)
-    for table, delete in [("chain_head", False), ("account_balances", False), ("order_facts", False),
-                          ("pending_events", True)]:
+    for table, delete in [
+        ("chain_head", False),
+        ("account_balances", False),
+        ("order_facts", False),
+        ("pending_events", True),
+    ]:
         for statement in mutable_table_grants(S, table, delete=delete):
             op.execute(statement)
 
 
 def downgrade() -> None:
-    for table in ["pending_events", "order_facts", "split_policies", "posting_conflicts", "account_balances",
-                  "chain_head", "journal_lines", "journal_entries", "accounts"]:
+    for table in [
+        "pending_events",
+        "order_facts",
+        "split_policies",
+        "posting_conflicts",
+        "account_balances",
+        "chain_head",
+        "journal_lines",
+        "journal_entries",
+        "accounts",
+    ]:
         op.execute(f"DROP TABLE {S}.{table}")
     for fn in ["check_entries_balance", "check_lines_for_new_entries", "refuse_change"]:
         op.execute(f"DROP FUNCTION {S}.{fn}")

@@ -50,27 +50,56 @@ async def load_catalogue(conn: AsyncConnection, catalogue: Catalogue, source: st
     """Upsert reference data, insert new batches as stock receipts; raises CatalogueError on batch conflicts."""
     report = LoadReport()
     report.lapas = await _upsert(
-        conn, "lapas", ["lapas_id"],
+        conn,
+        "lapas",
+        ["lapas_id"],
         [{"lapas_id": r.lapas_id, "name": r.name, "city": r.city, "province": r.province} for r in catalogue.lapas],
     )
     report.workshops = await _upsert(
-        conn, "workshops", ["workshop_id"],
-        [{"workshop_id": r.workshop_id, "lapas_id": r.lapas_id, "name": r.name, "kind": r.kind}
-         for r in catalogue.workshops],
+        conn,
+        "workshops",
+        ["workshop_id"],
+        [
+            {"workshop_id": r.workshop_id, "lapas_id": r.lapas_id, "name": r.name, "kind": r.kind}
+            for r in catalogue.workshops
+        ],
     )
     report.suppliers = await _upsert(
-        conn, "suppliers", ["supplier_id"], [{"supplier_id": r.supplier_id, "name": r.name} for r in catalogue.suppliers]
+        conn,
+        "suppliers",
+        ["supplier_id"],
+        [{"supplier_id": r.supplier_id, "name": r.name} for r in catalogue.suppliers],
     )
     report.products = await _upsert(
-        conn, "products", ["sku"],
-        [{"sku": r.sku, "name": r.name, "kind": r.kind.value, "list_price_idr": r.list_price_idr,
-          "default_workshop_id": r.default_workshop_id} for r in catalogue.products],
+        conn,
+        "products",
+        ["sku"],
+        [
+            {
+                "sku": r.sku,
+                "name": r.name,
+                "kind": r.kind.value,
+                "list_price_idr": r.list_price_idr,
+                "default_workshop_id": r.default_workshop_id,
+            }
+            for r in catalogue.products
+        ],
     )
     report.listings = await _upsert(
-        conn, "listings", ["channel", "shop_id", "channel_product_id", "channel_sku_id"],
-        [{"channel": r.channel.value, "shop_id": r.shop_id, "channel_product_id": r.channel_product_id,
-          "channel_sku_id": r.channel_sku_id or "", "sku": r.sku, "workshop_id": r.workshop_id}
-         for r in catalogue.listings],
+        conn,
+        "listings",
+        ["channel", "shop_id", "channel_product_id", "channel_sku_id"],
+        [
+            {
+                "channel": r.channel.value,
+                "shop_id": r.shop_id,
+                "channel_product_id": r.channel_product_id,
+                "channel_sku_id": r.channel_sku_id or "",
+                "sku": r.sku,
+                "workshop_id": r.workshop_id,
+            }
+            for r in catalogue.listings
+        ],
     )
     await _insert_batches(conn, catalogue, source, report)
     return report
@@ -106,16 +135,29 @@ async def _insert_batches(conn: AsyncConnection, catalogue: Catalogue, source: s
             "unit_material_cost_idr, supplier_id) VALUES (:batch_id, :workshop_id, :sku, :produced_qty, "
             ":production_date, :unit_material_cost_idr, :supplier_id)"
         ),
-        [{"batch_id": b.batch_id, "workshop_id": b.workshop_id, "sku": b.sku, "produced_qty": b.produced_qty,
-          "production_date": b.production_date, "unit_material_cost_idr": b.unit_material_cost_idr,
-          "supplier_id": b.supplier_id} for b in new],
+        [
+            {
+                "batch_id": b.batch_id,
+                "workshop_id": b.workshop_id,
+                "sku": b.sku,
+                "produced_qty": b.produced_qty,
+                "production_date": b.production_date,
+                "unit_material_cost_idr": b.unit_material_cost_idr,
+                "supplier_id": b.supplier_id,
+            }
+            for b in new
+        ],
     )
     await conn.execute(
         text(
             "INSERT INTO orders.batch_work_group (batch_id, inmate_id, work_share) "
             "VALUES (:batch_id, :inmate_id, :work_share)"
         ),
-        [{"batch_id": b.batch_id, "inmate_id": w.inmate_id, "work_share": w.work_share} for b in new for w in b.work_group],
+        [
+            {"batch_id": b.batch_id, "inmate_id": w.inmate_id, "work_share": w.work_share}
+            for b in new
+            for w in b.work_group
+        ],
     )
     await conn.execute(
         text(
@@ -128,7 +170,10 @@ async def _insert_batches(conn: AsyncConnection, catalogue: Catalogue, source: s
     )
     await record_movements(
         conn,
-        [Movement(b.batch_id, MovementKind.RECEIPT, b.produced_qty, reason=f"production batch from {source}") for b in new],
+        [
+            Movement(b.batch_id, MovementKind.RECEIPT, b.produced_qty, reason=f"production batch from {source}")
+            for b in new
+        ],
     )
     report.new_batches = [b.batch_id for b in new]
     report.units_received = sum(b.produced_qty for b in new)

@@ -57,8 +57,7 @@ async def lock_batches(conn: AsyncConnection, batch_ids: Iterable[str]) -> None:
 async def lock_quarantine_row(conn: AsyncConnection, quarantine_id: int) -> Row[tuple[object, ...]] | None:
     """Lock one quarantine row (before its batch stock) and return it, or ``None`` if it does not exist."""
     result = await conn.execute(
-        text("SELECT id, order_key, batch_id, quantity, status FROM orders.quarantine "
-             "WHERE id = :i FOR UPDATE"),
+        text("SELECT id, order_key, batch_id, quantity, status FROM orders.quarantine WHERE id = :i FOR UPDATE"),
         {"i": quarantine_id},
     )
     return result.one_or_none()

@@ -97,10 +97,17 @@ async def load_orders(conn: AsyncConnection, keys: Iterable[str]) -> dict[str, O
     for r in rows:
         m = meta[r.order_key]
         orders[r.order_key] = OrderRow(
-            order_key=r.order_key, channel=m.channel, shop_id=m.shop_id, order_id=m.order_id,
-            snapshot=None if r.state is None
+            order_key=r.order_key,
+            channel=m.channel,
+            shop_id=m.shop_id,
+            order_id=m.order_id,
+            snapshot=None
+            if r.state is None
             else OrderStatusSnapshot(OrderState(r.state), r.update_time, StockStage(r.stock_stage)),
-            lapas_id=r.lapas_id, historical=m.historical, gross_amount=m.gross_amount, parked_reason=r.parked_reason,
+            lapas_id=r.lapas_id,
+            historical=m.historical,
+            gross_amount=m.gross_amount,
+            parked_reason=r.parked_reason,
         )
     for line in await conn.execute(
         text(
@@ -151,7 +158,9 @@ async def resolve_listings(
         ),
         {"c": [w[0] for w in wanted], "s": [w[1] for w in wanted], "p": [w[2] for w in wanted]},
     )
-    table = {(r.channel, r.shop_id, r.channel_product_id, r.channel_sku_id): (r.sku, r.workshop_id, r.lapas_id) for r in rows}
+    table = {
+        (r.channel, r.shop_id, r.channel_product_id, r.channel_sku_id): (r.sku, r.workshop_id, r.lapas_id) for r in rows
+    }
     resolved: dict[tuple[str, str, str, str], tuple[str, str, str]] = {}
     for item in wanted:
         hit = table.get(item) or table.get((item[0], item[1], item[2], ""))
@@ -173,15 +182,19 @@ class BatchInfoCache:
         if missing:
             groups: dict[str, list[tuple[str, int]]] = defaultdict(list)
             for g in await conn.execute(
-                text("SELECT batch_id, inmate_id, work_share FROM orders.batch_work_group "
-                     "WHERE batch_id = ANY(:ids) ORDER BY batch_id, inmate_id"),
+                text(
+                    "SELECT batch_id, inmate_id, work_share FROM orders.batch_work_group "
+                    "WHERE batch_id = ANY(:ids) ORDER BY batch_id, inmate_id"
+                ),
                 {"ids": missing},
             ):
                 groups[g.batch_id].append((g.inmate_id, g.work_share))
             for b in await conn.execute(
-                text("SELECT b.batch_id, w.lapas_id, b.unit_material_cost_idr, b.supplier_id "
-                     "FROM orders.production_batches b JOIN orders.workshops w USING (workshop_id) "
-                     "WHERE b.batch_id = ANY(:ids)"),
+                text(
+                    "SELECT b.batch_id, w.lapas_id, b.unit_material_cost_idr, b.supplier_id "
+                    "FROM orders.production_batches b JOIN orders.workshops w USING (workshop_id) "
+                    "WHERE b.batch_id = ANY(:ids)"
+                ),
                 {"ids": missing},
             ):
                 self._cache[b.batch_id] = BatchInfo(
@@ -201,9 +214,17 @@ async def next_reservation_ids(conn: AsyncConnection, n: int) -> list[int]:
 
 
 _ORDER_COLUMNS = (
-    ("order_key", "text"), ("channel", "text"), ("shop_id", "text"), ("order_id", "text"), ("state", "text"),
-    ("update_time", "timestamptz"), ("stock_stage", "smallint"), ("lapas_id", "text"), ("historical", "boolean"),
-    ("gross_amount", "bigint"), ("parked", "text"),
+    ("order_key", "text"),
+    ("channel", "text"),
+    ("shop_id", "text"),
+    ("order_id", "text"),
+    ("state", "text"),
+    ("update_time", "timestamptz"),
+    ("stock_stage", "smallint"),
+    ("lapas_id", "text"),
+    ("historical", "boolean"),
+    ("gross_amount", "bigint"),
+    ("parked", "text"),
 )
 
 
@@ -245,19 +266,31 @@ async def save_orders(conn: AsyncConnection, orders: Sequence[OrderRow]) -> None
                 "SELECT * FROM unnest(CAST(:k AS text[]), CAST(:n AS int[]), CAST(:sku AS text[]), "
                 "CAST(:w AS text[]), CAST(:q AS int[]), CAST(:p AS bigint[]))"
             ),
-            {"k": [k for k, _ in lines], "n": [ln.line_no for _, ln in lines], "sku": [ln.sku for _, ln in lines],
-             "w": [ln.workshop_id for _, ln in lines], "q": [ln.quantity for _, ln in lines],
-             "p": [ln.unit_price for _, ln in lines]},
+            {
+                "k": [k for k, _ in lines],
+                "n": [ln.line_no for _, ln in lines],
+                "sku": [ln.sku for _, ln in lines],
+                "w": [ln.workshop_id for _, ln in lines],
+                "q": [ln.quantity for _, ln in lines],
+                "p": [ln.unit_price for _, ln in lines],
+            },
         )
 
 
 def _order_params(o: OrderRow) -> dict[str, Any]:
     snap = o.snapshot
     return {
-        "order_key": o.order_key, "channel": o.channel, "shop_id": o.shop_id, "order_id": o.order_id,
-        "state": snap.state.value if snap else None, "update_time": snap.update_time if snap else None,
-        "stock_stage": int(snap.stock_stage) if snap else 0, "lapas_id": o.lapas_id, "historical": o.historical,
-        "gross_amount": o.gross_amount, "parked": o.parked_reason,
+        "order_key": o.order_key,
+        "channel": o.channel,
+        "shop_id": o.shop_id,
+        "order_id": o.order_id,
+        "state": snap.state.value if snap else None,
+        "update_time": snap.update_time if snap else None,
+        "stock_stage": int(snap.stock_stage) if snap else 0,
+        "lapas_id": o.lapas_id,
+        "historical": o.historical,
+        "gross_amount": o.gross_amount,
+        "parked": o.parked_reason,
     }
 
 
@@ -276,8 +309,14 @@ class HistoryRow:
 
 
 _HISTORY_COLUMNS = (
-    ("order_key", "text"), ("from_state", "text"), ("to_state", "text"), ("requested_state", "text"),
-    ("raw_status", "text"), ("update_time", "timestamptz"), ("decision", "text"), ("event_id", "uuid"),
+    ("order_key", "text"),
+    ("from_state", "text"),
+    ("to_state", "text"),
+    ("requested_state", "text"),
+    ("raw_status", "text"),
+    ("update_time", "timestamptz"),
+    ("decision", "text"),
+    ("event_id", "uuid"),
 )
 
 
@@ -308,8 +347,12 @@ async def save_reservations(conn: AsyncConnection, reservations: Sequence[tuple[
                 "unnest(CAST(:id AS bigint[]), CAST(:k AS text[]), CAST(:state AS text[]), "
                 "CAST(:exp AS timestamptz[]))"
             ),
-            {"id": [r.reservation_id for _, r in new], "k": [k for k, _ in new], "state": [r.state for _, r in new],
-             "exp": [r.expires_at for _, r in new]},
+            {
+                "id": [r.reservation_id for _, r in new],
+                "k": [k for k, _ in new],
+                "state": [r.state for _, r in new],
+                "exp": [r.expires_at for _, r in new],
+            },
         )
         held = [(r.reservation_id, a) for _, r in new for a in r.allocations]
         await conn.execute(
@@ -318,8 +361,13 @@ async def save_reservations(conn: AsyncConnection, reservations: Sequence[tuple[
                 "unnest(CAST(:id AS bigint[]), CAST(:b AS text[]), CAST(:sku AS text[]), CAST(:w AS text[]), "
                 "CAST(:q AS int[]))"
             ),
-            {"id": [i for i, _ in held], "b": [a.batch_id for _, a in held], "sku": [a.sku for _, a in held],
-             "w": [a.workshop_id for _, a in held], "q": [a.quantity for _, a in held]},
+            {
+                "id": [i for i, _ in held],
+                "b": [a.batch_id for _, a in held],
+                "sku": [a.sku for _, a in held],
+                "w": [a.workshop_id for _, a in held],
+                "q": [a.quantity for _, a in held],
+            },
         )
     if changed:
         await conn.execute(

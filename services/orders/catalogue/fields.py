@@ -177,9 +177,7 @@ def work_group(value: object, text: bool) -> object:
                 entries.append((None, None))
                 continue
             problems.extend(
-                (f"work_group[{i}].{k}", "unknown field")
-                for k in item
-                if k not in ("inmate_id", "work_share")
+                (f"work_group[{i}].{k}", "unknown field") for k in item if k not in ("inmate_id", "work_share")
             )
             for key in ("inmate_id", "work_share"):
                 if item.get(key) is None:
@@ -203,9 +201,7 @@ def work_group(value: object, text: bool) -> object:
         inmate_id, share = parsed.get("inmate_id"), parsed.get("work_share")
         if isinstance(inmate_id, str):
             if inmate_id in seen:
-                problems.append(
-                    (f"work_group[{i}].inmate_id", f"{inmate_id} already listed at [{seen[inmate_id]}]")
-                )
+                problems.append((f"work_group[{i}].inmate_id", f"{inmate_id} already listed at [{seen[inmate_id]}]"))
             seen.setdefault(inmate_id, i)
             if isinstance(share, int):
                 shares.append(WorkShare(inmate_id=inmate_id, work_share=share))

@@ -241,6 +241,4 @@ class Catalogue:
 
     def batches_fifo(self, sku: str) -> tuple[ProductionBatch, ...]:
         """Batches of one SKU, oldest production date first (ties by ``batch_id``)."""
-        return tuple(
-            sorted((b for b in self.batches if b.sku == sku), key=lambda b: (b.production_date, b.batch_id))
-        )
+        return tuple(sorted((b for b in self.batches if b.sku == sku), key=lambda b: (b.production_date, b.batch_id)))

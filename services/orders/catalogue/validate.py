@@ -188,9 +188,7 @@ def _parse_record(section: _Section, rec: RawRecord, errors: list[str]) -> _Pars
         except FieldError as bad:
             problems.extend((sub or f.name, msg) for sub, msg in bad.problems)
     problems.extend((str(k), "unknown field") for k in rec.values if k not in section.field_names)
-    label = _label(section, values) or _label(
-        section, {k: v for k, v in rec.values.items() if isinstance(k, str)}
-    )
+    label = _label(section, values) or _label(section, {k: v for k, v in rec.values.items() if isinstance(k, str)})
     where = _where(rec.loc, label)
     errors.extend(f"{where}: {name}: {msg}" for name, msg in problems)
     return _Parsed(rec, values, label)
@@ -229,9 +227,7 @@ def build_catalogue(
                 target = row.values.get(f.name)
                 if f.ref is None or f.ref in broken or target is None or target in known[f.ref]:
                     continue
-                errors.append(
-                    f"{_where(row.rec.loc, row.label)}: {f.name}: unknown {_REF_NOUN[f.ref]} {target!r}"
-                )
+                errors.append(f"{_where(row.rec.loc, row.label)}: {f.name}: unknown {_REF_NOUN[f.ref]} {target!r}")
     if errors:
         raise CatalogueError(errors)
     built = {s.name: tuple(s.build(**row.values) for row in parsed[s.name]) for s in SECTIONS}

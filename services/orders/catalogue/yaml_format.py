@@ -147,8 +147,6 @@ def dump_yaml(catalogue: Catalogue, header: str = "") -> str:
     comments = "".join(f"# {line}".rstrip() + "\n" for line in header.splitlines())
     parts = []
     for name in SECTION_NAMES:
-        body = yaml.dump(
-            {name: records[name]}, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=110
-        )
+        body = yaml.dump({name: records[name]}, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=110)
         parts.append(body)
     return comments + "\n".join(parts)

@@ -228,9 +228,7 @@ def _aggregate(lines: Sequence[ReservationLine]) -> dict[tuple[Sku, WorkshopId, 
     return demand
 
 
-def allocate(
-    requests: Sequence[ReservationRequest], snapshot: Iterable[BatchAvailability]
-) -> AllocationResult:
+def allocate(requests: Sequence[ReservationRequest], snapshot: Iterable[BatchAvailability]) -> AllocationResult:
     """Allocate every request, in order, against one availability snapshot (see the module docstring).
 
     The snapshot must hold every batch of every SKU the requests mention (a missing SKU is a shortage with
@@ -313,9 +311,7 @@ def allocate(
             continue
 
         for allocation in allocations:
-            demand_by_batch[allocation.batch_id] = (
-                demand_by_batch.get(allocation.batch_id, 0) + allocation.quantity
-            )
+            demand_by_batch[allocation.batch_id] = demand_by_batch.get(allocation.batch_id, 0) + allocation.quantity
             key = (allocation.sku, allocation.workshop_id)
             demand_by_sku_workshop[key] = demand_by_sku_workshop.get(key, 0) + allocation.quantity
         outcomes.append(AllocationSuccess(request.order_key, tuple(allocations)))

@@ -173,9 +173,7 @@ BUKALAPAK_STATUSES: Final[Mapping[RawStatus, OrderState]] = MappingProxyType(
 
 # Statuses Karya itself records on any channel's order: no marketplace reports that a returned parcel is back
 # in the workshop, so the workshop does (`karya orders return-received`), and the units go to quarantine.
-KARYA_STATUSES: Final[Mapping[RawStatus, OrderState]] = MappingProxyType(
-    {"KARYA_RETURN_RECEIVED": _S.RETURNED}
-)
+KARYA_STATUSES: Final[Mapping[RawStatus, OrderState]] = MappingProxyType({"KARYA_RETURN_RECEIVED": _S.RETURNED})
 
 STATUS_TABLES: Final[Mapping[Channel, Mapping[RawStatus, OrderState]]] = MappingProxyType(
     {

@@ -200,9 +200,7 @@ def apply_movement(counters: StockCounters, kind: MovementKind, quantity: int) -
     try:
         new = counters.plus(delta)
     except StockInvariantViolation as exc:
-        raise StockInvariantViolation(
-            f"{kind.value} of {quantity} unit(s) rejected on {counters}: {exc}"
-        ) from None
+        raise StockInvariantViolation(f"{kind.value} of {quantity} unit(s) rejected on {counters}: {exc}") from None
     return MovementResult(kind=kind, quantity=quantity, delta=delta, counters=new)
 
 
@@ -230,19 +228,15 @@ class ReservationState(StrEnum):
 
 #: Allowed reservation edges; ``None`` is "no reservation yet". CONSUMED, RELEASED and EXPIRED are final.
 #: An EXPIRED reservation is never revived: if the order is paid after all, the adapter makes a new HARD one.
-RESERVATION_TRANSITIONS: Final[Mapping[ReservationState | None, frozenset[ReservationState]]] = (
-    MappingProxyType(
-        {
-            None: frozenset({ReservationState.SOFT, ReservationState.HARD}),
-            ReservationState.SOFT: frozenset(
-                {ReservationState.HARD, ReservationState.RELEASED, ReservationState.EXPIRED}
-            ),
-            ReservationState.HARD: frozenset({ReservationState.CONSUMED, ReservationState.RELEASED}),
-            ReservationState.CONSUMED: frozenset(),
-            ReservationState.RELEASED: frozenset(),
-            ReservationState.EXPIRED: frozenset(),
-        }
-    )
+RESERVATION_TRANSITIONS: Final[Mapping[ReservationState | None, frozenset[ReservationState]]] = MappingProxyType(
+    {
+        None: frozenset({ReservationState.SOFT, ReservationState.HARD}),
+        ReservationState.SOFT: frozenset({ReservationState.HARD, ReservationState.RELEASED, ReservationState.EXPIRED}),
+        ReservationState.HARD: frozenset({ReservationState.CONSUMED, ReservationState.RELEASED}),
+        ReservationState.CONSUMED: frozenset(),
+        ReservationState.RELEASED: frozenset(),
+        ReservationState.EXPIRED: frozenset(),
+    }
 )
 
 #: The stock movement that accompanies each allowed reservation edge.

@@ -111,8 +111,18 @@ TABLES = [
 ]
 
 # Rows the service legitimately changes; the movement log, history and catalogue batches are append-only.
-MUTABLE = ["batch_stock", "orders", "reservations", "quarantine", "products", "listings", "lapas",
-           "workshops", "suppliers", "order_lines"]
+MUTABLE = [
+    "batch_stock",
+    "orders",
+    "reservations",
+    "quarantine",
+    "products",
+    "listings",
+    "lapas",
+    "workshops",
+    "suppliers",
+    "order_lines",
+]
 
 
 def upgrade() -> None:
@@ -125,7 +135,22 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ["quarantine", "allocations", "reservations", "order_history", "order_lines", "orders",
-                  "stock_movements", "batch_stock", "inmate_registry", "batch_work_group", "production_batches",
-                  "listings", "products", "suppliers", "workshops", "lapas"]:
+    for table in [
+        "quarantine",
+        "allocations",
+        "reservations",
+        "order_history",
+        "order_lines",
+        "orders",
+        "stock_movements",
+        "batch_stock",
+        "inmate_registry",
+        "batch_work_group",
+        "production_batches",
+        "listings",
+        "products",
+        "suppliers",
+        "workshops",
+        "lapas",
+    ]:
         op.execute(f"DROP TABLE {S}.{table}")

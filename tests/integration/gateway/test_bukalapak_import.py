@@ -21,8 +21,10 @@ from tests.integration.gateway_support import outbox_events, scalar, uid
 
 pytestmark = pytest.mark.integration
 TOPICS = GatewayTopics.with_prefix(f"tgb{uid()}.")
-HEADER = ("Invoice;Tanggal;Status;ID Produk;Nama Produk;SKU;Jumlah;Harga Satuan;Total;Ongkir;Potongan/Biaya;"
-          "Pajak;Dana Diterima")
+HEADER = (
+    "Invoice;Tanggal;Status;ID Produk;Nama Produk;SKU;Jumlah;Harga Satuan;Total;Ongkir;Potongan/Biaya;"
+    "Pajak;Dana Diterima"
+)
 
 
 @pytest.fixture
@@ -52,8 +54,14 @@ async def test_import_publishes_historical_events_once(engine: AsyncEngine, tmp_
     with pytest.raises(BukalapakCsvError) as info:  # the zero-quantity line is refused, nothing written
         await import_export(engine, path, "69352317", TOPICS)
     assert "row 3, column Jumlah" in str(info.value)
-    assert await scalar(engine, "SELECT count(*) FROM gateway.emitted_events WHERE order_key LIKE :k",
-                        k=f"bukalapak:69352317:{invoice}%") == 0
+    assert (
+        await scalar(
+            engine,
+            "SELECT count(*) FROM gateway.emitted_events WHERE order_key LIKE :k",
+            k=f"bukalapak:69352317:{invoice}%",
+        )
+        == 0
+    )
     path.write_text("\n".join(line for i, line in enumerate(path.read_text().splitlines()) if i != 2))
     report = await import_export(engine, path, "69352317", TOPICS)
     assert (report.invoices, report.events, report.published) == (2, 3, 3)

@@ -58,8 +58,7 @@ class Gateway:
     async def dead_letters(self, key: str) -> list[str]:
         async with self.engine.connect() as conn:
             rows = await conn.execute(
-                text("SELECT error FROM gateway.dead_letters WHERE consumer = :c "
-                     "AND convert_from(key, 'UTF8') = :k"),
+                text("SELECT error FROM gateway.dead_letters WHERE consumer = :c AND convert_from(key, 'UTF8') = :k"),
                 {"c": self.consumer, "k": key},
             )
             return [r[0] for r in rows]
@@ -67,12 +66,17 @@ class Gateway:
     async def processed(self, key: str) -> bool:
         """Every raw delivery of ``key`` has been through the normaliser (applied or dead-lettered)."""
         async with self.engine.connect() as conn:
-            pending = (await conn.execute(
-                text("SELECT count(*) FROM gateway.outbox o WHERE o.topic = :t "
-                     "AND convert_from(o.key, 'UTF8') = :k AND NOT EXISTS (SELECT 1 FROM gateway.inbox i "
-                     "WHERE i.consumer = :c "
-                     "AND i.event_id = (convert_from(o.payload, 'UTF8')::jsonb ->> 'event_id')::uuid)"),
-                {"t": self.topics.raw_deliveries, "k": key, "c": self.consumer})).scalar_one()
+            pending = (
+                await conn.execute(
+                    text(
+                        "SELECT count(*) FROM gateway.outbox o WHERE o.topic = :t "
+                        "AND convert_from(o.key, 'UTF8') = :k AND NOT EXISTS (SELECT 1 FROM gateway.inbox i "
+                        "WHERE i.consumer = :c "
+                        "AND i.event_id = (convert_from(o.payload, 'UTF8')::jsonb ->> 'event_id')::uuid)"
+                    ),
+                    {"t": self.topics.raw_deliveries, "k": key, "c": self.consumer},
+                )
+            ).scalar_one()
         return int(pending) == 0
 
 
@@ -84,8 +88,13 @@ async def gateway(database: RoleUrls, kafka_bootstrap: str) -> AsyncIterator[Gat
     fakes = {c: FakeClient(c) for c in ("tokopedia", "tiktok_shop", "shopee", "blibli")}
     consumer = f"gateway-normaliser-{u}"
     runtime = build_runtime(
-        database.service, kafka(kafka_bootstrap, max_attempts=3), settings=gateway_settings(), clients=fakes,
-        topics=topics, consumer_name=consumer, pollers=False,
+        database.service,
+        kafka(kafka_bootstrap, max_attempts=3),
+        settings=gateway_settings(),
+        clients=fakes,
+        topics=topics,
+        consumer_name=consumer,
+        pollers=False,
     )
     await runtime.start()
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=runtime.http_app()), base_url=BASE_URL)
@@ -98,9 +107,7 @@ async def gateway(database: RoleUrls, kafka_bootstrap: str) -> AsyncIterator[Gat
 
 async def _settle(gw: Gateway, key: str, *, events: int = 1) -> None:
     async def done() -> bool:
-        return await gw.processed(key) and (
-            len(await gw.events(key)) + len(await gw.dead_letters(key)) >= events
-        )
+        return await gw.processed(key) and (len(await gw.events(key)) + len(await gw.dead_letters(key)) >= events)
 
     await wait_for(done, timeout=60, what=f"normalised deliveries of {key}")
 
@@ -120,9 +127,7 @@ async def test_the_same_delivery_ten_times_gives_one_canonical_event(gateway: Ga
     assert len(events) == 1
     data = events[0]["data"]
     assert (data["raw_status"], data["gross_amount"], data["channel"]) == ("220", 50000, "tokopedia")
-    assert data["lines"] == [
-        {"channel_product_id": "456", "channel_sku_id": None, "quantity": 2, "unit_price": 25000}
-    ]
+    assert data["lines"] == [{"channel_product_id": "456", "channel_sku_id": None, "quantity": 2, "unit_price": 25000}]
     validate_published(json.dumps(events[0]).encode())
     assert gw.fakes["tokopedia"].calls == []  # the notification carries its lines: no API call
 
@@ -135,16 +140,15 @@ async def test_shopee_trigger_gets_lines_from_detail_and_settlement_when_complet
     shopee.orders[order] = api_order("shopee", shop, order, "READY_TO_SHIP", price=30000, quantity=3)
     shopee.settlements[order] = api_settlement("shopee", shop, order, gross=90000)
     for minutes, status in [(0, "READY_TO_SHIP"), (30, "SHIPPED"), (90, "COMPLETED")]:
-        response = await post(gw.client, "shopee/order-status", body_for("shopee/order-status", order, status,
-                                                                          minutes=minutes))
+        response = await post(
+            gw.client, "shopee/order-status", body_for("shopee/order-status", order, status, minutes=minutes)
+        )
         assert response.status_code == 200 and response.content == b""
     await _settle(gw, key, events=3)
     events = await gw.events(key)
     assert [e["data"]["raw_status"] for e in events] == ["READY_TO_SHIP", "SHIPPED", "COMPLETED"]
     first = events[0]["data"]
-    assert first["lines"] == [
-        {"channel_product_id": "456", "channel_sku_id": None, "quantity": 3, "unit_price": 30000}
-    ]
+    assert first["lines"] == [{"channel_product_id": "456", "channel_sku_id": None, "quantity": 3, "unit_price": 30000}]
     assert first["gross_amount"] == 90000
     await wait_for(lambda: _has(gw.settlements(key), 1), what="settlement")
     (settlement,) = await gw.settlements(key)
@@ -173,9 +177,12 @@ async def test_completed_but_unsettled_is_left_for_the_backstop(gateway: Gateway
     assert [e["data"]["raw_status"] for e in await gw.events(key)] == ["COMPLETED"]
     assert await gw.settlements(key) == []
     async with gw.engine.connect() as conn:
-        row = (await conn.execute(text(
-            "SELECT completion_reached, settled, done FROM gateway.order_status_seen WHERE order_key = :k"),
-            {"k": key})).one()
+        row = (
+            await conn.execute(
+                text("SELECT completion_reached, settled, done FROM gateway.order_status_seen WHERE order_key = :k"),
+                {"k": key},
+            )
+        ).one()
     assert tuple(row) == (True, False, False)
 
 
@@ -217,16 +224,21 @@ async def test_marketplace_api_errors_are_retried_then_dead_lettered(gateway: Ga
     shopee.failures[flaky] = 1  # one outage, then it answers
     shopee.failures[down] = 99  # never answers
     for order in (flaky, down):
-        assert (await post(gw.client, "shopee/order-status", body_for("shopee/order-status", order,
-                                                                      "READY_TO_SHIP"))).status_code == 200
+        assert (
+            await post(gw.client, "shopee/order-status", body_for("shopee/order-status", order, "READY_TO_SHIP"))
+        ).status_code == 200
     await _settle(gw, f"shopee:77001:{flaky}")
     assert [e["data"]["raw_status"] for e in await gw.events(f"shopee:77001:{flaky}")] == ["READY_TO_SHIP"]
     assert shopee.calls.count(("detail", flaky)) == 2
     await _settle(gw, f"shopee:77001:{down}")
     (error,) = await gw.dead_letters(f"shopee:77001:{down}")
     assert "MarketplaceApiError" in error and "simulated outage" in error
-    attempts = await scalar(gw.engine, "SELECT attempts FROM gateway.dead_letters WHERE consumer = :c "
-                            "AND convert_from(key, 'UTF8') = :k", c=gw.consumer, k=f"shopee:77001:{down}")
+    attempts = await scalar(
+        gw.engine,
+        "SELECT attempts FROM gateway.dead_letters WHERE consumer = :c AND convert_from(key, 'UTF8') = :k",
+        c=gw.consumer,
+        k=f"shopee:77001:{down}",
+    )
     assert attempts == 3  # max_attempts, each a real call to the marketplace
     assert shopee.calls.count(("detail", down)) >= 3
     assert await gw.events(f"shopee:77001:{down}") == []

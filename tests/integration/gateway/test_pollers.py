@@ -40,8 +40,11 @@ async def engine(database: RoleUrls) -> AsyncIterator[AsyncEngine]:
 
 def _deps(fakes: dict[str, FakeClient]) -> GatewayDeps:
     settings = gateway_settings(
-        blibli_poll_overlap_s=300.0, blibli_poll_window_max_s=3600.0, blibli_initial_lookback_s=7200.0,
-        backstop_min_age_s=60.0, backstop_max_age_s=86_400.0 * 7,
+        blibli_poll_overlap_s=300.0,
+        blibli_poll_window_max_s=3600.0,
+        blibli_initial_lookback_s=7200.0,
+        backstop_min_age_s=60.0,
+        backstop_max_age_s=86_400.0 * 7,
     )
     return GatewayDeps(settings, dict(fakes))
 
@@ -92,9 +95,11 @@ async def test_blibli_windows_overlap_and_publish_each_status_once(engine: Async
 
 async def _seen(engine: AsyncEngine, key: str) -> tuple[str, bool, bool]:
     async with engine.connect() as conn:
-        row = (await conn.execute(text(
-            "SELECT raw_status, settled, done FROM gateway.order_status_seen WHERE order_key = :k"),
-            {"k": key})).one()
+        row = (
+            await conn.execute(
+                text("SELECT raw_status, settled, done FROM gateway.order_status_seen WHERE order_key = :k"), {"k": key}
+            )
+        ).one()
     return str(row[0]), bool(row[1]), bool(row[2])
 
 
@@ -109,8 +114,12 @@ async def _publish_status(engine: AsyncEngine, channel: str, shop: str, order: s
 async def _age(engine: AsyncEngine, key: str, minutes: int) -> None:
     async with engine.begin() as conn:
         await conn.execute(
-            text("UPDATE gateway.order_status_seen SET checked_at = now() - make_interval(mins => :m) "
-                 "WHERE order_key = :k"), {"m": minutes, "k": key})
+            text(
+                "UPDATE gateway.order_status_seen SET checked_at = now() - make_interval(mins => :m) "
+                "WHERE order_key = :k"
+            ),
+            {"m": minutes, "k": key},
+        )
 
 
 async def test_backstop_recovers_a_lost_webhook_and_then_the_settlement(engine: AsyncEngine) -> None:

@@ -31,22 +31,22 @@ from tests.integration.gateway_support import (
 
 pytestmark = pytest.mark.integration
 TOPICS = GatewayTopics.with_prefix(f"tgw{uid()}.")
-ORDER_STATUS: dict[str, str | int] = {
-    "tokopedia": 220, "tiktok_shop": "AWAITING_SHIPMENT", "shopee": "READY_TO_SHIP"
-}
+ORDER_STATUS: dict[str, str | int] = {"tokopedia": 220, "tiktok_shop": "AWAITING_SHIPMENT", "shopee": "READY_TO_SHIP"}
 CANCEL_STATUS: dict[str, str | int] = {"tokopedia": 0, "tiktok_shop": "CANCEL", "shopee": "CANCELLED"}
 
 
 Client = tuple[httpx.AsyncClient, AsyncEngine]
 
 
-async def _client(
-    database: RoleUrls, bootstrap: str, *, rotation: bool
-) -> tuple[ServiceRuntime, httpx.AsyncClient]:
+async def _client(database: RoleUrls, bootstrap: str, *, rotation: bool) -> tuple[ServiceRuntime, httpx.AsyncClient]:
     await prepare_topics(bootstrap, TOPICS)  # the relay of a later test publishes these rows
     runtime = build_runtime(
-        database.service, kafka(bootstrap), settings=gateway_settings(rotation=rotation), clients={},
-        topics=TOPICS, pollers=False,
+        database.service,
+        kafka(bootstrap),
+        settings=gateway_settings(rotation=rotation),
+        clients={},
+        topics=TOPICS,
+        pollers=False,
     )
     transport = httpx.ASGITransport(app=runtime.http_app())
     return runtime, httpx.AsyncClient(transport=transport, base_url=BASE_URL)
@@ -86,9 +86,7 @@ async def _stored(engine: AsyncEngine) -> tuple[int, int]:
 
 
 @pytest.mark.parametrize("route", sorted(ROUTES))
-async def test_valid_delivery_is_stored_with_its_outbox_row(
-    route: str, gateway: Client
-) -> None:
+async def test_valid_delivery_is_stored_with_its_outbox_row(route: str, gateway: Client) -> None:
     client, engine = gateway
     order = str(10_000_000 + hash(route) % 1_000_000)
     body = _body(route, order)
@@ -116,9 +114,12 @@ async def _row(engine: AsyncEngine, body: bytes) -> tuple[int, bytes, dict[str, 
     from sqlalchemy import text
 
     async with engine.connect() as conn:
-        row = (await conn.execute(
-            text("SELECT delivery_id, body, headers, order_key FROM gateway.raw_deliveries WHERE body = :b"),
-            {"b": body})).one()
+        row = (
+            await conn.execute(
+                text("SELECT delivery_id, body, headers, order_key FROM gateway.raw_deliveries WHERE body = :b"),
+                {"b": body},
+            )
+        ).one()
     return int(row[0]), bytes(row[1]), dict(row[2]), str(row[3])
 
 
@@ -126,20 +127,25 @@ async def _outbox_for(engine: AsyncEngine, delivery_id: int) -> list[bytes]:
     from sqlalchemy import text
 
     async with engine.connect() as conn:
-        rows = (await conn.execute(
-            text("SELECT payload FROM gateway.outbox WHERE topic = :t "
-                 "AND (convert_from(payload, 'UTF8')::jsonb -> 'data' ->> 'delivery_id')::bigint = :id"),
-            {"t": TOPICS.raw_deliveries, "id": delivery_id})).scalars().all()
+        rows = (
+            (
+                await conn.execute(
+                    text(
+                        "SELECT payload FROM gateway.outbox WHERE topic = :t "
+                        "AND (convert_from(payload, 'UTF8')::jsonb -> 'data' ->> 'delivery_id')::bigint = :id"
+                    ),
+                    {"t": TOPICS.raw_deliveries, "id": delivery_id},
+                )
+            )
+            .scalars()
+            .all()
+        )
     return [bytes(r) for r in rows]
 
 
 @pytest.mark.parametrize("route", sorted(ROUTES))
-@pytest.mark.parametrize(
-    "case", ["tampered body", "wrong secret", "missing header", "previous secret, no rotation"]
-)
-async def test_bad_signature_is_401_and_nothing_is_stored(
-    route: str, case: str, gateway: Client
-) -> None:
+@pytest.mark.parametrize("case", ["tampered body", "wrong secret", "missing header", "previous secret, no rotation"])
+async def test_bad_signature_is_401_and_nothing_is_stored(route: str, case: str, gateway: Client) -> None:
     client, engine = gateway
     body = _body(route, "55555")
     before = await _stored(engine)
@@ -157,9 +163,7 @@ async def test_bad_signature_is_401_and_nothing_is_stored(
 
 
 @pytest.mark.parametrize("route", sorted(ROUTES))
-async def test_previous_secret_is_accepted_during_rotation(
-    route: str, rotating: Client
-) -> None:
+async def test_previous_secret_is_accepted_during_rotation(route: str, rotating: Client) -> None:
     client, engine = rotating
     channel = ROUTES[route][0]
     old, new = _body(route, "60001"), _body(route, "60002")
@@ -177,7 +181,7 @@ async def test_oversize_is_413_with_or_without_content_length(gateway: Client) -
     padding["padding"] = "x" * (limit - len(json.dumps(padding)) - len(', "padding": ""'))
     at_limit = json.dumps(padding).encode()
     assert len(at_limit) == limit
-    over = at_limit[:-1] + b' }'
+    over = at_limit[:-1] + b" }"
     before = await _stored(engine)
     response = await post(client, route, over)
     assert response.status_code == 413
@@ -187,7 +191,8 @@ async def test_oversize_is_413_with_or_without_content_length(gateway: Client) -
             yield over[i : i + 4096]
 
     streamed = await client.post(
-        f"/webhooks/{route}", content=chunks(),
+        f"/webhooks/{route}",
+        content=chunks(),
         headers={"Content-Type": "application/json", **signature(route, over)},
     )
     assert "content-length" not in streamed.request.headers
@@ -212,9 +217,7 @@ async def test_non_json_content_type_is_415(content_type: str, gateway: Client) 
 
 
 @pytest.mark.parametrize("route", sorted(ROUTES))
-async def test_ten_identical_deliveries_are_stored_once(
-    route: str, gateway: Client
-) -> None:
+async def test_ten_identical_deliveries_are_stored_once(route: str, gateway: Client) -> None:
     client, engine = gateway
     body = _body(route, "80001")
     responses = [await post(client, route, body) for _ in range(10)]

@@ -56,15 +56,11 @@ class Ledger:
 
     def metric(self, name: str) -> float:
         """Sum of the samples of metric ``name``."""
-        return sum(
-            s.value for f in self.runtime.metrics.registry.collect() for s in f.samples if s.name == name
-        )
+        return sum(s.value for f in self.runtime.metrics.registry.collect() for s in f.samples if s.name == name)
 
 
 @asynccontextmanager
-async def ledger_consumer(
-    db: LedgerDatabase, bootstrap: str, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[Ledger]:
+async def ledger_consumer(db: LedgerDatabase, bootstrap: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Ledger]:
     """Wire ``LedgerProcessor`` as ``services.ledger.app`` does, on ``t<uid>.``-prefixed topics."""
     prefix = f"t{uid()}."
     name = f"ledger-{prefix.strip('.')}"
@@ -84,9 +80,7 @@ async def ledger_consumer(
     monkeypatch.setattr(outbound, "LEDGER_ENTRIES", ledger.entries_topic)  # entry_posted to our topic too
     monkeypatch.setattr(posting, "MARKETPLACE_SETTLEMENTS", ledger.settlements_topic)  # parked, then rejected
     await ensure_topics(bootstrap, [ledger.orders_topic, ledger.settlements_topic, ledger.entries_topic], 3)
-    conflicts = PromCounter(
-        "karya_ledger_posting_conflicts_total", "conflicts", registry=runtime.metrics.registry
-    )
+    conflicts = PromCounter("karya_ledger_posting_conflicts_total", "conflicts", registry=runtime.metrics.registry)
     runtime.add_consumer(
         name=ledger.name,
         topics=[ledger.orders_topic, ledger.settlements_topic],
@@ -141,15 +135,11 @@ async def test_settlement_delivered_three_times_and_reemitted_posts_once_and_a_c
     try:
         async with ledger_consumer(own_database, kafka_bootstrap, monkeypatch) as ledger:
             await publish(kafka_bootstrap, ledger.orders_topic, [completion])
-            await wait_for(
-                lambda: _is(_posting_keys(engine, key), Counter({"completed": 1})), what="completion"
-            )
+            await wait_for(lambda: _is(_posting_keys(engine, key), Counter({"completed": 1})), what="completion")
 
             # the same envelope three times, then the same payload under two new event ids
             again = [reissued(settlement), reissued(settlement)]
-            await publish(
-                kafka_bootstrap, ledger.settlements_topic, [settlement, settlement, settlement, *again]
-            )
+            await publish(kafka_bootstrap, ledger.settlements_topic, [settlement, settlement, settlement, *again])
 
             async def all_seen() -> bool:
                 return (
@@ -161,18 +151,14 @@ async def test_settlement_delivered_three_times_and_reemitted_posts_once_and_a_c
             assert await _posting_keys(engine, key) == one_set
             assert await _scalar(engine, "SELECT count(*) FROM ledger.posting_conflicts") == 0
             entries = await read_topic(kafka_bootstrap, ledger.entries_topic, expected=4)
-            posted = Counter(
-                orjson.loads(r.value)["data"]["posting_key"].removeprefix(f"{key}:") for r in entries
-            )
+            posted = Counter(orjson.loads(r.value)["data"]["posting_key"].removeprefix(f"{key}:") for r in entries)
             assert posted == one_set, "one entry_posted event per journal entry"
             for record in entries:
                 validate_published(record.value)  # fits schemas/events/karya.ledger.entry_posted.v1
 
             # a changed settlement under the same settlement id: a conflict, dead-lettered with the reason
             changed_data = {**settlement.data, "net_payout": settlement.data["net_payout"] - 1_000}
-            changed = make_envelope(
-                type=settlement.type, source="karya/gateway", subject=key, data=changed_data
-            )
+            changed = make_envelope(type=settlement.type, source="karya/gateway", subject=key, data=changed_data)
             await publish(kafka_bootstrap, ledger.settlements_topic, [changed])
             dlq = await read_topic(kafka_bootstrap, dead_letter_topic(ledger.settlements_topic), expected=1)
             assert [r.value for r in dlq] == [changed.to_bytes()]
@@ -184,10 +170,7 @@ async def test_settlement_delivered_three_times_and_reemitted_posts_once_and_a_c
         async with engine.connect() as conn:
             conflict = (
                 await conn.execute(
-                    text(
-                        "SELECT posting_key, existing_hash, new_hash, source_event "
-                        "FROM ledger.posting_conflicts"
-                    )
+                    text("SELECT posting_key, existing_hash, new_hash, source_event FROM ledger.posting_conflicts")
                 )
             ).one()
             stored = (
@@ -202,9 +185,7 @@ async def test_settlement_delivered_three_times_and_reemitted_posts_once_and_a_c
             dead = (await conn.execute(text("SELECT event_id, error FROM ledger.dead_letters"))).one()
             assert dead.event_id == changed.event_id and "posting conflict" in dead.error
             settled_facts = (
-                await conn.execute(
-                    text("SELECT settlement FROM ledger.order_facts WHERE order_key = :k"), {"k": key}
-                )
+                await conn.execute(text("SELECT settlement FROM ledger.order_facts WHERE order_key = :k"), {"k": key})
             ).scalar_one()
             assert settled_facts == settlement.data, "the order keeps the settlement that was posted"
             await assert_journal_sound(conn)
@@ -226,21 +207,15 @@ async def test_settlement_before_its_completion_waits_then_posts_once_or_is_dead
     parked = "SELECT count(*) FROM ledger.pending_events WHERE order_key = ANY(:k)"
     try:
         async with ledger_consumer(own_database, kafka_bootstrap, monkeypatch) as ledger:
-            await publish(
-                kafka_bootstrap, ledger.settlements_topic, [settlement, reissued(settlement), unplannable]
-            )
-            await wait_for(
-                lambda: _is(_scalar(engine, parked, k=[key, orphan]), 3), what="settlements parked"
-            )
+            await publish(kafka_bootstrap, ledger.settlements_topic, [settlement, reissued(settlement), unplannable])
+            await wait_for(lambda: _is(_scalar(engine, parked, k=[key, orphan]), 3), what="settlements parked")
             assert await _posting_keys(engine, key) == Counter()
             await publish(
                 kafka_bootstrap,
                 ledger.orders_topic,
                 [completed(key, _batches(key), T), completed(orphan, [orphan_batch], T)],
             )
-            await wait_for(
-                lambda: _is(_scalar(engine, parked, k=[key, orphan]), 0), what="parked events taken"
-            )
+            await wait_for(lambda: _is(_scalar(engine, parked, k=[key, orphan]), 0), what="parked events taken")
             dlq = await read_topic(kafka_bootstrap, dead_letter_topic(ledger.settlements_topic), expected=1)
         # not lost: the parked event goes to the dead-letter topic (re-serialised from its parked copy)
         assert [Envelope.from_bytes(r.value) for r in dlq] == [unplannable]

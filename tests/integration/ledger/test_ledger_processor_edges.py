@@ -53,9 +53,7 @@ async def _facts(engine: AsyncEngine, key: str) -> tuple[int, list[str]]:
     """(refunded gross in the order's facts, its posting keys)."""
     async with engine.connect() as conn:
         refunded_gross = (
-            await conn.execute(
-                text("SELECT refunded_gross FROM ledger.order_facts WHERE order_key = :k"), {"k": key}
-            )
+            await conn.execute(text("SELECT refunded_gross FROM ledger.order_facts WHERE order_key = :k"), {"k": key})
         ).scalar_one()
         keys = (
             await conn.execute(
@@ -128,9 +126,7 @@ async def test_parked_settlement_that_cannot_be_posted_is_rejected_not_lost(engi
     assert len(reasons) == 1 and reasons[0].startswith("NoPolicyError: no split policy in force for lapas")
     async with engine.connect() as conn:
         waiting = (
-            await conn.execute(
-                text("SELECT count(*) FROM ledger.pending_events WHERE order_key = :k"), {"k": key}
-            )
+            await conn.execute(text("SELECT count(*) FROM ledger.pending_events WHERE order_key = :k"), {"k": key})
         ).scalar_one()
     assert waiting == 0
     assert (await _facts(engine, key))[1] == ["completed"]

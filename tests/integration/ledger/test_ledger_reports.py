@@ -55,13 +55,9 @@ AS_OF = datetime(2026, 8, 9, tzinfo=UTC)
 
 def test_share_table_matches_the_demo_policy_file() -> None:
     raw = yaml.safe_load(DEMO_POLICY_FILE.read_text(encoding="utf-8"))["policies"]
-    written = {
-        f"{p['policy_id']}@v{p['version']}": tuple(parse_share(r["share"]) for r in p["rules"]) for p in raw
-    }
+    written = {f"{p['policy_id']}@v{p['version']}": tuple(parse_share(r["share"]) for r in p["rules"]) for p in raw}
     assert {ref: written[ref] for ref in SHARES} == SHARES
-    assert all(
-        [r["target"] for r in p["rules"]] == ["pnbp", "inmate_premi", "production_capital"] for p in raw
-    )
+    assert all([r["target"] for r in p["rules"]] == ["pnbp", "inmate_premi", "production_capital"] for p in raw)
 
 
 def expected_premi(batches: list[Batch], policy_of: dict[str, str]) -> dict[tuple[str, str], int]:
@@ -74,9 +70,7 @@ def expected_premi(batches: list[Batch], policy_of: dict[str, str]) -> dict[tupl
     out: dict[tuple[str, str], int] = {}
     for batch, proceeds in zip(batches, allocate(base, [b.value for b in batches]), strict=True):
         _, premi, _ = allocate(proceeds - batch.material_cost, list(SHARES[policy_of[batch.batch_id]]))
-        for (inmate, _), part in zip(
-            batch.work_group, allocate(premi, [s for _, s in batch.work_group]), strict=True
-        ):
+        for (inmate, _), part in zip(batch.work_group, allocate(premi, [s for _, s in batch.work_group]), strict=True):
             out[(inmate, batch.batch_id)] = part
     return out
 
@@ -144,9 +138,7 @@ async def test_trial_balance_statement_and_inmate_report(own_database: LedgerDat
                 completed(k4, o4, datetime(2026, 3, 10, tzinfo=UTC)),
                 _settle(k4, o4, datetime(2026, 3, 12, tzinfo=UTC)),
             ],
-            [
-                refunded(k3, "RET-1", sum(x.value for x in o3), datetime(2026, 8, 1, tzinfo=UTC))
-            ],  # full refund
+            [refunded(k3, "RET-1", sum(x.value for x in o3), datetime(2026, 8, 1, tzinfo=UTC))],  # full refund
         ):
             assert await post(engine, processor, envelopes) == []
         async with engine.begin() as conn:  # a payout on release, as `karya ledger payout` posts it
@@ -157,10 +149,7 @@ async def test_trial_balance_statement_and_inmate_report(own_database: LedgerDat
             )
             assert len((await post_entries(conn, [(payout, "test")])).posted) == 1
         before_refund = await _cli(db, "trial-balance", "--as-of", AS_OF.isoformat())
-        assert (
-            await post(engine, processor, [refunded(k4, "R-1", 50_000, datetime(2026, 8, 10, tzinfo=UTC))])
-            == []
-        )
+        assert await post(engine, processor, [refunded(k4, "R-1", 50_000, datetime(2026, 8, 10, tzinfo=UTC))]) == []
 
         # --- trial balance: as of before the refund vs now differs by exactly the refund's postings
         async with engine.connect() as conn:
@@ -181,8 +170,7 @@ async def test_trial_balance_statement_and_inmate_report(own_database: LedgerDat
         assert {r["account"]: (r["debit"], r["credit"]) for r in before_refund["accounts"]} == then
         assert before_refund["balanced"] and before_refund["total_debit"] == sum(d for d, _ in then.values())
         difference = {
-            acct: (now[acct][0] - then.get(acct, (0, 0))[0], now[acct][1] - then.get(acct, (0, 0))[1])
-            for acct in now
+            acct: (now[acct][0] - then.get(acct, (0, 0))[0], now[acct][1] - then.get(acct, (0, 0))[1]) for acct in now
         }
         assert {acct: dc for acct, dc in difference.items() if dc != (0, 0)} == refund_lines
         assert sum(d for d, _ in now.values()) == sum(c for _, c in now.values())
@@ -209,18 +197,13 @@ async def test_trial_balance_statement_and_inmate_report(own_database: LedgerDat
         report = await _cli(db, "inmate", a)
         assert (
             sorted(
-                (
-                    (p["kind"], p["order_key"], p["batch_id"], p["policy_ref"], p["amount"])
-                    for p in report["postings"]
-                ),
+                ((p["kind"], p["order_key"], p["batch_id"], p["policy_ref"], p["amount"]) for p in report["postings"]),
                 key=str,
             )
             == expected_postings
         )
         expected_balance = (
-            sum(amount for (inmate, _), amount in premi.items() if inmate == a)
-            - premi[(a, "B-KRB-CCN-2")]
-            - 1_000
+            sum(amount for (inmate, _), amount in premi.items() if inmate == a) - premi[(a, "B-KRB-CCN-2")] - 1_000
         )
         assert report["savings_balance"] == expected_balance > 0
         assert report["receivable_balance"] == 0
@@ -288,9 +271,7 @@ async def test_payout_by_cli_is_checked_and_posted_once_per_payout_id(own_databa
         first = await payout(balance - 100, "REL-1")
         assert first.exit_code == 0, first.output
         assert f"savings now {100:,}" in first.output
-        again = await payout(
-            balance - 100, "REL-1"
-        )  # the operator retries: the same payout, not a second one
+        again = await payout(balance - 100, "REL-1")  # the operator retries: the same payout, not a second one
         assert again.exit_code == 0, again.output
         assert "already posted" in again.output
         other = await payout(50, "REL-1")  # the same payout id for a different amount

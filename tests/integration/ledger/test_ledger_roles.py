@@ -28,12 +28,8 @@ async def posted(ledger_db: RoleUrls) -> AsyncIterator[tuple[AsyncEngine, int]]:
     engine = make_engine(ledger_db.service, pool_size=2)
     key = new_order_key()
     batches = [
-        Batch(
-            f"B-{key[-8:]}-1", "CPN-WDW-001", "cipinang", 2, 40_000, 10_000, "sup-kayu", ((new_inmate(), 1),)
-        ),
-        Batch(
-            f"B-{key[-8:]}-2", "CPN-GLV-001", "cipinang", 3, 20_000, 5_000, "sup-benang", ((new_inmate(), 1),)
-        ),
+        Batch(f"B-{key[-8:]}-1", "CPN-WDW-001", "cipinang", 2, 40_000, 10_000, "sup-kayu", ((new_inmate(), 1),)),
+        Batch(f"B-{key[-8:]}-2", "CPN-GLV-001", "cipinang", 3, 20_000, 5_000, "sup-benang", ((new_inmate(), 1),)),
     ]
     processor = LedgerProcessor()
     assert await post(engine, processor, [completed(key, batches, T)]) == []
@@ -64,8 +60,7 @@ async def _journal_size(engine: AsyncEngine) -> tuple[int, int]:
         row = (
             await conn.execute(
                 text(
-                    "SELECT (SELECT count(*) FROM ledger.journal_entries), "
-                    "(SELECT count(*) FROM ledger.journal_lines)"
+                    "SELECT (SELECT count(*) FROM ledger.journal_entries), (SELECT count(*) FROM ledger.journal_lines)"
                 )
             )
         ).one()
@@ -94,9 +89,7 @@ async def test_even_the_owner_is_stopped_by_the_append_only_triggers(
     try:
         for table in JOURNAL:
             column = "memo = 'edited'" if table.endswith("entries") else "amount = amount + 1"
-            await _refused(
-                owner, "append-only: UPDATE", f"UPDATE {table} SET {column} WHERE sequence = :s", s=seq
-            )
+            await _refused(owner, "append-only: UPDATE", f"UPDATE {table} SET {column} WHERE sequence = :s", s=seq)
             await _refused(owner, "append-only: DELETE", f"DELETE FROM {table} WHERE sequence = :s", s=seq)
             await _refused(owner, "append-only: TRUNCATE", f"TRUNCATE {table} CASCADE")
     finally:
@@ -104,9 +97,7 @@ async def test_even_the_owner_is_stopped_by_the_append_only_triggers(
     assert await _journal_size(service) == before
 
 
-async def test_auditor_cannot_write_any_ledger_table(
-    ledger_db: RoleUrls, posted: tuple[AsyncEngine, int]
-) -> None:
+async def test_auditor_cannot_write_any_ledger_table(ledger_db: RoleUrls, posted: tuple[AsyncEngine, int]) -> None:
     auditor = make_engine(ledger_db.auditor, pool_size=1)
     try:
         async with auditor.connect() as conn:
@@ -197,9 +188,7 @@ async def test_service_role_cannot_post_unbalanced_or_one_line_entries(
     # no lines at all
     await _refused(engine, "not balanced: 0 lines", _ENTRY, s=forged)
     # lines without their entry: refused at commit by the deferred foreign key
-    await _refused(
-        engine, "foreign key", _ACCOUNTS, _line(1, "D", 100), _line(2, "C", 100, suspense), s=forged
-    )
+    await _refused(engine, "foreign key", _ACCOUNTS, _line(1, "D", 100), _line(2, "C", 100, suspense), s=forged)
     # a balanced pair of lines added to an entry already posted: refused
     await _refused(
         engine,

@@ -149,9 +149,7 @@ class LedgerDbMachine(RuleBasedStateMachine):
 
     def _new_order(self, data: st.DataObject) -> Order:
         lapas = data.draw(st.sampled_from(sorted(LAPAS)), label="lapas")
-        key = new_order_key(
-            data.draw(st.sampled_from(["shopee", "tokopedia", "tiktok_shop"]), label="channel")
-        )
+        key = new_order_key(data.draw(st.sampled_from(["shopee", "tokopedia", "tiktok_shop"]), label="channel"))
         batches = []
         for n in range(data.draw(st.integers(1, 2), label="batches")):
             price = data.draw(st.integers(5_000, 250_000), label="unit price")
@@ -180,9 +178,7 @@ class LedgerDbMachine(RuleBasedStateMachine):
             "service_fee": data.draw(st.integers(0, 500)),
         }
         expected = gross - sum(fees.values()) - (gross * 5 + 500) // 1000
-        net = expected + data.draw(
-            st.sampled_from([0, 0, 0, -1, 7, -(gross // 50)]), label="payout difference"
-        )
+        net = expected + data.draw(st.sampled_from([0, 0, 0, -1, 7, -(gross // 50)]), label="payout difference")
         return settled(
             order.key,
             gross,
@@ -233,16 +229,12 @@ class LedgerDbMachine(RuleBasedStateMachine):
         order.settlement = self._settlement(order, data)
         self.send([order.settlement])
 
-    @precondition(
-        lambda self: any(o.settlement is not None and o.gross - o.refunded >= 2 for o in self.orders)
-    )
+    @precondition(lambda self: any(o.settlement is not None and o.gross - o.refunded >= 2 for o in self.orders))
     @rule(data=st.data(), reemitted=st.booleans())
     def partial_refund(self, data: st.DataObject, reemitted: bool) -> None:
         """Part of what is left refunded (waits for the settlement when that has not been posted); maybe
         re-emitted under a new event id in the same batch."""
-        order = data.draw(
-            st.sampled_from([o for o in self.orders if o.settlement and o.gross - o.refunded >= 2])
-        )
+        order = data.draw(st.sampled_from([o for o in self.orders if o.settlement and o.gross - o.refunded >= 2]))
         refund = self._refund(order, data.draw(st.integers(1, order.gross - order.refunded - 1)))
         self.send([refund, reissued(refund)] if reemitted else [refund])
 
@@ -304,9 +296,7 @@ class LedgerDbMachine(RuleBasedStateMachine):
                 with pytest.raises(InsufficientBalanceError):
                     build_payout(request, current)
                 return
-            result = await post_entries(
-                conn, [(build_payout(request, current), f"cli:payout:{request.payout_id}")]
-            )
+            result = await post_entries(conn, [(build_payout(request, current), f"cli:payout:{request.payout_id}")])
             assert len(result.posted) == 1 and not result.conflicts
 
     # --- invariants

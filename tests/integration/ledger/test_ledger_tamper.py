@@ -71,9 +71,7 @@ async def test_altered_rows_are_found_and_named(own_database: LedgerDatabase) ->
     try:
         for n, key in enumerate(keys):
             batches = [
-                Batch(
-                    f"B-T{n}-1", "CPN-GLV-001", "cipinang", 2, 30_000, 8_000, "sup-benang", ((a, 2), (b, 1))
-                ),
+                Batch(f"B-T{n}-1", "CPN-GLV-001", "cipinang", 2, 30_000, 8_000, "sup-benang", ((a, 2), (b, 1))),
                 Batch(f"B-T{n}-2", "CPN-WDW-001", "cipinang", 1, 90_000, 30_000, "sup-kayu", ((b, 1),)),
             ]
             assert await post(engine, processor, [completed(key, batches, T)]) == []
@@ -96,8 +94,7 @@ async def test_altered_rows_are_found_and_named(own_database: LedgerDatabase) ->
         no, _, amount = await _line(engine, dist, "side = 'C'")
         await as_superuser(
             db.admin_url,
-            f"UPDATE ledger.journal_lines SET amount = {amount + 1000} "
-            f"WHERE sequence = {dist} AND line_no = {no}",
+            f"UPDATE ledger.journal_lines SET amount = {amount + 1000} WHERE sequence = {dist} AND line_no = {no}",
         )
         found = await _verify(engine)
         assert found.first_broken == dist and "does not balance" in (found.problem or "")
@@ -121,8 +118,7 @@ async def test_altered_rows_are_found_and_named(own_database: LedgerDatabase) ->
         assert found.first_broken == victim and "does not match its hash" in (found.problem or "")
         await as_superuser(
             db.admin_url,
-            f"UPDATE ledger.journal_lines SET account = '{account}' "
-            f"WHERE sequence = {victim} AND line_no = {no}",
+            f"UPDATE ledger.journal_lines SET account = '{account}' WHERE sequence = {victim} AND line_no = {no}",
         )
         assert (await _verify(engine)) == intact
 
@@ -154,9 +150,7 @@ async def test_altered_rows_are_found_and_named(own_database: LedgerDatabase) ->
         assert found.first_broken == settlement and "does not match its hash" in (found.problem or "")
         broken = await run_karya(db.urls, "ledger", "verify")
         assert broken.returncode == 1
-        assert (
-            f"chain BROKEN at entry {settlement}: entry {settlement} ({keys[1]}:settlement)" in broken.stderr
-        )
+        assert f"chain BROKEN at entry {settlement}: entry {settlement} ({keys[1]}:settlement)" in broken.stderr
         await as_superuser(
             db.admin_url,
             f"UPDATE ledger.journal_entries SET memo = left(memo, -12) WHERE sequence = {settlement}",

@@ -53,7 +53,11 @@ async def test_cancellation_after_payment_releases_stock(
             await publish(kafka_bootstrap, consumer.topic, [paid, shipped_steps[0]])
             await wait_applied(engine, consumer, 2)
             assert await stock_of(engine, sku) == {
-                "on_hand": 10, "soft_reserved": 0, "allocated": 5, "quarantined": 0, "available": 5,
+                "on_hand": 10,
+                "soft_reserved": 0,
+                "allocated": 5,
+                "quarantined": 0,
+                "available": 5,
             }
             await publish(kafka_bootstrap, consumer.topic, [cancelled, shipped_steps[1]])
             await wait_applied(engine, consumer, 4)
@@ -62,7 +66,11 @@ async def test_cancellation_after_payment_releases_stock(
 
         # Paid, then cancelled before shipment: the allocation is released.
         assert await stock_of(engine, sku) == {
-            "on_hand": 7, "soft_reserved": 0, "allocated": 0, "quarantined": 0, "available": 7,
+            "on_hand": 7,
+            "soft_reserved": 0,
+            "allocated": 0,
+            "quarantined": 0,
+            "available": 7,
         }
         orders = await orders_by_key(engine, keys)
         assert orders[paid.subject]["state"] == "cancelled"
@@ -71,20 +79,26 @@ async def test_cancellation_after_payment_releases_stock(
         assert [(a["batch_id"], a["quantity"]) for a in released["allocations"]] == [(f"B-{u}-1", 2)]
         # Shipped, then "cancelled": ignored, the units stay consumed.
         assert (orders[keys[1]]["state"], orders[keys[1]]["reservations"]) == ("shipped", ["consumed"])
-        assert await movements_of(engine, keys) == Counter({
-            (paid.subject, "hard_reserve", 2): 1, (paid.subject, "release_hard", 2): 1,
-            (keys[1], "hard_reserve", 3): 1, (keys[1], "consume", 3): 1,
-        })
+        assert await movements_of(engine, keys) == Counter(
+            {
+                (paid.subject, "hard_reserve", 2): 1,
+                (paid.subject, "release_hard", 2): 1,
+                (keys[1], "hard_reserve", 3): 1,
+                (keys[1], "consume", 3): 1,
+            }
+        )
         types = await outbox_types(engine, keys)
         assert types[paid.subject] == Counter(
             {"reservation_confirmed": 1, "reservation_released": 1, "order_cancelled": 1}
         )
         assert types[keys[1]] == Counter({"reservation_confirmed": 1, "order_shipped": 1})
         async with engine.connect() as conn:
-            decision = (await conn.execute(
-                text("SELECT decision FROM orders.order_history WHERE order_key = :k "
-                     "ORDER BY id DESC LIMIT 1"),
-                {"k": keys[1]})).scalar_one()
+            decision = (
+                await conn.execute(
+                    text("SELECT decision FROM orders.order_history WHERE order_key = :k ORDER BY id DESC LIMIT 1"),
+                    {"k": keys[1]},
+                )
+            ).scalar_one()
         assert decision == "cancel_after_shipment"
         await assert_reconciled(engine)
     finally:

@@ -58,7 +58,11 @@ async def test_unpaid_reservation_expires_and_stock_is_available_again(
             await publish(kafka_bootstrap, consumer.topic, [swept])
             await wait_applied(engine, consumer, 1)
             assert await stock_of(engine, f"SKU-{u}") == {
-                "on_hand": 3, "soft_reserved": 3, "allocated": 0, "quarantined": 0, "available": 0,
+                "on_hand": 3,
+                "soft_reserved": 3,
+                "allocated": 0,
+                "quarantined": 0,
+                "available": 0,
             }
             confirmed = await last_payload(engine, swept.subject, "karya.orders.reservation_confirmed.v1")
             assert confirmed["hold"] == "soft"
@@ -67,7 +71,11 @@ async def test_unpaid_reservation_expires_and_stock_is_available_again(
             # Sweeper path: the periodic sweep gives the units back.
             assert await sweep_expired(engine, BatchInfoCache()) >= 1
             assert await stock_of(engine, f"SKU-{u}") == {
-                "on_hand": 3, "soft_reserved": 0, "allocated": 0, "quarantined": 0, "available": 3,
+                "on_hand": 3,
+                "soft_reserved": 0,
+                "allocated": 0,
+                "quarantined": 0,
+                "available": 3,
             }
             assert await reservations(engine, swept.subject) == ["expired"]
             ended = await last_payload(engine, swept.subject, EXPIRED)
@@ -87,7 +95,11 @@ async def test_unpaid_reservation_expires_and_stock_is_available_again(
             await wait_applied(engine, consumer, 4)
             for sku in (f"SKU-{u}", f"SKU-{v}"):
                 assert await stock_of(engine, sku) == {
-                    "on_hand": 3, "soft_reserved": 0, "allocated": 3, "quarantined": 0, "available": 0,
+                    "on_hand": 3,
+                    "soft_reserved": 0,
+                    "allocated": 3,
+                    "quarantined": 0,
+                    "available": 0,
                 }
             orders = await orders_by_key(engine, [inline.subject, *(e.subject for e in late)])
             assert orders[inline.subject]["reservations"] == ["expired"]

@@ -36,11 +36,19 @@ async def test_oversell_race_two_processes_exactly_37_confirmed(
 
     async def outcomes() -> tuple[int, int]:
         async with engine.connect() as conn:
-            rows = (await conn.execute(
-                text("SELECT convert_from(payload, 'UTF8')::jsonb ->> 'type' AS t, count(*) FROM orders.outbox "
-                     "WHERE convert_from(key, 'UTF8') = ANY(:keys) GROUP BY 1"), {"keys": keys})).all()
+            rows = (
+                await conn.execute(
+                    text(
+                        "SELECT convert_from(payload, 'UTF8')::jsonb ->> 'type' AS t, count(*) FROM orders.outbox "
+                        "WHERE convert_from(key, 'UTF8') = ANY(:keys) GROUP BY 1"
+                    ),
+                    {"keys": keys},
+                )
+            ).all()
         by_type = {r[0]: r[1] for r in rows}
-        return by_type.get("karya.orders.reservation_confirmed.v1", 0), by_type.get("karya.orders.reservation_failed.v1", 0)
+        return by_type.get("karya.orders.reservation_confirmed.v1", 0), by_type.get(
+            "karya.orders.reservation_failed.v1", 0
+        )
 
     async def all_decided() -> bool:
         confirmed, failed = await outcomes()
@@ -52,24 +60,51 @@ async def test_oversell_race_two_processes_exactly_37_confirmed(
     try:
         assert await outcomes() == (37, 163)
         async with engine.connect() as conn:
-            held = (await conn.execute(
-                text("SELECT coalesce(sum(a.quantity), 0) FROM orders.allocations a "
-                     "JOIN orders.reservations r USING (reservation_id) WHERE r.order_key = ANY(:keys) "
-                     "AND r.state = 'hard'"), {"keys": keys})).scalar_one()
-            stock = (await conn.execute(
-                text("SELECT sum(on_hand), sum(allocated), sum(on_hand - soft_reserved - allocated) "
-                     "FROM orders.batch_stock WHERE sku = :sku"), {"sku": f"SKU-{u}"})).one()
+            held = (
+                await conn.execute(
+                    text(
+                        "SELECT coalesce(sum(a.quantity), 0) FROM orders.allocations a "
+                        "JOIN orders.reservations r USING (reservation_id) WHERE r.order_key = ANY(:keys) "
+                        "AND r.state = 'hard'"
+                    ),
+                    {"keys": keys},
+                )
+            ).scalar_one()
+            stock = (
+                await conn.execute(
+                    text(
+                        "SELECT sum(on_hand), sum(allocated), sum(on_hand - soft_reserved - allocated) "
+                        "FROM orders.batch_stock WHERE sku = :sku"
+                    ),
+                    {"sku": f"SKU-{u}"},
+                )
+            ).one()
             assert held == 37
             assert tuple(stock) == (37, 37, 0)
             assert await negative_counter_rows(conn) == 0
             assert await counter_drift(conn) == []
             # Both batches of the lapas are used up: the listing's workshop first, then the other workshop.
-            per_batch = dict((await conn.execute(
-                text("SELECT batch_id, allocated FROM orders.batch_stock WHERE sku = :sku"), {"sku": f"SKU-{u}"})).all())
+            per_batch = dict(
+                (
+                    await conn.execute(
+                        text("SELECT batch_id, allocated FROM orders.batch_stock WHERE sku = :sku"), {"sku": f"SKU-{u}"}
+                    )
+                ).all()
+            )
             assert per_batch == {f"B-{u}-1": 20, f"B-{u}-2": 17}
-            published = (await conn.execute(
-                text("SELECT payload FROM orders.outbox WHERE convert_from(key, 'UTF8') = ANY(:keys) "
-                     "OR convert_from(key, 'UTF8') = :sku"), {"keys": keys, "sku": f"SKU-{u}"})).scalars().all()
+            published = (
+                (
+                    await conn.execute(
+                        text(
+                            "SELECT payload FROM orders.outbox WHERE convert_from(key, 'UTF8') = ANY(:keys) "
+                            "OR convert_from(key, 'UTF8') = :sku"
+                        ),
+                        {"keys": keys, "sku": f"SKU-{u}"},
+                    )
+                )
+                .scalars()
+                .all()
+            )
             assert len(published) > 200
             for raw in published:
                 validate_published(bytes(raw))  # every event out fits its committed JSON Schema

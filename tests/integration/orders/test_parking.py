@@ -35,7 +35,10 @@ pytestmark = pytest.mark.integration
 async def read_topic(bootstrap: str, topic: str, expected: int) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record of ``topic`` from the start, once ``expected`` have arrived (or 30 s passed)."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False,
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
         group_id=None,
     )
     await consumer.start()
@@ -83,21 +86,29 @@ async def test_unknown_listing_parks_order_and_dead_letters(
         errors = {r.value: dict(r.headers)["karya-dlq-error"].decode() for r in dlq}
         assert set(errors) == {ghost.to_bytes(), lost.to_bytes()}, "the original bytes, nothing else"
         assert errors[ghost.to_bytes()] == f"rejected: unknown listing tokopedia/shop-{u}/nope-{u} on line 1"
-        assert errors[lost.to_bytes()] == (
-            "rejected: unmappable order status 'LOST_IN_SPACE' for channel 'shopee'"
-        )
+        assert errors[lost.to_bytes()] == ("rejected: unmappable order status 'LOST_IN_SPACE' for channel 'shopee'")
         assert all(dict(r.headers)["karya-dlq-attempts"] == b"1" for r in dlq)
         assert {r.key for r in dlq} == {ghost.subject.encode(), known.subject.encode()}
         async with engine.connect() as conn:
-            dead: dict[UUID, str] = dict((await conn.execute(
-                text("SELECT event_id, error FROM orders.dead_letters WHERE event_id = ANY(:ids)"),
-                {"ids": [ghost.event_id, lost.event_id]})).all())
-            inbox: dict[UUID, str] = dict((await conn.execute(
-                text("SELECT event_id, status FROM orders.inbox WHERE consumer = :c"),
-                {"c": consumer.name})).all())
+            dead: dict[UUID, str] = dict(
+                (
+                    await conn.execute(
+                        text("SELECT event_id, error FROM orders.dead_letters WHERE event_id = ANY(:ids)"),
+                        {"ids": [ghost.event_id, lost.event_id]},
+                    )
+                ).all()
+            )
+            inbox: dict[UUID, str] = dict(
+                (
+                    await conn.execute(
+                        text("SELECT event_id, status FROM orders.inbox WHERE consumer = :c"), {"c": consumer.name}
+                    )
+                ).all()
+            )
         assert dead == {ghost.event_id: errors[ghost.to_bytes()], lost.event_id: errors[lost.to_bytes()]}
         assert {k: v for k, v in inbox.items() if v != "applied"} == {
-            ghost.event_id: "dead_lettered", lost.event_id: "dead_lettered",
+            ghost.event_id: "dead_lettered",
+            lost.event_id: "dead_lettered",
         }
 
         orders = await orders_by_key(engine, [ghost.subject, known.subject, fresh.subject])
@@ -111,7 +122,11 @@ async def test_unknown_listing_parks_order_and_dead_letters(
         assert orders[known.subject]["reservations"] == ["hard"]
         assert orders[fresh.subject]["reservations"] == ["hard"]
         assert await stock_of(engine, f"SKU-{u}") == {
-            "on_hand": 10, "soft_reserved": 0, "allocated": 5, "quarantined": 0, "available": 5,
+            "on_hand": 10,
+            "soft_reserved": 0,
+            "allocated": 5,
+            "quarantined": 0,
+            "available": 5,
         }
         # Nothing of the orders service's own for the parked order: only the dead-letter copy of its event.
         assert (await outbox_types(engine, [ghost.subject]))[ghost.subject] == {"order_status_changed": 1}

@@ -75,10 +75,7 @@ async def test_each_event_delivered_three_times_has_one_effect(
     await load(engine, small_catalogue(u, [("w1", 20, date(2026, 3, 1))]))
     base = recent()
     steps: dict[str, list[Envelope]] = {
-        order: [
-            status_event(u, order, raw, minutes=i, channel=ch, qty=qty, base=base)
-            for i, raw in enumerate(raws)
-        ]
+        order: [status_event(u, order, raw, minutes=i, channel=ch, qty=qty, base=base) for i, raw in enumerate(raws)]
         for ch, order, qty, raws in LIFECYCLES
     }
     keys = {order: steps[order][0].subject for order in steps}
@@ -100,8 +97,10 @@ async def test_each_event_delivered_three_times_has_one_effect(
             assert duplicates == 2 * distinct
             # The gateway may also re-mint a redelivered webhook (new event id, same content): the inbox lets
             # it through, and the state machine sees a duplicate that changes nothing.
-            reminted = [make_envelope(type=e.type, source=e.source, subject=e.subject, data=e.data)
-                        for e in (s[-1] for s in steps.values())]
+            reminted = [
+                make_envelope(type=e.type, source=e.source, subject=e.subject, data=e.data)
+                for e in (s[-1] for s in steps.values())
+            ]
             await publish(kafka_bootstrap, consumer.topic, reminted)
             await wait_applied(engine, consumer, distinct + len(reminted), duplicates)
 
@@ -124,7 +123,10 @@ async def test_each_event_delivered_three_times_has_one_effect(
         sku = f"SKU-{u}"
         shipped = qty["A"] + qty["B"] + qty["E"]
         assert await stock_of(engine, sku) == {
-            "on_hand": 20 - shipped, "soft_reserved": 0, "allocated": 0, "quarantined": 0,
+            "on_hand": 20 - shipped,
+            "soft_reserved": 0,
+            "allocated": 0,
+            "quarantined": 0,
             "available": 20 - shipped,
         }
         availability = await last_payload(engine, sku, "karya.orders.stock_availability_changed.v1")
@@ -133,7 +135,6 @@ async def test_each_event_delivered_three_times_has_one_effect(
         await assert_reconciled(engine)
     finally:
         await engine.dispose()
-
 
 
 async def history_rows(engine: AsyncEngine, keys: list[str]) -> Counter[str]:

@@ -47,7 +47,11 @@ async def test_two_lines_same_sku_reserve_the_sum_or_nothing(
             await publish(kafka_bootstrap, consumer.topic, [short])
             await wait_applied(engine, consumer, 1)
             assert await stock_of(engine, sku) == {
-                "on_hand": 6, "soft_reserved": 0, "allocated": 0, "quarantined": 0, "available": 6,
+                "on_hand": 6,
+                "soft_reserved": 0,
+                "allocated": 0,
+                "quarantined": 0,
+                "available": 6,
             }
             failed = await last_payload(engine, short.subject, "karya.orders.reservation_failed.v1")
             assert "wanted 7, available 6" in failed["reason"]
@@ -59,12 +63,17 @@ async def test_two_lines_same_sku_reserve_the_sum_or_nothing(
             await publish(kafka_bootstrap, consumer.topic, [enough])
             await wait_applied(engine, consumer, 2)
         assert await stock_of(engine, sku) == {
-            "on_hand": 7, "soft_reserved": 0, "allocated": 7, "quarantined": 0, "available": 0,
+            "on_hand": 7,
+            "soft_reserved": 0,
+            "allocated": 7,
+            "quarantined": 0,
+            "available": 0,
         }
         confirmed = await last_payload(engine, enough.subject, "karya.orders.reservation_confirmed.v1")
         # The listing's workshop first (although the other batch is older), then the rest of the lapas.
         assert sorted((a["batch_id"], a["quantity"]) for a in confirmed["allocations"]) == [
-            (f"B-{u}-1", 6), (f"B-{u}-2", 1),
+            (f"B-{u}-1", 6),
+            (f"B-{u}-2", 1),
         ]
         assert (await outbox_types(engine, [short.subject]))[short.subject] == {"reservation_failed": 1}
         await assert_reconciled(engine)

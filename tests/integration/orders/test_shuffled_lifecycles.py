@@ -39,8 +39,7 @@ PATTERNS = [
     ("shopee", ["UNPAID", "READY_TO_SHIP", "IN_CANCEL", "PROCESSED"]),  # cancel request rejected
     ("shopee", ["UNPAID", "IN_CANCEL", "CANCELLED"]),
     ("tokopedia", ["220", "400", "450"]),  # paid, awaiting pickup
-    ("tiktok_shop", ["UNPAID", "ON_HOLD", "AWAITING_SHIPMENT", "AWAITING_COLLECTION", "IN_TRANSIT",
-                     "DELIVERED"]),
+    ("tiktok_shop", ["UNPAID", "ON_HOLD", "AWAITING_SHIPMENT", "AWAITING_COLLECTION", "IN_TRANSIT", "DELIVERED"]),
     ("tiktok_shop", ["UNPAID", "ON_HOLD", "CANCELLED"]),
     ("shopee", ["READY_TO_SHIP", "SHIPPED", "TO_CONFIRM_RECEIVE", "TO_RETURN", "COMPLETED"]),  # return denied
     ("tokopedia", ["220", "400", "500", "600", "601", "700"]),  # buyer case, then finished
@@ -113,7 +112,12 @@ async def test_shuffled_lifecycles_reach_the_rule_defined_final_state(
                 assert got["reservations"] in ([], ["released"]), key
         finals = {rows[k]["state"] for k in lifecycles}
         assert finals == {
-            "completed", "cancelled", "return_requested", "ready_to_ship", "delivered", "pending_payment",
+            "completed",
+            "cancelled",
+            "return_requested",
+            "ready_to_ship",
+            "delivered",
+            "pending_payment",
         }
         assert await stock_of(engine, f"SKU-{u}") == {
             "on_hand": STOCK - held[StockStage.CONSUMED],

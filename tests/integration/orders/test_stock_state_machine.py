@@ -96,8 +96,7 @@ class StockMachine(RuleBasedStateMachine):
         self.cache = BatchInfoCache()
         self.orders: dict[str, ModelOrder] = {}
         self.consumed = self.restocked = 0
-        self.run(load(self.engine, small_catalogue(
-            self.u, [("w1", 6, date(2026, 3, 1)), ("w2", 5, date(2026, 2, 1))])))
+        self.run(load(self.engine, small_catalogue(self.u, [("w1", 6, date(2026, 3, 1)), ("w2", 5, date(2026, 2, 1))])))
 
     def run(self, work: Awaitable[T]) -> T:
         """Run a coroutine on the machine's event loop."""
@@ -228,8 +227,12 @@ class StockMachine(RuleBasedStateMachine):
         async def age() -> None:
             async with self.engine.begin() as conn:
                 await conn.execute(
-                    text("UPDATE orders.reservations SET expires_at = now() - interval '1 second' "
-                         "WHERE order_key = :k AND state = 'soft'"), {"k": order.key})
+                    text(
+                        "UPDATE orders.reservations SET expires_at = now() - interval '1 second' "
+                        "WHERE order_key = :k AND state = 'soft'"
+                    ),
+                    {"k": order.key},
+                )
 
         self.run(age())
         order.due = True
@@ -248,7 +251,8 @@ class StockMachine(RuleBasedStateMachine):
         async def rows() -> dict[int, int]:
             async with self.engine.connect() as conn:
                 found = await conn.execute(
-                    text("SELECT id, quantity FROM orders.quarantine WHERE order_key = :k"), {"k": order.key})
+                    text("SELECT id, quantity FROM orders.quarantine WHERE order_key = :k"), {"k": order.key}
+                )
                 return {r.id: r.quantity for r in found}
 
         order.awaiting = self.run(rows())
@@ -276,22 +280,40 @@ class StockMachine(RuleBasedStateMachine):
     def counters_follow_the_model_and_the_movement_log(self) -> None:
         async def read() -> tuple[Any, Any, int, list[Any], dict[str, str]]:
             async with self.engine.connect() as conn:
-                counters = (await conn.execute(
-                    text("SELECT sum(on_hand)::int AS on_hand, sum(soft_reserved)::int AS soft, "
-                         "sum(allocated)::int AS allocated, sum(quarantined)::int AS quarantined "
-                         "FROM orders.batch_stock WHERE sku = :s"), {"s": self.sku})).one()
-                log = (await conn.execute(
-                    text("SELECT coalesce(sum(quantity) FILTER (WHERE kind = 'receipt'), 0) AS receipts, "
-                         "coalesce(sum(quantity) FILTER (WHERE kind = 'consume'), 0) AS consumed, "
-                         "coalesce(sum(quantity) FILTER (WHERE kind = 'restock'), 0) AS restocked "
-                         "FROM orders.stock_movements WHERE batch_id LIKE :b"), {"b": f"B-{self.u}-%"})).one()
+                counters = (
+                    await conn.execute(
+                        text(
+                            "SELECT sum(on_hand)::int AS on_hand, sum(soft_reserved)::int AS soft, "
+                            "sum(allocated)::int AS allocated, sum(quarantined)::int AS quarantined "
+                            "FROM orders.batch_stock WHERE sku = :s"
+                        ),
+                        {"s": self.sku},
+                    )
+                ).one()
+                log = (
+                    await conn.execute(
+                        text(
+                            "SELECT coalesce(sum(quantity) FILTER (WHERE kind = 'receipt'), 0) AS receipts, "
+                            "coalesce(sum(quantity) FILTER (WHERE kind = 'consume'), 0) AS consumed, "
+                            "coalesce(sum(quantity) FILTER (WHERE kind = 'restock'), 0) AS restocked "
+                            "FROM orders.stock_movements WHERE batch_id LIKE :b"
+                        ),
+                        {"b": f"B-{self.u}-%"},
+                    )
+                ).one()
                 negative = await negative_counter_rows(conn)
                 drift = await counter_drift(conn)
                 # the newest reservation of each order
-                live = {r.order_key: r.state for r in await conn.execute(
-                    text("SELECT DISTINCT ON (order_key) order_key, state FROM orders.reservations "
-                         "WHERE order_key = ANY(:k) ORDER BY order_key, reservation_id DESC"),
-                    {"k": list(self.orders)})}
+                live = {
+                    r.order_key: r.state
+                    for r in await conn.execute(
+                        text(
+                            "SELECT DISTINCT ON (order_key) order_key, state FROM orders.reservations "
+                            "WHERE order_key = ANY(:k) ORDER BY order_key, reservation_id DESC"
+                        ),
+                        {"k": list(self.orders)},
+                    )
+                }
             return counters, log, negative, drift, live
 
         counters, log, negative, drift, live = self.run(read())
@@ -301,7 +323,9 @@ class StockMachine(RuleBasedStateMachine):
         assert counters.on_hand == log.receipts - log.consumed + log.restocked
         quarantined = sum(sum(o.awaiting.values()) for o in self.orders.values())
         assert (counters.soft, counters.allocated, counters.quarantined) == (
-            self.held("soft"), self.held("hard"), quarantined,
+            self.held("soft"),
+            self.held("hard"),
+            quarantined,
         )
         for key, order in self.orders.items():
             if order.held == "none":
@@ -310,9 +334,7 @@ class StockMachine(RuleBasedStateMachine):
                 assert live.get(key) == LIVE[order.held], (order, live.get(key))
 
 
-def test_stock_invariants_hold_over_random_lifecycles(
-    database: RoleUrls, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_stock_invariants_hold_over_random_lifecycles(database: RoleUrls, monkeypatch: pytest.MonkeyPatch) -> None:
     route_outputs(monkeypatch, f"t{uid()}.")
     monkeypatch.setattr(fulfilment, "map_status", map_with_returns)
     loop = asyncio.new_event_loop()
@@ -322,11 +344,12 @@ def test_stock_invariants_hold_over_random_lifecycles(
         run_state_machine_as_test(
             StockMachine,
             settings=settings(
-                max_examples=15, stateful_step_count=12, deadline=None,
+                max_examples=15,
+                stateful_step_count=12,
+                deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
             ),
         )
     finally:
         loop.run_until_complete(engine.dispose())
         loop.close()
-

@@ -35,9 +35,7 @@ def client(state: SimState, *, key: str = SETTINGS.shopee_partner_key, at: float
 
 async def test_order_detail_lines_status_and_gross() -> None:
     state = SimState()
-    add_order(
-        state, Channel.SHOPEE, "261101ABCDEF01", ["UNPAID", "READY_TO_SHIP"], lines=((2, 25_000), (1, 65_000))
-    )
+    add_order(state, Channel.SHOPEE, "261101ABCDEF01", ["UNPAID", "READY_TO_SHIP"], lines=((2, 25_000), (1, 65_000)))
     two = listings(Channel.SHOPEE, 2)
     order = await client(state).order_detail(SHOP, "261101ABCDEF01")
     assert order.channel == "shopee" and order.order_id == "261101ABCDEF01" and order.shop_id == SHOP
@@ -56,9 +54,7 @@ async def test_settlement_none_before_and_escrow_after() -> None:
     shopee = client(state)
     assert await shopee.settlement(SHOP, "261101ABCDEF02") is None
 
-    done = add_order(
-        state, Channel.SHOPEE, "261101ABCDEF03", ["UNPAID", "READY_TO_SHIP", "COMPLETED"], settle=True
-    )
+    done = add_order(state, Channel.SHOPEE, "261101ABCDEF03", ["UNPAID", "READY_TO_SHIP", "COMPLETED"], settle=True)
     settlement = await shopee.settlement(SHOP, "261101ABCDEF03")
     assert settlement is not None and done.settlement is not None
     assert settlement.gross_amount == 50_000

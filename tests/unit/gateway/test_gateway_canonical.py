@@ -21,9 +21,7 @@ from services.orders.domain.lifecycle import OrderState
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 
 
-def order(
-    status: str, minutes: int = 0, *, channel: str = "shopee", lines: int = 1, oid: str = "SN1"
-) -> ApiOrder:
+def order(status: str, minutes: int = 0, *, channel: str = "shopee", lines: int = 1, oid: str = "SN1") -> ApiOrder:
     return ApiOrder(
         channel=channel,
         shop_id="77",
@@ -54,9 +52,7 @@ def test_classify(channel: str, raw: str, state: OrderState, completion: bool) -
     assert (verdict.state, verdict.completion) == (state, completion)
 
 
-@pytest.mark.parametrize(
-    ("channel", "raw"), [("shopee", "TELEPORTED"), ("tokopedia", "999"), ("ebay", "PAID")]
-)
+@pytest.mark.parametrize(("channel", "raw"), [("shopee", "TELEPORTED"), ("tokopedia", "999"), ("ebay", "PAID")])
 def test_unmappable_statuses_are_named(channel: str, raw: str) -> None:
     with pytest.raises(UnmappableStatus, match=raw):
         classify(channel, raw)
@@ -93,31 +89,23 @@ def test_settlement_event_only_when_settled_with_fees_as_positive_types() -> Non
 
 def test_merge_joins_item_rows_and_drops_exact_repeats() -> None:
     a = order("D", 1, channel="blibli", oid="O1")
-    b = ApiOrder(
-        "blibli", "77", "O1", "D", T0 + timedelta(minutes=3), (ApiOrderLine("p9", "SKU9", 2, 1000),), 2000
-    )
+    b = ApiOrder("blibli", "77", "O1", "D", T0 + timedelta(minutes=3), (ApiOrderLine("p9", "SKU9", 2, 1000),), 2000)
     merged = merge_api_orders([a, b, a])
     assert len(merged) == 1
     assert [ln.channel_product_id for ln in merged[0].lines] == ["p0", "p9"]
     assert (merged[0].gross_amount, merged[0].update_time) == (27000, T0 + timedelta(minutes=3))
-    assert (
-        len(merge_api_orders([a, order("X", 2, channel="blibli", oid="O1")])) == 2
-    )  # two statuses, two facts
+    assert len(merge_api_orders([a, order("X", 2, channel="blibli", oid="O1")])) == 2  # two statuses, two facts
 
 
 def test_polled_emissions_skip_unmappable_and_key_by_order_and_status() -> None:
-    emissions, skipped = polled_emissions(
-        [order("FP", channel="blibli"), order("??", channel="blibli", oid="O2")]
-    )
+    emissions, skipped = polled_emissions([order("FP", channel="blibli"), order("??", channel="blibli", oid="O2")])
     assert len(emissions) == 1 and len(skipped) == 1 and "O2" in skipped[0]
     assert emissions[0].emission_key == "status|blibli:77:SN1|FP"
     assert emissions[0].event.lines[0].unit_price == 25000
 
 
 def test_status_emission_key_includes_marketplace_time() -> None:
-    assert status_emission_key("a:b:c", "shipped", T0) != status_emission_key(
-        "a:b:c", "SHIPPED", T0 + timedelta(1)
-    )
+    assert status_emission_key("a:b:c", "shipped", T0) != status_emission_key("a:b:c", "SHIPPED", T0 + timedelta(1))
     assert status_emission_key("a:b:c", "shipped", T0) == status_emission_key("a:b:c", "SHIPPED", T0)
 
 
@@ -129,9 +117,7 @@ def test_next_window_overlaps_and_is_bounded() -> None:
     assert first is not None
     second = next_window(first[1], now, overlap=overlap, max_window=window, lookback=lookback)
     assert second == (first[1] - overlap, first[1] - overlap + window)
-    caught_up = next_window(
-        now - timedelta(minutes=1), now, overlap=overlap, max_window=window, lookback=lookback
-    )
+    caught_up = next_window(now - timedelta(minutes=1), now, overlap=overlap, max_window=window, lookback=lookback)
     assert caught_up == (now - timedelta(minutes=6), now)
     assert next_window(now + overlap, now, overlap=overlap, max_window=window, lookback=lookback) is None
 

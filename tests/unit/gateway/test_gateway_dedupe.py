@@ -62,9 +62,7 @@ def test_tiktok_key_is_the_notification_id() -> None:
 
 def test_shopee_key_hashes_shop_code_ordersn_status_update_time() -> None:
     keys = delivery_keys("shopee", "order_status", _b(SHOPEE))
-    expected = hashlib.sha256(
-        "\x1f".join(["77001", "3", "2411019ABCDEF", "READY_TO_SHIP", "1761984000"]).encode()
-    )
+    expected = hashlib.sha256("\x1f".join(["77001", "3", "2411019ABCDEF", "READY_TO_SHIP", "1761984000"]).encode())
     assert keys.dedupe_key == f"shopee:{expected.hexdigest()}"
     assert keys.order_key == "shopee:77001:2411019ABCDEF"
     # A retry differs only in the push timestamp and formatting: same key.

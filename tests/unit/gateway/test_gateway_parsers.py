@@ -137,9 +137,7 @@ def test_tokopedia_status_and_cancellation_are_triggers() -> None:
         (),
         None,
     )
-    cancel = json.dumps(
-        {"fs_id": 1, "order_id": 1, "shop_id": 2, "order_status": 0, "update_time": T, "reason": "x"}
-    )
+    cancel = json.dumps({"fs_id": 1, "order_id": 1, "shop_id": 2, "order_status": 0, "update_time": T, "reason": "x"})
     assert parse_delivery("tokopedia", "order_cancellation", cancel).raw_status == "0"
 
 
@@ -186,9 +184,7 @@ def test_update_time_falls_back_to_the_push_timestamp() -> None:
         ("tokopedia", json.dumps({"order_id": 1, "order_status": 400, "update_time": T}).encode(), "shop_id"),
         (
             "shopee",
-            json.dumps(
-                {"data": {"ordersn": "a", "status": "X", "update_time": T}, "shop_id": 1, "code": 4}
-            ).encode(),
+            json.dumps({"data": {"ordersn": "a", "status": "X", "update_time": T}, "shop_id": 1, "code": 4}).encode(),
             "expected 3",
         ),
         (
@@ -198,9 +194,7 @@ def test_update_time_falls_back_to_the_push_timestamp() -> None:
         ),
         (
             "tiktok_shop",
-            json.dumps(
-                {"shop_id": "1", "data": {"order_id": "a:b", "order_status": "X", "update_time": T}}
-            ).encode(),
+            json.dumps({"shop_id": "1", "data": {"order_id": "a:b", "order_status": "X", "update_time": T}}).encode(),
             "invalid id",
         ),
     ],

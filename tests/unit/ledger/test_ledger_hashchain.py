@@ -30,8 +30,7 @@ RECORDED = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
 def committed(entries: list[JournalEntry]) -> list[CommittedEntry]:
     return seal_chain(
-        CommittedEntry(n, e, RECORDED + timedelta(seconds=n), source_event=f"evt-{n}")
-        for n, e in enumerate(entries)
+        CommittedEntry(n, e, RECORDED + timedelta(seconds=n), source_event=f"evt-{n}") for n, e in enumerate(entries)
     )
 
 
@@ -109,9 +108,7 @@ def _mutations(c: CommittedEntry, data: st.DataObject) -> CommittedEntry:
 
 @settings(max_examples=120, deadline=None)
 @given(chains(), st.data())
-def test_any_single_field_change_is_found_at_that_entry(
-    chain: list[CommittedEntry], data: st.DataObject
-) -> None:
+def test_any_single_field_change_is_found_at_that_entry(chain: list[CommittedEntry], data: st.DataObject) -> None:
     assert verify_chain(chain) is None
     index = data.draw(st.integers(min_value=0, max_value=len(chain) - 1))
     tampered = list(chain)
@@ -121,9 +118,7 @@ def test_any_single_field_change_is_found_at_that_entry(
 
 @settings(max_examples=50, deadline=None)
 @given(chains(), st.data())
-def test_deleting_inserting_or_swapping_entries_is_found(
-    chain: list[CommittedEntry], data: st.DataObject
-) -> None:
+def test_deleting_inserting_or_swapping_entries_is_found(chain: list[CommittedEntry], data: st.DataObject) -> None:
     index = data.draw(st.integers(min_value=0, max_value=len(chain) - 1))
     deleted = chain[:index] + chain[index + 1 :]
     if index < len(chain) - 1:
@@ -141,9 +136,7 @@ def test_deleting_inserting_or_swapping_entries_is_found(
 def test_re_sealing_from_the_tamper_point_changes_the_head() -> None:
     entry = _fixed_entry()
     chain = committed([entry, dataclasses.replace(entry, posting_key="k2")])
-    forged = seal_chain(
-        [dataclasses.replace(chain[0], entry=dataclasses.replace(entry, memo="forged")), chain[1]]
-    )
+    forged = seal_chain([dataclasses.replace(chain[0], entry=dataclasses.replace(entry, memo="forged")), chain[1]])
     assert verify_chain(forged) is None  # internally consistent ...
     assert forged[-1].chain_hash != chain[-1].chain_hash  # ... but the published head no longer matches
     assert verify_chain(chain[1:], start_hash=chain[0].chain_hash) is None
@@ -174,9 +167,7 @@ def test_serialisation_is_canonical_and_pinned() -> None:
         b'[["asset:marketplace_receivable:shopee","D",150000],["clearing:undistributed_proceeds:cipinang","C",150000]]]'
     )
     # Line order and the time zone the time was written in do not matter.
-    reordered = dataclasses.replace(
-        entry, lines=entry.lines[::-1], effective_at=datetime(2026, 2, 1, 3, tzinfo=UTC)
-    )
+    reordered = dataclasses.replace(entry, lines=entry.lines[::-1], effective_at=datetime(2026, 2, 1, 3, tzinfo=UTC))
     assert serialise_entry(dataclasses.replace(c, entry=reordered)) == serialise_entry(c)
     # The stored hash is not part of what is hashed.
     assert serialise_entry(dataclasses.replace(c, chain_hash="f" * 64)) == serialise_entry(c)

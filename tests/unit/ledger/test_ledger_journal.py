@@ -22,16 +22,12 @@ def test_request_hash_covers_the_request_not_the_state() -> None:
     plan = plan_distribution(COMPLETION, SETTLEMENT, DEMO_POLICIES)
     first = build_refund(plan, refund("R1", 50_000), 0, {})
     later = build_refund(plan, refund("R1", 50_000), 100_000, {acc.inmate_savings(A): 0})
-    assert [(e.posting_key, e.request_hash) for e in first] == [
-        (e.posting_key, e.request_hash) for e in later
-    ]
+    assert [(e.posting_key, e.request_hash) for e in first] == [(e.posting_key, e.request_hash) for e in later]
     changed = build_refund(plan, refund("R1", 50_001), 0, {})
     assert [e.request_hash for e in changed] != [e.request_hash for e in first]
     assert build_completion(COMPLETION).request_hash == build_completion(COMPLETION).request_hash
     other_time = CompletionRequest(ORDER, 150_000, datetime(2026, 2, 1, 3, tzinfo=UTC), (GLOVES,))
-    assert (
-        build_completion(other_time).request_hash == build_completion(COMPLETION).request_hash
-    )  # same instant
+    assert build_completion(other_time).request_hash == build_completion(COMPLETION).request_hash  # same instant
     one_more = CompletionRequest(ORDER, 150_001, COMPLETION.completed_at, (GLOVES,))
     assert build_completion(one_more).request_hash != build_completion(COMPLETION).request_hash
 
@@ -76,9 +72,7 @@ BANK, SAVINGS = acc.bank(), acc.inmate_savings(A)
             "request hash",
         ),
         (
-            _entry(
-                Line(BANK, Side.DEBIT, 5), Line(SAVINGS, Side.CREDIT, 5), effective_at=datetime(2026, 1, 1)
-            ),
+            _entry(Line(BANK, Side.DEBIT, 5), Line(SAVINGS, Side.CREDIT, 5), effective_at=datetime(2026, 1, 1)),
             "no time zone",
         ),
     ],

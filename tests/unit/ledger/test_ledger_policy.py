@@ -73,22 +73,13 @@ def test_demo_selection_product_override_and_versions() -> None:
     assert select_policy(DEMO_POLICIES, "cipinang", None, late_2026).ref == "cipinang-standard@v1"
     # Before the glove override starts, the lapas-wide policy applies to gloves too.
     before_override = datetime(2025, 5, 31, 23, 59, tzinfo=WIB)
-    assert (
-        select_policy(DEMO_POLICIES, "cipinang", "CPN-GLV-001", before_override).ref == "cipinang-standard@v1"
-    )
+    assert select_policy(DEMO_POLICIES, "cipinang", "CPN-GLV-001", before_override).ref == "cipinang-standard@v1"
     # Kerobokan v2 starts at midnight WITA on 1 July 2026 (= 16:00 UTC on 30 June).
     assert (
-        select_policy(
-            DEMO_POLICIES, "kerobokan", "KRB-MAT-001", datetime(2026, 6, 30, 15, 59, 59, tzinfo=UTC)
-        ).version
+        select_policy(DEMO_POLICIES, "kerobokan", "KRB-MAT-001", datetime(2026, 6, 30, 15, 59, 59, tzinfo=UTC)).version
         == 1
     )
-    assert (
-        select_policy(
-            DEMO_POLICIES, "kerobokan", "KRB-MAT-001", datetime(2026, 6, 30, 16, tzinfo=UTC)
-        ).version
-        == 2
-    )
+    assert select_policy(DEMO_POLICIES, "kerobokan", "KRB-MAT-001", datetime(2026, 6, 30, 16, tzinfo=UTC)).version == 2
     assert select_policy(DEMO_POLICIES, "kerobokan", None, datetime(2026, 7, 1, tzinfo=WITA)).version == 2
 
 
@@ -104,17 +95,12 @@ def test_selection_errors() -> None:
 def test_product_specific_beats_a_newer_lapas_wide_policy() -> None:
     policies = parse_policies(
         [
-            base_policy(
-                policy_id="cpn-gloves", sku="CPN-GLV-001", effective_from="2025-01-01T00:00:00+07:00"
-            ),
+            base_policy(policy_id="cpn-gloves", sku="CPN-GLV-001", effective_from="2025-01-01T00:00:00+07:00"),
             base_policy(policy_id="cpn", effective_from="2026-01-01T00:00:00+07:00"),
         ],
         "x.yaml",
     )
-    assert (
-        select_policy(policies, "cipinang", "CPN-GLV-001", datetime(2026, 6, 1, tzinfo=UTC)).ref
-        == "cpn-gloves@v1"
-    )
+    assert select_policy(policies, "cipinang", "CPN-GLV-001", datetime(2026, 6, 1, tzinfo=UTC)).ref == "cpn-gloves@v1"
 
 
 # --- shares ----------------------------------------------------------------------------------------
@@ -181,9 +167,7 @@ def test_any_exact_split_parses_and_splits_the_whole_remainder(weights: list[int
     ("policy", "fragments"),
     [
         (
-            base_policy(
-                rules=[{"target": "pnbp", "share": "50%"}, {"target": "inmate_premi", "share": "15%"}]
-            ),
+            base_policy(rules=[{"target": "pnbp", "share": "50%"}, {"target": "inmate_premi", "share": "15%"}]),
             ["field 'rules'", "sum to 13/20", "not exactly 1"],
         ),
         (
@@ -191,9 +175,7 @@ def test_any_exact_split_parses_and_splits_the_whole_remainder(weights: list[int
             ["field 'rules[0].share'", "float"],
         ),
         (
-            base_policy(
-                rules=[{"target": "pnbp", "share": "-10%"}, {"target": "inmate_premi", "share": "110%"}]
-            ),
+            base_policy(rules=[{"target": "pnbp", "share": "-10%"}, {"target": "inmate_premi", "share": "110%"}]),
             ["field 'rules[0].share'", "negative"],
         ),
         (

@@ -147,11 +147,7 @@ def test_refund_after_payout_goes_to_the_inmate_receivable() -> None:
         ]
     )
     ledger.post(
-        [
-            build_payout(
-                PayoutRequest(A, "release-1", 10_000, datetime(2026, 2, 5, tzinfo=UTC)), ledger.balances
-            )
-        ]
+        [build_payout(PayoutRequest(A, "release-1", 10_000, datetime(2026, 2, 5, tzinfo=UTC)), ledger.balances)]
     )
     ledger.post(build_refund(plan, refund("R1", 150_000), 0, ledger.balances))
     assert ledger.balances[acc.inmate_savings(A)] == 0
@@ -250,9 +246,7 @@ def test_proceeds_below_material_cost_are_not_distributed() -> None:
         CompletionRequest(ORDER, 150_000, datetime(2026, 2, 1), (GLOVES,)),
         CompletionRequest(ORDER, 150_000, COMPLETION.completed_at, (GLOVES, GLOVES)),
         CompletionRequest(ORDER, 150_000, COMPLETION.completed_at, ()),
-        CompletionRequest(
-            OrderRef("shopee-240001", "shopee", "cipinang"), 1, COMPLETION.completed_at, (GLOVES,)
-        ),
+        CompletionRequest(OrderRef("shopee-240001", "shopee", "cipinang"), 1, COMPLETION.completed_at, (GLOVES,)),
         CompletionRequest(ORDER, 150_000.0, COMPLETION.completed_at, (GLOVES,)),  # type: ignore[arg-type]
         CompletionRequest(
             ORDER,
@@ -319,9 +313,7 @@ def test_cumulative_refunds_never_over_reverse_and_a_full_refund_reverses_exactl
     ledger.post(build_distribution(plan, settlement))
     after_distribution = dict(ledger.balances)
     legs = [leg for _, leg in plan.legs()]
-    inmates = {
-        leg.credit.rsplit(":", 1)[1] for leg in legs if leg.credit.startswith("liability:inmate_savings:")
-    }
+    inmates = {leg.credit.rsplit(":", 1)[1] for leg in legs if leg.credit.startswith("liability:inmate_savings:")}
     paid_out: dict[str, int] = {}
     refunded = 0
     full = data.draw(st.booleans())
@@ -332,11 +324,7 @@ def test_cumulative_refunds_never_over_reverse_and_a_full_refund_reverses_exactl
             if balance > 0:
                 amount = data.draw(st.integers(min_value=1, max_value=balance))
                 ledger.post(
-                    [
-                        build_payout(
-                            PayoutRequest(inmate, f"p{n}", amount, settlement.settled_at), ledger.balances
-                        )
-                    ]
+                    [build_payout(PayoutRequest(inmate, f"p{n}", amount, settlement.settled_at), ledger.balances)]
                 )
                 paid_out[inmate] = paid_out.get(inmate, 0) + amount
         if refunded == completion.gross:

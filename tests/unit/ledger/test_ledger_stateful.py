@@ -132,16 +132,10 @@ class LedgerMachine(RuleBasedStateMachine):
         order.refunded += amount
         self.refunded += amount
 
-    @precondition(
-        lambda self: any(o.completion.gross - o.refunded >= 2 for o in self.orders.values() if o.plan)
-    )
+    @precondition(lambda self: any(o.completion.gross - o.refunded >= 2 for o in self.orders.values() if o.plan))
     @rule(data=st.data())
     def partial_refund(self, data: st.DataObject) -> None:
-        keys = [
-            k
-            for k in self._settled_orders()
-            if self.orders[k].completion.gross - self.orders[k].refunded >= 2
-        ]
+        keys = [k for k in self._settled_orders() if self.orders[k].completion.gross - self.orders[k].refunded >= 2]
         key = data.draw(st.sampled_from(keys))
         remaining = self.orders[key].completion.gross - self.orders[key].refunded
         self._refund(key, data.draw(st.integers(min_value=1, max_value=remaining - 1)), data)
@@ -173,9 +167,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     def _inmates_with_savings(self) -> list[str]:
         prefix = "liability:inmate_savings:"
-        return sorted(
-            k.removeprefix(prefix) for k, v in self.ledger.balances.items() if k.startswith(prefix) and v > 0
-        )
+        return sorted(k.removeprefix(prefix) for k, v in self.ledger.balances.items() if k.startswith(prefix) and v > 0)
 
     @precondition(lambda self: bool(self._inmates_with_savings()))
     @rule(data=st.data())
@@ -196,12 +188,7 @@ class LedgerMachine(RuleBasedStateMachine):
         inmate = data.draw(
             st.sampled_from(
                 sorted(
-                    {
-                        m.inmate_id
-                        for o in self.orders.values()
-                        for a in o.completion.allocations
-                        for m in a.work_group
-                    }
+                    {m.inmate_id for o in self.orders.values() for a in o.completion.allocations for m in a.work_group}
                 )
             )
         )
@@ -216,10 +203,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def debits_equal_credits(self) -> None:
         assert self.ledger.debits == self.ledger.credits
         assert (
-            sum(
-                v if acc.account_info(k).normal_side is acc.Side.DEBIT else -v
-                for k, v in self.ledger.balances.items()
-            )
+            sum(v if acc.account_info(k).normal_side is acc.Side.DEBIT else -v for k, v in self.ledger.balances.items())
             == 0
         )
 

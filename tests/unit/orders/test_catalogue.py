@@ -399,8 +399,7 @@ def test_yaml_section_errors(tmp_path: Path) -> None:
     errors = load_errors(path)
     # batches name a supplier, but the suppliers section is missing: reported once, not per batch
     assert errors == [
-        f"{path}: unknown section 'inmates' "
-        "(expected lapas, workshops, suppliers, products, listings, batches)",
+        f"{path}: unknown section 'inmates' (expected lapas, workshops, suppliers, products, listings, batches)",
         f"{path}: lapas row 3 (line 10): must be a mapping of field names to values",
         f"{path}: missing section 'suppliers' (write `suppliers: []` if it is empty)",
         f"{path}: section 'listings' must be a list, got dict",
@@ -409,9 +408,7 @@ def test_yaml_section_errors(tmp_path: Path) -> None:
 
 def test_yaml_duplicate_keys_are_errors(tmp_path: Path) -> None:
     path = write_yaml(tmp_path, base_data())
-    text = path.read_text().replace(
-        "  city: Jakarta Timur\n", "  city: Jakarta Timur\n  city: Jakarta Pusat\n"
-    )
+    text = path.read_text().replace("  city: Jakarta Timur\n", "  city: Jakarta Timur\n  city: Jakarta Pusat\n")
     path.write_text(text)
     line = text.splitlines().index("  city: Jakarta Pusat") + 1
     assert load_errors(path) == [f"{path}: line {line}: duplicate key 'city'"]
@@ -472,9 +469,7 @@ def test_csv_and_yaml_load_to_the_same_catalogue(tmp_path: Path) -> None:
 def test_csv_accepts_a_byte_order_mark_and_spaces_in_work_groups(tmp_path: Path) -> None:
     files = dict(CSV_FILES)
     files["lapas.csv"] = "\ufeff" + files["lapas.csv"]
-    files["batches.csv"] = files["batches.csv"].replace(
-        "WBP-7F3K2Q:3;WBP-9A0B1C:2", "WBP-7F3K2Q:3; WBP-9A0B1C:2"
-    )
+    files["batches.csv"] = files["batches.csv"].replace("WBP-7F3K2Q:3;WBP-9A0B1C:2", "WBP-7F3K2Q:3; WBP-9A0B1C:2")
     assert load_catalogue(write_csv_dir(tmp_path / "csv", files)) == expected_base()
 
 

@@ -185,17 +185,12 @@ SKUS = ["GLV", "MAT", "BTK"]
 def snapshots(draw: st.DrawFn) -> list[BatchAvailability]:
     rows = draw(
         st.lists(
-            st.tuples(
-                st.sampled_from(SKUS), st.sampled_from(WORKSHOPS), st.integers(0, 4), st.integers(0, 6)
-            ),
+            st.tuples(st.sampled_from(SKUS), st.sampled_from(WORKSHOPS), st.integers(0, 4), st.integers(0, 6)),
             max_size=14,
         )
     )
     ids = draw(st.permutations(range(len(rows))))  # ids unrelated to dates, to exercise the tie-break
-    return [
-        batch(f"b{i:02d}", ws, avail, day=day, sku=sku)
-        for i, (sku, ws, day, avail) in zip(ids, rows, strict=True)
-    ]
+    return [batch(f"b{i:02d}", ws, avail, day=day, sku=sku) for i, (sku, ws, day, avail) in zip(ids, rows, strict=True)]
 
 
 requests_st = st.lists(
@@ -295,9 +290,7 @@ def test_one_batch_equals_one_request_at_a_time_and_fifo_holds(
     for request, expected in zip(requests, batched.outcomes, strict=True):
         single = allocate([request], current)
         assert single.outcomes == (expected,)
-        current = [
-            replace(b, available=single.remaining_by_batch.get(b.batch_id, b.available)) for b in current
-        ]
+        current = [replace(b, available=single.remaining_by_batch.get(b.batch_id, b.available)) for b in current]
         if isinstance(expected, AllocationFailure):
             assert not single.demand_by_batch
             continue
@@ -315,9 +308,7 @@ def test_one_batch_equals_one_request_at_a_time_and_fifo_holds(
                 (b for b in snapshot if b.sku == sku and b.lapas_id == lapas),
                 key=lambda b: _fifo_key(b, workshop),
             )
-            used_ids = {
-                a.batch_id for a in expected.allocations if a.sku == sku and lapas_of[a.batch_id] == lapas
-            }
+            used_ids = {a.batch_id for a in expected.allocations if a.sku == sku and lapas_of[a.batch_id] == lapas}
             last = max(i for i, b in enumerate(candidates) if b.batch_id in used_ids)
             assert all(left[b.batch_id] == 0 for b in candidates[:last])
 

@@ -226,9 +226,7 @@ class StockMachine(RuleBasedStateMachine):
     def expire(self, pick: int) -> None:
         self._transition(self._pick(pick, R.SOFT), R.EXPIRED)
 
-    @precondition(
-        lambda self: any(r.state is R.CONSUMED and r.returned < r.quantity for r in self.reservations)
-    )
+    @precondition(lambda self: any(r.state is R.CONSUMED and r.returned < r.quantity for r in self.reservations))
     @rule(pick=st.integers(0, 10**6), q=st.integers(1, 20))
     def return_units(self, pick: int, q: int) -> None:
         candidates = [r for r in self.reservations if r.state is R.CONSUMED and r.returned < r.quantity]

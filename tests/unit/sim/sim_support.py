@@ -145,9 +145,7 @@ class FakeGateway:
                 return Response(status_code=503)
             body = await request.body()
             route = f"/webhooks/{channel}/{kind}"
-            ok = request.headers.get("content-type") == "application/json" and self.verify(
-                route, body, request.headers
-            )
+            ok = request.headers.get("content-type") == "application/json" and self.verify(route, body, request.headers)
             self.received.append((route, body, ok))
             return Response(status_code=200 if ok else 401)
 

@@ -46,9 +46,7 @@ async def test_each_channel_answers_bad_auth_in_its_own_shape() -> None:
         assert tiktok.status_code == 401 and tiktok.json()["code"] == 106001 and tiktok.json()["data"] is None
         tokopedia = await http.get("/tokopedia/v2/fs/13004/order", params={"order_id": "1"})
         assert tokopedia.status_code == 401 and tokopedia.json()["header"]["error_code"] == "UNAUTHORIZED"
-        blibli = await http.get(
-            "/blibli/proxy/mta/api/businesspartner/v1/order/orderList", params={"storeCode": "S"}
-        )
+        blibli = await http.get("/blibli/proxy/mta/api/businesspartner/v1/order/orderList", params={"storeCode": "S"})
         assert blibli.status_code == 401 and blibli.json()["success"] is False
 
 
@@ -65,9 +63,7 @@ async def test_shopee_sign_covers_the_shop() -> None:
     }
     async with api(state) as http:
         good = await http.get("/shopee" + path, params={**params, "shop_id": order.shop_id})
-        assert (
-            good.status_code == 200 and good.json()["response"]["order_list"][0]["order_sn"] == order.order_id
-        )
+        assert good.status_code == 200 and good.json()["response"]["order_list"][0]["order_sn"] == order.order_id
         other_shop = await http.get("/shopee" + path, params={**params, "shop_id": "1"})
         assert other_shop.status_code == 403
 

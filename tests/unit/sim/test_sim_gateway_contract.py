@@ -51,9 +51,7 @@ def _gateway_check_app(seen: Counter[str]) -> FastAPI:
 async def test_simulator_webhooks_pass_the_gateways_checks() -> None:
     seen: Counter[str] = Counter()
     plan = plan_day(catalogue(), 300, 13, faults=FaultRates(duplicate=0.05, tampered=2, wrong_secret=2))
-    runner = TrafficRunner(
-        SimState(), SETTINGS, transport=transport(_gateway_check_app(seen)), anchor=1_790_000_000
-    )
+    runner = TrafficRunner(SimState(), SETTINGS, transport=transport(_gateway_check_app(seen)), anchor=1_790_000_000)
     summary = await runner.run(plan)
     assert summary.unexpected_rejections == 0
     assert seen["rejected"] == summary.total("expected_rejected") == 4

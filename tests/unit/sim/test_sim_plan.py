@@ -83,13 +83,9 @@ def _steps_of(plan: Plan, kind: StepKind) -> list[tuple[int, int, int]]:
 
 
 def test_every_webhook_is_delivered_or_lost_after_its_status() -> None:
-    plan = plan_day(
-        catalogue(), 500, seed=9, faults=FaultRates(lost=0.05, duplicate=0.1, tampered=2, wrong_secret=1)
-    )
+    plan = plan_day(catalogue(), 500, seed=9, faults=FaultRates(lost=0.05, duplicate=0.1, tampered=2, wrong_secret=1))
     applied: set[tuple[int, int]] = set()
-    fired = {
-        (o.index, i, k) for o in plan.orders for i, s in enumerate(o.statuses) for k in range(len(s.webhooks))
-    }
+    fired = {(o.index, i, k) for o in plan.orders for i, s in enumerate(o.statuses) for k in range(len(s.webhooks))}
     outcome: Counter[tuple[int, int, int]] = Counter()
     for step in plan.steps:
         if step.kind is StepKind.STATUS:

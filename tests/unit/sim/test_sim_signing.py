@@ -33,9 +33,9 @@ def test_shopee_webhook_signs_callback_url_pipe_body() -> None:
 
 
 def test_api_signatures() -> None:
-    assert shopee_api_signature(
-        "pk", 2001, "/api/v2/order/get_order_detail", 1761984000, 77001
-    ) == reference_hmac(b"pk", b"2001/api/v2/order/get_order_detail176198400077001")
+    assert shopee_api_signature("pk", 2001, "/api/v2/order/get_order_detail", 1761984000, 77001) == reference_hmac(
+        b"pk", b"2001/api/v2/order/get_order_detail176198400077001"
+    )
     assert tiktok_api_signature("sec", "key", "/order/202309/orders", 1761984000) == reference_hmac(
         b"sec", b"sec/order/202309/ordersapp_keykeytimestamp1761984000sec"
     )

@@ -22,9 +22,7 @@ from tests.unit.sim.sim_support import NOW, SETTINGS, FakeGateway, catalogue, si
 DAY_START = NOW - 14 * 86_400
 
 
-async def _run(
-    orders: int, seed: int, faults: FaultRates, gateway: FakeGateway, state: SimState
-) -> TrafficSummary:
+async def _run(orders: int, seed: int, faults: FaultRates, gateway: FakeGateway, state: SimState) -> TrafficSummary:
     runner = TrafficRunner(state, SETTINGS, transport=transport(gateway.app()), anchor=DAY_START)
     return await runner.run(plan_day(catalogue(), orders, seed, faults=faults))
 
@@ -64,13 +62,9 @@ async def test_webhook_bodies_follow_the_contract() -> None:
     note = bodies["/webhooks/tokopedia/order-notification"][0]
     assert {"fs_id", "order_id", "invoice_ref_num", "shop_id", "order_status", "products", "amt"} <= set(note)
     assert note["order_status"] == 220 and note["fs_id"] == 13004
-    assert {"ttl_product_price", "shipping_cost", "insurance_cost", "ttl_amount", "voucher_amount"} == set(
-        note["amt"]
-    )
+    assert {"ttl_product_price", "shipping_cost", "insurance_cost", "ttl_amount", "voucher_amount"} == set(note["amt"])
     tts = bodies["/webhooks/tiktok-shop/order-status"][0]
-    assert (
-        tts["type"] == 1 and isinstance(tts["tts_notification_id"], str) and isinstance(tts["shop_id"], str)
-    )
+    assert tts["type"] == 1 and isinstance(tts["tts_notification_id"], str) and isinstance(tts["shop_id"], str)
     assert all(
         b["type"] == 11 and b["data"]["order_status"] == "CANCEL"
         for b in bodies.get("/webhooks/tiktok-shop/cancellation", [])
