@@ -75,9 +75,15 @@ class ServiceRuntime:
         )
 
     def add_consumer(
-        self, *, name: str, topics: Sequence[str], handler: BatchHandler, description: str
+        self,
+        *,
+        name: str,
+        topics: Sequence[str],
+        handler: BatchHandler,
+        description: str,
+        event_types: frozenset[str] | None = None,
     ) -> BatchConsumer:
-        """Register a batch consumer; its consumer group is ``karya-<name>``."""
+        """Register a batch consumer; its consumer group is ``karya-<name>`` (``event_types``: see BatchConsumer)."""
         consumer = BatchConsumer(
             name=name,
             schema=self.schema,
@@ -85,6 +91,7 @@ class ServiceRuntime:
             handler=handler,
             settings=self.kafka,
             metrics=self.metrics,
+            event_types=event_types,
         )
         group_id = f"{TOPIC_PREFIX}karya-{name}"
         subscriber = register_batch_consumer(

@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class KafkaSettings(BaseSettings):
     """Where the broker is and how this process talks to it."""
 
-    model_config = SettingsConfigDict(env_prefix="KARYA_KAFKA_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="KARYA_KAFKA_", extra="ignore", populate_by_name=True)
 
     bootstrap_servers: str = Field(
         default="127.0.0.1:39092",
@@ -32,7 +32,7 @@ class KafkaSettings(BaseSettings):
 class DatabaseSettings(BaseSettings):
     """The PostgreSQL connection of a service process (the service role: DML only, no DDL)."""
 
-    model_config = SettingsConfigDict(env_prefix="KARYA_DB_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="KARYA_DB_", extra="ignore", populate_by_name=True)
 
     url: str = Field(validation_alias=AliasChoices("DATABASE_URL", "KARYA_DB_URL"))
     pool_size: int = Field(default=10, ge=1)

@@ -98,8 +98,14 @@ class BatchConsumer:
         settings: KafkaSettings,
         metrics: MessagingMetrics,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        event_types: frozenset[str] | None = None,
     ) -> None:
+        """``event_types``: the types this consumer acts on (None: all). Other events on its topics have no
+        effect here, so they are skipped before decoding (by their ``karya-event-type`` header when present)
+        and take no inbox row; undecodable records are still dead-lettered."""
         self.name = name
+        self._types = None if event_types is None else frozenset(t.encode() for t in event_types)
+        self._type_names = event_types
         self._schema = schema
         self._engine = engine
         self._handler = handler
@@ -150,10 +156,14 @@ class BatchConsumer:
         bad: list[tuple[ConsumerRecord[bytes, bytes], str, int]] = []
         seen: set[UUID] = set()
         for record in records:
+            if self._types is not None and self._ignored(record):
+                continue
             try:
                 envelope = Envelope.from_bytes(record.value or b"")
             except (ValidationError, ValueError) as exc:
                 bad.append((record, f"undecodable envelope: {exc}"[:2000], 1))
+                continue
+            if self._type_names is not None and envelope.type not in self._type_names:
                 continue
             if envelope.event_id in seen:  # the same event twice in one batch: the inbox would see it once
                 self._metrics.events_duplicate.labels(self.name).inc()
@@ -161,6 +171,14 @@ class BatchConsumer:
             seen.add(envelope.event_id)
             events.append(InboundEvent(envelope, record))
         return events, bad
+
+    def _ignored(self, record: ConsumerRecord[bytes, bytes]) -> bool:
+        """True when the record's type header names a type this consumer does not act on."""
+        for key, value in record.headers or ():
+            if key == "karya-event-type":
+                assert self._types is not None
+                return value not in self._types
+        return False
 
     async def _claim(self, conn: AsyncConnection, events: Sequence[InboundEvent]) -> list[InboundEvent]:
         """Insert inbox rows; return the events not seen before, in their original order."""

@@ -7,7 +7,7 @@ from prometheus_client import Counter
 from infra.messaging.topics import LEDGER_ENTRIES, MARKETPLACE_SETTLEMENTS, ORDERS_EVENTS
 from infra.runtime import ServiceRuntime
 from infra.settings import KafkaSettings
-from services.ledger.posting import LedgerProcessor
+from services.ledger.posting import POSTED_EVENT_TYPES, LedgerProcessor
 
 SCHEMA = "ledger"
 
@@ -25,6 +25,7 @@ def build_runtime(database_url: str, kafka: KafkaSettings) -> ServiceRuntime:
         topics=[ORDERS_EVENTS, MARKETPLACE_SETTLEMENTS],
         handler=LedgerProcessor(conflicts),
         description="Order completions, settlements and refunds → balanced, hash-chained journal entries.",
+        event_types=POSTED_EVENT_TYPES,
     )
     runtime.declare_output(LEDGER_ENTRIES, "entry_posted per journal entry, keyed by order key (or posting key).")
     return runtime

@@ -50,6 +50,8 @@ from services.ledger.outbound import entry_posted_messages
 from services.ledger.requests import completion_request, refund_request, settlement_request
 
 _ORDER = {ORDER_COMPLETED: 0, SETTLEMENT_REPORTED: 1, REFUND_REPORTED: 2}
+POSTED_EVENT_TYPES = frozenset(_ORDER)
+"""The event types the ledger posts from; other order events (reservations, shipments) have no ledger effect."""
 _INMATE = ("liability:inmate_savings:", "asset:inmate_receivable:")
 
 

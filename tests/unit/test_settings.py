@@ -1,0 +1,25 @@
+"""Settings honour both the environment and explicit values (an ignored keyword once sent a test's consumer to
+another broker)."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.settings import DatabaseSettings, KafkaSettings
+
+
+def test_explicit_bootstrap_servers_win_over_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    assert KafkaSettings(bootstrap_servers="127.0.0.1:1").bootstrap_servers == "127.0.0.1:1"
+
+
+def test_environment_names_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:2")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u:p@127.0.0.1:3/x")
+    assert KafkaSettings().bootstrap_servers == "127.0.0.1:2"
+    assert DatabaseSettings().url.endswith(":3/x")
+
+
+def test_explicit_database_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    assert DatabaseSettings(url="postgresql://a@127.0.0.1/b").url == "postgresql://a@127.0.0.1/b"
