@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 from enum import Enum
 from fractions import Fraction
 
+import orjson
+
 __all__ = ["canonical_json", "dump_canonical", "sha256_hex", "to_canonical", "utc_iso"]
 
 
@@ -82,7 +84,14 @@ def canonical_json(value: object) -> bytes:
 
 
 def dump_canonical(plain: object) -> bytes:
-    """The canonical JSON bytes of data already converted by :func:`to_canonical`."""
+    """The canonical JSON bytes of data already converted by :func:`to_canonical`.
+
+    orjson (sorted keys, compact) produces exactly these bytes whenever the text is ASCII; anything else takes
+    the reference path, ``json.dumps`` with ``ensure_ascii``.
+    """
+    fast = orjson.dumps(plain, option=orjson.OPT_SORT_KEYS)
+    if fast.isascii() and b"\x7f" not in fast:  # json escapes DEL, orjson does not
+        return fast
     text = json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
     return text.encode("ascii")
 
