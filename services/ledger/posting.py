@@ -36,6 +36,7 @@ from services.ledger.domain import accounts
 from services.ledger.domain.distribution import plan_distribution
 from services.ledger.domain.errors import LedgerDomainError
 from services.ledger.domain.journal import EntryKind, JournalEntry, request_hash
+from services.ledger.domain.model import CompletionRequest
 from services.ledger.domain.policy import SplitPolicy
 from services.ledger.domain.postings import (
     build_completion,
@@ -65,6 +66,15 @@ class _Batch:
     conflicts: list[Conflict] = field(default_factory=list)
     inmate_changes: dict[str, int] = field(default_factory=dict)
     planned: dict[str, str] = field(default_factory=dict)
+
+    completions: dict[str, CompletionRequest] = field(default_factory=dict)
+
+    def completion_of(self, order: OrderFacts) -> CompletionRequest:
+        """The order's completion request, parsed once per batch (settlements and refunds of an order share it)."""
+        request = self.completions.get(order.order_key)
+        if request is None:
+            request = self.completions[order.order_key] = completion_request(order.completion)
+        return request
 
     def add(self, entries: Sequence[JournalEntry], source: str) -> None:
         """Plan ``entries``; keep the batch's running change of every inmate account (refunds read it)."""
@@ -149,7 +159,7 @@ class LedgerProcessor:
         if order is None:
             batch.parked.append((envelope, "completion"))
             return
-        completion = completion_request(order.completion)
+        completion = batch.completion_of(order)
         ref = completion.order
         if envelope.type == SETTLEMENT_REPORTED:
             settlement = settlement_request(envelope.data, ref)
