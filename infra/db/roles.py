@@ -29,11 +29,15 @@ PASSWORD_ENV = {
 
 @dataclass(frozen=True)
 class RoleUrls:
-    """Connection URLs of the three roles on one database."""
+    """Connection URLs of the three roles on one database (its repr hides the passwords)."""
 
     migrator: str
     service: str
     auditor: str
+
+    def __repr__(self) -> str:
+        masked = {k: make_url(v).render_as_string(hide_password=True) for k, v in self.__dict__.items()}
+        return f"RoleUrls({', '.join(f'{k}={v!r}' for k, v in masked.items())})"
 
 
 def passwords_from_env() -> dict[str, str]:

@@ -23,3 +23,11 @@ def test_environment_names_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_explicit_database_url(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DATABASE_URL", raising=False)
     assert DatabaseSettings(url="postgresql://a@127.0.0.1/b").url == "postgresql://a@127.0.0.1/b"
+
+
+def test_role_urls_never_show_passwords_in_their_repr() -> None:
+    from infra.db.roles import RoleUrls
+
+    urls = RoleUrls("postgresql://m:pw1@h/db", "postgresql://s:pw2@h/db", "postgresql://a:pw3@h/db")
+    assert not any(pw in repr(urls) for pw in ("pw1", "pw2", "pw3"))
+    assert urls.service == "postgresql://s:pw2@h/db"
