@@ -57,18 +57,18 @@ async def _epoch(bench: Bench, sql: str) -> float:
     return float(value.timestamp()) if value is not None else 0.0
 
 
-async def throughput(orders: int, seed: int, with_ceiling: bool) -> dict[str, Any]:
+async def throughput(orders: int, seed: int, with_ceiling: bool, replicas: dict[str, int]) -> dict[str, Any]:
     """One size: publish everything at once, wait for the drain, measure."""
     stamp = int(time.time())
     bench = Bench(database="karya_bench", prefix=f"bench{stamp}n{orders}.")
     console.print(f"[bold]{orders:,} orders[/bold]: preparing database and services")
     await bench.setup(orders)
-    bench.start(state_dir() / "bench" / bench.prefix.rstrip("."))
+    bench.start(state_dir() / "bench" / bench.prefix.rstrip("."), replicas)
     try:
         await _ready(bench)
         messages = messages_for(orders, seed, f"n{orders}-")
         order_events = sum(1 for m in messages if m.topic == "marketplace.order-events")
-        pids = {"orders": [bench.procs[0].pid], "ledger": [bench.procs[1].pid], **stack_pids()}
+        pids = {"orders": bench.pids("orders"), "ledger": bench.pids("ledger"), **stack_pids()}
         cpu0 = cpu_seconds(pids)
         t0 = time.time()
         await publish(bench.prefix, messages)
@@ -116,14 +116,14 @@ def _admin() -> str:
     return os.environ["KARYA_DB_ADMIN_URL"]
 
 
-async def latency(offered: float, seconds: float, seed: int) -> dict[str, Any]:
+async def latency(offered: float, seconds: float, seed: int, replicas: dict[str, int]) -> dict[str, Any]:
     """Paced publishing at ``offered`` events/s; publish → posting-committed percentiles."""
     stamp = int(time.time())
     orders = max(50, int(offered * seconds / 4.7))
     bench = Bench(database="karya_bench", prefix=f"bench{stamp}lat.")
     console.print(f"[bold]latency[/bold] at {offered:,.0f} events/s offered for ~{seconds:.0f} s")
     await bench.setup(orders)
-    bench.start(state_dir() / "bench" / bench.prefix.rstrip("."))
+    bench.start(state_dir() / "bench" / bench.prefix.rstrip("."), replicas)
     try:
         await _ready(bench)
         messages = messages_for(orders, seed + 1, "lat-")
@@ -201,9 +201,12 @@ def main() -> None:
     parser.add_argument("--no-latency", action="store_true")
     parser.add_argument("--no-ceiling", action="store_true")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--ledger-replicas", type=int, default=1, help="ledger processes (one consumer group)")
+    parser.add_argument("--orders-replicas", type=int, default=1, help="orders processes (one consumer group)")
     args = parser.parse_args()
-    runs = [asyncio.run(throughput(n, args.seed, not args.no_ceiling)) for n in args.orders]
-    lat = None if args.no_latency else asyncio.run(latency(args.offered, args.latency_seconds, args.seed))
+    replicas = {"orders": args.orders_replicas, "ledger": args.ledger_replicas}
+    runs = [asyncio.run(throughput(n, args.seed, not args.no_ceiling, replicas)) for n in args.orders]
+    lat = None if args.no_latency else asyncio.run(latency(args.offered, args.latency_seconds, args.seed, replicas))
     _table(runs, lat)
     last = runs[-1]
     summary = {

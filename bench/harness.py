@@ -75,11 +75,17 @@ class Bench:
             await engine.dispose()
         await ensure_topics(os.environ["KAFKA_BOOTSTRAP_SERVERS"], [topic_name(b, self.prefix) for b in BASE_NAMES], 6)
 
-    def start(self, log_dir: Path) -> None:
-        """Start orders and ledger, one process each."""
+    def start(self, log_dir: Path, replicas: dict[str, int] | None = None) -> None:
+        """Start orders and ledger (``replicas`` processes each, default one), as in production."""
         env = {"KARYA_TOPIC_PREFIX": self.prefix, "DATABASE_URL": self.service_url, "KARYA_LOG_LEVEL": "WARNING"}
         for service in ("orders", "ledger"):
-            self.procs.append(start_service(service, ["karya.cli", "serve", service], env, log_dir))
+            for n in range((replicas or {}).get(service, 1)):
+                name = service if n == 0 else f"{service}-{n + 1}"
+                self.procs.append(start_service(name, ["karya.cli", "serve", service], env, log_dir))
+
+    def pids(self, service: str) -> list[int]:
+        """Pids of every replica of ``service``."""
+        return [p.pid for p in self.procs if p.name == service or p.name.startswith(f"{service}-")]
 
     def stop(self) -> None:
         """Stop the service processes by pid."""
