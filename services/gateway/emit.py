@@ -25,8 +25,10 @@ from infra.messaging.topics import (
 )
 from services.contracts.marketplace import (
     ORDER_STATUS_CHANGED,
+    REFUND_REPORTED,
     SETTLEMENT_REPORTED,
     OrderStatusChanged,
+    RefundReported,
     SettlementReported,
 )
 from services.gateway.canonical import settlement_emission_key, status_emission_key
@@ -83,7 +85,20 @@ class SettlementEmission:
         return settlement_emission_key(self.event.order_key, self.event.settlement_id)
 
 
-Emission = StatusEmission | SettlementEmission
+@dataclass(frozen=True, slots=True)
+class RefundEmission:
+    """A refund event to publish (once per order and marketplace refund id)."""
+
+    event: RefundReported
+    causation: Envelope | None = field(default=None, compare=False)
+
+    @property
+    def emission_key(self) -> str:
+        """One per order and refund id."""
+        return f"refund|{self.event.order_key}|{self.event.refund_id}"
+
+
+Emission = StatusEmission | SettlementEmission | RefundEmission
 
 
 async def emit(conn: AsyncConnection, emissions: Sequence[Emission], topics: GatewayTopics) -> list[Envelope]:
@@ -126,7 +141,10 @@ async def emit(conn: AsyncConnection, emissions: Sequence[Emission], topics: Gat
 
 
 def _envelope(emission: Emission) -> Envelope:
-    event_type = ORDER_STATUS_CHANGED if isinstance(emission, StatusEmission) else SETTLEMENT_REPORTED
+    if isinstance(emission, StatusEmission):
+        event_type = ORDER_STATUS_CHANGED
+    else:
+        event_type = REFUND_REPORTED if isinstance(emission, RefundEmission) else SETTLEMENT_REPORTED
     return make_envelope(
         type=event_type,
         source=SOURCE,

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from infra.messaging.consumer import InboundEvent, Rejection
 from services.contracts.gateway import DELIVERY_RECEIVED, DeliveryReceived
-from services.contracts.marketplace import SettlementReported
+from services.contracts.marketplace import RefundReported, SettlementReported
 from services.gateway.canonical import (
     UnmappableStatus,
     Verdict,
@@ -39,7 +39,15 @@ from services.gateway.canonical import (
 from services.gateway.clients.base import ApiOrder, NonIntegralAmount
 from services.gateway.concurrency import run_bounded
 from services.gateway.deps import GatewayDeps
-from services.gateway.emit import Emission, GatewayTopics, SettlementEmission, StatusEmission, emit, load_seen
+from services.gateway.emit import (
+    Emission,
+    GatewayTopics,
+    RefundEmission,
+    SettlementEmission,
+    StatusEmission,
+    emit,
+    load_seen,
+)
 from services.gateway.normalise import Notice, ParseError, parse_delivery
 from services.orders.domain.lifecycle import OrderState
 
@@ -57,6 +65,7 @@ class _Fetched:
     details: dict[str, ApiOrder]
     settlements: dict[str, SettlementReported | None]
     refused: dict[str, str]
+    refunds: dict[str, list[RefundReported]]
 
 
 class Normaliser:
@@ -93,7 +102,9 @@ class Normaliser:
             for i in items
             if i.verdict.completion and not (i.notice.order_key in seen and seen[i.notice.order_key].settled)
         }
-        fetched = await self._fetch(details, settlements)
+        # A completed order pushed again may carry a refund (marketplaces re-push the status with a newer time).
+        refunds = {i.notice.order_key: i.notice for i in items if i.verdict.completion}
+        fetched = await self._fetch(details, settlements, refunds)
         emissions: list[Emission] = []
         settled: set[str] = set()
         for item in items:
@@ -118,12 +129,15 @@ class Normaliser:
             if item.verdict.completion and settlement is not None and key not in settled:
                 settled.add(key)
                 emissions.append(SettlementEmission(settlement, causation=item.event.envelope))
+            emissions += [RefundEmission(r, causation=item.event.envelope) for r in fetched.refunds.pop(key, [])]
         await emit(conn, emissions, self._topics)
         return rejections
 
-    async def _fetch(self, details: dict[str, Notice], settlements: dict[str, Notice]) -> _Fetched:
-        """Order details and settlements, concurrently (bounded); API errors propagate."""
-        out = _Fetched({}, {}, {})
+    async def _fetch(
+        self, details: dict[str, Notice], settlements: dict[str, Notice], refunds: dict[str, Notice]
+    ) -> _Fetched:
+        """Order details, settlements and refunds, concurrently (bounded); API errors propagate."""
+        out = _Fetched({}, {}, {}, {})
 
         def detail_of(key: str, n: Notice) -> Callable[[], Awaitable[None]]:
             async def call() -> None:
@@ -141,8 +155,30 @@ class Normaliser:
 
             return call
 
+        def refunds_of(key: str, n: Notice) -> Callable[[], Awaitable[None]]:
+            async def call() -> None:
+                client = self._deps.client(n.channel)
+                fetch = getattr(client, "refunds", None)  # not every channel's API lists refunds
+                if fetch is None:
+                    return
+                with _refusals(out, key, f"{n.channel} refunds of {key}"):
+                    out.refunds[key] = [
+                        RefundReported(
+                            order_key=key,
+                            channel=n.channel,
+                            refund_id=r.refund_id,
+                            amount=r.amount,
+                            reason=r.reason,
+                            refunded_at=r.refunded_at,
+                        )
+                        for r in await fetch(n.shop_id, n.order_id)
+                    ]
+
+            return call
+
         calls = [detail_of(k, n) for k, n in details.items()]
         calls += [settlement_of(k, n) for k, n in settlements.items()]
+        calls += [refunds_of(k, n) for k, n in refunds.items()]
         if calls:
             await run_bounded(calls, self._deps.settings.api_concurrency)
         return out

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from infra.messaging.admin import ensure_topics
 from infra.settings import KafkaSettings
 from services.gateway.clients.base import ApiOrder, ApiOrderLine, ApiSettlement, MarketplaceApiError
+from services.gateway.clients.refunds import ApiRefund
 from services.gateway.emit import GatewayTopics
 from services.gateway.settings import GatewaySettings
 
@@ -178,6 +179,7 @@ class FakeClient:
     error: Callable[[str], Exception] = lambda what: MarketplaceApiError(f"simulated outage on {what}")
     calls: list[tuple[str, str]] = field(default_factory=list)
     windows: list[tuple[datetime, datetime]] = field(default_factory=list)
+    refunded: dict[str, list[ApiRefund]] = field(default_factory=dict)
 
     def _maybe_fail(self, what: str, order_id: str) -> None:
         self.calls.append((what, order_id))
@@ -196,6 +198,11 @@ class FakeClient:
         """The stored settlement, if any."""
         self._maybe_fail("settlement", order_id)
         return self.settlements.get(order_id)
+
+    async def refunds(self, shop_id: str, order_id: str) -> list[ApiRefund]:
+        """The stored refunds of an order."""
+        self._maybe_fail("refunds", order_id)
+        return list(self.refunded.get(order_id, []))
 
     async def orders_updated_between(self, shop_id: str, start: datetime, end: datetime) -> list[ApiOrder]:
         """Listed orders updated in [start, end)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -19,6 +20,7 @@ from infra.db.roles import RoleUrls
 from infra.runtime import ServiceRuntime
 from services.gateway.app import build_runtime
 from services.gateway.clients.base import NonIntegralAmount
+from services.gateway.clients.refunds import ApiRefund
 from services.gateway.emit import GatewayTopics
 from tests.contract_validation import validate_published
 from tests.integration.gateway_support import (
@@ -160,6 +162,30 @@ async def test_shopee_trigger_gets_lines_from_detail_and_settlement_when_complet
     assert shopee.calls.count(("detail", order)) == 1  # lines are fetched once per order
     assert shopee.calls.count(("settlement", order)) == 1
     assert await scalar(gw.engine, "SELECT done FROM gateway.order_status_seen WHERE order_key = :k", k=key)
+
+
+async def test_a_refund_listed_after_completion_is_published_once(gateway: Gateway) -> None:
+    gw = gateway
+    order, shop = f"SN{uid().upper()}", "77001"
+    key = f"shopee:{shop}:{order}"
+    shopee = gw.fakes["shopee"]
+    shopee.orders[order] = api_order("shopee", shop, order, "COMPLETED", price=30000, quantity=2)
+    shopee.settlements[order] = api_settlement("shopee", shop, order, gross=60000)
+    await post(gw.client, "shopee/order-status", body_for("shopee/order-status", order, "COMPLETED", minutes=0))
+    await wait_for(lambda: _has(gw.settlements(key), 1), what="settlement")
+    refund = ApiRefund("shopee", shop, order, "RF-1", 15000, "partial", datetime(2026, 11, 3, tzinfo=UTC))
+    shopee.refunded[order] = [refund]
+    for minutes in (60, 120):  # the marketplace re-pushes the completed status; the refund is one fact
+        await post(
+            gw.client, "shopee/order-status", body_for("shopee/order-status", order, "COMPLETED", minutes=minutes)
+        )
+    await wait_for(lambda: _has(gw.settlements(key), 2), what="refund")
+    await wait_for(lambda: gw.processed(key), what="all deliveries normalised")
+    published = await gw.settlements(key)
+    types = [e["type"] for e in published]
+    assert types == ["karya.marketplace.settlement_reported.v1", "karya.marketplace.refund_reported.v1"]
+    validate_published(json.dumps(published[1]).encode())
+    assert published[1]["data"]["refund_id"] == "RF-1" and published[1]["data"]["amount"] == 15000
 
 
 async def _has(awaitable: Any, n: int) -> bool:
