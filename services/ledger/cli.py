@@ -65,7 +65,11 @@ def _time(value: str | None) -> datetime | None:
 @ledger_app.command("verify")
 def verify(as_json: bool = typer.Option(False, "--json")) -> None:
     """Recompute the hash chain; name the first broken link and exit 1; print the head hash to anchor."""
-    result = _run(verify_chain)
+
+    def progress(done: int, total: int) -> None:
+        typer.echo(f"verified {done:,} of {total:,} entries", err=True)
+
+    result = _run(lambda conn: verify_chain(conn, progress))
     if as_json:
         _json(result.__dict__)
     elif result.first_broken is None:

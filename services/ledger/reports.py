@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -199,11 +199,17 @@ async def _committed(conn: AsyncConnection, chunk: int = 5000) -> AsyncIterator[
         last = entries[-1].sequence
 
 
-async def verify_chain(conn: AsyncConnection) -> Verification:
-    """Recompute every link from the genesis hash; name the first entry whose stored hash does not match."""
+async def verify_chain(conn: AsyncConnection, on_progress: Callable[[int, int], None] | None = None) -> Verification:
+    """Recompute every link from the genesis hash; name the first entry whose stored hash does not match.
+
+    ``on_progress(done, total)`` is called every 5,000 entries (a long journal takes minutes).
+    """
     expected_prev, count, expected_seq = GENESIS_HASH, 0, 1
+    total = int((await conn.execute(text("SELECT sequence FROM ledger.chain_head"))).scalar_one())
     async for committed, prev_hash, stored in _committed(conn):
         count += 1
+        if on_progress is not None and count % 5000 == 0:
+            on_progress(count, total)
         seq = committed.sequence
         if seq != expected_seq:
             return Verification(count, expected_prev, seq, f"sequence gap: expected {expected_seq}, found {seq}")
