@@ -18,7 +18,6 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import text
@@ -28,23 +27,10 @@ from bench.harness import Bench, cpu_seconds, messages_for, publish, stack_pids,
 from infra.db.engine import make_engine
 from infra.db.roles import passwords_from_env, role_urls
 from infra.environment import ROOT, state_dir
+from karya.processes import wait_until_ready
 
 console = Console(stderr=True)
 RESULTS = ROOT / "bench" / "results"
-
-
-async def _ready(bench: Bench, timeout_s: float = 90) -> None:
-    deadline = time.monotonic() + timeout_s
-    async with httpx.AsyncClient() as client:
-        while time.monotonic() < deadline:
-            try:
-                codes = [(await client.get(f"http://127.0.0.1:{p.port}/readyz")).status_code for p in bench.procs]
-                if all(c == 200 for c in codes):
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.5)
-    raise TimeoutError("services not ready")
 
 
 async def _epoch(bench: Bench, sql: str) -> float:
@@ -65,7 +51,7 @@ async def throughput(orders: int, seed: int, with_ceiling: bool, replicas: dict[
     await bench.setup(orders)
     bench.start(state_dir() / "bench" / bench.prefix.rstrip("."), replicas)
     try:
-        await _ready(bench)
+        await wait_until_ready(bench.procs)
         messages = messages_for(orders, seed, f"n{orders}-")
         order_events = sum(1 for m in messages if m.topic == "marketplace.order-events")
         pids = {"orders": bench.pids("orders"), "ledger": bench.pids("ledger"), **stack_pids()}
@@ -125,7 +111,7 @@ async def latency(offered: float, seconds: float, seed: int, replicas: dict[str,
     await bench.setup(orders)
     bench.start(state_dir() / "bench" / bench.prefix.rstrip("."), replicas)
     try:
-        await _ready(bench)
+        await wait_until_ready(bench.procs)
         messages = messages_for(orders, seed + 1, "lat-")
         sent = await publish(bench.prefix, messages, rate=offered)
         order_events = sum(1 for m in messages if m.topic == "marketplace.order-events")

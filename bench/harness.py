@@ -13,12 +13,11 @@ from typing import Any
 import psutil
 import yaml
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from bench.loadgen import Message, interleave, lifecycles
 from infra.db.engine import make_engine
 from infra.db.migrate import upgrade_to_head_async
-from infra.db.roles import bootstrap_database, passwords_from_env, role_urls
+from infra.db.roles import bootstrap_database, drop_database, passwords_from_env, role_urls
 from infra.environment import ROOT, state_dir
 from infra.messaging.admin import ensure_topics
 from infra.messaging.relay import make_producer
@@ -53,14 +52,7 @@ class Bench:
     async def setup(self, orders: int) -> None:
         """Fresh database with roles, migrations, catalogue and policies; topics with 6 partitions."""
         admin = os.environ["KARYA_DB_ADMIN_URL"]
-        import asyncpg
-
-        dsn = make_url(admin).set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
-        conn = await asyncpg.connect(dsn)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
-        finally:
-            await conn.close()
+        await drop_database(admin, self.database)
         passwords = passwords_from_env()
         await bootstrap_database(admin, passwords, self.database)
         urls = role_urls(admin, passwords, self.database)

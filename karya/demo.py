@@ -25,14 +25,14 @@ from sqlalchemy.engine import make_url
 
 from infra.db.engine import make_engine
 from infra.db.migrate import upgrade_to_head_async
-from infra.db.roles import bootstrap_database, passwords_from_env
+from infra.db.roles import bootstrap_database, drop_database, passwords_from_env
 from infra.environment import ROOT, state_dir
 from infra.messaging.admin import ensure_topics
 from infra.messaging.relay import make_producer
 from infra.messaging.topics import BASE_NAMES, topic_name
 from karya.demo_report import backlog, broker_counts, database_counts, summary_tables
 from karya.demo_sim import apply_env, demo_secrets, marketplace_env, run_simulated_day
-from karya.processes import ServiceProcess, free_port, start_service, stop_all
+from karya.processes import ServiceProcess, free_port, start_service, stop_all, wait_until_ready
 from services.ledger.adapters.policy_repo import store_policies
 from services.ledger.domain.policy import parse_policies
 from services.orders.adapters.catalogue_repo import load_catalogue as load_catalogue_db
@@ -84,7 +84,7 @@ def demo(
         console.print(
             f"services started: {', '.join(f'{p.name} (pid {p.pid}, :{p.port})' for p in procs)}; logs in {log_dir}"
         )
-        asyncio.run(_await_ready(procs))
+        asyncio.run(wait_until_ready(procs))
         if source == "simulator":
             result = asyncio.run(_drive_simulated(prefix, catalogue, orders, seed, procs, sim_port, timeout_s))
         else:
@@ -108,7 +108,7 @@ async def _prepare(prefix: str) -> None:
     admin = os.environ["KARYA_DB_ADMIN_URL"]
     database = make_url(os.environ["DATABASE_URL"]).database or "karya"
     if make_url(admin).host in ("127.0.0.1", "localhost"):  # only ever reset the local stack's database
-        await _reset_database(admin, database)
+        await drop_database(admin, database)
     await bootstrap_database(admin, passwords_from_env(), database)
     await upgrade_to_head_async(os.environ["KARYA_MIGRATOR_URL"])
     engine = make_engine(os.environ["DATABASE_URL"], pool_size=1)
@@ -122,17 +122,6 @@ async def _prepare(prefix: str) -> None:
     await ensure_topics(
         os.environ["KAFKA_BOOTSTRAP_SERVERS"], [topic_name(b, prefix) for b in BASE_NAMES], partitions=6
     )
-
-
-async def _reset_database(admin_url: str, database: str) -> None:
-    import asyncpg
-
-    dsn = make_url(admin_url).set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 async def _drive(prefix: str, orders: int, seed: int, procs: list[ServiceProcess], timeout_s: float) -> dict[str, Any]:
@@ -225,24 +214,6 @@ async def _results(prefix: str, drained: bool, procs: list[ServiceProcess]) -> d
         "drained": drained,
     }
     return {"counters": counters, "tables": tables}
-
-
-async def _await_ready(procs: list[ServiceProcess], timeout_s: float = 120) -> None:
-    """Until every service answers /readyz with 200."""
-    deadline = time.monotonic() + timeout_s
-    async with httpx.AsyncClient() as client:
-        while time.monotonic() < deadline:
-            dead = [p.name for p in procs if p.popen.poll() is not None]
-            if dead:
-                raise RuntimeError(f"service process(es) exited: {dead}; see their logs")
-            try:
-                codes = [(await client.get(f"http://127.0.0.1:{p.port}/readyz")).status_code for p in procs]
-                if all(c == 200 for c in codes):
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.5)
-    raise TimeoutError("services did not become ready; see their logs")
 
 
 async def _wait_drained(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -10,6 +11,8 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import httpx
 
 
 @dataclass
@@ -67,3 +70,21 @@ def stop_all(processes: list[ServiceProcess], grace_s: float = 15.0) -> None:
         except subprocess.TimeoutExpired:
             p.popen.kill()
             p.popen.wait()
+
+
+async def wait_until_ready(procs: list[ServiceProcess], timeout_s: float = 120) -> None:
+    """Until every service answers /readyz with 200."""
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient() as client:
+        while time.monotonic() < deadline:
+            dead = [p.name for p in procs if p.popen.poll() is not None]
+            if dead:
+                raise RuntimeError(f"service process(es) exited: {dead}; see their logs")
+            try:
+                codes = [(await client.get(f"http://127.0.0.1:{p.port}/readyz")).status_code for p in procs]
+                if all(c == 200 for c in codes):
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.5)
+    raise TimeoutError("services did not become ready; see their logs")

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from infra.db.engine import make_engine
 from infra.db.migrate import upgrade_to_head
-from infra.db.roles import RoleUrls, bootstrap_database, role_urls
+from infra.db.roles import RoleUrls, bootstrap_database, drop_database, role_urls
 from infra.environment import local_passwords
 
 
@@ -133,19 +133,7 @@ def database(services: Services) -> Iterator[RoleUrls]:
     urls = role_urls(services.admin_url, passwords, name)
     upgrade_to_head(urls.migrator)
     yield urls
-    asyncio.run(_drop_database(services.admin_url, name))
-
-
-async def _drop_database(admin_url: str, name: str) -> None:
-    import asyncpg
-    from sqlalchemy.engine import make_url
-
-    dsn = make_url(admin_url).set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    asyncio.run(drop_database(services.admin_url, name))
 
 
 @pytest.fixture(scope="session")

@@ -101,6 +101,17 @@ async def bootstrap_database(admin_url: str, passwords: dict[str, str], database
         await conn.close()
 
 
+async def drop_database(admin_url: str, database: str) -> None:
+    """Drop ``database`` (connections forced off) as the admin role; nothing happens if it does not exist."""
+    conn = await asyncpg.connect(
+        _dsn(make_url(admin_url).set(database="postgres").render_as_string(hide_password=False))
+    )
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
 def schema_grants(schema: str) -> list[str]:
     """Statements a migration runs after creating ``schema``: usage for the service and the auditor."""
     return [f"GRANT USAGE ON SCHEMA {schema} TO {SERVICE}, {AUDITOR}"]

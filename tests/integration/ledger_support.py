@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from infra.db.engine import make_engine
 from infra.db.migrate import upgrade_to_head_async
-from infra.db.roles import RoleUrls, bootstrap_database, role_urls
+from infra.db.roles import RoleUrls, bootstrap_database, drop_database, role_urls
 from infra.environment import local_passwords
 from infra.messaging.consumer import InboundEvent, Rejection
 from infra.messaging.envelope import Envelope, make_envelope
@@ -237,12 +237,7 @@ async def fresh_database(server_admin_url: str) -> AsyncIterator[LedgerDatabase]
         await load_demo_policies(urls.service)
         yield LedgerDatabase(urls, make_url(server_admin_url).set(database=name).render_as_string(hide_password=False))
     finally:
-        dsn = make_url(server_admin_url).set(drivername="postgresql", database="postgres")
-        conn = await asyncpg.connect(dsn.render_as_string(hide_password=False))
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
+        await drop_database(server_admin_url, name)
 
 
 async def as_superuser(admin_url: str, *statements: str) -> None:

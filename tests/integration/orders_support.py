@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ from infra.messaging.relay import make_producer
 from infra.messaging.topics import topic_name
 from infra.runtime import ServiceRuntime
 from infra.settings import KafkaSettings
+from karya.processes import free_port
 from services.contracts.marketplace import ORDER_STATUS_CHANGED, OrderLine, OrderStatusChanged
 from services.orders import outbound
 from services.orders.adapters.catalogue_repo import load_catalogue
@@ -139,13 +139,6 @@ async def publish(bootstrap: str, topic: str, envelopes: Sequence[Envelope]) -> 
             await f
     finally:
         await producer.stop()
-
-
-def free_port() -> int:
-    """A free loopback port."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager
