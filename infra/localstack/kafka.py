@@ -204,13 +204,18 @@ def _check_same_listeners(lay: _Layout, pid: int) -> None:
 
 
 def _version_from_log(log_file: Path) -> str | None:
+    """The version the broker logged at start. The log begins at that start (it is rotated per start) but with
+    thousands of partitions to load the line can come after many megabytes, so the file is scanned line by line."""
     try:
         with open(log_file, "rb") as handle:
-            head = handle.read(4 * 1024 * 1024).decode(errors="replace")
+            for raw in handle:
+                if b"Kafka version" in raw:
+                    match = _VERSION_RE.search(raw.decode(errors="replace"))
+                    if match:
+                        return match.group(1)
     except OSError:
         return None
-    match = _VERSION_RE.search(head)
-    return match.group(1) if match else None
+    return None
 
 
 def _info(lay: _Layout, pid: int) -> KafkaInfo:
