@@ -1,4 +1,4 @@
-"""Posting journal entries: idempotency by posting key, accounts on demand, lines then entries, the hash chain,
+"""Posting journal entries: idempotency by posting key, accounts on demand, entries with their lines, the hash chain,
 and balances — all set-based for one batch, in the lock order of :mod:`services.ledger.adapters.locks`.
 """
 
@@ -133,8 +133,21 @@ async def _open_accounts(conn: AsyncConnection, codes: set[str]) -> None:
     )
 
 
+_INSERT_ENTRIES_WITH_LINES = text(
+    "WITH entries AS (INSERT INTO ledger.journal_entries (sequence, posting_key, request_hash, kind, memo, "
+    "effective_at, recorded_at, source_event, policy_ref, reverses, order_key, batch_id, prev_hash, chain_hash) "
+    "SELECT * FROM unnest(CAST(:seq AS bigint[]), CAST(:key AS text[]), CAST(:rh AS text[]), CAST(:kind AS text[]), "
+    "CAST(:memo AS text[]), CAST(:eff AS timestamptz[]), CAST(:rec AS timestamptz[]), CAST(:src AS text[]), "
+    "CAST(:pol AS text[]), CAST(:rev AS text[]), CAST(:ok AS text[]), CAST(:bid AS text[]), CAST(:prev AS text[]), "
+    "CAST(:hash AS text[])) RETURNING 1) "
+    "INSERT INTO ledger.journal_lines (sequence, line_no, account, side, amount) SELECT * FROM unnest("
+    "CAST(:s AS bigint[]), CAST(:n AS int[]), CAST(:a AS text[]), CAST(:d AS char(1)[]), CAST(:m AS bigint[]))"
+)
+
+
 async def _insert(conn: AsyncConnection, committed: Sequence[CommittedEntry], prev_hashes: Sequence[str]) -> None:
-    """Lines first (one statement), then entries (one statement): the triggers check both."""
+    """Entries and their lines in ONE statement: the statement triggers check the batch as a whole (every entry
+    balanced with at least two lines, every line with its entry and an opened account)."""
     seqs, nos, accts, sides, amounts = [], [], [], [], []
     for c in committed:
         for n, line in enumerate(c.entry.lines, start=1):
@@ -144,22 +157,7 @@ async def _insert(conn: AsyncConnection, committed: Sequence[CommittedEntry], pr
             sides.append(line.side.value)
             amounts.append(line.amount)
     await conn.execute(
-        text(
-            "INSERT INTO ledger.journal_lines (sequence, line_no, account, side, amount) SELECT * FROM unnest("
-            "CAST(:s AS bigint[]), CAST(:n AS int[]), CAST(:a AS text[]), CAST(:d AS char(1)[]), "
-            "CAST(:m AS bigint[]))"
-        ),
-        {"s": seqs, "n": nos, "a": accts, "d": sides, "m": amounts},
-    )
-    await conn.execute(
-        text(
-            "INSERT INTO ledger.journal_entries (sequence, posting_key, request_hash, kind, memo, effective_at, "
-            "recorded_at, source_event, policy_ref, reverses, order_key, batch_id, prev_hash, chain_hash) "
-            "SELECT * FROM unnest(CAST(:seq AS bigint[]), CAST(:key AS text[]), CAST(:rh AS text[]), "
-            "CAST(:kind AS text[]), CAST(:memo AS text[]), CAST(:eff AS timestamptz[]), CAST(:rec AS timestamptz[]), "
-            "CAST(:src AS text[]), CAST(:pol AS text[]), CAST(:rev AS text[]), CAST(:ok AS text[]), "
-            "CAST(:bid AS text[]), CAST(:prev AS text[]), CAST(:hash AS text[]))"
-        ),
+        _INSERT_ENTRIES_WITH_LINES,
         {
             "seq": [c.sequence for c in committed],
             "key": [c.entry.posting_key for c in committed],
@@ -175,6 +173,11 @@ async def _insert(conn: AsyncConnection, committed: Sequence[CommittedEntry], pr
             "bid": [c.entry.batch_id for c in committed],
             "prev": list(prev_hashes),
             "hash": [c.chain_hash for c in committed],
+            "s": seqs,
+            "n": nos,
+            "a": accts,
+            "d": sides,
+            "m": amounts,
         },
     )
 

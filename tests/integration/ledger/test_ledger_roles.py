@@ -147,10 +147,6 @@ async def test_auditor_cannot_write_any_ledger_table(ledger_db: RoleUrls, posted
         await auditor.dispose()
 
 
-_LINE = (
-    "INSERT INTO ledger.journal_lines (sequence, line_no, account, side, amount) VALUES "
-    "(:s, {n}, '{account}', '{side}', {amount})"
-)
 _ENTRY = (
     "INSERT INTO ledger.journal_entries (sequence, posting_key, request_hash, kind, memo, effective_at, "
     "recorded_at, prev_hash, chain_hash) SELECT s, 'forged:' || s, repeat('a', 64), 'settlement', 'forged', "
@@ -160,10 +156,26 @@ _ACCOUNTS = (
     "INSERT INTO ledger.accounts (code, type, normal_side) VALUES ('asset:bank:main', 'asset', 'D'), "
     "('clearing:suspense', 'clearing', 'D') ON CONFLICT DO NOTHING"
 )
+_SUSPENSE = "clearing:suspense"
 
 
-def _line(n: int, side: str, amount: int, account: str = "asset:bank:main") -> str:
-    return _LINE.format(n=n, account=account, side=side, amount=amount)
+def _lines(*lines: tuple[int, str, int, str]) -> str:
+    """An INSERT of journal lines ``(line_no, side, amount, account)`` for sequence ``:s``."""
+    values = ", ".join(f"(:s, {n}, '{account}', '{side}', {amount})" for n, side, amount, account in lines)
+    return f"INSERT INTO ledger.journal_lines (sequence, line_no, account, side, amount) VALUES {values}"
+
+
+def _entry_with(*lines: tuple[int, str, int, str]) -> str:
+    """The posting protocol: the entry and its lines in ONE statement."""
+    return f"WITH entry AS ({_ENTRY} RETURNING 1) {_lines(*lines)}"
+
+
+def _dr(n: int, amount: int, account: str = "asset:bank:main") -> tuple[int, str, int, str]:
+    return (n, "D", amount, account)
+
+
+def _cr(n: int, amount: int, account: str = _SUSPENSE) -> tuple[int, str, int, str]:
+    return (n, "C", amount, account)
 
 
 async def test_service_role_cannot_post_unbalanced_or_one_line_entries(
@@ -172,44 +184,54 @@ async def test_service_role_cannot_post_unbalanced_or_one_line_entries(
     engine, seq = posted
     before = await _journal_size(engine)
     forged = 9_000_000_000 + random.randrange(1_000_000)  # never a real sequence; everything rolls back
-    suspense = "clearing:suspense"
-    # unbalanced: refused when the entry is inserted (statement time)
+    # the protocol itself works: a balanced entry with its lines in one statement is accepted (then rolled back)
+    async with engine.connect() as conn:
+        await conn.execute(text(_ACCOUNTS))
+        await conn.execute(text(_entry_with(_dr(1, 100), _cr(2, 100))), {"s": forged})
+        await conn.rollback()
+    # unbalanced: refused at the end of the statement
     await _refused(
         engine,
         "not balanced: 2 lines, debits - credits = 10",
         _ACCOUNTS,
-        _line(1, "D", 100),
-        _line(2, "C", 90, suspense),
-        _ENTRY,
+        _entry_with(_dr(1, 100), _cr(2, 90)),
         s=forged,
     )
-    # one line: refused at statement time
-    await _refused(engine, "not balanced: 1 lines", _ACCOUNTS, _line(1, "D", 100), _ENTRY, s=forged)
+    # one line
+    await _refused(engine, "not balanced: 1 lines", _ACCOUNTS, _entry_with(_dr(1, 100)), s=forged)
     # no lines at all
     await _refused(engine, "not balanced: 0 lines", _ENTRY, s=forged)
-    # lines without their entry: refused at commit by the deferred foreign key
-    await _refused(engine, "foreign key", _ACCOUNTS, _line(1, "D", 100), _line(2, "C", 100, suspense), s=forged)
+    # lines without their entry, and lines first with the entry in a later statement
+    await _refused(engine, "need their entry", _ACCOUNTS, _lines(_dr(1, 100), _cr(2, 100)), s=forged)
+    await _refused(engine, "need their entry", _ACCOUNTS, _lines(_dr(1, 100), _cr(2, 100)), _ENTRY, s=forged)
+    # a line on an account never opened
+    await _refused(engine, "never opened", _ACCOUNTS, _entry_with(_dr(1, 100), _cr(2, 100, "asset:nowhere")), s=forged)
     # a balanced pair of lines added to an entry already posted: refused
     await _refused(
-        engine,
-        "cannot be added to an entry already posted",
-        _ACCOUNTS,
-        "INSERT INTO ledger.journal_lines (sequence, line_no, account, side, amount) VALUES "
-        "(:s, 90, 'asset:bank:main', 'D', 1), (:s, 91, 'clearing:suspense', 'C', 1)",
-        s=seq,
+        engine, "cannot be added to an entry already posted", _ACCOUNTS, _lines(_dr(90, 1), _cr(91, 1)), s=seq
     )
     # ...and to an entry posted earlier in the same transaction
     await _refused(
         engine,
         "cannot be added to an entry already posted",
         _ACCOUNTS,
-        _line(1, "D", 100),
-        _line(2, "C", 100, suspense),
-        _ENTRY,
-        _line(3, "D", 5),
+        _entry_with(_dr(1, 100), _cr(2, 100)),
+        _lines(_dr(3, 5), _cr(4, 5)),
         s=forged,
     )
     # zero and negative amounts never get as far as the triggers
-    await _refused(engine, "check constraint", _ACCOUNTS, _line(1, "D", 0), s=forged)
-    await _refused(engine, "check constraint", _ACCOUNTS, _line(1, "C", -5), s=forged)
+    await _refused(engine, "check constraint", _ACCOUNTS, _entry_with(_dr(1, 0), _cr(2, 0)), s=forged)
+    await _refused(engine, "check constraint", _ACCOUNTS, _entry_with(_dr(1, 5), _cr(2, -5)), s=forged)
     assert await _journal_size(engine) == before
+
+
+async def test_opened_accounts_are_permanent_even_for_the_owner(
+    ledger_db: RoleUrls, posted: tuple[AsyncEngine, int]
+) -> None:
+    """Lines name accounts by code without a per-line foreign key, so the codes must never change or vanish."""
+    owner = make_engine(ledger_db.migrator, pool_size=1)
+    try:
+        await _refused(owner, "append-only", "DELETE FROM ledger.accounts WHERE code = 'asset:bank:main'")
+        await _refused(owner, "append-only", "UPDATE ledger.accounts SET code = upper(code) WHERE code LIKE 'asset:%'")
+    finally:
+        await owner.dispose()
