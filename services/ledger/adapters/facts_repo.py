@@ -37,35 +37,37 @@ async def load_facts(conn: AsyncConnection, keys: Iterable[str]) -> dict[str, Or
 
 
 async def save_facts(conn: AsyncConnection, facts: Iterable[OrderFacts]) -> None:
-    """Insert new facts and update changed ones."""
+    """Insert new facts and update changed ones (one statement each)."""
     rows = [f for f in facts if f.is_new or f.changed]
-    new = [_params(f) for f in rows if f.is_new]
-    old = [_params(f) for f in rows if not f.is_new]
+    new = [f for f in rows if f.is_new]
+    old = [f for f in rows if not f.is_new]
     if new:
         await conn.execute(
             text(
                 "INSERT INTO ledger.order_facts (order_key, lapas_id, completion, settlement, refunded_gross) "
-                "VALUES (:k, :l, CAST(:c AS jsonb), CAST(:s AS jsonb), :r)"
+                "SELECT k, l, CAST(c AS jsonb), CAST(s AS jsonb), r FROM unnest(CAST(:k AS text[]), "
+                "CAST(:l AS text[]), CAST(:c AS text[]), CAST(:s AS text[]), CAST(:r AS bigint[])) AS u(k, l, c, s, r)"
             ),
-            new,
+            _columns(new),
         )
     if old:
         await conn.execute(
             text(
-                "UPDATE ledger.order_facts SET settlement = CAST(:s AS jsonb), refunded_gross = :r, "
-                "updated_at = now() WHERE order_key = :k"
+                "UPDATE ledger.order_facts f SET settlement = CAST(u.s AS jsonb), refunded_gross = u.r, "
+                "updated_at = now() FROM unnest(CAST(:k AS text[]), CAST(:s AS text[]), CAST(:r AS bigint[])) "
+                "AS u(k, s, r) WHERE f.order_key = u.k"
             ),
-            old,
+            {key: value for key, value in _columns(old).items() if key != "l" and key != "c"},
         )
 
 
-def _params(f: OrderFacts) -> dict[str, Any]:
+def _columns(facts: Sequence[OrderFacts]) -> dict[str, list[Any]]:
     return {
-        "k": f.order_key,
-        "l": f.lapas_id,
-        "c": orjson.dumps(f.completion).decode(),
-        "s": None if f.settlement is None else orjson.dumps(f.settlement).decode(),
-        "r": f.refunded_gross,
+        "k": [f.order_key for f in facts],
+        "l": [f.lapas_id for f in facts],
+        "c": [orjson.dumps(f.completion).decode() for f in facts],
+        "s": [None if f.settlement is None else orjson.dumps(f.settlement).decode() for f in facts],
+        "r": [f.refunded_gross for f in facts],
     }
 
 
@@ -84,9 +86,17 @@ async def park(conn: AsyncConnection, parked: Sequence[tuple[Envelope, str]]) ->
         await conn.execute(
             text(
                 "INSERT INTO ledger.pending_events (event_id, order_key, type, envelope, waiting_for) "
-                "VALUES (:id, :k, :t, CAST(:e AS jsonb), :w) ON CONFLICT (event_id) DO NOTHING"
+                "SELECT i, k, t, CAST(e AS jsonb), w FROM unnest(CAST(:i AS uuid[]), CAST(:k AS text[]), "
+                "CAST(:t AS text[]), CAST(:e AS text[]), CAST(:w AS text[])) AS u(i, k, t, e, w) "
+                "ON CONFLICT (event_id) DO NOTHING"
             ),
-            [{"id": e.event_id, "k": e.subject, "t": e.type, "e": e.model_dump_json(), "w": w} for e, w in parked],
+            {
+                "i": [e.event_id for e, _ in parked],
+                "k": [e.subject for e, _ in parked],
+                "t": [e.type for e, _ in parked],
+                "e": [e.model_dump_json() for e, _ in parked],
+                "w": [w for _, w in parked],
+            },
         )
 
 
