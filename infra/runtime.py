@@ -92,6 +92,7 @@ class ServiceRuntime:
             settings=self.kafka,
             metrics=self.metrics,
             event_types=event_types,
+            after_commit=None if self.relay is None else self.relay.wake,
         )
         group_id = f"{TOPIC_PREFIX}karya-{name}"
         subscriber = register_batch_consumer(

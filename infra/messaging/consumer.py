@@ -99,10 +99,12 @@ class BatchConsumer:
         metrics: MessagingMetrics,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         event_types: frozenset[str] | None = None,
+        after_commit: Callable[[], None] | None = None,
     ) -> None:
         """``event_types``: the types this consumer acts on (None: all). Other events on its topics have no
         effect here, so they are skipped before decoding (by their ``karya-event-type`` header when present)
-        and take no inbox row; undecodable records are still dead-lettered."""
+        and take no inbox row; undecodable records are still dead-lettered. ``after_commit`` is called after
+        every committed batch (the runtime wakes the outbox relay with it)."""
         self.name = name
         self._types = None if event_types is None else frozenset(t.encode() for t in event_types)
         self._type_names = event_types
@@ -112,6 +114,7 @@ class BatchConsumer:
         self._settings = settings
         self._metrics = metrics
         self._sleep = sleep
+        self._after_commit = after_commit
 
     async def process(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         """Apply one batch with exactly-once effect; returns once it is durably committed."""
@@ -146,6 +149,8 @@ class BatchConsumer:
                 log.warning("batch_failed_isolating", consumer=self.name, error=repr(exc)[:300])
                 await self._process_isolated(events, undecodable)
                 break
+        if self._after_commit is not None:
+            self._after_commit()
         self._metrics.events_applied.labels(self.name).inc(len(events))
         self._metrics.batch_seconds.labels(self.name).observe(time.perf_counter() - started)
 

@@ -50,8 +50,10 @@ class OutboxRelay:
         bootstrap_servers: str,
         metrics: MessagingMetrics,
         batch_size: int = 2000,
-        idle_sleep_s: float = 0.01,
+        idle_sleep_s: float = 0.25,
     ) -> None:
+        """``idle_sleep_s``: how long an idle relay waits before looking again, unless :meth:`wake` comes first
+        (rows written by another process — a second replica, a CLI — wait at most this long)."""
         self._engine = engine
         self._schema = schema
         self._bootstrap = bootstrap_servers
@@ -59,8 +61,13 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._idle_sleep_s = idle_sleep_s
         self._lock_key = f"karya-outbox:{schema}"
+        self._wake = asyncio.Event()
         self.published = 0
         self._metrics_at = 0.0
+
+    def wake(self) -> None:
+        """Look at the outbox now: a transaction of this process has just committed rows to it."""
+        self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Hold the leader lock, recover in-flight rows, then publish until ``stop`` is set."""
@@ -101,7 +108,17 @@ class OutboxRelay:
                 if time.monotonic() - self._metrics_at >= 2.0:
                     await self._update_backlog_metrics()
                     self._metrics_at = time.monotonic()
-                await _sleep_or_stop(stop, self._idle_sleep_s)
+                await self._idle(stop)
+
+    async def _idle(self, stop: asyncio.Event) -> None:
+        """Wait for a wake-up, the stop event or the idle interval, whichever comes first."""
+        waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+        try:
+            await asyncio.wait(waiters, timeout=self._idle_sleep_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+        self._wake.clear()
 
     async def publish_once(self, producer: AIOKafkaProducer) -> int:
         """Publish the next batch of unsent rows and mark them sent; returns how many."""

@@ -76,7 +76,9 @@ def build_runtime(
         "settlement_reported keyed by order key: payouts with fees and PPh 22 "
         "(schemas/events/karya.marketplace.settlement_reported.v1).",
     )
-    store = DeliveryStore(runtime.engine, topics.raw_deliveries)
+    store = DeliveryStore(
+        runtime.engine, topics.raw_deliveries, after_commit=None if runtime.relay is None else runtime.relay.wake
+    )
     outcomes = Counter(
         "karya_gateway_webhooks_total",
         "Webhook requests by channel and outcome",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -38,14 +38,26 @@ def storable_headers(headers: Mapping[str, str]) -> dict[str, str]:
 class DeliveryStore:
     """Inserts raw deliveries into ``gateway.raw_deliveries`` with their ``delivery_received`` outbox row."""
 
-    def __init__(self, engine: AsyncEngine, topic: str = GATEWAY_RAW_DELIVERIES) -> None:
+    def __init__(
+        self, engine: AsyncEngine, topic: str = GATEWAY_RAW_DELIVERIES, after_commit: Callable[[], None] | None = None
+    ) -> None:
+        """``after_commit`` is called once a new delivery is committed (the runtime wakes its outbox relay)."""
         self._engine = engine
         self._topic = topic
+        self._after_commit = after_commit
 
     async def store(
         self, channel: str, webhook_type: str, keys: DeliveryKeys, body: bytes, headers: Mapping[str, str]
     ) -> StoredDelivery:
         """Store one delivery unless its dedupe key is known; a duplicate changes nothing."""
+        stored = await self._store(channel, webhook_type, keys, body, headers)
+        if stored.created and self._after_commit is not None:
+            self._after_commit()
+        return stored
+
+    async def _store(
+        self, channel: str, webhook_type: str, keys: DeliveryKeys, body: bytes, headers: Mapping[str, str]
+    ) -> StoredDelivery:
         async with self._engine.begin() as conn:
             row = (
                 await conn.execute(
