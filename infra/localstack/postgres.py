@@ -196,6 +196,8 @@ def _local_conf(lay: _Layout) -> str:
         "fsync": "on",
         "synchronous_commit": "on",
         "full_page_writes": "on",
+        # per-statement timings for the on-call engineer (SELECT * FROM pg_stat_statements), ~1% overhead
+        "shared_preload_libraries": "'pg_stat_statements'",
         "timezone": "'UTC'",
         "log_timezone": "'UTC'",
         "log_line_prefix": "'%m [%p] %q%u@%d '",
