@@ -15,43 +15,51 @@ One call handles one Kafka batch inside the consumer's transaction:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from infra.messaging.consumer import InboundEvent, Rejection
-from services.contracts.marketplace import ORDER_STATUS_CHANGED, OrderStatusChanged
+from services.contracts.marketplace import ORDER_STATUS_CHANGED
 from services.orders.adapters.order_repo import (
     BatchInfoCache,
-    HistoryRow,
+    History,
     Line,
     OrderRow,
     Reservation,
-    append_history,
     load_orders,
+    plan_history,
+    plan_orders,
+    plan_reservations,
     resolve_listings,
-    save_orders,
-    save_reservations,
 )
+from services.orders.adapters.rowsets import Writes
 from services.orders.domain.channels import Channel, UnmappableStatus, map_status, soft_reservation_expiry
-from services.orders.domain.lifecycle import StatusUpdate, StockStage, decide
+from services.orders.domain.lifecycle import OrderState, Reason, StockStage, fold
 from services.orders.outbound import Outbound
+from services.orders.payload import StatusChange, parse_status_change
 from services.orders.stock_moves import StockWork
 
 _RES_STAGE = {"soft": StockStage.SOFT, "hard": StockStage.HARD, "consumed": StockStage.CONSUMED}
+# Enum values by member: ``.value`` is a Python-level property, these are dict lookups.
+_STATE_VALUE: dict[OrderState, str] = {s: s.value for s in OrderState}
+_REASON_VALUE: dict[Reason, str] = {r: r.value for r in Reason}
+_APPLYING = frozenset({Reason.NEW_ORDER, Reason.FORWARD, Reason.ALLOWED_EDGE})
 
 
-@dataclass
 class _Touched:
     """An order changed by this batch: where its stock stood before, and the events that moved it."""
 
-    order: OrderRow
-    first_index: int
-    last_event: InboundEvent
-    stage_before: StockStage
-    applied: list[tuple[InboundEvent, OrderStatusChanged, str]] = field(default_factory=list)
+    __slots__ = ("applied", "first_index", "last_event", "order", "stage_before")
+
+    def __init__(self, order: OrderRow, first_index: int, last_event: InboundEvent, stage_before: StockStage) -> None:
+        self.order = order
+        self.first_index = first_index
+        self.last_event = last_event
+        self.stage_before = stage_before
+        self.applied: list[tuple[InboundEvent, StatusChange, str]] = []
 
 
 class OrderEventProcessor:
@@ -64,13 +72,13 @@ class OrderEventProcessor:
     async def __call__(self, conn: AsyncConnection, events: Sequence[InboundEvent]) -> list[Rejection]:
         """Apply ``events`` (new to this consumer) and return the ones rejected."""
         rejections: list[Rejection] = []
-        parsed: list[tuple[InboundEvent, OrderStatusChanged]] = []
+        parsed: list[tuple[InboundEvent, StatusChange]] = []
         for event in events:
             if event.envelope.type != ORDER_STATUS_CHANGED:
                 rejections.append(Rejection(event, f"unexpected event type {event.envelope.type}"))
                 continue
             try:
-                parsed.append((event, OrderStatusChanged.model_validate(event.envelope.data)))
+                parsed.append((event, parse_status_change(event.envelope.data)))
             except ValidationError as exc:
                 rejections.append(Rejection(event, f"invalid {ORDER_STATUS_CHANGED}: {exc}"))
         if not parsed:
@@ -85,7 +93,7 @@ class OrderEventProcessor:
         )
         orders = await load_orders(conn, {d.order_key for _, d in parsed})
         touched: dict[str, _Touched] = {}
-        history: list[HistoryRow] = []
+        history = History()
         out = Outbound()
         for index, (event, data) in enumerate(parsed):
             order = orders.get(data.order_key)
@@ -99,10 +107,10 @@ class OrderEventProcessor:
                     is_new=True,
                     historical=data.historical,
                 )
-            work = touched.setdefault(
-                data.order_key,
-                _Touched(order, index, event, order.snapshot.stock_stage if order.snapshot else StockStage.NONE),
-            )
+            work = touched.get(data.order_key)
+            if work is None:
+                stage = order.snapshot.stock_stage if order.snapshot else StockStage.NONE
+                work = touched[data.order_key] = _Touched(order, index, event, stage)
             work.last_event = event
             out.cause(data.order_key, event)
             problem = self._fold(order, event, data, listings, history, work)
@@ -118,12 +126,16 @@ class OrderEventProcessor:
         for work in ordered:
             self._advance_existing(stock, work, out)
             out.lifecycle(work.order, work.applied, stock.batch_info)
-        await save_orders(conn, [w.order for w in ordered])
-        await append_history(conn, history)
-        await stock.flush(conn)
-        await save_reservations(
-            conn, [(w.order.order_key, w.order.reservation) for w in ordered if w.order.reservation]
+        writes = Writes()  # every write below goes to the database as one statement
+        plan_orders(writes, [w.order for w in ordered])
+        plan_history(writes, history)
+        stock.plan_writes(writes, expire=False)
+        # The holds expired by this batch are written with the orders' changed reservations.
+        plan_reservations(
+            writes,
+            [*((w.order.order_key, w.order.reservation) for w in ordered if w.order.reservation), *stock.expired],
         )
+        await writes.execute(conn)
         out.availability(await stock.availability(conn))
         await out.flush(conn)
         return rejections
@@ -132,9 +144,9 @@ class OrderEventProcessor:
         self,
         order: OrderRow,
         event: InboundEvent,
-        data: OrderStatusChanged,
+        data: StatusChange,
         listings: dict[tuple[str, str, str, str], tuple[str, str, str]],
-        history: list[HistoryRow],
+        history: History,
         work: _Touched,
     ) -> str | None:
         """Apply one event to its order in memory; returns a parking reason if it cannot be applied."""
@@ -156,23 +168,22 @@ class OrderEventProcessor:
             order.lines, order.lines_new = lines, True
             order.gross_amount = data.gross_amount or sum(x.quantity * x.unit_price for x in lines)
         before = order.snapshot
-        transition = decide(before, StatusUpdate(state, data.update_time))
-        history.append(
-            HistoryRow(
-                data.order_key,
-                before.state.value if before else None,
-                transition.to_state.value,
-                state.value,
-                data.raw_status,
-                data.update_time,
-                transition.reason.value,
-                event.envelope.event_id,
-            )
+        reason, snapshot = fold(before, state, data.update_time)
+        to_state = _STATE_VALUE[snapshot.state]
+        history.add(
+            data.order_key,
+            _STATE_VALUE[before.state] if before else None,
+            to_state,
+            _STATE_VALUE[state],
+            data.raw_status,
+            data.update_time,
+            _REASON_VALUE[reason],
+            event.envelope.event_id,
         )
-        order.snapshot = transition.snapshot
+        order.snapshot = snapshot
         order.parked_reason = None
-        if transition.applied:
-            work.applied.append((event, data, transition.to_state.value))
+        if reason in _APPLYING:
+            work.applied.append((event, data, to_state))
         return None
 
     def _reserve_new(self, stock: StockWork, ordered: list[_Touched], out: Outbound) -> None:

@@ -18,8 +18,8 @@ from infra.messaging.envelope import Envelope
 from infra.messaging.outbox import OutboundMessage, enqueue
 from infra.messaging.topics import ORDERS_EVENTS, ORDERS_STOCK_AVAILABILITY
 from services.contracts import orders as ev
-from services.contracts.marketplace import OrderStatusChanged
 from services.orders.adapters.order_repo import BatchInfo, Held, OrderRow, Reservation
+from services.orders.payload import StatusChange
 
 SOURCE = "karya/orders"
 _LIFECYCLE = {"shipped": ev.ORDER_SHIPPED, "delivered": ev.ORDER_DELIVERED, "cancelled": ev.ORDER_CANCELLED}
@@ -123,16 +123,28 @@ class Outbound:
     def lifecycle(
         self,
         order: OrderRow,
-        applied: Sequence[tuple[InboundEvent, OrderStatusChanged, str]],
+        applied: Sequence[tuple[InboundEvent, StatusChange, str]],
         info: dict[str, BatchInfo],
     ) -> None:
         """One event per lifecycle state the order reached in this batch."""
         held = order.reservation.allocations if order.reservation else []
         for event, data, state in applied:
+            moved = _LIFECYCLE.get(state)
+            if moved is not None:
+                snap = order.snapshot
+                assert snap is not None
+                payload: dict[str, Any] = {
+                    "order_key": order.order_key,
+                    "channel": order.channel,
+                    "lapas_id": order.lapas_id,
+                    "raw_status": data.raw_status or snap.state.value,
+                    "update_time": data.update_time or snap.update_time,
+                    "state": state,
+                }
+                self._emit(ORDERS_EVENTS, moved, order.order_key, payload, event.envelope)
+                continue
             ref = self._ref(order, data.raw_status, data.update_time)
-            if state in _LIFECYCLE:
-                self._emit(ORDERS_EVENTS, _LIFECYCLE[state], order.order_key, {**ref, "state": state}, event.envelope)
-            elif state == "completed":
+            if state == "completed":
                 payload = {
                     **ref,
                     "gross_amount": order.gross_amount or 0,

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime
+from typing import NamedTuple
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -25,7 +25,8 @@ from services.orders.adapters.order_repo import (
     Reservation,
     next_reservation_ids,
 )
-from services.orders.adapters.stock_repo import Movement, record_movements
+from services.orders.adapters.rowsets import RowSet, Writes
+from services.orders.adapters.stock_repo import Movement, plan_movements
 from services.orders.domain.allocation import (
     AllocationSuccess,
     BatchAvailability,
@@ -34,7 +35,40 @@ from services.orders.domain.allocation import (
     allocate,
 )
 from services.orders.domain.lifecycle import StockStage, stage_movements
-from services.orders.domain.stock import MovementKind, StockCounters, apply_movement
+from services.orders.domain.stock import MOVEMENT_UNIT_DELTAS, MovementKind, StockCounters, apply_movement
+
+# Unit deltas (on hand, soft reserved, allocated, quarantined) per movement kind, for the planning fast path.
+_UNIT: dict[MovementKind, tuple[int, int, int, int]] = {
+    kind: (d.on_hand, d.soft_reserved, d.allocated, d.quarantined) for kind, d in MOVEMENT_UNIT_DELTAS.items()
+}
+# Kinds whose movements change on hand, soft reserved or allocated, i.e. availability.
+_MOVES_AVAILABILITY = frozenset(kind for kind, u in _UNIT.items() if u[0] or u[1] or u[2])
+_WORKSHOPS = text("SELECT workshop_id, lapas_id FROM orders.workshops")
+_INSERT_QUARANTINE = RowSet(
+    "INSERT INTO orders.quarantine (order_key, batch_id, quantity) SELECT * FROM {rows}",
+    (("k", "text"), ("b", "text"), ("q", "int")),
+)
+_EXPIRE = RowSet(
+    "UPDATE orders.reservations r SET state = 'expired', updated_at = now() FROM {rows} WHERE r.reservation_id = u.id",
+    (("id", "bigint"),),
+)
+_AVAILABILITY = text(
+    "SELECT sku, workshop_id, sum(on_hand - soft_reserved - allocated)::int AS available "
+    "FROM orders.batch_stock WHERE sku = ANY(:skus) GROUP BY sku, workshop_id ORDER BY sku, workshop_id"
+)
+
+
+_new_tuple = tuple.__new__
+
+
+class _Batch(NamedTuple):
+    """What the allocator needs of a locked batch_stock row besides its counters."""
+
+    sku: str
+    workshop_id: str
+    lapas_id: str
+    production_date: date
+
 
 _STATE_AT = {
     StockStage.SOFT: "soft",
@@ -50,12 +84,13 @@ class StockWork:
 
     def __init__(self, batches: BatchInfoCache) -> None:
         self._batches = batches
-        self._counters: dict[str, StockCounters] = {}
-        self._meta: dict[str, Any] = {}
+        # Counters per batch as [on_hand, soft_reserved, allocated, quarantined], checked like StockCounters.
+        self._counters: dict[str, list[int]] = {}
+        self._meta: dict[str, _Batch] = {}
         self._lapas_of_workshop: dict[str, str] = {}
         self._reservation_ids: list[int] = []
         self.movements: list[Movement] = []
-        self.quarantine: list[dict[str, Any]] = []
+        self.quarantine: list[tuple[str, str, int]] = []
         self.expired: list[tuple[str, Reservation]] = []
         self.batch_info: dict[str, BatchInfo] = {}
 
@@ -73,13 +108,16 @@ class StockWork:
             (k, r) for k, r in await claim_due_soft_reservations(conn, now, None if sweep else skus) if k not in mine
         ]
         skus |= {a.sku for _, r in due for a in r.allocations}
-        for row in await lock_batch_stock(conn, skus):
-            self._counters[row.batch_id] = StockCounters(row.on_hand, row.soft_reserved, row.allocated, row.quarantined)
-            self._meta[row.batch_id] = row
-            self._lapas_of_workshop[row.workshop_id] = row.lapas_id
+        for batch_id, sku, workshop_id, lapas_id, produced, *counters in await lock_batch_stock(conn, skus):
+            on_hand, soft, allocated, quarantined = counters
+            if on_hand < 0 or soft < 0 or allocated < 0 or quarantined < 0 or soft + allocated > on_hand:
+                StockCounters(*counters)  # raises the domain's StockInvariantViolation
+            self._counters[batch_id] = counters
+            self._meta[batch_id] = _Batch(sku, workshop_id, lapas_id, produced)
+            self._lapas_of_workshop[workshop_id] = lapas_id
         if any(ln.workshop_id not in self._lapas_of_workshop for o in orders for ln in o.lines):
-            for w in await conn.execute(text("SELECT workshop_id, lapas_id FROM orders.workshops")):
-                self._lapas_of_workshop.setdefault(w.workshop_id, w.lapas_id)
+            for workshop_id, lapas_id in await conn.execute(_WORKSHOPS):
+                self._lapas_of_workshop.setdefault(workshop_id, lapas_id)
         for order_key, res in due:
             self._plan(res.allocations, MovementKind.EXPIRE, order_key, None, "unpaid past the auto-cancel window")
             res.state, res.changed = "expired", True
@@ -109,17 +147,15 @@ class StockWork:
                 )
             )
         snapshot = [
-            BatchAvailability(b, m.sku, m.workshop_id, m.lapas_id, m.production_date, self._counters[b].available)
-            for b, m in self._meta.items()
+            BatchAvailability(b, m[0], m[1], m[2], m[3], _available(self._counters[b])) for b, m in self._meta.items()
         ]
         for outcome in allocate(requests, snapshot).outcomes:
             if isinstance(outcome, AllocationSuccess):
                 merged: dict[str, int] = defaultdict(int)
                 for a in outcome.allocations:
                     merged[a.batch_id] += a.quantity
-                results[outcome.order_key] = [
-                    Held(b, self._meta[b].sku, self._meta[b].workshop_id, q) for b, q in sorted(merged.items())
-                ]
+                meta = self._meta
+                results[outcome.order_key] = [Held(b, meta[b][0], meta[b][1], q) for b, q in sorted(merged.items())]
             else:
                 results[outcome.order_key] = "; ".join(s.describe() for s in outcome.shortages)
         return results
@@ -132,7 +168,7 @@ class StockWork:
         for kind in stage_movements(frm, to):
             self._plan(res.allocations, kind, order.order_key, event, f"order {state}")
             if kind is MovementKind.RETURN_TO_QUARANTINE:
-                self.quarantine += [{"k": order.order_key, "b": a.batch_id, "q": a.quantity} for a in res.allocations]
+                self.quarantine += [(order.order_key, a.batch_id, a.quantity) for a in res.allocations]
         if to in _STATE_AT:
             res.state = _STATE_AT[to]
             res.changed = res.changed or not fresh
@@ -140,47 +176,56 @@ class StockWork:
     def _plan(
         self, held: Sequence[Held], kind: MovementKind, order_key: str, event: InboundEvent | None, reason: str
     ) -> None:
+        u0, u1, u2, u3 = _UNIT[kind]
+        event_id = event.envelope.event_id if event else None
         for a in held:
-            self._counters[a.batch_id] = apply_movement(self._counters[a.batch_id], kind, a.quantity).counters
-            self.movements.append(
-                Movement(a.batch_id, kind, a.quantity, reason, order_key, event.envelope.event_id if event else None)
-            )
+            c, q = self._counters[a.batch_id], a.quantity
+            plain = type(q) is int and q > 0
+            if plain:
+                on_hand, soft, allocated, quarantined = c[0] + u0 * q, c[1] + u1 * q, c[2] + u2 * q, c[3] + u3 * q
+                plain = min(on_hand, soft, allocated, quarantined) >= 0 and soft + allocated <= on_hand
+            if not plain:
+                # Not a plain valid movement: the domain function raises its own error (or agrees after all).
+                after = apply_movement(StockCounters(*c), kind, q).counters
+                on_hand, soft, allocated, quarantined = (
+                    after.on_hand,
+                    after.soft_reserved,
+                    after.allocated,
+                    after.quarantined,
+                )
+            c[0], c[1], c[2], c[3] = on_hand, soft, allocated, quarantined
+            self.movements.append(_new_tuple(Movement, (a.batch_id, kind, q, reason, order_key, event_id)))
 
     async def flush(self, conn: AsyncConnection) -> None:
-        """Write the planned movements (counters follow) and quarantine rows."""
-        await record_movements(conn, self.movements)
+        """Write the planned movements (counters follow), quarantine rows and the expired holds."""
+        writes = Writes()
+        self.plan_writes(writes, expire=True)
+        await writes.execute(conn)
+
+    def plan_writes(self, writes: Writes, *, expire: bool) -> None:
+        """Add the planned movements, quarantine rows and, with ``expire``, the expired holds to ``writes``.
+
+        Without ``expire`` the caller writes the states of :attr:`expired` (already ``expired`` in memory) itself.
+        """
+        plan_movements(writes, self.movements)
         if self.quarantine:
-            await conn.execute(
-                text("INSERT INTO orders.quarantine (order_key, batch_id, quantity) VALUES (:k, :b, :q)"),
-                self.quarantine,
-            )
-        if self.expired:
-            await conn.execute(
-                text(
-                    "UPDATE orders.reservations SET state = 'expired', updated_at = now() "
-                    "WHERE reservation_id = ANY(:ids)"
-                ),
-                {"ids": [r.reservation_id for _, r in self.expired]},
-            )
+            writes.add(_INSERT_QUARANTINE, [list(c) for c in zip(*self.quarantine, strict=True)])
+        if self.expired and expire:
+            writes.add(_EXPIRE, [[r.reservation_id for _, r in self.expired]])
 
     async def availability(self, conn: AsyncConnection) -> dict[str, list[tuple[str, int]]]:
         """Available units per workshop of every SKU whose availability this batch changed."""
-        skus = sorted(
-            {
-                self._meta[m.batch_id].sku
-                for m in self.movements
-                if m.delta.on_hand or m.delta.soft_reserved or m.delta.allocated
-            }
-        )
+        moving = _MOVES_AVAILABILITY
+        meta = self._meta
+        skus = sorted({meta[m.batch_id][0] for m in self.movements if m.kind in moving})
         if not skus:
             return {}
         out: dict[str, list[tuple[str, int]]] = defaultdict(list)
-        for r in await conn.execute(
-            text(
-                "SELECT sku, workshop_id, sum(on_hand - soft_reserved - allocated)::int AS available "
-                "FROM orders.batch_stock WHERE sku = ANY(:skus) GROUP BY sku, workshop_id ORDER BY sku, workshop_id"
-            ),
-            {"skus": skus},
-        ):
-            out[r.sku].append((r.workshop_id, r.available))
+        for sku, workshop_id, available in await conn.execute(_AVAILABILITY, {"skus": skus}):
+            out[sku].append((workshop_id, available))
         return out
+
+
+def _available(counters: list[int]) -> int:
+    """``StockCounters.available`` of a counter list."""
+    return counters[0] - counters[1] - counters[2]

@@ -8,29 +8,38 @@ locks batch stock waits on quarantine rows). Nothing else in the service locks r
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.orders.adapters.rowsets import KeyedQuery
 
-async def lock_orders(conn: AsyncConnection, order_keys: Iterable[str]) -> list[Row[tuple[object, ...]]]:
-    """Lock the existing rows of ``order_keys`` (sorted) and return them."""
+_LOCK_ORDERS = KeyedQuery(
+    "SELECT order_key, state, update_time, stock_stage, lapas_id, parked_reason, channel, shop_id, order_id, "
+    "historical, gross_amount FROM orders.orders WHERE order_key = ANY({keys}) ORDER BY order_key FOR UPDATE"
+)
+
+
+async def lock_orders(conn: AsyncConnection, order_keys: Iterable[str]) -> list[Row[*tuple[Any, ...]]]:
+    """Lock the existing rows of ``order_keys`` (sorted) and return them (every column the handler reads).
+
+    Columns, in this order: order_key, state, update_time, stock_stage, lapas_id, parked_reason, channel, shop_id,
+    order_id, historical, gross_amount.
+    """
     keys = sorted(set(order_keys))
     if not keys:
         return []
-    result = await conn.execute(
-        text(
-            "SELECT order_key, state, update_time, stock_stage, lapas_id, parked_reason FROM orders.orders "
-            "WHERE order_key = ANY(:keys) ORDER BY order_key FOR UPDATE"
-        ),
-        {"keys": keys},
-    )
-    return list(result)
+    return list(await _LOCK_ORDERS.execute(conn, keys))
 
 
-async def lock_batch_stock(conn: AsyncConnection, skus: Iterable[str]) -> list[Row[tuple[object, ...]]]:
-    """Lock every batch_stock row of ``skus`` (by batch id) and return them with their counters."""
+async def lock_batch_stock(conn: AsyncConnection, skus: Iterable[str]) -> list[Row[*tuple[Any, ...]]]:
+    """Lock every batch_stock row of ``skus`` (by batch id) and return them with their counters.
+
+    Columns, in this order: batch_id, sku, workshop_id, lapas_id, production_date, on_hand, soft_reserved,
+    allocated, quarantined.
+    """
     wanted = sorted(set(skus))
     if not wanted:
         return []
@@ -54,7 +63,7 @@ async def lock_batches(conn: AsyncConnection, batch_ids: Iterable[str]) -> None:
         )
 
 
-async def lock_quarantine_row(conn: AsyncConnection, quarantine_id: int) -> Row[tuple[object, ...]] | None:
+async def lock_quarantine_row(conn: AsyncConnection, quarantine_id: int) -> Row[*tuple[Any, ...]] | None:
     """Lock one quarantine row (before its batch stock) and return it, or ``None`` if it does not exist."""
     result = await conn.execute(
         text("SELECT id, order_key, batch_id, quantity, status FROM orders.quarantine WHERE id = :i FOR UPDATE"),

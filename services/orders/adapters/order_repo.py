@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.orders.adapters.locks import lock_orders
+from services.orders.adapters.rowsets import KeyedQuery, RowSet, Writes
 from services.orders.domain.lifecycle import OrderState, OrderStatusSnapshot, StockStage
 
 
@@ -79,66 +80,56 @@ class OrderRow:
     reservation: Reservation | None = None
 
 
+_ORDER_LINES = KeyedQuery(
+    "SELECT order_key, line_no, sku, workshop_id, quantity, unit_price_idr FROM orders.order_lines "
+    "WHERE order_key = ANY({keys}) ORDER BY order_key, line_no"
+)
+_LIVE_RESERVATIONS = KeyedQuery(
+    "SELECT r.order_key, r.reservation_id, r.state, r.expires_at, a.batch_id, a.sku, a.workshop_id, "
+    "a.quantity FROM orders.reservations r JOIN orders.allocations a USING (reservation_id) "
+    "WHERE r.order_key = ANY({keys}) AND r.state IN ('soft', 'hard', 'consumed') "
+    "ORDER BY r.reservation_id, a.batch_id FOR UPDATE OF r"
+)
+# Members by stored value: an enum call per loaded order is a slow path of the Enum machinery.
+_STATE_OF: dict[str, OrderState] = {s.value: s for s in OrderState}
+_STAGE_OF: dict[int, StockStage] = {int(s): s for s in StockStage}
+
+
 async def load_orders(conn: AsyncConnection, keys: Iterable[str]) -> dict[str, OrderRow]:
     """Lock and load existing orders with their lines and live reservation."""
     rows = await lock_orders(conn, keys)
     if not rows:
         return {}
-    found = {r.order_key for r in rows}
-    extra = await conn.execute(
-        text(
-            "SELECT order_key, channel, shop_id, order_id, historical, gross_amount FROM orders.orders "
-            "WHERE order_key = ANY(:keys)"
-        ),
-        {"keys": sorted(found)},
-    )
-    meta = {r.order_key: r for r in extra}
     orders: dict[str, OrderRow] = {}
-    for r in rows:
-        m = meta[r.order_key]
-        orders[r.order_key] = OrderRow(
-            order_key=r.order_key,
-            channel=m.channel,
-            shop_id=m.shop_id,
-            order_id=m.order_id,
-            snapshot=None
-            if r.state is None
-            else OrderStatusSnapshot(OrderState(r.state), r.update_time, StockStage(r.stock_stage)),
-            lapas_id=r.lapas_id,
-            historical=m.historical,
-            gross_amount=m.gross_amount,
-            parked_reason=r.parked_reason,
+    # Rows are unpacked by position (columns as selected by lock_orders): Row attribute access is slow.
+    for key, state, update_time, stage, lapas_id, parked, channel, shop_id, order_id, historical, gross in rows:
+        snapshot = (
+            None
+            if state is None
+            else OrderStatusSnapshot(
+                _STATE_OF[state] if state in _STATE_OF else OrderState(state),
+                update_time,
+                _STAGE_OF[stage] if stage in _STAGE_OF else StockStage(stage),
+            )
         )
-    for line in await conn.execute(
-        text(
-            "SELECT order_key, line_no, sku, workshop_id, quantity, unit_price_idr FROM orders.order_lines "
-            "WHERE order_key = ANY(:keys) ORDER BY order_key, line_no"
-        ),
-        {"keys": sorted(found)},
-    ):
-        orders[line.order_key].lines.append(
-            Line(line.line_no, line.sku, line.workshop_id, line.quantity, line.unit_price_idr)
-        )
-    for res in await _live_reservations(conn, sorted(found)):
+        orders[key] = OrderRow(key, channel, shop_id, order_id, snapshot, lapas_id, historical, gross, parked)
+    found = sorted(orders)
+    for key, line_no, sku, workshop_id, quantity, unit_price in await _ORDER_LINES.execute(conn, found):
+        orders[key].lines.append(Line(line_no, sku, workshop_id, quantity, unit_price))
+    for res in await _live_reservations(conn, found):
         orders[res[0]].reservation = res[1]
     return orders
 
 
 async def _live_reservations(conn: AsyncConnection, keys: list[str]) -> list[tuple[str, Reservation]]:
-    rows = await conn.execute(
-        text(
-            "SELECT r.order_key, r.reservation_id, r.state, r.expires_at, a.batch_id, a.sku, a.workshop_id, "
-            "a.quantity FROM orders.reservations r JOIN orders.allocations a USING (reservation_id) "
-            "WHERE r.order_key = ANY(:keys) AND r.state IN ('soft', 'hard', 'consumed') "
-            "ORDER BY r.reservation_id, a.batch_id FOR UPDATE OF r"
-        ),
-        {"keys": keys},
-    )
     by_id: dict[int, tuple[str, Reservation]] = {}
-    for r in rows:
-        if r.reservation_id not in by_id:
-            by_id[r.reservation_id] = (r.order_key, Reservation(r.reservation_id, r.state, r.expires_at, []))
-        by_id[r.reservation_id][1].allocations.append(Held(r.batch_id, r.sku, r.workshop_id, r.quantity))
+    for key, rid, state, expires_at, batch_id, sku, workshop_id, quantity in await _LIVE_RESERVATIONS.execute(
+        conn, keys
+    ):
+        found = by_id.get(rid)
+        if found is None:
+            found = by_id[rid] = (key, Reservation(rid, state, expires_at, []))
+        found[1].allocations.append(Held(batch_id, sku, workshop_id, quantity))
     return list(by_id.values())
 
 
@@ -158,9 +149,7 @@ async def resolve_listings(
         ),
         {"c": [w[0] for w in wanted], "s": [w[1] for w in wanted], "p": [w[2] for w in wanted]},
     )
-    table = {
-        (r.channel, r.shop_id, r.channel_product_id, r.channel_sku_id): (r.sku, r.workshop_id, r.lapas_id) for r in rows
-    }
+    table = {(c, s, p, v): (sku, w, lp) for c, s, p, v, sku, w, lp in rows}
     resolved: dict[tuple[str, str, str, str], tuple[str, str, str]] = {}
     for item in wanted:
         hit = table.get(item) or table.get((item[0], item[1], item[2], ""))
@@ -226,86 +215,117 @@ _ORDER_COLUMNS = (
     ("gross_amount", "bigint"),
     ("parked", "text"),
 )
+# The columns an existing order can change (the others are fixed when it is inserted).
+_CHANGING_COLUMNS = tuple(c for c in _ORDER_COLUMNS if c[0] not in ("channel", "shop_id", "order_id", "historical"))
+
+_INSERT_ORDERS = RowSet(
+    "INSERT INTO orders.orders (order_key, channel, shop_id, order_id, state, update_time, stock_stage, "
+    "lapas_id, historical, gross_amount, parked_reason) SELECT * FROM {rows}",
+    _ORDER_COLUMNS,
+)
+_UPDATE_ORDERS = RowSet(
+    "UPDATE orders.orders o SET state = u.state, update_time = u.update_time, "
+    "stock_stage = u.stock_stage, lapas_id = u.lapas_id, gross_amount = u.gross_amount, "
+    "parked_reason = u.parked, updated_at = now() FROM {rows} WHERE o.order_key = u.order_key",
+    _CHANGING_COLUMNS,
+)
+_INSERT_LINES = RowSet(
+    "INSERT INTO orders.order_lines (order_key, line_no, sku, workshop_id, quantity, unit_price_idr) "
+    "SELECT * FROM {rows}",
+    (("k", "text"), ("n", "int"), ("sku", "text"), ("w", "text"), ("q", "int"), ("p", "bigint")),
+)
 
 
-def _arrays(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> dict[str, list[Any]]:
-    return {name: [r[name] for r in rows] for name, _ in columns}
+def _order_columns(orders: Sequence[OrderRow], columns: Sequence[tuple[str, str]]) -> list[list[Any]]:
+    """Parameter columns of ``orders``, in the order of ``columns``."""
+    snaps = [o.snapshot for o in orders]
+    values: dict[str, list[Any]] = {
+        "order_key": [o.order_key for o in orders],
+        "state": [s.state.value if s else None for s in snaps],
+        "update_time": [s.update_time if s else None for s in snaps],
+        "stock_stage": [int(s.stock_stage) if s else 0 for s in snaps],
+        "lapas_id": [o.lapas_id for o in orders],
+        "gross_amount": [o.gross_amount for o in orders],
+        "parked": [o.parked_reason for o in orders],
+    }
+    if len(columns) > len(values):
+        values["channel"] = [o.channel for o in orders]
+        values["shop_id"] = [o.shop_id for o in orders]
+        values["order_id"] = [o.order_id for o in orders]
+        values["historical"] = [o.historical for o in orders]
+    return [values[name] for name, _ in columns]
 
 
-def _unnest(columns: Sequence[tuple[str, str]]) -> str:
-    return "unnest(" + ", ".join(f"CAST(:{n} AS {t}[])" for n, t in columns) + ")"
-
-
-async def save_orders(conn: AsyncConnection, orders: Sequence[OrderRow]) -> None:
+def plan_orders(writes: Writes, orders: Sequence[OrderRow]) -> None:
     """Insert new orders and update changed ones (state, stage, lapas, parking), plus new lines — set-based."""
-    new = [_order_params(o) for o in orders if o.is_new]
-    old = [_order_params(o) for o in orders if not o.is_new]
+    new = [o for o in orders if o.is_new]
+    old = [o for o in orders if not o.is_new]
     if new:
-        await conn.execute(
-            text(
-                "INSERT INTO orders.orders (order_key, channel, shop_id, order_id, state, update_time, stock_stage, "
-                f"lapas_id, historical, gross_amount, parked_reason) SELECT * FROM {_unnest(_ORDER_COLUMNS)}"
-            ),
-            _arrays(new, _ORDER_COLUMNS),
-        )
+        writes.add(_INSERT_ORDERS, _order_columns(new, _ORDER_COLUMNS))
     if old:
-        await conn.execute(
-            text(
-                "UPDATE orders.orders o SET state = u.state, update_time = u.update_time, "
-                "stock_stage = u.stock_stage, lapas_id = u.lapas_id, gross_amount = u.gross_amount, "
-                f"parked_reason = u.parked, updated_at = now() FROM {_unnest(_ORDER_COLUMNS)} "
-                f"AS u({', '.join(n for n, _ in _ORDER_COLUMNS)}) WHERE o.order_key = u.order_key"
-            ),
-            _arrays(old, _ORDER_COLUMNS),
-        )
+        writes.add(_UPDATE_ORDERS, _order_columns(old, _CHANGING_COLUMNS))
     lines = [(o.order_key, line) for o in orders if o.lines_new for line in o.lines]
     if lines:
-        await conn.execute(
-            text(
-                "INSERT INTO orders.order_lines (order_key, line_no, sku, workshop_id, quantity, unit_price_idr) "
-                "SELECT * FROM unnest(CAST(:k AS text[]), CAST(:n AS int[]), CAST(:sku AS text[]), "
-                "CAST(:w AS text[]), CAST(:q AS int[]), CAST(:p AS bigint[]))"
-            ),
-            {
-                "k": [k for k, _ in lines],
-                "n": [ln.line_no for _, ln in lines],
-                "sku": [ln.sku for _, ln in lines],
-                "w": [ln.workshop_id for _, ln in lines],
-                "q": [ln.quantity for _, ln in lines],
-                "p": [ln.unit_price for _, ln in lines],
-            },
+        writes.add(
+            _INSERT_LINES,
+            [
+                [k for k, _ in lines],
+                [ln.line_no for _, ln in lines],
+                [ln.sku for _, ln in lines],
+                [ln.workshop_id for _, ln in lines],
+                [ln.quantity for _, ln in lines],
+                [ln.unit_price for _, ln in lines],
+            ],
         )
 
 
-def _order_params(o: OrderRow) -> dict[str, Any]:
-    snap = o.snapshot
-    return {
-        "order_key": o.order_key,
-        "channel": o.channel,
-        "shop_id": o.shop_id,
-        "order_id": o.order_id,
-        "state": snap.state.value if snap else None,
-        "update_time": snap.update_time if snap else None,
-        "stock_stage": int(snap.stock_stage) if snap else 0,
-        "lapas_id": o.lapas_id,
-        "historical": o.historical,
-        "gross_amount": o.gross_amount,
-        "parked": o.parked_reason,
-    }
+class History:
+    """Decisions of the state machine about the events of one batch, kept as the columns of one insert."""
 
+    __slots__ = (
+        "decision",
+        "event_id",
+        "from_state",
+        "order_key",
+        "raw_status",
+        "requested_state",
+        "to_state",
+        "update_time",
+    )
 
-@dataclass(frozen=True, slots=True)
-class HistoryRow:
-    """One decision of the state machine about one event."""
+    def __init__(self) -> None:
+        self.order_key: list[str] = []
+        self.from_state: list[str | None] = []
+        self.to_state: list[str] = []
+        self.requested_state: list[str] = []
+        self.raw_status: list[str] = []
+        self.update_time: list[datetime] = []
+        self.decision: list[str] = []
+        self.event_id: list[UUID] = []
 
-    order_key: str
-    from_state: str | None
-    to_state: str
-    requested_state: str
-    raw_status: str
-    update_time: datetime
-    decision: str
-    event_id: UUID
+    def add(
+        self,
+        order_key: str,
+        from_state: str | None,
+        to_state: str,
+        requested_state: str,
+        raw_status: str,
+        update_time: datetime,
+        decision: str,
+        event_id: UUID,
+    ) -> None:
+        """One decision about one event."""
+        self.order_key.append(order_key)
+        self.from_state.append(from_state)
+        self.to_state.append(to_state)
+        self.requested_state.append(requested_state)
+        self.raw_status.append(raw_status)
+        self.update_time.append(update_time)
+        self.decision.append(decision)
+        self.event_id.append(event_id)
+
+    def __len__(self) -> int:
+        return len(self.order_key)
 
 
 _HISTORY_COLUMNS = (
@@ -318,62 +338,57 @@ _HISTORY_COLUMNS = (
     ("decision", "text"),
     ("event_id", "uuid"),
 )
+_INSERT_HISTORY = RowSet(
+    "INSERT INTO orders.order_history (order_key, from_state, to_state, requested_state, raw_status, "
+    "update_time, decision, event_id) SELECT * FROM {rows}",
+    _HISTORY_COLUMNS,
+)
 
 
-async def append_history(conn: AsyncConnection, rows: Sequence[HistoryRow]) -> None:
+def plan_history(writes: Writes, history: History) -> None:
     """Append state-machine decisions (applied and ignored alike, for audit) in one statement."""
-    if rows:
-        await conn.execute(
-            text(
-                "INSERT INTO orders.order_history (order_key, from_state, to_state, requested_state, raw_status, "
-                f"update_time, decision, event_id) SELECT * FROM {_unnest(_HISTORY_COLUMNS)}"
-            ),
-            _arrays([_slots(r) for r in rows], _HISTORY_COLUMNS),
-        )
+    if len(history):
+        writes.add(_INSERT_HISTORY, [getattr(history, name) for name, _ in _HISTORY_COLUMNS])
 
 
-def _slots(obj: Any) -> dict[str, Any]:
-    return {name: getattr(obj, name) for name in obj.__slots__}
+_INSERT_RESERVATIONS = RowSet(
+    "INSERT INTO orders.reservations (reservation_id, order_key, state, expires_at) SELECT * FROM {rows}",
+    (("id", "bigint"), ("k", "text"), ("state", "text"), ("exp", "timestamptz")),
+)
+_INSERT_ALLOCATIONS = RowSet(
+    "INSERT INTO orders.allocations (reservation_id, batch_id, sku, workshop_id, quantity) SELECT * FROM {rows}",
+    (("id", "bigint"), ("b", "text"), ("sku", "text"), ("w", "text"), ("q", "int")),
+)
+_UPDATE_RESERVATIONS = RowSet(
+    "UPDATE orders.reservations r SET state = u.state, updated_at = now() FROM {rows} WHERE r.reservation_id = u.id",
+    (("id", "bigint"), ("state", "text")),
+)
 
 
-async def save_reservations(conn: AsyncConnection, reservations: Sequence[tuple[str, Reservation]]) -> None:
+def plan_reservations(writes: Writes, reservations: Sequence[tuple[str, Reservation]]) -> None:
     """Insert new reservations with their allocations; update the state of changed ones — set-based."""
     new = [(k, r) for k, r in reservations if r.is_new]
     changed = [r for _, r in reservations if r.changed and not r.is_new]
     if new:
-        await conn.execute(
-            text(
-                "INSERT INTO orders.reservations (reservation_id, order_key, state, expires_at) SELECT * FROM "
-                "unnest(CAST(:id AS bigint[]), CAST(:k AS text[]), CAST(:state AS text[]), "
-                "CAST(:exp AS timestamptz[]))"
-            ),
-            {
-                "id": [r.reservation_id for _, r in new],
-                "k": [k for k, _ in new],
-                "state": [r.state for _, r in new],
-                "exp": [r.expires_at for _, r in new],
-            },
+        writes.add(
+            _INSERT_RESERVATIONS,
+            [
+                [r.reservation_id for _, r in new],
+                [k for k, _ in new],
+                [r.state for _, r in new],
+                [r.expires_at for _, r in new],
+            ],
         )
         held = [(r.reservation_id, a) for _, r in new for a in r.allocations]
-        await conn.execute(
-            text(
-                "INSERT INTO orders.allocations (reservation_id, batch_id, sku, workshop_id, quantity) SELECT * FROM "
-                "unnest(CAST(:id AS bigint[]), CAST(:b AS text[]), CAST(:sku AS text[]), CAST(:w AS text[]), "
-                "CAST(:q AS int[]))"
-            ),
-            {
-                "id": [i for i, _ in held],
-                "b": [a.batch_id for _, a in held],
-                "sku": [a.sku for _, a in held],
-                "w": [a.workshop_id for _, a in held],
-                "q": [a.quantity for _, a in held],
-            },
+        writes.add(
+            _INSERT_ALLOCATIONS,
+            [
+                [i for i, _ in held],
+                [a.batch_id for _, a in held],
+                [a.sku for _, a in held],
+                [a.workshop_id for _, a in held],
+                [a.quantity for _, a in held],
+            ],
         )
     if changed:
-        await conn.execute(
-            text(
-                "UPDATE orders.reservations r SET state = u.state, updated_at = now() FROM "
-                "unnest(CAST(:id AS bigint[]), CAST(:state AS text[])) AS u(id, state) WHERE r.reservation_id = u.id"
-            ),
-            {"id": [r.reservation_id for r in changed], "state": [r.state for r in changed]},
-        )
+        writes.add(_UPDATE_RESERVATIONS, [[r.reservation_id for r in changed], [r.state for r in changed]])

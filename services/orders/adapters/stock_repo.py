@@ -7,15 +7,14 @@ any result below zero or reserving more than is on hand.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.orders.adapters.rowsets import RowSet, Writes
 from services.orders.domain.stock import MOVEMENT_UNIT_DELTAS, MovementKind, StockDelta, movement_delta
 
 # Unit deltas as plain tuples: record_movements runs for every movement of every batch.
@@ -24,8 +23,7 @@ _UNIT: dict[MovementKind, tuple[int, int, int, int]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Movement:
+class Movement(NamedTuple):
     """One stock movement on one production batch."""
 
     batch_id: str
@@ -41,53 +39,87 @@ class Movement:
         return movement_delta(self.kind, self.quantity)
 
 
+_KIND_VALUE: dict[MovementKind, str] = {kind: kind.value for kind in MovementKind}
+_INSERT_MOVEMENTS = RowSet(
+    "INSERT INTO orders.stock_movements (batch_id, kind, quantity, d_on_hand, d_soft_reserved, "
+    "d_allocated, d_quarantined, order_key, reason, event_id) SELECT * FROM {rows}",
+    (
+        ("batch", "text"),
+        ("kind", "text"),
+        ("qty", "int"),
+        ("d1", "int"),
+        ("d2", "int"),
+        ("d3", "int"),
+        ("d4", "int"),
+        ("order_key", "text"),
+        ("reason", "text"),
+        ("event_id", "uuid"),
+    ),
+)
+_UPDATE_COUNTERS = RowSet(
+    "UPDATE orders.batch_stock AS s SET on_hand = s.on_hand + u.d1, "
+    "soft_reserved = s.soft_reserved + u.d2, allocated = s.allocated + u.d3, "
+    "quarantined = s.quarantined + u.d4 FROM {rows} WHERE s.batch_id = u.batch_id",
+    (("batch_id", "text"), ("d1", "int"), ("d2", "int"), ("d3", "int"), ("d4", "int")),
+)
+
+
 async def record_movements(conn: AsyncConnection, movements: Sequence[Movement]) -> None:
-    """Append ``movements`` and apply their summed deltas to ``batch_stock`` (two statements per call)."""
+    """Append ``movements`` and apply their summed deltas to ``batch_stock`` (one statement per call)."""
+    writes = Writes()
+    plan_movements(writes, movements)
+    await writes.execute(conn)
+
+
+def plan_movements(writes: Writes, movements: Sequence[Movement]) -> None:
+    """Add to ``writes``: append ``movements``, apply their summed deltas to ``batch_stock``."""
     if not movements:
         return
-    deltas = [tuple(u * m.quantity for u in _UNIT[m.kind]) for m in movements]
-    await conn.execute(
-        text(
-            "INSERT INTO orders.stock_movements (batch_id, kind, quantity, d_on_hand, d_soft_reserved, "
-            "d_allocated, d_quarantined, order_key, reason, event_id) "
-            "SELECT * FROM unnest(CAST(:batch AS text[]), CAST(:kind AS text[]), CAST(:qty AS int[]), "
-            "CAST(:d1 AS int[]), CAST(:d2 AS int[]), CAST(:d3 AS int[]), CAST(:d4 AS int[]), "
-            "CAST(:order_key AS text[]), CAST(:reason AS text[]), CAST(:event_id AS uuid[]))"
-        ),
-        {
-            "batch": [m.batch_id for m in movements],
-            "kind": [m.kind.value for m in movements],
-            "qty": [m.quantity for m in movements],
-            "d1": [d[0] for d in deltas],
-            "d2": [d[1] for d in deltas],
-            "d3": [d[2] for d in deltas],
-            "d4": [d[3] for d in deltas],
-            "order_key": [m.order_key for m in movements],
-            "reason": [m.reason for m in movements],
-            "event_id": [m.event_id for m in movements],
-        },
+    d1: list[int] = []
+    d2: list[int] = []
+    d3: list[int] = []
+    d4: list[int] = []
+    per_batch: dict[str, list[int]] = {}
+    for m in movements:
+        u, q = _UNIT[m.kind], m.quantity
+        a, b, c, d = u[0] * q, u[1] * q, u[2] * q, u[3] * q
+        d1.append(a)
+        d2.append(b)
+        d3.append(c)
+        d4.append(d)
+        acc = per_batch.get(m.batch_id)
+        if acc is None:
+            per_batch[m.batch_id] = [a, b, c, d]
+        else:
+            acc[0] += a
+            acc[1] += b
+            acc[2] += c
+            acc[3] += d
+    writes.add(
+        _INSERT_MOVEMENTS,
+        [
+            [m.batch_id for m in movements],
+            [_KIND_VALUE[m.kind] for m in movements],
+            [m.quantity for m in movements],
+            d1,
+            d2,
+            d3,
+            d4,
+            [m.order_key for m in movements],
+            [m.reason for m in movements],
+            [m.event_id for m in movements],
+        ],
     )
-    per_batch: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-    for m, d in zip(movements, deltas, strict=True):
-        acc = per_batch[m.batch_id]
-        for i in range(4):
-            acc[i] += d[i]
     ids = sorted(per_batch)
-    await conn.execute(
-        text(
-            "UPDATE orders.batch_stock AS s SET on_hand = s.on_hand + u.d1, "
-            "soft_reserved = s.soft_reserved + u.d2, allocated = s.allocated + u.d3, "
-            "quarantined = s.quarantined + u.d4 "
-            "FROM unnest(CAST(:ids AS text[]), CAST(:d1 AS int[]), CAST(:d2 AS int[]), CAST(:d3 AS int[]), "
-            "CAST(:d4 AS int[])) AS u(batch_id, d1, d2, d3, d4) WHERE s.batch_id = u.batch_id"
-        ),
-        {
-            "ids": ids,
-            "d1": [per_batch[i][0] for i in ids],
-            "d2": [per_batch[i][1] for i in ids],
-            "d3": [per_batch[i][2] for i in ids],
-            "d4": [per_batch[i][3] for i in ids],
-        },
+    writes.add(
+        _UPDATE_COUNTERS,
+        [
+            ids,
+            [per_batch[i][0] for i in ids],
+            [per_batch[i][1] for i in ids],
+            [per_batch[i][2] for i in ids],
+            [per_batch[i][3] for i in ids],
+        ],
     )
 
 

@@ -200,13 +200,16 @@ def _normalise(raw: object) -> RawStatus | None:
     return None
 
 
+_HIT_CACHE_SIZE: Final = 4096
+
+
 class StatusMapper:
     """Compiled status tables: ``mapper.map(channel, raw)`` gives the canonical state.
 
     Build one with custom tables to override the defaults; use :data:`DEFAULT_MAPPER` otherwise.
     """
 
-    __slots__ = ("_index",)
+    __slots__ = ("_hits", "_index")
 
     def __init__(self, tables: Mapping[Channel, Mapping[RawStatus, OrderState]] = STATUS_TABLES) -> None:
         index: dict[Channel, dict[RawStatus, OrderState]] = {}
@@ -221,6 +224,8 @@ class StatusMapper:
                 compiled[key] = state
             index[channel] = compiled
         self._index = index
+        # Successful lookups by (channel, raw type, raw): the same few statuses arrive on every event.
+        self._hits: dict[tuple[str, type, object], OrderState] = {}
 
     def map(self, channel: Channel | str, raw_status: object) -> OrderState:
         """Canonical state of ``raw_status`` on ``channel``.
@@ -228,6 +233,18 @@ class StatusMapper:
         Raises:
             UnmappableStatus: unknown channel, or a status absent from that channel's table.
         """
+        kind = type(raw_status)
+        if kind is str or kind is int:
+            key = (channel, kind, raw_status)
+            state = self._hits.get(key)
+            if state is None:
+                state = self._lookup(channel, raw_status)
+                if len(self._hits) < _HIT_CACHE_SIZE:
+                    self._hits[key] = state
+            return state
+        return self._lookup(channel, raw_status)
+
+    def _lookup(self, channel: Channel | str, raw_status: object) -> OrderState:
         table = self._index.get(channel) if isinstance(channel, Channel) else None
         if table is None and isinstance(channel, str):
             try:
