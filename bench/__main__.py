@@ -30,6 +30,21 @@ from infra.environment import ROOT, state_dir
 from karya.processes import wait_until_ready
 
 console = Console(stderr=True)
+
+
+async def committed_at(bench: Bench, alias: str = "") -> str:
+    """SQL for when a journal row became durable: its transaction's commit time where the server tracks it (the
+    local stack sets track_commit_timestamp), else the time the ledger stamped on the entry just before writing."""
+    engine = make_engine(bench.service_url, pool_size=1)
+    try:
+        async with engine.connect() as c:
+            tracked = (await c.execute(text("SHOW track_commit_timestamp"))).scalar_one() == "on"
+    finally:
+        await engine.dispose()
+    p = f"{alias}." if alias else ""
+    return f"coalesce(pg_xact_commit_timestamp({p}xmin), {p}recorded_at)" if tracked else f"{p}recorded_at"
+
+
 RESULTS = ROOT / "bench" / "results"
 
 
@@ -62,7 +77,7 @@ async def throughput(orders: int, seed: int, with_ceiling: bool, replicas: dict[
         console.print(f"published {len(messages):,} events in {t_published - t0:.1f} s; waiting for the drain")
         await wait_drained(bench, order_events, timeout_s=max(120, orders / 50))
         cpu1 = cpu_seconds(pids)
-        end = await _epoch(bench, "SELECT max(recorded_at) FROM ledger.journal_entries")
+        end = await _epoch(bench, f"SELECT max({await committed_at(bench)}) FROM ledger.journal_entries")
         o_first = await _epoch(bench, "SELECT min(received_at) FROM orders.inbox")
         o_last = await _epoch(bench, "SELECT max(received_at) FROM orders.inbox")
         l_first = await _epoch(bench, "SELECT min(received_at) FROM ledger.inbox")
@@ -116,12 +131,13 @@ async def latency(offered: float, seconds: float, seed: int, replicas: dict[str,
         sent = await publish(bench.prefix, messages, rate=offered)
         order_events = sum(1 for m in messages if m.topic == "marketplace.order-events")
         await wait_drained(bench, order_events, timeout_s=300)
+        committed = await committed_at(bench, "e")
         engine = make_engine(bench.service_url, pool_size=1)
         async with engine.connect() as c:
             rows = (
                 await c.execute(
                     text(
-                        "SELECT e.recorded_at, coalesce(o.causation, e.source_event) AS cause "
+                        f"SELECT {committed} AS committed_at, coalesce(o.causation, e.source_event) AS cause "
                         "FROM ledger.journal_entries e "
                         "LEFT JOIN (SELECT convert_from(payload, 'UTF8')::jsonb ->> 'event_id' AS id, "
                         "convert_from(payload, 'UTF8')::jsonb ->> 'causation_id' AS causation FROM orders.outbox) o "
@@ -132,7 +148,7 @@ async def latency(offered: float, seconds: float, seed: int, replicas: dict[str,
         await engine.dispose()
     finally:
         bench.stop()
-    lat = sorted((r.recorded_at.timestamp() - sent[r.cause]) * 1000 for r in rows if r.cause in sent)
+    lat = sorted((r.committed_at.timestamp() - sent[r.cause]) * 1000 for r in rows if r.cause in sent)
     q = statistics.quantiles(lat, n=100, method="inclusive") if len(lat) >= 2 else [0.0] * 99
     return {
         "offered_per_s": offered,

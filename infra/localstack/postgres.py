@@ -198,6 +198,8 @@ def _local_conf(lay: _Layout) -> str:
         "full_page_writes": "on",
         # per-statement timings for the on-call engineer (SELECT * FROM pg_stat_statements), ~1% overhead
         "shared_preload_libraries": "'pg_stat_statements'",
+        # commit time of every transaction: the benchmark measures latency up to the posting's real commit
+        "track_commit_timestamp": "on",
         "timezone": "'UTC'",
         "log_timezone": "'UTC'",
         "log_line_prefix": "'%m [%p] %q%u@%d '",
