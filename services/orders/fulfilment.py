@@ -35,7 +35,7 @@ from services.orders.adapters.order_repo import (
     plan_reservations,
     resolve_listings,
 )
-from services.orders.adapters.rowsets import Writes
+from infra.db.rowsets import Writes
 from services.orders.domain.channels import Channel, UnmappableStatus, map_status, soft_reservation_expiry
 from services.orders.domain.lifecycle import OrderState, Reason, StockStage, fold
 from services.orders.outbound import Outbound

@@ -25,7 +25,7 @@ from services.orders.adapters.order_repo import (
     Reservation,
     next_reservation_ids,
 )
-from services.orders.adapters.rowsets import RowSet, Writes
+from infra.db.rowsets import RowSet, Writes
 from services.orders.adapters.stock_repo import Movement, plan_movements
 from services.orders.domain.allocation import (
     AllocationSuccess,

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from infra.db.rowsets import RowSet, Writes
 from services.ledger.adapters.locks import lock_balances, lock_chain_head
 from services.ledger.domain.accounts import Side, account_info
 from services.ledger.domain.hashchain import CommittedEntry, chain_hash
@@ -133,15 +134,29 @@ async def _open_accounts(conn: AsyncConnection, codes: set[str]) -> None:
     )
 
 
-_INSERT_ENTRIES_WITH_LINES = text(
-    "WITH entries AS (INSERT INTO ledger.journal_entries (sequence, posting_key, request_hash, kind, memo, "
-    "effective_at, recorded_at, source_event, policy_ref, reverses, order_key, batch_id, prev_hash, chain_hash) "
-    "SELECT * FROM unnest(CAST(:seq AS bigint[]), CAST(:key AS text[]), CAST(:rh AS text[]), CAST(:kind AS text[]), "
-    "CAST(:memo AS text[]), CAST(:eff AS timestamptz[]), CAST(:rec AS timestamptz[]), CAST(:src AS text[]), "
-    "CAST(:pol AS text[]), CAST(:rev AS text[]), CAST(:ok AS text[]), CAST(:bid AS text[]), CAST(:prev AS text[]), "
-    "CAST(:hash AS text[])) RETURNING 1) "
-    "INSERT INTO ledger.journal_lines (sequence, line_no, account, side, amount) SELECT * FROM unnest("
-    "CAST(:s AS bigint[]), CAST(:n AS int[]), CAST(:a AS text[]), CAST(:d AS char(1)[]), CAST(:m AS bigint[]))"
+_ENTRIES = RowSet(
+    "INSERT INTO ledger.journal_entries (sequence, posting_key, request_hash, kind, memo, effective_at, recorded_at, "
+    "source_event, policy_ref, reverses, order_key, batch_id, prev_hash, chain_hash) SELECT * FROM {rows}",
+    [
+        ("seq", "bigint"),
+        ("key", "text"),
+        ("rh", "text"),
+        ("kind", "text"),
+        ("memo", "text"),
+        ("eff", "timestamptz"),
+        ("rec", "timestamptz"),
+        ("src", "text"),
+        ("pol", "text"),
+        ("rev", "text"),
+        ("ok", "text"),
+        ("bid", "text"),
+        ("prev", "text"),
+        ("hash", "text"),
+    ],
+)
+_LINES = RowSet(
+    "INSERT INTO ledger.journal_lines (sequence, line_no, account, side, amount) SELECT * FROM {rows}",
+    [("s", "bigint"), ("n", "int"), ("a", "text"), ("d", "char(1)"), ("m", "bigint")],
 )
 
 
@@ -156,30 +171,29 @@ async def _insert(conn: AsyncConnection, committed: Sequence[CommittedEntry], pr
             accts.append(line.account)
             sides.append(line.side.value)
             amounts.append(line.amount)
-    await conn.execute(
-        _INSERT_ENTRIES_WITH_LINES,
-        {
-            "seq": [c.sequence for c in committed],
-            "key": [c.entry.posting_key for c in committed],
-            "rh": [c.entry.request_hash for c in committed],
-            "kind": [c.entry.kind.value for c in committed],
-            "memo": [c.entry.memo for c in committed],
-            "eff": [c.entry.effective_at for c in committed],
-            "rec": [c.recorded_at for c in committed],
-            "src": [c.source_event for c in committed],
-            "pol": [c.entry.policy_ref for c in committed],
-            "rev": [c.entry.reverses for c in committed],
-            "ok": [c.entry.order_key for c in committed],
-            "bid": [c.entry.batch_id for c in committed],
-            "prev": list(prev_hashes),
-            "hash": [c.chain_hash for c in committed],
-            "s": seqs,
-            "n": nos,
-            "a": accts,
-            "d": sides,
-            "m": amounts,
-        },
+    entries = [c.entry for c in committed]
+    writes = Writes()
+    writes.add(
+        _ENTRIES,
+        [
+            [c.sequence for c in committed],
+            [e.posting_key for e in entries],
+            [e.request_hash for e in entries],
+            [e.kind.value for e in entries],
+            [e.memo for e in entries],
+            [e.effective_at for e in entries],
+            [c.recorded_at for c in committed],
+            [c.source_event for c in committed],
+            [e.policy_ref for e in entries],
+            [e.reverses for e in entries],
+            [e.order_key for e in entries],
+            [e.batch_id for e in entries],
+            list(prev_hashes),
+            [c.chain_hash for c in committed],
+        ],
     )
+    writes.add(_LINES, [seqs, nos, accts, sides, amounts])
+    await writes.execute(conn)
 
 
 async def _apply_balances(conn: AsyncConnection, entries: Sequence[JournalEntry]) -> None:

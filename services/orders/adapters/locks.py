@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.orders.adapters.rowsets import KeyedQuery
+from infra.db.rowsets import KeyedQuery
 
 _LOCK_ORDERS = KeyedQuery(
     "SELECT order_key, state, update_time, stock_stage, lapas_id, parked_reason, channel, shop_id, order_id, "

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.orders.adapters.locks import lock_orders
-from services.orders.adapters.rowsets import KeyedQuery, RowSet, Writes
+from infra.db.rowsets import KeyedQuery, RowSet, Writes
 from services.orders.domain.lifecycle import OrderState, OrderStatusSnapshot, StockStage
 
 

@@ -14,7 +14,7 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.orders.adapters.rowsets import RowSet, Writes
+from infra.db.rowsets import RowSet, Writes
 from services.orders.domain.stock import MOVEMENT_UNIT_DELTAS, MovementKind, StockDelta, movement_delta
 
 # Unit deltas as plain tuples: record_movements runs for every movement of every batch.

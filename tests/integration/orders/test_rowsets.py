@@ -12,7 +12,7 @@ from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.orders.adapters.rowsets import KeyedQuery, RowSet, Writes, json_rows
+from infra.db.rowsets import KeyedQuery, RowSet, Writes, json_rows
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.orders.adapters.order_repo import BatchInfoCache, Held
-from services.orders.adapters.rowsets import json_rows, json_texts
+from infra.db.rowsets import json_rows, json_texts
 from services.orders.domain.channels import STATUS_TABLES, Channel, StatusMapper, UnmappableStatus
 from services.orders.domain.lifecycle import (
     OrderState,

@@ -2,7 +2,7 @@
 
 asyncpg encodes an array parameter element by element, with two ``isinstance`` checks against
 ``collections.abc`` classes per element (Python-level calls): about a microsecond per value, the largest cost of the
-orders handler's writes. The same rows as one JSON text (serialised by orjson in C) and unpacked by
+orders and ledger writes. The same rows as one JSON text (serialised by orjson in C) and unpacked by
 ``json_array_elements`` cost a small fraction of that on both sides of the connection.
 
 Each :class:`RowSet` keeps both forms of its statement. The JSON form is used only when the rows carry exactly the
