@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from infra.db.rowsets import Writes
 from infra.messaging.consumer import InboundEvent, Rejection
 from services.contracts.marketplace import ORDER_STATUS_CHANGED
 from services.orders.adapters.order_repo import (
@@ -35,7 +36,6 @@ from services.orders.adapters.order_repo import (
     plan_reservations,
     resolve_listings,
 )
-from infra.db.rowsets import Writes
 from services.orders.domain.channels import Channel, UnmappableStatus, map_status, soft_reservation_expiry
 from services.orders.domain.lifecycle import OrderState, Reason, StockStage, fold
 from services.orders.outbound import Outbound

@@ -14,6 +14,7 @@ from typing import NamedTuple
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from infra.db.rowsets import RowSet, Writes
 from infra.messaging.consumer import InboundEvent
 from services.orders.adapters.expiry_repo import claim_due_soft_reservations
 from services.orders.adapters.locks import lock_batch_stock
@@ -25,7 +26,6 @@ from services.orders.adapters.order_repo import (
     Reservation,
     next_reservation_ids,
 )
-from infra.db.rowsets import RowSet, Writes
 from services.orders.adapters.stock_repo import Movement, plan_movements
 from services.orders.domain.allocation import (
     AllocationSuccess,

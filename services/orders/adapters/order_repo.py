@@ -12,8 +12,8 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.orders.adapters.locks import lock_orders
 from infra.db.rowsets import KeyedQuery, RowSet, Writes
+from services.orders.adapters.locks import lock_orders
 from services.orders.domain.lifecycle import OrderState, OrderStatusSnapshot, StockStage
 
 

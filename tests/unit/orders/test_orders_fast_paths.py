@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.orders.adapters.order_repo import BatchInfoCache, Held
 from infra.db.rowsets import json_rows, json_texts
+from services.orders.adapters.order_repo import BatchInfoCache, Held
 from services.orders.domain.channels import STATUS_TABLES, Channel, StatusMapper, UnmappableStatus
 from services.orders.domain.lifecycle import (
     OrderState,
