@@ -9,6 +9,9 @@ from infra.messaging.outbox import OutboundMessage
 from infra.messaging.topics import LEDGER_ENTRIES
 from services.contracts.ledger import ENTRY_POSTED
 from services.ledger.domain.hashchain import CommittedEntry
+from services.ledger.domain.journal import EntryKind
+
+_KIND_VALUE = {kind: kind.value for kind in EntryKind}  # reading .value off a member is a descriptor call
 
 
 def entry_posted_messages(posted: Sequence[CommittedEntry]) -> list[OutboundMessage]:
@@ -16,10 +19,11 @@ def entry_posted_messages(posted: Sequence[CommittedEntry]) -> list[OutboundMess
     messages = []
     for c in posted:
         e = c.entry
+        kind = e.kind
         data = {
             "sequence": c.sequence,
             "posting_key": e.posting_key,
-            "kind": e.kind.value,
+            "kind": _KIND_VALUE[kind] if type(kind) is EntryKind else kind.value,
             "order_key": e.order_key,
             "batch_id": e.batch_id,
             "policy_ref": e.policy_ref,

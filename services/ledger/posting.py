@@ -43,12 +43,11 @@ from services.ledger.domain.postings import (
     build_distribution,
     build_refund,
     build_settlement,
-    entries_balance_changes,
     refund_key,
     settlement_key,
 )
 from services.ledger.outbound import entry_posted_messages
-from services.ledger.requests import completion_request, refund_request, settlement_request
+from services.ledger.requests import RecentCompletions, completion_request, refund_request, settlement_request
 
 _ORDER = {ORDER_COMPLETED: 0, SETTLEMENT_REPORTED: 1, REFUND_REPORTED: 2}
 POSTED_EVENT_TYPES = frozenset(_ORDER)
@@ -68,24 +67,27 @@ class _Batch:
     planned: dict[str, str] = field(default_factory=dict)
 
     completions: dict[str, CompletionRequest] = field(default_factory=dict)
+    recent: RecentCompletions = field(default_factory=RecentCompletions)
 
     def completion_of(self, order: OrderFacts) -> CompletionRequest:
-        """The order's completion request, parsed once per batch (settlements and refunds of an order share it)."""
+        """The order's completion request, parsed once per batch (settlements and refunds of an order share it)
+        unless a recent batch parsed the same payload."""
         request = self.completions.get(order.order_key)
         if request is None:
-            request = self.completions[order.order_key] = completion_request(order.completion)
+            request = self.completions[order.order_key] = self.recent.request(order.order_key, order.completion)
         return request
 
     def add(self, entries: Sequence[JournalEntry], source: str) -> None:
         """Plan ``entries``; keep the batch's running change of every inmate account (refunds read it)."""
-        self.entries += [(e, source) for e in entries]
+        changes = self.inmate_changes
         for e in entries:
+            self.entries.append((e, source))
             self.planned.setdefault(e.posting_key, e.request_hash)
-        for account, change in entries_balance_changes(
-            [e for e in entries if any(line.account.startswith(_INMATE) for line in e.lines)]
-        ).items():
-            if account.startswith(_INMATE):
-                self.inmate_changes[account] = self.inmate_changes.get(account, 0) + change
+            for line in e.lines:
+                if line.account.startswith(_INMATE):
+                    changes[line.account] = changes.get(line.account, 0) + accounts.normal_delta(
+                        line.account, line.side, line.amount
+                    )
 
 
 class LedgerProcessor:
@@ -94,6 +96,7 @@ class LedgerProcessor:
     def __init__(self, conflicts_metric: Counter | None = None) -> None:
         self._policies = PolicyCache()
         self._conflicts = conflicts_metric
+        self._recent = RecentCompletions()
 
     async def __call__(self, conn: AsyncConnection, events: Sequence[InboundEvent]) -> list[Rejection]:
         """Post what ``events`` (and events parked for their orders) call for; return the rejected ones."""
@@ -108,7 +111,7 @@ class LedgerProcessor:
         grouped: dict[str, list[Envelope]] = defaultdict(list)
         for envelope in work:
             grouped[envelope.subject].append(envelope)
-        batch = _Batch()
+        batch = _Batch(recent=self._recent)
         known = await existing_hashes(conn, [settlement_key(k) for k in keys])
         for order_key in sorted(grouped):
             for envelope in sorted(grouped[order_key], key=lambda e: _ORDER[e.type]):
@@ -118,10 +121,15 @@ class LedgerProcessor:
                     batch.rejections.append((envelope, f"{type(exc).__name__}: {exc}"))
         result = await post_entries(conn, batch.entries)
         await record_conflicts(conn, batch.conflicts)
+        by_source: dict[str, Envelope] | None = None
         for conflict in [*batch.conflicts, *result.conflicts]:
             if self._conflicts is not None:
                 self._conflicts.inc()
-            source = next((e for e in work if str(e.event_id) == conflict.source_event), None)
+            if by_source is None:
+                by_source = {}
+                for e in work:
+                    by_source.setdefault(str(e.event_id), e)  # the first event with that id, as a scan finds
+            source = by_source.get(conflict.source_event) if conflict.source_event is not None else None
             if source is not None:
                 batch.rejections.append(
                     (source, f"posting conflict on {conflict.posting_key}: same key, different request")
@@ -155,6 +163,9 @@ class LedgerProcessor:
                 facts[envelope.subject] = OrderFacts(
                     envelope.subject, completion.order.lapas_id, envelope.data, is_new=True
                 )
+                # What completion_of would parse from these facts: later settlements and refunds reuse it.
+                batch.completions[envelope.subject] = completion
+                batch.recent.remember(envelope.subject, envelope.data, completion)
             return
         if order is None:
             batch.parked.append((envelope, "completion"))

@@ -37,7 +37,7 @@ def completion_request(data: dict[str, Any]) -> CompletionRequest:
                 unit_price=a.unit_price,
                 unit_material_cost=a.unit_material_cost,
                 supplier_id=a.supplier_id,
-                work_group=tuple(WorkMember(w.inmate_id, w.work_share) for w in a.work_group),
+                work_group=tuple([WorkMember(w.inmate_id, w.work_share) for w in a.work_group]),
             )
             for a in event.allocations
         ),
@@ -65,3 +65,50 @@ def refund_request(data: dict[str, Any], ref: OrderRef) -> RefundRequest:
     """A refund from a ``refund_reported`` payload (the whole amount clawed back by default)."""
     event = RefundReported.model_validate(data)
     return RefundRequest(order=ref, refund_id=event.refund_id, amount=event.amount, refunded_at=event.refunded_at)
+
+
+class RecentCompletions:
+    """The completion requests of recent orders, by order key: a settlement posted in a later batch than its
+    completion finds the request parsed then, as long as the order's stored payload is the same JSON value.
+
+    The same JSON value (:func:`same_json`) parses to an equal request, so :meth:`request` returns what
+    :func:`completion_request` would; anything else is parsed again. Holds the last ``size`` orders.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._by_order: dict[str, tuple[dict[str, Any], CompletionRequest]] = {}
+
+    def remember(self, order_key: str, data: dict[str, Any], request: CompletionRequest) -> None:
+        """``request`` is what ``data`` (the order's completion payload) parses to."""
+        self._by_order.pop(order_key, None)
+        if len(self._by_order) >= self._size:
+            del self._by_order[next(iter(self._by_order))]
+        self._by_order[order_key] = (data, request)
+
+    def request(self, order_key: str, data: dict[str, Any]) -> CompletionRequest:
+        """The completion request of ``data``: the remembered one when ``data`` is the same JSON value."""
+        hit = self._by_order.get(order_key)
+        if hit is not None and (hit[0] is data or same_json(hit[0], data)):
+            return hit[1]
+        request = completion_request(data)
+        self.remember(order_key, data, request)
+        return request
+
+
+def same_json(a: object, b: object) -> bool:
+    """Whether ``a`` and ``b`` are the same JSON value of objects (string keys), arrays, strings, integers,
+    booleans and nulls: same types all the way down (``1``, ``1.0`` and ``true`` differ) and equal values; key
+    order aside. Anything else (floats included) is never the same."""
+    if type(a) is not type(b):
+        return False
+    if type(a) is dict and type(b) is dict:
+        if len(a) != len(b):
+            return False
+        for key, value in a.items():
+            if type(key) is not str or key not in b or not same_json(value, b[key]):
+                return False
+        return True
+    if type(a) is list and type(b) is list:
+        return len(a) == len(b) and all(map(same_json, a, b))
+    return (type(a) is str or type(a) is int or type(a) is bool or a is None) and a == b

@@ -144,10 +144,25 @@ def _owner_problem(kind: AccountKind, owner: str | None) -> str | None:
 
 
 def _code(account_type: AccountType, name: str, owner: str | None = None) -> str:
+    key = (account_type, name, owner)
+    code = _CODES.get(key) if owner is None or type(owner) is str else None
+    if code is not None:
+        return code
     kind = KINDS[(account_type, name)]
     if problem := _owner_problem(kind, owner):
         raise AccountCodeError(f"{account_type}:{name} {problem}")
-    return f"{account_type}:{name}" if owner is None else f"{account_type}:{name}:{owner}"
+    code = f"{account_type}:{name}" if owner is None else f"{account_type}:{name}:{owner}"
+    if len(_CODES) >= 65536:
+        _CODES.clear()
+    _CODES[key] = code
+    return code
+
+
+#: Codes built so far (the helpers below run for every line of every entry).
+_CODES: dict[tuple[AccountType, str, str | None], str] = {}
+# Members as module constants: reading a member off an enum class is slow (a descriptor call per access).
+_ASSET, _LIABILITY, _EQUITY = AccountType.ASSET, AccountType.LIABILITY, AccountType.EQUITY
+_REVENUE, _EXPENSE, _CLEARING = AccountType.REVENUE, AccountType.EXPENSE, AccountType.CLEARING
 
 
 @lru_cache(maxsize=65536)
@@ -179,79 +194,79 @@ def normal_delta(code: str, side: Side, amount: int) -> int:
 
 def bank(account: str = "main") -> str:
     """Cash at the bank (``asset:bank:main`` unless another bank account is named)."""
-    return _code(AccountType.ASSET, "bank", account)
+    return _code(_ASSET, "bank", account)
 
 
 def marketplace_receivable(channel: str) -> str:
     """What a marketplace owes for completed orders."""
-    return _code(AccountType.ASSET, "marketplace_receivable", channel)
+    return _code(_ASSET, "marketplace_receivable", channel)
 
 
 def pph22_prepaid() -> str:
     """PPh 22 withheld by marketplaces, a prepaid tax credit."""
-    return _code(AccountType.ASSET, "pph22_prepaid")
+    return _code(_ASSET, "pph22_prepaid")
 
 
 def inmate_receivable(inmate_id: str) -> str:
     """Premi clawed back from an inmate after it was paid out (the inmate owes it)."""
-    return _code(AccountType.ASSET, "inmate_receivable", inmate_id)
+    return _code(_ASSET, "inmate_receivable", inmate_id)
 
 
 def inmate_savings(inmate_id: str) -> str:
     """Premi held for an inmate (pseudonymous id) until release."""
-    return _code(AccountType.LIABILITY, "inmate_savings", inmate_id)
+    return _code(_LIABILITY, "inmate_savings", inmate_id)
 
 
 def pnbp_payable(lapas_id: str) -> str:
     """The state's share (PNBP) owed via a lapas."""
-    return _code(AccountType.LIABILITY, "pnbp_payable", lapas_id)
+    return _code(_LIABILITY, "pnbp_payable", lapas_id)
 
 
 def supplier_payable(supplier_id: str) -> str:
     """Material cost owed to a supplier."""
-    return _code(AccountType.LIABILITY, "supplier_payable", supplier_id)
+    return _code(_LIABILITY, "supplier_payable", supplier_id)
 
 
 def production_capital(lapas_id: str) -> str:
     """A lapas' production capital (equity)."""
-    return _code(AccountType.EQUITY, "production_capital", lapas_id)
+    return _code(_EQUITY, "production_capital", lapas_id)
 
 
 def sales_revenue(lapas_id: str) -> str:
     """Settled sales of a lapas, net of refunds."""
-    return _code(AccountType.REVENUE, "sales", lapas_id)
+    return _code(_REVENUE, "sales", lapas_id)
 
 
 def fee_expense(fee_type: str) -> str:
     """A marketplace fee, by the marketplace's fee type (``commission_fee``, ``service_fee``, ...)."""
-    return _code(AccountType.EXPENSE, "marketplace_fee", fee_type)
+    return _code(_EXPENSE, "marketplace_fee", fee_type)
 
 
 def material_cost_expense(lapas_id: str) -> str:
     """Material cost of the goods a lapas sold (the supplier payable's counterpart)."""
-    return _code(AccountType.EXPENSE, "material_cost", lapas_id)
+    return _code(_EXPENSE, "material_cost", lapas_id)
 
 
 def pnbp_share_expense(lapas_id: str) -> str:
     """PNBP share of a lapas' distributed proceeds."""
-    return _code(AccountType.EXPENSE, "pnbp_share", lapas_id)
+    return _code(_EXPENSE, "pnbp_share", lapas_id)
 
 
 def inmate_premi_expense(lapas_id: str) -> str:
     """Premi share of a lapas' distributed proceeds (the savings' counterpart)."""
-    return _code(AccountType.EXPENSE, "inmate_premi", lapas_id)
+    return _code(_EXPENSE, "inmate_premi", lapas_id)
 
 
 def capital_allocation_expense(lapas_id: str) -> str:
     """Capital share of a lapas' distributed proceeds (the production capital's counterpart)."""
-    return _code(AccountType.EXPENSE, "capital_allocation", lapas_id)
+    return _code(_EXPENSE, "capital_allocation", lapas_id)
 
 
 def undistributed_proceeds(lapas_id: str) -> str:
     """Clearing: gross of a lapas' completed sales not yet settled."""
-    return _code(AccountType.CLEARING, "undistributed_proceeds", lapas_id)
+    return _code(_CLEARING, "undistributed_proceeds", lapas_id)
 
 
 def suspense() -> str:
     """Clearing: settlement and refund differences awaiting reconciliation."""
-    return _code(AccountType.CLEARING, "suspense")
+    return _code(_CLEARING, "suspense")

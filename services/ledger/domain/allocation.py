@@ -29,12 +29,13 @@ between two cumulative allocations.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from fractions import Fraction
+from typing import cast
 
 from services.ledger.domain.errors import AllocationError
 
-__all__ = ["allocate", "split_exact"]
+__all__ = ["allocate", "scale_weights", "split_exact"]
 
 
 def _ratio(index: int, weight: object) -> tuple[int, int]:
@@ -63,13 +64,7 @@ def allocate(total: int, weights: Sequence[Fraction | int]) -> list[int]:
     """
     if isinstance(total, bool) or not isinstance(total, int):
         raise AllocationError(f"total must be an int number of rupiah, got {type(total).__name__} {total!r}")
-    ratios = [_ratio(i, w) for i, w in enumerate(weights)]
-    if not ratios:
-        raise AllocationError("cannot allocate over an empty list of weights")
-    # Scale to integers over a common denominator: exact share i is total * scaled[i] / scaled_sum, and
-    # remainders over the same denominator compare as plain ints.
-    denominator = math.lcm(*(d for _, d in ratios))
-    scaled = [n * (denominator // d) for n, d in ratios]
+    scaled = scale_weights(weights)
     scaled_sum = sum(scaled)
     if scaled_sum == 0:
         raise AllocationError(f"cannot allocate {total}: all {len(scaled)} weights are zero")
@@ -83,12 +78,35 @@ def allocate(total: int, weights: Sequence[Fraction | int]) -> list[int]:
         parts.append(floor)
         remainders.append(remainder)
     leftover = total - sum(parts)
-    # leftover * scaled_sum == sum(remainders) and each remainder < scaled_sum, so only parts with a
-    # non-zero remainder (never a zero weight) can receive one of the leftover rupiah.
-    ranking = sorted(range(len(parts)), key=lambda i: (-remainders[i], i))
-    for i in ranking[:leftover]:
-        parts[i] += 1
+    if leftover:
+        # leftover * scaled_sum == sum(remainders) and each remainder < scaled_sum, so only parts with a
+        # non-zero remainder (never a zero weight) can receive one of the leftover rupiah. The sort is stable,
+        # so equal remainders keep weight order (ties to the earlier weight).
+        ranking = sorted(range(len(parts)), key=remainders.__getitem__, reverse=True)
+        for i in ranking[:leftover]:
+            parts[i] += 1
     return parts
+
+
+def scale_weights(weights: Iterable[Fraction | int]) -> list[int]:
+    """``weights`` as integers over their common denominator (the same ratios), validated as :func:`allocate`
+    requires: each an ``int`` (not ``bool``) or ``Fraction``, none negative, at least one. Allocating over the
+    result gives exactly the allocation over ``weights``. A list of ``int`` is returned as it is (not copied).
+    """
+    given = weights if type(weights) is list else list(weights)
+    for weight in given:
+        if type(weight) is not int or weight < 0:
+            break
+    else:
+        if given:
+            return cast(list[int], given)  # whole non-negative ints: their own scaling (no copy)
+    ratios = [_ratio(i, w) for i, w in enumerate(given)]
+    if not ratios:
+        raise AllocationError("cannot allocate over an empty list of weights")
+    # Scale to integers over a common denominator: exact share i is total * scaled[i] / scaled_sum, and
+    # remainders over the same denominator compare as plain ints.
+    denominator = math.lcm(*(d for _, d in ratios))
+    return [n * (denominator // d) for n, d in ratios]
 
 
 #: Alias under the name used in the design notes.

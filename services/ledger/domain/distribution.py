@@ -83,6 +83,9 @@ class DistributionPlan:
         return [(batch, leg) for batch in self.batches for leg in batch.legs]
 
 
+_PNBP, _PRODUCTION_CAPITAL = ShareTarget.PNBP, ShareTarget.PRODUCTION_CAPITAL
+
+
 def distributable_base(gross_recognised: int, settlement: SettlementRequest) -> int:
     """``min(net_payout, gross_recognised − fees − PPh 22)``; raises if that is negative."""
     expected = gross_recognised - settlement.fee_total - settlement.pph22_withheld
@@ -121,33 +124,41 @@ def plan_distribution(
     base = distributable_base(completion.gross, settlement)
     weights = [a.quantity * a.unit_price for a in completion.allocations]
     proceeds = allocate(base, weights)
+    lapas = order.lapas_id
     batches: list[BatchPlan] = []
     for allocation, batch_proceeds in zip(completion.allocations, proceeds, strict=True):
-        policy = select_policy(policies, order.lapas_id, allocation.sku, completion.completed_at)
-        remainder = batch_proceeds - allocation.material_cost
+        policy = select_policy(policies, lapas, allocation.sku, completion.completed_at)
+        material_cost = allocation.material_cost
+        remainder = batch_proceeds - material_cost
         if remainder < 0:
             raise DistributionError(
                 f"order {order.order_key}, batch {allocation.batch_id}: attributed proceeds {batch_proceeds} "
-                f"do not cover the material cost {allocation.material_cost}; distribute by hand"
+                f"do not cover the material cost {material_cost}; distribute by hand"
             )
-        lapas = order.lapas_id
-        legs = [
-            Leg(
-                accounts.material_cost_expense(lapas),
-                accounts.supplier_payable(allocation.supplier_id),
-                allocation.material_cost,
-            )
-        ]
-        for target, amount in policy.split(remainder):
-            if target is ShareTarget.PNBP:
-                legs.append(Leg(accounts.pnbp_share_expense(lapas), accounts.pnbp_payable(lapas), amount))
-            elif target is ShareTarget.PRODUCTION_CAPITAL:
-                legs.append(Leg(accounts.capital_allocation_expense(lapas), accounts.production_capital(lapas), amount))
-            else:
-                legs.extend(
-                    Leg(accounts.inmate_premi_expense(lapas), accounts.inmate_savings(inmate), part)
-                    for inmate, part in split_work_group(amount, allocation.work_group)
+        # Legs of 0 rupiah are not built (no account code can be refused: the completion's ids were validated).
+        legs: list[Leg] = []
+        if material_cost > 0:
+            legs.append(
+                Leg(
+                    accounts.material_cost_expense(lapas),
+                    accounts.supplier_payable(allocation.supplier_id),
+                    material_cost,
                 )
+            )
+        for target, amount in policy.split(remainder):
+            if target is _PNBP:
+                if amount > 0:
+                    legs.append(Leg(accounts.pnbp_share_expense(lapas), accounts.pnbp_payable(lapas), amount))
+            elif target is _PRODUCTION_CAPITAL:
+                if amount > 0:
+                    legs.append(
+                        Leg(accounts.capital_allocation_expense(lapas), accounts.production_capital(lapas), amount)
+                    )
+            else:
+                premi = accounts.inmate_premi_expense(lapas)
+                for inmate, part in split_work_group(amount, allocation.work_group):
+                    if part > 0:
+                        legs.append(Leg(premi, accounts.inmate_savings(inmate), part))
         batches.append(
             BatchPlan(
                 batch_id=allocation.batch_id,
@@ -155,8 +166,8 @@ def plan_distribution(
                 policy_ref=policy.ref,
                 policy_hash=policy_hash(policy),
                 proceeds=batch_proceeds,
-                material_cost=allocation.material_cost,
-                legs=tuple(leg for leg in legs if leg.amount > 0),
+                material_cost=material_cost,
+                legs=tuple(legs),
             )
         )
     return DistributionPlan(order=order, gross=completion.gross, base=base, batches=tuple(batches))

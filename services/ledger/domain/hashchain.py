@@ -21,8 +21,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from services.ledger.domain.canonical import canonical_json, sha256_hex, utc_iso
-from services.ledger.domain.journal import JournalEntry
+from services.ledger.domain.accounts import Side
+from services.ledger.domain.canonical import canonical_json, dump_canonical, sha256_hex, utc_iso
+from services.ledger.domain.journal import EntryKind, JournalEntry
 
 __all__ = [
     "FORMAT_TAG",
@@ -56,6 +57,56 @@ class CommittedEntry:
 
 def serialise_entry(committed: CommittedEntry) -> bytes:
     """The canonical bytes of a committed entry (fixed field order, lines sorted)."""
+    entry = committed.entry
+    lines: list[list[object]] = []
+    for line in entry.lines:
+        account, side, amount = line.account, line.side, line.amount
+        if type(account) is not str or type(side) is not Side or type(amount) is not int:
+            return _serialise_converting(committed)
+        lines.append([account, _SIDE_VALUE[side], amount])
+    lines.sort()  # lists compare as the reference's (account, side, amount) tuples
+    kind = entry.kind
+    if type(kind) is not EntryKind or type(committed.sequence) is not int:
+        return _serialise_converting(committed)
+    for value in (
+        entry.posting_key,
+        entry.request_hash,
+        entry.memo,
+        entry.policy_ref,
+        entry.reverses,
+        entry.order_key,
+        entry.batch_id,
+        committed.source_event,
+    ):
+        if value is not None and type(value) is not str:
+            return _serialise_converting(committed)
+    # Every value is plain JSON data (str, int, None) already: to_canonical would return it unchanged.
+    return dump_canonical(
+        [
+            FORMAT_TAG,
+            committed.sequence,
+            entry.posting_key,
+            entry.request_hash,
+            _KIND_VALUE[kind],
+            utc_iso(entry.effective_at),
+            utc_iso(committed.recorded_at),
+            entry.policy_ref,
+            entry.reverses,
+            entry.order_key,
+            entry.batch_id,
+            committed.source_event,
+            entry.memo,
+            lines,
+        ]
+    )
+
+
+_SIDE_VALUE = {side: side.value for side in Side}
+_KIND_VALUE = {kind: kind.value for kind in EntryKind}
+
+
+def _serialise_converting(committed: CommittedEntry) -> bytes:
+    """:func:`serialise_entry` through :func:`canonical_json` (for values of unusual types: str or int subclasses)."""
     entry = committed.entry
     lines = sorted((line.account, line.side.value, line.amount) for line in entry.lines)
     return canonical_json(

@@ -66,12 +66,24 @@ class JournalEntry:
     @property
     def debit_total(self) -> int:
         """Sum of the debit lines."""
-        return sum(line.amount for line in self.lines if line.side is Side.DEBIT)
+        total = 0
+        for line in self.lines:
+            if line.side is _DEBIT:
+                total += line.amount
+        return total
 
     @property
     def credit_total(self) -> int:
         """Sum of the credit lines."""
-        return sum(line.amount for line in self.lines if line.side is Side.CREDIT)
+        total = 0
+        for line in self.lines:
+            if line.side is _CREDIT:
+                total += line.amount
+        return total
+
+    @property
+    def _where(self) -> str:
+        return f"entry {self.posting_key!r}"
 
     def validate(self) -> None:
         """Raise :class:`EntryValidationError` unless the entry can be committed.
@@ -80,30 +92,40 @@ class JournalEntry:
         each amount a positive ``int``, each side D or C, each account code valid and used once per entry,
         and debits equal credits.
         """
-        where = f"entry {self.posting_key!r}"
         if not self.posting_key:
             raise EntryValidationError("entry has an empty posting key")
         if not _HEX64.fullmatch(self.request_hash):
-            raise EntryValidationError(f"{where}: request hash must be 64 lower-case hex digits")
+            raise EntryValidationError(f"{self._where}: request hash must be 64 lower-case hex digits")
         if self.effective_at.utcoffset() is None:
-            raise EntryValidationError(f"{where}: effective time has no time zone")
+            raise EntryValidationError(f"{self._where}: effective time has no time zone")
         if len(self.lines) < 2:
-            raise EntryValidationError(f"{where}: needs at least two lines, has {len(self.lines)}")
+            raise EntryValidationError(f"{self._where}: needs at least two lines, has {len(self.lines)}")
         seen: set[str] = set()
+        debits = credits = 0
         for line in self.lines:
-            if isinstance(line.amount, bool) or not isinstance(line.amount, int) or line.amount <= 0:
-                raise EntryValidationError(f"{where}: line {line.account} amount {line.amount!r} is not a positive int")
-            if not isinstance(line.side, Side):
-                raise EntryValidationError(f"{where}: line {line.account} side {line.side!r} is not D or C")
+            amount, side, account = line.amount, line.side, line.account
+            if (type(amount) is not int and (isinstance(amount, bool) or not isinstance(amount, int))) or amount <= 0:
+                raise EntryValidationError(f"{self._where}: line {account} amount {amount!r} is not a positive int")
+            if side is _DEBIT:
+                debits += amount
+            elif side is _CREDIT:
+                credits += amount
+            else:
+                raise EntryValidationError(f"{self._where}: line {account} side {side!r} is not D or C")
             try:
-                account_info(line.account)
+                account_info(account)
             except AccountCodeError as exc:
-                raise EntryValidationError(f"{where}: {exc}") from None
-            if line.account in seen:
-                raise EntryValidationError(f"{where}: account {line.account} appears on two lines")
-            seen.add(line.account)
-        if self.debit_total != self.credit_total:
-            raise EntryValidationError(f"{where}: unbalanced, debits {self.debit_total} != credits {self.credit_total}")
+                raise EntryValidationError(f"{self._where}: {exc}") from None
+            if account in seen:
+                raise EntryValidationError(f"{self._where}: account {account} appears on two lines")
+            seen.add(account)
+        if debits != credits:
+            raise EntryValidationError(f"{self._where}: unbalanced, debits {debits} != credits {credits}")
+
+
+# Members as module constants: reading a member (or its value) off an enum class costs a descriptor call.
+_DEBIT, _CREDIT = Side.DEBIT, Side.CREDIT
+_KIND_VALUE = {kind: kind.value for kind in EntryKind}
 
 
 def request_hash(kind: EntryKind, request: object, part: str | None = None) -> str:
@@ -111,25 +133,30 @@ def request_hash(kind: EntryKind, request: object, part: str | None = None) -> s
 
     ``part`` distinguishes the several entries one request produces (a batch id for distributions and
     refund reversals). The request is any canonical-JSON-able value, usually a request dataclass.
+
+    The request's canonical JSON is computed once per request object (a settlement's several entries share
+    it): canonical JSON of an object is its sorted members' JSON joined, so the bytes are assembled from the
+    members' bytes (conversions and dumps run in the order ``dump_canonical`` of the whole would meet them).
     """
-    plain = {"kind": kind.value, "request": _canonical_request(request), "part": to_canonical(part)}
-    return sha256_hex(dump_canonical(plain))
-
-
-_REQUEST_CACHE: dict[int, tuple[object, object]] = {}
-
-
-def _canonical_request(request: object) -> object:
-    """The canonical form of a request, computed once per request object (a settlement's several entries and
-    a completion's hash share it). Keyed by identity, holding the object so the id cannot be reused."""
+    value = _KIND_VALUE[kind] if type(kind) is EntryKind else kind.value
     hit = _REQUEST_CACHE.get(id(request))
     if hit is not None and hit[0] is request:
-        return hit[1]
-    value = to_canonical(request)
-    if len(_REQUEST_CACHE) >= 4096:
-        _REQUEST_CACHE.clear()
-    _REQUEST_CACHE[id(request)] = (request, value)
-    return value
+        dumped_request = hit[1]
+        plain_part = part if type(part) is str else to_canonical(part)
+        head = dump_canonical(value), dump_canonical(plain_part)
+    else:
+        plain_request = to_canonical(request)
+        plain_part = part if type(part) is str else to_canonical(part)
+        head = dump_canonical(value), dump_canonical(plain_part)
+        dumped_request = dump_canonical(plain_request)
+        if len(_REQUEST_CACHE) >= 4096:
+            _REQUEST_CACHE.clear()
+        _REQUEST_CACHE[id(request)] = (request, dumped_request)
+    return sha256_hex(b'{"kind":' + head[0] + b',"part":' + head[1] + b',"request":' + dumped_request + b"}")
+
+
+#: Canonical JSON of recent requests, by identity (holding the request, so the id cannot be reused).
+_REQUEST_CACHE: dict[int, tuple[object, bytes]] = {}
 
 
 class LineBuilder:
@@ -148,7 +175,7 @@ class LineBuilder:
 
     def credit(self, account: str, amount: int) -> None:
         """Add ``amount`` on the credit side of ``account``."""
-        self.debit(account, -amount)
+        self._net[account] = self._net.get(account, 0) - amount
 
     def extend(self, signed: Iterable[tuple[str, int]]) -> None:
         """Add ``(account, signed amount)`` pairs; positive is a debit."""
@@ -157,6 +184,6 @@ class LineBuilder:
 
     def lines(self) -> tuple[Line, ...]:
         """The netted lines."""
-        debits = [Line(a, Side.DEBIT, n) for a, n in self._net.items() if n > 0]
-        credits = [Line(a, Side.CREDIT, -n) for a, n in self._net.items() if n < 0]
+        debits = [Line(a, _DEBIT, n) for a, n in self._net.items() if n > 0]
+        credits = [Line(a, _CREDIT, -n) for a, n in self._net.items() if n < 0]
         return (*debits, *credits)

@@ -32,15 +32,16 @@ scope the latest ``effective_from`` that is not after the moment wins.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from fractions import Fraction
 from functools import lru_cache
+from typing import TypeVar
 
 from services.ledger.domain.accounts import OWNER_PATTERN
-from services.ledger.domain.allocation import allocate
+from services.ledger.domain.allocation import allocate, scale_weights
 from services.ledger.domain.canonical import canonical_json, sha256_hex, utc_iso
 from services.ledger.domain.errors import NoPolicyError, PolicyError
 
@@ -60,6 +61,7 @@ _RATIO = re.compile(r"(\d+)\s*/\s*(\d+)")
 _DECIMAL = re.compile(r"\d+(?:\.\d+)?")
 _POLICY_KEYS = ("policy_id", "version", "lapas_id", "sku", "effective_from", "description", "rules")
 _RULE_KEYS = ("target", "share")
+_T = TypeVar("_T")
 
 
 class ShareTarget(StrEnum):
@@ -104,8 +106,31 @@ class SplitPolicy:
 
     def split(self, remainder: int) -> list[tuple[ShareTarget, int]]:
         """Divide ``remainder`` (proceeds after the fixed deductions) over the rules, in rule order."""
-        parts = allocate(remainder, [rule.share for rule in self.rules])
+        shares: list[int] = _per_policy(_SHARES, self, _integer_shares)
+        parts = allocate(remainder, shares)
         return [(rule.target, part) for rule, part in zip(self.rules, parts, strict=True)]
+
+
+def _per_policy(cache: dict[int, tuple[SplitPolicy, _T]], policy: SplitPolicy, make: Callable[[SplitPolicy], _T]) -> _T:
+    """``make(policy)`` once per policy object: by identity, holding the policy (frozen, its rules a tuple of
+    frozen rules, so nothing it depends on changes); hashing a policy would hash every field and Fraction."""
+    hit = cache.get(id(policy))
+    if hit is not None and hit[0] is policy:
+        return hit[1]
+    value = make(policy)
+    if type(policy.rules) is tuple:
+        if len(cache) >= 1024:
+            cache.clear()
+        cache[id(policy)] = (policy, value)
+    return value
+
+
+def _integer_shares(policy: SplitPolicy) -> list[int]:
+    return scale_weights([rule.share for rule in policy.rules])
+
+
+_SHARES: dict[int, tuple[SplitPolicy, list[int]]] = {}
+_HASHES: dict[int, tuple[SplitPolicy, str]] = {}
 
 
 def _rule_problems(rules: Sequence[ShareRule]) -> list[str]:
@@ -152,9 +177,14 @@ def parse_share(value: object) -> Fraction:
     raise ValueError(f"share {value!r} is not a percentage ('35%'), a ratio ('7/20') or a decimal ('0.35')")
 
 
-@lru_cache(maxsize=1024)
 def policy_hash(policy: SplitPolicy) -> str:
     """SHA-256 (hex) of the canonical JSON of the policy's meaning (description excluded)."""
+    return _per_policy(_HASHES, policy, _policy_hash)
+
+
+# Also by value: policies are parsed again from the database whenever a version is added.
+@lru_cache(maxsize=1024)
+def _policy_hash(policy: SplitPolicy) -> str:
     return sha256_hex(
         canonical_json(
             {
@@ -358,13 +388,26 @@ def select_policy(policies: Iterable[SplitPolicy], lapas_id: str, sku: str | Non
     """
     if at.tzinfo is None or at.utcoffset() is None:
         raise NoPolicyError(f"cannot select a policy at naive time {at.isoformat()}")
-    in_force = [p for p in policies if p.lapas_id == lapas_id and p.effective_from <= at]
-    specific = [p for p in in_force if sku is not None and p.sku == sku]
-    pool = specific or [p for p in in_force if p.sku is None]
-    if not pool:
+    # One pass keeping the first maximum of each scope (what max() over the scope's list would return).
+    specific: SplitPolicy | None = None
+    general: SplitPolicy | None = None
+    for p in policies:
+        if p.lapas_id != lapas_id or not p.effective_from <= at:
+            continue
+        if sku is not None and p.sku == sku:
+            if specific is None or _later(p, specific):
+                specific = p
+        elif p.sku is None and specific is None and (general is None or _later(p, general)):
+            general = p
+    chosen = specific or general
+    if chosen is None:
         raise NoPolicyError(
             f"no split policy in force for lapas {lapas_id!r}"
             + (f", sku {sku!r}" if sku else "")
             + f" at {utc_iso(at)}"
         )
-    return max(pool, key=lambda p: (p.effective_from, p.version))
+    return chosen
+
+
+def _later(p: SplitPolicy, than: SplitPolicy) -> bool:
+    return (p.effective_from, p.version) > (than.effective_from, than.version)

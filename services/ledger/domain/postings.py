@@ -85,6 +85,11 @@ __all__ = [
 ]
 
 
+# Members as module constants: reading a member off an enum class costs a descriptor call.
+_SALE_COMPLETED, _SETTLEMENT, _DISTRIBUTION = EntryKind.SALE_COMPLETED, EntryKind.SETTLEMENT, EntryKind.DISTRIBUTION
+_REFUND, _REFUND_REVERSAL, _PAYOUT = EntryKind.REFUND, EntryKind.REFUND_REVERSAL, EntryKind.PAYOUT
+
+
 def completion_key(order_key: str) -> str:
     """Posting key of an order's completion entry."""
     return f"{order_key}:completed"
@@ -130,8 +135,8 @@ def build_completion(request: CompletionRequest) -> JournalEntry:
     return _finish(
         JournalEntry(
             posting_key=completion_key(order.order_key),
-            request_hash=request_hash(EntryKind.SALE_COMPLETED, request),
-            kind=EntryKind.SALE_COMPLETED,
+            request_hash=request_hash(_SALE_COMPLETED, request),
+            kind=_SALE_COMPLETED,
             memo=f"order {order.order_key} completed on {order.channel}: gross {request.gross}",
             effective_at=request.completed_at,
             lines=lines.lines(),
@@ -167,8 +172,8 @@ def build_settlement(request: SettlementRequest, recognised_gross: int) -> Journ
     return _finish(
         JournalEntry(
             posting_key=settlement_key(order.order_key),
-            request_hash=request_hash(EntryKind.SETTLEMENT, request),
-            kind=EntryKind.SETTLEMENT,
+            request_hash=request_hash(_SETTLEMENT, request),
+            kind=_SETTLEMENT,
             memo=memo,
             effective_at=request.settled_at,
             lines=lines.lines(),
@@ -194,8 +199,8 @@ def build_distribution(plan: DistributionPlan, settlement: SettlementRequest) ->
             _finish(
                 JournalEntry(
                     posting_key=distribution_key(plan.order.order_key, batch.batch_id),
-                    request_hash=request_hash(EntryKind.DISTRIBUTION, settlement, part=batch.batch_id),
-                    kind=EntryKind.DISTRIBUTION,
+                    request_hash=request_hash(_DISTRIBUTION, settlement, part=batch.batch_id),
+                    kind=_DISTRIBUTION,
                     memo=(
                         f"order {plan.order.order_key}, batch {batch.batch_id} ({batch.sku}): proceeds "
                         f"{batch.proceeds} of base {plan.base}, material {batch.material_cost}, "
@@ -264,8 +269,8 @@ def build_refund(
         _finish(
             JournalEntry(
                 posting_key=refund_key(order.order_key, refund.refund_id),
-                request_hash=request_hash(EntryKind.REFUND, refund),
-                kind=EntryKind.REFUND,
+                request_hash=request_hash(_REFUND, refund),
+                kind=_REFUND,
                 memo=(
                     f"order {order.order_key} refund {refund.refund_id}: {refund.amount} "
                     f"(cumulative {refunded_after} of {plan.gross}), clawback {refund.effective_clawback}"
@@ -295,8 +300,8 @@ def build_refund(
             _finish(
                 JournalEntry(
                     posting_key=refund_reversal_key(order.order_key, refund.refund_id, batch.batch_id),
-                    request_hash=request_hash(EntryKind.REFUND_REVERSAL, refund, part=batch.batch_id),
-                    kind=EntryKind.REFUND_REVERSAL,
+                    request_hash=request_hash(_REFUND_REVERSAL, refund, part=batch.batch_id),
+                    kind=_REFUND_REVERSAL,
                     memo=(
                         f"order {order.order_key} refund {refund.refund_id}, batch {batch.batch_id}: "
                         f"reversal to cumulative {refunded_after} of {plan.gross}, policy {batch.policy_ref}"
@@ -329,8 +334,8 @@ def build_payout(request: PayoutRequest, balances: Mapping[str, int]) -> Journal
     return _finish(
         JournalEntry(
             posting_key=payout_key(request.inmate_id, request.payout_id),
-            request_hash=request_hash(EntryKind.PAYOUT, request),
-            kind=EntryKind.PAYOUT,
+            request_hash=request_hash(_PAYOUT, request),
+            kind=_PAYOUT,
             memo=f"savings payout {request.payout_id} to {request.inmate_id} on release: {request.amount}",
             effective_at=request.paid_at,
             lines=lines.lines(),

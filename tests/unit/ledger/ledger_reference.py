@@ -1,0 +1,351 @@
+"""The ledger's hot functions as they were before the fast paths (verbatim logic, no caches): the references the
+fast-path tests compare against, value for value and error message for error message."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from enum import Enum
+from fractions import Fraction
+from typing import Any
+
+from services.ledger.domain import accounts
+from services.ledger.domain.accounts import KINDS, OWNER_PATTERN, AccountType, Side, account_info
+from services.ledger.domain.canonical import dump_canonical, sha256_hex
+from services.ledger.domain.distribution import BatchPlan, DistributionPlan, Leg, distributable_base
+from services.ledger.domain.errors import (
+    AccountCodeError,
+    AllocationError,
+    DistributionError,
+    EntryValidationError,
+    NoPolicyError,
+    RequestError,
+)
+from services.ledger.domain.hashchain import FORMAT_TAG, CommittedEntry
+from services.ledger.domain.journal import EntryKind, JournalEntry
+from services.ledger.domain.model import BatchAllocation, CompletionRequest, OrderRef, SettlementRequest, WorkMember
+from services.ledger.domain.policy import ShareTarget, SplitPolicy, policy_hash
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def outcome(fn: Callable[..., Any], *args: Any) -> tuple[str, Any]:
+    """What ``fn(*args)`` does: its value, or its error type and message (what the comparisons compare)."""
+    try:
+        return ("ok", fn(*args))
+    except Exception as exc:
+        return ("error", (type(exc), str(exc)))
+
+
+def utc_iso(moment: datetime) -> str:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"datetime {moment.isoformat()} has no time zone")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def to_canonical(value: object) -> object:
+    cls = type(value)
+    if cls is str or value is None or cls is bool:
+        return value
+    if cls is int:
+        return value
+    if isinstance(value, Enum):
+        return to_canonical(value.value)
+    if isinstance(value, int):
+        return int(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_canonical(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if cls is list or cls is tuple or isinstance(value, list | tuple):
+        return [to_canonical(item) for item in value]  # type: ignore[attr-defined]
+    if isinstance(value, datetime):
+        return utc_iso(value)
+    if isinstance(value, Fraction):
+        return f"{value.numerator}/{value.denominator}"
+    if isinstance(value, float):
+        raise TypeError(f"float {value!r} is not allowed in canonical data (use int rupiah or Fraction)")
+    if isinstance(value, Mapping):
+        out: dict[str, object] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"mapping key {key!r} is not a string")
+            out[key] = to_canonical(item)
+        return out
+    raise TypeError(f"{type(value).__name__} is not allowed in canonical data")
+
+
+def canonical_json(value: object) -> bytes:
+    return dump_canonical(to_canonical(value))
+
+
+def serialise_entry(committed: CommittedEntry) -> bytes:
+    entry = committed.entry
+    lines = sorted((line.account, line.side.value, line.amount) for line in entry.lines)
+    return canonical_json(
+        [
+            FORMAT_TAG,
+            committed.sequence,
+            entry.posting_key,
+            entry.request_hash,
+            entry.kind.value,
+            utc_iso(entry.effective_at),
+            utc_iso(committed.recorded_at),
+            entry.policy_ref,
+            entry.reverses,
+            entry.order_key,
+            entry.batch_id,
+            committed.source_event,
+            entry.memo,
+            [list(line) for line in lines],
+        ]
+    )
+
+
+def request_hash(kind: EntryKind, request: object, part: str | None = None) -> str:
+    plain = {"kind": kind.value, "request": to_canonical(request), "part": to_canonical(part)}
+    return sha256_hex(dump_canonical(plain))
+
+
+def validate_entry(self: JournalEntry) -> None:
+    where = f"entry {self.posting_key!r}"
+    if not self.posting_key:
+        raise EntryValidationError("entry has an empty posting key")
+    if not _HEX64.fullmatch(self.request_hash):
+        raise EntryValidationError(f"{where}: request hash must be 64 lower-case hex digits")
+    if self.effective_at.utcoffset() is None:
+        raise EntryValidationError(f"{where}: effective time has no time zone")
+    if len(self.lines) < 2:
+        raise EntryValidationError(f"{where}: needs at least two lines, has {len(self.lines)}")
+    seen: set[str] = set()
+    for line in self.lines:
+        if isinstance(line.amount, bool) or not isinstance(line.amount, int) or line.amount <= 0:
+            raise EntryValidationError(f"{where}: line {line.account} amount {line.amount!r} is not a positive int")
+        if not isinstance(line.side, Side):
+            raise EntryValidationError(f"{where}: line {line.account} side {line.side!r} is not D or C")
+        try:
+            account_info(line.account)
+        except AccountCodeError as exc:
+            raise EntryValidationError(f"{where}: {exc}") from None
+        if line.account in seen:
+            raise EntryValidationError(f"{where}: account {line.account} appears on two lines")
+        seen.add(line.account)
+    debits = sum(line.amount for line in self.lines if line.side is Side.DEBIT)
+    credits = sum(line.amount for line in self.lines if line.side is Side.CREDIT)
+    if debits != credits:
+        raise EntryValidationError(f"{where}: unbalanced, debits {debits} != credits {credits}")
+
+
+def _rupiah(name: str, value: object, *, positive: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RequestError(f"{name} must be an int number of rupiah, got {type(value).__name__} {value!r}")
+    if value < 0 or (positive and value == 0):
+        raise RequestError(f"{name} must be {'> 0' if positive else '>= 0'}, got {value}")
+
+
+def _ident(name: str, value: object) -> None:
+    if not isinstance(value, str) or not OWNER_PATTERN.fullmatch(value):
+        raise RequestError(f"{name} must be an id of letters, digits, '.', '_' or '-', got {value!r}")
+
+
+def _aware(name: str, value: object) -> None:
+    if not isinstance(value, datetime) or value.utcoffset() is None:
+        raise RequestError(f"{name} must be a datetime with a time zone, got {value!r}")
+
+
+def validate_order(self: OrderRef) -> None:
+    parts = self.order_key.split(":") if isinstance(self.order_key, str) else []
+    if len(parts) != 3 or not all(parts):
+        raise RequestError(f"order_key must be 'marketplace:shop:order', got {self.order_key!r}")
+    _ident("channel", self.channel)
+    _ident("lapas_id", self.lapas_id)
+
+
+def validate_allocation(self: BatchAllocation) -> None:
+    where = f"allocation {self.batch_id!r}"
+    _ident("batch_id", self.batch_id)
+    _ident(f"{where} sku", self.sku)
+    _ident(f"{where} supplier_id", self.supplier_id)
+    _rupiah(f"{where} quantity", self.quantity, positive=True)
+    _rupiah(f"{where} unit_price", self.unit_price)
+    _rupiah(f"{where} unit_material_cost", self.unit_material_cost)
+    if not self.work_group:
+        raise RequestError(f"{where} has an empty work group")
+    seen: set[str] = set()
+    for member in self.work_group:
+        _ident(f"{where} inmate_id", member.inmate_id)
+        if member.inmate_id in seen:
+            raise RequestError(f"{where}: inmate {member.inmate_id} appears twice in the work group")
+        seen.add(member.inmate_id)
+        share = member.share
+        if isinstance(share, bool) or not isinstance(share, int | Fraction) or share < 0:
+            raise RequestError(f"{where}: work share of {member.inmate_id} must be an int or Fraction >= 0")
+    if sum((m.share for m in self.work_group), Fraction(0)) == 0:
+        raise RequestError(f"{where}: all work shares are zero")
+
+
+def _validate_order_of(order: object) -> None:
+    """``order.validate()`` with the reference body for an :class:`OrderRef` (what the original dispatch did)."""
+    if type(order) is OrderRef:
+        validate_order(order)
+    else:
+        order.validate()  # type: ignore[attr-defined]
+
+
+def validate_completion(self: CompletionRequest) -> None:
+    _validate_order_of(self.order)
+    _rupiah("gross", self.gross, positive=True)
+    _aware("completed_at", self.completed_at)
+    if not self.allocations:
+        raise RequestError(f"order {self.order.order_key} has no batch allocations")
+    for allocation in self.allocations:
+        if type(allocation) is BatchAllocation:
+            validate_allocation(allocation)
+        else:
+            allocation.validate()
+    ids = [a.batch_id for a in self.allocations]
+    if len(set(ids)) != len(ids):
+        raise RequestError(f"order {self.order.order_key}: a batch appears twice in the allocations {ids}")
+    if all(a.quantity * a.unit_price == 0 for a in self.allocations):
+        raise RequestError(f"order {self.order.order_key}: every allocation has a zero price")
+
+
+def validate_settlement(self: SettlementRequest) -> None:
+    _validate_order_of(self.order)
+    _ident("settlement_id", self.settlement_id)
+    _rupiah("gross", self.gross)
+    for fee_type, amount in self.fees.items():
+        _ident("fees type", fee_type)
+        _rupiah(f"fees[{fee_type}]", amount)
+    _rupiah("pph22_withheld", self.pph22_withheld)
+    _rupiah("net_payout", self.net_payout)
+    _aware("settled_at", self.settled_at)
+    _ident("bank_account", self.bank_account)
+
+
+def _ratio(index: int, weight: object) -> tuple[int, int]:
+    if isinstance(weight, bool) or not isinstance(weight, int | Fraction):
+        raise AllocationError(f"weight {index} is {type(weight).__name__} {weight!r}; weights must be int or Fraction")
+    if weight < 0:
+        raise AllocationError(f"weight {index} is negative ({weight}); weights must be >= 0")
+    if isinstance(weight, int):
+        return int(weight), 1
+    return weight.numerator, weight.denominator
+
+
+def allocate(total: int, weights: Sequence[Fraction | int]) -> list[int]:
+    if isinstance(total, bool) or not isinstance(total, int):
+        raise AllocationError(f"total must be an int number of rupiah, got {type(total).__name__} {total!r}")
+    ratios = [_ratio(i, w) for i, w in enumerate(weights)]
+    if not ratios:
+        raise AllocationError("cannot allocate over an empty list of weights")
+    denominator = math.lcm(*(d for _, d in ratios))
+    scaled = [n * (denominator // d) for n, d in ratios]
+    scaled_sum = sum(scaled)
+    if scaled_sum == 0:
+        raise AllocationError(f"cannot allocate {total}: all {len(scaled)} weights are zero")
+    if total < 0:
+        return [-part for part in allocate(-total, scaled)]
+    parts: list[int] = []
+    remainders: list[int] = []
+    for weight in scaled:
+        floor, remainder = divmod(total * weight, scaled_sum)
+        parts.append(floor)
+        remainders.append(remainder)
+    leftover = total - sum(parts)
+    ranking = sorted(range(len(parts)), key=lambda i: (-remainders[i], i))
+    for i in ranking[:leftover]:
+        parts[i] += 1
+    return parts
+
+
+def select_policy(policies: Iterable[SplitPolicy], lapas_id: str, sku: str | None, at: datetime) -> SplitPolicy:
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise NoPolicyError(f"cannot select a policy at naive time {at.isoformat()}")
+    in_force = [p for p in policies if p.lapas_id == lapas_id and p.effective_from <= at]
+    specific = [p for p in in_force if sku is not None and p.sku == sku]
+    pool = specific or [p for p in in_force if p.sku is None]
+    if not pool:
+        raise NoPolicyError(
+            f"no split policy in force for lapas {lapas_id!r}"
+            + (f", sku {sku!r}" if sku else "")
+            + f" at {utc_iso(at)}"
+        )
+    return max(pool, key=lambda p: (p.effective_from, p.version))
+
+
+def account_code(account_type: AccountType, name: str, owner: str | None = None) -> str:
+    kind = KINDS[(account_type, name)]
+    if kind.owner is None:
+        problem = None if owner is None else "takes no owner"
+    elif owner is None or not OWNER_PATTERN.fullmatch(owner):
+        article = "an" if kind.owner[0] in "aeiou" else "a"
+        problem = f"needs {article} {kind.owner} id of letters, digits, '.', '_' or '-' (no ':'), got {owner!r}"
+    else:
+        problem = None
+    if problem:
+        raise AccountCodeError(f"{account_type}:{name} {problem}")
+    return f"{account_type}:{name}" if owner is None else f"{account_type}:{name}:{owner}"
+
+
+def split_work_group(amount: int, work_group: Sequence[WorkMember]) -> list[tuple[str, int]]:
+    parts = allocate(amount, [member.share for member in work_group])
+    return [(member.inmate_id, part) for member, part in zip(work_group, parts, strict=True)]
+
+
+def policy_split(policy: SplitPolicy, remainder: int) -> list[tuple[ShareTarget, int]]:
+    parts = allocate(remainder, [rule.share for rule in policy.rules])
+    return [(rule.target, part) for rule, part in zip(policy.rules, parts, strict=True)]
+
+
+def plan_distribution(
+    completion: CompletionRequest, settlement: SettlementRequest, policies: Sequence[SplitPolicy]
+) -> DistributionPlan:
+    validate_completion(completion)
+    validate_settlement(settlement)
+    order = completion.order
+    if settlement.order != order:
+        raise DistributionError(f"settlement is for {settlement.order}, completion for {order}")
+    base = distributable_base(completion.gross, settlement)
+    weights = [a.quantity * a.unit_price for a in completion.allocations]
+    proceeds = allocate(base, weights)
+    batches: list[BatchPlan] = []
+    for allocation, batch_proceeds in zip(completion.allocations, proceeds, strict=True):
+        policy = select_policy(policies, order.lapas_id, allocation.sku, completion.completed_at)
+        remainder = batch_proceeds - allocation.material_cost
+        if remainder < 0:
+            raise DistributionError(
+                f"order {order.order_key}, batch {allocation.batch_id}: attributed proceeds {batch_proceeds} "
+                f"do not cover the material cost {allocation.material_cost}; distribute by hand"
+            )
+        lapas = order.lapas_id
+        legs = [
+            Leg(
+                accounts.material_cost_expense(lapas),
+                accounts.supplier_payable(allocation.supplier_id),
+                allocation.material_cost,
+            )
+        ]
+        for target, amount in policy_split(policy, remainder):
+            if target is ShareTarget.PNBP:
+                legs.append(Leg(accounts.pnbp_share_expense(lapas), accounts.pnbp_payable(lapas), amount))
+            elif target is ShareTarget.PRODUCTION_CAPITAL:
+                legs.append(Leg(accounts.capital_allocation_expense(lapas), accounts.production_capital(lapas), amount))
+            else:
+                legs.extend(
+                    Leg(accounts.inmate_premi_expense(lapas), accounts.inmate_savings(inmate), part)
+                    for inmate, part in split_work_group(amount, allocation.work_group)
+                )
+        batches.append(
+            BatchPlan(
+                batch_id=allocation.batch_id,
+                sku=allocation.sku,
+                policy_ref=policy.ref,
+                policy_hash=policy_hash(policy),
+                proceeds=batch_proceeds,
+                material_cost=allocation.material_cost,
+                legs=tuple(leg for leg in legs if leg.amount > 0),
+            )
+        )
+    return DistributionPlan(order=order, gross=completion.gross, base=base, batches=tuple(batches))
