@@ -134,6 +134,8 @@ async def _open_accounts(conn: AsyncConnection, codes: set[str]) -> None:
     )
 
 
+_SIDE_CODES = {side: side.value for side in Side}  # enum .value is a Python-level property call, per line
+
 _ENTRIES = RowSet(
     "INSERT INTO ledger.journal_entries (sequence, posting_key, request_hash, kind, memo, effective_at, recorded_at, "
     "source_event, policy_ref, reverses, order_key, batch_id, prev_hash, chain_hash) SELECT * FROM {rows}",
@@ -169,7 +171,7 @@ async def _insert(conn: AsyncConnection, committed: Sequence[CommittedEntry], pr
             seqs.append(c.sequence)
             nos.append(n)
             accts.append(line.account)
-            sides.append(line.side.value)
+            sides.append(_SIDE_CODES[line.side])
             amounts.append(line.amount)
     entries = [c.entry for c in committed]
     writes = Writes()
