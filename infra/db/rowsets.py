@@ -3,7 +3,9 @@
 asyncpg encodes an array parameter element by element, with two ``isinstance`` checks against
 ``collections.abc`` classes per element (Python-level calls): about a microsecond per value, the largest cost of the
 orders and ledger writes. The same rows as one JSON text (serialised by orjson in C) and unpacked by
-``json_array_elements`` cost a small fraction of that on both sides of the connection.
+``jsonb_array_elements`` cost a small fraction of that on both sides of the connection (jsonb, not json: the
+server parses each row once instead of once per ``->>``; 7,900 journal lines took 33 ms with jsonb, 49 ms with
+json and 33 ms + 32 ms of client encoding as arrays).
 
 Each :class:`RowSet` keeps both forms of its statement. The JSON form is used only when the rows carry exactly the
 values the array form would store: text without NUL or lone surrogates, integers within the column type's range,
@@ -125,7 +127,7 @@ class RowSet:
         alias = f"AS u({', '.join(self.names)})"
         if json:
             fields = ", ".join(f"CAST(e->>{i} AS {t})" for i, (_, t) in enumerate(self.columns))
-            source = f"json_array_elements(CAST(CAST(:{prefix}rows AS text) AS json))"
+            source = f"jsonb_array_elements(CAST(CAST(:{prefix}rows AS text) AS jsonb))"
             return self.template.format(rows=f"(SELECT {fields} FROM {source} AS e) {alias}")
         arrays = ", ".join(f"CAST(:{prefix}{n} AS {t}[])" for n, t in self.columns)
         return self.template.format(rows=f"unnest({arrays}) {alias}")
@@ -206,7 +208,7 @@ class KeyedQuery:
     def __init__(self, template: str) -> None:
         self.array_form = text(template.format(keys=":keys"))
         self.json_form = text(
-            template.format(keys="ARRAY(SELECT json_array_elements_text(CAST(CAST(:keys AS text) AS json)))")
+            template.format(keys="ARRAY(SELECT jsonb_array_elements_text(CAST(CAST(:keys AS text) AS jsonb)))")
         )
 
     async def execute(self, conn: AsyncConnection, keys: list[str]) -> CursorResult[*tuple[Any, ...]]:
