@@ -81,24 +81,7 @@ def serialise_entry(committed: CommittedEntry) -> bytes:
         if value is not None and type(value) is not str:
             return _serialise_converting(committed)
     # Every value is plain JSON data (str, int, None) already: to_canonical would return it unchanged.
-    return dump_canonical(
-        [
-            FORMAT_TAG,
-            committed.sequence,
-            entry.posting_key,
-            entry.request_hash,
-            _KIND_VALUE[kind],
-            utc_iso(entry.effective_at),
-            utc_iso(committed.recorded_at),
-            entry.policy_ref,
-            entry.reverses,
-            entry.order_key,
-            entry.batch_id,
-            committed.source_event,
-            entry.memo,
-            lines,
-        ]
-    )
+    return dump_canonical(_entry_fields(committed, _KIND_VALUE[kind], lines))
 
 
 _SIDE_VALUE = {side: side.value for side in Side}
@@ -109,24 +92,28 @@ def _serialise_converting(committed: CommittedEntry) -> bytes:
     """:func:`serialise_entry` through :func:`canonical_json` (for values of unusual types: str or int subclasses)."""
     entry = committed.entry
     lines = sorted((line.account, line.side.value, line.amount) for line in entry.lines)
-    return canonical_json(
-        [
-            FORMAT_TAG,
-            committed.sequence,
-            entry.posting_key,
-            entry.request_hash,
-            entry.kind.value,
-            utc_iso(entry.effective_at),
-            utc_iso(committed.recorded_at),
-            entry.policy_ref,
-            entry.reverses,
-            entry.order_key,
-            entry.batch_id,
-            committed.source_event,
-            entry.memo,
-            [list(line) for line in lines],
-        ]
-    )
+    return canonical_json(_entry_fields(committed, entry.kind.value, [list(line) for line in lines]))
+
+
+def _entry_fields(committed: CommittedEntry, kind: object, lines: object) -> list[object]:
+    """The serialised fields in their fixed order (see the module docstring)."""
+    entry = committed.entry
+    return [
+        FORMAT_TAG,
+        committed.sequence,
+        entry.posting_key,
+        entry.request_hash,
+        kind,
+        utc_iso(entry.effective_at),
+        utc_iso(committed.recorded_at),
+        entry.policy_ref,
+        entry.reverses,
+        entry.order_key,
+        entry.batch_id,
+        committed.source_event,
+        entry.memo,
+        lines,
+    ]
 
 
 def chain_hash(prev_hash: str, committed: CommittedEntry) -> str:
