@@ -22,7 +22,11 @@ class KafkaSettings(BaseSettings):
         validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "KARYA_KAFKA_BOOTSTRAP_SERVERS"),
     )
     partitions: int = Field(default=6, ge=1, description="Partitions for topics this project creates.")
-    batch_max_records: int = Field(default=2000, ge=1)
+    batch_max_records: int = Field(
+        default=5000,
+        ge=1,
+        description="Records per consumed batch (one transaction); 5,000 was ~9% faster than 2,000 in `make bench`.",
+    )
     batch_timeout_ms: int = Field(default=50, ge=1)
     max_attempts: int = Field(default=3, ge=1, description="Tries per event before it is dead-lettered.")
     retry_backoff_ms: int = Field(default=100, ge=0)
