@@ -1,11 +1,12 @@
 """`make bench`: end-to-end throughput and latency of the real pipeline, against the same-run ceiling.
 
-    python -m bench [--orders N ...] [--offered 2000] [--latency-seconds 15] [--no-ceiling]
+    python -m bench [--orders N ...] [--offered 2000] [--latency-seconds 15] [--no-ceiling] [--via-gateway]
 
 For each size: a fresh bench database, orders and ledger as separate processes, N order lifecycles published
 as fast as the producer goes; events/s from first publish to the last posting committed, per-stage rates and
 CPU seconds per process. Then a paced run at the offered load for latency percentiles (publish → posting
 committed), and the ceiling. Prints a table, writes bench/results/<timestamp>.json, and prints one JSON line.
+``--via-gateway`` sends the load as signed webhooks through the HTTP gateway instead (see bench/gateway_mode.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from rich.table import Table
 from sqlalchemy import text
 
 from bench.ceiling import run_ceiling, table_counts
+from bench.gateway_mode import via_gateway
 from bench.harness import Bench, cpu_seconds, messages_for, publish, stack_pids, wait_drained
 from infra.db.engine import make_engine
 from infra.db.roles import passwords_from_env, role_urls
@@ -205,11 +207,27 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--ledger-replicas", type=int, default=1, help="ledger processes (one consumer group)")
     parser.add_argument("--orders-replicas", type=int, default=1, help="orders processes (one consumer group)")
+    parser.add_argument(
+        "--via-gateway",
+        action="store_true",
+        help="signed webhooks from the marketplace simulator through the HTTP gateway (no ceiling, no latency run)",
+    )
     args = parser.parse_args()
     replicas = {"orders": args.orders_replicas, "ledger": args.ledger_replicas}
-    runs = [asyncio.run(throughput(n, args.seed, not args.no_ceiling, replicas)) for n in args.orders]
-    lat = None if args.no_latency else asyncio.run(latency(args.offered, args.latency_seconds, args.seed, replicas))
-    _table(runs, lat)
+    if args.via_gateway:
+        runs = [asyncio.run(via_gateway(n, args.seed, replicas, console.print)) for n in args.orders]
+        for r in runs:
+            console.print(
+                f"{r['orders']:,} orders via the gateway: {r['webhooks_sent']:,} webhooks at {r['webhooks_per_s']}/s "
+                f"({r['webhooks_rejected']} rejected, {r['unexpected_rejections']} unexpectedly), "
+                f"{r['events']:,} events processed at {r['events_per_s']} events/s, "
+                f"{r['unbalanced_entries']} unbalanced entries, {r['duplicate_postings']} duplicate postings"
+            )
+        lat = None
+    else:
+        runs = [asyncio.run(throughput(n, args.seed, not args.no_ceiling, replicas)) for n in args.orders]
+        lat = None if args.no_latency else asyncio.run(latency(args.offered, args.latency_seconds, args.seed, replicas))
+        _table(runs, lat)
     last = runs[-1]
     summary = {
         "orders": last["orders"],

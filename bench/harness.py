@@ -67,13 +67,24 @@ class Bench:
             await engine.dispose()
         await ensure_topics(os.environ["KAFKA_BOOTSTRAP_SERVERS"], [topic_name(b, self.prefix) for b in BASE_NAMES], 6)
 
-    def start(self, log_dir: Path, replicas: dict[str, int] | None = None) -> None:
-        """Start orders and ledger (``replicas`` processes each, default one), as in production."""
+    def start(
+        self,
+        log_dir: Path,
+        replicas: dict[str, int] | None = None,
+        *,
+        gateway: tuple[int, dict[str, str]] | None = None,
+    ) -> None:
+        """Start orders and ledger (``replicas`` processes each, default one), as in production; with ``gateway``
+        (its port and environment: marketplace secrets and API URLs) also the HTTP gateway."""
         env = {"KARYA_TOPIC_PREFIX": self.prefix, "DATABASE_URL": self.service_url, "KARYA_LOG_LEVEL": "WARNING"}
         for service in ("orders", "ledger"):
             for n in range((replicas or {}).get(service, 1)):
                 name = service if n == 0 else f"{service}-{n + 1}"
                 self.procs.append(start_service(name, ["karya.cli", "serve", service], env, log_dir))
+        if gateway is not None:
+            port, extra = gateway
+            cmd = ["karya.cli", "serve", "gateway"]
+            self.procs.append(start_service("gateway", cmd, env | extra, log_dir, port=port))
 
     def pids(self, service: str) -> list[int]:
         """Pids of every replica of ``service``."""

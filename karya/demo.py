@@ -30,7 +30,7 @@ from infra.environment import ROOT, state_dir
 from infra.messaging.admin import ensure_topics
 from infra.messaging.relay import make_producer
 from infra.messaging.topics import BASE_NAMES, topic_name
-from karya.demo_report import backlog, broker_counts, database_counts, summary_tables
+from karya.demo_report import broker_counts, database_counts, summary_tables, wait_pipeline_drained
 from karya.demo_sim import apply_env, demo_secrets, marketplace_env, run_simulated_day
 from karya.processes import ServiceProcess, free_port, start_service, stop_all, wait_until_ready
 from services.ledger.adapters.policy_repo import store_policies
@@ -225,37 +225,23 @@ async def _wait_drained(
     min_processed: int = 0,
     stable_s: float = 2.0,
 ) -> bool:
-    """Until consumer lag and outbox backlog are zero and the inbox counts stopped moving for ``stable_s``."""
-    engine = make_engine(os.environ["DATABASE_URL"], pool_size=1)
+    """:func:`wait_pipeline_drained` on the demo database, with a progress line."""
     task = progress.add_task("processing", total=None)
-    groups = [f"{prefix}karya-{g}" for g in ("orders", "ledger", "gateway-normaliser")]
-    deadline = time.monotonic() + timeout_s
-    last: tuple[int, int] | None = None
-    stable_since = time.monotonic()
-    try:
-        while time.monotonic() < deadline:
-            dead = [p.name for p in procs if p.popen.poll() is not None]
-            if dead:
-                raise RuntimeError(f"service process(es) exited: {dead}; see their logs")
-            async with engine.connect() as conn:
-                processed = (await database_counts(conn))["events_processed"]
-                pending = await backlog(conn)
-            _, lag = await broker_counts(os.environ["KAFKA_BOOTSTRAP_SERVERS"], prefix, groups)
-            progress.update(
-                task, completed=processed, description=f"processing: {processed} events, lag {lag}, outbox {pending}"
-            )
-            state = (processed, lag + pending)
-            if state != last:
-                stable_since = time.monotonic()
-            elif (
-                processed >= min_processed and lag == 0 and pending == 0 and time.monotonic() - stable_since >= stable_s
-            ):
-                return True
-            last = state
-            await asyncio.sleep(1.0)
-    finally:
-        await engine.dispose()
-    return False
+
+    def show(processed: int, lag: int, pending: int) -> None:
+        progress.update(
+            task, completed=processed, description=f"processing: {processed} events, lag {lag}, outbox {pending}"
+        )
+
+    return await wait_pipeline_drained(
+        os.environ["DATABASE_URL"],
+        prefix,
+        procs,
+        timeout_s,
+        min_processed=min_processed,
+        stable_s=stable_s,
+        on_update=show,
+    )
 
 
 def _print_summary(result: dict[str, Any], procs: list[ServiceProcess]) -> None:

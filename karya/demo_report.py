@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from infra.db.engine import make_engine
+from karya.processes import ServiceProcess
 
 
 async def broker_counts(bootstrap: str, prefix: str, groups: list[str]) -> tuple[int, int]:
@@ -98,3 +105,45 @@ async def summary_tables(conn: AsyncConnection) -> dict[str, list[dict[str, Any]
             "FROM ledger.account_balances GROUP BY 1 ORDER BY 1"
         ),
     }
+
+
+async def wait_pipeline_drained(
+    database_url: str,
+    prefix: str,
+    procs: Sequence[ServiceProcess],
+    timeout_s: float,
+    *,
+    min_processed: int = 0,
+    stable_s: float = 2.0,
+    on_update: Callable[[int, int, int], None] | None = None,
+) -> bool:
+    """Until consumer lag (orders, ledger, gateway normaliser) and outbox backlog are zero and the inbox counts
+    stopped moving for ``stable_s``; False on timeout. ``on_update(processed, lag, outbox)`` after each look."""
+    engine = make_engine(database_url, pool_size=1)
+    groups = [f"{prefix}karya-{g}" for g in ("orders", "ledger", "gateway-normaliser")]
+    deadline = time.monotonic() + timeout_s
+    last: tuple[int, int] | None = None
+    stable_since = time.monotonic()
+    try:
+        while time.monotonic() < deadline:
+            dead = [p.name for p in procs if p.popen.poll() is not None]
+            if dead:
+                raise RuntimeError(f"service process(es) exited: {dead}; see their logs")
+            async with engine.connect() as conn:
+                processed = (await database_counts(conn))["events_processed"]
+                pending = await backlog(conn)
+            _, lag = await broker_counts(os.environ["KAFKA_BOOTSTRAP_SERVERS"], prefix, groups)
+            if on_update is not None:
+                on_update(processed, lag, pending)
+            state = (processed, lag + pending)
+            if state != last:
+                stable_since = time.monotonic()
+            elif (
+                processed >= min_processed and lag == 0 and pending == 0 and time.monotonic() - stable_since >= stable_s
+            ):
+                return True
+            last = state
+            await asyncio.sleep(1.0)
+    finally:
+        await engine.dispose()
+    return False
