@@ -25,26 +25,13 @@ from sqlalchemy import text
 
 from bench.ceiling import run_ceiling, table_counts
 from bench.gateway_mode import via_gateway
-from bench.harness import Bench, cpu_seconds, messages_for, publish, stack_pids, wait_drained
+from bench.harness import Bench, committed_at, cpu_seconds, messages_for, publish, stack_pids, wait_drained
 from infra.db.engine import make_engine
 from infra.db.roles import passwords_from_env, role_urls
 from infra.environment import ROOT, state_dir
 from karya.processes import wait_until_ready
 
 console = Console(stderr=True)
-
-
-async def committed_at(bench: Bench, alias: str = "") -> str:
-    """SQL for when a journal row became durable: its transaction's commit time where the server tracks it (the
-    local stack sets track_commit_timestamp), else the time the ledger stamped on the entry just before writing."""
-    engine = make_engine(bench.service_url, pool_size=1)
-    try:
-        async with engine.connect() as c:
-            tracked = (await c.execute(text("SHOW track_commit_timestamp"))).scalar_one() == "on"
-    finally:
-        await engine.dispose()
-    p = f"{alias}." if alias else ""
-    return f"coalesce(pg_xact_commit_timestamp({p}xmin), {p}recorded_at)" if tracked else f"{p}recorded_at"
 
 
 RESULTS = ROOT / "bench" / "results"

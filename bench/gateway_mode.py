@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from bench.harness import CATALOGUE, Bench
+from bench.harness import CATALOGUE, Bench, committed_at
 from infra.db.engine import make_engine
 from infra.environment import state_dir
 from karya.demo_report import database_counts, wait_pipeline_drained
@@ -51,11 +51,12 @@ async def via_gateway(orders: int, seed: int, replicas: dict[str, int], say: Any
 
         t0 = time.time()
         sim = await run_simulated_day(catalogue, sim_port, orders, seed, lambda done, total: None, until_drained)
+        last_commit = f"SELECT max({await committed_at(bench)}) FROM ledger.journal_entries"
         engine = make_engine(bench.service_url, pool_size=1)
         try:
             async with engine.connect() as c:
                 counts = await database_counts(c)
-                end = (await c.execute(text("SELECT max(recorded_at) FROM ledger.journal_entries"))).scalar_one()
+                end = (await c.execute(text(last_commit))).scalar_one()
         finally:
             await engine.dispose()
     finally:

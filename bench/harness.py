@@ -188,3 +188,16 @@ def stack_pids() -> dict[str, list[int]]:
             with contextlib.suppress(ValueError, IndexError):
                 out[name] = [int(path.read_text().split()[0])]
     return out
+
+
+async def committed_at(bench: Bench, alias: str = "") -> str:
+    """SQL for when a journal row became durable: its transaction's commit time where the server tracks it (the
+    local stack sets track_commit_timestamp), else the time the ledger stamped on the entry just before writing."""
+    engine = make_engine(bench.service_url, pool_size=1)
+    try:
+        async with engine.connect() as c:
+            tracked = (await c.execute(text("SHOW track_commit_timestamp"))).scalar_one() == "on"
+    finally:
+        await engine.dispose()
+    p = f"{alias}." if alias else ""
+    return f"coalesce(pg_xact_commit_timestamp({p}xmin), {p}recorded_at)" if tracked else f"{p}recorded_at"

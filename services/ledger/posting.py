@@ -65,6 +65,7 @@ class _Batch:
     conflicts: list[Conflict] = field(default_factory=list)
     inmate_changes: dict[str, int] = field(default_factory=dict)
     planned: dict[str, str] = field(default_factory=dict)
+    looked_up: set[str] = field(default_factory=set)  # posting keys whose stored hash (if any) is in ``known``
 
     completions: dict[str, CompletionRequest] = field(default_factory=dict)
     recent: RecentCompletions = field(default_factory=RecentCompletions)
@@ -112,7 +113,14 @@ class LedgerProcessor:
         for envelope in work:
             grouped[envelope.subject].append(envelope)
         batch = _Batch(recent=self._recent)
-        known = await existing_hashes(conn, [settlement_key(k) for k in keys])
+        # Posting keys this batch may meet, looked up once: settlements, and refunds by their reported id.
+        refund_keys = [
+            refund_key(e.subject, e.data["refund_id"])
+            for e in work
+            if e.type == REFUND_REPORTED and isinstance(e.data.get("refund_id"), str)
+        ]
+        known = await existing_hashes(conn, [*(settlement_key(k) for k in keys), *refund_keys])
+        batch.looked_up.update(refund_keys)
         for order_key in sorted(grouped):
             for envelope in sorted(grouped[order_key], key=lambda e: _ORDER[e.type]):
                 try:
@@ -191,7 +199,9 @@ class LedgerProcessor:
         key = refund_key(envelope.subject, refund.refund_id)
         # Posted before, or planned earlier in this batch (the same refund twice in one batch): the first
         # request's hash decides between redelivery and conflict.
-        stored = batch.planned.get(key) or (await existing_hashes(conn, [key])).get(key)
+        stored = batch.planned.get(key) or (
+            known.get(key) if key in batch.looked_up else (await existing_hashes(conn, [key])).get(key)
+        )
         if stored is not None:
             mine = request_hash(EntryKind.REFUND, refund)
             if stored != mine:

@@ -17,7 +17,6 @@ from typing import Any
 
 import asyncpg
 import yaml
-from aiokafka import AIOKafkaConsumer
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -333,29 +332,6 @@ async def run_karya(urls: RoleUrls, *args: str) -> subprocess.CompletedProcess[s
         timeout=120,
         check=False,
     )
-
-
-async def read_topic(bootstrap: str, topic: str, expected: int, wait_s: float = 30.0) -> list[Any]:
-    """Every record of ``topic`` from the start, waiting for ``expected`` of them, plus a short extra read."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-    )
-    await consumer.start()
-    records: list[Any] = []
-    try:
-        deadline = asyncio.get_running_loop().time() + wait_s
-        while len(records) < expected and asyncio.get_running_loop().time() < deadline:
-            for batch in (await consumer.getmany(timeout_ms=500)).values():
-                records.extend(batch)
-        for batch in (await consumer.getmany(timeout_ms=500)).values():  # nothing more than expected
-            records.extend(batch)
-    finally:
-        await consumer.stop()
-    return records
 
 
 async def publish(bootstrap: str, topic: str, envelopes: Sequence[Envelope]) -> None:

@@ -1,4 +1,4 @@
-"""Shared pieces of the messaging-core tests: a scratch schema with the messaging tables and a handler."""
+"""Shared pieces of the messaging tests: a scratch schema with the messaging tables, a handler, reading a topic."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -74,3 +75,25 @@ async def count(engine: AsyncEngine, sql: str) -> int:
     """``SELECT count(*)``-style helper."""
     async with engine.connect() as conn:
         return int((await conn.execute(text(sql))).scalar_one())
+
+
+async def read_topic(
+    bootstrap: str, topic: str, expected: int, wait_s: float = 30.0
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record of ``topic`` from the start, once ``expected`` have arrived (or ``wait_s`` passed), plus what
+    one more second of reading brings: a test can then assert that nothing beyond ``expected`` arrived."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False, group_id=None
+    )
+    await consumer.start()
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        deadline = asyncio.get_running_loop().time() + wait_s
+        while len(records) < expected and asyncio.get_running_loop().time() < deadline:
+            for batch in (await consumer.getmany(timeout_ms=500)).values():
+                records.extend(batch)
+        for batch in (await consumer.getmany(timeout_ms=1000)).values():
+            records.extend(batch)
+    finally:
+        await consumer.stop()
+    return records

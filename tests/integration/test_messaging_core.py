@@ -20,7 +20,7 @@ from infra.messaging.outbox import OutboundMessage, enqueue
 from infra.messaging.relay import OUTBOX_HEADER, OutboxRelay, make_producer
 from infra.runtime import ServiceRuntime
 from infra.settings import KafkaSettings
-from tests.integration.messaging_support import count, create_scratch_schema, recording_handler, wait_for
+from tests.integration.messaging_support import count, create_scratch_schema, read_topic, recording_handler, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -45,31 +45,6 @@ async def _publish(bootstrap: str, topic: str, values: list[tuple[bytes, bytes]]
         await producer.stop()
 
 
-async def _read_all(bootstrap: str, topic: str, expected: int, timeout: float = 30.0) -> list[object]:
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-    )
-    await consumer.start()
-    records: list[object] = []
-    try:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while len(records) < expected and asyncio.get_running_loop().time() < deadline:
-            batch = await consumer.getmany(timeout_ms=500)
-            for recs in batch.values():
-                records.extend(recs)
-        # a short extra read proves nothing more than expected arrived
-        extra = await consumer.getmany(timeout_ms=1000)
-        for recs in extra.values():
-            records.extend(recs)
-    finally:
-        await consumer.stop()
-    return records
-
-
 def _settings(bootstrap: str, **overrides: object) -> KafkaSettings:
     return KafkaSettings(bootstrap_servers=bootstrap, partitions=3, retry_backoff_ms=10, **overrides)  # type: ignore[arg-type]
 
@@ -85,8 +60,8 @@ async def test_idempotent_producer_initialises_and_delivers(kafka_bootstrap: str
         assert producer._txn_manager.producer_id >= 0
     finally:
         await producer.stop()
-    records = await _read_all(kafka_bootstrap, topic, expected=1)
-    assert [r.value for r in records] == [b"hello"]  # type: ignore[attr-defined]
+    records = await read_topic(kafka_bootstrap, topic, expected=1)
+    assert [r.value for r in records] == [b"hello"]
     assert meta.offset == 0
 
 
@@ -161,14 +136,14 @@ async def test_poison_message_goes_to_dlq_and_partition_keeps_flowing(kafka_boot
     try:
         await wait_for(lambda: _eq(count(engine, f"SELECT count(*) FROM {schema}.applied"), 2), what="good events")
         assert await count(engine, f"SELECT count(*) FROM {schema}.applied WHERE seq IN (1, 3)") == 2
-        dlq = await _read_all(kafka_bootstrap, f"{topic}.dlq", expected=2)
-        by_value = {r.value: dict(r.headers) for r in dlq}  # type: ignore[attr-defined]
+        dlq = await read_topic(kafka_bootstrap, f"{topic}.dlq", expected=2)
+        by_value = {r.value: dict(r.headers) for r in dlq}
         assert set(by_value) == {bad.to_bytes(), garbage}
         assert by_value[bad.to_bytes()]["karya-dlq-attempts"] == b"3"
         assert b"cannot apply event with seq 2" in by_value[bad.to_bytes()]["karya-dlq-error"]
         assert by_value[garbage]["karya-dlq-attempts"] == b"1"
         assert b"undecodable" in by_value[garbage]["karya-dlq-error"]
-        assert all(r.key == key for r in dlq)  # type: ignore[attr-defined]
+        assert all(r.key == key for r in dlq)
         assert await count(engine, f"SELECT count(*) FROM {schema}.dead_letters") == 2
         assert _metric(runtime, "karya_dead_letters_total") == 2
     finally:
@@ -218,12 +193,12 @@ async def test_outbox_relay_publishes_exactly_once_in_order_across_restart(
     finally:
         stop.set()
         await task
-    records = await _read_all(kafka_bootstrap, topic, expected=500)
+    records = await read_topic(kafka_bootstrap, topic, expected=500)
     assert len(records) == 500, "each outbox row is published exactly once"
     per_key: dict[bytes, list[int]] = defaultdict(list)
-    for r in sorted(records, key=lambda r: (r.partition, r.offset)):  # type: ignore[attr-defined]
-        per_key[r.key].append(int(r.value.split(b"#")[1]))  # type: ignore[attr-defined]
-        assert dict(r.headers)[OUTBOX_HEADER].startswith(schema.encode())  # type: ignore[attr-defined]
+    for r in sorted(records, key=lambda r: (r.partition, r.offset)):
+        per_key[r.key].append(int(r.value.split(b"#")[1]))
+        assert dict(r.headers)[OUTBOX_HEADER].startswith(schema.encode())
     for key, seqs in per_key.items():
         assert seqs == sorted(seqs), f"order broken for {key!r}"
         assert len(seqs) == 100

@@ -48,7 +48,12 @@ async def save_facts(conn: AsyncConnection, facts: Iterable[OrderFacts]) -> None
                 "SELECT k, l, CAST(c AS jsonb), CAST(s AS jsonb), r FROM unnest(CAST(:k AS text[]), "
                 "CAST(:l AS text[]), CAST(:c AS text[]), CAST(:s AS text[]), CAST(:r AS bigint[])) AS u(k, l, c, s, r)"
             ),
-            _columns(new),
+            {
+                "k": [f.order_key for f in new],
+                "l": [f.lapas_id for f in new],
+                "c": [orjson.dumps(f.completion).decode() for f in new],
+                **_changes(new),
+            },
         )
     if old:
         await conn.execute(
@@ -57,15 +62,13 @@ async def save_facts(conn: AsyncConnection, facts: Iterable[OrderFacts]) -> None
                 "updated_at = now() FROM unnest(CAST(:k AS text[]), CAST(:s AS text[]), CAST(:r AS bigint[])) "
                 "AS u(k, s, r) WHERE f.order_key = u.k"
             ),
-            {key: value for key, value in _columns(old).items() if key != "l" and key != "c"},
+            {"k": [f.order_key for f in old], **_changes(old)},
         )
 
 
-def _columns(facts: Sequence[OrderFacts]) -> dict[str, list[Any]]:
+def _changes(facts: Sequence[OrderFacts]) -> dict[str, list[Any]]:
+    """The columns a fact changes after its completion: settlement and refunded gross."""
     return {
-        "k": [f.order_key for f in facts],
-        "l": [f.lapas_id for f in facts],
-        "c": [orjson.dumps(f.completion).decode() for f in facts],
         "s": [None if f.settlement is None else orjson.dumps(f.settlement).decode() for f in facts],
         "r": [f.refunded_gross for f in facts],
     }

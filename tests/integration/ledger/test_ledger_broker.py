@@ -32,12 +32,11 @@ from tests.integration.ledger_support import (
     new_inmate,
     new_order_key,
     publish,
-    read_topic,
     reissued,
     settled,
     uid,
 )
-from tests.integration.messaging_support import wait_for
+from tests.integration.messaging_support import read_topic, wait_for
 
 pytestmark = pytest.mark.integration
 

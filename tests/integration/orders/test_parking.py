@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import date
 from uuid import UUID
 
 import pytest
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from sqlalchemy import text
 
 from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
 from infra.messaging.topics import dead_letter_topic
+from tests.integration.messaging_support import read_topic
 from tests.integration.orders_support import (
     assert_reconciled,
     load,
@@ -30,29 +29,6 @@ from tests.integration.orders_support import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-async def read_topic(bootstrap: str, topic: str, expected: int) -> list[ConsumerRecord[bytes, bytes]]:
-    """Every record of ``topic`` from the start, once ``expected`` have arrived (or 30 s passed)."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-    )
-    await consumer.start()
-    records: list[ConsumerRecord[bytes, bytes]] = []
-    try:
-        deadline = asyncio.get_running_loop().time() + 30.0
-        while len(records) < expected and asyncio.get_running_loop().time() < deadline:
-            for batch in (await consumer.getmany(timeout_ms=500)).values():
-                records.extend(batch)
-        for batch in (await consumer.getmany(timeout_ms=500)).values():  # nothing more than expected
-            records.extend(batch)
-    finally:
-        await consumer.stop()
-    return records
 
 
 async def test_unknown_listing_parks_order_and_dead_letters(
