@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import time
 from datetime import UTC, datetime
@@ -25,7 +26,16 @@ from sqlalchemy import text
 
 from bench.ceiling import run_ceiling, table_counts
 from bench.gateway_mode import via_gateway
-from bench.harness import Bench, committed_at, cpu_seconds, messages_for, publish, stack_pids, wait_drained
+from bench.harness import (
+    Bench,
+    committed_at,
+    cpu_seconds,
+    encode_all,
+    messages_for,
+    publish,
+    stack_pids,
+    wait_drained,
+)
 from infra.db.engine import make_engine
 from infra.db.roles import passwords_from_env, role_urls
 from infra.environment import ROOT, state_dir
@@ -58,10 +68,16 @@ async def throughput(orders: int, seed: int, with_ceiling: bool, replicas: dict[
         await wait_until_ready(bench.procs)
         messages = messages_for(orders, seed, f"n{orders}-")
         order_events = sum(1 for m in messages if m.topic == "marketplace.order-events")
-        pids = {"orders": bench.pids("orders"), "ledger": bench.pids("ledger"), **stack_pids()}
+        wires = encode_all(bench.prefix, messages)
+        pids = {
+            "orders": bench.pids("orders"),
+            "ledger": bench.pids("ledger"),
+            **stack_pids(),
+            "load generator": [os.getpid()],
+        }
         cpu0 = cpu_seconds(pids)
         t0 = time.time()
-        await publish(bench.prefix, messages)
+        await publish(wires)
         t_published = time.time()
         console.print(f"published {len(messages):,} events in {t_published - t0:.1f} s; waiting for the drain")
         await wait_drained(bench, order_events, timeout_s=max(120, orders / 50))
@@ -75,7 +91,7 @@ async def throughput(orders: int, seed: int, with_ceiling: bool, replicas: dict[
         counts = await table_counts(engine)
         await engine.dispose()
     finally:
-        bench.stop()
+        await bench.close()
     elapsed = end - t0
     result: dict[str, Any] = {
         "orders": orders,
@@ -117,7 +133,7 @@ async def latency(offered: float, seconds: float, seed: int, replicas: dict[str,
     try:
         await wait_until_ready(bench.procs)
         messages = messages_for(orders, seed + 1, "lat-")
-        sent = await publish(bench.prefix, messages, rate=offered)
+        sent = await publish(encode_all(bench.prefix, messages), rate=offered)
         order_events = sum(1 for m in messages if m.topic == "marketplace.order-events")
         await wait_drained(bench, order_events, timeout_s=300)
         committed = await committed_at(bench, "e")
@@ -136,7 +152,7 @@ async def latency(offered: float, seconds: float, seed: int, replicas: dict[str,
             ).all()
         await engine.dispose()
     finally:
-        bench.stop()
+        await bench.close()
     lat = sorted((r.committed_at.timestamp() - sent[r.cause]) * 1000 for r in rows if r.cause in sent)
     q = statistics.quantiles(lat, n=100, method="inclusive") if len(lat) >= 2 else [0.0] * 99
     return {
@@ -157,7 +173,7 @@ def _table(runs: list[dict[str, Any]], lat: dict[str, Any] | None) -> None:
         "ledger stage/s",
         "ceiling/s",
         "ratio",
-        "cpu s (orders/ledger/pg/kafka)",
+        "cpu s (orders/ledger/pg/kafka/loadgen)",
         title="karya pipeline benchmark",
         title_justify="left",
     )
@@ -171,7 +187,7 @@ def _table(runs: list[dict[str, Any]], lat: dict[str, Any] | None) -> None:
             f"{r['ledger_stage_events_per_s']:,.0f}",
             f"{r.get('ceiling_events_per_s', 0):,.0f}",
             str(r.get("ratio", "-")),
-            "/".join(str(cpu.get(k, "-")) for k in ("orders", "ledger", "postgres", "kafka")),
+            "/".join(str(cpu.get(k, "-")) for k in ("orders", "ledger", "postgres", "kafka", "load generator")),
         )
     console.print(table)
     if lat:

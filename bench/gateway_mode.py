@@ -60,7 +60,7 @@ async def via_gateway(orders: int, seed: int, replicas: dict[str, int], say: Any
         finally:
             await engine.dispose()
     finally:
-        bench.stop()
+        await bench.close()
     elapsed = (end.timestamp() if end is not None else sent_at[0]) - t0
     sending = sent_at[0] - t0
     return {

@@ -17,31 +17,53 @@ from infra.db.engine import make_engine
 from karya.processes import ServiceProcess
 
 
-async def broker_counts(bootstrap: str, prefix: str, groups: list[str]) -> tuple[int, int]:
-    """(messages on the run's dead-letter topics, total consumer lag of ``groups``)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await admin.start()
-    await consumer.start()
-    try:
-        topics = [t for t in await admin.list_topics() if t.startswith(prefix)]
-        parts = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or [])]
-        if not parts and topics:
-            await consumer._client.force_metadata_update()
-            parts = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or [])]
-        ends = await consumer.end_offsets(parts) if parts else {}
-        begins = await consumer.beginning_offsets(parts) if parts else {}
-        dlq = sum(ends[tp] - begins[tp] for tp in parts if tp.topic.endswith(".dlq"))
+class BrokerProbe:
+    """Dead-letter and lag counts of one run's topics, from one admin client and one consumer kept open.
+
+    A watcher that looks every second must not rebuild its clients and re-read the whole cluster's metadata each
+    time: on a broker that holds thousands of topics that cost a core's worth of CPU on this machine, taken from
+    the services being measured. The run's partitions are listed once, when the probe opens."""
+
+    def __init__(self, bootstrap: str, prefix: str) -> None:
+        self._bootstrap = bootstrap
+        self._prefix = prefix
+        self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        self._parts: list[TopicPartition] = []
+
+    async def __aenter__(self) -> BrokerProbe:
+        await self._admin.start()
+        await self._consumer.start()
+        topics = [t for t in await self._admin.list_topics() if t.startswith(self._prefix)]
+        self._parts = [TopicPartition(t, p) for t in topics for p in (self._consumer.partitions_for_topic(t) or [])]
+        if not self._parts and topics:
+            await self._consumer._client.force_metadata_update()
+            self._parts = [TopicPartition(t, p) for t in topics for p in (self._consumer.partitions_for_topic(t) or [])]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._consumer.stop()
+        await self._admin.close()
+
+    async def counts(self, groups: Sequence[str]) -> tuple[int, int]:
+        """(messages on the run's dead-letter topics, total consumer lag of ``groups``)."""
+        ends = await self._consumer.end_offsets(self._parts) if self._parts else {}
+        dlq_parts = [tp for tp in self._parts if tp.topic.endswith(".dlq")]
+        begins = await self._consumer.beginning_offsets(dlq_parts) if dlq_parts else {}
+        dlq = sum(ends[tp] - begins[tp] for tp in dlq_parts)
         lag = 0
         for group in groups:
-            committed = await admin.list_consumer_group_offsets(group)
+            committed = await self._admin.list_consumer_group_offsets(group)
             for tp, meta in committed.items():
                 if tp in ends:
                     lag += max(0, ends[tp] - meta.offset)
         return dlq, lag
-    finally:
-        await consumer.stop()
-        await admin.close()
+
+
+async def broker_counts(bootstrap: str, prefix: str, groups: list[str]) -> tuple[int, int]:
+    """(messages on the run's dead-letter topics, total consumer lag of ``groups``), with a probe of its own."""
+    async with BrokerProbe(bootstrap, prefix) as probe:
+        return await probe.counts(groups)
 
 
 async def backlog(conn: AsyncConnection) -> int:
@@ -125,25 +147,29 @@ async def wait_pipeline_drained(
     last: tuple[int, int] | None = None
     stable_since = time.monotonic()
     try:
-        while time.monotonic() < deadline:
-            dead = [p.name for p in procs if p.popen.poll() is not None]
-            if dead:
-                raise RuntimeError(f"service process(es) exited: {dead}; see their logs")
-            async with engine.connect() as conn:
-                processed = (await database_counts(conn))["events_processed"]
-                pending = await backlog(conn)
-            _, lag = await broker_counts(os.environ["KAFKA_BOOTSTRAP_SERVERS"], prefix, groups)
-            if on_update is not None:
-                on_update(processed, lag, pending)
-            state = (processed, lag + pending)
-            if state != last:
-                stable_since = time.monotonic()
-            elif (
-                processed >= min_processed and lag == 0 and pending == 0 and time.monotonic() - stable_since >= stable_s
-            ):
-                return True
-            last = state
-            await asyncio.sleep(1.0)
+        async with BrokerProbe(os.environ["KAFKA_BOOTSTRAP_SERVERS"], prefix) as probe:
+            while time.monotonic() < deadline:
+                dead = [p.name for p in procs if p.popen.poll() is not None]
+                if dead:
+                    raise RuntimeError(f"service process(es) exited: {dead}; see their logs")
+                async with engine.connect() as conn:
+                    processed = (await database_counts(conn))["events_processed"]
+                    pending = await backlog(conn)
+                _, lag = await probe.counts(groups)
+                if on_update is not None:
+                    on_update(processed, lag, pending)
+                state = (processed, lag + pending)
+                if state != last:
+                    stable_since = time.monotonic()
+                elif (
+                    processed >= min_processed
+                    and lag == 0
+                    and pending == 0
+                    and time.monotonic() - stable_since >= stable_s
+                ):
+                    return True
+                last = state
+                await asyncio.sleep(1.0)
     finally:
         await engine.dispose()
     return False

@@ -28,3 +28,19 @@ async def ensure_topics(bootstrap_servers: str, topics: Iterable[str], partition
                 )
     finally:
         await admin.close()
+
+
+async def delete_topics_with_prefix(bootstrap_servers: str, prefix: str) -> int:
+    """Delete every topic whose name starts with ``prefix`` (a finished bench or demo run's own topics); returns
+    how many. Refuses an empty prefix: production topics are never deleted from here."""
+    if not prefix:
+        raise ValueError("a run prefix is required; production topics are never deleted")
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        doomed = sorted(t for t in await admin.list_topics() if t.startswith(prefix))
+        if doomed:
+            await admin.delete_topics(doomed)
+        return len(doomed)
+    finally:
+        await admin.close()
