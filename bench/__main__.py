@@ -28,6 +28,7 @@ from bench.ceiling import run_ceiling, table_counts
 from bench.gateway_mode import via_gateway
 from bench.harness import (
     Bench,
+    causes_of_order_events,
     committed_at,
     cpu_seconds,
     encode_all,
@@ -142,18 +143,18 @@ async def latency(offered: float, seconds: float, seed: int, replicas: dict[str,
             rows = (
                 await c.execute(
                     text(
-                        f"SELECT {committed} AS committed_at, coalesce(o.causation, e.source_event) AS cause "
-                        "FROM ledger.journal_entries e "
-                        "LEFT JOIN (SELECT convert_from(payload, 'UTF8')::jsonb ->> 'event_id' AS id, "
-                        "convert_from(payload, 'UTF8')::jsonb ->> 'causation_id' AS causation FROM orders.outbox) o "
-                        "ON o.id = e.source_event WHERE e.kind IN ('sale_completed', 'settlement')"
+                        f"SELECT {committed} AS committed_at, e.source_event FROM ledger.journal_entries e "
+                        "WHERE e.kind IN ('sale_completed', 'settlement')"
                     )
                 )
             ).all()
         await engine.dispose()
+        # A completion's source is the orders service's event; a settlement's is the published one itself.
+        causes = await causes_of_order_events(bench.prefix)
     finally:
         await bench.close()
-    lat = sorted((r.committed_at.timestamp() - sent[r.cause]) * 1000 for r in rows if r.cause in sent)
+    published = [(r.committed_at, sent.get(causes.get(r.source_event, r.source_event))) for r in rows]
+    lat = sorted((at.timestamp() - t) * 1000 for at, t in published if t is not None)
     q = statistics.quantiles(lat, n=100, method="inclusive") if len(lat) >= 2 else [0.0] * 99
     return {
         "offered_per_s": offered,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import time
 from dataclasses import dataclass, field, replace
@@ -12,6 +13,7 @@ from typing import Any
 
 import psutil
 import yaml
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy import text
 
 from bench.loadgen import Message, interleave, lifecycles
@@ -181,6 +183,32 @@ async def wait_drained(bench: Bench, expected_inbox: int, timeout_s: float) -> N
     finally:
         await engine.dispose()
     raise TimeoutError(f"not drained after {timeout_s}s (last: inbox, lag, outbox = {last})")
+
+
+async def causes_of_order_events(prefix: str) -> dict[str, str]:
+    """``event_id`` → ``causation_id`` of every event on the run's ``orders.events`` topic (read to its end): the
+    ledger names an order event as a posting's source, the bench published the marketplace event that caused it."""
+    topic = topic_name("orders.events", prefix)
+    consumer = AIOKafkaConsumer(bootstrap_servers=os.environ["KAFKA_BOOTSTRAP_SERVERS"], enable_auto_commit=False)
+    await consumer.start()
+    causes: dict[str, str] = {}
+    try:
+        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        if not parts:
+            await consumer._client.force_metadata_update()
+            parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        ends = await consumer.end_offsets(parts)
+        while [tp for tp in parts if await consumer.position(tp) < ends[tp]]:
+            for records in (await consumer.getmany(timeout_ms=1000, max_records=10_000)).values():
+                for r in records:
+                    envelope = json.loads(r.value or b"{}")
+                    if envelope.get("causation_id"):
+                        causes[str(envelope["event_id"])] = str(envelope["causation_id"])
+    finally:
+        await consumer.stop()
+    return causes
 
 
 def cpu_seconds(pids: dict[str, list[int]]) -> dict[str, float]:

@@ -1,9 +1,11 @@
-"""The outbox relay: publishes outbox rows in id order (so in order per key) and marks them sent.
+"""The outbox relay: publishes outbox rows in id order (so in order per key), then deletes them.
 
-Exactly once, even across a crash between publish and mark: every published record carries the header
-``karya-outbox: <schema>:<id>``. Before its first batch, and after any failed publish, the relay reads the tails
-of the partitions its pending rows go to and marks as sent every row it finds there already. One relay per
-outbox is active at a time (a PostgreSQL advisory lock), so a second replica waits as a hot standby.
+The outbox is a queue: a row lives from the transaction that wrote it until Kafka acknowledged its record; Kafka
+is the record of what was published. Exactly once, even across a crash between publish and delete: every
+published record carries the header ``karya-outbox: <schema>:<id>``. Before its first batch, and after any failed
+publish, the relay reads the tails of the partitions its pending rows go to and deletes every row it finds there
+already. One relay per outbox is active at a time (a PostgreSQL advisory lock), so a second replica waits as a
+hot standby.
 """
 
 from __future__ import annotations
@@ -121,13 +123,13 @@ class OutboxRelay:
         self._wake.clear()
 
     async def publish_once(self, producer: AIOKafkaProducer) -> int:
-        """Publish the next batch of unsent rows and mark them sent; returns how many."""
+        """Publish the next batch of rows and delete them once Kafka acknowledged them; returns how many."""
         async with self._engine.connect() as conn:
             rows = (
                 await conn.execute(
                     text(
                         f"SELECT id, topic, key, payload, headers::text AS headers FROM {self._schema}.outbox "
-                        "WHERE sent_at IS NULL ORDER BY id LIMIT :n"
+                        "ORDER BY id LIMIT :n"
                     ),
                     {"n": self._batch_size},
                 )
@@ -136,7 +138,7 @@ class OutboxRelay:
         if not rows:
             return 0
         await self._send(producer, rows)
-        await self._mark_sent([row.id for row in rows])
+        await self._remove_sent([row.id for row in rows])
         self.published += len(rows)
         self._metrics.outbox_published.labels(self._schema).inc(len(rows))
         return len(rows)
@@ -168,19 +170,20 @@ class OutboxRelay:
                 futures.append(await producer.send_batch(batch, topic, partition=partition))
         await asyncio.gather(*futures)
 
-    async def _mark_sent(self, ids: Sequence[int]) -> None:
+    async def _remove_sent(self, ids: Sequence[int]) -> None:
         async with self._engine.begin() as conn:
             await conn.execute(
-                text(f"UPDATE {self._schema}.outbox SET sent_at = now() WHERE id = ANY(:ids)"),
+                text(f"DELETE FROM {self._schema}.outbox WHERE id = ANY(:ids)"),
                 {"ids": list(ids)},
             )
 
     async def recover_in_flight(self) -> int:
-        """Mark as sent the pending rows whose records already reached Kafka; returns how many."""
+        """Remove the rows whose records already reached Kafka (a crash between send and delete); returns how
+        many."""
         async with self._engine.connect() as conn:
             rows = (
                 await conn.execute(
-                    text(f"SELECT id, topic FROM {self._schema}.outbox WHERE sent_at IS NULL ORDER BY id LIMIT :n"),
+                    text(f"SELECT id, topic FROM {self._schema}.outbox ORDER BY id LIMIT :n"),
                     {"n": self._batch_size},
                 )
             ).all()
@@ -192,7 +195,7 @@ class OutboxRelay:
         found = await self._published_ids(topics, min(pending))
         already = sorted(pending & found)
         if already:
-            await self._mark_sent(already)
+            await self._remove_sent(already)
             log.warning("outbox_recovered_in_flight", schema=self._schema, rows=len(already))
         return len(already)
 
@@ -244,12 +247,7 @@ class OutboxRelay:
     async def _update_backlog_metrics(self) -> None:
         async with self._engine.connect() as conn:
             row = (
-                await conn.execute(
-                    text(
-                        f"SELECT count(*) AS n, min(created_at) AS oldest FROM {self._schema}.outbox "
-                        "WHERE sent_at IS NULL"
-                    )
-                )
+                await conn.execute(text(f"SELECT count(*) AS n, min(created_at) AS oldest FROM {self._schema}.outbox"))
             ).one()
             await conn.rollback()
         self._metrics.outbox_backlog.labels(self._schema).set(row.n)

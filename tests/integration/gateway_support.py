@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -255,10 +256,14 @@ async def scalar(engine: AsyncEngine, sql: str, **params: Any) -> Any:
         return (await conn.execute(text(sql), params)).scalar_one()
 
 
-async def outbox_events(engine: AsyncEngine, topic: str, key: str) -> list[dict[str, Any]]:
-    """Envelopes (as dicts) in the gateway outbox for ``topic`` and subject ``key``, in order."""
+async def outbox_events(
+    engine: AsyncEngine, topic: str, key: str, bootstrap: str | None = None
+) -> list[dict[str, Any]]:
+    """Envelopes (as dicts) the gateway emitted for ``topic`` and subject ``key``, in order. With ``bootstrap`` (a
+    test whose relay runs): what the relay already published to Kafka (it deletes those rows), then what is still
+    in the outbox; without: the outbox only."""
     async with engine.connect() as conn:
-        rows = (
+        pending = (
             (
                 await conn.execute(
                     text(
@@ -271,4 +276,31 @@ async def outbox_events(engine: AsyncEngine, topic: str, key: str) -> list[dict[
             .scalars()
             .all()
         )
-    return [json.loads(bytes(r)) for r in rows]
+    events = [] if bootstrap is None else await _published(bootstrap, topic, key.encode())
+    seen = {e["event_id"] for e in events}
+    events += [e for e in (json.loads(bytes(r)) for r in pending) if e["event_id"] not in seen]
+    return events
+
+
+async def _published(bootstrap: str, topic: str, key: bytes) -> list[dict[str, Any]]:
+    """Records of ``topic`` with ``key``, from the start to the current end of every partition."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        if not parts:
+            await consumer._client.force_metadata_update()
+            parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        if not parts:
+            return []
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        ends = await consumer.end_offsets(parts)
+        records = []
+        while [tp for tp in parts if await consumer.position(tp) < ends[tp]]:
+            for batch in (await consumer.getmany(timeout_ms=500)).values():
+                records += [r for r in batch if r.key == key and r.offset < ends[TopicPartition(r.topic, r.partition)]]
+    finally:
+        await consumer.stop()
+    records.sort(key=lambda r: r.timestamp)
+    return [json.loads(r.value) for r in records]

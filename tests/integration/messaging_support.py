@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from infra.db.engine import make_engine
 from infra.db.roles import mutable_table_grants, schema_grants
 from infra.messaging.consumer import InboundEvent, PermanentError
-from infra.messaging.ddl import messaging_tables_ddl
+from infra.messaging.ddl import messaging_tables_ddl, outbox_as_queue_ddl
 
 
 async def create_scratch_schema(migrator_url: str, schema: str) -> None:
@@ -25,6 +25,7 @@ async def create_scratch_schema(migrator_url: str, schema: str) -> None:
             statements = [
                 *schema_grants(schema),
                 *messaging_tables_ddl(schema),
+                *outbox_as_queue_ddl(schema),
                 *mutable_table_grants(schema, "outbox", delete=True),
                 *mutable_table_grants(schema, "inbox", delete=True),
                 f"CREATE TABLE {schema}.applied (event_id uuid PRIMARY KEY, subject text NOT NULL, "

@@ -152,10 +152,10 @@ async def test_poison_message_goes_to_dlq_and_partition_keeps_flowing(kafka_boot
 
 
 class _CrashBeforeMark(OutboxRelay):
-    """A relay that dies after publishing and before marking the rows sent."""
+    """A relay that dies after publishing and before deleting the published rows."""
 
-    async def _mark_sent(self, ids: object) -> None:
-        raise ConnectionError("simulated crash between publish and mark")
+    async def _remove_sent(self, ids: object) -> None:
+        raise ConnectionError("simulated crash between publish and delete")
 
 
 async def test_outbox_relay_publishes_exactly_once_in_order_across_restart(
@@ -176,9 +176,9 @@ async def test_outbox_relay_publishes_exactly_once_in_order_across_restart(
     producer = make_producer(kafka_bootstrap, "crashing-relay")
     await producer.start()
     with pytest.raises(ConnectionError):
-        await crashing.publish_once(producer)  # 200 rows reached Kafka, none marked
+        await crashing.publish_once(producer)  # 200 rows reached Kafka, none deleted
     await producer.stop()
-    assert await count(engine, f"SELECT count(*) FROM {schema}.outbox WHERE sent_at IS NULL") == 500
+    assert await count(engine, f"SELECT count(*) FROM {schema}.outbox") == 500
 
     relay = OutboxRelay(
         engine=engine, schema=schema, bootstrap_servers=kafka_bootstrap, metrics=metrics, batch_size=200
@@ -187,7 +187,7 @@ async def test_outbox_relay_publishes_exactly_once_in_order_across_restart(
     task = asyncio.create_task(relay.run(stop))
     try:
         await wait_for(
-            lambda: _eq(count(engine, f"SELECT count(*) FROM {schema}.outbox WHERE sent_at IS NULL"), 0),
+            lambda: _eq(count(engine, f"SELECT count(*) FROM {schema}.outbox"), 0),
             what="outbox drained",
         )
     finally:

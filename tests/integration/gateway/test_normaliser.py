@@ -52,10 +52,11 @@ class Gateway:
     fakes: dict[str, FakeClient]
 
     async def events(self, key: str, topic: str | None = None) -> list[dict[str, Any]]:
-        return await outbox_events(self.engine, topic or self.topics.order_events, key)
+        bootstrap = self.runtime.kafka.bootstrap_servers
+        return await outbox_events(self.engine, topic or self.topics.order_events, key, bootstrap)
 
     async def settlements(self, key: str) -> list[dict[str, Any]]:
-        return await outbox_events(self.engine, self.topics.settlements, key)
+        return await outbox_events(self.engine, self.topics.settlements, key, self.runtime.kafka.bootstrap_servers)
 
     async def dead_letters(self, key: str) -> list[str]:
         async with self.engine.connect() as conn:
@@ -67,19 +68,18 @@ class Gateway:
 
     async def processed(self, key: str) -> bool:
         """Every raw delivery of ``key`` has been through the normaliser (applied or dead-lettered)."""
+        raw = await self.events(key, self.topics.raw_deliveries)
         async with self.engine.connect() as conn:
-            pending = (
+            applied = (
                 await conn.execute(
                     text(
-                        "SELECT count(*) FROM gateway.outbox o WHERE o.topic = :t "
-                        "AND convert_from(o.key, 'UTF8') = :k AND NOT EXISTS (SELECT 1 FROM gateway.inbox i "
-                        "WHERE i.consumer = :c "
-                        "AND i.event_id = (convert_from(o.payload, 'UTF8')::jsonb ->> 'event_id')::uuid)"
+                        "SELECT count(*) FROM gateway.inbox "
+                        "WHERE consumer = :c AND event_id = ANY(CAST(:ids AS uuid[]))"
                     ),
-                    {"t": self.topics.raw_deliveries, "k": key, "c": self.consumer},
+                    {"c": self.consumer, "ids": [e["event_id"] for e in raw]},
                 )
             ).scalar_one()
-        return int(pending) == 0
+        return int(applied) == len(raw)
 
 
 @pytest.fixture

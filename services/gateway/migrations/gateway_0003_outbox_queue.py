@@ -1,0 +1,27 @@
+"""gateway: the outbox is a queue — the relay deletes what Kafka acknowledged (see ``outbox_as_queue_ddl``).
+
+Revision ID: gateway_0003
+Revises: gateway_0002
+Create Date: 2026-11-28
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+from infra.messaging.ddl import outbox_as_log_ddl, outbox_as_queue_ddl
+
+revision = "gateway_0003"
+down_revision = "gateway_0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    for statement in outbox_as_queue_ddl("gateway"):
+        op.execute(statement)
+
+
+def downgrade() -> None:
+    for statement in outbox_as_log_ddl("gateway"):
+        op.execute(statement)

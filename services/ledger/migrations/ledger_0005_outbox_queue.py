@@ -1,0 +1,27 @@
+"""ledger: the outbox is a queue — the relay deletes what Kafka acknowledged (see ``outbox_as_queue_ddl``).
+
+Revision ID: ledger_0005
+Revises: ledger_0004
+Create Date: 2026-11-28
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+from infra.messaging.ddl import outbox_as_log_ddl, outbox_as_queue_ddl
+
+revision = "ledger_0005"
+down_revision = "ledger_0004"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    for statement in outbox_as_queue_ddl("ledger"):
+        op.execute(statement)
+
+
+def downgrade() -> None:
+    for statement in outbox_as_log_ddl("ledger"):
+        op.execute(statement)
