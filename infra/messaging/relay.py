@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from infra.logging import get_logger
 from infra.messaging.metrics import MessagingMetrics
 from infra.messaging.outbox import decode_headers
+from infra.messaging.partitioning import PartitionCache
 
 log = get_logger(__name__)
 OUTBOX_HEADER = "karya-outbox"
@@ -66,6 +67,7 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self.published = 0
         self._metrics_at = 0.0
+        self._partitions = PartitionCache()
 
     def wake(self) -> None:
         """Look at the outbox now: a transaction of this process has just committed rows to it."""
@@ -145,27 +147,31 @@ class OutboxRelay:
 
     async def _send(self, producer: AIOKafkaProducer, rows: Sequence[Any]) -> None:
         """Publish rows as record batches per partition (id order kept within each), then wait for all acks."""
-        per_partition: dict[tuple[str, int], list[Any]] = {}
-        known: dict[tuple[str, bytes | None], int] = {}  # the partitioner is pure Python: once per key and topic
-        for topic in {row.topic for row in rows}:
-            await producer.partitions_for(topic)  # metadata for the default partitioner
-        for row in rows:
-            key = _key(row.key)
-            partition = known.get((row.topic, key))
-            if partition is None:
-                partition = known[(row.topic, key)] = producer._partition(row.topic, None, key, None, key, None)
-            per_partition.setdefault((row.topic, partition), []).append(row)
+        per_partition: dict[tuple[str, int], list[tuple[int, bytes | None, bytes, str]]] = {}
+        counts = {topic: len(await producer.partitions_for(topic)) for topic in {row[1] for row in rows}}
+        cache = self._partitions
+        for row_id, topic, raw_key, payload, headers in rows:
+            key = None if raw_key is None else bytes(raw_key)
+            if key is None:  # no key: the producer's choice (any available partition)
+                partition = producer._partition(topic, None, None, None, None, None)
+            else:
+                partition = cache.partition(topic, counts[topic], key)
+            per_partition.setdefault((topic, partition), []).append((row_id, key, payload, headers))
+        decoded: dict[str, list[tuple[str, bytes]]] = {}  # a batch's rows share a handful of header sets
         futures = []
         for (topic, partition), group in per_partition.items():
             batch = producer.create_batch()
-            for row in group:
-                headers = [*decode_headers(row.headers), (OUTBOX_HEADER, f"{self._schema}:{row.id}".encode())]
-                value = bytes(row.payload)
-                if batch.append(key=_key(row.key), value=value, timestamp=None, headers=headers) is None:
+            for row_id, key, payload, header_text in group:
+                base = decoded.get(header_text)
+                if base is None:
+                    base = decoded[header_text] = decode_headers(header_text)
+                headers = [*base, (OUTBOX_HEADER, f"{self._schema}:{row_id}".encode())]
+                value = payload if type(payload) is bytes else bytes(payload)
+                if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
                     futures.append(await producer.send_batch(batch, topic, partition=partition))
                     batch = producer.create_batch()
-                    if batch.append(key=_key(row.key), value=value, timestamp=None, headers=headers) is None:
-                        raise ValueError(f"outbox row {row.id} is larger than a whole record batch")
+                    if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                        raise ValueError(f"outbox row {row_id} is larger than a whole record batch")
             if batch.record_count():
                 futures.append(await producer.send_batch(batch, topic, partition=partition))
         await asyncio.gather(*futures)
@@ -253,10 +259,6 @@ class OutboxRelay:
         self._metrics.outbox_backlog.labels(self._schema).set(row.n)
         age = 0.0 if row.oldest is None else max(0.0, time.time() - row.oldest.timestamp())
         self._metrics.outbox_oldest_age.labels(self._schema).set(age)
-
-
-def _key(raw: Any) -> bytes | None:
-    return None if raw is None else bytes(raw)
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
