@@ -225,7 +225,8 @@ def main() -> None:
                 f"{r['orders']:,} orders via the gateway: {r['webhooks_sent']:,} webhooks at {r['webhooks_per_s']}/s "
                 f"({r['webhooks_rejected']} rejected, {r['unexpected_rejections']} unexpectedly), "
                 f"{r['events']:,} events processed at {r['events_per_s']} events/s, "
-                f"{r['unbalanced_entries']} unbalanced entries, {r['duplicate_postings']} duplicate postings"
+                f"{r['unbalanced_entries']} unbalanced entries, {r['duplicate_postings']} duplicate postings; "
+                f"CPU-s while sending: {r['cpu_s_sending']}"
             )
         lat = None
     else:

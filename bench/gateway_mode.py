@@ -9,12 +9,13 @@ events/s from the first webhook to the last posting committed. The simulator pac
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
 from sqlalchemy import text
 
-from bench.harness import CATALOGUE, Bench, committed_at
+from bench.harness import CATALOGUE, Bench, committed_at, cpu_seconds, stack_pids
 from infra.db.engine import make_engine
 from infra.environment import state_dir
 from karya.demo_report import database_counts, wait_pipeline_drained
@@ -38,17 +39,22 @@ async def via_gateway(orders: int, seed: int, replicas: dict[str, int], say: Any
     apply_env(env)  # the in-process simulator signs with the same secrets the gateway verifies
     bench.start(state_dir() / "bench" / bench.prefix.rstrip("."), replicas, gateway=(gateway_port, env))
     sent_at: list[float] = []
+    cpu_sent: list[dict[str, float]] = []
     try:
         await wait_until_ready(bench.procs)
 
         async def until_drained() -> None:
             sent_at.append(time.time())
+            cpu_sent.append(cpu_seconds(pids))
             say("webhooks sent; waiting for the drain")
             if not await wait_pipeline_drained(
                 bench.service_url, bench.prefix, bench.procs, timeout_s=max(300.0, orders / 5), stable_s=_QUIET_S
             ):
                 raise TimeoutError("the pipeline did not drain")
 
+        pids = {name: bench.pids(name) for name in ("gateway", "orders", "ledger")}
+        pids |= stack_pids() | {"simulator": [os.getpid()]}
+        cpu0 = cpu_seconds(pids)
         t0 = time.time()
         sim = await run_simulated_day(catalogue, sim_port, orders, seed, lambda done, total: None, until_drained)
         last_commit = f"SELECT max({await committed_at(bench)}) FROM ledger.journal_entries"
@@ -76,4 +82,7 @@ async def via_gateway(orders: int, seed: int, replicas: dict[str, int], say: Any
         "journal_entries": counts["journal_entries"],
         "unbalanced_entries": counts["unbalanced_entries"],
         "duplicate_postings": counts["duplicate_postings"],
+        # While the webhooks were sent; the simulator is this process, which also serves the seller APIs the
+        # gateway calls.
+        "cpu_s_sending": {k: round(cpu_sent[0].get(k, 0) - cpu0.get(k, 0), 1) for k in cpu0},
     }
