@@ -27,7 +27,7 @@ from infra.messaging.topics import BASE_NAMES, topic_name
 from karya.demo_report import BrokerProbe, backlog
 from karya.processes import ServiceProcess, start_service, stop_all
 from services.ledger.adapters.policy_repo import store_policies
-from services.ledger.domain.policy import parse_policies
+from services.ledger.domain.policy_file import parse_policies
 from services.orders.adapters.catalogue_repo import load_catalogue as load_catalogue_db
 from services.orders.catalogue import Catalogue, load_catalogue
 

@@ -34,7 +34,7 @@ from karya.demo_report import broker_counts, database_counts, summary_tables, wa
 from karya.demo_sim import apply_env, demo_secrets, marketplace_env, run_simulated_day
 from karya.processes import ServiceProcess, free_port, start_service, stop_all, wait_until_ready
 from services.ledger.adapters.policy_repo import store_policies
-from services.ledger.domain.policy import parse_policies
+from services.ledger.domain.policy_file import parse_policies
 from services.orders.adapters.catalogue_repo import load_catalogue as load_catalogue_db
 from services.orders.catalogue import Catalogue, load_catalogue
 

@@ -27,7 +27,7 @@ from services.ledger.domain import accounts
 from services.ledger.domain.errors import LedgerDomainError
 from services.ledger.domain.journal import EntryKind, request_hash
 from services.ledger.domain.model import PayoutRequest
-from services.ledger.domain.policy import parse_policies
+from services.ledger.domain.policy_file import parse_policies
 from services.ledger.domain.postings import build_payout, payout_key
 from services.ledger.reports import inmate_savings, statement, trial_balance, verify_chain
 

@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _shares(policy: dict[str, object]) -> list[tuple[str, Fraction]]:
-    from services.ledger.domain.policy import parse_share
+    from services.ledger.domain.policy_file import parse_share
 
     return [(str(r["target"]), parse_share(r["share"])) for r in policy["rules"]]  # type: ignore[index, union-attr]
 

@@ -31,7 +31,7 @@ from infra.messaging.relay import make_producer
 from services.contracts.marketplace import REFUND_REPORTED, SETTLEMENT_REPORTED
 from services.contracts.orders import ORDER_COMPLETED
 from services.ledger.adapters.policy_repo import store_policies
-from services.ledger.domain.policy import parse_policies
+from services.ledger.domain.policy_file import parse_policies
 from services.ledger.posting import LedgerProcessor
 from services.ledger.reports import verify_chain
 

@@ -9,7 +9,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.ledger.domain.errors import LedgerDomainError
-from services.ledger.domain.policy import SplitPolicy, parse_policies, policy_hash
+from services.ledger.domain.policy import SplitPolicy, policy_hash
+from services.ledger.domain.policy_file import parse_policies
 
 
 class PolicyConflict(LedgerDomainError):

@@ -17,7 +17,7 @@ from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
 from infra.messaging.envelope import make_envelope
 from services.ledger.adapters.policy_repo import store_policies
-from services.ledger.domain.policy import parse_policies
+from services.ledger.domain.policy_file import parse_policies
 from services.ledger.posting import LedgerProcessor
 from tests.integration.ledger_support import (
     Batch,

@@ -21,7 +21,7 @@ from services.ledger.cli import ledger_app
 from services.ledger.domain import accounts
 from services.ledger.domain.allocation import allocate
 from services.ledger.domain.model import PayoutRequest
-from services.ledger.domain.policy import parse_share
+from services.ledger.domain.policy_file import parse_share
 from services.ledger.domain.postings import build_payout
 from services.ledger.posting import LedgerProcessor
 from services.ledger.reports import inmate_savings, statement, trial_balance

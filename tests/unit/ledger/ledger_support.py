@@ -20,7 +20,8 @@ from services.ledger.domain.model import (
     SettlementRequest,
     WorkMember,
 )
-from services.ledger.domain.policy import SplitPolicy, parse_policies
+from services.ledger.domain.policy import SplitPolicy
+from services.ledger.domain.policy_file import parse_policies
 
 REPO = Path(__file__).resolve().parents[3]
 DEMO_POLICY_FILE = REPO / "deploy" / "demo" / "policies.yaml"

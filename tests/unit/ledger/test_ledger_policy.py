@@ -17,11 +17,10 @@ from services.ledger.domain.policy import (
     ShareRule,
     ShareTarget,
     SplitPolicy,
-    parse_policies,
-    parse_share,
     policy_hash,
     select_policy,
 )
+from services.ledger.domain.policy_file import parse_policies, parse_share
 from tests.unit.ledger.ledger_support import DEMO_POLICIES, DEMO_POLICY_FILE
 
 WIB = timezone(timedelta(hours=7))
