@@ -12,6 +12,7 @@ from uuid import UUID
 
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from uuid_utils import uuid7 as fast_uuid7
 from uuid_utils.compat import uuid7
 
 ENVELOPE_VERSION: Literal["1.0"] = "1.0"
@@ -60,15 +61,16 @@ def encode_envelope(
     data: dict[str, Any],
     causation: Envelope | None = None,
     time: datetime | None = None,
-) -> tuple[UUID, bytes]:
-    """The bytes of a new envelope, built without a validating model (the hot path of every outbox write).
+) -> tuple[str, bytes]:
+    """The event id and bytes of a new envelope, built without a validating model (the hot path of every outbox
+    write).
 
-    Produces exactly what ``make_envelope(...).to_bytes()`` would; ``data`` must already be JSON-able (orjson
-    serialises datetimes and UUIDs itself). The committed JSON Schemas are checked against published bytes
-    in the tests.
+    Produces the document ``make_envelope(...).to_bytes()`` would (times spelled ``+00:00`` where the model writes
+    ``Z``); ``data`` must already be JSON-able (orjson serialises datetimes and UUIDs itself). The committed JSON
+    Schemas are checked against published bytes in the tests. The id is made as text directly (a standard-library
+    ``UUID`` object and its ``str`` cost five times as much, once per outbound event).
     """
-    eid = uuid7()
-    text_id = str(eid)
+    text_id = str(fast_uuid7())
     doc = {
         "specversion": ENVELOPE_VERSION,
         "event_id": text_id,
@@ -80,7 +82,7 @@ def encode_envelope(
         "causation_id": str(causation.event_id) if causation is not None else None,
         "data": data,
     }
-    return eid, orjson.dumps(doc)
+    return text_id, orjson.dumps(doc)
 
 
 def make_envelope(
