@@ -246,6 +246,7 @@ def main() -> None:
             else {"p50_ms": None, "p95_ms": None, "p99_ms": None, "offered_per_s": None}
         ),
         "by_size": {str(r["orders"]): r["events_per_s"] for r in runs},
+        "processes": replicas,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
