@@ -19,12 +19,16 @@ def make_engine(url: str, *, pool_size: int = 10, application_name: str = "karya
     """An engine for one process.
 
     No ping on checkout (it costs a round trip per transaction): a connection lost to a database restart fails
-    its statement, SQLAlchemy then invalidates the pool, and the consumer core retries with backoff.
+    its statement, SQLAlchemy then invalidates the pool, and the consumer core retries with backoff. Errors do
+    not dump the statement's parameters (they carry webhook bodies and order data, thousands in a batch
+    statement, and error messages end up in logs and dead letters); the driver may still quote the one value it
+    refused.
     """
     return create_async_engine(
         async_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
+        hide_parameters=True,
         connect_args={"server_settings": {"application_name": application_name}, "timeout": 5},
     )
 

@@ -91,8 +91,10 @@ class DeliveryStore:
             results: list[StoredDelivery | Exception]
             try:
                 results = [*await self._store_group(group)]
-            except Exception:
-                log.warning("delivery_group_failed_storing_one_by_one", deliveries=len(group), exc_info=True)
+            except Exception as exc:
+                # The class and SQLSTATE only: a database error's text can quote a delivery's body.
+                state = getattr(getattr(exc, "orig", None), "sqlstate", None)
+                log.warning("delivery_group_failed", deliveries=len(group), error=type(exc).__name__, sqlstate=state)
                 results = [await self._store_alone(p) for p in group]
             if self._after_commit is not None and any(r.created for r in results if isinstance(r, StoredDelivery)):
                 self._after_commit()
