@@ -40,7 +40,7 @@ from bench.harness import (
 from infra.db.engine import make_engine
 from infra.db.roles import passwords_from_env, role_urls
 from infra.environment import ROOT, state_dir
-from karya.processes import wait_until_ready
+from karya.processes import interrupt_on_sigterm, wait_until_ready
 
 console = Console(stderr=True)
 
@@ -218,6 +218,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     replicas = {"orders": args.orders_replicas, "ledger": args.ledger_replicas}
+    interrupt_on_sigterm()  # a killed bench still stops its services (each run's finally)
     if args.via_gateway:
         runs = [asyncio.run(via_gateway(n, args.seed, replicas, console.print)) for n in args.orders]
         for r in runs:

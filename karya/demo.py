@@ -32,7 +32,14 @@ from infra.messaging.relay import make_producer
 from infra.messaging.topics import BASE_NAMES, topic_name
 from karya.demo_report import broker_counts, database_counts, summary_tables, wait_pipeline_drained
 from karya.demo_sim import apply_env, demo_secrets, marketplace_env, run_simulated_day
-from karya.processes import ServiceProcess, free_port, start_service, stop_all, wait_until_ready
+from karya.processes import (
+    ServiceProcess,
+    free_port,
+    interrupt_on_sigterm,
+    start_service,
+    stop_all,
+    wait_until_ready,
+)
 from services.ledger.adapters.policy_repo import store_policies
 from services.ledger.domain.policy_file import parse_policies
 from services.orders.adapters.catalogue_repo import load_catalogue as load_catalogue_db
@@ -77,6 +84,7 @@ def demo(
     asyncio.run(_prepare(prefix))
     log_dir = state_dir() / "demo" / prefix.rstrip(".")
     procs: list[ServiceProcess] = []
+    interrupt_on_sigterm()
     try:
         for service in services:
             port = gateway_port if service == "gateway" else None

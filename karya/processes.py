@@ -88,3 +88,13 @@ async def wait_until_ready(procs: list[ServiceProcess], timeout_s: float = 120) 
                 pass
             await asyncio.sleep(0.5)
     raise TimeoutError("services did not become ready; see their logs")
+
+
+def interrupt_on_sigterm() -> None:
+    """Treat SIGTERM (``kill PID``, a CI timeout, a supervisor) like Ctrl-C, so the caller's ``finally`` stops the
+    service processes it started instead of leaving them running without a parent."""
+
+    def _interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, _interrupt)
