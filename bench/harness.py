@@ -9,11 +9,9 @@ import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import psutil
 import yaml
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy import text
 
 from bench.loadgen import Message, interleave, lifecycles
@@ -21,10 +19,10 @@ from infra.db.engine import make_engine
 from infra.db.migrate import upgrade_to_head_async
 from infra.db.roles import bootstrap_database, drop_database, passwords_from_env, role_urls
 from infra.environment import ROOT, state_dir
-from infra.messaging.admin import delete_topics_with_prefix, ensure_topics
+from infra.messaging.admin import delete_topics_with_prefix, ensure_topics, read_to_end
 from infra.messaging.relay import make_producer
 from infra.messaging.topics import BASE_NAMES, topic_name
-from karya.demo_report import BrokerProbe, backlog
+from karya.demo_report import wait_pipeline_drained
 from karya.processes import ServiceProcess, start_service, stop_all
 from services.ledger.adapters.policy_repo import store_policies
 from services.ledger.domain.policy_file import parse_policies
@@ -155,59 +153,28 @@ async def publish(wires: list[Wire], rate: float | None = None) -> dict[str, flo
 
 async def wait_drained(bench: Bench, expected_inbox: int, timeout_s: float) -> None:
     """Until both consumers saw everything, lag and outbox backlog are zero, and counts are stable."""
-    engine = make_engine(bench.service_url, pool_size=1)
-    groups = [f"{bench.prefix}karya-orders", f"{bench.prefix}karya-ledger"]
-    deadline = time.monotonic() + timeout_s
-    last: Any = None
-    try:
-        async with BrokerProbe(os.environ["KAFKA_BOOTSTRAP_SERVERS"], bench.prefix) as probe:
-            while time.monotonic() < deadline:
-                if any(p.popen.poll() is not None for p in bench.procs):
-                    raise RuntimeError("a service process exited; see the bench logs")
-                async with engine.connect() as c:
-                    inbox = int(
-                        (
-                            await c.execute(
-                                text("SELECT (SELECT count(*) FROM orders.inbox) + (SELECT count(*) FROM ledger.inbox)")
-                            )
-                        ).scalar_one()
-                    )
-                    pending = await backlog(c)
-                # The broker is asked only once the inboxes could be complete: the look is not free.
-                lag = (await probe.counts(groups))[1] if inbox >= expected_inbox else -1
-                state = (inbox, lag, pending)
-                if inbox >= expected_inbox and lag == 0 and pending == 0 and state == last:
-                    return
-                last = state
-                await asyncio.sleep(0.5)
-    finally:
-        await engine.dispose()
-    raise TimeoutError(f"not drained after {timeout_s}s (last: inbox, lag, outbox = {last})")
+    last: list[tuple[int, int, int]] = []
+    if not await wait_pipeline_drained(
+        bench.service_url,
+        bench.prefix,
+        bench.procs,
+        timeout_s,
+        min_processed=expected_inbox,
+        stable_s=0.5,
+        poll_s=0.5,
+        on_update=lambda *state: last.append(state),
+    ):
+        raise TimeoutError(f"not drained after {timeout_s}s (last: inbox, lag, outbox = {last[-1:]})")
 
 
 async def causes_of_order_events(prefix: str) -> dict[str, str]:
     """``event_id`` → ``causation_id`` of every event on the run's ``orders.events`` topic (read to its end): the
     ledger names an order event as a posting's source, the bench published the marketplace event that caused it."""
-    topic = topic_name("orders.events", prefix)
-    consumer = AIOKafkaConsumer(bootstrap_servers=os.environ["KAFKA_BOOTSTRAP_SERVERS"], enable_auto_commit=False)
-    await consumer.start()
     causes: dict[str, str] = {}
-    try:
-        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-        if not parts:
-            await consumer._client.force_metadata_update()
-            parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
-        ends = await consumer.end_offsets(parts)
-        while [tp for tp in parts if await consumer.position(tp) < ends[tp]]:
-            for records in (await consumer.getmany(timeout_ms=1000, max_records=10_000)).values():
-                for r in records:
-                    envelope = json.loads(r.value or b"{}")
-                    if envelope.get("causation_id"):
-                        causes[str(envelope["event_id"])] = str(envelope["causation_id"])
-    finally:
-        await consumer.stop()
+    for record in await read_to_end(os.environ["KAFKA_BOOTSTRAP_SERVERS"], topic_name("orders.events", prefix)):
+        envelope = json.loads(record.value or b"{}")
+        if envelope.get("causation_id"):
+            causes[str(envelope["event_id"])] = str(envelope["causation_id"])
     return causes
 
 

@@ -1,10 +1,12 @@
-"""Topic administration: production topics are created with explicit partition counts, never implicitly."""
+"""Topic administration and inspection: production topics are created with explicit partition counts, never
+implicitly; tools and tests read topics back through the helpers here."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -44,3 +46,30 @@ async def delete_topics_with_prefix(bootstrap_servers: str, prefix: str) -> int:
         return len(doomed)
     finally:
         await admin.close()
+
+
+async def partitions_of(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> list[TopicPartition]:
+    """Every partition of ``topics``, in order; the consumer's metadata is refreshed once if a topic is new to it."""
+    if any(consumer.partitions_for_topic(t) is None for t in topics):
+        await consumer._client.force_metadata_update()
+    return [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+
+
+async def read_to_end(bootstrap_servers: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record of ``topic`` from its start to the end it has now, each partition in offset order."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    await consumer.start()
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        parts = await partitions_of(consumer, [topic])
+        if not parts:
+            return records
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        ends = await consumer.end_offsets(parts)
+        while [tp for tp in parts if await consumer.position(tp) < ends[tp]]:
+            for tp, batch in (await consumer.getmany(timeout_ms=1000, max_records=10_000)).items():
+                records += [r for r in batch if r.offset < ends[tp]]
+    finally:
+        await consumer.stop()
+    return records

@@ -21,6 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from infra.logging import get_logger
+from infra.messaging.admin import partitions_of
 from infra.messaging.metrics import MessagingMetrics
 from infra.messaging.outbox import decode_headers
 from infra.messaging.partitioning import PartitionCache
@@ -211,13 +212,8 @@ class OutboxRelay:
         await consumer.start()
         found: set[int] = set()
         try:
-            for topic in topics:
-                parts = consumer.partitions_for_topic(topic)
-                if parts is None:
-                    await consumer._client.force_metadata_update()
-                    parts = consumer.partitions_for_topic(topic) or set()
-                for p in sorted(parts):
-                    found |= await self._scan_partition(consumer, TopicPartition(topic, p), min_pending)
+            for tp in await partitions_of(consumer, topics):
+                found |= await self._scan_partition(consumer, tp, min_pending)
         finally:
             await consumer.stop()
         return found

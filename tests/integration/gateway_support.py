@@ -12,11 +12,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from infra.messaging.admin import ensure_topics
+from infra.messaging.admin import ensure_topics, read_to_end
 from infra.settings import KafkaSettings
 from services.gateway.clients.base import ApiOrder, ApiOrderLine, ApiSettlement, MarketplaceApiError
 from services.gateway.clients.refunds import ApiRefund
@@ -283,24 +282,5 @@ async def outbox_events(
 
 
 async def _published(bootstrap: str, topic: str, key: bytes) -> list[dict[str, Any]]:
-    """Records of ``topic`` with ``key``, from the start to the current end of every partition."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-        if not parts:
-            await consumer._client.force_metadata_update()
-            parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-        if not parts:
-            return []
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
-        ends = await consumer.end_offsets(parts)
-        records = []
-        while [tp for tp in parts if await consumer.position(tp) < ends[tp]]:
-            for batch in (await consumer.getmany(timeout_ms=500)).values():
-                records += [r for r in batch if r.key == key and r.offset < ends[TopicPartition(r.topic, r.partition)]]
-    finally:
-        await consumer.stop()
-    records.sort(key=lambda r: r.timestamp)
-    return [json.loads(r.value) for r in records]
+    """Envelopes of ``topic`` with ``key`` published so far (one key: one partition, so in offset order)."""
+    return [json.loads(r.value) for r in await read_to_end(bootstrap, topic) if r.key == key and r.value]
