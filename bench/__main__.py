@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -28,7 +27,6 @@ from bench.ceiling import run_ceiling, table_counts
 from bench.gateway_mode import via_gateway
 from bench.harness import (
     Bench,
-    causes_of_order_events,
     committed_at,
     cpu_seconds,
     encode_all,
@@ -37,6 +35,7 @@ from bench.harness import (
     stack_pids,
     wait_drained,
 )
+from bench.latency import describe, latency
 from infra.db.engine import make_engine
 from infra.db.roles import passwords_from_env, role_urls
 from infra.environment import ROOT, state_dir
@@ -123,48 +122,6 @@ def _admin() -> str:
     return os.environ["KARYA_DB_ADMIN_URL"]
 
 
-async def latency(offered: float, seconds: float, seed: int, replicas: dict[str, int]) -> dict[str, Any]:
-    """Paced publishing at ``offered`` events/s; publish → posting-committed percentiles."""
-    stamp = int(time.time())
-    orders = max(50, int(offered * seconds / 4.7))
-    bench = Bench(database="karya_bench", prefix=f"bench{stamp}lat.")
-    console.print(f"[bold]latency[/bold] at {offered:,.0f} events/s offered for ~{seconds:.0f} s")
-    await bench.setup(orders)
-    bench.start(state_dir() / "bench" / bench.prefix.rstrip("."), replicas)
-    try:
-        await wait_until_ready(bench.procs)
-        messages = messages_for(orders, seed + 1, "lat-")
-        sent = await publish(encode_all(bench.prefix, messages), rate=offered)
-        order_events = sum(1 for m in messages if m.topic == "marketplace.order-events")
-        await wait_drained(bench, order_events, timeout_s=300)
-        committed = await committed_at(bench, "e")
-        engine = make_engine(bench.service_url, pool_size=1)
-        async with engine.connect() as c:
-            rows = (
-                await c.execute(
-                    text(
-                        f"SELECT {committed} AS committed_at, e.source_event FROM ledger.journal_entries e "
-                        "WHERE e.kind IN ('sale_completed', 'settlement')"
-                    )
-                )
-            ).all()
-        await engine.dispose()
-        # A completion's source is the orders service's event; a settlement's is the published one itself.
-        causes = await causes_of_order_events(bench.prefix)
-    finally:
-        await bench.close()
-    published = [(r.committed_at, sent.get(causes.get(r.source_event, r.source_event))) for r in rows]
-    lat = sorted((at.timestamp() - t) * 1000 for at, t in published if t is not None)
-    q = statistics.quantiles(lat, n=100, method="inclusive") if len(lat) >= 2 else [0.0] * 99
-    return {
-        "offered_per_s": offered,
-        "latency_samples": len(lat),
-        "p50_ms": round(q[49], 1),
-        "p95_ms": round(q[94], 1),
-        "p99_ms": round(q[98], 1),
-    }
-
-
 def _table(runs: list[dict[str, Any]], lat: dict[str, Any] | None) -> None:
     table = Table(
         "orders",
@@ -192,10 +149,7 @@ def _table(runs: list[dict[str, Any]], lat: dict[str, Any] | None) -> None:
         )
     console.print(table)
     if lat:
-        console.print(
-            f"latency at {lat['offered_per_s']:,.0f} events/s offered: p50 {lat['p50_ms']} ms, "
-            f"p95 {lat['p95_ms']} ms, p99 {lat['p99_ms']} ms ({lat['latency_samples']} postings)"
-        )
+        console.print(describe(lat))
 
 
 def main() -> None:
@@ -232,7 +186,11 @@ def main() -> None:
         lat = None
     else:
         runs = [asyncio.run(throughput(n, args.seed, not args.no_ceiling, replicas)) for n in args.orders]
-        lat = None if args.no_latency else asyncio.run(latency(args.offered, args.latency_seconds, args.seed, replicas))
+        lat = (
+            None
+            if args.no_latency
+            else asyncio.run(latency(args.offered, args.latency_seconds, args.seed, replicas, console.print))
+        )
         _table(runs, lat)
     last = runs[-1]
     summary = {

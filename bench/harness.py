@@ -167,15 +167,24 @@ async def wait_drained(bench: Bench, expected_inbox: int, timeout_s: float) -> N
         raise TimeoutError(f"not drained after {timeout_s}s (last: inbox, lag, outbox = {last[-1:]})")
 
 
-async def causes_of_order_events(prefix: str) -> dict[str, str]:
-    """``event_id`` → ``causation_id`` of every event on the run's ``orders.events`` topic (read to its end): the
-    ledger names an order event as a posting's source, the bench published the marketplace event that caused it."""
-    causes: dict[str, str] = {}
+@dataclass(frozen=True, slots=True)
+class OrderEvent:
+    """An event the orders service published: the marketplace event that caused it, and when the relay appended
+    it to Kafka (the record's create time, epoch seconds)."""
+
+    cause: str | None
+    appended_at: float
+
+
+async def order_events(prefix: str) -> dict[str, OrderEvent]:
+    """Every event on the run's ``orders.events`` topic (read to its end), by event id: the ledger names an order
+    event as a posting's source, the bench published the marketplace event that caused it."""
+    events: dict[str, OrderEvent] = {}
     for record in await read_to_end(os.environ["KAFKA_BOOTSTRAP_SERVERS"], topic_name("orders.events", prefix)):
         envelope = json.loads(record.value or b"{}")
-        if envelope.get("causation_id"):
-            causes[str(envelope["event_id"])] = str(envelope["causation_id"])
-    return causes
+        cause = envelope.get("causation_id")
+        events[str(envelope["event_id"])] = OrderEvent(None if cause is None else str(cause), record.timestamp / 1000)
+    return events
 
 
 def cpu_seconds(pids: dict[str, list[int]]) -> dict[str, float]:
@@ -207,9 +216,10 @@ def stack_pids() -> dict[str, list[int]]:
     return out
 
 
-async def committed_at(bench: Bench, alias: str = "") -> str:
-    """SQL for when a journal row became durable: its transaction's commit time where the server tracks it (the
-    local stack sets track_commit_timestamp), else the time the ledger stamped on the entry just before writing."""
+async def committed_at(bench: Bench, alias: str = "", fallback: str = "recorded_at") -> str:
+    """SQL for when a row became durable: its transaction's commit time where the server tracks it (the local
+    stack sets track_commit_timestamp), else the time stamped on the row before writing (``fallback``: a journal
+    entry's ``recorded_at``, an inbox row's ``received_at``)."""
     engine = make_engine(bench.service_url, pool_size=1)
     try:
         async with engine.connect() as c:
@@ -217,4 +227,4 @@ async def committed_at(bench: Bench, alias: str = "") -> str:
     finally:
         await engine.dispose()
     p = f"{alias}." if alias else ""
-    return f"coalesce(pg_xact_commit_timestamp({p}xmin), {p}recorded_at)" if tracked else f"{p}recorded_at"
+    return f"coalesce(pg_xact_commit_timestamp({p}xmin), {p}{fallback})" if tracked else f"{p}{fallback}"
