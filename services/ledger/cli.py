@@ -20,6 +20,7 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from infra.db.engine import make_engine
+from infra.messaging.outbox import enqueue
 from infra.settings import database_settings
 from services.ledger.adapters.journal_repo import normal_balances, post_entries, posted_request
 from services.ledger.adapters.policy_repo import store_policies
@@ -29,6 +30,7 @@ from services.ledger.domain.journal import EntryKind, request_hash
 from services.ledger.domain.model import PayoutRequest
 from services.ledger.domain.policy_file import parse_policies
 from services.ledger.domain.postings import build_payout, payout_key
+from services.ledger.outbound import entry_posted_messages
 from services.ledger.reports import inmate_savings, statement, trial_balance, verify_chain
 
 ledger_app = typer.Typer(help="The journal: reports, verification, payouts.", no_args_is_help=True)
@@ -174,6 +176,9 @@ def payout_cmd(
         balances = await normal_balances(conn, [account])
         entry = build_payout(PayoutRequest(inmate_id, payout_id, amount, datetime.now(UTC)), balances)
         result = await post_entries(conn, [(entry, f"cli:payout:{payout_id}")])
+        # Announced in the posting's transaction, like every other posting; a running ledger's relay publishes
+        # it. ``posted`` holds only what this call committed, so a repeated payout announces nothing.
+        await enqueue(conn, "ledger", entry_posted_messages(result.posted))
         if result.conflicts:
             raise LedgerDomainError(f"payout id {payout_id} was already used for a different payout")
         if result.already_posted:
