@@ -3,7 +3,8 @@
 Resolution order: environment variables (``KAFKA_BOOTSTRAP_SERVERS``; ``KARYA_DB_ADMIN_URL`` for a role that may
 create roles and databases) → testcontainers when a Docker engine answers → the project's local stack, started
 once per session. Integration tests never skip silently: if no broker or database can be had, they fail.
-Each session migrates a fresh database of its own, so runs never see each other's rows.
+Each session migrates a fresh database of its own, so runs never see each other's rows, and deletes the topics
+it made on the broker when it ends (their names carry its own prefix: ``tests/naming.py``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import os
 import shutil
 import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -38,6 +40,7 @@ class Services:
 
 
 _SERVICES: Services | None = None
+_TOPIC_CLEANUP = pytest.StashKey[str]()
 _CONTAINERS: list[Any] = []
 
 
@@ -105,6 +108,38 @@ def _host_of(url: str) -> str:
 
     u = make_url(url)
     return f"{u.host}:{u.port}"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Delete the topics this session made on the broker (see ``tests/naming.py``) — only if it used one."""
+    if _SERVICES is not None:
+        _delete_session_topics(session.config, _SERVICES.kafka_bootstrap)
+
+
+def _delete_session_topics(config: pytest.Config, bootstrap: str, timeout_s: float = 60.0) -> None:
+    """Delete the topics named with this session's prefix; a broker already gone (or slow) only earns a line."""
+    from infra.messaging.admin import delete_topics_with_prefix
+    from tests.naming import SESSION_PREFIX, SESSION_PREFIX_SHAPE
+
+    if not SESSION_PREFIX_SHAPE.fullmatch(SESSION_PREFIX):  # never a prefix that could name other topics
+        raise RuntimeError(f"unexpected session topic prefix {SESSION_PREFIX!r}")
+    try:
+        deleted = asyncio.run(asyncio.wait_for(delete_topics_with_prefix(bootstrap, SESSION_PREFIX), timeout_s))
+        line = f"kafka: deleted the {deleted} topics of this session ({SESSION_PREFIX}*)"
+    except Exception as exc:  # the session's outcome stands whatever the broker does now
+        why = str(exc) or f"no answer in {timeout_s:.0f} s"
+        line = f"kafka: could not delete this session's topics ({SESSION_PREFIX}*): {type(exc).__name__}: {why}"
+    if config.pluginmanager.get_plugin("terminalreporter") is not None:
+        config.stash[_TOPIC_CLEANUP] = line  # printed with the summary (see below)
+    else:
+        print(line, file=sys.stderr)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say what became of this session's topics."""
+    line = terminalreporter.config.stash.get(_TOPIC_CLEANUP, None)
+    if line is not None:
+        terminalreporter.write_line(line)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -35,6 +35,7 @@ from infra.localstack import (
 )
 from infra.localstack.cli import stack_app
 from infra.localstack.kafka import KAFKA_VERSION_DEFAULT
+from tests.naming import session_topic
 
 pytestmark = pytest.mark.integration
 
@@ -69,7 +70,7 @@ def test_kafka_reports_its_version(kafka: KafkaInfo) -> None:
 
 
 async def test_idempotent_producer_delivers_and_consumer_reads_back(kafka: KafkaInfo) -> None:
-    topic = f"localstack-{uuid.uuid4().hex}"
+    topic = session_topic("localstack")
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap)
     await admin.start()
     try:

@@ -21,6 +21,7 @@ from infra.messaging.relay import OUTBOX_HEADER, OutboxRelay, make_producer
 from infra.runtime import ServiceRuntime
 from infra.settings import KafkaSettings
 from tests.integration.messaging_support import count, create_scratch_schema, read_topic, recording_handler, wait_for
+from tests.naming import session_topic
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +51,7 @@ def _settings(bootstrap: str, **overrides: object) -> KafkaSettings:
 
 
 async def test_idempotent_producer_initialises_and_delivers(kafka_bootstrap: str) -> None:
-    topic = f"test.idempotent.{_uid()}"
+    topic = session_topic("test.idempotent")
     await ensure_topics(kafka_bootstrap, [topic], partitions=1, with_dlq=False)
     producer = make_producer(kafka_bootstrap, "test-idempotent")
     await producer.start()
@@ -66,7 +67,7 @@ async def test_idempotent_producer_initialises_and_delivers(kafka_bootstrap: str
 
 
 async def test_redelivered_batch_is_applied_once(kafka_bootstrap: str, database: RoleUrls) -> None:
-    schema, topic = f"redeliver_{_uid()}", f"test.redeliver.{_uid()}"
+    schema, topic = f"redeliver_{_uid()}", session_topic("test.redeliver")
     await create_scratch_schema(database.migrator, schema)
     events = [_event(f"shopee:s1:o{i % 7}", i) for i in range(300)]
     await ensure_topics(kafka_bootstrap, [topic], partitions=3)
@@ -109,7 +110,7 @@ async def test_redelivered_batch_is_applied_once(kafka_bootstrap: str, database:
 
 
 async def test_poison_message_goes_to_dlq_and_partition_keeps_flowing(kafka_bootstrap: str, database: RoleUrls) -> None:
-    schema, topic = f"poison_{_uid()}", f"test.poison.{_uid()}"
+    schema, topic = f"poison_{_uid()}", session_topic("test.poison")
     await create_scratch_schema(database.migrator, schema)
     await ensure_topics(kafka_bootstrap, [topic], partitions=1)
     key = b"tokopedia:s1:o1"
@@ -161,7 +162,7 @@ class _CrashBeforeMark(OutboxRelay):
 async def test_outbox_relay_publishes_exactly_once_in_order_across_restart(
     kafka_bootstrap: str, database: RoleUrls
 ) -> None:
-    schema, topic = f"relay_{_uid()}", f"test.relay.{_uid()}"
+    schema, topic = f"relay_{_uid()}", session_topic("test.relay")
     await create_scratch_schema(database.migrator, schema)
     await ensure_topics(kafka_bootstrap, [topic], partitions=3, with_dlq=False)
     engine = make_engine(database.service)

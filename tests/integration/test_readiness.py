@@ -20,6 +20,7 @@ from infra.localstack import ensure_postgres, stop_postgres
 from infra.runtime import ServiceRuntime
 from infra.settings import KafkaSettings
 from tests.integration.messaging_support import recording_handler, wait_for
+from tests.naming import session_topic
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +39,7 @@ async def test_readyz_turns_false_when_database_stops_and_true_when_it_returns(
         await bootstrap_database(pg.superuser_url, passwords, "karya")
         urls = role_urls(pg.superuser_url, passwords, "karya")
         await upgrade_to_head_async(urls.migrator)
-        topic = f"test.readyz.{uuid.uuid4().hex[:8]}"
+        topic = session_topic("test.readyz")
         runtime = ServiceRuntime(
             name="readyz",
             schema="orders",

@@ -18,9 +18,10 @@ from services.gateway.cli import import_app
 from services.gateway.emit import GatewayTopics
 from tests.contract_validation import validate_published
 from tests.integration.gateway_support import outbox_events, scalar, uid
+from tests.naming import topic_prefix
 
 pytestmark = pytest.mark.integration
-TOPICS = GatewayTopics.with_prefix(f"tgb{uid()}.")
+TOPICS = GatewayTopics.with_prefix(topic_prefix("gb"))
 HEADER = (
     "Invoice;Tanggal;Status;ID Produk;Nama Produk;SKU;Jumlah;Harga Satuan;Total;Ongkir;Potongan/Biaya;"
     "Pajak;Dana Diterima"

@@ -13,15 +13,16 @@ from infra.db.roles import RoleUrls
 from services.gateway.dedupe import DeliveryKeys
 from services.gateway.deliveries import DeliveryStore, StoredDelivery
 from tests.integration.gateway_support import scalar, uid
+from tests.naming import topic_prefix
 
 pytestmark = pytest.mark.integration
 
 
 async def test_concurrent_deliveries_are_each_stored_once_and_visible_on_return(database: RoleUrls) -> None:
     engine = make_engine(database.service, pool_size=3)
-    u = uid()
+    u, topic = uid(), f"{topic_prefix('gc')}raw"  # a relay on this database may publish these rows later
     commits: list[int] = []
-    store = DeliveryStore(engine, topic=f"tgc{u}.raw", after_commit=lambda: commits.append(1))
+    store = DeliveryStore(engine, topic=topic, after_commit=lambda: commits.append(1))
 
     async def deliver(n: int) -> tuple[int, StoredDelivery, int]:
         keys = DeliveryKeys(f"group:{u}:{n % 40}", f"tokopedia:1:{u}-{n % 40}")
@@ -39,7 +40,7 @@ async def test_concurrent_deliveries_are_each_stored_once_and_visible_on_return(
         assert sorted(n % 40 for n, _ in created) == list(range(40)), "exactly one stored delivery per key"
         assert len({s.delivery_id for _, s in created}) == 40
         assert all(s.delivery_id is None for _, s, _ in results if not s.created)
-        outbox = await scalar(engine, "SELECT count(*) FROM gateway.outbox WHERE topic = :t", t=f"tgc{u}.raw")
+        outbox = await scalar(engine, "SELECT count(*) FROM gateway.outbox WHERE topic = :t", t=topic)
         assert outbox == 40, "one delivery_received per stored delivery"
         assert 1 <= len(commits) < 40, "deliveries shared commits (one per delivery would be 40)"
     finally:
@@ -49,7 +50,7 @@ async def test_concurrent_deliveries_are_each_stored_once_and_visible_on_return(
 async def test_a_bad_delivery_fails_alone(database: RoleUrls) -> None:
     engine = make_engine(database.service, pool_size=3)
     u = uid()
-    store = DeliveryStore(engine, topic=f"tgc{u}.raw")
+    store = DeliveryStore(engine, topic=f"{topic_prefix('gc')}raw")
     good = [DeliveryKeys(f"good:{u}:{n}", None) for n in range(5)]
     bad = DeliveryKeys(f"bad:{u}", None)
     try:

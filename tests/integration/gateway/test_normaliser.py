@@ -38,6 +38,7 @@ from tests.integration.gateway_support import (
     uid,
 )
 from tests.integration.messaging_support import wait_for
+from tests.naming import topic_prefix
 
 pytestmark = pytest.mark.integration
 
@@ -85,7 +86,7 @@ class Gateway:
 @pytest.fixture
 async def gateway(database: RoleUrls, kafka_bootstrap: str) -> AsyncIterator[Gateway]:
     u = uid()
-    topics = GatewayTopics.with_prefix(f"tgn{u}.")
+    topics = GatewayTopics.with_prefix(topic_prefix("gn"))
     await prepare_topics(kafka_bootstrap, topics)
     fakes = {c: FakeClient(c) for c in ("tokopedia", "tiktok_shop", "shopee", "blibli")}
     consumer = f"gateway-normaliser-{u}"

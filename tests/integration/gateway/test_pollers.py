@@ -26,9 +26,10 @@ from tests.integration.gateway_support import (
     scalar,
     uid,
 )
+from tests.naming import topic_prefix
 
 pytestmark = pytest.mark.integration
-TOPICS = GatewayTopics.with_prefix(f"tgp{uid()}.")
+TOPICS = GatewayTopics.with_prefix(topic_prefix("gp"))
 
 
 @pytest.fixture

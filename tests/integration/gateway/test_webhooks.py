@@ -26,11 +26,11 @@ from tests.integration.gateway_support import (
     prepare_topics,
     scalar,
     signature,
-    uid,
 )
+from tests.naming import topic_prefix
 
 pytestmark = pytest.mark.integration
-TOPICS = GatewayTopics.with_prefix(f"tgw{uid()}.")
+TOPICS = GatewayTopics.with_prefix(topic_prefix("gw"))
 ORDER_STATUS: dict[str, str | int] = {"tokopedia": 220, "tiktok_shop": "AWAITING_SHIPMENT", "shopee": "READY_TO_SHIP"}
 CANCEL_STATUS: dict[str, str | int] = {"tokopedia": 0, "tiktok_shop": "CANCEL", "shopee": "CANCELLED"}
 

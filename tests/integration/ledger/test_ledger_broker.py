@@ -34,9 +34,9 @@ from tests.integration.ledger_support import (
     publish,
     reissued,
     settled,
-    uid,
 )
 from tests.integration.messaging_support import read_topic, wait_for
+from tests.naming import topic_prefix
 
 pytestmark = pytest.mark.integration
 
@@ -60,8 +60,8 @@ class Ledger:
 
 @asynccontextmanager
 async def ledger_consumer(db: LedgerDatabase, bootstrap: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Ledger]:
-    """Wire ``LedgerProcessor`` as ``services.ledger.app`` does, on ``t<uid>.``-prefixed topics."""
-    prefix = f"t{uid()}."
+    """Wire ``LedgerProcessor`` as ``services.ledger.app`` does, on topics of this session's own prefix."""
+    prefix = topic_prefix()
     name = f"ledger-{prefix.strip('.')}"
     runtime = ServiceRuntime(
         name=name,

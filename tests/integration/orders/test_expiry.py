@@ -27,6 +27,7 @@ from tests.integration.orders_support import (
     uid,
     wait_applied,
 )
+from tests.naming import topic_prefix
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +45,7 @@ async def test_unpaid_reservation_expires_and_stock_is_available_again(
     kafka_bootstrap: str, database: RoleUrls, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     u, v = uid(), uid()  # two SKUs: one expired by the sweeper, one inline
-    prefix = f"t{u}."
+    prefix = topic_prefix()
     route_outputs(monkeypatch, prefix)
     engine = make_engine(database.service)
     await load(engine, small_catalogue(u, [("w1", 3, date(2026, 3, 1))]))

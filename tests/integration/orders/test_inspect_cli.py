@@ -28,6 +28,7 @@ from tests.integration.orders_support import (
     stock_of,
     uid,
 )
+from tests.naming import topic_prefix
 
 pytestmark = pytest.mark.integration
 
@@ -63,7 +64,7 @@ async def counters(url: str, u: str) -> tuple[dict[str, int], int]:
 
 def test_stock_inspect_restocks_once(database: RoleUrls, monkeypatch: pytest.MonkeyPatch) -> None:
     u = uid()
-    route_outputs(monkeypatch, f"t{u}.")
+    route_outputs(monkeypatch, topic_prefix())
     monkeypatch.setattr(fulfilment, "map_status", map_with_returns)
     monkeypatch.setenv("DATABASE_URL", database.service)
     qid = asyncio.run(returned_order(database.service, u))

@@ -16,6 +16,7 @@ from services.orders.adapters.stock_repo import counter_drift, negative_counter_
 from tests.contract_validation import validate_published
 from tests.integration.messaging_support import wait_for
 from tests.integration.orders_support import load, publish, service_processes, small_catalogue, status_event, uid
+from tests.naming import topic_prefix
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +25,7 @@ async def test_oversell_race_two_processes_exactly_37_confirmed(
     kafka_bootstrap: str, database: RoleUrls, tmp_path: Path
 ) -> None:
     u = uid()
-    prefix = f"t{u}."
+    prefix = topic_prefix()
     topic = topic_name("marketplace.order-events", prefix)
     await ensure_topics(kafka_bootstrap, [topic], partitions=6)
     engine = make_engine(database.service)

@@ -27,6 +27,7 @@ from tests.integration.orders_support import (
     uid,
     wait_applied,
 )
+from tests.naming import topic_prefix
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +36,7 @@ async def test_unknown_listing_parks_order_and_dead_letters(
     kafka_bootstrap: str, database: RoleUrls, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     u = uid()
-    prefix = f"t{u}."
+    prefix = topic_prefix()
     route_outputs(monkeypatch, prefix)
     engine = make_engine(database.service)
     await load(engine, small_catalogue(u, [("w1", 10, date(2026, 3, 1))]))
@@ -122,7 +123,7 @@ async def test_unmappable_status_parks_an_existing_order_and_keeps_its_hold(
     kafka_bootstrap: str, database: RoleUrls, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     u = uid()
-    prefix = f"t{u}."
+    prefix = topic_prefix()
     route_outputs(monkeypatch, prefix)
     engine = make_engine(database.service)
     await load(engine, small_catalogue(u, [("w1", 10, date(2026, 3, 1))]))

@@ -29,6 +29,7 @@ from tests.integration.orders_support import (
     uid,
     wait_applied,
 )
+from tests.naming import topic_prefix
 
 pytestmark = pytest.mark.integration
 
@@ -69,7 +70,7 @@ async def test_each_event_delivered_three_times_has_one_effect(
     kafka_bootstrap: str, database: RoleUrls, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     u = uid()
-    prefix = f"t{u}."
+    prefix = topic_prefix()
     route_outputs(monkeypatch, prefix)
     engine = make_engine(database.service)
     await load(engine, small_catalogue(u, [("w1", 20, date(2026, 3, 1))]))

@@ -25,6 +25,7 @@ from tests.integration.orders_support import (
     uid,
     wait_applied,
 )
+from tests.naming import topic_prefix
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +34,7 @@ async def test_two_lines_same_sku_reserve_the_sum_or_nothing(
     kafka_bootstrap: str, database: RoleUrls, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     u = uid()
-    prefix = f"t{u}."
+    prefix = topic_prefix()
     route_outputs(monkeypatch, prefix)
     engine = make_engine(database.service)
     sku, base, product = f"SKU-{u}", recent(), f"p-{u}"

@@ -27,6 +27,7 @@ from tests.integration.orders_support import (
     uid,
     wait_applied,
 )
+from tests.naming import topic_prefix
 
 pytestmark = pytest.mark.integration
 
@@ -67,7 +68,7 @@ async def test_shuffled_lifecycles_reach_the_rule_defined_final_state(
     kafka_bootstrap: str, database: RoleUrls, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     u = uid()
-    prefix = f"t{u}."
+    prefix = topic_prefix()
     route_outputs(monkeypatch, prefix)
     engine = make_engine(database.service)
     batches = [("w1", 80, date(2026, 3, 1)), ("w2", STOCK - 80, date(2026, 2, 1))]

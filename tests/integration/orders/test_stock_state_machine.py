@@ -48,6 +48,7 @@ from tests.integration.orders_support import (
     status_event,
     uid,
 )
+from tests.naming import topic_prefix
 
 pytestmark = pytest.mark.integration
 
@@ -335,7 +336,7 @@ class StockMachine(RuleBasedStateMachine):
 
 
 def test_stock_invariants_hold_over_random_lifecycles(database: RoleUrls, monkeypatch: pytest.MonkeyPatch) -> None:
-    route_outputs(monkeypatch, f"t{uid()}.")
+    route_outputs(monkeypatch, topic_prefix())
     monkeypatch.setattr(fulfilment, "map_status", map_with_returns)
     loop = asyncio.new_event_loop()
     engine = make_engine(database.service, pool_size=2)
