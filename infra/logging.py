@@ -1,7 +1,8 @@
 """structlog configuration: JSON lines on stderr, with context bound per message.
 
 Handlers bind ``event_id``, ``subject`` (the order key) and ``correlation_id`` through
-:func:`bind_event_context`; nothing personal is ever logged (inmates appear only as pseudonyms).
+:func:`bind_event_context`; nothing personal is ever logged (inmates appear only as pseudonyms). Exceptions are
+logged as :func:`infra.errors.describe_error` facts, never as their text or traceback.
 """
 
 from __future__ import annotations

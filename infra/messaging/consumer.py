@@ -9,6 +9,9 @@ backoff, and a lost database connection retries until the database is back (noth
 Any other error isolates the culprit: the events are applied one by one inside savepoints, each failing event is
 retried up to ``max_attempts`` times, then dead-lettered to ``<topic>.dlq`` through the outbox with the original
 bytes, headers, error and attempt count, while the rest of the batch is applied.
+
+Logs carry :func:`infra.errors.describe_error` facts (class, SQLSTATE, field paths), never an error's text: it
+can quote payload values. The full text of a dead letter is in ``<schema>.dead_letters`` and the DLQ header.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from infra.errors import describe_error, sqlstate_of
 from infra.logging import bind_event_context, get_logger
 from infra.messaging.envelope import Envelope
 from infra.messaging.metrics import MessagingMetrics
@@ -57,6 +61,16 @@ class Rejection:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    """An event to dead-letter: ``error`` (full text) is stored, only ``facts`` (value-free) are logged."""
+
+    record: ConsumerRecord[bytes, bytes]
+    error: str
+    attempts: int
+    facts: dict[str, object]
+
+
 class BatchHandler(Protocol):
     """Applies new (never seen before) events inside the caller's transaction; returns the rejected ones."""
 
@@ -64,13 +78,11 @@ class BatchHandler(Protocol):
 
 
 _SERIALIZATION_STATES = {"40001", "40P01"}
+_REJECTED: dict[str, object] = {"kind": "rejected"}
 
 
 def _is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, DBAPIError):
-        state = getattr(exc.orig, "sqlstate", None) or getattr(getattr(exc.orig, "__cause__", None), "sqlstate", None)
-        return state in _SERIALIZATION_STATES
-    return False
+    return sqlstate_of(exc) in _SERIALIZATION_STATES
 
 
 def _is_connection_loss(exc: BaseException) -> bool:
@@ -138,7 +150,7 @@ class BatchConsumer:
                 if _is_connection_loss(exc):
                     self._metrics.batch_retries.labels(self.name, "connection").inc()
                     delay = self._backoff(attempt)
-                    log.warning("database_unavailable", consumer=self.name, retry_in_s=delay, error=str(exc)[:200])
+                    log.warning("database_unavailable", consumer=self.name, retry_in_s=delay, **describe_error(exc))
                     await self._sleep(delay)
                     continue
                 if _is_transient(exc) and attempt < self._settings.max_attempts:
@@ -146,7 +158,7 @@ class BatchConsumer:
                     await self._sleep(self._backoff(attempt))
                     continue
                 self._metrics.batch_retries.labels(self.name, "isolate").inc()
-                log.warning("batch_failed_isolating", consumer=self.name, error=repr(exc)[:300])
+                log.warning("batch_failed_isolating", consumer=self.name, **describe_error(exc))
                 await self._process_isolated(events, undecodable)
                 break
         if self._after_commit is not None:
@@ -154,11 +166,9 @@ class BatchConsumer:
         self._metrics.events_applied.labels(self.name).inc(len(events))
         self._metrics.batch_seconds.labels(self.name).observe(time.perf_counter() - started)
 
-    def _decode(
-        self, records: Sequence[ConsumerRecord[bytes, bytes]]
-    ) -> tuple[list[InboundEvent], list[tuple[ConsumerRecord[bytes, bytes], str, int]]]:
+    def _decode(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> tuple[list[InboundEvent], list[_Failure]]:
         events: list[InboundEvent] = []
-        bad: list[tuple[ConsumerRecord[bytes, bytes], str, int]] = []
+        bad: list[_Failure] = []
         seen: set[UUID] = set()
         for record in records:
             if self._types is not None and self._ignored(record):
@@ -166,7 +176,8 @@ class BatchConsumer:
             try:
                 envelope = Envelope.from_bytes(record.value or b"")
             except (ValidationError, ValueError) as exc:
-                bad.append((record, f"undecodable envelope: {exc}"[:2000], 1))
+                facts = {"kind": "undecodable", **describe_error(exc)}
+                bad.append(_Failure(record, f"undecodable envelope: {exc}"[:2000], 1, facts))
                 continue
             if self._type_names is not None and envelope.type not in self._type_names:
                 continue
@@ -213,11 +224,11 @@ class BatchConsumer:
     async def _process_isolated(
         self,
         events: Sequence[InboundEvent],
-        undecodable: Sequence[tuple[ConsumerRecord[bytes, bytes], str, int]],
+        undecodable: Sequence[_Failure],
     ) -> None:
         """Apply events one at a time in savepoints; dead-letter the ones that keep failing."""
         attempts: dict[UUID, int] = {}
-        errors: dict[UUID, str] = {}
+        errors: dict[UUID, tuple[str, dict[str, object]]] = {}
         pending: list[InboundEvent] = list(events)  # each round's claim skips events applied before
         for round_no in range(1, self._settings.max_attempts + 1):
             if not pending:
@@ -225,7 +236,7 @@ class BatchConsumer:
             if round_no > 1:
                 await self._sleep(self._backoff(round_no - 1))
             failed: list[InboundEvent] = []
-            committed_rejections: list[tuple[ConsumerRecord[bytes, bytes], str, int]] = []
+            committed_rejections: list[_Failure] = []
             async with self._engine.begin() as conn:
                 fresh = {e.envelope.event_id for e in await self._claim(conn, pending)}
                 for event in pending:
@@ -238,20 +249,20 @@ class BatchConsumer:
                             await self._dead_letter(conn, rejected)
                         committed_rejections += rejected
                     except PermanentError as exc:
-                        errors[event.envelope.event_id] = f"{type(exc).__name__}: {exc}"
+                        errors[event.envelope.event_id] = (f"{type(exc).__name__}: {exc}", describe_error(exc))
                         attempts[event.envelope.event_id] = self._settings.max_attempts
                         failed.append(event)
                     except Exception as exc:
                         if _is_connection_loss(exc):
                             raise
-                        errors[event.envelope.event_id] = f"{type(exc).__name__}: {exc}"
+                        errors[event.envelope.event_id] = (f"{type(exc).__name__}: {exc}", describe_error(exc))
                         failed.append(event)
                 last_round = round_no == self._settings.max_attempts
                 dead = [e for e in failed if last_round or attempts[e.envelope.event_id] >= self._settings.max_attempts]
                 retry = [e for e in failed if e not in dead]
                 # Events to retry must not keep their inbox rows: they are released for the next round.
                 await self._release(conn, retry)
-                dead_letters = [(e.record, errors[e.envelope.event_id], attempts[e.envelope.event_id]) for e in dead]
+                dead_letters = [_dead(e, *errors[e.envelope.event_id], attempts[e.envelope.event_id]) for e in dead]
                 await self._dead_letter(conn, dead_letters)
             self._report_dead_letters([*committed_rejections, *dead_letters])
             pending = retry
@@ -267,15 +278,14 @@ class BatchConsumer:
                 {"c": self.name, "ids": [e.envelope.event_id for e in events]},
             )
 
-    async def _dead_letter(
-        self, conn: AsyncConnection, failures: Sequence[tuple[ConsumerRecord[bytes, bytes], str, int]]
-    ) -> None:
+    async def _dead_letter(self, conn: AsyncConnection, failures: Sequence[_Failure]) -> None:
         """Record dead letters and enqueue them for ``<topic>.dlq`` with the original bytes and headers."""
         if not failures:
             return
         messages: list[OutboundMessage] = []
         params: list[dict[str, Any]] = []
-        for record, error, attempts in failures:
+        for failure in failures:
+            record, error, attempts = failure.record, failure.error, failure.attempts
             headers = [*(record.headers or ())]
             event_id = _event_id_of(record)
             headers += [
@@ -318,20 +328,27 @@ class BatchConsumer:
         )
         await enqueue(conn, self._schema, messages)
 
-    def _report_dead_letters(self, failures: Sequence[tuple[ConsumerRecord[bytes, bytes], str, int]]) -> None:
-        """Log and count dead letters once their transaction has committed."""
-        for record, error, attempts in failures:
+    def _report_dead_letters(self, failures: Sequence[_Failure]) -> None:
+        """Log and count dead letters once their transaction has committed (the log names where the text is)."""
+        see = f"{self._schema}.dead_letters"
+        for f in failures:
+            record = f.record
             self._metrics.dead_letters.labels(self.name, record.topic).inc()
             with bind_event_context(topic=record.topic, partition=record.partition, offset=record.offset):
-                log.error("event_dead_lettered", consumer=self.name, error=error[:500], attempts=attempts)
+                log.error("event_dead_lettered", consumer=self.name, attempts=f.attempts, see=see, **f.facts)
 
     def _backoff(self, attempt: int) -> float:
         ms = min(self._settings.retry_backoff_ms * 2 ** (attempt - 1), self._settings.retry_backoff_max_ms)
         return float(ms) / 1000.0
 
 
-def _rejected(rejections: Sequence[Rejection] | None) -> list[tuple[ConsumerRecord[bytes, bytes], str, int]]:
-    return [(r.event.record, f"rejected: {r.reason}", 1) for r in rejections or ()]
+def _rejected(rejections: Sequence[Rejection] | None) -> list[_Failure]:
+    # A handler's reason is free text (it may quote a ValidationError): stored, not logged.
+    return [_Failure(r.event.record, f"rejected: {r.reason}", 1, _REJECTED) for r in rejections or ()]
+
+
+def _dead(event: InboundEvent, error: str, facts: dict[str, object], attempts: int) -> _Failure:
+    return _Failure(event.record, error, attempts, {"kind": "failed", **facts})
 
 
 def _event_id_of(record: ConsumerRecord[bytes, bytes]) -> UUID | None:

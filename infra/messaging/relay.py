@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from infra.errors import describe_error
 from infra.logging import get_logger
 from infra.messaging.admin import partitions_of
 from infra.messaging.metrics import MessagingMetrics
@@ -103,8 +104,8 @@ class OutboxRelay:
             try:
                 sent = await self.publish_once(producer)
                 backoff = 0.1
-            except Exception:
-                log.exception("outbox_publish_failed", schema=self._schema, retry_in_s=backoff)
+            except Exception as exc:  # described, not dumped: a database error's text can quote a row's value
+                log.error("outbox_publish_failed", schema=self._schema, retry_in_s=backoff, **describe_error(exc))
                 await _sleep_or_stop(stop, backoff)
                 backoff = min(backoff * 2, 5.0)
                 await self.recover_in_flight()

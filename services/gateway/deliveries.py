@@ -11,6 +11,7 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from infra.errors import describe_error
 from infra.logging import get_logger
 from infra.messaging.envelope import make_envelope
 from infra.messaging.outbox import OutboundMessage, enqueue
@@ -92,9 +93,8 @@ class DeliveryStore:
             try:
                 results = [*await self._store_group(group)]
             except Exception as exc:
-                # The class and SQLSTATE only: a database error's text can quote a delivery's body.
-                state = getattr(getattr(exc, "orig", None), "sqlstate", None)
-                log.warning("delivery_group_failed", deliveries=len(group), error=type(exc).__name__, sqlstate=state)
+                # Described, not dumped: a database error's text can quote a delivery's body.
+                log.warning("delivery_group_failed", deliveries=len(group), **describe_error(exc))
                 results = [await self._store_alone(p) for p in group]
             if self._after_commit is not None and any(r.created for r in results if isinstance(r, StoredDelivery)):
                 self._after_commit()

@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from infra.errors import describe_error
 from infra.logging import get_logger
 from services.gateway.canonical import (
     UnmappableStatus,
@@ -203,7 +204,7 @@ async def backstop_once(engine: AsyncEngine, deps: GatewayDeps, topics: GatewayT
             try:
                 results[seen.order_key] = await _recheck(deps, seen)
             except Exception as exc:  # one order's failure must not stop the round; it is re-checked later
-                log.warning("backstop_recheck_failed", order_key=seen.order_key, error=repr(exc)[:300])
+                log.warning("backstop_recheck_failed", order_key=seen.order_key, **describe_error(exc))
 
         return call
 
@@ -226,7 +227,7 @@ async def _every(name: str, interval_s: float, stop: asyncio.Event, work: Callab
             log.error("poller_not_configured", poller=name, error=str(exc))
             return
         except Exception as exc:
-            log.warning("poller_round_failed", poller=name, error=repr(exc)[:500])
+            log.warning("poller_round_failed", poller=name, **describe_error(exc))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval_s)
 
@@ -258,7 +259,7 @@ async def run_blibli_poller(
             except GatewayConfigError:
                 raise
             except Exception as exc:
-                log.warning("blibli_poll_failed", store=store, error=repr(exc)[:500])
+                log.warning("blibli_poll_failed", store=store, **describe_error(exc))
         return total
 
     await _every("blibli", settings.blibli_poll_interval_s, stop, round_)

@@ -21,6 +21,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter
 
+from infra.errors import describe_error
 from infra.logging import get_logger
 from services.gateway.dedupe import delivery_keys
 from services.gateway.deliveries import DeliveryStore
@@ -100,7 +101,7 @@ def make_webhook_router(settings: GatewaySettings, store: DeliveryStore, outcome
     """The FastAPI router with one POST route per channel and webhook type.
 
     ``outcomes`` (labels channel, outcome) counts every request: accepted, duplicate, bad_signature,
-    too_large, unsupported_type.
+    too_large, unsupported_type, store_failed.
     """
     router = APIRouter(tags=["webhooks"])
     limit = settings.webhook_max_body_bytes
@@ -140,7 +141,15 @@ def _endpoint(
             count("bad_signature")
             return _error(401, "invalid signature")
         keys = delivery_keys(route.channel, route.webhook_type, body)
-        stored = await store.store(route.channel, route.webhook_type, keys, body, dict(request.headers))
+        try:
+            stored = await store.store(route.channel, route.webhook_type, keys, body, dict(request.headers))
+        except Exception as exc:
+            # Answered here: the server would log the traceback, whose text can quote the delivery's body.
+            log.error(
+                "webhook_store_failed", channel=route.channel, webhook_type=route.webhook_type, **describe_error(exc)
+            )
+            count("store_failed")
+            return _error(500, "the delivery could not be stored; retry later")
         count("accepted" if stored.created else "duplicate")
         if not stored.created:
             log.info("webhook_duplicate", channel=route.channel, dedupe_key=keys.dedupe_key)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from infra.errors import describe_error
 from infra.logging import get_logger
 from services.orders.adapters.order_repo import BatchInfoCache
 from services.orders.outbound import Outbound
@@ -43,7 +44,7 @@ async def run_sweeper(engine: AsyncEngine, stop: asyncio.Event, interval_s: floa
     while not stop.is_set():
         try:
             await sweep_expired(engine, cache)
-        except Exception:
-            log.exception("sweep_failed")
+        except Exception as exc:  # described, not dumped: a database error's text can quote a row's value
+            log.error("sweep_failed", **describe_error(exc))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval_s)

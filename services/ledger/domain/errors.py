@@ -1,10 +1,14 @@
 """Errors raised by the pure ledger domain.
 
 Every error is a :class:`LedgerDomainError` (a ``ValueError``) whose message is written for a person: the
-adapters can put ``str(error)`` in a dead-letter reason or a CLI message as it is.
+adapters can put ``str(error)`` in a dead-letter reason or a CLI message as it is. Messages name order keys,
+account codes, policy references, amounts and pseudonymous inmate ids (ledger inputs carry nothing else), so
+they may also be logged (see :mod:`infra.errors`).
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 __all__ = [
     "AccountCodeError",
@@ -22,6 +26,8 @@ __all__ = [
 
 class LedgerDomainError(ValueError):
     """Base of every error of the ledger domain."""
+
+    loggable_message: ClassVar[bool] = True
 
 
 class AllocationError(LedgerDomainError):

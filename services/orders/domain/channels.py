@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Final
+from typing import ClassVar, Final
 
 from services.orders.domain.lifecycle import OrderState
 
@@ -54,6 +54,8 @@ class Channel(StrEnum):
 
 class UnmappableStatus(ValueError):
     """A raw status (or channel) has no canonical state. The order is parked, the event dead-lettered."""
+
+    loggable_message: ClassVar[bool] = True  # a channel and a status code only (see infra.errors)
 
     def __init__(self, channel: str, raw_status: object) -> None:
         self.channel = channel

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Final
+from typing import ClassVar, Final
 
 __all__ = [
     "MOVEMENT_UNIT_DELTAS",
@@ -51,9 +51,13 @@ __all__ = [
 class StockInvariantViolation(ValueError):
     """A counter would become negative, or reserved units would exceed on-hand units."""
 
+    loggable_message: ClassVar[bool] = True  # movements, quantities and counters only (see infra.errors)
+
 
 class InvalidReservationTransition(ValueError):
     """A reservation was asked to move along an edge its lifecycle does not allow."""
+
+    loggable_message: ClassVar[bool] = True  # two reservation states only (see infra.errors)
 
     def __init__(self, current: ReservationState | None, target: ReservationState) -> None:
         self.current = current
