@@ -70,11 +70,30 @@ def register_batch_consumer(
 
     @subscriber
     async def on_batch(body: list[bytes], message: KafkaMessage) -> None:
-        records: tuple[ConsumerRecord[bytes, bytes], ...] = message.raw_message
+        records = await top_up(message.consumer, message.raw_message, settings)
         await consumer.process(records)
         await commit_offsets(message.consumer, records)
 
     return subscriber
+
+
+async def top_up(
+    kafka_consumer: AIOKafkaConsumer, records: Sequence[ConsumerRecord[bytes, bytes]], settings: KafkaSettings
+) -> Sequence[ConsumerRecord[bytes, bytes]]:
+    """Add what reached the broker since the batch's records were fetched.
+
+    The consumer prefetches while a batch is being applied, but only once per partition: the records a batch
+    starts with were fetched soon after the previous one started, and what arrived later waits a whole batch
+    more. One short fetch (``batch_top_up_ms``) before applying takes it in this batch. Records of a partition
+    stay in offset order: the top-up only holds records after those already taken.
+    """
+    room = settings.batch_max_records - len(records)
+    if room <= 0 or settings.batch_top_up_ms <= 0:
+        return records
+    more = await kafka_consumer.getmany(timeout_ms=settings.batch_top_up_ms, max_records=room)
+    if not more:
+        return records
+    return [*records, *(r for batch in more.values() for r in batch)]
 
 
 async def commit_offsets(kafka_consumer: AIOKafkaConsumer, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
