@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -55,10 +55,15 @@ class InboundEvent:
 @dataclass(frozen=True, slots=True)
 class Rejection:
     """An event the domain refuses (bad data, unknown reference): dead-lettered in the same transaction as
-    whatever the handler recorded about it (e.g. a parked order), without retries."""
+    whatever the handler recorded about it (e.g. a parked order), without retries.
+
+    ``reason`` is stored with the dead letter and may quote the event's values; only ``facts`` are logged, so
+    they must be value-free: :func:`infra.errors.describe_error` of the cause, or codes, keys and ids.
+    """
 
     event: InboundEvent
     reason: str
+    facts: Mapping[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +83,6 @@ class BatchHandler(Protocol):
 
 
 _SERIALIZATION_STATES = {"40001", "40P01"}
-_REJECTED: dict[str, object] = {"kind": "rejected"}
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -343,8 +347,10 @@ class BatchConsumer:
 
 
 def _rejected(rejections: Sequence[Rejection] | None) -> list[_Failure]:
-    # A handler's reason is free text (it may quote a ValidationError): stored, not logged.
-    return [_Failure(r.event.record, f"rejected: {r.reason}", 1, _REJECTED) for r in rejections or ()]
+    # A handler's reason is free text (it may quote a ValidationError): stored, not logged; its facts are logged.
+    return [
+        _Failure(r.event.record, f"rejected: {r.reason}", 1, {"kind": "rejected", **r.facts}) for r in rejections or ()
+    ]
 
 
 def _dead(event: InboundEvent, error: str, facts: dict[str, object], attempts: int) -> _Failure:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from infra.errors import describe_error
 from infra.messaging.consumer import InboundEvent, Rejection
 from services.contracts.gateway import DELIVERY_RECEIVED, DeliveryReceived
 from services.contracts.marketplace import RefundReported, SettlementReported
@@ -60,11 +61,16 @@ class _Item:
     verdict: Verdict
 
 
+_Refusal = tuple[str, dict[str, object]]
+"""Why an API answer about an order is refused: the reason (stored; may quote the answer) and value-free facts
+(logged)."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Fetched:
     details: dict[str, ApiOrder]
     settlements: dict[str, SettlementReported | None]
-    refused: dict[str, str]
+    refused: dict[str, _Refusal]  # by order key: each of the order's deliveries is rejected with it
     refunds: dict[str, list[RefundReported]]
 
 
@@ -81,8 +87,8 @@ class Normaliser:
         items: list[_Item] = []
         for event in events:
             parsed = parse_event(event)
-            if isinstance(parsed, str):
-                rejections.append(Rejection(event, parsed))
+            if isinstance(parsed, Rejection):
+                rejections.append(parsed)
             else:
                 items.append(parsed)
         if not items:
@@ -109,8 +115,9 @@ class Normaliser:
         settled: set[str] = set()
         for item in items:
             key = item.notice.order_key
-            if key in fetched.refused:
-                rejections.append(Rejection(item.event, fetched.refused[key]))
+            refusal = fetched.refused.get(key)
+            if refusal is not None:
+                rejections.append(Rejection(item.event, *refusal))
                 continue
             detail = fetched.details.get(key)
             emissions.append(
@@ -190,31 +197,34 @@ def _refusals(out: _Fetched, key: str, what: str) -> Iterator[None]:
     try:
         yield
     except NonIntegralAmount as exc:
-        out.refused[key] = f"{what}: non-integral amount: {exc}"
+        out.refused[key] = (f"{what}: non-integral amount: {exc}", {"order_key": key, **describe_error(exc)})
     except ValidationError as exc:
-        out.refused[key] = f"{what}: invalid: {exc}"
+        out.refused[key] = (f"{what}: invalid: {exc}", {"order_key": key, **describe_error(exc)})
 
 
-def parse_event(event: InboundEvent) -> _Item | str:
-    """The delivery, what it says and its status verdict; or the reason it is rejected."""
+def parse_event(event: InboundEvent) -> _Item | Rejection:
+    """The delivery, what it says and its status verdict; or its rejection (the reason quotes the error; the
+    logged facts name only ids and the error's class and field paths)."""
     envelope = event.envelope
     if envelope.type != DELIVERY_RECEIVED:
-        return f"unexpected event type {envelope.type}"
+        reason = f"unexpected event type {envelope.type}"
+        return Rejection(event, reason, {"detail": reason})
     try:
         delivery = DeliveryReceived.model_validate(envelope.data)
     except ValidationError as exc:
-        return f"invalid {DELIVERY_RECEIVED}: {exc}"
+        return Rejection(event, f"invalid {DELIVERY_RECEIVED}: {exc}", describe_error(exc))
     where = f"{delivery.channel} {delivery.webhook_type} delivery {delivery.delivery_id}"
+    ids = {"channel": delivery.channel, "webhook_type": delivery.webhook_type, "delivery_id": delivery.delivery_id}
     try:
         notice = parse_delivery(delivery.channel, delivery.webhook_type, delivery.body)
     except NonIntegralAmount as exc:
-        return f"{where}: non-integral amount: {exc}"
+        return Rejection(event, f"{where}: non-integral amount: {exc}", {**ids, **describe_error(exc)})
     except ParseError as exc:
-        return f"{where}: unparseable: {exc}"
+        return Rejection(event, f"{where}: unparseable: {exc}", {**ids, **describe_error(exc)})
     except ValidationError as exc:
-        return f"{where}: invalid: {exc}"
+        return Rejection(event, f"{where}: invalid: {exc}", {**ids, **describe_error(exc)})
     try:
         verdict = classify(notice.channel, notice.raw_status)
     except UnmappableStatus as exc:
-        return f"{where}: {exc}"
+        return Rejection(event, f"{where}: {exc}", {**ids, **describe_error(exc)})
     return _Item(event, delivery, notice, verdict)

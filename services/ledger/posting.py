@@ -17,6 +17,7 @@ from prometheus_client import Counter
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from infra.errors import describe_error
 from infra.messaging.consumer import InboundEvent, Rejection
 from infra.messaging.envelope import Envelope
 from infra.messaging.outbox import enqueue
@@ -61,7 +62,7 @@ class _Batch:
 
     entries: list[tuple[JournalEntry, str]] = field(default_factory=list)
     parked: list[tuple[Envelope, str]] = field(default_factory=list)
-    rejections: list[tuple[Envelope, str]] = field(default_factory=list)
+    rejections: list[tuple[Envelope, str, dict[str, object]]] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)
     inmate_changes: dict[str, int] = field(default_factory=dict)
     planned: dict[str, str] = field(default_factory=dict)
@@ -126,7 +127,7 @@ class LedgerProcessor:
                 try:
                     await self._plan(conn, envelope, facts, policies, batch, known)
                 except (LedgerDomainError, ValidationError) as exc:
-                    batch.rejections.append((envelope, f"{type(exc).__name__}: {exc}"))
+                    batch.rejections.append((envelope, f"{type(exc).__name__}: {exc}", describe_error(exc)))
         result = await post_entries(conn, batch.entries)
         await record_conflicts(conn, batch.conflicts)
         by_source: dict[str, Envelope] | None = None
@@ -140,17 +141,21 @@ class LedgerProcessor:
             source = by_source.get(conflict.source_event) if conflict.source_event is not None else None
             if source is not None:
                 batch.rejections.append(
-                    (source, f"posting conflict on {conflict.posting_key}: same key, different request")
+                    (
+                        source,
+                        f"posting conflict on {conflict.posting_key}: same key, different request",
+                        {"rule": "posting_conflict", "posting_key": conflict.posting_key},
+                    )
                 )
         await save_facts(conn, facts.values())
         await park(conn, batch.parked)
         await enqueue(conn, "ledger", entry_posted_messages(result.posted))
         rejected = []
         seen: set[str] = set()
-        for envelope, reason in batch.rejections:
+        for envelope, reason, logged in batch.rejections:
             if str(envelope.event_id) not in seen:
                 seen.add(str(envelope.event_id))
-                rejected.append(Rejection(by_id.get(envelope.event_id) or _parked_event(envelope), reason))
+                rejected.append(Rejection(by_id.get(envelope.event_id) or _parked_event(envelope), reason, logged))
         return rejected
 
     async def _plan(

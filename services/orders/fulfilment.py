@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from infra.db.rowsets import Writes
+from infra.errors import describe_error
 from infra.messaging.consumer import InboundEvent, Rejection
 from services.contracts.marketplace import ORDER_STATUS_CHANGED
 from services.orders.adapters.order_repo import (
@@ -75,12 +76,13 @@ class OrderEventProcessor:
         parsed: list[tuple[InboundEvent, StatusChange]] = []
         for event in events:
             if event.envelope.type != ORDER_STATUS_CHANGED:
-                rejections.append(Rejection(event, f"unexpected event type {event.envelope.type}"))
+                reason = f"unexpected event type {event.envelope.type}"
+                rejections.append(Rejection(event, reason, {"detail": reason}))
                 continue
             try:
                 parsed.append((event, parse_status_change(event.envelope.data)))
             except ValidationError as exc:
-                rejections.append(Rejection(event, f"invalid {ORDER_STATUS_CHANGED}: {exc}"))
+                rejections.append(Rejection(event, f"invalid {ORDER_STATUS_CHANGED}: {exc}", describe_error(exc)))
         if not parsed:
             return rejections
         listings = await resolve_listings(
@@ -116,7 +118,8 @@ class OrderEventProcessor:
             problem = self._fold(order, event, data, listings, history, work)
             if problem is not None:
                 order.parked_reason = problem
-                rejections.append(Rejection(event, problem))
+                # Parking reasons name only a channel, shop and listing ids, or a status code: loggable.
+                rejections.append(Rejection(event, problem, {"detail": problem}))
         stock = StockWork(self._batches)
         await stock.prepare(conn, [w.order for w in touched.values()], datetime.now(UTC))
         for order_key, res in stock.expired:

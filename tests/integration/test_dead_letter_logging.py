@@ -63,7 +63,7 @@ def _handler(schema: str) -> Any:
             elif data["case"] == "database":
                 await conn.execute(text("SELECT CAST(CAST(:v AS text) AS uuid)"), {"v": data["phone"]})
             elif data["case"] == "rejected":
-                rejections.append(Rejection(e, f"buyer {data['name']} is not on the list"))
+                rejections.append(Rejection(e, f"buyer {data['name']} is not on the list", {"rule": "not_listed"}))
             else:
                 await conn.execute(
                     text(f"INSERT INTO {schema}.applied (event_id, subject, seq) VALUES (:i, :s, :q)"),
@@ -124,7 +124,8 @@ async def test_dead_letter_logs_carry_facts_and_the_table_keeps_the_text(databas
     ]
     assert dead[2]["kind"] == "failed" and dead[2]["sqlstate"] == "22P02"
     assert dead[2]["causes"][-1] == "InvalidTextRepresentationError"
-    assert dead[3]["kind"] == "rejected" and "error" not in dead[3]  # a handler's reason is free text
+    # A handler's reason is free text: only the facts it gave are logged.
+    assert dead[3]["kind"] == "rejected" and dead[3]["rule"] == "not_listed" and "error" not in dead[3]
     assert dead[4]["kind"] == "undecodable" and dead[4]["error"] == "ValidationError"
     assert {"loc": "type", "type": "missing"} in dead[4]["fields"]
 
