@@ -320,6 +320,16 @@ def cli_env(urls: RoleUrls) -> dict[str, str]:
     return {**os.environ, "DATABASE_URL": urls.service, "KARYA_AUDITOR_URL": urls.auditor}
 
 
+async def run_payout(urls: RoleUrls, inmate_id: str, amount: int, payout_id: str) -> Any:
+    """``karya ledger payout`` in this process (off the event loop); typer's result (exit code, output)."""
+    from typer.testing import CliRunner
+
+    from services.ledger.cli import ledger_app
+
+    argv = ["payout", inmate_id, str(amount), "--payout-id", payout_id]
+    return await asyncio.to_thread(CliRunner().invoke, ledger_app, argv, env=cli_env(urls))
+
+
 async def run_karya(urls: RoleUrls, *args: str) -> subprocess.CompletedProcess[str]:
     """Run ``python -m karya.cli ARGS`` in a subprocess (off the event loop); the completed process."""
     return await asyncio.to_thread(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -37,6 +38,21 @@ async def _take(consumer: AIOKafkaConsumer, count: int) -> list[ConsumerRecord[b
     raise AssertionError(f"only {len(taken)} of {count} records arrived")
 
 
+@asynccontextmanager
+async def _reading(bootstrap: str, partitions: int) -> AsyncIterator[tuple[str, AIOKafkaConsumer]]:
+    """A fresh topic of this session and a consumer assigned all of it from the start."""
+    topic = session_topic("test.topup")
+    await ensure_topics(bootstrap, [topic], partitions=partitions, with_dlq=False)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign([TopicPartition(topic, p) for p in range(partitions)])
+        await consumer.seek_to_beginning()
+        yield topic, consumer
+    finally:
+        await consumer.stop()
+
+
 def _offsets_by_partition(records: Sequence[ConsumerRecord[bytes, bytes]]) -> dict[int, list[int]]:
     out: dict[int, list[int]] = defaultdict(list)
     for r in records:
@@ -45,13 +61,7 @@ def _offsets_by_partition(records: Sequence[ConsumerRecord[bytes, bytes]]) -> di
 
 
 async def test_top_up_adds_later_records_after_the_batch_in_partition_order(kafka_bootstrap: str) -> None:
-    topic = session_topic("test.topup")
-    await ensure_topics(kafka_bootstrap, [topic], partitions=2, with_dlq=False)
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        consumer.assign([TopicPartition(topic, 0), TopicPartition(topic, 1)])
-        await consumer.seek_to_beginning()
+    async with _reading(kafka_bootstrap, partitions=2) as (topic, consumer):
         await _produce(kafka_bootstrap, topic, 0, 10)
         batch = await _take(consumer, 10)
         await _produce(kafka_bootstrap, topic, 10, 6)  # arrives while the batch would be applied
@@ -68,18 +78,10 @@ async def test_top_up_adds_later_records_after_the_batch_in_partition_order(kafk
             assert offsets[0] == 0
         rest = await _take(consumer, 16 - len(topped)) if len(topped) < 16 else []
         assert sorted(int(r.value or b"") for r in [*topped, *rest]) == list(range(16))  # nothing lost or repeated
-    finally:
-        await consumer.stop()
 
 
 async def test_top_up_leaves_a_full_batch_or_a_disabled_one_alone(kafka_bootstrap: str) -> None:
-    topic = session_topic("test.topup")
-    await ensure_topics(kafka_bootstrap, [topic], partitions=1, with_dlq=False)
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        consumer.assign([TopicPartition(topic, 0)])
-        await consumer.seek_to_beginning()
+    async with _reading(kafka_bootstrap, partitions=1) as (topic, consumer):
         await _produce(kafka_bootstrap, topic, 0, 4)
         batch = await _take(consumer, 4)
         await _produce(kafka_bootstrap, topic, 4, 3)
@@ -91,5 +93,3 @@ async def test_top_up_leaves_a_full_batch_or_a_disabled_one_alone(kafka_bootstra
         # Nothing was consumed by either call: the next batch starts right after the first one.
         rest = await _take(consumer, 3)
         assert [r.offset for r in rest] == [4, 5, 6]
-    finally:
-        await consumer.stop()

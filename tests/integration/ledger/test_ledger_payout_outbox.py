@@ -3,20 +3,17 @@ written in the posting's transaction, and none for a repeated (or refused) payou
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from sqlalchemy import text
-from typer.testing import CliRunner
 
 from infra.db.engine import make_engine
 from infra.messaging.outbox import decode_headers
 from infra.messaging.topics import LEDGER_ENTRIES
 from services.contracts.ledger import ENTRY_POSTED
 from services.ledger.adapters.journal_repo import normal_balances
-from services.ledger.cli import ledger_app
 from services.ledger.domain import accounts
 from services.ledger.domain.postings import payout_key
 from services.ledger.posting import LedgerProcessor
@@ -24,11 +21,11 @@ from tests.contract_validation import validate_published
 from tests.integration.ledger_support import (
     Batch,
     LedgerDatabase,
-    cli_env,
     completed,
     new_inmate,
     new_order_key,
     post,
+    run_payout,
     settled,
 )
 
@@ -50,15 +47,9 @@ async def test_payout_enqueues_one_entry_posted_and_a_repeat_enqueues_nothing(ow
             balance = (await normal_balances(conn, [savings]))[savings]
             before = (await conn.execute(text(_OUTBOX))).all()
         assert balance > 100
-        runner = CliRunner()
 
         async def payout(amount: int, payout_id: str) -> Any:
-            return await asyncio.to_thread(
-                runner.invoke,
-                ledger_app,
-                ["payout", inmate, str(amount), "--payout-id", payout_id],
-                env=cli_env(db.urls),
-            )
+            return await run_payout(db.urls, inmate, amount, payout_id)
 
         first = await payout(balance - 100, "REL-1")
         assert first.exit_code == 0, first.output

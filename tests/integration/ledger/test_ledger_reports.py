@@ -36,6 +36,7 @@ from tests.integration.ledger_support import (
     post,
     pph22,
     refunded,
+    run_payout,
     settled,
 )
 
@@ -256,15 +257,9 @@ async def test_payout_by_cli_is_checked_and_posted_once_per_payout_id(own_databa
         savings = accounts.inmate_savings(inmate)
         async with engine.connect() as conn:
             balance = (await normal_balances(conn, [savings]))[savings]
-        runner = CliRunner()
 
         async def payout(amount: int, payout_id: str) -> Any:
-            return await asyncio.to_thread(
-                runner.invoke,
-                ledger_app,
-                ["payout", inmate, str(amount), "--payout-id", payout_id],
-                env=cli_env(db.urls),
-            )
+            return await run_payout(db.urls, inmate, amount, payout_id)
 
         too_much = await payout(balance + 1, "REL-0")
         assert too_much.exit_code == 1 and "exceeds the savings balance" in too_much.output
