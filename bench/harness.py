@@ -7,12 +7,14 @@ import contextlib
 import json
 import os
 import time
+from collections import deque
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import psutil
 import yaml
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bench.loadgen import Message, interleave, lifecycles
 from infra.db.engine import make_engine
@@ -153,7 +155,7 @@ async def publish(wires: list[Wire], rate: float | None = None) -> dict[str, flo
 
 async def wait_drained(bench: Bench, expected_inbox: int, timeout_s: float) -> None:
     """Until both consumers saw everything, lag and outbox backlog are zero, and counts are stable."""
-    last: list[tuple[int, int, int]] = []
+    last: deque[tuple[int, int, int]] = deque(maxlen=1)
     if not await wait_pipeline_drained(
         bench.service_url,
         bench.prefix,
@@ -164,7 +166,7 @@ async def wait_drained(bench: Bench, expected_inbox: int, timeout_s: float) -> N
         poll_s=0.5,
         on_update=lambda *state: last.append(state),
     ):
-        raise TimeoutError(f"not drained after {timeout_s}s (last: inbox, lag, outbox = {last[-1:]})")
+        raise TimeoutError(f"not drained after {timeout_s}s (last: inbox, lag, outbox = {list(last)})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,15 +218,25 @@ def stack_pids() -> dict[str, list[int]]:
     return out
 
 
+async def tracks_commit_times(conn: AsyncConnection) -> bool:
+    """Whether the server records commit times (the local stack sets ``track_commit_timestamp``)."""
+    return bool((await conn.execute(text("SHOW track_commit_timestamp"))).scalar_one() == "on")
+
+
+def commit_time_sql(tracked: bool, alias: str = "", fallback: str = "recorded_at") -> str:
+    """SQL for when a row became durable: its transaction's commit time where the server tracks it, else the time
+    stamped on the row before writing (``fallback``: a journal entry's ``recorded_at``, an inbox row's
+    ``received_at``)."""
+    p = f"{alias}." if alias else ""
+    return f"coalesce(pg_xact_commit_timestamp({p}xmin), {p}{fallback})" if tracked else f"{p}{fallback}"
+
+
 async def committed_at(bench: Bench, alias: str = "", fallback: str = "recorded_at") -> str:
-    """SQL for when a row became durable: its transaction's commit time where the server tracks it (the local
-    stack sets track_commit_timestamp), else the time stamped on the row before writing (``fallback``: a journal
-    entry's ``recorded_at``, an inbox row's ``received_at``)."""
+    """:func:`commit_time_sql` for the bench database."""
     engine = make_engine(bench.service_url, pool_size=1)
     try:
         async with engine.connect() as c:
-            tracked = (await c.execute(text("SHOW track_commit_timestamp"))).scalar_one() == "on"
+            tracked = await tracks_commit_times(c)
     finally:
         await engine.dispose()
-    p = f"{alias}." if alias else ""
-    return f"coalesce(pg_xact_commit_timestamp({p}xmin), {p}{fallback})" if tracked else f"{p}{fallback}"
+    return commit_time_sql(tracked, alias, fallback)

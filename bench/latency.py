@@ -20,7 +20,16 @@ from typing import Any
 
 from sqlalchemy import text
 
-from bench.harness import Bench, committed_at, encode_all, messages_for, order_events, publish, wait_drained
+from bench.harness import (
+    Bench,
+    commit_time_sql,
+    encode_all,
+    messages_for,
+    order_events,
+    publish,
+    tracks_commit_times,
+    wait_drained,
+)
 from infra.db.engine import make_engine
 from infra.environment import state_dir
 from karya.processes import wait_until_ready
@@ -51,10 +60,11 @@ async def latency(
         sent = await publish(encode_all(bench.prefix, messages), rate=offered)
         order_event_count = sum(1 for m in messages if m.topic == "marketplace.order-events")
         await wait_drained(bench, order_event_count, timeout_s=300)
-        posted_at = await committed_at(bench, "e")
-        applied_at = await committed_at(bench, "i", fallback="received_at")
         engine = make_engine(bench.service_url, pool_size=1)
         async with engine.connect() as c:
+            tracked = await tracks_commit_times(c)
+            posted_at = commit_time_sql(tracked, "e")
+            applied_at = commit_time_sql(tracked, "i", fallback="received_at")
             postings = (
                 await c.execute(
                     text(

@@ -100,7 +100,8 @@ def demo(
         result["elapsed_s"] = round(time.monotonic() - started, 1)
         _print_summary(result, procs)
         if once:
-            print(json.dumps(result["counters"] | {"elapsed_s": result["elapsed_s"]}), flush=True)
+            summary = result["counters"] | {"elapsed_s": result["elapsed_s"], "topic_prefix": prefix}
+            print(json.dumps(summary), flush=True)
             return
         console.print("[bold]running; Ctrl-C to stop[/bold]")
         while all(p.popen.poll() is None for p in procs):

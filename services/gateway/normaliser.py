@@ -213,18 +213,24 @@ def parse_event(event: InboundEvent) -> _Item | Rejection:
         delivery = DeliveryReceived.model_validate(envelope.data)
     except ValidationError as exc:
         return Rejection(event, f"invalid {DELIVERY_RECEIVED}: {exc}", describe_error(exc))
-    where = f"{delivery.channel} {delivery.webhook_type} delivery {delivery.delivery_id}"
-    ids = {"channel": delivery.channel, "webhook_type": delivery.webhook_type, "delivery_id": delivery.delivery_id}
     try:
         notice = parse_delivery(delivery.channel, delivery.webhook_type, delivery.body)
     except NonIntegralAmount as exc:
-        return Rejection(event, f"{where}: non-integral amount: {exc}", {**ids, **describe_error(exc)})
+        return _delivery_rejection(event, delivery, "non-integral amount: ", exc)
     except ParseError as exc:
-        return Rejection(event, f"{where}: unparseable: {exc}", {**ids, **describe_error(exc)})
+        return _delivery_rejection(event, delivery, "unparseable: ", exc)
     except ValidationError as exc:
-        return Rejection(event, f"{where}: invalid: {exc}", {**ids, **describe_error(exc)})
+        return _delivery_rejection(event, delivery, "invalid: ", exc)
     try:
         verdict = classify(notice.channel, notice.raw_status)
     except UnmappableStatus as exc:
-        return Rejection(event, f"{where}: {exc}", {**ids, **describe_error(exc)})
+        return _delivery_rejection(event, delivery, "", exc)
     return _Item(event, delivery, notice, verdict)
+
+
+def _delivery_rejection(event: InboundEvent, delivery: DeliveryReceived, what: str, exc: Exception) -> Rejection:
+    """A delivery refused for ``exc``: the reason names the delivery and quotes the error (stored); the facts name
+    it by ids and the error by class and field paths (logged)."""
+    reason = f"{delivery.channel} {delivery.webhook_type} delivery {delivery.delivery_id}: {what}{exc}"
+    ids = {"channel": delivery.channel, "webhook_type": delivery.webhook_type, "delivery_id": delivery.delivery_id}
+    return Rejection(event, reason, {**ids, **describe_error(exc)})
