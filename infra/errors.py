@@ -6,6 +6,10 @@ phone from a marketplace payload), PostgreSQL quotes the value it refused (``inv
 ``str(exc)``, ``repr(exc)`` or a traceback; the full text is kept only where access is controlled (the
 ``dead_letters`` table and the DLQ topic).
 
+What is *stored* or *sent* about an error (a dead letter's ``error`` column, the ``karya-dlq-error`` header, a
+rejection reason) is :func:`error_text`: the same facts as one line of text, so nothing anywhere carries input
+values (UU PDP: buyer names, phones and addresses stay in the raw delivery, which is redacted and purged).
+
 An exception class may declare ``loggable_message = True`` when every message it is raised with names only
 codes, keys, states and amounts (order keys, account codes, pseudonymous inmate ids: never a buyer's name,
 address or phone, nor a registry field); its message is then logged as ``detail``.
@@ -20,7 +24,7 @@ from pathlib import Path
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 
-__all__ = ["describe_error", "sqlstate_of"]
+__all__ = ["describe_error", "error_text", "sqlstate_of"]
 
 _ROOT = Path(__file__).parent.parent
 _MAX_FIELDS = 10
@@ -90,3 +94,27 @@ def _project_frames(tb: types.TracebackType | None) -> list[str]:
             found.append(f"{path.relative_to(_ROOT)}:{tb.tb_lineno}")
         tb = tb.tb_next
     return found[-_MAX_FRAMES:]
+
+
+def error_text(exc: BaseException, *, context: str | None = None) -> str:
+    """One value-free line about ``exc`` to store or send (dead letters, DLQ headers, rejection reasons).
+
+    Built from :func:`describe_error`: the class, SQLSTATE, pydantic field paths and error types, and the
+    message only for classes that declare ``loggable_message = True``. ``context`` (a code or key chosen by the
+    caller, never input) is put first, e.g. ``error_text(exc, context="unparseable settlement")``.
+    """
+    facts = describe_error(exc)
+    parts: list[str] = [context] if context else []
+    head = str(facts["error"])
+    if "sqlstate" in facts:
+        head += f" [sqlstate {facts['sqlstate']}]"
+    parts.append(head)
+    if "detail" in facts:
+        parts.append(str(facts["detail"]))
+    fields = facts.get("fields")
+    if isinstance(fields, list) and fields:
+        parts.append("fields " + ", ".join(f"{f['loc']} ({f['type']})" for f in fields))
+    causes = facts.get("causes")
+    if isinstance(causes, list) and causes:
+        parts.append("caused by " + " <- ".join(causes))
+    return ": ".join(parts[:2]) + ("; " + "; ".join(parts[2:]) if len(parts) > 2 else "")
