@@ -104,11 +104,12 @@ def error_text(exc: BaseException, *, context: str | None = None) -> str:
     caller, never input) is put first, e.g. ``error_text(exc, context="unparseable settlement")``.
     """
     facts = describe_error(exc)
-    parts: list[str] = [context] if context else []
     head = str(facts["error"])
     if "sqlstate" in facts:
         head += f" [sqlstate {facts['sqlstate']}]"
-    parts.append(head)
+    if context:
+        head = f"{context}: {head}"
+    parts: list[str] = [head]
     if "detail" in facts:
         parts.append(str(facts["detail"]))
     fields = facts.get("fields")
@@ -117,4 +118,6 @@ def error_text(exc: BaseException, *, context: str | None = None) -> str:
     causes = facts.get("causes")
     if isinstance(causes, list) and causes:
         parts.append("caused by " + " <- ".join(causes))
-    return ": ".join(parts[:2]) + ("; " + "; ".join(parts[2:]) if len(parts) > 2 else "")
+    if "detail" in facts:
+        parts[0] += f": {parts.pop(1)}"
+    return "; ".join(parts)
