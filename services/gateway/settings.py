@@ -5,13 +5,19 @@ Secrets are never defaulted. :func:`load_settings` refuses with one message nami
 ``KARYA_SHOPEE_PARTNER_ID``, ``KARYA_SHOPEE_PARTNER_KEY``, ``KARYA_BLIBLI_API_KEY``,
 ``KARYA_BLIBLI_API_SECRET``.
 The ``*_PREVIOUS`` secrets are optional: set them during a rotation so deliveries signed with the old secret
-are still accepted. The marketplace API clients read their own settings (base URLs, tokens:
+are still accepted (an empty value means "not set"). Every secret that is set — the signing secrets, their
+``*_PREVIOUS`` values and ``KARYA_TOKOPEDIA_API_TOKEN`` — must be at least :data:`MIN_SECRET_LENGTH` characters
+and not all whitespace; identifiers (app key, partner id, Blibli API key) must not be blank. The refusal names
+the variables, never their values. The marketplace API clients read their own settings (base URLs, tokens:
 :mod:`services.gateway.clients.settings`).
+
+:class:`EdgeSettings` holds the HTTP edge limits (``KARYA_GATEWAY_*``, no secrets) that ``karya serve gateway``
+passes to uvicorn; see :mod:`services.gateway.edge` and docs/gateway.md.
 """
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "KARYA_"
@@ -24,6 +30,19 @@ REQUIRED_SECRETS = (
     "blibli_api_key",
     "blibli_api_secret",
 )
+MIN_SECRET_LENGTH = 16
+"""Shortest accepted secret: 16 characters. Real marketplace secrets are 32–64; this refuses typos and fillers."""
+SIGNING_SECRETS = (
+    "tokopedia_webhook_secret",
+    "tokopedia_webhook_secret_previous",
+    "tiktok_app_secret",
+    "tiktok_app_secret_previous",
+    "shopee_partner_key",
+    "shopee_partner_key_previous",
+    "blibli_api_secret",
+    "tokopedia_api_token",
+)
+IDENTIFIERS = ("tiktok_app_key", "shopee_partner_id", "blibli_api_key")
 
 
 class GatewayConfigError(RuntimeError):
@@ -46,12 +65,17 @@ class GatewaySettings(BaseSettings):
     shopee_partner_key_previous: SecretStr | None = None
     blibli_api_key: SecretStr = Field(min_length=1)
     blibli_api_secret: SecretStr = Field(min_length=1)
+    # Read by the API clients (services.gateway.clients.settings); checked here too so a weak one stops the start.
+    tokopedia_api_token: SecretStr | None = None
 
     gateway_public_url: str = Field(
         default="http://127.0.0.1:8083",
         description="The gateway's URL as the marketplaces call it; Shopee signs callback URL + '|' + body.",
     )
     webhook_max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    gateway_body_timeout_s: float = Field(
+        default=10.0, gt=0, description="A webhook body must arrive whole within this many seconds, else 408."
+    )
 
     # Normaliser.
     api_concurrency: int = Field(default=8, ge=1, description="Marketplace API calls in flight per batch.")
@@ -71,13 +95,64 @@ class GatewaySettings(BaseSettings):
 
     pollers_enabled: bool = True
 
+    @field_validator(*SIGNING_SECRETS, mode="before")
+    @classmethod
+    def _empty_optional_is_unset(cls, value: object, info: ValidationInfo) -> object:
+        if value == "" and (info.field_name or "").endswith(("_previous", "_api_token")):
+            return None
+        return value
+
+    @field_validator(*SIGNING_SECRETS)
+    @classmethod
+    def _strong_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        text = value.get_secret_value()
+        if not text.strip():
+            raise ValueError("is all whitespace")
+        if len(text) < MIN_SECRET_LENGTH:
+            raise ValueError(f"is shorter than {MIN_SECRET_LENGTH} characters")
+        return value
+
+    @field_validator(*IDENTIFIERS)
+    @classmethod
+    def _not_blank(cls, value: str | SecretStr) -> str | SecretStr:
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if not text.strip():
+            raise ValueError("is all whitespace")
+        return value
+
     @property
     def blibli_stores(self) -> tuple[str, ...]:
         """The Blibli store codes to poll."""
         return tuple(code.strip() for code in self.blibli_store_codes.split(",") if code.strip())
 
 
+class EdgeSettings(BaseSettings):
+    """Limits on the gateway's HTTP listener (``KARYA_GATEWAY_*``); what each one covers is in docs/gateway.md."""
+
+    model_config = SettingsConfigDict(env_prefix="KARYA_GATEWAY_", extra="ignore", frozen=True)
+
+    max_concurrency: int = Field(
+        default=256, ge=1, description="Open connections (idle, slow or busy) above which a new request gets 503."
+    )
+    header_timeout_s: float = Field(
+        default=10.0, gt=0, description="A request's line and headers must arrive within this, else 408 and close."
+    )
+    keep_alive_timeout_s: int = Field(default=5, ge=1, description="An idle keep-alive connection is closed after.")
+    max_header_bytes: int = Field(
+        default=16 * 1024, ge=1024, description="Request line plus headers above this size get 400 and close."
+    )
+    graceful_shutdown_s: int = Field(
+        default=15, ge=1, description="On shutdown, connections still busy after this are closed."
+    )
+
+
 _ABSENT = {"missing", "string_too_short", "too_short"}
+
+
+def _reason(message: str) -> str:
+    return message.removeprefix("Value error, ")
 
 
 def env_name(field: str) -> str:
@@ -96,7 +171,9 @@ def load_settings() -> GatewaySettings:
     except ValidationError as exc:
         errors = [e for e in exc.errors() if e["loc"]]
         missing = sorted({env_name(str(e["loc"][0])) for e in errors if e["type"] in _ABSENT})
-        invalid = sorted({f"{env_name(str(e['loc'][0]))} ({e['msg']})" for e in errors if e["type"] not in _ABSENT})
+        invalid = sorted(
+            {f"{env_name(str(e['loc'][0]))} ({_reason(e['msg'])})" for e in errors if e["type"] not in _ABSENT}
+        )
         parts = []
         if missing:
             parts.append(f"missing or empty environment variables: {', '.join(missing)}")

@@ -24,9 +24,9 @@ from services.gateway.settings import GatewaySettings
 
 BASE_URL = "http://127.0.0.1:8083"
 SECRETS = {
-    "tokopedia": ("toko-secret-now", "toko-secret-before"),
-    "tiktok_shop": ("tts-secret-now", "tts-secret-before"),
-    "shopee": ("shopee-key-now", "shopee-key-before"),
+    "tokopedia": ("toko-secret-now-0001", "toko-secret-before-01"),
+    "tiktok_shop": ("tts-secret-now-00001", "tts-secret-before-001"),
+    "shopee": ("shopee-key-now-00001", "shopee-key-before-001"),
 }
 TIKTOK_APP_KEY = "tts-app-key"
 ROUTES = {
@@ -54,7 +54,7 @@ def gateway_settings(*, rotation: bool = False, **overrides: Any) -> GatewaySett
         "shopee_partner_id": "2001",
         "shopee_partner_key": SECRETS["shopee"][0],
         "blibli_api_key": "blibli-key",
-        "blibli_api_secret": "blibli-secret",
+        "blibli_api_secret": "blibli-api-secret-01",
         "gateway_public_url": BASE_URL,
         "backstop_min_age_s": 60.0,
     }

@@ -27,11 +27,11 @@ SETTINGS = SimSettings(
     tokopedia_api_token="tp-api-token",
     tokopedia_fs_id=13004,
     tiktok_app_key="tts-app-key",
-    tiktok_app_secret="tts-app-secret",
+    tiktok_app_secret="tts-app-secret-0001",
     shopee_partner_id=2001234,
     shopee_partner_key="shopee-partner-key",
     blibli_api_key="blibli-key",
-    blibli_api_secret="blibli-secret",
+    blibli_api_secret="blibli-api-secret-01",
     sim_gateway_url=GATEWAY,
     gateway_public_url=GATEWAY,
 )
@@ -131,7 +131,7 @@ class FakeGateway:
         if route.startswith("/webhooks/tokopedia/"):
             return headers.get("authorization-hmac") == reference_hmac(b"tp-webhook-secret", body)
         if route.startswith("/webhooks/tiktok-shop/"):
-            return headers.get("authorization") == reference_hmac(b"tts-app-secret", b"tts-app-key" + body)
+            return headers.get("authorization") == reference_hmac(b"tts-app-secret-0001", b"tts-app-key" + body)
         callback = (GATEWAY + route).encode()
         return headers.get("authorization") == reference_hmac(b"shopee-partner-key", callback + b"|" + body)
 

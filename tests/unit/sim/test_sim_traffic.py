@@ -128,7 +128,7 @@ async def test_clients_read_what_the_traffic_produced() -> None:
             order.settlement.pph22,
         )
     blibli = BlibliClient(
-        "http://127.0.0.1:8090/blibli", "blibli-key", "blibli-secret", transport=api, clock=lambda: NOW
+        "http://127.0.0.1:8090/blibli", "blibli-key", "blibli-api-secret-01", transport=api, clock=lambda: NOW
     )
     everything = (datetime.fromtimestamp(NOW - 1, tz=UTC), datetime.fromtimestamp(NOW + 10**6, tz=UTC))
     expected = {(o.shop_id, o.order_id): o.status for o in state.orders(Channel.BLIBLI)}
