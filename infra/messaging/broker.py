@@ -2,11 +2,20 @@
 
 A subscriber here only hands the raw records of a batch to a :class:`BatchConsumer` and, once that returns (the
 PostgreSQL transaction committed), commits exactly the offsets after the last record of each partition.
+
+Failing closed: with ``AckPolicy.MANUAL`` FastStream 0.7 neither nacks nor stops when a handler raises; its
+``SubscriberUsecase.consume`` swallows the exception (it is only logged, and the broker has ``logger=None``) and the
+consume loop fetches on from where the consumer's position already is, past the failed batch, so the next commit
+would pass records never applied. So the handler never lets an exception out: it rewinds every partition of
+what it took (the batch and its top-up) to its first offset, logs ``batch_not_applied`` with value-free facts,
+waits a capped, jittered backoff and returns; the next fetch returns those records again. A partition stalls on
+a batch that keeps failing (its lag grows, the log says why) instead of losing it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -17,8 +26,10 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.kafka.subscriber.usecase import BatchSubscriber
 
+from infra.errors import describe_error
 from infra.logging import get_logger
 from infra.messaging.consumer import BatchConsumer
+from infra.messaging.failures import backoff_s
 from infra.messaging.metrics import MessagingMetrics
 from infra.settings import KafkaSettings
 
@@ -68,13 +79,89 @@ def register_batch_consumer(
         description=description,
     )
 
+    guard = BatchGuard(consumer.name, settings, consumer.metrics)
+
     @subscriber
     async def on_batch(body: list[bytes], message: KafkaMessage) -> None:
-        records = await top_up(message.consumer, message.raw_message, settings)
-        await consumer.process(records)
-        await commit_offsets(message.consumer, records)
+        await guard.run(message.consumer, message.raw_message, consumer.process)
 
     return subscriber
+
+
+class BatchGuard:
+    """Runs one batch (top-up, apply, commit) so that an error never lets a later commit pass its records."""
+
+    def __init__(
+        self,
+        name: str,
+        settings: KafkaSettings,
+        metrics: MessagingMetrics,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.name = name
+        self._settings = settings
+        self._metrics = metrics
+        self._sleep = sleep
+        self._failures = 0  # consecutive batches not applied: the backoff grows with it
+
+    async def run(
+        self,
+        kafka_consumer: AIOKafkaConsumer,
+        batch: Sequence[ConsumerRecord[bytes, bytes]],
+        apply: Callable[[Sequence[ConsumerRecord[bytes, bytes]]], Awaitable[None]],
+    ) -> bool:
+        """Apply ``batch`` (topped up) and commit its offsets; on any error rewind, log, back off and return
+        False (never raise: see the module docstring)."""
+        records: Sequence[ConsumerRecord[bytes, bytes]] = batch
+        try:
+            records = await top_up(kafka_consumer, batch, self._settings)
+            await apply(records)
+            await commit_offsets(kafka_consumer, records)
+        except Exception as exc:
+            self._failures += 1
+            firsts = rewind(kafka_consumer, records)
+            self._metrics.batches_not_applied.labels(self.name).inc()
+            delay = backoff_s(self._failures, self._settings.retry_backoff_ms, self._settings.retry_backoff_max_ms)
+            log.error(
+                "batch_not_applied",
+                consumer=self.name,
+                records=len(records),
+                partitions=[f"{tp.topic}/{tp.partition}" for tp in firsts],
+                first_offsets=list(firsts.values()),
+                consecutive=self._failures,
+                retry_in_s=round(delay, 3),
+                **describe_error(exc),
+            )
+            await self._sleep(delay)
+            return False
+        self._failures = 0
+        return True
+
+
+def first_offsets(records: Sequence[ConsumerRecord[bytes, bytes]]) -> dict[TopicPartition, int]:
+    """The lowest offset taken from each partition."""
+    firsts: dict[TopicPartition, int] = {}
+    for r in records:
+        tp = TopicPartition(r.topic, r.partition)
+        if tp not in firsts or r.offset < firsts[tp]:
+            firsts[tp] = r.offset
+    return firsts
+
+
+def rewind(
+    kafka_consumer: AIOKafkaConsumer, records: Sequence[ConsumerRecord[bytes, bytes]]
+) -> dict[TopicPartition, int]:
+    """Seek every partition of ``records`` back to its first offset, so the next fetch returns them again.
+
+    A partition no longer assigned (a rebalance took it) is left alone: its new owner starts from the committed
+    offset, which is before these records."""
+    firsts = first_offsets(records)
+    for tp, offset in firsts.items():
+        try:
+            kafka_consumer.seek(tp, offset)
+        except IllegalStateError:
+            log.warning("rewind_skipped_unassigned", partition=f"{tp.topic}/{tp.partition}", offset=offset)
+    return firsts
 
 
 async def top_up(
@@ -107,7 +194,7 @@ async def commit_offsets(kafka_consumer: AIOKafkaConsumer, records: Sequence[Con
         await kafka_consumer.commit(offsets)
     except (CommitFailedError, IllegalStateError) as exc:
         # A rebalance took the partitions away: the new owner redelivers and the inbox absorbs the repeat.
-        log.warning("offset_commit_skipped", error=str(exc)[:200])
+        log.warning("offset_commit_skipped", **describe_error(exc))
 
 
 async def update_lag_metrics(subscriber: BatchSubscriber, group_id: str, metrics: MessagingMetrics) -> int:

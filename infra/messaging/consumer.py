@@ -4,14 +4,20 @@ One Kafka batch is applied in one PostgreSQL transaction: the inbox rows of its 
 (``ON CONFLICT DO NOTHING``), so a redelivered event reaches the handler at most once; the handler's writes and its
 outbox rows commit together with them; offsets are committed to Kafka only after that commit.
 
-When a batch fails, transient database errors (serialisation failure, deadlock) retry the whole batch with
-backoff, and a lost database connection retries until the database is back (nothing can be applied meanwhile).
-Any other error isolates the culprit: the events are applied one by one inside savepoints, each failing event is
-retried up to ``max_attempts`` times, then dead-lettered to ``<topic>.dlq`` through the outbox with the original
-bytes, headers, error and attempt count, while the rest of the batch is applied.
+When a batch fails, :func:`infra.messaging.failures.classify` decides. A database that cannot take the batch now
+(connection lost or refused, starting up or shutting down, too many connections) makes the whole batch wait and
+retry for as long as that lasts, with capped, jittered backoff and rate-limited warnings. A serialisation failure
+or deadlock retries the whole batch a bounded number of times. Any other error isolates the culprit: the events
+are applied one by one inside savepoints, each failing event is retried up to ``max_attempts`` times, then
+dead-lettered to ``<topic>.dlq`` through the outbox with the original bytes, headers, error and attempt count,
+while the rest of the batch is applied. What isolation cannot absorb escapes :meth:`BatchConsumer.process`
+without applying anything further; the subscriber (``infra.messaging.broker``) then rewinds the batch so its
+records are fetched again, and no later commit can pass them.
 
 Logs carry :func:`infra.errors.describe_error` facts (class, SQLSTATE, field paths), never an error's text: it
-can quote payload values. The full text of a dead letter is in ``<schema>.dead_letters`` and the DLQ header.
+can quote payload values. What is stored and sent with a dead letter (``<schema>.dead_letters.error``, the
+``karya-dlq-error`` header) is :func:`infra.errors.error_text`, value-free as well; the record itself (payload and
+headers) is kept whole in ``dead_letters`` and on the DLQ topic.
 """
 
 from __future__ import annotations
@@ -26,12 +32,12 @@ from uuid import UUID
 from aiokafka import ConsumerRecord
 from pydantic import ValidationError
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from infra.errors import describe_error, sqlstate_of
+from infra.errors import describe_error, error_text
 from infra.logging import bind_event_context, get_logger
 from infra.messaging.envelope import Envelope
+from infra.messaging.failures import Failure, QuietWarnings, backoff_s, classify
 from infra.messaging.metrics import MessagingMetrics
 from infra.messaging.outbox import OutboundMessage, encode_headers, enqueue
 from infra.messaging.topics import dead_letter_topic
@@ -68,7 +74,7 @@ class Rejection:
 
 @dataclass(frozen=True, slots=True)
 class _Failure:
-    """An event to dead-letter: ``error`` (full text) is stored, only ``facts`` (value-free) are logged."""
+    """An event to dead-letter: ``error`` (value-free text) is stored and sent, ``facts`` are logged."""
 
     record: ConsumerRecord[bytes, bytes]
     error: str
@@ -82,23 +88,13 @@ class BatchHandler(Protocol):
     async def __call__(self, conn: AsyncConnection, events: Sequence[InboundEvent]) -> Sequence[Rejection] | None: ...
 
 
-_SERIALIZATION_STATES = {"40001", "40P01"}
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """A decoded batch: events this consumer acts on, events of unknown types, undecodable records."""
 
-
-def _is_transient(exc: BaseException) -> bool:
-    return sqlstate_of(exc) in _SERIALIZATION_STATES
-
-
-def _is_connection_loss(exc: BaseException) -> bool:
-    if isinstance(exc, InterfaceError | OSError | ConnectionError):
-        return True
-    if isinstance(exc, OperationalError | DBAPIError):
-        return (
-            bool(getattr(exc, "connection_invalidated", False))
-            or isinstance(exc.orig, OSError | ConnectionError)
-            or "connection" in type(exc.orig).__name__.lower()
-        )
-    return False
+    events: list[InboundEvent]
+    unknown: list[InboundEvent]
+    undecodable: list[_Failure]
 
 
 class BatchConsumer:
@@ -115,15 +111,20 @@ class BatchConsumer:
         metrics: MessagingMetrics,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         event_types: frozenset[str] | None = None,
+        known_types: frozenset[str] | None = None,
         after_commit: Callable[[], None] | None = None,
     ) -> None:
-        """``event_types``: the types this consumer acts on (None: all). Other events on its topics have no
+        """``event_types``: the types this consumer acts on (None: all). Other known events on its topics have no
         effect here, so they are skipped before decoding (by their ``karya-event-type`` header when present)
-        and take no inbox row; undecodable records are still dead-lettered. ``after_commit`` is called after
+        and take no inbox row. ``known_types``: every type defined anywhere (None: no check); a decodable event
+        whose type is not among them is dead-lettered at arrival (kind ``unknown_type``) with its origin, once
+        (it takes an inbox row). Undecodable records are always dead-lettered. ``after_commit`` is called after
         every committed batch (the runtime wakes the outbox relay with it)."""
         self.name = name
         self._types = None if event_types is None else frozenset(t.encode() for t in event_types)
         self._type_names = event_types
+        self._known = None if known_types is None else frozenset(t.encode() for t in known_types)
+        self._known_names = known_types
         self._schema = schema
         self._engine = engine
         self._handler = handler
@@ -131,73 +132,108 @@ class BatchConsumer:
         self._metrics = metrics
         self._sleep = sleep
         self._after_commit = after_commit
+        self._quiet = QuietWarnings(name)
+
+    @property
+    def metrics(self) -> MessagingMetrics:
+        """The metrics this consumer reports to."""
+        return self._metrics
 
     async def process(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
-        """Apply one batch with exactly-once effect; returns once it is durably committed."""
+        """Apply one batch with exactly-once effect; returns once it is durably committed.
+
+        Waits (unbounded) while the database cannot take the batch; raises only what neither retries nor
+        isolation can absorb, and then the caller must fetch the batch again (see ``broker.on_batch``).
+        """
         if not records:
             return
         started = time.perf_counter()
         self._metrics.batch_size.labels(self.name).observe(len(records))
-        events, undecodable = self._decode(records)
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                async with self._engine.begin() as conn:
-                    fresh = await self._claim(conn, events)
-                    rejected = _rejected(await self._handler(conn, fresh)) if fresh else []
-                    failures = [*undecodable, *rejected]
-                    await self._dead_letter(conn, failures)
-                self._report_dead_letters(failures)
-                break
-            except Exception as exc:
-                if _is_connection_loss(exc):
-                    self._metrics.batch_retries.labels(self.name, "connection").inc()
-                    delay = self._backoff(attempt)
-                    log.warning("database_unavailable", consumer=self.name, retry_in_s=delay, **describe_error(exc))
-                    await self._sleep(delay)
-                    continue
-                if _is_transient(exc) and attempt < self._settings.max_attempts:
-                    self._metrics.batch_retries.labels(self.name, "transient").inc()
-                    await self._sleep(self._backoff(attempt))
-                    continue
-                self._metrics.batch_retries.labels(self.name, "isolate").inc()
-                log.warning("batch_failed_isolating", consumer=self.name, **describe_error(exc))
-                await self._process_isolated(events, undecodable)
-                break
+        batch = self._decode(records)
+        attempt = contended = 0
+        isolating = waiting = False
+        try:
+            while True:
+                attempt += 1
+                try:
+                    await (self._process_isolated(batch) if isolating else self._process_whole(batch))
+                    break
+                except Exception as exc:
+                    kind = classify(exc)
+                    if kind is Failure.UNAVAILABLE:  # nothing can be applied meanwhile: wait, then all again
+                        self._metrics.batch_retries.labels(self.name, "connection").inc()
+                        if not waiting:
+                            waiting = True
+                            self._metrics.waiting_for_database.labels(self.name).set(1)
+                        delay = self._backoff(attempt)
+                        self._quiet.warn("database_unavailable", exc, retry_in_s=round(delay, 3))
+                        await self._sleep(delay)
+                        isolating = False
+                        continue
+                    if kind is Failure.CONTENDED:
+                        contended += 1
+                        if contended < self._settings.max_attempts:
+                            self._metrics.batch_retries.labels(self.name, "transient").inc()
+                            await self._sleep(self._backoff(contended))
+                            isolating = False
+                            continue
+                    if isolating:
+                        raise  # not an event's fault (isolation absorbs those): the caller fetches it again
+                    self._metrics.batch_retries.labels(self.name, "isolate").inc()
+                    log.warning("batch_failed_isolating", consumer=self.name, **describe_error(exc))
+                    isolating = True
+        finally:
+            if waiting:
+                self._metrics.waiting_for_database.labels(self.name).set(0)
+        if waiting:
+            self._quiet.resolved("database_available")
         if self._after_commit is not None:
             self._after_commit()
-        self._metrics.events_applied.labels(self.name).inc(len(events))
+        self._metrics.events_applied.labels(self.name).inc(len(batch.events))
         self._metrics.batch_seconds.labels(self.name).observe(time.perf_counter() - started)
 
-    def _decode(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> tuple[list[InboundEvent], list[_Failure]]:
-        events: list[InboundEvent] = []
-        bad: list[_Failure] = []
+    async def _process_whole(self, batch: _Batch) -> None:
+        """The whole batch in one transaction."""
+        async with self._engine.begin() as conn:
+            fresh = await self._claim(conn, batch.events)
+            rejected = _rejected(await self._handler(conn, fresh)) if fresh else []
+            failures = [*await self._arrival_failures(conn, batch), *rejected]
+            await self._dead_letter(conn, failures)
+        self._report_dead_letters(failures)
+
+    async def _arrival_failures(self, conn: AsyncConnection, batch: _Batch) -> list[_Failure]:
+        """Records dead-lettered at arrival: undecodable ones, and events of unknown types not seen before."""
+        fresh = await self._claim(conn, batch.unknown)
+        return [*batch.undecodable, *(_unknown_type(e) for e in fresh)]
+
+    def _decode(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> _Batch:
+        batch = _Batch([], [], [])
         seen: set[UUID] = set()
         for record in records:
-            if self._types is not None and self._ignored(record):
+            if self._types is not None and self._skipped(record):
                 continue
             try:
                 envelope = Envelope.from_bytes(record.value or b"")
             except (ValidationError, ValueError) as exc:
                 facts = {"kind": "undecodable", **describe_error(exc)}
-                bad.append(_Failure(record, f"undecodable envelope: {exc}"[:2000], 1, facts))
+                batch.undecodable.append(_Failure(record, error_text(exc, context="undecodable envelope"), 1, facts))
                 continue
-            if self._type_names is not None and envelope.type not in self._type_names:
+            unknown = self._known_names is not None and envelope.type not in self._known_names
+            if not unknown and self._type_names is not None and envelope.type not in self._type_names:
                 continue
             if envelope.event_id in seen:  # the same event twice in one batch: the inbox would see it once
                 self._metrics.events_duplicate.labels(self.name).inc()
                 continue
             seen.add(envelope.event_id)
-            events.append(InboundEvent(envelope, record))
-        return events, bad
+            (batch.unknown if unknown else batch.events).append(InboundEvent(envelope, record))
+        return batch
 
-    def _ignored(self, record: ConsumerRecord[bytes, bytes]) -> bool:
-        """True when the record's type header names a type this consumer does not act on."""
+    def _skipped(self, record: ConsumerRecord[bytes, bytes]) -> bool:
+        """True when the record's type header names a known type this consumer does not act on."""
         for key, value in record.headers or ():
             if key == "karya-event-type":
                 assert self._types is not None
-                return value not in self._types
+                return value not in self._types and (self._known is None or value in self._known)
         return False
 
     async def _claim(self, conn: AsyncConnection, events: Sequence[InboundEvent]) -> list[InboundEvent]:
@@ -225,15 +261,15 @@ class BatchConsumer:
             self._metrics.events_duplicate.labels(self.name).inc(duplicates)
         return [e for e in events if e.envelope.event_id in new_ids]
 
-    async def _process_isolated(
-        self,
-        events: Sequence[InboundEvent],
-        undecodable: Sequence[_Failure],
-    ) -> None:
-        """Apply events one at a time in savepoints; dead-letter the ones that keep failing."""
+    async def _process_isolated(self, batch: _Batch) -> None:
+        """Apply events one at a time in savepoints; dead-letter the ones that keep failing.
+
+        A failure that is the database's, not the event's (:func:`classify`), is raised: the caller retries
+        the whole batch (events committed by an earlier round keep their inbox rows and are skipped then).
+        """
         attempts: dict[UUID, int] = {}
         errors: dict[UUID, tuple[str, dict[str, object]]] = {}
-        pending: list[InboundEvent] = list(events)  # each round's claim skips events applied before
+        pending: list[InboundEvent] = list(batch.events)  # each round's claim skips events applied before
         for round_no in range(1, self._settings.max_attempts + 1):
             if not pending:
                 break
@@ -253,13 +289,13 @@ class BatchConsumer:
                             await self._dead_letter(conn, rejected)
                         committed_rejections += rejected
                     except PermanentError as exc:
-                        errors[event.envelope.event_id] = (f"{type(exc).__name__}: {exc}", describe_error(exc))
+                        errors[event.envelope.event_id] = (error_text(exc), describe_error(exc))
                         attempts[event.envelope.event_id] = self._settings.max_attempts
                         failed.append(event)
                     except Exception as exc:
-                        if _is_connection_loss(exc):
+                        if classify(exc) is not None:
                             raise
-                        errors[event.envelope.event_id] = (f"{type(exc).__name__}: {exc}", describe_error(exc))
+                        errors[event.envelope.event_id] = (error_text(exc), describe_error(exc))
                         failed.append(event)
                 last_round = round_no == self._settings.max_attempts
                 dead = [e for e in failed if last_round or attempts[e.envelope.event_id] >= self._settings.max_attempts]
@@ -270,10 +306,11 @@ class BatchConsumer:
                 await self._dead_letter(conn, dead_letters)
             self._report_dead_letters([*committed_rejections, *dead_letters])
             pending = retry
-        if undecodable:
+        if batch.undecodable or batch.unknown:
             async with self._engine.begin() as conn:
-                await self._dead_letter(conn, undecodable)
-            self._report_dead_letters(undecodable)
+                arrivals = await self._arrival_failures(conn, batch)
+                await self._dead_letter(conn, arrivals)
+            self._report_dead_letters(arrivals)
 
     async def _release(self, conn: AsyncConnection, events: Sequence[InboundEvent]) -> None:
         if events:
@@ -342,8 +379,7 @@ class BatchConsumer:
                 log.error("event_dead_lettered", consumer=self.name, attempts=f.attempts, see=see, **f.facts)
 
     def _backoff(self, attempt: int) -> float:
-        ms = min(self._settings.retry_backoff_ms * 2 ** (attempt - 1), self._settings.retry_backoff_max_ms)
-        return float(ms) / 1000.0
+        return backoff_s(attempt, self._settings.retry_backoff_ms, self._settings.retry_backoff_max_ms)
 
 
 def _rejected(rejections: Sequence[Rejection] | None) -> list[_Failure]:
@@ -355,6 +391,12 @@ def _rejected(rejections: Sequence[Rejection] | None) -> list[_Failure]:
 
 def _dead(event: InboundEvent, error: str, facts: dict[str, object], attempts: int) -> _Failure:
     return _Failure(event.record, error, attempts, {"kind": "failed", **facts})
+
+
+def _unknown_type(event: InboundEvent) -> _Failure:
+    # The type's name is input: it stays in the stored record (payload and headers), not in the error text.
+    facts: dict[str, object] = {"kind": "unknown_type", "event_id": str(event.envelope.event_id)}
+    return _Failure(event.record, "unknown_type: no service defines this event type", 1, facts)
 
 
 def _event_id_of(record: ConsumerRecord[bytes, bytes]) -> UUID | None:

@@ -28,6 +28,18 @@ class MessagingMetrics:
         self.batch_retries = Counter(
             "karya_batch_retries_total", "Batches retried after an error", ["consumer", "kind"], registry=r
         )
+        self.batches_not_applied = Counter(
+            "karya_batches_not_applied_total",
+            "Batches whose error escaped the consumer core: rewound to their first offsets and fetched again",
+            ["consumer"],
+            registry=r,
+        )
+        self.waiting_for_database = Gauge(
+            "karya_consumer_waiting_for_database",
+            "1 while a consumer's batch waits for the database to accept it again",
+            ["consumer"],
+            registry=r,
+        )
         self.batch_size = Histogram(
             "karya_batch_size",
             "Records per consumed batch",
@@ -47,3 +59,6 @@ class MessagingMetrics:
             "karya_outbox_oldest_age_seconds", "Age of the oldest unsent outbox row", ["schema"], registry=r
         )
         self.outbox_published = Counter("karya_outbox_published_total", "Outbox rows published", ["schema"], registry=r)
+        self.outbox_relay_leader = Gauge(
+            "karya_outbox_relay_leader", "1 while this process's relay holds its outbox's lock", ["schema"], registry=r
+        )
