@@ -1,8 +1,14 @@
 """The process shell every service shares: broker, engine, consumers, outbox relay, and the ops endpoints.
 
-``/healthz`` says the process is alive; ``/readyz`` says the broker and the database answer and every consumer
-has partitions assigned; ``/metrics`` exposes FastStream's Prometheus middleware plus consumer lag per
-partition, outbox backlog and age, and dead-letter counts.
+``/healthz`` says the process is alive; ``/readyz`` says the broker and the database answer, every consumer
+has partitions assigned and every required background task is running (``tasks``; ``tasks_down`` names the
+ones that are not); ``/metrics`` exposes FastStream's Prometheus middleware plus consumer lag per partition,
+outbox backlog and age, dead-letter counts and background-task restarts.
+
+Background tasks run under one :class:`infra.supervision.Supervisor`: the outbox relay (required: without it
+nothing this process writes reaches Kafka), the tasks a service adds with :meth:`ServiceRuntime.add_background`
+(required unless added with ``required=False``: the orders sweeper, the gateway's pollers) and the metric loops
+(consumer lag, outbox backlog; not required).
 """
 
 from __future__ import annotations
@@ -10,9 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from fastapi import APIRouter, FastAPI, Response
 from faststream.kafka import KafkaBroker
@@ -21,7 +26,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from infra.db.engine import database_is_ready, make_engine
-from infra.logging import get_logger
+from infra.errors import describe_error
+from infra.logging import LogLimiter, get_logger
 from infra.messaging.admin import ensure_topics
 from infra.messaging.broker import make_broker, register_batch_consumer, update_lag_metrics
 from infra.messaging.consumer import BatchConsumer, BatchHandler
@@ -30,6 +36,7 @@ from infra.messaging.metrics import MessagingMetrics
 from infra.messaging.relay import OutboxRelay
 from infra.messaging.topics import TOPIC_PREFIX
 from infra.settings import KafkaSettings
+from infra.supervision import Supervisor, TaskFactory
 
 log = get_logger(__name__)
 
@@ -52,7 +59,9 @@ class ServiceRuntime:
         kafka: KafkaSettings,
         pool_size: int = 10,
         relay: bool = True,
+        restart_delay_s: tuple[float, float] = (0.5, 30.0),
     ) -> None:
+        """``restart_delay_s``: the first and the longest delay before a failed background task is restarted."""
         self.name = name
         self.schema = schema
         self.kafka = kafka
@@ -62,8 +71,12 @@ class ServiceRuntime:
         self._consumers: list[_Registered] = []
         self._topics: set[str] = set()
         self._stop = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._background: list[tuple[str, Callable[[asyncio.Event], Coroutine[Any, Any, None]]]] = []
+        self.supervisor = Supervisor(
+            registry=self.metrics.registry,
+            process=name,
+            base_delay_s=restart_delay_s[0],
+            max_delay_s=restart_delay_s[1],
+        )
         # Extra HTTP routes (e.g. the gateway's webhooks): routers, or factories called when the app is built,
         # so a router that needs secrets reads them only when the process really serves HTTP.
         self.http_routers: list[APIRouter | Callable[[], APIRouter]] = []
@@ -74,6 +87,10 @@ class ServiceRuntime:
             if relay
             else None
         )
+        if self.relay is not None:
+            self.supervisor.add("relay", self.relay.run)
+            self.supervisor.add("outbox-metrics", self.relay.measure_backlog, required=False)
+        self.supervisor.add("consumer-lag", self._lag_loop, required=False)
 
     def add_consumer(
         self,
@@ -103,9 +120,10 @@ class ServiceRuntime:
         self._topics |= set(topics)
         return consumer
 
-    def add_background(self, name: str, factory: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
-        """A task started with the service and given the stop event (e.g. a sweeper)."""
-        self._background.append((name, factory))
+    def add_background(self, name: str, factory: TaskFactory, *, required: bool = True) -> None:
+        """A task started with the service, given the stop event and supervised (e.g. a sweeper): restarted when
+        it fails or ends early; while a ``required`` one is down, ``/readyz`` answers 503."""
+        self.supervisor.add(name, factory, required=required)
 
     def declare_output(self, topic: str, description: str) -> None:
         """A topic this process publishes to (through its outbox): created at start and documented in AsyncAPI."""
@@ -116,20 +134,14 @@ class ServiceRuntime:
         """Create topics, start the broker (subscribers join their groups) and the relay."""
         await ensure_topics(self.kafka.bootstrap_servers, self._topics, self.kafka.partitions)
         await self.broker.start()
-        if self.relay is not None:
-            self._tasks.append(asyncio.create_task(self.relay.run(self._stop), name=f"{self.name}-relay"))
-        self._tasks.append(asyncio.create_task(self._lag_loop(), name=f"{self.name}-lag"))
-        for name, factory in self._background:
-            self._tasks.append(asyncio.create_task(factory(self._stop), name=f"{self.name}-{name}"))
+        self.supervisor.start(self._stop)
         _tune_gc()
         log.info("service_started", service=self.name, topics=sorted(self._topics))
 
     async def stop(self) -> None:
         """Stop the relay and consumers, then close the broker and the engine."""
         self._stop.set()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(task, timeout=10)
+        await self.supervisor.wait_stopped(timeout_s=10)
         await self.broker.stop()
         await self.engine.dispose()
         log.info("service_stopped", service=self.name)
@@ -142,15 +154,27 @@ class ServiceRuntime:
         assigned = all(
             r.subscriber.consumer is not None and bool(r.subscriber.consumer.assignment()) for r in self._consumers
         )
-        return {"broker": broker_ok, "database": await database_is_ready(self.engine), "consumers_assigned": assigned}
+        return {
+            "broker": broker_ok,
+            "database": await database_is_ready(self.engine),
+            "consumers_assigned": assigned,
+            "tasks": not self.supervisor.down(),
+        }
 
-    async def _lag_loop(self) -> None:
-        while not self._stop.is_set():
+    async def _lag_loop(self, stop: asyncio.Event) -> None:
+        limiter = LogLimiter()
+        while not stop.is_set():
+            failed = False
             for r in self._consumers:
-                with contextlib.suppress(Exception):
+                try:
                     await update_lag_metrics(r.subscriber, r.group_id, self.metrics)
+                except Exception as exc:  # a broker outage: the gauges keep their last values meanwhile
+                    failed = True
+                    limiter.log(log.warning, "consumer_lag_unavailable", key=r.group_id, **describe_error(exc))
+            if not failed:
+                limiter.resolved()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout=5)
+                await asyncio.wait_for(stop.wait(), timeout=5)
 
     def http_app(self) -> FastAPI:
         """The FastAPI app with the ops endpoints; its lifespan starts and stops this runtime."""
@@ -174,7 +198,8 @@ class ServiceRuntime:
             checks = await self.readiness()
             ready = all(checks.values())
             response.status_code = 200 if ready else 503
-            return {"ready": ready, **checks}
+            down = self.supervisor.down()
+            return {"ready": ready, **checks, **({"tasks_down": down} if down else {})}
 
         @app.get("/metrics")
         async def metrics() -> Response:

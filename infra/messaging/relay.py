@@ -6,6 +6,14 @@ published record carries the header ``karya-outbox: <schema>:<id>``. Before its 
 publish, the relay reads the tails of the partitions its pending rows go to and deletes every row it finds there
 already. One relay per outbox is active at a time (a PostgreSQL advisory lock), so a second replica waits as a
 hot standby.
+
+Leadership is re-checked inside the loop: before every batch it sends, and every ``leadership_check_s`` while
+idle, the relay asks PostgreSQL whether its lock connection still holds the lock (``pg_locks``). When that
+connection is gone (a database restart, a terminated backend) the lock is gone with it and another replica may
+already publish; the relay then raises :class:`LeadershipLost` and its supervisor starts it again, from acquiring
+the lock. Failures of a batch (Kafka away, the database refusing a statement) are retried inside the loop with
+jittered backoff, and nothing is published again until the in-flight rows have been recovered. Only the service
+role may take advisory locks (``infra.db.roles``), so no other role can silence the relay.
 """
 
 from __future__ import annotations
@@ -18,17 +26,29 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from infra.errors import describe_error
-from infra.logging import get_logger
+from infra.logging import LogLimiter, get_logger
 from infra.messaging.admin import partitions_of
 from infra.messaging.metrics import MessagingMetrics
 from infra.messaging.outbox import decode_headers
 from infra.messaging.partitioning import PartitionCache
+from infra.supervision import backoff_delay
 
 log = get_logger(__name__)
 OUTBOX_HEADER = "karya-outbox"
+_HOLDS_LOCK = text(
+    "SELECT count(*) FROM pg_locks, (SELECT hashtext(:k)::bigint AS key) AS k "
+    "WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted AND objsubid = 1 "
+    "AND classid::bigint = ((k.key >> 32) & 4294967295) AND objid::bigint = (k.key & 4294967295)"
+)
+
+
+class LeadershipLost(Exception):
+    """The relay's lock connection no longer holds the advisory lock (or cannot answer): stop publishing."""
+
+    loggable_message = True
 
 
 def make_producer(bootstrap_servers: str, client_id: str) -> AIOKafkaProducer:
@@ -56,64 +76,123 @@ class OutboxRelay:
         metrics: MessagingMetrics,
         batch_size: int = 2000,
         idle_sleep_s: float = 0.25,
+        leadership_check_s: float = 2.0,
+        backlog_every_s: float = 2.0,
     ) -> None:
         """``idle_sleep_s``: how long an idle relay waits before looking again, unless :meth:`wake` comes first
-        (rows written by another process — a second replica, a CLI — wait at most this long)."""
+        (rows written by another process — a second replica, a CLI — wait at most this long).
+        ``leadership_check_s``: how often an idle leader checks that it still holds the lock.
+        ``backlog_every_s``: how often :meth:`measure_backlog` counts the outbox."""
         self._engine = engine
         self._schema = schema
         self._bootstrap = bootstrap_servers
         self._metrics = metrics
         self._batch_size = batch_size
         self._idle_sleep_s = idle_sleep_s
+        self._leadership_check_s = leadership_check_s
+        self._backlog_every_s = backlog_every_s
         self._lock_key = f"karya-outbox:{schema}"
+        self._lock_conn: AsyncConnection | None = None
         self._wake = asyncio.Event()
         self.published = 0
-        self._metrics_at = 0.0
         self._partitions = PartitionCache()
 
     def wake(self) -> None:
         """Look at the outbox now: a transaction of this process has just committed rows to it."""
         self._wake.set()
 
+    @property
+    def leader(self) -> bool:
+        """True while this relay holds the lock and publishes."""
+        return self._lock_conn is not None
+
     async def run(self, stop: asyncio.Event) -> None:
-        """Hold the leader lock, recover in-flight rows, then publish until ``stop`` is set."""
+        """Hold the leader lock, recover in-flight rows, then publish until ``stop`` is set.
+
+        Raises:
+            LeadershipLost: the lock connection died or no longer holds the lock (the supervisor restarts it).
+        """
         async with self._engine.connect() as lock_conn:
-            while not stop.is_set():
-                got = (
-                    await lock_conn.execute(text("SELECT pg_try_advisory_lock(hashtext(:k))"), {"k": self._lock_key})
-                ).scalar_one()
-                await lock_conn.commit()
-                if got:
-                    break
-                await _sleep_or_stop(stop, 1.0)
-            if stop.is_set():
+            if not await self._acquire(lock_conn, stop):
                 return
+            self._lock_conn = lock_conn
+            self._metrics.outbox_relay_leader.labels(self._schema).set(1)
             producer = make_producer(self._bootstrap, f"relay-{self._schema}")
-            await producer.start()
             try:
+                await producer.start()
                 await self._loop(producer, stop)
             finally:
-                await producer.stop()
-                await lock_conn.execute(text("SELECT pg_advisory_unlock(hashtext(:k))"), {"k": self._lock_key})
-                await lock_conn.commit()
+                self._lock_conn = None
+                self._metrics.outbox_relay_leader.labels(self._schema).set(0)
+                with contextlib.suppress(Exception):
+                    await producer.stop()
+                with contextlib.suppress(Exception):  # a dead connection took its lock with it
+                    await lock_conn.execute(text("SELECT pg_advisory_unlock(hashtext(:k))"), {"k": self._lock_key})
+                    await lock_conn.commit()
+
+    async def _acquire(self, lock_conn: AsyncConnection, stop: asyncio.Event) -> bool:
+        """Wait as a hot standby until the lock is ours (True) or ``stop`` is set (False)."""
+        while not stop.is_set():
+            got = (
+                await lock_conn.execute(text("SELECT pg_try_advisory_lock(hashtext(:k))"), {"k": self._lock_key})
+            ).scalar_one()
+            await lock_conn.commit()
+            if got:
+                return True
+            await _sleep_or_stop(stop, 1.0)
+        return False
+
+    async def verify_leadership(self) -> None:
+        """Raise :class:`LeadershipLost` unless the lock connection answers and still holds the lock (nothing to
+        check when the relay is driven without :meth:`run`, as some tests do)."""
+        conn = self._lock_conn
+        if conn is None:
+            return
+        try:
+            held = (await conn.execute(_HOLDS_LOCK, {"k": self._lock_key})).scalar_one()
+            await conn.commit()
+        except Exception as exc:
+            raise LeadershipLost(f"the lock connection of outbox {self._schema} failed") from exc
+        if not held:
+            raise LeadershipLost(f"the lock of outbox {self._schema} is no longer held")
 
     async def _loop(self, producer: AIOKafkaProducer, stop: asyncio.Event) -> None:
-        await self.recover_in_flight()
-        backoff = 0.1
+        limiter = LogLimiter()
+        recovered = False  # nothing is sent before the rows already on Kafka are known: no duplicates
+        failures = 0
+        checked_at = time.monotonic()
         while not stop.is_set():
             try:
+                if not recovered:
+                    await self.recover_in_flight()
+                    recovered = True
                 sent = await self.publish_once(producer)
-                backoff = 0.1
+            except LeadershipLost:
+                raise
             except Exception as exc:  # described, not dumped: a database error's text can quote a row's value
-                log.error("outbox_publish_failed", schema=self._schema, retry_in_s=backoff, **describe_error(exc))
-                await _sleep_or_stop(stop, backoff)
-                backoff = min(backoff * 2, 5.0)
-                await self.recover_in_flight()
+                failures += 1
+                delay = backoff_delay(failures, base_s=0.1, cap_s=5.0)
+                stage = "publish" if recovered else "recover"
+                recovered = False
+                limiter.log(
+                    log.error,
+                    "outbox_publish_failed",
+                    schema=self._schema,
+                    stage=stage,
+                    retry_in_s=round(delay, 2),
+                    **describe_error(exc),
+                )
+                await _sleep_or_stop(stop, delay)
+                await self.verify_leadership()
+                checked_at = time.monotonic()
                 continue
+            if failures:
+                failures = 0
+                limiter.resolved()
             if sent == 0:
-                if time.monotonic() - self._metrics_at >= 2.0:
-                    await self._update_backlog_metrics()
-                    self._metrics_at = time.monotonic()
+                if time.monotonic() - checked_at >= self._leadership_check_s:
+                    await self.verify_leadership()
+                    checked_at = time.monotonic()
                 await self._idle(stop)
 
     async def _idle(self, stop: asyncio.Event) -> None:
@@ -141,6 +220,7 @@ class OutboxRelay:
             await conn.rollback()
         if not rows:
             return 0
+        await self.verify_leadership()
         await self._send(producer, rows)
         await self._remove_sent([row.id for row in rows])
         self.published += len(rows)
@@ -246,6 +326,19 @@ class OutboxRelay:
                 break
             window *= 4
         return found
+
+    async def measure_backlog(self, stop: asyncio.Event) -> None:
+        """Count the outbox every ``backlog_every_s`` until ``stop`` is set, whether this relay leads, waits or is
+        failing: the backlog gauge must not read 0 while rows wait. While the database is away the gauges keep
+        their last values (and ``/readyz`` says the database is down)."""
+        limiter = LogLimiter()
+        while not stop.is_set():
+            try:
+                await self._update_backlog_metrics()
+                limiter.resolved()
+            except Exception as exc:
+                limiter.log(log.warning, "outbox_backlog_unmeasured", schema=self._schema, **describe_error(exc))
+            await _sleep_or_stop(stop, self._backlog_every_s)
 
     async def _update_backlog_metrics(self) -> None:
         async with self._engine.connect() as conn:
