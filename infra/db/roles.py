@@ -4,6 +4,10 @@
 - ``karya_service`` is what the services connect as: INSERT/SELECT everywhere, UPDATE/DELETE only where a
   migration grants it (never on journal tables), no CREATE anywhere;
 - ``karya_auditor`` reads everything and writes nothing.
+
+Advisory locks are the service's alone: in the karya database EXECUTE on every advisory-lock function is revoked
+from PUBLIC and granted to the service role, so no other role (the auditor included) can take an outbox relay's
+lock and silence it. Nothing else in the project takes advisory locks (migrations and Alembic do not).
 Passwords come from the environment (``KARYA_MIGRATOR_PASSWORD``, ``KARYA_SERVICE_PASSWORD``,
 ``KARYA_AUDITOR_PASSWORD``); nothing here invents one.
 """
@@ -60,6 +64,34 @@ def role_urls(admin_url: str, passwords: dict[str, str], database: str | None = 
     return RoleUrls(for_role(MIGRATOR), for_role(SERVICE), for_role(AUDITOR))
 
 
+_ADVISORY_LOCK_NAMES = (
+    "pg_advisory_lock",
+    "pg_advisory_lock_shared",
+    "pg_try_advisory_lock",
+    "pg_try_advisory_lock_shared",
+    "pg_advisory_unlock",
+    "pg_advisory_unlock_shared",
+    "pg_advisory_xact_lock",
+    "pg_advisory_xact_lock_shared",
+    "pg_try_advisory_xact_lock",
+    "pg_try_advisory_xact_lock_shared",
+)
+ADVISORY_LOCK_FUNCTIONS = (
+    *(f"pg_catalog.{name}({args})" for name in _ADVISORY_LOCK_NAMES for args in ("bigint", "integer, integer")),
+    "pg_catalog.pg_advisory_unlock_all()",
+)
+"""Every advisory-lock function of PostgreSQL, by signature."""
+
+
+def advisory_lock_grants() -> list[str]:
+    """Statements (run as a superuser, in the database) that keep advisory locks to the service role."""
+    functions = ", ".join(ADVISORY_LOCK_FUNCTIONS)
+    return [
+        f"REVOKE EXECUTE ON FUNCTION {functions} FROM PUBLIC",
+        f"GRANT EXECUTE ON FUNCTION {functions} TO {SERVICE}",
+    ]
+
+
 def _dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
@@ -97,6 +129,8 @@ async def bootstrap_database(admin_url: str, passwords: dict[str, str], database
         await conn.execute(
             f"ALTER DEFAULT PRIVILEGES FOR ROLE {MIGRATOR} GRANT EXECUTE ON FUNCTIONS TO {SERVICE}, {AUDITOR}"
         )
+        for statement in advisory_lock_grants():
+            await conn.execute(statement)
     finally:
         await conn.close()
 
