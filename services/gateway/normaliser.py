@@ -14,18 +14,23 @@ For each ``delivery_received`` event, inside the consumer's transaction:
 
 Marketplace API errors are transient: they propagate, so the consumer core retries with backoff and
 dead-letters after its maximum attempts. A non-integral amount in an API answer is a rejection.
+
+A rejection's reason is stored with its dead letter and sent in the DLQ header, so it carries ids, field paths
+and error codes (:func:`infra.errors.error_text`), never a value from the body: buyer names, phones and
+addresses stay in ``gateway.raw_deliveries`` (redacted for other roles, and in place after the retention).
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from infra.errors import describe_error
+from infra.errors import describe_error, error_text
 from infra.messaging.consumer import InboundEvent, Rejection
 from services.contracts.gateway import DELIVERY_RECEIVED, DeliveryReceived
 from services.contracts.marketplace import RefundReported, SettlementReported
@@ -62,8 +67,20 @@ class _Item:
 
 
 _Refusal = tuple[str, dict[str, object]]
-"""Why an API answer about an order is refused: the reason (stored; may quote the answer) and value-free facts
-(logged)."""
+"""Why an API answer about an order is refused: the reason (stored and sent) and the facts (logged), both
+value-free."""
+
+# A marketplace status code or event type as sent (``400``, ``READY_TO_SHIP``, ``paid``, ``karya.x.y.v1``) is
+# quoted in a reason; anything else in that place (a name, a phone number) is described by its length only.
+_CODE = re.compile(r"[0-9]{1,4}|[A-Z][A-Z0-9_]{0,39}|[a-z][a-z0-9_.]{0,79}")
+
+
+def quoted_code(value: object) -> str:
+    """``value`` quoted when it looks like a code, else a value-free description of it."""
+    text = str(value)
+    if _CODE.fullmatch(text):
+        return repr(text)
+    return f"(not a code: {len(text)} characters)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,40 +214,44 @@ def _refusals(out: _Fetched, key: str, what: str) -> Iterator[None]:
     try:
         yield
     except NonIntegralAmount as exc:
-        out.refused[key] = (f"{what}: non-integral amount: {exc}", {"order_key": key, **describe_error(exc)})
+        out.refused[key] = (
+            error_text(exc, context=f"{what}: non-integral amount"),
+            {"order_key": key, **describe_error(exc)},
+        )
     except ValidationError as exc:
-        out.refused[key] = (f"{what}: invalid: {exc}", {"order_key": key, **describe_error(exc)})
+        out.refused[key] = (error_text(exc, context=f"{what}: invalid"), {"order_key": key, **describe_error(exc)})
 
 
 def parse_event(event: InboundEvent) -> _Item | Rejection:
-    """The delivery, what it says and its status verdict; or its rejection (the reason quotes the error; the
-    logged facts name only ids and the error's class and field paths)."""
+    """The delivery, what it says and its status verdict; or its rejection. The reason (stored and sent) and the
+    facts (logged) name the delivery by ids and the error by class, field paths and codes, never by its values."""
     envelope = event.envelope
     if envelope.type != DELIVERY_RECEIVED:
-        reason = f"unexpected event type {envelope.type}"
+        reason = f"unexpected event type {quoted_code(envelope.type)}"
         return Rejection(event, reason, {"detail": reason})
     try:
         delivery = DeliveryReceived.model_validate(envelope.data)
     except ValidationError as exc:
-        return Rejection(event, f"invalid {DELIVERY_RECEIVED}: {exc}", describe_error(exc))
+        return Rejection(event, error_text(exc, context=f"invalid {DELIVERY_RECEIVED}"), describe_error(exc))
     try:
         notice = parse_delivery(delivery.channel, delivery.webhook_type, delivery.body)
     except NonIntegralAmount as exc:
-        return _delivery_rejection(event, delivery, "non-integral amount: ", exc)
+        return _delivery_rejection(event, delivery, error_text(exc, context="non-integral amount"), exc)
     except ParseError as exc:
-        return _delivery_rejection(event, delivery, "unparseable: ", exc)
+        return _delivery_rejection(event, delivery, error_text(exc, context="unparseable"), exc)
     except ValidationError as exc:
-        return _delivery_rejection(event, delivery, "invalid: ", exc)
+        return _delivery_rejection(event, delivery, error_text(exc, context="invalid"), exc)
     try:
         verdict = classify(notice.channel, notice.raw_status)
     except UnmappableStatus as exc:
-        return _delivery_rejection(event, delivery, "", exc)
+        what = f"unmappable order status {quoted_code(notice.raw_status)} for channel {notice.channel!r}"
+        return _delivery_rejection(event, delivery, what, exc)
     return _Item(event, delivery, notice, verdict)
 
 
 def _delivery_rejection(event: InboundEvent, delivery: DeliveryReceived, what: str, exc: Exception) -> Rejection:
-    """A delivery refused for ``exc``: the reason names the delivery and quotes the error (stored); the facts name
-    it by ids and the error by class and field paths (logged)."""
-    reason = f"{delivery.channel} {delivery.webhook_type} delivery {delivery.delivery_id}: {what}{exc}"
+    """A delivery refused for ``exc``: ``what`` (value-free) after the delivery's ids is the reason (stored and
+    sent); the facts are the ids and the error's class and field paths, with the reason as ``detail`` (logged)."""
+    reason = f"{delivery.channel} {delivery.webhook_type} delivery {delivery.delivery_id}: {what}"
     ids = {"channel": delivery.channel, "webhook_type": delivery.webhook_type, "delivery_id": delivery.delivery_id}
-    return Rejection(event, reason, {**ids, **describe_error(exc)})
+    return Rejection(event, reason, {**ids, **describe_error(exc), "detail": what})

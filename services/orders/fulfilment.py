@@ -10,10 +10,14 @@ One call handles one Kafka batch inside the consumer's transaction:
 4. allocate new reservations for the whole batch at once (all-or-nothing per order) and move existing
    reservations to the stage the orders reached;
 5. write everything set-based and put the resulting events in the outbox.
+
+Rejection and parking reasons are stored (dead letters, ``orders.parked_reason``) and sent (the DLQ header): they
+name ids, field paths and codes, never a value that could be a buyer's (:func:`infra.errors.error_text`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -22,7 +26,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from infra.db.rowsets import Writes
-from infra.errors import describe_error
+from infra.errors import describe_error, error_text
 from infra.messaging.consumer import InboundEvent, Rejection
 from services.contracts.marketplace import ORDER_STATUS_CHANGED
 from services.orders.adapters.order_repo import (
@@ -48,6 +52,21 @@ _RES_STAGE = {"soft": StockStage.SOFT, "hard": StockStage.HARD, "consumed": Stoc
 _STATE_VALUE: dict[OrderState, str] = {s: s.value for s in OrderState}
 _REASON_VALUE: dict[Reason, str] = {r: r.value for r in Reason}
 _APPLYING = frozenset({Reason.NEW_ORDER, Reason.FORWARD, Reason.ALLOWED_EDGE})
+# A status code, event type or listing id as marketplaces send them (``400``, ``READY_TO_SHIP``, ``paid``,
+# ``SKU-12.A``) is quoted in a reason; anything else there (a name, a phone number) is described by its length.
+_CODE = re.compile(r"[0-9]{1,4}|[A-Z][A-Z0-9_]{0,39}|[a-z][a-z0-9_.]{0,79}")
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def _quoted(value: object) -> str:
+    """A code quoted as sent when it looks like one, else its length."""
+    text = str(value)
+    return repr(text) if _CODE.fullmatch(text) else f"(not a code: {len(text)} characters)"
+
+
+def _id(value: str) -> str:
+    """A marketplace id as sent when it looks like one (they are what an operator maps), else its length."""
+    return value if _ID.fullmatch(value) else f"(not an id: {len(value)} characters)"
 
 
 class _Touched:
@@ -76,13 +95,14 @@ class OrderEventProcessor:
         parsed: list[tuple[InboundEvent, StatusChange]] = []
         for event in events:
             if event.envelope.type != ORDER_STATUS_CHANGED:
-                reason = f"unexpected event type {event.envelope.type}"
+                reason = f"unexpected event type {_quoted(event.envelope.type)}"
                 rejections.append(Rejection(event, reason, {"detail": reason}))
                 continue
             try:
                 parsed.append((event, parse_status_change(event.envelope.data)))
             except ValidationError as exc:
-                rejections.append(Rejection(event, f"invalid {ORDER_STATUS_CHANGED}: {exc}", describe_error(exc)))
+                reason = error_text(exc, context=f"invalid {ORDER_STATUS_CHANGED}")
+                rejections.append(Rejection(event, reason, describe_error(exc)))
         if not parsed:
             return rejections
         listings = await resolve_listings(
@@ -118,7 +138,8 @@ class OrderEventProcessor:
             problem = self._fold(order, event, data, listings, history, work)
             if problem is not None:
                 order.parked_reason = problem
-                # Parking reasons name only a channel, shop and listing ids, or a status code: loggable.
+                # Parking reasons name only a channel, shop and listing ids, or a status code (quoted only when
+                # shaped like one): loggable.
                 rejections.append(Rejection(event, problem, {"detail": problem}))
         stock = StockWork(self._batches)
         await stock.prepare(conn, [w.order for w in touched.values()], datetime.now(UTC))
@@ -155,17 +176,16 @@ class OrderEventProcessor:
         """Apply one event to its order in memory; returns a parking reason if it cannot be applied."""
         try:
             state = map_status(data.channel, data.raw_status)
-        except UnmappableStatus as exc:
-            return str(exc)
+        except UnmappableStatus:
+            return f"unmappable order status {_quoted(data.raw_status)} for channel {data.channel!r}"
         if data.lines and not order.lines:
             lines: list[Line] = []
             for n, ln in enumerate(data.lines, start=1):
                 hit = listings.get((data.channel, data.shop_id, ln.channel_product_id, ln.channel_sku_id or ""))
                 if hit is None:
-                    return (
-                        f"unknown listing {data.channel}/{data.shop_id}/{ln.channel_product_id}"
-                        f"{'/' + ln.channel_sku_id if ln.channel_sku_id else ''} on line {n}"
-                    )
+                    sku = f"/{_id(ln.channel_sku_id)}" if ln.channel_sku_id else ""
+                    listing = f"{data.channel}/{_id(data.shop_id)}/{_id(ln.channel_product_id)}{sku}"
+                    return f"unknown listing {listing} on line {n}"
                 lines.append(Line(n, hit[0], hit[1], ln.quantity, ln.unit_price))
                 order.lapas_id = order.lapas_id or hit[2]
             order.lines, order.lines_new = lines, True

@@ -2,14 +2,18 @@
 
 Tokopedia's order notification carries products and amounts. Its status and cancellation webhooks, and every
 TikTok Shop and Shopee push, are triggers: the normaliser completes them from the order-detail API.
+
+Parse errors name the field and what is wrong with it, never its value (a refused delivery's reason is stored
+and sent; buyer data stays in the raw delivery).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 
@@ -17,9 +21,14 @@ from services.contracts.base import order_key
 from services.contracts.marketplace import OrderLine
 from services.gateway.normalise.amounts import NonIntegralAmount, to_quantity, to_rupiah, unix_time
 
+# A key of a free-form object (``amt``) is input: it is named in a message only when it looks like a field name.
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
 
 class ParseError(ValueError):
-    """A body that does not say what its channel's format promises (the message names the field)."""
+    """A body that does not say what its channel's format promises (the message names the field, never a value)."""
+
+    loggable_message: ClassVar[bool] = True  # field paths and expectations only (see infra.errors)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,17 +62,17 @@ def _ident(doc: Mapping[str, Any], path: str) -> str:
     """An identifier (number or text) as text; ``:`` is refused because it separates order-key parts."""
     value = _field(doc, path)
     if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ParseError(f"{path}: expected an id, got {value!r}")
+        raise ParseError(f"{path}: expected an id, got {_kind(value)}")
     text = str(value).strip()
     if not text or ":" in text:
-        raise ParseError(f"{path}: invalid id {value!r}")
+        raise ParseError(f"{path}: invalid id (empty or containing ':')")
     return text
 
 
 def _status(doc: Mapping[str, Any], path: str) -> str:
     value = _field(doc, path)
     if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).strip():
-        raise ParseError(f"{path}: invalid status {value!r}")
+        raise ParseError(f"{path}: invalid status ({_kind(value)})")
     return str(value).strip()
 
 
@@ -90,12 +99,31 @@ def _checked(parse: Any, *args: Any) -> Any:
         raise ParseError(str(exc)) from None
 
 
+def _kind(value: object) -> str:
+    """What a value is, without the value: ``an empty text``, ``a number``, ``a list``..."""
+    if isinstance(value, str):
+        return "an empty text" if not value.strip() else "a text"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, Mapping):
+        return "an object"
+    return "null" if value is None else type(value).__name__
+
+
+def _key(key: object) -> str:
+    return key if isinstance(key, str) and _KEY.fullmatch(key) else "*"
+
+
 def load_json(body: str | bytes) -> dict[str, Any]:
     """The body as a JSON object."""
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise ParseError(f"body is not JSON: {exc}") from None
+        raise ParseError(f"body is not JSON (line {exc.lineno}, column {exc.colno})") from None
     if not isinstance(doc, dict):
         raise ParseError("body is not a JSON object")
     return doc
@@ -129,7 +157,7 @@ def parse_tokopedia(webhook_type: str, doc: Mapping[str, Any]) -> Notice:
     amt = _field(doc, "amt")
     if not isinstance(amt, Mapping):
         raise ParseError("amt: expected an object")
-    amounts = {k: _checked(to_rupiah, v, f"amt.{k}") for k, v in amt.items() if v is not None}
+    amounts = {k: _checked(to_rupiah, v, f"amt.{_key(k)}") for k, v in amt.items() if v is not None}
     gross = amounts.get("ttl_product_price")
     if gross is None:
         raise ParseError("missing field amt.ttl_product_price")
@@ -152,7 +180,8 @@ def parse_shopee(doc: Mapping[str, Any]) -> Notice:
     """Shopee push code 3 (order status): a trigger."""
     code = _field(doc, "code")
     if code != 3:
-        raise ParseError(f"code: expected 3 (order status push), got {code!r}")
+        got = code if type(code) is int else _kind(code)
+        raise ParseError(f"code: expected 3 (order status push), got {got}")
     return Notice(
         channel="shopee",
         shop_id=_ident(doc, "shop_id"),
@@ -176,4 +205,4 @@ def parse_delivery(channel: str, webhook_type: str, body: str | bytes) -> Notice
         return parse_tiktok_shop(doc)
     if channel == "shopee":
         return parse_shopee(doc)
-    raise ParseError(f"no webhook parser for channel {channel!r}")
+    raise ParseError(f"no webhook parser for channel {_key(channel)}")
