@@ -20,18 +20,21 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from infra.db.engine import make_engine
-from infra.messaging.outbox import enqueue
 from infra.settings import database_settings
-from services.ledger.adapters.journal_repo import normal_balances, post_entries, posted_request
 from services.ledger.adapters.policy_repo import store_policies
 from services.ledger.domain import accounts
 from services.ledger.domain.errors import LedgerDomainError
-from services.ledger.domain.journal import EntryKind, request_hash
-from services.ledger.domain.model import PayoutRequest
 from services.ledger.domain.policy_file import parse_policies
-from services.ledger.domain.postings import build_payout, payout_key
-from services.ledger.outbound import entry_posted_messages
-from services.ledger.reports import inmate_savings, statement, trial_balance, verify_chain
+from services.ledger.payouts import pay_out
+from services.ledger.reports import (
+    BalanceMismatch,
+    Verification,
+    inmate_savings,
+    statement,
+    trial_balance,
+    verify_balances,
+    verify_chain,
+)
 
 ledger_app = typer.Typer(help="The journal: reports, verification, payouts.", no_args_is_help=True)
 policy_app = typer.Typer(help="Revenue split policies.", no_args_is_help=True)
@@ -66,20 +69,46 @@ def _time(value: str | None) -> datetime | None:
 
 @ledger_app.command("verify")
 def verify(as_json: bool = typer.Option(False, "--json")) -> None:
-    """Recompute the hash chain; name the first broken link and exit 1; print the head hash to anchor."""
+    """Recompute the hash chain (name the first broken link; print the head hash to anchor) and every account
+    balance from the journal lines (name each account whose stored balance differs); exit 1 on any finding."""
 
     def progress(done: int, total: int) -> None:
         typer.echo(f"verified {done:,} of {total:,} entries", err=True)
 
-    result = _run(lambda conn: verify_chain(conn, progress))
+    async def work(conn: AsyncConnection) -> tuple[Verification, int, list[BalanceMismatch]]:
+        chain = await verify_chain(conn, progress)
+        checked, mismatches = await verify_balances(conn)
+        return chain, checked, mismatches
+
+    result, checked, mismatches = _run(work)
+    intact = result.first_broken is None and not mismatches
     if as_json:
-        _json(result.__dict__)
-    elif result.first_broken is None:
-        typer.echo(f"chain intact: {result.entries} entries; head hash {result.head_hash}")
+        _json(
+            {
+                **result.__dict__,
+                "accounts_checked": checked,
+                "balance_mismatches": [m.__dict__ for m in mismatches],
+                "intact": intact,
+            }
+        )
     else:
-        typer.secho(f"chain BROKEN at entry {result.first_broken}: {result.problem}", fg="red", err=True)
-    if result.first_broken is not None:
+        if result.first_broken is None:
+            typer.echo(f"chain intact: {result.entries} entries; head hash {result.head_hash}")
+        else:
+            typer.secho(f"chain BROKEN at entry {result.first_broken}: {result.problem}", fg="red", err=True)
+        if not mismatches:
+            typer.echo(f"balances agree with the journal lines: {checked} accounts")
+        for m in mismatches:
+            typer.secho(_mismatch_text(m), fg="red", err=True)
+    if not intact:
         raise typer.Exit(1)
+
+
+def _mismatch_text(m: BalanceMismatch) -> str:
+    return (
+        f"balance of {m.account} DIFFERS from its journal lines: stored debit {m.stored_debit:,} credit "
+        f"{m.stored_credit:,}, lines debit {m.lines_debit:,} credit {m.lines_credit:,}"
+    )
 
 
 @ledger_app.command("trial-balance")
@@ -163,27 +192,10 @@ def payout_cmd(
     """Pay savings out on release (refused above the balance; once per payout id)."""
 
     async def work(conn: AsyncConnection) -> str:
-        account = accounts.inmate_savings(inmate_id)
-        posted = await posted_request(conn, payout_key(inmate_id, payout_id))
-        if posted is not None:
-            # A retry: the request is the same if it hashes the same at the time it was first posted (the
-            # balance has already paid for it, so it is not checked again).
-            stored_hash, paid_at = posted
-            retried = PayoutRequest(inmate_id, payout_id, amount, paid_at)
-            if request_hash(EntryKind.PAYOUT, retried) != stored_hash:
-                raise LedgerDomainError(f"payout id {payout_id} was already used for a different payout")
+        outcome = await pay_out(conn, inmate_id, amount, payout_id, datetime.now(UTC))
+        if not outcome.posted:
             return f"payout {payout_id} was already posted"
-        balances = await normal_balances(conn, [account])
-        entry = build_payout(PayoutRequest(inmate_id, payout_id, amount, datetime.now(UTC)), balances)
-        result = await post_entries(conn, [(entry, f"cli:payout:{payout_id}")])
-        # Announced in the posting's transaction, like every other posting; a running ledger's relay publishes
-        # it. ``posted`` holds only what this call committed, so a repeated payout announces nothing.
-        await enqueue(conn, "ledger", entry_posted_messages(result.posted))
-        if result.conflicts:
-            raise LedgerDomainError(f"payout id {payout_id} was already used for a different payout")
-        if result.already_posted:
-            return f"payout {payout_id} was already posted"
-        return f"paid {amount:,} to {inmate_id}; savings now {balances.get(account, 0) - amount:,}"
+        return f"paid {amount:,} to {inmate_id}; savings now {outcome.savings_after:,}"
 
     try:
         typer.echo(_run(work, read_only=False))

@@ -1,4 +1,4 @@
-"""The finance read side: trial balance, account statement, inmate savings, chain verification."""
+"""The finance read side: trial balance, account statement, inmate savings, chain and balance verification."""
 
 from __future__ import annotations
 
@@ -231,3 +231,38 @@ async def verify_chain(conn: AsyncConnection, on_progress: Callable[[int, int], 
     if head.hash != expected_prev or head.sequence != expected_seq - 1:
         return Verification(count, expected_prev, head.sequence, "chain head does not match the last entry")
     return Verification(count, expected_prev, None, None)
+
+
+@dataclass(frozen=True)
+class BalanceMismatch:
+    """An account whose stored balance differs from the sum of its journal lines (debits and credits of each)."""
+
+    account: str
+    stored_debit: int
+    stored_credit: int
+    lines_debit: int
+    lines_credit: int
+
+
+_BALANCES_VS_LINES = """
+SELECT coalesce(b.account, l.account) AS account,
+       coalesce(b.debit_total, 0) AS stored_debit, coalesce(b.credit_total, 0) AS stored_credit,
+       coalesce(l.debit, 0) AS lines_debit, coalesce(l.credit, 0) AS lines_credit
+  FROM ledger.account_balances b
+  FULL JOIN (SELECT account,
+                    sum(amount) FILTER (WHERE side = 'D')::bigint AS debit,
+                    sum(amount) FILTER (WHERE side = 'C')::bigint AS credit
+               FROM ledger.journal_lines GROUP BY account) l ON l.account = b.account
+ WHERE coalesce(b.debit_total, 0) <> coalesce(l.debit, 0) OR coalesce(b.credit_total, 0) <> coalesce(l.credit, 0)
+ ORDER BY 1"""
+
+
+async def verify_balances(conn: AsyncConnection) -> tuple[int, list[BalanceMismatch]]:
+    """Recompute every account's debit and credit totals from the journal lines and compare them with
+    ``ledger.account_balances`` (one statement, so one snapshot); the number of accounts and every mismatch."""
+    accounts_count = int((await conn.execute(text("SELECT count(*) FROM ledger.accounts"))).scalar_one())
+    rows = await conn.execute(text(_BALANCES_VS_LINES))
+    return accounts_count, [
+        BalanceMismatch(r.account, int(r.stored_debit), int(r.stored_credit), int(r.lines_debit), int(r.lines_credit))
+        for r in rows
+    ]

@@ -1,10 +1,11 @@
-"""Posting journal entries: idempotency by posting key, accounts on demand, entries with their lines, the hash chain,
-and balances — all set-based for one batch, in the lock order of :mod:`services.ledger.adapters.locks`.
+"""Posting journal entries: idempotency by posting key, accounts on demand, entries with their lines and the hash
+chain — all set-based for one batch, in the lock order of :mod:`services.ledger.adapters.locks`. Balances follow
+from the lines: the database adds them up (the ``journal_lines_to_balances`` trigger); the service cannot write
+``ledger.account_balances``.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -14,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from infra.db.rowsets import RowSet, Writes
-from services.ledger.adapters.locks import lock_balances, lock_chain_head
+from services.ledger.adapters.locks import lock_chain_head
 from services.ledger.domain.accounts import Side, account_info
 from services.ledger.domain.hashchain import CommittedEntry, chain_hash
 from services.ledger.domain.journal import JournalEntry
@@ -96,7 +97,6 @@ async def post_entries(
     await conn.execute(
         text("UPDATE ledger.chain_head SET sequence = :s, hash = :h"), {"s": committed[-1].sequence, "h": head_hash}
     )
-    await _apply_balances(conn, [c.entry for c in committed])
     result.posted = committed
     return result
 
@@ -164,7 +164,8 @@ _LINES = RowSet(
 
 async def _insert(conn: AsyncConnection, committed: Sequence[CommittedEntry], prev_hashes: Sequence[str]) -> None:
     """Entries and their lines in ONE statement: the statement triggers check the batch as a whole (every entry
-    balanced with at least two lines, every line with its entry and an opened account)."""
+    balanced with at least two lines, every line with its entry and an opened account) and add the lines to the
+    account balances."""
     seqs, nos, accts, sides, amounts = [], [], [], [], []
     for c in committed:
         for n, line in enumerate(c.entry.lines, start=1):
@@ -196,26 +197,6 @@ async def _insert(conn: AsyncConnection, committed: Sequence[CommittedEntry], pr
     )
     writes.add(_LINES, [seqs, nos, accts, sides, amounts])
     await writes.execute(conn)
-
-
-async def _apply_balances(conn: AsyncConnection, entries: Sequence[JournalEntry]) -> None:
-    """Add the batch's debits and credits per account, rows locked in sorted account order."""
-    debit: dict[str, int] = defaultdict(int)
-    credit: dict[str, int] = defaultdict(int)
-    for entry in entries:
-        for line in entry.lines:
-            (debit if line.side is Side.DEBIT else credit)[line.account] += line.amount
-    accounts = sorted(set(debit) | set(credit))
-    await lock_balances(conn, accounts)
-    await conn.execute(
-        text(
-            "UPDATE ledger.account_balances b SET debit_total = b.debit_total + u.d, "
-            "credit_total = b.credit_total + u.c, updated_at = now() "
-            "FROM unnest(CAST(:a AS text[]), CAST(:d AS bigint[]), CAST(:c AS bigint[])) AS u(account, d, c) "
-            "WHERE b.account = u.account"
-        ),
-        {"a": accounts, "d": [debit[a] for a in accounts], "c": [credit[a] for a in accounts]},
-    )
 
 
 async def normal_balances(conn: AsyncConnection, accounts: Sequence[str]) -> dict[str, int]:

@@ -1,5 +1,13 @@
 """Every row lock the ledger takes, in one global order: order facts (by key) → chain head → balances (by
-account). Posting transactions serialise on the chain head, so commit order is chain order."""
+account). Posting transactions serialise on the chain head, so commit order is chain order.
+
+Balance rows are written only by the database: the ``journal_lines_to_balances`` statement trigger (migration
+``ledger_0006``) upserts them, in account order, at the end of each statement that inserts journal lines — that
+is, while the posting transaction holds the chain head. Code that must decide on a balance before it posts (a
+payout) takes the chain head first, then reads the balance with :func:`balances_under_chain_head`: no other posting
+can move it until this transaction ends. (The service cannot lock balance rows themselves: ``FOR UPDATE`` needs
+the UPDATE privilege it no longer has.)
+"""
 
 from __future__ import annotations
 
@@ -32,17 +40,18 @@ async def lock_chain_head(conn: AsyncConnection) -> tuple[int, str]:
     return int(row.sequence), str(row.hash)
 
 
-async def lock_balances(conn: AsyncConnection, accounts: Sequence[str]) -> None:
-    """Create missing balance rows, then lock all of ``accounts`` in sorted order."""
-    ordered = sorted(set(accounts))
-    await conn.execute(
+async def balances_under_chain_head(conn: AsyncConnection, accounts: Sequence[str]) -> dict[str, int]:
+    """Normal-side balances of ``accounts`` (an account without a row is absent, i.e. 0), read by a statement
+    that starts after the caller took the chain head, so it sees every posting committed before and none can
+    commit until the caller is done."""
+    rows = await conn.execute(
         text(
-            "INSERT INTO ledger.account_balances (account) SELECT unnest(CAST(:a AS text[])) "
-            "ON CONFLICT (account) DO NOTHING"
+            "SELECT b.account, b.debit_total, b.credit_total, a.normal_side FROM ledger.account_balances b "
+            "JOIN ledger.accounts a ON a.code = b.account WHERE b.account = ANY(:a)"
         ),
-        {"a": ordered},
+        {"a": sorted(set(accounts))},
     )
-    await conn.execute(
-        text("SELECT 1 FROM ledger.account_balances WHERE account = ANY(:a) ORDER BY account FOR UPDATE"),
-        {"a": ordered},
-    )
+    return {
+        r.account: (r.debit_total - r.credit_total) if r.normal_side == "D" else (r.credit_total - r.debit_total)
+        for r in rows
+    }
