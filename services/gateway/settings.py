@@ -93,6 +93,11 @@ class GatewaySettings(BaseSettings):
     backstop_max_age_s: float = Field(default=7 * 86_400.0, gt=0, description="Give up on older orders.")
     backstop_batch: int = Field(default=200, ge=1)
 
+    # Retention of raw deliveries (UU PDP): bodies are redacted in place this long after they arrived.
+    gateway_raw_retention_days: int = Field(default=30, ge=1, description="Days a raw body is kept as received.")
+    gateway_raw_retention_interval_s: float = Field(default=3_600.0, gt=0, description="Between retention rounds.")
+    gateway_raw_retention_batch: int = Field(default=500, ge=1, description="Rows redacted per transaction.")
+
     pollers_enabled: bool = True
 
     @field_validator(*SIGNING_SECRETS, mode="before")
