@@ -7,9 +7,10 @@ KARYA := $(BIN)/karya
 STACK_ENV := .local/stack.env
 DEMO_ARGS ?=
 BENCH_ARGS ?=
+FAULTS_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install stack-up stack-down stack-status test test-unit lint demo bench schemas clean-local
+.PHONY: install stack-up stack-down stack-status test test-unit lint demo bench faults schemas clean-local
 
 install: $(VENV)/.installed
 
@@ -50,3 +51,8 @@ demo: install
 bench: install
 	@$(KARYA) stack up --quiet
 	@source $(STACK_ENV) && $(BIN)/python -m bench $(BENCH_ARGS)
+
+# Fault experiments against a PRIVATE PostgreSQL + Kafka of their own (.local/faults, ports 17432/17092/17093),
+# never the shared stack; FAULTS_ARGS="--quick", "--only R4 R8", "--orders 4000" (see faults/__main__.py).
+faults: install
+	@$(BIN)/python -m faults $(FAULTS_ARGS)

@@ -1,0 +1,201 @@
+"""`make faults`: break the pipeline on purpose and count what it lost, doubled or dead-lettered.
+
+    python -m faults [--quick] [--only R4 R8 ...] [--orders N] [--rate EVENTS_PER_S] [--seed S]
+
+Starts a PRIVATE PostgreSQL and Kafka (state in .local/faults, ports 17432/17092/17093: outside the ephemeral range,
+never the shared development stack), runs a fault-free control of the seeded load, then each experiment on the same
+load, and compares each with the control order by order (final states, postings, stock) and checks that every
+consumed record has an inbox row or a dead letter. Prints a table and, as the last stdout line, one JSON object.
+Exits 1 when any experiment lost, doubled or left a gap. Everything is bounded and stops by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from bench.harness import Bench, Wire, encode_all, messages_for
+from faults.experiments import EXPERIMENTS, QUICK, Ctx, Experiment
+from faults.observe import Figures, Snapshot, compare, snapshot
+from faults.pipeline import Run
+from faults.stack import PrivateStack
+from infra.environment import ROOT
+from karya.processes import interrupt_on_sigterm
+
+console = Console(stderr=True, width=200)
+
+
+def say(line: str) -> None:
+    """Progress on stderr."""
+    console.print(line, highlight=False, soft_wrap=True)
+
+
+async def one_run(
+    stack: PrivateStack, args: argparse.Namespace, stamp: str, exp: Experiment | None, wires_of: Any
+) -> tuple[Run, Snapshot, bool, dict[str, Any], int]:
+    """Set up a fresh database and topics, run the load (and the experiment's faults), wait, read the end state."""
+    code = exp.code.lower() if exp else "control"
+    bench = Bench(database=f"faults_{code}", prefix=f"faults{stamp}{code}.")
+    await bench.setup(args.orders)
+    run = Run(code, bench, stack.state_dir / "logs" / f"{stamp}-{code}", say)
+    rng = random.Random(f"{args.seed}-{code}")
+    cycles = (exp.quick_cycles if args.quick else exp.cycles) if exp else 0
+    wires: list[Wire] = wires_of(bench.prefix)
+    expected_dead = 0
+    ctx = Ctx(run, stack, cycles, rng, say)
+    proxy = None
+    if exp and exp.via_proxy:
+        from faults.proxy import ProxyProcess
+
+        proxy = ProxyProcess.start(stack, run.log_dir)
+        ctx.proxy = proxy
+        run.database_url = proxy.database_url(run.service_url)
+    base = len(wires)
+    if exp and exp.shape:
+        wires, expected_dead = exp.shape(wires, rng, cycles)
+    rate = args.rate * len(wires) / max(base, 1)  # a rewritten load takes as long as the plain one
+    stop = asyncio.Event()
+    started = time.monotonic()
+    try:
+        run.start("orders")
+        run.start("ledger")
+        await run.ready()
+        supervisor = asyncio.create_task(run.supervise(stop))
+        fault = asyncio.create_task(exp.fault(ctx)) if exp and exp.fault else None
+        say(f"[bold]{exp.code if exp else 'control'}[/bold]: publishing {len(wires):,} records at {rate:.0f}/s")
+        await run.publish(wires, rate)
+        if fault is not None:
+            await fault
+        drained = await run.wait_drained(timeout_s=args.drain_timeout)
+        stop.set()
+        await supervisor
+        snap = await snapshot(run)
+    finally:
+        stop.set()
+        run.stop_all()
+        if proxy is not None:
+            proxy.stop()
+        await _close(bench)
+    ctx.notes["seconds"] = round(time.monotonic() - started, 1)
+    return run, snap, drained, ctx.notes, expected_dead
+
+
+async def _close(bench: Bench) -> None:
+    try:
+        await asyncio.wait_for(bench.close(), 60)
+    except Exception as exc:  # hygiene only: the private broker's topics go with its state directory
+        say(f"  topics of {bench.prefix} not deleted: {type(exc).__name__}")
+
+
+def _table(rows: list[Figures]) -> None:
+    table = Table(
+        "experiment",
+        "events in",
+        "applied",
+        "lost",
+        "doubled",
+        "dead-lettered",
+        "completeness gaps",
+        "verdict",
+        "faults",
+        title="karya fault experiments",
+        title_justify="left",
+    )
+    for f in rows:
+        faults = ", ".join(f"{k}={v}" for k, v in f.details.get("faults", {}).items() if k != "seconds")
+        table.add_row(
+            f.experiment,
+            f"{f.events_in:,}",
+            f"{f.applied:,}",
+            str(f.lost),
+            str(f.doubled),
+            str(f.dead_lettered),
+            str(f.completeness_gaps),
+            f.verdict,
+            faults,
+        )
+    console.print(table)
+
+
+def _commit() -> str:
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return done.stdout.strip() or "unknown"
+
+
+async def suite(args: argparse.Namespace) -> dict[str, Any]:
+    """Start the private stack, run the control and the experiments, report."""
+    stack = PrivateStack(Path(args.state_dir), args.pg_port, args.kafka_port, args.controller_port)
+    wanted = [e for e in EXPERIMENTS if e.code in (args.only or (QUICK if args.quick else [e.code]))]
+    say(f"private stack in {stack.state_dir} (PostgreSQL :{stack.pg_port}, Kafka :{stack.kafka_port})")
+    await asyncio.to_thread(stack.start, say)
+    stamp = str(int(time.time()))
+    messages = messages_for(args.orders, args.seed, "f")
+    rows: list[Figures] = []
+    try:
+        _, control, drained, notes, _ = await one_run(stack, args, stamp, None, lambda p: encode_all(p, messages))
+        if not drained:
+            raise RuntimeError("the control run did not drain; nothing to compare with")
+        say(
+            f"  control: {len(control.orders):,} orders, {len(control.postings):,} postings,"
+            f" {control.applied:,} inbox rows"
+        )
+        for exp in wanted:
+            run, snap, drained, notes, dead = await one_run(stack, args, stamp, exp, lambda p: encode_all(p, messages))
+            figures = compare(exp.code, control, snap, run, drained, dead)
+            figures.details["faults"] = notes
+            rows.append(figures)
+            say(f"  {exp.code}: {figures.as_json()}")
+    finally:
+        if not args.keep_stack:
+            await asyncio.to_thread(stack.stop)
+    _table(rows)
+    return {
+        "commit": _commit(),
+        "orders": args.orders,
+        "rate": args.rate,
+        "seed": args.seed,
+        "quick": args.quick,
+        "control": {"orders": len(control.orders), "postings": len(control.postings), "applied": control.applied},
+        "experiments": {f.experiment: f.as_json() for f in rows},
+        "ok": all(f.verdict == "PASS" for f in rows),
+    }
+
+
+def main() -> None:
+    """Parse the options, run the suite, print the JSON line, exit 1 on any loss, doubling or gap."""
+    parser = argparse.ArgumentParser(prog="python -m faults", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small load, one cycle of R1, R3, R4, R8")
+    parser.add_argument("--only", nargs="*", default=None, help="experiment codes, e.g. R4 R8")
+    parser.add_argument("--orders", type=int, default=None, help="order lifecycles per run (default 2000; quick 150)")
+    parser.add_argument("--rate", type=float, default=150.0, help="records/s offered")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--drain-timeout", type=float, default=None, help="seconds to wait for the drain")
+    parser.add_argument("--state-dir", default=str(ROOT / ".local" / "faults"))
+    parser.add_argument("--pg-port", type=int, default=17432)
+    parser.add_argument("--kafka-port", type=int, default=17092)
+    parser.add_argument("--controller-port", type=int, default=17093)
+    parser.add_argument("--keep-stack", action="store_true", help="leave the private stack running afterwards")
+    args = parser.parse_args()
+    args.only = [c.upper() for c in args.only] if args.only else None
+    args.orders = args.orders or (150 if args.quick else 2000)
+    args.drain_timeout = args.drain_timeout or (90.0 if args.quick else 180.0)
+    interrupt_on_sigterm()
+    started = time.monotonic()
+    result = asyncio.run(suite(args))
+    result["seconds"] = round(time.monotonic() - started, 1)
+    print(json.dumps(result), flush=True)
+    sys.exit(0 if result["ok"] else 1)
+
+
+if __name__ == "__main__":
+    main()
