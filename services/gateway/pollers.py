@@ -26,7 +26,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from infra.errors import describe_error
-from infra.logging import get_logger
+from infra.logging import LogLimiter, get_logger
+from infra.supervision import backoff_delay
 from services.gateway.canonical import (
     UnmappableStatus,
     classify,
@@ -220,16 +221,27 @@ async def backstop_once(engine: AsyncEngine, deps: GatewayDeps, topics: GatewayT
 
 
 async def _every(name: str, interval_s: float, stop: asyncio.Event, work: Callable[[], Awaitable[int]]) -> None:
+    """Run ``work`` every ``interval_s`` until ``stop``; after failed rounds wait longer (doubling, jittered, up to
+    ten intervals) and log repeats of the same failure once a minute, so an outage stays quiet and cheap."""
+    limiter = LogLimiter()
+    failures = 0
     while not stop.is_set():
+        wait_s = interval_s
         try:
             await work()
+            if failures:
+                failures = 0
+                limiter.resolved()
         except GatewayConfigError as exc:
             log.error("poller_not_configured", poller=name, error=str(exc))
+            await stop.wait()  # restarting cannot help; the process keeps serving without this poller
             return
         except Exception as exc:
-            log.warning("poller_round_failed", poller=name, **describe_error(exc))
+            failures += 1
+            wait_s = max(interval_s, backoff_delay(failures, base_s=interval_s, cap_s=10 * interval_s))
+            limiter.log(log.warning, "poller_round_failed", key=name, poller=name, **describe_error(exc))
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval_s)
+            await asyncio.wait_for(stop.wait(), timeout=wait_s)
 
 
 async def run_blibli_poller(
@@ -239,27 +251,36 @@ async def run_blibli_poller(
     topics: GatewayTopics,
     clock: Clock = _utc_now,
 ) -> None:
-    """Poll every configured Blibli store until ``stop`` is set."""
+    """Poll every configured Blibli store until ``stop`` is set (an idle or unconfigured poller waits for
+    ``stop``: it is supervised, and a task that ends early is restarted)."""
     try:
         settings = deps.settings
     except GatewayConfigError as exc:
         log.error("poller_not_configured", poller="blibli", error=str(exc))
+        await stop.wait()
         return
     if not settings.pollers_enabled:
+        await stop.wait()
         return
     if not settings.blibli_stores:
         log.info("blibli_poller_idle", reason="KARYA_BLIBLI_STORE_CODES is empty")
+        await stop.wait()
         return
+    limiter = LogLimiter()
 
     async def round_() -> int:
         total = 0
+        failed = False
         for store in settings.blibli_stores:
             try:
                 total += await poll_blibli_store(engine, deps, store, topics, clock())
             except GatewayConfigError:
                 raise
             except Exception as exc:
-                log.warning("blibli_poll_failed", store=store, **describe_error(exc))
+                failed = True
+                limiter.log(log.warning, "blibli_poll_failed", key=store, store=store, **describe_error(exc))
+        if not failed:
+            limiter.resolved()
         return total
 
     await _every("blibli", settings.blibli_poll_interval_s, stop, round_)
@@ -268,12 +289,15 @@ async def run_blibli_poller(
 async def run_backstop_poller(
     engine: AsyncEngine, deps: GatewayDeps, stop: asyncio.Event, topics: GatewayTopics
 ) -> None:
-    """Run backstop rounds until ``stop`` is set."""
+    """Run backstop rounds until ``stop`` is set (disabled or unconfigured: wait for ``stop``)."""
     try:
         settings = deps.settings
     except GatewayConfigError as exc:
         log.error("poller_not_configured", poller="backstop", error=str(exc))
+        await stop.wait()
         return
     if settings.pollers_enabled:
         interval = settings.backstop_interval_s
         await _every("backstop", interval, stop, lambda: backstop_once(engine, deps, topics))
+    else:
+        await stop.wait()

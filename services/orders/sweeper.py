@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from infra.errors import describe_error
-from infra.logging import get_logger
+from infra.logging import LogLimiter, get_logger
+from infra.supervision import backoff_delay
 from services.orders.adapters.order_repo import BatchInfoCache
 from services.orders.outbound import Outbound
 from services.orders.stock_moves import StockWork
@@ -39,12 +40,21 @@ async def sweep_expired(engine: AsyncEngine, cache: BatchInfoCache, now: datetim
 
 
 async def run_sweeper(engine: AsyncEngine, stop: asyncio.Event, interval_s: float = 5.0) -> None:
-    """Sweep every ``interval_s`` seconds until ``stop`` is set."""
+    """Sweep every ``interval_s`` seconds until ``stop`` is set; while sweeps fail (the database away) wait longer
+    (doubling, jittered, up to a minute) and log repeats of the same failure once a minute."""
     cache = BatchInfoCache()
+    limiter = LogLimiter()
+    failures = 0
     while not stop.is_set():
+        wait_s = interval_s
         try:
             await sweep_expired(engine, cache)
+            if failures:
+                failures = 0
+                limiter.resolved()
         except Exception as exc:  # described, not dumped: a database error's text can quote a row's value
-            log.error("sweep_failed", **describe_error(exc))
+            failures += 1
+            wait_s = max(interval_s, backoff_delay(failures, base_s=interval_s, cap_s=max(interval_s, 60.0)))
+            limiter.log(log.error, "sweep_failed", **describe_error(exc))
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval_s)
+            await asyncio.wait_for(stop.wait(), timeout=wait_s)
