@@ -4,7 +4,8 @@ No business logic here. Each route, in order:
 
 1. ``Content-Length`` over the limit → 413 (without reading);
 2. a content type other than ``application/json`` → 415;
-3. the body is read as a stream and cut off at the limit → 413 (also when no length was announced);
+3. the body is read as a stream and cut off at the limit → 413 (also when no length was announced); a body
+   that has not arrived whole within ``KARYA_GATEWAY_BODY_TIMEOUT_S`` → 408 and the connection is closed;
 4. a missing or wrong signature → 401, nothing stored;
 5. the delivery is stored with its outbox row (a duplicate dedupe key stores nothing) → 2xx.
 
@@ -14,6 +15,7 @@ Tokopedia expects 200.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -93,22 +95,23 @@ def _is_json(content_type: str | None) -> bool:
     return (content_type or "").split(";", 1)[0].strip().lower() == "application/json"
 
 
-def _error(status: int, message: str) -> Response:
-    return JSONResponse({"error": message}, status_code=status)
+def _error(status: int, message: str, *, close: bool = False) -> Response:
+    headers = {"Connection": "close"} if close else None
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
 def make_webhook_router(settings: GatewaySettings, store: DeliveryStore, outcomes: Counter | None = None) -> APIRouter:
     """The FastAPI router with one POST route per channel and webhook type.
 
     ``outcomes`` (labels channel, outcome) counts every request: accepted, duplicate, bad_signature,
-    too_large, unsupported_type, store_failed.
+    too_large, body_timeout, unsupported_type, store_failed.
     """
     router = APIRouter(tags=["webhooks"])
     limit = settings.webhook_max_body_bytes
     for route in webhook_routes(settings):
         router.add_api_route(
             route.path,
-            _endpoint(route, store, limit, outcomes),
+            _endpoint(route, store, limit, settings.gateway_body_timeout_s, outcomes),
             methods=["POST"],
             include_in_schema=True,
             summary=f"{route.channel} {route.webhook_type} webhook",
@@ -117,7 +120,7 @@ def make_webhook_router(settings: GatewaySettings, store: DeliveryStore, outcome
 
 
 def _endpoint(
-    route: WebhookRoute, store: DeliveryStore, limit: int, outcomes: Counter | None
+    route: WebhookRoute, store: DeliveryStore, limit: int, body_timeout_s: float, outcomes: Counter | None
 ) -> Callable[[Request], Awaitable[Response]]:
     def count(outcome: str) -> None:
         if outcomes is not None:
@@ -132,10 +135,16 @@ def _endpoint(
             count("unsupported_type")
             return _error(415, "content type must be application/json")
         try:
-            body = await _read_limited(request, limit)
+            async with asyncio.timeout(body_timeout_s):
+                body = await _read_limited(request, limit)
         except _BodyTooLarge:
             count("too_large")
             return _error(413, f"body larger than {limit} bytes")
+        except TimeoutError:
+            # A slow sender must not hold a connection and a task; the rest of its body is never read.
+            log.warning("webhook_body_timeout", channel=route.channel, webhook_type=route.webhook_type)
+            count("body_timeout")
+            return _error(408, f"body not received within {body_timeout_s:g} s", close=True)
         if not route.scheme.verify(body, request.headers.get(route.scheme.header)):
             log.warning("webhook_signature_rejected", channel=route.channel, webhook_type=route.webhook_type)
             count("bad_signature")
