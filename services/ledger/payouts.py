@@ -5,7 +5,9 @@ The balance is read and the payout posted in ONE transaction, under the lock ord
 the balance meanwhile), then the savings balance is read. Two payouts racing for the same savings are therefore
 decided one after the other: the second one sees what the first one left. Should anything still take savings below
 zero, the database refuses the statement (check ``savings_never_negative``) and the payout is refused under the
-same rule.
+same rule. A payout is also refused when the stored balance differs from the sum of the account's journal lines
+(rule ``balance_matches_journal``): only the schema owner can write balances, and not even it can fake one into
+paying out.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from infra.messaging.outbox import enqueue
-from services.ledger.adapters.journal_repo import post_entries, posted_request
+from services.ledger.adapters.journal_repo import line_balances, post_entries, posted_request
 from services.ledger.adapters.locks import balances_under_chain_head, lock_chain_head
 from services.ledger.domain import accounts
 from services.ledger.domain.errors import InsufficientBalanceError, LedgerDomainError
@@ -55,6 +57,14 @@ async def pay_out(
             raise LedgerDomainError(f"payout id {payout_id} was already used for a different payout")
         return PayoutOutcome(posted=False)
     balances = await balances_under_chain_head(conn, [account])
+    from_lines = await line_balances(conn, [account])
+    if balances.get(account, 0) != from_lines.get(account, 0):
+        # Only the schema owner can write balances now; a payout never relies on a figure its lines disown.
+        raise LedgerDomainError(
+            f"payout refused (balance_matches_journal): the stored balance of {account} is "
+            f"{balances.get(account, 0)} but its journal lines sum to {from_lines.get(account, 0)}; "
+            "run karya ledger verify"
+        )
     try:
         entry = build_payout(PayoutRequest(inmate_id, payout_id, amount, paid_at), balances)
     except InsufficientBalanceError as exc:

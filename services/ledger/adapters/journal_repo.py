@@ -214,3 +214,19 @@ async def normal_balances(conn: AsyncConnection, accounts: Sequence[str]) -> dic
         r.account: (r.debit_total - r.credit_total) if r.normal_side == "D" else (r.credit_total - r.debit_total)
         for r in rows
     }
+
+
+async def line_balances(conn: AsyncConnection, accounts: Sequence[str]) -> dict[str, int]:
+    """Normal-side balances of ``accounts`` summed from their journal lines (an account without lines is 0 and
+    absent): what ``ledger.account_balances`` must say. Index-driven per account; meant for a few accounts."""
+    if not accounts:
+        return {}
+    rows = await conn.execute(
+        text(
+            "SELECT l.account, a.normal_side, sum(CASE l.side WHEN 'D' THEN l.amount ELSE -l.amount END) AS net "
+            "FROM ledger.journal_lines l JOIN ledger.accounts a ON a.code = l.account WHERE l.account = ANY(:a) "
+            "GROUP BY l.account, a.normal_side"
+        ),
+        {"a": sorted(set(accounts))},
+    )
+    return {r.account: int(r.net) if r.normal_side == "D" else -int(r.net) for r in rows}
