@@ -45,17 +45,29 @@ def serve(
     host: str = typer.Option("127.0.0.1"),
     port: int = typer.Option(0, help="HTTP port for /healthz, /readyz, /metrics (0: the service default)."),
 ) -> None:
-    """Run one service process until interrupted."""
+    """Run one service process until interrupted (logs: JSON lines on stderr, level from KARYA_LOG_LEVEL)."""
     import uvicorn
 
+    from infra.logging import configure_logging
     from karya.services import build_http_app, default_port
 
+    configure_logging(service)
     application = build_http_app(service)
-    uvicorn.run(application, host=host, port=port or default_port(service), log_level="warning")
+    uvicorn.run(
+        application,
+        host=host,
+        port=port or default_port(service),
+        log_level="warning",
+        log_config=None,  # uvicorn logs through the root logger configured above (JSON, WARNING and up)
+        access_log=False,
+    )
 
 
 def main() -> None:
     """Console-script entry point."""
+    from infra.logging import configure_logging
+
+    configure_logging("karya")  # `karya serve` names its service
     _mount_optional()
     app(prog_name="karya")
 
