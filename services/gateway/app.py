@@ -21,6 +21,7 @@ from services.gateway.deps import GatewayDeps
 from services.gateway.emit import SCHEMA, GatewayTopics
 from services.gateway.normaliser import Normaliser
 from services.gateway.pollers import run_backstop_poller, run_blibli_poller
+from services.gateway.retention import RetentionMetrics, run_raw_retention
 from services.gateway.settings import GatewayConfigError, GatewaySettings
 from services.gateway.webhooks import make_webhook_router
 
@@ -90,6 +91,8 @@ def build_runtime(
         db = runtime.engine
         runtime.add_background("blibli-poller", lambda stop: run_blibli_poller(db, deps, stop, topics))
         runtime.add_background("backstop-poller", lambda stop: run_backstop_poller(db, deps, stop, topics))
+    retention = RetentionMetrics(runtime.metrics.registry)
+    runtime.add_background("raw-retention", lambda stop: run_raw_retention(runtime.engine, deps, stop, retention))
     runtime.add_background("close-clients", lambda stop: _close_on_stop(deps, stop))
     return runtime
 
