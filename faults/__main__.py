@@ -57,7 +57,7 @@ async def one_run(
     if exp and exp.via_proxy:
         from faults.proxy import ProxyProcess
 
-        proxy = ProxyProcess.start(stack, run.log_dir)
+        proxy = ProxyProcess.start(stack.pg_port, run.log_dir)
         ctx.proxy = proxy
         run.database_url = proxy.database_url(run.service_url)
     base = len(wires)
@@ -174,10 +174,10 @@ async def suite(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     """Parse the options, run the suite, print the JSON line, exit 1 on any loss, doubling or gap."""
     parser = argparse.ArgumentParser(prog="python -m faults", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small load, one cycle of R1, R3, R4, R8")
+    parser.add_argument("--quick", action="store_true", help="small load, one cycle each of R1, R3, R4, R8")
     parser.add_argument("--only", nargs="*", default=None, help="experiment codes, e.g. R4 R8")
-    parser.add_argument("--orders", type=int, default=None, help="order lifecycles per run (default 2000; quick 150)")
-    parser.add_argument("--rate", type=float, default=150.0, help="records/s offered")
+    parser.add_argument("--orders", type=int, default=None, help="order lifecycles per run (default 2000; quick 200)")
+    parser.add_argument("--rate", type=float, default=None, help="records/s offered (default 150; quick 60)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--drain-timeout", type=float, default=None, help="seconds to wait for the drain")
     parser.add_argument("--state-dir", default=str(ROOT / ".local" / "faults"))
@@ -187,7 +187,8 @@ def main() -> None:
     parser.add_argument("--keep-stack", action="store_true", help="leave the private stack running afterwards")
     args = parser.parse_args()
     args.only = [c.upper() for c in args.only] if args.only else None
-    args.orders = args.orders or (150 if args.quick else 2000)
+    args.orders = args.orders or (200 if args.quick else 2000)
+    args.rate = args.rate or (60.0 if args.quick else 150.0)
     args.drain_timeout = args.drain_timeout or (90.0 if args.quick else 180.0)
     interrupt_on_sigterm()
     started = time.monotonic()

@@ -37,6 +37,10 @@ class Ctx:
     notes: dict[str, Any] = field(default_factory=dict)
     proxy: Any = None
 
+    async def pause(self, cycle: int, low: float, high: float) -> None:
+        """Wait between faults: 1.5-3 s before the first (so it lands under load), ``low``-``high`` s later."""
+        await asyncio.sleep(self.rng.uniform(1.5, 3.0) if cycle == 0 else self.rng.uniform(low, high))
+
     def note(self, key: str, value: float = 1) -> None:
         """Add ``value`` to a figure reported with the experiment."""
         self.notes[key] = round(self.notes.get(key, 0) + value, 1)
@@ -174,8 +178,8 @@ async def kill_consumers(ctx: Ctx) -> None:
 
 async def stop_postgres(ctx: Ctx) -> None:
     """``pg_ctl stop -m immediate`` on the private server under load; start it again after 4-11 s."""
-    for _ in range(ctx.cycles):
-        await asyncio.sleep(ctx.rng.uniform(4.0, 8.0))
+    for i in range(ctx.cycles):
+        await ctx.pause(i, 4.0, 8.0)
         if not await asyncio.to_thread(ctx.stack.pg_stop_immediate):
             ctx.note("stop_failed")
             continue
@@ -193,7 +197,7 @@ async def stop_postgres(ctx: Ctx) -> None:
 async def restart_broker(ctx: Ctx) -> None:
     """Stop the private broker by SIGTERM or SIGKILL (alternating, SIGKILL first), start it again after 8-15 s."""
     for i in range(ctx.cycles):
-        await asyncio.sleep(ctx.rng.uniform(5.0, 8.0))
+        await ctx.pause(i, 5.0, 8.0)
         sig = signal.SIGKILL if i % 2 == 0 else signal.SIGTERM
         started = time.monotonic()
         await asyncio.to_thread(ctx.stack.kill_broker, sig)
@@ -226,7 +230,7 @@ async def drop_connections(ctx: Ctx) -> None:
     """Terminate the relays' lock-holding connections, then every connection of the services, in turn."""
     database = make_url(ctx.run.service_url).database
     for i in range(ctx.cycles):
-        await asyncio.sleep(ctx.rng.uniform(3.0, 6.0))
+        await ctx.pause(i, 3.0, 6.0)
         conn = await _admin()
         try:
             if i % 2 == 0:
@@ -254,7 +258,7 @@ async def drop_connections(ctx: Ctx) -> None:
 async def network_faults(ctx: Ctx) -> None:
     """Through the TCP fault proxy in front of PostgreSQL: stall every connection for 3-8 s, or reset them all."""
     for i in range(ctx.cycles):
-        await asyncio.sleep(ctx.rng.uniform(3.0, 6.0))
+        await ctx.pause(i, 3.0, 6.0)
         if i % 2 == 0:
             seconds = ctx.rng.uniform(3.0, 8.0)
             await ctx.proxy.command(f"stall postgres {seconds:.1f}")
