@@ -17,14 +17,21 @@ from prometheus_client import Counter
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from infra.errors import describe_error
+from infra.errors import describe_error, error_text
 from infra.messaging.consumer import InboundEvent, Rejection
 from infra.messaging.envelope import Envelope
 from infra.messaging.outbox import enqueue
 from infra.messaging.topics import MARKETPLACE_SETTLEMENTS
-from services.contracts.marketplace import REFUND_REPORTED, SETTLEMENT_REPORTED
+from services.contracts.marketplace import REFUND_REPORTED, SETTLEMENT_REPORTED, RefundReported, SettlementReported
 from services.contracts.orders import ORDER_COMPLETED
-from services.ledger.adapters.facts_repo import OrderFacts, load_facts, park, save_facts, take_pending
+from services.ledger.adapters.facts_repo import (
+    OrderFacts,
+    arrival_origins,
+    load_facts,
+    park,
+    save_facts,
+    take_pending,
+)
 from services.ledger.adapters.journal_repo import (
     Conflict,
     existing_hashes,
@@ -103,9 +110,9 @@ class LedgerProcessor:
     async def __call__(self, conn: AsyncConnection, events: Sequence[InboundEvent]) -> list[Rejection]:
         """Post what ``events`` (and events parked for their orders) call for; return the rejected ones."""
         by_id = {e.envelope.event_id: e for e in events}
-        relevant = [e.envelope for e in events if e.envelope.type in _ORDER]
+        relevant, invalid = _checked_at_arrival(events)
         if not relevant:
-            return []
+            return invalid
         keys = {e.subject for e in relevant}
         work = [*await take_pending(conn, keys), *relevant]
         facts = await load_facts(conn, keys)
@@ -127,7 +134,7 @@ class LedgerProcessor:
                 try:
                     await self._plan(conn, envelope, facts, policies, batch, known)
                 except (LedgerDomainError, ValidationError) as exc:
-                    batch.rejections.append((envelope, f"{type(exc).__name__}: {exc}", describe_error(exc)))
+                    batch.rejections.append((envelope, _reason(envelope, exc), describe_error(exc)))
         result = await post_entries(conn, batch.entries)
         await record_conflicts(conn, batch.conflicts)
         by_source: dict[str, Envelope] | None = None
@@ -150,12 +157,14 @@ class LedgerProcessor:
         await save_facts(conn, facts.values())
         await park(conn, batch.parked)
         await enqueue(conn, "ledger", entry_posted_messages(result.posted))
-        rejected = []
+        rejected = invalid
         seen: set[str] = set()
+        origins = await arrival_origins(conn, [e.event_id for e, _, _ in batch.rejections if e.event_id not in by_id])
         for envelope, reason, logged in batch.rejections:
             if str(envelope.event_id) not in seen:
                 seen.add(str(envelope.event_id))
-                rejected.append(Rejection(by_id.get(envelope.event_id) or _parked_event(envelope), reason, logged))
+                event = by_id.get(envelope.event_id) or _parked_event(envelope, origins.get(envelope.event_id))
+                rejected.append(Rejection(event, reason, logged))
         return rejected
 
     async def _plan(
@@ -223,15 +232,53 @@ class LedgerProcessor:
         order.refunded_gross, order.changed = order.refunded_gross + refund.amount, True
 
 
-def _parked_event(envelope: Envelope) -> InboundEvent:
+_CONTRACTS: dict[str, type[SettlementReported] | type[RefundReported]] = {
+    SETTLEMENT_REPORTED: SettlementReported,
+    REFUND_REPORTED: RefundReported,
+}
+
+
+def _checked_at_arrival(events: Sequence[InboundEvent]) -> tuple[list[Envelope], list[Rejection]]:
+    """The events the ledger posts from, and the rejections of settlements and refunds that break their contract.
+
+    A settlement or refund may wait for its order (parked); it is checked against its contract now, while its
+    record (topic, partition, offset) is at hand for the dead letter, not when its order completes."""
+    relevant: list[Envelope] = []
+    invalid: list[Rejection] = []
+    for event in events:
+        envelope = event.envelope
+        if envelope.type not in _ORDER:
+            continue
+        contract = _CONTRACTS.get(envelope.type)
+        if contract is not None:
+            try:
+                contract.model_validate(envelope.data)
+            except ValidationError as exc:
+                invalid.append(Rejection(event, _reason(envelope, exc), {"rule": "contract", **describe_error(exc)}))
+                continue
+        relevant.append(envelope)
+    return relevant, invalid
+
+
+def _reason(envelope: Envelope, exc: Exception) -> str:
+    """The stored reason of a rejection: value-free (field paths and codes; a domain error's own message, which
+    names keys, accounts and amounts only)."""
+    if isinstance(exc, LedgerDomainError):
+        return error_text(exc)
+    return error_text(exc, context=f"invalid {envelope.type.removeprefix('karya.').rsplit('.', 1)[0]}")
+
+
+def _parked_event(envelope: Envelope, origin: tuple[str, int, int] | None) -> InboundEvent:
     """A rejected event that an earlier batch parked: its record is gone, so a stand-in carries it to the
-    dead-letter topic of the topic it came from (only settlements and refunds are parked, both from
-    ``marketplace.settlements``); partition and offset are -1."""
+    dead-letter topic of the topic it came from, with the partition and offset it arrived at (from the inbox).
+    Without an inbox row (none is expected) the topic is ``marketplace.settlements``, where settlements and refunds
+    come from, and partition and offset are -1."""
     key, value = envelope.subject.encode(), envelope.to_bytes()
+    topic, partition, offset = origin or (MARKETPLACE_SETTLEMENTS, -1, -1)
     record = ConsumerRecord(
-        topic=MARKETPLACE_SETTLEMENTS,
-        partition=-1,
-        offset=-1,
+        topic=topic,
+        partition=partition,
+        offset=offset,
         timestamp=0,
         timestamp_type=0,
         key=key,

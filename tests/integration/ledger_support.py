@@ -344,12 +344,16 @@ async def run_karya(urls: RoleUrls, *args: str) -> subprocess.CompletedProcess[s
     )
 
 
-async def publish(bootstrap: str, topic: str, envelopes: Sequence[Envelope]) -> None:
-    """Publish ``envelopes`` to ``topic`` keyed by subject, in order (idempotent producer)."""
+async def publish(bootstrap: str, topic: str, envelopes: Sequence[Envelope]) -> list[str]:
+    """Publish ``envelopes`` to ``topic`` keyed by subject, in order (idempotent producer); where each landed, as
+    ``topic/partition/offset`` (the form of the ``karya-dlq-origin`` header)."""
     producer = make_producer(bootstrap, "test-ledger")
     await producer.start()
+    landed = []
     try:
         for envelope in envelopes:
-            await producer.send_and_wait(topic, envelope.to_bytes(), key=envelope.subject.encode())
+            meta = await producer.send_and_wait(topic, envelope.to_bytes(), key=envelope.subject.encode())
+            landed.append(f"{meta.topic}/{meta.partition}/{meta.offset}")
     finally:
         await producer.stop()
+    return landed

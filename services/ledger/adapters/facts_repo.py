@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -101,6 +102,55 @@ async def park(conn: AsyncConnection, parked: Sequence[tuple[Envelope, str]]) ->
                 "w": [w for _, w in parked],
             },
         )
+
+
+async def arrival_origins(conn: AsyncConnection, event_ids: Iterable[UUID]) -> dict[UUID, tuple[str, int, int]]:
+    """Where each of ``event_ids`` first arrived — (topic, partition, offset), from the ledger's inbox — so a
+    parked event rejected later is dead-lettered with its origin."""
+    ids = sorted(set(event_ids))
+    if not ids:
+        return {}
+    rows = await conn.execute(
+        text('SELECT event_id, topic, "partition", "offset" FROM ledger.inbox WHERE event_id = ANY(:i)'), {"i": ids}
+    )
+    return {r.event_id: (r.topic, int(r.partition), int(r.offset)) for r in rows}
+
+
+@dataclass(frozen=True)
+class ParkedEvent:
+    """An event waiting in ``ledger.pending_events`` for what it depends on (``completion`` or ``settlement``)."""
+
+    event_id: UUID
+    order_key: str
+    type: str
+    waiting_for: str
+    received_at: datetime
+    age_seconds: float
+
+
+async def parked_events(conn: AsyncConnection, older_than: timedelta | None = None) -> list[ParkedEvent]:
+    """Every parked event (parked for longer than ``older_than`` if given), oldest first."""
+    rows = await conn.execute(
+        text(
+            "SELECT event_id, order_key, type, waiting_for, received_at, "
+            "extract(epoch FROM clock_timestamp() - received_at)::float8 AS age FROM ledger.pending_events "
+            "WHERE CAST(:older AS interval) IS NULL OR received_at < clock_timestamp() - CAST(:older AS interval) "
+            "ORDER BY received_at, event_id"
+        ),
+        {"older": older_than},
+    )
+    return [ParkedEvent(r.event_id, r.order_key, r.type, r.waiting_for, r.received_at, float(r.age)) for r in rows]
+
+
+async def parked_summary(conn: AsyncConnection) -> dict[str, tuple[int, float]]:
+    """Per ``waiting_for``: how many events are parked and the age in seconds of the oldest."""
+    rows = await conn.execute(
+        text(
+            "SELECT waiting_for, count(*) AS n, extract(epoch FROM clock_timestamp() - min(received_at))::float8 "
+            "AS oldest FROM ledger.pending_events GROUP BY waiting_for"
+        )
+    )
+    return {r.waiting_for: (int(r.n), float(r.oldest)) for r in rows}
 
 
 def unique_ids(envelopes: Iterable[Envelope]) -> set[UUID]:

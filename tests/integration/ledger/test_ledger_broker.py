@@ -21,6 +21,7 @@ from infra.messaging.envelope import Envelope, make_envelope
 from infra.messaging.topics import dead_letter_topic, topic_name
 from infra.runtime import ServiceRuntime
 from infra.settings import KafkaSettings
+from services.contracts.marketplace import REFUND_REPORTED
 from services.ledger import outbound, posting
 from services.ledger.posting import LedgerProcessor
 from tests.contract_validation import validate_published
@@ -206,7 +207,9 @@ async def test_settlement_before_its_completion_waits_then_posts_once_or_is_dead
     parked = "SELECT count(*) FROM ledger.pending_events WHERE order_key = ANY(:k)"
     try:
         async with ledger_consumer(own_database, kafka_bootstrap, monkeypatch) as ledger:
-            await publish(kafka_bootstrap, ledger.settlements_topic, [settlement, reissued(settlement), unplannable])
+            landed = await publish(
+                kafka_bootstrap, ledger.settlements_topic, [settlement, reissued(settlement), unplannable]
+            )
             await wait_for(lambda: _is(_scalar(engine, parked, k=[key, orphan]), 3), what="settlements parked")
             assert await _posting_keys(engine, key) == Counter()
             await publish(
@@ -219,6 +222,7 @@ async def test_settlement_before_its_completion_waits_then_posts_once_or_is_dead
         # not lost: the parked event goes to the dead-letter topic (re-serialised from its parked copy)
         assert [Envelope.from_bytes(r.value) for r in dlq] == [unplannable]
         assert b"NoPolicyError" in dict(dlq[0].headers)["karya-dlq-error"]
+        assert dict(dlq[0].headers)["karya-dlq-origin"] == landed[2].encode(), "parked, then rejected: its origin"
         assert await _posting_keys(engine, key) == Counter(
             {
                 "completed": 1,
@@ -243,3 +247,61 @@ async def test_settlement_before_its_completion_waits_then_posts_once_or_is_dead
 
 async def _is(awaitable: Awaitable[object], expected: object) -> bool:
     return bool((await awaitable) == expected)
+
+
+async def test_a_settlement_that_breaks_its_contract_is_dead_lettered_at_arrival_with_its_origin(
+    own_database: LedgerDatabase, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """For an order the ledger has not seen: it is not parked to be checked when the order completes (its record
+    long gone), but dead-lettered now, with its topic/partition/offset and a reason free of its values."""
+    engine = make_engine(own_database.urls.service, pool_size=2)
+    key = new_order_key()
+    good = settled(key, 100_000, T)
+    buyer = "Budi Santoso, Jl. Melati 7"
+    bad = make_envelope(
+        type=good.type,
+        source="karya/gateway",
+        subject=key,
+        data={**good.data, "gross_amount": buyer, "net_payout": None, "settlement_id": "ESC-2"},
+    )
+    refund = make_envelope(
+        type=REFUND_REPORTED,
+        source="karya/gateway",
+        subject=new_order_key(),
+        data={"order_key": key, "channel": "shopee", "refund_id": "R1", "amount": -5, "refunded_at": buyer},
+    )
+    try:
+        async with ledger_consumer(own_database, kafka_bootstrap, monkeypatch) as ledger:
+            landed = await publish(kafka_bootstrap, ledger.settlements_topic, [good, bad, refund])
+            dlq = await read_topic(kafka_bootstrap, dead_letter_topic(ledger.settlements_topic), expected=2)
+            await wait_for(
+                lambda: _is(
+                    _scalar(engine, "SELECT count(*) FROM ledger.pending_events WHERE order_key = :k", k=key), 1
+                ),
+                what="the valid settlement parked",
+            )
+        by_value = {r.value: dict(r.headers) for r in dlq}
+        assert set(by_value) == {bad.to_bytes(), refund.to_bytes()}
+        for envelope, origin in ((bad, landed[1]), (refund, landed[2])):
+            headers = by_value[envelope.to_bytes()]
+            assert headers["karya-dlq-origin"] == origin.encode()
+            assert headers["karya-dlq-attempts"] == b"1"
+        bad_error = by_value[bad.to_bytes()]["karya-dlq-error"].decode()
+        assert "invalid marketplace.settlement_reported: ValidationError" in bad_error
+        assert "gross_amount" in bad_error and "net_payout" in bad_error
+        refund_error = by_value[refund.to_bytes()]["karya-dlq-error"].decode()
+        assert "invalid marketplace.refund_reported: ValidationError" in refund_error
+        assert "amount" in refund_error and "refunded_at" in refund_error
+        async with engine.connect() as conn:
+            dead = (
+                await conn.execute(
+                    text('SELECT event_id, topic, "partition", "offset", error FROM ledger.dead_letters')
+                )
+            ).all()
+            parked = (await conn.execute(text("SELECT event_id FROM ledger.pending_events"))).scalars().all()
+        assert {f"{d.topic}/{d.partition}/{d.offset}" for d in dead} == {landed[1], landed[2]}
+        for d in dead:
+            assert "Budi" not in d.error and "Melati" not in d.error and "-5" not in d.error
+        assert parked == [good.event_id], "only the valid settlement waits for its order"
+    finally:
+        await engine.dispose()
