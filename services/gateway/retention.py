@@ -6,10 +6,12 @@ body and headers by their redacted form (personal keys blanked, decided in SQL b
 see migration ``gateway_0004``), in bounded batches, each its own transaction. Rows are never deleted: they are
 the audit trail (with the SHA-256 and size of the original bytes) and their dedupe keys keep a late retry of an
 old delivery a duplicate. The service role cannot UPDATE the table; ``gateway.redact_raw_deliveries`` (SECURITY
-DEFINER) is the only way it changes a row, and it refuses a retention under one day.
+DEFINER) is the only way it changes a row, and it refuses a retention under one day. The normaliser's dead
+letters keep the delivery event (the body again): their payloads are redacted the same way
+(``gateway.redact_dead_letters``, migration ``gateway_0005``).
 
 Logs carry counts and value-free error facts only; the count of redacted rows is the metric
-``karya_gateway_raw_redacted_total``.
+``karya_gateway_raw_redacted_total{table}``.
 """
 
 from __future__ import annotations
@@ -31,28 +33,40 @@ __all__ = ["RetentionMetrics", "redact_due", "run_raw_retention"]
 
 log = get_logger(__name__)
 
-_REDACT = text("SELECT gateway.redact_raw_deliveries(CAST(:older_than AS interval), CAST(:max_rows AS integer))")
+_REDACT = {
+    table: text(f"SELECT gateway.redact_{table}(CAST(:older_than AS interval), CAST(:max_rows AS integer))")
+    for table in ("raw_deliveries", "dead_letters")
+}
 
 
 class RetentionMetrics:
-    """``karya_gateway_raw_redacted_total``: raw deliveries whose body was redacted by the retention task."""
+    """``karya_gateway_raw_redacted_total{table}``: rows whose copy of a webhook body the retention task redacted
+    (``raw_deliveries``, ``dead_letters``)."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.redacted = Counter(
             "karya_gateway_raw_redacted_total",
-            "Raw webhook deliveries whose body and headers were redacted after the retention period",
+            "Rows holding a webhook body (raw deliveries, dead letters) redacted after the retention period",
+            ["table"],
             registry=registry,
         )
 
 
-async def redact_due(engine: AsyncEngine, retention: timedelta, batch: int, max_batches: int | None = None) -> int:
-    """Redact the raw deliveries older than ``retention``, ``batch`` rows per transaction, until none is left
-    (or ``max_batches`` ran); returns how many were redacted."""
+async def redact_due(
+    engine: AsyncEngine,
+    retention: timedelta,
+    batch: int,
+    table: str = "raw_deliveries",
+    max_batches: int | None = None,
+) -> int:
+    """Redact the rows of ``table`` (``raw_deliveries`` or ``dead_letters``) older than ``retention``, ``batch``
+    rows per transaction, until none is left (or ``max_batches`` ran); returns how many were redacted."""
+    statement = _REDACT[table]
     total = 0
     batches = 0
     while max_batches is None or batches < max_batches:
         async with engine.begin() as conn:
-            done = int((await conn.execute(_REDACT, {"older_than": retention, "max_rows": batch})).scalar_one())
+            done = int((await conn.execute(statement, {"older_than": retention, "max_rows": batch})).scalar_one())
         total += done
         batches += 1
         if done < batch:
@@ -76,14 +90,16 @@ async def run_raw_retention(
         return
     retention = timedelta(days=settings.gateway_raw_retention_days)
     while not stop.is_set():
-        try:
-            redacted = await redact_due(engine, retention, settings.gateway_raw_retention_batch)
-        except Exception as exc:
-            log.warning("raw_retention_round_failed", **describe_error(exc))
-        else:
+        for table in _REDACT:
+            try:
+                redacted = await redact_due(engine, retention, settings.gateway_raw_retention_batch, table)
+            except Exception as exc:
+                log.warning("raw_retention_round_failed", table=table, **describe_error(exc))
+                continue
             if metrics is not None:
-                metrics.redacted.inc(redacted)
+                metrics.redacted.labels(table=table).inc(redacted)
             if redacted:
-                log.info("raw_deliveries_redacted", rows=redacted, retention_days=settings.gateway_raw_retention_days)
+                days = settings.gateway_raw_retention_days
+                log.info("raw_deliveries_redacted", table=table, rows=redacted, retention_days=days)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=settings.gateway_raw_retention_interval_s)

@@ -51,6 +51,7 @@ from tests.integration.messaging_support import read_topic, wait_for
 from tests.naming import topic_prefix
 
 pytestmark = pytest.mark.integration
+_TABLES = ("raw_deliveries", "dead_letters")
 
 NAME, PHONE, ADDRESS, EMAIL = "Siti Rahayu", "0812-3456-7890", "Jl. Melati No. 5", "siti.rahayu@example.id"
 PERSONAL = (NAME, PHONE, ADDRESS, EMAIL)
@@ -216,6 +217,9 @@ async def test_buyer_data_stays_in_the_raw_delivery_until_the_retention_redacts_
         auditor = make_engine(database.auditor)
         try:
             assert await _refused(auditor, "SELECT body FROM gateway.raw_deliveries LIMIT 1") == "42501"
+            assert await _refused(auditor, "SELECT payload FROM gateway.dead_letters LIMIT 1") == "42501"
+            audited = await _rows(auditor, "SELECT error FROM gateway.dead_letters WHERE consumer = :c", c=gw.consumer)
+            assert sorted(r[0] for r in audited) == sorted(errors)
             assert await _refused(auditor, "SELECT gateway.redact_raw_deliveries(interval '30 days', 10)") == "42501"
             view = {
                 int(r[0]): r
@@ -240,6 +244,10 @@ async def test_buyer_data_stays_in_the_raw_delivery_until_the_retention_redacts_
         assert shown["recipient"] == shown["customer"] == shown["buyer_username"] == "[redacted]"
         assert shown["items"] == [{"id": 1, "note_to_seller": "[redacted]"}]
 
+        # The dead letters keep the delivery event, body and buyer included (readable by the service role only).
+        payloads = "SELECT payload FROM gateway.dead_letters WHERE consumer = :c"
+        assert all(NAME.encode() in bytes(r[0]) for r in await _rows(gw.engine, payloads, c=gw.consumer))
+
         # Retention: the gateway's task redacts them in place once they are older than the retention.
         migrator = make_engine(database.migrator)
         try:
@@ -251,6 +259,13 @@ async def test_buyer_data_stays_in_the_raw_delivery_until_the_retention_redacts_
                     ),
                     {"ids": ids},
                 )
+                await conn.execute(
+                    text(
+                        "UPDATE gateway.dead_letters SET created_at = created_at - interval '31 days' "
+                        "WHERE consumer = :c"
+                    ),
+                    {"c": gw.consumer},
+                )
         finally:
             await migrator.dispose()
         settings = gateway_settings(gateway_raw_retention_batch=2, gateway_raw_retention_interval_s=0.2)
@@ -261,6 +276,9 @@ async def test_buyer_data_stays_in_the_raw_delivery_until_the_retention_redacts_
         try:
 
             async def redacted() -> bool:
+                dead = "SELECT count(*) FROM gateway.dead_letters WHERE consumer = :c AND payload_redacted_at IS NULL"
+                if int((await _rows(gw.engine, dead, c=gw.consumer))[0][0]) > 0:
+                    return False
                 left = (
                     "SELECT count(*) FROM gateway.raw_deliveries WHERE delivery_id = ANY(:ids) AND redacted_at IS NULL"
                 )
@@ -270,7 +288,8 @@ async def test_buyer_data_stays_in_the_raw_delivery_until_the_retention_redacts_
         finally:
             stop.set()
             await task
-        assert (registry.get_sample_value("karya_gateway_raw_redacted_total") or 0) >= len(ids)
+        counted = {t: registry.get_sample_value("karya_gateway_raw_redacted_total", {"table": t}) or 0 for t in _TABLES}
+        assert counted["raw_deliveries"] >= len(ids) and counted["dead_letters"] >= 3
 
     _value_free(logs)
     assert any(e["event"] == "raw_deliveries_redacted" for e in logs)
@@ -286,6 +305,12 @@ async def test_buyer_data_stays_in_the_raw_delivery_until_the_retention_redacts_
     redacted_fine = next(json.loads(bytes(r[1])) for r in after if bytes(r[0]) == digests["fine"])
     assert redacted_fine["data"]["ordersn"] == fine and redacted_fine["recipient"] == "[redacted]"
     assert next(bytes(r[1]) for r in after if bytes(r[0]) == digests["broken"]) == b""
+    dead = [json.loads(bytes(r[0])) for r in await _rows(gw.engine, payloads, c=gw.consumer)]
+    _value_free(dead)
+    assert sorted(d["data"]["delivery_id"] for d in dead) == sorted(
+        int(by_name[n][1]) for n in ("half", "broken", "api")
+    )
+    assert {d["data"]["body"] for d in dead if d["data"]["delivery_id"] == by_name["broken"][1]} == {""}
 
     # Dedupe does not depend on the stored body: the same deliveries again change nothing.
     for route, body in posted.values():

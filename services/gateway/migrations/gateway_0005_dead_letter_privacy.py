@@ -1,0 +1,95 @@
+"""gateway: a dead-lettered delivery's payload (the raw body again) is hidden from the auditor and redacted after
+the retention like the raw delivery itself.
+
+The normaliser's dead letters keep the whole ``delivery_received`` event, whose ``data.body`` is the webhook body
+with the buyer in it. The auditor keeps SELECT on every other column (the error text is value-free, see
+:func:`infra.errors.error_text`); ``gateway.redact_dead_letters(older_than, max_rows)`` (SECURITY DEFINER, the
+same one-day floor) replaces the payload by the event with its body redacted by ``gateway.redacted_body``
+(migration ``gateway_0004``) and every other personal key blanked; a payload that is not a JSON object becomes
+empty. The row, its origin (topic, partition, offset) and its error stay.
+
+Revision ID: gateway_0005
+Revises: gateway_0004
+Create Date: 2026-12-02
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+from infra.db.roles import AUDITOR, SERVICE
+
+revision = "gateway_0005"
+down_revision = "gateway_0004"
+branch_labels = None
+depends_on = None
+
+S = "gateway"
+VISIBLE = 'id, consumer, topic, "partition", "offset", event_id, key, headers, error, attempts, created_at'
+
+UPGRADE = [
+    f"ALTER TABLE {S}.dead_letters ADD COLUMN payload_redacted_at timestamptz",
+    f"CREATE INDEX dead_letters_unredacted_idx ON {S}.dead_letters (created_at) WHERE payload_redacted_at IS NULL",
+    f"REVOKE SELECT ON {S}.dead_letters FROM {AUDITOR}",
+    f"GRANT SELECT ({VISIBLE}, payload_redacted_at) ON {S}.dead_letters TO {AUDITOR}",
+    f"""CREATE FUNCTION {S}.redacted_envelope(payload bytea) RETURNS bytea
+    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    DECLARE
+        doc jsonb;
+    BEGIN
+        BEGIN
+            doc := convert_from(payload, 'UTF8')::jsonb;
+        EXCEPTION WHEN data_exception THEN
+            RETURN ''::bytea;
+        END;
+        IF jsonb_typeof(doc) <> 'object' THEN
+            RETURN ''::bytea;
+        END IF;
+        IF jsonb_typeof(doc -> 'data' -> 'body') = 'string' THEN
+            doc := jsonb_set(doc, '{{data,body}}', to_jsonb(coalesce(
+                {S}.redacted_body(convert_to(doc -> 'data' ->> 'body', 'UTF8'))::text, '')));
+        END IF;
+        RETURN convert_to({S}.redact_personal(doc)::text, 'UTF8');
+    END $$""",
+    f"""CREATE FUNCTION {S}.redact_dead_letters(older_than interval, max_rows integer) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    DECLARE
+        redacted integer;
+    BEGIN
+        IF older_than < interval '1 day' OR max_rows < 1 THEN
+            RAISE EXCEPTION 'dead letters are redacted after at least one day, in batches of at least one row'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        WITH due AS (
+            SELECT id FROM {S}.dead_letters
+            WHERE payload_redacted_at IS NULL AND created_at < clock_timestamp() - older_than
+            ORDER BY created_at LIMIT max_rows
+            FOR UPDATE SKIP LOCKED)
+        UPDATE {S}.dead_letters AS d
+        SET payload = {S}.redacted_envelope(d.payload), payload_redacted_at = clock_timestamp()
+        FROM due WHERE d.id = due.id;
+        GET DIAGNOSTICS redacted = ROW_COUNT;
+        RETURN redacted;
+    END $$""",
+    f"REVOKE ALL ON FUNCTION {S}.redact_dead_letters(interval, integer) FROM PUBLIC, {AUDITOR}",
+    f"GRANT EXECUTE ON FUNCTION {S}.redact_dead_letters(interval, integer) TO {SERVICE}",
+]
+
+DOWNGRADE = [
+    f"DROP FUNCTION {S}.redact_dead_letters(interval, integer)",
+    f"DROP FUNCTION {S}.redacted_envelope(bytea)",
+    f"REVOKE SELECT ON {S}.dead_letters FROM {AUDITOR}",
+    f"DROP INDEX {S}.dead_letters_unredacted_idx",
+    f"ALTER TABLE {S}.dead_letters DROP COLUMN payload_redacted_at",
+    f"GRANT SELECT ON {S}.dead_letters TO {AUDITOR}",
+]
+
+
+def upgrade() -> None:
+    for statement in UPGRADE:
+        op.execute(statement)
+
+
+def downgrade() -> None:
+    for statement in DOWNGRADE:
+        op.execute(statement)
