@@ -5,7 +5,10 @@ Both run as detached processes that outlive the caller; state lives under ``<rep
 from inside a running event loop (readiness checks run on a worker thread there).
 
 Environment overrides: ``KARYA_STATE_DIR``, ``KARYA_KAFKA_VERSION`` (default 4.1.1), ``KARYA_KAFKA_PORT``
-(39092), ``KARYA_KAFKA_CONTROLLER_PORT`` (39093), ``KARYA_PG_PORT`` (54329), ``XDG_CACHE_HOME`` (jar cache).
+(19092), ``KARYA_KAFKA_CONTROLLER_PORT`` (19093), ``KARYA_PG_PORT`` (15432), ``XDG_CACHE_HOME`` (jar cache).
+The default ports lie outside Linux's ephemeral range (32768-60999). Without an override, a service that already
+runs is found on the ports it recorded when it started (a stack started under older defaults keeps them until
+it is restarted; :func:`stack_port_notes` says so).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from infra.localstack._common import LocalStackError, Progress
 from infra.localstack.kafka import (
     KafkaInfo,
     ensure_kafka,
+    kafka_port_note,
     kafka_server_version,
     kafka_status,
     stop_kafka,
@@ -23,6 +27,7 @@ from infra.localstack.kafka import (
 from infra.localstack.postgres import (
     PostgresInfo,
     ensure_postgres,
+    postgres_port_note,
     postgres_server_version,
     postgres_status,
     stop_postgres,
@@ -41,6 +46,7 @@ __all__ = [
     "kafka_status",
     "postgres_server_version",
     "postgres_status",
+    "stack_port_notes",
     "stack_status",
     "stop_kafka",
     "stop_postgres",
@@ -66,6 +72,11 @@ def ensure_stack(progress: Progress | None = None) -> StackInfo:
 def stop_stack(progress: Progress | None = None) -> tuple[bool, bool]:
     """Stop Kafka, then PostgreSQL; returns (kafka_was_running, postgres_was_running)."""
     return stop_kafka(progress), stop_postgres(progress)
+
+
+def stack_port_notes() -> list[str]:
+    """Warnings for running services found on ports inside the ephemeral range (started under old defaults)."""
+    return [note for note in (kafka_port_note(), postgres_port_note()) if note is not None]
 
 
 def stack_status() -> tuple[KafkaInfo | None, PostgresInfo | None]:

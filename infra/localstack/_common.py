@@ -51,9 +51,15 @@ def cache_root() -> Path:
 
 def env_port(name: str, default: int) -> int:
     """Read a TCP port from the environment, failing loudly on nonsense."""
+    port = env_port_override(name)
+    return default if port is None else port
+
+
+def env_port_override(name: str) -> int | None:
+    """The TCP port set in the environment variable ``name``, or None when it is unset or empty."""
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
-        return default
+        return None
     try:
         port = int(raw)
     except ValueError as exc:
@@ -61,6 +67,34 @@ def env_port(name: str, default: int) -> int:
     if not 1 <= port <= 65535:
         raise LocalStackError(f"{name}={port} is outside 1..65535")
     return port
+
+
+_EPHEMERAL_FALLBACK = (32768, 60999)  # Linux's default net.ipv4.ip_local_port_range
+
+
+def ephemeral_range() -> tuple[int, int]:
+    """The kernel's range for outgoing connections' local ports (``/proc/sys/net/ipv4/ip_local_port_range``)."""
+    try:
+        low, high = (int(part) for part in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        return _EPHEMERAL_FALLBACK
+    return low, high
+
+
+def ephemeral_note(service: str, port: int, default: int) -> str | None:
+    """A warning when a listener's port lies in the ephemeral range, else None.
+
+    There a client reconnecting to a stopped server can be given that very port as its own and connect to
+    itself (TCP simultaneous open), and the server then cannot bind it on restart.
+    """
+    low, high = ephemeral_range()
+    if not low <= port <= high:
+        return None
+    return (
+        f"{service} listens on {port}, inside the ephemeral port range {low}-{high}: clients reconnecting while it "
+        f"is down can take the port and block its restart; restart the local stack (`karya stack down` then "
+        f"`karya stack up`) to move it to {default}, or choose a port outside that range"
+    )
 
 
 def default_progress(line: str) -> None:

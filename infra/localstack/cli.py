@@ -24,6 +24,7 @@ from infra.localstack import (
     ensure_postgres,
     kafka_status,
     postgres_status,
+    stack_port_notes,
     stop_kafka,
     stop_postgres,
 )
@@ -94,10 +95,16 @@ def up(
     if quiet:
         return
     _err.print(_table(kafka_info, pg_info))
+    _print_port_notes()
     for key, value in env.as_env().items():
         if "PASSWORD" not in key:
             typer.echo(f"{key}={_mask(value)}")
     _err.print(f"full settings (with secrets): source {env_file}")
+
+
+def _print_port_notes() -> None:
+    for note in stack_port_notes():
+        _err.print(f"[yellow]note:[/yellow] {note}", soft_wrap=True)
 
 
 def _mask(value: str) -> str:
@@ -132,6 +139,7 @@ def status() -> None:
     """Show the services; exit code 1 when any of them is down."""
     kafka_info, pg_info = kafka_status(), postgres_status()
     _err.print(_table(kafka_info, pg_info))
+    _print_port_notes()
     _exports(kafka_info, pg_info)
     if kafka_info is None or pg_info is None:
         raise typer.Exit(1)

@@ -22,7 +22,8 @@ from infra.localstack._common import (
     LocalStackError,
     Progress,
     default_progress,
-    env_port,
+    env_port_override,
+    ephemeral_note,
     file_lock,
     log_excerpt,
     pid_alive,
@@ -38,8 +39,9 @@ from infra.localstack._common import (
 from infra.localstack._kafka_jars import ensure_jars, require_java
 
 KAFKA_VERSION_DEFAULT = "4.1.1"
-DEFAULT_PORT = 39092
-DEFAULT_CONTROLLER_PORT = 39093
+# Outside Linux's ephemeral range (32768-60999), where a reconnecting client can take a stopped broker's port.
+DEFAULT_PORT = 19092
+DEFAULT_CONTROLLER_PORT = 19093
 START_TIMEOUT_SECONDS = 60.0
 STOP_GRACE_SECONDS = 30.0
 
@@ -56,6 +58,7 @@ JVM_FLAGS = (
 )
 MAIN_CLASS = "kafka.Kafka"
 _VERSION_RE = re.compile(r"Kafka version: (\S+)")
+_LISTENER_RE = re.compile(r"(PLAINTEXT|CONTROLLER)://[^,\s]+:(\d+)")
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,8 @@ class _Layout:
     port: int
     controller_port: int
     state_dir: Path
+    ports_from: str = "defaults"
+    """Where the ports came from: "environment", "running broker" (its recorded listeners) or "defaults"."""
 
     @property
     def bootstrap(self) -> str:
@@ -100,14 +105,43 @@ class _Layout:
 
 
 def _layout() -> _Layout:
+    """Where the broker lives. Ports: the environment's, else those a running broker was started with (its
+    recorded ``server.properties``, so a stack started on other ports is still found), else the defaults."""
     version = os.environ.get("KARYA_KAFKA_VERSION", "").strip() or KAFKA_VERSION_DEFAULT
-    port = env_port("KARYA_KAFKA_PORT", DEFAULT_PORT)
-    controller_port = env_port("KARYA_KAFKA_CONTROLLER_PORT", DEFAULT_CONTROLLER_PORT)
-    if port == controller_port:
-        raise LocalStackError(f"KARYA_KAFKA_PORT and KARYA_KAFKA_CONTROLLER_PORT are both {port}")
     state_dir = state_root() / "kafka"
     state_dir.mkdir(parents=True, exist_ok=True)
-    return _Layout(version, port, controller_port, state_dir)
+    port = env_port_override("KARYA_KAFKA_PORT")
+    controller_port = env_port_override("KARYA_KAFKA_CONTROLLER_PORT")
+    ports_from = "environment"
+    if port is None or controller_port is None:
+        recorded = _running_listeners(_Layout(version, DEFAULT_PORT, DEFAULT_CONTROLLER_PORT, state_dir))
+        ports_from = "running broker" if recorded is not None else "defaults"
+        recorded_port, recorded_controller = recorded or (DEFAULT_PORT, DEFAULT_CONTROLLER_PORT)
+        port = recorded_port if port is None else port
+        controller_port = recorded_controller if controller_port is None else controller_port
+    if port == controller_port:
+        raise LocalStackError(f"KARYA_KAFKA_PORT and KARYA_KAFKA_CONTROLLER_PORT are both {port}")
+    return _Layout(version, port, controller_port, state_dir, ports_from)
+
+
+def _listener_ports(properties: str) -> tuple[int, int] | None:
+    """(broker port, controller port) from the ``listeners=`` line of a server.properties text."""
+    for line in properties.splitlines():
+        if line.startswith("listeners="):
+            found = dict(_LISTENER_RE.findall(line))
+            if "PLAINTEXT" in found and "CONTROLLER" in found:
+                return int(found["PLAINTEXT"]), int(found["CONTROLLER"])
+    return None
+
+
+def _running_listeners(lay: _Layout) -> tuple[int, int] | None:
+    """The ports the broker of this state dir runs with, when it runs."""
+    if _running_pid(lay) is None:
+        return None
+    try:
+        return _listener_ports(lay.properties.read_text())
+    except OSError:
+        return None
 
 
 def _log4j_config() -> Path:
@@ -149,15 +183,17 @@ def _java_base(java: str, libs: Path) -> list[str]:
 
 
 def _format_storage(lay: _Layout, java: str, libs: Path, say: Progress) -> None:
-    """Format the KRaft storage once; refuse to reuse data formatted for another controller port."""
+    """Format the KRaft storage once. Data formatted for another controller port is kept: the storage is
+    formatted ``--standalone`` (a dynamic quorum of one voter), and on start the leader records its new endpoint
+    in the voter set (tried with Kafka 4.1.1: topics and offsets survive a move of both ports)."""
     if (lay.data_dir / "meta.properties").exists():
         recorded = lay.formatted.read_text() if lay.formatted.exists() else ""
         want = f"controller.port={lay.controller_port}"
         if recorded and want not in recorded.splitlines():
-            raise LocalStackError(
-                f"{lay.data_dir} was formatted for another controller port ({recorded.strip()}); "
-                f"stop the broker and delete {lay.data_dir} to re-format"
-            )
+            kept = [ln for ln in recorded.splitlines() if ln and not ln.startswith("controller.port=")]
+            old = next((ln.split("=", 1)[1] for ln in recorded.splitlines() if ln.startswith("controller.port=")), "?")
+            say(f"the KRaft storage was formatted for controller port {old}; moving it to {lay.controller_port}")
+            lay.formatted.write_text("\n".join([*kept, want]) + "\n")
         return
     say(f"formatting KRaft storage in {lay.data_dir}")
     tool = [*_java_base(java, libs), "kafka.tools.StorageTool"]
@@ -297,6 +333,16 @@ def ensure_kafka(progress: Progress | None = None) -> KafkaInfo:
         _wait_ready(lay, proc.pid, say)
         say(f"Kafka ready in {time.monotonic() - started:.1f}s (pid {proc.pid})")
         return _info(lay, proc.pid)
+
+
+def kafka_port_note() -> str | None:
+    """A warning when the running local broker was found on ports inside the ephemeral range (old defaults)."""
+    lay = _layout()
+    if lay.ports_from != "running broker":
+        return None
+    return ephemeral_note("Kafka", lay.port, DEFAULT_PORT) or ephemeral_note(
+        "the Kafka controller", lay.controller_port, DEFAULT_CONTROLLER_PORT
+    )
 
 
 def kafka_status() -> KafkaInfo | None:

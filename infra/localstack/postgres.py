@@ -27,7 +27,8 @@ from infra.localstack._common import (
     LocalStackError,
     Progress,
     default_progress,
-    env_port,
+    env_port_override,
+    ephemeral_note,
     file_lock,
     pid_alive,
     pid_cmdline,
@@ -39,7 +40,7 @@ from infra.localstack._common import (
     write_private,
 )
 
-DEFAULT_PORT = 54329
+DEFAULT_PORT = 15432  # outside Linux's ephemeral range (32768-60999); 5432 is left to a system PostgreSQL
 SUPERUSER = "postgres"
 DATABASE = "karya"
 SYSTEM_USER = "karya-pg"
@@ -62,6 +63,8 @@ class PostgresInfo:
 class _Layout:
     port: int
     state_dir: Path
+    ports_from: str = "defaults"
+    """Where the port came from: "environment", "running server" (its postmaster.pid) or "defaults"."""
 
     @property
     def data_dir(self) -> Path:
@@ -91,10 +94,18 @@ class _Layout:
 
 
 def _layout() -> _Layout:
+    """Where the server lives. Port: ``KARYA_PG_PORT``, else the one a running server of this state dir
+    recorded in its postmaster.pid (so a server started on another port is still found), else the default."""
     state_dir = state_root() / "postgres"
     state_dir.mkdir(parents=True, exist_ok=True)
     state_dir.chmod(0o755)  # the postgres system user must be able to traverse it
-    return _Layout(env_port("KARYA_PG_PORT", DEFAULT_PORT), state_dir)
+    port = env_port_override("KARYA_PG_PORT")
+    if port is not None:
+        return _Layout(port, state_dir, "environment")
+    running = _postmaster(_Layout(DEFAULT_PORT, state_dir))
+    if running is not None and running[1] is not None:
+        return _Layout(running[1], state_dir, "running server")
+    return _Layout(DEFAULT_PORT, state_dir)
 
 
 def pg_bin_dir() -> Path:
@@ -337,6 +348,12 @@ def ensure_postgres(progress: Progress | None = None) -> PostgresInfo:
             )
         run_sync(lambda: _ensure_database(lay.url("postgres", driver="postgresql"), say))
         return _info(lay, running[0])
+
+
+def postgres_port_note() -> str | None:
+    """A warning when the running local server was found on a port inside the ephemeral range (old default)."""
+    lay = _layout()
+    return ephemeral_note("PostgreSQL", lay.port, DEFAULT_PORT) if lay.ports_from == "running server" else None
 
 
 def postgres_status() -> PostgresInfo | None:
