@@ -18,7 +18,7 @@ class KafkaSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KARYA_KAFKA_", extra="ignore", populate_by_name=True)
 
     bootstrap_servers: str = Field(
-        default="127.0.0.1:39092",
+        default="127.0.0.1:19092",
         validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "KARYA_KAFKA_BOOTSTRAP_SERVERS"),
     )
     partitions: int = Field(default=6, ge=1, description="Partitions for topics this project creates.")

@@ -19,7 +19,7 @@ _DOCS_DB_URL = "postgresql+asyncpg://docs@127.0.0.1:1/docs"  # never connected: 
 
 def specification() -> AsyncAPI:
     """One AsyncAPI factory over the brokers of all services."""
-    kafka = KafkaSettings(bootstrap_servers="127.0.0.1:39092")
+    kafka = KafkaSettings(bootstrap_servers="127.0.0.1:19092")
     brokers = [runtime_builder(name)(_DOCS_DB_URL, kafka).broker for name in SERVICES]
     return AsyncAPI(
         *brokers,
