@@ -8,8 +8,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from infra.db.engine import make_engine
 from infra.settings import database_settings
+from services.ledger.adapters.facts_repo import parked_events
 from services.ledger.adapters.policy_repo import store_policies
 from services.ledger.domain import accounts
 from services.ledger.domain.errors import LedgerDomainError
@@ -181,6 +183,52 @@ def inmate_cmd(inmate_id: str, as_json: bool = typer.Option(False, "--json")) ->
         )
     _console.print(table)
     typer.echo(f"savings balance {result['savings_balance']:,}; receivable {result['receivable_balance']:,}")
+
+
+@ledger_app.command("pending")
+def pending_cmd(
+    older_than: str | None = typer.Option(None, "--older-than", help="Only events parked longer, e.g. 1d, 12h, 30m."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Settlements and refunds parked until their order catches up: what waits, for what, since when."""
+    try:
+        threshold = None if older_than is None else parse_duration(older_than)
+    except ValueError as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(2) from exc
+    parked = _run(lambda conn: parked_events(conn, threshold))
+    if as_json:
+        _json([{**p.__dict__, "event_id": str(p.event_id)} for p in parked])
+        return
+    # Plain lines, one per event (no table: order keys and event ids stay whole and greppable).
+    for p in parked:
+        typer.echo(
+            f"{str(p.received_at)[:19]}  {format_age(p.age_seconds):>7}  waiting for {p.waiting_for:<10}  "
+            f"{p.type.removeprefix('karya.').rsplit('.', 1)[0]:<32}  {p.order_key}  {p.event_id}"
+        )
+    typer.echo(f"{len(parked)} parked" + ("" if older_than is None else f" for longer than {older_than}"))
+
+
+_DURATION = re.compile(r"(\d+)([dhms])")
+_SECONDS = {"d": 86_400, "h": 3_600, "m": 60, "s": 1}
+
+
+def parse_duration(value: str) -> timedelta:
+    """``1d``, ``12h``, ``30m``, ``45s`` or a sequence of them (``1d12h``) as a timedelta."""
+    parts = _DURATION.findall(value)
+    if not parts or "".join(n + u for n, u in parts) != value:
+        raise ValueError(f"not a duration: {value!r} (use e.g. 1d, 12h, 30m, 1d12h)")
+    return timedelta(seconds=sum(int(n) * _SECONDS[u] for n, u in parts))
+
+
+def format_age(seconds: float) -> str:
+    """An age as its two largest units: ``3d 4h``, ``5h 12m``, ``42s``."""
+    left, parts = int(seconds), list[str]()
+    for unit, size in _SECONDS.items():
+        if left >= size or (unit == "s" and not parts):
+            parts.append(f"{left // size}{unit}")
+            left %= size
+    return " ".join(parts[:2])
 
 
 @ledger_app.command("payout")
