@@ -53,6 +53,8 @@ def serve(
 
     configure_logging(service)
     application = build_http_app(service)
+    from services.gateway.edge import serve_options  # header/body deadlines and a connection limit (gateway)
+
     uvicorn.run(
         application,
         host=host,
@@ -60,6 +62,7 @@ def serve(
         log_level="warning",
         log_config=None,  # uvicorn logs through the root logger configured above (JSON, WARNING and up)
         access_log=False,
+        **serve_options(service),
     )
 
 
