@@ -259,7 +259,8 @@ async def test_marketplace_api_errors_are_retried_then_dead_lettered(gateway: Ga
     assert shopee.calls.count(("detail", flaky)) == 2
     await _settle(gw, f"shopee:77001:{down}")
     (error,) = await gw.dead_letters(f"shopee:77001:{down}")
-    assert "MarketplaceApiError" in error and "simulated outage" in error
+    # Value-free: the error's class is stored, not the marketplace's answer (it may quote a buyer).
+    assert "MarketplaceApiError" in error and "simulated outage" not in error
     attempts = await scalar(
         gw.engine,
         "SELECT attempts FROM gateway.dead_letters WHERE consumer = :c AND convert_from(key, 'UTF8') = :k",
