@@ -19,6 +19,7 @@ from infra.environment import local_passwords, state_dir
 from infra.localstack import ensure_postgres, stop_postgres
 from infra.runtime import ServiceRuntime
 from infra.settings import KafkaSettings
+from karya.processes import free_port
 from tests.integration.messaging_support import recording_handler, wait_for
 from tests.naming import session_topic
 
@@ -32,7 +33,7 @@ async def test_readyz_turns_false_when_database_stops_and_true_when_it_returns(
     own_state = state_dir() / f"test-readyz-{uuid.uuid4().hex[:8]}"
     own_state.mkdir(parents=True)
     monkeypatch.setenv("KARYA_STATE_DIR", str(own_state))
-    monkeypatch.setenv("KARYA_PG_PORT", "54339")
+    monkeypatch.setenv("KARYA_PG_PORT", str(free_port()))  # not a fixed port: sessions run side by side
     pg = await asyncio.to_thread(ensure_postgres)
     try:
         passwords = local_passwords()
