@@ -326,3 +326,31 @@ async def test_only_the_retention_function_changes_a_raw_delivery(gateway: Gatew
     # Never bodies younger than a day, whatever the caller asks.
     assert await _refused(gw.engine, "SELECT gateway.redact_raw_deliveries(interval '1 hour', 10)") == "22023"
     assert await redact_due(gw.engine, timedelta(days=3650), 10) == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "shown"),
+    [
+        (
+            b'{"Recipient-Name": "Siti Rahayu", "data": {"buyerPhone": "0812-3456-7890", "status": "PAID"}}',
+            {"Recipient-Name": "[redacted]", "data": {"buyerPhone": "[redacted]", "status": "PAID"}},
+        ),
+        (
+            b'{"orders": [{"id": 1, "shipping": {"Address_Line": "Jl. Melati No. 5", "zip_code": "40132"}}], "n": 1}',
+            {"orders": [{"id": 1, "shipping": {"Address_Line": "[redacted]", "zip_code": "[redacted]"}}], "n": 1},
+        ),
+        (
+            b'{"customer": null, "email_verified": true, "note": ["x"]}',
+            {"customer": "[redacted]", "email_verified": "[redacted]", "note": "[redacted]"},
+        ),
+        (b'"Siti Rahayu"', None),  # not an object: nothing shown
+        (b'["Siti Rahayu"]', None),
+        (b"\xff\xfe not utf-8", None),
+        (b'{"name": "Siti', None),
+    ],
+)
+async def test_personal_keys_are_blanked_at_any_depth_in_any_spelling(
+    service_engine: AsyncEngine, body: bytes, shown: object
+) -> None:
+    (row,) = await _rows(service_engine, "SELECT gateway.redacted_body(:b)", b=body)
+    assert row[0] == shown
