@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 
 from infra.messaging.failures import Failure, QuietWarnings, backoff_s, classify
 
-_DBAPI = AsyncAdapt_asyncpg_dbapi(asyncpg)
+_DBAPI = AsyncAdapt_asyncpg_dbapi(asyncpg)  # type: ignore[no-untyped-call]
 
 
 def _wrapped(error: Exception) -> DBAPIError:
@@ -21,7 +21,9 @@ def _wrapped(error: Exception) -> DBAPIError:
     try:
         AsyncAdapt_asyncpg_connection._handle_exception_no_connection(_DBAPI, error)
     except _DBAPI.Error as translated:
-        return DBAPIError.instance("SELECT 1", {}, translated, _DBAPI.Error)
+        wrapped = DBAPIError.instance("SELECT 1", {}, translated, _DBAPI.Error)
+        assert isinstance(wrapped, DBAPIError)
+        return wrapped
     raise AssertionError("not translated")
 
 
@@ -43,7 +45,7 @@ def test_database_unavailable_states_wait_for_the_database(sqlstate: str) -> Non
 def test_starting_up_is_asyncpgs_cannot_connect_now_and_waits() -> None:
     error = pg.CannotConnectNowError("the database system is starting up")
     wrapped = _wrapped(error)
-    assert wrapped.orig.__cause__ is error  # the chain the classifier follows
+    assert wrapped.orig is not None and wrapped.orig.__cause__ is error  # the chain the classifier follows
     assert classify(wrapped) is Failure.UNAVAILABLE
 
 
