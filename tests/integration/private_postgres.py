@@ -15,6 +15,7 @@ import secrets
 import shutil
 import socket
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,9 +63,18 @@ class PrivatePostgres:
             os.chown(signal, entry.st_uid, entry.st_gid)
         self._pg_ctl("-l", str(self.layout.log_file), "-o", "-c hot_standby=off", "-W", "-s", "start")
 
-    def finish_recovery(self) -> None:
-        """End recovery (promote): the server accepts connections and writes again."""
-        self._pg_ctl("-w", "-t", "60", "-s", "promote")
+    def finish_recovery(self, timeout_s: float = 60.0) -> None:
+        """End recovery (promote): the server accepts connections and writes again. Until its crash recovery
+        has replayed the WAL it is not yet a standby and refuses the promotion: that is retried."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self._pg_ctl("-w", "-t", "60", "-s", "promote")
+                return
+            except LocalStackError as exc:
+                if "not in standby mode" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
 
     def stop(self) -> None:
         """Stop it (fast), if it runs."""
