@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import fcntl
 import json
 import random
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from rich.console import Console
 from rich.table import Table
@@ -57,9 +58,10 @@ async def one_run(
     if exp and exp.via_proxy:
         from faults.proxy import ProxyProcess
 
-        proxy = ProxyProcess.start(stack.pg_port, run.log_dir)
+        proxy = ProxyProcess.start(stack.pg_port, stack.kafka_port, run.log_dir)
         ctx.proxy = proxy
         run.database_url = proxy.database_url(run.service_url)
+        await asyncio.to_thread(stack.restart_kafka, proxy.kafka_listen)
     base = len(wires)
     if exp and exp.shape:
         wires, expected_dead = exp.shape(wires, rng, cycles)
@@ -83,9 +85,10 @@ async def one_run(
     finally:
         stop.set()
         run.stop_all()
-        if proxy is not None:
-            proxy.stop()
         await _close(bench)
+        if proxy is not None:
+            await asyncio.to_thread(stack.restart_kafka, None)
+            proxy.stop()
     ctx.notes["seconds"] = round(time.monotonic() - started, 1)
     return run, snap, drained, ctx.notes, expected_dead
 
@@ -171,6 +174,18 @@ async def suite(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _exclusive(state_dir: Path) -> TextIO:
+    """One suite per private stack: a second one would reset the databases and stop the servers under the first."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    handle = (state_dir / "suite.lock").open("a")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        sys.exit(f"another fault suite is running on {state_dir}; wait for it or pass another --state-dir and ports")
+    return handle
+
+
 def main() -> None:
     """Parse the options, run the suite, print the JSON line, exit 1 on any loss, doubling or gap."""
     parser = argparse.ArgumentParser(prog="python -m faults", description=__doc__.split("\n\n")[0])
@@ -192,7 +207,11 @@ def main() -> None:
     args.drain_timeout = args.drain_timeout or (90.0 if args.quick else 180.0)
     interrupt_on_sigterm()
     started = time.monotonic()
-    result = asyncio.run(suite(args))
+    lock = _exclusive(Path(args.state_dir))
+    try:
+        result = asyncio.run(suite(args))
+    finally:
+        lock.close()
     result["seconds"] = round(time.monotonic() - started, 1)
     print(json.dumps(result), flush=True)
     sys.exit(0 if result["ok"] else 1)

@@ -255,18 +255,22 @@ async def drop_connections(ctx: Ctx) -> None:
 # --- R7: network stalls and resets (through the fault proxy) ----------------------------------------------------
 
 
+NETWORK_FAULTS = (("stall", "postgres"), ("reset", "kafka"), ("reset", "postgres"), ("stall", "kafka"))
+
+
 async def network_faults(ctx: Ctx) -> None:
-    """Through the TCP fault proxy in front of PostgreSQL: stall every connection for 3-8 s, or reset them all."""
+    """Through the TCP fault proxy in front of PostgreSQL and Kafka: stall every connection of one for 3-8 s, or
+    reset them all (RST), in turn."""
     for i in range(ctx.cycles):
         await ctx.pause(i, 3.0, 6.0)
-        if i % 2 == 0:
+        what, target = NETWORK_FAULTS[i % len(NETWORK_FAULTS)]
+        if what == "stall":
             seconds = ctx.rng.uniform(3.0, 8.0)
-            await ctx.proxy.command(f"stall postgres {seconds:.1f}")
-            ctx.note("stalls")
-            ctx.note("stall_s", seconds)
+            await ctx.proxy.command(f"stall {target} {seconds:.1f}")
+            ctx.note(f"{target}_stall_s", seconds)
         else:
-            await ctx.proxy.command("reset postgres")
-            ctx.note("resets")
+            answer = await ctx.proxy.command(f"reset {target}")
+            ctx.note(f"{target}_sockets_reset", int(answer.split()[1]))
 
 
 EXPERIMENTS = (
@@ -275,7 +279,7 @@ EXPERIMENTS = (
     Experiment("R4", "PostgreSQL immediate stop, restart after 4-11 s", 5, 1, fault=stop_postgres),
     Experiment("R6", "Kafka broker SIGKILL/SIGTERM, restart after 8-15 s", 3, 1, fault=restart_broker),
     Experiment(
-        "R7", "network stalls and resets to PostgreSQL (fault proxy)", 6, 2, fault=network_faults, via_proxy=True
+        "R7", "stalls and resets to PostgreSQL and Kafka (fault proxy)", 8, 2, fault=network_faults, via_proxy=True
     ),
     Experiment("R8", "poison on every input: undecodable, invalid, unknown type", 3, 1, shape=poison),
     Experiment("R9", "consumer-group rebalances: processes added and removed", 6, 1, fault=rebalance),

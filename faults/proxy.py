@@ -119,28 +119,23 @@ async def serve(routes: dict[str, Route], control: int) -> None:
 
 @dataclass
 class ProxyProcess:
-    """The proxy as a child process of the harness, in front of the private PostgreSQL."""
+    """The proxy as a child process of the harness, in front of the private PostgreSQL and Kafka."""
 
     popen: subprocess.Popen[bytes]
     pg_listen: int
+    kafka_listen: int
     control: int
 
     @classmethod
-    def start(cls, pg_port: int, log_dir: Path) -> ProxyProcess:
-        """Start the proxy: ``pg_port + 100`` forwards to PostgreSQL, ``pg_port + 101`` takes commands."""
-        listen, control = pg_port + 100, pg_port + 101
+    def start(cls, pg_port: int, kafka_port: int, log_dir: Path) -> ProxyProcess:
+        """Start the proxy: ``pg_port + 100`` forwards to PostgreSQL, ``kafka_port + 100`` to Kafka,
+        ``pg_port + 101`` takes commands."""
+        listen, kafka_listen, control = pg_port + 100, kafka_port + 100, pg_port + 101
+        routes = ["--route", f"postgres={listen}:{pg_port}", "--route", f"kafka={kafka_listen}:{kafka_port}"]
         log_dir.mkdir(parents=True, exist_ok=True)
         with (log_dir / "proxy.log").open("ab") as log:
             popen = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "faults.proxy",
-                    "--control",
-                    str(control),
-                    "--route",
-                    f"postgres={listen}:{pg_port}",
-                ],
+                [sys.executable, "-m", "faults.proxy", "--control", str(control), *routes],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -148,7 +143,7 @@ class ProxyProcess:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             with contextlib.suppress(OSError), socket.create_connection((LOOPBACK, control), timeout=1):
-                return cls(popen, listen, control)
+                return cls(popen, listen, kafka_listen, control)
             if popen.poll() is not None:
                 break
             time.sleep(0.1)

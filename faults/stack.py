@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra.db.roles import PASSWORD_ENV, ROLES
-from infra.localstack import ensure_kafka, ensure_postgres, stop_kafka, stop_postgres
+from infra.localstack import ensure_kafka, ensure_postgres, kafka, stop_kafka, stop_postgres
 from infra.localstack._common import LocalStackError, Progress, pid_alive, pid_cmdline, read_pid, reap, state_root
+from infra.localstack._kafka_jars import ensure_jars, require_java
 from infra.localstack.postgres import pg_bin_dir
 
 SHARED_PORTS = frozenset({39092, 39093, 54329})
@@ -152,6 +153,36 @@ class PrivateStack:
         """Start the private broker (or find it running)."""
         self._check_private()
         ensure_kafka(lambda _line: None)
+
+    def restart_kafka(self, advertised_port: int | None) -> None:
+        """Restart the private broker; with ``advertised_port`` it tells clients to connect there (the fault proxy
+        in front of it), so every Kafka connection of the services passes the proxy; without, as usual."""
+        self._check_private()
+        stop_kafka(lambda _line: None)
+        if advertised_port is None:
+            ensure_kafka(lambda _line: None)
+            return
+        lay = kafka._layout()
+        usual = f"advertised.listeners=PLAINTEXT://{lay.bootstrap},"
+        props = kafka._server_properties(lay)
+        if usual not in props:
+            raise LocalStackError("the broker's advertised listener is not where the fault suite expects it")
+        props = props.replace(usual, f"advertised.listeners=PLAINTEXT://127.0.0.1:{advertised_port},")
+        java = require_java()
+        libs = ensure_jars(lay.version, lambda _line: None)
+        lay.properties.write_text(props)
+        kafka._format_storage(lay, java, libs, lambda _line: None)
+        with open(lay.log_file, "ab") as log:
+            proc = subprocess.Popen(
+                [*kafka._java_base(java, libs), kafka.MAIN_CLASS, str(lay.properties)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=lay.state_dir,
+                start_new_session=True,
+            )
+        lay.pid_file.write_text(f"{proc.pid}\n")
+        kafka._wait_ready(lay, proc.pid, lambda _line: None)
 
 
 def _private_passwords(state_dir: Path) -> dict[str, str]:
