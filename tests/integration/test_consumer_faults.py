@@ -6,18 +6,25 @@
 - The rewind covers what the top-up took as well, on partitions the batch itself did not have.
 - An event of a type nobody defines is dead-lettered at arrival with its origin, once; a known type this consumer
   does not act on is skipped and takes no inbox row.
+- A database that refuses connections during the isolation pass sends the whole batch back to waiting; contention
+  (40001) is retried a bounded number of times, then raised, never dead-lettered.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
+import asyncpg
 import pytest
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.structs import TopicPartition
+from asyncpg import exceptions as pg
 from sqlalchemy import text
+from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
+from sqlalchemy.exc import DBAPIError
 from structlog.testing import capture_logs
 
 from infra.db.engine import make_engine
@@ -25,6 +32,7 @@ from infra.db.roles import RoleUrls
 from infra.messaging.admin import ensure_topics
 from infra.messaging.broker import BatchGuard, make_broker, register_batch_consumer
 from infra.messaging.consumer import BatchConsumer
+from infra.messaging.envelope import Envelope
 from infra.messaging.metrics import MessagingMetrics
 from infra.settings import KafkaSettings
 from tests.integration.consumer_faults_support import (
@@ -241,3 +249,97 @@ async def test_unknown_type_is_dead_lettered_with_its_origin_once_and_a_known_ot
     assert sorted(e["offset"] for e in lines) == sorted(where[e.event_id][2] for e in (unknown, unknown_no_header))
     assert all(e["kind"] == "unknown_type" and e["topic"] == topic for e in lines)
     assert UNKNOWN_TYPE not in str(logs)
+
+
+def _record(offset: int, envelope: Envelope) -> ConsumerRecord[bytes, bytes]:
+    value = envelope.to_bytes()
+    return ConsumerRecord("test.faults", 0, offset, 0, 0, envelope.subject.encode(), value, None, 0, len(value), [])
+
+
+def _wrapped(error: Exception) -> DBAPIError:
+    """``error`` as SQLAlchemy raises it from asyncpg (DBAPIError → adapter error → asyncpg error)."""
+    dbapi = AsyncAdapt_asyncpg_dbapi(asyncpg)  # type: ignore[no-untyped-call]
+    translated = dbapi.Error(str(error), error)
+    translated.__cause__ = error
+    wrapped = DBAPIError.instance("SELECT 1", {}, translated, dbapi.Error)
+    assert isinstance(wrapped, DBAPIError)
+    return wrapped
+
+
+async def _no_sleep(seconds: float) -> None:
+    return None
+
+
+def _consumer(schema: str, database_engine: Any, handler: Any, metrics: MessagingMetrics) -> BatchConsumer:
+    return BatchConsumer(
+        name=schema,
+        schema=schema,
+        engine=database_engine,
+        handler=handler,
+        settings=KafkaSettings(max_attempts=3, retry_backoff_ms=1),
+        metrics=metrics,
+        sleep=_no_sleep,
+    )
+
+
+async def test_database_unavailable_inside_isolation_retries_the_whole_batch(database: RoleUrls) -> None:
+    """A poison event sends the batch to isolation; there the database refuses (57P03) once: the whole batch is
+    retried, the good events are applied once, the poison one is dead-lettered, and nothing escapes."""
+    schema = f"isowait_{_uid()}"
+    await create_scratch_schema(database.migrator, schema)
+    batch = events(6, keys=1)
+    batch[3] = batch[3].model_copy(update={"data": {"seq": 3, "poison": True}})
+    records = [_record(i, e) for i, e in enumerate(batch)]
+    record = recording_handler(schema)
+    refused = [False]
+
+    async def handler(conn: Any, evs: Sequence[Any]) -> None:
+        if len(evs) == 1 and not refused[0]:  # the first call of the isolation pass
+            refused[0] = True
+            raise _wrapped(pg.CannotConnectNowError("the database system is starting up"))
+        await record(conn, evs)
+
+    metrics = MessagingMetrics()
+    engine = make_engine(database.service, pool_size=2)
+    try:
+        with capture_logs() as logs:
+            await _consumer(schema, engine, handler, metrics).process(records)
+        assert sorted(await _seqs(database, schema)) == [0, 1, 2, 4, 5]
+        assert await count(engine, f'SELECT count(*) FROM {schema}.dead_letters WHERE "offset" = 3') == 1
+    finally:
+        await engine.dispose()
+    assert [e["event"] for e in logs if e["event"] != "event_dead_lettered"] == [
+        "batch_failed_isolating",
+        "database_unavailable",
+        "batch_failed_isolating",
+        "database_available",
+    ]
+    assert metrics.batch_retries.labels(schema, "connection")._value.get() == 1
+
+
+async def test_contention_retries_a_bounded_number_of_times_then_escapes_without_dead_letters(
+    database: RoleUrls,
+) -> None:
+    """Serialisation failures are nobody's data: retried, then (still failing in isolation) raised for the
+    subscriber to fetch the batch again; nothing is dead-lettered for them."""
+    schema = f"contend_{_uid()}"
+    await create_scratch_schema(database.migrator, schema)
+    records = [_record(i, e) for i, e in enumerate(events(3, keys=1))]
+    calls = [0]
+
+    async def handler(conn: Any, evs: Sequence[Any]) -> None:
+        calls[0] += 1
+        raise _wrapped(pg.SerializationError("could not serialize access"))
+
+    metrics = MessagingMetrics()
+    engine = make_engine(database.service, pool_size=2)
+    try:
+        with pytest.raises(DBAPIError) as raised:
+            await _consumer(schema, engine, handler, metrics).process(records)
+        assert raised.value.orig is not None and getattr(raised.value.orig, "sqlstate", None) == "40001"
+        assert await count(engine, f"SELECT count(*) FROM {schema}.dead_letters") == 0
+        assert await count(engine, f"SELECT count(*) FROM {schema}.inbox") == 0
+    finally:
+        await engine.dispose()
+    assert calls[0] == 4  # three tries of the whole batch, then the first event alone in isolation
+    assert metrics.batch_retries.labels(schema, "transient")._value.get() == 2
