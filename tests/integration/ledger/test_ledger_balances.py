@@ -98,6 +98,21 @@ async def test_the_service_role_cannot_rewrite_a_balance_nor_pay_out_more_than_t
             async with service.begin() as conn:
                 await conn.execute(text(statement), {"a": savings})
 
+    async with service.connect() as conn:
+        grants = (
+            await conn.execute(
+                text(
+                    "SELECT has_table_privilege('karya_service', 'ledger.account_balances', 'SELECT') AS r, "
+                    "has_table_privilege('karya_service', 'ledger.account_balances', 'INSERT, UPDATE, DELETE, "
+                    "TRUNCATE') AS w, p.prosecdef, pg_get_userbyid(p.proowner) AS owner, p.proconfig "
+                    "FROM pg_proc p WHERE p.oid = 'ledger.add_lines_to_balances()'::regprocedure"
+                )
+            )
+        ).one()
+    assert grants.r and not grants.w
+    assert grants.prosecdef and grants.owner == "karya_migrator"
+    assert grants.proconfig == ["search_path=pg_catalog, pg_temp"]
+
     refused = await run_payout(ledger_db, inmate, FAKE, "REL-FAKE")
     assert refused.exit_code == 1
     assert f"payout refused ({SAVINGS_RULE})" in refused.output
