@@ -7,8 +7,9 @@ publish, the relay reads the tails of the partitions its pending rows go to and 
 already. One relay per outbox is active at a time (a PostgreSQL advisory lock), so a second replica waits as a
 hot standby.
 
-Leadership is re-checked inside the loop: before every batch it sends, and every ``leadership_check_s`` while
-idle, the relay asks PostgreSQL whether its lock connection still holds the lock (``pg_locks``). When that
+Leadership is re-checked inside the loop: at most ``leadership_check_s`` (1 s) apart, busy or idle, and after
+every failed batch, the relay asks PostgreSQL whether its lock connection still holds the lock (``pg_locks``; one
+autocommit round trip, ~1 ms). When that
 connection is gone (a database restart, a terminated backend) the lock is gone with it and another replica may
 already publish; the relay then raises :class:`LeadershipLost` and its supervisor starts it again, from acquiring
 the lock. Failures of a batch (Kafka away, the database refusing a statement) are retried inside the loop with
@@ -76,12 +77,12 @@ class OutboxRelay:
         metrics: MessagingMetrics,
         batch_size: int = 2000,
         idle_sleep_s: float = 0.25,
-        leadership_check_s: float = 2.0,
+        leadership_check_s: float = 1.0,
         backlog_every_s: float = 2.0,
     ) -> None:
         """``idle_sleep_s``: how long an idle relay waits before looking again, unless :meth:`wake` comes first
         (rows written by another process — a second replica, a CLI — wait at most this long).
-        ``leadership_check_s``: how often an idle leader checks that it still holds the lock.
+        ``leadership_check_s``: how often the leader checks that it still holds the lock.
         ``backlog_every_s``: how often :meth:`measure_backlog` counts the outbox."""
         self._engine = engine
         self._schema = schema
@@ -113,6 +114,7 @@ class OutboxRelay:
             LeadershipLost: the lock connection died or no longer holds the lock (the supervisor restarts it).
         """
         async with self._engine.connect() as lock_conn:
+            await lock_conn.execution_options(isolation_level="AUTOCOMMIT")  # one round trip per check
             if not await self._acquire(lock_conn, stop):
                 return
             self._lock_conn = lock_conn
@@ -128,7 +130,6 @@ class OutboxRelay:
                     await producer.stop()
                 with contextlib.suppress(Exception):  # a dead connection took its lock with it
                     await lock_conn.execute(text("SELECT pg_advisory_unlock(hashtext(:k))"), {"k": self._lock_key})
-                    await lock_conn.commit()
 
     async def _acquire(self, lock_conn: AsyncConnection, stop: asyncio.Event) -> bool:
         """Wait as a hot standby until the lock is ours (True) or ``stop`` is set (False)."""
@@ -136,7 +137,6 @@ class OutboxRelay:
             got = (
                 await lock_conn.execute(text("SELECT pg_try_advisory_lock(hashtext(:k))"), {"k": self._lock_key})
             ).scalar_one()
-            await lock_conn.commit()
             if got:
                 return True
             await _sleep_or_stop(stop, 1.0)
@@ -150,7 +150,6 @@ class OutboxRelay:
             return
         try:
             held = (await conn.execute(_HOLDS_LOCK, {"k": self._lock_key})).scalar_one()
-            await conn.commit()
         except Exception as exc:
             raise LeadershipLost(f"the lock connection of outbox {self._schema} failed") from exc
         if not held:
@@ -162,6 +161,9 @@ class OutboxRelay:
         failures = 0
         checked_at = time.monotonic()
         while not stop.is_set():
+            if time.monotonic() - checked_at >= self._leadership_check_s:
+                await self.verify_leadership()
+                checked_at = time.monotonic()
             try:
                 if not recovered:
                     await self.recover_in_flight()
@@ -190,9 +192,6 @@ class OutboxRelay:
                 failures = 0
                 limiter.resolved()
             if sent == 0:
-                if time.monotonic() - checked_at >= self._leadership_check_s:
-                    await self.verify_leadership()
-                    checked_at = time.monotonic()
                 await self._idle(stop)
 
     async def _idle(self, stop: asyncio.Event) -> None:
@@ -220,7 +219,6 @@ class OutboxRelay:
             await conn.rollback()
         if not rows:
             return 0
-        await self.verify_leadership()
         await self._send(producer, rows)
         await self._remove_sent([row.id for row in rows])
         self.published += len(rows)
