@@ -6,11 +6,11 @@ names the service): one JSON object per line on stderr, ``service`` on every lin
 the same renderer at WARNING or above, with identical lines rate-limited (a broker outage makes aiokafka repeat
 itself many times a second).
 
-Consumers and handlers bind ``event_id``, ``subject`` (the order key), ``correlation_id``, ``topic``,
-``partition`` and ``offset`` through :func:`bind_event_context` (:func:`event_log_context` builds them); nothing
-personal is ever logged (inmates appear only as pseudonyms). Exceptions are logged as
-:func:`infra.errors.describe_error` facts, never as their text or traceback: an ``exc_info`` that reaches a log
-call anyway is replaced by those facts. :class:`LogLimiter` keeps retry loops quiet during an outage.
+The consumer binds ``event_id``, ``subject`` (the order key), ``correlation_id``, ``topic``, ``partition`` and
+``offset`` through :func:`bind_event_context` while it handles an event; nothing personal is ever logged
+(inmates appear only as pseudonyms). Exceptions are logged as :func:`infra.errors.describe_error` facts, never as
+their text or traceback: an ``exc_info`` that reaches a log call anyway is replaced by those facts.
+:class:`LogLimiter` keeps retry loops quiet during an outage.
 """
 
 from __future__ import annotations
@@ -197,21 +197,6 @@ def bind_event_context(**values: Any) -> Iterator[None]:
         yield
     finally:
         structlog.contextvars.reset_contextvars(**tokens)
-
-
-def event_log_context(envelope: Any | None = None, record: Any | None = None) -> dict[str, object]:
-    """The context to bind while one event is handled: the envelope's ``event_id``, ``subject`` and
-    ``correlation_id`` and the Kafka record's ``topic``, ``partition`` and ``offset`` (either may be None)."""
-    context: dict[str, object] = {}
-    if envelope is not None:
-        context["event_id"] = str(envelope.event_id)
-        context["subject"] = envelope.subject
-        context["correlation_id"] = str(envelope.correlation_id)
-    if record is not None:
-        context["topic"] = record.topic
-        context["partition"] = record.partition
-        context["offset"] = record.offset
-    return context
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
