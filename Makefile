@@ -39,7 +39,7 @@ test-unit: install
 lint: install
 	@$(BIN)/ruff check .
 	@$(BIN)/ruff format --check .
-	@$(BIN)/mypy infra karya bench services sim
+	@$(BIN)/mypy infra karya bench services sim faults
 
 schemas: install
 	@$(KARYA) schemas gen
