@@ -56,7 +56,8 @@ async def test_settlements_for_unknown_orders_are_counted_and_listed_with_their_
     try:
         assert _sample(registry, "karya_ledger_parked_events", "completion") == 0  # exported before any refresh
         processor = LedgerProcessor()
-        assert await post(engine, processor, [old_settlement, refund, fresh_settlement]) == []
+        for envelope in (old_settlement, refund, fresh_settlement):  # one batch each: parked in this order
+            assert await post(engine, processor, [envelope]) == []
         async with owner.begin() as conn:  # the first settlement has waited two days
             await conn.execute(
                 text("UPDATE ledger.pending_events SET received_at = now() - interval '2 days' WHERE event_id = :e"),
