@@ -24,7 +24,7 @@ from pathlib import Path
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 
-__all__ = ["describe_error", "error_text", "sqlstate_of"]
+__all__ = ["describe_error", "error_text", "quoted_code", "sqlstate_of"]
 
 _ROOT = Path(__file__).parent.parent
 _MAX_FIELDS = 10
@@ -34,6 +34,9 @@ _DETAIL_CHARS = 300
 # A location part that looks like a schema field name is kept; anything else (a free-form mapping's key, which
 # is input) is replaced by "*".
 _FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
+# A marketplace status code or event type as sent (``400``, ``READY_TO_SHIP``, ``paid``, ``karya.x.y.v1``) may be
+# quoted in a message; anything else in that place (a name, a phone number) is described by its length only.
+_CODE = re.compile(r"[0-9]{1,4}|[A-Z][A-Z0-9_]{0,39}|[a-z][a-z0-9_.]{0,79}")
 
 
 def sqlstate_of(exc: BaseException) -> str | None:
@@ -43,6 +46,14 @@ def sqlstate_of(exc: BaseException) -> str | None:
     orig = exc.orig
     state = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "__cause__", None), "sqlstate", None)
     return state if isinstance(state, str) else None
+
+
+def quoted_code(value: object) -> str:
+    """``value`` quoted when it looks like a code, else a value-free description of it (its length)."""
+    text = str(value)
+    if _CODE.fullmatch(text):
+        return repr(text)
+    return f"(not a code: {len(text)} characters)"
 
 
 def describe_error(exc: BaseException) -> dict[str, object]:

@@ -23,14 +23,13 @@ addresses stay in ``gateway.raw_deliveries`` (redacted for other roles, and in p
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from infra.errors import describe_error, error_text
+from infra.errors import describe_error, error_text, quoted_code
 from infra.messaging.consumer import InboundEvent, Rejection
 from services.contracts.gateway import DELIVERY_RECEIVED, DeliveryReceived
 from services.contracts.marketplace import RefundReported, SettlementReported
@@ -69,18 +68,6 @@ class _Item:
 _Refusal = tuple[str, dict[str, object]]
 """Why an API answer about an order is refused: the reason (stored and sent) and the facts (logged), both
 value-free."""
-
-# A marketplace status code or event type as sent (``400``, ``READY_TO_SHIP``, ``paid``, ``karya.x.y.v1``) is
-# quoted in a reason; anything else in that place (a name, a phone number) is described by its length only.
-_CODE = re.compile(r"[0-9]{1,4}|[A-Z][A-Z0-9_]{0,39}|[a-z][a-z0-9_.]{0,79}")
-
-
-def quoted_code(value: object) -> str:
-    """``value`` quoted when it looks like a code, else a value-free description of it."""
-    text = str(value)
-    if _CODE.fullmatch(text):
-        return repr(text)
-    return f"(not a code: {len(text)} characters)"
 
 
 @dataclass(frozen=True, slots=True)

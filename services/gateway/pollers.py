@@ -81,7 +81,7 @@ def polled_emissions(orders: Sequence[ApiOrder]) -> tuple[list[StatusEmission], 
         try:
             verdict = classify(order.channel, order.raw_status)
         except UnmappableStatus as exc:
-            skipped.append(f"{notice.order_key}: {exc}")
+            skipped.append(f"{notice.order_key}: {exc}")  # value-free: UnmappableStatus quotes only codes
             continue
         key = polled_status_key(order.channel, order.shop_id, order.order_id, order.raw_status)
         emissions.append(StatusEmission(status_event(notice), verdict.state.value, verdict.completion, key=key))

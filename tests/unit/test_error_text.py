@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from infra.errors import error_text
+from infra.errors import error_text, quoted_code
+from services.orders.domain.channels import UnmappableStatus
 
 _NAME, _PHONE = "Siti Rahayu", "0812-3456-7890"
 
@@ -39,3 +40,16 @@ def test_plain_error_message_is_left_out_but_its_cause_chain_is_named() -> None:
 
 def test_loggable_messages_are_kept() -> None:
     assert error_text(_Coded("order shopee:1:A has no completion")) == "_Coded: order shopee:1:A has no completion"
+
+
+def test_quoted_code_quotes_codes_and_describes_anything_else_by_length() -> None:
+    assert quoted_code("READY_TO_SHIP") == "'READY_TO_SHIP'"
+    assert quoted_code(400) == "'400'"
+    assert quoted_code(_PHONE) == f"(not a code: {len(_PHONE)} characters)"
+
+
+def test_an_unmappable_status_is_loggable_without_quoting_a_value_sent_as_status() -> None:
+    exc = UnmappableStatus("shopee", _NAME)
+    assert str(exc) == f"unmappable order status (not a code: {len(_NAME)} characters) for channel 'shopee'"
+    assert _NAME not in error_text(exc)
+    assert str(UnmappableStatus("shopee", "TELEPORTED")) == "unmappable order status 'TELEPORTED' for channel 'shopee'"

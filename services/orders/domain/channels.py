@@ -17,6 +17,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import ClassVar, Final
 
+from infra.errors import quoted_code
 from services.orders.domain.lifecycle import OrderState
 
 __all__ = [
@@ -55,12 +56,13 @@ class Channel(StrEnum):
 class UnmappableStatus(ValueError):
     """A raw status (or channel) has no canonical state. The order is parked, the event dead-lettered."""
 
-    loggable_message: ClassVar[bool] = True  # a channel and a status code only (see infra.errors)
+    # The raw status is quoted only when it looks like a code: a marketplace field can carry anything.
+    loggable_message: ClassVar[bool] = True
 
     def __init__(self, channel: str, raw_status: object) -> None:
         self.channel = channel
         self.raw_status = raw_status
-        super().__init__(f"unmappable order status {raw_status!r} for channel {channel!r}")
+        super().__init__(f"unmappable order status {quoted_code(raw_status)} for channel {quoted_code(channel)}")
 
 
 # Tokopedia legacy fs API order_status codes. Webhooks fire from 220 (paid) on, so 100/103 are rarely seen.

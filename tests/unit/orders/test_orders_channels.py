@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from infra.errors import quoted_code
 from services.orders.domain.channels import (
     AUTO_CANCEL_WINDOWS,
     STATUS_TABLES,
@@ -104,11 +105,12 @@ def test_lookup_ignores_case_whitespace_and_accepts_channel_names() -> None:
     ],
 )
 def test_unmappable_status_names_channel_and_raw_value(channel: str, raw: object) -> None:
+    """The raw value is kept on the error; its message quotes it only when it looks like a code."""
     with pytest.raises(UnmappableStatus) as info:
         map_status(channel, raw)
     assert info.value.channel == str(channel)
     assert info.value.raw_status == raw
-    assert repr(raw) in str(info.value) and repr(str(channel)) in str(info.value)
+    assert quoted_code(raw) in str(info.value) and repr(str(channel)) in str(info.value)
 
 
 def test_every_channel_has_a_table_and_a_window_and_every_state_but_settled_is_reachable() -> None:
