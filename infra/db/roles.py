@@ -1,15 +1,18 @@
-"""The three database roles and their privileges.
+"""The four database roles and their privileges.
 
 - ``karya_migrator`` owns the schemas and runs Alembic (the only role with DDL rights);
-- ``karya_service`` is what the services connect as: INSERT/SELECT everywhere, UPDATE/DELETE only where a
-  migration grants it (never on journal tables), no CREATE anywhere;
-- ``karya_auditor`` reads everything and writes nothing.
+- ``karya_service`` is what orders and ledger connect as: INSERT/SELECT everywhere, UPDATE/DELETE only where a
+  migration grants it (never on journal tables), no CREATE anywhere; in the gateway schema it only reads, and
+  never the raw webhook bodies (buyer name, phone, address: migration ``gateway_0006``);
+- ``karya_gateway`` is what the gateway connects as (``KARYA_GATEWAY_DATABASE_URL``): the gateway schema only,
+  raw deliveries included;
+- ``karya_auditor`` reads everything but personal data and writes nothing.
 
-Advisory locks are the service's alone: in the karya database EXECUTE on every advisory-lock function is revoked
-from PUBLIC and granted to the service role, so no other role (the auditor included) can take an outbox relay's
-lock and silence it. Nothing else in the project takes advisory locks (migrations and Alembic do not).
-Passwords come from the environment (``KARYA_MIGRATOR_PASSWORD``, ``KARYA_SERVICE_PASSWORD``,
-``KARYA_AUDITOR_PASSWORD``); nothing here invents one.
+Advisory locks belong to the roles that run outbox relays: in the karya database EXECUTE on every advisory-lock
+function is revoked from PUBLIC and granted to the service and gateway roles, so no other role (the auditor
+included) can take a relay's lock and silence it. Nothing else in the project takes advisory locks (migrations
+and Alembic do not). Passwords come from the environment (``KARYA_MIGRATOR_PASSWORD``, ``KARYA_SERVICE_PASSWORD``,
+``KARYA_GATEWAY_PASSWORD``, ``KARYA_AUDITOR_PASSWORD``); nothing here invents one.
 """
 
 from __future__ import annotations
@@ -23,21 +26,28 @@ from sqlalchemy.engine import make_url
 MIGRATOR = "karya_migrator"
 SERVICE = "karya_service"
 AUDITOR = "karya_auditor"
-ROLES = (MIGRATOR, SERVICE, AUDITOR)
+GATEWAY = "karya_gateway"
+ROLES = (MIGRATOR, SERVICE, AUDITOR, GATEWAY)
 PASSWORD_ENV = {
     MIGRATOR: "KARYA_MIGRATOR_PASSWORD",
     SERVICE: "KARYA_SERVICE_PASSWORD",
     AUDITOR: "KARYA_AUDITOR_PASSWORD",
+    GATEWAY: "KARYA_GATEWAY_PASSWORD",
 }
+GATEWAY_URL_ENV = "KARYA_GATEWAY_DATABASE_URL"
+"""The gateway process's database URL (the gateway role); orders and ledger use ``DATABASE_URL``."""
+RELAY_ROLES = (SERVICE, GATEWAY)
+"""The roles whose processes run an outbox relay, hence take advisory locks."""
 
 
 @dataclass(frozen=True)
 class RoleUrls:
-    """Connection URLs of the three roles on one database (its repr hides the passwords)."""
+    """Connection URLs of the roles on one database (its repr hides the passwords)."""
 
     migrator: str
     service: str
     auditor: str
+    gateway: str
 
     def __repr__(self) -> str:
         masked = {k: make_url(v).render_as_string(hide_password=True) for k, v in self.__dict__.items()}
@@ -53,7 +63,7 @@ def passwords_from_env() -> dict[str, str]:
 
 
 def role_urls(admin_url: str, passwords: dict[str, str], database: str | None = None) -> RoleUrls:
-    """URLs for the three roles on the admin URL's host (and ``database`` if given)."""
+    """URLs for the roles on the admin URL's host (and ``database`` if given)."""
     base = make_url(admin_url).set(drivername="postgresql+asyncpg")
     if database:
         base = base.set(database=database)
@@ -61,7 +71,12 @@ def role_urls(admin_url: str, passwords: dict[str, str], database: str | None = 
     def for_role(role: str) -> str:
         return base.set(username=role, password=passwords[role]).render_as_string(hide_password=False)
 
-    return RoleUrls(for_role(MIGRATOR), for_role(SERVICE), for_role(AUDITOR))
+    return RoleUrls(for_role(MIGRATOR), for_role(SERVICE), for_role(AUDITOR), for_role(GATEWAY))
+
+
+def url_as(url: str, role: str, passwords: dict[str, str]) -> str:
+    """``url`` (same host and database) with ``role`` and its password instead of its own user."""
+    return make_url(url).set(username=role, password=passwords[role]).render_as_string(hide_password=False)
 
 
 _ADVISORY_LOCK_NAMES = (
@@ -84,11 +99,11 @@ ADVISORY_LOCK_FUNCTIONS = (
 
 
 def advisory_lock_grants() -> list[str]:
-    """Statements (run as a superuser, in the database) that keep advisory locks to the service role."""
+    """Statements (run as a superuser, in the database) that keep advisory locks to the relays' roles."""
     functions = ", ".join(ADVISORY_LOCK_FUNCTIONS)
     return [
         f"REVOKE EXECUTE ON FUNCTION {functions} FROM PUBLIC",
-        f"GRANT EXECUTE ON FUNCTION {functions} TO {SERVICE}",
+        f"GRANT EXECUTE ON FUNCTION {functions} TO {', '.join(RELAY_ROLES)}",
     ]
 
 
@@ -115,7 +130,7 @@ async def bootstrap_database(admin_url: str, passwords: dict[str, str], database
     try:
         await conn.execute(f'ALTER DATABASE "{dbname}" OWNER TO {MIGRATOR}')
         await conn.execute(f'REVOKE ALL ON DATABASE "{dbname}" FROM PUBLIC')
-        await conn.execute(f'GRANT CONNECT, TEMPORARY ON DATABASE "{dbname}" TO {SERVICE}, {AUDITOR}')
+        await conn.execute(f'GRANT CONNECT, TEMPORARY ON DATABASE "{dbname}" TO {SERVICE}, {GATEWAY}, {AUDITOR}')
         await conn.execute(f'GRANT CONNECT, CREATE ON DATABASE "{dbname}" TO {MIGRATOR}')
         await conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
         await conn.execute(f"ALTER SCHEMA public OWNER TO {MIGRATOR}")
