@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bench.loadgen import Message, interleave, lifecycles
 from infra.db.engine import make_engine
 from infra.db.migrate import upgrade_to_head_async
-from infra.db.roles import bootstrap_database, drop_database, passwords_from_env, role_urls
+from infra.db.roles import GATEWAY_URL_ENV, bootstrap_database, drop_database, passwords_from_env, role_urls
 from infra.environment import ROOT, state_dir
 from infra.messaging.admin import delete_topics_with_prefix, ensure_topics, read_to_end
 from infra.messaging.relay import make_producer
@@ -49,6 +49,7 @@ class Bench:
     database: str
     prefix: str
     service_url: str = ""
+    gateway_url: str = ""
     procs: list[ServiceProcess] = field(default_factory=list)
 
     async def setup(self, orders: int) -> None:
@@ -60,6 +61,7 @@ class Bench:
         urls = role_urls(admin, passwords, self.database)
         await upgrade_to_head_async(urls.migrator)
         self.service_url = urls.service
+        self.gateway_url = urls.gateway
         engine = make_engine(self.service_url, pool_size=1)
         try:
             async with engine.begin() as c:
@@ -86,7 +88,8 @@ class Bench:
         if gateway is not None:
             port, extra = gateway
             cmd = ["karya.cli", "serve", "gateway"]
-            self.procs.append(start_service("gateway", cmd, env | extra, log_dir, port=port))
+            own = {GATEWAY_URL_ENV: self.gateway_url}  # the gateway's own role (raw bodies are its alone)
+            self.procs.append(start_service("gateway", cmd, env | extra | own, log_dir, port=port))
 
     def pids(self, service: str) -> list[int]:
         """Pids of every replica of ``service``."""

@@ -6,10 +6,13 @@ refuses to start with a message naming the variable.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from infra.db.roles import GATEWAY, GATEWAY_URL_ENV
 
 
 class KafkaSettings(BaseSettings):
@@ -61,3 +64,15 @@ def database_settings() -> DatabaseSettings:
         raise SystemExit(
             "DATABASE_URL is not set: export it (see `karya stack up`, which prints the local value)"
         ) from exc
+
+
+def gateway_database_url() -> str:
+    """The gateway's database URL (``KARYA_GATEWAY_DATABASE_URL``, the gateway role, the only one that reads raw
+    webhook bodies); refuses to go on without it, never falling back to ``DATABASE_URL`` (the service role)."""
+    url = os.environ.get(GATEWAY_URL_ENV, "").strip()
+    if not url:
+        raise SystemExit(
+            f"{GATEWAY_URL_ENV} is not set: the gateway connects as its own role, {GATEWAY} "
+            "(see `karya stack up`, which writes the local value to .local/stack.env)"
+        )
+    return url

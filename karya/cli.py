@@ -27,7 +27,7 @@ def _require_env(name: str) -> str:
 
 @db_app.command("bootstrap")
 def db_bootstrap(database: str = typer.Option("karya", help="Database to create/own.")) -> None:
-    """Create the migrator, service and auditor roles and the database (as KARYA_DB_ADMIN_URL)."""
+    """Create the migrator, service, gateway and auditor roles and the database (as KARYA_DB_ADMIN_URL)."""
     asyncio.run(bootstrap_database(_require_env("KARYA_DB_ADMIN_URL"), passwords_from_env(), database))
     typer.echo(f"roles and database {database!r} ready")
 

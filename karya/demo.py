@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 
 from infra.db.engine import make_engine
 from infra.db.migrate import upgrade_to_head_async
-from infra.db.roles import bootstrap_database, drop_database, passwords_from_env
+from infra.db.roles import GATEWAY, GATEWAY_URL_ENV, bootstrap_database, drop_database, passwords_from_env, url_as
 from infra.environment import ROOT, state_dir
 from infra.messaging.admin import ensure_topics
 from infra.messaging.relay import make_producer
@@ -80,6 +80,8 @@ def demo(
         gateway_port, sim_port = free_port(), free_port()
         env |= demo_secrets() | marketplace_env(catalogue, sim_port, gateway_port)
         apply_env(env)
+        # The gateway connects as its own role, on the demo's database (never another one set in the shell).
+        env[GATEWAY_URL_ENV] = url_as(os.environ["DATABASE_URL"], GATEWAY, passwords_from_env())
         services.append("gateway")
     asyncio.run(_prepare(prefix))
     log_dir = state_dir() / "demo" / prefix.rstrip(".")

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from fastapi import FastAPI
 
 from infra.runtime import ServiceRuntime
-from infra.settings import KafkaSettings, database_settings, kafka_settings
+from infra.settings import KafkaSettings, database_settings, gateway_database_url, kafka_settings
 
 SERVICES: dict[str, tuple[str, int]] = {
     "orders": ("services.orders.app", 8081),
@@ -35,7 +35,15 @@ def runtime_builder(service: str) -> Callable[[str, KafkaSettings], ServiceRunti
     return builder
 
 
+def database_url(service: str) -> str:
+    """The database URL a service process connects with: the gateway as its own role
+    (``KARYA_GATEWAY_DATABASE_URL``), orders and ledger as the service role (``DATABASE_URL``)."""
+    if _known(service) == "gateway":
+        return gateway_database_url()
+    return database_settings().url
+
+
 def build_http_app(service: str) -> FastAPI:
     """The FastAPI app of one service process, configured from the environment."""
-    runtime = runtime_builder(service)(database_settings().url, kafka_settings())
+    runtime = runtime_builder(service)(database_url(service), kafka_settings())
     return runtime.http_app()

@@ -1,7 +1,7 @@
 """``karya import bukalapak FILE``: historical orders from a Bukalapak seller-centre export.
 
-Connects as ``DATABASE_URL`` (the service role) and writes to the gateway outbox; the running gateway
-publishes the events.
+Connects as the gateway role (``KARYA_GATEWAY_DATABASE_URL``) and writes to the gateway outbox; the running
+gateway publishes the events.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from infra.db.engine import make_engine
-from infra.settings import database_settings
+from infra.settings import gateway_database_url
 from services.gateway.bukalapak_csv import BukalapakCsvError
 from services.gateway.bukalapak_import import ImportReport, import_export
 
@@ -36,9 +36,10 @@ def import_bukalapak(
     Idempotent: importing the same file again publishes nothing new. Columns: see
     services/gateway/bukalapak_csv.py.
     """
+    url = gateway_database_url()
 
     async def run() -> ImportReport:
-        engine = make_engine(database_settings().url, pool_size=1, application_name="karya-import")
+        engine = make_engine(url, pool_size=1, application_name="karya-import")
         try:
             return await import_export(engine, file, shop_id, dry_run=dry_run)
         finally:

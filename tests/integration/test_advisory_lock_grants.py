@@ -1,4 +1,5 @@
-"""Only the service role can take advisory locks, so no other role can hold an outbox relay's lock and silence it."""
+"""Only the roles that run outbox relays (the service and the gateway) can take advisory locks, so no other role
+can hold a relay's lock and silence it."""
 
 from __future__ import annotations
 
@@ -35,8 +36,9 @@ async def test_roles_other_than_the_service_cannot_take_advisory_locks(database:
         await engine.dispose()
 
 
-async def test_the_service_takes_and_releases_the_relay_lock(database: RoleUrls) -> None:
-    engine = make_engine(database.service, pool_size=2)
+@pytest.mark.parametrize("role", ["service", "gateway"])
+async def test_the_relay_roles_take_and_release_the_relay_lock(database: RoleUrls, role: str) -> None:
+    engine = make_engine(getattr(database, role), pool_size=2)
     try:
         async with engine.connect() as conn:
             got = (

@@ -30,7 +30,7 @@ HEADER = (
 
 @pytest.fixture
 async def engine(database: RoleUrls) -> AsyncIterator[AsyncEngine]:
-    e = make_engine(database.service, pool_size=2)
+    e = make_engine(database.gateway, pool_size=2)
     yield e
     await e.dispose()
 
@@ -85,7 +85,7 @@ async def test_import_publishes_historical_events_once(engine: AsyncEngine, tmp_
 def test_cli_names_file_row_and_column_and_dry_runs(
     tmp_path: Path, database: RoleUrls, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("DATABASE_URL", database.service)
+    monkeypatch.setenv("KARYA_GATEWAY_DATABASE_URL", database.gateway)
     path = _export(tmp_path, f"BL{uid().upper()}")
     runner = CliRunner()
     bad = runner.invoke(import_app, ["bukalapak", str(path), "--shop-id", "69352317", "--dry-run"])

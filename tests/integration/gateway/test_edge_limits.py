@@ -44,7 +44,7 @@ class Edge:
 @pytest.fixture
 async def edge(database: RoleUrls, kafka_bootstrap: str) -> AsyncIterator[Edge]:
     runtime = build_runtime(
-        database.service,
+        database.gateway,
         kafka(kafka_bootstrap),
         settings=gateway_settings(gateway_body_timeout_s=BODY_TIMEOUT_S),
         clients={},

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 
 async def test_concurrent_deliveries_are_each_stored_once_and_visible_on_return(database: RoleUrls) -> None:
-    engine = make_engine(database.service, pool_size=3)
+    engine = make_engine(database.gateway, pool_size=3)
     u, topic = uid(), f"{topic_prefix('gc')}raw"  # a relay on this database may publish these rows later
     commits: list[int] = []
     store = DeliveryStore(engine, topic=topic, after_commit=lambda: commits.append(1))
@@ -48,7 +48,7 @@ async def test_concurrent_deliveries_are_each_stored_once_and_visible_on_return(
 
 
 async def test_a_bad_delivery_fails_alone(database: RoleUrls) -> None:
-    engine = make_engine(database.service, pool_size=3)
+    engine = make_engine(database.gateway, pool_size=3)
     u = uid()
     store = DeliveryStore(engine, topic=f"{topic_prefix('gc')}raw")
     good = [DeliveryKeys(f"good:{u}:{n}", None) for n in range(5)]

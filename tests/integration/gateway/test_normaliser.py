@@ -91,7 +91,7 @@ async def gateway(database: RoleUrls, kafka_bootstrap: str) -> AsyncIterator[Gat
     fakes = {c: FakeClient(c) for c in ("tokopedia", "tiktok_shop", "shopee", "blibli")}
     consumer = f"gateway-normaliser-{u}"
     runtime = build_runtime(
-        database.service,
+        database.gateway,
         kafka(kafka_bootstrap, max_attempts=3),
         settings=gateway_settings(),
         clients=fakes,

@@ -3,8 +3,9 @@
 Deliveries carry the buyer where marketplaces put them (``recipient``, ``customer``, ``buyer_*`` keys); some are
 refused (a half-rupiah price, a body that is not JSON, an order-detail answer pydantic refuses with a message that
 quotes the buyer). The dead letters' error texts, the ``karya-dlq-error`` headers read back from Kafka and every
-log line carry none of the buyer's values; the auditor cannot read ``gateway.raw_deliveries`` and its redacted
-view shows none of them; after the retention the raw table itself no longer holds them, while dedupe still works.
+log line carry none of the buyer's values; neither the auditor nor the service role (orders, ledger) can read
+``gateway.raw_deliveries`` or a dead letter's payload, and the redacted view shows none of them; after the
+retention the raw table itself no longer holds them, while dedupe still works.
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ async def gateway(database: RoleUrls, kafka_bootstrap: str) -> AsyncIterator[Gat
     fakes = {c: FakeClient(c) for c in ("tokopedia", "tiktok_shop", "shopee", "blibli")}
     consumer = f"gateway-normaliser-{uid()}"
     runtime = build_runtime(
-        database.service,
+        database.gateway,
         kafka(kafka_bootstrap, max_attempts=2),
         settings=gateway_settings(),
         clients=fakes,
@@ -244,7 +245,22 @@ async def test_buyer_data_stays_in_the_raw_delivery_until_the_retention_redacts_
         assert shown["recipient"] == shown["customer"] == shown["buyer_username"] == "[redacted]"
         assert shown["items"] == [{"id": 1, "note_to_seller": "[redacted]"}]
 
-        # The dead letters keep the delivery event, body and buyer included (readable by the service role only).
+        # The service role (orders, ledger): the same refusals, with the buyer's rows right there.
+        service = make_engine(database.service)
+        try:
+            assert await _refused(service, "SELECT body FROM gateway.raw_deliveries LIMIT 1") == "42501"
+            assert await _refused(service, "SELECT payload FROM gateway.dead_letters LIMIT 1") == "42501"
+            assert await _refused(service, "SELECT gateway.redact_dead_letters(interval '30 days', 10)") == "42501"
+            seen_errors = await _rows(
+                service, "SELECT error FROM gateway.dead_letters WHERE consumer = :c", c=gw.consumer
+            )
+            assert sorted(r[0] for r in seen_errors) == sorted(errors)
+            redacted_ids = "SELECT delivery_id FROM gateway.raw_deliveries_redacted WHERE delivery_id = ANY(:ids)"
+            assert {int(r[0]) for r in await _rows(service, redacted_ids, ids=ids)} == set(ids)
+        finally:
+            await service.dispose()
+
+        # The dead letters keep the delivery event, body and buyer included (readable by the gateway role only).
         payloads = "SELECT payload FROM gateway.dead_letters WHERE consumer = :c"
         assert all(NAME.encode() in bytes(r[0]) for r in await _rows(gw.engine, payloads, c=gw.consumer))
 

@@ -34,7 +34,7 @@ TOPICS = GatewayTopics.with_prefix(topic_prefix("gp"))
 
 @pytest.fixture
 async def engine(database: RoleUrls) -> AsyncIterator[AsyncEngine]:
-    e = make_engine(database.service, pool_size=3)
+    e = make_engine(database.gateway, pool_size=3)
     yield e
     await e.dispose()
 

@@ -41,7 +41,7 @@ Client = tuple[httpx.AsyncClient, AsyncEngine]
 async def _client(database: RoleUrls, bootstrap: str, *, rotation: bool) -> tuple[ServiceRuntime, httpx.AsyncClient]:
     await prepare_topics(bootstrap, TOPICS)  # the relay of a later test publishes these rows
     runtime = build_runtime(
-        database.service,
+        database.gateway,
         kafka(bootstrap),
         settings=gateway_settings(rotation=rotation),
         clients={},
@@ -235,7 +235,7 @@ async def test_gateway_refuses_to_serve_without_secrets(
     for field in REQUIRED_SECRETS:
         monkeypatch.delenv(env_name(field), raising=False)
     monkeypatch.setenv("KARYA_TIKTOK_APP_KEY", "present")
-    runtime = build_runtime(database.service, kafka(kafka_bootstrap), topics=TOPICS, pollers=False)  # builds
+    runtime = build_runtime(database.gateway, kafka(kafka_bootstrap), topics=TOPICS, pollers=False)  # builds
     try:
         with pytest.raises(SystemExit) as info:
             runtime.http_app()
