@@ -96,6 +96,9 @@ def _mount_optional() -> None:
     from karya.demo import demo
 
     app.command("demo")(demo)
+    from karya.audit_cli import audit_app
+
+    app.add_typer(audit_app, name="audit")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -198,7 +198,8 @@ class _GroupAudit:
                 last_note = now
                 read = sum(a.records for a in audits.values())
                 self._progress(f"{self._spec.group_id}: {read} records checked, {len(pending)} partitions to go")
-        reader.unsubscribe()
+        # No unsubscribe(): the next group's assign() replaces this assignment, and aiokafka's consumer hangs in
+        # stop() after an unsubscribe() from a manual assignment.
 
     async def _inbox(self, facts: Sequence[RecordFacts]) -> dict[UUID, str]:
         """Inbox status by event id, for the events among ``facts`` the consumer acted on."""
