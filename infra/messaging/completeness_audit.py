@@ -284,20 +284,25 @@ async def run_completeness_audits(
     bootstrap_servers: str,
     gauge: Gauge,
     interval_s: float = 300.0,
+    first_after_s: float = 60.0,
     limit: int | None = 100_000,
 ) -> None:
-    """Audit every ``interval_s`` until ``stop`` is set, keeping the gauge current. The first pass reads from the
-    start of retention (``limit`` offsets per partition per pass); later passes read only what was committed
-    since, and re-check the gaps still open. A failed pass is logged (value-free) and retried next interval."""
+    """Audit ``first_after_s`` after start, then every ``interval_s``, until ``stop`` is set, keeping the gauge
+    current. The first pass reads from the start of retention (``limit`` offsets per partition per pass); later
+    passes read only what was committed since, and re-check the gaps still open. A failed pass is logged
+    (value-free) and tried again at the next interval."""
     checkpoint = Checkpoint()
-    while not stop.is_set():
+    delay = first_after_s
+    while True:
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=delay)
+            return
+        except TimeoutError:
+            pass
+        delay = interval_s
         try:
             await update_completeness_metric(
                 gauge, consumers, engine=engine, bootstrap_servers=bootstrap_servers, checkpoint=checkpoint, limit=limit
             )
         except Exception as exc:
             log.warning("completeness_audit_failed", **describe_error(exc))
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=interval_s)
-        except TimeoutError:
-            continue

@@ -5,6 +5,7 @@ completeness`` against a real orders-service process."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -29,6 +30,7 @@ from infra.messaging.completeness_audit import (
     AuditedConsumer,
     audit_completeness,
     completeness_gauge,
+    run_completeness_audits,
     update_completeness_metric,
 )
 from infra.messaging.envelope import Envelope, make_envelope
@@ -172,6 +174,26 @@ async def test_audit_is_clean_after_consumption_and_names_every_lost_offset(
         )
         assert [(a.start, a.records) for a in again] == [(12, 3), (8, 1)]
         assert _gaps(again) == {0: lost, 1: [1]}
+
+        # The periodic task a runtime runs keeps the gauge current the same way.
+        registry, stop = CollectorRegistry(), asyncio.Event()
+        task = asyncio.create_task(
+            run_completeness_audits(
+                stop,
+                [spec],
+                engine=engine,
+                bootstrap_servers=kafka_bootstrap,
+                gauge=completeness_gauge(registry),
+                first_after_s=0,
+            )
+        )
+
+        async def exported() -> bool:
+            return registry.get_sample_value("karya_completeness_gaps", {"group": group, "topic": topic}) == 4
+
+        await wait_for(exported, what="the periodic audit's gauge")
+        stop.set()
+        await asyncio.wait_for(task, timeout=10)
     finally:
         await engine.dispose()
 
