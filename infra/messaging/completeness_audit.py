@@ -2,8 +2,8 @@
 
 Per group and partition, the records from the start of retention (or a checkpoint) up to the group's committed
 offset are read back (``read_committed``, as the services consume), each classified the way the consumer itself
-classifies it (:func:`classify_record` runs the consumer's own decoding and type filter), and compared set-wise with the
-consumer's inbox (by event id) and dead letters (by topic, partition and offset) — see
+classifies it (:func:`classify_record` runs the consumer's own decoding and type filter), and compared set-wise
+with the consumer's inbox (by event id) and dead letters (by topic, partition and offset) — see
 :mod:`infra.messaging.completeness` for the rule.
 
 :func:`audit_completeness` is what ``karya audit completeness`` runs; :func:`run_completeness_audits` is the
