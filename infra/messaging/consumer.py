@@ -26,7 +26,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 from uuid import UUID
 
 from aiokafka import ConsumerRecord
@@ -36,11 +36,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from infra.errors import describe_error, error_text
 from infra.logging import bind_event_context, get_logger
+from infra.messaging.dead_letters import DeadLetter, event_context, report_dead_letters, write_dead_letters
 from infra.messaging.envelope import Envelope
 from infra.messaging.failures import Failure, QuietWarnings, backoff_s, classify
 from infra.messaging.metrics import MessagingMetrics
-from infra.messaging.outbox import OutboundMessage, encode_headers, enqueue
-from infra.messaging.topics import dead_letter_topic
 from infra.settings import KafkaSettings
 
 log = get_logger(__name__)
@@ -72,16 +71,6 @@ class Rejection:
     facts: Mapping[str, object] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class _Failure:
-    """An event to dead-letter: ``error`` (value-free text) is stored and sent, ``facts`` are logged."""
-
-    record: ConsumerRecord[bytes, bytes]
-    error: str
-    attempts: int
-    facts: dict[str, object]
-
-
 class BatchHandler(Protocol):
     """Applies new (never seen before) events inside the caller's transaction; returns the rejected ones."""
 
@@ -94,7 +83,7 @@ class _Batch:
 
     events: list[InboundEvent]
     unknown: list[InboundEvent]
-    undecodable: list[_Failure]
+    undecodable: list[DeadLetter]
 
 
 class BatchConsumer:
@@ -201,7 +190,7 @@ class BatchConsumer:
             await self._dead_letter(conn, failures)
         self._report_dead_letters(failures)
 
-    async def _arrival_failures(self, conn: AsyncConnection, batch: _Batch) -> list[_Failure]:
+    async def _arrival_failures(self, conn: AsyncConnection, batch: _Batch) -> list[DeadLetter]:
         """Records dead-lettered at arrival: undecodable ones, and events of unknown types not seen before."""
         fresh = await self._claim(conn, batch.unknown)
         return [*batch.undecodable, *(_unknown_type(e) for e in fresh)]
@@ -216,7 +205,7 @@ class BatchConsumer:
                 envelope = Envelope.from_bytes(record.value or b"")
             except (ValidationError, ValueError) as exc:
                 facts = {"kind": "undecodable", **describe_error(exc)}
-                batch.undecodable.append(_Failure(record, error_text(exc, context="undecodable envelope"), 1, facts))
+                batch.undecodable.append(DeadLetter(record, error_text(exc, context="undecodable envelope"), 1, facts))
                 continue
             unknown = self._known_names is not None and envelope.type not in self._known_names
             if not unknown and self._type_names is not None and envelope.type not in self._type_names:
@@ -276,7 +265,7 @@ class BatchConsumer:
             if round_no > 1:
                 await self._sleep(self._backoff(round_no - 1))
             failed: list[InboundEvent] = []
-            committed_rejections: list[_Failure] = []
+            committed_rejections: list[DeadLetter] = []
             async with self._engine.begin() as conn:
                 fresh = {e.envelope.event_id for e in await self._claim(conn, pending)}
                 for event in pending:
@@ -285,7 +274,8 @@ class BatchConsumer:
                     attempts[event.envelope.event_id] = round_no
                     try:
                         async with conn.begin_nested():
-                            rejected = _rejected(await self._handler(conn, [event]))
+                            with bind_event_context(**event_context(event.record, event.envelope)):
+                                rejected = _rejected(await self._handler(conn, [event]))
                             await self._dead_letter(conn, rejected)
                         committed_rejections += rejected
                     except PermanentError as exc:
@@ -319,88 +309,29 @@ class BatchConsumer:
                 {"c": self.name, "ids": [e.envelope.event_id for e in events]},
             )
 
-    async def _dead_letter(self, conn: AsyncConnection, failures: Sequence[_Failure]) -> None:
-        """Record dead letters and enqueue them for ``<topic>.dlq`` with the original bytes and headers."""
-        if not failures:
-            return
-        messages: list[OutboundMessage] = []
-        params: list[dict[str, Any]] = []
-        for failure in failures:
-            record, error, attempts = failure.record, failure.error, failure.attempts
-            headers = [*(record.headers or ())]
-            event_id = _event_id_of(record)
-            headers += [
-                ("karya-dlq-error", error.encode()),
-                ("karya-dlq-attempts", str(attempts).encode()),
-                ("karya-dlq-consumer", self.name.encode()),
-                ("karya-dlq-origin", f"{record.topic}/{record.partition}/{record.offset}".encode()),
-            ]
-            messages.append(OutboundMessage(dead_letter_topic(record.topic), record.key, record.value or b"", headers))
-            params.append(
-                {
-                    "consumer": self.name,
-                    "topic": record.topic,
-                    "partition": record.partition,
-                    "offset": record.offset,
-                    "event_id": event_id,
-                    "key": record.key,
-                    "payload": record.value or b"",
-                    "headers": encode_headers(record.headers or ()),
-                    "error": error,
-                    "attempts": attempts,
-                }
-            )
-        ids = [p["event_id"] for p in params if p["event_id"] is not None]
-        if ids:
-            await conn.execute(
-                text(
-                    f"UPDATE {self._schema}.inbox SET status = 'dead_lettered' "
-                    "WHERE consumer = :c AND event_id = ANY(:ids)"
-                ),
-                {"c": self.name, "ids": ids},
-            )
-        await conn.execute(
-            text(
-                f'INSERT INTO {self._schema}.dead_letters (consumer, topic, "partition", "offset", event_id, '
-                "key, payload, headers, error, attempts) VALUES (:consumer, :topic, :partition, :offset, "
-                ":event_id, :key, :payload, CAST(:headers AS jsonb), :error, :attempts)"
-            ),
-            params,
-        )
-        await enqueue(conn, self._schema, messages)
+    async def _dead_letter(self, conn: AsyncConnection, failures: Sequence[DeadLetter]) -> None:
+        await write_dead_letters(conn, self._schema, self.name, failures)
 
-    def _report_dead_letters(self, failures: Sequence[_Failure]) -> None:
-        """Log and count dead letters once their transaction has committed (the log names where the text is)."""
-        see = f"{self._schema}.dead_letters"
-        for f in failures:
-            record = f.record
-            self._metrics.dead_letters.labels(self.name, record.topic).inc()
-            with bind_event_context(topic=record.topic, partition=record.partition, offset=record.offset):
-                log.error("event_dead_lettered", consumer=self.name, attempts=f.attempts, see=see, **f.facts)
+    def _report_dead_letters(self, failures: Sequence[DeadLetter]) -> None:
+        report_dead_letters(self._schema, self.name, failures, self._metrics)
 
     def _backoff(self, attempt: int) -> float:
         return backoff_s(attempt, self._settings.retry_backoff_ms, self._settings.retry_backoff_max_ms)
 
 
-def _rejected(rejections: Sequence[Rejection] | None) -> list[_Failure]:
+def _rejected(rejections: Sequence[Rejection] | None) -> list[DeadLetter]:
     # A handler's reason is free text (it may quote a ValidationError): stored, not logged; its facts are logged.
     return [
-        _Failure(r.event.record, f"rejected: {r.reason}", 1, {"kind": "rejected", **r.facts}) for r in rejections or ()
+        DeadLetter(r.event.record, f"rejected: {r.reason}", 1, {"kind": "rejected", **r.facts})
+        for r in rejections or ()
     ]
 
 
-def _dead(event: InboundEvent, error: str, facts: dict[str, object], attempts: int) -> _Failure:
-    return _Failure(event.record, error, attempts, {"kind": "failed", **facts})
+def _dead(event: InboundEvent, error: str, facts: dict[str, object], attempts: int) -> DeadLetter:
+    return DeadLetter(event.record, error, attempts, {"kind": "failed", **facts})
 
 
-def _unknown_type(event: InboundEvent) -> _Failure:
+def _unknown_type(event: InboundEvent) -> DeadLetter:
     # The type's name is input: it stays in the stored record (payload and headers), not in the error text.
     facts: dict[str, object] = {"kind": "unknown_type", "event_id": str(event.envelope.event_id)}
-    return _Failure(event.record, "unknown_type: no service defines this event type", 1, facts)
-
-
-def _event_id_of(record: ConsumerRecord[bytes, bytes]) -> UUID | None:
-    try:
-        return Envelope.from_bytes(record.value or b"").event_id
-    except (ValidationError, ValueError):
-        return None
+    return DeadLetter(event.record, "unknown_type: no service defines this event type", 1, facts)

@@ -1,0 +1,121 @@
+"""Dead letters of the consumer core: recorded in ``<schema>.dead_letters``, sent to ``<topic>.dlq`` through the
+outbox with the original key, bytes and headers, and logged once their transaction has committed.
+
+The error stored and sent (``dead_letters.error``, the ``karya-dlq-error`` header) is value-free
+(:func:`infra.errors.error_text`, or a handler's rejection reason); the record itself is kept whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from aiokafka import ConsumerRecord
+from pydantic import ValidationError
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from infra.logging import bind_event_context, get_logger
+from infra.messaging.envelope import Envelope
+from infra.messaging.metrics import MessagingMetrics
+from infra.messaging.outbox import OutboundMessage, encode_headers, enqueue
+from infra.messaging.topics import dead_letter_topic
+
+log = get_logger("infra.messaging.consumer")  # the consumer's lines, wherever the code lives
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A record to dead-letter: ``error`` (value-free text) is stored and sent, ``facts`` are logged."""
+
+    record: ConsumerRecord[bytes, bytes]
+    error: str
+    attempts: int
+    facts: dict[str, object]
+
+
+async def write_dead_letters(conn: AsyncConnection, schema: str, consumer: str, failures: Sequence[DeadLetter]) -> None:
+    """Record dead letters and enqueue them for ``<topic>.dlq`` with the original bytes and headers; the inbox
+    rows of their events (if any) are marked ``dead_lettered``."""
+    if not failures:
+        return
+    messages: list[OutboundMessage] = []
+    params: list[dict[str, Any]] = []
+    for failure in failures:
+        record, error, attempts = failure.record, failure.error, failure.attempts
+        headers = [*(record.headers or ())]
+        headers += [
+            ("karya-dlq-error", error.encode()),
+            ("karya-dlq-attempts", str(attempts).encode()),
+            ("karya-dlq-consumer", consumer.encode()),
+            ("karya-dlq-origin", f"{record.topic}/{record.partition}/{record.offset}".encode()),
+        ]
+        messages.append(OutboundMessage(dead_letter_topic(record.topic), record.key, record.value or b"", headers))
+        params.append(
+            {
+                "consumer": consumer,
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "event_id": event_id_of(record),
+                "key": record.key,
+                "payload": record.value or b"",
+                "headers": encode_headers(record.headers or ()),
+                "error": error,
+                "attempts": attempts,
+            }
+        )
+    ids = [p["event_id"] for p in params if p["event_id"] is not None]
+    if ids:
+        await conn.execute(
+            text(f"UPDATE {schema}.inbox SET status = 'dead_lettered' WHERE consumer = :c AND event_id = ANY(:ids)"),
+            {"c": consumer, "ids": ids},
+        )
+    await conn.execute(
+        text(
+            f'INSERT INTO {schema}.dead_letters (consumer, topic, "partition", "offset", event_id, '
+            "key, payload, headers, error, attempts) VALUES (:consumer, :topic, :partition, :offset, "
+            ":event_id, :key, :payload, CAST(:headers AS jsonb), :error, :attempts)"
+        ),
+        params,
+    )
+    await enqueue(conn, schema, messages)
+
+
+def report_dead_letters(schema: str, consumer: str, failures: Sequence[DeadLetter], metrics: MessagingMetrics) -> None:
+    """Log and count dead letters once their transaction has committed (the log names where the record is)."""
+    see = f"{schema}.dead_letters"
+    for f in failures:
+        record = f.record
+        metrics.dead_letters.labels(consumer, record.topic).inc()
+        with bind_event_context(**event_context(record, envelope_of(record))):
+            log.error("event_dead_lettered", consumer=consumer, attempts=f.attempts, see=see, **f.facts)
+
+
+def envelope_of(record: ConsumerRecord[bytes, bytes]) -> Envelope | None:
+    """The record's envelope, None when it does not decode."""
+    try:
+        return Envelope.from_bytes(record.value or b"")
+    except (ValidationError, ValueError):
+        return None
+
+
+def event_id_of(record: ConsumerRecord[bytes, bytes]) -> UUID | None:
+    """The record's event id, None when it does not decode."""
+    envelope = envelope_of(record)
+    return None if envelope is None else envelope.event_id
+
+
+def event_context(record: ConsumerRecord[bytes, bytes], envelope: Envelope | None) -> dict[str, object]:
+    """What is bound to the log lines written about one event: where it came from and, when it decodes, its ids
+    and subject (the order key)."""
+    context: dict[str, object] = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
+    if envelope is not None:
+        context |= {
+            "event_id": str(envelope.event_id),
+            "subject": envelope.subject,
+            "correlation_id": str(envelope.correlation_id),
+        }
+    return context
