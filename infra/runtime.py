@@ -100,8 +100,10 @@ class ServiceRuntime:
         handler: BatchHandler,
         description: str,
         event_types: frozenset[str] | None = None,
+        known_types: frozenset[str] | None = None,
     ) -> BatchConsumer:
-        """Register a batch consumer; its consumer group is ``karya-<name>`` (``event_types``: see BatchConsumer)."""
+        """Register a batch consumer; its consumer group is ``karya-<name>`` (``event_types``, ``known_types``:
+        see BatchConsumer)."""
         consumer = BatchConsumer(
             name=name,
             schema=self.schema,
@@ -110,6 +112,7 @@ class ServiceRuntime:
             settings=self.kafka,
             metrics=self.metrics,
             event_types=event_types,
+            known_types=known_types,
             after_commit=None if self.relay is None else self.relay.wake,
         )
         group_id = f"{TOPIC_PREFIX}karya-{name}"

@@ -7,6 +7,7 @@ from prometheus_client import Counter
 from infra.messaging.topics import LEDGER_ENTRIES, MARKETPLACE_SETTLEMENTS, ORDERS_EVENTS
 from infra.runtime import ServiceRuntime
 from infra.settings import KafkaSettings
+from services.contracts.registry import EVENT_TYPES
 from services.ledger.parked import ParkedGauges, run_parked_gauges
 from services.ledger.posting import POSTED_EVENT_TYPES, LedgerProcessor
 
@@ -27,6 +28,8 @@ def build_runtime(database_url: str, kafka: KafkaSettings) -> ServiceRuntime:
         handler=LedgerProcessor(conflicts),
         description="Order completions, settlements and refunds → balanced, hash-chained journal entries.",
         event_types=POSTED_EVENT_TYPES,
+        # Types no contract defines are dead-lettered at arrival rather than skipped with the others.
+        known_types=frozenset(EVENT_TYPES),
     )
     gauges = ParkedGauges(runtime.metrics.registry)
     # Not required for readiness: postings go on while the gauges are stale.

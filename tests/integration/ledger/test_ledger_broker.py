@@ -22,8 +22,9 @@ from infra.messaging.topics import dead_letter_topic, topic_name
 from infra.runtime import ServiceRuntime
 from infra.settings import KafkaSettings
 from services.contracts.marketplace import REFUND_REPORTED
+from services.contracts.registry import EVENT_TYPES
 from services.ledger import outbound, posting
-from services.ledger.posting import LedgerProcessor
+from services.ledger.posting import POSTED_EVENT_TYPES, LedgerProcessor
 from tests.contract_validation import validate_published
 from tests.integration.ledger_support import (
     Batch,
@@ -86,6 +87,8 @@ async def ledger_consumer(db: LedgerDatabase, bootstrap: str, monkeypatch: pytes
         topics=[ledger.orders_topic, ledger.settlements_topic],
         handler=LedgerProcessor(conflicts),
         description="test",
+        event_types=POSTED_EVENT_TYPES,
+        known_types=frozenset(EVENT_TYPES),
     )
     runtime.declare_output(ledger.entries_topic, "entry_posted")
     await runtime.start()
@@ -303,5 +306,42 @@ async def test_a_settlement_that_breaks_its_contract_is_dead_lettered_at_arrival
         for d in dead:
             assert "Budi" not in d.error and "Melati" not in d.error and "-5" not in d.error
         assert parked == [good.event_id], "only the valid settlement waits for its order"
+    finally:
+        await engine.dispose()
+
+
+async def test_an_unknown_event_type_is_dead_lettered_at_arrival_and_a_type_for_others_is_skipped(
+    own_database: LedgerDatabase, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing vanishes: a type no contract defines (a producer's typo, a newer version) is a dead letter with its
+    origin; a defined type the ledger does not act on (an order shipped) takes no inbox row and no dead letter."""
+    engine = make_engine(own_database.urls.service, pool_size=2)
+    key = new_order_key()
+    good = settled(key, 100_000, T)
+    typo = make_envelope(type="karya.marketplace.settlement_reportd.v1", source="x", subject=key, data=good.data)
+    shipped = make_envelope(
+        type="karya.orders.order_shipped.v1", source="karya/orders", subject=key, data={"order_key": key}
+    )
+    try:
+        async with ledger_consumer(own_database, kafka_bootstrap, monkeypatch) as ledger:
+            landed = await publish(kafka_bootstrap, ledger.settlements_topic, [typo, good])
+            await publish(kafka_bootstrap, ledger.orders_topic, [shipped])
+            dlq = await read_topic(kafka_bootstrap, dead_letter_topic(ledger.settlements_topic), expected=1)
+            await wait_for(
+                lambda: _is(
+                    _scalar(engine, "SELECT count(*) FROM ledger.pending_events WHERE order_key = :k", k=key), 1
+                ),
+                what="the valid settlement parked",
+            )
+            await wait_for(lambda: _is(_scalar(engine, "SELECT count(*) FROM ledger.inbox"), 2), what="two inbox rows")
+        assert [r.value for r in dlq] == [typo.to_bytes()]
+        assert dict(dlq[0].headers)["karya-dlq-origin"] == landed[0].encode()
+        assert dict(dlq[0].headers)["karya-dlq-error"].decode().startswith("unknown_type")
+        async with engine.connect() as conn:
+            inbox = {
+                r.event_id: r.status for r in await conn.execute(text("SELECT event_id, status FROM ledger.inbox"))
+            }
+        assert inbox == {typo.event_id: "dead_lettered", good.event_id: inbox[good.event_id]}
+        assert shipped.event_id not in inbox
     finally:
         await engine.dispose()
