@@ -3,12 +3,13 @@
 ``/healthz`` says the process is alive; ``/readyz`` says the broker and the database answer, every consumer
 has partitions assigned and every required background task is running (``tasks``; ``tasks_down`` names the
 ones that are not); ``/metrics`` exposes FastStream's Prometheus middleware plus consumer lag per partition,
-outbox backlog and age, dead-letter counts and background-task restarts.
+outbox backlog and age, dead-letter counts, background-task restarts and completeness gaps (records a consumer
+group committed past without applying or dead-lettering them: ``karya_completeness_gaps``).
 
 Background tasks run under one :class:`infra.supervision.Supervisor`: the outbox relay (required: without it
 nothing this process writes reaches Kafka), the tasks a service adds with :meth:`ServiceRuntime.add_background`
 (required unless added with ``required=False``: the orders sweeper, the gateway's pollers) and the metric loops
-(consumer lag, outbox backlog; not required).
+(consumer lag, outbox backlog, the completeness audit every ``completeness_audit_interval_s``; not required).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from infra.errors import describe_error
 from infra.logging import LogLimiter, get_logger
 from infra.messaging.admin import ensure_topics
 from infra.messaging.broker import make_broker, register_batch_consumer, update_lag_metrics
+from infra.messaging.completeness_audit import AuditedConsumer, completeness_gauge, run_completeness_audits
 from infra.messaging.consumer import BatchConsumer, BatchHandler
 from infra.messaging.envelope import Envelope
 from infra.messaging.metrics import MessagingMetrics
@@ -91,6 +93,22 @@ class ServiceRuntime:
             self.supervisor.add("relay", self.relay.run)
             self.supervisor.add("outbox-metrics", self.relay.measure_backlog, required=False)
         self.supervisor.add("consumer-lag", self._lag_loop, required=False)
+        # Every consumer wired here, as the completeness audit (this process's task and `karya audit`) sees it.
+        self.audited: list[AuditedConsumer] = []
+        if kafka.completeness_audit_interval_s > 0:
+            gaps = completeness_gauge(self.metrics.registry)
+            self.supervisor.add(
+                "completeness",
+                lambda stop: run_completeness_audits(
+                    stop,
+                    self.audited,
+                    engine=self.engine,
+                    bootstrap_servers=kafka.bootstrap_servers,
+                    gauge=gaps,
+                    interval_s=kafka.completeness_audit_interval_s,
+                ),
+                required=False,
+            )
 
     def add_consumer(
         self,
@@ -120,6 +138,7 @@ class ServiceRuntime:
             self.broker, consumer, topics=topics, group_id=group_id, settings=self.kafka, description=description
         )
         self._consumers.append(_Registered(subscriber, group_id))
+        self.audited.append(AuditedConsumer(group_id, self.schema, tuple(topics), consumer))
         self._topics |= set(topics)
         return consumer
 

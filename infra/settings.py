@@ -39,6 +39,12 @@ class KafkaSettings(BaseSettings):
     max_attempts: int = Field(default=3, ge=1, description="Tries per event before it is dead-lettered.")
     retry_backoff_ms: int = Field(default=100, ge=0)
     retry_backoff_max_ms: int = Field(default=5000, ge=0)
+    completeness_audit_interval_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="How often a service audits its consumer groups for records neither applied nor dead-lettered "
+        "(karya_completeness_gaps); 0: never.",
+    )
 
 
 class DatabaseSettings(BaseSettings):

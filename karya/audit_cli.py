@@ -8,11 +8,10 @@ The consumer groups, their topics, inbox schemas and type filters are taken from
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +20,6 @@ import typer
 from infra.db.engine import make_engine
 from infra.messaging.completeness import MAX_LISTED_GAPS, Checkpoint, PartitionAudit, total_gaps
 from infra.messaging.completeness_audit import AuditedConsumer, audit_completeness
-from infra.messaging.consumer import BatchConsumer
-from infra.runtime import ServiceRuntime
 from infra.settings import KafkaSettings, kafka_settings
 
 audit_app = typer.Typer(help="Integrity audits across Kafka and the database.", no_args_is_help=True)
@@ -31,34 +28,12 @@ _NEVER_CONNECTED = "postgresql+asyncpg://audit@127.0.0.1:1/audit"  # engines con
 _TEXT_GAPS = 20
 
 
-@contextlib.contextmanager
-def _recording_consumers() -> Iterator[list[AuditedConsumer]]:
-    """Record every consumer a service wires while the block runs (group, schema, topics, the consumer)."""
-    seen: list[AuditedConsumer] = []
-    original = ServiceRuntime.add_consumer
-
-    def add_consumer(self: ServiceRuntime, **kwargs: Any) -> BatchConsumer:
-        consumer = original(self, **kwargs)
-        group_id = self._consumers[-1].group_id
-        seen.append(AuditedConsumer(group_id, self.schema, tuple(kwargs["topics"]), consumer))
-        return consumer
-
-    ServiceRuntime.add_consumer = add_consumer  # type: ignore[method-assign]
-    try:
-        yield seen
-    finally:
-        ServiceRuntime.add_consumer = original  # type: ignore[method-assign]
-
-
 def wired_consumers() -> list[AuditedConsumer]:
     """Every consumer of every service, as its ``build_runtime`` wires it."""
     from karya.services import SERVICES, runtime_builder
 
-    kafka = KafkaSettings(bootstrap_servers="127.0.0.1:1")
-    with _recording_consumers() as seen:
-        for service in SERVICES:
-            runtime_builder(service)(_NEVER_CONNECTED, kafka)
-    return seen
+    kafka = KafkaSettings(bootstrap_servers="127.0.0.1:1", completeness_audit_interval_s=0)
+    return [audited for service in SERVICES for audited in runtime_builder(service)(_NEVER_CONNECTED, kafka).audited]
 
 
 def render_table(audits: Sequence[PartitionAudit]) -> str:

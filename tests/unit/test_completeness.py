@@ -7,6 +7,7 @@ import json
 import uuid
 from collections.abc import Sequence
 
+import pytest
 from aiokafka import ConsumerRecord
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -173,9 +174,7 @@ def test_unknown_types_are_acted_on_when_the_consumer_knows_every_type() -> None
 
 
 def test_wired_consumers_follow_the_services_wiring() -> None:
-    original = ServiceRuntime.add_consumer
     wired = {c.group_id: c for c in wired_consumers()}
-    assert ServiceRuntime.add_consumer is original  # the recording is undone
     assert set(wired) == {"karya-orders", "karya-ledger", "karya-gateway-normaliser"}
     assert (wired["karya-orders"].schema, wired["karya-orders"].topics) == ("orders", ("marketplace.order-events",))
     ledger = wired["karya-ledger"]
@@ -183,6 +182,21 @@ def test_wired_consumers_follow_the_services_wiring() -> None:
     assert set(ledger.topics) == {"orders.events", "marketplace.settlements"}
     assert ledger.consumer._type_names == POSTED_EVENT_TYPES
     assert wired["karya-gateway-normaliser"].schema == "gateway"
+
+
+@pytest.mark.parametrize(("interval_s", "audits"), [(300.0, True), (0.0, False)])
+def test_a_runtime_audits_its_own_consumers_unless_switched_off(interval_s: float, audits: bool) -> None:
+    kafka = KafkaSettings(bootstrap_servers="127.0.0.1:1", completeness_audit_interval_s=interval_s)
+    runtime = ServiceRuntime(
+        name="t", schema="orders", database_url="postgresql+asyncpg://x@127.0.0.1:1/x", kafka=kafka
+    )
+    consumer = runtime.add_consumer(name="t", topics=["a", "b"], handler=_no_handler, description="test")
+    assert [(a.group_id, a.topics, a.consumer) for a in runtime.audited] == [("karya-t", ("a", "b"), consumer)]
+    assert ("completeness" in runtime.supervisor.names) is audits
+
+
+async def _no_handler(conn: AsyncConnection, events: Sequence[InboundEvent]) -> None:
+    return None
 
 
 def test_reports_table_and_json() -> None:
