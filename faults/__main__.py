@@ -159,6 +159,10 @@ async def suite(args: argparse.Namespace) -> dict[str, Any]:
             run, snap, drained, notes, dead = await one_run(stack, args, stamp, exp, lambda p: encode_all(p, messages))
             figures = compare(exp.code, control, snap, run, drained, dead)
             figures.details["faults"] = notes
+            cycles = exp.quick_cycles if args.quick else exp.cycles
+            if exp.every_cycle and notes.get(exp.every_cycle, 0) < cycles:
+                figures.verdict = "FAIL"
+                figures.details["failed_check"] = f"{exp.every_cycle} in {notes.get(exp.every_cycle, 0)} of {cycles}"
             rows.append(figures)
             say(f"  {exp.code}: {figures.as_json()}")
     finally:

@@ -62,6 +62,8 @@ class Experiment:
     fault: Fault | None = None
     shape: Shape | None = None
     via_proxy: bool = False
+    every_cycle: str | None = None
+    """A figure the fault driver must have noted once per cycle, or the experiment fails (e.g. recovered)."""
 
 
 # --- R1: duplicates ---------------------------------------------------------------------------------------------
@@ -226,20 +228,26 @@ async def rebalance(ctx: Ctx) -> None:
 # --- R10: relay and database connections killed -----------------------------------------------------------------
 
 
+_RELAY_LOCK_PIDS = (
+    "SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid, "
+    "(SELECT hashtext(k)::bigint AS key FROM unnest(ARRAY['karya-outbox:orders', 'karya-outbox:ledger']) AS k) AS k "
+    "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND a.datname = $1 "
+    "AND l.classid::bigint = ((k.key >> 32) & 4294967295) AND l.objid::bigint = (k.key & 4294967295)"
+)
+"""The connections holding the orders and ledger relays' leader locks (``infra.messaging.relay``)."""
+
+
 async def drop_connections(ctx: Ctx) -> None:
-    """Terminate the relays' lock-holding connections, then every connection of the services, in turn."""
+    """Terminate the relays' lock-holding connections, then every connection of the services, in turn; after
+    each, wait (up to 30 s) until both relays hold their leader lock again."""
     database = make_url(ctx.run.service_url).database
     for i in range(ctx.cycles):
         await ctx.pause(i, 3.0, 6.0)
         conn = await _admin()
         try:
             if i % 2 == 0:
-                n = await conn.fetchval(
-                    "SELECT count(pg_terminate_backend(a.pid)) FROM pg_stat_activity a "
-                    "JOIN pg_locks l ON l.pid = a.pid WHERE l.locktype = 'advisory' AND l.granted "
-                    "AND a.datname = $1 AND a.application_name LIKE 'karya-%'",
-                    database,
-                )
+                pids = [r[0] for r in await conn.fetch(_RELAY_LOCK_PIDS, database)]
+                n = await conn.fetchval("SELECT count(pg_terminate_backend(p)) FROM unnest($1::int[]) AS p", pids)
                 ctx.note("relay_connections_killed", int(n or 0))
             else:
                 n = await conn.fetchval(
@@ -248,6 +256,12 @@ async def drop_connections(ctx: Ctx) -> None:
                     database,
                 )
                 ctx.note("all_connections_killed", int(n or 0))
+            started = time.monotonic()
+            while time.monotonic() - started < 30:
+                if len(await conn.fetch(_RELAY_LOCK_PIDS, database)) >= 2:
+                    ctx.note("relay_leadership_regained")
+                    break
+                await asyncio.sleep(0.2)
         finally:
             await conn.close()
 
@@ -283,6 +297,13 @@ EXPERIMENTS = (
     ),
     Experiment("R8", "poison on every input: undecodable, invalid, unknown type", 3, 1, shape=poison),
     Experiment("R9", "consumer-group rebalances: processes added and removed", 6, 1, fault=rebalance),
-    Experiment("R10", "relay connection killed, all DB connections dropped", 6, 2, fault=drop_connections),
+    Experiment(
+        "R10",
+        "relay connection killed, all DB connections dropped",
+        6,
+        2,
+        fault=drop_connections,
+        every_cycle="relay_leadership_regained",
+    ),
 )
 QUICK = ("R1", "R3", "R4", "R8")
