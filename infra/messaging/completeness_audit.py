@@ -94,24 +94,25 @@ async def audit_completeness(
     yields nothing for this long (it is reported truncated, never as gaps).
     """
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
-    reader: AIOKafkaConsumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        isolation_level="read_committed",
-    )
     await admin.start()
     try:
-        await reader.start()
-        try:
-            audits: list[PartitionAudit] = []
-            for c in consumers:
+        audits: list[PartitionAudit] = []
+        for c in consumers:
+            # A reader per group: once a consumer is assigned partitions, its metadata covers only their topics.
+            reader: AIOKafkaConsumer = AIOKafkaConsumer(
+                bootstrap_servers=bootstrap_servers,
+                group_id=None,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                isolation_level="read_committed",
+            )
+            await reader.start()
+            try:
                 group = _GroupAudit(c, engine, reader, checkpoint or Checkpoint(), limit, progress, stall_s)
                 audits += await group.run(await admin.list_consumer_group_offsets(c.group_id))
-            return audits
-        finally:
-            await reader.stop()
+            finally:
+                await reader.stop()
+        return audits
     finally:
         await admin.close()
 

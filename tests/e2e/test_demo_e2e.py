@@ -74,7 +74,21 @@ async def test_demo_once_counts_are_consistent_and_savings_recompute(services: S
     assert done.returncode == 0, done.stderr[-3000:]
     counters = json.loads(done.stdout.strip().splitlines()[-1])
     assert re.fullmatch(r"demo\d+\.", counters["topic_prefix"])
+    # Every record each consumer group committed past was applied or dead-lettered (read from Kafka and the inboxes).
+    audit = subprocess.run(
+        [sys.executable, "-m", "karya.cli", "audit", "completeness", "--json"],
+        env={**env, "KARYA_TOPIC_PREFIX": counters["topic_prefix"]},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     await _delete_run_topics(services.kafka_bootstrap, counters["topic_prefix"])
+    assert audit.returncode == 0, audit.stdout[-3000:] + audit.stderr[-3000:]
+    completeness = json.loads(audit.stdout)
+    assert completeness["gaps"] == 0
+    audited = {p["group"] for p in completeness["partitions"] if p["records"]}
+    assert {f"{counters['topic_prefix']}karya-{g}" for g in ("orders", "ledger", "gateway-normaliser")} <= audited
     assert counters["drained"] is True
     assert counters["orders"] == 150
     assert counters["journal_entries"] > 0
