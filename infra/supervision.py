@@ -7,9 +7,10 @@ again after a capped exponential backoff with jitter. A task that ran for ``heal
 again from the shortest delay.
 
 Readiness: a *required* task counts as down from the moment it fails until it has been started again; ``/readyz``
-answers 503 meanwhile (see :meth:`Supervisor.down`). Which tasks are required is the caller's choice
-(``ServiceRuntime.add_background``): the outbox relay, the sweeper and the pollers are (without them events stay
-unpublished or state goes stale while the process looks healthy); metric loops are not.
+answers 503 meanwhile (see :meth:`Supervisor.down`) and ``karya_task_up{task,required}`` reads 0 (1 while it
+runs), so an alert can see it. Which tasks are required is the caller's choice (``ServiceRuntime.add_background``):
+the outbox relay, the sweeper and the pollers are (without them events stay unpublished or state goes stale while
+the process looks healthy); metric loops are not.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from infra.errors import describe_error
 from infra.logging import LogLimiter, get_logger
@@ -79,6 +80,16 @@ class Supervisor:
             ["task"],
             registry=registry,
         )
+        self.task_up = Gauge(
+            "karya_task_up",
+            "1 while a background task runs, 0 while it waits to be restarted (or before start, after stop)",
+            ["task", "required"],
+            registry=registry,
+        )
+
+    def _mark(self, task: _Task, up: bool) -> None:
+        task.up = up
+        self.task_up.labels(task.name, "true" if task.required else "false").set(1 if up else 0)
 
     def add(self, name: str, factory: TaskFactory, *, required: bool = True) -> None:
         """Register a task (before :meth:`start`); names are unique within a process."""
@@ -86,6 +97,7 @@ class Supervisor:
             raise ValueError(f"background task {name!r} is registered twice")
         self._tasks[name] = _Task(name, factory, required)
         self.restarts.labels(name)  # the series exists (at 0) from the start, so alerts can use increase()
+        self._mark(self._tasks[name], False)
 
     @property
     def names(self) -> list[str]:
@@ -95,7 +107,7 @@ class Supervisor:
     def start(self, stop: asyncio.Event) -> None:
         """Start every registered task; each runs until ``stop`` is set."""
         for task in self._tasks.values():
-            task.up = True
+            self._mark(task, True)
             task.handle = asyncio.create_task(self._supervise(task, stop), name=f"{self._process}-{task.name}")
 
     def down(self) -> list[str]:
@@ -123,12 +135,12 @@ class Supervisor:
         now = self._clock or loop.time
         failures = 0
         while not stop.is_set():
-            task.up = True
+            self._mark(task, True)
             started = now()
             try:
                 await task.factory(stop)
             except asyncio.CancelledError:
-                task.up = False
+                self._mark(task, False)
                 raise
             except Exception as exc:  # described, not dumped: an error's text can quote personal data
                 facts: dict[str, object] = describe_error(exc)
@@ -137,7 +149,7 @@ class Supervisor:
                 if stop.is_set():
                     break
                 facts, outcome = {}, "task_ended"
-            task.up = False
+            self._mark(task, False)
             failures = 1 if now() - started >= self._healthy_after else failures + 1
             delay = backoff_delay(failures, base_s=self._base, cap_s=self._cap, rand=self._rand)
             self._limiter.log(log.error, outcome, key=task.name, task=task.name, restart_in_s=round(delay, 2), **facts)
@@ -147,4 +159,4 @@ class Supervisor:
                 break
             task.restarts += 1
             self.restarts.labels(task.name).inc()
-        task.up = False
+        self._mark(task, False)

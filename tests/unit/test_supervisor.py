@@ -201,3 +201,33 @@ def test_stdlib_repeat_filter_passes_one_record_per_template_and_interval() -> N
     now[0] = 60.5
     again = record("Unable connect to node with id %s: %s", 1, "refused")
     assert flt.filter(again) and getattr(again, "repeated", None) == 499
+
+
+async def test_task_up_gauge_reads_0_while_a_task_waits_for_its_restart_and_1_while_it_runs() -> None:
+    registry = CollectorRegistry()
+    sup = Supervisor(registry=registry, process="test", base_delay_s=3600.0, max_delay_s=3600.0)
+    failing = asyncio.Event()
+
+    async def relay(stop: asyncio.Event) -> None:
+        await failing.wait()
+        raise ConnectionError("database went away")
+
+    async def lag(stop: asyncio.Event) -> None:
+        await stop.wait()
+
+    def up(task: str, required: str) -> float | None:
+        return registry.get_sample_value("karya_task_up", {"task": task, "required": required})
+
+    sup.add("relay", relay)
+    sup.add("lag", lag, required=False)
+    assert up("relay", "true") == 0.0 and up("lag", "false") == 0.0, "exported from registration, 0 until started"
+    stop = asyncio.Event()
+    with capture_logs():
+        sup.start(stop)
+        assert up("relay", "true") == 1.0 and up("lag", "false") == 1.0
+        failing.set()
+        await _until(lambda: up("relay", "true") == 0.0, "the relay's gauge at 0 while it waits to restart")
+        assert sup.down() == ["relay"] and up("lag", "false") == 1.0
+        stop.set()
+        await sup.wait_stopped(timeout_s=5)
+    assert up("relay", "true") == 0.0 and up("lag", "false") == 0.0, "0 once stopped"
