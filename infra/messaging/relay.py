@@ -97,6 +97,8 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self.published = 0
         self._partitions = PartitionCache()
+        # Exported (0) from the start: a standby that never led must still count, or "no leader" cannot be seen.
+        metrics.outbox_relay_leader.labels(schema).set(0)
 
     def wake(self) -> None:
         """Look at the outbox now: a transaction of this process has just committed rows to it."""

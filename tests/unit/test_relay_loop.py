@@ -70,3 +70,9 @@ async def test_a_lock_connection_that_fails_ends_the_loop_with_leadership_lost()
     with pytest.raises(LeadershipLost) as lost:
         await relay._loop(cast(Any, None), asyncio.Event())
     assert isinstance(lost.value.__cause__, ConnectionResetError)
+
+
+def test_a_relay_that_never_led_exports_leader_0_so_no_leader_is_visible() -> None:
+    metrics = MessagingMetrics()
+    OutboxRelay(engine=cast(AsyncEngine, None), schema="ledger", bootstrap_servers="-", metrics=metrics)
+    assert metrics.registry.get_sample_value("karya_outbox_relay_leader", {"schema": "ledger"}) == 0.0
