@@ -18,6 +18,7 @@ import sys
 from collections import defaultdict
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -43,10 +44,10 @@ async def _delete_run_topics(bootstrap: str, prefix: str) -> None:
         print(f"demo topics not deleted: {type(exc).__name__}: {exc}", file=sys.stderr)
 
 
-def _shares(policy: dict[str, object]) -> list[tuple[str, Fraction]]:
+def _shares(policy: dict[str, Any]) -> list[tuple[str, Fraction]]:
     from services.ledger.domain.policy_file import parse_share
 
-    return [(str(r["target"]), parse_share(r["share"])) for r in policy["rules"]]  # type: ignore[index, union-attr]
+    return [(str(r["target"]), parse_share(r["share"])) for r in policy["rules"]]
 
 
 async def test_demo_once_counts_are_consistent_and_savings_recompute(services: Services, tmp_path: Path) -> None:
@@ -173,7 +174,7 @@ async def test_demo_once_counts_are_consistent_and_savings_recompute(services: S
         members = sorted((i, w) for (b, i), w in groups.items() if b == batch)
         for (inmate, _), part in zip(members, allocate(premi, [w for _, w in members]), strict=True):
             expected[inmate] += part
-    credited = defaultdict(int)
+    credited: dict[str, int] = defaultdict(int)
     for r in distributions:
         if r.account.startswith("liability:inmate_savings:"):
             credited[r.account.rsplit(":", 1)[1]] += r.amount

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from infra.db.engine import make_engine
 from infra.db.roles import mutable_table_grants, schema_grants
-from infra.messaging.consumer import InboundEvent, PermanentError
+from infra.messaging.consumer import BatchHandler, InboundEvent, PermanentError
 from infra.messaging.ddl import messaging_tables_ddl, outbox_as_queue_ddl
 
 
@@ -38,7 +38,7 @@ async def create_scratch_schema(migrator_url: str, schema: str) -> None:
         await engine.dispose()
 
 
-def recording_handler(schema: str, poison_marker: str = "poison") -> Callable[..., Awaitable[None]]:
+def recording_handler(schema: str, poison_marker: str = "poison") -> BatchHandler:
     """A handler that records each event once and fails on events whose data carries ``poison_marker``."""
 
     async def handle(conn: AsyncConnection, events: Sequence[InboundEvent]) -> None:

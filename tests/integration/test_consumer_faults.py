@@ -259,7 +259,7 @@ def _record(offset: int, envelope: Envelope) -> ConsumerRecord[bytes, bytes]:
 def _wrapped(error: Exception) -> DBAPIError:
     """``error`` as SQLAlchemy raises it from asyncpg (DBAPIError → adapter error → asyncpg error)."""
     dbapi = AsyncAdapt_asyncpg_dbapi(asyncpg)  # type: ignore[no-untyped-call]
-    translated = dbapi.Error(str(error), error)
+    translated = dbapi.Error(str(error), error)  # type: ignore[no-untyped-call]
     translated.__cause__ = error
     wrapped = DBAPIError.instance("SELECT 1", {}, translated, dbapi.Error)
     assert isinstance(wrapped, DBAPIError)

@@ -163,7 +163,9 @@ def test_cli_status_prints_exportable_settings(kafka: KafkaInfo, postgres: Postg
     assert f"KAFKA_BOOTSTRAP_SERVERS={kafka.bootstrap}" in result.stdout.splitlines()
     masked = make_url(postgres.superuser_url).render_as_string(hide_password=True)
     assert f"KARYA_DB_ADMIN_URL={masked}" in result.stdout.splitlines()
-    assert make_url(postgres.superuser_url).password not in result.stdout, "secrets are never printed"
+    password = make_url(postgres.superuser_url).password
+    assert password is not None
+    assert password not in result.stdout, "secrets are never printed"
 
 
 # --- full lifecycle on a private state dir and ports (leaves the shared stack alone) ----------------------

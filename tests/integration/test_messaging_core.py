@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import defaultdict
+from collections.abc import Awaitable
 
 import pytest
 from aiokafka import AIOKafkaConsumer
@@ -250,8 +251,8 @@ def _metric(runtime: ServiceRuntime, name: str) -> float:
     return total
 
 
-async def _eq(awaitable: object, expected: int) -> bool:
-    return (await awaitable) == expected  # type: ignore[misc]
+async def _eq(awaitable: Awaitable[int], expected: int) -> bool:
+    return (await awaitable) == expected
 
 
 async def _ge(value: float, expected: float) -> bool:

@@ -91,7 +91,7 @@ async def test_oversell_race_two_processes_exactly_37_confirmed(
             assert await negative_counter_rows(conn) == 0
             assert await counter_drift(conn) == []
             # Both batches of the lapas are used up: the listing's workshop first, then the other workshop.
-            per_batch = dict(
+            per_batch: dict[str, int] = dict(
                 (
                     await conn.execute(
                         text("SELECT batch_id, allocated FROM orders.batch_stock WHERE sku = :sku"), {"sku": f"SKU-{u}"}

@@ -100,7 +100,7 @@ def _order_payloads(rng: random.Random, n: int) -> list[dict[str, Any]]:
     channel = rng.choice([c for c in CHANNELS if c != "blibli"] + ["blibli"])
     key = f"{channel}:shop-{lapas}:{100000 + n}"
     at = datetime(2026, 2, 1, tzinfo=timezone(timedelta(hours=7))) + timedelta(minutes=17 * n, microseconds=n)
-    allocations = []
+    allocations: list[dict[str, Any]] = []
     for b in range(rng.choice([1, 1, 1, 2, 3])):
         price = rng.randint(10_000, 400_000)
         members = rng.sample(INMATES[lapas], rng.randint(1, 4))
@@ -118,7 +118,9 @@ def _order_payloads(rng: random.Random, n: int) -> list[dict[str, Any]]:
             }
         )
     gross = sum(a["quantity"] * a["unit_price"] for a in allocations)
-    fees = [{"fee_type": t, "amount": rng.randint(0, gross // 25)} for t in rng.sample(FEE_TYPES, rng.randint(0, 2))]
+    fees: list[dict[str, Any]] = [
+        {"fee_type": t, "amount": rng.randint(0, gross // 25)} for t in rng.sample(FEE_TYPES, rng.randint(0, 2))
+    ]
     pph22 = gross * 5 // 1000
     ref_fields = {"order_key": key, "channel": channel}
     return [
