@@ -10,15 +10,15 @@ BENCH_ARGS ?=
 FAULTS_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install stack-up stack-down stack-status test test-unit promtool lint demo bench faults schemas clean-local
+.PHONY: install lock stack-up stack-down stack-status test test-unit promtool lint demo bench faults schemas clean-local
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/pip install --quiet --upgrade pip
-	@$(BIN)/pip install --quiet -e '.[dev]'
+	@$(BIN)/pip install --quiet -c constraints.txt --upgrade pip
+	@$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $@
 
 stack-up: install
@@ -44,7 +44,12 @@ test-unit: install promtool
 lint: install
 	@$(BIN)/ruff check .
 	@$(BIN)/ruff format --check .
-	@$(BIN)/mypy infra karya bench services sim faults
+	@$(BIN)/mypy infra karya bench services sim faults tests .ci/lock.py
+
+# Rewrite constraints.txt from the venv's versions of karya[dev] (after a pyproject change or a pip install -U).
+lock:
+	@test -x $(BIN)/python || { echo "make install first"; exit 1; }
+	@$(BIN)/python .ci/lock.py
 
 schemas: install
 	@$(KARYA) schemas gen
