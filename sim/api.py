@@ -20,7 +20,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from services.orders.catalogue import Channel
+from services.contracts.channels import Channel
 from sim import render
 from sim.settings import SimSettings
 from sim.signing import (

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final
 
-from services.orders.catalogue import Channel, ProductKind
+from services.contracts.channels import Channel
+from services.orders.catalogue import ProductKind
 
 __all__ = [
     "BASE_FEES_BPS",

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
 
-from services.orders.catalogue import Channel
+from services.contracts.channels import Channel
 
 __all__ = ["SCENARIO_WEIGHTS", "StatusSpec", "build_scenario"]
 

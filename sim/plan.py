@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from enum import StrEnum
 
-from services.orders.catalogue import Catalogue, Channel, Listing
+from services.contracts.channels import Channel
+from services.orders.catalogue import Catalogue, Listing
 from sim.fees import fee_rates
 from sim.lifecycles import SCENARIO_WEIGHTS, build_scenario
 

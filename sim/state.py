@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
-from services.orders.catalogue import Channel, Listing
+from services.contracts.channels import Channel
+from services.orders.catalogue import Listing
 from sim.fees import SettlementAmounts
 
 __all__ = ["SimLine", "SimOrder", "SimRefund", "SimSettlement", "SimState"]

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from services.orders.catalogue import Channel
+from services.contracts.channels import Channel
 from sim.fees import compute_settlement
 from sim.plan import Plan, PlannedOrder, Step, StepKind
 from sim.settings import SimSettings, require_loopback

@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import httpx
 
-from services.orders.catalogue import Channel
+from services.contracts.channels import Channel
 from sim import render
 from sim.settings import SimSettings
 from sim.signing import shopee_webhook_signature, tiktok_webhook_signature, tokopedia_webhook_signature

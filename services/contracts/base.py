@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Channel = Literal["tokopedia", "tiktok_shop", "shopee", "blibli", "bukalapak"]
+from services.contracts.channels import Channel
+
+__all__ = ["Channel", "OrderKey", "Payload", "Rupiah", "order_key"]
+
 Rupiah = Annotated[int, Field(ge=0, description="Whole rupiah (IDR has no minor unit in practice).")]
 OrderKey = Annotated[str, Field(pattern=r"^[a-z_]+:[^:]+:[^:]+$", description="marketplace:shop:order")]
 

@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from services.contracts.base import order_key
+from services.contracts.channels import OrderState, UnmappableStatus, map_status
 from services.contracts.marketplace import OrderLine, OrderStatusChanged, SettlementFee, SettlementReported
 from services.gateway.clients.base import ApiOrder, ApiSettlement
 from services.gateway.normalise.notices import Notice
-from services.orders.domain.channels import UnmappableStatus, map_status
-from services.orders.domain.lifecycle import OrderState
 
 __all__ = [
     "UnmappableStatus",

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from infra.errors import describe_error, error_text, quoted_code
 from infra.messaging.consumer import InboundEvent, Rejection
+from services.contracts.channels import OrderState
 from services.contracts.gateway import DELIVERY_RECEIVED, DeliveryReceived
 from services.contracts.marketplace import RefundReported, SettlementReported
 from services.gateway.canonical import (
@@ -54,7 +55,6 @@ from services.gateway.emit import (
     load_seen,
 )
 from services.gateway.normalise import Notice, ParseError, parse_delivery
-from services.orders.domain.lifecycle import OrderState
 
 
 @dataclass(frozen=True, slots=True)

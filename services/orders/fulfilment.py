@@ -177,7 +177,7 @@ class OrderEventProcessor:
         try:
             state = map_status(data.channel, data.raw_status)
         except UnmappableStatus:
-            return f"unmappable order status {_quoted(data.raw_status)} for channel {data.channel!r}"
+            return f"unmappable order status {_quoted(data.raw_status)} for channel {str(data.channel)!r}"
         if data.lines and not order.lines:
             lines: list[Line] = []
             for n, ln in enumerate(data.lines, start=1):

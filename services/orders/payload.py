@@ -13,6 +13,7 @@ import re
 from datetime import datetime
 from typing import Any, Final, NamedTuple
 
+from services.contracts.channels import Channel
 from services.contracts.marketplace import OrderStatusChanged
 
 __all__ = ["LineIn", "StatusChange", "parse_status_change", "status_change_of"]
@@ -31,7 +32,7 @@ class StatusChange(NamedTuple):
     """The fields of :class:`OrderStatusChanged` (same names, same values)."""
 
     order_key: str
-    channel: str
+    channel: Channel
     shop_id: str
     order_id: str
     raw_status: str
@@ -41,7 +42,7 @@ class StatusChange(NamedTuple):
     historical: bool
 
 
-_CHANNELS: Final = frozenset({"tokopedia", "tiktok_shop", "shopee", "blibli", "bukalapak"})
+_CHANNELS: Final = {c.value: c for c in Channel}
 _ORDER_KEY: Final = re.compile(r"[a-z_]+:[^:]+:[^:]+")
 # The spellings pydantic's own JSON output uses (seconds, optional fraction, Z or a ±HH:MM offset).
 _TIME: Final = re.compile(
@@ -127,6 +128,7 @@ def _fast(data: dict[str, Any]) -> StatusChange | None:
         or _TIME.fullmatch(when) is None
     ):
         return None
+    known = _CHANNELS[channel]
     try:
         update_time = datetime.fromisoformat(when)
     except ValueError:
@@ -137,7 +139,7 @@ def _fast(data: dict[str, Any]) -> StatusChange | None:
         if line is None:
             return None
         lines.append(line)
-    return _new_change(StatusChange, (key, channel, shop, order, raw, update_time, tuple(lines), gross, historical))
+    return _new_change(StatusChange, (key, known, shop, order, raw, update_time, tuple(lines), gross, historical))
 
 
 def parse_status_change(data: dict[str, Any]) -> StatusChange:

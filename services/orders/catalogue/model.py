@@ -13,6 +13,8 @@ from datetime import date
 from enum import StrEnum
 from functools import cached_property
 
+from services.contracts.channels import Channel
+
 __all__ = [
     "INMATE_ID_PATTERN",
     "Catalogue",
@@ -42,16 +44,6 @@ class ProductKind(StrEnum):
     COCONUT_CRAFT = "coconut_craft"
     BATIK = "batik"
     FURNITURE = "furniture"
-
-
-class Channel(StrEnum):
-    """Marketplaces a product can be listed on (Bukalapak is historical only)."""
-
-    TOKOPEDIA = "tokopedia"
-    TIKTOK_SHOP = "tiktok_shop"
-    SHOPEE = "shopee"
-    BLIBLI = "blibli"
-    BUKALAPAK = "bukalapak"
 
 
 class CatalogueError(Exception):

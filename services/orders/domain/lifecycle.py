@@ -44,6 +44,7 @@ from itertools import product
 from types import MappingProxyType
 from typing import Final
 
+from services.contracts.channels import OrderState
 from services.orders.domain.stock import MovementKind
 
 __all__ = [
@@ -62,28 +63,6 @@ __all__ = [
     "fold",
     "stage_movements",
 ]
-
-
-class OrderState(StrEnum):
-    """Canonical order states shared by every channel (see ``channels.py`` for the mappings)."""
-
-    PENDING_PAYMENT = "pending_payment"
-    AWAITING_FULFILMENT = "awaiting_fulfilment"
-    READY_TO_SHIP = "ready_to_ship"
-    CANCEL_REQUESTED = "cancel_requested"
-    CANCELLED = "cancelled"
-    SHIPPED = "shipped"
-    DELIVERED = "delivered"
-    COMPLETED = "completed"
-    SETTLED = "settled"
-    RETURN_REQUESTED = "return_requested"
-    RETURNED = "returned"
-    REFUNDED = "refunded"
-
-    @property
-    def rank(self) -> int:
-        """Position in the lifecycle; higher means later (see :data:`RANKS`)."""
-        return RANKS[self]
 
 
 _S = OrderState
