@@ -1,8 +1,9 @@
 """Channel facts → canonical events (pure): status events, settlement events, and their emission keys.
 
-Statuses are validated here with the orders service's status tables (``map_status``) so that an unmappable
-status is dead-lettered at the gateway with the raw delivery at hand; the orders service still does the real
-mapping when it folds the event.
+Statuses are validated here with the shared status tables (:mod:`services.contracts.channels`) so that an
+unmappable status is dead-lettered at the gateway with the raw delivery at hand; the orders service maps the
+same status with the same tables when it folds the event. Whether a state makes settlement due
+(:func:`classify`) is the gateway's own rule and stays here.
 
 Settlement is fetched once an order reaches completion: Tokopedia 700, TikTok Shop and Shopee
 ``COMPLETED``, Bukalapak ``remitted`` and blibli.com ``D`` (blibli.com reports no later state and settles

@@ -12,8 +12,10 @@ For each ``delivery_received`` event, inside the consumer's transaction:
    (an unsettled one is picked up later by the backstop poller);
 4. publish through the gateway outbox, each fact once (:func:`services.gateway.emit.emit`).
 
-Marketplace API errors are transient: they propagate, so the consumer core retries with backoff and
-dead-letters after its maximum attempts. A non-integral amount in an API answer is a rejection.
+Bad content — in a body or in an API answer — is a rejection, anything else is transient; the one mapping is
+:func:`services.gateway.values.rejection_context` (a refused amount, quantity or time, an unparseable body, an
+invalid event). Marketplace API errors are transient: they propagate, so the consumer core retries with backoff
+and dead-letters after its maximum attempts.
 
 A rejection's reason is stored with its dead letter and sent in the DLQ header, so it carries ids, field paths
 and error codes (:func:`infra.errors.error_text`), never a value from the body: buyer names, phones and
@@ -42,7 +44,7 @@ from services.gateway.canonical import (
     settlement_event,
     status_event,
 )
-from services.gateway.clients.base import ApiOrder, NonIntegralAmount
+from services.gateway.clients.base import ApiOrder
 from services.gateway.concurrency import run_bounded
 from services.gateway.deps import GatewayDeps
 from services.gateway.emit import (
@@ -54,7 +56,8 @@ from services.gateway.emit import (
     emit,
     load_seen,
 )
-from services.gateway.normalise import Notice, ParseError, parse_delivery
+from services.gateway.normalise import Notice, parse_delivery
+from services.gateway.values import rejection_context
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,13 +203,11 @@ def _refusals(out: _Fetched, key: str, what: str) -> Iterator[None]:
     """Bad data in an API answer rejects the order's deliveries; any other error propagates (retried)."""
     try:
         yield
-    except NonIntegralAmount as exc:
-        out.refused[key] = (
-            error_text(exc, context=f"{what}: non-integral amount"),
-            {"order_key": key, **describe_error(exc)},
-        )
-    except ValidationError as exc:
-        out.refused[key] = (error_text(exc, context=f"{what}: invalid"), {"order_key": key, **describe_error(exc)})
+    except Exception as exc:
+        problem = rejection_context(exc)
+        if problem is None:
+            raise
+        out.refused[key] = (error_text(exc, context=f"{what}: {problem}"), {"order_key": key, **describe_error(exc)})
 
 
 def parse_event(event: InboundEvent) -> _Item | Rejection:
@@ -222,12 +223,11 @@ def parse_event(event: InboundEvent) -> _Item | Rejection:
         return Rejection(event, error_text(exc, context=f"invalid {DELIVERY_RECEIVED}"), describe_error(exc))
     try:
         notice = parse_delivery(delivery.channel, delivery.webhook_type, delivery.body)
-    except NonIntegralAmount as exc:
-        return _delivery_rejection(event, delivery, error_text(exc, context="non-integral amount"), exc)
-    except ParseError as exc:
-        return _delivery_rejection(event, delivery, error_text(exc, context="unparseable"), exc)
-    except ValidationError as exc:
-        return _delivery_rejection(event, delivery, error_text(exc, context="invalid"), exc)
+    except Exception as exc:
+        problem = rejection_context(exc)
+        if problem is None:
+            raise
+        return _delivery_rejection(event, delivery, error_text(exc, context=problem), exc)
     try:
         verdict = classify(notice.channel, notice.raw_status)
     except UnmappableStatus as exc:

@@ -11,10 +11,6 @@ class MarketplaceApiError(Exception):
     """The marketplace API answered with an error or an unusable body (the message says which)."""
 
 
-class NonIntegralAmount(ValueError):
-    """An amount that is not a whole number of rupiah (e.g. ``150000.5``): the event goes to the DLQ."""
-
-
 @dataclass(frozen=True, slots=True)
 class ApiOrderLine:
     """One line of an order as the marketplace's order-detail API lists it."""

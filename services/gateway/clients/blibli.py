@@ -19,18 +19,8 @@ import httpx
 
 from services.gateway.clients.base import ApiOrder, ApiOrderLine, ApiSettlement, MarketplaceApiError
 from services.gateway.clients.http import JsonApi, build_http_client
-from services.gateway.clients.parsing import (
-    ceil_unix_ms,
-    get_list,
-    get_mapping,
-    get_str,
-    objects,
-    parse_amount,
-    parse_fee,
-    parse_non_negative,
-    parse_quantity,
-    parse_unix_ms,
-)
+from services.gateway.clients.parsing import ceil_unix_ms, get_list, get_mapping, get_str, objects
+from services.gateway.values import parse_count, parse_fee, parse_quantity, parse_rupiah, parse_time
 
 __all__ = ["BlibliClient", "blibli_api_sign"]
 
@@ -113,13 +103,13 @@ class BlibliClient:
             at = f"blibli item {row.get('orderItemNo')}.settlement"
             if not isinstance(raw, Mapping):
                 raise MarketplaceApiError(f"{at}: expected an object")
-            gross += parse_non_negative(raw.get("gross"), f"{at}.gross")
-            net += parse_non_negative(raw.get("net"), f"{at}.net")
+            gross += parse_rupiah(raw.get("gross"), f"{at}.gross")
+            net += parse_rupiah(raw.get("net"), f"{at}.net")
             tax += parse_fee(raw.get("pph22", 0), f"{at}.pph22")
             for name, value in get_mapping(raw, "fees", at).items():
                 if amount := parse_fee(value, f"{at}.fees.{name}"):
                     fees[name] = fees.get(name, 0) + amount
-            moment = parse_unix_ms(raw.get("settledAt"), f"{at}.settledAt")
+            moment = parse_time(raw.get("settledAt"), f"{at}.settledAt")
             settled_at = moment if settled_at is None else max(settled_at, moment)
         return ApiSettlement(
             channel=self.channel,
@@ -148,7 +138,7 @@ class BlibliClient:
             content, body = await self._rows(ORDER_LIST_PATH, params)
             rows.extend(content)
             meta = get_mapping(body, "pageMetaData", f"blibli {ORDER_LIST_PATH}")
-            total = parse_amount(meta.get("totalRecords"), "blibli pageMetaData.totalRecords")
+            total = parse_count(meta.get("totalRecords"), "blibli pageMetaData.totalRecords")
             if not content or (page + 1) * _PAGE >= total:
                 break
             page += 1
@@ -175,10 +165,10 @@ def _order(rows: Sequence[Row], shop_id: str) -> ApiOrder:
                 channel_product_id=get_str(row, "productItemCode", at),
                 channel_sku_id=get_str(row, "merchantSku", at),
                 quantity=parse_quantity(row.get("qty"), f"{at}.qty"),
-                unit_price=parse_non_negative(row.get("itemPrice"), f"{at}.itemPrice"),
+                unit_price=parse_rupiah(row.get("itemPrice"), f"{at}.itemPrice"),
             )
         )
-        updated = parse_unix_ms(row.get("orderStatusUpdatedDate"), f"{at}.orderStatusUpdatedDate")
+        updated = parse_time(row.get("orderStatusUpdatedDate"), f"{at}.orderStatusUpdatedDate")
         status = get_str(row, "orderStatus", at)
         if latest is None or updated > latest[0]:
             latest = (updated, status)

@@ -1,21 +1,17 @@
-"""Exact parsing of marketplace API values: whole-rupiah amounts, unix times, required fields.
+"""The shape of marketplace API answers (objects, lists, ids) and the integer bounds of time-window queries.
 
-Marketplaces send money as JSON integers, as JSON floats (``150000.0``) or as decimal strings (TikTok Shop's
-``"25000"``). Each is accepted only when it denotes a whole number of rupiah; anything else (``150000.5``,
-``"25000.50"``, ``"abc"``, ``true``, ``null``) raises :class:`NonIntegralAmount` naming the field, so the
-normaliser dead-letters the event instead of rounding money. Shape problems (a missing field, an object
-where a list belongs) raise :class:`MarketplaceApiError`.
+Money, quantities and timestamps in an answer are read by :mod:`services.gateway.values`, the gateway's one
+parser of them. Shape problems here (a missing field, an object where a list belongs) raise
+:class:`MarketplaceApiError`, which the normaliser treats like any API failure: retried.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from decimal import Decimal
 
-from services.gateway.clients.base import MarketplaceApiError, NonIntegralAmount
+from services.gateway.clients.base import MarketplaceApiError
 
 __all__ = [
     "ceil_unix",
@@ -24,91 +20,7 @@ __all__ = [
     "get_mapping",
     "get_str",
     "objects",
-    "parse_amount",
-    "parse_fee",
-    "parse_non_negative",
-    "parse_quantity",
-    "parse_unix",
-    "parse_unix_ms",
 ]
-
-# Plain decimal notation only: no exponents, no thousands separators, no surrounding whitespace.
-_DECIMAL_TEXT = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")
-
-
-def _not_whole(field: str, value: object, unit: str = "rupiah") -> NonIntegralAmount:
-    return NonIntegralAmount(f"{field}: {value!r} is not a whole number of {unit}")
-
-
-def parse_amount(value: object, field: str) -> int:
-    """A whole number of rupiah from an int, an integral float/Decimal or a decimal string (sign kept).
-
-    Raises:
-        NonIntegralAmount: the value is not exactly a whole number (the message names ``field``).
-    """
-    if isinstance(value, bool):
-        raise _not_whole(field, value)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        if math.isfinite(value) and value.is_integer():
-            return int(value)
-        raise _not_whole(field, value)
-    if isinstance(value, Decimal):
-        if value.is_finite() and value == value.to_integral_value():
-            return int(value)
-        raise _not_whole(field, value)
-    if isinstance(value, str) and _DECIMAL_TEXT.fullmatch(value):
-        number = Decimal(value)
-        if number == number.to_integral_value():
-            return int(number)
-    raise _not_whole(field, value)
-
-
-def parse_fee(value: object, field: str) -> int:
-    """A fee amount as a non-negative whole number (TikTok Shop gives deductions as negative strings)."""
-    return abs(parse_amount(value, field))
-
-
-def parse_non_negative(value: object, field: str) -> int:
-    """A whole-rupiah amount that must not be negative (gross, net payout, tax withheld)."""
-    amount = parse_amount(value, field)
-    if amount < 0:
-        raise MarketplaceApiError(f"{field}: expected a non-negative amount, got {value!r}")
-    return amount
-
-
-def parse_quantity(value: object, field: str) -> int:
-    """A positive whole quantity (``2``, ``2.0`` or ``"2"``); fractions raise :class:`NonIntegralAmount`."""
-    try:
-        quantity = parse_amount(value, field)
-    except NonIntegralAmount:
-        raise _not_whole(field, value, "units") from None
-    if quantity <= 0:
-        raise MarketplaceApiError(f"{field}: expected a positive quantity, got {value!r}")
-    return quantity
-
-
-def parse_unix(value: object, field: str) -> datetime:
-    """A timezone-aware UTC datetime from unix seconds (int, integral float or digit string)."""
-    seconds = _whole_number(value, field)
-    return datetime.fromtimestamp(seconds, tz=UTC)
-
-
-def parse_unix_ms(value: object, field: str) -> datetime:
-    """A timezone-aware UTC datetime from unix milliseconds (Blibli)."""
-    millis = _whole_number(value, field)
-    return datetime.fromtimestamp(millis / 1000, tz=UTC)
-
-
-def _whole_number(value: object, field: str) -> int:
-    try:
-        number = parse_amount(value, field)
-    except NonIntegralAmount:
-        raise MarketplaceApiError(f"{field}: expected a unix timestamp, got {value!r}") from None
-    if number < 0:
-        raise MarketplaceApiError(f"{field}: expected a unix timestamp, got {value!r}")
-    return number
 
 
 def ceil_unix(moment: datetime) -> int:

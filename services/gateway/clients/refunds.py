@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from services.gateway.clients.base import MarketplaceApiError
-from services.gateway.clients.parsing import get_str, objects, parse_fee, parse_unix
+from services.gateway.clients.parsing import get_str, objects
+from services.gateway.values import parse_fee, parse_time
 
 __all__ = ["ApiRefund", "parse_refunds"]
 
@@ -58,7 +59,7 @@ def parse_refunds(container: Mapping[str, object], channel: str, shop_id: str, o
                 refund_id=get_str(item, "refund_id", at),
                 amount=amount,
                 reason=reason if isinstance(reason, str) and reason in REASONS else "other",
-                refunded_at=parse_unix(item.get("refund_time"), f"{at}.refund_time"),
+                refunded_at=parse_time(item.get("refund_time"), f"{at}.refund_time"),
             )
         )
     return refunds

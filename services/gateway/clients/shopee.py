@@ -18,19 +18,9 @@ import httpx
 
 from services.gateway.clients.base import ApiOrder, ApiOrderLine, ApiSettlement, MarketplaceApiError
 from services.gateway.clients.http import JsonApi, build_http_client
-from services.gateway.clients.parsing import (
-    ceil_unix,
-    get_list,
-    get_mapping,
-    get_str,
-    objects,
-    parse_amount,
-    parse_fee,
-    parse_non_negative,
-    parse_quantity,
-    parse_unix,
-)
+from services.gateway.clients.parsing import ceil_unix, get_list, get_mapping, get_str, objects
 from services.gateway.clients.refunds import ApiRefund, parse_refunds
+from services.gateway.values import parse_count, parse_fee, parse_quantity, parse_rupiah, parse_time
 
 __all__ = ["ShopeeClient", "shopee_api_sign"]
 
@@ -110,7 +100,7 @@ class ShopeeClient:
         response = await self._get(ESCROW_DETAIL_PATH, shop_id, {"order_sn": order_id})
         where = f"shopee escrow {order_id}"
         income = get_mapping(response, "order_income", where)
-        release = parse_amount(income.get("escrow_release_time", 0), f"{where}.escrow_release_time")
+        release = parse_count(income.get("escrow_release_time", 0), f"{where}.escrow_release_time")
         if release == 0:
             return None
         fees: dict[str, int] = {}
@@ -124,11 +114,11 @@ class ShopeeClient:
             shop_id=shop_id,
             order_id=order_id,
             settlement_id=order_id,  # one escrow per order
-            gross_amount=parse_non_negative(income.get("order_original_price"), f"{where}.order_original_price"),
+            gross_amount=parse_rupiah(income.get("order_original_price"), f"{where}.order_original_price"),
             fees=fees,
             pph22_withheld=parse_fee(income.get("withholding_tax", 0), f"{where}.withholding_tax"),
-            net_payout=parse_non_negative(income.get("escrow_amount"), f"{where}.escrow_amount"),
-            settled_at=parse_unix(release, f"{where}.escrow_release_time"),
+            net_payout=parse_rupiah(income.get("escrow_amount"), f"{where}.escrow_amount"),
+            settled_at=parse_time(release, f"{where}.escrow_release_time"),
         )
 
     async def refunds(self, shop_id: str, order_id: str) -> list[ApiRefund]:
@@ -193,7 +183,7 @@ def _order(raw: Mapping[str, object], shop_id: str) -> ApiOrder:
                 channel_product_id=get_str(item, "item_id", at),
                 channel_sku_id=None if model == "0" else model,
                 quantity=parse_quantity(item.get("model_quantity_purchased"), f"{at}.model_quantity_purchased"),
-                unit_price=parse_non_negative(item.get("model_discounted_price"), f"{at}.model_discounted_price"),
+                unit_price=parse_rupiah(item.get("model_discounted_price"), f"{at}.model_discounted_price"),
             )
         )
     return ApiOrder(
@@ -201,7 +191,7 @@ def _order(raw: Mapping[str, object], shop_id: str) -> ApiOrder:
         shop_id=shop_id,
         order_id=order_sn,
         raw_status=get_str(raw, "order_status", where),
-        update_time=parse_unix(raw.get("update_time"), f"{where}.update_time"),
+        update_time=parse_time(raw.get("update_time"), f"{where}.update_time"),
         lines=tuple(lines),
         gross_amount=sum(line.quantity * line.unit_price for line in lines),
     )

@@ -21,17 +21,9 @@ import httpx
 
 from services.gateway.clients.base import ApiOrder, ApiOrderLine, ApiSettlement, MarketplaceApiError
 from services.gateway.clients.http import JsonApi, build_http_client
-from services.gateway.clients.parsing import (
-    ceil_unix,
-    get_list,
-    get_mapping,
-    get_str,
-    objects,
-    parse_fee,
-    parse_non_negative,
-    parse_unix,
-)
+from services.gateway.clients.parsing import ceil_unix, get_list, get_mapping, get_str, objects
 from services.gateway.clients.refunds import ApiRefund, parse_refunds
+from services.gateway.values import parse_fee, parse_rupiah, parse_time
 
 __all__ = ["TikTokShopClient", "tiktok_api_sign"]
 
@@ -133,15 +125,15 @@ class TikTokShopClient:
         settled_at: datetime | None = None
         for index, row in enumerate(rows):
             at = f"{where}[{index}]"
-            gross += parse_non_negative(row.get("revenue_amount"), f"{at}.revenue_amount")
-            net += parse_non_negative(row.get("settlement_amount"), f"{at}.settlement_amount")
+            gross += parse_rupiah(row.get("revenue_amount"), f"{at}.revenue_amount")
+            net += parse_rupiah(row.get("settlement_amount"), f"{at}.settlement_amount")
             tax += parse_fee(row.get("withholding_tax_amount", "0"), f"{at}.withholding_tax_amount")
             for field, fee_type in FEE_FIELDS.items():
                 raw = row.get(field)
                 amount = 0 if raw is None else parse_fee(raw, f"{at}.{field}")
                 if amount:
                     fees[fee_type] = fees.get(fee_type, 0) + amount
-            moment = parse_unix(row.get("statement_time"), f"{at}.statement_time")
+            moment = parse_time(row.get("statement_time"), f"{at}.statement_time")
             settled_at = moment if settled_at is None else max(settled_at, moment)
         return ApiSettlement(
             channel=self.channel,
@@ -192,7 +184,7 @@ def _order(raw: Mapping[str, object], shop_id: str) -> ApiOrder:
         key = (
             get_str(item, "product_id", at),
             get_str(item, "sku_id", at) if sku not in (None, "") else None,
-            parse_non_negative(item.get("sale_price"), f"{at}.sale_price"),
+            parse_rupiah(item.get("sale_price"), f"{at}.sale_price"),
         )
         counts[key] = counts.get(key, 0) + 1
     lines = tuple(
@@ -205,7 +197,7 @@ def _order(raw: Mapping[str, object], shop_id: str) -> ApiOrder:
         shop_id=shop_id,
         order_id=order_id,
         raw_status=get_str(raw, "status", where),
-        update_time=parse_unix(raw.get("update_time"), f"{where}.update_time"),
+        update_time=parse_time(raw.get("update_time"), f"{where}.update_time"),
         lines=lines,
-        gross_amount=parse_non_negative(payment.get("sub_total"), f"{where}.payment.sub_total"),
+        gross_amount=parse_rupiah(payment.get("sub_total"), f"{where}.payment.sub_total"),
     )

@@ -14,18 +14,9 @@ import httpx
 
 from services.gateway.clients.base import ApiOrder, ApiOrderLine, ApiSettlement, MarketplaceApiError
 from services.gateway.clients.http import JsonApi, build_http_client
-from services.gateway.clients.parsing import (
-    ceil_unix,
-    get_list,
-    get_mapping,
-    get_str,
-    objects,
-    parse_fee,
-    parse_non_negative,
-    parse_quantity,
-    parse_unix,
-)
+from services.gateway.clients.parsing import ceil_unix, get_list, get_mapping, get_str, objects
 from services.gateway.clients.refunds import ApiRefund, parse_refunds
+from services.gateway.values import parse_fee, parse_quantity, parse_rupiah, parse_time
 
 __all__ = ["TokopediaClient"]
 
@@ -102,11 +93,11 @@ class TokopediaClient:
             shop_id=shop_id,
             order_id=order_id,
             settlement_id=order_id,  # one income record per order
-            gross_amount=parse_non_negative(data.get("gross_amount"), f"{where}.gross_amount"),
+            gross_amount=parse_rupiah(data.get("gross_amount"), f"{where}.gross_amount"),
             fees=fees,
             pph22_withheld=parse_fee(data.get("pph22", 0), f"{where}.pph22"),
-            net_payout=parse_non_negative(data.get("net_income"), f"{where}.net_income"),
-            settled_at=parse_unix(data.get("settled_at"), f"{where}.settled_at"),
+            net_payout=parse_rupiah(data.get("net_income"), f"{where}.net_income"),
+            settled_at=parse_time(data.get("settled_at"), f"{where}.settled_at"),
         )
 
     async def refunds(self, shop_id: str, order_id: str) -> list[ApiRefund]:
@@ -150,7 +141,7 @@ def _order(raw: Mapping[str, object], shop_id: str) -> ApiOrder:
                 channel_product_id=get_str(product, "id", at),
                 channel_sku_id=None,
                 quantity=parse_quantity(product.get("quantity"), f"{at}.quantity"),
-                unit_price=parse_non_negative(product.get("price"), f"{at}.price"),
+                unit_price=parse_rupiah(product.get("price"), f"{at}.price"),
             )
         )
     amt = get_mapping(raw, "amt", where)
@@ -162,7 +153,7 @@ def _order(raw: Mapping[str, object], shop_id: str) -> ApiOrder:
         shop_id=shop_id,
         order_id=order_id,
         raw_status=get_str(raw, "order_status", where),
-        update_time=parse_unix(updated, f"{where}.update_time"),
+        update_time=parse_time(updated, f"{where}.update_time"),
         lines=tuple(lines),
-        gross_amount=parse_non_negative(amt.get("ttl_product_price"), f"{where}.amt.ttl_product_price"),
+        gross_amount=parse_rupiah(amt.get("ttl_product_price"), f"{where}.amt.ttl_product_price"),
     )

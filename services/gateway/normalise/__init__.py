@@ -1,14 +1,8 @@
-"""Pure parsers: a raw webhook body (or an API answer) → what it says about an order, in canonical terms."""
+"""Pure parsers: a raw webhook body → what it says about an order, in canonical terms.
 
-from services.gateway.normalise.amounts import NonIntegralAmount, to_quantity, to_rupiah, unix_time
+Money, quantities and timestamps are read by :mod:`services.gateway.values` (the gateway's one parser of them).
+"""
+
 from services.gateway.normalise.notices import Notice, ParseError, parse_delivery
 
-__all__ = [
-    "NonIntegralAmount",
-    "Notice",
-    "ParseError",
-    "parse_delivery",
-    "to_quantity",
-    "to_rupiah",
-    "unix_time",
-]
+__all__ = ["Notice", "ParseError", "parse_delivery"]

@@ -13,22 +13,20 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any
 
 import orjson
 
 from services.contracts.base import order_key
 from services.contracts.marketplace import OrderLine
-from services.gateway.normalise.amounts import NonIntegralAmount, to_quantity, to_rupiah, unix_time
+from services.gateway.values import BadValue, parse_quantity, parse_rupiah, parse_time
 
 # A key of a free-form object (``amt``) is input: it is named in a message only when it looks like a field name.
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 
-class ParseError(ValueError):
+class ParseError(BadValue):
     """A body that does not say what its channel's format promises (the message names the field, never a value)."""
-
-    loggable_message: ClassVar[bool] = True  # field paths and expectations only (see infra.errors)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,21 +80,8 @@ def _time(doc: Mapping[str, Any], *paths: str) -> datetime:
             value = _field(doc, path)
         except ParseError:
             continue
-        try:
-            return unix_time(value, path)
-        except ValueError as exc:
-            raise ParseError(str(exc)) from None
+        return parse_time(value, path)
     raise ParseError(f"missing field {paths[0]}")
-
-
-def _checked(parse: Any, *args: Any) -> Any:
-    """Run an amount parser, turning a plain ValueError into ParseError (NonIntegralAmount passes through)."""
-    try:
-        return parse(*args)
-    except NonIntegralAmount:
-        raise
-    except ValueError as exc:
-        raise ParseError(str(exc)) from None
 
 
 def _kind(value: object) -> str:
@@ -150,14 +135,14 @@ def parse_tokopedia(webhook_type: str, doc: Mapping[str, Any]) -> Notice:
         lines.append(
             OrderLine(
                 channel_product_id=_ident(product, "id"),
-                quantity=_checked(to_quantity, _field(product, "quantity"), f"products[{i}].quantity"),
-                unit_price=_checked(to_rupiah, _field(product, "price"), f"products[{i}].price"),
+                quantity=parse_quantity(_field(product, "quantity"), f"products[{i}].quantity"),
+                unit_price=parse_rupiah(_field(product, "price"), f"products[{i}].price"),
             )
         )
     amt = _field(doc, "amt")
     if not isinstance(amt, Mapping):
         raise ParseError("amt: expected an object")
-    amounts = {k: _checked(to_rupiah, v, f"amt.{_key(k)}") for k, v in amt.items() if v is not None}
+    amounts = {k: parse_rupiah(v, f"amt.{_key(k)}") for k, v in amt.items() if v is not None}
     gross = amounts.get("ttl_product_price")
     if gross is None:
         raise ParseError("missing field amt.ttl_product_price")
@@ -196,7 +181,7 @@ def parse_delivery(channel: str, webhook_type: str, body: str | bytes) -> Notice
 
     Raises:
         ParseError: unparseable body or a field missing or malformed (named in the message).
-        NonIntegralAmount: an amount with a fractional part.
+        BadValue: an amount, quantity or time the gateway refuses (NonIntegralAmount: a fractional amount).
     """
     doc = load_json(body)
     if channel == "tokopedia":

@@ -19,9 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from infra.db.roles import RoleUrls
 from infra.runtime import ServiceRuntime
 from services.gateway.app import build_runtime
-from services.gateway.clients.base import NonIntegralAmount
 from services.gateway.clients.refunds import ApiRefund
 from services.gateway.emit import GatewayTopics
+from services.gateway.values import NonIntegralAmount
 from tests.contract_validation import validate_published
 from tests.integration.gateway_support import (
     BASE_URL,
@@ -225,7 +225,7 @@ async def test_unusable_deliveries_are_dead_lettered_with_the_reason(gateway: Ga
     tiktok = gw.fakes["tiktok_shop"]
     tiktok.orders[bad_detail] = api_order("tiktok_shop", "77001", bad_detail, "AWAITING_SHIPMENT")
     gw.fakes["tiktok_shop"].failures[bad_detail] = 99
-    gw.fakes["tiktok_shop"].error = lambda what: NonIntegralAmount(f"payment.sub_total: '50000.5' ({what})")
+    gw.fakes["tiktok_shop"].error = lambda what: NonIntegralAmount(f"{what}: payment.sub_total: not a whole number")
     body = body_for("tiktok-shop/order-status", bad_detail, "AWAITING_SHIPMENT")
     assert (await post(gw.client, "tiktok-shop/order-status", body)).status_code == 200
     expectations = {

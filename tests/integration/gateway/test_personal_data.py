@@ -193,7 +193,8 @@ async def test_buyer_data_stays_in_the_raw_delivery_until_the_retention_redacts_
             "tokopedia order_notification",
             "tokopedia order_status",
         ]
-        assert any("non-integral amount: NonIntegralField: products[0].price: not a whole number" in e for e in errors)
+        non_integral = "non-integral amount: NonIntegralAmount: products[0].price: not a whole number of rupiah"
+        assert any(non_integral in e for e in errors)
         assert any("unparseable: ParseError: body is not JSON" in e for e in errors)
         assert any(f"tiktok_shop order detail of tiktok_shop:77001:{api}: invalid" in e for e in errors)
         assert any("fields name (int_parsing), phone (int_parsing)" in e for e in errors)

@@ -83,7 +83,9 @@ def test_a_personal_value_where_a_code_belongs_is_not_quoted() -> None:
     )
     rejected = parse_event(_event(DELIVERY_RECEIVED, amounts))
     assert isinstance(rejected, Rejection)
-    assert rejected.reason.endswith("non-integral amount: NonIntegralField: products[0].price: not a whole number")
+    assert rejected.reason.endswith(
+        "non-integral amount: NonIntegralAmount: products[0].price: not a whole number of rupiah"
+    )
 
 
 def test_a_delivery_envelope_with_a_bad_payload_logs_field_paths_only() -> None:
