@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from services.contracts.channels import Channel
 from services.gateway.clients.base import ApiOrderLine, MarketplaceApiError
 from services.gateway.clients.tokopedia import TokopediaClient
-from services.orders.catalogue import Channel
 from sim.state import SimState
 from tests.unit.sim.sim_support import NOW, SETTINGS, add_order, listings, simulator_app, transport
 
