@@ -143,11 +143,11 @@ async def suite(args: argparse.Namespace) -> dict[str, Any]:
     stack = PrivateStack(Path(args.state_dir), args.pg_port, args.kafka_port, args.controller_port)
     wanted = [e for e in EXPERIMENTS if e.code in (args.only or (QUICK if args.quick else [e.code]))]
     say(f"private stack in {stack.state_dir} (PostgreSQL :{stack.pg_port}, Kafka :{stack.kafka_port})")
-    await asyncio.to_thread(stack.start, say)
     stamp = str(int(time.time()))
     messages = messages_for(args.orders, args.seed, "f")
     rows: list[Figures] = []
     try:
+        await asyncio.to_thread(stack.start, say)  # inside: what a failed start did start is stopped again
         _, control, drained, notes, _ = await one_run(stack, args, stamp, None, lambda p: encode_all(p, messages))
         if not drained:
             raise RuntimeError("the control run did not drain; nothing to compare with")
@@ -207,7 +207,11 @@ def main() -> None:
     parser.add_argument("--kafka-port", type=int, default=17092)
     parser.add_argument("--controller-port", type=int, default=17093)
     parser.add_argument("--keep-stack", action="store_true", help="leave the private stack running afterwards")
+    parser.add_argument("--stop", action="store_true", help="only stop a private stack a killed suite left running")
     args = parser.parse_args()
+    if args.stop:
+        PrivateStack(Path(args.state_dir), args.pg_port, args.kafka_port, args.controller_port).stop()
+        return
     args.only = [c.upper() for c in args.only] if args.only else None
     args.orders = args.orders or (200 if args.quick else 2000)
     args.rate = args.rate or (60.0 if args.quick else 150.0)

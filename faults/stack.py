@@ -77,6 +77,7 @@ class PrivateStack:
 
     def stop(self) -> None:
         """Stop both private servers by their recorded pids."""
+        self._point_environment()
         self._check_private()
         stop_kafka(lambda _line: None)
         stop_postgres(lambda _line: None)

@@ -2,16 +2,23 @@
 (PostgreSQL immediate stop) and R8 (poison on every input), each compared with a fault-free control run of the same
 seed, order by order, and audited for completeness.
 
-The suite starts a PostgreSQL and a Kafka of its own (state in ``.local/faults-quick``, ports 17442/17102/17103),
-because it stops and kills them; the shared stack the other tests use is never touched. Its last stdout line is
-one JSON object of figures per experiment; the suite runs once for the module (about 3-4 minutes).
+The suite starts a PostgreSQL and a Kafka of its own (state in a fresh ``.local/faults-quick-*`` directory, deleted
+afterwards; free loopback ports outside the ephemeral range), because it stops and kills them; the shared stack the
+other tests use is never touched. Its last stdout line is one JSON object of figures per experiment; the suite runs
+once for the module (about 3-4 minutes).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import random
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,26 +26,50 @@ import pytest
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 ROOT = Path(__file__).resolve().parents[2]
-PRIVATE = ["--state-dir", str(ROOT / ".local" / "faults-quick"), "--pg-port", "17442", "--kafka-port", "17102"]
+CLEAN = {"lost": 0, "doubled": 0, "completeness_gaps": 0, "audit_gaps": 0, "stock_batches_differ": 0, "drained": True}
+
+
+def _free_ports(count: int) -> list[int]:
+    """``count`` consecutive loopback ports nobody listens on, outside the ephemeral range (32768-60999), so a
+    suite running at the same time elsewhere (another clone, CI) does not collide with this one."""
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(20000, 30000)
+        try:
+            with contextlib.ExitStack() as stack:
+                for port in range(base, base + count):
+                    sock = stack.enter_context(socket.socket())
+                    sock.bind(("127.0.0.1", port))
+            return list(range(base, base + count))
+        except OSError:
+            continue
+    raise RuntimeError("no free block of loopback ports in 20000-30000")
 
 
 @pytest.fixture(scope="module")
-def report() -> dict[str, Any]:
-    """The quick suite's JSON line, with its stderr for failure messages."""
-    done = subprocess.run(
-        [sys.executable, "-m", "faults", "--quick", *PRIVATE, "--controller-port", "17103"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=1100,
-    )
-    assert done.stdout.strip(), done.stderr[-4000:]
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    result["stderr"] = done.stderr[-4000:]
-    return result
-
-
-CLEAN = {"lost": 0, "doubled": 0, "completeness_gaps": 0, "audit_gaps": 0, "stock_batches_differ": 0, "drained": True}
+def report() -> Iterator[dict[str, Any]]:
+    """The quick suite's JSON line, with its stderr for failure messages; its private state is deleted after."""
+    pg, kafka, controller = _free_ports(3)
+    (ROOT / ".local").mkdir(exist_ok=True)
+    state = Path(tempfile.mkdtemp(prefix="faults-quick-", dir=ROOT / ".local"))
+    state.chmod(0o755)  # the PostgreSQL system user must traverse it
+    where = ["--state-dir", str(state), "--pg-port", str(pg), "--kafka-port", str(kafka)]
+    where += ["--controller-port", str(controller)]
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "faults", "--quick", *where],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=1100,
+        )
+        assert done.stdout.strip(), done.stderr[-4000:]
+        result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        result["stderr"] = done.stderr[-4000:]
+        yield result
+    finally:  # a suite killed by the timeout leaves its servers running: stop them by their pids first
+        subprocess.run([sys.executable, "-m", "faults", "--stop", *where], cwd=ROOT, capture_output=True, timeout=120)
+        shutil.rmtree(state, ignore_errors=True)
 
 
 def _strict(figures: dict[str, Any]) -> dict[str, Any]:
