@@ -1,12 +1,14 @@
 """`make faults`: break the pipeline on purpose and count what it lost, doubled or dead-lettered.
 
-    python -m faults [--quick] [--only R4 R8 ...] [--orders N] [--rate EVENTS_PER_S] [--seed S]
+    python -m faults [--quick] [--only R4 R8 ...] [--orders N] [--rate RECORDS_PER_S] [--seed S]
+    python -m faults --stop [--state-dir DIR --pg-port P --kafka-port K --controller-port C]
 
 Starts a PRIVATE PostgreSQL and Kafka (state in .local/faults, ports 17432/17092/17093: outside the ephemeral range,
 never the shared development stack), runs a fault-free control of the seeded load, then each experiment on the same
-load, and compares each with the control order by order (final states, postings, stock) and checks that every
-consumed record has an inbox row or a dead letter. Prints a table and, as the last stdout line, one JSON object.
-Exits 1 when any experiment lost, doubled or left a gap. Everything is bounded and stops by itself.
+load, compares each with the control order by order (final states, postings, stock) and checks that every consumed
+record has an inbox row or a dead letter (``karya audit completeness`` and the harness's own check). Prints a table
+and, as the last stdout line, one JSON object. Exits 1 when any experiment failed (lost, doubled, left a gap, did not
+drain or did not recover as it must). Everything is bounded and stops by itself; docs/operations.md explains it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import random
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -36,6 +39,8 @@ from infra.environment import ROOT
 from karya.processes import interrupt_on_sigterm
 
 console = Console(stderr=True, width=200)
+WiresOf = Callable[[str], list[Wire]]
+"""The run's load encoded for a topic prefix."""
 
 
 def say(line: str) -> None:
@@ -44,7 +49,7 @@ def say(line: str) -> None:
 
 
 async def one_run(
-    stack: PrivateStack, args: argparse.Namespace, stamp: str, exp: Experiment | None, wires_of: Any
+    stack: PrivateStack, args: argparse.Namespace, stamp: str, exp: Experiment | None, wires_of: WiresOf
 ) -> tuple[Run, Snapshot, bool, dict[str, Any], int]:
     """Set up a fresh database and topics, run the load (and the experiment's faults), wait, read the end state."""
     code = exp.code.lower() if exp else "control"
@@ -53,24 +58,22 @@ async def one_run(
     run = Run(code, bench, stack.state_dir / "logs" / f"{stamp}-{code}", say)
     rng = random.Random(f"{args.seed}-{code}")
     cycles = (exp.quick_cycles if args.quick else exp.cycles) if exp else 0
-    wires: list[Wire] = wires_of(bench.prefix)
-    expected_dead = 0
-    ctx = Ctx(run, stack, cycles, rng, say)
-    proxy = None
-    if exp and exp.via_proxy:
-        from faults.proxy import ProxyProcess
-
-        proxy = ProxyProcess.start(stack.pg_port, stack.kafka_port, run.log_dir)
-        ctx.proxy = proxy
-        run.database_url = proxy.database_url(run.service_url)
-        await asyncio.to_thread(stack.restart_kafka, proxy.kafka_listen)
-    base = len(wires)
+    wires = wires_of(bench.prefix)
+    base, expected_dead = len(wires), 0
     if exp and exp.shape:
         wires, expected_dead = exp.shape(wires, rng, cycles)
     rate = args.rate * len(wires) / max(base, 1)  # a rewritten load takes as long as the plain one
+    ctx = Ctx(run, stack, cycles, rng, say)
+    proxy = None
     stop = asyncio.Event()
     started = time.monotonic()
     try:
+        if exp and exp.via_proxy:
+            from faults.proxy import ProxyProcess
+
+            proxy = ctx.proxy = ProxyProcess.start(stack.pg_port, stack.kafka_port, run.log_dir)
+            run.database_url = proxy.database_url(run.service_url)
+            await asyncio.to_thread(stack.restart_kafka, proxy.kafka_listen)
         run.start("orders")
         run.start("ledger")
         await run.ready()
@@ -79,7 +82,11 @@ async def one_run(
         say(f"[bold]{exp.code if exp else 'control'}[/bold]: publishing {len(wires):,} records at {rate:.0f}/s")
         await run.publish(wires, rate)
         if fault is not None:
-            await fault
+            try:
+                await fault
+            except Exception as exc:  # the experiment did not run as specified: reported, and it fails
+                ctx.notes["fault_error"] = type(exc).__name__
+                say(f"  the fault driver failed: {type(exc).__name__}: {exc}")
         drained = await run.wait_drained(timeout_s=args.drain_timeout)
         stop.set()
         await supervisor
@@ -163,6 +170,8 @@ async def suite(args: argparse.Namespace) -> dict[str, Any]:
             if exp.every_cycle and notes.get(exp.every_cycle, 0) < cycles:
                 figures.verdict = "FAIL"
                 figures.details["failed_check"] = f"{exp.every_cycle} in {notes.get(exp.every_cycle, 0)} of {cycles}"
+            if "fault_error" in notes:
+                figures.verdict = "FAIL"
             rows.append(figures)
             say(f"  {exp.code}: {figures.as_json()}")
     finally:

@@ -1,7 +1,7 @@
 """The experiments: what each does to the load (duplicates, poison) or to the stack while the load runs.
 
 A fault driver runs beside the paced load and returns when its cycles are done; the run then waits for the drain.
-Counts are the full suite's; ``--quick`` runs one cycle of each (two for the consumer kills: one per service).
+Each experiment has a full and a ``--quick`` cycle count (one, or two where the cycles alternate between targets).
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 The comparison is order by order: each order's final state, each posting (its key and its lines: account, side,
 amount), each production batch's stock counters. The completeness check reads every record of each consumer's
 input topics up to the group's committed offset and looks for its inbox row (by event id) or its dead letter (by
-origin offset); a record of a known type the consumer does not act on needs neither.
+origin offset); a record of a known type the consumer does not act on needs neither, one of a type no contract
+defines must be dead-lettered. ``karya audit completeness --json`` runs beside it on every run (the audit classifies
+records with the consumer's own filter); the report takes the larger of the two counts.
 """
 
 from __future__ import annotations
