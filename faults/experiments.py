@@ -306,4 +306,4 @@ EXPERIMENTS = (
         every_cycle="relay_leadership_regained",
     ),
 )
-QUICK = ("R1", "R3", "R4", "R8")
+QUICK = ("R1", "R3", "R4", "R6", "R7", "R8", "R9", "R10")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import random
 import socket
 import struct
 import subprocess
@@ -87,6 +88,26 @@ class Route:
         return len(doomed)
 
 
+def _free_ports(count: int) -> list[int]:
+    """``count`` distinct loopback ports nobody listens on, outside the ephemeral range (32768-60999): a client
+    reconnecting to a port inside it can end up connected to itself."""
+    rng = random.Random()
+    ports: list[int] = []
+    for _ in range(500):
+        port = rng.randrange(20000, 30000)
+        if port in ports:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind((LOOPBACK, port))
+            except OSError:
+                continue
+        ports.append(port)
+        if len(ports) == count:
+            return ports
+    raise RuntimeError("no free loopback ports in 20000-30000")
+
+
 def _abort(writer: asyncio.StreamWriter) -> None:
     sock = writer.get_extra_info("socket")
     if sock is not None:
@@ -128,9 +149,8 @@ class ProxyProcess:
 
     @classmethod
     def start(cls, pg_port: int, kafka_port: int, log_dir: Path) -> ProxyProcess:
-        """Start the proxy: ``pg_port + 100`` forwards to PostgreSQL, ``kafka_port + 100`` to Kafka,
-        ``pg_port + 101`` takes commands."""
-        listen, kafka_listen, control = pg_port + 100, kafka_port + 100, pg_port + 101
+        """Start the proxy on three free ports: one forwarding to PostgreSQL, one to Kafka, one for commands."""
+        listen, kafka_listen, control = _free_ports(3)
         routes = ["--route", f"postgres={listen}:{pg_port}", "--route", f"kafka={kafka_listen}:{kafka_port}"]
         log_dir.mkdir(parents=True, exist_ok=True)
         with (log_dir / "proxy.log").open("ab") as log:
