@@ -222,6 +222,9 @@ def main() -> None:
         PrivateStack(Path(args.state_dir), args.pg_port, args.kafka_port, args.controller_port).stop()
         return
     args.only = [c.upper() for c in args.only] if args.only else None
+    unknown = sorted(set(args.only or ()) - {e.code for e in EXPERIMENTS})
+    if unknown:
+        parser.error(f"unknown experiment(s) {', '.join(unknown)}; known: {', '.join(e.code for e in EXPERIMENTS)}")
     args.orders = args.orders or (200 if args.quick else 2000)
     args.rate = args.rate or (60.0 if args.quick else 150.0)
     args.drain_timeout = args.drain_timeout or (90.0 if args.quick else 180.0)
