@@ -10,6 +10,7 @@ from __future__ import annotations
 from alembic import op
 
 from infra.db.roles import mutable_table_grants
+from infra.db.steps import run_statements
 
 revision = "gateway_0002"
 down_revision = "gateway_0001"
@@ -64,8 +65,7 @@ MUTABLE = ["order_status_seen", "poll_cursors"]
 
 
 def upgrade() -> None:
-    for statement in TABLES:
-        op.execute(statement)
+    run_statements(TABLES)
     for table in MUTABLE:
         for statement in mutable_table_grants(S, table):
             op.execute(statement)

@@ -15,9 +15,8 @@ Create Date: 2026-12-02
 
 from __future__ import annotations
 
-from alembic import op
-
 from infra.db.roles import AUDITOR, SERVICE
+from infra.db.steps import run_statements
 
 revision = "gateway_0005"
 down_revision = "gateway_0004"
@@ -86,10 +85,8 @@ DOWNGRADE = [
 
 
 def upgrade() -> None:
-    for statement in UPGRADE:
-        op.execute(statement)
+    run_statements(UPGRADE)
 
 
 def downgrade() -> None:
-    for statement in DOWNGRADE:
-        op.execute(statement)
+    run_statements(DOWNGRADE)

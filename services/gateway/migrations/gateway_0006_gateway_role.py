@@ -24,9 +24,8 @@ Create Date: 2026-12-02
 
 from __future__ import annotations
 
-from alembic import op
-
 from infra.db.roles import GATEWAY, MIGRATOR, SERVICE
+from infra.db.steps import run_statements
 
 revision = "gateway_0006"
 down_revision = "gateway_0005"
@@ -97,10 +96,8 @@ DOWNGRADE = [
 
 
 def upgrade() -> None:
-    for statement in UPGRADE:
-        op.execute(statement)
+    run_statements(UPGRADE)
 
 
 def downgrade() -> None:
-    for statement in DOWNGRADE:
-        op.execute(statement)
+    run_statements(DOWNGRADE)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from alembic import op
 
 from infra.db.roles import mutable_table_grants
+from infra.db.steps import run_statements
 
 revision = "ledger_0002"
 down_revision = "ledger_0001"
@@ -118,8 +119,7 @@ STATEMENTS = [
 
 
 def upgrade() -> None:
-    for statement in STATEMENTS:
-        op.execute(statement)
+    run_statements(STATEMENTS)
     for table, delete in [
         ("chain_head", False),
         ("account_balances", False),

@@ -7,8 +7,7 @@ Create Date: 2026-11-28
 
 from __future__ import annotations
 
-from alembic import op
-
+from infra.db.steps import run_statements
 from infra.messaging.ddl import outbox_as_log_ddl, outbox_as_queue_ddl
 
 revision = "ledger_0005"
@@ -18,10 +17,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    for statement in outbox_as_queue_ddl("ledger"):
-        op.execute(statement)
+    run_statements(outbox_as_queue_ddl("ledger"))
 
 
 def downgrade() -> None:
-    for statement in outbox_as_log_ddl("ledger"):
-        op.execute(statement)
+    run_statements(outbox_as_log_ddl("ledger"))

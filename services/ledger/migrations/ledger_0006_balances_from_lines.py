@@ -27,6 +27,7 @@ from __future__ import annotations
 from alembic import op
 
 from infra.db.roles import AUDITOR, SERVICE, mutable_table_grants
+from infra.db.steps import run_statements
 
 revision = "ledger_0006"
 down_revision = "ledger_0005"
@@ -68,13 +69,11 @@ STATEMENTS = [
 
 
 def upgrade() -> None:
-    for statement in STATEMENTS:
-        op.execute(statement)
+    run_statements(STATEMENTS)
 
 
 def downgrade() -> None:
     op.execute(f"DROP TRIGGER journal_lines_to_balances ON {S}.journal_lines")
     op.execute(f"DROP FUNCTION {S}.add_lines_to_balances()")
     op.execute(f"GRANT INSERT ON {S}.account_balances TO {SERVICE}")
-    for statement in mutable_table_grants(S, "account_balances"):
-        op.execute(statement)
+    run_statements(mutable_table_grants(S, "account_balances"))

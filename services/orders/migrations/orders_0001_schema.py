@@ -7,32 +7,16 @@ Create Date: 2026-11-28
 
 from __future__ import annotations
 
-from alembic import op
-
-from infra.db.roles import mutable_table_grants, schema_grants
-from infra.messaging.ddl import drop_messaging_tables_ddl, messaging_tables_ddl
+from infra.db.steps import drop_service_schema_ddl, run_statements, service_schema_ddl
 
 revision = "orders_0001"
 down_revision = None
 branch_labels = ("orders",)
-depends_on = None
-
-SCHEMA = "orders"
 
 
 def upgrade() -> None:
-    op.execute(f"CREATE SCHEMA {SCHEMA}")
-    for statement in [*schema_grants(SCHEMA), *messaging_tables_ddl(SCHEMA)]:
-        op.execute(statement)
-    # The relay marks outbox rows sent; retried events release their inbox claim.
-    for statement in [
-        *mutable_table_grants(SCHEMA, "outbox", delete=True),
-        *mutable_table_grants(SCHEMA, "inbox", delete=True),
-    ]:
-        op.execute(statement)
+    run_statements(service_schema_ddl("orders"))
 
 
 def downgrade() -> None:
-    for statement in drop_messaging_tables_ddl(SCHEMA):
-        op.execute(statement)
-    op.execute(f"DROP SCHEMA {SCHEMA}")
+    run_statements(drop_service_schema_ddl("orders"))

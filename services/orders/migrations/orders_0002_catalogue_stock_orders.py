@@ -10,6 +10,7 @@ from __future__ import annotations
 from alembic import op
 
 from infra.db.roles import AUDITOR, mutable_table_grants
+from infra.db.steps import run_statements
 
 revision = "orders_0002"
 down_revision = "orders_0001"
@@ -126,8 +127,7 @@ MUTABLE = [
 
 
 def upgrade() -> None:
-    for statement in TABLES:
-        op.execute(statement)
+    run_statements(TABLES)
     for table in MUTABLE:
         for statement in mutable_table_grants(S, table):
             op.execute(statement)
