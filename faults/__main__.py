@@ -35,6 +35,7 @@ from faults.experiments import EXPERIMENTS, QUICK, Ctx, Experiment
 from faults.observe import Figures, Snapshot, compare, snapshot
 from faults.pipeline import Run
 from faults.stack import PrivateStack
+from faults.toxiproxy import Toxiproxy, stop_recorded
 from infra.environment import ROOT
 from karya.processes import interrupt_on_sigterm
 
@@ -69,9 +70,9 @@ async def one_run(
     started = time.monotonic()
     try:
         if exp and exp.via_proxy:
-            from faults.proxy import ProxyProcess
-
-            proxy = ctx.proxy = ProxyProcess.start(stack.pg_port, stack.kafka_port, run.log_dir)
+            proxy = ctx.proxy = await asyncio.to_thread(
+                Toxiproxy.start, stack.pg_port, stack.kafka_port, stack.state_dir, run.log_dir, say
+            )
             run.database_url = proxy.database_url(run.service_url)
             await asyncio.to_thread(stack.restart_kafka, proxy.kafka_listen)
         run.start("orders")
@@ -219,6 +220,7 @@ def main() -> None:
     parser.add_argument("--stop", action="store_true", help="only stop a private stack a killed suite left running")
     args = parser.parse_args()
     if args.stop:
+        stop_recorded(Path(args.state_dir))
         PrivateStack(Path(args.state_dir), args.pg_port, args.kafka_port, args.controller_port).stop()
         return
     args.only = [c.upper() for c in args.only] if args.only else None

@@ -266,25 +266,25 @@ async def drop_connections(ctx: Ctx) -> None:
             await conn.close()
 
 
-# --- R7: network stalls and resets (through the fault proxy) ----------------------------------------------------
+# --- R7: network stalls and resets (through Toxiproxy) ----------------------------------------------------------
 
 
 NETWORK_FAULTS = (("stall", "postgres"), ("reset", "kafka"), ("reset", "postgres"), ("stall", "kafka"))
 
 
 async def network_faults(ctx: Ctx) -> None:
-    """Through the TCP fault proxy in front of PostgreSQL and Kafka: stall every connection of one for 3-8 s, or
-    reset them all (RST), in turn."""
+    """Through Toxiproxy in front of PostgreSQL and Kafka (``faults.toxiproxy``): hold every byte of one for 3-8 s,
+    or reset its connections, in turn."""
     for i in range(ctx.cycles):
         await ctx.pause(i, 3.0, 6.0)
         what, target = NETWORK_FAULTS[i % len(NETWORK_FAULTS)]
         if what == "stall":
             seconds = ctx.rng.uniform(3.0, 8.0)
-            await ctx.proxy.command(f"stall {target} {seconds:.1f}")
+            await ctx.proxy.stall(target, seconds)
             ctx.note(f"{target}_stall_s", seconds)
         else:
-            answer = await ctx.proxy.command(f"reset {target}")
-            ctx.note(f"{target}_sockets_reset", int(answer.split()[1]))
+            await ctx.proxy.reset(target)
+            ctx.note(f"{target}_resets")
 
 
 EXPERIMENTS = (
@@ -293,7 +293,7 @@ EXPERIMENTS = (
     Experiment("R4", "PostgreSQL immediate stop, restart after 4-11 s", 5, 1, fault=stop_postgres),
     Experiment("R6", "Kafka broker SIGKILL/SIGTERM, restart after 8-15 s", 3, 1, fault=restart_broker),
     Experiment(
-        "R7", "stalls and resets to PostgreSQL and Kafka (fault proxy)", 8, 2, fault=network_faults, via_proxy=True
+        "R7", "stalls and resets to PostgreSQL and Kafka (Toxiproxy)", 8, 2, fault=network_faults, via_proxy=True
     ),
     Experiment("R8", "poison on every input: undecodable, invalid, unknown type", 3, 1, shape=poison),
     Experiment("R9", "consumer-group rebalances: processes added and removed", 6, 1, fault=rebalance),

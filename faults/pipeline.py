@@ -138,7 +138,8 @@ class Run:
 
     async def wait_drained(self, timeout_s: float, stable_s: float = 4.0) -> bool:
         """Until the consumer groups have no lag, the outboxes are empty and the inbox counts stopped moving for
-        ``stable_s``; False on timeout (e.g. a relay that died for good leaves its outbox full)."""
+        ``stable_s``; False on timeout (e.g. a relay that died for good leaves its outbox full). A group that has not
+        committed yet shows no lag, so nothing is drained before the first inbox row."""
         groups = [f"{self.prefix}karya-{g}" for g in INPUT_TOPICS]
         engine = make_engine(self.service_url, pool_size=1)
         deadline = time.monotonic() + timeout_s
@@ -158,7 +159,7 @@ class Run:
                     state = (seen, lag, pending)
                     if state != last:
                         since, last = time.monotonic(), state
-                    elif lag == 0 and pending == 0 and time.monotonic() - since >= stable_s:
+                    elif seen and lag == 0 and pending == 0 and time.monotonic() - since >= stable_s:
                         return True
                     await asyncio.sleep(1.0)
         finally:
