@@ -4,37 +4,8 @@ Pure code (no database). ``load_catalogue(path)`` reads a YAML file or a directo
 a validated, immutable :class:`Catalogue`, or raises :class:`CatalogueError` listing every problem.
 """
 
+from services.orders.catalogue import model
 from services.orders.catalogue.loader import dump_catalogue, load_catalogue
-from services.orders.catalogue.model import (
-    INMATE_ID_PATTERN,
-    Catalogue,
-    CatalogueError,
-    Channel,
-    Lapas,
-    Listing,
-    ListingKey,
-    Product,
-    ProductionBatch,
-    ProductKind,
-    Supplier,
-    WorkShare,
-    Workshop,
-)
+from services.orders.catalogue.model import *  # noqa: F403  (the records; model.__all__ names them)
 
-__all__ = [
-    "INMATE_ID_PATTERN",
-    "Catalogue",
-    "CatalogueError",
-    "Channel",
-    "Lapas",
-    "Listing",
-    "ListingKey",
-    "Product",
-    "ProductKind",
-    "ProductionBatch",
-    "Supplier",
-    "WorkShare",
-    "Workshop",
-    "dump_catalogue",
-    "load_catalogue",
-]
+__all__ = [*model.__all__, "dump_catalogue", "load_catalogue"]

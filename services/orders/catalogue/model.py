@@ -22,7 +22,6 @@ __all__ = [
     "Channel",
     "Lapas",
     "Listing",
-    "ListingKey",
     "Product",
     "ProductKind",
     "ProductionBatch",
@@ -68,11 +67,6 @@ class Lapas:
     city: str
     province: str
 
-    @property
-    def key(self) -> str:
-        """Stable natural key."""
-        return self.lapas_id
-
 
 @dataclass(frozen=True, slots=True)
 class Workshop:
@@ -83,11 +77,6 @@ class Workshop:
     name: str
     kind: str  # free text as the lapas names it, e.g. "sentra kerajinan", "bengkel kayu"
 
-    @property
-    def key(self) -> str:
-        """Stable natural key."""
-        return self.workshop_id
-
 
 @dataclass(frozen=True, slots=True)
 class Supplier:
@@ -95,11 +84,6 @@ class Supplier:
 
     supplier_id: str
     name: str
-
-    @property
-    def key(self) -> str:
-        """Stable natural key."""
-        return self.supplier_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,14 +96,8 @@ class Product:
     list_price_idr: int
     default_workshop_id: str
 
-    @property
-    def key(self) -> str:
-        """Stable natural key."""
-        return self.sku
-
 
 #: (channel, shop_id, channel_product_id, channel_sku_id) — unique per listing.
-ListingKey = tuple[Channel, str, str, str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,11 +114,6 @@ class Listing:
     channel_sku_id: str | None
     sku: str
     workshop_id: str
-
-    @property
-    def key(self) -> ListingKey:
-        """Stable natural key."""
-        return (self.channel, self.shop_id, self.channel_product_id, self.channel_sku_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,11 +140,6 @@ class ProductionBatch:
     supplier_id: str
     work_group: tuple[WorkShare, ...]
 
-    @property
-    def key(self) -> str:
-        """Stable natural key."""
-        return self.batch_id
-
 
 @dataclass(frozen=True)
 class Catalogue:
@@ -187,50 +155,11 @@ class Catalogue:
     # Lookup indexes, built on first use (cached_property writes the instance dict directly, so this
     # works on a frozen dataclass and does not take part in equality).
     @cached_property
-    def lapas_by_id(self) -> dict[str, Lapas]:
-        """Lapas by ``lapas_id``."""
-        return {r.lapas_id: r for r in self.lapas}
-
-    @cached_property
     def workshops_by_id(self) -> dict[str, Workshop]:
         """Workshops by ``workshop_id``."""
         return {r.workshop_id: r for r in self.workshops}
 
     @cached_property
-    def suppliers_by_id(self) -> dict[str, Supplier]:
-        """Suppliers by ``supplier_id``."""
-        return {r.supplier_id: r for r in self.suppliers}
-
-    @cached_property
     def products_by_sku(self) -> dict[str, Product]:
         """Products by ``sku``."""
         return {r.sku: r for r in self.products}
-
-    @cached_property
-    def listings_by_key(self) -> dict[ListingKey, Listing]:
-        """Listings by their natural key."""
-        return {r.key: r for r in self.listings}
-
-    @cached_property
-    def batches_by_id(self) -> dict[str, ProductionBatch]:
-        """Batches by ``batch_id``."""
-        return {r.batch_id: r for r in self.batches}
-
-    def find_listing(
-        self, channel: Channel, shop_id: str, channel_product_id: str, channel_sku_id: str | None = None
-    ) -> Listing | None:
-        """The listing for a channel item: the exact variant first, else the product-level listing."""
-        index = self.listings_by_key
-        if channel_sku_id is not None:
-            exact = index.get((channel, shop_id, channel_product_id, channel_sku_id))
-            if exact is not None:
-                return exact
-        return index.get((channel, shop_id, channel_product_id, None))
-
-    def workshops_of_lapas(self, lapas_id: str) -> tuple[Workshop, ...]:
-        """Workshops of one lapas, in file order."""
-        return tuple(w for w in self.workshops if w.lapas_id == lapas_id)
-
-    def batches_fifo(self, sku: str) -> tuple[ProductionBatch, ...]:
-        """Batches of one SKU, oldest production date first (ties by ``batch_id``)."""
-        return tuple(sorted((b for b in self.batches if b.sku == sku), key=lambda b: (b.production_date, b.batch_id)))
