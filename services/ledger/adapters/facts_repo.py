@@ -151,8 +151,3 @@ async def parked_summary(conn: AsyncConnection) -> dict[str, tuple[int, float]]:
         )
     )
     return {r.waiting_for: (int(r.n), float(r.oldest)) for r in rows}
-
-
-def unique_ids(envelopes: Iterable[Envelope]) -> set[UUID]:
-    """Event ids of ``envelopes``."""
-    return {e.event_id for e in envelopes}
