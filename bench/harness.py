@@ -16,7 +16,6 @@ import yaml
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bench.loadgen import Message, interleave, lifecycles
 from infra.db.engine import make_engine
 from infra.db.migrate import upgrade_to_head_async
 from infra.db.roles import GATEWAY_URL_ENV, bootstrap_database, drop_database, passwords_from_env, role_urls
@@ -30,6 +29,7 @@ from services.ledger.adapters.policy_repo import store_policies
 from services.ledger.domain.policy_file import parse_policies
 from services.orders.adapters.catalogue_repo import load_catalogue as load_catalogue_db
 from services.orders.catalogue import Catalogue, load_catalogue
+from sim.loadgen import Message, interleave, lifecycles
 
 CATALOGUE = ROOT / "deploy" / "demo" / "catalogue.yaml"
 POLICIES = ROOT / "deploy" / "demo" / "policies.yaml"

@@ -137,7 +137,7 @@ async def _prepare(prefix: str) -> None:
 
 async def _drive(prefix: str, orders: int, seed: int, procs: list[ServiceProcess], timeout_s: float) -> dict[str, Any]:
     """Publish the day's lifecycles with a progress bar, then wait until everything is processed."""
-    from bench.loadgen import interleave, lifecycles
+    from sim.loadgen import interleave, lifecycles
 
     messages = interleave(list(lifecycles(load_catalogue(CATALOGUE), orders, seed=seed, run_id=f"d{seed}-")))
     producer = make_producer(os.environ["KAFKA_BOOTSTRAP_SERVERS"], "karya-demo")

@@ -1,4 +1,4 @@
-"""Canonical order lifecycles straight into Kafka: the load of `make bench` and the direct mode of the demo.
+"""Canonical order lifecycles straight into Kafka: the direct mode of the demo and the load of `make bench`.
 
 Deterministic for a seed. Each order gets a lifecycle — paid → shipped → delivered → completed → settled
 (the common case), sometimes a partial refund after settlement, a cancellation after payment, or an unpaid
