@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from infra.db.roles import mutable_table_grants, schema_grants
 from infra.messaging.ddl import drop_messaging_tables_ddl, messaging_tables_ddl
@@ -31,3 +31,8 @@ def service_schema_ddl(schema: str) -> list[str]:
 def drop_service_schema_ddl(schema: str) -> list[str]:
     """Undo :func:`service_schema_ddl`."""
     return [*drop_messaging_tables_ddl(schema), f"DROP SCHEMA {schema}"]
+
+
+def statement_migration(up: Sequence[str], down: Sequence[str]) -> tuple[Callable[[], None], Callable[[], None]]:
+    """The ``upgrade`` and ``downgrade`` of a migration that runs ``up`` (and undoes it with ``down``)."""
+    return (lambda: run_statements(up)), (lambda: run_statements(down))

@@ -7,16 +7,11 @@ Create Date: 2026-11-28
 
 from __future__ import annotations
 
-from infra.db.steps import drop_service_schema_ddl, run_statements, service_schema_ddl
+from infra.db.steps import drop_service_schema_ddl, service_schema_ddl, statement_migration
 
 revision = "gateway_0001"
 down_revision = None
 branch_labels = ("gateway",)
 
 
-def upgrade() -> None:
-    run_statements(service_schema_ddl("gateway"))
-
-
-def downgrade() -> None:
-    run_statements(drop_service_schema_ddl("gateway"))
+upgrade, downgrade = statement_migration(service_schema_ddl("gateway"), drop_service_schema_ddl("gateway"))

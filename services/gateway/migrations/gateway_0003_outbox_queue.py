@@ -7,18 +7,11 @@ Create Date: 2026-11-28
 
 from __future__ import annotations
 
-from infra.db.steps import run_statements
+from infra.db.steps import statement_migration
 from infra.messaging.ddl import outbox_as_log_ddl, outbox_as_queue_ddl
 
 revision = "gateway_0003"
 down_revision = "gateway_0002"
-branch_labels = None
-depends_on = None
 
 
-def upgrade() -> None:
-    run_statements(outbox_as_queue_ddl("gateway"))
-
-
-def downgrade() -> None:
-    run_statements(outbox_as_log_ddl("gateway"))
+upgrade, downgrade = statement_migration(outbox_as_queue_ddl("gateway"), outbox_as_log_ddl("gateway"))

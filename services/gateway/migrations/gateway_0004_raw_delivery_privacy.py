@@ -20,12 +20,10 @@ Create Date: 2026-12-02
 from __future__ import annotations
 
 from infra.db.roles import AUDITOR, SERVICE
-from infra.db.steps import run_statements
+from infra.db.steps import statement_migration
 
 revision = "gateway_0004"
 down_revision = "gateway_0003"
-branch_labels = None
-depends_on = None
 
 S = "gateway"
 
@@ -163,9 +161,4 @@ DOWNGRADE = [
 ]
 
 
-def upgrade() -> None:
-    run_statements(UPGRADE)
-
-
-def downgrade() -> None:
-    run_statements(DOWNGRADE)
+upgrade, downgrade = statement_migration(UPGRADE, DOWNGRADE)

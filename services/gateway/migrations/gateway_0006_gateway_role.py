@@ -25,12 +25,10 @@ Create Date: 2026-12-02
 from __future__ import annotations
 
 from infra.db.roles import GATEWAY, MIGRATOR, SERVICE
-from infra.db.steps import run_statements
+from infra.db.steps import statement_migration
 
 revision = "gateway_0006"
 down_revision = "gateway_0005"
-branch_labels = None
-depends_on = None
 
 S = "gateway"
 # What the service role may still read of a dead letter (everything but the payload; see gateway_0005).
@@ -95,9 +93,4 @@ DOWNGRADE = [
 ]
 
 
-def upgrade() -> None:
-    run_statements(UPGRADE)
-
-
-def downgrade() -> None:
-    run_statements(DOWNGRADE)
+upgrade, downgrade = statement_migration(UPGRADE, DOWNGRADE)

@@ -7,16 +7,11 @@ Create Date: 2026-11-28
 
 from __future__ import annotations
 
-from infra.db.steps import drop_service_schema_ddl, run_statements, service_schema_ddl
+from infra.db.steps import drop_service_schema_ddl, service_schema_ddl, statement_migration
 
 revision = "orders_0001"
 down_revision = None
 branch_labels = ("orders",)
 
 
-def upgrade() -> None:
-    run_statements(service_schema_ddl("orders"))
-
-
-def downgrade() -> None:
-    run_statements(drop_service_schema_ddl("orders"))
+upgrade, downgrade = statement_migration(service_schema_ddl("orders"), drop_service_schema_ddl("orders"))
