@@ -14,8 +14,6 @@ from infra.db.steps import run_statements
 
 revision = "gateway_0002"
 down_revision = "gateway_0001"
-branch_labels = None
-depends_on = None
 
 S = "gateway"
 
@@ -66,9 +64,7 @@ MUTABLE = ["order_status_seen", "poll_cursors"]
 
 def upgrade() -> None:
     run_statements(TABLES)
-    for table in MUTABLE:
-        for statement in mutable_table_grants(S, table):
-            op.execute(statement)
+    run_statements(grant for table in MUTABLE for grant in mutable_table_grants(S, table))
 
 
 def downgrade() -> None:

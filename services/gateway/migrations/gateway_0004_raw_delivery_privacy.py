@@ -20,7 +20,7 @@ Create Date: 2026-12-02
 from __future__ import annotations
 
 from infra.db.roles import AUDITOR, SERVICE
-from infra.db.steps import statement_migration
+from infra.db.steps import batched_redaction_ddl, statement_migration
 
 revision = "gateway_0004"
 down_revision = "gateway_0003"
@@ -121,30 +121,19 @@ UPGRADE = [
     f"REVOKE ALL ON {S}.raw_deliveries FROM {AUDITOR}",
     f"REVOKE ALL ON {S}.raw_deliveries_redacted FROM {SERVICE}, {AUDITOR}",
     f"GRANT SELECT ON {S}.raw_deliveries_redacted TO {SERVICE}, {AUDITOR}",
-    f"""CREATE FUNCTION {S}.redact_raw_deliveries(older_than interval, max_rows integer) RETURNS integer
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    DECLARE
-        redacted integer;
-    BEGIN
-        IF older_than < interval '1 day' OR max_rows < 1 THEN
-            RAISE EXCEPTION 'raw deliveries are redacted after at least one day, in batches of at least one row'
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        WITH due AS (
-            SELECT delivery_id FROM {S}.raw_deliveries
-            WHERE redacted_at IS NULL AND received_at < clock_timestamp() - older_than
-            ORDER BY received_at LIMIT max_rows
-            FOR UPDATE SKIP LOCKED)
-        UPDATE {S}.raw_deliveries AS r
-        SET body = coalesce(convert_to({S}.redacted_body(r.body)::text, 'UTF8'), ''::bytea),
+    *batched_redaction_ddl(
+        S,
+        "redact_raw_deliveries",
+        what="raw deliveries",
+        table="raw_deliveries",
+        key="delivery_id",
+        redacted_at="redacted_at",
+        age="received_at",
+        alias="r",
+        assignments=f"""body = coalesce(convert_to({S}.redacted_body(r.body)::text, 'UTF8'), ''::bytea),
             headers = {S}.redact_personal(r.headers),
-            redacted_at = clock_timestamp()
-        FROM due WHERE r.delivery_id = due.delivery_id;
-        GET DIAGNOSTICS redacted = ROW_COUNT;
-        RETURN redacted;
-    END $$""",
-    f"REVOKE ALL ON FUNCTION {S}.redact_raw_deliveries(interval, integer) FROM PUBLIC, {AUDITOR}",
-    f"GRANT EXECUTE ON FUNCTION {S}.redact_raw_deliveries(interval, integer) TO {SERVICE}",
+            redacted_at = clock_timestamp()""",
+    ),
 ]
 
 DOWNGRADE = [

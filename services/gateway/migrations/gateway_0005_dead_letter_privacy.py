@@ -15,8 +15,8 @@ Create Date: 2026-12-02
 
 from __future__ import annotations
 
-from infra.db.roles import AUDITOR, SERVICE
-from infra.db.steps import statement_migration
+from infra.db.roles import AUDITOR
+from infra.db.steps import batched_redaction_ddl, statement_migration
 
 revision = "gateway_0005"
 down_revision = "gateway_0004"
@@ -48,28 +48,17 @@ UPGRADE = [
         END IF;
         RETURN convert_to({S}.redact_personal(doc)::text, 'UTF8');
     END $$""",
-    f"""CREATE FUNCTION {S}.redact_dead_letters(older_than interval, max_rows integer) RETURNS integer
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    DECLARE
-        redacted integer;
-    BEGIN
-        IF older_than < interval '1 day' OR max_rows < 1 THEN
-            RAISE EXCEPTION 'dead letters are redacted after at least one day, in batches of at least one row'
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        WITH due AS (
-            SELECT id FROM {S}.dead_letters
-            WHERE payload_redacted_at IS NULL AND created_at < clock_timestamp() - older_than
-            ORDER BY created_at LIMIT max_rows
-            FOR UPDATE SKIP LOCKED)
-        UPDATE {S}.dead_letters AS d
-        SET payload = {S}.redacted_envelope(d.payload), payload_redacted_at = clock_timestamp()
-        FROM due WHERE d.id = due.id;
-        GET DIAGNOSTICS redacted = ROW_COUNT;
-        RETURN redacted;
-    END $$""",
-    f"REVOKE ALL ON FUNCTION {S}.redact_dead_letters(interval, integer) FROM PUBLIC, {AUDITOR}",
-    f"GRANT EXECUTE ON FUNCTION {S}.redact_dead_letters(interval, integer) TO {SERVICE}",
+    *batched_redaction_ddl(
+        S,
+        "redact_dead_letters",
+        what="dead letters",
+        table="dead_letters",
+        key="id",
+        redacted_at="payload_redacted_at",
+        age="created_at",
+        alias="d",
+        assignments=f"payload = {S}.redacted_envelope(d.payload), payload_redacted_at = clock_timestamp()",
+    ),
 ]
 
 DOWNGRADE = [

@@ -22,8 +22,6 @@ from infra.db.steps import run_statements
 
 revision = "ledger_0002"
 down_revision = "ledger_0001"
-branch_labels = None
-depends_on = None
 
 S = "ledger"
 

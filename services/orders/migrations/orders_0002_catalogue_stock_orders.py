@@ -14,8 +14,6 @@ from infra.db.steps import run_statements
 
 revision = "orders_0002"
 down_revision = "orders_0001"
-branch_labels = None
-depends_on = None
 
 S = "orders"
 
@@ -128,9 +126,7 @@ MUTABLE = [
 
 def upgrade() -> None:
     run_statements(TABLES)
-    for table in MUTABLE:
-        for statement in mutable_table_grants(S, table):
-            op.execute(statement)
+    run_statements(grant for table in MUTABLE for grant in mutable_table_grants(S, table))
     op.execute(f"REVOKE ALL ON {S}.inmate_registry FROM {AUDITOR}, karya_service")
 
 
