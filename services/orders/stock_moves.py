@@ -61,8 +61,8 @@ _AVAILABILITY = text(
 _new_tuple = tuple.__new__
 
 
-class _Batch(NamedTuple):
-    """What the allocator needs of a locked batch_stock row besides its counters."""
+class _ProductionBatchInfo(NamedTuple):
+    """What the allocator needs of a locked production batch (batch_stock row) besides its counters."""
 
     sku: str
     workshop_id: str
@@ -86,7 +86,7 @@ class StockWork:
         self._batches = batches
         # Counters per batch as [on_hand, soft_reserved, allocated, quarantined], checked like StockCounters.
         self._counters: dict[str, list[int]] = {}
-        self._meta: dict[str, _Batch] = {}
+        self._meta: dict[str, _ProductionBatchInfo] = {}
         self._lapas_of_workshop: dict[str, str] = {}
         self._reservation_ids: list[int] = []
         self.movements: list[Movement] = []
@@ -113,7 +113,7 @@ class StockWork:
             if on_hand < 0 or soft < 0 or allocated < 0 or quarantined < 0 or soft + allocated > on_hand:
                 StockCounters(*counters)  # raises the domain's StockInvariantViolation
             self._counters[batch_id] = counters
-            self._meta[batch_id] = _Batch(sku, workshop_id, lapas_id, produced)
+            self._meta[batch_id] = _ProductionBatchInfo(sku, workshop_id, lapas_id, produced)
             self._lapas_of_workshop[workshop_id] = lapas_id
         if any(ln.workshop_id not in self._lapas_of_workshop for o in orders for ln in o.lines):
             for workshop_id, lapas_id in await conn.execute(_WORKSHOPS):
