@@ -36,7 +36,7 @@ from infra.messaging.consumer import BatchConsumer, BatchHandler
 from infra.messaging.envelope import Envelope
 from infra.messaging.metrics import MessagingMetrics
 from infra.messaging.relay import OutboxRelay
-from infra.messaging.topics import TOPIC_PREFIX
+from infra.messaging.topics import consumer_group
 from infra.settings import KafkaSettings
 from infra.supervision import Supervisor, TaskFactory
 
@@ -120,8 +120,8 @@ class ServiceRuntime:
         event_types: frozenset[str] | None = None,
         known_types: frozenset[str] | None = None,
     ) -> BatchConsumer:
-        """Register a batch consumer; its consumer group is ``karya-<name>`` (``event_types``, ``known_types``:
-        see BatchConsumer)."""
+        """Register a batch consumer; its consumer group is ``<topic prefix>karya-<name>`` (``event_types``,
+        ``known_types``: see BatchConsumer)."""
         consumer = BatchConsumer(
             name=name,
             schema=self.schema,
@@ -133,7 +133,7 @@ class ServiceRuntime:
             known_types=known_types,
             after_commit=None if self.relay is None else self.relay.wake,
         )
-        group_id = f"{TOPIC_PREFIX}karya-{name}"
+        group_id = consumer_group(name, self.kafka.topic_prefix)
         subscriber = register_batch_consumer(
             self.broker, consumer, topics=topics, group_id=group_id, settings=self.kafka, description=description
         )

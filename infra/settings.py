@@ -24,6 +24,12 @@ class KafkaSettings(BaseSettings):
         default="127.0.0.1:19092",
         validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "KARYA_KAFKA_BOOTSTRAP_SERVERS"),
     )
+    topic_prefix: str = Field(
+        default="",
+        validation_alias=AliasChoices("KARYA_TOPIC_PREFIX", "topic_prefix"),
+        description="Prefix of every topic and consumer group of this deployment (isolates deployments and test "
+        "runs sharing a cluster).",
+    )
     partitions: int = Field(default=6, ge=1, description="Partitions for topics this project creates.")
     batch_max_records: int = Field(
         default=5000,

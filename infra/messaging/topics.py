@@ -1,48 +1,49 @@
-"""Every Kafka topic name in one place, with what flows on it.
+"""Every Kafka topic's base name in one place, with what flows on it.
 
-``KARYA_TOPIC_PREFIX`` (read once at start) prefixes every topic and consumer group, so several isolated
-deployments — or test runs — can share one cluster.
+A deployment's real names are ``<prefix><base>``: the prefix is ``KafkaSettings.topic_prefix``
+(``KARYA_TOPIC_PREFIX``), read when the settings are built, so several isolated deployments — or test runs —
+can share one cluster. Each service's composition root (its ``build_runtime``) turns the prefix into the topic
+names it passes down (``GatewayTopics``, ``OrdersTopics``, ``LedgerTopics``); no module holds a prefixed name.
 """
 
 from __future__ import annotations
 
-import os
-
-TOPIC_PREFIX = os.environ.get("KARYA_TOPIC_PREFIX", "")
-
-
-def topic_name(base: str, prefix: str | None = None) -> str:
-    """The full name of topic ``base`` under ``prefix`` (default: this process's prefix)."""
-    return f"{TOPIC_PREFIX if prefix is None else prefix}{base}"
-
-
-MARKETPLACE_ORDER_EVENTS = topic_name("marketplace.order-events")
+MARKETPLACE_ORDER_EVENTS = "marketplace.order-events"
 """Canonical marketplace order events from the gateway (keyed by order key); consumed by orders."""
 
-MARKETPLACE_SETTLEMENTS = topic_name("marketplace.settlements")
+MARKETPLACE_SETTLEMENTS = "marketplace.settlements"
 """Settlements, fees and refunds from the gateway (keyed by order key); consumed by the ledger."""
 
-GATEWAY_RAW_DELIVERIES = topic_name("gateway.raw-deliveries")
+GATEWAY_RAW_DELIVERIES = "gateway.raw-deliveries"
 """Verified raw webhook deliveries (keyed by order key when known); consumed by the normaliser."""
 
-ORDERS_EVENTS = topic_name("orders.events")
+ORDERS_EVENTS = "orders.events"
 """Order lifecycle and reservation events (keyed by order key); consumed by the ledger."""
 
-ORDERS_STOCK_AVAILABILITY = topic_name("orders.stock-availability")
+ORDERS_STOCK_AVAILABILITY = "orders.stock-availability"
 """Available-to-sell changes (keyed by SKU) for channel stock sync."""
 
-LEDGER_ENTRIES = topic_name("ledger.entries")
+LEDGER_ENTRIES = "ledger.entries"
 """Journal entries posted (keyed by posting key)."""
 
 BASE_NAMES = (
-    "marketplace.order-events",
-    "marketplace.settlements",
-    "gateway.raw-deliveries",
-    "orders.events",
-    "orders.stock-availability",
-    "ledger.entries",
+    MARKETPLACE_ORDER_EVENTS,
+    MARKETPLACE_SETTLEMENTS,
+    GATEWAY_RAW_DELIVERIES,
+    ORDERS_EVENTS,
+    ORDERS_STOCK_AVAILABILITY,
+    LEDGER_ENTRIES,
 )
-ALL_TOPICS = tuple(topic_name(b) for b in BASE_NAMES)
+
+
+def topic_name(base: str, prefix: str) -> str:
+    """The full name of topic ``base`` under ``prefix``."""
+    return f"{prefix}{base}"
+
+
+def consumer_group(name: str, prefix: str) -> str:
+    """The consumer group of consumer ``name`` under ``prefix``: ``<prefix>karya-<name>``."""
+    return f"{prefix}karya-{name}"
 
 
 def dead_letter_topic(topic: str) -> str:

@@ -50,10 +50,10 @@ def build_runtime(
 ) -> ServiceRuntime:
     """Wire the webhook routes, the normaliser consumer, the outbox relay and the pollers.
 
-    ``settings``/``clients`` default to the environment (resolved lazily); ``topics`` and ``consumer_name``
-    let tests isolate themselves on a shared cluster.
+    ``settings``/``clients`` default to the environment (resolved lazily); ``topics`` default to the base names
+    under ``kafka.topic_prefix``; ``topics`` and ``consumer_name`` let tests isolate themselves on a shared cluster.
     """
-    topics = topics or GatewayTopics()
+    topics = topics or GatewayTopics.with_prefix(kafka.topic_prefix)
     deps = GatewayDeps(settings, clients)
     runtime = ServiceRuntime(name="gateway", schema=SCHEMA, database_url=database_url, kafka=kafka)
     runtime.add_consumer(

@@ -93,7 +93,7 @@ async def import_export(
     engine: AsyncEngine,
     path: Path,
     shop_id: str,
-    topics: GatewayTopics | None = None,
+    topics: GatewayTopics,
     *,
     dry_run: bool = False,
 ) -> ImportReport:
@@ -108,5 +108,5 @@ async def import_export(
     if dry_run:
         return ImportReport(str(path), len(invoices), len(emissions), 0)
     async with engine.begin() as conn:
-        published = await emit(conn, emissions, topics or GatewayTopics())
+        published = await emit(conn, emissions, topics)
     return ImportReport(str(path), len(invoices), len(emissions), len(published))

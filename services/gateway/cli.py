@@ -13,9 +13,10 @@ from typing import Annotated
 import typer
 
 from infra.db.engine import make_engine
-from infra.settings import gateway_database_url
+from infra.settings import KafkaSettings, gateway_database_url
 from services.gateway.bukalapak_csv import BukalapakCsvError
 from services.gateway.bukalapak_import import ImportReport, import_export
+from services.gateway.emit import GatewayTopics
 
 import_app = typer.Typer(help="Import past orders from marketplaces that are gone.", no_args_is_help=True)
 
@@ -37,11 +38,12 @@ def import_bukalapak(
     services/gateway/bukalapak_csv.py.
     """
     url = gateway_database_url()
+    topics = GatewayTopics.with_prefix(KafkaSettings().topic_prefix)
 
     async def run() -> ImportReport:
         engine = make_engine(url, pool_size=1, application_name="karya-import")
         try:
-            return await import_export(engine, file, shop_id, dry_run=dry_run)
+            return await import_export(engine, file, shop_id, topics, dry_run=dry_run)
         finally:
             await engine.dispose()
 

@@ -15,7 +15,6 @@ from infra.errors import describe_error
 from infra.logging import get_logger
 from infra.messaging.envelope import make_envelope
 from infra.messaging.outbox import OutboundMessage, enqueue
-from infra.messaging.topics import GATEWAY_RAW_DELIVERIES
 from services.contracts.gateway import DELIVERY_RECEIVED, DeliveryReceived
 from services.gateway.dedupe import DeliveryKeys
 
@@ -62,7 +61,7 @@ class DeliveryStore:
     def __init__(
         self,
         engine: AsyncEngine,
-        topic: str = GATEWAY_RAW_DELIVERIES,
+        topic: str,
         after_commit: Callable[[], None] | None = None,
         max_group: int = 200,
     ) -> None:

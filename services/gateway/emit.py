@@ -39,7 +39,8 @@ SOURCE = "karya/gateway"
 
 @dataclass(frozen=True, slots=True)
 class GatewayTopics:
-    """The topics the gateway reads and writes (a prefix isolates test runs sharing a cluster)."""
+    """The topics the gateway reads and writes; the defaults are the base names (no prefix), and the composition
+    root builds them under the deployment's prefix with :meth:`with_prefix`."""
 
     raw_deliveries: str = GATEWAY_RAW_DELIVERIES
     order_events: str = MARKETPLACE_ORDER_EVENTS
@@ -49,9 +50,9 @@ class GatewayTopics:
     def with_prefix(cls, prefix: str) -> GatewayTopics:
         """The same topics under ``prefix``."""
         return cls(
-            topic_name("gateway.raw-deliveries", prefix),
-            topic_name("marketplace.order-events", prefix),
-            topic_name("marketplace.settlements", prefix),
+            topic_name(GATEWAY_RAW_DELIVERIES, prefix),
+            topic_name(MARKETPLACE_ORDER_EVENTS, prefix),
+            topic_name(MARKETPLACE_SETTLEMENTS, prefix),
         )
 
 

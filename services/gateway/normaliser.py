@@ -84,9 +84,9 @@ class _Fetched:
 class Normaliser:
     """Batch handler of the raw-deliveries topic (see the module docstring)."""
 
-    def __init__(self, deps: GatewayDeps, topics: GatewayTopics | None = None) -> None:
+    def __init__(self, deps: GatewayDeps, topics: GatewayTopics) -> None:
         self._deps = deps
-        self._topics = topics or GatewayTopics()
+        self._topics = topics
 
     async def __call__(self, conn: AsyncConnection, events: Sequence[InboundEvent]) -> list[Rejection]:
         """Normalise ``events`` (new to this consumer); returns the rejected ones."""

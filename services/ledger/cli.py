@@ -21,12 +21,13 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from infra.db.engine import make_engine
-from infra.settings import database_settings
+from infra.settings import KafkaSettings, database_settings
 from services.ledger.adapters.facts_repo import parked_events
 from services.ledger.adapters.policy_repo import store_policies
 from services.ledger.domain import accounts
 from services.ledger.domain.errors import LedgerDomainError
 from services.ledger.domain.policy_file import parse_policies
+from services.ledger.outbound import LedgerTopics
 from services.ledger.payouts import pay_out
 from services.ledger.reports import (
     BalanceMismatch,
@@ -238,9 +239,10 @@ def payout_cmd(
     payout_id: str = typer.Option(..., "--payout-id", help="Idempotency key of this payout."),
 ) -> None:
     """Pay savings out on release (refused above the balance; once per payout id)."""
+    topics = LedgerTopics.with_prefix(KafkaSettings().topic_prefix)
 
     async def work(conn: AsyncConnection) -> str:
-        outcome = await pay_out(conn, inmate_id, amount, payout_id, datetime.now(UTC))
+        outcome = await pay_out(conn, inmate_id, amount, payout_id, datetime.now(UTC), topics)
         if not outcome.posted:
             return f"payout {payout_id} was already posted"
         return f"paid {amount:,} to {inmate_id}; savings now {outcome.savings_after:,}"

@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from infra.messaging.outbox import OutboundMessage
-from infra.messaging.topics import LEDGER_ENTRIES
+from infra.messaging.topics import LEDGER_ENTRIES, MARKETPLACE_SETTLEMENTS, ORDERS_EVENTS, topic_name
 from services.contracts.ledger import ENTRY_POSTED
 from services.ledger.domain.hashchain import CommittedEntry
 from services.ledger.domain.journal import EntryKind
@@ -14,8 +15,27 @@ from services.ledger.domain.journal import EntryKind
 _KIND_VALUE = {kind: kind.value for kind in EntryKind}  # reading .value off a member is a descriptor call
 
 
-def entry_posted_messages(posted: Sequence[CommittedEntry]) -> list[OutboundMessage]:
-    """One ``entry_posted`` per committed entry, keyed by its order (or its posting key)."""
+@dataclass(frozen=True, slots=True)
+class LedgerTopics:
+    """The topics the ledger reads and writes; the defaults are the base names (no prefix), and the composition
+    root builds them under the deployment's prefix with :meth:`with_prefix`."""
+
+    orders_events: str = ORDERS_EVENTS
+    settlements: str = MARKETPLACE_SETTLEMENTS
+    entries: str = LEDGER_ENTRIES
+
+    @classmethod
+    def with_prefix(cls, prefix: str) -> LedgerTopics:
+        """The same topics under ``prefix``."""
+        return cls(
+            topic_name(ORDERS_EVENTS, prefix),
+            topic_name(MARKETPLACE_SETTLEMENTS, prefix),
+            topic_name(LEDGER_ENTRIES, prefix),
+        )
+
+
+def entry_posted_messages(posted: Sequence[CommittedEntry], topic: str) -> list[OutboundMessage]:
+    """One ``entry_posted`` per committed entry to ``topic``, keyed by its order (or its posting key)."""
     messages = []
     for c in posted:
         e = c.entry
@@ -33,7 +53,7 @@ def entry_posted_messages(posted: Sequence[CommittedEntry]) -> list[OutboundMess
         }
         messages.append(
             OutboundMessage.event(
-                LEDGER_ENTRIES,
+                topic,
                 type=ENTRY_POSTED,
                 source="karya/ledger",
                 subject=e.order_key or e.posting_key,

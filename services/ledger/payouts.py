@@ -26,7 +26,7 @@ from services.ledger.domain.errors import InsufficientBalanceError, LedgerDomain
 from services.ledger.domain.journal import EntryKind, request_hash
 from services.ledger.domain.model import PayoutRequest
 from services.ledger.domain.postings import build_payout, payout_key
-from services.ledger.outbound import entry_posted_messages
+from services.ledger.outbound import LedgerTopics, entry_posted_messages
 
 SAVINGS_RULE = "savings_never_negative"
 """The rule a payout above the savings balance breaks (also the name of the database check that enforces it)."""
@@ -41,9 +41,15 @@ class PayoutOutcome:
 
 
 async def pay_out(
-    conn: AsyncConnection, inmate_id: str, amount: int, payout_id: str, paid_at: datetime
+    conn: AsyncConnection,
+    inmate_id: str,
+    amount: int,
+    payout_id: str,
+    paid_at: datetime,
+    topics: LedgerTopics | None = None,
 ) -> PayoutOutcome:
-    """Post the payout ``payout_id`` in ``conn``'s transaction (the caller commits); a retry of the same payout
+    """Post the payout ``payout_id`` in ``conn``'s transaction (the caller commits; its ``entry_posted`` goes to
+    ``topics``, default the base names); a retry of the same payout
     is answered as already posted. Raises :class:`LedgerDomainError` for a payout id used for a different payout
     and :class:`InsufficientBalanceError` (naming :data:`SAVINGS_RULE`) above the savings balance."""
     account = accounts.inmate_savings(inmate_id)
@@ -79,7 +85,7 @@ async def pay_out(
             ) from exc
         raise
     # Announced in the posting's transaction, like every other posting; a running ledger's relay publishes it.
-    await enqueue(conn, "ledger", entry_posted_messages(result.posted))
+    await enqueue(conn, "ledger", entry_posted_messages(result.posted, (topics or LedgerTopics()).entries))
     if result.conflicts:
         raise LedgerDomainError(f"payout id {payout_id} was already used for a different payout")
     if result.already_posted:

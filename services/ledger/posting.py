@@ -54,7 +54,7 @@ from services.ledger.domain.postings import (
     refund_key,
     settlement_key,
 )
-from services.ledger.outbound import entry_posted_messages
+from services.ledger.outbound import LedgerTopics, entry_posted_messages
 from services.ledger.requests import RecentCompletions, completion_request, refund_request, settlement_request
 
 _ORDER = {ORDER_COMPLETED: 0, SETTLEMENT_REPORTED: 1, REFUND_REPORTED: 2}
@@ -102,7 +102,10 @@ class _Batch:
 class LedgerProcessor:
     """Batch handler of ``orders.events`` and ``marketplace.settlements`` (see the module docstring)."""
 
-    def __init__(self, conflicts_metric: Counter | None = None) -> None:
+    def __init__(self, conflicts_metric: Counter | None = None, topics: LedgerTopics | None = None) -> None:
+        """``topics``: where entries are announced and parked settlements are dead-lettered from (default: the
+        base names, no prefix)."""
+        self._topics = topics or LedgerTopics()
         self._policies = PolicyCache()
         self._conflicts = conflicts_metric
         self._recent = RecentCompletions()
@@ -156,14 +159,15 @@ class LedgerProcessor:
                 )
         await save_facts(conn, facts.values())
         await park(conn, batch.parked)
-        await enqueue(conn, "ledger", entry_posted_messages(result.posted))
+        await enqueue(conn, "ledger", entry_posted_messages(result.posted, self._topics.entries))
         rejected = invalid
         seen: set[str] = set()
         origins = await arrival_origins(conn, [e.event_id for e, _, _ in batch.rejections if e.event_id not in by_id])
         for envelope, reason, logged in batch.rejections:
             if str(envelope.event_id) not in seen:
                 seen.add(str(envelope.event_id))
-                event = by_id.get(envelope.event_id) or _parked_event(envelope, origins.get(envelope.event_id))
+                origin = origins.get(envelope.event_id)
+                event = by_id.get(envelope.event_id) or _parked_event(envelope, origin, self._topics.settlements)
                 rejected.append(Rejection(event, reason, logged))
         return rejected
 
@@ -268,13 +272,15 @@ def _reason(envelope: Envelope, exc: Exception) -> str:
     return error_text(exc, context=f"invalid {envelope.type.removeprefix('karya.').rsplit('.', 1)[0]}")
 
 
-def _parked_event(envelope: Envelope, origin: tuple[str, int, int] | None) -> InboundEvent:
+def _parked_event(
+    envelope: Envelope, origin: tuple[str, int, int] | None, settlements: str = MARKETPLACE_SETTLEMENTS
+) -> InboundEvent:
     """A rejected event that an earlier batch parked: its record is gone, so a stand-in carries it to the
     dead-letter topic of the topic it came from, with the partition and offset it arrived at (from the inbox).
-    Without an inbox row (none is expected) the topic is ``marketplace.settlements``, where settlements and refunds
-    come from, and partition and offset are -1."""
+    Without an inbox row (none is expected) the topic is ``settlements`` (the ledger's, passed in), where
+    settlements and refunds come from, and partition and offset are -1."""
     key, value = envelope.subject.encode(), envelope.to_bytes()
-    topic, partition, offset = origin or (MARKETPLACE_SETTLEMENTS, -1, -1)
+    topic, partition, offset = origin or (settlements, -1, -1)
     record = ConsumerRecord(
         topic=topic,
         partition=partition,

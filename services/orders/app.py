@@ -2,32 +2,34 @@
 
 from __future__ import annotations
 
-from infra.messaging.topics import MARKETPLACE_ORDER_EVENTS, ORDERS_EVENTS, ORDERS_STOCK_AVAILABILITY
 from infra.runtime import ServiceRuntime
 from infra.settings import KafkaSettings
 from services.orders.fulfilment import OrderEventProcessor
+from services.orders.outbound import OrdersTopics
 from services.orders.sweeper import run_sweeper
 
 SCHEMA = "orders"
 
 
-def build_runtime(database_url: str, kafka: KafkaSettings) -> ServiceRuntime:
-    """Wire the orders consumer, its outbox relay and the expiry sweeper."""
+def build_runtime(database_url: str, kafka: KafkaSettings, *, topics: OrdersTopics | None = None) -> ServiceRuntime:
+    """Wire the orders consumer, its outbox relay and the expiry sweeper (``topics``: default the base names under
+    ``kafka.topic_prefix``)."""
+    topics = topics or OrdersTopics.with_prefix(kafka.topic_prefix)
     runtime = ServiceRuntime(name="orders", schema=SCHEMA, database_url=database_url, kafka=kafka)
     runtime.add_consumer(
         name="orders",
-        topics=[MARKETPLACE_ORDER_EVENTS],
-        handler=OrderEventProcessor(),
+        topics=[topics.order_events],
+        handler=OrderEventProcessor(topics=topics),
         description="Canonical marketplace order events → order state, stock reservations, order events.",
     )
     runtime.declare_output(
-        ORDERS_EVENTS,
+        topics.events,
         "Order lifecycle and reservation events keyed by order key: reservation_confirmed / _failed / _released / "
         "_expired, order_shipped / _delivered / _completed / _cancelled / _returned (schemas/events/karya.orders.*).",
     )
     runtime.declare_output(
-        ORDERS_STOCK_AVAILABILITY,
+        topics.stock_availability,
         "stock_availability_changed keyed by SKU: available-to-sell per workshop, for channel stock sync.",
     )
-    runtime.add_background("sweeper", lambda stop: run_sweeper(runtime.engine, stop))
+    runtime.add_background("sweeper", lambda stop: run_sweeper(runtime.engine, stop, topics))
     return runtime

@@ -14,11 +14,12 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from infra.db.engine import make_engine
-from infra.settings import database_settings
+from infra.settings import KafkaSettings, database_settings, kafka_settings
 from services.orders.adapters.catalogue_repo import load_catalogue as load_into_db
 from services.orders.adapters.stock_repo import counter_drift, stock_by_workshop
 from services.orders.catalogue import CatalogueError, load_catalogue
 from services.orders.inspection import Verdict, inspect_quarantine
+from services.orders.outbound import OrdersTopics
 from services.orders.queries import order_detail
 
 catalogue_app = typer.Typer(
@@ -103,7 +104,8 @@ def stock_inspect(
     if verdict not in ("restock", "write-off"):
         typer.secho("--verdict must be restock or write-off", fg="red", err=True)
         raise typer.Exit(2)
-    done = _run(lambda conn: inspect_quarantine(conn, quarantine_id, Verdict(verdict), note), write=True)
+    topics = OrdersTopics.with_prefix(KafkaSettings().topic_prefix)
+    done = _run(lambda conn: inspect_quarantine(conn, quarantine_id, Verdict(verdict), note, topics), write=True)
     if done is None:
         typer.echo("not found or already inspected")
         raise typer.Exit(1)
@@ -130,8 +132,6 @@ def orders_return_received(
 
     from infra.messaging.envelope import make_envelope
     from infra.messaging.relay import make_producer
-    from infra.messaging.topics import MARKETPLACE_ORDER_EVENTS
-    from infra.settings import kafka_settings
     from services.contracts.marketplace import ORDER_STATUS_CHANGED, OrderStatusChanged
 
     parts = order_key.split(":")
@@ -152,10 +152,12 @@ def orders_return_received(
     )
 
     async def send() -> None:
-        producer = make_producer(kafka_settings().bootstrap_servers, "karya-ops")
+        kafka = kafka_settings()
+        producer = make_producer(kafka.bootstrap_servers, "karya-ops")
         await producer.start()
         try:
-            await producer.send_and_wait(MARKETPLACE_ORDER_EVENTS, envelope.to_bytes(), key=order_key.encode())
+            topic = OrdersTopics.with_prefix(kafka.topic_prefix).order_events
+            await producer.send_and_wait(topic, envelope.to_bytes(), key=order_key.encode())
         finally:
             await producer.stop()
 

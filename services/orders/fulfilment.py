@@ -43,7 +43,7 @@ from services.orders.adapters.order_repo import (
 )
 from services.orders.domain.channels import Channel, UnmappableStatus, map_status, soft_reservation_expiry
 from services.orders.domain.lifecycle import OrderState, Reason, StockStage, fold
-from services.orders.outbound import Outbound
+from services.orders.outbound import OrdersTopics, Outbound
 from services.orders.payload import StatusChange, parse_status_change
 from services.orders.stock_moves import StockWork
 
@@ -85,8 +85,11 @@ class _Touched:
 class OrderEventProcessor:
     """Batch handler of ``marketplace.order-events`` (see the module docstring)."""
 
-    def __init__(self, windows: dict[Channel, timedelta] | None = None) -> None:
+    def __init__(self, windows: dict[Channel, timedelta] | None = None, topics: OrdersTopics | None = None) -> None:
+        """``windows``: unpaid windows per channel (default: the domain's); ``topics``: where its events go
+        (default: the base names, no prefix)."""
         self._windows = windows
+        self._topics = topics or OrdersTopics()
         self._batches = BatchInfoCache()
 
     async def __call__(self, conn: AsyncConnection, events: Sequence[InboundEvent]) -> list[Rejection]:
@@ -116,7 +119,7 @@ class OrderEventProcessor:
         orders = await load_orders(conn, {d.order_key for _, d in parsed})
         touched: dict[str, _Touched] = {}
         history = History()
-        out = Outbound()
+        out = Outbound(self._topics)
         for index, (event, data) in enumerate(parsed):
             order = orders.get(data.order_key)
             if order is None:

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.orders.adapters.locks import lock_batches, lock_quarantine_row
 from services.orders.adapters.stock_repo import Movement, record_movements, stock_by_workshop
 from services.orders.domain.stock import MovementKind
-from services.orders.outbound import Outbound
+from services.orders.outbound import OrdersTopics, Outbound
 
 
 class Verdict(StrEnum):
@@ -39,12 +39,12 @@ class Inspected:
 
 
 async def inspect_quarantine(
-    conn: AsyncConnection, quarantine_id: int, verdict: Verdict, note: str = ""
+    conn: AsyncConnection, quarantine_id: int, verdict: Verdict, note: str = "", topics: OrdersTopics | None = None
 ) -> Inspected | None:
     """Restock or write off one quarantine row awaiting inspection, inside the caller's transaction.
 
     Records the movement (the counters follow) and, on restock, the new available-to-sell of the SKU in the
-    outbox. Returns ``None`` if the row does not exist or was already inspected.
+    outbox (``topics``, default the base names). Returns ``None`` if the row does not exist or was already inspected.
     """
     row = await lock_quarantine_row(conn, quarantine_id)
     if row is None or row.status != "awaiting_inspection":
@@ -61,7 +61,7 @@ async def inspect_quarantine(
         sku = (
             await conn.execute(text("SELECT sku FROM orders.batch_stock WHERE batch_id = :b"), {"b": row.batch_id})
         ).scalar_one()
-        out = Outbound()
+        out = Outbound(topics or OrdersTopics())
         workshops = [(r["workshop_id"], r["available"]) for r in await stock_by_workshop(conn, sku)]
         out.availability({sku: workshops})
         await out.flush(conn)

@@ -8,6 +8,7 @@ reservation are rendered once per batch and reused by every event that carries t
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from infra.messaging.consumer import InboundEvent
 from infra.messaging.envelope import Envelope
 from infra.messaging.outbox import OutboundMessage, enqueue
-from infra.messaging.topics import ORDERS_EVENTS, ORDERS_STOCK_AVAILABILITY
+from infra.messaging.topics import MARKETPLACE_ORDER_EVENTS, ORDERS_EVENTS, ORDERS_STOCK_AVAILABILITY, topic_name
 from services.contracts import orders as ev
 from services.orders.adapters.order_repo import BatchInfo, Held, OrderRow, Reservation
 from services.orders.payload import StatusChange
@@ -25,10 +26,31 @@ SOURCE = "karya/orders"
 _LIFECYCLE = {"shipped": ev.ORDER_SHIPPED, "delivered": ev.ORDER_DELIVERED, "cancelled": ev.ORDER_CANCELLED}
 
 
+@dataclass(frozen=True, slots=True)
+class OrdersTopics:
+    """The topics the orders service reads and writes; the defaults are the base names (no prefix), and the
+    composition root builds them under the deployment's prefix with :meth:`with_prefix`."""
+
+    order_events: str = MARKETPLACE_ORDER_EVENTS
+    events: str = ORDERS_EVENTS
+    stock_availability: str = ORDERS_STOCK_AVAILABILITY
+
+    @classmethod
+    def with_prefix(cls, prefix: str) -> OrdersTopics:
+        """The same topics under ``prefix``."""
+        return cls(
+            topic_name(MARKETPLACE_ORDER_EVENTS, prefix),
+            topic_name(ORDERS_EVENTS, prefix),
+            topic_name(ORDERS_STOCK_AVAILABILITY, prefix),
+        )
+
+
 class Outbound:
     """Builds the events of one batch (each caused by its triggering event) and enqueues them in order."""
 
-    def __init__(self) -> None:
+    def __init__(self, topics: OrdersTopics) -> None:
+        self._events = topics.events
+        self._availability = topics.stock_availability
         self._messages: list[OutboundMessage] = []
         self._causes: dict[str, Envelope] = {}
         self._group_cache: dict[str, list[dict[str, Any]]] = {}
@@ -90,12 +112,12 @@ class Outbound:
             "expires_at": res.expires_at,
             "allocations": self.allocations(order, res.allocations, info),
         }
-        self._emit(ORDERS_EVENTS, ev.RESERVATION_CONFIRMED, order.order_key, data, self._causes.get(order.order_key))
+        self._emit(self._events, ev.RESERVATION_CONFIRMED, order.order_key, data, self._causes.get(order.order_key))
 
     def reservation_failed(self, order: OrderRow, reason: str) -> None:
         """Nothing could be held for the order."""
         data = {**self._ref(order), "reason": reason}
-        self._emit(ORDERS_EVENTS, ev.RESERVATION_FAILED, order.order_key, data, self._causes.get(order.order_key))
+        self._emit(self._events, ev.RESERVATION_FAILED, order.order_key, data, self._causes.get(order.order_key))
 
     def reservation_ended(
         self, order_key: str, res: Reservation, how: str, info: dict[str, BatchInfo], order: OrderRow | None = None
@@ -118,7 +140,7 @@ class Outbound:
             "allocations": self.allocations(order, res.allocations, info),
         }
         type_name = ev.RESERVATION_RELEASED if how == "released" else ev.RESERVATION_EXPIRED
-        self._emit(ORDERS_EVENTS, type_name, order_key, data, self._causes.get(order_key))
+        self._emit(self._events, type_name, order_key, data, self._causes.get(order_key))
 
     def lifecycle(
         self,
@@ -141,7 +163,7 @@ class Outbound:
                     "update_time": data.update_time or snap.update_time,
                     "state": state,
                 }
-                self._emit(ORDERS_EVENTS, moved, order.order_key, payload, event.envelope)
+                self._emit(self._events, moved, order.order_key, payload, event.envelope)
                 continue
             ref = self._ref(order, data.raw_status, data.update_time)
             if state == "completed":
@@ -151,10 +173,10 @@ class Outbound:
                     "allocations": self.allocations(order, held, info),
                     "historical": order.historical,
                 }
-                self._emit(ORDERS_EVENTS, ev.ORDER_COMPLETED, order.order_key, payload, event.envelope)
+                self._emit(self._events, ev.ORDER_COMPLETED, order.order_key, payload, event.envelope)
             elif state == "returned":
                 payload = {**ref, "allocations": self.allocations(order, held, info)}
-                self._emit(ORDERS_EVENTS, ev.ORDER_RETURNED, order.order_key, payload, event.envelope)
+                self._emit(self._events, ev.ORDER_RETURNED, order.order_key, payload, event.envelope)
 
     def availability(self, per_sku: dict[str, list[tuple[str, int]]]) -> None:
         """Available-to-sell per SKU (keyed by SKU) for channel stock sync."""
@@ -164,7 +186,7 @@ class Outbound:
                 "available": sum(max(a, 0) for _, a in workshops),
                 "workshops": [{"workshop_id": w, "available": max(a, 0)} for w, a in workshops],
             }
-            self._emit(ORDERS_STOCK_AVAILABILITY, ev.STOCK_AVAILABILITY_CHANGED, sku, data, None)
+            self._emit(self._availability, ev.STOCK_AVAILABILITY_CHANGED, sku, data, None)
 
     async def flush(self, conn: AsyncConnection) -> None:
         """Write every collected event to the orders outbox."""

@@ -16,20 +16,23 @@ from infra.errors import describe_error
 from infra.logging import LogLimiter, get_logger
 from infra.supervision import backoff_delay
 from services.orders.adapters.order_repo import BatchInfoCache
-from services.orders.outbound import Outbound
+from services.orders.outbound import OrdersTopics, Outbound
 from services.orders.stock_moves import StockWork
 
 log = get_logger(__name__)
 
 
-async def sweep_expired(engine: AsyncEngine, cache: BatchInfoCache, now: datetime | None = None) -> int:
-    """Expire every due soft reservation in one transaction; returns how many expired."""
+async def sweep_expired(
+    engine: AsyncEngine, cache: BatchInfoCache, now: datetime | None = None, topics: OrdersTopics | None = None
+) -> int:
+    """Expire every due soft reservation in one transaction; returns how many expired (their events go to
+    ``topics``, default the base names)."""
     async with engine.begin() as conn:
         stock = StockWork(cache)
         await stock.prepare(conn, [], now or datetime.now(UTC), sweep=True)
         if not stock.expired:
             return 0
-        out = Outbound()
+        out = Outbound(topics or OrdersTopics())
         for order_key, res in stock.expired:
             out.reservation_ended(order_key, res, "expired", stock.batch_info)
         await stock.flush(conn)
@@ -39,7 +42,7 @@ async def sweep_expired(engine: AsyncEngine, cache: BatchInfoCache, now: datetim
     return len(stock.expired)
 
 
-async def run_sweeper(engine: AsyncEngine, stop: asyncio.Event, interval_s: float = 5.0) -> None:
+async def run_sweeper(engine: AsyncEngine, stop: asyncio.Event, topics: OrdersTopics, interval_s: float = 5.0) -> None:
     """Sweep every ``interval_s`` seconds until ``stop`` is set; while sweeps fail (the database away) wait longer
     (doubling, jittered, up to a minute) and log repeats of the same failure once a minute."""
     cache = BatchInfoCache()
@@ -48,7 +51,7 @@ async def run_sweeper(engine: AsyncEngine, stop: asyncio.Event, interval_s: floa
     while not stop.is_set():
         wait_s = interval_s
         try:
-            await sweep_expired(engine, cache)
+            await sweep_expired(engine, cache, topics=topics)
             if failures:
                 failures = 0
                 limiter.resolved()

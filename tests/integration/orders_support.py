@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -25,12 +24,10 @@ from infra.db.roles import RoleUrls
 from infra.messaging.admin import ensure_topics
 from infra.messaging.envelope import Envelope, make_envelope
 from infra.messaging.relay import make_producer
-from infra.messaging.topics import topic_name
 from infra.runtime import ServiceRuntime
 from infra.settings import KafkaSettings
 from karya.processes import free_port
 from services.contracts.marketplace import ORDER_STATUS_CHANGED, OrderLine, OrderStatusChanged
-from services.orders import outbound
 from services.orders.adapters.catalogue_repo import load_catalogue
 from services.orders.adapters.stock_repo import counter_drift, negative_counter_rows
 from services.orders.catalogue import (
@@ -49,6 +46,7 @@ from services.orders.domain.channels import Channel as DomainChannel
 from services.orders.domain.channels import map_status
 from services.orders.domain.lifecycle import OrderState
 from services.orders.fulfilment import OrderEventProcessor
+from services.orders.outbound import OrdersTopics
 from tests.contract_validation import validate_published
 from tests.integration.messaging_support import wait_for
 
@@ -206,16 +204,6 @@ def recent(hours: int = 1) -> datetime:
     return (datetime.now(UTC) - timedelta(hours=hours)).replace(second=0, microsecond=0)
 
 
-def route_outputs(monkeypatch: pytest.MonkeyPatch, prefix: str) -> None:
-    """Send the orders service's own events (made in this process) to ``prefix``-ed topics.
-
-    Topic names are read from ``KARYA_TOPIC_PREFIX`` at import time; the in-process handler would otherwise
-    write outbox rows for the unprefixed topics of the shared broker.
-    """
-    monkeypatch.setattr(outbound, "ORDERS_EVENTS", topic_name("orders.events", prefix))
-    monkeypatch.setattr(outbound, "ORDERS_STOCK_AVAILABILITY", topic_name("orders.stock-availability", prefix))
-
-
 @dataclass
 class InProcessOrders:
     """An orders consumer running in the test's event loop on its own prefixed topic and consumer name."""
@@ -241,13 +229,14 @@ async def orders_consumer(
     partitions: int = 3,
 ) -> AsyncIterator[InProcessOrders]:
     """Run ``OrderEventProcessor`` behind the real batch consumer on ``<prefix>marketplace.order-events``."""
-    topic = topic_name("marketplace.order-events", prefix)
+    topics = OrdersTopics.with_prefix(prefix)  # its own events go to the prefixed topics too
+    topic = topics.order_events
     name = f"orders-{prefix.strip('.')}"
-    outputs = [topic_name("orders.events", prefix), topic_name("orders.stock-availability", prefix)]
+    outputs = [topics.events, topics.stock_availability]
     await ensure_topics(bootstrap, [topic, *outputs], partitions=partitions)
     settings = KafkaSettings(bootstrap_servers=bootstrap, partitions=partitions, retry_backoff_ms=10)
     runtime = ServiceRuntime(name=name, schema="orders", database_url=database.service, kafka=settings, relay=relay)
-    runtime.add_consumer(name=name, topics=[topic], handler=OrderEventProcessor(windows), description="test")
+    runtime.add_consumer(name=name, topics=[topic], handler=OrderEventProcessor(windows, topics), description="test")
     await runtime.start()
     try:
         yield InProcessOrders(runtime, name, topic)

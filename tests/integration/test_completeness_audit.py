@@ -35,7 +35,7 @@ from infra.messaging.completeness_audit import (
 )
 from infra.messaging.envelope import Envelope, make_envelope
 from infra.messaging.relay import make_producer
-from infra.messaging.topics import TOPIC_PREFIX, topic_name
+from infra.messaging.topics import consumer_group, topic_name
 from infra.runtime import ServiceRuntime
 from infra.settings import KafkaSettings
 from tests.integration.messaging_support import count, create_scratch_schema, recording_handler, wait_for
@@ -117,7 +117,7 @@ async def test_audit_is_clean_after_consumption_and_names_every_lost_offset(
         description="test",
         event_types=frozenset({ACTED}),
     )
-    group = f"{TOPIC_PREFIX}karya-{schema}"
+    group = consumer_group(schema, settings.topic_prefix)
     spec = AuditedConsumer(group, schema, (topic,), consumer)
     engine = make_engine(database.service)
 

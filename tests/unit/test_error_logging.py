@@ -33,6 +33,7 @@ from services.gateway.emit import GatewayTopics
 from services.gateway.pollers import _every, run_blibli_poller
 from services.gateway.webhooks import make_webhook_router
 from services.ledger.domain.errors import RefundError
+from services.orders.outbound import OrdersTopics
 from services.orders.sweeper import run_sweeper
 from tests.integration.gateway_support import BASE_URL, gateway_settings, post
 
@@ -170,7 +171,7 @@ async def test_sweeper_failure_is_logged_without_the_database_text() -> None:
             raise _db_error()
 
     with _captured() as logs:
-        await run_sweeper(cast(AsyncEngine, _Engine()), stop, interval_s=0.01)
+        await run_sweeper(cast(AsyncEngine, _Engine()), stop, OrdersTopics(), interval_s=0.01)
     _assert_value_free(logs)
     assert [(e["event"], e["error"], e["sqlstate"]) for e in logs] == [("sweep_failed", "DBAPIError", "22P02")]
     assert "exception" not in logs[0]  # no traceback: its last line is the message

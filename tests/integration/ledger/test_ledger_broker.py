@@ -11,20 +11,18 @@ from datetime import UTC, datetime
 
 import orjson
 import pytest
-from prometheus_client import Counter as PromCounter
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from infra.db.engine import make_engine
 from infra.messaging.admin import ensure_topics
 from infra.messaging.envelope import Envelope, make_envelope
-from infra.messaging.topics import dead_letter_topic, topic_name
+from infra.messaging.topics import dead_letter_topic
 from infra.runtime import ServiceRuntime
 from infra.settings import KafkaSettings
 from services.contracts.marketplace import REFUND_REPORTED
-from services.contracts.registry import EVENT_TYPES
-from services.ledger import outbound, posting
-from services.ledger.posting import POSTED_EVENT_TYPES, LedgerProcessor
+from services.ledger.app import build_runtime
+from services.ledger.outbound import LedgerTopics
 from tests.contract_validation import validate_published
 from tests.integration.ledger_support import (
     Batch,
@@ -61,36 +59,20 @@ class Ledger:
 
 
 @asynccontextmanager
-async def ledger_consumer(db: LedgerDatabase, bootstrap: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Ledger]:
-    """Wire ``LedgerProcessor`` as ``services.ledger.app`` does, on topics of this session's own prefix."""
+async def ledger_consumer(db: LedgerDatabase, bootstrap: str) -> AsyncIterator[Ledger]:
+    """The ledger process as ``services.ledger.app`` builds it, under a topic prefix of this session's own."""
     prefix = topic_prefix()
-    name = f"ledger-{prefix.strip('.')}"
-    runtime = ServiceRuntime(
-        name=name,
-        schema="ledger",
-        database_url=db.urls.service,
-        kafka=KafkaSettings(bootstrap_servers=bootstrap, partitions=3, retry_backoff_ms=10),
+    kafka = KafkaSettings(
+        bootstrap_servers=bootstrap,
+        partitions=3,
+        retry_backoff_ms=10,
+        topic_prefix=prefix,
+        completeness_audit_interval_s=0,
     )
-    ledger = Ledger(
-        runtime,
-        name,
-        topic_name("orders.events", prefix),
-        topic_name("marketplace.settlements", prefix),
-        topic_name("ledger.entries", prefix),
-    )
-    monkeypatch.setattr(outbound, "LEDGER_ENTRIES", ledger.entries_topic)  # entry_posted to our topic too
-    monkeypatch.setattr(posting, "MARKETPLACE_SETTLEMENTS", ledger.settlements_topic)  # parked, then rejected
+    topics = LedgerTopics.with_prefix(prefix)
+    runtime = build_runtime(db.urls.service, kafka, topics=topics)
+    ledger = Ledger(runtime, "ledger", topics.orders_events, topics.settlements, topics.entries)
     await ensure_topics(bootstrap, [ledger.orders_topic, ledger.settlements_topic, ledger.entries_topic], 3)
-    conflicts = PromCounter("karya_ledger_posting_conflicts_total", "conflicts", registry=runtime.metrics.registry)
-    runtime.add_consumer(
-        name=ledger.name,
-        topics=[ledger.orders_topic, ledger.settlements_topic],
-        handler=LedgerProcessor(conflicts),
-        description="test",
-        event_types=POSTED_EVENT_TYPES,
-        known_types=frozenset(EVENT_TYPES),
-    )
-    runtime.declare_output(ledger.entries_topic, "entry_posted")
     await runtime.start()
     try:
         yield ledger
@@ -120,7 +102,7 @@ def _batches(key: str) -> list[Batch]:
 
 
 async def test_settlement_delivered_three_times_and_reemitted_posts_once_and_a_change_is_a_conflict(
-    own_database: LedgerDatabase, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
+    own_database: LedgerDatabase, kafka_bootstrap: str
 ) -> None:
     engine = make_engine(own_database.urls.service, pool_size=2)
     key = new_order_key()
@@ -136,7 +118,7 @@ async def test_settlement_delivered_three_times_and_reemitted_posts_once_and_a_c
     )
     inbox = "SELECT count(*) FROM ledger.inbox WHERE consumer = :c"
     try:
-        async with ledger_consumer(own_database, kafka_bootstrap, monkeypatch) as ledger:
+        async with ledger_consumer(own_database, kafka_bootstrap) as ledger:
             await publish(kafka_bootstrap, ledger.orders_topic, [completion])
             await wait_for(lambda: _is(_posting_keys(engine, key), Counter({"completed": 1})), what="completion")
 
@@ -198,7 +180,7 @@ async def test_settlement_delivered_three_times_and_reemitted_posts_once_and_a_c
 
 
 async def test_settlement_before_its_completion_waits_then_posts_once_or_is_dead_lettered(
-    own_database: LedgerDatabase, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
+    own_database: LedgerDatabase, kafka_bootstrap: str
 ) -> None:
     engine = make_engine(own_database.urls.service, pool_size=2)
     key, orphan = new_order_key("tokopedia"), new_order_key("tokopedia")
@@ -209,7 +191,7 @@ async def test_settlement_before_its_completion_waits_then_posts_once_or_is_dead
                          ((new_inmate(), 1),))  # fmt: skip
     parked = "SELECT count(*) FROM ledger.pending_events WHERE order_key = ANY(:k)"
     try:
-        async with ledger_consumer(own_database, kafka_bootstrap, monkeypatch) as ledger:
+        async with ledger_consumer(own_database, kafka_bootstrap) as ledger:
             landed = await publish(
                 kafka_bootstrap, ledger.settlements_topic, [settlement, reissued(settlement), unplannable]
             )
@@ -253,7 +235,7 @@ async def _is(awaitable: Awaitable[object], expected: object) -> bool:
 
 
 async def test_a_settlement_that_breaks_its_contract_is_dead_lettered_at_arrival_with_its_origin(
-    own_database: LedgerDatabase, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
+    own_database: LedgerDatabase, kafka_bootstrap: str
 ) -> None:
     """For an order the ledger has not seen: it is not parked to be checked when the order completes (its record
     long gone), but dead-lettered now, with its topic/partition/offset and a reason free of its values."""
@@ -274,7 +256,7 @@ async def test_a_settlement_that_breaks_its_contract_is_dead_lettered_at_arrival
         data={"order_key": key, "channel": "shopee", "refund_id": "R1", "amount": -5, "refunded_at": buyer},
     )
     try:
-        async with ledger_consumer(own_database, kafka_bootstrap, monkeypatch) as ledger:
+        async with ledger_consumer(own_database, kafka_bootstrap) as ledger:
             landed = await publish(kafka_bootstrap, ledger.settlements_topic, [good, bad, refund])
             dlq = await read_topic(kafka_bootstrap, dead_letter_topic(ledger.settlements_topic), expected=2)
             await wait_for(
@@ -311,7 +293,7 @@ async def test_a_settlement_that_breaks_its_contract_is_dead_lettered_at_arrival
 
 
 async def test_an_unknown_event_type_is_dead_lettered_at_arrival_and_a_type_for_others_is_skipped(
-    own_database: LedgerDatabase, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
+    own_database: LedgerDatabase, kafka_bootstrap: str
 ) -> None:
     """Nothing vanishes: a type no contract defines (a producer's typo, a newer version) is a dead letter with its
     origin; a defined type the ledger does not act on (an order shipped) takes no inbox row and no dead letter."""
@@ -323,7 +305,7 @@ async def test_an_unknown_event_type_is_dead_lettered_at_arrival_and_a_type_for_
         type="karya.orders.order_shipped.v1", source="karya/orders", subject=key, data={"order_key": key}
     )
     try:
-        async with ledger_consumer(own_database, kafka_bootstrap, monkeypatch) as ledger:
+        async with ledger_consumer(own_database, kafka_bootstrap) as ledger:
             landed = await publish(kafka_bootstrap, ledger.settlements_topic, [typo, good])
             await publish(kafka_bootstrap, ledger.orders_topic, [shipped])
             dlq = await read_topic(kafka_bootstrap, dead_letter_topic(ledger.settlements_topic), expected=1)

@@ -20,7 +20,6 @@ from tests.integration.orders_support import (
     outbox_types,
     publish,
     recent,
-    route_outputs,
     small_catalogue,
     status_event,
     stock_of,
@@ -37,7 +36,6 @@ async def test_cancellation_after_payment_releases_stock(
 ) -> None:
     u = uid()
     prefix = topic_prefix()
-    route_outputs(monkeypatch, prefix)
     engine = make_engine(database.service)
     await load(engine, small_catalogue(u, [("w1", 10, date(2026, 3, 1))]))
     sku, base = f"SKU-{u}", recent()

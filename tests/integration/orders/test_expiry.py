@@ -11,6 +11,7 @@ from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
 from services.orders.adapters.order_repo import BatchInfoCache
 from services.orders.domain.channels import Channel
+from services.orders.outbound import OrdersTopics
 from services.orders.sweeper import sweep_expired
 from tests.integration.orders_support import (
     assert_reconciled,
@@ -20,7 +21,6 @@ from tests.integration.orders_support import (
     orders_consumer,
     outbox_types,
     publish,
-    route_outputs,
     small_catalogue,
     status_event,
     stock_of,
@@ -46,7 +46,6 @@ async def test_unpaid_reservation_expires_and_stock_is_available_again(
 ) -> None:
     u, v = uid(), uid()  # two SKUs: one expired by the sweeper, one inline
     prefix = topic_prefix()
-    route_outputs(monkeypatch, prefix)
     engine = make_engine(database.service)
     await load(engine, small_catalogue(u, [("w1", 3, date(2026, 3, 1))]))
     await load(engine, small_catalogue(v, [("w1", 3, date(2026, 3, 1))]))
@@ -70,7 +69,7 @@ async def test_unpaid_reservation_expires_and_stock_is_available_again(
             assert datetime.fromisoformat(confirmed["expires_at"]) == placed + timedelta(seconds=1)
 
             # Sweeper path: the periodic sweep gives the units back.
-            assert await sweep_expired(engine, BatchInfoCache()) >= 1
+            assert await sweep_expired(engine, BatchInfoCache(), topics=OrdersTopics.with_prefix(prefix)) >= 1
             assert await stock_of(engine, f"SKU-{u}") == {
                 "on_hand": 3,
                 "soft_reserved": 0,

@@ -15,6 +15,7 @@ from infra.messaging.consumer import InboundEvent
 from services.orders import fulfilment
 from services.orders.cli import stock_app
 from services.orders.fulfilment import OrderEventProcessor
+from services.orders.outbound import OrdersTopics
 from tests.integration.orders_support import (
     RETURNED_STATUS,
     FakeRecord,
@@ -22,7 +23,6 @@ from tests.integration.orders_support import (
     map_with_returns,
     outbox_types,
     recent,
-    route_outputs,
     small_catalogue,
     status_event,
     stock_of,
@@ -33,12 +33,12 @@ from tests.naming import topic_prefix
 pytestmark = pytest.mark.integration
 
 
-async def returned_order(url: str, u: str) -> int:
+async def returned_order(url: str, u: str, topics: OrdersTopics) -> int:
     """Ship 2 units of a paid order, take them back into quarantine; returns the quarantine row id."""
     engine = make_engine(url, pool_size=1)
     try:
         await load(engine, small_catalogue(u, [("w1", 5, date(2026, 3, 1))]))
-        processor, base = OrderEventProcessor(), recent()
+        processor, base = OrderEventProcessor(topics=topics), recent()
         for n, raw in enumerate(["220", "500", RETURNED_STATUS]):
             envelope = status_event(u, "back", raw, n, "tokopedia", qty=2, base=base)
             event = InboundEvent(envelope, FakeRecord("t", 0, n, None, b"", []))
@@ -64,10 +64,11 @@ async def counters(url: str, u: str) -> tuple[dict[str, int], int]:
 
 def test_stock_inspect_restocks_once(database: RoleUrls, monkeypatch: pytest.MonkeyPatch) -> None:
     u = uid()
-    route_outputs(monkeypatch, topic_prefix())
+    prefix = topic_prefix()
+    monkeypatch.setenv("KARYA_TOPIC_PREFIX", prefix)  # the CLI's settings: its events never reach shared topics
     monkeypatch.setattr(fulfilment, "map_status", map_with_returns)
     monkeypatch.setenv("DATABASE_URL", database.service)
-    qid = asyncio.run(returned_order(database.service, u))
+    qid = asyncio.run(returned_order(database.service, u, OrdersTopics.with_prefix(prefix)))
     before, events_before = asyncio.run(counters(database.service, u))
     assert before == {"on_hand": 3, "soft_reserved": 0, "allocated": 0, "quarantined": 2, "available": 3}
 

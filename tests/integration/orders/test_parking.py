@@ -20,7 +20,6 @@ from tests.integration.orders_support import (
     outbox_types,
     publish,
     recent,
-    route_outputs,
     small_catalogue,
     status_event,
     stock_of,
@@ -37,7 +36,6 @@ async def test_unknown_listing_parks_order_and_dead_letters(
 ) -> None:
     u = uid()
     prefix = topic_prefix()
-    route_outputs(monkeypatch, prefix)
     engine = make_engine(database.service)
     await load(engine, small_catalogue(u, [("w1", 10, date(2026, 3, 1))]))
     base = recent()
@@ -124,7 +122,6 @@ async def test_unmappable_status_parks_an_existing_order_and_keeps_its_hold(
 ) -> None:
     u = uid()
     prefix = topic_prefix()
-    route_outputs(monkeypatch, prefix)
     engine = make_engine(database.service)
     await load(engine, small_catalogue(u, [("w1", 10, date(2026, 3, 1))]))
     base = recent()

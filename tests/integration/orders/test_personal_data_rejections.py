@@ -26,7 +26,6 @@ from tests.integration.orders_support import (
     orders_consumer,
     publish,
     recent,
-    route_outputs,
     status_event,
     uid,
     wait_applied,
@@ -50,7 +49,6 @@ async def test_refused_order_events_leave_no_buyer_data_in_reasons_headers_or_lo
 ) -> None:
     u = uid()
     prefix = topic_prefix()
-    route_outputs(monkeypatch, prefix)
     base = recent()
     valid = status_event(u, "invalid", "READY_TO_SHIP", 0, "shopee", base=base)
     data = {**valid.data, "gross_amount": ADDRESS, "buyer": {"name": NAME, "phone": PHONE}}

@@ -22,7 +22,6 @@ from tests.integration.orders_support import (
     outbox_types,
     publish,
     recent,
-    route_outputs,
     small_catalogue,
     status_event,
     stock_of,
@@ -71,7 +70,6 @@ async def test_each_event_delivered_three_times_has_one_effect(
 ) -> None:
     u = uid()
     prefix = topic_prefix()
-    route_outputs(monkeypatch, prefix)
     engine = make_engine(database.service)
     await load(engine, small_catalogue(u, [("w1", 20, date(2026, 3, 1))]))
     base = recent()

@@ -18,7 +18,6 @@ from tests.integration.orders_support import (
     outbox_types,
     publish,
     recent,
-    route_outputs,
     small_catalogue,
     status_event,
     stock_of,
@@ -35,7 +34,6 @@ async def test_two_lines_same_sku_reserve_the_sum_or_nothing(
 ) -> None:
     u = uid()
     prefix = topic_prefix()
-    route_outputs(monkeypatch, prefix)
     engine = make_engine(database.service)
     sku, base, product = f"SKU-{u}", recent(), f"p-{u}"
     six = [("w1", 6, date(2026, 3, 1))]

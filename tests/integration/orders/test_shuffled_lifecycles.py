@@ -20,7 +20,6 @@ from tests.integration.orders_support import (
     orders_consumer,
     publish,
     recent,
-    route_outputs,
     small_catalogue,
     status_event,
     stock_of,
@@ -69,7 +68,6 @@ async def test_shuffled_lifecycles_reach_the_rule_defined_final_state(
 ) -> None:
     u = uid()
     prefix = topic_prefix()
-    route_outputs(monkeypatch, prefix)
     engine = make_engine(database.service)
     batches = [("w1", 80, date(2026, 3, 1)), ("w2", STOCK - 80, date(2026, 2, 1))]
     await load(engine, small_catalogue(u, batches))

@@ -36,6 +36,7 @@ from services.orders.adapters.order_repo import BatchInfoCache
 from services.orders.adapters.stock_repo import counter_drift, negative_counter_rows
 from services.orders.fulfilment import OrderEventProcessor
 from services.orders.inspection import Verdict, inspect_quarantine
+from services.orders.outbound import OrdersTopics
 from services.orders.sweeper import sweep_expired
 from tests.integration.orders_support import (
     RETURNED_STATUS,
@@ -43,7 +44,6 @@ from tests.integration.orders_support import (
     load,
     map_with_returns,
     recent,
-    route_outputs,
     small_catalogue,
     status_event,
     uid,
@@ -86,6 +86,7 @@ class StockMachine(RuleBasedStateMachine):
 
     engine: ClassVar[AsyncEngine]
     loop: ClassVar[asyncio.AbstractEventLoop]
+    topics: ClassVar[OrdersTopics]
 
     def __init__(self) -> None:
         super().__init__()
@@ -93,7 +94,7 @@ class StockMachine(RuleBasedStateMachine):
         self.sku = f"SKU-{self.u}"
         self.base = recent()
         self.clock = 0
-        self.processor = OrderEventProcessor()
+        self.processor = OrderEventProcessor(topics=self.topics)
         self.cache = BatchInfoCache()
         self.orders: dict[str, ModelOrder] = {}
         self.consumed = self.restocked = 0
@@ -238,7 +239,7 @@ class StockMachine(RuleBasedStateMachine):
         self.run(age())
         order.due = True
         if sweep:
-            assert self.run(sweep_expired(self.engine, self.cache)) >= 1
+            assert self.run(sweep_expired(self.engine, self.cache, topics=self.topics)) >= 1
             self.expire_due(but=set())
 
     @precondition(lambda self: self.has(lambda o: o.state == "shipped" and o.held == "consumed"))
@@ -267,7 +268,8 @@ class StockMachine(RuleBasedStateMachine):
 
         async def decide() -> object:
             async with self.engine.begin() as conn:
-                return await inspect_quarantine(conn, qid, Verdict.RESTOCK if restock else Verdict.WRITE_OFF)
+                verdict = Verdict.RESTOCK if restock else Verdict.WRITE_OFF
+                return await inspect_quarantine(conn, qid, verdict, topics=self.topics)
 
         assert self.run(decide()) is not None
         units = order.awaiting.pop(qid)
@@ -336,7 +338,7 @@ class StockMachine(RuleBasedStateMachine):
 
 
 def test_stock_invariants_hold_over_random_lifecycles(database: RoleUrls, monkeypatch: pytest.MonkeyPatch) -> None:
-    route_outputs(monkeypatch, topic_prefix())
+    StockMachine.topics = OrdersTopics.with_prefix(topic_prefix())  # its events never reach the shared topics
     monkeypatch.setattr(fulfilment, "map_status", map_with_returns)
     loop = asyncio.new_event_loop()
     engine = make_engine(database.service, pool_size=2)
