@@ -18,6 +18,7 @@ import typer
 import yaml
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from infra.db.engine import make_engine
@@ -57,6 +58,15 @@ def _run(work: Callable[[AsyncConnection], Awaitable[T]], *, read_only: bool = T
             await engine.dispose()
 
     return asyncio.run(main())
+
+
+def _print_register(title: str, rows: list[dict[str, Any]], extra: dict[str, Callable[[dict[str, Any]], str]]) -> None:
+    """Print journal rows as a table: sequence, effective time, entry kind, order, then the ``extra`` columns."""
+    table = Table("seq", "effective", "kind", "order", *extra, title=Text(title))  # Text: ":bank:" is no emoji
+    for r in rows:
+        cells = (cell(r) for cell in extra.values())
+        table.add_row(str(r["sequence"]), str(r["effective_at"])[:19], r["kind"], r["order_key"] or "", *cells)
+    _console.print(table)
 
 
 def _json(data: Any) -> None:
@@ -149,18 +159,15 @@ def statement_cmd(
     if as_json:
         _json(result)
         return
-    table = Table("seq", "effective", "kind", "order", "debit", "credit", "balance", title=account)
-    for r in result["lines"]:
-        table.add_row(
-            str(r["sequence"]),
-            str(r["effective_at"])[:19],
-            r["kind"],
-            r["order_key"] or "",
-            f"{r['debit']:,}",
-            f"{r['credit']:,}",
-            f"{r['balance']:,}",
-        )
-    _console.print(table)
+    _print_register(
+        account,
+        result["lines"],
+        {
+            "debit": lambda r: f"{r['debit']:,}",
+            "credit": lambda r: f"{r['credit']:,}",
+            "balance": lambda r: f"{r['balance']:,}",
+        },
+    )
     typer.echo(f"opening {result['opening_balance']:,}  closing {result['closing_balance']:,}")
 
 
@@ -171,18 +178,15 @@ def inmate_cmd(inmate_id: str, as_json: bool = typer.Option(False, "--json")) ->
     if as_json:
         _json(result)
         return
-    table = Table("seq", "effective", "kind", "order", "batch", "policy", "amount", title=inmate_id)
-    for p in result["postings"]:
-        table.add_row(
-            str(p["sequence"]),
-            str(p["effective_at"])[:19],
-            p["kind"],
-            p["order_key"] or "",
-            p["batch_id"] or "",
-            p["policy_ref"] or "",
-            f"{p['amount']:,}",
-        )
-    _console.print(table)
+    _print_register(
+        inmate_id,
+        result["postings"],
+        {
+            "batch": lambda p: p["batch_id"] or "",
+            "policy": lambda p: p["policy_ref"] or "",
+            "amount": lambda p: f"{p['amount']:,}",
+        },
+    )
     typer.echo(f"savings balance {result['savings_balance']:,}; receivable {result['receivable_balance']:,}")
 
 
