@@ -59,7 +59,6 @@ class DatabaseSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KARYA_DB_", extra="ignore", populate_by_name=True)
 
     url: str = Field(validation_alias=AliasChoices("DATABASE_URL", "KARYA_DB_URL"))
-    pool_size: int = Field(default=10, ge=1)
 
 
 @lru_cache(maxsize=1)
