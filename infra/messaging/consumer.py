@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from typing import Protocol
 from uuid import UUID
 
-from aiokafka import ConsumerRecord
 from pydantic import ValidationError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -37,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from infra.errors import describe_error, error_text
 from infra.logging import bind_event_context, get_logger
 from infra.messaging.dead_letters import DeadLetter, event_context, report_dead_letters, write_dead_letters
+from infra.messaging.delivery import Delivery, KafkaRecord
 from infra.messaging.envelope import Envelope
 from infra.messaging.failures import Failure, QuietWarnings, backoff_s, classify
 from infra.messaging.metrics import MessagingMetrics
@@ -51,10 +51,10 @@ class PermanentError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class InboundEvent:
-    """A decoded event with the Kafka record it came from."""
+    """A decoded event with the delivery it came in (transport-free: handlers can be driven without a broker)."""
 
     envelope: Envelope
-    record: ConsumerRecord[bytes, bytes]
+    delivery: Delivery
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +128,7 @@ class BatchConsumer:
         """The metrics this consumer reports to."""
         return self._metrics
 
-    async def process(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+    async def process(self, records: Sequence[KafkaRecord]) -> None:
         """Apply one batch with exactly-once effect; returns once it is durably committed.
 
         Waits (unbounded) while the database cannot take the batch; raises only what neither retries nor
@@ -195,17 +195,19 @@ class BatchConsumer:
         fresh = await self._claim(conn, batch.unknown)
         return [*batch.undecodable, *(_unknown_type(e) for e in fresh)]
 
-    def _decode(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> _Batch:
+    def _decode(self, records: Sequence[KafkaRecord]) -> _Batch:
         batch = _Batch([], [], [])
         seen: set[UUID] = set()
         for record in records:
             if self._types is not None and self._skipped(record):
                 continue
+            delivery = Delivery.of(record)  # where the batch arrives: no Kafka type goes past this point
             try:
-                envelope = Envelope.from_bytes(record.value or b"")
+                envelope = Envelope.from_bytes(delivery.value)
             except (ValidationError, ValueError) as exc:
                 facts = {"kind": "undecodable", **describe_error(exc)}
-                batch.undecodable.append(DeadLetter(record, error_text(exc, context="undecodable envelope"), 1, facts))
+                error = error_text(exc, context="undecodable envelope")
+                batch.undecodable.append(DeadLetter(delivery, error, 1, facts))
                 continue
             unknown = self._known_names is not None and envelope.type not in self._known_names
             if not unknown and self._type_names is not None and envelope.type not in self._type_names:
@@ -214,10 +216,10 @@ class BatchConsumer:
                 self._metrics.events_duplicate.labels(self.name).inc()
                 continue
             seen.add(envelope.event_id)
-            (batch.unknown if unknown else batch.events).append(InboundEvent(envelope, record))
+            (batch.unknown if unknown else batch.events).append(InboundEvent(envelope, delivery))
         return batch
 
-    def _skipped(self, record: ConsumerRecord[bytes, bytes]) -> bool:
+    def _skipped(self, record: KafkaRecord) -> bool:
         """True when the record's type header names a known type this consumer does not act on."""
         for key, value in record.headers or ():
             if key == "karya-event-type":
@@ -239,9 +241,9 @@ class BatchConsumer:
             {
                 "consumer": self.name,
                 "ids": [e.envelope.event_id for e in events],
-                "topics": [e.record.topic for e in events],
-                "parts": [e.record.partition for e in events],
-                "offsets": [e.record.offset for e in events],
+                "topics": [e.delivery.topic for e in events],
+                "parts": [e.delivery.partition for e in events],
+                "offsets": [e.delivery.offset for e in events],
             },
         )
         new_ids = {r[0] for r in rows}
@@ -274,7 +276,7 @@ class BatchConsumer:
                     attempts[event.envelope.event_id] = round_no
                     try:
                         async with conn.begin_nested():
-                            with bind_event_context(**event_context(event.record, event.envelope)):
+                            with bind_event_context(**event_context(event.delivery, event.envelope)):
                                 rejected = _rejected(await self._handler(conn, [event]))
                             await self._dead_letter(conn, rejected)
                         committed_rejections += rejected
@@ -322,16 +324,16 @@ class BatchConsumer:
 def _rejected(rejections: Sequence[Rejection] | None) -> list[DeadLetter]:
     # A handler's reason is free text (it may quote a ValidationError): stored, not logged; its facts are logged.
     return [
-        DeadLetter(r.event.record, f"rejected: {r.reason}", 1, {"kind": "rejected", **r.facts})
+        DeadLetter(r.event.delivery, f"rejected: {r.reason}", 1, {"kind": "rejected", **r.facts})
         for r in rejections or ()
     ]
 
 
 def _dead(event: InboundEvent, error: str, facts: dict[str, object], attempts: int) -> DeadLetter:
-    return DeadLetter(event.record, error, attempts, {"kind": "failed", **facts})
+    return DeadLetter(event.delivery, error, attempts, {"kind": "failed", **facts})
 
 
 def _unknown_type(event: InboundEvent) -> DeadLetter:
     # The type's name is input: it stays in the stored record (payload and headers), not in the error text.
     facts: dict[str, object] = {"kind": "unknown_type", "event_id": str(event.envelope.event_id)}
-    return DeadLetter(event.record, "unknown_type: no service defines this event type", 1, facts)
+    return DeadLetter(event.delivery, "unknown_type: no service defines this event type", 1, facts)

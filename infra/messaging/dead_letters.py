@@ -2,7 +2,8 @@
 outbox with the original key, bytes and headers, and logged once their transaction has committed.
 
 The error stored and sent (``dead_letters.error``, the ``karya-dlq-error`` header) is value-free
-(:func:`infra.errors.error_text`, or a handler's rejection reason); the record itself is kept whole.
+(:func:`infra.errors.error_text`, or a handler's rejection reason); the delivery itself (key, bytes, headers) is
+kept whole.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from aiokafka import ConsumerRecord
 from pydantic import ValidationError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from infra.logging import bind_event_context, get_logger
+from infra.messaging.delivery import Delivery
 from infra.messaging.envelope import Envelope
 from infra.messaging.metrics import MessagingMetrics
 from infra.messaging.outbox import OutboundMessage, encode_headers, enqueue
@@ -28,9 +29,9 @@ log = get_logger("infra.messaging.consumer")  # the consumer's lines, wherever t
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """A record to dead-letter: ``error`` (value-free text) is stored and sent, ``facts`` are logged."""
+    """A delivery to dead-letter: ``error`` (value-free text) is stored and sent, ``facts`` are logged."""
 
-    record: ConsumerRecord[bytes, bytes]
+    delivery: Delivery
     error: str
     attempts: int
     facts: dict[str, object]
@@ -44,25 +45,25 @@ async def write_dead_letters(conn: AsyncConnection, schema: str, consumer: str, 
     messages: list[OutboundMessage] = []
     params: list[dict[str, Any]] = []
     for failure in failures:
-        record, error, attempts = failure.record, failure.error, failure.attempts
-        headers = [*(record.headers or ())]
+        delivery, error, attempts = failure.delivery, failure.error, failure.attempts
+        headers = [*delivery.headers]
         headers += [
             ("karya-dlq-error", error.encode()),
             ("karya-dlq-attempts", str(attempts).encode()),
             ("karya-dlq-consumer", consumer.encode()),
-            ("karya-dlq-origin", f"{record.topic}/{record.partition}/{record.offset}".encode()),
+            ("karya-dlq-origin", delivery.origin.encode()),
         ]
-        messages.append(OutboundMessage(dead_letter_topic(record.topic), record.key, record.value or b"", headers))
+        messages.append(OutboundMessage(dead_letter_topic(delivery.topic), delivery.key, delivery.value, headers))
         params.append(
             {
                 "consumer": consumer,
-                "topic": record.topic,
-                "partition": record.partition,
-                "offset": record.offset,
-                "event_id": event_id_of(record),
-                "key": record.key,
-                "payload": record.value or b"",
-                "headers": encode_headers(record.headers or ()),
+                "topic": delivery.topic,
+                "partition": delivery.partition,
+                "offset": delivery.offset,
+                "event_id": event_id_of(delivery),
+                "key": delivery.key,
+                "payload": delivery.value,
+                "headers": encode_headers(delivery.headers),
                 "error": error,
                 "attempts": attempts,
             }
@@ -85,33 +86,33 @@ async def write_dead_letters(conn: AsyncConnection, schema: str, consumer: str, 
 
 
 def report_dead_letters(schema: str, consumer: str, failures: Sequence[DeadLetter], metrics: MessagingMetrics) -> None:
-    """Log and count dead letters once their transaction has committed (the log names where the record is)."""
+    """Log and count dead letters once their transaction has committed (the log names where the delivery is)."""
     see = f"{schema}.dead_letters"
     for f in failures:
-        record = f.record
-        metrics.dead_letters.labels(consumer, record.topic).inc()
-        with bind_event_context(**event_context(record, envelope_of(record))):
+        delivery = f.delivery
+        metrics.dead_letters.labels(consumer, delivery.topic).inc()
+        with bind_event_context(**event_context(delivery, envelope_of(delivery))):
             log.error("event_dead_lettered", consumer=consumer, attempts=f.attempts, see=see, **f.facts)
 
 
-def envelope_of(record: ConsumerRecord[bytes, bytes]) -> Envelope | None:
+def envelope_of(delivery: Delivery) -> Envelope | None:
     """The record's envelope, None when it does not decode."""
     try:
-        return Envelope.from_bytes(record.value or b"")
+        return Envelope.from_bytes(delivery.value)
     except (ValidationError, ValueError):
         return None
 
 
-def event_id_of(record: ConsumerRecord[bytes, bytes]) -> UUID | None:
+def event_id_of(delivery: Delivery) -> UUID | None:
     """The record's event id, None when it does not decode."""
-    envelope = envelope_of(record)
+    envelope = envelope_of(delivery)
     return None if envelope is None else envelope.event_id
 
 
-def event_context(record: ConsumerRecord[bytes, bytes], envelope: Envelope | None) -> dict[str, object]:
+def event_context(delivery: Delivery, envelope: Envelope | None) -> dict[str, object]:
     """What is bound to the log lines written about one event: where it came from and, when it decodes, its ids
     and subject (the order key)."""
-    context: dict[str, object] = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
+    context: dict[str, object] = {"topic": delivery.topic, "partition": delivery.partition, "offset": delivery.offset}
     if envelope is not None:
         context |= {
             "event_id": str(envelope.event_id),

@@ -12,13 +12,13 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from aiokafka.structs import ConsumerRecord
 from prometheus_client import Counter
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from infra.errors import describe_error, error_text
 from infra.messaging.consumer import InboundEvent, Rejection
+from infra.messaging.delivery import Delivery
 from infra.messaging.envelope import Envelope
 from infra.messaging.outbox import enqueue
 from infra.messaging.topics import MARKETPLACE_SETTLEMENTS
@@ -275,23 +275,9 @@ def _reason(envelope: Envelope, exc: Exception) -> str:
 def _parked_event(
     envelope: Envelope, origin: tuple[str, int, int] | None, settlements: str = MARKETPLACE_SETTLEMENTS
 ) -> InboundEvent:
-    """A rejected event that an earlier batch parked: its record is gone, so a stand-in carries it to the
-    dead-letter topic of the topic it came from, with the partition and offset it arrived at (from the inbox).
-    Without an inbox row (none is expected) the topic is ``settlements`` (the ledger's, passed in), where
-    settlements and refunds come from, and partition and offset are -1."""
-    key, value = envelope.subject.encode(), envelope.to_bytes()
+    """A rejected event that an earlier batch parked: its delivery is rebuilt to carry it to the dead-letter topic
+    of the topic it came from, with the partition and offset it arrived at (from the inbox). Without an inbox row
+    (none is expected) the topic is ``settlements`` (the ledger's, passed in), where settlements and refunds come
+    from, and partition and offset are -1."""
     topic, partition, offset = origin or (settlements, -1, -1)
-    record = ConsumerRecord(
-        topic=topic,
-        partition=partition,
-        offset=offset,
-        timestamp=0,
-        timestamp_type=0,
-        key=key,
-        value=value,
-        checksum=None,
-        serialized_key_size=len(key),
-        serialized_value_size=len(value),
-        headers=[],
-    )
-    return InboundEvent(envelope, record)
+    return InboundEvent(envelope, Delivery(topic, partition, offset, envelope.subject.encode(), envelope.to_bytes()))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 import os
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from infra.db.migrate import upgrade_to_head_async
 from infra.db.roles import RoleUrls, bootstrap_database, drop_database, role_urls
 from infra.environment import local_passwords
 from infra.messaging.consumer import InboundEvent, Rejection
+from infra.messaging.delivery import Delivery
 from infra.messaging.envelope import Envelope, make_envelope
 from infra.messaging.relay import make_producer
 from services.contracts.marketplace import REFUND_REPORTED, SETTLEMENT_REPORTED
@@ -37,9 +37,6 @@ from services.ledger.reports import verify_chain
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_POLICY_FILE = ROOT / "deploy" / "demo" / "policies.yaml"
-
-#: Stands in for aiokafka's ConsumerRecord when a test drives the processor without the broker.
-FakeRecord = collections.namedtuple("FakeRecord", "topic partition offset key value headers")
 
 
 def uid() -> str:
@@ -184,8 +181,7 @@ def reissued(envelope: Envelope) -> Envelope:
 
 def inbound(envelope: Envelope, topic: str = "test") -> InboundEvent:
     """An envelope as the batch consumer hands it to a handler (with a stand-in record)."""
-    record = FakeRecord(topic, 0, 0, envelope.subject.encode(), envelope.to_bytes(), [])
-    return InboundEvent(envelope, record)
+    return InboundEvent(envelope, Delivery(topic, 0, 0, envelope.subject.encode(), envelope.to_bytes()))
 
 
 async def post(engine: AsyncEngine, processor: LedgerProcessor, envelopes: Sequence[Envelope]) -> list[str]:

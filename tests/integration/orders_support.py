@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections import Counter, namedtuple
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -180,9 +180,6 @@ def service_processes(
 
 
 # --- driving the processor without the broker (tests about stock invariants only) -------------------------
-
-FakeRecord = namedtuple("FakeRecord", "topic partition offset key value headers")
-"""Stands in for a Kafka ConsumerRecord when ``OrderEventProcessor`` is called directly."""
 
 # No marketplace status means "the returned parcel arrived" (the unit tests of channels.py say RETURNED comes
 # from our own return handling, which does not exist yet); tests stand in for it with this status.

@@ -12,13 +12,13 @@ from typer.testing import CliRunner
 from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
 from infra.messaging.consumer import InboundEvent
+from infra.messaging.delivery import Delivery
 from services.orders import fulfilment
 from services.orders.cli import stock_app
 from services.orders.fulfilment import OrderEventProcessor
 from services.orders.outbound import OrdersTopics
 from tests.integration.orders_support import (
     RETURNED_STATUS,
-    FakeRecord,
     load,
     map_with_returns,
     outbox_types,
@@ -41,7 +41,7 @@ async def returned_order(url: str, u: str, topics: OrdersTopics) -> int:
         processor, base = OrderEventProcessor(topics=topics), recent()
         for n, raw in enumerate(["220", "500", RETURNED_STATUS]):
             envelope = status_event(u, "back", raw, n, "tokopedia", qty=2, base=base)
-            event = InboundEvent(envelope, FakeRecord("t", 0, n, None, b"", []))
+            event = InboundEvent(envelope, Delivery("t", 0, n, None, b""))
             async with engine.begin() as conn:
                 assert await processor(conn, [event]) == []
         async with engine.connect() as conn:

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
 from infra.messaging.consumer import InboundEvent
+from infra.messaging.delivery import Delivery
 from services.orders import fulfilment
 from services.orders.adapters.order_repo import BatchInfoCache
 from services.orders.adapters.stock_repo import counter_drift, negative_counter_rows
@@ -40,7 +41,6 @@ from services.orders.outbound import OrdersTopics
 from services.orders.sweeper import sweep_expired
 from tests.integration.orders_support import (
     RETURNED_STATUS,
-    FakeRecord,
     load,
     map_with_returns,
     recent,
@@ -151,7 +151,7 @@ class StockMachine(RuleBasedStateMachine):
                 self.u, order.order_id, raw_status, self.clock, order.channel, qty=order.qty, base=self.base
             )
             assert envelope.subject == order.key
-            record = FakeRecord("t.marketplace.order-events", 0, self.clock, None, b"", [])
+            record = Delivery("t.marketplace.order-events", 0, self.clock, None, b"")
             inbound.append(InboundEvent(envelope, record))
 
         async def apply() -> list[Any]:

@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from aiokafka import ConsumerRecord
-
 from infra.messaging.consumer import InboundEvent, Rejection
+from infra.messaging.delivery import Delivery
 from infra.messaging.envelope import make_envelope
 from services.contracts.gateway import DELIVERY_RECEIVED
 from services.gateway.normaliser import parse_event
@@ -19,9 +18,7 @@ PERSONAL = (NAME, PHONE, ADDRESS)
 
 def _event(type_name: str, data: dict[str, object]) -> InboundEvent:
     envelope = make_envelope(type=type_name, source="karya/tests", subject="tokopedia:1:2", data=data)
-    value = envelope.to_bytes()
-    record = ConsumerRecord("raw", 0, 7, 0, 0, b"k", value, None, 1, len(value), [])
-    return InboundEvent(envelope, record)
+    return InboundEvent(envelope, Delivery("raw", 0, 7, b"k", envelope.to_bytes()))
 
 
 def _delivery(body: str, webhook_type: str = "order_notification") -> dict[str, object]:
