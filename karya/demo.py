@@ -27,10 +27,10 @@ from infra.db.engine import make_engine
 from infra.db.migrate import upgrade_to_head_async
 from infra.db.roles import GATEWAY, GATEWAY_URL_ENV, bootstrap_database, drop_database, passwords_from_env, url_as
 from infra.environment import ROOT, state_dir
-from infra.messaging.admin import ensure_topics
+from infra.messaging.admin import broker_counts, ensure_topics
 from infra.messaging.relay import make_producer
 from infra.messaging.topics import BASE_NAMES, topic_name
-from karya.demo_report import broker_counts, database_counts, summary_tables, wait_pipeline_drained
+from karya.demo_report import database_counts, summary_tables, wait_pipeline_drained
 from karya.demo_sim import apply_env, demo_secrets, marketplace_env, run_simulated_day
 from karya.processes import (
     ServiceProcess,

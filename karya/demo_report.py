@@ -8,60 +8,12 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from infra.db.engine import make_engine
-from infra.messaging.admin import partitions_of
+from infra.messaging.admin import BrokerProbe as BrokerProbe  # re-exported: the fault suite reads it from here
 from karya.processes import ServiceProcess
-
-
-class BrokerProbe:
-    """Dead-letter and lag counts of one run's topics, from one admin client and one consumer kept open.
-
-    A watcher that looks every second must not rebuild its clients and re-read the whole cluster's metadata each
-    time: on a broker that holds thousands of topics that cost a core's worth of CPU on this machine, taken from
-    the services being measured. The run's partitions are listed once, when the probe opens."""
-
-    def __init__(self, bootstrap: str, prefix: str) -> None:
-        self._bootstrap = bootstrap
-        self._prefix = prefix
-        self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-        self._parts: list[TopicPartition] = []
-
-    async def __aenter__(self) -> BrokerProbe:
-        await self._admin.start()
-        await self._consumer.start()
-        topics = sorted(t for t in await self._admin.list_topics() if t.startswith(self._prefix))
-        self._parts = await partitions_of(self._consumer, topics)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._consumer.stop()
-        await self._admin.close()
-
-    async def counts(self, groups: Sequence[str]) -> tuple[int, int]:
-        """(messages on the run's dead-letter topics, total consumer lag of ``groups``)."""
-        ends = await self._consumer.end_offsets(self._parts) if self._parts else {}
-        dlq_parts = [tp for tp in self._parts if tp.topic.endswith(".dlq")]
-        begins = await self._consumer.beginning_offsets(dlq_parts) if dlq_parts else {}
-        dlq = sum(ends[tp] - begins[tp] for tp in dlq_parts)
-        lag = 0
-        for group in groups:
-            committed = await self._admin.list_consumer_group_offsets(group)
-            for tp, meta in committed.items():
-                if tp in ends:
-                    lag += max(0, ends[tp] - meta.offset)
-        return dlq, lag
-
-
-async def broker_counts(bootstrap: str, prefix: str, groups: list[str]) -> tuple[int, int]:
-    """(messages on the run's dead-letter topics, total consumer lag of ``groups``), with a probe of its own."""
-    async with BrokerProbe(bootstrap, prefix) as probe:
-        return await probe.counts(groups)
 
 
 async def backlog(conn: AsyncConnection) -> int:
