@@ -64,7 +64,7 @@ def classify_record(consumer: BatchConsumer, record: ConsumerRecord[bytes, bytes
     """What ``consumer`` does with ``record``, decided by the consumer's own decoding and type filter: acts on it
     (an inbox row is due: events it applies, and events of unknown types, which it dead-letters once), skips it
     (a known type it does not act on), or dead-letters it without an inbox row (undecodable)."""
-    batch = consumer._decode([record])
+    batch = consumer.decode([record])
     acted = [*batch.events, *batch.unknown]
     if acted:
         return RecordFacts(record.offset, "act", acted[0].envelope.event_id)

@@ -78,8 +78,9 @@ class BatchHandler(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class _Batch:
-    """A decoded batch: events this consumer acts on, events of unknown types, undecodable records."""
+class DecodedBatch:
+    """A decoded Kafka batch (not a production batch): events this consumer acts on, events of unknown types,
+    undecodable records."""
 
     events: list[InboundEvent]
     unknown: list[InboundEvent]
@@ -138,7 +139,7 @@ class BatchConsumer:
             return
         started = time.perf_counter()
         self._metrics.batch_size.labels(self.name).observe(len(records))
-        batch = self._decode(records)
+        batch = self.decode(records)
         attempt = contended = 0
         isolating = waiting = False
         try:
@@ -181,7 +182,7 @@ class BatchConsumer:
         self._metrics.events_applied.labels(self.name).inc(len(batch.events))
         self._metrics.batch_seconds.labels(self.name).observe(time.perf_counter() - started)
 
-    async def _process_whole(self, batch: _Batch) -> None:
+    async def _process_whole(self, batch: DecodedBatch) -> None:
         """The whole batch in one transaction."""
         async with self._engine.begin() as conn:
             fresh = await self._claim(conn, batch.events)
@@ -190,13 +191,14 @@ class BatchConsumer:
             await self._dead_letter(conn, failures)
         self._report_dead_letters(failures)
 
-    async def _arrival_failures(self, conn: AsyncConnection, batch: _Batch) -> list[DeadLetter]:
+    async def _arrival_failures(self, conn: AsyncConnection, batch: DecodedBatch) -> list[DeadLetter]:
         """Records dead-lettered at arrival: undecodable ones, and events of unknown types not seen before."""
         fresh = await self._claim(conn, batch.unknown)
         return [*batch.undecodable, *(_unknown_type(e) for e in fresh)]
 
-    def _decode(self, records: Sequence[KafkaRecord]) -> _Batch:
-        batch = _Batch([], [], [])
+    def decode(self, records: Sequence[KafkaRecord]) -> DecodedBatch:
+        """Decode one Kafka batch into the events this consumer acts on, unknown types and undecodable records."""
+        batch = DecodedBatch([], [], [])
         seen: set[UUID] = set()
         for record in records:
             if self._types is not None and self._skipped(record):
@@ -252,7 +254,7 @@ class BatchConsumer:
             self._metrics.events_duplicate.labels(self.name).inc(duplicates)
         return [e for e in events if e.envelope.event_id in new_ids]
 
-    async def _process_isolated(self, batch: _Batch) -> None:
+    async def _process_isolated(self, batch: DecodedBatch) -> None:
         """Apply events one at a time in savepoints; dead-letter the ones that keep failing.
 
         A failure that is the database's, not the event's (:func:`classify`), is raised: the caller retries

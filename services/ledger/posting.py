@@ -64,8 +64,8 @@ _INMATE = ("liability:inmate_savings:", "asset:inmate_receivable:")
 
 
 @dataclass
-class _Batch:
-    """Entries planned for one batch, with the event each came from."""
+class _PostingPlan:
+    """Entries planned for one Kafka batch of events, with the event each came from."""
 
     entries: list[tuple[JournalEntry, str]] = field(default_factory=list)
     parked: list[tuple[Envelope, str]] = field(default_factory=list)
@@ -123,7 +123,7 @@ class LedgerProcessor:
         grouped: dict[str, list[Envelope]] = defaultdict(list)
         for envelope in work:
             grouped[envelope.subject].append(envelope)
-        batch = _Batch(recent=self._recent)
+        batch = _PostingPlan(recent=self._recent)
         # Posting keys this batch may meet, looked up once: settlements, and refunds by their reported id.
         refund_keys = [
             refund_key(e.subject, e.data["refund_id"])
@@ -177,7 +177,7 @@ class LedgerProcessor:
         envelope: Envelope,
         facts: dict[str, OrderFacts],
         policies: list[SplitPolicy],
-        batch: _Batch,
+        batch: _PostingPlan,
         known: dict[str, str],
     ) -> None:
         source = str(envelope.event_id)

@@ -52,7 +52,7 @@ def test_the_consumer_hands_handlers_deliveries_not_kafka_records() -> None:
     )
     envelope = make_envelope(type=ORDER_COMPLETED, source="karya/tests", subject=KEY, data={})
     value = envelope.to_bytes()
-    batch = consumer._decode([ConsumerRecord("orders.events", 1, 9, 0, 0, b"k", value, None, 1, len(value), [])])
+    batch = consumer.decode([ConsumerRecord("orders.events", 1, 9, 0, 0, b"k", value, None, 1, len(value), [])])
     (event,) = batch.events
     assert event.envelope == envelope
     assert type(event.delivery) is Delivery
