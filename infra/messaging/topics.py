@@ -8,6 +8,11 @@ names it passes down (``GatewayTopics``, ``OrdersTopics``, ``LedgerTopics``); no
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any, TypeVar
+
+_Topics = TypeVar("_Topics")
+
 MARKETPLACE_ORDER_EVENTS = "marketplace.order-events"
 """Canonical marketplace order events from the gateway (keyed by order key); consumed by orders."""
 
@@ -49,3 +54,12 @@ def consumer_group(name: str, prefix: str) -> str:
 def dead_letter_topic(topic: str) -> str:
     """The dead-letter topic of ``topic``: ``<topic>.dlq``."""
     return f"{topic}.dlq"
+
+
+def prefixed(topics: _Topics, prefix: str) -> _Topics:
+    """A service's topics dataclass (every field a base name) with every name put under ``prefix``."""
+    names: dict[str, Any] = {
+        f.name: topic_name(getattr(topics, f.name), prefix)
+        for f in dataclasses.fields(topics)  # type: ignore[arg-type]
+    }
+    return dataclasses.replace(topics, **names)  # type: ignore[type-var]

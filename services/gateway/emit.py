@@ -21,7 +21,7 @@ from infra.messaging.topics import (
     GATEWAY_RAW_DELIVERIES,
     MARKETPLACE_ORDER_EVENTS,
     MARKETPLACE_SETTLEMENTS,
-    topic_name,
+    prefixed,
 )
 from services.contracts.marketplace import (
     ORDER_STATUS_CHANGED,
@@ -49,11 +49,7 @@ class GatewayTopics:
     @classmethod
     def with_prefix(cls, prefix: str) -> GatewayTopics:
         """The same topics under ``prefix``."""
-        return cls(
-            topic_name(GATEWAY_RAW_DELIVERIES, prefix),
-            topic_name(MARKETPLACE_ORDER_EVENTS, prefix),
-            topic_name(MARKETPLACE_SETTLEMENTS, prefix),
-        )
+        return prefixed(cls(), prefix)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from infra.messaging.outbox import OutboundMessage
-from infra.messaging.topics import LEDGER_ENTRIES, MARKETPLACE_SETTLEMENTS, ORDERS_EVENTS, topic_name
+from infra.messaging.topics import LEDGER_ENTRIES, MARKETPLACE_SETTLEMENTS, ORDERS_EVENTS, prefixed
 from services.contracts.ledger import ENTRY_POSTED
 from services.ledger.domain.hashchain import CommittedEntry
 from services.ledger.domain.journal import EntryKind
@@ -27,11 +27,7 @@ class LedgerTopics:
     @classmethod
     def with_prefix(cls, prefix: str) -> LedgerTopics:
         """The same topics under ``prefix``."""
-        return cls(
-            topic_name(ORDERS_EVENTS, prefix),
-            topic_name(MARKETPLACE_SETTLEMENTS, prefix),
-            topic_name(LEDGER_ENTRIES, prefix),
-        )
+        return prefixed(cls(), prefix)
 
 
 def entry_posted_messages(posted: Sequence[CommittedEntry], topic: str) -> list[OutboundMessage]:

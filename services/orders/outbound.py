@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from infra.messaging.consumer import InboundEvent
 from infra.messaging.envelope import Envelope
 from infra.messaging.outbox import OutboundMessage, enqueue
-from infra.messaging.topics import MARKETPLACE_ORDER_EVENTS, ORDERS_EVENTS, ORDERS_STOCK_AVAILABILITY, topic_name
+from infra.messaging.topics import MARKETPLACE_ORDER_EVENTS, ORDERS_EVENTS, ORDERS_STOCK_AVAILABILITY, prefixed
 from services.contracts import orders as ev
 from services.orders.adapters.order_repo import BatchInfo, Held, OrderRow, Reservation
 from services.orders.payload import StatusChange
@@ -38,11 +38,7 @@ class OrdersTopics:
     @classmethod
     def with_prefix(cls, prefix: str) -> OrdersTopics:
         """The same topics under ``prefix``."""
-        return cls(
-            topic_name(MARKETPLACE_ORDER_EVENTS, prefix),
-            topic_name(ORDERS_EVENTS, prefix),
-            topic_name(ORDERS_STOCK_AVAILABILITY, prefix),
-        )
+        return prefixed(cls(), prefix)
 
 
 class Outbound:
