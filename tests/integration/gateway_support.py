@@ -6,16 +6,18 @@ import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from infra.messaging.admin import ensure_topics, read_to_end
+from infra.runtime import ServiceRuntime
 from infra.settings import KafkaSettings
 from services.gateway.clients.base import ApiOrder, ApiOrderLine, ApiSettlement, MarketplaceApiError
 from services.gateway.clients.refunds import ApiRefund
@@ -284,3 +286,49 @@ async def outbox_events(
 async def _published(bootstrap: str, topic: str, key: bytes) -> list[dict[str, Any]]:
     """Envelopes of ``topic`` with ``key`` published so far (one key: one partition, so in offset order)."""
     return [json.loads(r.value) for r in await read_to_end(bootstrap, topic) if r.key == key and r.value]
+
+
+@dataclass
+class RunningGateway:
+    """A gateway runtime started for a test: its app client, engine, topics, normaliser name and fake APIs."""
+
+    runtime: ServiceRuntime
+    client: httpx.AsyncClient
+    engine: AsyncEngine
+    topics: GatewayTopics
+    consumer: str
+    fakes: dict[str, FakeClient]
+
+
+_G = TypeVar("_G", bound=RunningGateway)
+
+
+@asynccontextmanager
+async def running_gateway(
+    cls: type[_G], database_url: str, bootstrap: str, tag: str, *, max_attempts: int
+) -> AsyncIterator[_G]:
+    """Start the gateway as ``services.gateway.app`` wires it (no pollers) on this session's topics, with fake
+    marketplace APIs; stop it on exit."""
+    from services.gateway.app import build_runtime
+    from tests.naming import topic_prefix
+
+    topics = GatewayTopics.with_prefix(topic_prefix(tag))
+    await prepare_topics(bootstrap, topics)
+    fakes = {c: FakeClient(c) for c in ("tokopedia", "tiktok_shop", "shopee", "blibli")}
+    consumer = f"gateway-normaliser-{uid()}"
+    runtime = build_runtime(
+        database_url,
+        kafka(bootstrap, max_attempts=max_attempts),
+        settings=gateway_settings(),
+        clients=fakes,
+        topics=topics,
+        consumer_name=consumer,
+        pollers=False,
+    )
+    await runtime.start()
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=runtime.http_app()), base_url=BASE_URL)
+    try:
+        yield cls(runtime, client, runtime.engine, topics, consumer, fakes)
+    finally:
+        await client.aclose()
+        await runtime.stop()

@@ -7,51 +7,33 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from infra.db.roles import RoleUrls
-from infra.runtime import ServiceRuntime
-from services.gateway.app import build_runtime
 from services.gateway.clients.refunds import ApiRefund
-from services.gateway.emit import GatewayTopics
 from services.gateway.values import NonIntegralAmount
 from tests.contract_validation import validate_published
 from tests.integration.gateway_support import (
-    BASE_URL,
-    FakeClient,
+    RunningGateway,
     api_order,
     api_settlement,
     body_for,
-    gateway_settings,
-    kafka,
     outbox_events,
     post,
-    prepare_topics,
+    running_gateway,
     scalar,
     uid,
 )
 from tests.integration.messaging_support import wait_for
-from tests.naming import topic_prefix
 
 pytestmark = pytest.mark.integration
 
 
-@dataclass
-class Gateway:
-    runtime: ServiceRuntime
-    client: httpx.AsyncClient
-    engine: AsyncEngine
-    topics: GatewayTopics
-    consumer: str
-    fakes: dict[str, FakeClient]
-
+class Gateway(RunningGateway):
     async def events(self, key: str, topic: str | None = None) -> list[dict[str, Any]]:
         bootstrap = self.runtime.kafka.bootstrap_servers
         return await outbox_events(self.engine, topic or self.topics.order_events, key, bootstrap)
@@ -85,27 +67,8 @@ class Gateway:
 
 @pytest.fixture
 async def gateway(database: RoleUrls, kafka_bootstrap: str) -> AsyncIterator[Gateway]:
-    u = uid()
-    topics = GatewayTopics.with_prefix(topic_prefix("gn"))
-    await prepare_topics(kafka_bootstrap, topics)
-    fakes = {c: FakeClient(c) for c in ("tokopedia", "tiktok_shop", "shopee", "blibli")}
-    consumer = f"gateway-normaliser-{u}"
-    runtime = build_runtime(
-        database.gateway,
-        kafka(kafka_bootstrap, max_attempts=3),
-        settings=gateway_settings(),
-        clients=fakes,
-        topics=topics,
-        consumer_name=consumer,
-        pollers=False,
-    )
-    await runtime.start()
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=runtime.http_app()), base_url=BASE_URL)
-    try:
-        yield Gateway(runtime, client, runtime.engine, topics, consumer, fakes)
-    finally:
-        await client.aclose()
-        await runtime.stop()
+    async with running_gateway(Gateway, database.gateway, kafka_bootstrap, "gn", max_attempts=3) as running:
+        yield running
 
 
 async def _settle(gw: Gateway, key: str, *, events: int = 1) -> None:

@@ -14,11 +14,9 @@ import asyncio
 import hashlib
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import httpx
 import pytest
 import structlog
 from prometheus_client import CollectorRegistry
@@ -32,24 +30,18 @@ from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
 from infra.errors import sqlstate_of
 from infra.messaging.topics import dead_letter_topic
-from infra.runtime import ServiceRuntime
-from services.gateway.app import build_runtime
 from services.gateway.deps import GatewayDeps
-from services.gateway.emit import GatewayTopics
 from services.gateway.retention import RetentionMetrics, redact_due, run_raw_retention
 from tests.integration.gateway_support import (
-    BASE_URL,
-    FakeClient,
+    RunningGateway,
     api_order,
     body_for,
     gateway_settings,
-    kafka,
     post,
-    prepare_topics,
+    running_gateway,
     uid,
 )
 from tests.integration.messaging_support import read_topic, wait_for
-from tests.naming import topic_prefix
 
 pytestmark = pytest.mark.integration
 _TABLES = ("raw_deliveries", "dead_letters")
@@ -91,38 +83,14 @@ def _refused_answer(what: str) -> ValidationError:
     raise AssertionError("the answer validated")
 
 
-@dataclass
-class Gateway:
-    runtime: ServiceRuntime
-    client: httpx.AsyncClient
-    engine: AsyncEngine
-    topics: GatewayTopics
-    consumer: str
-    fakes: dict[str, FakeClient]
+class Gateway(RunningGateway):
+    """The gateway under test."""
 
 
 @pytest.fixture
 async def gateway(database: RoleUrls, kafka_bootstrap: str) -> AsyncIterator[Gateway]:
-    topics = GatewayTopics.with_prefix(topic_prefix("gpd"))
-    await prepare_topics(kafka_bootstrap, topics)
-    fakes = {c: FakeClient(c) for c in ("tokopedia", "tiktok_shop", "shopee", "blibli")}
-    consumer = f"gateway-normaliser-{uid()}"
-    runtime = build_runtime(
-        database.gateway,
-        kafka(kafka_bootstrap, max_attempts=2),
-        settings=gateway_settings(),
-        clients=fakes,
-        topics=topics,
-        consumer_name=consumer,
-        pollers=False,
-    )
-    await runtime.start()
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=runtime.http_app()), base_url=BASE_URL)
-    try:
-        yield Gateway(runtime, client, runtime.engine, topics, consumer, fakes)
-    finally:
-        await client.aclose()
-        await runtime.stop()
+    async with running_gateway(Gateway, database.gateway, kafka_bootstrap, "gpd", max_attempts=2) as running:
+        yield running
 
 
 async def _rows(engine: AsyncEngine, sql: str, **params: Any) -> list[Any]:
