@@ -25,21 +25,13 @@ from sqlalchemy import text
 
 from bench.ceiling import run_ceiling, table_counts
 from bench.gateway_mode import via_gateway
-from bench.harness import (
-    Bench,
-    committed_at,
-    cpu_seconds,
-    encode_all,
-    messages_for,
-    publish,
-    stack_pids,
-    wait_drained,
-)
+from bench.harness import Bench, committed_at, cpu_seconds, publish, stack_pids, wait_drained
 from bench.latency import describe, latency
 from infra.db.engine import make_engine
 from infra.db.roles import passwords_from_env, role_urls
 from infra.environment import ROOT, state_dir
 from karya.processes import interrupt_on_sigterm, wait_until_ready
+from sim.pipeline_env import encode_all, messages_for
 
 console = Console(stderr=True)
 

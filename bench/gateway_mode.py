@@ -15,13 +15,14 @@ from typing import Any
 
 from sqlalchemy import text
 
-from bench.harness import CATALOGUE, Bench, committed_at, cpu_seconds, stack_pids
+from bench.harness import Bench, committed_at, cpu_seconds, stack_pids
 from infra.db.engine import make_engine
 from infra.environment import state_dir
 from karya.demo_report import database_counts, wait_pipeline_drained
 from karya.demo_sim import apply_env, demo_secrets, marketplace_env, run_simulated_day
 from karya.processes import free_port, wait_until_ready
 from services.orders.catalogue import load_catalogue
+from sim.pipeline_env import CATALOGUE
 
 # The gateway's backstop poller re-checks quiet orders after KARYA_BACKSTOP_MIN_AGE_S (15 s in marketplace_env):
 # the pipeline counts as drained only once it stayed still longer than that.

@@ -1,4 +1,5 @@
-"""The pipeline under test: a fresh bench database, orders and ledger as separate processes, timed runs."""
+"""The pipeline under test: a fresh bench database (sim.pipeline_env), orders and ledger as separate processes,
+timed runs."""
 
 from __future__ import annotations
 
@@ -8,68 +9,29 @@ import json
 import os
 import time
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
-import yaml
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from infra.db.engine import make_engine
-from infra.db.migrate import upgrade_to_head_async
-from infra.db.roles import GATEWAY_URL_ENV, bootstrap_database, drop_database, passwords_from_env, role_urls
-from infra.environment import ROOT, state_dir
-from infra.messaging.admin import delete_topics_with_prefix, ensure_topics, read_to_end
+from infra.db.roles import GATEWAY_URL_ENV
+from infra.environment import state_dir
+from infra.messaging.admin import read_to_end
 from infra.messaging.relay import make_producer
-from infra.messaging.topics import BASE_NAMES, topic_name
+from infra.messaging.topics import topic_name
 from karya.demo_report import wait_pipeline_drained
 from karya.processes import ServiceProcess, start_service, stop_all
-from services.ledger.adapters.policy_repo import store_policies
-from services.ledger.domain.policy_file import parse_policies
-from services.orders.adapters.catalogue_repo import load_catalogue as load_catalogue_db
-from services.orders.catalogue import Catalogue, load_catalogue
-from sim.loadgen import Message, interleave, lifecycles
-
-CATALOGUE = ROOT / "deploy" / "demo" / "catalogue.yaml"
-POLICIES = ROOT / "deploy" / "demo" / "policies.yaml"
-
-
-def bench_catalogue(orders: int) -> Catalogue:
-    """The demo catalogue with batches large enough that stock never runs out during the run."""
-    base = load_catalogue(CATALOGUE)
-    scale = max(1, (orders * 3) // 300 + 1)
-    return replace(base, batches=tuple(replace(b, produced_qty=b.produced_qty * scale) for b in base.batches))
+from sim.pipeline_env import PipelineEnv, Wire
 
 
 @dataclass
-class Bench:
-    """One benchmark environment: its database, topic prefix and service processes."""
+class Bench(PipelineEnv):
+    """One benchmark environment: its database and topic prefix, and the service processes it started."""
 
-    database: str
-    prefix: str
-    service_url: str = ""
-    gateway_url: str = ""
     procs: list[ServiceProcess] = field(default_factory=list)
-
-    async def setup(self, orders: int) -> None:
-        """Fresh database with roles, migrations, catalogue and policies; topics with 6 partitions."""
-        admin = os.environ["KARYA_DB_ADMIN_URL"]
-        await drop_database(admin, self.database)
-        passwords = passwords_from_env()
-        await bootstrap_database(admin, passwords, self.database)
-        urls = role_urls(admin, passwords, self.database)
-        await upgrade_to_head_async(urls.migrator)
-        self.service_url = urls.service
-        self.gateway_url = urls.gateway
-        engine = make_engine(self.service_url, pool_size=1)
-        try:
-            async with engine.begin() as c:
-                await load_catalogue_db(c, bench_catalogue(orders), "bench")
-                await store_policies(c, parse_policies(yaml.safe_load(POLICIES.read_text()), str(POLICIES)))
-        finally:
-            await engine.dispose()
-        await ensure_topics(os.environ["KAFKA_BOOTSTRAP_SERVERS"], [topic_name(b, self.prefix) for b in BASE_NAMES], 6)
 
     def start(
         self,
@@ -101,34 +63,9 @@ class Bench:
         self.procs = []
 
     async def close(self) -> None:
-        """Stop the services, then delete the run's topics: a broker that keeps every past run's partitions
-        spends CPU on them in every later run."""
+        """Stop the services, then delete the run's topics."""
         self.stop()
-        await delete_topics_with_prefix(os.environ["KAFKA_BOOTSTRAP_SERVERS"], self.prefix)
-
-
-def messages_for(orders: int, seed: int, run_id: str) -> list[Message]:
-    """The run's messages in publish order."""
-    return interleave(list(lifecycles(load_catalogue(CATALOGUE), orders, seed=seed, run_id=run_id)))
-
-
-@dataclass(frozen=True, slots=True)
-class Wire:
-    """One event as the marketplace side would hand it to Kafka: topic, key and the encoded envelope."""
-
-    topic: str
-    key: bytes
-    value: bytes
-    event_id: str
-
-
-def encode_all(prefix: str, messages: list[Message]) -> list[Wire]:
-    """Serialise the run's events before the clock starts: encoding them is the producer's work, not the
-    pipeline's, and doing it inside the timed loop took CPU from the services on this 2-core machine."""
-    return [
-        Wire(topic_name(m.topic, prefix), m.envelope.subject.encode(), m.envelope.to_bytes(), str(m.envelope.event_id))
-        for m in messages
-    ]
+        await self.delete_topics()
 
 
 async def publish(wires: list[Wire], rate: float | None = None) -> dict[str, float]:

@@ -23,8 +23,6 @@ from sqlalchemy import text
 from bench.harness import (
     Bench,
     commit_time_sql,
-    encode_all,
-    messages_for,
     order_events,
     publish,
     tracks_commit_times,
@@ -33,6 +31,7 @@ from bench.harness import (
 from infra.db.engine import make_engine
 from infra.environment import state_dir
 from karya.processes import wait_until_ready
+from sim.pipeline_env import encode_all, messages_for
 
 HOPS = ("orders", "relay", "ledger")
 

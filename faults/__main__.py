@@ -30,7 +30,6 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.table import Table
 
-from bench.harness import Bench, Wire, encode_all, messages_for
 from faults.experiments import EXPERIMENTS, QUICK, Ctx, Experiment
 from faults.observe import Figures, Snapshot, compare, snapshot
 from faults.pipeline import Run
@@ -38,6 +37,7 @@ from faults.stack import PrivateStack
 from faults.toxiproxy import Toxiproxy, stop_recorded
 from infra.environment import ROOT
 from karya.processes import interrupt_on_sigterm
+from sim.pipeline_env import PipelineEnv, Wire, encode_all, messages_for
 
 console = Console(stderr=True, width=200)
 WiresOf = Callable[[str], list[Wire]]
@@ -54,12 +54,12 @@ async def one_run(
 ) -> tuple[Run, Snapshot, bool, dict[str, Any], int]:
     """Set up a fresh database and topics, run the load (and the experiment's faults), wait, read the end state."""
     code = exp.code.lower() if exp else "control"
-    bench = Bench(database=f"faults_{code}", prefix=f"faults{stamp}{code}.")
-    await bench.setup(args.orders)
-    run = Run(code, bench, stack.state_dir / "logs" / f"{stamp}-{code}", say)
+    env = PipelineEnv(database=f"faults_{code}", prefix=f"faults{stamp}{code}.")
+    await env.setup(args.orders)
+    run = Run(code, env, stack.state_dir / "logs" / f"{stamp}-{code}", say)
     rng = random.Random(f"{args.seed}-{code}")
     cycles = (exp.quick_cycles if args.quick else exp.cycles) if exp else 0
-    wires = wires_of(bench.prefix)
+    wires = wires_of(env.prefix)
     base, expected_dead = len(wires), 0
     if exp and exp.shape:
         wires, expected_dead = exp.shape(wires, rng, cycles)
@@ -95,7 +95,7 @@ async def one_run(
     finally:
         stop.set()
         run.stop_all()
-        await _close(bench)
+        await _delete_topics(env)
         if proxy is not None:
             await asyncio.to_thread(stack.restart_kafka, None)
             proxy.stop()
@@ -103,11 +103,11 @@ async def one_run(
     return run, snap, drained, ctx.notes, expected_dead
 
 
-async def _close(bench: Bench) -> None:
+async def _delete_topics(env: PipelineEnv) -> None:
     try:
-        await asyncio.wait_for(bench.close(), 60)
+        await asyncio.wait_for(env.delete_topics(), 60)
     except Exception as exc:  # hygiene only: the private broker's topics go with its state directory
-        say(f"  topics of {bench.prefix} not deleted: {type(exc).__name__}")
+        say(f"  topics of {env.prefix} not deleted: {type(exc).__name__}")
 
 
 def _table(rows: list[Figures]) -> None:

@@ -18,11 +18,11 @@ import asyncpg
 import orjson
 from sqlalchemy.engine import make_url
 
-from bench.harness import Wire
 from faults.pipeline import Run, Say
 from faults.stack import PrivateStack
 from infra.messaging.envelope import new_event_id
 from infra.messaging.topics import topic_name
+from sim.pipeline_env import Wire
 
 
 @dataclass

@@ -16,11 +16,11 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from sqlalchemy import text
 
-from bench.harness import Bench, Wire
 from infra.db.engine import make_engine
 from infra.messaging.relay import make_producer
 from karya.demo_report import BrokerProbe, backlog
 from karya.processes import ServiceProcess, start_service, stop_all, wait_until_ready
+from sim.pipeline_env import PipelineEnv, Wire
 
 INPUT_TOPICS = {"orders": ("marketplace.order-events",), "ledger": ("orders.events", "marketplace.settlements")}
 """Each service's consumer and the base names of the topics it consumes (its consumer group is ``karya-<name>``)."""
@@ -34,7 +34,7 @@ class Run:
     """One experiment's (or the control's) pipeline: a database, a topic prefix and the service processes."""
 
     name: str
-    bench: Bench
+    env: PipelineEnv
     log_dir: Path
     say: Say
     database_url: str | None = None
@@ -47,12 +47,12 @@ class Run:
     @property
     def prefix(self) -> str:
         """The run's topic prefix."""
-        return self.bench.prefix
+        return self.env.prefix
 
     @property
     def service_url(self) -> str:
         """The service role's URL on the run's database (direct, never through a proxy)."""
-        return self.bench.service_url
+        return self.env.service_url
 
     def start(self, name: str) -> ServiceProcess:
         """Start one service process (``orders``, ``ledger``, ``orders-2``, ...) under its name."""
