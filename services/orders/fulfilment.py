@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from infra.db.rowsets import Writes
 from infra.errors import describe_error, error_text
 from infra.messaging.consumer import InboundEvent, Rejection
-from services.contracts.marketplace import ORDER_STATUS_CHANGED
+from services.contracts.marketplace import ORDER_STATUS_CHANGED, OrderStatusChanged
 from services.orders.adapters.order_repo import (
     BatchInfoCache,
     History,
@@ -44,7 +44,6 @@ from services.orders.adapters.order_repo import (
 from services.orders.domain.channels import Channel, UnmappableStatus, map_status, soft_reservation_expiry
 from services.orders.domain.lifecycle import OrderState, Reason, StockStage, fold
 from services.orders.outbound import OrdersTopics, Outbound
-from services.orders.payload import StatusChange, parse_status_change
 from services.orders.stock_moves import StockWork
 
 _RES_STAGE = {"soft": StockStage.SOFT, "hard": StockStage.HARD, "consumed": StockStage.CONSUMED}
@@ -79,7 +78,7 @@ class _Touched:
         self.first_index = first_index
         self.last_event = last_event
         self.stage_before = stage_before
-        self.applied: list[tuple[InboundEvent, StatusChange, str]] = []
+        self.applied: list[tuple[InboundEvent, OrderStatusChanged, str]] = []
 
 
 class OrderEventProcessor:
@@ -95,14 +94,14 @@ class OrderEventProcessor:
     async def __call__(self, conn: AsyncConnection, events: Sequence[InboundEvent]) -> list[Rejection]:
         """Apply ``events`` (new to this consumer) and return the ones rejected."""
         rejections: list[Rejection] = []
-        parsed: list[tuple[InboundEvent, StatusChange]] = []
+        parsed: list[tuple[InboundEvent, OrderStatusChanged]] = []
         for event in events:
             if event.envelope.type != ORDER_STATUS_CHANGED:
                 reason = f"unexpected event type {_quoted(event.envelope.type)}"
                 rejections.append(Rejection(event, reason, {"detail": reason}))
                 continue
             try:
-                parsed.append((event, parse_status_change(event.envelope.data)))
+                parsed.append((event, OrderStatusChanged.model_validate(event.envelope.data)))
             except ValidationError as exc:
                 reason = error_text(exc, context=f"invalid {ORDER_STATUS_CHANGED}")
                 rejections.append(Rejection(event, reason, describe_error(exc)))
@@ -171,7 +170,7 @@ class OrderEventProcessor:
         self,
         order: OrderRow,
         event: InboundEvent,
-        data: StatusChange,
+        data: OrderStatusChanged,
         listings: dict[tuple[str, str, str, str], tuple[str, str, str]],
         history: History,
         work: _Touched,

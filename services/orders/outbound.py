@@ -19,8 +19,8 @@ from infra.messaging.envelope import Envelope
 from infra.messaging.outbox import OutboundMessage, enqueue
 from infra.messaging.topics import MARKETPLACE_ORDER_EVENTS, ORDERS_EVENTS, ORDERS_STOCK_AVAILABILITY, prefixed
 from services.contracts import orders as ev
+from services.contracts.marketplace import OrderStatusChanged
 from services.orders.adapters.order_repo import BatchInfo, Held, OrderRow, Reservation
-from services.orders.payload import StatusChange
 
 SOURCE = "karya/orders"
 _LIFECYCLE = {"shipped": ev.ORDER_SHIPPED, "delivered": ev.ORDER_DELIVERED, "cancelled": ev.ORDER_CANCELLED}
@@ -141,7 +141,7 @@ class Outbound:
     def lifecycle(
         self,
         order: OrderRow,
-        applied: Sequence[tuple[InboundEvent, StatusChange, str]],
+        applied: Sequence[tuple[InboundEvent, OrderStatusChanged, str]],
         info: dict[str, BatchInfo],
     ) -> None:
         """One event per lifecycle state the order reached in this batch."""
