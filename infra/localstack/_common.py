@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, overload
 
 T = TypeVar("T")
 
@@ -27,6 +27,28 @@ LOOPBACK = "127.0.0.1"
 
 class LocalStackError(RuntimeError):
     """A local service could not be installed, started or stopped; the message says what to do."""
+
+
+class _HasStateDir(Protocol):
+    @property
+    def state_dir(self) -> Path: ...
+
+
+class StatePath:
+    """A path under a layout's ``state_dir``, read as an attribute: ``log_file = StatePath("log", "pg.log")``.
+
+    The Kafka and PostgreSQL layouts name their files this way instead of one ``@property`` per file."""
+
+    def __init__(self, *parts: str) -> None:
+        self.parts = parts
+
+    @overload
+    def __get__(self, layout: None, owner: type) -> StatePath: ...
+    @overload
+    def __get__(self, layout: _HasStateDir, owner: type) -> Path: ...
+    def __get__(self, layout: _HasStateDir | None, owner: type) -> Path | StatePath:
+        """The path under ``layout.state_dir`` (the descriptor itself when read from the class)."""
+        return self if layout is None else layout.state_dir.joinpath(*self.parts)
 
 
 def repo_root() -> Path:

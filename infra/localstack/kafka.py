@@ -21,6 +21,7 @@ from infra.localstack._common import (
     LOOPBACK,
     LocalStackError,
     Progress,
+    StatePath,
     default_progress,
     env_port_override,
     ephemeral_note,
@@ -83,25 +84,11 @@ class _Layout:
     def bootstrap(self) -> str:
         return f"{LOOPBACK}:{self.port}"
 
-    @property
-    def data_dir(self) -> Path:
-        return self.state_dir / "data"
-
-    @property
-    def log_file(self) -> Path:
-        return self.state_dir / "broker.log"
-
-    @property
-    def pid_file(self) -> Path:
-        return self.state_dir / "kafka.pid"
-
-    @property
-    def properties(self) -> Path:
-        return self.state_dir / "server.properties"
-
-    @property
-    def formatted(self) -> Path:
-        return self.state_dir / "formatted.properties"
+    data_dir = StatePath("data")
+    log_file = StatePath("broker.log")
+    pid_file = StatePath("kafka.pid")
+    properties = StatePath("server.properties")
+    formatted = StatePath("formatted.properties")
 
 
 def _layout() -> _Layout:

@@ -26,6 +26,7 @@ from infra.localstack._common import (
     LOOPBACK,
     LocalStackError,
     Progress,
+    StatePath,
     default_progress,
     env_port_override,
     ephemeral_note,
@@ -66,25 +67,11 @@ class _Layout:
     ports_from: str = "defaults"
     """Where the port came from: "environment", "running server" (its postmaster.pid) or "defaults"."""
 
-    @property
-    def data_dir(self) -> Path:
-        return self.state_dir / "data"
-
-    @property
-    def run_dir(self) -> Path:
-        return self.state_dir / "run"
-
-    @property
-    def log_dir(self) -> Path:
-        return self.state_dir / "log"
-
-    @property
-    def log_file(self) -> Path:
-        return self.log_dir / "postgres.log"
-
-    @property
-    def password_file(self) -> Path:
-        return self.state_dir / "superuser.password"
+    data_dir = StatePath("data")
+    run_dir = StatePath("run")
+    log_dir = StatePath("log")
+    log_file = StatePath("log", "postgres.log")
+    password_file = StatePath("superuser.password")
 
     def password(self) -> str:
         return self.password_file.read_text().strip()
