@@ -52,74 +52,6 @@ def _fees(name: str, fees: Mapping[str, int]) -> int:
     return sum(fees.values())
 
 
-# Fast predicates: True only when the checks above would pass, and never raising (False sends the caller to
-# those checks, which raise with their message). Ids that matched OWNER_PATTERN once are remembered.
-_IDENTS: set[str] = set()
-
-
-def _is_ident(value: object) -> bool:
-    if type(value) is not str:
-        return False
-    if value in _IDENTS:
-        return True
-    if not OWNER_PATTERN.fullmatch(value):
-        return False
-    if len(_IDENTS) >= 65536:
-        _IDENTS.clear()
-    _IDENTS.add(value)
-    return True
-
-
-def _is_rupiah(value: object) -> bool:
-    return type(value) is int and value >= 0
-
-
-def _is_aware(value: object) -> bool:
-    return type(value) is datetime and value.utcoffset() is not None
-
-
-def _is_order(ref: OrderRef) -> bool:
-    key = ref.order_key
-    if type(key) is not str:
-        return False
-    parts = key.split(":")
-    return len(parts) == 3 and all(parts) and _is_ident(ref.channel) and _is_ident(ref.lapas_id)
-
-
-def _is_allocation(a: BatchAllocation) -> bool:
-    quantity, price, cost, group = a.quantity, a.unit_price, a.unit_material_cost, a.work_group
-    if not (
-        _is_ident(a.batch_id)
-        and _is_ident(a.sku)
-        and _is_ident(a.supplier_id)
-        and type(quantity) is int
-        and quantity > 0
-        and type(price) is int
-        and price >= 0
-        and type(cost) is int
-        and cost >= 0
-        and type(group) is tuple
-        and group
-    ):
-        return False
-    seen: set[str] = set()
-    working = False
-    for member in group:
-        if type(member) is not WorkMember:
-            return False
-        inmate, share = member.inmate_id, member.share
-        if not _is_ident(inmate) or inmate in seen or type(share) not in _SHARE_TYPES or share < 0:
-            return False
-        seen.add(inmate)
-        working = working or share != 0
-    return working
-
-
-_SHARE_TYPES = (int, Fraction)
-#: Completion requests that passed :meth:`CompletionRequest.validate` (by id, holding the request).
-_VALID_COMPLETIONS: dict[int, CompletionRequest] = {}
-
-
 @dataclass(frozen=True, slots=True)
 class OrderRef:
     """Which order (``marketplace:shop:order``), sold on which channel, by which lapas."""
@@ -130,8 +62,6 @@ class OrderRef:
 
     def validate(self) -> None:
         """Raise :class:`RequestError` unless the reference is well formed."""
-        if _is_order(self):
-            return
         parts = self.order_key.split(":") if isinstance(self.order_key, str) else []
         if len(parts) != 3 or not all(parts):
             raise RequestError(f"order_key must be 'marketplace:shop:order', got {self.order_key!r}")
@@ -166,10 +96,6 @@ class BatchAllocation:
 
     def validate(self) -> None:
         """Raise :class:`RequestError` unless the allocation is well formed."""
-        if not _is_allocation(self):
-            self._check()
-
-    def _check(self) -> None:
         where = f"allocation {self.batch_id!r}"
         _ident("batch_id", self.batch_id)
         _ident(f"{where} sku", self.sku)
@@ -206,42 +132,7 @@ class CompletionRequest:
     allocations: tuple[BatchAllocation, ...]
 
     def validate(self) -> None:
-        """Raise :class:`RequestError` unless the request is well formed.
-
-        A request that passed is remembered (by identity, holding it): it is immutable all the way down (the
-        fast check accepts only tuples of frozen allocations and members), and a settlement and its
-        distribution plan check the same completion again.
-        """
-        hit = _VALID_COMPLETIONS.get(id(self))
-        if hit is not None and hit is self:
-            return
-        if not self._is_valid():
-            self._check()
-            return
-        if len(_VALID_COMPLETIONS) >= 4096:
-            _VALID_COMPLETIONS.clear()
-        _VALID_COMPLETIONS[id(self)] = self
-
-    def _is_valid(self) -> bool:
-        gross, allocations = self.gross, self.allocations
-        if not (
-            type(self.order) is OrderRef
-            and _is_order(self.order)
-            and type(gross) is int
-            and gross > 0
-            and _is_aware(self.completed_at)
-            and type(allocations) is tuple
-            and allocations
-        ):
-            return False
-        for a in allocations:
-            if type(a) is not BatchAllocation or not _is_allocation(a):
-                return False
-        return len({a.batch_id for a in allocations}) == len(allocations) and any(
-            a.quantity * a.unit_price != 0 for a in allocations
-        )
-
-    def _check(self) -> None:
+        """Raise :class:`RequestError` unless the request is well formed."""
         self.order.validate()
         _rupiah("gross", self.gross, positive=True)
         _aware("completed_at", self.completed_at)
@@ -276,25 +167,6 @@ class SettlementRequest:
 
     def validate(self) -> None:
         """Raise :class:`RequestError` unless the request is well formed."""
-        if not self._is_valid():
-            self._check()
-
-    def _is_valid(self) -> bool:
-        if not (
-            type(self.order) is OrderRef
-            and _is_order(self.order)
-            and _is_ident(self.settlement_id)
-            and _is_rupiah(self.gross)
-            and _is_rupiah(self.pph22_withheld)
-            and _is_rupiah(self.net_payout)
-            and _is_aware(self.settled_at)
-            and _is_ident(self.bank_account)
-            and type(self.fees) is dict
-        ):
-            return False
-        return all(_is_ident(fee_type) and _is_rupiah(amount) for fee_type, amount in self.fees.items())
-
-    def _check(self) -> None:
         self.order.validate()
         _ident("settlement_id", self.settlement_id)
         _rupiah("gross", self.gross)

@@ -22,11 +22,10 @@ from services.ledger.domain.errors import (
     DistributionError,
     EntryValidationError,
     NoPolicyError,
-    RequestError,
 )
 from services.ledger.domain.hashchain import FORMAT_TAG, CommittedEntry
 from services.ledger.domain.journal import EntryKind, JournalEntry
-from services.ledger.domain.model import BatchAllocation, CompletionRequest, OrderRef, SettlementRequest, WorkMember
+from services.ledger.domain.model import CompletionRequest, SettlementRequest, WorkMember
 from services.ledger.domain.policy import ShareTarget, SplitPolicy, policy_hash
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -137,93 +136,6 @@ def validate_entry(self: JournalEntry) -> None:
         raise EntryValidationError(f"{where}: unbalanced, debits {debits} != credits {credits}")
 
 
-def _rupiah(name: str, value: object, *, positive: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise RequestError(f"{name} must be an int number of rupiah, got {type(value).__name__} {value!r}")
-    if value < 0 or (positive and value == 0):
-        raise RequestError(f"{name} must be {'> 0' if positive else '>= 0'}, got {value}")
-
-
-def _ident(name: str, value: object) -> None:
-    if not isinstance(value, str) or not OWNER_PATTERN.fullmatch(value):
-        raise RequestError(f"{name} must be an id of letters, digits, '.', '_' or '-', got {value!r}")
-
-
-def _aware(name: str, value: object) -> None:
-    if not isinstance(value, datetime) or value.utcoffset() is None:
-        raise RequestError(f"{name} must be a datetime with a time zone, got {value!r}")
-
-
-def validate_order(self: OrderRef) -> None:
-    parts = self.order_key.split(":") if isinstance(self.order_key, str) else []
-    if len(parts) != 3 or not all(parts):
-        raise RequestError(f"order_key must be 'marketplace:shop:order', got {self.order_key!r}")
-    _ident("channel", self.channel)
-    _ident("lapas_id", self.lapas_id)
-
-
-def validate_allocation(self: BatchAllocation) -> None:
-    where = f"allocation {self.batch_id!r}"
-    _ident("batch_id", self.batch_id)
-    _ident(f"{where} sku", self.sku)
-    _ident(f"{where} supplier_id", self.supplier_id)
-    _rupiah(f"{where} quantity", self.quantity, positive=True)
-    _rupiah(f"{where} unit_price", self.unit_price)
-    _rupiah(f"{where} unit_material_cost", self.unit_material_cost)
-    if not self.work_group:
-        raise RequestError(f"{where} has an empty work group")
-    seen: set[str] = set()
-    for member in self.work_group:
-        _ident(f"{where} inmate_id", member.inmate_id)
-        if member.inmate_id in seen:
-            raise RequestError(f"{where}: inmate {member.inmate_id} appears twice in the work group")
-        seen.add(member.inmate_id)
-        share = member.share
-        if isinstance(share, bool) or not isinstance(share, int | Fraction) or share < 0:
-            raise RequestError(f"{where}: work share of {member.inmate_id} must be an int or Fraction >= 0")
-    if sum((m.share for m in self.work_group), Fraction(0)) == 0:
-        raise RequestError(f"{where}: all work shares are zero")
-
-
-def _validate_order_of(order: object) -> None:
-    """``order.validate()`` with the reference body for an :class:`OrderRef` (what the original dispatch did)."""
-    if type(order) is OrderRef:
-        validate_order(order)
-    else:
-        order.validate()  # type: ignore[attr-defined]
-
-
-def validate_completion(self: CompletionRequest) -> None:
-    _validate_order_of(self.order)
-    _rupiah("gross", self.gross, positive=True)
-    _aware("completed_at", self.completed_at)
-    if not self.allocations:
-        raise RequestError(f"order {self.order.order_key} has no batch allocations")
-    for allocation in self.allocations:
-        if type(allocation) is BatchAllocation:
-            validate_allocation(allocation)
-        else:
-            allocation.validate()
-    ids = [a.batch_id for a in self.allocations]
-    if len(set(ids)) != len(ids):
-        raise RequestError(f"order {self.order.order_key}: a batch appears twice in the allocations {ids}")
-    if all(a.quantity * a.unit_price == 0 for a in self.allocations):
-        raise RequestError(f"order {self.order.order_key}: every allocation has a zero price")
-
-
-def validate_settlement(self: SettlementRequest) -> None:
-    _validate_order_of(self.order)
-    _ident("settlement_id", self.settlement_id)
-    _rupiah("gross", self.gross)
-    for fee_type, amount in self.fees.items():
-        _ident("fees type", fee_type)
-        _rupiah(f"fees[{fee_type}]", amount)
-    _rupiah("pph22_withheld", self.pph22_withheld)
-    _rupiah("net_payout", self.net_payout)
-    _aware("settled_at", self.settled_at)
-    _ident("bank_account", self.bank_account)
-
-
 def _ratio(index: int, weight: object) -> tuple[int, int]:
     if isinstance(weight, bool) or not isinstance(weight, int | Fraction):
         raise AllocationError(f"weight {index} is {type(weight).__name__} {weight!r}; weights must be int or Fraction")
@@ -302,8 +214,8 @@ def policy_split(policy: SplitPolicy, remainder: int) -> list[tuple[ShareTarget,
 def plan_distribution(
     completion: CompletionRequest, settlement: SettlementRequest, policies: Sequence[SplitPolicy]
 ) -> DistributionPlan:
-    validate_completion(completion)
-    validate_settlement(settlement)
+    completion.validate()  # one definition: the domain request checks itself
+    settlement.validate()
     order = completion.order
     if settlement.order != order:
         raise DistributionError(f"settlement is for {settlement.order}, completion for {order}")
