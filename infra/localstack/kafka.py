@@ -16,6 +16,7 @@ from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.conn import create_conn
+from aiokafka.protocol.admin import ApiVersionRequest
 
 from infra.localstack._common import (
     LOOPBACK,
@@ -367,9 +368,10 @@ async def _api_versions_summary(bootstrap: str) -> str:
     host, _, port = first.rpartition(":")
     conn = await create_conn(host or first, int(port or 9092), request_timeout_ms=5000)
     try:
-        versions: dict[int, tuple[int, int]] = getattr(conn, "_versions", {})
+        response = await conn.send(ApiVersionRequest())
     finally:
         conn.close()
+    versions: dict[int, tuple[int, int]] = {key: (low, high) for key, low, high in response.api_versions}
     produce, fetch = versions.get(0), versions.get(1)
     if produce is None or fetch is None:
         return "Apache Kafka (version not reported)"

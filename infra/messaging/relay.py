@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -230,14 +231,14 @@ class OutboxRelay:
     async def _send(self, producer: AIOKafkaProducer, rows: Sequence[Any]) -> None:
         """Publish rows as record batches per partition (id order kept within each), then wait for all acks."""
         per_partition: dict[tuple[str, int], list[tuple[int, bytes | None, bytes, str]]] = {}
-        counts = {topic: len(await producer.partitions_for(topic)) for topic in {row[1] for row in rows}}
+        known = {topic: sorted(await producer.partitions_for(topic)) for topic in {row[1] for row in rows}}
         cache = self._partitions
         for row_id, topic, raw_key, payload, headers in rows:
             key = None if raw_key is None else bytes(raw_key)
-            if key is None:  # no key: the producer's choice (any available partition)
-                partition = producer._partition(topic, None, None, None, None, None)
+            if key is None:  # no key: any partition, picked at random as aiokafka's default partitioner does
+                partition = random.choice(known[topic])
             else:
-                partition = cache.partition(topic, counts[topic], key)
+                partition = cache.partition(topic, len(known[topic]), key)
             per_partition.setdefault((topic, partition), []).append((row_id, key, payload, headers))
         decoded: dict[str, list[tuple[str, bytes]]] = {}  # a batch's rows share a handful of header sets
         futures = []

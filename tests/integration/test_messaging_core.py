@@ -207,6 +207,29 @@ async def test_outbox_relay_publishes_exactly_once_in_order_across_restart(
     await engine.dispose()
 
 
+async def test_outbox_rows_without_a_key_are_published_once_each_to_partitions_of_the_topic(
+    kafka_bootstrap: str, database: RoleUrls
+) -> None:
+    schema, topic = f"relay_{_uid()}", session_topic("test.relay-keyless")
+    await create_scratch_schema(database.migrator, schema)
+    await ensure_topics(kafka_bootstrap, [topic], partitions=3, with_dlq=False)
+    engine = make_engine(database.service)
+    async with engine.begin() as conn:
+        await enqueue(conn, schema, [OutboundMessage(topic, None, f"#{i}".encode()) for i in range(60)])
+    relay = OutboxRelay(engine=engine, schema=schema, bootstrap_servers=kafka_bootstrap, metrics=MessagingMetrics())
+    producer = make_producer(kafka_bootstrap, "keyless-relay")
+    await producer.start()
+    try:
+        while await relay.publish_once(producer):
+            pass
+    finally:
+        await producer.stop()
+    records = await read_topic(kafka_bootstrap, topic, expected=60)
+    assert sorted(r.value for r in records) == sorted(f"#{i}".encode() for i in range(60))
+    assert all(r.key is None and r.partition in {0, 1, 2} for r in records)
+    await engine.dispose()
+
+
 async def test_roles_service_has_no_ddl_and_auditor_cannot_write(database: RoleUrls) -> None:
     service, auditor = make_engine(database.service), make_engine(database.auditor)
     try:
