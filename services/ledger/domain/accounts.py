@@ -29,6 +29,7 @@ credits minus debits for credit-normal ones, so a healthy savings or payable bal
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
@@ -197,76 +198,36 @@ def bank(account: str = "main") -> str:
     return _code(_ASSET, "bank", account)
 
 
-def marketplace_receivable(channel: str) -> str:
-    """What a marketplace owes for completed orders."""
-    return _code(_ASSET, "marketplace_receivable", channel)
-
-
 def pph22_prepaid() -> str:
     """PPh 22 withheld by marketplaces, a prepaid tax credit."""
     return _code(_ASSET, "pph22_prepaid")
 
 
-def inmate_receivable(inmate_id: str) -> str:
-    """Premi clawed back from an inmate after it was paid out (the inmate owes it)."""
-    return _code(_ASSET, "inmate_receivable", inmate_id)
-
-
-def inmate_savings(inmate_id: str) -> str:
-    """Premi held for an inmate (pseudonymous id) until release."""
-    return _code(_LIABILITY, "inmate_savings", inmate_id)
-
-
-def pnbp_payable(lapas_id: str) -> str:
-    """The state's share (PNBP) owed via a lapas."""
-    return _code(_LIABILITY, "pnbp_payable", lapas_id)
-
-
-def supplier_payable(supplier_id: str) -> str:
-    """Material cost owed to a supplier."""
-    return _code(_LIABILITY, "supplier_payable", supplier_id)
-
-
-def production_capital(lapas_id: str) -> str:
-    """A lapas' production capital (equity)."""
-    return _code(_EQUITY, "production_capital", lapas_id)
-
-
-def sales_revenue(lapas_id: str) -> str:
-    """Settled sales of a lapas, net of refunds."""
-    return _code(_REVENUE, "sales", lapas_id)
-
-
-def fee_expense(fee_type: str) -> str:
-    """A marketplace fee, by the marketplace's fee type (``commission_fee``, ``service_fee``, ...)."""
-    return _code(_EXPENSE, "marketplace_fee", fee_type)
-
-
-def material_cost_expense(lapas_id: str) -> str:
-    """Material cost of the goods a lapas sold (the supplier payable's counterpart)."""
-    return _code(_EXPENSE, "material_cost", lapas_id)
-
-
-def pnbp_share_expense(lapas_id: str) -> str:
-    """PNBP share of a lapas' distributed proceeds."""
-    return _code(_EXPENSE, "pnbp_share", lapas_id)
-
-
-def inmate_premi_expense(lapas_id: str) -> str:
-    """Premi share of a lapas' distributed proceeds (the savings' counterpart)."""
-    return _code(_EXPENSE, "inmate_premi", lapas_id)
-
-
-def capital_allocation_expense(lapas_id: str) -> str:
-    """Capital share of a lapas' distributed proceeds (the production capital's counterpart)."""
-    return _code(_EXPENSE, "capital_allocation", lapas_id)
-
-
-def undistributed_proceeds(lapas_id: str) -> str:
-    """Clearing: gross of a lapas' completed sales not yet settled."""
-    return _code(_CLEARING, "undistributed_proceeds", lapas_id)
-
-
 def suspense() -> str:
     """Clearing: settlement and refund differences awaiting reconciliation."""
     return _code(_CLEARING, "suspense")
+
+
+def _per_owner(account_type: AccountType, name: str, doc: str) -> Callable[[str], str]:
+    """The code helper of the kind ``account_type:name``, opened per owner (one body serves every such kind)."""
+
+    def code(owner: str) -> str:
+        return _code(account_type, name, owner)
+
+    code.__doc__ = doc
+    return code
+
+
+marketplace_receivable = _per_owner(_ASSET, "marketplace_receivable", "What a marketplace owes (per channel).")
+inmate_receivable = _per_owner(_ASSET, "inmate_receivable", "Premi clawed back after it was paid out (per inmate).")
+inmate_savings = _per_owner(_LIABILITY, "inmate_savings", "Premi held for an inmate until release (pseudonymous id).")
+pnbp_payable = _per_owner(_LIABILITY, "pnbp_payable", "The state's share (PNBP) owed via a lapas.")
+supplier_payable = _per_owner(_LIABILITY, "supplier_payable", "Material cost owed to a supplier.")
+production_capital = _per_owner(_EQUITY, "production_capital", "A lapas' production capital (equity).")
+sales_revenue = _per_owner(_REVENUE, "sales", "Settled sales of a lapas, net of refunds.")
+fee_expense = _per_owner(_EXPENSE, "marketplace_fee", "A marketplace fee, by the marketplace's fee type.")
+material_cost_expense = _per_owner(_EXPENSE, "material_cost", "Material cost of the goods a lapas sold.")
+pnbp_share_expense = _per_owner(_EXPENSE, "pnbp_share", "PNBP share of a lapas' distributed proceeds.")
+inmate_premi_expense = _per_owner(_EXPENSE, "inmate_premi", "Premi share of a lapas' distributed proceeds.")
+capital_allocation_expense = _per_owner(_EXPENSE, "capital_allocation", "Capital share of a lapas' proceeds.")
+undistributed_proceeds = _per_owner(_CLEARING, "undistributed_proceeds", "Gross of completed sales not yet settled.")

@@ -23,6 +23,15 @@ __all__ = ["EntryKind", "JournalEntry", "Line", "LineBuilder", "request_hash"]
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One journal line: a positive whole-rupiah amount on one side of one account."""
+
+    account: str
+    side: Side
+    amount: int
+
+
 class EntryKind(StrEnum):
     """What moment of an order's (or inmate's) life an entry records."""
 
@@ -32,15 +41,6 @@ class EntryKind(StrEnum):
     REFUND = "refund"
     REFUND_REVERSAL = "refund_reversal"
     PAYOUT = "payout"
-
-
-@dataclass(frozen=True, slots=True)
-class Line:
-    """One journal line: a positive whole-rupiah amount on one side of one account."""
-
-    account: str
-    side: Side
-    amount: int
 
 
 @dataclass(frozen=True, slots=True)
