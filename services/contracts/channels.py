@@ -135,6 +135,15 @@ TIKTOK_SHOP_STATUSES: Final[Mapping[RawStatus, OrderState]] = MappingProxyType(
         "COMPLETED": _S.COMPLETED,
         "CANCEL": _S.CANCELLED,
         "CANCELLED": _S.CANCELLED,
+        # Webhook type 11 (cancellation status change) sends a cancel_status, no order_status (uncertain
+        # spellings): requested; approved or done; rejected or withdrawn, which leaves the order awaiting shipment.
+        "CANCELLATION_REQUEST_PENDING": _S.CANCEL_REQUESTED,
+        "CANCELLATION_REQUEST_SUCCESS": _S.CANCELLED,
+        "CANCELLATION_REQUEST_COMPLETE": _S.CANCELLED,
+        "CANCELLATION_REQUEST_CANCEL": _S.AWAITING_FULFILMENT,
+        "CANCELLATION_REQUEST_CANCELLED": _S.AWAITING_FULFILMENT,
+        "CANCELLATION_REQUEST_REJECT": _S.AWAITING_FULFILMENT,
+        "CANCELLATION_REQUEST_REJECTED": _S.AWAITING_FULFILMENT,
         100: _S.PENDING_PAYMENT,
         105: _S.AWAITING_FULFILMENT,
         111: _S.AWAITING_FULFILMENT,
