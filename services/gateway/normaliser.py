@@ -222,7 +222,7 @@ def parse_event(event: InboundEvent) -> _Item | Rejection:
     except ValidationError as exc:
         return Rejection(event, error_text(exc, context=f"invalid {DELIVERY_RECEIVED}"), describe_error(exc))
     try:
-        notice = parse_delivery(delivery.channel, delivery.webhook_type, delivery.body)
+        notice = parse_delivery(delivery.channel, delivery.webhook_type, delivery.body, delivery.received_at)
     except Exception as exc:
         problem = rejection_context(exc)
         if problem is None:

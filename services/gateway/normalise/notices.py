@@ -3,6 +3,13 @@
 Tokopedia's order notification carries products and amounts. Its status and cancellation webhooks, and every
 TikTok Shop and Shopee push, are triggers: the normaliser completes them from the order-detail API.
 
+Times: Tokopedia's published ``order_status`` body carries no time at all, so a Tokopedia status or
+cancellation without one is stamped with its arrival (``received_at``, the raw delivery's row time) and the
+orders service orders it by status rank and arrival. TikTok Shop type 11 (cancellation status change) carries
+no ``order_status``: its ``cancel_status`` (``CANCELLATION_REQUEST_PENDING``, ``…_SUCCESS``, ``…_COMPLETE``,
+``…_CANCEL``…) is the raw status, which the TikTok Shop status table maps onto cancel-requested, cancelled, or —
+for a rejected or withdrawn request — back to awaiting fulfilment (:mod:`services.contracts.channels`).
+
 Parse errors name the field and what is wrong with it, never its value (a refused delivery's reason is stored
 and sent; buyer data stays in the raw delivery).
 """
@@ -13,7 +20,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -23,6 +30,10 @@ from services.gateway.values import BadValue, parse_quantity, parse_rupiah, pars
 
 # A key of a free-form object (``amt``) is input: it is named in a message only when it looks like a field name.
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+TIKTOK_ORDER_STATUS_TYPE: Final = 1
+TIKTOK_CANCELLATION_TYPE: Final = 11
 
 
 class ParseError(BadValue):
@@ -114,14 +125,25 @@ def load_json(body: str | bytes) -> dict[str, Any]:
     return doc
 
 
-def parse_tokopedia(webhook_type: str, doc: Mapping[str, Any]) -> Notice:
-    """Tokopedia order notification (with products and ``amt``), order status or cancellation."""
+def _time_or_arrival(doc: Mapping[str, Any], received_at: datetime | None, *paths: str) -> datetime:
+    """The body's time at the first of ``paths`` present, else the arrival time (when known)."""
+    if received_at is None or any(isinstance(doc.get(p), int | float | str) for p in paths):
+        return _time(doc, *paths)
+    return received_at
+
+
+def parse_tokopedia(webhook_type: str, doc: Mapping[str, Any], received_at: datetime | None = None) -> Notice:
+    """Tokopedia order notification (with products and ``amt``), order status or cancellation.
+
+    The published ``order_status`` body is ``{fs_id, order_status, order_id, shop_id, warehouse_id,
+    product_details}``: no time, so ``received_at`` stands in (see the module docstring).
+    """
     notice = Notice(
         channel="tokopedia",
         shop_id=_ident(doc, "shop_id"),
         order_id=_ident(doc, "order_id"),
         raw_status=_status(doc, "order_status"),
-        update_time=_time(doc, "update_time", "create_time"),
+        update_time=_time_or_arrival(doc, received_at, "update_time", "create_time"),
     )
     if webhook_type != "order_notification":
         return notice
@@ -151,13 +173,29 @@ def parse_tokopedia(webhook_type: str, doc: Mapping[str, Any]) -> Notice:
 
 
 def parse_tiktok_shop(doc: Mapping[str, Any]) -> Notice:
-    """TikTok Shop type 1 (order status change) or type 11 (cancellation): a trigger."""
+    """TikTok Shop type 1 (order status change) or type 11 (cancellation status change): a trigger.
+
+    The body's ``type`` decides, whichever route it came by. Type 1 ``data: {order_id, order_status,
+    is_on_hold_order, update_time}``; type 11 ``data: {order_id, cancellations_role, cancel_status, cancel_id,
+    create_time}``, whose time is the push's ``timestamp`` (``create_time`` is when the request was made, the
+    same for every later state of that request).
+    """
+    kind = _field(doc, "type")
+    if kind == TIKTOK_ORDER_STATUS_TYPE:
+        raw_status = _status(doc, "data.order_status")
+        update_time = _time(doc, "data.update_time", "timestamp")
+    elif kind == TIKTOK_CANCELLATION_TYPE:
+        raw_status = _status(doc, "data.cancel_status")
+        update_time = _time(doc, "data.update_time", "timestamp", "data.create_time")
+    else:
+        got = kind if type(kind) is int else _kind(kind)
+        raise ParseError(f"type: expected 1 (order status) or 11 (cancellation status), got {got}")
     return Notice(
         channel="tiktok_shop",
         shop_id=_ident(doc, "shop_id"),
         order_id=_ident(doc, "data.order_id"),
-        raw_status=_status(doc, "data.order_status"),
-        update_time=_time(doc, "data.update_time", "timestamp"),
+        raw_status=raw_status,
+        update_time=update_time,
     )
 
 
@@ -176,8 +214,8 @@ def parse_shopee(doc: Mapping[str, Any]) -> Notice:
     )
 
 
-def parse_delivery(channel: str, webhook_type: str, body: str | bytes) -> Notice:
-    """What a verified delivery says.
+def parse_delivery(channel: str, webhook_type: str, body: str | bytes, received_at: datetime | None = None) -> Notice:
+    """What a verified delivery says; ``received_at`` (its arrival) dates a Tokopedia body without a time.
 
     Raises:
         ParseError: unparseable body or a field missing or malformed (named in the message).
@@ -185,7 +223,7 @@ def parse_delivery(channel: str, webhook_type: str, body: str | bytes) -> Notice
     """
     doc = load_json(body)
     if channel == "tokopedia":
-        return parse_tokopedia(webhook_type, doc)
+        return parse_tokopedia(webhook_type, doc, received_at)
     if channel == "tiktok_shop":
         return parse_tiktok_shop(doc)
     if channel == "shopee":

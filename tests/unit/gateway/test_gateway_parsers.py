@@ -77,13 +77,19 @@ def test_tiktok_and_shopee_pushes() -> None:
         "tts_notification_id": "n1",
         "shop_id": "7494",
         "timestamp": T + 5,
-        "data": {"order_id": "5763", "order_status": "CANCEL", "cancel_reason": "buyer", "update_time": T},
+        "data": {
+            "order_id": "5763",
+            "cancellations_role": "BUYER",
+            "cancel_status": "CANCELLATION_REQUEST_SUCCESS",
+            "cancel_id": "4035",
+            "create_time": T - 60,
+        },
     }
     notice = parse_delivery("tiktok_shop", "order_cancellation", json.dumps(tiktok))
     assert (notice.order_key, notice.raw_status, notice.update_time) == (
         "tiktok_shop:7494:5763",
-        "CANCEL",
-        WHEN,
+        "CANCELLATION_REQUEST_SUCCESS",
+        datetime.fromtimestamp(T + 5, UTC),  # the push's time: create_time is when the request was made
     )
     shopee = {
         "data": {"ordersn": "2411019ABCDEF", "status": "COMPLETED", "update_time": T},
@@ -124,8 +130,17 @@ def test_update_time_falls_back_to_the_push_timestamp() -> None:
         ),
         (
             "tiktok_shop",
-            json.dumps({"shop_id": "1", "data": {"order_id": "a:b", "order_status": "X", "update_time": T}}).encode(),
+            json.dumps(
+                {"type": 1, "shop_id": "1", "data": {"order_id": "a:b", "order_status": "X", "update_time": T}}
+            ).encode(),
             "invalid id",
+        ),
+        ("tiktok_shop", json.dumps({"shop_id": "1", "data": {"order_id": "a"}}).encode(), "missing field type"),
+        ("tiktok_shop", json.dumps({"type": 3, "shop_id": "1", "data": {}}).encode(), "expected 1 .* or 11"),
+        (
+            "tiktok_shop",
+            json.dumps({"type": 11, "shop_id": "1", "timestamp": T, "data": {"order_id": "a"}}).encode(),
+            "missing field data.cancel_status",
         ),
     ],
 )
@@ -165,3 +180,12 @@ def test_webhook_times_in_milliseconds_or_iso_read_as_the_same_instant(update_ti
 def test_other_webhook_times_are_bad_values(update_time: object) -> None:
     with pytest.raises(BadValue, match=r"^update_time: "):
         parse_delivery("tokopedia", "order_notification", notification(update_time=update_time))
+
+
+def test_tokopedia_published_status_body_without_a_time_is_dated_by_its_arrival() -> None:
+    published = {"fs_id": 13398, "order_status": 500, "order_id": 582220328, "shop_id": 8212734, "warehouse_id": 1}
+    arrived = datetime(2026, 11, 1, 9, 30, tzinfo=UTC)
+    notice = parse_delivery("tokopedia", "order_status", json.dumps(published), arrived)
+    assert (notice.raw_status, notice.update_time) == ("500", arrived)
+    with pytest.raises(ParseError, match="missing field update_time"):
+        parse_delivery("tokopedia", "order_status", json.dumps(published))  # no arrival known: nothing to order by
