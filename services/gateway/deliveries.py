@@ -47,6 +47,7 @@ class _Pending:
     body: bytes
     headers: str  # storable headers as JSON text
     answer: asyncio.Future[StoredDelivery]
+    publish: bool = True  # False: a refused delivery, kept for the audit trail only
 
 
 class DeliveryStore:
@@ -74,12 +75,23 @@ class DeliveryStore:
         self._writer: asyncio.Task[None] | None = None
 
     async def store(
-        self, channel: str, webhook_type: str, keys: DeliveryKeys, body: bytes, headers: Mapping[str, str]
+        self,
+        channel: str,
+        webhook_type: str,
+        keys: DeliveryKeys,
+        body: bytes,
+        headers: Mapping[str, str],
+        *,
+        publish: bool = True,
     ) -> StoredDelivery:
-        """Store one delivery unless its dedupe key is known; a duplicate changes nothing."""
+        """Store one delivery unless its dedupe key is known; a duplicate changes nothing.
+
+        ``publish=False`` stores a refused delivery (under a key of its own) without an outbox row: it is kept
+        as evidence of what arrived, and nothing downstream sees it.
+        """
         answer: asyncio.Future[StoredDelivery] = asyncio.get_running_loop().create_future()
         stored_headers = orjson.dumps(storable_headers(headers)).decode()
-        self._queue.append(_Pending(channel, webhook_type, keys, body, stored_headers, answer))
+        self._queue.append(_Pending(channel, webhook_type, keys, body, stored_headers, answer, publish))
         if self._writer is None or self._writer.done():
             # A task of its own: a caller that goes away (client disconnect) must not take the others' commit along.
             self._writer = asyncio.create_task(self._write_queued())
@@ -134,6 +146,9 @@ class DeliveryStore:
                     results.append(StoredDelivery(None, created=False))
                     continue
                 delivery_id, received_at = hit
+                results.append(StoredDelivery(delivery_id, created=True))
+                if not p.publish:
+                    continue
                 envelope = make_envelope(
                     type=DELIVERY_RECEIVED,
                     source=SOURCE,
@@ -141,7 +156,6 @@ class DeliveryStore:
                     data=delivery_event(delivery_id, p.channel, p.webhook_type, p.keys, p.body, received_at),
                 )
                 messages.append(OutboundMessage.of(self._topic, envelope))
-                results.append(StoredDelivery(delivery_id, created=True))
             await enqueue(conn, SCHEMA, messages)
         return results
 

@@ -76,6 +76,13 @@ class GatewaySettings(BaseSettings):
     gateway_body_timeout_s: float = Field(
         default=10.0, gt=0, description="A webhook body must arrive whole within this many seconds, else 408."
     )
+    webhook_replay_window_s: float = Field(
+        default=86_400.0,
+        ge=60,
+        description="A push whose own time (TikTok Shop, Shopee) is older than this is refused as a replay; "
+        "longer than the channels' retry schedules, which resend the original time.",
+    )
+    webhook_clock_skew_s: float = Field(default=300.0, ge=0, description="How far in the future a push may be.")
 
     # Normaliser.
     api_concurrency: int = Field(default=8, ge=1, description="Marketplace API calls in flight per batch.")

@@ -7,7 +7,11 @@ No business logic here. Each route, in order:
 3. the body is read as a stream and cut off at the limit → 413 (also when no length was announced); a body
    that has not arrived whole within ``KARYA_GATEWAY_BODY_TIMEOUT_S`` → 408 and the connection is closed;
 4. a missing or wrong signature → 401, nothing stored;
-5. the delivery is stored with its outbox row (a duplicate dedupe key stores nothing) → 2xx.
+5. admission (:mod:`services.gateway.normalise.admission`): a push whose own time is outside the replay window
+   → 400, nothing stored; a body that cannot be used (not JSON, a field missing or malformed, a fractional
+   amount, an unknown TikTok cancel status) → stored under a key of its own with no outbox row, answered 422 naming the
+   problem — so it never takes the dedupe key of a later, valid delivery;
+6. the delivery is stored with its outbox row (a duplicate dedupe key stores nothing) → 2xx.
 
 Answers: Shopee expects 2xx with an empty body; TikTok Shop expects 200 within 3 s (one insert, no API call);
 Tokopedia expects 200.
@@ -18,6 +22,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -25,8 +30,9 @@ from prometheus_client import Counter
 
 from infra.errors import describe_error
 from infra.logging import get_logger
-from services.gateway.dedupe import delivery_keys
-from services.gateway.deliveries import DeliveryStore
+from services.gateway.dedupe import DeliveryKeys, delivery_keys
+from services.gateway.deliveries import DeliveryStore, StoredDelivery
+from services.gateway.normalise.admission import admit, rejected_key
 from services.gateway.settings import GatewaySettings
 from services.gateway.signatures import SignatureScheme, shopee_scheme, tiktok_shop_scheme, tokopedia_scheme
 
@@ -104,14 +110,13 @@ def make_webhook_router(settings: GatewaySettings, store: DeliveryStore, outcome
     """The FastAPI router with one POST route per channel and webhook type.
 
     ``outcomes`` (labels channel, outcome) counts every request: accepted, duplicate, bad_signature,
-    too_large, body_timeout, unsupported_type, store_failed.
+    too_large, body_timeout, unsupported_type, replay, rejected, store_failed.
     """
     router = APIRouter(tags=["webhooks"])
-    limit = settings.webhook_max_body_bytes
     for route in webhook_routes(settings):
         router.add_api_route(
             route.path,
-            _endpoint(route, store, limit, settings.gateway_body_timeout_s, outcomes),
+            _endpoint(route, store, settings, outcomes),
             methods=["POST"],
             include_in_schema=True,
             summary=f"{route.channel} {route.webhook_type} webhook",
@@ -120,11 +125,26 @@ def make_webhook_router(settings: GatewaySettings, store: DeliveryStore, outcome
 
 
 def _endpoint(
-    route: WebhookRoute, store: DeliveryStore, limit: int, body_timeout_s: float, outcomes: Counter | None
+    route: WebhookRoute, store: DeliveryStore, settings: GatewaySettings, outcomes: Counter | None
 ) -> Callable[[Request], Awaitable[Response]]:
+    limit, body_timeout_s = settings.webhook_max_body_bytes, settings.gateway_body_timeout_s
+
     def count(outcome: str) -> None:
         if outcomes is not None:
             outcomes.labels(route.channel, outcome).inc()
+
+    async def keep(keys: DeliveryKeys, body: bytes, request: Request, publish: bool) -> StoredDelivery | Response:
+        try:
+            return await store.store(
+                route.channel, route.webhook_type, keys, body, dict(request.headers), publish=publish
+            )
+        except Exception as exc:
+            # Answered here: the server would log the traceback, whose text can quote the delivery's body.
+            log.error(
+                "webhook_store_failed", channel=route.channel, webhook_type=route.webhook_type, **describe_error(exc)
+            )
+            count("store_failed")
+            return _error(500, "the delivery could not be stored; retry later")
 
     async def receive(request: Request) -> Response:
         declared = request.headers.get("content-length")
@@ -149,16 +169,38 @@ def _endpoint(
             log.warning("webhook_signature_rejected", channel=route.channel, webhook_type=route.webhook_type)
             count("bad_signature")
             return _error(401, "invalid signature")
-        keys = delivery_keys(route.channel, route.webhook_type, body)
-        try:
-            stored = await store.store(route.channel, route.webhook_type, keys, body, dict(request.headers))
-        except Exception as exc:
-            # Answered here: the server would log the traceback, whose text can quote the delivery's body.
-            log.error(
-                "webhook_store_failed", channel=route.channel, webhook_type=route.webhook_type, **describe_error(exc)
+        admission = admit(
+            route.channel,
+            route.webhook_type,
+            body,
+            datetime.now(UTC),
+            window_s=settings.webhook_replay_window_s,
+            skew_s=settings.webhook_clock_skew_s,
+        )
+        if admission.replay:
+            log.warning("webhook_replay_refused", channel=route.channel, webhook_type=route.webhook_type)
+            count("replay")
+            return _error(400, admission.problem)
+        if admission.notice is None:
+            # Kept as evidence under a key of its own: the dedupe key stays free for a corrected resend.
+            okeys = delivery_keys(route.channel, route.webhook_type, body)
+            rejected = DeliveryKeys(rejected_key(route.channel, route.webhook_type, body), okeys.order_key)
+            kept = await keep(rejected, body, request, publish=False)
+            if isinstance(kept, Response):
+                return kept
+            log.warning(
+                "webhook_content_rejected",
+                channel=route.channel,
+                webhook_type=route.webhook_type,
+                delivery_id=kept.delivery_id,
+                problem=admission.problem,
             )
-            count("store_failed")
-            return _error(500, "the delivery could not be stored; retry later")
+            count("rejected")
+            return _error(422, admission.problem)
+        keys = delivery_keys(route.channel, route.webhook_type, body)
+        stored = await keep(keys, body, request, publish=True)
+        if isinstance(stored, Response):
+            return stored
         count("accepted" if stored.created else "duplicate")
         if not stored.created:
             log.info("webhook_duplicate", channel=route.channel, dedupe_key=keys.dedupe_key)

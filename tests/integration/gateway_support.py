@@ -59,6 +59,8 @@ def gateway_settings(*, rotation: bool = False, **overrides: Any) -> GatewaySett
         "blibli_api_secret": "blibli-api-secret-01",
         "gateway_public_url": BASE_URL,
         "backstop_min_age_s": 60.0,
+        # Test bodies are stamped from NOW (an hour ago) up to hours ahead; the window's edges are unit-tested.
+        "webhook_clock_skew_s": 86_400.0,
     }
     if rotation:
         values |= {
@@ -150,8 +152,14 @@ def body_for(
             doc["reason"] = "buyer asked"
     elif channel == "tiktok_shop":
         data: dict[str, Any] = {"order_id": order, "order_status": status, "update_time": t}
-        if kind == "order_cancellation":
-            data["cancel_reason"] = "buyer asked"
+        if kind == "order_cancellation":  # type 11 as published: a cancel_status, no order_status
+            data = {
+                "order_id": order,
+                "cancellations_role": "BUYER",
+                "cancel_status": status,
+                "cancel_id": f"c-{order}",
+                "create_time": t,
+            }
         doc = {
             "type": 11 if kind == "order_cancellation" else 1,
             "tts_notification_id": notification_id or f"n-{order}-{status}-{minutes}",

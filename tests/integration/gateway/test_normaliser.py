@@ -176,14 +176,20 @@ async def test_completed_but_unsettled_is_left_for_the_backstop(gateway: Gateway
     assert tuple(row) == (True, False, False)
 
 
-async def test_unusable_deliveries_are_dead_lettered_with_the_reason(gateway: Gateway) -> None:
+async def test_unusable_deliveries_are_refused_or_dead_lettered_with_the_reason(gateway: Gateway) -> None:
     gw = gateway
     half = str(910_000_000 + int(uid(), 16) % 1_000_000)
     body = body_for("tokopedia/order-notification", half, 220, price=150000.5)
-    assert (await post(gw.client, "tokopedia/order-notification", body)).status_code == 200
+    refused = await post(gw.client, "tokopedia/order-notification", body)
+    # The body's own fault: answered at once, naming the field, never the value; kept, but not published.
+    assert refused.status_code == 422
+    assert "non-integral amount" in refused.json()["error"] and "products[0].price" in refused.json()["error"]
+    assert "150000.5" not in refused.text
+    stored = "SELECT count(*) FROM gateway.raw_deliveries WHERE order_key = :k AND dedupe_key LIKE '%:rejected:%'"
+    assert await scalar(gw.engine, stored, k=f"tokopedia:77001:{half}") == 1
     unknown = f"SNX{uid().upper()}"
     body = body_for("shopee/order-status", unknown, "TELEPORTED")
-    assert (await post(gw.client, "shopee/order-status", body)).status_code == 200
+    assert (await post(gw.client, "shopee/order-status", body)).status_code == 200  # well-formed: our table's gap
     bad_detail = f"57{uid()}"
     tiktok = gw.fakes["tiktok_shop"]
     tiktok.orders[bad_detail] = api_order("tiktok_shop", "77001", bad_detail, "AWAITING_SHIPMENT")
@@ -192,7 +198,6 @@ async def test_unusable_deliveries_are_dead_lettered_with_the_reason(gateway: Ga
     body = body_for("tiktok-shop/order-status", bad_detail, "AWAITING_SHIPMENT")
     assert (await post(gw.client, "tiktok-shop/order-status", body)).status_code == 200
     expectations = {
-        f"tokopedia:77001:{half}": "non-integral amount",
         f"shopee:77001:{unknown}": "unmappable order status 'TELEPORTED'",
         f"tiktok_shop:77001:{bad_detail}": "non-integral amount",
     }
@@ -203,6 +208,36 @@ async def test_unusable_deliveries_are_dead_lettered_with_the_reason(gateway: Ga
         assert errors[0].startswith("rejected:")
         assert await gw.events(key) == []
     assert gw.fakes["tiktok_shop"].calls.count(("detail", bad_detail)) == 1  # a rejection is not retried
+    assert await gw.events(f"tokopedia:77001:{half}", gw.topics.raw_deliveries) == []
+
+
+async def test_a_refused_delivery_leaves_its_dedupe_key_to_the_corrected_resend(gateway: Gateway) -> None:
+    gw = gateway
+    order = str(920_000_000 + int(uid(), 16) % 1_000_000)
+    key = f"tokopedia:77001:{order}"
+    bad = body_for("tokopedia/order-notification", order, 220, price=25000.5)
+    good = body_for("tokopedia/order-notification", order, 220, price=25000)
+    assert (await post(gw.client, "tokopedia/order-notification", bad)).status_code == 422
+    assert (await post(gw.client, "tokopedia/order-notification", bad)).status_code == 422  # same bytes: one row
+    answer = await post(gw.client, "tokopedia/order-notification", good)
+    assert answer.status_code == 200 and answer.json()["duplicate"] is False  # same fs_id/order/type/status
+    await _settle(gw, key)
+    (event,) = await gw.events(key)
+    assert (event["data"]["raw_status"], event["data"]["gross_amount"]) == ("220", 50000)
+    rows = "SELECT count(*) FROM gateway.raw_deliveries WHERE order_key = :k"
+    assert await scalar(gw.engine, rows, k=key) == 2  # the refused one kept as evidence, the valid one applied
+    again = await post(gw.client, "tokopedia/order-notification", good)
+    assert again.status_code == 200 and again.json()["duplicate"] is True
+
+
+async def test_a_push_older_than_the_replay_window_is_refused_and_not_stored(gateway: Gateway) -> None:
+    gw = gateway
+    order = f"58{uid()}"
+    stale = body_for("tiktok-shop/order-status", order, "AWAITING_SHIPMENT", minutes=-2 * 24 * 60)
+    answer = await post(gw.client, "tiktok-shop/order-status", stale)
+    assert answer.status_code == 400 and "replay" in answer.json()["error"]
+    rows = "SELECT count(*) FROM gateway.raw_deliveries WHERE order_key = :k"
+    assert await scalar(gw.engine, rows, k=f"tiktok_shop:77001:{order}") == 0
 
 
 async def test_marketplace_api_errors_are_retried_then_dead_lettered(gateway: Gateway) -> None:

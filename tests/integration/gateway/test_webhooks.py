@@ -32,7 +32,11 @@ from tests.naming import topic_prefix
 pytestmark = pytest.mark.integration
 TOPICS = GatewayTopics.with_prefix(topic_prefix("gw"))
 ORDER_STATUS: dict[str, str | int] = {"tokopedia": 220, "tiktok_shop": "AWAITING_SHIPMENT", "shopee": "READY_TO_SHIP"}
-CANCEL_STATUS: dict[str, str | int] = {"tokopedia": 0, "tiktok_shop": "CANCEL", "shopee": "CANCELLED"}
+CANCEL_STATUS: dict[str, str | int] = {
+    "tokopedia": 0,
+    "tiktok_shop": "CANCELLATION_REQUEST_SUCCESS",
+    "shopee": "CANCELLED",
+}
 
 
 Client = tuple[httpx.AsyncClient, AsyncEngine]
