@@ -140,7 +140,10 @@ def _cancelled(channel: Channel, rng: random.Random) -> list[StatusSpec]:
     if channel is Channel.TIKTOK_SHOP:
         steps = _path(channel, rng, rng.choice((2, 3)))
         reason = rng.choice(_TIKTOK_CANCEL_REASONS)
-        return [*steps, StatusSpec("CANCELLED", gap, ("cancellation", "status"), reason=reason)]
+        # The buyer's request (type 11 pending; the order status does not change), then the cancellation.
+        asked = StatusSpec(steps[-1].status, gap, ("cancellation",), reason=reason)
+        done = rng.randint(5 * _M, 2 * _H)
+        return [*steps, asked, StatusSpec("CANCELLED", done, ("cancellation", "status"), reason=reason)]
     if channel is Channel.TOKOPEDIA:
         steps = _path(channel, rng, rng.choice((1, 2)))
         code, reason = rng.choice(_TOKOPEDIA_CANCEL)

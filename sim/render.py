@@ -26,6 +26,8 @@ __all__ = [
 ]
 
 Json = dict[str, Any]
+TOKOPEDIA_WAREHOUSE_ID = 0  # the shop's main warehouse (Tokopedia sends 0 for shops without warehouses)
+TIKTOK_CANCELLED = frozenset({"CANCELLED", "CANCEL"})
 
 
 def _money(order: SimOrder, amount: int) -> int | float:
@@ -80,15 +82,32 @@ def tokopedia_order(order: SimOrder, fs_id: int) -> Json:
 
 
 def tokopedia_webhook(order: SimOrder, fs_id: int, kind: str, reason: str = "") -> Json:
-    """Webhook body of ``kind`` notification | status | cancellation, for the order's current status."""
+    """Webhook body of ``kind`` notification | status | cancellation, for the order's current status.
+
+    Status as published (``fs_id, order_status, order_id, shop_id, warehouse_id, product_details``): no time.
+    The cancellation body is not published; assumed the same with the buyer's ``reason`` (uncertain).
+    """
     if kind == "notification":
         return tokopedia_order(order, fs_id)
     body: Json = {
         "fs_id": fs_id,
+        "order_status": int(order.status),
         "order_id": int(order.order_id),
         "shop_id": int(order.shop_id),
-        "order_status": int(order.status),
-        "update_time": order.status_time,
+        "warehouse_id": TOKOPEDIA_WAREHOUSE_ID,
+        "product_details": [
+            {
+                "id": int(line.listing.channel_product_id),
+                "Name": line.listing.sku,
+                "notes": "",
+                "currency": "Rp.",
+                "price": _money(order, line.unit_price),
+                "total_price": _money(order, line.unit_price * line.quantity),
+                "quantity": line.quantity,
+                "sku": line.listing.sku,
+            }
+            for line in order.lines
+        ],
     }
     if kind == "cancellation":
         body["reason"] = reason or "Pesanan dibatalkan"
@@ -169,11 +188,29 @@ def tiktok_refunds(order: SimOrder) -> list[Json]:
 
 
 def tiktok_webhook(order: SimOrder, kind: str, notification_id: str, timestamp: int, reason: str = "") -> Json:
-    """Type 1 (order status) or type 11 (cancellation, ``order_status`` CANCEL) webhook body."""
-    data: Json = {"order_id": order.order_id, "order_status": order.status, "update_time": order.update_time}
+    """Type 1 (order status change) or type 11 (cancellation status change) body, as published.
+
+    Type 11 carries no ``order_status``: ``cancel_status`` is ``CANCELLATION_REQUEST_COMPLETE`` once the order is
+    cancelled, else ``CANCELLATION_REQUEST_PENDING`` (the buyer asked; the order still awaits shipment).
+    ``reason`` is not part of the webhook (the cancel reason is read through the API).
+    """
+    data: Json
     if kind == "cancellation":
-        data["order_status"] = "CANCEL"
-        data["cancel_reason"] = reason or "Buyer cancelled"
+        done = order.status in TIKTOK_CANCELLED
+        data = {
+            "order_id": order.order_id,
+            "cancellations_role": "BUYER",
+            "cancel_status": "CANCELLATION_REQUEST_COMPLETE" if done else "CANCELLATION_REQUEST_PENDING",
+            "cancel_id": f"{order.order_id}9",
+            "create_time": order.status_time,
+        }
+    else:
+        data = {
+            "order_id": order.order_id,
+            "order_status": order.status,
+            "is_on_hold_order": order.status == "ON_HOLD",
+            "update_time": order.update_time,
+        }
     return {
         "type": 11 if kind == "cancellation" else 1,
         "tts_notification_id": notification_id,

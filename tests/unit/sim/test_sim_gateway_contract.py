@@ -4,6 +4,7 @@ schemes and parses into a notice with an order key; every bad copy fails verific
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, datetime
 
 import pytest
 from fastapi import FastAPI, Request, Response
@@ -39,7 +40,8 @@ def _gateway_check_app(seen: Counter[str]) -> FastAPI:
                 seen["rejected"] += 1
                 return Response(status_code=401)
             keys = gateway_dedupe.delivery_keys(route.channel, route.webhook_type, body)  # type: ignore[attr-defined]
-            notice = gateway_notices.parse_delivery(route.channel, route.webhook_type, body)  # type: ignore[attr-defined]
+            arrived = datetime.now(UTC)  # a Tokopedia status body has no time: the gateway dates it by arrival
+            notice = gateway_notices.parse_delivery(route.channel, route.webhook_type, body, arrived)  # type: ignore[attr-defined]
             assert keys.order_key is not None and notice is not None
             seen[keys.dedupe_key] += 1
             return Response(status_code=204 if route.empty_answer else 200)  # type: ignore[attr-defined]

@@ -65,10 +65,14 @@ async def test_webhook_bodies_follow_the_contract() -> None:
     assert {"ttl_product_price", "shipping_cost", "insurance_cost", "ttl_amount", "voucher_amount"} == set(note["amt"])
     tts = bodies["/webhooks/tiktok-shop/order-status"][0]
     assert tts["type"] == 1 and isinstance(tts["tts_notification_id"], str) and isinstance(tts["shop_id"], str)
-    assert all(
-        b["type"] == 11 and b["data"]["order_status"] == "CANCEL"
-        for b in bodies.get("/webhooks/tiktok-shop/cancellation", [])
-    )
+    cancels = bodies.get("/webhooks/tiktok-shop/cancellation", [])
+    assert all(b["type"] == 11 and "order_status" not in b["data"] for b in cancels)
+    assert {b["data"]["cancel_status"] for b in cancels} <= {
+        "CANCELLATION_REQUEST_PENDING",
+        "CANCELLATION_REQUEST_COMPLETE",
+    }
+    status = bodies["/webhooks/tokopedia/order-status"][0]
+    assert set(status) == {"fs_id", "order_status", "order_id", "shop_id", "warehouse_id", "product_details"}
     shopee = bodies["/webhooks/shopee/order-status"][0]
     assert shopee["code"] == 3 and set(shopee["data"]) == {"ordersn", "status", "update_time"}
     ids = [b["tts_notification_id"] for r, bs in bodies.items() if "tiktok" in r for b in bs]
