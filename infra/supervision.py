@@ -46,7 +46,6 @@ class _Task:
     factory: TaskFactory
     required: bool
     up: bool = False
-    restarts: int = 0
     handle: asyncio.Task[None] | None = None
 
 
@@ -114,10 +113,6 @@ class Supervisor:
         """The required tasks that are not running now (failed and waiting to be restarted)."""
         return [t.name for t in self._tasks.values() if t.required and not t.up]
 
-    def restart_count(self, name: str) -> int:
-        """How many times task ``name`` has been restarted."""
-        return self._tasks[name].restarts
-
     async def wait_stopped(self, timeout_s: float = 10.0) -> None:
         """After the stop event is set: wait for the tasks to end, cancelling those that take longer."""
         handles = [t.handle for t in self._tasks.values() if t.handle is not None]
@@ -157,6 +152,5 @@ class Supervisor:
                 await asyncio.wait_for(stop.wait(), timeout=delay)
             if stop.is_set():
                 break
-            task.restarts += 1
             self.restarts.labels(task.name).inc()
         self._mark(task, False)

@@ -71,12 +71,6 @@ def cache_root() -> Path:
     return base / "karya"
 
 
-def env_port(name: str, default: int) -> int:
-    """Read a TCP port from the environment, failing loudly on nonsense."""
-    port = env_port_override(name)
-    return default if port is None else port
-
-
 def env_port_override(name: str) -> int | None:
     """The TCP port set in the environment variable ``name``, or None when it is unset or empty."""
     raw = os.environ.get(name)

@@ -105,11 +105,6 @@ class OutboxRelay:
         """Look at the outbox now: a transaction of this process has just committed rows to it."""
         self._wake.set()
 
-    @property
-    def leader(self) -> bool:
-        """True while this relay holds the lock and publishes."""
-        return self._lock_conn is not None
-
     async def run(self, stop: asyncio.Event) -> None:
         """Hold the leader lock, recover in-flight rows, then publish until ``stop`` is set.
 

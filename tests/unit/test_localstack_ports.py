@@ -139,6 +139,8 @@ def test_a_running_postgres_is_found_on_the_port_it_recorded(
 def test_env_port_rejects_nonsense(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KARYA_X_PORT", "70000")
     with pytest.raises(LocalStackError, match=re.escape("outside 1..65535")):
-        _common.env_port("KARYA_X_PORT", 1)
+        _common.env_port_override("KARYA_X_PORT")
     monkeypatch.setenv("KARYA_X_PORT", " ")
-    assert _common.env_port("KARYA_X_PORT", 1234) == 1234
+    assert _common.env_port_override("KARYA_X_PORT") is None
+    monkeypatch.setenv("KARYA_X_PORT", "1234")
+    assert _common.env_port_override("KARYA_X_PORT") == 1234
