@@ -26,6 +26,7 @@ from tests.integration.gateway_support import (
     prepare_topics,
     scalar,
     signature,
+    uid,
 )
 from tests.naming import topic_prefix
 
@@ -248,3 +249,16 @@ async def test_gateway_refuses_to_serve_without_secrets(
         assert "KARYA_TIKTOK_APP_KEY" not in message
     finally:
         await runtime.engine.dispose()
+
+
+async def test_a_refused_tiktok_push_does_not_take_its_notification_id(gateway: Client) -> None:
+    client, engine = gateway
+    route = "tiktok-shop/cancellation"
+    good = json.loads(body_for(route, "80077", "CANCELLATION_REQUEST_PENDING", notification_id=f"n-{uid()}"))
+    bad = {**good, "data": {k: v for k, v in good["data"].items() if k != "cancel_status"}}
+    refused = await post(client, route, json.dumps(bad).encode())
+    assert refused.status_code == 422 and "data.cancel_status" in refused.json()["error"]
+    accepted = await post(client, route, json.dumps(good).encode())
+    assert accepted.status_code == 200 and accepted.json()["duplicate"] is False  # same tts_notification_id
+    delivery_id, *_ = await _row(engine, json.dumps(good).encode())
+    assert len(await _outbox_for(engine, delivery_id)) == 1
