@@ -10,7 +10,7 @@ BENCH_ARGS ?=
 FAULTS_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install lock stack-up stack-down stack-status test test-unit promtool lint demo bench faults schemas clean-local
+.PHONY: install lock stack-up stack-down stack-status test test-unit promtool lint demo bench faults schemas clean-local observe observe-stop
 
 install: $(VENV)/.installed
 
@@ -34,6 +34,16 @@ stack-status: install
 # Its postinst would start the prometheus daemon; /usr/sbin/policy-rc.d (exit 101) on these machines prevents that.
 promtool:
 	@command -v promtool >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus)
+
+# A local Prometheus (Debian's package, installed with promtool) scraping the running services with every rule file
+# loaded, on loopback; state and pid in .local/observe (deploy/prometheus/observe.py). The demo prints its services'
+# ports: OBSERVE_ARGS="--target orders=127.0.0.1:PORT --target ledger=... --target gateway=...", "--port 0".
+OBSERVE_ARGS ?=
+observe: install promtool
+	@$(BIN)/python deploy/prometheus/observe.py start $(OBSERVE_ARGS)
+
+observe-stop:
+	@$(BIN)/python deploy/prometheus/observe.py stop
 
 test: install promtool
 	@$(BIN)/pytest $(PYTEST_ARGS)
