@@ -1,7 +1,7 @@
 """``karya audit completeness``: did every record a consumer group committed past reach the database?
 
 The consumer groups, their topics, inbox schemas and type filters are taken from the services' own wiring
-(each service's ``build_runtime``, built without connecting anything), under this process's
+(each service built by the composition root, :mod:`karya.services`, without connecting anything), under this process's
 ``KARYA_TOPIC_PREFIX``. Reads as the auditor role (``KARYA_AUDITOR_URL``) when it is set, else ``DATABASE_URL``.
 """
 
@@ -29,11 +29,11 @@ _TEXT_GAPS = 20
 
 
 def wired_consumers() -> list[AuditedConsumer]:
-    """Every consumer of every service, as its ``build_runtime`` wires it."""
-    from karya.services import SERVICES, runtime_builder
+    """Every consumer of every service, as the composition root (:mod:`karya.services`) wires it."""
+    from karya.services import SERVICES, build_service
 
     kafka = KafkaSettings(bootstrap_servers="127.0.0.1:1", completeness_audit_interval_s=0)
-    return [audited for service in SERVICES for audited in runtime_builder(service)(_NEVER_CONNECTED, kafka).audited]
+    return [audited for service in SERVICES for audited in build_service(service, _NEVER_CONNECTED, kafka).audited]
 
 
 def render_table(audits: Sequence[PartitionAudit]) -> str:

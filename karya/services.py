@@ -1,49 +1,103 @@
-"""Which services exist and how each process is built (the composition root)."""
+"""The composition root of a service process: the services that exist, and how one process is built from settings.
+
+Every process that runs or describes a service builds it here, in three steps:
+
+1. settings: :func:`process_settings` reads the environment once — the database URL the service connects with
+   (:func:`database_url`) and the :class:`KafkaSettings`, whose ``topic_prefix`` names this deployment;
+2. topics: :func:`service_topics` puts the service's topics dataclass (``GatewayTopics``, ``OrdersTopics``,
+   ``LedgerTopics``) under that prefix — no module reads a prefixed topic name from a global;
+3. wiring: the service's ``build_runtime(database_url, kafka, topics=…)`` (``services/<svc>/app.py``) names its
+   schema, builds its use cases and handlers and registers them on an :class:`infra.runtime.ServiceRuntime`, the
+   generic runtime that owns the engine, broker, supervisor and outbox relay.
+
+``karya serve`` builds the HTTP app with :func:`build_http_app`; ``karya audit completeness``, ``karya schemas gen``
+and tests call :func:`build_service` with settings of their own (engines connect lazily, so nothing connects).
+"""
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from fastapi import FastAPI
 
 from infra.runtime import ServiceRuntime
 from infra.settings import KafkaSettings, database_settings, gateway_database_url, kafka_settings
 
-SERVICES: dict[str, tuple[str, int]] = {
-    "orders": ("services.orders.app", 8081),
-    "ledger": ("services.ledger.app", 8082),
-    "gateway": ("services.gateway.app", 8083),
+
+@dataclass(frozen=True)
+class Service:
+    """Where a service's wiring lives: its ``build_runtime`` module, its topics class (``module:Class``, with a
+    ``with_prefix(prefix)`` constructor) and the HTTP port it listens on by default. Imported only when built,
+    so ``karya --help`` does not load every service."""
+
+    app: str
+    topics: str
+    port: int
+
+
+SERVICES: dict[str, Service] = {
+    "orders": Service("services.orders.app", "services.orders.outbound:OrdersTopics", 8081),
+    "ledger": Service("services.ledger.app", "services.ledger.outbound:LedgerTopics", 8082),
+    "gateway": Service("services.gateway.app", "services.gateway.emit:GatewayTopics", 8083),
 }
+
+
+class RuntimeBuilder(Protocol):
+    """A service's ``build_runtime``: wires the service onto a runtime for these settings and topics."""
+
+    def __call__(self, database_url: str, kafka: KafkaSettings, *, topics: Any) -> ServiceRuntime:
+        """The service's runtime, not started."""
+        ...
+
+
+@dataclass(frozen=True)
+class ProcessSettings:
+    """What one service process is configured with, read from the environment once."""
+
+    database_url: str
+    kafka: KafkaSettings
+
+
+def _known(service: str) -> Service:
+    if service not in SERVICES:
+        raise SystemExit(f"unknown service {service!r}; choose one of {', '.join(SERVICES)}")
+    return SERVICES[service]
 
 
 def default_port(service: str) -> int:
     """The HTTP port a service listens on by default."""
-    return SERVICES[_known(service)][1]
-
-
-def _known(service: str) -> str:
-    if service not in SERVICES:
-        raise SystemExit(f"unknown service {service!r}; choose one of {', '.join(SERVICES)}")
-    return service
-
-
-def runtime_builder(service: str) -> Callable[[str, KafkaSettings], ServiceRuntime]:
-    """The ``build_runtime(database_url, kafka)`` function of a service."""
-    module = importlib.import_module(SERVICES[_known(service)][0])
-    builder: Callable[[str, KafkaSettings], ServiceRuntime] = module.build_runtime
-    return builder
+    return _known(service).port
 
 
 def database_url(service: str) -> str:
     """The database URL a service process connects with: the gateway as its own role
     (``KARYA_GATEWAY_DATABASE_URL``), orders and ledger as the service role (``DATABASE_URL``)."""
-    if _known(service) == "gateway":
+    if _known(service) is SERVICES["gateway"]:
         return gateway_database_url()
     return database_settings().url
 
 
+def process_settings(service: str) -> ProcessSettings:
+    """The settings of a process serving ``service``, from the environment (refuses to go on without its URL)."""
+    return ProcessSettings(database_url(service), kafka_settings())
+
+
+def service_topics(service: str, prefix: str) -> Any:
+    """The topics ``service`` reads and writes, under ``prefix``."""
+    module, _, name = _known(service).topics.partition(":")
+    return getattr(importlib.import_module(module), name).with_prefix(prefix)
+
+
+def build_service(service: str, database_url: str, kafka: KafkaSettings) -> ServiceRuntime:
+    """The runtime of ``service`` (not started): its topics under ``kafka.topic_prefix``, handed to its
+    ``build_runtime`` with the settings."""
+    builder: RuntimeBuilder = importlib.import_module(_known(service).app).build_runtime
+    return builder(database_url, kafka, topics=service_topics(service, kafka.topic_prefix))
+
+
 def build_http_app(service: str) -> FastAPI:
     """The FastAPI app of one service process, configured from the environment."""
-    runtime = runtime_builder(service)(database_url(service), kafka_settings())
-    return runtime.http_app()
+    settings = process_settings(service)
+    return build_service(service, settings.database_url, settings.kafka).http_app()

@@ -2,9 +2,9 @@
 (`promtool test rules`), every metric and label matcher they use is one the services really export, and every alert
 has a severity, a summary, a description and a runbook section in docs/operations.md.
 
-The metric names come from the registries of the three service runtimes as ``build_runtime`` wires them (nothing
-connects), not from a list kept by hand. `make test` installs promtool (Debian's ``prometheus`` package) when it is
-missing; this test fails rather than skips without it.
+The metric names come from the registries of the three service runtimes as the composition root
+(``karya.services.build_service``) wires them (nothing connects), not from a list kept by hand. `make test` installs
+promtool (Debian's ``prometheus`` package) when it is missing; this test fails rather than skips without it.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from infra.settings import KafkaSettings
-from karya.services import SERVICES, runtime_builder
+from karya.services import SERVICES, build_service
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES_DIR = ROOT / "deploy" / "prometheus" / "rules"
@@ -49,7 +49,7 @@ def _exported() -> dict[str, set[str]]:
     """Every sample name the services can export → its label names."""
     kafka = KafkaSettings(bootstrap_servers="127.0.0.1:1")  # completeness audit on: its gauge is registered
     registries: list[CollectorRegistry] = [
-        runtime_builder(service)(_NEVER_CONNECTED, kafka).metrics.registry for service in SERVICES
+        build_service(service, _NEVER_CONNECTED, kafka).metrics.registry for service in SERVICES
     ]
     out: dict[str, set[str]] = {}
     for registry in registries:

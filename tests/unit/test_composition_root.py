@@ -1,0 +1,60 @@
+"""The composition root (karya.services): a process's settings come from the environment once, and every topic
+and consumer group of every service is built under the deployment's prefix, none read from a global."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from faststream.specification import AsyncAPI
+
+from infra.messaging.topics import BASE_NAMES
+from infra.settings import KafkaSettings, kafka_settings
+from karya.services import SERVICES, build_service, process_settings, service_topics
+
+_NEVER_CONNECTED = "postgresql+asyncpg://root@127.0.0.1:1/root"  # engines connect lazily
+
+
+@pytest.mark.parametrize("service", list(SERVICES))
+def test_every_topic_and_group_of_a_service_is_under_the_prefix(service: str) -> None:
+    kafka = KafkaSettings(bootstrap_servers="127.0.0.1:1", topic_prefix="run7.", completeness_audit_interval_s=0)
+    runtime = build_service(service, _NEVER_CONNECTED, kafka)
+    channels: dict[str, Any] = AsyncAPI(runtime.broker).to_specification().to_jsonable()["channels"]
+    addresses = {channel["address"] for channel in channels.values()}
+    assert addresses, "a service reads or writes some topic"
+    assert {a.removeprefix("run7.") for a in addresses} <= set(BASE_NAMES)
+    assert all(a.startswith("run7.") for a in addresses)
+    for consumer in runtime.audited:
+        assert consumer.group_id.startswith("run7.karya-")
+        assert all(topic.startswith("run7.") for topic in consumer.topics)
+
+
+@pytest.mark.parametrize("service", list(SERVICES))
+def test_a_services_topics_are_its_base_names_under_the_prefix(service: str) -> None:
+    base, prefixed = vars_of(service_topics(service, "")), vars_of(service_topics(service, "x."))
+    assert set(base.values()) <= set(BASE_NAMES)
+    assert prefixed == {field: f"x.{name}" for field, name in base.items()}
+
+
+def vars_of(topics: Any) -> dict[str, str]:
+    """A topics dataclass's fields (slots or not)."""
+    return {name: getattr(topics, name) for name in topics.__dataclass_fields__}
+
+
+def test_process_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://svc@127.0.0.1:1/k")
+    monkeypatch.setenv("KARYA_GATEWAY_DATABASE_URL", "postgresql+asyncpg://gw@127.0.0.1:1/k")
+    monkeypatch.setenv("KARYA_TOPIC_PREFIX", "env.")
+    kafka_settings.cache_clear()
+    try:
+        orders, gateway = process_settings("orders"), process_settings("gateway")
+    finally:
+        kafka_settings.cache_clear()
+    assert orders.database_url.startswith("postgresql+asyncpg://svc@")
+    assert gateway.database_url.startswith("postgresql+asyncpg://gw@")
+    assert orders.kafka.topic_prefix == gateway.kafka.topic_prefix == "env."
+
+
+def test_an_unknown_service_is_refused_with_the_known_ones() -> None:
+    with pytest.raises(SystemExit, match="orders, ledger, gateway"):
+        process_settings("billing")
