@@ -52,6 +52,7 @@ async def delete_topics_with_prefix(bootstrap_servers: str, prefix: str) -> int:
 async def partitions_of(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> list[TopicPartition]:
     """Every partition of ``topics``, in order; the consumer's metadata is refreshed once if a topic is new to it."""
     if any(consumer.partitions_for_topic(t) is None for t in topics):
+        # Private: no public call refreshes a standalone consumer's metadata (pinned; tests/unit/test_private_apis.py).
         await consumer._client.force_metadata_update()
     return [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
 
