@@ -93,6 +93,9 @@ def _mount_optional() -> None:
     from services.gateway.cli import import_app
 
     app.add_typer(import_app, name="import")
+    from services.gateway.shops.cli import app as shops_app
+
+    app.add_typer(shops_app, name="shops")
     from karya.demo import demo
 
     app.command("demo")(demo)

@@ -20,8 +20,11 @@ def demo_secrets() -> dict[str, str]:
         "KARYA_TIKTOK_APP_SECRET": secrets.token_hex(16),
         "KARYA_SHOPEE_PARTNER_ID": str(2_000_000 + secrets.randbelow(1_000_000)),
         "KARYA_SHOPEE_PARTNER_KEY": secrets.token_hex(16),
+        "KARYA_BLIBLI_API_CLIENT_ID": "mta-api-demo-" + secrets.token_hex(4),
+        "KARYA_BLIBLI_API_CLIENT_KEY": secrets.token_hex(16),
         "KARYA_BLIBLI_API_KEY": secrets.token_hex(8),
         "KARYA_BLIBLI_API_SECRET": secrets.token_hex(16),
+        "KARYA_TOKEN_KEY": secrets.token_hex(32),
     }
 
 
@@ -32,6 +35,7 @@ def marketplace_env(catalogue: Catalogue, sim_port: int, gateway_port: int) -> d
     return {
         "KARYA_TOKOPEDIA_API_URL": f"{sim}/tokopedia",
         "KARYA_TIKTOK_API_URL": f"{sim}/tiktok_shop",
+        "KARYA_TIKTOK_AUTH_URL": f"{sim}/tiktok_auth",
         "KARYA_SHOPEE_API_URL": f"{sim}/shopee",
         "KARYA_BLIBLI_API_URL": f"{sim}/blibli",
         "KARYA_GATEWAY_PUBLIC_URL": f"http://127.0.0.1:{gateway_port}",
@@ -59,6 +63,7 @@ async def run_simulated_day(
 
     simulator = Simulator(catalogue, SimSettings.from_env())
     async with simulator.serve("127.0.0.1", sim_port):
+        await connect_demo_shops(catalogue, sim_port)  # Shopee and TikTok Shop calls need each shop's token
         summary = await simulator.run_day(
             orders=orders, seed=seed, faults=FaultRates(tampered=1, wrong_secret=1), on_progress=on_progress
         )
@@ -68,6 +73,17 @@ async def run_simulated_day(
         "sim_webhooks_rejected": summary.webhooks_rejected,
         "sim_unexpected_rejections": summary.unexpected_rejections,
     }
+
+
+async def connect_demo_shops(catalogue: Catalogue, sim_port: int) -> int:
+    """Authorise every Shopee and TikTok Shop shop of the catalogue on the simulator and store its tokens."""
+    import httpx
+
+    from services.gateway.shops.connect import connect_simulated_shops, shop_tools
+
+    shops = [(x.channel.value, x.shop_id) for x in catalogue.listings if x.channel.value in ("shopee", "tiktok_shop")]
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{sim_port}") as sim, shop_tools() as tools:
+        return await connect_simulated_shops(tools, sim, shops)
 
 
 def apply_env(values: dict[str, str]) -> None:

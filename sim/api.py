@@ -1,15 +1,19 @@
 """Simulated seller APIs of Shopee, TikTok Shop, Tokopedia and Blibli over :class:`sim.state.SimState`.
 
 Mounted under ``/shopee``, ``/tiktok_shop``, ``/tokopedia`` and ``/blibli`` (the default client base URLs
-are ``http://127.0.0.1:8090/<channel>``). Every request is authenticated the channel's way (see
-:mod:`sim.signing`); a bad signature, key, token or a timestamp more than ``sim_max_clock_skew_s`` away
-from now is answered with the channel's own error shape. Besides the contract's endpoints the simulator
+are ``http://127.0.0.1:8090/<channel>``); the token endpoints are in :mod:`sim.token_api`. Every request is
+authenticated the way the channel publishes it (see :mod:`sim.signing`): Shopee shop-level signs with the shop's
+``access_token``, TikTok Shop signs every query parameter and names the shop by ``shop_cipher`` with the token in
+``x-tts-access-token``, Blibli wants Basic auth, ``Api-Seller-Key`` and a ``Signature``. A request signed any other
+way, a bad key or token, another shop's token, or a timestamp more than ``sim_max_clock_skew_s`` away from now is
+answered with the channel's own error shape. Besides the contract's endpoints the simulator
 serves what backstop polling needs: Shopee ``get_order_list``, TikTok Shop order search, Tokopedia's order
 list and Blibli ``orderDetail``. Windows are half-open: ``from ≤ update_time < to``.
 """
 
 from __future__ import annotations
 
+import base64
 import hmac
 import json
 import time
@@ -30,6 +34,8 @@ from sim.signing import (
     tiktok_api_signature,
 )
 from sim.state import SimOrder, SimState
+from sim.token_api import add_token_routes
+from sim.tokens import SimTokens
 
 __all__ = ["ChannelError", "create_app"]
 
@@ -92,9 +98,19 @@ def _page(items: Sequence[SimOrder], offset: int, size: int) -> tuple[Sequence[S
     return items[offset : offset + size], offset + size < len(items)
 
 
-def create_app(state: SimState, settings: SimSettings, clock: Callable[[], float] = time.time) -> FastAPI:
-    """The simulator's FastAPI app: the four channels' seller APIs over ``state``."""
+def create_app(
+    state: SimState, settings: SimSettings, clock: Callable[[], float] = time.time, tokens: SimTokens | None = None
+) -> FastAPI:
+    """The simulator's FastAPI app: the four channels' seller APIs over ``state`` (``app.state.tokens``: the
+    issued shop tokens)."""
     app = FastAPI(title="Karya marketplace simulator", docs_url="/_sim/docs", openapi_url="/_sim/openapi.json")
+    if tokens is None:
+        tokens = SimTokens(
+            clock,
+            access_ttl_s={"shopee": settings.sim_shopee_access_ttl_s, "tiktok_shop": settings.sim_tiktok_access_ttl_s},
+            refresh_ttl_s=settings.sim_refresh_ttl_s,
+        )
+    app.state.tokens = tokens
 
     @app.exception_handler(ChannelError)
     async def _channel_error(request: Request, exc: ChannelError) -> JSONResponse:
@@ -112,13 +128,17 @@ def create_app(state: SimState, settings: SimSettings, clock: Callable[[], float
         partner_id = _int_param(request, "partner_id", bad)
         timestamp = _int_param(request, "timestamp", bad)
         shop_id = _str_param(request, "shop_id", bad)
+        access_token = _str_param(request, "access_token", bad)
         if partner_id != settings.shopee_partner_id:
             raise shopee_error(403, "error_auth", f"unknown partner_id {partner_id}")
         if not fresh(timestamp):
             raise shopee_error(403, "error_auth", "timestamp expired")
-        expected = shopee_api_signature(settings.shopee_partner_key, partner_id, path, timestamp, shop_id)
+        expected = shopee_api_signature(settings.shopee_partner_key, partner_id, path, timestamp, access_token, shop_id)
         if not signature_matches(expected, request.query_params.get("sign")):
             raise shopee_error(403, "error_sign", "Wrong sign.")
+        owner, why = tokens.shop_of("shopee", access_token)
+        if owner != shop_id:
+            raise shopee_error(403, "error_auth", f"Invalid access_token: {why or 'another shop'}.")
         return shop_id
 
     def shopee_ok(response: Json) -> Json:
@@ -176,17 +196,22 @@ def create_app(state: SimState, settings: SimSettings, clock: Callable[[], float
         def bad(message: str) -> ChannelError:
             return tiktok_error(400, 36009004, message)
 
+        query = dict(request.query_params)
         app_key = _str_param(request, "app_key", bad)
         timestamp = _int_param(request, "timestamp", bad)
-        shop_id = _str_param(request, "shop_id", bad)
+        cipher = _str_param(request, "shop_cipher", bad)
         if app_key != settings.tiktok_app_key:
             raise tiktok_error(401, 106011, f"unknown app_key {app_key!r}")
         if not fresh(timestamp):
             raise tiktok_error(401, 106002, "timestamp expired")
-        body = await request.body()
-        expected = tiktok_api_signature(settings.tiktok_app_secret, app_key, path, timestamp, body)
-        if not signature_matches(expected, request.query_params.get("sign")):
+        expected = tiktok_api_signature(settings.tiktok_app_secret, path, query, await request.body())
+        if not signature_matches(expected, query.get("sign")):
             raise tiktok_error(401, 106001, "Invalid credentials: sign")
+        shop_id, why = tokens.shop_of("tiktok_shop", request.headers.get("x-tts-access-token"))
+        if shop_id is None:
+            raise tiktok_error(401, 105002 if "expired" in why else 105001, f"Invalid credentials: {why}")
+        if tokens.cipher(shop_id) != cipher:
+            raise tiktok_error(403, 106020, "shop_cipher does not belong to this access token")
         return shop_id
 
     def tiktok_ok(data: Json) -> Json:
@@ -287,20 +312,30 @@ def create_app(state: SimState, settings: SimSettings, clock: Callable[[], float
 
     # ------------------------------------------------------------ Blibli
 
-    def blibli_auth(request: Request, path: str) -> str:
+    basic = (
+        "Basic "
+        + base64.b64encode(f"{settings.blibli_api_client_id}:{settings.blibli_api_client_key}".encode()).decode()
+    )
+
+    def blibli_auth(request: Request) -> str:
+        if not hmac.compare_digest(request.headers.get("authorization", "").encode(), basic.encode()):
+            raise blibli_error(401, "ERR-PA401002", "Request is not authorized, API client is invalid")
         if request.headers.get("api-seller-key") != settings.blibli_api_key:
-            raise blibli_error(401, "UNAUTHORIZED", "invalid Api-Seller-Key")
+            raise blibli_error(401, "ERR-PA401001", "Request is not authorized, Api-Seller-Key is invalid")
         stamp = request.headers.get("signature-time", "")
         if not stamp.isdigit() or not fresh(int(stamp), 1000):
-            raise blibli_error(401, "UNAUTHORIZED", "missing or expired Signature-Time")
-        expected = blibli_api_signature(settings.blibli_api_secret, request.method, path, stamp)
-        if not signature_matches(expected, request.headers.get("signature")):
-            raise blibli_error(401, "UNAUTHORIZED", "invalid Signature")
+            raise blibli_error(401, "ERR-PA401003", "missing or expired Signature-Time")
+        signed_path = request.url.path.split("/proxy", 1)[1].replace("/mta", "/mtaapi")
+        expected = blibli_api_signature(settings.blibli_api_secret, request.method, b"", "", stamp, signed_path)
+        if not signature_matches(expected, request.headers.get("signature"), exact=True):
+            raise blibli_error(401, "ERR-PA401004", "invalid Signature")
+        for name in ("requestId", "channelId", "storeId"):
+            _str_param(request, name, lambda m: blibli_error(400, "BAD_REQUEST", m))
         return _str_param(request, "storeCode", lambda m: blibli_error(400, "BAD_REQUEST", m))
 
     @app.get("/blibli/proxy/mta/api/businesspartner/v1/order/orderList")
     async def blibli_order_list(request: Request) -> Json:
-        store = blibli_auth(request, "/proxy/mta/api/businesspartner/v1/order/orderList")
+        store = blibli_auth(request)
 
         def bad(message: str) -> ChannelError:
             return blibli_error(400, "BAD_REQUEST", message)
@@ -314,11 +349,12 @@ def create_app(state: SimState, settings: SimSettings, clock: Callable[[], float
 
     @app.get("/blibli/proxy/mta/api/businesspartner/v1/order/orderDetail")
     async def blibli_order_detail(request: Request) -> Json:
-        store = blibli_auth(request, "/proxy/mta/api/businesspartner/v1/order/orderDetail")
+        store = blibli_auth(request)
         order_no = _str_param(request, "orderNo", lambda m: blibli_error(400, "BAD_REQUEST", m))
         order = state.find(Channel.BLIBLI, store, order_no)
         if order is None:
             raise blibli_error(404, "NOT_FOUND", f"order {order_no} not found")
         return {"success": True, "errorMessage": None, "content": render.blibli_rows(order)}
 
+    add_token_routes(app, settings, tokens, fresh)
     return app

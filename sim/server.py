@@ -32,6 +32,7 @@ from sim.api import create_app
 from sim.plan import FaultRates, Plan, plan_day
 from sim.settings import SimSettings, require_loopback
 from sim.state import SimState
+from sim.tokens import SimTokens
 from sim.traffic import Progress, ProgressCallback, TrafficRunner, TrafficSummary
 
 __all__ = ["DEFAULT_CATALOGUE", "Simulator", "run_simulator"]
@@ -63,6 +64,7 @@ class Simulator:
         self.settings = settings
         self.state = SimState()
         self.app = create_app(self.state, settings, clock)
+        self.tokens: SimTokens = self.app.state.tokens
         self.runner = TrafficRunner(
             self.state, settings, transport=gateway_transport, clock=clock, concurrency=concurrency
         )

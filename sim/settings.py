@@ -21,6 +21,8 @@ _REQUIRED = {
     "tiktok_app_secret": "KARYA_TIKTOK_APP_SECRET",
     "shopee_partner_id": "KARYA_SHOPEE_PARTNER_ID",
     "shopee_partner_key": "KARYA_SHOPEE_PARTNER_KEY",
+    "blibli_api_client_id": "KARYA_BLIBLI_API_CLIENT_ID",
+    "blibli_api_client_key": "KARYA_BLIBLI_API_CLIENT_KEY",
     "blibli_api_key": "KARYA_BLIBLI_API_KEY",
     "blibli_api_secret": "KARYA_BLIBLI_API_SECRET",
 }
@@ -47,11 +49,16 @@ class SimSettings(BaseSettings):
     tiktok_app_secret: str = ""
     shopee_partner_id: int = Field(default=0, ge=0)
     shopee_partner_key: str = ""
+    blibli_api_client_id: str = ""
+    blibli_api_client_key: str = ""
     blibli_api_key: str = ""
     blibli_api_secret: str = ""
     sim_gateway_url: str = "http://127.0.0.1:8083"
     gateway_public_url: str = "http://127.0.0.1:8083"
     sim_max_clock_skew_s: int = Field(default=300, ge=1, description="Accepted |now − request timestamp|.")
+    sim_shopee_access_ttl_s: int = Field(default=4 * 3600, ge=1, description="Shopee access tokens live 4 hours.")
+    sim_tiktok_access_ttl_s: int = Field(default=7 * 86_400, ge=1, description="TikTok Shop access tokens: 7 days.")
+    sim_refresh_ttl_s: int = Field(default=30 * 86_400, ge=1, description="Refresh tokens live 30 days.")
 
     @model_validator(mode="after")
     def _complete(self) -> SimSettings:

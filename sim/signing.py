@@ -10,17 +10,25 @@ what                       key                 message
 Tokopedia webhook          webhook_secret      raw body (header ``Authorization-Hmac``)
 TikTok Shop webhook        app_secret          app_key + raw body (header ``Authorization``)
 Shopee webhook             partner_key         callback_url + "|" + raw body (header ``Authorization``)
-Shopee API ``sign``        partner_key         f"{partner_id}{path}{timestamp}{shop_id}"
-TikTok Shop API ``sign``   app_secret          app_secret + path + "app_key" + key + "timestamp" + ts
-                                               + body + app_secret (body empty for GET)
-Blibli API ``Signature``   api_secret          method + "\\n" + path + "\\n" + timestamp (ms)
+Shopee API ``sign``        partner_key         f"{partner_id}{path}{timestamp}" (partner level: token endpoints)
+                                               + f"{access_token}{shop_id}" (shop level)
+TikTok Shop API ``sign``   app_secret          app_secret + path + key+value of every query parameter but
+                                               sign and access_token, sorted by key + body + app_secret
+Blibli API ``Signature``   signature key       Base64 HMAC of method \\n md5(body) or "" \\n content type
+                                               \\n "EEE MMM dd HH:mm:ss WIB yyyy" (Jakarta) \\n signed path
 =========================  ==================  =========================================================
+
+Blibli signs the path after ``/proxy`` with ``/mta`` written ``/mtaapi`` (seller-api.blibli.com raw strings and
+Blibli's PHP client); the simulator serves Blibli under ``/blibli/proxy/...`` and checks exactly that.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 
 __all__ = [
     "blibli_api_signature",
@@ -55,25 +63,41 @@ def shopee_webhook_signature(partner_key: str, callback_url: str, body: bytes) -
 
 
 def shopee_api_signature(
-    partner_key: str, partner_id: int | str, path: str, timestamp: int | str, shop_id: int | str
+    partner_key: str,
+    partner_id: int | str,
+    path: str,
+    timestamp: int | str,
+    access_token: str | None = None,
+    shop_id: int | str | None = None,
 ) -> str:
-    """``sign`` query parameter of a shop-level Shopee API call."""
-    return hmac_hex(partner_key, f"{partner_id}{path}{timestamp}{shop_id}".encode())
+    """``sign`` of a Shopee v2 call: partner level without ``access_token``, shop level with it and ``shop_id``."""
+    tail = "" if access_token is None else f"{access_token}{shop_id}"
+    return hmac_hex(partner_key, f"{partner_id}{path}{timestamp}{tail}".encode())
 
 
-def tiktok_api_signature(app_secret: str, app_key: str, path: str, timestamp: int | str, body: bytes = b"") -> str:
-    """``sign`` query parameter of a TikTok Shop API call."""
-    message = f"{app_secret}{path}app_key{app_key}timestamp{timestamp}".encode() + body + app_secret.encode()
-    return hmac_hex(app_secret, message)
+def tiktok_api_signature(app_secret: str, path: str, query: Mapping[str, str], body: bytes = b"") -> str:
+    """``sign`` of a TikTok Shop 202309 call over its query (``sign``/``access_token`` left out) and raw body."""
+    signed = "".join(k + query[k] for k in sorted(query) if k not in {"sign", "access_token"})
+    return hmac_hex(app_secret, (app_secret + path + signed).encode() + body + app_secret.encode())
 
 
-def blibli_api_signature(api_secret: str, method: str, path: str, timestamp: int | str) -> str:
-    """``Signature`` header of a Blibli API call."""
-    return hmac_hex(api_secret, f"{method.upper()}\n{path}\n{timestamp}".encode())
+def blibli_api_signature(
+    signature_key: str, method: str, body: bytes, content_type: str, millis: int | str, signed_path: str
+) -> str:
+    """``Signature`` header (Base64) of a Blibli seller-API call."""
+    escaped = body.decode().replace("\r", "\\r").replace("\n", "\\n")
+    body_md5 = hashlib.md5(escaped.encode(), usedforsecurity=False).hexdigest() if escaped else ""
+    jakarta = datetime.fromtimestamp(int(millis) / 1000, UTC) + timedelta(hours=7)
+    date = jakarta.strftime("%a %b %d %H:%M:%S") + " WIB " + str(jakarta.year)
+    raw = f"{method.upper()}\n{body_md5}\n{content_type}\n{date}\n{signed_path}"
+    digest = hmac.new(signature_key.encode(), raw.encode(), hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
 
 
-def signature_matches(expected: str, given: str | None) -> bool:
-    """Constant-time comparison of a received hex signature (case-insensitive) with the expected one."""
+def signature_matches(expected: str, given: str | None, *, exact: bool = False) -> bool:
+    """Constant-time comparison of a received signature with the expected one (hex: case-insensitive; ``exact``
+    for Base64)."""
     if not given:
         return False
-    return hmac.compare_digest(expected.encode(), given.strip().lower().encode())
+    received = given.strip() if exact else given.strip().lower()
+    return hmac.compare_digest(expected.encode(), received.encode())

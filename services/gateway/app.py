@@ -23,6 +23,7 @@ from services.gateway.normaliser import Normaliser
 from services.gateway.pollers import run_backstop_poller, run_blibli_poller
 from services.gateway.retention import RetentionMetrics, run_raw_retention
 from services.gateway.settings import GatewayConfigError, GatewaySettings
+from services.gateway.shops.wiring import wire_shop_tokens
 from services.gateway.webhooks import make_webhook_router
 
 __all__ = ["SCHEMA", "build_runtime", "webhook_router_factory"]
@@ -94,6 +95,7 @@ def build_runtime(
     retention = RetentionMetrics(runtime.metrics.registry)
     runtime.add_background("raw-retention", lambda stop: run_raw_retention(runtime.engine, deps, stop, retention))
     runtime.add_background("close-clients", lambda stop: _close_on_stop(deps, stop))
+    wire_shop_tokens(runtime, deps, refresher=clients is None)  # per-shop tokens; refreshed unless clients given
     return runtime
 
 

@@ -6,10 +6,15 @@ serving does, and then a missing secret stops the process with a message naming 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from services.gateway.clients.base import MarketplaceClient
 from services.gateway.settings import GatewayConfigError, GatewaySettings, load_settings
+
+if TYPE_CHECKING:
+    from services.gateway.clients.settings import ClientSettings
+    from services.gateway.shops.store import ShopTokenStore
 
 
 class MissingClient(RuntimeError):
@@ -24,6 +29,31 @@ class GatewayDeps:
     ) -> None:
         self._settings = settings
         self._clients = clients
+        self._client_settings: ClientSettings | None = None
+        self._token_store: ShopTokenStore | None = None
+        #: Builds the shop-token store the clients read (set by ``services.gateway.shops.wiring``).
+        self.token_store_factory: Callable[[ClientSettings], ShopTokenStore] | None = None
+
+    @property
+    def client_settings(self) -> ClientSettings:
+        """The API clients' settings (from the environment on first use); GatewayConfigError naming what is missing."""
+        if self._client_settings is None:
+            from services.gateway.clients.settings import ClientSettings, ClientSettingsError
+
+            try:
+                self._client_settings = ClientSettings.from_env()
+            except ClientSettingsError as exc:
+                raise GatewayConfigError(f"the gateway refuses to start: {exc}") from None
+        return self._client_settings
+
+    @property
+    def token_store(self) -> ShopTokenStore:
+        """The shops' tokens (built once from the client settings' ``KARYA_TOKEN_KEY``)."""
+        if self._token_store is None:
+            if self.token_store_factory is None:
+                raise GatewayConfigError("no shop-token store is wired into this gateway")
+            self._token_store = self.token_store_factory(self.client_settings)
+        return self._token_store
 
     @property
     def settings(self) -> GatewaySettings:
@@ -45,12 +75,8 @@ class GatewayDeps:
         """
         if self._clients is None:
             from services.gateway.clients.factory import make_clients
-            from services.gateway.clients.settings import ClientSettings, ClientSettingsError
 
-            try:
-                self._clients = make_clients(ClientSettings.from_env())
-            except ClientSettingsError as exc:
-                raise GatewayConfigError(f"the gateway refuses to start: {exc}") from None
+            self._clients = make_clients(self.client_settings, self.token_store)
         return self._clients
 
     async def aclose(self) -> None:

@@ -1,49 +1,66 @@
 """blibli.com seller API client: the order list by date window (Blibli sends no webhooks) and order detail.
 
-Requests carry the headers ``Api-Seller-Key``, ``Signature-Time`` (unix milliseconds) and ``Signature =
-hex(HMAC-SHA256(api_secret, method + "\\n" + path + "\\n" + timestamp))``. The list has one row per order
-item (``orderNo``, ``orderItemNo``, ``merchantSku``, ``productItemCode``, ``qty``, ``itemPrice``,
-``orderStatus``, ``orderStatusUpdatedDate`` in ms, ``settlement``); rows are grouped into orders here.
-Answers are ``{"success": true, "content": ..., "pageMetaData": ...}``; ``success: false`` is an error.
+Requests are authenticated as Blibli publishes it (seller-api.blibli.com; Blibli's PHP client
+``bliblidotcom/seller-api-client-php``): ``Authorization: Basic base64(api_client_id:api_client_key)`` (the
+platform's API client), ``Api-Seller-Key`` (the seller's key from Seller Center), and — because Karya always sets
+a signature key — ``Signature`` (Base64 HMAC-SHA256, :func:`services.gateway.clients.signing.blibli_signature`)
+with ``Signature-Time`` (unix ms). The query carries ``requestId`` (unique), ``storeId=10001``, ``channelId``,
+``storeCode``, ``businessPartnerCode`` and, when configured, ``username``. The list has one row per order item
+(``orderNo``, ``orderItemNo``, ``merchantSku``, ``productItemCode``, ``qty``, ``itemPrice``, ``orderStatus``,
+``orderStatusUpdatedDate`` in ms, ``settlement``); rows are grouped into orders here. Answers are
+``{"success": true, "content": ..., "pageMetaData": ...}``; ``success: false`` is an error.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import base64
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import httpx
 
 from services.gateway.clients.base import ApiOrder, ApiOrderLine, ApiSettlement, MarketplaceApiError
-from services.gateway.clients.http import JsonApi, build_http_client
+from services.gateway.clients.http import ChannelClient
 from services.gateway.clients.parsing import ceil_unix_ms, get_list, get_mapping, get_str, objects
+from services.gateway.clients.signing import blibli_signature
 from services.gateway.values import parse_count, parse_fee, parse_quantity, parse_rupiah, parse_time
 
-__all__ = ["BlibliClient", "blibli_api_sign"]
+__all__ = ["BlibliClient", "BlibliCredentials", "blibli_error"]
 
 ORDER_LIST_PATH = "/proxy/mta/api/businesspartner/v1/order/orderList"
 ORDER_DETAIL_PATH = "/proxy/mta/api/businesspartner/v1/order/orderDetail"
+STORE_ID = 10001  # "the fixed value for Store ID managed by Blibli"
 _PAGE = 100
 
 Row = Mapping[str, object]
 
 
-def blibli_api_sign(api_secret: str, method: str, path: str, timestamp_ms: int) -> str:
-    """The ``Signature`` header of a Blibli API call."""
-    message = f"{method}\n{path}\n{timestamp_ms}".encode()
-    return hmac.new(api_secret.encode(), message, hashlib.sha256).hexdigest()
+@dataclass(frozen=True, slots=True, repr=False)
+class BlibliCredentials:
+    """The platform's API client (Basic auth), the seller's key and signature key, and the query's identity."""
+
+    client_id: str
+    client_key: str
+    seller_key: str
+    signature_key: str
+    channel_id: str = "karya"
+    username: str | None = None
+
+    def __repr__(self) -> str:  # never print a secret
+        return f"BlibliCredentials(client_id={self.client_id!r}, channel_id={self.channel_id!r}, ...)"
 
 
-def _error_probe(body: Mapping[str, object]) -> str | None:
+def blibli_error(body: Mapping[str, object]) -> str | None:
+    """Blibli's error inside a body: ``success`` is not true (with ``errorCode``/``errorMessage``), else None."""
     if body.get("success") is True:
         return None
     return f"{body.get('errorCode') or 'error'}: {body.get('errorMessage') or 'success is not true'}"
 
 
-class BlibliClient:
+class BlibliClient(ChannelClient):
     """Read access to Blibli's seller API (implements ``MarketplaceClient``)."""
 
     channel = "blibli"
@@ -51,33 +68,40 @@ class BlibliClient:
     def __init__(
         self,
         base_url: str,
-        api_key: str,
-        api_secret: str,
+        credentials: BlibliCredentials,
         *,
         timeout_s: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._api_key = api_key
-        self._api_secret = api_secret
+        super().__init__(base_url, blibli_error, timeout_s=timeout_s, transport=transport)
+        self._credentials = credentials
+        basic = base64.b64encode(f"{credentials.client_id}:{credentials.client_key}".encode()).decode()
+        self._authorization = f"Basic {basic}"
         self._clock = clock
-        self._api = JsonApi(self.channel, build_http_client(base_url, timeout_s, transport), _error_probe)
 
-    async def aclose(self) -> None:
-        """Close the connection pool."""
-        await self._api.aclose()
-
-    async def _get(self, path: str, params: Mapping[str, str | int]) -> Mapping[str, object]:
-        timestamp = int(self._clock() * 1000)
+    async def _get(self, path: str, store: str, params: Mapping[str, str | int]) -> Mapping[str, object]:
+        creds = self._credentials
+        millis = int(self._clock() * 1000)
         headers = {
-            "Api-Seller-Key": self._api_key,
-            "Signature": blibli_api_sign(self._api_secret, "GET", path, timestamp),
-            "Signature-Time": str(timestamp),
+            "Authorization": self._authorization,
+            "Api-Seller-Key": creds.seller_key,
+            "Signature": blibli_signature(creds.signature_key, "GET", b"", "", millis, path),
+            "Signature-Time": str(millis),
         }
-        return await self._api.request("GET", path, params=params, headers=headers)
+        query: dict[str, str | int] = {
+            "requestId": f"{creds.channel_id}-{uuid.uuid4()}",
+            "storeId": STORE_ID,
+            "channelId": creds.channel_id,
+            "storeCode": store,
+            "businessPartnerCode": store,
+            **({"username": creds.username} if creds.username else {}),
+            **params,
+        }
+        return await self._api.request("GET", path, params=query, headers=headers)
 
     async def _rows(self, path: str, params: Mapping[str, str | int]) -> tuple[list[Row], Mapping[str, object]]:
-        body = await self._get(path, params)
+        body = await self._get(path, str(params["storeCode"]), params)
         where = f"blibli {path}"
         return objects(get_list(body, "content", where), where), body
 

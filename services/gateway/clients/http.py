@@ -14,7 +14,7 @@ import httpx
 
 from services.gateway.clients.base import MarketplaceApiError
 
-__all__ = ["ErrorProbe", "JsonApi", "build_http_client"]
+__all__ = ["ChannelClient", "ErrorProbe", "JsonApi", "build_http_client"]
 
 #: Returns the channel's error message when a decoded body reports an error, else None.
 ErrorProbe = Callable[[Mapping[str, object]], str | None]
@@ -98,3 +98,23 @@ def _snippet(text: str) -> str:
     if not text:
         return "(empty body)"
     return text if len(text) <= _SNIPPET else text[:_SNIPPET] + "..."
+
+
+class ChannelClient:
+    """What every channel's client shares: its name, one :class:`JsonApi` and closing it."""
+
+    channel: str
+
+    def __init__(
+        self,
+        base_url: str,
+        error_probe: ErrorProbe,
+        *,
+        timeout_s: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._api = JsonApi(self.channel, build_http_client(base_url, timeout_s, transport), error_probe)
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._api.aclose()

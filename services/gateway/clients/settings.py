@@ -12,13 +12,23 @@ KARYA_TOKOPEDIA_FS_ID             the app's fs_id in API paths (default 13004)
 KARYA_TIKTOK_API_URL              TikTok Shop API base URL
 KARYA_TIKTOK_APP_KEY              app key (required)
 KARYA_TIKTOK_APP_SECRET           app secret, signs requests (required)
-KARYA_TIKTOK_ACCESS_TOKEN         shop access token for ``x-tts-access-token`` (optional)
+KARYA_TIKTOK_AUTH_URL             TikTok Shop token host (``https://auth.tiktok-shops.com``)
+KARYA_TIKTOK_AUTHORIZE_URL        where sellers authorise (``https://services.tiktokshop.com``)
+KARYA_TIKTOK_SERVICE_ID           the app's service id in the authorisation link
 KARYA_SHOPEE_API_URL              Shopee API base URL
 KARYA_SHOPEE_PARTNER_ID           partner id, a number (required)
 KARYA_SHOPEE_PARTNER_KEY          partner key, signs requests (required)
+KARYA_SHOPEE_REDIRECT_URL         where Shopee sends the seller after authorising (carries code, shop_id)
 KARYA_BLIBLI_API_URL              Blibli API base URL
-KARYA_BLIBLI_API_KEY              ``Api-Seller-Key`` (required)
-KARYA_BLIBLI_API_SECRET           signs requests (required)
+KARYA_BLIBLI_API_CLIENT_ID        API client id, Basic auth user (required)
+KARYA_BLIBLI_API_CLIENT_KEY       API client key, Basic auth password (required)
+KARYA_BLIBLI_API_KEY              the seller's ``Api-Seller-Key`` (required)
+KARYA_BLIBLI_API_SECRET           the seller's signature key, signs requests (required)
+KARYA_BLIBLI_CHANNEL_ID           ``channelId`` in the query (default ``karya``)
+KARYA_BLIBLI_USERNAME             Seller Center user for ``username`` (optional: sent when set)
+KARYA_TOKEN_KEY                   32-byte key sealing shop tokens at rest (required; hex or Base64)
+KARYA_TOKEN_REFRESH_INTERVAL_S    seconds between refresh rounds (default 60)
+KARYA_TOKEN_REFRESH_MARGIN_S      refresh tokens expiring within this many seconds (default 1800)
 KARYA_MARKETPLACE_API_TIMEOUT_S   timeout per request in seconds (default 10)
 ================================  ========================================================
 """
@@ -39,8 +49,11 @@ REQUIRED = {
     "tiktok_app_secret": "KARYA_TIKTOK_APP_SECRET",
     "shopee_partner_id": "KARYA_SHOPEE_PARTNER_ID",
     "shopee_partner_key": "KARYA_SHOPEE_PARTNER_KEY",
+    "blibli_api_client_id": "KARYA_BLIBLI_API_CLIENT_ID",
+    "blibli_api_client_key": "KARYA_BLIBLI_API_CLIENT_KEY",
     "blibli_api_key": "KARYA_BLIBLI_API_KEY",
     "blibli_api_secret": "KARYA_BLIBLI_API_SECRET",
+    "token_key": "KARYA_TOKEN_KEY",
 }
 
 
@@ -59,13 +72,23 @@ class ClientSettings(BaseSettings):
     tiktok_api_url: str = f"{_SIMULATOR}/tiktok_shop"
     tiktok_app_key: str | None = None
     tiktok_app_secret: SecretStr | None = None
-    tiktok_access_token: SecretStr | None = None
+    tiktok_auth_url: str = f"{_SIMULATOR}/tiktok_auth"
+    tiktok_authorize_url: str = f"{_SIMULATOR}/tiktok_services"
+    tiktok_service_id: str = ""
     shopee_api_url: str = f"{_SIMULATOR}/shopee"
     shopee_partner_id: int | None = Field(default=None, ge=1)
     shopee_partner_key: SecretStr | None = None
+    shopee_redirect_url: str = "http://127.0.0.1:8083/shops/authorised"
     blibli_api_url: str = f"{_SIMULATOR}/blibli"
+    blibli_api_client_id: str | None = None
+    blibli_api_client_key: SecretStr | None = None
     blibli_api_key: str | None = None
     blibli_api_secret: SecretStr | None = None
+    blibli_channel_id: str = Field(default="karya", min_length=1)
+    blibli_username: str | None = None
+    token_key: SecretStr | None = None
+    token_refresh_interval_s: float = Field(default=60.0, gt=0)
+    token_refresh_margin_s: float = Field(default=1800.0, gt=0)
     marketplace_api_timeout_s: float = Field(default=10.0, gt=0)
 
     @model_validator(mode="after")

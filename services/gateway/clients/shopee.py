@@ -1,15 +1,14 @@
 """Shopee Open Platform v2 client: order detail, escrow detail and the order list (backstop polling).
 
-Every request carries ``partner_id``, ``timestamp`` (unix seconds), ``shop_id`` and
-``sign = hex(HMAC-SHA256(partner_key, f"{partner_id}{path}{timestamp}{shop_id}"))`` where ``path`` is the
-API path (``/api/v2/...``) without the base URL's own prefix. Errors arrive as
-``{"error": "...", "message": ...}``.
+Shop-level calls carry ``partner_id``, ``timestamp`` (unix seconds), ``access_token``, ``shop_id`` and
+``sign = hex(HMAC-SHA256(partner_key, partner_id + path + timestamp + access_token + shop_id))`` in the query
+(:func:`services.gateway.clients.signing.shopee_sign`), where ``path`` is the API path (``/api/v2/...``)
+without the base URL's own prefix. The access token is the shop's, from the token store (``karya shops
+connect shopee``). Errors arrive as ``{"error": "...", "message": ...}``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -17,12 +16,14 @@ from datetime import datetime, timedelta
 import httpx
 
 from services.gateway.clients.base import ApiOrder, ApiOrderLine, ApiSettlement, MarketplaceApiError
-from services.gateway.clients.http import JsonApi, build_http_client
+from services.gateway.clients.http import ChannelClient
 from services.gateway.clients.parsing import ceil_unix, get_list, get_mapping, get_str, objects
 from services.gateway.clients.refunds import ApiRefund, parse_refunds
+from services.gateway.clients.signing import shopee_sign
+from services.gateway.clients.tokens import TokenSource
 from services.gateway.values import parse_count, parse_fee, parse_quantity, parse_rupiah, parse_time
 
-__all__ = ["ShopeeClient", "shopee_api_sign"]
+__all__ = ["ShopeeClient", "shop_number", "shopee_error"]
 
 ORDER_DETAIL_PATH = "/api/v2/order/get_order_detail"
 ESCROW_DETAIL_PATH = "/api/v2/payment/get_escrow_detail"
@@ -33,20 +34,15 @@ _LIST_PAGE = 100
 _MAX_WINDOW = timedelta(days=15)  # get_order_list refuses longer time ranges
 
 
-def shopee_api_sign(partner_key: str, partner_id: int, path: str, timestamp: int, shop_id: int) -> str:
-    """The ``sign`` query parameter of a shop-level Shopee API call."""
-    message = f"{partner_id}{path}{timestamp}{shop_id}".encode()
-    return hmac.new(partner_key.encode(), message, hashlib.sha256).hexdigest()
-
-
-def _error_probe(body: Mapping[str, object]) -> str | None:
+def shopee_error(body: Mapping[str, object]) -> str | None:
+    """Shopee's error inside a body: a non-empty ``error`` code (with its ``message``), else None."""
     error = body.get("error")
     if isinstance(error, str) and error:
         return f"{error}: {body.get('message', '')}".rstrip(": ")
     return None
 
 
-class ShopeeClient:
+class ShopeeClient(ChannelClient):
     """Read access to Shopee's seller API (implements ``MarketplaceClient``)."""
 
     channel = "shopee"
@@ -56,28 +52,29 @@ class ShopeeClient:
         base_url: str,
         partner_id: int,
         partner_key: str,
+        tokens: TokenSource,
         *,
         timeout_s: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__(base_url, shopee_error, timeout_s=timeout_s, transport=transport)
         self._partner_id = partner_id
         self._partner_key = partner_key
+        self._tokens = tokens
         self._clock = clock
-        self._api = JsonApi(self.channel, build_http_client(base_url, timeout_s, transport), _error_probe)
-
-    async def aclose(self) -> None:
-        """Close the connection pool."""
-        await self._api.aclose()
 
     async def _get(self, path: str, shop_id: str, params: Mapping[str, str | int]) -> Mapping[str, object]:
-        shop = _shop_number(shop_id)
+        shop = shop_number(shop_id)
+        token = (await self._tokens.access(self.channel, shop_id)).access_token
         timestamp = int(self._clock())
+        sign = shopee_sign(self._partner_key, self._partner_id, path, timestamp, access_token=token, shop_id=shop)
         signed: dict[str, str | int] = {
             "partner_id": self._partner_id,
             "timestamp": timestamp,
-            "sign": shopee_api_sign(self._partner_key, self._partner_id, path, timestamp, shop),
+            "access_token": token,
             "shop_id": shop,
+            "sign": sign,
             **params,
         }
         body = await self._api.request("GET", path, params=signed)
@@ -165,7 +162,8 @@ class ShopeeClient:
             cursor = next_cursor
 
 
-def _shop_number(shop_id: str) -> int:
+def shop_number(shop_id: str) -> int:
+    """A Shopee shop id as the number the API wants (else :class:`MarketplaceApiError`)."""
     if not shop_id.isascii() or not shop_id.isdigit():
         raise MarketplaceApiError(f"shopee: shop_id must be a number, got {shop_id!r}")
     return int(shop_id)

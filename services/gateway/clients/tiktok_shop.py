@@ -1,17 +1,16 @@
 """TikTok Shop Partner API (version 202309) client: order detail, statement transactions, order search.
 
-Every request carries ``app_key``, ``timestamp`` (unix seconds) and ``sign`` in the query, where
-``sign = hex(HMAC-SHA256(app_secret, app_secret + path + "app_key" + app_key + "timestamp" + timestamp
-+ body + app_secret))`` (``body`` is the raw JSON body, empty for GET), plus the ``x-tts-access-token``
-header when an access token is configured. Answers are ``{"code": 0, "message": ..., "data": ...}``; a
-non-zero code is an error. Prices and amounts are decimal strings, one line item per unit, and fee
-deductions may be negative strings (their absolute value is kept).
+Every request carries ``app_key``, ``timestamp`` (unix seconds), the shop's ``shop_cipher`` and ``sign`` in the
+query, the shop's access token in the ``x-tts-access-token`` header, and is signed by the published rule
+(:func:`services.gateway.clients.signing.tiktok_sign`): every query parameter but ``sign`` and ``access_token``,
+sorted by key, with the path and the raw body. Token and cipher come from the token store (``karya shops
+connect tiktok_shop``). Answers are ``{"code": 0, "message": ..., "data": ...}``; a non-zero code is an error.
+Prices and amounts are decimal strings, one line item per unit, and fee deductions may be negative strings (their
+absolute value is kept).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -20,12 +19,14 @@ from datetime import datetime
 import httpx
 
 from services.gateway.clients.base import ApiOrder, ApiOrderLine, ApiSettlement, MarketplaceApiError
-from services.gateway.clients.http import JsonApi, build_http_client
+from services.gateway.clients.http import ChannelClient
 from services.gateway.clients.parsing import ceil_unix, get_list, get_mapping, get_str, objects
 from services.gateway.clients.refunds import ApiRefund, parse_refunds
+from services.gateway.clients.signing import tiktok_sign
+from services.gateway.clients.tokens import ShopNotConnected, TokenSource
 from services.gateway.values import parse_fee, parse_rupiah, parse_time
 
-__all__ = ["TikTokShopClient", "tiktok_api_sign"]
+__all__ = ["TikTokShopClient", "tiktok_error"]
 
 ORDERS_PATH = "/order/202309/orders"
 SEARCH_PATH = "/order/202309/orders/search"
@@ -39,26 +40,15 @@ FEE_FIELDS = {
 _PAGE = 50
 
 
-def tiktok_api_sign(app_secret: str, app_key: str, path: str, timestamp: int, body: bytes = b"") -> str:
-    """The ``sign`` query parameter of a TikTok Shop API call (``body`` empty for GET)."""
-    message = (
-        app_secret.encode()
-        + path.encode()
-        + f"app_key{app_key}timestamp{timestamp}".encode()
-        + body
-        + app_secret.encode()
-    )
-    return hmac.new(app_secret.encode(), message, hashlib.sha256).hexdigest()
-
-
-def _error_probe(body: Mapping[str, object]) -> str | None:
+def tiktok_error(body: Mapping[str, object]) -> str | None:
+    """TikTok Shop's error inside a body: a ``code`` other than 0 (with its ``message``), else None."""
     code = body.get("code")
     if code == 0:
         return None
     return f"code {code!r}: {body.get('message', '')}"
 
 
-class TikTokShopClient:
+class TikTokShopClient(ChannelClient):
     """Read access to TikTok Shop's seller API (implements ``MarketplaceClient``)."""
 
     channel = "tiktok_shop"
@@ -68,41 +58,38 @@ class TikTokShopClient:
         base_url: str,
         app_key: str,
         app_secret: str,
-        access_token: str | None = None,
+        tokens: TokenSource,
         *,
         timeout_s: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__(base_url, tiktok_error, timeout_s=timeout_s, transport=transport)
         self._app_key = app_key
         self._app_secret = app_secret
-        self._access_token = access_token
+        self._tokens = tokens
         self._clock = clock
-        self._api = JsonApi(self.channel, build_http_client(base_url, timeout_s, transport), _error_probe)
-
-    async def aclose(self) -> None:
-        """Close the connection pool."""
-        await self._api.aclose()
 
     async def _call(
-        self, method: str, path: str, params: Mapping[str, str | int], body: bytes | None = None
+        self, method: str, path: str, shop_id: str, params: Mapping[str, str | int], body: bytes | None = None
     ) -> Mapping[str, object]:
-        timestamp = int(self._clock())
-        signed: dict[str, str | int] = {
+        access = await self._tokens.access(self.channel, shop_id)
+        if not access.shop_cipher:
+            raise ShopNotConnected(f"tiktok_shop shop {shop_id} has no shop_cipher: connect it again")
+        query: dict[str, str | int] = {
             "app_key": self._app_key,
-            "timestamp": timestamp,
-            "sign": tiktok_api_sign(self._app_secret, self._app_key, path, timestamp, body or b""),
+            "timestamp": int(self._clock()),
+            "shop_cipher": access.shop_cipher,
             **params,
         }
-        headers = {"x-tts-access-token": self._access_token} if self._access_token else {}
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-        answer = await self._api.request(method, path, params=signed, headers=headers, content=body)
+        query["sign"] = tiktok_sign(self._app_secret, path, query, body or b"")
+        headers = {"x-tts-access-token": access.access_token, "Content-Type": "application/json"}
+        answer = await self._api.request(method, path, params=query, headers=headers, content=body)
         return get_mapping(answer, "data", f"tiktok_shop {path}")
 
     async def order_detail(self, shop_id: str, order_id: str) -> ApiOrder:
         """The order now; unit line items are folded into lines with a quantity."""
-        data = await self._call("GET", ORDERS_PATH, {"ids": order_id, "shop_id": shop_id})
+        data = await self._call("GET", ORDERS_PATH, shop_id, {"ids": order_id})
         where = f"tiktok_shop {ORDERS_PATH}"
         for raw in objects(get_list(data, "orders", where), where):
             if get_str(raw, "id", where) == order_id:
@@ -115,7 +102,7 @@ class TikTokShopClient:
         Several transactions for one order (adjustments) are summed; the first one's id names the settlement.
         """
         path = STATEMENT_PATH.format(order_id=order_id)
-        data = await self._call("GET", path, {"shop_id": shop_id})
+        data = await self._call("GET", path, shop_id, {})
         where = f"tiktok_shop statement of {order_id}"
         rows = objects(get_list(data, "statement_transactions", where), where)
         if not rows:
@@ -149,7 +136,7 @@ class TikTokShopClient:
 
     async def refunds(self, shop_id: str, order_id: str) -> list[ApiRefund]:
         """Refunds of one order, from the statement answer's ``refunds`` list (see ``refunds.py``)."""
-        data = await self._call("GET", STATEMENT_PATH.format(order_id=order_id), {"shop_id": shop_id})
+        data = await self._call("GET", STATEMENT_PATH.format(order_id=order_id), shop_id, {})
         return parse_refunds(data, self.channel, shop_id, order_id)
 
     async def orders_updated_between(self, shop_id: str, start: datetime, end: datetime) -> list[ApiOrder]:
@@ -161,10 +148,10 @@ class TikTokShopClient:
         orders: list[ApiOrder] = []
         token = ""
         while True:
-            params: dict[str, str | int] = {"shop_id": shop_id, "page_size": _PAGE}
+            params: dict[str, str | int] = {"page_size": _PAGE}
             if token:
                 params["page_token"] = token
-            data = await self._call("POST", SEARCH_PATH, params, body)
+            data = await self._call("POST", SEARCH_PATH, shop_id, params, body)
             orders.extend(_order(raw, shop_id) for raw in objects(get_list(data, "orders", where), where))
             next_token = data.get("next_page_token")
             if not next_token:

@@ -13,12 +13,12 @@ from datetime import datetime
 import httpx
 
 from services.gateway.clients.base import ApiOrder, ApiOrderLine, ApiSettlement, MarketplaceApiError
-from services.gateway.clients.http import JsonApi, build_http_client
+from services.gateway.clients.http import ChannelClient
 from services.gateway.clients.parsing import ceil_unix, get_list, get_mapping, get_str, objects
 from services.gateway.clients.refunds import ApiRefund, parse_refunds
 from services.gateway.values import parse_fee, parse_quantity, parse_rupiah, parse_time
 
-__all__ = ["TokopediaClient"]
+__all__ = ["TokopediaClient", "tokopedia_error"]
 
 ORDER_PATH = "/v2/fs/{fs_id}/order"
 INCOME_PATH = "/v1/fs/{fs_id}/order/{order_id}/income"
@@ -26,7 +26,8 @@ ORDER_LIST_PATH = "/v2/order/list"
 _PAGE = 100
 
 
-def _error_probe(body: Mapping[str, object]) -> str | None:
+def tokopedia_error(body: Mapping[str, object]) -> str | None:
+    """Tokopedia's error inside a body: ``header.error_code`` when set (with the reason), else None."""
     header = body.get("header")
     if isinstance(header, Mapping):
         code = header.get("error_code")
@@ -35,8 +36,12 @@ def _error_probe(body: Mapping[str, object]) -> str | None:
     return None
 
 
-class TokopediaClient:
-    """Read access to Tokopedia's fs API (implements ``MarketplaceClient``)."""
+class TokopediaClient(ChannelClient):
+    """Read access to Tokopedia's fs API (implements ``MarketplaceClient``).
+
+    Tokopedia's fs API authorises the app, not a shop: one client-credentials bearer token
+    (``KARYA_TOKOPEDIA_API_TOKEN``) for every shop the app serves.
+    """
 
     channel = "tokopedia"
 
@@ -49,13 +54,9 @@ class TokopediaClient:
         timeout_s: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        super().__init__(base_url, tokopedia_error, timeout_s=timeout_s, transport=transport)
         self._fs_id = fs_id
         self._headers = {"Authorization": f"Bearer {token}"}
-        self._api = JsonApi(self.channel, build_http_client(base_url, timeout_s, transport), _error_probe)
-
-    async def aclose(self) -> None:
-        """Close the connection pool."""
-        await self._api.aclose()
 
     async def _get(self, path: str, params: Mapping[str, str | int]) -> object:
         body = await self._api.request("GET", path, params=params, headers=self._headers)

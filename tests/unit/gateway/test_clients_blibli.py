@@ -8,7 +8,7 @@ import pytest
 
 from services.contracts.channels import Channel
 from services.gateway.clients.base import ApiOrderLine, MarketplaceApiError
-from services.gateway.clients.blibli import BlibliClient
+from services.gateway.clients.blibli import BlibliClient, BlibliCredentials
 from sim.state import SimState
 from tests.unit.sim.sim_support import (
     NOW,
@@ -24,10 +24,12 @@ STORE = listings(Channel.BLIBLI)[0].shop_id
 
 
 def client(state: SimState, *, secret: str = SETTINGS.blibli_api_secret) -> BlibliClient:
+    credentials = BlibliCredentials(
+        SETTINGS.blibli_api_client_id, SETTINGS.blibli_api_client_key, SETTINGS.blibli_api_key, secret
+    )
     return BlibliClient(
         "http://127.0.0.1:8090/blibli",
-        SETTINGS.blibli_api_key,
-        secret,
+        credentials,
         transport=transport(simulator_app(state)),
         clock=fixed_clock(),
     )
@@ -86,5 +88,5 @@ async def test_settlement_sums_items_once_delivered() -> None:
 
 
 async def test_bad_signature_is_rejected_with_blibli_error() -> None:
-    with pytest.raises(MarketplaceApiError, match=r"HTTP 401: UNAUTHORIZED: invalid Signature"):
+    with pytest.raises(MarketplaceApiError, match=r"HTTP 401: ERR-PA401004: invalid Signature"):
         await client(SimState(), secret="wrong").order_detail(STORE, "12000000009")

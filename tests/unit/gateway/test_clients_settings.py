@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from services.gateway.clients.blibli import BlibliClient, blibli_api_sign
-from services.gateway.clients.factory import aclose_clients, make_clients
+from services.gateway.clients.blibli import BlibliClient
+from services.gateway.clients.factory import aclose_clients, make_clients, make_token_apis
 from services.gateway.clients.settings import ClientSettings, ClientSettingsError
-from services.gateway.clients.shopee import ShopeeClient, shopee_api_sign
-from services.gateway.clients.tiktok_shop import TikTokShopClient, tiktok_api_sign
+from services.gateway.clients.shopee import ShopeeClient
+from services.gateway.clients.tiktok_shop import TikTokShopClient
+from services.gateway.clients.tokens import StaticTokens
 from services.gateway.clients.tokopedia import TokopediaClient
-from tests.unit.sim.sim_support import reference_hmac
+from services.gateway.shops.auth import ShopeeAuth, TikTokAuth
 
 ENV = {
     "KARYA_TOKOPEDIA_API_TOKEN": "tp-token",
@@ -18,14 +19,17 @@ ENV = {
     "KARYA_TIKTOK_APP_SECRET": "tts-secret",
     "KARYA_SHOPEE_PARTNER_ID": "2001234",
     "KARYA_SHOPEE_PARTNER_KEY": "shopee-key",
+    "KARYA_BLIBLI_API_CLIENT_ID": "mta-api-karya",
+    "KARYA_BLIBLI_API_CLIENT_KEY": "mta-api-client-key",
     "KARYA_BLIBLI_API_KEY": "blibli-key",
     "KARYA_BLIBLI_API_SECRET": "blibli-secret",
+    "KARYA_TOKEN_KEY": "00" * 32,
 }
 
 
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    for name in [*ENV, "KARYA_SHOPEE_API_URL", "KARYA_TIKTOK_ACCESS_TOKEN"]:
+    for name in [*ENV, "KARYA_SHOPEE_API_URL"]:
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
@@ -47,14 +51,16 @@ def test_defaults_point_at_the_simulator_and_secrets_stay_hidden(env: pytest.Mon
     assert settings.shopee_api_url == "http://127.0.0.1:8090/shopee"
     assert settings.blibli_api_url == "http://127.0.0.1:8090/blibli"
     assert settings.shopee_partner_id == 2001234
-    assert "shopee-key" not in repr(settings)
+    assert "shopee-key" not in repr(settings) and "00" * 32 not in repr(settings)
 
 
 async def test_factory_builds_one_client_per_channel(env: pytest.MonkeyPatch) -> None:
     for name, value in ENV.items():
         env.setenv(name, value)
-    clients = make_clients(ClientSettings.from_env())
+    clients = make_clients(ClientSettings.from_env(), StaticTokens({}))
+    apis = make_token_apis(ClientSettings.from_env())
     try:
+        assert {name: type(a) for name, a in apis.items()} == {"shopee": ShopeeAuth, "tiktok_shop": TikTokAuth}
         assert {name: type(c) for name, c in clients.items()} == {
             "tokopedia": TokopediaClient,
             "tiktok_shop": TikTokShopClient,
@@ -64,19 +70,4 @@ async def test_factory_builds_one_client_per_channel(env: pytest.MonkeyPatch) ->
         assert all(c.channel == name for name, c in clients.items())
     finally:
         await aclose_clients(clients)
-
-
-def test_request_signatures_follow_the_contract() -> None:
-    path = "/api/v2/order/get_order_detail"
-    assert shopee_api_sign("pk", 2001234, path, 1761984000, 77001) == reference_hmac(
-        b"pk", b"2001234/api/v2/order/get_order_detail176198400077001"
-    )
-    assert tiktok_api_sign("sec", "key", "/order/202309/orders", 1761984000) == reference_hmac(
-        b"sec", b"sec/order/202309/ordersapp_keykeytimestamp1761984000sec"
-    )
-    assert tiktok_api_sign("sec", "key", "/order/202309/orders/search", 1, b'{"a":1}') == reference_hmac(
-        b"sec", b'sec/order/202309/orders/searchapp_keykeytimestamp1{"a":1}sec'
-    )
-    assert blibli_api_sign("bs", "GET", "/proxy/x", 1761984000123) == reference_hmac(
-        b"bs", b"GET\n/proxy/x\n1761984000123"
-    )
+        await aclose_clients(apis)

@@ -17,6 +17,7 @@ from tests.unit.sim.sim_support import (
     fixed_clock,
     listings,
     simulator_app,
+    tokens_for,
     transport,
 )
 
@@ -24,11 +25,13 @@ SHOP = listings(Channel.SHOPEE)[0].shop_id
 
 
 def client(state: SimState, *, key: str = SETTINGS.shopee_partner_key, at: float = NOW) -> ShopeeClient:
+    app = simulator_app(state)
     return ShopeeClient(
         "http://127.0.0.1:8090/shopee",
         SETTINGS.shopee_partner_id,
         key,
-        transport=transport(simulator_app(state)),
+        tokens_for(app, "shopee", SHOP),
+        transport=transport(app),
         clock=fixed_clock(at),
     )
 

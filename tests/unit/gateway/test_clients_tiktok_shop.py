@@ -17,6 +17,7 @@ from tests.unit.sim.sim_support import (
     fixed_clock,
     listings,
     simulator_app,
+    tokens_for,
     transport,
 )
 
@@ -24,12 +25,13 @@ SHOP = listings(Channel.TIKTOK_SHOP)[0].shop_id
 
 
 def client(state: SimState, *, secret: str = SETTINGS.tiktok_app_secret) -> TikTokShopClient:
+    app = simulator_app(state)
     return TikTokShopClient(
         "http://127.0.0.1:8090/tiktok_shop",
         SETTINGS.tiktok_app_key,
         secret,
-        "access-token",
-        transport=transport(simulator_app(state)),
+        tokens_for(app, "tiktok_shop", SHOP),
+        transport=transport(app),
         clock=fixed_clock(),
     )
 

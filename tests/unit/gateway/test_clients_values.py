@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from services.gateway.clients.tiktok_shop import TikTokShopClient
+from services.gateway.clients.tokens import ShopAccess, StaticTokens
 from services.gateway.values import BadValue, NonIntegralAmount, rejection_context
 
 T = 1761984000
@@ -33,7 +34,8 @@ def client(update_time: object, sub_total: object = "50000") -> TikTokShopClient
         },
     }
     transport = httpx.MockTransport(lambda request: httpx.Response(200, content=json.dumps(answer).encode()))
-    return TikTokShopClient("http://tts.test", "app-key", "s" * 16, "token", transport=transport, clock=lambda: T)
+    tokens = StaticTokens({("tiktok_shop", "shop"): ShopAccess("token", "ROW_cipher")})
+    return TikTokShopClient("http://tts.test", "app-key", "s" * 16, tokens, transport=transport, clock=lambda: T)
 
 
 @pytest.mark.parametrize("update_time", [T, T * 1000, str(T), "2025-11-01T08:00:00Z"])

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI, Request, Response
 
+from services.gateway.clients.tokens import ShopAccess, StaticTokens
 from services.orders.catalogue import Catalogue, Channel, Listing, load_catalogue
 from sim.api import create_app
 from sim.fees import compute_settlement, fee_rates
@@ -30,6 +31,8 @@ SETTINGS = SimSettings(
     tiktok_app_secret="tts-app-secret-0001",
     shopee_partner_id=2001234,
     shopee_partner_key="shopee-partner-key",
+    blibli_api_client_id="mta-api-karya-01",
+    blibli_api_client_key="mta-api-client-key-0001",
     blibli_api_key="blibli-key",
     blibli_api_secret="blibli-api-secret-01",
     sim_gateway_url=GATEWAY,
@@ -103,6 +106,17 @@ def add_order(
 def simulator_app(state: SimState, clock: Callable[[], float] | None = None) -> FastAPI:
     """The simulated seller APIs over ``state``."""
     return create_app(state, SETTINGS, clock or fixed_clock())
+
+
+def tokens_for(app: FastAPI, channel: str, *shops: str) -> StaticTokens:
+    """Shops of ``channel`` authorised on the simulator ``app`` (code exchanged), as a client's token source."""
+    issued = app.state.tokens
+    found = {}
+    for shop in shops:
+        grant = issued.exchange(channel, issued.authorize(channel, shop))
+        cipher = issued.cipher(shop) if channel == "tiktok_shop" else None
+        found[(channel, shop)] = ShopAccess(grant.access_token, cipher)
+    return StaticTokens(found)
 
 
 def transport(app: FastAPI) -> httpx.ASGITransport:

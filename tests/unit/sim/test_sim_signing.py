@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -33,13 +37,21 @@ def test_shopee_webhook_signs_callback_url_pipe_body() -> None:
 
 
 def test_api_signatures() -> None:
-    assert shopee_api_signature("pk", 2001, "/api/v2/order/get_order_detail", 1761984000, 77001) == reference_hmac(
-        b"pk", b"2001/api/v2/order/get_order_detail176198400077001"
+    partner = b"2001/api/v2/auth/token/get1761984000"
+    assert shopee_api_signature("pk", 2001, "/api/v2/auth/token/get", 1761984000) == reference_hmac(b"pk", partner)
+    shop = b"2001/api/v2/order/get_order_detail1761984000tok77001"
+    assert shopee_api_signature("pk", 2001, "/api/v2/order/get_order_detail", 1761984000, "tok", 77001) == (
+        reference_hmac(b"pk", shop)
     )
-    assert tiktok_api_signature("sec", "key", "/order/202309/orders", 1761984000) == reference_hmac(
-        b"sec", b"sec/order/202309/ordersapp_keykeytimestamp1761984000sec"
+    query = {"timestamp": "1761984000", "app_key": "key", "sign": "x", "access_token": "t", "ids": "9"}
+    assert tiktok_api_signature("sec", "/order/202309/orders", query) == reference_hmac(
+        b"sec", b"sec/order/202309/ordersapp_keykeyids9timestamp1761984000sec"
     )
-    assert blibli_api_signature("bs", "get", "/p", 5) == reference_hmac(b"bs", b"GET\n/p\n5")
+    # The raw string of seller-api.blibli.com's example date (2020-05-12T09:28:52Z in Jakarta), GET: no body, no type.
+    raw = b"GET\n\n\nTue May 12 16:28:52 WIB 2020\n/mtaapi/api/businesspartner/v1/order/orderList"
+    expected = base64.b64encode(hmac.new(b"bs", raw, hashlib.sha256).digest()).decode()
+    signed = blibli_api_signature("bs", "get", b"", "", 1589275732000, "/mtaapi/api/businesspartner/v1/order/orderList")
+    assert signed == expected
 
 
 @given(st.binary(max_size=300), st.text(min_size=1, max_size=40))

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from services.gateway.clients.blibli import BlibliClient
+from services.gateway.clients.blibli import BlibliClient, BlibliCredentials
 from services.gateway.clients.shopee import ShopeeClient
 from services.orders.catalogue import Channel
 from sim.plan import FaultRates, plan_day
@@ -17,7 +17,7 @@ from sim.settings import SimSettings
 from sim.state import SimState
 from sim.traffic import TrafficRunner, TrafficSummary
 from sim.webhooks import RetryPolicy
-from tests.unit.sim.sim_support import NOW, SETTINGS, FakeGateway, catalogue, simulator_app, transport
+from tests.unit.sim.sim_support import NOW, SETTINGS, FakeGateway, catalogue, simulator_app, tokens_for, transport
 
 DAY_START = NOW - 14 * 86_400
 
@@ -117,9 +117,12 @@ async def test_clients_read_what_the_traffic_produced() -> None:
     gateway, state = FakeGateway(), SimState()
     plan = plan_day(catalogue(), 150, 6, faults=FaultRates(lost=0, late=0, out_of_order=0, duplicate=0))
     await TrafficRunner(state, SETTINGS, transport=transport(gateway.app()), clock=lambda: NOW).run(plan)
-    api = transport(simulator_app(state))
+    app = simulator_app(state)
+    api = transport(app)
+    shops = {o.shop_id for o in state.orders(Channel.SHOPEE)}
+    tokens = tokens_for(app, "shopee", *shops)
     shopee = ShopeeClient(
-        "http://127.0.0.1:8090/shopee", 2001234, "shopee-partner-key", transport=api, clock=lambda: NOW
+        "http://127.0.0.1:8090/shopee", 2001234, "shopee-partner-key", tokens, transport=api, clock=lambda: NOW
     )
     settled = [o for o in state.orders(Channel.SHOPEE) if o.settlement is not None]
     assert settled
@@ -131,9 +134,10 @@ async def test_clients_read_what_the_traffic_produced() -> None:
             order.settlement.net,
             order.settlement.pph22,
         )
-    blibli = BlibliClient(
-        "http://127.0.0.1:8090/blibli", "blibli-key", "blibli-api-secret-01", transport=api, clock=lambda: NOW
+    credentials = BlibliCredentials(
+        SETTINGS.blibli_api_client_id, SETTINGS.blibli_api_client_key, "blibli-key", "blibli-api-secret-01"
     )
+    blibli = BlibliClient("http://127.0.0.1:8090/blibli", credentials, transport=api, clock=lambda: NOW)
     everything = (datetime.fromtimestamp(NOW - 1, tz=UTC), datetime.fromtimestamp(NOW + 10**6, tz=UTC))
     expected = {(o.shop_id, o.order_id): o.status for o in state.orders(Channel.BLIBLI)}
     found: dict[tuple[str, str], str] = {}
