@@ -1,26 +1,50 @@
-"""The orders service process: consumes marketplace order events, holds stock, emits order events."""
+"""The orders service process: consumes marketplace order events and the ledger's settlements, holds stock, emits
+order events. This is its composition root: the schema, the topics and the handlers are decided here."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from infra.db.unit_of_work import UnitOfWork
+from infra.messaging.consumer import InboundEvent, Rejection
 from infra.runtime import ServiceRuntime
 from infra.settings import KafkaSettings
-from services.orders.fulfilment import OrderEventProcessor
+from services.orders.fulfilment import FulfilmentRules, apply_order_changes
 from services.orders.outbound import OrdersTopics
 from services.orders.sweeper import run_sweeper
 
 SCHEMA = "orders"
+LEDGER_SCHEMA = "ledger"  # read-only, for `karya orders show` (the ledger's own root names it too)
 
 
-def build_runtime(database_url: str, kafka: KafkaSettings, *, topics: OrdersTopics | None = None) -> ServiceRuntime:
-    """Wire the orders consumer, its outbox relay and the expiry sweeper (``topics``: default the base names under
-    ``kafka.topic_prefix``)."""
-    topics = topics or OrdersTopics.with_prefix(kafka.topic_prefix)
+class OrderChangesHandler:
+    """The Kafka batch handler: the batch's envelopes to :func:`apply_order_changes`, refusals to rejections."""
+
+    def __init__(self, schema: str, rules: FulfilmentRules) -> None:
+        """``schema``: the service's tables; ``rules``: topics, unpaid windows and status mapping."""
+        self._schema = schema
+        self._rules = rules
+
+    async def __call__(self, conn: AsyncConnection, events: Sequence[InboundEvent]) -> list[Rejection]:
+        """Apply ``events`` (new to this consumer) in ``conn``'s transaction; returns the ones rejected."""
+        uow = UnitOfWork(conn, self._schema)
+        refusals = await apply_order_changes(uow, [e.envelope for e in events], self._rules, datetime.now(UTC))
+        return [Rejection(events[r.index], r.reason, r.facts) for r in refusals]
+
+
+def build_runtime(database_url: str, kafka: KafkaSettings, *, topics: OrdersTopics) -> ServiceRuntime:
+    """Wire the orders consumer, its outbox relay and the expiry sweeper on ``topics`` (built by
+    :mod:`karya.services` under the deployment's prefix)."""
     runtime = ServiceRuntime(name="orders", schema=SCHEMA, database_url=database_url, kafka=kafka)
     runtime.add_consumer(
         name="orders",
-        topics=[topics.order_events],
-        handler=OrderEventProcessor(topics=topics),
-        description="Canonical marketplace order events → order state, stock reservations, order events.",
+        topics=[topics.order_events, topics.ledger_entries],
+        handler=OrderChangesHandler(SCHEMA, FulfilmentRules(topics)),
+        description="Canonical marketplace order events and the ledger's settlements → order state, stock "
+        "reservations, order events.",
     )
     runtime.declare_output(
         topics.events,
@@ -31,5 +55,5 @@ def build_runtime(database_url: str, kafka: KafkaSettings, *, topics: OrdersTopi
         topics.stock_availability,
         "stock_availability_changed keyed by SKU: available-to-sell per workshop, for channel stock sync.",
     )
-    runtime.add_background("sweeper", lambda stop: run_sweeper(runtime.engine, stop, topics))
+    runtime.add_background("sweeper", lambda stop: run_sweeper(runtime.engine, SCHEMA, stop, topics))
     return runtime

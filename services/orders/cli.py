@@ -11,16 +11,17 @@ from typing import Any, TypeVar
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from infra.db.engine import make_engine
+from infra.db.unit_of_work import UnitOfWork
 from infra.settings import KafkaSettings, database_settings, kafka_settings
 from services.orders.adapters.catalogue_repo import load_catalogue as load_into_db
 from services.orders.adapters.stock_repo import counter_drift, stock_by_workshop
+from services.orders.app import LEDGER_SCHEMA, SCHEMA
 from services.orders.catalogue import CatalogueError, load_catalogue
 from services.orders.inspection import Verdict, inspect_quarantine
 from services.orders.outbound import OrdersTopics
-from services.orders.queries import order_detail
+from services.orders.queries import ledger_entries_of, order_detail
 
 catalogue_app = typer.Typer(
     help="Product catalogue (lapas, workshops, products, listings, batches).", no_args_is_help=True
@@ -31,12 +32,14 @@ _console = Console()
 T = TypeVar("T")
 
 
-def _run(work: Callable[[AsyncConnection], Awaitable[T]], *, write: bool = False) -> T:
+def _run(work: Callable[[UnitOfWork], Awaitable[T]], *, write: bool = False) -> T:
+    """Run ``work`` in one transaction on the orders schema (as DATABASE_URL, the service role)."""
+
     async def main() -> T:
         engine = make_engine(database_settings().url, pool_size=1)
         try:
             async with engine.begin() as conn:
-                return await work(conn)
+                return await work(UnitOfWork(conn, SCHEMA))
         finally:
             await engine.dispose()
 
@@ -52,7 +55,7 @@ def catalogue_load(path: Path = typer.Argument(..., exists=True, help="A .yaml f
     """Validate and load a catalogue (idempotent; new batches become stock receipts)."""
     try:
         catalogue = load_catalogue(path)
-        report = _run(lambda conn: load_into_db(conn, catalogue, str(path)), write=True)
+        report = _run(lambda uow: load_into_db(uow, catalogue, str(path)), write=True)
     except CatalogueError as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(1) from exc
@@ -65,7 +68,7 @@ def catalogue_load(path: Path = typer.Argument(..., exists=True, help="A .yaml f
 @stock_app.command("show")
 def stock_show(sku: str | None = typer.Argument(None), as_json: bool = typer.Option(False, "--json")) -> None:
     """Per SKU and workshop: on_hand, soft_reserved, allocated, quarantined, available."""
-    rows = _run(lambda conn: stock_by_workshop(conn, sku))
+    rows = _run(lambda uow: stock_by_workshop(uow, sku))
     if as_json:
         _json(rows)
         return
@@ -105,7 +108,7 @@ def stock_inspect(
         typer.secho("--verdict must be restock or write-off", fg="red", err=True)
         raise typer.Exit(2)
     topics = OrdersTopics.with_prefix(KafkaSettings().topic_prefix)
-    done = _run(lambda conn: inspect_quarantine(conn, quarantine_id, Verdict(verdict), note, topics), write=True)
+    done = _run(lambda uow: inspect_quarantine(uow, quarantine_id, Verdict(verdict), topics, note), write=True)
     if done is None:
         typer.echo("not found or already inspected")
         raise typer.Exit(1)
@@ -114,8 +117,16 @@ def stock_inspect(
 
 @orders_app.command("show")
 def orders_show(order_key: str, as_json: bool = typer.Option(False, "--json")) -> None:
-    """State history, lines, reservations and allocations of one order."""
-    detail = _run(lambda conn: order_detail(conn, order_key))
+    """State, why it has no stock (if so), history, lines, reservations, allocations and ledger entries of one
+    order."""
+
+    async def work(uow: UnitOfWork) -> dict[str, Any] | None:
+        detail = await order_detail(uow, order_key)
+        if detail is not None:
+            detail["ledger_entries"] = await ledger_entries_of(UnitOfWork(uow.conn, LEDGER_SCHEMA), order_key)
+        return detail
+
+    detail = _run(work)
     if detail is None:
         typer.secho(f"unknown order {order_key}", fg="red", err=True)
         raise typer.Exit(1)

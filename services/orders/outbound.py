@@ -12,15 +12,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from infra.messaging.consumer import InboundEvent
 from infra.messaging.envelope import Envelope
-from infra.messaging.outbox import OutboundMessage, enqueue
-from infra.messaging.topics import MARKETPLACE_ORDER_EVENTS, ORDERS_EVENTS, ORDERS_STOCK_AVAILABILITY, prefixed
+from infra.messaging.outbox import OutboundMessage
+from infra.messaging.topics import (
+    LEDGER_ENTRIES,
+    MARKETPLACE_ORDER_EVENTS,
+    ORDERS_EVENTS,
+    ORDERS_STOCK_AVAILABILITY,
+    prefixed,
+)
 from services.contracts import orders as ev
-from services.contracts.marketplace import OrderStatusChanged
-from services.orders.adapters.order_repo import BatchInfo, Held, OrderRow, Reservation
+from services.orders.domain.records import BatchInfo, Held, OrderRow, Reservation
 
 SOURCE = "karya/orders"
 _LIFECYCLE = {"shipped": ev.ORDER_SHIPPED, "delivered": ev.ORDER_DELIVERED, "cancelled": ev.ORDER_CANCELLED}
@@ -34,6 +36,7 @@ class OrdersTopics:
     order_events: str = MARKETPLACE_ORDER_EVENTS
     events: str = ORDERS_EVENTS
     stock_availability: str = ORDERS_STOCK_AVAILABILITY
+    ledger_entries: str = LEDGER_ENTRIES  # read: an order's settlement posted by the ledger
 
     @classmethod
     def with_prefix(cls, prefix: str) -> OrdersTopics:
@@ -41,8 +44,18 @@ class OrdersTopics:
         return prefixed(cls(), prefix)
 
 
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """A status change applied to an order: what drove it and the state it reached."""
+
+    cause: Envelope
+    raw_status: str
+    update_time: datetime
+    state: str
+
+
 class Outbound:
-    """Builds the events of one batch (each caused by its triggering event) and enqueues them in order."""
+    """Builds the events of one batch (each caused by its triggering event), in order, for the outbox."""
 
     def __init__(self, topics: OrdersTopics) -> None:
         self._events = topics.events
@@ -51,9 +64,14 @@ class Outbound:
         self._causes: dict[str, Envelope] = {}
         self._group_cache: dict[str, list[dict[str, Any]]] = {}
 
-    def cause(self, order_key: str, event: InboundEvent) -> None:
+    @property
+    def messages(self) -> list[OutboundMessage]:
+        """The events built so far, in order."""
+        return self._messages
+
+    def cause(self, order_key: str, envelope: Envelope) -> None:
         """Remember the event that drove ``order_key`` (for correlation ids)."""
-        self._causes[order_key] = event.envelope
+        self._causes[order_key] = envelope
 
     def _emit(self, topic: str, type_name: str, subject: str, data: dict[str, Any], cause: Envelope | None) -> None:
         self._messages.append(
@@ -141,12 +159,13 @@ class Outbound:
     def lifecycle(
         self,
         order: OrderRow,
-        applied: Sequence[tuple[InboundEvent, OrderStatusChanged, str]],
+        applied: Sequence[Applied],
         info: dict[str, BatchInfo],
     ) -> None:
         """One event per lifecycle state the order reached in this batch."""
         held = order.reservation.allocations if order.reservation else []
-        for event, data, state in applied:
+        for step in applied:
+            state = step.state
             moved = _LIFECYCLE.get(state)
             if moved is not None:
                 snap = order.snapshot
@@ -155,13 +174,13 @@ class Outbound:
                     "order_key": order.order_key,
                     "channel": order.channel,
                     "lapas_id": order.lapas_id,
-                    "raw_status": data.raw_status or snap.state.value,
-                    "update_time": data.update_time or snap.update_time,
+                    "raw_status": step.raw_status or snap.state.value,
+                    "update_time": step.update_time or snap.update_time,
                     "state": state,
                 }
-                self._emit(self._events, moved, order.order_key, payload, event.envelope)
+                self._emit(self._events, moved, order.order_key, payload, step.cause)
                 continue
-            ref = self._ref(order, data.raw_status, data.update_time)
+            ref = self._ref(order, step.raw_status, step.update_time)
             if state == "completed":
                 payload = {
                     **ref,
@@ -169,10 +188,10 @@ class Outbound:
                     "allocations": self.allocations(order, held, info),
                     "historical": order.historical,
                 }
-                self._emit(self._events, ev.ORDER_COMPLETED, order.order_key, payload, event.envelope)
+                self._emit(self._events, ev.ORDER_COMPLETED, order.order_key, payload, step.cause)
             elif state == "returned":
                 payload = {**ref, "allocations": self.allocations(order, held, info)}
-                self._emit(self._events, ev.ORDER_RETURNED, order.order_key, payload, event.envelope)
+                self._emit(self._events, ev.ORDER_RETURNED, order.order_key, payload, step.cause)
 
     def availability(self, per_sku: dict[str, list[tuple[str, int]]]) -> None:
         """Available-to-sell per SKU (keyed by SKU) for channel stock sync."""
@@ -183,7 +202,3 @@ class Outbound:
                 "workshops": [{"workshop_id": w, "available": max(a, 0)} for w, a in workshops],
             }
             self._emit(self._availability, ev.STOCK_AVAILABILITY_CHANGED, sku, data, None)
-
-    async def flush(self, conn: AsyncConnection) -> None:
-        """Write every collected event to the orders outbox."""
-        await enqueue(conn, "orders", self._messages)

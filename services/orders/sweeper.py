@@ -8,41 +8,73 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from infra.db.rowsets import Writes
+from infra.db.unit_of_work import UnitOfWork
 from infra.errors import describe_error
 from infra.logging import LogLimiter, get_logger
+from infra.messaging.outbox import OutboundMessage
 from infra.supervision import backoff_delay
-from services.orders.adapters.order_repo import BatchInfoCache
+from services.orders.adapters.order_repo import BatchInfoCache, add_reservations
+from services.orders.adapters.stock_repo import add_movements, load_stock
+from services.orders.domain.records import Movement, Reservation
 from services.orders.outbound import OrdersTopics, Outbound
-from services.orders.stock_moves import StockWork
+from services.orders.stock_plan import StockInputs, StockPlan
 
 log = get_logger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class ExpiryPlan:
+    """The holds to expire, their movements and the events announcing them."""
+
+    expired: list[tuple[str, Reservation]]
+    movements: list[Movement]
+    messages: list[OutboundMessage]
+
+
+def plan_expiry(inputs: StockInputs, topics: OrdersTopics) -> ExpiryPlan:
+    """Expire every due hold of ``inputs``: movements, ``reservation_expired`` events, availability after."""
+    stock = StockPlan(inputs)
+    out = Outbound(topics)
+    for order_key, res in stock.expire_due():
+        out.reservation_ended(order_key, res, "expired", stock.batch_info)
+    out.availability(stock.availability())
+    return ExpiryPlan(stock.expired, stock.movements, out.messages)
+
+
+async def expire_due(uow: UnitOfWork, cache: BatchInfoCache, now: datetime, topics: OrdersTopics) -> int:
+    """Expire every soft hold due at ``now`` (load → plan → write, in ``uow``); returns how many."""
+    inputs = await load_stock(uow, set(), due_at=now, sweep=True, batches=cache)
+    if not inputs.due:
+        return 0
+    plan = plan_expiry(inputs, topics)
+    writes = Writes()
+    add_movements(writes, uow, plan.movements)
+    add_reservations(writes, uow, plan.expired)
+    await writes.execute(uow.conn)
+    await uow.publish(plan.messages)
+    return len(plan.expired)
+
+
 async def sweep_expired(
-    engine: AsyncEngine, cache: BatchInfoCache, now: datetime | None = None, topics: OrdersTopics | None = None
+    engine: AsyncEngine, schema: str, cache: BatchInfoCache, topics: OrdersTopics, now: datetime | None = None
 ) -> int:
-    """Expire every due soft reservation in one transaction; returns how many expired (their events go to
-    ``topics``, default the base names)."""
+    """Expire every due soft reservation in one transaction; returns how many expired."""
     async with engine.begin() as conn:
-        stock = StockWork(cache)
-        await stock.prepare(conn, [], now or datetime.now(UTC), sweep=True)
-        if not stock.expired:
-            return 0
-        out = Outbound(topics or OrdersTopics())
-        for order_key, res in stock.expired:
-            out.reservation_ended(order_key, res, "expired", stock.batch_info)
-        await stock.flush(conn)
-        out.availability(await stock.availability(conn))
-        await out.flush(conn)
-    log.info("reservations_expired", count=len(stock.expired))
-    return len(stock.expired)
+        count = await expire_due(UnitOfWork(conn, schema), cache, now or datetime.now(UTC), topics)
+    if count:
+        log.info("reservations_expired", count=count)
+    return count
 
 
-async def run_sweeper(engine: AsyncEngine, stop: asyncio.Event, topics: OrdersTopics, interval_s: float = 5.0) -> None:
+async def run_sweeper(
+    engine: AsyncEngine, schema: str, stop: asyncio.Event, topics: OrdersTopics, interval_s: float = 5.0
+) -> None:
     """Sweep every ``interval_s`` seconds until ``stop`` is set; while sweeps fail (the database away) wait longer
     (doubling, jittered, up to a minute) and log repeats of the same failure once a minute."""
     cache = BatchInfoCache()
@@ -51,7 +83,7 @@ async def run_sweeper(engine: AsyncEngine, stop: asyncio.Event, topics: OrdersTo
     while not stop.is_set():
         wait_s = interval_s
         try:
-            await sweep_expired(engine, cache, topics=topics)
+            await sweep_expired(engine, schema, cache, topics)
             if failures:
                 failures = 0
                 limiter.resolved()

@@ -21,6 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from infra.db.roles import RoleUrls
+from infra.db.unit_of_work import UnitOfWork
 from infra.messaging.admin import ensure_topics
 from infra.messaging.envelope import Envelope, make_envelope
 from infra.messaging.relay import make_producer
@@ -30,6 +31,7 @@ from karya.processes import free_port
 from services.contracts.marketplace import ORDER_STATUS_CHANGED, OrderLine, OrderStatusChanged
 from services.orders.adapters.catalogue_repo import load_catalogue
 from services.orders.adapters.stock_repo import counter_drift, negative_counter_rows
+from services.orders.app import SCHEMA, OrderChangesHandler
 from services.orders.catalogue import (
     Catalogue,
     Channel,
@@ -45,7 +47,7 @@ from services.orders.catalogue import (
 from services.orders.domain.channels import Channel as DomainChannel
 from services.orders.domain.channels import map_status
 from services.orders.domain.lifecycle import OrderState
-from services.orders.fulfilment import OrderEventProcessor
+from services.orders.fulfilment import FulfilmentRules
 from services.orders.outbound import OrdersTopics
 from tests.contract_validation import validate_published
 from tests.integration.messaging_support import wait_for
@@ -95,7 +97,7 @@ def small_catalogue(u: str, batches: Sequence[tuple[str, int, date]], price: int
 async def load(engine: AsyncEngine, catalogue: Catalogue) -> None:
     """Load a catalogue as the service role would."""
     async with engine.begin() as conn:
-        await load_catalogue(conn, catalogue, "test")
+        await load_catalogue(UnitOfWork(conn, SCHEMA), catalogue, "test")
 
 
 def status_event(
@@ -187,10 +189,19 @@ RETURNED_STATUS = "KARYA_TEST_RETURNED"
 
 
 def map_with_returns(channel: object, raw_status: object) -> OrderState:
-    """The channel tables plus :data:`RETURNED_STATUS` (patches ``services.orders.fulfilment.map_status``)."""
+    """The channel tables plus :data:`RETURNED_STATUS` (the status mapping of :func:`orders_handler` with returns)."""
     if raw_status == RETURNED_STATUS:
         return OrderState.RETURNED
     return map_status(channel, raw_status)  # type: ignore[arg-type]
+
+
+def orders_handler(
+    topics: OrdersTopics, windows: dict[DomainChannel, timedelta] | None = None, *, returns: bool = False
+) -> OrderChangesHandler:
+    """The orders batch handler as the composition root builds it, on ``topics`` (``returns``: the status mapping
+    knows :data:`RETURNED_STATUS`)."""
+    rules = FulfilmentRules(topics, windows, map_with_returns if returns else map_status)
+    return OrderChangesHandler(SCHEMA, rules)
 
 
 # --- in-process consumer and read helpers (tests other than the two-process race) ---------------------------
@@ -225,15 +236,18 @@ async def orders_consumer(
     relay: bool = False,
     partitions: int = 3,
 ) -> AsyncIterator[InProcessOrders]:
-    """Run ``OrderEventProcessor`` behind the real batch consumer on ``<prefix>marketplace.order-events``."""
+    """Run the orders handler behind the real batch consumer on ``<prefix>marketplace.order-events`` and
+    ``<prefix>ledger.entries``."""
     topics = OrdersTopics.with_prefix(prefix)  # its own events go to the prefixed topics too
     topic = topics.order_events
     name = f"orders-{prefix.strip('.')}"
     outputs = [topics.events, topics.stock_availability]
-    await ensure_topics(bootstrap, [topic, *outputs], partitions=partitions)
+    await ensure_topics(bootstrap, [topic, topics.ledger_entries, *outputs], partitions=partitions)
     settings = KafkaSettings(bootstrap_servers=bootstrap, partitions=partitions, retry_backoff_ms=10)
-    runtime = ServiceRuntime(name=name, schema="orders", database_url=database.service, kafka=settings, relay=relay)
-    runtime.add_consumer(name=name, topics=[topic], handler=OrderEventProcessor(windows, topics), description="test")
+    runtime = ServiceRuntime(name=name, schema=SCHEMA, database_url=database.service, kafka=settings, relay=relay)
+    runtime.add_consumer(
+        name=name, topics=[topic, topics.ledger_entries], handler=orders_handler(topics, windows), description="test"
+    )
     await runtime.start()
     try:
         yield InProcessOrders(runtime, name, topic)
@@ -347,5 +361,6 @@ async def orders_by_key(engine: AsyncEngine, keys: Sequence[str]) -> dict[str, d
 async def assert_reconciled(engine: AsyncEngine) -> None:
     """No counter below zero or over-reserved, and every counter equals the sum of its movements."""
     async with engine.connect() as conn:
-        assert await negative_counter_rows(conn) == 0
-        assert await counter_drift(conn) == []
+        uow = UnitOfWork(conn, SCHEMA)
+        assert await negative_counter_rows(uow) == 0
+        assert await counter_drift(uow) == []

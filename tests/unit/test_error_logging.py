@@ -171,7 +171,7 @@ async def test_sweeper_failure_is_logged_without_the_database_text() -> None:
             raise _db_error()
 
     with _captured() as logs:
-        await run_sweeper(cast(AsyncEngine, _Engine()), stop, OrdersTopics(), interval_s=0.01)
+        await run_sweeper(cast(AsyncEngine, _Engine()), "orders", stop, OrdersTopics(), interval_s=0.01)
     _assert_value_free(logs)
     assert [(e["event"], e["error"], e["sqlstate"]) for e in logs] == [("sweep_failed", "DBAPIError", "22P02")]
     assert "exception" not in logs[0]  # no traceback: its last line is the message

@@ -11,11 +11,32 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.orders.adapters.stock_repo import Movement, record_movements
+from infra.db.unit_of_work import UnitOfWork
+from services.orders.adapters.sql import Sql
+from services.orders.adapters.stock_repo import record_movements
 from services.orders.catalogue import Catalogue, CatalogueError, ProductionBatch
+from services.orders.domain.records import Movement
 from services.orders.domain.stock import MovementKind
+
+_EXISTING_BATCHES = Sql(
+    "SELECT batch_id, workshop_id, sku, produced_qty, production_date, unit_material_cost_idr, "
+    "supplier_id FROM {schema}.production_batches WHERE batch_id = ANY(:ids)"
+)
+_INSERT_BATCHES = Sql(
+    "INSERT INTO {schema}.production_batches (batch_id, workshop_id, sku, produced_qty, production_date, "
+    "unit_material_cost_idr, supplier_id) VALUES (:batch_id, :workshop_id, :sku, :produced_qty, "
+    ":production_date, :unit_material_cost_idr, :supplier_id)"
+)
+_INSERT_WORK_GROUPS = Sql(
+    "INSERT INTO {schema}.batch_work_group (batch_id, inmate_id, work_share) "
+    "VALUES (:batch_id, :inmate_id, :work_share)"
+)
+_INSERT_STOCK_ROWS = Sql(
+    "INSERT INTO {schema}.batch_stock (batch_id, sku, workshop_id, lapas_id, production_date) "
+    "SELECT b.batch_id, b.sku, b.workshop_id, w.lapas_id, b.production_date "
+    "FROM {schema}.production_batches b JOIN {schema}.workshops w USING (workshop_id) WHERE b.batch_id = ANY(:ids)"
+)
 
 
 @dataclass
@@ -31,7 +52,7 @@ class LoadReport:
     units_received: int = 0
 
 
-async def _upsert(conn: AsyncConnection, table: str, key: list[str], rows: list[dict[str, Any]]) -> int:
+async def _upsert(uow: UnitOfWork, table: str, key: list[str], rows: list[dict[str, Any]]) -> int:
     if not rows:
         return 0
     cols = list(rows[0])
@@ -39,24 +60,24 @@ async def _upsert(conn: AsyncConnection, table: str, key: list[str], rows: list[
     set_clause = ", ".join(f"{c} = EXCLUDED.{c}" for c in updates)
     changed = " OR ".join(f"t.{c} IS DISTINCT FROM EXCLUDED.{c}" for c in updates)
     sql = (
-        f"INSERT INTO orders.{table} AS t ({', '.join(cols)}) VALUES ({', '.join(':' + c for c in cols)}) "
+        f"INSERT INTO {uow.table(table)} AS t ({', '.join(cols)}) VALUES ({', '.join(':' + c for c in cols)}) "
         f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {set_clause} WHERE {changed}"
     )
-    await conn.execute(text(sql), rows)
+    await uow.conn.execute(text(sql), rows)
     return len(rows)
 
 
-async def load_catalogue(conn: AsyncConnection, catalogue: Catalogue, source: str) -> LoadReport:
+async def load_catalogue(uow: UnitOfWork, catalogue: Catalogue, source: str) -> LoadReport:
     """Upsert reference data, insert new batches as stock receipts; raises CatalogueError on batch conflicts."""
     report = LoadReport()
     report.lapas = await _upsert(
-        conn,
+        uow,
         "lapas",
         ["lapas_id"],
         [{"lapas_id": r.lapas_id, "name": r.name, "city": r.city, "province": r.province} for r in catalogue.lapas],
     )
     report.workshops = await _upsert(
-        conn,
+        uow,
         "workshops",
         ["workshop_id"],
         [
@@ -65,13 +86,13 @@ async def load_catalogue(conn: AsyncConnection, catalogue: Catalogue, source: st
         ],
     )
     report.suppliers = await _upsert(
-        conn,
+        uow,
         "suppliers",
         ["supplier_id"],
         [{"supplier_id": r.supplier_id, "name": r.name} for r in catalogue.suppliers],
     )
     report.products = await _upsert(
-        conn,
+        uow,
         "products",
         ["sku"],
         [
@@ -86,7 +107,7 @@ async def load_catalogue(conn: AsyncConnection, catalogue: Catalogue, source: st
         ],
     )
     report.listings = await _upsert(
-        conn,
+        uow,
         "listings",
         ["channel", "shop_id", "channel_product_id", "channel_sku_id"],
         [
@@ -101,20 +122,17 @@ async def load_catalogue(conn: AsyncConnection, catalogue: Catalogue, source: st
             for r in catalogue.listings
         ],
     )
-    await _insert_batches(conn, catalogue, source, report)
+    await _insert_batches(uow, catalogue, source, report)
     return report
 
 
-async def _insert_batches(conn: AsyncConnection, catalogue: Catalogue, source: str, report: LoadReport) -> None:
+async def _insert_batches(uow: UnitOfWork, catalogue: Catalogue, source: str, report: LoadReport) -> None:
     if not catalogue.batches:
         return
     existing = {
         r.batch_id: r
-        for r in await conn.execute(
-            text(
-                "SELECT batch_id, workshop_id, sku, produced_qty, production_date, unit_material_cost_idr, "
-                "supplier_id FROM orders.production_batches WHERE batch_id = ANY(:ids)"
-            ),
+        for r in await uow.conn.execute(
+            _EXISTING_BATCHES.on(uow),
             {"ids": [b.batch_id for b in catalogue.batches]},
         )
     }
@@ -129,12 +147,8 @@ async def _insert_batches(conn: AsyncConnection, catalogue: Catalogue, source: s
     new = [b for b in catalogue.batches if b.batch_id not in existing]
     if not new:
         return
-    await conn.execute(
-        text(
-            "INSERT INTO orders.production_batches (batch_id, workshop_id, sku, produced_qty, production_date, "
-            "unit_material_cost_idr, supplier_id) VALUES (:batch_id, :workshop_id, :sku, :produced_qty, "
-            ":production_date, :unit_material_cost_idr, :supplier_id)"
-        ),
+    await uow.conn.execute(
+        _INSERT_BATCHES.on(uow),
         [
             {
                 "batch_id": b.batch_id,
@@ -148,28 +162,20 @@ async def _insert_batches(conn: AsyncConnection, catalogue: Catalogue, source: s
             for b in new
         ],
     )
-    await conn.execute(
-        text(
-            "INSERT INTO orders.batch_work_group (batch_id, inmate_id, work_share) "
-            "VALUES (:batch_id, :inmate_id, :work_share)"
-        ),
+    await uow.conn.execute(
+        _INSERT_WORK_GROUPS.on(uow),
         [
             {"batch_id": b.batch_id, "inmate_id": w.inmate_id, "work_share": w.work_share}
             for b in new
             for w in b.work_group
         ],
     )
-    await conn.execute(
-        text(
-            "INSERT INTO orders.batch_stock (batch_id, sku, workshop_id, lapas_id, production_date) "
-            "SELECT b.batch_id, b.sku, b.workshop_id, w.lapas_id, b.production_date "
-            "FROM orders.production_batches b JOIN orders.workshops w USING (workshop_id) "
-            "WHERE b.batch_id = ANY(:ids)"
-        ),
+    await uow.conn.execute(
+        _INSERT_STOCK_ROWS.on(uow),
         {"ids": [b.batch_id for b in new]},
     )
     await record_movements(
-        conn,
+        uow,
         [
             Movement(b.batch_id, MovementKind.RECEIPT, b.produced_qty, reason=f"production batch from {source}")
             for b in new

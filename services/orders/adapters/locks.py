@@ -1,40 +1,100 @@
 """Every row lock the orders service takes, in the one global order that rules out deadlocks.
 
-Order: ``orders`` rows by order key, then ``batch_stock`` rows by batch id. A transaction that needs both
-takes the orders first. Inspection locks one ``quarantine`` row before its ``batch_stock`` row (nothing that
-locks batch stock waits on quarantine rows). Nothing else in the service locks rows.
+Order, for any transaction that takes more than one kind:
+
+1. ``orders`` rows, by order key (:func:`lock_orders`);
+2. the live ``reservations`` of those orders, by reservation id (:func:`lock_live_reservations`);
+3. soft reservations past their window, by reservation id, ``SKIP LOCKED`` — never waits, so it cannot
+   deadlock (:func:`claim_due_soft_reservations`);
+4. ``quarantine`` rows, by id (inspection, one row: :func:`lock_quarantine_row`) — nothing that locks batch
+   stock waits on quarantine rows;
+5. ``batch_stock`` rows, by batch id (:func:`lock_batch_stock`, :func:`lock_stock_of_sku_of`).
+
+Nothing else in the service locks rows. The functions return the locked rows' columns by position.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from infra.db.rowsets import KeyedQuery
+from infra.db.unit_of_work import UnitOfWork
+from services.orders.adapters.sql import Keyed, Sql
 
-_LOCK_ORDERS = KeyedQuery(
+_LOCK_ORDERS = Keyed(
     "SELECT order_key, state, update_time, stock_stage, lapas_id, parked_reason, channel, shop_id, order_id, "
-    "historical, gross_amount FROM orders.orders WHERE order_key = ANY({keys}) ORDER BY order_key FOR UPDATE"
+    "historical, gross_amount, reservation_failed_reason FROM {schema}.orders WHERE order_key = ANY({keys}) "
+    "ORDER BY order_key FOR UPDATE"
+)
+_LIVE_RESERVATIONS = Keyed(
+    "SELECT r.order_key, r.reservation_id, r.state, r.expires_at, a.batch_id, a.sku, a.workshop_id, "
+    "a.quantity FROM {schema}.reservations r JOIN {schema}.allocations a USING (reservation_id) "
+    "WHERE r.order_key = ANY({keys}) AND r.state IN ('soft', 'hard', 'consumed') "
+    "ORDER BY r.reservation_id, a.batch_id FOR UPDATE OF r"
+)
+# The due holds are locked first (materialised, so exactly once and before the join), then read with their
+# allocations; the columns read never change once a reservation exists.
+_CLAIM_DUE = Sql(
+    "WITH due AS MATERIALIZED (SELECT r.reservation_id FROM {schema}.reservations r WHERE r.state = 'soft' "
+    "AND r.expires_at <= :now AND (CAST(:skus AS text[]) IS NULL OR EXISTS (SELECT 1 FROM {schema}.allocations a "
+    "WHERE a.reservation_id = r.reservation_id AND a.sku = ANY(CAST(:skus AS text[])))) "
+    "ORDER BY r.reservation_id LIMIT :limit FOR UPDATE SKIP LOCKED) "
+    "SELECT r.order_key, r.reservation_id, r.expires_at, a.batch_id, a.sku, a.workshop_id, a.quantity "
+    "FROM due JOIN {schema}.reservations r USING (reservation_id) "
+    "JOIN {schema}.allocations a USING (reservation_id) ORDER BY r.reservation_id, a.batch_id"
+)
+_STOCK_COLUMNS = "batch_id, sku, workshop_id, lapas_id, production_date, on_hand, soft_reserved, allocated, quarantined"
+_LOCK_STOCK = Sql(
+    f"SELECT {_STOCK_COLUMNS} FROM {{schema}}.batch_stock WHERE sku = ANY(:skus) ORDER BY batch_id FOR UPDATE"
+)
+_LOCK_STOCK_OF_SKU_OF = Sql(
+    f"SELECT {_STOCK_COLUMNS} FROM {{schema}}.batch_stock "
+    "WHERE sku = (SELECT sku FROM {schema}.batch_stock WHERE batch_id = :b) ORDER BY batch_id FOR UPDATE"
+)
+_LOCK_QUARANTINE = Sql(
+    "SELECT id, order_key, batch_id, quantity, status FROM {schema}.quarantine WHERE id = :i FOR UPDATE"
 )
 
 
-async def lock_orders(conn: AsyncConnection, order_keys: Iterable[str]) -> list[Row[*tuple[Any, ...]]]:
-    """Lock the existing rows of ``order_keys`` (sorted) and return them (every column the handler reads).
+async def lock_orders(uow: UnitOfWork, order_keys: Iterable[str]) -> list[Row[*tuple[Any, ...]]]:
+    """Lock the existing rows of ``order_keys`` (sorted) and return them.
 
     Columns, in this order: order_key, state, update_time, stock_stage, lapas_id, parked_reason, channel, shop_id,
-    order_id, historical, gross_amount.
+    order_id, historical, gross_amount, reservation_failed_reason.
     """
     keys = sorted(set(order_keys))
     if not keys:
         return []
-    return list(await _LOCK_ORDERS.execute(conn, keys))
+    return list(await _LOCK_ORDERS.on(uow).execute(uow.conn, keys))
 
 
-async def lock_batch_stock(conn: AsyncConnection, skus: Iterable[str]) -> list[Row[*tuple[Any, ...]]]:
+async def lock_live_reservations(uow: UnitOfWork, order_keys: list[str]) -> list[Row[*tuple[Any, ...]]]:
+    """Lock the soft, hard and consumed reservations of ``order_keys`` (whose orders are locked) by id.
+
+    Columns, one row per allocation: order_key, reservation_id, state, expires_at, batch_id, sku, workshop_id,
+    quantity.
+    """
+    if not order_keys:
+        return []
+    return list(await _LIVE_RESERVATIONS.on(uow).execute(uow.conn, order_keys))
+
+
+async def claim_due_soft_reservations(
+    uow: UnitOfWork, now: datetime, skus: Iterable[str] | None, limit: int = 5000
+) -> list[Row[*tuple[Any, ...]]]:
+    """Lock (SKIP LOCKED) soft reservations due at ``now``, optionally only those holding one of ``skus``.
+
+    A reservation locked by another transaction is skipped: its owner is about to change it anyway. Columns, one
+    row per allocation: order_key, reservation_id, expires_at, batch_id, sku, workshop_id, quantity.
+    """
+    sku_list = None if skus is None else sorted(set(skus))
+    return list(await uow.conn.execute(_CLAIM_DUE.on(uow), {"now": now, "skus": sku_list, "limit": limit}))
+
+
+async def lock_batch_stock(uow: UnitOfWork, skus: Iterable[str]) -> list[Row[*tuple[Any, ...]]]:
     """Lock every batch_stock row of ``skus`` (by batch id) and return them with their counters.
 
     Columns, in this order: batch_id, sku, workshop_id, lapas_id, production_date, on_hand, soft_reserved,
@@ -43,30 +103,15 @@ async def lock_batch_stock(conn: AsyncConnection, skus: Iterable[str]) -> list[R
     wanted = sorted(set(skus))
     if not wanted:
         return []
-    result = await conn.execute(
-        text(
-            "SELECT batch_id, sku, workshop_id, lapas_id, production_date, on_hand, soft_reserved, allocated, "
-            "quarantined FROM orders.batch_stock WHERE sku = ANY(:skus) ORDER BY batch_id FOR UPDATE"
-        ),
-        {"skus": wanted},
-    )
-    return list(result)
+    return list(await uow.conn.execute(_LOCK_STOCK.on(uow), {"skus": wanted}))
 
 
-async def lock_batches(conn: AsyncConnection, batch_ids: Iterable[str]) -> None:
-    """Lock batch_stock rows by id (sorted), for movements on known batches."""
-    ids = sorted(set(batch_ids))
-    if ids:
-        await conn.execute(
-            text("SELECT 1 FROM orders.batch_stock WHERE batch_id = ANY(:ids) ORDER BY batch_id FOR UPDATE"),
-            {"ids": ids},
-        )
+async def lock_stock_of_sku_of(uow: UnitOfWork, batch_id: str) -> list[Row[*tuple[Any, ...]]]:
+    """Lock every batch_stock row of the SKU of ``batch_id`` (by batch id); columns as :func:`lock_batch_stock`."""
+    return list(await uow.conn.execute(_LOCK_STOCK_OF_SKU_OF.on(uow), {"b": batch_id}))
 
 
-async def lock_quarantine_row(conn: AsyncConnection, quarantine_id: int) -> Row[*tuple[Any, ...]] | None:
+async def lock_quarantine_row(uow: UnitOfWork, quarantine_id: int) -> Row[*tuple[Any, ...]] | None:
     """Lock one quarantine row (before its batch stock) and return it, or ``None`` if it does not exist."""
-    result = await conn.execute(
-        text("SELECT id, order_key, batch_id, quantity, status FROM orders.quarantine WHERE id = :i FOR UPDATE"),
-        {"i": quarantine_id},
-    )
+    result = await uow.conn.execute(_LOCK_QUARANTINE.on(uow), {"i": quarantine_id})
     return result.one_or_none()

@@ -8,14 +8,17 @@ any result below zero or reserving more than is on hand.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, NamedTuple
-from uuid import UUID
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from infra.db.rowsets import RowSet, Writes
-from services.orders.domain.stock import MOVEMENT_UNIT_DELTAS, MovementKind, StockDelta, movement_delta
+from infra.db.rowsets import Writes
+from infra.db.unit_of_work import UnitOfWork
+from services.orders.adapters.locks import lock_batch_stock, lock_stock_of_sku_of
+from services.orders.adapters.order_repo import BatchInfoCache, claim_due, lapas_of_workshops, next_reservation_ids
+from services.orders.adapters.sql import Rows, Sql
+from services.orders.domain.records import Movement, Reservation
+from services.orders.domain.stock import MOVEMENT_UNIT_DELTAS, MovementKind
+from services.orders.stock_plan import StockInputs
 
 # Unit deltas as plain tuples: record_movements runs for every movement of every batch.
 _UNIT: dict[MovementKind, tuple[int, int, int, int]] = {
@@ -23,25 +26,9 @@ _UNIT: dict[MovementKind, tuple[int, int, int, int]] = {
 }
 
 
-class Movement(NamedTuple):
-    """One stock movement on one production batch."""
-
-    batch_id: str
-    kind: MovementKind
-    quantity: int
-    reason: str
-    order_key: str | None = None
-    event_id: UUID | None = None
-
-    @property
-    def delta(self) -> StockDelta:
-        """Signed change of the four counters."""
-        return movement_delta(self.kind, self.quantity)
-
-
 _KIND_VALUE: dict[MovementKind, str] = {kind: kind.value for kind in MovementKind}
-_INSERT_MOVEMENTS = RowSet(
-    "INSERT INTO orders.stock_movements (batch_id, kind, quantity, d_on_hand, d_soft_reserved, "
+_INSERT_MOVEMENTS = Rows(
+    "INSERT INTO {schema}.stock_movements (batch_id, kind, quantity, d_on_hand, d_soft_reserved, "
     "d_allocated, d_quarantined, order_key, reason, event_id) SELECT * FROM {rows}",
     (
         ("batch", "text"),
@@ -56,22 +43,22 @@ _INSERT_MOVEMENTS = RowSet(
         ("event_id", "uuid"),
     ),
 )
-_UPDATE_COUNTERS = RowSet(
-    "UPDATE orders.batch_stock AS s SET on_hand = s.on_hand + u.d1, "
+_UPDATE_COUNTERS = Rows(
+    "UPDATE {schema}.batch_stock AS s SET on_hand = s.on_hand + u.d1, "
     "soft_reserved = s.soft_reserved + u.d2, allocated = s.allocated + u.d3, "
     "quarantined = s.quarantined + u.d4 FROM {rows} WHERE s.batch_id = u.batch_id",
     (("batch_id", "text"), ("d1", "int"), ("d2", "int"), ("d3", "int"), ("d4", "int")),
 )
 
 
-async def record_movements(conn: AsyncConnection, movements: Sequence[Movement]) -> None:
+async def record_movements(uow: UnitOfWork, movements: Sequence[Movement]) -> None:
     """Append ``movements`` and apply their summed deltas to ``batch_stock`` (one statement per call)."""
     writes = Writes()
-    plan_movements(writes, movements)
-    await writes.execute(conn)
+    add_movements(writes, uow, movements)
+    await writes.execute(uow.conn)
 
 
-def plan_movements(writes: Writes, movements: Sequence[Movement]) -> None:
+def add_movements(writes: Writes, uow: UnitOfWork, movements: Sequence[Movement]) -> None:
     """Add to ``writes``: append ``movements``, apply their summed deltas to ``batch_stock``."""
     if not movements:
         return
@@ -96,7 +83,7 @@ def plan_movements(writes: Writes, movements: Sequence[Movement]) -> None:
             acc[2] += c
             acc[3] += d
     writes.add(
-        _INSERT_MOVEMENTS,
+        _INSERT_MOVEMENTS.on(uow),
         [
             [m.batch_id for m in movements],
             [_KIND_VALUE[m.kind] for m in movements],
@@ -112,7 +99,7 @@ def plan_movements(writes: Writes, movements: Sequence[Movement]) -> None:
     )
     ids = sorted(per_batch)
     writes.add(
-        _UPDATE_COUNTERS,
+        _UPDATE_COUNTERS.on(uow),
         [
             ids,
             [per_batch[i][0] for i in ids],
@@ -123,49 +110,111 @@ def plan_movements(writes: Writes, movements: Sequence[Movement]) -> None:
     )
 
 
-async def stock_by_workshop(conn: AsyncConnection, sku: str | None = None) -> list[dict[str, Any]]:
+_INSERT_QUARANTINE = Rows(
+    "INSERT INTO {schema}.quarantine (order_key, batch_id, quantity) SELECT * FROM {rows}",
+    (("k", "text"), ("b", "text"), ("q", "int")),
+)
+
+
+def add_quarantine(writes: Writes, uow: UnitOfWork, rows: Sequence[tuple[str, str, int]]) -> None:
+    """Add to ``writes``: returned units (order key, batch id, quantity) awaiting inspection."""
+    if rows:
+        writes.add(_INSERT_QUARANTINE.on(uow), [list(c) for c in zip(*rows, strict=True)])
+
+
+async def load_stock(
+    uow: UnitOfWork,
+    skus: set[str],
+    *,
+    due_at: datetime | None,
+    sweep: bool = False,
+    skip_orders: set[str] = frozenset(),  # type: ignore[assignment]
+    workshops: set[str] = frozenset(),  # type: ignore[assignment]
+    new_reservations: int = 0,
+    batches: BatchInfoCache,
+) -> StockInputs:
+    """Read and lock what a stock plan needs, in the order of :mod:`~services.orders.adapters.locks`.
+
+    Claims the soft holds due at ``due_at`` (all of them with ``sweep``, else those on ``skus``; none without
+    ``due_at``) except those of ``skip_orders``, then locks every ``batch_stock`` row of ``skus`` and of the due
+    holds, and reads the lapas of ``workshops`` that have no stock row, the facts of the locked batches and
+    ``new_reservations`` fresh reservation ids.
+    """
+    due = []
+    if due_at is not None:
+        due = [(k, r) for k, r in await claim_due(uow, due_at, None if sweep else skus) if k not in skip_orders]
+    wanted = skus | {a.sku for _, r in due for a in r.allocations}
+    rows = await lock_batch_stock(uow, wanted)
+    return await _stock_inputs(uow, rows, due, workshops, new_reservations, batches)
+
+
+async def load_stock_of_sku_of(uow: UnitOfWork, batch_id: str, batches: BatchInfoCache) -> StockInputs:
+    """Lock every ``batch_stock`` row of the SKU of ``batch_id`` and read their facts (for inspection)."""
+    rows = await lock_stock_of_sku_of(uow, batch_id)
+    return await _stock_inputs(uow, rows, [], set(), 0, batches)
+
+
+async def _stock_inputs(
+    uow: UnitOfWork,
+    rows: Sequence[Any],
+    due: list[tuple[str, Reservation]],
+    workshops: set[str],
+    new_reservations: int,
+    batches: BatchInfoCache,
+) -> StockInputs:
+    lapas = {r[2]: r[3] for r in rows}
+    if workshops - lapas.keys():
+        lapas = {**await lapas_of_workshops(uow), **lapas}
+    return StockInputs(
+        rows=[tuple(r) for r in rows],
+        lapas_of_workshop=lapas,
+        batch_info=await batches.get(uow, [r[0] for r in rows]),
+        due=due,
+        reservation_ids=await next_reservation_ids(uow, new_reservations),
+    )
+
+
+_STOCK_BY_WORKSHOP = Sql(
+    "SELECT sku, workshop_id, sum(on_hand)::int AS on_hand, sum(soft_reserved)::int AS soft_reserved, "
+    "sum(allocated)::int AS allocated, sum(quarantined)::int AS quarantined, "
+    "sum(on_hand - soft_reserved - allocated)::int AS available "
+    "FROM {schema}.batch_stock WHERE (CAST(:sku AS text) IS NULL OR sku = :sku) "
+    "GROUP BY sku, workshop_id ORDER BY sku, workshop_id"
+)
+
+
+async def stock_by_workshop(uow: UnitOfWork, sku: str | None = None) -> list[dict[str, Any]]:
     """Counters per SKU and workshop (sums over batches), with ``available``."""
-    rows = await conn.execute(
-        text(
-            "SELECT sku, workshop_id, sum(on_hand)::int AS on_hand, sum(soft_reserved)::int AS soft_reserved, "
-            "sum(allocated)::int AS allocated, sum(quarantined)::int AS quarantined, "
-            "sum(on_hand - soft_reserved - allocated)::int AS available "
-            "FROM orders.batch_stock WHERE (CAST(:sku AS text) IS NULL OR sku = :sku) "
-            "GROUP BY sku, workshop_id ORDER BY sku, workshop_id"
-        ),
-        {"sku": sku},
-    )
+    rows = await uow.conn.execute(_STOCK_BY_WORKSHOP.on(uow), {"sku": sku})
     return [dict(r._mapping) for r in rows]
 
 
-async def counter_drift(conn: AsyncConnection) -> list[dict[str, Any]]:
+_COUNTER_DRIFT = Sql(
+    "SELECT s.batch_id, s.on_hand, s.soft_reserved, s.allocated, s.quarantined, "
+    "coalesce(m.on_hand, 0) AS derived_on_hand, coalesce(m.soft_reserved, 0) AS derived_soft_reserved, "
+    "coalesce(m.allocated, 0) AS derived_allocated, coalesce(m.quarantined, 0) AS derived_quarantined "
+    "FROM {schema}.batch_stock s LEFT JOIN ("
+    "  SELECT batch_id, sum(d_on_hand) AS on_hand, sum(d_soft_reserved) AS soft_reserved, "
+    "  sum(d_allocated) AS allocated, sum(d_quarantined) AS quarantined "
+    "  FROM {schema}.stock_movements GROUP BY batch_id) m USING (batch_id) "
+    "WHERE (s.on_hand, s.soft_reserved, s.allocated, s.quarantined) IS DISTINCT FROM "
+    "(coalesce(m.on_hand, 0), coalesce(m.soft_reserved, 0), coalesce(m.allocated, 0), "
+    "coalesce(m.quarantined, 0)) ORDER BY s.batch_id"
+)
+
+
+async def counter_drift(uow: UnitOfWork) -> list[dict[str, Any]]:
     """Batches whose counters differ from the sum of their movements (empty when consistent)."""
-    rows = await conn.execute(
-        text(
-            "SELECT s.batch_id, s.on_hand, s.soft_reserved, s.allocated, s.quarantined, "
-            "coalesce(m.on_hand, 0) AS derived_on_hand, coalesce(m.soft_reserved, 0) AS derived_soft_reserved, "
-            "coalesce(m.allocated, 0) AS derived_allocated, coalesce(m.quarantined, 0) AS derived_quarantined "
-            "FROM orders.batch_stock s LEFT JOIN ("
-            "  SELECT batch_id, sum(d_on_hand) AS on_hand, sum(d_soft_reserved) AS soft_reserved, "
-            "  sum(d_allocated) AS allocated, sum(d_quarantined) AS quarantined "
-            "  FROM orders.stock_movements GROUP BY batch_id) m USING (batch_id) "
-            "WHERE (s.on_hand, s.soft_reserved, s.allocated, s.quarantined) IS DISTINCT FROM "
-            "(coalesce(m.on_hand, 0), coalesce(m.soft_reserved, 0), coalesce(m.allocated, 0), "
-            "coalesce(m.quarantined, 0)) ORDER BY s.batch_id"
-        )
-    )
+    rows = await uow.conn.execute(_COUNTER_DRIFT.on(uow))
     return [dict(r._mapping) for r in rows]
 
 
-async def negative_counter_rows(conn: AsyncConnection) -> int:
+_NEGATIVE_COUNTERS = Sql(
+    "SELECT count(*) FROM {schema}.batch_stock WHERE on_hand < 0 OR soft_reserved < 0 "
+    "OR allocated < 0 OR quarantined < 0 OR soft_reserved + allocated > on_hand"
+)
+
+
+async def negative_counter_rows(uow: UnitOfWork) -> int:
     """Rows with any counter below zero (the CHECKs make this 0; reported as evidence)."""
-    return int(
-        (
-            await conn.execute(
-                text(
-                    "SELECT count(*) FROM orders.batch_stock WHERE on_hand < 0 OR soft_reserved < 0 "
-                    "OR allocated < 0 OR quarantined < 0 OR soft_reserved + allocated > on_hand"
-                )
-            )
-        ).scalar_one()
-    )
+    return int((await uow.conn.execute(_NEGATIVE_COUNTERS.on(uow))).scalar_one())

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
 from services.orders.adapters.order_repo import BatchInfoCache
+from services.orders.app import SCHEMA
 from services.orders.domain.channels import Channel
 from services.orders.outbound import OrdersTopics
 from services.orders.sweeper import sweep_expired
@@ -69,7 +70,7 @@ async def test_unpaid_reservation_expires_and_stock_is_available_again(
             assert datetime.fromisoformat(confirmed["expires_at"]) == placed + timedelta(seconds=1)
 
             # Sweeper path: the periodic sweep gives the units back.
-            assert await sweep_expired(engine, BatchInfoCache(), topics=OrdersTopics.with_prefix(prefix)) >= 1
+            assert await sweep_expired(engine, SCHEMA, BatchInfoCache(), OrdersTopics.with_prefix(prefix)) >= 1
             assert await stock_of(engine, f"SKU-{u}") == {
                 "on_hand": 3,
                 "soft_reserved": 0,

@@ -13,14 +13,12 @@ from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
 from infra.messaging.consumer import InboundEvent
 from infra.messaging.delivery import Delivery
-from services.orders import fulfilment
 from services.orders.cli import stock_app
-from services.orders.fulfilment import OrderEventProcessor
 from services.orders.outbound import OrdersTopics
 from tests.integration.orders_support import (
     RETURNED_STATUS,
     load,
-    map_with_returns,
+    orders_handler,
     outbox_types,
     recent,
     small_catalogue,
@@ -38,7 +36,7 @@ async def returned_order(url: str, u: str, topics: OrdersTopics) -> int:
     engine = make_engine(url, pool_size=1)
     try:
         await load(engine, small_catalogue(u, [("w1", 5, date(2026, 3, 1))]))
-        processor, base = OrderEventProcessor(topics=topics), recent()
+        processor, base = orders_handler(topics, returns=True), recent()
         for n, raw in enumerate(["220", "500", RETURNED_STATUS]):
             envelope = status_event(u, "back", raw, n, "tokopedia", qty=2, base=base)
             event = InboundEvent(envelope, Delivery("t", 0, n, None, b""))
@@ -66,7 +64,6 @@ def test_stock_inspect_restocks_once(database: RoleUrls, monkeypatch: pytest.Mon
     u = uid()
     prefix = topic_prefix()
     monkeypatch.setenv("KARYA_TOPIC_PREFIX", prefix)  # the CLI's settings: its events never reach shared topics
-    monkeypatch.setattr(fulfilment, "map_status", map_with_returns)
     monkeypatch.setenv("DATABASE_URL", database.service)
     qid = asyncio.run(returned_order(database.service, u, OrdersTopics.with_prefix(prefix)))
     before, events_before = asyncio.run(counters(database.service, u))

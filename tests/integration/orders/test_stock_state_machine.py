@@ -1,7 +1,7 @@
 """Hypothesis stateful test of the stock invariants in the real database.
 
 Orders are reserved (unpaid or paid), paid, shipped, cancelled, expired by the sweeper, returned, and their
-returned units inspected, in any order. ``OrderEventProcessor`` is driven directly, one event per database
+returned units inspected, in any order. The orders handler is driven directly, one event per database
 transaction (the broker is exercised by the other tests of this package). After every step the counters of the
 SKU must equal a model of what the steps did, no counter may be negative, every counter must equal the sum of
 its movements, and ``on_hand`` must equal receipts − consumed + restocked according to the movement log.
@@ -30,19 +30,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
+from infra.db.unit_of_work import UnitOfWork
 from infra.messaging.consumer import InboundEvent
 from infra.messaging.delivery import Delivery
-from services.orders import fulfilment
 from services.orders.adapters.order_repo import BatchInfoCache
 from services.orders.adapters.stock_repo import counter_drift, negative_counter_rows
-from services.orders.fulfilment import OrderEventProcessor
+from services.orders.app import SCHEMA
 from services.orders.inspection import Verdict, inspect_quarantine
 from services.orders.outbound import OrdersTopics
 from services.orders.sweeper import sweep_expired
 from tests.integration.orders_support import (
     RETURNED_STATUS,
     load,
-    map_with_returns,
+    orders_handler,
     recent,
     small_catalogue,
     status_event,
@@ -94,7 +94,7 @@ class StockMachine(RuleBasedStateMachine):
         self.sku = f"SKU-{self.u}"
         self.base = recent()
         self.clock = 0
-        self.processor = OrderEventProcessor(topics=self.topics)
+        self.processor = orders_handler(self.topics, returns=True)
         self.cache = BatchInfoCache()
         self.orders: dict[str, ModelOrder] = {}
         self.consumed = self.restocked = 0
@@ -239,7 +239,7 @@ class StockMachine(RuleBasedStateMachine):
         self.run(age())
         order.due = True
         if sweep:
-            assert self.run(sweep_expired(self.engine, self.cache, topics=self.topics)) >= 1
+            assert self.run(sweep_expired(self.engine, SCHEMA, self.cache, self.topics)) >= 1
             self.expire_due(but=set())
 
     @precondition(lambda self: self.has(lambda o: o.state == "shipped" and o.held == "consumed"))
@@ -269,7 +269,7 @@ class StockMachine(RuleBasedStateMachine):
         async def decide() -> object:
             async with self.engine.begin() as conn:
                 verdict = Verdict.RESTOCK if restock else Verdict.WRITE_OFF
-                return await inspect_quarantine(conn, qid, verdict, topics=self.topics)
+                return await inspect_quarantine(UnitOfWork(conn, SCHEMA), qid, verdict, self.topics)
 
         assert self.run(decide()) is not None
         units = order.awaiting.pop(qid)
@@ -304,8 +304,8 @@ class StockMachine(RuleBasedStateMachine):
                         {"b": f"B-{self.u}-%"},
                     )
                 ).one()
-                negative = await negative_counter_rows(conn)
-                drift = await counter_drift(conn)
+                negative = await negative_counter_rows(UnitOfWork(conn, SCHEMA))
+                drift = await counter_drift(UnitOfWork(conn, SCHEMA))
                 # the newest reservation of each order
                 live = {
                     r.order_key: r.state
@@ -337,9 +337,8 @@ class StockMachine(RuleBasedStateMachine):
                 assert live.get(key) == LIVE[order.held], (order, live.get(key))
 
 
-def test_stock_invariants_hold_over_random_lifecycles(database: RoleUrls, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_stock_invariants_hold_over_random_lifecycles(database: RoleUrls) -> None:
     StockMachine.topics = OrdersTopics.with_prefix(topic_prefix())  # its events never reach the shared topics
-    monkeypatch.setattr(fulfilment, "map_status", map_with_returns)
     loop = asyncio.new_event_loop()
     engine = make_engine(database.service, pool_size=2)
     StockMachine.engine, StockMachine.loop = engine, loop

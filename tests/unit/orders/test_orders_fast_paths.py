@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import orjson
@@ -11,7 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from infra.db.rowsets import json_rows, json_texts
-from services.orders.adapters.order_repo import BatchInfoCache, Held
 from services.orders.domain.channels import STATUS_TABLES, Channel, StatusMapper, UnmappableStatus
 from services.orders.domain.lifecycle import (
     OrderState,
@@ -22,8 +21,9 @@ from services.orders.domain.lifecycle import (
     decide,
     fold,
 )
+from services.orders.domain.records import Held
 from services.orders.domain.stock import MovementKind, StockCounters, StockInvariantViolation, apply_movement
-from services.orders.stock_moves import StockWork
+from services.orders.stock_plan import StockInputs, StockPlan
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 APPLYING = {Reason.NEW_ORDER, Reason.FORWARD, Reason.ALLOWED_EDGE}
@@ -102,8 +102,7 @@ def test_planned_movements_follow_apply_movement(
         reference = StockCounters(*start)
     except StockInvariantViolation:
         return
-    work = StockWork(BatchInfoCache())
-    work._counters["B1"] = list(start)
+    work = StockPlan(StockInputs(rows=[("B1", "SKU", "W1", "L1", date(2026, 3, 1), *start)]))
     recorded: list[tuple[MovementKind, int]] = []
     for kind, quantity in moves:
         try:
@@ -113,7 +112,7 @@ def test_planned_movements_follow_apply_movement(
         except (ValueError, StockInvariantViolation) as exc:
             expected = (type(exc), str(exc))
         try:
-            work._plan([Held("B1", "SKU", "W1", quantity)], kind, "k", None, "why")
+            work.record([Held("B1", "SKU", "W1", quantity)], kind, "k", "why")
             got: object = None
         except (ValueError, StockInvariantViolation) as exc:
             got = (type(exc), str(exc))
