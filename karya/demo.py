@@ -26,6 +26,7 @@ from sqlalchemy.engine import make_url
 from infra.db.engine import make_engine
 from infra.db.migrate import upgrade_to_head_async
 from infra.db.roles import GATEWAY, GATEWAY_URL_ENV, bootstrap_database, drop_database, passwords_from_env, url_as
+from infra.db.unit_of_work import UnitOfWork
 from infra.environment import ROOT, state_dir
 from infra.messaging.admin import broker_counts, ensure_topics
 from infra.messaging.relay import make_producer
@@ -43,6 +44,7 @@ from karya.processes import (
 from services.ledger.adapters.policy_repo import store_policies
 from services.ledger.domain.policy_file import parse_policies
 from services.orders.adapters.catalogue_repo import load_catalogue as load_catalogue_db
+from services.orders.app import SCHEMA as ORDERS_SCHEMA
 from services.orders.catalogue import Catalogue, load_catalogue
 
 console = Console(stderr=True)
@@ -125,7 +127,7 @@ async def _prepare(prefix: str) -> None:
     engine = make_engine(os.environ["DATABASE_URL"], pool_size=1)
     try:
         async with engine.begin() as conn:
-            report = await load_catalogue_db(conn, load_catalogue(CATALOGUE), str(CATALOGUE))
+            report = await load_catalogue_db(UnitOfWork(conn, ORDERS_SCHEMA), load_catalogue(CATALOGUE), str(CATALOGUE))
             new, _ = await store_policies(conn, parse_policies(yaml.safe_load(POLICIES.read_text()), str(POLICIES)))
     finally:
         await engine.dispose()

@@ -15,12 +15,14 @@ import yaml
 from infra.db.engine import make_engine
 from infra.db.migrate import upgrade_to_head_async
 from infra.db.roles import bootstrap_database, drop_database, passwords_from_env, role_urls
+from infra.db.unit_of_work import UnitOfWork
 from infra.environment import ROOT
 from infra.messaging.admin import delete_topics_with_prefix, ensure_topics
 from infra.messaging.topics import BASE_NAMES, topic_name
 from services.ledger.adapters.policy_repo import store_policies
 from services.ledger.domain.policy_file import parse_policies
 from services.orders.adapters.catalogue_repo import load_catalogue as load_catalogue_db
+from services.orders.app import SCHEMA as ORDERS_SCHEMA
 from services.orders.catalogue import Catalogue, load_catalogue
 from sim.loadgen import Message, interleave, lifecycles
 
@@ -60,7 +62,7 @@ class PipelineEnv:
         engine = make_engine(self.service_url, pool_size=1)
         try:
             async with engine.begin() as c:
-                await load_catalogue_db(c, scaled_catalogue(orders), "seeded-load")
+                await load_catalogue_db(UnitOfWork(c, ORDERS_SCHEMA), scaled_catalogue(orders), "seeded-load")
                 await store_policies(c, parse_policies(yaml.safe_load(POLICIES.read_text()), str(POLICIES)))
         finally:
             await engine.dispose()
