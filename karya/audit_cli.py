@@ -24,16 +24,15 @@ from infra.settings import KafkaSettings, kafka_settings
 
 audit_app = typer.Typer(help="Integrity audits across Kafka and the database.", no_args_is_help=True)
 
-_NEVER_CONNECTED = "postgresql+asyncpg://audit@127.0.0.1:1/audit"  # engines connect lazily; wiring needs none
 _TEXT_GAPS = 20
 
 
 def wired_consumers() -> list[AuditedConsumer]:
-    """Every consumer of every service, as the composition root (:mod:`karya.services`) wires it."""
-    from karya.services import SERVICES, build_service
+    """Every consumer of every service under this process's ``KARYA_TOPIC_PREFIX``, as the composition root
+    (:mod:`karya.services`) wires it."""
+    from karya.services import wired_consumers as under_prefix
 
-    kafka = KafkaSettings(bootstrap_servers="127.0.0.1:1", completeness_audit_interval_s=0)
-    return [audited for service in SERVICES for audited in build_service(service, _NEVER_CONNECTED, kafka).audited]
+    return under_prefix(KafkaSettings().topic_prefix)
 
 
 def render_table(audits: Sequence[PartitionAudit]) -> str:

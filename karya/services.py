@@ -10,8 +10,9 @@ Every process that runs or describes a service builds it here, in three steps:
    schema, builds its use cases and handlers and registers them on an :class:`infra.runtime.ServiceRuntime`, the
    generic runtime that owns the engine, broker, supervisor and outbox relay.
 
-``karya serve`` builds the HTTP app with :func:`build_http_app`; ``karya audit completeness``, ``karya schemas gen``
-and tests call :func:`build_service` with settings of their own (engines connect lazily, so nothing connects).
+``karya serve`` builds the HTTP app with :func:`build_http_app`; ``karya schemas gen`` and tests call
+:func:`build_service` with settings of their own, ``karya audit completeness`` and the demo's drain watcher read the
+consumer groups from :func:`wired_consumers` (engines connect lazily, so nothing connects).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any, Protocol
 
 from fastapi import FastAPI
 
+from infra.messaging.completeness_audit import AuditedConsumer
 from infra.runtime import ServiceRuntime
 from infra.settings import KafkaSettings, database_settings, gateway_database_url, kafka_settings
 
@@ -95,6 +97,16 @@ def build_service(service: str, database_url: str, kafka: KafkaSettings) -> Serv
     ``build_runtime`` with the settings."""
     builder: RuntimeBuilder = importlib.import_module(_known(service).app).build_runtime
     return builder(database_url, kafka, topics=service_topics(service, kafka.topic_prefix))
+
+
+_NEVER_CONNECTED = "postgresql+asyncpg://wiring@127.0.0.1:1/wiring"  # engines connect lazily
+
+
+def wired_consumers(prefix: str) -> list[AuditedConsumer]:
+    """Every consumer of every service under ``prefix`` (group, inbox schema, topics), as :func:`build_service`
+    wires it; nothing connects."""
+    kafka = KafkaSettings(bootstrap_servers="127.0.0.1:1", topic_prefix=prefix, completeness_audit_interval_s=0)
+    return [c for service in SERVICES for c in build_service(service, _NEVER_CONNECTED, kafka).audited]
 
 
 def build_http_app(service: str) -> FastAPI:

@@ -176,7 +176,8 @@ def test_unknown_types_are_acted_on_when_the_consumer_knows_every_type() -> None
 def test_wired_consumers_follow_the_services_wiring() -> None:
     wired = {c.group_id: c for c in wired_consumers()}
     assert set(wired) == {"karya-orders", "karya-ledger", "karya-gateway-normaliser"}
-    assert (wired["karya-orders"].schema, wired["karya-orders"].topics) == ("orders", ("marketplace.order-events",))
+    orders = wired["karya-orders"]
+    assert (orders.schema, set(orders.topics)) == ("orders", {"marketplace.order-events", "ledger.entries"})
     ledger = wired["karya-ledger"]
     assert (ledger.schema, ledger.name) == ("ledger", "ledger")
     assert set(ledger.topics) == {"orders.events", "marketplace.settlements"}
