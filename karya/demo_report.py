@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from infra.db.engine import make_engine
 from infra.messaging.admin import BrokerProbe as BrokerProbe  # re-exported: the fault suite reads it from here
 from karya.processes import ServiceProcess
-from karya.services import wired_consumers
 
 
 async def backlog(conn: AsyncConnection) -> int:
@@ -94,11 +93,10 @@ async def wait_pipeline_drained(
     poll_s: float = 1.0,
     on_update: Callable[[int, int, int], None] | None = None,
 ) -> bool:
-    """Until the lag of every consumer group (as the services wire them) and the outbox backlog are zero and the
-    inbox counts stopped moving for ``stable_s``; False on timeout. ``on_update(processed, lag, outbox)`` after each
-    look."""
+    """Until consumer lag (orders, ledger, gateway normaliser) and outbox backlog are zero and the inbox counts
+    stopped moving for ``stable_s``; False on timeout. ``on_update(processed, lag, outbox)`` after each look."""
     engine = make_engine(database_url, pool_size=1)
-    groups = [consumer.group_id for consumer in wired_consumers(prefix)]
+    groups = [f"{prefix}karya-{g}" for g in ("orders", "ledger", "gateway-normaliser")]
     deadline = time.monotonic() + timeout_s
     last: tuple[int, int] | None = None
     stable_since = time.monotonic()

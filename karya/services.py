@@ -11,8 +11,8 @@ Every process that runs or describes a service builds it here, in three steps:
    generic runtime that owns the engine, broker, supervisor and outbox relay.
 
 ``karya serve`` builds the HTTP app with :func:`build_http_app`; ``karya schemas gen`` and tests call
-:func:`build_service` with settings of their own, ``karya audit completeness`` and the demo's drain watcher read the
-consumer groups from :func:`wired_consumers` (engines connect lazily, so nothing connects).
+:func:`build_service` with settings of their own, ``karya audit completeness`` reads the consumer groups from
+:func:`wired_consumers` (engines connect lazily, so nothing connects).
 """
 
 from __future__ import annotations
