@@ -42,6 +42,7 @@ from karya.processes import (
     wait_until_ready,
 )
 from services.ledger.adapters.policy_repo import store_policies
+from services.ledger.app import SCHEMA as LEDGER_SCHEMA
 from services.ledger.domain.policy_file import parse_policies
 from services.orders.adapters.catalogue_repo import load_catalogue as load_catalogue_db
 from services.orders.app import SCHEMA as ORDERS_SCHEMA
@@ -128,7 +129,9 @@ async def _prepare(prefix: str) -> None:
     try:
         async with engine.begin() as conn:
             report = await load_catalogue_db(UnitOfWork(conn, ORDERS_SCHEMA), load_catalogue(CATALOGUE), str(CATALOGUE))
-            new, _ = await store_policies(conn, parse_policies(yaml.safe_load(POLICIES.read_text()), str(POLICIES)))
+            new, _ = await store_policies(
+                UnitOfWork(conn, LEDGER_SCHEMA), parse_policies(yaml.safe_load(POLICIES.read_text()), str(POLICIES))
+            )
     finally:
         await engine.dispose()
     console.print(f"catalogue: {len(report.new_batches)} batches, {report.units_received} units; {new} split policies")

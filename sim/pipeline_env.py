@@ -20,6 +20,7 @@ from infra.environment import ROOT
 from infra.messaging.admin import delete_topics_with_prefix, ensure_topics
 from infra.messaging.topics import BASE_NAMES, topic_name
 from services.ledger.adapters.policy_repo import store_policies
+from services.ledger.app import SCHEMA as LEDGER_SCHEMA
 from services.ledger.domain.policy_file import parse_policies
 from services.orders.adapters.catalogue_repo import load_catalogue as load_catalogue_db
 from services.orders.app import SCHEMA as ORDERS_SCHEMA
@@ -63,7 +64,9 @@ class PipelineEnv:
         try:
             async with engine.begin() as c:
                 await load_catalogue_db(UnitOfWork(c, ORDERS_SCHEMA), scaled_catalogue(orders), "seeded-load")
-                await store_policies(c, parse_policies(yaml.safe_load(POLICIES.read_text()), str(POLICIES)))
+                await store_policies(
+                    UnitOfWork(c, LEDGER_SCHEMA), parse_policies(yaml.safe_load(POLICIES.read_text()), str(POLICIES))
+                )
         finally:
             await engine.dispose()
         topics = [topic_name(b, self.prefix) for b in BASE_NAMES]

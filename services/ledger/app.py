@@ -1,17 +1,65 @@
-"""The ledger service process: consumes order and settlement events, posts the double-entry journal."""
+"""The ledger service process: consumes order and settlement events, posts the double-entry journal.
+
+:func:`build_runtime` is the composition root: it names the schema, builds the topics under the deployment's
+prefix and the use cases, and hands them down. :class:`LedgerProcessor` is the Kafka entry point: it turns a
+batch into envelopes and a unit of work, and the use case's refusals into the consumer's rejections.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+from collections.abc import Sequence
 
+from prometheus_client import Counter
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from infra.db.unit_of_work import UnitOfWork
+from infra.messaging.consumer import InboundEvent, Rejection
+from infra.messaging.delivery import Delivery
 from infra.runtime import ServiceRuntime
 from infra.settings import KafkaSettings
 from services.contracts.registry import EVENT_TYPES
 from services.ledger.outbound import LedgerTopics
 from services.ledger.parked import ParkedGauges, run_parked_gauges
-from services.ledger.posting import POSTED_EVENT_TYPES, LedgerProcessor
+from services.ledger.posting import PostEvents
+from services.ledger.posting_plan import POSTED_EVENT_TYPES, Refused
 
 SCHEMA = "ledger"
+"""The ledger's PostgreSQL schema: named here, in the composition root, and handed to everything that writes SQL."""
+
+
+class LedgerProcessor:
+    """Batch handler of ``orders.events`` and ``marketplace.settlements``: :class:`PostEvents` in a unit of work."""
+
+    def __init__(self, topics: LedgerTopics, schema: str, conflicts_metric: Counter | None = None) -> None:
+        """``topics``: where entries are announced and where parked settlements and refunds came from;
+        ``schema``: the ledger's tables; ``conflicts_metric``: counts posting conflicts (alert on any)."""
+        self._post = PostEvents(topics)
+        self._schema = schema
+        self._settlements = topics.settlements
+        self._conflicts = conflicts_metric
+
+    async def __call__(self, conn: AsyncConnection, events: Sequence[InboundEvent]) -> list[Rejection]:
+        """Post what ``events`` call for in ``conn``'s transaction; return the rejected ones."""
+        outcome = await self._post(UnitOfWork(conn, self._schema), [e.envelope for e in events])
+        if self._conflicts is not None and outcome.conflicts:
+            self._conflicts.inc(outcome.conflicts)
+        return rejections(events, outcome.refusals, self._settlements)
+
+
+def rejections(events: Sequence[InboundEvent], refusals: Sequence[Refused], settlements: str) -> list[Rejection]:
+    """The consumer's rejections for ``refusals``: an event of this batch with its own delivery; one an earlier
+    batch parked with a delivery rebuilt to carry it to the dead-letter topic of the topic it came from, at the
+    partition and offset it arrived at (without an inbox row, none expected: ``settlements``, -1, -1)."""
+    by_id = {e.envelope.event_id: e for e in events}
+    rejected = []
+    for r in refusals:
+        event = by_id.get(r.envelope.event_id)
+        if event is None:
+            topic, partition, offset = r.origin or (settlements, -1, -1)
+            value = r.envelope.to_bytes()
+            event = InboundEvent(r.envelope, Delivery(topic, partition, offset, r.envelope.subject.encode(), value))
+        rejected.append(Rejection(event, r.reason, r.facts))
+    return rejected
 
 
 def build_runtime(database_url: str, kafka: KafkaSettings, *, topics: LedgerTopics | None = None) -> ServiceRuntime:
@@ -27,7 +75,7 @@ def build_runtime(database_url: str, kafka: KafkaSettings, *, topics: LedgerTopi
     runtime.add_consumer(
         name="ledger",
         topics=[topics.orders_events, topics.settlements],
-        handler=LedgerProcessor(conflicts, topics),
+        handler=LedgerProcessor(topics, SCHEMA, conflicts),
         description="Order completions, settlements and refunds → balanced, hash-chained journal entries.",
         event_types=POSTED_EVENT_TYPES,
         # Types no contract defines are dead-lettered at arrival rather than skipped with the others.
@@ -36,7 +84,7 @@ def build_runtime(database_url: str, kafka: KafkaSettings, *, topics: LedgerTopi
     gauges = ParkedGauges(runtime.metrics.registry)
     # Not required for readiness: postings go on while the gauges are stale.
     runtime.add_background(
-        "parked-gauges", lambda stop: run_parked_gauges(runtime.engine, gauges, stop), required=False
+        "parked-gauges", lambda stop: run_parked_gauges(runtime.engine, SCHEMA, gauges, stop), required=False
     )
     runtime.declare_output(topics.entries, "entry_posted per journal entry, keyed by order key (or posting key).")
     return runtime

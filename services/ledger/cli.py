@@ -19,12 +19,13 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from infra.db.engine import make_engine
+from infra.db.unit_of_work import UnitOfWork
 from infra.settings import KafkaSettings, database_settings
 from services.ledger.adapters.facts_repo import parked_events
 from services.ledger.adapters.policy_repo import store_policies
+from services.ledger.app import SCHEMA
 from services.ledger.domain import accounts
 from services.ledger.domain.errors import LedgerDomainError
 from services.ledger.domain.policy_file import parse_policies
@@ -46,14 +47,15 @@ _console = Console()
 T = TypeVar("T")
 
 
-def _run(work: Callable[[AsyncConnection], Awaitable[T]], *, read_only: bool = True) -> T:
+def _run(work: Callable[[UnitOfWork], Awaitable[T]], *, read_only: bool = True) -> T:
+    """Run ``work`` in one transaction on the ledger's schema (as the auditor when ``read_only`` and it is set)."""
     url = os.environ.get("KARYA_AUDITOR_URL") if read_only else None
 
     async def main() -> T:
         engine = make_engine(url or database_settings().url, pool_size=1)
         try:
             async with engine.begin() as conn:
-                return await work(conn)
+                return await work(UnitOfWork(conn, SCHEMA))
         finally:
             await engine.dispose()
 
@@ -88,9 +90,9 @@ def verify(as_json: bool = typer.Option(False, "--json")) -> None:
     def progress(done: int, total: int) -> None:
         typer.echo(f"verified {done:,} of {total:,} entries", err=True)
 
-    async def work(conn: AsyncConnection) -> tuple[Verification, int, list[BalanceMismatch]]:
-        chain = await verify_chain(conn, progress)
-        checked, mismatches = await verify_balances(conn)
+    async def work(uow: UnitOfWork) -> tuple[Verification, int, list[BalanceMismatch]]:
+        chain = await verify_chain(uow, progress)
+        checked, mismatches = await verify_balances(uow)
         return chain, checked, mismatches
 
     result, checked, mismatches = _run(work)
@@ -130,7 +132,7 @@ def trial_balance_cmd(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Per account: debit, credit and balance; totals must agree."""
-    rows = _run(lambda conn: trial_balance(conn, _time(as_of)))
+    rows = _run(lambda uow: trial_balance(uow, _time(as_of)))
     debits, credits = sum(r["debit"] for r in rows), sum(r["credit"] for r in rows)
     if as_json:
         _json({"accounts": rows, "total_debit": debits, "total_credit": credits, "balanced": debits == credits})
@@ -155,7 +157,7 @@ def statement_cmd(
     except LedgerDomainError as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(2) from exc
-    result = _run(lambda conn: statement(conn, account, _time(start), _time(end)))
+    result = _run(lambda uow: statement(uow, account, _time(start), _time(end)))
     if as_json:
         _json(result)
         return
@@ -174,7 +176,7 @@ def statement_cmd(
 @ledger_app.command("inmate")
 def inmate_cmd(inmate_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
     """Savings of one inmate (pseudonymous id) and every sale behind them."""
-    result = _run(lambda conn: inmate_savings(conn, inmate_id))
+    result = _run(lambda uow: inmate_savings(uow, inmate_id))
     if as_json:
         _json(result)
         return
@@ -201,7 +203,7 @@ def pending_cmd(
     except ValueError as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(2) from exc
-    parked = _run(lambda conn: parked_events(conn, threshold))
+    parked = _run(lambda uow: parked_events(uow, threshold))
     if as_json:
         _json([{**p.__dict__, "event_id": str(p.event_id)} for p in parked])
         return
@@ -245,8 +247,8 @@ def payout_cmd(
     """Pay savings out on release (refused above the balance; once per payout id)."""
     topics = LedgerTopics.with_prefix(KafkaSettings().topic_prefix)
 
-    async def work(conn: AsyncConnection) -> str:
-        outcome = await pay_out(conn, inmate_id, amount, payout_id, datetime.now(UTC), topics)
+    async def work(uow: UnitOfWork) -> str:
+        outcome = await pay_out(uow, topics, inmate_id, amount, payout_id, datetime.now(UTC))
         if not outcome.posted:
             return f"payout {payout_id} was already posted"
         return f"paid {amount:,} to {inmate_id}; savings now {outcome.savings_after:,}"
@@ -263,7 +265,7 @@ def policy_load(path: Path = typer.Argument(..., exists=True, dir_okay=False)) -
     """Validate and load split policies (new versions only; a changed existing version is refused)."""
     try:
         policies = parse_policies(yaml.safe_load(path.read_text()), str(path))
-        new, same = _run(lambda conn: store_policies(conn, policies), read_only=False)
+        new, same = _run(lambda uow: store_policies(uow, policies), read_only=False)
     except (LedgerDomainError, yaml.YAMLError) as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(1) from exc

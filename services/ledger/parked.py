@@ -14,6 +14,7 @@ import contextlib
 from prometheus_client import CollectorRegistry, Gauge
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from infra.db.unit_of_work import UnitOfWork
 from infra.errors import describe_error
 from infra.logging import get_logger
 from services.ledger.adapters.facts_repo import parked_summary
@@ -30,7 +31,7 @@ class ParkedGauges:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.count = Gauge(
             "karya_ledger_parked_events",
-            "Events parked in ledger.pending_events, by what they wait for",
+            "Events parked in the ledger's pending_events, by what they wait for",
             ["waiting_for"],
             registry=registry,
         )
@@ -49,21 +50,21 @@ class ParkedGauges:
             self.count.labels(waiting_for).set(count)
             self.oldest_age.labels(waiting_for).set(oldest)
 
-    async def refresh(self, engine: AsyncEngine) -> None:
-        """Read the parked events' summary and export it."""
+    async def refresh(self, engine: AsyncEngine, schema: str) -> None:
+        """Read the parked events' summary from the ledger's ``schema`` and export it."""
         async with engine.connect() as conn:
-            summary = await parked_summary(conn)
+            summary = await parked_summary(UnitOfWork(conn, schema))
         self.set(summary)
 
 
 async def run_parked_gauges(
-    engine: AsyncEngine, gauges: ParkedGauges, stop: asyncio.Event, interval_s: float = 15.0
+    engine: AsyncEngine, schema: str, gauges: ParkedGauges, stop: asyncio.Event, interval_s: float = 15.0
 ) -> None:
     """Refresh ``gauges`` every ``interval_s`` seconds until ``stop`` is set (a failed refresh is logged and
     retried at the next tick; the gauges keep their last values meanwhile)."""
     while not stop.is_set():
         try:
-            await gauges.refresh(engine)
+            await gauges.refresh(engine, schema)
         except Exception as exc:  # described, not dumped: a database error's text can quote a value
             log.warning("parked_gauges_failed", **describe_error(exc))
         with contextlib.suppress(TimeoutError):

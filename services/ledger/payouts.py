@@ -12,18 +12,17 @@ paying out.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from infra.messaging.outbox import enqueue
+from infra.db.unit_of_work import UnitOfWork
 from services.ledger.adapters.journal_repo import line_balances, post_entries, posted_request
 from services.ledger.adapters.locks import balances_under_chain_head, lock_chain_head
 from services.ledger.domain import accounts
 from services.ledger.domain.errors import InsufficientBalanceError, LedgerDomainError
-from services.ledger.domain.journal import EntryKind, request_hash
+from services.ledger.domain.journal import EntryKind, JournalEntry, request_hash
 from services.ledger.domain.model import PayoutRequest
 from services.ledger.domain.postings import build_payout, payout_key
 from services.ledger.outbound import LedgerTopics, entry_posted_messages
@@ -40,43 +39,69 @@ class PayoutOutcome:
     savings_after: int | None = None
 
 
+@dataclass(frozen=True)
+class PayoutFacts:
+    """What the payout plan reads, loaded under the chain head: the request hash and effective time of an entry
+    already posted under the payout's key (if any), the savings balance as stored and as its lines sum it."""
+
+    posted: tuple[str, datetime] | None
+    balance: int
+    from_lines: int
+
+
+def plan_payout(request: PayoutRequest, facts: PayoutFacts) -> JournalEntry | None:
+    """The payout entry to post, or ``None`` for a retry of a payout already posted. Pure. Raises
+    :class:`LedgerDomainError` for a payout id used for a different payout or a balance its lines disown, and
+    :class:`InsufficientBalanceError` (naming :data:`SAVINGS_RULE`) above the savings balance."""
+    account = accounts.inmate_savings(request.inmate_id)
+    if facts.posted is not None:
+        # A retry: the same request hashes the same at the time it was first posted (the balance already paid
+        # for it, so it is not checked again).
+        stored_hash, first_paid_at = facts.posted
+        if request_hash(EntryKind.PAYOUT, replace(request, paid_at=first_paid_at)) != stored_hash:
+            raise LedgerDomainError(f"payout id {request.payout_id} was already used for a different payout")
+        return None
+    if facts.balance != facts.from_lines:
+        # Only the schema owner can write balances now; a payout never relies on a figure its lines disown.
+        raise LedgerDomainError(
+            f"payout refused (balance_matches_journal): the stored balance of {account} is "
+            f"{facts.balance} but its journal lines sum to {facts.from_lines}; run karya ledger verify"
+        )
+    try:
+        return build_payout(request, {account: facts.balance})
+    except InsufficientBalanceError as exc:
+        raise InsufficientBalanceError(f"payout refused ({SAVINGS_RULE}): {exc}") from exc
+
+
 async def pay_out(
-    conn: AsyncConnection,
+    uow: UnitOfWork,
+    topics: LedgerTopics,
     inmate_id: str,
     amount: int,
     payout_id: str,
     paid_at: datetime,
-    topics: LedgerTopics | None = None,
 ) -> PayoutOutcome:
-    """Post the payout ``payout_id`` in ``conn``'s transaction (the caller commits; its ``entry_posted`` goes to
-    ``topics``, default the base names); a retry of the same payout
-    is answered as already posted. Raises :class:`LedgerDomainError` for a payout id used for a different payout
-    and :class:`InsufficientBalanceError` (naming :data:`SAVINGS_RULE`) above the savings balance."""
+    """Post the payout ``payout_id`` in ``uow``'s transaction (the caller commits; its ``entry_posted`` goes to
+    ``topics.entries``); a retry of the same payout is answered as already posted. Raises what
+    :func:`plan_payout` raises, and :class:`InsufficientBalanceError` if the database still refuses the payout
+    under :data:`SAVINGS_RULE`."""
+    request = PayoutRequest(inmate_id, payout_id, amount, paid_at)
     account = accounts.inmate_savings(inmate_id)
-    await lock_chain_head(conn)
-    posted = await posted_request(conn, payout_key(inmate_id, payout_id))
-    if posted is not None:
-        # A retry: the same request hashes the same at the time it was first posted (the balance already paid
-        # for it, so it is not checked again).
-        stored_hash, first_paid_at = posted
-        if request_hash(EntryKind.PAYOUT, PayoutRequest(inmate_id, payout_id, amount, first_paid_at)) != stored_hash:
-            raise LedgerDomainError(f"payout id {payout_id} was already used for a different payout")
+    # load, under the lock order of services.ledger.adapters.locks: the chain head first
+    await lock_chain_head(uow)
+    posted = await posted_request(uow, payout_key(inmate_id, payout_id))
+    if posted is None:
+        balance = (await balances_under_chain_head(uow, [account])).get(account, 0)
+        from_lines = (await line_balances(uow, [account])).get(account, 0)
+    else:
+        balance = from_lines = 0  # not read: a retry is decided by the stored request alone
+    # plan
+    entry = plan_payout(request, PayoutFacts(posted, balance, from_lines))
+    if entry is None:
         return PayoutOutcome(posted=False)
-    balances = await balances_under_chain_head(conn, [account])
-    from_lines = await line_balances(conn, [account])
-    if balances.get(account, 0) != from_lines.get(account, 0):
-        # Only the schema owner can write balances now; a payout never relies on a figure its lines disown.
-        raise LedgerDomainError(
-            f"payout refused (balance_matches_journal): the stored balance of {account} is "
-            f"{balances.get(account, 0)} but its journal lines sum to {from_lines.get(account, 0)}; "
-            "run karya ledger verify"
-        )
+    # write
     try:
-        entry = build_payout(PayoutRequest(inmate_id, payout_id, amount, paid_at), balances)
-    except InsufficientBalanceError as exc:
-        raise InsufficientBalanceError(f"payout refused ({SAVINGS_RULE}): {exc}") from exc
-    try:
-        result = await post_entries(conn, [(entry, f"cli:payout:{payout_id}")])
+        result = await post_entries(uow, [(entry, f"cli:payout:{payout_id}")])
     except IntegrityError as exc:
         if _constraint_of(exc) == SAVINGS_RULE:
             raise InsufficientBalanceError(
@@ -85,12 +110,12 @@ async def pay_out(
             ) from exc
         raise
     # Announced in the posting's transaction, like every other posting; a running ledger's relay publishes it.
-    await enqueue(conn, "ledger", entry_posted_messages(result.posted, (topics or LedgerTopics()).entries))
+    await uow.publish(entry_posted_messages(result.posted, topics.entries))
     if result.conflicts:
         raise LedgerDomainError(f"payout id {payout_id} was already used for a different payout")
     if result.already_posted:
         return PayoutOutcome(posted=False)
-    return PayoutOutcome(posted=True, savings_after=balances.get(account, 0) - amount)
+    return PayoutOutcome(posted=True, savings_after=balance - amount)
 
 
 def _constraint_of(exc: IntegrityError) -> str | None:

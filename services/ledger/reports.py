@@ -8,8 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from infra.db.unit_of_work import UnitOfWork
 from services.ledger.domain import accounts
 from services.ledger.domain.hashchain import GENESIS_HASH, CommittedEntry, chain_hash
 from services.ledger.domain.journal import EntryKind, JournalEntry, Line
@@ -19,24 +19,25 @@ def _balance(normal_side: str, debit: int, credit: int) -> int:
     return debit - credit if normal_side == "D" else credit - debit
 
 
-async def trial_balance(conn: AsyncConnection, as_of: datetime | None = None) -> list[dict[str, Any]]:
+async def trial_balance(uow: UnitOfWork, as_of: datetime | None = None) -> list[dict[str, Any]]:
     """Per account: debit, credit and normal-side balance — now (balances table) or as of a time (lines)."""
     if as_of is None:
         sql = (
             "SELECT a.code AS account, a.type, a.normal_side, b.debit_total AS debit, b.credit_total AS credit "
-            "FROM ledger.account_balances b JOIN ledger.accounts a ON a.code = b.account ORDER BY a.code"
+            f"FROM {uow.table('account_balances')} b JOIN {uow.table('accounts')} a ON a.code = b.account "
+            "ORDER BY a.code"
         )
-        rows = await conn.execute(text(sql))
+        rows = await uow.conn.execute(text(sql))
     else:
         sql = (
             "SELECT a.code AS account, a.type, a.normal_side, "
             "coalesce(sum(l.amount) FILTER (WHERE l.side = 'D'), 0)::bigint AS debit, "
             "coalesce(sum(l.amount) FILTER (WHERE l.side = 'C'), 0)::bigint AS credit "
-            "FROM ledger.journal_lines l JOIN ledger.journal_entries e USING (sequence) "
-            "JOIN ledger.accounts a ON a.code = l.account WHERE e.effective_at <= :t "
+            f"FROM {uow.table('journal_lines')} l JOIN {uow.table('journal_entries')} e USING (sequence) "
+            f"JOIN {uow.table('accounts')} a ON a.code = l.account WHERE e.effective_at <= :t "
             "GROUP BY a.code, a.type, a.normal_side ORDER BY a.code"
         )
-        rows = await conn.execute(text(sql), {"t": as_of})
+        rows = await uow.conn.execute(text(sql), {"t": as_of})
     return [
         {
             "account": r.account,
@@ -50,7 +51,7 @@ async def trial_balance(conn: AsyncConnection, as_of: datetime | None = None) ->
 
 
 async def statement(
-    conn: AsyncConnection, account: str, start: datetime | None = None, end: datetime | None = None
+    uow: UnitOfWork, account: str, start: datetime | None = None, end: datetime | None = None
 ) -> dict[str, Any]:
     """Register of one account between ``start`` and ``end`` (effective time) with a running balance."""
     info = accounts.account_info(account)
@@ -58,20 +59,21 @@ async def statement(
     opening = 0
     if start is not None:
         row = (
-            await conn.execute(
+            await uow.conn.execute(
                 text(
                     "SELECT coalesce(sum(CASE l.side WHEN 'D' THEN l.amount ELSE -l.amount END), 0) FROM "
-                    "ledger.journal_lines l JOIN ledger.journal_entries e USING (sequence) "
+                    f"{uow.table('journal_lines')} l JOIN {uow.table('journal_entries')} e USING (sequence) "
                     "WHERE l.account = :a AND e.effective_at < :s"
                 ),
                 {"a": account, "s": start},
             )
         ).scalar_one()
         opening = int(row) if side == "D" else -int(row)
-    rows = await conn.execute(
+    rows = await uow.conn.execute(
         text(
             "SELECT e.sequence, e.effective_at, e.posting_key, e.kind, e.memo, e.order_key, e.policy_ref, l.side, "
-            "l.amount FROM ledger.journal_lines l JOIN ledger.journal_entries e USING (sequence) WHERE l.account = :a "
+            f"l.amount FROM {uow.table('journal_lines')} l JOIN {uow.table('journal_entries')} e USING (sequence) "
+            "WHERE l.account = :a "
             "AND (CAST(:s AS timestamptz) IS NULL OR e.effective_at >= :s) "
             "AND (CAST(:t AS timestamptz) IS NULL OR e.effective_at < :t) "
             "ORDER BY e.effective_at, e.sequence, l.line_no"
@@ -106,24 +108,26 @@ async def statement(
     }
 
 
-async def inmate_savings(conn: AsyncConnection, inmate_id: str) -> dict[str, Any]:
+async def inmate_savings(uow: UnitOfWork, inmate_id: str) -> dict[str, Any]:
     """Savings balance of one inmate (pseudonym) and every posting behind it: order, batch, policy version."""
     account = accounts.inmate_savings(inmate_id)
     receivable = accounts.inmate_receivable(inmate_id)
     balances = {
         r.account: _balance(r.normal_side, int(r.debit_total), int(r.credit_total))
-        for r in await conn.execute(
+        for r in await uow.conn.execute(
             text(
-                "SELECT b.account, a.normal_side, b.debit_total, b.credit_total FROM ledger.account_balances b "
-                "JOIN ledger.accounts a ON a.code = b.account WHERE b.account = ANY(:a)"
+                "SELECT b.account, a.normal_side, b.debit_total, b.credit_total "
+                f"FROM {uow.table('account_balances')} b "
+                f"JOIN {uow.table('accounts')} a ON a.code = b.account WHERE b.account = ANY(:a)"
             ),
             {"a": [account, receivable]},
         )
     }
-    rows = await conn.execute(
+    rows = await uow.conn.execute(
         text(
             "SELECT e.sequence, e.effective_at, e.kind, e.order_key, e.batch_id, e.policy_ref, l.side, l.amount "
-            "FROM ledger.journal_lines l JOIN ledger.journal_entries e USING (sequence) WHERE l.account = :a "
+            f"FROM {uow.table('journal_lines')} l JOIN {uow.table('journal_entries')} e USING (sequence) "
+            "WHERE l.account = :a "
             "ORDER BY e.sequence, l.line_no"
         ),
         {"a": account},
@@ -158,21 +162,22 @@ class Verification:
     problem: str | None
 
 
-async def _committed(conn: AsyncConnection, chunk: int = 5000) -> AsyncIterator[tuple[CommittedEntry, str, str]]:
+async def _committed(uow: UnitOfWork, chunk: int = 5000) -> AsyncIterator[tuple[CommittedEntry, str, str]]:
     last = 0
     while True:
         entries = (
-            await conn.execute(
-                text("SELECT * FROM ledger.journal_entries WHERE sequence > :s ORDER BY sequence LIMIT :n"),
+            await uow.conn.execute(
+                text(f"SELECT * FROM {uow.table('journal_entries')} WHERE sequence > :s ORDER BY sequence LIMIT :n"),
                 {"s": last, "n": chunk},
             )
         ).all()
         if not entries:
             return
         lines: dict[int, list[Line]] = {}
-        for r in await conn.execute(
+        for r in await uow.conn.execute(
             text(
-                "SELECT sequence, account, side, amount FROM ledger.journal_lines WHERE sequence BETWEEN :a AND :b "
+                f"SELECT sequence, account, side, amount FROM {uow.table('journal_lines')} "
+                "WHERE sequence BETWEEN :a AND :b "
                 "ORDER BY sequence, line_no"
             ),
             {"a": entries[0].sequence, "b": entries[-1].sequence},
@@ -199,14 +204,14 @@ async def _committed(conn: AsyncConnection, chunk: int = 5000) -> AsyncIterator[
         last = entries[-1].sequence
 
 
-async def verify_chain(conn: AsyncConnection, on_progress: Callable[[int, int], None] | None = None) -> Verification:
+async def verify_chain(uow: UnitOfWork, on_progress: Callable[[int, int], None] | None = None) -> Verification:
     """Recompute every link from the genesis hash; name the first entry whose stored hash does not match.
 
     ``on_progress(done, total)`` is called every 5,000 entries (a long journal takes minutes).
     """
     expected_prev, count, expected_seq = GENESIS_HASH, 0, 1
-    total = int((await conn.execute(text("SELECT sequence FROM ledger.chain_head"))).scalar_one())
-    async for committed, prev_hash, stored in _committed(conn):
+    total = int((await uow.conn.execute(text(f"SELECT sequence FROM {uow.table('chain_head')}"))).scalar_one())
+    async for committed, prev_hash, stored in _committed(uow):
         count += 1
         if on_progress is not None and count % 5000 == 0:
             on_progress(count, total)
@@ -227,7 +232,7 @@ async def verify_chain(conn: AsyncConnection, on_progress: Callable[[int, int], 
                 "after posting, or a link before it was",
             )
         expected_prev, expected_seq = stored, seq + 1
-    head = (await conn.execute(text("SELECT sequence, hash FROM ledger.chain_head"))).one()
+    head = (await uow.conn.execute(text(f"SELECT sequence, hash FROM {uow.table('chain_head')}"))).one()
     if head.hash != expected_prev or head.sequence != expected_seq - 1:
         return Verification(count, expected_prev, head.sequence, "chain head does not match the last entry")
     return Verification(count, expected_prev, None, None)
@@ -248,20 +253,20 @@ _BALANCES_VS_LINES = """
 SELECT coalesce(b.account, l.account) AS account,
        coalesce(b.debit_total, 0) AS stored_debit, coalesce(b.credit_total, 0) AS stored_credit,
        coalesce(l.debit, 0) AS lines_debit, coalesce(l.credit, 0) AS lines_credit
-  FROM ledger.account_balances b
+  FROM {schema}.account_balances b
   FULL JOIN (SELECT account,
                     sum(amount) FILTER (WHERE side = 'D')::bigint AS debit,
                     sum(amount) FILTER (WHERE side = 'C')::bigint AS credit
-               FROM ledger.journal_lines GROUP BY account) l ON l.account = b.account
+               FROM {schema}.journal_lines GROUP BY account) l ON l.account = b.account
  WHERE coalesce(b.debit_total, 0) <> coalesce(l.debit, 0) OR coalesce(b.credit_total, 0) <> coalesce(l.credit, 0)
  ORDER BY 1"""
 
 
-async def verify_balances(conn: AsyncConnection) -> tuple[int, list[BalanceMismatch]]:
+async def verify_balances(uow: UnitOfWork) -> tuple[int, list[BalanceMismatch]]:
     """Recompute every account's debit and credit totals from the journal lines and compare them with
     ``ledger.account_balances`` (one statement, so one snapshot); the number of accounts and every mismatch."""
-    accounts_count = int((await conn.execute(text("SELECT count(*) FROM ledger.accounts"))).scalar_one())
-    rows = await conn.execute(text(_BALANCES_VS_LINES))
+    accounts_count = int((await uow.conn.execute(text(f"SELECT count(*) FROM {uow.table('accounts')}"))).scalar_one())
+    rows = await uow.conn.execute(text(_BALANCES_VS_LINES.format(schema=uow.schema)))
     return accounts_count, [
         BalanceMismatch(r.account, int(r.stored_debit), int(r.stored_credit), int(r.lines_debit), int(r.lines_credit))
         for r in rows

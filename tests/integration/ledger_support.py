@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 import yaml
+from prometheus_client import Counter
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -23,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from infra.db.engine import make_engine
 from infra.db.migrate import upgrade_to_head_async
 from infra.db.roles import RoleUrls, bootstrap_database, drop_database, role_urls
+from infra.db.unit_of_work import UnitOfWork
 from infra.environment import local_passwords
 from infra.messaging.consumer import InboundEvent, Rejection
 from infra.messaging.delivery import Delivery
@@ -31,8 +33,9 @@ from infra.messaging.relay import make_producer
 from services.contracts.marketplace import REFUND_REPORTED, SETTLEMENT_REPORTED
 from services.contracts.orders import ORDER_COMPLETED
 from services.ledger.adapters.policy_repo import store_policies
+from services.ledger.app import SCHEMA, LedgerProcessor
 from services.ledger.domain.policy_file import parse_policies
-from services.ledger.posting import LedgerProcessor
+from services.ledger.outbound import LedgerTopics
 from services.ledger.reports import verify_chain
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -184,6 +187,16 @@ def inbound(envelope: Envelope, topic: str = "test") -> InboundEvent:
     return InboundEvent(envelope, Delivery(topic, 0, 0, envelope.subject.encode(), envelope.to_bytes()))
 
 
+def ledger_uow(conn: AsyncConnection) -> UnitOfWork:
+    """The ledger's unit of work on ``conn`` (the schema the composition root names)."""
+    return UnitOfWork(conn, SCHEMA)
+
+
+def new_processor(conflicts: Counter | None = None, topics: LedgerTopics | None = None) -> LedgerProcessor:
+    """The ledger's Kafka handler as the composition root builds it (``topics``: default the base names)."""
+    return LedgerProcessor(topics or LedgerTopics(), SCHEMA, conflicts)
+
+
 async def post(engine: AsyncEngine, processor: LedgerProcessor, envelopes: Sequence[Envelope]) -> list[str]:
     """Hand ``envelopes`` to the processor as one batch in one transaction; the rejection reasons."""
     async with engine.begin() as conn:
@@ -197,7 +210,7 @@ async def load_demo_policies(url: str) -> None:
     engine = make_engine(url, pool_size=1)
     try:
         async with engine.begin() as conn:
-            await store_policies(conn, policies)
+            await store_policies(ledger_uow(conn), policies)
     finally:
         await engine.dispose()
 
@@ -307,7 +320,7 @@ async def assert_journal_sound(conn: AsyncConnection) -> None:
     assert r.drifted == [], f"balances differ from their lines: {r.drifted}"
     assert r.negative_savings == [], f"negative savings: {r.negative_savings}"
     assert r.repeated_keys == 0, "a posting key appears twice"
-    check = await verify_chain(conn)
+    check = await verify_chain(ledger_uow(conn))
     assert check.first_broken is None, f"chain broken at {check.first_broken}: {check.problem}"
 
 

@@ -16,7 +16,8 @@ from infra.messaging.metrics import MessagingMetrics
 from infra.settings import KafkaSettings
 from services.contracts.marketplace import SETTLEMENT_REPORTED
 from services.contracts.orders import ORDER_COMPLETED
-from services.ledger.posting import _checked_at_arrival
+from services.ledger.app import rejections
+from services.ledger.posting_plan import check_arrivals
 
 KEY = "shopee:s1:o1"
 
@@ -62,8 +63,9 @@ def test_the_consumer_hands_handlers_deliveries_not_kafka_records() -> None:
 def test_the_ledger_checks_settlements_on_arrival_from_in_memory_events() -> None:
     completion = _event(ORDER_COMPLETED, {}, 1)  # completions are validated when posted, not here
     broken = _event(SETTLEMENT_REPORTED, {"order_key": KEY}, 2)
-    relevant, rejected = _checked_at_arrival([completion, broken])
+    relevant, refused = check_arrivals([completion.envelope, broken.envelope])
     assert relevant == [completion.envelope]
+    rejected = rejections([completion, broken], refused, "marketplace.settlements")
     assert [r.event for r in rejected] == [broken]
     assert isinstance(rejected[0], Rejection) and rejected[0].facts["rule"] == "contract"
     assert rejected[0].event.delivery.origin == "marketplace.settlements/2/2"  # where its dead letter points

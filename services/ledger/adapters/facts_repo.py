@@ -10,8 +10,8 @@ from uuid import UUID
 
 import orjson
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from infra.db.unit_of_work import UnitOfWork
 from infra.messaging.envelope import Envelope
 from services.ledger.adapters.locks import lock_order_facts
 
@@ -29,23 +29,23 @@ class OrderFacts:
     changed: bool = False
 
 
-async def load_facts(conn: AsyncConnection, keys: Iterable[str]) -> dict[str, OrderFacts]:
+async def load_facts(uow: UnitOfWork, keys: Iterable[str]) -> dict[str, OrderFacts]:
     """Lock and load the facts of ``keys``."""
     return {
         r.order_key: OrderFacts(r.order_key, r.lapas_id, r.completion, r.settlement, r.refunded_gross)
-        for r in await lock_order_facts(conn, keys)
+        for r in await lock_order_facts(uow, keys)
     }
 
 
-async def save_facts(conn: AsyncConnection, facts: Iterable[OrderFacts]) -> None:
+async def save_facts(uow: UnitOfWork, facts: Iterable[OrderFacts]) -> None:
     """Insert new facts and update changed ones (one statement each)."""
     rows = [f for f in facts if f.is_new or f.changed]
     new = [f for f in rows if f.is_new]
     old = [f for f in rows if not f.is_new]
     if new:
-        await conn.execute(
+        await uow.conn.execute(
             text(
-                "INSERT INTO ledger.order_facts (order_key, lapas_id, completion, settlement, refunded_gross) "
+                f"INSERT INTO {uow.table('order_facts')} (order_key, lapas_id, completion, settlement, refunded_gross) "
                 "SELECT k, l, CAST(c AS jsonb), CAST(s AS jsonb), r FROM unnest(CAST(:k AS text[]), "
                 "CAST(:l AS text[]), CAST(:c AS text[]), CAST(:s AS text[]), CAST(:r AS bigint[])) AS u(k, l, c, s, r)"
             ),
@@ -57,9 +57,9 @@ async def save_facts(conn: AsyncConnection, facts: Iterable[OrderFacts]) -> None
             },
         )
     if old:
-        await conn.execute(
+        await uow.conn.execute(
             text(
-                "UPDATE ledger.order_facts f SET settlement = CAST(u.s AS jsonb), refunded_gross = u.r, "
+                f"UPDATE {uow.table('order_facts')} f SET settlement = CAST(u.s AS jsonb), refunded_gross = u.r, "
                 "updated_at = now() FROM unnest(CAST(:k AS text[]), CAST(:s AS text[]), CAST(:r AS bigint[])) "
                 "AS u(k, s, r) WHERE f.order_key = u.k"
             ),
@@ -75,21 +75,30 @@ def _changes(facts: Sequence[OrderFacts]) -> dict[str, list[Any]]:
     }
 
 
-async def take_pending(conn: AsyncConnection, keys: Iterable[str]) -> list[Envelope]:
-    """Remove and return the parked events of ``keys`` (they are re-evaluated with this batch)."""
-    rows = await conn.execute(
-        text("DELETE FROM ledger.pending_events WHERE order_key = ANY(:k) RETURNING envelope, received_at"),
+async def take_pending(uow: UnitOfWork, keys: Iterable[str]) -> tuple[list[Envelope], dict[UUID, tuple[str, int, int]]]:
+    """Remove and return the parked events of ``keys`` (they are re-evaluated with this batch), oldest first, and
+    where each first arrived — (topic, partition, offset), from the ledger's inbox — so that one refused now is
+    dead-lettered with its origin."""
+    rows = await uow.conn.execute(
+        text(
+            f"WITH taken AS (DELETE FROM {uow.table('pending_events')} WHERE order_key = ANY(:k) "
+            "RETURNING event_id, envelope, received_at) "
+            'SELECT t.event_id, t.envelope, t.received_at, i.topic, i."partition", i."offset" '
+            f"FROM taken t LEFT JOIN {uow.table('inbox')} i USING (event_id)"
+        ),
         {"k": sorted(set(keys))},
     )
-    return [Envelope.model_validate(r.envelope) for r in sorted(rows, key=lambda r: r.received_at)]
+    taken = sorted(rows, key=lambda r: r.received_at)
+    origins = {r.event_id: (r.topic, int(r.partition), int(r.offset)) for r in taken if r.topic is not None}
+    return [Envelope.model_validate(r.envelope) for r in taken], origins
 
 
-async def park(conn: AsyncConnection, parked: Sequence[tuple[Envelope, str]]) -> None:
+async def park(uow: UnitOfWork, parked: Sequence[tuple[Envelope, str]]) -> None:
     """Park events until what they wait for has been posted."""
     if parked:
-        await conn.execute(
+        await uow.conn.execute(
             text(
-                "INSERT INTO ledger.pending_events (event_id, order_key, type, envelope, waiting_for) "
+                f"INSERT INTO {uow.table('pending_events')} (event_id, order_key, type, envelope, waiting_for) "
                 "SELECT i, k, t, CAST(e AS jsonb), w FROM unnest(CAST(:i AS uuid[]), CAST(:k AS text[]), "
                 "CAST(:t AS text[]), CAST(:e AS text[]), CAST(:w AS text[])) AS u(i, k, t, e, w) "
                 "ON CONFLICT (event_id) DO NOTHING"
@@ -104,18 +113,6 @@ async def park(conn: AsyncConnection, parked: Sequence[tuple[Envelope, str]]) ->
         )
 
 
-async def arrival_origins(conn: AsyncConnection, event_ids: Iterable[UUID]) -> dict[UUID, tuple[str, int, int]]:
-    """Where each of ``event_ids`` first arrived — (topic, partition, offset), from the ledger's inbox — so a
-    parked event rejected later is dead-lettered with its origin."""
-    ids = sorted(set(event_ids))
-    if not ids:
-        return {}
-    rows = await conn.execute(
-        text('SELECT event_id, topic, "partition", "offset" FROM ledger.inbox WHERE event_id = ANY(:i)'), {"i": ids}
-    )
-    return {r.event_id: (r.topic, int(r.partition), int(r.offset)) for r in rows}
-
-
 @dataclass(frozen=True)
 class ParkedEvent:
     """An event waiting in ``ledger.pending_events`` for what it depends on (``completion`` or ``settlement``)."""
@@ -128,12 +125,12 @@ class ParkedEvent:
     age_seconds: float
 
 
-async def parked_events(conn: AsyncConnection, older_than: timedelta | None = None) -> list[ParkedEvent]:
+async def parked_events(uow: UnitOfWork, older_than: timedelta | None = None) -> list[ParkedEvent]:
     """Every parked event (parked for longer than ``older_than`` if given), oldest first."""
-    rows = await conn.execute(
+    rows = await uow.conn.execute(
         text(
             "SELECT event_id, order_key, type, waiting_for, received_at, "
-            "extract(epoch FROM clock_timestamp() - received_at)::float8 AS age FROM ledger.pending_events "
+            f"extract(epoch FROM clock_timestamp() - received_at)::float8 AS age FROM {uow.table('pending_events')} "
             "WHERE CAST(:older AS interval) IS NULL OR received_at < clock_timestamp() - CAST(:older AS interval) "
             "ORDER BY received_at, event_id"
         ),
@@ -142,12 +139,12 @@ async def parked_events(conn: AsyncConnection, older_than: timedelta | None = No
     return [ParkedEvent(r.event_id, r.order_key, r.type, r.waiting_for, r.received_at, float(r.age)) for r in rows]
 
 
-async def parked_summary(conn: AsyncConnection) -> dict[str, tuple[int, float]]:
+async def parked_summary(uow: UnitOfWork) -> dict[str, tuple[int, float]]:
     """Per ``waiting_for``: how many events are parked and the age in seconds of the oldest."""
-    rows = await conn.execute(
+    rows = await uow.conn.execute(
         text(
             "SELECT waiting_for, count(*) AS n, extract(epoch FROM clock_timestamp() - min(received_at))::float8 "
-            "AS oldest FROM ledger.pending_events GROUP BY waiting_for"
+            f"AS oldest FROM {uow.table('pending_events')} GROUP BY waiting_for"
         )
     )
     return {r.waiting_for: (int(r.n), float(r.oldest)) for r in rows}

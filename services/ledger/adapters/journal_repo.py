@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from infra.db.rowsets import RowSet, Writes
+from infra.db.unit_of_work import UnitOfWork
 from services.ledger.adapters.locks import lock_chain_head
 from services.ledger.domain.accounts import Side, account_info
 from services.ledger.domain.hashchain import CommittedEntry, chain_hash
@@ -40,22 +41,22 @@ class PostingResult:
     conflicts: list[Conflict] = field(default_factory=list)
 
 
-async def existing_hashes(conn: AsyncConnection, keys: Sequence[str]) -> dict[str, str]:
+async def existing_hashes(uow: UnitOfWork, keys: Sequence[str]) -> dict[str, str]:
     """Request hash of every posting key among ``keys`` that is already in the journal."""
     if not keys:
         return {}
-    rows = await conn.execute(
-        text("SELECT posting_key, request_hash FROM ledger.journal_entries WHERE posting_key = ANY(:k)"),
+    rows = await uow.conn.execute(
+        text(f"SELECT posting_key, request_hash FROM {uow.table('journal_entries')} WHERE posting_key = ANY(:k)"),
         {"k": sorted(set(keys))},
     )
     return {r.posting_key: r.request_hash for r in rows}
 
 
-async def posted_request(conn: AsyncConnection, posting_key: str) -> tuple[str, datetime] | None:
+async def posted_request(uow: UnitOfWork, posting_key: str) -> tuple[str, datetime] | None:
     """Request hash and effective time of the entry posted under ``posting_key``, if there is one."""
     row = (
-        await conn.execute(
-            text("SELECT request_hash, effective_at FROM ledger.journal_entries WHERE posting_key = :k"),
+        await uow.conn.execute(
+            text(f"SELECT request_hash, effective_at FROM {uow.table('journal_entries')} WHERE posting_key = :k"),
             {"k": posting_key},
         )
     ).one_or_none()
@@ -63,11 +64,11 @@ async def posted_request(conn: AsyncConnection, posting_key: str) -> tuple[str, 
 
 
 async def post_entries(
-    conn: AsyncConnection, entries: Sequence[tuple[JournalEntry, str | None]], known: dict[str, str] | None = None
+    uow: UnitOfWork, entries: Sequence[tuple[JournalEntry, str | None]], known: dict[str, str] | None = None
 ) -> PostingResult:
     """Post ``(entry, source_event)`` pairs once each; same key + same hash is the existing answer."""
     result = PostingResult()
-    known = dict(known) if known is not None else await existing_hashes(conn, [e.posting_key for e, _ in entries])
+    known = dict(known) if known is not None else await existing_hashes(uow, [e.posting_key for e, _ in entries])
     fresh: list[tuple[JournalEntry, str | None]] = []
     for entry, source in entries:
         entry.validate()
@@ -79,11 +80,11 @@ async def post_entries(
             result.already_posted.append(entry.posting_key)
         else:
             result.conflicts.append(Conflict(entry.posting_key, seen, entry.request_hash, source))
-    await record_conflicts(conn, result.conflicts)
+    await record_conflicts(uow, result.conflicts)
     if not fresh:
         return result
-    await _open_accounts(conn, {line.account for e, _ in fresh for line in e.lines})
-    head_seq, head_hash = await lock_chain_head(conn)
+    await _open_accounts(uow, {line.account for e, _ in fresh for line in e.lines})
+    head_seq, head_hash = await lock_chain_head(uow)
     recorded_at = datetime.now(UTC)
     committed: list[CommittedEntry] = []
     prev_hashes: list[str] = []
@@ -93,20 +94,21 @@ async def post_entries(
         committed.append(CommittedEntry(c.sequence, entry, recorded_at, source, digest))
         prev_hashes.append(head_hash)
         head_hash = digest
-    await _insert(conn, committed, prev_hashes)
-    await conn.execute(
-        text("UPDATE ledger.chain_head SET sequence = :s, hash = :h"), {"s": committed[-1].sequence, "h": head_hash}
+    await _insert(uow, committed, prev_hashes)
+    await uow.conn.execute(
+        text(f"UPDATE {uow.table('chain_head')} SET sequence = :s, hash = :h"),
+        {"s": committed[-1].sequence, "h": head_hash},
     )
     result.posted = committed
     return result
 
 
-async def record_conflicts(conn: AsyncConnection, conflicts: Sequence[Conflict]) -> None:
+async def record_conflicts(uow: UnitOfWork, conflicts: Sequence[Conflict]) -> None:
     """Record ``conflicts`` in ``ledger.posting_conflicts`` (the caller alerts and dead-letters)."""
     if conflicts:
-        await conn.execute(
+        await uow.conn.execute(
             text(
-                "INSERT INTO ledger.posting_conflicts (posting_key, existing_hash, new_hash, source_event) "
+                f"INSERT INTO {uow.table('posting_conflicts')} (posting_key, existing_hash, new_hash, source_event) "
                 "VALUES (:posting_key, :existing_hash, :new_hash, :source_event)"
             ),
             [_conflict_params(c) for c in conflicts],
@@ -122,12 +124,12 @@ def _conflict_params(c: Conflict) -> dict[str, Any]:
     }
 
 
-async def _open_accounts(conn: AsyncConnection, codes: set[str]) -> None:
+async def _open_accounts(uow: UnitOfWork, codes: set[str]) -> None:
     ordered = sorted(codes)
     infos = [account_info(code) for code in ordered]
-    await conn.execute(
+    await uow.conn.execute(
         text(
-            "INSERT INTO ledger.accounts (code, type, normal_side) SELECT * FROM unnest(CAST(:c AS text[]), "
+            f"INSERT INTO {uow.table('accounts')} (code, type, normal_side) SELECT * FROM unnest(CAST(:c AS text[]), "
             "CAST(:t AS text[]), CAST(:s AS text[])) ON CONFLICT (code) DO NOTHING"
         ),
         {"c": ordered, "t": [i.type.value for i in infos], "s": [i.normal_side.value for i in infos]},
@@ -136,33 +138,39 @@ async def _open_accounts(conn: AsyncConnection, codes: set[str]) -> None:
 
 _SIDE_CODES = {side: side.value for side in Side}  # enum .value is a Python-level property call, per line
 
-_ENTRIES = RowSet(
-    "INSERT INTO ledger.journal_entries (sequence, posting_key, request_hash, kind, memo, effective_at, recorded_at, "
-    "source_event, policy_ref, reverses, order_key, batch_id, prev_hash, chain_hash) SELECT * FROM {rows}",
-    [
-        ("seq", "bigint"),
-        ("key", "text"),
-        ("rh", "text"),
-        ("kind", "text"),
-        ("memo", "text"),
-        ("eff", "timestamptz"),
-        ("rec", "timestamptz"),
-        ("src", "text"),
-        ("pol", "text"),
-        ("rev", "text"),
-        ("ok", "text"),
-        ("bid", "text"),
-        ("prev", "text"),
-        ("hash", "text"),
-    ],
-)
-_LINES = RowSet(
-    "INSERT INTO ledger.journal_lines (sequence, line_no, account, side, amount) SELECT * FROM {rows}",
-    [("s", "bigint"), ("n", "int"), ("a", "text"), ("d", "char(1)"), ("m", "bigint")],
-)
+
+@cache
+def _row_sets(schema: str) -> tuple[RowSet, RowSet]:
+    """The entry and line inserts into ``schema``'s journal (built once per schema)."""
+    entries = RowSet(_ENTRIES.replace("{schema}", schema), _ENTRY_COLUMNS)
+    return entries, RowSet(_LINES.replace("{schema}", schema), _LINE_COLUMNS)
 
 
-async def _insert(conn: AsyncConnection, committed: Sequence[CommittedEntry], prev_hashes: Sequence[str]) -> None:
+_ENTRIES = (
+    "INSERT INTO {schema}.journal_entries (sequence, posting_key, request_hash, kind, memo, effective_at, recorded_at, "
+    "source_event, policy_ref, reverses, order_key, batch_id, prev_hash, chain_hash) SELECT * FROM {rows}"
+)
+_ENTRY_COLUMNS = [
+    ("seq", "bigint"),
+    ("key", "text"),
+    ("rh", "text"),
+    ("kind", "text"),
+    ("memo", "text"),
+    ("eff", "timestamptz"),
+    ("rec", "timestamptz"),
+    ("src", "text"),
+    ("pol", "text"),
+    ("rev", "text"),
+    ("ok", "text"),
+    ("bid", "text"),
+    ("prev", "text"),
+    ("hash", "text"),
+]
+_LINES = "INSERT INTO {schema}.journal_lines (sequence, line_no, account, side, amount) SELECT * FROM {rows}"
+_LINE_COLUMNS = [("s", "bigint"), ("n", "int"), ("a", "text"), ("d", "char(1)"), ("m", "bigint")]
+
+
+async def _insert(uow: UnitOfWork, committed: Sequence[CommittedEntry], prev_hashes: Sequence[str]) -> None:
     """Entries and their lines in ONE statement: the statement triggers check the batch as a whole (every entry
     balanced with at least two lines, every line with its entry and an opened account) and add the lines to the
     account balances."""
@@ -175,9 +183,10 @@ async def _insert(conn: AsyncConnection, committed: Sequence[CommittedEntry], pr
             sides.append(_SIDE_CODES[line.side])
             amounts.append(line.amount)
     entries = [c.entry for c in committed]
+    entries_rows, lines_rows = _row_sets(uow.schema)
     writes = Writes()
     writes.add(
-        _ENTRIES,
+        entries_rows,
         [
             [c.sequence for c in committed],
             [e.posting_key for e in entries],
@@ -195,18 +204,18 @@ async def _insert(conn: AsyncConnection, committed: Sequence[CommittedEntry], pr
             [c.chain_hash for c in committed],
         ],
     )
-    writes.add(_LINES, [seqs, nos, accts, sides, amounts])
-    await writes.execute(conn)
+    writes.add(lines_rows, [seqs, nos, accts, sides, amounts])
+    await writes.execute(uow.conn)
 
 
-async def normal_balances(conn: AsyncConnection, accounts: Sequence[str]) -> dict[str, int]:
+async def normal_balances(uow: UnitOfWork, accounts: Sequence[str]) -> dict[str, int]:
     """Current normal-side balances of ``accounts`` (missing accounts are 0)."""
     if not accounts:
         return {}
-    rows = await conn.execute(
+    rows = await uow.conn.execute(
         text(
-            "SELECT b.account, b.debit_total, b.credit_total, a.normal_side FROM ledger.account_balances b "
-            "JOIN ledger.accounts a ON a.code = b.account WHERE b.account = ANY(:a)"
+            f"SELECT b.account, b.debit_total, b.credit_total, a.normal_side FROM {uow.table('account_balances')} b "
+            f"JOIN {uow.table('accounts')} a ON a.code = b.account WHERE b.account = ANY(:a)"
         ),
         {"a": sorted(set(accounts))},
     )
@@ -216,15 +225,16 @@ async def normal_balances(conn: AsyncConnection, accounts: Sequence[str]) -> dic
     }
 
 
-async def line_balances(conn: AsyncConnection, accounts: Sequence[str]) -> dict[str, int]:
+async def line_balances(uow: UnitOfWork, accounts: Sequence[str]) -> dict[str, int]:
     """Normal-side balances of ``accounts`` summed from their journal lines (an account without lines is 0 and
     absent): what ``ledger.account_balances`` must say. Index-driven per account; meant for a few accounts."""
     if not accounts:
         return {}
-    rows = await conn.execute(
+    rows = await uow.conn.execute(
         text(
             "SELECT l.account, a.normal_side, sum(CASE l.side WHEN 'D' THEN l.amount ELSE -l.amount END) AS net "
-            "FROM ledger.journal_lines l JOIN ledger.accounts a ON a.code = l.account WHERE l.account = ANY(:a) "
+            f"FROM {uow.table('journal_lines')} l JOIN {uow.table('accounts')} a ON a.code = l.account "
+            "WHERE l.account = ANY(:a) "
             "GROUP BY l.account, a.normal_side"
         ),
         {"a": sorted(set(accounts))},

@@ -1,5 +1,6 @@
 """Every row lock the ledger takes, in one global order: order facts (by key) → chain head → balances (by
-account). Posting transactions serialise on the chain head, so commit order is chain order.
+account). Posting transactions serialise on the chain head, so commit order is chain order. The events parked
+for an order are taken (deleted, which locks their rows) only after its facts row is locked.
 
 Balance rows are written only by the database: the ``journal_lines_to_balances`` statement trigger (migration
 ``ledger_0006``) upserts them, in account order, at the end of each statement that inserts journal lines — that
@@ -15,18 +16,20 @@ from collections.abc import Iterable, Sequence
 
 from sqlalchemy import text
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection
+
+from infra.db.unit_of_work import UnitOfWork
 
 
-async def lock_order_facts(conn: AsyncConnection, order_keys: Iterable[str]) -> list[Row[tuple[object, ...]]]:
+async def lock_order_facts(uow: UnitOfWork, order_keys: Iterable[str]) -> list[Row[tuple[object, ...]]]:
     """Lock and return the facts rows of ``order_keys`` (sorted)."""
     keys = sorted(set(order_keys))
     if not keys:
         return []
     return list(
-        await conn.execute(
+        await uow.conn.execute(
             text(
-                "SELECT order_key, lapas_id, completion, settlement, refunded_gross FROM ledger.order_facts "
+                "SELECT order_key, lapas_id, completion, settlement, refunded_gross "
+                f"FROM {uow.table('order_facts')} "
                 "WHERE order_key = ANY(:k) ORDER BY order_key FOR UPDATE"
             ),
             {"k": keys},
@@ -34,20 +37,21 @@ async def lock_order_facts(conn: AsyncConnection, order_keys: Iterable[str]) -> 
     )
 
 
-async def lock_chain_head(conn: AsyncConnection) -> tuple[int, str]:
+async def lock_chain_head(uow: UnitOfWork) -> tuple[int, str]:
     """Lock the chain head; returns (last sequence, last hash)."""
-    row = (await conn.execute(text("SELECT sequence, hash FROM ledger.chain_head FOR UPDATE"))).one()
+    row = (await uow.conn.execute(text(f"SELECT sequence, hash FROM {uow.table('chain_head')} FOR UPDATE"))).one()
     return int(row.sequence), str(row.hash)
 
 
-async def balances_under_chain_head(conn: AsyncConnection, accounts: Sequence[str]) -> dict[str, int]:
+async def balances_under_chain_head(uow: UnitOfWork, accounts: Sequence[str]) -> dict[str, int]:
     """Normal-side balances of ``accounts`` (an account without a row is absent, i.e. 0), read by a statement
     that starts after the caller took the chain head, so it sees every posting committed before and none can
     commit until the caller is done."""
-    rows = await conn.execute(
+    rows = await uow.conn.execute(
         text(
-            "SELECT b.account, b.debit_total, b.credit_total, a.normal_side FROM ledger.account_balances b "
-            "JOIN ledger.accounts a ON a.code = b.account WHERE b.account = ANY(:a)"
+            "SELECT b.account, b.debit_total, b.credit_total, a.normal_side "
+            f"FROM {uow.table('account_balances')} b JOIN {uow.table('accounts')} a ON a.code = b.account "
+            "WHERE b.account = ANY(:a)"
         ),
         {"a": sorted(set(accounts))},
     )

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import orjson
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from infra.db.unit_of_work import UnitOfWork
 from services.ledger.domain.errors import LedgerDomainError
 from services.ledger.domain.policy import SplitPolicy, policy_hash
 from services.ledger.domain.policy_file import parse_policies
@@ -31,11 +31,13 @@ def _body(policy: SplitPolicy) -> dict[str, object]:
     }
 
 
-async def store_policies(conn: AsyncConnection, policies: Sequence[SplitPolicy]) -> tuple[int, int]:
+async def store_policies(uow: UnitOfWork, policies: Sequence[SplitPolicy]) -> tuple[int, int]:
     """Insert new policy versions; identical ones are skipped; changed ones raise. Returns (new, unchanged)."""
     existing = {
         (r.policy_id, r.version): r.policy_hash
-        for r in await conn.execute(text("SELECT policy_id, version, policy_hash FROM ledger.split_policies"))
+        for r in await uow.conn.execute(
+            text(f"SELECT policy_id, version, policy_hash FROM {uow.table('split_policies')}")
+        )
     }
     new, same, conflicts = [], 0, []
     for p in policies:
@@ -50,9 +52,9 @@ async def store_policies(conn: AsyncConnection, policies: Sequence[SplitPolicy])
     if conflicts:
         raise PolicyConflict("; ".join(conflicts))
     if new:
-        await conn.execute(
+        await uow.conn.execute(
             text(
-                "INSERT INTO ledger.split_policies (policy_id, version, lapas_id, sku, effective_from, body, "
+                f"INSERT INTO {uow.table('split_policies')} (policy_id, version, lapas_id, sku, effective_from, body, "
                 "policy_hash) VALUES (:i, :v, :l, :s, :f, CAST(:b AS jsonb), :h)"
             ),
             [
@@ -78,15 +80,19 @@ class PolicyCache:
         self._stamp: tuple[int, object] | None = None
         self._policies: list[SplitPolicy] = []
 
-    async def get(self, conn: AsyncConnection) -> list[SplitPolicy]:
+    async def get(self, uow: UnitOfWork) -> list[SplitPolicy]:
         """The current policy set."""
-        row = (await conn.execute(text("SELECT count(*), max(loaded_at) FROM ledger.split_policies"))).one()
+        row = (
+            await uow.conn.execute(text(f"SELECT count(*), max(loaded_at) FROM {uow.table('split_policies')}"))
+        ).one()
         stamp = (int(row[0]), row[1])
         if stamp != self._stamp:
             bodies = [
                 r.body
-                for r in await conn.execute(text("SELECT body FROM ledger.split_policies ORDER BY policy_id, version"))
+                for r in await uow.conn.execute(
+                    text(f"SELECT body FROM {uow.table('split_policies')} ORDER BY policy_id, version")
+                )
             ]
-            self._policies = parse_policies(bodies, "ledger.split_policies") if bodies else []
+            self._policies = parse_policies(bodies, f"{uow.table('split_policies')}") if bodies else []
             self._stamp = stamp
         return self._policies

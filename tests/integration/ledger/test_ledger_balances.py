@@ -28,16 +28,18 @@ from services.ledger.domain.errors import InsufficientBalanceError
 from services.ledger.domain.journal import EntryKind, JournalEntry, Line
 from services.ledger.domain.model import PayoutRequest
 from services.ledger.domain.postings import build_payout, payout_key
+from services.ledger.outbound import LedgerTopics
 from services.ledger.payouts import SAVINGS_RULE, pay_out
-from services.ledger.posting import LedgerProcessor
 from services.ledger.reports import verify_balances
 from tests.integration.ledger_support import (
     Batch,
     LedgerDatabase,
     assert_journal_sound,
     completed,
+    ledger_uow,
     new_inmate,
     new_order_key,
+    new_processor,
     post,
     run_karya,
     run_payout,
@@ -54,10 +56,10 @@ async def _savings_of_a_sale(engine: AsyncEngine) -> tuple[str, int]:
     """Post a completed and settled order for a fresh inmate; (inmate id, savings balance)."""
     inmate, key = new_inmate(), new_order_key()
     order = [Batch(f"B-{key[-8:]}", "TNG-MAT-001", "tangerang", 5, 60_000, 12_000, "sup-pandan", ((inmate, 1),))]
-    assert await post(engine, LedgerProcessor(), [completed(key, order, T), settled(key, 300_000, T)]) == []
+    assert await post(engine, new_processor(), [completed(key, order, T), settled(key, 300_000, T)]) == []
     savings = accounts.inmate_savings(inmate)
     async with engine.connect() as conn:
-        balance = (await normal_balances(conn, [savings]))[savings]
+        balance = (await normal_balances(ledger_uow(conn), [savings]))[savings]
     assert balance > 0
     return inmate, balance
 
@@ -118,7 +120,7 @@ async def test_the_service_role_cannot_rewrite_a_balance_nor_pay_out_more_than_t
     assert f"payout refused ({SAVINGS_RULE})" in refused.output
     assert f"exceeds the savings balance {balance}" in refused.output
     async with service.connect() as conn:
-        assert (await normal_balances(conn, [savings]))[savings] == balance
+        assert (await normal_balances(ledger_uow(conn), [savings]))[savings] == balance
     assert await _payout_count(service, inmate) == 0
 
 
@@ -139,7 +141,7 @@ async def test_verify_names_a_balance_that_differs_from_its_lines(own_database: 
                 {"f": FAKE, "a": savings},
             )
         async with engine.connect() as conn:
-            checked, mismatches = await verify_balances(conn)
+            checked, mismatches = await verify_balances(ledger_uow(conn))
         assert checked > 0 and [m.account for m in mismatches] == [savings]
         m = mismatches[0]
         assert (m.stored_debit, m.lines_debit) == (0, 0)
@@ -186,7 +188,7 @@ async def _savings_of_a_sale_without_balance(engine: AsyncEngine) -> tuple[str, 
     """A sale posted while the balance trigger is off (its balances never move); (inmate id, order key)."""
     inmate, key = new_inmate(), new_order_key()
     order = [Batch(f"B-{key[-8:]}", "TNG-MAT-001", "tangerang", 1, 60_000, 12_000, "sup-pandan", ((inmate, 1),))]
-    assert await post(engine, LedgerProcessor(), [completed(key, order, T), settled(key, 60_000, T)]) == []
+    assert await post(engine, new_processor(), [completed(key, order, T), settled(key, 60_000, T)]) == []
     return inmate, key
 
 
@@ -219,12 +221,12 @@ async def test_two_racing_payouts_that_fit_alone_but_not_together(own_database: 
         # Through the use case: the second waits on the chain head, then sees what the first left.
         async with engine.connect() as first:
             await first.begin()
-            done = await pay_out(first, inmate, share, "REL-A", paid_at)
+            done = await pay_out(ledger_uow(first), LedgerTopics(), inmate, share, "REL-A", paid_at)
             assert done.posted and done.savings_after == balance - share
 
             async def second() -> Any:
                 async with engine.begin() as conn:
-                    return await pay_out(conn, inmate, share, "REL-B", paid_at)
+                    return await pay_out(ledger_uow(conn), LedgerTopics(), inmate, share, "REL-B", paid_at)
 
             racing = asyncio.create_task(second())
             await _waiting_on_a_lock(engine)
@@ -232,7 +234,7 @@ async def test_two_racing_payouts_that_fit_alone_but_not_together(own_database: 
         with pytest.raises(InsufficientBalanceError, match=rf"payout refused \({SAVINGS_RULE}\).*REL-B"):
             await racing
         async with engine.connect() as conn:
-            assert (await normal_balances(conn, [savings]))[savings] == balance - share
+            assert (await normal_balances(ledger_uow(conn), [savings]))[savings] == balance - share
         assert await _payout_count(engine, inmate) == 1
 
         # Code that skips the use case (reads the balance unlocked, both before either posts): the database
@@ -244,15 +246,15 @@ async def test_two_racing_payouts_that_fit_alone_but_not_together(own_database: 
             await b.begin()
             entries = []
             for conn, pid in ((a, "REL-C"), (b, "REL-D")):
-                seen = await normal_balances(conn, [savings])
+                seen = await normal_balances(ledger_uow(conn), [savings])
                 entries.append(build_payout(PayoutRequest(inmate, pid, half, paid_at), seen))
-            await post_entries(a, [(entries[0], None)])
+            await post_entries(ledger_uow(a), [(entries[0], None)])
             await a.commit()
             with pytest.raises(IntegrityError, match=SAVINGS_RULE):
-                await post_entries(b, [(entries[1], None)])
+                await post_entries(ledger_uow(b), [(entries[1], None)])
             await b.rollback()
         async with engine.connect() as conn:
-            assert (await normal_balances(conn, [savings]))[savings] == left - half
+            assert (await normal_balances(ledger_uow(conn), [savings]))[savings] == left - half
             await assert_journal_sound(conn)
     finally:
         await engine.dispose()
@@ -333,7 +335,7 @@ async def _post_and_compare(url: str, tag: str, statements: list[list[list[tuple
                 for a, side, m in lines:
                     expected[a][0 if side is Side.DEBIT else 1] += m
             async with engine.begin() as conn:
-                assert len((await post_entries(conn, batch)).posted) == len(batch)
+                assert len((await post_entries(ledger_uow(conn), batch)).posted) == len(batch)
             async with engine.connect() as conn:
                 rows = await conn.execute(
                     text(
@@ -343,6 +345,6 @@ async def _post_and_compare(url: str, tag: str, statements: list[list[list[tuple
                 )
                 assert {r.account: [r.debit_total, r.credit_total] for r in rows} == dict(expected)
         async with engine.connect() as conn:
-            assert (await verify_balances(conn))[1] == []
+            assert (await verify_balances(ledger_uow(conn)))[1] == []
     finally:
         await engine.dispose()

@@ -12,15 +12,15 @@ from sqlalchemy import text
 
 from infra.db.engine import make_engine
 from infra.settings import KafkaSettings
-from services.ledger.app import build_runtime
+from services.ledger.app import SCHEMA, build_runtime
 from services.ledger.parked import ParkedGauges
-from services.ledger.posting import LedgerProcessor
 from tests.integration.ledger_support import (
     Batch,
     LedgerDatabase,
     completed,
     new_inmate,
     new_order_key,
+    new_processor,
     post,
     refunded,
     run_karya,
@@ -55,7 +55,7 @@ async def test_settlements_for_unknown_orders_are_counted_and_listed_with_their_
     )
     try:
         assert _sample(registry, "karya_ledger_parked_events", "completion") == 0  # exported before any refresh
-        processor = LedgerProcessor()
+        processor = new_processor()
         for envelope in (old_settlement, refund, fresh_settlement):  # one batch each: parked in this order
             assert await post(engine, processor, [envelope]) == []
         async with owner.begin() as conn:  # the first settlement has waited two days
@@ -64,7 +64,7 @@ async def test_settlements_for_unknown_orders_are_counted_and_listed_with_their_
                 {"e": old_settlement.event_id},
             )
 
-        await gauges.refresh(engine)
+        await gauges.refresh(engine, SCHEMA)
         assert _sample(registry, "karya_ledger_parked_events", "completion") == 3
         assert _sample(registry, "karya_ledger_parked_events", "settlement") == 0
         assert _sample(registry, "karya_ledger_parked_oldest_age_seconds", "completion") >= TWO_DAYS
@@ -91,7 +91,7 @@ async def test_settlements_for_unknown_orders_are_counted_and_listed_with_their_
         # The order completes: its settlement posts, its refund now waits for nothing (posted too).
         batch = Batch(f"B-{key[-8:]}", "CPN-WDW-001", "cipinang", 3, 40_000, 10_000, "sup-kayu", ((new_inmate(), 1),))
         assert await post(engine, processor, [completed(key, [batch], T)]) == []
-        await gauges.refresh(engine)
+        await gauges.refresh(engine, SCHEMA)
         assert _sample(registry, "karya_ledger_parked_events", "completion") == 1
         assert _sample(registry, "karya_ledger_parked_oldest_age_seconds", "completion") < TWO_DAYS
         left = json.loads((await run_karya(db.urls, "ledger", "pending", "--json")).stdout)

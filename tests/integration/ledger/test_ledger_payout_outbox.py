@@ -16,14 +16,15 @@ from services.contracts.ledger import ENTRY_POSTED
 from services.ledger.adapters.journal_repo import normal_balances
 from services.ledger.domain import accounts
 from services.ledger.domain.postings import payout_key
-from services.ledger.posting import LedgerProcessor
 from tests.contract_validation import validate_published
 from tests.integration.ledger_support import (
     Batch,
     LedgerDatabase,
     completed,
+    ledger_uow,
     new_inmate,
     new_order_key,
+    new_processor,
     post,
     run_payout,
     settled,
@@ -41,10 +42,10 @@ async def test_payout_enqueues_one_entry_posted_and_a_repeat_enqueues_nothing(ow
     order = [Batch("B-TNG-1", "TNG-MAT-001", "tangerang", 5, 60_000, 12_000, "sup-pandan", ((inmate, 1),))]
     try:
         at = datetime(2026, 4, 1, tzinfo=UTC)
-        assert await post(engine, LedgerProcessor(), [completed(key, order, at), settled(key, 300_000, at)]) == []
+        assert await post(engine, new_processor(), [completed(key, order, at), settled(key, 300_000, at)]) == []
         savings = accounts.inmate_savings(inmate)
         async with engine.connect() as conn:
-            balance = (await normal_balances(conn, [savings]))[savings]
+            balance = (await normal_balances(ledger_uow(conn), [savings]))[savings]
             before = (await conn.execute(text(_OUTBOX))).all()
         assert balance > 100
 

@@ -18,12 +18,13 @@ from infra.db.roles import RoleUrls
 from infra.messaging.envelope import make_envelope
 from services.ledger.adapters.policy_repo import store_policies
 from services.ledger.domain.policy_file import parse_policies
-from services.ledger.posting import LedgerProcessor
 from tests.integration.ledger_support import (
     Batch,
     completed,
+    ledger_uow,
     new_inmate,
     new_order_key,
+    new_processor,
     post,
     refunded,
     reissued,
@@ -66,7 +67,7 @@ async def _facts(engine: AsyncEngine, key: str) -> tuple[int, list[str]]:
 
 async def test_refund_twice_in_one_batch_counts_once(engine: AsyncEngine) -> None:
     key, batches = _order()
-    processor = LedgerProcessor()
+    processor = new_processor()
     assert await post(engine, processor, [completed(key, batches, T), settled(key, 210_000, T)]) == []
     first = refunded(key, "R1", 60_000, T)
     assert await post(engine, processor, [first, reissued(first), reissued(first)]) == []
@@ -88,7 +89,7 @@ async def test_refund_twice_in_one_batch_counts_once(engine: AsyncEngine) -> Non
 async def test_changed_refund_is_a_recorded_conflict_before_and_after_posting(engine: AsyncEngine) -> None:
     key, batches = _order()
     alerts = PromCounter("karya_ledger_posting_conflicts_total", "conflicts", registry=CollectorRegistry())
-    processor = LedgerProcessor(alerts)
+    processor = new_processor(alerts)
     assert await post(engine, processor, [completed(key, batches, T), settled(key, 210_000, T)]) == []
     original = refunded(key, "R1", 60_000, T)
     in_same_batch = make_envelope(
@@ -119,7 +120,7 @@ async def test_changed_refund_is_a_recorded_conflict_before_and_after_posting(en
 
 async def test_parked_settlement_that_cannot_be_posted_is_rejected_not_lost(engine: AsyncEngine) -> None:
     key, batches = _order(lapas="lapas-without-policy", sku="XYZ-001")
-    processor = LedgerProcessor()
+    processor = new_processor()
     settlement = settled(key, 210_000, T)
     assert await post(engine, processor, [settlement]) == []  # parked: waits for the completion
     reasons = await post(engine, processor, [completed(key, batches, T)])
@@ -137,7 +138,7 @@ async def test_settlement_refused_for_want_of_a_policy_posts_nothing_and_can_be_
 ) -> None:
     lapas = f"lapas-{uid()}"
     key, batches = _order(lapas=lapas, sku="ABC-001")
-    processor = LedgerProcessor()
+    processor = new_processor()
     settlement = settled(key, 210_000, T)
     reasons = await post(engine, processor, [completed(key, batches, T), settlement])
     assert len(reasons) == 1 and reasons[0].startswith("NoPolicyError")
@@ -149,7 +150,7 @@ async def test_settlement_refused_for_want_of_a_policy_posts_nothing_and_can_be_
                   {"target": "production_capital", "share": "1/4"}],
     }  # fmt: skip
     async with engine.begin() as conn:
-        await store_policies(conn, parse_policies([policy], "test"))
+        await store_policies(ledger_uow(conn), parse_policies([policy], "test"))
     assert await post(engine, processor, [settlement]) == []
     assert (await _facts(engine, key))[1] == [
         "completed",

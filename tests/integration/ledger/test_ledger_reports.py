@@ -23,7 +23,6 @@ from services.ledger.domain.allocation import allocate
 from services.ledger.domain.model import PayoutRequest
 from services.ledger.domain.policy_file import parse_share
 from services.ledger.domain.postings import build_payout
-from services.ledger.posting import LedgerProcessor
 from services.ledger.reports import inmate_savings, statement, trial_balance
 from tests.integration.ledger_support import (
     DEMO_POLICY_FILE,
@@ -31,8 +30,10 @@ from tests.integration.ledger_support import (
     LedgerDatabase,
     cli_env,
     completed,
+    ledger_uow,
     new_inmate,
     new_order_key,
+    new_processor,
     post,
     pph22,
     refunded,
@@ -104,7 +105,7 @@ async def _by_account(conn: AsyncConnection, where: str, **params: object) -> di
 async def test_trial_balance_statement_and_inmate_report(own_database: LedgerDatabase) -> None:
     db = own_database
     engine = make_engine(db.urls.service, pool_size=2)
-    processor = LedgerProcessor()
+    processor = new_processor()
     a, b, c = new_inmate(), new_inmate(), new_inmate()
     k1, k2, k3, k4 = (new_order_key() for _ in range(4))
     o1 = [
@@ -146,16 +147,16 @@ async def test_trial_balance_statement_and_inmate_report(own_database: LedgerDat
             savings_a = accounts.inmate_savings(a)
             payout = build_payout(
                 PayoutRequest(a, "REL-1", 1_000, datetime(2026, 8, 5, tzinfo=UTC)),
-                await normal_balances(conn, [savings_a]),
+                await normal_balances(ledger_uow(conn), [savings_a]),
             )
-            assert len((await post_entries(conn, [(payout, "test")])).posted) == 1
+            assert len((await post_entries(ledger_uow(conn), [(payout, "test")])).posted) == 1
         before_refund = await _cli(db, "trial-balance", "--as-of", AS_OF.isoformat())
         assert await post(engine, processor, [refunded(k4, "R-1", 50_000, datetime(2026, 8, 10, tzinfo=UTC))]) == []
 
         # --- trial balance: as of before the refund vs now differs by exactly the refund's postings
         async with engine.connect() as conn:
-            now = {r["account"]: (r["debit"], r["credit"]) for r in await trial_balance(conn)}
-            then = {r["account"]: (r["debit"], r["credit"]) for r in await trial_balance(conn, AS_OF)}
+            now = {r["account"]: (r["debit"], r["credit"]) for r in await trial_balance(ledger_uow(conn))}
+            then = {r["account"]: (r["debit"], r["credit"]) for r in await trial_balance(ledger_uow(conn), AS_OF)}
             refund_lines = await _by_account(conn, "e.posting_key LIKE :k", k=f"{k4}:refund:R-1%")
             refund_kinds = sorted(
                 (
@@ -209,14 +210,14 @@ async def test_trial_balance_statement_and_inmate_report(own_database: LedgerDat
         assert report["savings_balance"] == expected_balance > 0
         assert report["receivable_balance"] == 0
         async with engine.connect() as conn:
-            assert (await inmate_savings(conn, b))["savings_balance"] == sum(
+            assert (await inmate_savings(ledger_uow(conn), b))["savings_balance"] == sum(
                 amount for (inmate, _), amount in premi.items() if inmate == b
             )
-            assert (await normal_balances(conn, [savings_a]))[savings_a] == expected_balance
+            assert (await normal_balances(ledger_uow(conn), [savings_a]))[savings_a] == expected_balance
 
             # --- statement: the running balance ends at the account balance
-            full = await statement(conn, savings_a)
-            window = await statement(conn, savings_a, datetime(2026, 7, 1, tzinfo=UTC), AS_OF)
+            full = await statement(ledger_uow(conn), savings_a)
+            window = await statement(ledger_uow(conn), savings_a, datetime(2026, 7, 1, tzinfo=UTC), AS_OF)
         running = 0
         for line in full["lines"]:
             running += line["credit"] - line["debit"]
@@ -246,7 +247,7 @@ async def test_payout_by_cli_is_checked_and_posted_once_per_payout_id(own_databa
         assert (
             await post(
                 engine,
-                LedgerProcessor(),
+                new_processor(),
                 [
                     completed(key, order, datetime(2026, 4, 1, tzinfo=UTC)),
                     _settle(key, order, datetime(2026, 4, 3, tzinfo=UTC)),
@@ -256,7 +257,7 @@ async def test_payout_by_cli_is_checked_and_posted_once_per_payout_id(own_databa
         )
         savings = accounts.inmate_savings(inmate)
         async with engine.connect() as conn:
-            balance = (await normal_balances(conn, [savings]))[savings]
+            balance = (await normal_balances(ledger_uow(conn), [savings]))[savings]
 
         async def payout(amount: int, payout_id: str) -> Any:
             return await run_payout(db.urls, inmate, amount, payout_id)
@@ -272,7 +273,7 @@ async def test_payout_by_cli_is_checked_and_posted_once_per_payout_id(own_databa
         other = await payout(50, "REL-1")  # the same payout id for a different amount
         assert other.exit_code == 1 and "already used for a different payout" in other.output
         async with engine.connect() as conn:
-            assert (await normal_balances(conn, [savings]))[savings] == 100
+            assert (await normal_balances(ledger_uow(conn), [savings]))[savings] == 100
             payouts = (
                 await conn.execute(text("SELECT count(*) FROM ledger.journal_entries WHERE kind = 'payout'"))
             ).scalar_one()

@@ -13,8 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
-from services.ledger.posting import LedgerProcessor
-from tests.integration.ledger_support import Batch, completed, new_inmate, new_order_key, post, settled
+from tests.integration.ledger_support import Batch, completed, new_inmate, new_order_key, new_processor, post, settled
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +30,7 @@ async def posted(ledger_db: RoleUrls) -> AsyncIterator[tuple[AsyncEngine, int]]:
         Batch(f"B-{key[-8:]}-1", "CPN-WDW-001", "cipinang", 2, 40_000, 10_000, "sup-kayu", ((new_inmate(), 1),)),
         Batch(f"B-{key[-8:]}-2", "CPN-GLV-001", "cipinang", 3, 20_000, 5_000, "sup-benang", ((new_inmate(), 1),)),
     ]
-    processor = LedgerProcessor()
+    processor = new_processor()
     assert await post(engine, processor, [completed(key, batches, T)]) == []
     assert await post(engine, processor, [settled(key, 140_000, T)]) == []
     async with engine.connect() as conn:

@@ -31,15 +31,16 @@ from services.ledger.domain import accounts
 from services.ledger.domain.errors import InsufficientBalanceError
 from services.ledger.domain.model import PayoutRequest
 from services.ledger.domain.postings import build_payout
-from services.ledger.posting import LedgerProcessor
 from tests.integration.ledger_support import (
     Batch,
     LedgerDatabase,
     as_superuser,
     assert_journal_sound,
     completed,
+    ledger_uow,
     new_inmate,
     new_order_key,
+    new_processor,
     post,
     refunded,
     reissued,
@@ -124,7 +125,7 @@ class LedgerDbMachine(RuleBasedStateMachine):
         self.loop = asyncio.new_event_loop()
         self.run(as_superuser(self.db.admin_url, *RESET))  # every example starts from an empty journal
         self.engine = make_engine(self.db.urls.service, pool_size=1)
-        self.processor = LedgerProcessor()
+        self.processor = new_processor()
         self.inmates = [new_inmate() for _ in range(3)]
         self.orders: list[Order] = []
         self.sent: list[Envelope] = []
@@ -285,7 +286,7 @@ class LedgerDbMachine(RuleBasedStateMachine):
     async def _payout(self, inmate: str, data: st.DataObject) -> None:
         account = accounts.inmate_savings(inmate)
         async with self.engine.begin() as conn:
-            current = await normal_balances(conn, [account])
+            current = await normal_balances(ledger_uow(conn), [account])
             balance = current.get(account, 0)
             amount = data.draw(st.sampled_from([balance, balance // 2, balance + 1]), label="payout")
             self.payouts += 1
@@ -296,7 +297,9 @@ class LedgerDbMachine(RuleBasedStateMachine):
                 with pytest.raises(InsufficientBalanceError):
                     build_payout(request, current)
                 return
-            result = await post_entries(conn, [(build_payout(request, current), f"cli:payout:{request.payout_id}")])
+            result = await post_entries(
+                ledger_uow(conn), [(build_payout(request, current), f"cli:payout:{request.payout_id}")]
+            )
             assert len(result.posted) == 1 and not result.conflicts
 
     # --- invariants

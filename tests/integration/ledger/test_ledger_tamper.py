@@ -10,15 +10,16 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from infra.db.engine import make_engine
-from services.ledger.posting import LedgerProcessor
 from services.ledger.reports import Verification, verify_chain
 from tests.integration.ledger_support import (
     Batch,
     LedgerDatabase,
     as_superuser,
     completed,
+    ledger_uow,
     new_inmate,
     new_order_key,
+    new_processor,
     post,
     refunded,
     run_karya,
@@ -32,7 +33,7 @@ T = datetime(2026, 4, 1, 10, tzinfo=UTC)
 
 async def _verify(engine: AsyncEngine) -> Verification:
     async with engine.connect() as conn:
-        return await verify_chain(conn)
+        return await verify_chain(ledger_uow(conn))
 
 
 async def _seq(engine: AsyncEngine, posting_key: str) -> int:
@@ -65,7 +66,7 @@ async def _line(engine: AsyncEngine, seq: int, where: str) -> tuple[int, str, in
 async def test_altered_rows_are_found_and_named(own_database: LedgerDatabase) -> None:
     db = own_database
     engine = make_engine(db.urls.service, pool_size=2)
-    processor = LedgerProcessor()
+    processor = new_processor()
     a, b = new_inmate(), new_inmate()
     keys = [new_order_key(), new_order_key()]
     try:

@@ -1,0 +1,245 @@
+"""The plan step of posting: from one batch's events and what was read for them to the entries to post.
+
+Pure: no database, no Kafka. :func:`plan_postings` takes what the use case loaded (:class:`PostingInputs`) and
+returns a :class:`PostingPlan` — the entries with the event each came from, the events to park, the refusals,
+the posting conflicts and the order facts as they stand after the batch. Per order, events are taken in
+accounting order (completion, settlement, refunds); a settlement that arrives before its completion, or a refund
+before its settlement, is parked until the batch that brings what it waits for.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from pydantic import ValidationError
+
+from infra.errors import describe_error, error_text
+from infra.messaging.envelope import Envelope
+from services.contracts.marketplace import REFUND_REPORTED, SETTLEMENT_REPORTED, RefundReported, SettlementReported
+from services.contracts.orders import ORDER_COMPLETED
+from services.ledger.adapters.facts_repo import OrderFacts
+from services.ledger.adapters.journal_repo import Conflict
+from services.ledger.domain import accounts
+from services.ledger.domain.distribution import plan_distribution
+from services.ledger.domain.errors import LedgerDomainError
+from services.ledger.domain.journal import EntryKind, JournalEntry, request_hash
+from services.ledger.domain.model import CompletionRequest
+from services.ledger.domain.policy import SplitPolicy
+from services.ledger.domain.postings import (
+    build_completion,
+    build_distribution,
+    build_refund,
+    build_settlement,
+    refund_key,
+    settlement_key,
+)
+from services.ledger.requests import RecentCompletions, completion_request, refund_request, settlement_request
+
+_ORDER = {ORDER_COMPLETED: 0, SETTLEMENT_REPORTED: 1, REFUND_REPORTED: 2}
+POSTED_EVENT_TYPES = frozenset(_ORDER)
+"""The event types the ledger posts from; other order events (reservations, shipments) have no ledger effect."""
+_INMATE = ("liability:inmate_savings:", "asset:inmate_receivable:")
+_CONTRACTS: dict[str, type[SettlementReported] | type[RefundReported]] = {
+    SETTLEMENT_REPORTED: SettlementReported,
+    REFUND_REPORTED: RefundReported,
+}
+
+
+Origin = tuple[str, int, int]
+"""Where an event first arrived: (topic, partition, offset)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """An event the ledger will not post: a value-free ``reason`` and the ``facts`` to log. ``origin``: for an
+    event parked by an earlier batch, where it first arrived (from the inbox), so that the entry point can
+    dead-letter it from there; ``None`` for the others."""
+
+    envelope: Envelope
+    reason: str
+    facts: dict[str, object]
+    origin: Origin | None = None
+
+
+@dataclass(frozen=True)
+class PostingInputs:
+    """Everything the plan reads, loaded before it runs.
+
+    ``work``: the parked events of the batch's orders (oldest first), then the batch's own. ``facts``: the
+    orders' stored facts (locked). ``known``: the request hash of every posting key already in the journal among
+    the orders' settlement keys and the refund keys the events name. ``balances``: normal-side balances before
+    the batch of the inmate accounts the orders' refunds may take back from (absent: 0).
+    """
+
+    work: Sequence[Envelope]
+    facts: Mapping[str, OrderFacts]
+    policies: Sequence[SplitPolicy]
+    known: Mapping[str, str] = field(default_factory=dict)
+    balances: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class PostingPlan:
+    """What one batch posts and changes, with the event each entry came from."""
+
+    facts: dict[str, OrderFacts]
+    entries: list[tuple[JournalEntry, str]] = field(default_factory=list)
+    parked: list[tuple[Envelope, str]] = field(default_factory=list)
+    refused: list[Refused] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
+    inmate_changes: dict[str, int] = field(default_factory=dict)
+    planned: dict[str, str] = field(default_factory=dict)
+    completions: dict[str, CompletionRequest] = field(default_factory=dict)
+
+    def add(self, entries: Sequence[JournalEntry], source: str) -> None:
+        """Plan ``entries``; keep the batch's running change of every inmate account (refunds read it)."""
+        changes = self.inmate_changes
+        for e in entries:
+            self.entries.append((e, source))
+            self.planned.setdefault(e.posting_key, e.request_hash)
+            for line in e.lines:
+                if line.account.startswith(_INMATE):
+                    changes[line.account] = changes.get(line.account, 0) + accounts.normal_delta(
+                        line.account, line.side, line.amount
+                    )
+
+
+def check_arrivals(envelopes: Iterable[Envelope]) -> tuple[list[Envelope], list[Refused]]:
+    """The envelopes the ledger posts from, and the refusals of settlements and refunds that break their contract.
+
+    A settlement or refund may wait for its order (parked); it is checked against its contract on arrival, while
+    its origin is at hand for the dead letter, not when its order completes."""
+    relevant: list[Envelope] = []
+    refused: list[Refused] = []
+    for envelope in envelopes:
+        if envelope.type not in _ORDER:
+            continue
+        contract = _CONTRACTS.get(envelope.type)
+        if contract is not None:
+            try:
+                contract.model_validate(envelope.data)
+            except ValidationError as exc:
+                refused.append(Refused(envelope, reason(envelope, exc), {"rule": "contract", **describe_error(exc)}))
+                continue
+        relevant.append(envelope)
+    return relevant, refused
+
+
+def lookup_keys(work: Iterable[Envelope]) -> list[str]:
+    """The posting keys the plan may meet, to look up before it runs: every order's settlement, and each refund
+    by the id it reports."""
+    keys = [settlement_key(k) for k in sorted({e.subject for e in work})]
+    return keys + [
+        refund_key(e.subject, e.data["refund_id"])
+        for e in work
+        if e.type == REFUND_REPORTED and isinstance(e.data.get("refund_id"), str)
+    ]
+
+
+def refund_accounts(work: Sequence[Envelope], facts: Mapping[str, OrderFacts], recent: RecentCompletions) -> list[str]:
+    """The inmate savings and receivable accounts the refunds in ``work`` may take back from: those of every work
+    group member of their orders' completions (stored or in ``work``); a completion that does not parse adds none
+    (its refunds are refused by the plan)."""
+    refunded = {e.subject for e in work if e.type == REFUND_REPORTED}
+    payloads = [(k, facts[k].completion) for k in sorted(refunded) if k in facts]
+    payloads += [(e.subject, e.data) for e in work if e.type == ORDER_COMPLETED and e.subject in refunded]
+    inmates: set[str] = set()
+    for order_key, data in payloads:
+        try:
+            completion = recent.request(order_key, data)
+        except (LedgerDomainError, ValidationError):
+            continue
+        inmates.update(m.inmate_id for a in completion.allocations for m in a.work_group)
+    return [code for i in sorted(inmates) for code in (accounts.inmate_savings(i), accounts.inmate_receivable(i))]
+
+
+def plan_postings(inputs: PostingInputs, recent: RecentCompletions) -> PostingPlan:
+    """Plan the batch (see the module docstring); ``inputs`` are not changed (the plan's ``facts`` are copies).
+
+    ``recent`` remembers parsed completions across batches (a cache: the plan is the same without it)."""
+    plan = PostingPlan(facts={k: replace(f) for k, f in inputs.facts.items()})
+    grouped: dict[str, list[Envelope]] = defaultdict(list)
+    for envelope in inputs.work:
+        grouped[envelope.subject].append(envelope)
+    for order_key in sorted(grouped):
+        for envelope in sorted(grouped[order_key], key=lambda e: _ORDER[e.type]):
+            try:
+                _plan_event(envelope, inputs, plan, recent)
+            except (LedgerDomainError, ValidationError) as exc:
+                plan.refused.append(Refused(envelope, reason(envelope, exc), describe_error(exc)))
+    return plan
+
+
+def _completion_of(order: OrderFacts, plan: PostingPlan, recent: RecentCompletions) -> CompletionRequest:
+    """The order's completion request, parsed once per batch (settlements and refunds of an order share it)
+    unless a recent batch parsed the same payload."""
+    request = plan.completions.get(order.order_key)
+    if request is None:
+        request = plan.completions[order.order_key] = recent.request(order.order_key, order.completion)
+    return request
+
+
+def _plan_event(envelope: Envelope, inputs: PostingInputs, plan: PostingPlan, recent: RecentCompletions) -> None:
+    source = str(envelope.event_id)
+    order = plan.facts.get(envelope.subject)
+    if envelope.type == ORDER_COMPLETED:
+        completion = completion_request(envelope.data)
+        plan.add([build_completion(completion)], source)
+        if order is None:
+            plan.facts[envelope.subject] = OrderFacts(
+                envelope.subject, completion.order.lapas_id, envelope.data, is_new=True
+            )
+            # What _completion_of would parse from these facts: later settlements and refunds reuse it.
+            plan.completions[envelope.subject] = completion
+            recent.remember(envelope.subject, envelope.data, completion)
+        return
+    if order is None:
+        plan.parked.append((envelope, "completion"))
+        return
+    completion = _completion_of(order, plan, recent)
+    ref = completion.order
+    if envelope.type == SETTLEMENT_REPORTED:
+        settlement = settlement_request(envelope.data, ref)
+        entry = build_settlement(settlement, completion.gross)
+        if order.settlement is None and inputs.known.get(entry.posting_key) is None:
+            # Planned before anything is added: a settlement whose distribution is refused posts nothing
+            # (it is dead-lettered whole, and can be replayed once a person has fixed the cause).
+            distribution = plan_distribution(completion, settlement, inputs.policies)
+            plan.add([entry, *build_distribution(distribution, settlement)], source)
+            order.settlement, order.changed = envelope.data, True
+        else:
+            plan.add([entry], source)
+        return
+    if order.settlement is None:
+        plan.parked.append((envelope, "settlement"))
+        return
+    refund = refund_request(envelope.data, ref)
+    key = refund_key(envelope.subject, refund.refund_id)
+    # Posted before, or planned earlier in this batch (the same refund twice in one batch): the first
+    # request's hash decides between redelivery and conflict.
+    stored = plan.planned.get(key) or inputs.known.get(key)
+    if stored is not None:
+        mine = request_hash(EntryKind.REFUND, refund)
+        if stored != mine:
+            plan.conflicts.append(Conflict(key, stored, mine, source))
+        return
+    settlement = settlement_request(order.settlement, ref)
+    distribution = plan_distribution(completion, settlement, inputs.policies)
+    savings = sorted({leg.credit for _, leg in distribution.legs() if leg.credit.startswith(_INMATE[0])})
+    receivables = [accounts.inmate_receivable(code.rsplit(":", 1)[1]) for code in savings]
+    balances = {
+        account: inputs.balances.get(account, 0) + plan.inmate_changes.get(account, 0)
+        for account in savings + receivables
+    }
+    plan.add(build_refund(distribution, refund, order.refunded_gross, balances), source)
+    order.refunded_gross, order.changed = order.refunded_gross + refund.amount, True
+
+
+def reason(envelope: Envelope, exc: Exception) -> str:
+    """The stored reason of a refusal: value-free (field paths and codes; a domain error's own message, which
+    names keys, accounts and amounts only)."""
+    if isinstance(exc, LedgerDomainError):
+        return error_text(exc)
+    return error_text(exc, context=f"invalid {envelope.type.removeprefix('karya.').rsplit('.', 1)[0]}")
