@@ -74,11 +74,10 @@ class BlibliClient(ChannelClient):
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(base_url, blibli_error, timeout_s=timeout_s, transport=transport)
+        super().__init__(base_url, blibli_error, timeout_s=timeout_s, transport=transport, clock=clock)
         self._credentials = credentials
         basic = base64.b64encode(f"{credentials.client_id}:{credentials.client_key}".encode()).decode()
         self._authorization = f"Basic {basic}"
-        self._clock = clock
 
     async def _get(self, path: str, store: str, params: Mapping[str, str | int]) -> Mapping[str, object]:
         creds = self._credentials

@@ -75,8 +75,7 @@ def make_token_apis(settings: ClientSettings, transport: httpx.AsyncBaseTranspor
     return {
         "shopee": ShopeeAuth(
             settings.shopee_api_url,
-            _partner_id(settings),
-            settings.secret("shopee_partner_key"),
+            (_partner_id(settings), settings.secret("shopee_partner_key")),
             settings.shopee_redirect_url,
             timeout_s=timeout,
             transport=transport,

@@ -7,6 +7,7 @@ against the simulator in-process) and names how its channel reports errors insid
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 
@@ -101,7 +102,7 @@ def _snippet(text: str) -> str:
 
 
 class ChannelClient:
-    """What every channel's client shares: its name, one :class:`JsonApi` and closing it."""
+    """What every channel's client shares: its name, one :class:`JsonApi`, its clock and closing it."""
 
     channel: str
 
@@ -112,8 +113,10 @@ class ChannelClient:
         *,
         timeout_s: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._api = JsonApi(self.channel, build_http_client(base_url, timeout_s, transport), error_probe)
+        self._clock = clock
 
     async def aclose(self) -> None:
         """Close the connection pool."""

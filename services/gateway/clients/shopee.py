@@ -58,11 +58,10 @@ class ShopeeClient(ChannelClient):
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(base_url, shopee_error, timeout_s=timeout_s, transport=transport)
+        super().__init__(base_url, shopee_error, timeout_s=timeout_s, transport=transport, clock=clock)
         self._partner_id = partner_id
         self._partner_key = partner_key
         self._tokens = tokens
-        self._clock = clock
 
     async def _get(self, path: str, shop_id: str, params: Mapping[str, str | int]) -> Mapping[str, object]:
         shop = shop_number(shop_id)

@@ -64,11 +64,10 @@ class TikTokShopClient(ChannelClient):
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(base_url, tiktok_error, timeout_s=timeout_s, transport=transport)
+        super().__init__(base_url, tiktok_error, timeout_s=timeout_s, transport=transport, clock=clock)
         self._app_key = app_key
         self._app_secret = app_secret
         self._tokens = tokens
-        self._clock = clock
 
     async def _call(
         self, method: str, path: str, shop_id: str, params: Mapping[str, str | int], body: bytes | None = None

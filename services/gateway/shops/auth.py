@@ -94,27 +94,24 @@ def _at(clock: Callable[[], float], seconds: int) -> datetime:
 
 
 class ShopeeAuth(ChannelClient):
-    """Shopee's authorisation link and token endpoints (partner-level signed)."""
+    """Shopee's authorisation link and token endpoints (partner-level signed by ``partner``: id and key)."""
 
     channel = "shopee"
 
     def __init__(
         self,
         base_url: str,
-        partner_id: int,
-        partner_key: str,
+        partner: tuple[int, str],
         redirect_url: str,
         *,
         timeout_s: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(base_url, shopee_error, timeout_s=timeout_s, transport=transport)
+        super().__init__(base_url, shopee_error, timeout_s=timeout_s, transport=transport, clock=clock)
         self._base_url = base_url.rstrip("/")
-        self._partner_id = partner_id
-        self._partner_key = partner_key
+        self._partner_id, self._partner_key = partner
         self._redirect_url = redirect_url
-        self._clock = clock
 
     def _signed(self, path: str) -> dict[str, str | int]:
         timestamp = int(self._clock())
@@ -176,13 +173,12 @@ class TikTokAuth(ChannelClient):
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(auth_url, tiktok_error, timeout_s=timeout_s, transport=transport)
+        super().__init__(auth_url, tiktok_error, timeout_s=timeout_s, transport=transport, clock=clock)
         self._shops_api = JsonApi(self.channel, build_http_client(api_url, timeout_s, transport), tiktok_error)
         self._authorize = authorize_url.rstrip("/")
         self._app_key = app_key
         self._app_secret = app_secret
         self._service_id = service_id
-        self._clock = clock
 
     def authorize_url(self, state: str) -> str:
         """The seller's authorisation link of this app's service."""

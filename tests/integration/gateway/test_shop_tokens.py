@@ -100,8 +100,7 @@ async def world(database: RoleUrls) -> AsyncIterator[World]:
     apis: dict[str, TokenApi] = {
         "shopee": ShopeeAuth(
             "http://sim/shopee",
-            SETTINGS.shopee_partner_id,
-            SETTINGS.shopee_partner_key,
+            (SETTINGS.shopee_partner_id, SETTINGS.shopee_partner_key),
             "http://karya/cb",
             transport=transport,
             clock=clock,

@@ -111,7 +111,9 @@ async def test_shopee_shop_level_calls_carry_and_sign_access_token_and_shop_id()
 
 async def test_shopee_token_calls_are_partner_level_signed() -> None:
     transport, seen = recorder(_shopee_answer)
-    auth = ShopeeAuth("https://partner.test", PARTNER_ID, PARTNER_KEY, "https://karya.test/shops", transport=transport)
+    auth = ShopeeAuth(
+        "https://partner.test", (PARTNER_ID, PARTNER_KEY), "https://karya.test/shops", transport=transport
+    )
     await auth.exchange("the-code", SHOP)
     await auth.refresh("old-refresh", SHOP)
     link = httpx.URL(auth.authorize_url("st"))
