@@ -7,67 +7,67 @@ and :class:`infra.db.rowsets.Writes` keeps recognising it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
 
 from sqlalchemy import TextClause, text
 
 from infra.db.rowsets import KeyedQuery, RowSet
 from infra.db.unit_of_work import UnitOfWork
 
-__all__ = ["Keyed", "Rows", "Sql"]
+__all__ = ["Keyed", "PerSchema", "Rows", "Sql"]
+
+T = TypeVar("T")
 
 
 def _in(schema: str, template: str) -> str:
     return template.replace("{schema}", schema)
 
 
-class Sql:
-    """A plain statement."""
+class PerSchema(Generic[T]):
+    """A statement built on first use in each schema, then reused."""
 
-    __slots__ = ("_built", "template")
+    __slots__ = ("_build", "_built")
 
-    def __init__(self, template: str) -> None:
-        self.template = template
-        self._built: dict[str, TextClause] = {}
+    def __init__(self, build: Callable[[str], T]) -> None:
+        """``build``: the statement for a schema name."""
+        self._build = build
+        self._built: dict[str, T] = {}
 
-    def on(self, uow: UnitOfWork) -> TextClause:
+    def on(self, uow: UnitOfWork) -> T:
         """The statement in ``uow``'s schema."""
         built = self._built.get(uow.schema)
         if built is None:
-            built = self._built[uow.schema] = text(_in(uow.schema, self.template))
+            built = self._built[uow.schema] = self._build(uow.schema)
         return built
 
 
-class Rows:
-    """A set-based statement over rows (:class:`RowSet`; ``{rows}`` is where the rows go)."""
+class Sql(PerSchema[TextClause]):
+    """A plain statement."""
 
-    __slots__ = ("_built", "columns", "template")
-
-    def __init__(self, template: str, columns: Sequence[tuple[str, str]]) -> None:
-        self.template = template
-        self.columns = tuple(columns)
-        self._built: dict[str, RowSet] = {}
-
-    def on(self, uow: UnitOfWork) -> RowSet:
-        """The row set in ``uow``'s schema."""
-        built = self._built.get(uow.schema)
-        if built is None:
-            built = self._built[uow.schema] = RowSet(_in(uow.schema, self.template), self.columns)
-        return built
-
-
-class Keyed:
-    """A statement filtered by ``= ANY({keys})`` (:class:`KeyedQuery`)."""
-
-    __slots__ = ("_built", "template")
+    __slots__ = ()
 
     def __init__(self, template: str) -> None:
-        self.template = template
-        self._built: dict[str, KeyedQuery] = {}
+        """``template``: the statement's text with ``{schema}``."""
+        super().__init__(lambda schema: text(_in(schema, template)))
 
-    def on(self, uow: UnitOfWork) -> KeyedQuery:
-        """The query in ``uow``'s schema."""
-        built = self._built.get(uow.schema)
-        if built is None:
-            built = self._built[uow.schema] = KeyedQuery(_in(uow.schema, self.template))
-        return built
+
+class Rows(PerSchema[RowSet]):
+    """A set-based statement over rows (:class:`RowSet`; ``{rows}`` is where the rows go)."""
+
+    __slots__ = ()
+
+    def __init__(self, template: str, columns: Sequence[tuple[str, str]]) -> None:
+        """``template`` with ``{schema}`` and ``{rows}``; ``columns``: (name, SQL type) of the rows."""
+        fixed = tuple(columns)
+        super().__init__(lambda schema: RowSet(_in(schema, template), fixed))
+
+
+class Keyed(PerSchema[KeyedQuery]):
+    """A statement filtered by ``= ANY({keys})`` (:class:`KeyedQuery`)."""
+
+    __slots__ = ()
+
+    def __init__(self, template: str) -> None:
+        """``template`` with ``{schema}`` and ``{keys}``."""
+        super().__init__(lambda schema: KeyedQuery(_in(schema, template)))
