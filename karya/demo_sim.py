@@ -79,11 +79,19 @@ async def connect_demo_shops(catalogue: Catalogue, sim_port: int) -> int:
     """Authorise every Shopee and TikTok Shop shop of the catalogue on the simulator and store its tokens."""
     import httpx
 
+    from infra.db.engine import make_engine
+    from infra.db.roles import GATEWAY, passwords_from_env, url_as
     from services.gateway.shops.connect import connect_simulated_shops, shop_tools
 
     shops = [(x.channel.value, x.shop_id) for x in catalogue.listings if x.channel.value in ("shopee", "tiktok_shop")]
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{sim_port}") as sim, shop_tools() as tools:
-        return await connect_simulated_shops(tools, sim, shops)
+    # The gateway's role on the demo's database, as the demo's gateway process connects.
+    engine = make_engine(url_as(os.environ["DATABASE_URL"], GATEWAY, passwords_from_env()), pool_size=1)
+    try:
+        sim = httpx.AsyncClient(base_url=f"http://127.0.0.1:{sim_port}")
+        async with sim, shop_tools(engine=engine) as tools:
+            return await connect_simulated_shops(tools, sim, shops)
+    finally:
+        await engine.dispose()
 
 
 def apply_env(values: dict[str, str]) -> None:
