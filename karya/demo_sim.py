@@ -55,15 +55,19 @@ async def run_simulated_day(
     seed: int,
     on_progress: Callable[[int, int], None],
     until_drained: Callable[[], Any],
+    database_url: str | None = None,
 ) -> dict[str, int]:
-    """Serve the marketplace APIs, replay a day of webhooks, keep serving until the pipeline drained."""
+    """Serve the marketplace APIs, replay a day of webhooks, keep serving until the pipeline drained.
+
+    The shops are connected first, in the database of ``database_url`` (default ``DATABASE_URL``): the one the
+    gateway under test uses."""
     from sim.plan import FaultRates
     from sim.server import Simulator
     from sim.settings import SimSettings
 
     simulator = Simulator(catalogue, SimSettings.from_env())
     async with simulator.serve("127.0.0.1", sim_port):
-        await connect_demo_shops(catalogue, sim_port)  # Shopee and TikTok Shop calls need each shop's token
+        await connect_demo_shops(catalogue, sim_port, database_url)  # Shopee/TikTok calls need each shop's token
         summary = await simulator.run_day(
             orders=orders, seed=seed, faults=FaultRates(tampered=1, wrong_secret=1), on_progress=on_progress
         )
@@ -75,7 +79,7 @@ async def run_simulated_day(
     }
 
 
-async def connect_demo_shops(catalogue: Catalogue, sim_port: int) -> int:
+async def connect_demo_shops(catalogue: Catalogue, sim_port: int, database_url: str | None = None) -> int:
     """Authorise every Shopee and TikTok Shop shop of the catalogue on the simulator and store its tokens."""
     import httpx
 
@@ -85,7 +89,8 @@ async def connect_demo_shops(catalogue: Catalogue, sim_port: int) -> int:
 
     shops = [(x.channel.value, x.shop_id) for x in catalogue.listings if x.channel.value in ("shopee", "tiktok_shop")]
     # The gateway's role on the demo's database, as the demo's gateway process connects.
-    engine = make_engine(url_as(os.environ["DATABASE_URL"], GATEWAY, passwords_from_env()), pool_size=1)
+    url = database_url or os.environ["DATABASE_URL"]
+    engine = make_engine(url_as(url, GATEWAY, passwords_from_env()), pool_size=1)
     try:
         sim = httpx.AsyncClient(base_url=f"http://127.0.0.1:{sim_port}")
         async with sim, shop_tools(engine=engine) as tools:
