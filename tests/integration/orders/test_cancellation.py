@@ -31,9 +31,7 @@ from tests.naming import topic_prefix
 pytestmark = pytest.mark.integration
 
 
-async def test_cancellation_after_payment_releases_stock(
-    kafka_bootstrap: str, database: RoleUrls, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_cancellation_after_payment_releases_stock(kafka_bootstrap: str, database: RoleUrls) -> None:
     u = uid()
     prefix = topic_prefix()
     engine = make_engine(database.service)

@@ -43,7 +43,7 @@ async def reservations(engine: AsyncEngine, key: str) -> list[str]:
 
 
 async def test_unpaid_reservation_expires_and_stock_is_available_again(
-    kafka_bootstrap: str, database: RoleUrls, monkeypatch: pytest.MonkeyPatch
+    kafka_bootstrap: str, database: RoleUrls
 ) -> None:
     u, v = uid(), uid()  # two SKUs: one expired by the sweeper, one inline
     prefix = topic_prefix()

@@ -31,9 +31,7 @@ from tests.naming import topic_prefix
 pytestmark = pytest.mark.integration
 
 
-async def test_unknown_listing_parks_order_and_dead_letters(
-    kafka_bootstrap: str, database: RoleUrls, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_unknown_listing_parks_order_and_dead_letters(kafka_bootstrap: str, database: RoleUrls) -> None:
     u = uid()
     prefix = topic_prefix()
     engine = make_engine(database.service)
@@ -118,7 +116,7 @@ async def test_unknown_listing_parks_order_and_dead_letters(
 
 
 async def test_unmappable_status_parks_an_existing_order_and_keeps_its_hold(
-    kafka_bootstrap: str, database: RoleUrls, monkeypatch: pytest.MonkeyPatch
+    kafka_bootstrap: str, database: RoleUrls
 ) -> None:
     u = uid()
     prefix = topic_prefix()

@@ -45,7 +45,7 @@ def _value_free(thing: object) -> None:
 
 
 async def test_refused_order_events_leave_no_buyer_data_in_reasons_headers_or_logs(
-    kafka_bootstrap: str, database: RoleUrls, monkeypatch: pytest.MonkeyPatch
+    kafka_bootstrap: str, database: RoleUrls
 ) -> None:
     u = uid()
     prefix = topic_prefix()

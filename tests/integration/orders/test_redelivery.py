@@ -65,9 +65,7 @@ EXPECTED_FINAL = {
 }
 
 
-async def test_each_event_delivered_three_times_has_one_effect(
-    kafka_bootstrap: str, database: RoleUrls, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_each_event_delivered_three_times_has_one_effect(kafka_bootstrap: str, database: RoleUrls) -> None:
     u = uid()
     prefix = topic_prefix()
     engine = make_engine(database.service)

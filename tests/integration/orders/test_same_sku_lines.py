@@ -29,9 +29,7 @@ from tests.naming import topic_prefix
 pytestmark = pytest.mark.integration
 
 
-async def test_two_lines_same_sku_reserve_the_sum_or_nothing(
-    kafka_bootstrap: str, database: RoleUrls, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_two_lines_same_sku_reserve_the_sum_or_nothing(kafka_bootstrap: str, database: RoleUrls) -> None:
     u = uid()
     prefix = topic_prefix()
     engine = make_engine(database.service)

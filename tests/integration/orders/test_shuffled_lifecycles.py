@@ -63,9 +63,7 @@ def expected_snapshot(events: list[Envelope]) -> OrderStatusSnapshot:
     return snapshot
 
 
-async def test_shuffled_lifecycles_reach_the_rule_defined_final_state(
-    kafka_bootstrap: str, database: RoleUrls, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_shuffled_lifecycles_reach_the_rule_defined_final_state(kafka_bootstrap: str, database: RoleUrls) -> None:
     u = uid()
     prefix = topic_prefix()
     engine = make_engine(database.service)
