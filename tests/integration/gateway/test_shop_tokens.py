@@ -7,6 +7,8 @@ the token APIs, the clients and the store, so expiry is reached by moving it, no
 
 from __future__ import annotations
 
+import asyncio
+import re
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
 from infra.errors import sqlstate_of
+from karya.processes import free_port
 from services.contracts.channels import Channel
 from services.gateway.clients.shopee import ShopeeClient
 from services.gateway.clients.tiktok_shop import TikTokShopClient
@@ -207,3 +210,56 @@ async def test_a_failed_refresh_raises_the_alert_metric_and_a_readable_error(wor
     assert await refresh_due(world.tools.store, world.tools.apis, MARGIN, world.metrics) == (1, 0)
     assert world.sample("karya_gateway_token_refresh_failing", channel="shopee", shop_id=order.shop_id) == 0
     assert (await world.shopee().order_detail(order.shop_id, order.order_id)).order_id == order.order_id
+
+
+async def test_karya_shops_connect_and_list_against_a_served_simulator(
+    database: RoleUrls, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI as an operator runs it: environment settings, a code from the (simulated) redirect, the table."""
+    from typer.testing import CliRunner
+
+    from services.gateway.shops.cli import app
+    from services.orders.catalogue import load_catalogue
+    from sim.server import DEFAULT_CATALOGUE, Simulator
+
+    simulator = Simulator(load_catalogue(DEFAULT_CATALOGUE), SETTINGS)
+    port = free_port()
+    sim = f"http://127.0.0.1:{port}"
+    env = {
+        "KARYA_GATEWAY_DATABASE_URL": database.gateway,
+        "KARYA_TOKEN_KEY": secrets.token_hex(32),
+        "KARYA_SHOPEE_API_URL": f"{sim}/shopee",
+        "KARYA_TOKOPEDIA_API_TOKEN": SETTINGS.tokopedia_api_token,
+        "KARYA_TIKTOK_APP_KEY": SETTINGS.tiktok_app_key,
+        "KARYA_TIKTOK_APP_SECRET": SETTINGS.tiktok_app_secret,
+        "KARYA_SHOPEE_PARTNER_ID": str(SETTINGS.shopee_partner_id),
+        "KARYA_SHOPEE_PARTNER_KEY": SETTINGS.shopee_partner_key,
+        "KARYA_BLIBLI_API_CLIENT_ID": SETTINGS.blibli_api_client_id,
+        "KARYA_BLIBLI_API_CLIENT_KEY": SETTINGS.blibli_api_client_key,
+        "KARYA_BLIBLI_API_KEY": SETTINGS.blibli_api_key,
+        "KARYA_BLIBLI_API_SECRET": SETTINGS.blibli_api_secret,
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    runner = CliRunner()
+    async with simulator.serve("127.0.0.1", port):
+        code = simulator.tokens.authorize("shopee", "77001")
+        # The CLI runs its own event loop: run it in a thread while this loop serves the simulator.
+        connected = await asyncio.to_thread(
+            runner.invoke, app, ["connect", "shopee", "--shop-id", "77001", "--code", code]
+        )
+        listed = await asyncio.to_thread(runner.invoke, app, ["list"])
+        reused = await asyncio.to_thread(
+            runner.invoke, app, ["connect", "shopee", "--shop-id", "77001", "--code", code]
+        )
+    assert connected.exit_code == 0, connected.output
+    assert "connected shopee shop 77001" in connected.output
+    assert listed.exit_code == 0 and "77001" in listed.output
+    assert not re.search(r"[0-9a-f]{32}", listed.output + connected.output)  # the simulator's tokens: 32 hex
+    assert reused.exit_code == 2 and "error_auth: Invalid code." in reused.output  # a code works once
+    engine = make_engine(database.gateway, pool_size=1)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("DELETE FROM gateway.shop_tokens"))
+    finally:
+        await engine.dispose()

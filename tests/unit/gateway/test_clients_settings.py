@@ -11,7 +11,9 @@ from services.gateway.clients.shopee import ShopeeClient
 from services.gateway.clients.tiktok_shop import TikTokShopClient
 from services.gateway.clients.tokens import StaticTokens
 from services.gateway.clients.tokopedia import TokopediaClient
+from services.gateway.settings import GatewayConfigError
 from services.gateway.shops.auth import ShopeeAuth, TikTokAuth
+from services.gateway.shops.wiring import cipher_of
 
 ENV = {
     "KARYA_TOKOPEDIA_API_TOKEN": "tp-token",
@@ -71,3 +73,15 @@ async def test_factory_builds_one_client_per_channel(env: pytest.MonkeyPatch) ->
     finally:
         await aclose_clients(clients)
         await aclose_clients(apis)
+
+
+def test_the_gateway_refuses_to_start_without_a_usable_token_key(env: pytest.MonkeyPatch) -> None:
+    for name, value in ENV.items():
+        env.setenv(name, value)
+    env.delenv("KARYA_TOKEN_KEY")
+    with pytest.raises(ClientSettingsError, match="KARYA_TOKEN_KEY"):
+        ClientSettings.from_env()
+    env.setenv("KARYA_TOKEN_KEY", "ab" * 8)  # 8 bytes: not an AES-256 key
+    with pytest.raises(GatewayConfigError) as caught:
+        cipher_of(ClientSettings.from_env())
+    assert "KARYA_TOKEN_KEY must be 32 bytes" in str(caught.value) and "ab" * 8 not in str(caught.value)
