@@ -58,6 +58,7 @@ class Outbound:
     """Builds the events of one batch (each caused by its triggering event), in order, for the outbox."""
 
     def __init__(self, topics: OrdersTopics) -> None:
+        """Events go to ``topics.events``, availability to ``topics.stock_availability``."""
         self._events = topics.events
         self._availability = topics.stock_availability
         self._messages: list[OutboundMessage] = []

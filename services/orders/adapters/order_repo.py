@@ -114,6 +114,7 @@ class BatchInfoCache:
     """Production batches never change once recorded, so their facts are cached per process."""
 
     def __init__(self) -> None:
+        """An empty cache."""
         self._cache: dict[str, BatchInfo] = {}
 
     async def get(self, uow: UnitOfWork, batch_ids: Iterable[str]) -> dict[str, BatchInfo]:

@@ -95,6 +95,7 @@ class History:
     )
 
     def __init__(self) -> None:
+        """No decisions yet."""
         self.order_key: list[str] = []
         self.from_state: list[str | None] = []
         self.to_state: list[str] = []
