@@ -197,7 +197,7 @@ async def test_relay_publish_failure_is_logged_without_the_database_text() -> No
 
 async def test_a_webhook_that_cannot_be_stored_is_answered_and_logged_without_its_body() -> None:
     class _FailingStore:
-        async def store(self, *args: object) -> None:
+        async def store(self, *args: object, **kwargs: object) -> None:
             raise _db_error()
 
     app = FastAPI()
