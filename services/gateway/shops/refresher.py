@@ -49,36 +49,35 @@ async def refresh_due(
 ) -> tuple[int, int]:
     """Refresh every shop due within ``margin``; returns (refreshed, failed)."""
     refreshed = failed = 0
-    for due in await store.due(margin):
-        api = apis.get(due.channel)
+    for channel, shop_id in await store.due(margin):
+        api = apis.get(channel)
         if api is None:
             continue
-        try:
-            grant = await api.refresh(due.refresh_token, due.shop_id, due.shop_cipher)
-        except MarketplaceApiError as exc:
-            error = f"refresh of {due.channel} shop {due.shop_id} failed: {exc}"
-            await store.record_failure(due.channel, due.shop_id, error)
-            metrics.refreshes.labels(due.channel, "failed").inc()
-            metrics.failing.labels(due.channel, due.shop_id).set(1)
-            log.warning(
-                "token_refresh_failed",
-                channel=due.channel,
-                shop_id=due.shop_id,
-                expires_at=due.access_expires_at.isoformat(),
-                failures=due.refresh_failures + 1,
-                error=error,
-            )
-            failed += 1
-            continue
-        await store.save(grant)
-        metrics.refreshes.labels(due.channel, "refreshed").inc()
-        metrics.failing.labels(due.channel, due.shop_id).set(0)
-        log.info(
-            "token_refreshed",
-            channel=due.channel,
-            shop_id=due.shop_id,
-            expires_at=grant.access_expires_at.isoformat(),
-        )
+        async with store.claim(channel, shop_id, margin) as claim:
+            if claim is None:  # refreshed meanwhile, or another replica is refreshing it
+                continue
+            due = claim.token
+            try:
+                grant = await api.refresh(due.refresh_token, shop_id, due.shop_cipher)
+            except MarketplaceApiError as exc:
+                error = f"refresh of {channel} shop {shop_id} failed: {exc}"
+                await claim.fail(error)
+                metrics.refreshes.labels(channel, "failed").inc()
+                metrics.failing.labels(channel, shop_id).set(1)
+                log.warning(
+                    "token_refresh_failed",
+                    channel=channel,
+                    shop_id=shop_id,
+                    expires_at=due.access_expires_at.isoformat(),
+                    failures=due.refresh_failures + 1,
+                    error=error,
+                )
+                failed += 1
+                continue
+            await claim.save(grant)
+        metrics.refreshes.labels(channel, "refreshed").inc()
+        metrics.failing.labels(channel, shop_id).set(0)
+        log.info("token_refreshed", channel=channel, shop_id=shop_id, expires_at=grant.access_expires_at.isoformat())
         refreshed += 1
     return refreshed, failed
 

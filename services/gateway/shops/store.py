@@ -1,27 +1,32 @@
 """``gateway.shop_tokens``: the connected shops' tokens, sealed at rest, handed to the API clients.
 
-:class:`ShopTokenStore` is the clients' :class:`~services.gateway.clients.tokens.TokenSource`: it reads a shop's
-row once and keeps the opened access token in memory until a minute before it expires (the refresher replaces it
-when it saves a new one). Rows are written only by a code exchange (``karya shops connect``) or a refresh.
+:class:`ShopTokenStore` is the clients' :class:`~services.gateway.clients.tokens.TokenSource`: it keeps an opened
+access token in memory for at most a minute (and never past a minute before its expiry), so a refresh made by
+another gateway replica is seen within a minute. Rows are written only by a code exchange (``karya shops
+connect``) or a refresh. A refresh holds the shop's row (``FOR UPDATE SKIP LOCKED``, :meth:`ShopTokenStore.claim`)
+from reading the refresh token to storing the new pair, so two replicas never spend the same refresh token (Shopee
+retires it at the first use).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.gateway.clients.tokens import ShopAccess, ShopNotConnected, not_connected
 from services.gateway.shops.auth import TokenGrant
 from services.gateway.shops.crypto import TokenCipher
 
-__all__ = ["ConnectedShop", "DueToken", "ShopTokenStore"]
+__all__ = ["Claim", "ConnectedShop", "DueToken", "ShopTokenStore"]
 
 _SAFETY = timedelta(minutes=1)  # an access token this close to its expiry is not handed out from memory
+_CACHE = timedelta(minutes=1)  # an opened token is read again after this long (a refresh by another replica)
 
 _UPSERT = text(
     """INSERT INTO gateway.shop_tokens AS t (channel, shop_id, shop_cipher, shop_name, key_id, access_token,
@@ -77,7 +82,7 @@ class ShopTokenStore:
         self._engine = engine
         self._cipher = cipher
         self._clock = clock
-        self._cache: dict[tuple[str, str], tuple[ShopAccess, datetime]] = {}
+        self._cache: dict[tuple[str, str], tuple[ShopAccess, datetime]] = {}  # → (token, read again after)
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), UTC)
@@ -86,7 +91,7 @@ class ShopTokenStore:
         """The shop's current access token (see :class:`~services.gateway.clients.tokens.TokenSource`)."""
         now = self._now()
         cached = self._cache.get((channel, shop_id))
-        if cached is not None and cached[1] - _SAFETY > now:
+        if cached is not None and cached[1] > now:
             return cached[0]
         async with self._engine.connect() as conn:
             row = (
@@ -104,69 +109,68 @@ class ShopTokenStore:
             )
         token = self._cipher.open(bytes(row.access_token), f"{channel}:{shop_id}:access", row.key_id)
         access = ShopAccess(token, row.shop_cipher)
-        self._cache[(channel, shop_id)] = (access, row.access_expires_at)
+        self._remember(channel, shop_id, access, row.access_expires_at)
         return access
+
+    def _remember(self, channel: str, shop_id: str, access: ShopAccess, expires_at: datetime) -> None:
+        self._cache[(channel, shop_id)] = (access, min(expires_at - _SAFETY, self._now() + _CACHE))
 
     async def save(self, grant: TokenGrant, *, connected: bool = False) -> None:
         """Store a grant (sealed); ``connected`` marks a new authorisation rather than a refresh."""
-        key = f"{grant.channel}:{grant.shop_id}"
         async with self._engine.begin() as conn:
-            await conn.execute(
-                _UPSERT,
-                {
-                    "channel": grant.channel,
-                    "shop_id": grant.shop_id,
-                    "shop_cipher": grant.shop_cipher,
-                    "shop_name": grant.shop_name,
-                    "key_id": self._cipher.key_id,
-                    "access": self._cipher.seal(grant.access_token, f"{key}:access"),
-                    "refresh": self._cipher.seal(grant.refresh_token, f"{key}:refresh"),
-                    "access_at": grant.access_expires_at,
-                    "refresh_at": grant.refresh_expires_at,
-                    "connected": connected,
-                },
-            )
-        self._cache[(grant.channel, grant.shop_id)] = (
-            ShopAccess(grant.access_token, grant.shop_cipher),
-            grant.access_expires_at,
-        )
-        if grant.shop_cipher is None:  # the row may hold one from the connection: read it back next time
-            self._cache.pop((grant.channel, grant.shop_id), None)
+            await self.write(conn, grant, connected=connected)
 
-    async def due(self, within: timedelta) -> list[DueToken]:
-        """Shops whose access token expires within ``within`` from now, soonest first."""
+    async def write(self, conn: AsyncConnection, grant: TokenGrant, *, connected: bool = False) -> None:
+        """:meth:`save` inside the caller's transaction."""
+        key = f"{grant.channel}:{grant.shop_id}"
+        await conn.execute(
+            _UPSERT,
+            {
+                "channel": grant.channel,
+                "shop_id": grant.shop_id,
+                "shop_cipher": grant.shop_cipher,
+                "shop_name": grant.shop_name,
+                "key_id": self._cipher.key_id,
+                "access": self._cipher.seal(grant.access_token, f"{key}:access"),
+                "refresh": self._cipher.seal(grant.refresh_token, f"{key}:refresh"),
+                "access_at": grant.access_expires_at,
+                "refresh_at": grant.refresh_expires_at,
+                "connected": connected,
+            },
+        )
+        self._cache.pop((grant.channel, grant.shop_id), None)  # read back (with the row's cipher) at the next call
+
+    async def due(self, within: timedelta) -> list[tuple[str, str]]:
+        """``(channel, shop_id)`` of the shops whose access token expires within ``within`` from now, soonest first."""
         async with self._engine.connect() as conn:
-            rows = (
+            rows = await conn.execute(
+                text(
+                    "SELECT channel, shop_id FROM gateway.shop_tokens WHERE access_expires_at < :until "
+                    "ORDER BY access_expires_at"
+                ),
+                {"until": self._now() + within},
+            )
+            return [(r.channel, r.shop_id) for r in rows]
+
+    @asynccontextmanager
+    async def claim(self, channel: str, shop_id: str, within: timedelta) -> AsyncIterator[Claim | None]:
+        """Hold a due shop's row for its refresh; None when it is not due any more or another replica holds it."""
+        async with self._engine.begin() as conn:
+            row = (
                 await conn.execute(
                     text(
-                        f"SELECT {_COLUMNS} FROM gateway.shop_tokens WHERE access_expires_at < :until "
-                        "ORDER BY access_expires_at"
+                        f"SELECT {_COLUMNS} FROM gateway.shop_tokens WHERE channel = :c AND shop_id = :s "
+                        "AND access_expires_at < :until FOR UPDATE SKIP LOCKED"
                     ),
-                    {"until": self._now() + within},
+                    {"c": channel, "s": shop_id, "until": self._now() + within},
                 )
-            ).all()
-        return [
-            DueToken(
-                r.channel,
-                r.shop_id,
-                r.shop_cipher,
-                self._cipher.open(bytes(r.refresh_token), f"{r.channel}:{r.shop_id}:refresh", r.key_id),
-                r.access_expires_at,
-                r.refresh_failures,
-            )
-            for r in rows
-        ]
-
-    async def record_failure(self, channel: str, shop_id: str, error: str) -> None:
-        """Remember a failed refresh (``error`` is Karya's text, never a token)."""
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                text(
-                    "UPDATE gateway.shop_tokens SET refresh_failures = refresh_failures + 1, refresh_error = :e, "
-                    "refresh_failed_at = clock_timestamp() WHERE channel = :c AND shop_id = :s"
-                ),
-                {"c": channel, "s": shop_id, "e": error[:500]},
-            )
+            ).one_or_none()
+            if row is None:
+                yield None
+                return
+            refresh = self._cipher.open(bytes(row.refresh_token), f"{channel}:{shop_id}:refresh", row.key_id)
+            token = DueToken(channel, shop_id, row.shop_cipher, refresh, row.access_expires_at, row.refresh_failures)
+            yield Claim(self, conn, token)
 
     async def shops(self) -> list[ConnectedShop]:
         """Every connected shop, by channel and shop id (no token values)."""
@@ -186,3 +190,26 @@ class ShopTokenStore:
             )
             for r in rows
         ]
+
+
+class Claim:
+    """A due shop's row, held until the refresh is stored (:meth:`save`) or its failure recorded (:meth:`fail`)."""
+
+    def __init__(self, store: ShopTokenStore, conn: AsyncConnection, token: DueToken) -> None:
+        self._store = store
+        self._conn = conn
+        self.token = token
+
+    async def save(self, grant: TokenGrant) -> None:
+        """Store the refreshed pair (clears the failure count)."""
+        await self._store.write(self._conn, grant)
+
+    async def fail(self, error: str) -> None:
+        """Record a failed refresh (``error`` is Karya's text, never a token)."""
+        await self._conn.execute(
+            text(
+                "UPDATE gateway.shop_tokens SET refresh_failures = refresh_failures + 1, refresh_error = :e, "
+                "refresh_failed_at = clock_timestamp() WHERE channel = :c AND shop_id = :s"
+            ),
+            {"c": self.token.channel, "s": self.token.shop_id, "e": error[:500]},
+        )

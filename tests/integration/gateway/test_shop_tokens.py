@@ -186,6 +186,19 @@ async def test_a_token_about_to_expire_is_refreshed_and_the_old_one_stops_workin
     assert shop.refresh_failures == 0 and shop.access_expires_at.timestamp() == NOW + 4 * 3600 - 10 * 60 + 4 * 3600
 
 
+async def test_two_replicas_never_spend_the_same_refresh_token(world: World) -> None:
+    """While one gateway holds a shop's row for its refresh, another skips that shop (Shopee retires the token)."""
+    order = add_order(world.state, Channel.SHOPEE, "261101TOKEN004", ["UNPAID"])
+    await world.authorised("shopee", order.shop_id)
+    world.clock.at += 4 * 3600 - 10 * 60
+    async with world.tools.store.claim("shopee", order.shop_id, MARGIN) as held:
+        assert held is not None and held.token.shop_id == order.shop_id
+        assert await refresh_due(world.tools.store, world.tools.apis, MARGIN, world.metrics) == (0, 0)
+    assert await refresh_due(world.tools.store, world.tools.apis, MARGIN, world.metrics) == (1, 0)
+    assert await refresh_due(world.tools.store, world.tools.apis, MARGIN, world.metrics) == (0, 0)  # done
+    assert world.issued.refreshes == 1
+
+
 async def test_a_failed_refresh_raises_the_alert_metric_and_a_readable_error(world: World) -> None:
     order = add_order(world.state, Channel.SHOPEE, "261101TOKEN003", ["UNPAID", "READY_TO_SHIP"])
     await world.authorised("shopee", order.shop_id)
