@@ -1,4 +1,6 @@
-"""Kafka stays in ``infra/``: no service, CLI or simulator module imports aiokafka or FastStream's Kafka types.
+"""Kafka stays in ``infra/``: no service, CLI or simulator module imports aiokafka or FastStream's Kafka types;
+and use cases are transport-free: only a service's entry points (``app.py``, ``cli.py``) see the consumer's
+``InboundEvent`` / ``Rejection`` and the ``Delivery`` a record came in, use cases take envelopes and a unit of work.
 
 (``karya/docs.py`` uses FastStream's application and AsyncAPI generator, not its Kafka types: it passes.)
 """
@@ -11,6 +13,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 LAYERS = ("services", "karya", "sim")
 FORBIDDEN = ("aiokafka", "faststream.kafka")
+TRANSPORT = ("infra.messaging.consumer", "infra.messaging.delivery")  # the Kafka entry point's vocabulary
+ENTRY_POINTS = ("app.py", "cli.py")
+NOT_USE_CASES = ("adapters", "migrations")
+PENDING = {
+    # The gateway's normaliser is still its own Kafka handler (issue 13 moved orders and ledger first).
+    "services/gateway/normaliser.py": [
+        "infra.messaging.consumer",
+        "infra.messaging.consumer.InboundEvent",
+        "infra.messaging.consumer.Rejection",
+    ],
+}
 
 
 def _imports(path: Path) -> set[str]:
@@ -25,8 +38,8 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
-def _forbidden(name: str) -> bool:
-    return any(name == f or name.startswith(f + ".") for f in FORBIDDEN)
+def _forbidden(name: str, modules: tuple[str, ...] = FORBIDDEN) -> bool:
+    return any(name == f or name.startswith(f + ".") for f in modules)
 
 
 def test_no_module_outside_infra_imports_kafka_clients() -> None:
@@ -40,3 +53,22 @@ def test_the_check_sees_kafka_imports(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
     module.write_text("import aiokafka.structs\nfrom faststream import kafka\nfrom faststream import FastStream\n")
     assert sorted(n for n in _imports(module) if _forbidden(n)) == ["aiokafka.structs", "faststream.kafka"]
+
+
+def _use_cases() -> list[Path]:
+    """Every module of ``services/<svc>/`` but its entry points, adapters and migrations (and the contracts)."""
+    return [
+        p
+        for p in sorted((ROOT / "services").rglob("*.py"))
+        if p.relative_to(ROOT).parts[1] != "contracts"
+        and p.name not in ENTRY_POINTS
+        and not set(p.relative_to(ROOT).parts) & set(NOT_USE_CASES)
+    ]
+
+
+def test_use_cases_do_not_see_kafka_deliveries() -> None:
+    """Fails for a new offender, and for one listed as pending that no longer is (take it off the list)."""
+    files = _use_cases()
+    assert any(p.name == "posting.py" for p in files) and any(p.name == "fulfilment.py" for p in files)
+    offenders = {str(p.relative_to(ROOT)): sorted(n for n in _imports(p) if _forbidden(n, TRANSPORT)) for p in files}
+    assert {p: names for p, names in offenders.items() if names} == PENDING
