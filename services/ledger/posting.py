@@ -22,13 +22,13 @@ from infra.db.unit_of_work import UnitOfWork
 from infra.messaging.envelope import Envelope
 from services.ledger.adapters.facts_repo import load_facts, park, save_facts, take_pending
 from services.ledger.adapters.journal_repo import (
-    Conflict,
     existing_hashes,
     normal_balances,
     post_entries,
     record_conflicts,
 )
 from services.ledger.adapters.policy_repo import PolicyCache
+from services.ledger.domain.journal import Conflict
 from services.ledger.outbound import LedgerTopics, entry_posted_messages
 from services.ledger.posting_plan import (
     POSTED_EVENT_TYPES,

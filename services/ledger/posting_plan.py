@@ -19,12 +19,11 @@ from infra.errors import describe_error, error_text
 from infra.messaging.envelope import Envelope
 from services.contracts.marketplace import REFUND_REPORTED, SETTLEMENT_REPORTED, RefundReported, SettlementReported
 from services.contracts.orders import ORDER_COMPLETED
-from services.ledger.adapters.facts_repo import OrderFacts
-from services.ledger.adapters.journal_repo import Conflict
 from services.ledger.domain import accounts
 from services.ledger.domain.distribution import plan_distribution
 from services.ledger.domain.errors import LedgerDomainError
-from services.ledger.domain.journal import EntryKind, JournalEntry, request_hash
+from services.ledger.domain.facts import OrderFacts
+from services.ledger.domain.journal import Conflict, EntryKind, JournalEntry, request_hash
 from services.ledger.domain.model import CompletionRequest
 from services.ledger.domain.policy import SplitPolicy
 from services.ledger.domain.postings import (

@@ -14,19 +14,7 @@ from sqlalchemy import text
 from infra.db.unit_of_work import UnitOfWork
 from infra.messaging.envelope import Envelope
 from services.ledger.adapters.locks import lock_order_facts
-
-
-@dataclass
-class OrderFacts:
-    """What the ledger has posted for one order."""
-
-    order_key: str
-    lapas_id: str
-    completion: dict[str, Any]
-    settlement: dict[str, Any] | None = None
-    refunded_gross: int = 0
-    is_new: bool = False
-    changed: bool = False
+from services.ledger.domain.facts import OrderFacts
 
 
 async def load_facts(uow: UnitOfWork, keys: Iterable[str]) -> dict[str, OrderFacts]:

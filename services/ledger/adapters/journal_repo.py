@@ -19,17 +19,7 @@ from infra.db.unit_of_work import UnitOfWork
 from services.ledger.adapters.locks import lock_chain_head
 from services.ledger.domain.accounts import Side, account_info
 from services.ledger.domain.hashchain import CommittedEntry, chain_hash
-from services.ledger.domain.journal import JournalEntry
-
-
-@dataclass(frozen=True, slots=True)
-class Conflict:
-    """A posting key seen again with a different request: recorded, alerted, never posted twice."""
-
-    posting_key: str
-    existing_hash: str
-    new_hash: str
-    source_event: str | None
+from services.ledger.domain.journal import Conflict, JournalEntry
 
 
 @dataclass

@@ -18,7 +18,7 @@ from services.ledger.domain.accounts import Side, account_info
 from services.ledger.domain.canonical import dump_canonical, sha256_hex, to_canonical
 from services.ledger.domain.errors import AccountCodeError, EntryValidationError
 
-__all__ = ["EntryKind", "JournalEntry", "Line", "LineBuilder", "request_hash"]
+__all__ = ["Conflict", "EntryKind", "JournalEntry", "Line", "LineBuilder", "request_hash"]
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
@@ -187,3 +187,13 @@ class LineBuilder:
         debits = [Line(a, _DEBIT, n) for a, n in self._net.items() if n > 0]
         credits = [Line(a, _CREDIT, -n) for a, n in self._net.items() if n < 0]
         return (*debits, *credits)
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """A posting key seen again with a different request: recorded, alerted, never posted twice."""
+
+    posting_key: str
+    existing_hash: str
+    new_hash: str
+    source_event: str | None

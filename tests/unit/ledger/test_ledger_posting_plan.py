@@ -14,9 +14,9 @@ import pytest
 
 from infra.messaging.envelope import Envelope, make_envelope
 from services.contracts.marketplace import SETTLEMENT_REPORTED
-from services.ledger.adapters.facts_repo import OrderFacts
 from services.ledger.domain import accounts
 from services.ledger.domain.errors import InsufficientBalanceError, LedgerDomainError
+from services.ledger.domain.facts import OrderFacts
 from services.ledger.domain.journal import EntryKind, request_hash
 from services.ledger.domain.model import PayoutRequest
 from services.ledger.domain.postings import settlement_key
