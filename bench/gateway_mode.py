@@ -57,7 +57,9 @@ async def via_gateway(orders: int, seed: int, replicas: dict[str, int], say: Any
         pids |= stack_pids() | {"simulator": [os.getpid()]}
         cpu0 = cpu_seconds(pids)
         t0 = time.time()
-        sim = await run_simulated_day(catalogue, sim_port, orders, seed, lambda done, total: None, until_drained)
+        sim = await run_simulated_day(
+            catalogue, sim_port, orders, seed, lambda done, total: None, until_drained, bench.service_url
+        )
         last_commit = f"SELECT max({await committed_at(bench)}) FROM ledger.journal_entries"
         engine = make_engine(bench.service_url, pool_size=1)
         try:
