@@ -8,13 +8,16 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from infra.messaging.envelope import Envelope, make_envelope
 from services.contracts.ledger import ENTRY_POSTED
 from services.contracts.marketplace import ORDER_STATUS_CHANGED, OrderLine, OrderStatusChanged
 from services.orders.domain.channels import map_status
 from services.orders.domain.lifecycle import OrderState, OrderStatusSnapshot, StockStage
 from services.orders.domain.records import BatchInfo, Held, Line, OrderRow, Reservation
-from services.orders.domain.stock import MovementKind
+from services.orders.domain.stock import MovementKind, StockCounters
 from services.orders.fulfilment import read_changes
 from services.orders.fulfilment_plan import Change, FulfilmentPlan, Settled, StatusChange, plan_changes
 from services.orders.inspection import Inspected, Verdict, plan_inspection
@@ -216,3 +219,45 @@ def test_inspection_restocks_into_on_hand_and_announces_availability() -> None:
     assert p.status == "restocked" and len(p.messages) == 1
     off = plan_inspection(Inspected(1, "k", "B1", 2, Verdict.WRITE_OFF), inputs, "torn", TOPICS)
     assert off.status == "written_off" and off.messages == [] and off.movements[0].reason == "inspection: torn"
+
+
+_STAGE_OF_RESERVATION = {
+    "soft": {StockStage.SOFT},
+    "hard": {StockStage.HARD},
+    "consumed": {StockStage.CONSUMED, StockStage.QUARANTINED},
+    "released": {StockStage.RELEASED},
+}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["o1", "o2", "o3"]),
+            st.sampled_from(["100", "220", "450", "500", "600", "700", "0", "601"]),
+            st.integers(0, 20),
+            st.integers(1, 4),
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_any_batch_keeps_counters_valid_and_reservations_in_step(events: list[tuple[str, str, int, int]]) -> None:
+    start = {"B1": (4, 0, 0), "B2": (3, 0, 0)}
+    p = plan([status(o, raw, m, qty=q) for o, raw, m, q in events], stock(*((b, *c) for b, c in start.items())))
+    totals = {b: [on, soft, hard, 0] for b, (on, soft, hard) in start.items()}
+    for m in p.stock.movements:
+        d = m.delta
+        for i, change in enumerate((d.on_hand, d.soft_reserved, d.allocated, d.quarantined)):
+            totals[m.batch_id][i] += change
+    for on, soft, hard, quarantined in totals.values():
+        StockCounters(on, soft, hard, quarantined)  # raises if a counter went below zero or over-reserved
+    assert p.stock.availability() in ({}, {"SKU-1": [("W1", sum(t[0] - t[1] - t[2] for t in totals.values()))]})
+    for order in p.orders:
+        if order.parked_reason is not None or order.snapshot is None:
+            continue
+        stage = order.snapshot.stock_stage
+        if order.reservation is None:
+            assert stage in (StockStage.NONE, StockStage.RELEASED), (order.order_key, stage)
+        else:
+            assert stage in _STAGE_OF_RESERVATION[order.reservation.state], (order.order_key, stage)
