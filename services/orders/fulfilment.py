@@ -59,7 +59,8 @@ SETTLEMENT_KIND = "settlement"  # the ledger's entry kind for a marketplace's pa
 
 @dataclass(frozen=True, slots=True)
 class FulfilmentRules:
-    """What the composition root decides for the use case: where events go, unpaid windows, status mapping."""
+    """What the composition root decides for the use case: where events go, unpaid windows, status mapping, and
+    the process's cache of production-batch facts (they never change once recorded)."""
 
     topics: OrdersTopics
     windows: Mapping[Channel, timedelta] | None = None

@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from typing import Any
+from uuid import UUID
 
 from infra.messaging.envelope import Envelope
 from infra.messaging.outbox import OutboundMessage
@@ -114,7 +114,7 @@ class _Touched:
     def __init__(self, order: OrderRow, first_index: int, stage_before: StockStage) -> None:
         self.order = order
         self.first_index = first_index
-        self.last_event_id: Any = None
+        self.last_event_id: UUID | None = None
         self.stage_before = stage_before
         self.applied: list[Applied] = []
 

@@ -59,9 +59,12 @@ def plan_inspection(lot: Inspected, inputs: StockInputs, note: str, topics: Orde
     """
     kind, status = _OUTCOME[lot.verdict]
     stock = StockPlan(inputs)
-    sku = next((r[1] for r in inputs.rows if r[0] == lot.batch_id), "")
+    sku, workshop_id = next(((r[1], r[2]) for r in inputs.rows if r[0] == lot.batch_id), ("", ""))
     stock.record(
-        [Held(lot.batch_id, sku, "", lot.quantity)], kind, lot.order_key, f"inspection: {note or lot.verdict.value}"
+        [Held(lot.batch_id, sku, workshop_id, lot.quantity)],
+        kind,
+        lot.order_key,
+        f"inspection: {note or lot.verdict.value}",
     )
     out = Outbound(topics)
     if lot.verdict is Verdict.RESTOCK:

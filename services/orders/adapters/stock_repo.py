@@ -8,6 +8,7 @@ any result below zero or reserving more than is on hand.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from datetime import datetime
 from typing import Any
 
@@ -128,8 +129,8 @@ async def load_stock(
     *,
     due_at: datetime | None,
     sweep: bool = False,
-    skip_orders: set[str] = frozenset(),  # type: ignore[assignment]
-    workshops: set[str] = frozenset(),  # type: ignore[assignment]
+    skip_orders: AbstractSet[str] = frozenset(),
+    workshops: AbstractSet[str] = frozenset(),
     new_reservations: int = 0,
     batches: BatchInfoCache,
 ) -> StockInputs:
@@ -158,7 +159,7 @@ async def _stock_inputs(
     uow: UnitOfWork,
     rows: Sequence[Any],
     due: list[tuple[str, Reservation]],
-    workshops: set[str],
+    workshops: AbstractSet[str],
     new_reservations: int,
     batches: BatchInfoCache,
 ) -> StockInputs:
