@@ -33,7 +33,8 @@ class Line:
 
 
 class EntryKind(StrEnum):
-    """What moment of an order's (or inmate's) life an entry records."""
+    """What moment of an order's (or inmate's) life an entry records; ``reversal`` and ``adjustment`` are the
+    corrections two people posted (:mod:`services.ledger.domain.corrections`)."""
 
     SALE_COMPLETED = "sale_completed"
     SETTLEMENT = "settlement"
@@ -41,6 +42,8 @@ class EntryKind(StrEnum):
     REFUND = "refund"
     REFUND_REVERSAL = "refund_reversal"
     PAYOUT = "payout"
+    REVERSAL = "reversal"
+    ADJUSTMENT = "adjustment"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,367 @@
+"""Corrections: the exact mirror of a posted entry (revert) and a balanced manual entry (adjustment), each proposed
+by one person and posted only when a different person approves. Pure: no I/O.
+
+Rules (each refusal names its rule):
+
+- ``reason_required``: every proposal states why; ``acting_user_required``: every proposal and approval names
+  who acts (the CLI's ``--as`` or ``KARYA_USER``).
+- ``revert_once``: a revert posts under ``revert:<posting key>``, so an entry is reverted at most once; a second
+  proposal is refused while one is open or after the revert is posted.
+- ``no_revert_of_revert``: a revert (kind ``reversal``) is never reverted; book what is wrong with an adjustment.
+- ``adjustable_accounts``: an adjustment may touch only the accounts of :data:`ADJUSTABLE` (never inmate savings,
+  payables, revenue or shares: those follow from sales, distributions, refunds and payouts); a bank line also
+  needs a ``reference`` (the bank statement line it reconciles).
+- ``balanced_entry``: an adjustment's debits equal its credits (the database refuses an unbalanced entry too).
+- ``four_eyes``: the approver differs from the proposer (the database refuses such an approval too).
+- ``approve_once``: a proposal is approved, hence posted, once.
+
+Proposer, approver and reason are written into the posted entry's memo and into the request its request hash is
+taken of; both are serialised into the hash chain, so changing any of them breaks ``karya ledger verify``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from services.ledger.domain.accounts import Side, account_info
+from services.ledger.domain.errors import AccountCodeError, LedgerDomainError
+from services.ledger.domain.journal import EntryKind, JournalEntry, Line, request_hash
+
+__all__ = [
+    "ADJUSTABLE",
+    "Adjustable",
+    "Adjustment",
+    "CorrectionKind",
+    "CorrectionRefused",
+    "CorrectionRequest",
+    "Draft",
+    "PostedEntry",
+    "Proposal",
+    "adjust_key",
+    "correction_memo",
+    "parse_adjustment",
+    "plan_adjustment",
+    "plan_approval",
+    "plan_revert",
+    "revert_key",
+]
+
+
+class CorrectionRefused(LedgerDomainError):
+    """A correction breaks a rule; the message starts with ``<what> refused (<rule>)``."""
+
+
+class CorrectionKind(StrEnum):
+    """What a proposal posts once approved."""
+
+    REVERT = "revert"
+    ADJUST = "adjust"
+
+
+@dataclass(frozen=True, slots=True)
+class Adjustable:
+    """Accounts an adjustment may touch: a code equal to ``pattern``, or starting with it when it ends in ``:``."""
+
+    pattern: str
+    needs_reference: bool = False
+
+    def matches(self, code: str) -> bool:
+        """Whether ``code`` is one of these accounts."""
+        return code.startswith(self.pattern) if self.pattern.endswith(":") else code == self.pattern
+
+
+ADJUSTABLE: tuple[Adjustable, ...] = (
+    Adjustable("clearing:suspense"),
+    Adjustable("clearing:undistributed_proceeds:"),
+    Adjustable("clearing:unallocated_proceeds:"),
+    Adjustable("expense:marketplace_fee:"),
+    Adjustable("asset:marketplace_receivable:"),
+    Adjustable("asset:pph22_prepaid"),
+    Adjustable("asset:bank:", needs_reference=True),
+)
+"""The allow-list of the ``adjustable_accounts`` rule (documented in docs/accounting.md, "Corrections")."""
+
+
+@dataclass(frozen=True, slots=True)
+class PostedEntry:
+    """What a revert needs of the entry it mirrors."""
+
+    posting_key: str
+    kind: EntryKind
+    lines: tuple[Line, ...]
+    order_key: str | None = None
+    batch_id: str | None = None
+    policy_ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Adjustment:
+    """A manual entry as read from its file: lines, optional memo, order and bank reference."""
+
+    lines: tuple[Line, ...]
+    memo: str | None = None
+    order_key: str | None = None
+    reference: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """A proposal before it is stored (the store gives it its id)."""
+
+    kind: CorrectionKind
+    target: str | None
+    reason: str
+    proposed_by: str
+    lines: tuple[Line, ...]
+    memo: str | None = None
+    order_key: str | None = None
+    batch_id: str | None = None
+    policy_ref: str | None = None
+    reference: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    """A stored proposal; ``approved_by`` is set once it was approved (and posted)."""
+
+    proposal_id: int
+    draft: Draft
+    proposed_at: datetime
+    approved_by: str | None = None
+
+    @property
+    def posting_key(self) -> str:
+        """The key the entry posts under: ``revert:<target>`` or ``adjust:<proposal id>``."""
+        if self.draft.kind is CorrectionKind.REVERT and self.draft.target is not None:
+            return revert_key(self.draft.target)
+        return adjust_key(self.proposal_id)
+
+
+@dataclass(frozen=True, slots=True)
+class CorrectionRequest:
+    """What the request hash of a posted correction is taken of: the whole proposal and who approved it."""
+
+    proposal_id: int
+    kind: CorrectionKind
+    target: str | None
+    reason: str
+    proposed_by: str
+    approved_by: str
+    reference: str | None
+    lines: tuple[Line, ...]
+
+
+def revert_key(posting_key: str) -> str:
+    """The posting key of the revert of ``posting_key``."""
+    return f"revert:{posting_key}"
+
+
+def adjust_key(proposal_id: int) -> str:
+    """The posting key of the adjustment proposed as ``proposal_id``."""
+    return f"adjust:{proposal_id}"
+
+
+def _who(user: str | None, role: str) -> str:
+    who = (user or "").strip()
+    if not who:
+        raise CorrectionRefused(f"{role} refused (acting_user_required): name the acting user (--as or KARYA_USER)")
+    return who
+
+
+def _why(reason: str | None, what: str) -> str:
+    why = (reason or "").strip()
+    if not why:
+        raise CorrectionRefused(f"{what} refused (reason_required): give a --reason")
+    return why
+
+
+def plan_revert(
+    posting_key: str,
+    target: PostedEntry | None,
+    *,
+    reverted: bool,
+    open_proposal: int | None,
+    reason: str,
+    proposed_by: str,
+) -> Draft:
+    """The proposal to post the exact mirror of ``target`` (every line on the other side, same order and amounts).
+
+    ``reverted``: an entry is already posted under :func:`revert_key`; ``open_proposal``: the id of an open
+    proposal to revert the same entry. Raises :class:`CorrectionRefused` naming the rule it breaks."""
+    what = f"revert of {posting_key}"
+    who, why = _who(proposed_by, what), _why(reason, what)
+    if target is None:
+        raise CorrectionRefused(f"{what} refused (no_such_entry): no journal entry has this posting key")
+    if target.kind is EntryKind.REVERSAL:
+        raise CorrectionRefused(
+            f"{what} refused (no_revert_of_revert): it is itself a revert; correct it with an adjustment"
+        )
+    if reverted:
+        raise CorrectionRefused(f"{what} refused (revert_once): already reverted by {revert_key(posting_key)}")
+    if open_proposal is not None:
+        raise CorrectionRefused(f"{what} refused (revert_once): already proposed as proposal {open_proposal}")
+    mirror = tuple(
+        Line(line.account, Side.CREDIT if line.side is Side.DEBIT else Side.DEBIT, line.amount) for line in target.lines
+    )
+    return Draft(
+        CorrectionKind.REVERT,
+        posting_key,
+        why,
+        who,
+        mirror,
+        order_key=target.order_key,
+        batch_id=target.batch_id,
+        policy_ref=target.policy_ref,
+    )
+
+
+def parse_adjustment(data: object, source: str) -> Adjustment:
+    """An :class:`Adjustment` from a loaded YAML/JSON document::
+
+        memo: clear the unmapped fee of order X      # optional
+        order_key: shopee:shop-1:X                   # optional
+        reference: BCA-2026-12-02-0017               # required when a line touches asset:bank:*
+        lines:
+          - {account: expense:marketplace_fee:unmapped, debit: 2500}
+          - {account: clearing:suspense, credit: 2500}
+
+    Amounts are positive whole rupiah (integers; ``2500.0`` and ``"2500"`` are refused)."""
+    if not isinstance(data, Mapping):
+        raise CorrectionRefused(f"{source}: an adjustment is a mapping with 'lines'")
+    unknown = sorted(set(data) - {"lines", "memo", "order_key", "reference"})
+    if unknown:
+        raise CorrectionRefused(f"{source}: unknown fields {', '.join(map(str, unknown))}")
+    raw = data.get("lines")
+    if not isinstance(raw, Sequence) or isinstance(raw, str | bytes):
+        raise CorrectionRefused(f"{source}: 'lines' must be a list")
+    lines = tuple(_line(item, f"{source}: line {n}") for n, item in enumerate(raw, start=1))
+    texts = {name: _optional_text(data.get(name), f"{source}: {name}") for name in ("memo", "order_key", "reference")}
+    return Adjustment(lines, texts["memo"], texts["order_key"], texts["reference"])
+
+
+def _optional_text(value: object, where: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise CorrectionRefused(f"{where} must be a non-empty string")
+    return value.strip()
+
+
+def _line(item: object, where: str) -> Line:
+    if not isinstance(item, Mapping) or not isinstance(item.get("account"), str):
+        raise CorrectionRefused(f"{where}: needs an 'account' and one of 'debit' or 'credit'")
+    sides = [(side, item[name]) for name, side in (("debit", Side.DEBIT), ("credit", Side.CREDIT)) if name in item]
+    extra = sorted(set(item) - {"account", "debit", "credit"})
+    if len(sides) != 1 or extra:
+        raise CorrectionRefused(f"{where}: needs an 'account' and exactly one of 'debit' or 'credit'")
+    side, amount = sides[0]
+    if type(amount) is not int or amount <= 0:
+        raise CorrectionRefused(f"{where}: amount {amount!r} is not a positive whole number of rupiah")
+    return Line(str(item["account"]), side, amount)
+
+
+def plan_adjustment(adjustment: Adjustment, *, reason: str, proposed_by: str) -> Draft:
+    """The proposal to post ``adjustment``. Raises :class:`CorrectionRefused` naming the rule it breaks:
+    ``adjustable_accounts`` (an account outside :data:`ADJUSTABLE`, or a bank line without a reference),
+    ``balanced_entry`` (with the difference), or a malformed entry (unknown account, one account twice)."""
+    what = "adjustment"
+    who, why = _who(proposed_by, what), _why(reason, what)
+    if len(adjustment.lines) < 2:
+        raise CorrectionRefused(f"{what} refused: needs at least two lines, has {len(adjustment.lines)}")
+    seen: set[str] = set()
+    for line in adjustment.lines:
+        try:
+            account_info(line.account)
+        except AccountCodeError as exc:
+            raise CorrectionRefused(f"{what} refused: {exc}") from None
+        if line.account in seen:
+            raise CorrectionRefused(f"{what} refused: account {line.account} appears on two lines")
+        seen.add(line.account)
+        rule = next((a for a in ADJUSTABLE if a.matches(line.account)), None)
+        if rule is None:
+            raise CorrectionRefused(
+                f"{what} refused (adjustable_accounts): {line.account} may not be adjusted by hand; allowed: "
+                + ", ".join(a.pattern + ("*" if a.pattern.endswith(":") else "") for a in ADJUSTABLE)
+            )
+        if rule.needs_reference and adjustment.reference is None:
+            raise CorrectionRefused(
+                f"{what} refused (adjustable_accounts): a line on {line.account} needs a 'reference' "
+                "(the bank statement line it reconciles)"
+            )
+    debits = sum(line.amount for line in adjustment.lines if line.side is Side.DEBIT)
+    credits = sum(line.amount for line in adjustment.lines if line.side is Side.CREDIT)
+    if debits != credits:
+        raise CorrectionRefused(
+            f"{what} refused (balanced_entry): debits {debits:,} != credits {credits:,} "
+            f"(difference {debits - credits:+,})"
+        )
+    return Draft(
+        CorrectionKind.ADJUST,
+        None,
+        why,
+        who,
+        adjustment.lines,
+        memo=adjustment.memo,
+        order_key=adjustment.order_key,
+        reference=adjustment.reference,
+    )
+
+
+def correction_memo(proposal: Proposal, approved_by: str) -> str:
+    """The posted entry's memo: what, why, who proposed and who approved (all in the hash chain)."""
+    draft = proposal.draft
+    what = f"revert of {draft.target}" if draft.kind is CorrectionKind.REVERT else "adjustment"
+    if draft.memo:
+        what += f" ({draft.memo})"
+    if draft.reference:
+        what += f", reference {draft.reference}"
+    return (
+        f"{what}; reason: {draft.reason}; proposed by {draft.proposed_by}, approved by {approved_by} "
+        f"(proposal {proposal.proposal_id})"
+    )
+
+
+def plan_approval(proposal: Proposal, approved_by: str, approved_at: datetime, *, reverted: bool) -> JournalEntry:
+    """The entry ``approved_by`` posts by approving ``proposal`` at ``approved_at`` (its effective time).
+
+    ``reverted``: for a revert, an entry is already posted under its key (a second proposal approved after the
+    first). Raises :class:`CorrectionRefused` for ``four_eyes``, ``approve_once`` and ``revert_once``."""
+    what = f"approval of proposal {proposal.proposal_id}"
+    who = _who(approved_by, what)
+    if proposal.approved_by is not None:
+        raise CorrectionRefused(f"{what} refused (approve_once): already approved by {proposal.approved_by}")
+    draft = proposal.draft
+    if who == draft.proposed_by:
+        raise CorrectionRefused(
+            f"{what} refused (four_eyes): {who} proposed it; another person must approve a correction"
+        )
+    if draft.kind is CorrectionKind.REVERT and reverted:
+        raise CorrectionRefused(f"{what} refused (revert_once): {proposal.posting_key} is already posted")
+    kind = EntryKind.REVERSAL if draft.kind is CorrectionKind.REVERT else EntryKind.ADJUSTMENT
+    request = CorrectionRequest(
+        proposal.proposal_id,
+        draft.kind,
+        draft.target,
+        draft.reason,
+        draft.proposed_by,
+        who,
+        draft.reference,
+        draft.lines,
+    )
+    entry = JournalEntry(
+        posting_key=proposal.posting_key,
+        request_hash=request_hash(kind, request),
+        kind=kind,
+        memo=correction_memo(proposal, who),
+        effective_at=approved_at,
+        lines=draft.lines,
+        policy_ref=draft.policy_ref,
+        reverses=draft.target,
+        order_key=draft.order_key,
+        batch_id=draft.batch_id,
+    )
+    entry.validate()
+    return entry
