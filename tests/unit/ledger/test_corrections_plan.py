@@ -1,0 +1,199 @@
+"""The pure correction plan: a revert is the exact mirror, an adjustment balanced and on adjustable accounts only,
+and an approval needs a second person; every refusal names its rule."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.ledger.domain.accounts import Side
+from services.ledger.domain.corrections import (
+    Adjustment,
+    CorrectionKind,
+    CorrectionRefused,
+    Draft,
+    PostedEntry,
+    Proposal,
+    parse_adjustment,
+    plan_adjustment,
+    plan_approval,
+    plan_revert,
+)
+from services.ledger.domain.journal import EntryKind, Line
+
+D, C = Side.DEBIT, Side.CREDIT
+AT = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+SETTLEMENT = PostedEntry(
+    "shopee:s1:o1:settlement",
+    EntryKind.SETTLEMENT,
+    (
+        Line("asset:bank:main", D, 281_000),
+        Line("expense:marketplace_fee:commission_fee", D, 15_000),
+        Line("asset:pph22_prepaid", D, 1_500),
+        Line("clearing:suspense", D, 2_500),
+        Line("asset:marketplace_receivable:shopee", C, 300_000),
+    ),
+    order_key="shopee:s1:o1",
+)
+
+
+def revert(**kw: object) -> Draft:
+    args: dict[str, object] = {"reverted": False, "open_proposal": None, "reason": "posted twice", "proposed_by": "ani"}
+    args.update(kw)
+    target = args.pop("target", SETTLEMENT)
+    return plan_revert("shopee:s1:o1:settlement", target, **args)  # type: ignore[arg-type]
+
+
+def test_a_revert_is_the_exact_mirror_line_by_line() -> None:
+    draft = revert()
+    assert draft.kind is CorrectionKind.REVERT and draft.target == SETTLEMENT.posting_key
+    assert draft.lines == (
+        Line("asset:bank:main", C, 281_000),
+        Line("expense:marketplace_fee:commission_fee", C, 15_000),
+        Line("asset:pph22_prepaid", C, 1_500),
+        Line("clearing:suspense", C, 2_500),
+        Line("asset:marketplace_receivable:shopee", D, 300_000),
+    )
+    assert (draft.order_key, draft.reason, draft.proposed_by) == ("shopee:s1:o1", "posted twice", "ani")
+
+
+@given(st.lists(st.integers(min_value=1, max_value=10**12), min_size=1, max_size=6))
+def test_any_mirror_undoes_its_entry_account_by_account(amounts: list[int]) -> None:
+    lines = [Line(f"expense:marketplace_fee:f{i}", D, a) for i, a in enumerate(amounts)]
+    target = PostedEntry("k", EntryKind.SETTLEMENT, (*lines, Line("clearing:suspense", C, sum(amounts))))
+    draft = plan_revert("k", target, reverted=False, open_proposal=None, reason="r", proposed_by="a")
+    net: dict[str, int] = {}
+    for line in (*target.lines, *draft.lines):
+        net[line.account] = net.get(line.account, 0) + (line.amount if line.side is D else -line.amount)
+    assert set(net.values()) == {0}
+
+
+@pytest.mark.parametrize(
+    ("kw", "rule"),
+    [
+        ({"target": None}, "no_such_entry"),
+        ({"target": PostedEntry("revert:x", EntryKind.REVERSAL, SETTLEMENT.lines)}, "no_revert_of_revert"),
+        ({"reverted": True}, "revert_once"),
+        ({"open_proposal": 7}, "revert_once"),
+        ({"reason": "  "}, "reason_required"),
+        ({"proposed_by": ""}, "acting_user_required"),
+    ],
+)
+def test_revert_refusals_name_their_rule(kw: dict[str, object], rule: str) -> None:
+    with pytest.raises(CorrectionRefused, match=rf"refused \({rule}\)"):
+        revert(**kw)
+
+
+CLEAR_FEE = {
+    "memo": "unmapped fee",
+    "lines": [
+        {"account": "expense:marketplace_fee:unmapped", "debit": 2_500},
+        {"account": "clearing:suspense", "credit": 2_500},
+    ],
+}
+
+
+def test_an_adjustment_file_becomes_a_balanced_draft() -> None:
+    draft = plan_adjustment(parse_adjustment(CLEAR_FEE, "f.yaml"), reason="fee found", proposed_by="ani")
+    assert draft.kind is CorrectionKind.ADJUST and draft.target is None and draft.memo == "unmapped fee"
+    assert draft.lines == (Line("expense:marketplace_fee:unmapped", D, 2_500), Line("clearing:suspense", C, 2_500))
+
+
+@pytest.mark.parametrize(
+    ("lines", "reference", "message"),
+    [
+        ([("liability:inmate_savings:WBP-ABC123", "debit", 10), ("clearing:suspense", "credit", 10)], None,
+         r"\(adjustable_accounts\): liability:inmate_savings:WBP-ABC123 may not"),
+        ([("revenue:sales:tangerang", "debit", 10), ("clearing:suspense", "credit", 10)], None,
+         r"\(adjustable_accounts\): revenue:sales:tangerang"),
+        ([("asset:bank:main", "debit", 10), ("clearing:suspense", "credit", 10)], None,
+         r"\(adjustable_accounts\): a line on asset:bank:main needs a 'reference'"),
+        ([("expense:marketplace_fee:x", "debit", 2_500), ("clearing:suspense", "credit", 2_000)], None,
+         r"\(balanced_entry\): debits 2,500 != credits 2,000 \(difference \+500\)"),
+        ([("clearing:suspense", "debit", 10)], None, "at least two lines"),
+        ([("clearing:suspense", "debit", 10), ("clearing:suspense", "credit", 10)], None, "appears on two lines"),
+        ([("clearing:nothing", "debit", 10), ("clearing:suspense", "credit", 10)], None, "refused: "),
+    ],
+)  # fmt: skip
+def test_adjustment_refusals_name_their_rule(
+    lines: list[tuple[str, str, int]], reference: str | None, message: str
+) -> None:
+    data = {"lines": [{"account": a, side: n} for a, side, n in lines], "reference": reference}
+    with pytest.raises(CorrectionRefused, match=message):
+        plan_adjustment(parse_adjustment(data, "f"), reason="r", proposed_by="ani")
+
+
+def test_a_bank_line_with_a_reference_is_adjustable() -> None:
+    data = {**CLEAR_FEE, "reference": "BCA-0017"}
+    data["lines"] = [{"account": "asset:bank:main", "debit": 7}, {"account": "clearing:suspense", "credit": 7}]
+    assert plan_adjustment(parse_adjustment(data, "f"), reason="r", proposed_by="a").reference == "BCA-0017"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        {"account": "clearing:suspense", "debit": 2500.0},
+        {"account": "clearing:suspense", "debit": "2500"},
+        {"account": "clearing:suspense", "debit": True},
+        {"account": "clearing:suspense", "debit": 0},
+        {"account": "clearing:suspense", "debit": 1, "credit": 1},
+        {"account": "clearing:suspense"},
+        {"debit": 1},
+    ],
+)
+def test_malformed_lines_are_refused(line: dict[str, object]) -> None:
+    with pytest.raises(CorrectionRefused, match="line 1"):
+        parse_adjustment({"lines": [line, {"account": "asset:pph22_prepaid", "credit": 1}]}, "f")
+
+
+def proposal(draft: Draft, approved_by: str | None = None) -> Proposal:
+    return Proposal(12, draft, AT, approved_by)
+
+
+def test_approval_posts_the_draft_with_proposer_approver_and_reason_in_memo_and_hash() -> None:
+    entry = plan_approval(proposal(revert()), "budi", AT, reverted=False)
+    assert entry.posting_key == "revert:shopee:s1:o1:settlement" and entry.kind is EntryKind.REVERSAL
+    assert entry.reverses == SETTLEMENT.posting_key and entry.order_key == "shopee:s1:o1"
+    assert entry.lines == revert().lines and entry.effective_at == AT
+    assert entry.memo == (
+        "revert of shopee:s1:o1:settlement; reason: posted twice; proposed by ani, approved by budi (proposal 12)"
+    )
+    other = plan_approval(proposal(revert()), "citra", AT, reverted=False)
+    assert other.request_hash != entry.request_hash  # the approver is part of the request
+    adjusted = plan_approval(
+        proposal(plan_adjustment(parse_adjustment(CLEAR_FEE, "f"), reason="fee found", proposed_by="ani")),
+        "budi",
+        AT,
+        reverted=False,
+    )
+    assert adjusted.posting_key == "adjust:12" and adjusted.kind is EntryKind.ADJUSTMENT
+    assert (
+        adjusted.memo == "adjustment (unmapped fee); reason: fee found; proposed by ani, approved by budi (proposal 12)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("approver", "approved_by", "reverted", "rule"),
+    [
+        ("ani", None, False, "four_eyes"),
+        (" ani ", None, False, "four_eyes"),
+        ("budi", "citra", False, "approve_once"),
+        ("budi", None, True, "revert_once"),
+        ("", None, False, "acting_user_required"),
+    ],
+)
+def test_approval_refusals_name_their_rule(approver: str, approved_by: str | None, reverted: bool, rule: str) -> None:
+    with pytest.raises(CorrectionRefused, match=rf"refused \({rule}\)"):
+        plan_approval(proposal(revert(), approved_by), approver, AT, reverted=reverted)
+
+
+def test_an_adjustment_from_any_allowed_account_pair_balances() -> None:
+    draft = plan_adjustment(
+        Adjustment((Line("asset:marketplace_receivable:shopee", D, 5), Line("asset:pph22_prepaid", C, 5))),
+        reason="r",
+        proposed_by="a",
+    )
+    assert sum(x.amount for x in draft.lines if x.side is D) == sum(x.amount for x in draft.lines if x.side is C)
