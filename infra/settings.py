@@ -7,7 +7,6 @@ refuses to start with a message naming the variable.
 from __future__ import annotations
 
 import os
-from functools import lru_cache
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -61,9 +60,9 @@ class DatabaseSettings(BaseSettings):
     url: str = Field(validation_alias=AliasChoices("DATABASE_URL", "KARYA_DB_URL"))
 
 
-@lru_cache(maxsize=1)
 def kafka_settings() -> KafkaSettings:
-    """The process-wide Kafka settings."""
+    """The Kafka settings in the environment, read now (a process's composition root reads them once and passes
+    them down; nothing keeps them in a global)."""
     return KafkaSettings()
 
 

@@ -9,7 +9,7 @@ import pytest
 from faststream.specification import AsyncAPI
 
 from infra.messaging.topics import BASE_NAMES
-from infra.settings import KafkaSettings, kafka_settings
+from infra.settings import KafkaSettings
 from karya.services import SERVICES, build_service, process_settings, service_topics
 
 _NEVER_CONNECTED = "postgresql+asyncpg://root@127.0.0.1:1/root"  # engines connect lazily
@@ -45,11 +45,7 @@ def test_process_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://svc@127.0.0.1:1/k")
     monkeypatch.setenv("KARYA_GATEWAY_DATABASE_URL", "postgresql+asyncpg://gw@127.0.0.1:1/k")
     monkeypatch.setenv("KARYA_TOPIC_PREFIX", "env.")
-    kafka_settings.cache_clear()
-    try:
-        orders, gateway = process_settings("orders"), process_settings("gateway")
-    finally:
-        kafka_settings.cache_clear()
+    orders, gateway = process_settings("orders"), process_settings("gateway")
     assert orders.database_url.startswith("postgresql+asyncpg://svc@")
     assert gateway.database_url.startswith("postgresql+asyncpg://gw@")
     assert orders.kafka.topic_prefix == gateway.kafka.topic_prefix == "env."
