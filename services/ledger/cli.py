@@ -23,6 +23,7 @@ from rich.text import Text
 from infra.db.engine import make_engine
 from infra.db.unit_of_work import UnitOfWork
 from infra.settings import KafkaSettings, database_settings
+from services.ledger import corrections
 from services.ledger.adapters.facts_repo import parked_events
 from services.ledger.adapters.policy_repo import store_policies
 from services.ledger.app import SCHEMA
@@ -258,6 +259,90 @@ def payout_cmd(
     except LedgerDomainError as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(1) from exc
+
+
+_ACTING_USER = typer.Option(..., "--as", envvar="KARYA_USER", help="Who acts (or KARYA_USER).")
+
+
+def _refusing(work: Callable[[UnitOfWork], Awaitable[str]]) -> None:
+    """Run a writing command; a refusal by a ledger rule is printed and exits 1 (nothing is written)."""
+    try:
+        typer.echo(_run(work, read_only=False))
+    except LedgerDomainError as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(1) from exc
+
+
+def _proposed(p: corrections.Proposal) -> str:
+    return (
+        f"proposal {p.proposal_id}: {p.posting_key} proposed by {p.draft.proposed_by}; another person approves it "
+        f"with: karya ledger approve {p.proposal_id} --as USER"
+    )
+
+
+@ledger_app.command("revert")
+def revert_cmd(
+    posting_key: str,
+    reason: str = typer.Option(..., "--reason"),
+    acting: str = _ACTING_USER,
+) -> None:
+    """Propose the exact mirror of an entry (posted once another person approves; never of a revert)."""
+
+    async def work(uow: UnitOfWork) -> str:
+        p = await corrections.propose_revert(uow, posting_key, reason=reason, proposed_by=acting, at=datetime.now(UTC))
+        return _proposed(p)
+
+    _refusing(work)
+
+
+@ledger_app.command("adjust")
+def adjust_cmd(
+    path: Path = typer.Argument(..., exists=True, dir_okay=False, help="YAML or JSON: lines, memo, reference."),
+    reason: str = typer.Option(..., "--reason"),
+    acting: str = _ACTING_USER,
+) -> None:
+    """Propose a balanced manual entry on adjustable accounts (posted once another person approves)."""
+    try:
+        document = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        typer.secho(f"{path}: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from exc
+
+    async def work(uow: UnitOfWork) -> str:
+        p = await corrections.propose_adjustment(
+            uow, document, str(path), reason=reason, proposed_by=acting, at=datetime.now(UTC)
+        )
+        return _proposed(p)
+
+    _refusing(work)
+
+
+@ledger_app.command("approve")
+def approve_cmd(proposal_id: int, acting: str = _ACTING_USER) -> None:
+    """Approve a proposed correction and post it (never by its proposer)."""
+    topics = LedgerTopics.with_prefix(KafkaSettings().topic_prefix)
+
+    async def work(uow: UnitOfWork) -> str:
+        done = await corrections.approve(uow, topics, proposal_id, approved_by=acting, at=datetime.now(UTC))
+        return f"proposal {proposal_id} approved by {acting}: posted {done.posting_key} (sequence {done.sequence})"
+
+    _refusing(work)
+
+
+@ledger_app.command("proposals")
+def proposals_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Corrections waiting for a second person's approval."""
+    open_ = _run(corrections.list_open)
+    if as_json:
+        _json([corrections.proposal_view(p) for p in open_])
+        return
+    for p in open_:
+        d = p.draft
+        typer.echo(
+            f"{p.proposal_id:>5}  {str(p.proposed_at)[:19]}  {p.posting_key}  by {d.proposed_by}  "
+            f"{sum(line.amount for line in d.lines if line.side is accounts.Side.DEBIT):,}  {d.reason}"
+        )
+    typer.echo(f"{len(open_)} open")
 
 
 @policy_app.command("load")

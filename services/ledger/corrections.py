@@ -1,0 +1,137 @@
+"""The correction use cases: propose a revert or an adjustment, approve one (by someone else), list open ones.
+
+Each runs load → plan → write in the caller's transaction (the CLI today, HTTP later), like
+:mod:`services.ledger.payouts`: the chain head is locked first (the lock order of
+:mod:`services.ledger.adapters.locks`), so a proposal or approval is decided against a journal no other posting
+moves meanwhile; the pure rules live in :mod:`services.ledger.domain.corrections`. An approval inserts its row
+(the database refuses the proposer) and posts the entry through :func:`post_entries` in one transaction, and
+announces it with ``entry_posted`` through the outbox.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
+
+from infra.db.unit_of_work import UnitOfWork
+from services.ledger.adapters.corrections_repo import (
+    insert_approval,
+    insert_proposal,
+    load_proposal,
+    open_proposals,
+    open_revert_proposal,
+    posted_entry,
+)
+from services.ledger.adapters.journal_repo import post_entries, posted_request
+from services.ledger.adapters.locks import lock_chain_head
+from services.ledger.domain.corrections import (
+    CorrectionRefused,
+    Proposal,
+    parse_adjustment,
+    plan_adjustment,
+    plan_approval,
+    plan_revert,
+    revert_key,
+)
+from services.ledger.outbound import LedgerTopics, entry_posted_messages
+from services.ledger.payouts import SAVINGS_RULE
+
+__all__ = ["Approved", "Proposal", "approve", "list_open", "proposal_view", "propose_adjustment", "propose_revert"]
+
+
+@dataclass(frozen=True)
+class Approved:
+    """What an approval posted: the entry's posting key and chain sequence."""
+
+    proposal: Proposal
+    posting_key: str
+    sequence: int
+
+
+async def propose_revert(uow: UnitOfWork, posting_key: str, *, reason: str, proposed_by: str, at: datetime) -> Proposal:
+    """Propose the exact mirror of the entry posted under ``posting_key``. Raises :class:`CorrectionRefused`
+    (``no_such_entry``, ``no_revert_of_revert``, ``revert_once``, ``reason_required``, ``acting_user_required``)."""
+    await lock_chain_head(uow)
+    target = await posted_entry(uow, posting_key)
+    reverted = await posted_request(uow, revert_key(posting_key)) is not None
+    pending = await open_revert_proposal(uow, posting_key)
+    draft = plan_revert(
+        posting_key, target, reverted=reverted, open_proposal=pending, reason=reason, proposed_by=proposed_by
+    )
+    return await insert_proposal(uow, draft, at)
+
+
+async def propose_adjustment(
+    uow: UnitOfWork, document: object, source: str, *, reason: str, proposed_by: str, at: datetime
+) -> Proposal:
+    """Propose the manual entry of a loaded YAML/JSON ``document`` (named ``source`` in messages). Raises
+    :class:`CorrectionRefused` (``adjustable_accounts``, ``balanced_entry``, a malformed file, …)."""
+    draft = plan_adjustment(parse_adjustment(document, source), reason=reason, proposed_by=proposed_by)
+    await lock_chain_head(uow)
+    return await insert_proposal(uow, draft, at)
+
+
+async def approve(
+    uow: UnitOfWork, topics: LedgerTopics, proposal_id: int, *, approved_by: str, at: datetime
+) -> Approved:
+    """Approve proposal ``proposal_id`` as ``approved_by`` and post its entry (effective ``at``) once, with
+    ``entry_posted`` to ``topics.entries``. Raises :class:`CorrectionRefused` (``four_eyes``, ``approve_once``,
+    ``revert_once``, and ``savings_never_negative`` when a revert would take savings below zero)."""
+    await lock_chain_head(uow)
+    proposal = await load_proposal(uow, proposal_id)
+    if proposal is None:
+        raise CorrectionRefused(f"approval of proposal {proposal_id} refused: there is no such proposal")
+    reverted = await posted_request(uow, proposal.posting_key) is not None
+    entry = plan_approval(proposal, approved_by, at, reverted=reverted)
+    try:
+        await insert_approval(uow, proposal, approved_by.strip(), at)
+        result = await post_entries(uow, [(entry, f"cli:approve:{proposal_id}")])
+    except IntegrityError as exc:
+        rule = _constraint_of(exc)
+        if rule in (SAVINGS_RULE, "four_eyes"):
+            raise CorrectionRefused(f"approval of proposal {proposal_id} refused ({rule}): {_first_line(exc)}") from exc
+        raise
+    if not result.posted:  # the key was taken meanwhile: nothing posted, nothing approved (the caller rolls back)
+        raise CorrectionRefused(
+            f"approval of proposal {proposal_id} refused (revert_once): {proposal.posting_key} is already posted"
+        )
+    await uow.publish(entry_posted_messages(result.posted, topics.entries))
+    return Approved(proposal, entry.posting_key, result.posted[0].sequence)
+
+
+async def list_open(uow: UnitOfWork) -> list[Proposal]:
+    """Every proposal waiting for approval, oldest first."""
+    return await open_proposals(uow)
+
+
+def proposal_view(proposal: Proposal) -> dict[str, object]:
+    """A proposal as plain JSON data (``karya ledger proposals --json``)."""
+    draft = proposal.draft
+    return {
+        "proposal_id": proposal.proposal_id,
+        "kind": draft.kind.value,
+        "posting_key": proposal.posting_key,
+        "reverts": draft.target,
+        "reason": draft.reason,
+        "proposed_by": draft.proposed_by,
+        "proposed_at": proposal.proposed_at.isoformat(),
+        "order_key": draft.order_key,
+        "reference": draft.reference,
+        "memo": draft.memo,
+        "lines": [{"account": x.account, "side": x.side.value, "amount": x.amount} for x in draft.lines],
+    }
+
+
+def _first_line(exc: IntegrityError) -> str:
+    return str(exc.orig).splitlines()[0] if exc.orig is not None else str(exc)
+
+
+def _constraint_of(exc: IntegrityError) -> str | None:
+    """The constraint (or trigger rule) a database refusal names; asyncpg keeps it on the driver's exception."""
+    for candidate in (exc.orig, getattr(exc.orig, "__cause__", None)):
+        name = getattr(candidate, "constraint_name", None)
+        if isinstance(name, str):
+            return name
+    return None
