@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from services.contracts.base import Channel, OrderKey, Payload, Rupiah
 
@@ -45,11 +45,21 @@ class SettlementFee(Payload):
 
 
 class SettlementReported(Payload):
-    """The marketplace paid out (or reported the payout of) one order."""
+    """The marketplace paid out (or reported the payout of) one order.
+
+    ``settlement_id`` names this settlement's *content*: the gateway derives it from the marketplace's id and a
+    hash of the order and the money fields, so a later settlement or adjustment that a channel reports under a
+    reused id gets an id of its own (and is published), while a re-fetch of the same answer is the same id.
+    The amounts are the marketplace's current totals for ``marketplace_settlement_id``: a later event with the
+    same marketplace id supersedes an earlier one (its difference is what is new).
+    """
 
     order_key: OrderKey
     channel: Channel
-    settlement_id: str
+    settlement_id: str = Field(description="Differs per distinct settlement content; use it in posting keys.")
+    marketplace_settlement_id: str | None = Field(
+        default=None, description="The channel's own settlement id, which some channels reuse; None before v1.1."
+    )
     gross_amount: Rupiah
     fees: list[SettlementFee] = Field(default_factory=list)
     pph22_withheld: Rupiah = 0
@@ -58,12 +68,42 @@ class SettlementReported(Payload):
     historical: bool = False
 
 
+class RefundLine(Payload):
+    """One refunded order line: which listing (the ids the order's lines carry), how many units and how much.
+
+    ``quantity`` is the units the refund covers (returned or compensated); ``amount`` the part of the refund
+    attributed to this line by the marketplace, integer rupiah.
+    """
+
+    channel_product_id: str | None = None
+    channel_sku_id: str | None = None
+    seller_sku: str | None = Field(default=None, description="The seller's SKU as the marketplace lists it.")
+    quantity: int = Field(gt=0)
+    amount: Rupiah
+
+
 class RefundReported(Payload):
-    """A (partial or full) refund to the buyer of one order."""
+    """A (partial or full) refund to the buyer of one order.
+
+    Older producers send only ``amount``: no lines (the refund is not attributed to lines), nothing given back
+    by the marketplace, not netted. The gateway fills every field it can read from the channel's returns API.
+    """
 
     order_key: OrderKey
     channel: Channel
     refund_id: str
-    amount: Rupiah = Field(gt=0)
+    amount: Rupiah = Field(gt=0, description="What the buyer got back in total.")
     reason: Literal["return", "cancellation", "partial", "other"] = "other"
     refunded_at: datetime
+    lines: list[RefundLine] = Field(default_factory=list, description="Empty when the channel names no lines.")
+    fees_returned: Rupiah = Field(default=0, description="Marketplace fees given back to the seller.")
+    pph22_returned: Rupiah = Field(default=0, description="PPh 22 withholding given back to the seller.")
+    netted_in_settlement: bool = Field(
+        default=False, description="Already deducted from a settlement's net payout (do not pay it again)."
+    )
+
+    @model_validator(mode="after")
+    def _lines_within_amount(self) -> RefundReported:
+        if sum(line.amount for line in self.lines) > self.amount:
+            raise ValueError("the lines' amounts exceed the refund's amount")
+        return self
