@@ -241,6 +241,19 @@ async def test_scenario_e_an_unmapped_fee_in_suspense_is_cleared_by_an_approved_
                 ("expense:marketplace_fee:commission_fee", "D", 15_000),
                 ("revenue:sales:tangerang", "C", 300_000),
             ]
+            # The base is min(N, G - F - W) = min(281,000, 283,500): the unitemised fee is borne before the split.
+            distribution = await kind_of(conn, key, "distribution")
+            assert (await entry(conn, distribution)).policy_ref == "tangerang-standard@v1"
+            assert sorted(await lines(conn, distribution)) == [
+                ("equity:production_capital:tangerang", "C", 77_350),
+                ("expense:capital_allocation:tangerang", "D", 77_350),
+                ("expense:inmate_premi:tangerang", "D", 33_150),
+                ("expense:material_cost:tangerang", "D", 60_000),
+                ("expense:pnbp_share:tangerang", "D", 110_500),
+                (f"liability:inmate_savings:{inmate}", "C", 33_150),
+                ("liability:pnbp_payable:tangerang", "C", 110_500),
+                ("liability:supplier_payable:sup-pandan", "C", 60_000),
+            ]
             assert (await balances(conn, ["clearing:suspense"]))["clearing:suspense"] == 2_500
 
         path = tmp_path / "clear-fee.yaml"
