@@ -308,3 +308,29 @@ async def test_scenario_e_an_unmapped_fee_in_suspense_is_cleared_by_an_approved_
             assert check.first_broken == adjustment.sequence
     finally:
         await engine.dispose()
+
+
+async def test_a_revert_that_would_take_paid_out_savings_below_zero_is_refused(ledger_db: RoleUrls) -> None:
+    engine = make_engine(ledger_db.service, pool_size=1)
+    key, inmate = new_order_key(), new_inmate()
+    try:
+        envelopes = [completed(key, order(inmate), AT), settled(key, 300_000, AT)]
+        assert await post(engine, new_processor(), envelopes) == []
+        savings = accounts.inmate_savings(inmate)
+        async with engine.connect() as conn:
+            distribution = await kind_of(conn, key, "distribution")
+            balance = (await balances(conn, [savings]))[savings]
+        paid = await karya(ledger_db, None, "payout", inmate, str(balance), "--payout-id", "REL-1")
+        assert paid.exit_code == 0, paid.output
+        pid = proposal_id((await karya(ledger_db, "ani", "revert", distribution, "--reason", "wrong batch")).output)
+        refused = await karya(ledger_db, "budi", "approve", pid)
+        assert refused.exit_code == 1 and "refused (savings_never_negative)" in refused.output, refused.output
+        async with engine.connect() as conn:
+            assert await entry(conn, f"revert:{distribution}") is None
+            assert (await balances(conn, [savings]))[savings] == 0
+            approvals = await conn.execute(
+                text("SELECT count(*) FROM ledger.correction_approvals WHERE proposal_id = :i"), {"i": int(pid)}
+            )
+            assert approvals.scalar_one() == 0  # the refusal rolled the approval back with the posting
+    finally:
+        await engine.dispose()
