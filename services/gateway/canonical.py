@@ -12,8 +12,10 @@ delivered items, so ``D`` completes the sale) — all map to the canonical COMPL
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -29,6 +31,7 @@ __all__ = [
     "classify",
     "merge_api_orders",
     "notice_from_api",
+    "settlement_content_id",
     "settlement_emission_key",
     "settlement_event",
     "status_emission_key",
@@ -146,7 +149,9 @@ def settlement_event(
 ) -> SettlementReported | None:
     """The canonical settlement, or None while the marketplace has not settled (no ``settled_at``).
 
-    Fees are reported as positive amounts by their own type; zero fees are left out.
+    Fees are reported as positive amounts by their own type; zero fees are left out. The event's
+    ``settlement_id`` is :func:`settlement_content_id` (the marketplace's id is kept as
+    ``marketplace_settlement_id``), so a reused marketplace id with other money is a settlement of its own.
 
     Raises:
         pydantic.ValidationError: a negative amount.
@@ -157,13 +162,17 @@ def settlement_event(
     for name, amount in settlement.fees.items():
         if amount:
             fees[fee_type(name)] = fees.get(fee_type(name), 0) + abs(amount)
+    pph22 = abs(settlement.pph22_withheld)
     return SettlementReported(
         order_key=key,
         channel=channel,
-        settlement_id=settlement.settlement_id,
+        settlement_id=settlement_content_id(
+            key, settlement.settlement_id, settlement.gross_amount, fees, pph22, settlement.net_payout
+        ),
+        marketplace_settlement_id=settlement.settlement_id,
         gross_amount=settlement.gross_amount,
         fees=[SettlementFee(fee_type=k, amount=v) for k, v in sorted(fees.items())],
-        pph22_withheld=abs(settlement.pph22_withheld),
+        pph22_withheld=pph22,
         net_payout=settlement.net_payout,
         settled_at=settlement.settled_at,
         historical=historical,
@@ -175,8 +184,18 @@ def status_emission_key(key: str, raw_status: str, update_time: datetime) -> str
     return f"status|{key}|{raw_status.strip().upper()}|{update_time.isoformat()}"
 
 
+def settlement_content_id(
+    key: str, marketplace_id: str, gross: int, fees: Mapping[str, int], pph22: int, net: int
+) -> str:
+    """``<marketplace id>-<16 hex>``: the hex is SHA-256 of the order key and the money fields (gross, fees by
+    type, PPh 22, net), so the same answer fetched twice has one id and any change of money a new one. The
+    settlement time is left out: a re-read of an unchanged payout is the same settlement."""
+    content = json.dumps([key, gross, sorted(fees.items()), pph22, net], separators=(",", ":"))
+    return f"{marketplace_id}-{hashlib.sha256(content.encode()).hexdigest()[:16]}"
+
+
 def settlement_emission_key(key: str, settlement_id: str) -> str:
-    """Emission key of a settlement: one per marketplace settlement id and order."""
+    """Emission key of a settlement: one per order and settlement content id (:func:`settlement_content_id`)."""
     return f"settlement|{key}|{settlement_id}"
 
 

@@ -68,6 +68,8 @@ class _Item:
     verdict: Verdict
 
 
+_RETURN_STATES = frozenset({OrderState.RETURN_REQUESTED, OrderState.RETURNED, OrderState.REFUNDED})
+
 _Refusal = tuple[str, dict[str, object]]
 """Why an API answer about an order is refused: the reason (stored and sent) and the facts (logged), both
 value-free."""
@@ -113,10 +115,13 @@ class Normaliser:
         settlements = {
             i.notice.order_key: i.notice
             for i in items
-            if i.verdict.completion and not (i.notice.order_key in seen and seen[i.notice.order_key].settled)
+            if i.verdict.completion  # also when settled before: a later settlement under a reused id is new content
         }
-        # A completed order pushed again may carry a refund (marketplaces re-push the status with a newer time).
-        refunds = {i.notice.order_key: i.notice for i in items if i.verdict.completion}
+        # A completed order pushed again may carry a refund (marketplaces re-push the status with a newer time);
+        # a return status may too (the refund is read from the channel's returns API).
+        refunds = {
+            i.notice.order_key: i.notice for i in items if i.verdict.completion or i.verdict.state in _RETURN_STATES
+        }
         fetched = await self._fetch(details, settlements, refunds)
         emissions: list[Emission] = []
         settled: set[str] = set()
