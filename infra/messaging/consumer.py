@@ -40,6 +40,7 @@ from infra.messaging.delivery import Delivery, KafkaRecord
 from infra.messaging.envelope import Envelope
 from infra.messaging.failures import Failure, QuietWarnings, backoff_s, classify
 from infra.messaging.metrics import MessagingMetrics
+from infra.messaging.replay import replayed_for
 from infra.settings import KafkaSettings
 
 log = get_logger(__name__)
@@ -233,6 +234,7 @@ class BatchConsumer:
         """Insert inbox rows; return the events not seen before, in their original order."""
         if not events:
             return []
+        await self._release_replays(conn, events)
         rows = await conn.execute(
             text(
                 f'INSERT INTO {self._schema}.inbox (consumer, event_id, topic, "partition", "offset") '
@@ -305,6 +307,20 @@ class BatchConsumer:
                 arrivals = await self._arrival_failures(conn, batch)
                 await self._dead_letter(conn, arrivals)
             self._report_dead_letters(arrivals)
+
+    async def _release_replays(self, conn: AsyncConnection, events: Sequence[InboundEvent]) -> None:
+        """Replays of this consumer's dead letters (``infra.messaging.replay``) may be applied once more: their
+        inbox rows are released when, and only when, they say ``dead_lettered`` (an applied event stays claimed,
+        so its replay is a duplicate). Same transaction as the claim: a rolled-back batch releases nothing."""
+        ids = [e.envelope.event_id for e in events if replayed_for(e.delivery.headers, self.name)]
+        if ids:
+            await conn.execute(
+                text(
+                    f"DELETE FROM {self._schema}.inbox WHERE consumer = :c AND event_id = ANY(:ids) "
+                    "AND status = 'dead_lettered'"
+                ),
+                {"c": self.name, "ids": ids},
+            )
 
     async def _release(self, conn: AsyncConnection, events: Sequence[InboundEvent]) -> None:
         if events:
