@@ -102,6 +102,9 @@ def _mount_optional() -> None:
     from karya.audit_cli import audit_app
 
     app.add_typer(audit_app, name="audit")
+    from karya.dlq_cli import dlq_app
+
+    app.add_typer(dlq_app, name="dlq")
 
 
 if __name__ == "__main__":  # pragma: no cover

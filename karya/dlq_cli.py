@@ -1,0 +1,193 @@
+"""``karya dlq list|show|replay|discard``: dead letters across the services' ``dead_letters`` tables.
+
+Thin commands over :mod:`infra.messaging.dlq_admin`. A dead letter is named ``<schema>:<id>`` (``orders:42``).
+The orders and ledger schemas are read as the service role (``DATABASE_URL``), the gateway's as the gateway role
+(``KARYA_GATEWAY_DATABASE_URL``, the only one that may read its dead letters' payloads); ``list`` covers every
+schema whose URL is set. Replays and discards are audited as ``--as`` (else ``KARYA_OPERATOR``, else the login
+name); ``--max-replays`` (``KARYA_DLQ_MAX_REPLAYS``, default 3) is the loop guard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+import os
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any, TypeVar
+
+import typer
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from infra.db.engine import make_engine
+from infra.messaging.dlq_admin import (
+    DEFAULT_MAX_REPLAYS,
+    SCHEMAS,
+    ActionOutcome,
+    DeadLetterError,
+    DeadLetterFilter,
+    DeadLetterRow,
+    State,
+    discard_dead_letter,
+    list_dead_letters,
+    parse_ref,
+    replay_dead_letter,
+    show_dead_letter,
+)
+
+dlq_app = typer.Typer(help="Dead letters: list, show, replay, discard (every action audited).", no_args_is_help=True)
+
+_T = TypeVar("_T")
+_DONE = {"replay": "replayed", "discard": "discarded"}
+_URL_ENV = {"orders": "DATABASE_URL", "ledger": "DATABASE_URL", "gateway": "KARYA_GATEWAY_DATABASE_URL"}
+
+
+def _url(schema: str) -> str | None:
+    return os.environ.get(_URL_ENV[schema], "").strip() or None
+
+
+async def _on(schema: str, work: Callable[[AsyncConnection], Awaitable[_T]], *, write: bool = False) -> _T:
+    url = _url(schema)
+    if url is None:
+        raise DeadLetterError(f"{_URL_ENV[schema]} is not set (needed for the {schema} dead letters)")
+    engine = make_engine(url, pool_size=1, application_name="karya-dlq")
+    try:
+        async with engine.begin() if write else engine.connect() as conn:
+            return await work(conn)
+    finally:
+        await engine.dispose()
+
+
+def _run(coro: Coroutine[Any, Any, _T]) -> _T:
+    try:
+        return asyncio.run(coro)
+    except DeadLetterError as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _jsonable(value: Any) -> Any:
+    return str(value) if isinstance(value, datetime) or hasattr(value, "hex") else value
+
+
+def _row_dict(row: DeadLetterRow) -> dict[str, Any]:
+    return {"ref": row.ref, **{k: _jsonable(v) for k, v in asdict(row).items() if k != "raw_key"}}
+
+
+@dlq_app.command("list")
+def list_command(
+    schema: list[str] = typer.Option([], "--schema", help="orders | ledger | gateway (repeat; default: every one)."),
+    topic: str | None = typer.Option(None, help="The original topic."),
+    event_type: str | None = typer.Option(
+        None, "--type", help="Event type, e.g. karya.marketplace.order_status_changed.v1."
+    ),
+    key: str | None = typer.Option(None, "--key", help="The record key (the order key for order events)."),
+    error: str | None = typer.Option(None, help="The start of the error, e.g. 'rejected: unknown listing'."),
+    since: datetime | None = typer.Option(None, help="Dead-lettered at or after (ISO time)."),
+    until: datetime | None = typer.Option(None, help="Dead-lettered before (ISO time)."),
+    state: str = typer.Option("open", help="open | replayed | discarded | all"),
+    limit: int = typer.Option(50, min=1, max=10_000),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+) -> None:
+    """The newest dead letters matching every filter given, newest first."""
+    if state not in ("open", "replayed", "discarded", "all"):
+        raise typer.BadParameter("open | replayed | discarded | all", param_hint="--state")
+    state_: State = state  # type: ignore[assignment]
+    flt = DeadLetterFilter(topic, event_type, key, error, since, until, state_, limit)
+    chosen = schema or [s for s in SCHEMAS if _url(s) is not None]
+
+    def listing(schema: str) -> Callable[[AsyncConnection], Awaitable[list[DeadLetterRow]]]:
+        return lambda conn: list_dead_letters(conn, schema, flt)
+
+    rows = [row for s in chosen for row in _run(_on(s, listing(s)))]
+    rows.sort(key=lambda r: r.created_at, reverse=True)
+    for row in rows[:limit]:
+        if as_json:
+            typer.echo(json.dumps(_row_dict(row)))
+        else:
+            replays = f" replays={row.replay_count}" if row.replay_count else ""
+            typer.echo(
+                f"{row.ref}  {row.created_at:%Y-%m-%d %H:%M:%S}  {row.state}  {row.topic}  {row.event_type or '-'}  "
+                f"key={row.key or '-'}  attempts={row.attempts}{replays}  {row.error}"
+            )
+    if not as_json:
+        typer.echo(f"{min(len(rows), limit)} dead letter(s)")
+
+
+@dlq_app.command("show")
+def show_command(
+    ref: str = typer.Argument(..., help="<schema>:<id>"), as_json: bool = typer.Option(False, "--json")
+) -> None:
+    """One dead letter: where it came from, its error, what was done with it, its headers and payload (redacted)."""
+    schema, number = _parse(ref)
+    detail = _run(_on(schema, lambda conn: show_dead_letter(conn, schema, number)))
+    if detail is None:
+        typer.secho(f"no dead letter {ref}", fg="red", err=True)
+        raise typer.Exit(1)
+    doc = {
+        **_row_dict(detail.row),
+        "headers": {k: v.decode(errors="replace") for k, v in detail.headers},
+        "payload (redacted)": detail.payload.decode(errors="replace"),
+    }
+    typer.echo(json.dumps(doc, indent=None if as_json else 2))
+
+
+@dlq_app.command("replay")
+def replay_command(
+    refs: list[str] = typer.Argument(..., help="<schema>:<id> ..."),
+    actor: str | None = typer.Option(None, "--as", help="Who acts (else KARYA_OPERATOR, else the login name)."),
+    max_replays: int = typer.Option(
+        DEFAULT_MAX_REPLAYS, envvar="KARYA_DLQ_MAX_REPLAYS", min=1, help="Loop guard: replays allowed per event."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Say what would happen; change nothing."),
+) -> None:
+    """Publish dead letters again to their original topic (through the schema's outbox) with a replay count."""
+    who = _actor(actor)
+
+    def replay(schema: str, number: int) -> Callable[[AsyncConnection], Awaitable[ActionOutcome]]:
+        return lambda conn: replay_dead_letter(
+            conn, schema, number, actor=who, max_replays=max_replays, dry_run=dry_run
+        )
+
+    _report([_run(_on(s, replay(s, n), write=True)) for s, n in map(_parse, refs)], dry_run)
+
+
+@dlq_app.command("discard")
+def discard_command(
+    refs: list[str] = typer.Argument(..., help="<schema>:<id> ..."),
+    reason: str = typer.Option(..., "--reason", help="Why (kept in the audit)."),
+    actor: str | None = typer.Option(None, "--as", help="Who acts (else KARYA_OPERATOR, else the login name)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Say what would happen; change nothing."),
+) -> None:
+    """Close dead letters without replaying them; they stay stored, with the reason and who discarded them."""
+    who = _actor(actor)
+
+    def discard(schema: str, number: int) -> Callable[[AsyncConnection], Awaitable[ActionOutcome]]:
+        return lambda conn: discard_dead_letter(conn, schema, number, actor=who, reason=reason, dry_run=dry_run)
+
+    _report([_run(_on(s, discard(s, n), write=True)) for s, n in map(_parse, refs)], dry_run)
+
+
+def _parse(ref: str) -> tuple[str, int]:
+    try:
+        return parse_ref(ref)
+    except DeadLetterError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+def _actor(given: str | None) -> str:
+    return (given or os.environ.get("KARYA_OPERATOR") or getpass.getuser()).strip()
+
+
+def _report(outcomes: list[ActionOutcome], dry_run: bool) -> None:
+    for o in outcomes:
+        if o.refused is not None:
+            typer.secho(f"{o.ref}: {o.action} refused: {o.refused}", fg="yellow")
+        else:
+            what = f"would {o.action}" if dry_run else _DONE[o.action]
+            count = f" (replay {o.replay_count})" if o.replay_count else ""
+            typer.echo(f"{o.ref}: {what} -> {o.topic}{count}")
+    if any(o.refused is not None for o in outcomes):
+        raise typer.Exit(1)
