@@ -33,6 +33,7 @@ from infra.messaging.admin import ensure_topics
 from infra.messaging.broker import make_broker, register_batch_consumer, update_lag_metrics
 from infra.messaging.completeness_audit import AuditedConsumer, completeness_gauge, run_completeness_audits
 from infra.messaging.consumer import BatchConsumer, BatchHandler
+from infra.messaging.dlq_metrics import DeadLetterGauges
 from infra.messaging.envelope import Envelope
 from infra.messaging.metrics import MessagingMetrics
 from infra.messaging.relay import OutboxRelay
@@ -93,6 +94,8 @@ class ServiceRuntime:
             self.supervisor.add("relay", self.relay.run)
             self.supervisor.add("outbox-metrics", self.relay.measure_backlog, required=False)
         self.supervisor.add("consumer-lag", self._lag_loop, required=False)
+        self.dead_letter_gauges = DeadLetterGauges(self.engine, schema, self.metrics.registry)
+        self.supervisor.add("dead-letter-metrics", self.dead_letter_gauges.run, required=False)
         # Every consumer wired here, as the completeness audit (this process's task and `karya audit`) sees it.
         self.audited: list[AuditedConsumer] = []
         if kafka.completeness_audit_interval_s > 0:

@@ -135,7 +135,8 @@ async def has_actions_table(conn: AsyncConnection, schema: str) -> bool:
     return bool(found.scalar_one())
 
 
-async def _from_clause(conn: AsyncConnection, schema: str) -> str:
+async def dead_letters_source(conn: AsyncConnection, schema: str) -> str:
+    """``<schema>.dead_letters d`` joined to its actions ``a`` (none before the audit table exists)."""
     if await has_actions_table(conn, schema):
         return f"{schema}.dead_letters d LEFT JOIN {schema}.dead_letter_actions a ON a.dead_letter_id = d.id"
     # Before the audit table exists nothing was ever replayed or discarded: every dead letter is open.
@@ -147,7 +148,7 @@ async def _from_clause(conn: AsyncConnection, schema: str) -> str:
 
 async def list_dead_letters(conn: AsyncConnection, schema: str, flt: DeadLetterFilter) -> list[DeadLetterRow]:
     """The newest dead letters of ``schema`` matching ``flt``, at most ``flt.limit``."""
-    source = await _from_clause(conn, _schema(schema))
+    source = await dead_letters_source(conn, _schema(schema))
     sql = text(
         f"SELECT {_COLUMNS}, d.payload FROM {source} WHERE d.id < :before "
         "AND (CAST(:topic AS text) IS NULL OR d.topic = :topic) "
@@ -183,7 +184,7 @@ async def list_dead_letters(conn: AsyncConnection, schema: str, flt: DeadLetterF
 
 async def show_dead_letter(conn: AsyncConnection, schema: str, dead_letter_id: int) -> DeadLetterDetail | None:
     """One dead letter with its original headers and its payload redacted (see the module's docstring)."""
-    source = await _from_clause(conn, _schema(schema))
+    source = await dead_letters_source(conn, _schema(schema))
     r = (
         await conn.execute(
             text(

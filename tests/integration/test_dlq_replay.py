@@ -14,6 +14,7 @@ from uuid import UUID
 
 import orjson
 import pytest
+from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -28,6 +29,7 @@ from infra.messaging.dlq_admin import (
     replay_dead_letter,
     show_dead_letter,
 )
+from infra.messaging.dlq_metrics import DeadLetterGauges
 from infra.messaging.relay import make_producer
 from infra.messaging.replay import REPLAY_COUNT, REPLAY_OF
 from services.contracts.marketplace import ORDER_STATUS_CHANGED
@@ -173,6 +175,10 @@ async def test_a_replay_loop_is_stopped_by_the_guard_and_the_event_discarded_wit
         async with orders_consumer(database, kafka_bootstrap, prefix, relay=True, partitions=1) as consumer:
             await publish(kafka_bootstrap, consumer.topic, [ghost])
             rows = await _wait_dead(engine, ghost.subject, 1)
+            gauges = DeadLetterGauges(engine, "orders", CollectorRegistry())
+            await gauges.measure()
+            assert gauges.open.labels("orders", consumer.topic)._value.get() == 1
+            assert gauges.oldest_age.labels("orders", consumer.topic)._value.get() >= 0
             for n in (1, 2):  # never fixed: each replay dead-letters again, counting on
                 async with engine.begin() as conn:
                     outcome = await replay_dead_letter(conn, "orders", rows[0].id, actor="oncall", max_replays=2)
@@ -196,6 +202,8 @@ async def test_a_replay_loop_is_stopped_by_the_guard_and_the_event_discarded_wit
                 conn, "orders", rows[0].id, actor="oncall", reason="listing withdrawn by the seller"
             )
         assert discarded.done
+        await gauges.measure()
+        assert gauges.open.labels("orders", consumer.topic)._value.get() == 0, "closed: no longer counted"
         states = [(r.state, r.actor, r.reason) for r in await _dead(engine, ghost.subject, "all")]
         assert states == [
             ("discarded", "oncall", "listing withdrawn by the seller"),
