@@ -13,6 +13,7 @@ import sys
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import ProgrammingError
 from typer.testing import CliRunner, Result
 
 from infra.db.engine import make_engine
@@ -121,6 +122,41 @@ async def test_a_gateway_dead_letter_is_shown_without_the_buyer(database: RoleUr
     shown = await _karya_dlq(database, "show", f"gateway:{number}")
     assert shown.exit_code == 0, shown.output
     assert NAME not in shown.output and ADDRESS not in shown.output and "order_sn" in shown.output
+    ref = f"gateway:{number}"
+    dry = await _karya_dlq(database, "replay", ref, "--dry-run", "--as", "alice")
+    assert dry.exit_code == 0 and dry.output == f"{ref}: would replay -> {topic} (replay 1)\n"
+    done = await _karya_dlq(database, "discard", ref, "--as", "alice", "--reason", "test delivery")
+    assert done.exit_code == 0, done.output
+    # The audit of the gateway's dead letters is the gateway role's to write: the service role only reads it.
+    engine = make_engine(database.service, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            read = await conn.execute(
+                text("SELECT actor FROM gateway.dead_letter_actions WHERE dead_letter_id = :i"), {"i": number}
+            )
+            assert read.scalar_one() == "alice"
+            with pytest.raises(ProgrammingError, match="permission denied"):
+                await conn.execute(
+                    text(
+                        "INSERT INTO gateway.dead_letter_actions (dead_letter_id, action, actor, reason) "
+                        "VALUES (:i, 'discarded', 'mallory', 'x')"
+                    ),
+                    {"i": number},
+                )
+    finally:
+        await engine.dispose()
+
+
+async def test_a_ledger_dead_letter_is_discarded_with_its_reason(database: RoleUrls) -> None:
+    u = uid()
+    topic, key = f"{topic_prefix()}marketplace.settlements", f"shopee:s-{u}:o1"
+    payload = make_envelope(type="karya.x.y.v1", source="karya/gateway", subject=key, data={}).to_bytes()
+    number = await _insert(database.service, "ledger", topic, key, payload)
+    done = await _karya_dlq(database, "discard", f"ledger:{number}", "--as", "carol", "--reason", "test settlement")
+    assert done.exit_code == 0 and done.output == f"ledger:{number}: discarded -> {topic}\n"
+    listed = await _karya_dlq(database, "list", "--schema", "ledger", "--key", key, "--state", "discarded", "--json")
+    [row] = [json.loads(line) for line in listed.output.splitlines()]
+    assert (row["ref"], row["actor"], row["reason"]) == (f"ledger:{number}", "carol", "test settlement")
 
 
 def test_karya_registers_dlq() -> None:
