@@ -29,7 +29,7 @@ TABLES = ("correction_proposals", "correction_approvals")
 
 UP = [
     f"""CREATE TABLE {S}.correction_proposals (
-        proposal_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        proposal_id bigserial PRIMARY KEY,
         kind text NOT NULL CHECK (kind IN ('revert', 'adjust')),
         target text REFERENCES {S}.journal_entries (posting_key),
         reason text NOT NULL CHECK (btrim(reason) <> ''),
