@@ -26,6 +26,7 @@ from fastapi.responses import JSONResponse
 
 from services.contracts.channels import Channel
 from sim import render
+from sim.returns_api import add_return_routes
 from sim.settings import SimSettings
 from sim.signing import (
     blibli_api_signature,
@@ -232,11 +233,7 @@ def create_app(
         order = state.find(Channel.TIKTOK_SHOP, shop_id, order_id)
         if order is None:
             raise tiktok_error(404, 21011001, "order not found")
-        data = {
-            "statement_transactions": render.tiktok_statement(order),
-            "refunds": render.tiktok_refunds(order),
-        }
-        return tiktok_ok(data)
+        return tiktok_ok({"statement_transactions": render.tiktok_statement(order)})
 
     @app.post("/tiktok_shop/order/202309/orders/search")
     async def tiktok_search(request: Request) -> Json:
@@ -258,6 +255,13 @@ def create_app(
                 "total_count": len(orders),
             }
         )
+
+    add_return_routes(
+        app,
+        state,
+        (shopee_auth, lambda m: shopee_error(400, "error_param", m), shopee_ok),
+        (tiktok_auth, lambda m: tiktok_error(400, 36009004, m), tiktok_ok),
+    )
 
     # ------------------------------------------------------------ Tokopedia
 

@@ -101,6 +101,7 @@ class PlannedStatus:
     refund_reason: str = ""  # "return" | "partial"
     refund_id: str = ""
     reason: str = ""  # cancellation reason text
+    refund_lines: tuple[tuple[int, int, int], ...] = ()  # (line index, quantity, amount) of the refund
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,12 +289,17 @@ def _plan_order(
             for kind in spec.webhooks
         )
         refund = 0
+        refund_lines: tuple[tuple[int, int, int], ...] = ()
         if spec.refund == "full":
             refund = gross
+            refund_lines = tuple((n, line.quantity, line.quantity * line.unit_price) for n, line in enumerate(lines))
         elif spec.refund == "partial":  # one unit back, or a goodwill refund for a single-unit order
-            units = [line.unit_price for line in lines for _ in range(line.quantity)]
+            units = [(n, line.unit_price) for n, line in enumerate(lines) for _ in range(line.quantity)]
             share = gross * rng.randint(10, 30) // 100 // 100 * 100
-            refund = min(gross, rng.choice(units) if len(units) > 1 else max(100, share))
+            # the same draws as before lines were recorded, so a seed still plans the same day
+            unit = rng.choice(units) if len(units) > 1 else (units[0][0], max(100, share))
+            refund = min(gross, unit[1])
+            refund_lines = ((unit[0], 1, refund),)
         statuses.append(
             PlannedStatus(
                 raw_status=spec.status,
@@ -303,6 +309,7 @@ def _plan_order(
                 refund_amount=refund,
                 refund_reason={"full": "return", "partial": "partial"}.get(spec.refund, ""),
                 refund_id=ids.numeric("RF", 12) if refund else "",
+                refund_lines=refund_lines,
                 reason=spec.reason,
             )
         )

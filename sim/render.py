@@ -1,8 +1,8 @@
 """Channel-shaped JSON for simulated orders: webhook bodies and seller-API answers (pure, no I/O).
 
-Shapes follow the channel contract. Beyond it, settlement answers carry a ``refunds`` list (refund id,
-amount, reason, time) so that returns and partial refunds are visible to an API client; Shopee/TikTok/
-Tokopedia clients read it with ``refunds()``.
+Shapes follow the channel contract. Shopee and TikTok Shop refunds are served by their returns APIs
+(:mod:`sim.returns_api`); only Tokopedia's order-income answer still carries a ``refunds`` list (refund id,
+amount, reason, time), a simulator extension its client reads with ``refunds()``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ __all__ = [
     "shopee_order",
     "shopee_webhook",
     "tiktok_order",
-    "tiktok_refunds",
     "tiktok_statement",
     "tiktok_webhook",
     "tokopedia_income",
@@ -35,11 +34,11 @@ def _money(order: SimOrder, amount: int) -> int | float:
     return float(amount) if order.float_amounts else amount
 
 
-def _refunds(order: SimOrder, *, as_text: bool = False) -> list[Json]:
+def _refunds(order: SimOrder) -> list[Json]:
     return [
         {
             "refund_id": r.refund_id,
-            "amount": str(r.amount) if as_text else r.amount,
+            "amount": r.amount,
             "reason": r.reason,
             "refund_time": r.refunded_at,
         }
@@ -182,11 +181,6 @@ def tiktok_statement(order: SimOrder) -> list[Json]:
     ]
 
 
-def tiktok_refunds(order: SimOrder) -> list[Json]:
-    """Refunds of an order (simulator extension of the statement answer), amounts as decimal strings."""
-    return _refunds(order, as_text=True)
-
-
 def tiktok_webhook(order: SimOrder, kind: str, notification_id: str, timestamp: int, reason: str = "") -> Json:
     """Type 1 (order status change) or type 11 (cancellation status change) body, as published.
 
@@ -260,8 +254,9 @@ def shopee_escrow(order: SimOrder) -> Json:
             "withholding_tax": s.pph22 if s else 0,
             "escrow_amount": s.net if s else 0,
             "escrow_release_time": s.settled_at if s else 0,
+            # refunds the escrow deducted (made before its release), negative as Shopee reports it
+            "seller_return_refund": -sum(r.amount for r in order.refunds if s and r.refunded_at <= s.settled_at),
         },
-        "refunds": _refunds(order),
     }
 
 

@@ -14,7 +14,7 @@ from services.contracts.channels import Channel
 from services.orders.catalogue import Listing
 from sim.fees import SettlementAmounts
 
-__all__ = ["SimLine", "SimOrder", "SimRefund", "SimSettlement", "SimState"]
+__all__ = ["SimLine", "SimOrder", "SimRefund", "SimRefundLine", "SimSettlement", "SimState"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,13 +66,25 @@ class SimSettlement:
 
 
 @dataclass(frozen=True, slots=True)
+class SimRefundLine:
+    """The part of a refund that covers one order line: ``line`` indexes the order's lines."""
+
+    line: int
+    quantity: int
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
 class SimRefund:
-    """Money returned to the buyer: a full return or a partial refund (``reason``: return | partial)."""
+    """Money returned to the buyer: a full return or a partial refund (``reason``: return | partial), by line.
+
+    The channels' returns APIs list it; the lines' amounts add up to ``amount``."""
 
     refund_id: str
     amount: int
     reason: str
     refunded_at: int
+    lines: tuple[SimRefundLine, ...] = ()
 
 
 @dataclass(slots=True)

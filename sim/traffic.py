@@ -24,7 +24,7 @@ from services.contracts.channels import Channel
 from sim.fees import compute_settlement
 from sim.plan import Plan, PlannedOrder, Step, StepKind
 from sim.settings import SimSettings, require_loopback
-from sim.state import SimLine, SimOrder, SimRefund, SimSettlement, SimState
+from sim.state import SimLine, SimOrder, SimRefund, SimRefundLine, SimSettlement, SimState
 from sim.webhooks import Outgoing, RetryPolicy, build_webhook, corrupt, deliver
 
 __all__ = ["ChannelCounters", "Progress", "TrafficRunner", "TrafficSummary"]
@@ -234,7 +234,8 @@ class TrafficRunner:
             self.state.settle(order, _settlement(planned, order, ts))
             counters.settlements += 1
         if status.refund_amount:
-            refund = SimRefund(status.refund_id, status.refund_amount, status.refund_reason, ts)
+            parts = tuple(SimRefundLine(*part) for part in status.refund_lines)
+            refund = SimRefund(status.refund_id, status.refund_amount, status.refund_reason, ts, parts)
             self.state.refund(order, refund)
             counters.refunds += 1
         for k, hook in enumerate(status.webhooks):

@@ -21,8 +21,16 @@ from datetime import datetime
 
 from services.contracts.base import order_key
 from services.contracts.channels import OrderState, UnmappableStatus, map_status
-from services.contracts.marketplace import OrderLine, OrderStatusChanged, SettlementFee, SettlementReported
+from services.contracts.marketplace import (
+    OrderLine,
+    OrderStatusChanged,
+    RefundLine,
+    RefundReported,
+    SettlementFee,
+    SettlementReported,
+)
 from services.gateway.clients.base import ApiOrder, ApiSettlement
+from services.gateway.clients.refunds import ApiRefund
 from services.gateway.normalise.notices import Notice
 
 __all__ = [
@@ -31,6 +39,7 @@ __all__ = [
     "classify",
     "merge_api_orders",
     "notice_from_api",
+    "refund_event",
     "settlement_content_id",
     "settlement_emission_key",
     "settlement_event",
@@ -202,3 +211,32 @@ def settlement_emission_key(key: str, settlement_id: str) -> str:
 def polled_status_key(channel: str, shop_id: str, order_id: str, raw_status: str) -> str:
     """Emission key of a polled or imported status: (order, status), as blibli.com and Bukalapak dedupe."""
     return f"status|{order_key(channel, shop_id, order_id)}|{raw_status.strip().upper()}"
+
+
+def refund_event(refund: ApiRefund, key: str) -> RefundReported:
+    """The canonical refund of ``key``: total, lines, what the marketplace gave back and whether it was netted.
+
+    Raises:
+        pydantic.ValidationError: an invalid amount, or lines adding up to more than the refund.
+    """
+    return RefundReported(
+        order_key=key,
+        channel=refund.channel,
+        refund_id=refund.refund_id,
+        amount=refund.amount,
+        reason=refund.reason,
+        refunded_at=refund.refunded_at,
+        lines=[
+            RefundLine(
+                channel_product_id=line.channel_product_id,
+                channel_sku_id=line.channel_sku_id,
+                seller_sku=line.seller_sku,
+                quantity=line.quantity,
+                amount=line.amount,
+            )
+            for line in refund.lines
+        ],
+        fees_returned=refund.fees_returned,
+        pph22_returned=refund.pph22_returned,
+        netted_in_settlement=refund.netted,
+    )

@@ -41,6 +41,7 @@ from services.gateway.canonical import (
     Verdict,
     api_lines,
     classify,
+    refund_event,
     settlement_event,
     status_event,
 )
@@ -181,17 +182,7 @@ class Normaliser:
                 if fetch is None:
                     return
                 with _refusals(out, key, f"{n.channel} refunds of {key}"):
-                    out.refunds[key] = [
-                        RefundReported(
-                            order_key=key,
-                            channel=n.channel,
-                            refund_id=r.refund_id,
-                            amount=r.amount,
-                            reason=r.reason,
-                            refunded_at=r.refunded_at,
-                        )
-                        for r in await fetch(n.shop_id, n.order_id)
-                    ]
+                    out.refunds[key] = [refund_event(r, key) for r in await fetch(n.shop_id, n.order_id)]
 
             return call
 

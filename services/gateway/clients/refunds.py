@@ -1,31 +1,44 @@
-"""Refunds to buyers (full returns and partial refunds), from the ``refunds`` list of settlement answers.
+"""Refunds to buyers (full returns and partial refunds): the value every client's ``refunds()`` returns.
 
-The channel contract has no refund endpoint yet. The simulator lists refunds inside the settlement answers
-(Shopee escrow detail, TikTok Shop statement transactions, Tokopedia order income) as
-``[{"refund_id", "amount", "reason": "return"|"partial", "refund_time"}]``; the clients' ``refunds()``
-read that list. Real marketplaces publish refunds through their returns APIs instead (Shopee
-``/api/v2/returns/get_return_list``, TikTok Shop ``/return_refund/202309/returns``): against them the list
-is absent and ``refunds()`` returns ``[]`` until those endpoints are wired in.
+Shopee and TikTok Shop read them from their published returns APIs (:mod:`services.gateway.clients.returns`).
+Tokopedia's legacy API publishes no returns endpoint Karya could confirm: its client still reads a ``refunds``
+list inside the order-income answer (``[{"refund_id", "amount", "reason": "return"|"partial", "refund_time"}]``),
+which only the simulator sends, so against the real Tokopedia no refund is reported (see docs/gateway.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from services.gateway.clients.base import MarketplaceApiError
 from services.gateway.clients.parsing import get_str, objects
 from services.gateway.values import parse_fee, parse_time
 
-__all__ = ["ApiRefund", "parse_refunds"]
+__all__ = ["ApiRefund", "ApiRefundLine", "parse_refunds"]
 
 REASONS = frozenset({"return", "cancellation", "partial", "other"})
 
 
 @dataclass(frozen=True, slots=True)
+class ApiRefundLine:
+    """The part of a refund the marketplace attributes to one order line (ids as the order's lines carry them)."""
+
+    channel_product_id: str | None
+    channel_sku_id: str | None
+    seller_sku: str | None
+    quantity: int
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
 class ApiRefund:
-    """One refund of ``amount`` rupiah to the buyer of an order."""
+    """One refund of ``amount`` rupiah to the buyer of an order, by line when the channel says which.
+
+    ``fees_returned``/``pph22_returned``: what the marketplace gave back to the seller (0 where its returns API
+    does not say); ``netted``: already deducted from the order's settlement payout.
+    """
 
     channel: str
     shop_id: str
@@ -34,6 +47,10 @@ class ApiRefund:
     amount: int
     reason: str
     refunded_at: datetime
+    lines: tuple[ApiRefundLine, ...] = field(default=())
+    fees_returned: int = 0
+    pph22_returned: int = 0
+    netted: bool = False
 
 
 def parse_refunds(container: Mapping[str, object], channel: str, shop_id: str, order_id: str) -> list[ApiRefund]:

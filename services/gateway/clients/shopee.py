@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
 from services.gateway.clients.base import ApiOrder, ApiOrderLine, ApiSettlement, MarketplaceApiError
 from services.gateway.clients.http import ChannelClient
 from services.gateway.clients.parsing import ceil_unix, get_list, get_mapping, get_str, objects
-from services.gateway.clients.refunds import ApiRefund, parse_refunds
+from services.gateway.clients.refunds import ApiRefund
+from services.gateway.clients.returns import parse_shopee_return, with_netting
 from services.gateway.clients.signing import shopee_sign
 from services.gateway.clients.tokens import TokenSource
 from services.gateway.values import parse_count, parse_fee, parse_quantity, parse_rupiah, parse_time
@@ -28,6 +29,10 @@ __all__ = ["ShopeeClient", "shop_number", "shopee_error"]
 ORDER_DETAIL_PATH = "/api/v2/order/get_order_detail"
 ESCROW_DETAIL_PATH = "/api/v2/payment/get_escrow_detail"
 ORDER_LIST_PATH = "/api/v2/order/get_order_list"
+RETURN_LIST_PATH = "/api/v2/returns/get_return_list"
+RETURN_DETAIL_PATH = "/api/v2/returns/get_return_detail"
+#: How far back ``refunds()`` looks for an order's returns (by return update time; the list's window limit).
+RETURNS_LOOKBACK = timedelta(days=15)
 FEE_FIELDS = ("commission_fee", "service_fee", "seller_transaction_fee", "campaign_fee")
 _DETAIL_BATCH = 50  # get_order_detail takes at most 50 order_sn per call
 _LIST_PAGE = 100
@@ -118,9 +123,34 @@ class ShopeeClient(ChannelClient):
         )
 
     async def refunds(self, shop_id: str, order_id: str) -> list[ApiRefund]:
-        """Refunds of one order, from the escrow answer's ``refunds`` list (see ``refunds.py``)."""
-        response = await self._get(ESCROW_DETAIL_PATH, shop_id, {"order_sn": order_id})
-        return parse_refunds(response, self.channel, shop_id, order_id)
+        """Refunds of one order: its returns in ``get_return_list`` (updated within the last
+        :data:`RETURNS_LOOKBACK`; the list cannot be filtered by order), each read with ``get_return_detail``,
+        netted when the escrow was released at or after the refund (:mod:`services.gateway.clients.returns`)."""
+        end = datetime.fromtimestamp(int(self._clock()), UTC)
+        where = f"shopee {RETURN_LIST_PATH}"
+        return_sns: list[str] = []
+        page = 0
+        while True:
+            params: dict[str, str | int] = {
+                "page_no": page,
+                "page_size": _LIST_PAGE,
+                "update_time_from": ceil_unix(end - RETURNS_LOOKBACK),
+                "update_time_to": ceil_unix(end),
+            }
+            response = await self._get(RETURN_LIST_PATH, shop_id, params)
+            for raw in objects(get_list(response, "return", where), where):
+                if get_str(raw, "order_sn", where) == order_id:
+                    return_sns.append(get_str(raw, "return_sn", where))
+            if response.get("more") is not True:
+                break
+            page += 1
+        refunds = []
+        for return_sn in dict.fromkeys(return_sns):
+            detail = await self._get(RETURN_DETAIL_PATH, shop_id, {"return_sn": return_sn})
+            refund = parse_shopee_return(detail, shop_id)
+            if refund is not None:
+                refunds.append(refund)
+        return with_netting(refunds, await self.settlement(shop_id, order_id)) if refunds else []
 
     async def orders_updated_between(self, shop_id: str, start: datetime, end: datetime) -> list[ApiOrder]:
         """Orders whose ``update_time`` is in [start, end): order list by update time, then order detail.

@@ -21,7 +21,8 @@ import httpx
 from services.gateway.clients.base import ApiOrder, ApiOrderLine, ApiSettlement, MarketplaceApiError
 from services.gateway.clients.http import ChannelClient
 from services.gateway.clients.parsing import ceil_unix, get_list, get_mapping, get_str, objects
-from services.gateway.clients.refunds import ApiRefund, parse_refunds
+from services.gateway.clients.refunds import ApiRefund
+from services.gateway.clients.returns import parse_tiktok_return, with_netting
 from services.gateway.clients.signing import tiktok_sign
 from services.gateway.clients.tokens import ShopNotConnected, TokenSource
 from services.gateway.values import parse_fee, parse_rupiah, parse_time
@@ -31,6 +32,7 @@ __all__ = ["TikTokShopClient", "tiktok_error"]
 ORDERS_PATH = "/order/202309/orders"
 SEARCH_PATH = "/order/202309/orders/search"
 STATEMENT_PATH = "/finance/202309/orders/{order_id}/statement_transactions"
+RETURNS_SEARCH_PATH = "/return_refund/202309/returns/search"
 #: Statement fields → fee type names used in settlement events.
 FEE_FIELDS = {
     "platform_commission_amount": "platform_commission",
@@ -134,9 +136,28 @@ class TikTokShopClient(ChannelClient):
         )
 
     async def refunds(self, shop_id: str, order_id: str) -> list[ApiRefund]:
-        """Refunds of one order, from the statement answer's ``refunds`` list (see ``refunds.py``)."""
-        data = await self._call("GET", STATEMENT_PATH.format(order_id=order_id), shop_id, {})
-        return parse_refunds(data, self.channel, shop_id, order_id)
+        """Refunds of one order: returns search by ``order_ids``, page by page, netted when the statement was
+        made at or after the refund (:mod:`services.gateway.clients.returns`)."""
+        body = json.dumps({"order_ids": [order_id]}, separators=(",", ":")).encode()
+        where = f"tiktok_shop {RETURNS_SEARCH_PATH}"
+        refunds: list[ApiRefund] = []
+        token = ""
+        while True:
+            params: dict[str, str | int] = {"page_size": _PAGE}
+            if token:
+                params["page_token"] = token
+            data = await self._call("POST", RETURNS_SEARCH_PATH, shop_id, params, body)
+            for raw in objects(get_list(data, "return_orders", where), where):
+                refund = parse_tiktok_return(raw, shop_id)
+                if refund is not None and refund.order_id == order_id:
+                    refunds.append(refund)
+            next_token = data.get("next_page_token")
+            if not next_token:
+                break
+            if not isinstance(next_token, str) or next_token == token:
+                raise MarketplaceApiError(f"{where}: unusable next_page_token {next_token!r}")
+            token = next_token
+        return with_netting(refunds, await self.settlement(shop_id, order_id)) if refunds else []
 
     async def orders_updated_between(self, shop_id: str, start: datetime, end: datetime) -> list[ApiOrder]:
         """Orders with ``update_time`` in [start, end), via the order search API, page by page."""

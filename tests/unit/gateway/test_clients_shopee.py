@@ -98,12 +98,16 @@ async def test_unknown_order_is_an_api_error() -> None:
         await client(SimState()).order_detail(SHOP, "261101NOSUCH00")
 
 
-async def test_refunds_are_read_from_the_escrow_answer() -> None:
+async def test_refunds_are_read_from_the_returns_api_with_their_lines() -> None:
     state = SimState()
     add_order(state, Channel.SHOPEE, "261101REFUND01", ["UNPAID", "COMPLETED"], settle=True, refunds=[25_000])
     refunds = await client(state).refunds(SHOP, "261101REFUND01")
-    assert [(r.refund_id, r.amount, r.reason, r.order_id) for r in refunds] == [
-        ("RF261101REFUND010", 25_000, "partial", "261101REFUND01")
+    assert [(r.refund_id, r.amount, r.reason, r.order_id, r.netted) for r in refunds] == [
+        ("RF261101REFUND010", 25_000, "partial", "261101REFUND01", False)  # after the escrow: not netted
+    ]
+    first = listings(Channel.SHOPEE)[0]
+    assert [(x.channel_product_id, x.quantity, x.amount) for x in refunds[0].lines] == [
+        (first.channel_product_id, 1, 25_000)
     ]
     add_order(state, Channel.SHOPEE, "261101REFUND02", ["UNPAID"])
     assert await client(state).refunds(SHOP, "261101REFUND02") == []

@@ -90,7 +90,7 @@ async def test_wrong_secret_gives_tiktok_error_code() -> None:
         await client(state, secret="nope").order_detail(SHOP, "576000000000000004")
 
 
-async def test_refunds_are_read_from_the_statement_answer() -> None:
+async def test_refunds_are_read_from_the_returns_search() -> None:
     state = SimState()
     add_order(
         state,
@@ -101,4 +101,7 @@ async def test_refunds_are_read_from_the_statement_answer() -> None:
         refunds=[10_000],
     )
     refunds = await client(state).refunds(SHOP, "576000000000000005")
-    assert [(r.amount, r.reason) for r in refunds] == [(10_000, "partial")]
+    assert [(r.amount, r.reason, r.netted) for r in refunds] == [(10_000, "partial", False)]
+    assert [(x.channel_sku_id, x.quantity, x.amount) for x in refunds[0].lines] == [
+        (listings(Channel.TIKTOK_SHOP)[0].channel_sku_id, 1, 10_000)
+    ]

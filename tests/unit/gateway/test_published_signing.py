@@ -15,6 +15,8 @@ import hmac
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
@@ -255,3 +257,81 @@ def test_the_blibli_rule_reproduces_the_documented_raw_string_date() -> None:
     documented = base64.b64encode(hmac.new(b"k", raw, hashlib.sha256).digest()).decode()
     url = "/v2/proxy/mta/api/businesspartner/v1/order/orderList"
     assert published_blibli_signature("k", "GET", b"", "", millis, url) == documented
+
+
+# ---------------------------------------------------------------- returns APIs (Shopee v2 returns, TikTok 202309)
+
+RETURNS = Path(__file__).parents[2] / "contract" / "published"
+
+
+def _published_answer(channel: str, name: str) -> dict[str, Any]:
+    answer: dict[str, Any] = json.loads((RETURNS / channel / f"returns_{name}.json").read_text())["answer"]
+    return answer
+
+
+def _shopee_returns_answer(request: httpx.Request) -> object:
+    if request.url.path.endswith("get_return_list"):
+        listed = _published_answer("shopee", "get_return_list")
+        listed["response"]["return"][0]["order_sn"] = "SN1"
+        return listed
+    if request.url.path.endswith("get_return_detail"):
+        detail = _published_answer("shopee", "get_return_detail")
+        detail["response"].update(order_sn="SN1", return_sn=query_of(request)["return_sn"])
+        return detail
+    return _shopee_answer(request)
+
+
+async def test_shopee_returns_calls_are_shop_level_signed_and_read_the_published_answers() -> None:
+    transport, seen = recorder(_shopee_returns_answer)
+    tokens = StaticTokens({("shopee", SHOP): ShopAccess(TOKEN)})
+    client = ShopeeClient(
+        "https://partner.test/base", PARTNER_ID, PARTNER_KEY, tokens, transport=transport, clock=lambda: T
+    )
+    refunds = await client.refunds(SHOP, "SN1")
+    await client.aclose()
+    paths = [api_path(r, "/base") for r in seen]
+    assert paths == [
+        "/api/v2/returns/get_return_list",
+        "/api/v2/returns/get_return_detail",
+        "/api/v2/payment/get_escrow_detail",
+    ]
+    listed = query_of(seen[0])
+    assert listed["page_no"] == "0" and int(listed["update_time_to"]) == T
+    assert int(listed["update_time_to"]) - int(listed["update_time_from"]) == 15 * 86_400
+    for request in seen:
+        query, path = query_of(request), api_path(request, "/base")
+        assert query["shop_id"] == SHOP and query["access_token"] == TOKEN
+        expected = published_shopee_sign(PARTNER_KEY, query["partner_id"], path, query["timestamp"], TOKEN, SHOP)
+        assert query["sign"] == expected, path
+    assert [(r.refund_id, r.amount, len(r.lines), r.netted) for r in refunds] == [("2206170GM3UJW9A", 75000, 2, False)]
+
+
+def _tiktok_returns_answer(request: httpx.Request) -> object:
+    if request.url.path.endswith("/returns/search"):
+        answer = _published_answer("tiktok_shop", "search")
+        for item in answer["data"]["return_orders"]:
+            item["order_id"] = "O1"
+        return answer
+    return _tiktok_answer(request)
+
+
+async def test_tiktok_returns_search_is_signed_with_its_body_and_reads_the_published_answer() -> None:
+    transport, seen = recorder(_tiktok_returns_answer)
+    tokens = StaticTokens({("tiktok_shop", SHOP): ShopAccess(TOKEN, CIPHER)})
+    client = TikTokShopClient("https://open-api.test", APP_KEY, APP_SECRET, tokens, transport=transport)
+    refunds = await client.refunds(SHOP, "O1")
+    await client.aclose()
+    assert [r.url.path for r in seen] == [
+        "/return_refund/202309/returns/search",
+        "/finance/202309/orders/O1/statement_transactions",
+    ]
+    search = seen[0]
+    assert search.method == "POST" and json.loads(search.content) == {"order_ids": ["O1"]}
+    for request in seen:
+        query = query_of(request)
+        assert query["shop_cipher"] == CIPHER and "access_token" not in query
+        assert request.headers["x-tts-access-token"] == TOKEN
+        assert query["sign"] == published_tiktok_sign(APP_SECRET, request.url.path, query, request.content)
+    assert [(r.refund_id, r.amount, r.reason, r.netted) for r in refunds] == [
+        ("4035318772201001", 52000, "return", False)
+    ]

@@ -16,7 +16,7 @@ from services.orders.catalogue import Catalogue, Channel, Listing, load_catalogu
 from sim.api import create_app
 from sim.fees import compute_settlement, fee_rates
 from sim.settings import SimSettings
-from sim.state import SimLine, SimOrder, SimRefund, SimSettlement, SimState
+from sim.state import SimLine, SimOrder, SimRefund, SimRefundLine, SimSettlement, SimState
 
 ROOT = Path(__file__).resolve().parents[3]
 DEMO_CATALOGUE = ROOT / "deploy" / "demo" / "catalogue.yaml"
@@ -99,7 +99,8 @@ def add_order(
         state.settle(order, SimSettlement(f"7{order_id[-6:]}", at, parts))
     for n, amount in enumerate(refunds):
         at += 60
-        state.refund(order, SimRefund(f"RF{order_id}{n}", amount, "partial", at))
+        part = SimRefundLine(0, 1, amount)  # one unit of the first line (or a goodwill share of it)
+        state.refund(order, SimRefund(f"RF{order_id}{n}", amount, "partial", at, (part,)))
     return order
 
 
