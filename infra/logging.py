@@ -29,6 +29,7 @@ import structlog
 
 LIBRARY_LEVEL = logging.WARNING
 REPEAT_INTERVAL_S = 60.0
+_URL_LOGGERS = ("httpx", "httpcore")
 _LIBRARY_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "aiokafka", "faststream", "asyncio", "sqlalchemy")
 
 
@@ -72,6 +73,8 @@ def configure_logging(service: str, level: str | None = None) -> None:
         library.setLevel(logging.NOTSET)
         library.propagate = True
     logging.getLogger("uvicorn.access").disabled = True  # one line per /metrics scrape says nothing
+    for name in _URL_LOGGERS:  # they log full request URLs, and Shopee's carry access_token: never below WARNING
+        logging.getLogger(name).setLevel(logging.WARNING)
     if not known:
         get_logger(__name__).warning("log_level_unknown", variable="KARYA_LOG_LEVEL", using="INFO")
 
