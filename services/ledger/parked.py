@@ -21,7 +21,7 @@ from services.ledger.adapters.facts_repo import parked_summary
 
 log = get_logger(__name__)
 
-WAITING_FOR = ("completion", "settlement")
+WAITING_FOR = ("completion", "settlement", "allocation")
 """What a parked event can wait for (always exported, 0 when nothing waits)."""
 
 

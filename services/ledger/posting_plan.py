@@ -22,19 +22,18 @@ from services.contracts.orders import ORDER_COMPLETED
 from services.ledger.domain import accounts
 from services.ledger.domain.distribution import plan_distribution
 from services.ledger.domain.errors import LedgerDomainError
-from services.ledger.domain.facts import OrderFacts
+from services.ledger.domain.facts import NO_ALLOCATION, OrderFacts
 from services.ledger.domain.journal import Conflict, EntryKind, JournalEntry, request_hash
 from services.ledger.domain.model import CompletionRequest
 from services.ledger.domain.policy import SplitPolicy
 from services.ledger.domain.postings import (
     build_completion,
-    build_distribution,
     build_refund,
-    build_settlement,
     refund_key,
     settlement_key,
 )
 from services.ledger.requests import RecentCompletions, completion_request, refund_request, settlement_request
+from services.ledger.settlement_plan import cumulative, distribute, plan_settlement
 
 _ORDER = {ORDER_COMPLETED: 0, SETTLEMENT_REPORTED: 1, REFUND_REPORTED: 2}
 POSTED_EVENT_TYPES = frozenset(_ORDER)
@@ -127,10 +126,9 @@ def check_arrivals(envelopes: Iterable[Envelope]) -> tuple[list[Envelope], list[
 
 
 def lookup_keys(work: Iterable[Envelope]) -> list[str]:
-    """The posting keys the plan may meet, to look up before it runs: every order's settlement, and each refund
-    by the id it reports."""
-    keys = [settlement_key(k) for k in sorted({e.subject for e in work})]
-    return keys + [
+    """The posting keys the plan may meet, to look up before it runs: each refund by the id it reports
+    (settlements are told apart by the order's facts, which list every settlement posted)."""
+    return [
         refund_key(e.subject, e.data["refund_id"])
         for e in work
         if e.type == REFUND_REPORTED and isinstance(e.data.get("refund_id"), str)
@@ -142,7 +140,7 @@ def refund_accounts(work: Sequence[Envelope], facts: Mapping[str, OrderFacts], r
     group member of their orders' completions (stored or in ``work``); a completion that does not parse adds none
     (its refunds are refused by the plan)."""
     refunded = {e.subject for e in work if e.type == REFUND_REPORTED}
-    payloads = [(k, facts[k].completion) for k in sorted(refunded) if k in facts]
+    payloads = [(k, facts[k].effective_completion()) for k in sorted(refunded) if k in facts]
     payloads += [(e.subject, e.data) for e in work if e.type == ORDER_COMPLETED and e.subject in refunded]
     inmates: set[str] = set()
     for order_key, data in payloads:
@@ -158,7 +156,7 @@ def plan_postings(inputs: PostingInputs, recent: RecentCompletions) -> PostingPl
     """Plan the batch (see the module docstring); ``inputs`` are not changed (the plan's ``facts`` are copies).
 
     ``recent`` remembers parsed completions across batches (a cache: the plan is the same without it)."""
-    plan = PostingPlan(facts={k: replace(f) for k, f in inputs.facts.items()})
+    plan = PostingPlan(facts={k: replace(f, settlements=list(f.settlements)) for k, f in inputs.facts.items()})
     grouped: dict[str, list[Envelope]] = defaultdict(list)
     for envelope in inputs.work:
         grouped[envelope.subject].append(envelope)
@@ -172,11 +170,11 @@ def plan_postings(inputs: PostingInputs, recent: RecentCompletions) -> PostingPl
 
 
 def _completion_of(order: OrderFacts, plan: PostingPlan, recent: RecentCompletions) -> CompletionRequest:
-    """The order's completion request, parsed once per batch (settlements and refunds of an order share it)
-    unless a recent batch parsed the same payload."""
+    """The order's effective completion request (with the allocations a person made later), parsed once per
+    batch (settlements and refunds of an order share it) unless a recent batch parsed the same payload."""
     request = plan.completions.get(order.order_key)
     if request is None:
-        request = plan.completions[order.order_key] = recent.request(order.order_key, order.completion)
+        request = plan.completions[order.order_key] = recent.request(order.order_key, order.effective_completion())
     return request
 
 
@@ -188,7 +186,11 @@ def _plan_event(envelope: Envelope, inputs: PostingInputs, plan: PostingPlan, re
         plan.add([build_completion(completion)], source)
         if order is None:
             plan.facts[envelope.subject] = OrderFacts(
-                envelope.subject, completion.order.lapas_id, envelope.data, is_new=True
+                envelope.subject,
+                completion.order.lapas_id,
+                envelope.data,
+                hold=None if completion.allocations else NO_ALLOCATION,
+                is_new=True,
             )
             # What _completion_of would parse from these facts: later settlements and refunds reuse it.
             plan.completions[envelope.subject] = completion
@@ -200,19 +202,13 @@ def _plan_event(envelope: Envelope, inputs: PostingInputs, plan: PostingPlan, re
     completion = _completion_of(order, plan, recent)
     ref = completion.order
     if envelope.type == SETTLEMENT_REPORTED:
-        settlement = settlement_request(envelope.data, ref)
-        entry = build_settlement(settlement, completion.gross)
-        if order.settlement is None and inputs.known.get(entry.posting_key) is None:
-            # Planned before anything is added: a settlement whose distribution is refused posts nothing
-            # (it is dead-lettered whole, and can be replayed once a person has fixed the cause).
-            distribution = plan_distribution(completion, settlement, inputs.policies)
-            plan.add([entry, *build_distribution(distribution, settlement)], source)
-            order.settlement, order.changed = envelope.data, True
-        else:
-            plan.add([entry], source)
+        _plan_settlement(envelope, order, completion, inputs, plan)
         return
-    if order.settlement is None:
+    if not order.settled:
         plan.parked.append((envelope, "settlement"))
+        return
+    if order.hold is not None or order.distributed < len(order.settlements):
+        plan.parked.append((envelope, "allocation"))
         return
     refund = refund_request(envelope.data, ref)
     key = refund_key(envelope.subject, refund.refund_id)
@@ -224,8 +220,8 @@ def _plan_event(envelope: Envelope, inputs: PostingInputs, plan: PostingPlan, re
         if stored != mine:
             plan.conflicts.append(Conflict(key, stored, mine, source))
         return
-    settlement = settlement_request(order.settlement, ref)
-    distribution = plan_distribution(completion, settlement, inputs.policies)
+    settled = cumulative([settlement_request(s, ref) for s in order.settlements])
+    distribution = plan_distribution(completion, settled, inputs.policies)
     savings = sorted({leg.credit for _, leg in distribution.legs() if leg.credit.startswith(_INMATE[0])})
     receivables = [accounts.inmate_receivable(code.rsplit(":", 1)[1]) for code in savings]
     balances = {
@@ -234,6 +230,27 @@ def _plan_event(envelope: Envelope, inputs: PostingInputs, plan: PostingPlan, re
     }
     plan.add(build_refund(distribution, refund, order.refunded_gross, balances), source)
     order.refunded_gross, order.changed = order.refunded_gross + refund.amount, True
+
+
+def _plan_settlement(
+    envelope: Envelope, order: OrderFacts, completion: CompletionRequest, inputs: PostingInputs, plan: PostingPlan
+) -> None:
+    """A settlement: new (its id unseen) posts its cash side and the cumulative distribution, or holds it; the
+    same id again is a redelivery when it says the same, else a conflict."""
+    source = str(envelope.event_id)
+    settlement = settlement_request(envelope.data, completion.order)
+    for stored in order.settlements:
+        if stored.get("settlement_id") == settlement.settlement_id:
+            theirs = request_hash(EntryKind.SETTLEMENT, settlement_request(stored, completion.order))
+            mine = request_hash(EntryKind.SETTLEMENT, settlement)
+            if theirs != mine:
+                key = settlement_key(order.order_key, settlement.settlement_id)
+                plan.conflicts.append(Conflict(key, theirs, mine, source))
+            elif order.hold is not None and completion.allocations:
+                # A replayed settlement of a held order retries its distribution (e.g. after a policy load).
+                plan.add(distribute(order, completion, inputs.policies).entries, source)
+            return
+    plan.add(plan_settlement(order, envelope.data, completion, inputs.policies).entries, source)
 
 
 def reason(envelope: Envelope, exc: Exception) -> str:

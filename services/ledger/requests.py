@@ -15,6 +15,10 @@ from services.ledger.domain.model import (
     WorkMember,
 )
 
+UNKNOWN_LAPAS = "unknown"
+"""The lapas of a completion that names neither a lapas nor a batch (its proceeds wait in
+``clearing:unallocated_proceeds:unknown``)."""
+
 
 def order_ref(order_key: str, channel: str, lapas_id: str) -> OrderRef:
     """The ledger's reference to an order."""
@@ -24,7 +28,7 @@ def order_ref(order_key: str, channel: str, lapas_id: str) -> OrderRef:
 def completion_request(data: dict[str, Any]) -> CompletionRequest:
     """A completion from an ``order_completed`` payload (allocations carry price, cost, supplier, work group)."""
     event = OrderCompleted.model_validate(data)
-    lapas = event.lapas_id or (event.allocations[0].lapas_id if event.allocations else "")
+    lapas = event.lapas_id or (event.allocations[0].lapas_id if event.allocations else UNKNOWN_LAPAS)
     return CompletionRequest(
         order=order_ref(event.order_key, event.channel, lapas),
         gross=event.gross_amount,

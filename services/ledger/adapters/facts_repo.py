@@ -20,7 +20,7 @@ from services.ledger.domain.facts import OrderFacts
 async def load_facts(uow: UnitOfWork, keys: Iterable[str]) -> dict[str, OrderFacts]:
     """Lock and load the facts of ``keys``."""
     return {
-        r.order_key: OrderFacts(r.order_key, r.lapas_id, r.completion, r.settlement, r.refunded_gross)
+        r.order_key: OrderFacts.stored(r.order_key, r.lapas_id, r.completion, r.settlement, r.refunded_gross)
         for r in await lock_order_facts(uow, keys)
     }
 
@@ -56,9 +56,9 @@ async def save_facts(uow: UnitOfWork, facts: Iterable[OrderFacts]) -> None:
 
 
 def _changes(facts: Sequence[OrderFacts]) -> dict[str, list[Any]]:
-    """The columns a fact changes after its completion: settlement and refunded gross."""
+    """The columns a fact changes after its completion: the settlement state and refunded gross."""
     return {
-        "s": [None if f.settlement is None else orjson.dumps(f.settlement).decode() for f in facts],
+        "s": [None if (state := f.state()) is None else orjson.dumps(state).decode() for f in facts],
         "r": [f.refunded_gross for f in facts],
     }
 

@@ -20,6 +20,9 @@ expense:pnbp_share:<lapas>               expense    D       PNBP share of distri
 expense:inmate_premi:<lapas>             expense    D       premi share of distributed proceeds
 expense:capital_allocation:<lapas>       expense    D       capital share of distributed proceeds
 clearing:undistributed_proceeds:<lapas>  clearing   C       completed sales not yet settled
+clearing:unallocated_proceeds:<lapas>    clearing   C       proceeds whose distribution waits (no batch known,
+                                                            or a distribution that cannot be made); ``unknown``
+                                                            when not even the lapas is known
 clearing:suspense                        clearing   D       differences awaiting reconciliation
 
 Balances in this package are "normal-side" balances: debits minus credits for debit-normal accounts,
@@ -60,6 +63,7 @@ __all__ = [
     "sales_revenue",
     "supplier_payable",
     "suspense",
+    "unallocated_proceeds",
     "undistributed_proceeds",
 ]
 
@@ -111,6 +115,7 @@ _KINDS: tuple[AccountKind, ...] = (
     AccountKind(AccountType.EXPENSE, "inmate_premi", _D, "lapas"),
     AccountKind(AccountType.EXPENSE, "capital_allocation", _D, "lapas"),
     AccountKind(AccountType.CLEARING, "undistributed_proceeds", _C, "lapas"),
+    AccountKind(AccountType.CLEARING, "unallocated_proceeds", _C, "lapas"),
     AccountKind(AccountType.CLEARING, "suspense", _D, None),
 )
 KINDS: dict[tuple[AccountType, str], AccountKind] = {(k.type, k.name): k for k in _KINDS}
@@ -231,3 +236,6 @@ pnbp_share_expense = _per_owner(_EXPENSE, "pnbp_share", "PNBP share of a lapas' 
 inmate_premi_expense = _per_owner(_EXPENSE, "inmate_premi", "Premi share of a lapas' distributed proceeds.")
 capital_allocation_expense = _per_owner(_EXPENSE, "capital_allocation", "Capital share of a lapas' proceeds.")
 undistributed_proceeds = _per_owner(_CLEARING, "undistributed_proceeds", "Gross of completed sales not yet settled.")
+unallocated_proceeds = _per_owner(
+    _CLEARING, "unallocated_proceeds", "Proceeds whose distribution waits for an allocation or a fix."
+)

@@ -1,20 +1,84 @@
-"""What the ledger has posted per order: the payloads it posted from, kept to plan the order's later events."""
+"""What the ledger has posted per order: the payloads it posted from, kept to plan the order's later events.
+
+Stored in ``ledger.order_facts``: the completion payload, the gross refunded so far, and — in the ``settlement``
+column — the order's settlement state (:meth:`OrderFacts.state`): every settlement payload in arrival order,
+how many of them the distribution covers, why the distribution waits (if it does) and the allocations a person
+made later. A column written before settlements were plural holds one settlement payload; it reads as one
+settlement, distributed.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+NO_ALLOCATION = "no batch allocated (failed reservation, unknown listing or historical import)"
+"""The hold reason of an order completed without allocations."""
 
 
 @dataclass
 class OrderFacts:
-    """What the ledger has posted for one order: the completion payload, the settlement payload once settled, the
-    gross refunded so far. ``is_new``/``changed`` say what a batch must write back."""
+    """What the ledger has posted for one order.
+
+    ``settlements``: the settlement payloads posted, in order. ``distributed``: how many of them the
+    distribution entries cover (the rest, if any, wait in unallocated proceeds). ``hold``: why the distribution
+    waits, or ``None``. ``allocations``: batches allocated after completion (replacing the completion's), or
+    ``None``. ``is_new``/``changed`` say what a batch must write back."""
 
     order_key: str
     lapas_id: str
     completion: dict[str, Any]
-    settlement: dict[str, Any] | None = None
+    settlements: list[dict[str, Any]] = field(default_factory=list)
     refunded_gross: int = 0
+    distributed: int = 0
+    hold: str | None = None
+    allocations: list[dict[str, Any]] | None = None
     is_new: bool = False
     changed: bool = False
+
+    @classmethod
+    def stored(
+        cls, order_key: str, lapas_id: str, completion: dict[str, Any], state: dict[str, Any] | None, refunded: int
+    ) -> OrderFacts:
+        """The facts as a row stores them (``state``: the settlement column, see the module docstring)."""
+        facts = cls(order_key, lapas_id, completion, refunded_gross=refunded)
+        if state is None:
+            if not completion.get("allocations"):
+                facts.hold = NO_ALLOCATION
+        elif "settlement_id" in state:  # one settlement, as stored before settlements were plural
+            facts.settlements, facts.distributed = [state], 1
+        else:
+            facts.settlements = list(state.get("settlements", []))
+            facts.distributed = int(state.get("distributed", 0))
+            facts.hold = state.get("hold")
+            facts.allocations = state.get("allocations")
+        return facts
+
+    def state(self) -> dict[str, Any] | None:
+        """The settlement column's value (``None`` while nothing but the completion is known and nothing waits)."""
+        if not self.settlements and self.hold is None and self.allocations is None:
+            return None
+        return {
+            "settlements": self.settlements,
+            "distributed": self.distributed,
+            "hold": self.hold,
+            "allocations": self.allocations,
+        }
+
+    @property
+    def settled(self) -> bool:
+        """Whether at least one settlement was posted."""
+        return bool(self.settlements)
+
+    @property
+    def allocated_at_completion(self) -> bool:
+        """Whether the completion named its batches (its gross went to undistributed, not unallocated)."""
+        return bool(self.completion.get("allocations"))
+
+    def effective_completion(self) -> dict[str, Any]:
+        """The completion payload with the allocations a person made later (and their lapas when the
+        completion named none)."""
+        if self.allocations is None:
+            return self.completion
+        lapas = self.completion.get("lapas_id") or (self.allocations[0]["lapas_id"] if self.allocations else None)
+        return {**self.completion, "allocations": self.allocations, "lapas_id": lapas}

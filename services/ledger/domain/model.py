@@ -123,7 +123,9 @@ class CompletionRequest:
     """An order reached COMPLETED: ``gross`` rupiah are now owed by the marketplace.
 
     ``allocations`` (one per batch, batch ids unique) attribute the gross to batches by quantity × unit
-    price; they are fixed here so that settlement and refunds split exactly what was sold.
+    price; they are fixed here so that settlement and refunds split exactly what was sold. None (a failed
+    reservation, an unknown listing, a historical import): the proceeds wait in unallocated until a person (or
+    a later allocation) names the batches.
     """
 
     order: OrderRef
@@ -136,14 +138,12 @@ class CompletionRequest:
         self.order.validate()
         _rupiah("gross", self.gross, positive=True)
         _aware("completed_at", self.completed_at)
-        if not self.allocations:
-            raise RequestError(f"order {self.order.order_key} has no batch allocations")
         for allocation in self.allocations:
             allocation.validate()
         ids = [a.batch_id for a in self.allocations]
         if len(set(ids)) != len(ids):
             raise RequestError(f"order {self.order.order_key}: a batch appears twice in the allocations {ids}")
-        if all(a.quantity * a.unit_price == 0 for a in self.allocations):
+        if self.allocations and all(a.quantity * a.unit_price == 0 for a in self.allocations):
             raise RequestError(f"order {self.order.order_key}: every allocation has a zero price")
 
 

@@ -78,6 +78,7 @@ __all__ = [
     "distribution_key",
     "entries_balance_changes",
     "payout_key",
+    "proceeds_account",
     "refund_key",
     "refund_reversal_key",
     "request_hash",
@@ -95,14 +96,16 @@ def completion_key(order_key: str) -> str:
     return f"{order_key}:completed"
 
 
-def settlement_key(order_key: str) -> str:
-    """Posting key of an order's settlement entry."""
-    return f"{order_key}:settlement"
+def settlement_key(order_key: str, settlement_id: str) -> str:
+    """Posting key of one settlement (or adjustment) of an order: an order may be settled several times."""
+    return f"{order_key}:settlement:{settlement_id}"
 
 
-def distribution_key(order_key: str, batch_id: str) -> str:
-    """Posting key of the distribution of one batch of an order."""
-    return f"{order_key}:distribution:{batch_id}"
+def distribution_key(order_key: str, batch_id: str, through: int = 1) -> str:
+    """Posting key of the distribution of one batch of an order up to its ``through``-th settlement (the
+    first distribution keeps the plain key; each later one posts the delta to the cumulative)."""
+    base = f"{order_key}:distribution:{batch_id}"
+    return base if through == 1 else f"{base}:s{through}"
 
 
 def refund_key(order_key: str, refund_id: str) -> str:
@@ -126,12 +129,13 @@ def _finish(entry: JournalEntry) -> JournalEntry:
 
 
 def build_completion(request: CompletionRequest) -> JournalEntry:
-    """Order completed: Dr marketplace receivable / Cr undistributed proceeds, at gross."""
+    """Order completed: Dr marketplace receivable / Cr undistributed proceeds, at gross (Cr unallocated proceeds
+    when no batch is allocated: the distribution waits for one)."""
     request.validate()
     order = request.order
     lines = LineBuilder()
     lines.debit(accounts.marketplace_receivable(order.channel), request.gross)
-    lines.credit(accounts.undistributed_proceeds(order.lapas_id), request.gross)
+    lines.credit(proceeds_account(request.order.lapas_id, allocated=bool(request.allocations)), request.gross)
     return _finish(
         JournalEntry(
             posting_key=completion_key(order.order_key),
@@ -145,14 +149,29 @@ def build_completion(request: CompletionRequest) -> JournalEntry:
     )
 
 
-def build_settlement(request: SettlementRequest, recognised_gross: int) -> JournalEntry:
+def proceeds_account(lapas_id: str, *, allocated: bool) -> str:
+    """Where a completion puts its gross until settlement: undistributed proceeds, or unallocated proceeds
+    when no batch is allocated."""
+    return (accounts.undistributed_proceeds if allocated else accounts.unallocated_proceeds)(lapas_id)
+
+
+def build_settlement(
+    request: SettlementRequest,
+    recognised_gross: int,
+    recognise: tuple[str, str] | bool | None = True,
+    hold: str | None = None,
+) -> JournalEntry:
     """Settlement: bank, fees, PPh 22 prepaid against the receivable (difference to suspense), and revenue.
 
-    ``recognised_gross`` is the gross of the order's completion entry.
+    ``recognised_gross`` is what this settlement clears from the receivable (the completion's gross for a
+    single settlement; a later settlement clears what is left of it, up to its own gross). ``recognise``: the
+    ``(debit, credit)`` pair the cleared gross moves between — ``True`` is undistributed proceeds to revenue;
+    a held distribution moves it from undistributed to unallocated proceeds, or (completed unallocated) not
+    at all (``None``). ``hold``: the reason the distribution waits, for the memo.
     """
     request.validate()
-    if isinstance(recognised_gross, bool) or not isinstance(recognised_gross, int) or recognised_gross <= 0:
-        raise RequestError(f"recognised gross must be a positive int, got {recognised_gross!r}")
+    if isinstance(recognised_gross, bool) or not isinstance(recognised_gross, int) or recognised_gross < 0:
+        raise RequestError(f"recognised gross must be an int >= 0, got {recognised_gross!r}")
     order = request.order
     lines = LineBuilder()
     lines.debit(accounts.bank(request.bank_account), request.net_payout)
@@ -162,16 +181,20 @@ def build_settlement(request: SettlementRequest, recognised_gross: int) -> Journ
     lines.credit(accounts.marketplace_receivable(order.channel), recognised_gross)
     difference = request.net_payout + request.fee_total + request.pph22_withheld - recognised_gross
     lines.credit(accounts.suspense(), difference)
-    lines.debit(accounts.undistributed_proceeds(order.lapas_id), recognised_gross)
-    lines.credit(accounts.sales_revenue(order.lapas_id), recognised_gross)
+    if recognise is True:
+        recognise = accounts.undistributed_proceeds(order.lapas_id), accounts.sales_revenue(order.lapas_id)
+    if isinstance(recognise, tuple):
+        lines.debit(recognise[0], recognised_gross)
+        lines.credit(recognise[1], recognised_gross)
     memo = (
         f"order {order.order_key} settled ({request.settlement_id}): gross {request.gross}, fees "
         f"{request.fee_total}, PPh 22 {request.pph22_withheld}, net {request.net_payout}"
         + (f", difference {difference:+d} to suspense" if difference else "")
+        + (f"; distribution held: {hold}" if hold else "")
     )
     return _finish(
         JournalEntry(
-            posting_key=settlement_key(order.order_key),
+            posting_key=settlement_key(order.order_key, request.settlement_id),
             request_hash=request_hash(_SETTLEMENT, request),
             kind=_SETTLEMENT,
             memo=memo,
@@ -182,23 +205,36 @@ def build_settlement(request: SettlementRequest, recognised_gross: int) -> Journ
     )
 
 
-def build_distribution(plan: DistributionPlan, settlement: SettlementRequest) -> list[JournalEntry]:
-    """One distribution entry per batch of ``plan`` (batches whose proceeds are 0 get none)."""
+def build_distribution(
+    plan: DistributionPlan,
+    settlement: SettlementRequest,
+    before: DistributionPlan | None = None,
+    through: int = 1,
+) -> list[JournalEntry]:
+    """One distribution entry per batch of ``plan`` (batches whose proceeds are 0 get none).
+
+    With ``before`` (the distribution of the first ``through − 1`` settlements, cumulative), each entry posts
+    only the difference between ``plan`` (the cumulative distribution through the ``through``-th settlement)
+    and ``before``, so the parts distributed so far are always the exact split of what was settled so far."""
     if settlement.order != plan.order:
         raise RequestError(f"settlement is for {settlement.order.order_key}, plan for {plan.order.order_key}")
+    earlier = {b.batch_id: b for b in before.batches} if before is not None else {}
     entries = []
     for batch in plan.batches:
         lines = LineBuilder()
         for leg in batch.legs:
             lines.debit(leg.debit, leg.amount)
             lines.credit(leg.credit, leg.amount)
+        for leg in earlier[batch.batch_id].legs if batch.batch_id in earlier else ():
+            lines.debit(leg.debit, -leg.amount)
+            lines.credit(leg.credit, -leg.amount)
         built = lines.lines()
         if not built:
             continue
         entries.append(
             _finish(
                 JournalEntry(
-                    posting_key=distribution_key(plan.order.order_key, batch.batch_id),
+                    posting_key=distribution_key(plan.order.order_key, batch.batch_id, through),
                     request_hash=request_hash(_DISTRIBUTION, settlement, part=batch.batch_id),
                     kind=_DISTRIBUTION,
                     memo=(
@@ -277,7 +313,7 @@ def build_refund(
                 ),
                 effective_at=refund.refunded_at,
                 lines=cash.lines(),
-                reverses=settlement_key(order.order_key),
+                reverses=None,
                 order_key=order.order_key,
             )
         )

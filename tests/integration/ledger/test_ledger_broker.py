@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from infra.db.engine import make_engine
 from infra.messaging.admin import ensure_topics
-from infra.messaging.envelope import Envelope, make_envelope
+from infra.messaging.envelope import make_envelope
 from infra.messaging.topics import dead_letter_topic
 from infra.runtime import ServiceRuntime
 from infra.settings import KafkaSettings
@@ -111,7 +111,7 @@ async def test_settlement_delivered_three_times_and_reemitted_posts_once_and_a_c
     one_set = Counter(
         {
             "completed": 1,
-            "settlement": 1,
+            "settlement:ESC-1": 1,
             f"distribution:B-{key[-8:]}-1": 1,
             f"distribution:B-{key[-8:]}-2": 1,
         }
@@ -148,7 +148,7 @@ async def test_settlement_delivered_three_times_and_reemitted_posts_once_and_a_c
             dlq = await read_topic(kafka_bootstrap, dead_letter_topic(ledger.settlements_topic), expected=1)
             assert [r.value for r in dlq] == [changed.to_bytes()]
             headers = dict(dlq[0].headers)
-            assert f"posting conflict on {key}:settlement".encode() in headers["karya-dlq-error"]
+            assert f"posting conflict on {key}:settlement:ESC-1".encode() in headers["karya-dlq-error"]
             assert headers["karya-dlq-attempts"] == b"1"
             assert dlq[0].key == key.encode()
             assert ledger.metric("karya_ledger_posting_conflicts_total") == 1
@@ -161,10 +161,10 @@ async def test_settlement_delivered_three_times_and_reemitted_posts_once_and_a_c
             stored = (
                 await conn.execute(
                     text("SELECT request_hash FROM ledger.journal_entries WHERE posting_key = :k"),
-                    {"k": f"{key}:settlement"},
+                    {"k": f"{key}:settlement:ESC-1"},
                 )
             ).scalar_one()
-            assert conflict.posting_key == f"{key}:settlement"
+            assert conflict.posting_key == f"{key}:settlement:ESC-1"
             assert conflict.existing_hash == stored != conflict.new_hash
             assert conflict.source_event == str(changed.event_id)
             dead = (await conn.execute(text("SELECT event_id, error FROM ledger.dead_letters"))).one()
@@ -172,14 +172,14 @@ async def test_settlement_delivered_three_times_and_reemitted_posts_once_and_a_c
             settled_facts = (
                 await conn.execute(text("SELECT settlement FROM ledger.order_facts WHERE order_key = :k"), {"k": key})
             ).scalar_one()
-            assert settled_facts == settlement.data, "the order keeps the settlement that was posted"
+            assert settled_facts["settlements"] == [settlement.data], "the order keeps the settlement that was posted"
             await assert_journal_sound(conn)
         assert await _posting_keys(engine, key) == one_set, "no posting from the changed settlement"
     finally:
         await engine.dispose()
 
 
-async def test_settlement_before_its_completion_waits_then_posts_once_or_is_dead_lettered(
+async def test_settlement_before_its_completion_waits_then_posts_once_or_holds_its_distribution(
     own_database: LedgerDatabase, kafka_bootstrap: str
 ) -> None:
     engine = make_engine(own_database.urls.service, pool_size=2)
@@ -192,9 +192,7 @@ async def test_settlement_before_its_completion_waits_then_posts_once_or_is_dead
     parked = "SELECT count(*) FROM ledger.pending_events WHERE order_key = ANY(:k)"
     try:
         async with ledger_consumer(own_database, kafka_bootstrap) as ledger:
-            landed = await publish(
-                kafka_bootstrap, ledger.settlements_topic, [settlement, reissued(settlement), unplannable]
-            )
+            await publish(kafka_bootstrap, ledger.settlements_topic, [settlement, reissued(settlement), unplannable])
             await wait_for(lambda: _is(_scalar(engine, parked, k=[key, orphan]), 3), what="settlements parked")
             assert await _posting_keys(engine, key) == Counter()
             await publish(
@@ -203,29 +201,25 @@ async def test_settlement_before_its_completion_waits_then_posts_once_or_is_dead
                 [completed(key, _batches(key), T), completed(orphan, [orphan_batch], T)],
             )
             await wait_for(lambda: _is(_scalar(engine, parked, k=[key, orphan]), 0), what="parked events taken")
-            dlq = await read_topic(kafka_bootstrap, dead_letter_topic(ledger.settlements_topic), expected=1)
-        # not lost: the parked event goes to the dead-letter topic (re-serialised from its parked copy)
-        assert [Envelope.from_bytes(r.value) for r in dlq] == [unplannable]
-        assert b"NoPolicyError" in dict(dlq[0].headers)["karya-dlq-error"]
-        assert dict(dlq[0].headers)["karya-dlq-origin"] == landed[2].encode(), "parked, then rejected: its origin"
         assert await _posting_keys(engine, key) == Counter(
             {
                 "completed": 1,
-                "settlement": 1,
+                "settlement:ESC-1": 1,
                 f"distribution:B-{key[-8:]}-1": 1,
                 f"distribution:B-{key[-8:]}-2": 1,
             }
         )
-        assert await _posting_keys(engine, orphan) == Counter({"completed": 1})
+        # not lost, not dead-lettered: its cash side posts, the proceeds wait in unallocated with the reason
+        assert await _posting_keys(engine, orphan) == Counter({"completed": 1, "settlement:ESC-1": 1})
         async with engine.connect() as conn:
             await assert_journal_sound(conn)
             dead = (await conn.execute(text("SELECT event_id FROM ledger.dead_letters"))).scalars().all()
-            status = (
+            hold = (
                 await conn.execute(
-                    text("SELECT status FROM ledger.inbox WHERE event_id = :e"), {"e": unplannable.event_id}
+                    text("SELECT settlement->>'hold' FROM ledger.order_facts WHERE order_key = :k"), {"k": orphan}
                 )
             ).scalar_one()
-        assert dead == [unplannable.event_id] and status == "dead_lettered"
+        assert dead == [] and hold.startswith("NoPolicyError")
     finally:
         await engine.dispose()
 

@@ -75,7 +75,7 @@ async def test_refund_twice_in_one_batch_counts_once(engine: AsyncEngine) -> Non
         60_000,
         [
             "completed",
-            "settlement",
+            "settlement:ESC-1",
             f"distribution:{batches[0].batch_id}",
             "refund:R1",
             f"refund:R1:B-{key[-8:]}",
@@ -118,32 +118,38 @@ async def test_changed_refund_is_a_recorded_conflict_before_and_after_posting(en
     assert keys.count("refund:R1") == 1
 
 
-async def test_parked_settlement_that_cannot_be_posted_is_rejected_not_lost(engine: AsyncEngine) -> None:
+async def test_parked_settlement_that_cannot_be_distributed_posts_its_cash_and_holds_the_proceeds(
+    engine: AsyncEngine,
+) -> None:
     key, batches = _order(lapas="lapas-without-policy", sku="XYZ-001")
     processor = new_processor()
     settlement = settled(key, 210_000, T)
     assert await post(engine, processor, [settlement]) == []  # parked: waits for the completion
-    reasons = await post(engine, processor, [completed(key, batches, T)])
-    assert len(reasons) == 1 and reasons[0].startswith("NoPolicyError: no split policy in force for lapas")
+    assert await post(engine, processor, [completed(key, batches, T)]) == [], "money that arrived is no dead letter"
     async with engine.connect() as conn:
         waiting = (
             await conn.execute(text("SELECT count(*) FROM ledger.pending_events WHERE order_key = :k"), {"k": key})
         ).scalar_one()
+        hold = (
+            await conn.execute(
+                text("SELECT settlement->>'hold' FROM ledger.order_facts WHERE order_key = :k"), {"k": key}
+            )
+        ).scalar_one()
     assert waiting == 0
-    assert (await _facts(engine, key))[1] == ["completed"]
+    assert hold.startswith("NoPolicyError: no split policy in force for lapas")
+    assert (await _facts(engine, key))[1] == ["completed", "settlement:ESC-1"]
 
 
-async def test_settlement_refused_for_want_of_a_policy_posts_nothing_and_can_be_replayed(
+async def test_settlement_held_for_want_of_a_policy_is_distributed_when_replayed_after_the_policy_load(
     engine: AsyncEngine,
 ) -> None:
     lapas = f"lapas-{uid()}"
     key, batches = _order(lapas=lapas, sku="ABC-001")
     processor = new_processor()
     settlement = settled(key, 210_000, T)
-    reasons = await post(engine, processor, [completed(key, batches, T), settlement])
-    assert len(reasons) == 1 and reasons[0].startswith("NoPolicyError")
-    assert (await _facts(engine, key))[1] == ["completed"], "no settlement without its distribution"
-    # a person loads the lapas' policy, then replays the dead letter
+    assert await post(engine, processor, [completed(key, batches, T), settlement]) == []
+    assert (await _facts(engine, key))[1] == ["completed", "settlement:ESC-1"], "cash posted, distribution held"
+    # a person loads the lapas' policy, then replays the settlement
     policy = {
         "policy_id": lapas, "version": 1, "lapas_id": lapas, "effective_from": "2026-01-01T00:00:00+07:00",
         "rules": [{"target": "pnbp", "share": "1/2"}, {"target": "inmate_premi", "share": "1/4"},
@@ -151,9 +157,12 @@ async def test_settlement_refused_for_want_of_a_policy_posts_nothing_and_can_be_
     }  # fmt: skip
     async with engine.begin() as conn:
         await store_policies(ledger_uow(conn), parse_policies([policy], "test"))
-    assert await post(engine, processor, [settlement]) == []
+    assert await post(engine, processor, [reissued(settlement)]) == []
     assert (await _facts(engine, key))[1] == [
         "completed",
-        "settlement",
+        "settlement:ESC-1",
+        "release:s1",
         f"distribution:{batches[0].batch_id}",
     ]
+    assert await post(engine, processor, [reissued(settlement)]) == []  # distributed: nothing more
+    assert len((await _facts(engine, key))[1]) == 4

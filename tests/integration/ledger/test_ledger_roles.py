@@ -37,7 +37,7 @@ async def posted(ledger_db: RoleUrls) -> AsyncIterator[tuple[AsyncEngine, int]]:
         seq = (
             await conn.execute(
                 text("SELECT sequence FROM ledger.journal_entries WHERE posting_key = :k"),
-                {"k": f"{key}:settlement"},
+                {"k": f"{key}:settlement:ESC-1"},
             )
         ).scalar_one()
     try:

@@ -142,7 +142,7 @@ async def test_altered_rows_are_found_and_named(own_database: LedgerDatabase) ->
         assert (await _verify(engine)) == intact
 
         # 4. an entry's memo rewritten
-        settlement = await _seq(engine, f"{keys[1]}:settlement")
+        settlement = await _seq(engine, f"{keys[1]}:settlement:ESC-1")
         await as_superuser(
             db.admin_url,
             f"UPDATE ledger.journal_entries SET memo = memo || ' (corrected)' WHERE sequence = {settlement}",
@@ -151,7 +151,7 @@ async def test_altered_rows_are_found_and_named(own_database: LedgerDatabase) ->
         assert found.first_broken == settlement and "does not match its hash" in (found.problem or "")
         broken = await run_karya(db.urls, "ledger", "verify")
         assert broken.returncode == 1
-        assert f"chain BROKEN at entry {settlement}: entry {settlement} ({keys[1]}:settlement)" in broken.stderr
+        assert f"chain BROKEN at entry {settlement}: entry {settlement} ({keys[1]}:settlement:ESC-1)" in broken.stderr
         await as_superuser(
             db.admin_url,
             f"UPDATE ledger.journal_entries SET memo = left(memo, -12) WHERE sequence = {settlement}",

@@ -89,6 +89,13 @@ CASES: list[tuple[Callable[..., str], tuple[str, ...], str, AccountType, Side]] 
         AccountType.CLEARING,
         Side.CREDIT,
     ),
+    (
+        acc.unallocated_proceeds,
+        ("unknown",),
+        "clearing:unallocated_proceeds:unknown",
+        AccountType.CLEARING,
+        Side.CREDIT,
+    ),
     (acc.suspense, (), "clearing:suspense", AccountType.CLEARING, Side.DEBIT),
 ]
 

@@ -51,7 +51,8 @@ def _plan(
 
 
 def _settled_facts(completion: Envelope, settlement: Envelope, refunded_gross: int = 0) -> dict[str, OrderFacts]:
-    return {KEY: OrderFacts(KEY, "sukamiskin", completion.data, settlement.data, refunded_gross)}
+    facts = OrderFacts(KEY, "sukamiskin", completion.data, [settlement.data], refunded_gross, distributed=1)
+    return {KEY: facts}
 
 
 def test_a_settlement_before_its_completion_is_parked_and_nothing_is_posted() -> None:
@@ -68,7 +69,7 @@ def test_completion_and_settlement_in_one_batch_post_the_sale_the_settlement_and
     assert set(kinds[2:]) == {EntryKind.DISTRIBUTION}
     assert [src for _, src in plan.entries][:2] == [str(completion.event_id), str(settlement.event_id)]
     facts = plan.facts[KEY]
-    assert facts.is_new and facts.settlement == settlement.data
+    assert facts.is_new and facts.settlements == [settlement.data] and facts.distributed == 1
     assert plan.inmate_changes[SAVINGS] > 0
 
 
@@ -76,18 +77,21 @@ def test_the_plan_does_not_change_the_facts_it_was_given() -> None:
     completion, settlement = completed(KEY, ORDER, T), settled(KEY, 210_000, T)
     stored = {KEY: OrderFacts(KEY, "sukamiskin", completion.data)}
     plan = _plan([settlement], stored)
-    assert plan.facts[KEY].settlement == settlement.data and plan.facts[KEY].changed
-    assert stored[KEY].settlement is None and not stored[KEY].changed
+    assert plan.facts[KEY].settlements == [settlement.data] and plan.facts[KEY].changed
+    assert stored[KEY].settlements == [] and not stored[KEY].changed
 
 
-def test_a_settlement_already_in_the_journal_is_not_distributed_again() -> None:
+def test_a_settlement_already_posted_is_a_redelivery_or_a_conflict_by_its_content() -> None:
     completion, settlement = completed(KEY, ORDER, T), settled(KEY, 210_000, T)
     stored = {KEY: OrderFacts(KEY, "sukamiskin", completion.data)}
     first = _plan([settlement], stored)
-    entry = first.entries[0][0]
-    again = _plan([settlement], stored, known={settlement_key(KEY): entry.request_hash})
-    assert [e.kind for e, _ in again.entries] == [EntryKind.SETTLEMENT]  # posting answers it as already posted
-    assert not again.facts[KEY].changed
+    after = {KEY: replace(first.facts[KEY], changed=False)}
+    again = _plan([reissued(settlement)], after)
+    assert again.entries == [] and again.conflicts == [] and not again.facts[KEY].changed
+    changed = make_envelope(type=settlement.type, source="t", subject=KEY, data={**settlement.data, "net_payout": 1})
+    conflicting = _plan([changed], after)
+    key = settlement_key(KEY, settlement.data["settlement_id"])
+    assert conflicting.entries == [] and [c.posting_key for c in conflicting.conflicts] == [key]
 
 
 def test_a_refund_takes_back_from_the_savings_read_before_the_batch() -> None:

@@ -1,0 +1,165 @@
+"""Planning an order's settlements and its cumulative distribution: pure (no database, no Kafka).
+
+An order may be settled several times (items settled on different days, a daily statement's adjustment). Each
+settlement posts its own cash side under ``<order>:settlement:<settlement id>``: it clears what is left of the
+receivable up to its own gross, and the difference of its cash, fees and PPh 22 goes to suspense. The
+distribution always follows what was settled in total: after the n-th settlement the parts distributed are the
+exact largest-remainder split of the cumulative settlement (:func:`cumulative`), and the entries post only the
+difference to what the first ``distributed`` settlements distributed — so rounding never drifts.
+
+When the distribution cannot be made — no batch is allocated, no policy is in force, the proceeds do not cover
+the material cost — the cash side still posts; the cleared gross stays in (or moves to)
+``clearing:unallocated_proceeds:<lapas>`` and the order records why (``hold``). :func:`plan_release` posts it
+once the cause is gone (a person allocates batches, or a later settlement makes the distribution possible).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from infra.errors import error_text
+from services.ledger.domain import accounts
+from services.ledger.domain.distribution import plan_distribution
+from services.ledger.domain.errors import DistributionError, NoPolicyError
+from services.ledger.domain.facts import NO_ALLOCATION, OrderFacts
+from services.ledger.domain.journal import EntryKind, JournalEntry, LineBuilder, request_hash
+from services.ledger.domain.model import CompletionRequest, SettlementRequest
+from services.ledger.domain.policy import SplitPolicy
+from services.ledger.domain.postings import build_distribution, build_settlement, proceeds_account
+from services.ledger.requests import settlement_request
+
+
+def release_key(order_key: str, through: int) -> str:
+    """Posting key of the release of held proceeds to revenue, once the first ``through`` settlements can be
+    distributed."""
+    return f"{order_key}:release:s{through}"
+
+
+def cumulative(settlements: Sequence[SettlementRequest]) -> SettlementRequest:
+    """The settlements taken together (amounts and fees per type summed; id and time of the last one). One
+    settlement is itself, so a single settlement hashes and distributes as it always did."""
+    if len(settlements) == 1:
+        return settlements[0]
+    fees: dict[str, int] = {}
+    for s in settlements:
+        for fee_type, amount in s.fees.items():
+            fees[fee_type] = fees.get(fee_type, 0) + amount
+    last = settlements[-1]
+    return SettlementRequest(
+        order=last.order,
+        settlement_id=last.settlement_id,
+        gross=sum(s.gross for s in settlements),
+        fees=dict(sorted(fees.items())),
+        pph22_withheld=sum(s.pph22_withheld for s in settlements),
+        net_payout=sum(s.net_payout for s in settlements),
+        settled_at=last.settled_at,
+        bank_account=last.bank_account,
+    )
+
+
+def cleared_amounts(gross: int, settlements: Sequence[SettlementRequest]) -> list[int]:
+    """What each settlement clears from the receivable ``gross``: its own gross, up to what is left."""
+    left, cleared = gross, []
+    for s in settlements:
+        part = min(s.gross, left)
+        cleared.append(part)
+        left -= part
+    return cleared
+
+
+@dataclass
+class SettlementOutcome:
+    """The entries one settlement (or release) posts and the hold it leaves (``None``: distributed)."""
+
+    entries: list[JournalEntry] = field(default_factory=list)
+    hold: str | None = None
+
+
+def _requests(order: OrderFacts, completion: CompletionRequest) -> list[SettlementRequest]:
+    return [settlement_request(s, completion.order) for s in order.settlements]
+
+
+def plan_settlement(
+    order: OrderFacts,
+    payload: dict[str, Any],
+    completion: CompletionRequest,
+    policies: Sequence[SplitPolicy],
+) -> SettlementOutcome:
+    """Post a NEW settlement (``payload``; the caller checked its id is new) of ``order``, updating ``order``.
+
+    ``completion`` is the order's effective completion (:meth:`OrderFacts.effective_completion`)."""
+    settlement = settlement_request(payload, completion.order)
+    earlier = _requests(order, completion)
+    cleared = cleared_amounts(_gross(order), [*earlier, settlement])[-1]
+    order.settlements.append(payload)
+    order.changed = True
+    outcome = distribute(order, completion, policies, release_last=False)
+    if outcome.hold is None:
+        # Distributed: this settlement recognises its own cleared gross (the release took what waited before).
+        revenue = accounts.sales_revenue(completion.order.lapas_id)
+        pair = (proceeds_account(order.lapas_id, allocated=order.allocated_at_completion), revenue)
+        outcome.entries.insert(0, build_settlement(settlement, cleared, pair))
+        return outcome
+    order.hold = outcome.hold
+    held: tuple[str, str] | None = None
+    if order.allocated_at_completion:  # the cleared gross moves to unallocated, with the reason
+        held = accounts.undistributed_proceeds(order.lapas_id), accounts.unallocated_proceeds(order.lapas_id)
+    return SettlementOutcome([build_settlement(settlement, cleared, held, hold=order.hold)], order.hold)
+
+
+def distribute(
+    order: OrderFacts, completion: CompletionRequest, policies: Sequence[SplitPolicy], *, release_last: bool = True
+) -> SettlementOutcome:
+    """Distribute ``order`` cumulatively through all its settlements, updating ``order``: first the release
+    to revenue of the gross held in unallocated proceeds (the settlements after the ``distributed`` first;
+    the last one too when ``release_last``), then one delta entry per batch. When that cannot be done,
+    nothing but the reason (``hold``; ``order`` unchanged)."""
+    settlements = _requests(order, completion)
+    if not completion.allocations:
+        return SettlementOutcome(hold=order.hold or NO_ALLOCATION)
+    n = len(settlements)
+    if n == 0:
+        order.hold, order.changed = None, True
+        return SettlementOutcome()
+    try:
+        after = plan_distribution(completion, cumulative(settlements), policies)
+        before = None
+        if order.distributed:
+            before = plan_distribution(completion, cumulative(settlements[: order.distributed]), policies)
+    except (DistributionError, NoPolicyError) as exc:
+        return SettlementOutcome(hold=error_text(exc))
+    entries: list[JournalEntry] = []
+    held = sum(cleared_amounts(_gross(order), settlements)[order.distributed : n if release_last else n - 1])
+    if held:
+        entries.append(_release(order, completion, settlements[-1], held, n))
+    entries += build_distribution(after, cumulative(settlements), before, n)
+    order.distributed, order.hold, order.changed = n, None, True
+    return SettlementOutcome(entries)
+
+
+def _gross(order: OrderFacts) -> int:
+    """The gross the order's completion recognised (its receivable)."""
+    gross = order.completion["gross_amount"]
+    return int(gross)
+
+
+def _release(
+    order: OrderFacts, completion: CompletionRequest, last: SettlementRequest, amount: int, through: int
+) -> JournalEntry:
+    """Dr unallocated proceeds / Cr revenue: held proceeds recognised once they can be distributed."""
+    lines = LineBuilder()
+    lines.debit(accounts.unallocated_proceeds(order.lapas_id), amount)
+    lines.credit(accounts.sales_revenue(completion.order.lapas_id), amount)
+    entry = JournalEntry(
+        posting_key=release_key(order.order_key, through),
+        request_hash=request_hash(EntryKind.SETTLEMENT, {"release": amount, "through": through}, part="release"),
+        kind=EntryKind.SETTLEMENT,
+        memo=f"order {order.order_key}: {amount} held in unallocated released to revenue (settlements 1..{through})",
+        effective_at=last.settled_at,
+        lines=lines.lines(),
+        order_key=order.order_key,
+    )
+    entry.validate()
+    return entry
