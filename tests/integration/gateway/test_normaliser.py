@@ -5,6 +5,7 @@ The marketplace API is an in-test fake (the HTTP clients are tested against the 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -150,6 +151,38 @@ async def test_a_refund_listed_after_completion_is_published_once(gateway: Gatew
     assert types == ["karya.marketplace.settlement_reported.v1", "karya.marketplace.refund_reported.v1"]
     validate_published(json.dumps(published[1]).encode())
     assert published[1]["data"]["refund_id"] == "RF-1" and published[1]["data"]["amount"] == 15000
+
+
+async def test_a_later_settlement_under_a_reused_id_is_published_and_a_reread_is_not(gateway: Gateway) -> None:
+    """Dedupe by content: the marketplace reports a second (adjusted) payout under the same settlement id; the
+    completion re-pushes publish it with a settlement id of its own, and re-reading an unchanged answer adds
+    nothing."""
+    gw = gateway
+    order, shop = f"SN{uid().upper()}", "77001"
+    key = f"shopee:{shop}:{order}"
+    shopee = gw.fakes["shopee"]
+    shopee.orders[order] = api_order("shopee", shop, order, "COMPLETED", price=30000, quantity=2)
+    shopee.settlements[order] = api_settlement("shopee", shop, order, gross=60000)
+
+    async def push(minutes: int) -> None:
+        body = body_for("shopee/order-status", order, "COMPLETED", minutes=minutes)
+        assert (await post(gw.client, "shopee/order-status", body)).status_code == 200
+
+    await push(0)
+    await wait_for(lambda: _has(gw.settlements(key), 1), what="first settlement")
+    first = shopee.settlements[order]
+    shopee.settlements[order] = dataclasses.replace(
+        first, net_payout=first.net_payout - 5000, fees={"commission_fee": 8000}
+    )
+    await push(60)
+    await wait_for(lambda: _has(gw.settlements(key), 2), what="adjusted settlement under the same id")
+    await push(120)  # the same adjusted answer read again
+    await wait_for(lambda: gw.processed(key), what="all deliveries normalised")
+    assert shopee.calls.count(("settlement", order)) == 3
+    published = [e["data"] for e in await gw.settlements(key)]
+    assert [s["marketplace_settlement_id"] for s in published] == [f"st-{order}", f"st-{order}"]
+    assert published[0]["settlement_id"] != published[1]["settlement_id"]
+    assert [s["net_payout"] for s in published] == [first.net_payout, first.net_payout - 5000]
 
 
 async def _has(awaitable: Any, n: int) -> bool:

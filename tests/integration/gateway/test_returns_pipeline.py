@@ -1,0 +1,151 @@
+"""Returns from the simulator's returns APIs reach the books' input: a return created in the simulated
+marketplace, a completion webhook, and the gateway's normaliser — with the real Shopee and TikTok Shop clients
+signing every call, the real broker and database — publishes ``refund_reported`` with the refund's lines, what
+the marketplace gave back (0: the returns APIs do not say) and whether the payout already deducted it."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from infra.db.roles import RoleUrls
+from services.contracts.channels import Channel
+from services.gateway.app import build_runtime
+from services.gateway.clients.shopee import ShopeeClient
+from services.gateway.clients.tiktok_shop import TikTokShopClient
+from services.gateway.emit import GatewayTopics
+from sim.state import SimOrder, SimRefund, SimRefundLine, SimSettlement, SimState
+from tests.contract_validation import validate_published
+from tests.integration.gateway_support import (
+    FakeClient,
+    RunningGateway,
+    body_for,
+    gateway_settings,
+    kafka,
+    outbox_events,
+    post,
+    prepare_topics,
+)
+from tests.integration.messaging_support import wait_for
+from tests.naming import topic_prefix
+from tests.unit.sim.sim_support import SETTINGS, add_order, listings, simulator_app, tokens_for, transport
+
+pytestmark = pytest.mark.integration
+
+REFUND = "karya.marketplace.refund_reported.v1"
+
+
+class Gateway(RunningGateway):
+    state: SimState
+
+    async def published(self, key: str) -> list[dict[str, Any]]:
+        return await outbox_events(self.engine, self.topics.settlements, key, self.runtime.kafka.bootstrap_servers)
+
+
+@pytest.fixture
+async def gateway(database: RoleUrls, kafka_bootstrap: str) -> AsyncIterator[Gateway]:
+    state = SimState()
+    app = simulator_app(state, clock=time.time)
+    shopee_shop, tts_shop = listings(Channel.SHOPEE)[0].shop_id, listings(Channel.TIKTOK_SHOP)[0].shop_id
+    clients: dict[str, Any] = {c: FakeClient(c) for c in ("tokopedia", "blibli")}
+    clients["shopee"] = ShopeeClient(
+        "http://sim/shopee",
+        SETTINGS.shopee_partner_id,
+        SETTINGS.shopee_partner_key,
+        tokens_for(app, "shopee", shopee_shop),
+        transport=transport(app),
+    )
+    clients["tiktok_shop"] = TikTokShopClient(
+        "http://sim/tiktok_shop",
+        SETTINGS.tiktok_app_key,
+        SETTINGS.tiktok_app_secret,
+        tokens_for(app, "tiktok_shop", tts_shop),
+        transport=transport(app),
+    )
+    topics = GatewayTopics.with_prefix(topic_prefix("gr"))
+    await prepare_topics(kafka_bootstrap, topics)
+    consumer = f"gateway-normaliser-{uuid.uuid4().hex[:8]}"
+    runtime = build_runtime(
+        database.gateway,
+        kafka(kafka_bootstrap, max_attempts=3),
+        settings=gateway_settings(),
+        clients=clients,
+        topics=topics,
+        consumer_name=consumer,
+        pollers=False,
+    )
+    await runtime.start()
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=runtime.http_app()), base_url="http://gateway")
+    try:
+        running = Gateway(runtime, http, runtime.engine, topics, consumer, clients)
+        running.state = state
+        yield running
+    finally:
+        await http.aclose()
+        await runtime.stop()
+
+
+def completed_order(state: SimState, channel: Channel, order_id: str) -> SimOrder:
+    now = int(time.time())
+    return add_order(
+        state, channel, order_id, ["UNPAID", "COMPLETED"], lines=((2, 25_000), (1, 40_000)), start=now - 600
+    )
+
+
+async def refunds_of(gw: Gateway, key: str, count: int) -> list[dict[str, Any]]:
+    async def arrived() -> bool:
+        return len([e for e in await gw.published(key) if e["type"] == REFUND]) >= count
+
+    await wait_for(arrived, timeout=60, what=f"refund_reported of {key}")
+    return [e for e in await gw.published(key) if e["type"] == REFUND]
+
+
+async def test_a_shopee_return_refunded_before_the_escrow_is_published_netted_with_its_line(gateway: Gateway) -> None:
+    gw, now = gateway, int(time.time())
+    order_id = f"2612{uuid.uuid4().hex[:10].upper()}"
+    order = completed_order(gw.state, Channel.SHOPEE, order_id)
+    gw.state.refund(order, SimRefund(f"RS{order_id}", 40_000, "return", now - 120, (SimRefundLine(1, 1, 40_000),)))
+    gw.state.settle(order, SimSettlement("7" + order_id[-6:], now - 60, ()))
+    body = body_for("shopee/order-status", order_id, "COMPLETED", minutes=30, shop=order.shop_id)
+    assert (await post(gw.client, "shopee/order-status", body)).status_code == 200
+    key = f"shopee:{order.shop_id}:{order_id}"
+    (event,) = await refunds_of(gw, key, 1)
+    validate_published(json.dumps(event).encode())
+    data = event["data"]
+    assert (data["refund_id"], data["amount"], data["reason"]) == (f"RS{order_id}", 40_000, "return")
+    assert data["netted_in_settlement"] is True
+    assert (data["fees_returned"], data["pph22_returned"]) == (0, 0)
+    mat = order.lines[1].listing
+    assert data["lines"] == [
+        {
+            "channel_product_id": mat.channel_product_id,
+            "channel_sku_id": mat.channel_sku_id,
+            "seller_sku": mat.sku,
+            "quantity": 1,
+            "amount": 40_000,
+        }
+    ]
+
+
+async def test_a_tiktok_partial_refund_after_the_statement_is_published_not_netted(gateway: Gateway) -> None:
+    gw, now = gateway, int(time.time())
+    order_id = f"5769{uuid.uuid4().int % 10**14:014d}"
+    order = completed_order(gw.state, Channel.TIKTOK_SHOP, order_id)
+    gw.state.settle(order, SimSettlement("7" + order_id[-6:], now - 300, ()))
+    gw.state.refund(order, SimRefund(f"RT{order_id}", 50_000, "return", now - 60, (SimRefundLine(0, 2, 50_000),)))
+    body = body_for("tiktok-shop/order-status", order_id, "COMPLETED", minutes=30, shop=order.shop_id)
+    assert (await post(gw.client, "tiktok-shop/order-status", body)).status_code == 200
+    key = f"tiktok_shop:{order.shop_id}:{order_id}"
+    (event,) = await refunds_of(gw, key, 1)
+    data = event["data"]
+    assert (data["amount"], data["netted_in_settlement"], data["fees_returned"]) == (50_000, False, 0)
+    glove = order.lines[0].listing
+    assert [(x["channel_sku_id"], x["seller_sku"], x["quantity"], x["amount"]) for x in data["lines"]] == [
+        (glove.channel_sku_id or None, glove.sku, 2, 50_000)
+    ]
