@@ -44,7 +44,10 @@ def replay_count(headers: Headers) -> int:
 
 def replayed_for(headers: Headers, consumer: str) -> bool:
     """True when ``headers`` mark a replay of a dead letter of ``consumer`` (a count of at least 1, its name)."""
-    named = any(k == REPLAY_CONSUMER and v == consumer.encode() for k, v in headers)
+    named = False
+    for key, value in headers:  # on every consumed record: a plain loop, no allocation unless it is a replay
+        if key == REPLAY_CONSUMER:
+            named = value == consumer.encode()
     return named and replay_count(headers) >= 1
 
 

@@ -3,7 +3,8 @@
 An order event for a listing the catalogue does not know is dead-lettered by the orders service; it is listed
 (filters), shown, not touched by a dry run, replayed after the catalogue is fixed and applied once — also when the
 replayed record arrives twice. An event that keeps failing is replayed until the loop guard refuses it, each new
-dead letter counting its replays on; it is then discarded with a reason. The audit table cannot be changed.
+dead letter counting its replays on; it is then discarded with a reason, and the DLQ gauges count it open, then
+closed. The audit table cannot be changed.
 """
 
 from __future__ import annotations
