@@ -12,7 +12,9 @@ are applied one by one inside savepoints, each failing event is retried up to ``
 dead-lettered to ``<topic>.dlq`` through the outbox with the original bytes, headers, error and attempt count,
 while the rest of the batch is applied. What isolation cannot absorb escapes :meth:`BatchConsumer.process`
 without applying anything further; the subscriber (``infra.messaging.broker``) then rewinds the batch so its
-records are fetched again, and no later commit can pass them.
+records are fetched again, and no later commit can pass them. A replay of one of this consumer's dead letters
+(``karya dlq replay``, headers in :mod:`infra.messaging.replay`) releases the event's ``dead_lettered`` inbox row in
+the batch's transaction, so it is applied once; an ``applied`` row is never released.
 
 Logs carry :func:`infra.errors.describe_error` facts (class, SQLSTATE, field paths), never an error's text: it
 can quote payload values. What is stored and sent with a dead letter (``<schema>.dead_letters.error``, the
