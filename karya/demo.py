@@ -1,6 +1,7 @@
 """`karya demo`: the whole system on this machine, end to end, with a readable summary.
 
-Resets the local demo database, loads the demo catalogue and split policies, starts every service as its own
+Resets the demo's own database (``karya_demo`` under ``make demo``, never the stack's shared ``karya``; see
+:mod:`karya.demo_db`), loads the demo catalogue and split policies, starts every service as its own
 process (recorded by pid), pushes a marketplace day of orders through, waits until every event is processed,
 prints the summary and the local URLs, and keeps running until Ctrl-C (``--once``: exits when drained and
 prints one JSON line of counters taken from the database and the broker).
@@ -12,6 +13,7 @@ import asyncio
 import json
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -31,6 +33,7 @@ from infra.environment import ROOT, state_dir
 from infra.messaging.admin import broker_counts, ensure_topics
 from infra.messaging.relay import make_producer
 from infra.messaging.topics import BASE_NAMES, topic_name
+from karya.demo_db import SharedDatabaseRefused, demo_database, demo_urls, write_demo_env
 from karya.demo_report import database_counts, summary_tables, wait_pipeline_drained
 from karya.demo_sim import apply_env, demo_secrets, marketplace_env, run_simulated_day
 from karya.processes import (
@@ -64,6 +67,13 @@ def demo(
         help="simulator: signed webhooks from the marketplace simulator through the gateway; "
         "direct: canonical events straight into Kafka (no gateway).",
     ),
+    database: str | None = typer.Option(
+        None,
+        "--database",
+        envvar="KARYA_DEMO_DATABASE",
+        help="The database the demo drops and recreates (default: karya_demo when DATABASE_URL names the "
+        "stack's shared karya database, else DATABASE_URL's; never karya).",
+    ),
 ) -> None:
     """Run the demo (see the module docstring)."""
     if source not in ("simulator", "direct"):
@@ -73,9 +83,16 @@ def demo(
         if not os.environ.get(name):
             console.print(f"[red]{name} is not set: run `make demo` (it starts the stack and sources .local/stack.env)")
             raise typer.Exit(2)
+    try:
+        database = demo_database(os.environ["DATABASE_URL"], database)
+    except SharedDatabaseRefused as exc:
+        console.print(f"[red]{exc}: choose another --database")
+        raise typer.Exit(2) from exc
     started = time.monotonic()
     prefix = f"demo{int(time.time())}."
-    env = {"KARYA_TOPIC_PREFIX": prefix}
+    urls = demo_urls(os.environ, database)
+    os.environ.update(urls)  # everything below (and every service started) works in the demo's database
+    env = {"KARYA_TOPIC_PREFIX": prefix, **urls}
     catalogue = load_catalogue(CATALOGUE)
     services = ["orders", "ledger"]
     gateway_port = sim_port = 0
@@ -88,6 +105,8 @@ def demo(
         services.append("gateway")
     asyncio.run(_prepare(prefix))
     log_dir = state_dir() / "demo" / prefix.rstrip(".")
+    shell = {k: v for k, v in env.items() if k in urls or k in (GATEWAY_URL_ENV, "KARYA_TOPIC_PREFIX")}
+    demo_env = write_demo_env(state_dir() / "demo" / "demo.env", shell | {"KAFKA_BOOTSTRAP_SERVERS": _kafka()})
     procs: list[ServiceProcess] = []
     interrupt_on_sigterm()
     try:
@@ -103,7 +122,7 @@ def demo(
         else:
             result = asyncio.run(_drive(prefix, orders, seed, procs, timeout_s))
         result["elapsed_s"] = round(time.monotonic() - started, 1)
-        _print_summary(result, procs)
+        _print_summary(result, procs, demo_env)
         if once:
             summary = result["counters"] | {"elapsed_s": result["elapsed_s"], "topic_prefix": prefix}
             print(json.dumps(summary), flush=True)
@@ -120,9 +139,16 @@ def demo(
 async def _prepare(prefix: str) -> None:
     """Fresh demo database (local stack only), catalogue, policies, topics."""
     admin = os.environ["KARYA_DB_ADMIN_URL"]
-    database = make_url(os.environ["DATABASE_URL"]).database or "karya"
+    url = make_url(os.environ["DATABASE_URL"])
+    database = url.database or "karya"
     if make_url(admin).host in ("127.0.0.1", "localhost"):  # only ever reset the local stack's database
+        console.print(
+            f"resetting the demo database {database!r} on {url.host}:{url.port} (dropped and created again; "
+            "the stack's 'karya' database is left alone)"
+        )
         await drop_database(admin, database)
+    else:
+        console.print(f"demo database {database!r} on {url.host}:{url.port} (not local: kept, migrated)")
     await bootstrap_database(admin, passwords_from_env(), database)
     await upgrade_to_head_async(os.environ["KARYA_MIGRATOR_URL"])
     engine = make_engine(os.environ["DATABASE_URL"], pool_size=1)
@@ -260,7 +286,11 @@ async def _wait_drained(
     )
 
 
-def _print_summary(result: dict[str, Any], procs: list[ServiceProcess]) -> None:
+def _kafka() -> str:
+    return os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+
+
+def _print_summary(result: dict[str, Any], procs: list[ServiceProcess], demo_env: Path) -> None:
     for title, rows in result["tables"].items():
         if not rows:
             continue
@@ -281,4 +311,7 @@ def _print_summary(result: dict[str, Any], procs: list[ServiceProcess]) -> None:
         )
     for p in procs:
         console.print(f"{p.name}: http://127.0.0.1:{p.port}/readyz  /metrics  (pid {p.pid})")
-    console.print("try: karya stock show --json | karya ledger trial-balance | karya ledger verify")
+    console.print(
+        f"try (in the demo's database and topics): source {demo_env}; "
+        "karya stock show --json | karya ledger trial-balance | karya ledger verify"
+    )
