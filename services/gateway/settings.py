@@ -1,9 +1,12 @@
 """Gateway settings, read only from the environment (``KARYA_*``).
 
-Secrets are never defaulted. :func:`load_settings` refuses with one message naming every missing variable:
-``KARYA_TOKOPEDIA_WEBHOOK_SECRET``, ``KARYA_TIKTOK_APP_KEY``, ``KARYA_TIKTOK_APP_SECRET``,
-``KARYA_SHOPEE_PARTNER_ID``, ``KARYA_SHOPEE_PARTNER_KEY``, ``KARYA_BLIBLI_API_KEY``,
-``KARYA_BLIBLI_API_SECRET``.
+Secrets are never defaulted. :func:`load_settings` refuses with one message naming every missing variable,
+the webhook secrets here (``KARYA_TOKOPEDIA_WEBHOOK_SECRET``, ``KARYA_TIKTOK_APP_KEY``, ``KARYA_TIKTOK_APP_SECRET``,
+``KARYA_SHOPEE_PARTNER_ID``, ``KARYA_SHOPEE_PARTNER_KEY``, ``KARYA_BLIBLI_API_KEY``, ``KARYA_BLIBLI_API_SECRET``)
+and the API clients' credentials with them (``KARYA_TOKOPEDIA_API_TOKEN``, ``KARYA_BLIBLI_API_CLIENT_ID``,
+``KARYA_BLIBLI_API_CLIENT_KEY``, ``KARYA_TOKEN_KEY``: :data:`services.gateway.clients.settings.REQUIRED`), so
+one start names all of them. ``KARYA_GATEWAY_PUBLIC_URL`` has a local default but must be the URL Shopee calls in
+production: Shopee signs that URL with the body, so a wrong value refuses every Shopee push with 401.
 The ``*_PREVIOUS`` secrets are optional: set them during a rotation so deliveries signed with the old secret
 are still accepted (an empty value means "not set"). Every secret that is set — the signing secrets, their
 ``*_PREVIOUS`` values and ``KARYA_TOKOPEDIA_API_TOKEN`` — must be at least :data:`MIN_SECRET_LENGTH` characters
@@ -16,6 +19,8 @@ passes to uvicorn; see :mod:`services.gateway.edge` and docs/gateway.md.
 """
 
 from __future__ import annotations
+
+import os
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -70,7 +75,8 @@ class GatewaySettings(BaseSettings):
 
     gateway_public_url: str = Field(
         default="http://127.0.0.1:8083",
-        description="The gateway's URL as the marketplaces call it; Shopee signs callback URL + '|' + body.",
+        description="The gateway's URL as the marketplaces call it (the one registered with Shopee): Shopee signs "
+        "callback URL + '|' + body, so any other value refuses every Shopee push with 401.",
     )
     webhook_max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     gateway_body_timeout_s: float = Field(
@@ -172,6 +178,13 @@ def env_name(field: str) -> str:
     return f"{ENV_PREFIX}{field.upper()}"
 
 
+def _missing_client_env() -> set[str]:
+    """The API clients' required variables that are unset or empty (they refuse the start too, a step later)."""
+    from services.gateway.clients.settings import REQUIRED
+
+    return {name for name in REQUIRED.values() if not os.environ.get(name)}
+
+
 def load_settings() -> GatewaySettings:
     """Settings from the environment.
 
@@ -191,4 +204,6 @@ def load_settings() -> GatewaySettings:
             parts.append(f"missing or empty environment variables: {', '.join(missing)}")
         if invalid:
             parts.append(f"invalid environment variables: {', '.join(invalid)}")
+        if clients := sorted(_missing_client_env()):
+            parts.append(f"missing or empty API client credentials: {', '.join(clients)}")
         raise GatewayConfigError("the gateway refuses to start: " + "; ".join(parts)) from None
