@@ -24,8 +24,12 @@ REPLAY_COUNT = "karya-replay-count"
 REPLAY_CONSUMER = "karya-replay-consumer"
 REPLAY_OF = "karya-replay-of"
 _REPLAY_HEADERS = frozenset({REPLAY_COUNT, REPLAY_CONSUMER, REPLAY_OF})
-# What the dead-lettering added to a record; a replay sends the record as it first arrived.
-_DLQ_HEADERS = frozenset({"karya-dlq-error", "karya-dlq-attempts", "karya-dlq-consumer", "karya-dlq-origin"})
+# What the dead-lettering added to a record, and the first publication's outbox id (``relay.OUTBOX_HEADER``: a
+# relay reading a partition back takes it for a row it published): a replay sends the record as it first arrived,
+# and the relay that publishes the replay stamps its own outbox id.
+_DROPPED = frozenset(
+    {"karya-dlq-error", "karya-dlq-attempts", "karya-dlq-consumer", "karya-dlq-origin", "karya-outbox"}
+)
 
 Headers = Sequence[tuple[str, bytes]]
 
@@ -52,9 +56,9 @@ def replayed_for(headers: Headers, consumer: str) -> bool:
 
 
 def replay_headers(headers: Headers, *, count: int, consumer: str, replay_of: str) -> list[tuple[str, bytes]]:
-    """The headers of a replayed record: the original ones (earlier replay and DLQ headers dropped) plus the
+    """The headers of a replayed record: the original ones (earlier replay, DLQ and outbox headers dropped) plus the
     replay count, the consumer and the dead letter it replays."""
-    kept = [(k, v) for k, v in headers if k not in _REPLAY_HEADERS and k not in _DLQ_HEADERS]
+    kept = [(k, v) for k, v in headers if k not in _REPLAY_HEADERS and k not in _DROPPED]
     return [
         *kept,
         (REPLAY_COUNT, str(count).encode()),

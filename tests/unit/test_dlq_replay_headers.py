@@ -8,10 +8,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from infra.messaging.dlq_admin import DeadLetterError, parse_ref
+from infra.messaging.relay import OUTBOX_HEADER
 from infra.messaging.replay import REPLAY_CONSUMER, REPLAY_COUNT, REPLAY_OF, replay_count, replay_headers, replayed_for
 
 ORIGINAL = [("content-type", b"application/json"), ("karya-event-type", b"karya.marketplace.order_status_changed.v1")]
-DLQ = [("karya-dlq-error", b"rejected: x"), ("karya-dlq-attempts", b"1"), ("karya-dlq-origin", b"t/0/5")]
+DLQ = [
+    (OUTBOX_HEADER, b"gateway:17"),  # the first publication's outbox id: the replay's relay stamps its own
+    ("karya-dlq-error", b"rejected: x"),
+    ("karya-dlq-attempts", b"1"),
+    ("karya-dlq-origin", b"t/0/5"),
+]
 
 
 def test_a_record_never_replayed_counts_zero_and_bad_values_count_zero() -> None:
