@@ -97,6 +97,9 @@ def list_command(
     state_: State = state  # type: ignore[assignment]
     flt = DeadLetterFilter(topic, event_type, key, error, since, until, state_, limit)
     chosen = schema or [s for s in SCHEMAS if _url(s) is not None]
+    if not chosen:
+        typer.secho("neither DATABASE_URL nor KARYA_GATEWAY_DATABASE_URL is set", fg="red", err=True)
+        raise typer.Exit(2)
 
     def listing(schema: str) -> Callable[[AsyncConnection], Awaitable[list[DeadLetterRow]]]:
         return lambda conn: list_dead_letters(conn, schema, flt)
