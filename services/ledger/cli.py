@@ -24,8 +24,9 @@ from infra.db.engine import make_engine
 from infra.db.unit_of_work import UnitOfWork
 from infra.settings import KafkaSettings, database_settings
 from services.ledger import corrections
-from services.ledger.adapters.facts_repo import parked_events
+from services.ledger.adapters.facts_repo import held_orders, parked_events
 from services.ledger.adapters.policy_repo import store_policies
+from services.ledger.allocation import allocate, held_row, parse_pick
 from services.ledger.app import SCHEMA
 from services.ledger.domain import accounts
 from services.ledger.domain.errors import LedgerDomainError
@@ -343,6 +344,39 @@ def proposals_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
             f"{sum(line.amount for line in d.lines if line.side is accounts.Side.DEBIT):,}  {d.reason}"
         )
     typer.echo(f"{len(open_)} open")
+
+
+@ledger_app.command("allocate")
+def allocate_cmd(
+    order_key: str,
+    batches: list[str] = typer.Option(..., "--batch", help="BATCH:QTY, once per production batch."),
+) -> None:
+    """Name the batches of an order whose distribution waits (validated against the catalogue; posts once)."""
+    topics = LedgerTopics.with_prefix(KafkaSettings().topic_prefix)
+    try:
+        picks = [parse_pick(b) for b in batches]
+        outcome = _run(lambda uow: allocate(uow, topics, order_key, picks), read_only=False)
+    except LedgerDomainError as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(1) from exc
+    if outcome.already_allocated:
+        typer.echo(f"{order_key} was already allocated to these batches")
+    elif outcome.waiting_for_settlement:
+        typer.echo(f"allocated {order_key}; its settlement will distribute it")
+    else:
+        typer.echo(f"allocated {order_key}: posted " + ", ".join(outcome.posted))
+
+
+@ledger_app.command("unallocated")
+def unallocated_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Orders whose distribution waits in unallocated proceeds: how much, since when, and why."""
+    rows = [held_row(facts, since) for facts, since in _run(held_orders)]
+    if as_json:
+        _json(rows)
+        return
+    for r in rows:
+        typer.echo(f"{str(r['since'])[:19]}  {r['order_key']}  {r['lapas_id']}  held {r['held']:,}  {r['reason']}")
+    typer.echo(f"{len(rows)} orders unallocated, {sum(r['held'] for r in rows):,} rupiah held")
 
 
 @policy_app.command("load")

@@ -25,7 +25,7 @@ from services.ledger.domain.distribution import plan_distribution
 from services.ledger.domain.errors import DistributionError, NoPolicyError
 from services.ledger.domain.facts import NO_ALLOCATION, OrderFacts
 from services.ledger.domain.journal import EntryKind, JournalEntry, LineBuilder, request_hash
-from services.ledger.domain.model import CompletionRequest, SettlementRequest
+from services.ledger.domain.model import CompletionRequest, OrderRef, SettlementRequest
 from services.ledger.domain.policy import SplitPolicy
 from services.ledger.domain.postings import build_distribution, build_settlement, proceeds_account
 from services.ledger.requests import settlement_request
@@ -163,3 +163,13 @@ def _release(
     )
     entry.validate()
     return entry
+
+
+def held_amount(order: OrderFacts) -> int:
+    """What of ``order``'s gross waits in unallocated proceeds: for an order completed without batches, the
+    gross less what was released; otherwise what the settlements after the distributed ones cleared."""
+    ref = OrderRef(order.order_key, str(order.completion.get("channel", "")), order.lapas_id)
+    cleared = cleared_amounts(_gross(order), [settlement_request(s, ref) for s in order.settlements])
+    if order.allocated_at_completion:
+        return sum(cleared[order.distributed :])
+    return _gross(order) - sum(cleared[: order.distributed])

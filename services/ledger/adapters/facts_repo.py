@@ -136,3 +136,18 @@ async def parked_summary(uow: UnitOfWork) -> dict[str, tuple[int, float]]:
         )
     )
     return {r.waiting_for: (int(r.n), float(r.oldest)) for r in rows}
+
+
+async def held_orders(uow: UnitOfWork) -> list[tuple[OrderFacts, datetime]]:
+    """Every order whose distribution waits (its facts and when they last changed), oldest first. A scan of
+    ``order_facts``: meant for the operator's listing, not for a hot path."""
+    rows = await uow.conn.execute(
+        text(
+            "SELECT order_key, lapas_id, completion, settlement, refunded_gross, updated_at "
+            f"FROM {uow.table('order_facts')} WHERE settlement->>'hold' IS NOT NULL ORDER BY updated_at, order_key"
+        )
+    )
+    return [
+        (OrderFacts.stored(r.order_key, r.lapas_id, r.completion, r.settlement, r.refunded_gross), r.updated_at)
+        for r in rows
+    ]

@@ -62,7 +62,7 @@ LAPAS = {
 RESET = (
     "TRUNCATE ledger.journal_lines, ledger.journal_entries, ledger.account_balances, ledger.accounts, "
     "ledger.order_facts, ledger.pending_events, ledger.posting_conflicts, ledger.outbox, ledger.inbox, "
-    "ledger.dead_letters",
+    "ledger.dead_letters CASCADE",  # CASCADE: tables that reference the journal (correction proposals) too
     "UPDATE ledger.chain_head SET sequence = 0, hash = repeat('0', 64)",
 )
 _STATE = """SELECT
@@ -338,7 +338,7 @@ class LedgerDbMachine(RuleBasedStateMachine):
         batches = {b.batch_id for b in order.batches}
         required = {"completed"} if order.completion_sent else set()
         if order.posted:
-            required |= {"settlement"} | {f"distribution:{b}" for b in batches}
+            required |= {f"settlement:ESC-{order.key[-8:]}"} | {f"distribution:{b}" for b in batches}
             required |= {f"refund:{rid}" for rid, _, _ in order.refunds}
             allowed = required | {f"refund:{rid}:{b}" for rid, _, _ in order.refunds for b in batches}
         else:

@@ -1,0 +1,200 @@
+"""Worked scenarios (C) and (D) of docs/accounting.md on the real database, through the posting and allocation
+use cases, asserting every journal line of the order.
+
+(C) A completion with no allocation (failed reservation): the receivable posts against unallocated proceeds, the
+settlement posts cash, fees and PPh 22, nothing is dead-lettered; a person allocates it later (validated against
+the catalogue) and the release plus the distribution post once.
+(D) Proceeds below the material cost: the settlement's cash side posts, the gross moves to unallocated with the
+reason; a person allocates the batch the goods really came from and it is distributed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from infra.db.engine import make_engine
+from infra.db.roles import RoleUrls
+from services.ledger.adapters.facts_repo import held_orders
+from services.ledger.allocation import AllocationRefused, Pick, allocate, held_row
+from services.ledger.outbound import LedgerTopics
+from tests.integration.ledger.scenario_support import T, add_batch, completed_without_allocation, journal_of
+from tests.integration.ledger_support import (
+    Batch,
+    completed,
+    ledger_uow,
+    new_inmate,
+    new_order_key,
+    new_processor,
+    post,
+    reissued,
+    settled,
+    uid,
+)
+
+pytestmark = pytest.mark.integration
+TOPICS = LedgerTopics()
+
+
+@pytest.fixture
+async def engine(ledger_db: RoleUrls) -> AsyncIterator[AsyncEngine]:
+    engine = make_engine(ledger_db.service, pool_size=2)
+    yield engine
+    await engine.dispose()
+
+
+async def _allocate(engine: AsyncEngine, key: str, *picks: Pick) -> list[str]:
+    async with engine.begin() as conn:
+        outcome = await allocate(ledger_uow(conn), TOPICS, key, list(picks))
+    return outcome.posted
+
+
+async def _held(engine: AsyncEngine, key: str) -> dict[str, object] | None:
+    async with engine.connect() as conn:
+        rows = [held_row(f, since) for f, since in await held_orders(ledger_uow(conn)) if f.order_key == key]
+    return rows[0] if rows else None
+
+
+async def test_scenario_c_completion_without_allocation_is_allocated_later_by_a_person(engine: AsyncEngine) -> None:
+    key, sku, batch, other = new_order_key(), f"SMK-T{uid()}", f"B-C-{uid()}", f"B-C-{uid()}"
+    a, b = sorted((new_inmate(), new_inmate()))  # the work group in inmate order: a tie goes to a
+    await add_batch(engine, batch, "sukamiskin", sku, produced=5, unit_price=100_000, unit_material_cost=30_000,
+                    supplier="sup-kain", work_group=[(a, 3), (b, 1)])  # fmt: skip
+    await add_batch(engine, other, "cipinang", f"CPN-T{uid()}", produced=5, unit_price=100_000,
+                    unit_material_cost=30_000, supplier="sup-kain", work_group=[(a, 1)])  # fmt: skip
+    processor = new_processor()
+    fees = {"commission_fee": 12_000, "service_fee": 4_000}
+    settlement = settled(key, 200_000, T, fees=fees)
+    assert await post(engine, processor, [completed_without_allocation(key, "sukamiskin", 200_000), settlement]) == []
+    assert await post(engine, processor, [reissued(settlement)]) == [], "a redelivered settlement is no dead letter"
+    receivable, unallocated = "asset:marketplace_receivable:shopee", "clearing:unallocated_proceeds:sukamiskin"
+    assert await journal_of(engine, key) == {
+        "completed": {(receivable, "D", 200_000), (unallocated, "C", 200_000)},
+        "settlement:ESC-1": {
+            ("asset:bank:main", "D", 183_000),
+            ("expense:marketplace_fee:commission_fee", "D", 12_000),
+            ("expense:marketplace_fee:service_fee", "D", 4_000),
+            ("asset:pph22_prepaid", "D", 1_000),
+            (receivable, "C", 200_000),
+        },
+    }
+    held = await _held(engine, key)
+    assert held is not None and held["held"] == 200_000 and str(held["reason"]).startswith("no batch allocated")
+
+    # bad input is refused with the rule it breaks, and posts nothing
+    for picks, rule in [
+        ([Pick("B-NOPE", 1)], "batch_exists"),
+        ([Pick(other, 2)], "same_lapas"),
+        ([Pick(batch, 6)], "quantity_fits"),
+    ]:
+        with pytest.raises(AllocationRefused, match=rule):
+            await _allocate(engine, key, *picks)
+    with pytest.raises(AllocationRefused, match="order_completed"):
+        await _allocate(engine, new_order_key(), Pick(batch, 2))
+
+    posted = await _allocate(engine, key, Pick(batch, 2))
+    assert [p.removeprefix(f"{key}:") for p in posted] == ["release:s1", f"distribution:{batch}"]
+    journal = await journal_of(engine, key)
+    assert journal["release:s1"] == {(unallocated, "D", 200_000), ("revenue:sales:sukamiskin", "C", 200_000)}
+    # base min(183,000, 200,000 − 16,000 − 1,000) = 183,000; material 2 × 30,000; the rest 25/15/60; premi 3:1
+    assert journal[f"distribution:{batch}"] == {
+        ("expense:material_cost:sukamiskin", "D", 60_000),
+        ("liability:supplier_payable:sup-kain", "C", 60_000),
+        ("expense:pnbp_share:sukamiskin", "D", 30_750),
+        ("liability:pnbp_payable:sukamiskin", "C", 30_750),
+        ("expense:inmate_premi:sukamiskin", "D", 18_450),
+        (f"liability:inmate_savings:{a}", "C", 13_838),
+        (f"liability:inmate_savings:{b}", "C", 4_612),
+        ("expense:capital_allocation:sukamiskin", "D", 73_800),
+        ("equity:production_capital:sukamiskin", "C", 73_800),
+    }
+    assert await _held(engine, key) is None
+    # each allocation posts once: the same again is answered, other batches are refused
+    assert await _allocate(engine, key, Pick(batch, 2)) == []
+    with pytest.raises(AllocationRefused, match="allocate_once"):
+        await _allocate(engine, key, Pick(batch, 1))
+    assert len(await journal_of(engine, key)) == 4
+
+
+async def test_scenario_c_allocated_before_the_settlement_is_distributed_by_the_settlement(
+    engine: AsyncEngine,
+) -> None:
+    key, batch, a = new_order_key(), f"B-C-{uid()}", new_inmate()
+    await add_batch(engine, batch, "sukamiskin", f"SMK-T{uid()}", produced=1, unit_price=50_000,
+                    unit_material_cost=10_000, supplier="sup-kain", work_group=[(a, 1)])  # fmt: skip
+    processor = new_processor()
+    assert await post(engine, processor, [completed_without_allocation(key, None, 50_000)]) == []
+    assert (await journal_of(engine, key))["completed"] == {
+        ("asset:marketplace_receivable:shopee", "D", 50_000),
+        ("clearing:unallocated_proceeds:unknown", "C", 50_000),  # not even the lapas is known
+    }
+    assert await _allocate(engine, key, Pick(batch, 1)) == []  # recorded; nothing settled yet
+    fees = {"commission_fee": 3_000}
+    assert await post(engine, processor, [settled(key, 50_000, T, fees=fees)]) == []
+    journal = await journal_of(engine, key)
+    assert journal["settlement:ESC-1"] == {
+        ("asset:bank:main", "D", 46_750),
+        ("expense:marketplace_fee:commission_fee", "D", 3_000),
+        ("asset:pph22_prepaid", "D", 250),
+        ("asset:marketplace_receivable:shopee", "C", 50_000),
+        ("clearing:unallocated_proceeds:unknown", "D", 50_000),
+        ("revenue:sales:sukamiskin", "C", 50_000),
+    }
+    # base 46,750; material 10,000; the rest 36,750 split 25/15/60
+    assert journal[f"distribution:{batch}"] == {
+        ("expense:material_cost:sukamiskin", "D", 10_000),
+        ("liability:supplier_payable:sup-kain", "C", 10_000),
+        ("expense:pnbp_share:sukamiskin", "D", 9_188),
+        ("liability:pnbp_payable:sukamiskin", "C", 9_188),
+        ("expense:inmate_premi:sukamiskin", "D", 5_512),
+        (f"liability:inmate_savings:{a}", "C", 5_512),
+        ("expense:capital_allocation:sukamiskin", "D", 22_050),
+        ("equity:production_capital:sukamiskin", "C", 22_050),
+    }
+
+
+async def test_scenario_d_proceeds_below_material_cost_hold_then_a_person_allocates(engine: AsyncEngine) -> None:
+    key, sku, right = new_order_key(), f"CPN-T{uid()}", f"B-D-{uid()}"
+    a = new_inmate()
+    expensive = Batch(f"B-D-{uid()}", sku, "cipinang", 1, 100_000, 95_000, "sup-kayu", ((a, 1),))
+    await add_batch(engine, right, "cipinang", sku, produced=3, unit_price=100_000, unit_material_cost=40_000,
+                    supplier="sup-kayu", work_group=[(a, 1)])  # fmt: skip
+    processor = new_processor()
+    fees = {"commission_fee": 8_000, "service_fee": 2_000}
+    reasons = await post(engine, processor, [completed(key, [expensive], T), settled(key, 100_000, T, fees=fees)])
+    assert reasons == [], "the cash side posts; nothing is dead-lettered"
+    undistributed, unallocated = "clearing:undistributed_proceeds:cipinang", "clearing:unallocated_proceeds:cipinang"
+    assert await journal_of(engine, key) == {
+        "completed": {("asset:marketplace_receivable:shopee", "D", 100_000), (undistributed, "C", 100_000)},
+        "settlement:ESC-1": {
+            ("asset:bank:main", "D", 89_500),
+            ("expense:marketplace_fee:commission_fee", "D", 8_000),
+            ("expense:marketplace_fee:service_fee", "D", 2_000),
+            ("asset:pph22_prepaid", "D", 500),
+            ("asset:marketplace_receivable:shopee", "C", 100_000),
+            (undistributed, "D", 100_000),
+            (unallocated, "C", 100_000),
+        },
+    }
+    held = await _held(engine, key)
+    assert held is not None and held["held"] == 100_000
+    assert "do not cover the material cost 95000" in str(held["reason"])
+
+    posted = await _allocate(engine, key, Pick(right, 1))
+    assert [p.removeprefix(f"{key}:") for p in posted] == ["release:s1", f"distribution:{right}"]
+    journal = await journal_of(engine, key)
+    assert journal["release:s1"] == {(unallocated, "D", 100_000), ("revenue:sales:cipinang", "C", 100_000)}
+    # base 89,500; material 40,000; the rest 49,500 split 50/15/35
+    assert journal[f"distribution:{right}"] == {
+        ("expense:material_cost:cipinang", "D", 40_000),
+        ("liability:supplier_payable:sup-kayu", "C", 40_000),
+        ("expense:pnbp_share:cipinang", "D", 24_750),
+        ("liability:pnbp_payable:cipinang", "C", 24_750),
+        ("expense:inmate_premi:cipinang", "D", 7_425),
+        (f"liability:inmate_savings:{a}", "C", 7_425),
+        ("expense:capital_allocation:cipinang", "D", 17_325),
+        ("equity:production_capital:cipinang", "C", 17_325),
+    }
+    assert await _held(engine, key) is None
