@@ -206,7 +206,7 @@ async def _drive_simulated(
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     drained = False
     with Progress(*columns, console=console) as progress:
-        task = progress.add_task("marketplace day: webhooks", total=None)
+        task = progress.add_task("marketplace day: webhooks sent", total=None)
 
         def on_progress(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)

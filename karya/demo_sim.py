@@ -6,9 +6,12 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from services.orders.catalogue import Catalogue
+
+if TYPE_CHECKING:
+    from sim.traffic import TrafficRunner
 
 
 def demo_secrets() -> dict[str, str]:
@@ -59,6 +62,8 @@ async def run_simulated_day(
 ) -> dict[str, int]:
     """Serve the marketplace APIs, replay a day of webhooks, keep serving until the pipeline drained.
 
+    ``on_progress(sent, planned)`` follows the webhooks: sent (each with its final answer) out of those planned.
+
     The shops are connected first, in the database of ``database_url`` (default ``DATABASE_URL``): the one the
     gateway under test uses."""
     from sim.plan import FaultRates
@@ -69,7 +74,10 @@ async def run_simulated_day(
     async with simulator.serve("127.0.0.1", sim_port):
         await connect_demo_shops(catalogue, sim_port, database_url)  # Shopee/TikTok calls need each shop's token
         summary = await simulator.run_day(
-            orders=orders, seed=seed, faults=FaultRates(tampered=1, wrong_secret=1), on_progress=on_progress
+            orders=orders,
+            seed=seed,
+            faults=FaultRates(tampered=1, wrong_secret=1),
+            on_progress=webhook_progress(simulator.runner, on_progress),
         )
         await until_drained()
     return {
@@ -77,6 +85,15 @@ async def run_simulated_day(
         "sim_webhooks_rejected": summary.webhooks_rejected,
         "sim_unexpected_rejections": summary.unexpected_rejections,
     }
+
+
+def webhook_progress(runner: TrafficRunner, on_progress: Callable[[int, int], None]) -> Callable[[int, int], None]:
+    """The simulator reports plan steps (status changes and lost webhooks too); pass on webhooks sent / planned."""
+
+    def report(_steps_done: int, _steps: int) -> None:
+        on_progress(runner.progress.webhooks_sent, runner.progress.webhooks_planned)
+
+    return report
 
 
 async def connect_demo_shops(catalogue: Catalogue, sim_port: int, database_url: str | None = None) -> int:

@@ -106,11 +106,14 @@ class TrafficSummary:
 
 @dataclass
 class Progress:
-    """Steps done out of the plan's total (status changes and webhook deliveries)."""
+    """Steps done out of the plan's total (status changes, lost webhooks and webhook deliveries), and of them the
+    webhooks sent (each with its final answer) out of those the plan delivers."""
 
     done: int = 0
     total: int = 0
     running: bool = False
+    webhooks_sent: int = 0
+    webhooks_planned: int = 0
 
 
 class TrafficRunner:
@@ -148,7 +151,8 @@ class TrafficRunner:
         summary = TrafficSummary(seed=plan.seed, orders=len(plan.orders))
         for o in plan.orders:
             summary.channels.setdefault(o.channel.value, ChannelCounters()).orders += 1
-        self.progress = Progress(0, len(plan.steps), running=True)
+        deliveries = sum(1 for step in plan.steps if step.kind is StepKind.DELIVER)
+        self.progress = Progress(0, len(plan.steps), running=True, webhooks_planned=deliveries)
         outgoing: dict[tuple[int, int, int], Outgoing] = {}
         live: dict[int, SimOrder] = {}
         last: dict[int, int] = {}
@@ -257,6 +261,7 @@ class TrafficRunner:
         finally:
             slots.release()
         counters.webhooks_sent += 1
+        self.progress.webhooks_sent += 1
         counters.attempts += result.attempts
         if step.fault in _FAULT_COUNTERS:
             name = _FAULT_COUNTERS[step.fault]
