@@ -33,9 +33,11 @@ def orders(draw: st.DrawFn) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """An ``order_completed`` payload (1–3 batches, material ≤ 40% of price) and 1–4 settlement payloads whose
     grosses cover part, all or more of the order, with fees, PPh 22 and a payout off by a little."""
     lapas = draw(st.sampled_from(sorted(LAPAS_SKUS)))
-    allocations = []
+    allocations: list[dict[str, Any]] = []
+    gross = 0
     for n in range(draw(st.integers(1, 3))):
-        price = draw(st.integers(1_000, 300_000))
+        price, quantity = draw(st.integers(1_000, 300_000)), draw(st.integers(1, 4))
+        gross += price * quantity
         members = draw(st.lists(st.sampled_from(INMATES[lapas]), min_size=1, max_size=3, unique=True))
         allocations.append(
             {
@@ -43,14 +45,13 @@ def orders(draw: st.DrawFn) -> tuple[dict[str, Any], list[dict[str, Any]]]:
                 "sku": draw(st.sampled_from(LAPAS_SKUS[lapas])),
                 "workshop_id": "w",
                 "lapas_id": lapas,
-                "quantity": draw(st.integers(1, 4)),
+                "quantity": quantity,
                 "unit_price": price,
                 "unit_material_cost": draw(st.integers(0, price * 2 // 5)),
                 "supplier_id": "sup-kain",
                 "work_group": [{"inmate_id": m, "work_share": draw(st.integers(1, 5))} for m in members],
             }
         )
-    gross = sum(a["quantity"] * a["unit_price"] for a in allocations)
     completion = {
         "order_key": KEY,
         "channel": "shopee",
