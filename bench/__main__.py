@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import json
 import os
+import subprocess
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -25,7 +26,17 @@ from sqlalchemy import text
 
 from bench.ceiling import run_ceiling, table_counts
 from bench.gateway_mode import via_gateway
-from bench.harness import Bench, committed_at, cpu_seconds, publish, stack_pids, wait_drained
+from bench.harness import (
+    LOCK_HELD_ENV,
+    Bench,
+    BenchBusy,
+    committed_at,
+    cpu_seconds,
+    publish,
+    run_lock,
+    stack_pids,
+    wait_drained,
+)
 from bench.latency import describe, latency
 from infra.db.engine import make_engine
 from infra.db.roles import passwords_from_env, role_urls
@@ -108,6 +119,18 @@ async def throughput(orders: int, seed: int, with_ceiling: bool, replicas: dict[
     return result
 
 
+def _commit() -> str:
+    """The commit measured (with ``+`` when the working tree has changes), or ``unknown`` outside a checkout."""
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True)
+    except OSError:
+        return "unknown"
+    if rev.returncode != 0:
+        return "unknown"
+    return rev.stdout.strip() + ("+" if dirty.stdout.strip() else "")
+
+
 def _admin() -> str:
     import os
 
@@ -165,6 +188,17 @@ def main() -> None:
     args = parser.parse_args()
     replicas = {"orders": args.orders_replicas, "ledger": args.ledger_replicas}
     interrupt_on_sigterm()  # a killed bench still stops its services (each run's finally)
+    if os.environ.get(LOCK_HELD_ENV):
+        _run(args, replicas)
+        return
+    try:
+        with run_lock(wait=False):
+            _run(args, replicas)
+    except BenchBusy as busy:
+        raise SystemExit(str(busy)) from None
+
+
+def _run(args: argparse.Namespace, replicas: dict[str, int]) -> None:
     if args.via_gateway:
         runs = [asyncio.run(via_gateway(n, args.seed, replicas, console.print)) for n in args.orders]
         for r in runs:
@@ -198,6 +232,7 @@ def main() -> None:
         ),
         "by_size": {str(r["orders"]): r["events_per_s"] for r in runs},
         "processes": replicas,
+        "commit": _commit(),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"

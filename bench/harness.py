@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import os
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +27,30 @@ from infra.messaging.topics import topic_name
 from karya.demo_report import wait_pipeline_drained
 from karya.processes import ServiceProcess, start_service, stop_all
 from sim.pipeline_env import PipelineEnv, Wire
+
+LOCK_HELD_ENV = "KARYA_BENCH_LOCK_HELD"
+"""Set by a parent that already holds the run lock for this run (``python -m bench.compare``)."""
+
+
+class BenchBusy(Exception):
+    """Another benchmark holds the run lock."""
+
+
+@contextlib.contextmanager
+def run_lock(*, wait: bool) -> Iterator[None]:
+    """Hold ``<state dir>/bench/run.lock`` for one benchmark: runs on one stack share the bench database name,
+    and two at once would also share its CPU. Without ``wait``, raise :class:`BenchBusy` when it is taken."""
+    path = state_dir() / "bench" / "run.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BenchBusy(f"another benchmark holds {path}; wait for it") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 @dataclass
