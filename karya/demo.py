@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ from infra.messaging.relay import make_producer
 from infra.messaging.topics import BASE_NAMES, topic_name
 from karya.demo_db import SharedDatabaseRefused, demo_database, demo_urls, write_demo_env
 from karya.demo_report import database_counts, summary_tables, wait_pipeline_drained
-from karya.demo_sim import apply_env, demo_secrets, marketplace_env, run_simulated_day
+from karya.demo_sim import apply_env, demo_secrets, marketplace_env, simulated_day, simulated_marketplaces
 from karya.processes import (
     ServiceProcess,
     free_port,
@@ -108,28 +109,40 @@ def demo(
     shell = {k: v for k, v in env.items() if k in urls or k in (GATEWAY_URL_ENV, "KARYA_TOPIC_PREFIX")}
     demo_env = write_demo_env(state_dir() / "demo" / "demo.env", shell | {"KAFKA_BOOTSTRAP_SERVERS": _kafka()})
     procs: list[ServiceProcess] = []
-    interrupt_on_sigterm()
-    try:
+
+    def start_all() -> None:
         for service in services:
             port = gateway_port if service == "gateway" else None
             procs.append(start_service(service, ["karya.cli", "serve", service], env, log_dir, port=port))
         console.print(
             f"services started: {', '.join(f'{p.name} (pid {p.pid}, :{p.port})' for p in procs)}; logs in {log_dir}"
         )
-        asyncio.run(wait_until_ready(procs))
+
+    interrupt_on_sigterm()
+    try:
+
+        async def afterwards(result: dict[str, Any]) -> None:
+            """Report; without --once keep serving until Ctrl-C; then stop the services (by pid)."""
+            result["elapsed_s"] = round(time.monotonic() - started, 1)
+            _print_summary(result, procs, demo_env)
+            try:
+                if once:
+                    summary = result["counters"] | {"elapsed_s": result["elapsed_s"], "topic_prefix": prefix}
+                    print(json.dumps(summary), flush=True)
+                    return
+                console.print("[bold]running; Ctrl-C to stop[/bold]")
+                while all(p.popen.poll() is None for p in procs):  # noqa: ASYNC110 - child processes: no event
+                    await asyncio.sleep(1)
+            finally:
+                await asyncio.to_thread(stop_all, procs)  # the simulator, on this loop, answers meanwhile
+
         if source == "simulator":
-            result = asyncio.run(_drive_simulated(prefix, catalogue, orders, seed, procs, sim_port, timeout_s))
+            day = _drive_simulated(prefix, catalogue, orders, seed, procs, sim_port, timeout_s, start_all, afterwards)
+            asyncio.run(day)
         else:
-            result = asyncio.run(_drive(prefix, orders, seed, procs, timeout_s))
-        result["elapsed_s"] = round(time.monotonic() - started, 1)
-        _print_summary(result, procs, demo_env)
-        if once:
-            summary = result["counters"] | {"elapsed_s": result["elapsed_s"], "topic_prefix": prefix}
-            print(json.dumps(summary), flush=True)
-            return
-        console.print("[bold]running; Ctrl-C to stop[/bold]")
-        while all(p.popen.poll() is None for p in procs):
-            time.sleep(1)
+            start_all()
+            asyncio.run(wait_until_ready(procs))
+            asyncio.run(afterwards(asyncio.run(_drive(prefix, orders, seed, procs, timeout_s))))
     except KeyboardInterrupt:
         console.print("stopping")
     finally:
@@ -201,26 +214,29 @@ async def _drive_simulated(
     procs: list[ServiceProcess],
     sim_port: int,
     timeout_s: float,
-) -> dict[str, Any]:
-    """Signed webhooks from the simulator through the gateway; wait until everything is processed."""
+    start_all: Callable[[], None],
+    afterwards: Callable[[dict[str, Any]], Awaitable[None]],
+) -> None:
+    """Signed webhooks from the simulator through the gateway; wait until everything is processed; then
+    ``afterwards`` (report, hold, stop the services). The simulated marketplaces answer for the gateway's whole
+    life: they start before the services and stop after them, so its pollers never meet a refused connection."""
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    drained = False
-    with Progress(*columns, console=console) as progress:
-        task = progress.add_task("marketplace day: webhooks sent", total=None)
+    async with simulated_marketplaces(catalogue, sim_port) as simulator:
+        start_all()
+        await wait_until_ready(procs)
+        with Progress(*columns, console=console) as progress:
+            task = progress.add_task("marketplace day: webhooks sent", total=None)
 
-        def on_progress(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
+            def on_progress(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
 
-        async def until_drained() -> None:
-            nonlocal drained
+            sim_counts = await simulated_day(simulator, orders, seed, on_progress)
             # the backstop poller re-checks quiet orders after KARYA_BACKSTOP_MIN_AGE_S: stay stable past that
             drained = await _wait_drained(prefix, progress, procs, timeout_s, stable_s=25.0)
-
-        sim_counts = await run_simulated_day(catalogue, sim_port, orders, seed, on_progress, until_drained)
-    result = await _results(prefix, drained, procs)
-    result["counters"] |= await _webhook_counts(procs)
-    result["simulator"] = sim_counts
-    return result
+        result = await _results(prefix, drained, procs)
+        result["counters"] |= await _webhook_counts(procs)
+        result["simulator"] = sim_counts
+        await afterwards(result)
 
 
 async def _webhook_counts(procs: list[ServiceProcess]) -> dict[str, int]:

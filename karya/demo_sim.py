@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from services.orders.catalogue import Catalogue
 
 if TYPE_CHECKING:
+    from sim.server import Simulator
     from sim.traffic import TrafficRunner
 
 
@@ -66,20 +68,41 @@ async def run_simulated_day(
 
     The shops are connected first, in the database of ``database_url`` (default ``DATABASE_URL``): the one the
     gateway under test uses."""
-    from sim.plan import FaultRates
+    async with simulated_marketplaces(catalogue, sim_port, database_url) as simulator:
+        counts = await simulated_day(simulator, orders, seed, on_progress)
+        await until_drained()
+    return counts
+
+
+@asynccontextmanager
+async def simulated_marketplaces(
+    catalogue: Catalogue, sim_port: int, database_url: str | None = None
+) -> AsyncIterator[Simulator]:
+    """The simulator's marketplace APIs on ``sim_port``, every Shopee/TikTok shop connected, until the block ends.
+
+    Whatever polls them (the gateway) should stop inside the block: once it ends, each poll is a refused
+    connection and a warning."""
     from sim.server import Simulator
     from sim.settings import SimSettings
 
     simulator = Simulator(catalogue, SimSettings.from_env())
     async with simulator.serve("127.0.0.1", sim_port):
         await connect_demo_shops(catalogue, sim_port, database_url)  # Shopee/TikTok calls need each shop's token
-        summary = await simulator.run_day(
-            orders=orders,
-            seed=seed,
-            faults=FaultRates(tampered=1, wrong_secret=1),
-            on_progress=webhook_progress(simulator.runner, on_progress),
-        )
-        await until_drained()
+        yield simulator
+
+
+async def simulated_day(
+    simulator: Simulator, orders: int, seed: int, on_progress: Callable[[int, int], None]
+) -> dict[str, int]:
+    """A day of signed webhooks (one tampered and one wrongly signed copy among them); the simulator's counts."""
+    from sim.plan import FaultRates
+
+    summary = await simulator.run_day(
+        orders=orders,
+        seed=seed,
+        faults=FaultRates(tampered=1, wrong_secret=1),
+        on_progress=webhook_progress(simulator.runner, on_progress),
+    )
     return {
         "sim_webhooks_sent": summary.webhooks_sent,
         "sim_webhooks_rejected": summary.webhooks_rejected,
