@@ -92,6 +92,14 @@ class GatewaySettings(BaseSettings):
 
     # Normaliser.
     api_concurrency: int = Field(default=8, ge=1, description="Marketplace API calls in flight per batch.")
+    # While a channel's API is unreachable its deliveries are parked (gateway.parked_deliveries) and retried with
+    # backoff up to api_retry_max_s apart; past the channel's window they are still retried, and reported overdue.
+    tokopedia_api_retry_window_s: float = Field(default=86_400.0, gt=0, description="Tokopedia: no published policy.")
+    tiktok_shop_api_retry_window_s: float = Field(default=57_600.0, gt=0, description="TikTok Shop retries ~15.5 h.")
+    shopee_api_retry_window_s: float = Field(default=86_400.0, gt=0, description="Shopee: retry policy uncertain.")
+    blibli_api_retry_window_s: float = Field(default=86_400.0, gt=0, description="Blibli (polled).")
+    api_retry_base_s: float = Field(default=1.0, gt=0, description="First wait before a parked delivery's retry.")
+    api_retry_max_s: float = Field(default=60.0, gt=0, description="Longest wait between a parked delivery's retries.")
 
     # Blibli poller (blibli.com has no webhooks).
     blibli_store_codes: str = Field(default="", description="Comma-separated Blibli store codes to poll.")
@@ -139,6 +147,11 @@ class GatewaySettings(BaseSettings):
         if not text.strip():
             raise ValueError("is all whitespace")
         return value
+
+    def api_retry_window_s(self, channel: str) -> float:
+        """How long ``channel``'s deliveries are retried on schedule while its API is unreachable."""
+        window = getattr(self, f"{channel}_api_retry_window_s", None)
+        return float(window) if isinstance(window, int | float) else 86_400.0
 
     @property
     def blibli_stores(self) -> tuple[str, ...]:
