@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from infra.db.unit_of_work import UnitOfWork
 from services.ledger.domain.errors import LedgerDomainError
-from services.ledger.domain.policy import SplitPolicy, policy_hash
+from services.ledger.domain.policy import ClawBack, SplitPolicy, policy_hash
 from services.ledger.domain.policy_file import parse_policies
 
 
@@ -19,6 +19,8 @@ class PolicyConflict(LedgerDomainError):
 
 def _body(policy: SplitPolicy) -> dict[str, object]:
     body: dict[str, object] = {"sku": policy.sku} if policy.sku else {}
+    if policy.claw_back_premi is not ClawBack.NEVER:
+        body["claw_back_premi"] = policy.claw_back_premi.value
     return {
         **body,
         "policy_id": policy.policy_id,

@@ -24,6 +24,12 @@ File format (YAML or JSON; parsed by :mod:`services.ledger.domain.policy_file`):
           - {target: pnbp, share: "50%"}
           - {target: inmate_premi, share: "15/100"}
           - {target: production_capital, share: "0.35"}
+        claw_back_premi: never           # optional: never (default) | from_savings | receivable
+
+``claw_back_premi`` says what a refund does with the premi the refunded sale paid to inmates (see
+``docs/accounting.md``, Refunds): ``never`` — the inmate keeps it and production capital absorbs it;
+``from_savings`` — it is taken back from the inmate's savings up to their balance, production capital absorbs
+the rest; ``receivable`` — taken back from savings, the rest booked as a receivable on the inmate.
 
 Selection (:func:`select_policy`): a product-specific policy beats the lapas-wide one; within the winning
 scope the latest ``effective_from`` that is not after the moment wins.
@@ -46,6 +52,7 @@ from services.ledger.domain.errors import NoPolicyError, PolicyError
 
 __all__ = [
     "POLICY_ID_PATTERN",
+    "ClawBack",
     "ShareRule",
     "ShareTarget",
     "SplitPolicy",
@@ -64,6 +71,14 @@ class ShareTarget(StrEnum):
     PNBP = "pnbp"
     INMATE_PREMI = "inmate_premi"
     PRODUCTION_CAPITAL = "production_capital"
+
+
+class ClawBack(StrEnum):
+    """What a refund does with premi already credited to inmates' savings."""
+
+    NEVER = "never"
+    FROM_SAVINGS = "from_savings"
+    RECEIVABLE = "receivable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +100,7 @@ class SplitPolicy:
     effective_from: datetime
     rules: tuple[ShareRule, ...]
     description: str = field(default="", compare=False)
+    claw_back_premi: ClawBack = ClawBack.NEVER
 
     def __post_init__(self) -> None:
         problems = rule_problems(self.rules)
@@ -162,6 +178,12 @@ def _policy_hash(policy: SplitPolicy) -> str:
                 "sku": policy.sku,
                 "effective_from": utc_iso(policy.effective_from),
                 "rules": [{"target": r.target.value, "share": r.share} for r in policy.rules],
+                # Only when not the default, so the versions loaded before the field keep their hash.
+                **(
+                    {"claw_back_premi": policy.claw_back_premi.value}
+                    if policy.claw_back_premi is not ClawBack.NEVER
+                    else {}
+                ),
             }
         )
     )

@@ -11,14 +11,30 @@ from fractions import Fraction
 from services.ledger.domain.accounts import OWNER_PATTERN
 from services.ledger.domain.canonical import utc_iso
 from services.ledger.domain.errors import PolicyError
-from services.ledger.domain.policy import POLICY_ID_PATTERN, ShareRule, ShareTarget, SplitPolicy, rule_problems
+from services.ledger.domain.policy import (
+    POLICY_ID_PATTERN,
+    ClawBack,
+    ShareRule,
+    ShareTarget,
+    SplitPolicy,
+    rule_problems,
+)
 
 __all__ = ["parse_policies", "parse_share"]
 
 _PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s*%")
 _RATIO = re.compile(r"(\d+)\s*/\s*(\d+)")
 _DECIMAL = re.compile(r"\d+(?:\.\d+)?")
-_POLICY_KEYS = ("policy_id", "version", "lapas_id", "sku", "effective_from", "description", "rules")
+_POLICY_KEYS = (
+    "policy_id",
+    "version",
+    "lapas_id",
+    "sku",
+    "effective_from",
+    "description",
+    "rules",
+    "claw_back_premi",
+)
 _RULE_KEYS = ("target", "share")
 
 
@@ -99,6 +115,12 @@ def _parse_one(index: int, raw: object, out: _Collector) -> SplitPolicy | None:
     if not isinstance(description, str):
         out.add(_where(index, raw, "description"), "must be a string")
     rules = _parse_rules(index, raw, out)
+    claw_back = raw.get("claw_back_premi", ClawBack.NEVER.value)
+    if claw_back not in {c.value for c in ClawBack}:
+        out.add(
+            _where(index, raw, "claw_back_premi"),
+            f"must be one of {', '.join(c.value for c in ClawBack)}, got {claw_back!r}",
+        )
 
     if len(out.errors) > before or None in (policy_id, lapas_id, effective) or rules is None:
         return None
@@ -116,6 +138,7 @@ def _parse_one(index: int, raw: object, out: _Collector) -> SplitPolicy | None:
         effective_from=effective,
         rules=tuple(rules),
         description=str(description),
+        claw_back_premi=ClawBack(claw_back),
     )
 
 
