@@ -2,7 +2,9 @@
 
 One Kafka batch is applied in one PostgreSQL transaction: the inbox rows of its events are inserted first
 (``ON CONFLICT DO NOTHING``), so a redelivered event reaches the handler at most once; the handler's writes and its
-outbox rows commit together with them; offsets are committed to Kafka only after that commit.
+outbox rows commit together with them; offsets are committed to Kafka only after that commit. A handler that
+calls out (:class:`PreparingHandler`) does so in ``prepare``, once per batch and outside the transaction; what it
+returns applies the batch inside it, and again event by event during isolation, with the same answers.
 
 When a batch fails, :func:`infra.messaging.failures.classify` decides. A database that cannot take the batch now
 (connection lost or refused, starting up or shutting down, too many connections) makes the whole batch wait and
@@ -28,7 +30,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, cast
 from uuid import UUID
 
 from pydantic import ValidationError
@@ -78,6 +80,15 @@ class BatchHandler(Protocol):
     """Applies new (never seen before) events inside the caller's transaction; returns the rejected ones."""
 
     async def __call__(self, conn: AsyncConnection, events: Sequence[InboundEvent]) -> Sequence[Rejection] | None: ...
+
+
+class PreparingHandler(BatchHandler, Protocol):
+    """A two-phase handler: :meth:`prepare` runs once per batch before any transaction (calls out, e.g. to an
+    HTTP API, and keeps the answers) and returns the handler that applies the batch with them inside the
+    transaction — the whole batch, and each event during isolation, without calling out again. An error
+    ``prepare`` raises is classified like a batch's (a lost database waits, anything else rewinds the batch)."""
+
+    async def prepare(self, events: Sequence[InboundEvent]) -> BatchHandler: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,11 +156,13 @@ class BatchConsumer:
         batch = self.decode(records)
         attempt = contended = 0
         isolating = waiting = False
+        handler: BatchHandler | None = None
         try:
             while True:
                 attempt += 1
                 try:
-                    await (self._process_isolated(batch) if isolating else self._process_whole(batch))
+                    handler = handler or await self._prepare(batch)
+                    await (self._process_isolated if isolating else self._process_whole)(batch, handler)
                     break
                 except Exception as exc:
                     kind = classify(exc)
@@ -185,11 +198,16 @@ class BatchConsumer:
         self._metrics.events_applied.labels(self.name).inc(len(batch.events))
         self._metrics.batch_seconds.labels(self.name).observe(time.perf_counter() - started)
 
-    async def _process_whole(self, batch: DecodedBatch) -> None:
+    async def _prepare(self, batch: DecodedBatch) -> BatchHandler:
+        """The handler that applies this batch: the handler's :meth:`PreparingHandler.prepare` result, if it has one."""
+        prepare = getattr(self._handler, "prepare", None)
+        return self._handler if prepare is None or not batch.events else cast(BatchHandler, await prepare(batch.events))
+
+    async def _process_whole(self, batch: DecodedBatch, handler: BatchHandler) -> None:
         """The whole batch in one transaction."""
         async with self._engine.begin() as conn:
             fresh = await self._claim(conn, batch.events)
-            rejected = _rejected(await self._handler(conn, fresh)) if fresh else []
+            rejected = _rejected(await handler(conn, fresh)) if fresh else []
             failures = [*await self._arrival_failures(conn, batch), *rejected]
             await self._dead_letter(conn, failures)
         self._report_dead_letters(failures)
@@ -258,7 +276,7 @@ class BatchConsumer:
             self._metrics.events_duplicate.labels(self.name).inc(duplicates)
         return [e for e in events if e.envelope.event_id in new_ids]
 
-    async def _process_isolated(self, batch: DecodedBatch) -> None:
+    async def _process_isolated(self, batch: DecodedBatch, handler: BatchHandler) -> None:
         """Apply events one at a time in savepoints; dead-letter the ones that keep failing.
 
         A failure that is the database's, not the event's (:func:`classify`), is raised: the caller retries
@@ -283,7 +301,7 @@ class BatchConsumer:
                     try:
                         async with conn.begin_nested():
                             with bind_event_context(**event_context(event.delivery, event.envelope)):
-                                rejected = _rejected(await self._handler(conn, [event]))
+                                rejected = _rejected(await handler(conn, [event]))
                             await self._dead_letter(conn, rejected)
                         committed_rejections += rejected
                     except PermanentError as exc:
