@@ -10,7 +10,8 @@ It runs *load → plan → write* in the caller's unit of work:
   ``same_lapas``, ``quantity_fits``) and the order (``order_completed``, ``allocate_once``), then releases the
   proceeds held in unallocated to revenue and posts the cumulative distribution
   (:func:`services.ledger.settlement_plan.distribute`);
-- **write** — the entries, the facts and the ``entry_posted`` announcements.
+- **write** — the entries, the facts and the ``entry_posted`` announcements; then the events parked for the
+  order (refunds waiting for the allocation) are posted by the posting use case in the same transaction.
 
 Each posting happens once (its posting key); allocating the same batches again answers "already allocated",
 other batches for an order already distributed are refused. An order not yet settled only records the batches:
@@ -20,14 +21,14 @@ its settlement then distributes as usual.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
 
 from infra.db.unit_of_work import UnitOfWork
-from services.ledger.adapters.facts_repo import load_facts, save_facts
+from services.ledger.adapters.facts_repo import load_facts, park, save_facts
 from services.ledger.adapters.journal_repo import post_entries
 from services.ledger.adapters.policy_repo import PolicyCache
 from services.ledger.domain.errors import LedgerDomainError
@@ -35,6 +36,7 @@ from services.ledger.domain.facts import OrderFacts
 from services.ledger.domain.journal import JournalEntry
 from services.ledger.domain.policy import SplitPolicy
 from services.ledger.outbound import LedgerTopics, entry_posted_messages
+from services.ledger.posting import PostEvents
 from services.ledger.requests import UNKNOWN_LAPAS, completion_request
 from services.ledger.settlement_plan import distribute, held_amount
 
@@ -76,6 +78,7 @@ class AllocationOutcome:
     posted: list[str]
     already_allocated: bool = False
     waiting_for_settlement: bool = False
+    still_parked: list[str] = field(default_factory=list)
 
 
 def parse_pick(value: str) -> Pick:
@@ -207,7 +210,14 @@ async def allocate(
         raise AllocationRefused(f"allocation refused (posting_conflict): {result.conflicts[0].posting_key}")
     await save_facts(uow, [after])
     await uow.publish(entry_posted_messages(result.posted, topics.entries))
-    return AllocationOutcome([c.entry.posting_key for c in result.posted], waiting_for_settlement=not after.settled)
+    # What waited for this allocation (refunds) posts now; one still refused waits on, with the reason reported.
+    rerun = await PostEvents(topics)(uow, [], also=[order_key])
+    await park(uow, [(r.envelope, "allocation") for r in rerun.refusals])
+    return AllocationOutcome(
+        [c.entry.posting_key for c in result.posted],
+        waiting_for_settlement=not after.settled,
+        still_parked=[r.reason for r in rerun.refusals],
+    )
 
 
 def held_row(order: OrderFacts, since: datetime) -> dict[str, Any]:

@@ -365,6 +365,8 @@ def allocate_cmd(
         typer.echo(f"allocated {order_key}; its settlement will distribute it")
     else:
         typer.echo(f"allocated {order_key}: posted " + ", ".join(outcome.posted))
+    for reason in outcome.still_parked:
+        typer.secho(f"an event parked for {order_key} is still refused and waits: {reason}", fg="yellow", err=True)
 
 
 @ledger_app.command("unallocated")

@@ -62,14 +62,17 @@ class PostEvents:
         self._policies = PolicyCache()
         self._recent = RecentCompletions()
 
-    async def __call__(self, uow: UnitOfWork, envelopes: Sequence[Envelope]) -> PostingOutcome:
-        """Post what ``envelopes`` (and the events parked for their orders) call for, in ``uow``."""
+    async def __call__(
+        self, uow: UnitOfWork, envelopes: Sequence[Envelope], also: Sequence[str] = ()
+    ) -> PostingOutcome:
+        """Post what ``envelopes`` (and the events parked for their orders, and for the orders ``also`` names —
+        e.g. one a person just allocated) call for, in ``uow``."""
         relevant, refused = check_arrivals(envelopes)
         outcome = PostingOutcome(refused)
-        if not relevant:
+        if not relevant and not also:
             return outcome
         # load
-        keys = {e.subject for e in relevant}
+        keys = {e.subject for e in relevant} | set(also)
         facts = await load_facts(uow, keys)  # the order facts first, in the lock order
         parked, origins = await take_pending(uow, keys)
         work = [*parked, *relevant]

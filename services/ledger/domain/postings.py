@@ -6,14 +6,17 @@ B = distributable base = min(N, G − F − W), see :mod:`services.ledger.domain
 1. **Sale completed** (``<order>:completed``)::
 
        Dr asset:marketplace_receivable:<channel>     G
-       Cr clearing:undistributed_proceeds:<lapas>    G      (completed, not yet settled)
+       Cr clearing:undistributed_proceeds:<lapas>    G      (completed, not yet settled; unallocated_proceeds
+                                                            when the completion names no batch)
 
-2. **Settlement** (``<order>:settlement``): cash side and revenue recognition in one entry::
+2. **Settlement** (``<order>:settlement:<settlement id>``, one per settlement; see
+   :mod:`services.ledger.settlement_plan` for several settlements, held distributions and their release): cash
+   side and revenue recognition in one entry (G: what this settlement clears of the receivable)::
 
        Dr asset:bank:<account>                       N
        Dr expense:marketplace_fee:<type>             F_type   (each fee type)
        Dr asset:pph22_prepaid                        W
-       Cr asset:marketplace_receivable:<channel>     G        (what completion recognised)
+       Cr asset:marketplace_receivable:<channel>     G        (what it clears of what completion recognised)
        Dr/Cr clearing:suspense                       |N + F + W − G|   (the difference, either side)
        Dr clearing:undistributed_proceeds:<lapas>    G
        Cr revenue:sales:<lapas>                      G
