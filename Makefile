@@ -63,6 +63,7 @@ lock:
 
 schemas: install
 	@$(KARYA) schemas gen
+	@$(KARYA) docs settings
 
 demo: install
 	@$(KARYA) stack up --quiet

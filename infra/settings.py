@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from infra.db.roles import GATEWAY, GATEWAY_URL_ENV
@@ -58,6 +58,30 @@ class DatabaseSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KARYA_DB_", extra="ignore", populate_by_name=True)
 
     url: str = Field(validation_alias=AliasChoices("DATABASE_URL", "KARYA_DB_URL"))
+
+
+class HttpSettings(BaseSettings):
+    """The HTTP port of each service process (``/healthz``, ``/readyz``, ``/metrics``; the gateway's webhooks too);
+    ``karya serve NAME --port N`` overrides it for that process."""
+
+    model_config = SettingsConfigDict(env_prefix="KARYA_", extra="ignore")
+
+    orders_port: int = Field(default=8081, ge=1, le=65535, description="HTTP port of `karya serve orders`.")
+    ledger_port: int = Field(default=8082, ge=1, le=65535, description="HTTP port of `karya serve ledger`.")
+    gateway_port: int = Field(default=8083, ge=1, le=65535, description="HTTP port of `karya serve gateway`.")
+
+    def port(self, service: str) -> int:
+        """The port of ``service`` (orders, ledger or gateway)."""
+        return int(getattr(self, f"{service}_port"))
+
+
+def http_port(service: str) -> int:
+    """``KARYA_<SERVICE>_PORT`` or the service's default; a bad value stops the process naming the variable."""
+    try:
+        return HttpSettings().port(service)
+    except ValidationError as exc:
+        names = ", ".join(f"KARYA_{str(e['loc'][0]).upper()}" for e in exc.errors() if e["loc"])
+        raise SystemExit(f"invalid port in {names}: a number from 1 to 65535") from None
 
 
 def kafka_settings() -> KafkaSettings:

@@ -15,6 +15,8 @@ db_app = typer.Typer(help="Database roles and migrations.", no_args_is_help=True
 schemas_app = typer.Typer(help="Event contracts (JSON Schema, AsyncAPI).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(schemas_app, name="schemas")
+docs_app = typer.Typer(help="Generated documentation.", no_args_is_help=True)
+app.add_typer(docs_app, name="docs")
 
 
 def _require_env(name: str) -> str:
@@ -43,13 +45,16 @@ def db_migrate() -> None:
 def serve(
     service: str = typer.Argument(..., help="orders | ledger | gateway"),
     host: str = typer.Option("127.0.0.1"),
-    port: int = typer.Option(0, help="HTTP port for /healthz, /readyz, /metrics (0: the service default)."),
+    port: int = typer.Option(
+        0, help="HTTP port for /healthz, /readyz, /metrics (0: KARYA_<SERVICE>_PORT, else the service default)."
+    ),
 ) -> None:
     """Run one service process until interrupted (logs: JSON lines on stderr, level from KARYA_LOG_LEVEL)."""
     import uvicorn
 
     from infra.logging import configure_logging
-    from karya.services import build_http_app, default_port
+    from infra.settings import http_port
+    from karya.services import build_http_app
 
     configure_logging(service)
     application = build_http_app(service)
@@ -58,12 +63,28 @@ def serve(
     uvicorn.run(
         application,
         host=host,
-        port=port or default_port(service),
+        port=port or http_port(service),
         log_level="warning",
         log_config=None,  # uvicorn logs through the root logger configured above (JSON, WARNING and up)
         access_log=False,
         **serve_options(service),
     )
+
+
+@docs_app.command("settings")
+def docs_settings(check: bool = typer.Option(False, "--check", help="Exit 1 when docs/settings.md drifted.")) -> None:
+    """Write docs/settings.md: every environment variable, from the settings classes."""
+    from karya.settings_doc import DOC, render
+
+    text = render()
+    if check:
+        if not DOC.exists() or DOC.read_text() != text:
+            typer.secho("docs/settings.md drifted from the settings classes: run `karya docs settings`", err=True)
+            raise typer.Exit(1)
+        typer.echo("docs/settings.md matches the settings classes")
+        return
+    DOC.write_text(text)
+    typer.echo(f"wrote {DOC}")
 
 
 def main() -> None:
