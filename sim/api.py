@@ -18,10 +18,10 @@ import hmac
 import json
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from services.contracts.channels import Channel
@@ -112,6 +112,20 @@ def create_app(
             refresh_ttl_s=settings.sim_refresh_ttl_s,
         )
     app.state.tokens = tokens
+    down: set[str] = set()
+    app.state.down = down  # channels whose seller API answers 503 to everything (an outage, for tests and demos)
+
+    @app.middleware("http")
+    async def _outage(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        if request.url.path.strip("/").split("/", 1)[0] in down:
+            return JSONResponse({"error": "service_unavailable", "message": "simulated outage"}, status_code=503)
+        return await call_next(request)
+
+    @app.post("/_sim/outage/{channel}")
+    async def _set_outage(channel: str, on: bool = True) -> Json:
+        """Start (``?on=true``) or end (``?on=false``) an outage of one channel's seller API."""
+        (down.add if on else down.discard)(channel)
+        return {"down": sorted(down)}
 
     @app.exception_handler(ChannelError)
     async def _channel_error(request: Request, exc: ChannelError) -> JSONResponse:

@@ -15,12 +15,34 @@ import httpx
 
 from services.gateway.clients.base import MarketplaceApiError
 
-__all__ = ["ChannelClient", "ErrorProbe", "JsonApi", "build_http_client"]
+__all__ = [
+    "ChannelClient",
+    "ErrorProbe",
+    "JsonApi",
+    "MarketplaceRefused",
+    "MarketplaceUnavailable",
+    "build_http_client",
+]
 
 #: Returns the channel's error message when a decoded body reports an error, else None.
 ErrorProbe = Callable[[Mapping[str, object]], str | None]
 
 _SNIPPET = 300
+_UNAVAILABLE_4XX = frozenset({401, 403, 408, 409, 425, 429})
+"""4xx answers that are not the request's fault: an authorisation being renewed, a timeout, a conflict, a rate
+limit. Any other 4xx (400 bad request, 404 unknown order, 422) refuses the request itself."""
+
+
+class MarketplaceUnavailable(MarketplaceApiError):
+    """The API could not answer now (no connection, timeout, 5xx, 429, 401/403): worth retrying later."""
+
+
+class MarketplaceRefused(MarketplaceApiError):
+    """The API refused the request itself (4xx such as 400 or 404 for an unknown order): retrying cannot help."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def build_http_client(
@@ -66,13 +88,17 @@ class JsonApi:
                 method, path, params=dict(params or {}), headers=dict(headers or {}), content=content
             )
         except httpx.TimeoutException as exc:
-            raise MarketplaceApiError(f"{where}: timed out ({type(exc).__name__})") from exc
+            raise MarketplaceUnavailable(f"{where}: timed out ({type(exc).__name__})") from exc
         except httpx.HTTPError as exc:
-            raise MarketplaceApiError(f"{where}: request failed: {type(exc).__name__}: {exc}") from exc
+            raise MarketplaceUnavailable(f"{where}: request failed: {type(exc).__name__}: {exc}") from exc
         body = _decode(response)
         if not response.is_success:
+            status = response.status_code
             detail = (self._error_probe(body) if body is not None else None) or _snippet(response.text)
-            raise MarketplaceApiError(f"{where}: HTTP {response.status_code}: {detail}")
+            failed = f"{where}: HTTP {status}: {detail}"
+            if 400 <= status < 500 and status not in _UNAVAILABLE_4XX:
+                raise MarketplaceRefused(failed, status)
+            raise MarketplaceUnavailable(failed)
         if body is None:
             raise MarketplaceApiError(f"{where}: answer is not a JSON object: {_snippet(response.text)}")
         message = self._error_probe(body)
