@@ -32,7 +32,14 @@ from services.ledger.domain.postings import (
     refund_key,
     settlement_key,
 )
-from services.ledger.requests import RecentCompletions, completion_request, refund_request, settlement_request
+from services.ledger.domain.refunds import build_line_refund
+from services.ledger.requests import (
+    RecentCompletions,
+    completion_request,
+    line_refund_request,
+    refund_request,
+    settlement_request,
+)
 from services.ledger.settlement_plan import cumulative, distribute, plan_settlement
 
 _ORDER = {ORDER_COMPLETED: 0, SETTLEMENT_REPORTED: 1, REFUND_REPORTED: 2}
@@ -210,6 +217,9 @@ def _plan_event(envelope: Envelope, inputs: PostingInputs, plan: PostingPlan, re
     if order.hold is not None or order.distributed < len(order.settlements):
         plan.parked.append((envelope, "allocation"))
         return
+    if _line_aware(envelope.data):
+        _plan_line_refund(envelope, order, completion, inputs, plan)
+        return
     refund = refund_request(envelope.data, ref)
     key = refund_key(envelope.subject, refund.refund_id)
     # Posted before, or planned earlier in this batch (the same refund twice in one batch): the first
@@ -230,6 +240,39 @@ def _plan_event(envelope: Envelope, inputs: PostingInputs, plan: PostingPlan, re
     }
     plan.add(build_refund(distribution, refund, order.refunded_gross, balances), source)
     order.refunded_gross, order.changed = order.refunded_gross + refund.amount, True
+
+
+def _line_aware(data: Mapping[str, object]) -> bool:
+    """Whether a refund payload says more than an amount (lines, fees or PPh 22 given back, netting): then it is
+    planned line by line (:mod:`services.ledger.domain.refunds`); an old event keeps the pro-rata reversal."""
+    return bool(data.get("lines") or data.get("fees_returned") or data.get("pph22_returned")) or bool(
+        data.get("netted_in_settlement")
+    )
+
+
+def _plan_line_refund(
+    envelope: Envelope, order: OrderFacts, completion: CompletionRequest, inputs: PostingInputs, plan: PostingPlan
+) -> None:
+    """A line-aware refund: posted once by its key (same request again: redelivery; other: conflict)."""
+    source = str(envelope.event_id)
+    refund = line_refund_request(envelope.data, completion.order)
+    key = refund_key(envelope.subject, refund.refund_id)
+    stored = plan.planned.get(key) or inputs.known.get(key)
+    if stored is not None:
+        mine = request_hash(EntryKind.REFUND, refund)
+        if stored != mine:
+            plan.conflicts.append(Conflict(key, stored, mine, source))
+        return
+    settled = cumulative([settlement_request(s, completion.order) for s in order.settlements])
+    distribution = plan_distribution(completion, settled, inputs.policies)
+    modes = {p.ref: p.claw_back_premi for p in inputs.policies}
+    savings = sorted({leg.credit for _, leg in distribution.legs() if leg.credit.startswith(_INMATE[0])})
+    balances = {a: inputs.balances.get(a, 0) + plan.inmate_changes.get(a, 0) for a in savings}
+    entries, taken = build_line_refund(
+        distribution, completion.allocations, refund, order.refunded_gross, order.refund_taken, modes, balances
+    )
+    plan.add(entries, source)
+    order.refunded_gross, order.refund_taken, order.changed = order.refunded_gross + refund.amount, taken, True
 
 
 def _plan_settlement(

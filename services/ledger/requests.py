@@ -14,6 +14,7 @@ from services.ledger.domain.model import (
     SettlementRequest,
     WorkMember,
 )
+from services.ledger.domain.refunds import LineRefund, RefundedLine
 
 UNKNOWN_LAPAS = "unknown"
 """The lapas of a completion that names neither a lapas nor a batch (its proceeds wait in
@@ -69,6 +70,21 @@ def refund_request(data: dict[str, Any], ref: OrderRef) -> RefundRequest:
     """A refund from a ``refund_reported`` payload (the whole amount clawed back by default)."""
     event = RefundReported.model_validate(data)
     return RefundRequest(order=ref, refund_id=event.refund_id, amount=event.amount, refunded_at=event.refunded_at)
+
+
+def line_refund_request(data: dict[str, Any], ref: OrderRef) -> LineRefund:
+    """A line-aware refund from a ``refund_reported`` payload: each line matched by its seller SKU."""
+    event = RefundReported.model_validate(data)
+    return LineRefund(
+        order=ref,
+        refund_id=event.refund_id,
+        amount=event.amount,
+        refunded_at=event.refunded_at,
+        lines=tuple(RefundedLine(x.seller_sku, x.quantity, x.amount) for x in event.lines),
+        fees_returned=event.fees_returned,
+        pph22_returned=event.pph22_returned,
+        netted_in_settlement=event.netted_in_settlement,
+    )
 
 
 class RecentCompletions:

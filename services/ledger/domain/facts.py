@@ -33,6 +33,7 @@ class OrderFacts:
     distributed: int = 0
     hold: str | None = None
     allocations: list[dict[str, Any]] | None = None
+    refund_taken: dict[str, int] = field(default_factory=dict)
     is_new: bool = False
     changed: bool = False
 
@@ -52,18 +53,22 @@ class OrderFacts:
             facts.distributed = int(state.get("distributed", 0))
             facts.hold = state.get("hold")
             facts.allocations = state.get("allocations")
+            facts.refund_taken = dict(state.get("refund_taken", {}))
         return facts
 
     def state(self) -> dict[str, Any] | None:
         """The settlement column's value (``None`` while nothing but the completion is known and nothing waits)."""
         if not self.settlements and self.hold is None and self.allocations is None:
             return None
-        return {
+        state: dict[str, Any] = {
             "settlements": self.settlements,
             "distributed": self.distributed,
             "hold": self.hold,
             "allocations": self.allocations,
         }
+        if self.refund_taken:  # what line-aware refunds took back per batch, cumulative
+            state["refund_taken"] = self.refund_taken
+        return state
 
     @property
     def settled(self) -> bool:

@@ -1,0 +1,243 @@
+"""Line-aware refunds: which batches a refund reverses, by how much, and the entries that say so. Pure.
+
+A refund that names its lines (or reports fees or PPh 22 given back, or netting in a settlement) is planned
+here; an old event with only an amount keeps the pro-rata reversal of :func:`postings.build_refund`.
+
+Arithmetic (R the refund's amount, fr / pr the fees and PPh 22 the marketplace gives back, c the cash):
+
+1. **Refunded gross per batch.** Each line's amount goes to the completion's allocations of its SKU (the
+   line's ``seller_sku``), split by quantity × unit price if one SKU came from several batches; what the lines
+   do not explain (``R − Σ lines``: refunded shipping, a goodwill amount) is spread over every batch of the
+   order by quantity × unit price. Largest remainder throughout: the parts sum exactly to R.
+2. **Cash paid back** c = R − fr − pr (refused when negative). A refund netted in a settlement pays nothing
+   again (c = 0): that settlement's net, and so its distributable base, already excluded it.
+3. **Take-back per batch**: c split by the refunded gross per batch. Cumulatively per batch (the order's facts
+   keep what each batch has given back), at most the batch's distributed proceeds; each leg gives back its
+   largest-remainder share of the batch's cumulative take-back, so rounding never drifts.
+4. **Who gives back**: PNBP and production capital are reversed. Material cost stays with the supplier (the
+   event does not say the goods came back restockable), premi follows the policy's ``claw_back_premi``; what is
+   not taken back — and cash paid beyond what the batch distributed — is absorbed by production capital
+   (``Dr equity:production_capital / Cr expense:capital_allocation``). So revenue − fees − PPh 22 − distribution
+   of the order moves by exactly −R + fr + pr + c = 0: no residual nobody owns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from services.ledger.domain import accounts
+from services.ledger.domain.allocation import allocate
+from services.ledger.domain.distribution import BatchPlan, DistributionPlan
+from services.ledger.domain.errors import RefundError
+from services.ledger.domain.journal import EntryKind, JournalEntry, LineBuilder, request_hash
+from services.ledger.domain.model import BatchAllocation, OrderRef
+from services.ledger.domain.policy import ClawBack
+
+__all__ = [
+    "FEES_RETURNED",
+    "LineRefund",
+    "RefundedLine",
+    "build_line_refund",
+    "gross_per_batch",
+    "take_back_per_batch",
+]
+
+FEES_RETURNED = "fees_returned"
+"""The fee type credited with the fees a marketplace gives back (the event does not itemise them)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RefundedLine:
+    """One refunded line as the ledger matches it: the SKU (``None``: the channel named none) and its amount."""
+
+    sku: str | None
+    quantity: int
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class LineRefund:
+    """A refund with its lines, what the marketplace gives back and whether a settlement already netted it."""
+
+    order: OrderRef
+    refund_id: str
+    amount: int
+    refunded_at: datetime
+    lines: tuple[RefundedLine, ...] = ()
+    fees_returned: int = 0
+    pph22_returned: int = 0
+    netted_in_settlement: bool = False
+    bank_account: str = "main"
+
+    @property
+    def cash(self) -> int:
+        """What the seller pays back now: 0 when netted, else amount − fees and PPh 22 given back."""
+        return 0 if self.netted_in_settlement else self.amount - self.fees_returned - self.pph22_returned
+
+    def validate(self) -> None:
+        """Raise :class:`RefundError` unless amounts are whole rupiah that fit."""
+        values = [self.amount, self.fees_returned, self.pph22_returned, *(x.amount for x in self.lines)]
+        if any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in values) or self.amount <= 0:
+            raise RefundError(f"refund {self.refund_id}: amounts must be whole rupiah (amount > 0)")
+        if sum(x.amount for x in self.lines) > self.amount:
+            raise RefundError(f"refund {self.refund_id}: the lines' amounts exceed the refund's amount {self.amount}")
+        if self.fees_returned + self.pph22_returned > self.amount:
+            raise RefundError(
+                f"refund {self.refund_id}: fees {self.fees_returned} and PPh 22 {self.pph22_returned} given back "
+                f"exceed the refund's amount {self.amount}"
+            )
+
+
+def _weights(allocations: Sequence[BatchAllocation]) -> list[int]:
+    weights = [a.quantity * a.unit_price for a in allocations]
+    return weights if any(weights) else [a.quantity for a in allocations]
+
+
+def gross_per_batch(allocations: Sequence[BatchAllocation], refund: LineRefund) -> list[int] | None:
+    """The refunded gross per allocation (in order, summing to ``refund.amount``); ``None`` when a line's SKU is
+    not among the allocations (the caller spreads the whole refund pro rata instead)."""
+    out = [0] * len(allocations)
+    for line in refund.lines:
+        matches = [i for i, a in enumerate(allocations) if line.sku is not None and a.sku == line.sku]
+        if not matches:
+            return None
+        for i, part in zip(matches, allocate(line.amount, _weights([allocations[i] for i in matches])), strict=True):
+            out[i] += part
+    rest = refund.amount - sum(line.amount for line in refund.lines)
+    for i, part in enumerate(allocate(rest, _weights(allocations))):
+        out[i] += part
+    return out
+
+
+def take_back_per_batch(gross: Sequence[int], cash: int) -> list[int]:
+    """``cash`` split by the refunded gross per batch (largest remainder; all to nothing when no gross)."""
+    return allocate(cash, list(gross)) if any(gross) else [0] * len(gross)
+
+
+@dataclass
+class _Reversal:
+    lines: LineBuilder = field(default_factory=LineBuilder)
+    absorbed: int = 0
+
+
+def _reverse_batch(
+    batch: BatchPlan, before: int, after: int, claw_back: ClawBack, balances: dict[str, int], out: _Reversal
+) -> None:
+    """Reverse the legs of ``batch`` from cumulative take-back ``before`` to ``after`` into ``out``."""
+    legs = batch.legs
+    if not legs:
+        return
+    amounts = [leg.amount for leg in legs]
+    for leg, was, now in zip(legs, allocate(before, amounts), allocate(after, amounts), strict=True):
+        delta = now - was
+        kind = accounts.account_info(leg.credit)
+        if kind.kind.name == "supplier_payable":
+            out.absorbed += delta  # not restockable: the supplier keeps the material cost
+        elif kind.kind.name == "inmate_savings" and kind.owner is not None and claw_back is not ClawBack.NEVER:
+            savings = max(balances.get(leg.credit, 0), 0)
+            taken = min(savings, delta) if delta > 0 else delta
+            out.lines.credit(leg.debit, taken)
+            out.lines.debit(leg.credit, taken)
+            balances[leg.credit] = balances.get(leg.credit, 0) - taken
+            if claw_back is ClawBack.RECEIVABLE:
+                out.lines.credit(leg.debit, delta - taken)
+                out.lines.debit(accounts.inmate_receivable(kind.owner), delta - taken)
+            else:
+                out.absorbed += delta - taken
+        elif kind.kind.name == "inmate_savings":
+            out.absorbed += delta  # never: the inmate keeps the premi
+        else:
+            out.lines.credit(leg.debit, delta)
+            out.lines.debit(leg.credit, delta)
+
+
+def build_line_refund(
+    plan: DistributionPlan,
+    allocations: Sequence[BatchAllocation],
+    refund: LineRefund,
+    refunded_before: int,
+    taken: Mapping[str, int],
+    claw_back: Mapping[str, ClawBack],
+    balances: Mapping[str, int],
+) -> tuple[list[JournalEntry], dict[str, int]]:
+    """The refund's cash entry and one reversal entry per batch that changes, and the cumulative take-back per
+    batch after it.
+
+    ``refunded_before``: gross refunded by earlier refunds; ``taken``: cumulative take-back per batch so far;
+    ``claw_back``: the mode per policy ref of the plan's batches (absent: never); ``balances``: normal-side
+    balances of the order's inmate savings accounts."""
+    refund.validate()
+    order = plan.order
+    if refund.order != order:
+        raise RefundError(f"refund is for {refund.order.order_key}, plan for {order.order_key}")
+    if refunded_before + refund.amount > plan.gross:
+        raise RefundError(
+            f"order {order.order_key}: refund {refund.refund_id} of {refund.amount} brings refunds to "
+            f"{refunded_before + refund.amount}, more than the gross {plan.gross}"
+        )
+    gross = gross_per_batch(allocations, refund)
+    if gross is None:  # a line names no SKU of the order: the whole refund is spread pro rata
+        gross = allocate(refund.amount, _weights(allocations))
+    shares = take_back_per_batch(gross, refund.cash)
+    cash = LineBuilder()
+    cash.debit(accounts.sales_revenue(order.lapas_id), refund.amount)
+    paid = accounts.suspense() if refund.netted_in_settlement else accounts.bank(refund.bank_account)
+    cash.credit(paid, refund.amount - refund.fees_returned - refund.pph22_returned)
+    cash.credit(accounts.fee_expense(FEES_RETURNED), refund.fees_returned)
+    cash.credit(accounts.pph22_prepaid(), refund.pph22_returned)
+    entries = [
+        JournalEntry(
+            posting_key=f"{order.order_key}:refund:{refund.refund_id}",
+            request_hash=request_hash(EntryKind.REFUND, refund),
+            kind=EntryKind.REFUND,
+            memo=(
+                f"order {order.order_key} refund {refund.refund_id}: {refund.amount} (cumulative "
+                f"{refunded_before + refund.amount} of {plan.gross}), cash {refund.cash}"
+                + (" (netted in a settlement: clears suspense)" if refund.netted_in_settlement else "")
+            ),
+            effective_at=refund.refunded_at,
+            lines=cash.lines(),
+            order_key=order.order_key,
+        )
+    ]
+    working = dict(balances)
+    after_taken = dict(taken)
+    by_batch = {b.batch_id: b for b in plan.batches}
+    lapas = order.lapas_id
+    for allocation, refunded, share in zip(allocations, gross, shares, strict=True):
+        batch = by_batch.get(allocation.batch_id)
+        before = taken.get(allocation.batch_id, 0)
+        capacity = batch.proceeds if batch is not None else 0
+        after = min(capacity, before + share)
+        out = _Reversal(absorbed=share - (after - before))
+        if batch is not None:
+            _reverse_batch(batch, before, after, claw_back.get(batch.policy_ref, ClawBack.NEVER), working, out)
+        out.lines.debit(accounts.production_capital(lapas), out.absorbed)
+        out.lines.credit(accounts.capital_allocation_expense(lapas), out.absorbed)
+        after_taken[allocation.batch_id] = after
+        built = out.lines.lines()
+        if not built:
+            continue
+        entries.append(
+            JournalEntry(
+                posting_key=f"{order.order_key}:refund:{refund.refund_id}:{allocation.batch_id}",
+                request_hash=request_hash(EntryKind.REFUND_REVERSAL, refund, part=allocation.batch_id),
+                kind=EntryKind.REFUND_REVERSAL,
+                memo=(
+                    f"order {order.order_key} refund {refund.refund_id}, batch {allocation.batch_id}: refunded "
+                    f"gross {refunded}, take-back {share} (cumulative {after} of "
+                    f"{capacity}), absorbed by production capital {out.absorbed}"
+                ),
+                effective_at=refund.refunded_at,
+                lines=built,
+                policy_ref=batch.policy_ref if batch is not None else None,
+                reverses=f"{order.order_key}:distribution:{allocation.batch_id}",
+                order_key=order.order_key,
+                batch_id=allocation.batch_id,
+            )
+        )
+    for entry in entries:
+        entry.validate()
+    return entries, after_taken
