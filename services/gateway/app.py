@@ -20,6 +20,7 @@ from services.gateway.deliveries import DeliveryStore
 from services.gateway.deps import GatewayDeps
 from services.gateway.emit import SCHEMA, GatewayTopics
 from services.gateway.normaliser import Normaliser
+from services.gateway.parking import run_parked_retries
 from services.gateway.pollers import run_backstop_poller, run_blibli_poller
 from services.gateway.retention import RetentionMetrics, run_raw_retention
 from services.gateway.settings import GatewayConfigError, GatewaySettings
@@ -57,10 +58,11 @@ def build_runtime(
     topics = topics or GatewayTopics.with_prefix(kafka.topic_prefix)
     deps = GatewayDeps(settings, clients)
     runtime = ServiceRuntime(name="gateway", schema=SCHEMA, database_url=database_url, kafka=kafka)
+    normaliser = Normaliser(deps, topics, runtime.engine)
     runtime.add_consumer(
         name=consumer_name,
         topics=[topics.raw_deliveries],
-        handler=Normaliser(deps, topics),
+        handler=normaliser,
         description="Verified raw webhook deliveries → canonical order status and settlement events.",
     )
     runtime.declare_output(
@@ -92,6 +94,9 @@ def build_runtime(
         db = runtime.engine
         runtime.add_background("blibli-poller", lambda stop: run_blibli_poller(db, deps, stop, topics))
         runtime.add_background("backstop-poller", lambda stop: run_backstop_poller(db, deps, stop, topics))
+    runtime.add_background(
+        "parked-deliveries", lambda stop: run_parked_retries(runtime.engine, normaliser, consumer_name, stop)
+    )
     retention = RetentionMetrics(runtime.metrics.registry)
     runtime.add_background("raw-retention", lambda stop: run_raw_retention(runtime.engine, deps, stop, retention))
     runtime.add_background("close-clients", lambda stop: _close_on_stop(deps, stop))

@@ -1,21 +1,25 @@
-"""The normaliser: verified raw deliveries → canonical order and settlement events (a batch consumer).
+"""The normaliser: verified raw deliveries → canonical order and settlement events (a two-phase batch consumer).
 
-For each ``delivery_received`` event, inside the consumer's transaction:
+**Fetch phase** (:meth:`Normaliser.prepare`, before any transaction, once per batch):
 
 1. parse the body (:mod:`services.gateway.normalise`) and classify its status with the orders service's
    tables; an unparseable body, a non-integral amount or an unmappable status is a :class:`Rejection` (dead
    letter with the reason);
-2. complete trigger-only deliveries (Shopee, TikTok Shop; a Tokopedia status change for an order whose lines
-   were never published) with the order-detail API — once per order, only while its lines are unknown and
-   not for cancellations;
-3. when the status reaches completion, fetch the settlement; a settled order yields ``settlement_reported``
-   (an unsettled one is picked up later by the backstop poller);
-4. publish through the gateway outbox, each fact once (:func:`services.gateway.emit.emit`).
+2. plan and run every API call the batch needs (:func:`plan`, :mod:`services.gateway.fetching`), concurrently and
+   bounded, keeping the answers in memory: order detail for trigger-only deliveries (Shopee, TikTok Shop; a
+   Tokopedia status change for an order whose lines were never published) once per order, only while its lines
+   are unknown and not for cancellations; the settlement and refunds at completion (refunds on return statuses).
 
-Bad content — in a body or in an API answer — is a rejection, anything else is transient; the one mapping is
-:func:`services.gateway.values.rejection_context` (a refused amount, quantity or time, an unparseable body, an
-invalid event). Marketplace API errors are transient: they propagate, so the consumer core retries with backoff
-and dead-letters after its maximum attempts.
+**Apply phase** (:class:`Apply`, inside the consumer's transaction, the whole batch or one event during
+isolation — never calling out again): publish through the gateway outbox, each fact once
+(:func:`services.gateway.emit.emit`); a completed order with a settlement yields ``settlement_reported`` (an
+unsettled one is picked up later by the backstop poller).
+
+An API that refused the request (400, 404 unknown order) or answered bad content rejects the order's deliveries
+(:func:`services.gateway.values.rejection_context`); an API that could not answer (no connection, timeout, 5xx,
+429, 401/403) parks them (:mod:`services.gateway.parking`): stored, not dead-lettered, and applied once it answers;
+later deliveries of a parked order are parked behind it. Any other error is raised in the apply phase, so the
+consumer core retries, isolates and dead-letters it as for any handler.
 
 A rejection's reason is stored with its dead letter and sent in the DLQ header, so it carries ids, field paths
 and error codes (:func:`infra.errors.error_text`), never a value from the body: buyer names, phones and
@@ -24,40 +28,34 @@ addresses stay in ``gateway.raw_deliveries`` (redacted for other roles, and in p
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
 
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from infra.errors import describe_error, error_text, quoted_code
 from infra.messaging.consumer import InboundEvent, Rejection
 from services.contracts.channels import OrderState
 from services.contracts.gateway import DELIVERY_RECEIVED, DeliveryReceived
-from services.contracts.marketplace import RefundReported, SettlementReported
-from services.gateway.canonical import (
-    UnmappableStatus,
-    Verdict,
-    api_lines,
-    classify,
-    refund_event,
-    settlement_event,
-    status_event,
-)
-from services.gateway.clients.base import ApiOrder
-from services.gateway.concurrency import run_bounded
+from services.gateway.canonical import UnmappableStatus, Verdict, api_lines, classify, status_event
 from services.gateway.deps import GatewayDeps
 from services.gateway.emit import (
     Emission,
     GatewayTopics,
     RefundEmission,
+    SeenOrder,
     SettlementEmission,
     StatusEmission,
     emit,
     load_seen,
 )
+from services.gateway.fetching import Fetched, FetchPlan, fetch
 from services.gateway.normalise import Notice, parse_delivery
+from services.gateway.parking import park, parked_order_keys
+from services.gateway.settings import GatewaySettings
 from services.gateway.values import rejection_context
 
 
@@ -71,63 +69,105 @@ class _Item:
 
 _RETURN_STATES = frozenset({OrderState.RETURN_REQUESTED, OrderState.RETURNED, OrderState.REFUNDED})
 
-_Refusal = tuple[str, dict[str, object]]
-"""Why an API answer about an order is refused: the reason (stored and sent) and the facts (logged), both
-value-free."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Fetched:
-    details: dict[str, ApiOrder]
-    settlements: dict[str, SettlementReported | None]
-    refused: dict[str, _Refusal]  # by order key: each of the order's deliveries is rejected with it
-    refunds: dict[str, list[RefundReported]]
-
 
 class Normaliser:
-    """Batch handler of the raw-deliveries topic (see the module docstring)."""
+    """Batch handler of the raw-deliveries topic, in two phases (see the module docstring)."""
 
-    def __init__(self, deps: GatewayDeps, topics: GatewayTopics) -> None:
+    def __init__(self, deps: GatewayDeps, topics: GatewayTopics, engine: AsyncEngine | None = None) -> None:
+        """``engine`` reads what is known of the batch's orders before the transaction (without it every
+        order without lines has its detail fetched)."""
         self._deps = deps
         self._topics = topics
+        self._engine = engine
 
-    async def __call__(self, conn: AsyncConnection, events: Sequence[InboundEvent]) -> list[Rejection]:
-        """Normalise ``events`` (new to this consumer); returns the rejected ones."""
-        rejections: list[Rejection] = []
+    async def __call__(self, conn: AsyncConnection, events: Sequence[InboundEvent]) -> Sequence[Rejection]:
+        """Both phases at once (for a caller that does not prepare; the consumer core does)."""
+        return await (await self.prepare(events))(conn, events)
+
+    async def prepare(self, events: Sequence[InboundEvent]) -> Apply:
+        """Fetch phase, before any transaction: parse, then every API call the batch needs (bounded)."""
+        rejections: dict[UUID, Rejection] = {}
         items: list[_Item] = []
         for event in events:
             parsed = parse_event(event)
             if isinstance(parsed, Rejection):
-                rejections.append(parsed)
+                rejections[event.envelope.event_id] = parsed
             else:
                 items.append(parsed)
-        if not items:
-            return rejections
-        seen = await load_seen(conn, {i.notice.order_key for i in items})
-        with_lines = {i.notice.order_key for i in items if i.notice.lines}
-        details = {
-            i.notice.order_key: i.notice
-            for i in items
-            if not i.notice.lines
-            and i.notice.order_key not in with_lines
-            and i.verdict.state is not OrderState.CANCELLED
-            and not (i.notice.order_key in seen and seen[i.notice.order_key].has_lines)
-        }
-        settlements = {
-            i.notice.order_key: i.notice
-            for i in items
-            if i.verdict.completion  # also when settled before: a later settlement under a reused id is new content
-        }
-        # A completed order pushed again may carry a refund (marketplaces re-push the status with a newer time);
-        # a return status may too (the refund is read from the channel's returns API).
-        refunds = {
-            i.notice.order_key: i.notice for i in items if i.verdict.completion or i.verdict.state in _RETURN_STATES
-        }
-        fetched = await self._fetch(details, settlements, refunds)
+        seen: dict[str, SeenOrder] = {}
+        if items and self._engine is not None:
+            async with self._engine.connect() as conn:  # a read, committed at once: no transaction held open
+                seen = await load_seen(conn, {i.notice.order_key for i in items})
+        fetched = await fetch(self._deps, plan(items, seen)) if items else Fetched()
+        return Apply(self._topics, self._deps.settings, items, rejections, fetched)
+
+    @property
+    def settings(self) -> GatewaySettings:
+        """The gateway's settings (the parking task reads the retry windows and backoff)."""
+        return self._deps.settings
+
+
+def plan(items: Sequence[_Item], seen: Mapping[str, SeenOrder]) -> FetchPlan:
+    """The API calls ``items`` need: order detail while an order's lines are unknown (not for cancellations);
+    settlement at completion (also when settled before: a later settlement under a reused id is new content);
+    refunds at completion (marketplaces re-push the status with a newer time) and on return statuses."""
+    with_lines = {i.notice.order_key for i in items if i.notice.lines}
+    details = {
+        i.notice.order_key: i.notice
+        for i in items
+        if not i.notice.lines
+        and i.notice.order_key not in with_lines
+        and i.verdict.state is not OrderState.CANCELLED
+        and not (i.notice.order_key in seen and seen[i.notice.order_key].has_lines)
+    }
+    settlements = {i.notice.order_key: i.notice for i in items if i.verdict.completion}
+    refunds = {i.notice.order_key: i.notice for i in items if i.verdict.completion or i.verdict.state in _RETURN_STATES}
+    return FetchPlan(details, settlements, refunds)
+
+
+class Apply:
+    """Apply phase of one prepared batch, inside the consumer's transaction: applies any subset of the batch's
+    events (the whole batch, or one event during isolation) from the fetched answers, without calling out."""
+
+    def __init__(
+        self,
+        topics: GatewayTopics,
+        settings: GatewaySettings,
+        items: list[_Item],
+        rejections: dict[UUID, Rejection],
+        fetched: Fetched,
+    ) -> None:
+        self._topics = topics
+        self._settings = settings
+        #: Attempts and first parking time of deliveries retried from the parking table (they are parked again).
+        self.history: dict[UUID, tuple[int, datetime]] = {}
+        self._items = items
+        self._rejections = rejections
+        self.fetched = fetched
+        #: Event ids this phase parked the last time it ran (the parking task reads it).
+        self.parked: set[UUID] = set()
+
+    async def __call__(self, conn: AsyncConnection, events: Sequence[InboundEvent]) -> Sequence[Rejection]:
+        """Apply ``events``; returns the rejected ones. Deliveries whose API was unreachable, or whose order
+        already has a parked delivery, are parked (:mod:`services.gateway.parking`), not rejected."""
+        ids = {e.envelope.event_id for e in events}
+        rejections = [r for i, r in self._rejections.items() if i in ids]
+        items = [i for i in self._items if i.event.envelope.event_id in ids]
+        fetched = self.fetched
+        behind = await parked_order_keys(conn, {i.notice.order_key for i in items}, ids)
         emissions: list[Emission] = []
+        parked: list[tuple[InboundEvent, str, str, str]] = []
         settled: set[str] = set()
+        refunds = {k: list(v) for k, v in fetched.refunds.items()}
         for item in items:
             key = item.notice.order_key
+            if key in fetched.failed:
+                raise fetched.failed[key]  # not the API's answer nor its absence: the consumer core retries it
+            unreachable = fetched.unavailable.get(key)
+            if unreachable is not None or key in behind:
+                reason = unreachable[0] if unreachable else f"behind a parked delivery of {key}"
+                parked.append((item.event, item.notice.channel, key, reason))
+                continue
             refusal = fetched.refused.get(key)
             if refusal is not None:
                 rejections.append(Rejection(item.event, *refusal))
@@ -149,61 +189,11 @@ class Normaliser:
             if item.verdict.completion and settlement is not None and key not in settled:
                 settled.add(key)
                 emissions.append(SettlementEmission(settlement, causation=item.event.envelope))
-            emissions += [RefundEmission(r, causation=item.event.envelope) for r in fetched.refunds.pop(key, [])]
+            emissions += [RefundEmission(r, causation=item.event.envelope) for r in refunds.pop(key, [])]
+        await park(conn, parked, settings=self._settings, history=self.history)
+        self.parked = {event.envelope.event_id for event, *_ in parked}
         await emit(conn, emissions, self._topics)
         return rejections
-
-    async def _fetch(
-        self, details: dict[str, Notice], settlements: dict[str, Notice], refunds: dict[str, Notice]
-    ) -> _Fetched:
-        """Order details, settlements and refunds, concurrently (bounded); API errors propagate."""
-        out = _Fetched({}, {}, {}, {})
-
-        def detail_of(key: str, n: Notice) -> Callable[[], Awaitable[None]]:
-            async def call() -> None:
-                with _refusals(out, key, f"{n.channel} order detail of {key}"):
-                    out.details[key] = await self._deps.client(n.channel).order_detail(n.shop_id, n.order_id)
-
-            return call
-
-        def settlement_of(key: str, n: Notice) -> Callable[[], Awaitable[None]]:
-            async def call() -> None:
-                with _refusals(out, key, f"{n.channel} settlement of {key}"):
-                    found = await self._deps.client(n.channel).settlement(n.shop_id, n.order_id)
-                    event = settlement_event(found, n.channel, key) if found is not None else None
-                    out.settlements[key] = event
-
-            return call
-
-        def refunds_of(key: str, n: Notice) -> Callable[[], Awaitable[None]]:
-            async def call() -> None:
-                client = self._deps.client(n.channel)
-                fetch = getattr(client, "refunds", None)  # not every channel's API lists refunds
-                if fetch is None:
-                    return
-                with _refusals(out, key, f"{n.channel} refunds of {key}"):
-                    out.refunds[key] = [refund_event(r, key) for r in await fetch(n.shop_id, n.order_id)]
-
-            return call
-
-        calls = [detail_of(k, n) for k, n in details.items()]
-        calls += [settlement_of(k, n) for k, n in settlements.items()]
-        calls += [refunds_of(k, n) for k, n in refunds.items()]
-        if calls:
-            await run_bounded(calls, self._deps.settings.api_concurrency)
-        return out
-
-
-@contextlib.contextmanager
-def _refusals(out: _Fetched, key: str, what: str) -> Iterator[None]:
-    """Bad data in an API answer rejects the order's deliveries; any other error propagates (retried)."""
-    try:
-        yield
-    except Exception as exc:
-        problem = rejection_context(exc)
-        if problem is None:
-            raise
-        out.refused[key] = (error_text(exc, context=f"{what}: {problem}"), {"order_key": key, **describe_error(exc)})
 
 
 def parse_event(event: InboundEvent) -> _Item | Rejection:

@@ -1,0 +1,128 @@
+"""The normaliser's fetch phase: every marketplace API call a batch needs, before its database transaction.
+
+Calls run concurrently (at most ``api_concurrency`` at once) and every answer or failure is kept in memory, by
+order key, in a :class:`Fetched`; the apply phase (inside the transaction) reads only that. Each failure is
+classified once (:func:`outcome_of`):
+
+- **refused** — the answer's content is bad (a non-integral amount, :func:`services.gateway.values.rejection_context`)
+  or the API refused the request itself (:class:`MarketplaceRefused`: 400, 404 unknown order): the order's
+  deliveries are rejections (dead letters with a value-free reason);
+- **unavailable** — the API could not answer now (:class:`MarketplaceUnavailable`: no connection, timeout, 5xx,
+  429, 401/403; or any other :class:`MarketplaceApiError`, e.g. an error inside a 2xx body): the order's
+  deliveries are parked (:mod:`services.gateway.parking`) and retried until the API answers;
+- anything else is a bug or an unexpected condition: kept as ``failed`` and raised by the apply phase, so the
+  consumer core retries and isolates it as before — without calling the API again.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from infra.errors import describe_error, error_text
+from services.contracts.marketplace import RefundReported, SettlementReported
+from services.gateway.canonical import refund_event, settlement_event
+from services.gateway.clients.base import ApiOrder, MarketplaceApiError
+from services.gateway.clients.http import MarketplaceRefused
+from services.gateway.concurrency import run_bounded
+from services.gateway.deps import GatewayDeps
+from services.gateway.normalise import Notice
+from services.gateway.values import rejection_context
+
+Refusal = tuple[str, dict[str, object]]
+"""Why an order's deliveries are refused or parked: the reason (stored) and the facts (logged), value-free."""
+
+
+class Outcome(enum.Enum):
+    """What an API failure means for the deliveries that needed the call."""
+
+    REFUSED = "refused"
+    UNAVAILABLE = "unavailable"
+    FAILED = "failed"
+
+
+def outcome_of(exc: BaseException) -> Outcome:
+    """Classify a failed API call (see the module docstring)."""
+    if isinstance(exc, Exception) and rejection_context(exc) is not None:
+        return Outcome.REFUSED
+    if isinstance(exc, MarketplaceRefused):
+        return Outcome.REFUSED
+    if isinstance(exc, MarketplaceApiError):
+        return Outcome.UNAVAILABLE
+    return Outcome.FAILED
+
+
+@dataclass(slots=True)
+class Fetched:
+    """What the fetch phase learnt, by order key."""
+
+    details: dict[str, ApiOrder] = field(default_factory=dict)
+    settlements: dict[str, SettlementReported | None] = field(default_factory=dict)
+    refunds: dict[str, list[RefundReported]] = field(default_factory=dict)
+    refused: dict[str, Refusal] = field(default_factory=dict)
+    unavailable: dict[str, Refusal] = field(default_factory=dict)
+    failed: dict[str, Exception] = field(default_factory=dict)
+
+    def record(self, key: str, what: str, exc: Exception) -> None:
+        """Keep ``exc`` (a failed call about order ``key``) by its :func:`outcome_of`."""
+        outcome = outcome_of(exc)
+        if outcome is Outcome.FAILED:
+            self.failed.setdefault(key, exc)
+            return
+        problem = rejection_context(exc) or ("unreachable" if outcome is Outcome.UNAVAILABLE else "refused")
+        why = (error_text(exc, context=f"{what}: {problem}"), {"order_key": key, **describe_error(exc)})
+        (self.refused if outcome is Outcome.REFUSED else self.unavailable).setdefault(key, why)
+
+
+@dataclass(frozen=True, slots=True)
+class FetchPlan:
+    """The calls a batch needs, by order key (the notice names channel, shop and order)."""
+
+    details: dict[str, Notice]
+    settlements: dict[str, Notice]
+    refunds: dict[str, Notice]
+
+
+async def fetch(deps: GatewayDeps, plan: FetchPlan) -> Fetched:
+    """Run ``plan``'s calls concurrently (bounded by ``api_concurrency``); no failure escapes, each is kept."""
+    out = Fetched()
+
+    def guarded(key: str, what: str, call: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            try:
+                await call()
+            except Exception as exc:
+                out.record(key, what, exc)
+
+        return run
+
+    def detail_of(n: Notice) -> Callable[[], Awaitable[None]]:
+        async def call() -> None:
+            out.details[n.order_key] = await deps.client(n.channel).order_detail(n.shop_id, n.order_id)
+
+        return call
+
+    def settlement_of(n: Notice) -> Callable[[], Awaitable[None]]:
+        async def call() -> None:
+            found = await deps.client(n.channel).settlement(n.shop_id, n.order_id)
+            out.settlements[n.order_key] = (
+                settlement_event(found, n.channel, n.order_key) if found is not None else None
+            )
+
+        return call
+
+    def refunds_of(n: Notice) -> Callable[[], Awaitable[None]]:
+        async def call() -> None:
+            listing = getattr(deps.client(n.channel), "refunds", None)  # not every channel's API lists refunds
+            if listing is not None:
+                out.refunds[n.order_key] = [refund_event(r, n.order_key) for r in await listing(n.shop_id, n.order_id)]
+
+        return call
+
+    calls = [guarded(k, f"{n.channel} order detail of {k}", detail_of(n)) for k, n in plan.details.items()]
+    calls += [guarded(k, f"{n.channel} settlement of {k}", settlement_of(n)) for k, n in plan.settlements.items()]
+    calls += [guarded(k, f"{n.channel} refunds of {k}", refunds_of(n)) for k, n in plan.refunds.items()]
+    if calls:
+        await run_bounded(calls, deps.settings.api_concurrency)
+    return out

@@ -1,0 +1,197 @@
+"""Deliveries parked while their marketplace API is unreachable, and the task that applies them once it answers.
+
+Why a table rather than holding the Kafka batch uncommitted: an outage can last hours (a channel retries its
+webhooks for up to ~16 h), far beyond Kafka's poll interval, and a held batch would stop every other channel
+and order on the same partitions. A parked delivery is stored whole (record bytes, headers, origin) in the
+transaction that marks its inbox row applied, so nothing is lost and nothing is dead-lettered for an outage; the
+rest of the batch goes on. Later deliveries of the same order are parked behind it (its order is kept); other
+orders are not held.
+
+:func:`run_parked_retries` takes due rows (all of an order's rows together), runs the normaliser's fetch phase
+outside any transaction, then in one transaction deletes the rows it retries (``DELETE … RETURNING``: a row
+another instance took is skipped) and applies them: what the API answered is published, a refusal (400, 404) is
+dead-lettered under the normaliser's consumer name, and what is still unreachable is parked again with the next
+backoff (``api_retry_base_s`` doubling up to ``api_retry_max_s``). A delivery parked longer than its channel's
+retry window (``KARYA_<CHANNEL>_API_RETRY_WINDOW_S``) is still retried, and logged as overdue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from infra.errors import describe_error
+from infra.logging import get_logger
+from infra.messaging.consumer import InboundEvent
+from infra.messaging.dead_letters import DeadLetter, write_dead_letters
+from infra.messaging.delivery import Delivery
+from infra.messaging.envelope import Envelope
+from services.gateway.emit import SCHEMA
+from services.gateway.settings import GatewaySettings
+
+if TYPE_CHECKING:
+    from services.gateway.normaliser import Apply, Normaliser
+
+log = get_logger(__name__)
+
+_COLUMNS = 'event_id, channel, order_key, topic, "partition", "offset", key, value, headers, attempts, parked_at'
+
+
+async def parked_order_keys(conn: AsyncConnection, keys: Iterable[str], besides: set[UUID]) -> set[str]:
+    """Which of ``keys`` have a parked delivery other than ``besides`` (those are being applied now)."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return set()
+    rows = await conn.execute(
+        text(
+            f"SELECT DISTINCT order_key FROM {SCHEMA}.parked_deliveries "
+            "WHERE order_key = ANY(:keys) AND NOT (event_id = ANY(:ids))"
+        ),
+        {"keys": wanted, "ids": sorted(besides)},
+    )
+    return {r[0] for r in rows}
+
+
+async def park(
+    conn: AsyncConnection,
+    parked: Sequence[tuple[InboundEvent, str, str, str]],
+    *,
+    settings: GatewaySettings,
+    history: Mapping[UUID, tuple[int, datetime]] | None = None,
+) -> None:
+    """Store ``(event, channel, order key, reason)`` deliveries as parked; ``history`` carries the attempts and
+    first parking time of rows being parked again (the next try waits longer)."""
+    if not parked:
+        return
+    now = datetime.now(UTC)
+    params: list[dict[str, Any]] = []
+    for event, channel, key, reason in parked:
+        attempts, since = (history or {}).get(event.envelope.event_id, (0, now))
+        d = event.delivery
+        wait = _backoff_s(settings, attempts + 1)
+        params.append(
+            {
+                "id": event.envelope.event_id,
+                "channel": channel,
+                "key": key,
+                "topic": d.topic,
+                "part": d.partition,
+                "off": d.offset,
+                "rkey": d.key,
+                "value": d.value,
+                "headers": json.dumps([[k, v.hex()] for k, v in d.headers]),
+                "reason": reason,
+                "attempts": attempts + 1,
+                "since": since,
+                "next": now + timedelta(seconds=wait),
+            }
+        )
+    await conn.execute(
+        text(
+            f'INSERT INTO {SCHEMA}.parked_deliveries (event_id, channel, order_key, topic, "partition", "offset", '
+            "key, value, headers, reason, attempts, parked_at, next_attempt_at) VALUES (:id, :channel, :key, "
+            ":topic, :part, :off, :rkey, :value, CAST(:headers AS jsonb), :reason, :attempts, :since, :next) "
+            "ON CONFLICT (event_id) DO NOTHING"
+        ),
+        params,
+    )
+    log.info("deliveries_parked", count=len(params), channels=sorted({p["channel"] for p in params}))
+
+
+def _backoff_s(settings: GatewaySettings, attempts: int) -> float:
+    """Seconds before the next try of a delivery tried ``attempts`` times: doubling from the base, capped."""
+    return min(settings.api_retry_base_s * 2.0 ** min(attempts - 1, 30), settings.api_retry_max_s)
+
+
+def _event(row: Any) -> InboundEvent:
+    pairs = json.loads(row.headers) if isinstance(row.headers, str) else row.headers
+    headers = tuple((str(k), bytes.fromhex(v)) for k, v in pairs)
+    delivery = Delivery(row.topic, row.partition, row.offset, row.key, bytes(row.value), headers)
+    return InboundEvent(Envelope.from_bytes(delivery.value), delivery)
+
+
+async def retry_due(engine: AsyncEngine, normaliser: Normaliser, consumer: str, limit: int = 200) -> int:
+    """One round: retry the parked deliveries of orders with a due row; returns how many left the table."""
+    async with engine.connect() as conn:
+        rows = list(
+            await conn.execute(
+                text(
+                    f"SELECT {_COLUMNS} FROM {SCHEMA}.parked_deliveries WHERE order_key IN (SELECT order_key FROM "
+                    f"{SCHEMA}.parked_deliveries WHERE next_attempt_at <= clock_timestamp() "
+                    "ORDER BY next_attempt_at LIMIT :n) ORDER BY parked_at, event_id"
+                ),
+                {"n": limit},
+            )
+        )
+    if not rows:
+        return 0
+    settings = normaliser.settings
+    now = datetime.now(UTC)
+    overdue = sorted(
+        {r.channel for r in rows if (now - r.parked_at).total_seconds() > settings.api_retry_window_s(r.channel)}
+    )
+    if overdue:
+        log.warning("parked_deliveries_overdue", channels=overdue, count=len(rows))
+    events = [_event(r) for r in rows]
+    apply = await normaliser.prepare(events)
+    apply.history = {r.event_id: (r.attempts, r.parked_at) for r in rows}
+    dead: list[DeadLetter] = []
+    try:
+        applied = await _apply(engine, apply, events, consumer, dead)
+    except Exception:
+        await _postpone(engine, settings, [e.envelope.event_id for e in events])
+        raise
+    if applied:
+        log.info("parked_deliveries_applied", count=applied, dead_lettered=len(dead))
+    return applied
+
+
+async def _apply(
+    engine: AsyncEngine, apply: Apply, events: list[InboundEvent], consumer: str, dead: list[DeadLetter]
+) -> int:
+    """Take the rows (another instance's are skipped) and apply them in one transaction; returns how many left."""
+    async with engine.begin() as conn:
+        taken = await conn.execute(
+            text(f"DELETE FROM {SCHEMA}.parked_deliveries WHERE event_id = ANY(:ids) RETURNING event_id"),
+            {"ids": [e.envelope.event_id for e in events]},
+        )
+        mine = {r[0] for r in taken}
+        events = [e for e in events if e.envelope.event_id in mine]
+        for rejection in await apply(conn, events):
+            facts: dict[str, object] = {"kind": "rejected", **rejection.facts}
+            dead.append(DeadLetter(rejection.event.delivery, f"rejected: {rejection.reason}", 1, facts))
+        await write_dead_letters(conn, SCHEMA, consumer, dead)
+    return len(events) - len(apply.parked)
+
+
+async def _postpone(engine: AsyncEngine, settings: GatewaySettings, ids: list[UUID]) -> None:
+    """A round that failed (not the API: a bug or the database) tries these rows again after their backoff."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                f"UPDATE {SCHEMA}.parked_deliveries SET attempts = attempts + 1, next_attempt_at = clock_timestamp() "
+                "+ make_interval(secs => least(:base * power(2, least(attempts, 30)), :cap)) WHERE event_id = ANY(:ids)"
+            ),
+            {"base": settings.api_retry_base_s, "cap": settings.api_retry_max_s, "ids": ids},
+        )
+
+
+async def run_parked_retries(
+    engine: AsyncEngine, normaliser: Normaliser, consumer: str, stop: asyncio.Event, tick_s: float = 1.0
+) -> None:
+    """Retry parked deliveries every ``tick_s`` until ``stop``; a failed round is logged and tried again."""
+    while not stop.is_set():
+        try:
+            await retry_due(engine, normaliser, consumer)
+        except Exception as exc:
+            log.warning("parked_retry_failed", **describe_error(exc))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=tick_s)
