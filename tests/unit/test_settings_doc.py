@@ -31,7 +31,7 @@ def test_every_variable_is_explained() -> None:
 
 
 def test_the_variables_the_operator_docs_name_exist() -> None:
-    for doc in ("README.md", "docs/operations.md", "docs/architecture.md"):
+    for doc in ("README.md", "docs/operations.md", "docs/architecture.md", "docs/gateway.md"):
         named = set(_VARIABLE.findall((ROOT / doc).read_text()))
         assert named - documented() == set(), doc
 

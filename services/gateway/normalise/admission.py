@@ -12,7 +12,7 @@ Run after the signature check and before anything is stored, so the sender learn
   Tokopedia sends no push time (its ``create_time`` is the order's), so only the dedupe store guards it.
 
 Marketplaces retry a push with its original ``timestamp`` (TikTok Shop up to ~15.5 h after the first attempt),
-so the window must be longer than the channel's retry schedule: default 24 h (``KARYA_GATEWAY_REPLAY_WINDOW_S``).
+so the window must be longer than the channel's retry schedule: default 24 h (``KARYA_WEBHOOK_REPLAY_WINDOW_S``).
 """
 
 from __future__ import annotations
