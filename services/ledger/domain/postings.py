@@ -37,7 +37,10 @@ B = distributable base = min(N, G − F − W), see :mod:`services.ledger.domain
    allocation to capital. Once distributed, a settled order leaves an income of exactly W (the PPh 22 credit),
    plus any shortfall of the payout, which is undistributed and waits in suspense for reconciliation.
 
-4. **Refund** (per refund id): ``<order>:refund:<id>`` reverses the settlement's cash and revenue::
+4. **Refund** (per refund id). A refund that names its lines, fees or PPh 22 given back, or netting is planned
+   by :mod:`services.ledger.domain.refunds` (only the refunded lines' batches, from the cash paid back, premi by
+   the policy's ``claw_back_premi``). An old amount-only refund is built here: ``<order>:refund:<id>`` reverses
+   the settlement's cash and revenue::
 
        Dr revenue:sales:<lapas>                      R (refunded gross)
        Cr asset:bank:<account>                       clawback
