@@ -291,7 +291,7 @@ def _plan_settlement(
                 plan.conflicts.append(Conflict(key, theirs, mine, source))
             elif order.hold is not None and completion.allocations:
                 # A replayed settlement of a held order retries its distribution (e.g. after a policy load).
-                plan.add(distribute(order, completion, inputs.policies).entries, source)
+                plan.add(distribute(order, completion, inputs.policies, take_back=False).entries, source)
             return
     plan.add(plan_settlement(order, envelope.data, completion, inputs.policies).entries, source)
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from infra.errors import error_text
 from services.ledger.domain import accounts
+from services.ledger.domain.accounts import Side
 from services.ledger.domain.distribution import plan_distribution
 from services.ledger.domain.errors import DistributionError, NoPolicyError
 from services.ledger.domain.facts import NO_ALLOCATION, OrderFacts
@@ -29,6 +30,8 @@ from services.ledger.domain.model import CompletionRequest, OrderRef, Settlement
 from services.ledger.domain.policy import SplitPolicy
 from services.ledger.domain.postings import build_distribution, build_settlement, proceeds_account
 from services.ledger.requests import settlement_request
+
+_SAVINGS = "liability:inmate_savings:"
 
 
 def release_key(order_key: str, through: int) -> str:
@@ -95,7 +98,7 @@ def plan_settlement(
     cleared = cleared_amounts(_gross(order), [*earlier, settlement])[-1]
     order.settlements.append(payload)
     order.changed = True
-    outcome = distribute(order, completion, policies, release_last=False)
+    outcome = distribute(order, completion, policies, release_last=False, take_back=False)
     if outcome.hold is None:
         # Distributed: this settlement recognises its own cleared gross (the release took what waited before).
         revenue = accounts.sales_revenue(completion.order.lapas_id)
@@ -110,12 +113,21 @@ def plan_settlement(
 
 
 def distribute(
-    order: OrderFacts, completion: CompletionRequest, policies: Sequence[SplitPolicy], *, release_last: bool = True
+    order: OrderFacts,
+    completion: CompletionRequest,
+    policies: Sequence[SplitPolicy],
+    *,
+    release_last: bool = True,
+    take_back: bool = True,
 ) -> SettlementOutcome:
     """Distribute ``order`` cumulatively through all its settlements, updating ``order``: first the release
     to revenue of the gross held in unallocated proceeds (the settlements after the ``distributed`` first;
     the last one too when ``release_last``), then one delta entry per batch. When that cannot be done,
-    nothing but the reason (``hold``; ``order`` unchanged)."""
+    nothing but the reason (``hold``; ``order`` unchanged).
+
+    Without ``take_back`` (an event, not a person, asks) a delta that would take from an inmate's savings — a
+    later settlement that lowers the base, or a rupiah the largest remainder moves — is held instead: the
+    savings may have been paid out, and the database would refuse the batch again and again."""
     settlements = _requests(order, completion)
     if not completion.allocations:
         return SettlementOutcome(hold=order.hold or NO_ALLOCATION)
@@ -135,6 +147,16 @@ def distribute(
     if held:
         entries.append(_release(order, completion, settlements[-1], held, n))
     entries += build_distribution(after, cumulative(settlements), before, n)
+    taken = sum(
+        line.amount
+        for e in entries
+        for line in e.lines
+        if line.side is Side.DEBIT and line.account.startswith(_SAVINGS)
+    )
+    if taken and not take_back:
+        return SettlementOutcome(
+            hold=f"the cumulative settlement takes {taken} back from inmate savings: a person decides"
+        )
     order.distributed, order.hold, order.changed = n, None, True
     return SettlementOutcome(entries)
 

@@ -166,3 +166,56 @@ def test_an_order_held_for_want_of_batches_ends_with_the_books_of_one_allocated_
     cleared = sum(cleared_amounts(request.gross, [settlement_request(s, request.order) for s in settlements]))
     assert later.total("revenue:sales:") == direct.total("revenue:sales:") == cleared
     assert later.total("clearing:unallocated_proceeds:") == request.gross - cleared
+
+
+def test_a_later_settlement_that_lowers_the_base_holds_instead_of_taking_savings_back() -> None:
+    completion = {
+        "order_key": KEY,
+        "channel": "shopee",
+        "lapas_id": "sukamiskin",
+        "raw_status": "COMPLETED",
+        "update_time": at(0).isoformat(),
+        "gross_amount": 100_000,
+        "allocations": [
+            {
+                "batch_id": "B0",
+                "sku": "SMK-BTK-001",
+                "workshop_id": "w",
+                "lapas_id": "sukamiskin",
+                "quantity": 1,
+                "unit_price": 100_000,
+                "unit_material_cost": 10_000,
+                "supplier_id": "sup-kain",
+                "work_group": [{"inmate_id": "WBP-SUK001", "work_share": 1}],
+            }
+        ],
+    }
+
+    def settlement(sid: str, gross: int, fee: int, net: int) -> dict[str, Any]:
+        return {
+            "order_key": KEY,
+            "channel": "shopee",
+            "settlement_id": sid,
+            "gross_amount": gross,
+            "fees": [{"fee_type": "commission_fee", "amount": fee}],
+            "pph22_withheld": 0,
+            "net_payout": net,
+            "settled_at": at(3).isoformat(),
+        }
+
+    request = completion_request(completion)
+    facts = OrderFacts(KEY, "sukamiskin", completion)
+    ledger = MemoryLedger()
+    ledger.post([build_completion(request)])
+    ledger.post(plan_settlement(facts, settlement("S1", 100_000, 0, 100_000), request, DEMO_POLICIES).entries)
+    savings = "liability:inmate_savings:WBP-SUK001"
+    assert ledger.balances[savings] == 13_500  # 15% of 90,000
+    # a fee charged days later (paid out as 1 rupiah): B falls from 100,000 to 90,001
+    later = plan_settlement(facts, settlement("S2", 0, 9_999, 1), request, DEMO_POLICIES)
+    assert later.hold is not None and "back from inmate savings" in later.hold
+    ledger.post(later.entries)  # the cash side posts
+    assert ledger.balances[savings] == 13_500 and facts.distributed == 1
+    assert ledger.debits == ledger.credits
+    # a person decides (e.g. karya ledger allocate): the take-back posts and equals the split of the total
+    ledger.post(distribute(facts, request, DEMO_POLICIES).entries)
+    assert ledger.balances[savings] == 12_000 and facts.hold is None and facts.distributed == 2
