@@ -240,3 +240,26 @@ async def test_scenario_g_line_refund_on_a_two_line_order_reverses_only_that_bat
         },
     }
     assert order_residual(journal) == 0
+
+
+async def test_two_refunds_in_two_batches_take_back_each_leg_at_most_once(engine: AsyncEngine) -> None:
+    """What each batch gave back is kept in the order's facts between batches: refunding the whole order in two
+    parts reverses PNBP exactly once, and capital absorbs the fees the marketplace kept."""
+    key, inmate = new_order_key("shopee"), new_inmate()
+    batch = Batch(f"B-R2-{uid()}", "SMK-BTK-001", "sukamiskin", 3, 100_000, 20_000, "sup-kain", ((inmate, 1),))
+    processor = new_processor()
+    escrow = settled(key, 300_000, T, fees={"commission_fee": 18_000, "service_fee": 3_000})
+    assert await post(engine, processor, [completed(key, [batch], T), escrow]) == []
+    assert await post(engine, processor, [line_refund(key, "RF-1", 200_000, [("SMK-BTK-001", 2, 200_000)])]) == []
+    assert await post(engine, processor, [line_refund(key, "RF-2", 100_000, [("SMK-BTK-001", 1, 100_000)])]) == []
+    journal = await journal_of(engine, key)
+    net: dict[str, int] = {}
+    for lines in journal.values():
+        for account, side, amount in lines:
+            net[account] = net.get(account, 0) + (amount if side == "C" else -amount)
+    assert net[PNBP] == 0 and net[PNBP_X] == 0, "PNBP reversed exactly once"
+    assert net[SUPPLIER] == 60_000, "the supplier keeps the material cost"
+    assert net[f"liability:inmate_savings:{inmate}"] == 32_625, "never: the inmate keeps the premi"
+    assert net[REVENUE] == 0 and net[BANK] == 22_500, "the bank paid out 22,500 (fees, PPh 22 kept) more than it got"
+    assert net[CAPITAL] == -(60_000 + 32_625 + 22_500), "production capital absorbs material, premi and the loss"
+    assert order_residual(journal) == 0
