@@ -19,20 +19,8 @@ from infra.db.roles import RoleUrls
 from infra.messaging.envelope import Envelope
 from services.ledger.outbound import LedgerTopics
 from services.ledger.payouts import pay_out
+from tests.integration import ledger_support as ls
 from tests.integration.ledger.scenario_support import T, journal_of
-from tests.integration.ledger_support import (
-    Batch,
-    completed,
-    ledger_uow,
-    new_inmate,
-    new_order_key,
-    new_processor,
-    post,
-    refunded,
-    reissued,
-    settled,
-    uid,
-)
 
 pytestmark = pytest.mark.integration
 
@@ -58,6 +46,24 @@ SUPPLIER, PNBP, CAPITAL = (
 )
 
 
+def sold(gross: int, net: int, fees: dict[str, int], pph: int, suspense: int = 0) -> set[tuple[str, str, int]]:
+    """The settlement entry's lines of a shopee order of sukamiskin (revenue recognised at ``gross``)."""
+    lines = {(BANK, "D", net), (PPH, "D", pph), (UNDISTRIBUTED, "D", gross), (RECEIVABLE, "C", gross)}
+    lines |= {(f"expense:marketplace_fee:{t}", "D", a) for t, a in fees.items()} | {(REVENUE, "C", gross)}
+    return lines | ({(SUSPENSE, "D", suspense)} if suspense else set())
+
+
+def distributed(savings: str, material: int, pnbp: int, premi: int, capital: int) -> set[tuple[str, str, int]]:
+    """A distribution entry's lines for one batch of sukamiskin (supplier sup-kain, one inmate)."""
+    pairs = [
+        (MATERIAL, SUPPLIER, material),
+        (PNBP_X, PNBP, pnbp),
+        (PREMI_X, savings, premi),
+        (CAPITAL_X, CAPITAL, capital),
+    ]
+    return {(d, "D", a) for d, _, a in pairs} | {(c, "C", a) for _, c, a in pairs}
+
+
 @pytest.fixture
 async def engine(ledger_db: RoleUrls) -> AsyncIterator[AsyncEngine]:
     engine = make_engine(ledger_db.service, pool_size=2)
@@ -67,7 +73,7 @@ async def engine(ledger_db: RoleUrls) -> AsyncIterator[AsyncEngine]:
 
 def line_refund(key: str, refund_id: str, amount: int, lines: list[tuple[str, int, int]], **extra: Any) -> Envelope:
     """A ``refund_reported`` with lines ``(seller_sku, quantity, amount)`` and the gateway's new fields."""
-    envelope = refunded(key, refund_id, amount, T + timedelta(days=9))
+    envelope = ls.refunded(key, refund_id, amount, T + timedelta(days=9))
     envelope.data["lines"] = [{"seller_sku": s, "quantity": q, "amount": a} for s, q, a in lines]
     envelope.data.update(extra)
     return envelope
@@ -85,41 +91,26 @@ def order_residual(journal: dict[str, set[tuple[str, str, int]]]) -> int:
 
 
 async def test_scenario_a_partial_refund_after_distribution_and_payout_leaves_no_residual(engine: AsyncEngine) -> None:
-    key, inmate = new_order_key("shopee"), new_inmate()
-    batch = Batch(f"B-A-{uid()}", "SMK-BTK-001", "sukamiskin", 3, 100_000, 20_000, "sup-kain", ((inmate, 1),))
-    processor = new_processor()
-    escrow = settled(key, 300_000, T, fees={"commission_fee": 18_000, "service_fee": 3_000})  # N = 277,500
-    assert await post(engine, processor, [completed(key, [batch], T), escrow]) == []
+    key, inmate = ls.new_order_key("shopee"), ls.new_inmate()
+    batch = ls.Batch(f"B-A-{ls.uid()}", "SMK-BTK-001", "sukamiskin", 3, 100_000, 20_000, "sup-kain", ((inmate, 1),))
+    processor = ls.new_processor()
+    escrow = ls.settled(key, 300_000, T, fees={"commission_fee": 18_000, "service_fee": 3_000})  # N = 277,500
+    assert await ls.post(engine, processor, [ls.completed(key, [batch], T), escrow]) == []
     async with engine.begin() as conn:
-        paid = await pay_out(ledger_uow(conn), LedgerTopics(), inmate, 32_625, f"REL-{uid()}", T + timedelta(days=7))
+        paid = await pay_out(
+            ls.ledger_uow(conn), LedgerTopics(), inmate, 32_625, f"REL-{ls.uid()}", T + timedelta(days=7)
+        )
     assert paid.posted and paid.savings_after == 0
     refund = line_refund(key, "RF-1", 150_000, [("SMK-BTK-001", 1, 100_000)])  # + 50,000 not on a line
-    assert await post(engine, processor, [refund]) == []
-    assert await post(engine, processor, [reissued(refund)]) == [], "a redelivery posts nothing"
+    assert await ls.post(engine, processor, [refund]) == []
+    assert await ls.post(engine, processor, [ls.reissued(refund)]) == [], "a redelivery posts nothing"
 
     savings, b = f"liability:inmate_savings:{inmate}", batch.batch_id
     journal = await journal_of(engine, key)
     assert journal == {
         "completed": {(RECEIVABLE, "D", 300_000), (UNDISTRIBUTED, "C", 300_000)},
-        "settlement:ESC-1": {
-            (BANK, "D", 277_500),
-            (COMMISSION, "D", 18_000),
-            (SERVICE, "D", 3_000),
-            (PPH, "D", 1_500),
-            (UNDISTRIBUTED, "D", 300_000),
-            (RECEIVABLE, "C", 300_000),
-            (REVENUE, "C", 300_000),
-        },
-        f"distribution:{b}": {
-            (MATERIAL, "D", 60_000),
-            (PNBP_X, "D", 54_375),
-            (PREMI_X, "D", 32_625),
-            (CAPITAL_X, "D", 130_500),
-            (SUPPLIER, "C", 60_000),
-            (PNBP, "C", 54_375),
-            (savings, "C", 32_625),
-            (CAPITAL, "C", 130_500),
-        },
+        "settlement:ESC-1": sold(300_000, 277_500, {"commission_fee": 18_000, "service_fee": 3_000}, 1_500),
+        f"distribution:{b}": distributed(savings, 60_000, 54_375, 32_625, 130_500),
         "refund:RF-1": {(REVENUE, "D", 150_000), (BANK, "C", 150_000)},
         # 150,000 of 277,500 taken back by leg: material 32,432 and premi 17,635 stay (absorbed by capital),
         # PNBP 29,392 and capital 70,541 reversed.
@@ -134,11 +125,11 @@ async def test_scenario_a_partial_refund_after_distribution_and_payout_leaves_no
 
 
 async def test_scenario_b_refund_netted_in_the_escrow_clears_suspense(engine: AsyncEngine) -> None:
-    key, inmate = new_order_key("shopee"), new_inmate()
-    batch = Batch(f"B-B-{uid()}", "SMK-BTK-001", "sukamiskin", 3, 100_000, 20_000, "sup-kain", ((inmate, 1),))
-    processor = new_processor()
+    key, inmate = ls.new_order_key("shopee"), ls.new_inmate()
+    batch = ls.Batch(f"B-B-{ls.uid()}", "SMK-BTK-001", "sukamiskin", 3, 100_000, 20_000, "sup-kain", ((inmate, 1),))
+    processor = ls.new_processor()
     # The escrow already deducts the refund less what the marketplace gives back: 300,000 − 21,000 − 1,500 − 93,500.
-    escrow = settled(key, 300_000, T, fees={"commission_fee": 18_000, "service_fee": 3_000}, net=184_000)
+    escrow = ls.settled(key, 300_000, T, fees={"commission_fee": 18_000, "service_fee": 3_000}, net=184_000)
     refund = line_refund(
         key,
         "RF-1",
@@ -148,32 +139,17 @@ async def test_scenario_b_refund_netted_in_the_escrow_clears_suspense(engine: As
         pph22_returned=500,
         netted_in_settlement=True,
     )
-    assert await post(engine, processor, [completed(key, [batch], T), escrow, refund]) == []
+    assert await ls.post(engine, processor, [ls.completed(key, [batch], T), escrow, refund]) == []
 
     savings, b = f"liability:inmate_savings:{inmate}", batch.batch_id
     journal = await journal_of(engine, key)
     assert journal == {
         "completed": {(RECEIVABLE, "D", 300_000), (UNDISTRIBUTED, "C", 300_000)},
-        "settlement:ESC-1": {
-            (BANK, "D", 184_000),
-            (COMMISSION, "D", 18_000),
-            (SERVICE, "D", 3_000),
-            (PPH, "D", 1_500),
-            (SUSPENSE, "D", 93_500),
-            (UNDISTRIBUTED, "D", 300_000),
-            (RECEIVABLE, "C", 300_000),
-            (REVENUE, "C", 300_000),
-        },
-        f"distribution:{b}": {  # B = min(184,000, 277,500): the netted cash was never distributed
-            (MATERIAL, "D", 60_000),
-            (PNBP_X, "D", 31_000),
-            (PREMI_X, "D", 18_600),
-            (CAPITAL_X, "D", 74_400),
-            (SUPPLIER, "C", 60_000),
-            (PNBP, "C", 31_000),
-            (savings, "C", 18_600),
-            (CAPITAL, "C", 74_400),
-        },
+        "settlement:ESC-1": sold(
+            300_000, 184_000, {"commission_fee": 18_000, "service_fee": 3_000}, 1_500, suspense=93_500
+        ),
+        # B = min(184,000, 277,500): the netted cash was never distributed
+        f"distribution:{b}": distributed(savings, 60_000, 31_000, 18_600, 74_400),
         "refund:RF-1": {(REVENUE, "D", 100_000), (SUSPENSE, "C", 93_500), (RETURNED, "C", 6_000), (PPH, "C", 500)},
     }
     assert order_residual(journal) == 0
@@ -190,46 +166,23 @@ async def test_scenario_b_refund_netted_in_the_escrow_clears_suspense(engine: As
 
 
 async def test_scenario_g_line_refund_on_a_two_line_order_reverses_only_that_batch(engine: AsyncEngine) -> None:
-    key, a, b = new_order_key("shopee"), new_inmate(), new_inmate()
-    x = Batch(f"B-GX-{uid()}", "SMK-BTK-001", "sukamiskin", 2, 100_000, 20_000, "sup-kain", ((a, 1),))
-    y = Batch(f"B-GY-{uid()}", "SMK-MBL-002", "sukamiskin", 1, 50_000, 10_000, "sup-kain", ((b, 1),))
-    processor = new_processor()
-    escrow = settled(key, 250_000, T, fees={"commission_fee": 15_000})  # PPh 22 1,250, N = 233,750
+    key, a, b = ls.new_order_key("shopee"), ls.new_inmate(), ls.new_inmate()
+    x = ls.Batch(f"B-GX-{ls.uid()}", "SMK-BTK-001", "sukamiskin", 2, 100_000, 20_000, "sup-kain", ((a, 1),))
+    y = ls.Batch(f"B-GY-{ls.uid()}", "SMK-MBL-002", "sukamiskin", 1, 50_000, 10_000, "sup-kain", ((b, 1),))
+    processor = ls.new_processor()
+    escrow = ls.settled(key, 250_000, T, fees={"commission_fee": 15_000})  # PPh 22 1,250, N = 233,750
     refund = line_refund(key, "RF-1", 50_000, [("SMK-MBL-002", 1, 50_000)], fees_returned=3_000, pph22_returned=250)
-    assert await post(engine, processor, [completed(key, [x, y], T), escrow]) == []
-    assert await post(engine, processor, [refund]) == []
+    assert await ls.post(engine, processor, [ls.completed(key, [x, y], T), escrow]) == []
+    assert await ls.post(engine, processor, [refund]) == []
 
     journal = await journal_of(engine, key)
     assert journal == {
         "completed": {(RECEIVABLE, "D", 250_000), (UNDISTRIBUTED, "C", 250_000)},
-        "settlement:ESC-1": {
-            (BANK, "D", 233_750),
-            (COMMISSION, "D", 15_000),
-            (PPH, "D", 1_250),
-            (UNDISTRIBUTED, "D", 250_000),
-            (RECEIVABLE, "C", 250_000),
-            (REVENUE, "C", 250_000),
-        },
-        f"distribution:{x.batch_id}": {  # proceeds 187,000 of 233,750
-            (MATERIAL, "D", 40_000),
-            (PNBP_X, "D", 36_750),
-            (PREMI_X, "D", 22_050),
-            (CAPITAL_X, "D", 88_200),
-            (SUPPLIER, "C", 40_000),
-            (PNBP, "C", 36_750),
-            (f"liability:inmate_savings:{a}", "C", 22_050),
-            (CAPITAL, "C", 88_200),
-        },
-        f"distribution:{y.batch_id}": {  # proceeds 46,750; 36,750 split 9,187.5 / 5,512.5 / 22,050, tie to PNBP
-            (MATERIAL, "D", 10_000),
-            (PNBP_X, "D", 9_188),
-            (PREMI_X, "D", 5_512),
-            (CAPITAL_X, "D", 22_050),
-            (SUPPLIER, "C", 10_000),
-            (PNBP, "C", 9_188),
-            (f"liability:inmate_savings:{b}", "C", 5_512),
-            (CAPITAL, "C", 22_050),
-        },
+        "settlement:ESC-1": sold(250_000, 233_750, {"commission_fee": 15_000}, 1_250),
+        # proceeds 187,000 of 233,750
+        f"distribution:{x.batch_id}": distributed(f"liability:inmate_savings:{a}", 40_000, 36_750, 22_050, 88_200),
+        # proceeds 46,750; 36,750 split 9,187.5 / 5,512.5 / 22,050, the tie to PNBP
+        f"distribution:{y.batch_id}": distributed(f"liability:inmate_savings:{b}", 10_000, 9_188, 5_512, 22_050),
         "refund:RF-1": {(REVENUE, "D", 50_000), (BANK, "C", 46_750), (RETURNED, "C", 3_000), (PPH, "C", 250)},
         # Only Y's batch: all its 46,750 back; material 10,000 and premi 5,512 absorbed by capital.
         f"refund:RF-1:{y.batch_id}": {
@@ -245,13 +198,13 @@ async def test_scenario_g_line_refund_on_a_two_line_order_reverses_only_that_bat
 async def test_two_refunds_in_two_batches_take_back_each_leg_at_most_once(engine: AsyncEngine) -> None:
     """What each batch gave back is kept in the order's facts between batches: refunding the whole order in two
     parts reverses PNBP exactly once, and capital absorbs the fees the marketplace kept."""
-    key, inmate = new_order_key("shopee"), new_inmate()
-    batch = Batch(f"B-R2-{uid()}", "SMK-BTK-001", "sukamiskin", 3, 100_000, 20_000, "sup-kain", ((inmate, 1),))
-    processor = new_processor()
-    escrow = settled(key, 300_000, T, fees={"commission_fee": 18_000, "service_fee": 3_000})
-    assert await post(engine, processor, [completed(key, [batch], T), escrow]) == []
-    assert await post(engine, processor, [line_refund(key, "RF-1", 200_000, [("SMK-BTK-001", 2, 200_000)])]) == []
-    assert await post(engine, processor, [line_refund(key, "RF-2", 100_000, [("SMK-BTK-001", 1, 100_000)])]) == []
+    key, inmate = ls.new_order_key("shopee"), ls.new_inmate()
+    batch = ls.Batch(f"B-R2-{ls.uid()}", "SMK-BTK-001", "sukamiskin", 3, 100_000, 20_000, "sup-kain", ((inmate, 1),))
+    processor = ls.new_processor()
+    escrow = ls.settled(key, 300_000, T, fees={"commission_fee": 18_000, "service_fee": 3_000})
+    assert await ls.post(engine, processor, [ls.completed(key, [batch], T), escrow]) == []
+    assert await ls.post(engine, processor, [line_refund(key, "RF-1", 200_000, [("SMK-BTK-001", 2, 200_000)])]) == []
+    assert await ls.post(engine, processor, [line_refund(key, "RF-2", 100_000, [("SMK-BTK-001", 1, 100_000)])]) == []
     journal = await journal_of(engine, key)
     net: dict[str, int] = {}
     for lines in journal.values():
