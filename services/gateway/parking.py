@@ -146,12 +146,26 @@ async def retry_due(engine: AsyncEngine, normaliser: Normaliser, consumer: str, 
     dead: list[DeadLetter] = []
     try:
         applied = await _apply(engine, apply, events, consumer, dead)
-    except Exception:
-        await _postpone(engine, settings, [e.envelope.event_id for e in events])
-        raise
+    except Exception as exc:  # isolate: each order on its own, so one that keeps failing holds back no other
+        log.warning("parked_retry_isolating", count=len(events), **describe_error(exc))
+        applied, dead = 0, []
+        for group in _by_order(rows, events):
+            try:
+                applied += await _apply(engine, apply, group, consumer, dead)
+            except Exception as failure:
+                log.warning("parked_retry_failed", count=len(group), **describe_error(failure))
+                await _postpone(engine, settings, [e.envelope.event_id for e in group])
     if applied:
         log.info("parked_deliveries_applied", count=applied, dead_lettered=len(dead))
     return applied
+
+
+def _by_order(rows: Sequence[Any], events: Sequence[InboundEvent]) -> list[list[InboundEvent]]:
+    """``events`` (in the order of ``rows``, which they were made from) grouped by order key."""
+    groups: dict[str, list[InboundEvent]] = {}
+    for row, event in zip(rows, events, strict=True):
+        groups.setdefault(row.order_key, []).append(event)
+    return list(groups.values())
 
 
 async def _apply(
