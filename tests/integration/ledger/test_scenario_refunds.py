@@ -31,7 +31,6 @@ RECEIVABLE, BANK, PPH, SUSPENSE = (
     ("clearing:suspense"),
 )
 UNDISTRIBUTED, REVENUE = "clearing:undistributed_proceeds:sukamiskin", "revenue:sales:sukamiskin"
-COMMISSION, SERVICE = "expense:marketplace_fee:commission_fee", "expense:marketplace_fee:service_fee"
 RETURNED = "expense:marketplace_fee:fees_returned"
 MATERIAL, PNBP_X, PREMI_X, CAPITAL_X = (
     "expense:material_cost:sukamiskin",
