@@ -32,7 +32,7 @@ from services.ledger.domain.postings import (
     refund_key,
     settlement_key,
 )
-from services.ledger.domain.refunds import build_line_refund
+from services.ledger.domain.refunds import build_line_refund, taken_by_amount_only_refunds
 from services.ledger.requests import (
     RecentCompletions,
     completion_request,
@@ -217,7 +217,7 @@ def _plan_event(envelope: Envelope, inputs: PostingInputs, plan: PostingPlan, re
     if order.hold is not None or order.distributed < len(order.settlements):
         plan.parked.append((envelope, "allocation"))
         return
-    if _line_aware(envelope.data):
+    if _line_aware(envelope.data) or order.refund_taken:  # once line-aware, every later refund of the order too
         _plan_line_refund(envelope, order, completion, inputs, plan)
         return
     refund = refund_request(envelope.data, ref)
@@ -268,8 +268,11 @@ def _plan_line_refund(
     modes = {p.ref: p.claw_back_premi for p in inputs.policies}
     savings = sorted({leg.credit for _, leg in distribution.legs() if leg.credit.startswith(_INMATE[0])})
     balances = {a: inputs.balances.get(a, 0) + plan.inmate_changes.get(a, 0) for a in savings}
+    taken = order.refund_taken
+    if order.refunded_gross and not taken:  # refunded before the old way: start from what that took back
+        taken = taken_by_amount_only_refunds(distribution, order.refunded_gross)
     entries, taken = build_line_refund(
-        distribution, completion.allocations, refund, order.refunded_gross, order.refund_taken, modes, balances
+        distribution, completion.allocations, refund, order.refunded_gross, taken, modes, balances
     )
     plan.add(entries, source)
     order.refunded_gross, order.refund_taken, order.changed = order.refunded_gross + refund.amount, taken, True

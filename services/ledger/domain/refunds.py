@@ -29,7 +29,7 @@ from datetime import datetime
 
 from services.ledger.domain import accounts
 from services.ledger.domain.allocation import allocate
-from services.ledger.domain.distribution import BatchPlan, DistributionPlan
+from services.ledger.domain.distribution import BatchPlan, DistributionPlan, cumulative_reversal
 from services.ledger.domain.errors import RefundError
 from services.ledger.domain.journal import EntryKind, JournalEntry, LineBuilder, request_hash
 from services.ledger.domain.model import BatchAllocation, OrderRef
@@ -42,6 +42,7 @@ __all__ = [
     "build_line_refund",
     "gross_per_batch",
     "take_back_per_batch",
+    "taken_by_amount_only_refunds",
 ]
 
 FEES_RETURNED = "fees_returned"
@@ -114,6 +115,16 @@ def gross_per_batch(allocations: Sequence[BatchAllocation], refund: LineRefund) 
 def take_back_per_batch(gross: Sequence[int], cash: int) -> list[int]:
     """``cash`` split by the refunded gross per batch (largest remainder; all to nothing when no gross)."""
     return allocate(cash, list(gross)) if any(gross) else [0] * len(gross)
+
+
+def taken_by_amount_only_refunds(plan: DistributionPlan, refunded_gross: int) -> dict[str, int]:
+    """Per batch, what the amount-only (pro-rata) refunds of ``refunded_gross`` took back: the starting point of
+    the first line-aware refund of an order refunded the old way (each leg's share may differ by a rupiah)."""
+    parts, position, taken = cumulative_reversal(plan, refunded_gross), 0, {}
+    for batch in plan.batches:
+        taken[batch.batch_id] = sum(parts[position : position + len(batch.legs)])
+        position += len(batch.legs)
+    return taken
 
 
 @dataclass
