@@ -215,3 +215,21 @@ async def test_two_refunds_in_two_batches_take_back_each_leg_at_most_once(engine
     assert net[REVENUE] == 0 and net[BANK] == 22_500, "the bank paid out 22,500 (fees, PPh 22 kept) more than it got"
     assert net[CAPITAL] == -(60_000 + 32_625 + 22_500), "production capital absorbs material, premi and the loss"
     assert order_residual(journal) == 0
+
+
+async def test_an_amount_only_refund_then_a_line_refund_reverse_each_leg_once(engine: AsyncEngine) -> None:
+    """An order refunded first the old way (amount only, pro rata) and then by lines: the line refund starts from
+    what the first took back, so refunding the whole order reverses PNBP exactly once."""
+    key, inmate = ls.new_order_key("shopee"), ls.new_inmate()
+    batch = ls.Batch(f"B-M-{ls.uid()}", "SMK-BTK-001", "sukamiskin", 3, 100_000, 20_000, "sup-kain", ((inmate, 1),))
+    processor = ls.new_processor()
+    escrow = ls.settled(key, 300_000, T, fees={"commission_fee": 18_000, "service_fee": 3_000})
+    assert await ls.post(engine, processor, [ls.completed(key, [batch], T), escrow]) == []
+    assert await ls.post(engine, processor, [ls.refunded(key, "RF-OLD", 100_000, T + timedelta(days=8))]) == []
+    assert await ls.post(engine, processor, [line_refund(key, "RF-2", 200_000, [("SMK-BTK-001", 2, 200_000)])]) == []
+    net: dict[str, int] = {}
+    for lines in (await journal_of(engine, key)).values():
+        for account, side, amount in lines:
+            net[account] = net.get(account, 0) + (amount if side == "C" else -amount)
+    assert net[PNBP] == 0 and net[PNBP_X] == 0, "PNBP reversed exactly once"
+    assert net[SUPPLIER] >= 0 and net[f"liability:inmate_savings:{inmate}"] >= 0
