@@ -20,7 +20,7 @@ from services.gateway.deliveries import DeliveryStore
 from services.gateway.deps import GatewayDeps
 from services.gateway.emit import SCHEMA, GatewayTopics
 from services.gateway.normaliser import Normaliser
-from services.gateway.parking import run_parked_retries
+from services.gateway.parking import ParkedDeliveryGauges, run_parked_retries
 from services.gateway.pollers import run_backstop_poller, run_blibli_poller
 from services.gateway.retention import RetentionMetrics, run_raw_retention
 from services.gateway.settings import GatewayConfigError, GatewaySettings
@@ -94,8 +94,9 @@ def build_runtime(
         db = runtime.engine
         runtime.add_background("blibli-poller", lambda stop: run_blibli_poller(db, deps, stop, topics))
         runtime.add_background("backstop-poller", lambda stop: run_backstop_poller(db, deps, stop, topics))
+    parked = ParkedDeliveryGauges(runtime.metrics.registry)
     runtime.add_background(
-        "parked-deliveries", lambda stop: run_parked_retries(runtime.engine, normaliser, consumer_name, stop)
+        "parked-deliveries", lambda stop: run_parked_retries(runtime.engine, normaliser, consumer_name, stop, parked)
     )
     retention = RetentionMetrics(runtime.metrics.registry)
     runtime.add_background("raw-retention", lambda stop: run_raw_retention(runtime.engine, deps, stop, retention))

@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from prometheus_client import CollectorRegistry, Gauge
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -198,14 +199,61 @@ async def _postpone(engine: AsyncEngine, settings: GatewaySettings, ids: list[UU
         )
 
 
+CHANNELS = ("blibli", "shopee", "tiktok_shop", "tokopedia")
+"""Channels always exported by the gauges (0 when nothing is parked)."""
+
+
+class ParkedDeliveryGauges:
+    """``karya_gateway_parked_deliveries{channel}`` and ``karya_gateway_parked_oldest_age_seconds{channel}``:
+    how many deliveries wait for their channel's API, and for how long the oldest has (compare it with the
+    channel's retry window)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        labels = ["channel"]
+        help_count = "Deliveries parked while their marketplace API is unreachable, by channel"
+        help_age = "Seconds the oldest parked delivery has waited for its marketplace API, by channel (0: none)"
+        self.count = Gauge("karya_gateway_parked_deliveries", help_count, labels, registry=registry)
+        self.oldest_age = Gauge("karya_gateway_parked_oldest_age_seconds", help_age, labels, registry=registry)
+        self.export({})
+
+    def export(self, by_channel: Mapping[str, tuple[int, float]]) -> None:
+        """Set both gauges from ``channel → (count, oldest age s)``; a channel absent from it reads 0."""
+        for channel in sorted({*CHANNELS, *by_channel}):
+            parked, age = by_channel.get(channel, (0, 0.0))
+            self.count.labels(channel).set(parked)
+            self.oldest_age.labels(channel).set(age)
+
+    async def refresh(self, engine: AsyncEngine) -> None:
+        """Read the parked deliveries per channel and export them."""
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                text(
+                    "SELECT channel, count(*), extract(epoch FROM clock_timestamp() - min(parked_at)) "
+                    f"FROM {SCHEMA}.parked_deliveries GROUP BY channel"
+                )
+            )
+            self.export({r[0]: (int(r[1]), float(r[2])) for r in rows})
+
+
 async def run_parked_retries(
-    engine: AsyncEngine, normaliser: Normaliser, consumer: str, stop: asyncio.Event, tick_s: float = 1.0
+    engine: AsyncEngine,
+    normaliser: Normaliser,
+    consumer: str,
+    stop: asyncio.Event,
+    gauges: ParkedDeliveryGauges | None = None,
+    tick_s: float = 1.0,
+    gauges_every: int = 15,
 ) -> None:
-    """Retry parked deliveries every ``tick_s`` until ``stop``; a failed round is logged and tried again."""
+    """Retry parked deliveries every ``tick_s`` until ``stop`` (a failed round is logged and tried again);
+    refresh ``gauges`` every ``gauges_every`` rounds."""
+    rounds = 0
     while not stop.is_set():
         try:
             await retry_due(engine, normaliser, consumer)
+            if gauges is not None and rounds % gauges_every == 0:
+                await gauges.refresh(engine)
         except Exception as exc:
             log.warning("parked_retry_failed", **describe_error(exc))
+        rounds += 1
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=tick_s)

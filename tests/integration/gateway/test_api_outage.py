@@ -157,6 +157,13 @@ async def test_thirty_seconds_without_the_marketplace_apis_dead_letter_nothing_a
         return await gw.tries(keys) >= 3
 
     await wait_for(retried, timeout=30, what="parked deliveries retried during the outage")
+
+    async def gauged() -> bool:  # what on-call sees: karya_gateway_parked_deliveries{channel}
+        registry = gw.runtime.metrics.registry
+        parked = registry.get_sample_value("karya_gateway_parked_deliveries", {"channel": "shopee"})
+        return (parked or 0) >= 4
+
+    await wait_for(gauged, timeout=30, what="the parked-deliveries gauge")
     await asyncio.sleep(max(0.0, OUTAGE_S - (time.monotonic() - started)))
     assert await gw.parked(keys) == len(keys)
     assert [k for k in keys if await gw.dead_letters(k)] == []
