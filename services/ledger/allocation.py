@@ -106,14 +106,14 @@ def plan_allocation(
     if len({p.batch_id for p in picks}) != len(picks):
         raise AllocationRefused("allocation refused: a batch is named twice; give each batch once with its quantity")
     payload = [_allocation(order, p, catalogue) for p in picks]
-    if order.hold is None:
-        if order.allocations == payload or (
-            order.allocations is None and order.completion.get("allocations") == payload
-        ):
+    current = order.allocations if order.allocations is not None else order.completion.get("allocations")
+    if order.hold is None or (order.distributed and payload != current):
+        # Distributed (wholly, or the first settlements): the deltas to come are only right for the same batches.
+        if order.hold is None and payload == current:
             return [], None
         raise AllocationRefused(
-            f"allocation refused (allocate_once): {order_key} is not waiting for an allocation; its distribution "
-            "was posted from other batches (revert it first)"
+            f"allocation refused (allocate_once): the distribution of {order_key} was posted from other batches "
+            "(revert it first)"
         )
     facts = replace(order, settlements=list(order.settlements), allocations=payload)
     completion = completion_request(facts.effective_completion())

@@ -231,7 +231,7 @@ def _plan_event(envelope: Envelope, inputs: PostingInputs, plan: PostingPlan, re
             plan.conflicts.append(Conflict(key, stored, mine, source))
         return
     settled = cumulative([settlement_request(s, ref) for s in order.settlements])
-    distribution = plan_distribution(completion, settled, inputs.policies)
+    distribution = plan_distribution(completion, settled, order.pinned(inputs.policies))
     savings = sorted({leg.credit for _, leg in distribution.legs() if leg.credit.startswith(_INMATE[0])})
     receivables = [accounts.inmate_receivable(code.rsplit(":", 1)[1]) for code in savings]
     balances = {
@@ -264,7 +264,7 @@ def _plan_line_refund(
             plan.conflicts.append(Conflict(key, stored, mine, source))
         return
     settled = cumulative([settlement_request(s, completion.order) for s in order.settlements])
-    distribution = plan_distribution(completion, settled, inputs.policies)
+    distribution = plan_distribution(completion, settled, order.pinned(inputs.policies))
     modes = {p.ref: p.claw_back_premi for p in inputs.policies}
     savings = sorted({leg.credit for _, leg in distribution.legs() if leg.credit.startswith(_INMATE[0])})
     balances = {a: inputs.balances.get(a, 0) + plan.inmate_changes.get(a, 0) for a in savings}

@@ -135,6 +135,7 @@ def distribute(
     if n == 0:
         order.hold, order.changed = None, True
         return SettlementOutcome()
+    policies = order.pinned(policies)  # a version loaded since the first distribution changes no delta
     try:
         after = plan_distribution(completion, cumulative(settlements), policies)
         before = None
@@ -158,6 +159,7 @@ def distribute(
             hold=f"the cumulative settlement takes {taken} back from inmate savings: a person decides"
         )
     order.distributed, order.hold, order.changed = n, None, True
+    order.policy_refs = sorted({b.policy_ref for b in after.batches})
     return SettlementOutcome(entries)
 
 

@@ -9,8 +9,17 @@ settlement, distributed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
+
+
+class _Versioned(Protocol):
+    @property
+    def ref(self) -> str: ...
+
+
+PolicyT = TypeVar("PolicyT", bound=_Versioned)
 
 NO_ALLOCATION = "no batch allocated (failed reservation, unknown listing or historical import)"
 """The hold reason of an order completed without allocations."""
@@ -23,7 +32,8 @@ class OrderFacts:
     ``settlements``: the settlement payloads posted, in order. ``distributed``: how many of them the
     distribution entries cover (the rest, if any, wait in unallocated proceeds). ``hold``: why the distribution
     waits, or ``None``. ``allocations``: batches allocated after completion (replacing the completion's), or
-    ``None``. ``is_new``/``changed`` say what a batch must write back."""
+    ``None``. ``policy_refs``: the policy versions the distribution was made under (later deltas and refunds are
+    planned under the same ones). ``is_new``/``changed`` say what a batch must write back."""
 
     order_key: str
     lapas_id: str
@@ -33,6 +43,7 @@ class OrderFacts:
     distributed: int = 0
     hold: str | None = None
     allocations: list[dict[str, Any]] | None = None
+    policy_refs: list[str] | None = None
     refund_taken: dict[str, int] = field(default_factory=dict)
     is_new: bool = False
     changed: bool = False
@@ -53,6 +64,7 @@ class OrderFacts:
             facts.distributed = int(state.get("distributed", 0))
             facts.hold = state.get("hold")
             facts.allocations = state.get("allocations")
+            facts.policy_refs = state.get("policy_refs")
             facts.refund_taken = dict(state.get("refund_taken", {}))
         return facts
 
@@ -65,6 +77,7 @@ class OrderFacts:
             "distributed": self.distributed,
             "hold": self.hold,
             "allocations": self.allocations,
+            "policy_refs": self.policy_refs,
         }
         if self.refund_taken:  # what line-aware refunds took back per batch, cumulative
             state["refund_taken"] = self.refund_taken
@@ -79,6 +92,13 @@ class OrderFacts:
     def allocated_at_completion(self) -> bool:
         """Whether the completion named its batches (its gross went to undistributed, not unallocated)."""
         return bool(self.completion.get("allocations"))
+
+    def pinned(self, policies: Sequence[PolicyT]) -> list[PolicyT]:
+        """``policies`` narrowed to the versions the order was distributed under (all before its first
+        distribution, or when none of them is among ``policies``)."""
+        refs = set(self.policy_refs or ())
+        kept = [p for p in policies if p.ref in refs]
+        return kept or list(policies)
 
     def effective_completion(self) -> dict[str, Any]:
         """The completion payload with the allocations a person made later (and their lapas when the
