@@ -4,11 +4,12 @@ the whole batch, then each event during isolation — with the prepared answers,
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import pytest
+from aiokafka.structs import ConsumerRecord
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from infra.db.roles import RoleUrls
@@ -21,18 +22,8 @@ from tests.integration.messaging_support import count, create_scratch_schema, re
 pytestmark = pytest.mark.integration
 
 
-@dataclass(frozen=True)
-class Record:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: Sequence[tuple[str, bytes]]
-
-
-async def _no_sleep(_: float) -> None:
-    return None
+def _record(offset: int, value: bytes) -> ConsumerRecord[bytes, bytes]:
+    return ConsumerRecord("t", 0, offset, 0, 0, b"k", value, None, 1, len(value), ())
 
 
 class TwoPhase:
@@ -72,13 +63,13 @@ async def test_prepare_runs_once_outside_the_transaction_and_isolation_reuses_it
         handler=handler,
         settings=KafkaSettings(bootstrap_servers="unused:9092", retry_backoff_ms=1, max_attempts=3),
         metrics=MessagingMetrics(),
-        sleep=_no_sleep,
+        sleep=lambda _: asyncio.sleep(0),
     )
     events = [
         make_envelope(type="karya.test.happened.v1", source="t", subject=f"s:{n}", data={"seq": n, "poison": n == 2})
         for n in range(4)
     ]
-    await consumer.process([Record("t", 0, n, b"k", e.to_bytes(), ()) for n, e in enumerate(events)])
+    await consumer.process([_record(n, e.to_bytes()) for n, e in enumerate(events)])
 
     assert handler.prepared == [4]  # once, for the whole batch, though the batch was isolated
     assert handler.held_during_prepare == [0]
