@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import yaml
 from hypothesis import strategies as st
@@ -174,3 +175,17 @@ class MemoryLedger:
     def total(self, prefix: str) -> int:
         """Sum of the balances of accounts whose code starts with ``prefix``."""
         return sum(v for k, v in self.balances.items() if k.startswith(prefix))
+
+
+def settlement_data(order_key: str, settlement_id: str, gross: int, fee: int, net: int) -> dict[str, Any]:
+    """A ``settlement_reported`` payload of a shopee order: one commission fee, no PPh 22, settled at day 3."""
+    return {
+        "order_key": order_key,
+        "channel": "shopee",
+        "settlement_id": settlement_id,
+        "gross_amount": gross,
+        "fees": [{"fee_type": "commission_fee", "amount": fee}],
+        "pph22_withheld": 0,
+        "net_payout": net,
+        "settled_at": at(3).isoformat(),
+    }

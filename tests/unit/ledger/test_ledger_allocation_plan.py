@@ -18,7 +18,7 @@ from services.ledger.domain.policy_file import parse_policies
 from services.ledger.domain.postings import build_completion
 from services.ledger.requests import completion_request
 from services.ledger.settlement_plan import plan_settlement
-from tests.unit.ledger.ledger_support import DEMO_POLICIES, MemoryLedger, at
+from tests.unit.ledger.ledger_support import DEMO_POLICIES, MemoryLedger, at, settlement_data
 
 KEY = "shopee:shop-x:88001"
 INMATE = "WBP-SUK001"
@@ -52,16 +52,7 @@ def _completion(allocations: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _settlement(sid: str, gross: int, fee: int, net: int) -> dict[str, Any]:
-    return {
-        "order_key": KEY,
-        "channel": "shopee",
-        "settlement_id": sid,
-        "gross_amount": gross,
-        "fees": [{"fee_type": "commission_fee", "amount": fee}],
-        "pph22_withheld": 0,
-        "net_payout": net,
-        "settled_at": at(3).isoformat(),
-    }
+    return settlement_data(KEY, sid, gross, fee, net)
 
 
 def _catalogue(batch_id: str) -> dict[str, CatalogueBatch]:

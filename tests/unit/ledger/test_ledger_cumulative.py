@@ -23,7 +23,7 @@ from services.ledger.domain.journal import EntryKind
 from services.ledger.domain.postings import build_completion
 from services.ledger.requests import completion_request, settlement_request
 from services.ledger.settlement_plan import cleared_amounts, cumulative, distribute, plan_settlement
-from tests.unit.ledger.ledger_support import DEMO_POLICIES, INMATES, LAPAS_SKUS, MemoryLedger, at
+from tests.unit.ledger.ledger_support import DEMO_POLICIES, INMATES, LAPAS_SKUS, MemoryLedger, at, settlement_data
 
 KEY = "shopee:shop-x:77001"
 
@@ -192,16 +192,7 @@ def test_a_later_settlement_that_lowers_the_base_holds_instead_of_taking_savings
     }
 
     def settlement(sid: str, gross: int, fee: int, net: int) -> dict[str, Any]:
-        return {
-            "order_key": KEY,
-            "channel": "shopee",
-            "settlement_id": sid,
-            "gross_amount": gross,
-            "fees": [{"fee_type": "commission_fee", "amount": fee}],
-            "pph22_withheld": 0,
-            "net_payout": net,
-            "settled_at": at(3).isoformat(),
-        }
+        return settlement_data(KEY, sid, gross, fee, net)
 
     request = completion_request(completion)
     facts = OrderFacts(KEY, "sukamiskin", completion)
