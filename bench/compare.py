@@ -9,8 +9,8 @@ its own code: this interpreter (the project's venv) with ``PYTHONPATH`` and work
 run records which ``services`` package it imported). Runs hold ``<state dir>/bench/run.lock``, the lock a plain
 ``python -m bench`` takes, so two runs never share the stack, the bench database or the broker's CPU. Interleaving
 spreads slow drifts of a shared machine over both sides; the per-pair ratio B/A compares runs made minutes apart.
-Prints one line per run, the medians and spreads, and, last on stdout, one JSON object; the runs are kept in
-``bench/results/compare-<time>.jsonl``.
+Prints one line per run, the medians and spreads, and, last on stdout, one JSON object; the runs and that summary
+are kept in ``bench/results/compare-<time>.json`` (rewritten after each run, so a stopped comparison keeps its runs).
 """
 
 from __future__ import annotations
@@ -125,15 +125,14 @@ def main() -> None:
     args = parser.parse_args(argv[:split])
     bench_args = argv[split + 1 :] or DEFAULT_ARGS
     trees = {"A": worktree(args.rev_a), "B": worktree(args.rev_b)}
-    out = ROOT / "bench" / "results" / f"compare-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.jsonl"
+    out = ROOT / "bench" / "results" / f"compare-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     runs: list[dict[str, Any]] = []
     for pair in range(1, args.pairs + 1):
         for side, tree in trees.items():
             run = {"pair": pair, "side": side, **one_run(tree, bench_args)}
             runs.append(run)
-            with out.open("a") as fh:
-                fh.write(json.dumps(run) + "\n")
+            out.write_text(json.dumps({"bench_args": bench_args, "runs": runs}, indent=1))
             print(
                 f"{pair}{side} {run['commit']} {run['events_per_s']:>8,.0f} events/s  cpu orders/ledger "
                 f"{run['cpu_s'].get('orders', '-')}/{run['cpu_s'].get('ledger', '-')} s  load {run['load1']:.1f}  "
@@ -142,6 +141,7 @@ def main() -> None:
                 flush=True,
             )
     result = summarise(runs)
+    out.write_text(json.dumps({"bench_args": bench_args, "runs": runs, "summary": result}, indent=1))
     for side in ("A", "B"):
         s = result[side]["events_per_s"]
         print(
