@@ -153,6 +153,7 @@ def sections() -> list[tuple[str, str, list[tuple[str, str, str]]]]:
     from infra.settings import DatabaseSettings, HttpSettings, KafkaSettings
     from services.gateway.clients.settings import REQUIRED, ClientSettings
     from services.gateway.settings import EdgeSettings, GatewaySettings
+    from services.ledger.settings import LedgerSettings
     from sim.settings import SimSettings
 
     return [
@@ -163,6 +164,7 @@ def sections() -> list[tuple[str, str, list[tuple[str, str, str]]]]:
             "infra/settings.py `HttpSettings` (`karya serve NAME --port N` wins)",
             settings_rows(HttpSettings),
         ),
+        ("Ledger", "services/ledger/settings.py `LedgerSettings`", settings_rows(LedgerSettings)),
         (
             "Gateway: webhooks, pollers, retention",
             "services/gateway/settings.py `GatewaySettings`",

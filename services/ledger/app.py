@@ -18,10 +18,12 @@ from infra.messaging.delivery import Delivery
 from infra.runtime import ServiceRuntime
 from infra.settings import KafkaSettings
 from services.contracts.registry import EVENT_TYPES
+from services.ledger.chain_watch import ChainWatch
 from services.ledger.outbound import LedgerTopics
 from services.ledger.parked import ParkedGauges, run_parked_gauges
 from services.ledger.posting import PostEvents
 from services.ledger.posting_plan import POSTED_EVENT_TYPES, Refused
+from services.ledger.settings import LedgerSettings
 
 SCHEMA = "ledger"
 """The ledger's PostgreSQL schema: named here, in the composition root, and handed to everything that writes SQL."""
@@ -63,8 +65,8 @@ def rejections(events: Sequence[InboundEvent], refusals: Sequence[Refused], sett
 
 
 def build_runtime(database_url: str, kafka: KafkaSettings, *, topics: LedgerTopics | None = None) -> ServiceRuntime:
-    """Wire the ledger consumer, its outbox relay and the parked-events gauges (``topics``: default the base names
-    under ``kafka.topic_prefix``)."""
+    """Wire the ledger consumer, its outbox relay, the parked-events gauges and the periodic chain verification
+    (``topics``: default the base names under ``kafka.topic_prefix``)."""
     topics = topics or LedgerTopics.with_prefix(kafka.topic_prefix)
     runtime = ServiceRuntime(name="ledger", schema=SCHEMA, database_url=database_url, kafka=kafka)
     conflicts = Counter(
@@ -86,5 +88,8 @@ def build_runtime(database_url: str, kafka: KafkaSettings, *, topics: LedgerTopi
     runtime.add_background(
         "parked-gauges", lambda stop: run_parked_gauges(runtime.engine, SCHEMA, gauges, stop), required=False
     )
+    watch = ChainWatch(runtime.engine, SCHEMA, runtime.metrics.registry, LedgerSettings().verify_interval_s)
+    # Not required for readiness: a broken chain pages (karya_ledger_chain_verified) but postings go on.
+    runtime.add_background("chain-watch", watch.run, required=False)
     runtime.declare_output(topics.entries, "entry_posted per journal entry, keyed by order key (or posting key).")
     return runtime

@@ -162,8 +162,10 @@ class Verification:
     problem: str | None
 
 
-async def _committed(uow: UnitOfWork, chunk: int = 5000) -> AsyncIterator[tuple[CommittedEntry, str, str]]:
-    last = 0
+async def _committed(
+    uow: UnitOfWork, chunk: int = 5000, after: int = 0
+) -> AsyncIterator[tuple[CommittedEntry, str, str]]:
+    last = after
     while True:
         entries = (
             await uow.conn.execute(
@@ -204,14 +206,20 @@ async def _committed(uow: UnitOfWork, chunk: int = 5000) -> AsyncIterator[tuple[
         last = entries[-1].sequence
 
 
-async def verify_chain(uow: UnitOfWork, on_progress: Callable[[int, int], None] | None = None) -> Verification:
+async def verify_chain(
+    uow: UnitOfWork,
+    on_progress: Callable[[int, int], None] | None = None,
+    after: tuple[int, str] = (0, GENESIS_HASH),
+) -> Verification:
     """Recompute every link from the genesis hash; name the first entry whose stored hash does not match.
 
-    ``on_progress(done, total)`` is called every 5,000 entries (a long journal takes minutes).
+    ``on_progress(done, total)`` is called every 5,000 entries (a long journal takes minutes). ``after``
+    (sequence, hash) of an entry an earlier pass verified: recompute only the links after it (``entries`` counts
+    those); an entry altered before it is not seen.
     """
-    expected_prev, count, expected_seq = GENESIS_HASH, 0, 1
+    expected_prev, count, expected_seq = after[1], 0, after[0] + 1
     total = int((await uow.conn.execute(text(f"SELECT sequence FROM {uow.table('chain_head')}"))).scalar_one())
-    async for committed, prev_hash, stored in _committed(uow):
+    async for committed, prev_hash, stored in _committed(uow, after=after[0]):
         count += 1
         if on_progress is not None and count % 5000 == 0:
             on_progress(count, total)

@@ -1,0 +1,20 @@
+"""Settings of the ledger service process, read only from the environment (pydantic-settings)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class LedgerSettings(BaseSettings):
+    """The ledger process's own periodic work."""
+
+    model_config = SettingsConfigDict(env_prefix="KARYA_LEDGER_", extra="ignore")
+
+    verify_interval_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="How often `karya serve ledger` verifies the hash chain as `karya ledger verify` does "
+        "(karya_ledger_chain_verified); the links posted since the last pass, and the whole chain at start and "
+        "every 24th pass.",
+    )
