@@ -35,7 +35,7 @@ from infra.messaging.admin import broker_counts, ensure_topics
 from infra.messaging.relay import make_producer
 from infra.messaging.topics import BASE_NAMES, topic_name
 from karya.demo_db import SharedDatabaseRefused, demo_database, demo_urls, write_demo_env
-from karya.demo_report import database_counts, summary_tables, wait_pipeline_drained
+from karya.demo_report import database_counts, ledger_figures, summary_tables, wait_pipeline_drained
 from karya.demo_sim import apply_env, demo_secrets, marketplace_env, simulated_day, simulated_marketplaces
 from karya.processes import (
     ServiceProcess,
@@ -258,7 +258,7 @@ async def _results(prefix: str, drained: bool, procs: list[ServiceProcess]) -> d
     engine = make_engine(os.environ["DATABASE_URL"], pool_size=1)
     try:
         async with engine.connect() as conn:
-            counters = await database_counts(conn)
+            counters = await database_counts(conn) | await ledger_figures(conn)
             tables = await summary_tables(conn)
     finally:
         await engine.dispose()

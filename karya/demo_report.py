@@ -12,8 +12,15 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from infra.db.engine import make_engine
+from infra.db.unit_of_work import UnitOfWork
 from infra.messaging.admin import BrokerProbe as BrokerProbe  # re-exported: the fault suite reads it from here
 from karya.processes import ServiceProcess
+from services.ledger.adapters.facts_repo import held_orders, parked_events
+from services.ledger.allocation import held_row
+from services.ledger.app import SCHEMA as LEDGER_SCHEMA
+from services.ledger.domain import accounts
+from services.ledger.domain.journal import EntryKind
+from services.ledger.reports import trial_balance
 
 
 async def backlog(conn: AsyncConnection) -> int:
@@ -47,6 +54,29 @@ async def database_counts(conn: AsyncConnection) -> dict[str, int]:
         "OR allocated < 0 OR quarantined < 0 OR soft_reserved + allocated > on_hand",
     }
     return {k: int((await conn.execute(text(sql))).scalar_one()) for k, sql in q.items()}
+
+
+async def ledger_figures(conn: AsyncConnection) -> dict[str, int]:
+    """What reached the ledger off the happy path, through the ledger's own read use cases (the same ones
+    ``karya ledger unallocated``, ``pending`` and ``trial-balance`` print): orders held in unallocated proceeds and
+    the rupiah held, events still parked, the suspense balance, refund and settlement entries posted."""
+    uow = UnitOfWork(conn, LEDGER_SCHEMA)
+    held = [held_row(facts, since) for facts, since in await held_orders(uow)]
+    balances = {r["account"]: int(r["balance"]) for r in await trial_balance(uow)}
+    kinds = {
+        str(r.kind): int(r.n)
+        for r in await conn.execute(
+            text(f"SELECT kind, count(*) AS n FROM {uow.table('journal_entries')} GROUP BY kind")
+        )
+    }
+    return {
+        "unallocated_orders": len(held),
+        "unallocated_amount": sum(int(r["held"]) for r in held),
+        "parked_events": len(await parked_events(uow)),
+        "suspense_balance": balances.get(accounts.suspense(), 0),
+        "refunds_posted": kinds.get(EntryKind.REFUND.value, 0),
+        "settlements_posted": kinds.get(EntryKind.SETTLEMENT.value, 0),
+    }
 
 
 async def summary_tables(conn: AsyncConnection) -> dict[str, list[dict[str, Any]]]:

@@ -84,6 +84,14 @@ async def test_demo_once_counts_are_consistent_and_savings_recompute(services: S
         text=True,
         timeout=300,
     )
+    unallocated = subprocess.run(
+        [sys.executable, "-m", "karya.cli", "ledger", "unallocated", "--json"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     await _delete_run_topics(services.kafka_bootstrap, counters["topic_prefix"])
     assert audit.returncode == 0, audit.stdout[-3000:] + audit.stderr[-3000:]
     completeness = json.loads(audit.stdout)
@@ -104,6 +112,16 @@ async def test_demo_once_counts_are_consistent_and_savings_recompute(services: S
         "dlq_messages",
     ):
         assert counters[zero] == 0, zero
+
+    # Off the happy path, read from the ledger: refunds and settlements posted, nothing parked once drained, and
+    # the unallocated figures the same as `karya ledger unallocated --json` lists.
+    assert counters["refunds_posted"] > 0
+    assert counters["settlements_posted"] > 0
+    assert unallocated.returncode == 0, unallocated.stderr[-3000:]
+    held = json.loads(unallocated.stdout)
+    assert counters["unallocated_orders"] == len(held)
+    assert counters["unallocated_amount"] == sum(r["held"] for r in held)
+    assert all(isinstance(counters[k], int) for k in ("unallocated_amount", "suspense_balance"))
 
     # Independent recomputation of every inmate's savings from the policies and the batches sold.
     policies = yaml.safe_load((ROOT / "deploy" / "demo" / "policies.yaml").read_text())["policies"]
@@ -133,6 +151,15 @@ async def test_demo_once_counts_are_consistent_and_savings_recompute(services: S
                     text("SELECT count(DISTINCT order_key) FROM ledger.journal_entries WHERE kind = 'sale_completed'")
                 )
             ).scalar_one()
+            parked = (
+                await conn.execute(
+                    text(
+                        "SELECT p.type, p.waiting_for, EXISTS (SELECT 1 FROM ledger.journal_entries e "
+                        "WHERE e.order_key = p.order_key AND e.kind = 'sale_completed') AS completed "
+                        "FROM ledger.pending_events p"
+                    )
+                )
+            ).all()
             groups = {
                 (r.batch_id, r.inmate_id): r.work_share
                 for r in await conn.execute(text("SELECT batch_id, inmate_id, work_share FROM orders.batch_work_group"))
@@ -160,6 +187,12 @@ async def test_demo_once_counts_are_consistent_and_savings_recompute(services: S
     finally:
         await engine.dispose()
     assert completed_orders == completion_entries > 0, "each completed order posted once"
+    # Once drained, the only events still parked are refunds of orders returned before they ever completed (the
+    # simulator's `returned` scenario): the ledger waits for a completion that never comes. Nothing else waits.
+    assert counters["parked_events"] == len(parked)
+    assert {(r.type, r.waiting_for, r.completed) for r in parked} <= {
+        ("karya.marketplace.refund_reported.v1", "completion", False)
+    }
     expected: dict[str, int] = defaultdict(int)
     per_entry: dict[tuple[str, str, str], int] = defaultdict(int)
     for r in distributions:
