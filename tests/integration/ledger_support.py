@@ -248,6 +248,15 @@ async def fresh_database(server_admin_url: str) -> AsyncIterator[LedgerDatabase]
         await drop_database(server_admin_url, name)
 
 
+#: Run with :func:`as_superuser` (triggers off) to empty the ledger of a test's own database, keeping the policies.
+LEDGER_RESET = (
+    "TRUNCATE ledger.journal_lines, ledger.journal_entries, ledger.account_balances, ledger.accounts, "
+    "ledger.order_facts, ledger.pending_events, ledger.posting_conflicts, ledger.outbox, ledger.inbox, "
+    "ledger.dead_letters CASCADE",  # CASCADE: tables that reference the journal (correction proposals) too
+    "UPDATE ledger.chain_head SET sequence = 0, hash = repeat('0', 64)",
+)
+
+
 async def as_superuser(admin_url: str, *statements: str) -> None:
     """Run ``statements`` as the superuser with triggers off (``session_replication_role = replica``)."""
     dsn = make_url(admin_url).set(drivername="postgresql").render_as_string(hide_password=False)

@@ -32,6 +32,7 @@ from services.ledger.domain.errors import InsufficientBalanceError
 from services.ledger.domain.model import PayoutRequest
 from services.ledger.domain.postings import build_payout
 from tests.integration.ledger_support import (
+    LEDGER_RESET,
     Batch,
     LedgerDatabase,
     as_superuser,
@@ -58,13 +59,6 @@ LAPAS = {
     "sukamiskin": ["SMK-BTK-001"],
     "tangerang": ["TNG-MAT-001"],
 }
-#: Run as the superuser (triggers off) before each example: an empty ledger, the policies kept.
-RESET = (
-    "TRUNCATE ledger.journal_lines, ledger.journal_entries, ledger.account_balances, ledger.accounts, "
-    "ledger.order_facts, ledger.pending_events, ledger.posting_conflicts, ledger.outbox, ledger.inbox, "
-    "ledger.dead_letters CASCADE",  # CASCADE: tables that reference the journal (correction proposals) too
-    "UPDATE ledger.chain_head SET sequence = 0, hash = repeat('0', 64)",
-)
 _STATE = """SELECT
   (SELECT coalesce(sum(credit_total - debit_total), 0) FROM ledger.account_balances
     WHERE account LIKE 'revenue:sales:%') AS revenue,
@@ -123,7 +117,7 @@ class LedgerDbMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.loop = asyncio.new_event_loop()
-        self.run(as_superuser(self.db.admin_url, *RESET))  # every example starts from an empty journal
+        self.run(as_superuser(self.db.admin_url, *LEDGER_RESET))  # every example starts from an empty journal
         self.engine = make_engine(self.db.urls.service, pool_size=1)
         self.processor = new_processor()
         self.inmates = [new_inmate() for _ in range(3)]
