@@ -56,8 +56,10 @@ PATHS: Final[Mapping[Channel, tuple[tuple[str, tuple[int, int]], ...]]] = Mappin
 SCENARIO_WEIGHTS: Final[Mapping[Channel, Mapping[str, float]]] = MappingProxyType(
     {
         Channel.SHOPEE: {
-            "completed": 0.56,
+            "completed": 0.50,
+            "oversold": 0.03,
             "partial_refund": 0.04,
+            "netted_refund": 0.03,
             "in_flight": 0.08,
             "unpaid_expired": 0.14,
             "cancelled": 0.10,
@@ -65,7 +67,8 @@ SCENARIO_WEIGHTS: Final[Mapping[Channel, Mapping[str, float]]] = MappingProxyTyp
             "returned": 0.06,
         },
         Channel.TIKTOK_SHOP: {
-            "completed": 0.58,
+            "completed": 0.55,
+            "oversold": 0.03,
             "partial_refund": 0.04,
             "in_flight": 0.08,
             "unpaid_expired": 0.12,
@@ -73,13 +76,14 @@ SCENARIO_WEIGHTS: Final[Mapping[Channel, Mapping[str, float]]] = MappingProxyTyp
             "returned": 0.06,
         },
         Channel.TOKOPEDIA: {
-            "completed": 0.74,
+            "completed": 0.71,
+            "oversold": 0.03,
             "partial_refund": 0.04,
             "in_flight": 0.08,
             "cancelled": 0.09,
             "returned": 0.05,
         },
-        Channel.BLIBLI: {"completed": 0.82, "in_flight": 0.08, "cancelled": 0.10},
+        Channel.BLIBLI: {"completed": 0.79, "oversold": 0.03, "in_flight": 0.08, "cancelled": 0.10},
     }
 )
 
@@ -170,6 +174,15 @@ def _partial_refund(channel: Channel, rng: random.Random) -> list[StatusSpec]:
     return [*steps, refund]
 
 
+def _netted_refund(channel: Channel, rng: random.Random) -> list[StatusSpec]:
+    """A partial refund agreed while the buyer still has to confirm receipt: the payout at completion is made
+    net of it (Shopee's escrow shows it as ``seller_return_refund``)."""
+    steps = _completed(channel, rng)
+    waiting = steps[-2]
+    refund = StatusSpec(waiting.status, rng.randint(1 * _H, 12 * _H), ("status",), refund="partial")
+    return [*steps[:-1], refund, steps[-1]]
+
+
 def _in_flight(channel: Channel, rng: random.Random) -> list[StatusSpec]:
     return _path(channel, rng, rng.randint(2, len(PATHS[channel]) - 1))
 
@@ -205,7 +218,11 @@ def _returned(channel: Channel, rng: random.Random) -> list[StatusSpec]:
 _BUILDERS: Final[Mapping[str, Callable[[Channel, random.Random], list[StatusSpec]]]] = MappingProxyType(
     {
         "completed": _completed,
+        # completed and paid, but for more units than the workshops ever produced (:func:`sim.plan.plan_day`): the
+        # reservation fails and the ledger holds the proceeds in unallocated until a person allocates them
+        "oversold": _completed,
         "partial_refund": _partial_refund,
+        "netted_refund": _netted_refund,
         "in_flight": _in_flight,
         "unpaid_expired": _unpaid_expired,
         "cancelled": _cancelled,

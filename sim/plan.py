@@ -258,8 +258,27 @@ def plan_day(
 
     channels = _split(orders, mix or DEFAULT_MIX)
     rng.shuffle(channels)
-    planned = [_plan_order(i, c, rng, ids, listings, budget, catalogue, day) for i, c in enumerate(channels)]
+    stock = _Stock(budget, produced)
+    planned = [_plan_order(i, c, rng, ids, listings, stock, catalogue, day) for i, c in enumerate(channels)]
     return Plan(seed=seed, orders=tuple(planned), steps=tuple(sorted(_steps(planned, rng, faults), key=Step.sort_key)))
+
+
+@dataclass(frozen=True, slots=True)
+class _Stock:
+    """What the plan may still sell per SKU (``budget``) and what was produced of it."""
+
+    budget: dict[str, int]
+    produced: Mapping[str, int]
+
+
+def _oversold_line(listings: list[Listing], produced: Mapping[str, int], catalogue: Catalogue) -> PlannedLine:
+    """One unit more than was ever produced of the channel's cheapest such line: no arrival order can reserve it."""
+
+    def cost(listing: Listing) -> tuple[int, str]:
+        return (produced[listing.sku] + 1) * catalogue.products_by_sku[listing.sku].list_price_idr, listing.sku
+
+    listing = min((x for x in listings if produced.get(x.sku)), key=cost)
+    return PlannedLine(listing, produced[listing.sku] + 1, catalogue.products_by_sku[listing.sku].list_price_idr)
 
 
 def _plan_order(
@@ -268,7 +287,7 @@ def _plan_order(
     rng: random.Random,
     ids: _Ids,
     listings: Mapping[Channel, list[Listing]],
-    budget: dict[str, int],
+    stock: _Stock,
     catalogue: Catalogue,
     day: date,
 ) -> PlannedOrder:
@@ -278,7 +297,10 @@ def _plan_order(
     offset = hour * 3600 + rng.randrange(3600)
     weights = SCENARIO_WEIGHTS[channel]
     scenario = rng.choices(list(weights), weights=list(weights.values()))[0]
-    lines = _pick_lines(rng, listings[channel], budget, catalogue)
+    if scenario == "oversold":
+        lines: tuple[PlannedLine, ...] = (_oversold_line(listings[channel], stock.produced, catalogue),)
+    else:
+        lines = _pick_lines(rng, listings[channel], stock.budget, catalogue)
     order_id = ids.order_id(channel, offset)
     gross = sum(line.quantity * line.unit_price for line in lines)
     statuses: list[PlannedStatus] = []

@@ -15,7 +15,7 @@ import asyncio
 import math
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import httpx
@@ -281,9 +281,11 @@ class TrafficRunner:
 
 
 def _settlement(planned: PlannedOrder, order: SimOrder, ts: int) -> SimSettlement:
-    """Blibli settles per order item (one part per line); the others per order."""
+    """Blibli settles per order item (one part per line); the others per order, net of the refunds made before
+    the payout (the marketplace deducts them: Shopee's ``seller_return_refund``)."""
     if planned.channel is Channel.BLIBLI:
         parts = tuple(compute_settlement(line.total, planned.fee_rates) for line in order.lines)
     else:
-        parts = (compute_settlement(order.gross, planned.fee_rates),)
+        part = compute_settlement(order.gross, planned.fee_rates)
+        parts = (replace(part, net=part.net - sum(r.amount for r in order.refunds if r.refunded_at <= ts)),)
     return SimSettlement(planned.settlement_id, ts, parts)

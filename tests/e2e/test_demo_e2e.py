@@ -117,6 +117,8 @@ async def test_demo_once_counts_are_consistent_and_savings_recompute(services: S
     # the unallocated figures the same as `karya ledger unallocated --json` lists.
     assert counters["refunds_posted"] > 0
     assert counters["settlements_posted"] > 0
+    # the simulator's oversold orders: completed and paid, never reservable, so held in unallocated proceeds
+    assert counters["unallocated_orders"] > 0 and counters["unallocated_amount"] > 0
     assert unallocated.returncode == 0, unallocated.stderr[-3000:]
     held = json.loads(unallocated.stdout)
     assert counters["unallocated_orders"] == len(held)

@@ -35,15 +35,18 @@ def test_orders_use_catalogue_listings_and_stay_within_stock() -> None:
     cat = catalogue()
     plan = plan_day(cat, 2000, seed=5)
     demand: Counter[str] = Counter()
+    produced: Counter[str] = Counter()
+    for batch in cat.batches:
+        produced[batch.sku] += batch.produced_qty
     for order in plan.orders:
         assert {line.listing.shop_id for line in order.lines} == {order.shop_id}
         for line in order.lines:
             assert line.listing in cat.listings and line.listing.channel is order.channel
             assert line.quantity > 0 and line.unit_price > 0
-            demand[line.listing.sku] += line.quantity
-    produced: Counter[str] = Counter()
-    for batch in cat.batches:
-        produced[batch.sku] += batch.produced_qty
+            if order.scenario == "oversold":  # one line, one unit more than was ever produced: never reservable
+                assert len(order.lines) == 1 and line.quantity == produced[line.listing.sku] + 1
+            else:
+                demand[line.listing.sku] += line.quantity
     assert all(demand[sku] <= produced[sku] for sku in demand)
     assert len({(o.channel, o.order_id) for o in plan.orders}) == len(plan.orders)
 
@@ -110,7 +113,15 @@ def test_scenarios_cover_the_realistic_lifecycles() -> None:
         "cancelled",
         "cancel_rejected",
         "returned",
+        "oversold",
+        "netted_refund",
     }
+    oversold = [o for o in plan.orders if o.scenario == "oversold"]
+    assert {o.channel for o in oversold} == set(Channel) - {Channel.BUKALAPAK}
+    assert all(o.statuses[-1].settle for o in oversold), "the marketplace completes and pays them all the same"
+    netted = [o for o in plan.orders if o.scenario == "netted_refund"]  # refunded before the payout: Shopee only
+    assert netted and {o.channel for o in netted} == {Channel.SHOPEE}
+    assert all([bool(s.refund_amount) for s in o.statuses[-2:]] == [True, False] for o in netted)
     unpaid = [o for o in plan.orders if o.scenario == "unpaid_expired"]
     assert unpaid and {o.channel for o in unpaid} == {Channel.SHOPEE, Channel.TIKTOK_SHOP}
     assert all([s.raw_status for s in o.statuses] == ["UNPAID", "CANCELLED"] for o in unpaid)

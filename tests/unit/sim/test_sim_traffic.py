@@ -17,7 +17,16 @@ from sim.settings import SimSettings
 from sim.state import SimState
 from sim.traffic import TrafficRunner, TrafficSummary
 from sim.webhooks import RetryPolicy
-from tests.unit.sim.sim_support import NOW, SETTINGS, FakeGateway, catalogue, simulator_app, tokens_for, transport
+from tests.unit.sim.sim_support import (
+    NOW,
+    SETTINGS,
+    FakeGateway,
+    catalogue,
+    fixed_clock,
+    simulator_app,
+    tokens_for,
+    transport,
+)
 
 DAY_START = NOW - 14 * 86_400
 
@@ -160,3 +169,34 @@ async def test_a_partial_refund_re_pushes_the_shopee_status_with_a_new_update_ti
         if data["status"] == "COMPLETED":
             pushes.setdefault(data["ordersn"], set()).add(data["update_time"])
     assert all(len(pushes[order_id]) == 2 for order_id in refunded)
+
+
+async def test_a_refund_before_completion_is_netted_in_the_shopee_escrow() -> None:
+    no_faults = FaultRates(lost=0, late=0, out_of_order=0, duplicate=0)
+    plan = plan_day(catalogue(), 400, 2, mix={"shopee": 1}, faults=no_faults)
+    netted = [o for o in plan.orders if o.scenario == "netted_refund"]
+    assert netted
+    state = SimState()
+    await TrafficRunner(state, SETTINGS, transport=transport(FakeGateway().app()), clock=lambda: NOW).run(plan)
+    later = NOW + 3600  # the run stamps each change a second after the last; read an hour on
+    app = simulator_app(state, fixed_clock(later))
+    shops = {o.shop_id for o in netted}
+    shopee = ShopeeClient(
+        "http://127.0.0.1:8090/shopee",
+        2001234,
+        "shopee-partner-key",
+        tokens_for(app, "shopee", *shops),
+        transport=transport(app),
+        clock=lambda: later,
+    )
+    for planned in netted[:5]:
+        order = state.get(Channel.SHOPEE, planned.order_id)
+        assert order is not None and order.settlement is not None and len(order.refunds) == 1
+        refund = order.refunds[0]
+        # The escrow pays the itemised amounts less the refund it already deducted.
+        settlement = order.settlement
+        assert settlement.net == settlement.gross - sum(settlement.fees.values()) - settlement.pph22 - refund.amount
+        (read,) = await shopee.refunds(planned.shop_id, planned.order_id)
+        assert (read.amount, read.netted) == (refund.amount, True)
+        got = await shopee.settlement(planned.shop_id, planned.order_id)
+        assert got is not None and got.net_payout == settlement.net
