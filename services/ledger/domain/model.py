@@ -114,7 +114,7 @@ class BatchAllocation:
             share = member.share
             if isinstance(share, bool) or not isinstance(share, int | Fraction) or share < 0:
                 raise RequestError(f"{where}: work share of {member.inmate_id} must be an int or Fraction >= 0")
-        if sum((m.share for m in self.work_group), Fraction(0)) == 0:
+        if not any(m.share for m in self.work_group):  # each share was just checked to be >= 0
             raise RequestError(f"{where}: all work shares are zero")
 
 
