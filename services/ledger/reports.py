@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -221,6 +222,9 @@ async def verify_chain(
     total = int((await uow.conn.execute(text(f"SELECT sequence FROM {uow.table('chain_head')}"))).scalar_one())
     async for committed, prev_hash, stored in _committed(uow, after=after[0]):
         count += 1
+        if count % 200 == 0:
+            # ~70 ms of hashing: let the process's consumers run (the ledger verifies in its own event loop).
+            await asyncio.sleep(0)
         if on_progress is not None and count % 5000 == 0:
             on_progress(count, total)
         seq = committed.sequence
