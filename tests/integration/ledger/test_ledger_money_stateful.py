@@ -115,6 +115,7 @@ class Order:
     key: str
     batches: list[ls.Batch]
     batched: bool  # the completion carries the batches (else a person allocates them)
+    lapas_known: bool  # a completion without batches may not even name its lapas
     settlements: list[Settlement]
     refunds: list[Refund]
     events: dict[str, Envelope] = field(default_factory=dict)
@@ -218,9 +219,9 @@ class MoneyMachine(RuleBasedStateMachine):
 
     # --- rules
 
-    @rule(data=st.data(), batched=st.booleans(), two=st.booleans(), netted=st.booleans(), refund=st.booleans())
-    def new_order(self, data: st.DataObject, batched: bool, two: bool, netted: bool, refund: bool) -> None:
-        """Plan a new order's life: batches (1–2), settlements (1–2), line refunds (netted or paid)."""
+    @rule(data=st.data(), batched=st.booleans(), two=st.booleans(), netted=st.booleans(), paid=st.integers(0, 2))
+    def new_order(self, data: st.DataObject, batched: bool, two: bool, netted: bool, paid: int) -> None:
+        """Plan a new order's life: batches (1–2), settlements (1–2), line refunds (one netted, up to two paid)."""
         key = ls.new_order_key(data.draw(st.sampled_from(["shopee", "tiktok_shop"]), label="channel"))
         batches = []
         for n in range(data.draw(st.integers(1, 2), label="batches")):
@@ -245,7 +246,11 @@ class MoneyMachine(RuleBasedStateMachine):
             fee = data.draw(st.integers(0, part // 10), label="fee")
             settlements.append(Settlement(f"ESC-{n}", part, fee, part - fee - ls.pph22(part)))
         refunds = []
-        for rid, wanted, cap in (("RF-N", netted, gross // 4), ("RF-P", refund, gross // 2)):
+        for rid, wanted, cap in (
+            ("RF-N", netted, gross // 4),
+            ("RF-P", paid > 0, gross // 2),
+            ("RF-Q", paid > 1, gross // 4),
+        ):
             if not wanted or cap < 1:
                 continue
             amount = data.draw(st.integers(1, cap), label=f"{rid} amount")
@@ -256,7 +261,8 @@ class MoneyMachine(RuleBasedStateMachine):
         if any(r.netted for r in refunds):  # the escrow of ESC-1 already deducted the netted refund's cash
             s1 = settlements[0]
             settlements[0] = Settlement(s1.sid, s1.gross, s1.fee, s1.net - refunds[0].cash)
-        order = Order(key, batches, batched, settlements, refunds)
+        lapas_known = batched or data.draw(st.booleans(), label="lapas known")
+        order = Order(key, batches, batched, lapas_known, settlements, refunds)
         order.events = self._events(order)
         if not batched:
             for b in batches:
@@ -279,7 +285,11 @@ class MoneyMachine(RuleBasedStateMachine):
         if order.batched:
             events = {"completion": ls.completed(order.key, order.batches, AT)}
         else:
-            events = {"completion": completed_without_allocation(order.key, LAPAS, order.gross, AT)}
+            events = {
+                "completion": completed_without_allocation(
+                    order.key, LAPAS if order.lapas_known else None, order.gross, AT
+                )
+            }
         for n, s in enumerate(order.settlements):
             events[s.sid] = ls.settled(
                 order.key,
@@ -299,14 +309,16 @@ class MoneyMachine(RuleBasedStateMachine):
         return events
 
     @precondition(lambda self: any(set(o.events) - o.sent for o in self.orders))
-    @rule(data=st.data(), redeliver=st.booleans())
-    def deliver(self, data: st.DataObject, redeliver: bool) -> None:
-        """Some of an order's events not sent yet, in any order, as one batch (maybe with a redelivery)."""
+    @rule(data=st.data(), redeliver=st.booleans(), reemit=st.booleans())
+    def deliver(self, data: st.DataObject, redeliver: bool, reemit: bool) -> None:
+        """Some of an order's events not sent yet, in any order, as one batch (maybe with a redelivery of a sent
+        event, or one re-emitted under a new event id)."""
         order = data.draw(st.sampled_from([o for o in self.orders if set(o.events) - o.sent]))
         names = data.draw(st.lists(st.sampled_from(sorted(set(order.events) - order.sent)), min_size=1, unique=True))
         batch = [order.events[n] for n in names]
         if redeliver and order.sent:
-            batch.append(order.events[data.draw(st.sampled_from(sorted(order.sent)), label="redelivered")])
+            again = order.events[data.draw(st.sampled_from(sorted(order.sent)), label="redelivered")]
+            batch.append(ls.reissued(again) if reemit else again)
         batch = data.draw(st.permutations(batch), label="arrival order")
         rejected = self.run(ls.post(self.engine, self.processor, batch))
         assert rejected == [], f"money dead-lettered: {rejected}"
