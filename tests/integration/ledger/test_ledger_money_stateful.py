@@ -108,7 +108,7 @@ class Refund:
         return self.amount - self.fees_returned - self.pph_returned
 
 
-@dataclass(repr=False)
+@dataclass
 class Order:
     """One order's planned life and what of it has been sent."""
 
@@ -118,12 +118,9 @@ class Order:
     lapas_known: bool  # a completion without batches may not even name its lapas
     settlements: list[Settlement]
     refunds: list[Refund]
-    events: dict[str, Envelope] = field(default_factory=dict)
+    events: dict[str, Envelope] = field(default_factory=dict, repr=False)
     sent: set[str] = field(default_factory=set)
     allocated: bool = False
-
-    def __repr__(self) -> str:
-        return f"Order({self.key})"
 
     @property
     def gross(self) -> int:
