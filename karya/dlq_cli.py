@@ -1,4 +1,5 @@
-"""``karya dlq list|show|replay|discard``: dead letters across the services' ``dead_letters`` tables.
+"""``karya dlq list|show|replay|discard``: dead letters across the services' ``dead_letters`` tables; ``karya dlq
+parked``: the gateway's deliveries parked while their marketplace API is unreachable (not dead letters: retried).
 
 Thin commands over :mod:`infra.messaging.dlq_admin`. A dead letter is named ``<schema>:<id>`` (``orders:42``).
 The orders and ledger schemas are read as the service role (``DATABASE_URL``), the gateway's as the gateway role
@@ -36,8 +37,12 @@ from infra.messaging.dlq_admin import (
     replay_dead_letter,
     show_dead_letter,
 )
+from services.gateway.parked_queries import ParkedDelivery, list_parked
 
-dlq_app = typer.Typer(help="Dead letters: list, show, replay, discard (every action audited).", no_args_is_help=True)
+dlq_app = typer.Typer(
+    help="Dead letters: list, show, replay, discard (every action audited); parked gateway deliveries.",
+    no_args_is_help=True,
+)
 
 _T = TypeVar("_T")
 _DONE = {"replay": "replayed", "discard": "discarded"}
@@ -171,6 +176,35 @@ def discard_command(
         return lambda conn: discard_dead_letter(conn, schema, number, actor=who, reason=reason, dry_run=dry_run)
 
     _report([_run(_on(s, discard(s, n), write=True)) for s, n in map(_parse, refs)], dry_run)
+
+
+@dlq_app.command("parked")
+def parked_command(
+    channel: str | None = typer.Option(None, help="Only this channel (tokopedia, shopee, tiktok_shop, blibli)."),
+    limit: int = typer.Option(500, min=1, max=10_000),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line (nothing when none is parked)."),
+) -> None:
+    """The gateway's deliveries parked while their marketplace API is unreachable, oldest first (no bodies).
+
+    They are retried by the gateway with backoff and applied once the API answers: nothing to replay here."""
+    rows: list[ParkedDelivery] = _run(_on("gateway", lambda conn: list_parked(conn, channel=channel, limit=limit)))
+    for row in rows:
+        if as_json:
+            typer.echo(json.dumps({k: _jsonable(v) for k, v in asdict(row).items()}))
+        else:
+            typer.echo(
+                f"{row.event_id}  {row.channel}  {row.order_key}  attempts={row.attempts}  "
+                f"since={row.parked_at:%Y-%m-%d %H:%M:%S}  age={_age(row.age_s)}  "
+                f"next={row.next_attempt_at:%Y-%m-%d %H:%M:%S}  {row.reason}"
+            )
+    if not as_json:
+        where = f" for {channel}" if channel else ""
+        typer.echo(f"{len(rows)} parked delivery(ies){where}" if rows else f"nothing parked{where}")
+
+
+def _age(seconds: int) -> str:
+    hours, rest = divmod(max(seconds, 0), 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
 
 
 def _parse(ref: str) -> tuple[str, int]:
