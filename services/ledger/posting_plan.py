@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -40,7 +41,7 @@ from services.ledger.requests import (
     refund_request,
     settlement_request,
 )
-from services.ledger.settlement_plan import cumulative, distribute, plan_settlement
+from services.ledger.settlement_plan import cumulative, distribute, plan_settlement, settlement_difference
 
 _ORDER = {ORDER_COMPLETED: 0, SETTLEMENT_REPORTED: 1, REFUND_REPORTED: 2}
 POSTED_EVENT_TYPES = frozenset(_ORDER)
@@ -282,21 +283,31 @@ def _plan_settlement(
     envelope: Envelope, order: OrderFacts, completion: CompletionRequest, inputs: PostingInputs, plan: PostingPlan
 ) -> None:
     """A settlement: new (its id unseen) posts its cash side and the cumulative distribution, or holds it; the
-    same id again is a redelivery when it says the same, else a conflict."""
+    same id again is a redelivery when it says the same, else a conflict. One naming a marketplace settlement
+    id already posted posts only what its totals add to the last ones posted for that id (nothing if nothing)."""
     source = str(envelope.event_id)
     settlement = settlement_request(envelope.data, completion.order)
-    for stored in order.settlements:
-        if stored.get("settlement_id") == settlement.settlement_id:
-            theirs = request_hash(EntryKind.SETTLEMENT, settlement_request(stored, completion.order))
-            mine = request_hash(EntryKind.SETTLEMENT, settlement)
-            if theirs != mine:
-                key = settlement_key(order.order_key, settlement.settlement_id)
-                plan.conflicts.append(Conflict(key, theirs, mine, source))
-            elif order.hold is not None and completion.allocations:
-                # A replayed settlement of a held order retries its distribution (e.g. after a policy load).
-                plan.add(distribute(order, completion, inputs.policies, take_back=False).entries, source)
-            return
-    plan.add(plan_settlement(order, envelope.data, completion, inputs.policies).entries, source)
+    stored = order.reported_settlement(settlement.settlement_id)
+    if stored is not None:
+        theirs = request_hash(EntryKind.SETTLEMENT, settlement_request(stored, completion.order))
+        mine = request_hash(EntryKind.SETTLEMENT, settlement)
+        if theirs != mine:
+            key = settlement_key(order.order_key, settlement.settlement_id)
+            plan.conflicts.append(Conflict(key, theirs, mine, source))
+        elif order.hold is not None and completion.allocations:
+            # A replayed settlement of a held order retries its distribution (e.g. after a policy load).
+            plan.add(distribute(order, completion, inputs.policies, take_back=False).entries, source)
+        return
+    payload: dict[str, Any] | None = envelope.data
+    marketplace_id = envelope.data.get("marketplace_settlement_id")
+    if isinstance(marketplace_id, str):  # the marketplace's current totals: post what they add to the last ones
+        last = order.reported.get(order.latest.get(marketplace_id, ""))
+        payload = envelope.data if last is None else settlement_difference(last, envelope.data)
+        order.reported = {**order.reported, settlement.settlement_id: envelope.data}
+        order.latest = {**order.latest, marketplace_id: settlement.settlement_id}
+        order.changed = True
+    if payload is not None:
+        plan.add(plan_settlement(order, payload, completion, inputs.policies).entries, source)
 
 
 def reason(envelope: Envelope, exc: Exception) -> str:

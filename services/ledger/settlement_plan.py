@@ -11,6 +11,10 @@ When the distribution cannot be made — no batch is allocated, no policy is in 
 the material cost — the cash side still posts; the cleared gross stays in (or moves to)
 ``clearing:unallocated_proceeds:<lapas>`` and the order records why (``hold``). :func:`plan_release` posts it
 once the cause is gone (a person allocates batches, or a later settlement makes the distribution possible).
+
+A settlement that names the marketplace's own settlement id reports that id's current totals: a later one under
+the same id (a re-read after an adjustment) posts only what it adds to the totals posted last for that id
+(:func:`settlement_difference`) — as one more settlement, so the distribution still follows the cumulative sum.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from infra.errors import error_text
 from services.ledger.domain import accounts
 from services.ledger.domain.accounts import Side
 from services.ledger.domain.distribution import plan_distribution
-from services.ledger.domain.errors import DistributionError, NoPolicyError
+from services.ledger.domain.errors import DistributionError, NoPolicyError, RequestError
 from services.ledger.domain.facts import NO_ALLOCATION, OrderFacts
 from services.ledger.domain.journal import EntryKind, JournalEntry, LineBuilder, request_hash
 from services.ledger.domain.model import CompletionRequest, OrderRef, SettlementRequest
@@ -60,6 +64,36 @@ def cumulative(settlements: Sequence[SettlementRequest]) -> SettlementRequest:
         settled_at=last.settled_at,
         bank_account=last.bank_account,
     )
+
+
+_TOTALS = ("gross_amount", "pph22_withheld", "net_payout")
+
+
+def _fee_totals(payload: dict[str, Any]) -> dict[str, int]:
+    fees: dict[str, int] = {}
+    for fee in payload.get("fees", ()):
+        fees[fee["fee_type"]] = fees.get(fee["fee_type"], 0) + int(fee["amount"])
+    return fees
+
+
+def settlement_difference(last: dict[str, Any], now: dict[str, Any]) -> dict[str, Any] | None:
+    """``now`` (a settlement payload carrying a marketplace settlement id's current totals) less ``last`` (the
+    totals posted last for that id), field by field and fee type by fee type: the payload of what ``now`` adds,
+    or ``None`` when it adds nothing. A total that went down is refused (:class:`RequestError`): a settlement
+    posts no negative amounts, so a person decides."""
+    fees_now, fees_last = _fee_totals(now), _fee_totals(last)
+    changes = {f: int(now.get(f, 0)) - int(last.get(f, 0)) for f in _TOTALS}
+    fee_changes = {t: fees_now.get(t, 0) - fees_last.get(t, 0) for t in sorted(fees_now.keys() | fees_last.keys())}
+    lower = sorted(f for f, d in [*changes.items(), *fee_changes.items()] if d < 0)
+    if lower:
+        raise RequestError(
+            f"settlement {now['settlement_id']} lowers the totals of marketplace settlement "
+            f"{now['marketplace_settlement_id']} ({', '.join(lower)}): a person decides"
+        )
+    if not any(changes.values()) and not any(fee_changes.values()):
+        return None
+    fees = [{"fee_type": t, "amount": d} for t, d in fee_changes.items() if d]
+    return {**now, **changes, "fees": fees}
 
 
 def cleared_amounts(gross: int, settlements: Sequence[SettlementRequest]) -> list[int]:

@@ -4,7 +4,9 @@ Stored in ``ledger.order_facts``: the completion payload, the gross refunded so 
 column — the order's settlement state (:meth:`OrderFacts.state`): every settlement payload in arrival order,
 how many of them the distribution covers, why the distribution waits (if it does) and the allocations a person
 made later. A column written before settlements were plural holds one settlement payload; it reads as one
-settlement, distributed.
+settlement, distributed. Settlements that name the marketplace's own id carry that id's running totals: the
+column keeps each such payload as reported (``reported``, by settlement id) and the last one posted per
+marketplace id (``latest``), while ``settlements`` holds what each of them added.
 """
 
 from __future__ import annotations
@@ -33,7 +35,10 @@ class OrderFacts:
     distribution entries cover (the rest, if any, wait in unallocated proceeds). ``hold``: why the distribution
     waits, or ``None``. ``allocations``: batches allocated after completion (replacing the completion's), or
     ``None``. ``policy_refs``: the policy versions the distribution was made under (later deltas and refunds are
-    planned under the same ones). ``is_new``/``changed`` say what a batch must write back."""
+    planned under the same ones). ``reported``: the payloads, as reported, of the settlements that name a
+    marketplace settlement id (their entry in ``settlements`` is the difference to the previous totals);
+    ``latest``: per marketplace settlement id, the settlement id whose totals were posted last.
+    ``is_new``/``changed`` say what a batch must write back."""
 
     order_key: str
     lapas_id: str
@@ -45,6 +50,8 @@ class OrderFacts:
     allocations: list[dict[str, Any]] | None = None
     policy_refs: list[str] | None = None
     refund_taken: dict[str, int] = field(default_factory=dict)
+    reported: dict[str, dict[str, Any]] = field(default_factory=dict)
+    latest: dict[str, str] = field(default_factory=dict)
     is_new: bool = False
     changed: bool = False
 
@@ -66,6 +73,8 @@ class OrderFacts:
             facts.allocations = state.get("allocations")
             facts.policy_refs = state.get("policy_refs")
             facts.refund_taken = dict(state.get("refund_taken", {}))
+            facts.reported = dict(state.get("reported", {}))
+            facts.latest = dict(state.get("latest", {}))
         return facts
 
     def state(self) -> dict[str, Any] | None:
@@ -81,12 +90,20 @@ class OrderFacts:
         }
         if self.refund_taken:  # what line-aware refunds took back per batch, cumulative
             state["refund_taken"] = self.refund_taken
+        if self.latest:  # marketplace settlement ids seen: their payloads as reported, the last posted per id
+            state["reported"], state["latest"] = self.reported, self.latest
         return state
 
     @property
     def settled(self) -> bool:
         """Whether at least one settlement was posted."""
         return bool(self.settlements)
+
+    def reported_settlement(self, settlement_id: str) -> dict[str, Any] | None:
+        """The payload of settlement ``settlement_id`` as it was reported, or ``None`` if it was never seen."""
+        if settlement_id in self.reported:
+            return self.reported[settlement_id]
+        return next((s for s in self.settlements if s.get("settlement_id") == settlement_id), None)
 
     @property
     def allocated_at_completion(self) -> bool:
