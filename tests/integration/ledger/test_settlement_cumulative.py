@@ -1,0 +1,88 @@
+"""Settlements under one marketplace settlement id are cumulative, on the real database through the posting use
+case: the gateway re-reads a TikTok Shop settlement after an adjustment (a new content id carrying the full new
+total); the ledger posts only the difference, a third identical re-read posts nothing, and a settlement under
+another marketplace id is additional. The distribution follows the cumulative settled amount: the order's books
+end exactly as those of an order settled once for the same totals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from infra.db.engine import make_engine
+from infra.db.roles import RoleUrls
+from infra.messaging.envelope import Envelope
+from tests.integration.ledger.scenario_support import T, journal_of
+from tests.integration.ledger_support import (
+    Batch,
+    completed,
+    new_inmate,
+    new_order_key,
+    new_processor,
+    post,
+    settled,
+    uid,
+)
+
+pytestmark = pytest.mark.integration
+
+RECEIVABLE, BANK = "asset:marketplace_receivable:tiktok_shop", "asset:bank:main"
+
+
+@pytest.fixture
+async def engine(ledger_db: RoleUrls) -> AsyncIterator[AsyncEngine]:
+    engine = make_engine(ledger_db.service, pool_size=2)
+    yield engine
+    await engine.dispose()
+
+
+def _totals(key: str, gross: int, settlement_id: str, marketplace_id: str | None) -> Envelope:
+    envelope = settled(key, gross, T, fees={"commission_fee": gross * 6 // 100}, settlement_id=settlement_id)
+    if marketplace_id is not None:
+        envelope.data["marketplace_settlement_id"] = marketplace_id
+    return envelope
+
+
+async def _net_by_account(engine: AsyncEngine, key: str) -> dict[str, int]:
+    """The order's net debit per account over its whole journal (accounts that net to zero left out)."""
+    net: dict[str, int] = {}
+    for lines in (await journal_of(engine, key)).values():
+        for account, side, amount in lines:
+            net[account] = net.get(account, 0) + (amount if side == "D" else -amount)
+    return {a: n for a, n in net.items() if n}
+
+
+async def test_a_reread_posts_its_difference_an_identical_one_nothing_another_id_in_full(engine: AsyncEngine) -> None:
+    inmate = new_inmate()
+    batch = Batch(f"B-C-{uid()}", "SMK-BTK-001", "sukamiskin", 3, 52_000, 15_000, "sup-kain", ((inmate, 1),))
+    key, processor = new_order_key("tiktok_shop"), new_processor()
+    assert await post(engine, processor, [completed(key, [batch], T), _totals(key, 100_000, "M.h1", "M")]) == []
+    assert await post(engine, processor, [_totals(key, 104_000, "M.h2", "M")]) == []
+    journal = await journal_of(engine, key)
+    # the re-read clears 4,000 of the receivable and pays the 4,000 less its fee and PPh 22 differences
+    assert journal["settlement:M.h2"] == {
+        (BANK, "D", 3_740),
+        ("expense:marketplace_fee:commission_fee", "D", 240),
+        ("asset:pph22_prepaid", "D", 20),
+        (RECEIVABLE, "C", 4_000),
+        ("clearing:undistributed_proceeds:sukamiskin", "D", 4_000),
+        ("revenue:sales:sukamiskin", "C", 4_000),
+    }
+    assert f"distribution:{batch.batch_id}:s2" in journal  # the distribution delta of the cumulative 104,000
+
+    assert await post(engine, processor, [_totals(key, 104_000, "M.h3", "M")]) == []
+    assert await journal_of(engine, key) == journal, "an identical re-read posts nothing"
+
+    # the same books as an order settled once for 104,000
+    once = new_order_key("tiktok_shop")
+    assert await post(engine, processor, [completed(once, [batch], T), _totals(once, 104_000, "ONCE", None)]) == []
+    assert await _net_by_account(engine, key) == await _net_by_account(engine, once)
+
+    assert await post(engine, processor, [_totals(key, 52_000, "M2.h1", "M2")]) == []
+    m2 = (await journal_of(engine, key))["settlement:M2.h1"]
+    assert {(BANK, "D", 48_620), (RECEIVABLE, "C", 52_000)} <= m2, "another marketplace id is additional"
+    books = await _net_by_account(engine, key)
+    assert RECEIVABLE not in books and books[BANK] == 93_500 + 3_740 + 48_620
