@@ -40,10 +40,6 @@ class SignatureScheme:
         """The exact bytes the sender signs."""
         return self.prefix + body
 
-    def sign(self, body: bytes, secret_index: int = 0) -> str:
-        """The header a sender holding secret ``secret_index`` computes (for tests and the simulator)."""
-        return hmac_hex(self.secrets[secret_index], self.signed_message(body))
-
     def verify(self, body: bytes, header_value: str | None) -> bool:
         """True when ``header_value`` is the signature of ``body`` under one of the active secrets."""
         return verify_hex(self.secrets, self.signed_message(body), header_value)
