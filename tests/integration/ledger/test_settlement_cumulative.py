@@ -15,17 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
 from infra.messaging.envelope import Envelope
+from tests.integration import ledger_support as support
 from tests.integration.ledger.scenario_support import T, journal_of
-from tests.integration.ledger_support import (
-    Batch,
-    completed,
-    new_inmate,
-    new_order_key,
-    new_processor,
-    post,
-    settled,
-    uid,
-)
+from tests.integration.ledger_support import Batch, completed, post, settled
 
 pytestmark = pytest.mark.integration
 
@@ -56,9 +48,9 @@ async def _net_by_account(engine: AsyncEngine, key: str) -> dict[str, int]:
 
 
 async def test_a_reread_posts_its_difference_an_identical_one_nothing_another_id_in_full(engine: AsyncEngine) -> None:
-    inmate = new_inmate()
-    batch = Batch(f"B-C-{uid()}", "SMK-BTK-001", "sukamiskin", 3, 52_000, 15_000, "sup-kain", ((inmate, 1),))
-    key, processor = new_order_key("tiktok_shop"), new_processor()
+    inmate = support.new_inmate()
+    batch = Batch(f"B-C-{support.uid()}", "SMK-BTK-001", "sukamiskin", 3, 52_000, 15_000, "sup-kain", ((inmate, 1),))
+    key, processor = support.new_order_key("tiktok_shop"), support.new_processor()
     assert await post(engine, processor, [completed(key, [batch], T), _totals(key, 100_000, "M.h1", "M")]) == []
     assert await post(engine, processor, [_totals(key, 104_000, "M.h2", "M")]) == []
     journal = await journal_of(engine, key)
@@ -77,7 +69,7 @@ async def test_a_reread_posts_its_difference_an_identical_one_nothing_another_id
     assert await journal_of(engine, key) == journal, "an identical re-read posts nothing"
 
     # the same books as an order settled once for 104,000
-    once = new_order_key("tiktok_shop")
+    once = support.new_order_key("tiktok_shop")
     assert await post(engine, processor, [completed(once, [batch], T), _totals(once, 104_000, "ONCE", None)]) == []
     assert await _net_by_account(engine, key) == await _net_by_account(engine, once)
 
