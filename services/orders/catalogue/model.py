@@ -155,11 +155,6 @@ class Catalogue:
     # Lookup indexes, built on first use (cached_property writes the instance dict directly, so this
     # works on a frozen dataclass and does not take part in equality).
     @cached_property
-    def workshops_by_id(self) -> dict[str, Workshop]:
-        """Workshops by ``workshop_id``."""
-        return {r.workshop_id: r for r in self.workshops}
-
-    @cached_property
     def products_by_sku(self) -> dict[str, Product]:
         """Products by ``sku``."""
         return {r.sku: r for r in self.products}

@@ -136,6 +136,11 @@ def demo() -> Catalogue:
     return load_catalogue(DEMO)
 
 
+def lapas_of_workshop(catalogue: Catalogue) -> dict[str, str]:
+    """The lapas each workshop belongs to, by ``workshop_id``."""
+    return {w.workshop_id: w.lapas_id for w in catalogue.workshops}
+
+
 def test_demo_catalogue_parses_and_meets_the_minimums(demo: Catalogue) -> None:
     assert {lp.lapas_id for lp in demo.lapas} >= {"cipinang", "sukamiskin", "kerobokan", "tangerang"}
     kerobokan = next(lp for lp in demo.lapas if lp.lapas_id == "kerobokan")
@@ -148,7 +153,7 @@ def test_demo_catalogue_parses_and_meets_the_minimums(demo: Catalogue) -> None:
     assert sum(1 for n in per_lapas.values() if n >= 2) >= 2
     gloves = demo.products_by_sku["CPN-GLV-001"]
     assert gloves.kind is ProductKind.GLOVES
-    assert demo.workshops_by_id[gloves.default_workshop_id].lapas_id == "cipinang"
+    assert lapas_of_workshop(demo)[gloves.default_workshop_id] == "cipinang"
 
 
 def test_demo_batches_are_plausible(demo: Catalogue) -> None:
@@ -163,10 +168,8 @@ def test_demo_batches_are_plausible(demo: Catalogue) -> None:
         assert batch.production_date.year == 2026
         assert batch.unit_material_cost_idr < demo.products_by_sku[batch.sku].list_price_idr
     # some SKU has stock in two workshops of one lapas, so the same-lapas fallback can be exercised
-    spread = {
-        sku: {demo.workshops_by_id[b.workshop_id].lapas_id for b in demo.batches if b.sku == sku}
-        for sku in batches_per_sku
-    }
+    lapas = lapas_of_workshop(demo)
+    spread = {sku: {lapas[b.workshop_id] for b in demo.batches if b.sku == sku} for sku in batches_per_sku}
     multi = [s for s in spread if len({b.workshop_id for b in demo.batches if b.sku == s}) >= 2]
     assert len({next(iter(spread[s])) for s in multi if len(spread[s]) == 1}) >= 2
 
@@ -178,7 +181,8 @@ def test_demo_every_product_is_listed_on_the_live_channels(demo: Catalogue) -> N
         if listing.channel in (Channel.TOKOPEDIA, Channel.TIKTOK_SHOP, Channel.SHOPEE):
             assert listing.shop_id.isdigit() and listing.channel_product_id.isdigit()
     # one shop per channel per lapas
-    shops = {(li.channel, demo.workshops_by_id[li.workshop_id].lapas_id, li.shop_id) for li in demo.listings}
+    lapas = lapas_of_workshop(demo)
+    shops = {(li.channel, lapas[li.workshop_id], li.shop_id) for li in demo.listings}
     assert len(shops) == len({(c, lp) for c, lp, _ in shops})
 
 
