@@ -11,7 +11,7 @@ from typing import NamedTuple
 from uuid import UUID
 
 from services.orders.domain.lifecycle import OrderStatusSnapshot
-from services.orders.domain.stock import MovementKind, StockDelta, movement_delta
+from services.orders.domain.stock import MovementKind
 
 __all__ = ["BatchInfo", "Held", "History", "Line", "Movement", "OrderRow", "Reservation"]
 
@@ -139,8 +139,3 @@ class Movement(NamedTuple):
     reason: str
     order_key: str | None = None
     event_id: UUID | None = None
-
-    @property
-    def delta(self) -> StockDelta:
-        """Signed change of the four counters."""
-        return movement_delta(self.kind, self.quantity)

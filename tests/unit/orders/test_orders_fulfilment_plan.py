@@ -17,7 +17,7 @@ from services.contracts.marketplace import ORDER_STATUS_CHANGED, OrderLine, Orde
 from services.orders.domain.channels import map_status
 from services.orders.domain.lifecycle import OrderState, OrderStatusSnapshot, StockStage
 from services.orders.domain.records import BatchInfo, Held, Line, OrderRow, Reservation
-from services.orders.domain.stock import MovementKind, StockCounters
+from services.orders.domain.stock import MovementKind, StockCounters, movement_delta
 from services.orders.fulfilment import read_changes
 from services.orders.fulfilment_plan import Change, FulfilmentPlan, Settled, StatusChange, plan_changes
 from services.orders.inspection import Inspected, Verdict, plan_inspection
@@ -247,7 +247,7 @@ def test_any_batch_keeps_counters_valid_and_reservations_in_step(events: list[tu
     p = plan([status(o, raw, m, qty=q) for o, raw, m, q in events], stock(*((b, *c) for b, c in start.items())))
     totals = {b: [on, soft, hard, 0] for b, (on, soft, hard) in start.items()}
     for m in p.stock.movements:
-        d = m.delta
+        d = movement_delta(m.kind, m.quantity)
         for i, change in enumerate((d.on_hand, d.soft_reserved, d.allocated, d.quarantined)):
             totals[m.batch_id][i] += change
     for on, soft, hard, quarantined in totals.values():
