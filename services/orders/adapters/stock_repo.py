@@ -208,14 +208,3 @@ async def counter_drift(uow: UnitOfWork) -> list[dict[str, Any]]:
     """Batches whose counters differ from the sum of their movements (empty when consistent)."""
     rows = await uow.conn.execute(_COUNTER_DRIFT.on(uow))
     return [dict(r._mapping) for r in rows]
-
-
-_NEGATIVE_COUNTERS = Sql(
-    "SELECT count(*) FROM {schema}.batch_stock WHERE on_hand < 0 OR soft_reserved < 0 "
-    "OR allocated < 0 OR quarantined < 0 OR soft_reserved + allocated > on_hand"
-)
-
-
-async def negative_counter_rows(uow: UnitOfWork) -> int:
-    """Rows with any counter below zero (the CHECKs make this 0; reported as evidence)."""
-    return int((await uow.conn.execute(_NEGATIVE_COUNTERS.on(uow))).scalar_one())

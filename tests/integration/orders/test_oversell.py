@@ -20,11 +20,19 @@ from infra.db.roles import RoleUrls
 from infra.db.unit_of_work import UnitOfWork
 from infra.messaging.admin import ensure_topics, read_to_end
 from infra.messaging.topics import topic_name
-from services.orders.adapters.stock_repo import counter_drift, negative_counter_rows
+from services.orders.adapters.stock_repo import counter_drift
 from services.orders.app import SCHEMA
 from tests.contract_validation import validate_published
 from tests.integration.messaging_support import wait_for
-from tests.integration.orders_support import load, publish, service_processes, small_catalogue, status_event, uid
+from tests.integration.orders_support import (
+    load,
+    negative_counter_rows,
+    publish,
+    service_processes,
+    small_catalogue,
+    status_event,
+    uid,
+)
 from tests.naming import topic_prefix
 
 pytestmark = pytest.mark.integration
@@ -90,7 +98,7 @@ async def test_oversell_race_two_processes_exactly_37_confirmed(
             ).one()
             assert held == 37
             assert tuple(stock) == (37, 37, 0)
-            assert await negative_counter_rows(UnitOfWork(conn, SCHEMA)) == 0
+            assert await negative_counter_rows(conn) == 0
             assert await counter_drift(UnitOfWork(conn, SCHEMA)) == []
             # Both batches of the lapas are used up: the listing's workshop first, then the other workshop.
             per_batch: dict[str, int] = dict(

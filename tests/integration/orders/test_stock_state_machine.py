@@ -34,7 +34,7 @@ from infra.db.unit_of_work import UnitOfWork
 from infra.messaging.consumer import InboundEvent
 from infra.messaging.delivery import Delivery
 from services.orders.adapters.order_repo import BatchInfoCache
-from services.orders.adapters.stock_repo import counter_drift, negative_counter_rows
+from services.orders.adapters.stock_repo import counter_drift
 from services.orders.app import SCHEMA
 from services.orders.inspection import Verdict, inspect_quarantine
 from services.orders.outbound import OrdersTopics
@@ -42,6 +42,7 @@ from services.orders.sweeper import sweep_expired
 from tests.integration.orders_support import (
     RETURNED_STATUS,
     load,
+    negative_counter_rows,
     orders_handler,
     recent,
     small_catalogue,
@@ -304,7 +305,7 @@ class StockMachine(RuleBasedStateMachine):
                         {"b": f"B-{self.u}-%"},
                     )
                 ).one()
-                negative = await negative_counter_rows(UnitOfWork(conn, SCHEMA))
+                negative = await negative_counter_rows(conn)
                 drift = await counter_drift(UnitOfWork(conn, SCHEMA))
                 # the newest reservation of each order
                 live = {
