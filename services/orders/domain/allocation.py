@@ -167,14 +167,11 @@ class AllocationResult:
         outcomes: one per request, same order.
         demand_by_batch: units taken per batch over all successful orders.
         demand_by_sku_workshop: units taken per (SKU, workshop that made them) — the stock-counter rows.
-        remaining_by_batch: free units left per touched batch (snapshot minus demand), for a conditional
-            ``UPDATE ... WHERE available >= demand`` cross-check.
     """
 
     outcomes: tuple[AllocationOutcome, ...]
     demand_by_batch: Mapping[BatchId, int] = field(default_factory=dict)
     demand_by_sku_workshop: Mapping[tuple[Sku, WorkshopId], int] = field(default_factory=dict)
-    remaining_by_batch: Mapping[BatchId, int] = field(default_factory=dict)
 
 
 class _Queue:
@@ -320,5 +317,4 @@ def allocate(requests: Sequence[ReservationRequest], snapshot: Iterable[BatchAva
         outcomes=tuple(outcomes),
         demand_by_batch=demand_by_batch,
         demand_by_sku_workshop=demand_by_sku_workshop,
-        remaining_by_batch={batch_id: remaining[batch_id] for batch_id in demand_by_batch},
     )
