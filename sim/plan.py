@@ -153,14 +153,6 @@ class Plan:
     orders: tuple[PlannedOrder, ...]
     steps: tuple[Step, ...]
 
-    def orders_by_channel(self) -> dict[str, int]:
-        """Number of orders per channel."""
-        return dict(Counter(o.channel.value for o in self.orders))
-
-    def scenarios(self) -> dict[str, int]:
-        """Number of orders per scenario."""
-        return dict(Counter(o.scenario for o in self.orders))
-
 
 def _split(total: int, mix: Mapping[str, float]) -> list[Channel]:
     """Exactly ``total`` channels in proportion to ``mix`` (largest remainder, ties in mix order)."""
