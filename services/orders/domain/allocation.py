@@ -22,8 +22,8 @@ ids zero-padded if the batch-id tie-break must follow numeric order.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date
 
 __all__ = [
@@ -161,17 +161,13 @@ AllocationOutcome = AllocationSuccess | AllocationFailure
 
 @dataclass(frozen=True, slots=True)
 class AllocationResult:
-    """Outcomes in request order plus the aggregates the adapter needs for set-based updates.
+    """Outcomes in request order.
 
     Attributes:
         outcomes: one per request, same order.
-        demand_by_batch: units taken per batch over all successful orders.
-        demand_by_sku_workshop: units taken per (SKU, workshop that made them) — the stock-counter rows.
     """
 
     outcomes: tuple[AllocationOutcome, ...]
-    demand_by_batch: Mapping[BatchId, int] = field(default_factory=dict)
-    demand_by_sku_workshop: Mapping[tuple[Sku, WorkshopId], int] = field(default_factory=dict)
 
 
 class _Queue:
@@ -237,8 +233,6 @@ def allocate(requests: Sequence[ReservationRequest], snapshot: Iterable[BatchAva
     """
     pools, remaining = _index(snapshot)
     outcomes: list[AllocationOutcome] = []
-    demand_by_batch: dict[BatchId, int] = {}
-    demand_by_sku_workshop: dict[tuple[Sku, WorkshopId], int] = {}
 
     for request in requests:
         allocations: list[Allocation] = []
@@ -307,14 +301,6 @@ def allocate(requests: Sequence[ReservationRequest], snapshot: Iterable[BatchAva
             outcomes.append(AllocationFailure(request.order_key, tuple(shortages)))
             continue
 
-        for allocation in allocations:
-            demand_by_batch[allocation.batch_id] = demand_by_batch.get(allocation.batch_id, 0) + allocation.quantity
-            key = (allocation.sku, allocation.workshop_id)
-            demand_by_sku_workshop[key] = demand_by_sku_workshop.get(key, 0) + allocation.quantity
         outcomes.append(AllocationSuccess(request.order_key, tuple(allocations)))
 
-    return AllocationResult(
-        outcomes=tuple(outcomes),
-        demand_by_batch=demand_by_batch,
-        demand_by_sku_workshop=demand_by_sku_workshop,
-    )
+    return AllocationResult(outcomes=tuple(outcomes))

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import date, timedelta
+from typing import TypeVar
 
 import pytest
 from hypothesis import given, settings
@@ -23,6 +24,7 @@ from services.orders.domain.allocation import (
     allocate,
 )
 
+K = TypeVar("K")
 D0 = date(2026, 1, 1)
 LAPAS = {"cip-a": "cipinang", "cip-b": "cipinang", "cip-c": "cipinang", "tng-a": "tangerang"}
 
@@ -44,13 +46,27 @@ def taken(outcome: AllocationOutcome) -> list[tuple[str, int]]:
     return [(a.batch_id, a.quantity) for a in outcome.allocations]
 
 
-def remaining_after(snapshot: Sequence[BatchAvailability], outcomes: Sequence[AllocationOutcome]) -> dict[str, int]:
-    """Free units left per batch the successful outcomes took from (snapshot minus what they took)."""
-    used: Counter[str] = Counter()
+def taken_by(outcomes: Sequence[AllocationOutcome], key: Callable[[Allocation], K]) -> Counter[K]:
+    """Units the successful outcomes took, summed by ``key`` of each allocation (failures take nothing)."""
+    total: Counter[K] = Counter()
     for outcome in outcomes:
         if isinstance(outcome, AllocationSuccess):
             for a in outcome.allocations:
-                used[a.batch_id] += a.quantity
+                total[key(a)] += a.quantity
+    return total
+
+
+def by_batch(a: Allocation) -> str:
+    return a.batch_id
+
+
+def by_sku_workshop(a: Allocation) -> tuple[str, str]:
+    return (a.sku, a.workshop_id)
+
+
+def remaining_after(snapshot: Sequence[BatchAvailability], outcomes: Sequence[AllocationOutcome]) -> dict[str, int]:
+    """Free units left per batch the successful outcomes took from (snapshot minus what they took)."""
+    used = taken_by(outcomes, by_batch)
     return {b.batch_id: b.available - used[b.batch_id] for b in snapshot if b.batch_id in used}
 
 
@@ -126,7 +142,7 @@ def test_an_order_is_all_or_nothing_and_a_failure_leaves_the_stock_for_later_ord
     assert isinstance(failure, AllocationFailure)
     assert failure.shortages == (Shortage("MAT", "cipinang", "cip-a", 2, 1),)
     assert taken(success) == [("glv", 5), ("mat", 1)]
-    assert result.demand_by_batch == {"glv": 5, "mat": 1}
+    assert taken_by(result.outcomes, by_batch) == {"glv": 5, "mat": 1}
 
 
 def test_a_failure_rolls_back_partly_consumed_batches_and_heads() -> None:
@@ -161,16 +177,16 @@ def test_race_for_the_last_units_never_oversells() -> None:
     successes = [o for o in result.outcomes if isinstance(o, AllocationSuccess)]
     assert len(successes) == 37
     assert [o.order_key for o in result.outcomes[:37]] == [o.order_key for o in successes]
-    assert result.demand_by_batch == {"a1": 20, "b1": 17}
-    assert result.demand_by_sku_workshop == {("GLV", "cip-a"): 20, ("GLV", "cip-b"): 17}
+    assert taken_by(result.outcomes, by_batch) == {"a1": 20, "b1": 17}
+    assert taken_by(result.outcomes, by_sku_workshop) == {("GLV", "cip-a"): 20, ("GLV", "cip-b"): 17}
     assert remaining_after(snapshot, result.outcomes) == {"a1": 0, "b1": 0}
 
 
 def test_aggregates_for_set_based_updates() -> None:
     snapshot = [batch("a1", "cip-a", 3, day=1), batch("b1", "cip-b", 5, day=2)]
     result = allocate([req("o1", line(2)), req("o2", line(3)), req("o3", line(9))], snapshot)
-    assert result.demand_by_batch == {"a1": 3, "b1": 2}
-    assert result.demand_by_sku_workshop == {("GLV", "cip-a"): 3, ("GLV", "cip-b"): 2}
+    assert taken_by(result.outcomes, by_batch) == {"a1": 3, "b1": 2}
+    assert taken_by(result.outcomes, by_sku_workshop) == {("GLV", "cip-a"): 3, ("GLV", "cip-b"): 2}
     assert remaining_after(snapshot, result.outcomes) == {"a1": 0, "b1": 3}
 
 
@@ -263,7 +279,6 @@ def test_matches_the_reference_and_keeps_every_rule(
     by_id = {b.batch_id: b for b in snapshot}
 
     used: Counter[str] = Counter()
-    per_sku_workshop: Counter[tuple[str, str]] = Counter()
     for request, outcome in zip(requests, result.outcomes, strict=True):
         assert outcome.order_key == request.order_key
         if isinstance(outcome, AllocationFailure):
@@ -280,13 +295,10 @@ def test_matches_the_reference_and_keeps_every_rule(
             assert a.quantity > 0
             got[(a.sku, b.lapas_id)] += a.quantity
             used[a.batch_id] += a.quantity
-            per_sku_workshop[(a.sku, a.workshop_id)] += a.quantity
         assert got == wanted
 
-    # never more than available; aggregates agree with the outcomes
+    # never more than available
     assert all(used[i] <= by_id[i].available for i in used)
-    assert dict(result.demand_by_batch) == dict(used)
-    assert dict(result.demand_by_sku_workshop) == dict(per_sku_workshop)
 
 
 @settings(max_examples=300)
@@ -302,7 +314,7 @@ def test_one_batch_equals_one_request_at_a_time_and_fifo_holds(
         left_after = remaining_after(current, single.outcomes)
         current = [replace(b, available=left_after.get(b.batch_id, b.available)) for b in current]
         if isinstance(expected, AllocationFailure):
-            assert not single.demand_by_batch
+            assert left_after == {}
             continue
         # FIFO: for a line, every candidate sorting before the last batch it used is now empty.
         left = {b.batch_id: b.available for b in current}
@@ -331,4 +343,4 @@ def test_failed_orders_leave_the_snapshot_untouched(
     successful = [r for r, o in zip(requests, full.outcomes, strict=True) if isinstance(o, AllocationSuccess)]
     only_successes = allocate(successful, snapshot)
     assert all(isinstance(o, AllocationSuccess) for o in only_successes.outcomes)
-    assert dict(only_successes.demand_by_batch) == dict(full.demand_by_batch)
+    assert taken_by(only_successes.outcomes, by_batch) == taken_by(full.outcomes, by_batch)
