@@ -4,7 +4,7 @@ Shopee and TikTok Shop authorise per shop: the seller's consent gives a one-time
 :meth:`SimTokens.authorize`, or ``POST /_sim/authorize`` — the simulator has no login page), the code is exchanged
 for an access token and a refresh token, and a refresh replaces both (the old refresh token stops working, as
 Shopee documents). Every shop-level API call of the simulator checks the access token: unknown, expired or another
-shop's token is refused. Tests steer failures with :attr:`SimTokens.refuse_refresh` and :meth:`SimTokens.expire`.
+shop's token is refused. Tests steer failures with :attr:`SimTokens.refuse_refresh`.
 """
 
 from __future__ import annotations
@@ -102,12 +102,6 @@ class SimTokens:
         if grant.access_expires_at <= self._now():
             return None, "access_token expired"
         return grant.shop_id, ""
-
-    def expire(self, channel: str, shop_id: str) -> None:
-        """Every access token of a shop expires now (tests)."""
-        for grant in self._access.values():
-            if grant.channel == channel and grant.shop_id == shop_id:
-                grant.access_expires_at = self._now()
 
     @staticmethod
     def cipher(shop_id: str) -> str:
