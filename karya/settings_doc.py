@@ -197,8 +197,3 @@ def render() -> str:
             first.setdefault(name, title)
             out.append(f"| `{name}` | {default} | {meaning} |\n")
     return "".join(out)
-
-
-def documented() -> set[str]:
-    """Every variable named in the generated document."""
-    return {name for _, _, rows in sections() for name, _, _ in rows}
