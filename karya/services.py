@@ -68,11 +68,6 @@ def _known(service: str) -> Service:
     return SERVICES[service]
 
 
-def default_port(service: str) -> int:
-    """The HTTP port a service listens on by default."""
-    return _known(service).port
-
-
 def database_url(service: str) -> str:
     """The database URL a service process connects with: the gateway as its own role
     (``KARYA_GATEWAY_DATABASE_URL``), orders and ledger as the service role (``DATABASE_URL``)."""

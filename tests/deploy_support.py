@@ -19,7 +19,7 @@ from pydantic import AliasChoices, SecretStr
 from pydantic_settings import BaseSettings
 
 from infra.db.roles import GATEWAY_URL_ENV, PASSWORD_ENV
-from karya.services import SERVICES, default_port
+from karya.services import SERVICES
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -88,4 +88,4 @@ def required_gateway_secrets() -> set[str]:
 
 def service_ports() -> dict[str, int]:
     """Service name → the HTTP port it listens on by default (/healthz, /readyz, /metrics)."""
-    return {name: default_port(name) for name in SERVICES}
+    return {name: service.port for name, service in SERVICES.items()}
