@@ -8,26 +8,86 @@ settings and the marketplace clients and stops the process with a message naming
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from fastapi import APIRouter
 from prometheus_client import Counter
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from infra.db.unit_of_work import UnitOfWork
+from infra.messaging.consumer import InboundEvent, Rejection
+from infra.messaging.dead_letters import DeadLetter, write_dead_letters
+from infra.messaging.delivery import Delivery
 from infra.runtime import ServiceRuntime
 from infra.settings import KafkaSettings
 from services.gateway.clients.base import MarketplaceClient
 from services.gateway.deliveries import DeliveryStore
 from services.gateway.deps import GatewayDeps
 from services.gateway.emit import SCHEMA, GatewayTopics
-from services.gateway.normaliser import Normaliser
-from services.gateway.parking import ParkedDeliveryGauges, run_parked_retries
+from services.gateway.normaliser import Apply, Normaliser, Refused
+from services.gateway.parking import Arrival, Origin, ParkedDeliveryGauges, Reject, run_parked_retries
 from services.gateway.pollers import run_backstop_poller, run_blibli_poller
 from services.gateway.retention import RetentionMetrics, run_raw_retention
 from services.gateway.settings import GatewayConfigError, GatewaySettings
 from services.gateway.shops.wiring import wire_shop_tokens
 from services.gateway.webhooks import make_webhook_router
 
-__all__ = ["SCHEMA", "build_runtime", "webhook_router_factory"]
+__all__ = ["SCHEMA", "NormaliserHandler", "build_runtime", "parked_rejecter", "webhook_router_factory"]
+
+
+def arrival(event: InboundEvent) -> Arrival:
+    """The use case's view of a consumed event: its envelope and where it came from, as plain values."""
+    d = event.delivery
+    return Arrival(event.envelope, Origin(d.topic, d.partition, d.offset, d.key, d.value, d.headers))
+
+
+class NormaliserHandler:
+    """Two-phase batch handler of the raw-deliveries topic: :class:`Normaliser` in a unit of work; its refusals
+    become the consumer's rejections."""
+
+    def __init__(self, normaliser: Normaliser) -> None:
+        """``normaliser``: the use case (it names the gateway's schema)."""
+        self._normaliser = normaliser
+
+    async def __call__(self, conn: AsyncConnection, events: Sequence[InboundEvent]) -> Sequence[Rejection]:
+        """Both phases at once (for a caller that does not prepare; the consumer core does)."""
+        return await (await self.prepare(events))(conn, events)
+
+    async def prepare(self, events: Sequence[InboundEvent]) -> _ApplyHandler:
+        """The fetch phase, before any transaction (:meth:`Normaliser.prepare`)."""
+        return _ApplyHandler(await self._normaliser.prepare([arrival(e) for e in events]), self._normaliser.schema)
+
+
+class _ApplyHandler:
+    """The apply phase of one prepared batch, in the consumer's transaction (the whole batch, or one event)."""
+
+    def __init__(self, apply: Apply, schema: str) -> None:
+        self._apply = apply
+        self._schema = schema
+
+    async def __call__(self, conn: AsyncConnection, events: Sequence[InboundEvent]) -> Sequence[Rejection]:
+        outcome = await self._apply(UnitOfWork(conn, self._schema), [arrival(e) for e in events])
+        by_id = {e.envelope.event_id: e for e in events}
+        return [Rejection(by_id[r.envelope.event_id], r.reason, r.facts) for r in outcome.refusals]
+
+
+def parked_rejecter(consumer: str) -> Reject:
+    """Dead-letters refused parked deliveries under the normaliser's ``consumer`` name, with the record they
+    arrived in rebuilt from their stored origin."""
+
+    async def reject(uow: UnitOfWork, refused: Sequence[tuple[Refused, Origin]]) -> None:
+        dead = [
+            DeadLetter(
+                Delivery(o.topic, o.partition, o.offset, o.key, o.value, o.headers),
+                f"rejected: {r.reason}",
+                1,
+                {"kind": "rejected", **r.facts},
+            )
+            for r, o in refused
+        ]
+        await write_dead_letters(uow.conn, uow.schema, consumer, dead)
+
+    return reject
 
 
 def webhook_router_factory(deps: GatewayDeps, store: DeliveryStore, outcomes: Counter | None = None) -> APIRouter:
@@ -58,11 +118,11 @@ def build_runtime(
     topics = topics or GatewayTopics.with_prefix(kafka.topic_prefix)
     deps = GatewayDeps(settings, clients)
     runtime = ServiceRuntime(name="gateway", schema=SCHEMA, database_url=database_url, kafka=kafka)
-    normaliser = Normaliser(deps, topics, runtime.engine)
+    normaliser = Normaliser(deps, topics, SCHEMA, runtime.engine)
     runtime.add_consumer(
         name=consumer_name,
         topics=[topics.raw_deliveries],
-        handler=normaliser,
+        handler=NormaliserHandler(normaliser),
         description="Verified raw webhook deliveries → canonical order status and settlement events.",
     )
     runtime.declare_output(
@@ -95,8 +155,9 @@ def build_runtime(
         runtime.add_background("blibli-poller", lambda stop: run_blibli_poller(db, deps, stop, topics))
         runtime.add_background("backstop-poller", lambda stop: run_backstop_poller(db, deps, stop, topics))
     parked = ParkedDeliveryGauges(runtime.metrics.registry)
+    reject = parked_rejecter(consumer_name)
     runtime.add_background(
-        "parked-deliveries", lambda stop: run_parked_retries(runtime.engine, normaliser, consumer_name, stop, parked)
+        "parked-deliveries", lambda stop: run_parked_retries(runtime.engine, normaliser, reject, stop, parked)
     )
     retention = RetentionMetrics(runtime.metrics.registry)
     runtime.add_background("raw-retention", lambda stop: run_raw_retention(runtime.engine, deps, stop, retention))

@@ -98,8 +98,11 @@ class RefundEmission:
 Emission = StatusEmission | SettlementEmission | RefundEmission
 
 
-async def emit(conn: AsyncConnection, emissions: Sequence[Emission], topics: GatewayTopics) -> list[Envelope]:
-    """Enqueue the emissions not published before (in the given order); returns the envelopes enqueued."""
+async def emit(
+    conn: AsyncConnection, emissions: Sequence[Emission], topics: GatewayTopics, *, schema: str = SCHEMA
+) -> list[Envelope]:
+    """Enqueue the emissions not published before (in the given order) in ``schema``'s outbox; returns the envelopes
+    enqueued."""
     unique: dict[str, Emission] = {}
     for emission in emissions:
         unique.setdefault(emission.emission_key, emission)
@@ -108,7 +111,7 @@ async def emit(conn: AsyncConnection, emissions: Sequence[Emission], topics: Gat
     envelopes = {key: _envelope(e) for key, e in unique.items()}
     rows = await conn.execute(
         text(
-            f"INSERT INTO {SCHEMA}.emitted_events (emission_key, order_key, event_type, event_id) "
+            f"INSERT INTO {schema}.emitted_events (emission_key, order_key, event_type, event_id) "
             "SELECT * FROM unnest(CAST(:keys AS text[]), CAST(:orders AS text[]), CAST(:types AS text[]), "
             "CAST(:ids AS uuid[])) ON CONFLICT DO NOTHING RETURNING emission_key"
         ),
@@ -123,7 +126,7 @@ async def emit(conn: AsyncConnection, emissions: Sequence[Emission], topics: Gat
     published = [(unique[k], envelopes[k]) for k in envelopes if k in fresh]
     await enqueue(
         conn,
-        SCHEMA,
+        schema,
         [
             OutboundMessage.of(
                 topics.order_events if isinstance(emission, StatusEmission) else topics.settlements, envelope
@@ -131,9 +134,9 @@ async def emit(conn: AsyncConnection, emissions: Sequence[Emission], topics: Gat
             for emission, envelope in published
         ],
     )
-    await remember(conn, [e for e in unique.values() if isinstance(e, StatusEmission)])
+    await remember(conn, [e for e in unique.values() if isinstance(e, StatusEmission)], schema=schema)
     settled = {e.event.order_key for e in unique.values() if isinstance(e, SettlementEmission)}
-    await mark_settled(conn, settled)
+    await mark_settled(conn, settled, schema=schema)
     return [envelope for _, envelope in published]
 
 
@@ -158,7 +161,7 @@ class _Latest:
     completion: bool
 
 
-async def remember(conn: AsyncConnection, statuses: Iterable[StatusEmission]) -> None:
+async def remember(conn: AsyncConnection, statuses: Iterable[StatusEmission], *, schema: str = SCHEMA) -> None:
     """Fold statuses into ``order_status_seen``: the latest marketplace time wins, flags only turn on."""
     latest: dict[str, _Latest] = {}
     for s in statuses:
@@ -175,7 +178,7 @@ async def remember(conn: AsyncConnection, statuses: Iterable[StatusEmission]) ->
     rows = [latest[k] for k in sorted(latest)]  # a fixed lock order across concurrent writers
     await conn.execute(
         text(
-            f"INSERT INTO {SCHEMA}.order_status_seen AS s (order_key, channel, shop_id, order_id, "
+            f"INSERT INTO {schema}.order_status_seen AS s (order_key, channel, shop_id, order_id, "
             "raw_status, state, update_time, has_lines, completion_reached) "
             "SELECT * FROM unnest(CAST(:keys AS text[]), CAST(:channels AS text[]), CAST(:shops AS text[]), "
             "CAST(:orders AS text[]), CAST(:raws AS text[]), CAST(:states AS text[]), "
@@ -202,12 +205,12 @@ async def remember(conn: AsyncConnection, statuses: Iterable[StatusEmission]) ->
     )
 
 
-async def mark_settled(conn: AsyncConnection, order_keys: Iterable[str]) -> None:
+async def mark_settled(conn: AsyncConnection, order_keys: Iterable[str], *, schema: str = SCHEMA) -> None:
     """Record that these orders' settlements were published."""
     keys = sorted(set(order_keys))
     if keys:
         await conn.execute(
-            text(f"UPDATE {SCHEMA}.order_status_seen SET settled = true WHERE order_key = ANY(:keys) AND NOT settled"),
+            text(f"UPDATE {schema}.order_status_seen SET settled = true WHERE order_key = ANY(:keys) AND NOT settled"),
             {"keys": keys},
         )
 
@@ -236,13 +239,13 @@ _SEEN_COLUMNS = (
 _RETURNING = ", ".join("s." + c for c in _SEEN_COLUMNS.split(", "))
 
 
-async def load_seen(conn: AsyncConnection, order_keys: Iterable[str]) -> dict[str, SeenOrder]:
+async def load_seen(conn: AsyncConnection, order_keys: Iterable[str], *, schema: str = SCHEMA) -> dict[str, SeenOrder]:
     """The remembered state of these orders (absent when never published)."""
     keys = sorted(set(order_keys))
     if not keys:
         return {}
     rows = await conn.execute(
-        text(f"SELECT {_SEEN_COLUMNS} FROM {SCHEMA}.order_status_seen WHERE order_key = ANY(:keys)"),
+        text(f"SELECT {_SEEN_COLUMNS} FROM {schema}.order_status_seen WHERE order_key = ANY(:keys)"),
         {"keys": keys},
     )
     return {r[0]: SeenOrder(*r) for r in rows}

@@ -18,10 +18,12 @@ from typer.testing import CliRunner, Result
 
 from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
+from infra.db.unit_of_work import UnitOfWork
 from infra.messaging.consumer import InboundEvent
 from infra.messaging.delivery import Delivery
 from infra.messaging.envelope import make_envelope
 from karya.dlq_cli import dlq_app
+from services.gateway.app import SCHEMA, arrival
 from services.gateway.parking import park
 from tests.integration.gateway_support import gateway_settings, uid
 
@@ -51,7 +53,7 @@ async def _park(url: str, channel: str, key: str) -> InboundEvent:
     engine = make_engine(url, pool_size=1)
     try:
         async with engine.begin() as conn:
-            await park(conn, [(event, channel, key, REASON)], settings=gateway_settings())
+            await park(UnitOfWork(conn, SCHEMA), [(arrival(event), channel, key, REASON)], settings=gateway_settings())
     finally:
         await engine.dispose()
     return event

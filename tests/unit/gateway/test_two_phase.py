@@ -16,6 +16,7 @@ from infra.messaging.consumer import InboundEvent
 from infra.messaging.delivery import Delivery
 from infra.messaging.envelope import make_envelope
 from services.contracts.gateway import DELIVERY_RECEIVED
+from services.gateway.app import arrival
 from services.gateway.clients.base import ApiOrder, ApiOrderLine, ApiSettlement, MarketplaceApiError
 from services.gateway.clients.http import JsonApi, MarketplaceRefused, MarketplaceUnavailable, build_http_client
 from services.gateway.deps import GatewayDeps
@@ -85,8 +86,8 @@ def _push(order_id: str, status: str = "READY_TO_SHIP") -> InboundEvent:
 
 
 async def _prepare(api: Api, events: list[InboundEvent]) -> Apply:
-    normaliser = Normaliser(GatewayDeps(SETTINGS, {"shopee": api}), GatewayTopics())
-    return await normaliser.prepare(events)
+    normaliser = Normaliser(GatewayDeps(SETTINGS, {"shopee": api}), GatewayTopics(), "gateway")
+    return await normaliser.prepare([arrival(e) for e in events])
 
 
 async def test_the_fetch_phase_calls_each_order_once_bounded_and_keeps_every_outcome() -> None:
