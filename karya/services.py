@@ -30,19 +30,18 @@ from infra.settings import KafkaSettings, database_settings, gateway_database_ur
 
 @dataclass(frozen=True)
 class Service:
-    """Where a service's wiring lives: its ``build_runtime`` module, its topics class (``module:Class``, with a
-    ``with_prefix(prefix)`` constructor) and the HTTP port it listens on by default. Imported only when built,
+    """Where a service's wiring lives: its ``build_runtime`` module and its topics class (``module:Class``, with a
+    ``with_prefix(prefix)`` constructor); its HTTP port is ``infra.settings.http_port``. Imported only when built,
     so ``karya --help`` does not load every service."""
 
     app: str
     topics: str
-    port: int
 
 
 SERVICES: dict[str, Service] = {
-    "orders": Service("services.orders.app", "services.orders.outbound:OrdersTopics", 8081),
-    "ledger": Service("services.ledger.app", "services.ledger.outbound:LedgerTopics", 8082),
-    "gateway": Service("services.gateway.app", "services.gateway.emit:GatewayTopics", 8083),
+    "orders": Service("services.orders.app", "services.orders.outbound:OrdersTopics"),
+    "ledger": Service("services.ledger.app", "services.ledger.outbound:LedgerTopics"),
+    "gateway": Service("services.gateway.app", "services.gateway.emit:GatewayTopics"),
 }
 
 

@@ -19,6 +19,7 @@ from pydantic import AliasChoices, SecretStr
 from pydantic_settings import BaseSettings
 
 from infra.db.roles import GATEWAY_URL_ENV, PASSWORD_ENV
+from infra.settings import HttpSettings
 from karya.services import SERVICES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,4 +89,4 @@ def required_gateway_secrets() -> set[str]:
 
 def service_ports() -> dict[str, int]:
     """Service name → the HTTP port it listens on by default (/healthz, /readyz, /metrics)."""
-    return {name: service.port for name, service in SERVICES.items()}
+    return {name: int(HttpSettings.model_fields[f"{name}_port"].default) for name in SERVICES}
