@@ -24,6 +24,7 @@ from infra.db.engine import make_engine
 from infra.db.unit_of_work import UnitOfWork
 from infra.settings import KafkaSettings, database_settings
 from services.ledger import corrections
+from services.ledger.adapters.closed_repo import closed_events
 from services.ledger.adapters.facts_repo import held_orders, parked_events
 from services.ledger.adapters.policy_repo import store_policies
 from services.ledger.allocation import allocate, held_row, parse_pick
@@ -216,6 +217,20 @@ def pending_cmd(
             f"{p.type.removeprefix('karya.').rsplit('.', 1)[0]:<32}  {p.order_key}  {p.event_id}"
         )
     typer.echo(f"{len(parked)} parked" + ("" if older_than is None else f" for longer than {older_than}"))
+
+
+@ledger_app.command("closed")
+def closed_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Events closed without posting: refunds of orders that ended returned or cancelled before completion (nothing
+    was booked, nothing to reverse), and the ending events that said so."""
+    closed = _run(closed_events)
+    if as_json:
+        _json([{**c.__dict__, "event_id": str(c.event_id)} for c in closed])
+        return
+    for c in closed:
+        kind = c.event_type.removeprefix("karya.").rsplit(".", 1)[0]
+        typer.echo(f"{str(c.closed_at)[:19]}  {kind:<32}  {c.order_key}  {c.event_id}  {c.reason}")
+    typer.echo(f"{len(closed)} closed without posting")
 
 
 _DURATION = re.compile(r"(\d+)([dhms])")

@@ -3,11 +3,12 @@
 It runs *load → plan → write* in the caller's unit of work and never sees Kafka:
 
 - **load** — the events parked for the batch's orders (with where they first arrived), the orders' facts
-  (locked, :mod:`services.ledger.adapters.locks`), the split policies, the stored request hashes of the posting
-  keys the batch may meet, and the inmate balances its refunds may take back from;
+  (locked, :mod:`services.ledger.adapters.locks`), which of them ended without completion, the split policies,
+  the stored request hashes of the posting keys the batch may meet, and the inmate balances its refunds may
+  take back from;
 - **plan** — :func:`services.ledger.posting_plan.plan_postings`, pure;
-- **write** — the entries (one statement, chain head locked last), the conflicts, the facts, the parked events
-  and the ``entry_posted`` announcements, set-based.
+- **write** — the entries (one statement, chain head locked last), the conflicts, the facts, the parked events,
+  the events closed without posting and the ``entry_posted`` announcements, set-based.
 
 Posting keys make every posting happen once; the same key with a different request is a recorded conflict, an
 alert and a refusal — never a second posting.
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field, replace
 
 from infra.db.unit_of_work import UnitOfWork
 from infra.messaging.envelope import Envelope
+from services.ledger.adapters.closed_repo import close, ended_orders
 from services.ledger.adapters.facts_repo import load_facts, park, save_facts, take_pending
 from services.ledger.adapters.journal_repo import (
     existing_hashes,
@@ -75,17 +77,19 @@ class PostEvents:
         keys = {e.subject for e in relevant} | set(also)
         facts = await load_facts(uow, keys)  # the order facts first, in the lock order
         parked, origins = await take_pending(uow, keys)
+        ended = await ended_orders(uow, keys)
         work = [*parked, *relevant]
         policies = await self._policies.get(uow)
         known = await existing_hashes(uow, lookup_keys(work))
         balances = await normal_balances(uow, refund_accounts(work, facts, self._recent))
         # plan
-        plan = plan_postings(PostingInputs(work, facts, policies, known, balances), self._recent)
+        plan = plan_postings(PostingInputs(work, facts, policies, known, balances, ended), self._recent)
         # write
         result = await post_entries(uow, plan.entries)
         await record_conflicts(uow, plan.conflicts)
         await save_facts(uow, plan.facts.values())
         await park(uow, plan.parked)
+        await close(uow, plan.closed)
         await uow.publish(entry_posted_messages(result.posted, self._topics.entries))
         conflicts = [*plan.conflicts, *result.conflicts]
         outcome.conflicts = len(conflicts)

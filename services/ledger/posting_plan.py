@@ -4,7 +4,9 @@ Pure: no database, no Kafka. :func:`plan_postings` takes what the use case loade
 returns a :class:`PostingPlan` — the entries with the event each came from, the events to park, the refusals,
 the posting conflicts and the order facts as they stand after the batch. Per order, events are taken in
 accounting order (completion, settlement, refunds); a settlement that arrives before its completion, or a refund
-before its settlement, is parked until the batch that brings what it waits for.
+before its settlement, is parked until the batch that brings what it waits for. An order the orders service reports
+returned or cancelled before the ledger saw it completed ended without a sale: its refunds — parked or arriving
+later — are closed without posting (nothing was booked, no cash reached us); its settlements stay parked.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pydantic import ValidationError
 from infra.errors import describe_error, error_text
 from infra.messaging.envelope import Envelope
 from services.contracts.marketplace import REFUND_REPORTED, SETTLEMENT_REPORTED, RefundReported, SettlementReported
-from services.contracts.orders import ORDER_COMPLETED
+from services.contracts.orders import ORDER_CANCELLED, ORDER_COMPLETED, ORDER_RETURNED
 from services.ledger.domain import accounts
 from services.ledger.domain.distribution import plan_distribution
 from services.ledger.domain.errors import LedgerDomainError
@@ -43,9 +45,15 @@ from services.ledger.requests import (
 )
 from services.ledger.settlement_plan import cumulative, distribute, plan_settlement, settlement_difference
 
-_ORDER = {ORDER_COMPLETED: 0, SETTLEMENT_REPORTED: 1, REFUND_REPORTED: 2}
+_ORDER = {ORDER_COMPLETED: 0, ORDER_CANCELLED: 1, ORDER_RETURNED: 1, SETTLEMENT_REPORTED: 2, REFUND_REPORTED: 3}
 POSTED_EVENT_TYPES = frozenset(_ORDER)
-"""The event types the ledger posts from; other order events (reservations, shipments) have no ledger effect."""
+"""The event types the ledger acts on; other order events (reservations, shipments) have no ledger effect."""
+ENDING_TYPES = frozenset({ORDER_CANCELLED, ORDER_RETURNED})
+"""Order events after which an order the ledger never saw completed ended without a sale."""
+REFUND_CLOSED = "order ended {how} before completion: no sale was booked, the marketplace refunded from escrow"
+"""The recorded reason of a refund closed without posting (``how``: returned or cancelled)."""
+ORDER_ENDED = "order ended {how} before completion"
+"""The recorded reason of the ending event itself (the ledger remembers it to close later refunds on arrival)."""
 _INMATE = ("liability:inmate_savings:", "asset:inmate_receivable:")
 _CONTRACTS: dict[str, type[SettlementReported] | type[RefundReported]] = {
     SETTLEMENT_REPORTED: SettlementReported,
@@ -84,6 +92,7 @@ class PostingInputs:
     policies: Sequence[SplitPolicy]
     known: Mapping[str, str] = field(default_factory=dict)
     balances: Mapping[str, int] = field(default_factory=dict)
+    ended: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -98,6 +107,8 @@ class PostingPlan:
     inmate_changes: dict[str, int] = field(default_factory=dict)
     planned: dict[str, str] = field(default_factory=dict)
     completions: dict[str, CompletionRequest] = field(default_factory=dict)
+    closed: list[tuple[Envelope, str]] = field(default_factory=list)
+    ended: dict[str, str] = field(default_factory=dict)
 
     def add(self, entries: Sequence[JournalEntry], source: str) -> None:
         """Plan ``entries``; keep the batch's running change of every inmate account (refunds read it)."""
@@ -164,7 +175,8 @@ def plan_postings(inputs: PostingInputs, recent: RecentCompletions) -> PostingPl
     """Plan the batch (see the module docstring); ``inputs`` are not changed (the plan's ``facts`` are copies).
 
     ``recent`` remembers parsed completions across batches (a cache: the plan is the same without it)."""
-    plan = PostingPlan(facts={k: replace(f, settlements=list(f.settlements)) for k, f in inputs.facts.items()})
+    facts = {k: replace(f, settlements=list(f.settlements)) for k, f in inputs.facts.items()}
+    plan = PostingPlan(facts=facts, ended=dict(inputs.ended))
     grouped: dict[str, list[Envelope]] = defaultdict(list)
     for envelope in inputs.work:
         grouped[envelope.subject].append(envelope)
@@ -204,8 +216,17 @@ def _plan_event(envelope: Envelope, inputs: PostingInputs, plan: PostingPlan, re
             plan.completions[envelope.subject] = completion
             recent.remember(envelope.subject, envelope.data, completion)
         return
+    if envelope.type in ENDING_TYPES:
+        if order is None:  # ended without a sale; after a completion a return changes nothing here
+            plan.ended.setdefault(envelope.subject, envelope.type)
+            plan.closed.append((envelope, ORDER_ENDED.format(how=_how(envelope.type))))
+        return
     if order is None:
-        plan.parked.append((envelope, "completion"))
+        ending = plan.ended.get(envelope.subject)
+        if ending is not None and envelope.type == REFUND_REPORTED:  # nothing was booked: nothing to reverse
+            plan.closed.append((envelope, REFUND_CLOSED.format(how=_how(ending))))
+        else:  # a settlement of an ended order (money did arrive) waits for a person, visibly
+            plan.parked.append((envelope, "completion"))
         return
     completion = _completion_of(order, plan, recent)
     ref = completion.order
@@ -241,6 +262,11 @@ def _plan_event(envelope: Envelope, inputs: PostingInputs, plan: PostingPlan, re
     }
     plan.add(build_refund(distribution, refund, order.refunded_gross, balances), source)
     order.refunded_gross, order.changed = order.refunded_gross + refund.amount, True
+
+
+def _how(ending_type: str) -> str:
+    """How an order ended, as the reasons say it."""
+    return "cancelled" if ending_type == ORDER_CANCELLED else "returned"
 
 
 def _line_aware(data: Mapping[str, object]) -> bool:
