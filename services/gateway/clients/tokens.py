@@ -2,19 +2,17 @@
 
 Shopee and TikTok Shop authorise per shop (``karya shops connect CHANNEL``); the clients ask a
 :class:`TokenSource` for the current access token on every call, so a refresh shows up at the next call.
-:class:`services.gateway.shops.store.ShopTokenStore` is the real source (encrypted rows in ``gateway.shop_tokens``);
-:class:`StaticTokens` serves fixed tokens (tests, one-shop tools).
+:class:`services.gateway.shops.store.ShopTokenStore` is the source (encrypted rows in ``gateway.shop_tokens``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 from services.gateway.clients.base import MarketplaceApiError
 
-__all__ = ["ShopAccess", "ShopNotConnected", "StaticTokens", "TokenSource"]
+__all__ = ["ShopAccess", "ShopNotConnected", "TokenSource", "not_connected"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,20 +40,6 @@ class TokenSource(Protocol):
             ShopNotConnected: no usable token (the message says how to connect the shop).
         """
         ...
-
-
-class StaticTokens:
-    """Fixed tokens by ``(channel, shop_id)``."""
-
-    def __init__(self, tokens: Mapping[tuple[str, str], ShopAccess]) -> None:
-        self._tokens = dict(tokens)
-
-    async def access(self, channel: str, shop_id: str) -> ShopAccess:
-        """The configured token, else :class:`ShopNotConnected`."""
-        found = self._tokens.get((channel, shop_id))
-        if found is None:
-            raise ShopNotConnected(not_connected(channel, shop_id))
-        return found
 
 
 def not_connected(channel: str, shop_id: str) -> str:

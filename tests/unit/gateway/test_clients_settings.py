@@ -9,11 +9,11 @@ from services.gateway.clients.factory import aclose_clients, make_clients, make_
 from services.gateway.clients.settings import ClientSettings, ClientSettingsError
 from services.gateway.clients.shopee import ShopeeClient
 from services.gateway.clients.tiktok_shop import TikTokShopClient
-from services.gateway.clients.tokens import StaticTokens
 from services.gateway.clients.tokopedia import TokopediaClient
 from services.gateway.settings import GatewayConfigError
 from services.gateway.shops.auth import ShopeeAuth, TikTokAuth
 from services.gateway.shops.wiring import cipher_of
+from tests.static_tokens import StaticTokens
 
 ENV = {
     "KARYA_TOKOPEDIA_API_TOKEN": "tp-token",

@@ -10,8 +10,9 @@ import httpx
 import pytest
 
 from services.gateway.clients.tiktok_shop import TikTokShopClient
-from services.gateway.clients.tokens import ShopAccess, StaticTokens
+from services.gateway.clients.tokens import ShopAccess
 from services.gateway.values import BadValue, NonIntegralAmount, rejection_context
+from tests.static_tokens import StaticTokens
 
 T = 1761984000
 ORDER = "576000000000000009"

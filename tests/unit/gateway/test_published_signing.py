@@ -25,8 +25,9 @@ import pytest
 from services.gateway.clients.blibli import BlibliClient, BlibliCredentials
 from services.gateway.clients.shopee import ShopeeClient
 from services.gateway.clients.tiktok_shop import TikTokShopClient
-from services.gateway.clients.tokens import ShopAccess, StaticTokens
+from services.gateway.clients.tokens import ShopAccess
 from services.gateway.shops.auth import ShopeeAuth, TikTokAuth
+from tests.static_tokens import StaticTokens
 
 T = 1_761_984_000
 PARTNER_ID, PARTNER_KEY, SHOP, TOKEN = 2_001_234, "shopee-partner-key-01", "77001", "shop-access-token-1"

@@ -11,12 +11,13 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI, Request, Response
 
-from services.gateway.clients.tokens import ShopAccess, StaticTokens
+from services.gateway.clients.tokens import ShopAccess
 from services.orders.catalogue import Catalogue, Channel, Listing, load_catalogue
 from sim.api import create_app
 from sim.fees import compute_settlement, fee_rates
 from sim.settings import SimSettings
 from sim.state import SimLine, SimOrder, SimRefund, SimRefundLine, SimSettlement, SimState
+from tests.static_tokens import StaticTokens
 
 ROOT = Path(__file__).resolve().parents[3]
 DEMO_CATALOGUE = ROOT / "deploy" / "demo" / "catalogue.yaml"
