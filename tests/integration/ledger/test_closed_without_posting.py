@@ -17,18 +17,7 @@ from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
 from infra.messaging.envelope import Envelope, make_envelope
 from services.contracts.orders import ORDER_CANCELLED, ORDER_RETURNED
-from tests.integration.ledger_support import (
-    Batch,
-    completed,
-    entries_of,
-    new_inmate,
-    new_order_key,
-    new_processor,
-    post,
-    refunded,
-    run_karya,
-    settled,
-)
+from tests.integration import ledger_support as ls
 
 pytestmark = pytest.mark.integration
 
@@ -61,26 +50,26 @@ async def _pending(engine: AsyncEngine, key: str) -> list[tuple[str, str]]:
 
 
 async def _closed(urls: RoleUrls, key: str) -> list[tuple[str, str]]:
-    listed = await run_karya(urls, "ledger", "closed", "--json")
+    listed = await ls.run_karya(urls, "ledger", "closed", "--json")
     assert listed.returncode == 0, listed.stderr
     return sorted((r["event_id"], r["event_type"]) for r in json.loads(listed.stdout) if r["order_key"] == key)
 
 
 async def _entries(engine: AsyncEngine, key: str) -> int:
     async with engine.connect() as conn:
-        return len(await entries_of(conn, [key]))
+        return len(await ls.entries_of(conn, [key]))
 
 
 async def test_a_parked_refund_is_closed_when_the_order_ends_without_completion(ledger_db: RoleUrls) -> None:
     engine = make_engine(ledger_db.service, pool_size=2)
-    key = new_order_key()
-    refund, returned = refunded(key, "R1", 40_000, T), ended(key)
+    key = ls.new_order_key()
+    refund, returned = ls.refunded(key, "R1", 40_000, T), ended(key)
     try:
-        processor = new_processor()
-        assert await post(engine, processor, [refund]) == []
+        processor = ls.new_processor()
+        assert await ls.post(engine, processor, [refund]) == []
         assert await _pending(engine, key) == [(str(refund.event_id), "completion")]
 
-        assert await post(engine, processor, [returned]) == []
+        assert await ls.post(engine, processor, [returned]) == []
         assert await _pending(engine, key) == []
         assert await _closed(ledger_db, key) == sorted(
             [(str(refund.event_id), refund.type), (str(returned.event_id), ORDER_RETURNED)]
@@ -88,13 +77,13 @@ async def test_a_parked_refund_is_closed_when_the_order_ends_without_completion(
         assert await _entries(engine, key) == 0  # nothing booked, nothing reversed
 
         # Redelivered (both, in one batch): still nothing parked, posted or closed twice.
-        assert await post(engine, processor, [refund, returned]) == []
+        assert await ls.post(engine, processor, [refund, returned]) == []
         assert await _pending(engine, key) == []
         assert len(await _closed(ledger_db, key)) == 2 and await _entries(engine, key) == 0
 
         # A refund that arrives after the end is closed on arrival; a settlement (money did arrive) stays parked.
-        late, settlement = refunded(key, "R2", 10_000, T), settled(key, 40_000, T)
-        assert await post(engine, processor, [late, settlement]) == []
+        late, settlement = ls.refunded(key, "R2", 10_000, T), ls.settled(key, 40_000, T)
+        assert await ls.post(engine, processor, [late, settlement]) == []
         assert await _pending(engine, key) == [(str(settlement.event_id), "completion")]
         assert (str(late.event_id), late.type) in await _closed(ledger_db, key)
         assert await _entries(engine, key) == 0
@@ -104,10 +93,10 @@ async def test_a_parked_refund_is_closed_when_the_order_ends_without_completion(
 
 async def test_a_cancellation_in_the_same_batch_closes_the_refund(ledger_db: RoleUrls) -> None:
     engine = make_engine(ledger_db.service, pool_size=2)
-    key = new_order_key("tokopedia")
-    refund, cancelled = refunded(key, "R1", 25_000, T), ended(key, ORDER_CANCELLED)
+    key = ls.new_order_key("tokopedia")
+    refund, cancelled = ls.refunded(key, "R1", 25_000, T), ended(key, ORDER_CANCELLED)
     try:
-        assert await post(engine, new_processor(), [refund, cancelled]) == []
+        assert await ls.post(engine, ls.new_processor(), [refund, cancelled]) == []
         assert await _pending(engine, key) == []
         assert await _closed(ledger_db, key) == sorted(
             [(str(refund.event_id), refund.type), (str(cancelled.event_id), ORDER_CANCELLED)]
@@ -118,17 +107,17 @@ async def test_a_cancellation_in_the_same_batch_closes_the_refund(ledger_db: Rol
 
 async def test_a_completed_orders_return_changes_nothing(ledger_db: RoleUrls) -> None:
     engine = make_engine(ledger_db.service, pool_size=2)
-    key = new_order_key()
-    batch = Batch(f"B-{key[-8:]}", "CPN-WDW-001", "cipinang", 3, 40_000, 10_000, "sup-kayu", ((new_inmate(), 1),))
+    key = ls.new_order_key()
+    batch = ls.Batch(f"B-{key[-8:]}", "CPN-WDW-001", "cipinang", 3, 40_000, 10_000, "sup-kayu", ((ls.new_inmate(), 1),))
     try:
-        processor = new_processor()
-        assert await post(engine, processor, [completed(key, [batch], T), settled(key, 120_000, T)]) == []
+        processor = ls.new_processor()
+        assert await ls.post(engine, processor, [ls.completed(key, [batch], T), ls.settled(key, 120_000, T)]) == []
         before = await _entries(engine, key)
-        assert await post(engine, processor, [ended(key)]) == []
+        assert await ls.post(engine, processor, [ended(key)]) == []
         assert await _closed(ledger_db, key) == [] and await _pending(engine, key) == []
         assert await _entries(engine, key) == before
         # Its refund is still posted the ordinary way (a reversal), not closed.
-        assert await post(engine, processor, [refunded(key, "R1", 40_000, T)]) == []
+        assert await ls.post(engine, processor, [ls.refunded(key, "R1", 40_000, T)]) == []
         assert await _closed(ledger_db, key) == [] and await _entries(engine, key) > before
     finally:
         await engine.dispose()
