@@ -204,7 +204,8 @@ async def _apply(
     dead: list[tuple[Refused, Origin]],
 ) -> int:
     """Take the rows (another instance's are skipped) and apply them in one transaction; returns how many left.
-    ``dead`` gathers the refused deliveries of the round so far, handed to ``reject`` in this transaction."""
+    The refused ones are dead-lettered in this transaction (once: not those of an earlier transaction of the round)
+    and added to ``dead`` once it commits."""
     async with engine.begin() as conn:
         uow = UnitOfWork(conn, schema)
         taken = await conn.execute(
@@ -215,8 +216,9 @@ async def _apply(
         arrivals = [a for a in arrivals if a.envelope.event_id in mine]
         origins = {a.envelope.event_id: a.origin for a in arrivals}
         outcome = await apply(uow, arrivals)
-        dead += [(r, origins[r.envelope.event_id]) for r in outcome.refusals]
-        await reject(uow, dead)
+        refused = [(r, origins[r.envelope.event_id]) for r in outcome.refusals]
+        await reject(uow, refused)
+    dead += refused
     return len(arrivals) - len(outcome.parked)
 
 
