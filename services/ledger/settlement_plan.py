@@ -133,17 +133,22 @@ def plan_settlement(
     order.settlements.append(payload)
     order.changed = True
     outcome = distribute(order, completion, policies, release_last=False, take_back=False)
+    # A settlement that pays nothing, withholds nothing and clears nothing (its gross is beyond what is left of
+    # the receivable) moves no money: it is recorded in the facts, and no (empty) entry is posted.
+    moves_money = cleared or settlement.net_payout or settlement.fee_total or settlement.pph22_withheld
     if outcome.hold is None:
         # Distributed: this settlement recognises its own cleared gross (the release took what waited before).
         revenue = accounts.sales_revenue(completion.order.lapas_id)
         pair = (proceeds_account(order.lapas_id, allocated=order.allocated_at_completion), revenue)
-        outcome.entries.insert(0, build_settlement(settlement, cleared, pair))
+        if moves_money:
+            outcome.entries.insert(0, build_settlement(settlement, cleared, pair))
         return outcome
     order.hold = outcome.hold
     held: tuple[str, str] | None = None
     if order.allocated_at_completion:  # the cleared gross moves to unallocated, with the reason
         held = accounts.undistributed_proceeds(order.lapas_id), accounts.unallocated_proceeds(order.lapas_id)
-    return SettlementOutcome([build_settlement(settlement, cleared, held, hold=order.hold)], order.hold)
+    entries = [build_settlement(settlement, cleared, held, hold=order.hold)] if moves_money else []
+    return SettlementOutcome(entries, order.hold)
 
 
 def distribute(

@@ -210,3 +210,40 @@ def test_a_later_settlement_that_lowers_the_base_holds_instead_of_taking_savings
     # a person decides (e.g. karya ledger allocate): the take-back posts and equals the split of the total
     ledger.post(distribute(facts, request, DEMO_POLICIES).entries)
     assert ledger.balances[savings] == 12_000 and facts.hold is None and facts.distributed == 2
+
+
+def test_a_settlement_beyond_the_receivable_that_moves_no_money_posts_nothing() -> None:
+    """Found by the property above: after the receivable is cleared, a settlement reporting gross 1 and paying,
+    charging and withholding nothing used to build an entry with no lines (refused, so the batch failed)."""
+    completion = {
+        "order_key": KEY,
+        "channel": "shopee",
+        "lapas_id": "sukamiskin",
+        "raw_status": "COMPLETED",
+        "update_time": at(0).isoformat(),
+        "gross_amount": 1_000,
+        "allocations": [
+            {
+                "batch_id": "B0",
+                "sku": "SMK-BTK-001",
+                "workshop_id": "w",
+                "lapas_id": "sukamiskin",
+                "quantity": 1,
+                "unit_price": 1_000,
+                "unit_material_cost": 0,
+                "supplier_id": "sup-kain",
+                "work_group": [{"inmate_id": "WBP-SUK001", "work_share": 1}],
+            }
+        ],
+    }
+    request = completion_request(completion)
+    facts = OrderFacts(KEY, "sukamiskin", completion)
+    ledger = MemoryLedger()
+    ledger.post([build_completion(request)])
+    ledger.post(plan_settlement(facts, settlement_data(KEY, "S1", 1_000, 0, 1_000), request, DEMO_POLICIES).entries)
+    before = dict(ledger.balances)
+    nothing = plan_settlement(facts, settlement_data(KEY, "S2", 1, 0, 0), request, DEMO_POLICIES)
+    assert nothing.entries == [] and nothing.hold is None
+    assert [s["settlement_id"] for s in facts.settlements] == ["S1", "S2"]  # recorded: a redelivery is known
+    ledger.post(nothing.entries)
+    assert ledger.balances == before
