@@ -154,3 +154,25 @@ class Supervisor:
                 break
             self.restarts.labels(task.name).inc()
         self._mark(task, False)
+
+
+async def every(
+    interval_s: float,
+    stop: asyncio.Event,
+    step: Callable[[], Coroutine[Any, Any, object]],
+    *,
+    failed: str,
+    **log_fields: object,
+) -> None:
+    """Run ``step`` now and then every ``interval_s`` until ``stop`` is set: the body of a periodic background
+    task. A failed step is logged as ``failed`` (described, never its text: a database error can quote a value;
+    repeats rate-limited) and tried again at the next tick."""
+    limiter = LogLimiter()
+    while not stop.is_set():
+        try:
+            await step()
+            limiter.resolved()
+        except Exception as exc:
+            limiter.log(log.warning, failed, **log_fields, **describe_error(exc))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval_s)

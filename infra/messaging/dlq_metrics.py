@@ -10,16 +10,15 @@ database is away the gauges keep their last values.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 
 from prometheus_client import CollectorRegistry, Gauge
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from infra.errors import describe_error
-from infra.logging import LogLimiter, get_logger
+from infra.logging import get_logger
 from infra.messaging.dlq_admin import dead_letters_source
+from infra.supervision import every
 
 log = get_logger(__name__)
 
@@ -48,15 +47,7 @@ class DeadLetterGauges:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Measure every ``every_s`` until ``stop`` is set (a supervised background task)."""
-        limiter = LogLimiter()
-        while not stop.is_set():
-            try:
-                await self.measure()
-                limiter.resolved()
-            except Exception as exc:
-                limiter.log(log.warning, "dead_letters_unmeasured", schema=self._schema, **describe_error(exc))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self._every_s)
+        await every(self._every_s, stop, self.measure, failed="dead_letters_unmeasured", schema=self._schema)
 
     async def measure(self) -> None:
         """Count the open dead letters per topic once and set the gauges."""

@@ -14,15 +14,14 @@ REPEATABLE READ snapshot, so a posting committed meanwhile cannot look like a he
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 
 from prometheus_client import CollectorRegistry, Gauge
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from infra.db.unit_of_work import UnitOfWork
-from infra.errors import describe_error
-from infra.logging import LogLimiter, get_logger
+from infra.logging import get_logger
+from infra.supervision import every
 from services.ledger.domain.hashchain import GENESIS_HASH
 from services.ledger.reports import Verification, verify_chain
 
@@ -65,15 +64,7 @@ class ChainWatch:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Verify every ``every_s`` until ``stop`` is set (a supervised background task)."""
-        limiter = LogLimiter()
-        while not stop.is_set():
-            try:
-                await self.verify_once()
-                limiter.resolved()
-            except Exception as exc:
-                limiter.log(log.warning, "chain_unverified", schema=self._schema, **describe_error(exc))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self._every_s)
+        await every(self._every_s, stop, self.verify_once, failed="chain_unverified", schema=self._schema)
 
     async def verify_once(self, *, full: bool = False) -> Verification:
         """One pass: from the last entry found intact, or the whole chain (``full``, the first pass, every

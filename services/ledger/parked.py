@@ -9,14 +9,13 @@ otherwise wait unseen; the gauges count what waits and how old the oldest is, pe
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from prometheus_client import CollectorRegistry, Gauge
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from infra.db.unit_of_work import UnitOfWork
-from infra.errors import describe_error
 from infra.logging import get_logger
+from infra.supervision import every
 from services.ledger.adapters.facts_repo import parked_summary
 
 log = get_logger(__name__)
@@ -62,10 +61,4 @@ async def run_parked_gauges(
 ) -> None:
     """Refresh ``gauges`` every ``interval_s`` seconds until ``stop`` is set (a failed refresh is logged and
     retried at the next tick; the gauges keep their last values meanwhile)."""
-    while not stop.is_set():
-        try:
-            await gauges.refresh(engine, schema)
-        except Exception as exc:  # described, not dumped: a database error's text can quote a value
-            log.warning("parked_gauges_failed", **describe_error(exc))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval_s)
+    await every(interval_s, stop, lambda: gauges.refresh(engine, schema), failed="parked_gauges_failed")
