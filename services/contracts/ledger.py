@@ -6,9 +6,10 @@ from datetime import datetime
 
 from pydantic import Field
 
-from services.contracts.base import Payload
+from services.contracts.base import OrderKey, Payload, Rupiah
 
 ENTRY_POSTED = "karya.ledger.entry_posted.v1"
+ORDER_SETTLED = "karya.ledger.order_settled.v1"
 
 
 class EntryPosted(Payload):
@@ -23,3 +24,14 @@ class EntryPosted(Payload):
     amount: int = Field(ge=0, description="Total debits (= total credits) of the entry, in rupiah.")
     effective_at: datetime
     chain_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class OrderSettled(Payload):
+    """The ledger posted a marketplace's settlement of one order: the domain fact the orders service acts on
+    (published with the entry's ``entry_posted``, in the same transaction, keyed by the order)."""
+
+    order_key: OrderKey
+    posting_key: str = Field(description="The settlement entry's posting key.")
+    sequence: int = Field(gt=0, description="The settlement entry's journal sequence.")
+    amount: Rupiah = Field(description="Total debits (= total credits) of the settlement entry, in rupiah.")
+    effective_at: datetime

@@ -21,6 +21,7 @@ EVENT_TYPES: dict[str, type[Payload]] = {
     orders.STOCK_AVAILABILITY_CHANGED: orders.StockAvailabilityChanged,
     gateway.DELIVERY_RECEIVED: gateway.DeliveryReceived,
     ledger.ENTRY_POSTED: ledger.EntryPosted,
+    ledger.ORDER_SETTLED: ledger.OrderSettled,
 }
 
 

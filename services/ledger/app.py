@@ -91,5 +91,9 @@ def build_runtime(database_url: str, kafka: KafkaSettings, *, topics: LedgerTopi
     watch = ChainWatch(runtime.engine, SCHEMA, runtime.metrics.registry, LedgerSettings().verify_interval_s)
     # Not required for readiness: a broken chain pages (karya_ledger_chain_verified) but postings go on.
     runtime.add_background("chain-watch", watch.run, required=False)
-    runtime.declare_output(topics.entries, "entry_posted per journal entry, keyed by order key (or posting key).")
+    runtime.declare_output(
+        topics.entries,
+        "entry_posted per journal entry, keyed by order key (or posting key); order_settled per settlement of an "
+        "order, keyed by order key.",
+    )
     return runtime

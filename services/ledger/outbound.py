@@ -1,5 +1,6 @@
-"""Entry-posted events for the ledger outbox (dict payloads on the fast path; the schema is
-``services/contracts/ledger.py`` and published bytes are validated against it in the tests)."""
+"""The ledger's events for its outbox: ``entry_posted`` per journal entry, and ``order_settled`` per settlement of
+an order (dict payloads on the fast path; the schemas are ``services/contracts/ledger.py`` and published bytes are
+validated against them in the tests)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ from dataclasses import dataclass
 
 from infra.messaging.outbox import OutboundMessage
 from infra.messaging.topics import LEDGER_ENTRIES, MARKETPLACE_SETTLEMENTS, ORDERS_EVENTS, prefixed
-from services.contracts.ledger import ENTRY_POSTED
+from services.contracts.ledger import ENTRY_POSTED, ORDER_SETTLED
 from services.ledger.domain.hashchain import CommittedEntry
 from services.ledger.domain.journal import EntryKind
 
 _KIND_VALUE = {kind: kind.value for kind in EntryKind}  # reading .value off a member is a descriptor call
+_SETTLEMENT = EntryKind.SETTLEMENT.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,15 +33,18 @@ class LedgerTopics:
 
 
 def entry_posted_messages(posted: Sequence[CommittedEntry], topic: str) -> list[OutboundMessage]:
-    """One ``entry_posted`` per committed entry to ``topic``, keyed by its order (or its posting key)."""
+    """One ``entry_posted`` per committed entry to ``topic``, keyed by its order (or its posting key); after a
+    settlement of an order, also its ``order_settled`` keyed by the order (what the orders service consumes, so it
+    can skip every ``entry_posted`` by its type header)."""
     messages = []
     for c in posted:
         e = c.entry
         kind = e.kind
+        kind_value = _KIND_VALUE[kind] if type(kind) is EntryKind else kind.value
         data = {
             "sequence": c.sequence,
             "posting_key": e.posting_key,
-            "kind": _KIND_VALUE[kind] if type(kind) is EntryKind else kind.value,
+            "kind": kind_value,
             "order_key": e.order_key,
             "batch_id": e.batch_id,
             "policy_ref": e.policy_ref,
@@ -47,14 +52,23 @@ def entry_posted_messages(posted: Sequence[CommittedEntry], topic: str) -> list[
             "effective_at": e.effective_at,
             "chain_hash": c.chain_hash,
         }
+        subject = e.order_key or e.posting_key
         messages.append(
             OutboundMessage.event(
-                topic,
-                type=ENTRY_POSTED,
-                source="karya/ledger",
-                subject=e.order_key or e.posting_key,
-                data=data,
-                causation=None,
+                topic, type=ENTRY_POSTED, source="karya/ledger", subject=subject, data=data, causation=None
             )
         )
+        if kind_value == _SETTLEMENT and e.order_key is not None:
+            settled = {
+                "order_key": e.order_key,
+                "posting_key": e.posting_key,
+                "sequence": c.sequence,
+                "amount": data["amount"],
+                "effective_at": e.effective_at,
+            }
+            messages.append(
+                OutboundMessage.event(
+                    topic, type=ORDER_SETTLED, source="karya/ledger", subject=e.order_key, data=settled, causation=None
+                )
+            )
     return messages

@@ -12,12 +12,18 @@ from infra.db.unit_of_work import UnitOfWork
 from infra.messaging.consumer import InboundEvent, Rejection
 from infra.runtime import ServiceRuntime
 from infra.settings import KafkaSettings
+from services.contracts.ledger import ORDER_SETTLED
+from services.contracts.marketplace import ORDER_STATUS_CHANGED
+from services.contracts.registry import EVENT_TYPES
 from services.orders.fulfilment import FulfilmentRules, apply_order_changes
 from services.orders.outbound import OrdersTopics
 from services.orders.sweeper import run_sweeper
 
 SCHEMA = "orders"
 LEDGER_SCHEMA = "ledger"  # read-only, for `karya orders show` (the ledger's own root names it too)
+# What the consumer acts on: every other known type on its topics (the ledger's entry_posted of every entry) is
+# skipped by its type header, before decoding and without an inbox row.
+CONSUMED_TYPES = frozenset({ORDER_STATUS_CHANGED, ORDER_SETTLED})
 
 
 class OrderChangesHandler:
@@ -43,8 +49,11 @@ def build_runtime(database_url: str, kafka: KafkaSettings, *, topics: OrdersTopi
         name="orders",
         topics=[topics.order_events, topics.ledger_entries],
         handler=OrderChangesHandler(SCHEMA, FulfilmentRules(topics)),
-        description="Canonical marketplace order events and the ledger's settlements → order state, stock "
+        description="Canonical marketplace order events and the ledger's order_settled → order state, stock "
         "reservations, order events.",
+        event_types=CONSUMED_TYPES,
+        # Types no contract defines are dead-lettered at arrival rather than skipped with the others.
+        known_types=frozenset(EVENT_TYPES),
     )
     runtime.declare_output(
         topics.events,

@@ -2,8 +2,9 @@
 
 One call handles one batch inside the caller's transaction (a :class:`UnitOfWork`); the caller is the Kafka
 handler of :mod:`services.orders.app`, which passes envelopes and turns the returned refusals into dead letters.
-A batch carries two kinds of change: a marketplace's ``order_status_changed`` and the ledger's ``entry_posted``
-of a settlement, which moves the order to ``settled``.
+A batch carries two kinds of change: a marketplace's ``order_status_changed`` and the ledger's ``order_settled``,
+which moves the order to ``settled`` (the consumer skips the ledger's other events by their type header:
+:data:`services.orders.app.CONSUMED_TYPES`).
 
 1. **read** the envelopes against their contracts (bad content is refused);
 2. **load**, in the lock order of :mod:`services.orders.adapters.locks`: listings, the orders (locked, with
@@ -26,7 +27,7 @@ from infra.db.unit_of_work import UnitOfWork
 from infra.errors import describe_error, error_text
 from infra.messaging.envelope import Envelope
 from services.contracts.channels import map_status
-from services.contracts.ledger import ENTRY_POSTED, EntryPosted
+from services.contracts.ledger import ORDER_SETTLED, OrderSettled
 from services.contracts.marketplace import ORDER_STATUS_CHANGED, OrderStatusChanged
 from services.orders.adapters.order_repo import (
     BatchInfoCache,
@@ -54,8 +55,6 @@ from services.orders.stock_plan import StockPlan
 
 __all__ = ["FulfilmentRules", "apply_order_changes", "read_changes", "write_plan"]
 
-SETTLEMENT_KIND = "settlement"  # the ledger's entry kind for a marketplace's payout of one order
-
 
 @dataclass(frozen=True, slots=True)
 class FulfilmentRules:
@@ -69,20 +68,16 @@ class FulfilmentRules:
 
 
 def read_changes(envelopes: Sequence[Envelope]) -> tuple[list[tuple[int, Change]], list[Refusal]]:
-    """The batch's changes (index, change) and the refusals of envelopes whose content is not a change.
-
-    Ledger entries other than an order's settlement are no change for orders and are skipped.
-    """
+    """The batch's changes (index, change) and the refusals of envelopes whose content is not a change."""
     changes: list[tuple[int, Change]] = []
     refusals: list[Refusal] = []
     for index, envelope in enumerate(envelopes):
         try:
             if envelope.type == ORDER_STATUS_CHANGED:
                 changes.append((index, StatusChange(envelope, OrderStatusChanged.model_validate(envelope.data))))
-            elif envelope.type == ENTRY_POSTED:
-                entry = EntryPosted.model_validate(envelope.data)
-                if entry.kind == SETTLEMENT_KIND and entry.order_key is not None:
-                    changes.append((index, Settled(envelope, entry.order_key, entry.sequence)))
+            elif envelope.type == ORDER_SETTLED:
+                settled = OrderSettled.model_validate(envelope.data)
+                changes.append((index, Settled(envelope, settled.order_key, settled.sequence)))
             else:
                 reason = f"unexpected event type {quoted(envelope.type)}"
                 refusals.append(Refusal(index, reason, {"detail": reason}))

@@ -72,7 +72,7 @@ class StatusChange:
 
 @dataclass(frozen=True, slots=True)
 class Settled:
-    """The ledger posted the marketplace's settlement of an order (its ``entry_posted`` of kind settlement)."""
+    """The ledger posted the marketplace's settlement of an order (its ``order_settled``)."""
 
     envelope: Envelope
     order_key: str

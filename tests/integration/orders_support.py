@@ -24,14 +24,16 @@ from infra.db.roles import RoleUrls
 from infra.db.unit_of_work import UnitOfWork
 from infra.messaging.admin import ensure_topics
 from infra.messaging.envelope import Envelope, make_envelope
+from infra.messaging.outbox import OutboundMessage
 from infra.messaging.relay import make_producer
 from infra.runtime import ServiceRuntime
 from infra.settings import KafkaSettings
 from karya.processes import free_port
 from services.contracts.marketplace import ORDER_STATUS_CHANGED, OrderLine, OrderStatusChanged
+from services.contracts.registry import EVENT_TYPES
 from services.orders.adapters.catalogue_repo import load_catalogue
 from services.orders.adapters.stock_repo import counter_drift
-from services.orders.app import SCHEMA, OrderChangesHandler
+from services.orders.app import CONSUMED_TYPES, SCHEMA, OrderChangesHandler
 from services.orders.catalogue import (
     Catalogue,
     Channel,
@@ -130,11 +132,14 @@ def status_event(
 
 
 async def publish(bootstrap: str, topic: str, envelopes: Sequence[Envelope]) -> None:
-    """Publish envelopes keyed by subject, in the given order."""
+    """Publish envelopes keyed by subject, in the given order, with the type header the outbox sets."""
     producer = make_producer(bootstrap, "test-orders")
     await producer.start()
     try:
-        futures = [await producer.send(topic, e.to_bytes(), key=e.subject.encode()) for e in envelopes]
+        futures = [
+            await producer.send(topic, m.payload, key=m.key, headers=list(m.headers))
+            for m in (OutboundMessage.of(topic, e) for e in envelopes)
+        ]
         for f in futures:
             await f
     finally:
@@ -237,7 +242,7 @@ async def orders_consumer(
     partitions: int = 3,
 ) -> AsyncIterator[InProcessOrders]:
     """Run the orders handler behind the real batch consumer on ``<prefix>marketplace.order-events`` and
-    ``<prefix>ledger.entries``."""
+    ``<prefix>ledger.entries``, acting on the service's types (every ``entry_posted`` skipped by its header)."""
     topics = OrdersTopics.with_prefix(prefix)  # its own events go to the prefixed topics too
     topic = topics.order_events
     name = f"orders-{prefix.strip('.')}"
@@ -246,7 +251,12 @@ async def orders_consumer(
     settings = KafkaSettings(bootstrap_servers=bootstrap, partitions=partitions, retry_backoff_ms=10)
     runtime = ServiceRuntime(name=name, schema=SCHEMA, database_url=database.service, kafka=settings, relay=relay)
     runtime.add_consumer(
-        name=name, topics=[topic, topics.ledger_entries], handler=orders_handler(topics, windows), description="test"
+        name=name,
+        topics=[topic, topics.ledger_entries],
+        handler=orders_handler(topics, windows),
+        description="test",
+        event_types=CONSUMED_TYPES,
+        known_types=frozenset(EVENT_TYPES),
     )
     await runtime.start()
     try:

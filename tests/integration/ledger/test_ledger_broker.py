@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import orjson
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -20,6 +19,7 @@ from infra.messaging.envelope import make_envelope
 from infra.messaging.topics import dead_letter_topic
 from infra.runtime import ServiceRuntime
 from infra.settings import KafkaSettings
+from services.contracts.ledger import ENTRY_POSTED, ORDER_SETTLED
 from services.contracts.marketplace import REFUND_REPORTED
 from services.ledger.app import build_runtime
 from services.ledger.outbound import LedgerTopics
@@ -135,11 +135,16 @@ async def test_settlement_delivered_three_times_and_reemitted_posts_once_and_a_c
             await wait_for(all_seen, what="settlement copies consumed")
             assert await _posting_keys(engine, key) == one_set
             assert await _scalar(engine, "SELECT count(*) FROM ledger.posting_conflicts") == 0
-            entries = await read_topic(kafka_bootstrap, ledger.entries_topic, expected=4)
-            posted = Counter(orjson.loads(r.value)["data"]["posting_key"].removeprefix(f"{key}:") for r in entries)
+            records = await read_topic(kafka_bootstrap, ledger.entries_topic, expected=5)
+            events = [validate_published(r.value) for r in records]  # fits schemas/events/karya.ledger.*
+            posted = Counter(
+                e["data"]["posting_key"].removeprefix(f"{key}:") for e in events if e["type"] == ENTRY_POSTED
+            )
             assert posted == one_set, "one entry_posted event per journal entry"
-            for record in entries:
-                validate_published(record.value)  # fits schemas/events/karya.ledger.entry_posted.v1
+            # and one order_settled for the settlement, keyed by the order (what the orders service consumes)
+            assert [(e["subject"], e["data"]["posting_key"]) for e in events if e["type"] == ORDER_SETTLED] == [
+                (key, f"{key}:settlement:ESC-1")
+            ]
 
             # a changed settlement under the same settlement id: a conflict, dead-lettered with the reason
             changed_data = {**settlement.data, "net_payout": settlement.data["net_payout"] - 1_000}

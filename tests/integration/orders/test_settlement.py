@@ -1,6 +1,6 @@
-"""Lifecycle closure on the real broker and database: the ledger's settlement entry moves a completed order to
-``settled`` (once, whatever is redelivered), and ``karya orders show`` says why an order got no stock and lists an
-order's ledger entries."""
+"""Lifecycle closure on the real broker and database: the ledger's ``order_settled`` moves a completed order to
+``settled`` (once, whatever is redelivered; the ledger's ``entry_posted`` take no inbox row), and ``karya orders
+show`` says why an order got no stock and lists an order's ledger entries."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
 from infra.messaging.envelope import Envelope, make_envelope
-from services.contracts.ledger import ENTRY_POSTED
+from services.contracts.ledger import ENTRY_POSTED, ORDER_SETTLED
 from services.orders.cli import orders_app
 from services.orders.outbound import OrdersTopics
 from tests.integration.orders_support import (
@@ -47,6 +47,18 @@ def entry_posted(order_key: str, sequence: int, kind: str) -> Envelope:
         "chain_hash": f"{sequence:064x}",
     }
     return make_envelope(type=ENTRY_POSTED, source="karya/ledger", subject=order_key, data=data)
+
+
+def order_settled(order_key: str, sequence: int) -> Envelope:
+    """The ledger's ``order_settled`` for the settlement entry ``sequence`` of ``order_key``."""
+    data = {
+        "order_key": order_key,
+        "posting_key": f"settlement:{order_key}",
+        "sequence": sequence,
+        "amount": 100_000,
+        "effective_at": recent().isoformat(),
+    }
+    return make_envelope(type=ORDER_SETTLED, source="karya/ledger", subject=order_key, data=data)
 
 
 async def post_journal_entry(engine: AsyncEngine, u: str, order_key: str) -> None:
@@ -90,16 +102,18 @@ async def test_the_ledgers_settlement_settles_the_order_and_orders_show_explains
     ]
     starved = status_event(u, "starved", "220", 0, "tokopedia", qty=5, base=base)
     key = done[0].subject
-    settlement = entry_posted(key, 41, "settlement")
+    settlement = order_settled(key, 41)
     try:
         async with orders_consumer(database, kafka_bootstrap, prefix) as consumer:
             ledger_topic = OrdersTopics.with_prefix(prefix).ledger_entries
             await publish(kafka_bootstrap, consumer.topic, [*done, starved])
             await wait_applied(engine, consumer, 4)
-            # A completion entry is no change for orders; the settlement is; its redelivery is skipped.
-            await publish(kafka_bootstrap, ledger_topic, [entry_posted(key, 40, "sale_completed"), settlement])
+            # The ledger's entry_posted (of the completion and of the settlement) are skipped by their type header
+            # and take no inbox row; order_settled is applied once, its redelivery is a duplicate.
+            posted = [entry_posted(key, 40, "sale_completed"), entry_posted(key, 41, "settlement")]
+            await publish(kafka_bootstrap, ledger_topic, [*posted, settlement])
             await publish(kafka_bootstrap, ledger_topic, [settlement])
-            await wait_applied(engine, consumer, 6, duplicates=1)
+            await wait_applied(engine, consumer, 5, duplicates=1)
 
         orders = await orders_by_key(engine, [key, starved.subject])
         assert (orders[key]["state"], orders[key]["reservations"]) == ("settled", ["consumed"])
