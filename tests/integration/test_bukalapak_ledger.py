@@ -106,7 +106,12 @@ async def test_imported_history_is_in_the_ledger_as_unallocated_proceeds(
                 held = await asyncio.to_thread(_unallocated, env, lapas)
                 return len(held) == 2 and all(r["settlements"] == 1 for r in held.values())
 
-            await wait_for(settled, timeout=120, what=f"the imported invoices posted to {account}")
+            try:
+                await wait_for(settled, timeout=120, what=f"the imported invoices posted to {account}")
+            except AssertionError as timed_out:  # say what the services saw (a clean-clone CI run timed out once)
+                logs = {p.name: p.read_text(errors="replace")[-3000:] for p in sorted(tmp_path.glob("*.log"))}
+                held = await asyncio.to_thread(_unallocated, env, lapas)
+                raise AssertionError(f"{timed_out}; unallocated: {held}; logs: {logs}") from None
     finally:
         stop.set()
         await asyncio.wait_for(relaying, 30)
