@@ -45,6 +45,10 @@ def _karya(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _log_tails(log_dir: Path) -> dict[str, str]:
+    return {p.name: p.read_text(errors="replace")[-3000:] for p in sorted(log_dir.glob("*.log"))}
+
+
 def _trial_balance(env: dict[str, str]) -> dict[str, Any]:
     done = _karya(env, "ledger", "trial-balance", "--json")
     assert done.returncode == 0, done.stderr[-2000:]
@@ -109,7 +113,7 @@ async def test_imported_history_is_in_the_ledger_as_unallocated_proceeds(
             try:
                 await wait_for(settled, timeout=120, what=f"the imported invoices posted to {account}")
             except AssertionError as timed_out:  # say what the services saw (a clean-clone CI run timed out once)
-                logs = {p.name: p.read_text(errors="replace")[-3000:] for p in sorted(tmp_path.glob("*.log"))}
+                logs = await asyncio.to_thread(_log_tails, tmp_path)
                 held = await asyncio.to_thread(_unallocated, env, lapas)
                 raise AssertionError(f"{timed_out}; unallocated: {held}; logs: {logs}") from None
     finally:
