@@ -114,8 +114,8 @@ async def test_imported_history_is_in_the_ledger_as_unallocated_proceeds(
                 await wait_for(settled, timeout=120, what=f"the imported invoices posted to {account}")
             except AssertionError as timed_out:  # say what the services saw (a clean-clone CI run timed out once)
                 logs = await asyncio.to_thread(_log_tails, tmp_path)
-                held = await asyncio.to_thread(_unallocated, env, lapas)
-                raise AssertionError(f"{timed_out}; unallocated: {held}; logs: {logs}") from None
+                holding = await asyncio.to_thread(_unallocated, env, lapas)
+                raise AssertionError(f"{timed_out}; unallocated: {holding}; logs: {logs}") from None
     finally:
         stop.set()
         await asyncio.wait_for(relaying, 30)
