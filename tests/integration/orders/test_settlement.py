@@ -5,8 +5,9 @@ show`` says why an order got no stock and lists an order's ledger entries."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import text
@@ -17,8 +18,13 @@ from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
 from infra.messaging.envelope import Envelope, make_envelope
 from services.contracts.ledger import ENTRY_POSTED, ORDER_SETTLED
+from services.ledger.adapters.journal_repo import post_entries
+from services.ledger.domain import accounts
+from services.ledger.domain.accounts import Side
+from services.ledger.domain.journal import EntryKind, JournalEntry, Line
 from services.orders.cli import orders_app
 from services.orders.outbound import OrdersTopics
+from tests.integration.ledger_support import ledger_uow
 from tests.integration.orders_support import (
     load,
     orders_by_key,
@@ -62,32 +68,23 @@ def order_settled(order_key: str, sequence: int) -> Envelope:
 
 
 async def post_journal_entry(engine: AsyncEngine, u: str, order_key: str) -> None:
-    """One balanced settlement entry of ``order_key`` in the ledger's journal (what the ledger would have posted)."""
-    debit, credit = f"asset:bank:{u}", f"asset:marketplace:{u}"
+    """One balanced settlement entry of ``order_key``, posted through the ledger's own journal adapter (so the
+    chain head moves with it: a row written behind its back broke the chain for every later test on the session
+    database)."""
+    entry = JournalEntry(
+        posting_key=f"{order_key}:settlement:T-{u}",
+        request_hash=hashlib.sha256(u.encode()).hexdigest(),
+        kind=EntryKind.SETTLEMENT,
+        memo="payout",
+        effective_at=datetime.now(UTC),
+        lines=(
+            Line(accounts.bank("main"), Side.DEBIT, 90_000),
+            Line(accounts.marketplace_receivable("tokopedia"), Side.CREDIT, 90_000),
+        ),
+        order_key=order_key,
+    )
     async with engine.begin() as conn:
-        next_sequence = text("SELECT coalesce(max(sequence), 0) + 1 FROM ledger.journal_entries")
-        sequence = int((await conn.execute(next_sequence)).scalar_one())
-        await conn.execute(
-            text("INSERT INTO ledger.accounts (code, type, normal_side) VALUES (:d, 'asset', 'D'), (:c, 'asset', 'D')"),
-            {"d": debit, "c": credit},
-        )
-        await conn.execute(  # lines and entry in one statement, as the journal requires
-            text(
-                "WITH lines AS (INSERT INTO ledger.journal_lines (sequence, line_no, account, side, amount) "
-                "VALUES (:s, 1, :d, 'D', 90000), (:s, 2, :c, 'C', 90000)) "
-                "INSERT INTO ledger.journal_entries (sequence, posting_key, request_hash, kind, memo, effective_at, "
-                "recorded_at, order_key, prev_hash, chain_hash) VALUES (:s, :p, 'h', 'settlement', 'payout', now(), "
-                "now(), :k, repeat('0', 64), :h)"
-            ),
-            {
-                "s": sequence,
-                "d": debit,
-                "c": credit,
-                "p": f"settlement:{u}",
-                "k": order_key,
-                "h": f"{u}{sequence:056x}",
-            },
-        )
+        await post_entries(ledger_uow(conn), [(entry, None)])
 
 
 async def test_the_ledgers_settlement_settles_the_order_and_orders_show_explains_it(
