@@ -1,4 +1,5 @@
-"""`karya ledger …` (finance read side, payouts) and `karya policy load`.
+"""`karya ledger …` (finance read side, payouts) and `karya policy load`; the corrections commands are in
+:mod:`services.ledger.cli_corrections`.
 
 Read commands connect as the auditor role (KARYA_AUDITOR_URL) when it is set, else as DATABASE_URL.
 """
@@ -23,7 +24,6 @@ from rich.text import Text
 from infra.db.engine import make_engine
 from infra.db.unit_of_work import UnitOfWork
 from infra.settings import KafkaSettings, database_settings
-from services.ledger import corrections
 from services.ledger.adapters.closed_repo import closed_events
 from services.ledger.adapters.facts_repo import held_orders, parked_events
 from services.ledger.adapters.policy_repo import store_policies
@@ -277,90 +277,6 @@ def payout_cmd(
         raise typer.Exit(1) from exc
 
 
-_ACTING_USER = typer.Option(..., "--as", envvar="KARYA_USER", help="Who acts (or KARYA_USER).")
-
-
-def _refusing(work: Callable[[UnitOfWork], Awaitable[str]]) -> None:
-    """Run a writing command; a refusal by a ledger rule is printed and exits 1 (nothing is written)."""
-    try:
-        typer.echo(_run(work, read_only=False))
-    except LedgerDomainError as exc:
-        typer.secho(str(exc), fg="red", err=True)
-        raise typer.Exit(1) from exc
-
-
-def _proposed(p: corrections.Proposal) -> str:
-    return (
-        f"proposal {p.proposal_id}: {p.posting_key} proposed by {p.draft.proposed_by}; another person approves it "
-        f"with: karya ledger approve {p.proposal_id} --as USER"
-    )
-
-
-@ledger_app.command("revert")
-def revert_cmd(
-    posting_key: str,
-    reason: str = typer.Option(..., "--reason"),
-    acting: str = _ACTING_USER,
-) -> None:
-    """Propose the exact mirror of an entry (posted once another person approves; never of a revert)."""
-
-    async def work(uow: UnitOfWork) -> str:
-        p = await corrections.propose_revert(uow, posting_key, reason=reason, proposed_by=acting, at=datetime.now(UTC))
-        return _proposed(p)
-
-    _refusing(work)
-
-
-@ledger_app.command("adjust")
-def adjust_cmd(
-    path: Path = typer.Argument(..., exists=True, dir_okay=False, help="YAML or JSON: lines, memo, reference."),
-    reason: str = typer.Option(..., "--reason"),
-    acting: str = _ACTING_USER,
-) -> None:
-    """Propose a balanced manual entry on adjustable accounts (posted once another person approves)."""
-    try:
-        document = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        typer.secho(f"{path}: {exc}", fg="red", err=True)
-        raise typer.Exit(1) from exc
-
-    async def work(uow: UnitOfWork) -> str:
-        p = await corrections.propose_adjustment(
-            uow, document, str(path), reason=reason, proposed_by=acting, at=datetime.now(UTC)
-        )
-        return _proposed(p)
-
-    _refusing(work)
-
-
-@ledger_app.command("approve")
-def approve_cmd(proposal_id: int, acting: str = _ACTING_USER) -> None:
-    """Approve a proposed correction and post it (never by its proposer)."""
-    topics = LedgerTopics.with_prefix(KafkaSettings().topic_prefix)
-
-    async def work(uow: UnitOfWork) -> str:
-        done = await corrections.approve(uow, topics, proposal_id, approved_by=acting, at=datetime.now(UTC))
-        return f"proposal {proposal_id} approved by {acting}: posted {done.posting_key} (sequence {done.sequence})"
-
-    _refusing(work)
-
-
-@ledger_app.command("proposals")
-def proposals_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
-    """Corrections waiting for a second person's approval."""
-    open_ = _run(corrections.list_open)
-    if as_json:
-        _json([corrections.proposal_view(p) for p in open_])
-        return
-    for p in open_:
-        d = p.draft
-        typer.echo(
-            f"{p.proposal_id:>5}  {str(p.proposed_at)[:19]}  {p.posting_key}  by {d.proposed_by}  "
-            f"{sum(line.amount for line in d.lines if line.side is accounts.Side.DEBIT):,}  {d.reason}"
-        )
-    typer.echo(f"{len(open_)} open")
-
-
 @ledger_app.command("allocate")
 def allocate_cmd(
     order_key: str,
@@ -406,3 +322,8 @@ def policy_load(path: Path = typer.Argument(..., exists=True, dir_okay=False)) -
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(1) from exc
     typer.echo(f"loaded {path}: {new} new policy versions, {same} unchanged")
+
+
+# The correction commands (revert, adjust, approve, reject, withdraw, proposals) register on ledger_app from their
+# own module; imported last, when everything they use from here exists.
+from services.ledger import cli_corrections  # noqa: E402, F401

@@ -1,44 +1,65 @@
-"""The correction use cases: propose a revert or an adjustment, approve one (by someone else), list open ones.
+"""The correction use cases: propose a revert or an adjustment, approve one (by someone else), reject one (by
+someone else) or withdraw it (its proposer), list them with their state.
 
 Each runs load → plan → write in the caller's transaction (the CLI today, HTTP later), like
 :mod:`services.ledger.payouts`: the chain head is locked first (the lock order of
 :mod:`services.ledger.adapters.locks`), so a proposal or approval is decided against a journal no other posting
 moves meanwhile; the pure rules live in :mod:`services.ledger.domain.corrections`. An approval inserts its row
 (the database refuses the proposer) and posts the entry through :func:`post_entries` in one transaction, and
-announces it with ``entry_posted`` through the outbox.
+announces it with ``entry_posted`` through the outbox. A rejection or withdrawal inserts one closing row and posts
+nothing.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import NoReturn
 
 from sqlalchemy.exc import IntegrityError
 
 from infra.db.unit_of_work import UnitOfWork
 from services.ledger.adapters.corrections_repo import (
     insert_approval,
+    insert_closure,
     insert_proposal,
     load_proposal,
-    open_proposals,
     open_revert_proposal,
     posted_entry,
+    proposals,
 )
 from services.ledger.adapters.journal_repo import post_entries, posted_request
 from services.ledger.adapters.locks import lock_chain_head
+from services.ledger.domain.correction_file import parse_adjustment
 from services.ledger.domain.corrections import (
     CorrectionRefused,
     Proposal,
-    parse_adjustment,
+    ProposalState,
     plan_adjustment,
     plan_approval,
+    plan_closure,
     plan_revert,
     revert_key,
 )
 from services.ledger.outbound import LedgerTopics, entry_posted_messages
 from services.ledger.payouts import SAVINGS_RULE
 
-__all__ = ["Approved", "Proposal", "approve", "list_open", "proposal_view", "propose_adjustment", "propose_revert"]
+__all__ = [
+    "Approved",
+    "Proposal",
+    "ProposalState",
+    "approve",
+    "list_open",
+    "list_proposals",
+    "proposal_view",
+    "propose_adjustment",
+    "propose_revert",
+    "reject",
+    "withdraw",
+]
+
+#: The rules the database enforces on approvals and closures (trigger constraint names), turned into refusals.
+_DATABASE_RULES = (SAVINGS_RULE, "four_eyes", "withdraw_own", "decide_once")
 
 
 @dataclass(frozen=True)
@@ -78,21 +99,17 @@ async def approve(
 ) -> Approved:
     """Approve proposal ``proposal_id`` as ``approved_by`` and post its entry (effective ``at``) once, with
     ``entry_posted`` to ``topics.entries``. Raises :class:`CorrectionRefused` (``four_eyes``, ``approve_once``,
-    ``revert_once``, and ``savings_never_negative`` when a revert would take savings below zero)."""
+    ``decide_once`` for a rejected or withdrawn proposal, ``revert_once``, and ``savings_never_negative`` when a
+    revert would take savings below zero)."""
     await lock_chain_head(uow)
-    proposal = await load_proposal(uow, proposal_id)
-    if proposal is None:
-        raise CorrectionRefused(f"approval of proposal {proposal_id} refused: there is no such proposal")
+    proposal = await _load(uow, proposal_id, "approval")
     reverted = await posted_request(uow, proposal.posting_key) is not None
     entry = plan_approval(proposal, approved_by, at, reverted=reverted)
     try:
         await insert_approval(uow, proposal, approved_by.strip(), at)
         result = await post_entries(uow, [(entry, f"cli:approve:{proposal_id}")])
     except IntegrityError as exc:
-        rule = _constraint_of(exc)
-        if rule in (SAVINGS_RULE, "four_eyes"):
-            raise CorrectionRefused(f"approval of proposal {proposal_id} refused ({rule}): {_first_line(exc)}") from exc
-        raise
+        _refusal(exc, f"approval of proposal {proposal_id}")
     if not result.posted:  # the key was taken meanwhile: nothing posted, nothing approved (the caller rolls back)
         raise CorrectionRefused(
             f"approval of proposal {proposal_id} refused (revert_once): {proposal.posting_key} is already posted"
@@ -101,9 +118,50 @@ async def approve(
     return Approved(proposal, entry.posting_key, result.posted[0].sequence)
 
 
+async def reject(uow: UnitOfWork, proposal_id: int, *, rejected_by: str, reason: str, at: datetime) -> Proposal:
+    """Reject open proposal ``proposal_id`` as ``rejected_by`` (not its proposer) for ``reason``: it is closed and
+    never posted. Raises :class:`CorrectionRefused` (``four_eyes``, ``decide_once``, ``reason_required``,
+    ``acting_user_required``)."""
+    return await _close(uow, proposal_id, ProposalState.REJECTED, rejected_by, reason, at)
+
+
+async def withdraw(uow: UnitOfWork, proposal_id: int, *, withdrawn_by: str, reason: str, at: datetime) -> Proposal:
+    """Withdraw open proposal ``proposal_id`` as its proposer ``withdrawn_by`` for ``reason``: it is closed and
+    never posted. Raises :class:`CorrectionRefused` (``withdraw_own``, ``decide_once``, ``reason_required``,
+    ``acting_user_required``)."""
+    return await _close(uow, proposal_id, ProposalState.WITHDRAWN, withdrawn_by, reason, at)
+
+
+async def _close(
+    uow: UnitOfWork, proposal_id: int, state: ProposalState, by: str, reason: str, at: datetime
+) -> Proposal:
+    """Load → plan (pure) → write one closing row, under the chain head like an approval."""
+    await lock_chain_head(uow)
+    verb = "rejection" if state is ProposalState.REJECTED else "withdrawal"
+    proposal = await _load(uow, proposal_id, verb)
+    decision = plan_closure(proposal, state, by, reason, at)
+    try:
+        await insert_closure(uow, proposal_id, decision)
+    except IntegrityError as exc:
+        _refusal(exc, f"{verb} of proposal {proposal_id}")
+    return replace(proposal, decision=decision)
+
+
+async def _load(uow: UnitOfWork, proposal_id: int, verb: str) -> Proposal:
+    proposal = await load_proposal(uow, proposal_id)
+    if proposal is None:
+        raise CorrectionRefused(f"{verb} of proposal {proposal_id} refused: there is no such proposal")
+    return proposal
+
+
 async def list_open(uow: UnitOfWork) -> list[Proposal]:
-    """Every proposal waiting for approval, oldest first."""
-    return await open_proposals(uow)
+    """Every proposal waiting for a decision, oldest first."""
+    return await proposals(uow, open_only=True)
+
+
+async def list_proposals(uow: UnitOfWork) -> list[Proposal]:
+    """Every proposal with its state (open, approved, rejected, withdrawn), oldest first."""
+    return await proposals(uow, open_only=False)
 
 
 def proposal_view(proposal: Proposal) -> dict[str, object]:
@@ -117,11 +175,23 @@ def proposal_view(proposal: Proposal) -> dict[str, object]:
         "reason": draft.reason,
         "proposed_by": draft.proposed_by,
         "proposed_at": proposal.proposed_at.isoformat(),
+        "state": proposal.state.value,
+        "decided_by": None if proposal.decision is None else proposal.decision.decided_by,
+        "decided_at": None if proposal.decision is None else proposal.decision.decided_at.isoformat(),
+        "decision_reason": None if proposal.decision is None else proposal.decision.reason,
         "order_key": draft.order_key,
         "reference": draft.reference,
         "memo": draft.memo,
         "lines": [{"account": x.account, "side": x.side.value, "amount": x.amount} for x in draft.lines],
     }
+
+
+def _refusal(exc: IntegrityError, what: str) -> NoReturn:
+    """Re-raise a database refusal by one of :data:`_DATABASE_RULES` as :class:`CorrectionRefused`."""
+    rule = _constraint_of(exc)
+    if rule in _DATABASE_RULES:
+        raise CorrectionRefused(f"{what} refused ({rule}): {_first_line(exc)}") from exc
+    raise exc
 
 
 def _first_line(exc: IntegrityError) -> str:

@@ -1,7 +1,7 @@
-"""Correction proposals and approvals (``ledger.correction_proposals`` / ``correction_approvals``, append-only),
-and the posted entry a revert mirrors. Callers hold the chain head (:func:`services.ledger.adapters.locks.
-lock_chain_head`) first: that serialises proposals and approvals with every posting (the service cannot lock
-proposal rows: it holds no UPDATE on them)."""
+"""Correction proposals and their decisions (``ledger.correction_proposals``; ``correction_approvals`` and
+``correction_closures`` — rejections and withdrawals; all append-only), and the posted entry a revert mirrors.
+Callers hold the chain head (:func:`services.ledger.adapters.locks.lock_chain_head`) first: that serialises
+proposals and decisions with every posting (the service cannot lock proposal rows: it holds no UPDATE on them)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,14 @@ from sqlalchemy import text
 
 from infra.db.unit_of_work import UnitOfWork
 from services.ledger.domain.accounts import Side
-from services.ledger.domain.corrections import CorrectionKind, Draft, PostedEntry, Proposal
+from services.ledger.domain.corrections import (
+    CorrectionKind,
+    Decision,
+    Draft,
+    PostedEntry,
+    Proposal,
+    ProposalState,
+)
 from services.ledger.domain.journal import EntryKind, Line
 
 
@@ -37,12 +44,11 @@ async def posted_entry(uow: UnitOfWork, posting_key: str) -> PostedEntry | None:
 
 
 async def open_revert_proposal(uow: UnitOfWork, target: str) -> int | None:
-    """The id of an open (not approved) proposal to revert ``target``, if any."""
+    """The id of an open (neither approved, rejected nor withdrawn) proposal to revert ``target``, if any."""
     return await _scalar(
         uow,
-        f"SELECT p.proposal_id FROM {uow.table('correction_proposals')} p "
-        f"LEFT JOIN {uow.table('correction_approvals')} a USING (proposal_id) "
-        "WHERE p.target = :t AND p.kind = 'revert' AND a.proposal_id IS NULL ORDER BY p.proposal_id LIMIT 1",
+        _select(uow, "p.proposal_id") + "WHERE p.target = :t AND p.kind = 'revert' AND a.proposal_id IS NULL "
+        "AND c.proposal_id IS NULL ORDER BY p.proposal_id LIMIT 1",
         {"t": target},
     )
 
@@ -74,14 +80,19 @@ async def insert_proposal(uow: UnitOfWork, draft: Draft, proposed_at: datetime) 
     return Proposal(proposal_id, draft, proposed_at)
 
 
-_SELECT = (
-    "SELECT p.proposal_id, p.kind, p.target, p.reason, p.proposed_by, p.proposed_at, CAST(p.entry AS text) AS entry, "
-    "a.approved_by FROM {proposals} p LEFT JOIN {approvals} a USING (proposal_id) "
+_COLUMNS = (
+    "p.proposal_id, p.kind, p.target, p.reason, p.proposed_by, p.proposed_at, CAST(p.entry AS text) AS entry, "
+    "a.approved_by, a.approved_at, c.outcome, c.closed_by, c.closed_at, c.reason AS closing_reason"
 )
 
 
-def _select(uow: UnitOfWork) -> str:
-    return _SELECT.format(proposals=uow.table("correction_proposals"), approvals=uow.table("correction_approvals"))
+def _select(uow: UnitOfWork, columns: str = _COLUMNS) -> str:
+    """Proposals ``p`` with their approval ``a`` and closure ``c`` (rejection or withdrawal), if any."""
+    return (
+        f"SELECT {columns} FROM {uow.table('correction_proposals')} p "
+        f"LEFT JOIN {uow.table('correction_approvals')} a USING (proposal_id) "
+        f"LEFT JOIN {uow.table('correction_closures')} c USING (proposal_id) "
+    )
 
 
 async def load_proposal(uow: UnitOfWork, proposal_id: int) -> Proposal | None:
@@ -90,9 +101,10 @@ async def load_proposal(uow: UnitOfWork, proposal_id: int) -> Proposal | None:
     return None if row is None else _proposal(row)
 
 
-async def open_proposals(uow: UnitOfWork) -> list[Proposal]:
-    """Every proposal not approved yet, oldest first."""
-    rows = await uow.conn.execute(text(_select(uow) + "WHERE a.proposal_id IS NULL ORDER BY p.proposal_id"))
+async def proposals(uow: UnitOfWork, *, open_only: bool) -> list[Proposal]:
+    """Every proposal (``open_only``: not approved, rejected or withdrawn yet) with its decision, oldest first."""
+    where = "WHERE a.proposal_id IS NULL AND c.proposal_id IS NULL " if open_only else ""
+    rows = await uow.conn.execute(text(_select(uow) + where + "ORDER BY p.proposal_id"))
     return [_proposal(r) for r in rows]
 
 
@@ -105,6 +117,32 @@ async def insert_approval(uow: UnitOfWork, proposal: Proposal, approved_by: str,
         ),
         {"i": proposal.proposal_id, "by": approved_by, "at": approved_at, "k": proposal.posting_key},
     )
+
+
+async def insert_closure(uow: UnitOfWork, proposal_id: int, decision: Decision) -> None:
+    """Record that ``proposal_id`` was rejected or withdrawn (the database refuses a rejection by the proposer
+    (``four_eyes``), a withdrawal by anyone else (``withdraw_own``) and a second decision (``decide_once``))."""
+    await uow.conn.execute(
+        text(
+            f"INSERT INTO {uow.table('correction_closures')} (proposal_id, outcome, closed_by, closed_at, reason) "
+            "VALUES (:i, :outcome, :by, :at, :why)"
+        ),
+        {
+            "i": proposal_id,
+            "outcome": decision.state.value,
+            "by": decision.decided_by,
+            "at": decision.decided_at,
+            "why": decision.reason,
+        },
+    )
+
+
+def _decision(row: Any) -> Decision | None:
+    if row.approved_by is not None:
+        return Decision(ProposalState.APPROVED, row.approved_by, row.approved_at)
+    if row.outcome is not None:
+        return Decision(ProposalState(row.outcome), row.closed_by, row.closed_at, row.closing_reason)
+    return None
 
 
 def _proposal(row: Any) -> Proposal:
@@ -121,7 +159,7 @@ def _proposal(row: Any) -> Proposal:
         policy_ref=body.get("policy_ref"),
         reference=body.get("reference"),
     )
-    return Proposal(int(row.proposal_id), draft, row.proposed_at, row.approved_by)
+    return Proposal(int(row.proposal_id), draft, row.proposed_at, _decision(row))
 
 
 async def _scalar(uow: UnitOfWork, sql: str, params: dict[str, Any]) -> int | None:

@@ -14,6 +14,9 @@ Rules (each refusal names its rule):
 - ``balanced_entry``: an adjustment's debits equal its credits (the database refuses an unbalanced entry too).
 - ``four_eyes``: the approver differs from the proposer (the database refuses such an approval too).
 - ``approve_once``: a proposal is approved, hence posted, once.
+- ``decide_once``: a proposal is decided once — approved, rejected or withdrawn; a rejected or withdrawn one is
+  never approved (nor rejected or withdrawn again). A rejection is made by another person (``four_eyes`` again),
+  a withdrawal only by the proposer (``withdraw_own``); both state why (``reason_required``).
 
 Proposer, approver and reason are written into the posted entry's memo and into the request its request hash is
 taken of; both are serialised into the hash chain, so changing any of them breaks ``karya ledger verify``.
@@ -21,7 +24,6 @@ taken of; both are serialised into the hash chain, so changing any of them break
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -37,14 +39,16 @@ __all__ = [
     "CorrectionKind",
     "CorrectionRefused",
     "CorrectionRequest",
+    "Decision",
     "Draft",
     "PostedEntry",
     "Proposal",
+    "ProposalState",
     "adjust_key",
     "correction_memo",
-    "parse_adjustment",
     "plan_adjustment",
     "plan_approval",
+    "plan_closure",
     "plan_revert",
     "revert_key",
 ]
@@ -123,14 +127,48 @@ class Draft:
     reference: str | None = None
 
 
+class ProposalState(StrEnum):
+    """Where a proposal stands: open until approved (posted), rejected by another person or withdrawn."""
+
+    OPEN = "open"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """How a proposal was closed, by whom and when; a rejection or withdrawal also says why."""
+
+    state: ProposalState
+    decided_by: str
+    decided_at: datetime
+    reason: str | None = None
+
+    def describe(self) -> str:
+        """``approved by budi`` / ``rejected by budi (reason: …)`` / ``withdrawn by ani (reason: …)``."""
+        why = f" (reason: {self.reason})" if self.reason else ""
+        return f"{self.state.value} by {self.decided_by} at {self.decided_at.isoformat()}{why}"
+
+
 @dataclass(frozen=True, slots=True)
 class Proposal:
-    """A stored proposal; ``approved_by`` is set once it was approved (and posted)."""
+    """A stored proposal; ``decision`` is set once it was approved (and posted), rejected or withdrawn."""
 
     proposal_id: int
     draft: Draft
     proposed_at: datetime
-    approved_by: str | None = None
+    decision: Decision | None = None
+
+    @property
+    def state(self) -> ProposalState:
+        """Open, or the state its decision closed it in."""
+        return ProposalState.OPEN if self.decision is None else self.decision.state
+
+    @property
+    def approved_by(self) -> str | None:
+        """Who approved it, if it was approved."""
+        return self.decision.decided_by if self.state is ProposalState.APPROVED and self.decision else None
 
     @property
     def posting_key(self) -> str:
@@ -218,51 +256,6 @@ def plan_revert(
     )
 
 
-def parse_adjustment(data: object, source: str) -> Adjustment:
-    """An :class:`Adjustment` from a loaded YAML/JSON document::
-
-        memo: clear the unmapped fee of order X      # optional
-        order_key: shopee:shop-1:X                   # optional
-        reference: BCA-2026-12-02-0017               # required when a line touches asset:bank:*
-        lines:
-          - {account: expense:marketplace_fee:unmapped, debit: 2500}
-          - {account: clearing:suspense, credit: 2500}
-
-    Amounts are positive whole rupiah (integers; ``2500.0`` and ``"2500"`` are refused)."""
-    if not isinstance(data, Mapping):
-        raise CorrectionRefused(f"{source}: an adjustment is a mapping with 'lines'")
-    unknown = sorted(set(data) - {"lines", "memo", "order_key", "reference"})
-    if unknown:
-        raise CorrectionRefused(f"{source}: unknown fields {', '.join(map(str, unknown))}")
-    raw = data.get("lines")
-    if not isinstance(raw, Sequence) or isinstance(raw, str | bytes):
-        raise CorrectionRefused(f"{source}: 'lines' must be a list")
-    lines = tuple(_line(item, f"{source}: line {n}") for n, item in enumerate(raw, start=1))
-    texts = {name: _optional_text(data.get(name), f"{source}: {name}") for name in ("memo", "order_key", "reference")}
-    return Adjustment(lines, texts["memo"], texts["order_key"], texts["reference"])
-
-
-def _optional_text(value: object, where: str) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise CorrectionRefused(f"{where} must be a non-empty string")
-    return value.strip()
-
-
-def _line(item: object, where: str) -> Line:
-    if not isinstance(item, Mapping) or not isinstance(item.get("account"), str):
-        raise CorrectionRefused(f"{where}: needs an 'account' and one of 'debit' or 'credit'")
-    sides = [(side, item[name]) for name, side in (("debit", Side.DEBIT), ("credit", Side.CREDIT)) if name in item]
-    extra = sorted(set(item) - {"account", "debit", "credit"})
-    if len(sides) != 1 or extra:
-        raise CorrectionRefused(f"{where}: needs an 'account' and exactly one of 'debit' or 'credit'")
-    side, amount = sides[0]
-    if type(amount) is not int or amount <= 0:
-        raise CorrectionRefused(f"{where}: amount {amount!r} is not a positive whole number of rupiah")
-    return Line(str(item["account"]), side, amount)
-
-
 def plan_adjustment(adjustment: Adjustment, *, reason: str, proposed_by: str) -> Draft:
     """The proposal to post ``adjustment``. Raises :class:`CorrectionRefused` naming the rule it breaks:
     ``adjustable_accounts`` (an account outside :data:`ADJUSTABLE`, or a bank line without a reference),
@@ -333,6 +326,7 @@ def plan_approval(proposal: Proposal, approved_by: str, approved_at: datetime, *
     who = _who(approved_by, what)
     if proposal.approved_by is not None:
         raise CorrectionRefused(f"{what} refused (approve_once): already approved by {proposal.approved_by}")
+    _refuse_decided(proposal, what)
     draft = proposal.draft
     if who == draft.proposed_by:
         raise CorrectionRefused(
@@ -365,3 +359,36 @@ def plan_approval(proposal: Proposal, approved_by: str, approved_at: datetime, *
     )
     entry.validate()
     return entry
+
+
+def _refuse_decided(proposal: Proposal, what: str) -> None:
+    if proposal.decision is not None:
+        raise CorrectionRefused(
+            f"{what} refused (decide_once): proposal {proposal.proposal_id} was {proposal.decision.describe()}; "
+            "a decided proposal stays decided (propose the correction again if it is still wanted)"
+        )
+
+
+def plan_closure(proposal: Proposal, state: ProposalState, by: str, reason: str, at: datetime) -> Decision:
+    """The decision that closes ``proposal`` without posting: ``REJECTED`` by another person or ``WITHDRAWN`` by
+    its proposer, at ``at``, for ``reason``. Raises :class:`CorrectionRefused` for ``acting_user_required``,
+    ``reason_required``, ``decide_once``, ``four_eyes`` (the proposer rejects) and ``withdraw_own`` (someone
+    else withdraws)."""
+    if state not in (ProposalState.REJECTED, ProposalState.WITHDRAWN):
+        raise ValueError(f"a proposal is closed without posting only as rejected or withdrawn, not {state.value}")
+    verb = "rejection" if state is ProposalState.REJECTED else "withdrawal"
+    what = f"{verb} of proposal {proposal.proposal_id}"
+    who, why = _who(by, what), _why(reason, what)
+    _refuse_decided(proposal, what)
+    proposer = proposal.draft.proposed_by
+    if state is ProposalState.REJECTED and who == proposer:
+        raise CorrectionRefused(
+            f"{what} refused (four_eyes): {who} proposed it; another person rejects a correction "
+            f"(its proposer withdraws it: karya ledger withdraw {proposal.proposal_id})"
+        )
+    if state is ProposalState.WITHDRAWN and who != proposer:
+        raise CorrectionRefused(
+            f"{what} refused (withdraw_own): only its proposer {proposer} withdraws it "
+            f"(another person rejects it: karya ledger reject {proposal.proposal_id})"
+        )
+    return Decision(state, who, at, why)

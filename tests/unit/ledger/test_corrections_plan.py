@@ -1,5 +1,6 @@
 """The pure correction plan: a revert is the exact mirror, an adjustment balanced and on adjustable accounts only,
-and an approval needs a second person; every refusal names its rule."""
+an approval or a rejection needs a second person, a withdrawal the proposer, and a proposal is decided once; every
+refusal names its rule."""
 
 from __future__ import annotations
 
@@ -10,16 +11,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.ledger.domain.accounts import Side
+from services.ledger.domain.correction_file import parse_adjustment
 from services.ledger.domain.corrections import (
     Adjustment,
     CorrectionKind,
     CorrectionRefused,
+    Decision,
     Draft,
     PostedEntry,
     Proposal,
-    parse_adjustment,
+    ProposalState,
     plan_adjustment,
     plan_approval,
+    plan_closure,
     plan_revert,
 )
 from services.ledger.domain.journal import EntryKind, Line
@@ -150,7 +154,8 @@ def test_malformed_lines_are_refused(line: dict[str, object]) -> None:
 
 
 def proposal(draft: Draft, approved_by: str | None = None) -> Proposal:
-    return Proposal(12, draft, AT, approved_by)
+    decision = None if approved_by is None else Decision(ProposalState.APPROVED, approved_by, AT)
+    return Proposal(12, draft, AT, decision)
 
 
 def test_approval_posts_the_draft_with_proposer_approver_and_reason_in_memo_and_hash() -> None:
@@ -197,3 +202,51 @@ def test_an_adjustment_from_any_allowed_account_pair_balances() -> None:
         proposed_by="a",
     )
     assert sum(x.amount for x in draft.lines if x.side is D) == sum(x.amount for x in draft.lines if x.side is C)
+
+
+REJECTED, WITHDRAWN, APPROVED = ProposalState.REJECTED, ProposalState.WITHDRAWN, ProposalState.APPROVED
+
+
+def closed(state: ProposalState, by: str) -> Proposal:
+    return Proposal(12, revert(), AT, Decision(state, by, AT, None if state is APPROVED else "not needed"))
+
+
+def test_another_person_rejects_and_the_proposer_withdraws_with_who_when_and_why() -> None:
+    assert proposal(revert()).state is ProposalState.OPEN
+    rejected = plan_closure(proposal(revert()), REJECTED, " budi ", " posted correctly after all ", AT)
+    assert rejected == Decision(REJECTED, "budi", AT, "posted correctly after all")
+    withdrawn = plan_closure(proposal(revert()), WITHDRAWN, "ani", "wrong entry", AT)
+    assert withdrawn == Decision(WITHDRAWN, "ani", AT, "wrong entry")
+    assert withdrawn.describe() == f"withdrawn by ani at {AT.isoformat()} (reason: wrong entry)"
+
+
+@pytest.mark.parametrize(
+    ("state", "by", "reason", "decided", "rule"),
+    [
+        (REJECTED, "ani", "no", None, "four_eyes"),
+        (WITHDRAWN, "budi", "no", None, "withdraw_own"),
+        (REJECTED, "budi", " ", None, "reason_required"),
+        (WITHDRAWN, "", "no", None, "acting_user_required"),
+        (REJECTED, "budi", "no", closed(APPROVED, "citra"), "decide_once"),
+        (REJECTED, "budi", "no", closed(WITHDRAWN, "ani"), "decide_once"),
+        (WITHDRAWN, "ani", "no", closed(REJECTED, "citra"), "decide_once"),
+        (WITHDRAWN, "ani", "no", closed(WITHDRAWN, "ani"), "decide_once"),
+    ],
+)
+def test_closing_refusals_name_their_rule(
+    state: ProposalState, by: str, reason: str, decided: Proposal | None, rule: str
+) -> None:
+    with pytest.raises(CorrectionRefused, match=rf"refused \({rule}\)"):
+        plan_closure(decided or proposal(revert()), state, by, reason, AT)
+
+
+@pytest.mark.parametrize("state", [REJECTED, WITHDRAWN])
+def test_a_rejected_or_withdrawn_proposal_is_never_approved(state: ProposalState) -> None:
+    by = "citra" if state is REJECTED else "ani"
+    with pytest.raises(CorrectionRefused, match=rf"refused \(decide_once\): proposal 12 was {state.value} by {by}"):
+        plan_approval(closed(state, by), "budi", AT, reverted=False)
+
+
+def test_only_a_rejection_or_withdrawal_closes_without_posting() -> None:
+    with pytest.raises(ValueError, match="rejected or withdrawn"):
+        plan_closure(proposal(revert()), APPROVED, "budi", "r", AT)
