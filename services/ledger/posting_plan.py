@@ -43,7 +43,14 @@ from services.ledger.requests import (
     refund_request,
     settlement_request,
 )
-from services.ledger.settlement_plan import cumulative, distribute, plan_settlement, settlement_difference
+from services.ledger.settlement_plan import (
+    cumulative,
+    distribute,
+    is_stale,
+    plan_settlement,
+    settled_requests,
+    settlement_difference,
+)
 
 _ORDER = {ORDER_COMPLETED: 0, ORDER_CANCELLED: 1, ORDER_RETURNED: 1, SETTLEMENT_REPORTED: 2, REFUND_REPORTED: 3}
 POSTED_EVENT_TYPES = frozenset(_ORDER)
@@ -52,6 +59,10 @@ ENDING_TYPES = frozenset({ORDER_CANCELLED, ORDER_RETURNED})
 """Order events after which an order the ledger never saw completed ended without a sale."""
 REFUND_CLOSED = "order ended {how} before completion: no sale was booked, the marketplace refunded from escrow"
 """The recorded reason of a refund closed without posting (``how``: returned or cancelled)."""
+STALE_SETTLEMENT = (
+    "stale re-read of marketplace settlement {id}: its statement time is before that of {last}, posted last"
+)
+"""The recorded reason of a settlement closed without posting because a newer statement was posted already."""
 ORDER_ENDED = "order ended {how} before completion"
 """The recorded reason of the ending event itself (the ledger remembers it to close later refunds on arrival)."""
 _INMATE = ("liability:inmate_savings:", "asset:inmate_receivable:")
@@ -252,7 +263,7 @@ def _plan_event(envelope: Envelope, inputs: PostingInputs, plan: PostingPlan, re
         if stored != mine:
             plan.conflicts.append(Conflict(key, stored, mine, source))
         return
-    settled = cumulative([settlement_request(s, ref) for s in order.settlements])
+    settled = cumulative(settled_requests(order, ref))
     distribution = plan_distribution(completion, settled, order.pinned(inputs.policies))
     savings = sorted({leg.credit for _, leg in distribution.legs() if leg.credit.startswith(_INMATE[0])})
     receivables = [accounts.inmate_receivable(code.rsplit(":", 1)[1]) for code in savings]
@@ -290,7 +301,7 @@ def _plan_line_refund(
         if stored != mine:
             plan.conflicts.append(Conflict(key, stored, mine, source))
         return
-    settled = cumulative([settlement_request(s, completion.order) for s in order.settlements])
+    settled = cumulative(settled_requests(order, completion.order))
     distribution = plan_distribution(completion, settled, order.pinned(inputs.policies))
     modes = {p.ref: p.claw_back_premi for p in inputs.policies}
     savings = sorted({leg.credit for _, leg in distribution.legs() if leg.credit.startswith(_INMATE[0])})
@@ -310,7 +321,9 @@ def _plan_settlement(
 ) -> None:
     """A settlement: new (its id unseen) posts its cash side and the cumulative distribution, or holds it; the
     same id again is a redelivery when it says the same, else a conflict. One naming a marketplace settlement
-    id already posted posts only what its totals add to the last ones posted for that id (nothing if nothing)."""
+    id already posted posts only the change of its totals to the last ones posted for that id (nothing if
+    nothing; signed when some went down), unless its statement is older than theirs: then it is closed without
+    posting (a stale re-read), and recorded so that a redelivery of it changes nothing either."""
     source = str(envelope.event_id)
     settlement = settlement_request(envelope.data, completion.order)
     stored = order.reported_settlement(settlement.settlement_id)
@@ -326,12 +339,17 @@ def _plan_settlement(
         return
     payload: dict[str, Any] | None = envelope.data
     marketplace_id = envelope.data.get("marketplace_settlement_id")
-    if isinstance(marketplace_id, str):  # the marketplace's current totals: post what they add to the last ones
+    if isinstance(marketplace_id, str):  # the marketplace's current totals: post their change to the last ones
         last = order.reported.get(order.latest.get(marketplace_id, ""))
-        payload = envelope.data if last is None else settlement_difference(last, envelope.data)
         order.reported = {**order.reported, settlement.settlement_id: envelope.data}
-        order.latest = {**order.latest, marketplace_id: settlement.settlement_id}
         order.changed = True
+        if last is not None and is_stale(last, envelope.data):  # an older statement read after a newer one
+            plan.closed.append(
+                (envelope, STALE_SETTLEMENT.format(id=marketplace_id, last=order.latest[marketplace_id]))
+            )
+            return
+        payload = envelope.data if last is None else settlement_difference(last, envelope.data)
+        order.latest = {**order.latest, marketplace_id: settlement.settlement_id}
     if payload is not None:
         plan.add(plan_settlement(order, payload, completion, inputs.policies).entries, source)
 

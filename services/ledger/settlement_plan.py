@@ -13,21 +13,26 @@ the material cost — the cash side still posts; the cleared gross stays in (or 
 once the cause is gone (a person allocates batches, or a later settlement makes the distribution possible).
 
 A settlement that names the marketplace's own settlement id reports that id's current totals: a later one under
-the same id (a re-read after an adjustment) posts only what it adds to the totals posted last for that id
+the same id (a re-read after an adjustment) posts only its difference to the totals posted last for that id
 (:func:`settlement_difference`) — as one more settlement, so the distribution still follows the cumulative sum.
+A difference may be negative (the marketplace clawed something back): it is kept as a *signed* settlement
+(:func:`settlement_of`), whose entry posts each amount that went down on the opposite side, and whose
+distribution delta is held for a person when it would take back from inmate savings. A re-read whose statement
+time is before the last one's is stale (:func:`is_stale`): it is closed without posting.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from infra.errors import error_text
 from services.ledger.domain import accounts
 from services.ledger.domain.accounts import Side
 from services.ledger.domain.distribution import plan_distribution
-from services.ledger.domain.errors import DistributionError, NoPolicyError, RequestError
+from services.ledger.domain.errors import DistributionError, NoPolicyError
 from services.ledger.domain.facts import NO_ALLOCATION, OrderFacts
 from services.ledger.domain.journal import EntryKind, JournalEntry, LineBuilder, request_hash
 from services.ledger.domain.model import CompletionRequest, OrderRef, SettlementRequest
@@ -76,33 +81,69 @@ def _fee_totals(payload: dict[str, Any]) -> dict[str, int]:
     return fees
 
 
+SIGNED = "signed"
+"""The marker of a settlement payload that holds a signed difference (some amounts negative): it is no
+``settlement_reported`` event, so it is read by :func:`settlement_of`, not by the contract."""
+
+
+def settlement_of(payload: dict[str, Any], ref: OrderRef) -> SettlementRequest:
+    """The settlement request of a payload the order's facts keep: a ``settlement_reported`` payload (checked
+    against its contract), or a signed difference (:data:`SIGNED`; its amounts come from checked payloads)."""
+    if not payload.get(SIGNED):
+        return settlement_request(payload, ref)
+    return SettlementRequest(
+        order=ref,
+        settlement_id=str(payload["settlement_id"]),
+        gross=int(payload["gross_amount"]),
+        fees=_fee_totals(payload),
+        pph22_withheld=int(payload["pph22_withheld"]),
+        net_payout=int(payload["net_payout"]),
+        settled_at=_time(payload),
+    )
+
+
+def is_stale(last: dict[str, Any], now: dict[str, Any]) -> bool:
+    """Whether ``now`` (a re-read of a marketplace settlement id) reports an older statement than ``last`` (the
+    totals posted last for that id): its statement time (``settled_at``: the marketplace's release or statement
+    time) is before the last one's. Equal times are not stale: the marketplace restated the same statement."""
+    return _time(now) < _time(last)
+
+
+def _time(payload: dict[str, Any]) -> datetime:
+    value = payload["settled_at"]
+    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+
+
 def settlement_difference(last: dict[str, Any], now: dict[str, Any]) -> dict[str, Any] | None:
     """``now`` (a settlement payload carrying a marketplace settlement id's current totals) less ``last`` (the
-    totals posted last for that id), field by field and fee type by fee type: the payload of what ``now`` adds,
-    or ``None`` when it adds nothing. A total that went down is refused (:class:`RequestError`): a settlement
-    posts no negative amounts, so a person decides."""
+    totals posted last for that id), field by field and fee type by fee type: the payload of what ``now``
+    changes, or ``None`` when it changes nothing. When a total went down the payload is signed (:data:`SIGNED`,
+    read by :func:`settlement_of`): the marketplace clawed something back, and the entry says so."""
     fees_now, fees_last = _fee_totals(now), _fee_totals(last)
     changes = {f: int(now.get(f, 0)) - int(last.get(f, 0)) for f in _TOTALS}
     fee_changes = {t: fees_now.get(t, 0) - fees_last.get(t, 0) for t in sorted(fees_now.keys() | fees_last.keys())}
-    lower = sorted(f for f, d in [*changes.items(), *fee_changes.items()] if d < 0)
-    if lower:
-        raise RequestError(
-            f"settlement {now['settlement_id']} lowers the totals of marketplace settlement "
-            f"{now['marketplace_settlement_id']} ({', '.join(lower)}): a person decides"
-        )
     if not any(changes.values()) and not any(fee_changes.values()):
         return None
     fees = [{"fee_type": t, "amount": d} for t, d in fee_changes.items() if d]
-    return {**now, **changes, "fees": fees}
+    signed = any(d < 0 for d in [*changes.values(), *fee_changes.values()])
+    return {**now, **changes, "fees": fees, **({SIGNED: True} if signed else {})}
+
+
+def lowered(payload: dict[str, Any]) -> list[str]:
+    """The totals a signed difference lowers (field names and fee types), for the memo and the reasons."""
+    fields = [f for f in _TOTALS if int(payload.get(f, 0)) < 0]
+    return sorted(fields + [t for t, d in _fee_totals(payload).items() if d < 0])
 
 
 def cleared_amounts(gross: int, settlements: Sequence[SettlementRequest]) -> list[int]:
-    """What each settlement clears from the receivable ``gross``: its own gross, up to what is left."""
-    left, cleared = gross, []
+    """What each settlement clears from the receivable ``gross``: its own gross, up to what is left. A signed
+    settlement that lowers the gross re-opens what the running total no longer clears (a negative part)."""
+    cleared, running, before = [], 0, 0
     for s in settlements:
-        part = min(s.gross, left)
-        cleared.append(part)
-        left -= part
+        running += s.gross
+        now = min(max(running, 0), gross)
+        cleared.append(now - before)
+        before = now
     return cleared
 
 
@@ -114,8 +155,13 @@ class SettlementOutcome:
     hold: str | None = None
 
 
+def settled_requests(order: OrderFacts, ref: OrderRef) -> list[SettlementRequest]:
+    """The order's settlements as requests, in order (signed differences included)."""
+    return [settlement_of(s, ref) for s in order.settlements]
+
+
 def _requests(order: OrderFacts, completion: CompletionRequest) -> list[SettlementRequest]:
-    return [settlement_request(s, completion.order) for s in order.settlements]
+    return settled_requests(order, completion.order)
 
 
 def plan_settlement(
@@ -127,7 +173,8 @@ def plan_settlement(
     """Post a NEW settlement (``payload``; the caller checked its id is new) of ``order``, updating ``order``.
 
     ``completion`` is the order's effective completion (:meth:`OrderFacts.effective_completion`)."""
-    settlement = settlement_request(payload, completion.order)
+    settlement = settlement_of(payload, completion.order)
+    signed = bool(payload.get(SIGNED))
     earlier = _requests(order, completion)
     cleared = cleared_amounts(_gross(order), [*earlier, settlement])[-1]
     order.settlements.append(payload)
@@ -135,19 +182,19 @@ def plan_settlement(
     outcome = distribute(order, completion, policies, release_last=False, take_back=False)
     # A settlement that pays nothing, withholds nothing and clears nothing (its gross is beyond what is left of
     # the receivable) moves no money: it is recorded in the facts, and no (empty) entry is posted.
-    moves_money = cleared or settlement.net_payout or settlement.fee_total or settlement.pph22_withheld
+    moves_money = cleared or settlement.net_payout or any(settlement.fees.values()) or settlement.pph22_withheld
     if outcome.hold is None:
         # Distributed: this settlement recognises its own cleared gross (the release took what waited before).
         revenue = accounts.sales_revenue(completion.order.lapas_id)
         pair = (proceeds_account(order.lapas_id, allocated=order.allocated_at_completion), revenue)
         if moves_money:
-            outcome.entries.insert(0, build_settlement(settlement, cleared, pair))
+            outcome.entries.insert(0, build_settlement(settlement, cleared, pair, signed=signed))
         return outcome
     order.hold = outcome.hold
     held: tuple[str, str] | None = None
     if order.allocated_at_completion:  # the cleared gross moves to unallocated, with the reason
         held = accounts.undistributed_proceeds(order.lapas_id), accounts.unallocated_proceeds(order.lapas_id)
-    entries = [build_settlement(settlement, cleared, held, hold=order.hold)] if moves_money else []
+    entries = [build_settlement(settlement, cleared, held, hold=order.hold, signed=signed)] if moves_money else []
     return SettlementOutcome(entries, order.hold)
 
 
@@ -232,7 +279,7 @@ def held_amount(order: OrderFacts) -> int:
     """What of ``order``'s gross waits in unallocated proceeds: for an order completed without batches, the
     gross less what was released; otherwise what the settlements after the distributed ones cleared."""
     ref = OrderRef(order.order_key, str(order.completion.get("channel", "")), order.lapas_id)
-    cleared = cleared_amounts(_gross(order), [settlement_request(s, ref) for s in order.settlements])
+    cleared = cleared_amounts(_gross(order), settled_requests(order, ref))
     if order.allocated_at_completion:
         return sum(cleared[order.distributed :])
     return _gross(order) - sum(cleared[: order.distributed])

@@ -166,6 +166,8 @@ def build_settlement(
     recognised_gross: int,
     recognise: tuple[str, str] | bool | None = True,
     hold: str | None = None,
+    *,
+    signed: bool = False,
 ) -> JournalEntry:
     """Settlement: bank, fees, PPh 22 prepaid against the receivable (difference to suspense), and revenue.
 
@@ -174,10 +176,20 @@ def build_settlement(
     ``(debit, credit)`` pair the cleared gross moves between — ``True`` is undistributed proceeds to revenue;
     a held distribution moves it from undistributed to unallocated proceeds, or (completed unallocated) not
     at all (``None``). ``hold``: the reason the distribution waits, for the memo.
+
+    ``signed``: the request is the difference of a marketplace settlement's totals to the last ones posted, and
+    amounts that went down are negative: each is posted on the opposite side (a lower net credits the bank, a
+    lower gross re-opens the receivable and takes the revenue back), so no line amount is ever negative.
     """
-    request.validate()
-    if isinstance(recognised_gross, bool) or not isinstance(recognised_gross, int) or recognised_gross < 0:
-        raise RequestError(f"recognised gross must be an int >= 0, got {recognised_gross!r}")
+    if signed:
+        request.order.validate()
+        amounts = [request.gross, request.pph22_withheld, request.net_payout, *request.fees.values()]
+        if any(isinstance(v, bool) or not isinstance(v, int) for v in [*amounts, recognised_gross]):
+            raise RequestError("a settlement difference must be int numbers of rupiah")
+    else:
+        request.validate()
+        if isinstance(recognised_gross, bool) or not isinstance(recognised_gross, int) or recognised_gross < 0:
+            raise RequestError(f"recognised gross must be an int >= 0, got {recognised_gross!r}")
     order = request.order
     lines = LineBuilder()
     lines.debit(accounts.bank(request.bank_account), request.net_payout)
@@ -193,7 +205,8 @@ def build_settlement(
         lines.debit(recognise[0], recognised_gross)
         lines.credit(recognise[1], recognised_gross)
     memo = (
-        f"order {order.order_key} settled ({request.settlement_id}): gross {request.gross}, fees "
+        f"order {order.order_key} {'settlement changed' if signed else 'settled'} ({request.settlement_id}): "
+        f"gross {request.gross}, fees "
         f"{request.fee_total}, PPh 22 {request.pph22_withheld}, net {request.net_payout}"
         + (f", difference {difference:+d} to suspense" if difference else "")
         + (f"; distribution held: {hold}" if hold else "")

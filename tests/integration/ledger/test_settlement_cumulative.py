@@ -2,19 +2,23 @@
 case: the gateway re-reads a TikTok Shop settlement after an adjustment (a new content id carrying the full new
 total); the ledger posts only the difference, a third identical re-read posts nothing, and a settlement under
 another marketplace id is additional. The distribution follows the cumulative settled amount: the order's books
-end exactly as those of an order settled once for the same totals.
+end exactly as those of an order settled once for the same totals. Totals that went down post their signed
+difference (the take-back from savings waits for a person); an older statement read late is closed without posting.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
 from infra.messaging.envelope import Envelope
+from services.ledger.posting_plan import STALE_SETTLEMENT
 from tests.integration import ledger_support as support
 from tests.integration.ledger.scenario_support import T, journal_of
 from tests.integration.ledger_support import Batch, completed, post, settled
@@ -78,3 +82,52 @@ async def test_a_reread_posts_its_difference_an_identical_one_nothing_another_id
     assert {(BANK, "D", 48_620), (RECEIVABLE, "C", 52_000)} <= m2, "another marketplace id is additional"
     books = await _net_by_account(engine, key)
     assert RECEIVABLE not in books and books[BANK] == 93_500 + 3_740 + 48_620
+
+
+async def _closed(engine: AsyncEngine, key: str) -> list[tuple[str, str]]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT event_id::text, reason FROM ledger.closed_without_posting WHERE order_key = :k"), {"k": key}
+        )
+        return [(r[0], r[1]) for r in rows]
+
+
+async def _hold(engine: AsyncEngine, key: str) -> str | None:
+    async with engine.connect() as conn:
+        state = (
+            await conn.execute(text("SELECT settlement FROM ledger.order_facts WHERE order_key = :k"), {"k": key})
+        ).scalar_one()
+    hold = state.get("hold")
+    return None if hold is None else str(hold)
+
+
+async def test_lowered_totals_post_their_signed_difference_and_a_stale_reread_is_closed(engine: AsyncEngine) -> None:
+    inmate = support.new_inmate()
+    batch = Batch(f"B-L-{support.uid()}", "SMK-BTK-001", "sukamiskin", 2, 52_000, 15_000, "sup-kain", ((inmate, 1),))
+    key, processor = support.new_order_key("tiktok_shop"), support.new_processor()
+    assert await post(engine, processor, [completed(key, [batch], T), _totals(key, 104_000, "M.h1", "M")]) == []
+    journal = await journal_of(engine, key)
+
+    stale = _totals(key, 100_000, "M.h0", "M")  # an older statement (a day before) read after the posted one
+    stale.data["settled_at"] = (T - timedelta(days=1)).isoformat()
+    assert await post(engine, processor, [stale]) == [], "a stale re-read is no dead letter"
+    assert await journal_of(engine, key) == journal
+    assert await _closed(engine, key) == [(str(stale.event_id), STALE_SETTLEMENT.format(id="M", last="M.h1"))]
+
+    # the marketplace claws back 4,000 of gross (and the fees and PPh 22 on it) a day later: the difference posts
+    lowered = _totals(key, 100_000, "M.h2", "M")
+    lowered.data["settled_at"] = (T + timedelta(days=1)).isoformat()
+    assert await post(engine, processor, [lowered]) == [], "a lowering is no dead letter"
+    journal = await journal_of(engine, key)
+    assert journal["settlement:M.h2"] == {
+        (BANK, "C", 3_740),
+        ("expense:marketplace_fee:commission_fee", "C", 240),
+        ("asset:pph22_prepaid", "C", 20),
+        (RECEIVABLE, "D", 4_000),
+        ("clearing:undistributed_proceeds:sukamiskin", "C", 4_000),
+        ("clearing:unallocated_proceeds:sukamiskin", "D", 4_000),
+    }
+    hold = await _hold(engine, key)
+    assert hold is not None and "back from inmate savings: a person decides" in hold
+    books = await _net_by_account(engine, key)
+    assert books[BANK] == 93_500 and books[RECEIVABLE] == 4_000

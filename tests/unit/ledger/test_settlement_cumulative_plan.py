@@ -2,8 +2,9 @@
 
 The gateway names each settlement's content (``settlement_id``) and reports the marketplace's current totals for
 its own id (``marketplace_settlement_id``): a re-read after an adjustment is a new settlement id carrying the full
-new total. The plan posts only what it adds to the totals posted last for that id, nothing when it adds nothing,
-and refuses a total that went down; a settlement under another id, or under none (old events), is additional.
+new total. The plan posts only what it adds to the totals posted last for that id, nothing when it adds nothing
+(totals that went down: ``test_settlement_lowering_plan.py``); a settlement under another id, or under none (old
+events), is additional.
 Between batches the facts go through their stored form, as the database keeps them.
 """
 
@@ -98,16 +99,6 @@ def test_another_marketplace_id_or_none_is_an_additional_settlement() -> None:
     assert books.ledger.total(RECEIVABLE) == 0
     assert books.ledger.total(BANK) == sum(_net(g) for g in (60_000, 30_000, 14_000))
     assert len(books.facts[KEY].settlements) == 3
-
-
-def test_lower_totals_are_refused_and_post_nothing() -> None:
-    books = Books()
-    books.post([completed(KEY, ORDER, at(0)), totals(100_000, "M-1.h1")])
-    balances = dict(books.ledger.balances)
-    plan = books.post([totals(100_000, "M-1.h2", fee=7_000)])  # a fee up is fine, but the net went down
-    assert plan.entries == [] and len(plan.refused) == 1
-    assert "lowers the totals of marketplace settlement M-1 (net_payout)" in plan.refused[0].reason
-    assert books.ledger.balances == balances and books.facts[KEY].latest == {"M-1": "M-1.h1"}
 
 
 def _net(gross: int) -> int:
