@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from fastapi import APIRouter, FastAPI, Response
@@ -26,7 +26,8 @@ from faststream.kafka.subscriber.usecase import BatchSubscriber
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from infra.db.engine import database_is_ready, make_engine
+from infra.db.engine import database_is_ready
+from infra.db.unit_of_work import Database
 from infra.errors import describe_error
 from infra.logging import LogLimiter, get_logger
 from infra.messaging.admin import ensure_topics
@@ -51,26 +52,28 @@ class _Registered:
 
 
 class ServiceRuntime:
-    """Owns the I/O resources of one service process; services only add consumers."""
+    """Owns the broker, supervisor and relay of one service process; services only add consumers. The engine is
+    the composition root's: it creates it, hands it in and disposes it after :meth:`stop`."""
 
     def __init__(
         self,
         *,
         name: str,
         schema: str,
-        database_url: str,
+        engine: AsyncEngine,
         kafka: KafkaSettings,
-        pool_size: int = 10,
         relay: bool = True,
         restart_delay_s: tuple[float, float] = (0.5, 30.0),
     ) -> None:
-        """``restart_delay_s``: the first and the longest delay before a failed background task is restarted."""
+        """``schema``: the service's tables (inbox, outbox, dead letters); ``restart_delay_s``: the first and the
+        longest delay before a failed background task is restarted."""
         self.name = name
         self.schema = schema
         self.kafka = kafka
         self.metrics = MessagingMetrics()
         self.broker: KafkaBroker = make_broker(kafka, self.metrics, client_id=f"karya-{name}")
-        self.engine: AsyncEngine = make_engine(database_url, pool_size=pool_size, application_name=f"karya-{name}")
+        self.engine = engine
+        self.db = Database(engine, schema)
         self._consumers: list[_Registered] = []
         self._topics: set[str] = set()
         self._stop = asyncio.Event()
@@ -164,11 +167,10 @@ class ServiceRuntime:
         log.info("service_started", service=self.name, topics=sorted(self._topics))
 
     async def stop(self) -> None:
-        """Stop the relay and consumers, then close the broker and the engine."""
+        """Stop the relay and consumers, then close the broker (the engine stays open: its owner disposes it)."""
         self._stop.set()
         await self.supervisor.wait_stopped(timeout_s=10)
         await self.broker.stop()
-        await self.engine.dispose()
         log.info("service_stopped", service=self.name)
 
     async def readiness(self) -> dict[str, bool]:
@@ -201,8 +203,9 @@ class ServiceRuntime:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=5)
 
-    def http_app(self) -> FastAPI:
-        """The FastAPI app with the ops endpoints; its lifespan starts and stops this runtime."""
+    def http_app(self, after_stop: Callable[[], Awaitable[None]] | None = None) -> FastAPI:
+        """The FastAPI app with the ops endpoints; its lifespan starts and stops this runtime, then awaits
+        ``after_stop`` (the composition root disposes its engine there)."""
 
         @contextlib.asynccontextmanager
         async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -210,7 +213,11 @@ class ServiceRuntime:
             try:
                 yield
             finally:
-                await self.stop()
+                try:
+                    await self.stop()
+                finally:
+                    if after_stop is not None:
+                        await after_stop()
 
         app = FastAPI(title=f"karya-{self.name}", lifespan=lifespan)
 

@@ -23,6 +23,7 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from infra.db.engine import make_engine
+from infra.db.unit_of_work import UnitOfWork
 from infra.messaging.dlq_admin import (
     DEFAULT_MAX_REPLAYS,
     SCHEMAS,
@@ -187,7 +188,9 @@ def parked_command(
     """The gateway's deliveries parked while their marketplace API is unreachable, oldest first (no bodies).
 
     They are retried by the gateway with backoff and applied once the API answers: nothing to replay here."""
-    rows: list[ParkedDelivery] = _run(_on("gateway", lambda conn: list_parked(conn, channel=channel, limit=limit)))
+    rows: list[ParkedDelivery] = _run(
+        _on("gateway", lambda conn: list_parked(UnitOfWork(conn, "gateway"), channel=channel, limit=limit))
+    )
     for row in rows:
         if as_json:
             typer.echo(json.dumps({k: _jsonable(v) for k, v in asdict(row).items()}))

@@ -12,15 +12,13 @@ from faststream import FastStream
 from faststream.specification import AsyncAPI
 
 from infra.settings import KafkaSettings
-from karya.services import SERVICES, build_service
-
-_DOCS_DB_URL = "postgresql+asyncpg://docs@127.0.0.1:1/docs"  # never connected: engines connect lazily
+from karya.services import SERVICES, wiring_of
 
 
 def specification() -> AsyncAPI:
     """One AsyncAPI factory over the brokers of all services."""
     kafka = KafkaSettings(bootstrap_servers="127.0.0.1:19092")
-    brokers = [build_service(name, _DOCS_DB_URL, kafka).broker for name in SERVICES]
+    brokers = [wiring_of(name, kafka).broker for name in SERVICES]
     return AsyncAPI(
         *brokers,
         title="Karya",

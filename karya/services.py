@@ -1,18 +1,22 @@
 """The composition root of a service process: the services that exist, and how one process is built from settings.
 
-Every process that runs or describes a service builds it here, in three steps:
+Every process that runs or describes a service builds it here, in four steps:
 
 1. settings: :func:`process_settings` reads the environment once — the database URL the service connects with
-   (:func:`database_url`) and the :class:`KafkaSettings`, whose ``topic_prefix`` names this deployment;
-2. topics: :func:`service_topics` puts the service's topics dataclass (``GatewayTopics``, ``OrdersTopics``,
+   (:func:`database_url`: the gateway role for the gateway, the service role for orders and ledger) and the
+   :class:`KafkaSettings`, whose ``topic_prefix`` names this deployment;
+2. engine: :func:`service_engine` creates the process's one engine for that URL; the root disposes it when the
+   process stops (:func:`build_http_app` hands ``engine.dispose`` to the app's lifespan);
+3. topics: :func:`service_topics` puts the service's topics dataclass (``GatewayTopics``, ``OrdersTopics``,
    ``LedgerTopics``) under that prefix — no module reads a prefixed topic name from a global;
-3. wiring: the service's ``build_runtime(database_url, kafka, topics=…)`` (``services/<svc>/app.py``) names its
+4. wiring: the service's ``build_runtime(engine, kafka, topics=…)`` (``services/<svc>/app.py``) names its
    schema, builds its use cases and handlers and registers them on an :class:`infra.runtime.ServiceRuntime`, the
-   generic runtime that owns the engine, broker, supervisor and outbox relay.
+   generic runtime that owns the broker, supervisor and outbox relay.
 
-``karya serve`` builds the HTTP app with :func:`build_http_app`; ``karya schemas gen`` and tests call
-:func:`build_service` with settings of their own, ``karya audit completeness`` reads the consumer groups from
-:func:`wired_consumers` (engines connect lazily, so nothing connects).
+``karya serve`` builds the HTTP app with :func:`build_http_app`; tests call :func:`build_service` with an engine and
+settings of their own; ``karya schemas gen``, ``karya audit completeness`` and tests that only read the wiring use
+:func:`wiring_of` and :func:`wired_consumers` (the engine connects lazily and is never used, so nothing connects).
+The CLI's root is :class:`karya.cli_root.CliRoot`.
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from infra.db.engine import make_engine
 from infra.messaging.completeness_audit import AuditedConsumer
 from infra.runtime import ServiceRuntime
 from infra.settings import KafkaSettings, database_settings, gateway_database_url, kafka_settings
@@ -46,9 +52,9 @@ SERVICES: dict[str, Service] = {
 
 
 class RuntimeBuilder(Protocol):
-    """A service's ``build_runtime``: wires the service onto a runtime for these settings and topics."""
+    """A service's ``build_runtime``: wires the service onto a runtime for this engine, these settings and topics."""
 
-    def __call__(self, database_url: str, kafka: KafkaSettings, *, topics: Any) -> ServiceRuntime:
+    def __call__(self, engine: AsyncEngine, kafka: KafkaSettings, *, topics: Any) -> ServiceRuntime:
         """The service's runtime, not started."""
         ...
 
@@ -86,24 +92,38 @@ def service_topics(service: str, prefix: str) -> Any:
     return getattr(importlib.import_module(module), name).with_prefix(prefix)
 
 
-def build_service(service: str, database_url: str, kafka: KafkaSettings) -> ServiceRuntime:
-    """The runtime of ``service`` (not started): its topics under ``kafka.topic_prefix``, handed to its
-    ``build_runtime`` with the settings."""
+def service_engine(service: str, url: str, *, pool_size: int = 10) -> AsyncEngine:
+    """The engine of a process serving ``service`` (named ``karya-<service>`` in ``pg_stat_activity``); whoever
+    creates it disposes it."""
+    return make_engine(url, pool_size=pool_size, application_name=f"karya-{service}")
+
+
+def build_service(service: str, engine: AsyncEngine, kafka: KafkaSettings) -> ServiceRuntime:
+    """The runtime of ``service`` (not started) on ``engine`` (the caller's, disposed by it): its topics under
+    ``kafka.topic_prefix``, handed to its ``build_runtime`` with the settings."""
     builder: RuntimeBuilder = importlib.import_module(_known(service).app).build_runtime
-    return builder(database_url, kafka, topics=service_topics(service, kafka.topic_prefix))
+    return builder(engine, kafka, topics=service_topics(service, kafka.topic_prefix))
 
 
-_NEVER_CONNECTED = "postgresql+asyncpg://wiring@127.0.0.1:1/wiring"  # engines connect lazily
+_NEVER_CONNECTED = "postgresql+asyncpg://wiring@127.0.0.1:1/wiring"
+
+
+def wiring_of(service: str, kafka: KafkaSettings) -> ServiceRuntime:
+    """``service`` as :func:`build_service` wires it, on an engine that is never used (it connects lazily, so
+    nothing connects and there is nothing to dispose): for documents and checks of the wiring."""
+    return build_service(service, make_engine(_NEVER_CONNECTED, pool_size=1), kafka)
 
 
 def wired_consumers(prefix: str) -> list[AuditedConsumer]:
     """Every consumer of every service under ``prefix`` (group, inbox schema, topics), as :func:`build_service`
     wires it; nothing connects."""
     kafka = KafkaSettings(bootstrap_servers="127.0.0.1:1", topic_prefix=prefix, completeness_audit_interval_s=0)
-    return [c for service in SERVICES for c in build_service(service, _NEVER_CONNECTED, kafka).audited]
+    return [c for service in SERVICES for c in wiring_of(service, kafka).audited]
 
 
 def build_http_app(service: str) -> FastAPI:
-    """The FastAPI app of one service process, configured from the environment."""
+    """The FastAPI app of one service process, configured from the environment; its lifespan starts the runtime
+    and, after stopping it, disposes the engine this root created."""
     settings = process_settings(service)
-    return build_service(service, settings.database_url, settings.kafka).http_app()
+    engine = service_engine(service, settings.database_url)
+    return build_service(service, engine, settings.kafka).http_app(after_stop=engine.dispose)

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 
 from fastapi import APIRouter
 from prometheus_client import Counter
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from infra.db.unit_of_work import UnitOfWork
 from infra.messaging.consumer import InboundEvent, Rejection
@@ -23,7 +23,7 @@ from infra.settings import KafkaSettings
 from services.gateway.clients.base import MarketplaceClient
 from services.gateway.deliveries import DeliveryStore
 from services.gateway.deps import GatewayDeps
-from services.gateway.emit import SCHEMA, GatewayTopics
+from services.gateway.emit import GatewayTopics
 from services.gateway.normaliser import Apply, Normaliser, Refused
 from services.gateway.parking import Arrival, Origin, ParkedDeliveryGauges, Reject, run_parked_retries
 from services.gateway.pollers import run_backstop_poller, run_blibli_poller
@@ -33,6 +33,10 @@ from services.gateway.shops.wiring import wire_shop_tokens
 from services.gateway.webhooks import make_webhook_router
 
 __all__ = ["SCHEMA", "NormaliserHandler", "build_runtime", "parked_rejecter", "webhook_router_factory"]
+
+SCHEMA = "gateway"
+"""The gateway's PostgreSQL schema: named here, in its composition root, and handed down (in a ``Database`` or a
+``UnitOfWork``) to everything that writes SQL."""
 
 
 def arrival(event: InboundEvent) -> Arrival:
@@ -101,24 +105,26 @@ def webhook_router_factory(deps: GatewayDeps, store: DeliveryStore, outcomes: Co
 
 
 def build_runtime(
-    database_url: str,
+    engine: AsyncEngine,
     kafka: KafkaSettings,
     *,
+    topics: GatewayTopics,
     settings: GatewaySettings | None = None,
     clients: Mapping[str, MarketplaceClient] | None = None,
-    topics: GatewayTopics | None = None,
     consumer_name: str = "gateway-normaliser",
     pollers: bool = True,
 ) -> ServiceRuntime:
-    """Wire the webhook routes, the normaliser consumer, the outbox relay and the pollers.
+    """Wire the webhook routes, the normaliser consumer, the outbox relay and the pollers on ``engine`` (the
+    gateway role's, created and disposed by the caller) and ``topics`` (built by :mod:`karya.services` under the
+    deployment's prefix).
 
-    ``settings``/``clients`` default to the environment (resolved lazily); ``topics`` default to the base names
-    under ``kafka.topic_prefix``; ``topics`` and ``consumer_name`` let tests isolate themselves on a shared cluster.
+    ``settings``/``clients`` default to the environment (resolved lazily); ``topics`` and ``consumer_name`` let
+    tests isolate themselves on a shared cluster.
     """
-    topics = topics or GatewayTopics.with_prefix(kafka.topic_prefix)
     deps = GatewayDeps(settings, clients)
-    runtime = ServiceRuntime(name="gateway", schema=SCHEMA, database_url=database_url, kafka=kafka)
-    normaliser = Normaliser(deps, topics, SCHEMA, runtime.engine)
+    runtime = ServiceRuntime(name="gateway", schema=SCHEMA, engine=engine, kafka=kafka)
+    db = runtime.db
+    normaliser = Normaliser(deps, topics, db.schema, db.engine)
     runtime.add_consumer(
         name=consumer_name,
         topics=[topics.raw_deliveries],
@@ -140,9 +146,7 @@ def build_runtime(
         "settlement_reported keyed by order key: payouts with fees and PPh 22 "
         "(schemas/events/karya.marketplace.settlement_reported.v1).",
     )
-    store = DeliveryStore(
-        runtime.engine, topics.raw_deliveries, after_commit=None if runtime.relay is None else runtime.relay.wake
-    )
+    store = DeliveryStore(db, topics.raw_deliveries, after_commit=None if runtime.relay is None else runtime.relay.wake)
     outcomes = Counter(
         "karya_gateway_webhooks_total",
         "Webhook requests by channel and outcome",
@@ -151,16 +155,15 @@ def build_runtime(
     )
     runtime.http_routers.append(lambda: webhook_router_factory(deps, store, outcomes))
     if pollers:
-        db = runtime.engine
         runtime.add_background("blibli-poller", lambda stop: run_blibli_poller(db, deps, stop, topics))
         runtime.add_background("backstop-poller", lambda stop: run_backstop_poller(db, deps, stop, topics))
     parked = ParkedDeliveryGauges(runtime.metrics.registry)
     reject = parked_rejecter(consumer_name)
     runtime.add_background(
-        "parked-deliveries", lambda stop: run_parked_retries(runtime.engine, normaliser, reject, stop, parked)
+        "parked-deliveries", lambda stop: run_parked_retries(db.engine, normaliser, reject, stop, parked)
     )
     retention = RetentionMetrics(runtime.metrics.registry)
-    runtime.add_background("raw-retention", lambda stop: run_raw_retention(runtime.engine, deps, stop, retention))
+    runtime.add_background("raw-retention", lambda stop: run_raw_retention(db.engine, deps, stop, retention))
     runtime.add_background("close-clients", lambda stop: _close_on_stop(deps, stop))
     wire_shop_tokens(runtime, deps, refresher=clients is None)  # per-shop tokens; refreshed unless clients given
     return runtime

@@ -14,8 +14,7 @@ import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
+from infra.db.unit_of_work import Database
 from services.contracts.base import order_key
 from services.contracts.marketplace import OrderStatusChanged, SettlementFee, SettlementReported
 from services.gateway.bukalapak_csv import Invoice, parse_export
@@ -90,14 +89,14 @@ def export_emissions(invoices: list[Invoice], shop_id: str) -> list[Emission]:
 
 
 async def import_export(
-    engine: AsyncEngine,
+    db: Database,
     path: Path,
     shop_id: str,
     topics: GatewayTopics,
     *,
     dry_run: bool = False,
 ) -> ImportReport:
-    """Validate ``path`` and publish its events through the gateway outbox (nothing when ``dry_run``).
+    """Validate ``path`` and publish its events through the outbox of ``db`` (the gateway's) (nothing when ``dry_run``).
 
     Raises:
         BukalapakCsvError: the file is invalid (each problem named by file, row and column); nothing written.
@@ -107,6 +106,6 @@ async def import_export(
     emissions = export_emissions(invoices, shop_id)
     if dry_run:
         return ImportReport(str(path), len(invoices), len(emissions), 0)
-    async with engine.begin() as conn:
-        published = await emit(conn, emissions, topics)
+    async with db.begin() as uow:
+        published = await emit(uow, emissions, topics)
     return ImportReport(str(path), len(invoices), len(emissions), len(published))

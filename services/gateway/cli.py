@@ -13,7 +13,9 @@ from typing import Annotated
 import typer
 
 from infra.db.engine import make_engine
+from infra.db.unit_of_work import Database
 from infra.settings import KafkaSettings, gateway_database_url
+from services.gateway.app import SCHEMA
 from services.gateway.bukalapak_csv import BukalapakCsvError
 from services.gateway.bukalapak_import import ImportReport, import_export
 from services.gateway.emit import GatewayTopics
@@ -43,7 +45,7 @@ def import_bukalapak(
     async def run() -> ImportReport:
         engine = make_engine(url, pool_size=1, application_name="karya-import")
         try:
-            return await import_export(engine, file, shop_id, topics, dry_run=dry_run)
+            return await import_export(Database(engine, SCHEMA), file, shop_id, topics, dry_run=dry_run)
         finally:
             await engine.dispose()
 

@@ -9,16 +9,15 @@ from datetime import datetime
 
 import orjson
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from infra.db.unit_of_work import Database
 from infra.errors import describe_error
 from infra.logging import get_logger
 from infra.messaging.envelope import make_envelope
-from infra.messaging.outbox import OutboundMessage, enqueue
+from infra.messaging.outbox import OutboundMessage
 from services.contracts.gateway import DELIVERY_RECEIVED, DeliveryReceived
 from services.gateway.dedupe import DeliveryKeys
 
-SCHEMA = "gateway"
 SOURCE = "karya/gateway"
 # Never stored: the signature itself and anything that is a credential.
 _DROPPED_HEADERS = frozenset({"authorization", "authorization-hmac", "cookie", "x-tts-access-token"})
@@ -51,7 +50,7 @@ class _Pending:
 
 
 class DeliveryStore:
-    """Inserts raw deliveries into ``gateway.raw_deliveries`` with their ``delivery_received`` outbox row.
+    """Inserts raw deliveries into the gateway's ``raw_deliveries`` with their ``delivery_received`` outbox row.
 
     Group commit: deliveries that arrive while a transaction is being written wait and go together in the next one
     (one statement for the rows, one for their outbox messages), so concurrent webhooks share a commit instead of
@@ -61,13 +60,15 @@ class DeliveryStore:
 
     def __init__(
         self,
-        engine: AsyncEngine,
+        db: Database,
         topic: str,
         after_commit: Callable[[], None] | None = None,
         max_group: int = 200,
     ) -> None:
-        """``after_commit`` is called once new deliveries are committed (the runtime wakes its outbox relay)."""
-        self._engine = engine
+        """``db``: the gateway's engine and schema; ``after_commit`` is called once new deliveries are committed
+        (the runtime wakes its outbox relay)."""
+        self._db = db
+        self._insert = text(_INSERT.format(raw_deliveries=f"{db.schema}.raw_deliveries"))
         self._topic = topic
         self._after_commit = after_commit
         self._max_group = max_group
@@ -124,9 +125,9 @@ class DeliveryStore:
             return exc
 
     async def _store_group(self, group: list[_Pending]) -> list[StoredDelivery]:
-        async with self._engine.begin() as conn:
-            rows = await conn.execute(
-                _INSERT,
+        async with self._db.begin() as uow:
+            rows = await uow.conn.execute(
+                self._insert,
                 {
                     "channels": [p.channel for p in group],
                     "types": [p.webhook_type for p in group],
@@ -156,12 +157,12 @@ class DeliveryStore:
                     data=delivery_event(delivery_id, p.channel, p.webhook_type, p.keys, p.body, received_at),
                 )
                 messages.append(OutboundMessage.of(self._topic, envelope))
-            await enqueue(conn, SCHEMA, messages)
+            await uow.publish(messages)
         return results
 
 
-_INSERT = text(
-    f"INSERT INTO {SCHEMA}.raw_deliveries (channel, webhook_type, dedupe_key, order_key, body, headers) "
+_INSERT = (
+    "INSERT INTO {raw_deliveries} (channel, webhook_type, dedupe_key, order_key, body, headers) "
     "SELECT c, t, k, o, b, CAST(h AS jsonb) FROM unnest(CAST(:channels AS text[]), CAST(:types AS text[]), "
     "CAST(:keys AS text[]), CAST(:orders AS text[]), CAST(:bodies AS bytea[]), CAST(:headers AS text[])) "
     "WITH ORDINALITY AS u(c, t, k, o, b, h, n) ORDER BY n "

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from infra.db.unit_of_work import UnitOfWork
 from infra.messaging.envelope import Envelope, make_envelope
-from infra.messaging.outbox import OutboundMessage, enqueue
+from infra.messaging.outbox import OutboundMessage
 from infra.messaging.topics import (
     GATEWAY_RAW_DELIVERIES,
     MARKETPLACE_ORDER_EVENTS,
@@ -33,7 +33,6 @@ from services.contracts.marketplace import (
 )
 from services.gateway.canonical import settlement_emission_key, status_emission_key
 
-SCHEMA = "gateway"
 SOURCE = "karya/gateway"
 
 
@@ -98,20 +97,18 @@ class RefundEmission:
 Emission = StatusEmission | SettlementEmission | RefundEmission
 
 
-async def emit(
-    conn: AsyncConnection, emissions: Sequence[Emission], topics: GatewayTopics, *, schema: str = SCHEMA
-) -> list[Envelope]:
-    """Enqueue the emissions not published before (in the given order) in ``schema``'s outbox; returns the envelopes
-    enqueued."""
+async def emit(uow: UnitOfWork, emissions: Sequence[Emission], topics: GatewayTopics) -> list[Envelope]:
+    """Enqueue the emissions not published before (in the given order) in the unit of work's outbox; returns the
+    envelopes enqueued."""
     unique: dict[str, Emission] = {}
     for emission in emissions:
         unique.setdefault(emission.emission_key, emission)
     if not unique:
         return []
     envelopes = {key: _envelope(e) for key, e in unique.items()}
-    rows = await conn.execute(
+    rows = await uow.conn.execute(
         text(
-            f"INSERT INTO {schema}.emitted_events (emission_key, order_key, event_type, event_id) "
+            f"INSERT INTO {uow.table('emitted_events')} (emission_key, order_key, event_type, event_id) "
             "SELECT * FROM unnest(CAST(:keys AS text[]), CAST(:orders AS text[]), CAST(:types AS text[]), "
             "CAST(:ids AS uuid[])) ON CONFLICT DO NOTHING RETURNING emission_key"
         ),
@@ -124,9 +121,7 @@ async def emit(
     )
     fresh = {r[0] for r in rows}
     published = [(unique[k], envelopes[k]) for k in envelopes if k in fresh]
-    await enqueue(
-        conn,
-        schema,
+    await uow.publish(
         [
             OutboundMessage.of(
                 topics.order_events if isinstance(emission, StatusEmission) else topics.settlements, envelope
@@ -134,9 +129,9 @@ async def emit(
             for emission, envelope in published
         ],
     )
-    await remember(conn, [e for e in unique.values() if isinstance(e, StatusEmission)], schema=schema)
+    await remember(uow, [e for e in unique.values() if isinstance(e, StatusEmission)])
     settled = {e.event.order_key for e in unique.values() if isinstance(e, SettlementEmission)}
-    await mark_settled(conn, settled, schema=schema)
+    await mark_settled(uow, settled)
     return [envelope for _, envelope in published]
 
 
@@ -161,7 +156,7 @@ class _Latest:
     completion: bool
 
 
-async def remember(conn: AsyncConnection, statuses: Iterable[StatusEmission], *, schema: str = SCHEMA) -> None:
+async def remember(uow: UnitOfWork, statuses: Iterable[StatusEmission]) -> None:
     """Fold statuses into ``order_status_seen``: the latest marketplace time wins, flags only turn on."""
     latest: dict[str, _Latest] = {}
     for s in statuses:
@@ -176,9 +171,9 @@ async def remember(conn: AsyncConnection, statuses: Iterable[StatusEmission], *,
     if not latest:
         return
     rows = [latest[k] for k in sorted(latest)]  # a fixed lock order across concurrent writers
-    await conn.execute(
+    await uow.conn.execute(
         text(
-            f"INSERT INTO {schema}.order_status_seen AS s (order_key, channel, shop_id, order_id, "
+            f"INSERT INTO {uow.table('order_status_seen')} AS s (order_key, channel, shop_id, order_id, "
             "raw_status, state, update_time, has_lines, completion_reached) "
             "SELECT * FROM unnest(CAST(:keys AS text[]), CAST(:channels AS text[]), CAST(:shops AS text[]), "
             "CAST(:orders AS text[]), CAST(:raws AS text[]), CAST(:states AS text[]), "
@@ -205,12 +200,15 @@ async def remember(conn: AsyncConnection, statuses: Iterable[StatusEmission], *,
     )
 
 
-async def mark_settled(conn: AsyncConnection, order_keys: Iterable[str], *, schema: str = SCHEMA) -> None:
+async def mark_settled(uow: UnitOfWork, order_keys: Iterable[str]) -> None:
     """Record that these orders' settlements were published."""
     keys = sorted(set(order_keys))
     if keys:
-        await conn.execute(
-            text(f"UPDATE {schema}.order_status_seen SET settled = true WHERE order_key = ANY(:keys) AND NOT settled"),
+        await uow.conn.execute(
+            text(
+                f"UPDATE {uow.table('order_status_seen')} SET settled = true "
+                "WHERE order_key = ANY(:keys) AND NOT settled"
+            ),
             {"keys": keys},
         )
 
@@ -239,30 +237,31 @@ _SEEN_COLUMNS = (
 _RETURNING = ", ".join("s." + c for c in _SEEN_COLUMNS.split(", "))
 
 
-async def load_seen(conn: AsyncConnection, order_keys: Iterable[str], *, schema: str = SCHEMA) -> dict[str, SeenOrder]:
+async def load_seen(uow: UnitOfWork, order_keys: Iterable[str]) -> dict[str, SeenOrder]:
     """The remembered state of these orders (absent when never published)."""
     keys = sorted(set(order_keys))
     if not keys:
         return {}
-    rows = await conn.execute(
-        text(f"SELECT {_SEEN_COLUMNS} FROM {schema}.order_status_seen WHERE order_key = ANY(:keys)"),
+    rows = await uow.conn.execute(
+        text(f"SELECT {_SEEN_COLUMNS} FROM {uow.table('order_status_seen')} WHERE order_key = ANY(:keys)"),
         {"keys": keys},
     )
     return {r[0]: SeenOrder(*r) for r in rows}
 
 
 async def backstop_candidates(
-    conn: AsyncConnection, channels: Sequence[str], min_age_s: float, max_age_s: float, limit: int
+    uow: UnitOfWork, channels: Sequence[str], min_age_s: float, max_age_s: float, limit: int
 ) -> list[SeenOrder]:
     """Orders not done, not checked for ``min_age_s``, first seen within ``max_age_s``; least recently checked
     first. They are claimed (``checked_at`` set to now) so a concurrent poller does not take them too."""
-    rows = await conn.execute(
+    seen = uow.table("order_status_seen")
+    rows = await uow.conn.execute(
         text(
-            f"WITH picked AS (SELECT order_key FROM {SCHEMA}.order_status_seen WHERE NOT done "
+            f"WITH picked AS (SELECT order_key FROM {seen} WHERE NOT done "
             "AND channel = ANY(:channels) AND checked_at < now() - make_interval(secs => :min_age) "
             "AND first_seen_at > now() - make_interval(secs => :max_age) "
             "ORDER BY checked_at LIMIT :limit FOR UPDATE SKIP LOCKED) "
-            f"UPDATE {SCHEMA}.order_status_seen s SET checked_at = now() FROM picked "
+            f"UPDATE {seen} s SET checked_at = now() FROM picked "
             f"WHERE s.order_key = picked.order_key RETURNING {_RETURNING}"
         ),
         {"channels": list(channels), "min_age": min_age_s, "max_age": max_age_s, "limit": limit},

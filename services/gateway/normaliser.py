@@ -118,7 +118,7 @@ class Normaliser:
         seen: dict[str, SeenOrder] = {}
         if items and self._engine is not None:
             async with self._engine.connect() as conn:  # a read, committed at once: no transaction held open
-                seen = await load_seen(conn, {i.notice.order_key for i in items}, schema=self.schema)
+                seen = await load_seen(UnitOfWork(conn, self.schema), {i.notice.order_key for i in items})
         fetched = await fetch(self._deps, plan(items, seen)) if items else Fetched()
         return Apply(self._topics, self._deps.settings, items, refusals, fetched)
 
@@ -210,7 +210,7 @@ class Apply:
                 emissions.append(SettlementEmission(settlement, causation=item.arrival.envelope))
             emissions += [RefundEmission(r, causation=item.arrival.envelope) for r in refunds.pop(key, [])]
         await park(uow, parked, settings=self._settings, history=self.history)
-        await emit(uow.conn, emissions, self._topics, schema=uow.schema)
+        await emit(uow, emissions, self._topics)
         return Normalised(refusals, {arrival.envelope.event_id for arrival, *_ in parked})
 
 

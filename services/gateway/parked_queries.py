@@ -14,9 +14,8 @@ from datetime import datetime
 from uuid import UUID
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.gateway.emit import SCHEMA
+from infra.db.unit_of_work import UnitOfWork
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,13 +32,13 @@ class ParkedDelivery:
     reason: str
 
 
-async def list_parked(conn: AsyncConnection, *, channel: str | None = None, limit: int = 500) -> list[ParkedDelivery]:
-    """The parked deliveries (of ``channel``, if given), oldest first, at most ``limit``."""
-    rows = await conn.execute(
+async def list_parked(uow: UnitOfWork, *, channel: str | None = None, limit: int = 500) -> list[ParkedDelivery]:
+    """The parked deliveries in ``uow``'s schema (of ``channel``, if given), oldest first, at most ``limit``."""
+    rows = await uow.conn.execute(
         text(
             "SELECT event_id, channel, order_key, attempts, parked_at, "
             "floor(extract(epoch FROM clock_timestamp() - parked_at))::bigint AS age_s, next_attempt_at, reason "
-            f"FROM {SCHEMA}.parked_deliveries WHERE (CAST(:channel AS text) IS NULL OR channel = :channel) "
+            f"FROM {uow.table('parked_deliveries')} WHERE (CAST(:channel AS text) IS NULL OR channel = :channel) "
             "ORDER BY parked_at, event_id LIMIT :limit"
         ),
         {"channel": channel, "limit": limit},

@@ -23,8 +23,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from infra.db.unit_of_work import Database
 from infra.errors import describe_error
 from infra.logging import LogLimiter, get_logger
 from infra.supervision import backoff_delay
@@ -41,7 +41,6 @@ from services.gateway.clients.base import ApiOrder, MarketplaceClient
 from services.gateway.concurrency import run_bounded
 from services.gateway.deps import GatewayDeps
 from services.gateway.emit import (
-    SCHEMA,
     Emission,
     GatewayTopics,
     SeenOrder,
@@ -107,15 +106,14 @@ async def _settlements(
     return sorted(found, key=lambda e: e.event.order_key)
 
 
-async def poll_blibli_store(
-    engine: AsyncEngine, deps: GatewayDeps, store: str, topics: GatewayTopics, now: datetime
-) -> int:
-    """Read one window of one store's order list; returns the number of events published."""
+async def poll_blibli_store(db: Database, deps: GatewayDeps, store: str, topics: GatewayTopics, now: datetime) -> int:
+    """Read one window of one store's order list (cursors and outbox in ``db``, the gateway's); returns the number
+    of events published."""
     settings = deps.settings
-    async with engine.connect() as conn:
+    async with db.read() as uow:
         cursor = (
-            await conn.execute(
-                text(f"SELECT cursor FROM {SCHEMA}.poll_cursors WHERE channel = 'blibli' AND shop_id = :s"),
+            await uow.conn.execute(
+                text(f"SELECT cursor FROM {uow.table('poll_cursors')} WHERE channel = 'blibli' AND shop_id = :s"),
                 {"s": store},
             )
         ).scalar_one_or_none()
@@ -132,8 +130,8 @@ async def poll_blibli_store(
     statuses, skipped = polled_emissions(await client.orders_updated_between(store, *window))
     for reason in skipped:
         log.error("blibli_order_skipped", store=store, reason=reason)
-    async with engine.connect() as conn:
-        seen = await load_seen(conn, {s.event.order_key for s in statuses})
+    async with db.read() as uow:
+        seen = await load_seen(uow, {s.event.order_key for s in statuses})
     wanted = sorted(
         {
             (s.event.order_key, s.event.shop_id, s.event.order_id)
@@ -142,11 +140,11 @@ async def poll_blibli_store(
         }
     )
     settlements = await _settlements(client, wanted, settings.api_concurrency)
-    async with engine.begin() as conn:
-        published = await emit(conn, [*statuses, *settlements], topics)
-        await conn.execute(
+    async with db.begin() as uow:
+        published = await emit(uow, [*statuses, *settlements], topics)
+        await uow.conn.execute(
             text(
-                f"INSERT INTO {SCHEMA}.poll_cursors AS c (channel, shop_id, cursor) "
+                f"INSERT INTO {uow.table('poll_cursors')} AS c (channel, shop_id, cursor) "
                 "VALUES ('blibli', :s, :end) "
                 "ON CONFLICT (channel, shop_id) DO UPDATE SET cursor = GREATEST(c.cursor, EXCLUDED.cursor), "
                 "updated_at = clock_timestamp()"
@@ -188,13 +186,13 @@ async def _recheck(deps: GatewayDeps, seen: SeenOrder) -> list[Emission]:
     return emissions
 
 
-async def backstop_once(engine: AsyncEngine, deps: GatewayDeps, topics: GatewayTopics) -> int:
-    """One backstop round; returns the number of events published."""
+async def backstop_once(db: Database, deps: GatewayDeps, topics: GatewayTopics) -> int:
+    """One backstop round on ``db`` (the gateway's); returns the number of events published."""
     settings = deps.settings
     channels = [c for c in BACKSTOP_CHANNELS if c in deps.clients]
-    async with engine.begin() as conn:
+    async with db.begin() as uow:
         candidates = await backstop_candidates(
-            conn, channels, settings.backstop_min_age_s, settings.backstop_max_age_s, settings.backstop_batch
+            uow, channels, settings.backstop_min_age_s, settings.backstop_max_age_s, settings.backstop_batch
         )
     if not candidates:
         return 0
@@ -213,8 +211,8 @@ async def backstop_once(engine: AsyncEngine, deps: GatewayDeps, topics: GatewayT
     emissions = [e for c in candidates for e in results.get(c.order_key, [])]
     if not emissions:
         return 0
-    async with engine.begin() as conn:
-        published = await emit(conn, emissions, topics)
+    async with db.begin() as uow:
+        published = await emit(uow, emissions, topics)
     if published:
         log.info("backstop_published", events=len(published), checked=len(candidates))
     return len(published)
@@ -245,7 +243,7 @@ async def _every(name: str, interval_s: float, stop: asyncio.Event, work: Callab
 
 
 async def run_blibli_poller(
-    engine: AsyncEngine,
+    db: Database,
     deps: GatewayDeps,
     stop: asyncio.Event,
     topics: GatewayTopics,
@@ -273,7 +271,7 @@ async def run_blibli_poller(
         failed = False
         for store in settings.blibli_stores:
             try:
-                total += await poll_blibli_store(engine, deps, store, topics, clock())
+                total += await poll_blibli_store(db, deps, store, topics, clock())
             except GatewayConfigError:
                 raise
             except Exception as exc:
@@ -286,9 +284,7 @@ async def run_blibli_poller(
     await _every("blibli", settings.blibli_poll_interval_s, stop, round_)
 
 
-async def run_backstop_poller(
-    engine: AsyncEngine, deps: GatewayDeps, stop: asyncio.Event, topics: GatewayTopics
-) -> None:
+async def run_backstop_poller(db: Database, deps: GatewayDeps, stop: asyncio.Event, topics: GatewayTopics) -> None:
     """Run backstop rounds until ``stop`` is set (disabled or unconfigured: wait for ``stop``)."""
     try:
         settings = deps.settings
@@ -298,6 +294,6 @@ async def run_backstop_poller(
         return
     if settings.pollers_enabled:
         interval = settings.backstop_interval_s
-        await _every("backstop", interval, stop, lambda: backstop_once(engine, deps, topics))
+        await _every("backstop", interval, stop, lambda: backstop_once(db, deps, topics))
     else:
         await stop.wait()

@@ -1,8 +1,9 @@
 """The ledger service process: consumes order and settlement events, posts the double-entry journal.
 
-:func:`build_runtime` is the composition root: it names the schema, builds the topics under the deployment's
-prefix and the use cases, and hands them down. :class:`LedgerProcessor` is the Kafka entry point: it turns a
-batch into envelopes and a unit of work, and the use case's refusals into the consumer's rejections.
+:func:`build_runtime` wires the service for the process's composition root (:mod:`karya.services`, which builds
+the engine and the topics): it names the schema, builds the use cases and hands them down. :class:`LedgerProcessor`
+is the Kafka entry point: it turns a batch into envelopes and a unit of work, and the use case's refusals into the
+consumer's rejections.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from prometheus_client import Counter
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from infra.db.unit_of_work import UnitOfWork
 from infra.messaging.consumer import InboundEvent, Rejection
@@ -64,11 +65,11 @@ def rejections(events: Sequence[InboundEvent], refusals: Sequence[Refused], sett
     return rejected
 
 
-def build_runtime(database_url: str, kafka: KafkaSettings, *, topics: LedgerTopics | None = None) -> ServiceRuntime:
+def build_runtime(engine: AsyncEngine, kafka: KafkaSettings, *, topics: LedgerTopics) -> ServiceRuntime:
     """Wire the ledger consumer, its outbox relay, the parked-events gauges and the periodic chain verification
-    (``topics``: default the base names under ``kafka.topic_prefix``)."""
-    topics = topics or LedgerTopics.with_prefix(kafka.topic_prefix)
-    runtime = ServiceRuntime(name="ledger", schema=SCHEMA, database_url=database_url, kafka=kafka)
+    on ``engine`` (the service role's, created and disposed by the caller) and ``topics`` (built by
+    :mod:`karya.services` under the deployment's prefix)."""
+    runtime = ServiceRuntime(name="ledger", schema=SCHEMA, engine=engine, kafka=kafka)
     conflicts = Counter(
         "karya_ledger_posting_conflicts_total",
         "Postings refused because their key was already used by a different request (alert on any)",

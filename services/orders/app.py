@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from infra.db.unit_of_work import UnitOfWork
 from infra.messaging.consumer import InboundEvent, Rejection
@@ -41,10 +41,10 @@ class OrderChangesHandler:
         return [Rejection(events[r.index], r.reason, r.facts) for r in refusals]
 
 
-def build_runtime(database_url: str, kafka: KafkaSettings, *, topics: OrdersTopics) -> ServiceRuntime:
-    """Wire the orders consumer, its outbox relay and the expiry sweeper on ``topics`` (built by
-    :mod:`karya.services` under the deployment's prefix)."""
-    runtime = ServiceRuntime(name="orders", schema=SCHEMA, database_url=database_url, kafka=kafka)
+def build_runtime(engine: AsyncEngine, kafka: KafkaSettings, *, topics: OrdersTopics) -> ServiceRuntime:
+    """Wire the orders consumer, its outbox relay and the expiry sweeper on ``engine`` (the service role's, created
+    and disposed by the caller) and ``topics`` (built by :mod:`karya.services` under the deployment's prefix)."""
+    runtime = ServiceRuntime(name="orders", schema=SCHEMA, engine=engine, kafka=kafka)
     runtime.add_consumer(
         name="orders",
         topics=[topics.order_events, topics.ledger_entries],

@@ -16,6 +16,7 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from infra.db.engine import make_engine
 from infra.messaging.admin import ensure_topics, read_to_end
 from infra.runtime import ServiceRuntime
 from infra.settings import KafkaSettings
@@ -325,7 +326,7 @@ async def running_gateway(
     fakes = {c: FakeClient(c) for c in ("tokopedia", "tiktok_shop", "shopee", "blibli")}
     consumer = f"gateway-normaliser-{uid()}"
     runtime = build_runtime(
-        database_url,
+        make_engine(database_url),
         kafka(bootstrap, max_attempts=max_attempts),
         settings=gateway_settings(),
         clients=fakes,
@@ -340,3 +341,4 @@ async def running_gateway(
     finally:
         await client.aclose()
         await runtime.stop()
+        await runtime.engine.dispose()

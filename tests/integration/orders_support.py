@@ -20,6 +20,7 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
 from infra.db.unit_of_work import UnitOfWork
 from infra.messaging.admin import ensure_topics
@@ -249,7 +250,9 @@ async def orders_consumer(
     outputs = [topics.events, topics.stock_availability]
     await ensure_topics(bootstrap, [topic, topics.ledger_entries, *outputs], partitions=partitions)
     settings = KafkaSettings(bootstrap_servers=bootstrap, partitions=partitions, retry_backoff_ms=10)
-    runtime = ServiceRuntime(name=name, schema=SCHEMA, database_url=database.service, kafka=settings, relay=relay)
+    runtime = ServiceRuntime(
+        name=name, schema=SCHEMA, engine=make_engine(database.service), kafka=settings, relay=relay
+    )
     runtime.add_consumer(
         name=name,
         topics=[topic, topics.ledger_entries],
@@ -263,6 +266,7 @@ async def orders_consumer(
         yield InProcessOrders(runtime, name, topic)
     finally:
         await runtime.stop()
+        await runtime.engine.dispose()
 
 
 async def _claimed(engine: AsyncEngine, consumer: str) -> int:

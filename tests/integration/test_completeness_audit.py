@@ -109,7 +109,9 @@ async def test_audit_is_clean_after_consumption_and_names_every_lost_offset(
         ],
     )
     settings = KafkaSettings(bootstrap_servers=kafka_bootstrap, partitions=2, retry_backoff_ms=10)
-    runtime = ServiceRuntime(name=schema, schema=schema, database_url=database.service, kafka=settings, relay=False)
+    runtime = ServiceRuntime(
+        name=schema, schema=schema, engine=make_engine(database.service), kafka=settings, relay=False
+    )
     consumer = runtime.add_consumer(
         name=schema,
         topics=[topic],
@@ -129,6 +131,7 @@ async def test_audit_is_clean_after_consumption_and_names_every_lost_offset(
         await wait_for(consumed, what="all 16 records consumed and committed")
     finally:
         await runtime.stop()
+        await runtime.engine.dispose()
     try:
         assert await count(engine, f"SELECT count(*) FROM {schema}.inbox") == 10
         assert await count(engine, f"SELECT count(*) FROM {schema}.dead_letters") == 1

@@ -78,7 +78,7 @@ async def test_redelivered_batch_is_applied_once(kafka_bootstrap: str, database:
         runtime = ServiceRuntime(
             name=f"redeliver-{schema}",
             schema=schema,
-            database_url=database.service,
+            engine=make_engine(database.service),
             kafka=_settings(kafka_bootstrap),
             relay=False,
         )
@@ -91,6 +91,7 @@ async def test_redelivered_batch_is_applied_once(kafka_bootstrap: str, database:
     try:
         await wait_for(lambda: _eq(count(engine, f"SELECT count(*) FROM {schema}.applied"), 300), what="first pass")
         await runtime.stop()
+        await runtime.engine.dispose()
         # Force redelivery: rewind the group's committed offsets to the start of every partition.
         rewinder = AIOKafkaConsumer(
             bootstrap_servers=kafka_bootstrap, group_id=f"karya-{schema}", enable_auto_commit=False
@@ -107,6 +108,7 @@ async def test_redelivered_batch_is_applied_once(kafka_bootstrap: str, database:
         assert await count(engine, f"SELECT count(*) FROM {schema}.inbox") == 300
     finally:
         await runtime.stop()
+        await runtime.engine.dispose()
         await engine.dispose()
 
 
@@ -129,7 +131,7 @@ async def test_poison_message_goes_to_dlq_and_partition_keeps_flowing(kafka_boot
     runtime = ServiceRuntime(
         name=f"poison-{schema}",
         schema=schema,
-        database_url=database.service,
+        engine=make_engine(database.service),
         kafka=_settings(kafka_bootstrap, max_attempts=3),
     )
     runtime.add_consumer(name=schema, topics=[topic], handler=recording_handler(schema), description="test")
@@ -150,6 +152,7 @@ async def test_poison_message_goes_to_dlq_and_partition_keeps_flowing(kafka_boot
         assert _metric(runtime, "karya_dead_letters_total") == 2
     finally:
         await runtime.stop()
+        await runtime.engine.dispose()
         await engine.dispose()
 
 

@@ -13,6 +13,7 @@ import uuid
 import httpx
 import pytest
 
+from infra.db.engine import make_engine
 from infra.db.migrate import upgrade_to_head_async
 from infra.db.roles import bootstrap_database, role_urls
 from infra.environment import local_passwords, state_dir
@@ -44,12 +45,12 @@ async def test_readyz_turns_false_when_database_stops_and_true_when_it_returns(
         runtime = ServiceRuntime(
             name="readyz",
             schema="orders",
-            database_url=urls.service,
+            engine=make_engine(urls.service),
             kafka=KafkaSettings(bootstrap_servers=kafka_bootstrap, partitions=1),
             relay=False,
         )
         runtime.add_consumer(name="readyz", topics=[topic], handler=recording_handler("orders"), description="test")
-        app = runtime.http_app()
+        app = runtime.http_app(after_stop=runtime.engine.dispose)
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:

@@ -86,13 +86,13 @@ async def _relayed(kafka_bootstrap: str, database: RoleUrls, schema: str | None 
     runtime = ServiceRuntime(
         name=f"suptest-{u}",
         schema=schema,
-        database_url=database.service,
+        engine=make_engine(database.service, application_name=f"karya-suptest-{u}"),
         kafka=KafkaSettings(bootstrap_servers=kafka_bootstrap, partitions=3),
         restart_delay_s=(0.2, 1.0),
     )
     runtime.declare_output(topic, "test output")
     engine = make_engine(database.service, pool_size=2)
-    app = runtime.http_app()
+    app = runtime.http_app(after_stop=runtime.engine.dispose)
     try:
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)

@@ -20,14 +20,13 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from infra.settings import KafkaSettings
-from karya.services import SERVICES, build_service
+from karya.services import SERVICES, wiring_of
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES_DIR = ROOT / "deploy" / "prometheus" / "rules"
 OPERATIONS = ROOT / "docs" / "operations.md"
 RULE_FILES = sorted(p for p in RULES_DIR.glob("*.yml") if not p.name.endswith(".test.yml"))
 TEST_FILES = sorted(RULES_DIR.glob("*.test.yml"))
-_NEVER_CONNECTED = "postgresql+asyncpg://rules@127.0.0.1:1/rules"  # engines connect lazily
 
 _SUFFIXES = {
     "counter": ("_total", "_created"),
@@ -50,9 +49,7 @@ def _promtool() -> str:
 def _exported() -> dict[str, set[str]]:
     """Every sample name the services can export → its label names."""
     kafka = KafkaSettings(bootstrap_servers="127.0.0.1:1")  # completeness audit on: its gauge is registered
-    registries: list[CollectorRegistry] = [
-        build_service(service, _NEVER_CONNECTED, kafka).metrics.registry for service in SERVICES
-    ]
+    registries: list[CollectorRegistry] = [wiring_of(service, kafka).metrics.registry for service in SERVICES]
     out: dict[str, set[str]] = {}
     for registry in registries:
         collectors: dict[str, Any] = registry._names_to_collectors  # private: label names live only there

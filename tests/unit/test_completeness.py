@@ -189,7 +189,7 @@ def test_wired_consumers_follow_the_services_wiring() -> None:
 def test_a_runtime_audits_its_own_consumers_unless_switched_off(interval_s: float, audits: bool) -> None:
     kafka = KafkaSettings(bootstrap_servers="127.0.0.1:1", completeness_audit_interval_s=interval_s)
     runtime = ServiceRuntime(
-        name="t", schema="orders", database_url="postgresql+asyncpg://x@127.0.0.1:1/x", kafka=kafka
+        name="t", schema="orders", engine=make_engine("postgresql+asyncpg://x@127.0.0.1:1/x"), kafka=kafka
     )
     consumer = runtime.add_consumer(name="t", topics=["a", "b"], handler=_no_handler, description="test")
     assert [(a.group_id, a.topics, a.consumer) for a in runtime.audited] == [("karya-t", ("a", "b"), consumer)]

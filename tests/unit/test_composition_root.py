@@ -10,15 +10,13 @@ from faststream.specification import AsyncAPI
 
 from infra.messaging.topics import BASE_NAMES
 from infra.settings import KafkaSettings
-from karya.services import SERVICES, build_service, process_settings, service_topics
-
-_NEVER_CONNECTED = "postgresql+asyncpg://root@127.0.0.1:1/root"  # engines connect lazily
+from karya.services import SERVICES, process_settings, service_topics, wiring_of
 
 
 @pytest.mark.parametrize("service", list(SERVICES))
 def test_every_topic_and_group_of_a_service_is_under_the_prefix(service: str) -> None:
     kafka = KafkaSettings(bootstrap_servers="127.0.0.1:1", topic_prefix="run7.", completeness_audit_interval_s=0)
-    runtime = build_service(service, _NEVER_CONNECTED, kafka)
+    runtime = wiring_of(service, kafka)
     channels: dict[str, Any] = AsyncAPI(runtime.broker).to_specification().to_jsonable()["channels"]
     addresses = {channel["address"] for channel in channels.values()}
     assert addresses, "a service reads or writes some topic"

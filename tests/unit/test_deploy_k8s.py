@@ -28,7 +28,7 @@ import pytest
 from infra.db.roles import MIGRATOR, ROLES
 from infra.messaging.topics import dead_letter_topic
 from infra.settings import KafkaSettings
-from karya.services import SERVICES, build_service, wired_consumers
+from karya.services import SERVICES, wired_consumers, wiring_of
 from tests.deploy_support import DEPLOY, ROOT, required_gateway_secrets, service_ports, settings_envs
 from tests.kustomize import Resource, build, containers, pod_spec, resource_id
 
@@ -36,7 +36,6 @@ K8S = DEPLOY / "k8s"
 KUSTOMIZATIONS = sorted(p.parent for p in K8S.rglob("kustomization.yaml"))
 CRDS = ROOT / "tests" / "fixtures" / "deploy" / "crds"
 KUBERNETES_VERSION = "1.33.0"
-_NEVER_CONNECTED = "postgresql+asyncpg://k8s@127.0.0.1:1/k8s"
 
 
 def _name(path: Path) -> str:
@@ -85,7 +84,7 @@ def _topics_used() -> set[str]:
     kafka = KafkaSettings(bootstrap_servers="127.0.0.1:1", completeness_audit_interval_s=0)
     used: set[str] = set()
     for service in SERVICES:
-        used |= build_service(service, _NEVER_CONNECTED, kafka)._topics
+        used |= wiring_of(service, kafka)._topics
     return used | {dead_letter_topic(t) for t in used}
 
 

@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from structlog.testing import capture_logs
 
+from infra.db.unit_of_work import Database
 from infra.errors import describe_error, sqlstate_of
 from infra.messaging.metrics import MessagingMetrics
 from infra.messaging.relay import OutboxRelay
@@ -157,7 +158,7 @@ async def test_blibli_store_failure_is_logged_without_the_database_text() -> Non
     settings = SimpleNamespace(pollers_enabled=True, blibli_stores=["store-1"], blibli_poll_interval_s=0.01)
     deps = cast(GatewayDeps, SimpleNamespace(settings=settings))
     with _captured() as logs:
-        await run_blibli_poller(cast(AsyncEngine, _Engine()), deps, stop, GatewayTopics())
+        await run_blibli_poller(Database(cast(AsyncEngine, _Engine()), "gateway"), deps, stop, GatewayTopics())
     _assert_value_free(logs)
     assert [(e["event"], e["store"], e["sqlstate"]) for e in logs] == [("blibli_poll_failed", "store-1", "22P02")]
 

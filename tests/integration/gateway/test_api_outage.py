@@ -20,6 +20,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
 from services.contracts.channels import Channel
 from services.gateway.app import build_runtime
@@ -96,7 +97,7 @@ async def outage(database: RoleUrls, kafka_bootstrap: str) -> AsyncIterator[Outa
     consumer = f"gateway-normaliser-{uuid.uuid4().hex[:8]}"
     settings = gateway_settings(api_retry_base_s=0.5, api_retry_max_s=3.0)  # retried within seconds of the end
     runtime = build_runtime(
-        database.gateway,
+        make_engine(database.gateway),
         kafka(kafka_bootstrap, max_attempts=3),
         settings=settings,
         clients=clients,
@@ -113,6 +114,7 @@ async def outage(database: RoleUrls, kafka_bootstrap: str) -> AsyncIterator[Outa
     finally:
         await http.aclose()
         await runtime.stop()
+        await runtime.engine.dispose()
 
 
 async def _push(gw: Outage, channel: Channel, count: int) -> list[str]:

@@ -12,6 +12,8 @@ from typer.testing import CliRunner
 
 from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
+from infra.db.unit_of_work import Database
+from services.gateway.app import SCHEMA
 from services.gateway.bukalapak_csv import BukalapakCsvError
 from services.gateway.bukalapak_import import import_export
 from services.gateway.cli import import_app
@@ -53,7 +55,7 @@ async def test_import_publishes_historical_events_once(engine: AsyncEngine, tmp_
     invoice = f"BL{uid().upper()}"
     path = _export(tmp_path, invoice)
     with pytest.raises(BukalapakCsvError) as info:  # the zero-quantity line is refused, nothing written
-        await import_export(engine, path, "69352317", TOPICS)
+        await import_export(Database(engine, SCHEMA), path, "69352317", TOPICS)
     assert "row 3, column Jumlah" in str(info.value)
     assert (
         await scalar(
@@ -64,9 +66,9 @@ async def test_import_publishes_historical_events_once(engine: AsyncEngine, tmp_
         == 0
     )
     path.write_text("\n".join(line for i, line in enumerate(path.read_text().splitlines()) if i != 2))
-    report = await import_export(engine, path, "69352317", TOPICS)
+    report = await import_export(Database(engine, SCHEMA), path, "69352317", TOPICS)
     assert (report.invoices, report.events, report.published) == (2, 3, 3)
-    again = await import_export(engine, path, "69352317", TOPICS)
+    again = await import_export(Database(engine, SCHEMA), path, "69352317", TOPICS)
     assert (again.published, again.already_imported) == (0, 3)
     key = f"bukalapak:69352317:{invoice}-1"
     (status,) = await outbox_events(engine, TOPICS.order_events, key)

@@ -15,6 +15,7 @@ import httpx
 import pytest
 import uvicorn
 
+from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
 from services.gateway.app import build_runtime
 from services.gateway.edge import uvicorn_options
@@ -44,7 +45,7 @@ class Edge:
 @pytest.fixture
 async def edge(database: RoleUrls, kafka_bootstrap: str) -> AsyncIterator[Edge]:
     runtime = build_runtime(
-        database.gateway,
+        make_engine(database.gateway),
         kafka(kafka_bootstrap),
         settings=gateway_settings(gateway_body_timeout_s=BODY_TIMEOUT_S),
         clients={},

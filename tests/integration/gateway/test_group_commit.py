@@ -10,6 +10,8 @@ from sqlalchemy import text
 
 from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
+from infra.db.unit_of_work import Database
+from services.gateway.app import SCHEMA
 from services.gateway.dedupe import DeliveryKeys
 from services.gateway.deliveries import DeliveryStore, StoredDelivery
 from tests.integration.gateway_support import scalar, uid
@@ -22,7 +24,7 @@ async def test_concurrent_deliveries_are_each_stored_once_and_visible_on_return(
     engine = make_engine(database.gateway, pool_size=3)
     u, topic = uid(), f"{topic_prefix('gc')}raw"  # a relay on this database may publish these rows later
     commits: list[int] = []
-    store = DeliveryStore(engine, topic=topic, after_commit=lambda: commits.append(1))
+    store = DeliveryStore(Database(engine, SCHEMA), topic=topic, after_commit=lambda: commits.append(1))
 
     async def deliver(n: int) -> tuple[int, StoredDelivery, int]:
         keys = DeliveryKeys(f"group:{u}:{n % 40}", f"tokopedia:1:{u}-{n % 40}")
@@ -50,7 +52,7 @@ async def test_concurrent_deliveries_are_each_stored_once_and_visible_on_return(
 async def test_a_bad_delivery_fails_alone(database: RoleUrls) -> None:
     engine = make_engine(database.gateway, pool_size=3)
     u = uid()
-    store = DeliveryStore(engine, topic=f"{topic_prefix('gc')}raw")
+    store = DeliveryStore(Database(engine, SCHEMA), topic=f"{topic_prefix('gc')}raw")
     good = [DeliveryKeys(f"good:{u}:{n}", None) for n in range(5)]
     bad = DeliveryKeys(f"bad:{u}", None)
     try:

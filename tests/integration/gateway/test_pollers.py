@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
+from infra.db.unit_of_work import Database, UnitOfWork
+from services.gateway.app import SCHEMA
 from services.gateway.canonical import classify, status_event
 from services.gateway.deps import GatewayDeps
 from services.gateway.emit import GatewayTopics, StatusEmission, emit
@@ -62,7 +64,7 @@ async def test_blibli_windows_overlap_and_publish_each_status_once(engine: Async
     now, hour, overlap = NOW, timedelta(hours=1), timedelta(minutes=5)
 
     async def poll(at: datetime) -> int:
-        return await poll_blibli_store(engine, deps, store, TOPICS, at)
+        return await poll_blibli_store(Database(engine, SCHEMA), deps, store, TOPICS, at)
 
     async def cursor() -> datetime:
         sql = "SELECT cursor FROM gateway.poll_cursors WHERE channel = 'blibli' AND shop_id = :s"
@@ -109,7 +111,7 @@ async def _publish_status(engine: AsyncEngine, channel: str, shop: str, order: s
     notice = Notice(channel, shop, order, raw, NOW)
     async with engine.begin() as conn:
         emission = StatusEmission(status_event(notice), verdict.state.value, verdict.completion)
-        await emit(conn, [emission], TOPICS)
+        await emit(UnitOfWork(conn, SCHEMA), [emission], TOPICS)
 
 
 async def _age(engine: AsyncEngine, key: str, minutes: int) -> None:
@@ -131,25 +133,25 @@ async def test_backstop_recovers_a_lost_webhook_and_then_the_settlement(engine: 
     await _publish_status(engine, "shopee", shop, order, "SHIPPED")
     # The COMPLETED push was lost; the marketplace knows it.
     shopee.orders[order] = api_order("shopee", shop, order, "COMPLETED", minutes=60)
-    await backstop_once(engine, deps, TOPICS)
+    await backstop_once(Database(engine, SCHEMA), deps, TOPICS)
     assert shopee.calls == []  # checked just now (first seen): not due yet
     await _age(engine, key, 5)
-    await backstop_once(engine, deps, TOPICS)
+    await backstop_once(Database(engine, SCHEMA), deps, TOPICS)
     events = await outbox_events(engine, TOPICS.order_events, key)
     assert [e["data"]["raw_status"] for e in events] == ["SHIPPED", "COMPLETED"]
     assert events[1]["data"]["lines"][0]["quantity"] == 2
     assert await outbox_events(engine, TOPICS.settlements, key) == []  # not settled yet
     assert await _seen(engine, key) == ("COMPLETED", False, False)
-    await backstop_once(engine, deps, TOPICS)
+    await backstop_once(Database(engine, SCHEMA), deps, TOPICS)
     assert shopee.calls.count(("detail", order)) == 1  # re-checked only after min age
     shopee.settlements[order] = api_settlement("shopee", shop, order)
     await _age(engine, key, 5)
-    await backstop_once(engine, deps, TOPICS)
+    await backstop_once(Database(engine, SCHEMA), deps, TOPICS)
     assert len(await outbox_events(engine, TOPICS.settlements, key)) == 1
     assert len(await outbox_events(engine, TOPICS.order_events, key)) == 2  # nothing republished
     assert await _seen(engine, key) == ("COMPLETED", True, True)  # done: the backstop lets it go
     await _age(engine, key, 5)
-    await backstop_once(engine, deps, TOPICS)
+    await backstop_once(Database(engine, SCHEMA), deps, TOPICS)
     assert shopee.calls.count(("detail", order)) == 2
 
 
@@ -164,9 +166,9 @@ async def test_backstop_skips_final_orders_and_survives_api_errors(engine: Async
     await _publish_status(engine, "tiktok_shop", shop, failing, "AWAITING_SHIPMENT")
     for order in (cancelled, failing):
         await _age(engine, f"tiktok_shop:{shop}:{order}", 10)
-    assert await backstop_once(engine, deps, TOPICS) == 0  # the failing order is logged, not fatal
+    assert await backstop_once(Database(engine, SCHEMA), deps, TOPICS) == 0  # the failing order is logged, not fatal
     assert ("detail", cancelled) not in tiktok.calls
     await _age(engine, f"tiktok_shop:{shop}:{failing}", 10)
-    assert await backstop_once(engine, deps, TOPICS) == 1
+    assert await backstop_once(Database(engine, SCHEMA), deps, TOPICS) == 1
     events = await outbox_events(engine, TOPICS.order_events, f"tiktok_shop:{shop}:{failing}")
     assert [e["data"]["raw_status"] for e in events] == ["AWAITING_SHIPMENT", "IN_TRANSIT"]

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
 from services.contracts.channels import Channel
 from services.gateway.app import build_runtime
@@ -72,7 +73,7 @@ async def gateway(database: RoleUrls, kafka_bootstrap: str) -> AsyncIterator[Gat
     await prepare_topics(kafka_bootstrap, topics)
     consumer = f"gateway-normaliser-{uuid.uuid4().hex[:8]}"
     runtime = build_runtime(
-        database.gateway,
+        make_engine(database.gateway),
         kafka(kafka_bootstrap, max_attempts=3),
         settings=gateway_settings(),
         clients=clients,
@@ -89,6 +90,7 @@ async def gateway(database: RoleUrls, kafka_bootstrap: str) -> AsyncIterator[Gat
     finally:
         await http.aclose()
         await runtime.stop()
+        await runtime.engine.dispose()
 
 
 def completed_order(state: SimState, channel: Channel, order_id: str) -> SimOrder:

@@ -9,6 +9,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
 from infra.runtime import ServiceRuntime
 from services.gateway.app import build_runtime
@@ -46,7 +47,7 @@ Client = tuple[httpx.AsyncClient, AsyncEngine]
 async def _client(database: RoleUrls, bootstrap: str, *, rotation: bool) -> tuple[ServiceRuntime, httpx.AsyncClient]:
     await prepare_topics(bootstrap, TOPICS)  # the relay of a later test publishes these rows
     runtime = build_runtime(
-        database.gateway,
+        make_engine(database.gateway),
         kafka(bootstrap),
         settings=gateway_settings(rotation=rotation),
         clients={},
@@ -240,7 +241,9 @@ async def test_gateway_refuses_to_serve_without_secrets(
     for field in REQUIRED_SECRETS:
         monkeypatch.delenv(env_name(field), raising=False)
     monkeypatch.setenv("KARYA_TIKTOK_APP_KEY", "present")
-    runtime = build_runtime(database.gateway, kafka(kafka_bootstrap), topics=TOPICS, pollers=False)  # builds
+    runtime = build_runtime(
+        make_engine(database.gateway), kafka(kafka_bootstrap), topics=TOPICS, pollers=False
+    )  # builds
     try:
         with pytest.raises(SystemExit) as info:
             runtime.http_app()

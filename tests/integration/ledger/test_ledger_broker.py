@@ -70,7 +70,7 @@ async def ledger_consumer(db: LedgerDatabase, bootstrap: str) -> AsyncIterator[L
         completeness_audit_interval_s=0,
     )
     topics = LedgerTopics.with_prefix(prefix)
-    runtime = build_runtime(db.urls.service, kafka, topics=topics)
+    runtime = build_runtime(make_engine(db.urls.service), kafka, topics=topics)
     ledger = Ledger(runtime, "ledger", topics.orders_events, topics.settlements, topics.entries)
     await ensure_topics(bootstrap, [ledger.orders_topic, ledger.settlements_topic, ledger.entries_topic], 3)
     await runtime.start()
@@ -78,6 +78,7 @@ async def ledger_consumer(db: LedgerDatabase, bootstrap: str) -> AsyncIterator[L
         yield ledger
     finally:
         await runtime.stop()
+        await runtime.engine.dispose()
 
 
 async def _scalar(engine: AsyncEngine, sql: str, **params: object) -> int:

@@ -13,6 +13,7 @@ from sqlalchemy import text
 from infra.db.engine import make_engine
 from infra.settings import KafkaSettings
 from services.ledger.app import SCHEMA, build_runtime
+from services.ledger.outbound import LedgerTopics
 from services.ledger.parked import ParkedGauges
 from tests.integration.ledger_support import (
     Batch,
@@ -102,7 +103,11 @@ async def test_settlements_for_unknown_orders_are_counted_and_listed_with_their_
 
 
 def test_the_ledger_service_exports_the_parked_gauges() -> None:
-    runtime = build_runtime("postgresql+asyncpg://nobody@127.0.0.1:1/none", KafkaSettings(bootstrap_servers="x:1"))
+    runtime = build_runtime(
+        make_engine("postgresql+asyncpg://nobody@127.0.0.1:1/none"),  # never connected
+        KafkaSettings(bootstrap_servers="x:1"),
+        topics=LedgerTopics(),
+    )
     names = {m.name for m in runtime.metrics.registry.collect()}
     assert {"karya_ledger_parked_events", "karya_ledger_parked_oldest_age_seconds"} <= names
     assert "parked-gauges" in runtime.supervisor.names

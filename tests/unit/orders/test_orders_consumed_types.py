@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from aiokafka import ConsumerRecord
 
+from infra.db.engine import make_engine
 from infra.messaging.consumer import BatchConsumer
 from infra.messaging.envelope import make_envelope
 from infra.settings import KafkaSettings
@@ -16,7 +17,8 @@ from services.orders.outbound import OrdersTopics
 
 def _orders_consumer() -> BatchConsumer:
     kafka = KafkaSettings(bootstrap_servers="127.0.0.1:1")
-    runtime = build_runtime("postgresql+asyncpg://x@127.0.0.1:1/x", kafka, topics=OrdersTopics())  # never connected
+    never_connected = make_engine("postgresql+asyncpg://x@127.0.0.1:1/x")
+    runtime = build_runtime(never_connected, kafka, topics=OrdersTopics())
     (audited,) = runtime.audited
     return audited.consumer
 
