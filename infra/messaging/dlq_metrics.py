@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from infra.logging import get_logger
 from infra.messaging.dlq_admin import dead_letters_source
+from infra.metrics import labelled
 from infra.supervision import every
 
 log = get_logger(__name__)
@@ -32,17 +33,12 @@ class DeadLetterGauges:
         self._schema = schema
         self._every_s = every_s
         self._seen: set[str] = set()
-        self.open = Gauge(
-            "karya_dead_letters_open",
-            "Dead letters neither replayed nor discarded",
-            ["schema", "topic"],
-            registry=registry,
+        labels = ("schema", "topic")
+        self.open = labelled(
+            Gauge, "karya_dead_letters_open", "Dead letters neither replayed nor discarded", labels, registry
         )
-        self.oldest_age = Gauge(
-            "karya_dead_letters_oldest_age_seconds",
-            "Age of the oldest open dead letter",
-            ["schema", "topic"],
-            registry=registry,
+        self.oldest_age = labelled(
+            Gauge, "karya_dead_letters_oldest_age_seconds", "Age of the oldest open dead letter", labels, registry
         )
 
     async def run(self, stop: asyncio.Event) -> None:

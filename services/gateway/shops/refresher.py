@@ -17,6 +17,7 @@ from datetime import timedelta
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from infra.metrics import labelled
 from services.gateway.clients.base import MarketplaceApiError
 from services.gateway.shops.auth import TokenApi
 from services.gateway.shops.store import ShopTokenStore
@@ -30,18 +31,12 @@ class TokenMetrics:
     """``karya_gateway_token_refreshes_total{channel,outcome}`` and ``karya_gateway_token_refresh_failing``."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.refreshes = Counter(
-            "karya_gateway_token_refreshes_total",
-            "Seller-API token refreshes by channel and outcome (refreshed, failed)",
-            ["channel", "outcome"],
-            registry=registry,
+        refreshes = "Seller-API token refreshes by channel and outcome (refreshed, failed)"
+        failing = "1 while the last refresh of a shop's token failed, 0 once one succeeded"
+        self.refreshes = labelled(
+            Counter, "karya_gateway_token_refreshes_total", refreshes, ("channel", "outcome"), registry
         )
-        self.failing = Gauge(
-            "karya_gateway_token_refresh_failing",
-            "1 while the last refresh of a shop's token failed, 0 once one succeeded",
-            ["channel", "shop_id"],
-            registry=registry,
-        )
+        self.failing = labelled(Gauge, "karya_gateway_token_refresh_failing", failing, ("channel", "shop_id"), registry)
 
 
 async def refresh_due(
