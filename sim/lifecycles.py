@@ -197,22 +197,33 @@ def _cancel_rejected(channel: Channel, rng: random.Random) -> list[StatusSpec]:
     return [*steps[: paid + 1], *back, *steps[paid + 1 :]]
 
 
+#: The order status a return request puts the order in (TikTok Shop keeps the order DELIVERED: its return is a
+#: record of the returns API, which no order status shows).
+_RETURN_REQUEST: Final[Mapping[Channel, str]] = MappingProxyType(
+    {Channel.SHOPEE: "TO_RETURN", Channel.TIKTOK_SHOP: "DELIVERED", Channel.TOKOPEDIA: "601"}
+)
+_RETURN_REJECTED = 0.25  # share of return requests the marketplace rejects (invented demo figure)
+
+
 def _returned(channel: Channel, rng: random.Random) -> list[StatusSpec]:
-    delivered = {
-        Channel.SHOPEE: "TO_CONFIRM_RECEIVE",
-        Channel.TIKTOK_SHOP: "DELIVERED",
-        Channel.TOKOPEDIA: "600",
-    }
+    """The buyer asks to return a delivered order and the marketplace carries the return to its end: accepted,
+    the buyer is refunded in full (the returns API reports it refunded and the status is pushed again); rejected,
+    the order goes on to completion and is paid out (``ALLOWED_EDGES`` return requested → completed)."""
     steps = _path(channel, rng)
-    upto = next(i for i, s in enumerate(steps) if s.status == delivered[channel])
-    gap = rng.randint(2 * _H, 2 * _D)
-    if channel is Channel.SHOPEE:
-        ret = StatusSpec("TO_RETURN", gap, ("status",), refund="full")
+    delivered = next(i for i, s in enumerate(steps) if s.status == PATHS[channel][-2][0])
+    asked = _RETURN_REQUEST[channel]
+    request = [] if asked == steps[delivered].status else [StatusSpec(asked, rng.randint(2 * _H, 2 * _D), ("status",))]
+    if rng.random() < _RETURN_REJECTED:
+        done = steps[-1]
+        end = [StatusSpec(done.status, rng.randint(1 * _D, 3 * _D), done.webhooks, settle=True)]
     elif channel is Channel.TOKOPEDIA:
-        ret = StatusSpec("601", gap, ("status",), refund="full")
-    else:  # TikTok Shop keeps the order DELIVERED; the refund re-pushes the status
-        ret = StatusSpec("DELIVERED", gap, ("status",), refund="full")
-    return [*steps[: upto + 1], ret]
+        # Tokopedia's status push has no time: a second 601 would be a duplicate, so the case is opened and
+        # resolved in one step (the refund is there when the 601 is read).
+        request[-1] = StatusSpec(asked, request[-1].gap, ("status",), refund="full")
+        end = []
+    else:
+        end = [StatusSpec(asked, rng.randint(1 * _D, 5 * _D), ("status",), refund="full")]
+    return [*steps[: delivered + 1], *request, *end]
 
 
 _BUILDERS: Final[Mapping[str, Callable[[Channel, random.Random], list[StatusSpec]]]] = MappingProxyType(

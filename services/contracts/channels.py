@@ -29,6 +29,7 @@ __all__ = [
     "BUKALAPAK_STATUSES",
     "DEFAULT_MAPPER",
     "KARYA_STATUSES",
+    "RETURN_COMPLETED",
     "SHOPEE_STATUSES",
     "STATUS_TABLES",
     "TIKTOK_SHOP_STATUSES",
@@ -208,8 +209,14 @@ BUKALAPAK_STATUSES: Final[Mapping[RawStatus, OrderState]] = MappingProxyType(
 )
 
 # Statuses Karya itself records on any channel's order: no marketplace reports that a returned parcel is back
-# in the workshop, so the workshop does (`karya orders return-received`), and the units go to quarantine.
-KARYA_STATUSES: Final[Mapping[RawStatus, OrderState]] = MappingProxyType({"KARYA_RETURN_RECEIVED": _S.RETURNED})
+# in the workshop, so the workshop does (`karya orders return-received`), and the units go to quarantine. Nor
+# does any order status say that a return ended (Shopee stays TO_RETURN, TikTok Shop DELIVERED, Tokopedia 601):
+# the gateway records RETURN_COMPLETED when the channel's returns API reports the return of every unit refunded,
+# which the marketplaces do once the seller received the parcel (or let the confirmation window lapse).
+RETURN_COMPLETED: Final = "KARYA_RETURN_COMPLETED"
+KARYA_STATUSES: Final[Mapping[RawStatus, OrderState]] = MappingProxyType(
+    {"KARYA_RETURN_RECEIVED": _S.RETURNED, RETURN_COMPLETED: _S.RETURNED}
+)
 
 STATUS_TABLES: Final[Mapping[Channel, Mapping[RawStatus, OrderState]]] = MappingProxyType(
     {

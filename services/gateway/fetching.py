@@ -17,8 +17,9 @@ classified once (:func:`outcome_of`):
 from __future__ import annotations
 
 import enum
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from infra.errors import describe_error, error_text
 from services.contracts.marketplace import RefundReported, SettlementReported
@@ -60,6 +61,8 @@ class Fetched:
     details: dict[str, ApiOrder] = field(default_factory=dict)
     settlements: dict[str, SettlementReported | None] = field(default_factory=dict)
     refunds: dict[str, list[RefundReported]] = field(default_factory=dict)
+    #: Orders whose return ended, every unit refunded (:func:`return_end`), with the time of the last refund.
+    returns_ended: dict[str, datetime] = field(default_factory=dict)
     refused: dict[str, Refusal] = field(default_factory=dict)
     unavailable: dict[str, Refusal] = field(default_factory=dict)
     failed: dict[str, Exception] = field(default_factory=dict)
@@ -82,6 +85,25 @@ class FetchPlan:
     details: dict[str, Notice]
     settlements: dict[str, Notice]
     refunds: dict[str, Notice]
+    #: Of ``refunds``, the orders not completed (delivered or return requested): a full refund ends them.
+    open_returns: frozenset[str] = frozenset()
+
+
+def return_end(refunds: Sequence[RefundReported], order: ApiOrder) -> datetime | None:
+    """When a return ended an order that never completed: the time of the last refund, if the refunded returns
+    (goods sent back) cover every unit the order has, or its whole product total; else None.
+
+    No channel's order status says "returned" or "refunded" (Shopee stays ``TO_RETURN``, TikTok Shop
+    ``DELIVERED``, Tokopedia ``601``): the returns API's refunded state is the marketplace's end of the return.
+    """
+    returns = [r for r in refunds if r.reason == "return"]
+    if not returns:
+        return None
+    units = sum(line.quantity for r in returns for line in r.lines)
+    amount = sum(r.amount for r in returns)
+    if units < sum(line.quantity for line in order.lines) and amount < order.gross_amount:
+        return None
+    return max(r.refunded_at for r in refunds)
 
 
 async def fetch(deps: GatewayDeps, plan: FetchPlan) -> Fetched:
@@ -114,9 +136,16 @@ async def fetch(deps: GatewayDeps, plan: FetchPlan) -> Fetched:
 
     def refunds_of(n: Notice) -> Callable[[], Awaitable[None]]:
         async def call() -> None:
-            listing = getattr(deps.client(n.channel), "refunds", None)  # not every channel's API lists refunds
-            if listing is not None:
-                out.refunds[n.order_key] = [refund_event(r, n.order_key) for r in await listing(n.shop_id, n.order_id)]
+            client = deps.client(n.channel)
+            listing = getattr(client, "refunds", None)  # not every channel's API lists refunds
+            if listing is None:
+                return
+            found = [refund_event(r, n.order_key) for r in await listing(n.shop_id, n.order_id)]
+            out.refunds[n.order_key] = found
+            if n.order_key in plan.open_returns and any(r.reason == "return" for r in found):
+                ended = return_end(found, await client.order_detail(n.shop_id, n.order_id))
+                if ended is not None:
+                    out.returns_ended[n.order_key] = ended
 
         return call
 

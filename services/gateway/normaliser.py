@@ -32,7 +32,7 @@ retention).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from uuid import UUID
 
@@ -42,7 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from infra.db.unit_of_work import UnitOfWork
 from infra.errors import describe_error, error_text, quoted_code
 from infra.messaging.envelope import Envelope
-from services.contracts.channels import OrderState
+from services.contracts.channels import RETURN_COMPLETED, OrderState
 from services.contracts.gateway import DELIVERY_RECEIVED, DeliveryReceived
 from services.gateway.canonical import UnmappableStatus, Verdict, api_lines, classify, status_event
 from services.gateway.deps import GatewayDeps
@@ -89,6 +89,8 @@ class _Item:
 
 
 _RETURN_STATES = frozenset({OrderState.RETURN_REQUESTED, OrderState.RETURNED, OrderState.REFUNDED})
+#: Not completed, where a return ends the order (TikTok Shop keeps a returned order DELIVERED).
+_OPEN_RETURN_STATES = frozenset({OrderState.DELIVERED, OrderState.RETURN_REQUESTED})
 
 
 class Normaliser:
@@ -131,7 +133,9 @@ class Normaliser:
 def plan(items: Sequence[_Item], seen: Mapping[str, SeenOrder]) -> FetchPlan:
     """The API calls ``items`` need: order detail while an order's lines are unknown (not for cancellations);
     settlement at completion (also when settled before: a later settlement under a reused id is new content);
-    refunds at completion (marketplaces re-push the status with a newer time) and on return statuses."""
+    refunds at completion (marketplaces re-push the status with a newer time), on return statuses and on delivered
+    (TikTok Shop keeps a returned order DELIVERED); on the last two a full return ends the order
+    (:func:`services.gateway.fetching.return_end`)."""
     with_lines = {i.notice.order_key for i in items if i.notice.lines}
     details = {
         i.notice.order_key: i.notice
@@ -142,8 +146,18 @@ def plan(items: Sequence[_Item], seen: Mapping[str, SeenOrder]) -> FetchPlan:
         and not (i.notice.order_key in seen and seen[i.notice.order_key].has_lines)
     }
     settlements = {i.notice.order_key: i.notice for i in items if i.verdict.completion}
-    refunds = {i.notice.order_key: i.notice for i in items if i.verdict.completion or i.verdict.state in _RETURN_STATES}
-    return FetchPlan(details, settlements, refunds)
+    refunds = {
+        i.notice.order_key: i.notice
+        for i in items
+        if i.verdict.completion or i.verdict.state in _RETURN_STATES | _OPEN_RETURN_STATES
+    }
+    completed = {i.notice.order_key for i in items if i.verdict.completion}
+    open_returns = frozenset(
+        i.notice.order_key
+        for i in items
+        if i.verdict.state in _OPEN_RETURN_STATES and i.notice.order_key not in completed
+    )
+    return FetchPlan(details, settlements, refunds, open_returns)
 
 
 class Apply:
@@ -209,6 +223,14 @@ class Apply:
                 settled.add(key)
                 emissions.append(SettlementEmission(settlement, causation=item.arrival.envelope))
             emissions += [RefundEmission(r, causation=item.arrival.envelope) for r in refunds.pop(key, [])]
+            ended = fetched.returns_ended.get(key)
+            if ended is not None:
+                ending = status_event(
+                    replace(item.notice, raw_status=RETURN_COMPLETED, update_time=ended, lines=(), gross_amount=None)
+                )
+                emissions.append(
+                    StatusEmission(ending, OrderState.RETURNED.value, False, causation=item.arrival.envelope)
+                )
         await park(uow, parked, settings=self._settings, history=self.history)
         await emit(uow, emissions, self._topics)
         return Normalised(refusals, {arrival.envelope.event_id for arrival, *_ in parked})

@@ -9,6 +9,7 @@ connect shopee``). Errors arrive as ``{"error": "...", "message": ...}``.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -126,7 +127,9 @@ class ShopeeClient(ChannelClient):
         """Refunds of one order: its returns in ``get_return_list`` (updated within the last
         :data:`RETURNS_LOOKBACK`; the list cannot be filtered by order), each read with ``get_return_detail``,
         netted when the escrow was released at or after the refund (:mod:`services.gateway.clients.returns`)."""
-        end = datetime.fromtimestamp(int(self._clock()), UTC)
+        # Rounded up: a return updated earlier in this second is in the window (rounded down it was not, and the
+        # refund pushed with it was never read again).
+        end = datetime.fromtimestamp(math.ceil(self._clock()), UTC)
         where = f"shopee {RETURN_LIST_PATH}"
         return_sns: list[str] = []
         page = 0

@@ -151,3 +151,53 @@ async def test_a_tiktok_partial_refund_after_the_statement_is_published_not_nett
     assert [(x["channel_sku_id"], x["seller_sku"], x["quantity"], x["amount"]) for x in data["lines"]] == [
         (glove.channel_sku_id or None, glove.sku, 2, 50_000)
     ]
+
+
+async def returned_order(gw: Gateway, units_back: int) -> tuple[str, SimOrder]:
+    """A delivered TikTok Shop order of 2 + 1 units whose return of ``units_back`` units (the first line's first)
+    was refunded; its DELIVERED status pushed again, as TikTok Shop does for a return."""
+    now = int(time.time())
+    order_id = f"5771{uuid.uuid4().int % 10**14:014d}"
+    order = add_order(
+        gw.state, Channel.TIKTOK_SHOP, order_id, ["UNPAID", "DELIVERED"], lines=((2, 25_000), (1, 40_000)), start=now
+    )
+    parts = (
+        (SimRefundLine(0, 2, 50_000), SimRefundLine(1, 1, 40_000))
+        if units_back == 3
+        else (SimRefundLine(0, 1, 25_000),)
+    )
+    amount = sum(p.amount for p in parts)
+    gw.state.refund(order, SimRefund(f"RT{order_id}", amount, "return", now + 60, parts))
+    body = body_for("tiktok-shop/order-status", order_id, "DELIVERED", minutes=30, shop=order.shop_id)
+    assert (await post(gw.client, "tiktok-shop/order-status", body)).status_code == 200
+    return f"tiktok_shop:{order.shop_id}:{order_id}", order
+
+
+async def statuses_of(gw: Gateway, key: str) -> list[str]:
+    events = await outbox_events(gw.engine, gw.topics.order_events, key, gw.runtime.kafka.bootstrap_servers)
+    return [e["data"]["raw_status"] for e in events]
+
+
+async def test_a_return_refunded_for_every_unit_ends_the_order_returned(gateway: Gateway) -> None:
+    """No order status says a return ended (TikTok Shop keeps it DELIVERED): the returns API's refunded return of
+    every unit does, so the gateway records the order returned (KARYA_RETURN_COMPLETED → RETURNED) at the refund's
+    time, and the orders service announces the end the ledger waits for."""
+    gw = gateway
+    key, order = await returned_order(gw, units_back=3)
+    await refunds_of(gw, key, 1)
+
+    async def ended() -> bool:
+        return "KARYA_RETURN_COMPLETED" in await statuses_of(gw, key)
+
+    await wait_for(ended, timeout=60, what=f"the end of {key}'s return")
+    events = await outbox_events(gw.engine, gw.topics.order_events, key, gw.runtime.kafka.bootstrap_servers)
+    (end,) = [e["data"] for e in events if e["data"]["raw_status"] == "KARYA_RETURN_COMPLETED"]
+    assert end["update_time"].startswith(time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(order.refunds[0].refunded_at)))
+
+
+async def test_a_return_of_some_units_leaves_the_order_open(gateway: Gateway) -> None:
+    gw = gateway
+    key, _ = await returned_order(gw, units_back=1)
+    await refunds_of(gw, key, 1)
+    assert "KARYA_RETURN_COMPLETED" not in await statuses_of(gw, key)
+    assert "DELIVERED" in await statuses_of(gw, key)

@@ -128,6 +128,26 @@ def test_scenarios_cover_the_realistic_lifecycles() -> None:
     assert all([s.raw_status for s in o.statuses] == ["UNPAID", "CANCELLED"] for o in unpaid)
 
 
+def test_every_return_reaches_an_end() -> None:
+    """A return request never stays open: the marketplace refunds every unit (the status pushed again where the
+    channel does) or rejects it, and then the order completes and is paid out."""
+    plan = plan_day(catalogue(), 2000, seed=1)
+    returned = [o for o in plan.orders if o.scenario == "returned"]
+    refunded = [o for o in returned if o.statuses[-1].refund_amount]
+    rejected = [o for o in returned if o.statuses[-1].settle]
+    assert refunded and rejected and len(refunded) + len(rejected) == len(returned)
+    for o in refunded:
+        last = o.statuses[-1]
+        assert (last.refund_amount, last.refund_reason, [h.kind for h in last.webhooks]) == (
+            o.gross,
+            "return",
+            ["status"],
+        )
+        assert sorted((n, q) for n, q, _ in last.refund_lines) == [(n, x.quantity) for n, x in enumerate(o.lines)]
+    assert {o.statuses[-1].raw_status for o in rejected} == {"COMPLETED", "700"}
+    assert all(o.statuses[-2].raw_status in ("TO_RETURN", "DELIVERED", "601") for o in rejected)
+
+
 def test_too_many_orders_for_the_stock_is_refused() -> None:
     with pytest.raises(ValueError, match="stock is too small"):
         plan_day(catalogue(), 20_000, seed=1)

@@ -1,0 +1,58 @@
+"""When a return ends an order that never completed (:func:`services.gateway.fetching.return_end`): refunded returns
+that cover every unit of the order, or its whole product total, end it at the last refund's time; anything less
+leaves the order to the marketplace's next status (a rejected return goes on to completion)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from services.contracts.marketplace import RefundLine, RefundReported
+from services.gateway.clients.base import ApiOrder, ApiOrderLine
+from services.gateway.fetching import return_end
+
+AT = datetime(2026, 11, 3, 9, 0, tzinfo=UTC)
+KEY = "tiktok_shop:7494:5771"
+ORDER = ApiOrder(
+    "tiktok_shop",
+    "7494",
+    "5771",
+    "DELIVERED",
+    AT,
+    (ApiOrderLine("P1", "S1", 2, 25_000), ApiOrderLine("P2", "S2", 1, 40_000)),
+    90_000,
+)
+
+
+def refund(refund_id: str, reason: str, units: list[tuple[str, int, int]], minutes: int = 0) -> RefundReported:
+    lines = [RefundLine(channel_sku_id=sku, quantity=q, amount=a) for sku, q, a in units]
+    return RefundReported(
+        order_key=KEY,
+        channel="tiktok_shop",
+        refund_id=refund_id,
+        amount=sum(a for _, _, a in units),
+        reason=reason,
+        refunded_at=AT + timedelta(minutes=minutes),
+        lines=lines,
+    )
+
+
+def test_returns_of_every_unit_end_the_order_at_the_last_refund() -> None:
+    first = refund("R1", "return", [("S1", 2, 50_000)], minutes=5)
+    second = refund("R2", "return", [("S2", 1, 40_000)], minutes=90)
+    assert return_end([first, second], ORDER) == AT + timedelta(minutes=90)
+    assert return_end([second, first], ORDER) == AT + timedelta(minutes=90)
+
+
+def test_a_return_of_some_units_or_a_refund_without_goods_back_ends_nothing() -> None:
+    assert return_end([refund("R1", "return", [("S1", 1, 25_000)])], ORDER) is None
+    assert return_end([refund("R1", "partial", [("S1", 2, 50_000), ("S2", 1, 40_000)])], ORDER) is None
+    assert return_end([], ORDER) is None
+
+
+def test_a_return_without_lines_ends_the_order_when_it_refunds_the_product_total() -> None:
+    whole = RefundReported(
+        order_key=KEY, channel="tiktok_shop", refund_id="R9", amount=90_000, reason="return", refunded_at=AT
+    )
+    assert return_end([whole], ORDER) == AT
+    less = whole.model_copy(update={"amount": 89_999})
+    assert return_end([less], ORDER) is None
