@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -18,6 +19,7 @@ ORDER_DELIVERED = "karya.orders.order_delivered.v1"
 ORDER_COMPLETED = "karya.orders.order_completed.v1"
 ORDER_CANCELLED = "karya.orders.order_cancelled.v1"
 ORDER_RETURNED = "karya.orders.order_returned.v1"
+ORDER_ALLOCATED = "karya.orders.order_allocated.v1"
 STOCK_AVAILABILITY_CHANGED = "karya.orders.stock_availability_changed.v1"
 
 
@@ -40,6 +42,39 @@ class AllocationOut(Payload):
     unit_material_cost: Rupiah
     supplier_id: str
     work_group: list[WorkShareOut]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchFacts:
+    """What never changes about a production batch, as an allocation carries it: where it was made, how many units
+    it produced, the material cost owed per unit to its supplier and its work group (pseudonym, work share).
+
+    The one home of these facts for the orders service (which reads them with the catalogue) and the ledger (which
+    checks a person's allocation against them); neither imports the other.
+    """
+
+    batch_id: str
+    sku: str
+    workshop_id: str
+    lapas_id: str
+    produced_qty: int
+    unit_material_cost: int
+    supplier_id: str
+    work_group: tuple[tuple[str, int], ...]
+
+    def allocation(self, quantity: int, unit_price: int) -> dict[str, Any]:
+        """``quantity`` units of this batch sold at ``unit_price``, as an :class:`AllocationOut` (JSON fields)."""
+        return {
+            "batch_id": self.batch_id,
+            "sku": self.sku,
+            "workshop_id": self.workshop_id,
+            "lapas_id": self.lapas_id,
+            "quantity": quantity,
+            "unit_price": unit_price,
+            "unit_material_cost": self.unit_material_cost,
+            "supplier_id": self.supplier_id,
+            "work_group": [{"inmate_id": i, "work_share": s} for i, s in self.work_group],
+        }
 
 
 class OrderRef(Payload):
@@ -86,6 +121,16 @@ class OrderCompleted(OrderRef):
     gross_amount: Rupiah
     allocations: list[AllocationOut]
     historical: bool = False
+
+
+class OrderAllocated(OrderRef):
+    """An order that was waiting for stock (its reservation had failed) got it later: a backorder filled when
+    units were produced or restocked. ``allocations`` have the shape of :class:`OrderCompleted`'s; ``state`` is the
+    order's state then (a completed order held in the ledger's unallocated proceeds is distributed on it)."""
+
+    reservation_id: int
+    state: str
+    allocations: list[AllocationOut] = Field(min_length=1)
 
 
 class OrderReturned(OrderRef):

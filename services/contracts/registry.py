@@ -18,6 +18,7 @@ EVENT_TYPES: dict[str, type[Payload]] = {
     orders.ORDER_CANCELLED: orders.OrderMoved,
     orders.ORDER_COMPLETED: orders.OrderCompleted,
     orders.ORDER_RETURNED: orders.OrderReturned,
+    orders.ORDER_ALLOCATED: orders.OrderAllocated,
     orders.STOCK_AVAILABILITY_CHANGED: orders.StockAvailabilityChanged,
     gateway.DELIVERY_RECEIVED: gateway.DeliveryReceived,
     ledger.ENTRY_POSTED: ledger.EntryPosted,

@@ -1,7 +1,9 @@
 """The allocation use case: a person names the production batches of an order whose distribution waits.
 
-``karya ledger allocate ORDER --batch BATCH:QTY ...`` runs it (the CLI is a thin wrapper); HTTP can later.
-It runs *load → plan → write* in the caller's unit of work:
+``karya ledger allocate ORDER --batch BATCH:QTY ...`` runs it (the CLI is a thin wrapper); HTTP can later. The
+orders service's ``order_allocated`` (a backorder filled when stock was produced or restocked) runs the same plan
+and write from the allocations the event carries (:func:`allocate_announced`, called by the ledger's Kafka
+handler). It runs *load → plan → write* in the caller's unit of work:
 
 - **load** — the order's facts (locked, in the lock order of :mod:`services.ledger.adapters.locks`), the named
   batches from the catalogue (the orders service's schema: batch, workshop's lapas, product's list price, work
@@ -25,9 +27,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import text
 
 from infra.db.unit_of_work import UnitOfWork
+from infra.errors import describe_error, error_text
+from infra.messaging.envelope import Envelope
+from services.contracts.orders import BatchFacts, OrderAllocated
 from services.ledger.adapters.facts_repo import load_facts, park, save_facts
 from services.ledger.adapters.journal_repo import post_entries
 from services.ledger.adapters.policy_repo import PolicyCache
@@ -36,7 +42,7 @@ from services.ledger.domain.facts import OrderFacts
 from services.ledger.domain.journal import JournalEntry
 from services.ledger.domain.policy import SplitPolicy
 from services.ledger.outbound import LedgerTopics, entry_posted_messages
-from services.ledger.posting import PostEvents
+from services.ledger.posting import PostEvents, Refused
 from services.ledger.requests import UNKNOWN_LAPAS, completion_request
 from services.ledger.settlement_plan import distribute, held_amount
 
@@ -56,19 +62,8 @@ class Pick:
     quantity: int
 
 
-@dataclass(frozen=True, slots=True)
-class CatalogueBatch:
-    """What the catalogue says about one production batch."""
-
-    batch_id: str
-    sku: str
-    workshop_id: str
-    lapas_id: str
-    produced_qty: int
-    unit_material_cost: int
-    supplier_id: str
-    unit_price: int
-    work_group: tuple[tuple[str, int], ...]
+Catalogue = Mapping[str, tuple[BatchFacts, int]]
+"""What the catalogue says about production batches: by batch id, the batch's facts and its product's list price."""
 
 
 @dataclass(frozen=True)
@@ -93,11 +88,11 @@ def plan_allocation(
     order_key: str,
     order: OrderFacts | None,
     picks: Sequence[Pick],
-    catalogue: Mapping[str, CatalogueBatch],
+    catalogue: Catalogue,
     policies: Sequence[SplitPolicy],
 ) -> tuple[list[JournalEntry], OrderFacts | None]:
-    """The entries an allocation posts and the order's facts after it (``None``: nothing changes — the same
-    batches were allocated before). Pure; raises :class:`AllocationRefused` naming the rule broken, with the
+    """The entries a person's allocation posts and the order's facts after it (``None``: nothing changes — the
+    same batches were allocated before). Pure; raises :class:`AllocationRefused` naming the rule broken, with the
     reason of a distribution that still cannot be made."""
     if order is None:
         raise AllocationRefused(f"allocation refused (order_completed): the ledger has no completion of {order_key}")
@@ -105,7 +100,16 @@ def plan_allocation(
         raise AllocationRefused("allocation refused: name at least one --batch BATCH:QTY")
     if len({p.batch_id for p in picks}) != len(picks):
         raise AllocationRefused("allocation refused: a batch is named twice; give each batch once with its quantity")
-    payload = [_allocation(order, p, catalogue) for p in picks]
+    return plan_allocated(order_key, order, [_allocation(order, p, catalogue) for p in picks], policies)
+
+
+def plan_allocated(
+    order_key: str, order: OrderFacts, payload: list[dict[str, Any]], policies: Sequence[SplitPolicy]
+) -> tuple[list[JournalEntry], OrderFacts | None]:
+    """The entries of allocating ``payload`` (allocations shaped as ``order_completed``'s, already checked against
+    the catalogue) to ``order`` and its facts after (``None``: the same batches were allocated before). Pure."""
+    for batch in payload:
+        _same_lapas(order, str(batch["batch_id"]), str(batch["lapas_id"]))
     current = order.allocations if order.allocations is not None else order.completion.get("allocations")
     if order.hold is None or (order.distributed and payload != current):
         # Distributed (wholly, or the first settlements): the deltas to come are only right for the same batches.
@@ -124,36 +128,31 @@ def plan_allocation(
     return outcome.entries, facts
 
 
-def _allocation(order: OrderFacts, pick: Pick, catalogue: Mapping[str, CatalogueBatch]) -> dict[str, Any]:
-    batch = catalogue.get(pick.batch_id)
-    if batch is None:
-        raise AllocationRefused(f"allocation refused (batch_exists): no production batch {pick.batch_id}")
-    if order.lapas_id not in (UNKNOWN_LAPAS, batch.lapas_id):
+def _same_lapas(order: OrderFacts, batch_id: str, lapas_id: str) -> None:
+    if order.lapas_id not in (UNKNOWN_LAPAS, lapas_id):
         raise AllocationRefused(
-            f"allocation refused (same_lapas): batch {batch.batch_id} was made in lapas {batch.lapas_id}, "
+            f"allocation refused (same_lapas): batch {batch_id} was made in lapas {lapas_id}, "
             f"order {order.order_key} was sold for lapas {order.lapas_id}"
         )
+
+
+def _allocation(order: OrderFacts, pick: Pick, catalogue: Catalogue) -> dict[str, Any]:
+    listed = catalogue.get(pick.batch_id)
+    if listed is None:
+        raise AllocationRefused(f"allocation refused (batch_exists): no production batch {pick.batch_id}")
+    batch, list_price = listed
+    _same_lapas(order, batch.batch_id, batch.lapas_id)
     if pick.quantity > batch.produced_qty:
         raise AllocationRefused(
             f"allocation refused (quantity_fits): {pick.quantity} units of batch {batch.batch_id}, "
             f"which produced {batch.produced_qty}"
         )
-    return {
-        "batch_id": batch.batch_id,
-        "sku": batch.sku,
-        "workshop_id": batch.workshop_id,
-        "lapas_id": batch.lapas_id,
-        "quantity": pick.quantity,
-        "unit_price": batch.unit_price,
-        "unit_material_cost": batch.unit_material_cost,
-        "supplier_id": batch.supplier_id,
-        "work_group": [{"inmate_id": i, "work_share": s} for i, s in batch.work_group],
-    }
+    return batch.allocation(pick.quantity, list_price)
 
 
 async def load_batches(
     uow: UnitOfWork, batch_ids: Sequence[str], schema: str = CATALOGUE_SCHEMA
-) -> dict[str, CatalogueBatch]:
+) -> dict[str, tuple[BatchFacts, int]]:
     """The catalogue's batches among ``batch_ids`` (read from the orders service's ``schema``)."""
     catalogue = UnitOfWork(uow.conn, schema)
     rows = await uow.conn.execute(
@@ -171,16 +170,18 @@ async def load_batches(
         {"ids": sorted(set(batch_ids))},
     )
     return {
-        r.batch_id: CatalogueBatch(
-            r.batch_id,
-            r.sku,
-            r.workshop_id,
-            r.lapas_id,
-            int(r.produced_qty),
-            int(r.unit_material_cost_idr),
-            r.supplier_id,
+        r.batch_id: (
+            BatchFacts(
+                r.batch_id,
+                r.sku,
+                r.workshop_id,
+                r.lapas_id,
+                int(r.produced_qty),
+                int(r.unit_material_cost_idr),
+                r.supplier_id,
+                tuple(zip(r.inmates, (int(s) for s in r.shares), strict=True)),
+            ),
             int(r.list_price_idr),
-            tuple(zip(r.inmates, (int(s) for s in r.shares), strict=True)),
         )
         for r in rows
     }
@@ -202,16 +203,65 @@ async def allocate(
     policies = await PolicyCache().get(uow)
     # plan
     entries, after = plan_allocation(order_key, facts, picks, catalogue, policies)
+    # write
+    return await _write(uow, PostEvents(topics), topics, order_key, entries, after, f"cli:allocate:{order_key}")
+
+
+async def allocate_announced(
+    uow: UnitOfWork, post: PostEvents, topics: LedgerTopics, envelopes: Sequence[Envelope]
+) -> list[Refused]:
+    """Allocate what each ``order_allocated`` of ``envelopes`` announces (the orders service filled a backorder), in
+    ``uow``; returns the refusals (bad content, or a rule the allocation breaks — a person decides then).
+
+    An order the ledger has no completion of is skipped: its completion, which follows on the same partition,
+    carries the allocations. The same allocation again posts nothing (already allocated)."""
+    refused: list[Refused] = []
+    policies: Sequence[SplitPolicy] | None = None
+    for envelope in envelopes:
+        try:
+            event = OrderAllocated.model_validate(envelope.data)
+        except ValidationError as exc:
+            refused.append(Refused(envelope, error_text(exc, context="invalid order_allocated"), describe_error(exc)))
+            continue
+        facts = (await load_facts(uow, [event.order_key])).get(event.order_key)
+        if facts is None:
+            continue
+        policies = policies if policies is not None else await PolicyCache().get(uow)
+        payload = [dict(a) for a in envelope.data["allocations"]]
+        try:
+            entries, after = plan_allocated(event.order_key, facts, payload, policies)
+            async with uow.conn.begin_nested():  # a conflict found while posting undoes this allocation only
+                await _write(uow, post, topics, event.order_key, entries, after, str(envelope.event_id))
+        except AllocationRefused as exc:
+            refused.append(Refused(envelope, str(exc), {"rule": _rule(str(exc)), "order_key": event.order_key}))
+    return refused
+
+
+def _rule(reason: str) -> str:
+    """The rule an :class:`AllocationRefused` names (``allocation refused (rule): ...``), or ``distribution``."""
+    head = reason.partition(":")[0]
+    return head.partition("(")[2].rstrip(")") or "distribution"
+
+
+async def _write(
+    uow: UnitOfWork,
+    post: PostEvents,
+    topics: LedgerTopics,
+    order_key: str,
+    entries: Sequence[JournalEntry],
+    after: OrderFacts | None,
+    source: str,
+) -> AllocationOutcome:
+    """Post ``entries``, save ``after`` and post what waited for the allocation (``after`` ``None``: nothing)."""
     if after is None:
         return AllocationOutcome([], already_allocated=True)
-    # write
-    result = await post_entries(uow, [(e, f"cli:allocate:{order_key}") for e in entries])
+    result = await post_entries(uow, [(e, source) for e in entries])
     if result.conflicts:
         raise AllocationRefused(f"allocation refused (posting_conflict): {result.conflicts[0].posting_key}")
     await save_facts(uow, [after])
     await uow.publish(entry_posted_messages(result.posted, topics.entries))
     # What waited for this allocation (refunds) posts now; one still refused waits on, with the reason reported.
-    rerun = await PostEvents(topics)(uow, [], also=[order_key])
+    rerun = await post(uow, [], also=[order_key])
     await park(uow, [(r.envelope, "allocation") for r in rerun.refusals])
     return AllocationOutcome(
         [c.entry.posting_key for c in result.posted],

@@ -15,9 +15,9 @@ from rich.table import Table
 from infra.db.engine import make_engine
 from infra.db.unit_of_work import UnitOfWork
 from infra.settings import KafkaSettings, database_settings, kafka_settings
-from services.orders.adapters.catalogue_repo import load_catalogue as load_into_db
 from services.orders.adapters.stock_repo import counter_drift, stock_by_workshop
 from services.orders.app import LEDGER_SCHEMA, SCHEMA
+from services.orders.backorders import receive_catalogue
 from services.orders.catalogue import CatalogueError, load_catalogue
 from services.orders.inspection import Verdict, inspect_quarantine
 from services.orders.outbound import OrdersTopics
@@ -52,16 +52,19 @@ def _json(data: Any) -> None:
 
 @catalogue_app.command("load")
 def catalogue_load(path: Path = typer.Argument(..., exists=True, help="A .yaml file or a directory of CSVs.")) -> None:
-    """Validate and load a catalogue (idempotent; new batches become stock receipts)."""
+    """Validate and load a catalogue (idempotent; new batches become stock receipts and fill the orders waiting for
+    their SKUs, oldest first)."""
+    topics = OrdersTopics.with_prefix(KafkaSettings().topic_prefix)
     try:
         catalogue = load_catalogue(path)
-        report = _run(lambda uow: load_into_db(uow, catalogue, str(path)), write=True)
+        report, filled = _run(lambda uow: receive_catalogue(uow, catalogue, str(path), topics), write=True)
     except CatalogueError as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(1) from exc
     typer.echo(
         f"loaded {path}: {report.lapas} lapas, {report.workshops} workshops, {report.products} products, "
         f"{report.listings} listings; {len(report.new_batches)} new batches ({report.units_received} units received)"
+        f"; {len(filled.orders)} waiting orders filled"
     )
 
 

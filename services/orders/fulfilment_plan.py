@@ -267,12 +267,14 @@ def _reserve_new(
         expires = None
         if target is StockStage.SOFT:
             expires = soft_reservation_expiry(Channel(order.channel), order.snapshot.update_time, windows)
-        order.reservation_failed = None
+        waited, order.reservation_failed = order.reservation_failed is not None, None
         order.reservation = Reservation(
             stock.new_reservation_id(), "soft" if target is StockStage.SOFT else "hard", expires, outcome, is_new=True
         )
         stock.move(order, StockStage.NONE, target, work.last_event_id, fresh=True)
         out.reservation_confirmed(order, stock.batch_info)
+        if waited and target is not StockStage.SOFT:
+            out.order_allocated(order, stock.batch_info)  # a backorder filled on a later status: the ledger hears
 
 
 def _advance_existing(stock: StockPlan, work: _Touched, out: Outbound) -> None:

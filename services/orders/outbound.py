@@ -22,7 +22,7 @@ from infra.messaging.topics import (
     prefixed,
 )
 from services.contracts import orders as ev
-from services.orders.domain.records import BatchInfo, Held, OrderRow, Reservation
+from services.orders.domain.records import BatchFacts, Held, OrderRow, Reservation
 
 SOURCE = "karya/orders"
 _LIFECYCLE = {"shipped": ev.ORDER_SHIPPED, "delivered": ev.ORDER_DELIVERED, "cancelled": ev.ORDER_CANCELLED}
@@ -63,7 +63,6 @@ class Outbound:
         self._availability = topics.stock_availability
         self._messages: list[OutboundMessage] = []
         self._causes: dict[str, Envelope] = {}
-        self._group_cache: dict[str, list[dict[str, Any]]] = {}
 
     @property
     def messages(self) -> list[OutboundMessage]:
@@ -91,32 +90,13 @@ class Outbound:
         }
 
     def allocations(
-        self, order: OrderRow | None, held: Sequence[Held], info: dict[str, BatchInfo]
+        self, order: OrderRow | None, held: Sequence[Held], info: dict[str, BatchFacts]
     ) -> list[dict[str, Any]]:
         """Allocations with what the ledger needs: price, material cost, supplier, work group."""
         price = {ln.sku: ln.unit_price for ln in order.lines} if order else {}
-        out = []
-        for a in held:
-            b = info[a.batch_id]
-            group = self._group_cache.get(a.batch_id)
-            if group is None:
-                group = self._group_cache[a.batch_id] = [{"inmate_id": i, "work_share": s} for i, s in b.work_group]
-            out.append(
-                {
-                    "batch_id": a.batch_id,
-                    "sku": a.sku,
-                    "workshop_id": a.workshop_id,
-                    "lapas_id": b.lapas_id,
-                    "quantity": a.quantity,
-                    "unit_price": price.get(a.sku, 0),
-                    "unit_material_cost": b.unit_material_cost,
-                    "supplier_id": b.supplier_id,
-                    "work_group": group,
-                }
-            )
-        return out
+        return [info[a.batch_id].allocation(a.quantity, price.get(a.sku, 0)) for a in held]
 
-    def reservation_confirmed(self, order: OrderRow, info: dict[str, BatchInfo]) -> None:
+    def reservation_confirmed(self, order: OrderRow, info: dict[str, BatchFacts]) -> None:
         """Stock is held (soft or hard) for the whole order."""
         res = order.reservation
         assert res is not None
@@ -129,13 +109,25 @@ class Outbound:
         }
         self._emit(self._events, ev.RESERVATION_CONFIRMED, order.order_key, data, self._causes.get(order.order_key))
 
+    def order_allocated(self, order: OrderRow, info: dict[str, BatchFacts]) -> None:
+        """An order that waited for stock (a backorder) holds it now: its allocations, for the ledger."""
+        res = order.reservation
+        assert res is not None and order.snapshot is not None
+        data = {
+            **self._ref(order),
+            "reservation_id": res.reservation_id,
+            "state": order.snapshot.state.value,
+            "allocations": self.allocations(order, res.allocations, info),
+        }
+        self._emit(self._events, ev.ORDER_ALLOCATED, order.order_key, data, self._causes.get(order.order_key))
+
     def reservation_failed(self, order: OrderRow, reason: str) -> None:
         """Nothing could be held for the order."""
         data = {**self._ref(order), "reason": reason}
         self._emit(self._events, ev.RESERVATION_FAILED, order.order_key, data, self._causes.get(order.order_key))
 
     def reservation_ended(
-        self, order_key: str, res: Reservation, how: str, info: dict[str, BatchInfo], order: OrderRow | None = None
+        self, order_key: str, res: Reservation, how: str, info: dict[str, BatchFacts], order: OrderRow | None = None
     ) -> None:
         """A hold was released (cancellation) or expired (unpaid)."""
         ref = (
@@ -161,7 +153,7 @@ class Outbound:
         self,
         order: OrderRow,
         applied: Sequence[Applied],
-        info: dict[str, BatchInfo],
+        info: dict[str, BatchFacts],
     ) -> None:
         """One event per lifecycle state the order reached in this batch."""
         held = order.reservation.allocations if order.reservation else []

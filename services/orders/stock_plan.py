@@ -23,7 +23,7 @@ from services.orders.domain.allocation import (
     allocate,
 )
 from services.orders.domain.lifecycle import StockStage, stage_movements
-from services.orders.domain.records import BatchInfo, Held, Movement, OrderRow, Reservation
+from services.orders.domain.records import BatchFacts, Held, Movement, OrderRow, Reservation
 from services.orders.domain.stock import MOVEMENT_UNIT_DELTAS, MovementKind, StockCounters, apply_movement
 
 __all__ = ["StockInputs", "StockPlan"]
@@ -65,7 +65,7 @@ class StockInputs:
 
     rows: Sequence[Sequence[Any]] = ()
     lapas_of_workshop: dict[str, str] = field(default_factory=dict)
-    batch_info: dict[str, BatchInfo] = field(default_factory=dict)
+    batch_info: dict[str, BatchFacts] = field(default_factory=dict)
     due: list[tuple[str, Reservation]] = field(default_factory=list)
     reservation_ids: list[int] = field(default_factory=list)
 

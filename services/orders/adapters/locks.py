@@ -2,13 +2,13 @@
 
 Order, for any transaction that takes more than one kind:
 
-1. ``orders`` rows, by order key (:func:`lock_orders`);
+1. ``orders`` rows, by order key (:func:`lock_orders`; the orders waiting for stock: :func:`lock_waiting_orders`);
 2. the live ``reservations`` of those orders, by reservation id (:func:`lock_live_reservations`);
 3. soft reservations past their window, by reservation id, ``SKIP LOCKED`` — never waits, so it cannot
    deadlock (:func:`claim_due_soft_reservations`);
 4. ``quarantine`` rows, by id (inspection, one row: :func:`lock_quarantine_row`) — nothing that locks batch
    stock waits on quarantine rows;
-5. ``batch_stock`` rows, by batch id (:func:`lock_batch_stock`, :func:`lock_stock_of_sku_of`).
+5. ``batch_stock`` rows, by batch id (:func:`lock_batch_stock`).
 
 Nothing else in the service locks rows. The functions return the locked rows' columns by position.
 """
@@ -28,6 +28,12 @@ _LOCK_ORDERS = Keyed(
     "SELECT order_key, state, update_time, stock_stage, lapas_id, parked_reason, channel, shop_id, order_id, "
     "historical, gross_amount, reservation_failed_reason FROM {schema}.orders WHERE order_key = ANY({keys}) "
     "ORDER BY order_key FOR UPDATE"
+)
+# An order waits for stock while its reservation failed and nothing is held (stage NONE); see BACKORDER_STATES.
+_LOCK_WAITING = Sql(
+    "SELECT o.order_key, o.created_at FROM {schema}.orders o WHERE o.reservation_failed_reason IS NOT NULL "
+    "AND o.stock_stage = 0 AND NOT o.historical AND o.state = ANY(:states) AND EXISTS (SELECT 1 FROM "
+    "{schema}.order_lines l WHERE l.order_key = o.order_key AND l.sku = ANY(:skus)) ORDER BY o.order_key FOR UPDATE"
 )
 _LIVE_RESERVATIONS = Keyed(
     "SELECT r.order_key, r.reservation_id, r.state, r.expires_at, a.batch_id, a.sku, a.workshop_id, "
@@ -50,10 +56,6 @@ _STOCK_COLUMNS = "batch_id, sku, workshop_id, lapas_id, production_date, on_hand
 _LOCK_STOCK = Sql(
     f"SELECT {_STOCK_COLUMNS} FROM {{schema}}.batch_stock WHERE sku = ANY(:skus) ORDER BY batch_id FOR UPDATE"
 )
-_LOCK_STOCK_OF_SKU_OF = Sql(
-    f"SELECT {_STOCK_COLUMNS} FROM {{schema}}.batch_stock "
-    "WHERE sku = (SELECT sku FROM {schema}.batch_stock WHERE batch_id = :b) ORDER BY batch_id FOR UPDATE"
-)
 _LOCK_QUARANTINE = Sql(
     "SELECT id, order_key, batch_id, quantity, status FROM {schema}.quarantine WHERE id = :i FOR UPDATE"
 )
@@ -69,6 +71,17 @@ async def lock_orders(uow: UnitOfWork, order_keys: Iterable[str]) -> list[Row[*t
     if not keys:
         return []
     return list(await _LOCK_ORDERS.on(uow).execute(uow.conn, keys))
+
+
+async def lock_waiting_orders(
+    uow: UnitOfWork, skus: Iterable[str], states: Iterable[str]
+) -> list[Row[*tuple[Any, ...]]]:
+    """Lock the orders waiting for stock (reservation failed, nothing held, not historical, in one of ``states``)
+    with a line of one of ``skus``, by order key. Columns: order_key, created_at."""
+    wanted = sorted(set(skus))
+    if not wanted:
+        return []
+    return list(await uow.conn.execute(_LOCK_WAITING.on(uow), {"skus": wanted, "states": sorted(set(states))}))
 
 
 async def lock_live_reservations(uow: UnitOfWork, order_keys: list[str]) -> list[Row[*tuple[Any, ...]]]:
@@ -104,11 +117,6 @@ async def lock_batch_stock(uow: UnitOfWork, skus: Iterable[str]) -> list[Row[*tu
     if not wanted:
         return []
     return list(await uow.conn.execute(_LOCK_STOCK.on(uow), {"skus": wanted}))
-
-
-async def lock_stock_of_sku_of(uow: UnitOfWork, batch_id: str) -> list[Row[*tuple[Any, ...]]]:
-    """Lock every batch_stock row of the SKU of ``batch_id`` (by batch id); columns as :func:`lock_batch_stock`."""
-    return list(await uow.conn.execute(_LOCK_STOCK_OF_SKU_OF.on(uow), {"b": batch_id}))
 
 
 async def lock_quarantine_row(uow: UnitOfWork, quarantine_id: int) -> Row[*tuple[Any, ...]] | None:

@@ -9,10 +9,15 @@ from typing import Any
 
 from infra.db.rowsets import Writes
 from infra.db.unit_of_work import UnitOfWork
-from services.orders.adapters.locks import claim_due_soft_reservations, lock_live_reservations, lock_orders
+from services.orders.adapters.locks import (
+    claim_due_soft_reservations,
+    lock_live_reservations,
+    lock_orders,
+    lock_waiting_orders,
+)
 from services.orders.adapters.sql import Keyed, Rows, Sql
-from services.orders.domain.lifecycle import OrderState, OrderStatusSnapshot, StockStage
-from services.orders.domain.records import BatchInfo, Held, History, Line, OrderRow, Reservation
+from services.orders.domain.lifecycle import BACKORDER_STATES, OrderState, OrderStatusSnapshot, StockStage
+from services.orders.domain.records import BatchFacts, Held, History, Line, OrderRow, Reservation
 
 _ORDER_LINES = Keyed(
     "SELECT order_key, line_no, sku, workshop_id, quantity, unit_price_idr FROM {schema}.order_lines "
@@ -53,6 +58,14 @@ async def load_orders(uow: UnitOfWork, keys: Iterable[str]) -> dict[str, OrderRo
     for key, res in by_id.values():
         orders[key].reservation = res
     return orders
+
+
+async def load_waiting(uow: UnitOfWork, skus: Iterable[str]) -> list[OrderRow]:
+    """Lock and load the orders waiting for stock (:data:`BACKORDER_STATES`) with a line of one of ``skus``,
+    oldest first (when the service first saw them, then by order key)."""
+    rows = await lock_waiting_orders(uow, skus, [s.value for s in BACKORDER_STATES])
+    orders = await load_orders(uow, [r[0] for r in rows])
+    return [orders[key] for key, _ in sorted(rows, key=lambda r: (r[1], r[0])) if key in orders]
 
 
 async def claim_due(uow: UnitOfWork, now: datetime, skus: Iterable[str] | None) -> list[tuple[str, Reservation]]:
@@ -104,7 +117,7 @@ _WORK_GROUPS = Sql(
     "WHERE batch_id = ANY(:ids) ORDER BY batch_id, inmate_id"
 )
 _BATCHES = Sql(
-    "SELECT b.batch_id, w.lapas_id, b.unit_material_cost_idr, b.supplier_id "
+    "SELECT b.batch_id, b.sku, b.workshop_id, w.lapas_id, b.produced_qty, b.unit_material_cost_idr, b.supplier_id "
     "FROM {schema}.production_batches b JOIN {schema}.workshops w USING (workshop_id) WHERE b.batch_id = ANY(:ids)"
 )
 _NEXT_RESERVATION_IDS = Sql("SELECT nextval('{schema}.reservations_reservation_id_seq') FROM generate_series(1, :n)")
@@ -115,9 +128,9 @@ class BatchInfoCache:
 
     def __init__(self) -> None:
         """An empty cache."""
-        self._cache: dict[str, BatchInfo] = {}
+        self._cache: dict[str, BatchFacts] = {}
 
-    async def get(self, uow: UnitOfWork, batch_ids: Iterable[str]) -> dict[str, BatchInfo]:
+    async def get(self, uow: UnitOfWork, batch_ids: Iterable[str]) -> dict[str, BatchFacts]:
         """Facts of ``batch_ids`` (loading the missing ones in one query)."""
         ids = set(batch_ids)
         missing = sorted(ids - self._cache.keys())
@@ -126,8 +139,15 @@ class BatchInfoCache:
             for g in await uow.conn.execute(_WORK_GROUPS.on(uow), {"ids": missing}):
                 groups[g.batch_id].append((g.inmate_id, g.work_share))
             for b in await uow.conn.execute(_BATCHES.on(uow), {"ids": missing}):
-                self._cache[b.batch_id] = BatchInfo(
-                    b.batch_id, b.lapas_id, b.unit_material_cost_idr, b.supplier_id, tuple(groups[b.batch_id])
+                self._cache[b.batch_id] = BatchFacts(
+                    b.batch_id,
+                    b.sku,
+                    b.workshop_id,
+                    b.lapas_id,
+                    b.produced_qty,
+                    b.unit_material_cost_idr,
+                    b.supplier_id,
+                    tuple(groups[b.batch_id]),
                 )
         return {i: self._cache[i] for i in ids if i in self._cache}
 

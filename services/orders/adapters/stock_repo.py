@@ -14,7 +14,7 @@ from typing import Any
 
 from infra.db.rowsets import Writes
 from infra.db.unit_of_work import UnitOfWork
-from services.orders.adapters.locks import lock_batch_stock, lock_stock_of_sku_of
+from services.orders.adapters.locks import lock_batch_stock
 from services.orders.adapters.order_repo import BatchInfoCache, claim_due, lapas_of_workshops, next_reservation_ids
 from services.orders.adapters.sql import Rows, Sql
 from services.orders.domain.records import Movement, Reservation
@@ -147,12 +147,6 @@ async def load_stock(
     wanted = skus | {a.sku for _, r in due for a in r.allocations}
     rows = await lock_batch_stock(uow, wanted)
     return await _stock_inputs(uow, rows, due, workshops, new_reservations, batches)
-
-
-async def load_stock_of_sku_of(uow: UnitOfWork, batch_id: str, batches: BatchInfoCache) -> StockInputs:
-    """Lock every ``batch_stock`` row of the SKU of ``batch_id`` and read their facts (for inspection)."""
-    rows = await lock_stock_of_sku_of(uow, batch_id)
-    return await _stock_inputs(uow, rows, [], set(), 0, batches)
 
 
 async def _stock_inputs(

@@ -49,6 +49,7 @@ from services.orders.domain.stock import MovementKind
 
 __all__ = [
     "ALLOWED_EDGES",
+    "BACKORDER_STATES",
     "PRE_SHIPMENT_STATES",
     "RANKS",
     "STAGE_EVIDENCE",
@@ -87,6 +88,13 @@ RANKS: Final[Mapping[OrderState, int]] = MappingProxyType(
 
 #: States nothing leaves. SETTLED is not terminal: a return may still follow a payout.
 TERMINAL_STATES: Final[frozenset[OrderState]] = frozenset({_S.CANCELLED, _S.REFUNDED})
+
+#: States in which an order whose reservation failed waits for stock (a backorder): paid and not cancelled,
+#: returned or refunded. Units produced or restocked later are reserved for it, oldest order first. An unpaid order
+#: is not among them: its payment retries the reservation, and a hold for it would block paid orders.
+BACKORDER_STATES: Final[frozenset[OrderState]] = frozenset(
+    {_S.AWAITING_FULFILMENT, _S.READY_TO_SHIP, _S.SHIPPED, _S.DELIVERED, _S.COMPLETED, _S.SETTLED}
+)
 
 #: States from which a cancellation is accepted.
 PRE_SHIPMENT_STATES: Final[frozenset[OrderState]] = frozenset(

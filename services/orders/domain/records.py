@@ -10,10 +10,11 @@ from datetime import datetime
 from typing import NamedTuple
 from uuid import UUID
 
+from services.contracts.orders import BatchFacts
 from services.orders.domain.lifecycle import OrderStatusSnapshot
 from services.orders.domain.stock import MovementKind
 
-__all__ = ["BatchInfo", "Held", "History", "Line", "Movement", "OrderRow", "Reservation"]
+__all__ = ["BatchFacts", "Held", "History", "Line", "Movement", "OrderRow", "Reservation"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,17 +26,6 @@ class Line:
     workshop_id: str
     quantity: int
     unit_price: int
-
-
-@dataclass(frozen=True, slots=True)
-class BatchInfo:
-    """What never changes about a production batch: where, cost, supplier, work group."""
-
-    batch_id: str
-    lapas_id: str
-    unit_material_cost: int
-    supplier_id: str
-    work_group: tuple[tuple[str, int], ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,8 @@ use cases, asserting every journal line of the order.
 
 (C) A completion with no allocation (failed reservation): the receivable posts against unallocated proceeds, the
 settlement posts cash, fees and PPh 22, nothing is dead-lettered; a person allocates it later (validated against
-the catalogue) and the release plus the distribution post once.
+the catalogue) and the release plus the distribution post once. The same order filled later as a backorder (the
+orders service reserves units produced later and announces ``order_allocated``) posts the same lines, once.
 (D) Proceeds below the material cost: the settlement's cash side posts, the gross moves to unallocated with the
 reason; a person allocates the batch the goods really came from and it is distributed.
 """
@@ -11,15 +12,37 @@ reason; a person allocates the batch the goods really came from and it is distri
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import date
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
+from infra.db.unit_of_work import UnitOfWork
+from infra.messaging.consumer import InboundEvent
+from infra.messaging.delivery import Delivery
+from infra.messaging.envelope import Envelope
+from services.contracts.orders import ORDER_ALLOCATED, ORDER_COMPLETED
 from services.ledger.adapters.facts_repo import held_orders
 from services.ledger.allocation import AllocationRefused, Pick, allocate, held_row
 from services.ledger.outbound import LedgerTopics
+from services.orders.app import SCHEMA as ORDERS
+from services.orders.backorders import receive_catalogue
+from services.orders.catalogue import (
+    Catalogue,
+    Channel,
+    Lapas,
+    Listing,
+    Product,
+    ProductionBatch,
+    ProductKind,
+    Supplier,
+    WorkShare,
+    Workshop,
+)
+from services.orders.outbound import OrdersTopics
 from tests.integration.ledger.scenario_support import T, add_batch, completed_without_allocation, journal_of
 from tests.integration.ledger_support import (
     Batch,
@@ -33,9 +56,26 @@ from tests.integration.ledger_support import (
     settled,
     uid,
 )
+from tests.integration.orders_support import orders_handler, status_event
 
 pytestmark = pytest.mark.integration
 TOPICS = LedgerTopics()
+
+
+def scenario_c_distribution(a: str, b: str) -> set[tuple[str, str, int]]:
+    """The lines of scenario C's distribution of batch B: base min(183,000, 200,000 − 16,000 − 1,000) = 183,000;
+    material 2 × 30,000; the rest 25/15/60; premi 3:1 (the .5 tie to ``a``, the earlier in inmate order)."""
+    return {
+        ("expense:material_cost:sukamiskin", "D", 60_000),
+        ("liability:supplier_payable:sup-kain", "C", 60_000),
+        ("expense:pnbp_share:sukamiskin", "D", 30_750),
+        ("liability:pnbp_payable:sukamiskin", "C", 30_750),
+        ("expense:inmate_premi:sukamiskin", "D", 18_450),
+        (f"liability:inmate_savings:{a}", "C", 13_838),
+        (f"liability:inmate_savings:{b}", "C", 4_612),
+        ("expense:capital_allocation:sukamiskin", "D", 73_800),
+        ("equity:production_capital:sukamiskin", "C", 73_800),
+    }
 
 
 @pytest.fixture
@@ -98,24 +138,92 @@ async def test_scenario_c_completion_without_allocation_is_allocated_later_by_a_
     assert [p.removeprefix(f"{key}:") for p in posted] == ["release:s1", f"distribution:{batch}"]
     journal = await journal_of(engine, key)
     assert journal["release:s1"] == {(unallocated, "D", 200_000), ("revenue:sales:sukamiskin", "C", 200_000)}
-    # base min(183,000, 200,000 − 16,000 − 1,000) = 183,000; material 2 × 30,000; the rest 25/15/60; premi 3:1
-    assert journal[f"distribution:{batch}"] == {
-        ("expense:material_cost:sukamiskin", "D", 60_000),
-        ("liability:supplier_payable:sup-kain", "C", 60_000),
-        ("expense:pnbp_share:sukamiskin", "D", 30_750),
-        ("liability:pnbp_payable:sukamiskin", "C", 30_750),
-        ("expense:inmate_premi:sukamiskin", "D", 18_450),
-        (f"liability:inmate_savings:{a}", "C", 13_838),
-        (f"liability:inmate_savings:{b}", "C", 4_612),
-        ("expense:capital_allocation:sukamiskin", "D", 73_800),
-        ("equity:production_capital:sukamiskin", "C", 73_800),
-    }
+    assert journal[f"distribution:{batch}"] == scenario_c_distribution(a, b)
     assert await _held(engine, key) is None
     # each allocation posts once: the same again is answered, other batches are refused
     assert await _allocate(engine, key, Pick(batch, 2)) == []
     with pytest.raises(AllocationRefused, match="allocate_once"):
         await _allocate(engine, key, Pick(batch, 1))
     assert len(await journal_of(engine, key)) == 4
+
+
+def scenario_c_catalogue(u: str, batches: tuple[ProductionBatch, ...] = ()) -> Catalogue:
+    """Scenario C's sukamiskin product (list price 100,000) on a shopee shop of its own, with ``batches``."""
+    workshop, sku = f"sukamiskin-bengkel-{u}", f"SMK-T{u}"
+    return Catalogue(
+        lapas=(Lapas("sukamiskin", "sukamiskin", "Kota", "Provinsi"),),
+        workshops=(Workshop(workshop, "sukamiskin", workshop, "test"),),
+        suppliers=(Supplier("sup-kain", "sup-kain"),),
+        products=(Product(sku, sku, ProductKind.BATIK, 100_000, workshop),),
+        listings=(Listing(Channel.SHOPEE, f"shop-{u}", f"p-{u}", None, sku, workshop),),
+        batches=batches,
+    )
+
+
+async def orders_emitted(engine: AsyncEngine, key: str, type_name: str) -> Envelope:
+    """The last event of ``type_name`` the orders service put in its outbox for order ``key``."""
+    async with engine.connect() as conn:
+        raw = (
+            await conn.execute(
+                text(
+                    "SELECT payload FROM orders.outbox WHERE convert_from(key, 'UTF8') = :k "
+                    "AND convert_from(payload, 'UTF8')::jsonb ->> 'type' = :t ORDER BY id DESC LIMIT 1"
+                ),
+                {"k": key, "t": type_name},
+            )
+        ).scalar_one()
+    return Envelope.from_bytes(bytes(raw))
+
+
+async def test_scenario_c_completion_without_allocation_is_allocated_later_by_a_backorder(
+    engine: AsyncEngine,
+) -> None:
+    u, (a, b) = uid(), sorted((new_inmate(), new_inmate()))
+    catalogue, orders_topics = scenario_c_catalogue(u), OrdersTopics()
+    async with engine.begin() as conn:
+        await receive_catalogue(UnitOfWork(conn, ORDERS), catalogue, "test", orders_topics)
+    # the orders service: paid, shipped and completed with no stock to reserve (2 units at 100,000)
+    handler = orders_handler(orders_topics)
+    for n, raw in enumerate(["READY_TO_SHIP", "SHIPPED", "COMPLETED"]):
+        envelope = status_event(u, "c-backorder", raw, n, "shopee", qty=2, price=100_000, base=T)
+        async with engine.begin() as conn:
+            assert await handler(conn, [InboundEvent(envelope, Delivery("t", 0, n, None, b""))]) == []
+    key = envelope.subject
+    completion = await orders_emitted(engine, key, ORDER_COMPLETED)
+    assert completion.data["allocations"] == [] and completion.data["lapas_id"] == "sukamiskin"
+    processor = new_processor()
+    fees = {"commission_fee": 12_000, "service_fee": 4_000}
+    assert await post(engine, processor, [completion, settled(key, 200_000, T, fees=fees)]) == []
+    unallocated = "clearing:unallocated_proceeds:sukamiskin"
+    assert (await journal_of(engine, key))["completed"] == {
+        ("asset:marketplace_receivable:shopee", "D", 200_000),
+        (unallocated, "C", 200_000),
+    }
+
+    # batch B is produced: the catalogue load reserves it for the waiting order and announces the allocation
+    batch = ProductionBatch(f"B-C-{u}", f"sukamiskin-bengkel-{u}", f"SMK-T{u}", 5, date(2026, 5, 1), 30_000,
+                            "sup-kain", (WorkShare(a, 3), WorkShare(b, 1)))  # fmt: skip
+    async with engine.begin() as conn:
+        _, filled = await receive_catalogue(UnitOfWork(conn, ORDERS), scenario_c_catalogue(u, (batch,)), "test",
+                                            orders_topics)  # fmt: skip
+    assert filled.order_keys == [key]
+    allocated = await orders_emitted(engine, key, ORDER_ALLOCATED)
+    assert await post(engine, processor, [allocated]) == []
+    journal = await journal_of(engine, key)
+    assert set(journal) == {"completed", "settlement:ESC-1", "release:s1", f"distribution:{batch.batch_id}"}
+    assert journal["settlement:ESC-1"] == {
+        ("asset:bank:main", "D", 183_000),
+        ("expense:marketplace_fee:commission_fee", "D", 12_000),
+        ("expense:marketplace_fee:service_fee", "D", 4_000),
+        ("asset:pph22_prepaid", "D", 1_000),
+        ("asset:marketplace_receivable:shopee", "C", 200_000),
+    }
+    assert journal["release:s1"] == {(unallocated, "D", 200_000), ("revenue:sales:sukamiskin", "C", 200_000)}
+    assert journal[f"distribution:{batch.batch_id}"] == scenario_c_distribution(a, b)
+    assert await _held(engine, key) is None
+    # a redelivered allocation posts nothing, and is no dead letter
+    assert await post(engine, processor, [reissued(allocated), allocated]) == []
+    assert await journal_of(engine, key) == journal
 
 
 async def test_scenario_c_allocated_before_the_settlement_is_distributed_by_the_settlement(

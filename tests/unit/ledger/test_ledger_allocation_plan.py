@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from services.ledger.allocation import AllocationRefused, CatalogueBatch, Pick, plan_allocation
+from services.contracts.orders import BatchFacts
+from services.ledger.allocation import AllocationRefused, Catalogue, Pick, plan_allocation
 from services.ledger.domain.facts import OrderFacts
 from services.ledger.domain.policy_file import parse_policies
 from services.ledger.domain.postings import build_completion
@@ -55,9 +56,9 @@ def _settlement(sid: str, gross: int, fee: int, net: int) -> dict[str, Any]:
     return settlement_data(KEY, sid, gross, fee, net)
 
 
-def _catalogue(batch_id: str) -> dict[str, CatalogueBatch]:
-    batch = CatalogueBatch(batch_id, "SMK-BTK-001", "w", "sukamiskin", 5, 10_000, "sup-kain", 100_000, ((INMATE, 1),))
-    return {batch_id: batch}
+def _catalogue(batch_id: str) -> Catalogue:
+    batch = BatchFacts(batch_id, "SMK-BTK-001", "w", "sukamiskin", 5, 10_000, "sup-kain", ((INMATE, 1),))
+    return {batch_id: (batch, 100_000)}
 
 
 def test_an_order_held_after_its_first_distribution_keeps_its_batches() -> None:

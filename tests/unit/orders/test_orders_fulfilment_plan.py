@@ -16,7 +16,7 @@ from services.contracts.ledger import ENTRY_POSTED, ORDER_SETTLED
 from services.contracts.marketplace import ORDER_STATUS_CHANGED, OrderLine, OrderStatusChanged
 from services.orders.domain.channels import map_status
 from services.orders.domain.lifecycle import OrderState, OrderStatusSnapshot, StockStage
-from services.orders.domain.records import BatchInfo, Held, Line, OrderRow, Reservation
+from services.orders.domain.records import BatchFacts, Held, Line, OrderRow, Reservation
 from services.orders.domain.stock import MovementKind, StockCounters, movement_delta
 from services.orders.fulfilment import read_changes
 from services.orders.fulfilment_plan import Change, FulfilmentPlan, Settled, StatusChange, plan_changes
@@ -29,7 +29,7 @@ from tests.contract_validation import validate_published
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 TOPICS = OrdersTopics()
 LISTINGS = {("tokopedia", "shop", "p-1", ""): ("SKU-1", "W1", "L1")}
-INFO = {b: BatchInfo(b, "L1", 12_000, "sup", (("WBP-AB0001", 1),)) for b in ("B1", "B2")}
+INFO = {b: BatchFacts(b, "SKU-1", "W1", "L1", 5, 12_000, "sup", (("WBP-AB0001", 1),)) for b in ("B1", "B2")}
 
 
 def stock(*batches: tuple[str, int, int, int], due: Sequence[tuple[str, Reservation]] = ()) -> StockInputs:
