@@ -19,7 +19,7 @@ from datetime import datetime
 import httpx
 
 from services.gateway.clients.base import ApiOrder, ApiOrderLine, ApiSettlement, MarketplaceApiError
-from services.gateway.clients.http import ChannelClient
+from services.gateway.clients.http import ChannelClient, MarketplaceRefused
 from services.gateway.clients.parsing import ceil_unix, get_list, get_mapping, get_str, objects
 from services.gateway.clients.refunds import ApiRefund
 from services.gateway.clients.returns import parse_tiktok_return, with_netting
@@ -89,13 +89,18 @@ class TikTokShopClient(ChannelClient):
         return get_mapping(answer, "data", f"tiktok_shop {path}")
 
     async def order_detail(self, shop_id: str, order_id: str) -> ApiOrder:
-        """The order now; unit line items are folded into lines with a quantity."""
+        """The order now; unit line items are folded into lines with a quantity.
+
+        Raises:
+            MarketplaceRefused: the answer (a success, HTTP 200) does not hold the order: TikTok Shop leaves ids
+                the shop does not have out of ``orders``, so asking again cannot help (as a 404 elsewhere).
+        """
         data = await self._call("GET", ORDERS_PATH, shop_id, {"ids": order_id})
         where = f"tiktok_shop {ORDERS_PATH}"
         for raw in objects(get_list(data, "orders", where), where):
             if get_str(raw, "id", where) == order_id:
                 return _order(raw, shop_id)
-        raise MarketplaceApiError(f"tiktok_shop API {ORDERS_PATH}: order {order_id} not found")
+        raise MarketplaceRefused(f"tiktok_shop API {ORDERS_PATH}: order {order_id} is not in the answer (unknown)", 200)
 
     async def settlement(self, shop_id: str, order_id: str) -> ApiSettlement | None:
         """The order's statement transaction(s); None while the list is empty (not settled yet).

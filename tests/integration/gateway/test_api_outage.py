@@ -197,3 +197,18 @@ async def test_thirty_seconds_without_the_marketplace_apis_dead_letter_nothing_a
     await wait_for(rejected, timeout=60, what="the unknown order's delivery dead-lettered")
     assert "MarketplaceRefused" in (await gw.dead_letters(unknown_key))[0]
     assert await gw.parked([unknown_key]) == 0
+
+    # TikTok Shop answers an id it does not know with a success (HTTP 200) that leaves it out: a rejection as well,
+    # not a delivery parked for ever.
+    tts_unknown = f"579{uuid.uuid4().int % 10**15:015d}"
+    tts_shop = listings(Channel.TIKTOK_SHOP)[0].shop_id
+    body = body_for("tiktok-shop/order-status", tts_unknown, "AWAITING_SHIPMENT", minutes=1, shop=tts_shop)
+    assert (await post(gw.client, "tiktok-shop/order-status", body)).status_code == 200
+    tts_key = f"tiktok_shop:{tts_shop}:{tts_unknown}"
+
+    async def tts_rejected() -> bool:
+        return len(await gw.dead_letters(tts_key)) == 1
+
+    await wait_for(tts_rejected, timeout=60, what="the unknown TikTok Shop order's delivery dead-lettered")
+    assert "MarketplaceRefused" in (await gw.dead_letters(tts_key))[0]
+    assert await gw.parked([tts_key]) == 0

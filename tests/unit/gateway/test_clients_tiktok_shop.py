@@ -8,7 +8,9 @@ import pytest
 
 from services.contracts.channels import Channel
 from services.gateway.clients.base import ApiOrderLine, MarketplaceApiError
+from services.gateway.clients.http import MarketplaceRefused
 from services.gateway.clients.tiktok_shop import TikTokShopClient
+from services.gateway.fetching import Outcome, outcome_of
 from sim.state import SimState
 from tests.unit.sim.sim_support import (
     NOW,
@@ -105,3 +107,13 @@ async def test_refunds_are_read_from_the_returns_search() -> None:
     assert [(x.channel_sku_id, x.quantity, x.amount) for x in refunds[0].lines] == [
         (listings(Channel.TIKTOK_SHOP)[0].channel_sku_id, 1, 10_000)
     ]
+
+
+async def test_an_order_the_answer_does_not_hold_is_refused_not_retried() -> None:
+    """TikTok Shop answers ids the shop does not have with a success (HTTP 200, code 0) that leaves them out: a
+    refusal (its deliveries dead-lettered with the reason), not an outage (they would be parked for ever)."""
+    state = SimState()
+    add_order(state, Channel.TIKTOK_SHOP, "576000000000000009", ["UNPAID"])
+    with pytest.raises(MarketplaceRefused, match="576000000000000008 is not in the answer") as refused:
+        await client(state).order_detail(SHOP, "576000000000000008")
+    assert outcome_of(refused.value) is Outcome.REFUSED
