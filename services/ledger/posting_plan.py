@@ -27,14 +27,9 @@ from services.ledger.domain.distribution import plan_distribution
 from services.ledger.domain.errors import LedgerDomainError
 from services.ledger.domain.facts import NO_ALLOCATION, OrderFacts
 from services.ledger.domain.journal import Conflict, EntryKind, JournalEntry, request_hash
-from services.ledger.domain.model import CompletionRequest
+from services.ledger.domain.model import CompletionRequest, OrderRef
 from services.ledger.domain.policy import SplitPolicy
-from services.ledger.domain.postings import (
-    build_completion,
-    build_refund,
-    refund_key,
-    settlement_key,
-)
+from services.ledger.domain.postings import build_completion, refund_key, settlement_key
 from services.ledger.domain.refunds import build_line_refund, taken_by_amount_only_refunds
 from services.ledger.requests import (
     RecentCompletions,
@@ -46,6 +41,7 @@ from services.ledger.requests import (
 from services.ledger.settlement_plan import (
     cumulative,
     distribute,
+    gross_up_netted,
     is_stale,
     plan_settlement,
     settled_requests,
@@ -240,39 +236,13 @@ def _plan_event(envelope: Envelope, inputs: PostingInputs, plan: PostingPlan, re
             plan.parked.append((envelope, "completion"))
         return
     completion = _completion_of(order, plan, recent)
-    ref = completion.order
     if envelope.type == SETTLEMENT_REPORTED:
         _plan_settlement(envelope, order, completion, inputs, plan)
         return
     if not order.settled:
         plan.parked.append((envelope, "settlement"))
         return
-    if order.hold is not None or order.distributed < len(order.settlements):
-        plan.parked.append((envelope, "allocation"))
-        return
-    if _line_aware(envelope.data) or order.refund_taken:  # once line-aware, every later refund of the order too
-        _plan_line_refund(envelope, order, completion, inputs, plan)
-        return
-    refund = refund_request(envelope.data, ref)
-    key = refund_key(envelope.subject, refund.refund_id)
-    # Posted before, or planned earlier in this batch (the same refund twice in one batch): the first
-    # request's hash decides between redelivery and conflict.
-    stored = plan.planned.get(key) or inputs.known.get(key)
-    if stored is not None:
-        mine = request_hash(EntryKind.REFUND, refund)
-        if stored != mine:
-            plan.conflicts.append(Conflict(key, stored, mine, source))
-        return
-    settled = cumulative(settled_requests(order, ref))
-    distribution = plan_distribution(completion, settled, order.pinned(inputs.policies))
-    savings = sorted({leg.credit for _, leg in distribution.legs() if leg.credit.startswith(_INMATE[0])})
-    receivables = [accounts.inmate_receivable(code.rsplit(":", 1)[1]) for code in savings]
-    balances = {
-        account: inputs.balances.get(account, 0) + plan.inmate_changes.get(account, 0)
-        for account in savings + receivables
-    }
-    plan.add(build_refund(distribution, refund, order.refunded_gross, balances), source)
-    order.refunded_gross, order.changed = order.refunded_gross + refund.amount, True
+    _plan_refund(envelope, order, completion, inputs, plan)
 
 
 def _how(ending_type: str) -> str:
@@ -280,26 +250,29 @@ def _how(ending_type: str) -> str:
     return "cancelled" if ending_type == ORDER_CANCELLED else "returned"
 
 
-def _line_aware(data: Mapping[str, object]) -> bool:
-    """Whether a refund payload says more than an amount (lines, fees or PPh 22 given back, netting): then it is
-    planned line by line (:mod:`services.ledger.domain.refunds`); an old event keeps the pro-rata reversal."""
-    return bool(data.get("lines") or data.get("fees_returned") or data.get("pph22_returned")) or bool(
-        data.get("netted_in_settlement")
-    )
-
-
-def _plan_line_refund(
+def _plan_refund(
     envelope: Envelope, order: OrderFacts, completion: CompletionRequest, inputs: PostingInputs, plan: PostingPlan
 ) -> None:
-    """A line-aware refund: posted once by its key (same request again: redelivery; other: conflict)."""
+    """A refund, line-aware or amount-only (no lines: spread over every batch by quantity × unit price): posted
+    once by its key (same request again: redelivery; other: conflict). One netted in a settlement first grosses
+    the order's distribution up by the cash it netted (:func:`gross_up_netted`); one whose order's distribution
+    waits is parked for the allocation."""
     source = str(envelope.event_id)
     refund = line_refund_request(envelope.data, completion.order)
     key = refund_key(envelope.subject, refund.refund_id)
+    # Posted before, or planned earlier in this batch (the same refund twice in one batch): the first request's
+    # hash decides between redelivery and conflict. An amount-only refund posted before refunds had lines was
+    # hashed as the old request: that hash is its redelivery too (history is never rewritten).
     stored = plan.planned.get(key) or inputs.known.get(key)
     if stored is not None:
         mine = request_hash(EntryKind.REFUND, refund)
-        if stored != mine:
+        if stored not in (mine, _legacy_hash(envelope.data, completion.order)):
             plan.conflicts.append(Conflict(key, stored, mine, source))
+        return
+    if refund.netted_in_settlement:
+        plan.add(gross_up_netted(order, completion, refund, inputs.policies), source)
+    if order.hold is not None or order.distributed < len(order.settlements):
+        plan.parked.append((envelope, "allocation"))
         return
     settled = cumulative(settled_requests(order, completion.order))
     distribution = plan_distribution(completion, settled, order.pinned(inputs.policies))
@@ -307,13 +280,21 @@ def _plan_line_refund(
     savings = sorted({leg.credit for _, leg in distribution.legs() if leg.credit.startswith(_INMATE[0])})
     balances = {a: inputs.balances.get(a, 0) + plan.inmate_changes.get(a, 0) for a in savings}
     taken = order.refund_taken
-    if order.refunded_gross and not taken:  # refunded before the old way: start from what that took back
+    if order.refunded_gross and not taken:  # refunded before the line-aware planner: start from what that took
         taken = taken_by_amount_only_refunds(distribution, order.refunded_gross)
     entries, taken = build_line_refund(
         distribution, completion.allocations, refund, order.refunded_gross, taken, modes, balances
     )
     plan.add(entries, source)
     order.refunded_gross, order.refund_taken, order.changed = order.refunded_gross + refund.amount, taken, True
+
+
+def _legacy_hash(data: dict[str, Any], ref: OrderRef) -> str | None:
+    """The request hash an amount-only refund was posted under before refunds had lines (the old
+    :class:`RefundRequest`); ``None`` for a refund that says more than an amount (it never had another hash)."""
+    if data.get("lines") or data.get("fees_returned") or data.get("pph22_returned") or data.get("netted_in_settlement"):
+        return None
+    return request_hash(EntryKind.REFUND, refund_request(data, ref))
 
 
 def _plan_settlement(

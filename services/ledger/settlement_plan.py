@@ -23,6 +23,7 @@ time is before the last one's is stale (:func:`is_stale`): it is closed without 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -38,6 +39,7 @@ from services.ledger.domain.journal import EntryKind, JournalEntry, LineBuilder,
 from services.ledger.domain.model import CompletionRequest, OrderRef, SettlementRequest
 from services.ledger.domain.policy import SplitPolicy
 from services.ledger.domain.postings import build_distribution, build_settlement, proceeds_account
+from services.ledger.domain.refunds import LineRefund
 from services.ledger.requests import settlement_request
 
 _SAVINGS = "liability:inmate_savings:"
@@ -273,6 +275,46 @@ def _release(
     )
     entry.validate()
     return entry
+
+
+def netted_settlement_id(refund_id: str) -> str:
+    """The id of the settlement that stands for the cash a netted refund took out of a settlement's payout."""
+    return "netted-" + hashlib.sha256(refund_id.encode()).hexdigest()[:16]
+
+
+def gross_up_netted(
+    order: OrderFacts, completion: CompletionRequest, refund: LineRefund, policies: Sequence[SplitPolicy]
+) -> list[JournalEntry]:
+    """Plan a refund netted in a settlement together with that settlement, updating ``order``.
+
+    The settlement's net payout is short of what the marketplace netted (R − fees and PPh 22 given back): the
+    order's distribution is grossed up by that cash — one more settlement in the facts, which pays and clears
+    nothing (its cash side is the suspense the settlement left, cleared by the refund's entry), so the
+    distribution follows ``min(ΣN + netted, G − ΣF − ΣW)`` — and the refund then takes that cash back from the
+    refunded lines' batches like a refund paid from the bank. So a netted refund and a paid one end with the
+    same books but for the bank, and a settlement held only because the netted refund brought it below the
+    material cost is distributed. Returns the release and distribution entries (none when the distribution
+    still waits: then ``order.hold`` says why). Once per refund: a parked refund planned again adds nothing."""
+    settlement_id = netted_settlement_id(refund.refund_id)
+    if any(s.get("settlement_id") == settlement_id for s in order.settlements) or not refund.cash:
+        return []
+    order.settlements.append(
+        {
+            "settlement_id": settlement_id,
+            "netted_refund": refund.refund_id,
+            "gross_amount": 0,
+            "fees": [],
+            "pph22_withheld": 0,
+            "net_payout": refund.cash,
+            "settled_at": refund.refunded_at.isoformat(),
+            SIGNED: True,
+        }
+    )
+    order.changed = True
+    outcome = distribute(order, completion, policies, take_back=False)
+    if outcome.hold is not None:
+        order.hold = outcome.hold
+    return outcome.entries
 
 
 def held_amount(order: OrderFacts) -> int:

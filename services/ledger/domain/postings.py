@@ -37,28 +37,15 @@ B = distributable base = min(N, G − F − W), see :mod:`services.ledger.domain
    allocation to capital. Once distributed, a settled order leaves an income of exactly W (the PPh 22 credit),
    plus any shortfall of the payout, which is undistributed and waits in suspense for reconciliation.
 
-4. **Refund** (per refund id). A refund that names its lines, fees or PPh 22 given back, or netting is planned
-   by :mod:`services.ledger.domain.refunds` (only the refunded lines' batches, from the cash paid back, premi by
-   the policy's ``claw_back_premi``). An old amount-only refund is built here: ``<order>:refund:<id>`` reverses
-   the settlement's cash and revenue::
-
-       Dr revenue:sales:<lapas>                      R (refunded gross)
-       Cr asset:bank:<account>                       clawback
-       Cr expense:marketplace_fee:<type>             fees the marketplace returns
-       Cr asset:pph22_prepaid                        PPh 22 the marketplace returns
-       Dr/Cr clearing:suspense                       any difference
-
-   and ``<order>:refund:<id>:<batch>`` (one per batch with a change, ``reverses`` its distribution entry)
-   takes back the cumulative-allocation difference of each leg (Dr target / Cr expense). Savings never go
-   negative: what an inmate's savings balance cannot cover is debited to ``asset:inmate_receivable:<wbp>``
-   (the premi was already paid out). A rupiah handed back to a leg credits that receivable first.
+4. **Refund** (per refund id): planned by :mod:`services.ledger.domain.refunds` — one path for every refund,
+   with lines or only an amount (then spread over every batch by quantity × unit price): only the refunded
+   lines' batches, from the cash given back, premi by the policy's ``claw_back_premi``.
 
 5. **Payout** (``payout:<wbp>:<payout id>``): ``Dr liability:inmate_savings:<wbp> / Cr asset:bank``,
    refused when the savings balance is lower than the amount.
 
-Refunds require the order to be settled and distributed (the adapter parks earlier refunds). ``balances``
-arguments map account codes to normal-side balances (see :mod:`services.ledger.domain.accounts`); only the
-inmate accounts are read.
+``balances`` arguments map account codes to normal-side balances (see :mod:`services.ledger.domain.accounts`);
+only the inmate accounts are read.
 """
 
 from __future__ import annotations
@@ -66,10 +53,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from services.ledger.domain import accounts
-from services.ledger.domain.distribution import DistributionPlan, cumulative_reversal
-from services.ledger.domain.errors import InsufficientBalanceError, RefundError, RequestError
+from services.ledger.domain.distribution import DistributionPlan
+from services.ledger.domain.errors import InsufficientBalanceError, RequestError
 from services.ledger.domain.journal import EntryKind, JournalEntry, Line, LineBuilder, request_hash
-from services.ledger.domain.model import CompletionRequest, PayoutRequest, RefundRequest, SettlementRequest
+from services.ledger.domain.model import CompletionRequest, PayoutRequest, SettlementRequest
 
 __all__ = [
     "EntryKind",
@@ -78,7 +65,6 @@ __all__ = [
     "build_completion",
     "build_distribution",
     "build_payout",
-    "build_refund",
     "build_settlement",
     "completion_key",
     "distribution_key",
@@ -94,7 +80,7 @@ __all__ = [
 
 # Members as module constants: reading a member off an enum class costs a descriptor call.
 _SALE_COMPLETED, _SETTLEMENT, _DISTRIBUTION = EntryKind.SALE_COMPLETED, EntryKind.SETTLEMENT, EntryKind.DISTRIBUTION
-_REFUND, _REFUND_REVERSAL, _PAYOUT = EntryKind.REFUND, EntryKind.REFUND_REVERSAL, EntryKind.PAYOUT
+_PAYOUT = EntryKind.PAYOUT
 
 
 def completion_key(order_key: str) -> str:
@@ -265,107 +251,6 @@ def build_distribution(
                     lines=built,
                     policy_ref=batch.policy_ref,
                     order_key=plan.order.order_key,
-                    batch_id=batch.batch_id,
-                )
-            )
-        )
-    return entries
-
-
-def _take_back(lines: LineBuilder, credit_account: str, delta: int, balances: dict[str, int]) -> None:
-    """Reverse ``delta`` (signed) of a leg's target account, keeping savings non-negative."""
-    info = accounts.account_info(credit_account)
-    if info.kind.name != "inmate_savings" or info.owner is None:
-        lines.debit(credit_account, delta)
-        return
-    receivable = accounts.inmate_receivable(info.owner)
-    if delta > 0:
-        from_savings = min(max(balances.get(credit_account, 0), 0), delta)
-        from_receivable = delta - from_savings
-    else:
-        # Handing a rupiah back: settle what the inmate owes first, then savings.
-        from_receivable = -min(max(balances.get(receivable, 0), 0), -delta)
-        from_savings = delta - from_receivable
-    lines.debit(credit_account, from_savings)
-    lines.debit(receivable, from_receivable)
-    balances[credit_account] = balances.get(credit_account, 0) - from_savings
-    balances[receivable] = balances.get(receivable, 0) + from_receivable
-
-
-def build_refund(
-    plan: DistributionPlan, refund: RefundRequest, refunded_before: int, balances: Mapping[str, int]
-) -> list[JournalEntry]:
-    """A refund's cash/revenue entry, then one reversal entry per batch whose legs change.
-
-    ``refunded_before`` is the cumulative gross refunded by earlier refunds of the order; ``balances`` the
-    current normal-side balances (only ``inmate_savings`` / ``inmate_receivable`` accounts are read).
-    """
-    refund.validate()
-    order = plan.order
-    if refund.order != order:
-        raise RefundError(f"refund is for {refund.order.order_key}, plan for {order.order_key}")
-    if isinstance(refunded_before, bool) or not isinstance(refunded_before, int) or refunded_before < 0:
-        raise RefundError(f"refunded_before must be an int >= 0, got {refunded_before!r}")
-    refunded_after = refunded_before + refund.amount
-    if refunded_after > plan.gross:
-        raise RefundError(
-            f"order {order.order_key}: refund {refund.refund_id} of {refund.amount} brings refunds to "
-            f"{refunded_after}, more than the gross {plan.gross}"
-        )
-    cash = LineBuilder()
-    cash.debit(accounts.sales_revenue(order.lapas_id), refund.amount)
-    cash.credit(accounts.bank(refund.bank_account), refund.effective_clawback)
-    for fee_type, amount in sorted(refund.fees_returned.items()):
-        cash.credit(accounts.fee_expense(fee_type), amount)
-    cash.credit(accounts.pph22_prepaid(), refund.pph22_returned)
-    returned = refund.effective_clawback + sum(refund.fees_returned.values()) + refund.pph22_returned
-    cash.credit(accounts.suspense(), refund.amount - returned)
-    entries = [
-        _finish(
-            JournalEntry(
-                posting_key=refund_key(order.order_key, refund.refund_id),
-                request_hash=request_hash(_REFUND, refund),
-                kind=_REFUND,
-                memo=(
-                    f"order {order.order_key} refund {refund.refund_id}: {refund.amount} "
-                    f"(cumulative {refunded_after} of {plan.gross}), clawback {refund.effective_clawback}"
-                ),
-                effective_at=refund.refunded_at,
-                lines=cash.lines(),
-                reverses=None,
-                order_key=order.order_key,
-            )
-        )
-    ]
-    before = cumulative_reversal(plan, refunded_before)
-    after = cumulative_reversal(plan, refunded_after)
-    working = dict(balances)
-    position = 0
-    for batch in plan.batches:
-        lines = LineBuilder()
-        for leg in batch.legs:
-            delta = after[position] - before[position]
-            position += 1
-            lines.credit(leg.debit, delta)
-            _take_back(lines, leg.credit, delta, working)
-        built = lines.lines()
-        if not built:
-            continue
-        entries.append(
-            _finish(
-                JournalEntry(
-                    posting_key=refund_reversal_key(order.order_key, refund.refund_id, batch.batch_id),
-                    request_hash=request_hash(_REFUND_REVERSAL, refund, part=batch.batch_id),
-                    kind=_REFUND_REVERSAL,
-                    memo=(
-                        f"order {order.order_key} refund {refund.refund_id}, batch {batch.batch_id}: "
-                        f"reversal to cumulative {refunded_after} of {plan.gross}, policy {batch.policy_ref}"
-                    ),
-                    effective_at=refund.refunded_at,
-                    lines=built,
-                    policy_ref=batch.policy_ref,
-                    reverses=distribution_key(order.order_key, batch.batch_id),
-                    order_key=order.order_key,
                     batch_id=batch.batch_id,
                 )
             )

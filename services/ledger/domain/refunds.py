@@ -1,7 +1,9 @@
-"""Line-aware refunds: which batches a refund reverses, by how much, and the entries that say so. Pure.
+"""Refunds: which batches a refund reverses, by how much, and the entries that say so. Pure.
 
-A refund that names its lines (or reports fees or PPh 22 given back, or netting in a settlement) is planned
-here; an old event with only an amount keeps the pro-rata reversal of :func:`postings.build_refund`.
+Every refund is planned here — one that names its lines (or reports fees or PPh 22 given back, or netting in a
+settlement) and an old event with only an amount alike (no lines: its whole amount is "not on a line" and is
+spread over every batch), so the policy's ``claw_back_premi`` applies to both. An order refunded before this
+path existed starts from what those refunds took back (:func:`taken_by_amount_only_refunds`).
 
 Arithmetic (R the refund's amount, fr / pr the fees and PPh 22 the marketplace gives back, c the cash):
 
@@ -9,8 +11,9 @@ Arithmetic (R the refund's amount, fr / pr the fees and PPh 22 the marketplace g
    line's ``seller_sku``), split by quantity × unit price if one SKU came from several batches; what the lines
    do not explain (``R − Σ lines``: refunded shipping, a goodwill amount) is spread over every batch of the
    order by quantity × unit price. Largest remainder throughout: the parts sum exactly to R.
-2. **Cash paid back** c = R − fr − pr (refused when negative). A refund netted in a settlement pays nothing
-   again (c = 0): that settlement's net, and so its distributable base, already excluded it.
+2. **Cash given back** c = R − fr − pr (refused when negative): from the bank, or — for a refund netted in a
+   settlement — out of that settlement's payout; the order's distribution was then grossed up by c first
+   (:func:`services.ledger.settlement_plan.gross_up_netted`), so both end with the same books but for the bank.
 3. **Take-back per batch**: c split by the refunded gross per batch. Cumulatively per batch (the order's facts
    keep what each batch has given back), at most the batch's distributed proceeds; each leg gives back its
    largest-remainder share of the batch's cumulative take-back, so rounding never drifts.
@@ -34,6 +37,7 @@ from services.ledger.domain.errors import RefundError
 from services.ledger.domain.journal import EntryKind, JournalEntry, LineBuilder, request_hash
 from services.ledger.domain.model import BatchAllocation, OrderRef
 from services.ledger.domain.policy import ClawBack
+from services.ledger.domain.postings import distribution_key, refund_key, refund_reversal_key
 
 __all__ = [
     "FEES_RETURNED",
@@ -74,8 +78,9 @@ class LineRefund:
 
     @property
     def cash(self) -> int:
-        """What the seller pays back now: 0 when netted, else amount − fees and PPh 22 given back."""
-        return 0 if self.netted_in_settlement else self.amount - self.fees_returned - self.pph22_returned
+        """What the sale gives back: amount − fees and PPh 22 given back (from the bank, or netted in a
+        settlement's payout — then the order's distribution was grossed up by it first)."""
+        return self.amount - self.fees_returned - self.pph22_returned
 
     def validate(self) -> None:
         """Raise :class:`RefundError` unless amounts are whole rupiah that fit."""
@@ -195,12 +200,12 @@ def build_line_refund(
     cash = LineBuilder()
     cash.debit(accounts.sales_revenue(order.lapas_id), refund.amount)
     paid = accounts.suspense() if refund.netted_in_settlement else accounts.bank(refund.bank_account)
-    cash.credit(paid, refund.amount - refund.fees_returned - refund.pph22_returned)
+    cash.credit(paid, refund.cash)
     cash.credit(accounts.fee_expense(FEES_RETURNED), refund.fees_returned)
     cash.credit(accounts.pph22_prepaid(), refund.pph22_returned)
     entries = [
         JournalEntry(
-            posting_key=f"{order.order_key}:refund:{refund.refund_id}",
+            posting_key=refund_key(order.order_key, refund.refund_id),
             request_hash=request_hash(EntryKind.REFUND, refund),
             kind=EntryKind.REFUND,
             memo=(
@@ -233,7 +238,7 @@ def build_line_refund(
             continue
         entries.append(
             JournalEntry(
-                posting_key=f"{order.order_key}:refund:{refund.refund_id}:{allocation.batch_id}",
+                posting_key=refund_reversal_key(order.order_key, refund.refund_id, allocation.batch_id),
                 request_hash=request_hash(EntryKind.REFUND_REVERSAL, refund, part=allocation.batch_id),
                 kind=EntryKind.REFUND_REVERSAL,
                 memo=(
@@ -244,7 +249,7 @@ def build_line_refund(
                 effective_at=refund.refunded_at,
                 lines=built,
                 policy_ref=batch.policy_ref if batch is not None else None,
-                reverses=f"{order.order_key}:distribution:{allocation.batch_id}",
+                reverses=distribution_key(order.order_key, allocation.batch_id),
                 order_key=order.order_key,
                 batch_id=allocation.batch_id,
             )

@@ -147,9 +147,18 @@ async def test_scenario_b_refund_netted_in_the_escrow_clears_suspense(engine: As
         "settlement:ESC-1": sold(
             300_000, 184_000, {"commission_fee": 18_000, "service_fee": 3_000}, 1_500, suspense=93_500
         ),
-        # B = min(184,000, 277,500): the netted cash was never distributed
+        # B = min(184,000, 277,500) first; the netted refund grosses it up to min(184,000 + 93,500, 277,500)
         f"distribution:{b}": distributed(savings, 60_000, 31_000, 18_600, 74_400),
+        f"distribution:{b}:s2": distributed(savings, 0, 23_375, 14_025, 56_100)
+        - {(MATERIAL, "D", 0), (SUPPLIER, "C", 0)},
         "refund:RF-1": {(REVENUE, "D", 100_000), (SUSPENSE, "C", 93_500), (RETURNED, "C", 6_000), (PPH, "C", 500)},
+        # then takes the 93,500 back from the refunded line's batch, as scenario A's refund paid from the bank
+        f"refund:RF-1:{b}": {
+            (PNBP, "D", 18_321),
+            (CAPITAL, "D", 75_179),
+            (PNBP_X, "C", 18_321),
+            (CAPITAL_X, "C", 75_179),
+        },
     }
     assert order_residual(journal) == 0
     async with engine.connect() as conn:
@@ -233,3 +242,52 @@ async def test_an_amount_only_refund_then_a_line_refund_reverse_each_leg_once(en
             net[account] = net.get(account, 0) + (amount if side == "C" else -amount)
     assert net[PNBP] == 0 and net[PNBP_X] == 0, "PNBP reversed exactly once"
     assert net[SUPPLIER] >= 0 and net[f"liability:inmate_savings:{inmate}"] >= 0
+
+
+async def _unsettled(engine: AsyncEngine, key: str) -> tuple[int, str | None]:
+    """How many events of the order wait in ``ledger.pending_events``, and its facts' hold."""
+    async with engine.connect() as conn:
+        parked = await conn.execute(text("SELECT count(*) FROM ledger.pending_events WHERE order_key = :k"), {"k": key})
+        state = await conn.execute(text("SELECT settlement FROM ledger.order_facts WHERE order_key = :k"), {"k": key})
+        return int(parked.scalar_one()), state.scalar_one().get("hold")
+
+
+@pytest.mark.parametrize("later", [False, True], ids=["one batch", "refund in a later batch"])
+async def test_a_netted_refund_that_took_the_settlement_below_material_cost_closes_the_order(
+    engine: AsyncEngine, later: bool
+) -> None:
+    """The escrow nets a refund of one unit of three: N = 184,000 no longer covers the material cost 195,000, so
+    the settlement alone is held. Planned together with its netted refund the distribution covers it (B =
+    277,500), the refund takes its 93,500 back from the batch, and nothing is parked, held or left unowned."""
+    key, inmate = ls.new_order_key("shopee"), ls.new_inmate()
+    batch = ls.Batch(f"B-N-{ls.uid()}", "SMK-BTK-001", "sukamiskin", 3, 100_000, 65_000, "sup-kain", ((inmate, 1),))
+    processor = ls.new_processor()
+    escrow = ls.settled(key, 300_000, T, fees={"commission_fee": 18_000, "service_fee": 3_000}, net=184_000)
+    refund = line_refund(
+        key,
+        "RF-1",
+        100_000,
+        [("SMK-BTK-001", 1, 100_000)],
+        fees_returned=6_000,
+        pph22_returned=500,
+        netted_in_settlement=True,
+    )
+    first = [ls.completed(key, [batch], T), escrow]
+    if later:
+        assert await ls.post(engine, processor, first) == []
+        parked, hold = await _unsettled(engine, key)
+        assert parked == 0 and hold is not None and "material cost 195000" in hold
+        assert await ls.post(engine, processor, [refund]) == []
+    else:
+        assert await ls.post(engine, processor, [*first, refund]) == []
+    assert await _unsettled(engine, key) == (0, None)
+    journal = await journal_of(engine, key)
+    assert order_residual(journal) == 0
+    net: dict[str, int] = {}
+    for lines in journal.values():
+        for account, side, amount in lines:
+            net[account] = net.get(account, 0) + (amount if side == "C" else -amount)
+    assert net[SUPPLIER] == 195_000, "the supplier is paid for the three units (not restockable)"
+    assert net.get(SUSPENSE, 0) == 0 and net.get(UNDISTRIBUTED, 0) == 0
+    assert net.get("clearing:unallocated_proceeds:sukamiskin", 0) == 0 and net.get(RECEIVABLE, 0) == 0
+    assert net[REVENUE] == 200_000 and net[BANK] == -184_000

@@ -17,12 +17,12 @@ from services.ledger.domain.model import (
     BatchAllocation,
     CompletionRequest,
     OrderRef,
-    RefundRequest,
     SettlementRequest,
     WorkMember,
 )
 from services.ledger.domain.policy import SplitPolicy
 from services.ledger.domain.policy_file import parse_policies
+from services.ledger.domain.refunds import LineRefund
 
 REPO = Path(__file__).resolve().parents[3]
 DEMO_POLICY_FILE = REPO / "deploy" / "demo" / "policies.yaml"
@@ -68,9 +68,9 @@ SETTLEMENT = SettlementRequest(
 )
 
 
-def refund(refund_id: str, amount: int, **extra: object) -> RefundRequest:
-    """A refund of the worked-example order."""
-    return RefundRequest(ORDER, refund_id, amount, datetime(2026, 2, 10, tzinfo=WIB), **extra)  # type: ignore[arg-type]
+def refund(refund_id: str, amount: int, **extra: object) -> LineRefund:
+    """A refund of the worked-example order (amount only unless ``extra`` says more)."""
+    return LineRefund(ORDER, refund_id, amount, datetime(2026, 2, 10, tzinfo=WIB), **extra)  # type: ignore[arg-type]
 
 
 work_shares = st.one_of(

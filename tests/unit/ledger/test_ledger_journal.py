@@ -12,7 +12,8 @@ from services.ledger.domain.distribution import plan_distribution
 from services.ledger.domain.errors import EntryValidationError
 from services.ledger.domain.journal import EntryKind, JournalEntry, Line
 from services.ledger.domain.model import CompletionRequest
-from services.ledger.domain.postings import build_completion, build_refund
+from services.ledger.domain.postings import build_completion
+from services.ledger.domain.refunds import build_line_refund
 from tests.unit.ledger.ledger_support import COMPLETION, DEMO_POLICIES, GLOVES, ORDER, SETTLEMENT, A, refund
 
 # --- journal entries and request hashes ---------------------------------------------------------
@@ -20,10 +21,11 @@ from tests.unit.ledger.ledger_support import COMPLETION, DEMO_POLICIES, GLOVES, 
 
 def test_request_hash_covers_the_request_not_the_state() -> None:
     plan = plan_distribution(COMPLETION, SETTLEMENT, DEMO_POLICIES)
-    first = build_refund(plan, refund("R1", 50_000), 0, {})
-    later = build_refund(plan, refund("R1", 50_000), 100_000, {acc.inmate_savings(A): 0})
+    allocations = COMPLETION.allocations
+    first, _ = build_line_refund(plan, allocations, refund("R1", 50_000), 0, {}, {}, {})
+    later, _ = build_line_refund(plan, allocations, refund("R1", 50_000), 100_000, {}, {}, {acc.inmate_savings(A): 0})
     assert [(e.posting_key, e.request_hash) for e in first] == [(e.posting_key, e.request_hash) for e in later]
-    changed = build_refund(plan, refund("R1", 50_001), 0, {})
+    changed, _ = build_line_refund(plan, allocations, refund("R1", 50_001), 0, {}, {}, {})
     assert [e.request_hash for e in changed] != [e.request_hash for e in first]
     assert build_completion(COMPLETION).request_hash == build_completion(COMPLETION).request_hash
     other_time = CompletionRequest(ORDER, 150_000, datetime(2026, 2, 1, 3, tzinfo=UTC), (GLOVES,))

@@ -2,7 +2,8 @@
 
 What the posting use case loads (parked events, order facts, stored hashes, inmate balances) is handed to
 :func:`plan_postings` as plain values; these tests check the decisions it makes from them: park, post once,
-redelivery vs conflict, refunds taking back from the balances read before the batch, refusals.
+redelivery vs conflict (an amount-only refund posted under its old request hash too), refunds taking back
+from the balances read before the batch as the policy's ``claw_back_premi`` says, refusals.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from services.ledger.domain.errors import InsufficientBalanceError, LedgerDomain
 from services.ledger.domain.facts import OrderFacts
 from services.ledger.domain.journal import EntryKind, request_hash
 from services.ledger.domain.model import PayoutRequest
+from services.ledger.domain.policy import ClawBack, SplitPolicy
 from services.ledger.domain.postings import settlement_key
 from services.ledger.payouts import PayoutFacts, plan_payout
 from services.ledger.posting_plan import (
@@ -45,8 +47,9 @@ def _plan(
     facts: dict[str, OrderFacts] | None = None,
     known: dict[str, str] | None = None,
     balances: dict[str, int] | None = None,
+    policies: list[SplitPolicy] | None = None,
 ) -> PostingPlan:
-    inputs = PostingInputs(work, facts or {}, DEMO_POLICIES, known or {}, balances or {})
+    inputs = PostingInputs(work, facts or {}, policies or DEMO_POLICIES, known or {}, balances or {})
     return plan_postings(inputs, RecentCompletions())
 
 
@@ -94,20 +97,29 @@ def test_a_settlement_already_posted_is_a_redelivery_or_a_conflict_by_its_conten
     assert conflicting.entries == [] and [c.posting_key for c in conflicting.conflicts] == [key]
 
 
-def test_a_refund_takes_back_from_the_savings_read_before_the_batch() -> None:
+def _claw_back(mode: ClawBack) -> list[SplitPolicy]:
+    return [replace(p, claw_back_premi=mode) for p in DEMO_POLICIES]
+
+
+def test_an_amount_only_refund_follows_the_policys_claw_back_from_the_savings_read_before_the_batch() -> None:
     completion, settlement = completed(KEY, ORDER, T), settled(KEY, 210_000, T)
     facts = _settled_facts(completion, settlement)
-    refund = refunded(KEY, "R1", 70_000, T)
+    refund = refunded(KEY, "R1", 70_000, T)  # an old event: an amount, no lines, nothing given back
     assert refund_accounts([refund], facts, RecentCompletions()) == [
         accounts.inmate_savings(INMATE),
         accounts.inmate_receivable(INMATE),
     ]
-    paid_out = _plan([refund], facts, balances={SAVINGS: 0})
-    kept = _plan([refund], facts, balances={SAVINGS: 10**9})
     receivable = accounts.inmate_receivable(INMATE)
-    assert paid_out.inmate_changes.get(receivable, 0) > 0  # nothing left in savings: the inmate owes it
+    never = _plan([refund], facts, balances={SAVINGS: 10**9})  # the default: the inmate keeps the premi
+    assert never.inmate_changes == {} and never.facts[KEY].refunded_gross == 70_000
+    assert {e.posting_key for e, _ in never.entries} == {f"{KEY}:refund:R1", f"{KEY}:refund:R1:B-9001"}
+    from_savings = _claw_back(ClawBack.FROM_SAVINGS)
+    paid_out = _plan([refund], facts, balances={SAVINGS: 0}, policies=from_savings)
+    kept = _plan([refund], facts, balances={SAVINGS: 10**9}, policies=from_savings)
+    assert paid_out.inmate_changes == {}  # nothing left in savings: production capital absorbs it
     assert kept.inmate_changes.get(receivable, 0) == 0 and kept.inmate_changes[SAVINGS] < 0
-    assert paid_out.facts[KEY].refunded_gross == kept.facts[KEY].refunded_gross == 70_000
+    owed = _plan([refund], facts, balances={SAVINGS: 0}, policies=_claw_back(ClawBack.RECEIVABLE))
+    assert owed.inmate_changes.get(receivable, 0) > 0  # only when the policy says so
 
 
 def test_a_refund_twice_in_one_batch_posts_once_and_a_changed_one_is_a_conflict() -> None:

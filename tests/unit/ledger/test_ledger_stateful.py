@@ -9,7 +9,7 @@ receivable accounts hold exactly the completed-but-unsettled gross.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 import pytest
@@ -21,17 +21,17 @@ from services.ledger.domain import accounts as acc
 from services.ledger.domain.distribution import DistributionPlan, plan_distribution
 from services.ledger.domain.errors import InsufficientBalanceError
 from services.ledger.domain.journal import JournalEntry
-from services.ledger.domain.model import CompletionRequest, PayoutRequest, RefundRequest, SettlementRequest
+from services.ledger.domain.model import CompletionRequest, PayoutRequest, SettlementRequest
+from services.ledger.domain.policy import ClawBack
 from services.ledger.domain.postings import (
     build_completion,
     build_distribution,
     build_payout,
-    build_refund,
     build_settlement,
 )
+from services.ledger.domain.refunds import LineRefund, build_line_refund
 from tests.unit.ledger.ledger_support import (
     DEMO_POLICIES,
-    FEE_TYPES,
     Conflict,
     MemoryLedger,
     at,
@@ -47,6 +47,7 @@ class OrderState:
     plan: DistributionPlan | None = None
     refunded: int = 0
     refund_count: int = 0
+    taken: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -111,23 +112,28 @@ class LedgerMachine(RuleBasedStateMachine):
         order = self.orders[key]
         assert order.plan is not None and order.settlement is not None
         order.refund_count += 1
-        fees_returned: dict[str, int] = {}
-        if data.draw(st.booleans()):
-            fee_type = data.draw(st.sampled_from(FEE_TYPES))
-            fees_returned[fee_type] = data.draw(st.integers(min_value=0, max_value=amount // 20))
-        request = RefundRequest(
+        fees_returned = data.draw(st.integers(min_value=0, max_value=amount // 20))
+        request = LineRefund(
             order.completion.order,
             f"rf-{order.refund_count}",
             amount,
             order.settlement.settled_at + timedelta(days=order.refund_count),
             fees_returned=fees_returned,
-            clawback=data.draw(st.sampled_from([None, amount, max(0, amount - 1_000)])),
         )
-        plan, refunded_before = order.plan, order.refunded
+        claw_back = {b.policy_ref: data.draw(st.sampled_from(list(ClawBack))) for b in order.plan.batches}
+        plan, refunded_before, taken, allocations = (
+            order.plan,
+            order.refunded,
+            order.taken,
+            order.completion.allocations,
+        )
         later = replace(request, refunded_at=request.refunded_at + timedelta(hours=1))
+        entries, order.taken = build_line_refund(
+            plan, allocations, request, refunded_before, taken, claw_back, self.ledger.balances
+        )
         self._post(
-            build_refund(plan, request, refunded_before, self.ledger.balances),
-            lambda: build_refund(plan, later, refunded_before, self.ledger.balances),
+            entries,
+            lambda: build_line_refund(plan, allocations, later, refunded_before, taken, claw_back, {})[0],
         )
         order.refunded += amount
         self.refunded += amount
