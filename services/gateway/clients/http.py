@@ -10,10 +10,12 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from decimal import Decimal
+from typing import Generic, TypeVar
 
 import httpx
 
 from services.gateway.clients.base import MarketplaceApiError
+from services.gateway.clients.tokens import TokenSource
 
 __all__ = [
     "ChannelClient",
@@ -21,6 +23,7 @@ __all__ = [
     "JsonApi",
     "MarketplaceRefused",
     "MarketplaceUnavailable",
+    "ShopClient",
     "build_http_client",
 ]
 
@@ -147,3 +150,32 @@ class ChannelClient:
     async def aclose(self) -> None:
         """Close the connection pool."""
         await self._api.aclose()
+
+
+AppId = TypeVar("AppId", int, str)
+
+
+class ShopClient(ChannelClient, Generic[AppId]):
+    """A client that acts for one shop at a time with that shop's token (Shopee, TikTok Shop): the app's id and
+    secret, which sign every call, and the shop tokens. A subclass names its channel and its :meth:`error_in`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        app_id: AppId,
+        app_secret: str,
+        tokens: TokenSource,
+        *,
+        timeout_s: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(base_url, self.error_in, timeout_s=timeout_s, transport=transport, clock=clock)
+        self._app_id: AppId = app_id
+        self._app_secret = app_secret
+        self._tokens = tokens
+
+    @staticmethod
+    def error_in(body: Mapping[str, object]) -> str | None:
+        """The channel's error inside a decoded body (its message), else None: the :data:`ErrorProbe`."""
+        raise NotImplementedError

@@ -10,19 +10,15 @@ connect shopee``). Errors arrive as ``{"error": "...", "message": ...}``.
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
-import httpx
-
 from services.gateway.clients.base import ApiOrder, ApiOrderLine, ApiSettlement, MarketplaceApiError
-from services.gateway.clients.http import ChannelClient
+from services.gateway.clients.http import ShopClient
 from services.gateway.clients.parsing import ceil_unix, get_list, get_mapping, get_str, objects
 from services.gateway.clients.refunds import ApiRefund
 from services.gateway.clients.returns import parse_shopee_return, with_netting
 from services.gateway.clients.signing import shopee_sign
-from services.gateway.clients.tokens import TokenSource
 from services.gateway.values import parse_count, parse_fee, parse_quantity, parse_rupiah, parse_time
 
 __all__ = ["ShopeeClient", "shop_number", "shopee_error"]
@@ -48,34 +44,20 @@ def shopee_error(body: Mapping[str, object]) -> str | None:
     return None
 
 
-class ShopeeClient(ChannelClient):
-    """Read access to Shopee's seller API (implements ``MarketplaceClient``)."""
+class ShopeeClient(ShopClient[int]):
+    """Read access to Shopee's seller API (implements ``MarketplaceClient``); built with the partner id, the
+    partner key and the shop tokens."""
 
     channel = "shopee"
-
-    def __init__(
-        self,
-        base_url: str,
-        partner_id: int,
-        partner_key: str,
-        tokens: TokenSource,
-        *,
-        timeout_s: float = 10.0,
-        transport: httpx.AsyncBaseTransport | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        super().__init__(base_url, shopee_error, timeout_s=timeout_s, transport=transport, clock=clock)
-        self._partner_id = partner_id
-        self._partner_key = partner_key
-        self._tokens = tokens
+    error_in = staticmethod(shopee_error)
 
     async def _get(self, path: str, shop_id: str, params: Mapping[str, str | int]) -> Mapping[str, object]:
         shop = shop_number(shop_id)
         token = (await self._tokens.access(self.channel, shop_id)).access_token
         timestamp = int(self._clock())
-        sign = shopee_sign(self._partner_key, self._partner_id, path, timestamp, access_token=token, shop_id=shop)
+        sign = shopee_sign(self._app_secret, self._app_id, path, timestamp, access_token=token, shop_id=shop)
         signed: dict[str, str | int] = {
-            "partner_id": self._partner_id,
+            "partner_id": self._app_id,
             "timestamp": timestamp,
             "access_token": token,
             "shop_id": shop,

@@ -12,19 +12,16 @@ absolute value is kept).
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 
-import httpx
-
 from services.gateway.clients.base import ApiOrder, ApiOrderLine, ApiSettlement, MarketplaceApiError
-from services.gateway.clients.http import ChannelClient, MarketplaceRefused
+from services.gateway.clients.http import MarketplaceRefused, ShopClient
 from services.gateway.clients.parsing import ceil_unix, get_list, get_mapping, get_str, objects
 from services.gateway.clients.refunds import ApiRefund
 from services.gateway.clients.returns import parse_tiktok_return, with_netting
 from services.gateway.clients.signing import tiktok_sign
-from services.gateway.clients.tokens import ShopNotConnected, TokenSource
+from services.gateway.clients.tokens import ShopNotConnected
 from services.gateway.values import parse_fee, parse_rupiah, parse_time
 
 __all__ = ["TikTokShopClient", "tiktok_error"]
@@ -50,26 +47,12 @@ def tiktok_error(body: Mapping[str, object]) -> str | None:
     return f"code {code!r}: {body.get('message', '')}"
 
 
-class TikTokShopClient(ChannelClient):
-    """Read access to TikTok Shop's seller API (implements ``MarketplaceClient``)."""
+class TikTokShopClient(ShopClient[str]):
+    """Read access to TikTok Shop's seller API (implements ``MarketplaceClient``); built with the app key, the app
+    secret and the shop tokens."""
 
     channel = "tiktok_shop"
-
-    def __init__(
-        self,
-        base_url: str,
-        app_key: str,
-        app_secret: str,
-        tokens: TokenSource,
-        *,
-        timeout_s: float = 10.0,
-        transport: httpx.AsyncBaseTransport | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        super().__init__(base_url, tiktok_error, timeout_s=timeout_s, transport=transport, clock=clock)
-        self._app_key = app_key
-        self._app_secret = app_secret
-        self._tokens = tokens
+    error_in = staticmethod(tiktok_error)
 
     async def _call(
         self, method: str, path: str, shop_id: str, params: Mapping[str, str | int], body: bytes | None = None
@@ -78,7 +61,7 @@ class TikTokShopClient(ChannelClient):
         if not access.shop_cipher:
             raise ShopNotConnected(f"tiktok_shop shop {shop_id} has no shop_cipher: connect it again")
         query: dict[str, str | int] = {
-            "app_key": self._app_key,
+            "app_key": self._app_id,
             "timestamp": int(self._clock()),
             "shop_cipher": access.shop_cipher,
             **params,
