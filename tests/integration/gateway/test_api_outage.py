@@ -184,31 +184,22 @@ async def test_thirty_seconds_without_the_marketplace_apis_dead_letter_nothing_a
         assert event["data"]["lines"], key  # completed from the order-detail API
         assert await gw.dead_letters(key) == []
 
-    # A push for an order the marketplace does not know (404) is a rejection, not parked.
-    unknown = f"26{uuid.uuid4().hex[:12].upper()}"
-    shop = listings(Channel.SHOPEE)[0].shop_id
-    body = body_for("shopee/order-status", unknown, "READY_TO_SHIP", minutes=1, shop=shop)
-    assert (await post(gw.client, "shopee/order-status", body)).status_code == 200
-    unknown_key = f"shopee:{shop}:{unknown}"
+    # A push for an order the marketplace does not know is a rejection, not parked: Shopee answers 404, TikTok Shop a
+    # success (HTTP 200) that leaves the order out.
+    await unknown_order_rejected(gw, "shopee/order-status", f"26{uuid.uuid4().hex[:12].upper()}", "READY_TO_SHIP")
+    await unknown_order_rejected(gw, "tiktok-shop/order-status", f"579{uuid.uuid4().int % 10**15:015d}", "ON_HOLD")
+
+
+async def unknown_order_rejected(gw: Outage, route: str, order_id: str, status: str) -> None:
+    """A push for ``order_id``, which the simulated marketplace does not know, is dead-lettered and not parked."""
+    channel = Channel.SHOPEE if route.startswith("shopee") else Channel.TIKTOK_SHOP
+    shop = listings(channel)[0].shop_id
+    assert (await post(gw.client, route, body_for(route, order_id, status, minutes=1, shop=shop))).status_code == 200
+    key = f"{channel.value}:{shop}:{order_id}"
 
     async def rejected() -> bool:
-        return len(await gw.dead_letters(unknown_key)) == 1
+        return len(await gw.dead_letters(key)) == 1
 
-    await wait_for(rejected, timeout=60, what="the unknown order's delivery dead-lettered")
-    assert "MarketplaceRefused" in (await gw.dead_letters(unknown_key))[0]
-    assert await gw.parked([unknown_key]) == 0
-
-    # TikTok Shop answers an id it does not know with a success (HTTP 200) that leaves it out: a rejection as well,
-    # not a delivery parked for ever.
-    tts_unknown = f"579{uuid.uuid4().int % 10**15:015d}"
-    tts_shop = listings(Channel.TIKTOK_SHOP)[0].shop_id
-    body = body_for("tiktok-shop/order-status", tts_unknown, "AWAITING_SHIPMENT", minutes=1, shop=tts_shop)
-    assert (await post(gw.client, "tiktok-shop/order-status", body)).status_code == 200
-    tts_key = f"tiktok_shop:{tts_shop}:{tts_unknown}"
-
-    async def tts_rejected() -> bool:
-        return len(await gw.dead_letters(tts_key)) == 1
-
-    await wait_for(tts_rejected, timeout=60, what="the unknown TikTok Shop order's delivery dead-lettered")
-    assert "MarketplaceRefused" in (await gw.dead_letters(tts_key))[0]
-    assert await gw.parked([tts_key]) == 0
+    await wait_for(rejected, timeout=60, what=f"the unknown order's delivery dead-lettered ({channel.value})")
+    assert "MarketplaceRefused" in (await gw.dead_letters(key))[0]
+    assert await gw.parked([key]) == 0
