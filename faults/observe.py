@@ -28,9 +28,9 @@ from infra.db.engine import make_engine
 from infra.messaging.admin import read_to_end
 from infra.messaging.topics import topic_name
 from services.contracts.registry import EVENT_TYPES
-from services.ledger.posting import POSTED_EVENT_TYPES
+from services.ledger.app import CONSUMED_TYPES
 
-ACTS_ON: dict[str, frozenset[str] | None] = {"orders": None, "ledger": POSTED_EVENT_TYPES}
+ACTS_ON: dict[str, frozenset[str] | None] = {"orders": None, "ledger": CONSUMED_TYPES}
 
 
 @dataclass

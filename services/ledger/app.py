@@ -18,7 +18,9 @@ from infra.messaging.consumer import InboundEvent, Rejection
 from infra.messaging.delivery import Delivery
 from infra.runtime import ServiceRuntime
 from infra.settings import KafkaSettings
+from services.contracts.orders import ORDER_ALLOCATED
 from services.contracts.registry import EVENT_TYPES
+from services.ledger.allocation import allocate_announced
 from services.ledger.chain_watch import ChainWatch
 from services.ledger.outbound import LedgerTopics
 from services.ledger.parked import ParkedGauges, run_parked_gauges
@@ -28,6 +30,8 @@ from services.ledger.settings import LedgerSettings
 
 SCHEMA = "ledger"
 """The ledger's PostgreSQL schema: named here, in the composition root, and handed to everything that writes SQL."""
+CONSUMED_TYPES = POSTED_EVENT_TYPES | {ORDER_ALLOCATED}
+"""What the consumer acts on: what the posting use case posts from, and the orders service's backorders filled."""
 
 
 class LedgerProcessor:
@@ -37,16 +41,21 @@ class LedgerProcessor:
         """``topics``: where entries are announced and where parked settlements and refunds came from;
         ``schema``: the ledger's tables; ``conflicts_metric``: counts posting conflicts (alert on any)."""
         self._post = PostEvents(topics)
+        self._topics = topics
         self._schema = schema
         self._settlements = topics.settlements
         self._conflicts = conflicts_metric
 
     async def __call__(self, conn: AsyncConnection, events: Sequence[InboundEvent]) -> list[Rejection]:
         """Post what ``events`` call for in ``conn``'s transaction; return the rejected ones."""
-        outcome = await self._post(UnitOfWork(conn, self._schema), [e.envelope for e in events])
+        uow = UnitOfWork(conn, self._schema)
+        allocated = [e.envelope for e in events if e.envelope.type == ORDER_ALLOCATED]
+        outcome = await self._post(uow, [e.envelope for e in events if e.envelope.type != ORDER_ALLOCATED])
         if self._conflicts is not None and outcome.conflicts:
             self._conflicts.inc(outcome.conflicts)
-        return rejections(events, outcome.refusals, self._settlements)
+        # Backorders filled by the orders service: after the batch's completions, whose facts they need.
+        refused = await allocate_announced(uow, self._post, self._topics, allocated) if allocated else []
+        return rejections(events, [*outcome.refusals, *refused], self._settlements)
 
 
 def rejections(events: Sequence[InboundEvent], refusals: Sequence[Refused], settlements: str) -> list[Rejection]:
@@ -79,8 +88,9 @@ def build_runtime(engine: AsyncEngine, kafka: KafkaSettings, *, topics: LedgerTo
         name="ledger",
         topics=[topics.orders_events, topics.settlements],
         handler=LedgerProcessor(topics, SCHEMA, conflicts),
-        description="Order completions, settlements and refunds → balanced, hash-chained journal entries.",
-        event_types=POSTED_EVENT_TYPES,
+        description="Order completions, settlements, refunds and backorders filled → balanced, hash-chained journal "
+        "entries.",
+        event_types=CONSUMED_TYPES,
         # Types no contract defines are dead-lettered at arrival rather than skipped with the others.
         known_types=frozenset(EVENT_TYPES),
     )

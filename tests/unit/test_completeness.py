@@ -29,6 +29,7 @@ from infra.messaging.metrics import MessagingMetrics
 from infra.runtime import ServiceRuntime
 from infra.settings import KafkaSettings
 from karya.audit_cli import render_table, report_json, wired_consumers
+from services.ledger.app import CONSUMED_TYPES as LEDGER_CONSUMED_TYPES
 from services.ledger.posting import POSTED_EVENT_TYPES
 
 ORIGIN = Origin("karya-ledger", "orders.events", 2)
@@ -181,7 +182,7 @@ def test_wired_consumers_follow_the_services_wiring() -> None:
     ledger = wired["karya-ledger"]
     assert (ledger.schema, ledger.name) == ("ledger", "ledger")
     assert set(ledger.topics) == {"orders.events", "marketplace.settlements"}
-    assert ledger.consumer._type_names == POSTED_EVENT_TYPES
+    assert ledger.consumer._type_names == LEDGER_CONSUMED_TYPES
     assert wired["karya-gateway-normaliser"].schema == "gateway"
 
 
