@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,22 +16,13 @@ from typing import Any
 
 import typer
 
-from infra.db.engine import make_engine
+from infra.cli_root import CliRoot
 from infra.messaging.completeness import MAX_LISTED_GAPS, Checkpoint, PartitionAudit, total_gaps
 from infra.messaging.completeness_audit import AuditedConsumer, audit_completeness
-from infra.settings import KafkaSettings, kafka_settings
 
 audit_app = typer.Typer(help="Integrity audits across Kafka and the database.", no_args_is_help=True)
 
 _TEXT_GAPS = 20
-
-
-def wired_consumers() -> list[AuditedConsumer]:
-    """Every consumer of every service under this process's ``KARYA_TOPIC_PREFIX``, as the composition root
-    (:mod:`karya.services`) wires it."""
-    from karya.services import wired_consumers as under_prefix
-
-    return under_prefix(KafkaSettings().topic_prefix)
 
 
 def render_table(audits: Sequence[PartitionAudit]) -> str:
@@ -67,6 +57,7 @@ def report_json(audits: Sequence[PartitionAudit]) -> dict[str, Any]:
 
 @audit_app.command("completeness")
 def completeness(
+    ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="One JSON object on stdout instead of the table."),
     group: list[str] = typer.Option([], "--group", help="Audit only this consumer group (repeatable)."),
     limit: int = typer.Option(0, help="Read at most this many offsets per partition (0: all)."),
@@ -76,19 +67,22 @@ def completeness(
 ) -> None:
     """Per consumer group and partition, every record up to the committed offset has an inbox row or a dead
     letter (records of types the consumer does not act on excepted). Exit 1 when any gap is found."""
-    url = os.environ.get("KARYA_AUDITOR_URL") or os.environ.get("DATABASE_URL")
-    if not url:
+    root = CliRoot.of(ctx)
+    if not root.has("auditor"):
         typer.secho("neither KARYA_AUDITOR_URL nor DATABASE_URL is set", fg="red", err=True)
         raise typer.Exit(2)
-    consumers = [c for c in wired_consumers() if not group or c.group_id in group]
+    from karya.services import wired_consumers  # the services' own wiring, built without connecting anything
+
+    wired = wired_consumers(root.kafka.topic_prefix)
+    consumers = [c for c in wired if not group or c.group_id in group]
     if group and len(consumers) < len(set(group)):
-        known = ", ".join(c.group_id for c in wired_consumers())
+        known = ", ".join(c.group_id for c in wired)
         typer.secho(f"unknown consumer group; the wired ones are: {known}", fg="red", err=True)
         raise typer.Exit(2)
     state = Checkpoint()
     if checkpoint is not None and checkpoint.exists():
         state = Checkpoint.from_json(json.loads(checkpoint.read_text()))
-    audits = asyncio.run(_audit(url, consumers, state, limit or None))
+    audits = asyncio.run(_audit(root, consumers, state, limit or None))
     if checkpoint is not None:
         state.advance(audits)
         checkpoint.write_text(json.dumps(state.to_json(), indent=1) + "\n")
@@ -98,17 +92,14 @@ def completeness(
 
 
 async def _audit(
-    url: str, consumers: Sequence[AuditedConsumer], state: Checkpoint, limit: int | None
+    root: CliRoot, consumers: Sequence[AuditedConsumer], state: Checkpoint, limit: int | None
 ) -> list[PartitionAudit]:
-    engine = make_engine(url, pool_size=2, application_name="karya-audit")
-    try:
+    async with root.engine("auditor", pool_size=2, name="karya-audit") as engine:
         return await audit_completeness(
             consumers,
             engine=engine,
-            bootstrap_servers=kafka_settings().bootstrap_servers,
+            bootstrap_servers=root.kafka.bootstrap_servers,
             checkpoint=state,
             limit=limit,
             progress=lambda line: print(f"audit: {line}", file=sys.stderr, flush=True),
         )
-    finally:
-        await engine.dispose()

@@ -20,9 +20,8 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import typer
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from infra.db.engine import make_engine
+from infra.cli_root import CliRoot, Role
 from infra.db.unit_of_work import UnitOfWork
 from infra.messaging.dlq_admin import (
     DEFAULT_MAX_REPLAYS,
@@ -47,23 +46,28 @@ dlq_app = typer.Typer(
 
 _T = TypeVar("_T")
 _DONE = {"replay": "replayed", "discard": "discarded"}
-_URL_ENV = {"orders": "DATABASE_URL", "ledger": "DATABASE_URL", "gateway": "KARYA_GATEWAY_DATABASE_URL"}
+# The role each schema's dead letters are read as, and the variable that configures it.
+_ROLE: dict[str, tuple[Role, str]] = {
+    "orders": ("service", "DATABASE_URL"),
+    "ledger": ("service", "DATABASE_URL"),
+    "gateway": ("gateway", "KARYA_GATEWAY_DATABASE_URL"),
+}
 
 
-def _url(schema: str) -> str | None:
-    return os.environ.get(_URL_ENV[schema], "").strip() or None
+def _configured(ctx: typer.Context, schema: str) -> bool:
+    return CliRoot.of(ctx).has(_ROLE[schema][0])
 
 
-async def _on(schema: str, work: Callable[[AsyncConnection], Awaitable[_T]], *, write: bool = False) -> _T:
-    url = _url(schema)
-    if url is None:
-        raise DeadLetterError(f"{_URL_ENV[schema]} is not set (needed for the {schema} dead letters)")
-    engine = make_engine(url, pool_size=1, application_name="karya-dlq")
-    try:
-        async with engine.begin() if write else engine.connect() as conn:
-            return await work(conn)
-    finally:
-        await engine.dispose()
+async def _on(
+    ctx: typer.Context, schema: str, work: Callable[[UnitOfWork], Awaitable[_T]], *, write: bool = False
+) -> _T:
+    """``work`` in a unit of work on ``schema``, as the role that may read its dead letters (this command's root)."""
+    root = CliRoot.of(ctx)
+    role, env = _ROLE[schema]
+    if not root.has(role):
+        raise DeadLetterError(f"{env} is not set (needed for the {schema} dead letters)")
+    async with root.database(role, schema, name="karya-dlq") as db, db.begin() if write else db.read() as uow:
+        return await work(uow)
 
 
 def _run(coro: Coroutine[Any, Any, _T]) -> _T:
@@ -84,6 +88,7 @@ def _row_dict(row: DeadLetterRow) -> dict[str, Any]:
 
 @dlq_app.command("list")
 def list_command(
+    ctx: typer.Context,
     schema: list[str] = typer.Option([], "--schema", help="orders | ledger | gateway (repeat; default: every one)."),
     topic: str | None = typer.Option(None, help="The original topic."),
     event_type: str | None = typer.Option(
@@ -102,15 +107,15 @@ def list_command(
         raise typer.BadParameter("open | replayed | discarded | all", param_hint="--state")
     state_: State = state  # type: ignore[assignment]
     flt = DeadLetterFilter(topic, event_type, key, error, since, until, state_, limit)
-    chosen = schema or [s for s in SCHEMAS if _url(s) is not None]
+    chosen = schema or [s for s in SCHEMAS if _configured(ctx, s)]
     if not chosen:
         typer.secho("neither DATABASE_URL nor KARYA_GATEWAY_DATABASE_URL is set", fg="red", err=True)
         raise typer.Exit(2)
 
-    def listing(schema: str) -> Callable[[AsyncConnection], Awaitable[list[DeadLetterRow]]]:
-        return lambda conn: list_dead_letters(conn, schema, flt)
+    def listing(schema: str) -> Callable[[UnitOfWork], Awaitable[list[DeadLetterRow]]]:
+        return lambda uow: list_dead_letters(uow.conn, uow.schema, flt)
 
-    rows = [row for s in chosen for row in _run(_on(s, listing(s)))]
+    rows = [row for s in chosen for row in _run(_on(ctx, s, listing(s)))]
     rows.sort(key=lambda r: r.created_at, reverse=True)
     for row in rows[:limit]:
         if as_json:
@@ -127,11 +132,13 @@ def list_command(
 
 @dlq_app.command("show")
 def show_command(
-    ref: str = typer.Argument(..., help="<schema>:<id>"), as_json: bool = typer.Option(False, "--json")
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., help="<schema>:<id>"),
+    as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """One dead letter: where it came from, its error, what was done with it, its headers and payload (redacted)."""
     schema, number = _parse(ref)
-    detail = _run(_on(schema, lambda conn: show_dead_letter(conn, schema, number)))
+    detail = _run(_on(ctx, schema, lambda uow: show_dead_letter(uow.conn, uow.schema, number)))
     if detail is None:
         typer.secho(f"no dead letter {ref}", fg="red", err=True)
         raise typer.Exit(1)
@@ -145,6 +152,7 @@ def show_command(
 
 @dlq_app.command("replay")
 def replay_command(
+    ctx: typer.Context,
     refs: list[str] = typer.Argument(..., help="<schema>:<id> ..."),
     actor: str | None = typer.Option(None, "--as", help="Who acts (else KARYA_OPERATOR, else the login name)."),
     max_replays: int = typer.Option(
@@ -155,16 +163,17 @@ def replay_command(
     """Publish dead letters again to their original topic (through the schema's outbox) with a replay count."""
     who = _actor(actor)
 
-    def replay(schema: str, number: int) -> Callable[[AsyncConnection], Awaitable[ActionOutcome]]:
-        return lambda conn: replay_dead_letter(
-            conn, schema, number, actor=who, max_replays=max_replays, dry_run=dry_run
+    def replay(schema: str, number: int) -> Callable[[UnitOfWork], Awaitable[ActionOutcome]]:
+        return lambda uow: replay_dead_letter(
+            uow.conn, uow.schema, number, actor=who, max_replays=max_replays, dry_run=dry_run
         )
 
-    _report([_run(_on(s, replay(s, n), write=True)) for s, n in map(_parse, refs)], dry_run)
+    _report([_run(_on(ctx, s, replay(s, n), write=True)) for s, n in map(_parse, refs)], dry_run)
 
 
 @dlq_app.command("discard")
 def discard_command(
+    ctx: typer.Context,
     refs: list[str] = typer.Argument(..., help="<schema>:<id> ..."),
     reason: str = typer.Option(..., "--reason", help="Why (kept in the audit)."),
     actor: str | None = typer.Option(None, "--as", help="Who acts (else KARYA_OPERATOR, else the login name)."),
@@ -173,14 +182,15 @@ def discard_command(
     """Close dead letters without replaying them; they stay stored, with the reason and who discarded them."""
     who = _actor(actor)
 
-    def discard(schema: str, number: int) -> Callable[[AsyncConnection], Awaitable[ActionOutcome]]:
-        return lambda conn: discard_dead_letter(conn, schema, number, actor=who, reason=reason, dry_run=dry_run)
+    def discard(schema: str, number: int) -> Callable[[UnitOfWork], Awaitable[ActionOutcome]]:
+        return lambda uow: discard_dead_letter(uow.conn, uow.schema, number, actor=who, reason=reason, dry_run=dry_run)
 
-    _report([_run(_on(s, discard(s, n), write=True)) for s, n in map(_parse, refs)], dry_run)
+    _report([_run(_on(ctx, s, discard(s, n), write=True)) for s, n in map(_parse, refs)], dry_run)
 
 
 @dlq_app.command("parked")
 def parked_command(
+    ctx: typer.Context,
     channel: str | None = typer.Option(None, help="Only this channel (tokopedia, shopee, tiktok_shop, blibli)."),
     limit: int = typer.Option(500, min=1, max=10_000),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line (nothing when none is parked)."),
@@ -188,9 +198,7 @@ def parked_command(
     """The gateway's deliveries parked while their marketplace API is unreachable, oldest first (no bodies).
 
     They are retried by the gateway with backoff and applied once the API answers: nothing to replay here."""
-    rows: list[ParkedDelivery] = _run(
-        _on("gateway", lambda conn: list_parked(UnitOfWork(conn, "gateway"), channel=channel, limit=limit))
-    )
+    rows: list[ParkedDelivery] = _run(_on(ctx, "gateway", lambda uow: list_parked(uow, channel=channel, limit=limit)))
     for row in rows:
         if as_json:
             typer.echo(json.dumps({k: _jsonable(v) for k, v in asdict(row).items()}))

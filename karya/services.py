@@ -16,7 +16,7 @@ Every process that runs or describes a service builds it here, in four steps:
 ``karya serve`` builds the HTTP app with :func:`build_http_app`; tests call :func:`build_service` with an engine and
 settings of their own; ``karya schemas gen``, ``karya audit completeness`` and tests that only read the wiring use
 :func:`wiring_of` and :func:`wired_consumers` (the engine connects lazily and is never used, so nothing connects).
-The CLI's root is :class:`karya.cli_root.CliRoot`.
+The CLI's root is :class:`infra.cli_root.CliRoot`.
 """
 
 from __future__ import annotations

@@ -12,9 +12,7 @@ from typing import Annotated
 
 import typer
 
-from infra.db.engine import make_engine
-from infra.db.unit_of_work import Database
-from infra.settings import KafkaSettings, gateway_database_url
+from infra.cli_root import CliRoot
 from services.gateway.app import SCHEMA
 from services.gateway.bukalapak_csv import BukalapakCsvError
 from services.gateway.bukalapak_import import ImportReport, import_export
@@ -30,6 +28,7 @@ def _group() -> None:
 
 @import_app.command("bukalapak")
 def import_bukalapak(
+    ctx: typer.Context,
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="The seller-centre CSV export.")],
     shop_id: Annotated[str, typer.Option("--shop-id", help="The Bukalapak shop the export belongs to.")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate only; publish nothing.")] = False,
@@ -39,15 +38,11 @@ def import_bukalapak(
     Idempotent: importing the same file again publishes nothing new. Columns: see
     services/gateway/bukalapak_csv.py.
     """
-    url = gateway_database_url()
-    topics = GatewayTopics.with_prefix(KafkaSettings().topic_prefix)
+    root = CliRoot.of(ctx)
 
     async def run() -> ImportReport:
-        engine = make_engine(url, pool_size=1, application_name="karya-import")
-        try:
-            return await import_export(Database(engine, SCHEMA), file, shop_id, topics, dry_run=dry_run)
-        finally:
-            await engine.dispose()
+        async with root.database("gateway", SCHEMA, name="karya-import") as db:
+            return await import_export(db, file, shop_id, root.topics(GatewayTopics), dry_run=dry_run)
 
     try:
         report = asyncio.run(run())

@@ -6,9 +6,7 @@ Read commands connect as the auditor role (KARYA_AUDITOR_URL) when it is set, el
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -21,9 +19,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from infra.db.engine import make_engine
+from infra.cli_root import CliRoot
 from infra.db.unit_of_work import UnitOfWork
-from infra.settings import KafkaSettings, database_settings
 from services.ledger.adapters.closed_repo import closed_events
 from services.ledger.adapters.facts_repo import held_orders, parked_events
 from services.ledger.adapters.policy_repo import store_policies
@@ -50,19 +47,9 @@ _console = Console()
 T = TypeVar("T")
 
 
-def _run(work: Callable[[UnitOfWork], Awaitable[T]], *, read_only: bool = True) -> T:
+def _run(ctx: typer.Context, work: Callable[[UnitOfWork], Awaitable[T]], *, read_only: bool = True) -> T:
     """Run ``work`` in one transaction on the ledger's schema (as the auditor when ``read_only`` and it is set)."""
-    url = os.environ.get("KARYA_AUDITOR_URL") if read_only else None
-
-    async def main() -> T:
-        engine = make_engine(url or database_settings().url, pool_size=1)
-        try:
-            async with engine.begin() as conn:
-                return await work(UnitOfWork(conn, SCHEMA))
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(main())
+    return CliRoot.of(ctx).run("auditor" if read_only else "service", SCHEMA, work)
 
 
 def _print_register(title: str, rows: list[dict[str, Any]], extra: dict[str, Callable[[dict[str, Any]], str]]) -> None:
@@ -86,7 +73,7 @@ def _time(value: str | None) -> datetime | None:
 
 
 @ledger_app.command("verify")
-def verify(as_json: bool = typer.Option(False, "--json")) -> None:
+def verify(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
     """Recompute the hash chain (name the first broken link; print the head hash to anchor) and every account
     balance from the journal lines (name each account whose stored balance differs); exit 1 on any finding."""
 
@@ -98,7 +85,7 @@ def verify(as_json: bool = typer.Option(False, "--json")) -> None:
         checked, mismatches = await verify_balances(uow)
         return chain, checked, mismatches
 
-    result, checked, mismatches = _run(work)
+    result, checked, mismatches = _run(ctx, work)
     intact = result.first_broken is None and not mismatches
     if as_json:
         _json(
@@ -131,11 +118,12 @@ def _mismatch_text(m: BalanceMismatch) -> str:
 
 @ledger_app.command("trial-balance")
 def trial_balance_cmd(
+    ctx: typer.Context,
     as_of: str | None = typer.Option(None, "--as-of", help="ISO time; default now."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Per account: debit, credit and balance; totals must agree."""
-    rows = _run(lambda uow: trial_balance(uow, _time(as_of)))
+    rows = _run(ctx, lambda uow: trial_balance(uow, _time(as_of)))
     debits, credits = sum(r["debit"] for r in rows), sum(r["credit"] for r in rows)
     if as_json:
         _json({"accounts": rows, "total_debit": debits, "total_credit": credits, "balanced": debits == credits})
@@ -149,6 +137,7 @@ def trial_balance_cmd(
 
 @ledger_app.command("statement")
 def statement_cmd(
+    ctx: typer.Context,
     account: str,
     start: str | None = typer.Option(None, "--from"),
     end: str | None = typer.Option(None, "--to"),
@@ -160,7 +149,7 @@ def statement_cmd(
     except LedgerDomainError as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(2) from exc
-    result = _run(lambda uow: statement(uow, account, _time(start), _time(end)))
+    result = _run(ctx, lambda uow: statement(uow, account, _time(start), _time(end)))
     if as_json:
         _json(result)
         return
@@ -177,9 +166,9 @@ def statement_cmd(
 
 
 @ledger_app.command("inmate")
-def inmate_cmd(inmate_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
+def inmate_cmd(ctx: typer.Context, inmate_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
     """Savings of one inmate (pseudonymous id) and every sale behind them."""
-    result = _run(lambda uow: inmate_savings(uow, inmate_id))
+    result = _run(ctx, lambda uow: inmate_savings(uow, inmate_id))
     if as_json:
         _json(result)
         return
@@ -197,6 +186,7 @@ def inmate_cmd(inmate_id: str, as_json: bool = typer.Option(False, "--json")) ->
 
 @ledger_app.command("pending")
 def pending_cmd(
+    ctx: typer.Context,
     older_than: str | None = typer.Option(None, "--older-than", help="Only events parked longer, e.g. 1d, 12h, 30m."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -206,7 +196,7 @@ def pending_cmd(
     except ValueError as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(2) from exc
-    parked = _run(lambda uow: parked_events(uow, threshold))
+    parked = _run(ctx, lambda uow: parked_events(uow, threshold))
     if as_json:
         _json([{**p.__dict__, "event_id": str(p.event_id)} for p in parked])
         return
@@ -220,10 +210,10 @@ def pending_cmd(
 
 
 @ledger_app.command("closed")
-def closed_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
+def closed_cmd(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
     """Events closed without posting: refunds of orders that ended returned or cancelled before completion (nothing
     was booked, nothing to reverse), and the ending events that said so."""
-    closed = _run(closed_events)
+    closed = _run(ctx, closed_events)
     if as_json:
         _json([{**c.__dict__, "event_id": str(c.event_id)} for c in closed])
         return
@@ -257,12 +247,13 @@ def format_age(seconds: float) -> str:
 
 @ledger_app.command("payout")
 def payout_cmd(
+    ctx: typer.Context,
     inmate_id: str,
     amount: int = typer.Argument(..., help="Whole rupiah."),
     payout_id: str = typer.Option(..., "--payout-id", help="Idempotency key of this payout."),
 ) -> None:
     """Pay savings out on release (refused above the balance; once per payout id)."""
-    topics = LedgerTopics.with_prefix(KafkaSettings().topic_prefix)
+    topics = CliRoot.of(ctx).topics(LedgerTopics)
 
     async def work(uow: UnitOfWork) -> str:
         outcome = await pay_out(uow, topics, inmate_id, amount, payout_id, datetime.now(UTC))
@@ -271,7 +262,7 @@ def payout_cmd(
         return f"paid {amount:,} to {inmate_id}; savings now {outcome.savings_after:,}"
 
     try:
-        typer.echo(_run(work, read_only=False))
+        typer.echo(_run(ctx, work, read_only=False))
     except LedgerDomainError as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(1) from exc
@@ -279,14 +270,15 @@ def payout_cmd(
 
 @ledger_app.command("allocate")
 def allocate_cmd(
+    ctx: typer.Context,
     order_key: str,
     batches: list[str] = typer.Option(..., "--batch", help="BATCH:QTY, once per production batch."),
 ) -> None:
     """Name the batches of an order whose distribution waits (validated against the catalogue; posts once)."""
-    topics = LedgerTopics.with_prefix(KafkaSettings().topic_prefix)
+    topics = CliRoot.of(ctx).topics(LedgerTopics)
     try:
         picks = [parse_pick(b) for b in batches]
-        outcome = _run(lambda uow: allocate(uow, topics, order_key, picks), read_only=False)
+        outcome = _run(ctx, lambda uow: allocate(uow, topics, order_key, picks), read_only=False)
     except LedgerDomainError as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(1) from exc
@@ -301,9 +293,9 @@ def allocate_cmd(
 
 
 @ledger_app.command("unallocated")
-def unallocated_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
+def unallocated_cmd(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
     """Orders whose distribution waits in unallocated proceeds: how much, since when, and why."""
-    rows = [held_row(facts, since) for facts, since in _run(held_orders)]
+    rows = [held_row(facts, since) for facts, since in _run(ctx, held_orders)]
     if as_json:
         _json(rows)
         return
@@ -313,11 +305,11 @@ def unallocated_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
 
 
 @policy_app.command("load")
-def policy_load(path: Path = typer.Argument(..., exists=True, dir_okay=False)) -> None:
+def policy_load(ctx: typer.Context, path: Path = typer.Argument(..., exists=True, dir_okay=False)) -> None:
     """Validate and load split policies (new versions only; a changed existing version is refused)."""
     try:
         policies = parse_policies(yaml.safe_load(path.read_text()), str(path))
-        new, same = _run(lambda uow: store_policies(uow, policies), read_only=False)
+        new, same = _run(ctx, lambda uow: store_policies(uow, policies), read_only=False)
     except (LedgerDomainError, yaml.YAMLError) as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(1) from exc

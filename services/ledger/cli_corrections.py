@@ -15,8 +15,8 @@ from pathlib import Path
 import typer
 import yaml
 
+from infra.cli_root import CliRoot
 from infra.db.unit_of_work import UnitOfWork
-from infra.settings import KafkaSettings
 from services.ledger import corrections
 from services.ledger.cli import _json, _run, ledger_app
 from services.ledger.domain.accounts import Side
@@ -27,10 +27,10 @@ _ACTING_USER = typer.Option(..., "--as", envvar="KARYA_USER", help="Who acts (or
 _REASON = typer.Option(..., "--reason", help="Why (stored with the proposal or decision).")
 
 
-def _refusing(work: Callable[[UnitOfWork], Awaitable[str]]) -> None:
+def _refusing(ctx: typer.Context, work: Callable[[UnitOfWork], Awaitable[str]]) -> None:
     """Run a writing command; a refusal by a ledger rule is printed and exits 1 (nothing is written)."""
     try:
-        typer.echo(_run(work, read_only=False))
+        typer.echo(_run(ctx, work, read_only=False))
     except LedgerDomainError as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(1) from exc
@@ -44,18 +44,19 @@ def _proposed(p: corrections.Proposal) -> str:
 
 
 @ledger_app.command("revert")
-def revert_cmd(posting_key: str, reason: str = _REASON, acting: str = _ACTING_USER) -> None:
+def revert_cmd(ctx: typer.Context, posting_key: str, reason: str = _REASON, acting: str = _ACTING_USER) -> None:
     """Propose the exact mirror of an entry (posted once another person approves; never of a revert)."""
 
     async def work(uow: UnitOfWork) -> str:
         p = await corrections.propose_revert(uow, posting_key, reason=reason, proposed_by=acting, at=datetime.now(UTC))
         return _proposed(p)
 
-    _refusing(work)
+    _refusing(ctx, work)
 
 
 @ledger_app.command("adjust")
 def adjust_cmd(
+    ctx: typer.Context,
     path: Path = typer.Argument(..., exists=True, dir_okay=False, help="YAML or JSON: lines, memo, reference."),
     reason: str = _REASON,
     acting: str = _ACTING_USER,
@@ -73,50 +74,51 @@ def adjust_cmd(
         )
         return _proposed(p)
 
-    _refusing(work)
+    _refusing(ctx, work)
 
 
 @ledger_app.command("approve")
-def approve_cmd(proposal_id: int, acting: str = _ACTING_USER) -> None:
+def approve_cmd(ctx: typer.Context, proposal_id: int, acting: str = _ACTING_USER) -> None:
     """Approve a proposed correction and post it (never by its proposer; never a rejected or withdrawn one)."""
-    topics = LedgerTopics.with_prefix(KafkaSettings().topic_prefix)
+    topics = CliRoot.of(ctx).topics(LedgerTopics)
 
     async def work(uow: UnitOfWork) -> str:
         done = await corrections.approve(uow, topics, proposal_id, approved_by=acting, at=datetime.now(UTC))
         return f"proposal {proposal_id} approved by {acting}: posted {done.posting_key} (sequence {done.sequence})"
 
-    _refusing(work)
+    _refusing(ctx, work)
 
 
 @ledger_app.command("reject")
-def reject_cmd(proposal_id: int, reason: str = _REASON, acting: str = _ACTING_USER) -> None:
+def reject_cmd(ctx: typer.Context, proposal_id: int, reason: str = _REASON, acting: str = _ACTING_USER) -> None:
     """Reject a proposed correction (never by its proposer): it is closed and never posted."""
 
     async def work(uow: UnitOfWork) -> str:
         await corrections.reject(uow, proposal_id, rejected_by=acting, reason=reason, at=datetime.now(UTC))
         return f"proposal {proposal_id} rejected by {acting}: nothing posted"
 
-    _refusing(work)
+    _refusing(ctx, work)
 
 
 @ledger_app.command("withdraw")
-def withdraw_cmd(proposal_id: int, reason: str = _REASON, acting: str = _ACTING_USER) -> None:
+def withdraw_cmd(ctx: typer.Context, proposal_id: int, reason: str = _REASON, acting: str = _ACTING_USER) -> None:
     """Withdraw your own proposed correction: it is closed and never posted."""
 
     async def work(uow: UnitOfWork) -> str:
         await corrections.withdraw(uow, proposal_id, withdrawn_by=acting, reason=reason, at=datetime.now(UTC))
         return f"proposal {proposal_id} withdrawn by {acting}: nothing posted"
 
-    _refusing(work)
+    _refusing(ctx, work)
 
 
 @ledger_app.command("proposals")
 def proposals_cmd(
+    ctx: typer.Context,
     every: bool = typer.Option(False, "--all", help="Also the approved, rejected and withdrawn ones."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Corrections waiting for a second person's decision (``--all``: every proposal with its state)."""
-    listed = _run(corrections.list_proposals if every else corrections.list_open)
+    listed = _run(ctx, corrections.list_proposals if every else corrections.list_open)
     if as_json:
         _json([corrections.proposal_view(p) for p in listed])
         return

@@ -12,9 +12,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from infra.db.engine import make_engine
+from infra.cli_root import CliRoot
 from infra.db.unit_of_work import UnitOfWork
-from infra.settings import KafkaSettings, database_settings, kafka_settings
 from services.orders.adapters.stock_repo import counter_drift, stock_by_workshop
 from services.orders.app import LEDGER_SCHEMA, SCHEMA
 from services.orders.backorders import receive_catalogue
@@ -32,18 +31,9 @@ _console = Console()
 T = TypeVar("T")
 
 
-def _run(work: Callable[[UnitOfWork], Awaitable[T]], *, write: bool = False) -> T:
+def _run(ctx: typer.Context, work: Callable[[UnitOfWork], Awaitable[T]], *, write: bool = False) -> T:
     """Run ``work`` in one transaction on the orders schema (as DATABASE_URL, the service role)."""
-
-    async def main() -> T:
-        engine = make_engine(database_settings().url, pool_size=1)
-        try:
-            async with engine.begin() as conn:
-                return await work(UnitOfWork(conn, SCHEMA))
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(main())
+    return CliRoot.of(ctx).run("service", SCHEMA, work)
 
 
 def _json(data: Any) -> None:
@@ -51,13 +41,15 @@ def _json(data: Any) -> None:
 
 
 @catalogue_app.command("load")
-def catalogue_load(path: Path = typer.Argument(..., exists=True, help="A .yaml file or a directory of CSVs.")) -> None:
+def catalogue_load(
+    ctx: typer.Context, path: Path = typer.Argument(..., exists=True, help="A .yaml file or a directory of CSVs.")
+) -> None:
     """Validate and load a catalogue (idempotent; new batches become stock receipts and fill the orders waiting for
     their SKUs, oldest first)."""
-    topics = OrdersTopics.with_prefix(KafkaSettings().topic_prefix)
+    topics = CliRoot.of(ctx).topics(OrdersTopics)
     try:
         catalogue = load_catalogue(path)
-        report, filled = _run(lambda uow: receive_catalogue(uow, catalogue, str(path), topics), write=True)
+        report, filled = _run(ctx, lambda uow: receive_catalogue(uow, catalogue, str(path), topics), write=True)
     except CatalogueError as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(1) from exc
@@ -69,9 +61,11 @@ def catalogue_load(path: Path = typer.Argument(..., exists=True, help="A .yaml f
 
 
 @stock_app.command("show")
-def stock_show(sku: str | None = typer.Argument(None), as_json: bool = typer.Option(False, "--json")) -> None:
+def stock_show(
+    ctx: typer.Context, sku: str | None = typer.Argument(None), as_json: bool = typer.Option(False, "--json")
+) -> None:
     """Per SKU and workshop: on_hand, soft_reserved, allocated, quarantined, available."""
-    rows = _run(lambda uow: stock_by_workshop(uow, sku))
+    rows = _run(ctx, lambda uow: stock_by_workshop(uow, sku))
     if as_json:
         _json(rows)
         return
@@ -86,9 +80,9 @@ def stock_show(sku: str | None = typer.Argument(None), as_json: bool = typer.Opt
 
 
 @stock_app.command("reconcile")
-def stock_reconcile(as_json: bool = typer.Option(False, "--json")) -> None:
+def stock_reconcile(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
     """Re-derive every counter from the movement log; exit 1 on any drift."""
-    drift = _run(counter_drift)
+    drift = _run(ctx, counter_drift)
     if as_json:
         _json({"drift": drift, "clean": not drift})
     elif drift:
@@ -102,6 +96,7 @@ def stock_reconcile(as_json: bool = typer.Option(False, "--json")) -> None:
 
 @stock_app.command("inspect")
 def stock_inspect(
+    ctx: typer.Context,
     quarantine_id: int = typer.Argument(..., help="Quarantine row id (see `karya orders show`)."),
     verdict: str = typer.Option(..., "--verdict", help="restock | write-off"),
     note: str = typer.Option("", "--note"),
@@ -110,8 +105,8 @@ def stock_inspect(
     if verdict not in ("restock", "write-off"):
         typer.secho("--verdict must be restock or write-off", fg="red", err=True)
         raise typer.Exit(2)
-    topics = OrdersTopics.with_prefix(KafkaSettings().topic_prefix)
-    done = _run(lambda uow: inspect_quarantine(uow, quarantine_id, Verdict(verdict), topics, note), write=True)
+    topics = CliRoot.of(ctx).topics(OrdersTopics)
+    done = _run(ctx, lambda uow: inspect_quarantine(uow, quarantine_id, Verdict(verdict), topics, note), write=True)
     if done is None:
         typer.echo("not found or already inspected")
         raise typer.Exit(1)
@@ -119,7 +114,7 @@ def stock_inspect(
 
 
 @orders_app.command("show")
-def orders_show(order_key: str, as_json: bool = typer.Option(False, "--json")) -> None:
+def orders_show(ctx: typer.Context, order_key: str, as_json: bool = typer.Option(False, "--json")) -> None:
     """State, why it has no stock (if so), history, lines, reservations, allocations and ledger entries of one
     order."""
 
@@ -129,7 +124,7 @@ def orders_show(order_key: str, as_json: bool = typer.Option(False, "--json")) -
             detail["ledger_entries"] = await ledger_entries_of(UnitOfWork(uow.conn, LEDGER_SCHEMA), order_key)
         return detail
 
-    detail = _run(work)
+    detail = _run(ctx, work)
     if detail is None:
         typer.secho(f"unknown order {order_key}", fg="red", err=True)
         raise typer.Exit(1)
@@ -138,6 +133,7 @@ def orders_show(order_key: str, as_json: bool = typer.Option(False, "--json")) -
 
 @orders_app.command("return-received")
 def orders_return_received(
+    ctx: typer.Context,
     order_key: str = typer.Argument(..., help="marketplace:shop:order"),
     at: str | None = typer.Option(None, "--at", help="When the parcel arrived (ISO time); default now."),
 ) -> None:
@@ -145,7 +141,6 @@ def orders_return_received(
     from datetime import UTC, datetime
 
     from infra.messaging.envelope import make_envelope
-    from infra.messaging.relay import make_producer
     from services.contracts.marketplace import ORDER_STATUS_CHANGED, OrderStatusChanged
 
     parts = order_key.split(":")
@@ -165,12 +160,13 @@ def orders_return_received(
         type=ORDER_STATUS_CHANGED, source="karya/ops", subject=order_key, data=data.model_dump(mode="json")
     )
 
+    root = CliRoot.of(ctx)
+
     async def send() -> None:
-        kafka = kafka_settings()
-        producer = make_producer(kafka.bootstrap_servers, "karya-ops")
+        producer = root.producer("karya-ops")
         await producer.start()
         try:
-            topic = OrdersTopics.with_prefix(kafka.topic_prefix).order_events
+            topic = root.topics(OrdersTopics).order_events
             await producer.send_and_wait(topic, envelope.to_bytes(), key=order_key.encode())
         finally:
             await producer.stop()

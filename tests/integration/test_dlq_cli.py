@@ -16,10 +16,12 @@ from sqlalchemy import text
 from sqlalchemy.exc import ProgrammingError
 from typer.testing import CliRunner, Result
 
+from infra.cli_root import CliRoot
 from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
 from infra.messaging.envelope import make_envelope
 from infra.messaging.outbox import encode_headers
+from infra.settings import KafkaSettings
 from karya.dlq_cli import dlq_app
 from tests.integration.orders_support import ROOT, uid
 from tests.naming import topic_prefix
@@ -47,9 +49,11 @@ async def _insert(url: str, schema: str, topic: str, key: str, payload: bytes) -
 
 
 async def _karya_dlq(database: RoleUrls, *args: str) -> Result:
-    env = {"DATABASE_URL": database.service, "KARYA_GATEWAY_DATABASE_URL": database.gateway, "KARYA_OPERATOR": ""}
+    root = CliRoot(KafkaSettings(), {"service": database.service, "gateway": database.gateway})
     # In a thread: the commands run their own event loop (asyncio.run), as they do from a shell.
-    return await asyncio.to_thread(lambda: CliRunner().invoke(dlq_app, list(args), env=env))
+    return await asyncio.to_thread(
+        lambda: CliRunner().invoke(dlq_app, list(args), env={"KARYA_OPERATOR": ""}, obj=root)
+    )
 
 
 async def test_an_operator_lists_shows_dry_runs_and_discards_an_orders_dead_letter(database: RoleUrls) -> None:

@@ -28,7 +28,8 @@ from infra.messaging.envelope import make_envelope
 from infra.messaging.metrics import MessagingMetrics
 from infra.runtime import ServiceRuntime
 from infra.settings import KafkaSettings
-from karya.audit_cli import render_table, report_json, wired_consumers
+from karya.audit_cli import render_table, report_json
+from karya.services import wired_consumers
 from services.ledger.app import CONSUMED_TYPES as LEDGER_CONSUMED_TYPES
 from services.ledger.posting import POSTED_EVENT_TYPES
 
@@ -175,7 +176,7 @@ def test_unknown_types_are_acted_on_when_the_consumer_knows_every_type() -> None
 
 
 def test_wired_consumers_follow_the_services_wiring() -> None:
-    wired = {c.group_id: c for c in wired_consumers()}
+    wired = {c.group_id: c for c in wired_consumers("")}
     assert set(wired) == {"karya-orders", "karya-ledger", "karya-gateway-normaliser"}
     orders = wired["karya-orders"]
     assert (orders.schema, set(orders.topics)) == ("orders", {"marketplace.order-events", "ledger.entries"})

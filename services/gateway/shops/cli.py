@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from infra.cli_root import CliRoot
+from infra.db.roles import GATEWAY_URL_ENV
 from services.gateway.clients.base import MarketplaceApiError
 from services.gateway.clients.settings import ClientSettingsError
 from services.gateway.settings import GatewayConfigError
-from services.gateway.shops.connect import connect_shop, shop_tools
+from services.gateway.shops.connect import ShopTools, connect_shop, shop_tools
 
 app = typer.Typer(help="Shops authorised for the seller APIs (Shopee, TikTok Shop): tokens per shop.")
 
@@ -25,12 +29,23 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
+@asynccontextmanager
+async def _shop_tools(ctx: typer.Context) -> AsyncIterator[ShopTools]:
+    """The token APIs and store on this command's gateway-role engine (its root's)."""
+    root = CliRoot.of(ctx)
+    if not root.has("gateway"):
+        raise GatewayConfigError(f"{GATEWAY_URL_ENV} is not set: shop tokens live in the gateway's schema")
+    async with root.engine("gateway", name="karya-shops") as engine, shop_tools(engine) as tools:
+        yield tools
+
+
 def _when(moment: datetime | None) -> str:
     return "-" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 @app.command("connect")
 def connect(
+    ctx: typer.Context,
     channel: str = typer.Argument(..., help="shopee | tiktok_shop"),
     shop_id: str = typer.Option(None, "--shop-id", help="The shop (Shopee: the redirect's shop_id)."),
     code: str = typer.Option(None, "--code", help="The code of the redirect; asked for when not given."),
@@ -38,7 +53,7 @@ def connect(
     """Authorise a shop: open the printed link as the seller, then give the redirect's code."""
 
     async def run() -> str:
-        async with shop_tools() as tools:
+        async with _shop_tools(ctx) as tools:
             api = tools.api(channel)
             given = code
             if not given:
@@ -62,11 +77,11 @@ def connect(
 
 
 @app.command("list")
-def list_shops() -> None:
+def list_shops(ctx: typer.Context) -> None:
     """Connected shops: token expiry, last refresh and the last refresh error (never a token)."""
 
     async def run() -> Table:
-        async with shop_tools() as tools:
+        async with _shop_tools(ctx) as tools:
             shops = await tools.store.shops()
         table = Table(title="Connected shops")
         for column in ("channel", "shop", "name", "access until", "refresh until", "refreshed", "failures", "error"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -10,8 +9,6 @@ from dataclasses import dataclass
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from infra.db.engine import make_engine
-from infra.db.roles import GATEWAY_URL_ENV
 from services.gateway.clients.factory import aclose_clients, make_token_apis
 from services.gateway.clients.settings import ClientSettings
 from services.gateway.settings import GatewayConfigError
@@ -38,25 +35,18 @@ class ShopTools:
 
 @asynccontextmanager
 async def shop_tools(
+    engine: AsyncEngine,
     settings: ClientSettings | None = None,
-    engine: AsyncEngine | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> AsyncIterator[ShopTools]:
-    """Token APIs and store from the environment (``KARYA_GATEWAY_DATABASE_URL``, the client settings)."""
+    """Token APIs (client settings from the environment unless given) and the token store on ``engine`` (the
+    gateway role's, the caller's to dispose)."""
     settings = settings or ClientSettings.from_env()
-    own_engine = engine is None
-    if engine is None:
-        url = os.environ.get(GATEWAY_URL_ENV)
-        if not url:
-            raise GatewayConfigError(f"{GATEWAY_URL_ENV} is not set: shop tokens live in the gateway's schema")
-        engine = make_engine(url, pool_size=1)
     apis = make_token_apis(settings, transport)
     try:
         yield ShopTools(apis, ShopTokenStore(engine, cipher_of(settings)))
     finally:
         await aclose_clients(apis)
-        if own_engine:
-            await engine.dispose()
 
 
 async def connect_shop(tools: ShopTools, channel: str, code: str, shop_id: str | None) -> TokenGrant:

@@ -16,12 +16,14 @@ import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner, Result
 
+from infra.cli_root import CliRoot
 from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
 from infra.db.unit_of_work import UnitOfWork
 from infra.messaging.consumer import InboundEvent
 from infra.messaging.delivery import Delivery
 from infra.messaging.envelope import make_envelope
+from infra.settings import KafkaSettings
 from karya.dlq_cli import dlq_app
 from services.gateway.app import SCHEMA, arrival
 from services.gateway.parking import park
@@ -60,9 +62,9 @@ async def _park(url: str, channel: str, key: str) -> InboundEvent:
 
 
 async def _karya_dlq(database: RoleUrls, *args: str) -> Result:
-    env = {"DATABASE_URL": database.service, "KARYA_GATEWAY_DATABASE_URL": database.gateway}
+    root = CliRoot(KafkaSettings(), {"service": database.service, "gateway": database.gateway})
     # In a thread: the command runs its own event loop (asyncio.run), as it does from a shell.
-    return await asyncio.to_thread(lambda: CliRunner().invoke(dlq_app, list(args), env=env))
+    return await asyncio.to_thread(lambda: CliRunner().invoke(dlq_app, list(args), obj=root))
 
 
 async def test_a_parked_delivery_is_listed_in_text_and_json_without_its_body(database: RoleUrls, channel: str) -> None:
@@ -99,9 +101,6 @@ async def test_nothing_parked_is_said_plainly_and_exits_zero(database: RoleUrls,
 
 
 async def test_only_the_gateway_role_url_is_used_and_its_absence_is_an_error(database: RoleUrls) -> None:
-    result = await asyncio.to_thread(
-        lambda: CliRunner().invoke(
-            dlq_app, ["parked"], env={"DATABASE_URL": database.service, "KARYA_GATEWAY_DATABASE_URL": ""}
-        )
-    )
+    root = CliRoot(KafkaSettings(), {"service": database.service})  # a process without the gateway's URL
+    result = await asyncio.to_thread(lambda: CliRunner().invoke(dlq_app, ["parked"], obj=root))
     assert result.exit_code == 2 and "KARYA_GATEWAY_DATABASE_URL is not set" in result.output
