@@ -42,6 +42,10 @@ class AllocationOut(Payload):
     unit_material_cost: Rupiah
     supplier_id: str
     work_group: list[WorkShareOut]
+    channel_product_id: str | None = Field(
+        default=None, description="The listing the units were sold under, when known (refund lines name it)."
+    )
+    channel_sku_id: str | None = Field(default=None, description="The listing's variant id, when known.")
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,7 @@ from services.ledger.requests import (
     RecentCompletions,
     completion_request,
     line_refund_request,
+    listings,
     refund_request,
     settlement_request,
 )
@@ -258,7 +259,7 @@ def _plan_refund(
     the order's distribution up by the cash it netted (:func:`gross_up_netted`); one whose order's distribution
     waits is parked for the allocation."""
     source = str(envelope.event_id)
-    refund = line_refund_request(envelope.data, completion.order)
+    refund = line_refund_request(envelope.data, completion.order, listings(order.effective_completion()))
     key = refund_key(envelope.subject, refund.refund_id)
     # Posted before, or planned earlier in this batch (the same refund twice in one batch): the first request's
     # hash decides between redelivery and conflict. An amount-only refund posted before refunds had lines was

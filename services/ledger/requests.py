@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from services.contracts.marketplace import RefundReported, SettlementReported
@@ -14,7 +15,8 @@ from services.ledger.domain.model import (
     SettlementRequest,
     WorkMember,
 )
-from services.ledger.domain.refunds import LineRefund, RefundedLine
+from services.ledger.domain.refunds import LineRefund, Listing, RefundedLine
+from services.ledger.domain.refunds import match_sku as sku
 
 UNKNOWN_LAPAS = "unknown"
 """The lapas of a completion that names neither a lapas nor a batch (its proceeds wait in
@@ -72,19 +74,31 @@ def refund_request(data: dict[str, Any], ref: OrderRef) -> RefundRequest:
     return RefundRequest(order=ref, refund_id=event.refund_id, amount=event.amount, refunded_at=event.refunded_at)
 
 
-def line_refund_request(data: dict[str, Any], ref: OrderRef) -> LineRefund:
-    """A line-aware refund from a ``refund_reported`` payload: each line matched by its seller SKU."""
+def line_refund_request(data: dict[str, Any], ref: OrderRef, listings: Sequence[Listing] = ()) -> LineRefund:
+    """A refund from a ``refund_reported`` payload, each line with the SKU it refunds: its seller SKU, else the
+    SKU of the listing its channel ids name among ``listings`` (the completion's allocations, :func:`listings`)."""
     event = RefundReported.model_validate(data)
     return LineRefund(
         order=ref,
         refund_id=event.refund_id,
         amount=event.amount,
         refunded_at=event.refunded_at,
-        lines=tuple(RefundedLine(x.seller_sku, x.quantity, x.amount) for x in event.lines),
+        lines=tuple(
+            RefundedLine(sku(x.seller_sku, x.channel_sku_id, x.channel_product_id, listings), x.quantity, x.amount)
+            for x in event.lines
+        ),
         fees_returned=event.fees_returned,
         pph22_returned=event.pph22_returned,
         netted_in_settlement=event.netted_in_settlement,
     )
+
+
+def listings(completion: dict[str, Any]) -> list[Listing]:
+    """The listing of each allocation of a completion payload (our SKU and the channel's ids, when it names them)."""
+    return [
+        Listing(str(a.get("sku")), a.get("channel_product_id"), a.get("channel_sku_id"))
+        for a in completion.get("allocations") or ()
+    ]
 
 
 class RecentCompletions:

@@ -8,9 +8,10 @@ path existed starts from what those refunds took back (:func:`taken_by_amount_on
 Arithmetic (R the refund's amount, fr / pr the fees and PPh 22 the marketplace gives back, c the cash):
 
 1. **Refunded gross per batch.** Each line's amount goes to the completion's allocations of its SKU (the
-   line's ``seller_sku``), split by quantity × unit price if one SKU came from several batches; what the lines
-   do not explain (``R − Σ lines``: refunded shipping, a goodwill amount) is spread over every batch of the
-   order by quantity × unit price. Largest remainder throughout: the parts sum exactly to R.
+   line's ``seller_sku``; else its ``channel_sku_id`` or ``channel_product_id`` against the listing each
+   allocation was sold under, :func:`match_sku`), split by quantity × unit price if one SKU came from several
+   batches; what the lines do not explain (``R − Σ lines``: refunded shipping, a goodwill amount) is spread
+   over every batch of the order by quantity × unit price. Largest remainder throughout: the parts sum exactly to R.
 2. **Cash given back** c = R − fr − pr (refused when negative): from the bank, or — for a refund netted in a
    settlement — out of that settlement's payout; the order's distribution was then grossed up by c first
    (:func:`services.ledger.settlement_plan.gross_up_netted`), so both end with the same books but for the bank.
@@ -42,9 +43,11 @@ from services.ledger.domain.postings import distribution_key, refund_key, refund
 __all__ = [
     "FEES_RETURNED",
     "LineRefund",
+    "Listing",
     "RefundedLine",
     "build_line_refund",
     "gross_per_batch",
+    "match_sku",
     "take_back_per_batch",
     "taken_by_amount_only_refunds",
 ]
@@ -94,6 +97,30 @@ class LineRefund:
                 f"refund {self.refund_id}: fees {self.fees_returned} and PPh 22 {self.pph22_returned} given back "
                 f"exceed the refund's amount {self.amount}"
             )
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """The marketplace listing one allocation was sold under: our SKU and the channel's ids (``None``: unknown)."""
+
+    sku: str
+    channel_product_id: str | None = None
+    channel_sku_id: str | None = None
+
+
+def match_sku(
+    seller_sku: str | None, channel_sku_id: str | None, channel_product_id: str | None, listings: Sequence[Listing]
+) -> str | None:
+    """The SKU a refund line refunds: its ``seller_sku`` when the order has it; else the SKU of the listing its
+    ``channel_sku_id`` names, else of the listings its ``channel_product_id`` names (when they agree on one SKU);
+    else ``seller_sku`` as given (``None`` or unknown: the refund is spread over the whole order)."""
+    if seller_sku is not None and any(x.sku == seller_sku for x in listings):
+        return seller_sku
+    for wanted, of in ((channel_sku_id, "channel_sku_id"), (channel_product_id, "channel_product_id")):
+        skus = {x.sku for x in listings if wanted is not None and getattr(x, of) == wanted}
+        if len(skus) == 1:
+            return skus.pop()
+    return seller_sku
 
 
 def _weights(allocations: Sequence[BatchAllocation]) -> list[int]:
