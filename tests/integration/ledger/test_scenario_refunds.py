@@ -78,6 +78,16 @@ def line_refund(key: str, refund_id: str, amount: int, lines: list[tuple[str, in
     return envelope
 
 
+def netted_escrow(key: str) -> tuple[Envelope, Envelope]:
+    """Scenario B's escrow of 3 units at 100,000 and its refund of one unit, netted in it: the escrow already
+    deducts the refund less what the marketplace gives back (300,000 − 21,000 − 1,500 − 93,500 = 184,000)."""
+    escrow = ls.settled(key, 300_000, T, fees={"commission_fee": 18_000, "service_fee": 3_000}, net=184_000)
+    lines = [("SMK-BTK-001", 1, 100_000)]
+    given_back = {"fees_returned": 6_000, "pph22_returned": 500}
+    refund = line_refund(key, "RF-1", 100_000, lines, **given_back, netted_in_settlement=True)
+    return escrow, refund
+
+
 def order_residual(journal: dict[str, set[tuple[str, str, int]]]) -> int:
     """Revenue − fees − PPh 22 − distribution expenses of one order (credit-positive on revenue)."""
     total = 0
@@ -127,17 +137,7 @@ async def test_scenario_b_refund_netted_in_the_escrow_clears_suspense(engine: As
     key, inmate = ls.new_order_key("shopee"), ls.new_inmate()
     batch = ls.Batch(f"B-B-{ls.uid()}", "SMK-BTK-001", "sukamiskin", 3, 100_000, 20_000, "sup-kain", ((inmate, 1),))
     processor = ls.new_processor()
-    # The escrow already deducts the refund less what the marketplace gives back: 300,000 − 21,000 − 1,500 − 93,500.
-    escrow = ls.settled(key, 300_000, T, fees={"commission_fee": 18_000, "service_fee": 3_000}, net=184_000)
-    refund = line_refund(
-        key,
-        "RF-1",
-        100_000,
-        [("SMK-BTK-001", 1, 100_000)],
-        fees_returned=6_000,
-        pph22_returned=500,
-        netted_in_settlement=True,
-    )
+    escrow, refund = netted_escrow(key)
     assert await ls.post(engine, processor, [ls.completed(key, [batch], T), escrow, refund]) == []
 
     savings, b = f"liability:inmate_savings:{inmate}", batch.batch_id
@@ -262,16 +262,7 @@ async def test_a_netted_refund_that_took_the_settlement_below_material_cost_clos
     key, inmate = ls.new_order_key("shopee"), ls.new_inmate()
     batch = ls.Batch(f"B-N-{ls.uid()}", "SMK-BTK-001", "sukamiskin", 3, 100_000, 65_000, "sup-kain", ((inmate, 1),))
     processor = ls.new_processor()
-    escrow = ls.settled(key, 300_000, T, fees={"commission_fee": 18_000, "service_fee": 3_000}, net=184_000)
-    refund = line_refund(
-        key,
-        "RF-1",
-        100_000,
-        [("SMK-BTK-001", 1, 100_000)],
-        fees_returned=6_000,
-        pph22_returned=500,
-        netted_in_settlement=True,
-    )
+    escrow, refund = netted_escrow(key)
     first = [ls.completed(key, [batch], T), escrow]
     if later:
         assert await ls.post(engine, processor, first) == []
