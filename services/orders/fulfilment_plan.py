@@ -26,7 +26,7 @@ from infra.messaging.envelope import Envelope
 from infra.messaging.outbox import OutboundMessage
 from services.contracts.marketplace import OrderStatusChanged
 from services.orders.domain.channels import Channel, UnmappableStatus, soft_reservation_expiry
-from services.orders.domain.lifecycle import OrderState, Reason, StockStage, fold
+from services.orders.domain.lifecycle import APPLYING, OrderState, Reason, StockStage, fold
 from services.orders.domain.records import History, Line, OrderRow, Reservation
 from services.orders.outbound import Applied, OrdersTopics, Outbound
 from services.orders.stock_plan import StockPlan
@@ -37,7 +37,6 @@ _RES_STAGE = {"soft": StockStage.SOFT, "hard": StockStage.HARD, "consumed": Stoc
 # Enum values by member: ``.value`` is a Python-level property, these are dict lookups.
 _STATE_VALUE: dict[OrderState, str] = {s: s.value for s in OrderState}
 _REASON_VALUE: dict[Reason, str] = {r: r.value for r in Reason}
-_APPLYING = frozenset({Reason.NEW_ORDER, Reason.FORWARD, Reason.ALLOWED_EDGE})
 # A status code, event type or listing id as marketplaces send them (``400``, ``READY_TO_SHIP``, ``paid``,
 # ``SKU-12.A``) is quoted in a reason; anything else there (a name, a phone number) is described by its length.
 _CODE = re.compile(r"[0-9]{1,4}|[A-Z][A-Z0-9_]{0,39}|[a-z][a-z0-9_.]{0,79}")
@@ -220,7 +219,7 @@ def _fold(
     )
     order.snapshot = snapshot
     order.parked_reason = None
-    if reason in _APPLYING:
+    if reason in APPLYING:
         work.applied.append(Applied(change.envelope, raw_status, update_time, to_state))
     return None
 

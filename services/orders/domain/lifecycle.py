@@ -1,6 +1,6 @@
 """Canonical order lifecycle: states, ranks, and the pure rule that folds marketplace status updates.
 
-Marketplaces deliver status changes late, twice, out of order, or not at all. :func:`decide` folds one
+Marketplaces deliver status changes late, twice, out of order, or not at all. :func:`fold` folds one
 update into the order's :class:`OrderStatusSnapshot` so that, for any realistic lifecycle, **the final state
 is the state of the update with the latest marketplace update time, whatever order the updates arrive in and
 whichever of them are lost or repeated**. The rules, checked in this order:
@@ -26,11 +26,11 @@ Ranks put cancellation just below shipment (so "cancellation from any state befo
 The stage only moves forward (NONE < SOFT < HARD < CONSUMED < QUARANTINED; RELEASED is final) and takes
 evidence from every update, including ignored ones, except cancellations that are not applied: a stale
 RETURNED arriving after REFUNDED still brings the returned units into quarantine. The movements needed to
-reach the new stage are in :attr:`Transition.stock_movements`, in order; they are empty for a repeated update,
-which makes redelivery harmless.
+reach the new stage are :func:`stage_movements` (old stage, new stage), in order; they are empty for a repeated
+update, which makes redelivery harmless.
 
 **Parking** is not a lifecycle state. An update that cannot be mapped (unknown SKU, unmappable status) never
-reaches :func:`decide`; the adapter flags the order as parked with the reason and dead-letters the event. The
+reaches :func:`fold`; the adapter flags the order as parked with the reason and dead-letters the event. The
 order keeps its last good snapshot, so replaying the event after a fix goes through the same rules.
 """
 
@@ -49,6 +49,7 @@ from services.orders.domain.stock import MovementKind
 
 __all__ = [
     "ALLOWED_EDGES",
+    "APPLYING",
     "BACKORDER_STATES",
     "PRE_SHIPMENT_STATES",
     "RANKS",
@@ -57,10 +58,7 @@ __all__ = [
     "OrderState",
     "OrderStatusSnapshot",
     "Reason",
-    "StatusUpdate",
     "StockStage",
-    "Transition",
-    "decide",
     "fold",
     "stage_movements",
 ]
@@ -199,21 +197,6 @@ def _merge_stage(current: StockStage, evidence: StockStage) -> StockStage:
 
 
 @dataclass(frozen=True, slots=True)
-class StatusUpdate:
-    """One marketplace status change, already mapped to a canonical state.
-
-    ``update_time`` is the marketplace's own time of the change (timezone-aware), not the arrival time.
-    """
-
-    state: OrderState
-    update_time: datetime
-
-    def __post_init__(self) -> None:
-        if self.update_time.utcoffset() is None:
-            raise ValueError(f"update_time must be timezone-aware, got {self.update_time!r}")
-
-
-@dataclass(frozen=True, slots=True)
 class OrderStatusSnapshot:
     """What the adapter persists per order: state, last marketplace update time and stock stage."""
 
@@ -239,35 +222,8 @@ class Reason(StrEnum):
     REGRESSION = "regression"
 
 
-_APPLYING: Final = frozenset({Reason.NEW_ORDER, Reason.FORWARD, Reason.ALLOWED_EDGE})
-
-
-@dataclass(frozen=True, slots=True)
-class Transition:
-    """Result of :func:`decide`.
-
-    Attributes:
-        applied: the order's state changed to ``incoming``.
-        reason: why it was applied or ignored.
-        from_state: state before (``None`` for a new order).
-        to_state: state after (equals ``from_state`` when ignored).
-        incoming: the state the update asked for.
-        stock_movements: movements to perform, in order, for the order's units (may be non-empty even when
-            ``applied`` is false: a stale update can still carry stock evidence).
-        snapshot: the snapshot to persist (may differ from the input even when ignored: newer update time on a
-            duplicate, or an advanced stock stage).
-        changed: ``snapshot`` differs from the input snapshot (always true for a new order); when false the
-            adapter writes nothing.
-    """
-
-    applied: bool
-    reason: Reason
-    from_state: OrderState | None
-    to_state: OrderState
-    incoming: OrderState
-    stock_movements: tuple[MovementKind, ...]
-    snapshot: OrderStatusSnapshot
-    changed: bool
+#: The reasons that apply an update (the order's state becomes the update's).
+APPLYING: Final = frozenset({Reason.NEW_ORDER, Reason.FORWARD, Reason.ALLOWED_EDGE})
 
 
 def _classify(current: OrderStatusSnapshot, incoming: OrderState, update_time: datetime) -> Reason:
@@ -286,10 +242,19 @@ def _classify(current: OrderStatusSnapshot, incoming: OrderState, update_time: d
     return Reason.REGRESSION
 
 
-def _step(
+def fold(
     current: OrderStatusSnapshot | None, incoming: OrderState, update_time: datetime
-) -> tuple[Reason, OrderStatusSnapshot, StockStage]:
-    """Reason, snapshot after and stock stage before (the snapshot is ``current`` itself when nothing changed)."""
+) -> tuple[Reason, OrderStatusSnapshot]:
+    """Fold one status update (``incoming`` reported at ``update_time``) into an order's snapshot (``None``: not
+    seen yet); returns why it was applied or ignored and the snapshot to persist — ``current`` itself when
+    nothing changed, so that the caller writes nothing. The update is applied when the reason is in
+    :data:`APPLYING`; :func:`stage_movements` of the two snapshots' stages are the stock movements it calls for.
+
+    Raises:
+        ValueError: ``update_time`` is not timezone-aware.
+    """
+    if update_time.utcoffset() is None:
+        raise ValueError(f"update_time must be timezone-aware, got {update_time!r}")
     if current is None:
         reason = Reason.NEW_ORDER
         before_stage = StockStage.NONE
@@ -297,7 +262,7 @@ def _step(
     else:
         reason = _classify(current, incoming, update_time)
         before_stage = current.stock_stage
-        if reason in _APPLYING:
+        if reason in APPLYING:
             state = incoming
         else:
             state = current.state
@@ -305,7 +270,7 @@ def _step(
                 update_time = current.update_time
 
     evidence = STAGE_EVIDENCE[incoming]
-    if evidence is StockStage.RELEASED and reason not in _APPLYING:
+    if evidence is StockStage.RELEASED and reason not in APPLYING:
         stage = before_stage  # an ignored cancellation releases nothing
     else:
         stage = _merge_stage(before_stage, evidence)
@@ -315,45 +280,5 @@ def _step(
         current.update_time,
         current.stock_stage,
     ):
-        return reason, current, before_stage
-    return reason, OrderStatusSnapshot(state, update_time, stage), before_stage
-
-
-def fold(
-    current: OrderStatusSnapshot | None, incoming: OrderState, update_time: datetime
-) -> tuple[Reason, OrderStatusSnapshot]:
-    """:func:`decide` without the :class:`Transition`: the reason and the snapshot to persist.
-
-    ``reason in {NEW_ORDER, FORWARD, ALLOWED_EDGE}`` is ``Transition.applied``; the snapshot's state is
-    ``Transition.to_state``. This is the per-event path of the orders handler.
-
-    Raises:
-        ValueError: ``update_time`` is not timezone-aware (as :class:`StatusUpdate` does).
-    """
-    if update_time.utcoffset() is None:
-        raise ValueError(f"update_time must be timezone-aware, got {update_time!r}")
-    reason, snapshot, _ = _step(current, incoming, update_time)
-    return reason, snapshot
-
-
-def decide(current: OrderStatusSnapshot | None, incoming: StatusUpdate) -> Transition:
-    """Fold one status update into an order's snapshot (see the module docstring for the rules).
-
-    Args:
-        current: the persisted snapshot, or ``None`` if the order has not been seen.
-        incoming: the mapped update.
-
-    Returns:
-        A :class:`Transition`; persist ``transition.snapshot`` and perform ``transition.stock_movements``.
-    """
-    reason, snapshot, before_stage = _step(current, incoming.state, incoming.update_time)
-    return Transition(
-        applied=reason in _APPLYING,
-        reason=reason,
-        from_state=current.state if current is not None else None,
-        to_state=snapshot.state,
-        incoming=incoming.state,
-        stock_movements=_STAGE_MOVEMENTS[(before_stage, snapshot.stock_stage)],
-        snapshot=snapshot,
-        changed=snapshot is not current,
-    )
+        return reason, current
+    return reason, OrderStatusSnapshot(state, update_time, stage)

@@ -1,8 +1,9 @@
 """Stock counters per (product, workshop), the movements that change them, and reservation states.
 
-Pure functions only. The adapter stores one append-only movement row per call of :func:`apply_movement`
-with the returned :class:`StockDelta`; the counters are a cache that can always be re-derived by summing the
-deltas of every movement (:func:`derive_counters`), which is what ``karya stock reconcile`` checks.
+Pure functions only. The adapter stores one append-only movement row per movement with its
+:class:`StockDelta`; the counters are a cache that can always be re-derived by summing the deltas of every
+movement, which is what ``karya stock reconcile`` checks (in SQL: ``stock_repo.counter_drift``). Which movements an
+order's reservation goes through is the lifecycle's rule (:func:`services.orders.domain.lifecycle.stage_movements`).
 
 Counter semantics (all integer units, every one ≥ 0):
 
@@ -24,7 +25,7 @@ is the same statement as ``available >= 0``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
@@ -32,19 +33,13 @@ from typing import ClassVar, Final
 
 __all__ = [
     "MOVEMENT_UNIT_DELTAS",
-    "RESERVATION_MOVEMENTS",
-    "RESERVATION_TRANSITIONS",
-    "InvalidReservationTransition",
     "MovementKind",
     "MovementResult",
-    "ReservationState",
     "StockCounters",
     "StockDelta",
     "StockInvariantViolation",
     "apply_movement",
-    "derive_counters",
     "movement_delta",
-    "reservation_movement",
 ]
 
 
@@ -52,18 +47,6 @@ class StockInvariantViolation(ValueError):
     """A counter would become negative, or reserved units would exceed on-hand units."""
 
     loggable_message: ClassVar[bool] = True  # movements, quantities and counters only (see infra.errors)
-
-
-class InvalidReservationTransition(ValueError):
-    """A reservation was asked to move along an edge its lifecycle does not allow."""
-
-    loggable_message: ClassVar[bool] = True  # two reservation states only (see infra.errors)
-
-    def __init__(self, current: ReservationState | None, target: ReservationState) -> None:
-        self.current = current
-        self.target = target
-        start = current.value if current is not None else "(none)"
-        super().__init__(f"reservation cannot go from {start} to {target.value}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,65 +189,3 @@ def apply_movement(counters: StockCounters, kind: MovementKind, quantity: int) -
     except StockInvariantViolation as exc:
         raise StockInvariantViolation(f"{kind.value} of {quantity} unit(s) rejected on {counters}: {exc}") from None
     return MovementResult(kind=kind, quantity=quantity, delta=delta, counters=new)
-
-
-def derive_counters(deltas: Iterable[StockDelta]) -> StockCounters:
-    """Re-derive counters from the movement log (sum of all deltas, starting at zero).
-
-    Raises:
-        StockInvariantViolation: the log sums to counters that break an invariant.
-    """
-    total = StockDelta()
-    for delta in deltas:
-        total = total + delta
-    return StockCounters().plus(total)
-
-
-class ReservationState(StrEnum):
-    """Lifecycle of one reservation (one order line's hold on one production batch)."""
-
-    SOFT = "soft"
-    HARD = "hard"
-    CONSUMED = "consumed"
-    RELEASED = "released"
-    EXPIRED = "expired"
-
-
-#: Allowed reservation edges; ``None`` is "no reservation yet". CONSUMED, RELEASED and EXPIRED are final.
-#: An EXPIRED reservation is never revived: if the order is paid after all, the adapter makes a new HARD one.
-RESERVATION_TRANSITIONS: Final[Mapping[ReservationState | None, frozenset[ReservationState]]] = MappingProxyType(
-    {
-        None: frozenset({ReservationState.SOFT, ReservationState.HARD}),
-        ReservationState.SOFT: frozenset({ReservationState.HARD, ReservationState.RELEASED, ReservationState.EXPIRED}),
-        ReservationState.HARD: frozenset({ReservationState.CONSUMED, ReservationState.RELEASED}),
-        ReservationState.CONSUMED: frozenset(),
-        ReservationState.RELEASED: frozenset(),
-        ReservationState.EXPIRED: frozenset(),
-    }
-)
-
-#: The stock movement that accompanies each allowed reservation edge.
-RESERVATION_MOVEMENTS: Final[Mapping[tuple[ReservationState | None, ReservationState], MovementKind]] = (
-    MappingProxyType(
-        {
-            (None, ReservationState.SOFT): MovementKind.SOFT_RESERVE,
-            (None, ReservationState.HARD): MovementKind.HARD_RESERVE,
-            (ReservationState.SOFT, ReservationState.HARD): MovementKind.HARDEN,
-            (ReservationState.SOFT, ReservationState.RELEASED): MovementKind.RELEASE_SOFT,
-            (ReservationState.SOFT, ReservationState.EXPIRED): MovementKind.EXPIRE,
-            (ReservationState.HARD, ReservationState.CONSUMED): MovementKind.CONSUME,
-            (ReservationState.HARD, ReservationState.RELEASED): MovementKind.RELEASE_HARD,
-        }
-    )
-)
-
-
-def reservation_movement(current: ReservationState | None, target: ReservationState) -> MovementKind:
-    """The movement kind for moving a reservation from ``current`` (``None``: new) to ``target``.
-
-    Raises:
-        InvalidReservationTransition: the edge is not allowed (e.g. EXPIRED → HARD, CONSUMED → RELEASED).
-    """
-    if target not in RESERVATION_TRANSITIONS[current]:
-        raise InvalidReservationTransition(current, target)
-    return RESERVATION_MOVEMENTS[(current, target)]

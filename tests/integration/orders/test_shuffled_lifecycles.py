@@ -12,7 +12,7 @@ from infra.db.roles import RoleUrls
 from infra.messaging.envelope import Envelope
 from services.contracts.marketplace import OrderStatusChanged
 from services.orders.domain.channels import map_status
-from services.orders.domain.lifecycle import OrderStatusSnapshot, StatusUpdate, StockStage, decide
+from services.orders.domain.lifecycle import OrderStatusSnapshot, StockStage, fold
 from tests.integration.orders_support import (
     assert_reconciled,
     load,
@@ -53,12 +53,11 @@ RESERVATION_AT = {StockStage.SOFT: "soft", StockStage.HARD: "hard", StockStage.C
 
 
 def expected_snapshot(events: list[Envelope]) -> OrderStatusSnapshot:
-    """Fold :func:`decide` over the events in marketplace update-time order."""
+    """Fold the events through the state machine (:func:`fold`) in marketplace update-time order."""
     snapshot: OrderStatusSnapshot | None = None
     updates = [OrderStatusChanged.model_validate(e.data) for e in events]
     for data in sorted(updates, key=lambda d: d.update_time):
-        update = StatusUpdate(map_status(data.channel, data.raw_status), data.update_time)
-        snapshot = decide(snapshot, update).snapshot
+        _, snapshot = fold(snapshot, map_status(data.channel, data.raw_status), data.update_time)
     assert snapshot is not None
     return snapshot
 

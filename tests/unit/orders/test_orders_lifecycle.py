@@ -1,4 +1,4 @@
-"""Order lifecycle rules (services/orders/domain/lifecycle.py)."""
+"""Order lifecycle rules (services/orders/domain/lifecycle.py), one update at a time through the production fold."""
 
 from __future__ import annotations
 
@@ -17,13 +17,11 @@ from services.orders.domain.lifecycle import (
     OrderState,
     OrderStatusSnapshot,
     Reason,
-    StatusUpdate,
     StockStage,
-    Transition,
-    decide,
     stage_movements,
 )
 from services.orders.domain.stock import MovementKind, StockCounters, apply_movement
+from tests.unit.orders.lifecycle_steps import StatusUpdate, Step, decide
 
 S = OrderState
 M = MovementKind
@@ -42,7 +40,7 @@ def snap(state: OrderState, seconds: int, stage: StockStage) -> OrderStatusSnaps
     return OrderStatusSnapshot(state, at(seconds), stage)
 
 
-def fold(updates: Iterable[StatusUpdate]) -> tuple[OrderStatusSnapshot | None, list[Transition]]:
+def fold(updates: Iterable[StatusUpdate]) -> tuple[OrderStatusSnapshot | None, list[Step]]:
     current: OrderStatusSnapshot | None = None
     transitions = []
     for update in updates:
@@ -264,7 +262,7 @@ def test_equal_time_higher_rank_applies() -> None:
 
 def test_naive_times_are_rejected() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
-        StatusUpdate(S.SHIPPED, datetime(2026, 1, 1))
+        decide(None, StatusUpdate(S.SHIPPED, datetime(2026, 1, 1)))
 
 
 # --- properties over realistic lifecycles ---------------------------------------------------------------

@@ -57,13 +57,9 @@ def _fold(order_statuses: list[tuple[str, int]], channel: Channel) -> None:
     snapshot = None
     for raw, offset in order_statuses:
         state = channels.map_status(channel, raw)
-        update = lifecycle.StatusUpdate(state, datetime.fromtimestamp(1_700_000_000 + offset, tz=UTC))
-        transition = lifecycle.decide(snapshot, update)
-        assert transition.applied or transition.reason is lifecycle.Reason.DUPLICATE, (
-            channel,
-            order_statuses,
-        )
-        snapshot = transition.snapshot
+        when = datetime.fromtimestamp(1_700_000_000 + offset, tz=UTC)
+        reason, snapshot = lifecycle.fold(snapshot, state, when)
+        assert reason in lifecycle.APPLYING or reason is lifecycle.Reason.DUPLICATE, (channel, order_statuses)
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
