@@ -28,20 +28,9 @@ from services.contracts.orders import ORDER_ALLOCATED, ORDER_COMPLETED
 from services.ledger.adapters.facts_repo import held_orders
 from services.ledger.allocation import AllocationRefused, Pick, allocate, held_row
 from services.ledger.outbound import LedgerTopics
+from services.orders import catalogue as cat
 from services.orders.app import SCHEMA as ORDERS
 from services.orders.backorders import receive_catalogue
-from services.orders.catalogue import (
-    Catalogue,
-    Channel,
-    Lapas,
-    Listing,
-    Product,
-    ProductionBatch,
-    ProductKind,
-    Supplier,
-    WorkShare,
-    Workshop,
-)
 from services.orders.outbound import OrdersTopics
 from tests.integration.ledger.scenario_support import T, add_batch, completed_without_allocation, journal_of
 from tests.integration.ledger_support import (
@@ -147,15 +136,15 @@ async def test_scenario_c_completion_without_allocation_is_allocated_later_by_a_
     assert len(await journal_of(engine, key)) == 4
 
 
-def scenario_c_catalogue(u: str, batches: tuple[ProductionBatch, ...] = ()) -> Catalogue:
+def scenario_c_catalogue(u: str, batches: tuple[cat.ProductionBatch, ...] = ()) -> cat.Catalogue:
     """Scenario C's sukamiskin product (list price 100,000) on a shopee shop of its own, with ``batches``."""
     workshop, sku = f"sukamiskin-bengkel-{u}", f"SMK-T{u}"
-    return Catalogue(
-        lapas=(Lapas("sukamiskin", "sukamiskin", "Kota", "Provinsi"),),
-        workshops=(Workshop(workshop, "sukamiskin", workshop, "test"),),
-        suppliers=(Supplier("sup-kain", "sup-kain"),),
-        products=(Product(sku, sku, ProductKind.BATIK, 100_000, workshop),),
-        listings=(Listing(Channel.SHOPEE, f"shop-{u}", f"p-{u}", None, sku, workshop),),
+    return cat.Catalogue(
+        lapas=(cat.Lapas("sukamiskin", "sukamiskin", "Kota", "Provinsi"),),
+        workshops=(cat.Workshop(workshop, "sukamiskin", workshop, "test"),),
+        suppliers=(cat.Supplier("sup-kain", "sup-kain"),),
+        products=(cat.Product(sku, sku, cat.ProductKind.BATIK, 100_000, workshop),),
+        listings=(cat.Listing(cat.Channel.SHOPEE, f"shop-{u}", f"p-{u}", None, sku, workshop),),
         batches=batches,
     )
 
@@ -201,8 +190,9 @@ async def test_scenario_c_completion_without_allocation_is_allocated_later_by_a_
     }
 
     # batch B is produced: the catalogue load reserves it for the waiting order and announces the allocation
-    batch = ProductionBatch(f"B-C-{u}", f"sukamiskin-bengkel-{u}", f"SMK-T{u}", 5, date(2026, 5, 1), 30_000,
-                            "sup-kain", (WorkShare(a, 3), WorkShare(b, 1)))  # fmt: skip
+    group = (cat.WorkShare(a, 3), cat.WorkShare(b, 1))
+    batch = cat.ProductionBatch(f"B-C-{u}", f"sukamiskin-bengkel-{u}", f"SMK-T{u}", 5, date(2026, 5, 1), 30_000,
+                                "sup-kain", group)  # fmt: skip
     async with engine.begin() as conn:
         _, filled = await receive_catalogue(UnitOfWork(conn, ORDERS), scenario_c_catalogue(u, (batch,)), "test",
                                             orders_topics)  # fmt: skip

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import date
+from typing import NamedTuple
 
 import pytest
 from sqlalchemy import text
@@ -36,8 +36,7 @@ from tests.naming import topic_prefix
 pytestmark = pytest.mark.integration
 
 
-@dataclass(frozen=True)
-class Processes:
+class Processes(NamedTuple):
     """Both services' topics, and the database they share."""
 
     orders: OrdersTopics

@@ -22,20 +22,7 @@ from services.orders.backorders import Filled, receive_catalogue
 from services.orders.catalogue import Catalogue, ProductionBatch, WorkShare
 from services.orders.inspection import Verdict, inspect_quarantine
 from services.orders.outbound import OrdersTopics
-from tests.integration.orders_support import (
-    RETURNED_STATUS,
-    assert_reconciled,
-    last_payload,
-    load,
-    orders_by_key,
-    orders_handler,
-    outbox_types,
-    recent,
-    small_catalogue,
-    status_event,
-    stock_of,
-    uid,
-)
+from tests.integration import orders_support as o
 from tests.naming import topic_prefix
 
 pytestmark = pytest.mark.integration
@@ -50,9 +37,9 @@ async def engine(database: RoleUrls) -> AsyncIterator[AsyncEngine]:
 
 async def drive(engine: AsyncEngine, u: str, topics: OrdersTopics, order: str, statuses: list[str], qty: int) -> str:
     """Apply ``statuses`` to ``order`` (``qty`` units), one event per transaction; returns its key."""
-    handler, base = orders_handler(topics, returns=True), recent()
+    handler, base = o.orders_handler(topics, returns=True), o.recent()
     for n, raw in enumerate(statuses):
-        envelope = status_event(u, order, raw, n, "tokopedia", qty=qty, base=base)
+        envelope = o.status_event(u, order, raw, n, "tokopedia", qty=qty, base=base)
         async with engine.begin() as conn:
             assert await handler(conn, [InboundEvent(envelope, Delivery("t", 0, n, None, b""))]) == []
     return envelope.subject
@@ -73,55 +60,55 @@ async def receive(engine: AsyncEngine, catalogue: Catalogue, topics: OrdersTopic
 
 
 async def test_a_catalogue_load_fills_the_oldest_waiting_order_it_can_cover(engine: AsyncEngine) -> None:
-    u, topics = uid(), OrdersTopics.with_prefix(topic_prefix())
-    catalogue = small_catalogue(u, [("w1", 1, date(2026, 3, 1))])
-    await load(engine, catalogue)
+    u, topics = o.uid(), OrdersTopics.with_prefix(topic_prefix())
+    catalogue = o.small_catalogue(u, [("w1", 1, date(2026, 3, 1))])
+    await o.load(engine, catalogue)
     early = await drive(engine, u, topics, "early", ["220", "500", "700"], qty=3)  # completed, no stock held
     later = await drive(engine, u, topics, "later", ["220"], qty=2)  # paid, no stock held
-    before = await orders_by_key(engine, [early, later])
+    before = await o.orders_by_key(engine, [early, later])
     assert [before[k]["reservations"] for k in (early, later)] == [[], []]
-    assert (await last_payload(engine, early, "karya.orders.order_completed.v1"))["allocations"] == []
+    assert (await o.last_payload(engine, early, "karya.orders.order_completed.v1"))["allocations"] == []
 
     filled = await receive(engine, with_batch(catalogue, u, 3), topics)
     assert filled.order_keys == [early], "oldest first; the younger order (2 of the 1 left) keeps waiting"
-    after = await orders_by_key(engine, [early, later])
+    after = await o.orders_by_key(engine, [early, later])
     assert after[early]["reservations"] == ["consumed"] and after[early]["stock_stage"] == 3
     assert after[later]["reservations"] == []
-    allocated = await last_payload(engine, early, "karya.orders.order_allocated.v1")
+    allocated = await o.last_payload(engine, early, "karya.orders.order_allocated.v1")
     assert allocated["state"] == "completed"
     assert [(a["batch_id"], a["quantity"], a["unit_price"]) for a in allocated["allocations"]] == [
         (f"B-{u}-1", 1, 50_000),
         (f"B-{u}-new", 2, 50_000),
     ]
-    assert await stock_of(engine, f"SKU-{u}") == {
+    assert await o.stock_of(engine, f"SKU-{u}") == {
         "on_hand": 1, "soft_reserved": 0, "allocated": 0, "quarantined": 0, "available": 1,
     }  # fmt: skip
 
     # the same catalogue again adds no batch and fills nothing; the filled order no longer waits
     assert (await receive(engine, with_batch(catalogue, u, 3), topics)).order_keys == []
-    assert (await outbox_types(engine, [early]))[early]["order_allocated"] == 1
-    await assert_reconciled(engine)
+    assert (await o.outbox_types(engine, [early]))[early]["order_allocated"] == 1
+    await o.assert_reconciled(engine)
 
 
 async def test_restocked_returns_fill_a_paid_order_waiting_for_them(engine: AsyncEngine) -> None:
-    u, topics = uid(), OrdersTopics.with_prefix(topic_prefix())
-    await load(engine, small_catalogue(u, [("w1", 2, date(2026, 3, 1))]))
-    back = await drive(engine, u, topics, "back", ["220", "500", RETURNED_STATUS], qty=2)
+    u, topics = o.uid(), OrdersTopics.with_prefix(topic_prefix())
+    await o.load(engine, o.small_catalogue(u, [("w1", 2, date(2026, 3, 1))]))
+    back = await drive(engine, u, topics, "back", ["220", "500", o.RETURNED_STATUS], qty=2)
     waiting = await drive(engine, u, topics, "waiting", ["220"], qty=2)
-    assert (await orders_by_key(engine, [waiting]))[waiting]["reservations"] == []
+    assert (await o.orders_by_key(engine, [waiting]))[waiting]["reservations"] == []
     async with engine.connect() as conn:
         query = text("SELECT id FROM orders.quarantine WHERE order_key = :k")
         qid = (await conn.execute(query, {"k": back})).scalar_one()
     async with engine.begin() as conn:
         lot = await inspect_quarantine(UnitOfWork(conn, SCHEMA), int(qid), Verdict.RESTOCK, topics)
     assert lot is not None
-    assert (await orders_by_key(engine, [waiting]))[waiting]["reservations"] == ["hard"]
-    allocated = await last_payload(engine, waiting, "karya.orders.order_allocated.v1")
+    assert (await o.orders_by_key(engine, [waiting]))[waiting]["reservations"] == ["hard"]
+    allocated = await o.last_payload(engine, waiting, "karya.orders.order_allocated.v1")
     assert allocated["state"] == "awaiting_fulfilment" and allocated["allocations"][0]["quantity"] == 2
-    assert await stock_of(engine, f"SKU-{u}") == {
+    assert await o.stock_of(engine, f"SKU-{u}") == {
         "on_hand": 2, "soft_reserved": 0, "allocated": 2, "quarantined": 0, "available": 0,
     }  # fmt: skip
     # it ships from the units it now holds, like any order
     await drive(engine, u, topics, "waiting", ["220", "500"], qty=2)
-    assert (await orders_by_key(engine, [waiting]))[waiting]["reservations"] == ["consumed"]
-    await assert_reconciled(engine)
+    assert (await o.orders_by_key(engine, [waiting]))[waiting]["reservations"] == ["consumed"]
+    await o.assert_reconciled(engine)
