@@ -163,7 +163,7 @@ def build_runtime(
         "parked-deliveries", lambda stop: run_parked_retries(db.engine, normaliser, reject, stop, parked)
     )
     retention = RetentionMetrics(runtime.metrics.registry)
-    runtime.add_background("raw-retention", lambda stop: run_raw_retention(db.engine, deps, stop, retention))
+    runtime.add_background("raw-retention", lambda stop: run_raw_retention(db, deps, stop, retention))
     runtime.add_background("close-clients", lambda stop: _close_on_stop(deps, stop))
     wire_shop_tokens(runtime, deps, refresher=clients is None)  # per-shop tokens; refreshed unless clients given
     return runtime

@@ -22,8 +22,8 @@ from datetime import timedelta
 
 from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from infra.db.unit_of_work import Database
 from infra.errors import describe_error
 from infra.logging import get_logger
 from services.gateway.deps import GatewayDeps
@@ -33,10 +33,8 @@ __all__ = ["RetentionMetrics", "redact_due", "run_raw_retention"]
 
 log = get_logger(__name__)
 
-_REDACT = {
-    table: text(f"SELECT gateway.redact_{table}(CAST(:older_than AS interval), CAST(:max_rows AS integer))")
-    for table in ("raw_deliveries", "dead_letters")
-}
+_TABLES = ("raw_deliveries", "dead_letters")
+_REDACT = "SELECT {schema}.redact_{table}(CAST(:older_than AS interval), CAST(:max_rows AS integer))"
 
 
 class RetentionMetrics:
@@ -53,20 +51,23 @@ class RetentionMetrics:
 
 
 async def redact_due(
-    engine: AsyncEngine,
+    db: Database,
     retention: timedelta,
     batch: int,
     table: str = "raw_deliveries",
     max_batches: int | None = None,
 ) -> int:
-    """Redact the rows of ``table`` (``raw_deliveries`` or ``dead_letters``) older than ``retention``, ``batch``
-    rows per transaction, until none is left (or ``max_batches`` ran); returns how many were redacted."""
-    statement = _REDACT[table]
+    """Redact the rows of ``table`` (``raw_deliveries`` or ``dead_letters`` of ``db``, the gateway's) older than
+    ``retention``, ``batch`` rows per transaction, until none is left (or ``max_batches`` ran); returns how many
+    were redacted."""
+    if table not in _TABLES:
+        raise ValueError(f"no redaction for {table!r}")
+    statement = text(_REDACT.format(schema=db.schema, table=table))
     total = 0
     batches = 0
     while max_batches is None or batches < max_batches:
-        async with engine.begin() as conn:
-            done = int((await conn.execute(statement, {"older_than": retention, "max_rows": batch})).scalar_one())
+        async with db.begin() as uow:
+            done = int((await uow.conn.execute(statement, {"older_than": retention, "max_rows": batch})).scalar_one())
         total += done
         batches += 1
         if done < batch:
@@ -75,7 +76,7 @@ async def redact_due(
 
 
 async def run_raw_retention(
-    engine: AsyncEngine, deps: GatewayDeps, stop: asyncio.Event, metrics: RetentionMetrics | None = None
+    db: Database, deps: GatewayDeps, stop: asyncio.Event, metrics: RetentionMetrics | None = None
 ) -> None:
     """Redact raw deliveries past the retention every ``KARYA_GATEWAY_RAW_RETENTION_INTERVAL_S`` until ``stop``.
 
@@ -90,9 +91,9 @@ async def run_raw_retention(
         return
     retention = timedelta(days=settings.gateway_raw_retention_days)
     while not stop.is_set():
-        for table in _REDACT:
+        for table in _TABLES:
             try:
-                redacted = await redact_due(engine, retention, settings.gateway_raw_retention_batch, table)
+                redacted = await redact_due(db, retention, settings.gateway_raw_retention_batch, table)
             except Exception as exc:
                 log.warning("raw_retention_round_failed", table=table, **describe_error(exc))
                 continue

@@ -3,6 +3,9 @@ and use cases are transport-free: only a service's entry points (``app.py``, ``c
 ``InboundEvent`` / ``Rejection`` and the ``Delivery`` a record came in, use cases take envelopes and a unit of work.
 
 (``karya/docs.py`` uses FastStream's application and AsyncAPI generator, not its Kafka types: it passes.)
+
+And wiring comes from the composition roots: no module of ``services/`` or ``karya/`` but the roots creates an
+engine or reads the process settings.
 """
 
 from __future__ import annotations
@@ -68,3 +71,44 @@ def test_use_cases_do_not_see_kafka_deliveries() -> None:
     offenders = {p: names for p, names in imported.items() if names}
     assert {str(p): names for p, names in offenders.items() if p.parts[1] not in PENDING} == {}
     assert {p.parts[1] for p in offenders} == PENDING, "a pending service is transport-free now: unlist it"
+
+
+# Composition roots: the only modules of services/ and karya/ that create an engine or read the process settings
+# (database URLs, Kafka settings). Every other module is handed them (an engine, a Database or UnitOfWork, topics).
+# The CLI's root is infra.cli_root (infra is not checked here); the demo is a process of its own with its own root.
+ROOT_CALLS = frozenset(
+    {"make_engine", "KafkaSettings", "kafka_settings", "DatabaseSettings", "database_settings", "gateway_database_url"}
+)
+COMPOSITION_ROOTS = frozenset(
+    {"karya/services.py", "karya/docs.py", "karya/demo.py", "karya/demo_sim.py", "karya/demo_report.py"}
+)
+
+
+def _calls(path: Path) -> set[str]:
+    """The names of the functions and classes ``path`` calls (``f(...)`` and ``m.f(...)`` both count as ``f``)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Call):
+            func = node.func
+            if isinstance(func, ast.Name):
+                names.add(func.id)
+            elif isinstance(func, ast.Attribute):
+                names.add(func.attr)
+    return names
+
+
+def test_only_the_composition_roots_create_engines_or_read_process_settings() -> None:
+    files = [p for layer in ("services", "karya") for p in sorted((ROOT / layer).rglob("*.py"))]
+    offenders = {
+        str(p.relative_to(ROOT)): sorted(_calls(p) & ROOT_CALLS)
+        for p in files
+        if str(p.relative_to(ROOT)) not in COMPOSITION_ROOTS
+    }
+    assert {p: names for p, names in offenders.items() if names} == {}
+    assert all((ROOT / p).exists() for p in COMPOSITION_ROOTS), "a composition root moved: update the list"
+
+
+def test_the_root_check_sees_engines_and_settings(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text("from infra import settings\nsettings.kafka_settings()\nmake_engine('u')\nKafkaSettings\n")
+    assert _calls(module) & ROOT_CALLS == {"kafka_settings", "make_engine"}

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from infra.cli_root import CliRoot
 from infra.db.roles import GATEWAY_URL_ENV
+from services.gateway.app import SCHEMA
 from services.gateway.clients.base import MarketplaceApiError
 from services.gateway.clients.settings import ClientSettingsError
 from services.gateway.settings import GatewayConfigError
@@ -35,7 +36,7 @@ async def _shop_tools(ctx: typer.Context) -> AsyncIterator[ShopTools]:
     root = CliRoot.of(ctx)
     if not root.has("gateway"):
         raise GatewayConfigError(f"{GATEWAY_URL_ENV} is not set: shop tokens live in the gateway's schema")
-    async with root.engine("gateway", name="karya-shops") as engine, shop_tools(engine) as tools:
+    async with root.database("gateway", SCHEMA, name="karya-shops") as db, shop_tools(db) as tools:
         yield tools
 
 

@@ -7,8 +7,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import httpx
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from infra.db.unit_of_work import Database
 from services.gateway.clients.factory import aclose_clients, make_token_apis
 from services.gateway.clients.settings import ClientSettings
 from services.gateway.settings import GatewayConfigError
@@ -35,16 +35,16 @@ class ShopTools:
 
 @asynccontextmanager
 async def shop_tools(
-    engine: AsyncEngine,
+    db: Database,
     settings: ClientSettings | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> AsyncIterator[ShopTools]:
-    """Token APIs (client settings from the environment unless given) and the token store on ``engine`` (the
-    gateway role's, the caller's to dispose)."""
+    """Token APIs (client settings from the environment unless given) and the token store on ``db`` (the gateway
+    role's engine, the caller's to dispose, and the gateway's schema)."""
     settings = settings or ClientSettings.from_env()
     apis = make_token_apis(settings, transport)
     try:
-        yield ShopTools(apis, ShopTokenStore(engine, cipher_of(settings)))
+        yield ShopTools(apis, ShopTokenStore(db, cipher_of(settings)))
     finally:
         await aclose_clients(apis)
 

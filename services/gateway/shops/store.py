@@ -1,4 +1,4 @@
-"""``gateway.shop_tokens``: the connected shops' tokens, sealed at rest, handed to the API clients.
+"""``shop_tokens`` (in the gateway's schema): the connected shops' tokens, sealed at rest, handed to the API clients.
 
 :class:`ShopTokenStore` is the clients' :class:`~services.gateway.clients.tokens.TokenSource`: it keeps an opened
 access token in memory for at most a minute (and never past a minute before its expiry), so a refresh made by
@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from infra.db.unit_of_work import Database
 from services.gateway.clients.tokens import ShopAccess, ShopNotConnected, not_connected
 from services.gateway.shops.auth import TokenGrant
 from services.gateway.shops.crypto import TokenCipher
@@ -28,8 +29,7 @@ __all__ = ["Claim", "ConnectedShop", "DueToken", "ShopTokenStore"]
 _SAFETY = timedelta(minutes=1)  # an access token this close to its expiry is not handed out from memory
 _CACHE = timedelta(minutes=1)  # an opened token is read again after this long (a refresh by another replica)
 
-_UPSERT = text(
-    """INSERT INTO gateway.shop_tokens AS t (channel, shop_id, shop_cipher, shop_name, key_id, access_token,
+_UPSERT = """INSERT INTO {table} AS t (channel, shop_id, shop_cipher, shop_name, key_id, access_token,
         refresh_token, access_expires_at, refresh_expires_at)
     VALUES (:channel, :shop_id, :shop_cipher, :shop_name, :key_id, :access, :refresh, :access_at, :refresh_at)
     ON CONFLICT (channel, shop_id) DO UPDATE SET
@@ -40,7 +40,6 @@ _UPSERT = text(
         refresh_expires_at = COALESCE(EXCLUDED.refresh_expires_at, t.refresh_expires_at),
         connected_at = CASE WHEN :connected THEN clock_timestamp() ELSE t.connected_at END,
         refreshed_at = clock_timestamp(), refresh_failures = 0, refresh_error = NULL, refresh_failed_at = NULL"""
-)
 _COLUMNS = """channel, shop_id, shop_cipher, shop_name, key_id, access_token, refresh_token, access_expires_at,
     refresh_expires_at, connected_at, refreshed_at, refresh_failures, refresh_error, refresh_failed_at"""
 
@@ -76,10 +75,13 @@ class DueToken:
 
 
 class ShopTokenStore:
-    """Sealed tokens per shop in ``gateway.shop_tokens`` (the gateway role only)."""
+    """Sealed tokens per shop in ``shop_tokens`` of the gateway's schema (the gateway role only)."""
 
-    def __init__(self, engine: AsyncEngine, cipher: TokenCipher, clock: Callable[[], float] = time.time) -> None:
-        self._engine = engine
+    def __init__(self, db: Database, cipher: TokenCipher, clock: Callable[[], float] = time.time) -> None:
+        """``db``: the gateway's engine and schema (from its composition root)."""
+        self._engine = db.engine
+        self.table = f"{db.schema}.shop_tokens"
+        self._upsert = text(_UPSERT.format(table=self.table))
         self._cipher = cipher
         self._clock = clock
         self._cache: dict[tuple[str, str], tuple[ShopAccess, datetime]] = {}  # → (token, read again after)
@@ -96,7 +98,7 @@ class ShopTokenStore:
         async with self._engine.connect() as conn:
             row = (
                 await conn.execute(
-                    text(f"SELECT {_COLUMNS} FROM gateway.shop_tokens WHERE channel = :c AND shop_id = :s"),
+                    text(f"SELECT {_COLUMNS} FROM {self.table} WHERE channel = :c AND shop_id = :s"),
                     {"c": channel, "s": shop_id},
                 )
             ).one_or_none()
@@ -124,7 +126,7 @@ class ShopTokenStore:
         """:meth:`save` inside the caller's transaction."""
         key = f"{grant.channel}:{grant.shop_id}"
         await conn.execute(
-            _UPSERT,
+            self._upsert,
             {
                 "channel": grant.channel,
                 "shop_id": grant.shop_id,
@@ -145,7 +147,7 @@ class ShopTokenStore:
         async with self._engine.connect() as conn:
             rows = await conn.execute(
                 text(
-                    "SELECT channel, shop_id FROM gateway.shop_tokens WHERE access_expires_at < :until "
+                    f"SELECT channel, shop_id FROM {self.table} WHERE access_expires_at < :until "
                     "ORDER BY access_expires_at"
                 ),
                 {"until": self._now() + within},
@@ -159,7 +161,7 @@ class ShopTokenStore:
             row = (
                 await conn.execute(
                     text(
-                        f"SELECT {_COLUMNS} FROM gateway.shop_tokens WHERE channel = :c AND shop_id = :s "
+                        f"SELECT {_COLUMNS} FROM {self.table} WHERE channel = :c AND shop_id = :s "
                         "AND access_expires_at < :until FOR UPDATE SKIP LOCKED"
                     ),
                     {"c": channel, "s": shop_id, "until": self._now() + within},
@@ -175,7 +177,7 @@ class ShopTokenStore:
     async def shops(self) -> list[ConnectedShop]:
         """Every connected shop, by channel and shop id (no token values)."""
         async with self._engine.connect() as conn:
-            rows = (await conn.execute(text(f"SELECT {_COLUMNS} FROM gateway.shop_tokens ORDER BY 1, 2"))).all()
+            rows = (await conn.execute(text(f"SELECT {_COLUMNS} FROM {self.table} ORDER BY 1, 2"))).all()
         return [
             ConnectedShop(
                 r.channel,
@@ -208,7 +210,7 @@ class Claim:
         """Record a failed refresh (``error`` is Karya's text, never a token)."""
         await self._conn.execute(
             text(
-                "UPDATE gateway.shop_tokens SET refresh_failures = refresh_failures + 1, refresh_error = :e, "
+                f"UPDATE {self._store.table} SET refresh_failures = refresh_failures + 1, refresh_error = :e, "
                 "refresh_failed_at = clock_timestamp() WHERE channel = :c AND shop_id = :s"
             ),
             {"c": self.token.channel, "s": self.token.shop_id, "e": error[:500]},

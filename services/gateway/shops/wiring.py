@@ -30,7 +30,7 @@ def wire_shop_tokens(runtime: ServiceRuntime, deps: GatewayDeps, *, refresher: b
 
     ``refresher=False`` (a runtime given its clients, e.g. tests with stand-ins) registers the metrics only.
     """
-    deps.token_store_factory = lambda settings: ShopTokenStore(runtime.engine, cipher_of(settings))
+    deps.token_store_factory = lambda settings: ShopTokenStore(runtime.db, cipher_of(settings))
     metrics = TokenMetrics(runtime.metrics.registry)
     if not refresher:
         return

@@ -261,7 +261,7 @@ async def test_buyer_data_stays_in_the_raw_delivery_until_the_retention_redacts_
         registry = CollectorRegistry()
         metrics = RetentionMetrics(registry)
         stop = asyncio.Event()
-        task = asyncio.create_task(run_raw_retention(gw.engine, GatewayDeps(settings, gw.fakes), stop, metrics))
+        task = asyncio.create_task(run_raw_retention(gw.runtime.db, GatewayDeps(settings, gw.fakes), stop, metrics))
         try:
 
             async def redacted() -> bool:
@@ -311,7 +311,7 @@ async def test_only_the_retention_function_changes_a_raw_delivery(gateway: Gatew
     assert await _refused(gw.engine, "DELETE FROM gateway.raw_deliveries") == "42501"
     # Never bodies younger than a day, whatever the caller asks.
     assert await _refused(gw.engine, "SELECT gateway.redact_raw_deliveries(interval '1 hour', 10)") == "22023"
-    assert await redact_due(gw.engine, timedelta(days=3650), 10) == 0
+    assert await redact_due(gw.runtime.db, timedelta(days=3650), 10) == 0
 
 
 @pytest.mark.parametrize(

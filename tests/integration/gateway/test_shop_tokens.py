@@ -23,9 +23,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
+from infra.db.unit_of_work import Database
 from infra.errors import sqlstate_of
 from karya.processes import free_port
 from services.contracts.channels import Channel
+from services.gateway.app import SCHEMA
 from services.gateway.clients.shopee import ShopeeClient
 from services.gateway.clients.tiktok_shop import TikTokShopClient
 from services.gateway.clients.tokens import ShopNotConnected
@@ -119,7 +121,7 @@ async def world(database: RoleUrls) -> AsyncIterator[World]:
             clock=clock,
         ),
     }
-    store = ShopTokenStore(engine, TokenCipher(secrets.token_bytes(32)), clock)
+    store = ShopTokenStore(Database(engine, SCHEMA), TokenCipher(secrets.token_bytes(32)), clock)
     registry = CollectorRegistry()
     yield World(
         clock, state, app.state.tokens, ShopTools(apis, store), transport, TokenMetrics(registry), registry, engine
