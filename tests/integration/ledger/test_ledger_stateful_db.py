@@ -64,18 +64,30 @@ _STATE = """SELECT
     WHERE account LIKE 'revenue:sales:%') AS revenue,
   (SELECT count(*) FROM ledger.posting_conflicts) AS conflicts,
   ARRAY(SELECT DISTINCT order_key FROM ledger.pending_events) AS waiting"""
-_LEFT_AFTER_FULL_REFUND = """SELECT e.order_key,
-  regexp_replace(l.account, '^(liability:inmate_savings|asset:inmate_receivable):', 'inmate:') AS who,
+_LEFT_AFTER_FULL_REFUND = """SELECT e.order_key, l.account,
   sum(CASE l.side WHEN 'D' THEN l.amount ELSE -l.amount END) AS net
   FROM ledger.journal_lines l JOIN ledger.journal_entries e USING (sequence)
-  WHERE e.order_key = ANY(:k) AND e.kind IN ('distribution', 'refund_reversal')
+  WHERE e.order_key = ANY(:k) AND e.kind IN ('distribution', 'refund_reversal') AND l.account LIKE '%pnbp%'
   GROUP BY 1, 2 HAVING sum(CASE l.side WHEN 'D' THEN l.amount ELSE -l.amount END) <> 0"""
+_ORDER_INCOME = """SELECT e.order_key, sum(CASE l.side WHEN 'C' THEN l.amount ELSE -l.amount END) AS income
+  FROM ledger.journal_lines l JOIN ledger.journal_entries e USING (sequence)
+  WHERE e.order_key = ANY(:k) AND (l.account LIKE 'revenue:%' OR l.account LIKE 'expense:%'
+    OR l.account = 'asset:pph22_prepaid')
+  GROUP BY 1"""
 MOMENTS = [
     datetime(2026, 3, 1, 9, tzinfo=UTC),
     datetime(2026, 6, 30, 15, 59, tzinfo=UTC),
     datetime(2026, 6, 30, 16, 0, tzinfo=UTC),
     datetime(2026, 9, 1, 9, tzinfo=UTC),
 ]
+
+
+def _shortfall(order: Order) -> int:
+    """What the order's payout fell short of gross − fees − PPh 22 (undistributed, in suspense), or 0."""
+    assert order.settlement is not None
+    data = order.settlement.data
+    expected = int(data["gross_amount"]) - sum(int(f["amount"]) for f in data["fees"]) - int(data["pph22_withheld"])
+    return max(0, expected - int(data["net_payout"]))
 
 
 @dataclass(repr=False)
@@ -322,11 +334,16 @@ class LedgerDbMachine(RuleBasedStateMachine):
             assert set(postings) <= {o.key for o in self.orders}
             for order in self.orders:
                 self._check_postings(order, postings[order.key])
-            refunded_in_full = [o.key for o in self.orders if o.posted and o.refunded == o.gross]
-            # A fully refunded order leaves nothing with supplier, state, capital or inmates (an inmate's
-            # savings and receivable taken together).
-            left = (await conn.execute(text(_LEFT_AFTER_FULL_REFUND), {"k": refunded_in_full})).all()
-            assert left == [], f"fully refunded but not fully reversed: {left}"
+            refunded_in_full = [o for o in self.orders if o.posted and o.refunded == o.gross]
+            # A fully refunded order (refunds of an amount only: the cash paid back is the amount) gives the state
+            # back all its PNBP; supplier and inmates keep theirs (not restockable, claw_back_premi never) and
+            # production capital absorbs them, so the order's revenue − fees − PPh 22 − distribution is what it
+            # was once distributed: the shortfall of its payout, if any, that waits in suspense.
+            keys = [o.key for o in refunded_in_full]
+            left = (await conn.execute(text(_LEFT_AFTER_FULL_REFUND), {"k": keys})).all()
+            assert left == [], f"fully refunded but PNBP not fully reversed: {left}"
+            income = {r.order_key: int(r.income) for r in await conn.execute(text(_ORDER_INCOME), {"k": keys})}
+            assert income == {o.key: _shortfall(o) for o in refunded_in_full}
 
     def _check_postings(self, order: Order, keys: set[str]) -> None:
         batches = {b.batch_id for b in order.batches}
