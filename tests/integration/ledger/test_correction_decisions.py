@@ -4,6 +4,7 @@ approved, ``karya ledger proposals --all`` shows every state, and the database h
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -138,5 +139,55 @@ async def test_the_database_holds_the_decision_rules_by_itself(ledger_db: RoleUr
             async with engine.connect() as conn:
                 with pytest.raises(Exception, match="permission denied"):
                     await conn.execute(text(statement + " WHERE proposal_id = :i"), {"i": pid})
+    finally:
+        await engine.dispose()
+
+
+async def test_an_approval_racing_a_rejection_waits_for_it_and_is_refused(ledger_db: RoleUrls) -> None:
+    """Two deciders of one proposal at once: the approval's trigger waits on the proposal's advisory lock until the
+    rejection commits, then sees it (``decide_once``), so a proposal is never both rejected and approved."""
+    engine = make_engine(ledger_db.service, pool_size=3)
+    try:
+        key = await completed_order(engine)
+        async with engine.connect() as conn:
+            original = await kind_of(conn, key, "sale_completed")
+        pid = int(proposal_id((await karya(ledger_db, "ani", "revert", original, "--reason", "doubled")).output))
+        async with engine.connect() as rejecting:
+            await rejecting.execute(
+                text(
+                    "INSERT INTO ledger.correction_closures (proposal_id, outcome, closed_by, closed_at, reason) "
+                    "VALUES (:i, 'rejected', 'budi', now(), 'right as it is')"
+                ),
+                {"i": pid},
+            )
+
+            async def approval() -> None:
+                async with engine.begin() as conn:
+                    await conn.execute(text("SELECT set_config('application_name', 'racing-approval', true)"))
+                    await conn.execute(
+                        text(
+                            "INSERT INTO ledger.correction_approvals (proposal_id, approved_by, approved_at, "
+                            "posting_key) VALUES (:i, 'citra', now(), :k)"
+                        ),
+                        {"i": pid, "k": original},
+                    )
+
+            racing = asyncio.create_task(approval())
+            async with engine.connect() as watcher:  # wait until the approval waits on the advisory lock
+                while not racing.done():
+                    waiting = await watcher.execute(
+                        text(
+                            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'racing-approval' "
+                            "AND wait_event_type = 'Lock' AND wait_event = 'advisory'"
+                        )
+                    )
+                    if waiting.scalar_one():
+                        break
+                    await watcher.rollback()
+                    await asyncio.sleep(0.05)
+            assert not racing.done(), "the approval did not wait for the open rejection"
+            await rejecting.commit()
+        with pytest.raises(Exception, match="decide_once"):
+            await racing
     finally:
         await engine.dispose()
