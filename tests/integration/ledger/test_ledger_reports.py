@@ -190,10 +190,8 @@ async def test_trial_balance_statement_and_inmate_report(own_database: LedgerDat
                 for (inmate, batch), amount in premi.items()
                 if inmate == a
             ]
-            + [
-                ("refund_reversal", k3, "B-KRB-CCN-2", policy_of["B-KRB-CCN-2"], -premi[(a, "B-KRB-CCN-2")]),
-                ("payout", None, None, None, -1_000),
-            ],
+            # k3's full refund takes no premi back: the demo policies keep the default claw_back_premi: never
+            + [("payout", None, None, None, -1_000)],
             key=str,
         )
         report = await _cli(db, "inmate", a)
@@ -204,9 +202,7 @@ async def test_trial_balance_statement_and_inmate_report(own_database: LedgerDat
             )
             == expected_postings
         )
-        expected_balance = (
-            sum(amount for (inmate, _), amount in premi.items() if inmate == a) - premi[(a, "B-KRB-CCN-2")] - 1_000
-        )
+        expected_balance = sum(amount for (inmate, _), amount in premi.items() if inmate == a) - 1_000
         assert report["savings_balance"] == expected_balance > 0
         assert report["receivable_balance"] == 0
         async with engine.connect() as conn:
@@ -226,14 +222,14 @@ async def test_trial_balance_statement_and_inmate_report(own_database: LedgerDat
         assert [line["effective_at"] for line in full["lines"]] == sorted(
             line["effective_at"] for line in full["lines"]
         )
-        # the window (1 July – 9 August) opens with the March and June premi and holds order 2, the return and
-        # the payout
+        # the window (1 July – 9 August) opens with the March and June premi and holds order 2 and the payout (the
+        # return takes no premi back under claw_back_premi: never)
         opening = premi[(a, "B-CPN-GLV-1")] + premi[(a, "B-CPN-WDW-1")] + premi[(a, "B-KRB-CCN-2")]
         assert window["opening_balance"] == opening
-        assert [line["kind"] for line in window["lines"]] == ["distribution", "refund_reversal", "payout"]
+        assert [line["kind"] for line in window["lines"]] == ["distribution", "payout"]
         assert window["closing_balance"] == expected_balance
         by_cli = await _cli(db, "statement", savings_a, "--from", "2026-07-01", "--to", AS_OF.isoformat())
-        assert by_cli["closing_balance"] == expected_balance and len(by_cli["lines"]) == 3
+        assert by_cli["closing_balance"] == expected_balance and len(by_cli["lines"]) == 2
     finally:
         await engine.dispose()
 
