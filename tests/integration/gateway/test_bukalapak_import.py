@@ -10,9 +10,11 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.testing import CliRunner
 
+from infra.cli_root import CliRoot
 from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
 from infra.db.unit_of_work import Database
+from infra.settings import KafkaSettings
 from services.gateway.app import SCHEMA
 from services.gateway.bukalapak_csv import BukalapakCsvError
 from services.gateway.bukalapak_import import import_export
@@ -84,16 +86,14 @@ async def test_import_publishes_historical_events_once(engine: AsyncEngine, tmp_
     assert await outbox_events(engine, TOPICS.settlements, f"bukalapak:69352317:{invoice}-2") == []
 
 
-def test_cli_names_file_row_and_column_and_dry_runs(
-    tmp_path: Path, database: RoleUrls, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("KARYA_GATEWAY_DATABASE_URL", database.gateway)
+def test_cli_names_file_row_and_column_and_dry_runs(tmp_path: Path, database: RoleUrls) -> None:
+    root = CliRoot(KafkaSettings(), {"gateway": database.gateway})  # the command's root, built by the test
     path = _export(tmp_path, f"BL{uid().upper()}")
     runner = CliRunner()
-    bad = runner.invoke(import_app, ["bukalapak", str(path), "--shop-id", "69352317", "--dry-run"])
+    bad = runner.invoke(import_app, ["bukalapak", str(path), "--shop-id", "69352317", "--dry-run"], obj=root)
     assert bad.exit_code == 1
     assert f"{path}, row 3, column Jumlah" in bad.output
     path.write_text("\n".join(line for i, line in enumerate(path.read_text().splitlines()) if i != 2))
-    ok = runner.invoke(import_app, ["bukalapak", str(path), "--shop-id", "69352317", "--dry-run"])
+    ok = runner.invoke(import_app, ["bukalapak", str(path), "--shop-id", "69352317", "--dry-run"], obj=root)
     assert ok.exit_code == 0, ok.output
     assert "2 invoices, 3 events; would publish 3" in ok.output
