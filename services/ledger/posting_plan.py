@@ -6,7 +6,10 @@ the posting conflicts and the order facts as they stand after the batch. Per ord
 accounting order (completion, settlement, refunds); a settlement that arrives before its completion, or a refund
 before its settlement, is parked until the batch that brings what it waits for. An order the orders service reports
 returned or cancelled before the ledger saw it completed ended without a sale: its refunds — parked or arriving
-later — are closed without posting (nothing was booked, no cash reached us); its settlements stay parked.
+later — are closed without posting (nothing was booked, no cash reached us); its settlements stay parked. A
+re-read of a marketplace settlement whose statement is older than the one posted is closed without posting too.
+Every refund takes one path (:mod:`services.ledger.domain.refunds`); a netted one is first planned together
+with the settlement it was netted in (:func:`services.ledger.settlement_plan.gross_up_netted`).
 """
 
 from __future__ import annotations

@@ -12,9 +12,11 @@ from hypothesis import strategies as st
 
 from infra.messaging.envelope import Envelope
 from services.ledger.domain import accounts
-from services.ledger.domain.refunds import Listing, match_sku
+from services.ledger.domain.distribution import plan_distribution
+from services.ledger.domain.journal import EntryKind, request_hash
+from services.ledger.domain.refunds import Listing, match_sku, taken_by_amount_only_refunds
 from services.ledger.posting_plan import PostingInputs, PostingPlan, plan_postings
-from services.ledger.requests import RecentCompletions
+from services.ledger.requests import RecentCompletions, completion_request, refund_request, settlement_request
 from tests.integration.ledger_support import Batch, completed, refunded, settled
 from tests.unit.ledger.ledger_support import DEMO_POLICIES, MemoryLedger
 
@@ -101,3 +103,20 @@ def test_a_netted_refund_closes_the_order_its_settlement_alone_could_not_distrib
         if a.startswith(("revenue:", "expense:", accounts.pph22_prepaid()))
     )
     assert income == 0
+
+
+def test_an_order_refunded_the_old_way_keeps_its_history_and_starts_from_what_it_took_back() -> None:
+    """Facts as an amount-only refund of the pro-rata path left them (refunded gross, no take-back per batch): its
+    redelivery is no conflict, and the next refund starts from what the old one took back per batch."""
+    completion, escrow = completed(KEY, [X, Y], T), settled(KEY, 250_000, T, fees={"commission_fee": 15_000})
+    request = completion_request(completion.data)
+    order = _plan([completion, escrow]).facts[KEY]
+    order.refunded_gross, order.refund_taken = 50_000, {}
+    old = refunded(KEY, "RF-OLD", 50_000, T)
+    legacy = {f"{KEY}:refund:RF-OLD": request_hash(EntryKind.REFUND, refund_request(old.data, request.order))}
+    again = plan_postings(PostingInputs([old], {KEY: order}, DEMO_POLICIES, legacy, {}), RecentCompletions())
+    assert again.entries == [] and again.conflicts == []
+    plan = plan_postings(PostingInputs([_refund(25_000)], {KEY: order}, DEMO_POLICIES, {}, {}), RecentCompletions())
+    distribution = plan_distribution(request, settlement_request(escrow.data, request.order), DEMO_POLICIES)
+    before = taken_by_amount_only_refunds(distribution, 50_000)
+    assert plan.facts[KEY].refund_taken == {"B-X": before["B-X"] + 20_000, "B-Y": before["B-Y"] + 5_000}
