@@ -20,6 +20,7 @@ ORDER_COMPLETED = "karya.orders.order_completed.v1"
 ORDER_CANCELLED = "karya.orders.order_cancelled.v1"
 ORDER_RETURNED = "karya.orders.order_returned.v1"
 ORDER_ALLOCATED = "karya.orders.order_allocated.v1"
+UNITS_RESTOCKED = "karya.orders.units_restocked.v1"
 STOCK_AVAILABILITY_CHANGED = "karya.orders.stock_availability_changed.v1"
 
 
@@ -141,6 +142,18 @@ class OrderReturned(OrderRef):
     """Returned units arrived and wait in quarantine for inspection."""
 
     allocations: list[AllocationOut]
+
+
+class UnitsRestocked(Payload):
+    """Returned units of an order passed inspection and are back in stock, sellable again (``karya stock inspect
+    --verdict restock``): the ledger takes their material cost back from the supplier. ``restock_id`` (the
+    inspected lot) names the fact once."""
+
+    order_key: OrderKey
+    restock_id: int = Field(gt=0)
+    batch_id: str
+    quantity: int = Field(gt=0)
+    restocked_at: datetime
 
 
 class WorkshopAvailability(Payload):

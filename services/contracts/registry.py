@@ -19,6 +19,7 @@ EVENT_TYPES: dict[str, type[Payload]] = {
     orders.ORDER_COMPLETED: orders.OrderCompleted,
     orders.ORDER_RETURNED: orders.OrderReturned,
     orders.ORDER_ALLOCATED: orders.OrderAllocated,
+    orders.UNITS_RESTOCKED: orders.UnitsRestocked,
     orders.STOCK_AVAILABILITY_CHANGED: orders.StockAvailabilityChanged,
     gateway.DELIVERY_RECEIVED: gateway.DeliveryReceived,
     ledger.ENTRY_POSTED: ledger.EntryPosted,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from infra.db.rowsets import Writes
@@ -65,10 +66,17 @@ class InspectionPlan:
 
 
 def plan_inspection(
-    lot: Inspected, inputs: StockInputs, note: str, topics: OrdersTopics, waiting: Sequence[OrderRow] = ()
+    lot: Inspected,
+    inputs: StockInputs,
+    note: str,
+    topics: OrdersTopics,
+    waiting: Sequence[OrderRow] = (),
+    *,
+    at: datetime,
 ) -> InspectionPlan:
-    """Restock or write off ``lot`` against the locked stock of its SKU; restocked units fill the ``waiting`` orders
-    (oldest first) they can, and a restock announces the SKU's availability.
+    """Restock or write off ``lot`` (inspected ``at``) against the locked stock of its SKU. A restock announces the
+    units restocked (``units_restocked``, for the ledger), fills the ``waiting`` orders (oldest first) it can and
+    announces the SKU's availability.
 
     Raises the domain's StockInvariantViolation if the counters cannot take the movement.
     """
@@ -84,6 +92,7 @@ def plan_inspection(
     out = Outbound(topics)
     filled: list[OrderRow] = []
     if lot.verdict is Verdict.RESTOCK:
+        out.units_restocked(lot.order_key, lot.quarantine_id, lot.batch_id, lot.quantity, at)
         filled = fill_waiting(stock, waiting, out)
         out.availability(stock.availability())
     return InspectionPlan(stock.movements, status, out.messages, filled)
@@ -113,7 +122,7 @@ async def inspect_quarantine(
         new_reservations=len(waiting),
         batches=BatchInfoCache(),
     )
-    plan = plan_inspection(lot, inputs, note, topics, waiting)
+    plan = plan_inspection(lot, inputs, note, topics, waiting, at=datetime.now(UTC))
     writes = Writes()
     add_filled(writes, uow, plan.filled)
     add_movements(writes, uow, plan.movements)

@@ -121,6 +121,18 @@ class Outbound:
         }
         self._emit(self._events, ev.ORDER_ALLOCATED, order.order_key, data, self._causes.get(order.order_key))
 
+    def units_restocked(self, order_key: str, restock_id: int, batch_id: str, quantity: int, at: datetime) -> None:
+        """Returned units of ``order_key`` passed inspection and are sellable again (the ledger takes their material
+        cost back from the supplier)."""
+        data = {
+            "order_key": order_key,
+            "restock_id": restock_id,
+            "batch_id": batch_id,
+            "quantity": quantity,
+            "restocked_at": at,
+        }
+        self._emit(self._events, ev.UNITS_RESTOCKED, order_key, data, None)
+
     def reservation_failed(self, order: OrderRow, reason: str) -> None:
         """Nothing could be held for the order."""
         data = {**self._ref(order), "reason": reason}

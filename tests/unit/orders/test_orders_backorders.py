@@ -3,12 +3,13 @@ stock has free, each filled order at the stage its state calls for with an ``ord
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.contracts.orders import ORDER_ALLOCATED
+from services.contracts.orders import ORDER_ALLOCATED, UNITS_RESTOCKED
 from services.orders.backorders import fill_waiting
 from services.orders.domain.lifecycle import OrderState, OrderStatusSnapshot, StockStage
 from services.orders.domain.records import BatchFacts, Line, OrderRow
@@ -60,7 +61,8 @@ def test_the_oldest_waiting_order_is_filled_first_and_a_younger_one_that_fits_to
 
 def test_restocked_units_fill_a_waiting_order_in_the_inspection_plan() -> None:
     inputs = stock(("B1", 0, 2))
-    p = plan_inspection(Inspected(1, "k", "B1", 2, Verdict.RESTOCK), inputs, "", TOPICS, [waiting("w", 2)])
+    lot = Inspected(1, "tokopedia:shop:back", "B1", 2, Verdict.RESTOCK)
+    p = plan_inspection(lot, inputs, "", TOPICS, [waiting("w", 2)], at=T0)
     assert [o.order_id for o in p.filled] == ["w"]
     assert [(m.kind, m.quantity) for m in p.movements] == [
         (MovementKind.RESTOCK, 2),
@@ -68,8 +70,8 @@ def test_restocked_units_fill_a_waiting_order_in_the_inspection_plan() -> None:
         (MovementKind.CONSUME, 2),
     ]
     types = [validate_published(m.payload)["type"] for m in p.messages]
-    assert types == [ORDER_ALLOCATED, "karya.orders.stock_availability_changed.v1"]
-    off = plan_inspection(Inspected(1, "k", "B1", 2, Verdict.WRITE_OFF), inputs, "", TOPICS, [waiting("w2", 2)])
+    assert types == [UNITS_RESTOCKED, ORDER_ALLOCATED, "karya.orders.stock_availability_changed.v1"]
+    off = plan_inspection(replace(lot, verdict=Verdict.WRITE_OFF), inputs, "", TOPICS, [waiting("w2", 2)], at=T0)
     assert off.filled == [] and off.messages == []
 
 

@@ -214,10 +214,18 @@ def test_inspection_restocks_into_on_hand_and_announces_availability() -> None:
     inputs = stock(("B1", 5, 0, 0), ("B2", 1, 0, 1))
     rows = [(*r[:8], 2 if r[0] == "B1" else 0) for r in inputs.rows]
     inputs = StockInputs(rows, inputs.lapas_of_workshop, INFO)
-    p = plan_inspection(Inspected(1, "k", "B1", 2, Verdict.RESTOCK), inputs, "", TOPICS)
+    p = plan_inspection(Inspected(1, "tokopedia:shop:k", "B1", 2, Verdict.RESTOCK), inputs, "", TOPICS, at=T0)
     assert [(m.batch_id, m.kind, m.quantity) for m in p.movements] == [("B1", MovementKind.RESTOCK, 2)]
-    assert p.status == "restocked" and len(p.messages) == 1
-    off = plan_inspection(Inspected(1, "k", "B1", 2, Verdict.WRITE_OFF), inputs, "torn", TOPICS)
+    assert p.status == "restocked"
+    restocked, available = (validate_published(m.payload) for m in p.messages)
+    assert restocked["type"] == "karya.orders.units_restocked.v1" and restocked["subject"] == "tokopedia:shop:k"
+    assert {k: restocked["data"][k] for k in ("restock_id", "batch_id", "quantity")} == {
+        "restock_id": 1,
+        "batch_id": "B1",
+        "quantity": 2,
+    }
+    assert available["type"] == "karya.orders.stock_availability_changed.v1"
+    off = plan_inspection(Inspected(1, "tokopedia:shop:k", "B1", 2, Verdict.WRITE_OFF), inputs, "torn", TOPICS, at=T0)
     assert off.status == "written_off" and off.messages == [] and off.movements[0].reason == "inspection: torn"
 
 
