@@ -75,7 +75,7 @@ SAVINGS, RECEIVABLES = "liability:inmate_savings:", "asset:inmate_receivable:"
 
 settings.register_profile(
     "money",
-    max_examples=int(os.environ.get("MONEY_EXAMPLES", "12")),
+    max_examples=int(os.environ.get("MONEY_EXAMPLES", "10")),
     stateful_step_count=int(os.environ.get("MONEY_STEPS", "20")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
