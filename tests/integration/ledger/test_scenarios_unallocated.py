@@ -137,8 +137,9 @@ async def test_scenario_c_completion_without_allocation_is_allocated_later_by_a_
 
 
 def scenario_c_catalogue(u: str, batches: tuple[cat.ProductionBatch, ...] = ()) -> cat.Catalogue:
-    """Scenario C's sukamiskin product (list price 100,000) on a shopee shop of its own, with ``batches``."""
-    workshop, sku = f"sukamiskin-bengkel-{u}", f"SMK-T{u}"
+    """Scenario C's sukamiskin product (list price 100,000) on a shopee shop of its own (``shop-<u>``, product
+    ``p-<u>``), with ``batches``; every id as a catalogue file must spell it."""
+    workshop, sku = f"sukamiskin-bengkel-{u}", f"SMK-T{u.upper()}"
     return cat.Catalogue(
         lapas=(cat.Lapas("sukamiskin", "sukamiskin", "Kota", "Provinsi"),),
         workshops=(cat.Workshop(workshop, "sukamiskin", workshop, "test"),),
@@ -147,6 +148,13 @@ def scenario_c_catalogue(u: str, batches: tuple[cat.ProductionBatch, ...] = ()) 
         listings=(cat.Listing(cat.Channel.SHOPEE, f"shop-{u}", f"p-{u}", None, sku, workshop),),
         batches=batches,
     )
+
+
+def scenario_c_batch(u: str, *work_group: tuple[str, int], produced: int = 5) -> cat.ProductionBatch:
+    """Batch B of scenario C's product: material 30,000 a unit from ``sup-kain``."""
+    shares = tuple(cat.WorkShare(i, s) for i, s in work_group)
+    return cat.ProductionBatch(f"B-C-{u.upper()}", f"sukamiskin-bengkel-{u}", f"SMK-T{u.upper()}", produced,
+                               date(2026, 5, 1), 30_000, "sup-kain", shares)  # fmt: skip
 
 
 async def orders_emitted(engine: AsyncEngine, key: str, type_name: str) -> Envelope:
@@ -190,9 +198,7 @@ async def test_scenario_c_completion_without_allocation_is_allocated_later_by_a_
     }
 
     # batch B is produced: the catalogue load reserves it for the waiting order and announces the allocation
-    group = (cat.WorkShare(a, 3), cat.WorkShare(b, 1))
-    batch = cat.ProductionBatch(f"B-C-{u}", f"sukamiskin-bengkel-{u}", f"SMK-T{u}", 5, date(2026, 5, 1), 30_000,
-                                "sup-kain", group)  # fmt: skip
+    batch = scenario_c_batch(u, (a, 3), (b, 1))
     async with engine.begin() as conn:
         _, filled = await receive_catalogue(UnitOfWork(conn, ORDERS), scenario_c_catalogue(u, (batch,)), "test",
                                             orders_topics)  # fmt: skip

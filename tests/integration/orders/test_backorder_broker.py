@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import date
 from typing import NamedTuple
 
 import pytest
@@ -23,11 +22,14 @@ from services.ledger.outbound import LedgerTopics
 from services.orders.app import SCHEMA as ORDERS
 from services.orders.app import build_runtime as orders_runtime
 from services.orders.backorders import receive_catalogue
-from services.orders.catalogue import ProductionBatch, WorkShare
 from services.orders.outbound import OrdersTopics
 from tests.conftest import Services
 from tests.integration.ledger.scenario_support import T, journal_of
-from tests.integration.ledger.test_scenarios_unallocated import scenario_c_catalogue, scenario_c_distribution
+from tests.integration.ledger.test_scenarios_unallocated import (
+    scenario_c_batch,
+    scenario_c_catalogue,
+    scenario_c_distribution,
+)
 from tests.integration.ledger_support import fresh_database, new_inmate, settled
 from tests.integration.messaging_support import wait_for
 from tests.integration.orders_support import publish, status_event, uid
@@ -106,8 +108,7 @@ async def test_a_backorder_filled_by_a_catalogue_load_is_distributed_by_the_ledg
 
         await wait_for(held, what="completion and settlement posted, the proceeds held")
 
-        batch = ProductionBatch(f"B-C-{u}", f"sukamiskin-bengkel-{u}", f"SMK-T{u}", 5, date(2026, 5, 1), 30_000,
-                                "sup-kain", (WorkShare(a, 3), WorkShare(b, 1)))  # fmt: skip
+        batch = scenario_c_batch(u, (a, 3), (b, 1))
         async with run.engine.begin() as conn:
             _, filled = await receive_catalogue(
                 UnitOfWork(conn, ORDERS), scenario_c_catalogue(u, (batch,)), "test", run.orders

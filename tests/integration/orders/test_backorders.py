@@ -4,13 +4,18 @@ event carries its allocations for the ledger."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from datetime import date
+from pathlib import Path
+from typing import TypeVar
 
 import pytest
+import typer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from typer.testing import CliRunner
 
 from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
@@ -19,13 +24,17 @@ from infra.messaging.consumer import InboundEvent
 from infra.messaging.delivery import Delivery
 from services.orders.app import SCHEMA
 from services.orders.backorders import Filled, receive_catalogue
-from services.orders.catalogue import Catalogue, ProductionBatch, WorkShare
+from services.orders.catalogue import Catalogue, ProductionBatch, WorkShare, dump_catalogue
+from services.orders.cli import catalogue_app
 from services.orders.inspection import Verdict, inspect_quarantine
 from services.orders.outbound import OrdersTopics
 from tests.integration import orders_support as o
+from tests.integration.ledger.test_scenarios_unallocated import scenario_c_batch, scenario_c_catalogue
+from tests.integration.ledger_support import new_inmate
 from tests.naming import topic_prefix
 
 pytestmark = pytest.mark.integration
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -112,3 +121,41 @@ async def test_restocked_returns_fill_a_paid_order_waiting_for_them(engine: Asyn
     await drive(engine, u, topics, "waiting", ["220", "500"], qty=2)
     assert (await o.orders_by_key(engine, [waiting]))[waiting]["reservations"] == ["consumed"]
     await o.assert_reconciled(engine)
+
+
+def test_karya_catalogue_load_fills_a_waiting_order(
+    database: RoleUrls, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    u, prefix = o.uid(), topic_prefix()
+    monkeypatch.setenv("KARYA_TOPIC_PREFIX", prefix)  # the CLI's settings: its events never reach shared topics
+    monkeypatch.setenv("DATABASE_URL", database.service)
+    handler = o.orders_handler(OrdersTopics.with_prefix(prefix))
+    paid = o.status_event(u, "cli", "READY_TO_SHIP", 0, "shopee", qty=2, price=100_000, base=o.recent())
+
+    async def run(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+        engine = make_engine(database.service, pool_size=1)
+        try:
+            return await work(engine)
+        finally:
+            await engine.dispose()
+
+    async def waiting_order(engine: AsyncEngine) -> None:
+        await o.load(engine, scenario_c_catalogue(u))
+        async with engine.begin() as conn:
+            assert await handler(conn, [InboundEvent(paid, Delivery("t", 0, 0, None, b""))]) == []
+
+    async def reservations(engine: AsyncEngine) -> list[str]:
+        return list((await o.orders_by_key(engine, [paid.subject]))[paid.subject]["reservations"])
+
+    asyncio.run(run(waiting_order))
+    assert asyncio.run(run(reservations)) == []
+    karya = typer.Typer()
+    karya.add_typer(catalogue_app, name="catalogue")  # as `karya catalogue` mounts it
+    path = tmp_path / "catalogue.yaml"
+    dump_catalogue(scenario_c_catalogue(u, (scenario_c_batch(u, (new_inmate(), 1), produced=2),)), path)
+    loaded = CliRunner().invoke(karya, ["catalogue", "load", str(path)])
+    assert loaded.exit_code == 0, loaded.output
+    assert "1 new batches (2 units received); 1 waiting orders filled" in loaded.output
+    again = CliRunner().invoke(karya, ["catalogue", "load", str(path)])
+    assert "0 new batches (0 units received); 0 waiting orders filled" in again.output
+    assert asyncio.run(run(reservations)) == ["hard"]

@@ -5,7 +5,6 @@ and distributed; its parcel comes back, inspection restocks the units, the order
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import date
 
 import pytest
 from sqlalchemy import text
@@ -17,14 +16,13 @@ from infra.db.unit_of_work import UnitOfWork
 from infra.messaging.consumer import InboundEvent
 from infra.messaging.delivery import Delivery
 from services.contracts.orders import ORDER_COMPLETED, UNITS_RESTOCKED
-from services.orders import catalogue as cat
 from services.orders.app import SCHEMA as ORDERS
 from services.orders.backorders import receive_catalogue
 from services.orders.inspection import Verdict, inspect_quarantine
 from services.orders.outbound import OrdersTopics
 from tests.integration import orders_support as o
 from tests.integration.ledger.scenario_support import T, journal_of
-from tests.integration.ledger.test_scenarios_unallocated import orders_emitted, scenario_c_catalogue
+from tests.integration.ledger.test_scenarios_unallocated import orders_emitted, scenario_c_batch, scenario_c_catalogue
 from tests.integration.ledger_support import load_demo_policies, new_inmate, new_processor, post, reissued, settled
 
 pytestmark = pytest.mark.integration
@@ -40,8 +38,7 @@ async def engine(database: RoleUrls) -> AsyncIterator[AsyncEngine]:
 
 async def test_restocked_units_take_their_material_back_from_the_supplier_once(engine: AsyncEngine) -> None:
     u, topics = o.uid(), OrdersTopics()
-    batch = cat.ProductionBatch(f"B-R-{u}", f"sukamiskin-bengkel-{u}", f"SMK-T{u}", 5, date(2026, 5, 1), 30_000,
-                                "sup-kain", (cat.WorkShare(new_inmate(), 1),))  # fmt: skip
+    batch = scenario_c_batch(u, (new_inmate(), 1))
     async with engine.begin() as conn:
         await receive_catalogue(UnitOfWork(conn, ORDERS), scenario_c_catalogue(u, (batch,)), "test", topics)
     handler = o.orders_handler(topics, returns=True)
