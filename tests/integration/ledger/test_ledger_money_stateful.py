@@ -448,8 +448,16 @@ class MoneyMachine(RuleBasedStateMachine):
             waiting = set((await conn.execute(text("SELECT DISTINCT order_key FROM ledger.pending_events"))).scalars())
             conflicts = (await conn.execute(text("SELECT count(*) FROM ledger.posting_conflicts"))).scalar_one()
             dead = (await conn.execute(text("SELECT count(*) FROM ledger.dead_letters"))).scalar_one()
+            undecided = await conn.scalar(  # every revert proposed was approved, or refused and withdrawn
+                text(
+                    "SELECT count(*) FROM ledger.correction_proposals p WHERE NOT EXISTS (SELECT 1 FROM "
+                    "ledger.correction_approvals a WHERE a.proposal_id = p.proposal_id) AND NOT EXISTS (SELECT 1 "
+                    "FROM ledger.correction_closures c WHERE c.proposal_id = p.proposal_id AND c.outcome = 'withdrawn')"
+                )
+            )
             held = await ls.balances(conn, [a + i for i in self.inmates for a in (SAVINGS, RECEIVABLES)])
         assert (conflicts, dead) == (0, 0), f"posting conflicts {conflicts}, dead letters {dead}"
+        assert undecided == 0, "a revert proposal was left open"
         assert waiting == {o.key for o in self.orders if o.waiting}, "parked events differ from the model"
         for order in self.orders:
             self._check_order(order, money.get(order.key))
