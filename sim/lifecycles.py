@@ -102,6 +102,9 @@ class StatusSpec:
 
     ``refund`` is ``"full"`` (return) or ``"partial"``; a refund step whose status equals the previous one
     changes no status, only records the refund (and re-pushes the status webhook where the channel would).
+    ``later`` pays the rest of a settled order days after its first payout (status unchanged): ``"adjustment"``,
+    TikTok Shop's adjustment row in a later daily statement (the reserve it held back); ``"items"``, Blibli's
+    settlement of the items it did not settle with the first.
     """
 
     status: str
@@ -110,6 +113,7 @@ class StatusSpec:
     settle: bool = False
     refund: str = ""
     reason: str = ""
+    later: str = ""
 
 
 def _webhooks(channel: Channel, status: str, first: bool) -> tuple[str, ...]:
@@ -165,6 +169,26 @@ def _completed(channel: Channel, rng: random.Random) -> list[StatusSpec]:
     last = steps[-1]
     steps[-1] = StatusSpec(last.status, last.gap, last.webhooks, settle=True)
     return steps
+
+
+#: Share of completed orders paid in two payouts days apart (invented demo figures): TikTok Shop holds a reserve
+#: back for a later statement's adjustment row; Blibli settles an order's items on different days.
+_PAID_LATER: Final[Mapping[Channel, tuple[str, float]]] = MappingProxyType(
+    {Channel.TIKTOK_SHOP: ("adjustment", 0.3), Channel.BLIBLI: ("items", 0.4)}
+)
+
+
+def _completed_paid_later(channel: Channel, rng: random.Random) -> list[StatusSpec]:
+    """A completed order, some of whose money comes days after the first payout (:data:`_PAID_LATER`). TikTok
+    Shop sends no webhook for a statement: the status is pushed again with it, a stand-in for the statement poll
+    Karya does not have yet (docs/gateway.md); Blibli is polled, so its later items need no webhook."""
+    steps = _completed(channel, rng)
+    kind, share = _PAID_LATER.get(channel, ("", 0.0))
+    if not kind or rng.random() >= share:
+        return steps
+    last = steps[-1]
+    hooks = ("status",) if channel is Channel.TIKTOK_SHOP else ()
+    return [*steps, StatusSpec(last.status, rng.randint(1 * _D, 5 * _D), hooks, later=kind)]
 
 
 def _partial_refund(channel: Channel, rng: random.Random) -> list[StatusSpec]:
@@ -228,7 +252,7 @@ def _returned(channel: Channel, rng: random.Random) -> list[StatusSpec]:
 
 _BUILDERS: Final[Mapping[str, Callable[[Channel, random.Random], list[StatusSpec]]]] = MappingProxyType(
     {
-        "completed": _completed,
+        "completed": _completed_paid_later,
         # completed and paid, but for more units than the workshops ever produced (:func:`sim.plan.plan_day`): the
         # reservation fails and the ledger holds the proceeds in unallocated until a person allocates them
         "oversold": _completed,

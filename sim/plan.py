@@ -102,6 +102,7 @@ class PlannedStatus:
     refund_id: str = ""
     reason: str = ""  # cancellation reason text
     refund_lines: tuple[tuple[int, int, int], ...] = ()  # (line index, quantity, amount) of the refund
+    later: str = ""  # pays the rest of a settled order: "adjustment" (TikTok Shop) | "items" (Blibli)
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,6 +326,7 @@ def _plan_order(
                 refund_id=ids.numeric("RF", 12) if refund else "",
                 refund_lines=refund_lines,
                 reason=spec.reason,
+                later=spec.later,
             )
         )
     main = max(lines, key=lambda line: line.quantity * line.unit_price)

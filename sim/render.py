@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sim.fees import SettlementAmounts
 from sim.state import SimOrder
 
 __all__ = [
@@ -160,24 +161,22 @@ def tiktok_order(order: SimOrder) -> Json:
 
 
 def tiktok_statement(order: SimOrder) -> list[Json]:
-    """Statement transactions of an order: empty until settled; fee deductions as negative strings."""
-    s = order.settlement
-    if s is None:
-        return []
-    fees = s.fees
+    """Statement transactions of an order, one per statement that paid it (the daily statement, a later
+    adjustment), each with its own id; empty until settled; fee deductions as negative strings."""
     return [
         {
             "id": s.settlement_id,
             "order_id": order.order_id,
             "revenue_amount": str(s.gross),
-            "platform_commission_amount": f"-{fees.get('platform_commission', 0)}",
-            "transaction_fee_amount": f"-{fees.get('transaction_fee', 0)}",
-            "affiliate_commission_amount": f"-{fees.get('affiliate_commission', 0)}",
+            "platform_commission_amount": f"-{s.fees.get('platform_commission', 0)}",
+            "transaction_fee_amount": f"-{s.fees.get('transaction_fee', 0)}",
+            "affiliate_commission_amount": f"-{s.fees.get('affiliate_commission', 0)}",
             "withholding_tax_amount": f"-{s.pph22}",
             "settlement_amount": str(s.net),
             "statement_time": s.settled_at,
             "currency": "IDR",
         }
+        for s in order.settlements
     ]
 
 
@@ -273,12 +272,20 @@ def shopee_webhook(order: SimOrder, timestamp: int) -> Json:
 # ---------------------------------------------------------------- Blibli
 
 
+def _blibli_item(order: SimOrder, index: int) -> tuple[SettlementAmounts, int] | None:
+    """The settlement of item ``index`` and its time, None while not settled."""
+    for s in order.settlements:
+        if s.line == index or (s.line is None and index < len(s.parts)):
+            return (s.parts[0] if s.line == index else s.parts[index]), s.settled_at
+    return None
+
+
 def blibli_rows(order: SimOrder) -> list[Json]:
-    """Order-list rows, one per order item, with the item's settlement once paid out."""
-    s = order.settlement
+    """Order-list rows, one per order item, with the item's settlement once paid out (items may be settled on
+    different days)."""
     rows = []
     for index, line in enumerate(order.lines):
-        part = s.parts[index] if s is not None else None
+        paid = _blibli_item(order, index)
         rows.append(
             {
                 "orderNo": order.order_id,
@@ -292,13 +299,13 @@ def blibli_rows(order: SimOrder) -> list[Json]:
                 "orderStatusUpdatedDate": order.status_time * 1000,
                 "orderDate": order.created_at * 1000,
                 "settlement": None
-                if part is None or s is None
+                if paid is None
                 else {
-                    "gross": part.gross,
-                    "fees": dict(part.fees),
-                    "pph22": part.pph22,
-                    "net": part.net,
-                    "settledAt": s.settled_at * 1000,
+                    "gross": paid[0].gross,
+                    "fees": dict(paid[0].fees),
+                    "pph22": paid[0].pph22,
+                    "net": paid[0].net,
+                    "settledAt": paid[1] * 1000,
                 },
             }
         )

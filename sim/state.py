@@ -34,11 +34,14 @@ class SimLine:
 
 @dataclass(frozen=True, slots=True)
 class SimSettlement:
-    """A payout. ``parts`` is one amount per order item on Blibli (which settles per item), else one."""
+    """One payout of an order: a Shopee escrow, a Tokopedia income, a TikTok Shop statement row (the order's
+    daily statement, or an adjustment days later), a Blibli item's settlement (``line``: the order line it pays).
+    ``parts`` is one amount per order item when one payout covers several items, else one."""
 
     settlement_id: str
     settled_at: int
     parts: tuple[SettlementAmounts, ...]
+    line: int | None = None
 
     @property
     def gross(self) -> int:
@@ -100,7 +103,7 @@ class SimOrder:
     invoice: str = ""
     float_amounts: bool = False  # Tokopedia sometimes sends amounts as JSON floats (25000.0)
     history: list[tuple[str, int]] = field(default_factory=list)
-    settlement: SimSettlement | None = None
+    settlements: list[SimSettlement] = field(default_factory=list)
     refunds: list[SimRefund] = field(default_factory=list)
 
     @property
@@ -109,12 +112,22 @@ class SimOrder:
         return self.history[-1][0]
 
     @property
+    def settlement(self) -> SimSettlement | None:
+        """Every payout taken together (the first one's id, the last one's time), None before the first."""
+        if len(self.settlements) < 2:
+            return self.settlements[0] if self.settlements else None
+        first = self.settlements[0]
+        return SimSettlement(
+            first.settlement_id,
+            max(s.settled_at for s in self.settlements),
+            tuple(p for s in self.settlements for p in s.parts),
+        )
+
+    @property
     def update_time(self) -> int:
         """Unix second of the latest change (status, settlement or refund)."""
-        latest = self.history[-1][1]
-        if self.settlement is not None:
-            latest = max(latest, self.settlement.settled_at)
-        return max([latest, *(r.refunded_at for r in self.refunds)])
+        paid = (s.settled_at for s in self.settlements)
+        return max([self.history[-1][1], *paid, *(r.refunded_at for r in self.refunds)])
 
     @property
     def status_time(self) -> int:
@@ -149,10 +162,13 @@ class SimState:
         order.history.append((raw_status, at))
 
     def settle(self, order: SimOrder, settlement: SimSettlement) -> None:
-        """Record the payout of an order (once)."""
-        if order.settlement is not None:
-            raise ValueError(f"{order.order_id} is already settled")
-        order.settlement = settlement
+        """Record one payout of an order; raises ValueError if its id was paid before, or its line was settled."""
+        for paid in order.settlements:
+            if paid.settlement_id == settlement.settlement_id:
+                raise ValueError(f"{order.order_id}: settlement {settlement.settlement_id} was made before")
+            if settlement.line is not None and paid.line == settlement.line:
+                raise ValueError(f"{order.order_id}: line {settlement.line} is already settled")
+        order.settlements.append(settlement)
 
     def refund(self, order: SimOrder, refund: SimRefund) -> None:
         """Record a refund; refunds never exceed the product total."""

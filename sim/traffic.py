@@ -15,13 +15,13 @@ import asyncio
 import math
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import httpx
 
 from services.contracts.channels import Channel
-from sim.fees import compute_settlement
+from sim.fees import SettlementAmounts, compute_settlement
 from sim.plan import Plan, PlannedOrder, Step, StepKind
 from sim.settings import SimSettings, require_loopback
 from sim.state import SimLine, SimOrder, SimRefund, SimRefundLine, SimSettlement, SimState
@@ -234,9 +234,10 @@ class TrafficRunner:
             if status.raw_status != order.status or not status.refund_amount:
                 self.state.set_status(order, status.raw_status, ts)
                 counters.status_changes += 1
-        if status.settle:
-            self.state.settle(order, _settlement(planned, order, ts))
-            counters.settlements += 1
+        if status.settle or status.later:
+            for payout in _payouts(planned, order, index, ts):
+                self.state.settle(order, payout)
+                counters.settlements += 1
         if status.refund_amount:
             parts = tuple(SimRefundLine(*part) for part in status.refund_lines)
             refund = SimRefund(status.refund_id, status.refund_amount, status.refund_reason, ts, parts)
@@ -280,12 +281,32 @@ class TrafficRunner:
         advance()
 
 
-def _settlement(planned: PlannedOrder, order: SimOrder, ts: int) -> SimSettlement:
-    """Blibli settles per order item (one part per line); the others per order, net of the refunds made before
-    the payout (the marketplace deducts them: Shopee's ``seller_return_refund``)."""
+def _payouts(planned: PlannedOrder, order: SimOrder, index: int, ts: int) -> list[SimSettlement]:
+    """The payouts status ``index`` makes: at completion (``settle``) the first, days later (``later``) the rest.
+
+    Blibli settles per order item (one settlement per line): all at completion, or the first item then the others.
+    TikTok Shop pays an order in its daily statement; one whose reserve was held back gets it in a later statement's
+    adjustment row (its own id; each row has its gross, fees, PPh 22 and net). The first payout of the others is net
+    of the refunds made before it (the marketplace deducts them: Shopee's ``seller_return_refund``)."""
+    status = planned.statuses[index]
+    later = next((s.later for s in planned.statuses if s.later), "")
+    rates = planned.fee_rates
     if planned.channel is Channel.BLIBLI:
-        parts = tuple(compute_settlement(line.total, planned.fee_rates) for line in order.lines)
-    else:
-        part = compute_settlement(order.gross, planned.fee_rates)
-        parts = (replace(part, net=part.net - sum(r.amount for r in order.refunds if r.refunded_at <= ts)),)
-    return SimSettlement(planned.settlement_id, ts, parts)
+        lines = range(len(order.lines))
+        if later == "items":
+            lines = range(1) if status.settle else range(1, len(order.lines))
+        return [
+            SimSettlement(f"{planned.settlement_id}{n:02d}", ts, (compute_settlement(order.lines[n].total, rates),), n)
+            for n in lines
+        ]
+    reserve = compute_settlement(order.gross // 10 // 100 * 100 if later == "adjustment" else 0, rates)
+    if status.later:
+        return [SimSettlement(f"{planned.settlement_id}01", ts, (reserve,))] if reserve.gross else []
+    whole = compute_settlement(order.gross, rates)
+    first = SettlementAmounts(
+        gross=whole.gross - reserve.gross,
+        fees={name: fee - reserve.fees.get(name, 0) for name, fee in whole.fees.items()},
+        pph22=whole.pph22 - reserve.pph22,
+        net=whole.net - reserve.net - sum(r.amount for r in order.refunds if r.refunded_at <= ts),
+    )
+    return [SimSettlement(planned.settlement_id, ts, (first,))]

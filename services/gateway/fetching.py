@@ -24,7 +24,7 @@ from datetime import datetime
 from infra.errors import describe_error, error_text
 from services.contracts.marketplace import RefundReported, SettlementReported
 from services.gateway.canonical import refund_event, settlement_event
-from services.gateway.clients.base import ApiOrder, MarketplaceApiError
+from services.gateway.clients.base import ApiOrder, MarketplaceApiError, settlements_of
 from services.gateway.clients.http import MarketplaceRefused
 from services.gateway.concurrency import run_bounded
 from services.gateway.deps import GatewayDeps
@@ -59,7 +59,7 @@ class Fetched:
     """What the fetch phase learnt, by order key."""
 
     details: dict[str, ApiOrder] = field(default_factory=dict)
-    settlements: dict[str, SettlementReported | None] = field(default_factory=dict)
+    settlements: dict[str, list[SettlementReported]] = field(default_factory=dict)
     refunds: dict[str, list[RefundReported]] = field(default_factory=dict)
     #: Orders whose return ended, every unit refunded (:func:`return_end`), with the time of the last refund.
     returns_ended: dict[str, datetime] = field(default_factory=dict)
@@ -127,10 +127,9 @@ async def fetch(deps: GatewayDeps, plan: FetchPlan) -> Fetched:
 
     def settlement_of(n: Notice) -> Callable[[], Awaitable[None]]:
         async def call() -> None:
-            found = await deps.client(n.channel).settlement(n.shop_id, n.order_id)
-            out.settlements[n.order_key] = (
-                settlement_event(found, n.channel, n.order_key) if found is not None else None
-            )
+            found = await settlements_of(deps.client(n.channel), n.shop_id, n.order_id)
+            events = (settlement_event(s, n.channel, n.order_key) for s in found)
+            out.settlements[n.order_key] = [e for e in events if e is not None]
 
         return call
 

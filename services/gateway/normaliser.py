@@ -218,10 +218,10 @@ class Apply:
                     causation=item.arrival.envelope,
                 )
             )
-            settlement = fetched.settlements.get(key)
-            if item.verdict.completion and settlement is not None and key not in settled:
+            if item.verdict.completion and key not in settled:
                 settled.add(key)
-                emissions.append(SettlementEmission(settlement, causation=item.arrival.envelope))
+                paid = fetched.settlements.get(key, [])
+                emissions += [SettlementEmission(s, causation=item.arrival.envelope) for s in paid]
             emissions += [RefundEmission(r, causation=item.arrival.envelope) for r in refunds.pop(key, [])]
             ended = fetched.returns_ended.get(key)
             if ended is not None:

@@ -37,7 +37,7 @@ from services.gateway.canonical import (
     settlement_event,
     status_event,
 )
-from services.gateway.clients.base import ApiOrder, MarketplaceClient
+from services.gateway.clients.base import ApiOrder, MarketplaceClient, settlements_of
 from services.gateway.concurrency import run_bounded
 from services.gateway.deps import GatewayDeps
 from services.gateway.emit import (
@@ -48,7 +48,6 @@ from services.gateway.emit import (
     StatusEmission,
     backstop_candidates,
     emit,
-    load_seen,
 )
 from services.gateway.settings import GatewayConfigError
 
@@ -95,10 +94,10 @@ async def _settlements(
 
     def one(key: str, shop: str, order: str) -> Callable[[], Awaitable[None]]:
         async def call() -> None:
-            settlement = await client.settlement(shop, order)
-            event = settlement_event(settlement, client.channel, key) if settlement is not None else None
-            if event is not None:
-                found.append(SettlementEmission(event))
+            for settlement in await settlements_of(client, shop, order):
+                event = settlement_event(settlement, client.channel, key)
+                if event is not None:
+                    found.append(SettlementEmission(event))
 
         return call
 
@@ -130,15 +129,8 @@ async def poll_blibli_store(db: Database, deps: GatewayDeps, store: str, topics:
     statuses, skipped = polled_emissions(await client.orders_updated_between(store, *window))
     for reason in skipped:
         log.error("blibli_order_skipped", store=store, reason=reason)
-    async with db.read() as uow:
-        seen = await load_seen(uow, {s.event.order_key for s in statuses})
-    wanted = sorted(
-        {
-            (s.event.order_key, s.event.shop_id, s.event.order_id)
-            for s in statuses
-            if s.completion and not (s.event.order_key in seen and seen[s.event.order_key].settled)
-        }
-    )
+    # Settled orders too: one that is in the window again changed since (an item settled on a later day).
+    wanted = sorted({(s.event.order_key, s.event.shop_id, s.event.order_id) for s in statuses if s.completion})
     settlements = await _settlements(client, wanted, settings.api_concurrency)
     async with db.begin() as uow:
         published = await emit(uow, [*statuses, *settlements], topics)

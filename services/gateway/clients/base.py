@@ -59,9 +59,21 @@ class MarketplaceClient(Protocol):
         ...
 
     async def settlement(self, shop_id: str, order_id: str) -> ApiSettlement | None:
-        """The payout of one order, or None while it is not settled yet."""
+        """The payout of one order, or None while it is not settled yet. A channel that pays an order in several
+        payouts under their own ids (TikTok Shop statement rows) also has ``payouts()``: publish through
+        :func:`settlements_of`."""
         ...
 
     async def orders_updated_between(self, shop_id: str, start: datetime, end: datetime) -> list[ApiOrder]:
         """Orders whose status changed in [start, end) (Blibli's order list; backstop polling elsewhere)."""
         ...
+
+
+async def settlements_of(client: MarketplaceClient, shop_id: str, order_id: str) -> list[ApiSettlement]:
+    """Every payout of one order, each to be published as a settlement of its own: the client's
+    ``payouts()`` where it has one (TikTok Shop: one per statement row), else its one ``settlement()``."""
+    several = getattr(client, "payouts", None)
+    if several is not None:
+        return list(await several(shop_id, order_id))
+    one = await client.settlement(shop_id, order_id)
+    return [] if one is None else [one]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 
 from services.gateway.clients.base import ApiOrder, ApiOrderLine, ApiSettlement, MarketplaceApiError
 from services.gateway.clients.http import MarketplaceRefused, ShopClient
@@ -85,43 +85,22 @@ class TikTokShopClient(ShopClient[str]):
                 return _order(raw, shop_id)
         raise MarketplaceRefused(f"tiktok_shop API {ORDERS_PATH}: order {order_id} is not in the answer (unknown)", 200)
 
-    async def settlement(self, shop_id: str, order_id: str) -> ApiSettlement | None:
-        """The order's statement transaction(s); None while the list is empty (not settled yet).
-
-        Several transactions for one order (adjustments) are summed; the first one's id names the settlement.
-        """
+    async def payouts(self, shop_id: str, order_id: str) -> list[ApiSettlement]:
+        """One settlement per statement transaction of the order (its daily statement, then any adjustment in a
+        later statement), each under the transaction's own id with its own amounts; ``[]`` while not settled."""
         path = STATEMENT_PATH.format(order_id=order_id)
         data = await self._call("GET", path, shop_id, {})
         where = f"tiktok_shop statement of {order_id}"
-        rows = objects(get_list(data, "statement_transactions", where), where)
-        if not rows:
-            return None
-        gross = net = tax = 0
-        fees: dict[str, int] = {}
-        settled_at: datetime | None = None
-        for index, row in enumerate(rows):
-            at = f"{where}[{index}]"
-            gross += parse_rupiah(row.get("revenue_amount"), f"{at}.revenue_amount")
-            net += parse_rupiah(row.get("settlement_amount"), f"{at}.settlement_amount")
-            tax += parse_fee(row.get("withholding_tax_amount", "0"), f"{at}.withholding_tax_amount")
-            for field, fee_type in FEE_FIELDS.items():
-                raw = row.get(field)
-                amount = 0 if raw is None else parse_fee(raw, f"{at}.{field}")
-                if amount:
-                    fees[fee_type] = fees.get(fee_type, 0) + amount
-            moment = parse_time(row.get("statement_time"), f"{at}.statement_time")
-            settled_at = moment if settled_at is None else max(settled_at, moment)
-        return ApiSettlement(
-            channel=self.channel,
-            shop_id=shop_id,
-            order_id=order_id,
-            settlement_id=get_str(rows[0], "id", where),
-            gross_amount=gross,
-            fees=fees,
-            pph22_withheld=tax,
-            net_payout=net,
-            settled_at=settled_at,
-        )
+        return [
+            _statement_row(row, f"{where}[{index}]", shop_id, order_id)
+            for index, row in enumerate(objects(get_list(data, "statement_transactions", where), where))
+        ]
+
+    async def settlement(self, shop_id: str, order_id: str) -> ApiSettlement | None:
+        """The latest statement transaction of the order (None while not settled); every one is in
+        :meth:`payouts`, which is what callers publish (``clients.base.settlements_of``)."""
+        rows = await self.payouts(shop_id, order_id)
+        return max(rows, key=lambda r: r.settled_at or datetime.min.replace(tzinfo=UTC)) if rows else None
 
     async def refunds(self, shop_id: str, order_id: str) -> list[ApiRefund]:
         """Refunds of one order: returns search by ``order_ids``, page by page, netted when the statement was
@@ -195,4 +174,25 @@ def _order(raw: Mapping[str, object], shop_id: str) -> ApiOrder:
         update_time=parse_time(raw.get("update_time"), f"{where}.update_time"),
         lines=lines,
         gross_amount=parse_rupiah(payment.get("sub_total"), f"{where}.payment.sub_total"),
+    )
+
+
+def _statement_row(row: Mapping[str, object], at: str, shop_id: str, order_id: str) -> ApiSettlement:
+    """One statement transaction as a settlement: revenue, fees and withholding (sent negative, kept absolute), net."""
+    fees: dict[str, int] = {}
+    for field, fee_type in FEE_FIELDS.items():
+        raw = row.get(field)
+        amount = 0 if raw is None else parse_fee(raw, f"{at}.{field}")
+        if amount:
+            fees[fee_type] = amount
+    return ApiSettlement(
+        channel="tiktok_shop",
+        shop_id=shop_id,
+        order_id=order_id,
+        settlement_id=get_str(row, "id", at),
+        gross_amount=parse_rupiah(row.get("revenue_amount"), f"{at}.revenue_amount"),
+        fees=fees,
+        pph22_withheld=parse_fee(row.get("withholding_tax_amount", "0"), f"{at}.withholding_tax_amount"),
+        net_payout=parse_rupiah(row.get("settlement_amount"), f"{at}.settlement_amount"),
+        settled_at=parse_time(row.get("statement_time"), f"{at}.statement_time"),
     )

@@ -93,7 +93,16 @@ async def test_blibli_windows_overlap_and_publish_each_status_once(engine: Async
     assert len(await outbox_events(engine, TOPICS.order_events, f"blibli:{store}:{second}")) == 1
     settlements = await outbox_events(engine, TOPICS.settlements, f"blibli:{store}:{first}")
     assert len(settlements) == 1 and settlements[0]["data"]["gross_amount"] == 50000
-    assert blibli.calls.count(("settlement", first)) == 1  # settled orders are not asked again
+    # A settled order in the window again (the overlap here) is asked again: unchanged totals publish nothing.
+    assert blibli.calls.count(("settlement", first)) == 2
+    # Its second item is settled later: the order is listed again and the grown totals are published (the ledger
+    # posts their difference: the same marketplace settlement id).
+    blibli.listed.append(api_order("blibli", store, first, "D", minutes=90, product="LPC-00001"))
+    blibli.settlements[first] = api_settlement("blibli", store, first, gross=80000)
+    assert await poll(now + 2 * hour) == 1
+    settlements = await outbox_events(engine, TOPICS.settlements, f"blibli:{store}:{first}")
+    assert [s["data"]["gross_amount"] for s in settlements] == [50000, 80000]
+    assert {s["data"]["marketplace_settlement_id"] for s in settlements} == {f"st-{first}"}
 
 
 async def _seen(engine: AsyncEngine, key: str) -> tuple[str, bool, bool]:

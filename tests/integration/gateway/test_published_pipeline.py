@@ -24,6 +24,7 @@ from tests.integration.messaging_support import wait_for
 
 pytestmark = pytest.mark.integration
 FIXTURES = Path(__file__).parents[2] / "contract" / "published"
+API_ANSWERS = ("returns_", "statement_")  # recorded seller-API answers, not webhook bodies
 
 
 @pytest.fixture
@@ -33,7 +34,7 @@ async def gateway(database: RoleUrls, kafka_bootstrap: str) -> AsyncIterator[Run
 
 
 def _cases() -> list[dict[str, Any]]:
-    webhooks = (p for p in FIXTURES.glob("*/*.json") if not p.name.startswith("returns_"))  # not API answers
+    webhooks = (p for p in FIXTURES.glob("*/*.json") if not p.name.startswith(API_ANSWERS))
     cases = [json.loads(p.read_text()) for p in sorted(webhooks)]
     # The notification first: it brings the Tokopedia order's lines, as on the marketplace.
     return sorted(cases, key=lambda c: c["webhook_type"] != "order_notification")

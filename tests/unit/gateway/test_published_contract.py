@@ -25,7 +25,8 @@ from services.gateway.settings import GatewaySettings
 from services.gateway.webhooks import webhook_routes
 
 FIXTURES = Path(__file__).parents[2] / "contract" / "published"
-CASES = sorted(p for p in FIXTURES.glob("*/*.json") if not p.name.startswith("returns_"))  # API answers
+API_ANSWERS = ("returns_", "statement_")  # recorded seller-API answers, not webhook bodies
+CASES = sorted(p for p in FIXTURES.glob("*/*.json") if not p.name.startswith(API_ANSWERS))
 ARRIVAL = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 SECRET, APP_KEY, PUBLIC_URL = "contract-secret-0001", "contract-app-key", "https://karya.example/gw"
 

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from services.gateway.clients.base import settlements_of
 from services.gateway.clients.blibli import BlibliClient, BlibliCredentials
 from services.gateway.clients.shopee import ShopeeClient
+from services.gateway.clients.tiktok_shop import TikTokShopClient
 from services.orders.catalogue import Channel
-from sim.plan import FaultRates, plan_day
+from sim.fees import compute_settlement
+from sim.plan import FaultRates, Plan, plan_day
 from sim.settings import SimSettings
 from sim.state import SimState
 from sim.traffic import TrafficRunner, TrafficSummary
@@ -200,3 +203,46 @@ async def test_a_refund_before_completion_is_netted_in_the_shopee_escrow() -> No
         assert (read.amount, read.netted) == (refund.amount, True)
         got = await shopee.settlement(planned.shop_id, planned.order_id)
         assert got is not None and got.net_payout == settlement.net
+
+
+async def test_orders_paid_twice_days_apart_read_as_the_clients_publish_them() -> None:
+    """TikTok Shop: the daily statement, then an adjustment row (the reserve held back) days later, each with its own
+    id and amounts, which add up to the order's whole settlement. Blibli: the first item at delivery, the others on a
+    later day; the client's totals (one settlement id per order) grow to the sum of every item."""
+    gateway, state = FakeGateway(), SimState()
+    plan = plan_day(catalogue(), 400, 6, faults=FaultRates(lost=0, late=0, out_of_order=0, duplicate=0))
+    await TrafficRunner(state, SETTINGS, transport=transport(gateway.app()), anchor=DAY_START).run(plan)
+    later = {(o.channel, o.order_id): o for o in plan.orders if any(s.later for s in o.statuses)}
+    assert {channel for channel, _ in later} == {Channel.TIKTOK_SHOP, Channel.BLIBLI}
+    app = simulator_app(state)
+    tts_orders = [state.get(c, i) for c, i in later if c is Channel.TIKTOK_SHOP]
+    tts_shops = {o.shop_id for o in tts_orders if o is not None}
+    tts = TikTokShopClient(
+        "http://127.0.0.1:8090/tiktok_shop",
+        SETTINGS.tiktok_app_key,
+        SETTINGS.tiktok_app_secret,
+        tokens_for(app, "tiktok_shop", *tts_shops),
+        transport=transport(app),
+        clock=lambda: NOW,
+    )
+    for order in tts_orders:
+        assert order is not None and len(order.settlements) == 2
+        rows = await settlements_of(tts, order.shop_id, order.order_id)
+        assert [r.settlement_id for r in rows] == [s.settlement_id for s in order.settlements]
+        assert rows[0].settled_at is not None and rows[1].settled_at is not None
+        assert rows[1].settled_at - rows[0].settled_at >= timedelta(days=1)
+        whole = compute_settlement(order.gross, plan.orders[_index(plan, order.order_id)].fee_rates)
+        assert sum(r.gross_amount for r in rows) == whole.gross
+        assert sum(r.pph22_withheld for r in rows) == whole.pph22
+        assert sum(r.net_payout for r in rows) == whole.net - sum(r.amount for r in order.refunds)
+        assert all(r.net_payout == r.gross_amount - sum(r.fees.values()) - r.pph22_withheld for r in rows[1:])
+    blibli_orders = [state.get(c, i) for c, i in later if c is Channel.BLIBLI]
+    assert any(o is not None and len(o.lines) > 1 for o in blibli_orders)
+    for order in blibli_orders:
+        assert order is not None
+        days = sorted({s.settled_at for s in order.settlements})
+        assert len(order.settlements) == len(order.lines) and len(days) == min(2, len(order.lines))
+
+
+def _index(plan: Plan, order_id: str) -> int:
+    return next(o.index for o in plan.orders if o.order_id == order_id)
