@@ -1,7 +1,9 @@
 """Returns from the simulator's returns APIs reach the books' input: a return created in the simulated
 marketplace, a completion webhook, and the gateway's normaliser — with the real Shopee and TikTok Shop clients
 signing every call, the real broker and database — publishes ``refund_reported`` with the refund's lines, what
-the marketplace gave back (0: the returns APIs do not say) and whether the payout already deducted it."""
+the marketplace gave back (0: the returns APIs do not say) and whether the payout already deducted it. Also how an
+order's refunds and payouts end up: a return of every unit ends the order, and each TikTok Shop statement row that
+paid it is a settlement of its own."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from services.gateway.app import build_runtime
 from services.gateway.clients.shopee import ShopeeClient
 from services.gateway.clients.tiktok_shop import TikTokShopClient
 from services.gateway.emit import GatewayTopics
+from sim.fees import compute_settlement
 from sim.state import SimOrder, SimRefund, SimRefundLine, SimSettlement, SimState
 from tests.contract_validation import validate_published
 from tests.integration.gateway_support import (
@@ -40,6 +43,7 @@ from tests.unit.sim.sim_support import SETTINGS, add_order, listings, simulator_
 pytestmark = pytest.mark.integration
 
 REFUND = "karya.marketplace.refund_reported.v1"
+SETTLEMENT = "karya.marketplace.settlement_reported.v1"
 
 
 class Gateway(RunningGateway):
@@ -201,3 +205,34 @@ async def test_a_return_of_some_units_leaves_the_order_open(gateway: Gateway) ->
     await refunds_of(gw, key, 1)
     assert "KARYA_RETURN_COMPLETED" not in await statuses_of(gw, key)
     assert "DELIVERED" in await statuses_of(gw, key)
+
+
+async def test_a_tiktok_adjustment_row_is_published_as_a_settlement_of_its_own(gateway: Gateway) -> None:
+    """The daily statement pays the order; an adjustment row in a later statement is read at the next push and
+    published under its own id with its own amounts (the rows are not summed)."""
+    gw, now = gateway, int(time.time())
+    order_id = f"5772{uuid.uuid4().int % 10**14:014d}"
+    order = completed_order(gw.state, Channel.TIKTOK_SHOP, order_id)
+    rates = {"platform_commission": 600, "transaction_fee": 200}
+    gw.state.settle(order, SimSettlement(f"7{order_id[-6:]}", now - 300, (compute_settlement(80_000, rates),)))
+    key = f"tiktok_shop:{order.shop_id}:{order_id}"
+
+    async def settlements(count: int) -> list[dict[str, Any]]:
+        async def arrived() -> bool:
+            return len([e for e in await gw.published(key) if e["type"] == SETTLEMENT]) >= count
+
+        await wait_for(arrived, timeout=60, what=f"{count} settlement_reported of {key}")
+        return [e["data"] for e in await gw.published(key) if e["type"] == SETTLEMENT]
+
+    body = body_for("tiktok-shop/order-status", order_id, "COMPLETED", minutes=30, shop=order.shop_id)
+    assert (await post(gw.client, "tiktok-shop/order-status", body)).status_code == 200
+    (first,) = await settlements(1)
+    gw.state.settle(order, SimSettlement(f"7{order_id[-6:]}01", now - 60, (compute_settlement(10_000, rates),)))
+    again = body_for("tiktok-shop/order-status", order_id, "COMPLETED", minutes=31, shop=order.shop_id)
+    assert (await post(gw.client, "tiktok-shop/order-status", again)).status_code == 200
+    published = await settlements(2)
+    assert published[0] == first
+    assert [(s["marketplace_settlement_id"], s["gross_amount"], s["net_payout"]) for s in published] == [
+        (f"7{order_id[-6:]}", 80_000, 80_000 - 4_800 - 1_600 - 400),
+        (f"7{order_id[-6:]}01", 10_000, 10_000 - 600 - 200 - 50),
+    ]
