@@ -2,23 +2,28 @@
 must put in the books, computed by the test itself, independently of production code.
 
 Each order's settlements, refunds (line, amount-only, netted) and the policy's ``claw_back_premi`` are planned up
-front; the machine sends their events in any order and asks the model what must be posted so far. The model's
-own largest-remainder split (floors, then the leftover rupiah one by one to the largest remainders, ties to the
-earlier weight) mirrors the rules written in docs/accounting.md.
+front (:func:`order_events`, :func:`claw_back_policies`); the machine sends their events in any order and asks the
+model what must be posted so far, reading the books per order with :data:`ORDER_MONEY` and :func:`contribution`.
+The model's own largest-remainder split (floors, then the leftover rupiah one by one to the largest remainders, ties
+to the earlier weight) mirrors the rules written in docs/accounting.md.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
 
 from infra.messaging.envelope import Envelope
 from tests.integration import ledger_support as ls
+from tests.integration.ledger.scenario_support import completed_without_allocation
 
 #: sukamiskin-standard@v1 (deploy/demo/policies.yaml) and the per-SKU claw-back policies, in rule order: PNBP,
 #: premi, capital.
 POLICY = (25, 15, 60)
 NEVER, FROM_SAVINGS, RECEIVABLE = "never", "from_savings", "receivable"
+SAVINGS, RECEIVABLES = "liability:inmate_savings:", "asset:inmate_receivable:"
 
 
 def largest_remainder(total: int, weights: list[int]) -> list[int]:
@@ -189,3 +194,82 @@ class Order:
             was, now = largest_remainder(before, amounts), largest_remainder(after, amounts)
             out += [(who, n - w) for (who, _), w, n in zip(legs, was, now, strict=True) if who is not None]
         return out
+
+
+def claw_back_policies(order: Order, lapas: str) -> dict[str, Any]:
+    """A policy document: per SKU of ``order``, :data:`POLICY`'s shares with the order's ``claw_back_premi``."""
+    return {
+        "policies": [
+            {
+                "policy_id": f"smk-{b.sku.lower()}",
+                "version": 1,
+                "lapas_id": lapas,
+                "sku": b.sku,
+                "effective_from": "2025-01-01T00:00:00+07:00",
+                "rules": [
+                    {"target": target, "share": f"{share}%"}
+                    for target, share in zip(("pnbp", "inmate_premi", "production_capital"), POLICY, strict=True)
+                ],
+                "claw_back_premi": order.claw_back,
+            }
+            for b in order.batches
+        ]
+    }
+
+
+def order_events(order: Order, lapas: str, at: datetime) -> dict[str, Envelope]:
+    """The events of ``order``'s planned life by name: ``completion``, each settlement id, each refund id."""
+    if order.batched:
+        events = {"completion": ls.completed(order.key, order.batches, at)}
+    else:
+        events = {
+            "completion": completed_without_allocation(order.key, lapas if order.lapas_known else None, order.gross, at)
+        }
+    for n, s in enumerate(order.settlements):
+        events[s.sid] = ls.settled(
+            order.key,
+            s.gross,
+            at + timedelta(days=3 + n),
+            fees={"commission_fee": s.fee},
+            net=s.net,
+            settlement_id=s.sid,
+        )
+    for r in order.refunds:
+        envelope = ls.refunded(order.key, r.rid, r.amount, at + timedelta(days=2))
+        if r.sku is not None:  # else amount-only: what the old events carried
+            envelope.data["lines"] = [{"seller_sku": r.sku, "quantity": 1, "amount": r.line_amount}]
+            envelope.data.update(
+                fees_returned=r.fees_returned, pph22_returned=r.pph_returned, netted_in_settlement=r.netted
+            )
+        events[r.rid] = envelope
+    return events
+
+
+ORDER_MONEY = """SELECT e.order_key,
+  sum(CASE WHEN l.account LIKE 'revenue:%' OR l.account LIKE 'expense:%' OR l.account = 'asset:pph22_prepaid'
+      THEN (CASE l.side WHEN 'C' THEN l.amount ELSE -l.amount END) ELSE 0 END) AS residual,
+  sum(CASE WHEN l.account = 'asset:bank:main' THEN (CASE l.side WHEN 'D' THEN l.amount ELSE -l.amount END)
+      ELSE 0 END) AS bank,
+  sum(CASE WHEN l.account = 'clearing:suspense' THEN (CASE l.side WHEN 'D' THEN l.amount ELSE -l.amount END)
+      ELSE 0 END) AS suspense
+  FROM ledger.journal_entries e JOIN ledger.journal_lines l USING (sequence)
+  WHERE e.order_key IS NOT NULL GROUP BY 1"""
+
+
+def contribution(lines: list[Any]) -> dict[str, int]:
+    """What an entry's lines add to the sums the machine checks: the order's residual, bank and suspense (as in
+    ``_ORDER_MONEY``), and each savings (credit) and receivable (debit) account."""
+    out: dict[str, int] = defaultdict(int)
+    for account, side, amount in lines:
+        debit = amount if side == "D" else -amount
+        if account.startswith(("revenue:", "expense:")) or account == "asset:pph22_prepaid":
+            out["residual"] -= debit
+        elif account == "asset:bank:main":
+            out["bank"] += debit
+        elif account == "clearing:suspense":
+            out["suspense"] += debit
+        elif account.startswith(SAVINGS):
+            out[account] -= debit
+        elif account.startswith(RECEIVABLES):
+            out[account] += debit
+    return out

@@ -29,7 +29,7 @@ import asyncio
 import os
 from collections import defaultdict
 from collections.abc import Coroutine
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 
 import pytest
@@ -45,7 +45,6 @@ from hypothesis.stateful import (
 from sqlalchemy import text
 
 from infra.db.engine import make_engine
-from infra.messaging.envelope import Envelope
 from services.ledger.adapters.policy_repo import store_policies
 from services.ledger.allocation import AllocationRefused, Pick, allocate
 from services.ledger.corrections import approve, propose_revert, withdraw
@@ -59,19 +58,24 @@ from tests.integration import ledger_support as ls
 from tests.integration.ledger.money_model import (
     FROM_SAVINGS,
     NEVER,
+    ORDER_MONEY,
     RECEIVABLE,
+    RECEIVABLES,
+    SAVINGS,
     Order,
     Refund,
     Settlement,
+    claw_back_policies,
+    contribution,
+    order_events,
 )
-from tests.integration.ledger.scenario_support import add_batch, completed_without_allocation
+from tests.integration.ledger.scenario_support import add_batch
 
 pytestmark = pytest.mark.integration
 R = TypeVar("R")
 
 LAPAS = "sukamiskin"
 AT = datetime(2026, 3, 2, 9, tzinfo=UTC)
-SAVINGS, RECEIVABLES = "liability:inmate_savings:", "asset:inmate_receivable:"
 
 settings.register_profile(
     "money",
@@ -82,35 +86,6 @@ settings.register_profile(
     # No shrinking (each attempt replays a whole example against PostgreSQL); a failure prints its steps.
     phases=[Phase.explicit, Phase.reuse, Phase.generate],
 )
-
-_ORDER_MONEY = """SELECT e.order_key,
-  sum(CASE WHEN l.account LIKE 'revenue:%' OR l.account LIKE 'expense:%' OR l.account = 'asset:pph22_prepaid'
-      THEN (CASE l.side WHEN 'C' THEN l.amount ELSE -l.amount END) ELSE 0 END) AS residual,
-  sum(CASE WHEN l.account = 'asset:bank:main' THEN (CASE l.side WHEN 'D' THEN l.amount ELSE -l.amount END)
-      ELSE 0 END) AS bank,
-  sum(CASE WHEN l.account = 'clearing:suspense' THEN (CASE l.side WHEN 'D' THEN l.amount ELSE -l.amount END)
-      ELSE 0 END) AS suspense
-  FROM ledger.journal_entries e JOIN ledger.journal_lines l USING (sequence)
-  WHERE e.order_key IS NOT NULL GROUP BY 1"""
-
-
-def contribution(lines: list[Any]) -> dict[str, int]:
-    """What an entry's lines add to the sums the machine checks: the order's residual, bank and suspense (as in
-    ``_ORDER_MONEY``), and each savings (credit) and receivable (debit) account."""
-    out: dict[str, int] = defaultdict(int)
-    for account, side, amount in lines:
-        debit = amount if side == "D" else -amount
-        if account.startswith(("revenue:", "expense:")) or account == "asset:pph22_prepaid":
-            out["residual"] -= debit
-        elif account == "asset:bank:main":
-            out["bank"] += debit
-        elif account == "clearing:suspense":
-            out["suspense"] += debit
-        elif account.startswith(SAVINGS):
-            out[account] -= debit
-        elif account.startswith(RECEIVABLES):
-            out[account] += debit
-    return out
 
 
 class MoneyMachine(RuleBasedStateMachine):
@@ -233,7 +208,7 @@ class MoneyMachine(RuleBasedStateMachine):
             settlements[0] = Settlement(s1.sid, s1.gross, s1.fee, s1.net - refunds[0].cash)
         lapas_known = batched or data.draw(st.booleans(), label="lapas known")
         order = Order(key, batches, batched, lapas_known, settlements, refunds, claw_back)
-        order.events = self._events(order)
+        order.events = order_events(order, LAPAS, AT)
         if claw_back != NEVER:
             self.run(self._policies(order))
         if not batched:
@@ -254,55 +229,9 @@ class MoneyMachine(RuleBasedStateMachine):
         self.orders.append(order)
 
     async def _policies(self, order: Order) -> None:
-        """A policy per SKU of ``order`` (sukamiskin's shares) with the order's ``claw_back_premi``."""
-        document = {
-            "policies": [
-                {
-                    "policy_id": f"smk-{b.sku.lower()}",
-                    "version": 1,
-                    "lapas_id": LAPAS,
-                    "sku": b.sku,
-                    "effective_from": "2025-01-01T00:00:00+07:00",
-                    "rules": [
-                        {"target": "pnbp", "share": "25%"},
-                        {"target": "inmate_premi", "share": "15%"},
-                        {"target": "production_capital", "share": "60%"},
-                    ],
-                    "claw_back_premi": order.claw_back,
-                }
-                for b in order.batches
-            ]
-        }
+        """A policy per SKU of ``order`` with the order's ``claw_back_premi``."""
         async with self.engine.begin() as conn:
-            await store_policies(ls.ledger_uow(conn), parse_policies(document, "money test"))
-
-    def _events(self, order: Order) -> dict[str, Envelope]:
-        if order.batched:
-            events = {"completion": ls.completed(order.key, order.batches, AT)}
-        else:
-            events = {
-                "completion": completed_without_allocation(
-                    order.key, LAPAS if order.lapas_known else None, order.gross, AT
-                )
-            }
-        for n, s in enumerate(order.settlements):
-            events[s.sid] = ls.settled(
-                order.key,
-                s.gross,
-                AT + timedelta(days=3 + n),
-                fees={"commission_fee": s.fee},
-                net=s.net,
-                settlement_id=s.sid,
-            )
-        for r in order.refunds:
-            envelope = ls.refunded(order.key, r.rid, r.amount, AT + timedelta(days=2))
-            if r.sku is not None:  # else amount-only: what the old events carried
-                envelope.data["lines"] = [{"seller_sku": r.sku, "quantity": 1, "amount": r.line_amount}]
-                envelope.data.update(
-                    fees_returned=r.fees_returned, pph22_returned=r.pph_returned, netted_in_settlement=r.netted
-                )
-            events[r.rid] = envelope
-        return events
+            await store_policies(ls.ledger_uow(conn), parse_policies(claw_back_policies(order, LAPAS), "money test"))
 
     @precondition(lambda self: any(set(o.events) - o.sent for o in self.orders))
     @rule(data=st.data(), redeliver=st.booleans(), reemit=st.booleans())
@@ -444,7 +373,7 @@ class MoneyMachine(RuleBasedStateMachine):
     async def _check(self) -> None:
         async with self.engine.connect() as conn:
             await ls.assert_journal_sound(conn)
-            money = {r.order_key: r for r in await conn.execute(text(_ORDER_MONEY))}
+            money = {r.order_key: r for r in await conn.execute(text(ORDER_MONEY))}
             waiting = set((await conn.execute(text("SELECT DISTINCT order_key FROM ledger.pending_events"))).scalars())
             conflicts = (await conn.execute(text("SELECT count(*) FROM ledger.posting_conflicts"))).scalar_one()
             dead = (await conn.execute(text("SELECT count(*) FROM ledger.dead_letters"))).scalar_one()
