@@ -154,6 +154,13 @@ class BatchConsumer:
         started = time.perf_counter()
         self._metrics.batch_size.labels(self.name).observe(len(records))
         batch = self.decode(records)
+        if not (batch.events or batch.unknown or batch.undecodable):
+            # Every record is of a type this consumer skips (a topic it shares with other consumers, e.g. the
+            # ledger's entry_posted on the orders consumer): nothing to claim, apply or announce, so no transaction
+            # and no relay wake-up — such batches trickle in all run long, and each empty transaction cost two round
+            # trips and the relay's look at an empty outbox. The caller still commits the offsets.
+            self._metrics.batch_seconds.labels(self.name).observe(time.perf_counter() - started)
+            return
         attempt = contended = 0
         isolating = waiting = False
         handler: BatchHandler | None = None
