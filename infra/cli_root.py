@@ -9,21 +9,26 @@ environment the first time a command asks for it and kept on the invocation's ro
   disposed when it is done, wrapped with the service's schema in a :class:`~infra.db.unit_of_work.Database` or a
   :class:`~infra.db.unit_of_work.UnitOfWork`;
 - a service's topics under the deployment's prefix (:meth:`CliRoot.topics`);
-- a Kafka producer (:meth:`CliRoot.producer`).
+- a Kafka producer (:meth:`CliRoot.producer`);
+- where a service keeps its data (:meth:`CliRoot.schema`, :meth:`CliRoot.role_of`): the topology the program's
+  root hands in (``karya.services.SERVICES``), so no command names another service's schema;
+- a service's own settings (:meth:`CliRoot.settings`), read once per invocation with the reader the service gives.
 
 The roles: ``service`` (``DATABASE_URL``: orders, ledger), ``gateway`` (``KARYA_GATEWAY_DATABASE_URL``: the
 only role that reads raw webhook bodies) and ``auditor`` (``KARYA_AUDITOR_URL``, read-only; the service role when
-it is not set). Tests build a root of their own and pass it as ``obj`` to ``CliRunner.invoke``.
+it is not set). The ``karya`` program puts a factory on its root context (``karya.services.cli_root``), which
+:meth:`CliRoot.of` calls on first use. Tests build a root of their own and pass it as ``obj`` to
+``CliRunner.invoke``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, cast
 
 import typer
 from pydantic import ValidationError
@@ -46,6 +51,7 @@ _MISSING = {
 }
 
 _T = TypeVar("_T")
+_S = TypeVar("_S")
 _Topics = TypeVar("_Topics", covariant=True)
 
 
@@ -57,16 +63,34 @@ class TopicsClass(Protocol[_Topics]):
         ...
 
 
+class Placed(Protocol):
+    """Where a service keeps its data: its schema and the database role its process connects as."""
+
+    @property
+    def schema(self) -> str:
+        """The service's PostgreSQL schema."""
+        ...
+
+    @property
+    def role(self) -> Role:
+        """The role that reads and writes the service's tables."""
+        ...
+
+
 @dataclass(frozen=True)
 class CliRoot:
-    """The settings of one command invocation: Kafka, and the database URL of each role that is configured."""
+    """The settings of one command invocation: Kafka, the database URL of each role that is configured, the
+    services' topology and the service settings read so far (``settings``: given by a test, or filled on use)."""
 
     kafka: KafkaSettings
     urls: Mapping[Role, str] = field(default_factory=dict)
+    services: Mapping[str, Placed] = field(default_factory=dict)
+    settings_read: MutableMapping[type, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_environment(cls) -> CliRoot:
-        """The root of a command run from a shell: every setting read from the environment, now."""
+    def from_environment(cls, services: Mapping[str, Placed] | None = None) -> CliRoot:
+        """The root of a command run from a shell: every setting read from the environment, now; ``services``:
+        the topology (where each service keeps its data)."""
         urls: dict[Role, str] = {}
         with suppress(ValidationError):
             urls["service"] = DatabaseSettings().url
@@ -74,16 +98,38 @@ class CliRoot:
             value = os.environ.get(env, "").strip()
             if value:
                 urls[role] = value  # type: ignore[index]
-        return cls(KafkaSettings(), urls)
+        return cls(KafkaSettings(), urls, services or {})
 
     @classmethod
     def of(cls, ctx: typer.Context) -> CliRoot:
-        """The root of the invocation ``ctx`` belongs to: the one passed as ``obj``, else built from the
-        environment on first use and kept for the invocation's other commands."""
+        """The root of the invocation ``ctx`` belongs to: the one passed as ``obj``, else made on first use by the
+        factory the program put there (else from the environment, with no topology) and kept for the
+        invocation's other commands."""
         top = ctx.find_root()
         if not isinstance(top.obj, CliRoot):
-            top.obj = cls.from_environment()
-        return top.obj
+            top.obj = top.obj() if callable(top.obj) else cls.from_environment()
+        return cast(CliRoot, top.obj)
+
+    def schema(self, service: str) -> str:
+        """The schema of ``service`` (from the topology this root was given)."""
+        return self._placed(service).schema
+
+    def role_of(self, service: str) -> Role:
+        """The database role that reads and writes ``service``'s tables."""
+        return self._placed(service).role
+
+    def _placed(self, service: str) -> Placed:
+        if service not in self.services:
+            known = ", ".join(self.services) or "none: this root was given no topology"
+            raise SystemExit(f"unknown service {service!r} (known: {known})")
+        return self.services[service]
+
+    def settings(self, kind: type[_S], read: Callable[[], _S] | None = None) -> _S:
+        """A service's own settings of type ``kind``, read once per invocation with ``read`` (default: ``kind()``,
+        a pydantic settings class reading the environment); a test may give them in ``settings_read``."""
+        if kind not in self.settings_read:
+            self.settings_read[kind] = (read or kind)()
+        return cast(_S, self.settings_read[kind])
 
     def has(self, role: Role) -> bool:
         """Whether ``role``'s database URL is configured (the auditor's falls back to the service role's)."""

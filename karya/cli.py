@@ -7,6 +7,7 @@ import os
 
 import typer
 
+from infra.cli_root import CliRoot
 from infra.db.migrate import upgrade_to_head
 from infra.db.roles import bootstrap_database, passwords_from_env
 
@@ -93,7 +94,13 @@ def main() -> None:
 
     configure_logging("karya")  # `karya serve` names its service
     _mount_optional()
-    app(prog_name="karya")
+    app(prog_name="karya", obj=_cli_root)  # the commands' root, made on first use (infra.cli_root.CliRoot.of)
+
+
+def _cli_root() -> CliRoot:
+    from karya.services import cli_root  # the topology and the process settings: only when a command needs them
+
+    return cli_root()
 
 
 def _mount_optional() -> None:

@@ -127,6 +127,7 @@ async def connect_demo_shops(catalogue: Catalogue, sim_port: int, database_url: 
     from infra.db.roles import GATEWAY, passwords_from_env, url_as
     from infra.db.unit_of_work import Database
     from services.gateway.app import SCHEMA as GATEWAY_SCHEMA
+    from services.gateway.clients.settings import ClientSettings
     from services.gateway.shops.connect import connect_simulated_shops, shop_tools
 
     shops = [(x.channel.value, x.shop_id) for x in catalogue.listings if x.channel.value in ("shopee", "tiktok_shop")]
@@ -135,7 +136,7 @@ async def connect_demo_shops(catalogue: Catalogue, sim_port: int, database_url: 
     engine = make_engine(url_as(url, GATEWAY, passwords_from_env()), pool_size=1)
     try:
         sim = httpx.AsyncClient(base_url=f"http://127.0.0.1:{sim_port}")
-        async with sim, shop_tools(Database(engine, GATEWAY_SCHEMA)) as tools:
+        async with sim, shop_tools(Database(engine, GATEWAY_SCHEMA), ClientSettings.from_env()) as tools:
             return await connect_simulated_shops(tools, sim, shops)
     finally:
         await engine.dispose()

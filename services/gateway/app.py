@@ -1,8 +1,10 @@
 """The gateway service process: webhooks in, raw deliveries normalised, pollers as backstop, events out.
 
 ``build_runtime`` wires everything; building it reads no secret (``karya schemas gen`` builds it to document
-the topics). Serving does: :meth:`ServiceRuntime.http_app` builds the webhook router, which loads the
-settings and the marketplace clients and stops the process with a message naming any missing variable.
+the topics, with no settings). Serving needs them: the composition root (``karya.services``) reads them with
+:func:`read_settings`, which stops the process with a message naming every missing variable, and passes them to
+``build_runtime``; a runtime built without them refuses to serve (:meth:`ServiceRuntime.http_app` builds the
+webhook router, which needs the settings and the marketplace clients).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from infra.runtime import ServiceRuntime
 from infra.settings import KafkaSettings
 from services.gateway.clients.base import MarketplaceClient
 from services.gateway.deliveries import DeliveryStore
-from services.gateway.deps import GatewayDeps
+from services.gateway.deps import GatewayConfig, GatewayDeps, read_config
 from services.gateway.emit import GatewayTopics
 from services.gateway.normaliser import Apply, Normaliser, Refused
 from services.gateway.parking import Arrival, Origin, ParkedDeliveryGauges, Reject, run_parked_retries
@@ -32,7 +34,14 @@ from services.gateway.settings import GatewayConfigError, GatewaySettings
 from services.gateway.shops.wiring import wire_shop_tokens
 from services.gateway.webhooks import make_webhook_router
 
-__all__ = ["SCHEMA", "NormaliserHandler", "build_runtime", "parked_rejecter", "webhook_router_factory"]
+__all__ = [
+    "SCHEMA",
+    "NormaliserHandler",
+    "build_runtime",
+    "parked_rejecter",
+    "read_settings",
+    "webhook_router_factory",
+]
 
 SCHEMA = "gateway"
 """The gateway's PostgreSQL schema: named here, in its composition root, and handed down (in a ``Database`` or a
@@ -104,12 +113,21 @@ def webhook_router_factory(deps: GatewayDeps, store: DeliveryStore, outcomes: Co
     return make_webhook_router(settings, store, outcomes)
 
 
+def read_settings() -> GatewayConfig:
+    """The gateway's own settings from the environment, for its composition root; stops the process (SystemExit)
+    with one message naming every missing or invalid variable."""
+    try:
+        return read_config()
+    except GatewayConfigError as exc:
+        raise SystemExit(str(exc)) from None
+
+
 def build_runtime(
     engine: AsyncEngine,
     kafka: KafkaSettings,
     *,
     topics: GatewayTopics,
-    settings: GatewaySettings | None = None,
+    settings: GatewayConfig | GatewaySettings | None = None,
     clients: Mapping[str, MarketplaceClient] | None = None,
     consumer_name: str = "gateway-normaliser",
     pollers: bool = True,
@@ -118,8 +136,9 @@ def build_runtime(
     gateway role's, created and disposed by the caller) and ``topics`` (built by :mod:`karya.services` under the
     deployment's prefix).
 
-    ``settings``/``clients`` default to the environment (resolved lazily); ``topics`` and ``consumer_name`` let
-    tests isolate themselves on a shared cluster.
+    ``settings``: :func:`read_settings` (the root's), or only the ``GatewaySettings`` when ``clients`` are given
+    (stand-ins); None builds the gateway to be described, and it refuses to serve. ``topics`` and
+    ``consumer_name`` let tests isolate themselves on a shared cluster.
     """
     deps = GatewayDeps(settings, clients)
     runtime = ServiceRuntime(name="gateway", schema=SCHEMA, engine=engine, kafka=kafka)

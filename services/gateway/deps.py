@@ -1,12 +1,15 @@
-"""The gateway's settings and marketplace clients, resolved once and only when first needed.
+"""The gateway's settings and marketplace clients: the settings as the composition root read them
+(:func:`read_config`, called by ``karya.services`` when the gateway is to serve), the clients built from them on
+first use.
 
-Building the runtime (which ``karya schemas gen`` does to document topics) needs neither secrets nor clients;
-serving does, and then a missing secret stops the process with a message naming it.
+Building the runtime (which ``karya schemas gen`` does to document topics) needs neither secrets nor clients: it is
+built with no settings, and a runtime built so refuses to serve.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from services.gateway.clients.base import MarketplaceClient
@@ -17,33 +20,63 @@ if TYPE_CHECKING:
     from services.gateway.shops.store import ShopTokenStore
 
 
+_NOT_SERVED = (
+    "the gateway was built without its {what} (to be described, not served): the composition root reads them "
+    "with services.gateway.app.read_settings() and passes them to build_runtime"
+)
+
+
 class MissingClient(RuntimeError):
     """No marketplace API client is configured for a channel."""
 
 
+@dataclass(frozen=True)
+class GatewayConfig:
+    """The gateway's own settings as its composition root reads them: webhooks, pollers and retention
+    (``settings``) and the marketplace API clients' (``clients``)."""
+
+    settings: GatewaySettings
+    clients: ClientSettings
+
+
+def read_config() -> GatewayConfig:
+    """The gateway's settings from the environment.
+
+    Raises:
+        GatewayConfigError: naming every missing or invalid variable (the webhook secrets and the clients'
+            credentials in one message).
+    """
+    from services.gateway.clients.settings import ClientSettings, ClientSettingsError
+
+    settings = load_settings()
+    try:
+        return GatewayConfig(settings, ClientSettings.from_env())
+    except ClientSettingsError as exc:
+        raise GatewayConfigError(f"the gateway refuses to start: {exc}") from None
+
+
 class GatewayDeps:
-    """Lazily resolved settings and ``channel → client`` (both may be given up front, e.g. in tests)."""
+    """The settings the root passed (``GatewayConfig``, or only the ``GatewaySettings`` when the clients are given,
+    e.g. stand-ins in tests) and ``channel → client``, built from the clients' settings on first use."""
 
     def __init__(
-        self, settings: GatewaySettings | None = None, clients: Mapping[str, MarketplaceClient] | None = None
+        self,
+        settings: GatewayConfig | GatewaySettings | None = None,
+        clients: Mapping[str, MarketplaceClient] | None = None,
     ) -> None:
-        self._settings = settings
+        config = settings if isinstance(settings, GatewayConfig) else None
+        self._settings = config.settings if config else settings if isinstance(settings, GatewaySettings) else None
         self._clients = clients
-        self._client_settings: ClientSettings | None = None
+        self._client_settings: ClientSettings | None = config.clients if config else None
         self._token_store: ShopTokenStore | None = None
         #: Builds the shop-token store the clients read (set by ``services.gateway.shops.wiring``).
         self.token_store_factory: Callable[[ClientSettings], ShopTokenStore] | None = None
 
     @property
     def client_settings(self) -> ClientSettings:
-        """The API clients' settings (from the environment on first use); GatewayConfigError naming what is missing."""
+        """The API clients' settings, as the root passed them; GatewayConfigError when it passed none."""
         if self._client_settings is None:
-            from services.gateway.clients.settings import ClientSettings, ClientSettingsError
-
-            try:
-                self._client_settings = ClientSettings.from_env()
-            except ClientSettingsError as exc:
-                raise GatewayConfigError(f"the gateway refuses to start: {exc}") from None
+            raise GatewayConfigError(_NOT_SERVED.format(what="API clients' settings"))
         return self._client_settings
 
     @property
@@ -57,21 +90,21 @@ class GatewayDeps:
 
     @property
     def settings(self) -> GatewaySettings:
-        """The settings (from the environment on first use).
+        """The settings, as the root passed them.
 
         Raises:
-            GatewayConfigError: a required variable is missing (the message names it).
+            GatewayConfigError: it passed none (a runtime built to be described).
         """
         if self._settings is None:
-            self._settings = load_settings()
+            raise GatewayConfigError(_NOT_SERVED.format(what="settings"))
         return self._settings
 
     @property
     def clients(self) -> Mapping[str, MarketplaceClient]:
-        """The marketplace API clients by channel (built from their environment settings on first use).
+        """The marketplace API clients by channel (built from the clients' settings on first use).
 
         Raises:
-            GatewayConfigError: a client credential is missing (the message names it).
+            GatewayConfigError: the root passed no clients' settings.
         """
         if self._clients is None:
             from services.gateway.clients.factory import make_clients

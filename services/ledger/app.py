@@ -79,10 +79,19 @@ def rejections(events: Sequence[InboundEvent], refusals: Sequence[Refused], sett
     return rejected
 
 
-def build_runtime(engine: AsyncEngine, kafka: KafkaSettings, *, topics: LedgerTopics) -> ServiceRuntime:
+def read_settings() -> LedgerSettings:
+    """The ledger process's own settings, from the environment (the composition root calls this once)."""
+    return LedgerSettings()
+
+
+def build_runtime(
+    engine: AsyncEngine, kafka: KafkaSettings, *, topics: LedgerTopics, settings: LedgerSettings | None = None
+) -> ServiceRuntime:
     """Wire the ledger consumer, its outbox relay, the parked-events gauges and the periodic chain verification
-    on ``engine`` (the service role's, created and disposed by the caller) and ``topics`` (built by
-    :mod:`karya.services` under the deployment's prefix)."""
+    on ``engine`` (the service role's, created and disposed by the caller), ``topics`` (built by
+    :mod:`karya.services` under the deployment's prefix) and ``settings`` (:func:`read_settings`, by the same
+    root; None: the defaults, nothing read from the environment)."""
+    settings = settings or LedgerSettings.model_construct()
     runtime = ServiceRuntime(name="ledger", schema=SCHEMA, engine=engine, kafka=kafka)
     conflicts = Counter(
         "karya_ledger_posting_conflicts_total",
@@ -104,7 +113,7 @@ def build_runtime(engine: AsyncEngine, kafka: KafkaSettings, *, topics: LedgerTo
     runtime.add_background(
         "parked-gauges", lambda stop: run_parked_gauges(runtime.engine, SCHEMA, gauges, stop), required=False
     )
-    watch = ChainWatch(runtime.engine, SCHEMA, runtime.metrics.registry, LedgerSettings().verify_interval_s)
+    watch = ChainWatch(runtime.engine, SCHEMA, runtime.metrics.registry, settings.verify_interval_s)
     # Not required for readiness: a broken chain pages (karya_ledger_chain_verified) but postings go on.
     runtime.add_background("chain-watch", watch.run, required=False)
     runtime.declare_output(

@@ -20,7 +20,6 @@ from services.orders.outbound import OrdersTopics
 from services.orders.sweeper import run_sweeper
 
 SCHEMA = "orders"
-LEDGER_SCHEMA = "ledger"  # read-only, for `karya orders show` (the ledger's own root names it too)
 # What the consumer acts on: every other known type on its topics (the ledger's entry_posted of every entry) is
 # skipped by its type header, before decoding and without an inbox row.
 CONSUMED_TYPES = frozenset({ORDER_STATUS_CHANGED, ORDER_SETTLED})
@@ -41,9 +40,12 @@ class OrderChangesHandler:
         return [Rejection(events[r.index], r.reason, r.facts) for r in refusals]
 
 
-def build_runtime(engine: AsyncEngine, kafka: KafkaSettings, *, topics: OrdersTopics) -> ServiceRuntime:
+def build_runtime(
+    engine: AsyncEngine, kafka: KafkaSettings, *, topics: OrdersTopics, settings: None = None
+) -> ServiceRuntime:
     """Wire the orders consumer, its outbox relay and the expiry sweeper on ``engine`` (the service role's, created
-    and disposed by the caller) and ``topics`` (built by :mod:`karya.services` under the deployment's prefix)."""
+    and disposed by the caller) and ``topics`` (built by :mod:`karya.services` under the deployment's prefix);
+    orders has no settings of its own (``settings`` is always None)."""
     runtime = ServiceRuntime(name="orders", schema=SCHEMA, engine=engine, kafka=kafka)
     runtime.add_consumer(
         name="orders",

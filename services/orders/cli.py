@@ -15,7 +15,7 @@ from rich.table import Table
 from infra.cli_root import CliRoot
 from infra.db.unit_of_work import UnitOfWork
 from services.orders.adapters.stock_repo import counter_drift, stock_by_workshop
-from services.orders.app import LEDGER_SCHEMA, SCHEMA
+from services.orders.app import SCHEMA
 from services.orders.backorders import receive_catalogue
 from services.orders.catalogue import CatalogueError, load_catalogue
 from services.orders.inspection import Verdict, inspect_quarantine
@@ -118,10 +118,12 @@ def orders_show(ctx: typer.Context, order_key: str, as_json: bool = typer.Option
     """State, why it has no stock (if so), history, lines, reservations, allocations and ledger entries of one
     order."""
 
+    ledger = CliRoot.of(ctx).schema("ledger")  # the ledger's tables, read-only: where the topology says they are
+
     async def work(uow: UnitOfWork) -> dict[str, Any] | None:
         detail = await order_detail(uow, order_key)
         if detail is not None:
-            detail["ledger_entries"] = await ledger_entries_of(UnitOfWork(uow.conn, LEDGER_SCHEMA), order_key)
+            detail["ledger_entries"] = await ledger_entries_of(UnitOfWork(uow.conn, ledger), order_key)
         return detail
 
     detail = _run(ctx, work)

@@ -68,3 +68,31 @@ def test_topics_are_the_services_under_the_deployments_prefix() -> None:
     root = CliRoot(KafkaSettings(topic_prefix="run3."))
     assert root.topics(OrdersTopics) == OrdersTopics.with_prefix("run3.")
     assert root.topics(LedgerTopics).entries == "run3.ledger.entries"
+
+
+def test_the_program_hands_a_factory_and_the_root_made_from_it_carries_the_topology() -> None:
+    from karya.services import SERVICES, cli_root
+
+    seen: list[CliRoot] = []
+    env = {"DATABASE_URL": "postgresql+asyncpg://svc@127.0.0.1:1/k", "KARYA_GATEWAY_DATABASE_URL": ""}
+    assert CliRunner().invoke(_app(seen), ["command"], env=env, obj=cli_root).exit_code == 0
+    root = seen[0]
+    assert seen == [root, root] and root.services is SERVICES
+    assert (root.schema("ledger"), root.role_of("gateway")) == ("ledger", "gateway")
+    with pytest.raises(SystemExit, match="known: orders, ledger, gateway"):
+        root.schema("billing")
+    with pytest.raises(SystemExit, match="no topology"):
+        CliRoot(KafkaSettings()).schema("ledger")
+
+
+def test_a_services_settings_are_read_once_per_invocation_or_given_by_the_test() -> None:
+    reads: list[int] = []
+
+    class Interval:
+        def __init__(self) -> None:
+            reads.append(1)
+
+    root = CliRoot(KafkaSettings())
+    assert root.settings(Interval) is root.settings(Interval) and reads == [1]
+    given = Interval()
+    assert CliRoot(KafkaSettings(), settings_read={Interval: given}).settings(Interval) is given and reads == [1, 1]

@@ -3,6 +3,7 @@ and consumer group of every service is built under the deployment's prefix, none
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -52,3 +53,41 @@ def test_process_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPa
 def test_an_unknown_service_is_refused_with_the_known_ones() -> None:
     with pytest.raises(SystemExit, match="orders, ledger, gateway"):
         process_settings("billing")
+
+
+def test_service_settings_are_read_by_the_root_and_passed_down(monkeypatch: pytest.MonkeyPatch) -> None:
+    from infra.db.engine import make_engine
+    from karya.services import build_service, service_settings
+
+    monkeypatch.setenv("KARYA_LEDGER_VERIFY_INTERVAL_S", "17")
+    read = service_settings("ledger")
+    assert read.verify_interval_s == 17
+    monkeypatch.setenv("KARYA_LEDGER_VERIFY_INTERVAL_S", "99")  # read once: the runtime gets what the root read
+    kafka = KafkaSettings(bootstrap_servers="127.0.0.1:1", completeness_audit_interval_s=0)
+    runtime = build_service("ledger", make_engine("postgresql+asyncpg://w@127.0.0.1:1/w", pool_size=1), kafka, read)
+    interval = runtime.metrics.registry.get_sample_value(
+        "karya_ledger_chain_verify_interval_seconds", {"schema": "ledger"}
+    )
+    assert interval == 17
+    assert service_settings("orders") is None  # orders has no settings of its own
+
+
+def test_describing_the_gateway_needs_no_secret_but_serving_it_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    from karya.services import service_settings
+
+    for name in [n for n in os.environ if n.startswith("KARYA_")]:
+        monkeypatch.delenv(name)
+    kafka = KafkaSettings(bootstrap_servers="127.0.0.1:1", completeness_audit_interval_s=0)
+    described = wiring_of("gateway", kafka)  # as `karya schemas gen` builds it: no settings read
+    with pytest.raises(SystemExit, match="without its settings"):
+        described.http_app()
+    with pytest.raises(SystemExit, match="KARYA_TOKOPEDIA_WEBHOOK_SECRET"):
+        service_settings("gateway")
+
+
+def test_the_topology_names_each_services_schema_and_role() -> None:
+    assert {s: (SERVICES[s].schema, SERVICES[s].role) for s in SERVICES} == {
+        "orders": ("orders", "service"),
+        "ledger": ("ledger", "service"),
+        "gateway": ("gateway", "gateway"),
+    }

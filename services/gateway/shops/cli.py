@@ -16,7 +16,7 @@ from infra.cli_root import CliRoot
 from infra.db.roles import GATEWAY_URL_ENV
 from services.gateway.app import SCHEMA
 from services.gateway.clients.base import MarketplaceApiError
-from services.gateway.clients.settings import ClientSettingsError
+from services.gateway.clients.settings import ClientSettings, ClientSettingsError
 from services.gateway.settings import GatewayConfigError
 from services.gateway.shops.connect import ShopTools, connect_shop, shop_tools
 
@@ -36,7 +36,8 @@ async def _shop_tools(ctx: typer.Context) -> AsyncIterator[ShopTools]:
     root = CliRoot.of(ctx)
     if not root.has("gateway"):
         raise GatewayConfigError(f"{GATEWAY_URL_ENV} is not set: shop tokens live in the gateway's schema")
-    async with root.database("gateway", SCHEMA, name="karya-shops") as db, shop_tools(db) as tools:
+    settings = root.settings(ClientSettings, ClientSettings.from_env)  # read once per invocation, by the root
+    async with root.database("gateway", SCHEMA, name="karya-shops") as db, shop_tools(db, settings) as tools:
         yield tools
 
 

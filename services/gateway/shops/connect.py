@@ -36,12 +36,11 @@ class ShopTools:
 @asynccontextmanager
 async def shop_tools(
     db: Database,
-    settings: ClientSettings | None = None,
+    settings: ClientSettings,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> AsyncIterator[ShopTools]:
-    """Token APIs (client settings from the environment unless given) and the token store on ``db`` (the gateway
-    role's engine, the caller's to dispose, and the gateway's schema)."""
-    settings = settings or ClientSettings.from_env()
+    """Token APIs and the token store on ``db`` (the gateway role's engine, the caller's to dispose, and the
+    gateway's schema), with the clients' ``settings`` as the caller's root read them."""
     apis = make_token_apis(settings, transport)
     try:
         yield ShopTools(apis, ShopTokenStore(db, cipher_of(settings)))

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
 from infra.runtime import ServiceRuntime
-from services.gateway.app import build_runtime
+from services.gateway.app import build_runtime, read_settings
 from services.gateway.emit import GatewayTopics
 from services.gateway.settings import REQUIRED_SECRETS, env_name
 from tests.contract_validation import validate_published
@@ -241,15 +241,17 @@ async def test_gateway_refuses_to_serve_without_secrets(
     for field in REQUIRED_SECRETS:
         monkeypatch.delenv(env_name(field), raising=False)
     monkeypatch.setenv("KARYA_TIKTOK_APP_KEY", "present")
+    with pytest.raises(SystemExit) as info:
+        read_settings()  # what the composition root calls before it builds a gateway to serve
+    message = str(info.value)
+    assert "KARYA_TOKOPEDIA_WEBHOOK_SECRET" in message and "KARYA_SHOPEE_PARTNER_KEY" in message
+    assert "KARYA_TIKTOK_APP_KEY" not in message
     runtime = build_runtime(
         make_engine(database.gateway), kafka(kafka_bootstrap), topics=TOPICS, pollers=False
-    )  # builds
+    )  # builds without settings (to be described), and refuses to serve
     try:
-        with pytest.raises(SystemExit) as info:
+        with pytest.raises(SystemExit, match="without its settings"):
             runtime.http_app()
-        message = str(info.value)
-        assert "KARYA_TOKOPEDIA_WEBHOOK_SECRET" in message and "KARYA_SHOPEE_PARTNER_KEY" in message
-        assert "KARYA_TIKTOK_APP_KEY" not in message
     finally:
         await runtime.engine.dispose()
 

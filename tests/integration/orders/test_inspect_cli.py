@@ -15,6 +15,7 @@ from infra.messaging.consumer import InboundEvent
 from infra.messaging.delivery import Delivery
 from services.orders.cli import stock_app
 from services.orders.outbound import OrdersTopics
+from tests.integration.cli_support import cli_root
 from tests.integration.orders_support import (
     RETURNED_STATUS,
     load,
@@ -60,23 +61,22 @@ async def counters(url: str, u: str) -> tuple[dict[str, int], int]:
         await engine.dispose()
 
 
-def test_stock_inspect_restocks_once(database: RoleUrls, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_stock_inspect_restocks_once(database: RoleUrls) -> None:
     u = uid()
     prefix = topic_prefix()
-    monkeypatch.setenv("KARYA_TOPIC_PREFIX", prefix)  # the CLI's settings: its events never reach shared topics
-    monkeypatch.setenv("DATABASE_URL", database.service)
+    root = cli_root(database, prefix)  # the command's root: its events never reach shared topics
     qid = asyncio.run(returned_order(database.service, u, OrdersTopics.with_prefix(prefix)))
     before, events_before = asyncio.run(counters(database.service, u))
     assert before == {"on_hand": 3, "soft_reserved": 0, "allocated": 0, "quarantined": 2, "available": 3}
 
     runner = CliRunner()
-    first = runner.invoke(stock_app, ["inspect", str(qid), "--verdict", "restock", "--note", "seams intact"])
+    first = runner.invoke(stock_app, ["inspect", str(qid), "--verdict", "restock", "--note", "seams intact"], obj=root)
     assert first.exit_code == 0, first.output
     assert f"2 unit(s) of batch B-{u}-1: restock" in first.output
-    again = runner.invoke(stock_app, ["inspect", str(qid), "--verdict", "write-off"])
+    again = runner.invoke(stock_app, ["inspect", str(qid), "--verdict", "write-off"], obj=root)
     assert again.exit_code == 1
     assert "already inspected" in again.output
-    assert runner.invoke(stock_app, ["inspect", str(qid), "--verdict", "burn"]).exit_code == 2
+    assert runner.invoke(stock_app, ["inspect", str(qid), "--verdict", "burn"], obj=root).exit_code == 2
 
     after, events_after = asyncio.run(counters(database.service, u))
     assert after == {"on_hand": 5, "soft_reserved": 0, "allocated": 0, "quarantined": 0, "available": 5}

@@ -24,6 +24,7 @@ from services.ledger.domain.accounts import Side
 from services.ledger.domain.journal import EntryKind, JournalEntry, Line
 from services.orders.cli import orders_app
 from services.orders.outbound import OrdersTopics
+from tests.integration.cli_support import cli_root
 from tests.integration.ledger_support import ledger_uow
 from tests.integration.orders_support import (
     load,
@@ -88,7 +89,7 @@ async def post_journal_entry(engine: AsyncEngine, u: str, order_key: str) -> Non
 
 
 async def test_the_ledgers_settlement_settles_the_order_and_orders_show_explains_it(
-    kafka_bootstrap: str, database: RoleUrls, monkeypatch: pytest.MonkeyPatch
+    kafka_bootstrap: str, database: RoleUrls
 ) -> None:
     u, prefix = uid(), topic_prefix()
     engine = make_engine(database.service)
@@ -128,14 +129,14 @@ async def test_the_ledgers_settlement_settles_the_order_and_orders_show_explains
         assert [tuple(h) for h in history] == [("settled", "ledger#41", "forward")]
 
         await post_journal_entry(engine, u, key)
-        monkeypatch.setenv("DATABASE_URL", database.service)
+        root = cli_root(database)
         runner = CliRunner()
-        shown = await asyncio.to_thread(runner.invoke, orders_app, ["show", key])  # the CLI runs its own loop
+        shown = await asyncio.to_thread(runner.invoke, orders_app, ["show", key], obj=root)  # the CLI runs its own loop
         assert shown.exit_code == 0, shown.output
         detail = json.loads(shown.output)
         assert detail["state"] == "settled" and detail["reservation_failed_reason"] is None
         assert [(e["kind"], e["amount"]) for e in detail["ledger_entries"]] == [("settlement", 90_000)]
-        starved_shown = await asyncio.to_thread(runner.invoke, orders_app, ["show", starved.subject])
+        starved_shown = await asyncio.to_thread(runner.invoke, orders_app, ["show", starved.subject], obj=root)
         assert starved_shown.exit_code == 0, starved_shown.output
         reason = json.loads(starved_shown.output)["reservation_failed_reason"]
         assert reason is not None and f"SKU-{u}" in reason
