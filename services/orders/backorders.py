@@ -5,7 +5,10 @@ waits. When stock arrives — a catalogue load adds a production batch, an inspe
 same transaction fills the waiting orders of the SKUs concerned (load → plan → write):
 
 1. **load** — the waiting orders, locked first (:func:`services.orders.adapters.order_repo.load_waiting`, rank 1 of
-   :mod:`services.orders.adapters.locks`), then every ``batch_stock`` row of their SKUs (rank 5);
+   :mod:`services.orders.adapters.locks`), then every ``batch_stock`` row of their SKUs (rank 5), then — ``SKIP
+   LOCKED``, so never waiting — the orders that started waiting meanwhile: an order whose reservation failed in a
+   transaction that held those stock rows (it could not see the new units yet) is filled too, not left waiting
+   beside free stock (:func:`lock_stock_and_latecomers`);
 2. **plan** — :func:`fill_waiting`, pure: one allocation over the locked stock, oldest order first, all-or-nothing
    per order (the allocator's rules, so never more than is available); each filled order gets a reservation at the
    stage its state calls for (hard while unshipped, consumed once shipped) and an ``order_allocated`` event with
@@ -25,15 +28,30 @@ from infra.db.rowsets import Writes
 from infra.db.unit_of_work import UnitOfWork
 from infra.messaging.outbox import OutboundMessage
 from services.orders.adapters.catalogue_repo import LoadReport, load_catalogue
-from services.orders.adapters.order_repo import BatchInfoCache, add_orders, add_reservations, load_waiting
+from services.orders.adapters.order_repo import (
+    BatchInfoCache,
+    add_orders,
+    add_reservations,
+    lapas_of_workshops,
+    load_waiting,
+    next_reservation_ids,
+)
 from services.orders.adapters.stock_repo import add_movements, load_stock
 from services.orders.catalogue import Catalogue
 from services.orders.domain.lifecycle import STAGE_EVIDENCE, StockStage
 from services.orders.domain.records import Movement, OrderRow, Reservation
 from services.orders.outbound import OrdersTopics, Outbound
-from services.orders.stock_plan import StockPlan
+from services.orders.stock_plan import StockInputs, StockPlan
 
-__all__ = ["Filled", "add_filled", "fill_backorders", "fill_waiting", "receive_catalogue", "waiting_skus"]
+__all__ = [
+    "Filled",
+    "add_filled",
+    "fill_backorders",
+    "fill_waiting",
+    "lock_stock_and_latecomers",
+    "receive_catalogue",
+    "waiting_skus",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +102,39 @@ def add_filled(writes: Writes, uow: UnitOfWork, filled: Sequence[OrderRow]) -> N
     add_reservations(writes, uow, [(o.order_key, o.reservation) for o in filled if o.reservation is not None])
 
 
+async def lock_stock_and_latecomers(
+    uow: UnitOfWork,
+    skus: Iterable[str],
+    waiting: Sequence[OrderRow],
+    batches: BatchInfoCache,
+    workshops: Iterable[str] = (),
+) -> tuple[StockInputs, list[OrderRow]]:
+    """Lock the stock of ``skus`` and of the ``waiting`` orders' SKUs (the orders are locked already), then the
+    orders of ``skus`` that started waiting while this transaction waited for those stock rows (``SKIP LOCKED``:
+    never waits, so the lock order holds), if every SKU they need is locked. Returns the stock inputs and the
+    orders to fill: ``waiting`` (oldest first), then the latecomers."""
+    wanted = set(skus) | waiting_skus(waiting)
+    inputs = await load_stock(
+        uow,
+        wanted,
+        due_at=None,
+        workshops=set(workshops) | {ln.workshop_id for o in waiting for ln in o.lines},
+        new_reservations=len(waiting),
+        batches=batches,
+    )
+    known = {o.order_key for o in waiting}
+    late = [
+        o
+        for o in await load_waiting(uow, skus, skip_locked=True)
+        if o.order_key not in known and waiting_skus([o]) <= wanted
+    ]
+    if late:
+        inputs.reservation_ids += await next_reservation_ids(uow, len(late))
+        if {ln.workshop_id for o in late for ln in o.lines} - inputs.lapas_of_workshop.keys():
+            inputs.lapas_of_workshop.update(await lapas_of_workshops(uow))
+    return inputs, [*waiting, *late]
+
+
 async def fill_backorders(
     uow: UnitOfWork, skus: Iterable[str], topics: OrdersTopics, batches: BatchInfoCache | None = None
 ) -> Filled:
@@ -92,17 +143,11 @@ async def fill_backorders(
     Call it in the transaction that added the stock, before that transaction locks any stock row of those SKUs
     (new rows are invisible to others until commit, so inserting them first is fine).
     """
+    skus = set(skus)
     waiting = await load_waiting(uow, skus)
+    inputs, waiting = await lock_stock_and_latecomers(uow, skus, waiting, batches or BatchInfoCache())
     if not waiting:
         return Filled([], [], [])
-    inputs = await load_stock(
-        uow,
-        waiting_skus(waiting),
-        due_at=None,
-        workshops={ln.workshop_id for o in waiting for ln in o.lines},
-        new_reservations=len(waiting),
-        batches=batches or BatchInfoCache(),
-    )
     stock = StockPlan(inputs)
     out = Outbound(topics)
     filled = fill_waiting(stock, waiting, out)

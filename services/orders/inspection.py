@@ -18,7 +18,7 @@ from services.orders.adapters.locks import lock_quarantine_row
 from services.orders.adapters.order_repo import BatchInfoCache, load_waiting
 from services.orders.adapters.sql import Sql
 from services.orders.adapters.stock_repo import add_movements, load_stock
-from services.orders.backorders import add_filled, fill_waiting, waiting_skus
+from services.orders.backorders import add_filled, fill_waiting, lock_stock_and_latecomers
 from services.orders.domain.records import Held, Movement, OrderRow
 from services.orders.domain.stock import MovementKind
 from services.orders.outbound import OrdersTopics, Outbound
@@ -114,14 +114,11 @@ async def inspect_quarantine(
     if row is None or found is None or row.status != "awaiting_inspection":
         return None
     lot = Inspected(quarantine_id, row.order_key, row.batch_id, row.quantity, verdict)
-    inputs = await load_stock(
-        uow,
-        {found.sku} | waiting_skus(waiting),
-        due_at=None,
-        workshops={found.workshop_id} | {ln.workshop_id for o in waiting for ln in o.lines},
-        new_reservations=len(waiting),
-        batches=BatchInfoCache(),
-    )
+    cache = BatchInfoCache()
+    if verdict is Verdict.RESTOCK:
+        inputs, waiting = await lock_stock_and_latecomers(uow, {found.sku}, waiting, cache, [found.workshop_id])
+    else:
+        inputs = await load_stock(uow, {found.sku}, due_at=None, workshops={found.workshop_id}, batches=cache)
     plan = plan_inspection(lot, inputs, note, topics, waiting, at=datetime.now(UTC))
     writes = Writes()
     add_filled(writes, uow, plan.filled)

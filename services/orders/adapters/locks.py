@@ -5,7 +5,8 @@ Order, for any transaction that takes more than one kind:
 1. ``orders`` rows, by order key (:func:`lock_orders`; the orders waiting for stock: :func:`lock_waiting_orders`);
 2. the live ``reservations`` of those orders, by reservation id (:func:`lock_live_reservations`);
 3. soft reservations past their window, by reservation id, ``SKIP LOCKED`` — never waits, so it cannot
-   deadlock (:func:`claim_due_soft_reservations`);
+   deadlock (:func:`claim_due_soft_reservations`); likewise, after the stock rows, the orders that started waiting
+   for stock while a transaction waited for those rows (:func:`lock_waiting_orders` with ``skip_locked``);
 4. ``quarantine`` rows, by id (inspection, one row: :func:`lock_quarantine_row`) — nothing that locks batch
    stock waits on quarantine rows;
 5. ``batch_stock`` rows, by batch id (:func:`lock_batch_stock`).
@@ -30,11 +31,13 @@ _LOCK_ORDERS = Keyed(
     "ORDER BY order_key FOR UPDATE"
 )
 # An order waits for stock while its reservation failed and nothing is held (stage NONE); see BACKORDER_STATES.
-_LOCK_WAITING = Sql(
+_LOCK_WAITING_SQL = (
     "SELECT o.order_key, o.created_at FROM {schema}.orders o WHERE o.reservation_failed_reason IS NOT NULL "
     "AND o.stock_stage = 0 AND NOT o.historical AND o.state = ANY(:states) AND EXISTS (SELECT 1 FROM "
     "{schema}.order_lines l WHERE l.order_key = o.order_key AND l.sku = ANY(:skus)) ORDER BY o.order_key FOR UPDATE"
 )
+_LOCK_WAITING = Sql(_LOCK_WAITING_SQL)
+_LOCK_WAITING_SKIP = Sql(_LOCK_WAITING_SQL + " SKIP LOCKED")
 _LIVE_RESERVATIONS = Keyed(
     "SELECT r.order_key, r.reservation_id, r.state, r.expires_at, a.batch_id, a.sku, a.workshop_id, "
     "a.quantity FROM {schema}.reservations r JOIN {schema}.allocations a USING (reservation_id) "
@@ -74,14 +77,18 @@ async def lock_orders(uow: UnitOfWork, order_keys: Iterable[str]) -> list[Row[*t
 
 
 async def lock_waiting_orders(
-    uow: UnitOfWork, skus: Iterable[str], states: Iterable[str]
+    uow: UnitOfWork, skus: Iterable[str], states: Iterable[str], *, skip_locked: bool = False
 ) -> list[Row[*tuple[Any, ...]]]:
     """Lock the orders waiting for stock (reservation failed, nothing held, not historical, in one of ``states``)
-    with a line of one of ``skus``, by order key. Columns: order_key, created_at."""
+    with a line of one of ``skus``, by order key. Columns: order_key, created_at.
+
+    With ``skip_locked`` an order locked by another transaction is skipped and nothing waits: so it may be taken
+    after stock rows are locked (as the due soft holds are) without breaking the lock order."""
     wanted = sorted(set(skus))
     if not wanted:
         return []
-    return list(await uow.conn.execute(_LOCK_WAITING.on(uow), {"skus": wanted, "states": sorted(set(states))}))
+    statement = _LOCK_WAITING_SKIP if skip_locked else _LOCK_WAITING
+    return list(await uow.conn.execute(statement.on(uow), {"skus": wanted, "states": sorted(set(states))}))
 
 
 async def lock_live_reservations(uow: UnitOfWork, order_keys: list[str]) -> list[Row[*tuple[Any, ...]]]:

@@ -60,10 +60,11 @@ async def load_orders(uow: UnitOfWork, keys: Iterable[str]) -> dict[str, OrderRo
     return orders
 
 
-async def load_waiting(uow: UnitOfWork, skus: Iterable[str]) -> list[OrderRow]:
+async def load_waiting(uow: UnitOfWork, skus: Iterable[str], *, skip_locked: bool = False) -> list[OrderRow]:
     """Lock and load the orders waiting for stock (:data:`BACKORDER_STATES`) with a line of one of ``skus``,
-    oldest first (when the service first saw them, then by order key)."""
-    rows = await lock_waiting_orders(uow, skus, [s.value for s in BACKORDER_STATES])
+    oldest first (when the service first saw them, then by order key); ``skip_locked``: see
+    :func:`~services.orders.adapters.locks.lock_waiting_orders`."""
+    rows = await lock_waiting_orders(uow, skus, [s.value for s in BACKORDER_STATES], skip_locked=skip_locked)
     orders = await load_orders(uow, [r[0] for r in rows])
     return [orders[key] for key, _ in sorted(rows, key=lambda r: (r[1], r[0])) if key in orders]
 

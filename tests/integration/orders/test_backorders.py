@@ -159,3 +159,64 @@ def test_karya_catalogue_load_fills_a_waiting_order(
     again = CliRunner().invoke(karya, ["catalogue", "load", str(path)])
     assert "0 new batches (0 units received); 0 waiting orders filled" in again.output
     assert asyncio.run(run(reservations)) == ["hard"]
+
+
+async def test_a_catalogue_load_and_new_orders_racing_for_its_units_never_oversell(engine: AsyncEngine) -> None:
+    """Five paid orders wait; a load of 6 units and five new paid orders arrive at once, each in its own
+    transaction. Whatever the interleaving: no deadlock, no unit held twice, the counters follow the movements."""
+    u, topics = o.uid(), OrdersTopics.with_prefix(topic_prefix())
+    catalogue = o.small_catalogue(u, [("w1", 1, date(2026, 3, 1))])
+    await o.load(engine, catalogue)
+    await drive(engine, u, topics, "first", ["220", "500"], qty=1)  # takes the only unit
+    waiting = [await drive(engine, u, topics, f"w{i}", ["220"], qty=1) for i in range(5)]
+    handler, base = o.orders_handler(topics), o.recent()
+    fresh = [o.status_event(u, f"n{i}", "220", 1, "tokopedia", qty=1, base=base) for i in range(5)]
+
+    async def new_order(n: int) -> None:
+        async with engine.begin() as conn:
+            assert await handler(conn, [InboundEvent(fresh[n], Delivery("t", 1, n, None, b""))]) == []
+
+    racing = make_engine(str(engine.url.render_as_string(hide_password=False)), pool_size=8)
+    try:
+
+        async def load_batch() -> Filled:
+            async with racing.begin() as conn:
+                _, filled = await receive_catalogue(UnitOfWork(conn, SCHEMA), with_batch(catalogue, u, 6), "t", topics)
+            return filled
+
+        results = await asyncio.gather(load_batch(), *(new_order(n) for n in range(5)))
+    finally:
+        await racing.dispose()
+    keys = [*waiting, *(e.subject for e in fresh)]
+    orders = await o.orders_by_key(engine, keys)
+    holding = [k for k in keys if orders[k]["reservations"] == ["hard"]]
+    assert all(orders[k]["reservations"] == [] for k in keys if k not in holding)
+    # the five that waited are filled first; the sixth unit goes to a new order (or, if a new order read the stock
+    # before the load committed, stays free until that order's next event retries)
+    filled = results[0]
+    assert isinstance(filled, Filled) and filled.order_keys[:5] == waiting
+    assert set(filled.order_keys) <= set(holding)
+    stock = await o.stock_of(engine, f"SKU-{u}")
+    assert stock["allocated"] == len(holding) and stock["allocated"] + stock["available"] == 6
+    await o.assert_reconciled(engine)
+
+
+async def test_an_order_that_fails_while_the_load_waits_for_its_stock_is_filled_by_the_load(
+    engine: AsyncEngine,
+) -> None:
+    u, topics = o.uid(), OrdersTopics.with_prefix(topic_prefix())
+    catalogue = o.small_catalogue(u, [("w1", 1, date(2026, 3, 1))])
+    await o.load(engine, catalogue)
+    await drive(engine, u, topics, "first", ["220", "500"], qty=1)  # takes the only unit
+    late = o.status_event(u, "late", "220", 1, "tokopedia", qty=1, base=o.recent())
+    handler = o.orders_handler(topics)
+    # the new order fails to reserve and holds the SKU's stock rows until it commits: the load waits for them
+    async with engine.connect() as conn, conn.begin():
+        assert await handler(conn, [InboundEvent(late, Delivery("t", 1, 0, None, b""))]) == []
+        loading = asyncio.create_task(receive(engine, with_batch(catalogue, u, 2), topics))
+        for _ in range(20):  # let the load reach the stock rows (the outcome is the same if it does not)
+            await asyncio.sleep(0.01)
+    filled = await loading
+    assert filled.order_keys == [late.subject]
+    assert (await o.orders_by_key(engine, [late.subject]))[late.subject]["reservations"] == ["hard"]
+    await o.assert_reconciled(engine)

@@ -1,10 +1,11 @@
 """Hypothesis stateful test of the stock invariants in the real database.
 
 Orders are reserved (unpaid or paid), paid, shipped, cancelled, expired by the sweeper, returned, and their
-returned units inspected, in any order. The orders handler is driven directly, one event per database
-transaction (the broker is exercised by the other tests of this package). After every step the counters of the
-SKU must equal a model of what the steps did, no counter may be negative, every counter must equal the sum of
-its movements, and ``on_hand`` must equal receipts − consumed + restocked according to the movement log.
+returned units inspected (restocked units fill the paid orders waiting for stock), in any order. The orders
+handler is driven directly, one event per database transaction (the broker is exercised by the other tests of
+this package). After every step the counters of the SKU must equal a model of what the steps did, no counter may
+be negative, every counter must equal the sum of its movements, and ``on_hand`` must equal receipts − consumed +
+restocked according to the movement log.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ STATUS = {
     "shopee": {"new": "UNPAID", "pay": "READY_TO_SHIP", "ship": "SHIPPED", "cancel": "CANCELLED"},
     "tokopedia": {"new": "220", "ship": "500", "cancel": "0"},
 }
+BACKORDERED = ("awaiting_fulfilment", "shipped")  # the model's states among BACKORDER_STATES
 LIVE = {"soft": "soft", "hard": "hard", "consumed": "consumed", "quarantined": "consumed"}
 
 
@@ -276,6 +278,9 @@ class StockMachine(RuleBasedStateMachine):
         units = order.awaiting.pop(qid)
         if restock:
             self.restocked += units
+            # the restocked units fill the paid orders waiting for stock, oldest first, each all or nothing
+            for waiting in [o for o in self.orders.values() if o.held == "none" and o.state in BACKORDERED]:
+                self.take(waiting, "hard" if waiting.state == "awaiting_fulfilment" else "consumed")
         assert self.run(decide()) is None, "a row is inspected once"
 
     # --- invariants ----------------------------------------------------------------------------------------
