@@ -16,7 +16,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.db.roles import GATEWAY_URL_ENV, PASSWORD_ENV, ROLES, RoleUrls, role_urls
+from infra.db.roles import FINANCE_URL_ENV, GATEWAY_URL_ENV, PASSWORD_ENV, ROLES, RoleUrls, role_urls
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,6 +41,7 @@ class StackEnvironment:
             "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap,
             "DATABASE_URL": self.roles.service,
             GATEWAY_URL_ENV: self.roles.gateway,
+            FINANCE_URL_ENV: self.roles.finance,
             "KARYA_MIGRATOR_URL": self.roles.migrator,
             "KARYA_AUDITOR_URL": self.roles.auditor,
             "KARYA_DB_ADMIN_URL": self.admin_url,

@@ -6,13 +6,16 @@
   never the raw webhook bodies (buyer name, phone, address: migration ``gateway_0006``);
 - ``karya_gateway`` is what the gateway connects as (``KARYA_GATEWAY_DATABASE_URL``): the gateway schema only,
   raw deliveries included;
-- ``karya_auditor`` reads everything but personal data and writes nothing.
+- ``karya_auditor`` reads everything but personal data and writes nothing;
+- ``karya_finance`` is what the finance workspace connects as (``KARYA_FINANCE_DATABASE_URL``): it reads the
+  ledger under row-level security, one lapas per transaction (``SET LOCAL karya.lapas_scope``; migration
+  ``finance_0002``), and raw deliveries only through a redacted, scoped view.
 
 Advisory locks belong to the roles that run outbox relays: in the karya database EXECUTE on every advisory-lock
 function is revoked from PUBLIC and granted to the service and gateway roles, so no other role (the auditor
 included) can take a relay's lock and silence it. Nothing else in the project takes advisory locks (migrations
 and Alembic do not). Passwords come from the environment (``KARYA_MIGRATOR_PASSWORD``, ``KARYA_SERVICE_PASSWORD``,
-``KARYA_GATEWAY_PASSWORD``, ``KARYA_AUDITOR_PASSWORD``); nothing here invents one.
+``KARYA_GATEWAY_PASSWORD``, ``KARYA_AUDITOR_PASSWORD``, ``KARYA_FINANCE_PASSWORD``); nothing here invents one.
 """
 
 from __future__ import annotations
@@ -27,15 +30,19 @@ MIGRATOR = "karya_migrator"
 SERVICE = "karya_service"
 AUDITOR = "karya_auditor"
 GATEWAY = "karya_gateway"
-ROLES = (MIGRATOR, SERVICE, AUDITOR, GATEWAY)
+FINANCE = "karya_finance"
+ROLES = (MIGRATOR, SERVICE, AUDITOR, GATEWAY, FINANCE)
 PASSWORD_ENV = {
     MIGRATOR: "KARYA_MIGRATOR_PASSWORD",
     SERVICE: "KARYA_SERVICE_PASSWORD",
     AUDITOR: "KARYA_AUDITOR_PASSWORD",
     GATEWAY: "KARYA_GATEWAY_PASSWORD",
+    FINANCE: "KARYA_FINANCE_PASSWORD",
 }
 GATEWAY_URL_ENV = "KARYA_GATEWAY_DATABASE_URL"
 """The gateway process's database URL (the gateway role); orders and ledger use ``DATABASE_URL``."""
+FINANCE_URL_ENV = "KARYA_FINANCE_DATABASE_URL"
+"""The finance workspace's database URL (the finance role)."""
 RELAY_ROLES = (SERVICE, GATEWAY)
 """The roles whose processes run an outbox relay, hence take advisory locks."""
 
@@ -48,6 +55,7 @@ class RoleUrls:
     service: str
     auditor: str
     gateway: str
+    finance: str
 
     def __repr__(self) -> str:
         masked = {k: make_url(v).render_as_string(hide_password=True) for k, v in self.__dict__.items()}
@@ -71,7 +79,7 @@ def role_urls(admin_url: str, passwords: dict[str, str], database: str | None = 
     def for_role(role: str) -> str:
         return base.set(username=role, password=passwords[role]).render_as_string(hide_password=False)
 
-    return RoleUrls(for_role(MIGRATOR), for_role(SERVICE), for_role(AUDITOR), for_role(GATEWAY))
+    return RoleUrls(for_role(MIGRATOR), for_role(SERVICE), for_role(AUDITOR), for_role(GATEWAY), for_role(FINANCE))
 
 
 def url_as(url: str, role: str, passwords: dict[str, str]) -> str:
@@ -130,7 +138,8 @@ async def bootstrap_database(admin_url: str, passwords: dict[str, str], database
     try:
         await conn.execute(f'ALTER DATABASE "{dbname}" OWNER TO {MIGRATOR}')
         await conn.execute(f'REVOKE ALL ON DATABASE "{dbname}" FROM PUBLIC')
-        await conn.execute(f'GRANT CONNECT, TEMPORARY ON DATABASE "{dbname}" TO {SERVICE}, {GATEWAY}, {AUDITOR}')
+        readers = f"{SERVICE}, {GATEWAY}, {AUDITOR}, {FINANCE}"
+        await conn.execute(f'GRANT CONNECT, TEMPORARY ON DATABASE "{dbname}" TO {readers}')
         await conn.execute(f'GRANT CONNECT, CREATE ON DATABASE "{dbname}" TO {MIGRATOR}')
         await conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
         await conn.execute(f"ALTER SCHEMA public OWNER TO {MIGRATOR}")

@@ -29,7 +29,11 @@ def test_role_urls_never_show_passwords_in_their_repr() -> None:
     from infra.db.roles import RoleUrls
 
     urls = RoleUrls(
-        "postgresql://m:pw1@h/db", "postgresql://s:pw2@h/db", "postgresql://a:pw3@h/db", "postgresql://g:pw4@h/db"
+        "postgresql://m:pw1@h/db",
+        "postgresql://s:pw2@h/db",
+        "postgresql://a:pw3@h/db",
+        "postgresql://g:pw4@h/db",
+        "postgresql://f:pw5@h/db",
     )
     assert not any(pw in repr(urls) for pw in ("pw1", "pw2", "pw3", "pw4"))
     assert urls.service == "postgresql://s:pw2@h/db"
