@@ -10,7 +10,7 @@ BENCH_ARGS ?=
 FAULTS_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install lock stack-up stack-down stack-status test test-unit promtool lint demo bench faults schemas clean-local observe observe-stop
+.PHONY: install lock stack-up stack-down stack-status test test-unit promtool browser lint demo bench faults schemas clean-local observe observe-stop
 
 install: $(VENV)/.installed
 
@@ -45,7 +45,14 @@ observe: install promtool
 observe-stop:
 	@$(BIN)/python deploy/prometheus/observe.py stop
 
-test: install promtool
+# The browser tests' parts: Debian's chromium package (as root; Playwright's own browser download is refused on these
+# machines, so never `playwright install`: the tests point Playwright at the system executable) and Playwright for
+# Python at its pinned version (a dev dependency; installed here too if a venv predates it).
+browser: install
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	@$(BIN)/python -c 'import playwright' 2>/dev/null || $(BIN)/pip install --quiet -c constraints.txt playwright
+
+test: install promtool browser
 	@$(BIN)/pytest $(PYTEST_ARGS)
 
 test-unit: install promtool
