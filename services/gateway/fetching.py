@@ -85,7 +85,8 @@ class FetchPlan:
     details: dict[str, Notice]
     settlements: dict[str, Notice]
     refunds: dict[str, Notice]
-    #: Of ``refunds``, the orders not completed (delivered or return requested): a full refund ends them.
+    #: Of ``refunds``, the orders not completed (delivered or return requested): a full return ends them, and
+    #: only then are their refunds published.
     open_returns: frozenset[str] = frozenset()
 
 
@@ -140,10 +141,15 @@ async def fetch(deps: GatewayDeps, plan: FetchPlan) -> Fetched:
             if listing is None:
                 return
             found = [refund_event(r, n.order_key) for r in await listing(n.shop_id, n.order_id)]
-            out.refunds[n.order_key] = found
-            if n.order_key in plan.open_returns and any(r.reason == "return" for r in found):
+            if n.order_key not in plan.open_returns:
+                out.refunds[n.order_key] = found
+                return
+            # Before the payout no one can tell whether it will deduct a refund (netting): the refunds of an order
+            # not completed are published only when they end it (no payout follows), else read at completion.
+            if any(r.reason == "return" for r in found):
                 ended = return_end(found, await client.order_detail(n.shop_id, n.order_id))
                 if ended is not None:
+                    out.refunds[n.order_key] = found
                     out.returns_ended[n.order_key] = ended
 
         return call

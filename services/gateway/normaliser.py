@@ -135,7 +135,8 @@ def plan(items: Sequence[_Item], seen: Mapping[str, SeenOrder]) -> FetchPlan:
     settlement at completion (also when settled before: a later settlement under a reused id is new content);
     refunds at completion (marketplaces re-push the status with a newer time), on return statuses and on delivered
     (TikTok Shop keeps a returned order DELIVERED); on the last two a full return ends the order
-    (:func:`services.gateway.fetching.return_end`)."""
+    (:func:`services.gateway.fetching.return_end`), and their refunds are published only then (before the payout,
+    whether it will deduct a refund is unknown: they are read again at completion)."""
     with_lines = {i.notice.order_key for i in items if i.notice.lines}
     details = {
         i.notice.order_key: i.notice
