@@ -262,26 +262,34 @@ class BatchConsumer:
         if not events:
             return []
         await self._release_replays(conn, events)
-        rows = await conn.execute(
-            text(
-                f'INSERT INTO {self._schema}.inbox (consumer, event_id, topic, "partition", "offset") '
-                "SELECT :consumer, e, t, p, o FROM unnest(CAST(:ids AS uuid[]), CAST(:topics AS text[]), "
-                "CAST(:parts AS int[]), CAST(:offsets AS bigint[])) AS u(e, t, p, o) "
-                "ON CONFLICT DO NOTHING RETURNING event_id"
-            ),
-            {
-                "consumer": self.name,
-                "ids": [e.envelope.event_id for e in events],
-                "topics": [e.delivery.topic for e in events],
-                "parts": [e.delivery.partition for e in events],
-                "offsets": [e.delivery.offset for e in events],
-            },
-        )
-        new_ids = {r[0] for r in rows}
-        duplicates = len(events) - len(new_ids)
-        if duplicates:
-            self._metrics.events_duplicate.labels(self.name).inc(duplicates)
-        return [e for e in events if e.envelope.event_id in new_ids]
+        # One row back per batch, not one per event: NULL when every event is new (the common case), else the
+        # ids that were (a redelivery, a replay of an applied event).
+        new_ids = (
+            await conn.execute(
+                text(
+                    f"WITH claimed AS (INSERT INTO {self._schema}.inbox "
+                    '(consumer, event_id, topic, "partition", "offset") '
+                    "SELECT :consumer, e, t, p, o FROM unnest(CAST(:ids AS uuid[]), CAST(:topics AS text[]), "
+                    "CAST(:parts AS int[]), CAST(:offsets AS bigint[])) AS u(e, t, p, o) "
+                    "ON CONFLICT DO NOTHING RETURNING event_id) "
+                    "SELECT CASE WHEN count(*) = :n THEN NULL ELSE coalesce(array_agg(event_id), '{}') END "
+                    "FROM claimed"
+                ),
+                {
+                    "consumer": self.name,
+                    "ids": [e.envelope.event_id for e in events],
+                    "topics": [e.delivery.topic for e in events],
+                    "parts": [e.delivery.partition for e in events],
+                    "offsets": [e.delivery.offset for e in events],
+                    "n": len(events),
+                },
+            )
+        ).scalar_one()
+        if new_ids is None:
+            return list(events)
+        fresh = {UUID(str(i)) for i in new_ids}  # the driver's uuid type: compared as the envelopes' UUIDs
+        self._metrics.events_duplicate.labels(self.name).inc(len(events) - len(fresh))
+        return [e for e in events if e.envelope.event_id in fresh]
 
     async def _process_isolated(self, batch: DecodedBatch, handler: BatchHandler) -> None:
         """Apply events one at a time in savepoints; dead-letter the ones that keep failing.
