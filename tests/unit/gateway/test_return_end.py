@@ -7,8 +7,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from services.contracts.marketplace import RefundLine, RefundReported
-from services.gateway.clients.base import ApiOrder, ApiOrderLine
-from services.gateway.fetching import return_end
+from services.gateway.clients.base import ApiOrder, ApiOrderLine, ApiSettlement
+from services.gateway.clients.refunds import ApiRefund, ApiRefundLine
+from services.gateway.deps import GatewayDeps
+from services.gateway.fetching import FetchPlan, fetch, return_end
+from services.gateway.normalise import Notice
+from services.gateway.settings import GatewaySettings
+from tests.unit.gateway.test_two_phase import SECRETS
 
 AT = datetime(2026, 11, 3, 9, 0, tzinfo=UTC)
 KEY = "tiktok_shop:7494:5771"
@@ -56,3 +61,48 @@ def test_a_return_without_lines_ends_the_order_when_it_refunds_the_product_total
     assert return_end([whole], ORDER) == AT
     less = whole.model_copy(update={"amount": 89_999})
     assert return_end([less], ORDER) is None
+
+
+class Returns:
+    """A TikTok Shop API double: the order above, and per order id the refunds its returns API lists."""
+
+    channel = "tiktok_shop"
+
+    def __init__(self, refunds: dict[str, list[ApiRefund]]) -> None:
+        self._refunds = refunds
+
+    async def order_detail(self, shop_id: str, order_id: str) -> ApiOrder:
+        return ORDER
+
+    async def settlement(self, shop_id: str, order_id: str) -> ApiSettlement | None:
+        return None
+
+    async def refunds(self, shop_id: str, order_id: str) -> list[ApiRefund]:
+        return self._refunds.get(order_id, [])
+
+    async def orders_updated_between(self, shop_id: str, start: datetime, end: datetime) -> list[ApiOrder]:
+        return []
+
+
+def api_refund(order_id: str, units: list[tuple[str, int, int]]) -> ApiRefund:
+    lines = tuple(ApiRefundLine(None, sku, None, q, a) for sku, q, a in units)
+    amount = sum(a for _, _, a in units)
+    return ApiRefund("tiktok_shop", "7494", order_id, f"R{order_id}", amount, "return", AT, lines)
+
+
+async def test_refunds_of_an_order_not_completed_are_published_only_when_they_end_it() -> None:
+    """Before the payout nobody knows whether it will deduct a refund: a refund that does not end the order waits
+    for the completion (read again then, with its netting); a return of every unit ends it and is published."""
+    settings = GatewaySettings(**SECRETS)
+    api = Returns(
+        {"1": [api_refund("1", [("S1", 2, 50_000), ("S2", 1, 40_000)])], "2": [api_refund("2", [("S1", 1, 25_000)])]}
+    )
+    notices = {
+        k: Notice("tiktok_shop", "7494", k.rsplit(":", 1)[1], "DELIVERED", AT)
+        for k in ("tiktok_shop:7494:1", "tiktok_shop:7494:2")
+    }
+    fetched = await fetch(GatewayDeps(settings, {"tiktok_shop": api}), FetchPlan({}, {}, notices, frozenset(notices)))
+    assert list(fetched.refunds) == list(fetched.returns_ended) == ["tiktok_shop:7494:1"]
+    assert fetched.returns_ended["tiktok_shop:7494:1"] == AT
+    completed = await fetch(GatewayDeps(settings, {"tiktok_shop": api}), FetchPlan({}, {}, notices))
+    assert [len(completed.refunds[k]) for k in notices] == [1, 1] and not completed.returns_ended
