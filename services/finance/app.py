@@ -1,0 +1,89 @@
+"""The finance workspace's FastAPI app: :func:`create_app`, called by the composition root.
+
+It names the schema (:data:`SCHEMA`), keeps the database and settings on ``app.state`` for the dependencies of
+:mod:`services.finance.auth`, and includes the session pages and every ``router`` of the modules of
+``services/finance/api/`` (the read API and pages; a module without a ``router`` is skipped).
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from infra.db.unit_of_work import Database
+from services.finance.auth.deps import CurrentUser
+from services.finance.auth.web import router as session_router
+from services.finance.settings import FinanceSettings
+from services.finance.templating import render
+
+SCHEMA = "finance"
+"""The workspace's own tables (accounts, sessions, audit log): named here, handed to everything that writes SQL."""
+API_PACKAGE = "services.finance.api"
+
+
+def api_routers() -> list[APIRouter]:
+    """The ``router`` of every module of ``services/finance/api/``, by module name (none while it does not exist)."""
+    try:
+        package = importlib.import_module(API_PACKAGE)
+    except ModuleNotFoundError:
+        return []
+    modules = sorted(m.name for m in pkgutil.iter_modules(package.__path__))
+    found = [getattr(importlib.import_module(f"{API_PACKAGE}.{name}"), "router", None) for name in modules]
+    return [r for r in found if isinstance(r, APIRouter)]
+
+
+def create_app(
+    engine: AsyncEngine, settings: FinanceSettings, *, after_stop: Callable[[], Awaitable[None]] | None = None
+) -> FastAPI:
+    """The workspace on ``engine`` (the caller's; ``after_stop`` disposes it when the app shuts down)."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if after_stop is not None:
+            await after_stop()
+
+    app = FastAPI(title="Karya finance workspace", version="1", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.db = Database(engine, SCHEMA)
+    app.state.engine = engine
+    app.state.settings = settings
+    app.include_router(session_router)
+    routers = api_routers()
+    for router in routers:
+        app.include_router(router)
+    home = not any(getattr(route, "path", None) == "/" for router in routers for route in router.routes)
+    app.include_router(_ops_router(app, home=home))
+    return app
+
+
+def _ops_router(app: FastAPI, *, home: bool) -> APIRouter:
+    """``/healthz``, ``/readyz`` and, unless a router of the API has one, a plain home page."""
+    ops = APIRouter(include_in_schema=False)
+
+    @ops.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @ops.get("/readyz")
+    async def readyz(response: Response) -> dict[str, bool]:
+        try:
+            async with app.state.db.read() as uow:
+                await uow.conn.execute(text("SELECT 1"))
+        except Exception:
+            response.status_code = 503
+            return {"database": False}
+        return {"database": True}
+
+    if home:
+
+        @ops.get("/")
+        async def home(request: Request, user: CurrentUser) -> Response:
+            return await render(request, "home.html", {"title": "Karya"})
+
+    return ops

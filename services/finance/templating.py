@@ -1,0 +1,31 @@
+"""Server-rendered pages: the Jinja2 environment of ``services/finance/templates`` and :func:`render`.
+
+Every page extends ``base.html`` and is rendered through :func:`render`, which hands the template the signed-in
+user (``user``, None on the login page) and the form token (``csrf_token``: every ``<form method="post">`` puts it
+in a hidden field named ``csrf_token``), and sets the pre-login CSRF cookie when the page made one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from services.finance.auth.csrf import csrf_token, issue_nonce
+from services.finance.auth.deps import optional_user
+
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+
+async def render(
+    request: Request, name: str, context: dict[str, Any] | None = None, status_code: int = 200
+) -> HTMLResponse:
+    """The page ``name`` for ``request`` with ``context``, the signed-in user and the CSRF token."""
+    page = {"user": await optional_user(request), "csrf_token": csrf_token(request), **(context or {})}
+    response = TEMPLATES.TemplateResponse(request, name, page, status_code=status_code)
+    response.headers.setdefault("Cache-Control", "no-store")
+    issue_nonce(request, response)
+    return response
