@@ -226,8 +226,11 @@ class Apply:
             emissions += [RefundEmission(r, causation=item.arrival.envelope) for r in refunds.pop(key, [])]
             ended = fetched.returns_ended.get(key)
             if ended is not None:
+                # Never before the status that told of it: a Tokopedia status is stamped with its arrival (it has
+                # no time), which may be later than the refund's own time, and an earlier end would be stale.
+                at = max(ended, item.notice.update_time)
                 ending = status_event(
-                    replace(item.notice, raw_status=RETURN_COMPLETED, update_time=ended, lines=(), gross_amount=None)
+                    replace(item.notice, raw_status=RETURN_COMPLETED, update_time=at, lines=(), gross_amount=None)
                 )
                 emissions.append(
                     StatusEmission(ending, OrderState.RETURNED.value, False, causation=item.arrival.envelope)
