@@ -13,6 +13,7 @@ VERSION_LOCATIONS = [
     ROOT / "services" / "orders" / "migrations",
     ROOT / "services" / "ledger" / "migrations",
     ROOT / "services" / "gateway" / "migrations",
+    ROOT / "services" / "finance" / "migrations",
 ]
 
 

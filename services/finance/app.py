@@ -58,11 +58,11 @@ def create_app(
     for router in routers:
         app.include_router(router)
     home = not any(getattr(route, "path", None) == "/" for router in routers for route in router.routes)
-    app.include_router(_ops_router(app, home=home))
+    app.include_router(_ops_router(app, with_home=home))
     return app
 
 
-def _ops_router(app: FastAPI, *, home: bool) -> APIRouter:
+def _ops_router(app: FastAPI, *, with_home: bool) -> APIRouter:
     """``/healthz``, ``/readyz`` and, unless a router of the API has one, a plain home page."""
     ops = APIRouter(include_in_schema=False)
 
@@ -80,7 +80,7 @@ def _ops_router(app: FastAPI, *, home: bool) -> APIRouter:
             return {"database": False}
         return {"database": True}
 
-    if home:
+    if with_home:
 
         @ops.get("/")
         async def home(request: Request, user: CurrentUser) -> Response:
