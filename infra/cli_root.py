@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 
 Role = Literal["service", "gateway", "auditor"]
 AUDITOR_URL_ENV = "KARYA_AUDITOR_URL"
+ROLE_ENV: dict[Role, str] = {"service": "DATABASE_URL", "gateway": GATEWAY_URL_ENV, "auditor": AUDITOR_URL_ENV}
+"""The variable that configures each role's database URL."""
 _MISSING = {
     "service": "DATABASE_URL is not set: export it (see `karya stack up`, which prints the local value)",
     "gateway": f"{GATEWAY_URL_ENV} is not set: the gateway connects as its own role, {GATEWAY} "
@@ -94,10 +96,11 @@ class CliRoot:
         urls: dict[Role, str] = {}
         with suppress(ValidationError):
             urls["service"] = DatabaseSettings().url
-        for role, env in (("gateway", GATEWAY_URL_ENV), ("auditor", AUDITOR_URL_ENV)):
-            value = os.environ.get(env, "").strip()
+        optional: tuple[Role, ...] = ("gateway", "auditor")
+        for role in optional:
+            value = os.environ.get(ROLE_ENV[role], "").strip()
             if value:
-                urls[role] = value  # type: ignore[index]
+                urls[role] = value
         return cls(KafkaSettings(), urls, services or {})
 
     @classmethod

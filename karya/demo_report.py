@@ -1,11 +1,15 @@
-"""What the demo reports, counted from the database and the broker (never from what the load intended)."""
+"""What the demo reports, counted from the database and the broker (never from what the load intended).
+
+Each service's tables are found where the topology says (``schemas``: service -> schema, by default
+:data:`karya.services.SERVICES`); nothing here names a schema.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import text
@@ -15,52 +19,58 @@ from infra.db.engine import make_engine
 from infra.db.unit_of_work import UnitOfWork
 from infra.messaging.admin import BrokerProbe as BrokerProbe  # re-exported: the fault suite reads it from here
 from karya.processes import ServiceProcess
+from karya.services import SERVICES
 from services.ledger.adapters.facts_repo import held_orders, parked_events
 from services.ledger.allocation import held_row
-from services.ledger.app import SCHEMA as LEDGER_SCHEMA
 from services.ledger.domain import accounts
 from services.ledger.domain.journal import EntryKind
 from services.ledger.reports import trial_balance
 
 
-async def backlog(conn: AsyncConnection) -> int:
+def topology_schemas() -> dict[str, str]:
+    """Each service's schema, as the topology (:data:`karya.services.SERVICES`) names it."""
+    return {name: service.schema for name, service in SERVICES.items()}
+
+
+async def backlog(conn: AsyncConnection, schemas: Mapping[str, str] | None = None) -> int:
     """Outbox rows not yet published (the relay deletes what Kafka acknowledged), over all services."""
     total = 0
-    for schema in ("orders", "ledger", "gateway"):
+    for schema in (schemas or topology_schemas()).values():
         total += int((await conn.execute(text(f"SELECT count(*) FROM {schema}.outbox"))).scalar_one())
     return total
 
 
-_EVENTS_PROCESSED = (
-    "SELECT (SELECT count(*) FROM orders.inbox) + (SELECT count(*) FROM ledger.inbox) "
-    "+ (SELECT count(*) FROM gateway.inbox)"
-)
+def _events_processed(schemas: Mapping[str, str]) -> str:
+    """The inbox rows of every service: the events its consumer processed."""
+    return "SELECT " + " + ".join(f"(SELECT count(*) FROM {schema}.inbox)" for schema in schemas.values())
 
 
-async def database_counts(conn: AsyncConnection) -> dict[str, int]:
+async def database_counts(conn: AsyncConnection, schemas: Mapping[str, str] | None = None) -> dict[str, int]:
     """Counters for the demo's final JSON line."""
+    schemas = schemas or topology_schemas()
+    orders, ledger = schemas["orders"], schemas["ledger"]
     q = {
-        "orders": "SELECT count(*) FROM orders.orders",
-        "events_processed": _EVENTS_PROCESSED,
-        "journal_entries": "SELECT count(*) FROM ledger.journal_entries",
-        "trial_balance_debits": "SELECT coalesce(sum(amount), 0) FROM ledger.journal_lines WHERE side = 'D'",
-        "trial_balance_credits": "SELECT coalesce(sum(amount), 0) FROM ledger.journal_lines WHERE side = 'C'",
-        "unbalanced_entries": "SELECT count(*) FROM (SELECT sequence FROM ledger.journal_lines GROUP BY sequence "
+        "orders": f"SELECT count(*) FROM {orders}.orders",
+        "events_processed": _events_processed(schemas),
+        "journal_entries": f"SELECT count(*) FROM {ledger}.journal_entries",
+        "trial_balance_debits": f"SELECT coalesce(sum(amount), 0) FROM {ledger}.journal_lines WHERE side = 'D'",
+        "trial_balance_credits": f"SELECT coalesce(sum(amount), 0) FROM {ledger}.journal_lines WHERE side = 'C'",
+        "unbalanced_entries": f"SELECT count(*) FROM (SELECT sequence FROM {ledger}.journal_lines GROUP BY sequence "
         "HAVING sum(CASE side WHEN 'D' THEN amount ELSE -amount END) <> 0 OR count(*) < 2) x",
-        "duplicate_postings": "SELECT count(*) FROM (SELECT order_key FROM ledger.journal_entries "
+        "duplicate_postings": f"SELECT count(*) FROM (SELECT order_key FROM {ledger}.journal_entries "
         "WHERE kind = 'sale_completed' GROUP BY order_key HAVING count(*) > 1) x",
-        "posting_conflicts": "SELECT count(*) FROM ledger.posting_conflicts",
-        "negative_stock_rows": "SELECT count(*) FROM orders.batch_stock WHERE on_hand < 0 OR soft_reserved < 0 "
+        "posting_conflicts": f"SELECT count(*) FROM {ledger}.posting_conflicts",
+        "negative_stock_rows": f"SELECT count(*) FROM {orders}.batch_stock WHERE on_hand < 0 OR soft_reserved < 0 "
         "OR allocated < 0 OR quarantined < 0 OR soft_reserved + allocated > on_hand",
     }
     return {k: int((await conn.execute(text(sql))).scalar_one()) for k, sql in q.items()}
 
 
-async def ledger_figures(conn: AsyncConnection) -> dict[str, int]:
+async def ledger_figures(conn: AsyncConnection, schemas: Mapping[str, str] | None = None) -> dict[str, int]:
     """What reached the ledger off the happy path, through the ledger's own read use cases (the same ones
     ``karya ledger unallocated``, ``pending`` and ``trial-balance`` print): orders held in unallocated proceeds and
     the rupiah held, events still parked, the suspense balance, refund and settlement entries posted."""
-    uow = UnitOfWork(conn, LEDGER_SCHEMA)
+    uow = UnitOfWork(conn, (schemas or topology_schemas())["ledger"])
     held = [held_row(facts, since) for facts, since in await held_orders(uow)]
     balances = {r["account"]: int(r["balance"]) for r in await trial_balance(uow)}
     kinds = {
@@ -79,35 +89,40 @@ async def ledger_figures(conn: AsyncConnection) -> dict[str, int]:
     }
 
 
-async def summary_tables(conn: AsyncConnection) -> dict[str, list[dict[str, Any]]]:
+async def summary_tables(
+    conn: AsyncConnection, schemas: Mapping[str, str] | None = None
+) -> dict[str, list[dict[str, Any]]]:
     """Readable summary: orders by state, stock by workshop, PNBP per lapas, top savings, trial balance."""
+    schemas = schemas or topology_schemas()
+    orders, ledger = schemas["orders"], schemas["ledger"]
 
     async def rows(sql: str) -> list[dict[str, Any]]:
         return [dict(r._mapping) for r in await conn.execute(text(sql))]
 
     return {
         "orders_by_state": await rows(
-            "SELECT coalesce(state, 'parked') AS state, count(*) AS orders FROM orders.orders "
+            f"SELECT coalesce(state, 'parked') AS state, count(*) AS orders FROM {orders}.orders "
             "GROUP BY 1 ORDER BY 2 DESC"
         ),
         "stock_by_workshop": await rows(
             "SELECT workshop_id, sum(on_hand) AS on_hand, sum(soft_reserved) AS soft_reserved, "
             "sum(allocated) AS allocated, "
             "sum(quarantined) AS quarantined, sum(on_hand - soft_reserved - allocated) AS available "
-            "FROM orders.batch_stock GROUP BY workshop_id ORDER BY workshop_id"
+            f"FROM {orders}.batch_stock GROUP BY workshop_id ORDER BY workshop_id"
         ),
         "pnbp_per_lapas": await rows(
             "SELECT split_part(account, ':', 3) AS lapas, credit_total - debit_total AS pnbp_payable "
-            "FROM ledger.account_balances WHERE account LIKE 'liability:pnbp\\_payable:%' ORDER BY 1"
+            f"FROM {ledger}.account_balances WHERE account LIKE 'liability:pnbp\\_payable:%' ORDER BY 1"
         ),
         "top_inmate_savings": await rows(
             "SELECT split_part(account, ':', 3) AS inmate, credit_total - debit_total AS savings "
-            "FROM ledger.account_balances WHERE account LIKE 'liability:inmate\\_savings:%' ORDER BY 2 DESC LIMIT 10"
+            f"FROM {ledger}.account_balances WHERE account LIKE 'liability:inmate\\_savings:%' ORDER BY 2 DESC "
+            "LIMIT 10"
         ),
         "trial_balance": await rows(
             "SELECT split_part(account, ':', 1) AS type, sum(debit_total)::bigint AS debit, "
             "sum(credit_total)::bigint AS credit "
-            "FROM ledger.account_balances GROUP BY 1 ORDER BY 1"
+            f"FROM {ledger}.account_balances GROUP BY 1 ORDER BY 1"
         ),
     }
 
@@ -126,6 +141,7 @@ async def wait_pipeline_drained(
     """Until consumer lag (orders, ledger, gateway normaliser) and outbox backlog are zero and the inbox counts
     stopped moving for ``stable_s``; False on timeout. ``on_update(processed, lag, outbox)`` after each look."""
     engine = make_engine(database_url, pool_size=1)
+    schemas = topology_schemas()
     groups = [f"{prefix}karya-{g}" for g in ("orders", "ledger", "gateway-normaliser")]
     deadline = time.monotonic() + timeout_s
     last: tuple[int, int] | None = None
@@ -138,8 +154,8 @@ async def wait_pipeline_drained(
                     raise RuntimeError(f"service process(es) exited: {dead}; see their logs")
                 async with engine.connect() as conn:
                     # Only the count it needs: the full counters aggregate the whole journal.
-                    processed = int((await conn.execute(text(_EVENTS_PROCESSED))).scalar_one())
-                    pending = await backlog(conn)
+                    processed = int((await conn.execute(text(_events_processed(schemas)))).scalar_one())
+                    pending = await backlog(conn, schemas)
                 _, lag = await probe.counts(groups)
                 if on_update is not None:
                     on_update(processed, lag, pending)

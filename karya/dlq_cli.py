@@ -2,10 +2,12 @@
 parked``: the gateway's deliveries parked while their marketplace API is unreachable (not dead letters: retried).
 
 Thin commands over :mod:`infra.messaging.dlq_admin`. A dead letter is named ``<schema>:<id>`` (``orders:42``).
-The orders and ledger schemas are read as the service role (``DATABASE_URL``), the gateway's as the gateway role
+Which schemas there are, and the role each is read as, come from the command's root (the services' topology):
+the orders and ledger schemas as the service role (``DATABASE_URL``), the gateway's as the gateway role
 (``KARYA_GATEWAY_DATABASE_URL``, the only one that may read its dead letters' payloads); ``list`` covers every
-schema whose URL is set. Replays and discards are audited as ``--as`` (else ``KARYA_OPERATOR``, else the login
-name); ``--max-replays`` (``KARYA_DLQ_MAX_REPLAYS``, default 3) is the loop guard.
+schema whose URL is set. Payloads are shown redacted by the gateway's rule, in the gateway's schema. Replays
+and discards are audited as ``--as`` (else ``KARYA_OPERATOR``, else the login name); ``--max-replays``
+(``KARYA_DLQ_MAX_REPLAYS``, default 3) is the loop guard.
 """
 
 from __future__ import annotations
@@ -21,11 +23,10 @@ from typing import Any, TypeVar
 
 import typer
 
-from infra.cli_root import CliRoot, Role
+from infra.cli_root import ROLE_ENV, CliRoot, Role
 from infra.db.unit_of_work import UnitOfWork
 from infra.messaging.dlq_admin import (
     DEFAULT_MAX_REPLAYS,
-    SCHEMAS,
     ActionOutcome,
     DeadLetterError,
     DeadLetterFilter,
@@ -46,16 +47,12 @@ dlq_app = typer.Typer(
 
 _T = TypeVar("_T")
 _DONE = {"replay": "replayed", "discard": "discarded"}
-# The role each schema's dead letters are read as, and the variable that configures it.
-_ROLE: dict[str, tuple[Role, str]] = {
-    "orders": ("service", "DATABASE_URL"),
-    "ledger": ("service", "DATABASE_URL"),
-    "gateway": ("gateway", "KARYA_GATEWAY_DATABASE_URL"),
-}
 
 
-def _configured(ctx: typer.Context, schema: str) -> bool:
-    return CliRoot.of(ctx).has(_ROLE[schema][0])
+def _roles(ctx: typer.Context) -> dict[str, Role]:
+    """Each service's schema and the role its dead letters are read as (the root's topology)."""
+    root = CliRoot.of(ctx)
+    return {root.schema(service): root.role_of(service) for service in root.services}
 
 
 async def _on(
@@ -63,9 +60,11 @@ async def _on(
 ) -> _T:
     """``work`` in a unit of work on ``schema``, as the role that may read its dead letters (this command's root)."""
     root = CliRoot.of(ctx)
-    role, env = _ROLE[schema]
+    role = _roles(ctx).get(schema)
+    if role is None:
+        raise DeadLetterError(f"unknown schema {schema!r} (one of {', '.join(_roles(ctx))})")
     if not root.has(role):
-        raise DeadLetterError(f"{env} is not set (needed for the {schema} dead letters)")
+        raise DeadLetterError(f"{ROLE_ENV[role]} is not set (needed for the {schema} dead letters)")
     async with root.database(role, schema, name="karya-dlq") as db, db.begin() if write else db.read() as uow:
         return await work(uow)
 
@@ -107,7 +106,7 @@ def list_command(
         raise typer.BadParameter("open | replayed | discarded | all", param_hint="--state")
     state_: State = state  # type: ignore[assignment]
     flt = DeadLetterFilter(topic, event_type, key, error, since, until, state_, limit)
-    chosen = schema or [s for s in SCHEMAS if _configured(ctx, s)]
+    chosen = schema or [s for s, role in _roles(ctx).items() if CliRoot.of(ctx).has(role)]
     if not chosen:
         typer.secho("neither DATABASE_URL nor KARYA_GATEWAY_DATABASE_URL is set", fg="red", err=True)
         raise typer.Exit(2)
@@ -137,8 +136,9 @@ def show_command(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """One dead letter: where it came from, its error, what was done with it, its headers and payload (redacted)."""
-    schema, number = _parse(ref)
-    detail = _run(_on(ctx, schema, lambda uow: show_dead_letter(uow.conn, uow.schema, number)))
+    schema, number = _parse(ctx, ref)
+    redactor = CliRoot.of(ctx).schema("gateway")  # the redaction rule (redacted_envelope) is the gateway's
+    detail = _run(_on(ctx, schema, lambda uow: show_dead_letter(uow.conn, uow.schema, number, redactor=redactor)))
     if detail is None:
         typer.secho(f"no dead letter {ref}", fg="red", err=True)
         raise typer.Exit(1)
@@ -168,7 +168,7 @@ def replay_command(
             uow.conn, uow.schema, number, actor=who, max_replays=max_replays, dry_run=dry_run
         )
 
-    _report([_run(_on(ctx, s, replay(s, n), write=True)) for s, n in map(_parse, refs)], dry_run)
+    _report([_run(_on(ctx, s, replay(s, n), write=True)) for s, n in _parse_all(ctx, refs)], dry_run)
 
 
 @dlq_app.command("discard")
@@ -185,7 +185,7 @@ def discard_command(
     def discard(schema: str, number: int) -> Callable[[UnitOfWork], Awaitable[ActionOutcome]]:
         return lambda uow: discard_dead_letter(uow.conn, uow.schema, number, actor=who, reason=reason, dry_run=dry_run)
 
-    _report([_run(_on(ctx, s, discard(s, n), write=True)) for s, n in map(_parse, refs)], dry_run)
+    _report([_run(_on(ctx, s, discard(s, n), write=True)) for s, n in _parse_all(ctx, refs)], dry_run)
 
 
 @dlq_app.command("parked")
@@ -198,7 +198,8 @@ def parked_command(
     """The gateway's deliveries parked while their marketplace API is unreachable, oldest first (no bodies).
 
     They are retried by the gateway with backoff and applied once the API answers: nothing to replay here."""
-    rows: list[ParkedDelivery] = _run(_on(ctx, "gateway", lambda uow: list_parked(uow, channel=channel, limit=limit)))
+    gateway = CliRoot.of(ctx).schema("gateway")
+    rows: list[ParkedDelivery] = _run(_on(ctx, gateway, lambda uow: list_parked(uow, channel=channel, limit=limit)))
     for row in rows:
         if as_json:
             typer.echo(json.dumps({k: _jsonable(v) for k, v in asdict(row).items()}))
@@ -218,11 +219,15 @@ def _age(seconds: int) -> str:
     return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
 
 
-def _parse(ref: str) -> tuple[str, int]:
+def _parse(ctx: typer.Context, ref: str) -> tuple[str, int]:
     try:
-        return parse_ref(ref)
+        return parse_ref(ref, list(_roles(ctx)))
     except DeadLetterError as exc:
         raise typer.BadParameter(str(exc)) from exc
+
+
+def _parse_all(ctx: typer.Context, refs: list[str]) -> list[tuple[str, int]]:
+    return [_parse(ctx, ref) for ref in refs]
 
 
 def _actor(given: str | None) -> str:

@@ -11,13 +11,20 @@ HTTP. Each write runs in the caller's transaction:
 - **discard** appends a ``discarded`` action with its (required) reason;
 - ``dry_run`` decides exactly as the real action would and writes nothing.
 
-What is shown of a payload is redacted with the gateway's rule (``gateway.redacted_envelope``, migration
+What is shown of a payload is redacted with the gateway's rule (``<redactor>.redacted_envelope``, migration
 ``gateway_0005``: the raw webhook body and every personal key blanked), for every schema: a refused event may
 carry a buyer's data. Nothing here logs a payload.
+
+Nothing here names a service's schema: the caller passes the schema (from its root's topology, configuration
+rather than input; it must still be a plain identifier), the schemas a dead letter may be named with
+(:func:`parse_ref`) and the schema that holds the redaction rule (``redactor``: the gateway's). A schema whose
+dead letters the retention redacts has ``dead_letters.payload_redacted_at``; those are never replayed.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -33,7 +40,7 @@ from infra.messaging.outbox import OutboundMessage, decode_headers, enqueue
 from infra.messaging.replay import replay_count, replay_headers
 
 State = Literal["open", "replayed", "discarded", "all"]
-SCHEMAS = ("orders", "ledger", "gateway")
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
 DEFAULT_MAX_REPLAYS = 3
 
 _COLUMNS = (
@@ -114,16 +121,17 @@ class ActionOutcome:
     replay_count: int | None = None
 
 
-def parse_ref(ref: str) -> tuple[str, int]:
-    """``orders:42`` -> (``orders``, 42); raises :class:`DeadLetterError` for anything else."""
+def parse_ref(ref: str, schemas: Collection[str]) -> tuple[str, int]:
+    """``orders:42`` -> (``orders``, 42) when ``orders`` is one of ``schemas`` (the services' schemas, from the
+    caller's root); raises :class:`DeadLetterError` for anything else."""
     schema, _, number = ref.partition(":")
-    if schema not in SCHEMAS or not number.isdigit():
-        raise DeadLetterError(f"a dead letter is named <schema>:<id> with schema one of {', '.join(SCHEMAS)}")
+    if schema not in schemas or not number.isdigit():
+        raise DeadLetterError(f"a dead letter is named <schema>:<id> with schema one of {', '.join(schemas)}")
     return schema, int(number)
 
 
 def _schema(schema: str) -> str:
-    if schema not in SCHEMAS:  # interpolated into SQL: only the known schema names
+    if not _IDENTIFIER.fullmatch(schema):  # interpolated into SQL: configuration, but only a plain identifier
         raise DeadLetterError(f"unknown schema {schema!r}")
     return schema
 
@@ -182,13 +190,17 @@ async def list_dead_letters(conn: AsyncConnection, schema: str, flt: DeadLetterF
     return found[: flt.limit]
 
 
-async def show_dead_letter(conn: AsyncConnection, schema: str, dead_letter_id: int) -> DeadLetterDetail | None:
-    """One dead letter with its original headers and its payload redacted (see the module's docstring)."""
+async def show_dead_letter(
+    conn: AsyncConnection, schema: str, dead_letter_id: int, *, redactor: str
+) -> DeadLetterDetail | None:
+    """One dead letter with its original headers and its payload redacted by ``<redactor>.redacted_envelope``
+    (see the module's docstring)."""
     source = await dead_letters_source(conn, _schema(schema))
     r = (
         await conn.execute(
             text(
-                f"SELECT {_COLUMNS}, d.payload, gateway.redacted_envelope(d.payload) AS shown FROM {source} "
+                f"SELECT {_COLUMNS}, d.payload, {_schema(redactor)}.redacted_envelope(d.payload) AS shown "
+                f"FROM {source} "
                 "WHERE d.id = :id"
             ),
             {"id": dead_letter_id},
@@ -218,7 +230,7 @@ async def replay_dead_letter(
     refused = None
     if row.event_id is None:
         refused = "undecodable: it has no event id, a replay would be dead-lettered again"
-    elif schema == "gateway" and await _payload_redacted(conn, dead_letter_id):
+    elif await _payload_redacted(conn, schema, dead_letter_id):
         refused = "its payload was redacted by the retention: the original record is gone"
     elif count > max_replays:
         refused = f"loop guard: replayed {row.replay_count} times already (at most {max_replays}); it stays here"
@@ -270,9 +282,21 @@ async def _load_open(
     return row, decode_headers(r.headers), bytes(r.payload)
 
 
-async def _payload_redacted(conn: AsyncConnection, dead_letter_id: int) -> bool:
+async def _payload_redacted(conn: AsyncConnection, schema: str, dead_letter_id: int) -> bool:
+    """Whether the retention blanked this dead letter's payload (only in a schema whose dead letters it redacts,
+    the one with ``payload_redacted_at``)."""
+    redacts = await conn.execute(
+        text(
+            "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(:t) "
+            "AND attname = 'payload_redacted_at' AND NOT attisdropped)"
+        ),
+        {"t": f"{_schema(schema)}.dead_letters"},
+    )
+    if not redacts.scalar_one():
+        return False
     found = await conn.execute(
-        text("SELECT payload_redacted_at IS NOT NULL FROM gateway.dead_letters WHERE id = :id"), {"id": dead_letter_id}
+        text(f"SELECT payload_redacted_at IS NOT NULL FROM {schema}.dead_letters WHERE id = :id"),
+        {"id": dead_letter_id},
     )
     return bool(found.scalar_one())
 

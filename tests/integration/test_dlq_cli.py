@@ -23,6 +23,7 @@ from infra.messaging.envelope import make_envelope
 from infra.messaging.outbox import encode_headers
 from infra.settings import KafkaSettings
 from karya.dlq_cli import dlq_app
+from karya.services import SERVICES
 from tests.integration.orders_support import ROOT, uid
 from tests.naming import topic_prefix
 
@@ -49,7 +50,7 @@ async def _insert(url: str, schema: str, topic: str, key: str, payload: bytes) -
 
 
 async def _karya_dlq(database: RoleUrls, *args: str) -> Result:
-    root = CliRoot(KafkaSettings(), {"service": database.service, "gateway": database.gateway})
+    root = CliRoot(KafkaSettings(), {"service": database.service, "gateway": database.gateway}, SERVICES)
     # In a thread: the commands run their own event loop (asyncio.run), as they do from a shell.
     return await asyncio.to_thread(
         lambda: CliRunner().invoke(dlq_app, list(args), env={"KARYA_OPERATOR": ""}, obj=root)
@@ -149,6 +150,28 @@ async def test_a_gateway_dead_letter_is_shown_without_the_buyer(database: RoleUr
                 )
     finally:
         await engine.dispose()
+
+
+async def test_a_gateway_dead_letter_whose_payload_the_retention_redacted_is_not_replayed(database: RoleUrls) -> None:
+    """The schema that redacts its dead letters is found by its ``payload_redacted_at`` column, not by its name;
+    an orders dead letter (no such column) is replayable as before."""
+    u = uid()
+    topic, key = f"{topic_prefix()}gateway.raw-deliveries", f"shopee:s-{u}:o1"
+    payload = make_envelope(type="karya.x.y.v1", source="karya/gateway", subject=key, data={}).to_bytes()
+    number = await _insert(database.gateway, "gateway", topic, key, payload)
+    engine = make_engine(database.migrator, pool_size=1)  # the owner: stands in for the retention's redaction
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE gateway.dead_letters SET payload_redacted_at = now() WHERE id = :i"), {"i": number}
+            )
+    finally:
+        await engine.dispose()
+    refused = await _karya_dlq(database, "replay", f"gateway:{number}", "--dry-run", "--as", "alice")
+    assert refused.exit_code == 1 and "redacted by the retention" in refused.output, refused.output
+    orders = await _insert(database.service, "orders", f"{topic_prefix()}x", key, payload)
+    dry = await _karya_dlq(database, "replay", f"orders:{orders}", "--dry-run", "--as", "alice")
+    assert dry.exit_code == 0 and "would replay" in dry.output, dry.output
 
 
 async def test_a_ledger_dead_letter_is_discarded_with_its_reason(database: RoleUrls) -> None:

@@ -52,8 +52,9 @@ def test_the_count_written_is_the_count_read(count: int, consumer: str) -> None:
 
 
 def test_dead_letters_are_named_schema_colon_id() -> None:
-    assert parse_ref("orders:42") == ("orders", 42)
-    assert parse_ref("gateway:1") == ("gateway", 1)
+    schemas = ("orders", "ledger", "gateway")  # as a root's topology names them
+    assert parse_ref("orders:42", schemas) == ("orders", 42)
+    assert parse_ref("gateway:1", schemas) == ("gateway", 1)
     for bad in ("orders", "orders:", "orders:-1", "public:1", "orders:4x", "ORDERS:1"):
         with pytest.raises(DeadLetterError):
-            parse_ref(bad)
+            parse_ref(bad, schemas)

@@ -5,13 +5,17 @@ and use cases are transport-free: only a service's entry points (``app.py``, ``c
 (``karya/docs.py`` uses FastStream's application and AsyncAPI generator, not its Kafka types: it passes.)
 
 And wiring comes from the composition roots: no module of ``services/`` or ``karya/`` but the roots creates an
-engine or reads the process settings.
+engine or reads the process settings; no module but a service's own names its schema (the others get it from the
+topology, ``karya.services.SERVICES``, handed down by a root).
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
+
+from karya.services import SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
 LAYERS = ("services", "karya", "sim")
@@ -112,3 +116,77 @@ def test_the_root_check_sees_engines_and_settings(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
     module.write_text("from infra import settings\nsettings.kafka_settings()\nmake_engine('u')\nKafkaSettings\n")
     assert _calls(module) & ROOT_CALLS == {"kafka_settings", "make_engine"}
+
+
+# Schemas: a service names its own schema once (SCHEMA in its app module) and its modules use it; every other module
+# is handed the schema it works on (a UnitOfWork, a Database) or asks the topology for it (CliRoot.schema, the
+# demo report's topology_schemas). The demo and the simulator's in-process pipeline are processes of their own.
+SCHEMA_ROOTS = frozenset({"karya/demo.py", "karya/demo_sim.py", "sim/pipeline_env.py"})
+SCHEMAS = {service.schema for service in SERVICES.values()}
+# Modules that still name another service's schema (docs/architecture.md, "Not yet"); the test fails when one no
+# longer does (take it off the list). A service outside the topology (services/finance, issue 16) is not checked
+# until it joins karya.services.SERVICES.
+SCHEMA_PENDING = {"services/ledger/allocation.py": ["CATALOGUE_SCHEMA = 'orders'"]}
+
+
+def _sql_naming(schemas: set[str]) -> re.Pattern[str]:
+    """SQL text that qualifies a table (``FROM ledger.x``, ``JOIN``, ``INTO``, ``UPDATE``, ``TABLE``) or calls a
+    function (``gateway.f(``) with one of ``schemas``."""
+    names = "|".join(sorted(schemas))
+    return re.compile(rf"(?i:\b(?:from|join|into|update|table)\s+)({names})\.\w+|(?<![\w.-])({names})\.\w+\(")
+
+
+def _other_schemas_named(path: Path, own: str | None) -> list[str]:
+    """What ``path`` names of a schema not its service's (``own``): SQL in its string constants, a name bound to
+    the schema's name (``LEDGER_SCHEMA = "ledger"``), ``SCHEMA`` imported from another service's app module."""
+    sql = _sql_naming(SCHEMAS - {own} if own else SCHEMAS)
+    found: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            found += [m.group(0) for m in sql.finditer(node.value)]
+        if isinstance(node, ast.Assign | ast.AnnAssign) and isinstance(node.value, ast.Constant):
+            if node.value.value in SCHEMAS - {own}:
+                found.append(f"{ast.unparse(node).split(' =')[0]} = {node.value.value!r}")
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.endswith(".app"):
+            service = node.module.split(".")[1] if node.module.startswith("services.") else None
+            if service != own and any(alias.name == "SCHEMA" for alias in node.names):
+                found.append(f"from {node.module} import SCHEMA")
+    return found
+
+
+def _service_of(path: Path) -> str | None:
+    """The service a module belongs to (``services/<svc>/…``), else None."""
+    return path.parts[1] if path.parts[0] == "services" else None
+
+
+def test_no_module_names_another_services_schema() -> None:
+    files = [
+        p.relative_to(ROOT)
+        for layer in ("services", "karya", "infra", "sim")
+        for p in sorted((ROOT / layer).rglob("*.py"))
+        if "migrations" not in p.parts and str(p.relative_to(ROOT)) not in SCHEMA_ROOTS
+    ]
+    checked = [p for p in files if p.parts[0] != "services" or p.parts[1] in SERVICES or p.parts[1] == "contracts"]
+    assert len(SCHEMAS) == len(SERVICES) >= 3 and len(checked) > 100
+    named = {str(p): _other_schemas_named(ROOT / p, _service_of(p)) for p in checked}
+    assert {p: n for p, n in named.items() if n} == SCHEMA_PENDING
+    assert all((ROOT / p).exists() for p in SCHEMA_ROOTS), "a schema root moved: update the list"
+
+
+def test_the_schema_check_sees_sql_and_imports(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text(
+        "from services.ledger.app import SCHEMA\n"
+        "Q = 'SELECT e.* FROM ledger.journal_entries e JOIN orders.orders o ON true'\n"
+        "R = f'SELECT {s}.x FROM {s}.y'\n"  # the schema handed in: fine
+        "T = 'ledger.entries'  # a topic, not SQL\n"
+        'S = "SELECT gateway.redacted_envelope(payload) FROM t"\n'
+        "LEDGER_SCHEMA = 'ledger'\n"
+        "OWN: str = 'orders'\n"
+    )
+    assert sorted(_other_schemas_named(module, "orders")) == [
+        "FROM ledger.journal_entries",
+        "LEDGER_SCHEMA = 'ledger'",
+        "from services.ledger.app import SCHEMA",
+        "gateway.redacted_envelope(",
+    ]

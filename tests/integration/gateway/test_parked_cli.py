@@ -25,6 +25,7 @@ from infra.messaging.delivery import Delivery
 from infra.messaging.envelope import make_envelope
 from infra.settings import KafkaSettings
 from karya.dlq_cli import dlq_app
+from karya.services import SERVICES
 from services.gateway.app import SCHEMA, arrival
 from services.gateway.parking import park
 from tests.integration.gateway_support import gateway_settings, uid
@@ -62,7 +63,7 @@ async def _park(url: str, channel: str, key: str) -> InboundEvent:
 
 
 async def _karya_dlq(database: RoleUrls, *args: str) -> Result:
-    root = CliRoot(KafkaSettings(), {"service": database.service, "gateway": database.gateway})
+    root = CliRoot(KafkaSettings(), {"service": database.service, "gateway": database.gateway}, SERVICES)
     # In a thread: the command runs its own event loop (asyncio.run), as it does from a shell.
     return await asyncio.to_thread(lambda: CliRunner().invoke(dlq_app, list(args), obj=root))
 
@@ -101,6 +102,6 @@ async def test_nothing_parked_is_said_plainly_and_exits_zero(database: RoleUrls,
 
 
 async def test_only_the_gateway_role_url_is_used_and_its_absence_is_an_error(database: RoleUrls) -> None:
-    root = CliRoot(KafkaSettings(), {"service": database.service})  # a process without the gateway's URL
+    root = CliRoot(KafkaSettings(), {"service": database.service}, SERVICES)  # a process without the gateway's URL
     result = await asyncio.to_thread(lambda: CliRunner().invoke(dlq_app, ["parked"], obj=root))
     assert result.exit_code == 2 and "KARYA_GATEWAY_DATABASE_URL is not set" in result.output
