@@ -1,7 +1,8 @@
 """`karya ledger …` (finance read side, payouts) and `karya policy load`; the corrections commands are in
 :mod:`services.ledger.cli_corrections`.
 
-Read commands connect as the auditor role (KARYA_AUDITOR_URL) when it is set, else as DATABASE_URL.
+Read commands connect as the auditor role (KARYA_AUDITOR_URL) when it is set, else as DATABASE_URL. The reports
+print ``--format table|json|csv`` (:mod:`services.ledger.cli_output`).
 """
 
 from __future__ import annotations
@@ -12,20 +13,34 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import typer
 import yaml
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from infra.cli_root import CliRoot
 from infra.db.unit_of_work import UnitOfWork
+from services.finance.presentation.exports import UTC_ZONE, Column
+from services.finance.presentation.money import Side
 from services.ledger.adapters.closed_repo import closed_events
 from services.ledger.adapters.facts_repo import held_orders, parked_events
 from services.ledger.adapters.policy_repo import store_policies
 from services.ledger.allocation import allocate, held_row, parse_pick
 from services.ledger.app import SCHEMA
+from services.ledger.cli_output import (
+    FORMAT_OPTION,
+    JSON_OPTION,
+    ZONE_OPTION,
+    Format,
+    chosen,
+    money,
+    parse_time,
+    print_csv,
+    print_table,
+    sided,
+    when,
+    zone_of,
+)
 from services.ledger.domain import accounts
 from services.ledger.domain.errors import LedgerDomainError
 from services.ledger.domain.policy_file import parse_policies
@@ -43,7 +58,6 @@ from services.ledger.reports import (
 
 ledger_app = typer.Typer(help="The journal: reports, verification, payouts.", no_args_is_help=True)
 policy_app = typer.Typer(help="Revenue split policies.", no_args_is_help=True)
-_console = Console()
 T = TypeVar("T")
 
 
@@ -52,24 +66,32 @@ def _run(ctx: typer.Context, work: Callable[[UnitOfWork], Awaitable[T]], *, read
     return CliRoot.of(ctx).run("auditor" if read_only else "service", SCHEMA, work)
 
 
-def _print_register(title: str, rows: list[dict[str, Any]], extra: dict[str, Callable[[dict[str, Any]], str]]) -> None:
+_REGISTER = [
+    Column("sequence", "seq", "int"),
+    Column("effective_at", "effective", "datetime"),
+    Column("kind", "kind"),
+    Column("order_key", "order"),
+]
+
+
+def _print_register(
+    title: str,
+    rows: list[dict[str, Any]],
+    extra: dict[str, Callable[[dict[str, Any]], str]],
+    zone: ZoneInfo,
+    right: tuple[str, ...] = (),
+) -> None:
     """Print journal rows as a table: sequence, effective time, entry kind, order, then the ``extra`` columns."""
-    table = Table("seq", "effective", "kind", "order", *extra, title=Text(title))  # Text: ":bank:" is no emoji
-    for r in rows:
-        cells = (cell(r) for cell in extra.values())
-        table.add_row(str(r["sequence"]), str(r["effective_at"])[:19], r["kind"], r["order_key"] or "", *cells)
-    _console.print(table)
+    cells = (
+        [str(r["sequence"]), when(r["effective_at"], zone), r["kind"], r["order_key"] or ""]
+        + [c(r) for c in extra.values()]
+        for r in rows
+    )
+    print_table(title, ["seq", "effective", "kind", "order", *extra], cells, right)
 
 
 def _json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
-
-
-def _time(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    parsed = datetime.fromisoformat(value)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 @ledger_app.command("verify")
@@ -120,19 +142,32 @@ def _mismatch_text(m: BalanceMismatch) -> str:
 def trial_balance_cmd(
     ctx: typer.Context,
     as_of: str | None = typer.Option(None, "--as-of", help="ISO time; default now."),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = JSON_OPTION,
+    fmt: Format = FORMAT_OPTION,
 ) -> None:
-    """Per account: debit, credit and balance; totals must agree."""
-    rows = _run(ctx, lambda uow: trial_balance(uow, _time(as_of)))
+    """Per account: debit, credit and balance (on its side, Dr or Cr); totals must agree."""
+    moment = parse_time(as_of, "--as-of")
+    rows = _run(ctx, lambda uow: trial_balance(uow, moment))
     debits, credits = sum(r["debit"] for r in rows), sum(r["credit"] for r in rows)
-    if as_json:
+    fmt = chosen(fmt, as_json)
+    if fmt is Format.JSON:
         _json({"accounts": rows, "total_debit": debits, "total_credit": credits, "balanced": debits == credits})
-        return
-    table = Table("account", "type", "debit", "credit", "balance")
-    for r in rows:
-        table.add_row(r["account"], r["type"], f"{r['debit']:,}", f"{r['credit']:,}", f"{r['balance']:,}")
-    table.add_row("TOTAL", "", f"{debits:,}", f"{credits:,}", "balanced" if debits == credits else "UNBALANCED")
-    _console.print(table)
+    elif fmt is Format.CSV:
+        amounts = [Column(k, k, "rupiah") for k in ("debit", "credit", "balance")]
+        print_csv([Column("account", "account"), Column("type", "type"), *amounts], rows, UTC_ZONE)
+    else:
+        cells = [
+            [r["account"], r["type"], money(r["debit"]), money(r["credit"]), sided(r["balance"], _side(r["account"]))]
+            for r in rows
+        ]
+        cells.append(["TOTAL", "", money(debits), money(credits), "balanced" if debits == credits else "UNBALANCED"])
+        title = None if moment is None else f"as of {moment.isoformat()}"
+        print_table(title, ["account", "type", "debit", "credit", "balance"], cells, ("debit", "credit", "balance"))
+
+
+def _side(account: str) -> Side:
+    """The normal side of ``account``: ``D`` or ``C``."""
+    return "D" if accounts.account_info(account).normal_side is accounts.Side.DEBIT else "C"
 
 
 @ledger_app.command("statement")
@@ -141,36 +176,58 @@ def statement_cmd(
     account: str,
     start: str | None = typer.Option(None, "--from"),
     end: str | None = typer.Option(None, "--to"),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = JSON_OPTION,
+    fmt: Format = FORMAT_OPTION,
+    tz: str = ZONE_OPTION,
 ) -> None:
     """Register of one account with a running balance."""
     try:
-        accounts.account_info(account)
+        side = _side(account)
     except LedgerDomainError as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(2) from exc
-    result = _run(ctx, lambda uow: statement(uow, account, _time(start), _time(end)))
-    if as_json:
+    window, zone = (parse_time(start, "--from"), parse_time(end, "--to")), zone_of(tz)
+    result = _run(ctx, lambda uow: statement(uow, account, *window))
+    fmt = chosen(fmt, as_json)
+    if fmt is Format.JSON:
         _json(result)
+        return
+    if fmt is Format.CSV:
+        columns = [*_REGISTER, Column("posting_key", "posting_key"), Column("memo", "memo")]
+        print_csv([*columns, *(Column(k, k, "rupiah") for k in ("debit", "credit", "balance"))], result["lines"], zone)
         return
     _print_register(
         account,
         result["lines"],
         {
-            "debit": lambda r: f"{r['debit']:,}",
-            "credit": lambda r: f"{r['credit']:,}",
-            "balance": lambda r: f"{r['balance']:,}",
+            "debit": lambda r: money(r["debit"]),
+            "credit": lambda r: money(r["credit"]),
+            "balance": lambda r: sided(r["balance"], side),
         },
+        zone,
+        ("debit", "credit", "balance"),
     )
-    typer.echo(f"opening {result['opening_balance']:,}  closing {result['closing_balance']:,}")
+    typer.echo(f"opening {sided(result['opening_balance'], side)}  closing {sided(result['closing_balance'], side)}")
 
 
 @ledger_app.command("inmate")
-def inmate_cmd(ctx: typer.Context, inmate_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
-    """Savings of one inmate (pseudonymous id) and every sale behind them."""
+def inmate_cmd(
+    ctx: typer.Context,
+    inmate_id: str,
+    as_json: bool = JSON_OPTION,
+    fmt: Format = FORMAT_OPTION,
+    tz: str = ZONE_OPTION,
+) -> None:
+    """Savings of one inmate (pseudonymous id) and every sale behind them (amounts: Cr adds to the savings)."""
+    zone = zone_of(tz)
     result = _run(ctx, lambda uow: inmate_savings(uow, inmate_id))
-    if as_json:
+    fmt = chosen(fmt, as_json)
+    if fmt is Format.JSON:
         _json(result)
+        return
+    if fmt is Format.CSV:
+        columns = [*_REGISTER, Column("batch_id", "batch"), Column("policy_ref", "policy")]
+        print_csv([*columns, Column("amount", "amount", "rupiah")], result["postings"], zone)
         return
     _print_register(
         inmate_id,
@@ -178,10 +235,15 @@ def inmate_cmd(ctx: typer.Context, inmate_id: str, as_json: bool = typer.Option(
         {
             "batch": lambda p: p["batch_id"] or "",
             "policy": lambda p: p["policy_ref"] or "",
-            "amount": lambda p: f"{p['amount']:,}",
+            "amount": lambda p: sided(p["amount"], "C"),
         },
+        zone,
+        ("amount",),
     )
-    typer.echo(f"savings balance {result['savings_balance']:,}; receivable {result['receivable_balance']:,}")
+    typer.echo(
+        f"savings balance {sided(result['savings_balance'], 'C')}; "
+        f"receivable {sided(result['receivable_balance'], 'D')}"
+    )
 
 
 @ledger_app.command("pending")
@@ -316,6 +378,6 @@ def policy_load(ctx: typer.Context, path: Path = typer.Argument(..., exists=True
     typer.echo(f"loaded {path}: {new} new policy versions, {same} unchanged")
 
 
-# The correction commands (revert, adjust, approve, reject, withdraw, proposals) register on ledger_app from their
-# own module; imported last, when everything they use from here exists.
-from services.ledger import cli_corrections  # noqa: E402, F401
+# The correction commands (revert, adjust, approve, reject, withdraw, proposals) and `entries` register on ledger_app
+# from their own modules; imported last, when everything they use from here exists.
+from services.ledger import cli_corrections, cli_entries  # noqa: E402, F401

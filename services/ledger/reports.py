@@ -153,6 +153,41 @@ async def inmate_savings(uow: UnitOfWork, inmate_id: str) -> dict[str, Any]:
     }
 
 
+async def order_entries(uow: UnitOfWork, order_key: str) -> list[dict[str, Any]]:
+    """Every journal entry of one order in sequence order, each with its lines (debit or credit per line)."""
+    rows = await uow.conn.execute(
+        text(
+            "SELECT e.sequence, e.effective_at, e.recorded_at, e.posting_key, e.kind, e.memo, e.batch_id, "
+            "e.policy_ref, e.reverses, e.chain_hash, l.line_no, l.account, l.side, l.amount "
+            f"FROM {uow.table('journal_entries')} e JOIN {uow.table('journal_lines')} l USING (sequence) "
+            "WHERE e.order_key = :k ORDER BY e.sequence, l.line_no"
+        ),
+        {"k": order_key},
+    )
+    entries: dict[int, dict[str, Any]] = {}
+    for r in rows:
+        entry = entries.setdefault(
+            r.sequence,
+            {
+                "sequence": r.sequence,
+                "effective_at": r.effective_at,
+                "recorded_at": r.recorded_at,
+                "posting_key": r.posting_key,
+                "kind": r.kind,
+                "memo": r.memo,
+                "order_key": order_key,
+                "batch_id": r.batch_id,
+                "policy_ref": r.policy_ref,
+                "reverses": r.reverses,
+                "chain_hash": r.chain_hash,
+                "lines": [],
+            },
+        )
+        debit, credit = (int(r.amount), 0) if r.side == "D" else (0, int(r.amount))
+        entry["lines"].append({"account": r.account, "debit": debit, "credit": credit})
+    return list(entries.values())
+
+
 @dataclass(frozen=True)
 class Verification:
     """Result of re-computing the hash chain."""
