@@ -33,7 +33,7 @@ from services.ledger.domain.journal import Conflict, EntryKind, JournalEntry, re
 from services.ledger.domain.model import CompletionRequest, OrderRef
 from services.ledger.domain.policy import SplitPolicy
 from services.ledger.domain.postings import build_completion, refund_key, settlement_key
-from services.ledger.domain.refunds import build_line_refund, taken_by_amount_only_refunds
+from services.ledger.domain.refunds import build_line_refund, check_within_gross, taken_by_amount_only_refunds
 from services.ledger.requests import (
     RecentCompletions,
     completion_request,
@@ -273,6 +273,8 @@ def _plan_refund(
         if stored not in (mine, _legacy_hash(envelope.data, completion.order)):
             plan.conflicts.append(Conflict(key, stored, mine, source))
         return
+    # Before a netted refund grosses the distribution up: a refund refused must change nothing.
+    check_within_gross(refund, order.refunded_gross, completion.gross)
     if refund.netted_in_settlement:
         plan.add(gross_up_netted(order, completion, refund, inputs.policies), source)
     if order.hold is not None or order.distributed < len(order.settlements):

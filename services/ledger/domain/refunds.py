@@ -46,6 +46,7 @@ __all__ = [
     "Listing",
     "RefundedLine",
     "build_line_refund",
+    "check_within_gross",
     "gross_per_batch",
     "match_sku",
     "take_back_per_batch",
@@ -196,6 +197,17 @@ def _reverse_batch(
             out.lines.debit(leg.credit, delta)
 
 
+def check_within_gross(refund: LineRefund, refunded_before: int, gross: int) -> None:
+    """Raise :class:`RefundError` (rule ``refund_within_gross``) when ``refund`` brings the order's refunds
+    (``refunded_before`` earlier) above its ``gross``."""
+    if refunded_before + refund.amount > gross:
+        raise RefundError(
+            f"refund refused (refund_within_gross): order {refund.order.order_key}: refund {refund.refund_id} of "
+            f"{refund.amount} brings refunds to {refunded_before + refund.amount}, more than the gross {gross} "
+            f"({gross - refunded_before} left)"
+        )
+
+
 def build_line_refund(
     plan: DistributionPlan,
     allocations: Sequence[BatchAllocation],
@@ -215,11 +227,7 @@ def build_line_refund(
     order = plan.order
     if refund.order != order:
         raise RefundError(f"refund is for {refund.order.order_key}, plan for {order.order_key}")
-    if refunded_before + refund.amount > plan.gross:
-        raise RefundError(
-            f"order {order.order_key}: refund {refund.refund_id} of {refund.amount} brings refunds to "
-            f"{refunded_before + refund.amount}, more than the gross {plan.gross}"
-        )
+    check_within_gross(refund, refunded_before, plan.gross)
     gross = gross_per_batch(allocations, refund)
     if gross is None:  # a line names no SKU of the order: the whole refund is spread pro rata
         gross = allocate(refund.amount, _weights(allocations))
