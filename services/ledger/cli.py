@@ -32,11 +32,10 @@ from services.ledger.cli_output import (
     JSON_OPTION,
     ZONE_OPTION,
     Format,
-    chosen,
     money,
     parse_time,
-    print_csv,
     print_table,
+    printed,
     sided,
     when,
     zone_of,
@@ -149,20 +148,18 @@ def trial_balance_cmd(
     moment = parse_time(as_of, "--as-of")
     rows = _run(ctx, lambda uow: trial_balance(uow, moment))
     debits, credits = sum(r["debit"] for r in rows), sum(r["credit"] for r in rows)
-    fmt = chosen(fmt, as_json)
-    if fmt is Format.JSON:
-        _json({"accounts": rows, "total_debit": debits, "total_credit": credits, "balanced": debits == credits})
-    elif fmt is Format.CSV:
-        amounts = [Column(k, k, "rupiah") for k in ("debit", "credit", "balance")]
-        print_csv([Column("account", "account"), Column("type", "type"), *amounts], rows, UTC_ZONE)
-    else:
-        cells = [
-            [r["account"], r["type"], money(r["debit"]), money(r["credit"]), sided(r["balance"], _side(r["account"]))]
-            for r in rows
-        ]
-        cells.append(["TOTAL", "", money(debits), money(credits), "balanced" if debits == credits else "UNBALANCED"])
-        title = None if moment is None else f"as of {moment.isoformat()}"
-        print_table(title, ["account", "type", "debit", "credit", "balance"], cells, ("debit", "credit", "balance"))
+    data = {"accounts": rows, "total_debit": debits, "total_credit": credits, "balanced": debits == credits}
+    columns = [Column("account", "account"), Column("type", "type")]
+    columns += [Column(k, k, "rupiah") for k in ("debit", "credit", "balance")]
+    if printed(fmt, as_json, data, columns, rows, UTC_ZONE):
+        return
+    cells = [
+        [r["account"], r["type"], money(r["debit"]), money(r["credit"]), sided(r["balance"], _side(r["account"]))]
+        for r in rows
+    ]
+    cells.append(["TOTAL", "", money(debits), money(credits), "balanced" if debits == credits else "UNBALANCED"])
+    title = None if moment is None else f"as of {moment.isoformat()}"
+    print_table(title, ["account", "type", "debit", "credit", "balance"], cells, ("debit", "credit", "balance"))
 
 
 def _side(account: str) -> Side:
@@ -188,13 +185,9 @@ def statement_cmd(
         raise typer.Exit(2) from exc
     window, zone = (parse_time(start, "--from"), parse_time(end, "--to")), zone_of(tz)
     result = _run(ctx, lambda uow: statement(uow, account, *window))
-    fmt = chosen(fmt, as_json)
-    if fmt is Format.JSON:
-        _json(result)
-        return
-    if fmt is Format.CSV:
-        columns = [*_REGISTER, Column("posting_key", "posting_key"), Column("memo", "memo")]
-        print_csv([*columns, *(Column(k, k, "rupiah") for k in ("debit", "credit", "balance"))], result["lines"], zone)
+    columns = [*_REGISTER, Column("posting_key", "posting_key"), Column("memo", "memo")]
+    columns += [Column(k, k, "rupiah") for k in ("debit", "credit", "balance")]
+    if printed(fmt, as_json, result, columns, result["lines"], zone):
         return
     _print_register(
         account,
@@ -221,13 +214,13 @@ def inmate_cmd(
     """Savings of one inmate (pseudonymous id) and every sale behind them (amounts: Cr adds to the savings)."""
     zone = zone_of(tz)
     result = _run(ctx, lambda uow: inmate_savings(uow, inmate_id))
-    fmt = chosen(fmt, as_json)
-    if fmt is Format.JSON:
-        _json(result)
-        return
-    if fmt is Format.CSV:
-        columns = [*_REGISTER, Column("batch_id", "batch"), Column("policy_ref", "policy")]
-        print_csv([*columns, Column("amount", "amount", "rupiah")], result["postings"], zone)
+    columns = [
+        *_REGISTER,
+        Column("batch_id", "batch"),
+        Column("policy_ref", "policy"),
+        Column("amount", "amount", "rupiah"),
+    ]
+    if printed(fmt, as_json, result, columns, result["postings"], zone):
         return
     _print_register(
         inmate_id,

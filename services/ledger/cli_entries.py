@@ -8,16 +8,15 @@ from typing import Any
 import typer
 
 from services.finance.presentation.exports import Column
-from services.ledger.cli import _REGISTER, _json, _run, ledger_app
+from services.ledger.cli import _REGISTER, _run, ledger_app
 from services.ledger.cli_output import (
     FORMAT_OPTION,
     JSON_OPTION,
     ZONE_OPTION,
     Format,
-    chosen,
     money,
-    print_csv,
     print_table,
+    printed,
     when,
     zone_of,
 )
@@ -49,13 +48,8 @@ def entries_cmd(
     """Every journal entry of one order, in posting order, with its lines (and what it reverses)."""
     zone = zone_of(tz)
     entries = _run(ctx, lambda uow: order_entries(uow, order_key))
-    fmt = chosen(fmt, as_json)
-    if fmt is Format.JSON:
-        _json(entries)
-        return
     lines = [{**e, **line} for e in entries for line in e["lines"]]
-    if fmt is Format.CSV:
-        print_csv(_ENTRY_LINES, lines, zone)
+    if printed(fmt, as_json, entries, _ENTRY_LINES, lines, zone):
         return
     cells = (
         [str(r["sequence"]), when(r["effective_at"], zone), r["kind"], r["posting_key"], r["account"], *_amounts(r)]

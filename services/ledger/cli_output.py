@@ -100,6 +100,24 @@ def print_csv(columns: Sequence[Column], rows: Iterable[Mapping[str, Any]], zone
     sys.stdout.write(to_csv(columns, rows, lang="en", zone=zone).decode("utf-8-sig"))
 
 
+def printed(
+    fmt: Format,
+    as_json: bool,
+    data: Any,
+    columns: Sequence[Column],
+    rows: Iterable[Mapping[str, Any]],
+    zone: ZoneInfo,
+) -> bool:
+    """Print ``data`` as JSON or ``rows`` as CSV when that is the format asked for; ``False`` for a table (the
+    caller prints it)."""
+    fmt = chosen(fmt, as_json)
+    if fmt is Format.JSON:
+        print_json(data)
+    elif fmt is Format.CSV:
+        print_csv(columns, rows, zone)
+    return fmt is not Format.TABLE
+
+
 def print_table(
     title: str | None, headers: Sequence[str], rows: Iterable[Sequence[str]], right: Iterable[str] = ()
 ) -> None:
