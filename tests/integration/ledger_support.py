@@ -21,6 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from infra.cli_root import CliRoot
 from infra.db.engine import make_engine
 from infra.db.migrate import upgrade_to_head_async
 from infra.db.roles import RoleUrls, bootstrap_database, drop_database, role_urls
@@ -37,6 +38,7 @@ from services.ledger.app import SCHEMA, LedgerProcessor
 from services.ledger.domain.policy_file import parse_policies
 from services.ledger.outbound import LedgerTopics
 from services.ledger.reports import verify_chain
+from tests.integration.cli_support import cli_root
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_POLICY_FILE = ROOT / "deploy" / "demo" / "policies.yaml"
@@ -334,7 +336,8 @@ async def assert_journal_sound(conn: AsyncConnection) -> None:
 
 
 def cli_env(urls: RoleUrls) -> dict[str, str]:
-    """Environment for ``karya`` commands against ``urls`` (reads as the auditor, writes as the service)."""
+    """Environment for a ``karya`` subprocess against ``urls`` (reads as the auditor, writes as the service); a
+    command run in this process gets :func:`ledger_cli_root` as ``obj`` instead."""
     return {**os.environ, "DATABASE_URL": urls.service, "KARYA_AUDITOR_URL": urls.auditor}
 
 
@@ -345,7 +348,13 @@ async def run_payout(urls: RoleUrls, inmate_id: str, amount: int, payout_id: str
     from services.ledger.cli import ledger_app
 
     argv = ["payout", inmate_id, str(amount), "--payout-id", payout_id]
-    return await asyncio.to_thread(CliRunner().invoke, ledger_app, argv, env=cli_env(urls))
+    return await asyncio.to_thread(CliRunner().invoke, ledger_app, argv, obj=ledger_cli_root(urls))
+
+
+def ledger_cli_root(urls: RoleUrls) -> CliRoot:
+    """The root of a ``karya ledger`` command run in this process against ``urls``: reads as the auditor, writes
+    as the service role (as :func:`cli_env` configures a subprocess)."""
+    return cli_root(urls, roles=("service", "auditor"))
 
 
 async def run_karya(urls: RoleUrls, *args: str) -> subprocess.CompletedProcess[str]:

@@ -21,13 +21,17 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from infra.cli_root import CliRoot
 from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
 from infra.db.unit_of_work import Database
 from infra.errors import sqlstate_of
+from infra.settings import KafkaSettings
 from karya.processes import free_port
+from karya.services import SERVICES
 from services.contracts.channels import Channel
 from services.gateway.app import SCHEMA
+from services.gateway.clients.settings import ClientSettings
 from services.gateway.clients.shopee import ShopeeClient
 from services.gateway.clients.tiktok_shop import TikTokShopClient
 from services.gateway.clients.tokens import ShopNotConnected
@@ -227,10 +231,9 @@ async def test_a_failed_refresh_raises_the_alert_metric_and_a_readable_error(wor
     assert (await world.shopee().order_detail(order.shop_id, order.order_id)).order_id == order.order_id
 
 
-async def test_karya_shops_connect_and_list_against_a_served_simulator(
-    database: RoleUrls, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The CLI as an operator runs it: environment settings, a code from the (simulated) redirect, the table."""
+async def test_karya_shops_connect_and_list_against_a_served_simulator(database: RoleUrls) -> None:
+    """The CLI as an operator runs it: its root (the gateway role, the API clients' settings), a code from the
+    (simulated) redirect, the table."""
     from typer.testing import CliRunner
 
     from services.gateway.shops.cli import app
@@ -240,32 +243,30 @@ async def test_karya_shops_connect_and_list_against_a_served_simulator(
     simulator = Simulator(load_catalogue(DEFAULT_CATALOGUE), SETTINGS)
     port = free_port()
     sim = f"http://127.0.0.1:{port}"
-    env = {
-        "KARYA_GATEWAY_DATABASE_URL": database.gateway,
-        "KARYA_TOKEN_KEY": secrets.token_hex(32),
-        "KARYA_SHOPEE_API_URL": f"{sim}/shopee",
-        "KARYA_TOKOPEDIA_API_TOKEN": SETTINGS.tokopedia_api_token,
-        "KARYA_TIKTOK_APP_KEY": SETTINGS.tiktok_app_key,
-        "KARYA_TIKTOK_APP_SECRET": SETTINGS.tiktok_app_secret,
-        "KARYA_SHOPEE_PARTNER_ID": str(SETTINGS.shopee_partner_id),
-        "KARYA_SHOPEE_PARTNER_KEY": SETTINGS.shopee_partner_key,
-        "KARYA_BLIBLI_API_CLIENT_ID": SETTINGS.blibli_api_client_id,
-        "KARYA_BLIBLI_API_CLIENT_KEY": SETTINGS.blibli_api_client_key,
-        "KARYA_BLIBLI_API_KEY": SETTINGS.blibli_api_key,
-        "KARYA_BLIBLI_API_SECRET": SETTINGS.blibli_api_secret,
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
+    settings = ClientSettings(  # the API clients' settings, as the command's root would read them
+        token_key=secrets.token_hex(32),
+        shopee_api_url=f"{sim}/shopee",
+        tokopedia_api_token=SETTINGS.tokopedia_api_token,
+        tiktok_app_key=SETTINGS.tiktok_app_key,
+        tiktok_app_secret=SETTINGS.tiktok_app_secret,
+        shopee_partner_id=int(SETTINGS.shopee_partner_id),
+        shopee_partner_key=SETTINGS.shopee_partner_key,
+        blibli_api_client_id=SETTINGS.blibli_api_client_id,
+        blibli_api_client_key=SETTINGS.blibli_api_client_key,
+        blibli_api_key=SETTINGS.blibli_api_key,
+        blibli_api_secret=SETTINGS.blibli_api_secret,
+    )
+    root = CliRoot(KafkaSettings(), {"gateway": database.gateway}, SERVICES, {ClientSettings: settings})
     runner = CliRunner()
     async with simulator.serve("127.0.0.1", port):
         code = simulator.tokens.authorize("shopee", "77001")
         # The CLI runs its own event loop: run it in a thread while this loop serves the simulator.
         connected = await asyncio.to_thread(
-            runner.invoke, app, ["connect", "shopee", "--shop-id", "77001", "--code", code]
+            runner.invoke, app, ["connect", "shopee", "--shop-id", "77001", "--code", code], obj=root
         )
-        listed = await asyncio.to_thread(runner.invoke, app, ["list"])
+        listed = await asyncio.to_thread(runner.invoke, app, ["list"], obj=root)
         reused = await asyncio.to_thread(
-            runner.invoke, app, ["connect", "shopee", "--shop-id", "77001", "--code", code]
+            runner.invoke, app, ["connect", "shopee", "--shop-id", "77001", "--code", code], obj=root
         )
     assert connected.exit_code == 0, connected.output
     assert "connected shopee shop 77001" in connected.output

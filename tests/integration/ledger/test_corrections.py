@@ -27,8 +27,8 @@ from tests.integration.ledger_support import (
     as_superuser,
     assert_journal_sound,
     balances,
-    cli_env,
     completed,
+    ledger_cli_root,
     ledger_uow,
     new_inmate,
     new_order_key,
@@ -43,9 +43,9 @@ AT = datetime(2026, 11, 3, 10, 0, tzinfo=UTC)
 
 
 async def karya(urls: RoleUrls, user: str | None, *argv: str) -> Any:
-    """``karya ledger ARGV`` in this process as ``user`` (KARYA_USER); typer's result."""
-    env = {**cli_env(urls), "KARYA_USER": user or ""}
-    return await asyncio.to_thread(CliRunner().invoke, ledger_app, list(argv), env=env)
+    """``karya ledger ARGV`` in this process, on its own root, as ``user`` (KARYA_USER); typer's result."""
+    root = ledger_cli_root(urls)
+    return await asyncio.to_thread(CliRunner().invoke, ledger_app, list(argv), env={"KARYA_USER": user or ""}, obj=root)
 
 
 def order(inmate: str) -> list[Batch]:

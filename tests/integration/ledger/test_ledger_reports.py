@@ -28,8 +28,8 @@ from tests.integration.ledger_support import (
     DEMO_POLICY_FILE,
     Batch,
     LedgerDatabase,
-    cli_env,
     completed,
+    ledger_cli_root,
     ledger_uow,
     new_inmate,
     new_order_key,
@@ -79,7 +79,7 @@ def expected_premi(batches: list[Batch], policy_of: dict[str, str]) -> dict[tupl
 
 async def _cli(db: LedgerDatabase, *args: str) -> dict[str, Any]:
     """``karya ledger ARGS --json`` in process (on a worker thread: the command runs its own event loop)."""
-    result = await asyncio.to_thread(CliRunner().invoke, ledger_app, [*args, "--json"], env=cli_env(db.urls))
+    result = await asyncio.to_thread(CliRunner().invoke, ledger_app, [*args, "--json"], obj=ledger_cli_root(db.urls))
     assert result.exit_code == 0, result.output
     data: dict[str, Any] = json.loads(result.stdout)
     return data
