@@ -48,14 +48,6 @@ from tests.integration.messaging_support import read_topic, wait_for
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-async def engine(ledger_db: RoleUrls) -> AsyncIterator[AsyncEngine]:
-    """The service role on the session database."""
-    engine = make_engine(ledger_db.service, pool_size=2)
-    yield engine
-    await engine.dispose()
-
-
 async def karya_ledger(urls: RoleUrls, user: str, *argv: str) -> Result:
     """``karya ledger ARGV`` as ``user`` (KARYA_USER), with a root of its own (off the event loop: the command runs
     its own, as from a shell)."""
@@ -67,6 +59,14 @@ async def karya_ledger(urls: RoleUrls, user: str, *argv: str) -> Result:
 async def _count(engine: AsyncEngine, sql: str, **params: object) -> int:
     async with engine.connect() as conn:
         return int((await conn.execute(text(sql), params)).scalar_one())
+
+
+@pytest.fixture
+async def engine(ledger_db: RoleUrls) -> AsyncIterator[AsyncEngine]:
+    """The service role on the session database."""
+    engine = make_engine(ledger_db.service, pool_size=2)
+    yield engine
+    await engine.dispose()
 
 
 async def test_a_refund_larger_than_what_is_left_is_dead_lettered_whole_and_posts_nothing(
