@@ -101,6 +101,7 @@ async def test_an_orders_entries_and_the_trial_balance_in_every_format(ledger_db
     ]
     tb = await _ok(ledger_db, "trial-balance")
     assert "asset:bank:main" in tb and "🏦" not in tb and "…" not in tb
+    assert max(len(line) for line in tb.splitlines()) > 80  # as wide as its content, not the 80 columns of old
     for account in by_json["accounts"]:
         assert account["account"] in tb  # every code whole, however long
     assert _right_aligned(tb, 2) and _right_aligned(tb, 3)
