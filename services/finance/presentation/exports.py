@@ -15,10 +15,6 @@ from datetime import date, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from openpyxl import Workbook
-from openpyxl.styles import Font
-from openpyxl.utils import get_column_letter
-
 from services.finance.presentation.messages import DEFAULT_LANG, Lang, message
 from services.finance.presentation.zones import iso_local, zone_label
 
@@ -100,6 +96,11 @@ def to_xlsx(
     zone: ZoneInfo = UTC_ZONE,
 ) -> bytes:
     """One worksheet: a bold header row (frozen), typed cells (integers, local times, dates, text)."""
+    # Imported here: every `karya ledger` command imports this module for CSV, and openpyxl takes ~80 ms to load.
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
+
     book = Workbook()
     sheet = book.active
     assert sheet is not None  # a new workbook has one sheet
