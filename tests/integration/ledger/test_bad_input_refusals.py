@@ -1,33 +1,29 @@
 """Bad input gets a clear error and loses nothing (issue 15, the last acceptance bullet), on the real PostgreSQL:
 
 1. a refund larger than what is left of the order, through the ledger's real consumer and broker: refused
-   (``refund_within_gross``), dead-lettered with its original bytes and the reason, the journal unchanged;
+   (``refund_within_gross``), dead-lettered with its original bytes and the reason, the journal unchanged; and
+   one netted in the escrow, through the Kafka handler: refused before it grosses the distribution up;
 2. ``karya ledger allocate`` of a batch made in another lapas: refused (``same_lapas``), nothing posted, the order
    still in unallocated proceeds;
 3. an approval by the proposer: refused (``four_eyes``), the proposal still open for another person;
 4. a revert of a revert: refused (``no_revert_of_revert``), nothing proposed.
 
-The commands a person runs go through ``karya ledger`` (Typer's runner with the invocation's :class:`CliRoot`)."""
+The commands a person runs go through ``karya ledger`` in process (Typer's runner, the root passed as ``obj``)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
-from typer.testing import CliRunner, Result
 
-from infra.cli_root import CliRoot
 from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
 from infra.messaging.topics import dead_letter_topic
-from infra.settings import KafkaSettings
-from services.ledger.cli import ledger_app
 from tests.integration.ledger.scenario_support import T, add_batch, completed_without_allocation, journal_of
-from tests.integration.ledger.test_corrections import completed_order, entry, kind_of, proposal_id
+from tests.integration.ledger.test_corrections import completed_order, entry, karya, kind_of, proposal_id
 from tests.integration.ledger.test_ledger_broker import ledger_consumer
 from tests.integration.ledger.test_scenario_refunds import line_refund
 from tests.integration.ledger_support import (
@@ -46,14 +42,6 @@ from tests.integration.ledger_support import (
 from tests.integration.messaging_support import read_topic, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-async def karya_ledger(urls: RoleUrls, user: str, *argv: str) -> Result:
-    """``karya ledger ARGV`` as ``user`` (KARYA_USER), with a root of its own (off the event loop: the command runs
-    its own, as from a shell)."""
-    root = CliRoot(KafkaSettings(), {"service": urls.service, "auditor": urls.auditor})
-    runner = CliRunner()
-    return await asyncio.to_thread(lambda: runner.invoke(ledger_app, list(argv), env={"KARYA_USER": user}, obj=root))
 
 
 async def _count(engine: AsyncEngine, sql: str, **params: object) -> int:
@@ -118,14 +106,14 @@ async def test_allocating_a_batch_of_another_lapas_is_refused_and_the_order_stay
     before = await journal_of(engine, key)
     assert set(before) == {"completed", "settlement:ESC-1"}
 
-    refused = await karya_ledger(ledger_db, "ani", "allocate", key, "--batch", f"{elsewhere}:2")
+    refused = await karya(ledger_db, "ani", "allocate", key, "--batch", f"{elsewhere}:2")
     assert refused.exit_code == 1, refused.output
     assert (
         f"allocation refused (same_lapas): batch {elsewhere} was made in lapas cipinang, order {key} was sold for "
         "lapas sukamiskin"
     ) in refused.output
     assert await journal_of(engine, key) == before, "nothing posted"
-    listed = await karya_ledger(ledger_db, "ani", "unallocated", "--json")
+    listed = await karya(ledger_db, "ani", "unallocated", "--json")
     assert listed.exit_code == 0, listed.output
     [row] = [r for r in json.loads(listed.output) if r["order_key"] == key]
     assert (row["lapas_id"], row["held"]) == ("sukamiskin", 200_000), "still in unallocated proceeds"
@@ -137,17 +125,17 @@ async def test_an_approval_by_the_proposer_is_refused_and_the_proposal_waits_for
     key = await completed_order(engine)
     async with engine.connect() as conn:
         original = await kind_of(conn, key, "sale_completed")
-    proposed = await karya_ledger(ledger_db, "ani", "revert", original, "--reason", "posted in error")
+    proposed = await karya(ledger_db, "ani", "revert", original, "--reason", "posted in error")
     assert proposed.exit_code == 0, proposed.output
     pid = proposal_id(proposed.output)
 
-    own = await karya_ledger(ledger_db, "ani", "approve", pid)
+    own = await karya(ledger_db, "ani", "approve", pid)
     assert own.exit_code == 1 and f"approval of proposal {pid} refused (four_eyes)" in own.output, own.output
     async with engine.connect() as conn:
         assert await entry(conn, f"revert:{original}") is None, "nothing posted"
-    waiting = json.loads((await karya_ledger(ledger_db, "ani", "proposals", "--json")).output)
+    waiting = json.loads((await karya(ledger_db, "ani", "proposals", "--json")).output)
     assert pid in {str(p["proposal_id"]) for p in waiting}, "still open: not lost"
-    approved = await karya_ledger(ledger_db, "budi", "approve", pid)
+    approved = await karya(ledger_db, "budi", "approve", pid)
     assert approved.exit_code == 0 and f"posted revert:{original}" in approved.output, approved.output
 
 
@@ -157,13 +145,13 @@ async def test_a_revert_of_a_revert_is_refused_and_nothing_is_proposed(
     key = await completed_order(engine)
     async with engine.connect() as conn:
         original = await kind_of(conn, key, "sale_completed")
-    pid = proposal_id((await karya_ledger(ledger_db, "ani", "revert", original, "--reason", "wrong order")).output)
-    assert (await karya_ledger(ledger_db, "budi", "approve", pid)).exit_code == 0
+    pid = proposal_id((await karya(ledger_db, "ani", "revert", original, "--reason", "wrong order")).output)
+    assert (await karya(ledger_db, "budi", "approve", pid)).exit_code == 0
     before = await journal_of(engine, key)
     proposals = "SELECT count(*) FROM ledger.correction_proposals WHERE target LIKE :k"
     count = await _count(engine, proposals, k=f"%{key}%")
 
-    undo = await karya_ledger(ledger_db, "citra", "revert", f"revert:{original}", "--reason", "undo the undo")
+    undo = await karya(ledger_db, "citra", "revert", f"revert:{original}", "--reason", "undo the undo")
     assert undo.exit_code == 1 and "(no_revert_of_revert)" in undo.output, undo.output
     assert await _count(engine, proposals, k=f"%{key}%") == count == 1, "nothing proposed"
     assert await journal_of(engine, key) == before, "nothing posted"
