@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
+import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -69,6 +71,12 @@ def test_a_lapas_zone_comes_from_its_province_or_an_override() -> None:
     with pytest.raises(UnknownZone, match="Atlantis"):
         lapas_zone("x", "Atlantis")
     assert set(PROVINCE_ZONES.values()) == {"Asia/Jakarta", "Asia/Makassar", "Asia/Jayapura"}
+
+
+def test_every_lapas_of_the_demo_catalogue_has_a_zone() -> None:
+    catalogue = yaml.safe_load((Path(__file__).parents[3] / "deploy/demo/catalogue.yaml").read_text())
+    zones = {lapas["lapas_id"]: lapas_zone(lapas["lapas_id"], lapas["province"]).key for lapas in catalogue["lapas"]}
+    assert zones and zones["cipinang"] == "Asia/Jakarta"
 
 
 def test_times_are_shown_in_the_lapas_zone_with_its_abbreviation() -> None:
