@@ -1,0 +1,130 @@
+"""Row-level security on what the finance workspace reads (migration finance_0002), on the real database: under
+lapas A's scope a raw query — no filter of ours — returns A's rows and none of lapas B's; no scope returns
+nothing; ``'*'`` returns both; the finance role never reads a raw webhook body; the other roles are not scoped."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import ProgrammingError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from infra.db.engine import make_engine
+from infra.db.roles import RoleUrls
+from services.finance.scope import StaticViewer, enter_scope
+from services.ledger.domain import accounts
+from tests.integration.finance_read_support import BUYER, LAPAS_A, LAPAS_B, TwoLapas, two_lapas
+
+pytestmark = pytest.mark.integration
+
+SCOPED = ("order_facts", "journal_entries", "journal_lines", "accounts", "account_balances", "split_policies")
+
+
+@pytest.fixture(scope="module")
+async def posted(database: RoleUrls, admin_db_url: str) -> TwoLapas:
+    """Orders of two lapas on the session database."""
+    return await two_lapas(database, admin_db_url)
+
+
+@pytest.fixture
+async def finance(database: RoleUrls) -> AsyncIterator[AsyncEngine]:
+    """An engine connected as the finance workspace's role."""
+    engine = make_engine(database.finance, pool_size=2)
+    yield engine
+    await engine.dispose()
+
+
+async def _rows(conn: AsyncConnection) -> dict[str, set[str]]:
+    """What a raw query of each scoped table returns: a text key per row."""
+    keys = {
+        "order_facts": "order_key || '@' || lapas_id",
+        "journal_entries": "sequence::text",
+        "journal_lines": "sequence::text",
+        "accounts": "code",
+        "account_balances": "account",
+        "split_policies": "lapas_id",
+    }
+    out = {}
+    for table in SCOPED:
+        found = await conn.execute(text(f"SELECT {keys[table]} FROM ledger.{table}"))
+        out[table] = {str(k) for k in found.scalars()}
+    return out
+
+
+async def _scoped_rows(engine: AsyncEngine, lapas: str | None) -> dict[str, set[str]]:
+    async with engine.connect() as conn, conn.begin():
+        await enter_scope(conn, StaticViewer("t", "auditor_lapas" if lapas else "auditor_pusat", lapas))
+        return await _rows(conn)
+
+
+async def test_a_raw_query_under_lapas_a_returns_no_row_of_lapas_b(posted: TwoLapas, finance: AsyncEngine) -> None:
+    seen = await _scoped_rows(finance, LAPAS_A)
+
+    assert f"{posted.order_a}@{LAPAS_A}" in seen["order_facts"]
+    assert all(row.endswith(f"@{LAPAS_A}") for row in seen["order_facts"])
+    assert {str(s) for s in posted.entries_a} <= seen["journal_entries"]
+    assert not {str(s) for s in posted.entries_b} & seen["journal_entries"], "B's entries and B's payout"
+    assert seen["journal_lines"] <= seen["journal_entries"], "a line shows only with its entry"
+    assert not {str(s) for s in posted.entries_b} & seen["journal_lines"]
+    assert accounts.inmate_savings(posted.inmate_a) in seen["accounts"]
+    assert accounts.inmate_savings(posted.inmate_b) not in seen["accounts"]
+    assert f"revenue:sales:{LAPAS_A}" in seen["accounts"] and f"revenue:sales:{LAPAS_B}" not in seen["accounts"]
+    assert "asset:bank:main" in seen["accounts"], "shared accounts are listed"
+    assert "asset:bank:main" not in seen["account_balances"], "their totals mix every lapas"
+    assert f"revenue:sales:{LAPAS_A}" in seen["account_balances"]
+    assert not any(LAPAS_B in a or posted.inmate_b in a for a in seen["account_balances"])
+    assert seen["split_policies"] == {LAPAS_A}
+
+
+async def test_no_scope_sees_nothing_and_every_lapas_sees_both(posted: TwoLapas, finance: AsyncEngine) -> None:
+    async with finance.connect() as conn, conn.begin():
+        unscoped = await _rows(conn)
+    everything = await _scoped_rows(finance, None)
+
+    assert all(not rows for table, rows in unscoped.items() if table != "accounts"), unscoped
+    assert (
+        "asset:bank:main" in unscoped["accounts"]
+        and accounts.inmate_savings(posted.inmate_a) not in unscoped["accounts"]
+    )
+    assert {str(s) for s in posted.entries_a + posted.entries_b} <= everything["journal_entries"]
+    assert {f"{posted.order_a}@{LAPAS_A}", f"{posted.order_b}@{LAPAS_B}"} <= everything["order_facts"]
+
+
+async def test_the_scope_ends_with_the_transaction(posted: TwoLapas, finance: AsyncEngine) -> None:
+    async with finance.connect() as conn:
+        async with conn.begin():
+            await enter_scope(conn, StaticViewer("t", "auditor_pusat", None))
+            assert (await conn.execute(text("SELECT count(*) FROM ledger.order_facts"))).scalar_one() >= 2
+        async with conn.begin():
+            assert (await conn.execute(text("SELECT count(*) FROM ledger.order_facts"))).scalar_one() == 0
+
+
+async def test_the_finance_role_reads_deliveries_redacted_and_scoped_never_raw(
+    posted: TwoLapas, finance: AsyncEngine
+) -> None:
+    async with finance.connect() as conn:
+        with pytest.raises(ProgrammingError, match="permission denied"):
+            async with conn.begin():
+                await conn.execute(text("SELECT body FROM gateway.raw_deliveries LIMIT 1"))
+        async with conn.begin():
+            await enter_scope(conn, StaticViewer("t", "auditor_lapas", LAPAS_A))
+            rows = (
+                await conn.execute(text("SELECT order_key, body::text AS body FROM finance.deliveries_redacted"))
+            ).all()
+    assert posted.order_a in {r.order_key for r in rows}
+    assert posted.order_b not in {r.order_key for r in rows}
+    assert all(BUYER not in (r.body or "") for r in rows)
+    assert any("[redacted]" in (r.body or "") for r in rows if r.order_key == posted.order_a)
+
+
+async def test_the_service_and_the_auditor_are_not_scoped(posted: TwoLapas, database: RoleUrls) -> None:
+    for url in (database.service, database.auditor):
+        engine = make_engine(url, pool_size=1)
+        try:
+            async with engine.connect() as conn:
+                keys = set((await conn.execute(text("SELECT order_key FROM ledger.order_facts"))).scalars())
+        finally:
+            await engine.dispose()
+        assert {posted.order_a, posted.order_b} <= keys

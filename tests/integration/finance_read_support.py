@@ -1,0 +1,100 @@
+"""Two lapas on the session database for the finance read API's tests: an order of each, settled and
+distributed to an inmate of its own, a payout of lapas B's inmate, and a webhook delivery of each order whose body
+names its buyer. Tests check that lapas A's scope shows A's rows and never B's."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import text
+
+from infra.db.engine import make_engine
+from infra.db.roles import RoleUrls
+from services.ledger.adapters.journal_repo import normal_balances, post_entries
+from services.ledger.domain import accounts
+from services.ledger.domain.model import PayoutRequest
+from services.ledger.domain.postings import build_payout
+from tests.integration.ledger_support import (
+    Batch,
+    as_superuser,
+    completed,
+    ledger_uow,
+    load_demo_policies,
+    new_inmate,
+    new_order_key,
+    new_processor,
+    post,
+    settled,
+)
+
+LAPAS_A, LAPAS_B = "cipinang", "kerobokan"
+BUYER = "Siti Buyer Rahasia"
+
+
+@dataclass(frozen=True)
+class TwoLapas:
+    """What :func:`two_lapas` posted: per lapas its order, inmate and entry sequences."""
+
+    order_a: str
+    order_b: str
+    inmate_a: str
+    inmate_b: str
+    entries_a: tuple[int, ...]
+    entries_b: tuple[int, ...]
+
+
+def _delivery(order_key: str) -> str:
+    body = {"data": {"ordersn": order_key.rsplit(":", 1)[1], "buyer_name": BUYER, "status": "COMPLETED"}}
+    literal = json.dumps(body).replace("'", "''")
+    body_sql = f"convert_to('{literal}', 'UTF8')"
+    return (
+        "INSERT INTO gateway.raw_deliveries "
+        "(channel, webhook_type, dedupe_key, order_key, body, headers, body_sha256, body_bytes) "
+        f"VALUES ('shopee', 'order_status', 'finance-test:{order_key}', '{order_key}', {body_sql}, "
+        f'\'{{"x-buyer": "{BUYER}"}}\'::jsonb, sha256({body_sql}), octet_length({body_sql}))'
+    )
+
+
+async def two_lapas(urls: RoleUrls, admin_url: str) -> TwoLapas:
+    """Post an order of lapas A and one of lapas B (completion, settlement, distribution), pay B's inmate out,
+    and store a webhook delivery of each order."""
+    await load_demo_policies(urls.service)
+    engine = make_engine(urls.service, pool_size=1)
+    a, b = new_inmate(), new_inmate()
+    ka, kb = new_order_key(), new_order_key()
+    at = datetime(2026, 5, 4, 10, tzinfo=UTC)
+    order_a = [Batch("B-CPN-WDW-1", "CPN-WDW-001", LAPAS_A, 2, 120_000, 40_000, "sup-kayu", ((a, 1),))]
+    order_b = [Batch("B-KRB-CCN-1", "KRB-CCN-001", LAPAS_B, 3, 50_000, 9_000, "sup-kelapa", ((b, 1),))]
+    try:
+        processor = new_processor()
+        for key, batches in ((ka, order_a), (kb, order_b)):
+            gross = sum(x.value for x in batches)
+            assert await post(engine, processor, [completed(key, batches, at), settled(key, gross, at)]) == []
+        async with engine.begin() as conn:
+            uow = ledger_uow(conn)
+            payout = build_payout(
+                PayoutRequest(b, f"REL-{kb[-6:]}", 1_000, datetime(2026, 5, 6, tzinfo=UTC)),
+                await normal_balances(uow, [accounts.inmate_savings(b)]),
+            )
+            assert len((await post_entries(uow, [(payout, "test")])).posted) == 1
+            rows = await conn.execute(
+                text(
+                    "SELECT sequence, coalesce(order_key, posting_key) AS k FROM ledger.journal_entries "
+                    "WHERE order_key = ANY(:o) OR posting_key LIKE :p ORDER BY sequence"
+                ),
+                {"o": [ka, kb], "p": f"payout:{b}:%"},
+            )
+            sequences = [(r.sequence, r.k) for r in rows]
+    finally:
+        await engine.dispose()
+    await as_superuser(admin_url, _delivery(ka), _delivery(kb))
+    return TwoLapas(
+        ka,
+        kb,
+        a,
+        b,
+        tuple(s for s, k in sequences if k == ka),
+        tuple(s for s, k in sequences if k != ka),
+    )
