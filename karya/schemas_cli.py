@@ -1,4 +1,5 @@
-"""``karya schemas gen|check``: JSON Schemas of the envelope and every event type, plus AsyncAPI."""
+"""``karya schemas gen|check``: JSON Schemas of the envelope and every event type, AsyncAPI, and the finance
+workspace's OpenAPI document (``schemas/openapi/finance.json``)."""
 
 from __future__ import annotations
 
@@ -17,10 +18,12 @@ SCHEMAS_DIR = Path(__file__).resolve().parents[1] / "schemas"
 def generated_files() -> dict[Path, dict[str, Any]]:
     """Every schema file this project commits, by path, as generated from the code."""
     from karya.docs import asyncapi_document
+    from services.finance.api.openapi import openapi_document
 
     files: dict[Path, dict[str, Any]] = {
         SCHEMAS_DIR / "envelope.schema.json": _with_id(Envelope.model_json_schema(), "envelope"),
         SCHEMAS_DIR / "asyncapi.json": asyncapi_document(),
+        SCHEMAS_DIR / "openapi" / "finance.json": openapi_document(),
     }
     for type_name, model in sorted(EVENT_TYPES.items()):
         files[SCHEMAS_DIR / "events" / f"{type_name}.schema.json"] = _with_id(model.model_json_schema(), type_name)
@@ -61,6 +64,7 @@ def register(schemas_app: typer.Typer) -> None:
             if stray not in files:
                 stray.unlink()
         for path, doc in files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(render(doc))
         typer.echo(f"wrote {len(files)} schema files under {SCHEMAS_DIR}")
 

@@ -1,0 +1,150 @@
+"""The finance read API over HTTP on the real database, signed in as the workspace's users: an auditor of lapas A
+gets 404 for an entry, order or inmate of lapas B however the id is crafted and never sees B's rows in a list;
+the trial balance equals ``karya ledger trial-balance --json``; bad input is a 422 naming the field."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from infra.db.roles import RoleUrls
+from services.ledger.cli import ledger_app
+from services.ledger.domain import accounts
+from tests.integration.finance_auth_support import Workspace, workspace
+from tests.integration.finance_read_support import LAPAS_A, LAPAS_B, TwoLapas, two_lapas
+from tests.integration.ledger_support import cli_env
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+async def posted(database: RoleUrls, admin_db_url: str) -> TwoLapas:
+    """Orders of two lapas on the session database."""
+    return await two_lapas(database, admin_db_url)
+
+
+@pytest.fixture
+async def ws(database: RoleUrls) -> AsyncIterator[Workspace]:
+    """The workspace connected as the finance role, as ``karya serve finance`` runs it."""
+    async with workspace(database.finance) as made:
+        yield made
+
+
+async def _client(ws: Workspace, role: str, lapas: str | None = None) -> httpx.AsyncClient:
+    user, password = await ws.account(role, lapas)
+    return await ws.signed_in(user, password)
+
+
+async def _ok(client: httpx.AsyncClient, url: str, **params: Any) -> Any:
+    response = await client.get(url, params=params)
+    assert response.status_code == 200, (url, response.text)
+    return response.json()
+
+
+async def _all_entries(client: httpx.AsyncClient, **params: Any) -> list[dict[str, Any]]:
+    """Every entry of a filtered list, page by page through the cursor."""
+    found: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        page = await _ok(client, "/api/v1/entries", **params, **({"cursor": cursor} if cursor else {}))
+        found += page["entries"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return found
+
+
+async def test_an_auditor_of_lapas_a_gets_404_for_everything_of_lapas_b(posted: TwoLapas, ws: Workspace) -> None:
+    client = await _client(ws, "auditor_lapas", LAPAS_A)
+
+    for sequence in posted.entries_b:
+        assert (await client.get(f"/api/v1/entries/{sequence}")).status_code == 404
+    assert (await client.get(f"/api/v1/orders/{posted.order_b}")).status_code == 404
+    assert (await client.get(f"/api/v1/inmates/{posted.inmate_b}/statement")).status_code == 404
+    assert (await client.get("/api/v1/entries/999999999")).status_code == 404, "the same as what does not exist"
+    # A's own are there
+    entry = await _ok(client, f"/api/v1/entries/{posted.entries_a[0]}")
+    assert entry["order_key"] == posted.order_a and entry["lines"] and entry["chain"]["chain_hash"]
+    assert [d["channel"] for d in entry["deliveries"]] == ["shopee"]
+    assert "[redacted]" in json.dumps(entry["deliveries"][0]["body"])
+    order = await _ok(client, f"/api/v1/orders/{posted.order_a}")
+    assert order["lapas_id"] == LAPAS_A and [e["sequence"] for e in order["entries"]] == list(posted.entries_a)
+
+
+async def test_lists_under_lapas_a_hold_none_of_lapas_bs_rows(posted: TwoLapas, ws: Workspace) -> None:
+    client = await _client(ws, "auditor_lapas", LAPAS_A)
+
+    entries = await _all_entries(client, limit=2)
+    sequences = [e["sequence"] for e in entries]
+    assert sequences == sorted(set(sequences)), "pages neither repeat nor skip"
+    assert set(posted.entries_a) <= set(sequences) and not set(posted.entries_b) & set(sequences)
+    by_order = await _all_entries(client, order_key=posted.order_b)
+    assert by_order == []
+    by_key = await _all_entries(client, posting_key=f"payout:{posted.inmate_b}")
+    assert by_key == []
+    listed = {a["account"] for a in (await _ok(client, "/api/v1/accounts"))["accounts"]}
+    assert accounts.inmate_savings(posted.inmate_a) in listed
+    assert not any(LAPAS_B in a or posted.inmate_b in a for a in listed)
+    tb = await _ok(client, "/api/v1/trial-balance")
+    assert tb["balanced"] and tb["total_debit"] > 0, "a lapas sees whole entries, so its trial balance balances"
+
+
+async def test_an_inmate_statement_closes_at_the_account_balance(posted: TwoLapas, ws: Workspace) -> None:
+    client = await _client(ws, "auditor_lapas", LAPAS_A)
+    account = accounts.inmate_savings(posted.inmate_a)
+
+    statement = await _ok(client, f"/api/v1/inmates/{posted.inmate_a}/statement")
+    listed = await _ok(client, "/api/v1/accounts", prefix=account)
+
+    assert statement["opening_balance"] == 0 and statement["postings"]
+    assert statement["closing_balance"] == listed["accounts"][0]["balance"] > 0
+    later = await _ok(client, f"/api/v1/inmates/{posted.inmate_a}/statement", **{"from": "2026-05-05T00:00:00Z"})
+    assert later["opening_balance"] == statement["closing_balance"] and later["postings"] == []
+
+
+async def _cli_trial_balance(urls: RoleUrls, *args: str) -> dict[str, Any]:
+    argv = ["trial-balance", "--json", *args]
+    result = await asyncio.to_thread(CliRunner().invoke, ledger_app, argv, env=cli_env(urls))
+    assert result.exit_code == 0, result.output
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
+
+
+def _comparable(tb: dict[str, Any]) -> tuple[Any, ...]:
+    rows = [(a["account"], a["type"], a["debit"], a["credit"], a["balance"]) for a in tb["accounts"]]
+    return rows, tb["total_debit"], tb["total_credit"], tb["balanced"]
+
+
+async def test_the_trial_balance_equals_the_cli_s(posted: TwoLapas, ws: Workspace, database: RoleUrls) -> None:
+    client = await _client(ws, "auditor_pusat")
+
+    assert _comparable(await _ok(client, "/api/v1/trial-balance")) == _comparable(await _cli_trial_balance(database))
+    as_of = "2026-05-05T00:00:00+00:00"
+    api = await _ok(client, "/api/v1/trial-balance", as_of=as_of)
+    assert _comparable(api) == _comparable(await _cli_trial_balance(database, "--as-of", as_of))
+
+
+async def test_bad_input_is_a_422_naming_the_field(posted: TwoLapas, ws: Workspace) -> None:
+    client = await _client(ws, "auditor_pusat")
+
+    for url, params, field in (
+        ("/api/v1/trial-balance", {"as_of": "yesterday"}, "as_of"),
+        ("/api/v1/trial-balance", {"as_of": "2026-05-05T00:00:00"}, "as_of"),  # no zone
+        ("/api/v1/accounts", {"known_at": "2026-13-01T00:00:00Z"}, "known_at"),
+        ("/api/v1/entries", {"from": "2026-05-05T00:00:00Z", "to": "2026-05-01T00:00:00Z"}, "to"),
+        ("/api/v1/entries", {"cursor": "abc"}, "cursor"),
+        ("/api/v1/entries", {"limit": "0"}, "limit"),
+        ("/api/v1/inmates/not-an-inmate/statement", {}, "inmate_id"),
+    ):
+        response = await client.get(url, params=params)
+        assert response.status_code == 422, (url, params, response.text)
+        assert field in [e["loc"][-1] for e in response.json()["detail"]], response.text
+
+
+async def test_the_api_needs_a_session(ws: Workspace) -> None:
+    assert (await ws.client().get("/api/v1/trial-balance")).status_code == 401
