@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -19,6 +20,12 @@ from services.finance.presentation.messages import DEFAULT_LANG, Lang, message
 from services.finance.presentation.zones import iso_local, zone_label
 
 Kind = Literal["text", "int", "rupiah", "datetime", "date"]
+ExportFormat = Literal["csv", "xlsx", "pdf"]
+MEDIA_TYPES: dict[ExportFormat, str] = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "pdf": "application/pdf",
+}
 RUPIAH_FORMAT = '"Rp" #,##0;-"Rp" #,##0'
 DATETIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
 DATE_FORMAT = "yyyy-mm-dd"
@@ -126,3 +133,14 @@ def to_xlsx(
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
+
+
+def download_headers(stem: str, fmt: ExportFormat) -> dict[str, str]:
+    """``Content-Type`` and an attachment ``Content-Disposition`` for an export named ``stem`` (characters other
+    than letters, digits, ``-``, ``_`` and ``.`` become ``_``, so no header can be injected through a name)."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", stem)[:120] or "export"
+    return {
+        "Content-Type": MEDIA_TYPES[fmt],
+        "Content-Disposition": f'attachment; filename="{safe}.{fmt}"',
+        "Cache-Control": "no-store",
+    }

@@ -12,10 +12,19 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from jinja2 import Environment
 from openpyxl import load_workbook
 from pypdf import PdfReader
 
-from services.finance.presentation.exports import RUPIAH_FORMAT, Column, to_csv, to_xlsx
+from services.finance.presentation import FILTERS
+from services.finance.presentation.exports import (
+    MEDIA_TYPES,
+    RUPIAH_FORMAT,
+    Column,
+    download_headers,
+    to_csv,
+    to_xlsx,
+)
 from services.finance.presentation.pdf import LapasMonthReport, Stamp, inmate_statement_pdf, lapas_report_pdf
 
 WITA = ZoneInfo("Asia/Makassar")
@@ -109,3 +118,21 @@ def test_lapas_report_pdf_in_english() -> None:
     assert "Monthly Lapas Report" in text and "November 2026" in text
     assert "Sales Rp 10.000.000" in text and "Marketplace fees -Rp 350.000" in text and "PNBP Rp 0" in text
     assert "Made by bendahara.cipinang at 2 December 2026 17:00:00 WITA" in text
+
+
+def test_download_headers_name_the_file_and_keep_the_header_clean() -> None:
+    headers = download_headers('laporan "cipinang"\r\nSet-Cookie: x=1', "xlsx")
+    assert headers["Content-Type"] == MEDIA_TYPES["xlsx"]
+    assert headers["Content-Disposition"] == 'attachment; filename="laporan__cipinang___Set-Cookie__x_1.xlsx"'
+    assert download_headers("", "pdf")["Content-Disposition"] == 'attachment; filename="export.pdf"'
+
+
+def test_page_filters_format_in_a_template() -> None:
+    env = Environment(autoescape=True)
+    env.filters.update(FILTERS)
+    page = env.from_string(
+        "{{ 'balance' | t(lang) }}: {{ b | rupiah_side('C', lang) }} · "
+        "{{ at | in_zone(zone, lang) }} · {{ n | rupiah }}"
+    )
+    rendered = page.render(lang="en", b=-1_500, at=datetime(2026, 12, 1, 16, 0, tzinfo=UTC), zone=WITA, n=7_000)
+    assert rendered == "Balance: Rp 1.500 Dr · 2 December 2026 00:00 WITA · Rp 7.000"
