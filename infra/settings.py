@@ -69,9 +69,12 @@ class HttpSettings(BaseSettings):
     orders_port: int = Field(default=8081, ge=1, le=65535, description="HTTP port of `karya serve orders`.")
     ledger_port: int = Field(default=8082, ge=1, le=65535, description="HTTP port of `karya serve ledger`.")
     gateway_port: int = Field(default=8083, ge=1, le=65535, description="HTTP port of `karya serve gateway`.")
+    finance_port: int = Field(
+        default=8084, ge=1, le=65535, description="HTTP port of `karya serve finance` (the finance workspace)."
+    )
 
     def port(self, service: str) -> int:
-        """The port of ``service`` (orders, ledger or gateway)."""
+        """The port of ``service`` (orders, ledger, gateway or finance)."""
         return int(getattr(self, f"{service}_port"))
 
 

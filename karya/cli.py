@@ -44,7 +44,7 @@ def db_migrate() -> None:
 
 @app.command("serve")
 def serve(
-    service: str = typer.Argument(..., help="orders | ledger | gateway"),
+    service: str = typer.Argument(..., help="orders | ledger | gateway | finance"),
     host: str = typer.Option("127.0.0.1"),
     port: int = typer.Option(
         0, help="HTTP port for /healthz, /readyz, /metrics (0: KARYA_<SERVICE>_PORT, else the service default)."
@@ -118,6 +118,9 @@ def _mount_optional() -> None:
     app.add_typer(orders_app, name="orders")
     app.add_typer(ledger_app, name="ledger")
     app.add_typer(policy_app, name="policy")
+    from services.finance.auth.cli import users_app
+
+    app.add_typer(users_app, name="users")
     from services.gateway.cli import import_app
 
     app.add_typer(import_app, name="import")

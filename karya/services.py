@@ -144,9 +144,29 @@ def wired_consumers(prefix: str) -> list[AuditedConsumer]:
     return [c for service in SERVICES for c in wiring_of(service, kafka).audited]
 
 
+FINANCE = "finance"
+"""The finance workspace (``services/finance``): a web app without consumers, so not one of :data:`SERVICES`."""
+
+
+def build_finance_app() -> FastAPI:
+    """The finance workspace's app, configured from the environment: its settings first (it refuses to start
+    without its database URL and secret), then one engine as the finance role, disposed when the app stops; the
+    app is handed the schema of every service (``app.state.schemas``) so that no module of the workspace names
+    one."""
+    from services.finance.app import create_app
+    from services.finance.settings import read_settings
+
+    own = read_settings()
+    engine = service_engine(FINANCE, own.database_url.get_secret_value())
+    schemas = {name: service.schema for name, service in SERVICES.items()}
+    return create_app(engine, own, schemas=schemas, after_stop=engine.dispose)
+
+
 def build_http_app(service: str) -> FastAPI:
     """The FastAPI app of one service process, configured from the environment; its lifespan starts the runtime
-    and, after stopping it, disposes the engine this root created."""
+    and, after stopping it, disposes the engine this root created (``finance``: :func:`build_finance_app`)."""
+    if service == FINANCE:
+        return build_finance_app()
     settings = process_settings(service)
     own = service_settings(service)  # before the engine: a service that cannot serve stops here, naming why
     engine = service_engine(service, settings.database_url)

@@ -151,6 +151,7 @@ def settings_rows(cls: type[BaseSettings], required: Iterable[str] = ()) -> list
 def sections() -> list[tuple[str, str, list[tuple[str, str, str]]]]:
     """(title, source, rows) of every settings class, then the variables read outside them."""
     from infra.settings import DatabaseSettings, HttpSettings, KafkaSettings
+    from services.finance.settings import FinanceSettings
     from services.gateway.clients.settings import REQUIRED, ClientSettings
     from services.gateway.settings import EdgeSettings, GatewaySettings
     from services.ledger.settings import LedgerSettings
@@ -165,6 +166,7 @@ def sections() -> list[tuple[str, str, list[tuple[str, str, str]]]]:
             settings_rows(HttpSettings),
         ),
         ("Ledger", "services/ledger/settings.py `LedgerSettings`", settings_rows(LedgerSettings)),
+        ("Finance workspace", "services/finance/settings.py `FinanceSettings`", settings_rows(FinanceSettings)),
         (
             "Gateway: webhooks, pollers, retention",
             "services/gateway/settings.py `GatewaySettings`",

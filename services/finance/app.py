@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -39,9 +39,15 @@ def api_routers() -> list[APIRouter]:
 
 
 def create_app(
-    engine: AsyncEngine, settings: FinanceSettings, *, after_stop: Callable[[], Awaitable[None]] | None = None
+    engine: AsyncEngine,
+    settings: FinanceSettings,
+    *,
+    schemas: Mapping[str, str] | None = None,
+    after_stop: Callable[[], Awaitable[None]] | None = None,
 ) -> FastAPI:
-    """The workspace on ``engine`` (the caller's; ``after_stop`` disposes it when the app shuts down)."""
+    """The workspace on ``engine`` (the caller's; ``after_stop`` disposes it when the app shuts down);
+    ``schemas``: where each service keeps its data (``{"ledger": "ledger", …}``, from the composition root's
+    topology), kept as ``app.state.schemas`` for the read API."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -53,6 +59,7 @@ def create_app(
     app.state.db = Database(engine, SCHEMA)
     app.state.engine = engine
     app.state.settings = settings
+    app.state.schemas = dict(schemas or {})
     app.include_router(session_router)
     routers = api_routers()
     for router in routers:

@@ -1,22 +1,30 @@
 """Settings of the finance workspace process, read only from the environment (pydantic-settings).
 
-The session-signing secret has no default: :func:`read_settings` refuses to start without it, naming the
-variable (``KARYA_FINANCE_SECRET_KEY``, at least 32 characters; ``karya stack up`` or the deployment provides it).
+Its database URL (the ``karya_finance`` role's) and its secret have no default: :func:`read_settings` refuses to
+start without them, naming the variables (``KARYA_FINANCE_DATABASE_URL``, ``KARYA_FINANCE_SECRET_KEY`` of at least
+32 characters; the deployment provides them).
 """
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import AliasChoices, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from infra.db.roles import FINANCE_URL_ENV
 
 SECRET_ENV = "KARYA_FINANCE_SECRET_KEY"  # noqa: S105 - the variable's name, not a secret
 
 
 class FinanceSettings(BaseSettings):
-    """The workspace's secret and the rules of its sessions and logins."""
+    """The workspace's database, its secret and the rules of its sessions and logins."""
 
-    model_config = SettingsConfigDict(env_prefix="KARYA_FINANCE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="KARYA_FINANCE_", extra="ignore", populate_by_name=True)
 
+    database_url: SecretStr = Field(
+        validation_alias=AliasChoices(FINANCE_URL_ENV),
+        description="The finance role's database URL (`karya_finance`: row-level-secured reads of the ledger, the "
+        "workspace's own tables; required). `karya stack up` writes the local value to .local/stack.env.",
+    )
     secret_key: SecretStr = Field(
         min_length=32,
         description="Secret the CSRF tokens are derived with (at least 32 characters; required).",
@@ -37,5 +45,9 @@ def read_settings() -> FinanceSettings:
     try:
         return FinanceSettings()  # secret_key comes from the environment
     except ValidationError as exc:
-        names = ", ".join(f"KARYA_FINANCE_{str(e['loc'][0]).upper()}" for e in exc.errors() if e["loc"])
+        names = ", ".join(_variable(str(e["loc"][0])) for e in exc.errors() if e["loc"])
         raise SystemExit(f"the finance workspace cannot start: set {names} (see docs/settings.md)") from None
+
+
+def _variable(field: str) -> str:
+    return field if field.isupper() else f"KARYA_FINANCE_{field.upper()}"

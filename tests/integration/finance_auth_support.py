@@ -29,8 +29,10 @@ _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 def finance_settings(**overrides: Any) -> FinanceSettings:
-    """The workspace's settings for a test (a fixed test secret; ``overrides``: the rules under test)."""
-    return FinanceSettings(secret_key=SecretStr("test-secret-" + "x" * 32), **overrides)
+    """The workspace's settings for a test (a fixed test secret; ``overrides``: the rules under test; the URL is
+    not used: :func:`workspace` hands the app an engine of its own)."""
+    fixed = {"secret_key": SecretStr("test-secret-" + "x" * 32), "database_url": SecretStr("postgresql://unused")}
+    return FinanceSettings(**(fixed | overrides))
 
 
 def csrf_of(html: str) -> str:

@@ -22,7 +22,8 @@ Import from here (the names are stable; the modules behind them may move):
 
 Where the app keeps what routers need (set by :func:`services.finance.app.create_app`): ``request.app.state.db``
 (the finance schema's :class:`infra.db.unit_of_work.Database`; ``.engine`` for other schemas) and
-``request.app.state.settings`` (:class:`services.finance.settings.FinanceSettings`).
+``request.app.state.settings`` (:class:`services.finance.settings.FinanceSettings`) and
+``request.app.state.schemas`` (each service's schema by name, ``{"ledger": …, "gateway": …}``, from the topology).
 """
 
 from services.finance.auth import audit

@@ -1,0 +1,82 @@
+"""``karya users``: the finance workspace's accounts (add, list, disable), as the service role.
+
+``karya users add NAME --role auditor_pusat|auditor_lapas|bendahara|admin [--lapas L]`` prints a generated
+password once (only its argon2id hash is kept); ``--password-stdin`` reads one instead (at least 12 characters).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from infra.cli_root import CliRoot
+from infra.db.unit_of_work import UnitOfWork
+from services.finance.app import SCHEMA
+from services.finance.auth import audit
+from services.finance.auth.passwords import generate_password, hash_password
+from services.finance.auth.users import ROLES, Account, AccountError, add_user, check_account, disable_user
+from services.finance.auth.users import list_accounts as list_rows
+
+users_app = typer.Typer(help="Accounts of the finance workspace (`karya serve finance`).", no_args_is_help=True)
+CLI_ACTOR = "karya-cli"
+"""Who the audit log names for accounts changed from the command line."""
+
+
+@users_app.command("add")
+def add(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="The user name (no spaces)."),
+    role: str = typer.Option(..., "--role", help=" | ".join(ROLES)),
+    lapas: str | None = typer.Option(None, "--lapas", help="The lapas of an auditor_lapas or bendahara."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin."),
+) -> None:
+    """Create an account and print its password (generated unless --password-stdin)."""
+    try:
+        check_account(name, role, lapas)
+        password = sys.stdin.readline().rstrip("\n") if password_stdin else generate_password()
+        hashed = hash_password(password)
+    except (AccountError, ValueError) as exc:
+        typer.secho(str(exc), err=True, fg="red")
+        raise typer.Exit(2) from None
+
+    async def work(uow: UnitOfWork) -> None:
+        user = await add_user(uow, name, role, lapas, hashed)
+        await audit.record(
+            uow, CLI_ACTOR, "user_added", f"{user.name} ({user.role}{f', {user.lapas}' if user.lapas else ''})"
+        )
+
+    try:
+        CliRoot.of(ctx).run("service", SCHEMA, work)
+    except AccountError as exc:
+        typer.secho(str(exc), err=True, fg="red")
+        raise typer.Exit(1) from None
+    typer.echo(f"added {name} ({role}{f', lapas {lapas}' if lapas else ''})")
+    if not password_stdin:
+        typer.echo(f"password: {password}")
+
+
+@users_app.command("list")
+def list_users(ctx: typer.Context) -> None:
+    """Every account: name, role, lapas, and whether it is disabled."""
+    accounts: list[Account] = CliRoot.of(ctx).run("service", SCHEMA, list_rows)
+    for account in accounts:
+        user = account.user
+        state = "disabled" if account.disabled else "active"
+        typer.echo(f"{user.name}\t{user.role}\t{user.lapas or '-'}\t{state}")
+
+
+@users_app.command("disable")
+def disable(ctx: typer.Context, name: str = typer.Argument(..., help="The user name.")) -> None:
+    """Disable an account and end its sessions (the account and its audit rows stay)."""
+
+    async def work(uow: UnitOfWork) -> bool:
+        done = await disable_user(uow, name)
+        if done:
+            await audit.record(uow, CLI_ACTOR, "user_disabled", name)
+        return done
+
+    if not CliRoot.of(ctx).run("service", SCHEMA, work):
+        typer.secho(f"no active user named {name!r}", err=True, fg="red")
+        raise typer.Exit(1)
+    typer.echo(f"disabled {name}")
