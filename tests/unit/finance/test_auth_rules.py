@@ -83,3 +83,27 @@ def test_the_workspace_reads_its_settings_from_the_environment(monkeypatch: pyte
     assert settings.secret_key == SecretStr("k" * 32) and settings.session_idle_minutes == 10
     assert "karya_finance@db" not in repr(settings)  # the URL (with its password) is a secret too
     assert isinstance(settings, FinanceSettings)
+
+
+def test_karya_serve_finance_refuses_before_it_connects(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The composition root reads the workspace's settings before it creates an engine."""
+    from karya.services import build_http_app
+
+    monkeypatch.setenv("KARYA_FINANCE_DATABASE_URL", "postgresql+asyncpg://karya_finance@127.0.0.1:1/karya")
+    monkeypatch.delenv("KARYA_FINANCE_SECRET_KEY", raising=False)
+
+    with pytest.raises(SystemExit, match="KARYA_FINANCE_SECRET_KEY"):
+        build_http_app("finance")
+
+
+def test_karya_serve_finance_builds_the_workspace_with_the_topologys_schemas(monkeypatch: pytest.MonkeyPatch) -> None:
+    from karya.services import build_http_app
+
+    monkeypatch.setenv("KARYA_FINANCE_DATABASE_URL", "postgresql+asyncpg://karya_finance@127.0.0.1:1/karya")
+    monkeypatch.setenv("KARYA_FINANCE_SECRET_KEY", "k" * 32)
+
+    app = build_http_app("finance")  # the engine connects lazily: nothing connects here
+
+    assert app.state.db.schema == "finance"
+    assert app.state.schemas == {"orders": "orders", "ledger": "ledger", "gateway": "gateway"}
+    assert app.state.settings.session_idle_minutes == 30
