@@ -258,7 +258,7 @@ def pending_cmd(
     # Plain lines, one per event (no table: order keys and event ids stay whole and greppable).
     for p in parked:
         typer.echo(
-            f"{str(p.received_at)[:19]}  {format_age(p.age_seconds):>7}  waiting for {p.waiting_for:<10}  "
+            f"{when(p.received_at, UTC_ZONE)}  {format_age(p.age_seconds):>7}  waiting for {p.waiting_for:<10}  "
             f"{p.type.removeprefix('karya.').rsplit('.', 1)[0]:<32}  {p.order_key}  {p.event_id}"
         )
     typer.echo(f"{len(parked)} parked" + ("" if older_than is None else f" for longer than {older_than}"))
@@ -274,7 +274,7 @@ def closed_cmd(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")
         return
     for c in closed:
         kind = c.event_type.removeprefix("karya.").rsplit(".", 1)[0]
-        typer.echo(f"{str(c.closed_at)[:19]}  {kind:<32}  {c.order_key}  {c.event_id}  {c.reason}")
+        typer.echo(f"{when(c.closed_at, UTC_ZONE)}  {kind:<32}  {c.order_key}  {c.event_id}  {c.reason}")
     typer.echo(f"{len(closed)} closed without posting")
 
 
@@ -355,7 +355,8 @@ def unallocated_cmd(ctx: typer.Context, as_json: bool = typer.Option(False, "--j
         _json(rows)
         return
     for r in rows:
-        typer.echo(f"{str(r['since'])[:19]}  {r['order_key']}  {r['lapas_id']}  held {r['held']:,}  {r['reason']}")
+        since = when(datetime.fromisoformat(r["since"]), UTC_ZONE)
+        typer.echo(f"{since}  {r['order_key']}  {r['lapas_id']}  held {r['held']:,}  {r['reason']}")
     typer.echo(f"{len(rows)} orders unallocated, {sum(r['held'] for r in rows):,} rupiah held")
 
 
