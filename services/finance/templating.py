@@ -2,7 +2,8 @@
 
 Every page extends ``base.html`` and is rendered through :func:`render`, which hands the template the signed-in
 user (``user``, None on the login page) and the form token (``csrf_token``: every ``<form method="post">`` puts it
-in a hidden field named ``csrf_token``), and sets the pre-login CSRF cookie when the page made one.
+in a hidden field named ``csrf_token``), and sets the pre-login CSRF cookie when the page made one. The
+presentation's filters (``rupiah``, ``rupiah_side``, ``in_zone``, ``t``) are registered on the environment.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from fastapi.templating import Jinja2Templates
 
 from services.finance.auth.csrf import csrf_token, issue_nonce
 from services.finance.auth.deps import optional_user
+from services.finance.presentation import FILTERS
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+TEMPLATES.env.filters.update(FILTERS)  # rupiah, rupiah_side, in_zone, t (services.finance.presentation)
 
 
 async def render(
