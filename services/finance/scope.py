@@ -22,6 +22,7 @@ from fastapi import Depends, Request
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from infra.db.roles import FINANCE, FINANCE_URL_ENV
 from services.finance.auth import current_user
 
 ALL_LAPAS = "*"
@@ -74,11 +75,13 @@ def scope_of(viewer: Viewer) -> str:
     return lapas
 
 
-async def enter_scope(conn: AsyncConnection, viewer: Viewer) -> None:
-    """Put the open transaction of ``conn`` in ``viewer``'s scope (until it ends)."""
-    await conn.execute(
-        text("SELECT set_config(:name, :scope, true)"), {"name": SCOPE_SETTING, "scope": scope_of(viewer)}
+async def enter_scope(conn: AsyncConnection, viewer: Viewer) -> str:
+    """Put the open transaction of ``conn`` in ``viewer``'s scope (until it ends); the role ``conn`` reads as."""
+    row = await conn.execute(
+        text("SELECT set_config(:name, :scope, true) AS scope, CAST(current_user AS text) AS role"),
+        {"name": SCOPE_SETTING, "scope": scope_of(viewer)},
     )
+    return str(row.one().role)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,10 +110,15 @@ class ReadModel:
 
 
 async def scoped_read(engine: AsyncEngine, viewer: Viewer, schemas: ReadSchemas) -> AsyncIterator[ReadModel]:
-    """A read-only transaction on ``engine`` in ``viewer``'s scope (rolled back at the end: it writes nothing)."""
+    """A read-only transaction on ``engine`` in ``viewer``'s scope (rolled back at the end: it writes nothing).
+
+    Refused unless ``engine`` connects as ``karya_finance``: the policies scope only that role, so a workspace
+    wired to another role fails closed instead of showing every lapas."""
     async with engine.connect() as conn, conn.begin() as transaction:
         await conn.execute(text("SET TRANSACTION READ ONLY"))
-        await enter_scope(conn, viewer)
+        role = await enter_scope(conn, viewer)
+        if role != FINANCE:  # another role is not under the lapas policies: it would show every lapas
+            raise ScopeError(f"the finance workspace reads as {FINANCE}, not {role} ({FINANCE_URL_ENV})")
         try:
             yield ReadModel(conn, schemas, viewer)
         finally:

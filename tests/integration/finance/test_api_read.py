@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from infra.db.roles import RoleUrls
+from services.finance.scope import ScopeError
 from services.ledger.cli import ledger_app
 from services.ledger.domain import accounts
 from tests.integration.finance_auth_support import Workspace, workspace
@@ -148,3 +149,10 @@ async def test_bad_input_is_a_422_naming_the_field(posted: TwoLapas, ws: Workspa
 
 async def test_the_api_needs_a_session(ws: Workspace) -> None:
     assert (await ws.client().get("/api/v1/trial-balance")).status_code == 401
+
+
+async def test_a_workspace_wired_to_another_role_fails_closed(posted: TwoLapas, database: RoleUrls) -> None:
+    async with workspace(database.service) as unscoped:
+        client = await _client(unscoped, "auditor_lapas", LAPAS_A)
+        with pytest.raises(ScopeError, match="karya_finance"):
+            await client.get(f"/api/v1/orders/{posted.order_b}")
