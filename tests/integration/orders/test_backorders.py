@@ -29,6 +29,7 @@ from services.orders.cli import catalogue_app
 from services.orders.inspection import Verdict, inspect_quarantine
 from services.orders.outbound import OrdersTopics
 from tests.integration import orders_support as o
+from tests.integration.cli_support import cli_root
 from tests.integration.ledger.test_scenarios_unallocated import scenario_c_batch, scenario_c_catalogue
 from tests.integration.ledger_support import new_inmate
 from tests.naming import topic_prefix
@@ -123,12 +124,9 @@ async def test_restocked_returns_fill_a_paid_order_waiting_for_them(engine: Asyn
     await o.assert_reconciled(engine)
 
 
-def test_karya_catalogue_load_fills_a_waiting_order(
-    database: RoleUrls, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_karya_catalogue_load_fills_a_waiting_order(database: RoleUrls, tmp_path: Path) -> None:
     u, prefix = o.uid(), topic_prefix()
-    monkeypatch.setenv("KARYA_TOPIC_PREFIX", prefix)  # the CLI's settings: its events never reach shared topics
-    monkeypatch.setenv("DATABASE_URL", database.service)
+    root = cli_root(database, prefix)  # the command's root: its events never reach shared topics
     handler = o.orders_handler(OrdersTopics.with_prefix(prefix))
     paid = o.status_event(u, "cli", "READY_TO_SHIP", 0, "shopee", qty=2, price=100_000, base=o.recent())
 
@@ -153,10 +151,10 @@ def test_karya_catalogue_load_fills_a_waiting_order(
     karya.add_typer(catalogue_app, name="catalogue")  # as `karya catalogue` mounts it
     path = tmp_path / "catalogue.yaml"
     dump_catalogue(scenario_c_catalogue(u, (scenario_c_batch(u, (new_inmate(), 1), produced=2),)), path)
-    loaded = CliRunner().invoke(karya, ["catalogue", "load", str(path)])
+    loaded = CliRunner().invoke(karya, ["catalogue", "load", str(path)], obj=root)
     assert loaded.exit_code == 0, loaded.output
     assert "1 new batches (2 units received); 1 waiting orders filled" in loaded.output
-    again = CliRunner().invoke(karya, ["catalogue", "load", str(path)])
+    again = CliRunner().invoke(karya, ["catalogue", "load", str(path)], obj=root)
     assert "0 new batches (0 units received); 0 waiting orders filled" in again.output
     assert asyncio.run(run(reservations)) == ["hard"]
 
