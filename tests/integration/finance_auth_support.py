@@ -1,6 +1,6 @@
 """The finance workspace as its tests drive it: an app on the session database, accounts and signed-in clients.
 
-Tests of the read API and the pages use it too: ``async with workspace(database.service) as ws`` gives the app
+Tests of the read API and the pages use it too: ``async with workspace(database.finance) as ws`` gives the app
 and its database, ``await ws.account("bendahara", "lapas-a")`` a user with a fresh password, and
 ``await ws.signed_in(user, password)`` an HTTP client (httpx over ASGI, host ``localhost``) with its session.
 """
@@ -79,10 +79,11 @@ class Workspace:
 
 @asynccontextmanager
 async def workspace(
-    service_url: str, settings: FinanceSettings | None = None, routers: Sequence[APIRouter] = ()
+    url: str, settings: FinanceSettings | None = None, routers: Sequence[APIRouter] = ()
 ) -> AsyncIterator[Workspace]:
-    """The workspace app on the service role's ``service_url`` (``routers``: extra routes a test adds)."""
-    engine = make_engine(service_url, pool_size=2)
+    """The workspace app connected with ``url`` (``database.finance``: the role ``karya serve finance`` uses;
+    ``routers``: extra routes a test adds)."""
+    engine = make_engine(url, pool_size=2)
     app = create_app(engine, settings or finance_settings())
     for router in routers:
         app.include_router(router)

@@ -40,8 +40,8 @@ async def approve(user: User = Depends(require_role("bendahara"))) -> dict[str, 
 
 @pytest.fixture
 async def ws(database: RoleUrls) -> AsyncIterator[Workspace]:
-    """The workspace with the probe routes, as the service role."""
-    async with workspace(database.service, routers=[probe]) as made:
+    """The workspace with the probe routes, as its own role (karya_finance)."""
+    async with workspace(database.finance, routers=[probe]) as made:
         yield made
 
 

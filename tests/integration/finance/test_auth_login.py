@@ -15,8 +15,8 @@ from tests.integration.finance_auth_support import Workspace, csrf_of, finance_s
 
 @pytest.fixture
 async def ws(database: RoleUrls) -> AsyncIterator[Workspace]:
-    """The workspace on the session database, as the service role."""
-    async with workspace(database.service, finance_settings(login_max_failures=3)) as made:
+    """The workspace on the session database, as its own role (karya_finance)."""
+    async with workspace(database.finance, finance_settings(login_max_failures=3)) as made:
         yield made
 
 
