@@ -181,7 +181,10 @@ def plan_settlement(
     cleared = cleared_amounts(_gross(order), [*earlier, settlement])[-1]
     order.settlements.append(payload)
     order.changed = True
-    outcome = distribute(order, completion, policies, release_last=False, take_back=False)
+    # The requests just parsed, not a second parse of every stored payload (bench issue 13).
+    outcome = distribute(
+        order, completion, policies, release_last=False, take_back=False, parsed=[*earlier, settlement]
+    )
     # A settlement that pays nothing, withholds nothing and clears nothing (its gross is beyond what is left of
     # the receivable) moves no money: it is recorded in the facts, and no (empty) entry is posted.
     moves_money = cleared or settlement.net_payout or any(settlement.fees.values()) or settlement.pph22_withheld
@@ -207,6 +210,7 @@ def distribute(
     *,
     release_last: bool = True,
     take_back: bool = True,
+    parsed: Sequence[SettlementRequest] | None = None,
 ) -> SettlementOutcome:
     """Distribute ``order`` cumulatively through all its settlements, updating ``order``: first the release
     to revenue of the gross held in unallocated proceeds (the settlements after the ``distributed`` first;
@@ -215,8 +219,9 @@ def distribute(
 
     Without ``take_back`` (an event, not a person, asks) a delta that would take from an inmate's savings — a
     later settlement that lowers the base, or a rupiah the largest remainder moves — is held instead: the
-    savings may have been paid out, and the database would refuse the batch again and again."""
-    settlements = _requests(order, completion)
+    savings may have been paid out, and the database would refuse the batch again and again. ``parsed``: the
+    order's settlements already parsed by the caller (what :func:`settled_requests` would return)."""
+    settlements = list(parsed) if parsed is not None else _requests(order, completion)
     if not completion.allocations:
         return SettlementOutcome(hold=order.hold or NO_ALLOCATION)
     n = len(settlements)
