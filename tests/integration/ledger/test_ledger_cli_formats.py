@@ -19,14 +19,22 @@ from typer.testing import CliRunner, Result
 from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
 from services.ledger.cli import ledger_app
-from tests.integration.ledger_support import Batch, cli_env, completed, new_inmate, new_order_key, new_processor, post
+from tests.integration.ledger_support import (
+    Batch,
+    completed,
+    ledger_cli_root,
+    new_inmate,
+    new_order_key,
+    new_processor,
+    post,
+)
 from tests.integration.ledger_support import settled as settled_event
 
 pytestmark = pytest.mark.integration
 
 
 async def _cli(urls: RoleUrls, *args: str) -> Result:
-    result = await asyncio.to_thread(CliRunner().invoke, ledger_app, list(args), env=cli_env(urls))
+    result = await asyncio.to_thread(CliRunner().invoke, ledger_app, list(args), obj=ledger_cli_root(urls))
     return result
 
 
