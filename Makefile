@@ -30,10 +30,14 @@ stack-down: install
 stack-status: install
 	@$(KARYA) stack status
 
+# apt-get update once for the Debian packages below: skipped when this checkout updated the lists less than an hour
+# ago (a fresh machine that lacks both promtool and chromium updates them for the first and reuses them for the second).
+APT_UPDATE := { test -n "$$(find .local/.apt-updated -mmin -60 2>/dev/null)" || { apt-get update -qq && mkdir -p .local && touch .local/.apt-updated; }; }
+
 # promtool for tests/unit/test_alert_rules.py, from Debian's prometheus package when it is not on PATH (as root).
 # Its postinst would start the prometheus daemon; /usr/sbin/policy-rc.d (exit 101) on these machines prevents that.
 promtool:
-	@command -v promtool >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus)
+	@command -v promtool >/dev/null || ($(APT_UPDATE) && apt-get install -y -qq --no-install-recommends prometheus)
 
 # A local Prometheus (Debian's package, installed with promtool) scraping the running services with every rule file
 # loaded, on loopback; state and pid in .local/observe (deploy/prometheus/observe.py). The demo prints its services'
@@ -49,7 +53,7 @@ observe-stop:
 # machines, so never `playwright install`: the tests point Playwright at the system executable) and Playwright for
 # Python at its pinned version (a dev dependency; installed here too if a venv predates it).
 browser: install
-	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	@command -v chromium >/dev/null || ($(APT_UPDATE) && apt-get install -y -qq chromium)
 	@$(BIN)/python -c 'import playwright' 2>/dev/null || $(BIN)/pip install --quiet -c constraints.txt playwright
 
 test: install promtool browser
