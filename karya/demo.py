@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -28,8 +29,17 @@ from sqlalchemy.engine import make_url
 
 from infra.db.engine import make_engine
 from infra.db.migrate import upgrade_to_head_async
-from infra.db.roles import GATEWAY, GATEWAY_URL_ENV, bootstrap_database, drop_database, passwords_from_env, url_as
-from infra.db.unit_of_work import UnitOfWork
+from infra.db.roles import (
+    FINANCE,
+    FINANCE_URL_ENV,
+    GATEWAY,
+    GATEWAY_URL_ENV,
+    bootstrap_database,
+    drop_database,
+    passwords_from_env,
+    url_as,
+)
+from infra.db.unit_of_work import Database, UnitOfWork
 from infra.environment import ROOT, state_dir
 from infra.messaging.admin import broker_counts, ensure_topics
 from infra.messaging.relay import make_producer
@@ -45,6 +55,8 @@ from karya.processes import (
     stop_all,
     wait_until_ready,
 )
+from services.finance.app import SCHEMA as FINANCE_SCHEMA
+from services.finance.auth.demo import create_demo_users
 from services.ledger.adapters.policy_repo import store_policies
 from services.ledger.app import SCHEMA as LEDGER_SCHEMA
 from services.ledger.domain.policy_file import parse_policies
@@ -55,6 +67,8 @@ from services.orders.catalogue import Catalogue, load_catalogue
 console = Console(stderr=True)
 CATALOGUE = ROOT / "deploy" / "demo" / "catalogue.yaml"
 POLICIES = ROOT / "deploy" / "demo" / "policies.yaml"
+FINANCE_USERS = "finance-users.txt"
+"""The demo accounts of the finance workspace (one per role) and their passwords, under the state dir (0600)."""
 
 
 def demo(
@@ -95,7 +109,12 @@ def demo(
     os.environ.update(urls)  # everything below (and every service started) works in the demo's database
     env = {"KARYA_TOPIC_PREFIX": prefix, **urls}
     catalogue = load_catalogue(CATALOGUE)
-    services = ["orders", "ledger"]
+    services = ["orders", "ledger", "finance"]
+    # The finance workspace connects as its own role on the demo's database, with a secret of this run.
+    env |= {
+        FINANCE_URL_ENV: url_as(os.environ["DATABASE_URL"], FINANCE, passwords_from_env()),
+        "KARYA_FINANCE_SECRET_KEY": secrets.token_urlsafe(32),
+    }
     gateway_port = sim_port = 0
     if source == "simulator":
         gateway_port, sim_port = free_port(), free_port()
@@ -171,6 +190,8 @@ async def _prepare(prefix: str) -> None:
             new, _ = await store_policies(
                 UnitOfWork(conn, LEDGER_SCHEMA), parse_policies(yaml.safe_load(POLICIES.read_text()), str(POLICIES))
             )
+        lapas = load_catalogue(CATALOGUE).lapas[0].lapas_id
+        await create_demo_users(Database(engine, FINANCE_SCHEMA), state_dir() / FINANCE_USERS, lapas)
     finally:
         await engine.dispose()
     console.print(f"catalogue: {len(report.new_batches)} batches, {report.units_received} units; {new} split policies")
@@ -326,6 +347,10 @@ def _print_summary(result: dict[str, Any], procs: list[ServiceProcess], demo_env
             f"rejected {c['webhooks_rejected']}"
         )
     for p in procs:
+        if p.name == "finance":
+            users = state_dir() / FINANCE_USERS
+            console.print(f"finance workspace: http://127.0.0.1:{p.port}/ (pid {p.pid}); demo accounts in {users}")
+            continue
         console.print(f"{p.name}: http://127.0.0.1:{p.port}/readyz  /metrics  (pid {p.pid})")
     console.print(
         f"try (in the demo's database and topics): source {demo_env}; "
