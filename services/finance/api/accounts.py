@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path
 
 from services.finance.api.models import AccountList, InmateStatement, TrialBalance
-from services.finance.api.params import NOT_FOUND, AsOf, End, KnownAt, Start, moment, not_found, period
+from services.finance.api.params import NOT_FOUND, AsOf, End, KnownAt, Start, moment, not_found, period, text_query
 from services.finance.queries import balances
 from services.finance.scope import Reads
 
@@ -22,9 +22,7 @@ async def list_accounts(
     reads: Reads,
     as_of: AsOf = None,
     known_at: KnownAt = None,
-    prefix: Annotated[
-        str | None, Query(max_length=200, description="Only accounts whose code starts with this.")
-    ] = None,
+    prefix: Annotated[str | None, text_query("Only accounts whose code starts with this.", 200)] = None,
 ) -> dict[str, Any]:
     """Accounts with lines in the viewer's lapas: debit and credit totals and the balance on the normal side."""
     rows = await balances.account_totals(reads, moment(as_of, known_at), prefix)

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path
 
 from services.finance.api.models import EntryDetail, EntryPage, Order
 from services.finance.api.params import (
+    NO_NUL,
     NOT_FOUND,
     AsOf,
     Cursor,
@@ -21,13 +22,12 @@ from services.finance.api.params import (
     not_found,
     period,
     sequence_cursor,
+    text_query,
 )
 from services.finance.queries import journal
 from services.finance.scope import Reads
 
 router = APIRouter(prefix="/api/v1", tags=["journal"])
-
-Text = Annotated[str | None, Query(max_length=300)]
 
 
 @router.get("/entries", response_model=EntryPage)
@@ -37,12 +37,10 @@ async def list_entries(
     end: End = None,
     as_of: AsOf = None,
     known_at: KnownAt = None,
-    posting_key: Annotated[
-        str | None, Query(max_length=300, description="Entries whose posting key starts with this.")
-    ] = None,
-    order_key: Annotated[str | None, Query(max_length=300, description="Entries of this order.")] = None,
-    kind: Text = None,
-    account: Annotated[str | None, Query(max_length=300, description="Entries with a line on this account.")] = None,
+    posting_key: Annotated[str | None, text_query("Entries whose posting key starts with this.")] = None,
+    order_key: Annotated[str | None, text_query("Entries of this order.")] = None,
+    kind: Annotated[str | None, text_query("Entries of this kind (completion, settlement, distribution...).")] = None,
+    account: Annotated[str | None, text_query("Entries with a line on this account.")] = None,
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> dict[str, Any]:
@@ -65,7 +63,7 @@ async def get_entry(reads: Reads, sequence: Annotated[int, Path(ge=1, le=2**63 -
 
 @router.get("/orders/{order_key}", response_model=Order, responses=NOT_FOUND)
 async def get_order(
-    reads: Reads, order_key: Annotated[str, Path(max_length=300, description="marketplace:shop:order")]
+    reads: Reads, order_key: Annotated[str, Path(max_length=300, pattern=NO_NUL, description="marketplace:shop:order")]
 ) -> dict[str, Any]:
     """What the ledger knows of an order, its entries and its webhook deliveries (redacted, without bodies)."""
     found = await journal.order_detail(reads, order_key)

@@ -24,8 +24,18 @@ Start = Annotated[
     AwareDatetime | None, Query(alias="from", description="Period start (effective, inclusive, with a zone).")
 ]
 End = Annotated[AwareDatetime | None, Query(alias="to", description="Period end (effective, exclusive, with a zone).")]
+NO_NUL = r"^[^\x00]*$"
+"""Text PostgreSQL can hold: no NUL character (a 422, not a database error)."""
+
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size.")]
-Cursor = Annotated[str | None, Query(max_length=300, description="``next_cursor`` of the previous page.")]
+
+
+def text_query(description: str, max_length: int = 300) -> Any:
+    """A text query parameter: at most ``max_length`` characters, no NUL."""
+    return Query(max_length=max_length, pattern=NO_NUL, description=description)
+
+
+Cursor = Annotated[str | None, text_query("``next_cursor`` of the previous page.")]
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem, "description": "Not found, or not in the viewer's lapas."},

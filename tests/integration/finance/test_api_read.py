@@ -141,6 +141,8 @@ async def test_bad_input_is_a_422_naming_the_field(posted: TwoLapas, ws: Workspa
         ("/api/v1/entries", {"cursor": "abc"}, "cursor"),
         ("/api/v1/entries", {"limit": "0"}, "limit"),
         ("/api/v1/inmates/not-an-inmate/statement", {}, "inmate_id"),
+        ("/api/v1/entries", {"posting_key": "a\x00b"}, "posting_key"),
+        ("/api/v1/accounts", {"prefix": "\x00"}, "prefix"),
     ):
         response = await client.get(url, params=params)
         assert response.status_code == 422, (url, params, response.text)
