@@ -86,7 +86,8 @@ async def enter_scope(conn: AsyncConnection, viewer: Viewer) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ReadSchemas:
-    """The schemas the read model names (the composition root may set others on ``app.state.read_schemas``)."""
+    """The schemas the read model names: the ledger's as the composition root hands it (``app.state.schemas``),
+    the workspace's own (``app.state.db.schema``)."""
 
     ledger: str = "ledger"
     finance: str = "finance"
@@ -127,7 +128,8 @@ async def scoped_read(engine: AsyncEngine, viewer: Viewer, schemas: ReadSchemas)
 
 async def read_model(request: Request, user: Annotated[Viewer, Depends(current_user)]) -> AsyncIterator[ReadModel]:
     """FastAPI dependency: a :class:`ReadModel` in the signed-in user's scope, on the app's engine."""
-    schemas = getattr(request.app.state, "read_schemas", ReadSchemas())
+    named: dict[str, str] = getattr(request.app.state, "schemas", {})
+    schemas = ReadSchemas(ledger=named.get("ledger", "ledger"), finance=request.app.state.db.schema)
     async for model in scoped_read(request.app.state.db.engine, user, schemas):
         yield model
 
