@@ -18,7 +18,7 @@ from infra.messaging.consumer import InboundEvent, Rejection
 from infra.messaging.delivery import Delivery
 from infra.runtime import ServiceRuntime
 from infra.settings import KafkaSettings
-from services.contracts.orders import ORDER_ALLOCATED, UNITS_RESTOCKED
+from services.contracts.orders import ORDER_ALLOCATED
 from services.contracts.registry import EVENT_TYPES
 from services.ledger.allocation import allocate_announced
 from services.ledger.chain_watch import ChainWatch
@@ -26,14 +26,13 @@ from services.ledger.outbound import LedgerTopics
 from services.ledger.parked import ParkedGauges, run_parked_gauges
 from services.ledger.posting import PostEvents
 from services.ledger.posting_plan import POSTED_EVENT_TYPES, Refused
-from services.ledger.restock import post_restocks
 from services.ledger.settings import LedgerSettings
 
 SCHEMA = "ledger"
 """The ledger's PostgreSQL schema: named here, in the composition root, and handed to everything that writes SQL."""
-CONSUMED_TYPES = POSTED_EVENT_TYPES | {ORDER_ALLOCATED, UNITS_RESTOCKED}
-"""What the consumer acts on: what the posting use case posts from, and the orders service's backorders filled and
-returned units restocked."""
+CONSUMED_TYPES = POSTED_EVENT_TYPES | {ORDER_ALLOCATED}
+"""What the consumer acts on: what the posting use case posts from (returned units restocked among them), and the
+orders service's backorders filled."""
 
 
 class LedgerProcessor:
@@ -52,14 +51,13 @@ class LedgerProcessor:
         """Post what ``events`` call for in ``conn``'s transaction; return the rejected ones."""
         uow = UnitOfWork(conn, self._schema)
         allocated = [e.envelope for e in events if e.envelope.type == ORDER_ALLOCATED]
-        restocked = [e.envelope for e in events if e.envelope.type == UNITS_RESTOCKED]
-        posted = [e.envelope for e in events if e.envelope.type not in (ORDER_ALLOCATED, UNITS_RESTOCKED)]
+        posted = [e.envelope for e in events if e.envelope.type != ORDER_ALLOCATED]
         outcome = await self._post(uow, posted)
         if self._conflicts is not None and outcome.conflicts:
             self._conflicts.inc(outcome.conflicts)
-        # Backorders filled and units restocked: after the batch's completions and settlements, whose facts they need.
+        # Backorders filled: after the batch's completions and settlements, whose facts they need (a restock parked
+        # for the distribution posts when the allocation does).
         refused = await allocate_announced(uow, self._post, self._topics, allocated) if allocated else []
-        refused += await post_restocks(uow, self._topics, restocked) if restocked else []
         return rejections(events, [*outcome.refusals, *refused], self._settlements)
 
 

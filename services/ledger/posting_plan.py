@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from infra.errors import describe_error, error_text
 from infra.messaging.envelope import Envelope
 from services.contracts.marketplace import REFUND_REPORTED, SETTLEMENT_REPORTED, RefundReported, SettlementReported
-from services.contracts.orders import ORDER_CANCELLED, ORDER_COMPLETED, ORDER_RETURNED
+from services.contracts.orders import ORDER_CANCELLED, ORDER_COMPLETED, ORDER_RETURNED, UNITS_RESTOCKED, UnitsRestocked
 from services.ledger.domain import accounts
 from services.ledger.domain.distribution import plan_distribution
 from services.ledger.domain.errors import LedgerDomainError
@@ -42,6 +42,7 @@ from services.ledger.requests import (
     refund_request,
     settlement_request,
 )
+from services.ledger.restock import NEVER_COMPLETED, WAITING_FOR, plan_restock, waits
 from services.ledger.settlement_plan import (
     cumulative,
     distribute,
@@ -52,7 +53,14 @@ from services.ledger.settlement_plan import (
     settlement_difference,
 )
 
-_ORDER = {ORDER_COMPLETED: 0, ORDER_CANCELLED: 1, ORDER_RETURNED: 1, SETTLEMENT_REPORTED: 2, REFUND_REPORTED: 3}
+_ORDER = {
+    ORDER_COMPLETED: 0,
+    ORDER_CANCELLED: 1,
+    ORDER_RETURNED: 1,
+    SETTLEMENT_REPORTED: 2,
+    REFUND_REPORTED: 3,
+    UNITS_RESTOCKED: 4,
+}
 POSTED_EVENT_TYPES = frozenset(_ORDER)
 """The event types the ledger acts on; other order events (reservations, shipments) have no ledger effect."""
 ENDING_TYPES = frozenset({ORDER_CANCELLED, ORDER_RETURNED})
@@ -66,9 +74,10 @@ STALE_SETTLEMENT = (
 ORDER_ENDED = "order ended {how} before completion"
 """The recorded reason of the ending event itself (the ledger remembers it to close later refunds on arrival)."""
 _INMATE = ("liability:inmate_savings:", "asset:inmate_receivable:")
-_CONTRACTS: dict[str, type[SettlementReported] | type[RefundReported]] = {
+_CONTRACTS: dict[str, type[SettlementReported] | type[RefundReported] | type[UnitsRestocked]] = {
     SETTLEMENT_REPORTED: SettlementReported,
     REFUND_REPORTED: RefundReported,
+    UNITS_RESTOCKED: UnitsRestocked,
 }
 
 
@@ -227,6 +236,9 @@ def _plan_event(envelope: Envelope, inputs: PostingInputs, plan: PostingPlan, re
             plan.completions[envelope.subject] = completion
             recent.remember(envelope.subject, envelope.data, completion)
         return
+    if envelope.type == UNITS_RESTOCKED:
+        _plan_restock(envelope, order, plan)
+        return
     if envelope.type in ENDING_TYPES:
         if order is None:  # ended without a sale; after a completion a return changes nothing here
             plan.ended.setdefault(envelope.subject, envelope.type)
@@ -247,6 +259,17 @@ def _plan_event(envelope: Envelope, inputs: PostingInputs, plan: PostingPlan, re
         plan.parked.append((envelope, "settlement"))
         return
     _plan_refund(envelope, order, completion, inputs, plan)
+
+
+def _plan_restock(envelope: Envelope, order: OrderFacts | None, plan: PostingPlan) -> None:
+    """Returned units restocked (:mod:`services.ledger.restock`): closed without posting when the order was never
+    completed, parked until its distribution posts, else the material taken back once by its posting key."""
+    if order is None:
+        plan.closed.append((envelope, NEVER_COMPLETED))
+    elif waits(order):
+        plan.parked.append((envelope, WAITING_FOR))
+    elif (entry := plan_restock(order, UnitsRestocked.model_validate(envelope.data))) is not None:
+        plan.add([entry], str(envelope.event_id))
 
 
 def _how(ending_type: str) -> str:

@@ -12,36 +12,34 @@ reversed, once, under ``<order>:restock:<restock id>``:
   take-back (the refund planner treats material as not restockable, ``docs/accounting.md`` Refunds, step 4).
 
 So the order's revenue − fees − tax − distribution is unchanged whatever the order of refund and restock, and no
-unit's material is owed twice. An order the ledger never saw completed booked nothing: its restock is skipped.
-A restock before the order's distribution is refused (``distributed_first``: replay the dead letter once it is
-distributed), as is one of a batch the order was not allocated (``batch_allocated``) or of more units than it
-took from the batch (``quantity_fits``).
+unit's material is owed twice. An order the ledger never saw completed booked nothing: its restock is closed
+without posting (:data:`NEVER_COMPLETED`). A restock that arrives before the order's distribution is a valid fact
+waiting on ordering: it is parked, waiting for ``distribution`` (:data:`WAITING_FOR`), and posts in the transaction
+that posts the distribution (a settlement, or an allocation by a person or by a filled backorder), like a refund
+waiting for its settlement. One of a batch the order was not allocated (``batch_allocated``) or of more units than
+it took from the batch (``quantity_fits``) is refused.
 
-*load → plan → write* in the caller's unit of work: the orders' facts (locked), :func:`plan_restock` (pure), the
-entry and its ``entry_posted`` — each event in a savepoint, so a refusal found while posting undoes only it.
+The posting use case runs it (:mod:`services.ledger.posting_plan` plans each restock after the batch's completions,
+settlements and refunds of its order, with :func:`plan_restock`), so a parked restock is taken with the events
+parked for its order whenever they are re-evaluated.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-from pydantic import ValidationError
-
-from infra.db.unit_of_work import UnitOfWork
-from infra.errors import describe_error, error_text
-from infra.messaging.envelope import Envelope
 from services.contracts.orders import UnitsRestocked
-from services.ledger.adapters.facts_repo import load_facts
-from services.ledger.adapters.journal_repo import post_entries
 from services.ledger.domain import accounts
 from services.ledger.domain.errors import LedgerDomainError
 from services.ledger.domain.facts import OrderFacts
 from services.ledger.domain.journal import EntryKind, JournalEntry, LineBuilder, request_hash
-from services.ledger.outbound import LedgerTopics, entry_posted_messages
-from services.ledger.posting_plan import Refused
 
-__all__ = ["RestockRefused", "plan_restock", "post_restocks", "restock_key"]
+__all__ = ["NEVER_COMPLETED", "WAITING_FOR", "RestockRefused", "plan_restock", "restock_key", "waits"]
+
+WAITING_FOR = "distribution"
+"""What a restock of an order not yet distributed is parked waiting for."""
+NEVER_COMPLETED = "order never completed: nothing was booked, so there is no material to take back"
+"""The recorded reason of a restock closed without posting."""
 
 # The entry reverses distribution legs because of a return, like a refund's reversal per batch.
 _KIND = EntryKind.REFUND_REVERSAL
@@ -56,12 +54,19 @@ def restock_key(order_key: str, restock_id: int) -> str:
     return f"{order_key}:restock:{restock_id}"
 
 
+def waits(order: OrderFacts) -> bool:
+    """Whether a restock of ``order`` waits for its distribution (none posted yet)."""
+    return not order.distributed
+
+
 def plan_restock(order: OrderFacts | None, restock: UnitsRestocked) -> JournalEntry | None:
-    """The entry that takes the material of ``restock``'s units back from the supplier (see the module docstring);
-    ``None`` when there is nothing to book (no completion, or no material cost). Pure.
+    """The entry that takes the material of ``restock``'s units back from the distributed ``order``'s supplier
+    (see the module docstring); ``None`` when there is nothing to book (no completion, or no material cost). Pure;
+    the caller parks a restock of an order that :func:`waits`.
 
     Raises:
-        RestockRefused: naming the rule broken (``batch_allocated``, ``quantity_fits``, ``distributed_first``).
+        RestockRefused: naming the rule broken (``batch_allocated``, ``quantity_fits``, ``distributed_first`` when
+            called for an order that still waits).
     """
     if order is None:
         return None
@@ -77,10 +82,8 @@ def plan_restock(order: OrderFacts | None, restock: UnitsRestocked) -> JournalEn
             f"restock refused (quantity_fits): {restock.quantity} units of batch {restock.batch_id}, order {key} took "
             f"{batch['quantity']}"
         )
-    if not order.distributed:
-        raise RestockRefused(
-            f"restock refused (distributed_first): order {key} is not distributed yet; replay it once it is"
-        )
+    if waits(order):
+        raise RestockRefused(f"restock refused (distributed_first): order {key} is not distributed yet")
     amount = restock.quantity * int(batch["unit_material_cost"])
     if amount == 0:
         return None
@@ -102,28 +105,3 @@ def plan_restock(order: OrderFacts | None, restock: UnitsRestocked) -> JournalEn
         order_key=key,
         batch_id=restock.batch_id,
     )
-
-
-async def post_restocks(uow: UnitOfWork, topics: LedgerTopics, envelopes: Sequence[Envelope]) -> list[Refused]:
-    """Book each ``units_restocked`` of ``envelopes`` in ``uow`` (the caller commits); returns the refusals."""
-    refused: list[Refused] = []
-    for envelope in envelopes:
-        try:
-            restock = UnitsRestocked.model_validate(envelope.data)
-        except ValidationError as exc:
-            refused.append(Refused(envelope, error_text(exc, context="invalid units_restocked"), describe_error(exc)))
-            continue
-        facts = (await load_facts(uow, [restock.order_key])).get(restock.order_key)
-        try:
-            entry = plan_restock(facts, restock)
-            if entry is None:
-                continue
-            async with uow.conn.begin_nested():  # a conflict found while posting undoes this restock only
-                result = await post_entries(uow, [(entry, str(envelope.event_id))])
-                if result.conflicts:
-                    raise RestockRefused(f"restock refused (posting_conflict): {result.conflicts[0].posting_key}")
-                await uow.publish(entry_posted_messages(result.posted, topics.entries))
-        except RestockRefused as exc:
-            rule = str(exc).partition("(")[2].partition(")")[0]
-            refused.append(Refused(envelope, str(exc), {"rule": rule, "order_key": restock.order_key}))
-    return refused
