@@ -25,6 +25,14 @@ from services.finance.templating import render
 SCHEMA = "finance"
 """The workspace's own tables (accounts, sessions, audit log): named here, handed to everything that writes SQL."""
 API_PACKAGE = "services.finance.api"
+SECURITY_HEADERS = {
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+"""Headers on every response: no page of the workspace may be framed by another site (clickjacking of its
+forms), no type sniffing, no URL (with its ids) sent to other sites."""
 
 
 def api_routers() -> list[APIRouter]:
@@ -60,6 +68,14 @@ def create_app(
     app.state.engine = engine
     app.state.settings = settings
     app.state.schemas = dict(schemas or {})
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
     app.include_router(session_router)
     routers = api_routers()
     for router in routers:

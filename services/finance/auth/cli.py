@@ -2,10 +2,13 @@
 
 ``karya users add NAME --role auditor_pusat|auditor_lapas|bendahara|admin [--lapas L]`` prints a generated
 password once (only its argon2id hash is kept); ``--password-stdin`` reads one instead (at least 12 characters).
+``karya users password NAME`` gives an account a new password (and ends its sessions); ``karya users log`` shows
+the audit log (logins, failed logins, exports, approvals, account changes), newest first.
 """
 
 from __future__ import annotations
 
+import getpass
 import sys
 
 import typer
@@ -15,12 +18,23 @@ from infra.db.unit_of_work import UnitOfWork
 from services.finance.app import SCHEMA
 from services.finance.auth import audit
 from services.finance.auth.passwords import generate_password, hash_password
-from services.finance.auth.users import ROLES, Account, AccountError, add_user, check_account, disable_user
+from services.finance.auth.users import (
+    ROLES,
+    Account,
+    AccountError,
+    add_user,
+    check_account,
+    disable_user,
+    reset_password,
+)
 from services.finance.auth.users import list_accounts as list_rows
 
 users_app = typer.Typer(help="Accounts of the finance workspace (`karya serve finance`).", no_args_is_help=True)
-CLI_ACTOR = "karya-cli"
-"""Who the audit log names for accounts changed from the command line."""
+
+
+def _actor() -> str:
+    """Who the audit log names for an account changed from the command line: ``cli:<OS user>``."""
+    return f"cli:{getpass.getuser()}"
 
 
 @users_app.command("add")
@@ -43,7 +57,7 @@ def add(
     async def work(uow: UnitOfWork) -> None:
         user = await add_user(uow, name, role, lapas, hashed)
         await audit.record(
-            uow, CLI_ACTOR, "user_added", f"{user.name} ({user.role}{f', {user.lapas}' if user.lapas else ''})"
+            uow, _actor(), "user_added", f"{user.name} ({user.role}{f', {user.lapas}' if user.lapas else ''})"
         )
 
     try:
@@ -73,10 +87,52 @@ def disable(ctx: typer.Context, name: str = typer.Argument(..., help="The user n
     async def work(uow: UnitOfWork) -> bool:
         done = await disable_user(uow, name)
         if done:
-            await audit.record(uow, CLI_ACTOR, "user_disabled", name)
+            await audit.record(uow, _actor(), "user_disabled", name)
         return done
 
     if not CliRoot.of(ctx).run("service", SCHEMA, work):
         typer.secho(f"no active user named {name!r}", err=True, fg="red")
         raise typer.Exit(1)
     typer.echo(f"disabled {name}")
+
+
+@users_app.command("password")
+def password(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="The user name."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin."),
+) -> None:
+    """Give an account a new password (generated unless --password-stdin) and end its sessions."""
+    try:
+        new = sys.stdin.readline().rstrip("\n") if password_stdin else generate_password()
+        hashed = hash_password(new)
+    except ValueError as exc:
+        typer.secho(str(exc), err=True, fg="red")
+        raise typer.Exit(2) from None
+
+    async def work(uow: UnitOfWork) -> bool:
+        done = await reset_password(uow, name, hashed)
+        if done:
+            await audit.record(uow, _actor(), "password_reset", name)
+        return done
+
+    if not CliRoot.of(ctx).run("service", SCHEMA, work):
+        typer.secho(f"no active user named {name!r}", err=True, fg="red")
+        raise typer.Exit(1)
+    typer.echo(f"new password for {name}" + ("" if password_stdin else f": {new}"))
+
+
+@users_app.command("log")
+def log(
+    ctx: typer.Context,
+    user: str | None = typer.Option(None, "--user", help="Only what this name did (or tried)."),
+    limit: int = typer.Option(50, "--limit", min=1, max=10_000),
+) -> None:
+    """The audit log, newest first: time (UTC), who, role, lapas, action, subject, address."""
+
+    async def work(uow: UnitOfWork) -> list[audit.AuditRow]:
+        return await audit.recent(uow, actor=user, limit=limit)
+
+    for row in CliRoot.of(ctx).run("auditor", SCHEMA, work):
+        fields = (row.at.isoformat(), row.actor, row.role, row.lapas, row.action, row.subject, row.ip)
+        typer.echo("\t".join(value or "-" for value in fields))

@@ -105,6 +105,26 @@ async def set_password_hash(uow: UnitOfWork, user_id: int, password_hash: str) -
     )
 
 
+async def reset_password(uow: UnitOfWork, name: str, password_hash: str) -> bool:
+    """Give the enabled account ``name`` a new hash and end its sessions; False when there is no such account."""
+    row = (
+        await uow.conn.execute(
+            text(
+                f"UPDATE {uow.table('users')} SET password_hash = :hash "
+                "WHERE name = :name AND disabled_at IS NULL RETURNING id"
+            ),
+            {"name": name, "hash": password_hash},
+        )
+    ).first()
+    if row is not None:
+        await _end_sessions(uow, int(row[0]))
+    return row is not None
+
+
+async def _end_sessions(uow: UnitOfWork, user_id: int) -> None:
+    await uow.conn.execute(text(f"DELETE FROM {uow.table('sessions')} WHERE user_id = :id"), {"id": user_id})
+
+
 async def list_accounts(uow: UnitOfWork) -> list[Account]:
     """Every account, by name."""
     rows = await uow.conn.execute(
@@ -126,5 +146,5 @@ async def disable_user(uow: UnitOfWork, name: str) -> bool:
     ).first()
     if row is None:
         return False
-    await uow.conn.execute(text(f"DELETE FROM {uow.table('sessions')} WHERE user_id = :id"), {"id": row[0]})
+    await _end_sessions(uow, int(row[0]))
     return True

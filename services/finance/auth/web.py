@@ -53,6 +53,8 @@ async def login(request: Request) -> Response:
                 user, stored = found
                 if needs_rehash(stored):
                     await users.set_password_hash(uow, user.id, hash_password(password))
+                if previous := request.cookies.get(SESSION_COOKIE):
+                    await sessions.end(uow, previous)  # signing in again replaces this browser's session
                 token = await sessions.start(uow, user, ip, settings.session_idle_minutes)
                 await audit.record(uow, user, audit.LOGIN, "web", ip=ip)
                 response = RedirectResponse(target, status_code=303)

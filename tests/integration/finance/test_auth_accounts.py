@@ -84,6 +84,30 @@ def test_users_cli_adds_lists_and_disables(database: RoleUrls) -> None:
     assert runner.invoke(users_app, ["disable", "siti-cli"], obj=root).exit_code == 0
     assert "siti-cli\tbendahara\tlapas-a\tdisabled" in runner.invoke(users_app, ["list"], obj=root).output
     assert runner.invoke(users_app, ["disable", "siti-cli"], obj=root).exit_code == 1
+    assert runner.invoke(users_app, ["password", "siti-cli"], obj=root).exit_code == 1  # disabled
+    reset = runner.invoke(users_app, ["password", "dewi-cli"], obj=root)
+    assert reset.exit_code == 0 and reset.output.startswith("new password for dewi-cli: ")
+
+    logged = [
+        line.split("\t") for line in runner.invoke(users_app, ["log", "--limit", "5"], obj=root).output.split("\n")
+    ]
+    assert [(row[1].startswith("cli:"), row[4], row[5]) for row in logged if len(row) == 7][:3] == [
+        (True, "password_reset", "dewi-cli"),
+        (True, "user_disabled", "siti-cli"),
+        (True, "user_added", "dewi-cli (admin)"),
+    ]
+
+
+async def test_a_new_password_ends_the_accounts_sessions(ws: Workspace, database: RoleUrls) -> None:
+    user, password = await ws.account("auditor_pusat")
+    client = await ws.signed_in(user, password)
+
+    reset = await asyncio.to_thread(CliRunner().invoke, users_app, ["password", user.name], obj=cli_root(database))
+
+    assert (await client.get("/api/v1/whoami")).status_code == 401
+    assert (await ws.login(ws.client(), user.name, password)).status_code == 401
+    new = reset.output.rsplit(": ", 1)[1].strip()
+    assert (await ws.login(ws.client(), user.name, new)).status_code == 303
 
 
 async def test_a_disabled_account_loses_its_sessions_and_cannot_sign_in(ws: Workspace, database: RoleUrls) -> None:

@@ -42,6 +42,27 @@ async def test_a_right_password_opens_a_session_with_safe_cookies_and_is_audited
     assert (row.user_id, row.role, row.subject, row.ip) == (user.id, "auditor_pusat", "web", "127.0.0.1")
 
 
+async def test_signing_in_again_replaces_the_browsers_session(ws: Workspace) -> None:
+    user, password = await ws.account("auditor_pusat")
+    client = await ws.signed_in(user, password)
+    first = client.cookies["karya_session"]
+
+    assert (await ws.login(client, user.name, password)).status_code == 303
+
+    assert client.cookies["karya_session"] != first
+    stale = ws.client()
+    stale.cookies.set("karya_session", first)
+    assert (await stale.get("/")).status_code == 303
+
+
+async def test_no_page_may_be_framed_by_another_site(ws: Workspace) -> None:
+    page = await ws.client().get("/login")
+
+    assert page.headers["x-frame-options"] == "DENY"
+    assert page.headers["content-security-policy"] == "frame-ancestors 'none'"
+    assert page.headers["x-content-type-options"] == "nosniff"
+
+
 async def test_cookies_are_secure_outside_localhost(ws: Workspace) -> None:
     page = await ws.client(host="finance.example.go.id").get("/login")
 
