@@ -26,6 +26,7 @@ from tests.integration.ledger_support import (
     new_order_key,
     new_processor,
     post,
+    pph22,
     settled,
 )
 
@@ -35,7 +36,7 @@ BUYER = "Siti Buyer Rahasia"
 
 @dataclass(frozen=True)
 class TwoLapas:
-    """What :func:`two_lapas` posted: per lapas its order, inmate and entry sequences."""
+    """What :func:`two_lapas` posted: per lapas its order, inmate and entry sequences, and the work items."""
 
     order_a: str
     order_b: str
@@ -43,6 +44,12 @@ class TwoLapas:
     inmate_b: str
     entries_a: tuple[int, ...]
     entries_b: tuple[int, ...]
+    unallocated_a: str
+    """An order of A whose proceeds do not cover its material cost: held in unallocated."""
+    suspense_b: str
+    """An order of B whose settlement paid 2,500 less than its itemised fees say: in suspense."""
+    parked: str
+    """An order never completed whose settlement waits (no lapas known yet)."""
 
 
 def _delivery(order_key: str) -> str:
@@ -63,15 +70,21 @@ async def two_lapas(urls: RoleUrls, admin_url: str) -> TwoLapas:
     await load_demo_policies(urls.service)
     engine = make_engine(urls.service, pool_size=1)
     a, b = new_inmate(), new_inmate()
-    ka, kb = new_order_key(), new_order_key()
+    ka, kb, ua, sb, kp = (new_order_key() for _ in range(5))
     at = datetime(2026, 5, 4, 10, tzinfo=UTC)
     order_a = [Batch("B-CPN-WDW-1", "CPN-WDW-001", LAPAS_A, 2, 120_000, 40_000, "sup-kayu", ((a, 1),))]
     order_b = [Batch("B-KRB-CCN-1", "KRB-CCN-001", LAPAS_B, 3, 50_000, 9_000, "sup-kelapa", ((b, 1),))]
+    below_cost = [Batch("B-CPN-WDW-1", "CPN-WDW-001", LAPAS_A, 1, 100_000, 150_000, "sup-kayu", ((a, 1),))]
+    lapas_of = {ka: LAPAS_A, ua: LAPAS_A, kb: LAPAS_B, sb: LAPAS_B}
     try:
         processor = new_processor()
-        for key, batches in ((ka, order_a), (kb, order_b)):
+        for key, batches in ((ka, order_a), (kb, order_b), (ua, below_cost)):
             gross = sum(x.value for x in batches)
             assert await post(engine, processor, [completed(key, batches, at), settled(key, gross, at)]) == []
+        gross = sum(x.value for x in order_b)
+        short = settled(sb, gross, at, fees={"commission_fee": 9_000}, net=gross - 9_000 - pph22(gross) - 2_500)
+        assert await post(engine, processor, [completed(sb, order_b, at), short]) == []
+        assert await post(engine, processor, [settled(kp, gross, at)]) == []
         async with engine.begin() as conn:
             uow = ledger_uow(conn)
             payout = build_payout(
@@ -84,7 +97,7 @@ async def two_lapas(urls: RoleUrls, admin_url: str) -> TwoLapas:
                     "SELECT sequence, coalesce(order_key, posting_key) AS k FROM ledger.journal_entries "
                     "WHERE order_key = ANY(:o) OR posting_key LIKE :p ORDER BY sequence"
                 ),
-                {"o": [ka, kb], "p": f"payout:{b}:%"},
+                {"o": list(lapas_of), "p": f"payout:{b}:%"},
             )
             sequences = [(r.sequence, r.k) for r in rows]
     finally:
@@ -95,6 +108,9 @@ async def two_lapas(urls: RoleUrls, admin_url: str) -> TwoLapas:
         kb,
         a,
         b,
-        tuple(s for s, k in sequences if k == ka),
-        tuple(s for s, k in sequences if k != ka),
+        tuple(s for s, k in sequences if lapas_of.get(k) == LAPAS_A),
+        tuple(s for s, k in sequences if lapas_of.get(k) != LAPAS_A),
+        ua,
+        sb,
+        kp,
     )
