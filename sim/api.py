@@ -35,6 +35,7 @@ from sim.signing import (
     tiktok_api_signature,
 )
 from sim.state import SimOrder, SimState
+from sim.statements_api import add_statement_routes
 from sim.token_api import add_token_routes
 from sim.tokens import SimTokens
 
@@ -167,8 +168,8 @@ def create_app(
         if len(order_sns) > 50:
             raise shopee_error(400, "error_param", "order_sn_list takes at most 50 orders")
         found = [o for sn in order_sns if (o := state.find(Channel.SHOPEE, shop_id, sn)) is not None]
-        if not found:
-            raise shopee_error(404, "error_not_found", f"order not found: {raw}")
+        if not found:  # Shopee reports business errors inside an HTTP 200 (uncertain for this one)
+            raise shopee_error(200, "error_not_found", f"order not found: {raw}")
         return shopee_ok({"order_list": [render.shopee_order(o) for o in found]})
 
     @app.get("/shopee/api/v2/payment/get_escrow_detail")
@@ -177,7 +178,7 @@ def create_app(
         order_sn = _str_param(request, "order_sn", lambda m: shopee_error(400, "error_param", m))
         order = state.find(Channel.SHOPEE, shop_id, order_sn)
         if order is None:
-            raise shopee_error(404, "error_not_found", f"order not found: {order_sn}")
+            raise shopee_error(200, "error_not_found", f"order not found: {order_sn}")
         return shopee_ok(render.shopee_escrow(order))
 
     @app.get("/shopee/api/v2/order/get_order_list")
@@ -275,6 +276,7 @@ def create_app(
         (shopee_auth, lambda m: shopee_error(400, "error_param", m), shopee_ok),
         (tiktok_auth, lambda m: tiktok_error(400, 36009004, m), tiktok_ok),
     )
+    add_statement_routes(app, state, (tiktok_auth, lambda m: tiktok_error(400, 36009004, m), tiktok_ok))
 
     # ------------------------------------------------------------ Tokopedia
 

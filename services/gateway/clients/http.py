@@ -23,12 +23,20 @@ __all__ = [
     "JsonApi",
     "MarketplaceRefused",
     "MarketplaceUnavailable",
+    "RefusalProbe",
     "ShopClient",
     "build_http_client",
 ]
 
 #: Returns the channel's error message when a decoded body reports an error, else None.
 ErrorProbe = Callable[[Mapping[str, object]], str | None]
+#: True when the error inside a 2xx body refuses the request itself (an unknown order): retrying cannot help.
+RefusalProbe = Callable[[Mapping[str, object]], bool]
+
+
+def _never_refused(body: Mapping[str, object]) -> bool:
+    return False
+
 
 _SNIPPET = 300
 _UNAVAILABLE_4XX = frozenset({401, 403, 408, 409, 425, 429})
@@ -64,10 +72,17 @@ def build_http_client(
 class JsonApi:
     """Sends requests for one channel and decodes JSON object answers."""
 
-    def __init__(self, channel: str, http: httpx.AsyncClient, error_probe: ErrorProbe) -> None:
+    def __init__(
+        self,
+        channel: str,
+        http: httpx.AsyncClient,
+        error_probe: ErrorProbe,
+        refusal_probe: RefusalProbe = _never_refused,
+    ) -> None:
         self.channel = channel
         self.http = http
         self._error_probe = error_probe
+        self._refusal_probe = refusal_probe
 
     async def request(
         self,
@@ -83,7 +98,9 @@ class JsonApi:
         Raises:
             MarketplaceApiError: timeout, connection failure, non-2xx answer, a body that is not a JSON
                 object, or a body the channel marks as an error. The message names the channel, method,
-                path, and the marketplace's own error text when there is one.
+                path, and the marketplace's own error text when there is one. An error inside a 2xx body is
+                :class:`MarketplaceRefused` when the channel's refusal probe says so (an unknown order), else
+                :class:`MarketplaceUnavailable`.
         """
         where = f"{self.channel} API {method} {path}"
         try:
@@ -106,7 +123,10 @@ class JsonApi:
             raise MarketplaceApiError(f"{where}: answer is not a JSON object: {_snippet(response.text)}")
         message = self._error_probe(body)
         if message is not None:
-            raise MarketplaceApiError(f"{where}: marketplace error: {message}")
+            failed = f"{where}: marketplace error: {message}"
+            if self._refusal_probe(body):
+                raise MarketplaceRefused(failed, response.status_code)
+            raise MarketplaceUnavailable(failed)
         return body
 
     async def aclose(self) -> None:
@@ -143,8 +163,10 @@ class ChannelClient:
         timeout_s: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.time,
+        refusal_probe: RefusalProbe = _never_refused,
     ) -> None:
-        self._api = JsonApi(self.channel, build_http_client(base_url, timeout_s, transport), error_probe)
+        http = build_http_client(base_url, timeout_s, transport)
+        self._api = JsonApi(self.channel, http, error_probe, refusal_probe)
         self._clock = clock
 
     async def aclose(self) -> None:
@@ -170,7 +192,10 @@ class ShopClient(ChannelClient, Generic[AppId]):
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(base_url, self.error_in, timeout_s=timeout_s, transport=transport, clock=clock)
+        refused = self.refused_in
+        super().__init__(
+            base_url, self.error_in, timeout_s=timeout_s, transport=transport, clock=clock, refusal_probe=refused
+        )
         self._app_id: AppId = app_id
         self._app_secret = app_secret
         self._tokens = tokens
@@ -179,3 +204,9 @@ class ShopClient(ChannelClient, Generic[AppId]):
     def error_in(body: Mapping[str, object]) -> str | None:
         """The channel's error inside a decoded body (its message), else None: the :data:`ErrorProbe`."""
         raise NotImplementedError
+
+    @staticmethod
+    def refused_in(body: Mapping[str, object]) -> bool:
+        """Whether the error inside a decoded 2xx body refuses the request itself (:data:`RefusalProbe`); by
+        default none does: the call is counted unavailable and retried."""
+        return False

@@ -4,7 +4,9 @@ Shop-level calls carry ``partner_id``, ``timestamp`` (unix seconds), ``access_to
 ``sign = hex(HMAC-SHA256(partner_key, partner_id + path + timestamp + access_token + shop_id))`` in the query
 (:func:`services.gateway.clients.signing.shopee_sign`), where ``path`` is the API path (``/api/v2/...``)
 without the base URL's own prefix. The access token is the shop's, from the token store (``karya shops
-connect shopee``). Errors arrive as ``{"error": "...", "message": ...}``.
+connect shopee``). Errors arrive as ``{"error": "...", "message": ...}``, also inside an HTTP 200: an error code
+of the "not found" class (:func:`shopee_refused`) refuses the request (an unknown order: retrying cannot help),
+any other is counted unavailable and retried.
 """
 
 from __future__ import annotations
@@ -14,14 +16,14 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from services.gateway.clients.base import ApiOrder, ApiOrderLine, ApiSettlement, MarketplaceApiError
-from services.gateway.clients.http import ShopClient
+from services.gateway.clients.http import MarketplaceRefused, ShopClient
 from services.gateway.clients.parsing import ceil_unix, get_list, get_mapping, get_str, objects
 from services.gateway.clients.refunds import ApiRefund
 from services.gateway.clients.returns import parse_shopee_return, with_netting
 from services.gateway.clients.signing import shopee_sign
 from services.gateway.values import parse_count, parse_fee, parse_quantity, parse_rupiah, parse_time
 
-__all__ = ["ShopeeClient", "shop_number", "shopee_error"]
+__all__ = ["ShopeeClient", "shop_number", "shopee_error", "shopee_refused"]
 
 ORDER_DETAIL_PATH = "/api/v2/order/get_order_detail"
 ESCROW_DETAIL_PATH = "/api/v2/payment/get_escrow_detail"
@@ -44,12 +46,21 @@ def shopee_error(body: Mapping[str, object]) -> str | None:
     return None
 
 
+def shopee_refused(body: Mapping[str, object]) -> bool:
+    """Whether Shopee's error code says the thing asked for does not exist (``error_not_found``,
+    ``error_order_not_found``, ...: any code ending in ``not_found``; the exact codes are not published in one
+    place, *uncertain*). Other codes (``error_server``, ``error_busy``, ``error_auth``...) may pass."""
+    error = body.get("error")
+    return isinstance(error, str) and error.lower().endswith("not_found")
+
+
 class ShopeeClient(ShopClient[int]):
     """Read access to Shopee's seller API (implements ``MarketplaceClient``); built with the partner id, the
     partner key and the shop tokens."""
 
     channel = "shopee"
     error_in = staticmethod(shopee_error)
+    refused_in = staticmethod(shopee_refused)
 
     async def _get(self, path: str, shop_id: str, params: Mapping[str, str | int]) -> Mapping[str, object]:
         shop = shop_number(shop_id)
@@ -68,11 +79,17 @@ class ShopeeClient(ShopClient[int]):
         return get_mapping(body, "response", f"shopee {path}")
 
     async def order_detail(self, shop_id: str, order_id: str) -> ApiOrder:
-        """The order as Shopee sees it now (lines from ``item_list``; gross = Σ quantity × unit price)."""
+        """The order as Shopee sees it now (lines from ``item_list``; gross = Σ quantity × unit price).
+
+        Raises:
+            MarketplaceRefused: Shopee does not know the order (a ``…not_found`` error, or a success that leaves
+                it out): asking again cannot help.
+        """
         for order in await self._details(shop_id, [order_id]):
             if order.order_id == order_id:
                 return order
-        raise MarketplaceApiError(f"shopee API {ORDER_DETAIL_PATH}: order {order_id} not in the answer")
+        where = f"shopee API {ORDER_DETAIL_PATH}"
+        raise MarketplaceRefused(f"{where}: order {order_id} is not in the answer (unknown)", 200)
 
     async def _details(self, shop_id: str, order_sns: Sequence[str]) -> list[ApiOrder]:
         response = await self._get(ORDER_DETAIL_PATH, shop_id, {"order_sn_list": ",".join(order_sns)})

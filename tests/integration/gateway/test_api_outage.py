@@ -5,7 +5,7 @@ to everything for 30 s (``POST /_sim/outage/{channel}``) while Shopee and TikTok
 during the outage; the real broker and database carry them. No delivery is dead-lettered: they are parked
 (and retried meanwhile), a Tokopedia delivery that needs no API is applied at once during the outage, and once
 the APIs answer every parked delivery is applied exactly once (one canonical event per delivery, none left
-parked). A push for an order the marketplace does not know (404) is still a rejection.
+parked). A push for an order the marketplace does not know (Shopee: HTTP 200, error_not_found) is still a rejection.
 """
 
 from __future__ import annotations
@@ -184,8 +184,8 @@ async def test_thirty_seconds_without_the_marketplace_apis_dead_letter_nothing_a
         assert event["data"]["lines"], key  # completed from the order-detail API
         assert await gw.dead_letters(key) == []
 
-    # A push for an order the marketplace does not know is a rejection, not parked: Shopee answers 404, TikTok Shop a
-    # success (HTTP 200) that leaves the order out.
+    # A push for an order the marketplace does not know is a rejection, not parked: Shopee answers HTTP 200 with
+    # error_not_found in the body, TikTok Shop a success (HTTP 200) that leaves the order out.
     await unknown_order_rejected(gw, "shopee/order-status", f"26{uuid.uuid4().hex[:12].upper()}", "READY_TO_SHIP")
     await unknown_order_rejected(gw, "tiktok-shop/order-status", f"579{uuid.uuid4().int % 10**15:015d}", "ON_HOLD")
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 
 from services.contracts.channels import Channel
 from services.gateway.clients.base import ApiOrderLine, MarketplaceApiError
+from services.gateway.clients.http import MarketplaceRefused
 from services.gateway.clients.shopee import ShopeeClient
+from services.gateway.fetching import Outcome, outcome_of
 from sim.state import SimState
 from tests.unit.sim.sim_support import (
     NOW,
@@ -93,9 +96,42 @@ async def test_stale_timestamp_is_rejected() -> None:
         await client(state, at=NOW - 3_600).order_detail(SHOP, "261101ABCDEF05")
 
 
-async def test_unknown_order_is_an_api_error() -> None:
-    with pytest.raises(MarketplaceApiError, match="not_found"):
-        await client(SimState()).order_detail(SHOP, "261101NOSUCH00")
+async def test_unknown_order_inside_a_200_is_refused_not_parked() -> None:
+    """The simulator answers an unknown order as Shopee reports business errors: HTTP 200 with ``error`` set. It is
+    a refusal (the delivery is dead-lettered with the reason), not an outage (it would be parked for ever)."""
+    state = SimState()
+    for call in (client(state).order_detail, client(state).settlement):
+        with pytest.raises(MarketplaceRefused, match="error_not_found") as refused:
+            await call(SHOP, "261101NOSUCH00")
+        assert refused.value.status == 200
+        assert outcome_of(refused.value) is Outcome.REFUSED
+
+
+@pytest.mark.parametrize(
+    ("error", "outcome"),
+    [
+        ("error_not_found", Outcome.REFUSED),
+        ("error_order_not_found", Outcome.REFUSED),
+        ("error_server", Outcome.UNAVAILABLE),
+        ("error_busy", Outcome.UNAVAILABLE),
+        ("error_auth", Outcome.UNAVAILABLE),
+    ],
+)
+async def test_an_error_inside_a_200_is_refused_only_for_the_not_found_class(error: str, outcome: Outcome) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"error": error, "message": "m", "request_id": "r", "response": None})
+
+    shopee = ShopeeClient(
+        "http://127.0.0.1:8090/shopee",
+        SETTINGS.shopee_partner_id,
+        SETTINGS.shopee_partner_key,
+        tokens_for(simulator_app(SimState()), "shopee", SHOP),
+        transport=httpx.MockTransport(answer),
+        clock=fixed_clock(NOW),
+    )
+    with pytest.raises(MarketplaceApiError, match=error) as failed:
+        await shopee.settlement(SHOP, "261101ANY00001")
+    assert outcome_of(failed.value) is outcome
 
 
 async def test_refunds_are_read_from_the_returns_api_with_their_lines() -> None:
