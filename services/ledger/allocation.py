@@ -46,9 +46,6 @@ from services.ledger.posting import PostEvents, Refused
 from services.ledger.requests import UNKNOWN_LAPAS, completion_request
 from services.ledger.settlement_plan import distribute, held_amount
 
-CATALOGUE_SCHEMA = "orders"
-"""Where the catalogue lives (the orders service's schema; the ledger only reads it)."""
-
 
 class AllocationRefused(LedgerDomainError):
     """An allocation a person asked for breaks a rule (named in the message)."""
@@ -150,9 +147,7 @@ def _allocation(order: OrderFacts, pick: Pick, catalogue: Catalogue) -> dict[str
     return batch.allocation(pick.quantity, list_price)
 
 
-async def load_batches(
-    uow: UnitOfWork, batch_ids: Sequence[str], schema: str = CATALOGUE_SCHEMA
-) -> dict[str, tuple[BatchFacts, int]]:
+async def load_batches(uow: UnitOfWork, batch_ids: Sequence[str], schema: str) -> dict[str, tuple[BatchFacts, int]]:
     """The catalogue's batches among ``batch_ids`` (read from the orders service's ``schema``)."""
     catalogue = UnitOfWork(uow.conn, schema)
     rows = await uow.conn.execute(
@@ -193,10 +188,12 @@ async def allocate(
     order_key: str,
     picks: Sequence[Pick],
     *,
-    catalogue_schema: str = CATALOGUE_SCHEMA,
+    catalogue_schema: str,
 ) -> AllocationOutcome:
     """Allocate ``picks`` to ``order_key`` in ``uow``'s transaction (the caller commits; ``entry_posted`` goes
-    to ``topics.entries``). Raises :class:`AllocationRefused` naming the rule an allocation breaks."""
+    to ``topics.entries``), validated against the catalogue in ``catalogue_schema`` (the orders service's, from
+    the caller's root; the ledger only reads it). Raises :class:`AllocationRefused` naming the rule an allocation
+    breaks."""
     # load
     facts = (await load_facts(uow, [order_key])).get(order_key)
     catalogue = await load_batches(uow, [p.batch_id for p in picks], catalogue_schema)

@@ -330,10 +330,13 @@ def allocate_cmd(
     batches: list[str] = typer.Option(..., "--batch", help="BATCH:QTY, once per production batch."),
 ) -> None:
     """Name the batches of an order whose distribution waits (validated against the catalogue; posts once)."""
-    topics = CliRoot.of(ctx).topics(LedgerTopics)
+    root = CliRoot.of(ctx)
+    topics, catalogue = root.topics(LedgerTopics), root.schema("orders")  # the catalogue: the orders service's
     try:
         picks = [parse_pick(b) for b in batches]
-        outcome = _run(ctx, lambda uow: allocate(uow, topics, order_key, picks), read_only=False)
+        outcome = _run(
+            ctx, lambda uow: allocate(uow, topics, order_key, picks, catalogue_schema=catalogue), read_only=False
+        )
     except LedgerDomainError as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(1) from exc

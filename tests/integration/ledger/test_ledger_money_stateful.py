@@ -54,6 +54,7 @@ from services.ledger.domain.policy_file import parse_policies
 from services.ledger.domain.postings import payout_key
 from services.ledger.outbound import LedgerTopics
 from services.ledger.payouts import pay_out
+from services.orders.app import SCHEMA as ORDERS
 from tests.integration import ledger_support as ls
 from tests.integration.ledger.money_model import (
     FROM_SAVINGS,
@@ -270,7 +271,7 @@ class MoneyMachine(RuleBasedStateMachine):
 
     async def _allocate(self, key: str, picks: list[Pick]) -> None:
         async with self.engine.begin() as conn:
-            outcome = await allocate(ls.ledger_uow(conn), LedgerTopics(), key, picks)
+            outcome = await allocate(ls.ledger_uow(conn), LedgerTopics(), key, picks, catalogue_schema=ORDERS)
         assert not outcome.already_allocated and not outcome.still_parked, outcome
 
     @rule(data=st.data(), too_much=st.booleans())

@@ -76,7 +76,7 @@ async def engine(ledger_db: RoleUrls) -> AsyncIterator[AsyncEngine]:
 
 async def _allocate(engine: AsyncEngine, key: str, *picks: Pick) -> list[str]:
     async with engine.begin() as conn:
-        outcome = await allocate(ledger_uow(conn), TOPICS, key, list(picks))
+        outcome = await allocate(ledger_uow(conn), TOPICS, key, list(picks), catalogue_schema=ORDERS)
     return outcome.posted
 
 
