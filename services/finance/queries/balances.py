@@ -21,15 +21,18 @@ class Moment:
     known_at: datetime | None = None
 
     def params(self) -> dict[str, datetime | None]:
-        """The bind parameters of :data:`MOMENT`."""
+        """The bind parameters of :meth:`condition`."""
         return {"as_of": self.as_of, "known_at": self.known_at}
 
-
-MOMENT = (
-    "(CAST(:as_of AS timestamptz) IS NULL OR e.effective_at <= :as_of) "
-    "AND (CAST(:known_at AS timestamptz) IS NULL OR e.recorded_at <= :known_at)"
-)
-"""The condition on an entry ``e`` of a :class:`Moment`."""
+    def condition(self) -> str:
+        """The condition on an entry ``e``: only the bounds given (an ``:x IS NULL OR …`` per bound made the
+        planner evaluate the lapas policies on every line: 3x slower under a lapas scope)."""
+        bounds = ["true"]
+        if self.as_of is not None:
+            bounds.append("e.effective_at <= :as_of")
+        if self.known_at is not None:
+            bounds.append("e.recorded_at <= :known_at")
+        return " AND ".join(bounds)
 
 
 def normal_balance(normal_side: str, debit: int, credit: int) -> int:
@@ -46,7 +49,7 @@ async def account_totals(reads: ReadModel, moment: Moment, prefix: str | None = 
             "coalesce(sum(l.amount) FILTER (WHERE l.side = 'C'), 0)::bigint AS credit "
             f"FROM {reads.ledger('journal_lines')} l JOIN {reads.ledger('journal_entries')} e USING (sequence) "
             f"JOIN {reads.ledger('accounts')} a ON a.code = l.account "
-            f"WHERE {MOMENT} AND (CAST(:prefix AS text) IS NULL OR starts_with(l.account, :prefix)) "
+            f"WHERE {moment.condition()} {'' if prefix is None else 'AND starts_with(l.account, :prefix)'} "
             "GROUP BY a.code, a.type, a.normal_side ORDER BY a.code"
         ),
         {**moment.params(), "prefix": prefix},
@@ -102,7 +105,8 @@ async def inmate_statement(
             await reads.conn.execute(
                 text(
                     f"SELECT coalesce(sum({_SIGNED}), 0) FROM {lines} l JOIN {entries} e USING (sequence) "
-                    f"WHERE l.account = :a AND {MOMENT} AND CAST(:s AS timestamptz) IS NOT NULL AND e.effective_at < :s"
+                    f"WHERE l.account = :a AND {moment.condition()} AND CAST(:s AS timestamptz) IS NOT NULL "
+                    "AND e.effective_at < :s"
                 ),
                 params,
             )
@@ -113,7 +117,7 @@ async def inmate_statement(
             "SELECT e.sequence, e.posting_key, e.kind, e.effective_at, e.recorded_at, e.order_key, e.batch_id, "
             f"e.policy_ref, l.side, l.amount, CAST(:opening AS bigint) + sum({_SIGNED}) OVER "
             "(ORDER BY e.effective_at, e.sequence, l.line_no) AS balance "
-            f"FROM {lines} l JOIN {entries} e USING (sequence) WHERE l.account = :a AND {MOMENT} "
+            f"FROM {lines} l JOIN {entries} e USING (sequence) WHERE l.account = :a AND {moment.condition()} "
             "AND (CAST(:s AS timestamptz) IS NULL OR e.effective_at >= :s) "
             "AND (CAST(:t AS timestamptz) IS NULL OR e.effective_at < :t) "
             "ORDER BY e.effective_at, e.sequence, l.line_no"

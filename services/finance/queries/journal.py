@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from services.finance.queries.balances import MOMENT, Moment
+from services.finance.queries.balances import Moment
 from services.finance.scope import ReadModel
 
 _ENTRY_COLUMNS = (
@@ -55,7 +55,7 @@ class EntryFilter:
 
 
 _WHERE = (
-    f"{MOMENT} AND e.sequence > :after "
+    "e.sequence > :after "
     "AND (CAST(:s AS timestamptz) IS NULL OR e.effective_at >= :s) "
     "AND (CAST(:t AS timestamptz) IS NULL OR e.effective_at < :t) "
     "AND (CAST(:pk AS text) IS NULL OR starts_with(e.posting_key, :pk)) "
@@ -85,7 +85,7 @@ async def entries_page(
             text(
                 f"SELECT {_ENTRY_COLUMNS}, (SELECT coalesce(sum(l.amount), 0) FROM {lines} l "
                 "WHERE l.sequence = e.sequence AND l.side = 'D') AS amount "
-                f"FROM {reads.ledger('journal_entries')} e WHERE {_WHERE}{account_filter}"
+                f"FROM {reads.ledger('journal_entries')} e WHERE {moment.condition()} AND {_WHERE}{account_filter}"
                 "ORDER BY e.sequence LIMIT :n"
             ),
             {**moment.params(), **where.params(), "after": after, "n": limit + 1},
