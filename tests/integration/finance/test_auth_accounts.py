@@ -17,11 +17,11 @@ from typer.testing import CliRunner
 
 from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
-from services.finance.auth import CurrentUser, User, audit, require_role
+from services.finance.auth import CurrentUser, User, audit, csrf_protect, require_role
 from services.finance.auth.cli import users_app
 from services.finance.auth.demo import create_demo_users
 from tests.integration.cli_support import cli_root
-from tests.integration.finance_auth_support import Workspace, workspace
+from tests.integration.finance_auth_support import Workspace, csrf_of, workspace
 
 probe = APIRouter()
 
@@ -36,6 +36,12 @@ async def whoami(user: CurrentUser) -> dict[str, str | None]:
 async def approve(user: User = Depends(require_role("bendahara"))) -> dict[str, str]:
     """A route only a treasurer may use."""
     return {"approved_by": user.name}
+
+
+@probe.post("/api/v1/proposals", dependencies=[Depends(csrf_protect)])
+async def propose(user: CurrentUser) -> dict[str, str]:
+    """A state-changing route a script calls with the session's token in a header."""
+    return {"proposed_by": user.name}
 
 
 @pytest.fixture
@@ -62,6 +68,19 @@ async def test_api_routes_need_a_session_and_the_right_role(ws: Workspace) -> No
     assert (await as_central.get("/api/v1/whoami")).json()["scope"] is None
     as_treasurer = await ws.signed_in(treasurer, treasurer_password)
     assert (await as_treasurer.post("/api/v1/approvals")).json() == {"approved_by": treasurer.name}
+
+
+async def test_a_state_changing_api_call_needs_the_sessions_token_in_its_header(ws: Workspace) -> None:
+    treasurer, password = await ws.account("bendahara", "lapas-a")
+    other, other_password = await ws.account("bendahara", "lapas-a")
+    client = await ws.signed_in(treasurer, password)
+    token = csrf_of((await client.get("/")).text)
+    others_token = csrf_of((await (await ws.signed_in(other, other_password)).get("/")).text)
+
+    assert (await client.post("/api/v1/proposals")).status_code == 403
+    assert (await client.post("/api/v1/proposals", headers={"X-CSRF-Token": others_token})).status_code == 403
+    accepted = await client.post("/api/v1/proposals", headers={"X-CSRF-Token": token})
+    assert accepted.status_code == 200 and accepted.json() == {"proposed_by": treasurer.name}
 
 
 def test_users_cli_adds_lists_and_disables(database: RoleUrls) -> None:
