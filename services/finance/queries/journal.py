@@ -43,7 +43,7 @@ class EntryFilter:
     account: str | None = None
 
     def params(self) -> dict[str, object]:
-        """The bind parameters of :data:`_WHERE`."""
+        """The bind parameters of :meth:`condition`."""
         return {
             "s": self.start,
             "t": self.end,
@@ -53,15 +53,18 @@ class EntryFilter:
             "acct": self.account,
         }
 
-
-_WHERE = (
-    "e.sequence > :after "
-    "AND (CAST(:s AS timestamptz) IS NULL OR e.effective_at >= :s) "
-    "AND (CAST(:t AS timestamptz) IS NULL OR e.effective_at < :t) "
-    "AND (CAST(:pk AS text) IS NULL OR starts_with(e.posting_key, :pk)) "
-    "AND (CAST(:ok AS text) IS NULL OR e.order_key = :ok) "
-    "AND (CAST(:kind AS text) IS NULL OR e.kind = :kind) "
-)
+    def condition(self, lines: str) -> str:
+        """The condition on an entry ``e``: only the filters given (see :meth:`Moment.condition`); ``lines`` is
+        the journal lines' table, for the account filter."""
+        given = {
+            "e.effective_at >= :s": self.start,
+            "e.effective_at < :t": self.end,
+            "starts_with(e.posting_key, :pk)": self.posting_key,
+            "e.order_key = :ok": self.order_key,
+            "e.kind = :kind": self.kind,
+            f"EXISTS (SELECT 1 FROM {lines} x WHERE x.sequence = e.sequence AND x.account = :acct)": self.account,
+        }
+        return " AND ".join(["true", *(sql for sql, value in given.items() if value is not None)])
 
 
 def _entry(row: Any) -> dict[str, Any]:
@@ -76,16 +79,13 @@ async def entries_page(
     """Up to ``limit`` entries after sequence ``after``, in sequence order, each with its amount (the sum of its
     debits); and the cursor of the next page (None on the last)."""
     lines = reads.ledger("journal_lines")
-    account_filter = (
-        f"AND (CAST(:acct AS text) IS NULL OR EXISTS (SELECT 1 FROM {lines} x "
-        "WHERE x.sequence = e.sequence AND x.account = :acct)) "
-    )
     rows = (
         await reads.conn.execute(
             text(
                 f"SELECT {_ENTRY_COLUMNS}, (SELECT coalesce(sum(l.amount), 0) FROM {lines} l "
                 "WHERE l.sequence = e.sequence AND l.side = 'D') AS amount "
-                f"FROM {reads.ledger('journal_entries')} e WHERE {moment.condition()} AND {_WHERE}{account_filter}"
+                f"FROM {reads.ledger('journal_entries')} e "
+                f"WHERE e.sequence > :after AND {moment.condition()} AND {where.condition(lines)} "
                 "ORDER BY e.sequence LIMIT :n"
             ),
             {**moment.params(), **where.params(), "after": after, "n": limit + 1},

@@ -90,6 +90,14 @@ async def test_lists_under_lapas_a_hold_none_of_lapas_bs_rows(posted: TwoLapas, 
     assert by_order == []
     by_key = await _all_entries(client, posting_key=f"payout:{posted.inmate_b}")
     assert by_key == []
+    on_sales = await _all_entries(client, account=f"revenue:sales:{LAPAS_A}", kind="settlement")
+    assert on_sales and {e["sequence"] for e in on_sales} <= set(posted.entries_a)
+    assert all(e["kind"] == "settlement" for e in on_sales)
+    assert await _all_entries(client, account=f"revenue:sales:{LAPAS_B}") == []
+    window = await _all_entries(client, **{"from": "2026-05-04T10:00:00Z", "to": "2026-05-04T10:00:01Z"})
+    assert {e["sequence"] for e in window} >= {e["sequence"] for e in on_sales if e["order_key"] == posted.order_a}
+    later = {"from": "2026-05-05T00:00:00Z", "to": "2026-05-06T00:00:00Z", "order_key": posted.order_a}
+    assert await _all_entries(client, **later) == []
     listed = {a["account"] for a in (await _ok(client, "/api/v1/accounts"))["accounts"]}
     assert accounts.inmate_savings(posted.inmate_a) in listed
     assert not any(LAPAS_B in a or posted.inmate_b in a for a in listed)
