@@ -16,9 +16,13 @@ from services.finance.auth.csrf import NONCE_COOKIE, SESSION_COOKIE, csrf_protec
 from services.finance.auth.deps import CurrentUser
 from services.finance.auth.passwords import hash_password, needs_rehash, verify_password
 from services.finance.settings import FinanceSettings
-from services.finance.templating import render
+from services.finance.templating import page_lang, render
 
 router = APIRouter(tags=["session"])
+REFUSALS = {
+    401: {"id": "Nama pengguna atau kata sandi salah.", "en": "Wrong user name or password."},
+    429: {"id": "Terlalu banyak percobaan gagal. Coba lagi nanti.", "en": "Too many failed attempts. Try again later."},
+}
 
 
 def _safe_next(target: str | None) -> str:
@@ -62,10 +66,8 @@ async def login(request: Request) -> Response:
                 response.delete_cookie(NONCE_COOKIE, path="/")
                 return response
             await audit.record(uow, name, audit.LOGIN_FAILED, "web", ip=ip)
-    if throttled:
-        message, status = "Terlalu banyak percobaan gagal. Coba lagi nanti. / Too many failed attempts.", 429
-    else:
-        message, status = "Nama pengguna atau kata sandi salah. / Wrong user name or password.", 401
+    status = 429 if throttled else 401
+    message = REFUSALS[status][page_lang(request)]
     return await render(request, "login.html", {"next": target, "error": message, "username": name}, status)
 
 

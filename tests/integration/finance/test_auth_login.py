@@ -181,6 +181,21 @@ async def test_an_idle_session_expires_and_a_used_one_stays(ws: Workspace) -> No
     assert (await busy_client.get("/")).status_code == 200
 
 
+async def test_the_pages_speak_bahasa_indonesia_until_english_is_chosen(ws: Workspace) -> None:
+    user, password = await ws.account("auditor_pusat")
+    client = ws.client()
+    assert "<h1>Masuk</h1>" in (await client.get("/login")).text
+
+    english = await client.get("/login?lang=en")
+    refused = await ws.login(client, user.name, "wrong-password-123")
+
+    assert "<h1>Sign in</h1>" in english.text and client.cookies["karya_lang"] == "en"
+    assert "Wrong user name or password." in refused.text
+    await ws.login(client, user.name, password)
+    assert "Welcome" in (await client.get("/")).text
+    assert "Selamat datang" in (await client.get("/?lang=id")).text
+
+
 async def test_the_login_page_sends_nobody_to_another_site(ws: Workspace) -> None:
     user, password = await ws.account("auditor_pusat")
     client = ws.client()
