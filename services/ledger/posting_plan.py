@@ -361,7 +361,8 @@ def _plan_settlement(
         payload = envelope.data if last is None else settlement_difference(last, envelope.data)
         order.latest = {**order.latest, marketplace_id: settlement.settlement_id}
     if payload is not None:
-        plan.add(plan_settlement(order, payload, completion, inputs.policies).entries, source)
+        parsed = settlement if payload is envelope.data else None  # a difference is a new payload: parsed there
+        plan.add(plan_settlement(order, payload, completion, inputs.policies, parsed).entries, source)
 
 
 def reason(envelope: Envelope, exc: Exception) -> str:
