@@ -180,8 +180,9 @@ _PAID_LATER: Final[Mapping[Channel, tuple[str, float]]] = MappingProxyType(
 
 def _completed_paid_later(channel: Channel, rng: random.Random) -> list[StatusSpec]:
     """A completed order, some of whose money comes days after the first payout (:data:`_PAID_LATER`). TikTok
-    Shop sends no webhook for a statement: the status is pushed again with it, a stand-in for the statement poll
-    Karya does not have yet (docs/gateway.md); Blibli is polled, so its later items need no webhook."""
+    Shop sends no webhook for a statement: the status is still pushed again with it (a second path; Karya's
+    statement poller reads the statement without it, docs/gateway.md); Blibli is polled, so its later items need
+    no webhook."""
     steps = _completed(channel, rng)
     kind, share = _PAID_LATER.get(channel, ("", 0.0))
     if not kind or rng.random() >= share:

@@ -32,6 +32,7 @@ from services.gateway.pollers import run_backstop_poller, run_blibli_poller
 from services.gateway.retention import RetentionMetrics, run_raw_retention
 from services.gateway.settings import GatewayConfigError, GatewaySettings
 from services.gateway.shops.wiring import wire_shop_tokens
+from services.gateway.statement_poller import run_statement_poller
 from services.gateway.webhooks import make_webhook_router
 
 __all__ = [
@@ -176,6 +177,7 @@ def build_runtime(
     if pollers:
         runtime.add_background("blibli-poller", lambda stop: run_blibli_poller(db, deps, stop, topics))
         runtime.add_background("backstop-poller", lambda stop: run_backstop_poller(db, deps, stop, topics))
+        runtime.add_background("statement-poller", lambda stop: run_statement_poller(db, deps, stop, topics))
     parked = ParkedDeliveryGauges(runtime.metrics.registry)
     reject = parked_rejecter(consumer_name)
     runtime.add_background(

@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 
-from infra.db.unit_of_work import Database
+from infra.db.unit_of_work import Database, UnitOfWork
 from infra.errors import describe_error
 from infra.logging import LogLimiter, get_logger
 from infra.supervision import backoff_delay
@@ -86,7 +86,7 @@ def polled_emissions(orders: Sequence[ApiOrder]) -> tuple[list[StatusEmission], 
     return emissions, skipped
 
 
-async def _settlements(
+async def settlement_emissions(
     client: MarketplaceClient, wanted: Sequence[tuple[str, str, str]], concurrency: int
 ) -> list[SettlementEmission]:
     """Settlement emissions of (order key, shop, order) whose marketplace settlement exists."""
@@ -109,13 +109,7 @@ async def poll_blibli_store(db: Database, deps: GatewayDeps, store: str, topics:
     """Read one window of one store's order list (cursors and outbox in ``db``, the gateway's); returns the number
     of events published."""
     settings = deps.settings
-    async with db.read() as uow:
-        cursor = (
-            await uow.conn.execute(
-                text(f"SELECT cursor FROM {uow.table('poll_cursors')} WHERE channel = 'blibli' AND shop_id = :s"),
-                {"s": store},
-            )
-        ).scalar_one_or_none()
+    cursor = await read_cursor(db, "blibli", store)
     window = next_window(
         cursor,
         now,
@@ -131,19 +125,34 @@ async def poll_blibli_store(db: Database, deps: GatewayDeps, store: str, topics:
         log.error("blibli_order_skipped", store=store, reason=reason)
     # Settled orders too: one that is in the window again changed since (an item settled on a later day).
     wanted = sorted({(s.event.order_key, s.event.shop_id, s.event.order_id) for s in statuses if s.completion})
-    settlements = await _settlements(client, wanted, settings.api_concurrency)
+    settlements = await settlement_emissions(client, wanted, settings.api_concurrency)
     async with db.begin() as uow:
         published = await emit(uow, [*statuses, *settlements], topics)
-        await uow.conn.execute(
-            text(
-                f"INSERT INTO {uow.table('poll_cursors')} AS c (channel, shop_id, cursor) "
-                "VALUES ('blibli', :s, :end) "
-                "ON CONFLICT (channel, shop_id) DO UPDATE SET cursor = GREATEST(c.cursor, EXCLUDED.cursor), "
-                "updated_at = clock_timestamp()"
-            ),
-            {"s": store, "end": window[1]},
-        )
+        await advance_cursor(uow, "blibli", store, window[1])
     return len(published)
+
+
+async def read_cursor(db: Database, channel: str, shop: str) -> datetime | None:
+    """The stored poll cursor of (``channel``, ``shop``) in ``poll_cursors``, None before the first poll."""
+    async with db.read() as uow:
+        found = await uow.conn.execute(
+            text(f"SELECT cursor FROM {uow.table('poll_cursors')} WHERE channel = :c AND shop_id = :s"),
+            {"c": channel, "s": shop},
+        )
+        cursor: datetime | None = found.scalar_one_or_none()
+        return cursor
+
+
+async def advance_cursor(uow: UnitOfWork, channel: str, shop: str, end: datetime) -> None:
+    """Move the poll cursor of (``channel``, ``shop``) to ``end`` (never backwards), in ``uow``'s transaction."""
+    await uow.conn.execute(
+        text(
+            f"INSERT INTO {uow.table('poll_cursors')} AS c (channel, shop_id, cursor) VALUES (:c, :s, :end) "
+            "ON CONFLICT (channel, shop_id) DO UPDATE SET cursor = GREATEST(c.cursor, EXCLUDED.cursor), "
+            "updated_at = clock_timestamp()"
+        ),
+        {"c": channel, "s": shop, "end": end},
+    )
 
 
 def backstop_status(seen: SeenOrder, detail: ApiOrder) -> StatusEmission | None:
@@ -174,7 +183,7 @@ async def _recheck(deps: GatewayDeps, seen: SeenOrder) -> list[Emission]:
     if status is not None:
         emissions.append(status)
     if (seen.completion_reached or (status is not None and status.completion)) and not seen.settled:
-        emissions += await _settlements(client, [(seen.order_key, seen.shop_id, seen.order_id)], 1)
+        emissions += await settlement_emissions(client, [(seen.order_key, seen.shop_id, seen.order_id)], 1)
     return emissions
 
 

@@ -114,6 +114,11 @@ class GatewaySettings(BaseSettings):
     backstop_max_age_s: float = Field(default=7 * 86_400.0, gt=0, description="Give up on older orders.")
     backstop_batch: int = Field(default=200, ge=1)
 
+    # TikTok Shop statement poller (no webhook announces a statement).
+    tiktok_statement_poll_interval_s: float = Field(default=900.0, gt=0, description="Between statement polls.")
+    tiktok_statement_overlap_s: float = Field(default=86_400.0, ge=0, description="Each window re-reads this much.")
+    tiktok_statement_lookback_s: float = Field(default=7 * 86_400.0, gt=0, description="First poll of a shop.")
+
     # Retention of raw deliveries (UU PDP): bodies are redacted in place this long after they arrived.
     gateway_raw_retention_days: int = Field(default=30, ge=1, description="Days a raw body is kept as received.")
     gateway_raw_retention_interval_s: float = Field(default=3_600.0, gt=0, description="Between retention rounds.")

@@ -12,7 +12,8 @@ absolute value is kept).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from services.gateway.clients.base import ApiOrder, ApiOrderLine, ApiSettlement, MarketplaceApiError
@@ -24,12 +25,15 @@ from services.gateway.clients.signing import tiktok_sign
 from services.gateway.clients.tokens import ShopNotConnected
 from services.gateway.values import parse_fee, parse_rupiah, parse_time
 
-__all__ = ["TikTokShopClient", "tiktok_error"]
+__all__ = ["ApiStatement", "TikTokShopClient", "tiktok_error"]
 
 ORDERS_PATH = "/order/202309/orders"
 SEARCH_PATH = "/order/202309/orders/search"
 STATEMENT_PATH = "/finance/202309/orders/{order_id}/statement_transactions"
 RETURNS_SEARCH_PATH = "/return_refund/202309/returns/search"
+#: The shop's daily statements by ``statement_time`` and one statement's transactions (Finance API 202309).
+STATEMENTS_PATH = "/finance/202309/statements"
+STATEMENT_ROWS_PATH = "/finance/202309/statements/{statement_id}/statement_transactions"
 #: Statement fields → fee type names used in settlement events.
 FEE_FIELDS = {
     "platform_commission_amount": "platform_commission",
@@ -37,6 +41,14 @@ FEE_FIELDS = {
     "affiliate_commission_amount": "affiliate_commission",
 }
 _PAGE = 50
+
+
+@dataclass(frozen=True, slots=True)
+class ApiStatement:
+    """One of a shop's statements (TikTok Shop issues one a day): its id and ``statement_time``."""
+
+    statement_id: str
+    statement_time: datetime
 
 
 def tiktok_error(body: Mapping[str, object]) -> str | None:
@@ -108,22 +120,11 @@ class TikTokShopClient(ShopClient[str]):
         body = json.dumps({"order_ids": [order_id]}, separators=(",", ":")).encode()
         where = f"tiktok_shop {RETURNS_SEARCH_PATH}"
         refunds: list[ApiRefund] = []
-        token = ""
-        while True:
-            params: dict[str, str | int] = {"page_size": _PAGE}
-            if token:
-                params["page_token"] = token
-            data = await self._call("POST", RETURNS_SEARCH_PATH, shop_id, params, body)
+        async for data in self._pages("POST", RETURNS_SEARCH_PATH, shop_id, {}, body):
             for raw in objects(get_list(data, "return_orders", where), where):
                 refund = parse_tiktok_return(raw, shop_id)
                 if refund is not None and refund.order_id == order_id:
                     refunds.append(refund)
-            next_token = data.get("next_page_token")
-            if not next_token:
-                break
-            if not isinstance(next_token, str) or next_token == token:
-                raise MarketplaceApiError(f"{where}: unusable next_page_token {next_token!r}")
-            token = next_token
         return with_netting(refunds, await self.settlement(shop_id, order_id)) if refunds else []
 
     async def orders_updated_between(self, shop_id: str, start: datetime, end: datetime) -> list[ApiOrder]:
@@ -133,18 +134,56 @@ class TikTokShopClient(ShopClient[str]):
         ).encode()
         where = f"tiktok_shop {SEARCH_PATH}"
         orders: list[ApiOrder] = []
+        async for data in self._pages("POST", SEARCH_PATH, shop_id, {}, body):
+            orders.extend(_order(raw, shop_id) for raw in objects(get_list(data, "orders", where), where))
+        return orders
+
+    async def statements_between(self, shop_id: str, start: datetime, end: datetime) -> list[ApiStatement]:
+        """The shop's statements with ``statement_time`` in [start, end), oldest first, page by page."""
+        where = f"tiktok_shop {STATEMENTS_PATH}"
+        params: dict[str, str | int] = {
+            "statement_time_ge": ceil_unix(start),
+            "statement_time_lt": ceil_unix(end),
+            "sort_field": "statement_time",
+            "sort_order": "ASC",
+        }
+        statements: list[ApiStatement] = []
+        async for data in self._pages("GET", STATEMENTS_PATH, shop_id, params):
+            for index, raw in enumerate(objects(get_list(data, "statements", where), where)):
+                at = f"{where}[{index}]"
+                time = parse_time(raw.get("statement_time"), f"{at}.statement_time")
+                statements.append(ApiStatement(get_str(raw, "id", at), time))
+        return sorted(statements, key=lambda st: (st.statement_time, st.statement_id))
+
+    async def statement_orders(self, shop_id: str, statement_id: str) -> list[str]:
+        """The ids of the orders one statement's transactions pay or adjust (each once, in the answer's order);
+        rows without an order (a shop-level fee) are skipped."""
+        path = STATEMENT_ROWS_PATH.format(statement_id=statement_id)
+        where = f"tiktok_shop statement {statement_id}"
+        orders: dict[str, None] = {}
+        async for data in self._pages("GET", path, shop_id, {"sort_field": "order_create_time"}):
+            for raw in objects(get_list(data, "statement_transactions", where), where):
+                order = raw.get("order_id")
+                if isinstance(order, str) and order:
+                    orders[order] = None
+        return list(orders)
+
+    async def _pages(
+        self, method: str, path: str, shop_id: str, params: Mapping[str, str | int], body: bytes | None = None
+    ) -> AsyncIterator[Mapping[str, object]]:
+        """Each page's ``data`` of a listing, following ``next_page_token`` until it is empty."""
         token = ""
         while True:
-            params: dict[str, str | int] = {"page_size": _PAGE}
+            query: dict[str, str | int] = {"page_size": _PAGE, **params}
             if token:
-                params["page_token"] = token
-            data = await self._call("POST", SEARCH_PATH, shop_id, params, body)
-            orders.extend(_order(raw, shop_id) for raw in objects(get_list(data, "orders", where), where))
+                query["page_token"] = token
+            data = await self._call(method, path, shop_id, query, body)
+            yield data
             next_token = data.get("next_page_token")
             if not next_token:
-                return orders
+                return
             if not isinstance(next_token, str) or next_token == token:
-                raise MarketplaceApiError(f"{where}: unusable next_page_token {next_token!r}")
+                raise MarketplaceApiError(f"tiktok_shop {path}: unusable next_page_token {next_token!r}")
             token = next_token
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -117,3 +117,20 @@ async def test_an_order_the_answer_does_not_hold_is_refused_not_retried() -> Non
     with pytest.raises(MarketplaceRefused, match="576000000000000008 is not in the answer") as refused:
         await client(state).order_detail(SHOP, "576000000000000008")
     assert outcome_of(refused.value) is Outcome.REFUSED
+
+
+async def test_statements_by_time_and_the_orders_their_rows_pay_page_by_page() -> None:
+    state = SimState()
+    ids = [f"5761{n:014d}" for n in range(60)]
+    for order_id in ids:
+        add_order(state, Channel.TIKTOK_SHOP, order_id, ["UNPAID", "COMPLETED"], settle=True)
+    add_order(state, Channel.TIKTOK_SHOP, "576199999999999999", ["UNPAID"])  # not settled: in no statement
+    tiktok = client(state)
+    day = datetime.fromtimestamp(NOW, UTC) - timedelta(days=1)
+    (statement,) = await tiktok.statements_between(SHOP, day, datetime.fromtimestamp(NOW + 1, UTC))
+    assert statement.statement_time <= datetime.fromtimestamp(NOW, UTC)
+    assert await tiktok.statement_orders(SHOP, statement.statement_id) == ids  # 60 rows: two pages of 50
+    after = statement.statement_time + timedelta(seconds=1)
+    assert await tiktok.statements_between(SHOP, after, after + timedelta(days=1)) == []
+    with pytest.raises(MarketplaceApiError, match="statement not found"):
+        await tiktok.statement_orders(SHOP, "no-such-statement")

@@ -1,0 +1,145 @@
+"""TikTok Shop statement poller against the simulator served on loopback (the real client signing every call), the
+real database and broker: an adjustment that only appears in a later statement — no webhook announces it —
+reaches Kafka as a second settlement, exactly once however often the statements are read again."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from infra.db.engine import make_engine
+from infra.db.roles import RoleUrls
+from infra.messaging.admin import read_to_end
+from infra.runtime import ServiceRuntime
+from services.contracts.channels import Channel
+from services.gateway.app import build_runtime
+from services.gateway.clients.tiktok_shop import TikTokShopClient
+from services.gateway.deps import GatewayDeps
+from services.gateway.emit import GatewayTopics
+from services.gateway.statement_poller import CURSOR_CHANNEL, poll_tiktok_statements
+from services.orders.catalogue import load_catalogue
+from sim.fees import compute_settlement
+from sim.server import DEFAULT_CATALOGUE, Simulator
+from sim.state import SimSettlement
+from tests.integration.gateway_support import FakeClient, gateway_settings, kafka, outbox_events, prepare_topics
+from tests.integration.messaging_support import wait_for
+from tests.naming import topic_prefix
+from tests.unit.sim.sim_support import SETTINGS, add_order, listings, tokens_for
+
+pytestmark = pytest.mark.integration
+
+SHOP = listings(Channel.TIKTOK_SHOP)[0].shop_id
+RATES = {"platform_commission": 600, "transaction_fee": 200}
+DAY = 86_400
+
+
+@dataclass
+class Polled:
+    """The simulator on loopback, the gateway runtime (its relay publishes the outbox) and the poller's deps."""
+
+    sim: Simulator
+    runtime: ServiceRuntime
+    deps: GatewayDeps
+    topics: GatewayTopics
+    bootstrap: str
+
+    async def poll(self) -> int:
+        return await poll_tiktok_statements(self.runtime.db, self.deps, SHOP, self.topics, datetime.now(UTC))
+
+    async def rewind_cursor(self) -> None:
+        """Move the shop's cursor back six days: the next poll reads every statement of this test again (and an
+        earlier run's cursor cannot hide day one's statement)."""
+        async with self.runtime.engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "UPDATE gateway.poll_cursors SET cursor = clock_timestamp() - interval '6 days' "
+                    "WHERE channel = :c AND shop_id = :s"
+                ),
+                {"c": CURSOR_CHANNEL, "s": SHOP},
+            )
+
+    async def in_kafka(self, key: str) -> list[dict[str, Any]]:
+        records = await read_to_end(self.bootstrap, self.topics.settlements)
+        return [json.loads(r.value) for r in records if r.key == key.encode() and r.value]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+async def polled(database: RoleUrls, kafka_bootstrap: str) -> AsyncIterator[Polled]:
+    sim = Simulator(load_catalogue(DEFAULT_CATALOGUE), SETTINGS)
+    port = _free_port()
+    async with sim.serve("127.0.0.1", port):
+        tiktok = TikTokShopClient(
+            f"http://127.0.0.1:{port}/tiktok_shop",
+            SETTINGS.tiktok_app_key,
+            SETTINGS.tiktok_app_secret,
+            tokens_for(sim.app, "tiktok_shop", SHOP),
+        )
+        clients: dict[str, Any] = {c: FakeClient(c) for c in ("tokopedia", "shopee", "blibli")}
+        clients["tiktok_shop"] = tiktok
+        topics = GatewayTopics.with_prefix(topic_prefix("gs"))
+        await prepare_topics(kafka_bootstrap, topics)
+        runtime = build_runtime(
+            make_engine(database.gateway),
+            kafka(kafka_bootstrap, max_attempts=3),
+            settings=gateway_settings(),
+            clients=clients,
+            topics=topics,
+            consumer_name=f"gateway-normaliser-{uuid.uuid4().hex[:8]}",
+            pollers=False,
+        )
+        await runtime.start()
+        try:
+            polled = Polled(sim, runtime, GatewayDeps(gateway_settings(), clients), topics, kafka_bootstrap)
+            await polled.rewind_cursor()
+            yield polled
+        finally:
+            await runtime.stop()
+            await runtime.engine.dispose()
+            await tiktok.aclose()
+
+
+async def test_an_adjustment_in_a_later_statement_is_published_once(polled: Polled) -> None:
+    now = int(time.time())
+    order_id = f"5773{uuid.uuid4().int % 10**14:014d}"
+    order = add_order(polled.sim.state, Channel.TIKTOK_SHOP, order_id, ["UNPAID", "COMPLETED"], start=now - 3 * DAY)
+    polled.sim.state.settle(
+        order, SimSettlement(f"8{order_id[-6:]}", now - 2 * DAY, (compute_settlement(50_000, RATES),))
+    )
+    key = f"tiktok_shop:{SHOP}:{order_id}"
+
+    assert await polled.poll() == 1  # day one's statement: the order's first row
+
+    # Two days later a statement holds an adjustment row of the order; nothing is pushed.
+    adjustment = SimSettlement(f"8{order_id[-6:]}01", now - 60, (compute_settlement(5_000, RATES),))
+    polled.sim.state.settle(order, adjustment)
+    assert await polled.poll() == 1
+    assert await polled.poll() == 0  # the same statements read again
+    await polled.rewind_cursor()
+    assert await polled.poll() == 0  # both statements read again: nothing is new
+
+    async def both_in_kafka() -> bool:
+        return len(await polled.in_kafka(key)) >= 2
+
+    await wait_for(both_in_kafka, timeout=60, what="both settlements published to Kafka")
+    published = [e["data"] for e in await polled.in_kafka(key)]
+    assert [(s["marketplace_settlement_id"], s["gross_amount"], s["net_payout"]) for s in published] == [
+        (f"8{order_id[-6:]}", 50_000, 50_000 - 3_000 - 1_000 - 250),
+        (f"8{order_id[-6:]}01", 5_000, 5_000 - 300 - 100 - 25),
+    ]
+    assert len(await outbox_events(polled.runtime.engine, polled.topics.settlements, key, polled.bootstrap)) == 2
