@@ -257,7 +257,8 @@ async def test_fresh_database_is_at_every_head(database: RoleUrls) -> None:
 
     from infra.db.migrate import alembic_config
 
-    heads = set(ScriptDirectory.from_config(alembic_config(database.migrator)).get_heads())
+    script = ScriptDirectory.from_config(alembic_config(database.migrator))
+    heads = set(script.get_heads())
     engine = make_engine(database.auditor)
     try:
         async with engine.connect() as conn:
@@ -265,7 +266,9 @@ async def test_fresh_database_is_at_every_head(database: RoleUrls) -> None:
     finally:
         await engine.dispose()
     assert len(heads) == 4, "one branch per service (orders, ledger, gateway, finance)"
-    assert current == heads
+    # Alembic records a head another branch depends on (finance_0002 on ledger_0009) only through its dependant.
+    reached = {r.revision for r in script.iterate_revisions(tuple(current), "base")}
+    assert current <= heads and heads <= reached
 
 
 def _metric(runtime: ServiceRuntime, name: str) -> float:
