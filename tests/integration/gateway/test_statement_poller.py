@@ -4,6 +4,7 @@ reaches Kafka as a second settlement, exactly once however often the statements 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import time
@@ -25,7 +26,7 @@ from services.gateway.app import build_runtime
 from services.gateway.clients.tiktok_shop import TikTokShopClient
 from services.gateway.deps import GatewayDeps
 from services.gateway.emit import GatewayTopics
-from services.gateway.statement_poller import CURSOR_CHANNEL, poll_tiktok_statements
+from services.gateway.statement_poller import CURSOR_CHANNEL, poll_tiktok_statements, run_statement_poller
 from services.orders.catalogue import load_catalogue
 from sim.fees import compute_settlement
 from sim.server import DEFAULT_CATALOGUE, Simulator
@@ -143,3 +144,17 @@ async def test_an_adjustment_in_a_later_statement_is_published_once(polled: Poll
         (f"8{order_id[-6:]}01", 5_000, 5_000 - 300 - 100 - 25),
     ]
     assert len(await outbox_events(polled.runtime.engine, polled.topics.settlements, key, polled.bootstrap)) == 2
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+async def test_without_a_tiktok_client_or_with_pollers_off_the_task_waits_for_stop(
+    polled: Polled, enabled: bool
+) -> None:
+    clients: dict[str, Any] = {} if enabled else {"tiktok_shop": polled.deps.client("tiktok_shop")}
+    deps = GatewayDeps(gateway_settings(pollers_enabled=enabled), clients)
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_statement_poller(polled.runtime.db, deps, stop, polled.topics))
+    await asyncio.sleep(0)
+    assert not task.done()  # supervised: ending early would be restarted, so it idles until stop
+    stop.set()
+    await asyncio.wait_for(task, timeout=10)
