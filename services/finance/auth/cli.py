@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import getpass
 import sys
+from typing import NoReturn
 
 import typer
 
@@ -37,6 +38,20 @@ def _actor() -> str:
     return f"cli:{getpass.getuser()}"
 
 
+def _refuse(message: str, code: int) -> NoReturn:
+    typer.secho(message, err=True, fg="red")
+    raise typer.Exit(code)
+
+
+def _new_password(from_stdin: bool) -> tuple[str, str]:
+    """A password (read from stdin, or generated) and its hash; stops the command (2) when it is too short."""
+    password = sys.stdin.readline().rstrip("\n") if from_stdin else generate_password()
+    try:
+        return password, hash_password(password)
+    except ValueError as exc:
+        _refuse(str(exc), 2)
+
+
 @users_app.command("add")
 def add(
     ctx: typer.Context,
@@ -48,11 +63,9 @@ def add(
     """Create an account and print its password (generated unless --password-stdin)."""
     try:
         check_account(name, role, lapas)
-        password = sys.stdin.readline().rstrip("\n") if password_stdin else generate_password()
-        hashed = hash_password(password)
-    except (AccountError, ValueError) as exc:
-        typer.secho(str(exc), err=True, fg="red")
-        raise typer.Exit(2) from None
+    except AccountError as exc:
+        _refuse(str(exc), 2)
+    password, hashed = _new_password(password_stdin)
 
     async def work(uow: UnitOfWork) -> None:
         user = await add_user(uow, name, role, lapas, hashed)
@@ -63,8 +76,7 @@ def add(
     try:
         CliRoot.of(ctx).run("service", SCHEMA, work)
     except AccountError as exc:
-        typer.secho(str(exc), err=True, fg="red")
-        raise typer.Exit(1) from None
+        _refuse(str(exc), 1)
     typer.echo(f"added {name} ({role}{f', lapas {lapas}' if lapas else ''})")
     if not password_stdin:
         typer.echo(f"password: {password}")
@@ -91,8 +103,7 @@ def disable(ctx: typer.Context, name: str = typer.Argument(..., help="The user n
         return done
 
     if not CliRoot.of(ctx).run("service", SCHEMA, work):
-        typer.secho(f"no active user named {name!r}", err=True, fg="red")
-        raise typer.Exit(1)
+        _refuse(f"no active user named {name!r}", 1)
     typer.echo(f"disabled {name}")
 
 
@@ -103,12 +114,7 @@ def password(
     password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin."),
 ) -> None:
     """Give an account a new password (generated unless --password-stdin) and end its sessions."""
-    try:
-        new = sys.stdin.readline().rstrip("\n") if password_stdin else generate_password()
-        hashed = hash_password(new)
-    except ValueError as exc:
-        typer.secho(str(exc), err=True, fg="red")
-        raise typer.Exit(2) from None
+    new, hashed = _new_password(password_stdin)
 
     async def work(uow: UnitOfWork) -> bool:
         done = await reset_password(uow, name, hashed)
@@ -117,8 +123,7 @@ def password(
         return done
 
     if not CliRoot.of(ctx).run("service", SCHEMA, work):
-        typer.secho(f"no active user named {name!r}", err=True, fg="red")
-        raise typer.Exit(1)
+        _refuse(f"no active user named {name!r}", 1)
     typer.echo(f"new password for {name}" + ("" if password_stdin else f": {new}"))
 
 
