@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 import uvicorn
+from openpyxl import load_workbook
 from playwright.sync_api import Page, sync_playwright
 from typer.testing import CliRunner
 
@@ -165,6 +166,10 @@ def _open(chromium: Any, served: str, tmp_path: Path, who: str, login: Login) ->
     return browser
 
 
+def _sequences(web: Browser) -> list[int]:
+    return [int(t) for t in web.page.locator("#entries a[href^='/journal/']").all_inner_texts()]
+
+
 def test_auditor_pusat_pages_match_the_ledger(
     posted: TwoLapas, logins: dict[str, Login], served: str, chromium: Any, tmp_path: Path, database: RoleUrls
 ) -> None:
@@ -187,10 +192,21 @@ def test_auditor_pusat_pages_match_the_ledger(
     assert web.shoot("trial_balance_en").locator("h1").inner_text() == "Trial balance"
     assert parse_rupiah(web.text("#total-debit")) == cli["total_debit"]
 
-    web.visit(f"/journal?order_key={posted.order_b}", "journal")
-    assert web.page.locator("#entries a[href^='/journal/']").count() == len(
-        web.api(f"/api/v1/entries?order_key={posted.order_b}")["entries"]
-    )
+    with web.page.expect_download() as download:
+        web.page.click("#xlsx")
+    assert download.value.suggested_filename == "trial_balance_all.xlsx"
+    sheet = load_workbook(io.BytesIO(Path(download.value.path()).read_bytes())).active
+    assert sheet is not None
+    cells = [list(r) for r in sheet.iter_rows(min_row=2, values_only=True)]
+    assert cells == [[a["account"], a["type"], a["debit"], a["credit"], a["balance"]] for a in cli["accounts"]]
+
+    web.visit(f"/journal?order_key={posted.order_b}&limit=1", "journal")
+    walked = _sequences(web)
+    while web.page.locator("#next").count():
+        web.page.click("#next")
+        walked += _sequences(web)
+    assert walked == [e["sequence"] for e in web.api(f"/api/v1/entries?order_key={posted.order_b}")["entries"]]
+    assert len(walked) > 1, "the cursor was walked"
     web.visit(f"/journal/{posted.entries_b[0]}", "entry")
     assert web.text("#chain-hash") == web.api(f"/api/v1/entries/{posted.entries_b[0]}")["chain"]["chain_hash"]
     assert web.errors == []

@@ -105,6 +105,7 @@ async def journal_page(
     kind: Text = None,
     account: Text = None,
     cursor: Text = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = PAGE_SIZE,
 ) -> Response:
     """A page of entries, filtered by period (days in the viewer's zone), key, order, kind or account."""
     zone = zone_for(user)
@@ -117,7 +118,7 @@ async def journal_page(
         kind or None,
         account or None,
     )
-    entries, after = await journal.entries_page(reads, where, Moment(), sequence_cursor(cursor), PAGE_SIZE)
+    entries, after = await journal.entries_page(reads, where, Moment(), sequence_cursor(cursor), limit)
     next_url = None if after is None else str(request.url.include_query_params(cursor=after))
     filters = {"from": start, "to": end, "posting_key": posting_key, "order_key": order_key, "kind": kind}
     context = {"entries": entries, "next_url": next_url, "filters": filters | {"account": account}}
