@@ -7,6 +7,8 @@ TRUNCATE (migration ``finance_0001``), so a row once committed stays.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -34,6 +36,14 @@ class AuditRow:
     action: str
     subject: str
     ip: str | None
+
+
+def unknown_name(secret: str, name: str) -> str:
+    """How the log names a login attempt under a name no account has: ``unknown:`` and a digest keyed with the
+    workspace's secret (the same name gives the same digest, so the throttle still counts its failures; the name
+    itself, often a password typed into the wrong field, is not kept and cannot be guessed back offline)."""
+    digest = hmac.new(secret.encode(), b"login-name:" + name.encode(), hashlib.sha256).hexdigest()
+    return f"unknown:{digest[:16]}"
 
 
 def _unit(conn: AsyncConnection | UnitOfWork) -> UnitOfWork:

@@ -2,7 +2,9 @@
 
 ``POST /login`` checks the CSRF token, the throttle (failed logins of this name from this address within
 ``KARYA_FINANCE_LOGIN_WINDOW_MINUTES``: at ``KARYA_FINANCE_LOGIN_MAX_FAILURES`` even the right password is
-refused with 429 until they age out), then the password (argon2id); every outcome is a row of the audit log.
+refused with 429 until they age out), then the password (argon2id); every outcome is a row of the audit log. A
+name no account has is logged as a keyed digest (:func:`audit.unknown_name`), never as typed: it is often a
+password typed into the wrong field.
 """
 
 from __future__ import annotations
@@ -47,12 +49,14 @@ async def login(request: Request) -> Response:
     db: Database = request.app.state.db
     settings: FinanceSettings = request.app.state.settings
     async with db.begin() as uow:
-        if await audit.failures_within(uow, name, ip, settings.login_window_minutes) >= settings.login_max_failures:
-            await audit.record(uow, name, audit.LOGIN_THROTTLED, "web", ip=ip)
+        found = await users.find_for_login(uow, name)
+        # What the log names: the account, or a keyed digest of a name no account has (often a mistyped password).
+        actor = name if found else audit.unknown_name(settings.secret_key.get_secret_value(), name)
+        if await audit.failures_within(uow, actor, ip, settings.login_window_minutes) >= settings.login_max_failures:
+            await audit.record(uow, actor, audit.LOGIN_THROTTLED, "web", ip=ip)
             throttled = True
         else:
             throttled = False
-            found = await users.find_for_login(uow, name)
             if verify_password(found[1] if found else None, password) and found is not None:
                 user, stored = found
                 if needs_rehash(stored):
@@ -65,7 +69,7 @@ async def login(request: Request) -> Response:
                 set_cookie(request, response, SESSION_COOKIE, token)
                 response.delete_cookie(NONCE_COOKIE, path="/")
                 return response
-            await audit.record(uow, name, audit.LOGIN_FAILED, "web", ip=ip)
+            await audit.record(uow, actor, audit.LOGIN_FAILED, "web", ip=ip)
     status = 429 if throttled else 401
     message = REFUSALS[status][page_lang(request)]
     return await render(request, "login.html", {"next": target, "error": message, "username": name}, status)

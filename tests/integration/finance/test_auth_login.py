@@ -118,11 +118,25 @@ async def test_failures_age_out_of_the_throttle_window(ws: Workspace, admin_db_u
     assert (await ws.login(client, user.name, password)).status_code == 303
 
 
-async def test_an_unknown_name_is_refused_like_a_wrong_password(ws: Workspace) -> None:
-    response = await ws.login(ws.client(), "nobody-here", "whatever-password")
+async def test_an_unknown_name_is_refused_and_logged_only_as_a_digest(ws: Workspace) -> None:
+    """A name no account has is often a password typed into the wrong field: the log keeps a keyed digest of it,
+    under which the throttle still counts."""
+    client = ws.client()
+    for _ in range(4):
+        response = await ws.login(client, "Rahasia-Sandi-2026", "whatever-password")
+    digest = audit.unknown_name(ws.app.state.settings.secret_key.get_secret_value(), "Rahasia-Sandi-2026")
 
-    assert response.status_code == 401
-    assert await _actions(ws, "nobody-here") == [audit.LOGIN_FAILED]
+    assert response.status_code == 429
+    assert await _actions(ws, "Rahasia-Sandi-2026") == []
+    assert await _actions(ws, digest) == [audit.LOGIN_FAILED] * 3 + [audit.LOGIN_THROTTLED]
+    async with ws.db.read() as uow:
+        logged = await uow.conn.scalar(
+            text(
+                f"SELECT count(*) FROM {uow.table('audit_log')} "
+                "WHERE actor LIKE '%Rahasia%' OR subject LIKE '%Rahasia%'"
+            )
+        )
+    assert logged == 0 and digest.startswith("unknown:")
 
 
 @pytest.mark.parametrize("token", [None, "", "forged-token"])
