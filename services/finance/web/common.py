@@ -10,34 +10,48 @@ from zoneinfo import ZoneInfo
 from fastapi import HTTPException, Request, Response
 
 from services.finance.auth import User
-from services.finance.presentation.messages import Lang
+from services.finance.presentation.messages import LANGS, Lang
 from services.finance.presentation.zones import WIB, UnknownZone, lapas_zone, zone_label
 from services.finance.templating import page_lang, render
 
-WORDS: dict[Lang, dict[str, str]] = {
-    "id": {
-        "dashboard": "Dasbor", "trial_balance": "Neraca saldo", "journal": "Jurnal", "entry": "Entri jurnal",
-        "register": "Buku besar akun", "statement": "Rekening tabungan WBP", "order": "Pesanan",
-        "sales_today": "Penjualan hari ini", "sales_month": "Penjualan bulan ini", "pnbp": "PNBP terutang",
-        "premi": "Premi (tabungan WBP)", "suppliers": "Utang pemasok", "unallocated": "Belum dialokasikan",
-        "suspense": "Suspense", "parked": "Peristiwa tertunda", "as_of": "Per tanggal", "show": "Tampilkan",
-        "download": "Unduh", "next": "Berikutnya", "lines": "Baris", "chain": "Rantai hash", "causes": "Penyebab",
-        "deliveries": "Webhook (disamarkan)", "source_event": "Peristiwa sumber", "opening": "Saldo awal",
-        "closing": "Saldo akhir", "from": "Dari", "to": "Sampai", "memo": "Keterangan", "times_in": "Waktu dalam",
-        "chain_missing": "Verifikasi rantai dan hash kepala belum tersedia di API baca.",
-    },
-    "en": {
-        "dashboard": "Dashboard", "trial_balance": "Trial balance", "journal": "Journal", "entry": "Journal entry",
-        "register": "Account register", "statement": "Inmate savings statement", "order": "Order",
-        "sales_today": "Sales today", "sales_month": "Sales this month", "pnbp": "PNBP payable",
-        "premi": "Premi (inmate savings)", "suppliers": "Supplier payables", "unallocated": "Unallocated",
-        "suspense": "Suspense", "parked": "Parked events", "as_of": "As of", "show": "Show",
-        "download": "Download", "next": "Next", "lines": "Lines", "chain": "Hash chain", "causes": "Causes",
-        "deliveries": "Webhooks (redacted)", "source_event": "Source event", "opening": "Opening balance",
-        "closing": "Closing balance", "from": "From", "to": "To", "memo": "Memo", "times_in": "Times in",
-        "chain_missing": "Chain verification and head hash are not in the read API yet.",
-    },
-}  # fmt: skip
+_TEXTS: dict[str, tuple[str, str]] = {
+    "dashboard": ("Dasbor", "Dashboard"),
+    "trial_balance": ("Neraca saldo", "Trial balance"),
+    "journal": ("Jurnal", "Journal"),
+    "entry": ("Entri jurnal", "Journal entry"),
+    "register": ("Buku besar akun", "Account register"),
+    "statement": ("Rekening tabungan WBP", "Inmate savings statement"),
+    "order": ("Pesanan", "Order"),
+    "sales_today": ("Penjualan hari ini", "Sales today"),
+    "sales_month": ("Penjualan bulan ini", "Sales this month"),
+    "pnbp": ("PNBP terutang", "PNBP payable"),
+    "premi": ("Premi (tabungan WBP)", "Premi (inmate savings)"),
+    "suppliers": ("Utang pemasok", "Supplier payables"),
+    "unallocated": ("Belum dialokasikan", "Unallocated"),
+    "suspense": ("Suspense", "Suspense"),
+    "parked": ("Peristiwa tertunda", "Parked events"),
+    "as_of": ("Per tanggal", "As of"),
+    "show": ("Tampilkan", "Show"),
+    "download": ("Unduh", "Download"),
+    "next": ("Berikutnya", "Next"),
+    "lines": ("Baris", "Lines"),
+    "chain": ("Rantai hash", "Hash chain"),
+    "causes": ("Penyebab", "Causes"),
+    "deliveries": ("Webhook (disamarkan)", "Webhooks (redacted)"),
+    "source_event": ("Peristiwa sumber", "Source event"),
+    "opening": ("Saldo awal", "Opening balance"),
+    "closing": ("Saldo akhir", "Closing balance"),
+    "from": ("Dari", "From"),
+    "to": ("Sampai", "To"),
+    "memo": ("Keterangan", "Memo"),
+    "times_in": ("Waktu dalam", "Times in"),
+    "chain_missing": (
+        "Verifikasi rantai dan hash kepala belum tersedia di API baca.",
+        "Chain verification and head hash are not in the read API yet.",
+    ),
+}
+"""Each page word in Bahasa Indonesia and English."""
+WORDS: dict[Lang, dict[str, str]] = {lang: {k: v[i] for k, v in _TEXTS.items()} for i, lang in enumerate(LANGS)}
 
 
 def zone_for(user: User) -> ZoneInfo:
