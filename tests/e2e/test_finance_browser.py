@@ -37,7 +37,7 @@ from services.finance.presentation.money import parse_rupiah
 from services.ledger.cli import ledger_app
 from services.ledger.domain import accounts
 from tests.integration.finance_auth_support import finance_settings
-from tests.integration.finance_read_support import LAPAS_A, TwoLapas, two_lapas
+from tests.integration.finance_read_support import LAPAS_A, LAPAS_B, TwoLapas, two_lapas
 from tests.integration.ledger_support import cli_env
 
 pytestmark = pytest.mark.integration
@@ -241,6 +241,8 @@ def test_auditor_lapas_walks_the_drill_down_and_never_sees_lapas_b(
     for sequence in posted.entries_b:
         assert web.status(f"/journal/{sequence}") == 404
     assert web.status(f"/orders/{posted.order_b}") == 404
+    missing = web.page.request.get(f"{web.base}/orders/{posted.order_b}").text()
+    assert "Tidak ditemukan" in missing and LAPAS_B not in missing, "nothing of B but the id the viewer typed"
     assert web.status(f"/inmates/{posted.inmate_b}") == 404
     assert web.status(f"/accounts/{accounts.inmate_savings(posted.inmate_b)}") == 404
     web.visit(f"/journal?order_key={posted.order_b}", "journal_b")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from services.finance.api.accounts import INMATE_ID
 from services.finance.api.params import NO_NUL, sequence_cursor, text_query
@@ -40,8 +40,9 @@ TB_COLUMNS = (
 )
 
 
-def _missing(what: str) -> HTTPException:
-    return HTTPException(status_code=404, detail=f"no such {what}")
+async def _missing(request: Request, user: CurrentUser, what: str) -> Response:
+    """The 404 page: the same for what does not exist and for what another lapas holds (the id is not echoed)."""
+    return await page(request, user, "missing", {"what": what}, status_code=404)
 
 
 def _sum(rows: list[dict[str, Any]], prefix: str) -> int:
@@ -133,7 +134,7 @@ async def entry_page(
     (redacted)."""
     found = await journal.entry_detail(reads, sequence)
     if found is None:
-        raise _missing("entry")
+        return await _missing(request, user, "entry")
     return await page(request, user, "entry", {"entry": found})
 
 
@@ -147,7 +148,7 @@ async def order_page(
     """One order: its lapas, its entries (completion, settlement, distribution…) and its deliveries."""
     found = await journal.order_detail(reads, order_key)
     if found is None:
-        raise _missing("order")
+        return await _missing(request, user, "order")
     return await page(request, user, "order", {"order": found})
 
 
@@ -161,7 +162,7 @@ async def register_page(
     except ValueError:  # not an account code the ledger can make
         found = None
     if found is None:
-        raise _missing("account")
+        return await _missing(request, user, "account")
     return await page(request, user, "register", {"register": found})
 
 
@@ -172,5 +173,5 @@ async def statement_page(
     """An inmate's savings: each line links to its entry and its order."""
     found = await balances.inmate_statement(reads, inmate_id, None, None, Moment())
     if found is None:
-        raise _missing("inmate")
+        return await _missing(request, user, "inmate")
     return await page(request, user, "statement", {"statement": found})
