@@ -162,16 +162,17 @@ def tiktok_order(order: SimOrder) -> Json:
 
 def tiktok_statement(order: SimOrder) -> list[Json]:
     """Statement transactions of an order, one per statement that paid it (the daily statement, a later
-    adjustment), each with its own id; empty until settled; fee deductions as negative strings."""
+    adjustment), each with its own id; empty until settled; fee deductions as negative strings. A claw-back row
+    (negative gross and net) gives its fees and PPh 22 back: they are sent positive."""
     return [
         {
             "id": s.settlement_id,
             "order_id": order.order_id,
             "revenue_amount": str(s.gross),
-            "platform_commission_amount": f"-{s.fees.get('platform_commission', 0)}",
-            "transaction_fee_amount": f"-{s.fees.get('transaction_fee', 0)}",
-            "affiliate_commission_amount": f"-{s.fees.get('affiliate_commission', 0)}",
-            "withholding_tax_amount": f"-{s.pph22}",
+            "platform_commission_amount": str(-s.fees.get("platform_commission", 0)),
+            "transaction_fee_amount": str(-s.fees.get("transaction_fee", 0)),
+            "affiliate_commission_amount": str(-s.fees.get("affiliate_commission", 0)),
+            "withholding_tax_amount": str(-s.pph22),
             "settlement_amount": str(s.net),
             "statement_time": s.settled_at,
             "currency": "IDR",

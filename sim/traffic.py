@@ -12,6 +12,7 @@ Counters (:class:`TrafficSummary`) say what was sent and how the gateway answere
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -281,12 +282,20 @@ class TrafficRunner:
         advance()
 
 
+def clawed_back(settlement_id: str) -> bool:
+    """Whether a TikTok Shop order paid later gets a claw-back instead (a quarter of them, by its settlement id):
+    the daily statement pays the whole order and a later statement's adjustment row takes a tenth back (negative
+    revenue and settlement amounts; its fees and PPh 22 are given back)."""
+    return int(hashlib.sha256(settlement_id.encode()).hexdigest(), 16) % 4 == 0
+
+
 def _payouts(planned: PlannedOrder, order: SimOrder, index: int, ts: int) -> list[SimSettlement]:
     """The payouts status ``index`` makes: at completion (``settle``) the first, days later (``later``) the rest.
 
     Blibli settles per order item (one settlement per line): all at completion, or the first item then the others.
     TikTok Shop pays an order in its daily statement; one whose reserve was held back gets it in a later statement's
-    adjustment row (its own id; each row has its gross, fees, PPh 22 and net). The first payout of the others is net
+    adjustment row (its own id; each row has its gross, fees, PPh 22 and net), or for some (:func:`clawed_back`) is
+    paid in whole and a later row takes a tenth back. The first payout of the others is net
     of the refunds made before it (the marketplace deducts them: Shopee's ``seller_return_refund``)."""
     status = planned.statuses[index]
     later = next((s.later for s in planned.statuses if s.later), "")
@@ -300,9 +309,17 @@ def _payouts(planned: PlannedOrder, order: SimOrder, index: int, ts: int) -> lis
             for n in lines
         ]
     reserve = compute_settlement(order.gross // 10 // 100 * 100 if later == "adjustment" else 0, rates)
+    whole = compute_settlement(order.gross, rates)
+    if later == "adjustment" and clawed_back(planned.settlement_id) and not order.refunds:
+        # The daily statement paid the whole order; a later statement's adjustment row takes a tenth back.
+        if status.later:
+            taken = SettlementAmounts(
+                -reserve.gross, {n: -f for n, f in reserve.fees.items()}, -reserve.pph22, -reserve.net
+            )
+            return [SimSettlement(f"{planned.settlement_id}01", ts, (taken,))] if reserve.gross else []
+        return [SimSettlement(planned.settlement_id, ts, (whole,))]
     if status.later:
         return [SimSettlement(f"{planned.settlement_id}01", ts, (reserve,))] if reserve.gross else []
-    whole = compute_settlement(order.gross, rates)
     first = SettlementAmounts(
         gross=whole.gross - reserve.gross,
         fees={name: fee - reserve.fees.get(name, 0) for name, fee in whole.fees.items()},

@@ -5,8 +5,17 @@ query, the shop's access token in the ``x-tts-access-token`` header, and is sign
 (:func:`services.gateway.clients.signing.tiktok_sign`): every query parameter but ``sign`` and ``access_token``,
 sorted by key, with the path and the raw body. Token and cipher come from the token store (``karya shops
 connect tiktok_shop``). Answers are ``{"code": 0, "message": ..., "data": ...}``; a non-zero code is an error.
-Prices and amounts are decimal strings, one line item per unit, and fee deductions may be negative strings (their
-absolute value is kept).
+Prices and amounts are decimal strings, one line item per unit.
+
+**Statement rows.** An order's statement transactions (its daily statement, then adjustment rows of later
+statements) are signed: revenue and settlement amounts are negative on a row that takes money back, and fees and
+withholding are deductions given as negative text (positive on a row that gives them back). :meth:`payouts`
+publishes them as the order's *cumulative* totals, one settlement per row (ordered by ``statement_time``, then
+id), all under one marketplace settlement id per order (its first row's id): the ledger posts each row's change
+to the totals before it (``services.ledger.settlement_plan.settlement_difference``), so a claw-back row lowers
+them and is booked as a signed difference instead of being refused. A cumulative total that would be negative is
+refused (:class:`BadValue` naming the field), and so is a row that brings the totals back to an earlier row's
+while a row in between differed: the settlement content id would repeat and the change would never be posted.
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ from services.gateway.clients.refunds import ApiRefund
 from services.gateway.clients.returns import parse_tiktok_return, with_netting
 from services.gateway.clients.signing import tiktok_sign
 from services.gateway.clients.tokens import ShopNotConnected
-from services.gateway.values import parse_fee, parse_rupiah, parse_time
+from services.gateway.values import BadValue, parse_rupiah, parse_time
 
 __all__ = ["ApiStatement", "TikTokShopClient", "tiktok_error"]
 
@@ -99,20 +108,26 @@ class TikTokShopClient(ShopClient[str]):
 
     async def payouts(self, shop_id: str, order_id: str) -> list[ApiSettlement]:
         """One settlement per statement transaction of the order (its daily statement, then any adjustment in a
-        later statement), each under the transaction's own id with its own amounts; ``[]`` while not settled."""
+        later statement), each holding the order's cumulative totals through that row under the order's one
+        marketplace settlement id (:func:`cumulative_rows`); ``[]`` while not settled.
+
+        Raises:
+            BadValue: a malformed row, a cumulative total below zero, or totals that return to an earlier row's.
+        """
         path = STATEMENT_PATH.format(order_id=order_id)
         data = await self._call("GET", path, shop_id, {})
         where = f"tiktok_shop statement of {order_id}"
-        return [
+        rows = [
             _statement_row(row, f"{where}[{index}]", shop_id, order_id)
             for index, row in enumerate(objects(get_list(data, "statement_transactions", where), where))
         ]
+        return cumulative_rows(rows, where)
 
     async def settlement(self, shop_id: str, order_id: str) -> ApiSettlement | None:
-        """The latest statement transaction of the order (None while not settled); every one is in
-        :meth:`payouts`, which is what callers publish (``clients.base.settlements_of``)."""
+        """The order's totals through its latest statement transaction (None while not settled); every row's
+        totals are in :meth:`payouts`, which is what callers publish (``clients.base.settlements_of``)."""
         rows = await self.payouts(shop_id, order_id)
-        return max(rows, key=lambda r: r.settled_at or datetime.min.replace(tzinfo=UTC)) if rows else None
+        return rows[-1] if rows else None
 
     async def refunds(self, shop_id: str, order_id: str) -> list[ApiRefund]:
         """Refunds of one order: returns search by ``order_ids``, page by page, netted when the statement was
@@ -217,21 +232,69 @@ def _order(raw: Mapping[str, object], shop_id: str) -> ApiOrder:
 
 
 def _statement_row(row: Mapping[str, object], at: str, shop_id: str, order_id: str) -> ApiSettlement:
-    """One statement transaction as a settlement: revenue, fees and withholding (sent negative, kept absolute), net."""
+    """One statement transaction, signed, under its own id: revenue and net as sent (negative on a claw-back row),
+    fees and withholding as deductions (sent negative; a positive value gives a deduction back)."""
     fees: dict[str, int] = {}
     for field, fee_type in FEE_FIELDS.items():
         raw = row.get(field)
-        amount = 0 if raw is None else parse_fee(raw, f"{at}.{field}")
+        amount = 0 if raw is None else -parse_rupiah(raw, f"{at}.{field}", allow_negative=True)
         if amount:
             fees[fee_type] = amount
+    withheld = row.get("withholding_tax_amount", "0")
     return ApiSettlement(
         channel="tiktok_shop",
         shop_id=shop_id,
         order_id=order_id,
         settlement_id=get_str(row, "id", at),
-        gross_amount=parse_rupiah(row.get("revenue_amount"), f"{at}.revenue_amount"),
+        gross_amount=parse_rupiah(row.get("revenue_amount"), f"{at}.revenue_amount", allow_negative=True),
         fees=fees,
-        pph22_withheld=parse_fee(row.get("withholding_tax_amount", "0"), f"{at}.withholding_tax_amount"),
-        net_payout=parse_rupiah(row.get("settlement_amount"), f"{at}.settlement_amount"),
+        pph22_withheld=-parse_rupiah(withheld, f"{at}.withholding_tax_amount", allow_negative=True),
+        net_payout=parse_rupiah(row.get("settlement_amount"), f"{at}.settlement_amount", allow_negative=True),
         settled_at=parse_time(row.get("statement_time"), f"{at}.statement_time"),
     )
+
+
+def _totals(s: ApiSettlement) -> tuple[int, tuple[tuple[str, int], ...], int, int]:
+    return s.gross_amount, tuple(sorted((t, a) for t, a in s.fees.items() if a)), s.pph22_withheld, s.net_payout
+
+
+def cumulative_rows(rows: list[ApiSettlement], where: str) -> list[ApiSettlement]:
+    """An order's signed statement rows (:func:`_statement_row`) as its cumulative totals: ordered by statement
+    time, then id, the n-th settlement sums the first n rows, each under the first row's id (the order's one
+    marketplace settlement id, so the ledger posts each row as the difference to the totals before it).
+
+    Raises:
+        BadValue: a cumulative total below zero (naming the field and row), or a row whose totals equal an
+            earlier row's while one in between differed (the same content would not be published again, and the
+            change it brings back would be lost: refused so that it is seen).
+    """
+    ordered = sorted(rows, key=lambda r: (r.settled_at or datetime.min.replace(tzinfo=UTC), r.settlement_id))
+    published: list[ApiSettlement] = []
+    gross = pph22 = net = 0
+    fees: dict[str, int] = {}
+    for row in ordered:
+        at = f"{where} row {row.settlement_id}"
+        gross, pph22, net = gross + row.gross_amount, pph22 + row.pph22_withheld, net + row.net_payout
+        for fee_type, amount in row.fees.items():
+            fees[fee_type] = fees.get(fee_type, 0) + amount
+        sums = {"revenue_amount": gross, "withholding_tax_amount": pph22, "settlement_amount": net}
+        sums.update({field: fees.get(fee_type, 0) for field, fee_type in FEE_FIELDS.items()})
+        negative = [field for field, total in sums.items() if total < 0]
+        if negative:
+            raise BadValue(f"{at}: cumulative {', '.join(negative)} below zero")
+        total = ApiSettlement(
+            channel=row.channel,
+            shop_id=row.shop_id,
+            order_id=row.order_id,
+            settlement_id=ordered[0].settlement_id,
+            gross_amount=gross,
+            fees={t: a for t, a in sorted(fees.items()) if a},
+            pph22_withheld=pph22,
+            net_payout=net,
+            settled_at=row.settled_at,
+        )
+        earlier = [_totals(p) for p in published]
+        if earlier and _totals(total) != earlier[-1] and _totals(total) in earlier:
+            raise BadValue(f"{at}: cumulative totals return to an earlier row's (its change would not be posted)")
+        published.append(total)
+    return published

@@ -219,9 +219,9 @@ async def test_a_return_of_some_units_leaves_the_order_open_and_its_refund_for_t
     assert [e for e in await gw.published(key) if e["type"] == REFUND] == []
 
 
-async def test_a_tiktok_adjustment_row_is_published_as_a_settlement_of_its_own(gateway: Gateway) -> None:
+async def test_a_tiktok_adjustment_row_is_published_as_the_orders_new_totals(gateway: Gateway) -> None:
     """The daily statement pays the order; an adjustment row in a later statement is read at the next push and
-    published under its own id with its own amounts (the rows are not summed)."""
+    published as the order's cumulative totals under the first row's id (the ledger posts the difference)."""
     gw, now = gateway, int(time.time())
     order_id = f"5772{uuid.uuid4().int % 10**14:014d}"
     order = completed_order(gw.state, Channel.TIKTOK_SHOP, order_id)
@@ -246,5 +246,5 @@ async def test_a_tiktok_adjustment_row_is_published_as_a_settlement_of_its_own(g
     assert published[0] == first
     assert [(s["marketplace_settlement_id"], s["gross_amount"], s["net_payout"]) for s in published] == [
         (f"7{order_id[-6:]}", 80_000, 80_000 - 4_800 - 1_600 - 400),
-        (f"7{order_id[-6:]}01", 10_000, 10_000 - 600 - 200 - 50),
+        (f"7{order_id[-6:]}", 90_000, 90_000 - 5_400 - 1_800 - 450),
     ]

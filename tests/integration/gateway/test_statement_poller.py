@@ -1,6 +1,7 @@
 """TikTok Shop statement poller against the simulator served on loopback (the real client signing every call), the
 real database and broker: an adjustment that only appears in a later statement — no webhook announces it —
-reaches Kafka as a second settlement, exactly once however often the statements are read again."""
+reaches Kafka as a second settlement (the order's cumulative totals), exactly once however often the statements are
+read again; a later claw-back row lowers the totals in a third."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from services.gateway.deps import GatewayDeps
 from services.gateway.emit import GatewayTopics
 from services.gateway.statement_poller import CURSOR_CHANNEL, poll_tiktok_statements, run_statement_poller
 from services.orders.catalogue import load_catalogue
-from sim.fees import compute_settlement
+from sim.fees import SettlementAmounts, compute_settlement
 from sim.server import DEFAULT_CATALOGUE, Simulator
 from sim.state import SimSettlement
 from tests.integration.gateway_support import FakeClient, gateway_settings, kafka, outbox_events, prepare_topics
@@ -134,16 +135,26 @@ async def test_an_adjustment_in_a_later_statement_is_published_once(polled: Poll
     await polled.rewind_cursor()
     assert await polled.poll() == 0  # both statements read again: nothing is new
 
-    async def both_in_kafka() -> bool:
-        return len(await polled.in_kafka(key)) >= 2
+    # A later row takes 2,000 back (negative revenue and net; its fees and PPh 22 given back): the totals go down.
+    back = compute_settlement(2_000, RATES)
+    taken = SettlementAmounts(-back.gross, {n: -f for n, f in back.fees.items()}, -back.pph22, -back.net)
+    polled.sim.state.settle(order, SimSettlement(f"8{order_id[-6:]}02", now - 30, (taken,)))
+    assert await polled.poll() == 1
+    assert await polled.poll() == 0
 
-    await wait_for(both_in_kafka, timeout=60, what="both settlements published to Kafka")
+    async def all_in_kafka() -> bool:
+        return len(await polled.in_kafka(key)) >= 3
+
+    await wait_for(all_in_kafka, timeout=60, what="the three settlements published to Kafka")
     published = [e["data"] for e in await polled.in_kafka(key)]
+    # Each row publishes the order's cumulative totals under its first row's id; the ledger posts the differences.
+    first = f"8{order_id[-6:]}"
     assert [(s["marketplace_settlement_id"], s["gross_amount"], s["net_payout"]) for s in published] == [
-        (f"8{order_id[-6:]}", 50_000, 50_000 - 3_000 - 1_000 - 250),
-        (f"8{order_id[-6:]}01", 5_000, 5_000 - 300 - 100 - 25),
+        (first, 50_000, 50_000 - 3_000 - 1_000 - 250),
+        (first, 55_000, 55_000 - 3_300 - 1_100 - 275),
+        (first, 53_000, 53_000 - 3_180 - 1_060 - 265),
     ]
-    assert len(await outbox_events(polled.runtime.engine, polled.topics.settlements, key, polled.bootstrap)) == 2
+    assert len(await outbox_events(polled.runtime.engine, polled.topics.settlements, key, polled.bootstrap)) == 3
 
 
 @pytest.mark.parametrize("enabled", [True, False])

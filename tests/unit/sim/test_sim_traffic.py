@@ -206,9 +206,10 @@ async def test_a_refund_before_completion_is_netted_in_the_shopee_escrow() -> No
 
 
 async def test_orders_paid_twice_days_apart_read_as_the_clients_publish_them() -> None:
-    """TikTok Shop: the daily statement, then an adjustment row (the reserve held back) days later, each with its own
-    id and amounts, which add up to the order's whole settlement. Blibli: the first item at delivery, the others on a
-    later day; the client's totals (one settlement id per order) grow to the sum of every item."""
+    """TikTok Shop: the daily statement, then an adjustment row days later (the reserve held back, or for some a
+    tenth taken back), read as the order's cumulative totals under its first row's id. Blibli: the first item at
+    delivery, the others on a later day; the client's totals (one settlement id per order) grow to the sum of
+    every item."""
     gateway, state = FakeGateway(), SimState()
     plan = plan_day(catalogue(), 400, 6, faults=FaultRates(lost=0, late=0, out_of_order=0, duplicate=0))
     await TrafficRunner(state, SETTINGS, transport=transport(gateway.app()), anchor=DAY_START).run(plan)
@@ -225,17 +226,24 @@ async def test_orders_paid_twice_days_apart_read_as_the_clients_publish_them() -
         transport=transport(app),
         clock=lambda: NOW,
     )
+    clawed = 0
     for order in tts_orders:
         assert order is not None and len(order.settlements) == 2
         rows = await settlements_of(tts, order.shop_id, order.order_id)
-        assert [r.settlement_id for r in rows] == [s.settlement_id for s in order.settlements]
+        first = order.settlements[0].settlement_id
+        assert [r.settlement_id for r in rows] == [first, first]  # the order's cumulative totals, row by row
         assert rows[0].settled_at is not None and rows[1].settled_at is not None
         assert rows[1].settled_at - rows[0].settled_at >= timedelta(days=1)
         whole = compute_settlement(order.gross, plan.orders[_index(plan, order.order_id)].fee_rates)
-        assert sum(r.gross_amount for r in rows) == whole.gross
-        assert sum(r.pph22_withheld for r in rows) == whole.pph22
-        assert sum(r.net_payout for r in rows) == whole.net - sum(r.amount for r in order.refunds)
-        assert all(r.net_payout == r.gross_amount - sum(r.fees.values()) - r.pph22_withheld for r in rows[1:])
+        row = order.settlements[1]
+        taken = row.gross < 0  # a claw-back row: paid in whole, then a tenth taken back
+        clawed += taken
+        assert (rows[0].gross_amount == whole.gross) is taken
+        assert rows[1].gross_amount == whole.gross + (row.gross if taken else 0)
+        assert rows[1].pph22_withheld == whole.pph22 + (row.pph22 if taken else 0)
+        refunded = sum(r.amount for r in order.refunds)
+        assert rows[1].net_payout == whole.net - refunded + (row.net if taken else 0)
+    assert 0 < clawed < len(tts_orders)
     blibli_orders = [state.get(c, i) for c, i in later if c is Channel.BLIBLI]
     assert any(o is not None and len(o.lines) > 1 for o in blibli_orders)
     for order in blibli_orders:
