@@ -17,6 +17,12 @@ same transaction fills the waiting orders of the SKUs concerned (load → plan �
 
 An order that still cannot be covered stays waiting and unchanged. A second run finds nothing to do: a filled
 order holds stock and no longer waits.
+
+Stock given back — a cancellation or a status change releasing a hold, an unpaid hold expiring inline or by the
+sweeper — fills waiting orders the same way, in the transaction that frees it (:func:`fill_freed`): that transaction
+holds the stock rows already, so the orders waiting for the freed SKUs are taken ``SKIP LOCKED`` (never waiting, so
+the lock order holds; one locked elsewhere is being changed by a transaction that waits for these stock rows and sees
+the freed units when it gets them).
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ __all__ = [
     "Filled",
     "add_filled",
     "fill_backorders",
+    "fill_freed",
     "fill_waiting",
     "lock_stock_and_latecomers",
     "receive_catalogue",
@@ -133,6 +140,29 @@ async def lock_stock_and_latecomers(
         if {ln.workshop_id for o in late for ln in o.lines} - inputs.lapas_of_workshop.keys():
             inputs.lapas_of_workshop.update(await lapas_of_workshops(uow))
     return inputs, [*waiting, *late]
+
+
+async def fill_freed(uow: UnitOfWork, stock: StockPlan, out: Outbound, exclude: Iterable[str] = ()) -> list[OrderRow]:
+    """Fill, from ``stock`` (a plan whose stock rows this transaction holds), the orders waiting for the SKUs its
+    movements freed, except ``exclude`` (the orders the plan decided on itself); returns the orders filled, their
+    movements in ``stock`` and their events in ``out`` (the caller writes them, e.g. with :func:`add_filled`).
+
+    Only an order whose every SKU ``stock`` holds is considered (the others wait for their next stock change)."""
+    freed = stock.freed_skus()
+    if not freed:
+        return []
+    held, skip = stock.skus, set(exclude)
+    waiting = [
+        o
+        for o in await load_waiting(uow, freed, skip_locked=True)
+        if o.order_key not in skip and waiting_skus([o]) <= held
+    ]
+    if not waiting:
+        return []
+    workshops = {ln.workshop_id for o in waiting for ln in o.lines}
+    lapas = {} if stock.knows_workshops(workshops) else await lapas_of_workshops(uow)
+    stock.add_reservation_ids(await next_reservation_ids(uow, len(waiting)), lapas)
+    return fill_waiting(stock, waiting, out)
 
 
 async def fill_backorders(

@@ -10,7 +10,9 @@ which moves the order to ``settled`` (the consumer skips the ledger's other even
 2. **load**, in the lock order of :mod:`services.orders.adapters.locks`: listings, the orders (locked, with
    lines and live reservations), the soft holds past their window (claimed), every stock row of the SKUs
    involved (locked), batch facts and fresh reservation ids;
-3. **plan** in memory (:func:`services.orders.fulfilment_plan.plan_changes`);
+3. **plan** in memory (:func:`services.orders.fulfilment_plan.plan_changes`); when it gives stock back (a
+   cancellation, an expired hold), the orders waiting for those SKUs are filled from it
+   (:func:`services.orders.backorders.fill_freed`);
 4. **write** set-based, and publish the events through the outbox.
 """
 
@@ -38,6 +40,7 @@ from services.orders.adapters.order_repo import (
     resolve_listings,
 )
 from services.orders.adapters.stock_repo import add_movements, add_quarantine, load_stock
+from services.orders.backorders import fill_freed
 from services.orders.domain.channels import Channel
 from services.orders.domain.lifecycle import OrderState
 from services.orders.fulfilment_plan import (
@@ -50,7 +53,7 @@ from services.orders.fulfilment_plan import (
     plan_changes,
     quoted,
 )
-from services.orders.outbound import OrdersTopics
+from services.orders.outbound import OrdersTopics, Outbound
 from services.orders.stock_plan import StockPlan
 
 __all__ = ["FulfilmentRules", "apply_order_changes", "read_changes", "write_plan"]
@@ -124,6 +127,14 @@ async def apply_order_changes(
         map_status=rules.map_status,
         windows=rules.windows,
     )
+    # Stock the batch gave back fills the orders waiting for it, in this transaction.
+    out = Outbound(rules.topics)
+    filled = await fill_freed(uow, plan.stock, out, exclude=keys)
+    if filled:
+        out.availability(plan.stock.availability())
+        plan.orders += filled
+        plan.reservations += [(o.order_key, o.reservation) for o in filled if o.reservation is not None]
+        plan.messages += out.messages
     await write_plan(uow, plan)
     return sorted([*refusals, *plan.refusals], key=lambda r: r.index)
 

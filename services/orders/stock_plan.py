@@ -34,6 +34,8 @@ _UNIT: dict[MovementKind, tuple[int, int, int, int]] = {
 }
 # Kinds whose movements change on hand, soft reserved or allocated, i.e. availability.
 _MOVES_AVAILABILITY = frozenset(kind for kind, u in _UNIT.items() if u[0] or u[1] or u[2])
+# Kinds that give held units back (a cancellation, an expiry): orders waiting for the SKU may be filled.
+_FREES = frozenset({MovementKind.RELEASE_SOFT, MovementKind.RELEASE_HARD, MovementKind.EXPIRE})
 _new_tuple = tuple.__new__
 _STATE_AT = {
     StockStage.SOFT: "soft",
@@ -104,6 +106,25 @@ class StockPlan:
     def new_reservation_id(self) -> int:
         """A fresh reservation id (loaded with the inputs)."""
         return self._reservation_ids.pop()
+
+    def add_reservation_ids(self, ids: Sequence[int], lapas_of_workshop: dict[str, str]) -> None:
+        """More fresh reservation ids and workshops' lapas, loaded after planning started (orders to fill)."""
+        self._reservation_ids += ids
+        for workshop_id, lapas_id in lapas_of_workshop.items():
+            self._lapas_of_workshop.setdefault(workshop_id, lapas_id)
+
+    @property
+    def skus(self) -> set[str]:
+        """The SKUs whose stock rows this plan holds (locked)."""
+        return {m[0] for m in self._meta.values()}
+
+    def freed_skus(self) -> set[str]:
+        """The SKUs the planned movements gave held units back to (released or expired holds)."""
+        return {self._meta[m.batch_id][0] for m in self.movements if m.kind in _FREES}
+
+    def knows_workshops(self, workshops: set[str]) -> bool:
+        """Whether the lapas of every one of ``workshops`` is known."""
+        return workshops <= self._lapas_of_workshop.keys()
 
     def allocate(self, orders: Sequence[OrderRow]) -> dict[str, list[Held] | str]:
         """All-or-nothing allocation per order, in the given order: held units or the failure reason."""

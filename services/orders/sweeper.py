@@ -1,7 +1,8 @@
 """The expiry sweeper: unpaid soft reservations past their auto-cancel window give their units back.
 
 Reservations are also expired inline whenever a batch touches their SKUs, so availability treats them as free
-at once; the sweeper covers SKUs nobody is ordering.
+at once; the sweeper covers SKUs nobody is ordering. The units given back fill the orders waiting for them in the
+same transaction (:func:`services.orders.backorders.fill_freed`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from infra.messaging.outbox import OutboundMessage
 from infra.supervision import backoff_delay
 from services.orders.adapters.order_repo import BatchInfoCache, add_reservations
 from services.orders.adapters.stock_repo import add_movements, load_stock
+from services.orders.backorders import add_filled, fill_freed
 from services.orders.domain.records import Movement, Reservation
 from services.orders.outbound import OrdersTopics, Outbound
 from services.orders.stock_plan import StockInputs, StockPlan
@@ -30,11 +32,14 @@ log = get_logger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class ExpiryPlan:
-    """The holds to expire, their movements and the events announcing them."""
+    """The holds to expire, their movements and the events announcing them (``stock``: the plan they came from,
+    ``out``: where its events go, to fill waiting orders from the units given back)."""
 
     expired: list[tuple[str, Reservation]]
     movements: list[Movement]
     messages: list[OutboundMessage]
+    stock: StockPlan
+    out: Outbound
 
 
 def plan_expiry(inputs: StockInputs, topics: OrdersTopics) -> ExpiryPlan:
@@ -44,7 +49,7 @@ def plan_expiry(inputs: StockInputs, topics: OrdersTopics) -> ExpiryPlan:
     for order_key, res in stock.expire_due():
         out.reservation_ended(order_key, res, "expired", stock.batch_info)
     out.availability(stock.availability())
-    return ExpiryPlan(stock.expired, stock.movements, out.messages)
+    return ExpiryPlan(stock.expired, stock.movements, out.messages, stock, out)
 
 
 async def expire_due(uow: UnitOfWork, cache: BatchInfoCache, now: datetime, topics: OrdersTopics) -> int:
@@ -53,7 +58,11 @@ async def expire_due(uow: UnitOfWork, cache: BatchInfoCache, now: datetime, topi
     if not inputs.due:
         return 0
     plan = plan_expiry(inputs, topics)
+    filled = await fill_freed(uow, plan.stock, plan.out)  # the units given back, to the orders waiting for them
+    if filled:
+        plan.out.availability(plan.stock.availability())
     writes = Writes()
+    add_filled(writes, uow, filled)
     add_movements(writes, uow, plan.movements)
     add_reservations(writes, uow, plan.expired)
     await writes.execute(uow.conn)

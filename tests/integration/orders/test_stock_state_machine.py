@@ -1,11 +1,11 @@
 """Hypothesis stateful test of the stock invariants in the real database.
 
 Orders are reserved (unpaid or paid), paid, shipped, cancelled, expired by the sweeper, returned, and their
-returned units inspected (restocked units fill the paid orders waiting for stock), in any order. The orders
-handler is driven directly, one event per database transaction (the broker is exercised by the other tests of
-this package). After every step the counters of the SKU must equal a model of what the steps did, no counter may
-be negative, every counter must equal the sum of its movements, and ``on_hand`` must equal receipts − consumed +
-restocked according to the movement log.
+returned units inspected (units restocked, released or expired fill the paid orders waiting for stock), in any
+order. The orders handler is driven directly, one event per database transaction (the broker is exercised by the
+other tests of this package). After every step the counters of the SKU must equal a model of what the steps did, no
+counter may be negative, every counter must equal the sum of its movements, and ``on_hand`` must equal receipts −
+consumed + restocked according to the movement log.
 """
 
 from __future__ import annotations
@@ -100,6 +100,7 @@ class StockMachine(RuleBasedStateMachine):
         self.processor = orders_handler(self.topics, returns=True)
         self.cache = BatchInfoCache()
         self.orders: dict[str, ModelOrder] = {}
+        self.seen: dict[str, int] = {}
         self.consumed = self.restocked = 0
         self.run(load(self.engine, small_catalogue(self.u, [("w1", 6, date(2026, 3, 1)), ("w2", 5, date(2026, 2, 1))])))
 
@@ -123,11 +124,21 @@ class StockMachine(RuleBasedStateMachine):
     def has(self, wanted: Callable[[ModelOrder], bool]) -> bool:
         return any(wanted(o) for o in self.orders.values())
 
-    def expire_due(self, *, but: set[str]) -> None:
-        """A batch (or a sweep) frees every due soft hold first, except those of the batch's own orders."""
+    def expire_due(self, *, but: set[str]) -> bool:
+        """A batch (or a sweep) frees every due soft hold first, except those of the batch's own orders; whether it
+        freed any."""
+        freed = False
         for o in self.orders.values():
             if o.due and o.held == "soft" and o.key not in but:
-                o.held, o.due = "none", False
+                o.held, o.due, freed = "none", False, True
+        return freed
+
+    def fill_waiting(self, *, but: set[str]) -> None:
+        """Units given back fill the paid orders waiting for stock (not the batch's own), oldest first (first seen in
+        the same batch: by order key), each all or nothing."""
+        for waiting in sorted(self.orders.values(), key=lambda o: (self.seen[o.key], o.key)):
+            if waiting.held == "none" and waiting.state in BACKORDERED and waiting.key not in but:
+                self.take(waiting, "hard" if waiting.state == "awaiting_fulfilment" else "consumed")
 
     def take(self, order: ModelOrder, held: str) -> None:
         """The order needs units held at ``held`` and holds none: all or nothing, from what is available."""
@@ -143,6 +154,7 @@ class StockMachine(RuleBasedStateMachine):
         key = f"{channel}:shop-{self.u}:{order_id}"
         order = ModelOrder(key, order_id, channel, qty, "awaiting_fulfilment" if paid else "pending_payment")
         self.orders[key] = order
+        self.seen[key] = self.clock  # the batch that first shows it (its orders are seen at the same time)
         return order
 
     def send(self, *events: tuple[ModelOrder, str]) -> None:
@@ -169,8 +181,10 @@ class StockMachine(RuleBasedStateMachine):
     @rule(paid=st.booleans(), qty=st.integers(1, 4))
     def reserve(self, paid: bool, qty: int) -> None:
         order = self.new_order(paid, qty)
-        self.expire_due(but={order.key})
+        freed = self.expire_due(but={order.key})
         self.take(order, "hard" if paid else "soft")
+        if freed:
+            self.fill_waiting(but={order.key})
         self.send((order, STATUS[order.channel]["new"]))
 
     @precondition(lambda self: sum(map(is_active, self.orders.values())) < MAX_ORDERS)
@@ -178,9 +192,11 @@ class StockMachine(RuleBasedStateMachine):
     def rush(self, qtys: list[int]) -> None:
         """Several paid orders in one batch: allocated in arrival order, each all or nothing."""
         orders = [self.new_order(True, q) for q in qtys]
-        self.expire_due(but={o.key for o in orders})
+        freed = self.expire_due(but={o.key for o in orders})
         for order in orders:
             self.take(order, "hard")
+        if freed:
+            self.fill_waiting(but={o.key for o in orders})
         self.send(*((o, STATUS[o.channel]["new"]) for o in orders))
 
     @precondition(lambda self: self.has(lambda o: o.state == "pending_payment"))
@@ -188,7 +204,7 @@ class StockMachine(RuleBasedStateMachine):
     def pay(self, data: st.DataObject, then_ship: bool) -> None:
         """Payment, and with ``then_ship`` the shipment too, in the same batch."""
         order = self.pick(data, lambda o: o.state == "pending_payment")
-        self.expire_due(but={order.key})
+        freed = self.expire_due(but={order.key})
         target = "consumed" if then_ship else "hard"
         if order.held == "soft":  # hardened (and consumed); a due hold of the batch's own order is kept
             order.held = target
@@ -196,6 +212,8 @@ class StockMachine(RuleBasedStateMachine):
         else:  # an expired or failed hold is never revived: a new one is made if units are free
             self.take(order, target)
         order.due = False
+        if freed:
+            self.fill_waiting(but={order.key})
         steps = [(order, STATUS[order.channel]["pay"])] + ([(order, "SHIPPED")] if then_ship else [])
         self.send(*steps)
         order.state = "shipped" if then_ship else "awaiting_fulfilment"
@@ -204,12 +222,14 @@ class StockMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def ship(self, data: st.DataObject) -> None:
         order = self.pick(data, lambda o: o.state == "awaiting_fulfilment")
-        self.expire_due(but={order.key})
+        freed = self.expire_due(but={order.key})
         if order.held == "hard":
             order.held = "consumed"
             self.consumed += order.qty
         else:
             self.take(order, "consumed")
+        if freed:
+            self.fill_waiting(but={order.key})
         self.send((order, STATUS[order.channel]["ship"]))
         order.state = "shipped"
 
@@ -217,10 +237,13 @@ class StockMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def cancel(self, data: st.DataObject) -> None:
         order = self.pick(data, lambda o: o.state != "cancelled")
-        self.expire_due(but={order.key})
+        freed = self.expire_due(but={order.key})
         if order.state in ("pending_payment", "awaiting_fulfilment"):
+            freed = freed or order.held in ("soft", "hard")
             order.state, order.held, order.due = "cancelled", "none", False
         # after shipment the cancellation is ignored: nothing changes
+        if freed:
+            self.fill_waiting(but={order.key})
         self.send((order, STATUS[order.channel]["cancel"]))
 
     @precondition(lambda self: self.has(lambda o: o.held == "soft" and not o.due))
@@ -244,6 +267,7 @@ class StockMachine(RuleBasedStateMachine):
         if sweep:
             assert self.run(sweep_expired(self.engine, SCHEMA, self.cache, self.topics)) >= 1
             self.expire_due(but=set())
+            self.fill_waiting(but=set())
 
     @precondition(lambda self: self.has(lambda o: o.state == "shipped" and o.held == "consumed"))
     @rule(data=st.data())
@@ -278,9 +302,7 @@ class StockMachine(RuleBasedStateMachine):
         units = order.awaiting.pop(qid)
         if restock:
             self.restocked += units
-            # the restocked units fill the paid orders waiting for stock, oldest first, each all or nothing
-            for waiting in [o for o in self.orders.values() if o.held == "none" and o.state in BACKORDERED]:
-                self.take(waiting, "hard" if waiting.state == "awaiting_fulfilment" else "consumed")
+            self.fill_waiting(but=set())
         assert self.run(decide()) is None, "a row is inspected once"
 
     # --- invariants ----------------------------------------------------------------------------------------
