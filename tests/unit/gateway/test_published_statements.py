@@ -20,9 +20,14 @@ from services.gateway.clients.base import settlements_of
 from services.gateway.clients.tiktok_shop import TikTokShopClient
 from services.gateway.clients.tokens import ShopAccess
 from services.gateway.values import BadValue
+from services.ledger.domain import accounts
 from services.ledger.settlement_plan import SIGNED, lowered, settlement_difference
 from tests.contract_validation import validate_published
+from tests.integration.ledger_support import completed
 from tests.static_tokens import StaticTokens
+from tests.unit.ledger.ledger_support import at
+from tests.unit.ledger.test_settlement_cumulative_plan import BANK, Books
+from tests.unit.ledger.test_settlement_cumulative_plan import ORDER as ORDER_BATCHES
 
 CASE: dict[str, Any] = json.loads(
     (Path(__file__).parents[2] / "contract" / "published" / "tiktok_shop" / "statement_transactions.json").read_text()
@@ -140,3 +145,17 @@ async def test_totals_returning_to_an_earlier_rows_are_refused_not_lost() -> Non
     ]
     with pytest.raises(BadValue, match="return to an earlier row's"):
         await _published(rows)
+
+
+async def test_a_claw_back_row_posts_its_lowering_through_the_ledger_plan() -> None:
+    rows = [_row("7291001", 0, 100_000, 6_000, 500), _row("7291500", 4, -10_000, -600, -50)]
+    first, second = await _published(rows)
+    books = Books()
+    books.post([completed(KEY, ORDER_BATCHES, at(0))])
+    for data in (first, second):
+        plan = books.post([make_envelope(type=SETTLEMENT_REPORTED, source="karya/gateway", subject=KEY, data=data)])
+        assert plan.refused == [] and plan.closed == [] and plan.conflicts == []
+    # The bank holds the order's net totals after the claw-back; the receivable is open again by the gross taken.
+    assert books.ledger.total(BANK) == 84_150
+    assert books.ledger.total(accounts.marketplace_receivable("tiktok_shop")) == 104_000 - 90_000
+    assert books.facts[KEY].latest == {"7291001": second["settlement_id"]}
