@@ -35,3 +35,25 @@ class OrderSettled(Payload):
     sequence: int = Field(gt=0, description="The settlement entry's journal sequence.")
     amount: Rupiah = Field(description="Total debits (= total credits) of the settlement entry, in rupiah.")
     effective_at: datetime
+
+
+ORDER_ALLOCATED_BY_PERSON = "karya.ledger.order_allocated_by_person.v1"
+
+
+class BatchQuantity(Payload):
+    """``quantity`` units of an order taken from production batch ``batch_id``."""
+
+    batch_id: str = Field(min_length=1)
+    quantity: int = Field(gt=0)
+
+
+class OrderAllocatedByPerson(Payload):
+    """A person allocated a completed order's proceeds to production batches (``karya ledger allocate``): the goods
+    left from those batches, so the orders service stops waiting for stock for the order and records the units as
+    consumed (published through the ledger's outbox in the allocation's transaction, keyed by the order)."""
+
+    order_key: OrderKey
+    allocations: list[BatchQuantity] = Field(min_length=1)
+    allocated_by: str | None = Field(default=None, description="Who allocated (the acting user), if known.")
+    approved_by: str | None = Field(default=None, description="Who approved, when the allocation was approved.")
+    allocated_at: datetime

@@ -24,6 +24,7 @@ EVENT_TYPES: dict[str, type[Payload]] = {
     gateway.DELIVERY_RECEIVED: gateway.DeliveryReceived,
     ledger.ENTRY_POSTED: ledger.EntryPosted,
     ledger.ORDER_SETTLED: ledger.OrderSettled,
+    ledger.ORDER_ALLOCATED_BY_PERSON: ledger.OrderAllocatedByPerson,
 }
 
 

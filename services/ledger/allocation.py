@@ -18,13 +18,19 @@ handler). It runs *load → plan → write* in the caller's unit of work:
 Each posting happens once (its posting key); allocating the same batches again answers "already allocated",
 other batches for an order already distributed are refused. An order not yet settled only records the batches:
 its settlement then distributes as usual.
+
+A person's allocation is announced to the orders service (``karya.ledger.order_allocated_by_person.v1`` through the
+outbox, in the same transaction): the goods left from those batches, so orders stops waiting for stock for the order
+and records the units as consumed. An ``order_allocated`` that reaches the ledger for an order a person (or an
+earlier announcement) allocated to other batches is closed without posting (:data:`ALLOCATED_BEFORE`), not
+dead-lettered: the allocation made first stands.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -33,7 +39,10 @@ from sqlalchemy import text
 from infra.db.unit_of_work import UnitOfWork
 from infra.errors import describe_error, error_text
 from infra.messaging.envelope import Envelope
+from infra.messaging.outbox import OutboundMessage
+from services.contracts.ledger import ORDER_ALLOCATED_BY_PERSON
 from services.contracts.orders import BatchFacts, OrderAllocated
+from services.ledger.adapters.closed_repo import close
 from services.ledger.adapters.facts_repo import load_facts, park, save_facts
 from services.ledger.adapters.journal_repo import post_entries
 from services.ledger.adapters.policy_repo import PolicyCache
@@ -45,6 +54,11 @@ from services.ledger.outbound import LedgerTopics, entry_posted_messages
 from services.ledger.posting import PostEvents, Refused
 from services.ledger.requests import UNKNOWN_LAPAS, completion_request
 from services.ledger.settlement_plan import distribute, held_amount
+
+ALLOCATED_BEFORE = (
+    "order already allocated to other batches (by a person, or an earlier announcement): the first allocation stands"
+)
+"""The recorded reason of an ``order_allocated`` closed without posting."""
 
 
 class AllocationRefused(LedgerDomainError):
@@ -189,11 +203,14 @@ async def allocate(
     picks: Sequence[Pick],
     *,
     catalogue_schema: str,
+    allocated_by: str | None = None,
+    approved_by: str | None = None,
 ) -> AllocationOutcome:
     """Allocate ``picks`` to ``order_key`` in ``uow``'s transaction (the caller commits; ``entry_posted`` goes
     to ``topics.entries``), validated against the catalogue in ``catalogue_schema`` (the orders service's, from
-    the caller's root; the ledger only reads it). Raises :class:`AllocationRefused` naming the rule an allocation
-    breaks."""
+    the caller's root; the ledger only reads it). A new allocation is announced to the orders service on
+    ``topics.entries`` (``allocated_by``/``approved_by``: who, when known). Raises :class:`AllocationRefused` naming
+    the rule an allocation breaks."""
     # load
     facts = (await load_facts(uow, [order_key])).get(order_key)
     catalogue = await load_batches(uow, [p.batch_id for p in picks], catalogue_schema)
@@ -201,7 +218,25 @@ async def allocate(
     # plan
     entries, after = plan_allocation(order_key, facts, picks, catalogue, policies)
     # write
-    return await _write(uow, PostEvents(topics), topics, order_key, entries, after, f"cli:allocate:{order_key}")
+    outcome = await _write(uow, PostEvents(topics), topics, order_key, entries, after, f"cli:allocate:{order_key}")
+    if after is not None:  # a new allocation: the goods left from these batches
+        data = {
+            "order_key": order_key,
+            "allocations": [{"batch_id": p.batch_id, "quantity": p.quantity} for p in picks],
+            "allocated_by": allocated_by,
+            "approved_by": approved_by,
+            "allocated_at": datetime.now(UTC),
+        }
+        message = OutboundMessage.event(
+            topics.entries,
+            type=ORDER_ALLOCATED_BY_PERSON,
+            source="karya/ledger",
+            subject=order_key,
+            data=data,
+            causation=None,
+        )
+        await uow.publish([message])
+    return outcome
 
 
 async def allocate_announced(
@@ -223,8 +258,11 @@ async def allocate_announced(
         facts = (await load_facts(uow, [event.order_key])).get(event.order_key)
         if facts is None:
             continue
-        policies = policies if policies is not None else await PolicyCache().get(uow)
         payload = [dict(a) for a in envelope.data["allocations"]]
+        if facts.allocations is not None and payload != facts.allocations:
+            await close(uow, [(envelope, ALLOCATED_BEFORE)])
+            continue
+        policies = policies if policies is not None else await PolicyCache().get(uow)
         try:
             entries, after = plan_allocated(event.order_key, facts, payload, policies)
             async with uow.conn.begin_nested():  # a conflict found while posting undoes this allocation only
