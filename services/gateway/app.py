@@ -177,7 +177,9 @@ def build_runtime(
     if pollers:
         runtime.add_background("blibli-poller", lambda stop: run_blibli_poller(db, deps, stop, topics))
         runtime.add_background("backstop-poller", lambda stop: run_backstop_poller(db, deps, stop, topics))
-        runtime.add_background("statement-poller", lambda stop: run_statement_poller(db, deps, stop, topics))
+        runtime.add_background(
+            "statement-poller", lambda stop: run_statement_poller(db, deps, stop, topics, metrics=runtime.metrics)
+        )
     parked = ParkedDeliveryGauges(runtime.metrics.registry)
     reject = parked_rejecter(consumer_name)
     runtime.add_background(

@@ -123,6 +123,14 @@ class TikTokShopClient(ShopClient[str]):
         ]
         return cumulative_rows(rows, where)
 
+    async def statement_rows_bytes(self, shop_id: str, order_id: str) -> bytes:
+        """The order's statement transactions as the API answered them (its ``statement_transactions``, JSON), for
+        a dead letter when :meth:`payouts` refuses them."""
+        path = STATEMENT_PATH.format(order_id=order_id)
+        data = await self._call("GET", path, shop_id, {})
+        rows = get_list(data, "statement_transactions", f"tiktok_shop statement of {order_id}")
+        return json.dumps(rows, separators=(",", ":"), default=str).encode()
+
     async def settlement(self, shop_id: str, order_id: str) -> ApiSettlement | None:
         """The order's totals through its latest statement transaction (None while not settled); every row's
         totals are in :meth:`payouts`, which is what callers publish (``clients.base.settlements_of``)."""

@@ -12,22 +12,27 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from aiokafka import ConsumerRecord
 from sqlalchemy import text
 
 from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
 from infra.messaging.admin import read_to_end
+from infra.messaging.metrics import MessagingMetrics
+from infra.messaging.topics import dead_letter_topic
 from infra.runtime import ServiceRuntime
 from services.contracts.channels import Channel
 from services.gateway.app import build_runtime
+from services.gateway.clients.http import MarketplaceUnavailable
 from services.gateway.clients.tiktok_shop import TikTokShopClient
 from services.gateway.deps import GatewayDeps
 from services.gateway.emit import GatewayTopics
-from services.gateway.statement_poller import CURSOR_CHANNEL, poll_tiktok_statements, run_statement_poller
+from services.gateway.pollers import read_cursor
+from services.gateway.statement_poller import CONSUMER, CURSOR_CHANNEL, poll_tiktok_statements, run_statement_poller
 from services.orders.catalogue import load_catalogue
 from sim.fees import SettlementAmounts, compute_settlement
 from sim.server import DEFAULT_CATALOGUE, Simulator
@@ -155,6 +160,75 @@ async def test_an_adjustment_in_a_later_statement_is_published_once(polled: Poll
         (first, 53_000, 53_000 - 3_180 - 1_060 - 265),
     ]
     assert len(await outbox_events(polled.runtime.engine, polled.topics.settlements, key, polled.bootstrap)) == 3
+
+
+async def test_an_order_with_an_impossible_claw_back_is_dead_lettered_and_the_shop_goes_on(polled: Polled) -> None:
+    """One order whose only row takes back money never paid (a cumulative revenue below zero) and one good order
+    in the same statement: the good one is published once, the bad one's rows are dead-lettered once (the error
+    naming the field, counted), the cursor moves past them; reading the statements again adds nothing."""
+    now = int(time.time())
+    bad_id, good_id = (f"577{d}{uuid.uuid4().int % 10**14:014d}" for d in (5, 6))
+    bad = add_order(polled.sim.state, Channel.TIKTOK_SHOP, bad_id, ["UNPAID", "COMPLETED"], start=now - 3 * DAY)
+    good = add_order(polled.sim.state, Channel.TIKTOK_SHOP, good_id, ["UNPAID", "COMPLETED"], start=now - 3 * DAY)
+    back = compute_settlement(20_000, RATES)
+    taken = SettlementAmounts(-back.gross, {n: -f for n, f in back.fees.items()}, -back.pph22, -back.net)
+    polled.sim.state.settle(bad, SimSettlement(f"8{bad_id[-6:]}", now - 60, (taken,)))
+    polled.sim.state.settle(good, SimSettlement(f"8{good_id[-6:]}", now - 60, (compute_settlement(40_000, RATES),)))
+    bad_key, good_key = (f"tiktok_shop:{SHOP}:{o}" for o in (bad_id, good_id))
+    metrics = MessagingMetrics()
+
+    async def poll() -> int:
+        db, deps, topics = polled.runtime.db, polled.deps, polled.topics
+        return await poll_tiktok_statements(db, deps, SHOP, topics, datetime.now(UTC), metrics)
+
+    before = datetime.now(UTC)
+    assert await poll() == 1  # the good order; the bad one does not fail the round
+    cursor = await read_cursor(polled.runtime.db, CURSOR_CHANNEL, SHOP)
+    assert cursor is not None and cursor >= before - timedelta(seconds=1)  # moved past the bad order
+    assert await poll() == 0
+    await polled.rewind_cursor()
+    assert await poll() == 0  # both orders read again: nothing published, nothing dead-lettered again
+    dead_topic = dead_letter_topic(polled.topics.raw_deliveries)
+
+    async def dead_in_kafka() -> list[ConsumerRecord[bytes, bytes]]:
+        return [r for r in await read_to_end(polled.bootstrap, dead_topic) if r.key == bad_key.encode()]
+
+    async def both_in_kafka() -> bool:
+        return len(await polled.in_kafka(good_key)) >= 1 and len(await dead_in_kafka()) >= 1
+
+    await wait_for(both_in_kafka, timeout=60, what="the good settlement and the bad order's dead letter")
+    assert [e["data"]["gross_amount"] for e in await polled.in_kafka(good_key)] == [40_000]
+    assert await polled.in_kafka(bad_key) == []
+    [dead] = await dead_in_kafka()
+    rows = json.loads(dead.value or b"")
+    assert [r["id"] for r in rows] == [f"8{bad_id[-6:]}"]  # the order's statement rows, as the API answered them
+    error = dict(dead.headers)["karya-dlq-error"].decode()
+    assert "cumulative revenue_amount" in error and "below zero" in error  # names the field, not the value
+    assert metrics.dead_letters.labels(CONSUMER, polled.topics.raw_deliveries)._value.get() == 1
+    async with polled.runtime.engine.connect() as conn:
+        stored = await conn.execute(
+            text("SELECT count(*) FROM gateway.dead_letters WHERE consumer = :c AND key = :k"),
+            {"c": CONSUMER, "k": bad_key.encode()},
+        )
+        assert stored.scalar_one() == 1
+
+
+async def test_a_marketplace_that_cannot_answer_fails_the_round_and_keeps_the_cursor(polled: Polled) -> None:
+    """An unreachable API (nothing listens on the port) is transient: the round raises, the cursor stays."""
+    cursor = await read_cursor(polled.runtime.db, CURSOR_CHANNEL, SHOP)
+    down = TikTokShopClient(
+        f"http://127.0.0.1:{_free_port()}/tiktok_shop",
+        SETTINGS.tiktok_app_key,
+        SETTINGS.tiktok_app_secret,
+        tokens_for(polled.sim.app, "tiktok_shop", SHOP),
+    )
+    try:
+        deps = GatewayDeps(gateway_settings(), {**polled.deps.clients, "tiktok_shop": down})
+        with pytest.raises(MarketplaceUnavailable):
+            await poll_tiktok_statements(polled.runtime.db, deps, SHOP, polled.topics, datetime.now(UTC))
+    finally:
+        await down.aclose()
+    assert await read_cursor(polled.runtime.db, CURSOR_CHANNEL, SHOP) == cursor
 
 
 @pytest.mark.parametrize("enabled", [True, False])
