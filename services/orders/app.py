@@ -12,17 +12,19 @@ from infra.db.unit_of_work import UnitOfWork
 from infra.messaging.consumer import InboundEvent, Rejection
 from infra.runtime import ServiceRuntime
 from infra.settings import KafkaSettings
-from services.contracts.ledger import ORDER_SETTLED
+from services.contracts.ledger import ORDER_ALLOCATED_BY_PERSON, ORDER_SETTLED
 from services.contracts.marketplace import ORDER_STATUS_CHANGED
 from services.contracts.registry import EVENT_TYPES
+from services.orders.adapters.locks import lock_orders
 from services.orders.fulfilment import FulfilmentRules, apply_order_changes
 from services.orders.outbound import OrdersTopics
+from services.orders.person_allocation import apply_person_allocations
 from services.orders.sweeper import run_sweeper
 
 SCHEMA = "orders"
 # What the consumer acts on: every other known type on its topics (the ledger's entry_posted of every entry) is
 # skipped by its type header, before decoding and without an inbox row.
-CONSUMED_TYPES = frozenset({ORDER_STATUS_CHANGED, ORDER_SETTLED})
+CONSUMED_TYPES = frozenset({ORDER_STATUS_CHANGED, ORDER_SETTLED, ORDER_ALLOCATED_BY_PERSON})
 
 
 class OrderChangesHandler:
@@ -36,8 +38,17 @@ class OrderChangesHandler:
     async def __call__(self, conn: AsyncConnection, events: Sequence[InboundEvent]) -> list[Rejection]:
         """Apply ``events`` (new to this consumer) in ``conn``'s transaction; returns the ones rejected."""
         uow = UnitOfWork(conn, self._schema)
-        refusals = await apply_order_changes(uow, [e.envelope for e in events], self._rules, datetime.now(UTC))
-        return [Rejection(events[r.index], r.reason, r.facts) for r in refusals]
+        by_person = [(i, e.envelope) for i, e in enumerate(events) if e.envelope.type == ORDER_ALLOCATED_BY_PERSON]
+        if not by_person:
+            changes = await apply_order_changes(uow, [e.envelope for e in events], self._rules, datetime.now(UTC))
+            return [Rejection(events[r.index], r.reason, r.facts) for r in changes]
+        # A person's allocations (the ledger's) first; every order of the batch is locked before any stock row.
+        await lock_orders(uow, {e.envelope.subject for e in events})
+        refusals = await apply_person_allocations(uow, by_person, self._rules.topics, self._rules.batches)
+        rest = [(i, e) for i, e in enumerate(events) if e.envelope.type != ORDER_ALLOCATED_BY_PERSON]
+        changes = await apply_order_changes(uow, [e.envelope for _, e in rest], self._rules, datetime.now(UTC))
+        rejected = [Rejection(events[r.index], r.reason, r.facts) for r in refusals]
+        return rejected + [Rejection(rest[r.index][1], r.reason, r.facts) for r in changes]
 
 
 def build_runtime(
@@ -51,8 +62,8 @@ def build_runtime(
         name="orders",
         topics=[topics.order_events, topics.ledger_entries],
         handler=OrderChangesHandler(SCHEMA, FulfilmentRules(topics)),
-        description="Canonical marketplace order events and the ledger's order_settled → order state, stock "
-        "reservations, order events.",
+        description="Canonical marketplace order events, the ledger's order_settled and a person's allocations "
+        "(order_allocated_by_person) → order state, stock reservations, order events.",
         event_types=CONSUMED_TYPES,
         # Types no contract defines are dead-lettered at arrival rather than skipped with the others.
         known_types=frozenset(EVENT_TYPES),

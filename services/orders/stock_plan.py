@@ -113,6 +113,11 @@ class StockPlan:
         for workshop_id, lapas_id in lapas_of_workshop.items():
             self._lapas_of_workshop.setdefault(workshop_id, lapas_id)
 
+    def free(self, batch_id: str) -> int:
+        """Units of ``batch_id`` neither reserved nor held (0 for a batch whose stock row is not loaded)."""
+        counters = self._counters.get(batch_id)
+        return _available(counters) if counters is not None else 0
+
     @property
     def skus(self) -> set[str]:
         """The SKUs whose stock rows this plan holds (locked)."""

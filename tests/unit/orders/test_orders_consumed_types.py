@@ -1,5 +1,6 @@
-"""What the orders consumer reads off its topics: marketplace status changes and the ledger's ``order_settled``;
-every ``entry_posted`` on ``ledger.entries`` is skipped by its type header (no decoding, no inbox row)."""
+"""What the orders consumer reads off its topics: marketplace status changes and the ledger's ``order_settled`` and
+``order_allocated_by_person``; every ``entry_posted`` on ``ledger.entries`` is skipped by its type header (no
+decoding, no inbox row)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from infra.db.engine import make_engine
 from infra.messaging.consumer import BatchConsumer
 from infra.messaging.envelope import make_envelope
 from infra.settings import KafkaSettings
-from services.contracts.ledger import ENTRY_POSTED, ORDER_SETTLED
+from services.contracts.ledger import ENTRY_POSTED, ORDER_ALLOCATED_BY_PERSON, ORDER_SETTLED
 from services.contracts.marketplace import ORDER_STATUS_CHANGED
 from services.orders.app import CONSUMED_TYPES, build_runtime
 from services.orders.outbound import OrdersTopics
@@ -29,8 +30,8 @@ def _record(type_name: str, *, header: bool = True) -> ConsumerRecord[bytes, byt
     return ConsumerRecord("ledger.entries", 0, 0, 0, 0, b"k", value, None, 1, len(value), headers)
 
 
-def test_the_orders_consumer_acts_on_status_changes_and_order_settled_only() -> None:
-    assert {ORDER_STATUS_CHANGED, ORDER_SETTLED} == CONSUMED_TYPES
+def test_the_orders_consumer_acts_on_status_changes_order_settled_and_persons_allocations_only() -> None:
+    assert {ORDER_STATUS_CHANGED, ORDER_SETTLED, ORDER_ALLOCATED_BY_PERSON} == CONSUMED_TYPES
     assert ENTRY_POSTED not in CONSUMED_TYPES
 
 
