@@ -22,7 +22,10 @@ from karya.demo_report import BrokerProbe, backlog
 from karya.processes import ServiceProcess, start_service, stop_all, wait_until_ready
 from sim.pipeline_env import PipelineEnv, Wire
 
-INPUT_TOPICS = {"orders": ("marketplace.order-events",), "ledger": ("orders.events", "marketplace.settlements")}
+INPUT_TOPICS = {
+    "orders": ("marketplace.order-events", "ledger.order-events"),
+    "ledger": ("orders.events", "marketplace.settlements"),
+}
 """Each service's consumer and the base names of the topics it consumes (its consumer group is ``karya-<name>``)."""
 
 Say = Callable[[str], None]

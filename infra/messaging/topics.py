@@ -29,7 +29,11 @@ ORDERS_STOCK_AVAILABILITY = "orders.stock-availability"
 """Available-to-sell changes (keyed by SKU) for channel stock sync."""
 
 LEDGER_ENTRIES = "ledger.entries"
-"""Journal entries posted (keyed by posting key)."""
+"""Journal entries posted (``entry_posted``, keyed by order key or posting key)."""
+
+LEDGER_ORDER_EVENTS = "ledger.order-events"
+"""The ledger's events about an order for the orders service (``order_settled``, ``order_allocated_by_person``;
+keyed by order key): on a topic of their own so orders does not read every ``entry_posted``."""
 
 BASE_NAMES = (
     MARKETPLACE_ORDER_EVENTS,
@@ -38,6 +42,7 @@ BASE_NAMES = (
     ORDERS_EVENTS,
     ORDERS_STOCK_AVAILABILITY,
     LEDGER_ENTRIES,
+    LEDGER_ORDER_EVENTS,
 )
 
 

@@ -209,8 +209,8 @@ async def allocate(
     """Allocate ``picks`` to ``order_key`` in ``uow``'s transaction (the caller commits; ``entry_posted`` goes
     to ``topics.entries``), validated against the catalogue in ``catalogue_schema`` (the orders service's, from
     the caller's root; the ledger only reads it). A new allocation is announced to the orders service on
-    ``topics.entries`` (``allocated_by``/``approved_by``: who, when known). Raises :class:`AllocationRefused` naming
-    the rule an allocation breaks."""
+    ``topics.ledger_order_events`` (``allocated_by``/``approved_by``: who, when known). Raises
+    :class:`AllocationRefused` naming the rule an allocation breaks."""
     # load
     facts = (await load_facts(uow, [order_key])).get(order_key)
     catalogue = await load_batches(uow, [p.batch_id for p in picks], catalogue_schema)
@@ -228,7 +228,7 @@ async def allocate(
             "allocated_at": datetime.now(UTC),
         }
         message = OutboundMessage.event(
-            topics.entries,
+            topics.ledger_order_events,
             type=ORDER_ALLOCATED_BY_PERSON,
             source="karya/ledger",
             subject=order_key,
@@ -294,7 +294,7 @@ async def _write(
     if result.conflicts:
         raise AllocationRefused(f"allocation refused (posting_conflict): {result.conflicts[0].posting_key}")
     await save_facts(uow, [after])
-    await uow.publish(entry_posted_messages(result.posted, topics.entries))
+    await uow.publish(entry_posted_messages(result.posted, topics))
     # What waited for this allocation (refunds) posts now; one still refused waits on, with the reason reported.
     rerun = await post(uow, [], also=[order_key])
     await park(uow, [(r.envelope, "allocation") for r in rerun.refusals])

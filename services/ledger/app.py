@@ -114,9 +114,10 @@ def build_runtime(
     watch = ChainWatch(runtime.engine, SCHEMA, runtime.metrics.registry, settings.verify_interval_s)
     # Not required for readiness: a broken chain pages (karya_ledger_chain_verified) but postings go on.
     runtime.add_background("chain-watch", watch.run, required=False)
+    runtime.declare_output(topics.entries, "entry_posted per journal entry, keyed by order key (or posting key).")
     runtime.declare_output(
-        topics.entries,
-        "entry_posted per journal entry, keyed by order key (or posting key); order_settled per settlement of an "
-        "order, keyed by order key.",
+        topics.ledger_order_events,
+        "For the orders service, keyed by order key: order_settled per settlement of an order, "
+        "order_allocated_by_person per allocation a person made.",
     )
     return runtime

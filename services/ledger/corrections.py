@@ -114,7 +114,7 @@ async def approve(
         raise CorrectionRefused(
             f"approval of proposal {proposal_id} refused (revert_once): {proposal.posting_key} is already posted"
         )
-    await uow.publish(entry_posted_messages(result.posted, topics.entries))
+    await uow.publish(entry_posted_messages(result.posted, topics))
     return Approved(proposal, entry.posting_key, result.posted[0].sequence)
 
 

@@ -1,6 +1,6 @@
-"""The ledger's events for its outbox: ``entry_posted`` per journal entry, and ``order_settled`` per settlement of
-an order (dict payloads on the fast path; the schemas are ``services/contracts/ledger.py`` and published bytes are
-validated against them in the tests)."""
+"""The ledger's events for its outbox: ``entry_posted`` per journal entry on the entries topic, and ``order_settled``
+per settlement of an order on the topic the orders service reads (dict payloads on the fast path; the schemas are
+``services/contracts/ledger.py`` and published bytes are validated against them in the tests)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from infra.messaging.outbox import OutboundMessage
-from infra.messaging.topics import LEDGER_ENTRIES, MARKETPLACE_SETTLEMENTS, ORDERS_EVENTS, prefixed
+from infra.messaging.topics import (
+    LEDGER_ENTRIES,
+    LEDGER_ORDER_EVENTS,
+    MARKETPLACE_SETTLEMENTS,
+    ORDERS_EVENTS,
+    prefixed,
+)
 from services.contracts.ledger import ENTRY_POSTED, ORDER_SETTLED
 from services.ledger.domain.hashchain import CommittedEntry
 from services.ledger.domain.journal import EntryKind
@@ -25,6 +31,7 @@ class LedgerTopics:
     orders_events: str = ORDERS_EVENTS
     settlements: str = MARKETPLACE_SETTLEMENTS
     entries: str = LEDGER_ENTRIES
+    ledger_order_events: str = LEDGER_ORDER_EVENTS  # what the orders service reads: order_settled, allocations
 
     @classmethod
     def with_prefix(cls, prefix: str) -> LedgerTopics:
@@ -32,10 +39,11 @@ class LedgerTopics:
         return prefixed(cls(), prefix)
 
 
-def entry_posted_messages(posted: Sequence[CommittedEntry], topic: str) -> list[OutboundMessage]:
-    """One ``entry_posted`` per committed entry to ``topic``, keyed by its order (or its posting key); after a
-    settlement of an order, also its ``order_settled`` keyed by the order (what the orders service consumes, so it
-    can skip every ``entry_posted`` by its type header)."""
+def entry_posted_messages(posted: Sequence[CommittedEntry], topics: LedgerTopics) -> list[OutboundMessage]:
+    """One ``entry_posted`` per committed entry to ``topics.entries``, keyed by its order (or its posting key); after
+    a settlement of an order, also its ``order_settled`` keyed by the order to ``topics.ledger_order_events`` (what
+    the orders service reads, so it fetches no ``entry_posted`` at all)."""
+    topic, settled_topic = topics.entries, topics.ledger_order_events
     messages = []
     for c in posted:
         e = c.entry
@@ -68,7 +76,12 @@ def entry_posted_messages(posted: Sequence[CommittedEntry], topic: str) -> list[
             }
             messages.append(
                 OutboundMessage.event(
-                    topic, type=ORDER_SETTLED, source="karya/ledger", subject=e.order_key, data=settled, causation=None
+                    settled_topic,
+                    type=ORDER_SETTLED,
+                    source="karya/ledger",
+                    subject=e.order_key,
+                    data=settled,
+                    causation=None,
                 )
             )
     return messages

@@ -110,7 +110,7 @@ async def pay_out(
             ) from exc
         raise
     # Announced in the posting's transaction, like every other posting; a running ledger's relay publishes it.
-    await uow.publish(entry_posted_messages(result.posted, topics.entries))
+    await uow.publish(entry_posted_messages(result.posted, topics))
     if result.conflicts:
         raise LedgerDomainError(f"payout id {payout_id} was already used for a different payout")
     if result.already_posted:

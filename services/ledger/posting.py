@@ -90,7 +90,7 @@ class PostEvents:
         await save_facts(uow, plan.facts.values())
         await park(uow, plan.parked)
         await close(uow, plan.closed)
-        await uow.publish(entry_posted_messages(result.posted, self._topics.entries))
+        await uow.publish(entry_posted_messages(result.posted, self._topics))
         conflicts = [*plan.conflicts, *result.conflicts]
         outcome.conflicts = len(conflicts)
         seen: set[str] = set()

@@ -22,8 +22,8 @@ from services.orders.person_allocation import apply_person_allocations
 from services.orders.sweeper import run_sweeper
 
 SCHEMA = "orders"
-# What the consumer acts on: every other known type on its topics (the ledger's entry_posted of every entry) is
-# skipped by its type header, before decoding and without an inbox row.
+# What the consumer acts on: any other known type on its topics is skipped by its type header, before decoding and
+# without an inbox row (the ledger's entry_posted is on ledger.entries, which orders does not read).
 CONSUMED_TYPES = frozenset({ORDER_STATUS_CHANGED, ORDER_SETTLED, ORDER_ALLOCATED_BY_PERSON})
 
 
@@ -60,7 +60,7 @@ def build_runtime(
     runtime = ServiceRuntime(name="orders", schema=SCHEMA, engine=engine, kafka=kafka)
     runtime.add_consumer(
         name="orders",
-        topics=[topics.order_events, topics.ledger_entries],
+        topics=[topics.order_events, topics.ledger_order_events],
         handler=OrderChangesHandler(SCHEMA, FulfilmentRules(topics)),
         description="Canonical marketplace order events, the ledger's order_settled and a person's allocations "
         "(order_allocated_by_person) → order state, stock reservations, order events.",

@@ -15,7 +15,7 @@ from typing import Any
 from infra.messaging.envelope import Envelope
 from infra.messaging.outbox import OutboundMessage
 from infra.messaging.topics import (
-    LEDGER_ENTRIES,
+    LEDGER_ORDER_EVENTS,
     MARKETPLACE_ORDER_EVENTS,
     ORDERS_EVENTS,
     ORDERS_STOCK_AVAILABILITY,
@@ -36,7 +36,7 @@ class OrdersTopics:
     order_events: str = MARKETPLACE_ORDER_EVENTS
     events: str = ORDERS_EVENTS
     stock_availability: str = ORDERS_STOCK_AVAILABILITY
-    ledger_entries: str = LEDGER_ENTRIES  # read: an order's settlement posted by the ledger
+    ledger_order_events: str = LEDGER_ORDER_EVENTS  # read: the ledger's order_settled and a person's allocations
 
     @classmethod
     def with_prefix(cls, prefix: str) -> OrdersTopics:

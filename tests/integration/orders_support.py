@@ -243,19 +243,19 @@ async def orders_consumer(
     partitions: int = 3,
 ) -> AsyncIterator[InProcessOrders]:
     """Run the orders handler behind the real batch consumer on ``<prefix>marketplace.order-events`` and
-    ``<prefix>ledger.entries``, acting on the service's types (every ``entry_posted`` skipped by its header)."""
+    ``<prefix>ledger.order-events``, acting on the service's types (any other type skipped by its header)."""
     topics = OrdersTopics.with_prefix(prefix)  # its own events go to the prefixed topics too
     topic = topics.order_events
     name = f"orders-{prefix.strip('.')}"
     outputs = [topics.events, topics.stock_availability]
-    await ensure_topics(bootstrap, [topic, topics.ledger_entries, *outputs], partitions=partitions)
+    await ensure_topics(bootstrap, [topic, topics.ledger_order_events, *outputs], partitions=partitions)
     settings = KafkaSettings(bootstrap_servers=bootstrap, partitions=partitions, retry_backoff_ms=10)
     runtime = ServiceRuntime(
         name=name, schema=SCHEMA, engine=make_engine(database.service), kafka=settings, relay=relay
     )
     runtime.add_consumer(
         name=name,
-        topics=[topic, topics.ledger_entries],
+        topics=[topic, topics.ledger_order_events],
         handler=orders_handler(topics, windows),
         description="test",
         event_types=CONSUMED_TYPES,

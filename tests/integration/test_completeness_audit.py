@@ -251,8 +251,8 @@ async def test_karya_audit_completeness_against_a_real_orders_process(
         report = json.loads(clean.stdout)
         ours = [p for p in report["partitions"] if p["group"] == group]
         assert report["gaps"] == 0
-        # orders also consumes ledger.entries (created by the process, empty here)
-        assert {p["topic"] for p in ours} == {topic, topic_name("ledger.entries", prefix)}
+        # orders also consumes ledger.order-events (created by the process, empty here)
+        assert {p["topic"] for p in ours} == {topic, topic_name("ledger.order-events", prefix)}
         assert sum(p["records"] for p in ours) == sum(p["applied"] for p in ours) == len(events)
         assert {p["group"] for p in report["partitions"]} <= {group, f"{prefix}karya-ledger"}  # nothing else here
 

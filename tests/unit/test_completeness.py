@@ -179,7 +179,7 @@ def test_wired_consumers_follow_the_services_wiring() -> None:
     wired = {c.group_id: c for c in wired_consumers("")}
     assert set(wired) == {"karya-orders", "karya-ledger", "karya-gateway-normaliser"}
     orders = wired["karya-orders"]
-    assert (orders.schema, set(orders.topics)) == ("orders", {"marketplace.order-events", "ledger.entries"})
+    assert (orders.schema, set(orders.topics)) == ("orders", {"marketplace.order-events", "ledger.order-events"})
     ledger = wired["karya-ledger"]
     assert (ledger.schema, ledger.name) == ("ledger", "ledger")
     assert set(ledger.topics) == {"orders.events", "marketplace.settlements"}

@@ -52,6 +52,7 @@ class Ledger:
     orders_topic: str
     settlements_topic: str
     entries_topic: str
+    order_events_topic: str
 
     def metric(self, name: str) -> float:
         """Sum of the samples of metric ``name``."""
@@ -71,8 +72,11 @@ async def ledger_consumer(db: LedgerDatabase, bootstrap: str) -> AsyncIterator[L
     )
     topics = LedgerTopics.with_prefix(prefix)
     runtime = build_runtime(make_engine(db.urls.service), kafka, topics=topics)
-    ledger = Ledger(runtime, "ledger", topics.orders_events, topics.settlements, topics.entries)
-    await ensure_topics(bootstrap, [ledger.orders_topic, ledger.settlements_topic, ledger.entries_topic], 3)
+    ledger = Ledger(
+        runtime, "ledger", topics.orders_events, topics.settlements, topics.entries, topics.ledger_order_events
+    )
+    outputs = [ledger.entries_topic, ledger.order_events_topic]
+    await ensure_topics(bootstrap, [ledger.orders_topic, ledger.settlements_topic, *outputs], 3)
     await runtime.start()
     try:
         yield ledger
@@ -136,15 +140,17 @@ async def test_settlement_delivered_three_times_and_reemitted_posts_once_and_a_c
             await wait_for(all_seen, what="settlement copies consumed")
             assert await _posting_keys(engine, key) == one_set
             assert await _scalar(engine, "SELECT count(*) FROM ledger.posting_conflicts") == 0
-            records = await read_topic(kafka_bootstrap, ledger.entries_topic, expected=5)
+            records = await read_topic(kafka_bootstrap, ledger.entries_topic, expected=4)
             events = [validate_published(r.value) for r in records]  # fits schemas/events/karya.ledger.*
-            posted = Counter(
-                e["data"]["posting_key"].removeprefix(f"{key}:") for e in events if e["type"] == ENTRY_POSTED
-            )
+            assert {e["type"] for e in events} == {ENTRY_POSTED}
+            posted = Counter(e["data"]["posting_key"].removeprefix(f"{key}:") for e in events)
             assert posted == one_set, "one entry_posted event per journal entry"
-            # and one order_settled for the settlement, keyed by the order (what the orders service consumes)
-            assert [(e["subject"], e["data"]["posting_key"]) for e in events if e["type"] == ORDER_SETTLED] == [
-                (key, f"{key}:settlement:ESC-1")
+            # and one order_settled for the settlement, keyed by the order, on the topic the orders service reads
+            announced = [
+                validate_published(r.value) for r in await read_topic(kafka_bootstrap, ledger.order_events_topic, 1)
+            ]
+            assert [(e["type"], e["subject"], e["data"]["posting_key"]) for e in announced] == [
+                (ORDER_SETTLED, key, f"{key}:settlement:ESC-1")
             ]
 
             # a changed settlement under the same settlement id: a conflict, dead-lettered with the reason

@@ -67,7 +67,7 @@ async def test_a_persons_allocation_is_announced_and_a_later_backorder_fill_is_c
     types = [dict(decode_headers(r.headers))["karya-event-type"] for r in rows]
     assert types.count(ORDER_ALLOCATED_BY_PERSON.encode()) == 1
     row = rows[types.index(ORDER_ALLOCATED_BY_PERSON.encode())]
-    assert row.topic == TOPICS.entries
+    assert row.topic == TOPICS.ledger_order_events
     message = validate_published(bytes(row.payload))  # fits its published schema
     assert message["data"]["allocations"] == [{"batch_id": batch, "quantity": 2}]
     assert (message["data"]["allocated_by"], message["data"]["approved_by"]) == ("siti", None)

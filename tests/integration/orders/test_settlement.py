@@ -103,7 +103,7 @@ async def test_the_ledgers_settlement_settles_the_order_and_orders_show_explains
     settlement = order_settled(key, 41)
     try:
         async with orders_consumer(database, kafka_bootstrap, prefix) as consumer:
-            ledger_topic = OrdersTopics.with_prefix(prefix).ledger_entries
+            ledger_topic = OrdersTopics.with_prefix(prefix).ledger_order_events
             await publish(kafka_bootstrap, consumer.topic, [*done, starved])
             await wait_applied(engine, consumer, 4)
             # The ledger's entry_posted (of the completion and of the settlement) are skipped by their type header
