@@ -36,6 +36,12 @@ class DeadLetter:
     attempts: int
     facts: dict[str, object]
 
+    @classmethod
+    def fetched(cls, topic: str, key: bytes, value: bytes, error: str, facts: dict[str, object]) -> DeadLetter:
+        """The dead letter of bytes no broker record carried (a poller read them from a marketplace API): filed
+        under ``topic``'s DLQ with partition and offset -1, after one attempt."""
+        return cls(Delivery(topic, -1, -1, key, value), error, 1, facts)
+
 
 async def write_dead_letters(conn: AsyncConnection, schema: str, consumer: str, failures: Sequence[DeadLetter]) -> None:
     """Record dead letters and enqueue them for ``<topic>.dlq`` with the original bytes and headers; the inbox

@@ -35,7 +35,6 @@ from infra.db.unit_of_work import Database, UnitOfWork
 from infra.errors import describe_error, error_text
 from infra.logging import get_logger
 from infra.messaging.dead_letters import DeadLetter, report_dead_letters, write_dead_letters
-from infra.messaging.delivery import Delivery
 from infra.messaging.metrics import MessagingMetrics
 from infra.supervision import every
 from services.contracts.base import order_key
@@ -161,8 +160,7 @@ async def _dead_letter(
     problem = rejection_context(exc) or "refused"
     error = f"rejected: {error_text(exc, context=f'statement rows: {problem}')}"
     facts: dict[str, object] = {"kind": "rejected", "order_key": key, **describe_error(exc)}
-    # No broker record carried these rows: partition and offset -1 say so (the poller read them from the API).
-    return DeadLetter(Delivery(topics.raw_deliveries, -1, -1, key.encode(), rows), error, 1, facts)
+    return DeadLetter.fetched(topics.raw_deliveries, key.encode(), rows, error, facts)
 
 
 async def _not_yet_dead_lettered(uow: UnitOfWork, dead: list[DeadLetter]) -> list[DeadLetter]:
