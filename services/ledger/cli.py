@@ -328,14 +328,18 @@ def allocate_cmd(
     ctx: typer.Context,
     order_key: str,
     batches: list[str] = typer.Option(..., "--batch", help="BATCH:QTY, once per production batch."),
+    acting: str | None = typer.Option(None, "--as", envvar="KARYA_USER", help="Who allocates (or KARYA_USER)."),
 ) -> None:
-    """Name the batches of an order whose distribution waits (validated against the catalogue; posts once)."""
+    """Name the batches of an order whose distribution waits (validated against the catalogue; posts once).
+    Who allocated travels with the announcement to the orders service."""
     root = CliRoot.of(ctx)
     topics, catalogue = root.topics(LedgerTopics), root.schema("orders")  # the catalogue: the orders service's
     try:
         picks = [parse_pick(b) for b in batches]
         outcome = _run(
-            ctx, lambda uow: allocate(uow, topics, order_key, picks, catalogue_schema=catalogue), read_only=False
+            ctx,
+            lambda uow: allocate(uow, topics, order_key, picks, catalogue_schema=catalogue, allocated_by=acting),
+            read_only=False,
         )
     except LedgerDomainError as exc:
         typer.secho(str(exc), fg="red", err=True)

@@ -12,6 +12,8 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 
 from infra.db.engine import make_engine
+from infra.messaging.outbox import decode_headers
+from services.contracts.ledger import ORDER_ALLOCATED_BY_PERSON
 from services.ledger.app import SCHEMA
 from services.ledger.parked import ParkedGauges
 from tests.integration.ledger.scenario_support import T, add_batch, completed_without_allocation, journal_of
@@ -71,9 +73,14 @@ async def test_unallocated_orders_are_listed_and_allocated_from_the_command_line
         malformed = await run_karya(db.urls, "ledger", "allocate", key, "--batch", batch)
         assert malformed.returncode == 1 and "BATCH:QTY" in malformed.stderr
 
-        done = await run_karya(db.urls, "ledger", "allocate", key, "--batch", f"{batch}:2")
+        done = await run_karya(db.urls, "ledger", "allocate", key, "--batch", f"{batch}:2", "--as", "siti")
         assert done.returncode == 0, done.stderr
         assert f"allocated {key}: posted {key}:release:s1, {key}:distribution:{batch}" in done.stdout
+        async with engine.connect() as conn:  # the orders service learns who allocated
+            query = text("SELECT payload, headers FROM ledger.outbox WHERE key = :k ORDER BY id")
+            rows = list(await conn.execute(query, {"k": key.encode()}))
+        told = [json.loads(bytes(r.payload)) for r in rows if _event_type(r.headers) == ORDER_ALLOCATED_BY_PERSON]
+        assert [m["data"]["allocated_by"] for m in told] == ["siti"]
         again = await run_karya(db.urls, "ledger", "allocate", key, "--batch", f"{batch}:2")
         assert again.returncode == 0 and "already allocated" in again.stdout
 
@@ -92,3 +99,7 @@ async def test_unallocated_orders_are_listed_and_allocated_from_the_command_line
     finally:
         await owner.dispose()
         await engine.dispose()
+
+
+def _event_type(headers: bytes) -> str:
+    return dict(decode_headers(headers))["karya-event-type"].decode()
