@@ -22,6 +22,7 @@ from services.finance.auth.web import router as session_router
 from services.finance.settings import FinanceSettings
 from services.finance.templating import render
 from services.finance.web import router as web_router
+from services.finance.web.queues import router as queues_router
 
 SCHEMA = "finance"
 """The workspace's own tables (accounts, sessions, audit log): named here, handed to everything that writes SQL."""
@@ -78,7 +79,7 @@ def create_app(
         return response
 
     app.include_router(session_router)
-    routers = [*api_routers(), web_router]  # the read API, then the pages (services/finance/web)
+    routers = [*api_routers(), web_router, queues_router]  # the read API, then the pages (services/finance/web)
     for router in routers:
         app.include_router(router)
     home = not any(getattr(route, "path", None) == "/" for router in routers for route in router.routes)

@@ -1,0 +1,160 @@
+"""The work queues over HTTP on the real database: a bendahara of lapas A allocates an order of A (the ledger's own
+use case posts the distribution), gets 404 for an order of lapas B, proposes a revert that they cannot approve
+themselves (the page names ``four_eyes``) and another bendahara approves; an auditor sees the queues and gets 403
+on every action; a form without its CSRF token is a 403; each action is in the audit log."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from infra.db.engine import make_engine
+from infra.db.roles import RoleUrls
+from services.finance.auth import audit
+from services.finance.web.queues import install_ledger_writer
+from services.ledger.outbound import LedgerTopics
+from tests.integration.finance_auth_support import Workspace, csrf_of, workspace
+from tests.integration.ledger.scenario_support import T, add_batch, completed_without_allocation, journal_of
+from tests.integration.ledger_support import (
+    load_demo_policies,
+    new_inmate,
+    new_order_key,
+    new_processor,
+    post,
+    settled,
+    uid,
+)
+
+pytestmark = pytest.mark.integration
+
+LAPAS_A, LAPAS_B = "cipinang", "kerobokan"
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """An order of each lapas whose proceeds wait in unallocated, and a batch of lapas A to allocate to."""
+
+    order_a: str
+    order_b: str
+    batch_a: str
+
+
+@pytest.fixture(scope="module")
+async def waiting(database: RoleUrls) -> Waiting:
+    """Two settled orders without batches (lapas A and B) and a production batch of lapas A in the catalogue."""
+    await load_demo_policies(database.service)
+    engine, owner = make_engine(database.service, pool_size=1), make_engine(database.migrator, pool_size=1)
+    order_a, order_b, batch = new_order_key(), new_order_key(), f"B-Q-{uid()}"
+    try:
+        await add_batch(owner, batch, LAPAS_A, f"Q-{uid()}", produced=2, unit_price=100_000,
+                        unit_material_cost=30_000, supplier="sup-kain", work_group=[(new_inmate(), 1)])  # fmt: skip
+        fees = {"commission_fee": 12_000, "service_fee": 4_000}
+        for key, lapas in ((order_a, LAPAS_A), (order_b, LAPAS_B)):
+            events = [completed_without_allocation(key, lapas, 200_000), settled(key, 200_000, T, fees=fees)]
+            assert await post(engine, new_processor(), events) == []
+    finally:
+        await owner.dispose()
+        await engine.dispose()
+    return Waiting(order_a, order_b, batch)
+
+
+@pytest.fixture
+async def service(database: RoleUrls) -> AsyncIterator[AsyncEngine]:
+    """The service-role engine the queues write the ledger with (as the composition root installs it)."""
+    engine = make_engine(database.service, pool_size=2)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def ws(database: RoleUrls, service: AsyncEngine) -> AsyncIterator[Workspace]:
+    """The workspace as the finance role, with the ledger writer installed."""
+    async with workspace(database.finance) as made:
+        install_ledger_writer(made.app, service, LedgerTopics(), {"ledger": "ledger", "orders": "orders"})
+        yield made
+
+
+async def _client(ws: Workspace, role: str, lapas: str | None = LAPAS_A) -> tuple[httpx.AsyncClient, str, str]:
+    """A signed-in client of a new ``role`` account, its name and the page's CSRF token."""
+    user, password = await ws.account(role, lapas)
+    client = await ws.signed_in(user, password)
+    page = await client.get("/queues")
+    assert page.status_code == 200, page.text
+    return client, user.name, csrf_of(page.text)
+
+
+async def _audited(ws: Workspace, actor: str) -> list[tuple[str, str]]:
+    async with ws.db.read() as uow:
+        return [(r.action, r.subject) for r in await audit.recent(uow, actor=actor)]
+
+
+async def test_a_bendahara_allocates_an_order_of_their_lapas_only(
+    waiting: Waiting, ws: Workspace, service: AsyncEngine
+) -> None:
+    client, name, token = await _client(ws, "bendahara")
+    listed = (await client.get("/queues")).text
+    assert waiting.order_a in listed and waiting.order_b not in listed
+
+    outside = {"csrf_token": token, "order_key": waiting.order_b, "batches": f"{waiting.batch_a}:2"}
+    assert (await client.post("/queues/allocate", data=outside)).status_code == 404
+    too_many = {"csrf_token": token, "order_key": waiting.order_a, "batches": f"{waiting.batch_a}:3"}
+    refused = await client.post("/queues/allocate", data=too_many)
+    assert refused.status_code == 409 and "quantity_fits" in refused.text
+    done = await client.post("/queues/allocate", data=too_many | {"batches": f"{waiting.batch_a}:2"})
+
+    assert done.status_code == 200 and f"allocated {waiting.order_a}: posted" in done.text, done.text
+    journal = await journal_of(service, waiting.order_a)
+    assert {"release:s1", f"distribution:{waiting.batch_a}"} <= set(journal)
+    assert all(sum(a for _, s, a in lines if s == "D") == sum(a for _, s, a in lines if s == "C")
+               for lines in journal.values())  # fmt: skip
+    assert ("allocate", waiting.order_a) in await _audited(ws, name)
+    assert not any(s == waiting.order_b for _, s in await _audited(ws, name)), "a 404 writes nothing"
+
+
+async def test_a_revert_is_approved_by_another_bendahara_not_its_proposer(
+    waiting: Waiting, ws: Workspace, service: AsyncEngine
+) -> None:
+    proposer, proposer_name, token = await _client(ws, "bendahara")
+    key = f"{waiting.order_a}:distribution:{waiting.batch_a}"
+    form = {"csrf_token": token, "order_key": waiting.order_a, "batches": f"{waiting.batch_a}:2"}
+    await proposer.post("/queues/allocate", data=form)  # allocated already by the test above, or now
+    proposed = await proposer.post("/queues/revert", data={"csrf_token": token, "posting_key": key, "reason": "x"})
+    assert proposed.status_code == 200, proposed.text
+    found = re.search(r"proposal (\d+): ", proposed.text)
+    assert found is not None, proposed.text
+    pid = found.group(1)
+    assert f'id="proposal-{pid}"' in proposed.text
+
+    own = await proposer.post(f"/queues/proposals/{pid}/approve", data={"csrf_token": token})
+    assert own.status_code == 409 and "four_eyes" in own.text
+    other, other_name, other_token = await _client(ws, "bendahara")
+    outsider, _, outsider_token = await _client(ws, "bendahara", LAPAS_B)
+    hidden = await outsider.post(f"/queues/proposals/{pid}/approve", data={"csrf_token": outsider_token})
+    assert hidden.status_code == 404, "a proposal of lapas A is not there for B's treasurer"
+    approved = await other.post(f"/queues/proposals/{pid}/approve", data={"csrf_token": other_token})
+
+    assert approved.status_code == 200 and f"proposal {pid} approved by {other_name}" in approved.text
+    assert f"revert:{key}" in await journal_of(service, waiting.order_a)
+    assert ("propose_revert", key) in await _audited(ws, proposer_name)
+    assert ("approve", pid) in await _audited(ws, other_name)
+
+
+async def test_auditors_read_the_queues_and_every_action_needs_a_treasurer_and_a_token(
+    waiting: Waiting, ws: Workspace
+) -> None:
+    auditor, _, token = await _client(ws, "auditor_lapas")
+    page = (await auditor.get("/queues")).text
+    assert 'action="/queues/allocate"' not in page and waiting.order_b not in page
+    form = {"csrf_token": token, "order_key": waiting.order_a, "batches": f"{waiting.batch_a}:2"}
+    assert (await auditor.post("/queues/allocate", data=form)).status_code == 403
+    assert (await auditor.post("/queues/proposals/1/approve", data={"csrf_token": token})).status_code == 403
+
+    treasurer, _, _ = await _client(ws, "bendahara")
+    no_token = {"order_key": waiting.order_a, "batches": f"{waiting.batch_a}:2"}
+    assert (await treasurer.post("/queues/allocate", data=no_token)).status_code == 403
+    assert (await treasurer.post("/queues/revert", data={"posting_key": "x", "reason": "y"})).status_code == 403
