@@ -1,10 +1,14 @@
 """The workspace's server-rendered pages (Jinja2 templates under ``templates/pages/``): the per-lapas dashboard, the
 trial balance with its CSV/XLSX download, the journal browser and entry detail, an order's entries, an account
-register and an inmate's savings statement. Every page reads through :mod:`services.finance.queries` on the
+register and an inmate's savings statement (:mod:`.pages`), the monthly lapas report and the PDF documents
+(:mod:`.reports`). Every page reads through :mod:`services.finance.queries` on the
 viewer's scoped connection (:data:`services.finance.scope.Reads`), so the database's lapas policies decide what a
 page shows; an entry, order or inmate of another lapas is a 404 like one that does not exist.
 """
 
 from services.finance.web.pages import router
+from services.finance.web.reports import router as reports_router
+
+router.include_router(reports_router)
 
 __all__ = ["router"]

@@ -46,8 +46,8 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "memo": ("Keterangan", "Memo"),
     "times_in": ("Waktu dalam", "Times in"),
     "chain_missing": (
-        "Verifikasi rantai dan hash kepala belum tersedia di API baca.",
-        "Chain verification and head hash are not in the read API yet.",
+        "Belum ada verifikasi rantai yang tercatat.",
+        "No chain verification recorded yet.",
     ),
 }
 """Each page word in Bahasa Indonesia and English."""

@@ -13,7 +13,7 @@ from services.finance.api.accounts import INMATE_ID
 from services.finance.api.params import NO_NUL, sequence_cursor, text_query
 from services.finance.auth import CurrentUser, audit
 from services.finance.presentation.exports import Column, download_headers, to_csv, to_xlsx
-from services.finance.queries import balances, items, journal
+from services.finance.queries import balances, chain, items, journal
 from services.finance.queries.balances import Moment
 from services.finance.scope import Reads
 from services.finance.templating import page_lang
@@ -66,6 +66,7 @@ async def dashboard(request: Request, user: CurrentUser, reads: Reads) -> Respon
     parked, more = await items.parked(reads, None, PAGE_SIZE)
     inmates = [r for r in every if r["account"].startswith(DASHBOARD_PREFIXES["premi"])]
     context = {"figures": figures, "parked": parked, "parked_more": more is not None, "inmates": inmates}
+    context["chain"] = await chain.chain_status(reads)
     return await page(request, user, "dashboard", context)
 
 

@@ -1,0 +1,131 @@
+"""Report pages and documents: the monthly lapas report (``/reports/lapas/{lapas}/{YYYY-MM}``, as a page or a
+CSV, XLSX or PDF download) and the inmate savings statement as a PDF (``/inmates/{inmate_id}/statement.pdf``).
+
+Both read in the viewer's scope (another lapas' report or inmate is the 404 page) and keep to one chain head:
+the lapas report counts entries up to the head read first; the statement is read between two heads and stands
+when no entry between them moved the inmate's accounts. Every PDF is stamped with the user, the time and that
+head's hash; every download is written to the audit log.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, HTTPException, Path, Request, Response
+
+from services.finance.api.accounts import INMATE_ID
+from services.finance.auth import CurrentUser, User, audit
+from services.finance.presentation.exports import Column, ExportFormat, download_headers, to_csv, to_xlsx
+from services.finance.presentation.messages import message
+from services.finance.presentation.pdf import LapasMonthReport, Stamp, inmate_statement_pdf, lapas_report_pdf
+from services.finance.presentation.zones import WIB, UnknownZone, format_month, lapas_zone
+from services.finance.queries import balances, chain, reports
+from services.finance.queries.balances import Moment
+from services.finance.scope import ReadModel, Reads
+from services.finance.templating import page_lang
+from services.finance.web.common import day_start, page, zone_for
+from services.ledger.domain import accounts
+
+router = APIRouter(include_in_schema=False)
+LAPAS = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+MONTH = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
+HEAD_TRIES = 3
+"""Reads of an inmate statement before giving up on a quiet moment between two chain heads (503)."""
+REPORT_COLUMNS = (Column("item", "Item"), Column("key", "key"), Column("amount", "amount", "rupiah"))
+
+
+def report_zone(lapas: str) -> ZoneInfo:
+    """The lapas' own zone; WIB when it is not configured (the workspace cannot read the catalogue's province)."""
+    try:
+        return lapas_zone(lapas, None)
+    except UnknownZone:
+        return ZoneInfo(WIB)
+
+
+def month_bounds(month: str, zone: ZoneInfo) -> tuple[date, datetime, datetime]:
+    """The first day of ``YYYY-MM`` and the month's bounds ``[start, end)`` in ``zone``."""
+    first = date.fromisoformat(f"{month}-01")
+    following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
+    return first, day_start(first, zone), day_start(following, zone)
+
+
+async def _audited(request: Request, user: User, body: bytes, stem: str, fmt: ExportFormat) -> Response:
+    """The download, once its export is in the audit log."""
+    async with request.app.state.db.begin() as uow:
+        await audit.record(uow, user, "export", f"{stem}.{fmt}")
+    return Response(body, headers=download_headers(stem, fmt))
+
+
+@router.get("/reports/lapas/{lapas}/{month}", response_model=None)
+async def lapas_report(
+    request: Request,
+    user: CurrentUser,
+    reads: Reads,
+    lapas: Annotated[str, Path(pattern=LAPAS)],
+    month: Annotated[str, Path(pattern=MONTH)],
+    format: Literal["html", "csv", "xlsx", "pdf"] = "html",
+) -> Response:
+    """One lapas' month (in its zone): sales, marketplace fees, PPh 22 withheld, PNBP, premi, suppliers, capital."""
+    if not await reports.lapas_visible(reads, lapas):
+        return await page(request, user, "missing", {"what": "report"}, status_code=404)
+    zone, lang = report_zone(lapas), page_lang(request)
+    first, start, end = month_bounds(month, zone)
+    head = await chain.chain_head(reads)
+    amounts = await reports.lapas_month(reads, lapas, start, end, head.sequence)
+    if format == "html":
+        context = {"lapas": lapas, "month": month, "title_month": format_month(first, lang), "amounts": amounts}
+        return await page(request, user, "report_lapas", context | {"head": head, "report_zone": zone})
+    stem = f"lapas_report_{lapas}_{month}"
+    if format == "pdf":
+        stamp = Stamp(user.name, datetime.now(UTC), head.hash)
+        body = lapas_report_pdf(LapasMonthReport(lapas, lapas, first, amounts), stamp, zone, lang)
+        return await _audited(request, user, body, stem, "pdf")
+    rows = [{"item": message(key, lang), "key": key, "amount": amount} for key, amount in amounts]
+    title = f"{lapas} {month}"
+    body = (
+        to_csv(REPORT_COLUMNS, rows, lang=lang, zone=zone)
+        if format == "csv"
+        else to_xlsx(REPORT_COLUMNS, rows, title=title, lang=lang, zone=zone)
+    )
+    return await _audited(request, user, body, stem, format)
+
+
+async def _statement_at_head(reads: ReadModel, inmate_id: str) -> tuple[dict[str, object], chain.ChainHead] | None:
+    """The statement in :func:`services.finance.presentation.pdf.inmate_statement_pdf`'s shape and the head it
+    holds at; None when the inmate is not in scope; 503 when the inmate's accounts kept moving."""
+    savings, receivable = accounts.inmate_savings(inmate_id), accounts.inmate_receivable(inmate_id)
+    for _ in range(HEAD_TRIES):
+        before = await chain.chain_head(reads)
+        found = await balances.inmate_statement(reads, inmate_id, None, None, Moment())
+        if found is None:
+            return None
+        owed = await balances.account_totals(reads, Moment(), receivable)
+        after = await chain.chain_head(reads)
+        if not await chain.lines_moved(reads, [savings, receivable], before.sequence, after.sequence):
+            postings = [p | {"amount": p["credit"] - p["debit"]} for p in found["postings"]]
+            statement = {
+                "inmate_id": inmate_id,
+                "postings": postings,
+                "savings_balance": found["closing_balance"],
+                "receivable_balance": sum(r["balance"] for r in owed if r["account"] == receivable),
+            }
+            return statement, before
+    raise HTTPException(status_code=503, detail="the inmate's accounts are being posted to: try again")
+
+
+@router.get("/inmates/{inmate_id}/statement.pdf", response_model=None)
+async def inmate_statement_document(
+    request: Request, user: CurrentUser, reads: Reads, inmate_id: Annotated[str, Path(pattern=INMATE_ID)]
+) -> Response:
+    """The inmate's savings statement as a PDF stamped with the user, the time and the chain head hash."""
+    found = await _statement_at_head(reads, inmate_id)
+    if found is None:
+        return await page(request, user, "missing", {"what": "inmate"}, status_code=404)
+    statement, head = found
+    zone = zone_for(user)
+    stamp = Stamp(user.name, datetime.now(UTC), head.hash)
+    body = inmate_statement_pdf(statement, stamp, zone, page_lang(request))
+    stem = f"inmate_statement_{inmate_id}"
+    return await _audited(request, user, body, stem, "pdf")
