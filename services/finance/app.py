@@ -22,7 +22,9 @@ from services.finance.auth.web import router as session_router
 from services.finance.settings import FinanceSettings
 from services.finance.templating import render
 from services.finance.web import router as web_router
+from services.finance.web.chain import router as chain_router
 from services.finance.web.queues import router as queues_router
+from services.finance.web.reconciliation import router as reconciliation_router
 
 SCHEMA = "finance"
 """The workspace's own tables (accounts, sessions, audit log): named here, handed to everything that writes SQL."""
@@ -62,6 +64,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
+        if (jobs := getattr(app.state, "chain_jobs", None)) is not None:
+            await jobs.stop()  # a running chain verification stays without a result: interrupted
         if after_stop is not None:
             await after_stop()
 
@@ -79,7 +83,8 @@ def create_app(
         return response
 
     app.include_router(session_router)
-    routers = [*api_routers(), web_router, queues_router]  # the read API, then the pages (services/finance/web)
+    # the read API, then the pages (services/finance/web)
+    routers = [*api_routers(), web_router, chain_router, reconciliation_router, queues_router]
     for router in routers:
         app.include_router(router)
     home = not any(getattr(route, "path", None) == "/" for router in routers for route in router.routes)

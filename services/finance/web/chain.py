@@ -1,0 +1,82 @@
+"""The chain page (``/chain``): start a verification of the journal's hash chain (``POST /chain/verify``, auditors
+only, CSRF-protected), watch its progress (the page refreshes itself while one runs) and read the history of runs
+with their head hashes. The verification is global — the whole chain, every lapas — see :mod:`services.finance.jobs`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import RedirectResponse
+
+from services.finance.auth import CurrentUser, User, audit, csrf_protect, require_role
+from services.finance.jobs import ChainJobs, VerificationBusy
+from services.finance.templating import page_lang
+from services.finance.web.common import page
+
+router = APIRouter(include_in_schema=False)
+STARTERS = ("auditor_pusat", "auditor_lapas")
+"""Who may start a verification (it reads nothing of a lapas to them: only the global result is shown)."""
+_TEXTS: dict[str, tuple[str, str]] = {
+    "title": ("Verifikasi rantai hash", "Hash chain verification"),
+    "start": ("Mulai verifikasi", "Start a verification"),
+    "running": ("Sedang berjalan", "Running"),
+    "checked": ("entri diperiksa dari", "entries checked of"),
+    "history": ("Riwayat", "History"),
+    "started_by": ("Dimulai oleh", "Started by"),
+    "started_at": ("Mulai", "Started"),
+    "ended_at": ("Selesai", "Ended"),
+    "entries": ("Entri", "Entries"),
+    "head": ("Hash kepala", "Head hash"),
+    "result": ("Hasil", "Result"),
+    "ok": ("utuh", "intact"),
+    "broken": ("rusak pada entri", "broken at entry"),
+    "interrupted": ("terputus", "interrupted"),
+    "busy": ("Verifikasi lain sedang berjalan.", "Another verification is running."),
+    "global": (
+        "Rantai mencakup semua lapas: hasilnya berlaku global.",
+        "The chain spans every lapas: the result is global.",
+    ),
+}
+
+
+def chain_jobs(request: Request) -> ChainJobs:
+    """The app's :class:`ChainJobs` (made on first use: one per app, hence one verification at a time)."""
+    state = request.app.state
+    jobs: ChainJobs | None = getattr(state, "chain_jobs", None)
+    if jobs is None:
+        jobs = ChainJobs(state.db, getattr(state, "schemas", {}).get("ledger", "ledger"))
+        state.chain_jobs = jobs
+    return jobs
+
+
+Jobs = Annotated[ChainJobs, Depends(chain_jobs)]
+
+
+@router.get("/chain")
+async def chain_page(request: Request, user: CurrentUser, jobs: Jobs, busy: int = 0) -> Response:
+    """The running verification's progress (refreshing every 2 s while it runs) and the history of runs."""
+    words = {k: v[0 if page_lang(request) == "id" else 1] for k, v in _TEXTS.items()}
+    context = {
+        "cw": words,
+        "progress": jobs.progress,
+        "runs": await jobs.history(),
+        "may_start": user.role in STARTERS,
+        "busy": bool(busy),
+    }
+    return await page(request, user, "chain", context)
+
+
+@router.post("/chain/verify", dependencies=[Depends(csrf_protect)])
+async def start_verification(
+    request: Request, user: Annotated[User, Depends(require_role(*STARTERS))], jobs: Jobs
+) -> Response:
+    """Start a verification in the background and go back to the page (``?busy=1`` when one already runs)."""
+    try:
+        run_id = await jobs.start(user)
+    except VerificationBusy:
+        return RedirectResponse("/chain?busy=1", status_code=303)
+    async with request.app.state.db.begin() as uow:
+        await audit.record(uow, user, "verify_chain", f"run {run_id}")
+    return RedirectResponse("/chain", status_code=303)

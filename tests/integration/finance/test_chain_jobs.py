@@ -1,0 +1,113 @@
+"""Chain verifications started from the workspace's chain page (``services/finance/jobs.py``), on a database of
+the test's own: an auditor's run completes intact with the head hash the ledger holds; after an entry is altered
+behind the ledger's back (as superuser, triggers off, as in test_chain_watch) a run names the first broken link;
+a second start while one runs is refused; the start needs an auditor and the form's CSRF token."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import text
+
+from infra.db.engine import make_engine
+from services.finance.jobs import ChainJobs, VerificationBusy
+from services.finance.scope import StaticViewer
+from tests.conftest import Services
+from tests.integration.finance_auth_support import Workspace, csrf_of, workspace
+from tests.integration.ledger_support import (
+    Batch,
+    LedgerDatabase,
+    as_superuser,
+    completed,
+    fresh_database,
+    new_inmate,
+    new_order_key,
+    new_processor,
+    post,
+    settled,
+)
+
+pytestmark = pytest.mark.integration
+
+T = datetime(2026, 4, 1, 10, tzinfo=UTC)
+
+
+@pytest.fixture
+async def own(services: Services) -> AsyncIterator[LedgerDatabase]:
+    """A database of the test's own (its chain gets broken), with one order completed and settled."""
+    async with fresh_database(services.admin_url) as db:
+        engine = make_engine(db.urls.service, pool_size=1)
+        try:
+            key = new_order_key()
+            batch = Batch(
+                "B-CPN-GLV-1", "CPN-GLV-001", "cipinang", 2, 30_000, 8_000, "sup-benang", ((new_inmate(), 2),)
+            )
+            processor = new_processor()
+            assert await post(engine, processor, [completed(key, [batch], T), settled(key, 60_000, T)]) == []
+        finally:
+            await engine.dispose()
+        yield db
+
+
+@pytest.fixture
+async def ws(own: LedgerDatabase) -> AsyncIterator[Workspace]:
+    """The workspace on that database, as ``karya serve finance`` runs it (the finance role)."""
+    async with workspace(own.urls.finance) as made:
+        yield made
+
+
+async def _ledger_head(db: LedgerDatabase) -> tuple[int, str]:
+    engine = make_engine(db.urls.service, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            row = (await conn.execute(text("SELECT sequence, hash FROM ledger.chain_head"))).one()
+            return int(row.sequence), str(row.hash)
+    finally:
+        await engine.dispose()
+
+
+def _jobs(ws: Workspace) -> ChainJobs:
+    jobs: ChainJobs = ws.app.state.chain_jobs
+    return jobs
+
+
+async def test_a_run_is_intact_with_the_ledgers_head_then_names_the_first_broken_link(
+    own: LedgerDatabase, ws: Workspace
+) -> None:
+    user, password = await ws.account("auditor_lapas", "kerobokan")  # another lapas: the result is still global
+    client = await ws.signed_in(user, password)
+    page = await client.get("/chain")
+    assert page.status_code == 200 and 'id="start"' in page.text
+
+    started = await client.post("/chain/verify", data={"csrf_token": csrf_of(page.text)})
+    assert started.status_code == 303
+    await _jobs(ws).wait()
+    sequence, head = await _ledger_head(own)
+    [run] = await _jobs(ws).history()
+    assert (run["state"], run["entries"], run["head_hash"], run["first_broken"]) == ("ok", sequence, head, None)
+    assert run["started_by"] == user.name
+    shown = (await client.get("/chain")).text
+    assert head in shown and "run-ok" in shown
+
+    # an entry altered behind the ledger's back: the next run names it
+    await as_superuser(own.admin_url, "UPDATE ledger.journal_entries SET memo = memo || ' (x)' WHERE sequence = 2")
+    run_id = await _jobs(ws).start(StaticViewer(user.name, user.role, user.lapas_scope))
+    with pytest.raises(VerificationBusy):  # one at a time: the first is still running or recording
+        await _jobs(ws).start(StaticViewer(user.name, user.role, user.lapas_scope))
+    await _jobs(ws).wait()
+    latest = (await _jobs(ws).history())[0]
+    assert (latest["id"], latest["state"], latest["first_broken"]) == (run_id, "broken", 2)
+    assert "does not match its hash" in latest["problem"]
+    assert "run-broken" in (await client.get("/chain")).text
+
+
+async def test_starting_needs_an_auditor_and_the_csrf_token(ws: Workspace) -> None:
+    auditor = await ws.signed_in(*await ws.account("auditor_pusat"))
+    assert (await auditor.post("/chain/verify", data={})).status_code == 403
+    treasurer = await ws.signed_in(*await ws.account("bendahara", "cipinang"))
+    page = await treasurer.get("/chain")
+    assert page.status_code == 200 and 'id="start"' not in page.text
+    assert (await treasurer.post("/chain/verify", data={"csrf_token": csrf_of(page.text)})).status_code == 403
+    assert await _jobs(ws).history() == [], "no run was recorded"
