@@ -29,6 +29,7 @@ it by :func:`cli_root`, so a command that reads another service's tables asks th
 from __future__ import annotations
 
 import importlib
+import os
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -155,11 +156,24 @@ def build_finance_app() -> FastAPI:
     one."""
     from services.finance.app import create_app
     from services.finance.settings import read_settings
+    from services.finance.web.queues import install_ledger_writer
+    from services.ledger.outbound import LedgerTopics
 
     own = read_settings()
     engine = service_engine(FINANCE, own.database_url.get_secret_value())
     schemas = {name: service.schema for name, service in SERVICES.items()}
-    return create_app(engine, own, schemas=schemas, after_stop=engine.dispose)
+    # The work queues' actions write the ledger as the service role (DATABASE_URL); without it they answer 503.
+    writer = service_engine(FINANCE, database_settings().url, pool_size=2) if os.environ.get("DATABASE_URL") else None
+
+    async def stop() -> None:
+        await engine.dispose()
+        if writer is not None:
+            await writer.dispose()
+
+    app = create_app(engine, own, schemas=schemas, after_stop=stop)
+    if writer is not None:
+        install_ledger_writer(app, writer, LedgerTopics.with_prefix(kafka_settings().topic_prefix), schemas)
+    return app
 
 
 def build_http_app(service: str) -> FastAPI:
