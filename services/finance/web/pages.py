@@ -67,6 +67,7 @@ async def dashboard(request: Request, user: CurrentUser, reads: Reads) -> Respon
     inmates = [r for r in every if r["account"].startswith(DASHBOARD_PREFIXES["premi"])]
     context = {"figures": figures, "parked": parked, "parked_more": more is not None, "inmates": inmates}
     context["chain"] = await chain.chain_status(reads)
+    context["report_month"] = f"{month:%Y-%m}"
     return await page(request, user, "dashboard", context)
 
 

@@ -47,8 +47,15 @@ def report_zone(lapas: str) -> ZoneInfo:
 def month_bounds(month: str, zone: ZoneInfo) -> tuple[date, datetime, datetime]:
     """The first day of ``YYYY-MM`` and the month's bounds ``[start, end)`` in ``zone``."""
     first = date.fromisoformat(f"{month}-01")
-    following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
-    return first, day_start(first, zone), day_start(following, zone)
+    return first, day_start(first, zone), day_start(_next_month(first), zone)
+
+
+def _next_month(first: date) -> date:
+    return date(first.year + first.month // 12, first.month % 12 + 1, 1)
+
+
+def _previous_month(first: date) -> date:
+    return date(first.year - (first.month == 1), (first.month - 2) % 12 + 1, 1)
 
 
 async def _audited(request: Request, user: User, body: bytes, stem: str, fmt: ExportFormat) -> Response:
@@ -76,7 +83,8 @@ async def lapas_report(
     amounts = await reports.lapas_month(reads, lapas, start, end, head.sequence)
     if format == "html":
         context = {"lapas": lapas, "month": month, "title_month": format_month(first, lang), "amounts": amounts}
-        return await page(request, user, "report_lapas", context | {"head": head, "report_zone": zone})
+        around = {"previous": f"{_previous_month(first):%Y-%m}", "next": f"{_next_month(first):%Y-%m}"}
+        return await page(request, user, "report_lapas", context | around | {"head": head, "report_zone": zone})
     stem = f"lapas_report_{lapas}_{month}"
     if format == "pdf":
         stamp = Stamp(user.name, datetime.now(UTC), head.hash)

@@ -195,5 +195,9 @@ async def test_the_inmate_statement_pdf_and_the_dashboard_carry_the_head_hash(
     found = _pdf_text(pdf.content)
     assert head in found and inmate in found and name in found
     assert "".join(rupiah(statement["closing_balance"]).split()) in found
+    assert f'href="/inmates/{inmate}/statement.pdf"' in (await client.get(f"/inmates/{inmate}")).text
     dashboard = await client.get("/dashboard")
     assert f'<code id="chain-head-hash">{head}</code>' in dashboard.text
+    assert f'id="lapas-report" href="/reports/lapas/{LAPAS_A}/' in dashboard.text
+    report = (await client.get(f"/reports/lapas/{LAPAS_A}/2026-01")).text
+    assert f'href="/reports/lapas/{LAPAS_A}/2025-12"' in report and f'href="/reports/lapas/{LAPAS_A}/2026-02"' in report
