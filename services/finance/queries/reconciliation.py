@@ -12,9 +12,10 @@ policies decide which orders, entries and lines are visible):
   (completed more recently: not yet late).
 
 A settlement without a completion is parked by the ledger (``ledger.pending_events`` waiting for the completion);
-it is an unmatched item of its channel. Its lapas is not known before the completion, so the policies show it to
-every-lapas viewers only. Months are those of the completion (of the settlement's arrival for a parked one) in
-the viewer's time zone. All amounts are integer rupiah; one statement per question, no per-order round trips.
+it is an unmatched item of its channel, in the month the marketplace says it settled. Its lapas is not known
+before the completion, so the policies show it to every-lapas viewers only. Months are those of the completion
+(of the settlement for a parked one) in the viewer's time zone. All amounts are integer rupiah; one statement per
+question, no per-order round trips.
 """
 
 from __future__ import annotations
@@ -77,14 +78,15 @@ SELECT order_key, channel, month, booked, settled, open, completed_at, settled_a
  ORDER BY completed_at, order_key LIMIT :n"""
 
 _SETTLED_ONLY = """
-SELECT p.order_key, split_part(p.order_key, ':', 1) AS channel,
-       to_char(p.received_at AT TIME ZONE :zone, 'YYYY-MM') AS month,
-       (p.envelope -> 'data' ->> 'gross_amount')::bigint AS gross, p.received_at
-  FROM {pending} p
- WHERE p.type = :type AND p.waiting_for = 'completion'
-   AND (CAST(:month AS text) IS NULL OR to_char(p.received_at AT TIME ZONE :zone, 'YYYY-MM') = :month)
-   AND (CAST(:channel AS text) IS NULL OR split_part(p.order_key, ':', 1) = :channel)
- ORDER BY p.received_at, p.order_key LIMIT :n"""
+SELECT * FROM (
+  SELECT p.order_key, split_part(p.order_key, ':', 1) AS channel, p.received_at,
+         (p.envelope -> 'data' ->> 'gross_amount')::bigint AS gross,
+         coalesce((p.envelope -> 'data' ->> 'settled_at')::timestamptz, p.received_at) AS settled_at
+    FROM {pending} p
+   WHERE p.type = :type AND p.waiting_for = 'completion') s
+ WHERE (CAST(:month AS text) IS NULL OR to_char(s.settled_at AT TIME ZONE :zone, 'YYYY-MM') = :month)
+   AND (CAST(:channel AS text) IS NULL OR s.channel = :channel)
+ ORDER BY s.settled_at, s.order_key LIMIT :n"""
 
 
 def _params(reads: ReadModel, period: Period, limit: int) -> tuple[dict[str, str], dict[str, Any]]:

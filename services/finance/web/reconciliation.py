@@ -36,7 +36,6 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "completed_at": ("Selesai", "Completed"),
     "settled_at": ("Dibayar", "Settled"),
     "orphans": ("Penyelesaian tanpa penyelesaian pesanan", "Settlements without a completion"),
-    "received_at": ("Diterima", "Received"),
     "gross": ("Bruto", "Gross"),
     "none": ("Tidak ada.", "None."),
 }
