@@ -158,3 +158,43 @@ async def test_auditors_read_the_queues_and_every_action_needs_a_treasurer_and_a
     no_token = {"order_key": waiting.order_a, "batches": f"{waiting.batch_a}:2"}
     assert (await treasurer.post("/queues/allocate", data=no_token)).status_code == 403
     assert (await treasurer.post("/queues/revert", data={"posting_key": "x", "reason": "y"})).status_code == 403
+
+
+def _adjustment(order_key: str, debit: str, credit: str) -> str:
+    return (
+        f"order_key: {order_key}\nmemo: fee booked twice\nlines:\n"
+        f"  - {{account: {debit}, debit: 1000}}\n  - {{account: {credit}, credit: 1000}}\n"
+    )
+
+
+async def test_an_adjustment_is_withdrawn_by_its_proposer_and_another_is_rejected_by_someone_else(
+    waiting: Waiting, ws: Workspace, service: AsyncEngine
+) -> None:
+    lines = {a for entry in (await journal_of(service, waiting.order_a)).values() for a, _, _ in entry}
+    fee = next(a for a in sorted(lines) if a.startswith("expense:marketplace_fee:"))
+    receivable = next(a for a in sorted(lines) if a.startswith("asset:marketplace_receivable:"))
+    proposer, _, token = await _client(ws, "bendahara")
+    other, _, other_token = await _client(ws, "bendahara")
+
+    def form(order_key: str, reason: str = "double fee") -> dict[str, str]:
+        return {"csrf_token": token, "document": _adjustment(order_key, fee, receivable), "reason": reason}
+
+    assert (await proposer.post("/queues/adjust", data=form(waiting.order_b))).status_code == 404
+    ids = []
+    for _ in range(2):
+        proposed = await proposer.post("/queues/adjust", data=form(waiting.order_a))
+        found = re.search(r"proposal (\d+): ", proposed.text)
+        assert proposed.status_code == 200 and found is not None, proposed.text
+        ids.append(found.group(1))
+
+    withdrawn = await proposer.post(f"/queues/proposals/{ids[0]}/withdraw", data={"csrf_token": token, "reason": "no"})
+    assert withdrawn.status_code == 200 and f"proposal {ids[0]} withdrawn" in withdrawn.text
+    assert f'id="proposal-{ids[0]}"' not in withdrawn.text, "a closed proposal leaves the queue"
+    own = await proposer.post(f"/queues/proposals/{ids[1]}/reject", data={"csrf_token": token, "reason": "no"})
+    assert own.status_code == 409 and "four_eyes" in own.text
+    no_reason = await other.post(f"/queues/proposals/{ids[1]}/reject", data={"csrf_token": other_token})
+    assert no_reason.status_code == 409 and "reason is required" in no_reason.text
+    rejected = await other.post(
+        f"/queues/proposals/{ids[1]}/reject", data={"csrf_token": other_token, "reason": "not a double fee"}
+    )
+    assert rejected.status_code == 200 and f"proposal {ids[1]} rejected" in rejected.text
