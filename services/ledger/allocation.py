@@ -13,7 +13,10 @@ handler). It runs *load → plan → write* in the caller's unit of work:
   proceeds held in unallocated to revenue and posts the cumulative distribution
   (:func:`services.ledger.settlement_plan.distribute`);
 - **write** — the entries, the facts and the ``entry_posted`` announcements; then the events parked for the
-  order (refunds waiting for the allocation) are posted by the posting use case in the same transaction.
+  order (refunds waiting for the allocation, restocks waiting for the distribution) are re-run by the posting use
+  case in the same transaction: what they call for posts, what still waits stays parked, and what a rule refuses
+  (a restock of a batch the order was not allocated, a refund beyond what is left) is returned in
+  :attr:`AllocationOutcome.refused` for the caller to dead-letter with its rule — never parked again.
 
 Each posting happens once (its posting key); allocating the same batches again answers "already allocated",
 other batches for an order already distributed are refused. An order not yet settled only records the batches:
@@ -43,7 +46,7 @@ from infra.messaging.outbox import OutboundMessage
 from services.contracts.ledger import ORDER_ALLOCATED_BY_PERSON
 from services.contracts.orders import BatchFacts, OrderAllocated
 from services.ledger.adapters.closed_repo import close
-from services.ledger.adapters.facts_repo import load_facts, park, save_facts
+from services.ledger.adapters.facts_repo import load_facts, save_facts
 from services.ledger.adapters.journal_repo import post_entries
 from services.ledger.adapters.policy_repo import PolicyCache
 from services.ledger.domain.errors import LedgerDomainError
@@ -79,12 +82,14 @@ Catalogue = Mapping[str, tuple[BatchFacts, int]]
 
 @dataclass(frozen=True)
 class AllocationOutcome:
-    """What :func:`allocate` did: the posting keys posted now (empty when only recorded), or already done."""
+    """What :func:`allocate` did: the posting keys posted now (empty when only recorded), or already done.
+    ``refused``: the parked events the allocation's rerun refused by a rule, each with the origin it first arrived
+    at; the caller dead-letters them (the consumer's rejections, or the CLI's dead letters)."""
 
     posted: list[str]
     already_allocated: bool = False
     waiting_for_settlement: bool = False
-    still_parked: list[str] = field(default_factory=list)
+    refused: list[Refused] = field(default_factory=list)
 
 
 def parse_pick(value: str) -> Pick:
@@ -243,7 +248,8 @@ async def allocate_announced(
     uow: UnitOfWork, post: PostEvents, topics: LedgerTopics, envelopes: Sequence[Envelope]
 ) -> list[Refused]:
     """Allocate what each ``order_allocated`` of ``envelopes`` announces (the orders service filled a backorder), in
-    ``uow``; returns the refusals (bad content, or a rule the allocation breaks — a person decides then).
+    ``uow``; returns the refusals (bad content, or a rule the allocation breaks — a person decides then — and the
+    events parked for the order that the allocation's rerun refused by a rule, to dead-letter from their origin).
 
     An order the ledger has no completion of is skipped: its completion, which follows on the same partition,
     carries the allocations. The same allocation again posts nothing (already allocated)."""
@@ -266,7 +272,8 @@ async def allocate_announced(
         try:
             entries, after = plan_allocated(event.order_key, facts, payload, policies)
             async with uow.conn.begin_nested():  # a conflict found while posting undoes this allocation only
-                await _write(uow, post, topics, event.order_key, entries, after, str(envelope.event_id))
+                outcome = await _write(uow, post, topics, event.order_key, entries, after, str(envelope.event_id))
+            refused += outcome.refused
         except AllocationRefused as exc:
             refused.append(Refused(envelope, str(exc), {"rule": _rule(str(exc)), "order_key": event.order_key}))
     return refused
@@ -287,7 +294,8 @@ async def _write(
     after: OrderFacts | None,
     source: str,
 ) -> AllocationOutcome:
-    """Post ``entries``, save ``after`` and post what waited for the allocation (``after`` ``None``: nothing)."""
+    """Post ``entries``, save ``after`` and re-run what waited for the allocation (``after`` ``None``: nothing);
+    what the rerun refuses is returned to be dead-lettered, what still waits the posting use case parks again."""
     if after is None:
         return AllocationOutcome([], already_allocated=True)
     result = await post_entries(uow, [(e, source) for e in entries])
@@ -295,13 +303,13 @@ async def _write(
         raise AllocationRefused(f"allocation refused (posting_conflict): {result.conflicts[0].posting_key}")
     await save_facts(uow, [after])
     await uow.publish(entry_posted_messages(result.posted, topics))
-    # What waited for this allocation (refunds) posts now; one still refused waits on, with the reason reported.
+    # What waited for this allocation posts now; what still waits is parked again by the posting use case under
+    # what it waits for; what a rule refuses is a dead letter with its rule, like any refused event (issue 15).
     rerun = await post(uow, [], also=[order_key])
-    await park(uow, [(r.envelope, "allocation") for r in rerun.refusals])
     return AllocationOutcome(
         [c.entry.posting_key for c in result.posted],
         waiting_for_settlement=not after.settled,
-        still_parked=[r.reason for r in rerun.refusals],
+        refused=rerun.refusals,
     )
 
 

@@ -30,6 +30,8 @@ from services.ledger.settings import LedgerSettings
 
 SCHEMA = "ledger"
 """The ledger's PostgreSQL schema: named here, in the composition root, and handed to everything that writes SQL."""
+CONSUMER = "ledger"
+"""The consumer's name: its inbox and dead letters are filed under it (the CLI's dead letters too)."""
 CONSUMED_TYPES = POSTED_EVENT_TYPES | {ORDER_ALLOCATED}
 """What the consumer acts on: what the posting use case posts from (returned units restocked among them), and the
 orders service's backorders filled."""
@@ -68,13 +70,17 @@ def rejections(events: Sequence[InboundEvent], refusals: Sequence[Refused], sett
     by_id = {e.envelope.event_id: e for e in events}
     rejected = []
     for r in refusals:
-        event = by_id.get(r.envelope.event_id)
-        if event is None:
-            topic, partition, offset = r.origin or (settlements, -1, -1)
-            value = r.envelope.to_bytes()
-            event = InboundEvent(r.envelope, Delivery(topic, partition, offset, r.envelope.subject.encode(), value))
+        event = by_id.get(r.envelope.event_id) or InboundEvent(r.envelope, parked_delivery(r, settlements))
         rejected.append(Rejection(event, r.reason, r.facts))
     return rejected
+
+
+def parked_delivery(refused: Refused, settlements: str) -> Delivery:
+    """The delivery a parked event ``refused`` came in, rebuilt to dead-letter it from where it first arrived (its
+    bytes re-encoded from the stored envelope; without an inbox row: ``settlements``, partition and offset -1)."""
+    topic, partition, offset = refused.origin or (settlements, -1, -1)
+    envelope = refused.envelope
+    return Delivery(topic, partition, offset, envelope.subject.encode(), envelope.to_bytes())
 
 
 def read_settings() -> LedgerSettings:
@@ -97,7 +103,7 @@ def build_runtime(
         registry=runtime.metrics.registry,
     )
     runtime.add_consumer(
-        name="ledger",
+        name=CONSUMER,
         topics=[topics.orders_events, topics.settlements],
         handler=LedgerProcessor(topics, SCHEMA, conflicts),
         description="Order completions, settlements, refunds, backorders filled and returns restocked → balanced, "

@@ -20,13 +20,14 @@ import yaml
 
 from infra.cli_root import CliRoot
 from infra.db.unit_of_work import UnitOfWork
+from infra.messaging.dead_letters import DeadLetter, write_dead_letters
 from services.finance.presentation.exports import UTC_ZONE, Column
 from services.finance.presentation.money import Side
 from services.ledger.adapters.closed_repo import closed_events
 from services.ledger.adapters.facts_repo import held_orders, parked_events
 from services.ledger.adapters.policy_repo import store_policies
-from services.ledger.allocation import allocate, held_row, parse_pick
-from services.ledger.app import SCHEMA
+from services.ledger.allocation import AllocationOutcome, allocate, held_row, parse_pick
+from services.ledger.app import CONSUMER, SCHEMA, parked_delivery
 from services.ledger.cli_output import (
     FORMAT_OPTION,
     JSON_OPTION,
@@ -334,13 +335,22 @@ def allocate_cmd(
     Who allocated travels with the announcement to the orders service."""
     root = CliRoot.of(ctx)
     topics, catalogue = root.topics(LedgerTopics), root.schema("orders")  # the catalogue: the orders service's
+
+    async def work(uow: UnitOfWork) -> AllocationOutcome:
+        outcome = await allocate(uow, topics, order_key, picks, catalogue_schema=catalogue, allocated_by=acting)
+        # Parked events the rerun refused by a rule: dead letters with their rule, in the allocation's transaction.
+        dead = [
+            DeadLetter(
+                parked_delivery(r, topics.settlements), f"rejected: {r.reason}", 1, {"kind": "rejected", **r.facts}
+            )
+            for r in outcome.refused
+        ]
+        await write_dead_letters(uow.conn, uow.schema, CONSUMER, dead)
+        return outcome
+
     try:
         picks = [parse_pick(b) for b in batches]
-        outcome = _run(
-            ctx,
-            lambda uow: allocate(uow, topics, order_key, picks, catalogue_schema=catalogue, allocated_by=acting),
-            read_only=False,
-        )
+        outcome = _run(ctx, work, read_only=False)
     except LedgerDomainError as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(1) from exc
@@ -350,8 +360,8 @@ def allocate_cmd(
         typer.echo(f"allocated {order_key}; its settlement will distribute it")
     else:
         typer.echo(f"allocated {order_key}: posted " + ", ".join(outcome.posted))
-    for reason in outcome.still_parked:
-        typer.secho(f"an event parked for {order_key} is still refused and waits: {reason}", fg="yellow", err=True)
+    for r in outcome.refused:
+        typer.secho(f"an event parked for {order_key} was refused and dead-lettered: {r.reason}", fg="yellow", err=True)
 
 
 @ledger_app.command("unallocated")

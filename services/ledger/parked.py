@@ -1,9 +1,10 @@
-"""Parked events made visible: settlements and refunds waiting for their order (``ledger.pending_events``).
+"""Parked events made visible: settlements, refunds and restocks waiting for their order (``ledger.pending_events``).
 
 An event parks when it arrives before what it depends on — a settlement before its order's completion, a refund
-before the settlement. One that never finds it (a settlement for an order the ledger never saw completed) would
-otherwise wait unseen; the gauges count what waits and how old the oldest is, per ``waiting_for``, and
-``karya ledger pending`` lists it.
+before the settlement, a restock before the distribution. One that never finds it (a settlement for an order the
+ledger never saw completed) would otherwise wait unseen; the gauges count what waits and how old the oldest is, per
+``waiting_for`` (every value of :data:`WAITING_FOR` exported, 0 when nothing waits), and ``karya ledger pending``
+lists it.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from infra.db.unit_of_work import UnitOfWork
 from infra.logging import get_logger
 from infra.supervision import every
 from services.ledger.adapters.facts_repo import parked_summary
+from services.ledger.restock import WAITING_FOR as RESTOCK_WAITS_FOR
 
 log = get_logger(__name__)
 
-WAITING_FOR = ("completion", "settlement", "allocation")
+WAITING_FOR = ("completion", "settlement", "allocation", RESTOCK_WAITS_FOR)
 """What a parked event can wait for (always exported, 0 when nothing waits)."""
 
 

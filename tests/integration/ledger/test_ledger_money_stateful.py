@@ -272,7 +272,7 @@ class MoneyMachine(RuleBasedStateMachine):
     async def _allocate(self, key: str, picks: list[Pick]) -> None:
         async with self.engine.begin() as conn:
             outcome = await allocate(ls.ledger_uow(conn), LedgerTopics(), key, picks, catalogue_schema=ORDERS)
-        assert not outcome.already_allocated and not outcome.still_parked, outcome
+        assert not outcome.already_allocated and not outcome.refused, outcome
 
     @rule(data=st.data(), too_much=st.booleans())
     def payout(self, data: st.DataObject, too_much: bool) -> None:

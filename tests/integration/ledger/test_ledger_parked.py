@@ -55,7 +55,8 @@ async def test_settlements_for_unknown_orders_are_counted_and_listed_with_their_
         settled(other, 50_000, T),
     )
     try:
-        assert _sample(registry, "karya_ledger_parked_events", "completion") == 0  # exported before any refresh
+        for waiting_for in ("completion", "settlement", "allocation", "distribution"):  # exported before any refresh
+            assert _sample(registry, "karya_ledger_parked_events", waiting_for) == 0
         processor = new_processor()
         for envelope in (old_settlement, refund, fresh_settlement):  # one batch each: parked in this order
             assert await post(engine, processor, [envelope]) == []
@@ -70,6 +71,9 @@ async def test_settlements_for_unknown_orders_are_counted_and_listed_with_their_
         assert _sample(registry, "karya_ledger_parked_events", "settlement") == 0
         assert _sample(registry, "karya_ledger_parked_oldest_age_seconds", "completion") >= TWO_DAYS
         assert _sample(registry, "karya_ledger_parked_oldest_age_seconds", "settlement") == 0
+        # nothing waits for a distribution: the series exists at 0 (restocks park under it)
+        assert _sample(registry, "karya_ledger_parked_events", "distribution") == 0
+        assert _sample(registry, "karya_ledger_parked_oldest_age_seconds", "distribution") == 0
 
         listed = await run_karya(db.urls, "ledger", "pending", "--json")
         assert listed.returncode == 0, listed.stderr
