@@ -15,19 +15,8 @@ from infra.db.engine import make_engine
 from services.finance.jobs import ChainJobs, VerificationBusy
 from services.finance.scope import StaticViewer
 from tests.conftest import Services
+from tests.integration import ledger_support as ledger
 from tests.integration.finance_auth_support import Workspace, csrf_of, workspace
-from tests.integration.ledger_support import (
-    Batch,
-    LedgerDatabase,
-    as_superuser,
-    completed,
-    fresh_database,
-    new_inmate,
-    new_order_key,
-    new_processor,
-    post,
-    settled,
-)
 
 pytestmark = pytest.mark.integration
 
@@ -35,30 +24,35 @@ T = datetime(2026, 4, 1, 10, tzinfo=UTC)
 
 
 @pytest.fixture
-async def own(services: Services) -> AsyncIterator[LedgerDatabase]:
+async def own(services: Services) -> AsyncIterator[ledger.LedgerDatabase]:
     """A database of the test's own (its chain gets broken), with one order completed and settled."""
-    async with fresh_database(services.admin_url) as db:
+    async with ledger.fresh_database(services.admin_url) as db:
         engine = make_engine(db.urls.service, pool_size=1)
         try:
-            key = new_order_key()
-            batch = Batch(
-                "B-CPN-GLV-1", "CPN-GLV-001", "cipinang", 2, 30_000, 8_000, "sup-benang", ((new_inmate(), 2),)
+            key = ledger.new_order_key()
+            batch = ledger.Batch(
+                "B-CPN-GLV-1", "CPN-GLV-001", "cipinang", 2, 30_000, 8_000, "sup-benang", ((ledger.new_inmate(), 2),)
             )
-            processor = new_processor()
-            assert await post(engine, processor, [completed(key, [batch], T), settled(key, 60_000, T)]) == []
+            processor = ledger.new_processor()
+            assert (
+                await ledger.post(
+                    engine, processor, [ledger.completed(key, [batch], T), ledger.settled(key, 60_000, T)]
+                )
+                == []
+            )
         finally:
             await engine.dispose()
         yield db
 
 
 @pytest.fixture
-async def ws(own: LedgerDatabase) -> AsyncIterator[Workspace]:
+async def ws(own: ledger.LedgerDatabase) -> AsyncIterator[Workspace]:
     """The workspace on that database, as ``karya serve finance`` runs it (the finance role)."""
     async with workspace(own.urls.finance) as made:
         yield made
 
 
-async def _ledger_head(db: LedgerDatabase) -> tuple[int, str]:
+async def _ledger_head(db: ledger.LedgerDatabase) -> tuple[int, str]:
     engine = make_engine(db.urls.service, pool_size=1)
     try:
         async with engine.connect() as conn:
@@ -74,7 +68,7 @@ def _jobs(ws: Workspace) -> ChainJobs:
 
 
 async def test_a_run_is_intact_with_the_ledgers_head_then_names_the_first_broken_link(
-    own: LedgerDatabase, ws: Workspace
+    own: ledger.LedgerDatabase, ws: Workspace
 ) -> None:
     user, password = await ws.account("auditor_lapas", "kerobokan")  # another lapas: the result is still global
     client = await ws.signed_in(user, password)
@@ -92,7 +86,9 @@ async def test_a_run_is_intact_with_the_ledgers_head_then_names_the_first_broken
     assert head in shown and "run-ok" in shown
 
     # an entry altered behind the ledger's back: the next run names it
-    await as_superuser(own.admin_url, "UPDATE ledger.journal_entries SET memo = memo || ' (x)' WHERE sequence = 2")
+    await ledger.as_superuser(
+        own.admin_url, "UPDATE ledger.journal_entries SET memo = memo || ' (x)' WHERE sequence = 2"
+    )
     run_id = await _jobs(ws).start(StaticViewer(user.name, user.role, user.lapas_scope))
     with pytest.raises(VerificationBusy):  # one at a time: the first is still running or recording
         await _jobs(ws).start(StaticViewer(user.name, user.role, user.lapas_scope))

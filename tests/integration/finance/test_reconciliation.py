@@ -14,18 +14,8 @@ from infra.db.engine import make_engine
 from services.finance.queries import reconciliation
 from services.finance.scope import ReadSchemas, StaticViewer, scoped_read
 from tests.conftest import Services
+from tests.integration import ledger_support as ledger
 from tests.integration.finance_auth_support import Workspace, workspace
-from tests.integration.ledger_support import (
-    Batch,
-    LedgerDatabase,
-    completed,
-    fresh_database,
-    new_inmate,
-    new_order_key,
-    new_processor,
-    post,
-    settled,
-)
 
 pytestmark = pytest.mark.integration
 
@@ -33,41 +23,43 @@ T = datetime(2026, 5, 4, 10, tzinfo=UTC)
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
 
-def _batch(lapas: str) -> Batch:
-    return Batch(f"B-{lapas}-1", "CPN-GLV-001", lapas, 2, 30_000, 8_000, "sup-benang", ((new_inmate(), 2),))
+def _batch(lapas: str) -> ledger.Batch:
+    return ledger.Batch(
+        f"B-{lapas}-1", "CPN-GLV-001", lapas, 2, 30_000, 8_000, "sup-benang", ((ledger.new_inmate(), 2),)
+    )
 
 
 @pytest.fixture
-async def orders(services: Services) -> AsyncIterator[tuple[LedgerDatabase, dict[str, str]]]:
+async def orders(services: Services) -> AsyncIterator[tuple[ledger.LedgerDatabase, dict[str, str]]]:
     """A database of its own with: settled and unsettled orders of cipinang, an unsettled order of kerobokan,
     and a settlement of an order never completed."""
-    async with fresh_database(services.admin_url) as db:
-        keys = {name: new_order_key() for name in ("settled", "unsettled", "other_lapas", "no_completion")}
+    async with ledger.fresh_database(services.admin_url) as db:
+        keys = {name: ledger.new_order_key() for name in ("settled", "unsettled", "other_lapas", "no_completion")}
         engine = make_engine(db.urls.service, pool_size=1)
         try:
-            processor = new_processor()
+            processor = ledger.new_processor()
             events = [
-                completed(keys["settled"], [_batch("cipinang")], T),
-                settled(keys["settled"], 60_000, T),
-                completed(keys["unsettled"], [_batch("cipinang")], T),
-                completed(keys["other_lapas"], [_batch("kerobokan")], T),
-                settled(keys["no_completion"], 60_000, T),
+                ledger.completed(keys["settled"], [_batch("cipinang")], T),
+                ledger.settled(keys["settled"], 60_000, T),
+                ledger.completed(keys["unsettled"], [_batch("cipinang")], T),
+                ledger.completed(keys["other_lapas"], [_batch("kerobokan")], T),
+                ledger.settled(keys["no_completion"], 60_000, T),
             ]
-            assert await post(engine, processor, events) == []
+            assert await ledger.post(engine, processor, events) == []
         finally:
             await engine.dispose()
         yield db, keys
 
 
 @pytest.fixture
-async def ws(orders: tuple[LedgerDatabase, dict[str, str]]) -> AsyncIterator[Workspace]:
+async def ws(orders: tuple[ledger.LedgerDatabase, dict[str, str]]) -> AsyncIterator[Workspace]:
     """The workspace on that database (the finance role)."""
     async with workspace(orders[0].urls.finance) as made:
         yield made
 
 
 async def test_unsettled_completion_is_unmatched_and_settled_one_matched(
-    orders: tuple[LedgerDatabase, dict[str, str]],
+    orders: tuple[ledger.LedgerDatabase, dict[str, str]],
 ) -> None:
     db, keys = orders
     engine = make_engine(db.urls.finance, pool_size=1)
@@ -106,7 +98,7 @@ async def test_unsettled_completion_is_unmatched_and_settled_one_matched(
 
 
 async def test_the_page_lists_the_unmatched_items_of_the_viewers_lapas(
-    orders: tuple[LedgerDatabase, dict[str, str]], ws: Workspace
+    orders: tuple[ledger.LedgerDatabase, dict[str, str]], ws: Workspace
 ) -> None:
     _, keys = orders
     client = await ws.signed_in(*await ws.account("auditor_lapas", "cipinang"))
