@@ -10,9 +10,10 @@ service role (``karya_finance`` only reads the ledger), that the composition roo
 scoped read model: outside the user's lapas it is a 404, like one that does not exist.
 
 Only a ``bendahara`` acts (others get 403); every form carries the CSRF token (403 without). A refusal by a
-ledger rule (``four_eyes``, ``quantity_fits``, …) is shown on the page (409), never a 500. Every action is written
-to the audit log (:func:`services.finance.auth.audit.record`) in a finance transaction that commits right after
-the ledger's (a refused action writes neither).
+ledger rule (``four_eyes``, ``quantity_fits``, …) is the page's error message, never a 500 (the page answers 200:
+a browser logs no failed load). Every action is written to the audit log
+(:func:`services.finance.auth.audit.record`) in a finance transaction that commits right after the ledger's (a
+refused action writes neither).
 
 The workspace's role cannot read ``ledger.correction_proposals``: the proposals are read by the writer and kept
 only when their order is visible in the viewer's scope (a proposal without an order: only to every-lapas viewers).
@@ -110,7 +111,9 @@ async def _open_proposals(request: Request, reads: ReadModel) -> list[dict[str, 
     return [corrections.proposal_view(p) for p in found if p.draft.order_key in visible]
 
 
-async def _queues(request: Request, user: User, reads: ReadModel, message: str | None, status: int) -> Response:
+async def _queues(
+    request: Request, user: User, reads: ReadModel, message: str | None = None, *, refused: bool = False
+) -> Response:
     unallocated, _ = await items.unallocated(reads, None, QUEUE_SIZE)
     suspense, _ = await items.suspense(reads, None, QUEUE_SIZE)
     context: dict[str, Any] = {
@@ -119,15 +122,15 @@ async def _queues(request: Request, user: User, reads: ReadModel, message: str |
         "proposals": await _open_proposals(request, reads),
         "can_act": user.role == "bendahara",
         "message": message,
-        "refused": status >= 400,
+        "refused": refused,
     }
-    return await page(request, user, "queues", context, status_code=status)
+    return await page(request, user, "queues", context)
 
 
 @router.get("/queues")
 async def queues_page(request: Request, user: CurrentUser, reads: Reads) -> Response:
     """The viewer's work queues; a ``bendahara`` also gets the action forms."""
-    return await _queues(request, user, reads, request.query_params.get("done"), 200)
+    return await _queues(request, user, reads)
 
 
 @asynccontextmanager
@@ -146,14 +149,14 @@ async def _act(
     work: Callable[[UnitOfWork, LedgerWriter], Awaitable[str]],
 ) -> Response:
     """Run ``work`` as ``user`` (audited as ``audited``: action, subject); its message on the page, or the
-    refusal (409) — a refused action writes nothing, neither to the ledger nor to the audit log."""
+    refusal as an error message — a refused action writes nothing, neither to the ledger nor to the audit log."""
     writer = _writer(request)
     try:
         async with _acting(request, user, *audited) as uow:
             done = await work(uow, writer)
     except (LedgerDomainError, Refusal) as exc:
-        return await _queues(request, user, reads, str(exc), 409)
-    return await _queues(request, user, reads, done, 200)
+        return await _queues(request, user, reads, str(exc), refused=True)
+    return await _queues(request, user, reads, done)
 
 
 def _field(fields: dict[str, str], name: str) -> str:
@@ -217,7 +220,7 @@ async def adjust_action(request: Request, user: Treasurer, reads: Reads) -> Resp
     try:
         document = yaml.safe_load(fields.get("document", ""))
     except yaml.YAMLError as exc:
-        return await _queues(request, user, reads, f"the adjustment is not YAML or JSON: {exc}", 409)
+        return await _queues(request, user, reads, f"the adjustment is not YAML or JSON: {exc}", refused=True)
     order_key = document.get("order_key") if isinstance(document, dict) else None
     if not await _visible_order(reads, order_key if isinstance(order_key, str) else None):
         raise _not_found("order")
