@@ -14,15 +14,12 @@ import csv
 import io
 import json
 import shutil
-import socket
-import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from openpyxl import load_workbook
 from playwright.sync_api import Page, sync_playwright
 from typer.testing import CliRunner
@@ -36,6 +33,7 @@ from services.finance.auth.users import add_user
 from services.finance.presentation.money import parse_rupiah
 from services.ledger.cli import ledger_app
 from services.ledger.domain import accounts
+from tests.e2e.finance_serving import serving
 from tests.integration.finance_auth_support import finance_settings
 from tests.integration.finance_read_support import LAPAS_A, LAPAS_B, TwoLapas, two_lapas
 from tests.integration.ledger_support import cli_env
@@ -77,21 +75,8 @@ def served(database: RoleUrls) -> Iterator[str]:
     loopback port in a thread of this test; stopped, and its engine disposed, at the end."""
     engine = make_engine(database.finance, pool_size=2)
     app = create_app(engine, finance_settings(), schemas={"ledger": "ledger"}, after_stop=engine.dispose)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            thread.join(0.05)
-            assert thread.is_alive(), "uvicorn stopped before it started"
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
-        sock.close()
-    assert not thread.is_alive()
+    with serving(app) as url:
+        yield url
 
 
 def _cli_trial_balance(urls: RoleUrls) -> dict[str, Any]:

@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from playwright.sync_api import sync_playwright
 
 from infra.db.engine import make_engine
@@ -27,6 +24,7 @@ from services.finance.auth.passwords import generate_password, hash_password
 from services.finance.auth.users import add_user
 from services.finance.web.queues import install_ledger_writer
 from services.ledger.outbound import LedgerTopics
+from tests.e2e.finance_serving import serving
 from tests.integration.finance.test_queues import LAPAS_A, Waiting, waiting_orders
 from tests.integration.finance_auth_support import finance_settings
 
@@ -56,21 +54,8 @@ def served(database: RoleUrls) -> Iterator[str]:
     schemas = {"ledger": "ledger", "orders": "orders"}
     app = create_app(engine, finance_settings(), schemas=schemas, after_stop=stop)
     install_ledger_writer(app, writer, LedgerTopics(), schemas)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            thread.join(0.05)
-            assert thread.is_alive(), "uvicorn stopped before it started"
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
-        sock.close()
-    assert not thread.is_alive()
+    with serving(app) as url:
+        yield url
 
 
 def test_a_bendahara_allocates_and_cannot_approve_their_own_revert(
