@@ -4,14 +4,16 @@ the language :func:`services.finance.templating.page_lang` chooses), day bounds 
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import HTTPException, Request, Response
+from fastapi import Depends, HTTPException, Request, Response
 
 from services.finance.auth import User
 from services.finance.presentation.messages import LANGS, Lang
 from services.finance.presentation.zones import WIB, UnknownZone, lapas_zone, zone_label
+from services.finance.queries.lapas import viewer_zone
+from services.finance.scope import Reads
 from services.finance.templating import page_lang, render
 
 _TEXTS: dict[str, tuple[str, str]] = {
@@ -65,6 +67,23 @@ def zone_for(user: User) -> ZoneInfo:
         return ZoneInfo(WIB)
 
 
+async def resolve_zone(request: Request, reads: Reads) -> ZoneInfo:
+    """The viewer's lapas' own zone from the catalogue's province (``finance.lapas``), kept on the request for
+    :func:`page` and :func:`zone_of`."""
+    request.state.zone = await viewer_zone(reads)
+    return request.state.zone  # type: ignore[no-any-return]
+
+
+ViewerZone = Annotated[ZoneInfo, Depends(resolve_zone)]
+"""A page's zone: its viewer's lapas' own (kerobokan in Bali: WITA), WIB for every-lapas viewers."""
+
+
+def zone_of(request: Request, user: User) -> ZoneInfo:
+    """The zone :data:`ViewerZone` found for this request, else :func:`zone_for`'s."""
+    zone = getattr(request.state, "zone", None)
+    return zone if isinstance(zone, ZoneInfo) else zone_for(user)
+
+
 def day_start(day: date, zone: ZoneInfo) -> datetime:
     """Midnight starting ``day`` in ``zone``."""
     return datetime.combine(day, time(), tzinfo=zone)
@@ -88,6 +107,6 @@ def parse_day(value: str | None, field: str) -> date | None:
 async def page(request: Request, user: User, name: str, context: dict[str, Any], status_code: int = 200) -> Response:
     """Render ``pages/<name>.html`` with the zone and the words of the page's language (:func:`render` chooses it
     and keeps a ``?lang=`` choice)."""
-    zone = zone_for(user)
+    zone = zone_of(request, user)
     extra = {"zone": zone, "zone_name": zone_label(zone), "w": WORDS[page_lang(request)]}
     return await render(request, f"pages/{name}.html", {**extra, **context}, status_code)

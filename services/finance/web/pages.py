@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from services.finance.api.accounts import INMATE_ID
 from services.finance.api.params import NO_NUL, sequence_cursor, text_query
@@ -17,10 +17,10 @@ from services.finance.queries import balances, chain, items, journal
 from services.finance.queries.balances import Moment
 from services.finance.scope import Reads
 from services.finance.templating import page_lang
-from services.finance.web.common import day_start, end_of_day, page, parse_day, zone_for
+from services.finance.web.common import day_start, end_of_day, page, parse_day, resolve_zone, zone_of
 from services.finance.web.register import account_register
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[Depends(resolve_zone)])  # the lapas' own zone
 PAGE_SIZE = 50
 Text = Annotated[str | None, text_query("filter")]
 DASHBOARD_PREFIXES = {
@@ -52,7 +52,7 @@ def _sum(rows: list[dict[str, Any]], prefix: str) -> int:
 @router.get("/dashboard")
 async def dashboard(request: Request, user: CurrentUser, reads: Reads) -> Response:
     """Sales today and this month, what is owed (PNBP, premi savings, suppliers), the open work items."""
-    zone = zone_for(user)
+    zone = zone_of(request, user)
     now = datetime.now(UTC)
     today = day_start(now.astimezone(zone).date(), zone)
     month = today.replace(day=1)
@@ -80,7 +80,7 @@ async def trial_balance(
     format: Literal["html", "csv", "xlsx"] = "html",
 ) -> Response:
     """Every visible account's totals as of the end of a day (in the viewer's zone); CSV or XLSX to download."""
-    zone = zone_for(user)
+    zone = zone_of(request, user)
     day = parse_day(as_of, "as_of")
     tb = await balances.trial_balance(reads, Moment(as_of=None if day is None else end_of_day(day, zone)))
     if format == "html":
@@ -111,7 +111,7 @@ async def journal_page(
     limit: Annotated[int, Query(ge=1, le=500)] = PAGE_SIZE,
 ) -> Response:
     """A page of entries, filtered by period (days in the viewer's zone), key, order, kind or account."""
-    zone = zone_for(user)
+    zone = zone_of(request, user)
     first, last = parse_day(start, "from"), parse_day(end, "to")
     where = journal.EntryFilter(
         None if first is None else day_start(first, zone),
