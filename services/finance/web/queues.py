@@ -13,7 +13,7 @@ Only a ``bendahara`` acts (others get 403); every form carries the CSRF token (4
 ledger rule (``four_eyes``, ``quantity_fits``, …) is the page's error message, never a 500 (the page answers 200:
 a browser logs no failed load). Every action is written to the audit log
 (:func:`services.finance.auth.audit.record`) in a finance transaction that commits right after the ledger's (a
-refused action writes neither).
+refused one as ``<action>_refused``, with nothing written to the ledger).
 
 The workspace's role cannot read ``ledger.correction_proposals``: the proposals are read by the writer and kept
 only when their order is visible in the viewer's scope (a proposal without an order: only to every-lapas viewers).
@@ -137,8 +137,12 @@ async def queues_page(request: Request, user: CurrentUser, reads: Reads) -> Resp
 async def _acting(request: Request, user: User, action: str, subject: str) -> AsyncIterator[UnitOfWork]:
     """A ledger-writer transaction for one action, audited in a finance transaction committed right after it."""
     async with request.app.state.db.begin() as finance, _writer(request).db.begin() as uow:
-        await audit.record(finance, user, action, subject, ip=request.client.host if request.client else None)
+        await _audit(request, finance, user, action, subject)
         yield uow
+
+
+async def _audit(request: Request, finance: UnitOfWork, user: User, action: str, subject: str) -> None:
+    await audit.record(finance, user, action, subject, ip=request.client.host if request.client else None)
 
 
 async def _act(
@@ -149,12 +153,15 @@ async def _act(
     work: Callable[[UnitOfWork, LedgerWriter], Awaitable[str]],
 ) -> Response:
     """Run ``work`` as ``user`` (audited as ``audited``: action, subject); its message on the page, or the
-    refusal as an error message — a refused action writes nothing, neither to the ledger nor to the audit log."""
+    refusal as an error message — a refused action writes nothing to the ledger and ``<action>_refused`` to the
+    audit log."""
     writer = _writer(request)
     try:
         async with _acting(request, user, *audited) as uow:
             done = await work(uow, writer)
     except (LedgerDomainError, Refusal) as exc:
+        async with request.app.state.db.begin() as finance:  # the attempt is on record (a proposer's own approval)
+            await _audit(request, finance, user, f"{audited[0]}_refused", audited[1])
         return await _queues(request, user, reads, str(exc), refused=True)
     return await _queues(request, user, reads, done)
 

@@ -153,6 +153,7 @@ async def test_a_revert_is_approved_by_another_bendahara_not_its_proposer(
     assert f"revert:{key}" in await journal_of(service, waiting.order_a)
     assert ("propose_revert", key) in await _audited(ws, proposer_name)
     assert ("approve", pid) in await _audited(ws, other_name)
+    assert ("approve_refused", pid) in await _audited(ws, proposer_name), "the attempt is on record"
 
 
 async def test_auditors_read_the_queues_and_every_action_needs_a_treasurer_and_a_token(
