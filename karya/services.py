@@ -147,6 +147,9 @@ def wired_consumers(prefix: str) -> list[AuditedConsumer]:
 
 FINANCE = "finance"
 """The finance workspace (``services/finance``): a web app without consumers, so not one of :data:`SERVICES`."""
+WORKSPACES: dict[str, str] = {FINANCE: "services.finance.app"}
+"""The rest of the topology: web apps outside :data:`SERVICES` (no consumers, no runtime), name → app module, whose
+``SCHEMA`` names where the app keeps its own data (the schema-naming check holds them to it like a service)."""
 
 
 def build_finance_app() -> FastAPI:
