@@ -20,12 +20,13 @@ from services.finance.auth import CurrentUser, User, audit
 from services.finance.presentation.exports import Column, ExportFormat, download_headers, to_csv, to_xlsx
 from services.finance.presentation.messages import message
 from services.finance.presentation.pdf import LapasMonthReport, Stamp, inmate_statement_pdf, lapas_report_pdf
-from services.finance.presentation.zones import WIB, UnknownZone, format_month, lapas_zone
+from services.finance.presentation.zones import format_month
 from services.finance.queries import balances, chain, reports
 from services.finance.queries.balances import Moment
+from services.finance.queries.lapas import zone_of_lapas
 from services.finance.scope import ReadModel, Reads
 from services.finance.templating import page_lang
-from services.finance.web.common import day_start, page, zone_for
+from services.finance.web.common import day_start, page, zone_of
 from services.ledger.domain import accounts
 
 router = APIRouter(include_in_schema=False)
@@ -34,14 +35,6 @@ MONTH = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
 HEAD_TRIES = 3
 """Reads of an inmate statement before giving up on a quiet moment between two chain heads (503)."""
 REPORT_COLUMNS = (Column("item", "Item"), Column("key", "key"), Column("amount", "amount", "rupiah"))
-
-
-def report_zone(lapas: str) -> ZoneInfo:
-    """The lapas' own zone; WIB when it is not configured (the workspace cannot read the catalogue's province)."""
-    try:
-        return lapas_zone(lapas, None)
-    except UnknownZone:
-        return ZoneInfo(WIB)
 
 
 def month_bounds(month: str, zone: ZoneInfo) -> tuple[date, datetime, datetime]:
@@ -77,7 +70,7 @@ async def lapas_report(
     """One lapas' month (in its zone): sales, marketplace fees, PPh 22 withheld, PNBP, premi, suppliers, capital."""
     if not await reports.lapas_visible(reads, lapas):
         return await page(request, user, "missing", {"what": "report"}, status_code=404)
-    zone, lang = report_zone(lapas), page_lang(request)
+    zone, lang = await zone_of_lapas(reads, lapas), page_lang(request)  # finance.lapas' province
     first, start, end = month_bounds(month, zone)
     head = await chain.chain_head(reads)
     amounts = await reports.lapas_month(reads, lapas, start, end, head.sequence)
@@ -132,7 +125,7 @@ async def inmate_statement_document(
     if found is None:
         return await page(request, user, "missing", {"what": "inmate"}, status_code=404)
     statement, head = found
-    zone = zone_for(user)
+    zone = zone_of(request, user)
     stamp = Stamp(user.name, datetime.now(UTC), head.hash)
     body = inmate_statement_pdf(statement, stamp, zone, page_lang(request))
     stem = f"inmate_statement_{inmate_id}"

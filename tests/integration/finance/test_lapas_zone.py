@@ -13,7 +13,7 @@ from infra.db.roles import RoleUrls
 from services.finance.queries.lapas import viewer_zone, visible_lapas, zone_of_lapas
 from services.finance.scope import ReadSchemas, StaticViewer, scoped_read
 from tests.integration.finance_auth_support import workspace
-from tests.integration.finance_read_support import LAPAS_A, LAPAS_B
+from tests.integration.finance_read_support import LAPAS_A, LAPAS_B, TwoLapas, two_lapas
 
 pytestmark = pytest.mark.integration
 
@@ -68,3 +68,16 @@ async def test_pages_show_times_in_the_viewers_lapas_zone(catalogue_lapas: None,
             assert f"{label}</small>" in dashboard.text
             home = await client.get("/")
             assert "Selamat datang" in home.text and 'href="/dashboard"' in home.text
+
+
+async def test_a_lapas_report_counts_the_month_in_the_lapas_zone(
+    catalogue_lapas: None, database: RoleUrls, admin_db_url: str
+) -> None:
+    posted: TwoLapas = await two_lapas(database, admin_db_url)
+    assert posted.order_b
+    async with workspace(database.finance) as ws:
+        for lapas, zone in ((LAPAS_B, "Asia/Makassar"), (LAPAS_A, "Asia/Jakarta")):
+            user, password = await ws.account("auditor_pusat")
+            client = await ws.signed_in(user, password)
+            report = await client.get(f"/reports/lapas/{lapas}/2026-05")
+            assert report.status_code == 200 and f"{zone})" in report.text
