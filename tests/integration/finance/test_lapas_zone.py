@@ -66,6 +66,9 @@ async def test_pages_show_times_in_the_viewers_lapas_zone(catalogue_lapas: None,
             dashboard = await client.get("/dashboard")
             assert dashboard.status_code == 200
             assert f"{label}</small>" in dashboard.text
+            api = (await client.get("/api/v1/lapas")).json()["lapas"]
+            assert [(x["lapas_id"], x["zone_label"]) for x in api] == [(lapas, label)]
+            assert (await client.get("/api/v1/lapas", params={"province": "papua"})).json() == {"lapas": []}
             home = await client.get("/")
             assert "Selamat datang" in home.text and 'href="/dashboard"' in home.text
 
