@@ -14,7 +14,7 @@ from services.finance.auth import CurrentUser
 from services.finance.queries import reconciliation
 from services.finance.scope import Reads
 from services.finance.templating import page_lang
-from services.finance.web.common import page, zone_for
+from services.finance.web.common import ViewerZone, page
 
 router = APIRouter(include_in_schema=False)
 MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
@@ -46,12 +46,12 @@ async def reconciliation_page(
     request: Request,
     user: CurrentUser,
     reads: Reads,
+    zone: ViewerZone,
     month: Annotated[str | None, Query(pattern=MONTH)] = None,
     channel: Annotated[str | None, Query(pattern=CHANNEL)] = None,
     days: Annotated[int, Query(ge=0, le=365)] = 14,
 ) -> Response:
     """Per channel and month: receivable booked, settled, open; the unmatched orders and parked settlements."""
-    zone = zone_for(user)
     period = reconciliation.Period(month or None, channel or None, str(zone), datetime.now(UTC), days)
     context = {
         "rw": {k: v[0 if page_lang(request) == "id" else 1] for k, v in _TEXTS.items()},

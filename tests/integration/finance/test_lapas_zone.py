@@ -63,9 +63,9 @@ async def test_pages_show_times_in_the_viewers_lapas_zone(catalogue_lapas: None,
         for lapas, label in ((LAPAS_B, "WITA"), (LAPAS_A, "WIB")):
             user, password = await ws.account("auditor_lapas", lapas)
             client = await ws.signed_in(user, password)
-            dashboard = await client.get("/dashboard")
-            assert dashboard.status_code == 200
-            assert f"{label}</small>" in dashboard.text
+            for path in ("/dashboard", "/reconciliation", "/journal"):
+                shown = await client.get(path)
+                assert shown.status_code == 200 and f"{label}</small>" in shown.text, path
             api = (await client.get("/api/v1/lapas")).json()["lapas"]
             assert [(x["lapas_id"], x["zone_label"]) for x in api] == [(lapas, label)]
             assert (await client.get("/api/v1/lapas", params={"province": "papua"})).json() == {"lapas": []}
