@@ -57,8 +57,8 @@ WORDS: dict[Lang, dict[str, str]] = {lang: {k: v[i] for k, v in _TEXTS.items()} 
 
 
 def zone_for(user: User) -> ZoneInfo:
-    """The viewer's lapas' zone; WIB for every-lapas viewers and for a lapas whose zone is not configured (the
-    read API does not give the catalogue's province yet)."""
+    """The zone without a database read: a lapas' override only, else WIB. A page whose route does not take
+    :data:`ViewerZone` (the chain and queue pages) falls back to it; the others show the lapas' own zone."""
     if user.lapas_scope is None:
         return ZoneInfo(WIB)
     try:
@@ -70,8 +70,9 @@ def zone_for(user: User) -> ZoneInfo:
 async def resolve_zone(request: Request, reads: Reads) -> ZoneInfo:
     """The viewer's lapas' own zone from the catalogue's province (``finance.lapas``), kept on the request for
     :func:`page` and :func:`zone_of`."""
-    request.state.zone = await viewer_zone(reads)
-    return request.state.zone  # type: ignore[no-any-return]
+    zone = await viewer_zone(reads)
+    request.state.zone = zone
+    return zone
 
 
 ViewerZone = Annotated[ZoneInfo, Depends(resolve_zone)]
