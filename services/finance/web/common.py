@@ -57,7 +57,7 @@ WORDS: dict[Lang, dict[str, str]] = {lang: {k: v[i] for k, v in _TEXTS.items()} 
 
 
 def zone_for(user: User) -> ZoneInfo:
-    """The zone without a database read: a lapas' override only, else WIB. A page whose route does not take
+    """The zone without a database read: WIB (no province is known here). A page whose route does not take
     :data:`ViewerZone` (the chain and queue pages) falls back to it; the others show the lapas' own zone."""
     if user.lapas_scope is None:
         return ZoneInfo(WIB)
