@@ -7,8 +7,10 @@ page shows; an entry, order or inmate of another lapas is a 404 like one that do
 """
 
 from services.finance.web.pages import router
+from services.finance.web.payouts import router as payouts_router
 from services.finance.web.reports import router as reports_router
 
 router.include_router(reports_router)
+router.include_router(payouts_router)
 
 __all__ = ["router"]
