@@ -51,13 +51,11 @@ async def savings_balances(reads: ReadModel, limit: int = LIST_SIZE) -> list[dic
 async def _page(
     request: Request, user: User, reads: ReadModel, message: str | None = None, refused: bool = False
 ) -> Response:
-    context = {
-        "inmates": await savings_balances(reads),
-        "can_act": user.role == "bendahara",
-        "payout_id": f"WEB-{uuid.uuid4().hex[:12]}",  # one per form: a resubmitted form pays out once
-        "message": message,
-        "refused": refused,
-    }
+    """The page, with ``message`` on it (an error when ``refused``); each render gets a fresh payout id, so a
+    resubmitted form pays out once."""
+    payout_id = f"WEB-{uuid.uuid4().hex[:12]}"
+    can_act, inmates = user.role == "bendahara", await savings_balances(reads)
+    context = {"inmates": inmates, "can_act": can_act, "payout_id": payout_id, "message": message, "refused": refused}
     return await page(request, user, "payouts", context)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import httpx
 import pytest
@@ -34,20 +35,24 @@ async def posted(database: RoleUrls, admin_db_url: str) -> TwoLapas:
     return await two_lapas(database, admin_db_url)
 
 
+@dataclass(frozen=True)
+class Site:
+    """The workspace with its ledger writer installed, and the service-role engine the writer uses."""
+
+    ws: Workspace
+    service: AsyncEngine
+
+
 @pytest.fixture
-async def service(database: RoleUrls) -> AsyncIterator[AsyncEngine]:
-    """The service-role engine the page writes the ledger with (as the composition root installs it)."""
+async def site(database: RoleUrls) -> AsyncIterator[Site]:
+    """The workspace as the finance role, writing the ledger as the composition root installs it."""
     engine = make_engine(database.service, pool_size=2)
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture
-async def ws(database: RoleUrls, service: AsyncEngine) -> AsyncIterator[Workspace]:
-    """The workspace as the finance role, with the ledger writer installed."""
-    async with workspace(database.finance) as made:
-        install_ledger_writer(made.app, service, LedgerTopics(), {"ledger": "ledger", "orders": "orders"})
-        yield made
+    try:
+        async with workspace(database.finance) as ws:
+            install_ledger_writer(ws.app, engine, LedgerTopics(), {"ledger": "ledger", "orders": "orders"})
+            yield Site(ws, engine)
+    finally:
+        await engine.dispose()
 
 
 async def _client(ws: Workspace, role: str) -> tuple[httpx.AsyncClient, str, str]:
@@ -84,8 +89,9 @@ def _message(response: httpx.Response, kind: str) -> str:
 
 
 async def test_a_bendahara_pays_out_part_of_the_savings_of_an_inmate_of_their_lapas(
-    posted: TwoLapas, ws: Workspace, service: AsyncEngine
+    posted: TwoLapas, site: Site
 ) -> None:
+    ws, service = site.ws, site.service
     client, name, token = await _client(ws, "bendahara")
     listed = (await client.get("/payouts")).text
     assert f'id="inmate-{posted.inmate_a}"' in listed and posted.inmate_b not in listed
@@ -116,7 +122,8 @@ async def test_a_bendahara_pays_out_part_of_the_savings_of_an_inmate_of_their_la
     assert not any(posted.inmate_b in s for _, s in seen), "a 404 writes nothing"
 
 
-async def test_only_a_bendahara_with_the_token_pays_out(posted: TwoLapas, ws: Workspace, service: AsyncEngine) -> None:
+async def test_only_a_bendahara_with_the_token_pays_out(posted: TwoLapas, site: Site) -> None:
+    ws, service = site.ws, site.service
     before = await _savings(service, posted.inmate_a)
     auditor, _, token = await _client(ws, "auditor_lapas")
     page = (await auditor.get("/payouts")).text
