@@ -15,10 +15,10 @@ from services.finance.auth import CurrentUser, audit
 from services.finance.presentation.exports import Column, download_headers, to_csv, to_xlsx
 from services.finance.queries import balances, chain, items, journal
 from services.finance.queries.balances import Moment
+from services.finance.queries.register import account_register
 from services.finance.scope import Reads
 from services.finance.templating import page_lang
 from services.finance.web.common import day_start, end_of_day, page, parse_day, resolve_zone, zone_of
-from services.finance.web.register import account_register
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(resolve_zone)])  # the lapas' own zone
 PAGE_SIZE = 50

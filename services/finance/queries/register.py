@@ -1,7 +1,8 @@
 """An account's register: its lines in effective order with the running balance on the account's normal side.
 
-The one read of the pages that :mod:`services.finance.queries` lacks; it runs on the viewer's scoped connection
-(a :class:`services.finance.scope.ReadModel`), so the lapas policies apply to it as to every other read.
+A read model beside the others of :mod:`services.finance.queries` (it lived in the pages' package); it runs on
+the viewer's scoped connection (a :class:`services.finance.scope.ReadModel`), so the lapas policies apply to it as
+to every other read.
 """
 
 from __future__ import annotations
