@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from infra.db.unit_of_work import Database
 from services.finance.auth.deps import CurrentUser
 from services.finance.auth.web import router as session_router
+from services.finance.metrics import instrument
 from services.finance.settings import FinanceSettings
 from services.finance.templating import render
 from services.finance.web import router as web_router
@@ -89,6 +90,7 @@ def create_app(
         app.include_router(router)
     home = not any(getattr(route, "path", None) == "/" for router in routers for route in router.routes)
     app.include_router(_ops_router(app, with_home=home))
+    app.include_router(instrument(app))
     return app
 
 

@@ -3,11 +3,11 @@
 The demo runs (its own database, its own topic prefix; 60 orders of signed webhooks through gateway → orders →
 ledger) and keeps its services up once drained. Prometheus is started as `make observe` starts it
 (deploy/prometheus/observe.py, a free loopback port, a state directory of the test's own) with every rule file
-loaded, scraping the three services from the moment they start. Once the demo has drained and Prometheus has
-scraped again, every service target is up, every rule evaluates without error, and every Grafana dashboard query
-(deploy/grafana/dashboards) returns data. Then one undecodable record is published to the orders input: it is
-dead-lettered and the KaryaDeadLettersGrowing alert fires. Everything started here is stopped by its pid; the
-run's topics are deleted.
+loaded, scraping the three services and the finance workspace from the moment they start. Once the demo has
+drained and Prometheus has scraped again, every target is up, every rule evaluates without error, and every
+Grafana dashboard query (deploy/grafana/dashboards) returns data. Then one undecodable record is published to
+the orders input: it is dead-lettered and the KaryaDeadLettersGrowing alert fires. Everything started here is
+stopped by its pid; the run's topics are deleted.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from infra.db.roles import PASSWORD_ENV, ROLES, role_urls
 from infra.environment import local_passwords
 from infra.messaging.admin import delete_topics_with_prefix
 from infra.messaging.relay import make_producer
-from karya.services import SERVICES
+from karya.services import SERVICES, WORKSPACES
 from tests.conftest import Services
 from tests.unit.test_deploy_dashboards import expressions
 
@@ -178,7 +178,8 @@ def test_prometheus_scrapes_the_demo_services_and_every_dashboard_query_returns_
         assert started
         prefix = Path(started.group(2)).name + "."
         ports = dict(re.findall(r"(\w+) \(pid \d+, :(\d+)\)", started.group(1)))
-        assert set(ports) == set(SERVICES), ports
+        scraped = [*SERVICES, *WORKSPACES]  # the finance workspace has /metrics too (requests by route)
+        assert set(ports) == set(scraped), ports
         port = _free_port()
         targets = [f"--target={s}=127.0.0.1:{p}" for s, p in ports.items()]
         observe = [sys.executable, str(OBSERVE)]
@@ -194,7 +195,7 @@ def test_prometheus_scrapes_the_demo_services_and_every_dashboard_query_returns_
 
         _wait_for(demo, lines, r"running; Ctrl-C to stop", 420, seen)
         targets_up = _scrapes_after(url, time.time(), 60)
-        assert {t["labels"]["service"]: t["health"] for t in targets_up} == dict.fromkeys(SERVICES, "up")
+        assert {t["labels"]["service"]: t["health"] for t in targets_up} == dict.fromkeys(scraped, "up")
 
         rules = [r for g in _api(url, "rules")["groups"] for r in g["rules"]]
         assert rules and all(r["health"] == "ok" for r in rules), [(r["name"], r.get("lastError")) for r in rules]
