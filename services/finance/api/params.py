@@ -7,23 +7,27 @@ from datetime import datetime
 from typing import Annotated, Any, NoReturn
 
 from fastapi import HTTPException, Query
-from pydantic import AwareDatetime
+from pydantic import AfterValidator, AwareDatetime
 
 from services.finance.api.models import Problem
 from services.finance.queries.balances import Moment
+from services.finance.time_range import accepted_moment
+
+QueryMoment = Annotated[AwareDatetime, AfterValidator(accepted_moment)]
+"""A time with a zone, within :mod:`services.finance.time_range` (else a 422 naming the field)."""
 
 AsOf = Annotated[
-    AwareDatetime | None,
+    QueryMoment | None,
     Query(description="Count entries effective at or before this time (ISO 8601 with a zone). Default: all."),
 ]
 KnownAt = Annotated[
-    AwareDatetime | None,
+    QueryMoment | None,
     Query(description="Count entries recorded at or before this time (what the ledger knew then). Default: all."),
 ]
 Start = Annotated[
-    AwareDatetime | None, Query(alias="from", description="Period start (effective, inclusive, with a zone).")
+    QueryMoment | None, Query(alias="from", description="Period start (effective, inclusive, with a zone).")
 ]
-End = Annotated[AwareDatetime | None, Query(alias="to", description="Period end (effective, exclusive, with a zone).")]
+End = Annotated[QueryMoment | None, Query(alias="to", description="Period end (effective, exclusive, with a zone).")]
 NO_NUL = r"^[^\x00]*$"
 """Text PostgreSQL can hold: no NUL character (a 422, not a database error)."""
 

@@ -15,6 +15,7 @@ from services.finance.presentation.zones import WIB, UnknownZone, lapas_zone, zo
 from services.finance.queries.lapas import viewer_zone
 from services.finance.scope import Reads
 from services.finance.templating import page_lang, render
+from services.finance.time_range import accepted_day
 
 _TEXTS: dict[str, tuple[str, str]] = {
     "dashboard": ("Dasbor", "Dashboard"),
@@ -97,12 +98,19 @@ def end_of_day(day: date, zone: ZoneInfo) -> datetime:
 
 def parse_day(value: str | None, field: str) -> date | None:
     """A ``YYYY-MM-DD`` query value (None when empty); 422 naming ``field`` otherwise."""
-    if not value:
-        return None
+    return day_of(value, field) if value else None
+
+
+def day_of(value: str, field: str) -> date:
+    """The day ``YYYY-MM-DD`` within :mod:`services.finance.time_range`; 422 naming ``field`` otherwise."""
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise HTTPException(status_code=422, detail=f"{field}: not a date (YYYY-MM-DD)") from None
+    try:
+        return accepted_day(day)
+    except ValueError as exc:
+        raise HTTPException(status_code=422, detail=f"{field}: {exc}") from None
 
 
 async def page(request: Request, user: User, name: str, context: dict[str, Any], status_code: int = 200) -> Response:

@@ -26,7 +26,7 @@ from services.finance.queries.balances import Moment
 from services.finance.queries.lapas import zone_of_lapas
 from services.finance.scope import ReadModel, Reads
 from services.finance.templating import page_lang
-from services.finance.web.common import day_start, page, zone_of
+from services.finance.web.common import day_of, day_start, page, zone_of
 from services.ledger.domain import accounts
 
 router = APIRouter(include_in_schema=False)
@@ -38,8 +38,9 @@ REPORT_COLUMNS = (Column("item", "Item"), Column("key", "key"), Column("amount",
 
 
 def month_bounds(month: str, zone: ZoneInfo) -> tuple[date, datetime, datetime]:
-    """The first day of ``YYYY-MM`` and the month's bounds ``[start, end)`` in ``zone``."""
-    first = date.fromisoformat(f"{month}-01")
+    """The first day of ``YYYY-MM`` and the month's bounds ``[start, end)`` in ``zone`` (422 naming ``month``
+    outside :mod:`services.finance.time_range`)."""
+    first = day_of(f"{month}-01", "month")
     return first, day_start(first, zone), day_start(_next_month(first), zone)
 
 
