@@ -135,3 +135,12 @@ async def test_only_a_bendahara_with_the_token_pays_out(posted: TwoLapas, site: 
     no_token = {k: v for k, v in form.items() if k != "csrf_token"}
     assert (await treasurer.post("/payouts", data=no_token)).status_code == 403
     assert await _savings(service, posted.inmate_a) == before
+
+
+async def test_the_navigation_links_the_payouts_page_for_a_bendahara_only(posted: TwoLapas, site: Site) -> None:
+    treasurer, _, _ = await _client(site.ws, "bendahara")
+    auditor, _, _ = await _client(site.ws, "auditor_lapas")
+
+    for url in ("/dashboard", "/queues", "/payouts"):
+        assert '<a href="/payouts">' in (await treasurer.get(url)).text, url
+        assert '<a href="/payouts">' not in (await auditor.get(url)).text, url
