@@ -87,65 +87,25 @@ async def account_visible(reads: ReadModel, account: str) -> bool:
     return (await reads.conn.execute(text(sql), {"a": account})).first() is not None
 
 
-_SIGNED = "CASE l.side WHEN 'C' THEN l.amount ELSE -l.amount END"
-
-
 async def inmate_statement(
     reads: ReadModel, inmate_id: str, start: datetime | None, end: datetime | None, moment: Moment
 ) -> dict[str, Any] | None:
     """The savings register of one inmate between ``start`` and ``end`` (effective), with the opening balance
-    before ``start`` and a running balance; None when the inmate is not in the viewer's scope."""
+    before ``start`` and a running balance; None when the inmate is not in the viewer's scope. It is
+    :func:`~services.finance.queries.register.account_register` of the inmate's savings account, every line of
+    the period, under the statement's header."""
+    from services.finance.queries.register import account_register  # it reads Moment and account_visible here
+
     account = accounts.inmate_savings(inmate_id)
-    if not await account_visible(reads, account):
+    found = await account_register(reads, account, moment, start=start, end=end, limit=None)
+    if found is None:
         return None
-    lines, entries = reads.ledger("journal_lines"), reads.ledger("journal_entries")
-    params = {**moment.params(), "a": account, "s": start, "t": end}
-    opening = int(
-        (
-            await reads.conn.execute(
-                text(
-                    f"SELECT coalesce(sum({_SIGNED}), 0) FROM {lines} l JOIN {entries} e USING (sequence) "
-                    f"WHERE l.account = :a AND {moment.condition()} AND CAST(:s AS timestamptz) IS NOT NULL "
-                    "AND e.effective_at < :s"
-                ),
-                params,
-            )
-        ).scalar_one()
-    )
-    rows = await reads.conn.execute(
-        text(
-            "SELECT e.sequence, e.posting_key, e.kind, e.effective_at, e.recorded_at, e.order_key, e.batch_id, "
-            f"e.policy_ref, l.side, l.amount, CAST(:opening AS bigint) + sum({_SIGNED}) OVER "
-            "(ORDER BY e.effective_at, e.sequence, l.line_no) AS balance "
-            f"FROM {lines} l JOIN {entries} e USING (sequence) WHERE l.account = :a AND {moment.condition()} "
-            "AND (CAST(:s AS timestamptz) IS NULL OR e.effective_at >= :s) "
-            "AND (CAST(:t AS timestamptz) IS NULL OR e.effective_at < :t) "
-            "ORDER BY e.effective_at, e.sequence, l.line_no"
-        ),
-        {**params, "opening": opening},
-    )
-    postings = [
-        {
-            "sequence": r.sequence,
-            "posting_key": r.posting_key,
-            "kind": r.kind,
-            "effective_at": r.effective_at,
-            "recorded_at": r.recorded_at,
-            "order_key": r.order_key,
-            "batch_id": r.batch_id,
-            "policy_ref": r.policy_ref,
-            "credit": int(r.amount) if r.side == "C" else 0,
-            "debit": int(r.amount) if r.side == "D" else 0,
-            "balance": int(r.balance),
-        }
-        for r in rows
-    ]
     return {
         "inmate_id": inmate_id,
         "account": account,
         "start": start,
         "end": end,
-        "opening_balance": opening,
-        "postings": postings,
-        "closing_balance": postings[-1]["balance"] if postings else opening,
+        "opening_balance": found["opening"],
+        "postings": found["lines"],
+        "closing_balance": found["closing"],
     }
