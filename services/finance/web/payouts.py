@@ -9,8 +9,9 @@ up in the viewer's scope: an inmate of another lapas is a 404, like one that doe
 
 Only a ``bendahara`` pays out (others 403), the form carries the CSRF token (403 without). A refusal — above the
 savings (rule ``savings_never_negative``), a malformed inmate id or amount — is the page's error message (200, never
-a 500). Every attempt is in the audit log as ``payout`` or ``payout_refused``, subject the payout's posting key: the
-audit log is where the acting user is recorded (the use case takes no payer).
+a 500). Every attempt is in the audit log as ``payout_attempt`` before the ledger's transaction starts, then as
+``payout``, ``payout_refused`` or ``payout_failed`` (the queues' audited action), subject the payout's posting key:
+the audit log is where the acting user is recorded (the use case takes no payer).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from services.finance.auth import CurrentUser, User, form_fields
 from services.finance.queries.balances import account_visible
 from services.finance.scope import ReadModel, Reads
 from services.finance.web.common import page
-from services.finance.web.queues import CSRF, Refusal, Treasurer, _acting, _audit
+from services.finance.web.queues import CSRF, Refusal, Treasurer, _acting
 from services.ledger.domain import accounts
 from services.ledger.domain.errors import LedgerDomainError
 from services.ledger.domain.postings import payout_key
@@ -86,13 +87,11 @@ async def payout_action(request: Request, user: Treasurer, reads: Reads) -> Resp
         raise HTTPException(status_code=404, detail="no such inmate")
     subject = payout_key(inmate_id, payout_id)
     try:
-        amount = _amount(fields.get("amount", ""))
         async with _acting(request, user, "payout", subject) as uow:
+            amount = _amount(fields.get("amount", ""))
             topics = request.app.state.ledger_writer.topics
             outcome = await pay_out(uow, topics, inmate_id, amount, payout_id, datetime.now(UTC))
     except (LedgerDomainError, Refusal) as exc:
-        async with request.app.state.db.begin() as finance:
-            await _audit(request, finance, user, "payout_refused", subject)
         return await _page(request, user, reads, str(exc), refused=True)
     if not outcome.posted:
         return await _page(request, user, reads, f"payout {payout_id} was already posted")

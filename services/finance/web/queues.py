@@ -11,9 +11,11 @@ scoped read model: outside the user's lapas it is a 404, like one that does not 
 
 Only a ``bendahara`` acts (others get 403); every form carries the CSRF token (403 without). A refusal by a
 ledger rule (``four_eyes``, ``quantity_fits``, …) is the page's error message, never a 500 (the page answers 200:
-a browser logs no failed load). Every action is written to the audit log
-(:func:`services.finance.auth.audit.record`) in a finance transaction that commits right after the ledger's (a
-refused one as ``<action>_refused``, with nothing written to the ledger).
+a browser logs no failed load). Every action is on the audit log (:func:`services.finance.auth.audit.record`)
+before the ledger sees it: ``<action>_attempt`` commits in a finance transaction of its own before the ledger's
+transaction starts, so a ledger change never lacks its actor (the two databases' transactions cannot commit as
+one), then the outcome in another: ``<action>`` once the ledger committed, ``<action>_refused`` for a refusal
+(nothing written to the ledger), ``<action>_failed`` for an error (the request fails).
 
 The workspace's role cannot read ``ledger.correction_proposals``: the proposals are read by the writer and kept
 only when their order is visible in the viewer's scope (a proposal without an order: only to every-lapas viewers).
@@ -135,14 +137,27 @@ async def queues_page(request: Request, user: CurrentUser, reads: Reads) -> Resp
 
 @asynccontextmanager
 async def _acting(request: Request, user: User, action: str, subject: str) -> AsyncIterator[UnitOfWork]:
-    """A ledger-writer transaction for one action, audited in a finance transaction committed right after it."""
-    async with request.app.state.db.begin() as finance, _writer(request).db.begin() as uow:
-        await _audit(request, finance, user, action, subject)
-        yield uow
+    """A ledger-writer transaction for one action, on the audit log first (``<action>_attempt``, committed before
+    the ledger's transaction starts) and with its outcome after (``<action>``, ``<action>_refused`` or
+    ``<action>_failed``, each in a finance transaction of its own; the block's exception is re-raised)."""
+    writer = _writer(request)
+    await _audit(request, user, f"{action}_attempt", subject)
+    try:
+        async with writer.db.begin() as uow:
+            yield uow
+    except (LedgerDomainError, Refusal):
+        await _audit(request, user, f"{action}_refused", subject)
+        raise
+    except Exception:
+        await _audit(request, user, f"{action}_failed", subject)
+        raise
+    await _audit(request, user, action, subject)
 
 
-async def _audit(request: Request, finance: UnitOfWork, user: User, action: str, subject: str) -> None:
-    await audit.record(finance, user, action, subject, ip=request.client.host if request.client else None)
+async def _audit(request: Request, user: User, action: str, subject: str) -> None:
+    """Append ``action`` on ``subject`` to the audit log in a finance transaction of its own, committed here."""
+    async with request.app.state.db.begin() as finance:
+        await audit.record(finance, user, action, subject, ip=request.client.host if request.client else None)
 
 
 async def _act(
@@ -152,16 +167,13 @@ async def _act(
     audited: tuple[str, str],
     work: Callable[[UnitOfWork, LedgerWriter], Awaitable[str]],
 ) -> Response:
-    """Run ``work`` as ``user`` (audited as ``audited``: action, subject); its message on the page, or the
-    refusal as an error message — a refused action writes nothing to the ledger and ``<action>_refused`` to the
-    audit log."""
+    """Run ``work`` as ``user`` (audited as ``audited``: action, subject, by :func:`_acting`); its message on the
+    page, or the refusal as an error message — a refused action writes nothing to the ledger."""
     writer = _writer(request)
     try:
         async with _acting(request, user, *audited) as uow:
             done = await work(uow, writer)
     except (LedgerDomainError, Refusal) as exc:
-        async with request.app.state.db.begin() as finance:  # the attempt is on record (a proposer's own approval)
-            await _audit(request, finance, user, f"{audited[0]}_refused", audited[1])
         return await _queues(request, user, reads, str(exc), refused=True)
     return await _queues(request, user, reads, done)
 

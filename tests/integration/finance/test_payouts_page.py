@@ -1,13 +1,15 @@
 """The payouts page over HTTP on the real database: a bendahara of lapas A sees A's inmates with savings (not B's),
 pays out part of one (the payout use case posts the entry, the balance drops), is refused above the savings with
 the rule named on the page, gets 404 for an inmate of lapas B; an auditor gets 403, a form without its CSRF token
-403; the payout and the refusal are in the audit log."""
+403; the payout and the refusal are in the audit log, and so is a payout that fails or whose outcome row is lost
+(its attempt is on the log before the ledger's transaction starts). Only a bendahara's navigation links the page."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -17,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
 from services.finance.auth import audit
+from services.finance.web import payouts as payouts_web
 from services.finance.web.queues import install_ledger_writer
 from services.ledger.adapters.journal_repo import normal_balances
 from services.ledger.domain import accounts
@@ -144,3 +147,50 @@ async def test_the_navigation_links_the_payouts_page_for_a_bendahara_only(posted
     for url in ("/dashboard", "/queues", "/payouts"):
         assert '<a href="/payouts">' in (await treasurer.get(url)).text, url
         assert '<a href="/payouts">' not in (await auditor.get(url)).text, url
+
+
+async def _audited(ws: Workspace, actor: str) -> list[tuple[str, str]]:
+    async with ws.db.read() as uow:
+        return [(r.action, r.subject) for r in await audit.recent(uow, actor=actor)]
+
+
+async def test_a_payout_that_fails_in_the_ledger_is_on_the_audit_log(
+    posted: TwoLapas, site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def crashing(*args: object, **kwargs: object) -> object:
+        await real(*args, **kwargs)  # the entry is written, then the transaction fails
+        raise RuntimeError("the ledger's connection was lost")
+
+    real = payouts_web.pay_out
+    monkeypatch.setattr(payouts_web, "pay_out", crashing)
+    client, name, token = await _client(site.ws, "bendahara")
+    before = await _savings(site.service, posted.inmate_a)
+    form = {"csrf_token": token, "inmate_id": posted.inmate_a, "payout_id": "REL-FAIL", "amount": "10"}
+
+    with pytest.raises(RuntimeError, match="connection was lost"):
+        await client.post("/payouts", data=form)
+
+    key = payout_key(posted.inmate_a, "REL-FAIL")
+    assert await _savings(site.service, posted.inmate_a) == before and await _lines(site.service, key) == set()
+    assert (await _audited(site.ws, name))[:2] == [("payout_failed", key), ("payout_attempt", key)]
+
+
+async def test_a_payout_is_on_the_audit_log_before_the_ledger_commits(
+    posted: TwoLapas, site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def finance_gone_after_the_ledger(conn: Any, user: Any, action: str, subject: str, **kw: Any) -> None:
+        if action == "payout":  # the workspace stops between the ledger's commit and the outcome's row
+            raise ConnectionError("the finance database went away")
+        await real(conn, user, action, subject, **kw)
+
+    real = audit.record
+    monkeypatch.setattr(audit, "record", finance_gone_after_the_ledger)
+    client, name, token = await _client(site.ws, "bendahara")
+    form = {"csrf_token": token, "inmate_id": posted.inmate_a, "payout_id": "REL-CRASH", "amount": "10"}
+
+    with pytest.raises(ConnectionError):
+        await client.post("/payouts", data=form)
+
+    key = payout_key(posted.inmate_a, "REL-CRASH")
+    assert await _lines(site.service, key), "the ledger committed the payout"
+    assert ("payout_attempt", key) in await _audited(site.ws, name), "and the log names who made it"

@@ -1,7 +1,7 @@
 """The work queues over HTTP on the real database: a bendahara of lapas A allocates an order of A (the ledger's own
 use case posts the distribution), gets 404 for an order of lapas B, proposes a revert that they cannot approve
 themselves (the page names ``four_eyes``) and another bendahara approves; an auditor sees the queues and gets 403
-on every action; a form without its CSRF token is a 403; each action is in the audit log."""
+on every action; a form without its CSRF token is a 403; each action is in the audit log, one that fails too."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
 from services.finance.auth import audit
+from services.finance.web import queues as queues_web
 from services.finance.web.queues import install_ledger_writer
 from services.ledger.outbound import LedgerTopics
 from tests.integration.finance_auth_support import Workspace, csrf_of, workspace
@@ -210,3 +211,22 @@ async def test_an_adjustment_is_withdrawn_by_its_proposer_and_another_is_rejecte
         f"/queues/proposals/{ids[1]}/reject", data={"csrf_token": other_token, "reason": "not a double fee"}
     )
     assert rejected.status_code == 200 and f"proposal {ids[1]} rejected" in rejected.text
+
+
+async def test_a_queue_action_that_fails_in_the_ledger_is_on_the_audit_log(
+    waiting: Waiting, ws: Workspace, service: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def crashing(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("the ledger's connection was lost")
+
+    monkeypatch.setattr(queues_web, "allocate", crashing)
+    client, name, token = await _client(ws, "bendahara")
+    form = {"csrf_token": token, "order_key": waiting.order_a, "batches": f"{waiting.batch_a}:2"}
+
+    with pytest.raises(RuntimeError, match="connection was lost"):
+        await client.post("/queues/allocate", data=form)
+
+    assert (await _audited(ws, name))[:2] == [
+        ("allocate_failed", waiting.order_a),
+        ("allocate_attempt", waiting.order_a),
+    ]
