@@ -17,8 +17,9 @@ transaction starts, so a ledger change never lacks its actor (the two databases'
 one), then the outcome in another: ``<action>`` once the ledger committed, ``<action>_refused`` for a refusal
 (nothing written to the ledger), ``<action>_failed`` for an error (the request fails).
 
-The workspace's role cannot read ``ledger.correction_proposals``: the proposals are read by the writer and kept
-only when their order is visible in the viewer's scope (a proposal without an order: only to every-lapas viewers).
+The workspace's role cannot read ``ledger.correction_proposals``: the proposals are read by the writer, past the
+lapas policies, and kept (listed, or decided: else 404) only when the viewer's scope sees their order (a proposal
+without an order: only every-lapas viewers), every account their lines move and, for a revert, its target entry.
 """
 
 from __future__ import annotations
@@ -109,8 +110,27 @@ async def _open_proposals(request: Request, reads: ReadModel) -> list[dict[str, 
         return []
     async with writer.db.read() as uow:
         found = await corrections.list_open(uow)
-    visible = await _visible_orders(reads, [p.draft.order_key for p in found])
-    return [corrections.proposal_view(p) for p in found if p.draft.order_key in visible]
+    return [corrections.proposal_view(p) for p in await _visible_proposals(reads, found)]
+
+
+async def _visible_proposals(reads: ReadModel, proposals: Sequence[corrections.Proposal]) -> list[corrections.Proposal]:
+    """The proposals wholly in the viewer's scope: their order (none: every-lapas viewers only), every account
+    their lines move and a revert's target entry (the writer reads them past the lapas policies, so the scope is
+    checked here against what the viewer's scoped read sees)."""
+    orders = await _visible_orders(reads, [p.draft.order_key for p in proposals])
+    codes = sorted({line.account for p in proposals for line in p.draft.lines})
+    sql = f"SELECT code FROM {reads.ledger('accounts')} WHERE code = ANY(:codes)"
+    seen_accounts = set((await reads.conn.execute(text(sql), {"codes": codes})).scalars())
+    targets = sorted({p.draft.target for p in proposals if p.draft.target is not None})
+    sql = f"SELECT posting_key FROM {reads.ledger('journal_entries')} WHERE posting_key = ANY(:keys)"
+    seen_targets = set((await reads.conn.execute(text(sql), {"keys": targets})).scalars())
+    return [
+        p
+        for p in proposals
+        if p.draft.order_key in orders
+        and all(line.account in seen_accounts for line in p.draft.lines)
+        and (p.draft.target is None or p.draft.target in seen_targets)
+    ]
 
 
 async def _queues(
@@ -308,7 +328,7 @@ async def decide_action(
         raise _not_found("decision")
     async with _writer(request).db.read() as uow:
         found = await load_proposal(uow, proposal_id)
-    if found is None or not await _visible_order(reads, found.draft.order_key):
+    if found is None or not await _visible_proposals(reads, [found]):
         raise _not_found("proposal")
     fields = await form_fields(request)
     use_case, needs_reason = DECISIONS[decision]

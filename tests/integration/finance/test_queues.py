@@ -1,13 +1,16 @@
 """The work queues over HTTP on the real database: a bendahara of lapas A allocates an order of A (the ledger's own
 use case posts the distribution), gets 404 for an order of lapas B, proposes a revert that they cannot approve
 themselves (the page names ``four_eyes``) and another bendahara approves; an auditor sees the queues and gets 403
-on every action; a form without its CSRF token is a 403; each action is in the audit log, one that fails too."""
+on every action; a form without its CSRF token is a 403; each action is in the audit log, one that fails too. A
+proposal touching lapas B (a revert of B's entry, an adjustment of B's account on an order of A) is neither listed
+for A's treasurer nor decided by them (404)."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -15,13 +18,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
+from infra.db.unit_of_work import UnitOfWork
 from services.finance.auth import audit
 from services.finance.web import queues as queues_web
 from services.finance.web.queues import install_ledger_writer
+from services.ledger import corrections
 from services.ledger.outbound import LedgerTopics
 from tests.integration.finance_auth_support import Workspace, csrf_of, workspace
 from tests.integration.ledger.scenario_support import T, add_batch, completed_without_allocation, journal_of
 from tests.integration.ledger_support import (
+    ledger_uow,
     load_demo_policies,
     new_inmate,
     new_order_key,
@@ -230,3 +236,39 @@ async def test_a_queue_action_that_fails_in_the_ledger_is_on_the_audit_log(
         ("allocate_failed", waiting.order_a),
         ("allocate_attempt", waiting.order_a),
     ]
+
+
+async def _propose(service: AsyncEngine, propose: Callable[[UnitOfWork], Awaitable[corrections.Proposal]]) -> int:
+    """A proposal made as ``karya ledger revert``/``adjust`` make it (the service role), its id."""
+    async with service.begin() as conn:
+        return (await propose(ledger_uow(conn))).proposal_id
+
+
+async def test_a_bendahara_neither_sees_nor_decides_a_proposal_touching_another_lapas(
+    waiting: Waiting, ws: Workspace, service: AsyncEngine
+) -> None:
+    at = datetime.now(UTC)
+    settlement_b = next(k for k in await journal_of(service, waiting.order_b) if k.startswith("settlement"))
+    revert_b = await _propose(service, lambda uow: corrections.propose_revert(
+        uow, f"{waiting.order_b}:{settlement_b}", reason="B's", proposed_by="ani", at=at))  # fmt: skip
+    into_b = {  # on an order of A, but moving lapas B's unallocated proceeds
+        "order_key": waiting.order_a,
+        "lines": [{"account": "clearing:suspense", "debit": 500},
+                  {"account": f"clearing:unallocated_proceeds:{LAPAS_B}", "credit": 500}],
+    }  # fmt: skip
+    adjust_b = await _propose(service, lambda uow: corrections.propose_adjustment(
+        uow, into_b, "cli", reason="B's", proposed_by="ani", at=at))  # fmt: skip
+    client, _, token = await _client(ws, "bendahara")
+    everyone, _, _ = await _client(ws, "auditor_pusat", None)
+
+    page = (await client.get("/queues")).text
+    assert f'id="proposal-{revert_b}"' in (await everyone.get("/queues")).text, "they are open proposals"
+    for pid in (revert_b, adjust_b):
+        assert f'id="proposal-{pid}"' not in page
+        for decision in ("approve", "reject", "withdraw"):
+            form = {"csrf_token": token, "reason": "not mine"}
+            response = await client.post(f"/queues/proposals/{pid}/{decision}", data=form)
+            assert response.status_code == 404, (pid, decision, response.text)
+    async with service.connect() as conn:
+        still_open = {p.proposal_id for p in await corrections.list_open(ledger_uow(conn))}
+    assert {revert_b, adjust_b} <= still_open
