@@ -24,6 +24,7 @@ from services.finance.settings import FinanceSettings
 from services.finance.templating import render
 from services.finance.web import router as web_router
 from services.finance.web.chain import router as chain_router
+from services.finance.web.drilldown import router as drilldown_router
 from services.finance.web.queues import router as queues_router
 from services.finance.web.reconciliation import router as reconciliation_router
 
@@ -85,7 +86,7 @@ def create_app(
 
     app.include_router(session_router)
     # the read API, then the pages (services/finance/web)
-    routers = [*api_routers(), web_router, chain_router, reconciliation_router, queues_router]
+    routers = [*api_routers(), web_router, chain_router, reconciliation_router, queues_router, drilldown_router]
     for router in routers:
         app.include_router(router)
     home = not any(getattr(route, "path", None) == "/" for router in routers for route in router.routes)

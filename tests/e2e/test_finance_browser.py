@@ -4,7 +4,9 @@ free loopback port against the session's PostgreSQL, with two lapas' orders post
 Signed in as ``auditor_pusat`` and as an ``auditor_lapas`` of lapas A, the test visits every page, checks its key
 numbers against the database (the trial balance against ``karya ledger trial-balance --json``, the rest against
 the read API), downloads the trial balance's CSV and compares it, checks that no page logs a console error,
-screenshots each page, and crafts URLs of lapas B's entry, order and inmate: 404 for the auditor of lapas A.
+screenshots each page, and crafts URLs of lapas B's entry, order, inmate and batch: 404 for the auditor of lapas A.
+The auditor of lapas A walks the savings drill-down: statement → entry → order → batch and work group → the
+order's settlement entry → a webhook delivery, redacted.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ from services.ledger.cli import ledger_app
 from services.ledger.domain import accounts
 from tests.e2e.finance_serving import serving
 from tests.integration.finance_auth_support import finance_settings
-from tests.integration.finance_read_support import LAPAS_A, LAPAS_B, TwoLapas, two_lapas
+from tests.integration.finance_batch_support import BATCH_A, BATCH_B, catalogue_batches
+from tests.integration.finance_read_support import BUYER, LAPAS_A, LAPAS_B, TwoLapas, two_lapas
 from tests.integration.ledger_support import cli_env
 
 pytestmark = pytest.mark.integration
@@ -44,8 +47,11 @@ Login = tuple[str, str]
 
 @pytest.fixture(scope="module")
 def posted(database: RoleUrls, admin_db_url: str) -> TwoLapas:
-    """Orders of two lapas on the session database, posted through the ledger's processor."""
-    return asyncio.run(two_lapas(database, admin_db_url))
+    """Orders of two lapas on the session database, posted through the ledger's processor, with their batches in
+    the catalogue."""
+    made = asyncio.run(two_lapas(database, admin_db_url))
+    asyncio.run(catalogue_batches(admin_db_url, made))
+    return made
 
 
 async def _accounts(url: str) -> dict[str, Login]:
@@ -218,6 +224,17 @@ def test_auditor_lapas_walks_the_drill_down_and_never_sees_lapas_b(
     web.shoot("entry")
     web.page.click("#order")
     assert posted.order_a in web.shoot("order").locator("h1").inner_text()
+    web.page.locator("#entries a.batch").first.click()  # the batch the savings were earned on, its work group
+    assert BATCH_A.batch_id in web.shoot("batch").locator("h1").inner_text()
+    assert posted.inmate_a in web.page.locator("#work-group a.inmate").all_inner_texts()
+    web.page.go_back()
+    web.page.locator("#settlements a.settlement").first.click()
+    entry = web.shoot("settlement").locator("h1").inner_text()
+    assert "settlement" in entry and posted.order_a in web.text("#order")
+    web.page.go_back()
+    web.page.locator("#deliveries a.delivery").first.click()
+    body = web.shoot("delivery").locator("#body").inner_text()
+    assert "[redacted]" in body and BUYER not in body, "the webhook as received, without the buyer's data"
     web.visit(f"/accounts/{accounts.inmate_savings(posted.inmate_a)}", "register")
     assert parse_rupiah(web.text("#closing"), normal_side="C") == statement["closing_balance"], "savings are Cr"
     web.visit(f"/journal?order_key={posted.order_a}", "journal")
@@ -229,6 +246,7 @@ def test_auditor_lapas_walks_the_drill_down_and_never_sees_lapas_b(
     missing = web.page.request.get(f"{web.base}/orders/{posted.order_b}").text()
     assert "Tidak ditemukan" in missing and LAPAS_B not in missing, "nothing of B but the id the viewer typed"
     assert web.status(f"/inmates/{posted.inmate_b}") == 404
+    assert web.status(f"/batches/{BATCH_B.batch_id}") == 404
     assert web.status(f"/accounts/{accounts.inmate_savings(posted.inmate_b)}") == 404
     web.visit(f"/journal?order_key={posted.order_b}", "journal_b")
     assert web.page.locator("#entries a[href^='/journal/']").count() == 0

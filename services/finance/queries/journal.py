@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import text
 
 from services.finance.queries.balances import Moment
+from services.finance.queries.settlements import order_settlements
 from services.finance.scope import ReadModel
 
 _ENTRY_COLUMNS = (
@@ -147,8 +148,8 @@ async def entry_detail(reads: ReadModel, sequence: int) -> dict[str, Any] | None
 
 
 async def order_detail(reads: ReadModel, order_key: str) -> dict[str, Any] | None:
-    """What the ledger knows of one order (lapas, refunded gross), its entries and its webhook deliveries; None
-    when the order is not in the viewer's scope."""
+    """What the ledger knows of one order (lapas, refunded gross), its entries, its settlements and its webhook
+    deliveries; None when the order is not in the viewer's scope."""
     facts = (
         await reads.conn.execute(
             text(
@@ -167,5 +168,6 @@ async def order_detail(reads: ReadModel, order_key: str) -> dict[str, Any] | Non
         "refunded_gross": int(facts.refunded_gross),
         "updated_at": facts.updated_at,
         "entries": entries,
+        "settlements": await order_settlements(reads, order_key),
         "deliveries": await deliveries_of(reads, order_key, bodies=False),
     }
