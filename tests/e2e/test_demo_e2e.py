@@ -208,12 +208,18 @@ async def test_demo_once_counts_are_consistent_and_savings_recompute(services: S
     assert closed_refunds > 0, "the simulator's full returns end their orders"
     expected: dict[str, int] = defaultdict(int)
     per_entry: dict[tuple[str, str, str], int] = defaultdict(int)
+    material: dict[tuple[str, str, str], int] = defaultdict(int)
     for r in distributions:
         if r.account.startswith(("liability:pnbp_payable:", "equity:production_capital:", "liability:inmate_savings:")):
             per_entry[(r.order_key, r.batch_id, r.policy_ref)] += r.amount
-    for (_order, batch, policy_ref), remainder in per_entry.items():
+        elif r.account.startswith("liability:supplier_payable:"):
+            material[(r.order_key, r.batch_id, r.policy_ref)] += r.amount
+    for (order, batch, policy_ref), shares_paid in per_entry.items():
         policy_id, version = policy_ref.rsplit("@v", 1)
         policy = next(p for p in policies if p["policy_id"] == policy_id and p["version"] == int(version))
+        # a revenue-base policy pays the material cost out of the capital share, so the shares split that much more
+        revenue_base = policy.get("base") == "revenue"
+        remainder = shares_paid + (material[(order, batch, policy_ref)] if revenue_base else 0)
         shares = _shares(policy)
         parts = allocate(remainder, [s for _, s in shares])
         premi = dict(zip([t for t, _ in shares], parts, strict=True))["inmate_premi"]

@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from infra.db.unit_of_work import UnitOfWork
 from services.ledger.domain.errors import LedgerDomainError
-from services.ledger.domain.policy import ClawBack, SplitPolicy, policy_hash
+from services.ledger.domain.policy import ClawBack, Deduction, SplitBase, SplitPolicy, policy_hash
 from services.ledger.domain.policy_file import parse_policies
 
 
@@ -21,6 +21,10 @@ def _body(policy: SplitPolicy) -> dict[str, object]:
     body: dict[str, object] = {"sku": policy.sku} if policy.sku else {}
     if policy.claw_back_premi is not ClawBack.NEVER:
         body["claw_back_premi"] = policy.claw_back_premi.value
+    if policy.base is not SplitBase.PROFIT:
+        body["base"] = policy.base.value  # the base is part of the version every posting names (policy_ref)
+    if policy.deductions:
+        body["deductions"] = [_deduction(d) for d in policy.deductions]
     return {
         **body,
         "policy_id": policy.policy_id,
@@ -31,6 +35,13 @@ def _body(policy: SplitPolicy) -> dict[str, object]:
             {"target": r.target.value, "share": f"{r.share.numerator}/{r.share.denominator}"} for r in policy.rules
         ],
     }
+
+
+def _deduction(d: Deduction) -> dict[str, object]:
+    amount: dict[str, object] = (
+        {"rate": f"{d.rate.numerator}/{d.rate.denominator}"} if d.rate is not None else {"amount_per_unit": d.per_unit}
+    )
+    return {"name": d.name, **amount, "account": d.account}
 
 
 async def store_policies(uow: UnitOfWork, policies: Sequence[SplitPolicy]) -> tuple[int, int]:

@@ -12,6 +12,7 @@ asset:inmate_receivable:<wbp>            asset      D       clawed-back premi an
 liability:inmate_savings:<wbp>           liability  C       premi held for an inmate until release
 liability:pnbp_payable:<lapas>           liability  C       the state's share (PNBP), owed via the lapas
 liability:supplier_payable:<supplier>    liability  C       material cost owed to a supplier
+liability:deduction_payable:<payee>      liability  C       a policy's fixed deduction owed to a named payee
 equity:production_capital:<lapas>        equity     C       the workshop's production capital
 revenue:sales:<lapas>                    revenue    C       settled sales, net of refunds
 expense:marketplace_fee:<fee type>       expense    D       fees by marketplace fee type
@@ -19,6 +20,7 @@ expense:material_cost:<lapas>            expense    D       material cost of goo
 expense:pnbp_share:<lapas>               expense    D       PNBP share of distributed proceeds
 expense:inmate_premi:<lapas>             expense    D       premi share of distributed proceeds
 expense:capital_allocation:<lapas>       expense    D       capital share of distributed proceeds
+expense:split_deduction:<lapas>          expense    D       a policy's fixed deductions, taken before the split
 clearing:undistributed_proceeds:<lapas>  clearing   C       completed sales not yet settled
 clearing:unallocated_proceeds:<lapas>    clearing   C       proceeds whose distribution waits (no batch known,
                                                             or a distribution that cannot be made); ``unknown``
@@ -49,6 +51,7 @@ __all__ = [
     "account_info",
     "bank",
     "capital_allocation_expense",
+    "deduction_payable",
     "fee_expense",
     "inmate_premi_expense",
     "inmate_receivable",
@@ -61,6 +64,7 @@ __all__ = [
     "pph22_prepaid",
     "production_capital",
     "sales_revenue",
+    "split_deduction_expense",
     "supplier_payable",
     "suspense",
     "unallocated_proceeds",
@@ -107,6 +111,7 @@ _KINDS: tuple[AccountKind, ...] = (
     AccountKind(AccountType.LIABILITY, "inmate_savings", _C, "inmate"),
     AccountKind(AccountType.LIABILITY, "pnbp_payable", _C, "lapas"),
     AccountKind(AccountType.LIABILITY, "supplier_payable", _C, "supplier"),
+    AccountKind(AccountType.LIABILITY, "deduction_payable", _C, "payee"),
     AccountKind(AccountType.EQUITY, "production_capital", _C, "lapas"),
     AccountKind(AccountType.REVENUE, "sales", _C, "lapas"),
     AccountKind(AccountType.EXPENSE, "marketplace_fee", _D, "fee type"),
@@ -114,6 +119,7 @@ _KINDS: tuple[AccountKind, ...] = (
     AccountKind(AccountType.EXPENSE, "pnbp_share", _D, "lapas"),
     AccountKind(AccountType.EXPENSE, "inmate_premi", _D, "lapas"),
     AccountKind(AccountType.EXPENSE, "capital_allocation", _D, "lapas"),
+    AccountKind(AccountType.EXPENSE, "split_deduction", _D, "lapas"),
     AccountKind(AccountType.CLEARING, "undistributed_proceeds", _C, "lapas"),
     AccountKind(AccountType.CLEARING, "unallocated_proceeds", _C, "lapas"),
     AccountKind(AccountType.CLEARING, "suspense", _D, None),
@@ -228,6 +234,7 @@ inmate_receivable = _per_owner(_ASSET, "inmate_receivable", "Premi clawed back a
 inmate_savings = _per_owner(_LIABILITY, "inmate_savings", "Premi held for an inmate until release (pseudonymous id).")
 pnbp_payable = _per_owner(_LIABILITY, "pnbp_payable", "The state's share (PNBP) owed via a lapas.")
 supplier_payable = _per_owner(_LIABILITY, "supplier_payable", "Material cost owed to a supplier.")
+deduction_payable = _per_owner(_LIABILITY, "deduction_payable", "A policy's fixed deduction owed to a named payee.")
 production_capital = _per_owner(_EQUITY, "production_capital", "A lapas' production capital (equity).")
 sales_revenue = _per_owner(_REVENUE, "sales", "Settled sales of a lapas, net of refunds.")
 fee_expense = _per_owner(_EXPENSE, "marketplace_fee", "A marketplace fee, by the marketplace's fee type.")
@@ -235,6 +242,7 @@ material_cost_expense = _per_owner(_EXPENSE, "material_cost", "Material cost of 
 pnbp_share_expense = _per_owner(_EXPENSE, "pnbp_share", "PNBP share of a lapas' distributed proceeds.")
 inmate_premi_expense = _per_owner(_EXPENSE, "inmate_premi", "Premi share of a lapas' distributed proceeds.")
 capital_allocation_expense = _per_owner(_EXPENSE, "capital_allocation", "Capital share of a lapas' proceeds.")
+split_deduction_expense = _per_owner(_EXPENSE, "split_deduction", "A policy's fixed deductions from a lapas' base.")
 undistributed_proceeds = _per_owner(_CLEARING, "undistributed_proceeds", "Gross of completed sales not yet settled.")
 unallocated_proceeds = _per_owner(
     _CLEARING, "unallocated_proceeds", "Proceeds whose distribution waits for an allocation or a fix."

@@ -8,10 +8,16 @@ the suspense.
 Plan. The base is attributed to the order's batches in proportion to quantity × unit price with
 :func:`allocate`. For each batch, with the policy in force (for the batch's SKU, at completion):
 
-* supplier material cost (unit material cost × quantity) comes first; if the attributed proceeds do not
-  cover it the plan is refused (:class:`DistributionError`) so a person decides;
-* the remainder is split by the policy's exact shares (rule order breaks ties);
+* supplier material cost (unit material cost × quantity) is owed to the supplier; if the attributed proceeds
+  do not cover it the plan is refused (:class:`DistributionError`) so a person decides;
+* the policy's split base is the proceeds minus the material cost (``base: profit``) or the proceeds
+  (``base: revenue``); its fixed deductions come off it, each to its account (refused when they exceed it);
+* what is left is split by the policy's exact shares (rule order breaks ties); with a revenue base the
+  material cost is paid out of the production capital share, and a capital share that does not cover it is
+  refused like proceeds below the material cost;
 * the inmate premi part is split over the batch's work group by work shares (work-group order breaks ties).
+
+Either way a batch's legs sum exactly to its proceeds, and the order's to the base.
 
 Every split is a *leg*: ``(debit expense account, credit target account, amount)``.
 
@@ -32,8 +38,14 @@ from dataclasses import dataclass
 from services.ledger.domain import accounts
 from services.ledger.domain.allocation import allocate
 from services.ledger.domain.errors import DistributionError, RefundError
-from services.ledger.domain.model import CompletionRequest, OrderRef, SettlementRequest, WorkMember
-from services.ledger.domain.policy import ShareTarget, SplitPolicy, policy_hash, select_policy
+from services.ledger.domain.model import (
+    BatchAllocation,
+    CompletionRequest,
+    OrderRef,
+    SettlementRequest,
+    WorkMember,
+)
+from services.ledger.domain.policy import ShareTarget, SplitBase, SplitPolicy, policy_hash, select_policy
 
 __all__ = [
     "BatchPlan",
@@ -84,6 +96,7 @@ class DistributionPlan:
 
 
 _PNBP, _PRODUCTION_CAPITAL = ShareTarget.PNBP, ShareTarget.PRODUCTION_CAPITAL
+_REVENUE = SplitBase.REVENUE
 
 
 def distributable_base(gross_recognised: int, settlement: SettlementRequest) -> int:
@@ -114,7 +127,8 @@ def plan_distribution(
 
     Raises:
         RequestError: a malformed request; NoPolicyError: no policy in force;
-        DistributionError: order mismatch, or proceeds below a batch's material cost.
+        DistributionError: order mismatch, proceeds below a batch's material cost, deductions above the
+            policy's base, or (revenue base) a capital share below the material cost.
     """
     completion.validate()
     settlement.validate()
@@ -128,37 +142,7 @@ def plan_distribution(
     batches: list[BatchPlan] = []
     for allocation, batch_proceeds in zip(completion.allocations, proceeds, strict=True):
         policy = select_policy(policies, lapas, allocation.sku, completion.completed_at)
-        material_cost = allocation.material_cost
-        remainder = batch_proceeds - material_cost
-        if remainder < 0:
-            raise DistributionError(
-                f"order {order.order_key}, batch {allocation.batch_id}: attributed proceeds {batch_proceeds} "
-                f"do not cover the material cost {material_cost}; distribute by hand"
-            )
-        # Legs of 0 rupiah are not built (no account code can be refused: the completion's ids were validated).
-        legs: list[Leg] = []
-        if material_cost > 0:
-            legs.append(
-                Leg(
-                    accounts.material_cost_expense(lapas),
-                    accounts.supplier_payable(allocation.supplier_id),
-                    material_cost,
-                )
-            )
-        for target, amount in policy.split(remainder):
-            if target is _PNBP:
-                if amount > 0:
-                    legs.append(Leg(accounts.pnbp_share_expense(lapas), accounts.pnbp_payable(lapas), amount))
-            elif target is _PRODUCTION_CAPITAL:
-                if amount > 0:
-                    legs.append(
-                        Leg(accounts.capital_allocation_expense(lapas), accounts.production_capital(lapas), amount)
-                    )
-            else:
-                premi = accounts.inmate_premi_expense(lapas)
-                for inmate, part in split_work_group(amount, allocation.work_group):
-                    if part > 0:
-                        legs.append(Leg(premi, accounts.inmate_savings(inmate), part))
+        legs = _batch_legs(order.order_key, lapas, allocation, batch_proceeds, policy)
         batches.append(
             BatchPlan(
                 batch_id=allocation.batch_id,
@@ -166,11 +150,66 @@ def plan_distribution(
                 policy_ref=policy.ref,
                 policy_hash=policy_hash(policy),
                 proceeds=batch_proceeds,
-                material_cost=material_cost,
+                material_cost=allocation.material_cost,
                 legs=tuple(legs),
             )
         )
     return DistributionPlan(order=order, gross=completion.gross, base=base, batches=tuple(batches))
+
+
+def _batch_legs(
+    order_key: str, lapas: str, allocation: BatchAllocation, proceeds: int, policy: SplitPolicy
+) -> list[Leg]:
+    """The legs of one batch's ``proceeds`` under ``policy``: material cost, deductions, shares (see the module
+    docstring); legs of 0 rupiah are not built. Raises :class:`DistributionError` when the proceeds cannot pay
+    what comes before the shares."""
+    material_cost = allocation.material_cost
+    where = f"order {order_key}, batch {allocation.batch_id}"
+    if proceeds < material_cost:
+        raise DistributionError(
+            f"{where}: attributed proceeds {proceeds} do not cover the material cost {material_cost}; "
+            "distribute by hand"
+        )
+    revenue_base = policy.base is _REVENUE
+    base = proceeds if revenue_base else proceeds - material_cost
+    deducted = policy.deduct(base, allocation.quantity)
+    rest = base - sum(deducted)
+    if rest < 0:
+        raise DistributionError(
+            f"{where}: the deductions {sum(deducted)} of policy {policy.ref} exceed its {policy.base} base {base}; "
+            "distribute by hand"
+        )
+    # Legs of 0 rupiah are not built (no account code can be refused: the completion's ids were validated).
+    legs: list[Leg] = []
+    if material_cost > 0:
+        legs.append(
+            Leg(accounts.material_cost_expense(lapas), accounts.supplier_payable(allocation.supplier_id), material_cost)
+        )
+    deduction_expense = accounts.split_deduction_expense(lapas) if deducted else ""
+    legs.extend(
+        Leg(deduction_expense, deduction.account, amount)
+        for deduction, amount in zip(policy.deductions, deducted, strict=True)
+        if amount > 0
+    )
+    for target, share in policy.split(rest):
+        if target is _PNBP:
+            if share > 0:
+                legs.append(Leg(accounts.pnbp_share_expense(lapas), accounts.pnbp_payable(lapas), share))
+        elif target is _PRODUCTION_CAPITAL:
+            amount = share - material_cost if revenue_base else share
+            if amount < 0:
+                raise DistributionError(
+                    f"{where}: the production capital share {share} of revenue-base policy {policy.ref} does not "
+                    f"cover the material cost {material_cost}; distribute by hand"
+                )
+            if amount > 0:
+                legs.append(Leg(accounts.capital_allocation_expense(lapas), accounts.production_capital(lapas), amount))
+        else:
+            premi = accounts.inmate_premi_expense(lapas)
+            for inmate, part in split_work_group(share, allocation.work_group):
+                if part > 0:
+                    legs.append(Leg(premi, accounts.inmate_savings(inmate), part))
+    return legs
 
 
 def reversal_base(plan: DistributionPlan, refunded_gross: int) -> int:

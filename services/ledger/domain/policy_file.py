@@ -14,9 +14,12 @@ from services.ledger.domain.errors import PolicyError
 from services.ledger.domain.policy import (
     POLICY_ID_PATTERN,
     ClawBack,
+    Deduction,
     ShareRule,
     ShareTarget,
+    SplitBase,
     SplitPolicy,
+    deduction_problems,
     rule_problems,
 )
 
@@ -34,8 +37,11 @@ _POLICY_KEYS = (
     "description",
     "rules",
     "claw_back_premi",
+    "base",
+    "deductions",
 )
 _RULE_KEYS = ("target", "share")
+_DEDUCTION_KEYS = ("name", "rate", "amount_per_unit", "account")
 
 
 def parse_share(value: object) -> Fraction:
@@ -121,13 +127,18 @@ def _parse_one(index: int, raw: object, out: _Collector) -> SplitPolicy | None:
             _where(index, raw, "claw_back_premi"),
             f"must be one of {', '.join(c.value for c in ClawBack)}, got {claw_back!r}",
         )
+    base = raw.get("base", SplitBase.PROFIT.value)
+    if base not in {b.value for b in SplitBase}:
+        out.add(_where(index, raw, "base"), f"must be one of {', '.join(b.value for b in SplitBase)}, got {base!r}")
+    deductions = _parse_deductions(index, raw, out)
 
-    if len(out.errors) > before or None in (policy_id, lapas_id, effective) or rules is None:
+    if len(out.errors) > before or None in (policy_id, lapas_id, effective) or rules is None or deductions is None:
         return None
     assert isinstance(version, int) and isinstance(effective, datetime)  # narrowed by the checks above
-    problems = rule_problems(rules)
+    problems = rule_problems(rules, SplitBase(base)) + deduction_problems(deductions, str(lapas_id))
     for problem in problems:
-        out.add(_where(index, raw, "rules"), problem.removeprefix("rules: "))
+        name, _, message = problem.partition(": ")
+        out.add(_where(index, raw, name), message)
     if problems:
         return None
     return SplitPolicy(
@@ -139,6 +150,8 @@ def _parse_one(index: int, raw: object, out: _Collector) -> SplitPolicy | None:
         rules=tuple(rules),
         description=str(description),
         claw_back_premi=ClawBack(claw_back),
+        base=SplitBase(base),
+        deductions=tuple(deductions),
     )
 
 
@@ -191,6 +204,49 @@ def _parse_rules(index: int, raw: Mapping[object, object], out: _Collector) -> l
             continue
         rules.append(ShareRule(target=target, share=share))
     return rules if ok else None
+
+
+def _parse_deductions(index: int, raw: Mapping[object, object], out: _Collector) -> list[Deduction] | None:
+    """The optional ``deductions`` list, each ``{name, rate | amount_per_unit, account}``; ``None`` on a problem
+    of its shape (what a well-formed deduction means is checked by :func:`deduction_problems`)."""
+    value = raw.get("deductions", [])
+    if not isinstance(value, list):
+        out.add(_where(index, raw, "deductions"), "must be a list of {name, rate | amount_per_unit, account}")
+        return None
+    deductions: list[Deduction] = []
+    ok = True
+    for j, item in enumerate(value):
+        name = f"deductions[{j}]"
+        if not isinstance(item, Mapping):
+            out.add(
+                _where(index, raw, name), f"must be a mapping {{name, rate | amount_per_unit, account}}, got {item!r}"
+            )
+            ok = False
+            continue
+        for key in item:
+            if key not in _DEDUCTION_KEYS:
+                out.add(_where(index, raw, f"{name}.{key}"), f"unknown field (allowed: {', '.join(_DEDUCTION_KEYS)})")
+                ok = False
+        texts = {key: item.get(key) for key in ("name", "account")}
+        for key, text in texts.items():
+            if not isinstance(text, str):
+                out.add(_where(index, raw, f"{name}.{key}"), f"is required as a string, got {text!r}")
+                ok = False
+        rate, per_unit = item.get("rate"), item.get("amount_per_unit")
+        if rate is not None:
+            try:
+                rate = parse_share(rate)
+            except ValueError as exc:
+                out.add(_where(index, raw, f"{name}.rate"), str(exc))
+                ok = False
+        if per_unit is not None and (isinstance(per_unit, bool) or not isinstance(per_unit, int)):
+            out.add(
+                _where(index, raw, f"{name}.amount_per_unit"), f"must be whole rupiah (an integer), got {per_unit!r}"
+            )
+            ok = False
+        if ok:
+            deductions.append(Deduction(str(texts["name"]), str(texts["account"]), rate, per_unit))
+    return deductions if ok else None
 
 
 def _cross_check(policies: list[tuple[int, SplitPolicy]], out: _Collector) -> None:

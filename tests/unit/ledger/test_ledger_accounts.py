@@ -97,6 +97,20 @@ CASES: list[tuple[Callable[..., str], tuple[str, ...], str, AccountType, Side]] 
         Side.CREDIT,
     ),
     (acc.suspense, (), "clearing:suspense", AccountType.CLEARING, Side.DEBIT),
+    (
+        acc.deduction_payable,
+        ("koperasi-cipinang",),
+        "liability:deduction_payable:koperasi-cipinang",
+        AccountType.LIABILITY,
+        Side.CREDIT,
+    ),
+    (
+        acc.split_deduction_expense,
+        ("cipinang",),
+        "expense:split_deduction:cipinang",
+        AccountType.EXPENSE,
+        Side.DEBIT,
+    ),
 ]
 
 
