@@ -1,63 +1,34 @@
 """Each lapas' own time zone, and instants shown in it.
 
-The catalogue records a lapas' province (``orders.lapas.province``), not its zone; Indonesia's three zones follow
-provinces, so the zone comes from :data:`PROVINCE_ZONES` — configuration a deployment can extend or override per
-lapas (``overrides``, lapas id → IANA zone name) where a province is missing or spelt another way.
+The catalogue records a lapas' province (``orders.lapas.province``), not its zone; the zone comes from the
+province by :func:`services.contracts.zones.lapas_zone` (re-exported here), the one rule the ledger's periods use
+too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+from services.contracts.zones import PROVINCE_ZONES, WIB, WIT, WITA, UnknownZone, lapas_zone
 from services.finance.presentation.messages import MONTHS, Lang
 
-WIB, WITA, WIT = "Asia/Jakarta", "Asia/Makassar", "Asia/Jayapura"
+__all__ = [
+    "ABBREVIATIONS",
+    "PROVINCE_ZONES",
+    "WIB",
+    "WIT",
+    "WITA",
+    "UnknownZone",
+    "format_date",
+    "format_datetime",
+    "format_month",
+    "iso_local",
+    "lapas_zone",
+    "zone_label",
+]
+
 ABBREVIATIONS = {WIB: "WIB", WITA: "WITA", WIT: "WIT", "UTC": "UTC"}
-
-#: Province (lower case, as the catalogue spells it) → IANA zone (the zone boundaries of Keppres 41/1987).
-PROVINCE_ZONES: dict[str, str] = {
-    **dict.fromkeys(
-        (
-            "aceh", "sumatera utara", "sumatera barat", "riau", "kepulauan riau", "jambi", "bengkulu",
-            "sumatera selatan", "kepulauan bangka belitung", "lampung", "banten", "dki jakarta", "jawa barat",
-            "jawa tengah", "di yogyakarta", "daerah istimewa yogyakarta", "jawa timur", "kalimantan barat",
-            "kalimantan tengah",
-        ),
-        WIB,
-    ),
-    **dict.fromkeys(
-        (
-            "bali", "nusa tenggara barat", "nusa tenggara timur", "kalimantan selatan", "kalimantan timur",
-            "kalimantan utara", "sulawesi utara", "gorontalo", "sulawesi tengah", "sulawesi barat",
-            "sulawesi selatan", "sulawesi tenggara",
-        ),
-        WITA,
-    ),
-    **dict.fromkeys(
-        (
-            "maluku", "maluku utara", "papua", "papua barat", "papua barat daya", "papua tengah",
-            "papua pegunungan", "papua selatan",
-        ),
-        WIT,
-    ),
-}  # fmt: skip
-
-
-class UnknownZone(LookupError):
-    """A lapas whose zone is neither overridden nor derivable from its province."""
-
-
-def lapas_zone(lapas_id: str, province: str | None, overrides: Mapping[str, str] | None = None) -> ZoneInfo:
-    """The zone of one lapas: its override if configured, else its province's; :class:`UnknownZone` otherwise."""
-    name = (overrides or {}).get(lapas_id) or PROVINCE_ZONES.get((province or "").strip().lower())
-    if name is None:
-        raise UnknownZone(
-            f"no time zone for lapas {lapas_id!r} (province {province!r}): add the province to PROVINCE_ZONES "
-            "or the lapas to the zone overrides"
-        )
-    return ZoneInfo(name)
 
 
 def zone_label(zone: ZoneInfo) -> str:
