@@ -48,10 +48,12 @@ from services.contracts.orders import BatchFacts, OrderAllocated
 from services.ledger.adapters.closed_repo import close
 from services.ledger.adapters.facts_repo import load_facts, save_facts
 from services.ledger.adapters.journal_repo import post_entries
+from services.ledger.adapters.periods_repo import closed_periods
 from services.ledger.adapters.policy_repo import PolicyCache
 from services.ledger.domain.errors import LedgerDomainError
 from services.ledger.domain.facts import OrderFacts
 from services.ledger.domain.journal import JournalEntry
+from services.ledger.domain.periods import place_entries
 from services.ledger.domain.policy import SplitPolicy
 from services.ledger.outbound import LedgerTopics, entry_posted_messages
 from services.ledger.posting import PostEvents, Refused
@@ -298,7 +300,8 @@ async def _write(
     what the rerun refuses is returned to be dead-lettered, what still waits the posting use case parks again."""
     if after is None:
         return AllocationOutcome([], already_allocated=True)
-    result = await post_entries(uow, [(e, source) for e in entries])
+    closed = await closed_periods(uow, [after.lapas_id])  # a late distribution posts in the first open period
+    result = await post_entries(uow, place_entries([(e, source) for e in entries], {order_key: after.lapas_id}, closed))
     if result.conflicts:
         raise AllocationRefused(f"allocation refused (posting_conflict): {result.conflicts[0].posting_key}")
     await save_facts(uow, [after])

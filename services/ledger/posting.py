@@ -3,12 +3,13 @@
 It runs *load → plan → write* in the caller's unit of work and never sees Kafka:
 
 - **load** — the events parked for the batch's orders (with where they first arrived), the orders' facts
-  (locked, :mod:`services.ledger.adapters.locks`), which of them ended without completion, the split policies,
-  the stored request hashes of the posting keys the batch may meet, and the inmate balances its refunds may
-  take back from;
+  (locked, :mod:`services.ledger.adapters.locks`), which of them ended without completion, the closed periods of
+  their lapas (one small query), the split policies, the stored request hashes of the posting keys the batch may
+  meet, and the inmate balances its refunds may take back from;
 - **plan** — :func:`services.ledger.posting_plan.plan_postings`, pure;
-- **write** — the entries (one statement, chain head locked last), the conflicts, the facts, the parked events,
-  the events closed without posting and the ``entry_posted`` announcements, set-based.
+- **write** — the facts, then the entries (one statement, chain head locked last: the database finds a new
+  order's lapas in its facts to refuse an entry in a closed period), the conflicts, the parked events, the events
+  closed without posting and the ``entry_posted`` announcements, set-based.
 
 Posting keys make every posting happen once; the same key with a different request is a recorded conflict, an
 alert and a refusal — never a second posting.
@@ -29,6 +30,7 @@ from services.ledger.adapters.journal_repo import (
     post_entries,
     record_conflicts,
 )
+from services.ledger.adapters.periods_repo import closed_periods
 from services.ledger.adapters.policy_repo import PolicyCache
 from services.ledger.domain.journal import Conflict
 from services.ledger.outbound import LedgerTopics, entry_posted_messages
@@ -36,6 +38,7 @@ from services.ledger.posting_plan import (
     POSTED_EVENT_TYPES,
     PostingInputs,
     Refused,
+    batch_lapas,
     check_arrivals,
     lookup_keys,
     plan_postings,
@@ -79,15 +82,16 @@ class PostEvents:
         parked, origins = await take_pending(uow, keys)
         ended = await ended_orders(uow, keys)
         work = [*parked, *relevant]
+        closed = await closed_periods(uow, batch_lapas(work, facts))
         policies = await self._policies.get(uow)
         known = await existing_hashes(uow, lookup_keys(work))
         balances = await normal_balances(uow, refund_accounts(work, facts, self._recent))
         # plan
-        plan = plan_postings(PostingInputs(work, facts, policies, known, balances, ended), self._recent)
+        plan = plan_postings(PostingInputs(work, facts, policies, known, balances, ended, closed), self._recent)
         # write
+        await save_facts(uow, plan.facts.values())
         result = await post_entries(uow, plan.entries)
         await record_conflicts(uow, plan.conflicts)
-        await save_facts(uow, plan.facts.values())
         await park(uow, plan.parked)
         await close(uow, plan.closed)
         await uow.publish(entry_posted_messages(result.posted, self._topics))

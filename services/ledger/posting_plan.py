@@ -9,7 +9,9 @@ returned or cancelled before the ledger saw it completed ended without a sale: i
 later — are closed without posting (nothing was booked, no cash reached us); its settlements stay parked. A
 re-read of a marketplace settlement whose statement is older than the one posted is closed without posting too.
 Every refund takes one path (:mod:`services.ledger.domain.refunds`); a netted one is first planned together
-with the settlement it was netted in (:func:`services.ledger.settlement_plan.gross_up_netted`).
+with the settlement it was netted in (:func:`services.ledger.settlement_plan.gross_up_netted`). Last, an entry whose
+effective time falls in a closed period of its order's lapas is moved to the first open period with a note of the
+period it belongs to (:func:`services.ledger.domain.periods.place_entries`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from services.ledger.domain.errors import LedgerDomainError
 from services.ledger.domain.facts import NO_ALLOCATION, OrderFacts
 from services.ledger.domain.journal import Conflict, EntryKind, JournalEntry, request_hash
 from services.ledger.domain.model import CompletionRequest, OrderRef
+from services.ledger.domain.periods import ClosedPeriod, place_entries
 from services.ledger.domain.policy import SplitPolicy
 from services.ledger.domain.postings import build_completion, refund_key, settlement_key
 from services.ledger.domain.refunds import build_line_refund, check_within_gross, taken_by_amount_only_refunds
@@ -104,7 +107,8 @@ class PostingInputs:
     ``work``: the parked events of the batch's orders (oldest first), then the batch's own. ``facts``: the
     orders' stored facts (locked). ``known``: the request hash of every posting key already in the journal among
     the orders' settlement keys and the refund keys the events name. ``balances``: normal-side balances before
-    the batch of the inmate accounts the orders' refunds may take back from (absent: 0).
+    the batch of the inmate accounts the orders' refunds may take back from (absent: 0). ``closed``: the closed
+    periods of the orders' lapas (:func:`batch_lapas`), by lapas; empty when none is closed.
     """
 
     work: Sequence[Envelope]
@@ -113,6 +117,7 @@ class PostingInputs:
     known: Mapping[str, str] = field(default_factory=dict)
     balances: Mapping[str, int] = field(default_factory=dict)
     ended: Mapping[str, str] = field(default_factory=dict)
+    closed: Mapping[str, Sequence[ClosedPeriod]] = field(default_factory=dict)
 
 
 @dataclass
@@ -174,6 +179,16 @@ def lookup_keys(work: Iterable[Envelope]) -> list[str]:
     ]
 
 
+def batch_lapas(work: Iterable[Envelope], facts: Mapping[str, OrderFacts]) -> set[str]:
+    """The lapas the batch may post for, to load their closed periods before the plan runs: those of the orders'
+    stored facts and of the completions in ``work``."""
+    lapas = {f.lapas_id for f in facts.values()}
+    lapas.update(
+        e.data["lapas_id"] for e in work if e.type == ORDER_COMPLETED and isinstance(e.data.get("lapas_id"), str)
+    )
+    return lapas
+
+
 def refund_accounts(work: Sequence[Envelope], facts: Mapping[str, OrderFacts], recent: RecentCompletions) -> list[str]:
     """The inmate savings and receivable accounts the refunds in ``work`` may take back from: those of every work
     group member of their orders' completions (stored or in ``work``); a completion that does not parse adds none
@@ -206,6 +221,8 @@ def plan_postings(inputs: PostingInputs, recent: RecentCompletions) -> PostingPl
                 _plan_event(envelope, inputs, plan, recent)
             except (LedgerDomainError, ValidationError) as exc:
                 plan.refused.append(Refused(envelope, reason(envelope, exc), describe_error(exc)))
+    if inputs.closed:  # late items post in the first open period of their lapas
+        plan.entries = place_entries(plan.entries, {k: f.lapas_id for k, f in plan.facts.items()}, inputs.closed)
     return plan
 
 
