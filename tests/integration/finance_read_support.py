@@ -1,6 +1,7 @@
 """Two lapas on the session database for the finance read API's tests: an order of each, settled and
 distributed to an inmate of its own, a payout of lapas B's inmate, and a webhook delivery of each order whose body
-names its buyer. Tests check that lapas A's scope shows A's rows and never B's."""
+names its buyer. Tests check that lapas A's scope shows A's rows and never B's. :func:`orderless_adjustment` posts an
+entry of no order and no inmate (only every-lapas viewers see it)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from sqlalchemy import text
 
 from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
+from services.ledger import corrections
 from services.ledger.adapters.journal_repo import normal_balances, post_entries
 from services.ledger.domain import accounts
 from services.ledger.domain.model import PayoutRequest
 from services.ledger.domain.postings import build_payout
+from services.ledger.outbound import LedgerTopics
 from tests.integration.ledger_support import (
     Batch,
     as_superuser,
@@ -114,3 +117,25 @@ async def two_lapas(urls: RoleUrls, admin_url: str) -> TwoLapas:
         sb,
         kp,
     )
+
+
+async def orderless_adjustment(urls: RoleUrls) -> tuple[str, int]:
+    """Propose and approve (two people, as ``karya ledger adjust``/``approve``) an adjustment of no order on shared
+    accounts; its posting key and sequence."""
+    document = {
+        "memo": "a fee of no order",
+        "lines": [
+            {"account": "expense:marketplace_fee:unitemised", "debit": 700},
+            {"account": "clearing:suspense", "credit": 700},
+        ],
+    }
+    engine, at = make_engine(urls.service, pool_size=1), datetime.now(UTC)
+    try:
+        async with engine.begin() as conn:
+            uow = ledger_uow(conn)
+            proposal = await corrections.propose_adjustment(uow, document, "test", reason="x", proposed_by="ani", at=at)
+            done = await corrections.approve(uow, LedgerTopics(), proposal.proposal_id, approved_by="budi", at=at)
+    finally:
+        await engine.dispose()
+    assert done.proposal.draft.order_key is None
+    return done.posting_key, done.sequence

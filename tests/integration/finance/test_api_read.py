@@ -1,16 +1,24 @@
 """The finance read API over HTTP on the real database, signed in as the workspace's users: an auditor of lapas A
 gets 404 for an entry, order or inmate of lapas B however the id is crafted and never sees B's rows in a list;
-the trial balance equals ``karya ledger trial-balance --json``; bad input is a 422 naming the field."""
+the trial balance equals ``karya ledger trial-balance --json``; bad input is a 422 naming the field. An entry of no
+order and no inmate is for every-lapas viewers only. The inmate statement is the register of the inmate's savings
+account with a header (the same balances on both pages, whatever part of a period the API is asked for), and its
+SQL holds only the bounds a request gives (an ``:x IS NULL OR …`` per optional bound made PostgreSQL evaluate the
+lapas policies on every line)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.testing import CliRunner
 
 from infra.db.roles import RoleUrls
@@ -18,16 +26,24 @@ from services.finance.scope import ScopeError
 from services.ledger.cli import ledger_app
 from services.ledger.domain import accounts
 from tests.integration.finance_auth_support import Workspace, workspace
-from tests.integration.finance_read_support import LAPAS_A, LAPAS_B, TwoLapas, two_lapas
+from tests.integration.finance_read_support import LAPAS_A, LAPAS_B, TwoLapas, orderless_adjustment, two_lapas
 from tests.integration.ledger_support import cli_env
 
 pytestmark = pytest.mark.integration
 
+OPTIONAL_BOUND = re.compile(r"IS (NOT )?NULL (OR|AND)", re.IGNORECASE)
+
 
 @pytest.fixture(scope="module")
 async def posted(database: RoleUrls, admin_db_url: str) -> TwoLapas:
-    """Orders of two lapas on the session database."""
+    """Orders of two lapas on the session database (lapas B's inmate earned on 4 May, was paid out on 6 May)."""
     return await two_lapas(database, admin_db_url)
+
+
+@pytest.fixture(scope="module")
+async def orderless(posted: TwoLapas, database: RoleUrls) -> tuple[str, int]:
+    """An approved adjustment of no order: its posting key and sequence."""
+    return await orderless_adjustment(database)
 
 
 @pytest.fixture
@@ -218,3 +234,97 @@ async def test_known_at_shows_what_the_ledger_knew_then(posted: TwoLapas, ws: Wo
     known = await _all_entries(client, known_at=recorded, order_key=posted.order_a)
     assert posted.entries_a[0] in [e["sequence"] for e in known]
     assert all(e["recorded_at"] <= recorded for e in known)
+
+
+async def test_an_auditor_of_one_lapas_cannot_see_an_entry_of_no_order(
+    orderless: tuple[str, int], ws: Workspace
+) -> None:
+    key, sequence = orderless
+    client = await _client(ws, "auditor_lapas", LAPAS_A)
+
+    assert (await client.get(f"/api/v1/entries/{sequence}")).status_code == 404
+    listed = await client.get("/api/v1/entries", params={"posting_key": key})
+    assert listed.status_code == 200 and listed.json()["entries"] == []
+    on_suspense = await client.get("/api/v1/entries", params={"account": "clearing:suspense", "limit": 500})
+    assert sequence not in {e["sequence"] for e in on_suspense.json()["entries"]}
+    assert (await client.get(f"/journal/{sequence}")).status_code == 404
+    journal = await client.get("/journal", params={"posting_key": key})
+    assert journal.status_code == 200 and f'href="/journal/{sequence}"' not in journal.text
+
+    everyone = await _client(ws, "auditor_pusat")
+    assert (await everyone.get(f"/api/v1/entries/{sequence}")).json()["posting_key"] == key
+    assert f'href="/journal/{sequence}"' in (await everyone.get("/journal", params={"posting_key": key})).text
+
+
+@contextmanager
+def statements_of(engine: AsyncEngine) -> Iterator[list[str]]:
+    """The SQL ``engine`` sends while the block runs."""
+    sent: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        sent.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        yield sent
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", seen)
+
+
+async def _statement(client: httpx.AsyncClient, inmate: str, **bounds: str) -> dict[str, Any]:
+    response = await client.get(f"/api/v1/inmates/{inmate}/statement", params=bounds)
+    assert response.status_code == 200, response.text
+    found: dict[str, Any] = response.json()
+    return found
+
+
+def _rows(html: str, table: str) -> list[str]:
+    """The text of each row of the page's table ``table`` (tags dropped)."""
+    body = html.split(f'<table id="{table}">', 1)[1].split("</table>", 1)[0]
+    return [re.sub(r"<[^>]+>", "|", row) for row in body.split("<tr>")[2:]]
+
+
+async def test_the_statement_sends_only_the_bounds_given(posted: TwoLapas, ws: Workspace) -> None:
+    client = await _client(ws, "auditor_pusat")
+    with statements_of(ws.db.engine) as sent:
+        await _statement(client, posted.inmate_b)
+        await _statement(client, posted.inmate_b, **{"from": "2026-05-05T00:00:00Z"})
+        await _statement(client, posted.inmate_b, to="2026-05-05T00:00:00Z")
+    ledger = [s for s in sent if "journal_lines" in s]
+    assert ledger and not [s for s in ledger if OPTIONAL_BOUND.search(s)], ledger
+
+
+async def test_a_statement_over_part_of_its_time_opens_and_closes_at_the_running_balance(
+    posted: TwoLapas, ws: Workspace
+) -> None:
+    client = await _client(ws, "auditor_pusat")
+    whole = await _statement(client, posted.inmate_b)
+    earned = [p for p in whole["postings"] if p["credit"]]
+    assert earned and whole["postings"][-1]["debit"] == 1_000, "earned on 4 May, 1,000 paid out on 6 May"
+    total = sum(p["credit"] for p in earned)
+
+    before = await _statement(client, posted.inmate_b, to="2026-05-05T00:00:00Z")
+    after = await _statement(client, posted.inmate_b, **{"from": "2026-05-05T00:00:00Z"})
+    later = await _statement(client, posted.inmate_b, **{"from": "2026-05-07T00:00:00Z"})
+
+    assert whole["opening_balance"] == 0 and whole["closing_balance"] == total - 1_000
+    assert before["postings"] == whole["postings"][:-1] and before["closing_balance"] == total
+    assert after["opening_balance"] == total and after["postings"] == whole["postings"][-1:]
+    assert after["closing_balance"] == total - 1_000
+    assert later["opening_balance"] == later["closing_balance"] == total - 1_000 and later["postings"] == []
+
+
+async def test_the_statement_page_shows_the_lines_of_the_savings_register(posted: TwoLapas, ws: Workspace) -> None:
+    client = await _client(ws, "auditor_pusat")
+    statement = (await client.get(f"/inmates/{posted.inmate_b}")).text
+    register = (await client.get(f"/accounts/{accounts.inmate_savings(posted.inmate_b)}")).text
+
+    lines, registered = _rows(statement, "statement"), _rows(register, "register")
+    assert len(lines) == len(registered) >= 3, "opening, each posting, closing"
+    assert [_last_amount(r) for r in lines] == [_last_amount(r) for r in registered]
+
+
+def _last_amount(row: str) -> str:
+    """The digits of a row's last cell (the balance; the register adds its side, D or K)."""
+    cells = [c for c in row.split("|") if c.strip()]
+    return re.sub(r"\D", "", cells[-1])

@@ -1,6 +1,7 @@
 """Row-level security on what the finance workspace reads (migration finance_0002), on the real database: under
 lapas A's scope a raw query — no filter of ours — returns A's rows and none of lapas B's; no scope returns
-nothing; ``'*'`` returns both; the finance role never reads a raw webhook body; the other roles are not scoped."""
+nothing; ``'*'`` returns both, and alone an entry of no order and no inmate; the finance role never reads a raw
+webhook body; the other roles are not scoped."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
 from services.finance.scope import StaticViewer, enter_scope
 from services.ledger.domain import accounts
-from tests.integration.finance_read_support import BUYER, LAPAS_A, LAPAS_B, TwoLapas, two_lapas
+from tests.integration.finance_read_support import BUYER, LAPAS_A, LAPAS_B, TwoLapas, orderless_adjustment, two_lapas
 
 pytestmark = pytest.mark.integration
 
@@ -76,6 +77,17 @@ async def test_a_raw_query_under_lapas_a_returns_no_row_of_lapas_b(posted: TwoLa
     assert f"revenue:sales:{LAPAS_A}" in seen["account_balances"]
     assert not any(LAPAS_B in a or posted.inmate_b in a for a in seen["account_balances"])
     assert seen["split_policies"] == {LAPAS_A}
+
+
+async def test_an_entry_of_no_order_is_for_every_lapas_only(
+    posted: TwoLapas, finance: AsyncEngine, database: RoleUrls
+) -> None:
+    _, sequence = await orderless_adjustment(database)
+    lapas_a, everything = await _scoped_rows(finance, LAPAS_A), await _scoped_rows(finance, None)
+
+    assert str(sequence) not in lapas_a["journal_entries"] and str(sequence) not in lapas_a["journal_lines"]
+    assert {str(s) for s in posted.entries_a} <= lapas_a["journal_lines"], "the scope itself works"
+    assert str(sequence) in everything["journal_entries"] and str(sequence) in everything["journal_lines"]
 
 
 async def test_no_scope_sees_nothing_and_every_lapas_sees_both(posted: TwoLapas, finance: AsyncEngine) -> None:
