@@ -19,12 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
 from services.finance.auth import audit
-from services.finance.web import payouts as payouts_web
 from services.finance.web.queues import install_ledger_writer
 from services.ledger.adapters.journal_repo import normal_balances
 from services.ledger.domain import accounts
 from services.ledger.domain.postings import payout_key
 from services.ledger.outbound import LedgerTopics
+from services.ledger.payouts import pay_out
 from tests.integration.finance_auth_support import Workspace, csrf_of, workspace
 from tests.integration.finance_read_support import LAPAS_A, TwoLapas, two_lapas
 from tests.integration.ledger_support import ledger_uow
@@ -157,12 +157,11 @@ async def _audited(ws: Workspace, actor: str) -> list[tuple[str, str]]:
 async def test_a_payout_that_fails_in_the_ledger_is_on_the_audit_log(
     posted: TwoLapas, site: Site, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def crashing(*args: object, **kwargs: object) -> object:
-        await real(*args, **kwargs)  # the entry is written, then the transaction fails
+    async def crashing(*args: Any, **kwargs: Any) -> Any:
+        await pay_out(*args, **kwargs)  # the entry is written, then the transaction fails
         raise RuntimeError("the ledger's connection was lost")
 
-    real = payouts_web.pay_out
-    monkeypatch.setattr(payouts_web, "pay_out", crashing)
+    monkeypatch.setattr("services.finance.web.payouts.pay_out", crashing)
     client, name, token = await _client(site.ws, "bendahara")
     before = await _savings(site.service, posted.inmate_a)
     form = {"csrf_token": token, "inmate_id": posted.inmate_a, "payout_id": "REL-FAIL", "amount": "10"}
