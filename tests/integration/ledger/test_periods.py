@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -210,6 +211,16 @@ async def test_the_database_refuses_an_entry_of_a_lapas_effective_in_its_closed_
     late = settled(key, 10_000, datetime(2026, 10, 31, 23, tzinfo=WIT))
     assert await post(engine, new_processor(), [late]) == []
     assert (await _entries(engine, key))["settlement:ESC-1"][0] == end
+    # and a new order completed in the closed month (its facts are written before its entries)
+    newcomer = new_order_key()
+    batch = replace(batch, batch_id=f"B-{uid()}")
+    completion = completed(newcomer, [batch], datetime(2026, 10, 30, 12, tzinfo=WIT))
+    assert await post(engine, new_processor(), [completion]) == []
+    effective, memo = (await _entries(engine, newcomer))["completed"]
+    assert effective == end and memo.endswith(
+        f"; late: belongs to closed period 2026-10 of {lapas} (natural effective 2026-10-30T12:00:00+09:00), "
+        "posted in 2026-11"
+    )
     async with engine.connect() as conn:
         await assert_journal_sound(conn)
 
