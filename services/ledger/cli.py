@@ -27,6 +27,7 @@ from services.ledger.adapters.closed_repo import closed_events
 from services.ledger.adapters.facts_repo import held_orders, parked_events
 from services.ledger.adapters.policy_repo import store_policies
 from services.ledger.allocation import AllocationOutcome, allocate, held_row, parse_pick
+from services.ledger.anchor import Anchor, anchor_key, append_anchor
 from services.ledger.app import CONSUMER, SCHEMA, parked_delivery
 from services.ledger.cli_output import (
     FORMAT_OPTION,
@@ -95,9 +96,22 @@ def _json(data: Any) -> None:
 
 
 @ledger_app.command("verify")
-def verify(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
+def verify(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json"),
+    anchor_file: Path | None = typer.Option(
+        None, "--anchor", dir_okay=False, help="After an intact verification, append the head to this file."
+    ),
+    anchor_key_env: str | None = typer.Option(
+        None, "--anchor-key-env", help="Sign the anchor line with HMAC-SHA256, keyed by this environment variable."
+    ),
+) -> None:
     """Recompute the hash chain (name the first broken link; print the head hash to anchor) and every account
-    balance from the journal lines (name each account whose stored balance differs); exit 1 on any finding."""
+    balance from the journal lines (name each account whose stored balance differs); exit 1 on any finding. With
+    --anchor, an intact result appends the head to a file (the daily anchor; `karya ledger anchor-check` reads it)."""
+    if anchor_key_env is not None and anchor_file is None:
+        raise typer.BadParameter("--anchor-key-env signs the line --anchor writes", param_hint="--anchor-key-env")
+    key = anchor_key(CliRoot.of(ctx), anchor_key_env)
 
     def progress(done: int, total: int) -> None:
         typer.echo(f"verified {done:,} of {total:,} entries", err=True)
@@ -109,6 +123,11 @@ def verify(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) ->
 
     result, checked, mismatches = _run(ctx, work)
     intact = result.first_broken is None and not mismatches
+    anchored = None
+    if intact and anchor_file is not None:
+        anchored = Anchor.here_and_now(result)
+        anchored = anchored if key is None else anchored.signed(key)
+        append_anchor(anchor_file, anchored)
     if as_json:
         _json(
             {
@@ -116,6 +135,7 @@ def verify(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) ->
                 "accounts_checked": checked,
                 "balance_mismatches": [m.__dict__ for m in mismatches],
                 "intact": intact,
+                **({"anchored": anchored.line()} if anchored is not None else {}),
             }
         )
     else:
@@ -127,7 +147,11 @@ def verify(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) ->
             typer.echo(f"balances agree with the journal lines: {checked} accounts")
         for m in mismatches:
             typer.secho(_mismatch_text(m), fg="red", err=True)
+        if anchored is not None:
+            typer.echo(f"anchored head {anchored.sequence} in {anchor_file}" + (" (signed)" if key else ""))
     if not intact:
+        if anchor_file is not None:
+            typer.secho(f"nothing anchored in {anchor_file}: the verification found a problem", fg="red", err=True)
         raise typer.Exit(1)
 
 
@@ -391,4 +415,4 @@ def policy_load(ctx: typer.Context, path: Path = typer.Argument(..., exists=True
 
 # The correction commands (revert, adjust, approve, reject, withdraw, proposals), `entries` and the periods (close,
 # periods) register on ledger_app from their own modules; imported last, when everything they use from here exists.
-from services.ledger import cli_corrections, cli_entries, cli_periods  # noqa: E402, F401
+from services.ledger import cli_anchor, cli_corrections, cli_entries, cli_periods  # noqa: E402, F401
