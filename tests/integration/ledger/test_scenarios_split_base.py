@@ -76,17 +76,25 @@ async def _sell_five(engine: AsyncEngine, sku: str, unit_material_cost: int) -> 
     return key, batch, a, b
 
 
-async def test_revenue_base_splits_sales_and_pays_material_from_the_capital_share(engine: AsyncEngine) -> None:
-    key, batch, a, b = await _sell_five(engine, "CPN-CCN-002", 4_500)
-    assert await journal_of(engine, key) == {
+def _sold(batch: Batch, distribution: set[tuple[str, str, int]]) -> dict[str, set[tuple[str, str, int]]]:
+    """The order's journal: completion and settlement as always, the distribution of ``batch`` (with its material
+    cost of 22,500 to the supplier) as given."""
+    material = {("expense:material_cost:cipinang", "D", 22_500), ("liability:supplier_payable:sup-kelapa", "C", 22_500)}
+    return {
         "completed": {(RECEIVABLE, "D", 100_000), (UNDISTRIBUTED, "C", 100_000)},
         "settlement:ESC-1": SETTLEMENT_CASH | {("revenue:sales:cipinang", "C", 100_000)},
-        # base = proceeds 89,500; koperasi 2% = 1,790; the rest 87,710 split 25/25/50 = 21,927.5 / 21,927.5 /
-        # 43,855 (the .5 tie to PNBP, the earlier rule); capital pays the material 22,500: 43,855 − 22,500
-        # = 21,355; premi 21,927 over a:2, b:1
-        f"distribution:{batch.batch_id}": {
-            ("expense:material_cost:cipinang", "D", 22_500),
-            ("liability:supplier_payable:sup-kelapa", "C", 22_500),
+        f"distribution:{batch.batch_id}": material | distribution,
+    }
+
+
+async def test_revenue_base_splits_sales_and_pays_material_from_the_capital_share(engine: AsyncEngine) -> None:
+    key, batch, a, b = await _sell_five(engine, "CPN-CCN-002", 4_500)
+    # base = proceeds 89,500; koperasi 2% = 1,790; the rest 87,710 split 25/25/50 = 21,927.5 / 21,927.5 / 43,855
+    # (the .5 tie to PNBP, the earlier rule); capital pays the material 22,500: 43,855 − 22,500 = 21,355; premi
+    # 21,927 over a:2, b:1
+    assert await journal_of(engine, key) == _sold(
+        batch,
+        {
             ("expense:split_deduction:cipinang", "D", 1_790),
             ("liability:deduction_payable:koperasi-cipinang", "C", 1_790),
             ("expense:pnbp_share:cipinang", "D", 21_928),
@@ -97,7 +105,7 @@ async def test_revenue_base_splits_sales_and_pays_material_from_the_capital_shar
             ("expense:capital_allocation:cipinang", "D", 21_355),
             ("equity:production_capital:cipinang", "C", 21_355),
         },
-    }
+    )
     ref, body = await _policy_of(engine, key, batch.batch_id)
     assert ref == "cipinang-coconut-ladle@v1"
     assert body["base"] == "revenue"
@@ -108,13 +116,10 @@ async def test_revenue_base_splits_sales_and_pays_material_from_the_capital_shar
 
 async def test_profit_base_splits_proceeds_minus_material(engine: AsyncEngine) -> None:
     key, batch, a, b = await _sell_five(engine, "CPN-CCN-001", 4_500)
-    assert await journal_of(engine, key) == {
-        "completed": {(RECEIVABLE, "D", 100_000), (UNDISTRIBUTED, "C", 100_000)},
-        "settlement:ESC-1": SETTLEMENT_CASH | {("revenue:sales:cipinang", "C", 100_000)},
-        # base = proceeds 89,500 − material 22,500 = 67,000, split 50/15/35; premi 10,050 over a:2, b:1
-        f"distribution:{batch.batch_id}": {
-            ("expense:material_cost:cipinang", "D", 22_500),
-            ("liability:supplier_payable:sup-kelapa", "C", 22_500),
+    # base = proceeds 89,500 − material 22,500 = 67,000, split 50/15/35; premi 10,050 over a:2, b:1
+    assert await journal_of(engine, key) == _sold(
+        batch,
+        {
             ("expense:pnbp_share:cipinang", "D", 33_500),
             ("liability:pnbp_payable:cipinang", "C", 33_500),
             ("expense:inmate_premi:cipinang", "D", 10_050),
@@ -123,7 +128,7 @@ async def test_profit_base_splits_proceeds_minus_material(engine: AsyncEngine) -
             ("expense:capital_allocation:cipinang", "D", 23_450),
             ("equity:production_capital:cipinang", "C", 23_450),
         },
-    }
+    )
     ref, body = await _policy_of(engine, key, batch.batch_id)
     assert ref == "cipinang-standard@v1"
     assert "base" not in body, "a profit-base version is stored as before (its hash unchanged)"
