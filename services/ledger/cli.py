@@ -45,8 +45,9 @@ from services.ledger.cli_output import (
 from services.ledger.domain import accounts
 from services.ledger.domain.errors import LedgerDomainError
 from services.ledger.domain.policy_file import parse_policies
+from services.ledger.domain.settlements import PayoutType
 from services.ledger.outbound import LedgerTopics
-from services.ledger.payouts import pay_out
+from services.ledger.payouts import Payee, pay_out
 from services.ledger.reports import (
     BalanceMismatch,
     Verification,
@@ -331,12 +332,30 @@ def payout_cmd(
     inmate_id: str,
     amount: int = typer.Argument(..., help="Whole rupiah."),
     payout_id: str = typer.Option(..., "--payout-id", help="Idempotency key of this payout."),
+    payout_type: PayoutType = typer.Option(PayoutType.RELEASE, "--type", help="release, allowance or periodic."),
+    acting: str | None = typer.Option(None, "--as", envvar="KARYA_USER", help="Who pays out (or KARYA_USER)."),
+    registration_no: str | None = typer.Option(None, "--registration-no", help="Payee's registry number (checked)."),
+    payee_name: str | None = typer.Option(None, "--payee-name", help="Payee's full name (checked with the number)."),
 ) -> None:
-    """Pay savings out on release (refused above the balance; once per payout id)."""
+    """Pay savings out (refused above the balance; once per payout id); with --registration-no the inmate registry
+    must confirm the payee (and a release payout a released person, the other types one in custody)."""
     topics = CliRoot.of(ctx).topics(LedgerTopics)
+    if payee_name is not None and registration_no is None:
+        raise typer.BadParameter("--payee-name is checked together with --registration-no", param_hint="--payee-name")
+    payee = None if registration_no is None else Payee(registration_no, payee_name)
 
     async def work(uow: UnitOfWork) -> str:
-        outcome = await pay_out(uow, topics, inmate_id, amount, payout_id, datetime.now(UTC))
+        outcome = await pay_out(
+            uow,
+            topics,
+            inmate_id,
+            amount,
+            payout_id,
+            datetime.now(UTC),
+            payout_type=payout_type,
+            paid_by=acting,
+            payee=payee,
+        )
         if not outcome.posted:
             return f"payout {payout_id} was already posted"
         return f"paid {amount:,} to {inmate_id}; savings now {outcome.savings_after:,}"
@@ -413,6 +432,13 @@ def policy_load(ctx: typer.Context, path: Path = typer.Argument(..., exists=True
     typer.echo(f"loaded {path}: {new} new policy versions, {same} unchanged")
 
 
-# The correction commands (revert, adjust, approve, reject, withdraw, proposals), `entries` and the periods (close,
-# periods) register on ledger_app from their own modules; imported last, when everything they use from here exists.
-from services.ledger import cli_anchor, cli_corrections, cli_entries, cli_periods  # noqa: E402, F401
+# The correction commands (revert, adjust, approve, reject, withdraw, proposals), `entries`, the periods (close,
+# periods), the anchor and `settle` register on ledger_app from their own modules; imported last, when everything they
+# use from here exists.
+from services.ledger import (  # noqa: E402, F401
+    cli_anchor,
+    cli_corrections,
+    cli_entries,
+    cli_periods,
+    cli_settle,
+)

@@ -29,7 +29,7 @@ from services.ledger.adapters.corrections_repo import (
     proposals,
 )
 from services.ledger.adapters.journal_repo import post_entries, posted_request
-from services.ledger.adapters.locks import lock_chain_head
+from services.ledger.adapters.locks import balances_under_chain_head, lock_chain_head
 from services.ledger.domain.correction_file import parse_adjustment
 from services.ledger.domain.corrections import (
     CorrectionRefused,
@@ -41,6 +41,7 @@ from services.ledger.domain.corrections import (
     plan_revert,
     revert_key,
 )
+from services.ledger.domain.settlements import check_approval, limit_accounts, settlement_of
 from services.ledger.outbound import LedgerTopics, entry_posted_messages
 from services.ledger.payouts import SAVINGS_RULE
 
@@ -100,10 +101,14 @@ async def approve(
     """Approve proposal ``proposal_id`` as ``approved_by`` and post its entry (effective ``at``) once, with
     ``entry_posted`` to ``topics.entries``. Raises :class:`CorrectionRefused` (``four_eyes``, ``approve_once``,
     ``decide_once`` for a rejected or withdrawn proposal, ``revert_once``, and ``savings_never_negative`` when a
-    revert would take savings below zero)."""
+    revert would take savings below zero; for a settlement ``settle_once`` and ``within_balance``, against the
+    balances now)."""
     await lock_chain_head(uow)
     proposal = await _load(uow, proposal_id, "approval")
     reverted = await posted_request(uow, proposal.posting_key) is not None
+    if (settlement := settlement_of(proposal)) is not None:
+        limits = await balances_under_chain_head(uow, limit_accounts(settlement.kind, settlement.owner))
+        check_approval(proposal, limits, posted=reverted)
     entry = plan_approval(proposal, approved_by, at, reverted=reverted)
     try:
         await insert_approval(uow, proposal, approved_by.strip(), at)

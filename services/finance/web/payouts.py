@@ -11,7 +11,8 @@ Only a ``bendahara`` pays out (others 403), the form carries the CSRF token (403
 savings (rule ``savings_never_negative``), a malformed inmate id or amount — is the page's error message (200, never
 a 500). Every attempt is in the audit log as ``payout_attempt`` before the ledger's transaction starts, then as
 ``payout``, ``payout_refused`` or ``payout_failed`` (the queues' audited action), subject the payout's posting key:
-the audit log is where the acting user is recorded (the use case takes no payer).
+the signed-in user is also the payout's payer on the entry (a release payout; the form asks no registration number,
+so the registry is not asked and the entry says so).
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ async def payout_action(request: Request, user: Treasurer, reads: Reads) -> Resp
         async with _acting(request, user, "payout", subject) as uow:
             amount = _amount(fields.get("amount", ""))
             topics = request.app.state.ledger_writer.topics
-            outcome = await pay_out(uow, topics, inmate_id, amount, payout_id, datetime.now(UTC))
+            outcome = await pay_out(uow, topics, inmate_id, amount, payout_id, datetime.now(UTC), paid_by=user.name)
     except (LedgerDomainError, Refusal) as exc:
         return await _page(request, user, reads, str(exc), refused=True)
     if not outcome.posted:

@@ -62,6 +62,7 @@ async def insert_proposal(uow: UnitOfWork, draft: Draft, proposed_at: datetime) 
         "batch_id": draft.batch_id,
         "policy_ref": draft.policy_ref,
         "reference": draft.reference,
+        **({} if draft.posting_key is None else {"posting_key": draft.posting_key}),
     }
     proposal_id = await _scalar(
         uow,
@@ -158,6 +159,7 @@ def _proposal(row: Any) -> Proposal:
         batch_id=body.get("batch_id"),
         policy_ref=body.get("policy_ref"),
         reference=body.get("reference"),
+        posting_key=body.get("posting_key"),
     )
     return Proposal(int(row.proposal_id), draft, row.proposed_at, _decision(row))
 

@@ -9,6 +9,7 @@ asset:bank:<account>                     asset      D       cash at the bank (de
 asset:marketplace_receivable:<channel>   asset      D       owed by a marketplace for completed orders
 asset:pph22_prepaid                      asset      D       PPh 22 withheld by marketplaces (a tax credit)
 asset:inmate_receivable:<wbp>            asset      D       clawed-back premi an inmate was already paid
+asset:production_materials:<lapas>       asset      D       materials bought with production capital, at cost
 liability:inmate_savings:<wbp>           liability  C       premi held for an inmate until release
 liability:pnbp_payable:<lapas>           liability  C       the state's share (PNBP), owed via the lapas
 liability:supplier_payable:<supplier>    liability  C       material cost owed to a supplier
@@ -63,6 +64,7 @@ __all__ = [
     "pnbp_share_expense",
     "pph22_prepaid",
     "production_capital",
+    "production_materials",
     "sales_revenue",
     "split_deduction_expense",
     "supplier_payable",
@@ -108,6 +110,7 @@ _KINDS: tuple[AccountKind, ...] = (
     AccountKind(AccountType.ASSET, "marketplace_receivable", _D, "channel"),
     AccountKind(AccountType.ASSET, "pph22_prepaid", _D, None),
     AccountKind(AccountType.ASSET, "inmate_receivable", _D, "inmate"),
+    AccountKind(AccountType.ASSET, "production_materials", _D, "lapas"),
     AccountKind(AccountType.LIABILITY, "inmate_savings", _C, "inmate"),
     AccountKind(AccountType.LIABILITY, "pnbp_payable", _C, "lapas"),
     AccountKind(AccountType.LIABILITY, "supplier_payable", _C, "supplier"),
@@ -231,6 +234,7 @@ def _per_owner(account_type: AccountType, name: str, doc: str) -> Callable[[str]
 
 marketplace_receivable = _per_owner(_ASSET, "marketplace_receivable", "What a marketplace owes (per channel).")
 inmate_receivable = _per_owner(_ASSET, "inmate_receivable", "Premi clawed back after it was paid out (per inmate).")
+production_materials = _per_owner(_ASSET, "production_materials", "Materials a lapas bought with production capital.")
 inmate_savings = _per_owner(_LIABILITY, "inmate_savings", "Premi held for an inmate until release (pseudonymous id).")
 pnbp_payable = _per_owner(_LIABILITY, "pnbp_payable", "The state's share (PNBP) owed via a lapas.")
 supplier_payable = _per_owner(_LIABILITY, "supplier_payable", "Material cost owed to a supplier.")

@@ -63,6 +63,10 @@ class CorrectionKind(StrEnum):
 
     REVERT = "revert"
     ADJUST = "adjust"
+    # Settlements of what is owed (services.ledger.domain.settlements): posted under the key fixed at proposal.
+    PNBP_DEPOSIT = "pnbp_deposit"
+    SUPPLIER_PAYMENT = "supplier_payment"
+    CAPITAL_USE = "capital_use"
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +129,7 @@ class Draft:
     batch_id: str | None = None
     policy_ref: str | None = None
     reference: str | None = None
+    posting_key: str | None = None  # fixed at proposal (a settlement's); else derived from kind and id
 
 
 class ProposalState(StrEnum):
@@ -172,7 +177,9 @@ class Proposal:
 
     @property
     def posting_key(self) -> str:
-        """The key the entry posts under: ``revert:<target>`` or ``adjust:<proposal id>``."""
+        """The key the entry posts under: ``revert:<target>``, ``adjust:<proposal id>`` or a settlement's own."""
+        if self.draft.posting_key is not None:
+            return self.draft.posting_key
         if self.draft.kind is CorrectionKind.REVERT and self.draft.target is not None:
             return revert_key(self.draft.target)
         return adjust_key(self.proposal_id)
@@ -306,7 +313,7 @@ def plan_adjustment(adjustment: Adjustment, *, reason: str, proposed_by: str) ->
 def correction_memo(proposal: Proposal, approved_by: str) -> str:
     """The posted entry's memo: what, why, who proposed and who approved (all in the hash chain)."""
     draft = proposal.draft
-    what = f"revert of {draft.target}" if draft.kind is CorrectionKind.REVERT else "adjustment"
+    what = f"revert of {draft.target}" if draft.kind is CorrectionKind.REVERT else _WHAT[draft.kind]
     if draft.memo:
         what += f" ({draft.memo})"
     if draft.reference:
@@ -334,7 +341,7 @@ def plan_approval(proposal: Proposal, approved_by: str, approved_at: datetime, *
         )
     if draft.kind is CorrectionKind.REVERT and reverted:
         raise CorrectionRefused(f"{what} refused (revert_once): {proposal.posting_key} is already posted")
-    kind = EntryKind.REVERSAL if draft.kind is CorrectionKind.REVERT else EntryKind.ADJUSTMENT
+    kind = _ENTRY_KIND.get(draft.kind) or EntryKind(draft.kind.value)  # a settlement: an entry of its kind's name
     request = CorrectionRequest(
         proposal.proposal_id,
         draft.kind,
@@ -359,6 +366,10 @@ def plan_approval(proposal: Proposal, approved_by: str, approved_at: datetime, *
     )
     entry.validate()
     return entry
+
+
+_ENTRY_KIND = {CorrectionKind.REVERT: EntryKind.REVERSAL, CorrectionKind.ADJUST: EntryKind.ADJUSTMENT}
+_WHAT = {kind: kind.value.replace("_", " ") for kind in CorrectionKind} | {CorrectionKind.ADJUST: "adjustment"}
 
 
 def _refuse_decided(proposal: Proposal, what: str) -> None:

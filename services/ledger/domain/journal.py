@@ -34,7 +34,8 @@ class Line:
 
 class EntryKind(StrEnum):
     """What moment of an order's (or inmate's) life an entry records; ``reversal`` and ``adjustment`` are the
-    corrections two people posted (:mod:`services.ledger.domain.corrections`)."""
+    corrections two people posted (:mod:`services.ledger.domain.corrections`), the last three the settlements of
+    what is owed (:mod:`services.ledger.domain.settlements`)."""
 
     SALE_COMPLETED = "sale_completed"
     SETTLEMENT = "settlement"
@@ -44,6 +45,9 @@ class EntryKind(StrEnum):
     PAYOUT = "payout"
     REVERSAL = "reversal"
     ADJUSTMENT = "adjustment"
+    PNBP_DEPOSIT = "pnbp_deposit"
+    SUPPLIER_PAYMENT = "supplier_payment"
+    CAPITAL_USE = "capital_use"
 
 
 @dataclass(frozen=True, slots=True)

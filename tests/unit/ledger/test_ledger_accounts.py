@@ -31,6 +31,13 @@ CASES: list[tuple[Callable[..., str], tuple[str, ...], str, AccountType, Side]] 
         Side.DEBIT,
     ),
     (
+        acc.production_materials,
+        ("cipinang",),
+        "asset:production_materials:cipinang",
+        AccountType.ASSET,
+        Side.DEBIT,
+    ),
+    (
         acc.inmate_savings,
         ("WBP-7F3K2Q",),
         "liability:inmate_savings:WBP-7F3K2Q",
