@@ -174,6 +174,106 @@ class ParkedPage(BaseModel):
     next_cursor: str | None
 
 
+class ReconciliationRow(BaseModel):
+    """One channel's month: its orders, the receivable booked and settled, what is open, matched and unmatched."""
+
+    channel: str = Field(examples=["shopee"])
+    month: str = Field(description="YYYY-MM of the completions, in the viewer's zone.", examples=["2026-05"])
+    orders: int
+    booked: Rupiah
+    settled: Rupiah
+    open: Rupiah
+    matched: int
+    unmatched: int
+
+
+class UnmatchedOrder(BaseModel):
+    """An order completed but not settled after the overdue days (``unsettled``), or settled with something left
+    open (``difference``)."""
+
+    order_key: str
+    channel: str
+    month: str
+    booked: Rupiah
+    settled: Rupiah
+    open: Rupiah
+    completed_at: datetime
+    settled_at: datetime | None
+    state: Literal["unsettled", "difference", "matched", "awaiting"]
+
+
+class UnmatchedSettlement(BaseModel):
+    """A settlement the ledger parked because its order's completion has not arrived (every-lapas viewers only:
+    its lapas is not known yet)."""
+
+    order_key: str
+    channel: str
+    received_at: datetime
+    settled_at: datetime
+    gross: Rupiah | None
+
+
+class Reconciliation(BaseModel):
+    """Marketplace receivables against settlements per channel and month, with the unmatched items."""
+
+    month: str | None
+    channel: str | None
+    zone: str = Field(description="IANA zone the months are counted in (the viewer's lapas').")
+    overdue_days: int
+    summary: list[ReconciliationRow]
+    unmatched: list[UnmatchedOrder]
+    settlements_without_completion: list[UnmatchedSettlement]
+
+
+class ChainHead(BaseModel):
+    """The last entry of the hash chain when a figure was read: its sequence and hash."""
+
+    sequence: int
+    hash: str
+
+
+class ReportFigure(BaseModel):
+    """One line of the monthly lapas report: its key and the signed total on its accounts' normal side."""
+
+    key: Literal["sales", "fees", "tax_withheld", "pnbp", "premi", "suppliers", "capital"]
+    amount: Rupiah
+
+
+class LapasReport(BaseModel):
+    """One lapas' month in its own zone, counted over the entries up to ``head`` (the page's and the PDF's
+    numbers)."""
+
+    lapas_id: str
+    month: str
+    zone: str = Field(examples=["Asia/Makassar"])
+    start: datetime
+    end: datetime
+    head: ChainHead
+    figures: list[ReportFigure]
+
+
+class VerificationRun(BaseModel):
+    """A verification of the whole hash chain started from the workspace, and its result (None while it runs or
+    when it was interrupted)."""
+
+    id: int
+    started_by: str
+    role: str
+    started_at: datetime
+    ended_at: datetime | None
+    state: Literal["ok", "broken", "running", "interrupted"]
+    entries: int | None
+    head_hash: str | None
+    first_broken: int | None
+    problem: str | None
+
+
+class VerificationHistory(BaseModel):
+    """The latest verification runs, newest first."""
+
+    runs: list[VerificationRun]
+
+
 class Problem(BaseModel):
     """An error: what was wrong."""
 

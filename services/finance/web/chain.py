@@ -1,6 +1,7 @@
 """The chain page (``/chain``): start a verification of the journal's hash chain (``POST /chain/verify``, auditors
 only, CSRF-protected), watch its progress (the page refreshes itself while one runs) and read the history of runs
-with their head hashes. The verification is global — the whole chain, every lapas — see :mod:`services.finance.jobs`.
+with their head hashes (``?format=csv|xlsx``: every run, audited). The verification is global — the whole chain,
+every lapas — see :mod:`services.finance.jobs`.
 """
 
 from __future__ import annotations
@@ -12,12 +13,27 @@ from fastapi.responses import RedirectResponse
 
 from services.finance.auth import CurrentUser, User, audit, csrf_protect, require_role
 from services.finance.jobs import ChainJobs, VerificationBusy
+from services.finance.presentation.exports import Column
 from services.finance.templating import page_lang
-from services.finance.web.common import page
+from services.finance.web.common import ViewerZone, page
+from services.finance.web.downloads import MAX_ROWS, PageFormat, bounded, export_links, table_download
 
 router = APIRouter(include_in_schema=False)
 STARTERS = ("auditor_pusat", "auditor_lapas")
 """Who may start a verification (it reads nothing of a lapas to them: only the global result is shown)."""
+RUN_COLUMNS = (
+    Column("id", "run", "int"),
+    Column("started_by", "started_by"),
+    Column("role", "role"),
+    Column("started_at", "started_at", "datetime"),
+    Column("ended_at", "ended_at", "datetime"),
+    Column("entries", "entries", "int"),
+    Column("state", "state"),
+    Column("first_broken", "first_broken", "int"),
+    Column("problem", "problem"),
+    Column("head_hash", "head_hash"),
+)
+"""A verification run as exported (``state``: ``ok``, ``broken``, ``running`` or ``interrupted``)."""
 _TEXTS: dict[str, tuple[str, str]] = {
     "title": ("Verifikasi rantai hash", "Hash chain verification"),
     "start": ("Mulai verifikasi", "Start a verification"),
@@ -54,9 +70,15 @@ def chain_jobs(request: Request) -> ChainJobs:
 Jobs = Annotated[ChainJobs, Depends(chain_jobs)]
 
 
-@router.get("/chain")
-async def chain_page(request: Request, user: CurrentUser, jobs: Jobs, busy: int = 0) -> Response:
-    """The running verification's progress (refreshing every 2 s while it runs) and the history of runs."""
+@router.get("/chain", response_model=None)
+async def chain_page(
+    request: Request, user: CurrentUser, jobs: Jobs, zone: ViewerZone, busy: int = 0, format: PageFormat = "html"
+) -> Response:
+    """The running verification's progress (refreshing every 2 s while it runs) and the history of runs; as CSV or
+    XLSX every run."""
+    if format != "html":
+        runs = bounded(await jobs.history(MAX_ROWS + 1))
+        return await table_download(request, user, RUN_COLUMNS, runs, fmt=format, stem="chain_verifications", zone=zone)
     words = {k: v[0 if page_lang(request) == "id" else 1] for k, v in _TEXTS.items()}
     context = {
         "cw": words,
@@ -64,6 +86,7 @@ async def chain_page(request: Request, user: CurrentUser, jobs: Jobs, busy: int 
         "runs": await jobs.history(),
         "may_start": user.role in STARTERS,
         "busy": bool(busy),
+        "exports": export_links(request),
     }
     return await page(request, user, "chain", context)
 

@@ -59,7 +59,8 @@ WORDS: dict[Lang, dict[str, str]] = {lang: {k: v[i] for k, v in _TEXTS.items()} 
 
 def zone_for(user: User) -> ZoneInfo:
     """The zone without a database read: WIB (no province is known here). A page whose route does not take
-    :data:`ViewerZone` (the chain and queue pages) falls back to it; the others show the lapas' own zone."""
+    :data:`ViewerZone` and does not resolve it (the payouts page) falls back to it; the others show the lapas' own
+    zone."""
     if user.lapas_scope is None:
         return ZoneInfo(WIB)
     try:

@@ -1,5 +1,6 @@
 """Work queues (``/queues``): the viewer's unallocated proceeds, suspense items and open correction proposals,
-with the treasurer's actions as POST forms.
+with the treasurer's actions as POST forms. Each list downloads as CSV or XLSX
+(``?format=csv|xlsx&table=unallocated|suspense|parked|proposals``: every item, audited).
 
 The lists are read through the scoped read model (:data:`services.finance.scope.Reads`). The actions call the
 ledger's own use cases — :func:`services.ledger.allocation.allocate` (as ``karya ledger allocate``, with
@@ -28,7 +29,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from functools import partial
+from typing import Annotated, Any, Literal
 
 import yaml
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request, Response
@@ -37,9 +39,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from infra.db.unit_of_work import Database, UnitOfWork
 from services.finance.auth import CurrentUser, User, audit, csrf_protect, form_fields, require_role
+from services.finance.presentation.exports import Column
 from services.finance.queries import items
 from services.finance.scope import ReadModel, Reads
-from services.finance.web.common import page
+from services.finance.web.common import page, resolve_zone
+from services.finance.web.downloads import PageFormat, every_row, export_links, table_download
 from services.ledger import corrections
 from services.ledger.adapters.corrections_repo import load_proposal
 from services.ledger.allocation import allocate, parse_pick
@@ -48,6 +52,40 @@ from services.ledger.outbound import LedgerTopics
 
 router = APIRouter(include_in_schema=False)
 QUEUE_SIZE = 100
+Queue = Literal["unallocated", "suspense", "parked", "proposals"]
+QUEUES: tuple[Queue, ...] = ("unallocated", "suspense", "parked", "proposals")
+OPEN_ITEM_COLUMNS = (
+    Column("order_key", "order"),
+    Column("account", "account"),
+    Column("amount", "amount", "rupiah"),
+    Column("first_at", "first_at", "datetime"),
+    Column("last_at", "last_at", "datetime"),
+    Column("entries", "entries", "int"),
+)
+COLUMNS: dict[Queue, tuple[Column, ...]] = {
+    "unallocated": OPEN_ITEM_COLUMNS,
+    "suspense": OPEN_ITEM_COLUMNS,
+    "parked": (
+        Column("order_key", "order"),
+        Column("event_id", "event_id"),
+        Column("type", "type"),
+        Column("waiting_for", "waiting_for"),
+        Column("received_at", "received_at", "datetime"),
+    ),
+    "proposals": (
+        Column("proposal_id", "proposal_id", "int"),
+        Column("kind", "kind"),
+        Column("posting_key", "posting_key"),
+        Column("order_key", "order"),
+        Column("reason", "reason"),
+        Column("proposed_by", "proposed_by"),
+        Column("proposed_at", "proposed_at", "datetime"),
+        Column("lines", "lines"),
+    ),
+}
+"""Each queue's exported columns."""
+QUEUE_READS = {"unallocated": items.unallocated, "suspense": items.suspense, "parked": items.parked}
+"""How each queue of items is read, a page at a time (the proposals are read by the ledger writer)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,12 +174,16 @@ async def _visible_proposals(reads: ReadModel, proposals: Sequence[corrections.P
 async def _queues(
     request: Request, user: User, reads: ReadModel, message: str | None = None, *, refused: bool = False
 ) -> Response:
+    await resolve_zone(request, reads)  # the page's times in the viewer's lapas' own zone
     unallocated, _ = await items.unallocated(reads, None, QUEUE_SIZE)
     suspense, _ = await items.suspense(reads, None, QUEUE_SIZE)
+    parked, _ = await items.parked(reads, None, QUEUE_SIZE)
     context: dict[str, Any] = {
         "unallocated": unallocated,
         "suspense": suspense,
+        "parked": parked,
         "proposals": await _open_proposals(request, reads),
+        "exports": {q: export_links(request, q) for q in QUEUES},
         "can_act": user.role == "bendahara",
         "message": message,
         "refused": refused,
@@ -149,10 +191,26 @@ async def _queues(
     return await page(request, user, "queues", context)
 
 
-@router.get("/queues")
-async def queues_page(request: Request, user: CurrentUser, reads: Reads) -> Response:
-    """The viewer's work queues; a ``bendahara`` also gets the action forms."""
-    return await _queues(request, user, reads)
+@router.get("/queues", response_model=None)
+async def queues_page(
+    request: Request, user: CurrentUser, reads: Reads, format: PageFormat = "html", table: Queue = "unallocated"
+) -> Response:
+    """The viewer's work queues; a ``bendahara`` also gets the action forms. As CSV or XLSX: every item of the
+    queue ``table``."""
+    if format == "html":
+        return await _queues(request, user, reads)
+    zone = await resolve_zone(request, reads)
+    if table == "proposals":
+        rows = [_exported_proposal(p) for p in await _open_proposals(request, reads)]
+    else:
+        rows = await every_row(partial(QUEUE_READS[table], reads))
+    return await table_download(request, user, COLUMNS[table], rows, fmt=format, stem=f"queue_{table}", zone=zone)
+
+
+def _exported_proposal(proposal: dict[str, Any]) -> dict[str, Any]:
+    """A proposal as its export row: its time as a time, its lines in one cell (``account side amount; …``)."""
+    lines = "; ".join(f"{x['account']} {x['side']} {x['amount']}" for x in proposal["lines"])
+    return proposal | {"proposed_at": datetime.fromisoformat(str(proposal["proposed_at"])), "lines": lines}
 
 
 @asynccontextmanager

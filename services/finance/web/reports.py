@@ -9,6 +9,7 @@ head's hash; every download is written to the audit log.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
@@ -16,8 +17,8 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, HTTPException, Path, Request, Response
 
 from services.finance.api.accounts import INMATE_ID
-from services.finance.auth import CurrentUser, User, audit
-from services.finance.presentation.exports import Column, ExportFormat, download_headers, to_csv, to_xlsx
+from services.finance.auth import CurrentUser
+from services.finance.presentation.exports import Column
 from services.finance.presentation.messages import message
 from services.finance.presentation.pdf import LapasMonthReport, Stamp, inmate_statement_pdf, lapas_report_pdf
 from services.finance.presentation.zones import format_month
@@ -27,6 +28,7 @@ from services.finance.queries.lapas import zone_of_lapas
 from services.finance.scope import ReadModel, Reads
 from services.finance.templating import page_lang
 from services.finance.web.common import day_of, day_start, page, zone_of
+from services.finance.web.downloads import audited_download, table_download
 from services.ledger.domain import accounts
 
 router = APIRouter(include_in_schema=False)
@@ -52,11 +54,31 @@ def _previous_month(first: date) -> date:
     return date(first.year - (first.month == 1), (first.month - 2) % 12 + 1, 1)
 
 
-async def _audited(request: Request, user: User, body: bytes, stem: str, fmt: ExportFormat) -> Response:
-    """The download, once its export is in the audit log."""
-    async with request.app.state.db.begin() as uow:
-        await audit.record(uow, user, "export", f"{stem}.{fmt}")
-    return Response(body, headers=download_headers(stem, fmt))
+@dataclass(frozen=True, slots=True)
+class MonthReport:
+    """One lapas' month as its page, its downloads and the read API show it: the figures (message key, rupiah)
+    of the entries up to ``head``, the month counted in the lapas' own ``zone`` as ``[start, end)``."""
+
+    lapas: str
+    month: str
+    first: date
+    zone: ZoneInfo
+    start: datetime
+    end: datetime
+    head: chain.ChainHead
+    amounts: list[tuple[str, int]]
+
+
+async def month_report(reads: ReadModel, lapas: str, month: str) -> MonthReport | None:
+    """The report of ``lapas`` for ``month`` (``YYYY-MM``; 422 outside :mod:`services.finance.time_range`); None
+    when the lapas is not in the viewer's scope."""
+    if not await reports.lapas_visible(reads, lapas):
+        return None
+    zone = await zone_of_lapas(reads, lapas)  # finance.lapas' province
+    first, start, end = month_bounds(month, zone)
+    head = await chain.chain_head(reads)
+    amounts = await reports.lapas_month(reads, lapas, start, end, head.sequence)
+    return MonthReport(lapas, month, first, zone, start, end, head, amounts)
 
 
 @router.get("/reports/lapas/{lapas}/{month}", response_model=None)
@@ -69,12 +91,10 @@ async def lapas_report(
     format: Literal["html", "csv", "xlsx", "pdf"] = "html",
 ) -> Response:
     """One lapas' month (in its zone): sales, marketplace fees, PPh 22 withheld, PNBP, premi, suppliers, capital."""
-    if not await reports.lapas_visible(reads, lapas):
+    report, lang = await month_report(reads, lapas, month), page_lang(request)
+    if report is None:
         return await page(request, user, "missing", {"what": "report"}, status_code=404)
-    zone, lang = await zone_of_lapas(reads, lapas), page_lang(request)  # finance.lapas' province
-    first, start, end = month_bounds(month, zone)
-    head = await chain.chain_head(reads)
-    amounts = await reports.lapas_month(reads, lapas, start, end, head.sequence)
+    first, zone, head, amounts = report.first, report.zone, report.head, report.amounts
     if format == "html":
         context = {"lapas": lapas, "month": month, "title_month": format_month(first, lang), "amounts": amounts}
         around = {"previous": f"{_previous_month(first):%Y-%m}", "next": f"{_next_month(first):%Y-%m}"}
@@ -83,15 +103,10 @@ async def lapas_report(
     if format == "pdf":
         stamp = Stamp(user.name, datetime.now(UTC), head.hash)
         body = lapas_report_pdf(LapasMonthReport(lapas, lapas, first, amounts), stamp, zone, lang)
-        return await _audited(request, user, body, stem, "pdf")
+        return await audited_download(request, user, body, stem, "pdf")
     rows = [{"item": message(key, lang), "key": key, "amount": amount} for key, amount in amounts]
     title = f"{lapas} {month}"
-    body = (
-        to_csv(REPORT_COLUMNS, rows, lang=lang, zone=zone)
-        if format == "csv"
-        else to_xlsx(REPORT_COLUMNS, rows, title=title, lang=lang, zone=zone)
-    )
-    return await _audited(request, user, body, stem, format)
+    return await table_download(request, user, REPORT_COLUMNS, rows, fmt=format, stem=stem, zone=zone, title=title)
 
 
 async def _statement_at_head(reads: ReadModel, inmate_id: str) -> tuple[dict[str, object], chain.ChainHead] | None:
@@ -130,4 +145,4 @@ async def inmate_statement_document(
     stamp = Stamp(user.name, datetime.now(UTC), head.hash)
     body = inmate_statement_pdf(statement, stamp, zone, page_lang(request))
     stem = f"inmate_statement_{inmate_id}"
-    return await _audited(request, user, body, stem, "pdf")
+    return await audited_download(request, user, body, stem, "pdf")
