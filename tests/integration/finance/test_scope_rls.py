@@ -5,7 +5,9 @@ webhook body; the other roles are not scoped."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import text
@@ -15,8 +17,22 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
 from services.finance.scope import StaticViewer, enter_scope
+from services.ledger import corrections, settle
 from services.ledger.domain import accounts
+from services.ledger.domain.corrections import CorrectionKind
+from services.ledger.domain.settlements import Settlement
+from services.ledger.outbound import LedgerTopics
 from tests.integration.finance_read_support import BUYER, LAPAS_A, LAPAS_B, TwoLapas, orderless_adjustment, two_lapas
+from tests.integration.ledger_support import (
+    Batch,
+    completed,
+    ledger_uow,
+    new_inmate,
+    new_order_key,
+    new_processor,
+    post,
+    settled,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -140,3 +156,76 @@ async def test_the_service_and_the_auditor_are_not_scoped(posted: TwoLapas, data
         finally:
             await engine.dispose()
         assert {posted.order_a, posted.order_b} <= keys
+
+
+async def _settle(urls: RoleUrls, settlement: Settlement) -> int:
+    """Propose (ani) and approve (budi) ``settlement``; the sequence of its entry."""
+    engine, at = make_engine(urls.service, pool_size=1), datetime.now(UTC)
+    try:
+        async with engine.begin() as conn:
+            uow = ledger_uow(conn)
+            proposed = await settle.propose(uow, settlement, reason=None, proposed_by="ani", at=at)
+            done = await settle.approve(uow, LedgerTopics(), proposed.proposal.proposal_id, approved_by="budi", at=at)
+    finally:
+        await engine.dispose()
+    return done.sequence
+
+
+async def _adjust(urls: RoleUrls, debit: str, credit: str) -> int:
+    """An approved adjustment of no order moving 50 rupiah from ``credit`` to ``debit``; its sequence."""
+    document = {"memo": "moved", "lines": [{"account": debit, "debit": 50}, {"account": credit, "credit": 50}]}
+    engine, at = make_engine(urls.service, pool_size=1), datetime.now(UTC)
+    try:
+        async with engine.begin() as conn:
+            uow = ledger_uow(conn)
+            proposal = await corrections.propose_adjustment(uow, document, "test", reason="x", proposed_by="ani", at=at)
+            done = await corrections.approve(uow, LedgerTopics(), proposal.proposal_id, approved_by="budi", at=at)
+    finally:
+        await engine.dispose()
+    return done.sequence
+
+
+def _billing() -> str:
+    return f"{uuid.uuid4().int % 10**15:015d}"
+
+
+async def test_a_lapas_sees_its_settlements_and_materials_of_no_order_never_the_other_lapas(
+    posted: TwoLapas, finance: AsyncEngine, database: RoleUrls
+) -> None:
+    """finance_0006: an entry of no order belongs to the one lapas whose accounts it moves (a PNBP deposit, a use
+    of production capital, a payment to a supplier of that lapas alone, an adjustment of its unallocated
+    clearing); one moving two lapas' accounts stays with '*'."""
+    supplier, worker = f"sup-{uuid.uuid4().hex[:8]}", new_inmate()
+    only_a = [Batch("B-CPN-WDW-1", "CPN-WDW-001", LAPAS_A, 1, 120_000, 40_000, supplier, ((worker, 1),))]
+    key, at = new_order_key(), datetime(2026, 5, 4, 10, tzinfo=UTC)
+    service = make_engine(database.service, pool_size=1)
+    try:
+        assert await post(service, new_processor(), [completed(key, only_a, at), settled(key, 120_000, at)]) == []
+    finally:
+        await service.dispose()
+    deposit = {
+        lapas: await _settle(database, Settlement(CorrectionKind.PNBP_DEPOSIT, lapas, 100, _billing(), "A" * 16))
+        for lapas in (LAPAS_A, LAPAS_B)
+    }
+    capital = {
+        lapas: await _settle(database, Settlement(CorrectionKind.CAPITAL_USE, lapas, 100, f"buy-{uuid.uuid4().hex}"))
+        for lapas in (LAPAS_A, LAPAS_B)
+    }
+    paid = await _settle(database, Settlement(CorrectionKind.SUPPLIER_PAYMENT, supplier, 100, "trf-1"))
+    unallocated = {lapas: accounts.unallocated_proceeds(lapas) for lapas in (LAPAS_A, LAPAS_B)}
+    own = await _adjust(database, unallocated[LAPAS_A], "clearing:suspense")
+    across = await _adjust(database, unallocated[LAPAS_A], unallocated[LAPAS_B])
+
+    a, b, everything = [await _scoped_rows(finance, lapas) for lapas in (LAPAS_A, LAPAS_B, None)]
+    mine = {str(s) for s in (deposit[LAPAS_A], capital[LAPAS_A], paid, own)}
+    theirs = {str(s) for s in (deposit[LAPAS_B], capital[LAPAS_B])}
+    assert mine <= a["journal_entries"] and mine <= a["journal_lines"]
+    assert not theirs & a["journal_entries"] and not theirs & a["journal_lines"]
+    assert theirs <= b["journal_entries"] and not mine & b["journal_entries"]
+    assert str(across) not in a["journal_entries"] | b["journal_entries"], "two lapas' accounts: '*' only"
+    assert mine | theirs | {str(across)} <= everything["journal_entries"]
+    materials = {lapas: accounts.production_materials(lapas) for lapas in (LAPAS_A, LAPAS_B)}
+    assert materials[LAPAS_A] in a["accounts"] and materials[LAPAS_A] in a["account_balances"]
+    assert materials[LAPAS_B] not in a["accounts"] and materials[LAPAS_B] not in a["account_balances"]
+    assert accounts.supplier_payable(supplier) in a["account_balances"], "a supplier of A alone"
+    assert accounts.supplier_payable(supplier) not in b["account_balances"]
