@@ -441,4 +441,5 @@ from services.ledger import (  # noqa: E402, F401
     cli_entries,
     cli_periods,
     cli_settle,
+    cli_statements,
 )
