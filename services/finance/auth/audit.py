@@ -85,7 +85,7 @@ async def recent(conn: AsyncConnection | UnitOfWork, *, actor: str | None = None
     rows = await uow.conn.execute(
         text(
             f"SELECT at, actor, user_id, role, lapas, action, subject, ip FROM {uow.table('audit_log')} "
-            "WHERE CAST(:actor AS text) IS NULL OR actor = :actor ORDER BY id DESC LIMIT :limit"
+            f"{'' if actor is None else 'WHERE actor = :actor '}ORDER BY id DESC LIMIT :limit"
         ),
         {"actor": actor, "limit": limit},
     )

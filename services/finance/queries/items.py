@@ -14,7 +14,7 @@ SELECT e.order_key, l.account,
        min(e.effective_at) AS first_at, max(e.effective_at) AS last_at, count(DISTINCT e.sequence) AS entries
   FROM {lines} l JOIN {entries} e USING (sequence)
  WHERE starts_with(l.account, :prefix)
-   AND (CAST(:after AS text) IS NULL OR coalesce(e.order_key, '') > :after)
+   {after}
  GROUP BY e.order_key, l.account
 HAVING sum(CASE l.side WHEN 'D' THEN l.amount ELSE -l.amount END) <> 0
  ORDER BY coalesce(e.order_key, ''), l.account
@@ -24,7 +24,12 @@ HAVING sum(CASE l.side WHEN 'D' THEN l.amount ELSE -l.amount END) <> 0
 async def _open_by_order(
     reads: ReadModel, prefix: str, side: str, after: str | None, limit: int
 ) -> tuple[list[dict[str, Any]], str | None]:
-    sql = _OPEN_BY_ORDER.format(side=side, lines=reads.ledger("journal_lines"), entries=reads.ledger("journal_entries"))
+    sql = _OPEN_BY_ORDER.format(
+        side=side,
+        lines=reads.ledger("journal_lines"),
+        entries=reads.ledger("journal_entries"),
+        after="" if after is None else "AND coalesce(e.order_key, '') > :after",
+    )
     rows = (await reads.conn.execute(text(sql), {"prefix": prefix, "after": after, "n": limit + 1})).all()
     items = [
         {
@@ -59,7 +64,7 @@ async def parked(reads: ReadModel, after: str | None, limit: int) -> tuple[list[
             text(
                 "SELECT event_id, order_key, type, waiting_for, received_at "
                 f"FROM {reads.ledger('pending_events')} "
-                "WHERE CAST(:after AS text) IS NULL OR (order_key, event_id::text) > (:key, :event) "
+                f"{'' if after is None else 'WHERE (order_key, event_id::text) > (:key, :event) '}"
                 "ORDER BY order_key, event_id::text LIMIT :n"
             ),
             {"after": after, "key": key, "event": event, "n": limit + 1},

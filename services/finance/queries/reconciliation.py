@@ -64,7 +64,7 @@ WITH per_order AS (
     FROM per_order p WHERE p.completed_at IS NOT NULL
 )
 SELECT * FROM stated
- WHERE (CAST(:month AS text) IS NULL OR month = :month) AND (CAST(:channel AS text) IS NULL OR channel = :channel)"""
+ WHERE {picked}"""
 
 _SUMMARY = f"""
 SELECT channel, month, count(*) AS orders, sum(booked)::bigint AS booked, sum(settled)::bigint AS settled,
@@ -74,7 +74,7 @@ SELECT channel, month, count(*) AS orders, sum(booked)::bigint AS booked, sum(se
 
 _ITEMS = f"""
 SELECT order_key, channel, month, booked, settled, open, completed_at, settled_at, state
-  FROM ({_PER_ORDER}) o WHERE state IN ('unsettled', 'difference') OR CAST(:every AS boolean)
+  FROM ({_PER_ORDER}) o {{unmatched}}
  ORDER BY completed_at, order_key LIMIT :n"""
 
 _SETTLED_ONLY = """
@@ -84,13 +84,23 @@ SELECT * FROM (
          coalesce((p.envelope -> 'data' ->> 'settled_at')::timestamptz, p.received_at) AS settled_at
     FROM {pending} p
    WHERE p.type = :type AND p.waiting_for = 'completion') s
- WHERE (CAST(:month AS text) IS NULL OR to_char(s.settled_at AT TIME ZONE :zone, 'YYYY-MM') = :month)
-   AND (CAST(:channel AS text) IS NULL OR s.channel = :channel)
+ WHERE {picked}
  ORDER BY s.settled_at, s.order_key LIMIT :n"""
 
 
+def _picked(period: Period, month: str) -> str:
+    """Only the filters the period gives (an ``:x IS NULL OR`` per optional filter keeps the planner from using
+    them, as in :meth:`services.finance.queries.balances.Moment.condition`); ``month`` is the month's expression."""
+    given = {f"{month} = :month": period.month, "channel = :channel": period.channel}
+    return " AND ".join(["true", *(sql for sql, value in given.items() if value is not None)])
+
+
 def _params(reads: ReadModel, period: Period, limit: int) -> tuple[dict[str, str], dict[str, Any]]:
-    tables = {"lines": reads.ledger("journal_lines"), "entries": reads.ledger("journal_entries")}
+    tables = {
+        "lines": reads.ledger("journal_lines"),
+        "entries": reads.ledger("journal_entries"),
+        "picked": _picked(period, "month"),
+    }
     params = {
         "prefix": RECEIVABLE,
         "zone": period.zone,
@@ -125,13 +135,15 @@ async def orders(reads: ReadModel, period: Period, *, every: bool = False, limit
     """The unmatched orders (``unsettled`` and ``difference``), oldest completion first; ``every``: all orders of
     the period with their state (``matched``, ``awaiting`` too)."""
     tables, params = _params(reads, period, limit)
-    rows = await reads.conn.execute(text(_ITEMS.format(**tables)), params | {"every": every})
+    unmatched = "" if every else "WHERE state IN ('unsettled', 'difference')"
+    rows = await reads.conn.execute(text(_ITEMS.format(**tables, unmatched=unmatched)), params)
     return [dict(r._mapping) for r in rows]
 
 
 async def settlements_without_completion(reads: ReadModel, period: Period, limit: int = 500) -> list[dict[str, Any]]:
     """Settlements the ledger parked because their order's completion has not arrived, oldest first."""
     _, params = _params(reads, period, limit)
-    sql = _SETTLED_ONLY.format(pending=reads.ledger("pending_events"))
+    picked = _picked(period, "to_char(s.settled_at AT TIME ZONE :zone, 'YYYY-MM')")
+    sql = _SETTLED_ONLY.format(pending=reads.ledger("pending_events"), picked=picked)
     rows = await reads.conn.execute(text(sql), params | {"type": SETTLEMENT_REPORTED})
     return [dict(r._mapping) for r in rows]

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.testing import CliRunner
 
 from infra.db.roles import RoleUrls
+from services.finance.auth import audit
 from services.finance.scope import ScopeError
 from services.ledger.cli import ledger_app
 from services.ledger.domain import accounts
@@ -32,6 +33,8 @@ from tests.integration.ledger_support import cli_env
 pytestmark = pytest.mark.integration
 
 OPTIONAL_BOUND = re.compile(r"IS (NOT )?NULL (OR|AND)", re.IGNORECASE)
+# A bind parameter tested for NULL: an optional filter in the SQL (a column's IS NULL is a real condition).
+PARAMETER_IS_NULL = re.compile(r"(CAST\(\$\d+ AS \w+\)|\$\d+) IS (NOT )?NULL", re.IGNORECASE)
 
 
 @pytest.fixture(scope="module")
@@ -328,3 +331,29 @@ def _last_amount(row: str) -> str:
     """The digits of a row's last cell (the balance; the register adds its side, D or K)."""
     cells = [c for c in row.split("|") if c.strip()]
     return re.sub(r"\D", "", cells[-1])
+
+
+async def test_optional_filters_and_cursors_reach_the_sql_only_when_given(posted: TwoLapas, ws: Workspace) -> None:
+    """Journal, work items, reconciliation and the audit log send no ``:x IS NULL OR …`` (see the statement's
+    test); each answers with and without its filters and cursor."""
+    client = await _client(ws, "auditor_pusat")
+    calls = [
+        ("/api/v1/entries", {}),
+        ("/api/v1/entries", {"order_key": posted.order_a, "kind": "settlement", "account": "asset:bank:main"}),
+        ("/api/v1/reconciliation", {}),
+        ("/api/v1/reconciliation", {"month": "2026-05", "channel": "shopee"}),
+    ]
+    with statements_of(ws.db.engine) as sent:
+        for path, params in calls:
+            assert (await client.get(path, params=params)).status_code == 200, path
+        for items in ("unallocated", "suspense", "parked"):
+            first = (await client.get(f"/api/v1/items/{items}", params={"limit": 1})).json()
+            assert first["items"], items
+            if first["next_cursor"] is not None:
+                following = {"limit": 1, "cursor": first["next_cursor"]}
+                assert (await client.get(f"/api/v1/items/{items}", params=following)).status_code == 200
+        async with ws.db.engine.connect() as conn:
+            assert await audit.recent(conn, actor="nobody-at-all") == []
+            assert await audit.recent(conn, limit=1)
+    read = [s for s in sent if "ledger." in s or "audit_log" in s]  # the session check's IS NULL is no filter
+    assert len(read) > len(calls) and not [s for s in read if PARAMETER_IS_NULL.search(s)], read
