@@ -198,7 +198,7 @@ async def order_page(
         zone = zone_of(request, user)
         stem = f"order_{order_key}"
         return await table_download(request, user, ENTRY_COLUMNS, found["entries"], fmt=format, stem=stem, zone=zone)
-    return await page(request, user, "order", {"order": found})
+    return await page(request, user, "order", {"order": found, "exports": export_links(request)})
 
 
 def _with_balances(

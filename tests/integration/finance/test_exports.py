@@ -6,6 +6,7 @@ beyond the bound a 413."""
 
 from __future__ import annotations
 
+import html
 import re
 from typing import Any
 
@@ -111,10 +112,16 @@ async def test_the_journal_export_is_every_entry_of_its_filters_with_the_apis_an
     )
     assert [int(r["sequence"]) for r in rows] == [e["sequence"] for e in filtered] and rows
     order = await ok_json(client, f"/api/v1/orders/{posted.two.order_a}")
+    page = (await client.get(f"/orders/{posted.two.order_a}")).text
     for fmt in FORMATS:
+        link = re.search(f'id="entries-{fmt}" href="([^"]+)"', page)
+        assert link, f"the order page links its {fmt}"
+        linked = await client.get(html.unescape(link.group(1)))
+        assert linked.status_code == 200
         body = (await download(client, f"/orders/{posted.two.order_a}", fmt)).content
-        got = [(number(r["sequence"], fmt), number(r["amount"], fmt)) for r in rows_of(body, fmt, ENTRY_COLUMNS)]
-        assert got == [(e["sequence"], e["amount"]) for e in order["entries"]]
+        for content in (body, linked.content):
+            got = [(number(r["sequence"], fmt), number(r["amount"], fmt)) for r in rows_of(content, fmt, ENTRY_COLUMNS)]
+            assert got == [(e["sequence"], e["amount"]) for e in order["entries"]]
 
 
 async def test_the_statement_and_register_exports_carry_the_apis_postings_and_balances(
