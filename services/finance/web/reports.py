@@ -36,7 +36,7 @@ LAPAS = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 MONTH = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
 HEAD_TRIES = 3
 """Reads of an inmate statement before giving up on a quiet moment between two chain heads (503)."""
-REPORT_COLUMNS = (Column("item", "Item"), Column("key", "key"), Column("amount", "amount", "rupiah"))
+REPORT_COLUMNS = (Column("item", "report_item"), Column("key", "key"), Column("amount", "amount", "rupiah"))
 
 
 def month_bounds(month: str, zone: ZoneInfo) -> tuple[date, datetime, datetime]:

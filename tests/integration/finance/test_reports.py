@@ -6,7 +6,6 @@ and B's inmate's statement; the dashboard shows the head hash."""
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -23,7 +22,9 @@ from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
 from services.finance.auth import audit
 from services.finance.presentation.money import rupiah
+from services.finance.web.reports import REPORT_COLUMNS
 from tests.integration.finance_auth_support import Workspace, workspace
+from tests.integration.finance_export_support import rows_of
 from tests.integration.finance_read_support import LAPAS_A, LAPAS_B, TwoLapas, two_lapas
 from tests.integration.ledger_support import Batch, completed, new_inmate, new_order_key, new_processor, post, settled
 
@@ -146,9 +147,10 @@ async def test_the_monthly_report_equals_the_journal_in_every_format(
     for key, amount in expected.items():
         assert f'id="rep-{key}">{rupiah(amount)}<' in page.text
 
-    csv_body = (await client.get(base, params={"format": "csv"})).content.decode("utf-8-sig")
-    rows = list(csv.DictReader(io.StringIO(csv_body)))
-    assert {r["key"]: int(r[next(iter(r.keys() - {"Item", "key"}))]) for r in rows} == expected
+    csv_body = (await client.get(base, params={"format": "csv"})).content
+    assert csv_body.decode("utf-8-sig").startswith("Pos laporan,Kode,Jumlah"), "headers are words, not keys"
+    rows = rows_of(csv_body, "csv", REPORT_COLUMNS)
+    assert {r["key"]: int(r["amount"]) for r in rows} == expected
 
     xlsx = await client.get(base, params={"format": "xlsx"})
     sheet = load_workbook(io.BytesIO(xlsx.content)).active

@@ -4,7 +4,9 @@ through pypdf (its text has the numbers and the stamp)."""
 from __future__ import annotations
 
 import csv
+import importlib
 import io
+import pkgutil
 from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,6 +18,7 @@ from jinja2 import Environment
 from openpyxl import load_workbook
 from pypdf import PdfReader
 
+from services.finance import web
 from services.finance.presentation import FILTERS
 from services.finance.presentation.exports import (
     MEDIA_TYPES,
@@ -25,6 +28,7 @@ from services.finance.presentation.exports import (
     to_csv,
     to_xlsx,
 )
+from services.finance.presentation.messages import CATALOGUE
 from services.finance.presentation.pdf import LapasMonthReport, Stamp, inmate_statement_pdf, lapas_report_pdf
 
 WITA = ZoneInfo("Asia/Makassar")
@@ -136,3 +140,30 @@ def test_page_filters_format_in_a_template() -> None:
     )
     rendered = page.render(lang="en", b=-1_500, at=datetime(2026, 12, 1, 16, 0, tzinfo=UTC), zone=WITA, n=7_000)
     assert rendered == "Balance: Rp 1.500 Dr · 2 December 2026 00:00 WITA · Rp 7.000"
+
+
+def _columns(value: object) -> list[Column]:
+    if isinstance(value, Column):
+        return [value]
+    if isinstance(value, tuple | list):
+        return [c for v in value for c in _columns(v)]
+    if isinstance(value, dict):
+        return [c for v in value.values() for c in _columns(v)]
+    return []
+
+
+def test_every_export_header_is_a_word_in_both_languages_not_a_raw_key() -> None:
+    """The columns the pages export (module-level tables of services.finance.web) have headers in the catalogue,
+    different in Indonesian and English where the words differ: ``posting_key`` never reaches a spreadsheet."""
+    found = {
+        c.header: f"{module.name}.{name}"
+        for module in pkgutil.iter_modules(web.__path__)
+        for name, value in vars(importlib.import_module(f"{web.__name__}.{module.name}")).items()
+        for c in _columns(value)
+    }
+    assert {"posting_key", "memo", "recorded_at", "head_hash", "proposed_by"} <= set(found), found
+    zone = ZoneInfo("Asia/Jakarta")
+    for header, where in found.items():
+        assert header in CATALOGUE["id"] and header in CATALOGUE["en"], f"{header!r} of {where}"
+        assert "_" not in Column("x", header).title("id", zone), where
+    assert Column("posting_key", "posting_key").title("en", zone) == "Posting key"
