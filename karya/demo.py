@@ -15,6 +15,7 @@ import os
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,7 @@ from services.finance.auth.demo import create_demo_users
 from services.ledger.adapters.policy_repo import store_policies
 from services.ledger.app import SCHEMA as LEDGER_SCHEMA
 from services.ledger.domain.policy_file import parse_policies
+from services.ledger.statements import all_lapas_totals
 from services.orders.adapters.catalogue_repo import load_catalogue as load_catalogue_db
 from services.orders.app import SCHEMA as ORDERS_SCHEMA
 from services.orders.catalogue import Catalogue, load_catalogue
@@ -147,6 +149,7 @@ def demo(
             try:
                 if once:
                     summary = result["counters"] | {"elapsed_s": result["elapsed_s"], "topic_prefix": prefix}
+                    summary["lapas_totals"] = result["lapas_totals"]  # the per-lapas reports' figures, as printed
                     print(json.dumps(summary), flush=True)
                     return
                 console.print("[bold]running; Ctrl-C to stop[/bold]")
@@ -281,6 +284,7 @@ async def _results(prefix: str, drained: bool, procs: list[ServiceProcess]) -> d
         async with engine.connect() as conn:
             counters = await database_counts(conn) | await ledger_figures(conn)
             tables = await summary_tables(conn)
+            lapas = await all_lapas_totals(UnitOfWork(conn, LEDGER_SCHEMA), datetime.now(UTC))
     finally:
         await engine.dispose()
     dlq, _ = await broker_counts(os.environ["KAFKA_BOOTSTRAP_SERVERS"], prefix, [])
@@ -292,7 +296,7 @@ async def _results(prefix: str, drained: bool, procs: list[ServiceProcess]) -> d
         "dlq_messages": dlq,
         "drained": drained,
     }
-    return {"counters": counters, "tables": tables}
+    return {"counters": counters, "tables": tables, "lapas_totals": lapas}
 
 
 async def _wait_drained(
@@ -327,6 +331,16 @@ def _kafka() -> str:
     return os.environ["KAFKA_BOOTSTRAP_SERVERS"]
 
 
+def _print_lapas_totals(totals: dict[str, dict[str, int]]) -> None:
+    """Per lapas, the figures of its reports (`karya ledger report …`, every month so far): sales, PNBP accrued and
+    deposited, premi accrued, PPh 22 withheld."""
+    table = Table("lapas", "sales", "PNBP accrued", "PNBP deposited", "premi", "PPh 22", title="totals per lapas")
+    for lapas, t in totals.items():
+        figures = (t["sales"], t["pnbp_accrued"], t["pnbp_deposited"], t["premi_accrued"], t["pph22_withheld"])
+        table.add_row(lapas, *(f"{v:,}" for v in figures))
+    console.print(table)
+
+
 def _print_summary(result: dict[str, Any], procs: list[ServiceProcess], demo_env: Path) -> None:
     for title, rows in result["tables"].items():
         if not rows:
@@ -335,6 +349,7 @@ def _print_summary(result: dict[str, Any], procs: list[ServiceProcess], demo_env
         for row in rows:
             table.add_row(*(f"{v:,}" if isinstance(v, int) else str(v) for v in row.values()))
         console.print(table)
+    _print_lapas_totals(result["lapas_totals"])
     c = result["counters"]
     console.print(
         f"journal entries {c['journal_entries']:,}; debits {c['trial_balance_debits']:,} = credits "

@@ -197,8 +197,36 @@ async def test_demo_once_counts_are_consistent_and_savings_recompute(services: S
                     )
                 )
             }
+            by_lapas = (
+                await conn.execute(
+                    text(
+                        "SELECT coalesce(split_part(l.account, ':', 3), '') AS owner, f.lapas_id, e.kind, "
+                        "split_part(l.account, ':', 1) || ':' || split_part(l.account, ':', 2) AS kind_of_account, "
+                        "sum(CASE l.side WHEN 'D' THEN l.amount ELSE 0 END)::bigint AS debit, "
+                        "sum(CASE l.side WHEN 'C' THEN l.amount ELSE 0 END)::bigint AS credit "
+                        "FROM ledger.journal_lines l JOIN ledger.journal_entries e USING (sequence) "
+                        "LEFT JOIN ledger.order_facts f ON f.order_key = e.order_key GROUP BY 1, 2, 3, 4"
+                    )
+                )
+            ).all()
     finally:
         await engine.dispose()
+    # The per-lapas totals the demo printed (its report functions) are the journal lines' sums by account.
+    journal: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for r in by_lapas:
+        if r.kind_of_account == "revenue:sales":
+            journal[r.owner]["sales"] += r.credit - r.debit
+        elif r.kind_of_account == "liability:pnbp_payable":
+            journal[r.owner]["pnbp_accrued"] += r.credit
+            journal[r.owner]["pnbp_deposited"] += r.debit if r.kind == "pnbp_deposit" else 0
+        elif r.kind_of_account == "liability:inmate_savings" and r.lapas_id:
+            journal[r.lapas_id]["premi_accrued"] += r.credit
+        elif r.kind_of_account == "asset:pph22_prepaid" and r.kind in ("settlement", "refund") and r.lapas_id:
+            journal[r.lapas_id]["pph22_withheld"] += r.debit - r.credit
+    printed_totals = counters["lapas_totals"]
+    assert {"cipinang", "kerobokan"} <= set(printed_totals) and any(t["sales"] > 0 for t in printed_totals.values())
+    for lapas, totals in printed_totals.items():
+        assert totals == {k: journal[lapas].get(k, 0) for k in totals}, lapas
     assert completed_orders == completion_entries > 0, "each completed order posted once"
     # Once drained nothing waits (issue 15): a return the marketplace carried to its end (every unit refunded,
     # read from its returns API) ends the order, so the refunds of orders returned before completion are closed
