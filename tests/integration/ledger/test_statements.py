@@ -139,6 +139,15 @@ async def test_reports_of_tangerang_for_november_and_this_month(own_database: Le
     }
     table = await report(db, "balance-sheet", "2026-11", "table")
     assert "balanced" in table and "NOT BALANCED" not in table
+    for name, shown in (
+        ("income", "Rp 77.350"),
+        ("distribution", "Rp 2.500"),
+        ("premi", inmate),
+        ("suppliers", "sup-"),
+    ):
+        printed = await report(db, name, "2026-11", "table")
+        assert f"{name} of tangerang, 2026-11 (Asia/Jakarta, open)" in printed and shown in printed, printed
+    assert "Rp 50.500" in await report(db, "pnbp", now, "table")
 
     unknown = await karya(db.urls, None, "report", "income", "--lapas", "nowhere", "--period", "2026-11")
     assert unknown.exit_code == 1 and "the catalogue has no lapas 'nowhere'" in unknown.output
