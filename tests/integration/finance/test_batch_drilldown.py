@@ -208,3 +208,18 @@ async def test_settlements_name_the_marketplaces_id_and_what_each_posted(
     assert [r[:2] for r in rows] == [["MS-77", "ESC-1"], ["MS-77", "ESC-2"]]
     assert rows[0][3:5] == ["Rp 60.000", "Rp 54.900"]
     assert rows[1][3:5] == ["Rp 40.000", "Rp 36.600"], "the re-read posts its difference to the totals posted"
+
+
+async def test_the_batch_pages_entries_have_an_index(database: RoleUrls) -> None:
+    """ledger_0012: the batch page's ``batch_id = :b AND sequence > :after ORDER BY sequence`` has its index (the
+    measurement that justifies it is in the migration: a big journal is not built here)."""
+    engine = make_engine(database.finance, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            found = await conn.scalar(
+                text("SELECT indexdef FROM pg_indexes WHERE schemaname = 'ledger' AND indexname = :n"),
+                {"n": "journal_entries_batch_idx"},
+            )
+    finally:
+        await engine.dispose()
+    assert found is not None and "(batch_id, sequence) WHERE (batch_id IS NOT NULL)" in found, found
