@@ -1,5 +1,6 @@
 """The finance workspace served for a browser: uvicorn on a free loopback port in a thread of the test; an account
-made for the test, chromium, and a browser page signed in as that account that collects the console's errors."""
+made for the test, chromium, a browser page signed in as that account that collects the console's errors, and the
+folder the browser tests keep their screenshots and downloads in (:func:`artifacts`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -19,6 +21,17 @@ from infra.db.unit_of_work import Database
 from services.finance.app import SCHEMA
 from services.finance.auth.passwords import generate_password, hash_password
 from services.finance.auth.users import add_user
+
+#: Screenshots and downloads of the browser tests, kept after the run (``.local/`` is not committed).
+ARTIFACTS = Path(__file__).resolve().parents[2] / ".local" / "test-artifacts" / "finance"
+
+
+def artifacts(name: str) -> Path:
+    """The folder of one browser test's artifacts (``ARTIFACTS/<name>``), emptied of a previous run's files."""
+    folder = ARTIFACTS / name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
 
 
 @contextmanager
@@ -79,3 +92,47 @@ def signed_in_page(context: Any, base_url: str, name: str, password: str, errors
     with page.expect_navigation():
         page.click("button[type=submit]")
     return page
+
+
+class Browser:
+    """A page of ``context`` signed in as ``name`` (:func:`signed_in_page`) that screenshots the pages it visits
+    into ``shots`` as ``<who>-<shot>.png``; its console errors and uncaught exceptions are in ``errors``."""
+
+    def __init__(self, context: Any, base: str, login: tuple[str, str], shots: Path, who: str) -> None:
+        self.base, self.shots, self.who = base, shots, who
+        self.errors: list[str] = []
+        self.page = signed_in_page(context, base, *login, self.errors)
+        assert self.page.url == f"{base}/", self.page.content()
+
+    def visit(self, path: str, shot: str, status: int = 200) -> Any:
+        """Open ``path`` (``status`` expected) and screenshot it."""
+        response = self.page.goto(f"{self.base}{path}")
+        assert response is not None and response.status == status, (path, response and response.text())
+        return self.shoot(shot)
+
+    def shoot(self, shot: str) -> Any:
+        """Screenshot the current page, whole."""
+        self.page.screenshot(path=str(self.shots / f"{self.who}-{shot}.png"), full_page=True)
+        return self.page
+
+    def text(self, selector: str) -> str:
+        """The text of one element of the current page."""
+        return str(self.page.locator(selector).inner_text()).strip()
+
+    def api(self, path: str) -> Any:
+        """A read API answer with this browser's session."""
+        response = self.page.request.get(f"{self.base}{path}")
+        assert response.status == 200, (path, response.text())
+        return response.json()
+
+    def status(self, path: str) -> int:
+        """The status of ``path`` with this browser's session (no navigation, so no console noise)."""
+        return int(self.page.request.get(f"{self.base}{path}").status)
+
+    def download(self, selector: str) -> Path:
+        """Click the link ``selector``, save what the browser downloads into ``shots`` under its suggested name."""
+        with self.page.expect_download() as caught:
+            self.page.click(selector)
+        target = self.shots / f"{self.who}-{caught.value.suggested_filename}"
+        caught.value.save_as(target)
+        return target

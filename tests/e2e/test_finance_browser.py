@@ -15,7 +15,6 @@ import asyncio
 import csv
 import io
 import json
-import shutil
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,19 +22,15 @@ from typing import Any
 
 import pytest
 from openpyxl import load_workbook
-from playwright.sync_api import Page, sync_playwright
 from typer.testing import CliRunner
 
 from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
-from infra.db.unit_of_work import Database
-from services.finance.app import SCHEMA, create_app
-from services.finance.auth.passwords import generate_password, hash_password
-from services.finance.auth.users import add_user
+from services.finance.app import create_app
 from services.finance.presentation.money import parse_rupiah
 from services.ledger.cli import ledger_app
 from services.ledger.domain import accounts
-from tests.e2e.finance_serving import serving
+from tests.e2e.finance_serving import Browser, artifacts, chromium, new_account, serving
 from tests.integration.finance_auth_support import finance_settings
 from tests.integration.finance_batch_support import BATCH_A, BATCH_B, catalogue_batches
 from tests.integration.finance_read_support import BUYER, LAPAS_A, LAPAS_B, TwoLapas, two_lapas
@@ -55,18 +50,10 @@ def posted(database: RoleUrls, admin_db_url: str) -> TwoLapas:
 
 
 async def _accounts(url: str) -> dict[str, Login]:
-    engine = make_engine(url, pool_size=1)
-    made: dict[str, Login] = {}
-    try:
-        async with Database(engine, SCHEMA).begin() as uow:
-            for role, lapas in (("auditor_pusat", None), ("auditor_lapas", LAPAS_A)):
-                password = generate_password()
-                name = f"web-{role}-{generate_password()[:6]}"
-                user = await add_user(uow, name, role, lapas, hash_password(password))
-                made[role] = (user.name, password)
-    finally:
-        await engine.dispose()
-    return made
+    return {
+        role: await new_account(url, role, lapas)
+        for role, lapas in (("auditor_pusat", None), ("auditor_lapas", LAPAS_A))
+    }
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +72,12 @@ def served(database: RoleUrls) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="module")
+def shots() -> Path:
+    """Where this module's screenshots and downloads stay after the run."""
+    return artifacts("pages_and_drilldown")
+
+
 def _cli_trial_balance(urls: RoleUrls) -> dict[str, Any]:
     """``karya ledger trial-balance --json`` (in a thread: Playwright's sync API holds this thread's event loop)."""
     with ThreadPoolExecutor(1) as pool:
@@ -94,67 +87,15 @@ def _cli_trial_balance(urls: RoleUrls) -> dict[str, Any]:
     return data
 
 
-class Browser:
-    """A signed-in page that records console errors and screenshots every page it visits."""
-
-    def __init__(self, page: Page, base: str, shots: Path, who: str) -> None:
-        self.page, self.base, self.shots, self.who = page, base, shots, who
-        self.errors: list[str] = []
-        page.on("console", lambda m: self.errors.append(f"{page.url}: {m.text}") if m.type == "error" else None)
-        page.on("pageerror", lambda e: self.errors.append(f"{page.url}: {e}"))
-
-    def login(self, name: str, password: str) -> None:
-        """Sign in through the login form."""
-        self.page.goto(f"{self.base}/login")
-        self.page.fill("input[name=username]", name)
-        self.page.fill("input[name=password]", password)
-        with self.page.expect_navigation():
-            self.page.click("button[type=submit]")
-        assert self.page.url == f"{self.base}/", self.page.content()
-
-    def visit(self, path: str, shot: str) -> Page:
-        """Open ``path`` (200 expected) and screenshot it as ``<who>-<shot>.png``."""
-        response = self.page.goto(f"{self.base}{path}")
-        assert response is not None and response.status == 200, (path, response and response.text())
-        return self.shoot(shot)
-
-    def shoot(self, shot: str) -> Page:
-        """Screenshot the current page."""
-        self.page.screenshot(path=str(self.shots / f"{self.who}-{shot}.png"), full_page=True)
-        return self.page
-
-    def text(self, selector: str) -> str:
-        """The text of one element of the current page."""
-        return self.page.locator(selector).inner_text().strip()
-
-    def api(self, path: str) -> Any:
-        """A read API answer with this browser's session."""
-        response = self.page.request.get(f"{self.base}{path}")
-        assert response.status == 200, (path, response.text())
-        return response.json()
-
-    def status(self, path: str) -> int:
-        """The status of ``path`` with this browser's session (no navigation, so no console noise)."""
-        return self.page.request.get(f"{self.base}{path}").status
-
-
 @pytest.fixture
-def chromium() -> Iterator[Any]:
-    """Debian's chromium through Playwright (``make browser`` installs it)."""
-    executable = shutil.which("chromium")
-    assert executable, "Debian's chromium is not installed: run `make browser` (a prerequisite of `make test`)"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, args=["--no-sandbox"])
-        try:
-            yield browser
-        finally:
-            browser.close()
+def browser() -> Iterator[Any]:
+    """Debian's chromium (last among a test's fixtures: the others run asyncio before Playwright holds the loop)."""
+    with chromium() as launched:
+        yield launched
 
 
-def _open(chromium: Any, served: str, tmp_path: Path, who: str, login: Login) -> Browser:
-    browser = Browser(chromium.new_context(accept_downloads=True).new_page(), served, tmp_path, who)
-    browser.login(*login)
-    return browser
+def _open(browser: Any, served: str, shots: Path, who: str, login: Login) -> Browser:
+    return Browser(browser.new_context(accept_downloads=True), served, login, shots, who)
 
 
 def _sequences(web: Browser) -> list[int]:
@@ -162,9 +103,9 @@ def _sequences(web: Browser) -> list[int]:
 
 
 def test_auditor_pusat_pages_match_the_ledger(
-    posted: TwoLapas, logins: dict[str, Login], served: str, chromium: Any, tmp_path: Path, database: RoleUrls
+    posted: TwoLapas, logins: dict[str, Login], served: str, shots: Path, database: RoleUrls, browser: Any
 ) -> None:
-    web = _open(chromium, served, tmp_path, "pusat", logins["auditor_pusat"])
+    web = _open(browser, served, shots, "pusat", logins["auditor_pusat"])
     cli = _cli_trial_balance(database)
 
     web.visit("/dashboard", "dashboard")
@@ -204,9 +145,9 @@ def test_auditor_pusat_pages_match_the_ledger(
 
 
 def test_auditor_lapas_walks_the_drill_down_and_never_sees_lapas_b(
-    posted: TwoLapas, logins: dict[str, Login], served: str, chromium: Any, tmp_path: Path
+    posted: TwoLapas, logins: dict[str, Login], served: str, shots: Path, browser: Any
 ) -> None:
-    web = _open(chromium, served, tmp_path, "lapas_a", logins["auditor_lapas"])
+    web = _open(browser, served, shots, "lapas_a", logins["auditor_lapas"])
 
     web.visit("/dashboard", "dashboard")
     unallocated = sum(i["amount"] for i in web.api("/api/v1/items/unallocated?limit=500")["items"])
