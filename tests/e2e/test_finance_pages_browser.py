@@ -94,7 +94,7 @@ def page_routes(app: FastAPI) -> set[str]:
             inner = getattr(route, "original_router", None)
             if inner is not None:
                 walk(inner.routes, prefix + route.include_context.prefix)
-            elif isinstance(route, APIRoute) and "GET" in route.methods:
+            elif isinstance(route, APIRoute) and "GET" in (route.methods or ()):
                 found.add(prefix + route.path)
 
     walk(app.routes, "")

@@ -112,9 +112,9 @@ async def test_the_journal_export_is_every_entry_of_its_filters_with_the_apis_an
     )
     assert [int(r["sequence"]) for r in rows] == [e["sequence"] for e in filtered] and rows
     order = await ok_json(client, f"/api/v1/orders/{posted.two.order_a}")
-    page = (await client.get(f"/orders/{posted.two.order_a}")).text
+    order_page = (await client.get(f"/orders/{posted.two.order_a}")).text
     for fmt in FORMATS:
-        link = re.search(f'id="entries-{fmt}" href="([^"]+)"', page)
+        link = re.search(f'id="entries-{fmt}" href="([^"]+)"', order_page)
         assert link, f"the order page links its {fmt}"
         linked = await client.get(html.unescape(link.group(1)))
         assert linked.status_code == 200
