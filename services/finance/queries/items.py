@@ -28,9 +28,11 @@ async def _open_by_order(
         side=side,
         lines=reads.ledger("journal_lines"),
         entries=reads.ledger("journal_entries"),
-        after="" if after is None else "AND coalesce(e.order_key, '') > :after",
+        after="" if after is None else "AND (coalesce(e.order_key, ''), l.account) > (:key, :account)",
     )
-    rows = (await reads.conn.execute(text(sql), {"prefix": prefix, "after": after, "n": limit + 1})).all()
+    key, _, account = (after or "").partition(" ")
+    params = {"prefix": prefix, "key": key, "account": account, "n": limit + 1}
+    rows = (await reads.conn.execute(text(sql), params)).all()
     items = [
         {
             "order_key": r.order_key,
@@ -42,7 +44,8 @@ async def _open_by_order(
         }
         for r in rows[:limit]
     ]
-    return items, ((items[-1]["order_key"] or "") if len(rows) > limit else None)
+    last = items[-1] if len(rows) > limit else None  # the cursor: "<order key or empty> <account>", the sort key
+    return items, (None if last is None else f"{last['order_key'] or ''} {last['account']}")
 
 
 async def unallocated(reads: ReadModel, after: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
@@ -80,5 +83,5 @@ async def parked(reads: ReadModel, after: str | None, limit: int) -> tuple[list[
         }
         for r in rows[:limit]
     ]
-    last = items[-1] if len(rows) > limit else None
+    last = items[-1] if len(rows) > limit else None  # the cursor: "<order key or empty> <account>", the sort key
     return items, (f"{last['order_key']} {last['event_id']}" if last else None)

@@ -357,3 +357,20 @@ async def test_optional_filters_and_cursors_reach_the_sql_only_when_given(posted
             assert await audit.recent(conn, limit=1)
     read = [s for s in sent if "ledger." in s or "audit_log" in s]  # the session check's IS NULL is no filter
     assert len(read) > len(calls) and not [s for s in read if PARAMETER_IS_NULL.search(s)], read
+
+
+async def test_a_lapas_work_items_include_its_adjustments_of_no_order_and_the_cursor_walks_them_once(
+    posted: TwoLapas, ws: Workspace, database: RoleUrls
+) -> None:
+    """finance_0006 shows lapas A an adjustment of no order on A's unallocated clearing; its item has no order key,
+    and one item a page walks the same items as one page of all (the cursor is the order key and the account)."""
+    await orderless_adjustment(database, accounts.unallocated_proceeds(LAPAS_A))
+    lapas_a = await _client(ws, "auditor_lapas", LAPAS_A)
+
+    walked = await _items(lapas_a, "unallocated")
+    whole = (await _ok(lapas_a, "/api/v1/items/unallocated", limit=500))["items"]
+    assert walked == whole
+    assert len({(i["order_key"], i["account"]) for i in walked}) == len(walked)
+    orderless = [i for i in walked if i["order_key"] is None]
+    assert [i["account"] for i in orderless] == [accounts.unallocated_proceeds(LAPAS_A)]
+    assert posted.unallocated_a in {i["order_key"] for i in walked}
