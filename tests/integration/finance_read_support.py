@@ -119,15 +119,14 @@ async def two_lapas(urls: RoleUrls, admin_url: str) -> TwoLapas:
     )
 
 
-async def orderless_adjustment(urls: RoleUrls) -> tuple[str, int]:
-    """Propose and approve (two people, as ``karya ledger adjust``/``approve``) an adjustment of no order on shared
-    accounts; its posting key and sequence."""
+async def orderless_adjustment(
+    urls: RoleUrls, debit: str = "expense:marketplace_fee:unitemised", credit: str = "clearing:suspense"
+) -> tuple[str, int]:
+    """Propose and approve (two people, as ``karya ledger adjust``/``approve``) an adjustment of no order moving 700
+    rupiah from ``credit`` to ``debit`` (by default shared accounts); its posting key and sequence."""
     document = {
         "memo": "a fee of no order",
-        "lines": [
-            {"account": "expense:marketplace_fee:unitemised", "debit": 700},
-            {"account": "clearing:suspense", "credit": 700},
-        ],
+        "lines": [{"account": debit, "debit": 700}, {"account": credit, "credit": 700}],
     }
     engine, at = make_engine(urls.service, pool_size=1), datetime.now(UTC)
     try:

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
 from services.finance.scope import StaticViewer, enter_scope
-from services.ledger import corrections, settle
+from services.ledger import settle
 from services.ledger.domain import accounts
 from services.ledger.domain.corrections import CorrectionKind
 from services.ledger.domain.settlements import Settlement
@@ -171,20 +171,6 @@ async def _settle(urls: RoleUrls, settlement: Settlement) -> int:
     return done.sequence
 
 
-async def _adjust(urls: RoleUrls, debit: str, credit: str) -> int:
-    """An approved adjustment of no order moving 50 rupiah from ``credit`` to ``debit``; its sequence."""
-    document = {"memo": "moved", "lines": [{"account": debit, "debit": 50}, {"account": credit, "credit": 50}]}
-    engine, at = make_engine(urls.service, pool_size=1), datetime.now(UTC)
-    try:
-        async with engine.begin() as conn:
-            uow = ledger_uow(conn)
-            proposal = await corrections.propose_adjustment(uow, document, "test", reason="x", proposed_by="ani", at=at)
-            done = await corrections.approve(uow, LedgerTopics(), proposal.proposal_id, approved_by="budi", at=at)
-    finally:
-        await engine.dispose()
-    return done.sequence
-
-
 def _billing() -> str:
     return f"{uuid.uuid4().int % 10**15:015d}"
 
@@ -213,8 +199,8 @@ async def test_a_lapas_sees_its_settlements_and_materials_of_no_order_never_the_
     }
     paid = await _settle(database, Settlement(CorrectionKind.SUPPLIER_PAYMENT, supplier, 100, "trf-1"))
     unallocated = {lapas: accounts.unallocated_proceeds(lapas) for lapas in (LAPAS_A, LAPAS_B)}
-    own = await _adjust(database, unallocated[LAPAS_A], "clearing:suspense")
-    across = await _adjust(database, unallocated[LAPAS_A], unallocated[LAPAS_B])
+    _, own = await orderless_adjustment(database, unallocated[LAPAS_A])
+    _, across = await orderless_adjustment(database, unallocated[LAPAS_A], unallocated[LAPAS_B])
 
     a, b, everything = [await _scoped_rows(finance, lapas) for lapas in (LAPAS_A, LAPAS_B, None)]
     mine = {str(s) for s in (deposit[LAPAS_A], capital[LAPAS_A], paid, own)}
