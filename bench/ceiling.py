@@ -72,7 +72,7 @@ _ROWS = {
     ),
     "ledger.journal_lines": (
         "(sequence, line_no, account, side, amount)",
-        "SELECT CAST(:b AS bigint) * 1000000 + g / 8, g % 8, 'asset:bank:main', 'D', 1000 "
+        "SELECT CAST(:b AS bigint) * 1000000 + g / 8, g % 8, 'asset:bank:cipinang:main', 'D', 1000 "
         "FROM generate_series(1, CAST(:n AS int)) g",
     ),
     "ledger.order_facts": (

@@ -83,7 +83,7 @@ async def ledger_figures(conn: AsyncConnection, schemas: Mapping[str, str] | Non
         "unallocated_orders": len(held),
         "unallocated_amount": sum(int(r["held"]) for r in held),
         "parked_events": len(await parked_events(uow)),
-        "suspense_balance": balances.get(accounts.suspense(), 0),
+        "suspense_balance": sum(v for k, v in balances.items() if accounts.account_info(k).kind.name == "suspense"),
         "refunds_posted": kinds.get(EntryKind.REFUND.value, 0),
         "settlements_posted": kinds.get(EntryKind.SETTLEMENT.value, 0),
     }

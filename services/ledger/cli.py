@@ -167,14 +167,18 @@ def _mismatch_text(m: BalanceMismatch) -> str:
 def trial_balance_cmd(
     ctx: typer.Context,
     as_of: str | None = typer.Option(None, "--as-of", help="ISO time; default now."),
+    lapas: str | None = typer.Option(None, "--lapas", help="Only this lapas' books (its accounts must balance)."),
     as_json: bool = JSON_OPTION,
     fmt: Format = FORMAT_OPTION,
 ) -> None:
-    """Per account: debit, credit and balance (on its side, Dr or Cr); totals must agree."""
+    """Per account: debit, credit and balance (on its side, Dr or Cr); totals must agree, for the whole ledger and
+    for each lapas' books (--lapas X)."""
     moment = parse_time(as_of, "--as-of")
-    rows = _run(ctx, lambda uow: trial_balance(uow, moment))
+    rows = _run(ctx, lambda uow: trial_balance(uow, moment, lapas))
     debits, credits = sum(r["debit"] for r in rows), sum(r["credit"] for r in rows)
     data = {"accounts": rows, "total_debit": debits, "total_credit": credits, "balanced": debits == credits}
+    if lapas is not None:
+        data["lapas"] = lapas
     columns = [Column("account", "account"), Column("type", "type")]
     columns += [Column(k, k, "rupiah") for k in ("debit", "credit", "balance")]
     if printed(fmt, as_json, data, columns, rows, UTC_ZONE):
@@ -184,8 +188,10 @@ def trial_balance_cmd(
         for r in rows
     ]
     cells.append(["TOTAL", "", money(debits), money(credits), "balanced" if debits == credits else "UNBALANCED"])
-    title = None if moment is None else f"as of {moment.isoformat()}"
-    print_table(title, ["account", "type", "debit", "credit", "balance"], cells, ("debit", "credit", "balance"))
+    title = " ".join(
+        part for part in (f"lapas {lapas}" if lapas else "", f"as of {moment.isoformat()}" if moment else "") if part
+    )
+    print_table(title or None, ["account", "type", "debit", "credit", "balance"], cells, ("debit", "credit", "balance"))
 
 
 def _side(account: str) -> Side:

@@ -1,7 +1,7 @@
 """How the ledger's report commands print: ``--format table|json|csv``, whole lines when not on a terminal.
 
-Tables: Rich with markup and emoji off (an account code such as ``asset:bank:main`` holds ``:bank:``, which Rich
-would print as an emoji), amounts right-aligned as ``Rp 1.234.567`` with Dr/Cr, times in a named zone; when stdout
+Tables: Rich with markup and emoji off (an account code such as ``asset:bank:cipinang:main`` holds ``:bank:``, which
+Rich would print as an emoji), amounts right-aligned as ``Rp 1.234.567`` with Dr/Cr, times in a named zone; when stdout
 is not a terminal the table is as wide as its content, so a report redirected to a file is never cut at 80
 columns. CSV: the finance workspace's export (integer rupiah, ISO times with their offset).
 """

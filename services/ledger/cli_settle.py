@@ -29,7 +29,7 @@ settle_app = typer.Typer(help="Settle what is owed: PNBP deposits, supplier paym
 ledger_app.add_typer(settle_app, name="settle")
 
 _REASON = typer.Option(None, "--reason", help="Why (default: what is settled).")
-_BANK = typer.Option("main", "--bank", help="The bank account paid from (asset:bank:<bank>).")
+_BANK = typer.Option("main", "--bank", help="The lapas' bank account paid from (asset:bank:<lapas>:<bank>).")
 _EVERY = typer.Option(False, "--all", help="Also the approved, rejected and withdrawn ones.")
 
 
@@ -146,15 +146,16 @@ def supplier_propose(
     ctx: typer.Context,
     supplier: str,
     amount: int = typer.Argument(..., help="Whole rupiah."),
-    reference: str = typer.Option(..., "--reference", help="The payment reference (once per supplier)."),
+    lapas: str = typer.Option(..., "--lapas", help="The lapas paying (its supplier payable and bank)."),
+    reference: str = typer.Option(..., "--reference", help="The payment reference (once per lapas and supplier)."),
     bank: str = _BANK,
     reason: str | None = _REASON,
     acting: str = _ACTING_USER,
 ) -> None:
-    """Propose paying SUPPLIER AMOUNT of what it is owed (Dr supplier payable / Cr bank)."""
+    """Propose paying SUPPLIER AMOUNT of what LAPAS owes it (Dr supplier payable / Cr the lapas' bank)."""
     _propose(
         ctx,
-        Settlement(CorrectionKind.SUPPLIER_PAYMENT, supplier, amount, reference.strip(), None, bank),
+        Settlement(CorrectionKind.SUPPLIER_PAYMENT, supplier, amount, reference.strip(), None, bank, lapas.strip()),
         reason,
         acting,
     )

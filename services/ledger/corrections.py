@@ -107,7 +107,7 @@ async def approve(
     proposal = await _load(uow, proposal_id, "approval")
     reverted = await posted_request(uow, proposal.posting_key) is not None
     if (settlement := settlement_of(proposal)) is not None:
-        limits = await balances_under_chain_head(uow, limit_accounts(settlement.kind, settlement.owner))
+        limits = await balances_under_chain_head(uow, limit_accounts(settlement))
         check_approval(proposal, limits, posted=reverted)
     entry = plan_approval(proposal, approved_by, at, reverted=reverted)
     try:

@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.exc import IntegrityError
 
 from infra.db.unit_of_work import UnitOfWork
+from services.ledger.adapters.inmates_repo import inmate_lapas
 from services.ledger.adapters.journal_repo import line_balances, post_entries, posted_request
 from services.ledger.adapters.locks import balances_under_chain_head, lock_chain_head
 from services.ledger.adapters.settlements_repo import registry_verdict
@@ -95,11 +96,13 @@ class TypedPayout:
 @dataclass(frozen=True)
 class PayoutFacts:
     """What the payout plan reads, loaded under the chain head: the request hash and effective time of an entry
-    already posted under the payout's key (if any), the savings balance as stored and as its lines sum it."""
+    already posted under the payout's key (if any), the savings balance as stored and as its lines sum it, and the
+    inmate's lapas (whose bank pays; :func:`~services.ledger.adapters.inmates_repo.inmate_lapas`)."""
 
     posted: tuple[str, datetime] | None
     balance: int
     from_lines: int
+    lapas: str = accounts.UNKNOWN_LAPAS
 
 
 def _hash(request: PayoutRequest, terms: PayoutTerms) -> str:
@@ -144,7 +147,7 @@ def plan_payout(request: PayoutRequest, facts: PayoutFacts, terms: PayoutTerms |
             f"{facts.balance} but its journal lines sum to {facts.from_lines}; run karya ledger verify"
         )
     try:
-        return _recorded(build_payout(request, {account: facts.balance}), request, terms)
+        return _recorded(build_payout(request, {account: facts.balance}, facts.lapas), request, terms)
     except InsufficientBalanceError as exc:
         raise InsufficientBalanceError(f"payout refused ({SAVINGS_RULE}): {exc}") from exc
 
@@ -175,15 +178,17 @@ async def pay_out(
     if posted is None:
         balance = (await balances_under_chain_head(uow, [account])).get(account, 0)
         from_lines = (await line_balances(uow, [account])).get(account, 0)
+        lapas = (await inmate_lapas(uow, [inmate_id])).get(inmate_id, accounts.UNKNOWN_LAPAS)
         if payee is not None:
             day = paid_at.astimezone(RELEASE_DAY_ZONE).date()
             verdict = await registry_verdict(uow, inmate_id, payee.registration_no, payee.full_name, day)
     else:
         balance = from_lines = 0  # not read: a retry is decided by the stored request alone
+        lapas = accounts.UNKNOWN_LAPAS
         verdict = None if payee is None else RegistryVerdict.IN_CUSTODY  # only "asked" enters the request hash
     # plan
     terms = PayoutTerms(payout_type, paid_by, verdict)
-    entry = plan_payout(request, PayoutFacts(posted, balance, from_lines), terms)
+    entry = plan_payout(request, PayoutFacts(posted, balance, from_lines, lapas), terms)
     if entry is None:
         return PayoutOutcome(posted=False)
     # write

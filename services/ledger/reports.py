@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import text
 
 from infra.db.unit_of_work import UnitOfWork
+from services.ledger.adapters.inmates_repo import inmate_lapas
 from services.ledger.domain import accounts
 from services.ledger.domain.hashchain import GENESIS_HASH, CommittedEntry, chain_hash
 from services.ledger.domain.journal import EntryKind, JournalEntry, Line
@@ -20,15 +21,19 @@ def _balance(normal_side: str, debit: int, credit: int) -> int:
     return debit - credit if normal_side == "D" else credit - debit
 
 
-async def trial_balance(uow: UnitOfWork, as_of: datetime | None = None) -> list[dict[str, Any]]:
-    """Per account: debit, credit and normal-side balance — now (balances table) or as of a time (lines)."""
+async def trial_balance(
+    uow: UnitOfWork, as_of: datetime | None = None, lapas: str | None = None
+) -> list[dict[str, Any]]:
+    """Per account: debit, credit, normal-side balance and the lapas whose books it is in
+    (:func:`~services.ledger.domain.accounts.account_lapas`; ``None`` for a legacy global code) — now (balances
+    table) or as of a time (lines); with ``lapas``, that lapas' accounts only (their debits equal their credits)."""
     if as_of is None:
         sql = (
             "SELECT a.code AS account, a.type, a.normal_side, b.debit_total AS debit, b.credit_total AS credit "
             f"FROM {uow.table('account_balances')} b JOIN {uow.table('accounts')} a ON a.code = b.account "
             "ORDER BY a.code"
         )
-        rows = await uow.conn.execute(text(sql))
+        result = await uow.conn.execute(text(sql))
     else:
         sql = (
             "SELECT a.code AS account, a.type, a.normal_side, "
@@ -38,17 +43,23 @@ async def trial_balance(uow: UnitOfWork, as_of: datetime | None = None) -> list[
             f"JOIN {uow.table('accounts')} a ON a.code = l.account WHERE e.effective_at <= :t "
             "GROUP BY a.code, a.type, a.normal_side ORDER BY a.code"
         )
-        rows = await uow.conn.execute(text(sql), {"t": as_of})
-    return [
+        result = await uow.conn.execute(text(sql), {"t": as_of})
+    rows = list(result)
+    inmates = (
+        await inmate_lapas(uow) if any(accounts.account_info(r.account).kind.owner == "inmate" for r in rows) else {}
+    )
+    listed = [
         {
             "account": r.account,
             "type": r.type,
+            "lapas": accounts.account_lapas(r.account, inmates),
             "debit": int(r.debit),
             "credit": int(r.credit),
             "balance": _balance(r.normal_side, int(r.debit), int(r.credit)),
         }
         for r in rows
     ]
+    return listed if lapas is None else [r for r in listed if r["lapas"] == lapas]
 
 
 async def statement(

@@ -89,7 +89,7 @@ def plan_restock(order: OrderFacts | None, restock: UnitsRestocked) -> JournalEn
         return None
     lapas = str(batch.get("lapas_id") or order.lapas_id)
     lines = LineBuilder()
-    lines.debit(accounts.supplier_payable(str(batch["supplier_id"])), amount)
+    lines.debit(accounts.supplier_payable(lapas, str(batch["supplier_id"])), amount)
     lines.credit(accounts.material_cost_expense(lapas), amount)
     lines.debit(accounts.capital_allocation_expense(lapas), amount)
     lines.credit(accounts.production_capital(lapas), amount)

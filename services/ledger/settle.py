@@ -61,7 +61,7 @@ async def propose(
 
 def _limits(settlement: Settlement) -> tuple[str, ...]:
     try:
-        return limit_accounts(settlement.kind, settlement.owner)
+        return limit_accounts(settlement)
     except ValueError:  # a malformed owner: the plan names the rule
         return ()
 
@@ -104,6 +104,7 @@ def settlement_view(proposal: Proposal) -> dict[str, object]:
     assert settlement is not None
     return corrections.proposal_view(proposal) | {
         "owner": settlement.owner,
+        "lapas": settlement.books,
         "amount": settlement.amount,
         "reference": settlement.reference,
         "ntpn": settlement.receipt,

@@ -195,13 +195,19 @@ def plan_settlement(
         revenue = accounts.sales_revenue(completion.order.lapas_id)
         pair = (proceeds_account(order.lapas_id, allocated=order.allocated_at_completion), revenue)
         if moves_money:
-            outcome.entries.insert(0, build_settlement(settlement, cleared, pair, signed=signed))
+            outcome.entries.insert(
+                0, build_settlement(settlement, cleared, pair, signed=signed, booked_lapas=order.lapas_id)
+            )
         return outcome
     order.hold = outcome.hold
     held: tuple[str, str] | None = None
     if order.allocated_at_completion:  # the cleared gross moves to unallocated, with the reason
         held = accounts.undistributed_proceeds(order.lapas_id), accounts.unallocated_proceeds(order.lapas_id)
-    entries = [build_settlement(settlement, cleared, held, hold=order.hold, signed=signed)] if moves_money else []
+    entries = (
+        [build_settlement(settlement, cleared, held, hold=order.hold, signed=signed, booked_lapas=order.lapas_id)]
+        if moves_money
+        else []
+    )
     return SettlementOutcome(entries, order.hold)
 
 

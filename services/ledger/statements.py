@@ -71,7 +71,7 @@ entry AS (
   SELECT e.sequence, e.kind, e.effective_at < CAST(:s AS timestamptz) AS before,
          coalesce(
            f.lapas_id,
-           (SELECT min(split_part(o.account, ':', 3)) FROM {lines} o WHERE o.sequence = e.sequence
+           (SELECT min(nullif(split_part(o.account, ':', 3), '')) FROM {lines} o WHERE o.sequence = e.sequence
                AND split_part(o.account, ':', 1) || ':' || split_part(o.account, ':', 2) = ANY(:owned)),
            (SELECT min(h.lapas) FROM {lines} o JOIN homes h USING (account) WHERE o.sequence = e.sequence)
          ) AS lapas

@@ -93,6 +93,7 @@ async def two_lapas(urls: RoleUrls, admin_url: str) -> TwoLapas:
             payout = build_payout(
                 PayoutRequest(b, f"REL-{kb[-6:]}", 1_000, datetime(2026, 5, 6, tzinfo=UTC)),
                 await normal_balances(uow, [accounts.inmate_savings(b)]),
+                LAPAS_B,
             )
             assert len((await post_entries(uow, [(payout, "test")])).posted) == 1
             rows = await conn.execute(

@@ -1,6 +1,8 @@
 """Reconciliation of marketplace receivables against settlements, per channel and month, with the unmatched items.
 
-What completion books and settlement clears is one account per channel, ``asset:marketplace_receivable:<channel>``
+What completion books and settlement clears is one account per lapas and channel,
+``asset:marketplace_receivable:<lapas>:<channel>`` (the channel is the code's last segment; legacy global codes
+``asset:marketplace_receivable:<channel>`` read the same)
 (:mod:`services.ledger.domain.postings`: completion debits the gross, settlement credits what completion
 recognised; a short payment goes to suspense, not here). Per order of the viewer's scope (the database's lapas
 policies decide which orders, entries and lines are visible):
@@ -46,7 +48,7 @@ class Period:
 
 _PER_ORDER = """
 WITH per_order AS (
-  SELECT e.order_key, substr(l.account, length(:prefix) + 1) AS channel,
+  SELECT e.order_key, regexp_replace(l.account, '^.*:', '') AS channel,
          coalesce(sum(l.amount) FILTER (WHERE l.side = 'D' AND e.kind = 'sale_completed'), 0)::bigint AS booked,
          coalesce(sum(l.amount) FILTER (WHERE l.side = 'C' AND e.kind = 'settlement'), 0)::bigint AS settled,
          sum(CASE l.side WHEN 'D' THEN l.amount ELSE -l.amount END)::bigint AS open,

@@ -20,8 +20,8 @@ def parse_adjustment(data: object, source: str) -> Adjustment:
         order_key: shopee:shop-1:X                   # optional
         reference: BCA-2026-12-02-0017               # required when a line touches asset:bank:*
         lines:
-          - {account: expense:marketplace_fee:unmapped, debit: 2500}
-          - {account: clearing:suspense, credit: 2500}
+          - {account: expense:marketplace_fee:tangerang:unmapped, debit: 2500}
+          - {account: clearing:suspense:tangerang, credit: 2500}
 
     Amounts are positive whole rupiah (integers; ``2500.0`` and ``"2500"`` are refused)."""
     if not isinstance(data, Mapping):

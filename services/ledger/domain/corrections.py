@@ -10,7 +10,9 @@ Rules (each refusal names its rule):
 - ``no_revert_of_revert``: a revert (kind ``reversal``) is never reverted; book what is wrong with an adjustment.
 - ``adjustable_accounts``: an adjustment may touch only the accounts of :data:`ADJUSTABLE` (never inmate savings,
   payables, revenue or shares: those follow from sales, distributions, refunds and payouts); a bank line also
-  needs a ``reference`` (the bank statement line it reconciles).
+  needs a ``reference`` (the bank statement line it reconciles). The one exception is the reclassification of a
+  legacy global account (``liability:supplier_payable:<supplier>`` before accounts were per lapas): a kind
+  outside the list may be adjusted when the same adjustment moves its legacy code to a per-lapas code of it.
 - ``balanced_entry``: an adjustment's debits equal its credits (the database refuses an unbalanced entry too).
 - ``four_eyes``: the approver differs from the proposer (the database refuses such an approval too).
 - ``approve_once``: a proposal is approved, hence posted, once.
@@ -71,24 +73,25 @@ class CorrectionKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Adjustable:
-    """Accounts an adjustment may touch: a code equal to ``pattern``, or starting with it when it ends in ``:``."""
+    """Accounts an adjustment may touch: every account of the kind ``pattern`` (``<type>:<kind>``), of any lapas
+    and owner, and its legacy global code."""
 
     pattern: str
     needs_reference: bool = False
 
     def matches(self, code: str) -> bool:
         """Whether ``code`` is one of these accounts."""
-        return code.startswith(self.pattern) if self.pattern.endswith(":") else code == self.pattern
+        return code == self.pattern or code.startswith(self.pattern + ":")
 
 
 ADJUSTABLE: tuple[Adjustable, ...] = (
     Adjustable("clearing:suspense"),
-    Adjustable("clearing:undistributed_proceeds:"),
-    Adjustable("clearing:unallocated_proceeds:"),
-    Adjustable("expense:marketplace_fee:"),
-    Adjustable("asset:marketplace_receivable:"),
+    Adjustable("clearing:undistributed_proceeds"),
+    Adjustable("clearing:unallocated_proceeds"),
+    Adjustable("expense:marketplace_fee"),
+    Adjustable("asset:marketplace_receivable"),
     Adjustable("asset:pph22_prepaid"),
-    Adjustable("asset:bank:", needs_reference=True),
+    Adjustable("asset:bank", needs_reference=True),
 )
 """The allow-list of the ``adjustable_accounts`` rule (documented in docs/accounting.md, "Corrections")."""
 
@@ -272,21 +275,23 @@ def plan_adjustment(adjustment: Adjustment, *, reason: str, proposed_by: str) ->
     if len(adjustment.lines) < 2:
         raise CorrectionRefused(f"{what} refused: needs at least two lines, has {len(adjustment.lines)}")
     seen: set[str] = set()
-    for line in adjustment.lines:
-        try:
-            account_info(line.account)
-        except AccountCodeError as exc:
-            raise CorrectionRefused(f"{what} refused: {exc}") from None
+    try:
+        infos = [account_info(line.account) for line in adjustment.lines]
+    except AccountCodeError as exc:
+        raise CorrectionRefused(f"{what} refused: {exc}") from None
+    reclassified = {i.kind for i in infos if i.legacy} & {i.kind for i in infos if not i.legacy}
+    for line, info in zip(adjustment.lines, infos, strict=True):
         if line.account in seen:
             raise CorrectionRefused(f"{what} refused: account {line.account} appears on two lines")
         seen.add(line.account)
         rule = next((a for a in ADJUSTABLE if a.matches(line.account)), None)
-        if rule is None:
+        if rule is None and info.kind not in reclassified:
             raise CorrectionRefused(
                 f"{what} refused (adjustable_accounts): {line.account} may not be adjusted by hand; allowed: "
-                + ", ".join(a.pattern + ("*" if a.pattern.endswith(":") else "") for a in ADJUSTABLE)
+                + ", ".join(a.pattern + "*" for a in ADJUSTABLE)
+                + " (and a reclassification of a legacy global account to the same kind per lapas)"
             )
-        if rule.needs_reference and adjustment.reference is None:
+        if rule is not None and rule.needs_reference and adjustment.reference is None:
             raise CorrectionRefused(
                 f"{what} refused (adjustable_accounts): a line on {line.account} needs a 'reference' "
                 "(the bank statement line it reconciles)"

@@ -183,11 +183,15 @@ def _batch_legs(
     legs: list[Leg] = []
     if material_cost > 0:
         legs.append(
-            Leg(accounts.material_cost_expense(lapas), accounts.supplier_payable(allocation.supplier_id), material_cost)
+            Leg(
+                accounts.material_cost_expense(lapas),
+                accounts.supplier_payable(lapas, allocation.supplier_id),
+                material_cost,
+            )
         )
     deduction_expense = accounts.split_deduction_expense(lapas) if deducted else ""
     legs.extend(
-        Leg(deduction_expense, deduction.account, amount)
+        Leg(deduction_expense, accounts.in_lapas(deduction.account, lapas), amount)
         for deduction, amount in zip(policy.deductions, deducted, strict=True)
         if amount > 0
     )

@@ -17,7 +17,9 @@ proceeds of one production batch goes in two stages:
    deduction) — or ``amount_per_unit`` — whole rupiah per unit sold (× the batch's quantity). The account is a
    ``liability:deduction_payable:<payee>`` (owed to a named payee, e.g. a cooperative), a
    ``liability:supplier_payable:<supplier>`` (packaging, a service), or the policy's own lapas'
-   ``liability:pnbp_payable`` or ``equity:production_capital``.
+   ``liability:pnbp_payable`` or ``equity:production_capital``. A payee or supplier named without a lapas is the
+   policy's own lapas' (:func:`~services.ledger.domain.accounts.in_lapas`: the distribution credits
+   ``liability:deduction_payable:<lapas>:<payee>``); one naming another lapas is refused.
 3. **Fractional shares of what is left**, in the rule order of the policy: ``pnbp`` (the state, via the
    lapas), ``inmate_premi`` (divided over the batch's work group by work shares) and ``production_capital``.
    Shares are exact fractions written as strings (``"50%"``, ``"15/100"``, ``"0.35"``), never floats; they
@@ -261,7 +263,7 @@ def _account_problems(code: str, lapas_id: str) -> list[str]:
     allowed = ", ".join(sorted(DEDUCTION_KINDS))
     if info.kind.name not in DEDUCTION_KINDS:
         return [f"{code!r} is not a deduction account (kinds: {allowed})"]
-    if info.kind.name in _LAPAS_OWNED and info.owner != lapas_id:
+    if (info.kind.name in _LAPAS_OWNED and info.owner != lapas_id) or info.lapas not in (None, lapas_id):
         return [f"{code!r} belongs to another lapas than {lapas_id!r}"]
     return []
 

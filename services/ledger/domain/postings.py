@@ -126,7 +126,7 @@ def build_completion(request: CompletionRequest) -> JournalEntry:
     request.validate()
     order = request.order
     lines = LineBuilder()
-    lines.debit(accounts.marketplace_receivable(order.channel), request.gross)
+    lines.debit(accounts.marketplace_receivable(order.lapas_id, order.channel), request.gross)
     lines.credit(proceeds_account(request.order.lapas_id, allocated=bool(request.allocations)), request.gross)
     return _finish(
         JournalEntry(
@@ -154,6 +154,7 @@ def build_settlement(
     hold: str | None = None,
     *,
     signed: bool = False,
+    booked_lapas: str | None = None,
 ) -> JournalEntry:
     """Settlement: bank, fees, PPh 22 prepaid against the receivable (difference to suspense), and revenue.
 
@@ -166,6 +167,11 @@ def build_settlement(
     ``signed``: the request is the difference of a marketplace settlement's totals to the last ones posted, and
     amounts that went down are negative: each is posted on the opposite side (a lower net credits the bank, a
     lower gross re-opens the receivable and takes the revenue back), so no line amount is ever negative.
+
+    ``booked_lapas``: the lapas whose books the completion put the receivable in (``unknown`` for an order
+    completed with no lapas and allocated since; default the request's). The receivable is cleared there; the cash,
+    fees and PPh 22 are the request's lapas' when the entry recognises its revenue (so each lapas' part of the entry
+    balances), else they stay with the receivable.
     """
     if signed:
         request.order.validate()
@@ -177,14 +183,19 @@ def build_settlement(
         if isinstance(recognised_gross, bool) or not isinstance(recognised_gross, int) or recognised_gross < 0:
             raise RequestError(f"recognised gross must be an int >= 0, got {recognised_gross!r}")
     order = request.order
+    booked = booked_lapas or order.lapas_id
+    recognises_revenue = recognise is True or (
+        isinstance(recognise, tuple) and accounts.account_info(recognise[1]).type is accounts.AccountType.REVENUE
+    )
+    cash = order.lapas_id if recognises_revenue else booked
     lines = LineBuilder()
-    lines.debit(accounts.bank(request.bank_account), request.net_payout)
+    lines.debit(accounts.bank(cash, request.bank_account), request.net_payout)
     for fee_type, amount in sorted(request.fees.items()):
-        lines.debit(accounts.fee_expense(fee_type), amount)
-    lines.debit(accounts.pph22_prepaid(), request.pph22_withheld)
-    lines.credit(accounts.marketplace_receivable(order.channel), recognised_gross)
+        lines.debit(accounts.fee_expense(cash, fee_type), amount)
+    lines.debit(accounts.pph22_prepaid(cash), request.pph22_withheld)
+    lines.credit(accounts.marketplace_receivable(booked, order.channel), recognised_gross)
     difference = request.net_payout + request.fee_total + request.pph22_withheld - recognised_gross
-    lines.credit(accounts.suspense(), difference)
+    lines.credit(accounts.suspense(cash), difference)
     if recognise is True:
         recognise = accounts.undistributed_proceeds(order.lapas_id), accounts.sales_revenue(order.lapas_id)
     if isinstance(recognise, tuple):
@@ -258,8 +269,9 @@ def build_distribution(
     return entries
 
 
-def build_payout(request: PayoutRequest, balances: Mapping[str, int]) -> JournalEntry:
-    """Savings payout on release: Dr inmate savings / Cr bank; refused above the savings balance."""
+def build_payout(request: PayoutRequest, balances: Mapping[str, int], lapas: str) -> JournalEntry:
+    """Savings payout on release: Dr inmate savings / Cr the bank of ``lapas`` (the inmate's); refused above the
+    savings balance."""
     request.validate()
     savings = accounts.inmate_savings(request.inmate_id)
     balance = balances.get(savings, 0)
@@ -270,7 +282,7 @@ def build_payout(request: PayoutRequest, balances: Mapping[str, int]) -> Journal
         )
     lines = LineBuilder()
     lines.debit(savings, request.amount)
-    lines.credit(accounts.bank(request.bank_account), request.amount)
+    lines.credit(accounts.bank(lapas, request.bank_account), request.amount)
     return _finish(
         JournalEntry(
             posting_key=payout_key(request.inmate_id, request.payout_id),

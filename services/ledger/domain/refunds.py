@@ -234,10 +234,11 @@ def build_line_refund(
     shares = take_back_per_batch(gross, refund.cash)
     cash = LineBuilder()
     cash.debit(accounts.sales_revenue(order.lapas_id), refund.amount)
-    paid = accounts.suspense() if refund.netted_in_settlement else accounts.bank(refund.bank_account)
+    lapas = order.lapas_id
+    paid = accounts.suspense(lapas) if refund.netted_in_settlement else accounts.bank(lapas, refund.bank_account)
     cash.credit(paid, refund.cash)
-    cash.credit(accounts.fee_expense(FEES_RETURNED), refund.fees_returned)
-    cash.credit(accounts.pph22_prepaid(), refund.pph22_returned)
+    cash.credit(accounts.fee_expense(lapas, FEES_RETURNED), refund.fees_returned)
+    cash.credit(accounts.pph22_prepaid(lapas), refund.pph22_returned)
     entries = [
         JournalEntry(
             posting_key=refund_key(order.order_key, refund.refund_id),

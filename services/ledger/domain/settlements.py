@@ -62,8 +62,9 @@ class SettlementRefused(CorrectionRefused):
 @dataclass(frozen=True, slots=True)
 class Settlement:
     """What a person proposes to settle: ``amount`` rupiah of ``owner``'s payable (a lapas' PNBP, a supplier) or
-    capital (a lapas), from bank account ``bank``. ``reference``: the billing code (PNBP), the payment or purchase
-    reference; ``receipt``: the NTPN of a PNBP deposit."""
+    capital (a lapas), from bank account ``bank`` of the lapas whose books it is in. ``reference``: the billing
+    code (PNBP), the payment or purchase reference; ``receipt``: the NTPN of a PNBP deposit; ``lapas``: the lapas
+    paying a supplier (a PNBP deposit and a use of capital are of the ``owner`` lapas)."""
 
     kind: CorrectionKind
     owner: str
@@ -71,42 +72,53 @@ class Settlement:
     reference: str
     receipt: str | None = None
     bank: str = "main"
+    lapas: str | None = None
+
+    @property
+    def books(self) -> str:
+        """The lapas whose books the settlement is in (its bank is that lapas')."""
+        if self.kind is CorrectionKind.SUPPLIER_PAYMENT:
+            return self.lapas or ""
+        return self.owner
 
     @property
     def what(self) -> str:
         """``PNBP deposit of cipinang`` and the like (messages)."""
         return {
             CorrectionKind.PNBP_DEPOSIT: f"PNBP deposit of {self.owner}",
-            CorrectionKind.SUPPLIER_PAYMENT: f"payment to supplier {self.owner}",
+            CorrectionKind.SUPPLIER_PAYMENT: f"payment to supplier {self.owner} by {self.lapas}",
             CorrectionKind.CAPITAL_USE: f"use of {self.owner}'s production capital",
         }[self.kind]
 
     @property
     def posting_key(self) -> str:
-        """``pnbp_deposit:<lapas>:<billing code>``, ``supplier_payment:<supplier>:<reference>``,
+        """``pnbp_deposit:<lapas>:<billing code>``, ``supplier_payment:<lapas>:<supplier>:<reference>``,
         ``capital_use:<lapas>:<reference>``."""
+        if self.kind is CorrectionKind.SUPPLIER_PAYMENT:
+            return f"{self.kind.value}:{self.lapas}:{self.owner}:{self.reference}"
         return f"{self.kind.value}:{self.owner}:{self.reference}"
 
 
-def _debited(kind: CorrectionKind, owner: str) -> str:
+def _debited(settlement: Settlement) -> str:
+    kind, owner = settlement.kind, settlement.owner
     if kind is CorrectionKind.PNBP_DEPOSIT:
         return accounts.pnbp_payable(owner)
     if kind is CorrectionKind.SUPPLIER_PAYMENT:
-        return accounts.supplier_payable(owner)
+        return accounts.supplier_payable(settlement.books, owner)
     return accounts.production_materials(owner)
 
 
-def limit_accounts(kind: CorrectionKind, owner: str) -> tuple[str, ...]:
+def limit_accounts(settlement: Settlement) -> tuple[str, ...]:
     """The accounts whose normal-side balances bound a settlement: the payable, or capital and what it bought."""
-    if kind is CorrectionKind.CAPITAL_USE:
-        return accounts.production_capital(owner), accounts.production_materials(owner)
-    return (_debited(kind, owner),)
+    if settlement.kind is CorrectionKind.CAPITAL_USE:
+        return accounts.production_capital(settlement.owner), accounts.production_materials(settlement.owner)
+    return (_debited(settlement),)
 
 
-def available(kind: CorrectionKind, owner: str, balances: dict[str, int]) -> int:
+def available(settlement: Settlement, balances: dict[str, int]) -> int:
     """What may still be settled: the payable's balance, or the capital not yet spent on materials (an absent
     account is 0)."""
-    first, *rest = (balances.get(a, 0) for a in limit_accounts(kind, owner))
+    first, *rest = (balances.get(a, 0) for a in limit_accounts(settlement))
     return first - sum(rest)
 
 
@@ -114,8 +126,8 @@ def _format(settlement: Settlement, what: str) -> None:
     if type(settlement.amount) is not int or settlement.amount <= 0:
         raise SettlementRefused(f"{what} refused (positive_amount): {settlement.amount!r} is not whole rupiah above 0")
     try:
-        _debited(settlement.kind, settlement.owner)
-        accounts.bank(settlement.bank)
+        _debited(settlement)
+        accounts.bank(settlement.books, settlement.bank)
     except AccountCodeError as exc:
         raise SettlementRefused(f"{what} refused: {exc}") from None
     if settlement.kind is CorrectionKind.PNBP_DEPOSIT:
@@ -140,14 +152,14 @@ def _within(settlement: Settlement, left: int, what: str) -> None:
         owed = "production capital not yet spent" if settlement.kind is CorrectionKind.CAPITAL_USE else "balance"
         raise SettlementRefused(
             f"{what} refused (within_balance): {settlement.amount:,} exceeds the {owed} {left:,} "
-            f"of {limit_accounts(settlement.kind, settlement.owner)[0]}"
+            f"of {limit_accounts(settlement)[0]}"
         )
 
 
 def _lines(settlement: Settlement) -> tuple[Line, ...]:
     return (
-        Line(_debited(settlement.kind, settlement.owner), Side.DEBIT, settlement.amount),
-        Line(accounts.bank(settlement.bank), Side.CREDIT, settlement.amount),
+        Line(_debited(settlement), Side.DEBIT, settlement.amount),
+        Line(accounts.bank(settlement.books, settlement.bank), Side.CREDIT, settlement.amount),
     )
 
 
@@ -192,7 +204,7 @@ def plan_settlement(
             f"{what} refused (settle_once): proposal {pending.proposal_id} already proposes {key} with other terms "
             f"(its proposer withdraws it: karya ledger withdraw {pending.proposal_id})"
         )
-    _within(settlement, available(settlement.kind, settlement.owner, balances), what)
+    _within(settlement, available(settlement, balances), what)
     return draft
 
 
@@ -203,11 +215,13 @@ def settlement_of(proposal: Proposal) -> Settlement | None:
         return None
     debit = next(line for line in draft.lines if line.side is Side.DEBIT)
     credit = next(line for line in draft.lines if line.side is Side.CREDIT)
-    owner, bank = account_info(debit.account).owner, account_info(credit.account).owner
+    payable, paid_from = account_info(debit.account), account_info(credit.account)
+    owner, bank = payable.owner, paid_from.owner
     assert owner is not None and bank is not None
     reference = draft.posting_key.rsplit(":", 1)[1]
     receipt = draft.reference if draft.kind is CorrectionKind.PNBP_DEPOSIT else None
-    return Settlement(draft.kind, owner, debit.amount, reference, receipt, bank)
+    lapas = paid_from.lapas if draft.kind is CorrectionKind.SUPPLIER_PAYMENT else None
+    return Settlement(draft.kind, owner, debit.amount, reference, receipt, bank, lapas)
 
 
 def check_approval(proposal: Proposal, balances: dict[str, int], *, posted: bool) -> None:
@@ -220,7 +234,7 @@ def check_approval(proposal: Proposal, balances: dict[str, int], *, posted: bool
     what = f"approval of proposal {proposal.proposal_id}"
     if posted:
         raise SettlementRefused(f"{what} refused (settle_once): {settlement.posting_key} is already posted")
-    _within(settlement, available(settlement.kind, settlement.owner, balances), what)
+    _within(settlement, available(settlement, balances), what)
 
 
 class PayoutType(StrEnum):

@@ -49,14 +49,13 @@ def lapas_owned_kinds() -> list[str]:
 def lapas_of_account(account: str, entry_lapas: str | None) -> str | None:
     """The lapas a journal line on ``account`` belongs to, for an entry of ``entry_lapas``.
 
-    THE single place that decides it. Today: the owner of a lapas-owned kind (``pnbp_payable:<lapas>``,
-    ``sales:<lapas>``, …), else the lapas of the entry (its order's ``order_facts.lapas_id``, else the lapas its
-    lapas-owned lines or its inmate's or supplier's accruals name: :mod:`services.ledger.statements`). When every
-    account carries its lapas (per-lapas accounts, issue 17 item 1), replace this body with the chart's function in
-    :mod:`services.ledger.domain.accounts`.
+    The chart decides (:func:`services.ledger.domain.accounts.account_lapas`: every account a sale touches carries
+    its lapas, issue 17 item 1); an account whose code names no lapas — an inmate's savings or receivable, a legacy
+    global code of before per-lapas accounts — belongs to the lapas of the entry (its order's
+    ``order_facts.lapas_id``, else the lapas its lapas-owned lines or its inmate's accruals name:
+    :mod:`services.ledger.statements`).
     """
-    info = accounts.account_info(account)
-    return info.owner if info.kind.owner == "lapas" else entry_lapas
+    return accounts.account_lapas(account) or entry_lapas
 
 
 @dataclass(frozen=True, slots=True)

@@ -339,7 +339,7 @@ async def test_optional_filters_and_cursors_reach_the_sql_only_when_given(posted
     client = await _client(ws, "auditor_pusat")
     calls = [
         ("/api/v1/entries", {}),
-        ("/api/v1/entries", {"order_key": posted.order_a, "kind": "settlement", "account": "asset:bank:main"}),
+        ("/api/v1/entries", {"order_key": posted.order_a, "kind": "settlement", "account": accounts.bank(LAPAS_A)}),
         ("/api/v1/reconciliation", {}),
         ("/api/v1/reconciliation", {"month": "2026-05", "channel": "shopee"}),
     ]

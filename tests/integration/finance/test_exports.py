@@ -147,7 +147,7 @@ async def test_the_statement_and_register_exports_carry_the_apis_postings_and_ba
             want = [(p["sequence"], p["debit"], p["credit"], p["balance"]) for p in statement["postings"]]
             assert got == want, (url, fmt)
 
-    receivable = "asset:marketplace_receivable:shopee"
+    receivable = f"asset:marketplace_receivable:{LAPAS_A}:shopee"
     entries = await every_page(client, "/api/v1/entries", "entries", account=receivable)
     register = await client.get(f"/accounts/{receivable}")
     assert len(re.findall(r'<a href="/journal/\d+">', register.text)) == 1 < len(entries)

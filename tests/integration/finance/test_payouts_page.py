@@ -107,7 +107,7 @@ async def test_a_bendahara_pays_out_part_of_the_savings_of_an_inmate_of_their_la
     assert await _savings(service, posted.inmate_a) == before - 1_000
     key = payout_key(posted.inmate_a, "REL-WEB-1")
     assert await _lines(service, key) == {(accounts.inmate_savings(posted.inmate_a), "D", 1_000),
-                                          (accounts.bank("main"), "C", 1_000)}  # fmt: skip
+                                          (accounts.bank(LAPAS_A), "C", 1_000)}  # fmt: skip
     again = _message(await client.post("/payouts", data=form), "done")
     assert "already posted" in again and await _savings(service, posted.inmate_a) == before - 1_000
 

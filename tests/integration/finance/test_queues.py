@@ -253,7 +253,7 @@ async def test_a_bendahara_neither_sees_nor_decides_a_proposal_touching_another_
         uow, f"{waiting.order_b}:{settlement_b}", reason="B's", proposed_by="ani", at=at))  # fmt: skip
     into_b = {  # on an order of A, but moving lapas B's unallocated proceeds
         "order_key": waiting.order_a,
-        "lines": [{"account": "clearing:suspense", "debit": 500},
+        "lines": [{"account": f"clearing:suspense:{LAPAS_A}", "debit": 500},
                   {"account": f"clearing:unallocated_proceeds:{LAPAS_B}", "credit": 500}],
     }  # fmt: skip
     adjust_b = await _propose(service, lambda uow: corrections.propose_adjustment(

@@ -88,8 +88,10 @@ async def test_a_raw_query_under_lapas_a_returns_no_row_of_lapas_b(posted: TwoLa
     assert accounts.inmate_savings(posted.inmate_a) in seen["accounts"]
     assert accounts.inmate_savings(posted.inmate_b) not in seen["accounts"]
     assert f"revenue:sales:{LAPAS_A}" in seen["accounts"] and f"revenue:sales:{LAPAS_B}" not in seen["accounts"]
-    assert "asset:bank:main" in seen["accounts"], "shared accounts are listed"
-    assert "asset:bank:main" not in seen["account_balances"], "their totals mix every lapas"
+    # Per-lapas accounts (finance_0007): A's bank, receivable and fees are A's, B's are not even listed.
+    assert accounts.bank(LAPAS_A) in seen["accounts"] and accounts.bank(LAPAS_A) in seen["account_balances"]
+    assert accounts.bank(LAPAS_B) not in seen["accounts"] and accounts.bank(LAPAS_B) not in seen["account_balances"]
+    assert all(accounts.account_lapas(a) in (LAPAS_A, None) for a in seen["accounts"])
     assert f"revenue:sales:{LAPAS_A}" in seen["account_balances"]
     assert not any(LAPAS_B in a or posted.inmate_b in a for a in seen["account_balances"])
     assert seen["split_policies"] == {LAPAS_A}
@@ -104,6 +106,8 @@ async def test_an_entry_of_no_order_is_for_every_lapas_only(
     assert str(sequence) not in lapas_a["journal_entries"] and str(sequence) not in lapas_a["journal_lines"]
     assert {str(s) for s in posted.entries_a} <= lapas_a["journal_lines"], "the scope itself works"
     assert str(sequence) in everything["journal_entries"] and str(sequence) in everything["journal_lines"]
+    # its legacy global codes (before per-lapas accounts) name no lapas: listed for everyone, totalled for '*' only
+    assert "clearing:suspense" in lapas_a["accounts"] and "clearing:suspense" not in lapas_a["account_balances"]
 
 
 async def test_no_scope_sees_nothing_and_every_lapas_sees_both(posted: TwoLapas, finance: AsyncEngine) -> None:
@@ -113,7 +117,7 @@ async def test_no_scope_sees_nothing_and_every_lapas_sees_both(posted: TwoLapas,
 
     assert all(not rows for table, rows in unscoped.items() if table != "accounts"), unscoped
     assert (
-        "asset:bank:main" in unscoped["accounts"]
+        accounts.bank(LAPAS_A) not in unscoped["accounts"]
         and accounts.inmate_savings(posted.inmate_a) not in unscoped["accounts"]
     )
     assert {str(s) for s in posted.entries_a + posted.entries_b} <= everything["journal_entries"]
@@ -197,9 +201,9 @@ async def test_a_lapas_sees_its_settlements_and_materials_of_no_order_never_the_
         lapas: await _settle(database, Settlement(CorrectionKind.CAPITAL_USE, lapas, 100, f"buy-{uuid.uuid4().hex}"))
         for lapas in (LAPAS_A, LAPAS_B)
     }
-    paid = await _settle(database, Settlement(CorrectionKind.SUPPLIER_PAYMENT, supplier, 100, "trf-1"))
+    paid = await _settle(database, Settlement(CorrectionKind.SUPPLIER_PAYMENT, supplier, 100, "trf-1", lapas=LAPAS_A))
     unallocated = {lapas: accounts.unallocated_proceeds(lapas) for lapas in (LAPAS_A, LAPAS_B)}
-    _, own = await orderless_adjustment(database, unallocated[LAPAS_A])
+    _, own = await orderless_adjustment(database, unallocated[LAPAS_A], accounts.suspense(LAPAS_A))
     _, across = await orderless_adjustment(database, unallocated[LAPAS_A], unallocated[LAPAS_B])
 
     a, b, everything = [await _scoped_rows(finance, lapas) for lapas in (LAPAS_A, LAPAS_B, None)]
@@ -213,5 +217,36 @@ async def test_a_lapas_sees_its_settlements_and_materials_of_no_order_never_the_
     materials = {lapas: accounts.production_materials(lapas) for lapas in (LAPAS_A, LAPAS_B)}
     assert materials[LAPAS_A] in a["accounts"] and materials[LAPAS_A] in a["account_balances"]
     assert materials[LAPAS_B] not in a["accounts"] and materials[LAPAS_B] not in a["account_balances"]
-    assert accounts.supplier_payable(supplier) in a["account_balances"], "a supplier of A alone"
-    assert accounts.supplier_payable(supplier) not in b["account_balances"]
+    assert accounts.supplier_payable(LAPAS_A, supplier) in a["account_balances"], "what A owes a supplier"
+    assert accounts.supplier_payable(LAPAS_A, supplier) not in b["account_balances"]
+
+
+async def test_the_databases_account_lapas_is_the_charts(posted: TwoLapas, finance: AsyncEngine) -> None:
+    """finance_0007's finance.account_lapas answers what services.ledger.domain.accounts.account_lapas does, for
+    every per-lapas kind and the legacy global codes (an inmate's account is placed by its orders, as before)."""
+    codes = [
+        accounts.bank(LAPAS_A),
+        accounts.bank(LAPAS_B, "bri-escrow"),
+        accounts.marketplace_receivable(LAPAS_A, "shopee"),
+        accounts.pph22_prepaid(LAPAS_A),
+        accounts.suspense(accounts.UNKNOWN_LAPAS),
+        accounts.fee_expense(LAPAS_B, "commission_fee"),
+        accounts.supplier_payable(LAPAS_A, "sup-x"),
+        accounts.deduction_payable(LAPAS_B, "koperasi"),
+        accounts.sales_revenue(LAPAS_A),
+        accounts.production_materials(LAPAS_B),
+        accounts.split_deduction_expense(LAPAS_A),
+        "asset:bank:main",
+        "asset:pph22_prepaid",
+        "clearing:suspense",
+        "asset:marketplace_receivable:shopee",
+        "expense:marketplace_fee:commission_fee",
+        "liability:supplier_payable:sup-never-owed",
+    ]
+    async with finance.connect() as conn:
+        for code in codes:
+            found = (await conn.execute(text("SELECT finance.account_lapas(:c)"), {"c": code})).scalar_one()
+            assert found == accounts.account_lapas(code), code
+        savings = accounts.inmate_savings(posted.inmate_a)
+        found = (await conn.execute(text("SELECT finance.account_lapas(:c)"), {"c": savings})).scalar_one()
+        assert found == accounts.account_lapas(savings, {posted.inmate_a: LAPAS_A}) == LAPAS_A

@@ -246,11 +246,11 @@ def order_events(order: Order, lapas: str, at: datetime) -> dict[str, Envelope]:
 
 
 ORDER_MONEY = """SELECT e.order_key,
-  sum(CASE WHEN l.account LIKE 'revenue:%' OR l.account LIKE 'expense:%' OR l.account = 'asset:pph22_prepaid'
+  sum(CASE WHEN l.account LIKE 'revenue:%' OR l.account LIKE 'expense:%' OR l.account LIKE 'asset:pph22_prepaid:%'
       THEN (CASE l.side WHEN 'C' THEN l.amount ELSE -l.amount END) ELSE 0 END) AS residual,
-  sum(CASE WHEN l.account = 'asset:bank:main' THEN (CASE l.side WHEN 'D' THEN l.amount ELSE -l.amount END)
+  sum(CASE WHEN l.account LIKE 'asset:bank:%' THEN (CASE l.side WHEN 'D' THEN l.amount ELSE -l.amount END)
       ELSE 0 END) AS bank,
-  sum(CASE WHEN l.account = 'clearing:suspense' THEN (CASE l.side WHEN 'D' THEN l.amount ELSE -l.amount END)
+  sum(CASE WHEN l.account LIKE 'clearing:suspense:%' THEN (CASE l.side WHEN 'D' THEN l.amount ELSE -l.amount END)
       ELSE 0 END) AS suspense
   FROM ledger.journal_entries e JOIN ledger.journal_lines l USING (sequence)
   WHERE e.order_key IS NOT NULL GROUP BY 1"""
@@ -262,11 +262,11 @@ def contribution(lines: list[Any]) -> dict[str, int]:
     out: dict[str, int] = defaultdict(int)
     for account, side, amount in lines:
         debit = amount if side == "D" else -amount
-        if account.startswith(("revenue:", "expense:")) or account == "asset:pph22_prepaid":
+        if account.startswith(("revenue:", "expense:")) or account.startswith("asset:pph22_prepaid:"):
             out["residual"] -= debit
-        elif account == "asset:bank:main":
+        elif account.startswith("asset:bank:"):
             out["bank"] += debit
-        elif account == "clearing:suspense":
+        elif account.startswith("clearing:suspense:"):
             out["suspense"] += debit
         elif account.startswith(SAVINGS):
             out[account] -= debit

@@ -120,7 +120,7 @@ async def test_revert_posts_the_mirror_once_after_another_person_approves(ledger
             )
             mirrored = await lines(conn, f"revert:{original}")
             assert mirrored == [(a, "C" if s == "D" else "D", n) for a, s, n in before]
-            receivable = accounts.marketplace_receivable("shopee")
+            receivable = accounts.marketplace_receivable("tangerang", "shopee")
             assert receivable in {a for a, _, _ in mirrored}
             await assert_journal_sound(conn)
         listed = await karya(ledger_db, None, "proposals", "--json")
@@ -183,17 +183,17 @@ async def test_adjustments_of_accounts_not_adjustable_or_unbalanced_are_refused(
     cases = {
         "savings": (
             {"lines": [{"account": "liability:inmate_savings:WBP-ABC123", "debit": 1_000},
-                       {"account": "clearing:suspense", "credit": 1_000}]},
+                       {"account": "clearing:suspense:tangerang", "credit": 1_000}]},
             "refused (adjustable_accounts): liability:inmate_savings:WBP-ABC123 may not be adjusted by hand",
         ),
         "bank": (
-            {"lines": [{"account": "asset:bank:main", "debit": 1_000},
-                       {"account": "clearing:suspense", "credit": 1_000}]},
-            "refused (adjustable_accounts): a line on asset:bank:main needs a 'reference'",
+            {"lines": [{"account": "asset:bank:tangerang:main", "debit": 1_000},
+                       {"account": "clearing:suspense:tangerang", "credit": 1_000}]},
+            "refused (adjustable_accounts): a line on asset:bank:tangerang:main needs a 'reference'",
         ),
         "unbalanced": (
-            {"lines": [{"account": "expense:marketplace_fee:unmapped", "debit": 2_500},
-                       {"account": "clearing:suspense", "credit": 2_000}]},
+            {"lines": [{"account": "expense:marketplace_fee:tangerang:unmapped", "debit": 2_500},
+                       {"account": "clearing:suspense:tangerang", "credit": 2_000}]},
             "refused (balanced_entry): debits 2,500 != credits 2,000 (difference +500)",
         ),
     }  # fmt: skip
@@ -229,16 +229,16 @@ async def test_scenario_e_an_unmapped_fee_in_suspense_is_cleared_by_an_approved_
             completion = await kind_of(conn, key, "sale_completed")
             settlement = await kind_of(conn, key, "settlement")
             assert sorted(await lines(conn, completion)) == [
-                ("asset:marketplace_receivable:shopee", "D", 300_000),
+                ("asset:marketplace_receivable:tangerang:shopee", "D", 300_000),
                 ("clearing:undistributed_proceeds:tangerang", "C", 300_000),
             ]
             assert sorted(await lines(conn, settlement)) == [
-                ("asset:bank:main", "D", 281_000),
-                ("asset:marketplace_receivable:shopee", "C", 300_000),
-                ("asset:pph22_prepaid", "D", 1_500),
-                ("clearing:suspense", "D", 2_500),
+                ("asset:bank:tangerang:main", "D", 281_000),
+                ("asset:marketplace_receivable:tangerang:shopee", "C", 300_000),
+                ("asset:pph22_prepaid:tangerang", "D", 1_500),
+                ("clearing:suspense:tangerang", "D", 2_500),
                 ("clearing:undistributed_proceeds:tangerang", "D", 300_000),
-                ("expense:marketplace_fee:commission_fee", "D", 15_000),
+                ("expense:marketplace_fee:tangerang:commission_fee", "D", 15_000),
                 ("revenue:sales:tangerang", "C", 300_000),
             ]
             # The base is min(N, G - F - W) = min(281,000, 283,500): the unitemised fee is borne before the split.
@@ -252,15 +252,15 @@ async def test_scenario_e_an_unmapped_fee_in_suspense_is_cleared_by_an_approved_
                 ("expense:pnbp_share:tangerang", "D", 110_500),
                 (f"liability:inmate_savings:{inmate}", "C", 33_150),
                 ("liability:pnbp_payable:tangerang", "C", 110_500),
-                ("liability:supplier_payable:sup-pandan", "C", 60_000),
+                ("liability:supplier_payable:tangerang:sup-pandan", "C", 60_000),
             ]
-            assert (await balances(conn, ["clearing:suspense"]))["clearing:suspense"] == 2_500
+            assert (await balances(conn, ["clearing:suspense:tangerang"]))["clearing:suspense:tangerang"] == 2_500
 
         path = tmp_path / "clear-fee.yaml"
         path.write_text(
             f"memo: unitemised fee of {key}\norder_key: {key}\nlines:\n"
-            "  - {account: 'expense:marketplace_fee:unitemised', debit: 2500}\n"
-            "  - {account: 'clearing:suspense', credit: 2500}\n"
+            "  - {account: 'expense:marketplace_fee:tangerang:unitemised', debit: 2500}\n"
+            "  - {account: 'clearing:suspense:tangerang', credit: 2500}\n"
         )
         reason = "escrow detail shows a 2,500 campaign fee"
         proposed = await karya(db.urls, "ani", "adjust", str(path), "--reason", reason)
@@ -279,10 +279,10 @@ async def test_scenario_e_an_unmapped_fee_in_suspense_is_cleared_by_an_approved_
                 f"(proposal {pid})"
             )
             assert await lines(conn, f"adjust:{pid}") == [
-                ("expense:marketplace_fee:unitemised", "D", 2_500),
-                ("clearing:suspense", "C", 2_500),
+                ("expense:marketplace_fee:tangerang:unitemised", "D", 2_500),
+                ("clearing:suspense:tangerang", "C", 2_500),
             ]
-            assert (await balances(conn, ["clearing:suspense"]))["clearing:suspense"] == 0
+            assert (await balances(conn, ["clearing:suspense:tangerang"]))["clearing:suspense:tangerang"] == 0
             outbox = (
                 await conn.execute(
                     text("SELECT payload FROM ledger.outbox ORDER BY id OFFSET :n"), {"n": outbox_before}

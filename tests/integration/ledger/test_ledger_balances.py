@@ -247,7 +247,7 @@ async def test_two_racing_payouts_that_fit_alone_but_not_together(own_database: 
             entries = []
             for conn, pid in ((a, "REL-C"), (b, "REL-D")):
                 seen = await normal_balances(ledger_uow(conn), [savings])
-                entries.append(build_payout(PayoutRequest(inmate, pid, half, paid_at), seen))
+                entries.append(build_payout(PayoutRequest(inmate, pid, half, paid_at), seen, "tangerang"))
             await post_entries(ledger_uow(a), [(entries[0], None)])
             await a.commit()
             with pytest.raises(IntegrityError, match=SAVINGS_RULE):
@@ -295,8 +295,8 @@ def _entry(draw: st.DrawFn, pool: list[str], savings: list[str]) -> list[tuple[s
 
 
 def _pool(tag: str) -> tuple[list[str], list[str]]:
-    pool = [accounts.bank(f"h{tag}{i}") for i in range(3)]
-    pool += [accounts.supplier_payable(f"h{tag}{i}") for i in range(2)]
+    pool = [accounts.bank(f"h{tag}", f"b{i}") for i in range(3)]
+    pool += [accounts.supplier_payable(f"h{tag}", f"s{i}") for i in range(2)]
     pool += [accounts.production_capital(f"h{tag}"), accounts.material_cost_expense(f"h{tag}")]
     return pool, [accounts.inmate_savings(f"WBP-{tag[:6].upper()}")]
 

@@ -1,6 +1,6 @@
 """`karya ledger` reports as a finance user meets them (issue 16): ``--format table|json|csv``, whole account codes
-(``asset:bank:main`` is no emoji, nothing cut at 80 columns when stdout is not a terminal), amounts right-aligned
-as ``Rp 1.234.567`` with Dr/Cr, times with their zone, a usage error for a bad ``--as-of``, and
+(``asset:bank:cipinang:main`` is no emoji, nothing cut at 80 columns when stdout is not a terminal), amounts
+right-aligned as ``Rp 1.234.567`` with Dr/Cr, times with their zone, a usage error for a bad ``--as-of``, and
 ``entries --order KEY`` listing an order's journal entries — each checked against the journal on a real database."""
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ async def test_an_orders_entries_and_the_trial_balance_in_every_format(ledger_db
 
     # --- table: whole codes (no emoji, no ellipsis), Rp amounts right-aligned, the zone named
     table = await _ok(ledger_db, "entries", "--order", key)
-    assert "asset:bank:main" in table and "🏦" not in table and "…" not in table
+    assert "asset:bank:cipinang:main" in table and "🏦" not in table and "…" not in table
     assert key in table and "2026-03-03 00:30:00 WIB" in table
     assert "Rp 3.750.000" in table  # the gross of 3 x 1.250.000
     assert _right_aligned(table, 5) and _right_aligned(table, 6)
@@ -108,20 +108,20 @@ async def test_an_orders_entries_and_the_trial_balance_in_every_format(ledger_db
         (a["account"], a["debit"], a["credit"], a["balance"]) for a in by_json["accounts"]
     ]
     tb = await _ok(ledger_db, "trial-balance")
-    assert "asset:bank:main" in tb and "🏦" not in tb and "…" not in tb
+    assert "asset:bank:cipinang:main" in tb and "🏦" not in tb and "…" not in tb
     assert max(len(line) for line in tb.splitlines()) > 80  # as wide as its content, not the 80 columns of old
     for account in by_json["accounts"]:
         assert account["account"] in tb  # every code whole, however long
     assert _right_aligned(tb, 2) and _right_aligned(tb, 3)
-    bank = next(line for line in tb.splitlines() if "asset:bank:main" in line)
+    bank = next(line for line in tb.splitlines() if "asset:bank:cipinang:main" in line)
     assert bank.rstrip().rstrip("│").rstrip().endswith(" Dr")
 
     # --- statement and inmate reports print CSV too
     statement_rows = list(
-        csv.DictReader(io.StringIO(await _ok(ledger_db, "statement", "asset:bank:main", "--format", "csv")))
+        csv.DictReader(io.StringIO(await _ok(ledger_db, "statement", "asset:bank:cipinang:main", "--format", "csv")))
     )
     assert int(statement_rows[-1]["Balance"]) == next(
-        a["balance"] for a in by_json["accounts"] if a["account"] == "asset:bank:main"
+        a["balance"] for a in by_json["accounts"] if a["account"] == "asset:bank:cipinang:main"
     )
     premi = list(csv.DictReader(io.StringIO(await _ok(ledger_db, "inmate", inmate, "--format", "csv"))))
     assert [r["Order"] for r in premi] == [key] and int(premi[0]["Amount"]) > 0
@@ -131,7 +131,7 @@ async def test_an_orders_entries_and_the_trial_balance_in_every_format(ledger_db
     ("args", "needle"),
     [
         (["trial-balance", "--as-of", "yesterday"], "--as-of: 'yesterday' is not an ISO 8601 date or time"),
-        (["statement", "asset:bank:main", "--from", "2026-13-01"], "--from: '2026-13-01' is not an ISO 8601"),
+        (["statement", "asset:bank:cipinang:main", "--from", "2026-13-01"], "--from: '2026-13-01' is not an ISO 8601"),
         (["inmate", "WBP-AAAAAA", "--tz", "Mars/Olympus"], "unknown time zone 'Mars/Olympus'"),
         (["trial-balance", "--format", "xml"], "'xml' is not one of"),
     ],

@@ -148,6 +148,7 @@ async def test_trial_balance_statement_and_inmate_report(own_database: LedgerDat
             payout = build_payout(
                 PayoutRequest(a, "REL-1", 1_000, datetime(2026, 8, 5, tzinfo=UTC)),
                 await normal_balances(ledger_uow(conn), [savings_a]),
+                "cipinang",
             )
             assert len((await post_entries(ledger_uow(conn), [(payout, "test")])).posted) == 1
         before_refund = await _cli(db, "trial-balance", "--as-of", AS_OF.isoformat())

@@ -72,7 +72,7 @@ _LEFT_AFTER_FULL_REFUND = """SELECT e.order_key, l.account,
 _ORDER_INCOME = """SELECT e.order_key, sum(CASE l.side WHEN 'C' THEN l.amount ELSE -l.amount END) AS income
   FROM ledger.journal_lines l JOIN ledger.journal_entries e USING (sequence)
   WHERE e.order_key = ANY(:k) AND (l.account LIKE 'revenue:%' OR l.account LIKE 'expense:%'
-    OR l.account = 'asset:pph22_prepaid')
+    OR l.account LIKE 'asset:pph22_prepaid:%')
   GROUP BY 1"""
 MOMENTS = [
     datetime(2026, 3, 1, 9, tzinfo=UTC),
@@ -301,10 +301,10 @@ class LedgerDbMachine(RuleBasedStateMachine):
                 return
             if amount > balance:
                 with pytest.raises(InsufficientBalanceError):
-                    build_payout(request, current)
+                    build_payout(request, current, "cipinang")
                 return
             result = await post_entries(
-                ledger_uow(conn), [(build_payout(request, current), f"cli:payout:{request.payout_id}")]
+                ledger_uow(conn), [(build_payout(request, current, "cipinang"), f"cli:payout:{request.payout_id}")]
             )
             assert len(result.posted) == 1 and not result.conflicts
 

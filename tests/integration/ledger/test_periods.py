@@ -99,20 +99,23 @@ async def test_a_late_settlement_after_a_period_close_posts_in_the_first_open_pe
             before = await _cli(urls, "trial-balance", "--as-of", as_of_end, "--format", "json")
             november = {a["account"]: a["balance"] for a in json.loads(before.output)["accounts"]}
             assert november == {
-                "asset:marketplace_receivable:shopee": 100_000,
+                "asset:marketplace_receivable:kerobokan:shopee": 100_000,
                 "clearing:undistributed_proceeds:kerobokan": 100_000,
             }
             # the marketplace's escrow release of 30 November arrives after the close
             await publish(kafka_bootstrap, ledger.settlements_topic, [settled(key, 100_000, natural)])
             await wait_for(lambda: _has(engine, key, f"distribution:{batch.batch_id}"), what="the late settlement")
-        receivable, undistributed = "asset:marketplace_receivable:shopee", "clearing:undistributed_proceeds:kerobokan"
+        receivable, undistributed = (
+            "asset:marketplace_receivable:kerobokan:shopee",
+            "clearing:undistributed_proceeds:kerobokan",
+        )
         assert await journal_of(engine, key) == {
             "completed": {(receivable, "D", 100_000), (undistributed, "C", 100_000)},
             "settlement:ESC-1": {
-                ("asset:bank:main", "D", 91_500),
-                ("expense:marketplace_fee:commission_fee", "D", 6_000),
-                ("expense:marketplace_fee:service_fee", "D", 2_000),
-                ("asset:pph22_prepaid", "D", 500),
+                ("asset:bank:kerobokan:main", "D", 91_500),
+                ("expense:marketplace_fee:kerobokan:commission_fee", "D", 6_000),
+                ("expense:marketplace_fee:kerobokan:service_fee", "D", 2_000),
+                ("asset:pph22_prepaid:kerobokan", "D", 500),
                 (receivable, "C", 100_000),
                 (undistributed, "D", 100_000),
                 ("revenue:sales:kerobokan", "C", 100_000),
@@ -120,7 +123,7 @@ async def test_a_late_settlement_after_a_period_close_posts_in_the_first_open_pe
             # kerobokan-standard@v2 (45/40/15) of B = 91,500 less material 20,000
             f"distribution:{batch.batch_id}": {
                 ("expense:material_cost:kerobokan", "D", 20_000),
-                ("liability:supplier_payable:sup-kelapa", "C", 20_000),
+                ("liability:supplier_payable:kerobokan:sup-kelapa", "C", 20_000),
                 ("expense:pnbp_share:kerobokan", "D", 32_175),
                 ("liability:pnbp_payable:kerobokan", "C", 32_175),
                 ("expense:inmate_premi:kerobokan", "D", 28_600),
@@ -153,7 +156,7 @@ async def test_a_late_settlement_after_a_period_close_posts_in_the_first_open_pe
             datetime(2026, 11, 30, tzinfo=WITA),
             (
                 Line(f"liability:inmate_savings:{inmate}", Side.DEBIT, 1_000),
-                Line("asset:bank:main", Side.CREDIT, 1_000),
+                Line("asset:bank:kerobokan:main", Side.CREDIT, 1_000),
             ),
         )
         with pytest.raises(DBAPIError, match="closed_period"):
@@ -184,7 +187,10 @@ def _entry(key: str, lapas: str, at: datetime, name: str) -> JournalEntry:
         EntryKind.ADJUSTMENT,
         f"direct insert {name}",
         at,
-        (Line("clearing:suspense", Side.DEBIT, 10), Line(f"clearing:undistributed_proceeds:{lapas}", Side.CREDIT, 10)),
+        (
+            Line("clearing:suspense:kerobokan", Side.DEBIT, 10),
+            Line(f"clearing:undistributed_proceeds:{lapas}", Side.CREDIT, 10),
+        ),
         order_key=key,
     )
 

@@ -25,13 +25,13 @@ from tests.integration.ledger.scenario_support import T, journal_of
 pytestmark = pytest.mark.integration
 
 RECEIVABLE, BANK, PPH, SUSPENSE = (
-    "asset:marketplace_receivable:shopee",
-    "asset:bank:main",
-    "asset:pph22_prepaid",
-    ("clearing:suspense"),
+    "asset:marketplace_receivable:sukamiskin:shopee",
+    "asset:bank:sukamiskin:main",
+    "asset:pph22_prepaid:sukamiskin",
+    ("clearing:suspense:sukamiskin"),
 )
 UNDISTRIBUTED, REVENUE = "clearing:undistributed_proceeds:sukamiskin", "revenue:sales:sukamiskin"
-RETURNED = "expense:marketplace_fee:fees_returned"
+RETURNED = "expense:marketplace_fee:sukamiskin:fees_returned"
 MATERIAL, PNBP_X, PREMI_X, CAPITAL_X = (
     "expense:material_cost:sukamiskin",
     "expense:pnbp_share:sukamiskin",
@@ -39,7 +39,7 @@ MATERIAL, PNBP_X, PREMI_X, CAPITAL_X = (
     "expense:capital_allocation:sukamiskin",
 )
 SUPPLIER, PNBP, CAPITAL = (
-    "liability:supplier_payable:sup-kain",
+    "liability:supplier_payable:sukamiskin:sup-kain",
     "liability:pnbp_payable:sukamiskin",
     ("equity:production_capital:sukamiskin"),
 )
@@ -48,7 +48,7 @@ SUPPLIER, PNBP, CAPITAL = (
 def sold(gross: int, net: int, fees: dict[str, int], pph: int, suspense: int = 0) -> set[tuple[str, str, int]]:
     """The settlement entry's lines of a shopee order of sukamiskin (revenue recognised at ``gross``)."""
     lines = {(BANK, "D", net), (PPH, "D", pph), (UNDISTRIBUTED, "D", gross), (RECEIVABLE, "C", gross)}
-    lines |= {(f"expense:marketplace_fee:{t}", "D", a) for t, a in fees.items()} | {(REVENUE, "C", gross)}
+    lines |= {(f"expense:marketplace_fee:sukamiskin:{t}", "D", a) for t, a in fees.items()} | {(REVENUE, "C", gross)}
     return lines | ({(SUSPENSE, "D", suspense)} if suspense else set())
 
 

@@ -52,17 +52,20 @@ async def test_scenario_f_an_adjustment_days_later_posts_its_delta(engine: Async
     assert await post(engine, processor, [adjustment]) == []
     assert await post(engine, processor, [reissued(first), reissued(adjustment)]) == [], "redeliveries post nothing"
 
-    receivable, undistributed = "asset:marketplace_receivable:tiktok_shop", "clearing:undistributed_proceeds:sukamiskin"
+    receivable, undistributed = (
+        "asset:marketplace_receivable:sukamiskin:tiktok_shop",
+        "clearing:undistributed_proceeds:sukamiskin",
+    )
     d1, d2 = f"distribution:{batch.batch_id}", f"distribution:{batch.batch_id}:s2"
     savings_a, savings_b = f"liability:inmate_savings:{a}", f"liability:inmate_savings:{b}"
     assert await journal_of(engine, key) == {
         "completed": {(receivable, "D", 210_000), (undistributed, "C", 210_000)},
         "settlement:ESC-1": {
-            ("asset:bank:main", "D", 190_000),
-            ("expense:marketplace_fee:commission_fee", "D", 12_600),
-            ("expense:marketplace_fee:service_fee", "D", 4_200),
-            ("asset:pph22_prepaid", "D", 1_050),
-            ("clearing:suspense", "D", 2_150),
+            ("asset:bank:sukamiskin:main", "D", 190_000),
+            ("expense:marketplace_fee:sukamiskin:commission_fee", "D", 12_600),
+            ("expense:marketplace_fee:sukamiskin:service_fee", "D", 4_200),
+            ("asset:pph22_prepaid:sukamiskin", "D", 1_050),
+            ("clearing:suspense:sukamiskin", "D", 2_150),
             (receivable, "C", 210_000),
             (undistributed, "D", 210_000),
             ("revenue:sales:sukamiskin", "C", 210_000),
@@ -70,7 +73,7 @@ async def test_scenario_f_an_adjustment_days_later_posts_its_delta(engine: Async
         # base 190,000 (what was paid); material 45,000; the rest 145,000 split 25/15/60; premi 1:1
         d1: {
             ("expense:material_cost:sukamiskin", "D", 45_000),
-            ("liability:supplier_payable:sup-kain", "C", 45_000),
+            ("liability:supplier_payable:sukamiskin:sup-kain", "C", 45_000),
             ("expense:pnbp_share:sukamiskin", "D", 36_250),
             ("liability:pnbp_payable:sukamiskin", "C", 36_250),
             ("expense:inmate_premi:sukamiskin", "D", 21_750),
@@ -80,7 +83,7 @@ async def test_scenario_f_an_adjustment_days_later_posts_its_delta(engine: Async
             ("equity:production_capital:sukamiskin", "C", 87_000),
         },
         # the adjustment clears nothing of the receivable: its cash settles the suspense
-        "settlement:ADJ-1": {("asset:bank:main", "D", 2_150), ("clearing:suspense", "C", 2_150)},
+        "settlement:ADJ-1": {("asset:bank:sukamiskin:main", "D", 2_150), ("clearing:suspense:sukamiskin", "C", 2_150)},
         # cumulative base 192,150: the rest 147,150 splits 36,788 / 22,072 / 88,290 (the .5 tie to PNBP, the
         # earlier rule); premi 11,036 each; this entry posts the difference to the first distribution
         d2: {

@@ -35,12 +35,12 @@ from tests.integration.ledger_support import (
 pytestmark = pytest.mark.integration
 
 FEES = {"commission_fee": 8_000, "service_fee": 2_000}  # G 100,000; PPh 22 500; N = B = 89,500
-RECEIVABLE, UNDISTRIBUTED = "asset:marketplace_receivable:shopee", "clearing:undistributed_proceeds:cipinang"
+RECEIVABLE, UNDISTRIBUTED = "asset:marketplace_receivable:cipinang:shopee", "clearing:undistributed_proceeds:cipinang"
 SETTLEMENT_CASH = {
-    ("asset:bank:main", "D", 89_500),
-    ("expense:marketplace_fee:commission_fee", "D", 8_000),
-    ("expense:marketplace_fee:service_fee", "D", 2_000),
-    ("asset:pph22_prepaid", "D", 500),
+    ("asset:bank:cipinang:main", "D", 89_500),
+    ("expense:marketplace_fee:cipinang:commission_fee", "D", 8_000),
+    ("expense:marketplace_fee:cipinang:service_fee", "D", 2_000),
+    ("asset:pph22_prepaid:cipinang", "D", 500),
     (RECEIVABLE, "C", 100_000),
     (UNDISTRIBUTED, "D", 100_000),
 }
@@ -79,7 +79,10 @@ async def _sell_five(engine: AsyncEngine, sku: str, unit_material_cost: int) -> 
 def _sold(batch: Batch, distribution: set[tuple[str, str, int]]) -> dict[str, set[tuple[str, str, int]]]:
     """The order's journal: completion and settlement as always, the distribution of ``batch`` (with its material
     cost of 22,500 to the supplier) as given."""
-    material = {("expense:material_cost:cipinang", "D", 22_500), ("liability:supplier_payable:sup-kelapa", "C", 22_500)}
+    material = {
+        ("expense:material_cost:cipinang", "D", 22_500),
+        ("liability:supplier_payable:cipinang:sup-kelapa", "C", 22_500),
+    }
     return {
         "completed": {(RECEIVABLE, "D", 100_000), (UNDISTRIBUTED, "C", 100_000)},
         "settlement:ESC-1": SETTLEMENT_CASH | {("revenue:sales:cipinang", "C", 100_000)},
@@ -96,7 +99,7 @@ async def test_revenue_base_splits_sales_and_pays_material_from_the_capital_shar
         batch,
         {
             ("expense:split_deduction:cipinang", "D", 1_790),
-            ("liability:deduction_payable:koperasi-cipinang", "C", 1_790),
+            ("liability:deduction_payable:cipinang:koperasi-cipinang", "C", 1_790),
             ("expense:pnbp_share:cipinang", "D", 21_928),
             ("liability:pnbp_payable:cipinang", "C", 21_928),
             ("expense:inmate_premi:cipinang", "D", 21_927),

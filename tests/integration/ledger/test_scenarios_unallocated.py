@@ -56,7 +56,7 @@ def scenario_c_distribution(a: str, b: str) -> set[tuple[str, str, int]]:
     material 2 × 30,000; the rest 25/15/60; premi 3:1 (the .5 tie to ``a``, the earlier in inmate order)."""
     return {
         ("expense:material_cost:sukamiskin", "D", 60_000),
-        ("liability:supplier_payable:sup-kain", "C", 60_000),
+        ("liability:supplier_payable:sukamiskin:sup-kain", "C", 60_000),
         ("expense:pnbp_share:sukamiskin", "D", 30_750),
         ("liability:pnbp_payable:sukamiskin", "C", 30_750),
         ("expense:inmate_premi:sukamiskin", "D", 18_450),
@@ -98,14 +98,17 @@ async def test_scenario_c_completion_without_allocation_is_allocated_later_by_a_
     settlement = settled(key, 200_000, T, fees=fees)
     assert await post(engine, processor, [completed_without_allocation(key, "sukamiskin", 200_000), settlement]) == []
     assert await post(engine, processor, [reissued(settlement)]) == [], "a redelivered settlement is no dead letter"
-    receivable, unallocated = "asset:marketplace_receivable:shopee", "clearing:unallocated_proceeds:sukamiskin"
+    receivable, unallocated = (
+        "asset:marketplace_receivable:sukamiskin:shopee",
+        "clearing:unallocated_proceeds:sukamiskin",
+    )
     assert await journal_of(engine, key) == {
         "completed": {(receivable, "D", 200_000), (unallocated, "C", 200_000)},
         "settlement:ESC-1": {
-            ("asset:bank:main", "D", 183_000),
-            ("expense:marketplace_fee:commission_fee", "D", 12_000),
-            ("expense:marketplace_fee:service_fee", "D", 4_000),
-            ("asset:pph22_prepaid", "D", 1_000),
+            ("asset:bank:sukamiskin:main", "D", 183_000),
+            ("expense:marketplace_fee:sukamiskin:commission_fee", "D", 12_000),
+            ("expense:marketplace_fee:sukamiskin:service_fee", "D", 4_000),
+            ("asset:pph22_prepaid:sukamiskin", "D", 1_000),
             (receivable, "C", 200_000),
         },
     }
@@ -193,7 +196,7 @@ async def test_scenario_c_completion_without_allocation_is_allocated_later_by_a_
     assert await post(engine, processor, [completion, settled(key, 200_000, T, fees=fees)]) == []
     unallocated = "clearing:unallocated_proceeds:sukamiskin"
     assert (await journal_of(engine, key))["completed"] == {
-        ("asset:marketplace_receivable:shopee", "D", 200_000),
+        ("asset:marketplace_receivable:sukamiskin:shopee", "D", 200_000),
         (unallocated, "C", 200_000),
     }
 
@@ -208,11 +211,11 @@ async def test_scenario_c_completion_without_allocation_is_allocated_later_by_a_
     journal = await journal_of(engine, key)
     assert set(journal) == {"completed", "settlement:ESC-1", "release:s1", f"distribution:{batch.batch_id}"}
     assert journal["settlement:ESC-1"] == {
-        ("asset:bank:main", "D", 183_000),
-        ("expense:marketplace_fee:commission_fee", "D", 12_000),
-        ("expense:marketplace_fee:service_fee", "D", 4_000),
-        ("asset:pph22_prepaid", "D", 1_000),
-        ("asset:marketplace_receivable:shopee", "C", 200_000),
+        ("asset:bank:sukamiskin:main", "D", 183_000),
+        ("expense:marketplace_fee:sukamiskin:commission_fee", "D", 12_000),
+        ("expense:marketplace_fee:sukamiskin:service_fee", "D", 4_000),
+        ("asset:pph22_prepaid:sukamiskin", "D", 1_000),
+        ("asset:marketplace_receivable:sukamiskin:shopee", "C", 200_000),
     }
     assert journal["release:s1"] == {(unallocated, "D", 200_000), ("revenue:sales:sukamiskin", "C", 200_000)}
     assert journal[f"distribution:{batch.batch_id}"] == scenario_c_distribution(a, b)
@@ -231,25 +234,27 @@ async def test_scenario_c_allocated_before_the_settlement_is_distributed_by_the_
     processor = new_processor()
     assert await post(engine, processor, [completed_without_allocation(key, None, 50_000)]) == []
     assert (await journal_of(engine, key))["completed"] == {
-        ("asset:marketplace_receivable:shopee", "D", 50_000),
-        ("clearing:unallocated_proceeds:unknown", "C", 50_000),  # not even the lapas is known
+        ("asset:marketplace_receivable:unknown:shopee", "D", 50_000),  # not even the lapas is known: its books
+        ("clearing:unallocated_proceeds:unknown", "C", 50_000),
     }
     assert await _allocate(engine, key, Pick(batch, 1)) == []  # recorded; nothing settled yet
     fees = {"commission_fee": 3_000}
     assert await post(engine, processor, [settled(key, 50_000, T, fees=fees)]) == []
     journal = await journal_of(engine, key)
     assert journal["settlement:ESC-1"] == {
-        ("asset:bank:main", "D", 46_750),
-        ("expense:marketplace_fee:commission_fee", "D", 3_000),
-        ("asset:pph22_prepaid", "D", 250),
-        ("asset:marketplace_receivable:shopee", "C", 50_000),
+        ("asset:bank:sukamiskin:main", "D", 46_750),
+        ("expense:marketplace_fee:sukamiskin:commission_fee", "D", 3_000),
+        ("asset:pph22_prepaid:sukamiskin", "D", 250),
+        # cleared where the completion booked it: unknown's part (receivable, unallocated) and sukamiskin's
+        # (cash, fees, PPh 22, revenue) each balance
+        ("asset:marketplace_receivable:unknown:shopee", "C", 50_000),
         ("clearing:unallocated_proceeds:unknown", "D", 50_000),
         ("revenue:sales:sukamiskin", "C", 50_000),
     }
     # base 46,750; material 10,000; the rest 36,750 split 25/15/60
     assert journal[f"distribution:{batch}"] == {
         ("expense:material_cost:sukamiskin", "D", 10_000),
-        ("liability:supplier_payable:sup-kain", "C", 10_000),
+        ("liability:supplier_payable:sukamiskin:sup-kain", "C", 10_000),
         ("expense:pnbp_share:sukamiskin", "D", 9_188),
         ("liability:pnbp_payable:sukamiskin", "C", 9_188),
         ("expense:inmate_premi:sukamiskin", "D", 5_512),
@@ -271,13 +276,13 @@ async def test_scenario_d_proceeds_below_material_cost_hold_then_a_person_alloca
     assert reasons == [], "the cash side posts; nothing is dead-lettered"
     undistributed, unallocated = "clearing:undistributed_proceeds:cipinang", "clearing:unallocated_proceeds:cipinang"
     assert await journal_of(engine, key) == {
-        "completed": {("asset:marketplace_receivable:shopee", "D", 100_000), (undistributed, "C", 100_000)},
+        "completed": {("asset:marketplace_receivable:cipinang:shopee", "D", 100_000), (undistributed, "C", 100_000)},
         "settlement:ESC-1": {
-            ("asset:bank:main", "D", 89_500),
-            ("expense:marketplace_fee:commission_fee", "D", 8_000),
-            ("expense:marketplace_fee:service_fee", "D", 2_000),
-            ("asset:pph22_prepaid", "D", 500),
-            ("asset:marketplace_receivable:shopee", "C", 100_000),
+            ("asset:bank:cipinang:main", "D", 89_500),
+            ("expense:marketplace_fee:cipinang:commission_fee", "D", 8_000),
+            ("expense:marketplace_fee:cipinang:service_fee", "D", 2_000),
+            ("asset:pph22_prepaid:cipinang", "D", 500),
+            ("asset:marketplace_receivable:cipinang:shopee", "C", 100_000),
             (undistributed, "D", 100_000),
             (unallocated, "C", 100_000),
         },
@@ -293,7 +298,7 @@ async def test_scenario_d_proceeds_below_material_cost_hold_then_a_person_alloca
     # base 89,500; material 40,000; the rest 49,500 split 50/15/35
     assert journal[f"distribution:{right}"] == {
         ("expense:material_cost:cipinang", "D", 40_000),
-        ("liability:supplier_payable:sup-kayu", "C", 40_000),
+        ("liability:supplier_payable:cipinang:sup-kayu", "C", 40_000),
         ("expense:pnbp_share:cipinang", "D", 24_750),
         ("liability:pnbp_payable:cipinang", "C", 24_750),
         ("expense:inmate_premi:cipinang", "D", 7_425),

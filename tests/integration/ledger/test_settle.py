@@ -36,11 +36,11 @@ pytestmark = pytest.mark.integration
 AT = datetime(2026, 11, 3, 10, 0, tzinfo=UTC)
 BILLING = "820261203000123"
 NTPN = "0A1B2C3D4E5F6G7H"
-PNBP, SUPPLIER = "liability:pnbp_payable:tangerang", "liability:supplier_payable:sup-pandan"
+PNBP, SUPPLIER = "liability:pnbp_payable:tangerang", "liability:supplier_payable:tangerang:sup-pandan"
 CAPITAL, MATERIALS, BANK = (
     "equity:production_capital:tangerang",
     "asset:production_materials:tangerang",
-    "asset:bank:main",
+    "asset:bank:tangerang:main",
 )
 
 
@@ -116,23 +116,23 @@ async def test_pnbp_deposit_supplier_payment_and_capital_use_settle_what_is_owed
 
         # supplier: two proposals that each fit, not together; the second approval sees the first
         supplier = ("settle", "supplier", "propose", "sup-pandan")
-        first = await karya(urls, "ani", *supplier, "40000", "--reference", "TRF-1")
-        second = await karya(urls, "citra", *supplier, "30000", "--reference", "TRF-2")
+        first = await karya(urls, "ani", *supplier, "40000", "--lapas", "tangerang", "--reference", "TRF-1")
+        second = await karya(urls, "citra", *supplier, "30000", "--lapas", "tangerang", "--reference", "TRF-2")
         assert first.exit_code == second.exit_code == 0, (first.output, second.output)
         assert (await karya(urls, "budi", "settle", "supplier", "approve", proposal_of(first.output))).exit_code == 0
         late = await karya(urls, "budi", "settle", "supplier", "approve", proposal_of(second.output))
         assert late.exit_code == 1 and "(within_balance): 30,000 exceeds the balance 20,000" in late.output
         async with engine.connect() as conn:
-            assert await lines(conn, "supplier_payment:sup-pandan:TRF-1") == [
+            assert await lines(conn, "supplier_payment:tangerang:sup-pandan:TRF-1") == [
                 (SUPPLIER, "D", 40_000),
                 (BANK, "C", 40_000),
             ]
-            assert await entry(conn, "supplier_payment:sup-pandan:TRF-2") is None
+            assert await entry(conn, "supplier_payment:tangerang:sup-pandan:TRF-2") is None
         withdrawn = await karya(urls, "citra", "withdraw", proposal_of(second.output), "--reason", "too much")
         assert withdrawn.exit_code == 0, withdrawn.output
-        rest = await karya(urls, "ani", *supplier, "20000", "--reference", "TRF-3")
+        rest = await karya(urls, "ani", *supplier, "20000", "--lapas", "tangerang", "--reference", "TRF-3")
         generic = await karya(urls, "budi", "approve", proposal_of(rest.output))  # the corrections' approve checks too
-        assert generic.exit_code == 0 and "posted supplier_payment:sup-pandan:TRF-3" in generic.output
+        assert generic.exit_code == 0 and "posted supplier_payment:tangerang:sup-pandan:TRF-3" in generic.output
 
         # production capital buys materials: an asset for cash; the appropriation stays
         capital = ("settle", "capital", "propose", "tangerang")

@@ -25,7 +25,7 @@ from tests.integration.ledger_support import Batch, completed, post, settled
 
 pytestmark = pytest.mark.integration
 
-RECEIVABLE, BANK = "asset:marketplace_receivable:tiktok_shop", "asset:bank:main"
+RECEIVABLE, BANK = "asset:marketplace_receivable:sukamiskin:tiktok_shop", "asset:bank:sukamiskin:main"
 
 
 @pytest.fixture
@@ -61,8 +61,8 @@ async def test_a_reread_posts_its_difference_an_identical_one_nothing_another_id
     # the re-read clears 4,000 of the receivable and pays the 4,000 less its fee and PPh 22 differences
     assert journal["settlement:M.h2"] == {
         (BANK, "D", 3_740),
-        ("expense:marketplace_fee:commission_fee", "D", 240),
-        ("asset:pph22_prepaid", "D", 20),
+        ("expense:marketplace_fee:sukamiskin:commission_fee", "D", 240),
+        ("asset:pph22_prepaid:sukamiskin", "D", 20),
         (RECEIVABLE, "C", 4_000),
         ("clearing:undistributed_proceeds:sukamiskin", "D", 4_000),
         ("revenue:sales:sukamiskin", "C", 4_000),
@@ -121,8 +121,8 @@ async def test_lowered_totals_post_their_signed_difference_and_a_stale_reread_is
     journal = await journal_of(engine, key)
     assert journal["settlement:M.h2"] == {
         (BANK, "C", 3_740),
-        ("expense:marketplace_fee:commission_fee", "C", 240),
-        ("asset:pph22_prepaid", "C", 20),
+        ("expense:marketplace_fee:sukamiskin:commission_fee", "C", 240),
+        ("asset:pph22_prepaid:sukamiskin", "C", 20),
         (RECEIVABLE, "D", 4_000),
         ("clearing:undistributed_proceeds:sukamiskin", "C", 4_000),
         ("clearing:unallocated_proceeds:sukamiskin", "D", 4_000),

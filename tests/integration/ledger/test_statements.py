@@ -64,13 +64,13 @@ async def test_reports_of_tangerang_for_november_and_this_month(own_database: Le
 
     sheet = (await report(db, "balance-sheet", "2026-11"))["data"]
     assert amounts(sheet) == {
-        "asset:bank:main": 281_000,
-        "asset:marketplace_receivable:shopee": 0,
-        "asset:pph22_prepaid": 1_500,
+        "asset:bank:tangerang:main": 281_000,
+        "asset:marketplace_receivable:tangerang:shopee": 0,
+        "asset:pph22_prepaid:tangerang": 1_500,
         "liability:inmate_savings:" + inmate: 33_150,
         "liability:pnbp_payable:tangerang": 110_500,
-        "liability:supplier_payable:sup-pandan": 60_000,
-        "clearing:suspense": -2_500,
+        "liability:supplier_payable:tangerang:sup-pandan": 60_000,
+        "clearing:suspense:tangerang": -2_500,
         "clearing:undistributed_proceeds:tangerang": 0,
         "equity:production_capital:tangerang": 77_350,
         "result of earlier periods": 0,
@@ -121,18 +121,18 @@ async def test_reports_of_tangerang_for_november_and_this_month(own_database: Le
     )
     december = (await report(db, "balance-sheet", now))["data"]
     assert december["balanced"] is True and december["period_result"] == 0
-    assert amounts(december)["asset:bank:main"] == 281_000 - 60_000 - 10_000
+    assert amounts(december)["asset:bank:tangerang:main"] == 281_000 - 60_000 - 10_000
     assert amounts(december)["result of earlier periods"] == 4_000
 
     # CSV: one row per line, each with the lapas, the period and its BAS code, to re-key
     rows = list(csv.DictReader(io.StringIO(await report(db, "balance-sheet", "2026-11", "csv"))))
-    bank = next(r for r in rows if r["Account"] == "asset:bank:main")
+    bank = next(r for r in rows if r["Account"] == "asset:bank:tangerang:main")
     assert bank == {
         "Lapas": "tangerang",
         "Period": "2026-11",
         "Section": "assets",
         "Line": "bank",
-        "Account": "asset:bank:main",
+        "Account": "asset:bank:tangerang:main",
         "BAS code": "111211",
         "BAS status": "to_confirm",
         "Amount": "281000",

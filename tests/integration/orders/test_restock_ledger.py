@@ -41,7 +41,7 @@ async def engine(database: RoleUrls) -> AsyncIterator[AsyncEngine]:
 
 
 RESTOCK_LINES = {
-    ("liability:supplier_payable:sup-kain", "D", 60_000),
+    ("liability:supplier_payable:sukamiskin:sup-kain", "D", 60_000),
     ("expense:material_cost:sukamiskin", "C", 60_000),
     ("expense:capital_allocation:sukamiskin", "D", 60_000),
     ("equity:production_capital:sukamiskin", "C", 60_000),

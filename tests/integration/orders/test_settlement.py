@@ -79,8 +79,8 @@ async def post_journal_entry(engine: AsyncEngine, u: str, order_key: str) -> Non
         memo="payout",
         effective_at=datetime.now(UTC),
         lines=(
-            Line(accounts.bank("main"), Side.DEBIT, 90_000),
-            Line(accounts.marketplace_receivable("tokopedia"), Side.CREDIT, 90_000),
+            Line(accounts.bank("cipinang"), Side.DEBIT, 90_000),
+            Line(accounts.marketplace_receivable("cipinang", "tokopedia"), Side.CREDIT, 90_000),
         ),
         order_key=order_key,
     )

@@ -157,5 +157,5 @@ async def test_a_claw_back_row_posts_its_lowering_through_the_ledger_plan() -> N
         assert plan.refused == [] and plan.closed == [] and plan.conflicts == []
     # The bank holds the order's net totals after the claw-back; the receivable is open again by the gross taken.
     assert books.ledger.total(BANK) == 84_150
-    assert books.ledger.total(accounts.marketplace_receivable("tiktok_shop")) == 104_000 - 90_000
+    assert books.ledger.total(accounts.marketplace_receivable("sukamiskin", "tiktok_shop")) == 104_000 - 90_000
     assert books.facts[KEY].latest == {"7291001": second["settlement_id"]}

@@ -187,18 +187,27 @@ def select_policy(policies: Iterable[SplitPolicy], lapas_id: str, sku: str | Non
     return max(pool, key=lambda p: (p.effective_from, p.version))
 
 
-def account_code(account_type: AccountType, name: str, owner: str | None = None) -> str:
+def account_code(account_type: AccountType, name: str, lapas: str | None, owner: str | None = None) -> str:
     kind = KINDS[(account_type, name)]
-    if kind.owner is None:
-        problem = None if owner is None else "takes no owner"
-    elif owner is None or not OWNER_PATTERN.fullmatch(owner):
-        article = "an" if kind.owner[0] in "aeiou" else "a"
-        problem = f"needs {article} {kind.owner} id of letters, digits, '.', '_' or '-' (no ':'), got {owner!r}"
+
+    def bad(what: str, value: object) -> str | None:
+        if isinstance(value, str) and OWNER_PATTERN.fullmatch(value):
+            return None
+        article = "an" if what[0] in "aeiou" else "a"
+        return f"needs {article} {what} id of letters, digits, '.', '_' or '-' (no ':'), got {value!r}"
+
+    if kind.within_lapas:
+        problem = bad("lapas", lapas)
     else:
-        problem = None
+        problem = None if lapas is None else "takes no lapas segment"
+    if problem is None:
+        if kind.owner is None:
+            problem = None if owner is None else "takes no owner"
+        else:
+            problem = bad(kind.owner, owner)
     if problem:
         raise AccountCodeError(f"{account_type}:{name} {problem}")
-    return f"{account_type}:{name}" if owner is None else f"{account_type}:{name}:{owner}"
+    return ":".join(part for part in (account_type, name, lapas, owner) if part is not None)
 
 
 def split_work_group(amount: int, work_group: Sequence[WorkMember]) -> list[tuple[str, int]]:
@@ -235,7 +244,7 @@ def plan_distribution(
         legs = [
             Leg(
                 accounts.material_cost_expense(lapas),
-                accounts.supplier_payable(allocation.supplier_id),
+                accounts.supplier_payable(lapas, allocation.supplier_id),
                 allocation.material_cost,
             )
         ]

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 from hypothesis import strategies as st
 
+from services.ledger.domain import accounts
 from services.ledger.domain.accounts import normal_delta
 from services.ledger.domain.journal import JournalEntry
 from services.ledger.domain.model import (
@@ -37,6 +38,21 @@ LAPAS_SKUS = {
     "tangerang": ["TNG-MAT-001", "TNG-MAT-002"],
 }
 INMATES = {lapas: [f"WBP-{lapas[:3].upper()}{n:03d}" for n in range(1, 5)] for lapas in LAPAS_SKUS}
+INMATE_LAPAS = {inmate: lapas for lapas, inmates in INMATES.items() for inmate in inmates}
+"""Inmate id → their lapas (the map :func:`services.ledger.domain.accounts.account_lapas` takes)."""
+
+
+def per_lapas_totals(balances: dict[str, int], inmate_lapas: dict[str, str]) -> dict[str | None, int]:
+    """Per lapas (``account_lapas``; ``None``: an account of no known lapas) the sum of the signed balances,
+    debit-normal positive: every lapas' books balance when each is 0."""
+    totals: dict[str | None, int] = {}
+    for code, balance in balances.items():
+        info = accounts.account_info(code)
+        lapas = accounts.account_lapas(code, inmate_lapas)
+        totals[lapas] = totals.get(lapas, 0) + (balance if info.normal_side is accounts.Side.DEBIT else -balance)
+    return totals
+
+
 SUPPLIERS = ["sup-kayu-jati", "sup-benang", "sup-kelapa"]
 CHANNELS = ["tokopedia", "tiktok_shop", "shopee", "blibli"]
 FEE_TYPES = ["commission_fee", "service_fee", "seller_transaction_fee"]

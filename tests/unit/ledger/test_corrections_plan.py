@@ -34,11 +34,11 @@ SETTLEMENT = PostedEntry(
     "shopee:s1:o1:settlement",
     EntryKind.SETTLEMENT,
     (
-        Line("asset:bank:main", D, 281_000),
-        Line("expense:marketplace_fee:commission_fee", D, 15_000),
-        Line("asset:pph22_prepaid", D, 1_500),
-        Line("clearing:suspense", D, 2_500),
-        Line("asset:marketplace_receivable:shopee", C, 300_000),
+        Line("asset:bank:tangerang:main", D, 281_000),
+        Line("expense:marketplace_fee:tangerang:commission_fee", D, 15_000),
+        Line("asset:pph22_prepaid:tangerang", D, 1_500),
+        Line("clearing:suspense:tangerang", D, 2_500),
+        Line("asset:marketplace_receivable:tangerang:shopee", C, 300_000),
     ),
     order_key="shopee:s1:o1",
 )
@@ -55,19 +55,19 @@ def test_a_revert_is_the_exact_mirror_line_by_line() -> None:
     draft = revert()
     assert draft.kind is CorrectionKind.REVERT and draft.target == SETTLEMENT.posting_key
     assert draft.lines == (
-        Line("asset:bank:main", C, 281_000),
-        Line("expense:marketplace_fee:commission_fee", C, 15_000),
-        Line("asset:pph22_prepaid", C, 1_500),
-        Line("clearing:suspense", C, 2_500),
-        Line("asset:marketplace_receivable:shopee", D, 300_000),
+        Line("asset:bank:tangerang:main", C, 281_000),
+        Line("expense:marketplace_fee:tangerang:commission_fee", C, 15_000),
+        Line("asset:pph22_prepaid:tangerang", C, 1_500),
+        Line("clearing:suspense:tangerang", C, 2_500),
+        Line("asset:marketplace_receivable:tangerang:shopee", D, 300_000),
     )
     assert (draft.order_key, draft.reason, draft.proposed_by) == ("shopee:s1:o1", "posted twice", "ani")
 
 
 @given(st.lists(st.integers(min_value=1, max_value=10**12), min_size=1, max_size=6))
 def test_any_mirror_undoes_its_entry_account_by_account(amounts: list[int]) -> None:
-    lines = [Line(f"expense:marketplace_fee:f{i}", D, a) for i, a in enumerate(amounts)]
-    target = PostedEntry("k", EntryKind.SETTLEMENT, (*lines, Line("clearing:suspense", C, sum(amounts))))
+    lines = [Line(f"expense:marketplace_fee:tangerang:f{i}", D, a) for i, a in enumerate(amounts)]
+    target = PostedEntry("k", EntryKind.SETTLEMENT, (*lines, Line("clearing:suspense:tangerang", C, sum(amounts))))
     draft = plan_revert("k", target, reverted=False, open_proposal=None, reason="r", proposed_by="a")
     net: dict[str, int] = {}
     for line in (*target.lines, *draft.lines):
@@ -94,8 +94,8 @@ def test_revert_refusals_name_their_rule(kw: dict[str, object], rule: str) -> No
 CLEAR_FEE = {
     "memo": "unmapped fee",
     "lines": [
-        {"account": "expense:marketplace_fee:unmapped", "debit": 2_500},
-        {"account": "clearing:suspense", "credit": 2_500},
+        {"account": "expense:marketplace_fee:tangerang:unmapped", "debit": 2_500},
+        {"account": "clearing:suspense:tangerang", "credit": 2_500},
     ],
 }
 
@@ -103,23 +103,30 @@ CLEAR_FEE = {
 def test_an_adjustment_file_becomes_a_balanced_draft() -> None:
     draft = plan_adjustment(parse_adjustment(CLEAR_FEE, "f.yaml"), reason="fee found", proposed_by="ani")
     assert draft.kind is CorrectionKind.ADJUST and draft.target is None and draft.memo == "unmapped fee"
-    assert draft.lines == (Line("expense:marketplace_fee:unmapped", D, 2_500), Line("clearing:suspense", C, 2_500))
+    assert draft.lines == (
+        Line("expense:marketplace_fee:tangerang:unmapped", D, 2_500),
+        Line("clearing:suspense:tangerang", C, 2_500),
+    )
 
 
 @pytest.mark.parametrize(
     ("lines", "reference", "message"),
     [
-        ([("liability:inmate_savings:WBP-ABC123", "debit", 10), ("clearing:suspense", "credit", 10)], None,
+        ([("liability:inmate_savings:WBP-ABC123", "debit", 10), ("clearing:suspense:tangerang", "credit", 10)], None,
          r"\(adjustable_accounts\): liability:inmate_savings:WBP-ABC123 may not"),
-        ([("revenue:sales:tangerang", "debit", 10), ("clearing:suspense", "credit", 10)], None,
+        ([("revenue:sales:tangerang", "debit", 10), ("clearing:suspense:tangerang", "credit", 10)], None,
          r"\(adjustable_accounts\): revenue:sales:tangerang"),
-        ([("asset:bank:main", "debit", 10), ("clearing:suspense", "credit", 10)], None,
-         r"\(adjustable_accounts\): a line on asset:bank:main needs a 'reference'"),
-        ([("expense:marketplace_fee:x", "debit", 2_500), ("clearing:suspense", "credit", 2_000)], None,
+        ([("asset:bank:tangerang:main", "debit", 10), ("clearing:suspense:tangerang", "credit", 10)], None,
+         r"\(adjustable_accounts\): a line on asset:bank:tangerang:main needs a 'reference'"),
+        ([("expense:marketplace_fee:tangerang:x", "debit", 2_500), ("clearing:suspense:tangerang", "credit", 2_000)],
+         None,
          r"\(balanced_entry\): debits 2,500 != credits 2,000 \(difference \+500\)"),
-        ([("clearing:suspense", "debit", 10)], None, "at least two lines"),
-        ([("clearing:suspense", "debit", 10), ("clearing:suspense", "credit", 10)], None, "appears on two lines"),
-        ([("clearing:nothing", "debit", 10), ("clearing:suspense", "credit", 10)], None, "refused: "),
+        ([("clearing:suspense:tangerang", "debit", 10)], None, "at least two lines"),
+        ([("clearing:suspense:tangerang", "debit", 10), ("clearing:suspense:tangerang", "credit", 10)], None,
+         "appears on two lines"),
+        ([("liability:supplier_payable:tangerang:sup-a", "debit", 10), ("clearing:suspense:tangerang", "credit", 10)],
+         None, r"\(adjustable_accounts\): liability:supplier_payable:tangerang:sup-a may not"),
+        ([("clearing:nothing", "debit", 10), ("clearing:suspense:tangerang", "credit", 10)], None, "refused: "),
     ],
 )  # fmt: skip
 def test_adjustment_refusals_name_their_rule(
@@ -132,25 +139,28 @@ def test_adjustment_refusals_name_their_rule(
 
 def test_a_bank_line_with_a_reference_is_adjustable() -> None:
     data = {**CLEAR_FEE, "reference": "BCA-0017"}
-    data["lines"] = [{"account": "asset:bank:main", "debit": 7}, {"account": "clearing:suspense", "credit": 7}]
+    data["lines"] = [
+        {"account": "asset:bank:tangerang:main", "debit": 7},
+        {"account": "clearing:suspense:tangerang", "credit": 7},
+    ]
     assert plan_adjustment(parse_adjustment(data, "f"), reason="r", proposed_by="a").reference == "BCA-0017"
 
 
 @pytest.mark.parametrize(
     "line",
     [
-        {"account": "clearing:suspense", "debit": 2500.0},
-        {"account": "clearing:suspense", "debit": "2500"},
-        {"account": "clearing:suspense", "debit": True},
-        {"account": "clearing:suspense", "debit": 0},
-        {"account": "clearing:suspense", "debit": 1, "credit": 1},
-        {"account": "clearing:suspense"},
+        {"account": "clearing:suspense:tangerang", "debit": 2500.0},
+        {"account": "clearing:suspense:tangerang", "debit": "2500"},
+        {"account": "clearing:suspense:tangerang", "debit": True},
+        {"account": "clearing:suspense:tangerang", "debit": 0},
+        {"account": "clearing:suspense:tangerang", "debit": 1, "credit": 1},
+        {"account": "clearing:suspense:tangerang"},
         {"debit": 1},
     ],
 )
 def test_malformed_lines_are_refused(line: dict[str, object]) -> None:
     with pytest.raises(CorrectionRefused, match="line 1"):
-        parse_adjustment({"lines": [line, {"account": "asset:pph22_prepaid", "credit": 1}]}, "f")
+        parse_adjustment({"lines": [line, {"account": "asset:pph22_prepaid:tangerang", "credit": 1}]}, "f")
 
 
 def proposal(draft: Draft, approved_by: str | None = None) -> Proposal:
@@ -197,7 +207,9 @@ def test_approval_refusals_name_their_rule(approver: str, approved_by: str | Non
 
 def test_an_adjustment_from_any_allowed_account_pair_balances() -> None:
     draft = plan_adjustment(
-        Adjustment((Line("asset:marketplace_receivable:shopee", D, 5), Line("asset:pph22_prepaid", C, 5))),
+        Adjustment(
+            (Line("asset:marketplace_receivable:tangerang:shopee", D, 5), Line("asset:pph22_prepaid:tangerang", C, 5))
+        ),
         reason="r",
         proposed_by="a",
     )
@@ -250,3 +262,23 @@ def test_a_rejected_or_withdrawn_proposal_is_never_approved(state: ProposalState
 def test_only_a_rejection_or_withdrawal_closes_without_posting() -> None:
     with pytest.raises(ValueError, match="rejected or withdrawn"):
         plan_closure(proposal(revert()), APPROVED, "budi", "r", AT)
+
+
+def test_a_legacy_global_account_is_reclassified_to_its_lapas_by_an_adjustment() -> None:
+    # Old journals keep their global codes; an approved adjustment moves a balance to the per-lapas account of the
+    # same kind (a supplier payable is never adjusted otherwise).
+    moved = Adjustment(
+        (
+            Line("liability:supplier_payable:sup-pandan", D, 60_000),
+            Line("liability:supplier_payable:tangerang:sup-pandan", C, 60_000),
+        )
+    )
+    assert plan_adjustment(moved, reason="per-lapas chart", proposed_by="ani").lines == moved.lines
+    with pytest.raises(CorrectionRefused, match="adjustable_accounts"):
+        plan_adjustment(
+            Adjustment(
+                (Line("liability:supplier_payable:sup-pandan", D, 5), Line("clearing:suspense:tangerang", C, 5))
+            ),
+            reason="r",
+            proposed_by="a",
+        )

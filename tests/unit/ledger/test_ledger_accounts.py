@@ -13,16 +13,16 @@ from services.ledger.domain.accounts import AccountType, Side, account_info, nor
 from services.ledger.domain.errors import AccountCodeError
 
 CASES: list[tuple[Callable[..., str], tuple[str, ...], str, AccountType, Side]] = [
-    (acc.bank, (), "asset:bank:main", AccountType.ASSET, Side.DEBIT),
-    (acc.bank, ("bri-escrow",), "asset:bank:bri-escrow", AccountType.ASSET, Side.DEBIT),
+    (acc.bank, ("cipinang",), "asset:bank:cipinang:main", AccountType.ASSET, Side.DEBIT),
+    (acc.bank, ("cipinang", "bri-escrow"), "asset:bank:cipinang:bri-escrow", AccountType.ASSET, Side.DEBIT),
     (
         acc.marketplace_receivable,
-        ("shopee",),
-        "asset:marketplace_receivable:shopee",
+        ("cipinang", "shopee"),
+        "asset:marketplace_receivable:cipinang:shopee",
         AccountType.ASSET,
         Side.DEBIT,
     ),
-    (acc.pph22_prepaid, (), "asset:pph22_prepaid", AccountType.ASSET, Side.DEBIT),
+    (acc.pph22_prepaid, ("cipinang",), "asset:pph22_prepaid:cipinang", AccountType.ASSET, Side.DEBIT),
     (
         acc.inmate_receivable,
         ("WBP-7F3K2Q",),
@@ -47,8 +47,8 @@ CASES: list[tuple[Callable[..., str], tuple[str, ...], str, AccountType, Side]] 
     (acc.pnbp_payable, ("cipinang",), "liability:pnbp_payable:cipinang", AccountType.LIABILITY, Side.CREDIT),
     (
         acc.supplier_payable,
-        ("sup-1",),
-        "liability:supplier_payable:sup-1",
+        ("cipinang", "sup-1"),
+        "liability:supplier_payable:cipinang:sup-1",
         AccountType.LIABILITY,
         Side.CREDIT,
     ),
@@ -62,8 +62,8 @@ CASES: list[tuple[Callable[..., str], tuple[str, ...], str, AccountType, Side]] 
     (acc.sales_revenue, ("cipinang",), "revenue:sales:cipinang", AccountType.REVENUE, Side.CREDIT),
     (
         acc.fee_expense,
-        ("commission_fee",),
-        "expense:marketplace_fee:commission_fee",
+        ("cipinang", "commission_fee"),
+        "expense:marketplace_fee:cipinang:commission_fee",
         AccountType.EXPENSE,
         Side.DEBIT,
     ),
@@ -103,11 +103,11 @@ CASES: list[tuple[Callable[..., str], tuple[str, ...], str, AccountType, Side]] 
         AccountType.CLEARING,
         Side.CREDIT,
     ),
-    (acc.suspense, (), "clearing:suspense", AccountType.CLEARING, Side.DEBIT),
+    (acc.suspense, ("unknown",), "clearing:suspense:unknown", AccountType.CLEARING, Side.DEBIT),
     (
         acc.deduction_payable,
-        ("koperasi-cipinang",),
-        "liability:deduction_payable:koperasi-cipinang",
+        ("cipinang", "koperasi-cipinang"),
+        "liability:deduction_payable:cipinang:koperasi-cipinang",
         AccountType.LIABILITY,
         Side.CREDIT,
     ),
@@ -128,7 +128,11 @@ def test_builders_and_parsing_agree(
     assert builder(*args) == code
     info = account_info(code)
     assert (info.type, info.normal_side, info.code) == (account_type, normal, code)
-    assert info.owner == (code.split(":")[2] if code.count(":") == 2 else None)
+    assert info.owner == code.split(":")[-1] and not info.legacy
+    inmate = info.kind.owner == "inmate"
+    assert info.lapas == (None if inmate else code.split(":")[2])
+    assert acc.account_lapas(code) == info.lapas
+    assert acc.account_lapas(code, {"WBP-7F3K2Q": "tangerang"}) == ("tangerang" if inmate else code.split(":")[2])
 
 
 def test_every_kind_has_a_builder_case() -> None:
@@ -139,11 +143,15 @@ def test_every_kind_has_a_builder_case() -> None:
     ("code", "message"),
     [
         ("bank", "is not <type>:<kind>"),
-        ("asset:bank:main:extra", "is not <type>:<kind>"),
+        ("asset:bank:cipinang:main:extra", "is not <type>:<kind>"),
         ("assets:bank:main", "unknown account type 'assets'"),
         ("asset:savings:WBP-7F3K2Q", "unknown asset account 'savings'"),
-        ("asset:bank", "asset:bank needs a bank account id"),
-        ("asset:pph22_prepaid:cipinang", "takes no owner"),
+        ("asset:bank", "asset:bank is asset:bank:<lapas>:<bank account>"),
+        ("asset:pph22_prepaid:cipinang:x", "asset:pph22_prepaid is asset:pph22_prepaid:<lapas>"),
+        ("revenue:sales", "revenue:sales is revenue:sales:<lapas>"),
+        ("revenue:sales:cipinang:x", "revenue:sales is revenue:sales:<lapas>"),
+        ("asset:bank:cipinang:a b", "needs a bank account id"),
+        ("asset:bank:cipi nang:main", "needs a lapas id"),
         ("liability:inmate_savings:", "needs an inmate id"),
         ("liability:inmate_savings:WBP 7F3K2Q", "needs an inmate id"),
     ],
@@ -164,5 +172,32 @@ def test_normal_delta(amount: int) -> None:
     savings = acc.inmate_savings("WBP-7F3K2Q")
     assert normal_delta(savings, Side.CREDIT, amount) == amount
     assert normal_delta(savings, Side.DEBIT, amount) == -amount
-    assert normal_delta(acc.bank(), Side.DEBIT, amount) == amount
-    assert normal_delta(acc.suspense(), Side.CREDIT, amount) == -amount
+    assert normal_delta(acc.bank("cipinang"), Side.DEBIT, amount) == amount
+    assert normal_delta(acc.suspense("cipinang"), Side.CREDIT, amount) == -amount
+
+
+LEGACY = [
+    ("asset:bank:main", "main"),
+    ("asset:marketplace_receivable:shopee", "shopee"),
+    ("asset:pph22_prepaid", None),
+    ("expense:marketplace_fee:commission_fee", "commission_fee"),
+    ("clearing:suspense", None),
+    ("liability:supplier_payable:sup-1", "sup-1"),
+    ("liability:deduction_payable:koperasi", "koperasi"),
+]
+
+
+@pytest.mark.parametrize(("code", "owner"), LEGACY)
+def test_legacy_global_codes_still_parse_as_accounts_of_no_lapas(code: str, owner: str | None) -> None:
+    info = account_info(code)
+    assert (info.legacy, info.lapas, info.owner) == (True, None, owner)
+    assert acc.account_lapas(code, {"sup-1": "cipinang"}) is None
+    moved = acc.in_lapas(code, "cipinang")
+    assert account_info(moved).kind == info.kind and acc.account_lapas(moved) == "cipinang"
+    assert acc.in_lapas(moved, "tangerang") == moved  # a per-lapas code stays where it is
+
+
+def test_an_inmate_account_is_in_no_lapas_until_the_inmate_is_placed() -> None:
+    savings = acc.inmate_savings("WBP-7F3K2Q")
+    assert acc.account_lapas(savings) is None and acc.account_lapas(savings, {}) is None
+    assert acc.account_lapas(savings, {"WBP-7F3K2Q": "kerobokan"}) == "kerobokan"

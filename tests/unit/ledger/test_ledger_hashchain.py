@@ -150,7 +150,7 @@ def _fixed_entry() -> JournalEntry:
         memo="order completed",
         effective_at=datetime(2026, 2, 1, 10, tzinfo=timezone(timedelta(hours=7))),
         lines=(
-            Line("asset:marketplace_receivable:shopee", Side.DEBIT, 150_000),
+            Line("asset:marketplace_receivable:cipinang:shopee", Side.DEBIT, 150_000),
             Line("clearing:undistributed_proceeds:cipinang", Side.CREDIT, 150_000),
         ),
         order_key="shopee:shop-cpn:1",
@@ -164,7 +164,7 @@ def test_serialisation_is_canonical_and_pinned() -> None:
         b'["karya-journal/1",0,"shopee:shop-cpn:1:completed","' + b"ab" * 32 + b'","sale_completed",'
         b'"2026-02-01T03:00:00.000000+00:00","2026-03-01T12:00:00.123456+00:00",null,null,'
         b'"shopee:shop-cpn:1",null,"evt-0","order completed",'
-        b'[["asset:marketplace_receivable:shopee","D",150000],["clearing:undistributed_proceeds:cipinang","C",150000]]]'
+        b'[["asset:marketplace_receivable:cipinang:shopee","D",150000],["clearing:undistributed_proceeds:cipinang","C",150000]]]'
     )
     # Line order and the time zone the time was written in do not matter.
     reordered = dataclasses.replace(entry, lines=entry.lines[::-1], effective_at=datetime(2026, 2, 1, 3, tzinfo=UTC))

@@ -47,7 +47,7 @@ def _entry(*lines: Line, **changes: object) -> JournalEntry:
     return JournalEntry(**fields)  # type: ignore[arg-type]
 
 
-BANK, SAVINGS = acc.bank(), acc.inmate_savings(A)
+BANK, SAVINGS = acc.bank("cipinang"), acc.inmate_savings(A)
 
 
 @pytest.mark.parametrize(

@@ -61,16 +61,16 @@ def test_worked_example_completion_settlement_distribution() -> None:
     completed = build_completion(COMPLETION)
     assert completed.posting_key == "shopee:shop-cpn:240001:completed"
     assert lines_of(completed) == {
-        ("asset:marketplace_receivable:shopee", "D", 150_000),
+        ("asset:marketplace_receivable:cipinang:shopee", "D", 150_000),
         ("clearing:undistributed_proceeds:cipinang", "C", 150_000),
     }
     settled = build_settlement(SETTLEMENT, recognised_gross=150_000)
     assert lines_of(settled) == {
-        ("asset:bank:main", "D", 134_250),
-        ("expense:marketplace_fee:commission_fee", "D", 12_000),
-        ("expense:marketplace_fee:service_fee", "D", 3_000),
-        ("asset:pph22_prepaid", "D", 750),
-        ("asset:marketplace_receivable:shopee", "C", 150_000),
+        ("asset:bank:cipinang:main", "D", 134_250),
+        ("expense:marketplace_fee:cipinang:commission_fee", "D", 12_000),
+        ("expense:marketplace_fee:cipinang:service_fee", "D", 3_000),
+        ("asset:pph22_prepaid:cipinang", "D", 750),
+        ("asset:marketplace_receivable:cipinang:shopee", "C", 150_000),
         ("clearing:undistributed_proceeds:cipinang", "D", 150_000),
         ("revenue:sales:cipinang", "C", 150_000),
     }
@@ -86,7 +86,7 @@ def test_worked_example_completion_settlement_distribution() -> None:
         ("expense:pnbp_share:cipinang", "D", 37_700),
         ("expense:inmate_premi:cipinang", "D", 23_563),
         ("expense:capital_allocation:cipinang", "D", 32_987),
-        ("liability:supplier_payable:sup-benang", "C", 40_000),
+        ("liability:supplier_payable:cipinang:sup-benang", "C", 40_000),
         ("liability:pnbp_payable:cipinang", "C", 37_700),
         (f"liability:inmate_savings:{A}", "C", 14_138),
         (f"liability:inmate_savings:{B}", "C", 9_425),
@@ -96,9 +96,9 @@ def test_worked_example_completion_settlement_distribution() -> None:
 
 def test_settlement_differences_go_to_suspense_on_either_side() -> None:
     short = build_settlement(replace(SETTLEMENT, net_payout=134_000), 150_000)
-    assert ("clearing:suspense", "D", 250) in lines_of(short)
+    assert ("clearing:suspense:cipinang", "D", 250) in lines_of(short)
     extra = build_settlement(replace(SETTLEMENT, net_payout=135_000), 150_000)
-    assert ("clearing:suspense", "C", 750) in lines_of(extra)
+    assert ("clearing:suspense:cipinang", "C", 750) in lines_of(extra)
     # Only money both expected and received is split: the excess waits in suspense.
     over = replace(SETTLEMENT, net_payout=135_000)
     assert plan_distribution(COMPLETION, over, DEMO_POLICIES).base == 134_250
@@ -122,12 +122,13 @@ def test_over_refund_and_foreign_refund_are_refused() -> None:
 def test_payout_above_the_balance_is_refused() -> None:
     request = PayoutRequest(A, "release-1", 14_139, datetime(2026, 3, 1, tzinfo=UTC))
     with pytest.raises(InsufficientBalanceError, match="exceeds the savings balance 14138"):
-        build_payout(request, {acc.inmate_savings(A): 14_138})
+        build_payout(request, {acc.inmate_savings(A): 14_138}, "cipinang")
     entry = build_payout(
         PayoutRequest(A, "release-1", 14_138, datetime(2026, 3, 1, tzinfo=UTC)),
         {acc.inmate_savings(A): 14_138},
+        "cipinang",
     )
-    assert lines_of(entry) == {(acc.inmate_savings(A), "D", 14_138), ("asset:bank:main", "C", 14_138)}
+    assert lines_of(entry) == {(acc.inmate_savings(A), "D", 14_138), ("asset:bank:cipinang:main", "C", 14_138)}
     assert entry.posting_key == f"payout:{A}:release-1"
 
 

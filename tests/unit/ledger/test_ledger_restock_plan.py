@@ -44,7 +44,7 @@ def test_the_material_of_restocked_units_goes_back_from_the_supplier_to_producti
     entry = plan_restock(facts(), restock(quantity=2))
     assert entry is not None and entry.posting_key == f"{KEY}:restock:7" and entry.batch_id == "B1"
     assert {(ln.account, ln.side.value, ln.amount) for ln in entry.lines} == {
-        ("liability:supplier_payable:sup-kain", "D", 60_000),
+        ("liability:supplier_payable:sukamiskin:sup-kain", "D", 60_000),
         ("expense:material_cost:sukamiskin", "C", 60_000),
         ("expense:capital_allocation:sukamiskin", "D", 60_000),
         ("equity:production_capital:sukamiskin", "C", 60_000),

@@ -32,10 +32,12 @@ from services.ledger.domain.postings import (
 from services.ledger.domain.refunds import LineRefund, build_line_refund
 from tests.unit.ledger.ledger_support import (
     DEMO_POLICIES,
+    INMATE_LAPAS,
     Conflict,
     MemoryLedger,
     at,
     completions,
+    per_lapas_totals,
     settlements,
 )
 
@@ -184,8 +186,12 @@ class LedgerMachine(RuleBasedStateMachine):
         self.payouts += 1
         request = PayoutRequest(inmate, f"release-{self.payouts}", amount, at(800))
         self._post(
-            [build_payout(request, self.ledger.balances)],
-            lambda: [build_payout(replace(request, paid_at=at(801)), {acc.inmate_savings(inmate): amount})],
+            [build_payout(request, self.ledger.balances, INMATE_LAPAS[inmate])],
+            lambda: [
+                build_payout(
+                    replace(request, paid_at=at(801)), {acc.inmate_savings(inmate): amount}, INMATE_LAPAS[inmate]
+                )
+            ],
         )
 
     @precondition(lambda self: bool(self.orders))
@@ -201,7 +207,7 @@ class LedgerMachine(RuleBasedStateMachine):
         balance = self.ledger.balances.get(acc.inmate_savings(inmate), 0)
         request = PayoutRequest(inmate, "too-much", balance + data.draw(st.integers(1, 10**6)), at(800))
         with pytest.raises(InsufficientBalanceError):
-            build_payout(request, self.ledger.balances)
+            build_payout(request, self.ledger.balances, INMATE_LAPAS[inmate])
 
     # --- invariants ------------------------------------------------------------------------------------
 
@@ -212,6 +218,12 @@ class LedgerMachine(RuleBasedStateMachine):
             sum(v if acc.account_info(k).normal_side is acc.Side.DEBIT else -v for k, v in self.ledger.balances.items())
             == 0
         )
+
+    @invariant()
+    def every_lapas_books_balance(self) -> None:
+        # Each lapas' trial balance sums to zero on its own, no account is of no lapas, and their sum is the ledger.
+        totals = per_lapas_totals(self.ledger.balances, INMATE_LAPAS)
+        assert None not in totals and all(v == 0 for v in totals.values()), totals
 
     @invariant()
     def every_entry_is_balanced(self) -> None:

@@ -95,12 +95,12 @@ def test_a_netted_refund_closes_the_order_its_settlement_alone_could_not_distrib
     ledger = MemoryLedger()
     ledger.post([e for e, _ in plan.entries])
     assert ledger.debits == ledger.credits
-    assert ledger.total(accounts.suspense()) == 0 and ledger.total(accounts.bank("main")) == net
+    assert ledger.total(accounts.suspense("sukamiskin")) == 0 and ledger.total(accounts.bank("sukamiskin")) == net
     assert ledger.total("liability:supplier_payable:") == 195_000
     income = sum(
         v if a.startswith("revenue:") else -v
         for a, v in ledger.balances.items()
-        if a.startswith(("revenue:", "expense:", accounts.pph22_prepaid()))
+        if a.startswith(("revenue:", "expense:", accounts.pph22_prepaid("sukamiskin")))
     )
     assert income == 0
 

@@ -25,7 +25,7 @@ from tests.unit.ledger.ledger_support import DEMO_POLICIES, MemoryLedger, at
 
 KEY = "tiktok_shop:shop-1:9101"
 ORDER = [Batch("B-9101", "SMK-BTK-001", "sukamiskin", 2, 52_000, 15_000, "sup-kain", (("WBP-SMK001", 1),))]
-BANK, RECEIVABLE = accounts.bank("main"), accounts.marketplace_receivable("tiktok_shop")
+BANK, RECEIVABLE = accounts.bank("sukamiskin"), accounts.marketplace_receivable("sukamiskin", "tiktok_shop")
 
 
 def totals(gross: int, settlement_id: str, marketplace_id: str | None = "M-1", fee: int | None = None) -> Envelope:

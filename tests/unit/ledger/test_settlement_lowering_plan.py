@@ -20,7 +20,7 @@ from tests.integration.ledger_support import completed, reissued
 from tests.unit.ledger.ledger_support import DEMO_POLICIES, MemoryLedger, at
 from tests.unit.ledger.test_settlement_cumulative_plan import BANK, KEY, ORDER, RECEIVABLE, Books, totals
 
-FEE = accounts.fee_expense("commission_fee")
+FEE = accounts.fee_expense("sukamiskin", "commission_fee")
 
 
 def _books(gross: int = 104_000) -> Books:

@@ -35,7 +35,7 @@ AT = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 BILLING = "820261203000123"
 NTPN = "0A1B2C3D4E5F6G7H"
 PNBP = Settlement(CorrectionKind.PNBP_DEPOSIT, "cipinang", 24_750, BILLING, NTPN)
-SUPPLIER = Settlement(CorrectionKind.SUPPLIER_PAYMENT, "sup-kayu", 40_000, "TRF-2026-12-001")
+SUPPLIER = Settlement(CorrectionKind.SUPPLIER_PAYMENT, "sup-kayu", 40_000, "TRF-2026-12-001", lapas="cipinang")
 CAPITAL = Settlement(CorrectionKind.CAPITAL_USE, "cipinang", 15_000, "PO-77")
 
 
@@ -52,7 +52,10 @@ def stored(draft: Draft | Proposal, proposal_id: int = 7) -> Proposal:
 def test_a_pnbp_deposit_debits_the_payable_and_credits_the_bank_under_its_billing_code() -> None:
     draft = plan(PNBP, {"liability:pnbp_payable:cipinang": 24_750})
     assert isinstance(draft, Draft)
-    assert draft.lines == (Line("liability:pnbp_payable:cipinang", D, 24_750), Line("asset:bank:main", C, 24_750))
+    assert draft.lines == (
+        Line("liability:pnbp_payable:cipinang", D, 24_750),
+        Line("asset:bank:cipinang:main", C, 24_750),
+    )
     assert draft.posting_key == f"pnbp_deposit:cipinang:{BILLING}" and draft.reference == NTPN
     entry = plan_approval(stored(draft), "budi", AT, reverted=False)
     assert entry.kind is EntryKind.PNBP_DEPOSIT and entry.posting_key == f"pnbp_deposit:cipinang:{BILLING}"
@@ -63,15 +66,18 @@ def test_a_pnbp_deposit_debits_the_payable_and_credits_the_bank_under_its_billin
 
 
 def test_a_supplier_payment_and_a_use_of_capital_have_their_exact_journals() -> None:
-    paid = plan(SUPPLIER, {"liability:supplier_payable:sup-kayu": 40_000})
-    assert isinstance(paid, Draft) and paid.posting_key == "supplier_payment:sup-kayu:TRF-2026-12-001"
-    assert paid.lines == (Line("liability:supplier_payable:sup-kayu", D, 40_000), Line("asset:bank:main", C, 40_000))
+    paid = plan(SUPPLIER, {"liability:supplier_payable:cipinang:sup-kayu": 40_000})
+    assert isinstance(paid, Draft) and paid.posting_key == "supplier_payment:cipinang:sup-kayu:TRF-2026-12-001"
+    assert paid.lines == (
+        Line("liability:supplier_payable:cipinang:sup-kayu", D, 40_000),
+        Line("asset:bank:cipinang:main", C, 40_000),
+    )
     assert plan_approval(stored(paid), "budi", AT, reverted=False).kind is EntryKind.SUPPLIER_PAYMENT
     used = plan(replace(CAPITAL, bank="bri-cipinang"), {"equity:production_capital:cipinang": 17_325})
     assert isinstance(used, Draft) and used.posting_key == "capital_use:cipinang:PO-77"
     assert used.lines == (
         Line("asset:production_materials:cipinang", D, 15_000),
-        Line("asset:bank:bri-cipinang", C, 15_000),
+        Line("asset:bank:cipinang:bri-cipinang", C, 15_000),
     )
     assert settlement_of(stored(used)) == replace(CAPITAL, bank="bri-cipinang")
     assert settlement_of(stored(paid)) == SUPPLIER
@@ -93,7 +99,10 @@ def test_a_supplier_payment_and_a_use_of_capital_have_their_exact_journals() -> 
 )
 def test_formats_are_checked_and_name_their_rule(settlement: Settlement, rule: str) -> None:
     with pytest.raises(SettlementRefused, match=rf"\({rule}\)"):
-        plan(settlement, {"liability:pnbp_payable:cipinang": 10**9, "liability:supplier_payable:sup-kayu": 10**9})
+        plan(
+            settlement,
+            {"liability:pnbp_payable:cipinang": 10**9, "liability:supplier_payable:cipinang:sup-kayu": 10**9},
+        )
 
 
 def test_an_unnamed_proposer_or_a_bad_owner_is_refused() -> None:
@@ -116,7 +125,7 @@ def test_over_payment_is_refused_at_proposal_and_at_approval() -> None:
 
 def test_capital_can_be_spent_only_where_it_has_not_bought_materials_yet() -> None:
     balances = {"equity:production_capital:cipinang": 20_000, "asset:production_materials:cipinang": 6_000}
-    assert available(CorrectionKind.CAPITAL_USE, "cipinang", balances) == 14_000
+    assert available(CAPITAL, balances) == 14_000
     with pytest.raises(SettlementRefused, match="exceeds the production capital not yet spent 14,000"):
         plan(CAPITAL, balances)
     assert isinstance(plan(replace(CAPITAL, amount=14_000), balances), Draft)
@@ -133,7 +142,7 @@ def test_one_entry_per_posting_key_and_the_same_proposal_again_is_answered_with_
 
 
 def test_the_proposer_cannot_approve_a_settlement() -> None:
-    proposal = stored(plan(SUPPLIER, {"liability:supplier_payable:sup-kayu": 40_000}))
+    proposal = stored(plan(SUPPLIER, {"liability:supplier_payable:cipinang:sup-kayu": 40_000}))
     with pytest.raises(CorrectionRefused, match="four_eyes"):
         plan_approval(proposal, "ani", AT, reverted=False)
 
@@ -152,9 +161,9 @@ def test_a_planned_settlement_balances_and_never_leaves_what_is_owed_negative(
     balances = (
         {first: balance, "asset:production_materials:cipinang": spent}
         if first
-        else {"liability:pnbp_payable:cipinang": balance, "liability:supplier_payable:sup-kayu": balance}
+        else {"liability:pnbp_payable:cipinang": balance, "liability:supplier_payable:cipinang:sup-kayu": balance}
     )
-    left = available(settlement.kind, settlement.owner, balances)
+    left = available(settlement, balances)
     try:
         draft = plan(settlement, balances)
     except SettlementRefused as exc:

@@ -41,7 +41,7 @@ RULES = (
     ShareRule(ShareTarget.INMATE_PREMI, Fraction(1, 4)),
     ShareRule(ShareTarget.PRODUCTION_CAPITAL, Fraction(1, 2)),
 )
-KOPERASI = "liability:deduction_payable:koperasi-cipinang"
+KOPERASI = "liability:deduction_payable:cipinang:koperasi-cipinang"
 TARGETS = (ShareTarget.PNBP, ShareTarget.INMATE_PREMI, ShareTarget.PRODUCTION_CAPITAL)
 
 
@@ -64,7 +64,7 @@ def legs(p: SplitPolicy, unit_material_cost: int = 4_500) -> set[tuple[str, str,
     return {(leg.debit, leg.credit, leg.amount) for _, leg in plan.legs()}
 
 
-MATERIAL = ("expense:material_cost:cipinang", "liability:supplier_payable:sup-kelapa", 22_500)
+MATERIAL = ("expense:material_cost:cipinang", "liability:supplier_payable:cipinang:sup-kelapa", 22_500)
 
 
 def test_revenue_base_with_a_rate_deduction_is_the_worked_example() -> None:
@@ -80,11 +80,11 @@ def test_revenue_base_with_a_rate_deduction_is_the_worked_example() -> None:
 
 
 def test_profit_base_with_a_per_unit_deduction() -> None:
-    packaging = Deduction("packaging", "liability:supplier_payable:sup-kemas", per_unit=1_000)
+    packaging = Deduction("packaging", "liability:supplier_payable:cipinang:sup-kemas", per_unit=1_000)
     # base 89,500 − 22,500 = 67,000; packaging 5 × 1,000; 62,000 split 25/25/50; premi 15,500 over 2:1
     assert legs(policy(SplitBase.PROFIT, packaging)) == {
         MATERIAL,
-        ("expense:split_deduction:cipinang", "liability:supplier_payable:sup-kemas", 5_000),
+        ("expense:split_deduction:cipinang", "liability:supplier_payable:cipinang:sup-kemas", 5_000),
         ("expense:pnbp_share:cipinang", "liability:pnbp_payable:cipinang", 15_500),
         ("expense:inmate_premi:cipinang", f"liability:inmate_savings:{A}", 10_333),
         ("expense:inmate_premi:cipinang", f"liability:inmate_savings:{B}", 5_167),
@@ -301,7 +301,7 @@ def test_the_stored_body_parses_back_to_the_same_version() -> None:
         base="revenue",
         deductions=[
             {"name": "koperasi", "rate": "2%", "account": KOPERASI},
-            {"name": "box", "amount_per_unit": 500, "account": "liability:supplier_payable:sup-kemas"},
+            {"name": "box", "amount_per_unit": 500, "account": "liability:supplier_payable:cipinang:sup-kemas"},
         ],
     )
     loaded = parse_policies([data], "file")[0]

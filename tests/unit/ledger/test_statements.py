@@ -33,15 +33,15 @@ LAPAS = ("cipinang", "kerobokan", "tangerang")
 
 
 def _accounts(lapas: str) -> list[str]:
-    """Accounts an entry of ``lapas`` may touch: its own lapas-owned ones and the global ones."""
+    """Accounts an entry of ``lapas`` may touch: its own ones and an inmate's (in the entry's lapas)."""
     return [
-        accounts.bank(),
-        accounts.marketplace_receivable("shopee"),
-        accounts.pph22_prepaid(),
-        accounts.suspense(),
-        accounts.fee_expense("commission_fee"),
+        accounts.bank(lapas),
+        accounts.marketplace_receivable(lapas, "shopee"),
+        accounts.pph22_prepaid(lapas),
+        accounts.suspense(lapas),
+        accounts.fee_expense(lapas, "commission_fee"),
         accounts.inmate_savings("WBP-A1B2C3"),
-        accounts.supplier_payable("sup-kayu"),
+        accounts.supplier_payable(lapas, "sup-kayu"),
         accounts.pnbp_payable(lapas),
         accounts.production_capital(lapas),
         accounts.production_materials(lapas),
@@ -93,7 +93,8 @@ def test_each_lapas_balance_sheet_balances_and_the_distribution_legs_sum_to_sale
 
 def test_a_line_belongs_to_its_accounts_lapas_else_to_its_entrys() -> None:
     assert lapas_of_account("liability:pnbp_payable:kerobokan", "cipinang") == "kerobokan"
-    assert lapas_of_account("asset:bank:main", "cipinang") == "cipinang"
+    assert lapas_of_account("asset:bank:main", "cipinang") == "cipinang"  # a legacy global code
+    assert lapas_of_account("asset:bank:kerobokan:main", "cipinang") == "kerobokan"
     assert lapas_of_account("liability:inmate_savings:WBP-A1B2C3", None) is None
 
 
@@ -101,17 +102,17 @@ def _sale(lapas: str, before: bool = False) -> list[Movement]:
     """Scenario (E) of tests/integration/ledger/test_settle.py as movements: a 300,000 sale, fees 15,000, PPh 22
     1,500, 2,500 in suspense, distributed 281,000; and a PNBP deposit of 110,500 and a payout of 10,000."""
     m = [
-        ("asset:marketplace_receivable:shopee", "sale_completed", 300_000, 0),
+        (f"asset:marketplace_receivable:{lapas}:shopee", "sale_completed", 300_000, 0),
         (f"clearing:undistributed_proceeds:{lapas}", "sale_completed", 0, 300_000),
-        ("asset:bank:main", "settlement", 281_000, 0),
-        ("expense:marketplace_fee:commission_fee", "settlement", 15_000, 0),
-        ("asset:pph22_prepaid", "settlement", 1_500, 0),
-        ("clearing:suspense", "settlement", 2_500, 0),
-        ("asset:marketplace_receivable:shopee", "settlement", 0, 300_000),
+        (f"asset:bank:{lapas}:main", "settlement", 281_000, 0),
+        (f"expense:marketplace_fee:{lapas}:commission_fee", "settlement", 15_000, 0),
+        (f"asset:pph22_prepaid:{lapas}", "settlement", 1_500, 0),
+        (f"clearing:suspense:{lapas}", "settlement", 2_500, 0),
+        (f"asset:marketplace_receivable:{lapas}:shopee", "settlement", 0, 300_000),
         (f"clearing:undistributed_proceeds:{lapas}", "settlement", 300_000, 0),
         (f"revenue:sales:{lapas}", "settlement", 0, 300_000),
         (f"expense:material_cost:{lapas}", "distribution", 60_000, 0),
-        ("liability:supplier_payable:sup-pandan", "distribution", 0, 60_000),
+        (f"liability:supplier_payable:{lapas}:sup-pandan", "distribution", 0, 60_000),
         (f"expense:pnbp_share:{lapas}", "distribution", 110_500, 0),
         (f"liability:pnbp_payable:{lapas}", "distribution", 0, 110_500),
         (f"expense:inmate_premi:{lapas}", "distribution", 33_150, 0),
@@ -119,9 +120,9 @@ def _sale(lapas: str, before: bool = False) -> list[Movement]:
         (f"expense:capital_allocation:{lapas}", "distribution", 77_350, 0),
         (f"equity:production_capital:{lapas}", "distribution", 0, 77_350),
         (f"liability:pnbp_payable:{lapas}", "pnbp_deposit", 110_500, 0),
-        ("asset:bank:main", "pnbp_deposit", 0, 110_500),
+        (f"asset:bank:{lapas}:main", "pnbp_deposit", 0, 110_500),
         ("liability:inmate_savings:WBP-A1B2C3", "payout", 10_000, 0),
-        ("asset:bank:main", "payout", 0, 10_000),
+        (f"asset:bank:{lapas}:main", "payout", 0, 10_000),
     ]
     return [Movement(a, lapas, k, before, d, c) for a, k, d, c in m]
 
