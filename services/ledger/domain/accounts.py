@@ -21,12 +21,16 @@ code                                              type       normal  meaning
 asset:bank:<lapas>:<account>                      asset      D       a lapas' cash at the bank (account ``main``)
 asset:marketplace_receivable:<lapas>:<channel>    asset      D       owed by a marketplace for completed orders
 asset:pph22_prepaid:<lapas>                       asset      D       PPh 22 withheld by marketplaces (a tax credit)
+asset:pph22_reclaimable:<lapas>                   asset      D       PPh 22 withheld from an exempt lapas, to claim back
+asset:ppn_input:<lapas>                           asset      D       PPN inside marketplace fees (input VAT, a credit)
 asset:inmate_receivable:<wbp>                     asset      D       clawed-back premi an inmate was already paid
 asset:production_materials:<lapas>                asset      D       materials bought with production capital, at cost
 liability:inmate_savings:<wbp>                    liability  C       premi held for an inmate until release
 liability:pnbp_payable:<lapas>                    liability  C       the state's share (PNBP), owed via the lapas
 liability:supplier_payable:<lapas>:<supplier>     liability  C       material cost a lapas owes a supplier
 liability:deduction_payable:<lapas>:<payee>       liability  C       a policy's fixed deduction owed to a named payee
+liability:ppn_output:<lapas>                      liability  C       PPN in the price of a PKP lapas' sales (output VAT)
+liability:income_tax_payable:<lapas>              liability  C       income tax a creditable PPh 22 prepays
 equity:production_capital:<lapas>                 equity     C       the workshop's production capital
 revenue:sales:<lapas>                             revenue    C       settled sales, net of refunds
 expense:marketplace_fee:<lapas>:<fee type>        expense    D       fees by marketplace fee type
@@ -35,6 +39,8 @@ expense:pnbp_share:<lapas>                        expense    D       PNBP share 
 expense:inmate_premi:<lapas>                      expense    D       premi share of distributed proceeds
 expense:capital_allocation:<lapas>                expense    D       capital share of distributed proceeds
 expense:split_deduction:<lapas>                   expense    D       a policy's fixed deductions, taken before the split
+expense:income_tax:<lapas>                        expense    D       income tax on a sale, as its PPh 22 (creditable)
+expense:pph22_withheld:<lapas>                    expense    D       PPh 22 withheld, borne as a cost (expense)
 clearing:undistributed_proceeds:<lapas>           clearing   C       completed sales not yet settled
 clearing:unallocated_proceeds:<lapas>             clearing   C       proceeds whose distribution waits (no batch known,
                                                                      or a distribution that cannot be made)
@@ -69,6 +75,8 @@ __all__ = [
     "deduction_payable",
     "fee_expense",
     "in_lapas",
+    "income_tax_expense",
+    "income_tax_payable",
     "inmate_premi_expense",
     "inmate_receivable",
     "inmate_savings",
@@ -77,7 +85,11 @@ __all__ = [
     "normal_delta",
     "pnbp_payable",
     "pnbp_share_expense",
+    "pph22_expense",
     "pph22_prepaid",
+    "pph22_reclaimable",
+    "ppn_input",
+    "ppn_output",
     "production_capital",
     "production_materials",
     "sales_revenue",
@@ -141,10 +153,14 @@ _KINDS: tuple[AccountKind, ...] = (
     AccountKind(AccountType.ASSET, "pph22_prepaid", _D, "lapas"),
     AccountKind(AccountType.ASSET, "inmate_receivable", _D, "inmate"),
     AccountKind(AccountType.ASSET, "production_materials", _D, "lapas"),
+    AccountKind(AccountType.ASSET, "pph22_reclaimable", _D, "lapas"),
+    AccountKind(AccountType.ASSET, "ppn_input", _D, "lapas"),
     AccountKind(AccountType.LIABILITY, "inmate_savings", _C, "inmate"),
     AccountKind(AccountType.LIABILITY, "pnbp_payable", _C, "lapas"),
     AccountKind(AccountType.LIABILITY, "supplier_payable", _C, "supplier", within_lapas=True),
     AccountKind(AccountType.LIABILITY, "deduction_payable", _C, "payee", within_lapas=True),
+    AccountKind(AccountType.LIABILITY, "ppn_output", _C, "lapas"),
+    AccountKind(AccountType.LIABILITY, "income_tax_payable", _C, "lapas"),
     AccountKind(AccountType.EQUITY, "production_capital", _C, "lapas"),
     AccountKind(AccountType.REVENUE, "sales", _C, "lapas"),
     AccountKind(AccountType.EXPENSE, "marketplace_fee", _D, "fee type", within_lapas=True),
@@ -153,6 +169,8 @@ _KINDS: tuple[AccountKind, ...] = (
     AccountKind(AccountType.EXPENSE, "inmate_premi", _D, "lapas"),
     AccountKind(AccountType.EXPENSE, "capital_allocation", _D, "lapas"),
     AccountKind(AccountType.EXPENSE, "split_deduction", _D, "lapas"),
+    AccountKind(AccountType.EXPENSE, "income_tax", _D, "lapas"),
+    AccountKind(AccountType.EXPENSE, "pph22_withheld", _D, "lapas"),
     AccountKind(AccountType.CLEARING, "undistributed_proceeds", _C, "lapas"),
     AccountKind(AccountType.CLEARING, "unallocated_proceeds", _C, "lapas"),
     AccountKind(AccountType.CLEARING, "suspense", _D, "lapas"),
@@ -337,6 +355,12 @@ def _per_owner(account_type: AccountType, name: str, doc: str) -> Callable[[str]
 
 
 pph22_prepaid = _per_owner(_ASSET, "pph22_prepaid", "PPh 22 withheld from a lapas by marketplaces, a tax credit.")
+pph22_reclaimable = _per_owner(_ASSET, "pph22_reclaimable", "PPh 22 withheld from an exempt lapas, to claim back.")
+pph22_expense = _per_owner(_EXPENSE, "pph22_withheld", "PPh 22 withheld from a lapas that bears it as a cost.")
+income_tax_expense = _per_owner(_EXPENSE, "income_tax", "Income tax on a lapas' sales, as their creditable PPh 22.")
+income_tax_payable = _per_owner(_LIABILITY, "income_tax_payable", "Income tax a lapas' creditable PPh 22 prepays.")
+ppn_output = _per_owner(_LIABILITY, "ppn_output", "Output PPN in the price of a PKP lapas' sales, owed to the state.")
+ppn_input = _per_owner(_ASSET, "ppn_input", "Input PPN inside the marketplace fees a PKP lapas paid.")
 suspense = _per_owner(_CLEARING, "suspense", "A lapas' settlement and refund differences awaiting reconciliation.")
 inmate_receivable = _per_owner(_ASSET, "inmate_receivable", "Premi clawed back after it was paid out (per inmate).")
 production_materials = _per_owner(_ASSET, "production_materials", "Materials a lapas bought with production capital.")

@@ -23,6 +23,18 @@ CASES: list[tuple[Callable[..., str], tuple[str, ...], str, AccountType, Side]] 
         Side.DEBIT,
     ),
     (acc.pph22_prepaid, ("cipinang",), "asset:pph22_prepaid:cipinang", AccountType.ASSET, Side.DEBIT),
+    (acc.pph22_reclaimable, ("cipinang",), "asset:pph22_reclaimable:cipinang", AccountType.ASSET, Side.DEBIT),
+    (acc.ppn_input, ("cipinang",), "asset:ppn_input:cipinang", AccountType.ASSET, Side.DEBIT),
+    (acc.ppn_output, ("cipinang",), "liability:ppn_output:cipinang", AccountType.LIABILITY, Side.CREDIT),
+    (
+        acc.income_tax_payable,
+        ("cipinang",),
+        "liability:income_tax_payable:cipinang",
+        AccountType.LIABILITY,
+        Side.CREDIT,
+    ),
+    (acc.income_tax_expense, ("cipinang",), "expense:income_tax:cipinang", AccountType.EXPENSE, Side.DEBIT),
+    (acc.pph22_expense, ("cipinang",), "expense:pph22_withheld:cipinang", AccountType.EXPENSE, Side.DEBIT),
     (
         acc.inmate_receivable,
         ("WBP-7F3K2Q",),
