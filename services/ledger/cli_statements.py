@@ -1,15 +1,18 @@
-"""`karya ledger report balance-sheet|income|distribution|premi|pnbp|suppliers --lapas X --period YYYY-MM`: the
+"""`karya ledger report balance-sheet|income|distribution|premi|pnbp|suppliers|tax --lapas X --period YYYY-MM`: the
 reports per lapas and period of :mod:`services.ledger.statements`, as a table, JSON or CSV (every CSV row names the
 lapas, the period and the BAS code of its account, so the file can be re-keyed into the ministry's application).
 
-Thin translators: a malformed ``--period`` or ``--as-of`` is a usage error (exit 2); an unknown lapas, a lapas
-without a zone or an unusable BAS mapping file is printed and exits 1. Registered on
-:data:`services.ledger.cli.ledger_app` as ``report``.
+``--as-of`` (effective time: entries effective up to it) and ``--known-at`` (recorded time: entries recorded up to
+it, what the ledger knew then) take an ISO 8601 date or time; one without an offset is the lapas' wall clock, and
+both are printed in the lapas' zone. Thin translators: a malformed ``--period``, ``--as-of`` or ``--known-at`` is a
+usage error (exit 2); an unknown lapas, a lapas without a zone or an unusable BAS mapping file is printed and exits 1.
+Registered on :data:`services.ledger.cli.ledger_app` as ``report``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import typer
@@ -18,7 +21,7 @@ from infra.cli_root import CliRoot
 from infra.db.unit_of_work import UnitOfWork
 from services.finance.presentation.exports import Column
 from services.ledger.cli import _run, ledger_app
-from services.ledger.cli_output import FORMAT_OPTION, Format, money, parse_time, print_csv, print_json, print_table
+from services.ledger.cli_output import FORMAT_OPTION, Format, money, print_csv, print_json, print_table
 from services.ledger.domain.errors import LedgerDomainError
 from services.ledger.domain.periods import Period, PeriodRefused
 from services.ledger.statements import REPORTS, LapasReport, lapas_report
@@ -47,11 +50,13 @@ _HELP = {
     "result of the period).",
     "income": "Income statement of the period: PNBP share as the state's revenue, capital allocation as an "
     "appropriation below the result.",
-    "distribution": "Laporan pembagian hasil: sales → fees, PPh 22, material (suppliers), deductions → PNBP / premi / "
-    "capital; what is not distributed.",
+    "distribution": "Laporan pembagian hasil: sales → output PPN, fees (net of input PPN), PPh 22 per treatment, "
+    "material (suppliers), deductions → PNBP / premi / capital; what is not distributed.",
     "premi": "Premi register per inmate (pseudonymous ids): opening, accrued, clawed back, paid out, balance.",
     "pnbp": "PNBP of the lapas: owed at the start, accrued, reversed, deposited to the treasury, still owed.",
     "suppliers": "Supplier statements: payable at the start, accrued, returned, paid, balance.",
+    "tax": "Taxes of the period: output PPN, input PPN in fees, net PPN payable, PPh 22 withheld per treatment "
+    "(creditable, borne as a cost, to claim back), income tax accrued; what is owed or claimable at the end.",
 }
 
 
@@ -80,8 +85,10 @@ def _print(name: str, report: LapasReport, fmt: Format) -> None:
         print_csv(_columns(name), rows, report.zone)
         return
     closed = f", closed by {report.closed_by}" if report.closed_by else ", open"
+    head = report.header()
     title = (
-        f"{name} of {report.lapas_id}, {report.period} ({report.zone.key}{closed}), as of {report.header()['as_of']}"
+        f"{name} of {report.lapas_id}, {report.period} ({report.zone.key}{closed}), as of {head['as_of']}, "
+        f"known at {head['known_at']}"
     )
     columns = [c for c in _columns(name) if c.key not in ("lapas_id", "period")]
     cells = ([money(r[c.key]) if c.kind == "int" else str(r[c.key] or "") for c in columns] for r in rows)
@@ -94,23 +101,44 @@ def _print(name: str, report: LapasReport, fmt: Format) -> None:
         )
 
 
+def _moment(value: str | None, option: str) -> datetime | None:
+    """An ISO 8601 date or time as given (no offset: left to the lapas' zone); a usage error naming ``option``."""
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise typer.BadParameter(
+            f"{value!r} is not an ISO 8601 date or time (e.g. 2026-11-30, 2026-11-30T17:00, "
+            "2026-11-30T17:00+08:00; no offset: the lapas' zone)",
+            param_hint=option,
+        ) from exc
+
+
 def _command(name: str) -> Callable[..., None]:
     def command(
         ctx: typer.Context,
         lapas: str = typer.Option(..., "--lapas", help="The lapas."),
         period: str = typer.Option(..., "--period", help="The month, YYYY-MM (in the lapas' own zone)."),
-        as_of: str | None = typer.Option(None, "--as-of", help="Up to this instant if earlier than the period end."),
+        as_of: str | None = typer.Option(
+            None,
+            "--as-of",
+            help="Effective up to this time if earlier than the period end (no offset: the lapas' zone).",
+        ),
+        known_at: str | None = typer.Option(
+            None, "--known-at", help="Only entries recorded by this time (no offset: the lapas' zone); default now."
+        ),
         fmt: Format = FORMAT_OPTION,
     ) -> None:
         try:
             month = Period.parse(period)
         except PeriodRefused as exc:
             raise typer.BadParameter(str(exc), param_hint="--period") from exc
-        until = parse_time(as_of, "--as-of")
+        until, known = _moment(as_of, "--as-of"), _moment(known_at, "--known-at")
         catalogue = CliRoot.of(ctx).schema("orders")  # the lapas' province, hence its zone
 
         async def work(uow: UnitOfWork) -> LapasReport:
-            return await lapas_report(uow, name, lapas, month, catalogue_schema=catalogue, as_of=until)
+            return await lapas_report(uow, name, lapas, month, catalogue_schema=catalogue, as_of=until, known_at=known)
 
         try:
             report = _run(ctx, work)

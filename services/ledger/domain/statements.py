@@ -1,6 +1,7 @@
 """Reports per lapas and period, shaped from journal movements: balance sheet, income statement, distribution
-statement (laporan pembagian hasil), premi register, PNBP accrued vs deposited, supplier statements. Pure: the SQL
-that totals the journal is :mod:`services.ledger.statements`; this module only attributes and arranges.
+statement (laporan pembagian hasil), premi register, PNBP accrued vs deposited, supplier statements (the tax
+statement and the headline figures: :mod:`services.ledger.domain.summaries`). Pure: the SQL that totals the journal
+is :mod:`services.ledger.statements`; this module only attributes and arranges.
 
 A :class:`Movement` is the debit and credit total of one account in the entries of one lapas and one entry kind,
 before the period (``before``) or inside it. :func:`lapas_of_account` says which lapas a line belongs to;
@@ -10,7 +11,9 @@ those into rows that carry the account's BAS code (:mod:`services.ledger.domain.
 Presentation rules (docs/accounting.md, "Reports per lapas"): the balance sheet satisfies assets = liabilities
 (clearing included) + equity + result of the period, the result of earlier periods being part of equity; the income
 statement shows the PNBP share as the state's revenue and the capital allocation as an appropriation below the
-result, not as an expense; the distribution statement's legs sum to the sales of the period.
+result, not as an expense (revenue is net of output PPN; PPh 22 borne as a cost and the income tax a creditable PPh 22
+prepays are expenses); the distribution statement's legs sum to the sales of the period (revenue and the output PPN
+in the price).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from services.ledger.domain.bas import BasMapping
 __all__ = [
     "AccountMoves",
     "Movement",
+    "accounts_of",
     "attributed",
     "balance_sheet",
     "books",
@@ -34,9 +38,10 @@ __all__ = [
     "income_statement",
     "lapas_of_account",
     "lapas_owned_kinds",
-    "lapas_totals",
+    "moved",
     "pnbp_statement",
     "premi_register",
+    "row",
     "supplier_statements",
 ]
 
@@ -117,11 +122,14 @@ def books(movements: Iterable[Movement], lapas: str) -> dict[str, AccountMoves]:
     return dict(sorted(kept.items()))
 
 
-def _of(book: Mapping[str, AccountMoves], account_type: AccountType, *names: str) -> list[AccountMoves]:
+def accounts_of(book: Mapping[str, AccountMoves], account_type: AccountType, *names: str) -> list[AccountMoves]:
+    """The book's accounts of ``account_type`` (of the kinds ``names`` if given), by code."""
     return [m for m in book.values() if m.info.kind.type == account_type and (not names or m.info.kind.name in names)]
 
 
-def _row(section: str, line: str, amount: int, bas: BasMapping, account: str | None = None) -> dict[str, Any]:
+def row(section: str, line: str, amount: int, bas: BasMapping, account: str | None = None) -> dict[str, Any]:
+    """One line of a statement: its section and line, the account (if one) with its BAS code and status, the
+    amount."""
     code = bas.of(account) if account is not None else None
     return {
         "section": section,
@@ -146,22 +154,24 @@ def balance_sheet(book: Mapping[str, AccountMoves], bas: BasMapping) -> dict[str
     """Assets, liabilities (clearing accounts included, credit positive), equity (the production capital and the
     result of earlier periods) and the result of the period, at the report's instant."""
     rows = [
-        _row("assets", m.info.kind.name, -m.credit_minus_debit(), bas, m.account) for m in _of(book, AccountType.ASSET)
+        row("assets", m.info.kind.name, -m.credit_minus_debit(), bas, m.account)
+        for m in accounts_of(book, AccountType.ASSET)
     ]
     assets = sum(r["amount"] for r in rows)
     liability_rows = [
-        _row("liabilities", m.info.kind.name, m.credit_minus_debit(), bas, m.account)
-        for m in _of(book, AccountType.LIABILITY) + _of(book, AccountType.CLEARING)
+        row("liabilities", m.info.kind.name, m.credit_minus_debit(), bas, m.account)
+        for m in accounts_of(book, AccountType.LIABILITY) + accounts_of(book, AccountType.CLEARING)
     ]
     equity_rows = [
-        _row("equity", m.info.kind.name, m.credit_minus_debit(), bas, m.account) for m in _of(book, AccountType.EQUITY)
+        row("equity", m.info.kind.name, m.credit_minus_debit(), bas, m.account)
+        for m in accounts_of(book, AccountType.EQUITY)
     ]
     earlier = _result(book, opening=True, period=False)
-    equity_rows.append(_row("equity", "result of earlier periods", earlier, bas))
+    equity_rows.append(row("equity", "result of earlier periods", earlier, bas))
     result = _result(book, opening=False, period=True)
     liabilities = sum(r["amount"] for r in liability_rows)
     equity = sum(r["amount"] for r in equity_rows)
-    rows += liability_rows + equity_rows + [_row("result", "result of the period", result, bas)]
+    rows += liability_rows + equity_rows + [row("result", "result of the period", result, bas)]
     return {
         "rows": rows,
         "assets": assets,
@@ -180,21 +190,21 @@ def income_statement(book: Mapping[str, AccountMoves], bas: BasMapping) -> dict[
     the capital allocation as an appropriation of it, giving the unappropriated result (= the balance sheet's result
     of the period)."""
     revenue = [
-        _row("revenue", m.info.kind.name, m.credit_minus_debit(opening=False), bas, m.account)
-        for m in _of(book, AccountType.REVENUE)
+        row("revenue", m.info.kind.name, m.credit_minus_debit(opening=False), bas, m.account)
+        for m in accounts_of(book, AccountType.REVENUE)
     ]
     expenses = [
-        _row("expenses", m.info.kind.name, -m.credit_minus_debit(opening=False), bas, m.account)
-        for m in _of(book, AccountType.EXPENSE)
+        row("expenses", m.info.kind.name, -m.credit_minus_debit(opening=False), bas, m.account)
+        for m in accounts_of(book, AccountType.EXPENSE)
         if m.info.kind.name not in _BELOW_RESULT
     ]
     state = [
-        _row("state revenue (PNBP)", "PNBP share", -m.credit_minus_debit(opening=False), bas, m.account)
-        for m in _of(book, AccountType.EXPENSE, "pnbp_share")
+        row("state revenue (PNBP)", "PNBP share", -m.credit_minus_debit(opening=False), bas, m.account)
+        for m in accounts_of(book, AccountType.EXPENSE, "pnbp_share")
     ]
     appropriation = [
-        _row("appropriation", "to production capital", -m.credit_minus_debit(opening=False), bas, m.account)
-        for m in _of(book, AccountType.EXPENSE, "capital_allocation")
+        row("appropriation", "to production capital", -m.credit_minus_debit(opening=False), bas, m.account)
+        for m in accounts_of(book, AccountType.EXPENSE, "capital_allocation")
     ]
     total = {
         name: sum(r["amount"] for r in part)
@@ -211,11 +221,11 @@ def income_statement(book: Mapping[str, AccountMoves], bas: BasMapping) -> dict[
     rows = [
         *revenue,
         *expenses,
-        _row("subtotal", "surplus before the state's share", surplus, bas),
+        row("subtotal", "surplus before the state's share", surplus, bas),
         *state,
-        _row("result", "result of the period", result, bas),
+        row("result", "result of the period", result, bas),
         *appropriation,
-        _row("result", "unappropriated result", unappropriated, bas),
+        row("result", "unappropriated result", unappropriated, bas),
     ]
     return {
         "rows": rows,
@@ -228,34 +238,60 @@ def income_statement(book: Mapping[str, AccountMoves], bas: BasMapping) -> dict[
     }
 
 
-_LEGS = (  # (section, line, account type, kind): each leg reads debits less credits of the period
+_TAX_KINDS = ("settlement", "refund")
+"""Entry kinds whose lines on a tax balance account are a sale's: withheld or charged at settlement, given back by a
+refund (a claim-back, a deposit or an offset of the tax is not a leg of a sale)."""
+_LEGS = (  # (section, line, account type, kind): each leg reads what the period moved on its normal side (moved)
+    ("deductions", "output PPN", AccountType.LIABILITY, "ppn_output"),
     ("deductions", "marketplace fees", AccountType.EXPENSE, "marketplace_fee"),
     ("deductions", "PPh 22 withheld", AccountType.ASSET, "pph22_prepaid"),
+    ("deductions", "PPh 22 withheld, borne as a cost", AccountType.EXPENSE, "pph22_withheld"),
+    ("deductions", "PPh 22 withheld, to claim back", AccountType.ASSET, "pph22_reclaimable"),
     ("suppliers", "material cost", AccountType.EXPENSE, "material_cost"),
     ("deductions", "policy deductions", AccountType.EXPENSE, "split_deduction"),
     ("PNBP", "PNBP share", AccountType.EXPENSE, "pnbp_share"),
     ("premi", "premi share", AccountType.EXPENSE, "inmate_premi"),
     ("capital", "production capital", AccountType.EXPENSE, "capital_allocation"),
 )
-_TAX_KINDS = ("settlement", "refund")
+_SALE_TAX = {"ppn_output", "ppn_input", "pph22_prepaid", "pph22_reclaimable"}
+
+
+def moved(moves: AccountMoves) -> int:
+    """What the period moved on an account, on its normal side: for a tax balance account (:data:`_SALE_TAX`) only
+    a sale's lines (:data:`_TAX_KINDS`), for any other every entry's."""
+    kinds = _TAX_KINDS if moves.info.kind.name in _SALE_TAX else None
+    debits = moves.period_side("D", kinds) - moves.period_side("C", kinds)
+    return debits if moves.info.normal_side is accounts.Side.DEBIT else -debits
 
 
 def distribution_statement(book: Mapping[str, AccountMoves], bas: BasMapping) -> dict[str, Any]:
-    """Laporan pembagian hasil of the period: sales, then where they went — marketplace fees and PPh 22 withheld,
-    the material cost (owed to suppliers), the policy deductions, PNBP, premi, capital — and what is not distributed
-    (held or awaiting reconciliation), so the legs sum to the sales."""
-    sales_moves = _of(book, AccountType.REVENUE, "sales")
-    rows = [_row("sales", "sales", m.credit_minus_debit(opening=False), bas, m.account) for m in sales_moves]
+    """Laporan pembagian hasil of the period: sales (revenue and the output PPN in the price), then where they
+    went — output PPN, marketplace fees net of their input PPN (which the PPN return credits against the output),
+    PPh 22 withheld per treatment, the material cost (owed to suppliers), the policy deductions, PNBP, premi,
+    capital — and what is not distributed (held or awaiting reconciliation), so the legs sum to the sales."""
+    revenue_rows = [
+        row("sales", "sales", m.credit_minus_debit(opening=False), bas, m.account)
+        for m in accounts_of(book, AccountType.REVENUE, "sales")
+    ]
+    ppn_rows = [
+        row("sales", "output PPN in the price", moved(m), bas, m.account)
+        for m in accounts_of(book, AccountType.LIABILITY, "ppn_output")
+    ]
+    rows = revenue_rows + ppn_rows
     sales = sum(r["amount"] for r in rows)
     legs = []
     for section, line, account_type, kind in _LEGS:
-        for m in _of(book, account_type, kind):
-            kinds = _TAX_KINDS if kind == "pph22_prepaid" else None  # a tax refund claimed back is not a sale's leg
-            amount = m.period_side("D", kinds) - m.period_side("C", kinds)
-            legs.append(_row(section, line, amount, bas, m.account))
+        for m in accounts_of(book, account_type, kind):
+            legs.append(row(section, line, moved(m), bas, m.account))
     held = sales - sum(r["amount"] for r in legs)
-    legs.append(_row("not distributed", "held or awaiting reconciliation", held, bas))
-    return {"rows": rows + legs, "sales": sales, "legs_total": sum(r["amount"] for r in legs), "held": held}
+    legs.append(row("not distributed", "held or awaiting reconciliation", held, bas))
+    return {
+        "rows": rows + legs,
+        "sales": sales,
+        "revenue": sum(r["amount"] for r in revenue_rows),
+        "legs_total": sum(r["amount"] for r in legs),
+        "held": held,
+    }
 
 
 def _register(moves: AccountMoves, paid_kind: str) -> dict[str, int]:
@@ -275,7 +311,7 @@ def _register(moves: AccountMoves, paid_kind: str) -> dict[str, int]:
 def _registers(book: Mapping[str, AccountMoves], bas: BasMapping, kind: str, paid_kind: str) -> list[dict[str, Any]]:
     return [
         {"account": m.account, "owner": m.info.owner, "bas_code": bas.of(m.account).code, **_register(m, paid_kind)}
-        for m in _of(book, AccountType.LIABILITY, kind)
+        for m in accounts_of(book, AccountType.LIABILITY, kind)
     ]
 
 
@@ -304,21 +340,6 @@ def supplier_statements(book: Mapping[str, AccountMoves], bas: BasMapping) -> li
         {"supplier_id": r.pop("owner"), **r, "returned": r.pop("taken_back"), "paid": r.pop("paid")}
         for r in _registers(book, bas, "supplier_payable", "supplier_payment")
     ]
-
-
-def lapas_totals(book: Mapping[str, AccountMoves], bas: BasMapping) -> dict[str, int]:
-    """The headline figures of one lapas' books: sales, PNBP accrued and deposited, premi accrued, PPh 22 withheld."""
-    dist = distribution_statement(book, bas)
-    pnbp = pnbp_statement(book, bas)
-    premi = premi_register(book, bas)
-    tax = sum(r["amount"] for r in dist["rows"] if r["line"] == "PPh 22 withheld")
-    return {
-        "sales": dist["sales"],
-        "pnbp_accrued": sum(r["accrued"] for r in pnbp),
-        "pnbp_deposited": sum(r["deposited"] for r in pnbp),
-        "premi_accrued": sum(r["accrued"] for r in premi),
-        "pph22_withheld": tax,
-    }
 
 
 def attributed(movements: Iterable[Movement]) -> list[str]:

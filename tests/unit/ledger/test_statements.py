@@ -1,4 +1,5 @@
-"""The shaping of the reports per lapas (services/ledger/domain/statements.py) and the BAS mapping file, pure.
+"""The shaping of the reports per lapas (services/ledger/domain/statements.py, summaries.py) and the BAS mapping
+file, pure.
 
 Properties over random balanced journals across several lapas: each lapas' balance sheet balances (assets =
 liabilities + equity + result of the period), its income statement's unappropriated result is the balance sheet's
@@ -22,10 +23,10 @@ from services.ledger.domain.statements import (
     distribution_statement,
     income_statement,
     lapas_of_account,
-    lapas_totals,
     pnbp_statement,
     premi_register,
 )
+from services.ledger.domain.summaries import lapas_totals, tax_statement
 from services.ledger.statements import BAS_FILE, bas_mapping
 
 BAS = bas_mapping()
@@ -51,6 +52,12 @@ def _accounts(lapas: str) -> list[str]:
         accounts.inmate_premi_expense(lapas),
         accounts.capital_allocation_expense(lapas),
         accounts.undistributed_proceeds(lapas),
+        accounts.ppn_output(lapas),
+        accounts.ppn_input(lapas),
+        accounts.pph22_reclaimable(lapas),
+        accounts.pph22_expense(lapas),
+        accounts.income_tax_expense(lapas),
+        accounts.income_tax_payable(lapas),
     ]
 
 
@@ -158,8 +165,124 @@ def test_the_statements_of_one_sale_to_the_rupiah() -> None:
         "pnbp_accrued": 110_500,
         "pnbp_deposited": 110_500,
         "premi_accrued": 33_150,
-        "pph22_withheld": 1_500,
+        "ppn_output": 0,
+        "ppn_input": 0,
+        "pph22_creditable": 1_500,
+        "pph22_expense": 0,
+        "pph22_exempt": 0,
     }
+
+
+def _pkp_sale(lapas: str, pph22_account: str, *, pkp: bool = True) -> list[Movement]:
+    """A 300,000 sale of a PKP lapas (output PPN 29,730 in the price, so revenue 270,270; fees 15,000 of which input
+    PPN 1,486; PPh 22 1,500 on ``pph22_account``, with the income tax it prepays when creditable; net 283,500),
+    distributed whole: 60,000 material, PNBP 100,000, premi 30,000, capital what is left."""
+    ppn, ppn_in = (29_730, 1_486) if pkp else (0, 0)
+    creditable = pph22_account.startswith("asset:pph22_prepaid")
+    capital = 300_000 - ppn - (15_000 - ppn_in) - 1_500 - 60_000 - 100_000 - 30_000
+    m = [
+        (f"asset:marketplace_receivable:{lapas}:shopee", "sale_completed", 300_000, 0),
+        (f"clearing:undistributed_proceeds:{lapas}", "sale_completed", 0, 300_000),
+        (f"asset:bank:{lapas}:main", "settlement", 283_500, 0),
+        (f"expense:marketplace_fee:{lapas}:commission_fee", "settlement", 15_000 - ppn_in, 0),
+        (f"asset:ppn_input:{lapas}", "settlement", ppn_in, 0),
+        (pph22_account, "settlement", 1_500, 0),
+        (f"asset:marketplace_receivable:{lapas}:shopee", "settlement", 0, 300_000),
+        (f"clearing:undistributed_proceeds:{lapas}", "settlement", 300_000, 0),
+        (f"revenue:sales:{lapas}", "settlement", 0, 300_000 - ppn),
+        (f"liability:ppn_output:{lapas}", "settlement", 0, ppn),
+        (f"expense:income_tax:{lapas}", "settlement", 1_500 if creditable else 0, 0),
+        (f"liability:income_tax_payable:{lapas}", "settlement", 0, 1_500 if creditable else 0),
+        (f"expense:material_cost:{lapas}", "distribution", 60_000, 0),
+        (f"liability:supplier_payable:{lapas}:sup-pandan", "distribution", 0, 60_000),
+        (f"expense:pnbp_share:{lapas}", "distribution", 100_000, 0),
+        (f"liability:pnbp_payable:{lapas}", "distribution", 0, 100_000),
+        (f"expense:inmate_premi:{lapas}", "distribution", 30_000, 0),
+        ("liability:inmate_savings:WBP-A1B2C3", "distribution", 0, 30_000),
+        (f"expense:capital_allocation:{lapas}", "distribution", capital, 0),
+        (f"equity:production_capital:{lapas}", "distribution", 0, capital),
+    ]
+    return [Movement(a, lapas, k, False, d, c) for a, k, d, c in m if d or c]
+
+
+def test_a_pkp_lapas_with_creditable_pph22_to_the_rupiah() -> None:
+    """Revenue is net of output PPN, fees net of input PPN; the income tax the PPh 22 prepays is an expense, so the
+    sale leaves no residual; the distribution starts from the sales with their PPN and its legs close on them."""
+    book = books(_pkp_sale("cipinang", "asset:pph22_prepaid:cipinang"), "cipinang")
+    income = income_statement(book, BAS)
+    assert (income["revenue"], income["expenses"]) == (270_270, 13_514 + 1_500 + 60_000 + 30_000)
+    assert (income["pnbp_share"], income["appropriated"], income["unappropriated"]) == (100_000, 65_256, 0)
+    assert ("expenses", "income_tax", 1_500, "529111") in {
+        (r["section"], r["line"], r["amount"], r["bas_code"]) for r in income["rows"]
+    }
+    sheet = balance_sheet(book, BAS)
+    lines = {r["account"]: (r["section"], r["amount"]) for r in sheet["rows"] if r["account"]}
+    assert lines["liability:ppn_output:cipinang"] == ("liabilities", 29_730)
+    assert lines["liability:income_tax_payable:cipinang"] == ("liabilities", 1_500)
+    assert lines["asset:ppn_input:cipinang"] == ("assets", 1_486)
+    assert lines["asset:pph22_prepaid:cipinang"] == ("assets", 1_500)
+    assert sheet["balanced"] and sheet["period_result"] == 0
+    dist = distribution_statement(book, BAS)
+    assert [(r["section"], r["line"], r["amount"]) for r in dist["rows"]] == [
+        ("sales", "sales", 270_270),
+        ("sales", "output PPN in the price", 29_730),
+        ("deductions", "output PPN", 29_730),
+        ("deductions", "marketplace fees", 13_514),
+        ("deductions", "PPh 22 withheld", 1_500),
+        ("suppliers", "material cost", 60_000),
+        ("PNBP", "PNBP share", 100_000),
+        ("premi", "premi share", 30_000),
+        ("capital", "production capital", 65_256),
+        ("not distributed", "held or awaiting reconciliation", 0),
+    ]
+    assert (dist["sales"], dist["revenue"], dist["held"]) == (300_000, 270_270, 0)
+    tax = tax_statement(book, BAS)
+    assert (tax["ppn_output"], tax["ppn_input"], tax["ppn_net_payable"]) == (29_730, 1_486, 28_244)
+    assert tax["pph22"] == {"creditable": 1_500, "expense": 0, "exempt": 0} and tax["income_tax"] == 1_500
+    ends = {r["line"]: (r["account"], r["amount"]) for r in tax["rows"] if r["section"] == "at the end"}
+    assert ends == {
+        "output PPN owed": ("liability:ppn_output:cipinang", 29_730),
+        "input PPN to credit": ("asset:ppn_input:cipinang", 1_486),
+        "PPh 22 prepaid": ("asset:pph22_prepaid:cipinang", 1_500),
+        "PPh 22 to claim back": ("", 0),
+        "income tax payable": ("liability:income_tax_payable:cipinang", 1_500),
+    }
+    totals = lapas_totals(book, BAS)
+    assert {k: totals[k] for k in ("sales", "ppn_output", "ppn_input", "pph22_creditable")} == {
+        "sales": 270_270,
+        "ppn_output": 29_730,
+        "ppn_input": 1_486,
+        "pph22_creditable": 1_500,
+    }
+
+
+@pytest.mark.parametrize(
+    ("account", "treatment", "line"),
+    [
+        ("expense:pph22_withheld:kerobokan", "expense", "PPh 22 withheld, borne as a cost"),
+        ("asset:pph22_reclaimable:kerobokan", "exempt", "PPh 22 withheld, to claim back"),
+    ],
+)
+def test_pph22_borne_as_a_cost_or_to_claim_back_by_a_non_pkp_lapas(account: str, treatment: str, line: str) -> None:
+    moves = _pkp_sale("kerobokan", account, pkp=False)
+    claim = [  # the exemption's claim-back received: not a leg of the sale
+        Movement("asset:bank:kerobokan:main", "kerobokan", "adjustment", False, 1_500, 0),
+        Movement(account, "kerobokan", "adjustment", False, 0, 1_500),
+    ]
+    book = books(moves + (claim if treatment == "exempt" else []), "kerobokan")
+    tax = tax_statement(book, BAS)
+    assert tax["pph22"] == {"creditable": 0, "expense": 0, "exempt": 0} | {treatment: 1_500}
+    assert (tax["ppn_output"], tax["ppn_net_payable"], tax["income_tax"]) == (0, 0, 0)
+    dist = distribution_statement(book, BAS)
+    assert (line, 1_500) in {(r["line"], r["amount"]) for r in dist["rows"]} and dist["held"] == 0
+    assert dist["sales"] == dist["revenue"] == 300_000
+    income = income_statement(book, BAS)
+    borne = 1_500 if treatment == "expense" else 0
+    assert income["expenses"] == 15_000 + borne + 60_000 + 30_000
+    # these movements distribute the sale less the 1,500 withheld: to claim back, it stays in the result
+    assert income["unappropriated"] == 1_500 - borne
+    assert balance_sheet(book, BAS)["balanced"]
+    assert lapas_totals(book, BAS)[f"pph22_{treatment}"] == 1_500
 
 
 def test_an_earlier_period_is_the_opening_and_its_result_is_equity() -> None:
