@@ -331,13 +331,25 @@ def _kafka() -> str:
     return os.environ["KAFKA_BOOTSTRAP_SERVERS"]
 
 
+_TOTALS = (  # (key of services.ledger.domain.summaries.lapas_totals, column)
+    ("sales", "sales"),
+    ("pnbp_accrued", "PNBP accrued"),
+    ("pnbp_deposited", "PNBP deposited"),
+    ("premi_accrued", "premi"),
+    ("ppn_output", "PPN output"),
+    ("ppn_input", "PPN input"),
+    ("pph22_creditable", "PPh 22 creditable"),
+    ("pph22_expense", "PPh 22 as cost"),
+    ("pph22_exempt", "PPh 22 to claim back"),
+)
+
+
 def _print_lapas_totals(totals: dict[str, dict[str, int]]) -> None:
     """Per lapas, the figures of its reports (`karya ledger report …`, every month so far): sales, PNBP accrued and
-    deposited, premi accrued, PPh 22 withheld."""
-    table = Table("lapas", "sales", "PNBP accrued", "PNBP deposited", "premi", "PPh 22", title="totals per lapas")
+    deposited, premi accrued, output and input PPN, PPh 22 withheld per treatment."""
+    table = Table("lapas", *(column for _, column in _TOTALS), title="totals per lapas")
     for lapas, t in totals.items():
-        figures = (t["sales"], t["pnbp_accrued"], t["pnbp_deposited"], t["premi_accrued"], t["pph22_withheld"])
-        table.add_row(lapas, *(f"{v:,}" for v in figures))
+        table.add_row(lapas, *(f"{t[key]:,}" for key, _ in _TOTALS))
     console.print(table)
 
 
