@@ -18,8 +18,11 @@ from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
 from services.finance.scope import StaticViewer, enter_scope
 from services.ledger import settle
+from services.ledger.adapters.journal_repo import post_entries
 from services.ledger.domain import accounts
+from services.ledger.domain.accounts import Side
 from services.ledger.domain.corrections import CorrectionKind
+from services.ledger.domain.journal import EntryKind, JournalEntry, Line
 from services.ledger.domain.settlements import Settlement
 from services.ledger.outbound import LedgerTopics
 from tests.integration.finance_read_support import BUYER, LAPAS_A, LAPAS_B, TwoLapas, orderless_adjustment, two_lapas
@@ -221,10 +224,66 @@ async def test_a_lapas_sees_its_settlements_and_materials_of_no_order_never_the_
     assert accounts.supplier_payable(LAPAS_A, supplier) not in b["account_balances"]
 
 
+async def test_a_lapas_sees_its_own_tax_accounts_never_the_other_lapas(
+    posted: TwoLapas, finance: AsyncEngine, database: RoleUrls
+) -> None:
+    """finance_0008: output and input PPN, PPh 22 to claim back or borne as a cost, income tax and its payable are
+    the lapas' accounts — listed, totalled and itemised for it alone (an entry of no order moving them is its)."""
+    entries = {lapas: await _tax_entry(database, lapas) for lapas in (LAPAS_A, LAPAS_B)}
+    a, b = await _scoped_rows(finance, LAPAS_A), await _scoped_rows(finance, LAPAS_B)
+    for code in _TAX_CODES:
+        mine, theirs = code.format(LAPAS_A), code.format(LAPAS_B)
+        assert mine in a["accounts"] and mine in a["account_balances"], mine
+        assert theirs not in a["accounts"] and theirs not in a["account_balances"], theirs
+        assert theirs in b["account_balances"] and mine not in b["accounts"], theirs
+    assert str(entries[LAPAS_A]) in a["journal_lines"] and str(entries[LAPAS_B]) not in a["journal_entries"]
+    assert str(entries[LAPAS_B]) in b["journal_lines"] and str(entries[LAPAS_A]) not in b["journal_entries"]
+
+
+_TAX_CODES = (
+    "liability:ppn_output:{}",
+    "asset:ppn_input:{}",
+    "asset:pph22_reclaimable:{}",
+    "expense:pph22_withheld:{}",
+    "expense:income_tax:{}",
+    "liability:income_tax_payable:{}",
+)
+
+
+async def _tax_entry(database: RoleUrls, lapas: str) -> int:
+    """An entry of no order on ``lapas``' tax accounts only (10 rupiah each side), posted as the ledger posts."""
+    debits, credits = _TAX_CODES[1:5], (_TAX_CODES[0], _TAX_CODES[5])
+    lines = [Line(c.format(lapas), Side.DEBIT, 10) for c in debits] + [
+        Line(c.format(lapas), Side.CREDIT, 20) for c in credits
+    ]
+    entry = JournalEntry(
+        f"tax-scope:{lapas}:{uuid.uuid4().hex}",
+        "e" * 64,
+        EntryKind.ADJUSTMENT,
+        "tax accounts of one lapas",
+        datetime.now(UTC),
+        tuple(lines),
+    )
+    service = make_engine(database.service, pool_size=1)
+    try:
+        async with service.begin() as conn:
+            [committed] = (await post_entries(ledger_uow(conn), [(entry, "test")])).posted
+    finally:
+        await service.dispose()
+    return committed.sequence
+
+
 async def test_the_databases_account_lapas_is_the_charts(posted: TwoLapas, finance: AsyncEngine) -> None:
-    """finance_0007's finance.account_lapas answers what services.ledger.domain.accounts.account_lapas does, for
-    every per-lapas kind and the legacy global codes (an inmate's account is placed by its orders, as before)."""
+    """finance.account_lapas (finance_0007, finance_0008) answers what services.ledger.domain.accounts.account_lapas
+    does, for every per-lapas kind of the chart and the legacy global codes (an inmate's account is placed by its
+    orders, as before)."""
+    every_kind = [
+        f"{k.prefix}:{LAPAS_A}:owner" if k.within_lapas else f"{k.prefix}:{LAPAS_B}"
+        for k in accounts.KINDS.values()
+        if k.per_lapas
+    ]
     codes = [
+        *every_kind,
         accounts.bank(LAPAS_A),
         accounts.bank(LAPAS_B, "bri-escrow"),
         accounts.marketplace_receivable(LAPAS_A, "shopee"),
