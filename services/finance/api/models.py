@@ -235,7 +235,19 @@ class ChainHead(BaseModel):
 class ReportFigure(BaseModel):
     """One line of the monthly lapas report: its key and the signed total on its accounts' normal side."""
 
-    key: Literal["sales", "fees", "tax_withheld", "pnbp", "premi", "suppliers", "capital"]
+    key: Literal[
+        "sales",
+        "ppn_output",
+        "fees",
+        "ppn_input",
+        "tax_withheld",
+        "pph22_expense",
+        "pph22_reclaimable",
+        "pnbp",
+        "premi",
+        "suppliers",
+        "capital",
+    ]
     amount: Rupiah
 
 

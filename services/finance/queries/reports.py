@@ -1,10 +1,12 @@
 """The monthly report of one lapas: what its orders' entries of the month moved, per report line.
 
-A report line is a set of accounts (by code prefix) read on its normal side: sales (``revenue:sales:<lapas>``),
-marketplace fees, PPh 22 withheld, PNBP, premi (inmates' savings), suppliers (material cost) and production
-capital. The entries counted are those of the lapas' orders (``ledger.order_facts``) effective in the month's
-bounds and committed up to a chain head (``sequence <= head``), so the figures are those of that head. The
-viewer's lapas policies apply: another lapas' orders are not visible, so its report is not found.
+A report line is a set of accounts (by code prefix) read on its normal side: sales (``revenue:sales:<lapas>``, net
+of output PPN), the output PPN in their price, marketplace fees (net of their input PPN), that input PPN, PPh 22
+withheld per treatment (creditable, borne as a cost, to claim back), PNBP, premi (inmates' savings), suppliers
+(material cost) and production capital. The entries counted are those of the lapas' orders
+(``ledger.order_facts``) effective in the month's bounds and committed up to a chain head (``sequence <= head``), so
+the figures are those of that head. The viewer's lapas policies apply: another lapas' orders are not visible, so its
+report is not found.
 """
 
 from __future__ import annotations
@@ -29,8 +31,12 @@ class ReportLine:
 
 REPORT_LINES: tuple[ReportLine, ...] = (
     ReportLine("sales", "revenue:sales:{lapas}", "C"),
+    ReportLine("ppn_output", "liability:ppn_output:{lapas}", "C"),
     ReportLine("fees", "expense:marketplace_fee:", "D"),
+    ReportLine("ppn_input", "asset:ppn_input:{lapas}", "D"),
     ReportLine("tax_withheld", "asset:pph22_prepaid", "D"),
+    ReportLine("pph22_expense", "expense:pph22_withheld:{lapas}", "D"),
+    ReportLine("pph22_reclaimable", "asset:pph22_reclaimable:{lapas}", "D"),
     ReportLine("pnbp", "liability:pnbp_payable:{lapas}", "C"),
     ReportLine("premi", "liability:inmate_savings:", "C"),
     ReportLine("suppliers", "liability:supplier_payable:", "C"),

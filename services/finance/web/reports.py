@@ -90,7 +90,8 @@ async def lapas_report(
     month: Annotated[str, Path(pattern=MONTH)],
     format: Literal["html", "csv", "xlsx", "pdf"] = "html",
 ) -> Response:
-    """One lapas' month (in its zone): sales, marketplace fees, PPh 22 withheld, PNBP, premi, suppliers, capital."""
+    """One lapas' month (in its zone): sales, output PPN, marketplace fees, input PPN, PPh 22 withheld per
+    treatment, PNBP, premi, suppliers, capital."""
     report, lang = await month_report(reads, lapas, month), page_lang(request)
     if report is None:
         return await page(request, user, "missing", {"what": "report"}, status_code=404)

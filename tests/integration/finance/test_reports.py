@@ -23,10 +23,23 @@ from infra.db.roles import RoleUrls
 from services.finance.auth import audit
 from services.finance.presentation.money import rupiah
 from services.finance.web.reports import REPORT_COLUMNS
+from services.ledger.adapters.journal_repo import post_entries
+from services.ledger.domain import accounts
+from services.ledger.domain.accounts import Side
+from services.ledger.domain.journal import EntryKind, JournalEntry, Line
 from tests.integration.finance_auth_support import Workspace, workspace
 from tests.integration.finance_export_support import rows_of
 from tests.integration.finance_read_support import LAPAS_A, LAPAS_B, TwoLapas, two_lapas
-from tests.integration.ledger_support import Batch, completed, new_inmate, new_order_key, new_processor, post, settled
+from tests.integration.ledger_support import (
+    Batch,
+    completed,
+    ledger_uow,
+    new_inmate,
+    new_order_key,
+    new_processor,
+    post,
+    settled,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -39,8 +52,12 @@ FIRST_SEP = datetime(2026, 8, 31, 17, 30, tzinfo=UTC)
 # What each report line sums, as the accounting documents them (docs/accounting.md), and its normal side.
 EXPECTED_LINES = {
     "sales": (f"revenue:sales:{LAPAS_A}", "C"),
+    "ppn_output": (f"liability:ppn_output:{LAPAS_A}", "C"),
     "fees": ("expense:marketplace_fee:", "D"),
+    "ppn_input": (f"asset:ppn_input:{LAPAS_A}", "D"),
     "tax_withheld": ("asset:pph22_prepaid", "D"),
+    "pph22_expense": (f"expense:pph22_withheld:{LAPAS_A}", "D"),
+    "pph22_reclaimable": (f"asset:pph22_reclaimable:{LAPAS_A}", "D"),
     "pnbp": (f"liability:pnbp_payable:{LAPAS_A}", "C"),
     "premi": ("liability:inmate_savings:", "C"),
     "suppliers": ("liability:supplier_payable:", "C"),
@@ -70,9 +87,25 @@ async def posted(database: RoleUrls, admin_db_url: str) -> Posted:
                 Batch("B-CPN-WDW-1", "CPN-WDW-001", LAPAS_A, 1, 150_000, 30_000, "sup-kayu", ((new_inmate(), 1),))
             ]
             assert await post(engine, processor, [completed(key, batches, at), settled(key, 150_000, at)]) == []
+        async with engine.begin() as conn:  # tax lines of the August order, as a PKP lapas' settlement carries them
+            await post_entries(ledger_uow(conn), [(_tax_lines(inside), "test")])
     finally:
         await engine.dispose()
     return Posted(two, inside, outside)
+
+
+def _tax_lines(order_key: str) -> JournalEntry:
+    """Output PPN 1,500 of ``order_key``'s price, input PPN 1,000 inside its fees, PPh 22 300 borne as a cost and
+    200 to claim back (not one treatment: every report line of a tax gets a figure)."""
+    lines = (
+        Line(accounts.ppn_input(LAPAS_A), Side.DEBIT, 1_000),
+        Line(accounts.pph22_expense(LAPAS_A), Side.DEBIT, 300),
+        Line(accounts.pph22_reclaimable(LAPAS_A), Side.DEBIT, 200),
+        Line(accounts.ppn_output(LAPAS_A), Side.CREDIT, 1_500),
+    )
+    return JournalEntry(
+        f"{order_key}:tax-lines", "f" * 64, EntryKind.ADJUSTMENT, "tax lines", FIRST_AUG, lines, order_key=order_key
+    )
 
 
 @pytest.fixture
@@ -139,6 +172,8 @@ async def test_the_monthly_report_equals_the_journal_in_every_format(
     expected, orders = await _journal(database, LAPAS_A, start, end)
     assert posted.inside in orders and posted.outside not in orders, "the month is bounded in WIB"
     assert expected["sales"] >= 150_000 and expected["premi"] > 0 and expected["suppliers"] >= 30_000
+    assert (expected["ppn_output"], expected["ppn_input"]) == (1_500, 1_000)
+    assert (expected["pph22_expense"], expected["pph22_reclaimable"]) == (300, 200)
     url = f"/reports/lapas/{LAPAS_A}/{AUGUST}"
     base = f"http://localhost{url}"
 
