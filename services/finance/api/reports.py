@@ -22,9 +22,10 @@ async def lapas_report(
     lapas: Annotated[str, Path(pattern=LAPAS, description="Lapas id.")],
     month: Annotated[str, Path(pattern=MONTH, description="YYYY-MM, in the lapas' own zone.")],
 ) -> dict[str, Any]:
-    """Sales, marketplace fees, PPh 22 withheld, PNBP, premi, suppliers and production capital of the lapas'
-    orders' entries effective in the month (in the lapas' zone), up to the chain head read first. 404 when the
-    lapas is not in the viewer's scope; 422 for a month outside the years the ledger holds."""
+    """Sales (net of output PPN), output PPN, marketplace fees (net of input PPN), input PPN, PPh 22 withheld per
+    treatment, PNBP, premi, suppliers and production capital of the lapas' orders' entries effective in the month
+    (in the lapas' zone), up to the chain head read first. 404 when the lapas is not in the viewer's scope; 422 for a
+    month outside the years the ledger holds."""
     report = await month_report(reads, lapas, accepted_month(month, "path"))
     if report is None:
         not_found("report")
