@@ -66,6 +66,12 @@ class SettlementReported(Payload):
     net_payout: Rupiah
     settled_at: datetime
     historical: bool = False
+    invoice_number: str | None = Field(
+        default=None,
+        max_length=100,
+        description="The marketplace's invoice number for this settlement, when the channel reports one: the PPh 22 "
+        "withholding slip reference (PMK 37/2025).",
+    )
 
 
 class RefundLine(Payload):

@@ -49,12 +49,13 @@ from services.ledger.adapters.closed_repo import close
 from services.ledger.adapters.facts_repo import load_facts, save_facts
 from services.ledger.adapters.journal_repo import post_entries
 from services.ledger.adapters.periods_repo import closed_periods
-from services.ledger.adapters.policy_repo import PolicyCache
+from services.ledger.adapters.policy_repo import PolicyCache, TaxSettingCache
 from services.ledger.domain.errors import LedgerDomainError
 from services.ledger.domain.facts import OrderFacts
 from services.ledger.domain.journal import JournalEntry
 from services.ledger.domain.periods import place_entries
 from services.ledger.domain.policy import SplitPolicy
+from services.ledger.domain.tax import TaxSetting
 from services.ledger.outbound import LedgerTopics, entry_posted_messages
 from services.ledger.posting import PostEvents, Refused
 from services.ledger.requests import UNKNOWN_LAPAS, completion_request
@@ -108,6 +109,7 @@ def plan_allocation(
     picks: Sequence[Pick],
     catalogue: Catalogue,
     policies: Sequence[SplitPolicy],
+    taxes: Sequence[TaxSetting] = (),
 ) -> tuple[list[JournalEntry], OrderFacts | None]:
     """The entries a person's allocation posts and the order's facts after it (``None``: nothing changes — the
     same batches were allocated before). Pure; raises :class:`AllocationRefused` naming the rule broken, with the
@@ -118,11 +120,15 @@ def plan_allocation(
         raise AllocationRefused("allocation refused: name at least one --batch BATCH:QTY")
     if len({p.batch_id for p in picks}) != len(picks):
         raise AllocationRefused("allocation refused: a batch is named twice; give each batch once with its quantity")
-    return plan_allocated(order_key, order, [_allocation(order, p, catalogue) for p in picks], policies)
+    return plan_allocated(order_key, order, [_allocation(order, p, catalogue) for p in picks], policies, taxes)
 
 
 def plan_allocated(
-    order_key: str, order: OrderFacts, payload: list[dict[str, Any]], policies: Sequence[SplitPolicy]
+    order_key: str,
+    order: OrderFacts,
+    payload: list[dict[str, Any]],
+    policies: Sequence[SplitPolicy],
+    taxes: Sequence[TaxSetting] = (),
 ) -> tuple[list[JournalEntry], OrderFacts | None]:
     """The entries of allocating ``payload`` (allocations shaped as ``order_completed``'s, already checked against
     the catalogue) to ``order`` and its facts after (``None``: the same batches were allocated before). Pure."""
@@ -139,6 +145,7 @@ def plan_allocated(
         )
     facts = replace(order, settlements=list(order.settlements), allocations=payload)
     completion = completion_request(facts.effective_completion())
+    facts.choose_tax(taxes, completion.order.lapas_id, completion.completed_at)
     outcome = distribute(facts, completion, policies)
     if outcome.hold is not None:
         raise AllocationRefused(f"allocation refused: the distribution still cannot be made: {outcome.hold}")
@@ -222,8 +229,9 @@ async def allocate(
     facts = (await load_facts(uow, [order_key])).get(order_key)
     catalogue = await load_batches(uow, [p.batch_id for p in picks], catalogue_schema)
     policies = await PolicyCache().get(uow)
+    taxes = await TaxSettingCache().get(uow)
     # plan
-    entries, after = plan_allocation(order_key, facts, picks, catalogue, policies)
+    entries, after = plan_allocation(order_key, facts, picks, catalogue, policies, taxes)
     # write
     outcome = await _write(uow, PostEvents(topics), topics, order_key, entries, after, f"cli:allocate:{order_key}")
     if after is not None:  # a new allocation: the goods left from these batches
@@ -257,6 +265,7 @@ async def allocate_announced(
     carries the allocations. The same allocation again posts nothing (already allocated)."""
     refused: list[Refused] = []
     policies: Sequence[SplitPolicy] | None = None
+    taxes: Sequence[TaxSetting] | None = None
     for envelope in envelopes:
         try:
             event = OrderAllocated.model_validate(envelope.data)
@@ -271,8 +280,9 @@ async def allocate_announced(
             await close(uow, [(envelope, ALLOCATED_BEFORE)])
             continue
         policies = policies if policies is not None else await PolicyCache().get(uow)
+        taxes = taxes if taxes is not None else await TaxSettingCache().get(uow)
         try:
-            entries, after = plan_allocated(event.order_key, facts, payload, policies)
+            entries, after = plan_allocated(event.order_key, facts, payload, policies, taxes)
             async with uow.conn.begin_nested():  # a conflict found while posting undoes this allocation only
                 outcome = await _write(uow, post, topics, event.order_key, entries, after, str(envelope.event_id))
             refused += outcome.refused

@@ -25,7 +25,7 @@ from services.finance.presentation.exports import UTC_ZONE, Column
 from services.finance.presentation.money import Side
 from services.ledger.adapters.closed_repo import closed_events
 from services.ledger.adapters.facts_repo import held_orders, parked_events
-from services.ledger.adapters.policy_repo import store_policies
+from services.ledger.adapters.policy_repo import store_policies, store_tax_settings
 from services.ledger.allocation import AllocationOutcome, allocate, held_row, parse_pick
 from services.ledger.anchor import Anchor, anchor_key, append_anchor
 from services.ledger.app import CONSUMER, SCHEMA, parked_delivery
@@ -46,6 +46,7 @@ from services.ledger.domain import accounts
 from services.ledger.domain.errors import LedgerDomainError
 from services.ledger.domain.policy_file import parse_policies
 from services.ledger.domain.settlements import PayoutType
+from services.ledger.domain.tax_file import parse_tax_settings
 from services.ledger.outbound import LedgerTopics
 from services.ledger.payouts import Payee, pay_out
 from services.ledger.reports import (
@@ -428,14 +429,34 @@ def unallocated_cmd(ctx: typer.Context, as_json: bool = typer.Option(False, "--j
 
 @policy_app.command("load")
 def policy_load(ctx: typer.Context, path: Path = typer.Argument(..., exists=True, dir_okay=False)) -> None:
-    """Validate and load split policies (new versions only; a changed existing version is refused)."""
+    """Validate and load split policies and tax settings (new versions only; a changed existing version is
+    refused); names the lapas that have policies and no tax setting (their sales keep the unset treatment)."""
     try:
-        policies = parse_policies(yaml.safe_load(path.read_text()), str(path))
-        new, same = _run(ctx, lambda uow: store_policies(uow, policies), read_only=False)
+        data = yaml.safe_load(path.read_text())
+        taxes = parse_tax_settings(data, str(path))
+        has_policies = not isinstance(data, dict) or "policies" in data or not taxes
+        policies = parse_policies(data, str(path)) if has_policies else []
+
+        async def store(uow: UnitOfWork) -> tuple[int, int, int, int]:
+            new, same = await store_policies(uow, policies) if policies else (0, 0)
+            new_tax, same_tax = await store_tax_settings(uow, taxes)
+            return new, same, new_tax, same_tax
+
+        new, same, new_tax, same_tax = _run(ctx, store, read_only=False)
     except (LedgerDomainError, yaml.YAMLError) as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(1) from exc
-    typer.echo(f"loaded {path}: {new} new policy versions, {same} unchanged")
+    typer.echo(
+        f"loaded {path}: {new} new policy versions, {same} unchanged; {new_tax} new tax settings, {same_tax} unchanged"
+    )
+    untaxed = sorted({p.lapas_id for p in policies} - {t.lapas_id for t in taxes})
+    if untaxed:
+        typer.secho(
+            f"no tax setting in this file for: {', '.join(untaxed)} (without one loaded, their sales carry no PPN and "
+            "PPh 22 stays a prepaid tax with nothing accrued: docs/accounting.md, Tax treatment)",
+            fg="yellow",
+            err=True,
+        )
 
 
 # The correction commands (revert, adjust, approve, reject, withdraw, proposals), `entries`, the periods (close,
@@ -448,4 +469,5 @@ from services.ledger import (  # noqa: E402, F401
     cli_periods,
     cli_settle,
     cli_statements,
+    cli_withholding,
 )

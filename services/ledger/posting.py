@@ -4,11 +4,12 @@ It runs *load → plan → write* in the caller's unit of work and never sees Ka
 
 - **load** — the events parked for the batch's orders (with where they first arrived), the orders' facts
   (locked, :mod:`services.ledger.adapters.locks`), which of them ended without completion, the closed periods of
-  their lapas (one small query), the split policies, the stored request hashes of the posting keys the batch may
-  meet, and the inmate balances its refunds may take back from;
+  their lapas (one small query), the split policies and tax settings, the stored request hashes of the posting
+  keys the batch may meet, and the inmate balances its refunds may take back from;
 - **plan** — :func:`services.ledger.posting_plan.plan_postings`, pure;
 - **write** — the facts, then the entries (one statement, chain head locked last: the database finds a new
-  order's lapas in its facts to refuse an entry in a closed period), the conflicts, the parked events, the events
+  order's lapas in its facts to refuse an entry in a closed period), the conflicts, the PPh 22 withholding slips,
+  the parked events, the events
   closed without posting and the ``entry_posted`` announcements, set-based.
 
 Posting keys make every posting happen once; the same key with a different request is a recorded conflict, an
@@ -31,7 +32,8 @@ from services.ledger.adapters.journal_repo import (
     record_conflicts,
 )
 from services.ledger.adapters.periods_repo import closed_periods
-from services.ledger.adapters.policy_repo import PolicyCache
+from services.ledger.adapters.policy_repo import PolicyCache, TaxSettingCache
+from services.ledger.adapters.withholding_repo import record_slips
 from services.ledger.domain.journal import Conflict
 from services.ledger.outbound import LedgerTopics, entry_posted_messages
 from services.ledger.posting_plan import (
@@ -58,13 +60,14 @@ class PostingOutcome:
 
 
 class PostEvents:
-    """The posting use case (see the module docstring); one per process: it caches the split policies and the
-    recently parsed completions between batches."""
+    """The posting use case (see the module docstring); one per process: it caches the split policies, the tax
+    settings and the recently parsed completions between batches."""
 
     def __init__(self, topics: LedgerTopics) -> None:
         """``topics.entries``: where each posted entry is announced."""
         self._topics = topics
         self._policies = PolicyCache()
+        self._taxes = TaxSettingCache()
         self._recent = RecentCompletions()
 
     async def __call__(
@@ -84,14 +87,17 @@ class PostEvents:
         work = [*parked, *relevant]
         closed = await closed_periods(uow, batch_lapas(work, facts))
         policies = await self._policies.get(uow)
+        taxes = await self._taxes.get(uow)
         known = await existing_hashes(uow, lookup_keys(work))
         balances = await normal_balances(uow, refund_accounts(work, facts, self._recent))
         # plan
-        plan = plan_postings(PostingInputs(work, facts, policies, known, balances, ended, closed), self._recent)
+        inputs = PostingInputs(work, facts, policies, known, balances, ended, closed, taxes)
+        plan = plan_postings(inputs, self._recent)
         # write
         await save_facts(uow, plan.facts.values())
         result = await post_entries(uow, plan.entries)
         await record_conflicts(uow, plan.conflicts)
+        await record_slips(uow, plan.slips)
         await park(uow, plan.parked)
         await close(uow, plan.closed)
         await uow.publish(entry_posted_messages(result.posted, self._topics))

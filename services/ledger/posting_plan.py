@@ -37,6 +37,7 @@ from services.ledger.domain.periods import ClosedPeriod, place_entries
 from services.ledger.domain.policy import SplitPolicy
 from services.ledger.domain.postings import build_completion, refund_key, settlement_key
 from services.ledger.domain.refunds import build_line_refund, check_within_gross, taken_by_amount_only_refunds
+from services.ledger.domain.tax import TaxSetting, WithholdingSlip
 from services.ledger.requests import (
     RecentCompletions,
     completion_request,
@@ -108,7 +109,8 @@ class PostingInputs:
     orders' stored facts (locked). ``known``: the request hash of every posting key already in the journal among
     the orders' settlement keys and the refund keys the events name. ``balances``: normal-side balances before
     the batch of the inmate accounts the orders' refunds may take back from (absent: 0). ``closed``: the closed
-    periods of the orders' lapas (:func:`batch_lapas`), by lapas; empty when none is closed.
+    periods of the orders' lapas (:func:`batch_lapas`), by lapas; empty when none is closed. ``tax_settings``:
+    every lapas' tax setting versions (:mod:`services.ledger.domain.tax`).
     """
 
     work: Sequence[Envelope]
@@ -118,6 +120,7 @@ class PostingInputs:
     balances: Mapping[str, int] = field(default_factory=dict)
     ended: Mapping[str, str] = field(default_factory=dict)
     closed: Mapping[str, Sequence[ClosedPeriod]] = field(default_factory=dict)
+    tax_settings: Sequence[TaxSetting] = ()
 
 
 @dataclass
@@ -134,6 +137,7 @@ class PostingPlan:
     completions: dict[str, CompletionRequest] = field(default_factory=dict)
     closed: list[tuple[Envelope, str]] = field(default_factory=list)
     ended: dict[str, str] = field(default_factory=dict)
+    slips: list[WithholdingSlip] = field(default_factory=list)
 
     def add(self, entries: Sequence[JournalEntry], source: str) -> None:
         """Plan ``entries``; keep the batch's running change of every inmate account (refunds read it)."""
@@ -269,6 +273,7 @@ def _plan_event(envelope: Envelope, inputs: PostingInputs, plan: PostingPlan, re
             plan.parked.append((envelope, "completion"))
         return
     completion = _completion_of(order, plan, recent)
+    order.choose_tax(inputs.tax_settings, completion.order.lapas_id, completion.completed_at)
     if envelope.type == SETTLEMENT_REPORTED:
         _plan_settlement(envelope, order, completion, inputs, plan)
         return
@@ -321,7 +326,7 @@ def _plan_refund(
         plan.parked.append((envelope, "allocation"))
         return
     settled = cumulative(settled_requests(order, completion.order))
-    distribution = plan_distribution(completion, settled, order.pinned(inputs.policies))
+    distribution = plan_distribution(completion, settled, order.pinned(inputs.policies), order.tax)
     modes = {p.ref: p.claw_back_premi for p in inputs.policies}
     savings = sorted({leg.credit for _, leg in distribution.legs() if leg.credit.startswith(_INMATE[0])})
     balances = {a: inputs.balances.get(a, 0) + plan.inmate_changes.get(a, 0) for a in savings}
@@ -329,7 +334,7 @@ def _plan_refund(
     if order.refunded_gross and not taken:  # refunded before the line-aware planner: start from what that took
         taken = taken_by_amount_only_refunds(distribution, order.refunded_gross)
     entries, taken = build_line_refund(
-        distribution, completion.allocations, refund, order.refunded_gross, taken, modes, balances
+        distribution, completion.allocations, refund, order.refunded_gross, taken, modes, balances, order.tax
     )
     plan.add(entries, source)
     order.refunded_gross, order.refund_taken, order.changed = order.refunded_gross + refund.amount, taken, True
@@ -379,7 +384,10 @@ def _plan_settlement(
         order.latest = {**order.latest, marketplace_id: settlement.settlement_id}
     if payload is not None:
         parsed = settlement if payload is envelope.data else None  # a difference is a new payload: parsed there
-        plan.add(plan_settlement(order, payload, completion, inputs.policies, parsed).entries, source)
+        outcome = plan_settlement(order, payload, completion, inputs.policies, parsed)
+        plan.add(outcome.entries, source)
+        if outcome.slip is not None:
+            plan.slips.append(outcome.slip)
 
 
 def reason(envelope: Envelope, exc: Exception) -> str:

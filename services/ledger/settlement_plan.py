@@ -38,8 +38,9 @@ from services.ledger.domain.facts import NO_ALLOCATION, OrderFacts
 from services.ledger.domain.journal import EntryKind, JournalEntry, LineBuilder, request_hash
 from services.ledger.domain.model import CompletionRequest, OrderRef, SettlementRequest
 from services.ledger.domain.policy import SplitPolicy
-from services.ledger.domain.postings import build_distribution, build_settlement, proceeds_account
+from services.ledger.domain.postings import build_distribution, build_settlement, proceeds_account, settlement_key
 from services.ledger.domain.refunds import LineRefund
+from services.ledger.domain.tax import WithholdingSlip, recognise_revenue, withholding_check
 from services.ledger.requests import settlement_request
 
 _SAVINGS = "liability:inmate_savings:"
@@ -155,6 +156,7 @@ class SettlementOutcome:
 
     entries: list[JournalEntry] = field(default_factory=list)
     hold: str | None = None
+    slip: WithholdingSlip | None = None
 
 
 def settled_requests(order: OrderFacts, ref: OrderRef) -> list[SettlementRequest]:
@@ -176,13 +178,17 @@ def plan_settlement(
     """Post a NEW settlement (``payload``; the caller checked its id is new) of ``order``, updating ``order``.
 
     ``completion`` is the order's effective completion (:meth:`OrderFacts.effective_completion`); ``parsed``: what
-    :func:`settlement_of` makes of ``payload``, when the caller has it already (parsed once, bench issue 13)."""
+    :func:`settlement_of` makes of ``payload``, when the caller has it already (parsed once, bench issue 13).
+    A settlement that withheld PPh 22, or whose withholding is off by more than the setting's tolerance, gets its
+    :class:`WithholdingSlip` (a signed difference does not: its amounts are changes, not a withholding)."""
     settlement = parsed if parsed is not None else settlement_of(payload, completion.order)
     signed = bool(payload.get(SIGNED))
     earlier = _requests(order, completion)
-    cleared = cleared_amounts(_gross(order), [*earlier, settlement])[-1]
+    cleared_all = cleared_amounts(_gross(order), [*earlier, settlement])
+    cleared = cleared_all[-1]
     order.settlements.append(payload)
     order.changed = True
+    order.pin_tax()
     # The requests just parsed, not a second parse of every stored payload (bench issue 13).
     outcome = distribute(
         order, completion, policies, release_last=False, take_back=False, parsed=[*earlier, settlement]
@@ -190,25 +196,56 @@ def plan_settlement(
     # A settlement that pays nothing, withholds nothing and clears nothing (its gross is beyond what is left of
     # the receivable) moves no money: it is recorded in the facts, and no (empty) entry is posted.
     moves_money = cleared or settlement.net_payout or any(settlement.fees.values()) or settlement.pph22_withheld
+    slip = None if signed else _slip(order, payload, settlement)
     if outcome.hold is None:
         # Distributed: this settlement recognises its own cleared gross (the release took what waited before).
         revenue = accounts.sales_revenue(completion.order.lapas_id)
         pair = (proceeds_account(order.lapas_id, allocated=order.allocated_at_completion), revenue)
         if moves_money:
             outcome.entries.insert(
-                0, build_settlement(settlement, cleared, pair, signed=signed, booked_lapas=order.lapas_id)
+                0,
+                build_settlement(
+                    settlement,
+                    cleared,
+                    pair,
+                    signed=signed,
+                    booked_lapas=order.lapas_id,
+                    tax=order.tax,
+                    recognised_before=sum(cleared_all[:-1]),
+                ),
             )
+        outcome.slip = slip
         return outcome
     order.hold = outcome.hold
     held: tuple[str, str] | None = None
     if order.allocated_at_completion:  # the cleared gross moves to unallocated, with the reason
         held = accounts.undistributed_proceeds(order.lapas_id), accounts.unallocated_proceeds(order.lapas_id)
     entries = (
-        [build_settlement(settlement, cleared, held, hold=order.hold, signed=signed, booked_lapas=order.lapas_id)]
+        [
+            build_settlement(
+                settlement, cleared, held, hold=order.hold, signed=signed, booked_lapas=order.lapas_id, tax=order.tax
+            )
+        ]
         if moves_money
         else []
     )
-    return SettlementOutcome(entries, order.hold)
+    return SettlementOutcome(entries, order.hold, slip)
+
+
+def _slip(order: OrderFacts, payload: dict[str, Any], settlement: SettlementRequest) -> WithholdingSlip | None:
+    check = withholding_check(settlement.gross, settlement.pph22_withheld, order.tax)
+    if not settlement.pph22_withheld and not check.flagged:
+        return None
+    reference = payload.get("invoice_number") or payload.get("marketplace_settlement_id") or settlement.settlement_id
+    return WithholdingSlip(
+        posting_key=settlement_key(order.order_key, settlement.settlement_id),
+        order_key=order.order_key,
+        lapas_id=settlement.order.lapas_id,
+        settled_at=settlement.settled_at,
+        check=check,
+        slip_ref=str(reference),
+        tax_ref=order.tax.ref,
+    )
 
 
 def distribute(
@@ -238,16 +275,17 @@ def distribute(
         return SettlementOutcome()
     policies = order.pinned(policies)  # a version loaded since the first distribution changes no delta
     try:
-        after = plan_distribution(completion, cumulative(settlements), policies)
+        after = plan_distribution(completion, cumulative(settlements), policies, order.tax)
         before = None
         if order.distributed:
-            before = plan_distribution(completion, cumulative(settlements[: order.distributed]), policies)
+            before = plan_distribution(completion, cumulative(settlements[: order.distributed]), policies, order.tax)
     except (DistributionError, NoPolicyError) as exc:
         return SettlementOutcome(hold=error_text(exc))
     entries: list[JournalEntry] = []
-    held = sum(cleared_amounts(_gross(order), settlements)[order.distributed : n if release_last else n - 1])
+    cleared = cleared_amounts(_gross(order), settlements)
+    held = sum(cleared[order.distributed : n if release_last else n - 1])
     if held:
-        entries.append(_release(order, completion, settlements[-1], held, n))
+        entries.append(_release(order, completion, settlements[-1], held, n, sum(cleared[: order.distributed])))
     entries += build_distribution(after, cumulative(settlements), before, n)
     taken = sum(
         line.amount
@@ -271,12 +309,13 @@ def _gross(order: OrderFacts) -> int:
 
 
 def _release(
-    order: OrderFacts, completion: CompletionRequest, last: SettlementRequest, amount: int, through: int
+    order: OrderFacts, completion: CompletionRequest, last: SettlementRequest, amount: int, through: int, before: int
 ) -> JournalEntry:
-    """Dr unallocated proceeds / Cr revenue: held proceeds recognised once they can be distributed."""
+    """Dr unallocated proceeds / Cr revenue: held proceeds recognised once they can be distributed (less the
+    output PPN inside them under the order's tax setting; ``before``: the gross recognised by earlier entries)."""
     lines = LineBuilder()
     lines.debit(accounts.unallocated_proceeds(order.lapas_id), amount)
-    lines.credit(accounts.sales_revenue(completion.order.lapas_id), amount)
+    recognise_revenue(lines, completion.order.lapas_id, before, amount, order.tax)
     entry = JournalEntry(
         posting_key=release_key(order.order_key, through),
         request_hash=request_hash(EntryKind.SETTLEMENT, {"release": amount, "through": through}, part="release"),

@@ -1,4 +1,4 @@
-"""Split policies stored as data: loaded once per version, never changed, cached per process."""
+"""Split policies and tax settings stored as data: loaded once per version, never changed, cached per process."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from infra.db.unit_of_work import UnitOfWork
 from services.ledger.domain.errors import LedgerDomainError
 from services.ledger.domain.policy import ClawBack, Deduction, SplitBase, SplitPolicy, policy_hash
 from services.ledger.domain.policy_file import parse_policies
+from services.ledger.domain.tax import TaxSetting
+from services.ledger.domain.tax_file import parse_tax_settings, tax_setting_body, tax_setting_hash
 
 
 class PolicyConflict(LedgerDomainError):
@@ -109,3 +111,64 @@ class PolicyCache:
             self._policies = parse_policies(bodies, f"{uow.table('split_policies')}") if bodies else []
             self._stamp = stamp
         return self._policies
+
+
+async def store_tax_settings(uow: UnitOfWork, settings: Sequence[TaxSetting]) -> tuple[int, int]:
+    """Insert new tax setting versions; identical ones are skipped; changed ones raise. Returns (new, unchanged)."""
+    table = uow.table("tax_settings")
+    existing = {
+        (r.lapas_id, r.version): r.setting_hash
+        for r in await uow.conn.execute(text(f"SELECT lapas_id, version, setting_hash FROM {table}"))
+    }
+    new = []
+    same = 0
+    conflicts = []
+    for s in settings:
+        seen = existing.get((s.lapas_id, s.version))
+        if seen is None:
+            new.append(s)
+        elif seen == tax_setting_hash(s):
+            same += 1
+        else:
+            conflicts.append(f"tax setting {s.ref} is already loaded with different content; publish a new version")
+    if conflicts:
+        raise PolicyConflict("; ".join(conflicts))
+    if new:
+        await uow.conn.execute(
+            text(
+                f"INSERT INTO {table} (lapas_id, version, effective_from, body, setting_hash) "
+                "VALUES (:l, :v, :f, CAST(:b AS jsonb), :h)"
+            ),
+            [
+                {
+                    "l": s.lapas_id,
+                    "v": s.version,
+                    "f": s.effective_from,
+                    "b": orjson.dumps(tax_setting_body(s)).decode(),
+                    "h": tax_setting_hash(s),
+                }
+                for s in new
+            ],
+        )
+    return len(new), same
+
+
+class TaxSettingCache:
+    """All stored tax settings, re-read only when a new version was loaded (checked once per batch)."""
+
+    def __init__(self) -> None:
+        self._stamp: tuple[int, object] | None = None
+        self._settings: list[TaxSetting] = []
+
+    async def get(self, uow: UnitOfWork) -> list[TaxSetting]:
+        """The current tax settings."""
+        table = uow.table("tax_settings")
+        row = (await uow.conn.execute(text(f"SELECT count(*), max(loaded_at) FROM {table}"))).one()
+        stamp = (int(row[0]), row[1])
+        if stamp != self._stamp:
+            bodies = [
+                r.body for r in await uow.conn.execute(text(f"SELECT body FROM {table} ORDER BY lapas_id, version"))
+            ]
+            self._settings = parse_tax_settings(bodies, table)
+            self._stamp = stamp
+        return self._settings

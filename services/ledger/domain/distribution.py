@@ -1,9 +1,10 @@
 """Distribution plans: who gets which rupiah of an order's settled proceeds, and how refunds take it back.
 
 Base. The distributable base of an order is ``min(net_payout, gross_recognised − fees − PPh 22)``: only money
-that was both expected and actually received is split. A shortfall (net below expectation) is split as it
-is and stays visible in suspense; an excess (net above expectation) is *not* split until someone reconciles
-the suspense.
+that was both expected and actually received is split; under a lapas' tax setting less the output PPN and plus
+the input PPN and a PPh 22 to be claimed back (:mod:`services.ledger.domain.tax`). A shortfall (net below
+expectation) is split as it is and stays visible in suspense; an excess (net above expectation) is *not* split
+until someone reconciles the suspense.
 
 Plan. The base is attributed to the order's batches in proportion to quantity × unit price with
 :func:`allocate`. For each batch, with the policy in force (for the batch's SKU, at completion):
@@ -46,6 +47,7 @@ from services.ledger.domain.model import (
     WorkMember,
 )
 from services.ledger.domain.policy import ShareTarget, SplitBase, SplitPolicy, policy_hash, select_policy
+from services.ledger.domain.tax import UNSET, TaxSetting, base_adjustment
 
 __all__ = [
     "BatchPlan",
@@ -99,10 +101,14 @@ _PNBP, _PRODUCTION_CAPITAL = ShareTarget.PNBP, ShareTarget.PRODUCTION_CAPITAL
 _REVENUE = SplitBase.REVENUE
 
 
-def distributable_base(gross_recognised: int, settlement: SettlementRequest) -> int:
-    """``min(net_payout, gross_recognised − fees − PPh 22)``; raises if that is negative."""
+def distributable_base(gross_recognised: int, settlement: SettlementRequest, tax: TaxSetting = UNSET) -> int:
+    """``min(net_payout, gross_recognised − fees − PPh 22)`` and what the tax treatment changes in it (output
+    PPN off, input PPN on, a reclaimable PPh 22 on: :func:`~services.ledger.domain.tax.base_adjustment`, on the
+    gross the settlements recognised); raises if that is negative."""
     expected = gross_recognised - settlement.fee_total - settlement.pph22_withheld
-    base = min(settlement.net_payout, expected)
+    recognised = min(max(settlement.gross, 0), gross_recognised)
+    adjustment = base_adjustment(tax, recognised, settlement.fees, settlement.pph22_withheld)
+    base = min(settlement.net_payout, expected) + adjustment
     if base < 0:
         raise DistributionError(
             f"order {settlement.order.order_key}: fees {settlement.fee_total} and PPh 22 "
@@ -118,12 +124,16 @@ def split_work_group(amount: int, work_group: Sequence[WorkMember]) -> list[tupl
 
 
 def plan_distribution(
-    completion: CompletionRequest, settlement: SettlementRequest, policies: Sequence[SplitPolicy]
+    completion: CompletionRequest,
+    settlement: SettlementRequest,
+    policies: Sequence[SplitPolicy],
+    tax: TaxSetting = UNSET,
 ) -> DistributionPlan:
     """Plan the split of a settled order (see the module docstring).
 
     Policies are selected per batch SKU at ``completion.completed_at`` from ``policies``; pass the policy
-    versions recorded on the original distribution when re-planning for a refund.
+    versions recorded on the original distribution when re-planning for a refund; ``tax``: the lapas' tax setting
+    (the order's, pinned at its first settlement).
 
     Raises:
         RequestError: a malformed request; NoPolicyError: no policy in force;
@@ -135,7 +145,7 @@ def plan_distribution(
     order = completion.order
     if settlement.order != order:
         raise DistributionError(f"settlement is for {settlement.order}, completion for {order}")
-    base = distributable_base(completion.gross, settlement)
+    base = distributable_base(completion.gross, settlement, tax)
     weights = [a.quantity * a.unit_price for a in completion.allocations]
     proceeds = allocate(base, weights)
     lapas = order.lapas_id

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from services.ledger.domain.tax import UNSET, TaxSetting, select_tax_setting
+
 
 class _Versioned(Protocol):
     @property
@@ -38,6 +40,8 @@ class OrderFacts:
     planned under the same ones). ``reported``: the payloads, as reported, of the settlements that name a
     marketplace settlement id (their entry in ``settlements`` is the difference to the previous totals);
     ``latest``: per marketplace settlement id, the settlement id whose totals were posted last.
+    ``tax_ref``: the tax setting version the order's first settlement was posted under (later settlements and
+    refunds keep it); ``tax``: that setting, chosen by :meth:`choose_tax` before a plan (not stored).
     ``is_new``/``changed`` say what a batch must write back."""
 
     order_key: str
@@ -52,6 +56,8 @@ class OrderFacts:
     refund_taken: dict[str, int] = field(default_factory=dict)
     reported: dict[str, dict[str, Any]] = field(default_factory=dict)
     latest: dict[str, str] = field(default_factory=dict)
+    tax_ref: str | None = None
+    tax: TaxSetting = field(default=UNSET, compare=False)
     is_new: bool = False
     changed: bool = False
 
@@ -75,6 +81,7 @@ class OrderFacts:
             facts.refund_taken = dict(state.get("refund_taken", {}))
             facts.reported = dict(state.get("reported", {}))
             facts.latest = dict(state.get("latest", {}))
+            facts.tax_ref = state.get("tax_ref")
         return facts
 
     def state(self) -> dict[str, Any] | None:
@@ -90,6 +97,8 @@ class OrderFacts:
         }
         if self.refund_taken:  # what line-aware refunds took back per batch, cumulative
             state["refund_taken"] = self.refund_taken
+        if self.tax_ref is not None:
+            state["tax_ref"] = self.tax_ref
         if self.latest:  # marketplace settlement ids seen: their payloads as reported, the last posted per id
             state["reported"], state["latest"] = self.reported, self.latest
         return state
@@ -116,6 +125,18 @@ class OrderFacts:
         refs = set(self.policy_refs or ())
         kept = [p for p in policies if p.ref in refs]
         return kept or list(policies)
+
+    def choose_tax(self, settings: Sequence[TaxSetting], lapas_id: str, completed_at: Any) -> TaxSetting:
+        """Set :attr:`tax`: the version pinned by :attr:`tax_ref` when it is among ``settings``, else the one of
+        ``lapas_id`` in force at ``completed_at`` (the order's completion) — and pin it once the order settles."""
+        pinned = next((s for s in settings if s.ref == self.tax_ref), None) if self.tax_ref else None
+        self.tax = pinned or select_tax_setting(settings, lapas_id, completed_at)
+        return self.tax
+
+    def pin_tax(self) -> None:
+        """Record :attr:`tax` as the order's tax setting (at its first settlement; unset is not pinned)."""
+        if self.tax_ref is None and self.tax is not UNSET:
+            self.tax_ref, self.changed = self.tax.ref, True
 
     def effective_completion(self) -> dict[str, Any]:
         """The completion payload with the allocations a person made later (and their lapas when the

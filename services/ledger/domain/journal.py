@@ -54,7 +54,8 @@ class EntryKind(StrEnum):
 class JournalEntry:
     """A balanced journal entry, as built by :mod:`services.ledger.domain.postings`.
 
-    ``policy_ref`` (``policy_id@vN``) is set on distributions and their reversals; ``reverses`` is the
+    ``policy_ref`` (``policy_id@vN``) is set on distributions and their reversals, and on settlements and refunds
+    the tax setting they were posted under (``tax:<lapas>@vN``, when the lapas has one); ``reverses`` is the
     posting key of the entry a refund reverses; ``order_key`` and ``batch_id`` let reports trace a savings
     line back to its sale.
     """

@@ -23,7 +23,7 @@ from services.ledger.domain.policy import (
     rule_problems,
 )
 
-__all__ = ["parse_policies", "parse_share"]
+__all__ = ["parse_policies", "parse_share", "parse_time"]
 
 _PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s*%")
 _RATIO = re.compile(r"(\d+)\s*/\s*(\d+)")
@@ -114,7 +114,7 @@ def _parse_one(index: int, raw: object, out: _Collector) -> SplitPolicy | None:
     version = raw.get("version")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         out.add(_where(index, raw, "version"), f"must be an integer >= 1, got {version!r}")
-    effective, problem = _parse_time(raw.get("effective_from"))
+    effective, problem = parse_time(raw.get("effective_from"))
     if problem:
         out.add(_where(index, raw, "effective_from"), problem)
     description = raw.get("description", "")
@@ -155,7 +155,8 @@ def _parse_one(index: int, raw: object, out: _Collector) -> SplitPolicy | None:
     )
 
 
-def _parse_time(value: object) -> tuple[datetime | None, str | None]:
+def parse_time(value: object) -> tuple[datetime | None, str | None]:
+    """An ``effective_from`` value (an aware ISO time, or a YAML timestamp) and the problem with it, if any."""
     example = "e.g. '2026-01-01T00:00:00+07:00'"
     if value is None:
         return None, f"is required ({example})"
@@ -296,8 +297,8 @@ def parse_policies(data: object, source: str) -> list[SplitPolicy]:
     out = _Collector(source)
     if isinstance(data, Mapping):
         for key in data:
-            if key != "policies":
-                out.add(f"top level: field {key!r}", "unknown field (allowed: policies)")
+            if key not in ("policies", "tax_settings"):  # tax settings: services/ledger/domain/tax_file.py
+                out.add(f"top level: field {key!r}", "unknown field (allowed: policies, tax_settings)")
         data = data.get("policies")
     if not isinstance(data, list) or not data:
         out.add("top level", "expected a non-empty list of policies (or a mapping with key 'policies')")

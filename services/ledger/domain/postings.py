@@ -15,13 +15,17 @@ B = distributable base = min(N, G − F − W), see :mod:`services.ledger.domain
 
        Dr asset:bank:<account>                       N
        Dr expense:marketplace_fee:<type>             F_type   (each fee type)
-       Dr asset:pph22_prepaid                        W
+       Dr asset:pph22_prepaid                        W        (by the lapas' tax treatment, see below)
        Cr asset:marketplace_receivable:<channel>     G        (what it clears of what completion recognised)
        Dr/Cr clearing:suspense                       |N + F + W − G|   (the difference, either side)
        Dr clearing:undistributed_proceeds:<lapas>    G
        Cr revenue:sales:<lapas>                      G
 
    Revenue is recognised at settlement, at the gross completion recognised, so revenue = settled − refunded.
+   Under a lapas' tax setting (:mod:`services.ledger.domain.tax`) the output PPN inside G is credited to
+   ``liability:ppn_output`` instead of revenue, the input PPN inside each fee debited to ``asset:ppn_input``
+   instead of the fee, and W booked by its treatment (creditable: prepaid, with the income tax it prepays
+   accrued; expense; exempt: to claim back).
    The settlement's own ``gross`` field is recorded in the request (and its hash) but the receivable is
    cleared at G; a marketplace that settles a different amount shows up in suspense.
 
@@ -57,6 +61,7 @@ from services.ledger.domain.distribution import DistributionPlan
 from services.ledger.domain.errors import InsufficientBalanceError, RequestError
 from services.ledger.domain.journal import EntryKind, JournalEntry, Line, LineBuilder, request_hash
 from services.ledger.domain.model import CompletionRequest, PayoutRequest, SettlementRequest
+from services.ledger.domain.tax import UNSET, TaxSetting, fee_lines, recognise_revenue, withheld_lines
 
 __all__ = [
     "EntryKind",
@@ -155,6 +160,8 @@ def build_settlement(
     *,
     signed: bool = False,
     booked_lapas: str | None = None,
+    tax: TaxSetting = UNSET,
+    recognised_before: int = 0,
 ) -> JournalEntry:
     """Settlement: bank, fees, PPh 22 prepaid against the receivable (difference to suspense), and revenue.
 
@@ -172,6 +179,11 @@ def build_settlement(
     completed with no lapas and allocated since; default the request's). The receivable is cleared there; the cash,
     fees and PPh 22 are the request's lapas' when the entry recognises its revenue (so each lapas' part of the entry
     balances), else they stay with the receivable.
+
+    ``tax``: the lapas' tax setting (:mod:`services.ledger.domain.tax`): fees are posted without the input PPN
+    inside them, the PPh 22 by its treatment, and revenue without the output PPN inside the recognised gross (the
+    PPN of the cumulative recognised gross, ``recognised_before`` recognised by earlier settlements); a set
+    setting is recorded as the entry's ``policy_ref``.
     """
     if signed:
         request.order.validate()
@@ -190,9 +202,8 @@ def build_settlement(
     cash = order.lapas_id if recognises_revenue else booked
     lines = LineBuilder()
     lines.debit(accounts.bank(cash, request.bank_account), request.net_payout)
-    for fee_type, amount in sorted(request.fees.items()):
-        lines.debit(accounts.fee_expense(cash, fee_type), amount)
-    lines.debit(accounts.pph22_prepaid(cash), request.pph22_withheld)
+    fee_lines(lines, cash, request.fees, tax)
+    withheld_lines(lines, cash, request.pph22_withheld, tax)
     lines.credit(accounts.marketplace_receivable(booked, order.channel), recognised_gross)
     difference = request.net_payout + request.fee_total + request.pph22_withheld - recognised_gross
     lines.credit(accounts.suspense(cash), difference)
@@ -200,13 +211,17 @@ def build_settlement(
         recognise = accounts.undistributed_proceeds(order.lapas_id), accounts.sales_revenue(order.lapas_id)
     if isinstance(recognise, tuple):
         lines.debit(recognise[0], recognised_gross)
-        lines.credit(recognise[1], recognised_gross)
+        if accounts.account_info(recognise[1]).type is accounts.AccountType.REVENUE:
+            recognise_revenue(lines, order.lapas_id, recognised_before, recognised_gross, tax)
+        else:
+            lines.credit(recognise[1], recognised_gross)
     memo = (
         f"order {order.order_key} {'settlement changed' if signed else 'settled'} ({request.settlement_id}): "
         f"gross {request.gross}, fees "
         f"{request.fee_total}, PPh 22 {request.pph22_withheld}, net {request.net_payout}"
         + (f", difference {difference:+d} to suspense" if difference else "")
         + (f"; distribution held: {hold}" if hold else "")
+        + (f"; tax {tax.ref}" if tax is not UNSET else "")
     )
     return _finish(
         JournalEntry(
@@ -216,6 +231,7 @@ def build_settlement(
             memo=memo,
             effective_at=request.settled_at,
             lines=lines.lines(),
+            policy_ref=tax.ref if tax is not UNSET else None,
             order_key=order.order_key,
         )
     )

@@ -39,6 +39,15 @@ from services.ledger.domain.journal import EntryKind, JournalEntry, LineBuilder,
 from services.ledger.domain.model import BatchAllocation, OrderRef
 from services.ledger.domain.policy import ClawBack
 from services.ledger.domain.postings import distribution_key, refund_key, refund_reversal_key
+from services.ledger.domain.tax import (
+    UNSET,
+    Pph22Treatment,
+    TaxSetting,
+    fee_lines,
+    ppn_inside,
+    recognise_revenue,
+    withheld_lines,
+)
 
 __all__ = [
     "FEES_RETURNED",
@@ -49,6 +58,7 @@ __all__ = [
     "check_within_gross",
     "gross_per_batch",
     "match_sku",
+    "refund_take_back",
     "take_back_per_batch",
     "taken_by_amount_only_refunds",
 ]
@@ -197,6 +207,14 @@ def _reverse_batch(
             out.lines.debit(leg.credit, delta)
 
 
+def refund_take_back(refund: LineRefund, ppn: int, tax: TaxSetting) -> int:
+    """What the batches give back for ``refund``: its cash, less the output PPN of the refunded gross (``ppn``: the
+    state gives that back), plus the input PPN inside the fees given back, plus — when the withholding is claimed
+    back (exempt) — the PPh 22 given back. So revenue − fees − tax − distribution of the order moves by 0."""
+    exempt = refund.pph22_returned if tax.pph22 is Pph22Treatment.EXEMPT else 0
+    return max(0, refund.cash - ppn + ppn_inside(refund.fees_returned, tax) + exempt)
+
+
 def check_within_gross(refund: LineRefund, refunded_before: int, gross: int) -> None:
     """Raise :class:`RefundError` (rule ``refund_within_gross``) when ``refund`` brings the order's refunds
     (``refunded_before`` earlier) above its ``gross``."""
@@ -216,13 +234,16 @@ def build_line_refund(
     taken: Mapping[str, int],
     claw_back: Mapping[str, ClawBack],
     balances: Mapping[str, int],
+    tax: TaxSetting = UNSET,
 ) -> tuple[list[JournalEntry], dict[str, int]]:
     """The refund's cash entry and one reversal entry per batch that changes, and the cumulative take-back per
     batch after it.
 
     ``refunded_before``: gross refunded by earlier refunds; ``taken``: cumulative take-back per batch so far;
     ``claw_back``: the mode per policy ref of the plan's batches (absent: never); ``balances``: normal-side
-    balances of the order's inmate savings accounts."""
+    balances of the order's inmate savings accounts; ``tax``: the order's tax setting (the output PPN of the
+    refunded gross, the input PPN of the fees given back and the PPh 22 given back follow it, and so does what the
+    batches give back: :func:`refund_take_back`)."""
     refund.validate()
     order = plan.order
     if refund.order != order:
@@ -231,14 +252,14 @@ def build_line_refund(
     gross = gross_per_batch(allocations, refund)
     if gross is None:  # a line names no SKU of the order: the whole refund is spread pro rata
         gross = allocate(refund.amount, _weights(allocations))
-    shares = take_back_per_batch(gross, refund.cash)
     cash = LineBuilder()
-    cash.debit(accounts.sales_revenue(order.lapas_id), refund.amount)
     lapas = order.lapas_id
+    ppn = -recognise_revenue(cash, lapas, plan.gross - refunded_before, -refund.amount, tax)
+    shares = take_back_per_batch(gross, refund_take_back(refund, ppn, tax))
     paid = accounts.suspense(lapas) if refund.netted_in_settlement else accounts.bank(lapas, refund.bank_account)
     cash.credit(paid, refund.cash)
-    cash.credit(accounts.fee_expense(lapas, FEES_RETURNED), refund.fees_returned)
-    cash.credit(accounts.pph22_prepaid(lapas), refund.pph22_returned)
+    fee_lines(cash, lapas, {FEES_RETURNED: refund.fees_returned}, tax, sign=-1)
+    withheld_lines(cash, lapas, -refund.pph22_returned, tax)
     entries = [
         JournalEntry(
             posting_key=refund_key(order.order_key, refund.refund_id),
@@ -251,6 +272,7 @@ def build_line_refund(
             ),
             effective_at=refund.refunded_at,
             lines=cash.lines(),
+            policy_ref=tax.ref if tax is not UNSET else None,
             order_key=order.order_key,
         )
     ]
