@@ -58,9 +58,10 @@ from karya.processes import (
 )
 from services.finance.app import SCHEMA as FINANCE_SCHEMA
 from services.finance.auth.demo import create_demo_users
-from services.ledger.adapters.policy_repo import store_policies
+from services.ledger.adapters.policy_repo import store_policies, store_tax_settings
 from services.ledger.app import SCHEMA as LEDGER_SCHEMA
 from services.ledger.domain.policy_file import parse_policies
+from services.ledger.domain.tax_file import parse_tax_settings
 from services.ledger.statements import all_lapas_totals
 from services.orders.adapters.catalogue_repo import load_catalogue as load_catalogue_db
 from services.orders.app import SCHEMA as ORDERS_SCHEMA
@@ -190,14 +191,19 @@ async def _prepare(prefix: str) -> None:
     try:
         async with engine.begin() as conn:
             report = await load_catalogue_db(UnitOfWork(conn, ORDERS_SCHEMA), load_catalogue(CATALOGUE), str(CATALOGUE))
-            new, _ = await store_policies(
-                UnitOfWork(conn, LEDGER_SCHEMA), parse_policies(yaml.safe_load(POLICIES.read_text()), str(POLICIES))
+            policy_file = yaml.safe_load(POLICIES.read_text())
+            new, _ = await store_policies(UnitOfWork(conn, LEDGER_SCHEMA), parse_policies(policy_file, str(POLICIES)))
+            new_tax, _ = await store_tax_settings(
+                UnitOfWork(conn, LEDGER_SCHEMA), parse_tax_settings(policy_file, str(POLICIES))
             )
         lapas = load_catalogue(CATALOGUE).lapas[0].lapas_id
         await create_demo_users(Database(engine, FINANCE_SCHEMA), state_dir() / FINANCE_USERS, lapas)
     finally:
         await engine.dispose()
-    console.print(f"catalogue: {len(report.new_batches)} batches, {report.units_received} units; {new} split policies")
+    console.print(
+        f"catalogue: {len(report.new_batches)} batches, {report.units_received} units; {new} split policies, "
+        f"{new_tax} tax settings"
+    )
     await ensure_topics(
         os.environ["KAFKA_BOOTSTRAP_SERVERS"], [topic_name(b, prefix) for b in BASE_NAMES], partitions=6
     )
