@@ -25,7 +25,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
 from sqlalchemy.engine import make_url
 
 from infra.db.engine import make_engine
@@ -352,10 +352,11 @@ _TOTALS = (  # (key of services.ledger.domain.summaries.lapas_totals, column)
 
 def _print_lapas_totals(totals: dict[str, dict[str, int]]) -> None:
     """Per lapas, the figures of its reports (`karya ledger report …`, every month so far): sales, PNBP accrued and
-    deposited, premi accrued, output and input PPN, PPh 22 withheld per treatment."""
-    table = Table("lapas", *(column for _, column in _TOTALS), title="totals per lapas")
-    for lapas, t in totals.items():
-        table.add_row(lapas, *(f"{t[key]:,}" for key, _ in _TOTALS))
+    deposited, premi accrued, output and input PPN, PPh 22 withheld per treatment — a column per lapas, so the
+    figures fit a terminal's width."""
+    table = Table("", *(Column(lapas, justify="right") for lapas in totals), title="totals per lapas")
+    for key, label in _TOTALS:
+        table.add_row(label, *(f"{t[key]:,}" for t in totals.values()))
     console.print(table)
 
 
