@@ -5,7 +5,8 @@ A lapas of its own in Bali (WITA, +08:00) on the session database, two balanced 
 repository's write path: on 10 November a PKP sale of 300,000 settled (output PPN 29,730 in the price, so revenue
 270,270; fees 15,000 of which input PPN 1,486; PPh 22 1,500 creditable, with the income tax it prepays), then on 20
 November a second sale of 100,000 (output PPN 9,910; PPh 22 500 borne as a cost and 400 to claim back). Known at the
-first entry's recorded time, the reports show only the first; without ``--known-at`` both."""
+first entry's recorded time, the reports show only the first; without ``--known-at`` both. A close of the month after
+that instant is not in the report known then."""
 
 from __future__ import annotations
 
@@ -154,6 +155,11 @@ async def test_tax_accounts_in_the_reports_and_what_was_known_when(
     table = await karya(ledger_db, None, "report", "tax", "--lapas", lapas, "--period", "2026-11")
     assert table.exit_code == 0 and "net PPN payable" in table.output and "Rp 38.154" in table.output, table.output
     assert f"tax of {lapas}, 2026-11 (Asia/Makassar, open), as of 2026-11-30T23:59:59.999999+08:00" in table.output
+    # closed after the known-at instant: the month shows as open then, closed by ani now
+    closing = await karya(ledger_db, None, "close", "--lapas", lapas, "--period", "2026-11", "--as", "ani")
+    assert closing.exit_code == 0, closing.output
+    assert (await _report(ledger_db, "tax", lapas, "--known-at", wall_clock))["closed_by"] is None
+    assert (await _report(ledger_db, "tax", lapas))["closed_by"] == "ani"
     for option in ("--known-at", "--as-of"):
         bad = await karya(ledger_db, None, "report", "tax", "--lapas", lapas, "--period", "2026-11", option, "kemarin")
         assert bad.exit_code == 2 and "'kemarin' is not an ISO 8601 date or time" in bad.output, bad.output
