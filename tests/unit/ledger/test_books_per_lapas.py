@@ -2,13 +2,14 @@
 — channels, fees, short payments to suspense, second settlements, refunds, orders completed without a batch (a
 known lapas, or none at all) — every lapas' trial balance sums to zero on its own, the lapas partition the whole
 ledger (their sum is the ledger), no entry crosses two lapas, and no distributed order leaves a residual
-(revenue − fees − PPh 22 − distribution is what waits in its lapas' suspense)."""
+(revenue − fees − taxes − distribution is what waits in its lapas' suspense) — under a random tax setting per lapas
+(PKP or not, each PPh 22 treatment, or none: then the PPh 22 prepaid is the order's income, as before settings)."""
 
 from __future__ import annotations
 
 import random
 from collections import defaultdict
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hypothesis import given, settings
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 
 from infra.messaging.envelope import Envelope
 from services.ledger.domain import accounts
+from services.ledger.domain.tax import Pph22Treatment, TaxSetting
 from tests.integration.ledger_support import Batch, completed, refunded, settled
 from tests.unit.ledger.ledger_support import (
     CHANNELS,
@@ -91,12 +93,27 @@ def _batches(orders: list[tuple[str, str, list[Envelope]]], seed: int) -> list[l
     return [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
 
 
+_SETTING = st.one_of(st.none(), st.tuples(st.booleans(), st.sampled_from(list(Pph22Treatment))))
+
+
 @settings(max_examples=120, deadline=timedelta(seconds=5))
-@given(st.integers(1, 6).flatmap(lambda k: st.tuples(*(sale(n) for n in range(k)))), st.integers(0, 2**32))
+@given(
+    st.integers(1, 6).flatmap(lambda k: st.tuples(*(sale(n) for n in range(k)))),
+    st.integers(0, 2**32),
+    st.fixed_dictionaries({lapas: _SETTING for lapas in LAPAS_SKUS}),
+)
 def test_every_lapas_books_balance_and_the_lapas_sum_to_the_ledger(
-    orders: tuple[tuple[str, str, list[Envelope]], ...], seed: int
+    orders: tuple[tuple[str, str, list[Envelope]], ...],
+    seed: int,
+    chosen: dict[str, tuple[bool, Pph22Treatment] | None],
 ) -> None:
-    books = Books()
+    taxes = [
+        TaxSetting(lapas, 1, datetime(2020, 1, 1, tzinfo=UTC), pkp=c[0], pph22=c[1])
+        for lapas, c in chosen.items()
+        if c is not None
+    ]
+    unset = {lapas for lapas, c in chosen.items() if c is None} | {accounts.UNKNOWN_LAPAS}
+    books = Books(taxes)
     for batch in _batches(list(orders), seed):
         books.post(batch)
     ledger = books.ledger
@@ -121,8 +138,11 @@ def test_every_lapas_books_balance_and_the_lapas_sum_to_the_ledger(
         assert owners == {lapas_of[entry.order_key]}, (entry.posting_key, owners)
         for line in entry.lines:
             kind = accounts.account_info(line.account).type
-            if kind in (accounts.AccountType.REVENUE, accounts.AccountType.EXPENSE) or line.account.startswith(
-                ("asset:pph22_prepaid:", "clearing:suspense:")
+            prepaid_is_income = lapas_of[entry.order_key] in unset and line.account.startswith("asset:pph22_prepaid:")
+            if (
+                kind in (accounts.AccountType.REVENUE, accounts.AccountType.EXPENSE)
+                or prepaid_is_income
+                or line.account.startswith("clearing:suspense:")
             ):
                 residual[entry.order_key] += line.amount if line.side is accounts.Side.CREDIT else -line.amount
     for key, _, _ in orders:

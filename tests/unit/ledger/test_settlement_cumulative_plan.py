@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from infra.messaging.envelope import Envelope
 from services.ledger.domain import accounts
 from services.ledger.domain.facts import OrderFacts
+from services.ledger.domain.tax import TaxSetting
 from services.ledger.posting_plan import PostingInputs, PostingPlan, plan_postings
 from services.ledger.requests import RecentCompletions
 from tests.integration.ledger_support import Batch, completed, reissued, settled
@@ -40,13 +41,15 @@ def totals(gross: int, settlement_id: str, marketplace_id: str | None = "M-1", f
 class Books:
     """A memory journal fed batch by batch through :func:`plan_postings`, the facts stored between batches."""
 
-    def __init__(self) -> None:
+    def __init__(self, taxes: Sequence[TaxSetting] = ()) -> None:
         self.ledger = MemoryLedger()
         self.facts: dict[str, OrderFacts] = {}
+        self.taxes = list(taxes)
 
     def post(self, work: Sequence[Envelope]) -> PostingPlan:
         """Plan ``work`` against the facts so far, post the entries and keep the facts as stored."""
-        plan = plan_postings(PostingInputs(list(work), self.facts, DEMO_POLICIES, {}, {}), RecentCompletions())
+        inputs = PostingInputs(list(work), self.facts, DEMO_POLICIES, {}, {}, tax_settings=self.taxes)
+        plan = plan_postings(inputs, RecentCompletions())
         self.ledger.post([e for e, _ in plan.entries])
         self.facts = {
             k: OrderFacts.stored(k, f.lapas_id, f.completion, f.state(), f.refunded_gross)
