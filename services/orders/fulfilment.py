@@ -8,12 +8,16 @@ which moves the order to ``settled`` (the consumer skips the ledger's other even
 
 1. **read** the envelopes against their contracts (bad content is refused);
 2. **load**, in the lock order of :mod:`services.orders.adapters.locks`: listings, the orders (locked, with
-   lines and live reservations), the soft holds past their window (claimed), every stock row of the SKUs
-   involved (locked), batch facts and fresh reservation ids;
-3. **plan** in memory (:func:`services.orders.fulfilment_plan.plan_changes`); when it gives stock back (a
+   lines and live reservations);
+3. **fold** them through the state machine in memory (:func:`services.orders.fulfilment_plan.fold_changes`),
+   which tells whose stock moves;
+4. **load** for those orders only: the soft holds past their window on their SKUs (claimed), every stock row of
+   their SKUs (locked), batch facts and fresh reservation ids — a batch that only settles consumed orders locks no
+   stock row;
+5. **plan** the stock in memory (:func:`services.orders.fulfilment_plan.plan_stock`); when it gives stock back (a
    cancellation, an expired hold), the orders waiting for those SKUs are filled from it
    (:func:`services.orders.backorders.fill_freed`);
-4. **write** set-based, and publish the events through the outbox.
+6. **write** set-based, and publish the events through the outbox.
 """
 
 from __future__ import annotations
@@ -49,8 +53,8 @@ from services.orders.fulfilment_plan import (
     Refusal,
     Settled,
     StatusChange,
-    needed_skus,
-    plan_changes,
+    fold_changes,
+    plan_stock,
     quoted,
 )
 from services.orders.outbound import OrdersTopics, Outbound
@@ -108,25 +112,20 @@ async def apply_order_changes(
         },
     )
     orders = await load_orders(uow, keys)
-    fresh = {c.order_key for _, c in changes if isinstance(c, StatusChange)} - orders.keys()
+    folded = fold_changes(changes, listings, orders, map_status=rules.map_status, out=Outbound(rules.topics))
+    # Only the stock of orders whose stock moves is locked and loaded (a batch that only settles consumed orders
+    # locks none); the other orders' events need only the facts of the batches they hold.
     stock = await load_stock(
         uow,
-        needed_skus([c for _, c in changes], listings, orders),
+        folded.stock_skus(),
         due_at=now,
         skip_orders=keys,
-        workshops={ln.workshop_id for o in orders.values() for ln in o.lines} | {hit[1] for hit in listings.values()},
-        new_reservations=len(fresh) + sum(1 for o in orders.values() if o.reservation is None),
+        workshops=folded.workshops(),
+        new_reservations=folded.new_reservations(),
         batches=rules.batches,
+        facts_of=folded.held_batches(),
     )
-    plan = plan_changes(
-        changes,
-        listings,
-        orders,
-        StockPlan(stock),
-        topics=rules.topics,
-        map_status=rules.map_status,
-        windows=rules.windows,
-    )
+    plan = plan_stock(folded, StockPlan(stock), windows=rules.windows)
     # Stock the batch gave back fills the orders waiting for it, in this transaction.
     out = Outbound(rules.topics)
     filled = await fill_freed(uow, plan.stock, out, exclude=keys)

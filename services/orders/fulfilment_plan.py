@@ -1,11 +1,12 @@
 """The pure plan of one batch of order changes: state machine, allocation, stock moves and events, in memory.
 
 :func:`plan_changes` takes what the use case loaded (orders locked with their lines and reservations, resolved
-listings, the stock plan started from the locked stock rows) and the batch's changes, and decides everything:
+listings, the stock plan started from the locked stock rows) and the batch's changes, and decides everything, in
+two halves the use case can call apart (it loads stock between them, only for the orders whose stock moves):
 
-1. fold the changes of each order through the state machine (:func:`fold`) in arrival order; a status that
-   cannot be mapped or a listing that is unknown parks the order and refuses the event;
-2. expire the soft holds past their window (claimed while loading) so their units are free at once;
+1. :func:`fold_changes`: fold the changes of each order through the state machine (:func:`fold`) in arrival order;
+   a status that cannot be mapped or a listing that is unknown parks the order and refuses the event;
+2. :func:`plan_stock`: expire the soft holds past their window (claimed while loading) so their units are free at once;
 3. allocate new reservations for the whole batch at once (all-or-nothing per order) and move existing
    reservations to the stage their orders reached;
 4. build the events to publish.
@@ -31,7 +32,17 @@ from services.orders.domain.records import History, Line, OrderRow, Reservation
 from services.orders.outbound import Applied, OrdersTopics, Outbound
 from services.orders.stock_plan import StockPlan
 
-__all__ = ["Change", "FulfilmentPlan", "Refusal", "Settled", "StatusChange", "needed_skus", "plan_changes"]
+__all__ = [
+    "Change",
+    "Folded",
+    "FulfilmentPlan",
+    "Refusal",
+    "Settled",
+    "StatusChange",
+    "fold_changes",
+    "plan_changes",
+    "plan_stock",
+]
 
 _RES_STAGE = {"soft": StockStage.SOFT, "hard": StockStage.HARD, "consumed": StockStage.CONSUMED}
 # Enum values by member: ``.value`` is a Python-level property, these are dict lookups.
@@ -118,38 +129,54 @@ class _Touched:
         self.applied: list[Applied] = []
 
 
-def needed_skus(changes: Sequence[Change], listings: Listings, orders: Mapping[str, OrderRow]) -> set[str]:
-    """Every SKU the plan may move: the orders' lines and reservations, and the listings their events name."""
-    skus = {ln.sku for o in orders.values() for ln in o.lines}
-    skus |= {a.sku for o in orders.values() if o.reservation for a in o.reservation.allocations}
-    for c in changes:
-        if isinstance(c, StatusChange) and not (c.order_key in orders and orders[c.order_key].lines):
-            d = c.data
-            hits = (
-                listings.get((d.channel, d.shop_id, ln.channel_product_id, ln.channel_sku_id or "")) for ln in d.lines
-            )
-            skus |= {hit[0] for hit in hits if hit is not None}
-    return skus
+@dataclass
+class Folded:
+    """The batch folded through the state machine, before any stock moves (the first half of a plan).
+
+    ``touched`` are the orders the batch changed, in order of their first change; ``out`` holds the events so far.
+    What stock the second half needs follows from it (:meth:`stock_skus`), so the use case loads and locks only
+    the stock rows of orders whose stock moves: a batch of settlements of consumed orders locks none.
+    """
+
+    touched: list[_Touched]
+    history: History
+    out: Outbound
+    refusals: list[Refusal]
+
+    def _moving(self) -> list[OrderRow]:
+        return [w.order for w in self.touched if _needs_reservation(w) or _stage_move(w) is not None]
+
+    def stock_skus(self) -> set[str]:
+        """Every SKU the stock half may move: the lines and held units of the orders that reserve or move stock."""
+        moving = self._moving()
+        skus = {ln.sku for o in moving for ln in o.lines}
+        return skus | {a.sku for o in moving if o.reservation for a in o.reservation.allocations}
+
+    def workshops(self) -> set[str]:
+        """The workshops of those orders' lines (the allocator needs their lapas)."""
+        return {ln.workshop_id for o in self._moving() for ln in o.lines}
+
+    def held_batches(self) -> set[str]:
+        """The production batches the touched orders hold units of (their events carry the batches' facts)."""
+        return {a.batch_id for w in self.touched if w.order.reservation for a in w.order.reservation.allocations}
+
+    def new_reservations(self) -> int:
+        """How many orders may get a new reservation."""
+        return sum(1 for w in self.touched if _needs_reservation(w))
 
 
-def plan_changes(
+def fold_changes(
     changes: Sequence[tuple[int, Change]],
     listings: Listings,
     orders: dict[str, OrderRow],
-    stock: StockPlan,
     *,
-    topics: OrdersTopics,
     map_status: StatusMap,
-    windows: Mapping[Channel, timedelta] | None = None,
-) -> FulfilmentPlan:
-    """Plan the batch (see the module docstring); ``changes`` are (index in the batch, change) in arrival order.
-
-    ``orders`` are the loaded orders (new ones are added to it); ``stock`` starts from the locked stock rows.
-    """
+    out: Outbound,
+) -> Folded:
+    """Fold ``changes`` (index in the batch, change; in arrival order) into ``orders`` (new ones are added)."""
     refusals: list[Refusal] = []
     touched: dict[str, _Touched] = {}
     history = History()
-    out = Outbound(topics)
     for index, change in changes:
         order = orders.get(change.order_key)
         if isinstance(change, Settled):
@@ -172,9 +199,17 @@ def plan_changes(
             # Parking reasons name only a channel, shop and listing ids, or a status code (quoted only when
             # shaped like one): loggable.
             refusals.append(Refusal(index, problem, {"detail": problem}))
+    ordered = sorted(touched.values(), key=lambda w: w.first_index)
+    return Folded(ordered, history, out, refusals)
+
+
+def plan_stock(
+    folded: Folded, stock: StockPlan, *, windows: Mapping[Channel, timedelta] | None = None
+) -> FulfilmentPlan:
+    """The second half: expire due holds, reserve and move stock for the folded orders, build the events."""
+    out, ordered = folded.out, folded.touched
     for order_key, res in stock.expire_due():
         out.reservation_ended(order_key, res, "expired", stock.batch_info)
-    ordered = sorted(touched.values(), key=lambda w: w.first_index)
     _reserve_new(stock, ordered, out, windows)
     for work in ordered:
         _advance_existing(stock, work, out)
@@ -182,7 +217,26 @@ def plan_changes(
     out.availability(stock.availability())
     # The holds expired by this batch are written with the orders' changed reservations.
     reservations = [*((w.order.order_key, w.order.reservation) for w in ordered if w.order.reservation), *stock.expired]
-    return FulfilmentPlan([w.order for w in ordered], history, reservations, stock, out.messages, refusals)
+    orders = [w.order for w in ordered]
+    return FulfilmentPlan(orders, folded.history, reservations, stock, out.messages, folded.refusals)
+
+
+def plan_changes(
+    changes: Sequence[tuple[int, Change]],
+    listings: Listings,
+    orders: dict[str, OrderRow],
+    stock: StockPlan,
+    *,
+    topics: OrdersTopics,
+    map_status: StatusMap,
+    windows: Mapping[Channel, timedelta] | None = None,
+) -> FulfilmentPlan:
+    """Plan the batch (see the module docstring): :func:`fold_changes`, then :func:`plan_stock`.
+
+    ``orders`` are the loaded orders (new ones are added to it); ``stock`` starts from the locked stock rows.
+    """
+    folded = fold_changes(changes, listings, orders, map_status=map_status, out=Outbound(topics))
+    return plan_stock(folded, stock, windows=windows)
 
 
 def _fold(
@@ -240,18 +294,32 @@ def _take_lines(order: OrderRow, data: OrderStatusChanged, listings: Listings) -
     return None
 
 
+def _needs_reservation(work: _Touched) -> bool:
+    """The order needs units held and holds none."""
+    order = work.order
+    return (
+        order.snapshot is not None
+        and not order.historical
+        and order.reservation is None
+        and StockStage.SOFT <= order.snapshot.stock_stage <= StockStage.QUARANTINED
+    )
+
+
+def _stage_move(work: _Touched) -> tuple[StockStage, StockStage] | None:
+    """(stage held, stage reached) when the order's existing reservation has to move, else None."""
+    order, res = work.order, work.order.reservation
+    if res is None or res.is_new or order.snapshot is None:
+        return None
+    have = StockStage.QUARANTINED if work.stage_before is StockStage.QUARANTINED else _RES_STAGE[res.state]
+    target = order.snapshot.stock_stage
+    return None if target == have else (have, target)
+
+
 def _reserve_new(
     stock: StockPlan, ordered: list[_Touched], out: Outbound, windows: Mapping[Channel, timedelta] | None
 ) -> None:
     """Allocate, in arrival order, every order that needs units held and holds none."""
-    needing = [
-        w
-        for w in ordered
-        if w.order.snapshot is not None
-        and not w.order.historical
-        and w.order.reservation is None
-        and StockStage.SOFT <= w.order.snapshot.stock_stage <= StockStage.QUARANTINED
-    ]
+    needing = [w for w in ordered if _needs_reservation(w)]
     outcomes = stock.allocate([w.order for w in needing])
     for work in needing:
         order = work.order
@@ -278,13 +346,11 @@ def _reserve_new(
 
 def _advance_existing(stock: StockPlan, work: _Touched, out: Outbound) -> None:
     """Move an existing reservation to the stage its order reached (harden, consume, release, return)."""
-    order, res = work.order, work.order.reservation
-    if res is None or res.is_new or order.snapshot is None:
+    move = _stage_move(work)
+    if move is None:
         return
-    have = StockStage.QUARANTINED if work.stage_before is StockStage.QUARANTINED else _RES_STAGE[res.state]
-    target = order.snapshot.stock_stage
-    if target == have:
-        return
+    (have, target), order, res = move, work.order, work.order.reservation
+    assert res is not None
     stock.move(order, have, target, work.last_event_id, fresh=False)
     if target is StockStage.RELEASED:
         out.reservation_ended(order.order_key, res, "released", stock.batch_info, order)

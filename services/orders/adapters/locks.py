@@ -111,6 +111,8 @@ async def claim_due_soft_reservations(
     row per allocation: order_key, reservation_id, expires_at, batch_id, sku, workshop_id, quantity.
     """
     sku_list = None if skus is None else sorted(set(skus))
+    if sku_list == []:
+        return []
     return list(await uow.conn.execute(_CLAIM_DUE.on(uow), {"now": now, "skus": sku_list, "limit": limit}))
 
 

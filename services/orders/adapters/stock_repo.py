@@ -133,20 +133,22 @@ async def load_stock(
     workshops: AbstractSet[str] = frozenset(),
     new_reservations: int = 0,
     batches: BatchInfoCache,
+    facts_of: AbstractSet[str] = frozenset(),
 ) -> StockInputs:
     """Read and lock what a stock plan needs, in the order of :mod:`~services.orders.adapters.locks`.
 
     Claims the soft holds due at ``due_at`` (all of them with ``sweep``, else those on ``skus``; none without
     ``due_at``) except those of ``skip_orders``, then locks every ``batch_stock`` row of ``skus`` and of the due
-    holds, and reads the lapas of ``workshops`` that have no stock row, the facts of the locked batches and
-    ``new_reservations`` fresh reservation ids.
+    holds, and reads the lapas of ``workshops`` that have no stock row, the facts of the locked batches and of
+    ``facts_of`` (batches whose rows need no lock: the plan only names them in events) and ``new_reservations``
+    fresh reservation ids.
     """
     due = []
     if due_at is not None:
         due = [(k, r) for k, r in await claim_due(uow, due_at, None if sweep else skus) if k not in skip_orders]
     wanted = skus | {a.sku for _, r in due for a in r.allocations}
     rows = await lock_batch_stock(uow, wanted)
-    return await _stock_inputs(uow, rows, due, workshops, new_reservations, batches)
+    return await _stock_inputs(uow, rows, due, workshops, new_reservations, batches, facts_of)
 
 
 async def _stock_inputs(
@@ -156,6 +158,7 @@ async def _stock_inputs(
     workshops: AbstractSet[str],
     new_reservations: int,
     batches: BatchInfoCache,
+    facts_of: AbstractSet[str] = frozenset(),
 ) -> StockInputs:
     lapas = {r[2]: r[3] for r in rows}
     if workshops - lapas.keys():
@@ -163,7 +166,7 @@ async def _stock_inputs(
     return StockInputs(
         rows=[tuple(r) for r in rows],
         lapas_of_workshop=lapas,
-        batch_info=await batches.get(uow, [r[0] for r in rows]),
+        batch_info=await batches.get(uow, [*(r[0] for r in rows), *facts_of]),
         due=due,
         reservation_ids=await next_reservation_ids(uow, new_reservations),
     )
