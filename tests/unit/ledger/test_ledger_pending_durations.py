@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from services.ledger.cli import format_age, parse_duration
+from services.ledger.cli_waiting import format_age, parse_duration
 
 
 @pytest.mark.parametrize(
