@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from services.ledger.domain.tax import UNSET, TaxSetting, select_tax_setting
@@ -126,7 +127,7 @@ class OrderFacts:
         kept = [p for p in policies if p.ref in refs]
         return kept or list(policies)
 
-    def choose_tax(self, settings: Sequence[TaxSetting], lapas_id: str, completed_at: Any) -> TaxSetting:
+    def choose_tax(self, settings: Sequence[TaxSetting], lapas_id: str, completed_at: datetime) -> TaxSetting:
         """Set :attr:`tax`: the version pinned by :attr:`tax_ref` when it is among ``settings``, else the one of
         ``lapas_id`` in force at ``completed_at`` (the order's completion) — and pin it once the order settles."""
         pinned = next((s for s in settings if s.ref == self.tax_ref), None) if self.tax_ref else None
