@@ -37,6 +37,7 @@ from pydantic import ValidationError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from infra.db.rowsets import RowSet
 from infra.errors import describe_error, error_text
 from infra.logging import bind_event_context, get_logger
 from infra.messaging.dead_letters import DeadLetter, event_context, report_dead_letters, write_dead_letters
@@ -137,6 +138,15 @@ class BatchConsumer:
         self._sleep = sleep
         self._after_commit = after_commit
         self._quiet = QuietWarnings(name)
+        self._claim_rows = RowSet(
+            f"WITH claimed AS (INSERT INTO {schema}.inbox "
+            '(consumer, event_id, topic, "partition", "offset") '
+            "SELECT :consumer, event_id, topic, part, off FROM {rows} "
+            "ON CONFLICT DO NOTHING RETURNING event_id) "
+            "SELECT CASE WHEN count(*) = :n THEN NULL ELSE coalesce(array_agg(event_id), '{{}}') END "
+            "FROM claimed",
+            (("event_id", "uuid"), ("topic", "text"), ("part", "int"), ("off", "bigint")),
+        )
 
     @property
     def metrics(self) -> MessagingMetrics:
@@ -263,28 +273,22 @@ class BatchConsumer:
             return []
         await self._release_replays(conn, events)
         # One row back per batch, not one per event: NULL when every event is new (the common case), else the
-        # ids that were (a redelivery, a replay of an applied event).
-        new_ids = (
-            await conn.execute(
-                text(
-                    f"WITH claimed AS (INSERT INTO {self._schema}.inbox "
-                    '(consumer, event_id, topic, "partition", "offset") '
-                    "SELECT :consumer, e, t, p, o FROM unnest(CAST(:ids AS uuid[]), CAST(:topics AS text[]), "
-                    "CAST(:parts AS int[]), CAST(:offsets AS bigint[])) AS u(e, t, p, o) "
-                    "ON CONFLICT DO NOTHING RETURNING event_id) "
-                    "SELECT CASE WHEN count(*) = :n THEN NULL ELSE coalesce(array_agg(event_id), '{}') END "
-                    "FROM claimed"
-                ),
-                {
-                    "consumer": self.name,
-                    "ids": [e.envelope.event_id for e in events],
-                    "topics": [e.delivery.topic for e in events],
-                    "parts": [e.delivery.partition for e in events],
-                    "offsets": [e.delivery.offset for e in events],
-                    "n": len(events),
-                },
-            )
-        ).scalar_one()
+        # ids that were (a redelivery, a replay of an applied event). The rows travel as one JSON text when they
+        # can (RowSet): four array parameters cost asyncpg ~2 µs of client CPU per event, the JSON ~0.5.
+        rows = self._claim_rows
+        columns = [
+            [e.envelope.event_id for e in events],
+            [e.delivery.topic for e in events],
+            [e.delivery.partition for e in events],
+            [e.delivery.offset for e in events],
+        ]
+        doc = rows.encode(columns)
+        statement, params = (
+            (rows.array_form, dict(zip(rows.names, columns, strict=True)))
+            if doc is None
+            else (rows.json_form, {"rows": doc})
+        )
+        new_ids = (await conn.execute(statement, {**params, "consumer": self.name, "n": len(events)})).scalar_one()
         if new_ids is None:
             return list(events)
         fresh = {UUID(str(i)) for i in new_ids}  # the driver's uuid type: compared as the envelopes' UUIDs
