@@ -120,6 +120,7 @@ def _pages(posted: TwoLapas, delivery_id: int) -> dict[str, str]:
         "/reports/lapas/{lapas}/{month}": f"/reports/lapas/{LAPAS_A}/{MONTH}",
         "/queues": "/queues",
         "/payouts": "/payouts",
+        "/withholding": "/withholding",
     }
 
 

@@ -22,6 +22,8 @@ from services.finance.scope import Reads
 from services.finance.templating import page_lang
 from services.finance.web.common import WORDS, day_start, end_of_day, page, parse_day, resolve_zone, zone_of
 from services.finance.web.downloads import MAX_ROWS, PageFormat, bounded, every_row, export_links, table_download
+from services.finance.web.withholding import tax_overview
+from services.finance.web.withholding import words as tax_words
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(resolve_zone)])  # the lapas' own zone
 PAGE_SIZE = 50
@@ -85,7 +87,8 @@ def _sum(rows: list[dict[str, Any]], prefix: str) -> int:
 
 @router.get("/dashboard")
 async def dashboard(request: Request, user: CurrentUser, reads: Reads) -> Response:
-    """Sales today and this month, what is owed (PNBP, premi savings, suppliers), the open work items."""
+    """Sales today and this month, what is owed (PNBP, premi savings, suppliers), the open work items, the PPh 22
+    withholdings to review and each lapas' tax setting in force."""
     zone = zone_of(request, user)
     now = datetime.now(UTC)
     today = day_start(now.astimezone(zone).date(), zone)
@@ -102,6 +105,7 @@ async def dashboard(request: Request, user: CurrentUser, reads: Reads) -> Respon
     context = {"figures": figures, "parked": parked, "parked_more": more is not None, "inmates": inmates}
     context["chain"] = await chain.chain_status(reads)
     context["report_month"] = f"{month:%Y-%m}"
+    context |= {"tax": await tax_overview(reads), "tw": tax_words(request)}
     return await page(request, user, "dashboard", context)
 
 
