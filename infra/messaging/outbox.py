@@ -79,17 +79,52 @@ def decode_headers(raw: object) -> list[tuple[str, bytes]]:
     return [(str(k), base64.b64decode(v)) for k, v in items]
 
 
+_ENQUEUE_ARRAYS = (
+    "INSERT INTO {schema}.outbox (topic, key, payload, headers) "
+    "SELECT t, k, p, h::jsonb FROM unnest("
+    "CAST(:topics AS text[]), CAST(:keys AS bytea[]), CAST(:payloads AS bytea[]), CAST(:headers AS text[])"
+    ") WITH ORDINALITY AS u(t, k, p, h, n) ORDER BY n"
+)
+# The payloads as one bytea (each row names its slice) and the rest as one JSON text: no array parameter, which
+# asyncpg encodes value by value (see infra/db/rowsets.py).
+_ENQUEUE_PACKED = (
+    "INSERT INTO {schema}.outbox (topic, key, payload, headers) "
+    "SELECT e->>0, convert_to(e->>1, 'UTF8'), substring(CAST(:payloads AS bytea) FROM CAST(e->>2 AS int) "
+    "FOR CAST(e->>3 AS int)), e->4 "
+    "FROM jsonb_array_elements(CAST(CAST(:rows AS text) AS jsonb)) WITH ORDINALITY AS u(e, n) ORDER BY n"
+)
+_PACKED_LIMIT = 2**30  # substring takes int positions
+
+
+def _packed(messages: Sequence[OutboundMessage]) -> dict[str, object] | None:
+    """The parameters of :data:`_ENQUEUE_PACKED`, or None when a key is not UTF-8 text without NUL (or the payloads
+    are too large for int positions): then the rows go as arrays."""
+    rows = []
+    start = 1
+    try:
+        for m in messages:
+            key = None if m.key is None else m.key.decode()
+            size = len(m.payload)
+            rows.append((m.topic, key, start, size, orjson.Fragment(encode_headers(m.headers))))
+            start += size
+    except UnicodeDecodeError:
+        return None
+    doc = orjson.dumps(rows)
+    if start > _PACKED_LIMIT or b"\\u0000" in doc:
+        return None
+    return {"rows": doc.decode(), "payloads": b"".join(m.payload for m in messages)}
+
+
 async def enqueue(conn: AsyncConnection, schema: str, messages: Sequence[OutboundMessage]) -> None:
     """Insert ``messages`` into ``<schema>.outbox`` in one set-based statement, preserving their order."""
     if not messages:
         return
+    packed = _packed(messages)
+    if packed is not None:
+        await conn.execute(text(_ENQUEUE_PACKED.format(schema=schema)), packed)
+        return
     await conn.execute(
-        text(
-            f"INSERT INTO {schema}.outbox (topic, key, payload, headers) "
-            "SELECT t, k, p, h::jsonb FROM unnest("
-            "CAST(:topics AS text[]), CAST(:keys AS bytea[]), CAST(:payloads AS bytea[]), CAST(:headers AS text[])"
-            ") WITH ORDINALITY AS u(t, k, p, h, n) ORDER BY n"
-        ),
+        text(_ENQUEUE_ARRAYS.format(schema=schema)),
         {
             "topics": [m.topic for m in messages],
             "keys": [m.key for m in messages],
