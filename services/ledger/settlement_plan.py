@@ -212,6 +212,7 @@ def plan_settlement(
                     booked_lapas=order.lapas_id,
                     tax=order.tax,
                     recognised_before=sum(cleared_all[:-1]),
+                    fees_before=cumulative(earlier).fees if earlier else None,
                 ),
             )
         outcome.slip = slip
@@ -223,7 +224,14 @@ def plan_settlement(
     entries = (
         [
             build_settlement(
-                settlement, cleared, held, hold=order.hold, signed=signed, booked_lapas=order.lapas_id, tax=order.tax
+                settlement,
+                cleared,
+                held,
+                hold=order.hold,
+                signed=signed,
+                booked_lapas=order.lapas_id,
+                tax=order.tax,
+                fees_before=cumulative(earlier).fees if earlier else None,
             )
         ]
         if moves_money

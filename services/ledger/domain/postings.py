@@ -162,6 +162,7 @@ def build_settlement(
     booked_lapas: str | None = None,
     tax: TaxSetting = UNSET,
     recognised_before: int = 0,
+    fees_before: Mapping[str, int] | None = None,
 ) -> JournalEntry:
     """Settlement: bank, fees, PPh 22 prepaid against the receivable (difference to suspense), and revenue.
 
@@ -182,7 +183,8 @@ def build_settlement(
 
     ``tax``: the lapas' tax setting (:mod:`services.ledger.domain.tax`): fees are posted without the input PPN
     inside them, the PPh 22 by its treatment, and revenue without the output PPN inside the recognised gross (the
-    PPN of the cumulative recognised gross, ``recognised_before`` recognised by earlier settlements); a set
+    PPN of the cumulative recognised gross, ``recognised_before`` recognised by earlier settlements; the input PPN
+    likewise of the cumulative fees, ``fees_before`` per type by earlier settlements); a set
     setting is recorded as the entry's ``policy_ref``.
     """
     if signed:
@@ -202,7 +204,7 @@ def build_settlement(
     cash = order.lapas_id if recognises_revenue else booked
     lines = LineBuilder()
     lines.debit(accounts.bank(cash, request.bank_account), request.net_payout)
-    fee_lines(lines, cash, request.fees, tax)
+    fee_lines(lines, cash, request.fees, tax, before=fees_before)
     withheld_lines(lines, cash, request.pph22_withheld, tax)
     lines.credit(accounts.marketplace_receivable(booked, order.channel), recognised_gross)
     difference = request.net_payout + request.fee_total + request.pph22_withheld - recognised_gross

@@ -112,17 +112,20 @@ def select_tax_setting(settings: Sequence[TaxSetting], lapas_id: str, at: dateti
     return best if best is not None else UNSET
 
 
-def _round_half_up(value: Fraction) -> int:
-    """``value`` rounded to the nearest integer, halves away from zero (tax amounts are whole rupiah)."""
-    sign = -1 if value < 0 else 1
-    magnitude = abs(value)
-    return sign * int(magnitude + Fraction(1, 2))
+def _scaled(amount: int, ratio: Fraction) -> int:
+    """``amount × ratio`` rounded to the whole rupiah, halves away from zero (integer arithmetic: it runs for every
+    settlement)."""
+    numerator, denominator = ratio.numerator, ratio.denominator
+    magnitude = (2 * abs(amount) * numerator + denominator) // (2 * denominator)
+    return -magnitude if amount < 0 else magnitude
 
 
 def ppn_inside(amount: int, setting: TaxSetting) -> int:
-    """The PPN inside ``amount`` (a price or fee that includes it); 0 when the setting is not PKP."""
+    """The PPN inside ``amount`` (a price or fee that includes it, ``amount × f/(1+f)``); 0 when not PKP."""
+    if not setting.pkp or not amount:
+        return 0
     f = setting.ppn_fraction
-    return _round_half_up(amount * f / (1 + f)) if f else 0
+    return _scaled(amount, f / (1 + f))
 
 
 def input_ppn(fees: Mapping[str, int], setting: TaxSetting) -> dict[str, int]:
@@ -148,9 +151,24 @@ def recognise_revenue(lines: LineBuilder, lapas: str, before: int, amount: int, 
     return ppn
 
 
-def fee_lines(lines: LineBuilder, lapas: str, fees: Mapping[str, int], setting: TaxSetting, sign: int = 1) -> None:
-    """Debit (``sign`` −1: credit) each fee type without its input PPN, and input PPN with the rest."""
-    inside = input_ppn(fees, setting)
+def fee_lines(
+    lines: LineBuilder,
+    lapas: str,
+    fees: Mapping[str, int],
+    setting: TaxSetting,
+    sign: int = 1,
+    before: Mapping[str, int] | None = None,
+) -> None:
+    """Debit (``sign`` −1: credit) each fee type without its input PPN, and input PPN with the rest. ``before``: the
+    order's fees per type before these (earlier settlements): the input PPN is the difference of the PPN inside the
+    cumulative fees, so the order's input PPN is always that of its fees in total (what its distribution counts)."""
+    if before:
+        inside = {
+            t: ppn_inside(before.get(t, 0) + amount, setting) - ppn_inside(before.get(t, 0), setting)
+            for t, amount in fees.items()
+        }
+    else:
+        inside = input_ppn(fees, setting)
     for fee_type, amount in sorted(fees.items()):
         lines.debit(accounts.fee_expense(lapas, fee_type), sign * (amount - inside[fee_type]))
     lines.debit(accounts.ppn_input(lapas), sign * sum(inside.values()))
@@ -185,7 +203,7 @@ class WithholdingCheck:
 
 def withholding_check(gross: int, withheld: int, setting: TaxSetting) -> WithholdingCheck:
     """Compare ``withheld`` with the setting's rate of ``gross`` less the PPN inside it."""
-    expected = _round_half_up((gross - ppn_inside(gross, setting)) * setting.pph22_rate)
+    expected = _scaled(gross - ppn_inside(gross, setting), setting.pph22_rate)
     return WithholdingCheck(withheld=withheld, expected=expected, tolerance=setting.pph22_tolerance)
 
 

@@ -248,3 +248,19 @@ def test_no_order_keeps_a_residual_whatever_the_setting(
     assert books.ledger.debits == books.ledger.credits
     if refunded_so_far == gross:
         assert books.ledger.total("liability:ppn_output:") == 0
+
+
+def test_input_ppn_of_two_settlements_is_that_of_their_fees_together() -> None:
+    # Found by the books-per-lapas property: the PPN inside 195 and 234 rounds to 19 and 23, inside 429 to 43; each
+    # settlement posts the difference of the cumulative, so the order's input PPN is 43, as its distribution counts.
+    books = Books([setting(pkp=True)])
+    two = [Batch("B-7001", "SMK-BTK-001", L, 2, 10_000, 0, "sup-kain", (("WBP-SMK001", 1),))]
+    first, second = settled(KEY, 10_000, at(3), fees={"commission_fee": 195}), settled(KEY, 10_000, at(4))
+    second.data.update(settlement_id="ESC-2", fees=[{"fee_type": "commission_fee", "amount": 234}])
+    for s, fee in ((first, 195), (second, 234)):
+        s.data.update(pph22_withheld=50, net_payout=10_000 - fee - 50)
+    books.post([completed(KEY, two, at(0)), first])
+    entries = books.post([second])
+    assert ("asset:ppn_input:sukamiskin", "D", 24) in lines(entry(entries, "settlement:ESC-2"))  # 43 − 19
+    assert books.ledger.total("asset:ppn_input:") == ppn_inside(429, setting(pkp=True)) == 43
+    assert books.residual() == 0
