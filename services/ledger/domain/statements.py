@@ -246,7 +246,7 @@ _LEGS = (  # (section, line, account type, kind): each leg reads what the period
     ("deductions", "marketplace fees", AccountType.EXPENSE, "marketplace_fee"),
     ("deductions", "PPh 22 withheld", AccountType.ASSET, "pph22_prepaid"),
     ("deductions", "PPh 22 withheld, borne as a cost", AccountType.EXPENSE, "pph22_withheld"),
-    ("deductions", "PPh 22 withheld, to claim back", AccountType.ASSET, "pph22_reclaimable"),
+    # PPh 22 to claim back (exempt) is no deduction: the posting path splits it with the proceeds (tax.py).
     ("suppliers", "material cost", AccountType.EXPENSE, "material_cost"),
     ("deductions", "policy deductions", AccountType.EXPENSE, "split_deduction"),
     ("PNBP", "PNBP share", AccountType.EXPENSE, "pnbp_share"),
@@ -267,7 +267,8 @@ def moved(moves: AccountMoves) -> int:
 def distribution_statement(book: Mapping[str, AccountMoves], bas: BasMapping) -> dict[str, Any]:
     """Laporan pembagian hasil of the period: sales (revenue and the output PPN in the price), then where they
     went — output PPN, marketplace fees net of their input PPN (which the PPN return credits against the output),
-    PPh 22 withheld per treatment, the material cost (owed to suppliers), the policy deductions, PNBP, premi,
+    PPh 22 withheld (creditable) or borne as a cost (a PPh 22 to claim back is split with the proceeds, so it is
+    no deduction), the material cost (owed to suppliers), the policy deductions, PNBP, premi,
     capital — and what is not distributed (held or awaiting reconciliation), so the legs sum to the sales."""
     revenue_rows = [
         row("sales", "sales", m.credit_minus_debit(opening=False), bas, m.account)

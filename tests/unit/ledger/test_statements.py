@@ -176,10 +176,12 @@ def test_the_statements_of_one_sale_to_the_rupiah() -> None:
 def _pkp_sale(lapas: str, pph22_account: str, *, pkp: bool = True) -> list[Movement]:
     """A 300,000 sale of a PKP lapas (output PPN 29,730 in the price, so revenue 270,270; fees 15,000 of which input
     PPN 1,486; PPh 22 1,500 on ``pph22_account``, with the income tax it prepays when creditable; net 283,500),
-    distributed whole: 60,000 material, PNBP 100,000, premi 30,000, capital what is left."""
+    distributed whole: 60,000 material, PNBP 100,000, premi 30,000, capital what is left (with the PPh 22 when it is
+    claimed back: the posting path splits an exempt lapas' withholding with the proceeds)."""
     ppn, ppn_in = (29_730, 1_486) if pkp else (0, 0)
     creditable = pph22_account.startswith("asset:pph22_prepaid")
-    capital = 300_000 - ppn - (15_000 - ppn_in) - 1_500 - 60_000 - 100_000 - 30_000
+    exempt = pph22_account.startswith("asset:pph22_reclaimable")
+    capital = 300_000 - ppn - (15_000 - ppn_in) - (0 if exempt else 1_500) - 60_000 - 100_000 - 30_000
     m = [
         (f"asset:marketplace_receivable:{lapas}:shopee", "sale_completed", 300_000, 0),
         (f"clearing:undistributed_proceeds:{lapas}", "sale_completed", 0, 300_000),
@@ -260,10 +262,12 @@ def test_a_pkp_lapas_with_creditable_pph22_to_the_rupiah() -> None:
     ("account", "treatment", "line"),
     [
         ("expense:pph22_withheld:kerobokan", "expense", "PPh 22 withheld, borne as a cost"),
-        ("asset:pph22_reclaimable:kerobokan", "exempt", "PPh 22 withheld, to claim back"),
+        ("asset:pph22_reclaimable:kerobokan", "exempt", None),
     ],
 )
-def test_pph22_borne_as_a_cost_or_to_claim_back_by_a_non_pkp_lapas(account: str, treatment: str, line: str) -> None:
+def test_pph22_borne_as_a_cost_or_to_claim_back_by_a_non_pkp_lapas(
+    account: str, treatment: str, line: str | None
+) -> None:
     moves = _pkp_sale("kerobokan", account, pkp=False)
     claim = [  # the exemption's claim-back received: not a leg of the sale
         Movement("asset:bank:kerobokan:main", "kerobokan", "adjustment", False, 1_500, 0),
@@ -274,13 +278,14 @@ def test_pph22_borne_as_a_cost_or_to_claim_back_by_a_non_pkp_lapas(account: str,
     assert tax["pph22"] == {"creditable": 0, "expense": 0, "exempt": 0} | {treatment: 1_500}
     assert (tax["ppn_output"], tax["ppn_net_payable"], tax["income_tax"]) == (0, 0, 0)
     dist = distribution_statement(book, BAS)
-    assert (line, 1_500) in {(r["line"], r["amount"]) for r in dist["rows"]} and dist["held"] == 0
+    # borne as a cost it is a deduction; to claim back it is no deduction: it was split with the proceeds
+    deductions = {r["line"] for r in dist["rows"] if r["section"] == "deductions" and r["amount"]}
+    assert deductions == {"marketplace fees"} | ({line} if line else set()) and dist["held"] == 0
     assert dist["sales"] == dist["revenue"] == 300_000
     income = income_statement(book, BAS)
     borne = 1_500 if treatment == "expense" else 0
     assert income["expenses"] == 15_000 + borne + 60_000 + 30_000
-    # these movements distribute the sale less the 1,500 withheld: to claim back, it stays in the result
-    assert income["unappropriated"] == 1_500 - borne
+    assert income["unappropriated"] == 0  # either way the sale leaves no residual
     assert balance_sheet(book, BAS)["balanced"]
     assert lapas_totals(book, BAS)[f"pph22_{treatment}"] == 1_500
 
