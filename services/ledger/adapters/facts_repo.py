@@ -31,28 +31,67 @@ async def save_facts(uow: UnitOfWork, facts: Iterable[OrderFacts]) -> None:
     new = [f for f in rows if f.is_new]
     old = [f for f in rows if not f.is_new]
     if new:
-        await uow.conn.execute(
-            text(
-                f"INSERT INTO {uow.table('order_facts')} (order_key, lapas_id, completion, settlement, refunded_gross) "
-                "SELECT k, l, CAST(c AS jsonb), CAST(s AS jsonb), r FROM unnest(CAST(:k AS text[]), "
-                "CAST(:l AS text[]), CAST(:c AS text[]), CAST(:s AS text[]), CAST(:r AS bigint[])) AS u(k, l, c, s, r)"
-            ),
-            {
-                "k": [f.order_key for f in new],
-                "l": [f.lapas_id for f in new],
-                "c": [orjson.dumps(f.completion).decode() for f in new],
-                **_changes(new),
-            },
-        )
+        doc = _json([(f.order_key, f.lapas_id, f.completion, f.state(), f.refunded_gross) for f in new])
+        if doc is not None:
+            await uow.conn.execute(
+                text(
+                    f"INSERT INTO {uow.table('order_facts')} "
+                    "(order_key, lapas_id, completion, settlement, refunded_gross) "
+                    f"SELECT e->>0, e->>1, e->2, {_OBJECT.format(i=3)}, CAST(e->>4 AS bigint) FROM {_ROWS}"
+                ),
+                {"rows": doc},
+            )
+        else:
+            await uow.conn.execute(
+                text(
+                    f"INSERT INTO {uow.table('order_facts')} "
+                    "(order_key, lapas_id, completion, settlement, refunded_gross) "
+                    "SELECT k, l, CAST(c AS jsonb), CAST(s AS jsonb), r FROM unnest(CAST(:k AS text[]), CAST(:l AS "
+                    "text[]), CAST(:c AS text[]), CAST(:s AS text[]), CAST(:r AS bigint[])) AS u(k, l, c, s, r)"
+                ),
+                {
+                    "k": [f.order_key for f in new],
+                    "l": [f.lapas_id for f in new],
+                    "c": [orjson.dumps(f.completion).decode() for f in new],
+                    **_changes(new),
+                },
+            )
     if old:
-        await uow.conn.execute(
-            text(
-                f"UPDATE {uow.table('order_facts')} f SET settlement = CAST(u.s AS jsonb), refunded_gross = u.r, "
-                "updated_at = now() FROM unnest(CAST(:k AS text[]), CAST(:s AS text[]), CAST(:r AS bigint[])) "
-                "AS u(k, s, r) WHERE f.order_key = u.k"
-            ),
-            {"k": [f.order_key for f in old], **_changes(old)},
-        )
+        doc = _json([(f.order_key, f.state(), f.refunded_gross) for f in old])
+        if doc is not None:
+            await uow.conn.execute(
+                text(
+                    f"UPDATE {uow.table('order_facts')} f SET settlement = u.s, refunded_gross = u.r, "
+                    f"updated_at = now() FROM (SELECT e->>0 AS k, {_OBJECT.format(i=1)} AS s, "
+                    f"CAST(e->>2 AS bigint) AS r FROM {_ROWS}) AS u WHERE f.order_key = u.k"
+                ),
+                {"rows": doc},
+            )
+        else:
+            await uow.conn.execute(
+                text(
+                    f"UPDATE {uow.table('order_facts')} f SET settlement = CAST(u.s AS jsonb), refunded_gross = u.r, "
+                    "updated_at = now() FROM unnest(CAST(:k AS text[]), CAST(:s AS text[]), CAST(:r AS bigint[])) "
+                    "AS u(k, s, r) WHERE f.order_key = u.k"
+                ),
+                {"k": [f.order_key for f in old], **_changes(old)},
+            )
+
+
+# The facts' rows as one JSON text, their JSON columns embedded as they are (the server parses each once), instead
+# of one array parameter per column, which asyncpg encodes value by value (see infra/db/rowsets.py).
+_ROWS = "jsonb_array_elements(CAST(CAST(:rows AS text) AS jsonb)) AS e"
+_OBJECT = "CASE WHEN jsonb_typeof(e->{i}) = 'null' THEN NULL ELSE e->{i} END"  # no settlement: SQL NULL, as before
+
+
+def _json(rows: list[tuple[Any, ...]]) -> str | None:
+    """``rows`` as one JSON text, or None when JSON would not carry them as the arrays do (an integer past 2**53,
+    a NUL in a text): then the arrays are sent, and succeed or fail as they always did."""
+    try:
+        doc = orjson.dumps(rows, option=orjson.OPT_STRICT_INTEGER)
+    except TypeError:  # orjson.JSONEncodeError
+        return None
+    return None if b"\\u0000" in doc else doc.decode()
 
 
 def _changes(facts: Sequence[OrderFacts]) -> dict[str, list[Any]]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from infra.db.rowsets import RowSet, Writes
+from infra.db.rowsets import KeyedQuery, RowSet, Writes
 from infra.db.unit_of_work import UnitOfWork
 from services.ledger.adapters.locks import lock_chain_head
 from services.ledger.domain.accounts import Side, account_info
@@ -35,10 +35,10 @@ async def existing_hashes(uow: UnitOfWork, keys: Sequence[str]) -> dict[str, str
     """Request hash of every posting key among ``keys`` that is already in the journal."""
     if not keys:
         return {}
-    rows = await uow.conn.execute(
-        text(f"SELECT posting_key, request_hash FROM {uow.table('journal_entries')} WHERE posting_key = ANY(:k)"),
-        {"k": sorted(set(keys))},
-    )
+    table = uow.table("journal_entries")
+    # The keys as one JSON text (KeyedQuery), not an array asyncpg encodes key by key.
+    query = KeyedQuery(f"SELECT posting_key, request_hash FROM {table} WHERE posting_key = ANY({{keys}})")
+    rows = await query.execute(uow.conn, sorted(set(keys)))
     return {r.posting_key: r.request_hash for r in rows}
 
 
