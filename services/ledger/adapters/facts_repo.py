@@ -11,6 +11,7 @@ from uuid import UUID
 import orjson
 from sqlalchemy import text
 
+from infra.db.rowsets import KeyedQuery
 from infra.db.unit_of_work import UnitOfWork
 from infra.messaging.envelope import Envelope
 from services.ledger.adapters.locks import lock_order_facts
@@ -106,15 +107,13 @@ async def take_pending(uow: UnitOfWork, keys: Iterable[str]) -> tuple[list[Envel
     """Remove and return the parked events of ``keys`` (they are re-evaluated with this batch), oldest first, and
     where each first arrived — (topic, partition, offset), from the ledger's inbox — so that one refused now is
     dead-lettered with its origin."""
-    rows = await uow.conn.execute(
-        text(
-            f"WITH taken AS (DELETE FROM {uow.table('pending_events')} WHERE order_key = ANY(:k) "
-            "RETURNING event_id, envelope, received_at) "
-            'SELECT t.event_id, t.envelope, t.received_at, i.topic, i."partition", i."offset" '
-            f"FROM taken t LEFT JOIN {uow.table('inbox')} i USING (event_id)"
-        ),
-        {"k": sorted(set(keys))},
+    query = KeyedQuery(  # the keys as one JSON text, not an array asyncpg encodes key by key
+        f"WITH taken AS (DELETE FROM {uow.table('pending_events')} WHERE order_key = ANY({{keys}}) "
+        "RETURNING event_id, envelope, received_at) "
+        'SELECT t.event_id, t.envelope, t.received_at, i.topic, i."partition", i."offset" '
+        f"FROM taken t LEFT JOIN {uow.table('inbox')} i USING (event_id)"
     )
+    rows = await query.execute(uow.conn, sorted(set(keys)))
     taken = sorted(rows, key=lambda r: r.received_at)
     origins = {r.event_id: (r.topic, int(r.partition), int(r.offset)) for r in taken if r.topic is not None}
     return [Envelope.model_validate(r.envelope) for r in taken], origins

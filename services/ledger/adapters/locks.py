@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import text
 from sqlalchemy.engine import Row
 
+from infra.db.rowsets import KeyedQuery
 from infra.db.unit_of_work import UnitOfWork
 
 
@@ -25,16 +26,12 @@ async def lock_order_facts(uow: UnitOfWork, order_keys: Iterable[str]) -> list[R
     keys = sorted(set(order_keys))
     if not keys:
         return []
-    return list(
-        await uow.conn.execute(
-            text(
-                "SELECT order_key, lapas_id, completion, settlement, refunded_gross "
-                f"FROM {uow.table('order_facts')} "
-                "WHERE order_key = ANY(:k) ORDER BY order_key FOR UPDATE"
-            ),
-            {"k": keys},
-        )
+    # The keys as one JSON text (KeyedQuery), not an array asyncpg encodes key by key.
+    query = KeyedQuery(
+        "SELECT order_key, lapas_id, completion, settlement, refunded_gross "
+        f"FROM {uow.table('order_facts')} WHERE order_key = ANY({{keys}}) ORDER BY order_key FOR UPDATE"
     )
+    return list(await query.execute(uow.conn, keys))
 
 
 async def lock_chain_head(uow: UnitOfWork) -> tuple[int, str]:
