@@ -30,7 +30,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 from uuid import UUID
 
 from pydantic import ValidationError
@@ -276,7 +276,7 @@ class BatchConsumer:
         # ids that were (a redelivery, a replay of an applied event). The rows travel as one JSON text when they
         # can (RowSet): four array parameters cost asyncpg ~2 µs of client CPU per event, the JSON ~0.5.
         rows = self._claim_rows
-        columns = [
+        columns: list[list[Any]] = [
             [e.envelope.event_id for e in events],
             [e.delivery.topic for e in events],
             [e.delivery.partition for e in events],
