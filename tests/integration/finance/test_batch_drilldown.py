@@ -163,6 +163,7 @@ async def test_the_order_page_links_batches_settlements_and_redacted_deliveries(
     delivery = order["deliveries"][0]["delivery_id"]
     shown = (await _ok(client, f"/orders/{posted.order_a}")).text
     assert f'href="/batches/{BATCH_A.batch_id}"' in shown
+    assert "Dikembalikan ke pembeli: Rp 0" in shown and "refund:" not in shown  # Bahasa Indonesia by default
     settlements = shown.split('id="settlements"', 1)[1].split("</table>", 1)[0]
     assert f'href="/journal/{settlement["sequence"]}"' in settlements and "ESC-1" in settlements
     assert "Rp 240.000" in settlements, "the gross settled: 2 units at Rp 120.000"
