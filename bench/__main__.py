@@ -106,6 +106,7 @@ async def throughput(orders: int, seed: int, with_ceiling: bool, replicas: dict[
         "ledger_stage_events_per_s": round(counts["ledger.inbox"] / max(l_last - l_first, 1e-3), 1),
         "cpu_s": {k: round(cpu1.get(k, 0) - cpu0.get(k, 0), 1) for k in cpu0},
         "rows": counts,
+        **ledger_figures(counts, cpu1.get("ledger", 0) - cpu0.get("ledger", 0), end - l_first, replicas["ledger"]),
     }
     if with_ceiling:
         migrator = make_engine(role_urls(_admin(), passwords_from_env(), bench.database).migrator, pool_size=1)
@@ -117,6 +118,19 @@ async def throughput(orders: int, seed: int, with_ceiling: bool, replicas: dict[
         result["ceiling_events_per_s"] = round(len(messages) / ceiling_s, 1)
         result["ratio"] = round(result["events_per_s"] / result["ceiling_events_per_s"], 3)
     return result
+
+
+def ledger_figures(counts: dict[str, int], ledger_cpu_s: float, ledger_s: float, replicas: int) -> dict[str, Any]:
+    """The ledger's own figures (issue 19): Python CPU per journal line (all its processes' CPU over the lines they
+    wrote), journal lines per second from its first event received to its last entry committed, and how many
+    ledger processes ran."""
+    lines = counts.get("ledger.journal_lines", 0)
+    return {
+        "ledger_lines": lines,
+        "ledger_cpu_us_per_line": round(ledger_cpu_s * 1e6 / lines, 1) if lines else None,
+        "ledger_lines_per_s": round(lines / ledger_s, 1) if lines and ledger_s > 0 else None,
+        "ledger_replicas": replicas,
+    }
 
 
 def _commit() -> str:
@@ -146,6 +160,8 @@ def _table(runs: list[dict[str, Any]], lat: dict[str, Any] | None) -> None:
         "ledger stage/s",
         "ceiling/s",
         "ratio",
+        "ledger µs/line",
+        "ledger lines/s",
         "cpu s (orders/ledger/pg/kafka/loadgen)",
         title="karya pipeline benchmark",
         title_justify="left",
@@ -160,6 +176,8 @@ def _table(runs: list[dict[str, Any]], lat: dict[str, Any] | None) -> None:
             f"{r['ledger_stage_events_per_s']:,.0f}",
             f"{r.get('ceiling_events_per_s', 0):,.0f}",
             str(r.get("ratio", "-")),
+            str(r.get("ledger_cpu_us_per_line", "-")),
+            f"{r['ledger_lines_per_s']:,.0f}" if r.get("ledger_lines_per_s") else "-",
             "/".join(str(cpu.get(k, "-")) for k in ("orders", "ledger", "postgres", "kafka", "load generator")),
         )
     console.print(table)
@@ -231,6 +249,7 @@ def _run(args: argparse.Namespace, replicas: dict[str, int]) -> None:
             else {"p50_ms": None, "p95_ms": None, "p99_ms": None, "offered_per_s": None}
         ),
         "by_size": {str(r["orders"]): r["events_per_s"] for r in runs},
+        **{k: last.get(k) for k in ("ledger_cpu_us_per_line", "ledger_lines_per_s", "ledger_replicas")},
         "processes": replicas,
         "commit": _commit(),
     }
