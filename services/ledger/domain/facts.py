@@ -129,7 +129,12 @@ class OrderFacts:
 
     def choose_tax(self, settings: Sequence[TaxSetting], lapas_id: str, completed_at: datetime) -> TaxSetting:
         """Set :attr:`tax`: the version pinned by :attr:`tax_ref` when it is among ``settings``, else the one of
-        ``lapas_id`` in force at ``completed_at`` (the order's completion) — and pin it once the order settles."""
+        ``lapas_id`` in force at ``completed_at`` (the order's completion) — and pin it once the order settles. An
+        order settled with nothing pinned was settled under no setting (one is pinned at the first settlement): it
+        stays so, or its later settlements would split a PPN its first one never took off revenue."""
+        if self.tax_ref is None and self.settled:
+            self.tax = UNSET
+            return self.tax
         pinned = next((s for s in settings if s.ref == self.tax_ref), None) if self.tax_ref else None
         self.tax = pinned or select_tax_setting(settings, lapas_id, completed_at)
         return self.tax

@@ -264,3 +264,15 @@ def test_input_ppn_of_two_settlements_is_that_of_their_fees_together() -> None:
     assert ("asset:ppn_input:sukamiskin", "D", 24) in lines(entry(entries, "settlement:ESC-2"))  # 43 − 19
     assert books.ledger.total("asset:ppn_input:") == ppn_inside(429, setting(pkp=True)) == 43
     assert books.residual() == 0
+
+
+def test_an_order_settled_before_its_lapas_had_a_setting_keeps_the_unset_treatment() -> None:
+    books = Books([])
+    first = settled(KEY, 100_000, at(3), fees={"commission_fee": 8_000})
+    books.post([completed(KEY, ORDER, at(0)), first])
+    books.taxes = [setting(pkp=True)]  # loaded after the first settlement, in force since before the completion
+    second = settled(KEY, 100_000, at(4), fees={"commission_fee": 8_000}, settlement_id="ESC-2")
+    entries = books.post([second])
+    assert entry(entries, "settlement:ESC-2").policy_ref is None
+    assert books.ledger.total("liability:ppn_output:") == 0 and books.facts[KEY].tax_ref is None
+    assert books.residual() == 1_000  # the W of both settlements, as under no setting
