@@ -2,9 +2,9 @@
 
 Each invoice (in each status) becomes an ``order_status_changed`` with ``historical=true``, its lines and the
 product total; a ``remitted`` invoice also becomes a ``settlement_reported`` (fees = Potongan/Biaya, PPh 22 =
-Pajak, payout = Dana Diterima, settled at Tanggal). Emission keys are (invoice, status) and (invoice,
-settlement), so importing the same file again publishes nothing new. Everything is written in one
-transaction; the running gateway's outbox relay publishes it. The format is in
+Pajak, payout = Dana Diterima, settled at Tanggal, the invoice number as the PPh 22 withholding slip reference).
+Emission keys are (invoice, status) and (invoice, settlement), so importing the same file again publishes nothing
+new. Everything is written in one transaction; the running gateway's outbox relay publishes it. The format is in
 :mod:`services.gateway.bukalapak_csv`.
 """
 
@@ -75,6 +75,7 @@ def invoice_emissions(invoice: Invoice, shop_id: str) -> list[Emission]:
                     net_payout=invoice.payout,
                     settled_at=invoice.at,
                     historical=True,
+                    invoice_number=invoice.invoice,  # the marketplace invoice is the PPh 22 withholding slip
                 )
             )
         )

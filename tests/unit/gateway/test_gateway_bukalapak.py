@@ -63,6 +63,7 @@ def test_events_are_historical_with_a_settlement_for_remitted_invoices() -> None
     s = settlement.event
     assert (s.historical, s.gross_amount, s.pph22_withheld, s.net_payout) == (True, 75000, 375, 71625)
     assert [(f.fee_type, f.amount) for f in s.fees] == [("marketplace_fee", 3000)]
+    assert s.invoice_number == "BL2411030001"  # the PPh 22 withholding slip reference
     assert isinstance(cancelled, StatusEmission) and cancelled.state == "cancelled"
     # Deterministic keys: importing the same file again maps to the same emission keys.
     again = export_emissions(parse_export(GOOD, "export.csv"), "69352317")
