@@ -49,7 +49,7 @@ from services.ledger.adapters.closed_repo import close
 from services.ledger.adapters.facts_repo import load_facts, save_facts
 from services.ledger.adapters.journal_repo import post_entries
 from services.ledger.adapters.periods_repo import closed_periods
-from services.ledger.adapters.policy_repo import PolicyCache, TaxSettingCache
+from services.ledger.adapters.policy_repo import PolicyCache
 from services.ledger.domain.errors import LedgerDomainError
 from services.ledger.domain.facts import OrderFacts
 from services.ledger.domain.journal import JournalEntry
@@ -228,8 +228,7 @@ async def allocate(
     # load
     facts = (await load_facts(uow, [order_key])).get(order_key)
     catalogue = await load_batches(uow, [p.batch_id for p in picks], catalogue_schema)
-    policies = await PolicyCache().get(uow)
-    taxes = await TaxSettingCache().get(uow)
+    policies, taxes = await PolicyCache().load(uow)
     # plan
     entries, after = plan_allocation(order_key, facts, picks, catalogue, policies, taxes)
     # write
@@ -279,8 +278,8 @@ async def allocate_announced(
         if facts.allocations is not None and payload != facts.allocations:
             await close(uow, [(envelope, ALLOCATED_BEFORE)])
             continue
-        policies = policies if policies is not None else await PolicyCache().get(uow)
-        taxes = taxes if taxes is not None else await TaxSettingCache().get(uow)
+        if policies is None or taxes is None:
+            policies, taxes = await PolicyCache().load(uow)
         try:
             entries, after = plan_allocated(event.order_key, facts, payload, policies, taxes)
             async with uow.conn.begin_nested():  # a conflict found while posting undoes this allocation only

@@ -32,7 +32,7 @@ from services.ledger.adapters.journal_repo import (
     record_conflicts,
 )
 from services.ledger.adapters.periods_repo import closed_periods
-from services.ledger.adapters.policy_repo import PolicyCache, TaxSettingCache
+from services.ledger.adapters.policy_repo import PolicyCache
 from services.ledger.adapters.withholding_repo import record_slips
 from services.ledger.domain.journal import Conflict
 from services.ledger.outbound import LedgerTopics, entry_posted_messages
@@ -67,7 +67,6 @@ class PostEvents:
         """``topics.entries``: where each posted entry is announced."""
         self._topics = topics
         self._policies = PolicyCache()
-        self._taxes = TaxSettingCache()
         self._recent = RecentCompletions()
 
     async def __call__(
@@ -86,8 +85,7 @@ class PostEvents:
         ended = await ended_orders(uow, keys)
         work = [*parked, *relevant]
         closed = await closed_periods(uow, batch_lapas(work, facts))
-        policies = await self._policies.get(uow)
-        taxes = await self._taxes.get(uow)
+        policies, taxes = await self._policies.load(uow)
         known = await existing_hashes(uow, lookup_keys(work))
         balances = await normal_balances(uow, refund_accounts(work, facts, self._recent))
         # plan

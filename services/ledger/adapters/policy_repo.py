@@ -88,31 +88,6 @@ async def store_policies(uow: UnitOfWork, policies: Sequence[SplitPolicy]) -> tu
     return len(new), same
 
 
-class PolicyCache:
-    """All stored policies, re-read only when a new version was loaded (checked once per batch)."""
-
-    def __init__(self) -> None:
-        self._stamp: tuple[int, object] | None = None
-        self._policies: list[SplitPolicy] = []
-
-    async def get(self, uow: UnitOfWork) -> list[SplitPolicy]:
-        """The current policy set."""
-        row = (
-            await uow.conn.execute(text(f"SELECT count(*), max(loaded_at) FROM {uow.table('split_policies')}"))
-        ).one()
-        stamp = (int(row[0]), row[1])
-        if stamp != self._stamp:
-            bodies = [
-                r.body
-                for r in await uow.conn.execute(
-                    text(f"SELECT body FROM {uow.table('split_policies')} ORDER BY policy_id, version")
-                )
-            ]
-            self._policies = parse_policies(bodies, f"{uow.table('split_policies')}") if bodies else []
-            self._stamp = stamp
-        return self._policies
-
-
 async def store_tax_settings(uow: UnitOfWork, settings: Sequence[TaxSetting]) -> tuple[int, int]:
     """Insert new tax setting versions; identical ones are skipped; changed ones raise. Returns (new, unchanged)."""
     table = uow.table("tax_settings")
@@ -153,22 +128,36 @@ async def store_tax_settings(uow: UnitOfWork, settings: Sequence[TaxSetting]) ->
     return len(new), same
 
 
-class TaxSettingCache:
-    """All stored tax settings, re-read only when a new version was loaded (checked once per batch)."""
+class PolicyCache:
+    """All stored split policies and tax settings, re-read only when a new version of either was loaded (one
+    query checks both, once per batch)."""
 
     def __init__(self) -> None:
-        self._stamp: tuple[int, object] | None = None
-        self._settings: list[TaxSetting] = []
+        self._stamp: tuple[object, ...] | None = None
+        self._policies: list[SplitPolicy] = []
+        self._taxes: list[TaxSetting] = []
 
-    async def get(self, uow: UnitOfWork) -> list[TaxSetting]:
-        """The current tax settings."""
-        table = uow.table("tax_settings")
-        row = (await uow.conn.execute(text(f"SELECT count(*), max(loaded_at) FROM {table}"))).one()
-        stamp = (int(row[0]), row[1])
+    async def load(self, uow: UnitOfWork) -> tuple[list[SplitPolicy], list[TaxSetting]]:
+        """The current policies and tax settings."""
+        policies, taxes = uow.table("split_policies"), uow.table("tax_settings")
+        stamp = tuple(
+            (
+                await uow.conn.execute(
+                    text(
+                        f"SELECT (SELECT count(*) FROM {policies}), (SELECT max(loaded_at) FROM {policies}), "
+                        f"(SELECT count(*) FROM {taxes}), (SELECT max(loaded_at) FROM {taxes})"
+                    )
+                )
+            ).one()
+        )
         if stamp != self._stamp:
             bodies = [
-                r.body for r in await uow.conn.execute(text(f"SELECT body FROM {table} ORDER BY lapas_id, version"))
+                r.body for r in await uow.conn.execute(text(f"SELECT body FROM {policies} ORDER BY policy_id, version"))
             ]
-            self._settings = parse_tax_settings(bodies, table)
+            self._policies = parse_policies(bodies, policies) if bodies else []
+            settings = [
+                r.body for r in await uow.conn.execute(text(f"SELECT body FROM {taxes} ORDER BY lapas_id, version"))
+            ]
+            self._taxes = parse_tax_settings(settings, taxes)
             self._stamp = stamp
-        return self._settings
+        return self._policies, self._taxes
