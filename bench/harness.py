@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 from sqlalchemy import text
@@ -206,3 +207,16 @@ async def committed_at(bench: Bench, alias: str = "", fallback: str = "recorded_
     finally:
         await engine.dispose()
     return commit_time_sql(tracked, alias, fallback)
+
+
+def ledger_figures(counts: dict[str, int], ledger_cpu_s: float, ledger_s: float, replicas: int) -> dict[str, Any]:
+    """The ledger's own figures (issue 19): Python CPU per journal line (all its processes' CPU over the lines they
+    wrote), journal lines per second over the ledger's ``ledger_s`` seconds (in a pipeline run, from its first
+    event received to its last entry committed), and how many ledger processes ran."""
+    lines = counts.get("ledger.journal_lines", 0)
+    return {
+        "ledger_lines": lines,
+        "ledger_cpu_us_per_line": round(ledger_cpu_s * 1e6 / lines, 1) if lines else None,
+        "ledger_lines_per_s": round(lines / ledger_s, 1) if lines and ledger_s > 0 else None,
+        "ledger_replicas": replicas,
+    }
