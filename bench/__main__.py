@@ -1,12 +1,15 @@
 """`make bench`: end-to-end throughput and latency of the real pipeline, against the same-run ceiling.
 
     python -m bench [--orders N ...] [--offered 2000] [--latency-seconds 15] [--no-ceiling] [--via-gateway]
+                    [--scale-orders 5000] [--scale-repeats 1] [--ledger-only]
 
 For each size: a fresh bench database, orders and ledger as separate processes, N order lifecycles published
 as fast as the producer goes; events/s from first publish to the last posting committed, per-stage rates and
 CPU seconds per process. Then a paced run at the offered load for latency percentiles (publish → posting
 committed), and the ceiling. Prints a table, writes bench/results/<timestamp>.json, and prints one JSON line.
 ``--via-gateway`` sends the load as signed webhooks through the HTTP gateway instead (see bench/gateway_mode.py).
+Last, the ledger-only run of ``--scale-orders`` orders (bench/ledger_only.py: the ledger's input pre-filled, one
+then two ledger processes) for ``scale_2x``; ``--ledger-only`` runs only that, once per ``--orders`` size.
 """
 
 from __future__ import annotations
@@ -32,12 +35,14 @@ from bench.harness import (
     BenchBusy,
     committed_at,
     cpu_seconds,
+    ledger_figures,
     publish,
     run_lock,
     stack_pids,
     wait_drained,
 )
 from bench.latency import describe, latency
+from bench.ledger_only import scale, scale_table, summary_keys
 from infra.db.engine import make_engine
 from infra.db.roles import passwords_from_env, role_urls
 from infra.environment import ROOT, state_dir
@@ -120,19 +125,6 @@ async def throughput(orders: int, seed: int, with_ceiling: bool, replicas: dict[
     return result
 
 
-def ledger_figures(counts: dict[str, int], ledger_cpu_s: float, ledger_s: float, replicas: int) -> dict[str, Any]:
-    """The ledger's own figures (issue 19): Python CPU per journal line (all its processes' CPU over the lines they
-    wrote), journal lines per second from its first event received to its last entry committed, and how many
-    ledger processes ran."""
-    lines = counts.get("ledger.journal_lines", 0)
-    return {
-        "ledger_lines": lines,
-        "ledger_cpu_us_per_line": round(ledger_cpu_s * 1e6 / lines, 1) if lines else None,
-        "ledger_lines_per_s": round(lines / ledger_s, 1) if lines and ledger_s > 0 else None,
-        "ledger_replicas": replicas,
-    }
-
-
 def _commit() -> str:
     """The commit measured (with ``+`` when the working tree has changes), or ``unknown`` outside a checkout."""
     try:
@@ -203,6 +195,18 @@ def main() -> None:
         action="store_true",
         help="signed webhooks from the marketplace simulator through the HTTP gateway (no ceiling, no latency run)",
     )
+    parser.add_argument(
+        "--scale-orders",
+        type=int,
+        default=5000,
+        help="orders of the ledger-only run for scale_2x after the sizes (0: skip it)",
+    )
+    parser.add_argument("--scale-repeats", type=int, default=1, help="interleaved one/two-process pairs of it")
+    parser.add_argument(
+        "--ledger-only",
+        action="store_true",
+        help="only the ledger-only run (input pre-filled, one then two ledger processes), once per --orders size",
+    )
     args = parser.parse_args()
     replicas = {"orders": args.orders_replicas, "ledger": args.ledger_replicas}
     interrupt_on_sigterm()  # a killed bench still stops its services (each run's finally)
@@ -217,6 +221,33 @@ def main() -> None:
 
 
 def _run(args: argparse.Namespace, replicas: dict[str, int]) -> None:
+    runs: list[dict[str, Any]] = []
+    lat = None
+    if args.ledger_only:
+        scaled = [asyncio.run(scale(n, args.seed, args.scale_repeats, console.print)) for n in args.orders]
+    else:
+        runs, lat = _pipeline_runs(args, replicas)
+        with_scale = args.scale_orders > 0 and not args.via_gateway
+        scaled = [asyncio.run(scale(args.scale_orders, args.seed, args.scale_repeats, console.print))] * with_scale
+    for result in scaled:
+        console.print(scale_table(result))
+    last_scale = scaled[-1] if scaled else None
+    summary = {
+        **(_summary(runs, lat) if runs else _ledger_only_summary(last_scale)),
+        **summary_keys(last_scale),
+        "processes": replicas,
+        "commit": _commit(),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
+    report = {"summary": summary, "runs": runs, "latency": lat, "ledger_only": scaled}
+    out.write_text(json.dumps(report, indent=2, default=str))
+    console.print(f"results: {out.relative_to(ROOT)}")
+    print(json.dumps(summary), flush=True)
+
+
+def _pipeline_runs(args: argparse.Namespace, replicas: dict[str, int]) -> tuple[list[dict[str, Any]], Any]:
+    """The sizes through the pipeline (direct or via the gateway) and the latency run."""
     if args.via_gateway:
         runs = [asyncio.run(via_gateway(n, args.seed, replicas, console.print)) for n in args.orders]
         for r in runs:
@@ -227,17 +258,21 @@ def _run(args: argparse.Namespace, replicas: dict[str, int]) -> None:
                 f"{r['unbalanced_entries']} unbalanced entries, {r['duplicate_postings']} duplicate postings; "
                 f"CPU-s while sending: {r['cpu_s_sending']}"
             )
-        lat = None
-    else:
-        runs = [asyncio.run(throughput(n, args.seed, not args.no_ceiling, replicas)) for n in args.orders]
-        lat = (
-            None
-            if args.no_latency
-            else asyncio.run(latency(args.offered, args.latency_seconds, args.seed, replicas, console.print))
-        )
-        _table(runs, lat)
+        return runs, None
+    runs = [asyncio.run(throughput(n, args.seed, not args.no_ceiling, replicas)) for n in args.orders]
+    lat = (
+        None
+        if args.no_latency
+        else asyncio.run(latency(args.offered, args.latency_seconds, args.seed, replicas, console.print))
+    )
+    _table(runs, lat)
+    return runs, lat
+
+
+def _summary(runs: list[dict[str, Any]], lat: dict[str, Any] | None) -> dict[str, Any]:
+    """The pipeline runs' keys of the last JSON line (the last size's figures)."""
     last = runs[-1]
-    summary = {
+    return {
         "orders": last["orders"],
         "events": last["events"],
         "events_per_s": last["events_per_s"],
@@ -250,14 +285,25 @@ def _run(args: argparse.Namespace, replicas: dict[str, int]) -> None:
         ),
         "by_size": {str(r["orders"]): r["events_per_s"] for r in runs},
         **{k: last.get(k) for k in ("ledger_cpu_us_per_line", "ledger_lines_per_s", "ledger_replicas")},
-        "processes": replicas,
-        "commit": _commit(),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
-    out.write_text(json.dumps({"summary": summary, "runs": runs, "latency": lat}, indent=2, default=str))
-    console.print(f"results: {out.relative_to(ROOT)}")
-    print(json.dumps(summary), flush=True)
+
+
+def _ledger_only_summary(result: dict[str, Any] | None) -> dict[str, Any]:
+    """With ``--ledger-only``: the same keys, the ledger's figures from its one-process ledger-only runs (medians);
+    the pipeline's are None."""
+    assert result is not None
+    one = summary_keys(result)["ledger_only"]["by_processes"].get("1", {})
+    return {
+        "mode": "ledger-only",
+        "orders": result["orders"],
+        "events": result["runs"][0]["input_records"],
+        **dict.fromkeys(("events_per_s", "ceiling_events_per_s", "ratio", "p50_ms", "p95_ms", "p99_ms")),
+        "offered_per_s": None,
+        "by_size": {},
+        "ledger_cpu_us_per_line": one.get("ledger_cpu_us_per_line"),
+        "ledger_lines_per_s": one.get("ledger_lines_per_s"),
+        "ledger_replicas": 1,
+    }
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.__main__ import ledger_figures
+from bench.harness import ledger_figures
 
 
 def test_cpu_per_line_and_lines_per_second() -> None:
