@@ -65,10 +65,10 @@ _ROWS = {
     ),
     "ledger.journal_entries": (
         "(sequence, posting_key, request_hash, kind, memo, effective_at, recorded_at, order_key, "
-        "prev_hash, chain_hash)",
+        "prev_hash, chain_hash, segment)",
         "SELECT CAST(:b AS bigint) * 1000000 + g, 'ceil:' || CAST(:bs AS text) || ':' || g, "
         "md5(g::text), 'settlement', 'memo', now(), now(), 'k', md5(g::text), "
-        "md5(CAST(:bs AS text) || ':' || g) FROM generate_series(1, CAST(:n AS int)) g",
+        "md5(CAST(:bs AS text) || ':' || g), 's0' FROM generate_series(1, CAST(:n AS int)) g",
     ),
     "ledger.journal_lines": (
         "(sequence, line_no, account, side, amount)",
@@ -118,7 +118,9 @@ async def run_ceiling(migrator: AsyncEngine, counts: dict[str, int], batches: in
                 )
             )
         await c.execute(text("CREATE TABLE ceiling.balances (LIKE ledger.account_balances INCLUDING ALL)"))
-        await c.execute(text("INSERT INTO ceiling.balances (account) SELECT 'a' || g FROM generate_series(1, 200) g"))
+        await c.execute(
+            text("INSERT INTO ceiling.balances (account, segment) SELECT 'a' || g, 's0' FROM generate_series(1, 200) g")
+        )
     started = time.perf_counter()
     for b in range(batches):
         async with migrator.begin() as c:

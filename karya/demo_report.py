@@ -111,12 +111,14 @@ async def summary_tables(
             f"FROM {orders}.batch_stock GROUP BY workshop_id ORDER BY workshop_id"
         ),
         "pnbp_per_lapas": await rows(
-            "SELECT split_part(account, ':', 3) AS lapas, credit_total - debit_total AS pnbp_payable "
-            f"FROM {ledger}.account_balances WHERE account LIKE 'liability:pnbp\\_payable:%' ORDER BY 1"
+            "SELECT split_part(account, ':', 3) AS lapas, sum(credit_total - debit_total)::bigint AS pnbp_payable "
+            f"FROM {ledger}.account_balances WHERE account LIKE 'liability:pnbp\\_payable:%' "
+            "GROUP BY account ORDER BY 1"
         ),
         "top_inmate_savings": await rows(
-            "SELECT split_part(account, ':', 3) AS inmate, credit_total - debit_total AS savings "
-            f"FROM {ledger}.account_balances WHERE account LIKE 'liability:inmate\\_savings:%' ORDER BY 2 DESC "
+            "SELECT split_part(account, ':', 3) AS inmate, sum(credit_total - debit_total)::bigint AS savings "
+            f"FROM {ledger}.account_balances WHERE account LIKE 'liability:inmate\\_savings:%' GROUP BY account "
+            "ORDER BY 2 DESC "
             "LIMIT 10"
         ),
         "trial_balance": await rows(

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from infra.db.unit_of_work import UnitOfWork
 from infra.logging import get_logger
 from infra.supervision import every
-from services.ledger.domain.hashchain import GENESIS_HASH
+from services.ledger.domain.hashchain import SegmentHead
 from services.ledger.reports import Verification, verify_chain
 
 log = get_logger(__name__)
@@ -40,7 +40,7 @@ class ChainWatch:
         self._every_s = every_s
         self._full_every = full_every
         self._passes = 0
-        self._anchor: tuple[int, str] | None = None  # (sequence, hash) of the last entry found intact
+        self._anchor: dict[str, SegmentHead] | None = None  # the heads found intact by the last pass
         labels = ["schema"]
         self.verified = Gauge(
             "karya_ledger_chain_verified",
@@ -74,12 +74,11 @@ class ChainWatch:
             await conn.execution_options(isolation_level="REPEATABLE READ")
             async with conn.begin():
                 await conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-                result = await verify_chain(UnitOfWork(conn, self._schema), after=start or (0, GENESIS_HASH))
+                result = await verify_chain(UnitOfWork(conn, self._schema), after=start)
         self._passes += 1
         intact = result.first_broken is None
         if intact:
-            last = (start[0] if start else 0) + result.entries
-            self._anchor = (last, result.head_hash)
+            self._anchor = result.heads
         else:
             self._anchor = None
             log.error("chain_broken", schema=self._schema, first_broken=result.first_broken, problem=result.problem)

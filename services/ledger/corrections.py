@@ -2,7 +2,7 @@
 someone else) or withdraw it (its proposer), list them with their state.
 
 Each runs load → plan → write in the caller's transaction (the CLI today, HTTP later), like
-:mod:`services.ledger.payouts`: the chain head is locked first (the lock order of
+:mod:`services.ledger.payouts`: the journal is locked first (the lock order of
 :mod:`services.ledger.adapters.locks`), so a proposal or approval is decided against a journal no other posting
 moves meanwhile; the pure rules live in :mod:`services.ledger.domain.corrections`. An approval inserts its row
 (the database refuses the proposer) and posts the entry through :func:`post_entries` in one transaction, and
@@ -28,8 +28,8 @@ from services.ledger.adapters.corrections_repo import (
     posted_entry,
     proposals,
 )
-from services.ledger.adapters.journal_repo import post_entries, posted_request
-from services.ledger.adapters.locks import balances_under_chain_head, lock_chain_head
+from services.ledger.adapters.journal_repo import normal_balances, post_entries, posted_request
+from services.ledger.adapters.locks import lock_journal
 from services.ledger.domain.correction_file import parse_adjustment
 from services.ledger.domain.corrections import (
     CorrectionRefused,
@@ -75,7 +75,7 @@ class Approved:
 async def propose_revert(uow: UnitOfWork, posting_key: str, *, reason: str, proposed_by: str, at: datetime) -> Proposal:
     """Propose the exact mirror of the entry posted under ``posting_key``. Raises :class:`CorrectionRefused`
     (``no_such_entry``, ``no_revert_of_revert``, ``revert_once``, ``reason_required``, ``acting_user_required``)."""
-    await lock_chain_head(uow)
+    await lock_journal(uow)
     target = await posted_entry(uow, posting_key)
     reverted = await posted_request(uow, revert_key(posting_key)) is not None
     pending = await open_revert_proposal(uow, posting_key)
@@ -91,7 +91,7 @@ async def propose_adjustment(
     """Propose the manual entry of a loaded YAML/JSON ``document`` (named ``source`` in messages). Raises
     :class:`CorrectionRefused` (``adjustable_accounts``, ``balanced_entry``, a malformed file, …)."""
     draft = plan_adjustment(parse_adjustment(document, source), reason=reason, proposed_by=proposed_by)
-    await lock_chain_head(uow)
+    await lock_journal(uow)
     return await insert_proposal(uow, draft, at)
 
 
@@ -103,11 +103,11 @@ async def approve(
     ``decide_once`` for a rejected or withdrawn proposal, ``revert_once``, and ``savings_never_negative`` when a
     revert would take savings below zero; for a settlement ``settle_once`` and ``within_balance``, against the
     balances now)."""
-    await lock_chain_head(uow)
+    await lock_journal(uow)
     proposal = await _load(uow, proposal_id, "approval")
     reverted = await posted_request(uow, proposal.posting_key) is not None
     if (settlement := settlement_of(proposal)) is not None:
-        limits = await balances_under_chain_head(uow, limit_accounts(settlement))
+        limits = await normal_balances(uow, limit_accounts(settlement))
         check_approval(proposal, limits, posted=reverted)
     entry = plan_approval(proposal, approved_by, at, reverted=reverted)
     try:
@@ -140,8 +140,8 @@ async def withdraw(uow: UnitOfWork, proposal_id: int, *, withdrawn_by: str, reas
 async def _close(
     uow: UnitOfWork, proposal_id: int, state: ProposalState, by: str, reason: str, at: datetime
 ) -> Proposal:
-    """Load → plan (pure) → write one closing row, under the chain head like an approval."""
-    await lock_chain_head(uow)
+    """Load → plan (pure) → write one closing row, under the journal lock like an approval."""
+    await lock_journal(uow)
     verb = "rejection" if state is ProposalState.REJECTED else "withdrawal"
     proposal = await _load(uow, proposal_id, verb)
     decision = plan_closure(proposal, state, by, reason, at)

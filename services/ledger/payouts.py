@@ -2,7 +2,7 @@
 id, never above the balance, recording who paid and whether the inmate registry confirmed the payee.
 
 The balance is read and the payout posted in ONE transaction, under the lock order of
-:mod:`services.ledger.adapters.locks`: the chain head first (every posting takes it, so no other posting can move
+:mod:`services.ledger.adapters.locks`: the journal lock first (it stops every posting, so no other posting can move
 the balance meanwhile), then the savings balance is read. Two payouts racing for the same savings are therefore
 decided one after the other: the second one sees what the first one left. Should anything still take savings below
 zero, the database refuses the statement (check ``savings_never_negative``) and the payout is refused under the
@@ -29,8 +29,8 @@ from sqlalchemy.exc import IntegrityError
 
 from infra.db.unit_of_work import UnitOfWork
 from services.ledger.adapters.inmates_repo import inmate_lapas
-from services.ledger.adapters.journal_repo import line_balances, post_entries, posted_request
-from services.ledger.adapters.locks import balances_under_chain_head, lock_chain_head
+from services.ledger.adapters.journal_repo import line_balances, normal_balances, post_entries, posted_request
+from services.ledger.adapters.locks import lock_journal
 from services.ledger.adapters.settlements_repo import registry_verdict
 from services.ledger.domain import accounts
 from services.ledger.domain.errors import InsufficientBalanceError, LedgerDomainError
@@ -95,7 +95,7 @@ class TypedPayout:
 
 @dataclass(frozen=True)
 class PayoutFacts:
-    """What the payout plan reads, loaded under the chain head: the request hash and effective time of an entry
+    """What the payout plan reads, loaded under the journal lock: the request hash and effective time of an entry
     already posted under the payout's key (if any), the savings balance as stored and as its lines sum it, and the
     inmate's lapas (whose bank pays; :func:`~services.ledger.adapters.inmates_repo.inmate_lapas`)."""
 
@@ -171,12 +171,12 @@ async def pay_out(
     request = PayoutRequest(inmate_id, payout_id, amount, paid_at)
     account = accounts.inmate_savings(inmate_id)
     paid_by = (paid_by or "").strip() or None
-    # load, under the lock order of services.ledger.adapters.locks: the chain head first
-    await lock_chain_head(uow)
+    # load, under the lock order of services.ledger.adapters.locks: the journal lock first
+    await lock_journal(uow)
     posted = await posted_request(uow, payout_key(inmate_id, payout_id))
     verdict = None
     if posted is None:
-        balance = (await balances_under_chain_head(uow, [account])).get(account, 0)
+        balance = (await normal_balances(uow, [account])).get(account, 0)
         from_lines = (await line_balances(uow, [account])).get(account, 0)
         lapas = (await inmate_lapas(uow, [inmate_id])).get(inmate_id, accounts.UNKNOWN_LAPAS)
         if payee is not None:

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from infra.db.unit_of_work import UnitOfWork
 from services.contracts.zones import UnknownZone, lapas_zone
-from services.ledger.adapters.locks import lock_chain_head
+from services.ledger.adapters.locks import lock_journal
 from services.ledger.adapters.periods_repo import (
     all_closed_periods,
     insert_closed_period,
@@ -44,7 +44,7 @@ async def close_period(
         zone = lapas_zone(lapas_id, province)
     except UnknownZone as exc:
         raise PeriodRefused("lapas_zone", str(exc)) from exc
-    await lock_chain_head(uow)
+    await lock_journal(uow)
     closed = await all_closed_periods(uow, lapas_id)
     # plan
     planned = plan_close(lapas_id, period, zone, closed, acting, now)

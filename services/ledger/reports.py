@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -12,8 +12,9 @@ from sqlalchemy import text
 
 from infra.db.unit_of_work import UnitOfWork
 from services.ledger.adapters.inmates_repo import inmate_lapas
+from services.ledger.adapters.journal_repo import normal_balances
 from services.ledger.domain import accounts
-from services.ledger.domain.hashchain import GENESIS_HASH, CommittedEntry, chain_hash
+from services.ledger.domain.hashchain import GENESIS_HASH, CommittedEntry, SegmentHead, chain_hash, heads_root
 from services.ledger.domain.journal import EntryKind, JournalEntry, Line
 
 
@@ -29,8 +30,9 @@ async def trial_balance(
     table) or as of a time (lines); with ``lapas``, that lapas' accounts only (their debits equal their credits)."""
     if as_of is None:
         sql = (
-            "SELECT a.code AS account, a.type, a.normal_side, b.debit_total AS debit, b.credit_total AS credit "
-            f"FROM {uow.table('account_balances')} b JOIN {uow.table('accounts')} a ON a.code = b.account "
+            "SELECT a.code AS account, a.type, a.normal_side, sum(b.debit_total) AS debit, "
+            f"sum(b.credit_total) AS credit FROM {uow.table('account_balances')} b "
+            f"JOIN {uow.table('accounts')} a ON a.code = b.account GROUP BY a.code, a.type, a.normal_side "
             "ORDER BY a.code"
         )
         result = await uow.conn.execute(text(sql))
@@ -124,17 +126,7 @@ async def inmate_savings(uow: UnitOfWork, inmate_id: str) -> dict[str, Any]:
     """Savings balance of one inmate (pseudonym) and every posting behind it: order, batch, policy version."""
     account = accounts.inmate_savings(inmate_id)
     receivable = accounts.inmate_receivable(inmate_id)
-    balances = {
-        r.account: _balance(r.normal_side, int(r.debit_total), int(r.credit_total))
-        for r in await uow.conn.execute(
-            text(
-                "SELECT b.account, a.normal_side, b.debit_total, b.credit_total "
-                f"FROM {uow.table('account_balances')} b "
-                f"JOIN {uow.table('accounts')} a ON a.code = b.account WHERE b.account = ANY(:a)"
-            ),
-            {"a": [account, receivable]},
-        )
-    }
+    balances = await normal_balances(uow, [account, receivable])
     rows = await uow.conn.execute(
         text(
             "SELECT e.sequence, e.effective_at, e.kind, e.order_key, e.batch_id, e.policy_ref, l.side, l.amount "
@@ -201,35 +193,45 @@ async def order_entries(uow: UnitOfWork, order_key: str) -> list[dict[str, Any]]
 
 @dataclass(frozen=True)
 class Verification:
-    """Result of re-computing the hash chain."""
+    """Result of re-computing the hash chains: entries checked, the root hash of the heads reached
+    (:func:`~services.ledger.domain.hashchain.heads_root`), the sequence of the first entry found broken (None:
+    intact) and what is wrong with it, and the head of each segment as far as it was verified."""
 
     entries: int
     head_hash: str
     first_broken: int | None
     problem: str | None
+    heads: dict[str, SegmentHead] = field(default_factory=dict)
+
+
+_ENTRIES_OF_SEGMENT = (
+    "SELECT * FROM {schema}.journal_entries WHERE segment = :seg AND sequence > :a AND sequence <= :b "
+    "ORDER BY sequence LIMIT :n"
+)
+_LINES_OF_SEGMENT = (
+    "SELECT l.sequence, l.account, l.side, l.amount FROM {schema}.journal_lines l "
+    "JOIN {schema}.journal_entries e USING (sequence) "
+    "WHERE e.segment = :seg AND e.sequence BETWEEN :a AND :b ORDER BY l.sequence, l.line_no"
+)
 
 
 async def _committed(
-    uow: UnitOfWork, chunk: int = 5000, after: int = 0
-) -> AsyncIterator[tuple[CommittedEntry, str, str]]:
+    uow: UnitOfWork, segment: str, after: int, upto: int, chunk: int = 5000
+) -> AsyncIterator[tuple[CommittedEntry, str]]:
+    """The entries of ``segment`` with a sequence in ``(after, upto]``, in chain order, with their stored prev hash."""
     last = after
     while True:
         entries = (
             await uow.conn.execute(
-                text(f"SELECT * FROM {uow.table('journal_entries')} WHERE sequence > :s ORDER BY sequence LIMIT :n"),
-                {"s": last, "n": chunk},
+                text(_ENTRIES_OF_SEGMENT.format(schema=uow.schema)), {"seg": segment, "a": last, "b": upto, "n": chunk}
             )
         ).all()
         if not entries:
             return
         lines: dict[int, list[Line]] = {}
         for r in await uow.conn.execute(
-            text(
-                f"SELECT sequence, account, side, amount FROM {uow.table('journal_lines')} "
-                "WHERE sequence BETWEEN :a AND :b "
-                "ORDER BY sequence, line_no"
-            ),
-            {"a": entries[0].sequence, "b": entries[-1].sequence},
+            text(_LINES_OF_SEGMENT.format(schema=uow.schema)),
+            {"seg": segment, "a": entries[0].sequence, "b": entries[-1].sequence},
         ):
             lines.setdefault(r.sequence, []).append(Line(r.account, accounts.Side(r.side), int(r.amount)))
         for e in entries:
@@ -245,55 +247,73 @@ async def _committed(
                 order_key=e.order_key,
                 batch_id=e.batch_id,
             )
-            yield (
-                CommittedEntry(e.sequence, entry, e.recorded_at, e.source_event, e.chain_hash),
-                e.prev_hash,
-                e.chain_hash,
-            )
+            yield CommittedEntry(e.sequence, entry, e.recorded_at, e.source_event, e.chain_hash, e.segment), e.prev_hash
         last = entries[-1].sequence
+
+
+async def segment_heads(uow: UnitOfWork) -> dict[str, SegmentHead]:
+    """The head of every segment now (``ledger.chain_segments``)."""
+    rows = await uow.conn.execute(text(f"SELECT segment, last_sequence, hash FROM {uow.table('chain_segments')}"))
+    return {r.segment: SegmentHead(r.segment, int(r.last_sequence), str(r.hash)) for r in rows}
 
 
 async def verify_chain(
     uow: UnitOfWork,
     on_progress: Callable[[int, int], None] | None = None,
-    after: tuple[int, str] = (0, GENESIS_HASH),
+    after: Mapping[str, SegmentHead] | None = None,
 ) -> Verification:
-    """Recompute every link from the genesis hash; name the first entry whose stored hash does not match.
+    """Recompute every link of every segment from its genesis hash up to the segment's head as read at the start;
+    name the first entry whose stored hash does not match (segments in name order, entries in chain order).
 
-    ``on_progress(done, total)`` is called every 5,000 entries (a long journal takes minutes). ``after``
-    (sequence, hash) of an entry an earlier pass verified: recompute only the links after it (``entries`` counts
-    those); an entry altered before it is not seen.
+    Every segment's head is read first: a segment's entries up to its head's sequence are exactly those committed
+    then (sequence increases along a chain), so postings meanwhile do not disturb the pass. ``on_progress(done,
+    total)`` is called every 5,000 entries (a long journal takes minutes). ``after``: the heads an earlier pass
+    verified: recompute only the links after them (``entries`` counts those); an entry altered before them is not
+    seen.
     """
-    expected_prev, count, expected_seq = after[1], 0, after[0] + 1
-    total = int((await uow.conn.execute(text(f"SELECT sequence FROM {uow.table('chain_head')}"))).scalar_one())
-    async for committed, prev_hash, stored in _committed(uow, after=after[0]):
-        count += 1
-        if count % 200 == 0:
-            # ~70 ms of hashing: let the process's consumers run (the ledger verifies in its own event loop).
-            await asyncio.sleep(0)
-        if on_progress is not None and count % 5000 == 0:
-            on_progress(count, total)
-        seq = committed.sequence
-        if seq != expected_seq:
-            return Verification(count, expected_prev, seq, f"sequence gap: expected {expected_seq}, found {seq}")
-        debit = sum(x.amount for x in committed.entry.lines if x.side is accounts.Side.DEBIT)
-        credit = sum(x.amount for x in committed.entry.lines if x.side is accounts.Side.CREDIT)
-        if debit != credit or len(committed.entry.lines) < 2:
-            return Verification(count, expected_prev, seq, f"entry {committed.entry.posting_key} does not balance")
-        recomputed = chain_hash(expected_prev, committed)
-        if prev_hash != expected_prev or recomputed != stored:
-            return Verification(
-                count,
-                expected_prev,
-                seq,
-                f"entry {seq} ({committed.entry.posting_key}) does not match its hash: altered "
-                "after posting, or a link before it was",
+    heads = await segment_heads(uow)
+    total = int((await uow.conn.execute(text(f"SELECT count(*) FROM {uow.table('journal_entries')}"))).scalar_one())
+    verified: dict[str, SegmentHead] = {}
+    count = 0
+    for name, head in sorted(heads.items()):
+        start = (after or {}).get(name) or SegmentHead(name, 0, GENESIS_HASH)
+        expected_prev, last_seq = start.hash, start.sequence
+        async for committed, prev_hash in _committed(uow, name, start.sequence, head.sequence):
+            count += 1
+            if count % 200 == 0:
+                # ~70 ms of hashing: let the process's consumers run (the ledger verifies in its own event loop).
+                await asyncio.sleep(0)
+            if on_progress is not None and count % 5000 == 0:
+                on_progress(count, total)
+            seq = committed.sequence
+            problem = _broken_link(committed, prev_hash, expected_prev)
+            if problem is not None:
+                verified[name] = SegmentHead(name, last_seq, expected_prev)
+                return Verification(count, heads_root(verified.values()), seq, problem, verified)
+            expected_prev, last_seq = committed.chain_hash, seq
+        verified[name] = SegmentHead(name, last_seq, expected_prev)
+        if expected_prev != head.hash or last_seq != head.sequence:
+            problem = (
+                f"the chain head of segment {name} (entry {head.sequence}) does not match its last entry ({last_seq}): "
+                "entries removed, or the head rewritten"
             )
-        expected_prev, expected_seq = stored, seq + 1
-    head = (await uow.conn.execute(text(f"SELECT sequence, hash FROM {uow.table('chain_head')}"))).one()
-    if head.hash != expected_prev or head.sequence != expected_seq - 1:
-        return Verification(count, expected_prev, head.sequence, "chain head does not match the last entry")
-    return Verification(count, expected_prev, None, None)
+            return Verification(count, heads_root(verified.values()), head.sequence, problem, verified)
+    return Verification(count, heads_root(verified.values()), None, None, verified)
+
+
+def _broken_link(committed: CommittedEntry, prev_hash: str, expected_prev: str) -> str | None:
+    """What is wrong with one entry of a chain whose previous hash should be ``expected_prev`` (None: nothing)."""
+    entry, seq = committed.entry, committed.sequence
+    debit = sum(x.amount for x in entry.lines if x.side is accounts.Side.DEBIT)
+    credit = sum(x.amount for x in entry.lines if x.side is accounts.Side.CREDIT)
+    if debit != credit or len(entry.lines) < 2:
+        return f"entry {entry.posting_key} does not balance"
+    if prev_hash != expected_prev or chain_hash(expected_prev, committed) != committed.chain_hash:
+        return (
+            f"entry {seq} ({entry.posting_key}) in segment {committed.segment} does not match its hash: altered "
+            "after posting, or a link before it was"
+        )
+    return None
 
 
 @dataclass(frozen=True)
@@ -311,7 +331,8 @@ _BALANCES_VS_LINES = """
 SELECT coalesce(b.account, l.account) AS account,
        coalesce(b.debit_total, 0) AS stored_debit, coalesce(b.credit_total, 0) AS stored_credit,
        coalesce(l.debit, 0) AS lines_debit, coalesce(l.credit, 0) AS lines_credit
-  FROM {schema}.account_balances b
+  FROM (SELECT account, sum(debit_total)::bigint AS debit_total, sum(credit_total)::bigint AS credit_total
+          FROM {schema}.account_balances GROUP BY account) b
   FULL JOIN (SELECT account,
                     sum(amount) FILTER (WHERE side = 'D')::bigint AS debit,
                     sum(amount) FILTER (WHERE side = 'C')::bigint AS credit

@@ -2,7 +2,7 @@
 person approves it (posted) or rejects it, or its proposer withdraws it.
 
 Load → plan → write in the caller's transaction, like :mod:`services.ledger.corrections`, whose proposals,
-decisions and four-eyes rules a settlement shares (a proposal of a settlement kind, ``ledger_0011``): the chain head
+decisions and four-eyes rules a settlement shares (a proposal of a settlement kind, ``ledger_0011``): the journal
 is locked first, so the balances read after it cannot move until the transaction ends; the pure rules are
 :mod:`services.ledger.domain.settlements`. The approval is :func:`services.ledger.corrections.approve` itself, which
 checks a settlement against the balances at the approval (``within_balance``) before it posts.
@@ -16,8 +16,8 @@ from datetime import datetime
 from infra.db.unit_of_work import UnitOfWork
 from services.ledger import corrections
 from services.ledger.adapters.corrections_repo import insert_proposal, load_proposal
-from services.ledger.adapters.journal_repo import posted_request
-from services.ledger.adapters.locks import balances_under_chain_head, lock_chain_head
+from services.ledger.adapters.journal_repo import normal_balances, posted_request
+from services.ledger.adapters.locks import lock_journal
 from services.ledger.adapters.settlements_repo import open_proposal_of_key
 from services.ledger.domain.corrections import CorrectionKind, Proposal
 from services.ledger.domain.settlements import (
@@ -46,11 +46,11 @@ async def propose(
 ) -> Proposed:
     """Propose ``settlement`` as ``proposed_by``. Raises :class:`SettlementRefused` (``within_balance``,
     ``settle_once``, the formats of billing code, NTPN and reference, ``acting_user_required``)."""
-    await lock_chain_head(uow)
+    await lock_journal(uow)
     key = settlement.posting_key
     posted = await posted_request(uow, key) is not None
     pending = await open_proposal_of_key(uow, key)
-    balances = await balances_under_chain_head(uow, _limits(settlement))
+    balances = await normal_balances(uow, _limits(settlement))
     planned = plan_settlement(
         settlement, balances, posted=posted, pending=pending, reason=reason, proposed_by=proposed_by
     )
@@ -78,7 +78,7 @@ async def approve(
     """Approve settlement proposal ``proposal_id`` (of ``kind``, when given) as ``approved_by`` and post it: the
     corrections' approval, which checks it against the balances now. Raises :class:`SettlementRefused` for a
     proposal that is not a settlement (of that kind), and what :func:`services.ledger.corrections.approve` raises."""
-    await lock_chain_head(uow)
+    await lock_journal(uow)
     proposal = await load_proposal(uow, proposal_id)
     if proposal is not None and (
         proposal.draft.kind not in SETTLEMENT_KINDS or (kind is not None and proposal.draft.kind is not kind)

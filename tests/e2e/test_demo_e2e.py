@@ -188,8 +188,9 @@ async def test_demo_once_counts_are_consistent_and_savings_recompute(services: S
                 r.account.rsplit(":", 1)[1]: (int(r.debit_total), int(r.credit_total))
                 for r in await conn.execute(
                     text(
-                        "SELECT account, debit_total, credit_total FROM ledger.account_balances "
-                        "WHERE account LIKE 'liability:inmate\\_savings:%'"
+                        "SELECT account, sum(debit_total) AS debit_total, sum(credit_total) AS credit_total "
+                        "FROM ledger.account_balances WHERE account LIKE 'liability:inmate\\_savings:%' "
+                        "GROUP BY account"
                     )
                 )
             }

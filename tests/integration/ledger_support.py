@@ -254,8 +254,9 @@ async def fresh_database(server_admin_url: str) -> AsyncIterator[LedgerDatabase]
 LEDGER_RESET = (
     "TRUNCATE ledger.journal_lines, ledger.journal_entries, ledger.account_balances, ledger.accounts, "
     "ledger.order_facts, ledger.pending_events, ledger.posting_conflicts, ledger.outbox, ledger.inbox, "
-    "ledger.dead_letters CASCADE",  # CASCADE: tables that reference the journal (correction proposals) too
-    "UPDATE ledger.chain_head SET sequence = 0, hash = repeat('0', 64)",
+    # CASCADE: tables that reference the journal (correction proposals) too
+    "ledger.dead_letters, ledger.chain_anchors CASCADE",
+    "UPDATE ledger.chain_segments SET last_sequence = 0, hash = repeat('0', 64)",
 )
 
 
@@ -285,16 +286,16 @@ async def entries_of(conn: AsyncConnection, order_keys: Sequence[str]) -> list[A
 
 
 async def balances(conn: AsyncConnection, accounts: Sequence[str] | None = None) -> dict[str, int]:
-    """Normal-side balances from ``ledger.account_balances`` (all accounts, or ``accounts``)."""
+    """Normal-side balances from ``ledger.account_balances``, summed over segments (all accounts, or ``accounts``)."""
     rows = await conn.execute(
         text(
-            "SELECT b.account, a.normal_side, b.debit_total, b.credit_total FROM ledger.account_balances b "
-            "JOIN ledger.accounts a ON a.code = b.account "
-            "WHERE CAST(:a AS text[]) IS NULL OR b.account = ANY(CAST(:a AS text[]))"
+            "SELECT b.account, a.normal_side, sum(b.debit_total) AS debit_total, sum(b.credit_total) AS credit_total "
+            "FROM ledger.account_balances b JOIN ledger.accounts a ON a.code = b.account "
+            "WHERE CAST(:a AS text[]) IS NULL OR b.account = ANY(CAST(:a AS text[])) GROUP BY b.account, a.normal_side"
         ),
         {"a": None if accounts is None else list(accounts)},
     )
-    return {r.account: (r.debit_total - r.credit_total) * (1 if r.normal_side == "D" else -1) for r in rows}
+    return {r.account: int(r.debit_total - r.credit_total) * (1 if r.normal_side == "D" else -1) for r in rows}
 
 
 _SOUNDNESS = """
@@ -308,14 +309,16 @@ SELECT
         OR coalesce(sum(CASE l.side WHEN 'D' THEN l.amount ELSE -l.amount END), 0) <> 0) AS unbalanced,
   ARRAY(SELECT DISTINCT l.sequence FROM ledger.journal_lines l
         LEFT JOIN ledger.journal_entries e USING (sequence) WHERE e.sequence IS NULL) AS orphan_lines,
-  ARRAY(SELECT coalesce(b.account, l.account) FROM ledger.account_balances b FULL JOIN (
+  ARRAY(SELECT coalesce(b.account, l.account) FROM (
+          SELECT account, sum(debit_total) AS debit_total, sum(credit_total) AS credit_total
+          FROM ledger.account_balances GROUP BY account) b FULL JOIN (
           SELECT account, sum(amount) FILTER (WHERE side = 'D') AS d,
                  sum(amount) FILTER (WHERE side = 'C') AS c
           FROM ledger.journal_lines GROUP BY account) l USING (account)
         WHERE coalesce(b.debit_total, 0) <> coalesce(l.d, 0)
         OR coalesce(b.credit_total, 0) <> coalesce(l.c, 0)) AS drifted,
   ARRAY(SELECT account FROM ledger.account_balances WHERE account LIKE 'liability:inmate\\_savings:%'
-        AND credit_total < debit_total) AS negative_savings,
+        GROUP BY account HAVING sum(credit_total) < sum(debit_total)) AS negative_savings,
   (SELECT count(*) - count(DISTINCT posting_key) FROM ledger.journal_entries) AS repeated_keys
 """
 

@@ -42,9 +42,9 @@ SAVINGS_PREFIX = "liability:inmate_savings:"
 async def savings_balances(reads: ReadModel, limit: int = LIST_SIZE) -> list[dict[str, Any]]:
     """The viewer's inmates with savings above zero (inmate id, balance in rupiah), by inmate id."""
     sql = (
-        f"SELECT substr(account, :n) AS inmate_id, (credit_total - debit_total)::bigint AS balance "
-        f"FROM {reads.ledger('account_balances')} WHERE starts_with(account, :p) AND credit_total > debit_total "
-        "ORDER BY account LIMIT :limit"
+        f"SELECT substr(account, :n) AS inmate_id, sum(credit_total - debit_total)::bigint AS balance "
+        f"FROM {reads.ledger('account_balances')} WHERE starts_with(account, :p) GROUP BY account "
+        "HAVING sum(credit_total) > sum(debit_total) ORDER BY account LIMIT :limit"
     )
     rows = await reads.conn.execute(text(sql), {"n": len(SAVINGS_PREFIX) + 1, "p": SAVINGS_PREFIX, "limit": limit})
     return [{"inmate_id": r.inmate_id, "balance": int(r.balance)} for r in rows]

@@ -1,6 +1,6 @@
 """Correction proposals and their decisions (``ledger.correction_proposals``; ``correction_approvals`` and
 ``correction_closures`` — rejections and withdrawals; all append-only), and the posted entry a revert mirrors.
-Callers hold the chain head (:func:`services.ledger.adapters.locks.lock_chain_head`) first: that serialises
+Callers hold the journal lock (:func:`services.ledger.adapters.locks.lock_journal`) first: that serialises
 proposals and decisions with every posting (the service cannot lock proposal rows: it holds no UPDATE on them)."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-"""Posting journal entries: idempotency by posting key, accounts on demand, entries with their lines and the hash
-chain — all set-based for one batch, in the lock order of :mod:`services.ledger.adapters.locks`. Balances follow
-from the lines: the database adds them up (the ``journal_lines_to_balances`` trigger); the service cannot write
-``ledger.account_balances``.
+"""Posting journal entries: idempotency by posting key, accounts on demand, entries with their lines and their
+segments' hash chains — all set-based for one batch, in the lock order of :mod:`services.ledger.adapters.locks`.
+Balances follow from the lines: the database adds them up per (account, segment) (the ``journal_lines_to_balances``
+trigger); the service cannot write ``ledger.account_balances``.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from sqlalchemy import text
 
 from infra.db.rowsets import KeyedQuery, RowSet, Writes
 from infra.db.unit_of_work import UnitOfWork
-from services.ledger.adapters.locks import lock_chain_head
+from services.ledger.adapters.locks import lock_segments
 from services.ledger.domain.accounts import Side, account_info
-from services.ledger.domain.hashchain import CommittedEntry, chain_hash
+from services.ledger.domain.hashchain import CommittedEntry, chain_hash, segment_of
 from services.ledger.domain.journal import Conflict, JournalEntry
 
 
@@ -74,20 +74,27 @@ async def post_entries(
     if not fresh:
         return result
     await _open_accounts(uow, {line.account for e, _ in fresh for line in e.lines})
-    head_seq, head_hash = await lock_chain_head(uow)
+    segments = [segment_of(entry.order_key or entry.posting_key) for entry, _ in fresh]
+    locked = await lock_segments(uow, segments, len(fresh))
+    last = {s: (h.sequence, h.hash) for s, h in locked.heads.items()}
     recorded_at = datetime.now(UTC)
     committed: list[CommittedEntry] = []
     prev_hashes: list[str] = []
-    for offset, (entry, source) in enumerate(fresh, start=1):
-        c = CommittedEntry(head_seq + offset, entry, recorded_at, source)
-        digest = chain_hash(head_hash, c)
-        committed.append(CommittedEntry(c.sequence, entry, recorded_at, source, digest))
-        prev_hashes.append(head_hash)
-        head_hash = digest
+    for (entry, source), segment, sequence in zip(fresh, segments, locked.sequences, strict=True):
+        prev = last[segment][1]
+        c = CommittedEntry(sequence, entry, recorded_at, source, "", segment)
+        digest = chain_hash(prev, c)
+        committed.append(CommittedEntry(sequence, entry, recorded_at, source, digest, segment))
+        prev_hashes.append(prev)
+        last[segment] = (sequence, digest)
     await _insert(uow, committed, prev_hashes)
     await uow.conn.execute(
-        text(f"UPDATE {uow.table('chain_head')} SET sequence = :s, hash = :h"),
-        {"s": committed[-1].sequence, "h": head_hash},
+        text(
+            f"UPDATE {uow.table('chain_segments')} s SET last_sequence = h.q, hash = h.h, updated_at = now() "
+            "FROM unnest(CAST(:s AS text[]), CAST(:q AS bigint[]), CAST(:h AS text[])) AS h(s, q, h) "
+            "WHERE s.segment = h.s"
+        ),
+        {"s": list(last), "q": [q for q, _ in last.values()], "h": [h for _, h in last.values()]},
     )
     result.posted = committed
     return result
@@ -138,7 +145,7 @@ def _row_sets(schema: str) -> tuple[RowSet, RowSet]:
 
 _ENTRIES = (
     "INSERT INTO {schema}.journal_entries (sequence, posting_key, request_hash, kind, memo, effective_at, recorded_at, "
-    "source_event, policy_ref, reverses, order_key, batch_id, prev_hash, chain_hash) SELECT * FROM {rows}"
+    "source_event, policy_ref, reverses, order_key, batch_id, prev_hash, chain_hash, segment) SELECT * FROM {rows}"
 )
 _ENTRY_COLUMNS = [
     ("seq", "bigint"),
@@ -155,6 +162,7 @@ _ENTRY_COLUMNS = [
     ("bid", "text"),
     ("prev", "text"),
     ("hash", "text"),
+    ("seg", "text"),
 ]
 _LINES = "INSERT INTO {schema}.journal_lines (sequence, line_no, account, side, amount) SELECT * FROM {rows}"
 _LINE_COLUMNS = [("s", "bigint"), ("n", "int"), ("a", "text"), ("d", "char(1)"), ("m", "bigint")]
@@ -192,6 +200,7 @@ async def _insert(uow: UnitOfWork, committed: Sequence[CommittedEntry], prev_has
             [e.batch_id for e in entries],
             list(prev_hashes),
             [c.chain_hash for c in committed],
+            [c.segment for c in committed],
         ],
     )
     writes.add(lines_rows, [seqs, nos, accts, sides, amounts])
@@ -199,18 +208,21 @@ async def _insert(uow: UnitOfWork, committed: Sequence[CommittedEntry], prev_has
 
 
 async def normal_balances(uow: UnitOfWork, accounts: Sequence[str]) -> dict[str, int]:
-    """Current normal-side balances of ``accounts`` (missing accounts are 0)."""
+    """Current normal-side balances of ``accounts``, each the sum of its rows over the segments (an account without
+    a row is absent, i.e. 0). After :func:`services.ledger.adapters.locks.lock_journal`, none can move until the
+    caller's transaction ends."""
     if not accounts:
         return {}
     rows = await uow.conn.execute(
         text(
-            f"SELECT b.account, b.debit_total, b.credit_total, a.normal_side FROM {uow.table('account_balances')} b "
-            f"JOIN {uow.table('accounts')} a ON a.code = b.account WHERE b.account = ANY(:a)"
+            "SELECT b.account, sum(b.debit_total) AS debit_total, sum(b.credit_total) AS credit_total, a.normal_side "
+            f"FROM {uow.table('account_balances')} b JOIN {uow.table('accounts')} a ON a.code = b.account "
+            "WHERE b.account = ANY(:a) GROUP BY b.account, a.normal_side"
         ),
         {"a": sorted(set(accounts))},
     )
     return {
-        r.account: (r.debit_total - r.credit_total) if r.normal_side == "D" else (r.credit_total - r.debit_total)
+        r.account: int(r.debit_total - r.credit_total) if r.normal_side == "D" else int(r.credit_total - r.debit_total)
         for r in rows
     }
 

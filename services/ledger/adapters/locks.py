@@ -1,24 +1,33 @@
-"""Every row lock the ledger takes, in one global order: order facts (by key) → chain head → balances (by
-account). Posting transactions serialise on the chain head, so commit order is chain order. The events parked
-for an order are taken (deleted, which locks their rows) only after its facts row is locked.
+"""Every lock the ledger takes, in one global order: order facts (by key) → chain segment heads (by segment) →
+balance rows (by account, segment) → debited savings accounts (by code). The events parked for an order are taken
+(deleted, which locks their rows) only after its facts row is locked.
 
-Balance rows are written only by the database: the ``journal_lines_to_balances`` statement trigger (migration
-``ledger_0006``) upserts them, in account order, at the end of each statement that inserts journal lines — that
-is, while the posting transaction holds the chain head. Code that must decide on a balance before it posts (a
-payout) takes the chain head first, then reads the balance with :func:`balances_under_chain_head`: no other posting
-can move it until this transaction ends. (The service cannot lock balance rows themselves: ``FOR UPDATE`` needs
-the UPDATE privilege it no longer has.)
+A posting locks the heads of the segments its entries belong to (:func:`lock_segments`), so commit order is chain
+order within each segment, and postings of different segments run side by side. Balance rows are written only by
+the database: the ``journal_lines_to_balances`` statement trigger (migrations ``ledger_0006``, ``ledger_0014``)
+upserts the (account, segment) rows of the statement's lines, in that order, while the posting holds those segments'
+heads; it locks each savings account it debits (its ``accounts`` row) before checking that account's sum.
+
+Code that must decide on a balance before it posts (a payout, a settlement of what is owed, a correction, a period
+close) stops every posting first with :func:`lock_journal` — a lock on the segments table that waits for the
+postings in flight and holds off new ones until this transaction ends — then reads with
+:func:`services.ledger.adapters.journal_repo.normal_balances` (a statement that starts after the lock sees every
+posting committed before, and none can commit until the caller is done). These are rare, and a person waits on
+them, not the pipeline. (The service cannot lock balance rows themselves: ``FOR UPDATE`` needs the UPDATE privilege
+it no longer has.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 from sqlalchemy import text
 from sqlalchemy.engine import Row
 
 from infra.db.rowsets import KeyedQuery
 from infra.db.unit_of_work import UnitOfWork
+from services.ledger.domain.hashchain import GENESIS_HASH, SegmentHead
 
 
 async def lock_order_facts(uow: UnitOfWork, order_keys: Iterable[str]) -> list[Row[tuple[object, ...]]]:
@@ -34,25 +43,44 @@ async def lock_order_facts(uow: UnitOfWork, order_keys: Iterable[str]) -> list[R
     return list(await query.execute(uow.conn, keys))
 
 
-async def lock_chain_head(uow: UnitOfWork) -> tuple[int, str]:
-    """Lock the chain head; returns (last sequence, last hash)."""
-    row = (await uow.conn.execute(text(f"SELECT sequence, hash FROM {uow.table('chain_head')} FOR UPDATE"))).one()
-    return int(row.sequence), str(row.hash)
+@dataclass(frozen=True, slots=True)
+class LockedHeads:
+    """The heads of the segments a posting locked, and the journal sequence numbers drawn for its entries (drawn
+    after the lock, so they are above every sequence already in those segments)."""
+
+    heads: dict[str, SegmentHead]
+    sequences: list[int]
 
 
-async def balances_under_chain_head(uow: UnitOfWork, accounts: Sequence[str]) -> dict[str, int]:
-    """Normal-side balances of ``accounts`` (an account without a row is absent, i.e. 0), read by a statement
-    that starts after the caller took the chain head, so it sees every posting committed before and none can
-    commit until the caller is done."""
-    rows = await uow.conn.execute(
-        text(
-            "SELECT b.account, b.debit_total, b.credit_total, a.normal_side "
-            f"FROM {uow.table('account_balances')} b JOIN {uow.table('accounts')} a ON a.code = b.account "
-            "WHERE b.account = ANY(:a)"
-        ),
-        {"a": sorted(set(accounts))},
-    )
-    return {
-        r.account: (r.debit_total - r.credit_total) if r.normal_side == "D" else (r.credit_total - r.debit_total)
-        for r in rows
-    }
+# The count of the locked heads feeds generate_series, so the MATERIALIZED lock runs before any nextval.
+_LOCK_SEGMENTS = """WITH h AS MATERIALIZED (
+  SELECT segment, last_sequence, hash FROM {schema}.chain_segments
+   WHERE segment = ANY(CAST(:segments AS text[])) ORDER BY segment FOR UPDATE)
+SELECT (SELECT coalesce(json_agg(json_build_array(segment, last_sequence, hash)), '[]') FROM h) AS heads,
+       (SELECT array_agg(nextval('{schema}.journal_sequence'))
+          FROM generate_series(1, CAST(:n AS int) + 0 * (SELECT count(*) FROM h)::int)) AS sequences"""
+
+
+async def lock_segments(uow: UnitOfWork, segments: Iterable[str], entries: int) -> LockedHeads:
+    """Lock the heads of ``segments`` (in segment order; a segment without a row gets one at the genesis) and draw
+    ``entries`` sequence numbers, in one round trip."""
+    wanted = sorted(set(segments))
+    sql = text(_LOCK_SEGMENTS.format(schema=uow.schema))
+    row = (await uow.conn.execute(sql, {"segments": wanted, "n": entries})).one()
+    heads = {s: SegmentHead(s, int(q), str(h)) for s, q, h in row.heads}
+    if len(heads) < len(wanted):  # a segment never posted to (SEGMENTS changed): open it, then lock again
+        await uow.conn.execute(
+            text(
+                f"INSERT INTO {uow.table('chain_segments')} (segment, last_sequence, hash) "
+                "SELECT unnest(CAST(:s AS text[])), 0, :g ON CONFLICT (segment) DO NOTHING"
+            ),
+            {"s": [s for s in wanted if s not in heads], "g": GENESIS_HASH},
+        )
+        return await lock_segments(uow, wanted, entries)
+    return LockedHeads(heads, [int(n) for n in row.sequences or []])
+
+
+async def lock_journal(uow: UnitOfWork) -> None:
+    """Stop every posting until this transaction ends: waits for the postings in flight (each holds a row lock on
+    its segments' heads) and holds off new ones. For the rare use cases that decide on a balance before posting."""
+    await uow.conn.execute(text(f"LOCK TABLE {uow.table('chain_segments')} IN EXCLUSIVE MODE"))

@@ -1,18 +1,27 @@
-"""Tamper evidence: a SHA-256 hash chain over committed journal entries in commit order.
+"""Tamper evidence: SHA-256 hash chains over committed journal entries, one chain per *segment*, in commit order.
 
-``hash_n = sha256(hash_{n-1} + "\\n" + serialise(entry_n))`` with ``hash_{-1} =`` :data:`GENESIS_HASH`.
-Changing, inserting, deleting or reordering any committed entry breaks the chain from that entry on; the head
-hash, published outside the database, also pins the last entries.
+Within a segment, ``hash_n = sha256(hash_{n-1} + "\\n" + serialise(entry_n))`` with ``hash_{-1} =``
+:data:`GENESIS_HASH`. Changing, inserting, deleting or reordering any committed entry breaks its segment's chain from
+that entry on. Segments exist so that postings of different segments never wait on each other (one head row per
+segment, ``ledger.chain_segments``); an entry's segment follows from its order key (:func:`segment_of`), so all the
+entries of one order are in one chain, and the segment is the Kafka partition the order's events arrive on.
+Entries posted before segments existed form the segment :data:`LEGACY_SEGMENT`, in the format ``karya-journal/1``.
+
+The heads of all segments are pinned together by **anchors** (:func:`heads_root`, ``ledger.chain_anchors``): a hash
+over every segment's (last sequence, last hash), itself chained anchor to anchor. An anchor's hash, published outside
+the database, pins every entry of every segment up to the heads it names.
 
 The serialisation (:func:`serialise_entry`) is canonical JSON (see
 :mod:`services.ledger.domain.canonical`) of a *list* in this fixed order::
 
-    ["karya-journal/1", sequence, posting_key, request_hash, kind, effective_at, recorded_at,
+    ["karya-journal/2", sequence, segment, posting_key, request_hash, kind, effective_at, recorded_at,
      policy_ref, reverses, order_key, batch_id, source_event, memo,
      [[account, side, amount], ...]]
 
-with the lines sorted by (account, side, amount), amounts as JSON integers and times as UTC ISO strings with
-microseconds. The stored chain hash itself is not part of the serialisation.
+(``karya-journal/1``, the legacy segment's, has no ``segment``) with the lines sorted by (account, side, amount),
+amounts as JSON integers and times as UTC ISO strings with microseconds. The stored chain hash itself is not part of
+the serialisation. ``sequence`` is unique over the whole journal and increases along each segment's chain (it is
+drawn while the segment's head is locked), but it is not commit order across segments.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from infra.messaging.partitioning import partition_for_key
 from services.ledger.domain.accounts import Side
 from services.ledger.domain.canonical import canonical_json, dump_canonical, sha256_hex, utc_iso
 from services.ledger.domain.journal import EntryKind, JournalEntry
@@ -28,17 +38,57 @@ from services.ledger.domain.journal import EntryKind, JournalEntry
 __all__ = [
     "FORMAT_TAG",
     "GENESIS_HASH",
+    "LEGACY_FORMAT_TAG",
+    "LEGACY_SEGMENT",
+    "SEGMENTS",
     "CommittedEntry",
+    "SegmentHead",
     "chain_hash",
+    "heads_root",
     "seal_chain",
+    "segment_of",
     "serialise_entry",
     "verify_chain",
 ]
 
 #: The hash before the first entry.
 GENESIS_HASH = "0" * 64
-#: First element of every serialised entry; bump it if the serialisation ever changes.
-FORMAT_TAG = "karya-journal/1"
+#: First element of every serialised entry of a segment; bump it if the serialisation ever changes.
+FORMAT_TAG = "karya-journal/2"
+#: First element of a serialised entry of :data:`LEGACY_SEGMENT` (no segment in it).
+LEGACY_FORMAT_TAG = "karya-journal/1"
+#: The segment of every entry posted before the journal had segments (migration ``ledger_0014``).
+LEGACY_SEGMENT = "legacy"
+#: How many segments new entries are spread over: the default partition count of the ledger's input topics
+#: (``KARYA_KAFKA_PARTITIONS``), so an order's segment is the partition its events arrive on and two ledger processes
+#: (which own disjoint partitions) post to disjoint segments. Changing it is safe — a segment is a label, any entry
+#: may be in any segment — it only changes which postings can wait on each other.
+SEGMENTS = 6
+#: First element of the serialised heads an anchor commits to (:func:`heads_root`).
+HEADS_TAG = "karya-heads/1"
+
+
+def segment_of(key: str, segments: int = SEGMENTS) -> str:
+    """The segment of an entry whose order key (else posting key) is ``key``: ``s<k>``, ``k`` the partition Kafka's
+    default partitioner gives ``key`` among ``segments`` (the order's events are keyed by the order key)."""
+    return f"s{partition_for_key(key.encode(), segments)}"
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentHead:
+    """The last entry of one segment's chain (sequence 0 and :data:`GENESIS_HASH` before its first)."""
+
+    segment: str
+    sequence: int
+    hash: str
+
+
+def heads_root(heads: Iterable[SegmentHead]) -> str:
+    """SHA-256 hex of the heads of every segment, sorted by segment: ``"karya-heads/1"`` then one line
+    ``"<segment> <sequence> <hash>"`` per segment, joined by newlines (the view ``ledger.chain_head`` computes the
+    same in SQL)."""
+    lines = [HEADS_TAG, *(f"{h.segment} {h.sequence} {h.hash}" for h in sorted(heads, key=lambda h: h.segment))]
+    return sha256_hex("\n".join(lines).encode("utf-8"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +103,7 @@ class CommittedEntry:
     recorded_at: datetime
     source_event: str | None = None
     chain_hash: str = ""
+    segment: str = LEGACY_SEGMENT
 
 
 def serialise_entry(committed: CommittedEntry) -> bytes:
@@ -98,9 +149,13 @@ def _serialise_converting(committed: CommittedEntry) -> bytes:
 def _entry_fields(committed: CommittedEntry, kind: object, lines: object) -> list[object]:
     """The serialised fields in their fixed order (see the module docstring)."""
     entry = committed.entry
+    head: list[object] = (
+        [LEGACY_FORMAT_TAG, committed.sequence]
+        if committed.segment == LEGACY_SEGMENT
+        else [FORMAT_TAG, committed.sequence, committed.segment]
+    )
     return [
-        FORMAT_TAG,
-        committed.sequence,
+        *head,
         entry.posting_key,
         entry.request_hash,
         kind,

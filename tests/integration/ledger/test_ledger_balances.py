@@ -339,7 +339,8 @@ async def _post_and_compare(url: str, tag: str, statements: list[list[list[tuple
             async with engine.connect() as conn:
                 rows = await conn.execute(
                     text(
-                        "SELECT account, debit_total, credit_total FROM ledger.account_balances WHERE account = ANY(:a)"
+                        "SELECT account, sum(debit_total) AS debit_total, sum(credit_total) AS credit_total "
+                        "FROM ledger.account_balances WHERE account = ANY(:a) GROUP BY account"
                     ),
                     {"a": sorted(expected)},
                 )

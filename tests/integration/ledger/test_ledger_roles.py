@@ -129,7 +129,8 @@ async def test_auditor_cannot_write_any_ledger_table(ledger_db: RoleUrls, posted
             "journal_entries",
             "journal_lines",
             "account_balances",
-            "chain_head",
+            "chain_segments",
+            "chain_anchors",
             "accounts",
             "split_policies",
             "order_facts",
@@ -148,8 +149,8 @@ async def test_auditor_cannot_write_any_ledger_table(ledger_db: RoleUrls, posted
 
 _ENTRY = (
     "INSERT INTO ledger.journal_entries (sequence, posting_key, request_hash, kind, memo, effective_at, "
-    "recorded_at, prev_hash, chain_hash) SELECT s, 'forged:' || s, repeat('a', 64), 'settlement', 'forged', "
-    "now(), now(), repeat('0', 64), md5(s::text) FROM (SELECT CAST(:s AS bigint) AS s) AS forged"
+    "recorded_at, prev_hash, chain_hash, segment) SELECT s, 'forged:' || s, repeat('a', 64), 'settlement', 'forged', "
+    "now(), now(), repeat('0', 64), md5(s::text), 's0' FROM (SELECT CAST(:s AS bigint) AS s) AS forged"
 )
 _ACCOUNTS = (
     "INSERT INTO ledger.accounts (code, type, normal_side) VALUES ('asset:bank:main', 'asset', 'D'), "
