@@ -28,14 +28,14 @@ from infra.messaging.envelope import Envelope
 from services.contracts.marketplace import REFUND_REPORTED, SETTLEMENT_REPORTED, RefundReported, SettlementReported
 from services.contracts.orders import ORDER_CANCELLED, ORDER_COMPLETED, ORDER_RETURNED, UNITS_RESTOCKED, UnitsRestocked
 from services.ledger.domain import accounts
-from services.ledger.domain.distribution import plan_distribution
+from services.ledger.domain.distribution import distribution_of
 from services.ledger.domain.errors import LedgerDomainError
 from services.ledger.domain.facts import NO_ALLOCATION, OrderFacts
 from services.ledger.domain.journal import Conflict, EntryKind, JournalEntry, request_hash
 from services.ledger.domain.model import CompletionRequest, OrderRef
 from services.ledger.domain.periods import ClosedPeriod, place_entries
 from services.ledger.domain.policy import SplitPolicy
-from services.ledger.domain.postings import build_completion, refund_key, settlement_key
+from services.ledger.domain.postings import completion_entry, refund_key, settlement_key
 from services.ledger.domain.refunds import build_line_refund, check_within_gross, taken_by_amount_only_refunds
 from services.ledger.domain.tax import TaxSetting, WithholdingSlip
 from services.ledger.requests import (
@@ -243,8 +243,8 @@ def _plan_event(envelope: Envelope, inputs: PostingInputs, plan: PostingPlan, re
     source = str(envelope.event_id)
     order = plan.facts.get(envelope.subject)
     if envelope.type == ORDER_COMPLETED:
-        completion = completion_request(envelope.data)
-        plan.add([build_completion(completion)], source)
+        completion = completion_request(envelope.data)  # validated there
+        plan.add([completion_entry(completion)], source)
         if order is None:
             plan.facts[envelope.subject] = OrderFacts(
                 envelope.subject,
@@ -326,7 +326,8 @@ def _plan_refund(
         plan.parked.append((envelope, "allocation"))
         return
     settled = cumulative(settled_requests(order, completion.order))
-    distribution = plan_distribution(completion, settled, order.pinned(inputs.policies), order.tax)
+    settled.validate()  # the completion was validated where it was parsed
+    distribution = distribution_of(completion, settled, order.pinned(inputs.policies), order.tax)
     modes = {p.ref: p.claw_back_premi for p in inputs.policies}
     savings = sorted({leg.credit for _, leg in distribution.legs() if leg.credit.startswith(_INMATE[0])})
     balances = {a: inputs.balances.get(a, 0) + plan.inmate_changes.get(a, 0) for a in savings}

@@ -29,10 +29,12 @@ def order_ref(order_key: str, channel: str, lapas_id: str) -> OrderRef:
 
 
 def completion_request(data: dict[str, Any]) -> CompletionRequest:
-    """A completion from an ``order_completed`` payload (allocations carry price, cost, supplier, work group)."""
+    """A completion from an ``order_completed`` payload (allocations carry price, cost, supplier, work group),
+    validated (:meth:`CompletionRequest.validate`, raises :class:`RequestError`): the edge where a payload becomes
+    a request, so the posting path's builders and plans take it as it is instead of checking it again."""
     event = OrderCompleted.model_validate(data)
     lapas = event.lapas_id or (event.allocations[0].lapas_id if event.allocations else UNKNOWN_LAPAS)
-    return CompletionRequest(
+    request = CompletionRequest(
         order=order_ref(event.order_key, event.channel, lapas),
         gross=event.gross_amount,
         completed_at=event.update_time,
@@ -49,6 +51,8 @@ def completion_request(data: dict[str, Any]) -> CompletionRequest:
             for a in event.allocations
         ),
     )
+    request.validate()
+    return request
 
 
 def settlement_request(data: dict[str, Any], ref: OrderRef) -> SettlementRequest:

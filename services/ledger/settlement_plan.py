@@ -32,13 +32,19 @@ from typing import Any
 from infra.errors import error_text
 from services.ledger.domain import accounts
 from services.ledger.domain.accounts import Side
-from services.ledger.domain.distribution import plan_distribution
+from services.ledger.domain.distribution import distribution_of
 from services.ledger.domain.errors import DistributionError, NoPolicyError
 from services.ledger.domain.facts import NO_ALLOCATION, OrderFacts
 from services.ledger.domain.journal import EntryKind, JournalEntry, LineBuilder, request_hash
 from services.ledger.domain.model import CompletionRequest, OrderRef, SettlementRequest
 from services.ledger.domain.policy import SplitPolicy
-from services.ledger.domain.postings import build_distribution, build_settlement, proceeds_account, settlement_key
+from services.ledger.domain.postings import (
+    build_distribution,
+    build_settlement,
+    proceeds_account,
+    settlement_entry,
+    settlement_key,
+)
 from services.ledger.domain.refunds import LineRefund
 from services.ledger.domain.tax import WithholdingSlip, recognise_revenue, withholding_check
 from services.ledger.requests import settlement_request
@@ -201,10 +207,12 @@ def plan_settlement(
         # Distributed: this settlement recognises its own cleared gross (the release took what waited before).
         revenue = accounts.sales_revenue(completion.order.lapas_id)
         pair = (proceeds_account(order.lapas_id, allocated=order.allocated_at_completion), revenue)
+        # The first settlement is the cumulative one the distribution just validated: not validated again.
+        build = settlement_entry if not earlier else build_settlement
         if moves_money:
             outcome.entries.insert(
                 0,
-                build_settlement(
+                build(
                     settlement,
                     cleared,
                     pair,
@@ -282,11 +290,15 @@ def distribute(
         order.hold, order.changed = None, True
         return SettlementOutcome()
     policies = order.pinned(policies)  # a version loaded since the first distribution changes no delta
+    # The completion was validated where it was parsed (completion_request); each cumulative settlement here.
+    settled = cumulative(settlements)
     try:
-        after = plan_distribution(completion, cumulative(settlements), policies, order.tax)
+        settled.validate()
+        after = distribution_of(completion, settled, policies, order.tax)
         before = None
         if order.distributed:
-            before = plan_distribution(completion, cumulative(settlements[: order.distributed]), policies, order.tax)
+            (earlier := cumulative(settlements[: order.distributed])).validate()
+            before = distribution_of(completion, earlier, policies, order.tax)
     except (DistributionError, NoPolicyError) as exc:
         return SettlementOutcome(hold=error_text(exc))
     entries: list[JournalEntry] = []
@@ -294,7 +306,7 @@ def distribute(
     held = sum(cleared[order.distributed : n if release_last else n - 1])
     if held:
         entries.append(_release(order, completion, settlements[-1], held, n, sum(cleared[: order.distributed])))
-    entries += build_distribution(after, cumulative(settlements), before, n)
+    entries += build_distribution(after, settled, before, n)
     taken = sum(
         line.amount
         for e in entries

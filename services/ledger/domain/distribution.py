@@ -55,6 +55,7 @@ __all__ = [
     "Leg",
     "cumulative_reversal",
     "distributable_base",
+    "distribution_of",
     "plan_distribution",
     "reversal_base",
     "split_work_group",
@@ -142,6 +143,18 @@ def plan_distribution(
     """
     completion.validate()
     settlement.validate()
+    return distribution_of(completion, settlement, policies, tax)
+
+
+def distribution_of(
+    completion: CompletionRequest,
+    settlement: SettlementRequest,
+    policies: Sequence[SplitPolicy],
+    tax: TaxSetting = UNSET,
+) -> DistributionPlan:
+    """:func:`plan_distribution` of requests validated already (the posting path validates each request once:
+    a completion where it is parsed, a cumulative settlement where it is summed); raises as it does but for
+    ``RequestError``."""
     order = completion.order
     if settlement.order != order:
         raise DistributionError(f"settlement is for {settlement.order}, completion for {order}")

@@ -71,6 +71,7 @@ __all__ = [
     "build_distribution",
     "build_payout",
     "build_settlement",
+    "completion_entry",
     "completion_key",
     "distribution_key",
     "entries_balance_changes",
@@ -79,6 +80,7 @@ __all__ = [
     "refund_key",
     "refund_reversal_key",
     "request_hash",
+    "settlement_entry",
     "settlement_key",
 ]
 
@@ -129,6 +131,12 @@ def build_completion(request: CompletionRequest) -> JournalEntry:
     """Order completed: Dr marketplace receivable / Cr undistributed proceeds, at gross (Cr unallocated proceeds
     when no batch is allocated: the distribution waits for one)."""
     request.validate()
+    return completion_entry(request)
+
+
+def completion_entry(request: CompletionRequest) -> JournalEntry:
+    """:func:`build_completion` of a request validated already (the posting path validates a completion once,
+    where it parses it: :func:`services.ledger.requests.completion_request`)."""
     order = request.order
     lines = LineBuilder()
     lines.debit(accounts.marketplace_receivable(order.lapas_id, order.channel), request.gross)
@@ -187,15 +195,42 @@ def build_settlement(
     likewise of the cumulative fees, ``fees_before`` per type by earlier settlements); a set
     setting is recorded as the entry's ``policy_ref``.
     """
+    if not signed:
+        request.validate()
+    return settlement_entry(
+        request,
+        recognised_gross,
+        recognise,
+        hold,
+        signed=signed,
+        booked_lapas=booked_lapas,
+        tax=tax,
+        recognised_before=recognised_before,
+        fees_before=fees_before,
+    )
+
+
+def settlement_entry(
+    request: SettlementRequest,
+    recognised_gross: int,
+    recognise: tuple[str, str] | bool | None = True,
+    hold: str | None = None,
+    *,
+    signed: bool = False,
+    booked_lapas: str | None = None,
+    tax: TaxSetting = UNSET,
+    recognised_before: int = 0,
+    fees_before: Mapping[str, int] | None = None,
+) -> JournalEntry:
+    """:func:`build_settlement` of a request validated already (a signed difference, which no ``validate()``
+    fits, is checked here as there); the posting path validates a settlement once, where it first plans it."""
     if signed:
         request.order.validate()
         amounts = [request.gross, request.pph22_withheld, request.net_payout, *request.fees.values()]
         if any(isinstance(v, bool) or not isinstance(v, int) for v in [*amounts, recognised_gross]):
             raise RequestError("a settlement difference must be int numbers of rupiah")
-    else:
-        request.validate()
-        if isinstance(recognised_gross, bool) or not isinstance(recognised_gross, int) or recognised_gross < 0:
-            raise RequestError(f"recognised gross must be an int >= 0, got {recognised_gross!r}")
+    elif isinstance(recognised_gross, bool) or not isinstance(recognised_gross, int) or recognised_gross < 0:
+        raise RequestError(f"recognised gross must be an int >= 0, got {recognised_gross!r}")
     order = request.order
     booked = booked_lapas or order.lapas_id
     recognises_revenue = recognise is True or (
