@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import lru_cache
 
 from infra.messaging.partitioning import partition_for_key
 from services.ledger.domain.accounts import Side
@@ -68,6 +69,7 @@ SEGMENTS = 6
 HEADS_TAG = "karya-heads/1"
 
 
+@lru_cache(maxsize=1 << 16)  # an order's entries are posted in several batches; murmur2 in Python is ~4 µs a key
 def segment_of(key: str, segments: int = SEGMENTS) -> str:
     """The segment of an entry whose order key (else posting key) is ``key``: ``s<k>``, ``k`` the partition Kafka's
     default partitioner gives ``key`` among ``segments`` (the order's events are keyed by the order key)."""
