@@ -46,7 +46,7 @@ from services.ledger.posting_plan import (
     plan_postings,
     refund_accounts,
 )
-from services.ledger.requests import RecentCompletions
+from services.ledger.requests import Checked, RecentCompletions
 
 __all__ = ["POSTED_EVENT_TYPES", "PostEvents", "PostingOutcome", "Refused"]
 
@@ -74,7 +74,8 @@ class PostEvents:
     ) -> PostingOutcome:
         """Post what ``envelopes`` (and the events parked for their orders, and for the orders ``also`` names —
         e.g. one a person just allocated) call for, in ``uow``."""
-        relevant, refused = check_arrivals(envelopes)
+        checked = Checked()  # the payloads parsed on arrival, for the plan
+        relevant, refused = check_arrivals(envelopes, checked)
         outcome = PostingOutcome(refused)
         if not relevant and not also:
             return outcome
@@ -89,7 +90,7 @@ class PostEvents:
         known = await existing_hashes(uow, lookup_keys(work))
         balances = await normal_balances(uow, refund_accounts(work, facts, self._recent))
         # plan
-        inputs = PostingInputs(work, facts, policies, known, balances, ended, closed, taxes)
+        inputs = PostingInputs(work, facts, policies, known, balances, ended, closed, taxes, checked)
         plan = plan_postings(inputs, self._recent)
         # write
         await save_facts(uow, plan.facts.values())

@@ -39,11 +39,13 @@ from services.ledger.domain.postings import completion_entry, refund_key, settle
 from services.ledger.domain.refunds import build_line_refund, check_within_gross, taken_by_amount_only_refunds
 from services.ledger.domain.tax import TaxSetting, WithholdingSlip
 from services.ledger.requests import (
+    Checked,
     RecentCompletions,
     completion_request,
-    line_refund_request,
+    line_refund_of_event,
     listings,
     refund_request,
+    settlement_of_event,
     settlement_request,
 )
 from services.ledger.restock import NEVER_COMPLETED, WAITING_FOR, plan_restock, waits
@@ -110,7 +112,8 @@ class PostingInputs:
     the orders' settlement keys and the refund keys the events name. ``balances``: normal-side balances before
     the batch of the inmate accounts the orders' refunds may take back from (absent: 0). ``closed``: the closed
     periods of the orders' lapas (:func:`batch_lapas`), by lapas; empty when none is closed. ``tax_settings``:
-    every lapas' tax setting versions (:mod:`services.ledger.domain.tax`).
+    every lapas' tax setting versions (:mod:`services.ledger.domain.tax`). ``checked``: the payloads
+    :func:`check_arrivals` parsed (the others are parsed by the plan).
     """
 
     work: Sequence[Envelope]
@@ -121,6 +124,7 @@ class PostingInputs:
     ended: Mapping[str, str] = field(default_factory=dict)
     closed: Mapping[str, Sequence[ClosedPeriod]] = field(default_factory=dict)
     tax_settings: Sequence[TaxSetting] = ()
+    checked: Checked = field(default_factory=Checked)
 
 
 @dataclass
@@ -152,11 +156,14 @@ class PostingPlan:
                     )
 
 
-def check_arrivals(envelopes: Iterable[Envelope]) -> tuple[list[Envelope], list[Refused]]:
+def check_arrivals(
+    envelopes: Iterable[Envelope], checked: Checked | None = None
+) -> tuple[list[Envelope], list[Refused]]:
     """The envelopes the ledger posts from, and the refusals of settlements and refunds that break their contract.
 
     A settlement or refund may wait for its order (parked); it is checked against its contract on arrival, while
-    its origin is at hand for the dead letter, not when its order completes."""
+    its origin is at hand for the dead letter, not when its order completes. ``checked`` keeps each parsed payload
+    for the plan (:attr:`PostingInputs.checked`), which then does not validate it again."""
     relevant: list[Envelope] = []
     refused: list[Refused] = []
     for envelope in envelopes:
@@ -165,7 +172,9 @@ def check_arrivals(envelopes: Iterable[Envelope]) -> tuple[list[Envelope], list[
         contract = _CONTRACTS.get(envelope.type)
         if contract is not None:
             try:
-                contract.model_validate(envelope.data)
+                payload = contract.model_validate(envelope.data)
+                if checked is not None:
+                    checked.keep(envelope, payload)
             except ValidationError as exc:
                 refused.append(Refused(envelope, reason(envelope, exc), {"rule": "contract", **describe_error(exc)}))
                 continue
@@ -258,7 +267,7 @@ def _plan_event(envelope: Envelope, inputs: PostingInputs, plan: PostingPlan, re
             recent.remember(envelope.subject, envelope.data, completion)
         return
     if envelope.type == UNITS_RESTOCKED:
-        _plan_restock(envelope, order, plan)
+        _plan_restock(envelope, order, plan, inputs.checked.payload(envelope, UnitsRestocked))
         return
     if envelope.type in ENDING_TYPES:
         if order is None:  # ended without a sale; after a completion a return changes nothing here
@@ -283,14 +292,14 @@ def _plan_event(envelope: Envelope, inputs: PostingInputs, plan: PostingPlan, re
     _plan_refund(envelope, order, completion, inputs, plan)
 
 
-def _plan_restock(envelope: Envelope, order: OrderFacts | None, plan: PostingPlan) -> None:
+def _plan_restock(envelope: Envelope, order: OrderFacts | None, plan: PostingPlan, restock: UnitsRestocked) -> None:
     """Returned units restocked (:mod:`services.ledger.restock`): closed without posting when the order was never
     completed, parked until its distribution posts, else the material taken back once by its posting key."""
     if order is None:
         plan.closed.append((envelope, NEVER_COMPLETED))
     elif waits(order):
         plan.parked.append((envelope, WAITING_FOR))
-    elif (entry := plan_restock(order, UnitsRestocked.model_validate(envelope.data))) is not None:
+    elif (entry := plan_restock(order, restock)) is not None:
         plan.add([entry], str(envelope.event_id))
 
 
@@ -307,7 +316,8 @@ def _plan_refund(
     the order's distribution up by the cash it netted (:func:`gross_up_netted`); one whose order's distribution
     waits is parked for the allocation."""
     source = str(envelope.event_id)
-    refund = line_refund_request(envelope.data, completion.order, listings(order.effective_completion()))
+    event = inputs.checked.payload(envelope, RefundReported)
+    refund = line_refund_of_event(event, completion.order, listings(order.effective_completion()))
     key = refund_key(envelope.subject, refund.refund_id)
     # Posted before, or planned earlier in this batch (the same refund twice in one batch): the first request's
     # hash decides between redelivery and conflict. An amount-only refund posted before refunds had lines was
@@ -358,7 +368,7 @@ def _plan_settlement(
     nothing; signed when some went down), unless its statement is older than theirs: then it is closed without
     posting (a stale re-read), and recorded so that a redelivery of it changes nothing either."""
     source = str(envelope.event_id)
-    settlement = settlement_request(envelope.data, completion.order)
+    settlement = settlement_of_event(inputs.checked.payload(envelope, SettlementReported), completion.order)
     stored = order.reported_settlement(settlement.settlement_id)
     if stored is not None:
         theirs = request_hash(EntryKind.SETTLEMENT, settlement_request(stored, completion.order))

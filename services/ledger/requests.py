@@ -1,10 +1,18 @@
-"""Pure mapping from event payloads (services/contracts) to ledger domain requests."""
+"""Pure mapping from event payloads (services/contracts) to ledger domain requests.
+
+Each payload is validated against its contract once: a settlement, refund or restock of the batch when it arrives
+(:func:`services.ledger.posting_plan.check_arrivals`, which keeps the parsed payload in :class:`Checked` for the
+plan), a parked one when the plan takes it up; a completion where it becomes a request (:func:`completion_request`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
+from uuid import UUID
 
+from infra.messaging.envelope import Envelope
+from services.contracts.base import Payload
 from services.contracts.marketplace import RefundReported, SettlementReported
 from services.contracts.orders import OrderCompleted
 from services.ledger.domain.model import (
@@ -21,6 +29,29 @@ from services.ledger.domain.refunds import match_sku as sku
 UNKNOWN_LAPAS = "unknown"
 """The lapas of a completion that names neither a lapas nor a batch (its proceeds wait in
 ``clearing:unallocated_proceeds:unknown``)."""
+
+
+_P = TypeVar("_P", bound=Payload)
+
+
+class Checked:
+    """The payloads of a batch's events as their contracts parsed them on arrival, by event (the envelope object
+    itself, so a parked event of the same id is parsed on its own)."""
+
+    def __init__(self) -> None:
+        """Empty: :meth:`keep` fills it."""
+        self._by_id: dict[UUID, tuple[Envelope, Payload]] = {}
+
+    def keep(self, envelope: Envelope, payload: Payload) -> None:
+        """``payload`` is what ``envelope.data`` parsed to under its contract."""
+        self._by_id[envelope.event_id] = (envelope, payload)
+
+    def payload(self, envelope: Envelope, contract: type[_P]) -> _P:
+        """``envelope.data`` as ``contract``: kept on arrival, else validated now (raises ``ValidationError``)."""
+        hit = self._by_id.get(envelope.event_id)
+        if hit is not None and hit[0] is envelope and type(hit[1]) is contract:
+            return hit[1]  # type: ignore[return-value]  # the type was just checked
+        return contract.model_validate(envelope.data)
 
 
 def order_ref(order_key: str, channel: str, lapas_id: str) -> OrderRef:
@@ -57,7 +88,11 @@ def completion_request(data: dict[str, Any]) -> CompletionRequest:
 
 def settlement_request(data: dict[str, Any], ref: OrderRef) -> SettlementRequest:
     """A settlement from a ``settlement_reported`` payload (fees summed per fee type)."""
-    event = SettlementReported.model_validate(data)
+    return settlement_of_event(SettlementReported.model_validate(data), ref)
+
+
+def settlement_of_event(event: SettlementReported, ref: OrderRef) -> SettlementRequest:
+    """:func:`settlement_request` of a payload parsed already."""
     fees: dict[str, int] = {}
     for fee in event.fees:
         fees[fee.fee_type] = fees.get(fee.fee_type, 0) + fee.amount
@@ -81,7 +116,11 @@ def refund_request(data: dict[str, Any], ref: OrderRef) -> RefundRequest:
 def line_refund_request(data: dict[str, Any], ref: OrderRef, listings: Sequence[Listing] = ()) -> LineRefund:
     """A refund from a ``refund_reported`` payload, each line with the SKU it refunds: its seller SKU, else the
     SKU of the listing its channel ids name among ``listings`` (the completion's allocations, :func:`listings`)."""
-    event = RefundReported.model_validate(data)
+    return line_refund_of_event(RefundReported.model_validate(data), ref, listings)
+
+
+def line_refund_of_event(event: RefundReported, ref: OrderRef, listings: Sequence[Listing] = ()) -> LineRefund:
+    """:func:`line_refund_request` of a payload parsed already."""
     return LineRefund(
         order=ref,
         refund_id=event.refund_id,

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import pytest
 
 from infra.messaging.envelope import Envelope, make_envelope
-from services.contracts.marketplace import SETTLEMENT_REPORTED
+from services.contracts.marketplace import SETTLEMENT_REPORTED, SettlementReported
 from services.ledger.domain import accounts
 from services.ledger.domain.errors import InsufficientBalanceError, LedgerDomainError
 from services.ledger.domain.facts import OrderFacts
@@ -31,7 +31,7 @@ from services.ledger.posting_plan import (
     plan_postings,
     refund_accounts,
 )
-from services.ledger.requests import RecentCompletions, refund_request
+from services.ledger.requests import Checked, RecentCompletions, refund_request
 from tests.integration.ledger_support import Batch, completed, refunded, reissued, settled
 from tests.unit.ledger.ledger_support import DEMO_POLICIES
 
@@ -162,6 +162,20 @@ def test_bad_content_is_refused_with_a_value_free_reason() -> None:
     plan = _plan([free])
     assert [r.reason for r in plan.refused] == ["RequestError: gross must be > 0, got 0"]
     assert plan.entries == [] and plan.facts == {}
+
+
+def test_the_plan_takes_the_payload_checked_on_arrival_and_parses_a_parked_event_of_the_same_id() -> None:
+    completion, settlement = completed(KEY, ORDER, T), settled(KEY, 210_000, T)
+    checked = Checked()
+    relevant, refused = check_arrivals([completion, settlement], checked)
+    assert relevant == [completion, settlement] and refused == []
+    kept = checked.payload(settlement, SettlementReported)
+    assert kept is checked.payload(settlement, SettlementReported)  # parsed once, on arrival
+    parked = Envelope.from_bytes(settlement.to_bytes())  # the same event, as the parked table gives it back
+    assert checked.payload(parked, SettlementReported) is not kept
+    assert checked.payload(parked, SettlementReported) == kept
+    inputs = PostingInputs([completion, settlement], {}, DEMO_POLICIES, checked=checked)
+    assert plan_postings(inputs, RecentCompletions()).entries == _plan([completion, settlement]).entries
 
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
