@@ -21,6 +21,7 @@ from infra.settings import KafkaSettings
 from services.contracts.orders import ORDER_ALLOCATED
 from services.contracts.registry import EVENT_TYPES
 from services.ledger.allocation import allocate_announced
+from services.ledger.chain_anchor import run_anchors
 from services.ledger.chain_watch import ChainWatch
 from services.ledger.outbound import LedgerTopics
 from services.ledger.parked import ParkedGauges, run_parked_gauges
@@ -91,7 +92,7 @@ def read_settings() -> LedgerSettings:
 def build_runtime(
     engine: AsyncEngine, kafka: KafkaSettings, *, topics: LedgerTopics, settings: LedgerSettings | None = None
 ) -> ServiceRuntime:
-    """Wire the ledger consumer, its outbox relay, the parked-events gauges and the periodic chain verification
+    """Wire the ledger consumer, its outbox relay, the parked-events gauges, the periodic chain verification and anchor
     on ``engine`` (the service role's, created and disposed by the caller), ``topics`` (built by
     :mod:`karya.services` under the deployment's prefix) and ``settings`` (:func:`read_settings`, by the same
     root; None: the defaults, nothing read from the environment)."""
@@ -120,6 +121,10 @@ def build_runtime(
     watch = ChainWatch(runtime.engine, SCHEMA, runtime.metrics.registry, settings.verify_interval_s)
     # Not required for readiness: a broken chain pages (karya_ledger_chain_verified) but postings go on.
     runtime.add_background("chain-watch", watch.run, required=False)
+    # Not required for readiness either: postings go on without anchors; the next anchor pins them too.
+    runtime.add_background(
+        "chain-anchor", lambda stop: run_anchors(runtime.db, settings.anchor_interval_s, stop), required=False
+    )
     runtime.declare_output(topics.entries, "entry_posted per journal entry, keyed by order key (or posting key).")
     runtime.declare_output(
         topics.ledger_order_events,

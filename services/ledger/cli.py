@@ -23,7 +23,6 @@ from infra.db.unit_of_work import UnitOfWork
 from services.finance.presentation.exports import UTC_ZONE, Column
 from services.finance.presentation.money import Side
 from services.ledger.adapters.policy_repo import store_policies, store_tax_settings
-from services.ledger.anchor import Anchor, anchor_key, append_anchor
 from services.ledger.app import SCHEMA
 from services.ledger.cli_output import (
     FORMAT_OPTION,
@@ -46,13 +45,9 @@ from services.ledger.domain.tax_file import parse_tax_settings
 from services.ledger.outbound import LedgerTopics
 from services.ledger.payouts import Payee, pay_out
 from services.ledger.reports import (
-    BalanceMismatch,
-    Verification,
     inmate_savings,
     statement,
     trial_balance,
-    verify_balances,
-    verify_chain,
 )
 
 ledger_app = typer.Typer(help="The journal: reports, verification, payouts.", no_args_is_help=True)
@@ -91,73 +86,6 @@ def _print_register(
 
 def _json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
-
-
-@ledger_app.command("verify")
-def verify(
-    ctx: typer.Context,
-    as_json: bool = typer.Option(False, "--json"),
-    anchor_file: Path | None = typer.Option(
-        None, "--anchor", dir_okay=False, help="After an intact verification, append the head to this file."
-    ),
-    anchor_key_env: str | None = typer.Option(
-        None, "--anchor-key-env", help="Sign the anchor line with HMAC-SHA256, keyed by this environment variable."
-    ),
-) -> None:
-    """Recompute the hash chain (name the first broken link; print the head hash to anchor) and every account
-    balance from the journal lines (name each account whose stored balance differs); exit 1 on any finding. With
-    --anchor, an intact result appends the head to a file (the daily anchor; `karya ledger anchor-check` reads it)."""
-    if anchor_key_env is not None and anchor_file is None:
-        raise typer.BadParameter("--anchor-key-env signs the line --anchor writes", param_hint="--anchor-key-env")
-    key = anchor_key(CliRoot.of(ctx), anchor_key_env)
-
-    def progress(done: int, total: int) -> None:
-        typer.echo(f"verified {done:,} of {total:,} entries", err=True)
-
-    async def work(uow: UnitOfWork) -> tuple[Verification, int, list[BalanceMismatch]]:
-        chain = await verify_chain(uow, progress)
-        checked, mismatches = await verify_balances(uow)
-        return chain, checked, mismatches
-
-    result, checked, mismatches = _run(ctx, work)
-    intact = result.first_broken is None and not mismatches
-    anchored = None
-    if intact and anchor_file is not None:
-        anchored = Anchor.here_and_now(result)
-        anchored = anchored if key is None else anchored.signed(key)
-        append_anchor(anchor_file, anchored)
-    if as_json:
-        _json(
-            {
-                **result.__dict__,
-                "accounts_checked": checked,
-                "balance_mismatches": [m.__dict__ for m in mismatches],
-                "intact": intact,
-                **({"anchored": anchored.line()} if anchored is not None else {}),
-            }
-        )
-    else:
-        if result.first_broken is None:
-            typer.echo(f"chain intact: {result.entries} entries; head hash {result.head_hash}")
-        else:
-            typer.secho(f"chain BROKEN at entry {result.first_broken}: {result.problem}", fg="red", err=True)
-        if not mismatches:
-            typer.echo(f"balances agree with the journal lines: {checked} accounts")
-        for m in mismatches:
-            typer.secho(_mismatch_text(m), fg="red", err=True)
-        if anchored is not None:
-            typer.echo(f"anchored head {anchored.sequence} in {anchor_file}" + (" (signed)" if key else ""))
-    if not intact:
-        if anchor_file is not None:
-            typer.secho(f"nothing anchored in {anchor_file}: the verification found a problem", fg="red", err=True)
-        raise typer.Exit(1)
-
-
-def _mismatch_text(m: BalanceMismatch) -> str:
-    return (
-        f"balance of {m.account} DIFFERS from its journal lines: stored debit {m.stored_debit:,} credit "
-        f"{m.stored_credit:,}, lines debit {m.lines_debit:,} credit {m.lines_credit:,}"
-    )
 
 
 @ledger_app.command("trial-balance")

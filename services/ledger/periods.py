@@ -3,7 +3,8 @@
 *load → plan → write* in the caller's unit of work: the lapas' province from the catalogue (the orders service's
 schema, handed in by the caller's root) and so its zone (:func:`services.contracts.zones.lapas_zone`), the chain
 head (locked: postings under way finish first, and those after the close see it) and the lapas' closed periods;
-:func:`services.ledger.domain.periods.plan_close`, pure; one row in ``ledger.closed_periods``. The database refuses
+:func:`services.ledger.domain.periods.plan_close`, pure; one row in ``ledger.closed_periods`` and an anchor over every
+segment's head (reason ``period_close``, :func:`services.ledger.chain_anchor.take_anchor`). The database refuses
 a second close and a month that has not ended as well (migration ``ledger_0010``) and, from then on, any entry of
 the lapas effective inside the month. Reopening a period is not supported.
 """
@@ -23,6 +24,7 @@ from services.ledger.adapters.periods_repo import (
     insert_closed_period,
     lapas_province,
 )
+from services.ledger.chain_anchor import take_anchor
 from services.ledger.domain.periods import ClosedPeriod, PeriodRefused, plan_close
 
 __all__ = ["PeriodRefused", "close_period", "list_periods"]
@@ -53,6 +55,8 @@ async def close_period(
         await insert_closed_period(uow, planned)
     except IntegrityError as exc:
         _refusal(exc, planned)
+    # Every segment's head at the close, pinned together (postings are stopped: these heads are the close's).
+    await take_anchor(uow, "period_close", now)
     return planned
 
 

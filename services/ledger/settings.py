@@ -18,3 +18,9 @@ class LedgerSettings(BaseSettings):
         "(karya_ledger_chain_verified); the links posted since the last pass, and the whole chain at start and "
         "every 24th pass.",
     )
+    anchor_interval_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="How often `karya serve ledger` takes an anchor over every segment's chain head "
+        "(ledger.chain_anchors, reason interval); none when nothing was posted since the last anchor.",
+    )

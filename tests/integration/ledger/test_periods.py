@@ -298,8 +298,13 @@ async def test_close_and_periods_from_the_command_line(engine: AsyncEngine, ledg
     )
     nobody = await _cli(ledger_db, "close", "--lapas", lapas, "--period", "2026-10", env={"KARYA_USER": None})
     assert nobody.exit_code == 1 and "(acting_user_required)" in nobody.output
+    anchors = "SELECT count(*) FROM ledger.chain_anchors WHERE reason = 'period_close'"
+    async with engine.connect() as conn:
+        before = (await conn.execute(text(anchors))).scalar_one()
     closed = await _cli(ledger_db, "close", "--lapas", lapas, "--period", "2026-10", env={"KARYA_USER": "ani"})
     assert closed.exit_code == 0, closed.output
+    async with engine.connect() as conn:  # the close pinned every segment's head in an anchor
+        assert (await conn.execute(text(anchors))).scalar_one() > before
     again = await _cli(ledger_db, "close", "--lapas", lapas, "--period", "2026-10", "--as", "budi")
     assert again.exit_code == 1 and f"(close_once): 2026-10 of {lapas} was closed by ani at" in again.output
     listed = await _cli(ledger_db, "periods", "--lapas", lapas)

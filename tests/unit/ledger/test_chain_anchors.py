@@ -7,10 +7,12 @@ import dataclasses
 import hashlib
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from services.ledger.domain.anchors import (
+    REASONS,
     ChainAnchor,
     anchor_hash,
     check_anchor,
@@ -51,8 +53,8 @@ def test_a_periodic_anchor_with_no_head_moved_is_skipped_but_not_a_requested_one
     assert first is not None
     later = T + timedelta(minutes=1)
     assert plan_anchor(first, reversed(HEADS), "interval", later) is None
-    for reason in ("manual", "period_close"):
-        again = plan_anchor(first, HEADS, reason, later)  # type: ignore[arg-type]
+    for reason in REASONS[1:]:
+        again = plan_anchor(first, HEADS, reason, later)
         assert again is not None and again.anchor_no == 2 and again.heads_root == first.heads_root
     with pytest.raises(ValueError, match="reason"):
         plan_anchor(first, HEADS, "whenever", later)  # type: ignore[arg-type]
@@ -77,9 +79,9 @@ def _chain() -> list[ChainAnchor]:
         ({"heads": (SegmentHead("legacy", 3, "a" * 64),)}, "anchor 2: its heads do not hash to its heads root"),
     ],
 )
-def test_an_altered_anchor_is_named(change: dict[str, object], problem: str) -> None:
+def test_an_altered_anchor_is_named(change: dict[str, Any], problem: str) -> None:
     first, second = _chain()
-    assert check_anchor(dataclasses.replace(second, **change), first, JOURNAL).startswith(problem)  # type: ignore[union-attr]
+    assert str(check_anchor(dataclasses.replace(second, **change), first, JOURNAL)).startswith(problem)
 
 
 def _resealed(anchor: ChainAnchor, heads: tuple[SegmentHead, ...]) -> ChainAnchor:

@@ -1,0 +1,106 @@
+"""Taking an anchor over every segment's head (the ledger process periodically, a period close, ``karya ledger
+anchor``) and verifying every anchor (``karya ledger verify``, the chain watch, the finance workspace's job).
+
+*load → plan → write* in the caller's unit of work: the last anchor and every segment's head (one statement, so one
+moment of the journal); :func:`services.ledger.domain.anchors.plan_anchor`, pure; one row in
+``ledger.chain_anchors``. Anchor-takers are serialised by the anchor's number, not by a lock that would stop
+postings: two takers that read the same last anchor insert the same number, the primary key makes the second wait
+for the first's commit and refuses it, and the second plans again from the new last anchor (inside a savepoint, so
+the caller's transaction goes on). The service role may not take advisory locks, and cannot lock rows of the
+append-only table (that needs UPDATE); the heads are re-read on a retry, so anchors' heads never go back. The
+retry needs a READ COMMITTED transaction (each statement sees the commits before it), the service's default.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.exc import IntegrityError
+
+from infra.db.unit_of_work import Database, UnitOfWork
+from infra.supervision import every
+from services.ledger.adapters.anchors_repo import anchors_after, entry_hashes, insert_anchor, latest_anchor
+from services.ledger.domain.anchors import AnchorReason, ChainAnchor, check_anchor, plan_anchor
+from services.ledger.reports import segment_heads
+
+__all__ = ["AnchorVerification", "run_anchors", "take_anchor", "verify_anchors"]
+
+_ATTEMPTS = 5
+_PRIMARY_KEY = "chain_anchors_pkey"
+
+
+async def take_anchor(uow: UnitOfWork, reason: AnchorReason, now: datetime) -> ChainAnchor | None:
+    """Append the anchor over every segment's head now, taken at ``now`` for ``reason``; None when ``reason`` is
+    ``interval`` and no head moved since the last anchor. Another taker inserting the same number first makes this
+    one plan again (up to 5 times; then the refusal is raised)."""
+    for attempt in range(1, _ATTEMPTS + 1):
+        # load
+        last = await latest_anchor(uow)
+        heads = await segment_heads(uow)
+        # plan
+        planned = plan_anchor(last, heads.values(), reason, now)
+        if planned is None:
+            return None
+        # write
+        try:
+            async with uow.conn.begin_nested():
+                await insert_anchor(uow, planned)
+        except IntegrityError as exc:
+            if attempt == _ATTEMPTS or _constraint(exc) != _PRIMARY_KEY:
+                raise
+            continue
+        return planned
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def run_anchors(db: Database, interval_s: float, stop: asyncio.Event) -> None:
+    """Take an ``interval`` anchor every ``interval_s`` seconds, each in a transaction of its own, until ``stop`` is
+    set (the ledger process's background task; a failed one is logged and tried again at the next tick)."""
+
+    async def once() -> None:
+        async with db.begin() as uow:
+            await take_anchor(uow, "interval", datetime.now(UTC))
+
+    await every(interval_s, stop, once, failed="chain_anchor_failed", schema=db.schema)
+
+
+def _constraint(exc: IntegrityError) -> str | None:
+    """The name of the constraint behind a refusal (asyncpg's error, directly or as the DBAPI error's cause)."""
+    for error in (exc.orig, getattr(exc.orig, "__cause__", None)):
+        name = getattr(error, "constraint_name", None)
+        if name:
+            return str(name)
+    return None
+
+
+@dataclass(frozen=True)
+class AnchorVerification:
+    """Result of re-checking the anchors: how many were checked, the last one found intact (None: none), the number
+    of the first broken one (None: intact) and what is wrong with it."""
+
+    anchors: int
+    latest: ChainAnchor | None
+    first_broken: int | None
+    problem: str | None
+
+
+async def verify_anchors(uow: UnitOfWork, after: ChainAnchor | None = None, chunk: int = 2000) -> AnchorVerification:
+    """Check every anchor after ``after`` (an anchor an earlier pass found intact; None: from the first) in number
+    order — its link to the one before, its hash, its heads' root and each head against the journal today
+    (:func:`services.ledger.domain.anchors.check_anchor`) — and name the first broken one. ``anchors`` counts those
+    checked in this pass."""
+    previous, count = after, 0
+    while True:
+        batch = await anchors_after(uow, 0 if previous is None else previous.anchor_no, chunk)
+        if not batch:
+            return AnchorVerification(count, previous, None, None)
+        journal = await entry_hashes(uow, (h.sequence for a in batch for h in a.heads))
+        for anchor in batch:
+            count += 1
+            problem = check_anchor(anchor, previous, journal)
+            if problem is not None:
+                return AnchorVerification(count, previous, anchor.anchor_no, problem)
+            previous = anchor
+        await asyncio.sleep(0)  # a long history: let the process's consumers run between chunks
