@@ -1,7 +1,7 @@
 """The ledger's periodic chain verification (``services/ledger/chain_watch.py``) on the real database: its task
 sets the gauges; a row altered behind the service's back (as superuser, triggers off, as in test_ledger_tamper)
 turns ``karya_ledger_chain_verified`` to 0, found by a full pass wherever it is and by an incremental pass when it
-is after the last entry found intact."""
+is after the last entry found intact; an incremental pass checks the anchors taken since the last one found intact."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from infra.db.engine import make_engine
+from infra.db.unit_of_work import UnitOfWork
 from services.ledger.app import SCHEMA
+from services.ledger.chain_anchor import take_anchor
 from services.ledger.chain_watch import ChainWatch
 from tests.integration.ledger_support import (
     Batch,
@@ -120,5 +122,27 @@ async def test_the_task_sets_the_gauges_and_a_tampered_row_turns_them_to_zero(ow
         found = await watch.verify_once()
         assert found.first_broken == new and _gauge(registry, "karya_ledger_chain_verified") == 0
         assert second != third
+
+        # 6. anchors: the pass after a broken one checks them all, the next ones only those taken since
+        await as_superuser(
+            db.admin_url, f"UPDATE ledger.journal_entries SET memo = left(memo, -4) WHERE sequence = {new}"
+        )
+        await _anchor(engine)
+        await watch.verify_once()
+        assert watch.anchors is not None and watch.anchors.anchors == 1
+        assert _gauge(registry, "karya_ledger_chain_verified") == 1
+        await _anchor(engine)
+        assert (await watch.verify_once()).entries == 0 and watch.anchors.anchors == 1
+        await _anchor(engine)
+        await as_superuser(db.admin_url, "UPDATE ledger.chain_anchors SET reason = 'interval' WHERE anchor_no = 3")
+        await watch.verify_once()
+        assert (watch.anchors.anchors, watch.anchors.first_broken) == (1, 3)
+        assert "anchor 3 does not match its hash" in (watch.anchors.problem or "")
+        assert _gauge(registry, "karya_ledger_chain_verified") == 0
     finally:
         await engine.dispose()
+
+
+async def _anchor(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        assert await take_anchor(UnitOfWork(conn, SCHEMA), "manual", datetime.now(UTC)) is not None
