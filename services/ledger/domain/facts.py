@@ -123,7 +123,9 @@ class OrderFacts:
     def pinned(self, policies: Sequence[PolicyT]) -> list[PolicyT]:
         """``policies`` narrowed to the versions the order was distributed under (all before its first
         distribution, or when none of them is among ``policies``)."""
-        refs = set(self.policy_refs or ())
+        if not self.policy_refs:  # nothing pinned yet: every version (what the narrowing below would give)
+            return list(policies)
+        refs = set(self.policy_refs)
         kept = [p for p in policies if p.ref in refs]
         return kept or list(policies)
 
