@@ -1,16 +1,18 @@
 """Chain verifications started from the workspace: a background asyncio task in the workspace process, one at a
 time, recorded in ``finance.verification_runs`` / ``verification_results`` (migration ``finance_0003``).
 
-A run reuses the ledger's verifier (:func:`services.ledger.reports.verify_chain`, what ``karya ledger verify`` and
-the ledger's chain watch run): no second hash-chain implementation. Verification needs every entry, so it reads as
-the workspace's own role (``karya_finance``, the only credential the process holds) in a READ ONLY, REPEATABLE READ
-transaction whose lapas scope is ``'*'`` (every row of ``journal_entries``, ``journal_lines`` and ``chain_head``;
-it can write nothing and sees no personal data). The scope is set by the job, never taken from the user, so the
-result is global, not per lapas: what an auditor of one lapas starts verifies the whole chain too.
+A run reuses the ledger's verifiers (:func:`services.ledger.reports.verify_chain` over every segment's chain and
+:func:`services.ledger.chain_anchor.verify_anchors` over every anchor, what ``karya ledger verify`` and the ledger's
+chain watch run): no second hash-chain implementation. Verification needs every entry, so it reads as the
+workspace's own role (``karya_finance``, the only credential the process holds) in a READ ONLY, REPEATABLE READ
+transaction whose lapas scope is ``'*'`` (every row of ``journal_entries`` and ``journal_lines``, the segment heads
+and the anchors; it can write nothing and sees no personal data). The scope is set by the job, never taken from the
+user, so the result is global, not per lapas: what an auditor of one lapas starts verifies the whole chain too.
 
 Progress (entries checked of the total) lives in this process while the run goes; the tables keep who started a
-run, when, and its result (entries, head hash, first broken link). A run whose process stopped before its result
-was written has no result row: shown as interrupted.
+run, when, and its result (entries, the root hash of the segment heads reached, the first broken link; the anchors
+checked, the latest found intact and the first broken one, migration ``finance_0010``). A run whose process stopped
+before its result was written has no result row: shown as interrupted.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from sqlalchemy import text
 from infra.db.unit_of_work import Database, UnitOfWork
 from infra.logging import get_logger
 from services.finance.scope import StaticViewer, Viewer, enter_scope
+from services.ledger.chain_anchor import AnchorVerification, verify_anchors
 from services.ledger.reports import Verification, verify_chain
 
 log = get_logger(__name__)
@@ -101,31 +104,43 @@ class ChainJobs:
         progress = self.progress
         assert progress is not None
         try:
-            result, progress.total = await self._verify(progress)
+            result, anchors = await self._verify(progress)
             progress.checked = result.entries
             async with self._db.begin() as uow:
                 await uow.conn.execute(
                     text(
-                        f"INSERT INTO {uow.table('verification_results')} "
-                        "(run_id, entries, head_hash, first_broken, problem) VALUES (:id, :e, :h, :b, :p)"
+                        f"INSERT INTO {uow.table('verification_results')} (run_id, entries, head_hash, first_broken, "
+                        "problem, anchors, latest_anchor, latest_anchor_hash, first_broken_anchor) "
+                        "VALUES (:id, :e, :h, :b, :p, :a, :la, :lh, :ba)"
                     ),
                     {
                         "id": run_id,
                         "e": result.entries,
                         "h": result.head_hash,
                         "b": result.first_broken,
-                        "p": result.problem,
+                        "p": "; ".join(p for p in (result.problem, anchors.problem) if p) or None,
+                        "a": anchors.anchors,
+                        "la": None if anchors.latest is None else anchors.latest.anchor_no,
+                        "lh": None if anchors.latest is None else anchors.latest.anchor_hash,
+                        "ba": anchors.first_broken,
                     },
                 )
-            if result.first_broken is not None:
-                log.error("chain_broken", run=run_id, first_broken=result.first_broken, problem=result.problem)
+            if result.first_broken is not None or anchors.first_broken is not None:
+                log.error(
+                    "chain_broken",
+                    run=run_id,
+                    first_broken=result.first_broken,
+                    first_broken_anchor=anchors.first_broken,
+                    problem=result.problem or anchors.problem,
+                )
         except Exception:
             log.exception("chain_verification_failed", run=run_id)
         finally:
             self.progress = None
 
-    async def _verify(self, progress: Progress) -> tuple[Verification, int]:
-        """The ledger's verifier with progress reported into ``progress`` (every 5,000 entries, its own pace)."""
+    async def _verify(self, progress: Progress) -> tuple[Verification, AnchorVerification]:
+        """The ledger's verifiers, in one snapshot, with progress reported into ``progress`` (every 5,000 entries,
+        its own pace)."""
         engine = self._db.engine
         async with engine.connect() as conn:
             await conn.execution_options(isolation_level="REPEATABLE READ")
@@ -133,23 +148,23 @@ class ChainJobs:
                 await conn.execute(text("SET TRANSACTION READ ONLY"))
                 await enter_scope(conn, EVERY_LAPAS)
                 uow = UnitOfWork(conn, self._ledger)
-                head = await conn.execute(text(f"SELECT sequence FROM {uow.table('chain_head')}"))
-                progress.total = int(head.scalar_one())
 
                 def report(done: int, total: int) -> None:
                     progress.checked, progress.total = done, total
 
                 result = await verify_chain(uow, report)
+                anchors = await verify_anchors(uow)
                 await transaction.rollback()
-        return result, progress.total
+        return result, anchors
 
     async def history(self, limit: int = 50) -> list[dict[str, Any]]:
         """The latest runs, newest first: who, when, and the result (None while running or interrupted)."""
         async with self._db.read() as uow:
             rows = await uow.conn.execute(
                 text(
-                    f"SELECT r.id, r.started_by, r.role, r.started_at, x.ended_at, x.entries, x.head_hash, "
-                    f"x.first_broken, x.problem FROM {uow.table('verification_runs')} r "
+                    "SELECT r.id, r.started_by, r.role, r.started_at, x.ended_at, x.entries, x.head_hash, "
+                    "x.first_broken, x.problem, x.anchors, x.latest_anchor, x.latest_anchor_hash, "
+                    f"x.first_broken_anchor FROM {uow.table('verification_runs')} r "
                     f"LEFT JOIN {uow.table('verification_results')} x ON x.run_id = r.id "
                     "ORDER BY r.id DESC LIMIT :n"
                 ),
@@ -161,7 +176,7 @@ class ChainJobs:
 def _run_row(row: dict[str, Any], progress: Progress | None) -> dict[str, Any]:
     """A history row with its state: ``ok``, ``broken``, ``running`` or ``interrupted``."""
     if row["ended_at"] is not None:
-        row["state"] = "ok" if row["first_broken"] is None else "broken"
+        row["state"] = "ok" if row["problem"] is None else "broken"
     else:
         row["state"] = "running" if progress is not None and progress.run_id == row["id"] else "interrupted"
     return row

@@ -111,12 +111,15 @@ class ReadModel:
 
 
 async def scoped_read(engine: AsyncEngine, viewer: Viewer, schemas: ReadSchemas) -> AsyncIterator[ReadModel]:
-    """A read-only transaction on ``engine`` in ``viewer``'s scope (rolled back at the end: it writes nothing).
+    """A REPEATABLE READ, READ ONLY transaction on ``engine`` in ``viewer``'s scope (rolled back at the end: it
+    writes nothing). Every statement of it reads one snapshot, so a page's figures and the chain heads stamped on it
+    are of one moment, whatever is posted meanwhile (the journal has one chain per segment: no single head row to
+    bound a read by).
 
     Refused unless ``engine`` connects as ``karya_finance``: the policies scope only that role, so a workspace
     wired to another role fails closed instead of showing every lapas."""
     async with engine.connect() as conn, conn.begin() as transaction:
-        await conn.execute(text("SET TRANSACTION READ ONLY"))
+        await conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
         role = await enter_scope(conn, viewer)
         if role != FINANCE:  # another role is not under the lapas policies: it would show every lapas
             raise ScopeError(f"the finance workspace reads as {FINANCE}, not {role} ({FINANCE_URL_ENV})")

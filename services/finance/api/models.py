@@ -226,7 +226,8 @@ class Reconciliation(BaseModel):
 
 
 class ChainHead(BaseModel):
-    """The last entry of the hash chain when a figure was read: its sequence and hash."""
+    """The hash chains when a figure was read: the highest sequence of their heads and the root hash of every
+    segment's head (``karya-heads/1``, what an anchor commits to)."""
 
     sequence: int
     hash: str
@@ -265,8 +266,8 @@ class LapasReport(BaseModel):
 
 
 class VerificationRun(BaseModel):
-    """A verification of the whole hash chain started from the workspace, and its result (None while it runs or
-    when it was interrupted)."""
+    """A verification of every segment's hash chain and every anchor started from the workspace, and its result
+    (None while it runs or when it was interrupted; the anchor fields None for runs before anchors existed)."""
 
     id: int
     started_by: str
@@ -275,9 +276,13 @@ class VerificationRun(BaseModel):
     ended_at: datetime | None
     state: Literal["ok", "broken", "running", "interrupted"]
     entries: int | None
-    head_hash: str | None
+    head_hash: str | None = Field(description="The root hash of the segment heads verified.")
     first_broken: int | None
     problem: str | None
+    anchors: int | None = Field(default=None, description="Anchors checked.")
+    latest_anchor: int | None = Field(default=None, description="The number of the latest anchor found intact.")
+    latest_anchor_hash: str | None = None
+    first_broken_anchor: int | None = None
 
 
 class VerificationHistory(BaseModel):

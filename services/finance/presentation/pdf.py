@@ -1,7 +1,8 @@
 """PDF documents (WeasyPrint, from an HTML string): the inmate savings statement and the monthly lapas report.
 
-Every page carries a stamp: the chain head hash the numbers were read under, when and by whom the document was
-made; an auditor can check the hash against ``karya ledger verify``. Inmates appear only by pseudonym.
+Every page carries a stamp: the root hash of the chain segment heads the numbers were read under (what an anchor taken
+at that moment commits to, ``ledger.chain_anchors.heads_root``; ``karya ledger verify`` prints the current one), when
+and by whom the document was made. Inmates appear only by pseudonym.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ tr.total td { font-weight: bold; border-top: 1pt solid #000; }
 
 @dataclass(frozen=True)
 class Stamp:
-    """Who made a document, when, and the chain head hash its numbers were read under."""
+    """Who made a document, when, and the root hash of the chain segment heads its numbers were read under (every
+    segment's head, :func:`services.ledger.domain.hashchain.heads_root`)."""
 
     user: str
     made_at: datetime

@@ -1,8 +1,13 @@
-"""The ledger's hash chain as the workspace shows and stamps it: the head (sequence and hash of the last entry).
+"""The ledger's hash chains as the workspace shows and stamps them: the head of every segment, their root, the
+latest anchor.
 
-``ledger.chain_head`` is one row the posting path updates in the transaction of every posting, under a row lock,
-so entries with a sequence up to the head's are exactly the ones committed when the head was read: a report that
-keeps to ``sequence <= head.sequence`` holds the numbers of that head, whatever is posted meanwhile.
+The journal is one hash chain per segment (``ledger.chain_segments``: each segment's last sequence and hash), and
+``ledger.chain_head`` is a view over them: the highest sequence and the root hash of every segment's head
+(:func:`services.ledger.domain.hashchain.heads_root`, what an anchor commits to). A workspace request reads in one
+REPEATABLE READ snapshot (:func:`services.finance.scope.scoped_read`), so the heads it shows and the figures beside
+them are of the same moment: every entry the request counts is in the chains up to those heads, and none after them.
+The root stamped on a document pins every segment's head at that moment; an anchor taken later pins them in turn
+(``ledger.chain_anchors``, the hash finance publishes).
 
 The last verification is not recorded by the ledger: its periodic check (:mod:`services.ledger.chain_watch`)
 only sets Prometheus gauges (``karya_ledger_chain_verified``, ``…_last_verified_timestamp_seconds``) and
@@ -18,12 +23,17 @@ from datetime import datetime
 
 from sqlalchemy import text
 
+from infra.db.unit_of_work import UnitOfWork
 from services.finance.scope import ReadModel
+from services.ledger.adapters.anchors_repo import latest_anchor as ledger_latest_anchor
+from services.ledger.domain.anchors import ChainAnchor
+from services.ledger.domain.hashchain import SegmentHead
+from services.ledger.reports import segment_heads as ledger_segment_heads
 
 
 @dataclass(frozen=True, slots=True)
 class ChainHead:
-    """The last entry of the chain: its sequence and its chain hash (64 zeros before the first entry)."""
+    """The chains at one moment: the highest sequence of their heads and the root hash of every segment's head."""
 
     sequence: int
     hash: str
@@ -40,7 +50,7 @@ class ChainStatus:
 
 
 async def chain_head(reads: ReadModel) -> ChainHead:
-    """The chain head now (not under the lapas policies: the head names no lapas)."""
+    """The chains' head in the request's snapshot (not under the lapas policies: the heads name no lapas)."""
     row = (await reads.conn.execute(text(f"SELECT sequence, hash FROM {reads.ledger('chain_head')}"))).one()
     return ChainHead(int(row.sequence), str(row.hash))
 
@@ -60,11 +70,12 @@ async def chain_status(reads: ReadModel) -> ChainStatus:
     return ChainStatus(head, last.ended_at, bool(last.intact), str(last.head_hash))
 
 
-async def lines_moved(reads: ReadModel, accounts: list[str], after: int, upto: int) -> bool:
-    """Whether an entry with a sequence in ``(after, upto]`` has a line on one of ``accounts`` (visible ones):
-    a read between two heads with no such line holds the numbers of both."""
-    sql = (
-        f"SELECT EXISTS (SELECT 1 FROM {reads.ledger('journal_lines')} l "
-        "WHERE l.account = ANY(:a) AND l.sequence > :after AND l.sequence <= :upto)"
-    )
-    return bool((await reads.conn.execute(text(sql), {"a": accounts, "after": after, "upto": upto})).scalar_one())
+async def segment_heads(reads: ReadModel) -> list[SegmentHead]:
+    """The head of every segment in the request's snapshot, by segment."""
+    heads = await ledger_segment_heads(UnitOfWork(reads.conn, reads.schemas.ledger))
+    return [heads[name] for name in sorted(heads)]
+
+
+async def latest_anchor(reads: ReadModel) -> ChainAnchor | None:
+    """The latest anchor over the segment heads (None before the first)."""
+    return await ledger_latest_anchor(UnitOfWork(reads.conn, reads.schemas.ledger))

@@ -4,8 +4,9 @@ A report line is a set of accounts (by code prefix) read on its normal side: sal
 of output PPN), the output PPN in their price, marketplace fees (net of their input PPN), that input PPN, PPh 22
 withheld per treatment (creditable, borne as a cost, to claim back), PNBP, premi (inmates' savings), suppliers
 (material cost) and production capital. The entries counted are those of the lapas' orders
-(``ledger.order_facts``) effective in the month's bounds and committed up to a chain head (``sequence <= head``), so
-the figures are those of that head. The viewer's lapas policies apply: another lapas' orders are not visible, so its
+(``ledger.order_facts``) effective in the month's bounds, read in the request's one snapshot
+(:func:`services.finance.scope.scoped_read`), so the figures are those of the chain heads read in it. The viewer's
+lapas policies apply: another lapas' orders are not visible, so its
 report is not found.
 """
 
@@ -54,11 +55,9 @@ async def lapas_visible(reads: ReadModel, lapas: str) -> bool:
     return bool((await reads.conn.execute(text(sql), {"l": lapas})).scalar_one())
 
 
-async def lapas_month(
-    reads: ReadModel, lapas: str, start: datetime, end: datetime, head_sequence: int
-) -> list[tuple[str, int]]:
+async def lapas_month(reads: ReadModel, lapas: str, start: datetime, end: datetime) -> list[tuple[str, int]]:
     """Per :data:`REPORT_LINES` (in order) the signed total of the lines of ``lapas``' orders' entries effective in
-    ``[start, end)`` with a sequence up to ``head_sequence``; a line with no movement is 0."""
+    ``[start, end)``; a line with no movement is 0."""
     keys = [r.key for r in REPORT_LINES]
     prefixes = [r.prefix.format(lapas=lapas) for r in REPORT_LINES]
     sides = [r.normal_side for r in REPORT_LINES]
@@ -70,18 +69,9 @@ async def lapas_month(
             f"JOIN {reads.ledger('journal_lines')} l ON l.sequence = e.sequence "
             "JOIN unnest(CAST(:keys AS text[]), CAST(:prefixes AS text[]), CAST(:sides AS text[])) "
             "AS k(key, prefix, side) ON starts_with(l.account, k.prefix) "
-            "WHERE f.lapas_id = :lapas AND e.effective_at >= :start AND e.effective_at < :end "
-            "AND e.sequence <= :head GROUP BY k.key"
+            "WHERE f.lapas_id = :lapas AND e.effective_at >= :start AND e.effective_at < :end GROUP BY k.key"
         ),
-        {
-            "keys": keys,
-            "prefixes": prefixes,
-            "sides": sides,
-            "lapas": lapas,
-            "start": start,
-            "end": end,
-            "head": head_sequence,
-        },
+        {"keys": keys, "prefixes": prefixes, "sides": sides, "lapas": lapas, "start": start, "end": end},
     )
     totals = {str(r.key): int(r.total) for r in rows}
     return [(key, totals.get(key, 0)) for key in keys]

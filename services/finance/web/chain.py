@@ -1,7 +1,8 @@
-"""The chain page (``/chain``): start a verification of the journal's hash chain (``POST /chain/verify``, auditors
-only, CSRF-protected), watch its progress (the page refreshes itself while one runs) and read the history of runs
-with their head hashes (``?format=csv|xlsx``: every run, audited). The verification is global — the whole chain,
-every lapas — see :mod:`services.finance.jobs`.
+"""The chain page (``/chain``): the head of every segment's hash chain and the latest anchor (number, hash, time)
+now; start a verification of every chain and every anchor (``POST /chain/verify``, auditors only, CSRF-protected),
+watch its progress (the page refreshes itself while one runs) and read the history of runs with the root hash of the
+heads they reached and the latest anchor they found intact (``?format=csv|xlsx``: every run, audited). The
+verification is global — every segment, every lapas — see :mod:`services.finance.jobs`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from fastapi.responses import RedirectResponse
 from services.finance.auth import CurrentUser, User, audit, csrf_protect, require_role
 from services.finance.jobs import ChainJobs, VerificationBusy
 from services.finance.presentation.exports import Column
+from services.finance.queries import chain
+from services.finance.scope import Reads
 from services.finance.templating import page_lang
 from services.finance.web.common import ViewerZone, page
 from services.finance.web.downloads import MAX_ROWS, PageFormat, bounded, export_links, table_download
@@ -32,6 +35,10 @@ RUN_COLUMNS = (
     Column("first_broken", "first_broken", "int"),
     Column("problem", "problem"),
     Column("head_hash", "head_hash"),
+    Column("anchors", "anchors", "int"),
+    Column("latest_anchor", "latest_anchor", "int"),
+    Column("latest_anchor_hash", "latest_anchor_hash"),
+    Column("first_broken_anchor", "first_broken_anchor", "int"),
 )
 """A verification run as exported (``state``: ``ok``, ``broken``, ``running`` or ``interrupted``)."""
 _TEXTS: dict[str, tuple[str, str]] = {
@@ -44,7 +51,16 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "started_at": ("Mulai", "Started"),
     "ended_at": ("Selesai", "Ended"),
     "entries": ("Entri", "Entries"),
-    "head": ("Hash kepala", "Head hash"),
+    "head": ("Akar hash kepala", "Heads root hash"),
+    "heads": ("Kepala segmen", "Segment heads"),
+    "segment": ("Segmen", "Segment"),
+    "sequence": ("Entri terakhir", "Last entry"),
+    "hash": ("Hash", "Hash"),
+    "anchor": ("Jangkar terakhir", "Latest anchor"),
+    "no_anchor": ("Belum ada jangkar.", "No anchor yet."),
+    "taken": ("diambil", "taken"),
+    "anchor_broken": ("jangkar rusak", "anchor broken"),
+    "anchor_ok": ("jangkar utuh sampai", "anchors intact up to"),
     "result": ("Hasil", "Result"),
     "ok": ("utuh", "intact"),
     "broken": ("rusak pada entri", "broken at entry"),
@@ -72,10 +88,16 @@ Jobs = Annotated[ChainJobs, Depends(chain_jobs)]
 
 @router.get("/chain", response_model=None)
 async def chain_page(
-    request: Request, user: CurrentUser, jobs: Jobs, zone: ViewerZone, busy: int = 0, format: PageFormat = "html"
+    request: Request,
+    user: CurrentUser,
+    jobs: Jobs,
+    zone: ViewerZone,
+    reads: Reads,
+    busy: int = 0,
+    format: PageFormat = "html",
 ) -> Response:
-    """The running verification's progress (refreshing every 2 s while it runs) and the history of runs; as CSV or
-    XLSX every run."""
+    """The segment heads and the latest anchor now, the running verification's progress (refreshing every 2 s while
+    it runs) and the history of runs; as CSV or XLSX every run."""
     if format != "html":
         runs = bounded(await jobs.history(MAX_ROWS + 1))
         return await table_download(request, user, RUN_COLUMNS, runs, fmt=format, stem="chain_verifications", zone=zone)
@@ -84,6 +106,8 @@ async def chain_page(
         "cw": words,
         "progress": jobs.progress,
         "runs": await jobs.history(),
+        "heads": await chain.segment_heads(reads),
+        "anchor": await chain.latest_anchor(reads),
         "may_start": user.role in STARTERS,
         "busy": bool(busy),
         "exports": export_links(request),

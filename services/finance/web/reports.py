@@ -1,10 +1,10 @@
 """Report pages and documents: the monthly lapas report (``/reports/lapas/{lapas}/{YYYY-MM}``, as a page or a
 CSV, XLSX or PDF download) and the inmate savings statement as a PDF (``/inmates/{inmate_id}/statement.pdf``).
 
-Both read in the viewer's scope (another lapas' report or inmate is the 404 page) and keep to one chain head:
-the lapas report counts entries up to the head read first; the statement is read between two heads and stands
-when no entry between them moved the inmate's accounts. Every PDF is stamped with the user, the time and that
-head's hash; every download is written to the audit log.
+Both read in the viewer's scope (another lapas' report or inmate is the 404 page) and in one snapshot of the
+database (:func:`services.finance.scope.scoped_read`): the figures are those of the chain heads read in the same
+request, whatever is posted meanwhile. Every PDF is stamped with the user, the time and the root hash of those heads
+(every segment's head, :mod:`services.finance.queries.chain`); every download is written to the audit log.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, HTTPException, Path, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 
 from services.finance.api.accounts import INMATE_ID
 from services.finance.auth import CurrentUser
@@ -34,8 +34,6 @@ from services.ledger.domain import accounts
 router = APIRouter(include_in_schema=False)
 LAPAS = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 MONTH = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
-HEAD_TRIES = 3
-"""Reads of an inmate statement before giving up on a quiet moment between two chain heads (503)."""
 REPORT_COLUMNS = (Column("item", "report_item"), Column("key", "key"), Column("amount", "amount", "rupiah"))
 
 
@@ -57,7 +55,8 @@ def _previous_month(first: date) -> date:
 @dataclass(frozen=True, slots=True)
 class MonthReport:
     """One lapas' month as its page, its downloads and the read API show it: the figures (message key, rupiah)
-    of the entries up to ``head``, the month counted in the lapas' own ``zone`` as ``[start, end)``."""
+    read in the snapshot of ``head`` (the chains' heads), the month counted in the lapas' own ``zone`` as
+    ``[start, end)``."""
 
     lapas: str
     month: str
@@ -77,7 +76,7 @@ async def month_report(reads: ReadModel, lapas: str, month: str) -> MonthReport 
     zone = await zone_of_lapas(reads, lapas)  # finance.lapas' province
     first, start, end = month_bounds(month, zone)
     head = await chain.chain_head(reads)
-    amounts = await reports.lapas_month(reads, lapas, start, end, head.sequence)
+    amounts = await reports.lapas_month(reads, lapas, start, end)
     return MonthReport(lapas, month, first, zone, start, end, head, amounts)
 
 
@@ -111,33 +110,30 @@ async def lapas_report(
 
 
 async def _statement_at_head(reads: ReadModel, inmate_id: str) -> tuple[dict[str, object], chain.ChainHead] | None:
-    """The statement in :func:`services.finance.presentation.pdf.inmate_statement_pdf`'s shape and the head it
-    holds at; None when the inmate is not in scope; 503 when the inmate's accounts kept moving."""
-    savings, receivable = accounts.inmate_savings(inmate_id), accounts.inmate_receivable(inmate_id)
-    for _ in range(HEAD_TRIES):
-        before = await chain.chain_head(reads)
-        found = await balances.inmate_statement(reads, inmate_id, None, None, Moment())
-        if found is None:
-            return None
-        owed = await balances.account_totals(reads, Moment(), receivable)
-        after = await chain.chain_head(reads)
-        if not await chain.lines_moved(reads, [savings, receivable], before.sequence, after.sequence):
-            postings = [p | {"amount": p["credit"] - p["debit"]} for p in found["postings"]]
-            statement = {
-                "inmate_id": inmate_id,
-                "postings": postings,
-                "savings_balance": found["closing_balance"],
-                "receivable_balance": sum(r["balance"] for r in owed if r["account"] == receivable),
-            }
-            return statement, before
-    raise HTTPException(status_code=503, detail="the inmate's accounts are being posted to: try again")
+    """The statement in :func:`services.finance.presentation.pdf.inmate_statement_pdf`'s shape and the chains' head
+    of the same snapshot; None when the inmate is not in scope."""
+    receivable = accounts.inmate_receivable(inmate_id)
+    head = await chain.chain_head(reads)
+    found = await balances.inmate_statement(reads, inmate_id, None, None, Moment())
+    if found is None:
+        return None
+    owed = await balances.account_totals(reads, Moment(), receivable)
+    postings = [p | {"amount": p["credit"] - p["debit"]} for p in found["postings"]]
+    statement = {
+        "inmate_id": inmate_id,
+        "postings": postings,
+        "savings_balance": found["closing_balance"],
+        "receivable_balance": sum(r["balance"] for r in owed if r["account"] == receivable),
+    }
+    return statement, head
 
 
 @router.get("/inmates/{inmate_id}/statement.pdf", response_model=None)
 async def inmate_statement_document(
     request: Request, user: CurrentUser, reads: Reads, inmate_id: Annotated[str, Path(pattern=INMATE_ID)]
 ) -> Response:
-    """The inmate's savings statement as a PDF stamped with the user, the time and the chain head hash."""
+    """The inmate's savings statement as a PDF stamped with the user, the time and the root hash of the chains'
+    heads."""
     found = await _statement_at_head(reads, inmate_id)
     if found is None:
         return await page(request, user, "missing", {"what": "inmate"}, status_code=404)

@@ -1,6 +1,7 @@
 """Chain verifications started from the workspace's chain page (``services/finance/jobs.py``), on a database of
-the test's own: an auditor's run completes intact with the head hash the ledger holds; after an entry is altered
-behind the ledger's back (as superuser, triggers off, as in test_chain_watch) a run names the first broken link;
+the test's own: the page shows the segment heads and the latest anchor; an auditor's run completes intact with the
+root of the heads the ledger holds and the latest anchor; after an entry or an anchor is altered behind the ledger's
+back (as superuser, triggers off, as in test_chain_watch) a run names the first broken link or anchor;
 a second start while one runs is refused; the start needs an auditor and the form's CSRF token."""
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from sqlalchemy import text
 from infra.db.engine import make_engine
 from services.finance.jobs import ChainJobs, VerificationBusy
 from services.finance.scope import StaticViewer
+from services.ledger.chain_anchor import take_anchor
+from services.ledger.domain.anchors import ChainAnchor
 from tests.conftest import Services
 from tests.integration import ledger_support as ledger
 from tests.integration.finance_auth_support import Workspace, csrf_of, workspace
@@ -67,6 +70,17 @@ def _jobs(ws: Workspace) -> ChainJobs:
     return jobs
 
 
+async def _take_anchor(db: ledger.LedgerDatabase) -> ChainAnchor:
+    engine = make_engine(db.urls.service, pool_size=1)
+    try:
+        async with engine.begin() as conn:
+            taken = await take_anchor(ledger.ledger_uow(conn), "manual", datetime.now(UTC))
+            assert taken is not None
+            return taken
+    finally:
+        await engine.dispose()
+
+
 async def test_a_run_is_intact_with_the_ledgers_head_then_names_the_first_broken_link(
     own: ledger.LedgerDatabase, ws: Workspace
 ) -> None:
@@ -74,6 +88,14 @@ async def test_a_run_is_intact_with_the_ledgers_head_then_names_the_first_broken
     client = await ws.signed_in(user, password)
     page = await client.get("/chain")
     assert page.status_code == 200 and 'id="start"' in page.text
+    assert 'id="latest-anchor"><em>' in page.text, "no anchor yet"
+    anchor = await _take_anchor(own)
+    page = await client.get("/chain")
+    assert f'<span id="anchor-no">{anchor.anchor_no}</span> <code id="anchor-hash">{anchor.anchor_hash}</code>' in (
+        page.text
+    )
+    for shown_head in anchor.heads:  # nothing posted since: the heads now are the anchor's
+        assert f"<td>{shown_head.segment}</td>" in page.text and f"<code>{shown_head.hash}</code>" in page.text
 
     started = await client.post("/chain/verify", data={"csrf_token": csrf_of(page.text)})
     assert started.status_code == 303
@@ -81,6 +103,8 @@ async def test_a_run_is_intact_with_the_ledgers_head_then_names_the_first_broken
     sequence, head = await _ledger_head(own)
     [run] = await _jobs(ws).history()
     assert (run["state"], run["entries"], run["head_hash"], run["first_broken"]) == ("ok", sequence, head, None)
+    assert (run["anchors"], run["latest_anchor"], run["latest_anchor_hash"]) == (1, 1, anchor.anchor_hash)
+    assert head == anchor.heads_root, "the root of the heads the run verified is the one the anchor pinned"
     assert run["started_by"] == user.name
     shown = (await client.get("/chain")).text
     assert head in shown and "run-ok" in shown
@@ -97,6 +121,27 @@ async def test_a_run_is_intact_with_the_ledgers_head_then_names_the_first_broken
     assert (latest["id"], latest["state"], latest["first_broken"]) == (run_id, "broken", 2)
     assert "does not match its hash" in latest["problem"]
     assert "run-broken" in (await client.get("/chain")).text
+
+
+async def test_a_run_names_a_broken_anchor(own: ledger.LedgerDatabase, ws: Workspace) -> None:
+    user, password = await ws.account("auditor_pusat")
+    client = await ws.signed_in(user, password)
+    assert (await client.get("/chain")).status_code == 200  # the app's jobs are made on first use
+    await _take_anchor(own)
+    await _take_anchor(own)
+    await ledger.as_superuser(own.admin_url, "UPDATE ledger.chain_anchors SET reason = 'interval' WHERE anchor_no = 2")
+    await _jobs(ws).start(StaticViewer(user.name, user.role, user.lapas_scope))
+    await _jobs(ws).wait()
+    [run] = await _jobs(ws).history()
+    assert (run["state"], run["first_broken"], run["first_broken_anchor"], run["latest_anchor"]) == (
+        "broken",
+        None,
+        2,
+        1,
+    )
+    assert run["problem"].startswith("anchor 2 does not match its hash")
+    shown = (await client.get("/chain")).text
+    assert "run-broken" in shown and "anchor 2 does not match its hash" in shown
 
 
 async def test_starting_needs_an_auditor_and_the_csrf_token(ws: Workspace) -> None:

@@ -94,5 +94,8 @@ def test_every_message_exists_in_both_languages() -> None:
     assert set(CATALOGUE["id"]) == set(CATALOGUE["en"])
     assert message("balance") == "Saldo"
     assert message("balance", "en") == "Balance"
-    assert message("stamp", "en", user="u", time="t", head_hash="h") == "Made by u at t; chain head hash h"
+    assert (
+        message("stamp", "en", user="u", time="t", head_hash="h")
+        == "Made by u at t; root hash of the chain segment heads h"
+    )
     assert [lang_of(v) for v in (None, "en", "en-GB,en;q=0.9", "id", "fr")] == ["id", "en", "en", "id", "id"]
