@@ -148,6 +148,8 @@ class ChainJobs:
                 await conn.execute(text("SET TRANSACTION READ ONLY"))
                 await enter_scope(conn, EVERY_LAPAS)
                 uow = UnitOfWork(conn, self._ledger)
+                entries = await conn.execute(text(f"SELECT count(*) FROM {uow.table('journal_entries')}"))
+                progress.total = int(entries.scalar_one())
 
                 def report(done: int, total: int) -> None:
                     progress.checked, progress.total = done, total
