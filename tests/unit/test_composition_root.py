@@ -69,6 +69,9 @@ def test_service_settings_are_read_by_the_root_and_passed_down(monkeypatch: pyte
         "karya_ledger_chain_verify_interval_seconds", {"schema": "ledger"}
     )
     assert interval == 17
+    assert {"chain-watch", "chain-anchor"} <= set(runtime.supervisor.names)
+    monkeypatch.setenv("KARYA_LEDGER_ANCHOR_INTERVAL_S", "5")
+    assert service_settings("ledger").anchor_interval_s == 5
     assert service_settings("orders") is None  # orders has no settings of its own
 
 
