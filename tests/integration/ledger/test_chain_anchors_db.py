@@ -15,8 +15,10 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from infra.db.engine import make_engine
+from infra.db.unit_of_work import Database
 from services.ledger.adapters.journal_repo import post_entries
-from services.ledger.chain_anchor import take_anchor, verify_anchors
+from services.ledger.app import SCHEMA
+from services.ledger.chain_anchor import run_anchors, take_anchor, verify_anchors
 from services.ledger.cli import ledger_app
 from services.ledger.domain.hashchain import GENESIS_HASH, chain_hash
 from services.ledger.reports import _committed
@@ -68,6 +70,36 @@ async def test_anchors_are_skipped_when_nothing_moved_and_numbered_once_under_co
     finally:
         await engine.dispose()
         await watcher.dispose()
+
+
+async def test_the_process_task_anchors_what_moved(own_database: LedgerDatabase) -> None:
+    engine = make_engine(own_database.urls.service, pool_size=2)
+    db, stop = Database(engine, SCHEMA), asyncio.Event()
+    try:
+        task = asyncio.create_task(run_anchors(db, 0.05, stop))
+
+        async def anchors() -> int:
+            async with engine.connect() as conn:
+                return int((await conn.execute(text("SELECT count(*) FROM ledger.chain_anchors"))).scalar_one())
+
+        async def until(count: int) -> None:
+            while await anchors() < count:
+                await asyncio.sleep(0.05)
+
+        await guarded(until(1))
+        await asyncio.sleep(0.3)  # several ticks: nothing moved, nothing more
+        assert await anchors() == 1
+        async with engine.begin() as conn:
+            await post_entries(ledger_uow(conn), [sale(order_in("s3"))])
+        await guarded(until(2))
+        stop.set()
+        await guarded(task)
+        async with engine.connect() as conn:
+            reasons = (await conn.execute(text("SELECT reason FROM ledger.chain_anchors"))).scalars().all()
+        assert reasons == ["interval", "interval"]
+    finally:
+        stop.set()
+        await engine.dispose()
 
 
 def _karya(db: LedgerDatabase, *args: str) -> Any:
