@@ -7,6 +7,7 @@ hashes and head recomputed), the anchor that pinned its head."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,6 +25,7 @@ from services.ledger.domain.hashchain import GENESIS_HASH, chain_hash
 from services.ledger.reports import _committed
 from tests.integration.ledger.test_chain_segments_db import guarded, order_in, pid_of, sale, waiting_on_a_lock
 from tests.integration.ledger_support import LedgerDatabase, as_superuser, ledger_cli_root, ledger_uow
+from tests.integration.messaging_support import count, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -79,19 +81,14 @@ async def test_the_process_task_anchors_what_moved(own_database: LedgerDatabase)
         task = asyncio.create_task(run_anchors(db, 0.05, stop))
 
         async def anchors() -> int:
-            async with engine.connect() as conn:
-                return int((await conn.execute(text("SELECT count(*) FROM ledger.chain_anchors"))).scalar_one())
+            return await count(engine, "SELECT count(*) FROM ledger.chain_anchors")
 
-        async def until(count: int) -> None:
-            while await anchors() < count:
-                await asyncio.sleep(0.05)
-
-        await guarded(until(1))
+        await wait_for(lambda: _at_least(anchors, 1), what="the first anchor")
         await asyncio.sleep(0.3)  # several ticks: nothing moved, nothing more
         assert await anchors() == 1
         async with engine.begin() as conn:
             await post_entries(ledger_uow(conn), [sale(order_in("s3"))])
-        await guarded(until(2))
+        await wait_for(lambda: _at_least(anchors, 2), what="the anchor of the posting")
         stop.set()
         await guarded(task)
         async with engine.connect() as conn:
@@ -100,6 +97,10 @@ async def test_the_process_task_anchors_what_moved(own_database: LedgerDatabase)
     finally:
         stop.set()
         await engine.dispose()
+
+
+async def _at_least(counted: Callable[[], Awaitable[int]], n: int) -> bool:
+    return await counted() >= n
 
 
 def _karya(db: LedgerDatabase, *args: str) -> Any:
