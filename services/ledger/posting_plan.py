@@ -284,12 +284,12 @@ def _plan_event(envelope: Envelope, inputs: PostingInputs, plan: PostingPlan, re
     completion = _completion_of(order, plan, recent)
     order.choose_tax(inputs.tax_settings, completion.order.lapas_id, completion.completed_at)
     if envelope.type == SETTLEMENT_REPORTED:
-        _plan_settlement(envelope, source, order, completion, inputs, plan)
+        _plan_settlement(envelope, order, completion, inputs, plan)
         return
     if not order.settled:
         plan.parked.append((envelope, "settlement"))
         return
-    _plan_refund(envelope, source, order, completion, inputs, plan)
+    _plan_refund(envelope, order, completion, inputs, plan)
 
 
 def _plan_restock(envelope: Envelope, order: OrderFacts | None, plan: PostingPlan, restock: UnitsRestocked) -> None:
@@ -309,17 +309,13 @@ def _how(ending_type: str) -> str:
 
 
 def _plan_refund(
-    envelope: Envelope,
-    source: str,
-    order: OrderFacts,
-    completion: CompletionRequest,
-    inputs: PostingInputs,
-    plan: PostingPlan,
+    envelope: Envelope, order: OrderFacts, completion: CompletionRequest, inputs: PostingInputs, plan: PostingPlan
 ) -> None:
     """A refund, line-aware or amount-only (no lines: spread over every batch by quantity × unit price): posted
     once by its key (same request again: redelivery; other: conflict). One netted in a settlement first grosses
     the order's distribution up by the cash it netted (:func:`gross_up_netted`); one whose order's distribution
     waits is parked for the allocation."""
+    source = str(envelope.event_id)
     event = inputs.checked.payload(envelope, RefundReported)
     refund = line_refund_of_event(event, completion.order, listings(order.effective_completion()))
     key = refund_key(envelope.subject, refund.refund_id)
@@ -364,18 +360,14 @@ def _legacy_hash(data: dict[str, Any], ref: OrderRef) -> str | None:
 
 
 def _plan_settlement(
-    envelope: Envelope,
-    source: str,
-    order: OrderFacts,
-    completion: CompletionRequest,
-    inputs: PostingInputs,
-    plan: PostingPlan,
+    envelope: Envelope, order: OrderFacts, completion: CompletionRequest, inputs: PostingInputs, plan: PostingPlan
 ) -> None:
     """A settlement: new (its id unseen) posts its cash side and the cumulative distribution, or holds it; the
     same id again is a redelivery when it says the same, else a conflict. One naming a marketplace settlement
     id already posted posts only the change of its totals to the last ones posted for that id (nothing if
     nothing; signed when some went down), unless its statement is older than theirs: then it is closed without
     posting (a stale re-read), and recorded so that a redelivery of it changes nothing either."""
+    source = str(envelope.event_id)
     settlement = settlement_of_event(inputs.checked.payload(envelope, SettlementReported), completion.order)
     stored = order.reported_settlement(settlement.settlement_id)
     if stored is not None:

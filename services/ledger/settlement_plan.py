@@ -42,7 +42,6 @@ from services.ledger.domain.postings import (
     build_distribution,
     build_settlement,
     proceeds_account,
-    settlement_entry,
     settlement_key,
 )
 from services.ledger.domain.refunds import LineRefund
@@ -208,12 +207,10 @@ def plan_settlement(
         # Distributed: this settlement recognises its own cleared gross (the release took what waited before).
         revenue = accounts.sales_revenue(completion.order.lapas_id)
         pair = (proceeds_account(order.lapas_id, allocated=order.allocated_at_completion), revenue)
-        # The first settlement is the cumulative one the distribution just validated: not validated again.
-        build = settlement_entry if not earlier else build_settlement
         if moves_money:
             outcome.entries.insert(
                 0,
-                build(
+                build_settlement(
                     settlement,
                     cleared,
                     pair,
@@ -222,6 +219,7 @@ def plan_settlement(
                     tax=order.tax,
                     recognised_before=sum(cleared_all[:-1]),
                     fees_before=cumulative(earlier).fees if earlier else None,
+                    checked=not earlier,  # a first settlement is the cumulative one distribute just validated
                 ),
             )
         outcome.slip = slip
@@ -309,10 +307,7 @@ def distribute(
         entries.append(_release(order, completion, settlements[-1], held, n, sum(cleared[: order.distributed])))
     entries += build_distribution(after, settled, before, n)
     taken = sum(
-        line.amount
-        for e in entries
-        for line in e.lines
-        if line.side is _DEBIT and line.account.startswith(_SAVINGS)
+        line.amount for e in entries for line in e.lines if line.side is _DEBIT and line.account.startswith(_SAVINGS)
     )
     if taken and not take_back:
         return SettlementOutcome(

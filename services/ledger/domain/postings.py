@@ -80,7 +80,6 @@ __all__ = [
     "refund_key",
     "refund_reversal_key",
     "request_hash",
-    "settlement_entry",
     "settlement_key",
 ]
 
@@ -171,6 +170,7 @@ def build_settlement(
     tax: TaxSetting = UNSET,
     recognised_before: int = 0,
     fees_before: Mapping[str, int] | None = None,
+    checked: bool = False,
 ) -> JournalEntry:
     """Settlement: bank, fees, PPh 22 prepaid against the receivable (difference to suspense), and revenue.
 
@@ -194,43 +194,20 @@ def build_settlement(
     PPN of the cumulative recognised gross, ``recognised_before`` recognised by earlier settlements; the input PPN
     likewise of the cumulative fees, ``fees_before`` per type by earlier settlements); a set
     setting is recorded as the entry's ``policy_ref``.
+
+    ``checked``: ``request`` was validated already (the posting path validates a settlement once, where it first
+    plans it) and is not validated again; a signed difference, which no ``validate()`` fits, is checked either way.
     """
-    if not signed:
-        request.validate()
-    return settlement_entry(
-        request,
-        recognised_gross,
-        recognise,
-        hold,
-        signed=signed,
-        booked_lapas=booked_lapas,
-        tax=tax,
-        recognised_before=recognised_before,
-        fees_before=fees_before,
-    )
-
-
-def settlement_entry(
-    request: SettlementRequest,
-    recognised_gross: int,
-    recognise: tuple[str, str] | bool | None = True,
-    hold: str | None = None,
-    *,
-    signed: bool = False,
-    booked_lapas: str | None = None,
-    tax: TaxSetting = UNSET,
-    recognised_before: int = 0,
-    fees_before: Mapping[str, int] | None = None,
-) -> JournalEntry:
-    """:func:`build_settlement` of a request validated already (a signed difference, which no ``validate()``
-    fits, is checked here as there); the posting path validates a settlement once, where it first plans it."""
     if signed:
         request.order.validate()
         amounts = [request.gross, request.pph22_withheld, request.net_payout, *request.fees.values()]
         if any(isinstance(v, bool) or not isinstance(v, int) for v in [*amounts, recognised_gross]):
             raise RequestError("a settlement difference must be int numbers of rupiah")
-    elif isinstance(recognised_gross, bool) or not isinstance(recognised_gross, int) or recognised_gross < 0:
-        raise RequestError(f"recognised gross must be an int >= 0, got {recognised_gross!r}")
+    else:
+        if not checked:
+            request.validate()
+        if isinstance(recognised_gross, bool) or not isinstance(recognised_gross, int) or recognised_gross < 0:
+            raise RequestError(f"recognised gross must be an int >= 0, got {recognised_gross!r}")
     order = request.order
     booked = booked_lapas or order.lapas_id
     recognises_revenue = recognise is True or (
