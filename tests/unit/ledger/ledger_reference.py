@@ -23,7 +23,7 @@ from services.ledger.domain.errors import (
     EntryValidationError,
     NoPolicyError,
 )
-from services.ledger.domain.hashchain import FORMAT_TAG, CommittedEntry
+from services.ledger.domain.hashchain import FORMAT_TAG, LEGACY_FORMAT_TAG, LEGACY_SEGMENT, CommittedEntry
 from services.ledger.domain.journal import EntryKind, JournalEntry
 from services.ledger.domain.model import CompletionRequest, SettlementRequest, WorkMember
 from services.ledger.domain.policy import ShareTarget, SplitPolicy, policy_hash
@@ -82,10 +82,11 @@ def canonical_json(value: object) -> bytes:
 def serialise_entry(committed: CommittedEntry) -> bytes:
     entry = committed.entry
     lines = sorted((line.account, line.side.value, line.amount) for line in entry.lines)
+    legacy = committed.segment == LEGACY_SEGMENT
+    head = [LEGACY_FORMAT_TAG, committed.sequence] if legacy else [FORMAT_TAG, committed.sequence, committed.segment]
     return canonical_json(
         [
-            FORMAT_TAG,
-            committed.sequence,
+            *head,
             entry.posting_key,
             entry.request_hash,
             entry.kind.value,

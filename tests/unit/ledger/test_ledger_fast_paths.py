@@ -110,7 +110,8 @@ def test_request_hashes_plans_and_entries_equal_the_reference(data: st.DataObjec
         entries += build_distribution(plan[1], settlement)
     recorded = data.draw(moments.filter(lambda m: m.utcoffset() is not None))
     for n, entry in enumerate(entries):
-        committed = CommittedEntry(n, entry, recorded, source_event=data.draw(st.none() | st.text(max_size=6)))
+        source, segment = data.draw(st.none() | st.text(max_size=6)), data.draw(st.sampled_from(["legacy", "s0", "s5"]))
+        committed = CommittedEntry(n, entry, recorded, source_event=source, segment=segment)
         assert serialise_entry(committed) == ref.serialise_entry(committed)
 
 
@@ -124,6 +125,7 @@ odd_entry_fields = {
     "side": st.sampled_from([Side.DEBIT, "D"]),
     "amount": st.sampled_from([5, True, Level.LOW, -5, 2.5]),
     "account": st.sampled_from(["asset:bank:main", Tag("asset:bank:main"), 3]),
+    "segment": st.sampled_from(["legacy", "s1", Tag("s1"), Tag("legacy")]),
 }
 
 
@@ -135,7 +137,9 @@ def test_serialise_entry_with_unusual_values_equals_the_reference(f: dict[str, A
         Line("clearing:suspense", Side.CREDIT, 5),
     )
     entry = JournalEntry(f["posting_key"], "0" * 64, f["kind"], f["memo"], effective, lines, f["policy_ref"])
-    committed = CommittedEntry(f["sequence"], entry, datetime(2026, 1, 1, tzinfo=UTC), f["source_event"])
+    committed = CommittedEntry(
+        f["sequence"], entry, datetime(2026, 1, 1, tzinfo=UTC), f["source_event"], segment=f["segment"]
+    )
     assert outcome(serialise_entry, committed) == outcome(ref.serialise_entry, committed)
 
 
