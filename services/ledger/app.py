@@ -21,7 +21,7 @@ from infra.settings import KafkaSettings
 from services.contracts.orders import ORDER_ALLOCATED
 from services.contracts.registry import EVENT_TYPES
 from services.ledger.allocation import allocate_announced
-from services.ledger.chain_anchor import run_anchors
+from services.ledger.chain_anchor import AnchorGauges, run_anchors
 from services.ledger.chain_watch import ChainWatch
 from services.ledger.outbound import LedgerTopics
 from services.ledger.parked import ParkedGauges, run_parked_gauges
@@ -121,10 +121,10 @@ def build_runtime(
     watch = ChainWatch(runtime.engine, SCHEMA, runtime.metrics.registry, settings.verify_interval_s)
     # Not required for readiness: a broken chain pages (karya_ledger_chain_verified) but postings go on.
     runtime.add_background("chain-watch", watch.run, required=False)
-    # Not required for readiness either: postings go on without anchors; the next anchor pins them too.
-    runtime.add_background(
-        "chain-anchor", lambda stop: run_anchors(runtime.db, settings.anchor_interval_s, stop), required=False
-    )
+    # Not required for readiness either: postings go on without anchors; the next anchor pins them too (a task that
+    # stops ticking warns: KaryaLedgerAnchorStale).
+    anchors = AnchorGauges(runtime.metrics.registry, SCHEMA, settings.anchor_interval_s)
+    runtime.add_background("chain-anchor", lambda stop: run_anchors(runtime.db, stop, anchors), required=False)
     runtime.declare_output(topics.entries, "entry_posted per journal entry, keyed by order key (or posting key).")
     runtime.declare_output(
         topics.ledger_order_events,

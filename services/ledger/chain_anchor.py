@@ -9,23 +9,34 @@ for the first's commit and refuses it, and the second plans again from the new l
 the caller's transaction goes on). The service role may not take advisory locks, and cannot lock rows of the
 append-only table (that needs UPDATE); the heads are re-read on a retry, so anchors' heads never go back. The
 retry needs a READ COMMITTED transaction (each statement sees the commits before it), the service's default.
+
+The ledger process's task (:func:`run_anchors`) exports, per schema (:class:`AnchorGauges`):
+``karya_ledger_anchor_last_tick_timestamp_seconds``, when its last tick ended, whether it took an anchor or skipped
+because no head moved (skipping is healthy; stale: the task is failing or not running);
+``karya_ledger_last_anchor_timestamp_seconds``, when the newest anchor in ``chain_anchors`` was taken, read after the
+tick, so an anchor of any process (a period close, ``karya ledger anchor``) counts; and
+``karya_ledger_anchor_interval_seconds``, the configured interval, so the staleness rule needs no copy of the setting.
+The two timestamps have no sample until a tick has ended.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from prometheus_client import CollectorRegistry, Gauge
 from sqlalchemy.exc import IntegrityError
 
 from infra.db.unit_of_work import Database, UnitOfWork
+from infra.metrics import labelled
 from infra.supervision import every
 from services.ledger.adapters.anchors_repo import anchors_after, entry_hashes, insert_anchor, latest_anchor
 from services.ledger.domain.anchors import AnchorReason, ChainAnchor, check_anchor, plan_anchor
 from services.ledger.reports import segment_heads
 
-__all__ = ["AnchorVerification", "run_anchors", "take_anchor", "verify_anchors"]
+__all__ = ["AnchorGauges", "AnchorVerification", "run_anchors", "take_anchor", "verify_anchors"]
 
 _ATTEMPTS = 5
 _PRIMARY_KEY = "chain_anchors_pkey"
@@ -55,15 +66,42 @@ async def take_anchor(uow: UnitOfWork, reason: AnchorReason, now: datetime) -> C
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-async def run_anchors(db: Database, interval_s: float, stop: asyncio.Event) -> None:
-    """Take an ``interval`` anchor every ``interval_s`` seconds, each in a transaction of its own, until ``stop`` is
-    set (the ledger process's background task; a failed one is logged and tried again at the next tick)."""
+class AnchorGauges:
+    """The anchor task's gauges for one schema, on ``registry``; the interval is exported at once."""
+
+    def __init__(self, registry: CollectorRegistry, schema: str, interval_s: float) -> None:
+        """``interval_s``: seconds between the task's ticks (KARYA_LEDGER_ANCHOR_INTERVAL_S)."""
+        self.schema = schema
+        self.interval_s = interval_s
+        labels = ("schema",)
+        tick = "When the anchor task's last tick ended (an anchor taken, or none because no head moved)"
+        self.last_tick = labelled(Gauge, "karya_ledger_anchor_last_tick_timestamp_seconds", tick, labels, registry)
+        newest = "When the newest anchor in chain_anchors was taken (by any process), as read by the last tick"
+        self.last_anchor = labelled(Gauge, "karya_ledger_last_anchor_timestamp_seconds", newest, labels, registry)
+        every_s = "Seconds between the anchor task's ticks (KARYA_LEDGER_ANCHOR_INTERVAL_S)"
+        interval = labelled(Gauge, "karya_ledger_anchor_interval_seconds", every_s, labels, registry)
+        interval.labels(schema).set(interval_s)
+
+    def ticked(self, newest: ChainAnchor | None, at: float) -> None:
+        """A tick ended at ``at`` (seconds since the epoch) with ``newest`` the newest anchor in the table (None:
+        none yet, the last-anchor gauge keeps no sample)."""
+        self.last_tick.labels(self.schema).set(at)
+        if newest is not None:
+            self.last_anchor.labels(self.schema).set(newest.taken_at.timestamp())
+
+
+async def run_anchors(db: Database, stop: asyncio.Event, gauges: AnchorGauges) -> None:
+    """Take an ``interval`` anchor every ``gauges.interval_s`` seconds, each in a transaction of its own, until
+    ``stop`` is set, and export each tick that ended on ``gauges`` (the ledger process's background task; a failed
+    tick is logged, leaves the gauges as they were and is tried again at the next tick)."""
 
     async def once() -> None:
         async with db.begin() as uow:
             await take_anchor(uow, "interval", datetime.now(UTC))
+            newest = await latest_anchor(uow)
+        gauges.ticked(newest, time.time())
 
-    await every(interval_s, stop, once, failed="chain_anchor_failed", schema=db.schema)
+    await every(gauges.interval_s, stop, once, failed="chain_anchor_failed", schema=db.schema)
 
 
 def _constraint(exc: IntegrityError) -> str | None:

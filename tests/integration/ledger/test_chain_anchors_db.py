@@ -1,5 +1,6 @@
 """Anchors over the segment heads on the real database (issue 19 item 1): a periodic anchor with nothing posted
-since the last is skipped, two takers at once get consecutive numbers (the second waits for the first's commit and
+since the last is skipped (the process's task still exports its tick, and the newest anchor's time whoever took it),
+two takers at once get consecutive numbers (the second waits for the first's commit and
 plans again, postings never wait), and ``karya ledger verify`` names the first broken link or anchor when an anchor
 row, a segment head or an entry of a segment is altered — and when a segment is rewritten consistently (entry,
 hashes and head recomputed), the anchor that pinned its head."""
@@ -7,19 +8,22 @@ hashes and head recomputed), the anchor that pinned its head."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 from typer.testing import CliRunner
 
 from infra.db.engine import make_engine
 from infra.db.unit_of_work import Database
+from services.ledger.adapters.anchors_repo import latest_anchor
 from services.ledger.adapters.journal_repo import post_entries
 from services.ledger.app import SCHEMA
-from services.ledger.chain_anchor import run_anchors, take_anchor, verify_anchors
+from services.ledger.chain_anchor import AnchorGauges, run_anchors, take_anchor, verify_anchors
 from services.ledger.cli import ledger_app
 from services.ledger.domain.hashchain import GENESIS_HASH, chain_hash
 from services.ledger.reports import _committed
@@ -74,29 +78,67 @@ async def test_anchors_are_skipped_when_nothing_moved_and_numbered_once_under_co
         await watcher.dispose()
 
 
-async def test_the_process_task_anchors_what_moved(own_database: LedgerDatabase) -> None:
+async def test_the_process_task_anchors_what_moved_and_exports_each_tick(own_database: LedgerDatabase) -> None:
     engine = make_engine(own_database.urls.service, pool_size=2)
-    db, stop = Database(engine, SCHEMA), asyncio.Event()
+    db, stop, registry = Database(engine, SCHEMA), asyncio.Event(), CollectorRegistry()
+    gauges = AnchorGauges(registry, SCHEMA, 0.05)
+
+    def gauge(name: str) -> float | None:
+        return registry.get_sample_value(name, {"schema": SCHEMA})
+
+    async def newest_exported() -> float | None:
+        """The newest anchor's taken_at once the gauge shows it (None: not yet)."""
+        async with engine.connect() as conn:
+            newest = await latest_anchor(ledger_uow(conn))
+        at = None if newest is None else newest.taken_at.timestamp()
+        return at if at is not None and gauge("karya_ledger_last_anchor_timestamp_seconds") == at else None
+
+    async def exported() -> bool:
+        return await newest_exported() is not None
+
     try:
-        task = asyncio.create_task(run_anchors(db, 0.05, stop))
+        assert gauge("karya_ledger_anchor_interval_seconds") == 0.05
+        assert gauge("karya_ledger_anchor_last_tick_timestamp_seconds") is None, "no sample before a tick"
+        started = time.time()
+        task = asyncio.create_task(run_anchors(db, stop, gauges))
 
         async def anchors() -> int:
             return await count(engine, "SELECT count(*) FROM ledger.chain_anchors")
 
         await wait_for(lambda: _at_least(anchors, 1), what="the first anchor")
+        await wait_for(exported, what="the first anchor exported")
+        first_at, first_tick = await newest_exported(), gauge("karya_ledger_anchor_last_tick_timestamp_seconds")
+        assert first_tick is not None and first_tick >= started
         await asyncio.sleep(0.3)  # several ticks: nothing moved, nothing more
         assert await anchors() == 1
+        assert gauge("karya_ledger_last_anchor_timestamp_seconds") == first_at, "a tick that skips keeps the anchor"
+        assert (gauge("karya_ledger_anchor_last_tick_timestamp_seconds") or 0) > first_tick, "and still ticks"
+
+        async with engine.begin() as conn:  # another taker's anchor (a period close, `karya ledger anchor`) counts
+            manual = await take_anchor(ledger_uow(conn), "manual", datetime.now(UTC))
+        assert manual is not None
+        await wait_for(lambda: _exported_at(gauge, manual.taken_at.timestamp()), what="the manual anchor exported")
+        assert await anchors() == 2, "the task took none: no head moved since the manual anchor"
+
         async with engine.begin() as conn:
             await post_entries(ledger_uow(conn), [sale(order_in("s3"))])
-        await wait_for(lambda: _at_least(anchors, 2), what="the anchor of the posting")
+        await wait_for(lambda: _at_least(anchors, 3), what="the anchor of the posting")
+        await wait_for(exported, what="the anchor of the posting exported")
+        assert (gauge("karya_ledger_last_anchor_timestamp_seconds") or 0) > manual.taken_at.timestamp()
         stop.set()
         await guarded(task)
         async with engine.connect() as conn:
-            reasons = (await conn.execute(text("SELECT reason FROM ledger.chain_anchors"))).scalars().all()
-        assert reasons == ["interval", "interval"]
+            reasons = (
+                (await conn.execute(text("SELECT reason FROM ledger.chain_anchors ORDER BY anchor_no"))).scalars().all()
+            )
+        assert reasons == ["interval", "manual", "interval"]
     finally:
         stop.set()
         await engine.dispose()
+
+
+async def _exported_at(gauge: Callable[[str], float | None], at: float) -> bool:
+    return gauge("karya_ledger_last_anchor_timestamp_seconds") == at
 
 
 async def _at_least(counted: Callable[[], Awaitable[int]], n: int) -> bool:
