@@ -228,7 +228,9 @@ def _run(args: argparse.Namespace, replicas: dict[str, int]) -> None:
     else:
         runs, lat = _pipeline_runs(args, replicas)
         with_scale = args.scale_orders > 0 and not args.via_gateway
-        scaled = [asyncio.run(scale(args.scale_orders, args.seed, args.scale_repeats, console.print))] * with_scale
+        scaled = []
+        if with_scale:
+            scaled.append(asyncio.run(scale(args.scale_orders, args.seed, args.scale_repeats, console.print)))
     for result in scaled:
         console.print(scale_table(result))
     last_scale = scaled[-1] if scaled else None
