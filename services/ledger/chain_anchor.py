@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from prometheus_client import CollectorRegistry, Gauge
 from sqlalchemy.exc import IntegrityError
 
+from infra.db.refusals import constraint_of
 from infra.db.unit_of_work import Database, UnitOfWork
 from infra.metrics import labelled
 from infra.supervision import every
@@ -59,7 +60,7 @@ async def take_anchor(uow: UnitOfWork, reason: AnchorReason, now: datetime) -> C
             async with uow.conn.begin_nested():
                 await insert_anchor(uow, planned)
         except IntegrityError as exc:
-            if attempt == _ATTEMPTS or _constraint(exc) != _PRIMARY_KEY:
+            if attempt == _ATTEMPTS or constraint_of(exc) != _PRIMARY_KEY:
                 raise
             continue
         return planned
@@ -102,15 +103,6 @@ async def run_anchors(db: Database, stop: asyncio.Event, gauges: AnchorGauges) -
         gauges.ticked(newest, time.time())
 
     await every(gauges.interval_s, stop, once, failed="chain_anchor_failed", schema=db.schema)
-
-
-def _constraint(exc: IntegrityError) -> str | None:
-    """The name of the constraint behind a refusal (asyncpg's error, directly or as the DBAPI error's cause)."""
-    for error in (exc.orig, getattr(exc.orig, "__cause__", None)):
-        name = getattr(error, "constraint_name", None)
-        if name:
-            return str(name)
-    return None
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from typing import NoReturn
 
 from sqlalchemy.exc import IntegrityError
 
+from infra.db.refusals import constraint_of
 from infra.db.unit_of_work import UnitOfWork
 from services.ledger.adapters.corrections_repo import (
     insert_approval,
@@ -193,7 +194,7 @@ def proposal_view(proposal: Proposal) -> dict[str, object]:
 
 def _refusal(exc: IntegrityError, what: str) -> NoReturn:
     """Re-raise a database refusal by one of :data:`_DATABASE_RULES` as :class:`CorrectionRefused`."""
-    rule = _constraint_of(exc)
+    rule = constraint_of(exc)
     if rule in _DATABASE_RULES:
         raise CorrectionRefused(f"{what} refused ({rule}): {_first_line(exc)}") from exc
     raise exc
@@ -201,12 +202,3 @@ def _refusal(exc: IntegrityError, what: str) -> NoReturn:
 
 def _first_line(exc: IntegrityError) -> str:
     return str(exc.orig).splitlines()[0] if exc.orig is not None else str(exc)
-
-
-def _constraint_of(exc: IntegrityError) -> str | None:
-    """The constraint (or trigger rule) a database refusal names; asyncpg keeps it on the driver's exception."""
-    for candidate in (exc.orig, getattr(exc.orig, "__cause__", None)):
-        name = getattr(candidate, "constraint_name", None)
-        if isinstance(name, str):
-            return name
-    return None

@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import IntegrityError
 
+from infra.db.refusals import constraint_of
 from infra.db.unit_of_work import UnitOfWork
 from services.ledger.adapters.inmates_repo import inmate_lapas
 from services.ledger.adapters.journal_repo import line_balances, normal_balances, post_entries, posted_request
@@ -195,7 +196,7 @@ async def pay_out(
     try:
         result = await post_entries(uow, [(entry, f"cli:payout:{payout_id}")])
     except IntegrityError as exc:
-        if _constraint_of(exc) == SAVINGS_RULE:
+        if constraint_of(exc) == SAVINGS_RULE:
             raise InsufficientBalanceError(
                 f"payout refused ({SAVINGS_RULE}): payout {payout_id} of {amount} for {inmate_id} would take "
                 "the savings below zero"
@@ -208,12 +209,3 @@ async def pay_out(
     if result.already_posted:
         return PayoutOutcome(posted=False)
     return PayoutOutcome(posted=True, savings_after=balance - amount)
-
-
-def _constraint_of(exc: IntegrityError) -> str | None:
-    """The name of the constraint a database error names (asyncpg keeps it on the driver's exception)."""
-    for candidate in (exc.orig, getattr(exc.orig, "__cause__", None)):
-        name = getattr(candidate, "constraint_name", None)
-        if isinstance(name, str):
-            return name
-    return None

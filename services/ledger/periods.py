@@ -16,6 +16,7 @@ from typing import NoReturn
 
 from sqlalchemy.exc import IntegrityError
 
+from infra.db.refusals import constraint_of
 from infra.db.unit_of_work import UnitOfWork
 from services.contracts.zones import UnknownZone, lapas_zone
 from services.ledger.adapters.locks import lock_journal
@@ -67,8 +68,7 @@ async def list_periods(uow: UnitOfWork, lapas_id: str | None = None) -> list[Clo
 
 def _refusal(exc: IntegrityError, period: ClosedPeriod) -> NoReturn:
     """A database refusal of the close (a concurrent close, or the database's clock) as :class:`PeriodRefused`."""
-    names = [getattr(c, "constraint_name", None) for c in (exc.orig, getattr(exc.orig, "__cause__", None))]
-    rule = next((_DATABASE_RULES[n] for n in names if n in _DATABASE_RULES), None)
+    rule = _DATABASE_RULES.get(constraint_of(exc) or "")
     if rule is None:
         raise exc
     raise PeriodRefused(rule, f"{period.period} of {period.lapas_id}: the database refused it") from exc
