@@ -46,6 +46,15 @@ def worktree(rev: str) -> Path:
     return path
 
 
+def tree_args(tree: Path, bench_args: list[str]) -> list[str]:
+    """``bench_args`` for the bench of ``tree``: with ``--scale-orders 0`` where that bench has the flag and the
+    arguments do not set it, so that a comparison of pipeline runs does not also run the ledger-only runs on the side
+    whose bench would (its figures are not compared, and minutes of it between pairs only widen the drift)."""
+    if "--scale-orders" in bench_args or "--scale-orders" not in (tree / "bench" / "__main__.py").read_text():
+        return bench_args
+    return [*bench_args, "--scale-orders", "0"]
+
+
 def one_run(tree: Path, bench_args: list[str]) -> dict[str, Any]:
     """``python -m bench`` in ``tree`` under the run lock; its summary, CPU seconds and what it imported."""
     env = {**os.environ, "PYTHONPATH": str(tree), "KARYA_STATE_DIR": str(state_dir())}
@@ -54,7 +63,7 @@ def one_run(tree: Path, bench_args: list[str]) -> dict[str, Any]:
     with run_lock(wait=True):
         started = time.time()
         done = subprocess.run(
-            [sys.executable, "-m", "bench", *bench_args],
+            [sys.executable, "-m", "bench", *tree_args(tree, bench_args)],
             cwd=tree,
             env=env | {"KARYA_BENCH_LOCK_HELD": "1"},
             capture_output=True,
