@@ -72,14 +72,15 @@ async def post_for_exports(database: RoleUrls, admin_url: str) -> Posted:
         await engine.dispose()
     finance = make_engine(database.finance, pool_size=1)
     try:
-        run_id = await _record_run(Database(finance, "finance"))
+        run_id = await record_run(Database(finance, "finance"))
     finally:
         await finance.dispose()
     return Posted(two, keys[LAPAS_A], keys[LAPAS_B], run_id)
 
 
-async def _record_run(db: Database) -> int:
-    """A verification run with its result (intact, 42 entries), as a finished run leaves them."""
+async def record_run(db: Database, first_broken: int | None = None, problem: str | None = None) -> int:
+    """A verification run with its result (42 entries; intact, or broken at ``first_broken`` with ``problem``), as a
+    finished run leaves them."""
     async with db.begin() as uow:
         run_id = int(
             (
@@ -92,8 +93,11 @@ async def _record_run(db: Database) -> int:
             ).scalar_one()
         )
         await uow.conn.execute(
-            text(f"INSERT INTO {uow.table('verification_results')} (run_id, entries, head_hash) VALUES (:id, 42, :h)"),
-            {"id": run_id, "h": "ab" * 32},
+            text(
+                f"INSERT INTO {uow.table('verification_results')} (run_id, entries, head_hash, first_broken, problem) "
+                "VALUES (:id, 42, :h, :b, :p)"
+            ),
+            {"id": run_id, "h": "ab" * 32, "b": first_broken, "p": problem},
         )
     return run_id
 

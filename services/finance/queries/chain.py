@@ -13,7 +13,9 @@ The last verification is not recorded by the ledger: its periodic check (:mod:`s
 only sets Prometheus gauges (``karya_ledger_chain_verified``, ``…_last_verified_timestamp_seconds``) and
 ``karya ledger verify`` prints its finding. What the database does record are the verifications started from the
 workspace (``finance.verification_results``, migration ``finance_0003``): :func:`chain_status` reads the latest of
-those, and says None while there is none (or while that table does not exist).
+those, and says None while there is none (or while that table does not exist). A run is broken when it names a
+problem: a broken entry, or since ``finance_0010`` a broken anchor with no entry broken (its first broken link NULL),
+or a run broken by an anchor alone kept through that migration's downgrade (link 0, the anchor in its problem only).
 """
 
 from __future__ import annotations
@@ -41,12 +43,14 @@ class ChainHead:
 
 @dataclass(frozen=True, slots=True)
 class ChainStatus:
-    """What the dashboard shows of the chain: its head, and when it was last verified (None: not recorded)."""
+    """What the dashboard shows of the chain: its head, and when it was last verified (None: not recorded), whether
+    it was intact then and if not what was broken (the verifier's text, naming the entry or the anchor)."""
 
     head: ChainHead
     last_verified: datetime | None = None
     intact: bool | None = None
     verified_hash: str | None = None
+    problem: str | None = None
 
 
 async def chain_head(reads: ReadModel) -> ChainHead:
@@ -56,18 +60,19 @@ async def chain_head(reads: ReadModel) -> ChainHead:
 
 
 async def chain_status(reads: ReadModel) -> ChainStatus:
-    """The head and the latest recorded verification: when it ended, whether the chain was intact and the head
-    hash it reached (None each when none is recorded)."""
+    """The head and the latest recorded verification: when it ended, whether the chain was intact (no problem: a
+    broken entry or a broken anchor each record one, ``verification_results_broken``), the head hash it reached and
+    the problem (None each when none is recorded)."""
     head = await chain_head(reads)
     results = reads.finance("verification_results")
     exists = (await reads.conn.execute(text("SELECT to_regclass(:t) IS NOT NULL"), {"t": results})).scalar_one()
     if not exists:
         return ChainStatus(head)
-    sql = f"SELECT ended_at, first_broken IS NULL AS intact, head_hash FROM {results} ORDER BY ended_at DESC LIMIT 1"
+    sql = f"SELECT ended_at, head_hash, problem FROM {results} ORDER BY ended_at DESC LIMIT 1"
     last = (await reads.conn.execute(text(sql))).first()
     if last is None:
         return ChainStatus(head)
-    return ChainStatus(head, last.ended_at, bool(last.intact), str(last.head_hash))
+    return ChainStatus(head, last.ended_at, last.problem is None, str(last.head_hash), last.problem)
 
 
 async def segment_heads(reads: ReadModel) -> list[SegmentHead]:

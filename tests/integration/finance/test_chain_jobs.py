@@ -20,6 +20,7 @@ from services.ledger.domain.anchors import ChainAnchor
 from tests.conftest import Services
 from tests.integration import ledger_support as ledger
 from tests.integration.finance_auth_support import Workspace, csrf_of, workspace
+from tests.integration.finance_export_support import record_run
 
 pytestmark = pytest.mark.integration
 
@@ -142,6 +143,26 @@ async def test_a_run_names_a_broken_anchor(own: ledger.LedgerDatabase, ws: Works
     assert run["problem"].startswith("anchor 2 does not match its hash")
     shown = (await client.get("/chain")).text
     assert "run-broken" in shown and "anchor 2 does not match its hash" in shown
+    # no entry is broken, yet the dashboard's last verification is broken, naming the anchor
+    verified = _dashboard_verification((await client.get("/dashboard")).text)
+    assert "OK" not in verified and "✗" in verified and "anchor 2 does not match its hash" in verified
+
+
+async def test_a_run_broken_at_link_0_names_its_anchor_not_an_entry(ws: Workspace) -> None:
+    """A run broken by an anchor alone that went through finance_0010's downgrade and back: link 0 (no entry), the
+    anchor named in its problem only."""
+    await record_run(ws.app.state.db, first_broken=0, problem="anchor 3 does not match its hash")
+    client = await ws.signed_in(*await ws.account("auditor_pusat"))
+    shown = (await client.get("/chain")).text
+    assert "run-broken" in shown and "anchor 3 does not match its hash" in shown
+    assert 'href="/journal/0"' not in shown, "link 0 is no entry"
+    verified = _dashboard_verification((await client.get("/dashboard")).text)
+    assert "OK" not in verified and "✗" in verified and "anchor 3 does not match its hash" in verified
+
+
+def _dashboard_verification(html: str) -> str:
+    """The dashboard's line on the latest verification."""
+    return html.split('<p id="chain-verified">', 1)[1].split("</p>", 1)[0]
 
 
 async def test_starting_needs_an_auditor_and_the_csrf_token(ws: Workspace) -> None:
