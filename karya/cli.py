@@ -1,45 +1,65 @@
-"""The ``karya`` command: local stack, database, services, schemas and (per service) domain commands."""
+"""The ``karya`` command: local stack, database, services, schemas and (per service) domain commands.
+
+The sub-apps live with their service; :data:`SUBCOMMANDS` is the one list of them, and each is imported only when
+the command line names it (:mod:`karya.lazy_cli`), so ``karya serve ledger`` does not load the finance workspace
+and ``karya --help`` lists every group from the table.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import os
+from typing import TYPE_CHECKING
 
 import typer
 
-from infra.cli_root import CliRoot
-from infra.db.migrate import upgrade_to_head
-from infra.db.roles import bootstrap_database, passwords_from_env
+from karya.lazy_cli import SubCommand, lazy_group
 
-app = typer.Typer(help="Karya: order fulfilment and revenue ledger for lapas workshop goods.", no_args_is_help=True)
-db_app = typer.Typer(help="Database roles and migrations.", no_args_is_help=True)
-schemas_app = typer.Typer(help="Event contracts (JSON Schema, AsyncAPI).", no_args_is_help=True)
-app.add_typer(db_app, name="db")
-app.add_typer(schemas_app, name="schemas")
-docs_app = typer.Typer(help="Generated documentation.", no_args_is_help=True)
-app.add_typer(docs_app, name="docs")
+if TYPE_CHECKING:
+    from infra.cli_root import CliRoot
+
+SUBCOMMANDS: dict[str, SubCommand] = {
+    "demo": SubCommand("karya.demo", "demo", "Run the demo (see the module docstring)."),
+    "db": SubCommand("karya.admin_cli", "db_app", "Database roles and migrations."),
+    "schemas": SubCommand("karya.schemas_cli", "schemas_app", "Event contracts (JSON Schema, AsyncAPI)."),
+    "docs": SubCommand("karya.admin_cli", "docs_app", "Generated documentation."),
+    "stack": SubCommand(
+        "infra.localstack.cli", "stack_app", "Local Kafka broker + PostgreSQL server for development and tests."
+    ),
+    "catalogue": SubCommand(
+        "services.orders.cli", "catalogue_app", "Product catalogue (lapas, workshops, products, listings, batches)."
+    ),
+    "stock": SubCommand("services.orders.cli", "stock_app", "Workshop stock."),
+    "orders": SubCommand("services.orders.cli", "orders_app", "Orders."),
+    "ledger": SubCommand("services.ledger.cli", "ledger_app", "The journal: reports, verification, payouts."),
+    "policy": SubCommand("services.ledger.cli", "policy_app", "Revenue split policies."),
+    "users": SubCommand(
+        "services.finance.auth.cli", "users_app", "Accounts of the finance workspace (`karya serve finance`)."
+    ),
+    "import": SubCommand("services.gateway.cli", "import_app", "Import past orders from marketplaces that are gone."),
+    "shops": SubCommand(
+        "services.gateway.shops.cli",
+        "app",
+        "Shops authorised for the seller APIs (Shopee, TikTok Shop): tokens per shop.",
+    ),
+    "audit": SubCommand("karya.audit_cli", "audit_app", "Integrity audits across Kafka and the database."),
+    "dlq": SubCommand(
+        "karya.dlq_cli",
+        "dlq_app",
+        "Dead letters: list, show, replay, discard (every action audited); parked gateway deliveries.",
+    ),
+}
+"""Every sub-app of ``karya`` but ``serve``, in the order ``karya --help`` lists them: name → where it lives and
+its help (the same as the sub-app's own, which :mod:`tests.unit.test_cli_lazy` checks)."""
+
+app = typer.Typer(
+    help="Karya: order fulfilment and revenue ledger for lapas workshop goods.",
+    no_args_is_help=True,
+    cls=lazy_group(SUBCOMMANDS),
+)
 
 
-def _require_env(name: str) -> str:
-    value = os.environ.get(name)
-    if not value:
-        typer.secho(f"{name} is not set (run `make stack-up` and source .local/stack.env)", fg="red", err=True)
-        raise typer.Exit(2)
-    return value
-
-
-@db_app.command("bootstrap")
-def db_bootstrap(database: str = typer.Option("karya", help="Database to create/own.")) -> None:
-    """Create the migrator, service, gateway and auditor roles and the database (as KARYA_DB_ADMIN_URL)."""
-    asyncio.run(bootstrap_database(_require_env("KARYA_DB_ADMIN_URL"), passwords_from_env(), database))
-    typer.echo(f"roles and database {database!r} ready")
-
-
-@db_app.command("migrate")
-def db_migrate() -> None:
-    """Migrate every service schema to head (as KARYA_MIGRATOR_URL)."""
-    upgrade_to_head(_require_env("KARYA_MIGRATOR_URL"))
-    typer.echo("migrated to head")
+@app.callback()
+def _group() -> None:
+    """No options of its own: with only ``serve`` registered, a callback keeps ``karya`` a group of commands."""
 
 
 @app.command("serve")
@@ -72,28 +92,11 @@ def serve(
     )
 
 
-@docs_app.command("settings")
-def docs_settings(check: bool = typer.Option(False, "--check", help="Exit 1 when docs/settings.md drifted.")) -> None:
-    """Write docs/settings.md: every environment variable, from the settings classes."""
-    from karya.settings_doc import DOC, render
-
-    text = render()
-    if check:
-        if not DOC.exists() or DOC.read_text() != text:
-            typer.secho("docs/settings.md drifted from the settings classes: run `karya docs settings`", err=True)
-            raise typer.Exit(1)
-        typer.echo("docs/settings.md matches the settings classes")
-        return
-    DOC.write_text(text)
-    typer.echo(f"wrote {DOC}")
-
-
 def main() -> None:
     """Console-script entry point."""
     from infra.logging import configure_logging
 
     configure_logging("karya")  # `karya serve` names its service
-    _mount_optional()
     app(prog_name="karya", obj=_cli_root)  # the commands' root, made on first use (infra.cli_root.CliRoot.of)
 
 
@@ -101,41 +104,6 @@ def _cli_root() -> CliRoot:
     from karya.services import cli_root  # the topology and the process settings: only when a command needs them
 
     return cli_root()
-
-
-def _mount_optional() -> None:
-    """Sub-apps that live with their service (imported lazily so `karya --help` stays fast)."""
-    from infra.localstack.cli import stack_app
-
-    app.add_typer(stack_app, name="stack")
-    from karya import schemas_cli
-    from services.ledger.cli import ledger_app, policy_app
-    from services.orders.cli import catalogue_app, orders_app, stock_app
-
-    schemas_cli.register(schemas_app)
-    app.add_typer(catalogue_app, name="catalogue")
-    app.add_typer(stock_app, name="stock")
-    app.add_typer(orders_app, name="orders")
-    app.add_typer(ledger_app, name="ledger")
-    app.add_typer(policy_app, name="policy")
-    from services.finance.auth.cli import users_app
-
-    app.add_typer(users_app, name="users")
-    from services.gateway.cli import import_app
-
-    app.add_typer(import_app, name="import")
-    from services.gateway.shops.cli import app as shops_app
-
-    app.add_typer(shops_app, name="shops")
-    from karya.demo import demo
-
-    app.command("demo")(demo)
-    from karya.audit_cli import audit_app
-
-    app.add_typer(audit_app, name="audit")
-    from karya.dlq_cli import dlq_app
-
-    app.add_typer(dlq_app, name="dlq")
 
 
 if __name__ == "__main__":  # pragma: no cover

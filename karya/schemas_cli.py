@@ -76,3 +76,7 @@ def register(schemas_app: typer.Typer) -> None:
             typer.secho("schemas drifted (run `make schemas`): " + ", ".join(problems), fg="red", err=True)
             raise typer.Exit(1)
         typer.echo("schemas match the code")
+
+
+schemas_app = typer.Typer(help="Event contracts (JSON Schema, AsyncAPI).", no_args_is_help=True)
+register(schemas_app)
