@@ -78,8 +78,10 @@ def encode_envelope(
         "source": source,
         "subject": subject,
         "time": time or utc_now(),
-        "correlation_id": str(causation.correlation_id) if causation is not None else text_id,
-        "causation_id": str(causation.event_id) if causation is not None else None,
+        # The cause's ids as they are: orjson writes a UUID as str() would, without UUID.__str__'s Python-level
+        # formatting (two per caused event, ~2.5% of the orders process).
+        "correlation_id": causation.correlation_id if causation is not None else text_id,
+        "causation_id": causation.event_id if causation is not None else None,
         "data": data,
     }
     return text_id, orjson.dumps(doc)

@@ -18,6 +18,8 @@ def test_encoded_envelope_is_the_models_document() -> None:
     parsed = Envelope.from_bytes(raw)
     assert str(parsed.event_id) == text_id and parsed.event_id.version == 7
     assert (parsed.correlation_id, parsed.causation_id) == (cause.correlation_id, cause.event_id)
+    # The cause's ids are spelled as str() spells a UUID (lower-case, hyphenated), as the model writes them.
+    assert f'"correlation_id":"{cause.correlation_id}","causation_id":"{cause.event_id}"'.encode() in raw
     same = make_envelope(
         type="karya.orders.order_shipped.v1",
         source="karya/orders",
