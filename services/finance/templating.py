@@ -19,7 +19,7 @@ from fastapi.templating import Jinja2Templates
 from services.finance.auth.csrf import csrf_token, issue_nonce, set_cookie
 from services.finance.auth.deps import optional_user
 from services.finance.presentation import FILTERS
-from services.finance.presentation.messages import Lang, lang_of
+from services.presentation.messages import Lang, lang_of
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 TEMPLATES.env.filters.update(FILTERS)  # rupiah, rupiah_side, in_zone, t (services.finance.presentation)

@@ -20,8 +20,6 @@ import yaml
 
 from infra.cli_root import CliRoot
 from infra.db.unit_of_work import UnitOfWork
-from services.finance.presentation.exports import UTC_ZONE, Column
-from services.finance.presentation.money import Side
 from services.ledger.adapters.policy_repo import store_policies, store_tax_settings
 from services.ledger.app import SCHEMA
 from services.ledger.cli_output import (
@@ -49,6 +47,8 @@ from services.ledger.reports import (
     statement,
     trial_balance,
 )
+from services.presentation.exports import UTC_ZONE, Column
+from services.presentation.money import Side
 
 ledger_app = typer.Typer(help="The journal: reports, verification, payouts.", no_args_is_help=True)
 policy_app = typer.Typer(help="Revenue split policies.", no_args_is_help=True)

@@ -7,7 +7,6 @@ from typing import Any
 
 import typer
 
-from services.finance.presentation.exports import Column
 from services.ledger.cli import _REGISTER, _run, ledger_app
 from services.ledger.cli_output import (
     FORMAT_OPTION,
@@ -21,6 +20,7 @@ from services.ledger.cli_output import (
     zone_of,
 )
 from services.ledger.reports import order_entries
+from services.presentation.exports import Column
 
 
 def _amounts(line: dict[str, Any]) -> list[str]:

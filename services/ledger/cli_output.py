@@ -20,9 +20,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from services.finance.presentation.exports import Column, to_csv
-from services.finance.presentation.money import Side, rupiah, rupiah_side
-from services.finance.presentation.zones import WIB, WIT, WITA, zone_label
+from services.presentation.exports import Column, to_csv
+from services.presentation.money import Side, rupiah, rupiah_side
+from services.presentation.zones import WIB, WIT, WITA, zone_label
 
 _ZONE_NAMES = {"WIB": WIB, "WITA": WITA, "WIT": WIT}
 _UNBOUNDED = 100_000  # columns of a console that is not a terminal: nothing is cut or wrapped

@@ -19,12 +19,12 @@ import typer
 
 from infra.cli_root import CliRoot
 from infra.db.unit_of_work import UnitOfWork
-from services.finance.presentation.exports import Column
 from services.ledger.cli import _run, ledger_app
 from services.ledger.cli_output import FORMAT_OPTION, Format, money, print_csv, print_json, print_table
 from services.ledger.domain.errors import LedgerDomainError
 from services.ledger.domain.periods import Period, PeriodRefused
 from services.ledger.statements import REPORTS, LapasReport, lapas_report
+from services.presentation.exports import Column
 
 report_app = typer.Typer(help="Reports per lapas and period (months in the lapas' zone).", no_args_is_help=True)
 ledger_app.add_typer(report_app, name="report")

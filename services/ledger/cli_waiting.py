@@ -12,7 +12,6 @@ import typer
 from infra.cli_root import CliRoot
 from infra.db.unit_of_work import UnitOfWork
 from infra.messaging.dead_letters import DeadLetter, write_dead_letters
-from services.finance.presentation.exports import UTC_ZONE
 from services.ledger.adapters.closed_repo import closed_events
 from services.ledger.adapters.facts_repo import held_orders, parked_events
 from services.ledger.allocation import AllocationOutcome, allocate, held_row, parse_pick
@@ -21,6 +20,7 @@ from services.ledger.cli import _json, _run, ledger_app
 from services.ledger.cli_output import when
 from services.ledger.domain.errors import LedgerDomainError
 from services.ledger.outbound import LedgerTopics
+from services.presentation.exports import UTC_ZONE
 
 
 @ledger_app.command("pending")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import typer
 
-from services.finance.presentation.exports import Column
 from services.ledger.adapters.withholding_repo import withholding_slips
 from services.ledger.cli import _run, ledger_app
 from services.ledger.cli_output import (
@@ -21,6 +20,7 @@ from services.ledger.cli_output import (
     when,
     zone_of,
 )
+from services.presentation.exports import Column
 
 _COLUMNS = [
     Column("settled_at", "settled", "datetime"),

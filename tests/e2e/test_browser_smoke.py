@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import sync_playwright
 
-from services.finance.presentation.money import rupiah
+from services.presentation.money import rupiah
 
 PAGE = f"""<!doctype html><html lang="id"><head><meta charset="utf-8"><title>Karya · uji peramban</title>
 <link rel="icon" href="data:,"></head>

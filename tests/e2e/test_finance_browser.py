@@ -27,9 +27,9 @@ from typer.testing import CliRunner
 from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
 from services.finance.app import create_app
-from services.finance.presentation.money import parse_rupiah
 from services.ledger.cli import ledger_app
 from services.ledger.domain import accounts
+from services.presentation.money import parse_rupiah
 from tests.e2e.finance_serving import Browser, artifacts, chromium, new_account, serving
 from tests.integration.finance_auth_support import finance_settings
 from tests.integration.finance_batch_support import BATCH_A, BATCH_B, catalogue_batches

@@ -24,9 +24,9 @@ from pypdf import PdfReader
 from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
 from services.finance.app import create_app
-from services.finance.presentation.messages import message
-from services.finance.presentation.money import rupiah
 from services.ledger.domain import accounts
+from services.presentation.messages import message
+from services.presentation.money import rupiah
 from tests.e2e.finance_serving import Browser, artifacts, chromium, new_account, serving
 from tests.integration.finance_auth_support import finance_settings
 from tests.integration.finance_batch_support import BATCH_A, catalogue_batches

@@ -22,8 +22,8 @@ from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
 from infra.db.unit_of_work import Database
 from services.finance.auth import audit
-from services.finance.presentation.exports import Column
-from services.finance.presentation.zones import WIB
+from services.presentation.exports import Column
+from services.presentation.zones import WIB
 from tests.integration.finance_auth_support import Workspace, workspace
 from tests.integration.finance_read_support import LAPAS_A, LAPAS_B, TwoLapas, two_lapas
 from tests.integration.ledger_support import Batch, completed, new_inmate, new_order_key, new_processor, post

@@ -7,6 +7,10 @@ and use cases are transport-free: only a service's entry points (``app.py``, ``c
 And wiring comes from the composition roots: no module of ``services/`` or ``karya/`` but the roots creates an
 engine or reads the process settings; no module but a service's own names its schema (the others get it from the
 topology, ``karya.services.SERVICES``, handed down by a root).
+
+And a service imports no other service's modules: only its own and the shared packages (``services/contracts``,
+``services/presentation``), which import no service; the finance workspace reads the ledger's books with the
+ledger's own modules.
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ TRANSPORT = ("infra.messaging.consumer", "infra.messaging.delivery")  # the Kafk
 ENTRY_POINTS = ("app.py", "cli.py")
 NOT_USE_CASES = ("adapters", "migrations")
 PENDING: set[str] = set()  # services whose use cases still see the consumer's types (none: all moved)
+# The shared packages of services/: what every service may import (event shapes and vocabulary, how numbers, times
+# and words are shown to people). They import no service.
+SHARED = ("contracts", "presentation")
 
 
 def _imports(path: Path) -> set[str]:
@@ -57,11 +64,11 @@ def test_the_check_sees_kafka_imports(tmp_path: Path) -> None:
 
 
 def _use_cases() -> list[Path]:
-    """Every module of ``services/<svc>/`` but its entry points, adapters and migrations (and the contracts)."""
+    """Every module of ``services/<svc>/`` but its entry points, adapters and migrations (and the shared packages)."""
     return [
         p
         for p in sorted((ROOT / "services").rglob("*.py"))
-        if p.relative_to(ROOT).parts[1] != "contracts"
+        if p.relative_to(ROOT).parts[1] not in SHARED
         and p.name not in ENTRY_POINTS
         and not set(p.relative_to(ROOT).parts) & set(NOT_USE_CASES)
     ]
@@ -166,6 +173,48 @@ def _service_of(path: Path) -> str | None:
     return path.parts[1] if path.parts[0] == "services" else None
 
 
+# What a workspace may import of a service beside the shared packages: the finance workspace reads the ledger's books
+# with the ledger's own rules (its domain, reports and repositories).
+WORKSPACE_READS: dict[str, tuple[str, ...]] = {"finance": ("ledger",)}
+
+
+def _other_services_imported(path: Path, own: str) -> list[str]:
+    """The modules of ``services/`` that ``path`` (a module of ``services/<own>/``) imports but its own, the shared
+    packages' and, for a workspace, those of the services it reads."""
+    allowed = {own, *SHARED, *WORKSPACE_READS.get(own, ())}
+    return sorted(n for n in _imports(path) if n.startswith("services.") and n.split(".")[1] not in allowed)
+
+
+def test_no_service_imports_another_services_modules() -> None:
+    units = {*SERVICES, *WORKSPACES, *SHARED}
+    files = [p for p in sorted((ROOT / "services").rglob("*.py")) if p.relative_to(ROOT).parts[1] in units]
+    assert {p.relative_to(ROOT).parts[1] for p in files} == units
+    assert set(WORKSPACE_READS) <= set(WORKSPACES) and all(set(r) <= set(SERVICES) for r in WORKSPACE_READS.values())
+    imported = {str(p.relative_to(ROOT)): _other_services_imported(p, p.relative_to(ROOT).parts[1]) for p in files}
+    assert {p: names for p, names in imported.items() if names} == {}
+    unknown = {p.name for p in (ROOT / "services").iterdir() if p.is_dir() and p.name != "__pycache__"} - units
+    assert unknown == set(), "a package of services/ is neither a service, a workspace nor shared: list it"
+
+
+def test_the_service_import_check_sees_other_services(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text(
+        "from services.finance.presentation.exports import Column\n"
+        "import services.orders.domain.lifecycle\n"
+        "from services import gateway\n"
+        "from services.ledger.domain import accounts\n"  # its own
+        "from services.contracts.zones import WIB\n"
+        "from services.presentation.money import rupiah\n"
+    )
+    assert _other_services_imported(module, "ledger") == [
+        "services.finance.presentation.exports",
+        "services.finance.presentation.exports.Column",
+        "services.gateway",
+        "services.orders.domain.lifecycle",
+    ]
+    assert _other_services_imported(module, "finance") == ["services.gateway", "services.orders.domain.lifecycle"]
+
+
 def test_no_module_names_another_services_schema() -> None:
     files = [
         p.relative_to(ROOT)
@@ -173,7 +222,7 @@ def test_no_module_names_another_services_schema() -> None:
         for p in sorted((ROOT / layer).rglob("*.py"))
         if "migrations" not in p.parts and str(p.relative_to(ROOT)) not in SCHEMA_ROOTS
     ]
-    units = {*SERVICES, *WORKSPACES, "contracts"}
+    units = {*SERVICES, *WORKSPACES, *SHARED}
     checked = [p for p in files if p.parts[0] != "services" or p.parts[1] in units]
     assert len(SCHEMAS) == len(SERVICES) + len(WORKSPACES) >= 4 and len(checked) > 100
     named = {str(p): _other_schemas_named(ROOT / p, _service_of(p)) for p in checked}

@@ -9,9 +9,9 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from services.finance.api.params import text_query
-from services.finance.presentation.zones import zone_label
 from services.finance.queries.lapas import visible_lapas
 from services.finance.scope import Reads
+from services.presentation.zones import zone_label
 
 router = APIRouter(prefix="/api/v1/lapas", tags=["lapas"])
 

@@ -6,7 +6,7 @@ owner's privileges) that shows the id, name and province of the lapas the transa
 (``finance.sees``, ``finance_0002``): one row for an ``auditor_lapas`` or ``bendahara``, every lapas for ``'*'``,
 none without a scope. ``security_barrier`` keeps a caller's functions from seeing rows before the scope filter.
 The zone is not stored: the workspace derives it from the province with its configuration
-(:data:`services.finance.presentation.zones.PROVINCE_ZONES` and per-lapas overrides), so a zone fix needs no
+(:data:`services.presentation.zones.PROVINCE_ZONES` and per-lapas overrides), so a zone fix needs no
 migration.
 
 Revision ID: finance_0004

@@ -16,9 +16,9 @@ from zoneinfo import ZoneInfo
 
 from weasyprint import HTML
 
-from services.finance.presentation.messages import DEFAULT_LANG, Lang, message
-from services.finance.presentation.money import rupiah
-from services.finance.presentation.zones import format_datetime, format_month
+from services.presentation.messages import DEFAULT_LANG, Lang, message
+from services.presentation.money import rupiah
+from services.presentation.zones import format_datetime, format_month
 
 _CSS = """
 @page { size: A4; margin: 18mm 14mm 22mm 14mm;

@@ -1,7 +1,7 @@
 """The lapas the viewer may name, with their province and time zone (``finance.lapas``, migration ``finance_0004``).
 
 The catalogue's province is read through the workspace's own scoped view (``karya_finance`` cannot read the orders
-schema); the zone comes from the province by :func:`services.finance.presentation.zones.lapas_zone` with the
+schema); the zone comes from the province by :func:`services.presentation.zones.lapas_zone` with the
 deployment's overrides. A lapas outside the viewer's scope is simply absent.
 """
 
@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
 
-from services.finance.presentation.zones import WIB, UnknownZone, lapas_zone
 from services.finance.scope import ReadModel
+from services.presentation.zones import WIB, UnknownZone, lapas_zone
 
 
 @dataclass(frozen=True, slots=True)

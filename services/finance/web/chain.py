@@ -14,12 +14,12 @@ from fastapi.responses import RedirectResponse
 
 from services.finance.auth import CurrentUser, User, audit, csrf_protect, require_role
 from services.finance.jobs import ChainJobs, VerificationBusy
-from services.finance.presentation.exports import Column
 from services.finance.queries import chain
 from services.finance.scope import Reads
 from services.finance.templating import page_lang
 from services.finance.web.common import ViewerZone, page
 from services.finance.web.downloads import MAX_ROWS, PageFormat, bounded, export_links, table_download
+from services.presentation.exports import Column
 
 router = APIRouter(include_in_schema=False)
 STARTERS = ("auditor_pusat", "auditor_lapas")

@@ -10,12 +10,12 @@ from zoneinfo import ZoneInfo
 from fastapi import Depends, HTTPException, Request, Response
 
 from services.finance.auth import User
-from services.finance.presentation.messages import LANGS, Lang
-from services.finance.presentation.zones import WIB, UnknownZone, lapas_zone, zone_label
 from services.finance.queries.lapas import viewer_zone
 from services.finance.scope import Reads
 from services.finance.templating import page_lang, render
 from services.finance.time_range import accepted_day
+from services.presentation.messages import LANGS, Lang
+from services.presentation.zones import WIB, UnknownZone, lapas_zone, zone_label
 
 _TEXTS: dict[str, tuple[str, str]] = {
     "dashboard": ("Dasbor", "Dashboard"),

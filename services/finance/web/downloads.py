@@ -4,7 +4,7 @@ answers; :func:`every_row` pages through a cursor query to the end, within :data
 
 A page takes ``?format=csv|xlsx`` with the same filters as its HTML and exports every row the filters select, not
 the page shown. Rupiah stay integers (plain digits in CSV, numeric cells in XLSX) and times are ISO 8601 with the
-offset of the page's zone (:mod:`services.finance.presentation.exports`).
+offset of the page's zone (:mod:`services.presentation.exports`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 from fastapi import HTTPException, Request, Response
 
 from services.finance.auth import User, audit
-from services.finance.presentation.exports import Column, ExportFormat, download_headers, to_csv, to_xlsx
 from services.finance.templating import page_lang
+from services.presentation.exports import Column, ExportFormat, download_headers, to_csv, to_xlsx
 
 TableFormat = Literal["csv", "xlsx"]
 PageFormat = Literal["html", "csv", "xlsx"]

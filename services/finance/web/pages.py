@@ -14,7 +14,6 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from services.finance.api.accounts import INMATE_ID
 from services.finance.api.params import NO_NUL, sequence_cursor, text_query
 from services.finance.auth import CurrentUser
-from services.finance.presentation.exports import Column
 from services.finance.queries import balances, chain, items, journal
 from services.finance.queries.balances import Moment
 from services.finance.queries.register import REGISTER_LIMIT, account_register
@@ -24,6 +23,7 @@ from services.finance.web.common import WORDS, day_start, end_of_day, page, pars
 from services.finance.web.downloads import MAX_ROWS, PageFormat, bounded, every_row, export_links, table_download
 from services.finance.web.withholding import tax_overview
 from services.finance.web.withholding import words as tax_words
+from services.presentation.exports import Column
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(resolve_zone)])  # the lapas' own zone
 PAGE_SIZE = 50

@@ -39,7 +39,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from infra.db.unit_of_work import Database, UnitOfWork
 from services.finance.auth import CurrentUser, User, audit, csrf_protect, form_fields, require_role
-from services.finance.presentation.exports import Column
 from services.finance.queries import items
 from services.finance.scope import ReadModel, Reads
 from services.finance.web.common import page, resolve_zone
@@ -49,6 +48,7 @@ from services.ledger.adapters.corrections_repo import load_proposal
 from services.ledger.allocation import allocate, parse_pick
 from services.ledger.domain.errors import LedgerDomainError
 from services.ledger.outbound import LedgerTopics
+from services.presentation.exports import Column
 
 router = APIRouter(include_in_schema=False)
 QUEUE_SIZE = 100

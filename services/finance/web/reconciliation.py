@@ -12,12 +12,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, Response
 
 from services.finance.auth import CurrentUser
-from services.finance.presentation.exports import Column
 from services.finance.queries import reconciliation
 from services.finance.scope import Reads
 from services.finance.templating import page_lang
 from services.finance.web.common import ViewerZone, page
 from services.finance.web.downloads import MAX_ROWS, PageFormat, bounded, export_links, table_download
+from services.presentation.exports import Column
 
 router = APIRouter(include_in_schema=False)
 MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"

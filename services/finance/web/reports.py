@@ -18,10 +18,7 @@ from fastapi import APIRouter, Path, Request, Response
 
 from services.finance.api.accounts import INMATE_ID
 from services.finance.auth import CurrentUser
-from services.finance.presentation.exports import Column
-from services.finance.presentation.messages import message
 from services.finance.presentation.pdf import LapasMonthReport, Stamp, inmate_statement_pdf, lapas_report_pdf
-from services.finance.presentation.zones import format_month
 from services.finance.queries import balances, chain, reports
 from services.finance.queries.balances import Moment
 from services.finance.queries.lapas import zone_of_lapas
@@ -30,6 +27,9 @@ from services.finance.templating import page_lang
 from services.finance.web.common import day_of, day_start, page, zone_of
 from services.finance.web.downloads import audited_download, table_download
 from services.ledger.domain import accounts
+from services.presentation.exports import Column
+from services.presentation.messages import message
+from services.presentation.zones import format_month
 
 router = APIRouter(include_in_schema=False)
 LAPAS = r"^[a-z0-9][a-z0-9_-]{0,63}$"

@@ -17,13 +17,13 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 
 from services.finance.api.params import text_query
 from services.finance.auth import CurrentUser
-from services.finance.presentation.exports import Column
 from services.finance.queries import withholding
 from services.finance.queries.lapas import visible_lapas
 from services.finance.scope import ReadModel, Reads
 from services.finance.templating import page_lang
 from services.finance.web.common import ViewerZone, day_start, page, parse_day
 from services.finance.web.downloads import PageFormat, every_row, export_links, table_download
+from services.presentation.exports import Column
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 100

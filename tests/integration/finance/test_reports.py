@@ -21,12 +21,12 @@ from sqlalchemy import text
 from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
 from services.finance.auth import audit
-from services.finance.presentation.money import rupiah
 from services.finance.web.reports import REPORT_COLUMNS
 from services.ledger.adapters.journal_repo import post_entries
 from services.ledger.domain import accounts
 from services.ledger.domain.accounts import Side
 from services.ledger.domain.journal import EntryKind, JournalEntry, Line
+from services.presentation.money import rupiah
 from tests.integration.finance_auth_support import Workspace, workspace
 from tests.integration.finance_export_support import rows_of
 from tests.integration.finance_read_support import LAPAS_A, LAPAS_B, TwoLapas, two_lapas

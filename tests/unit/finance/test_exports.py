@@ -20,7 +20,8 @@ from pypdf import PdfReader
 
 from services.finance import web
 from services.finance.presentation import FILTERS
-from services.finance.presentation.exports import (
+from services.finance.presentation.pdf import LapasMonthReport, Stamp, inmate_statement_pdf, lapas_report_pdf
+from services.presentation.exports import (
     MEDIA_TYPES,
     RUPIAH_FORMAT,
     Column,
@@ -28,8 +29,7 @@ from services.finance.presentation.exports import (
     to_csv,
     to_xlsx,
 )
-from services.finance.presentation.messages import CATALOGUE
-from services.finance.presentation.pdf import LapasMonthReport, Stamp, inmate_statement_pdf, lapas_report_pdf
+from services.presentation.messages import CATALOGUE
 
 WITA = ZoneInfo("Asia/Makassar")
 COLUMNS = [

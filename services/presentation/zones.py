@@ -11,7 +11,7 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from services.contracts.zones import PROVINCE_ZONES, WIB, WIT, WITA, UnknownZone, lapas_zone
-from services.finance.presentation.messages import MONTHS, Lang
+from services.presentation.messages import MONTHS, Lang
 
 __all__ = [
     "ABBREVIATIONS",

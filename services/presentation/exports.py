@@ -16,8 +16,8 @@ from datetime import date, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from services.finance.presentation.messages import DEFAULT_LANG, Lang, message
-from services.finance.presentation.zones import iso_local, zone_label
+from services.presentation.messages import DEFAULT_LANG, Lang, message
+from services.presentation.zones import iso_local, zone_label
 
 Kind = Literal["text", "int", "rupiah", "datetime", "date"]
 ExportFormat = Literal["csv", "xlsx", "pdf"]

@@ -1,4 +1,4 @@
-"""Instants shown in a lapas' own zone (:mod:`services.finance.presentation.zones`), property-tested: the shown
+"""Instants shown in a lapas' own zone (:mod:`services.presentation.zones`), property-tested: the shown
 time is the instant's wall clock in the province's zone (WIB +7, WITA +8, WIT +9, no daylight saving), the ISO form
 names the same instant, and the zone of every configured province is one of the three."""
 
@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.finance.presentation.zones import (
+from services.presentation.zones import (
     PROVINCE_ZONES,
     WIB,
     WIT,

@@ -1,4 +1,4 @@
-"""Rupiah, sides, zones and words as the finance workspace shows them."""
+"""Rupiah, sides, zones and words as Karya shows them (the finance workspace, the ledger's CLI reports)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.finance.presentation.messages import CATALOGUE, lang_of, message
-from services.finance.presentation.money import parse_rupiah, rupiah, rupiah_side
-from services.finance.presentation.zones import (
+from services.presentation.messages import CATALOGUE, lang_of, message
+from services.presentation.money import parse_rupiah, rupiah, rupiah_side
+from services.presentation.zones import (
     PROVINCE_ZONES,
     UnknownZone,
     format_datetime,

@@ -1,4 +1,5 @@
-"""The workspace's words in Bahasa Indonesia (the default) and English: one dictionary per language, no build step.
+"""Karya's words in Bahasa Indonesia (the default) and English, one dictionary per language, no build step: the
+finance workspace's pages and documents and the column headers of every export (the ledger's CLI reports too).
 
 A key missing from a language falls back to Bahasa Indonesia; a key missing from both is a programming error
 (``KeyError``), caught by the test that every key exists in both.

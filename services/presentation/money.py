@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from services.finance.presentation.messages import Lang, message
+from services.presentation.messages import Lang, message
 
 Side = Literal["D", "C"]
 _AMOUNT = re.compile(r"^(-)?Rp (\d{1,3}(?:\.\d{3})*)(?: (\S+))?$")
