@@ -109,6 +109,14 @@ def envelope_of(delivery: Delivery) -> Envelope | None:
         return None
 
 
+def delivery_of(envelope: Envelope, origin: tuple[str, int, int] | None, topic: str) -> Delivery:
+    """The delivery an event a consumer kept (parked for a later batch) came in, rebuilt to dead-letter it from where
+    it first arrived: its bytes re-encoded from ``envelope``, keyed by its subject (as the outbox keys it), at
+    ``origin`` (topic, partition, offset, from its inbox row); without one, ``topic`` at partition and offset -1."""
+    at_topic, partition, offset = origin or (topic, -1, -1)
+    return Delivery(at_topic, partition, offset, envelope.subject.encode(), envelope.to_bytes())
+
+
 def event_id_of(delivery: Delivery) -> UUID | None:
     """The record's event id, None when it does not decode."""
     envelope = envelope_of(delivery)

@@ -1,9 +1,9 @@
 """The ledger service process: consumes order and settlement events, posts the double-entry journal.
 
 :func:`build_runtime` wires the service for the process's composition root (:mod:`karya.services`, which builds
-the engine and the topics): it names the schema, builds the use cases and hands them down. :class:`LedgerProcessor`
-is the Kafka entry point: it turns a batch into envelopes and a unit of work, and the use case's refusals into the
-consumer's rejections.
+the engine and the topics): it builds the use cases and hands them the schema (named in :mod:`services.ledger.names`,
+which the ``karya ledger`` commands import without this module). :class:`LedgerProcessor` is the Kafka entry point:
+it turns a batch into envelopes and a unit of work, and the use case's refusals into the consumer's rejections.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from infra.db.unit_of_work import UnitOfWork
 from infra.messaging.consumer import InboundEvent, Rejection
-from infra.messaging.delivery import Delivery
+from infra.messaging.dead_letters import delivery_of
 from infra.runtime import ServiceRuntime
 from infra.settings import KafkaSettings
 from services.contracts.orders import ORDER_ALLOCATED
@@ -23,16 +23,14 @@ from services.contracts.registry import EVENT_TYPES
 from services.ledger.allocation import allocate_announced
 from services.ledger.chain_anchor import AnchorGauges, run_anchors
 from services.ledger.chain_watch import ChainWatch
+from services.ledger.names import CONSUMER
+from services.ledger.names import SCHEMA as SCHEMA  # the topology reads it here (karya.services.Service.schema)
 from services.ledger.outbound import LedgerTopics
 from services.ledger.parked import ParkedGauges, run_parked_gauges
 from services.ledger.posting import PostEvents
 from services.ledger.posting_plan import POSTED_EVENT_TYPES, Refused
 from services.ledger.settings import LedgerSettings
 
-SCHEMA = "ledger"
-"""The ledger's PostgreSQL schema: named here, in the composition root, and handed to everything that writes SQL."""
-CONSUMER = "ledger"
-"""The consumer's name: its inbox and dead letters are filed under it (the CLI's dead letters too)."""
 CONSUMED_TYPES = POSTED_EVENT_TYPES | {ORDER_ALLOCATED}
 """What the consumer acts on: what the posting use case posts from (returned units restocked among them), and the
 orders service's backorders filled."""
@@ -71,17 +69,11 @@ def rejections(events: Sequence[InboundEvent], refusals: Sequence[Refused], sett
     by_id = {e.envelope.event_id: e for e in events}
     rejected = []
     for r in refusals:
-        event = by_id.get(r.envelope.event_id) or InboundEvent(r.envelope, parked_delivery(r, settlements))
+        event = by_id.get(r.envelope.event_id)
+        if event is None:  # parked by an earlier batch: dead-lettered from where it first arrived
+            event = InboundEvent(r.envelope, delivery_of(r.envelope, r.origin, settlements))
         rejected.append(Rejection(event, r.reason, r.facts))
     return rejected
-
-
-def parked_delivery(refused: Refused, settlements: str) -> Delivery:
-    """The delivery a parked event ``refused`` came in, rebuilt to dead-letter it from where it first arrived (its
-    bytes re-encoded from the stored envelope; without an inbox row: ``settlements``, partition and offset -1)."""
-    topic, partition, offset = refused.origin or (settlements, -1, -1)
-    envelope = refused.envelope
-    return Delivery(topic, partition, offset, envelope.subject.encode(), envelope.to_bytes())
 
 
 def read_settings() -> LedgerSettings:

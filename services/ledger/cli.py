@@ -21,7 +21,6 @@ import yaml
 from infra.cli_root import CliRoot
 from infra.db.unit_of_work import UnitOfWork
 from services.ledger.adapters.policy_repo import store_policies, store_tax_settings
-from services.ledger.app import SCHEMA
 from services.ledger.cli_output import (
     FORMAT_OPTION,
     JSON_OPTION,
@@ -40,6 +39,7 @@ from services.ledger.domain.errors import LedgerDomainError
 from services.ledger.domain.policy_file import parse_policies
 from services.ledger.domain.settlements import PayoutType
 from services.ledger.domain.tax_file import parse_tax_settings
+from services.ledger.names import SCHEMA
 from services.ledger.outbound import LedgerTopics
 from services.ledger.payouts import Payee, pay_out
 from services.ledger.reports import (

@@ -11,14 +11,14 @@ import typer
 
 from infra.cli_root import CliRoot
 from infra.db.unit_of_work import UnitOfWork
-from infra.messaging.dead_letters import DeadLetter, write_dead_letters
+from infra.messaging.dead_letters import DeadLetter, delivery_of, write_dead_letters
 from services.ledger.adapters.closed_repo import closed_events
 from services.ledger.adapters.facts_repo import held_orders, parked_events
 from services.ledger.allocation import AllocationOutcome, allocate, held_row, parse_pick
-from services.ledger.app import CONSUMER, parked_delivery
 from services.ledger.cli import _json, _run, ledger_app
 from services.ledger.cli_output import when
 from services.ledger.domain.errors import LedgerDomainError
+from services.ledger.names import CONSUMER
 from services.ledger.outbound import LedgerTopics
 from services.presentation.exports import UTC_ZONE
 
@@ -101,7 +101,10 @@ def allocate_cmd(
         # Parked events the rerun refused by a rule: dead letters with their rule, in the allocation's transaction.
         dead = [
             DeadLetter(
-                parked_delivery(r, topics.settlements), f"rejected: {r.reason}", 1, {"kind": "rejected", **r.facts}
+                delivery_of(r.envelope, r.origin, topics.settlements),
+                f"rejected: {r.reason}",
+                1,
+                {"kind": "rejected", **r.facts},
             )
             for r in outcome.refused
         ]

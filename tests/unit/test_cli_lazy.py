@@ -71,3 +71,15 @@ def test_serving_the_ledger_loads_no_other_sub_app_nor_the_finance_workspace() -
     assert "services.ledger.app" in loaded
     assert loaded & set(SUB_APP_MODULES) == set()
     assert sorted(name for name in loaded if name.startswith(("services.finance", "weasyprint"))) == []
+
+
+def test_the_ledgers_commands_load_neither_its_service_process_nor_the_finance_workspace() -> None:
+    """``karya ledger`` takes the ledger's names from ``services.ledger.names`` and its formatting from the shared
+    ``services.presentation``: the service process (its runtime, FastStream) and the workspace stay unloaded."""
+    loaded = _loaded_after(
+        "from typer.testing import CliRunner\nfrom karya import cli\n"
+        "result = CliRunner().invoke(cli.app, ['ledger', '--help'])\nassert result.exit_code == 0, result.output"
+    )
+    assert {"services.ledger.cli", "services.ledger.cli_waiting", "services.presentation.exports"} <= loaded
+    heavy = ("services.ledger.app", "infra.runtime", "services.finance", "faststream", "weasyprint")
+    assert sorted(name for name in loaded if name.startswith(heavy)) == []

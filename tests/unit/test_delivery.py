@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from infra.db.engine import make_engine
 from infra.messaging.consumer import BatchConsumer, InboundEvent, Rejection
+from infra.messaging.dead_letters import delivery_of, envelope_of
 from infra.messaging.delivery import Delivery
 from infra.messaging.envelope import make_envelope
 from infra.messaging.metrics import MessagingMetrics
@@ -69,3 +70,12 @@ def test_the_ledger_checks_settlements_on_arrival_from_in_memory_events() -> Non
     assert [r.event for r in rejected] == [broken]
     assert isinstance(rejected[0], Rejection) and rejected[0].facts["rule"] == "contract"
     assert rejected[0].event.delivery.origin == "marketplace.settlements/2/2"  # where its dead letter points
+
+
+def test_a_parked_event_is_dead_lettered_from_where_it_first_arrived() -> None:
+    """A refused event parked by an earlier batch has no delivery of this batch: its delivery is rebuilt from the
+    stored envelope at its origin (from the inbox), else at the fallback topic with partition and offset -1."""
+    envelope = make_envelope(type=SETTLEMENT_REPORTED, source="karya/tests", subject=KEY, data={"order_key": KEY})
+    parked = delivery_of(envelope, ("marketplace.settlements", 4, 17), "elsewhere")
+    assert (parked.origin, parked.key, envelope_of(parked)) == ("marketplace.settlements/4/17", KEY.encode(), envelope)
+    assert delivery_of(envelope, None, "marketplace.settlements").origin == "marketplace.settlements/-1/-1"

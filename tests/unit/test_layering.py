@@ -152,7 +152,8 @@ def _sql_naming(schemas: set[str]) -> re.Pattern[str]:
 
 def _other_schemas_named(path: Path, own: str | None) -> list[str]:
     """What ``path`` names of a schema not its service's (``own``): SQL in its string constants, a name bound to
-    the schema's name (``LEDGER_SCHEMA = "ledger"``), ``SCHEMA`` imported from another service's app module."""
+    the schema's name (``LEDGER_SCHEMA = "ledger"``), ``SCHEMA`` imported from another service's module
+    (its app module, or where the app module takes it from: ``services.ledger.names``)."""
     sql = _sql_naming(SCHEMAS - {own} if own else SCHEMAS)
     found: list[str] = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
@@ -161,8 +162,8 @@ def _other_schemas_named(path: Path, own: str | None) -> list[str]:
         if isinstance(node, ast.Assign | ast.AnnAssign) and isinstance(node.value, ast.Constant):
             if node.value.value in SCHEMAS - {own}:
                 found.append(f"{ast.unparse(node).split(' =')[0]} = {node.value.value!r}")
-        elif isinstance(node, ast.ImportFrom) and node.module and node.module.endswith(".app"):
-            service = node.module.split(".")[1] if node.module.startswith("services.") else None
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("services."):
+            service = node.module.split(".")[1]  # its app module or wherever it names SCHEMA (the ledger's names)
             if service != own and any(alias.name == "SCHEMA" for alias in node.names):
                 found.append(f"from {node.module} import SCHEMA")
     return found
@@ -234,6 +235,7 @@ def test_the_schema_check_sees_sql_and_imports(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
     module.write_text(
         "from services.ledger.app import SCHEMA\n"
+        "from services.gateway.names import SCHEMA as GATEWAY\n"
         "Q = 'SELECT e.* FROM ledger.journal_entries e JOIN orders.orders o ON true'\n"
         "R = f'SELECT {s}.x FROM {s}.y'\n"  # the schema handed in: fine
         "T = 'ledger.entries'  # a topic, not SQL\n"
@@ -244,6 +246,7 @@ def test_the_schema_check_sees_sql_and_imports(tmp_path: Path) -> None:
     assert sorted(_other_schemas_named(module, "orders")) == [
         "FROM ledger.journal_entries",
         "LEDGER_SCHEMA = 'ledger'",
+        "from services.gateway.names import SCHEMA",
         "from services.ledger.app import SCHEMA",
         "gateway.redacted_envelope(",
     ]
