@@ -22,7 +22,7 @@ def test_batches_take_an_equal_share_of_every_partition_in_order_and_every_recor
         assert mine == [r[2] for r in records if r[1] == p]  # each partition in its order
 
 
-def _workload() -> list[Record]:
+def workload() -> list[Record]:
     """Completions on one topic, settlements and refunds on another, keyed by order to 3 partitions."""
     orders: list[Envelope] = []
     market: list[Envelope] = []
@@ -40,17 +40,21 @@ def _workload() -> list[Record]:
     ]
 
 
+def parking_cut(records: list[Record]) -> list[list[Record]]:
+    """The marketplace's events in batches of three first, then the completions: every settlement waits parked."""
+    market, orders = [r for r in records if r[0] == "market"], [r for r in records if r[0] == "orders"]
+    return [market[i : i + 3] for i in range(0, len(market), 3)] + [orders[i : i + 3] for i in range(0, len(orders), 3)]
+
+
 def _partition(envelope: Envelope) -> int:
     return zlib.crc32(envelope.subject.encode()) % 3
 
 
 def test_the_books_do_not_depend_on_where_the_batches_are_cut_and_a_pass_is_deterministic() -> None:
-    records = _workload()
+    records = workload()
     whole, small = InMemoryLedger(), InMemoryLedger()
     one = run_plan([records], DEMO_POLICIES, whole)
-    # The marketplace's events in batches of three first, then the completions: every settlement waits parked.
-    market, orders = [r for r in records if r[0] == "market"], [r for r in records if r[0] == "orders"]
-    cut = [market[i : i + 3] for i in range(0, len(market), 3)] + [orders[i : i + 3] for i in range(0, len(orders), 3)]
+    cut = parking_cut(records)
     many = run_plan(cut, DEMO_POLICIES, small)
     assert one.entries >= 12 * 3  # a sale, a settlement and a distribution at least, per order
     assert (many.entries, many.lines) == (one.entries, one.lines)
