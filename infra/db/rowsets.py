@@ -19,7 +19,7 @@ a few hundred microseconds of client CPU on its own, whatever its size. :class:`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, ClassVar, Final
 
@@ -149,48 +149,77 @@ class Writes:
     """Set-based writes of one transaction, sent together as one statement (one data-modifying WITH per part).
 
     The parts must touch different rows: they run on one snapshot and cannot see each other's rows, but foreign
-    keys between them hold (they are checked at the end of the statement, as for separate statements).
+    keys between them hold, and the tables' statement triggers see every part's rows (both run at the end of the
+    statement, as for separate statements).
     """
 
-    _statements: ClassVar[dict[tuple[tuple[RowSet, bool], ...], TextClause]] = {}
+    _statements: ClassVar[dict[tuple[tuple[object, bool], ...], TextClause]] = {}
 
     def __init__(self) -> None:
-        self._parts: list[tuple[RowSet, str | None, Sequence[list[Any]]]] = []
+        self._parts: list[_Part] = []
 
     def add(self, rowset: RowSet, columns: Sequence[list[Any]]) -> None:
         """Write the rows whose column ``i`` is ``columns[i]`` with ``rowset`` (nothing when there are none)."""
         if columns and columns[0]:
             self._parts.append((rowset, rowset.encode(columns), columns))
 
+    def add_statement(self, template: str, params: Mapping[str, Any]) -> None:
+        """Add one data-modifying statement that is not over rows of columns (say, with a ``bytea`` of packed
+        payloads): ``template`` names its parameters ``:{p}name`` and ``params`` gives them by ``name``."""
+        self._parts.append((template, None, params))
+
     async def execute(self, conn: AsyncConnection) -> None:
         """Send every part added so far."""
         parts, self._parts = self._parts, []
         if not parts:
             return
-        if len(parts) == 1:
-            rowset, doc, columns = parts[0]
-            if doc is None:
-                await conn.execute(rowset.array_form, dict(zip(rowset.names, columns, strict=True)))
-            else:
-                await conn.execute(rowset.json_form, {"rows": doc})
-            return
-        key = tuple((rowset, doc is None) for rowset, doc, _ in parts)
+        key = tuple((what, doc is None) for what, doc, _ in parts)
         statement = self._statements.get(key)
         if statement is None:
-            ctes = ", ".join(
-                f"w{i} AS ({rowset.sql(json=doc is not None, prefix=f'w{i}_')})"
-                for i, (rowset, doc, _) in enumerate(parts)
-            )
-            statement = text(f"WITH {ctes} SELECT 1")
+            statement = _statement(parts)
             if len(self._statements) < 512:
                 self._statements[key] = statement
         params: dict[str, Any] = {}
-        for i, (rowset, doc, columns) in enumerate(parts):
-            if doc is None:
-                params.update((f"w{i}_{n}", c) for n, c in zip(rowset.names, columns, strict=True))
-            else:
-                params[f"w{i}_rows"] = doc
+        for i, part in enumerate(parts):
+            params.update(_params(part, _prefix(i, len(parts))))
         await conn.execute(statement, params)
+
+
+_Part = tuple[RowSet | str, str | None, Sequence[list[Any]] | Mapping[str, Any]]
+
+
+def _prefix(i: int, parts: int) -> str:
+    return "" if parts == 1 else f"w{i}_"
+
+
+def _statement(parts: Sequence[_Part]) -> TextClause:
+    """The one statement of ``parts``: a lone row part as its RowSet built it, else one WITH part each."""
+    if len(parts) == 1:
+        what, doc, _ = parts[0]
+        if isinstance(what, RowSet):
+            return what.json_form if doc is not None else what.array_form
+        return text(_sql(parts[0], ""))
+    ctes = ", ".join(f"w{i} AS ({_sql(part, _prefix(i, len(parts)))})" for i, part in enumerate(parts))
+    return text(f"WITH {ctes} SELECT 1")
+
+
+def _sql(part: _Part, prefix: str) -> str:
+    """One part's SQL text, its parameters named with ``prefix``."""
+    what, doc, _ = part
+    if isinstance(what, str):
+        return what.replace("{p}", prefix)
+    return what.sql(json=doc is not None, prefix=prefix)
+
+
+def _params(part: _Part, prefix: str) -> dict[str, Any]:
+    """One part's parameters, named with ``prefix``."""
+    what, doc, values = part
+    if isinstance(values, Mapping):
+        return {f"{prefix}{n}": v for n, v in values.items()}
+    if doc is not None:
+        return {f"{prefix}rows": doc}
+    assert isinstance(what, RowSet)
+    return {f"{prefix}{n}": c for n, c in zip(what.names, values, strict=True)}
 
 
 def json_texts(values: Sequence[str]) -> str | None:
@@ -211,9 +240,11 @@ class KeyedQuery:
             template.format(keys="ARRAY(SELECT jsonb_array_elements_text(CAST(CAST(:keys AS text) AS jsonb)))")
         )
 
-    async def execute(self, conn: AsyncConnection, keys: list[str]) -> CursorResult[*tuple[Any, ...]]:
-        """Run the statement for ``keys`` and return its result."""
+    async def execute(
+        self, conn: AsyncConnection, keys: list[str], params: Mapping[str, Any] | None = None
+    ) -> CursorResult[*tuple[Any, ...]]:
+        """Run the statement for ``keys`` (and its other ``params``) and return its result."""
         doc = json_texts(keys)
         if doc is None:
-            return await conn.execute(self.array_form, {"keys": keys})
-        return await conn.execute(self.json_form, {"keys": doc})
+            return await conn.execute(self.array_form, {**(params or {}), "keys": keys})
+        return await conn.execute(self.json_form, {**(params or {}), "keys": doc})

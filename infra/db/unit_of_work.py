@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from infra.messaging.outbox import OutboundMessage, enqueue
+from infra.db.rowsets import Writes
+from infra.messaging.outbox import OutboundMessage, enqueue, stage
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,11 @@ class UnitOfWork:
     async def publish(self, messages: Sequence[OutboundMessage]) -> None:
         """Enqueue ``messages`` in the service's outbox, in this transaction, in order."""
         await enqueue(self.conn, self.schema, messages)
+
+    def publish_with(self, writes: Writes, messages: Sequence[OutboundMessage]) -> None:
+        """Add the outbox rows of ``messages`` (in order) to ``writes``: they are sent with the transaction's other
+        set-based writes, in one statement, when the caller executes ``writes``."""
+        stage(writes, self.schema, messages)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from infra.db.rowsets import Writes
 from infra.messaging.envelope import Envelope, encode_envelope
 
 Headers = Sequence[tuple[str, bytes]]
@@ -82,16 +82,16 @@ def decode_headers(raw: object) -> list[tuple[str, bytes]]:
 _ENQUEUE_ARRAYS = (
     "INSERT INTO {schema}.outbox (topic, key, payload, headers) "
     "SELECT t, k, p, h::jsonb FROM unnest("
-    "CAST(:topics AS text[]), CAST(:keys AS bytea[]), CAST(:payloads AS bytea[]), CAST(:headers AS text[])"
+    "CAST(:{p}topics AS text[]), CAST(:{p}keys AS bytea[]), CAST(:{p}payloads AS bytea[]), CAST(:{p}headers AS text[])"
     ") WITH ORDINALITY AS u(t, k, p, h, n) ORDER BY n"
 )
 # The payloads as one bytea (each row names its slice) and the rest as one JSON text: no array parameter, which
 # asyncpg encodes value by value (see infra/db/rowsets.py).
 _ENQUEUE_PACKED = (
     "INSERT INTO {schema}.outbox (topic, key, payload, headers) "
-    "SELECT e->>0, convert_to(e->>1, 'UTF8'), substring(CAST(:payloads AS bytea) FROM CAST(e->>2 AS int) "
+    "SELECT e->>0, convert_to(e->>1, 'UTF8'), substring(CAST(:{p}payloads AS bytea) FROM CAST(e->>2 AS int) "
     "FOR CAST(e->>3 AS int)), e->4 "
-    "FROM jsonb_array_elements(CAST(CAST(:rows AS text) AS jsonb)) WITH ORDINALITY AS u(e, n) ORDER BY n"
+    "FROM jsonb_array_elements(CAST(CAST(:{p}rows AS text) AS jsonb)) WITH ORDINALITY AS u(e, n) ORDER BY n"
 )
 _PACKED_LIMIT = 2**30  # substring takes int positions
 
@@ -117,14 +117,22 @@ def _packed(messages: Sequence[OutboundMessage]) -> dict[str, object] | None:
 
 async def enqueue(conn: AsyncConnection, schema: str, messages: Sequence[OutboundMessage]) -> None:
     """Insert ``messages`` into ``<schema>.outbox`` in one set-based statement, preserving their order."""
+    writes = Writes()
+    stage(writes, schema, messages)
+    await writes.execute(conn)
+
+
+def stage(writes: Writes, schema: str, messages: Sequence[OutboundMessage]) -> None:
+    """Add the insert of ``messages`` into ``<schema>.outbox`` (in their order) to ``writes``, so they are sent with
+    the other writes of the transaction in one statement."""
     if not messages:
         return
     packed = _packed(messages)
     if packed is not None:
-        await conn.execute(text(_ENQUEUE_PACKED.format(schema=schema)), packed)
+        writes.add_statement(_ENQUEUE_PACKED.replace("{schema}", schema), packed)
         return
-    await conn.execute(
-        text(_ENQUEUE_ARRAYS.format(schema=schema)),
+    writes.add_statement(
+        _ENQUEUE_ARRAYS.replace("{schema}", schema),
         {
             "topics": [m.topic for m in messages],
             "keys": [m.key for m in messages],

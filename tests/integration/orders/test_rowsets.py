@@ -204,3 +204,69 @@ async def test_writes_send_every_part_in_one_statement(service_engine: AsyncEngi
                 writes.add(child, [["missing"], [1]])
                 writes.add(bump, [["old"], [1]])
                 await writes.execute(conn)
+
+
+async def test_statement_parts_join_row_parts_with_their_own_parameters(service_engine: AsyncEngine) -> None:
+    """A part that is a statement of its own (``add_statement``) travels in the same one statement as row parts;
+    two parts whose parameters have the same name keep their own values; a lone statement part runs as it is."""
+    rows = RowSet("INSERT INTO pg_temp.log (what, n) SELECT * FROM {rows}", (("what", "text"), ("n", "int")))
+    packed = "INSERT INTO pg_temp.log (what, n) SELECT convert_from(CAST(:{p}b AS bytea), 'UTF8'), CAST(:{p}n AS int)"
+    async with service_engine.begin() as conn:
+        await conn.execute(text("CREATE TEMP TABLE log (id serial, what text, n int) ON COMMIT DROP"))
+        writes = Writes()
+        writes.add(rows, [["row"], [1]])
+        writes.add_statement(packed, {"b": b"bytes one", "n": 2})
+        writes.add_statement(packed, {"b": b"bytes two", "n": 3})
+        statements: list[str] = []
+
+        def count(*args: Any) -> None:
+            statements.append(str(args[2]))
+
+        sync = conn.sync_connection
+        assert sync is not None
+        event.listen(sync, "before_cursor_execute", count)
+        try:
+            await writes.execute(conn)
+            writes.add_statement(packed, {"b": b"alone", "n": 4})
+            await writes.execute(conn)
+        finally:
+            event.remove(sync, "before_cursor_execute", count)
+        assert len(statements) == 2 and statements[0].startswith("WITH w0 AS (INSERT INTO pg_temp.log")
+        assert not statements[1].startswith("WITH")
+        got = (await conn.execute(text("SELECT what, n FROM pg_temp.log ORDER BY n"))).all()
+        assert [tuple(r) for r in got] == [("row", 1), ("bytes one", 2), ("bytes two", 3), ("alone", 4)]
+
+
+async def test_statement_triggers_see_every_part(service_engine: AsyncEngine) -> None:
+    """An AFTER STATEMENT trigger of one part's table sees the rows another part wrote (the ledger's closed-period
+    check finds a new order's lapas in facts written beside its entry), and refuses the whole statement."""
+    facts = RowSet("INSERT INTO pg_temp.facts (k, lapas) SELECT * FROM {rows}", (("k", "text"), ("lapas", "text")))
+    entries = RowSet("INSERT INTO pg_temp.entries (k) SELECT * FROM {rows}", (("k", "text"),))
+    async with service_engine.begin() as conn:
+        await conn.execute(text("CREATE TEMP TABLE facts (k text PRIMARY KEY, lapas text) ON COMMIT DROP"))
+        await conn.execute(text("CREATE TEMP TABLE entries (k text) ON COMMIT DROP"))
+        await conn.execute(
+            text(
+                "CREATE FUNCTION pg_temp.closed() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "IF EXISTS (SELECT 1 FROM new_entries e LEFT JOIN pg_temp.facts f USING (k) "
+                "WHERE f.lapas IS NULL OR f.lapas = 'closed') THEN RAISE EXCEPTION 'closed or unknown lapas'; END IF; "
+                "RETURN NULL; END $$"
+            )
+        )
+        await conn.execute(
+            text(
+                "CREATE TRIGGER closed AFTER INSERT ON pg_temp.entries REFERENCING NEW TABLE AS new_entries "
+                "FOR EACH STATEMENT EXECUTE FUNCTION pg_temp.closed()"
+            )
+        )
+        writes = Writes()
+        writes.add(facts, [["o1"], ["open"]])
+        writes.add(entries, [["o1"]])
+        await writes.execute(conn)
+        assert (await conn.execute(text("SELECT count(*) FROM pg_temp.entries"))).scalar_one() == 1
+        with pytest.raises(DBAPIError, match="closed or unknown lapas"):
+            async with conn.begin_nested():
+                writes.add(facts, [["o2"], ["closed"]])
+                writes.add(entries, [["o2"]])
+                await writes.execute(conn)
+        assert (await conn.execute(text("SELECT count(*) FROM pg_temp.facts"))).scalar_one() == 1
