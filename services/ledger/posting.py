@@ -2,15 +2,18 @@
 
 It runs *load → plan → write* in the caller's unit of work and never sees Kafka:
 
-- **load** — the events parked for the batch's orders (with where they first arrived), the orders' facts
-  (locked, :mod:`services.ledger.adapters.locks`), which of them ended without completion, the closed periods of
-  their lapas (one small query), the split policies and tax settings, the stored request hashes of the posting
-  keys the batch may meet, and the inmate balances its refunds may take back from;
+- **load** — in one round trip (:mod:`services.ledger.adapters.batch_reads`), the orders' facts (locked first,
+  :mod:`services.ledger.adapters.locks`), the events parked for them (with where they first arrived), which of
+  them ended without completion and the stamp of the split policies and tax settings; then the closed periods of
+  their lapas (one small query), the stored request hashes of the posting keys the batch may meet, and the inmate
+  balances its refunds may take back from;
 - **plan** — :func:`services.ledger.posting_plan.plan_postings`, pure;
-- **write** — the facts, then the entries (one statement, chain head locked last: the database finds a new
-  order's lapas in its facts to refuse an entry in a closed period), the conflicts, the PPh 22 withholding slips,
-  the parked events, the events
-  closed without posting and the ``entry_posted`` announcements, set-based.
+- **write** — two round trips: one opens the entries' accounts, locks their chain segments' heads and draws their
+  sequence numbers (:func:`services.ledger.adapters.journal_repo.stage_entries`); then ONE statement writes the
+  facts, the entries and their lines, the segments' new heads, the conflicts, the PPh 22 withholding slips, the
+  parked events, the events closed without posting and the ``entry_posted`` announcements (the outbox), each a
+  set-based part. The journal's statement triggers run at its end and see every part's rows: the database finds a
+  new order's lapas in the facts written beside its entry to refuse an entry in a closed period.
 
 Posting keys make every posting happen once; the same key with a different request is a recorded conflict, an
 alert and a refusal — never a second posting.
@@ -21,19 +24,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+from infra.db.rowsets import Writes
 from infra.db.unit_of_work import UnitOfWork
 from infra.messaging.envelope import Envelope
-from services.ledger.adapters.closed_repo import close, ended_orders
-from services.ledger.adapters.facts_repo import load_facts, park, save_facts, take_pending
-from services.ledger.adapters.journal_repo import (
-    existing_hashes,
-    normal_balances,
-    post_entries,
-    record_conflicts,
-)
+from services.ledger.adapters.batch_reads import read_orders
+from services.ledger.adapters.closed_repo import add_closed
+from services.ledger.adapters.facts_repo import add_facts, add_parked
+from services.ledger.adapters.journal_repo import add_conflicts, existing_hashes, normal_balances, stage_entries
 from services.ledger.adapters.periods_repo import closed_periods
 from services.ledger.adapters.policy_repo import PolicyCache
-from services.ledger.adapters.withholding_repo import record_slips
+from services.ledger.adapters.withholding_repo import add_slips
 from services.ledger.domain.journal import Conflict
 from services.ledger.outbound import LedgerTopics, entry_posted_messages
 from services.ledger.posting_plan import (
@@ -80,26 +80,26 @@ class PostEvents:
         if not relevant and not also:
             return outcome
         # load
-        keys = {e.subject for e in relevant} | set(also)
-        facts = await load_facts(uow, keys)  # the order facts first, in the lock order
-        parked, origins = await take_pending(uow, keys)
-        ended = await ended_orders(uow, keys)
-        work = [*parked, *relevant]
+        orders = await read_orders(uow, {e.subject for e in relevant} | set(also))  # facts locked first
+        facts, origins, ended = orders.facts, orders.origins, orders.ended
+        work = [*orders.parked, *relevant]
         closed = await closed_periods(uow, batch_lapas(work, facts))
-        policies, taxes = await self._policies.load(uow)
+        policies, taxes = await self._policies.load(uow, orders.policy_stamp)
         known = await existing_hashes(uow, lookup_keys(work))
         balances = await normal_balances(uow, refund_accounts(work, facts, self._recent))
         # plan
         inputs = PostingInputs(work, facts, policies, known, balances, ended, closed, taxes, checked)
         plan = plan_postings(inputs, self._recent)
-        # write
-        await save_facts(uow, plan.facts.values())
-        result = await post_entries(uow, plan.entries)
-        await record_conflicts(uow, plan.conflicts)
-        await record_slips(uow, plan.slips)
-        await park(uow, plan.parked)
-        await close(uow, plan.closed)
-        await uow.publish(entry_posted_messages(result.posted, self._topics))
+        # write: the journal's locks in one round trip, then every row in one statement
+        writes = Writes()
+        add_facts(writes, uow, plan.facts.values())
+        result = await stage_entries(uow, writes, plan.entries)
+        add_conflicts(writes, uow, plan.conflicts)
+        add_slips(writes, uow, plan.slips)
+        add_parked(writes, uow, plan.parked)
+        add_closed(writes, uow, plan.closed)
+        uow.publish_with(writes, entry_posted_messages(result.posted, self._topics))
+        await writes.execute(uow.conn)
         conflicts = [*plan.conflicts, *result.conflicts]
         outcome.conflicts = len(conflicts)
         seen: set[str] = set()

@@ -3,40 +3,32 @@ returned or cancelled before completion, and the ending events that tell the led
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
 from sqlalchemy import text
 
+from infra.db.rowsets import Writes
 from infra.db.unit_of_work import UnitOfWork
 from infra.messaging.envelope import Envelope
-from services.ledger.posting_plan import ENDING_TYPES
-
-
-async def ended_orders(uow: UnitOfWork, keys: Iterable[str]) -> dict[str, str]:
-    """The orders among ``keys`` the ledger already knows to have ended without completion, each with the type of
-    the first event that said so."""
-    rows = await uow.conn.execute(
-        text(
-            f"SELECT DISTINCT ON (order_key) order_key, event_type FROM {uow.table('closed_without_posting')} "
-            "WHERE order_key = ANY(:k) AND event_type = ANY(:t) ORDER BY order_key, closed_at, event_id"
-        ),
-        {"k": sorted(set(keys)), "t": sorted(ENDING_TYPES)},
-    )
-    return {r.order_key: r.event_type for r in rows}
 
 
 async def close(uow: UnitOfWork, closed: Sequence[tuple[Envelope, str]]) -> None:
     """Record ``closed`` (event, reason) in one statement; an event closed before stays as it was (redelivery)."""
+    writes = Writes()
+    add_closed(writes, uow, closed)
+    await writes.execute(uow.conn)
+
+
+def add_closed(writes: Writes, uow: UnitOfWork, closed: Sequence[tuple[Envelope, str]]) -> None:
+    """Add the recording of ``closed`` (event, reason) to ``writes``; an event closed before stays as it was."""
     if closed:
-        await uow.conn.execute(
-            text(
-                f"INSERT INTO {uow.table('closed_without_posting')} (event_id, order_key, event_type, reason) "
-                "SELECT i, k, t, r FROM unnest(CAST(:i AS uuid[]), CAST(:k AS text[]), CAST(:t AS text[]), "
-                "CAST(:r AS text[])) AS u(i, k, t, r) ON CONFLICT (event_id) DO NOTHING"
-            ),
+        writes.add_statement(
+            f"INSERT INTO {uow.table('closed_without_posting')} (event_id, order_key, event_type, reason) "
+            "SELECT i, k, t, r FROM unnest(CAST(:{p}i AS uuid[]), CAST(:{p}k AS text[]), CAST(:{p}t AS text[]), "
+            "CAST(:{p}r AS text[])) AS u(i, k, t, r) ON CONFLICT (event_id) DO NOTHING",
             {
                 "i": [e.event_id for e, _ in closed],
                 "k": [e.subject for e, _ in closed],

@@ -11,7 +11,7 @@ from uuid import UUID
 import orjson
 from sqlalchemy import text
 
-from infra.db.rowsets import KeyedQuery
+from infra.db.rowsets import Writes
 from infra.db.unit_of_work import UnitOfWork
 from infra.messaging.envelope import Envelope
 from services.ledger.adapters.locks import lock_order_facts
@@ -27,29 +27,32 @@ async def load_facts(uow: UnitOfWork, keys: Iterable[str]) -> dict[str, OrderFac
 
 
 async def save_facts(uow: UnitOfWork, facts: Iterable[OrderFacts]) -> None:
-    """Insert new facts and update changed ones (one statement each)."""
+    """Insert new facts and update changed ones (one statement)."""
+    writes = Writes()
+    add_facts(writes, uow, facts)
+    await writes.execute(uow.conn)
+
+
+def add_facts(writes: Writes, uow: UnitOfWork, facts: Iterable[OrderFacts]) -> None:
+    """Add the insert of new facts and the update of changed ones to ``writes``."""
     rows = [f for f in facts if f.is_new or f.changed]
     new = [f for f in rows if f.is_new]
     old = [f for f in rows if not f.is_new]
+    table = uow.table("order_facts")
     if new:
         doc = _json([(f.order_key, f.lapas_id, f.completion, f.state(), f.refunded_gross) for f in new])
         if doc is not None:
-            await uow.conn.execute(
-                text(
-                    f"INSERT INTO {uow.table('order_facts')} "
-                    "(order_key, lapas_id, completion, settlement, refunded_gross) "
-                    f"SELECT e->>0, e->>1, e->2, {_OBJECT.format(i=3)}, CAST(e->>4 AS bigint) FROM {_ROWS}"
-                ),
+            writes.add_statement(
+                f"INSERT INTO {table} (order_key, lapas_id, completion, settlement, refunded_gross) "
+                f"SELECT e->>0, e->>1, e->2, {_OBJECT.format(i=3)}, CAST(e->>4 AS bigint) FROM {_ROWS}",
                 {"rows": doc},
             )
         else:
-            await uow.conn.execute(
-                text(
-                    f"INSERT INTO {uow.table('order_facts')} "
-                    "(order_key, lapas_id, completion, settlement, refunded_gross) "
-                    "SELECT k, l, CAST(c AS jsonb), CAST(s AS jsonb), r FROM unnest(CAST(:k AS text[]), CAST(:l AS "
-                    "text[]), CAST(:c AS text[]), CAST(:s AS text[]), CAST(:r AS bigint[])) AS u(k, l, c, s, r)"
-                ),
+            writes.add_statement(
+                f"INSERT INTO {table} (order_key, lapas_id, completion, settlement, refunded_gross) "
+                "SELECT k, l, CAST(c AS jsonb), CAST(s AS jsonb), r FROM unnest(CAST(:{p}k AS text[]), "
+                "CAST(:{p}l AS text[]), CAST(:{p}c AS text[]), CAST(:{p}s AS text[]), CAST(:{p}r AS bigint[])) "
+                "AS u(k, l, c, s, r)",
                 {
                     "k": [f.order_key for f in new],
                     "l": [f.lapas_id for f in new],
@@ -60,28 +63,24 @@ async def save_facts(uow: UnitOfWork, facts: Iterable[OrderFacts]) -> None:
     if old:
         doc = _json([(f.order_key, f.state(), f.refunded_gross) for f in old])
         if doc is not None:
-            await uow.conn.execute(
-                text(
-                    f"UPDATE {uow.table('order_facts')} f SET settlement = u.s, refunded_gross = u.r, "
-                    f"updated_at = now() FROM (SELECT e->>0 AS k, {_OBJECT.format(i=1)} AS s, "
-                    f"CAST(e->>2 AS bigint) AS r FROM {_ROWS}) AS u WHERE f.order_key = u.k"
-                ),
+            writes.add_statement(
+                f"UPDATE {table} f SET settlement = u.s, refunded_gross = u.r, updated_at = now() "
+                f"FROM (SELECT e->>0 AS k, {_OBJECT.format(i=1)} AS s, CAST(e->>2 AS bigint) AS r FROM {_ROWS}) "
+                "AS u WHERE f.order_key = u.k",
                 {"rows": doc},
             )
         else:
-            await uow.conn.execute(
-                text(
-                    f"UPDATE {uow.table('order_facts')} f SET settlement = CAST(u.s AS jsonb), refunded_gross = u.r, "
-                    "updated_at = now() FROM unnest(CAST(:k AS text[]), CAST(:s AS text[]), CAST(:r AS bigint[])) "
-                    "AS u(k, s, r) WHERE f.order_key = u.k"
-                ),
+            writes.add_statement(
+                f"UPDATE {table} f SET settlement = CAST(u.s AS jsonb), refunded_gross = u.r, updated_at = now() "
+                "FROM unnest(CAST(:{p}k AS text[]), CAST(:{p}s AS text[]), CAST(:{p}r AS bigint[])) AS u(k, s, r) "
+                "WHERE f.order_key = u.k",
                 {"k": [f.order_key for f in old], **_changes(old)},
             )
 
 
 # The facts' rows as one JSON text, their JSON columns embedded as they are (the server parses each once), instead
 # of one array parameter per column, which asyncpg encodes value by value (see infra/db/rowsets.py).
-_ROWS = "jsonb_array_elements(CAST(CAST(:rows AS text) AS jsonb)) AS e"
+_ROWS = "jsonb_array_elements(CAST(CAST(:{p}rows AS text) AS jsonb)) AS e"
 _OBJECT = "CASE WHEN jsonb_typeof(e->{i}) = 'null' THEN NULL ELSE e->{i} END"  # no settlement: SQL NULL, as before
 
 
@@ -103,32 +102,14 @@ def _changes(facts: Sequence[OrderFacts]) -> dict[str, list[Any]]:
     }
 
 
-async def take_pending(uow: UnitOfWork, keys: Iterable[str]) -> tuple[list[Envelope], dict[UUID, tuple[str, int, int]]]:
-    """Remove and return the parked events of ``keys`` (they are re-evaluated with this batch), oldest first, and
-    where each first arrived — (topic, partition, offset), from the ledger's inbox — so that one refused now is
-    dead-lettered with its origin."""
-    query = KeyedQuery(  # the keys as one JSON text, not an array asyncpg encodes key by key
-        f"WITH taken AS (DELETE FROM {uow.table('pending_events')} WHERE order_key = ANY({{keys}}) "
-        "RETURNING event_id, envelope, received_at) "
-        'SELECT t.event_id, t.envelope, t.received_at, i.topic, i."partition", i."offset" '
-        f"FROM taken t LEFT JOIN {uow.table('inbox')} i USING (event_id)"
-    )
-    rows = await query.execute(uow.conn, sorted(set(keys)))
-    taken = sorted(rows, key=lambda r: r.received_at)
-    origins = {r.event_id: (r.topic, int(r.partition), int(r.offset)) for r in taken if r.topic is not None}
-    return [Envelope.model_validate(r.envelope) for r in taken], origins
-
-
-async def park(uow: UnitOfWork, parked: Sequence[tuple[Envelope, str]]) -> None:
-    """Park events until what they wait for has been posted."""
+def add_parked(writes: Writes, uow: UnitOfWork, parked: Sequence[tuple[Envelope, str]]) -> None:
+    """Add to ``writes`` the parking of events until what they wait for has been posted."""
     if parked:
-        await uow.conn.execute(
-            text(
-                f"INSERT INTO {uow.table('pending_events')} (event_id, order_key, type, envelope, waiting_for) "
-                "SELECT i, k, t, CAST(e AS jsonb), w FROM unnest(CAST(:i AS uuid[]), CAST(:k AS text[]), "
-                "CAST(:t AS text[]), CAST(:e AS text[]), CAST(:w AS text[])) AS u(i, k, t, e, w) "
-                "ON CONFLICT (event_id) DO NOTHING"
-            ),
+        writes.add_statement(
+            f"INSERT INTO {uow.table('pending_events')} (event_id, order_key, type, envelope, waiting_for) "
+            "SELECT i, k, t, CAST(e AS jsonb), w FROM unnest(CAST(:{p}i AS uuid[]), CAST(:{p}k AS text[]), "
+            "CAST(:{p}t AS text[]), CAST(:{p}e AS text[]), CAST(:{p}w AS text[])) AS u(i, k, t, e, w) "
+            "ON CONFLICT (event_id) DO NOTHING",
             {
                 "i": [e.event_id for e, _ in parked],
                 "k": [e.subject for e, _ in parked],

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
 
 from sqlalchemy import text
 
@@ -57,90 +56,102 @@ async def post_entries(
     uow: UnitOfWork, entries: Sequence[tuple[JournalEntry, str | None]], known: dict[str, str] | None = None
 ) -> PostingResult:
     """Post ``(entry, source_event)`` pairs once each; same key + same hash is the existing answer."""
+    writes = Writes()
+    result = await stage_entries(uow, writes, entries, known)
+    await writes.execute(uow.conn)
+    return result
+
+
+async def stage_entries(
+    uow: UnitOfWork,
+    writes: Writes,
+    entries: Sequence[tuple[JournalEntry, str | None]],
+    known: dict[str, str] | None = None,
+) -> PostingResult:
+    """Lock what posting ``(entry, source_event)`` pairs once each needs and add their rows to ``writes``, which the
+    caller executes in this transaction (with its other writes: one statement).
+
+    One round trip first opens the entries' accounts, locks their segments' heads, draws their sequence numbers and
+    reads which posting keys are already in the journal (unless ``known`` says); then each entry is new (chained
+    and written), already posted with the same request hash (the existing answer), or a conflict (recorded).
+    Sequence numbers drawn for entries that turn out posted before stay unused, as those of a rolled-back
+    transaction do."""
     result = PostingResult()
-    known = dict(known) if known is not None else await existing_hashes(uow, [e.posting_key for e, _ in entries])
-    fresh: list[tuple[JournalEntry, str | None]] = []
-    for entry, source in entries:
+    for entry, _ in entries:
         entry.validate()
-        seen = known.get(entry.posting_key)
+    segments = [segment_of(entry.order_key or entry.posting_key) for entry, _ in entries]
+    codes = sorted({line.account for e, _ in entries for line in e.lines})
+    keys = [] if known is not None else sorted({e.posting_key for e, _ in entries})
+    locked = await lock_segments(uow, _account_rows(codes), segments, keys, len(entries)) if entries else None
+    seen_hashes = dict(known) if known is not None else dict(locked.known) if locked is not None else {}
+    fresh: list[tuple[JournalEntry, str | None, str]] = []
+    for (entry, source), segment in zip(entries, segments, strict=True):
+        seen = seen_hashes.get(entry.posting_key)
         if seen is None:
-            known[entry.posting_key] = entry.request_hash
-            fresh.append((entry, source))
+            seen_hashes[entry.posting_key] = entry.request_hash
+            fresh.append((entry, source, segment))
         elif seen == entry.request_hash:
             result.already_posted.append(entry.posting_key)
         else:
             result.conflicts.append(Conflict(entry.posting_key, seen, entry.request_hash, source))
-    await record_conflicts(uow, result.conflicts)
-    if not fresh:
+    add_conflicts(writes, uow, result.conflicts)
+    if not fresh or locked is None:
         return result
-    await _open_accounts(uow, {line.account for e, _ in fresh for line in e.lines})
-    segments = [segment_of(entry.order_key or entry.posting_key) for entry, _ in fresh]
-    locked = await lock_segments(uow, segments, len(fresh))
     last = {s: (h.sequence, h.hash) for s, h in locked.heads.items()}
     recorded_at = datetime.now(UTC)
     committed: list[CommittedEntry] = []
     prev_hashes: list[str] = []
-    for (entry, source), segment, sequence in zip(fresh, segments, locked.sequences, strict=True):
+    for (entry, source, segment), sequence in zip(fresh, locked.sequences, strict=False):
         prev = last[segment][1]
         c = CommittedEntry(sequence, entry, recorded_at, source, "", segment)
         digest = chain_hash(prev, c)
         committed.append(CommittedEntry(sequence, entry, recorded_at, source, digest, segment))
         prev_hashes.append(prev)
         last[segment] = (sequence, digest)
-    await _insert(uow, committed, prev_hashes)
-    await uow.conn.execute(
-        text(
-            f"UPDATE {uow.table('chain_segments')} s SET last_sequence = h.q, hash = h.h, updated_at = now() "
-            "FROM unnest(CAST(:s AS text[]), CAST(:q AS bigint[]), CAST(:h AS text[])) AS h(s, q, h) "
-            "WHERE s.segment = h.s"
-        ),
-        {"s": list(last), "q": [q for q, _ in last.values()], "h": [h for _, h in last.values()]},
+    _add_entries(writes, uow, committed, prev_hashes)
+    moved = {s: head for s, head in last.items() if head != (locked.heads[s].sequence, locked.heads[s].hash)}
+    writes.add(
+        _row_sets(uow.schema)[2],
+        [list(moved), [q for q, _ in moved.values()], [h for _, h in moved.values()]],
     )
     result.posted = committed
     return result
 
 
-async def record_conflicts(uow: UnitOfWork, conflicts: Sequence[Conflict]) -> None:
-    """Record ``conflicts`` in ``ledger.posting_conflicts`` (the caller alerts and dead-letters)."""
-    if conflicts:
-        await uow.conn.execute(
-            text(
-                f"INSERT INTO {uow.table('posting_conflicts')} (posting_key, existing_hash, new_hash, source_event) "
-                "VALUES (:posting_key, :existing_hash, :new_hash, :source_event)"
-            ),
-            [_conflict_params(c) for c in conflicts],
-        )
-
-
-def _conflict_params(c: Conflict) -> dict[str, Any]:
-    return {
-        "posting_key": c.posting_key,
-        "existing_hash": c.existing_hash,
-        "new_hash": c.new_hash,
-        "source_event": c.source_event,
-    }
-
-
-async def _open_accounts(uow: UnitOfWork, codes: set[str]) -> None:
-    ordered = sorted(codes)
-    infos = [account_info(code) for code in ordered]
-    await uow.conn.execute(
-        text(
-            f"INSERT INTO {uow.table('accounts')} (code, type, normal_side) SELECT * FROM unnest(CAST(:c AS text[]), "
-            "CAST(:t AS text[]), CAST(:s AS text[])) ON CONFLICT (code) DO NOTHING"
-        ),
-        {"c": ordered, "t": [i.type.value for i in infos], "s": [i.normal_side.value for i in infos]},
+def add_conflicts(writes: Writes, uow: UnitOfWork, conflicts: Sequence[Conflict]) -> None:
+    """Add ``conflicts`` to ``writes``, for ``ledger.posting_conflicts`` (the caller alerts and dead-letters)."""
+    writes.add(
+        _row_sets(uow.schema)[3],
+        [
+            [c.posting_key for c in conflicts],
+            [c.existing_hash for c in conflicts],
+            [c.new_hash for c in conflicts],
+            [c.source_event for c in conflicts],
+        ],
     )
+
+
+def _account_rows(codes: Sequence[str]) -> list[tuple[str, str, str]]:
+    """(code, type, normal side) of each account ``codes`` names, as the accounts table keeps them."""
+    rows = []
+    for code in codes:
+        info = account_info(code)
+        rows.append((code, info.type.value, info.normal_side.value))
+    return rows
 
 
 _SIDE_CODES = {side: side.value for side in Side}  # enum .value is a Python-level property call, per line
 
 
 @cache
-def _row_sets(schema: str) -> tuple[RowSet, RowSet]:
-    """The entry and line inserts into ``schema``'s journal (built once per schema)."""
-    entries = RowSet(_ENTRIES.replace("{schema}", schema), _ENTRY_COLUMNS)
-    return entries, RowSet(_LINES.replace("{schema}", schema), _LINE_COLUMNS)
+def _row_sets(schema: str) -> tuple[RowSet, RowSet, RowSet, RowSet]:
+    """The entry, line, segment head and conflict writes of ``schema``'s journal (built once per schema)."""
+    return (
+        RowSet(_ENTRIES.replace("{schema}", schema), _ENTRY_COLUMNS),
+        RowSet(_LINES.replace("{schema}", schema), _LINE_COLUMNS),
+        RowSet(_HEADS.replace("{schema}", schema), [("s", "text"), ("q", "bigint"), ("h", "text")]),
+        RowSet(_CONFLICTS.replace("{schema}", schema), [("k", "text"), ("e", "text"), ("n", "text"), ("src", "text")]),
+    )
 
 
 _ENTRIES = (
@@ -164,11 +175,20 @@ _ENTRY_COLUMNS = [
     ("hash", "text"),
     ("seg", "text"),
 ]
+_HEADS = (
+    "UPDATE {schema}.chain_segments s SET last_sequence = u.q, hash = u.h, updated_at = now() FROM {rows} "
+    "WHERE s.segment = u.s"
+)
+_CONFLICTS = (
+    "INSERT INTO {schema}.posting_conflicts (posting_key, existing_hash, new_hash, source_event) SELECT * FROM {rows}"
+)
 _LINES = "INSERT INTO {schema}.journal_lines (sequence, line_no, account, side, amount) SELECT * FROM {rows}"
 _LINE_COLUMNS = [("s", "bigint"), ("n", "int"), ("a", "text"), ("d", "char(1)"), ("m", "bigint")]
 
 
-async def _insert(uow: UnitOfWork, committed: Sequence[CommittedEntry], prev_hashes: Sequence[str]) -> None:
+def _add_entries(
+    writes: Writes, uow: UnitOfWork, committed: Sequence[CommittedEntry], prev_hashes: Sequence[str]
+) -> None:
     """Entries and their lines in ONE statement: the statement triggers check the batch as a whole (every entry
     balanced with at least two lines, every line with its entry and an opened account) and add the lines to the
     account balances."""
@@ -181,8 +201,7 @@ async def _insert(uow: UnitOfWork, committed: Sequence[CommittedEntry], prev_has
             sides.append(_SIDE_CODES[line.side])
             amounts.append(line.amount)
     entries = [c.entry for c in committed]
-    entries_rows, lines_rows = _row_sets(uow.schema)
-    writes = Writes()
+    entries_rows, lines_rows, _, _ = _row_sets(uow.schema)
     writes.add(
         entries_rows,
         [
@@ -204,7 +223,6 @@ async def _insert(uow: UnitOfWork, committed: Sequence[CommittedEntry], prev_has
         ],
     )
     writes.add(lines_rows, [seqs, nos, accts, sides, amounts])
-    await writes.execute(uow.conn)
 
 
 async def normal_balances(uow: UnitOfWork, accounts: Sequence[str]) -> dict[str, int]:

@@ -1,6 +1,6 @@
-"""Every lock the ledger takes, in one global order: order facts (by key) → chain segment heads (by segment) →
-balance rows (by account, segment) → debited savings accounts (by code). The events parked for an order are taken
-(deleted, which locks their rows) only after its facts row is locked.
+"""Every lock the ledger takes, in one global order: order facts (by key) → accounts opened (by code) → chain
+segment heads (by segment) → balance rows (by account, segment) → debited savings accounts (by code). The events
+parked for an order are taken (deleted, which locks their rows) only after its facts row is locked.
 
 A posting locks the heads of the segments its entries belong to (:func:`lock_segments`), so commit order is chain
 order within each segment, and postings of different segments run side by side. Balance rows are written only by
@@ -19,15 +19,23 @@ it no longer has.)
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cache
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.engine import Row
 
 from infra.db.rowsets import KeyedQuery
 from infra.db.unit_of_work import UnitOfWork
 from services.ledger.domain.hashchain import GENESIS_HASH, SegmentHead
+
+FACTS_LOCK = (
+    "SELECT order_key, lapas_id, completion, settlement, refunded_gross FROM {schema}.order_facts "
+    "WHERE order_key = ANY({keys}) ORDER BY order_key FOR UPDATE"
+)
+"""Lock and read the facts rows of ``{keys}`` (an SQL array of order keys), in key order: the first lock a posting
+takes, alone or as the first part of the posting's read (:mod:`services.ledger.adapters.batch_reads`)."""
 
 
 async def lock_order_facts(uow: UnitOfWork, order_keys: Iterable[str]) -> list[Row[tuple[object, ...]]]:
@@ -36,37 +44,58 @@ async def lock_order_facts(uow: UnitOfWork, order_keys: Iterable[str]) -> list[R
     if not keys:
         return []
     # The keys as one JSON text (KeyedQuery), not an array asyncpg encodes key by key.
-    query = KeyedQuery(
-        "SELECT order_key, lapas_id, completion, settlement, refunded_gross "
-        f"FROM {uow.table('order_facts')} WHERE order_key = ANY({{keys}}) ORDER BY order_key FOR UPDATE"
-    )
+    query = KeyedQuery(FACTS_LOCK.replace("{schema}", uow.schema))
     return list(await query.execute(uow.conn, keys))
 
 
 @dataclass(frozen=True, slots=True)
 class LockedHeads:
-    """The heads of the segments a posting locked, and the journal sequence numbers drawn for its entries (drawn
-    after the lock, so they are above every sequence already in those segments)."""
+    """The heads of the segments a posting locked, the journal sequence numbers drawn for its entries (drawn after
+    the lock, so they are above every sequence already in those segments), and the request hash of each of its
+    posting keys already in the journal."""
 
     heads: dict[str, SegmentHead]
     sequences: list[int]
+    known: dict[str, str]
 
 
-# The count of the locked heads feeds generate_series, so the MATERIALIZED lock runs before any nextval.
-_LOCK_SEGMENTS = """WITH h AS MATERIALIZED (
+# The accounts are opened first (sorted), then the heads are locked (the count of the opened accounts feeds the
+# lock, so it waits for them), then the sequence numbers are drawn (the count of the locked heads feeds
+# generate_series, so no nextval runs before the lock).
+_LOCK_SEGMENTS = """WITH a AS (
+  INSERT INTO {schema}.accounts (code, type, normal_side)
+  SELECT * FROM unnest(CAST(:codes AS text[]), CAST(:types AS text[]), CAST(:sides AS text[]))
+  ON CONFLICT (code) DO NOTHING RETURNING 1),
+h AS MATERIALIZED (
   SELECT segment, last_sequence, hash FROM {schema}.chain_segments
-   WHERE segment = ANY(CAST(:segments AS text[])) ORDER BY segment FOR UPDATE)
+   WHERE segment = ANY(CAST(:segments AS text[])) AND (SELECT count(*) FROM a) >= 0 ORDER BY segment FOR UPDATE)
 SELECT (SELECT coalesce(json_agg(json_build_array(segment, last_sequence, hash)), '[]') FROM h) AS heads,
        (SELECT array_agg(nextval('{schema}.journal_sequence'))
-          FROM generate_series(1, CAST(:n AS int) + 0 * (SELECT count(*) FROM h)::int)) AS sequences"""
+          FROM generate_series(1, CAST(:n AS int) + 0 * (SELECT count(*) FROM h)::int)) AS sequences,
+       (SELECT coalesce(json_agg(json_build_array(posting_key, request_hash)), '[]')
+          FROM {schema}.journal_entries WHERE posting_key = ANY(CAST(:keys AS text[]))) AS known"""
 
 
-async def lock_segments(uow: UnitOfWork, segments: Iterable[str], entries: int) -> LockedHeads:
-    """Lock the heads of ``segments`` (in segment order; a segment without a row gets one at the genesis) and draw
-    ``entries`` sequence numbers, in one round trip."""
+async def lock_segments(
+    uow: UnitOfWork,
+    accounts: Sequence[tuple[str, str, str]],
+    segments: Iterable[str],
+    keys: Sequence[str],
+    entries: int,
+) -> LockedHeads:
+    """In one round trip: open ``accounts`` ((code, type, normal side), sorted by code; an open one stays as it
+    is), lock the heads of ``segments`` (in segment order; a segment without a row gets one at the genesis), draw
+    ``entries`` sequence numbers, and read the request hashes of the posting ``keys`` already in the journal."""
     wanted = sorted(set(segments))
-    sql = text(_LOCK_SEGMENTS.format(schema=uow.schema))
-    row = (await uow.conn.execute(sql, {"segments": wanted, "n": entries})).one()
+    params = {
+        "codes": [c for c, _, _ in accounts],
+        "types": [t for _, t, _ in accounts],
+        "sides": [s for _, _, s in accounts],
+        "segments": wanted,
+        "n": entries,
+        "keys": list(keys),
+    }
+    row = (await uow.conn.execute(_lock_statement(uow.schema), params)).one()
     heads = {s: SegmentHead(s, int(q), str(h)) for s, q, h in row.heads}
     if len(heads) < len(wanted):  # a segment never posted to (SEGMENTS changed): open it, then lock again
         await uow.conn.execute(
@@ -76,8 +105,13 @@ async def lock_segments(uow: UnitOfWork, segments: Iterable[str], entries: int) 
             ),
             {"s": [s for s in wanted if s not in heads], "g": GENESIS_HASH},
         )
-        return await lock_segments(uow, wanted, entries)
-    return LockedHeads(heads, [int(n) for n in row.sequences or []])
+        return await lock_segments(uow, accounts, wanted, keys, entries)
+    return LockedHeads(heads, [int(n) for n in row.sequences or []], {k: h for k, h in row.known})
+
+
+@cache
+def _lock_statement(schema: str) -> TextClause:
+    return text(_LOCK_SEGMENTS.replace("{schema}", schema))
 
 
 async def lock_journal(uow: UnitOfWork) -> None:

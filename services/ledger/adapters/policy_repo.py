@@ -128,28 +128,33 @@ async def store_tax_settings(uow: UnitOfWork, settings: Sequence[TaxSetting]) ->
     return len(new), same
 
 
+def stamp_sql(schema: str) -> str:
+    """An SQL expression whose value changes whenever a split policy or tax setting version is loaded (what
+    :meth:`PolicyCache.load` compares), for a caller that reads it with its other reads in one statement."""
+    policies, taxes = f"{schema}.split_policies", f"{schema}.tax_settings"
+    return (
+        f"json_build_array((SELECT count(*) FROM {policies}), (SELECT max(loaded_at) FROM {policies}), "
+        f"(SELECT count(*) FROM {taxes}), (SELECT max(loaded_at) FROM {taxes}))"
+    )
+
+
 class PolicyCache:
     """All stored split policies and tax settings, re-read only when a new version of either was loaded (one
     query checks both, once per batch)."""
 
     def __init__(self) -> None:
-        self._stamp: tuple[object, ...] | None = None
+        self._stamp: list[object] | None = None
         self._policies: list[SplitPolicy] = []
         self._taxes: list[TaxSetting] = []
 
-    async def load(self, uow: UnitOfWork) -> tuple[list[SplitPolicy], list[TaxSetting]]:
-        """The current policies and tax settings."""
+    async def load(
+        self, uow: UnitOfWork, stamp: list[object] | None = None
+    ) -> tuple[list[SplitPolicy], list[TaxSetting]]:
+        """The current policies and tax settings; ``stamp``: the value of :func:`stamp_sql` read in this transaction,
+        if the caller read it already."""
         policies, taxes = uow.table("split_policies"), uow.table("tax_settings")
-        stamp = tuple(
-            (
-                await uow.conn.execute(
-                    text(
-                        f"SELECT (SELECT count(*) FROM {policies}), (SELECT max(loaded_at) FROM {policies}), "
-                        f"(SELECT count(*) FROM {taxes}), (SELECT max(loaded_at) FROM {taxes})"
-                    )
-                )
-            ).one()
-        )
+        if stamp is None:
+            stamp = list((await uow.conn.execute(text(f"SELECT {stamp_sql(uow.schema)}"))).scalar_one())
         if stamp != self._stamp:
             bodies = [
                 r.body for r in await uow.conn.execute(text(f"SELECT body FROM {policies} ORDER BY policy_id, version"))

@@ -4,38 +4,51 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
 from sqlalchemy import text
 
+from infra.db.rowsets import RowSet, Writes
 from infra.db.unit_of_work import UnitOfWork
 from services.ledger.domain.tax import WithholdingSlip
 
 
-async def record_slips(uow: UnitOfWork, slips: Sequence[WithholdingSlip]) -> None:
-    """Insert the slips of a batch's settlements (one statement; a posting key seen before is kept as it was)."""
-    if not slips:
-        return
-    await uow.conn.execute(
-        text(
-            f"INSERT INTO {uow.table('withholding_slips')} (posting_key, order_key, lapas_id, settled_at, withheld, "
-            "expected, tolerance, flagged, slip_ref, tax_ref) VALUES (:k, :o, :l, :t, :w, :e, :tol, :f, :r, :x) "
-            "ON CONFLICT (posting_key) DO NOTHING"
-        ),
+def add_slips(writes: Writes, uow: UnitOfWork, slips: Sequence[WithholdingSlip]) -> None:
+    """Add to ``writes`` the slips of a batch's settlements (a posting key seen before is kept as it was)."""
+    writes.add(
+        _slip_rows(uow.schema),
         [
-            {
-                "k": s.posting_key,
-                "o": s.order_key,
-                "l": s.lapas_id,
-                "t": s.settled_at,
-                "w": s.check.withheld,
-                "e": s.check.expected,
-                "tol": s.check.tolerance,
-                "f": s.check.flagged,
-                "r": s.slip_ref,
-                "x": s.tax_ref,
-            }
-            for s in slips
+            [s.posting_key for s in slips],
+            [s.order_key for s in slips],
+            [s.lapas_id for s in slips],
+            [s.settled_at for s in slips],
+            [s.check.withheld for s in slips],
+            [s.check.expected for s in slips],
+            [s.check.tolerance for s in slips],
+            [s.check.flagged for s in slips],
+            [s.slip_ref for s in slips],
+            [s.tax_ref for s in slips],
+        ],
+    )
+
+
+@cache
+def _slip_rows(schema: str) -> RowSet:
+    return RowSet(
+        f"INSERT INTO {schema}.withholding_slips (posting_key, order_key, lapas_id, settled_at, withheld, expected, "
+        "tolerance, flagged, slip_ref, tax_ref) SELECT * FROM {rows} ON CONFLICT (posting_key) DO NOTHING",
+        [
+            ("k", "text"),
+            ("o", "text"),
+            ("l", "text"),
+            ("t", "timestamptz"),
+            ("w", "bigint"),
+            ("e", "bigint"),
+            ("tol", "bigint"),
+            ("f", "boolean"),
+            ("r", "text"),
+            ("x", "text"),
         ],
     )
 

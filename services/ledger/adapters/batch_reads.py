@@ -1,0 +1,76 @@
+"""What the posting use case reads about a batch's orders before it plans, in ONE round trip.
+
+In lock order (:mod:`services.ledger.adapters.locks`): the orders' facts are locked first, then the events parked
+for them are taken (deleted: they are planned again with the batch), with where each first arrived (the ledger's
+inbox). The same statement reads which of the orders ended without completion and the stamp of the split
+policies and tax settings (:func:`services.ledger.adapters.policy_repo.stamp_sql`). Each of these reads was a
+statement of its own; a batch waits for every round trip while PostgreSQL shares the box, so they travel together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cache
+from uuid import UUID
+
+from infra.db.rowsets import KeyedQuery
+from infra.db.unit_of_work import UnitOfWork
+from infra.messaging.envelope import Envelope
+from services.ledger.adapters.locks import FACTS_LOCK
+from services.ledger.adapters.policy_repo import stamp_sql
+from services.ledger.domain.facts import OrderFacts
+from services.ledger.posting_plan import ENDING_TYPES
+
+
+@dataclass(frozen=True, slots=True)
+class OrdersRead:
+    """The batch's orders as the ledger holds them: ``facts`` (locked), the ``parked`` events taken for them (oldest
+    first) and ``origins`` (topic, partition, offset) of those that came through the inbox, the ``ended`` orders
+    (each with the type of the first event that said so) and the ``policy_stamp``."""
+
+    facts: dict[str, OrderFacts]
+    parked: list[Envelope]
+    origins: dict[UUID, tuple[str, int, int]]
+    ended: dict[str, str]
+    policy_stamp: list[object]
+
+
+# The DELETE waits for the facts' locks: the count of the locked rows is in its condition (a one-time filter,
+# evaluated before the scan starts).
+_READ = """WITH k AS MATERIALIZED (SELECT {keys} AS keys),
+f AS MATERIALIZED ({facts}),
+t AS (DELETE FROM {schema}.pending_events
+       WHERE order_key = ANY(CAST((SELECT keys FROM k) AS text[])) AND (SELECT count(*) FROM f) >= 0
+      RETURNING event_id, envelope, received_at)
+SELECT
+  (SELECT coalesce(json_agg(json_build_array(order_key, lapas_id, completion, settlement, refunded_gross)), '[]')
+     FROM f) AS facts,
+  (SELECT coalesce(json_agg(json_build_array(t.envelope, i.topic, i."partition", i."offset")
+                            ORDER BY t.received_at, t.event_id), '[]')
+     FROM t LEFT JOIN {schema}.inbox i USING (event_id)) AS parked,
+  (SELECT coalesce(json_agg(json_build_array(c.order_key, c.event_type)), '[]')
+     FROM (SELECT DISTINCT ON (order_key) order_key, event_type FROM {schema}.closed_without_posting
+            WHERE order_key = ANY(CAST((SELECT keys FROM k) AS text[])) AND event_type = ANY(CAST(:ending AS text[]))
+            ORDER BY order_key, closed_at, event_id) c) AS ended,
+  {stamp} AS policy_stamp"""
+
+
+@cache
+def _query(schema: str) -> KeyedQuery:
+    facts = FACTS_LOCK.replace("{schema}", schema).replace("{keys}", "CAST((SELECT keys FROM k) AS text[])")
+    sql = _READ.replace("{facts}", facts).replace("{stamp}", stamp_sql(schema)).replace("{schema}", schema)
+    return KeyedQuery(sql)
+
+
+async def read_orders(uow: UnitOfWork, keys: Iterable[str]) -> OrdersRead:
+    """Lock the facts of the orders ``keys``, take their parked events and read the rest of :class:`OrdersRead`."""
+    row = (await _query(uow.schema).execute(uow.conn, sorted(set(keys)), {"ending": sorted(ENDING_TYPES)})).one()
+    facts = {k: OrderFacts.stored(k, lapas, c, s, int(r)) for k, lapas, c, s, r in row.facts}
+    parked = [Envelope.model_validate(envelope) for envelope, *_ in row.parked]
+    origins = {
+        e.event_id: (topic, int(partition), int(offset))
+        for e, (_, topic, partition, offset) in zip(parked, row.parked, strict=True)
+        if topic is not None
+    }
+    return OrdersRead(facts, parked, origins, dict(row.ended), list(row.policy_stamp))
