@@ -186,8 +186,8 @@ async def fill_backorders(
         writes = Writes()
         add_filled(writes, uow, filled)
         add_movements(writes, uow, stock.movements)
+        uow.publish_with(writes, out.messages)
         await writes.execute(uow.conn)
-        await uow.publish(out.messages)
     return Filled(filled, stock.movements, out.messages)
 
 

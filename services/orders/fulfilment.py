@@ -139,12 +139,12 @@ async def apply_order_changes(
 
 
 async def write_plan(uow: UnitOfWork, plan: FulfilmentPlan) -> None:
-    """Write the plan as one statement of set-based parts, then publish its events through the outbox."""
+    """Write the plan, and its events into the outbox, as one statement of set-based parts."""
     writes = Writes()
     add_orders(writes, uow, plan.orders)
     add_history(writes, uow, plan.history)
     add_movements(writes, uow, plan.stock.movements)
     add_quarantine(writes, uow, plan.stock.quarantine)
     add_reservations(writes, uow, plan.reservations)
+    uow.publish_with(writes, plan.messages)
     await writes.execute(uow.conn)
-    await uow.publish(plan.messages)

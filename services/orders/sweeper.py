@@ -65,8 +65,8 @@ async def expire_due(uow: UnitOfWork, cache: BatchInfoCache, now: datetime, topi
     add_filled(writes, uow, filled)
     add_movements(writes, uow, plan.movements)
     add_reservations(writes, uow, plan.expired)
+    uow.publish_with(writes, plan.messages)
     await writes.execute(uow.conn)
-    await uow.publish(plan.messages)
     return len(plan.expired)
 
 
