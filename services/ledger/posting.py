@@ -4,9 +4,9 @@ It runs *load → plan → write* in the caller's unit of work and never sees Ka
 
 - **load** — in one round trip (:mod:`services.ledger.adapters.batch_reads`), the orders' facts (locked first,
   :mod:`services.ledger.adapters.locks`), the events parked for them (with where they first arrived), which of
-  them ended without completion and the stamp of the split policies and tax settings; then the closed periods of
-  their lapas (one small query), the stored request hashes of the posting keys the batch may meet, and the inmate
-  balances its refunds may take back from;
+  them ended without completion, the closed periods of their lapas and the stamp of the split policies and tax
+  settings; then, for refunds, the stored request hashes of their posting keys and the inmate balances they may
+  take back from;
 - **plan** — :func:`services.ledger.posting_plan.plan_postings`, pure;
 - **write** — two round trips: one opens the entries' accounts, locks their chain segments' heads and draws their
   sequence numbers (:func:`services.ledger.adapters.journal_repo.stage_entries`); then ONE statement writes the
@@ -80,10 +80,12 @@ class PostEvents:
         if not relevant and not also:
             return outcome
         # load
-        orders = await read_orders(uow, {e.subject for e in relevant} | set(also))  # facts locked first
-        facts, origins, ended = orders.facts, orders.origins, orders.ended
+        keys = {e.subject for e in relevant} | set(also)
+        orders = await read_orders(uow, keys, batch_lapas(relevant, {}))  # facts locked first
+        facts, origins, ended, closed = orders.facts, orders.origins, orders.ended, orders.closed
         work = [*orders.parked, *relevant]
-        closed = await closed_periods(uow, batch_lapas(work, facts))
+        if missing := batch_lapas(work, facts) - orders.closed_for:  # a parked completion's lapas (none so far)
+            closed |= await closed_periods(uow, missing)
         policies, taxes = await self._policies.load(uow, orders.policy_stamp)
         known = await existing_hashes(uow, lookup_keys(work))
         balances = await normal_balances(uow, refund_accounts(work, facts, self._recent))

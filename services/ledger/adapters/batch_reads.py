@@ -2,8 +2,9 @@
 
 In lock order (:mod:`services.ledger.adapters.locks`): the orders' facts are locked first, then the events parked
 for them are taken (deleted: they are planned again with the batch), with where each first arrived (the ledger's
-inbox). The same statement reads which of the orders ended without completion and the stamp of the split
-policies and tax settings (:func:`services.ledger.adapters.policy_repo.stamp_sql`). Each of these reads was a
+inbox). The same statement reads which of the orders ended without completion, the closed periods of their lapas
+(and of lapas the caller names: those of the completions arriving) and the stamp of the split policies and tax
+settings (:func:`services.ledger.adapters.policy_repo.stamp_sql`). Each of these reads was a
 statement of its own; a batch waits for every round trip while PostgreSQL shares the box, so they travel together.
 """
 
@@ -18,8 +19,10 @@ from infra.db.rowsets import KeyedQuery
 from infra.db.unit_of_work import UnitOfWork
 from infra.messaging.envelope import Envelope
 from services.ledger.adapters.locks import FACTS_LOCK
+from services.ledger.adapters.periods_repo import CLOSED_AS_JSON, closed_from_json
 from services.ledger.adapters.policy_repo import stamp_sql
 from services.ledger.domain.facts import OrderFacts
+from services.ledger.domain.periods import ClosedPeriod
 from services.ledger.posting_plan import ENDING_TYPES
 
 
@@ -27,12 +30,15 @@ from services.ledger.posting_plan import ENDING_TYPES
 class OrdersRead:
     """The batch's orders as the ledger holds them: ``facts`` (locked), the ``parked`` events taken for them (oldest
     first) and ``origins`` (topic, partition, offset) of those that came through the inbox, the ``ended`` orders
-    (each with the type of the first event that said so) and the ``policy_stamp``."""
+    (each with the type of the first event that said so), the ``closed`` periods of the lapas in ``closed_for``, and
+    the ``policy_stamp``."""
 
     facts: dict[str, OrderFacts]
     parked: list[Envelope]
     origins: dict[UUID, tuple[str, int, int]]
     ended: dict[str, str]
+    closed: dict[str, list[ClosedPeriod]]
+    closed_for: set[str]
     policy_stamp: list[object]
 
 
@@ -53,19 +59,30 @@ SELECT
      FROM (SELECT DISTINCT ON (order_key) order_key, event_type FROM {schema}.closed_without_posting
             WHERE order_key = ANY(CAST((SELECT keys FROM k) AS text[])) AND event_type = ANY(CAST(:ending AS text[]))
             ORDER BY order_key, closed_at, event_id) c) AS ended,
+  ({closed}) AS closed,
   {stamp} AS policy_stamp"""
 
 
 @cache
 def _query(schema: str) -> KeyedQuery:
     facts = FACTS_LOCK.replace("{schema}", schema).replace("{keys}", "CAST((SELECT keys FROM k) AS text[])")
-    sql = _READ.replace("{facts}", facts).replace("{stamp}", stamp_sql(schema)).replace("{schema}", schema)
+    closed = CLOSED_AS_JSON.replace(
+        "{where}", "lapas_id IN (SELECT lapas_id FROM f) OR lapas_id = ANY(CAST(:lapas AS text[]))"
+    )
+    sql = (
+        _READ.replace("{facts}", facts)
+        .replace("{closed}", closed)
+        .replace("{stamp}", stamp_sql(schema))
+        .replace("{schema}", schema)
+    )
     return KeyedQuery(sql)
 
 
-async def read_orders(uow: UnitOfWork, keys: Iterable[str]) -> OrdersRead:
-    """Lock the facts of the orders ``keys``, take their parked events and read the rest of :class:`OrdersRead`."""
-    row = (await _query(uow.schema).execute(uow.conn, sorted(set(keys)), {"ending": sorted(ENDING_TYPES)})).one()
+async def read_orders(uow: UnitOfWork, keys: Iterable[str], lapas: Iterable[str]) -> OrdersRead:
+    """Lock the facts of the orders ``keys``, take their parked events and read the rest of :class:`OrdersRead`;
+    the closed periods are those of the facts' lapas and of ``lapas``."""
+    params = {"ending": sorted(ENDING_TYPES), "lapas": sorted(set(lapas))}
+    row = (await _query(uow.schema).execute(uow.conn, sorted(set(keys)), params)).one()
     facts = {k: OrderFacts.stored(k, lapas, c, s, int(r)) for k, lapas, c, s, r in row.facts}
     parked = [Envelope.model_validate(envelope) for envelope, *_ in row.parked]
     origins = {
@@ -73,4 +90,7 @@ async def read_orders(uow: UnitOfWork, keys: Iterable[str]) -> OrdersRead:
         for e, (_, topic, partition, offset) in zip(parked, row.parked, strict=True)
         if topic is not None
     }
-    return OrdersRead(facts, parked, origins, dict(row.ended), list(row.policy_stamp))
+    covered = {f.lapas_id for f in facts.values()} | set(params["lapas"])
+    return OrdersRead(
+        facts, parked, origins, dict(row.ended), closed_from_json(row.closed), covered, list(row.policy_stamp)
+    )
