@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -33,6 +35,23 @@ ZONES = [
     timezone(timedelta(hours=-3, minutes=-30)),
     timezone(timedelta(hours=5, minutes=30, seconds=15)),
 ]
+
+
+@contextmanager
+def recorded(conn: AsyncConnection) -> Iterator[list[str]]:
+    """The text of every statement ``conn`` sends inside the block, in order."""
+    statements: list[str] = []
+
+    def record(*args: Any) -> None:
+        statements.append(str(args[2]))
+
+    sync = conn.sync_connection
+    assert sync is not None
+    event.listen(sync, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(sync, "before_cursor_execute", record)
 
 
 def tricky_rows() -> list[tuple[Any, ...]]:
@@ -182,18 +201,8 @@ async def test_writes_send_every_part_in_one_statement(service_engine: AsyncEngi
         writes.add(child, [["a", "b", "a", "old"], [1, 2, 3, 4]])
         writes.add(bump, [["old"], [10]])
         writes.add(child, [[], []])  # nothing to write: no part
-        statements: list[str] = []
-
-        def count(*args: Any) -> None:
-            statements.append(str(args[2]))
-
-        sync = conn.sync_connection
-        assert sync is not None
-        event.listen(sync, "before_cursor_execute", count)
-        try:
+        with recorded(conn) as statements:
             await writes.execute(conn)
-        finally:
-            event.remove(sync, "before_cursor_execute", count)
         assert len(statements) == 1 and statements[0].startswith("WITH w0 AS (INSERT INTO pg_temp.parent")
         rows = (await conn.execute(text("SELECT k, big FROM pg_temp.parent ORDER BY k"))).all()
         assert [tuple(r) for r in rows] == [("a", 2**60), ("b", 5), ("old", 11)]
@@ -217,20 +226,10 @@ async def test_statement_parts_join_row_parts_with_their_own_parameters(service_
         writes.add(rows, [["row"], [1]])
         writes.add_statement(packed, {"b": b"bytes one", "n": 2})
         writes.add_statement(packed, {"b": b"bytes two", "n": 3})
-        statements: list[str] = []
-
-        def count(*args: Any) -> None:
-            statements.append(str(args[2]))
-
-        sync = conn.sync_connection
-        assert sync is not None
-        event.listen(sync, "before_cursor_execute", count)
-        try:
+        with recorded(conn) as statements:
             await writes.execute(conn)
             writes.add_statement(packed, {"b": b"alone", "n": 4})
             await writes.execute(conn)
-        finally:
-            event.remove(sync, "before_cursor_execute", count)
         assert len(statements) == 2 and statements[0].startswith("WITH w0 AS (INSERT INTO pg_temp.log")
         assert not statements[1].startswith("WITH")
         got = (await conn.execute(text("SELECT what, n FROM pg_temp.log ORDER BY n"))).all()
