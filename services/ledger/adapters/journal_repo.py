@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
+from typing import NamedTuple
 
 from sqlalchemy import text
 
@@ -75,7 +76,8 @@ async def stage_entries(
     reads which posting keys are already in the journal (unless ``known`` says); then each entry is new (chained
     and written), already posted with the same request hash (the existing answer), or a conflict (recorded).
     Sequence numbers drawn for entries that turn out posted before stay unused, as those of a rolled-back
-    transaction do."""
+    transaction do. The accounts are opened before the posted keys are known: an entry posted before with the same
+    request names accounts already open; one in conflict may leave an account it names open without lines."""
     result = PostingResult()
     for entry, _ in entries:
         entry.validate()
@@ -111,7 +113,7 @@ async def stage_entries(
     _add_entries(writes, uow, committed, prev_hashes)
     moved = {s: head for s, head in last.items() if head != (locked.heads[s].sequence, locked.heads[s].hash)}
     writes.add(
-        _row_sets(uow.schema)[2],
+        _row_sets(uow.schema).heads,
         [list(moved), [q for q, _ in moved.values()], [h for _, h in moved.values()]],
     )
     result.posted = committed
@@ -121,7 +123,7 @@ async def stage_entries(
 def add_conflicts(writes: Writes, uow: UnitOfWork, conflicts: Sequence[Conflict]) -> None:
     """Add ``conflicts`` to ``writes``, for ``ledger.posting_conflicts`` (the caller alerts and dead-letters)."""
     writes.add(
-        _row_sets(uow.schema)[3],
+        _row_sets(uow.schema).conflicts,
         [
             [c.posting_key for c in conflicts],
             [c.existing_hash for c in conflicts],
@@ -143,10 +145,19 @@ def _account_rows(codes: Sequence[str]) -> list[tuple[str, str, str]]:
 _SIDE_CODES = {side: side.value for side in Side}  # enum .value is a Python-level property call, per line
 
 
+class _Journal(NamedTuple):
+    """The journal's set-based writes in one schema."""
+
+    entries: RowSet
+    lines: RowSet
+    heads: RowSet
+    conflicts: RowSet
+
+
 @cache
-def _row_sets(schema: str) -> tuple[RowSet, RowSet, RowSet, RowSet]:
+def _row_sets(schema: str) -> _Journal:
     """The entry, line, segment head and conflict writes of ``schema``'s journal (built once per schema)."""
-    return (
+    return _Journal(
         RowSet(_ENTRIES.replace("{schema}", schema), _ENTRY_COLUMNS),
         RowSet(_LINES.replace("{schema}", schema), _LINE_COLUMNS),
         RowSet(_HEADS.replace("{schema}", schema), [("s", "text"), ("q", "bigint"), ("h", "text")]),
@@ -201,9 +212,9 @@ def _add_entries(
             sides.append(_SIDE_CODES[line.side])
             amounts.append(line.amount)
     entries = [c.entry for c in committed]
-    entries_rows, lines_rows, _, _ = _row_sets(uow.schema)
+    journal = _row_sets(uow.schema)
     writes.add(
-        entries_rows,
+        journal.entries,
         [
             [c.sequence for c in committed],
             [e.posting_key for e in entries],
@@ -222,7 +233,7 @@ def _add_entries(
             [c.segment for c in committed],
         ],
     )
-    writes.add(lines_rows, [seqs, nos, accts, sides, amounts])
+    writes.add(journal.lines, [seqs, nos, accts, sides, amounts])
 
 
 async def normal_balances(uow: UnitOfWork, accounts: Sequence[str]) -> dict[str, int]:

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
 
-from sqlalchemy import TextClause, text
+from sqlalchemy import text
 from sqlalchemy.engine import Row
 
 from infra.db.rowsets import KeyedQuery
@@ -73,7 +73,7 @@ SELECT (SELECT coalesce(json_agg(json_build_array(segment, last_sequence, hash))
        (SELECT array_agg(nextval('{schema}.journal_sequence'))
           FROM generate_series(1, CAST(:n AS int) + 0 * (SELECT count(*) FROM h)::int)) AS sequences,
        (SELECT coalesce(json_agg(json_build_array(posting_key, request_hash)), '[]')
-          FROM {schema}.journal_entries WHERE posting_key = ANY(CAST(:keys AS text[]))) AS known"""
+          FROM {schema}.journal_entries WHERE posting_key = ANY({keys})) AS known"""
 
 
 async def lock_segments(
@@ -93,9 +93,9 @@ async def lock_segments(
         "sides": [s for _, _, s in accounts],
         "segments": wanted,
         "n": entries,
-        "keys": list(keys),
     }
-    row = (await uow.conn.execute(_lock_statement(uow.schema), params)).one()
+    # The posting keys as one JSON text (KeyedQuery), not an array asyncpg encodes key by key: a batch has many.
+    row = (await _lock_statement(uow.schema).execute(uow.conn, list(keys), params)).one()
     heads = {s: SegmentHead(s, int(q), str(h)) for s, q, h in row.heads}
     if len(heads) < len(wanted):  # a segment never posted to (SEGMENTS changed): open it, then lock again
         await uow.conn.execute(
@@ -110,8 +110,8 @@ async def lock_segments(
 
 
 @cache
-def _lock_statement(schema: str) -> TextClause:
-    return text(_LOCK_SEGMENTS.replace("{schema}", schema))
+def _lock_statement(schema: str) -> KeyedQuery:
+    return KeyedQuery(_LOCK_SEGMENTS.replace("{schema}", schema))
 
 
 async def lock_journal(uow: UnitOfWork) -> None:
