@@ -353,23 +353,20 @@ async def movements_of(engine: AsyncEngine, keys: Sequence[str]) -> Counter[tupl
 
 
 async def orders_by_key(engine: AsyncEngine, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Order rows by key, each with ``reservations``: the states of its reservations in creation order."""
+    """Order rows by key, each with ``reservations``: the states of its reservations in creation order.
+
+    One statement, so the order and its reservations come from one snapshot: read separately, a consumer
+    committing between the two reads showed reservations of an order the first read had not seen.
+    """
+    query = text(
+        "SELECT o.order_key, o.state, o.stock_stage, o.parked_reason, "
+        "ARRAY(SELECT r.state::text FROM orders.reservations r WHERE r.order_key = o.order_key "
+        "ORDER BY r.reservation_id) AS reservations "
+        "FROM orders.orders o WHERE o.order_key = ANY(:k)"
+    )
     async with engine.connect() as conn:
-        orders = {
-            r.order_key: {**r._mapping, "reservations": []}
-            for r in await conn.execute(
-                text(
-                    "SELECT order_key, state, stock_stage, parked_reason FROM orders.orders WHERE order_key = ANY(:k)"
-                ),
-                {"k": list(keys)},
-            )
-        }
-        for r in await conn.execute(
-            text("SELECT order_key, state FROM orders.reservations WHERE order_key = ANY(:k) ORDER BY reservation_id"),
-            {"k": list(keys)},
-        ):
-            orders[r.order_key]["reservations"].append(r.state)
-    return orders
+        rows = await conn.execute(query, {"k": list(keys)})
+        return {r.order_key: {**r._mapping, "reservations": list(r.reservations)} for r in rows}
 
 
 async def negative_counter_rows(conn: AsyncConnection) -> int:
