@@ -7,8 +7,9 @@ which moves the order to ``settled`` (the consumer skips the ledger's other even
 :data:`services.orders.app.CONSUMED_TYPES`).
 
 1. **read** the envelopes against their contracts (bad content is refused);
-2. **load**, in the lock order of :mod:`services.orders.adapters.locks`: listings, the orders (locked, with
-   lines and live reservations);
+2. **load**, in the lock order of :mod:`services.orders.adapters.locks`: the orders (locked), then in one
+   statement their lines and live reservations (locked) and the listings
+   (:func:`services.orders.adapters.order_reads.read_orders`);
 3. **fold** them through the state machine in memory (:func:`services.orders.fulfilment_plan.fold_changes`),
    which tells whose stock moves;
 4. **load** for those orders only: the soft holds past their window on their SKUs (claimed), every stock row of
@@ -35,13 +36,12 @@ from infra.messaging.envelope import Envelope
 from services.contracts.channels import map_status
 from services.contracts.ledger import ORDER_SETTLED, OrderSettled
 from services.contracts.marketplace import ORDER_STATUS_CHANGED, OrderStatusChanged
+from services.orders.adapters.order_reads import read_orders
 from services.orders.adapters.order_repo import (
     BatchInfoCache,
     add_history,
     add_orders,
     add_reservations,
-    load_orders,
-    resolve_listings,
 )
 from services.orders.adapters.stock_repo import add_movements, add_quarantine, load_stock
 from services.orders.backorders import fill_freed
@@ -102,8 +102,9 @@ async def apply_order_changes(
     if not changes:
         return refusals
     keys = {c.order_key for _, c in changes}
-    listings = await resolve_listings(
+    read = await read_orders(
         uow,
+        keys,
         {
             (c.data.channel, c.data.shop_id, ln.channel_product_id, ln.channel_sku_id or "")
             for _, c in changes
@@ -111,7 +112,7 @@ async def apply_order_changes(
             for ln in c.data.lines
         },
     )
-    orders = await load_orders(uow, keys)
+    listings, orders = read.listings, read.orders
     folded = fold_changes(changes, listings, orders, map_status=rules.map_status, out=Outbound(rules.topics))
     # Only the stock of orders whose stock moves is locked and loaded (a batch that only settles consumed orders
     # locks none); the other orders' events need only the facts of the batches they hold.

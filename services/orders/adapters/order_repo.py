@@ -4,60 +4,20 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 from typing import Any
 
 from infra.db.rowsets import Writes
 from infra.db.unit_of_work import UnitOfWork
-from services.orders.adapters.locks import (
-    claim_due_soft_reservations,
-    lock_live_reservations,
-    lock_orders,
-    lock_waiting_orders,
-)
-from services.orders.adapters.sql import Keyed, Rows, Sql
-from services.orders.domain.lifecycle import BACKORDER_STATES, OrderState, OrderStatusSnapshot, StockStage
-from services.orders.domain.records import BatchFacts, Held, History, Line, OrderRow, Reservation
-
-_ORDER_LINES = Keyed(
-    "SELECT order_key, line_no, sku, workshop_id, quantity, unit_price_idr FROM {schema}.order_lines "
-    "WHERE order_key = ANY({keys}) ORDER BY order_key, line_no"
-)
-# Members by stored value: an enum call per loaded order is a slow path of the Enum machinery.
-_STATE_OF: dict[str, OrderState] = {s.value: s for s in OrderState}
-_STAGE_OF: dict[int, StockStage] = {int(s): s for s in StockStage}
+from services.orders.adapters.locks import lock_waiting_orders
+from services.orders.adapters.order_reads import read_orders
+from services.orders.adapters.sql import Rows, Sql
+from services.orders.domain.lifecycle import BACKORDER_STATES
+from services.orders.domain.records import BatchFacts, History, OrderRow, Reservation
 
 
 async def load_orders(uow: UnitOfWork, keys: Iterable[str]) -> dict[str, OrderRow]:
-    """Lock and load existing orders with their lines and live reservation."""
-    rows = await lock_orders(uow, keys)
-    if not rows:
-        return {}
-    orders: dict[str, OrderRow] = {}
-    # Rows are unpacked by position (columns as selected by lock_orders): Row attribute access is slow.
-    for key, state, update_time, stage, lapas_id, parked, channel, shop_id, order_id, historical, gross, failed in rows:
-        snapshot = (
-            None
-            if state is None
-            else OrderStatusSnapshot(
-                _STATE_OF[state] if state in _STATE_OF else OrderState(state),
-                update_time,
-                _STAGE_OF[stage] if stage in _STAGE_OF else StockStage(stage),
-            )
-        )
-        orders[key] = OrderRow(key, channel, shop_id, order_id, snapshot, lapas_id, historical, gross, parked, failed)
-    found = sorted(orders)
-    for key, line_no, sku, workshop_id, quantity, unit_price in await _ORDER_LINES.on(uow).execute(uow.conn, found):
-        orders[key].lines.append(Line(line_no, sku, workshop_id, quantity, unit_price))
-    by_id: dict[int, tuple[str, Reservation]] = {}
-    for key, rid, state, expires_at, batch_id, sku, workshop_id, quantity in await lock_live_reservations(uow, found):
-        hit = by_id.get(rid)
-        if hit is None:
-            hit = by_id[rid] = (key, Reservation(rid, state, expires_at, []))
-        hit[1].allocations.append(Held(batch_id, sku, workshop_id, quantity))
-    for key, res in by_id.values():
-        orders[key].reservation = res
-    return orders
+    """Lock and load existing orders with their lines and live reservation (:func:`read_orders`)."""
+    return (await read_orders(uow, keys)).orders
 
 
 async def load_waiting(uow: UnitOfWork, skus: Iterable[str], *, skip_locked: bool = False) -> list[OrderRow]:
@@ -69,43 +29,7 @@ async def load_waiting(uow: UnitOfWork, skus: Iterable[str], *, skip_locked: boo
     return [orders[key] for key, _ in sorted(rows, key=lambda r: (r[1], r[0])) if key in orders]
 
 
-async def claim_due(uow: UnitOfWork, now: datetime, skus: Iterable[str] | None) -> list[tuple[str, Reservation]]:
-    """Soft reservations due at ``now`` (locked, SKIP LOCKED), optionally only those holding one of ``skus``."""
-    found: dict[int, tuple[str, Reservation]] = {}
-    for key, rid, expires_at, batch_id, sku, workshop_id, quantity in await claim_due_soft_reservations(uow, now, skus):
-        hit = found.get(rid)
-        if hit is None:
-            hit = found[rid] = (key, Reservation(rid, "soft", expires_at, []))
-        hit[1].allocations.append(Held(batch_id, sku, workshop_id, quantity))
-    return list(found.values())
-
-
-_LISTINGS = Sql(
-    "SELECT l.channel, l.shop_id, l.channel_product_id, l.channel_sku_id, l.sku, l.workshop_id, w.lapas_id "
-    "FROM {schema}.listings l JOIN {schema}.workshops w USING (workshop_id) "
-    "WHERE (l.channel, l.shop_id, l.channel_product_id) IN "
-    "(SELECT * FROM unnest(CAST(:c AS text[]), CAST(:s AS text[]), CAST(:p AS text[])))"
-)
 _WORKSHOPS = Sql("SELECT workshop_id, lapas_id FROM {schema}.workshops")
-
-
-async def resolve_listings(
-    uow: UnitOfWork, items: Iterable[tuple[str, str, str, str]]
-) -> dict[tuple[str, str, str, str], tuple[str, str, str]]:
-    """(channel, shop, product id, variant id or '') → (sku, workshop_id, lapas_id); variant-less fallback."""
-    wanted = sorted(set(items))
-    if not wanted:
-        return {}
-    rows = await uow.conn.execute(
-        _LISTINGS.on(uow), {"c": [w[0] for w in wanted], "s": [w[1] for w in wanted], "p": [w[2] for w in wanted]}
-    )
-    table = {(c, s, p, v): (sku, w, lp) for c, s, p, v, sku, w, lp in rows}
-    resolved: dict[tuple[str, str, str, str], tuple[str, str, str]] = {}
-    for item in wanted:
-        hit = table.get(item) or table.get((item[0], item[1], item[2], ""))
-        if hit is not None:
-            resolved[item] = hit
-    return resolved
 
 
 async def lapas_of_workshops(uow: UnitOfWork) -> dict[str, str]:

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from infra.db.rowsets import Writes
 from infra.db.unit_of_work import UnitOfWork
-from services.orders.adapters.locks import lock_batch_stock
-from services.orders.adapters.order_repo import BatchInfoCache, claim_due, lapas_of_workshops, next_reservation_ids
+from services.orders.adapters.locks import claim_due_and_lock_stock
+from services.orders.adapters.order_reads import instant as _instant
+from services.orders.adapters.order_repo import BatchInfoCache, lapas_of_workshops
 from services.orders.adapters.sql import Rows, Sql
-from services.orders.domain.records import Movement, Reservation
+from services.orders.domain.records import Held, Movement, Reservation
 from services.orders.domain.stock import MOVEMENT_UNIT_DELTAS, MovementKind
 from services.orders.stock_plan import StockInputs
 
@@ -143,20 +144,35 @@ async def load_stock(
     ``facts_of`` (batches whose rows need no lock: the plan only names them in events) and ``new_reservations``
     fresh reservation ids.
     """
-    due = []
-    if due_at is not None:
-        due = [(k, r) for k, r in await claim_due(uow, due_at, None if sweep else skus) if k not in skip_orders]
-    wanted = skus | {a.sku for _, r in due for a in r.allocations}
-    rows = await lock_batch_stock(uow, wanted)
-    return await _stock_inputs(uow, rows, due, workshops, new_reservations, batches, facts_of)
+    if due_at is None or not (skus or sweep):
+        due_at = None  # nothing to claim: none without ``due_at``, none on no SKU unless sweeping
+        if not skus and not new_reservations:
+            return await _stock_inputs(uow, [], [], workshops, [], batches, facts_of)
+    locked = await claim_due_and_lock_stock(
+        uow,
+        now=due_at,
+        due_skus=None if sweep else skus,
+        skip_orders=skip_orders,
+        skus=skus,
+        new_ids=new_reservations,
+    )
+    found: dict[int, tuple[str, Reservation]] = {}
+    for key, rid, expires_at, batch_id, sku, workshop_id, quantity in locked.due:
+        hit = found.get(rid)
+        if hit is None:
+            hit = found[rid] = (key, Reservation(rid, "soft", _instant(expires_at), []))
+        hit[1].allocations.append(Held(batch_id, sku, workshop_id, quantity))
+    rows = [(b, sku, w, lp, date.fromisoformat(d), *counters) for b, sku, w, lp, d, *counters in locked.stock]
+    ids = [int(i) for i in locked.ids]
+    return await _stock_inputs(uow, rows, list(found.values()), workshops, ids, batches, facts_of)
 
 
 async def _stock_inputs(
     uow: UnitOfWork,
-    rows: Sequence[Any],
+    rows: list[tuple[Any, ...]],
     due: list[tuple[str, Reservation]],
     workshops: AbstractSet[str],
-    new_reservations: int,
+    reservation_ids: list[int],
     batches: BatchInfoCache,
     facts_of: AbstractSet[str] = frozenset(),
 ) -> StockInputs:
@@ -164,11 +180,11 @@ async def _stock_inputs(
     if workshops - lapas.keys():
         lapas = {**await lapas_of_workshops(uow), **lapas}
     return StockInputs(
-        rows=[tuple(r) for r in rows],
+        rows=rows,
         lapas_of_workshop=lapas,
         batch_info=await batches.get(uow, [*(r[0] for r in rows), *facts_of]),
         due=due,
-        reservation_ids=await next_reservation_ids(uow, new_reservations),
+        reservation_ids=reservation_ids,
     )
 
 
