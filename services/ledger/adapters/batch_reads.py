@@ -1,11 +1,12 @@
-"""What the posting use case reads about a batch's orders before it plans, in ONE round trip.
+"""What the posting use case reads about a batch's orders before it plans, in TWO round trips.
 
-In lock order (:mod:`services.ledger.adapters.locks`): the orders' facts are locked first, then the events parked
-for them are taken (deleted: they are planned again with the batch), with where each first arrived (the ledger's
-inbox). The same statement reads which of the orders ended without completion, the closed periods of their lapas
-(and of lapas the caller names: those of the completions arriving) and the stamp of the split policies and tax
-settings (:func:`services.ledger.adapters.policy_repo.stamp_sql`). Each of these reads was a
-statement of its own; a batch waits for every round trip while PostgreSQL shares the box, so they travel together.
+In lock order (:mod:`services.ledger.adapters.locks`): the orders' facts are locked first, and the same statement
+reads the closed periods of their lapas (and of lapas the caller names: those of the completions arriving) and the
+stamp of the split policies and tax settings (:func:`services.ledger.adapters.policy_repo.stamp_sql`). Then one
+statement takes the events parked for those orders (deleted: they are planned again with the batch), with where
+each first arrived (the ledger's inbox), and reads which of the orders ended without completion. Each of these
+reads was a statement of its own; a batch waits for every round trip while PostgreSQL shares the box, so they travel
+together — but not the lock and the take: see ``_TAKE``.
 """
 
 from __future__ import annotations
@@ -42,55 +43,61 @@ class OrdersRead:
     policy_stamp: list[object]
 
 
-# The DELETE waits for the facts' locks: the count of the locked rows is in its condition (a one-time filter,
-# evaluated before the scan starts).
-_READ = """WITH k AS MATERIALIZED (SELECT {keys} AS keys),
-f AS MATERIALIZED ({facts}),
-t AS (DELETE FROM {schema}.pending_events
-       WHERE order_key = ANY(CAST((SELECT keys FROM k) AS text[])) AND (SELECT count(*) FROM f) >= 0
-      RETURNING event_id, envelope, received_at)
+# 1. the facts locked, with what does not depend on the orders' events (closed periods, the policy stamp);
+_LOCK = """WITH k AS MATERIALIZED (SELECT {keys} AS keys),
+f AS MATERIALIZED ({facts})
 SELECT
   (SELECT coalesce(json_agg(json_build_array(order_key, lapas_id, completion, settlement, refunded_gross)), '[]')
      FROM f) AS facts,
+  ({closed}) AS closed,
+  {stamp} AS policy_stamp"""
+# 2. in a statement of its own, so with a snapshot taken once those locks are held: the parked events taken and
+# the ended orders. A transaction this one waited for may just have parked an event of one of these orders; read in
+# the locking statement, whose snapshot predates that commit, the event would stay parked.
+_TAKE = """WITH k AS MATERIALIZED (SELECT {keys} AS keys),
+t AS (DELETE FROM {schema}.pending_events WHERE order_key = ANY(CAST((SELECT keys FROM k) AS text[]))
+      RETURNING event_id, envelope, received_at)
+SELECT
   (SELECT coalesce(json_agg(json_build_array(t.envelope, i.topic, i."partition", i."offset")
                             ORDER BY t.received_at, t.event_id), '[]')
      FROM t LEFT JOIN {schema}.inbox i USING (event_id)) AS parked,
   (SELECT coalesce(json_agg(json_build_array(c.order_key, c.event_type)), '[]')
      FROM (SELECT DISTINCT ON (order_key) order_key, event_type FROM {schema}.closed_without_posting
             WHERE order_key = ANY(CAST((SELECT keys FROM k) AS text[])) AND event_type = ANY(CAST(:ending AS text[]))
-            ORDER BY order_key, closed_at, event_id) c) AS ended,
-  ({closed}) AS closed,
-  {stamp} AS policy_stamp"""
+            ORDER BY order_key, closed_at, event_id) c) AS ended"""
 
 
 @cache
-def _query(schema: str) -> KeyedQuery:
+def _queries(schema: str) -> tuple[KeyedQuery, KeyedQuery]:
     facts = FACTS_LOCK.replace("{schema}", schema).replace("{keys}", "CAST((SELECT keys FROM k) AS text[])")
     closed = CLOSED_AS_JSON.replace(
         "{where}", "lapas_id IN (SELECT lapas_id FROM f) OR lapas_id = ANY(CAST(:lapas AS text[]))"
     )
-    sql = (
-        _READ.replace("{facts}", facts)
+    lock = (
+        _LOCK.replace("{facts}", facts)
         .replace("{closed}", closed)
         .replace("{stamp}", stamp_sql(schema))
         .replace("{schema}", schema)
     )
-    return KeyedQuery(sql)
+    return KeyedQuery(lock), KeyedQuery(_TAKE.replace("{schema}", schema))
 
 
 async def read_orders(uow: UnitOfWork, keys: Iterable[str], lapas: Iterable[str]) -> OrdersRead:
     """Lock the facts of the orders ``keys``, take their parked events and read the rest of :class:`OrdersRead`;
     the closed periods are those of the facts' lapas and of ``lapas``."""
-    params = {"ending": sorted(ENDING_TYPES), "lapas": sorted(set(lapas))}
-    row = (await _query(uow.schema).execute(uow.conn, sorted(set(keys)), params)).one()
+    wanted = sorted(set(keys))
+    covered_lapas = sorted(set(lapas))
+    lock, take = _queries(uow.schema)
+    row = (await lock.execute(uow.conn, wanted, {"lapas": covered_lapas})).one()
     facts = {k: OrderFacts.stored(k, lapas, c, s, int(r)) for k, lapas, c, s, r in row.facts}
-    parked = [Envelope.model_validate(envelope) for envelope, *_ in row.parked]
+    taken = (await take.execute(uow.conn, wanted, {"ending": sorted(ENDING_TYPES)})).one()
+    parked = [Envelope.model_validate(envelope) for envelope, *_ in taken.parked]
     origins = {
         e.event_id: (topic, int(partition), int(offset))
-        for e, (_, topic, partition, offset) in zip(parked, row.parked, strict=True)
+        for e, (_, topic, partition, offset) in zip(parked, taken.parked, strict=True)
         if topic is not None
     }
-    covered = {f.lapas_id for f in facts.values()} | set(params["lapas"])
+    covered = {f.lapas_id for f in facts.values()} | set(covered_lapas)
     return OrdersRead(
-        facts, parked, origins, dict(row.ended), closed_from_json(row.closed), covered, list(row.policy_stamp)
+        facts, parked, origins, dict(taken.ended), closed_from_json(row.closed), covered, list(row.policy_stamp)
     )
