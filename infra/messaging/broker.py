@@ -19,6 +19,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.structs import OffsetAndMetadata
 from faststream import AckPolicy
@@ -34,6 +36,14 @@ from infra.messaging.metrics import MessagingMetrics
 from infra.settings import KafkaSettings
 
 log = get_logger(__name__)
+
+ASSIGNORS = (RangePartitionAssignor, RoundRobinPartitionAssignor)
+"""How a consumer group shares partitions: by range first, so a member that takes partition p of one of its topics
+takes partition p of the others too (topics keyed alike, with as many partitions). The ledger's input and the
+orders' input are two topics each, keyed by order: co-partitioned, all events of an order reach one process, whose
+segment (the partition) no other process locks. aiokafka's default, round robin, co-partitions only when the
+partitions divide evenly among the members (6 among 4 do not). Round robin stays second, so a group mid-upgrade
+from it keeps a protocol every member supports."""
 
 
 def make_broker(settings: KafkaSettings, metrics: MessagingMetrics, client_id: str) -> KafkaBroker:
@@ -73,6 +83,7 @@ def register_batch_consumer(
         batch_timeout_ms=settings.batch_timeout_ms,
         auto_offset_reset="earliest",
         isolation_level="read_committed",
+        partition_assignment_strategy=ASSIGNORS,
         ack_policy=AckPolicy.MANUAL,
         decoder=_raw_batch,
         title=f"{group_id}:{','.join(topics)}",
