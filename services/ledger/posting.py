@@ -27,10 +27,10 @@ from dataclasses import dataclass, field, replace
 from infra.db.rowsets import Writes
 from infra.db.unit_of_work import UnitOfWork
 from infra.messaging.envelope import Envelope
-from services.ledger.adapters.batch_reads import read_orders
+from services.ledger.adapters.batch_reads import read_orders, read_posted
 from services.ledger.adapters.closed_repo import add_closed
 from services.ledger.adapters.facts_repo import add_facts, add_parked
-from services.ledger.adapters.journal_repo import add_conflicts, existing_hashes, normal_balances, stage_entries
+from services.ledger.adapters.journal_repo import add_conflicts, stage_entries
 from services.ledger.adapters.periods_repo import closed_periods
 from services.ledger.adapters.policy_repo import PolicyCache
 from services.ledger.adapters.withholding_repo import add_slips
@@ -87,8 +87,7 @@ class PostEvents:
         if missing := batch_lapas(work, facts) - orders.closed_for:  # a parked completion's lapas (none so far)
             closed |= await closed_periods(uow, missing)
         policies, taxes = await self._policies.load(uow, orders.policy_stamp)
-        known = await existing_hashes(uow, lookup_keys(work))
-        balances = await normal_balances(uow, refund_accounts(work, facts, self._recent))
+        known, balances = await read_posted(uow, lookup_keys(work), refund_accounts(work, facts, self._recent))
         # plan
         inputs = PostingInputs(work, facts, policies, known, balances, ended, closed, taxes, checked)
         plan = plan_postings(inputs, self._recent)

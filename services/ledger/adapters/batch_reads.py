@@ -19,6 +19,13 @@ from uuid import UUID
 from infra.db.rowsets import KeyedQuery
 from infra.db.unit_of_work import UnitOfWork
 from infra.messaging.envelope import Envelope
+from services.ledger.adapters.journal_repo import (
+    balances_sql,
+    existing_hashes,
+    normal_balances,
+    normal_of,
+    posted_hashes_sql,
+)
 from services.ledger.adapters.locks import FACTS_LOCK
 from services.ledger.adapters.periods_repo import CLOSED_AS_JSON, closed_from_json
 from services.ledger.adapters.policy_repo import stamp_sql
@@ -101,3 +108,26 @@ async def read_orders(uow: UnitOfWork, keys: Iterable[str], lapas: Iterable[str]
     return OrdersRead(
         facts, parked, origins, dict(taken.ended), closed_from_json(row.closed), covered, list(row.policy_stamp)
     )
+
+
+@cache
+def _posted_query(schema: str) -> KeyedQuery:
+    return KeyedQuery(
+        "SELECT (SELECT coalesce(json_agg(json_build_array(posting_key, request_hash)), '[]') "
+        f"FROM ({posted_hashes_sql(schema)}) p) AS known, "
+        "(SELECT coalesce(json_agg(json_build_array(account, debit_total, credit_total, normal_side)), '[]') "
+        f"FROM ({balances_sql(schema)}) b) AS balances"
+    )
+
+
+async def read_posted(
+    uow: UnitOfWork, keys: Iterable[str], accounts: Iterable[str]
+) -> tuple[dict[str, str], dict[str, int]]:
+    """The request hash of each posting key among ``keys`` already in the journal, and the normal-side balances of
+    ``accounts`` (an account without a balance row is absent): what the plan compares its requests with, and what
+    a refund may take back from. One round trip when both are wanted (they were two)."""
+    wanted, limits = sorted(set(keys)), sorted(set(accounts))
+    if not wanted or not limits:
+        return await existing_hashes(uow, wanted), await normal_balances(uow, limits)
+    row = (await _posted_query(uow.schema).execute(uow.conn, wanted, {"a": limits})).one()
+    return dict(row.known), normal_of(row.balances)

@@ -6,11 +6,11 @@ trigger); the service cannot write ``ledger.account_balances``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import text
 
@@ -31,14 +31,17 @@ class PostingResult:
     conflicts: list[Conflict] = field(default_factory=list)
 
 
+def posted_hashes_sql(schema: str) -> str:
+    """The posting key and request hash of each entry whose key is among ``{keys}`` (an SQL array)."""
+    return f"SELECT posting_key, request_hash FROM {schema}.journal_entries WHERE posting_key = ANY({{keys}})"
+
+
 async def existing_hashes(uow: UnitOfWork, keys: Sequence[str]) -> dict[str, str]:
     """Request hash of every posting key among ``keys`` that is already in the journal."""
     if not keys:
         return {}
-    table = uow.table("journal_entries")
     # The keys as one JSON text (KeyedQuery), not an array asyncpg encodes key by key.
-    query = KeyedQuery(f"SELECT posting_key, request_hash FROM {table} WHERE posting_key = ANY({{keys}})")
-    rows = await query.execute(uow.conn, sorted(set(keys)))
+    rows = await KeyedQuery(posted_hashes_sql(uow.schema)).execute(uow.conn, sorted(set(keys)))
     return {r.posting_key: r.request_hash for r in rows}
 
 
@@ -236,24 +239,31 @@ def _add_entries(
     writes.add(journal.lines, [seqs, nos, accts, sides, amounts])
 
 
+def balances_sql(schema: str) -> str:
+    """Debit and credit totals of each account among ``:a`` (a text array) that has a balance row, summed over its
+    segments, with the account's normal side (see :func:`normal_of`)."""
+    return (
+        "SELECT b.account, sum(b.debit_total) AS debit_total, sum(b.credit_total) AS credit_total, a.normal_side "
+        f"FROM {schema}.account_balances b JOIN {schema}.accounts a ON a.code = b.account "
+        "WHERE b.account = ANY(CAST(:a AS text[])) GROUP BY b.account, a.normal_side"
+    )
+
+
+def normal_of(rows: Iterable[Sequence[Any]]) -> dict[str, int]:
+    """Rows of :func:`balances_sql` (account, debit total, credit total, normal side) → normal-side balances."""
+    return {
+        account: int(debit - credit) if side == "D" else int(credit - debit) for account, debit, credit, side in rows
+    }
+
+
 async def normal_balances(uow: UnitOfWork, accounts: Sequence[str]) -> dict[str, int]:
     """Current normal-side balances of ``accounts``, each the sum of its rows over the segments (an account without
     a row is absent, i.e. 0). After :func:`services.ledger.adapters.locks.lock_journal`, none can move until the
     caller's transaction ends."""
     if not accounts:
         return {}
-    rows = await uow.conn.execute(
-        text(
-            "SELECT b.account, sum(b.debit_total) AS debit_total, sum(b.credit_total) AS credit_total, a.normal_side "
-            f"FROM {uow.table('account_balances')} b JOIN {uow.table('accounts')} a ON a.code = b.account "
-            "WHERE b.account = ANY(:a) GROUP BY b.account, a.normal_side"
-        ),
-        {"a": sorted(set(accounts))},
-    )
-    return {
-        r.account: int(r.debit_total - r.credit_total) if r.normal_side == "D" else int(r.credit_total - r.debit_total)
-        for r in rows
-    }
+    rows = await uow.conn.execute(text(balances_sql(uow.schema)), {"a": sorted(set(accounts))})
+    return normal_of(rows)
 
 
 async def line_balances(uow: UnitOfWork, accounts: Sequence[str]) -> dict[str, int]:
