@@ -20,7 +20,6 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.structs import OffsetAndMetadata
 from faststream import AckPolicy
@@ -37,13 +36,14 @@ from infra.settings import KafkaSettings
 
 log = get_logger(__name__)
 
-ASSIGNORS = (RangePartitionAssignor, RoundRobinPartitionAssignor)
-"""How a consumer group shares partitions: by range first, so a member that takes partition p of one of its topics
-takes partition p of the others too (topics keyed alike, with as many partitions). The ledger's input and the
-orders' input are two topics each, keyed by order: co-partitioned, all events of an order reach one process, whose
-segment (the partition) no other process locks. aiokafka's default, round robin, co-partitions only when the
-partitions divide evenly among the members (6 among 4 do not). Round robin stays second, so a group mid-upgrade
-from it keeps a protocol every member supports."""
+ASSIGNORS = (RangePartitionAssignor,)
+"""How a consumer group shares partitions: by range, so a member that takes partition p of one of its topics takes
+partition p of the others too (topics keyed alike, with as many partitions). The ledger's input and the orders'
+input are two topics each, keyed by order: co-partitioned, all events of an order reach one process, whose segment
+(the partition) no other process locks. aiokafka's default, round robin, co-partitions only when the partitions
+divide evenly among the members (6 among 4 do not). Range alone: offering round robin second, for a group
+mid-upgrade from it, made aiokafka 0.14's group join hang now and then (a third of the tries of four members).
+So a group that ran with round robin is restarted whole, not rolled, when it first runs this."""
 
 
 def make_broker(settings: KafkaSettings, metrics: MessagingMetrics, client_id: str) -> KafkaBroker:
