@@ -133,6 +133,9 @@ def main() -> None:
     split = argv.index("--") if "--" in argv else len(argv)  # what follows -- goes to python -m bench
     args = parser.parse_args(argv[:split])
     bench_args = argv[split + 1 :] or DEFAULT_ARGS
+    if "--ledger-only" in bench_args:
+        # Its runs have no end-to-end rate to pair up; it would fail after the first run.
+        parser.error("--ledger-only runs are not compared here: run `python -m bench --ledger-only` on each commit")
     trees = {"A": worktree(args.rev_a), "B": worktree(args.rev_b)}
     out = ROOT / "bench" / "results" / f"compare-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
