@@ -59,12 +59,12 @@ _CLAIM_AND_LOCK_STOCK = Sql(
     "AND r.order_key <> ALL(CAST(:skip AS text[])) AND (CAST(:due_skus AS text[]) IS NULL OR EXISTS "
     "(SELECT 1 FROM {schema}.allocations a WHERE a.reservation_id = r.reservation_id "
     "AND a.sku = ANY(CAST(:due_skus AS text[])))) ORDER BY r.reservation_id LIMIT :limit FOR UPDATE SKIP LOCKED), "
-    "d AS MATERIALIZED (SELECT r.order_key, r.reservation_id, r.expires_at, a.batch_id, a.sku, a.workshop_id, "
+    "d AS MATERIALIZED (SELECT r.order_key, r.reservation_id, r.state, r.expires_at, a.batch_id, a.sku, a.workshop_id, "
     "a.quantity FROM due JOIN {schema}.reservations r USING (reservation_id) "
     "JOIN {schema}.allocations a USING (reservation_id)), "
     f"s AS MATERIALIZED (SELECT {_STOCK_COLUMNS} FROM {{schema}}.batch_stock "
     "WHERE sku = ANY(CAST(:skus AS text[])) OR sku IN (SELECT sku FROM d) ORDER BY batch_id FOR UPDATE) "
-    "SELECT (SELECT coalesce(json_agg(json_build_array(order_key, reservation_id, expires_at, batch_id, sku, "
+    "SELECT (SELECT coalesce(json_agg(json_build_array(order_key, reservation_id, state, expires_at, batch_id, sku, "
     "workshop_id, quantity) ORDER BY reservation_id, batch_id), '[]') FROM d) AS due, "
     f"(SELECT coalesce(json_agg(json_build_array({_STOCK_COLUMNS}) ORDER BY batch_id), '[]') FROM s) AS stock, "
     "ARRAY(SELECT nextval('{schema}.reservations_reservation_id_seq') FROM generate_series(1, :n)) AS ids"
@@ -116,7 +116,7 @@ async def claim_due_and_lock_stock(
     and of the claimed holds, by batch id; and draw ``new_ids`` reservation ids. One round trip.
 
     A reservation locked by another transaction is skipped: its owner is about to change it anyway. Returns one
-    row: ``due`` (JSON rows, one per allocation: order_key, reservation_id, expires_at, batch_id, sku,
+    row: ``due`` (JSON rows, one per allocation: order_key, reservation_id, state, expires_at, batch_id, sku,
     workshop_id, quantity), ``stock`` (JSON rows: batch_id, sku, workshop_id, lapas_id, production_date, on_hand,
     soft_reserved, allocated, quarantined) and ``ids``.
     """

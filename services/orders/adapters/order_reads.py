@@ -12,17 +12,17 @@ reservation would be missed and the order held twice. The lines, reservations an
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from typing import Any
 
 from infra.db.unit_of_work import UnitOfWork
 from services.orders.adapters.locks import LIVE_RESERVATIONS_LOCK, lock_orders
-from services.orders.adapters.sql import Keyed
+from services.orders.adapters.sql import Keyed, instant
 from services.orders.domain.lifecycle import OrderState, OrderStatusSnapshot, StockStage
 from services.orders.domain.records import Held, Line, OrderRow, Reservation
 
-__all__ = ["ListingKey", "OrdersRead", "instant", "read_orders", "resolve"]
+__all__ = ["ListingKey", "OrdersRead", "read_orders", "reservations_of", "resolve"]
 
 ListingKey = tuple[str, str, str, str]
 """(channel, shop, channel product id, channel variant id or '')."""
@@ -56,11 +56,6 @@ _DETAILS = Keyed(
     "USING (workshop_id) WHERE (l.channel, l.shop_id, l.channel_product_id) IN "
     "(SELECT * FROM unnest(CAST(:c AS text[]), CAST(:s AS text[]), CAST(:p AS text[])))) AS listings"
 )
-
-
-def instant(value: str | None) -> datetime | None:
-    """A timestamptz as JSON carries it (ISO 8601 in the session's zone) → the UTC datetime asyncpg would give."""
-    return None if value is None else datetime.fromisoformat(value).astimezone(UTC)
 
 
 async def read_orders(uow: UnitOfWork, keys: Iterable[str], listings: Iterable[ListingKey] = ()) -> OrdersRead:
@@ -99,15 +94,21 @@ async def read_orders(uow: UnitOfWork, keys: Iterable[str], listings: Iterable[L
     row = (await _DETAILS.on(uow).execute(uow.conn, sorted(orders), params)).one()
     for key, line_no, sku, workshop_id, quantity, unit_price in row.lines:
         orders[key].lines.append(Line(line_no, sku, workshop_id, quantity, unit_price))
+    for key, res in reservations_of(row.reservations):
+        orders[key].reservation = res
+    return OrdersRead(orders, resolve(wanted, row.listings))
+
+
+def reservations_of(rows: Iterable[Sequence[Any]]) -> list[tuple[str, Reservation]]:
+    """(order key, reservation) of JSON rows, one per allocation, in reservation order: order_key, reservation_id,
+    state, expires_at, batch_id, sku, workshop_id, quantity."""
     by_id: dict[int, tuple[str, Reservation]] = {}
-    for key, rid, state, expires_at, batch_id, sku, workshop_id, quantity in row.reservations:
+    for key, rid, state, expires_at, batch_id, sku, workshop_id, quantity in rows:
         hit = by_id.get(rid)
         if hit is None:
             hit = by_id[rid] = (key, Reservation(rid, state, instant(expires_at), []))
         hit[1].allocations.append(Held(batch_id, sku, workshop_id, quantity))
-    for key, res in by_id.values():
-        orders[key].reservation = res
-    return OrdersRead(orders, resolve(wanted, row.listings))
+    return list(by_id.values())
 
 
 def resolve(wanted: Iterable[ListingKey], rows: Iterable[Iterable[str]]) -> dict[ListingKey, tuple[str, str, str]]:

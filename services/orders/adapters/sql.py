@@ -8,6 +8,7 @@ and :class:`infra.db.rowsets.Writes` keeps recognising it.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
 from sqlalchemy import TextClause, text
@@ -15,7 +16,7 @@ from sqlalchemy import TextClause, text
 from infra.db.rowsets import KeyedQuery, RowSet
 from infra.db.unit_of_work import UnitOfWork
 
-__all__ = ["Keyed", "PerSchema", "Rows", "Sql"]
+__all__ = ["Keyed", "PerSchema", "Rows", "Sql", "instant"]
 
 T = TypeVar("T")
 
@@ -71,3 +72,8 @@ class Keyed(PerSchema[KeyedQuery]):
     def __init__(self, template: str) -> None:
         """``template`` with ``{schema}`` and ``{keys}``."""
         super().__init__(lambda schema: KeyedQuery(_in(schema, template)))
+
+
+def instant(value: str | None) -> datetime | None:
+    """A timestamptz as JSON carries it (ISO 8601 in the session's zone) → the UTC datetime asyncpg would give."""
+    return None if value is None else datetime.fromisoformat(value).astimezone(UTC)

@@ -15,10 +15,10 @@ from typing import Any
 from infra.db.rowsets import Writes
 from infra.db.unit_of_work import UnitOfWork
 from services.orders.adapters.locks import claim_due_and_lock_stock
-from services.orders.adapters.order_reads import instant as _instant
+from services.orders.adapters.order_reads import reservations_of
 from services.orders.adapters.order_repo import BatchInfoCache, lapas_of_workshops
 from services.orders.adapters.sql import Rows, Sql
-from services.orders.domain.records import Held, Movement, Reservation
+from services.orders.domain.records import Movement, Reservation
 from services.orders.domain.stock import MOVEMENT_UNIT_DELTAS, MovementKind
 from services.orders.stock_plan import StockInputs
 
@@ -156,15 +156,9 @@ async def load_stock(
         skus=skus,
         new_ids=new_reservations,
     )
-    found: dict[int, tuple[str, Reservation]] = {}
-    for key, rid, expires_at, batch_id, sku, workshop_id, quantity in locked.due:
-        hit = found.get(rid)
-        if hit is None:
-            hit = found[rid] = (key, Reservation(rid, "soft", _instant(expires_at), []))
-        hit[1].allocations.append(Held(batch_id, sku, workshop_id, quantity))
     rows = [(b, sku, w, lp, date.fromisoformat(d), *counters) for b, sku, w, lp, d, *counters in locked.stock]
     ids = [int(i) for i in locked.ids]
-    return await _stock_inputs(uow, rows, list(found.values()), workshops, ids, batches, facts_of)
+    return await _stock_inputs(uow, rows, reservations_of(locked.due), workshops, ids, batches, facts_of)
 
 
 async def _stock_inputs(
