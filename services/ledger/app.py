@@ -29,6 +29,7 @@ from services.ledger.outbound import LedgerTopics
 from services.ledger.parked import ParkedGauges, run_parked_gauges
 from services.ledger.posting import PostEvents
 from services.ledger.posting_plan import POSTED_EVENT_TYPES, Refused
+from services.ledger.redrive import RedriveMetrics, run_redrive
 from services.ledger.settings import LedgerSettings
 
 CONSUMED_TYPES = POSTED_EVENT_TYPES | {ORDER_ALLOCATED}
@@ -84,7 +85,8 @@ def read_settings() -> LedgerSettings:
 def build_runtime(
     engine: AsyncEngine, kafka: KafkaSettings, *, topics: LedgerTopics, settings: LedgerSettings | None = None
 ) -> ServiceRuntime:
-    """Wire the ledger consumer, its outbox relay, the parked-events gauges, the periodic chain verification and anchor
+    """Wire the ledger consumer, its outbox relay, the parked-events gauges and re-drive, the periodic chain
+    verification and anchor
     on ``engine`` (the service role's, created and disposed by the caller), ``topics`` (built by
     :mod:`karya.services` under the deployment's prefix) and ``settings`` (:func:`read_settings`, by the same
     root; None: the defaults, nothing read from the environment)."""
@@ -109,6 +111,22 @@ def build_runtime(
     # Not required for readiness: postings go on while the gauges are stale.
     runtime.add_background(
         "parked-gauges", lambda stop: run_parked_gauges(runtime.engine, SCHEMA, gauges, stop), required=False
+    )
+    # Not required for readiness: what it releases waited already, and the parked gauges show it meanwhile.
+    redrive = RedriveMetrics(runtime.metrics.registry)
+    runtime.add_background(
+        "parked-redrive",
+        lambda stop: run_redrive(
+            runtime.db,
+            topics,
+            stop,
+            interval_s=settings.redrive_interval_s,
+            after_s=settings.redrive_after_s,
+            limit=settings.redrive_limit,
+            metrics=redrive,
+            conflicts=conflicts,
+        ),
+        required=False,
     )
     watch = ChainWatch(runtime.engine, SCHEMA, runtime.metrics.registry, settings.verify_interval_s)
     # Not required for readiness: a broken chain pages (karya_ledger_chain_verified) but postings go on.

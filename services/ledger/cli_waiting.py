@@ -11,7 +11,7 @@ import typer
 
 from infra.cli_root import CliRoot
 from infra.db.unit_of_work import UnitOfWork
-from infra.messaging.dead_letters import DeadLetter, delivery_of, write_dead_letters
+from infra.messaging.dead_letters import write_dead_letters
 from services.ledger.adapters.closed_repo import closed_events
 from services.ledger.adapters.facts_repo import held_orders, parked_events
 from services.ledger.allocation import AllocationOutcome, allocate, held_row, parse_pick
@@ -20,6 +20,7 @@ from services.ledger.cli_output import when
 from services.ledger.domain.errors import LedgerDomainError
 from services.ledger.names import CONSUMER
 from services.ledger.outbound import LedgerTopics
+from services.ledger.redrive import refusal_dead_letters
 from services.presentation.exports import UTC_ZONE
 
 
@@ -99,15 +100,7 @@ def allocate_cmd(
     async def work(uow: UnitOfWork) -> AllocationOutcome:
         outcome = await allocate(uow, topics, order_key, picks, catalogue_schema=catalogue, allocated_by=acting)
         # Parked events the rerun refused by a rule: dead letters with their rule, in the allocation's transaction.
-        dead = [
-            DeadLetter(
-                delivery_of(r.envelope, r.origin, topics.settlements),
-                f"rejected: {r.reason}",
-                1,
-                {"kind": "rejected", **r.facts},
-            )
-            for r in outcome.refused
-        ]
+        dead = refusal_dead_letters(outcome.refused, topics.settlements)
         await write_dead_letters(uow.conn, uow.schema, CONSUMER, dead)
         return outcome
 

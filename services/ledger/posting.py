@@ -97,7 +97,7 @@ class PostEvents:
         result = await stage_entries(uow, writes, plan.entries)
         add_conflicts(writes, uow, plan.conflicts)
         add_slips(writes, uow, plan.slips)
-        add_parked(writes, uow, plan.parked)
+        add_parked(writes, uow, plan.parked, orders.parked_since)
         add_closed(writes, uow, plan.closed)
         uow.publish_with(writes, entry_posted_messages(result.posted, self._topics))
         await writes.execute(uow.conn)

@@ -24,3 +24,19 @@ class LedgerSettings(BaseSettings):
         description="How often `karya serve ledger` takes an anchor over every segment's chain head "
         "(ledger.chain_anchors, reason interval); none when nothing was posted since the last anchor.",
     )
+    redrive_interval_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="How often `karya serve ledger` plans again the parked events not planned for "
+        "KARYA_LEDGER_REDRIVE_AFTER_S (services/ledger/redrive.py): one parked while its completion posted in an "
+        "overlapping transaction posts then, instead of waiting for its order's next event.",
+    )
+    redrive_after_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="How long a parked event waits since it was last planned before the re-drive plans it again "
+        "(an event that legitimately waits is planned about once per this).",
+    )
+    redrive_limit: int = Field(
+        default=500, gt=0, description="At most this many orders' parked events planned again per re-drive tick."
+    )

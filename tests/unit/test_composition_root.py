@@ -69,7 +69,8 @@ def test_service_settings_are_read_by_the_root_and_passed_down(monkeypatch: pyte
         "karya_ledger_chain_verify_interval_seconds", {"schema": "ledger"}
     )
     assert interval == 17
-    assert {"chain-watch", "chain-anchor"} <= set(runtime.supervisor.names)
+    assert {"chain-watch", "chain-anchor", "parked-redrive"} <= set(runtime.supervisor.names)
+    assert runtime.metrics.registry.get_sample_value("karya_ledger_parked_redriven_total") == 0
     monkeypatch.setenv("KARYA_LEDGER_ANCHOR_INTERVAL_S", "5")
     assert service_settings("ledger").anchor_interval_s == 5
     assert service_settings("orders") is None  # orders has no settings of its own

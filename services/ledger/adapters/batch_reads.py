@@ -37,12 +37,14 @@ from services.ledger.posting_plan import ENDING_TYPES
 @dataclass(frozen=True, slots=True)
 class OrdersRead:
     """The batch's orders as the ledger holds them: ``facts`` (locked), the ``parked`` events taken for them (oldest
-    first) and ``origins`` (topic, partition, offset) of those that came through the inbox, the ``ended`` orders
+    first) with when each first arrived (``parked_since``, as the database wrote it: parked again, it keeps that
+    time) and ``origins`` (topic, partition, offset) of those that came through the inbox, the ``ended`` orders
     (each with the type of the first event that said so), the ``closed`` periods of the lapas in ``closed_for``, and
     the ``policy_stamp``."""
 
     facts: dict[str, OrderFacts]
     parked: list[Envelope]
+    parked_since: dict[UUID, str]
     origins: dict[UUID, tuple[str, int, int]]
     ended: dict[str, str]
     closed: dict[str, list[ClosedPeriod]]
@@ -65,7 +67,7 @@ _TAKE = """WITH k AS MATERIALIZED (SELECT {keys} AS keys),
 t AS (DELETE FROM {schema}.pending_events WHERE order_key = ANY(CAST((SELECT keys FROM k) AS text[]))
       RETURNING event_id, envelope, received_at)
 SELECT
-  (SELECT coalesce(json_agg(json_build_array(t.envelope, i.topic, i."partition", i."offset")
+  (SELECT coalesce(json_agg(json_build_array(t.envelope, i.topic, i."partition", i."offset", t.received_at)
                             ORDER BY t.received_at, t.event_id), '[]')
      FROM t LEFT JOIN {schema}.inbox i USING (event_id)) AS parked,
   (SELECT coalesce(json_agg(json_build_array(c.order_key, c.event_type)), '[]')
@@ -101,12 +103,13 @@ async def read_orders(uow: UnitOfWork, keys: Iterable[str], lapas: Iterable[str]
     parked = [Envelope.model_validate(envelope) for envelope, *_ in taken.parked]
     origins = {
         e.event_id: (topic, int(partition), int(offset))
-        for e, (_, topic, partition, offset) in zip(parked, taken.parked, strict=True)
+        for e, (_, topic, partition, offset, _) in zip(parked, taken.parked, strict=True)
         if topic is not None
     }
+    since = {e.event_id: str(row[4]) for e, row in zip(parked, taken.parked, strict=True)}
     covered = {f.lapas_id for f in facts.values()} | set(covered_lapas)
     return OrdersRead(
-        facts, parked, origins, dict(taken.ended), closed_from_json(row.closed), covered, list(row.policy_stamp)
+        facts, parked, since, origins, dict(taken.ended), closed_from_json(row.closed), covered, list(row.policy_stamp)
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -102,20 +102,25 @@ def _changes(facts: Sequence[OrderFacts]) -> dict[str, list[Any]]:
     }
 
 
-def add_parked(writes: Writes, uow: UnitOfWork, parked: Sequence[tuple[Envelope, str]]) -> None:
-    """Add to ``writes`` the parking of events until what they wait for has been posted."""
+def add_parked(
+    writes: Writes, uow: UnitOfWork, parked: Sequence[tuple[Envelope, str]], since: Mapping[UUID, str] | None = None
+) -> None:
+    """Add to ``writes`` the parking of events until what they wait for has been posted: each planned now, and
+    received when ``since`` says (an event taken from the parked ones and parked again) or now (a new one)."""
     if parked:
+        since = since or {}
         writes.add_statement(
-            f"INSERT INTO {uow.table('pending_events')} (event_id, order_key, type, envelope, waiting_for) "
-            "SELECT i, k, t, CAST(e AS jsonb), w FROM unnest(CAST(:{p}i AS uuid[]), CAST(:{p}k AS text[]), "
-            "CAST(:{p}t AS text[]), CAST(:{p}e AS text[]), CAST(:{p}w AS text[])) AS u(i, k, t, e, w) "
-            "ON CONFLICT (event_id) DO NOTHING",
+            f"INSERT INTO {uow.table('pending_events')} (event_id, order_key, type, envelope, waiting_for, "
+            "received_at) SELECT i, k, t, CAST(e AS jsonb), w, coalesce(CAST(r AS timestamptz), now()) "
+            "FROM unnest(CAST(:{p}i AS uuid[]), CAST(:{p}k AS text[]), CAST(:{p}t AS text[]), CAST(:{p}e AS text[]), "
+            "CAST(:{p}w AS text[]), CAST(:{p}r AS text[])) AS u(i, k, t, e, w, r) ON CONFLICT (event_id) DO NOTHING",
             {
                 "i": [e.event_id for e, _ in parked],
                 "k": [e.subject for e, _ in parked],
                 "t": [e.type for e, _ in parked],
                 "e": [e.model_dump_json() for e, _ in parked],
                 "w": [w for _, w in parked],
+                "r": [since.get(e.event_id) for e, _ in parked],
             },
         )
 

@@ -1,0 +1,133 @@
+"""The re-drive of parked events: plan again the events parked for a while, so none waits for what has happened.
+
+An event parks when what it depends on has not been posted (a settlement before its order's completion). It is
+taken and planned again whenever a batch posts for its order. One case escapes that: the settlement parks in one
+ledger transaction while the completion posts in another that overlaps it (two processes in a rebalance, before the
+order has a facts row for either to lock). Neither sees the other's rows, both commit, and the settlement waits for
+a completion that is already in the journal — until the order's next event, which may never come.
+
+:func:`redrive_parked` closes that: the orders with an event not planned for ``after`` are handed to the posting
+use case (:class:`services.ledger.posting.PostEvents`, ``also=``) in the caller's transaction, as a person's
+allocation does. What now can post posts, what still waits parks again (keeping when it first arrived, with a new
+``planned_at``: an event that legitimately waits is planned once per ``after``), and what a rule refuses becomes a
+dead letter from where it first arrived, with its rule — never parked again. :func:`run_redrive` runs it every
+``interval`` in the ledger process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from prometheus_client import CollectorRegistry, Counter
+from sqlalchemy import text
+
+from infra.db.unit_of_work import Database, UnitOfWork
+from infra.logging import get_logger
+from infra.messaging.dead_letters import DeadLetter, delivery_of, write_dead_letters
+from infra.supervision import every
+from services.ledger.names import CONSUMER
+from services.ledger.outbound import LedgerTopics
+from services.ledger.posting import PostEvents, Refused
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RedriveOutcome:
+    """One re-drive: how many ``orders`` it planned again, how many of their parked events it ``released`` (posted,
+    closed or refused: no longer parked), the ``refused`` ones (dead-lettered) and the posting ``conflicts``."""
+
+    orders: int
+    released: int
+    refused: list[Refused]
+    conflicts: int
+
+
+def refusal_dead_letters(refused: Sequence[Refused], settlements: str) -> list[DeadLetter]:
+    """The dead letters of parked events a re-run refused: each from where it first arrived (the inbox), else from
+    ``settlements`` at partition and offset -1, with its rule."""
+    return [
+        DeadLetter(
+            delivery_of(r.envelope, r.origin, settlements), f"rejected: {r.reason}", 1, {"kind": "rejected", **r.facts}
+        )
+        for r in refused
+    ]
+
+
+async def redrive_parked(
+    uow: UnitOfWork, post: PostEvents, settlements: str, after: timedelta, limit: int
+) -> RedriveOutcome:
+    """Plan again, in ``uow``, the parked events of the (at most ``limit``) orders with an event not planned for
+    ``after``, oldest first; dead-letter what is refused (``settlements``: the topic of a refused event that came
+    through no inbox)."""
+    table = uow.table("pending_events")
+    # The orders due, and how many events are parked for each (all of them are taken and planned again).
+    due = (
+        await uow.conn.execute(
+            text(
+                f"SELECT order_key, count(*) AS n FROM {table} GROUP BY order_key "
+                "HAVING min(planned_at) < clock_timestamp() - CAST(:after AS interval) "
+                "ORDER BY min(planned_at), order_key LIMIT :limit"
+            ),
+            {"after": after, "limit": limit},
+        )
+    ).all()
+    if not due:
+        return RedriveOutcome(0, 0, [], 0)
+    keys = [r.order_key for r in due]
+    outcome = await post(uow, [], also=keys)
+    left = await uow.conn.scalar(
+        text(f"SELECT count(*) FROM {table} WHERE order_key = ANY(CAST(:keys AS text[]))"), {"keys": keys}
+    )
+    await write_dead_letters(uow.conn, uow.schema, CONSUMER, refusal_dead_letters(outcome.refusals, settlements))
+    taken = sum(int(r.n) for r in due)
+    return RedriveOutcome(len(keys), taken - int(left or 0), outcome.refusals, outcome.conflicts)
+
+
+class RedriveMetrics:
+    """``karya_ledger_parked_redriven_total``: parked events a re-drive released (each one had been stranded)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.released = Counter(
+            "karya_ledger_parked_redriven_total",
+            "Parked events the periodic re-drive released (posted, closed or dead-lettered): each had waited for "
+            "something already posted",
+            registry=registry,
+        )
+
+
+async def run_redrive(
+    db: Database,
+    topics: LedgerTopics,
+    stop: asyncio.Event,
+    *,
+    interval_s: float,
+    after_s: float,
+    limit: int,
+    metrics: RedriveMetrics,
+    conflicts: Counter | None = None,
+) -> None:
+    """Re-drive every ``interval_s`` seconds, each time in a transaction of its own, until ``stop`` is set (the
+    ledger process's background task; a failed tick is logged and tried again at the next). ``topics``: where
+    posted entries are announced and the topic of a refused event that came through no inbox; ``conflicts``:
+    the posting-conflicts counter the consumer increments too."""
+    post = PostEvents(topics)  # its own caches: it runs beside the consumer's
+
+    async def once() -> None:
+        async with db.begin() as uow:
+            outcome = await redrive_parked(uow, post, topics.settlements, timedelta(seconds=after_s), limit)
+        metrics.released.inc(outcome.released)
+        if conflicts is not None and outcome.conflicts:
+            conflicts.inc(outcome.conflicts)
+        if outcome.released or outcome.refused:
+            log.info(
+                "parked_redriven",
+                orders=outcome.orders,
+                released=outcome.released,
+                dead_lettered=len(outcome.refused),
+            )
+
+    await every(interval_s, stop, once, failed="parked_redrive_failed", schema=db.schema)

@@ -1,0 +1,174 @@
+"""The re-drive of parked events, on the real database: an event stranded by two overlapping ledger transactions
+(a settlement parked for want of a completion that the other posted, neither seeing the other's rows) is posted by
+the next re-drive; one a rule refuses is dead-lettered with its rule; one that legitimately waits parks again,
+keeping when it first arrived, and is not planned again before ``after`` has passed."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from infra.db.engine import make_engine
+from infra.db.unit_of_work import Database
+from infra.messaging.envelope import Envelope
+from services.ledger.names import SCHEMA
+from services.ledger.outbound import LedgerTopics
+from services.ledger.posting import PostEvents
+from services.ledger.redrive import RedriveOutcome, redrive_parked
+from tests.integration.ledger_support import (
+    Batch,
+    LedgerDatabase,
+    completed,
+    inbound,
+    new_inmate,
+    new_order_key,
+    new_processor,
+    post,
+    refunded,
+    settled,
+)
+
+pytestmark = pytest.mark.integration
+
+T = datetime(2026, 5, 4, 9, tzinfo=UTC)
+NOW = timedelta(0)
+
+
+@pytest.fixture
+async def engine(own_database: LedgerDatabase) -> AsyncIterator[AsyncEngine]:
+    """The service role's engine on a database of the test's own: a re-drive plans every order's parked events."""
+    engine = make_engine(own_database.urls.service, pool_size=3)
+    yield engine
+    await engine.dispose()
+
+
+def _completed(key: str) -> Envelope:
+    batch = Batch(f"B-{key[-8:]}", "CPN-WDW-001", "cipinang", 3, 40_000, 10_000, "sup-kayu", ((new_inmate(), 1),))
+    return completed(key, [batch], T)
+
+
+async def _overlapping(engine: AsyncEngine, parks: Sequence[Envelope], posts: Sequence[Envelope]) -> None:
+    """``parks`` handled in one transaction and ``posts`` in another that starts before the first commits and
+    commits first: the interleaving of two ledger processes in a rebalance, with no facts row to lock."""
+    processor = new_processor()
+    async with engine.connect() as first, engine.connect() as second:
+        await first.begin()
+        assert await processor(first, [inbound(e) for e in parks]) == []
+        await second.begin()
+        assert await processor(second, [inbound(e) for e in posts]) == []
+        await second.commit()
+        await first.commit()
+
+
+async def _parked(engine: AsyncEngine, key: str) -> dict[str, tuple[str, datetime, datetime]]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT event_id::text, waiting_for, received_at, planned_at FROM ledger.pending_events "
+                "WHERE order_key = :k"
+            ),
+            {"k": key},
+        )
+        return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+
+async def _posting_keys(engine: AsyncEngine, key: str) -> list[str]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT posting_key FROM ledger.journal_entries WHERE order_key = :k ORDER BY sequence"), {"k": key}
+        )
+        return [r[0].removeprefix(f"{key}:") for r in rows]
+
+
+async def _redrive(engine: AsyncEngine, after: timedelta, limit: int = 1000) -> RedriveOutcome:
+    topics = LedgerTopics()
+    async with Database(engine, SCHEMA).begin() as uow:
+        return await redrive_parked(uow, PostEvents(topics), topics.settlements, after, limit)
+
+
+async def test_a_settlement_stranded_by_an_overlapping_completion_posts_at_the_next_redrive(
+    engine: AsyncEngine,
+) -> None:
+    key = new_order_key()
+    settlement = settled(key, 120_000, T)
+    await _overlapping(engine, parks=[settlement], posts=[_completed(key)])
+    # Stranded: the completion is in the journal, the settlement still waits for it.
+    assert {e: w for e, (w, *_) in (await _parked(engine, key)).items()} == {str(settlement.event_id): "completion"}
+    before = await _posting_keys(engine, key)
+    assert not any("settle" in k for k in before)
+
+    outcome = await _redrive(engine, NOW)
+
+    assert outcome.released >= 1 and not outcome.refused and outcome.conflicts == 0
+    assert await _parked(engine, key) == {}
+    after = await _posting_keys(engine, key)
+    assert after[: len(before)] == before and len(after) > len(before)  # the settlement's entries, after
+    # Nothing left to re-drive for it; a second pass posts nothing twice.
+    await _redrive(engine, NOW)
+    assert await _posting_keys(engine, key) == after
+
+
+async def test_a_stranded_refund_a_rule_refuses_is_dead_lettered_not_parked_again(engine: AsyncEngine) -> None:
+    key = new_order_key()
+    too_much = refunded(key, "R-BIG", 5_000_000, T)
+    await _overlapping(engine, parks=[too_much], posts=[_completed(key), settled(key, 120_000, T)])
+    assert str(too_much.event_id) in await _parked(engine, key)
+
+    outcome = await _redrive(engine, NOW)
+
+    (refusal,) = [r for r in outcome.refused if r.envelope.subject == key]
+    assert "refund_within_gross" in refusal.reason
+    assert await _parked(engine, key) == {}
+    async with engine.connect() as conn:
+        dead = (
+            await conn.execute(
+                text('SELECT topic, "partition", "offset", error FROM ledger.dead_letters WHERE event_id = :e'),
+                {"e": too_much.event_id},
+            )
+        ).one()
+    # It came through no inbox (the test's processor writes none): dead-lettered from the settlements topic.
+    assert (dead.topic, dead.partition, dead.offset) == (LedgerTopics().settlements, -1, -1)
+    assert "refund_within_gross" in dead.error
+
+
+async def test_an_event_that_still_waits_keeps_its_arrival_and_is_planned_once_per_after(
+    engine: AsyncEngine, own_database: LedgerDatabase
+) -> None:
+    key = new_order_key()
+    orphan = settled(key, 80_000, T)  # its order never completes here
+    assert await post(engine, new_processor(), [orphan]) == []
+    owner = make_engine(own_database.urls.migrator, pool_size=1)
+    try:
+        async with owner.begin() as conn:
+            await conn.execute(
+                text(
+                    "UPDATE ledger.pending_events SET received_at = now() - interval '2 days', "
+                    "planned_at = now() - interval '2 days' WHERE event_id = :e"
+                ),
+                {"e": orphan.event_id},
+            )
+    finally:
+        await owner.dispose()
+
+    outcome = await _redrive(engine, timedelta(hours=1))
+
+    assert (outcome.orders, outcome.released, outcome.refused) == (1, 0, [])
+    waiting, received, planned = (await _parked(engine, key))[str(orphan.event_id)]
+    assert waiting == "completion"
+    assert datetime.now(UTC) - received > timedelta(days=2) - timedelta(minutes=1)  # still when it arrived
+    assert datetime.now(UTC) - planned < timedelta(hours=1)  # planned again just now
+    # Planned within the hour: the next re-drive leaves it alone.
+    again = await _redrive(engine, timedelta(hours=1))
+    assert (await _parked(engine, key))[str(orphan.event_id)][2] == planned
+    assert again.released == 0
+
+    # A posting batch that takes it with another event of its order parks it again with its arrival kept too.
+    refund = refunded(key, "R1", 10_000, T)
+    assert await post(engine, new_processor(), [refund]) == []
+    parked = await _parked(engine, key)
+    assert parked[str(orphan.event_id)][1] == received
+    assert parked[str(refund.event_id)][1] > received
