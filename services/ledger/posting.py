@@ -53,10 +53,12 @@ __all__ = ["POSTED_EVENT_TYPES", "PostEvents", "PostingOutcome", "Refused"]
 
 @dataclass
 class PostingOutcome:
-    """What one batch came to: the refusals (each event once) and how many posting conflicts it met."""
+    """What one batch came to: the refusals (each event once), how many posting conflicts it met, and how many of
+    the parked events it took it ``released`` (posted, closed or refused: not parked again)."""
 
     refusals: list[Refused] = field(default_factory=list)
     conflicts: int = 0
+    released: int = 0
 
 
 class PostEvents:
@@ -103,6 +105,7 @@ class PostEvents:
         await writes.execute(uow.conn)
         conflicts = [*plan.conflicts, *result.conflicts]
         outcome.conflicts = len(conflicts)
+        outcome.released = len(orders.parked) - sum(1 for e, _ in plan.parked if e.event_id in orders.parked_since)
         seen: set[str] = set()
         for r in [*plan.refused, *_conflict_refusals(conflicts, work)]:
             if str(r.envelope.event_id) not in seen:

@@ -63,28 +63,20 @@ async def redrive_parked(
     """Plan again, in ``uow``, the parked events of the (at most ``limit``) orders with an event not planned for
     ``after``, oldest first; dead-letter what is refused (``settlements``: the topic of a refused event that came
     through no inbox)."""
-    table = uow.table("pending_events")
-    # The orders due, and how many events are parked for each (all of them are taken and planned again).
-    due = (
-        await uow.conn.execute(
-            text(
-                f"SELECT order_key, count(*) AS n FROM {table} GROUP BY order_key "
-                "HAVING min(planned_at) < clock_timestamp() - CAST(:after AS interval) "
-                "ORDER BY min(planned_at), order_key LIMIT :limit"
-            ),
-            {"after": after, "limit": limit},
-        )
-    ).all()
-    if not due:
-        return RedriveOutcome(0, 0, [], 0)
-    keys = [r.order_key for r in due]
-    outcome = await post(uow, [], also=keys)
-    left = await uow.conn.scalar(
-        text(f"SELECT count(*) FROM {table} WHERE order_key = ANY(CAST(:keys AS text[]))"), {"keys": keys}
+    due = await uow.conn.execute(
+        text(
+            f"SELECT order_key FROM {uow.table('pending_events')} GROUP BY order_key "
+            "HAVING min(planned_at) < clock_timestamp() - CAST(:after AS interval) "
+            "ORDER BY min(planned_at), order_key LIMIT :limit"
+        ),
+        {"after": after, "limit": limit},
     )
+    keys = list(due.scalars())
+    if not keys:
+        return RedriveOutcome(0, 0, [], 0)
+    outcome = await post(uow, [], also=keys)
     await write_dead_letters(uow.conn, uow.schema, CONSUMER, refusal_dead_letters(outcome.refusals, settlements))
-    taken = sum(int(r.n) for r in due)
-    return RedriveOutcome(len(keys), taken - int(left or 0), outcome.refusals, outcome.conflicts)
+    return RedriveOutcome(len(keys), outcome.released, outcome.refusals, outcome.conflicts)
 
 
 class RedriveMetrics:
