@@ -20,7 +20,8 @@ from services.ledger.cli_output import when
 from services.ledger.domain.errors import LedgerDomainError
 from services.ledger.names import CONSUMER
 from services.ledger.outbound import LedgerTopics
-from services.ledger.redrive import refusal_dead_letters
+from services.ledger.posting import PostEvents
+from services.ledger.redrive import redrive_parked, refusal_dead_letters
 from services.presentation.exports import UTC_ZONE
 
 
@@ -47,6 +48,34 @@ def pending_cmd(
             f"{p.type.removeprefix('karya.').rsplit('.', 1)[0]:<32}  {p.order_key}  {p.event_id}"
         )
     typer.echo(f"{len(parked)} parked" + ("" if older_than is None else f" for longer than {older_than}"))
+
+
+@ledger_app.command("redrive")
+def redrive_cmd(
+    ctx: typer.Context,
+    after: str = typer.Option("0s", "--after", help="Only orders with an event not planned for this long, e.g. 5m."),
+    limit: int = typer.Option(500, "--limit", min=1, help="At most this many orders."),
+) -> None:
+    """Plan the parked events again now, as the ledger process does every few minutes: what can post posts, what a
+    rule refuses is dead-lettered with its rule, what still waits stays parked."""
+    try:
+        threshold = parse_duration(after)
+    except ValueError as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(2) from exc
+    topics = CliRoot.of(ctx).topics(LedgerTopics)
+    outcome = _run(
+        ctx,
+        lambda uow: redrive_parked(uow, PostEvents(topics), topics.settlements, threshold, limit),
+        read_only=False,
+    )
+    for r in outcome.refused:
+        typer.secho(f"{r.envelope.subject}  {r.envelope.event_id}  dead-lettered: {r.reason}", fg="yellow", err=True)
+    plural = "" if outcome.orders == 1 else "s"
+    typer.echo(
+        f"planned the parked events of {outcome.orders} order{plural} again: {outcome.released} released "
+        f"({len(outcome.refused)} dead-lettered); the others still wait"
+    )
 
 
 @ledger_app.command("closed")

@@ -29,6 +29,7 @@ from tests.integration.ledger_support import (
     new_processor,
     post,
     refunded,
+    run_karya,
     settled,
 )
 
@@ -173,3 +174,23 @@ async def test_an_event_that_still_waits_keeps_its_arrival_and_is_planned_once_p
     parked = await _parked(engine, key)
     assert parked[str(orphan.event_id)][1] == received
     assert parked[str(refund.event_id)][1] > received
+
+
+async def test_karya_ledger_redrive_runs_the_pass_now(engine: AsyncEngine, own_database: LedgerDatabase) -> None:
+    key = new_order_key()
+    settlement = settled(key, 120_000, T)
+    await _overlapping(engine, parks=[settlement], posts=[_completed(key)])
+
+    bad = await run_karya(own_database.urls, "ledger", "redrive", "--after", "soon")
+    assert bad.returncode == 2 and "not a duration" in bad.stderr
+    assert str(settlement.event_id) in await _parked(engine, key)  # nothing done
+    waiting = await run_karya(own_database.urls, "ledger", "redrive", "--after", "1h")
+    assert waiting.returncode == 0, waiting.stderr
+    assert "of 0 orders again: 0 released" in waiting.stdout and str(settlement.event_id) in await _parked(engine, key)
+
+    done = await run_karya(own_database.urls, "ledger", "redrive")
+
+    assert done.returncode == 0, done.stderr
+    assert "of 1 order again: 1 released (0 dead-lettered)" in done.stdout
+    assert await _parked(engine, key) == {}
+    assert any("settle" in k for k in await _posting_keys(engine, key))
