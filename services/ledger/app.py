@@ -86,10 +86,9 @@ def build_runtime(
     engine: AsyncEngine, kafka: KafkaSettings, *, topics: LedgerTopics, settings: LedgerSettings | None = None
 ) -> ServiceRuntime:
     """Wire the ledger consumer, its outbox relay, the parked-events gauges and re-drive, the periodic chain
-    verification and anchor
-    on ``engine`` (the service role's, created and disposed by the caller), ``topics`` (built by
-    :mod:`karya.services` under the deployment's prefix) and ``settings`` (:func:`read_settings`, by the same
-    root; None: the defaults, nothing read from the environment)."""
+    verification and anchor on ``engine`` (the service role's, created and disposed by the caller), ``topics``
+    (built by :mod:`karya.services` under the deployment's prefix) and ``settings`` (:func:`read_settings`, by the
+    same root; None: the defaults, nothing read from the environment)."""
     settings = settings or LedgerSettings.model_construct()
     runtime = ServiceRuntime(name="ledger", schema=SCHEMA, engine=engine, kafka=kafka)
     conflicts = Counter(
