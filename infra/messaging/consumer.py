@@ -380,10 +380,7 @@ class BatchConsumer:
 
 def _rejected(rejections: Sequence[Rejection] | None) -> list[DeadLetter]:
     # A handler's reason is free text (it may quote a ValidationError): stored, not logged; its facts are logged.
-    return [
-        DeadLetter(r.event.delivery, f"rejected: {r.reason}", 1, {"kind": "rejected", **r.facts})
-        for r in rejections or ()
-    ]
+    return [DeadLetter.rejected(r.event.delivery, r.reason, r.facts) for r in rejections or ()]
 
 
 def _dead(event: InboundEvent, error: str, facts: dict[str, object], attempts: int) -> DeadLetter:

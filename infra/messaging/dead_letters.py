@@ -8,7 +8,7 @@ kept whole.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -41,6 +41,12 @@ class DeadLetter:
         """The dead letter of bytes no broker record carried (a poller read them from a marketplace API): filed
         under ``topic``'s DLQ with partition and offset -1, after one attempt."""
         return cls(Delivery(topic, -1, -1, key, value), error, 1, facts)
+
+    @classmethod
+    def rejected(cls, delivery: Delivery, reason: str, facts: Mapping[str, object]) -> DeadLetter:
+        """The dead letter of a delivery the domain refused (no retries): ``reason`` is stored (it is free text and
+        may quote a value), ``facts`` (value-free) are logged."""
+        return cls(delivery, f"rejected: {reason}", 1, {"kind": "rejected", **facts})
 
 
 async def write_dead_letters(conn: AsyncConnection, schema: str, consumer: str, failures: Sequence[DeadLetter]) -> None:

@@ -91,12 +91,7 @@ def parked_rejecter(consumer: str) -> Reject:
 
     async def reject(uow: UnitOfWork, refused: Sequence[tuple[Refused, Origin]]) -> None:
         dead = [
-            DeadLetter(
-                Delivery(o.topic, o.partition, o.offset, o.key, o.value, o.headers),
-                f"rejected: {r.reason}",
-                1,
-                {"kind": "rejected", **r.facts},
-            )
+            DeadLetter.rejected(Delivery(o.topic, o.partition, o.offset, o.key, o.value, o.headers), r.reason, r.facts)
             for r, o in refused
         ]
         await write_dead_letters(uow.conn, uow.schema, consumer, dead)

@@ -112,7 +112,7 @@ def build_runtime(
         "parked-gauges", lambda stop: run_parked_gauges(runtime.engine, SCHEMA, gauges, stop), required=False
     )
     # Not required for readiness: what it releases waited already, and the parked gauges show it meanwhile.
-    redrive = RedriveMetrics(runtime.metrics.registry)
+    redrive = RedriveMetrics(runtime.metrics, conflicts)
     runtime.add_background(
         "parked-redrive",
         lambda stop: run_redrive(
@@ -123,7 +123,6 @@ def build_runtime(
             after_s=settings.redrive_after_s,
             limit=settings.redrive_limit,
             metrics=redrive,
-            conflicts=conflicts,
         ),
         required=False,
     )

@@ -21,12 +21,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import Counter
 from sqlalchemy import text
 
 from infra.db.unit_of_work import Database, UnitOfWork
 from infra.logging import get_logger
-from infra.messaging.dead_letters import DeadLetter, delivery_of, write_dead_letters
+from infra.messaging.dead_letters import DeadLetter, delivery_of, report_dead_letters, write_dead_letters
+from infra.messaging.metrics import MessagingMetrics
 from infra.supervision import every
 from services.ledger.names import CONSUMER
 from services.ledger.outbound import LedgerTopics
@@ -38,23 +39,20 @@ log = get_logger(__name__)
 @dataclass(frozen=True, slots=True)
 class RedriveOutcome:
     """One re-drive: how many ``orders`` it planned again, how many of their parked events it ``released`` (posted,
-    closed or refused: no longer parked), the ``refused`` ones (dead-lettered) and the posting ``conflicts``."""
+    closed or refused: no longer parked), the ``refused`` ones and their ``dead_letters`` (written), and the posting
+    ``conflicts``."""
 
     orders: int
     released: int
     refused: list[Refused]
+    dead_letters: list[DeadLetter]
     conflicts: int
 
 
 def refusal_dead_letters(refused: Sequence[Refused], settlements: str) -> list[DeadLetter]:
     """The dead letters of parked events a re-run refused: each from where it first arrived (the inbox), else from
     ``settlements`` at partition and offset -1, with its rule."""
-    return [
-        DeadLetter(
-            delivery_of(r.envelope, r.origin, settlements), f"rejected: {r.reason}", 1, {"kind": "rejected", **r.facts}
-        )
-        for r in refused
-    ]
+    return [DeadLetter.rejected(delivery_of(r.envelope, r.origin, settlements), r.reason, r.facts) for r in refused]
 
 
 async def redrive_parked(
@@ -73,21 +71,26 @@ async def redrive_parked(
     )
     keys = list(due.scalars())
     if not keys:
-        return RedriveOutcome(0, 0, [], 0)
+        return RedriveOutcome(0, 0, [], [], 0)
     outcome = await post(uow, [], also=keys)
-    await write_dead_letters(uow.conn, uow.schema, CONSUMER, refusal_dead_letters(outcome.refusals, settlements))
-    return RedriveOutcome(len(keys), outcome.released, outcome.refusals, outcome.conflicts)
+    dead = refusal_dead_letters(outcome.refusals, settlements)
+    await write_dead_letters(uow.conn, uow.schema, CONSUMER, dead)
+    return RedriveOutcome(len(keys), outcome.released, outcome.refusals, dead, outcome.conflicts)
 
 
 class RedriveMetrics:
-    """``karya_ledger_parked_redriven_total``: parked events a re-drive released (each one had been stranded)."""
+    """``karya_ledger_parked_redriven_total`` (parked events a re-drive released: each one had been stranded), on
+    the process's ``messaging`` metrics, where its dead letters are counted too; ``conflicts``: the
+    posting-conflicts counter the consumer increments."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, messaging: MessagingMetrics, conflicts: Counter | None = None) -> None:
+        self.messaging = messaging
+        self.conflicts = conflicts
         self.released = Counter(
             "karya_ledger_parked_redriven_total",
             "Parked events the periodic re-drive released (posted, closed or dead-lettered): each had waited for "
             "something already posted",
-            registry=registry,
+            registry=messaging.registry,
         )
 
 
@@ -100,20 +103,20 @@ async def run_redrive(
     after_s: float,
     limit: int,
     metrics: RedriveMetrics,
-    conflicts: Counter | None = None,
 ) -> None:
     """Re-drive every ``interval_s`` seconds, each time in a transaction of its own, until ``stop`` is set (the
     ledger process's background task; a failed tick is logged and tried again at the next). ``topics``: where
-    posted entries are announced and the topic of a refused event that came through no inbox; ``conflicts``:
-    the posting-conflicts counter the consumer increments too."""
+    posted entries are announced and the topic of a refused event that came through no inbox. Its dead letters are
+    logged and counted once committed, as the consumer's are."""
     post = PostEvents(topics)  # its own caches: it runs beside the consumer's
 
     async def once() -> None:
         async with db.begin() as uow:
             outcome = await redrive_parked(uow, post, topics.settlements, timedelta(seconds=after_s), limit)
+        report_dead_letters(db.schema, CONSUMER, outcome.dead_letters, metrics.messaging)
         metrics.released.inc(outcome.released)
-        if conflicts is not None and outcome.conflicts:
-            conflicts.inc(outcome.conflicts)
+        if metrics.conflicts is not None and outcome.conflicts:
+            metrics.conflicts.inc(outcome.conflicts)
         if outcome.released or outcome.refused:
             log.info(
                 "parked_redriven",

@@ -101,12 +101,12 @@ async def read_orders(uow: UnitOfWork, keys: Iterable[str], lapas: Iterable[str]
     facts = {k: OrderFacts.stored(k, lapas, c, s, int(r)) for k, lapas, c, s, r in row.facts}
     taken = (await take.execute(uow.conn, wanted, {"ending": sorted(ENDING_TYPES)})).one()
     parked = [Envelope.model_validate(envelope) for envelope, *_ in taken.parked]
-    origins = {
-        e.event_id: (topic, int(partition), int(offset))
-        for e, (_, topic, partition, offset, _) in zip(parked, taken.parked, strict=True)
-        if topic is not None
-    }
-    since = {e.event_id: str(row[4]) for e, row in zip(parked, taken.parked, strict=True)}
+    origins: dict[UUID, tuple[str, int, int]] = {}
+    since: dict[UUID, str] = {}
+    for e, (_, topic, partition, offset, received_at) in zip(parked, taken.parked, strict=True):
+        since[e.event_id] = received_at
+        if topic is not None:
+            origins[e.event_id] = (topic, int(partition), int(offset))
     covered = {f.lapas_id for f in facts.values()} | set(covered_lapas)
     return OrdersRead(
         facts, parked, since, origins, dict(taken.ended), closed_from_json(row.closed), covered, list(row.policy_stamp)

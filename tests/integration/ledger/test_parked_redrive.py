@@ -5,20 +5,24 @@ keeping when it first arrived, and is not planned again before ``after`` has pas
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from prometheus_client import Counter
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from infra.db.engine import make_engine
 from infra.db.unit_of_work import Database
 from infra.messaging.envelope import Envelope
-from services.ledger.names import SCHEMA
+from infra.messaging.metrics import MessagingMetrics
+from services.ledger.names import CONSUMER, SCHEMA
 from services.ledger.outbound import LedgerTopics
 from services.ledger.posting import PostEvents
-from services.ledger.redrive import RedriveOutcome, redrive_parked
+from services.ledger.redrive import RedriveMetrics, RedriveOutcome, redrive_parked, run_redrive
+from tests.integration.ledger.scenario_support import journal_of
 from tests.integration.ledger_support import (
     Batch,
     LedgerDatabase,
@@ -78,11 +82,8 @@ async def _parked(engine: AsyncEngine, key: str) -> dict[str, tuple[str, datetim
 
 
 async def _posting_keys(engine: AsyncEngine, key: str) -> list[str]:
-    async with engine.connect() as conn:
-        rows = await conn.execute(
-            text("SELECT posting_key FROM ledger.journal_entries WHERE order_key = :k ORDER BY sequence"), {"k": key}
-        )
-        return [r[0].removeprefix(f"{key}:") for r in rows]
+    """The order's posting keys (without the order key) in journal order."""
+    return list(await journal_of(engine, key))
 
 
 async def _redrive(engine: AsyncEngine, after: timedelta, limit: int = 1000) -> RedriveOutcome:
@@ -135,6 +136,36 @@ async def test_a_stranded_refund_a_rule_refuses_is_dead_lettered_not_parked_agai
     # It came through no inbox (the test's processor writes none): dead-lettered from the settlements topic.
     assert (dead.topic, dead.partition, dead.offset) == (LedgerTopics().settlements, -1, -1)
     assert "refund_within_gross" in dead.error
+
+
+async def test_the_ledger_process_redrive_counts_what_it_released_and_reports_its_dead_letters(
+    engine: AsyncEngine,
+) -> None:
+    key, other = new_order_key(), new_order_key()
+    settlement, too_much = settled(key, 120_000, T), refunded(other, "R-BIG", 5_000_000, T)
+    await _overlapping(engine, parks=[settlement], posts=[_completed(key)])
+    await _overlapping(engine, parks=[too_much], posts=[_completed(other), settled(other, 120_000, T)])
+    messaging, conflicts = MessagingMetrics(), Counter("conflicts", "posting conflicts", registry=None)
+    metrics = RedriveMetrics(messaging, conflicts)
+    topics, stop = LedgerTopics(), asyncio.Event()
+    task = asyncio.create_task(
+        run_redrive(Database(engine, SCHEMA), topics, stop, interval_s=0.05, after_s=0, limit=10, metrics=metrics)
+    )
+    try:
+        for _ in range(400):  # bounded: 20 s
+            if await _parked(engine, key) == {} and await _parked(engine, other) == {}:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await task
+
+    assert await _parked(engine, key) == {} and await _parked(engine, other) == {}
+    assert messaging.registry.get_sample_value("karya_ledger_parked_redriven_total") == 2
+    dead = messaging.registry.get_sample_value(
+        "karya_dead_letters_total", {"consumer": CONSUMER, "topic": topics.settlements}
+    )
+    assert dead == 1
 
 
 async def test_an_event_that_still_waits_keeps_its_arrival_and_is_planned_once_per_after(
