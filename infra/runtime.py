@@ -31,7 +31,7 @@ from infra.db.unit_of_work import Database
 from infra.errors import describe_error
 from infra.logging import LogLimiter, get_logger
 from infra.messaging.admin import ensure_topics
-from infra.messaging.broker import make_broker, register_batch_consumer, update_lag_metrics
+from infra.messaging.broker import BatchGuard, make_broker, register_batch_consumer, update_lag_metrics
 from infra.messaging.completeness_audit import AuditedConsumer, completeness_gauge, run_completeness_audits
 from infra.messaging.consumer import BatchConsumer, BatchHandler
 from infra.messaging.dlq_metrics import DeadLetterGauges
@@ -49,6 +49,7 @@ log = get_logger(__name__)
 class _Registered:
     subscriber: BatchSubscriber
     group_id: str
+    guard: BatchGuard
 
 
 class ServiceRuntime:
@@ -140,10 +141,17 @@ class ServiceRuntime:
             after_commit=None if self.relay is None else self.relay.wake,
         )
         group_id = consumer_group(name, self.kafka.topic_prefix)
+        guard = BatchGuard(consumer.name, self.kafka, self.metrics)
         subscriber = register_batch_consumer(
-            self.broker, consumer, topics=topics, group_id=group_id, settings=self.kafka, description=description
+            self.broker,
+            consumer,
+            topics=topics,
+            group_id=group_id,
+            settings=self.kafka,
+            description=description,
+            guard=guard,
         )
-        self._consumers.append(_Registered(subscriber, group_id))
+        self._consumers.append(_Registered(subscriber, group_id, guard))
         self.audited.append(AuditedConsumer(group_id, self.schema, tuple(topics), consumer))
         self._topics |= set(topics)
         return consumer
@@ -170,6 +178,8 @@ class ServiceRuntime:
         """Stop the relay and consumers, then close the broker (the engine stays open: its owner disposes it)."""
         self._stop.set()
         await self.supervisor.wait_stopped(timeout_s=10)
+        for r in self._consumers:  # the last batches' offsets, before their consumers close
+            await r.guard.drain()
         await self.broker.stop()
         log.info("service_stopped", service=self.name)
 
