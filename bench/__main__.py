@@ -47,7 +47,7 @@ from infra.db.engine import make_engine
 from infra.db.roles import passwords_from_env, role_urls
 from infra.environment import ROOT, state_dir
 from karya.processes import interrupt_on_sigterm, wait_until_ready
-from sim.pipeline_env import encode_all, messages_for
+from sim.pipeline_env import encoded_run
 
 console = Console(stderr=True)
 
@@ -74,9 +74,8 @@ async def throughput(orders: int, seed: int, with_ceiling: bool, replicas: dict[
     bench.start(state_dir() / "bench" / bench.prefix.rstrip("."), replicas)
     try:
         await wait_until_ready(bench.procs)
-        messages = messages_for(orders, seed, f"n{orders}-")
-        order_events = sum(1 for m in messages if m.topic == "marketplace.order-events")
-        wires = encode_all(bench.prefix, messages)
+        run = encoded_run(orders, seed, f"n{orders}-", bench.prefix)
+        wires, order_events = run.wires, run.order_events
         pids = {
             "orders": bench.pids("orders"),
             "ledger": bench.pids("ledger"),
@@ -87,7 +86,7 @@ async def throughput(orders: int, seed: int, with_ceiling: bool, replicas: dict[
         t0 = time.time()
         await publish(wires)
         t_published = time.time()
-        console.print(f"published {len(messages):,} events in {t_published - t0:.1f} s; waiting for the drain")
+        console.print(f"published {len(wires):,} events in {t_published - t0:.1f} s; waiting for the drain")
         await wait_drained(bench, order_events, timeout_s=max(120, orders / 50))
         cpu1 = cpu_seconds(pids)
         end = await _epoch(bench, f"SELECT max({await committed_at(bench)}) FROM ledger.journal_entries")
@@ -103,10 +102,10 @@ async def throughput(orders: int, seed: int, with_ceiling: bool, replicas: dict[
     elapsed = end - t0
     result: dict[str, Any] = {
         "orders": orders,
-        "events": len(messages),
+        "events": len(wires),
         "elapsed_s": round(elapsed, 2),
-        "events_per_s": round(len(messages) / elapsed, 1),
-        "publish_per_s": round(len(messages) / (t_published - t0), 1),
+        "events_per_s": round(len(wires) / elapsed, 1),
+        "publish_per_s": round(len(wires) / (t_published - t0), 1),
         "orders_stage_events_per_s": round(counts["orders.inbox"] / max(o_last - o_first, 1e-3), 1),
         "ledger_stage_events_per_s": round(counts["ledger.inbox"] / max(l_last - l_first, 1e-3), 1),
         "cpu_s": {k: round(cpu1.get(k, 0) - cpu0.get(k, 0), 1) for k in cpu0},
@@ -116,11 +115,11 @@ async def throughput(orders: int, seed: int, with_ceiling: bool, replicas: dict[
     if with_ceiling:
         migrator = make_engine(role_urls(_admin(), passwords_from_env(), bench.database).migrator, pool_size=1)
         try:
-            batches = max(1, len(messages) // 2000)
+            batches = max(1, len(wires) // 2000)
             ceiling_s = await run_ceiling(migrator, counts, batches)
         finally:
             await migrator.dispose()
-        result["ceiling_events_per_s"] = round(len(messages) / ceiling_s, 1)
+        result["ceiling_events_per_s"] = round(len(wires) / ceiling_s, 1)
         result["ratio"] = round(result["events_per_s"] / result["ceiling_events_per_s"], 3)
     return result
 
