@@ -88,7 +88,6 @@ class OutboxRelay:
         self._engine = engine
         # The relay's statements stand alone (a SELECT, a DELETE): in autocommit each is one round trip, not
         # BEGIN, the statement and COMMIT/ROLLBACK (a relay cycle was six round trips, now two).
-        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._take_sql = text(
             f"SELECT id, topic, key, payload, headers::text AS headers FROM {schema}.outbox ORDER BY id LIMIT :n"
         )
@@ -211,7 +210,7 @@ class OutboxRelay:
 
     async def publish_once(self, producer: AIOKafkaProducer) -> int:
         """Publish the next batch of rows and delete them once Kafka acknowledged them; returns how many."""
-        async with self._autocommit.connect() as conn:
+        async with self._autocommit().connect() as conn:
             rows = (await conn.execute(self._take_sql, {"n": self._batch_size})).all()
         if not rows:
             return 0
@@ -220,6 +219,10 @@ class OutboxRelay:
         self.published += len(rows)
         self._metrics.outbox_published.labels(self._schema).inc(len(rows))
         return len(rows)
+
+    def _autocommit(self) -> AsyncEngine:
+        """The engine with its connections in autocommit (a shallow copy sharing the pool)."""
+        return self._engine.execution_options(isolation_level="AUTOCOMMIT")
 
     async def _send(self, producer: AIOKafkaProducer, rows: Sequence[Any]) -> None:
         """Publish rows as record batches per partition (id order kept within each), then wait for all acks."""
@@ -253,7 +256,7 @@ class OutboxRelay:
         await asyncio.gather(*futures)
 
     async def _remove_sent(self, ids: Sequence[int]) -> None:
-        async with self._autocommit.connect() as conn:
+        async with self._autocommit().connect() as conn:
             await conn.execute(self._delete_sql, {"ids": list(ids)})
 
     async def recover_in_flight(self) -> int:
