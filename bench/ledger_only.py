@@ -43,7 +43,7 @@ from infra.messaging.admin import partitions_of, read_to_end
 from infra.messaging.relay import make_producer
 from infra.messaging.topics import MARKETPLACE_ORDER_EVENTS, MARKETPLACE_SETTLEMENTS, ORDERS_EVENTS, topic_name
 from karya.processes import wait_until_ready
-from sim.pipeline_env import encode_all, messages_for
+from sim.pipeline_env import encoded_run
 
 LEDGER_INPUT = (ORDERS_EVENTS, MARKETPLACE_SETTLEMENTS)
 """The topics the ledger consumes (``LedgerTopics.orders_events``, ``.settlements``), as base names."""
@@ -172,7 +172,7 @@ async def prefill(orders: int, seed: int, say: Callable[[str], None]) -> Input:
     bench.start(state_dir() / "bench" / bench.prefix.rstrip("."), {"orders": 1, "ledger": 0})
     try:
         await wait_until_ready(bench.procs)
-        await publish(encode_all(bench.prefix, messages_for(orders, seed, f"n{orders}-")))
+        await publish(encoded_run(orders, seed, f"n{orders}-", bench.prefix).wires)
         source = [topic_name(MARKETPLACE_ORDER_EVENTS, bench.prefix)]
         async with GroupWatch(f"{bench.prefix}karya-orders", source) as watch:
             await watch.read_ends()
