@@ -10,7 +10,7 @@ import json
 import os
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,7 +100,7 @@ class Bench(PipelineEnv):
 _TICK_S = 0.005
 
 
-async def publish(wires: list[Wire], rate: float | None = None) -> dict[str, float]:
+async def publish(wires: Sequence[Wire], rate: float | None = None) -> dict[str, float]:
     """Publish (paced at ``rate`` msgs/s if given); returns event_id → publish time (epoch seconds).
 
     Paced, the events that fell due since the last tick (at least ``_TICK_S`` apart) go out together, one record
@@ -127,7 +127,7 @@ async def publish(wires: list[Wire], rate: float | None = None) -> dict[str, flo
     return sent
 
 
-async def _paced(producer: AIOKafkaProducer, wires: list[Wire], rate: float, sent: dict[str, float]) -> None:
+async def _paced(producer: AIOKafkaProducer, wires: Sequence[Wire], rate: float, sent: dict[str, float]) -> None:
     partitions: dict[str, int] = {}
     for topic in {w.topic for w in wires}:
         partitions[topic] = len(await producer.partitions_for(topic))
