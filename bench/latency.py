@@ -9,6 +9,9 @@ so a slow pipeline says which stage to look at:
 
 Settlements go straight to the ledger, but one that arrives before its completion waits (parked) for it, so
 their latency is reported only in the total.
+
+The total is also reported per second of publishing (``by_second``): on a shared box a p99 is often set by a few
+slow seconds (a warm-up, a neighbour's burst), and the series tells that apart from a pipeline slow throughout.
 """
 
 from __future__ import annotations
@@ -40,6 +43,30 @@ def percentiles(samples_ms: Sequence[float]) -> dict[str, float]:
     """p50/p95/p99 in ms (inclusive method; zeros when there are fewer than two samples)."""
     q = statistics.quantiles(samples_ms, n=100, method="inclusive") if len(samples_ms) >= 2 else [0.0] * 99
     return {"p50_ms": round(q[49], 1), "p95_ms": round(q[94], 1), "p99_ms": round(q[98], 1)}
+
+
+def by_second(samples: Sequence[tuple[float, float]]) -> list[dict[str, float]]:
+    """Per second of publishing (from the first sample's publish time): postings, p50 and max of the latency.
+
+    ``samples`` are (published at, seconds since the epoch; latency in ms). Seconds with no sample are left out."""
+    if not samples:
+        return []
+    start = min(at for at, _ in samples)
+    buckets: dict[int, list[float]] = {}
+    for at, ms in samples:
+        buckets.setdefault(int(at - start), []).append(ms)
+    rows = []
+    for second in sorted(buckets):
+        values = sorted(buckets[second])
+        rows.append(
+            {
+                "second": second,
+                "postings": len(values),
+                "p50_ms": round(statistics.median(values), 1),
+                "max_ms": round(values[-1], 1),
+            }
+        )
+    return rows
 
 
 async def latency(
@@ -80,17 +107,17 @@ async def latency(
         published = await order_events(bench.prefix)
     finally:
         await bench.close()
-    total: list[float] = []
+    total: list[tuple[float, float]] = []
     hops: dict[str, list[float]] = {hop: [] for hop in HOPS}
     for at, source, kind in postings:
         if kind == "settlement":
             if (t0 := sent.get(source)) is not None:
-                total.append((at - t0) * 1000)
+                total.append((t0, (at - t0) * 1000))
             continue
         event = published.get(source)
         if event is None or event.cause is None or (t0 := sent.get(event.cause)) is None:
             continue
-        total.append((at - t0) * 1000)
+        total.append((t0, (at - t0) * 1000))
         if (t1 := applied.get(event.cause)) is not None:
             hops["orders"].append((t1 - t0) * 1000)
             hops["relay"].append((event.appended_at - t1) * 1000)
@@ -98,8 +125,9 @@ async def latency(
     return {
         "offered_per_s": offered,
         "latency_samples": len(total),
-        **percentiles(sorted(total)),
+        **percentiles(sorted(ms for _, ms in total)),
         "completion_hops": {hop: percentiles(sorted(samples)) for hop, samples in hops.items()},
+        "by_second": by_second(total),
     }
 
 
@@ -108,8 +136,16 @@ def describe(lat: dict[str, Any]) -> str:
     hops = ", ".join(
         f"{hop} p50 {h['p50_ms']:,.0f} / p99 {h['p99_ms']:,.0f} ms" for hop, h in lat["completion_hops"].items()
     )
+    seconds = lat.get("by_second") or []
+    slowest = max(seconds, key=lambda row: row["p50_ms"], default=None)
+    worst = (
+        f"; slowest second {slowest['second']} of {len(seconds)}: p50 {slowest['p50_ms']:,.0f} / max "
+        f"{slowest['max_ms']:,.0f} ms (per-second series in the results file)"
+        if slowest
+        else ""
+    )
     return (
         f"latency at {lat['offered_per_s']:,.0f} events/s offered: p50 {lat['p50_ms']} ms, "
         f"p95 {lat['p95_ms']} ms, p99 {lat['p99_ms']} ms ({lat['latency_samples']} postings); "
-        f"a completion's hops: {hops}"
+        f"a completion's hops: {hops}{worst}"
     )
