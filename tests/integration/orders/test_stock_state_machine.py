@@ -125,8 +125,8 @@ class StockMachine(RuleBasedStateMachine):
         return any(wanted(o) for o in self.orders.values())
 
     def expire_due(self, *, but: set[str]) -> bool:
-        """A batch (or a sweep) frees every due soft hold first, except those of the batch's own orders; whether it
-        freed any."""
+        """A batch that moves stock of the SKU (or a sweep) frees every due soft hold first, except those of the
+        batch's own orders; whether it freed any."""
         freed = False
         for o in self.orders.values():
             if o.due and o.held == "soft" and o.key not in but:
@@ -237,7 +237,10 @@ class StockMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def cancel(self, data: st.DataObject) -> None:
         order = self.pick(data, lambda o: o.state != "cancelled")
-        freed = self.expire_due(but={order.key})
+        # Only a batch that moves stock of the SKU claims its due holds: cancelling an order that holds nothing (its
+        # hold expired or never was) or is shipped (ignored) locks no stock, and the sweeper frees them instead.
+        moves = order.state in ("pending_payment", "awaiting_fulfilment") and order.held in ("soft", "hard")
+        freed = self.expire_due(but={order.key}) if moves else False
         if order.state in ("pending_payment", "awaiting_fulfilment"):
             freed = freed or order.held in ("soft", "hard")
             order.state, order.held, order.due = "cancelled", "none", False
