@@ -31,14 +31,16 @@ _LOCK_ORDERS = Keyed(
     "historical, gross_amount, reservation_failed_reason FROM {schema}.orders WHERE order_key = ANY({keys}) "
     "ORDER BY order_key FOR UPDATE"
 )
-# An order waits for stock while its reservation failed and nothing is held (stage NONE); see BACKORDER_STATES.
-_LOCK_WAITING_SQL = (
+LOCK_WAITING_SQL = (
     "SELECT o.order_key, o.created_at FROM {schema}.orders o WHERE o.reservation_failed_reason IS NOT NULL "
     "AND o.stock_stage = 0 AND NOT o.historical AND o.state = ANY(:states) AND EXISTS (SELECT 1 FROM "
     "{schema}.order_lines l WHERE l.order_key = o.order_key AND l.sku = ANY(:skus)) ORDER BY o.order_key FOR UPDATE"
 )
-_LOCK_WAITING = Sql(_LOCK_WAITING_SQL)
-_LOCK_WAITING_SKIP = Sql(_LOCK_WAITING_SQL + " SKIP LOCKED")
+"""Lock the orders waiting for stock with a line of one of ``:skus``: an order waits while its reservation failed and
+nothing is held (stage NONE; see BACKORDER_STATES). The partial index ``orders_waiting_idx`` (reservation failed)
+keeps this from reading every order; its predicate must stay implied by this ``WHERE``."""
+_LOCK_WAITING = Sql(LOCK_WAITING_SQL)
+_LOCK_WAITING_SKIP = Sql(LOCK_WAITING_SQL + " SKIP LOCKED")
 LIVE_RESERVATIONS_LOCK = (
     "SELECT r.order_key, r.reservation_id, r.state, r.expires_at, a.batch_id, a.sku, a.workshop_id, "
     "a.quantity FROM {schema}.reservations r JOIN {schema}.allocations a USING (reservation_id) "
