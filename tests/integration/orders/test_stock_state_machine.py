@@ -237,12 +237,13 @@ class StockMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def cancel(self, data: st.DataObject) -> None:
         order = self.pick(data, lambda o: o.state != "cancelled")
-        # Only a batch that moves stock of the SKU claims its due holds: cancelling an order that holds nothing (its
-        # hold expired or never was) or is shipped (ignored) locks no stock, and the sweeper frees them instead.
-        moves = order.state in ("pending_payment", "awaiting_fulfilment") and order.held in ("soft", "hard")
-        freed = self.expire_due(but={order.key}) if moves else False
+        freed = False
         if order.state in ("pending_payment", "awaiting_fulfilment"):
-            freed = freed or order.held in ("soft", "hard")
+            if order.held in ("soft", "hard"):
+                # Releasing the hold moves the SKU's stock, so the batch claims the due holds too. Cancelling an
+                # order that holds nothing (its hold expired or never was) locks no stock: the sweeper frees them.
+                self.expire_due(but={order.key})
+                freed = True
             order.state, order.held, order.due = "cancelled", "none", False
         # after shipment the cancellation is ignored: nothing changes
         if freed:

@@ -10,8 +10,11 @@ from sqlalchemy import text
 
 from infra.db.engine import make_engine
 from infra.db.roles import RoleUrls
+from infra.db.unit_of_work import UnitOfWork
 from services.orders.adapters.locks import LOCK_WAITING_SQL
+from services.orders.adapters.sql import Sql
 from services.orders.app import SCHEMA
+from services.orders.domain.lifecycle import BACKORDER_STATES
 
 pytestmark = pytest.mark.integration
 
@@ -22,12 +25,9 @@ async def test_the_waiting_orders_query_can_use_the_partial_index_of_failed_rese
         async with engine.begin() as c:
             # Tiny test tables make a sequential scan cheapest; with it off, the planner shows what it can use.
             await c.execute(text("SET LOCAL enable_seqscan = off"))
-            plan = (
-                await c.execute(
-                    text("EXPLAIN (FORMAT JSON) " + LOCK_WAITING_SQL.replace("{schema}", SCHEMA)),
-                    {"skus": ["SKU-1"], "states": ["READY_TO_SHIP", "UNPAID"]},
-                )
-            ).scalar_one()
+            explain = Sql("EXPLAIN (FORMAT JSON) " + LOCK_WAITING_SQL).on(UnitOfWork(c, SCHEMA))
+            params = {"skus": ["SKU-1"], "states": sorted(s.value for s in BACKORDER_STATES)}
+            plan = (await c.execute(explain, params)).scalar_one()
     finally:
         await engine.dispose()
     assert "orders_waiting_idx" in json.dumps(plan)
