@@ -108,7 +108,7 @@ async def latency(
     finally:
         await bench.close()
     total: list[tuple[float, float]] = []
-    hops: dict[str, list[float]] = {hop: [] for hop in HOPS}
+    hops: dict[str, list[tuple[float, float]]] = {hop: [] for hop in HOPS}
     for at, source, kind in postings:
         if kind == "settlement":
             if (t0 := sent.get(source)) is not None:
@@ -119,15 +119,16 @@ async def latency(
             continue
         total.append((t0, (at - t0) * 1000))
         if (t1 := applied.get(event.cause)) is not None:
-            hops["orders"].append((t1 - t0) * 1000)
-            hops["relay"].append((event.appended_at - t1) * 1000)
-            hops["ledger"].append((at - event.appended_at) * 1000)
+            hops["orders"].append((t0, (t1 - t0) * 1000))
+            hops["relay"].append((t0, (event.appended_at - t1) * 1000))
+            hops["ledger"].append((t0, (at - event.appended_at) * 1000))
     return {
         "offered_per_s": offered,
         "latency_samples": len(total),
         **percentiles(sorted(ms for _, ms in total)),
-        "completion_hops": {hop: percentiles(sorted(samples)) for hop, samples in hops.items()},
+        "completion_hops": {hop: percentiles(sorted(ms for _, ms in samples)) for hop, samples in hops.items()},
         "by_second": by_second(total),
+        "completion_hops_by_second": {hop: by_second(samples) for hop, samples in hops.items()},
     }
 
 
