@@ -144,17 +144,17 @@ async def wait_pipeline_drained(
     """Until consumer lag (orders, ledger, gateway normaliser) and outbox backlog are zero and the inbox counts
     stopped moving for ``stable_s``; False on timeout. ``on_update(processed, lag, outbox)`` after each look.
 
-    The inboxes are counted at every look only once lag and backlog are zero; while the pipeline is busy, at most
-    every ``count_every_s`` (``processed`` is the last count meanwhile). A count reads every inbox row: at a
-    million orders it took longer than the poll interval, so a bench that counted at every look kept a core of the
-    database it measures busy with its own question."""
+    The broker's lag is read at every look; the outbox backlog once the lag is zero, and the inboxes once both are;
+    while the pipeline is busy, both at most every ``count_every_s`` (``processed`` and ``outbox`` are the last
+    counts meanwhile). A count reads every inbox row: at a million orders it took longer than the poll interval, so
+    a bench that counted at every look kept a core of the database it measures busy with its own question."""
     engine = make_engine(database_url, pool_size=1)
     schemas = topology_schemas()
     groups = [f"{prefix}karya-{g}" for g in ("orders", "ledger", "gateway-normaliser")]
     deadline = time.monotonic() + timeout_s
     last: tuple[int, int] | None = None
     stable_since = time.monotonic()
-    processed, counted_at = 0, float("-inf")
+    processed, pending, counted_at = 0, 0, float("-inf")
     try:
         async with BrokerProbe(os.environ["KAFKA_BOOTSTRAP_SERVERS"], prefix) as probe:
             while time.monotonic() < deadline:
@@ -162,12 +162,14 @@ async def wait_pipeline_drained(
                 if dead:
                     raise RuntimeError(f"service process(es) exited: {dead}; see their logs")
                 _, lag = await probe.counts(groups)
-                async with engine.connect() as conn:
-                    pending = await backlog(conn, schemas)
-                    if (lag == 0 and pending == 0) or time.monotonic() - counted_at >= count_every_s:
-                        # Only the count it needs: the full counters aggregate the whole journal.
-                        processed = int((await conn.execute(text(_events_processed(schemas)))).scalar_one())
-                        counted_at = time.monotonic()
+                due = time.monotonic() - counted_at >= count_every_s
+                if lag == 0 or due:
+                    async with engine.connect() as conn:
+                        pending = await backlog(conn, schemas)
+                        if (lag == 0 and pending == 0) or due:
+                            # Only the count it needs: the full counters aggregate the whole journal.
+                            processed = int((await conn.execute(text(_events_processed(schemas)))).scalar_one())
+                            counted_at = time.monotonic()
                 if on_update is not None:
                     on_update(processed, lag, pending)
                 state = (processed, lag + pending)
