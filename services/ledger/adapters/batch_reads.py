@@ -31,6 +31,7 @@ from services.ledger.adapters.periods_repo import CLOSED_AS_JSON, closed_from_js
 from services.ledger.adapters.policy_repo import stamp_sql
 from services.ledger.domain.facts import OrderFacts
 from services.ledger.domain.periods import ClosedPeriod
+from services.ledger.names import CONSUMER
 from services.ledger.posting_plan import ENDING_TYPES
 
 
@@ -62,14 +63,17 @@ SELECT
   {stamp} AS policy_stamp"""
 # 2. in a statement of its own, so with a snapshot taken once those locks are held: the parked events taken and
 # the ended orders. A transaction this one waited for may just have parked an event of one of these orders; read in
-# the locking statement, whose snapshot predates that commit, the event would stay parked.
+# the locking statement, whose snapshot predates that commit, the event would stay parked. Each taken event's inbox
+# row is looked up by its primary key (OFFSET 0 keeps the sub-select a per-row probe): joined, the planner hashed the
+# whole inbox, one row per event ever consumed, on every batch that took a parked event.
 _TAKE = """WITH k AS MATERIALIZED (SELECT {keys} AS keys),
 t AS (DELETE FROM {schema}.pending_events WHERE order_key = ANY(CAST((SELECT keys FROM k) AS text[]))
       RETURNING event_id, envelope, received_at)
 SELECT
   (SELECT coalesce(json_agg(json_build_array(t.envelope, i.topic, i."partition", i."offset", t.received_at)
                             ORDER BY t.received_at, t.event_id), '[]')
-     FROM t LEFT JOIN {schema}.inbox i USING (event_id)) AS parked,
+     FROM t LEFT JOIN LATERAL (SELECT i.topic, i."partition", i."offset" FROM {schema}.inbox i
+                                WHERE i.consumer = :consumer AND i.event_id = t.event_id OFFSET 0) i ON true) AS parked,
   (SELECT coalesce(json_agg(json_build_array(c.order_key, c.event_type)), '[]')
      FROM (SELECT DISTINCT ON (order_key) order_key, event_type FROM {schema}.closed_without_posting
             WHERE order_key = ANY(CAST((SELECT keys FROM k) AS text[])) AND event_type = ANY(CAST(:ending AS text[]))
@@ -99,7 +103,7 @@ async def read_orders(uow: UnitOfWork, keys: Iterable[str], lapas: Iterable[str]
     lock, take = _queries(uow.schema)
     row = (await lock.execute(uow.conn, wanted, {"lapas": covered_lapas})).one()
     facts = {k: OrderFacts.stored(k, lapas, c, s, int(r)) for k, lapas, c, s, r in row.facts}
-    taken = (await take.execute(uow.conn, wanted, {"ending": sorted(ENDING_TYPES)})).one()
+    taken = (await take.execute(uow.conn, wanted, {"ending": sorted(ENDING_TYPES), "consumer": CONSUMER})).one()
     parked = [Envelope.model_validate(envelope) for envelope, *_ in taken.parked]
     origins: dict[UUID, tuple[str, int, int]] = {}
     since: dict[UUID, str] = {}
