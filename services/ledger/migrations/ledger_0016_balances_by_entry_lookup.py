@@ -30,12 +30,16 @@ depends_on = None
 S = "ledger"
 
 # The segment of each distinct entry first (MATERIALIZED: one primary-key probe per entry, not one per line), then
-# the lines summed per (account, segment), in that order: the lock order of services.ledger.adapters.locks.
-ADD_LINES_TO_BALANCES = f"""CREATE OR REPLACE FUNCTION {S}.add_lines_to_balances() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    DECLARE short record;
-    BEGIN
-      WITH entry_segments AS MATERIALIZED (
+# the lines summed per (account, segment), in that order: the lock order of services.ledger.adapters.locks. The rest
+# of the function (the savings rule) is ledger_0014's, unchanged.
+JOINED_LINES = f"""      INSERT INTO {S}.account_balances AS b (account, segment, debit_total, credit_total)
+      SELECT n.account, e.segment,
+             coalesce(sum(n.amount) FILTER (WHERE n.side = 'D'), 0),
+             coalesce(sum(n.amount) FILTER (WHERE n.side = 'C'), 0)
+        FROM new_lines n JOIN {S}.journal_entries e USING (sequence)
+       GROUP BY n.account, e.segment
+       ORDER BY n.account, e.segment"""
+LOOKED_UP_SEGMENTS = f"""      WITH entry_segments AS MATERIALIZED (
         SELECT q.sequence, (SELECT e.segment FROM {S}.journal_entries e WHERE e.sequence = q.sequence) AS segment
           FROM (SELECT DISTINCT n.sequence FROM new_lines n) q)
       INSERT INTO {S}.account_balances AS b (account, segment, debit_total, credit_total)
@@ -44,31 +48,8 @@ ADD_LINES_TO_BALANCES = f"""CREATE OR REPLACE FUNCTION {S}.add_lines_to_balances
              coalesce(sum(n.amount) FILTER (WHERE n.side = 'C'), 0)
         FROM new_lines n JOIN entry_segments s USING (sequence)
        GROUP BY n.account, s.segment
-       ORDER BY n.account, s.segment
-      ON CONFLICT (account, segment) DO UPDATE
-         SET debit_total = b.debit_total + excluded.debit_total,
-             credit_total = b.credit_total + excluded.credit_total, updated_at = now();
-      -- Savings never below zero, on the account's total over its segments. Only a debit can break it: the row lock
-      -- on the account (FOR NO KEY UPDATE: the foreign-key checks of credits take KEY SHARE and do not wait) makes a
-      -- second debit of the same savings wait for the first's commit, so the sum below sees it.
-      IF EXISTS (SELECT 1 FROM new_lines n WHERE n.side = 'D' AND n.account LIKE 'liability:inmate\\_savings:%') THEN
-        PERFORM 1 FROM {S}.accounts a
-          WHERE a.code IN (SELECT n.account FROM new_lines n
-                            WHERE n.side = 'D' AND n.account LIKE 'liability:inmate\\_savings:%')
-          ORDER BY a.code FOR NO KEY UPDATE;
-        SELECT b.account, sum(b.credit_total) - sum(b.debit_total) AS balance INTO short
-          FROM {S}.account_balances b
-         WHERE b.account IN (SELECT n.account FROM new_lines n
-                              WHERE n.side = 'D' AND n.account LIKE 'liability:inmate\\_savings:%')
-         GROUP BY b.account HAVING sum(b.credit_total) < sum(b.debit_total)
-         LIMIT 1;
-        IF FOUND THEN
-          RAISE EXCEPTION 'savings_never_negative: savings of % would go below zero (%)', short.account, short.balance
-            USING ERRCODE = 'check_violation', CONSTRAINT = 'savings_never_negative',
-                  TABLE = 'account_balances', SCHEMA = '{S}';
-        END IF;
-      END IF;
-      RETURN NULL;
-    END $$"""
+       ORDER BY n.account, s.segment"""
+assert OLD_ADD_LINES_TO_BALANCES.count(JOINED_LINES) == 1
+ADD_LINES_TO_BALANCES = OLD_ADD_LINES_TO_BALANCES.replace(JOINED_LINES, LOOKED_UP_SEGMENTS)
 
 upgrade, downgrade = statement_migration([ADD_LINES_TO_BALANCES], [OLD_ADD_LINES_TO_BALANCES])
