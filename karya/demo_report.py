@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from infra.db.engine import make_engine
 from infra.db.unit_of_work import UnitOfWork
 from infra.messaging.admin import BrokerProbe as BrokerProbe  # re-exported: the fault suite reads it from here
+from infra.messaging.outbox import measure_backlog
 from karya.processes import ServiceProcess
 from karya.services import SERVICES
 from services.ledger.adapters.facts_repo import held_orders, parked_events
@@ -33,10 +34,11 @@ def topology_schemas() -> dict[str, str]:
 
 
 async def backlog(conn: AsyncConnection, schemas: Mapping[str, str] | None = None) -> int:
-    """Outbox rows not yet published (the relay deletes what Kafka acknowledged), over all services."""
+    """Outbox rows not yet published (the relay deletes what Kafka acknowledged), over all services: exact while
+    small, else an upper bound (:func:`infra.messaging.outbox.measure_backlog`); 0 only when none waits."""
     total = 0
     for schema in (schemas or topology_schemas()).values():
-        total += int((await conn.execute(text(f"SELECT count(*) FROM {schema}.outbox"))).scalar_one())
+        total += (await measure_backlog(conn, schema)).rows
     return total
 
 

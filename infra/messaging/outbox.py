@@ -1,6 +1,7 @@
 """Transactional outbox: rows written in the same PostgreSQL transaction as the state they announce.
 
-:func:`enqueue` inserts a whole batch with one statement; :class:`OutboxRelay` (``relay.py``) publishes them.
+:func:`enqueue` inserts a whole batch with one statement; :class:`OutboxRelay` (``relay.py``) publishes them;
+:func:`measure_backlog` says how many wait and since when.
 """
 
 from __future__ import annotations
@@ -8,9 +9,11 @@ from __future__ import annotations
 import base64
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import orjson
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from infra.db.rowsets import Writes
@@ -140,3 +143,40 @@ def stage(writes: Writes, schema: str, messages: Sequence[OutboundMessage]) -> N
             "headers": [encode_headers(m.headers) for m in messages],
         },
     )
+
+
+BACKLOG_EXACT_UP_TO = 10_000
+"""Rows :func:`measure_backlog` counts one by one; a larger backlog is measured by its ids."""
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """The rows waiting in an outbox: ``rows`` (exactly, when ``exact``; else an upper bound) and the time the
+    oldest of them was written (None when none waits)."""
+
+    rows: int
+    oldest: datetime | None
+    exact: bool
+
+
+async def measure_backlog(conn: AsyncConnection, schema: str, exact_up_to: int = BACKLOG_EXACT_UP_TO) -> Backlog:
+    """How many rows of ``<schema>.outbox`` wait, and since when, reading at most ``exact_up_to`` of them.
+
+    Up to ``exact_up_to`` waiting rows are counted exactly. A larger backlog is the span of the ids waiting (the
+    largest minus the smallest, plus one): an upper bound, exact unless a rolled-back transaction drew ids in that
+    span, and a true figure once the relay has passed them. The oldest row is the oldest of the first
+    ``exact_up_to`` by id (ids are drawn in insertion order). A ``count(*)`` read every waiting row: at a backlog
+    of 300k rows that was 44k buffers and ~90 ms every 2 s, on the database the backlog was waiting for."""
+    row = (
+        await conn.execute(
+            text(
+                f"WITH head AS MATERIALIZED (SELECT id, created_at FROM {schema}.outbox ORDER BY id LIMIT :n) "
+                f"SELECT count(*) AS counted, min(created_at) AS oldest, "
+                f"(SELECT max(id) FROM {schema}.outbox) - min(id) + 1 AS span FROM head"
+            ),
+            {"n": exact_up_to},
+        )
+    ).one()
+    if row.counted < exact_up_to:
+        return Backlog(int(row.counted), row.oldest, exact=True)
+    return Backlog(max(int(row.counted), int(row.span)), row.oldest, exact=False)

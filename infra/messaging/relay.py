@@ -34,7 +34,7 @@ from infra.errors import describe_error
 from infra.logging import LogLimiter, get_logger
 from infra.messaging.admin import partitions_of
 from infra.messaging.metrics import MessagingMetrics
-from infra.messaging.outbox import decode_headers
+from infra.messaging.outbox import decode_headers, measure_backlog
 from infra.messaging.partitioning import PartitionCache
 from infra.supervision import backoff_delay
 
@@ -336,12 +336,10 @@ class OutboxRelay:
 
     async def _update_backlog_metrics(self) -> None:
         async with self._engine.connect() as conn:
-            row = (
-                await conn.execute(text(f"SELECT count(*) AS n, min(created_at) AS oldest FROM {self._schema}.outbox"))
-            ).one()
+            backlog = await measure_backlog(conn, self._schema)
             await conn.rollback()
-        self._metrics.outbox_backlog.labels(self._schema).set(row.n)
-        age = 0.0 if row.oldest is None else max(0.0, time.time() - row.oldest.timestamp())
+        self._metrics.outbox_backlog.labels(self._schema).set(backlog.rows)
+        age = 0.0 if backlog.oldest is None else max(0.0, time.time() - backlog.oldest.timestamp())
         self._metrics.outbox_oldest_age.labels(self._schema).set(age)
 
 
