@@ -54,7 +54,12 @@ class MessagingMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=r,
         )
-        self.outbox_backlog = Gauge("karya_outbox_backlog", "Unsent outbox rows", ["schema"], registry=r)
+        self.outbox_backlog = Gauge(
+            "karya_outbox_backlog",
+            "Unsent outbox rows (exact up to 10,000; above, the span of their ids, an upper bound)",
+            ["schema"],
+            registry=r,
+        )
         self.outbox_oldest_age = Gauge(
             "karya_outbox_oldest_age_seconds", "Age of the oldest unsent outbox row", ["schema"], registry=r
         )
