@@ -38,5 +38,8 @@ class LedgerSettings(BaseSettings):
         "(an event that legitimately waits is planned about once per this).",
     )
     redrive_limit: int = Field(
-        default=500, gt=0, description="At most this many orders' parked events planned again per re-drive tick."
+        default=500,
+        gt=0,
+        description="Per re-drive tick, the parked events of the orders of at most this many events (those longest "
+        "not planned) are planned again.",
     )

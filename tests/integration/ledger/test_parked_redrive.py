@@ -15,13 +15,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from infra.db.engine import make_engine
-from infra.db.unit_of_work import Database
+from infra.db.unit_of_work import Database, UnitOfWork
 from infra.messaging.envelope import Envelope
 from infra.messaging.metrics import MessagingMetrics
 from services.ledger.names import CONSUMER, SCHEMA
 from services.ledger.outbound import LedgerTopics
 from services.ledger.posting import PostEvents
-from services.ledger.redrive import RedriveMetrics, RedriveOutcome, redrive_parked, run_redrive
+from services.ledger.redrive import RedriveMetrics, RedriveOutcome, due_orders, redrive_parked, run_redrive
 from tests.integration.ledger.scenario_support import journal_of
 from tests.integration.ledger_support import (
     Batch,
@@ -36,6 +36,7 @@ from tests.integration.ledger_support import (
     run_karya,
     settled,
 )
+from tests.integration.plan_support import explained, plans, reads_by_index_condition, scans
 
 pytestmark = pytest.mark.integration
 
@@ -225,3 +226,45 @@ async def test_karya_ledger_redrive_runs_the_pass_now(engine: AsyncEngine, own_d
     assert "of 1 order again: 1 released (0 dead-lettered)" in done.stdout
     assert await _parked(engine, key) == {}
     assert any("settle" in k for k in await _posting_keys(engine, key))
+
+
+async def test_the_due_orders_are_read_oldest_first_and_no_further_than_the_limit(
+    engine: AsyncEngine, own_database: LedgerDatabase
+) -> None:
+    """20,000 parked events, the 100 oldest due: a tick reads the due ones along the planned-at index, at most its
+    limit, and names their orders oldest first — it neither groups every parked event by order nor reads past the
+    due ones."""
+    owner = make_engine(own_database.urls.migrator, pool_size=1)
+    try:
+        async with owner.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO ledger.pending_events (event_id, order_key, type, envelope, waiting_for, received_at, "
+                    "planned_at) SELECT gen_random_uuid(), 'bulk-' || lpad((i % 7000)::text, 5, '0'), 'settlement', "
+                    "'{}', 'completion', now() - interval '3 days', CASE WHEN i < 100 THEN now() - interval '2 days' "
+                    "+ i * interval '1 second' ELSE now() - interval '1 minute' END FROM generate_series(0, 19999) i"
+                )
+            )
+            await conn.execute(text("ANALYZE ledger.pending_events"))
+    finally:
+        await owner.dispose()
+
+    async def due(limit: int) -> tuple[list[str], int]:
+        admin = make_engine(own_database.admin_url, pool_size=1)
+        try:
+            async with admin.connect() as conn, explained(conn) as messages:
+                await conn.execute(text("SET auto_explain.log_analyze = on"))
+                await conn.commit()
+                messages.clear()
+                keys = await due_orders(UnitOfWork(conn, SCHEMA), timedelta(hours=1), limit)
+                await conn.rollback()  # the plan's message arrives with the statement's end
+        finally:
+            await admin.dispose()
+        [plan] = [p for p in plans(messages) if "pending_events" in p["Query Text"]]
+        reads = [n for n in scans(plan["Plan"]) if n.get("Relation Name") == "pending_events"]
+        assert reads and all(reads_by_index_condition(n) for n in reads), reads
+        return keys, sum(n["Actual Rows"] * n["Actual Loops"] for n in reads)
+
+    # The due events are i = 0..99, oldest first: orders bulk-00000 .. bulk-00099, each first seen in that order.
+    assert await due(50) == ([f"bulk-{i:05d}" for i in range(50)], 50)
+    assert await due(500) == ([f"bulk-{i:05d}" for i in range(100)], 100)
