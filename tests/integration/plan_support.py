@@ -16,9 +16,11 @@ SCANS = {"Seq Scan", "Index Scan", "Index Only Scan", "Bitmap Index Scan", "Tid 
 
 
 @asynccontextmanager
-async def explained(conn: AsyncConnection) -> AsyncIterator[list[str]]:
+async def explained(conn: AsyncConnection, *, analyze: bool = False) -> AsyncIterator[list[str]]:
     """Log the plan of every statement ``conn`` runs (its session must be a superuser's) into the yielded list, as
-    ``auto_explain`` writes it (JSON after ``plan:``); clear the list to keep only later statements."""
+    ``auto_explain`` writes it (JSON after ``plan:``); clear the list to keep only later statements. With ``analyze``
+    the plans carry the rows each node actually returned (see :func:`rows_read`). A statement's plan arrives with
+    its end: read the list after the next round trip (a commit or rollback)."""
     raw = (await conn.get_raw_connection()).driver_connection
     assert raw is not None
     messages: list[str] = []
@@ -29,6 +31,7 @@ async def explained(conn: AsyncConnection) -> AsyncIterator[list[str]]:
         "SET auto_explain.log_nested_statements = on",
         "SET auto_explain.log_format = json",
         "SET client_min_messages = log",
+        *(["SET auto_explain.log_analyze = on"] if analyze else []),
     ):
         await conn.execute(text(setting))
     yield messages
@@ -50,3 +53,8 @@ def scans(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
 def reads_by_index_condition(node: dict[str, Any]) -> bool:
     """True when the scan ``node`` is bounded by an index condition (not a sequential or whole-index scan)."""
     return node["Node Type"] != "Seq Scan" and bool(node.get("Index Cond"))
+
+
+def rows_read(plan: dict[str, Any], relation: str) -> int:
+    """The rows the scans of ``relation`` in ``plan`` (logged with ``analyze``) returned, over all their loops."""
+    return sum(n["Actual Rows"] * n["Actual Loops"] for n in scans(plan) if n.get("Relation Name") == relation)

@@ -36,7 +36,7 @@ from tests.integration.ledger_support import (
     run_karya,
     settled,
 )
-from tests.integration.plan_support import explained, plans, reads_by_index_condition, scans
+from tests.integration.plan_support import explained, plans, reads_by_index_condition, rows_read, scans
 
 pytestmark = pytest.mark.integration
 
@@ -85,6 +85,16 @@ async def _parked(engine: AsyncEngine, key: str) -> dict[str, tuple[str, datetim
 async def _posting_keys(engine: AsyncEngine, key: str) -> list[str]:
     """The order's posting keys (without the order key) in journal order."""
     return list(await journal_of(engine, key))
+
+
+async def _as_owner(db: LedgerDatabase, statement: str, params: dict[str, object] | None = None) -> None:
+    """Run ``statement`` as the schema owner (the service role may not rewrite parked events' times)."""
+    owner = make_engine(db.urls.migrator, pool_size=1)
+    try:
+        async with owner.begin() as conn:
+            await conn.execute(text(statement), params or {})
+    finally:
+        await owner.dispose()
 
 
 async def _redrive(engine: AsyncEngine, after: timedelta, limit: int = 1000) -> RedriveOutcome:
@@ -175,18 +185,12 @@ async def test_an_event_that_still_waits_keeps_its_arrival_and_is_planned_once_p
     key = new_order_key()
     orphan = settled(key, 80_000, T)  # its order never completes here
     assert await post(engine, new_processor(), [orphan]) == []
-    owner = make_engine(own_database.urls.migrator, pool_size=1)
-    try:
-        async with owner.begin() as conn:
-            await conn.execute(
-                text(
-                    "UPDATE ledger.pending_events SET received_at = now() - interval '2 days', "
-                    "planned_at = now() - interval '2 days' WHERE event_id = :e"
-                ),
-                {"e": orphan.event_id},
-            )
-    finally:
-        await owner.dispose()
+    await _as_owner(
+        own_database,
+        "UPDATE ledger.pending_events SET received_at = now() - interval '2 days', "
+        "planned_at = now() - interval '2 days' WHERE event_id = :e",
+        {"e": orphan.event_id},
+    )
 
     outcome = await _redrive(engine, timedelta(hours=1))
 
@@ -234,36 +238,28 @@ async def test_the_due_orders_are_read_oldest_first_and_no_further_than_the_limi
     """20,000 parked events, the 100 oldest due: a tick reads the due ones along the planned-at index, at most its
     limit, and names their orders oldest first — it neither groups every parked event by order nor reads past the
     due ones."""
-    owner = make_engine(own_database.urls.migrator, pool_size=1)
-    try:
-        async with owner.begin() as conn:
-            await conn.execute(
-                text(
-                    "INSERT INTO ledger.pending_events (event_id, order_key, type, envelope, waiting_for, received_at, "
-                    "planned_at) SELECT gen_random_uuid(), 'bulk-' || lpad((i % 7000)::text, 5, '0'), 'settlement', "
-                    "'{}', 'completion', now() - interval '3 days', CASE WHEN i < 100 THEN now() - interval '2 days' "
-                    "+ i * interval '1 second' ELSE now() - interval '1 minute' END FROM generate_series(0, 19999) i"
-                )
-            )
-            await conn.execute(text("ANALYZE ledger.pending_events"))
-    finally:
-        await owner.dispose()
+    await _as_owner(
+        own_database,
+        "INSERT INTO ledger.pending_events (event_id, order_key, type, envelope, waiting_for, received_at, "
+        "planned_at) SELECT gen_random_uuid(), 'bulk-' || lpad((i % 7000)::text, 5, '0'), 'settlement', "
+        "'{}', 'completion', now() - interval '3 days', CASE WHEN i < 100 THEN now() - interval '2 days' "
+        "+ i * interval '1 second' ELSE now() - interval '1 minute' END FROM generate_series(0, 19999) i",
+    )
+    await _as_owner(own_database, "ANALYZE ledger.pending_events")
 
     async def due(limit: int) -> tuple[list[str], int]:
         admin = make_engine(own_database.admin_url, pool_size=1)
         try:
-            async with admin.connect() as conn, explained(conn) as messages:
-                await conn.execute(text("SET auto_explain.log_analyze = on"))
-                await conn.commit()
+            async with admin.connect() as conn, explained(conn, analyze=True) as messages:
                 messages.clear()
                 keys = await due_orders(UnitOfWork(conn, SCHEMA), timedelta(hours=1), limit)
-                await conn.rollback()  # the plan's message arrives with the statement's end
+                await conn.rollback()
         finally:
             await admin.dispose()
         [plan] = [p for p in plans(messages) if "pending_events" in p["Query Text"]]
         reads = [n for n in scans(plan["Plan"]) if n.get("Relation Name") == "pending_events"]
         assert reads and all(reads_by_index_condition(n) for n in reads), reads
-        return keys, sum(n["Actual Rows"] * n["Actual Loops"] for n in reads)
+        return keys, rows_read(plan["Plan"], "pending_events")
 
     # The due events are i = 0..99, oldest first: orders bulk-00000 .. bulk-00099, each first seen in that order.
     assert await due(50) == ([f"bulk-{i:05d}" for i in range(50)], 50)
